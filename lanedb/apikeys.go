@@ -1,0 +1,157 @@
+package lanedb
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// API keys look like "glk.<id>.<secret>": id finds the row, secret is
+// checked against a salted SHA-256. The secret carries 192 random bits, so a
+// fast hash is enough (there is nothing to brute-force), and a fast hash keeps
+// login cheap under a flood of bad keys. Every character is in the FD1 API
+// key alphabet (A–Z a–z 0–9 and -_.).
+const keyPrefix = "glk"
+
+var keyIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// APIKey is a stored key, without its secret.
+type APIKey struct {
+	KeyID      string         `db:"key_id"`
+	Name       string         `db:"name"`
+	Scopes     string         `db:"scopes"` // comma-separated
+	CreatedUTC string         `db:"created_utc"`
+	RevokedUTC sql.NullString `db:"revoked_utc"`
+}
+
+// ScopeList is Scopes split into names.
+func (k *APIKey) ScopeList() []string { return strings.Split(k.Scopes, ",") }
+
+// ErrBadKey is returned for a key that is malformed, unknown or wrong.
+var ErrBadKey = errors.New("unknown API key")
+
+// ErrRevokedKey is returned for a key that was revoked.
+var ErrRevokedKey = errors.New("API key revoked")
+
+// ErrKeyNameTaken is returned when a live key already has the name.
+var ErrKeyNameTaken = errors.New("a live API key already has that name")
+
+// CreateAPIKey stores a new key and returns it in full. This is the only
+// time the full key exists outside its holder.
+func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", fmt.Errorf("an API key needs a name")
+	}
+	if len(scopes) == 0 {
+		return "", fmt.Errorf("an API key needs at least one scope")
+	}
+	idBytes := make([]byte, 10)
+	secret := make([]byte, 24)
+	salt := make([]byte, 16)
+	for _, b := range [][]byte{idBytes, secret, salt} {
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("random key: %w", err)
+		}
+	}
+	id := strings.ToLower(keyIDEncoding.EncodeToString(idBytes))
+	secretText := base64.RawURLEncoding.EncodeToString(secret)
+	err := db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		var taken int
+		if err := tx.GetContext(ctx, &taken, `SELECT COUNT(*) FROM api_keys WHERE name = ? AND revoked_utc IS NULL`, name); err != nil {
+			return fmt.Errorf("check key name: %w", err)
+		}
+		if taken > 0 {
+			return fmt.Errorf("%w: %q", ErrKeyNameTaken, name)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (key_id, name, scopes, salt, hash, created_utc)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			id, name, strings.Join(scopes, ","), salt, keyHash(salt, secretText), time.Now().UTC().Format(DateTime))
+		if err != nil {
+			return fmt.Errorf("store API key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return keyPrefix + "." + id + "." + secretText, nil
+}
+
+func keyHash(salt []byte, secret string) []byte {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(secret))
+	return h.Sum(nil)
+}
+
+// Authenticate checks a presented key. It answers ErrBadKey or ErrRevokedKey
+// (wrapped) for a key that must not log in.
+func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
+	prefix, rest, ok1 := strings.Cut(key, ".")
+	id, secret, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || prefix != keyPrefix || id == "" || secret == "" {
+		return nil, ErrBadKey
+	}
+	var row struct {
+		APIKey
+		Salt []byte `db:"salt"`
+		Hash []byte `db:"hash"`
+	}
+	err := db.R.GetContext(ctx, &row, `SELECT key_id, name, scopes, created_utc, revoked_utc, salt, hash
+		FROM api_keys WHERE key_id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrBadKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up API key: %w", err)
+	}
+	if subtle.ConstantTimeCompare(keyHash(row.Salt, secret), row.Hash) != 1 {
+		return nil, ErrBadKey
+	}
+	if row.RevokedUTC.Valid {
+		return nil, ErrRevokedKey
+	}
+	return &row.APIKey, nil
+}
+
+// ListAPIKeys lists every key, live and revoked, oldest first.
+func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+	var keys []APIKey
+	err := db.R.SelectContext(ctx, &keys, `SELECT key_id, name, scopes, created_utc, revoked_utc
+		FROM api_keys ORDER BY created_utc, key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	return keys, nil
+}
+
+// RevokeAPIKey revokes the live key with that id or name. It returns the
+// revoked key's id.
+func (db *DB) RevokeAPIKey(ctx context.Context, idOrName string) (string, error) {
+	var id string
+	err := db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &id, `SELECT key_id FROM api_keys
+			WHERE (key_id = ? OR name = ?) AND revoked_utc IS NULL`, idOrName, idOrName)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("no live API key with id or name %q", idOrName)
+		}
+		if err != nil {
+			return fmt.Errorf("find API key: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE api_keys SET revoked_utc = ? WHERE key_id = ?`,
+			time.Now().UTC().Format(DateTime), id)
+		return err
+	})
+	return id, err
+}

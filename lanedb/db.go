@@ -1,0 +1,156 @@
+// Package lanedb is the lane's POS database: an SQLite file that greenlane
+// and the counter program share. It owns the schema (embedded, versioned
+// migrations), the connection setup, and the SQL that reads and writes it.
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Options tune how the lane DB is opened.
+type Options struct {
+	// BusyTimeout is how long a statement waits for another process's lock
+	// before giving up. Default 10s.
+	BusyTimeout time.Duration
+	// Synchronous is SQLite's synchronous pragma: FULL, NORMAL or OFF.
+	// Default FULL (an acknowledged sale survives power loss).
+	Synchronous string
+	// Readers is the size of the read-only connection pool. Default 4.
+	Readers int
+}
+
+func (o Options) withDefaults() Options {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	if o.Synchronous == "" {
+		o.Synchronous = "FULL"
+	}
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	return o
+}
+
+// DB is an open lane database: one writer connection (SQLite allows one
+// writer at a time; a single connection makes that explicit and lets
+// transactions queue in Go rather than spin on SQLITE_BUSY) and a pool of
+// read-only connections.
+type DB struct {
+	W    *sqlx.DB // the single writer; every transaction is BEGIN IMMEDIATE
+	R    *sqlx.DB // read-only pool
+	Path string
+}
+
+// Open opens (creating if needed) the lane DB at path and migrates it to the
+// newest schema. A DB written by a newer greenlane is refused.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	opts = opts.withDefaults()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("lane db path %q: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("lane db folder: %w", err)
+	}
+	w, err := sqlx.Open("sqlite", writerDSN(abs, opts))
+	if err != nil {
+		return nil, fmt.Errorf("open lane db writer %s: %w", abs, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open lane db %s: %w", abs, err)
+	}
+	db := &DB{W: w, Path: abs}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sqlx.Open("sqlite", readerDSN(abs, opts))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open lane db readers %s: %w", abs, err)
+	}
+	r.SetMaxOpenConns(opts.Readers)
+	r.SetMaxIdleConns(opts.Readers)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open lane db readers %s: %w", abs, err)
+	}
+	db.R = r
+	return db, nil
+}
+
+// Close closes both pools. The WAL is checkpointed by SQLite when the last
+// connection closes.
+func (db *DB) Close() error {
+	var errs []error
+	if db.R != nil {
+		errs = append(errs, db.R.Close())
+	}
+	errs = append(errs, db.W.Close())
+	return errors.Join(errs...)
+}
+
+// fileURI makes an SQLite URI for path; SQLite decodes %-escapes in it.
+func fileURI(abs string) string {
+	return (&url.URL{Scheme: "file", Path: abs}).String()
+}
+
+// writerDSN puts every pragma in the DSN so that each new connection gets
+// them (a pragma run on a pool reaches only one connection). busy_timeout
+// comes first: the others may need a lock.
+func writerDSN(abs string, o Options) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return fileURI(abs) + "?" + q.Encode()
+}
+
+func readerDSN(abs string, o Options) string {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "query_only(1)")
+	return fileURI(abs) + "?" + q.Encode()
+}
+
+// WriteTx runs fn in one writer transaction (BEGIN IMMEDIATE) and commits it.
+// Any error from fn rolls everything back.
+func (db *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.W.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Now is the store-local "YYYY-MM-DD HH:MM:SS" form used in date-time columns.
+func Now(t time.Time) string { return t.Format(DateTime) }
+
+// DateTime is the layout of every date-time column.
+const DateTime = "2006-01-02 15:04:05"

@@ -1,0 +1,180 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+)
+
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	tests := []struct {
+		pool   *sqlx.DB
+		pragma string
+		want   string
+	}{
+		{db.W, "journal_mode", "wal"},
+		{db.W, "synchronous", "2"}, // FULL
+		{db.W, "foreign_keys", "1"},
+		{db.W, "busy_timeout", "10000"},
+		{db.R, "query_only", "1"},
+		{db.R, "busy_timeout", "10000"},
+	}
+	for _, tt := range tests {
+		var got string
+		if err := tt.pool.GetContext(ctx, &got, "PRAGMA "+tt.pragma); err != nil {
+			t.Fatalf("read %s: %v", tt.pragma, err)
+		}
+		if got != tt.want {
+			t.Errorf("PRAGMA %s = %q, want %q", tt.pragma, got, tt.want)
+		}
+	}
+	if _, err := db.R.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (1, 'x', 'y')`); err == nil {
+		t.Error("the read pool accepted a write")
+	}
+}
+
+func TestMigrateIsIdempotentAndRefusesNewer(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := db.W.GetContext(ctx, &v, `SELECT MAX(version) FROM schema_migrations`); err != nil {
+		t.Fatal(err)
+	}
+	if v != SchemaVersion() || v < 1 {
+		t.Fatalf("schema version %d, want %d", v, SchemaVersion())
+	}
+	// A newer greenlane wrote this DB.
+	if _, err := db.W.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01 00:00:00')`, v+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	_, err = Open(ctx, path, Options{})
+	var newer *ErrNewerSchema
+	if !errors.As(err, &newer) {
+		t.Fatalf("Open of a newer DB: err = %v, want ErrNewerSchema", err)
+	}
+	if !strings.Contains(err.Error(), "newer greenlane") {
+		t.Errorf("message does not say what to do: %v", err)
+	}
+}
+
+func TestMigrateUpgradesOlderDB(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.W.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (1, 'k1', 'Mere')`); err != nil {
+		t.Fatal(err)
+	}
+	// The DB is now "older" than a build that knows one more step.
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Migration{Version: len(ms) + 1, Name: "staff_pin", SQL: `ALTER TABLE staff ADD COLUMN pin TEXT NOT NULL DEFAULT ''`}
+	if err := db.applyMigrations(ctx, append(ms, next)); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	var pin string
+	if err := db.W.GetContext(ctx, &pin, `SELECT pin FROM staff WHERE tid = 1`); err != nil {
+		t.Fatalf("new column missing after upgrade: %v", err)
+	}
+	var v int
+	if err := db.W.GetContext(ctx, &v, `SELECT MAX(version) FROM schema_migrations`); err != nil || v != next.Version {
+		t.Fatalf("version after upgrade = %d, %v; want %d", v, err, next.Version)
+	}
+	// Applying again changes nothing (the step is recorded).
+	if err := db.applyMigrations(ctx, append(ms, next)); err != nil {
+		t.Fatalf("second upgrade: %v", err)
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	key, err := db.CreateAPIKey(ctx, "tablet-1", []string{"presell"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key, "glk.") {
+		t.Errorf("key %q lacks its prefix", key)
+	}
+	var stored int
+	if err := db.W.GetContext(ctx, &stored, `SELECT COUNT(*) FROM api_keys WHERE instr(CAST(hash AS TEXT), ?) > 0 OR instr(name, ?) > 0`, key, key); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 0 {
+		t.Error("the plain key is stored")
+	}
+	if _, err := db.CreateAPIKey(ctx, "tablet-1", []string{"presell"}); !errors.Is(err, ErrKeyNameTaken) {
+		t.Errorf("duplicate live name: err = %v", err)
+	}
+
+	got, err := db.Authenticate(ctx, key)
+	if err != nil || got.Name != "tablet-1" || got.Scopes != "presell" {
+		t.Fatalf("Authenticate(good) = %+v, %v", got, err)
+	}
+	bad := []string{"", "glk", "glk..", key + "x", strings.Replace(key, "glk.", "xyz.", 1), "glk.nosuchid.secret"}
+	for _, b := range bad {
+		if _, err := db.Authenticate(ctx, b); !errors.Is(err, ErrBadKey) {
+			t.Errorf("Authenticate(%q) err = %v, want ErrBadKey", b, err)
+		}
+	}
+	if _, err := db.RevokeAPIKey(ctx, "tablet-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, key); !errors.Is(err, ErrRevokedKey) {
+		t.Errorf("revoked key: err = %v", err)
+	}
+	if _, err := db.RevokeAPIKey(ctx, "tablet-1"); err == nil {
+		t.Error("revoking twice succeeded")
+	}
+	// The name is free again once revoked.
+	if _, err := db.CreateAPIKey(ctx, "tablet-1", []string{"presell"}); err != nil {
+		t.Errorf("re-create after revoke: %v", err)
+	}
+	keys, err := db.ListAPIKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("ListAPIKeys = %d keys, %v", len(keys), err)
+	}
+}
+
+func TestWhereRejectsUnknownColumnsAndOps(t *testing.T) {
+	if _, _, err := where([]Cond{{Column: "pid; DROP TABLE products", Op: "=", Value: 1}}, productExprs); err == nil {
+		t.Error("unknown column accepted")
+	}
+	if _, _, err := where([]Cond{{Column: "pid", Op: "LIKE", Value: 1}}, productExprs); err == nil {
+		t.Error("unknown operator accepted")
+	}
+	clause, args, err := where([]Cond{{Column: "barcode", Op: "=", Value: "94"}, {Column: "price_cents", Op: ">=", Value: 500}}, productExprs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(clause, "b.barcode = ?") || !strings.Contains(clause, "p.price_cents >= ?") || len(args) != 2 {
+		t.Errorf("clause %q args %v", clause, args)
+	}
+}

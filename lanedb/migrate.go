@@ -1,0 +1,123 @@
+package lanedb
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migration is one versioned schema step.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations lists the embedded migrations in version order. File names are
+// NNNN_name.sql; versions must run 1, 2, 3… with no gap.
+func Migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var out []Migration
+	for _, e := range entries {
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", e.Name())
+		}
+		body, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, Migration{Version: v, Name: name, SQL: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, m := range out {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("migration versions must run 1, 2, 3…; found %d at position %d", m.Version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// SchemaVersion is the newest schema this build knows.
+func SchemaVersion() int {
+	ms, err := Migrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+// ErrNewerSchema is returned by Open for a DB written by a newer greenlane.
+type ErrNewerSchema struct {
+	Path         string
+	DBVersion    int
+	KnownVersion int
+}
+
+func (e *ErrNewerSchema) Error() string {
+	return fmt.Sprintf("lane db %s has schema version %d, but this greenlane knows only up to %d: "+
+		"it was written by a newer greenlane; run that version (or a newer one), not this one",
+		e.Path, e.DBVersion, e.KnownVersion)
+}
+
+// migrate brings the DB to the newest schema, one transaction per step, so
+// a crash mid-way leaves the DB at a whole version. Two processes may race
+// to migrate: BEGIN IMMEDIATE serialises them and each re-reads the version.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := Migrations()
+	if err != nil {
+		return err
+	}
+	return db.applyMigrations(ctx, ms)
+}
+
+// applyMigrations applies the steps of ms the DB lacks, oldest first.
+func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
+	for {
+		done := false
+		err := db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+				version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_utc TEXT NOT NULL)`); err != nil {
+				return fmt.Errorf("create schema_migrations: %w", err)
+			}
+			var current int
+			if err := tx.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+				return fmt.Errorf("read schema version: %w", err)
+			}
+			if current > len(ms) {
+				return &ErrNewerSchema{Path: db.Path, DBVersion: current, KnownVersion: len(ms)}
+			}
+			if current == len(ms) {
+				done = true
+				return nil
+			}
+			m := ms[current]
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_utc) VALUES (?, ?, ?)`,
+				m.Version, m.Name, time.Now().UTC().Format(DateTime))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}

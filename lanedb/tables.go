@@ -1,0 +1,104 @@
+package lanedb
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// DataTables are the tables that hold a store's data, in an order where
+// every table comes after the tables it references. Fixtures load in this
+// order and clear in the reverse. (api_keys and schema_migrations are not
+// store data: a fixture never touches them.)
+var DataTables = []string{
+	"locations", "lane", "departments", "products", "product_barcodes",
+	"customers", "staff", "payment_types", "sales", "sale_lines", "payments",
+}
+
+// Row is one table row keyed by column name, as fixtures hold it.
+type Row map[string]any
+
+// Columns lists a table's columns in schema order.
+func Columns(ctx context.Context, q sqlx.QueryerContext, table string) ([]string, error) {
+	var cols []string
+	if err := sqlx.SelectContext(ctx, q, &cols, `SELECT name FROM pragma_table_info(?) ORDER BY cid`, table); err != nil {
+		return nil, fmt.Errorf("columns of %s: %w", table, err)
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("no table %q in the lane db", table)
+	}
+	return cols, nil
+}
+
+// isDataTable guards the table names that reach SQL text.
+func isDataTable(table string) bool {
+	for _, t := range DataTables {
+		if t == table {
+			return true
+		}
+	}
+	return false
+}
+
+// InsertRows inserts rows into a data table inside tx. Every key of every
+// row must be a column of the table; rowLabel names a row in errors.
+func InsertRows(ctx context.Context, tx *sqlx.Tx, table string, rows []Row, rowLabel func(i int) string) error {
+	if !isDataTable(table) {
+		return fmt.Errorf("%q is not a data table (tables: %s)", table, strings.Join(DataTables, ", "))
+	}
+	cols, err := Columns(ctx, tx, table)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, c := range cols {
+		known[c] = true
+	}
+	for i, row := range rows {
+		names := make([]string, 0, len(row))
+		for name := range row {
+			if !known[name] {
+				return fmt.Errorf("%s: table %s has no column %q (columns: %s)", rowLabel(i), table, name, strings.Join(cols, ", "))
+			}
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		args := make([]any, len(names))
+		for j, name := range names {
+			args[j] = row[name]
+		}
+		query := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table,
+			strings.Join(names, ", "), strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", "))
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("%s: insert into %s: %w", rowLabel(i), table, err)
+		}
+	}
+	return nil
+}
+
+// ClearData deletes every row of every data table inside tx.
+func ClearData(ctx context.Context, tx *sqlx.Tx) error {
+	for i := len(DataTables) - 1; i >= 0; i-- {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+DataTables[i]); err != nil {
+			return fmt.Errorf("clear %s: %w", DataTables[i], err)
+		}
+	}
+	return nil
+}
+
+// HasData reports whether any data table holds a row.
+func HasData(ctx context.Context, q sqlx.QueryerContext) (bool, error) {
+	for _, t := range DataTables {
+		var n int
+		if err := sqlx.GetContext(ctx, q, &n, "SELECT EXISTS (SELECT 1 FROM "+t+")"); err != nil {
+			return false, fmt.Errorf("check %s for rows: %w", t, err)
+		}
+		if n == 1 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

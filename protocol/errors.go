@@ -1,0 +1,79 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is an FD1 error code. Every error a client can see has one of the codes
+// below; packages map their own errors onto these at their edge.
+type Code string
+
+// The one list of error codes. Each has an HTTP status for HTTP mode.
+const (
+	CodeBadPacket       Code = "bad_packet"       // frame is not a usable FD1 packet
+	CodeBadArgument     Code = "bad_argument"     // a field of k, v, qk, qo or rq is missing or wrong
+	CodeBadFilter       Code = "bad_filter"       // a q filter is malformed or names an unknown field/operator
+	CodeUnknownEndpoint Code = "unknown_endpoint" // no endpoint with that name
+	CodeLoginRequired   Code = "login_required"   // the socket has not logged in
+	CodeLoginFailed     Code = "login_failed"     // the API key is unknown or revoked
+	CodeForbidden       Code = "forbidden"        // logged in, but the scopes or purpose do not allow this
+	CodeNotFound        Code = "not_found"        // the record named by k does not exist
+	CodeConflict        Code = "conflict"         // the record is not in a state that allows this
+	CodeUnsupported     Code = "unsupported"      // a documented feature this lane does not offer
+	CodeRateLimited     Code = "rate_limited"     // too many requests or logins; slow down
+	CodeUnavailable     Code = "unavailable"      // the lane is shutting down or overloaded; retry
+	CodeCancelled       Code = "cancelled"        // the request was cancelled by fd1.session.cancel_request
+	CodeInternal        Code = "internal"         // a fault on the lane; details are in its log
+)
+
+var httpStatus = map[Code]int{
+	CodeBadPacket:       http.StatusBadRequest,
+	CodeBadArgument:     http.StatusBadRequest,
+	CodeBadFilter:       http.StatusBadRequest,
+	CodeUnknownEndpoint: http.StatusNotFound,
+	CodeLoginRequired:   http.StatusUnauthorized,
+	CodeLoginFailed:     http.StatusUnauthorized,
+	CodeForbidden:       http.StatusForbidden,
+	CodeNotFound:        http.StatusNotFound,
+	CodeConflict:        http.StatusConflict,
+	CodeUnsupported:     http.StatusNotImplemented,
+	CodeRateLimited:     http.StatusTooManyRequests,
+	CodeUnavailable:     http.StatusServiceUnavailable,
+	CodeCancelled:       499, // client closed request, as nginx and others use it
+	CodeInternal:        http.StatusInternalServerError,
+}
+
+// HTTPStatus is the status HTTP mode sends with an error of this code.
+func (c Code) HTTPStatus() int {
+	if s, ok := httpStatus[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is an error a client may see: a code and a message written for the
+// person reading the client's log.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf makes an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError returns the client-facing form of err. An error that is not (and
+// does not wrap) an *Error is internal: its text stays on the lane and the
+// client gets a generic message.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "the lane could not complete this request; see the lane log"}
+}

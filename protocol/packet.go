@@ -1,0 +1,307 @@
+// Package protocol is the FD1 wire format: request, reply and event packets,
+// their decoding, error codes, q filters, qo shaping and the endpoint router.
+// It knows nothing about sales or databases.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxRQLen is the longest request id a client may send (SPEC §2: "shorter
+// than 200 characters").
+const MaxRQLen = 199
+
+// Request is one FD1 request packet (SPEC §2, plus ik from DESIGN §3).
+// Fields whose JSON type varies are kept raw and read by accessors.
+type Request struct {
+	A  string                     `json:"a"`            // endpoint, "fd1." prefix optional
+	Q  map[string]json.RawMessage `json:"q,omitempty"`  // filters (§5.3)
+	QK Keywords                   `json:"qk,omitempty"` // endpoint switches
+	K  json.RawMessage            `json:"k,omitempty"`  // record key: string or number
+	V  json.RawMessage            `json:"v,omitempty"`  // arguments object
+	RQ json.RawMessage            `json:"rq,omitempty"` // request id, echoed as rp
+	RT json.RawMessage            `json:"rt,omitempty"` // tab/thread tag, echoed as rt
+	PT string                     `json:"pt,omitempty"` // protocol type; empty = FD1
+	MO Keywords                   `json:"mo,omitempty"` // mode options ("chunk")
+	QO json.RawMessage            `json:"qo,omitempty"` // reply template (§3.5)
+	RD json.RawMessage            `json:"rd,omitempty"` // request debug (§3.6)
+	IK string                     `json:"ik,omitempty"` // idempotency key (client UUID)
+}
+
+// Key is k as text: a string as is, a number in its JSON spelling, "" when absent.
+func (r *Request) Key() string {
+	if len(r.K) == 0 || string(r.K) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(r.K, &s) == nil {
+		return s
+	}
+	return string(r.K)
+}
+
+// RQString is rq as text ("" when absent), for logs and cancel lookups.
+func (r *Request) RQString() string {
+	if len(r.RQ) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(r.RQ, &s) == nil {
+		return s
+	}
+	return string(r.RQ)
+}
+
+// WantsTiming reports whether rd asks for {"time":true} (SPEC §3.6).
+func (r *Request) WantsTiming() bool {
+	var rd struct {
+		Time bool `json:"time"`
+	}
+	return len(r.RD) > 0 && json.Unmarshal(r.RD, &rd) == nil && rd.Time
+}
+
+// Keywords is qk or mo: a JSON array of strings or one comma-separated string.
+type Keywords []string
+
+// UnmarshalJSON accepts "a,b" and ["a","b"].
+func (k *Keywords) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*k = splitKeywords(s)
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("want a string or an array of strings")
+	}
+	out := Keywords{}
+	for _, s := range list {
+		out = append(out, splitKeywords(s)...)
+	}
+	*k = out
+	return nil
+}
+
+func splitKeywords(s string) Keywords {
+	out := Keywords{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// Has reports whether word is one of the keywords.
+func (k Keywords) Has(word string) bool {
+	for _, w := range k {
+		if w == word {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeError is a packet that could not be decoded. It carries whatever of
+// rq and rt could be read, so the error reply still reaches the right caller.
+type DecodeError struct {
+	Err *Error
+	RQ  json.RawMessage
+	RT  json.RawMessage
+	A   string
+}
+
+func (e *DecodeError) Error() string { return e.Err.Error() }
+
+// Decode reads one FD1 request from a text frame. Every failure is a
+// *DecodeError with code bad_packet, naming what was wrong.
+func Decode(frame []byte) (*Request, *DecodeError) {
+	fail := func(format string, args ...any) *DecodeError {
+		return &DecodeError{Err: Errorf(CodeBadPacket, format, args...)}
+	}
+	if !utf8.Valid(frame) {
+		return nil, fail("the frame is not valid UTF-8")
+	}
+	trimmed := bytes.TrimSpace(frame)
+	if len(trimmed) == 0 {
+		return nil, fail("the frame is empty; send one JSON object per frame")
+	}
+	if trimmed[0] != '{' {
+		return nil, fail("a packet must be a JSON object, got %s", jsonKind(trimmed))
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil {
+		return nil, fail("malformed JSON: %s", jsonErrorText(err))
+	}
+	de := &DecodeError{}
+	req := &Request{}
+	fail = func(format string, args ...any) *DecodeError {
+		de.Err = Errorf(CodeBadPacket, format, args...)
+		return de
+	}
+
+	// rq and rt first, so that any later error can still be routed.
+	if raw, ok := present(fields, "rq"); ok {
+		if err := checkRQ(raw); err != nil {
+			return nil, fail("%s", err)
+		}
+		req.RQ, de.RQ = raw, raw
+	}
+	if raw, ok := present(fields, "rt"); ok {
+		req.RT, de.RT = raw, raw
+	}
+
+	raw, ok := present(fields, "a")
+	if !ok {
+		return nil, fail("field \"a\" (the endpoint name) is missing")
+	}
+	if err := json.Unmarshal(raw, &req.A); err != nil {
+		return nil, fail("field \"a\" must be a string, got %s", jsonKind(raw))
+	}
+	if req.A == "" {
+		return nil, fail("field \"a\" (the endpoint name) is empty")
+	}
+	de.A = req.A
+
+	if err := decodeOptional(fields, req); err != nil {
+		return nil, fail("%s", err)
+	}
+	return req, nil
+}
+
+// decodeOptional reads every field after a, rq and rt, checking JSON types.
+func decodeOptional(fields map[string]json.RawMessage, req *Request) error {
+	if raw, ok := present(fields, "q"); ok {
+		if raw[0] != '{' {
+			return fmt.Errorf("field \"q\" must be an object, got %s", jsonKind(raw))
+		}
+		if err := json.Unmarshal(raw, &req.Q); err != nil {
+			return fmt.Errorf("field \"q\": %s", jsonErrorText(err))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *Keywords
+	}{{"qk", &req.QK}, {"mo", &req.MO}} {
+		if raw, ok := present(fields, f.name); ok {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				return fmt.Errorf("field %q must be a string or an array of strings, got %s", f.name, jsonKind(raw))
+			}
+		}
+	}
+	if raw, ok := present(fields, "k"); ok {
+		if raw[0] != '"' && !isNumber(raw) {
+			return fmt.Errorf("field \"k\" must be a string or a number, got %s", jsonKind(raw))
+		}
+		req.K = raw
+	}
+	for _, f := range []struct {
+		name string
+		dst  *json.RawMessage
+	}{{"v", &req.V}, {"rd", &req.RD}} {
+		if raw, ok := present(fields, f.name); ok {
+			if raw[0] != '{' {
+				return fmt.Errorf("field %q must be an object, got %s", f.name, jsonKind(raw))
+			}
+			*f.dst = raw
+		}
+	}
+	if raw, ok := present(fields, "qo"); ok {
+		if raw[0] != '{' && raw[0] != '"' {
+			return fmt.Errorf("field \"qo\" must be an object or a comma-separated string, got %s", jsonKind(raw))
+		}
+		req.QO = raw
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"pt", &req.PT}, {"ik", &req.IK}} {
+		if raw, ok := present(fields, f.name); ok {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
+				return fmt.Errorf("field %q must be a string, got %s", f.name, jsonKind(raw))
+			}
+		}
+	}
+	return nil
+}
+
+// present returns a field that is there and not null.
+func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	raw, ok := fields[name]
+	if !ok {
+		return nil, false
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, false
+	}
+	return raw, true
+}
+
+func checkRQ(raw json.RawMessage) error {
+	switch {
+	case raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("field \"rq\": %s", jsonErrorText(err))
+		}
+		if utf8.RuneCountInString(s) > MaxRQLen {
+			return fmt.Errorf("field \"rq\" is %d characters; it must be shorter than 200", utf8.RuneCountInString(s))
+		}
+	case isNumber(raw):
+		if len(raw) > MaxRQLen {
+			return fmt.Errorf("field \"rq\" is %d characters; it must be shorter than 200", len(raw))
+		}
+	default:
+		return fmt.Errorf("field \"rq\" must be a string or a number, got %s", jsonKind(raw))
+	}
+	return nil
+}
+
+func isNumber(raw json.RawMessage) bool {
+	if len(raw) == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		return false
+	}
+	var n json.Number
+	return json.Unmarshal(raw, &n) == nil
+}
+
+// jsonKind names the JSON type of raw for error messages.
+func jsonKind(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch c := raw[0]; {
+	case c == '{':
+		return "an object"
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "a number"
+	}
+	return "something that is not JSON"
+}
+
+// jsonErrorText turns an encoding/json error into a short message.
+func jsonErrorText(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case asErr(err, &syn):
+		return fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset)
+	case asErr(err, &typ):
+		return fmt.Sprintf("want %s, got %s", goKindName(typ.Type.Kind().String()), typ.Value)
+	}
+	return err.Error()
+}

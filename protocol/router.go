@@ -1,0 +1,216 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Scope is a right an API key carries. Admin passes every scope check.
+type Scope string
+
+// The scopes a key may carry.
+const (
+	ScopePresell Scope = "presell" // tablets: build and submit presells
+	ScopeCounter Scope = "counter" // checkout: recall, override prices, complete
+	ScopeDisplay Scope = "display" // customer displays: read the display stream
+	ScopeDebug   Scope = "debug"   // support: debugscope sockets
+	ScopeAdmin   Scope = "admin"   // keys, takeovers, everything above
+)
+
+// AllScopes lists every scope in a fixed order.
+var AllScopes = []Scope{ScopePresell, ScopeCounter, ScopeDisplay, ScopeDebug, ScopeAdmin}
+
+// ParseScopes reads "presell,counter" into scopes, rejecting unknown names.
+func ParseScopes(list string) ([]Scope, error) {
+	var out []Scope
+	seen := map[Scope]bool{}
+	for _, part := range strings.Split(list, ",") {
+		s := Scope(strings.TrimSpace(part))
+		if s == "" || seen[s] {
+			continue
+		}
+		if !s.Known() {
+			return nil, fmt.Errorf("unknown scope %q (scopes: presell, counter, display, debug, admin)", s)
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no scope given (scopes: presell, counter, display, debug, admin)")
+	}
+	return out, nil
+}
+
+// Known reports whether s is one of AllScopes.
+func (s Scope) Known() bool {
+	for _, k := range AllScopes {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Purpose is what a socket is for: from the URL (presell) or the login
+// packet (customerdisplay, debugscope). Empty is an ordinary FD1 socket.
+type Purpose string
+
+// The purposes a socket may have.
+const (
+	PurposeNone            Purpose = ""
+	PurposePresell         Purpose = "presell"
+	PurposeCustomerDisplay Purpose = "customerdisplay"
+	PurposeDebugScope      Purpose = "debugscope"
+)
+
+// Caller is who sent a request: what the socket logged in as.
+type Caller struct {
+	KeyID     string
+	KeyName   string
+	Scopes    []Scope
+	Purpose   Purpose
+	Transport string // "ws" or "http"
+	SocketID  uint64
+	Remote    string
+}
+
+// LoggedIn reports whether the caller has presented a valid key.
+func (c *Caller) LoggedIn() bool { return c != nil && c.KeyID != "" }
+
+// Has reports whether the caller carries scope s (admin carries them all).
+func (c *Caller) Has(s Scope) bool {
+	if c == nil {
+		return false
+	}
+	for _, have := range c.Scopes {
+		if have == s || have == ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// Access says who may call an endpoint. It is checked in one place, Allow,
+// for every endpoint.
+type Access struct {
+	// Public endpoints run before login (fd1.session.*).
+	Public bool
+	// Scopes: the caller needs any one of them. Empty means any logged-in key.
+	Scopes []Scope
+	// Display endpoints are the only ones a customerdisplay socket may call.
+	Display bool
+	// Purpose, when set, is the socket purpose the endpoint needs.
+	Purpose Purpose
+}
+
+// Allow checks a caller against an endpoint's access rule.
+func (e *Endpoint) Allow(c *Caller) error {
+	a := e.Access
+	if a.Public {
+		return nil
+	}
+	if !c.LoggedIn() {
+		return Errorf(CodeLoginRequired, "log in with fd1.session.login before calling %s", e.Name)
+	}
+	if c.Purpose == PurposeCustomerDisplay && !a.Display {
+		return Errorf(CodeForbidden, "%s is not available on a customer display socket", e.Name)
+	}
+	if a.Purpose != PurposeNone && c.Purpose != a.Purpose {
+		return Errorf(CodeForbidden, "%s needs a socket logged in with purpose %q", e.Name, a.Purpose)
+	}
+	if len(a.Scopes) == 0 {
+		return nil
+	}
+	for _, s := range a.Scopes {
+		if c.Has(s) {
+			return nil
+		}
+	}
+	return Errorf(CodeForbidden, "%s needs a key with scope %s", e.Name, joinScopes(a.Scopes))
+}
+
+func joinScopes(ss []Scope) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = string(s)
+	}
+	return strings.Join(parts, " or ")
+}
+
+// Call is one request on its way to a handler.
+type Call struct {
+	Req    *Request
+	Caller *Caller
+}
+
+// Result is what a handler answers. The router wraps it in a Reply.
+type Result struct {
+	SC   string          // schema name of Data, if any
+	K    json.RawMessage // sale key echo, if any
+	Data any
+}
+
+// Handler serves one endpoint.
+type Handler func(ctx context.Context, call *Call) (*Result, error)
+
+// Endpoint is a registered FD1 endpoint.
+type Endpoint struct {
+	Name    string   // canonical name, with the fd1. prefix
+	Aliases []string // other names, with or without fd1.
+	Access  Access
+	Handler Handler
+	// NoReply endpoints answer nothing on success (fd1.session.ignore).
+	NoReply bool
+}
+
+// Router maps endpoint names (and aliases, with "fd1." optional) to endpoints.
+type Router struct {
+	byName    map[string]*Endpoint
+	endpoints []*Endpoint
+}
+
+// NewRouter returns an empty router.
+func NewRouter() *Router { return &Router{byName: map[string]*Endpoint{}} }
+
+// Normalize adds the fd1. prefix when a name lacks it.
+func Normalize(a string) string {
+	if strings.HasPrefix(a, "fd1.") {
+		return a
+	}
+	return "fd1." + a
+}
+
+// Handle registers an endpoint. A name registered twice is a programming
+// error and panics at start-up, not at request time.
+func (r *Router) Handle(e *Endpoint) {
+	e.Name = Normalize(e.Name)
+	if e.Handler == nil {
+		panic("protocol: endpoint " + e.Name + " has no handler")
+	}
+	for _, name := range append([]string{e.Name}, e.Aliases...) {
+		name = Normalize(name)
+		if _, dup := r.byName[name]; dup {
+			panic("protocol: endpoint " + name + " registered twice")
+		}
+		r.byName[name] = e
+	}
+	r.endpoints = append(r.endpoints, e)
+}
+
+// Lookup finds the endpoint for a request's a.
+func (r *Router) Lookup(a string) (*Endpoint, error) {
+	if e, ok := r.byName[Normalize(a)]; ok {
+		return e, nil
+	}
+	return nil, Errorf(CodeUnknownEndpoint, "no endpoint %q on this lane", a)
+}
+
+// Endpoints lists every registered endpoint, sorted by name.
+func (r *Router) Endpoints() []*Endpoint {
+	out := append([]*Endpoint(nil), r.endpoints...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
