@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -28,15 +29,22 @@ type Options struct {
 	Readers int
 }
 
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{BusyTimeout: 10 * time.Second, Synchronous: "FULL", Readers: 4}
+}
+
+// withDefaults fills zero fields from DefaultOptions.
 func (o Options) withDefaults() Options {
+	d := DefaultOptions()
 	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = 10 * time.Second
+		o.BusyTimeout = d.BusyTimeout
 	}
 	if o.Synchronous == "" {
-		o.Synchronous = "FULL"
+		o.Synchronous = d.Synchronous
 	}
 	if o.Readers <= 0 {
-		o.Readers = 4
+		o.Readers = d.Readers
 	}
 	return o
 }
@@ -55,6 +63,11 @@ type DB struct {
 // newest schema. A DB written by a newer greenlane is refused.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	opts = opts.withDefaults()
+	switch strings.ToUpper(opts.Synchronous) {
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("synchronous mode %q: want FULL, NORMAL, OFF or EXTRA", opts.Synchronous)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("lane db path %q: %w", path, err)

@@ -30,6 +30,27 @@ type Request struct {
 	QO json.RawMessage            `json:"qo,omitempty"` // reply template (§3.5)
 	RD json.RawMessage            `json:"rd,omitempty"` // request debug (§3.6)
 	IK string                     `json:"ik,omitempty"` // idempotency key (client UUID)
+
+	// FromQuery marks a request built from an HTTP GET query string, whose
+	// q and v values all arrive as text (see Filter).
+	FromQuery bool `json:"-"`
+}
+
+// Filter parses q against an endpoint's filterable fields. Values of a
+// request built from a query string are text and are converted by kind.
+func (r *Request) Filter(fields Fields) ([]Cond, error) {
+	if !r.FromQuery {
+		return ParseFilter(r.Q, fields)
+	}
+	text := make(map[string]string, len(r.Q))
+	for k, raw := range r.Q {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, Errorf(CodeBadFilter, "q[%q]: want text from the query string", k)
+		}
+		text[k] = s
+	}
+	return ParseQueryFilter(text, fields)
 }
 
 // Key is k as text: a string as is, a number in its JSON spelling, "" when absent.

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+func runFixture(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "Usage: greenlane fixture list\n       greenlane fixture load NAME|DIR --db PATH [--replace]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("fixture needs a subcommand: list or load")
+	}
+	switch args[0] {
+	case "list":
+		return fixtureList(args[1:], stdout, stderr)
+	case "load":
+		return fixtureLoad(args[1:], stdout, stderr)
+	}
+	return usagef("unknown fixture subcommand %q (list, load)", args[0])
+}
+
+func fixtureList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fixture list", "fixture list", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	all, err := fixtures.List()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, f := range all {
+		fmt.Fprintf(tw, "%s\t%s\n", f.Name, f.Description)
+	}
+	return tw.Flush()
+}
+
+func fixtureLoad(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fixture load", "fixture load NAME|DIR --db PATH [--replace]", stderr)
+	dbPath := fs.String("db", "", "lane DB file (created and migrated if missing)")
+	replace := fs.Bool("replace", false, "clear the store data already in the DB first (API keys are kept)")
+	name, rest := splitLeadingArg(args)
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0)
+	}
+	if name == "" || *dbPath == "" {
+		fs.Usage()
+		return usagef("fixture load needs a fixture name and --db")
+	}
+	f, err := fixtures.Find(name)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := lanedb.Open(ctx, *dbPath, lanedb.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := f.Load(ctx, db, *replace); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "loaded fixture %s into %s\n", f.Name, db.Path)
+	return nil
+}
+
+// splitLeadingArg takes a positional argument given before the flags
+// ("load demo --db x"), which the flag package would otherwise stop at.
+func splitLeadingArg(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func runAPIKey(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "Usage: greenlane apikey create --db PATH --name NAME --scope SCOPE[,SCOPE…]\n"+
+			"       greenlane apikey list --db PATH\n       greenlane apikey revoke ID|NAME --db PATH\n"+
+			"Scopes: presell, counter, display, debug, admin.")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("apikey needs a subcommand: create, list or revoke")
+	}
+	switch args[0] {
+	case "create":
+		return apikeyCreate(args[1:], stdout, stderr)
+	case "list":
+		return apikeyList(args[1:], stdout, stderr)
+	case "revoke":
+		return apikeyRevoke(args[1:], stdout, stderr)
+	}
+	return usagef("unknown apikey subcommand %q (create, list, revoke)", args[0])
+}
+
+// openExisting opens a lane DB that must already exist.
+func openExisting(path string) (*lanedb.DB, error) {
+	if path == "" {
+		return nil, usagef("--db is required")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("lane DB %s: %w (start 'greenlane serve --db %s' or 'greenlane fixture load' to create it)", path, err, path)
+	}
+	return lanedb.Open(context.Background(), path, lanedb.Options{})
+}
+
+func apikeyCreate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("apikey create", "apikey create --db PATH --name NAME --scope SCOPE[,SCOPE…]", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	name := fs.String("name", "", "who holds the key, e.g. tablet-3 or counter-1 (shown in logs and on presells)")
+	scope := fs.String("scope", "", "comma-separated scopes: presell, counter, display, debug, admin")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *name == "" || *scope == "" {
+		fs.Usage()
+		return usagef("apikey create needs --name and --scope")
+	}
+	scopes, err := protocol.ParseScopes(*scope)
+	if err != nil {
+		return usagef("--scope: %v", err)
+	}
+	db, err := openExisting(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	names := make([]string, len(scopes))
+	for i, s := range scopes {
+		names[i] = string(s)
+	}
+	key, err := db.CreateAPIKey(context.Background(), *name, names)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func apikeyList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("apikey list", "apikey list --db PATH", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	db, err := openExisting(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	keys, err := db.ListAPIKeys(context.Background())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED (UTC)\tREVOKED (UTC)")
+	for _, k := range keys {
+		revoked := "-"
+		if k.RevokedUTC.Valid {
+			revoked = k.RevokedUTC.String
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.Name, k.Scopes, k.CreatedUTC, revoked)
+	}
+	return tw.Flush()
+}
+
+func apikeyRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("apikey revoke", "apikey revoke ID|NAME --db PATH", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	which, rest := splitLeadingArg(args)
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if which == "" && fs.NArg() == 1 {
+		which = fs.Arg(0)
+	}
+	if which == "" {
+		fs.Usage()
+		return usagef("apikey revoke needs the key's id or name")
+	}
+	db, err := openExisting(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id, err := db.RevokeAPIKey(context.Background(), which)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked API key %s\n", id)
+	return nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/greenlane-pos/greenlane/catalog"
+	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/server"
+)
+
+// defaultDB is where serve keeps its lane DB when --db is not given.
+const defaultDB = "./greenlane-lane.db"
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve [flags]", stderr)
+	cfg := server.DefaultConfig()
+	dbOpts := lanedb.DefaultOptions()
+	catCfg := catalog.DefaultConfig()
+	dbPath := fs.String("db", defaultDB, "lane DB file; created with the demo fixture and an admin key if missing")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
+	fs.Int64Var(&cfg.ReadLimit, "read-limit", cfg.ReadLimit, "largest frame or HTTP body in bytes; a larger frame closes the socket with 1009")
+	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "packets that may wait for one slow client before it is disconnected")
+	fs.IntVar(&cfg.RequestQueue, "request-queue", cfg.RequestQueue, "requests that may wait on one socket before it stops reading")
+	fs.DurationVar(&cfg.WriteWait, "write-wait", cfg.WriteWait, "limit on one write to a client")
+	fs.DurationVar(&cfg.PongWait, "pong-wait", cfg.PongWait, "silence after which a client is taken for dead (pings go out at 9/10 of it)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "limit on one request's work")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "time in-flight requests get to finish on SIGTERM")
+	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allow-origin", "browser Origins allowed besides the lane's own host, comma-separated; * allows any")
+	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
+	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
+	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	db, err := openOrCreate(ctx, *dbPath, dbOpts, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	srv := server.New(cfg, db, log)
+	catalog.New(db, catCfg).Register(srv.Router())
+	err = srv.ListenAndServe(ctx, func(addr net.Addr) {
+		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("stopped; lane DB closed cleanly")
+	return nil
+}
+
+// openOrCreate opens the lane DB. A missing file becomes a demo lane: the
+// demo fixture plus an admin key written to <db>.apikey (mode 0600).
+func openOrCreate(ctx context.Context, path string, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	db, err := lanedb.Open(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		log.Info("lane DB opened", "db", db.Path, "schema", lanedb.SchemaVersion())
+		return db, nil
+	}
+	if err := seedDemo(ctx, db, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func seedDemo(ctx context.Context, db *lanedb.DB, log *slog.Logger) error {
+	demo, err := fixtures.Find("demo")
+	if err != nil {
+		return err
+	}
+	if err := demo.Load(ctx, db, false); err != nil {
+		return fmt.Errorf("load demo fixture: %w", err)
+	}
+	key, err := db.CreateAPIKey(ctx, "demo-admin", []string{string(protocol.ScopeAdmin)})
+	if err != nil {
+		return err
+	}
+	keyFile := db.Path + ".apikey"
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin key file: %w", err)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil { // an existing file keeps its old mode otherwise
+		return fmt.Errorf("protect admin key file: %w", err)
+	}
+	log.Info("created a demo lane DB with the demo fixture", "db", db.Path)
+	log.Info("admin API key written (keep it private)", "file", keyFile)
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

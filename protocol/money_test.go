@@ -1,0 +1,33 @@
+package protocol
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestMoneyJSON(t *testing.T) {
+	tests := []struct {
+		cents Money
+		want  string
+	}{
+		{0, "0"}, {5, "0.05"}, {50, "0.5"}, {100, "1"}, {1250, "12.5"}, {1255, "12.55"},
+		{-120, "-1.2"}, {-5, "-0.05"}, {123456789, "1234567.89"},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.cents)
+		if err != nil || string(b) != tt.want {
+			t.Errorf("Money(%d) = %s, %v; want %s", int64(tt.cents), b, err, tt.want)
+		}
+		var f float64
+		if err := json.Unmarshal(b, &f); err != nil || int64(f*100+sign(f)*0.5) != int64(tt.cents) {
+			t.Errorf("Money(%d) does not read back as a JSON number: %s", int64(tt.cents), b)
+		}
+	}
+}
+
+func sign(f float64) float64 {
+	if f < 0 {
+		return -1
+	}
+	return 1
+}

@@ -1,0 +1,53 @@
+package server
+
+import "time"
+
+// Config tunes the front door. DefaultConfig holds every default; each
+// field's comment says what it is.
+type Config struct {
+	// Addr is the TCP address to listen on. Default 127.0.0.1:3490 (the port
+	// FD1 examples use); use port 0 to let the system pick one.
+	Addr string
+	// ReadLimit is the largest frame (or HTTP body) a client may send, in
+	// bytes; a larger frame closes that socket with 1009. Default 65536.
+	ReadLimit int64
+	// SendQueue is how many packets may wait for one slow client; when it
+	// fills, that client is disconnected rather than slowing anyone else.
+	// Default 256.
+	SendQueue int
+	// RequestQueue is how many decoded requests may wait for one socket's
+	// dispatcher before the socket stops reading (TCP back-pressure).
+	// Default 64.
+	RequestQueue int
+	// WriteWait bounds one write to a client. Default 10s.
+	WriteWait time.Duration
+	// PongWait is how long a client may stay silent (no frame, no pong)
+	// before it is taken for dead. Pings go out at 9/10 of it. Default 60s.
+	PongWait time.Duration
+	// HandshakeTimeout bounds the WebSocket upgrade. Default 10s.
+	HandshakeTimeout time.Duration
+	// RequestTimeout bounds the work of one request. Default 30s.
+	RequestTimeout time.Duration
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	// Default 10s.
+	ShutdownGrace time.Duration
+	// AllowedOrigins lists the browser Origins (scheme://host[:port]) that may
+	// open sockets besides the lane's own host; "*" allows any. Clients that
+	// send no Origin (tablet apps, scripts) are not affected. Default none.
+	AllowedOrigins []string
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:             "127.0.0.1:3490",
+		ReadLimit:        64 << 10,
+		SendQueue:        256,
+		RequestQueue:     64,
+		WriteWait:        10 * time.Second,
+		PongWait:         60 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		RequestTimeout:   30 * time.Second,
+		ShutdownGrace:    10 * time.Second,
+	}
+}

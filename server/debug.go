@@ -1,0 +1,26 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+func (s *Server) registerDebug() {
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.debug.ping", Access: protocol.Access{}, Handler: s.ping})
+}
+
+// ping answers with the lane's clock; rd:{"time":true} adds timings (SPEC
+// §3.6), as for every endpoint.
+func (s *Server) ping(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	now := time.Now()
+	return &protocol.Result{Data: map[string]any{
+		"pong":      1,
+		"time":      lanedb.Now(now),
+		"timeutc":   lanedb.Now(now.UTC()),
+		"uptime":    int64(time.Since(s.started).Seconds()),
+		"schemaver": lanedb.SchemaVersion(),
+	}}, nil
+}

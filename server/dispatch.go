@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// session is what a request runs on: a WebSocket, or one HTTP-mode call.
+type session interface {
+	currentCaller() protocol.Caller
+	setCaller(protocol.Caller)
+	cancelRequest(rq string) bool
+}
+
+type sessionKey struct{}
+
+// sessionFrom returns the session a request runs on; session endpoints
+// (login, cancel) need it.
+func sessionFrom(ctx context.Context) session {
+	s, _ := ctx.Value(sessionKey{}).(session)
+	return s
+}
+
+// run takes one decoded request through the gate (endpoint known, caller
+// allowed) to its handler and builds the reply. It returns nil for an
+// endpoint that answers nothing.
+func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, received time.Time) *protocol.Reply {
+	if req.PT != "" {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
+			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))
+	}
+	ep, err := s.router.Lookup(req.A)
+	if err != nil {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
+	}
+	caller := sess.currentCaller()
+	if err := ep.Allow(&caller); err != nil {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
+	}
+	if ctx.Err() != nil {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeCancelled, "the request was cancelled before it ran"))
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, sessionKey{}, sess), s.cfg.RequestTimeout)
+	defer cancel()
+
+	started := time.Now()
+	res, err := ep.Handler(ctx, &protocol.Call{Req: req, Caller: &caller})
+	if err != nil {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, s.clientError(ctx, ep, err))
+	}
+	if ep.NoReply {
+		return nil
+	}
+	reply := protocol.ReplyTo(req)
+	if res != nil {
+		reply.SC, reply.K, reply.Data = res.SC, res.K, res.Data
+	}
+	if req.WantsTiming() {
+		reply.DebugRD = map[string]any{"time": map[string]float64{
+			"dispatch": started.Sub(received).Seconds(),
+			"total":    time.Since(received).Seconds(),
+		}}
+	}
+	return reply
+}
+
+// clientError maps a handler error to what the client sees, logging the
+// internal ones (their text never leaves the lane).
+func (s *Server) clientError(ctx context.Context, ep *protocol.Endpoint, err error) error {
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return protocol.Errorf(protocol.CodeUnavailable, "the request took longer than %s; retry", s.cfg.RequestTimeout)
+	case errors.Is(ctx.Err(), context.Canceled):
+		return protocol.Errorf(protocol.CodeCancelled, "the request was cancelled")
+	}
+	s.log.Error("request failed", "endpoint", ep.Name, "err", err)
+	return protocol.AsError(err)
+}

@@ -1,0 +1,190 @@
+// Package server is greenlane's front door: the FD1 WebSocket endpoint, HTTP
+// mode, login and sessions, health and shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// Server serves FD1 over WebSocket and HTTP.
+type Server struct {
+	cfg      Config
+	db       *lanedb.DB
+	router   *protocol.Router
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	started  time.Time
+
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	sockets  map[uint64]*socket
+	closing  bool
+	sessions sync.WaitGroup // one per socket, done when all its goroutines end
+}
+
+// New builds a server over db. Endpoints of other packages are registered on
+// Router() before Serve.
+func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
+	s := &Server{
+		cfg:     cfg,
+		db:      db,
+		router:  protocol.NewRouter(),
+		log:     log,
+		sockets: map[uint64]*socket{},
+		started: time.Now(),
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		CheckOrigin:      s.checkOrigin,
+	}
+	s.registerSession()
+	s.registerDebug()
+	return s
+}
+
+// Router is where endpoints are registered.
+func (s *Server) Router() *protocol.Router { return s.router }
+
+// Handler is the HTTP handler: sockets, HTTP mode and health.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /fd1/open_websocket", s.openWebsocket)
+	// The vendor's websocat example uses this path.
+	mux.HandleFunc("GET /ws/open_websocket", s.openWebsocket)
+	mux.HandleFunc("/fd1/{area}/{function}", s.httpMode)
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// checkOrigin lets in clients without an Origin (not browsers), browsers on
+// the lane's own host, and the configured allowlist.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	return OriginAllowed(origin, r.Host, s.cfg.AllowedOrigins)
+}
+
+// OriginAllowed reports whether a browser Origin may open a socket on host.
+func OriginAllowed(origin, host string, allowed []string) bool {
+	scheme, rest, ok := strings.Cut(origin, "://")
+	if !ok || rest == "" {
+		return false
+	}
+	if strings.EqualFold(rest, host) {
+		return true
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), scheme+"://"+rest) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListenAndServe serves on cfg.Addr until ctx is done, then shuts down
+// gracefully. ready, if not nil, gets the bound address once sockets are
+// accepted.
+func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	return s.shutdown(hs)
+}
+
+// shutdown stops accepting, tells every socket the lane is going away,
+// lets in-flight requests finish within ShutdownGrace, then closes sockets.
+func (s *Server) shutdown(hs *http.Server) error {
+	s.mu.Lock()
+	s.closing = true
+	socks := make([]*socket, 0, len(s.sockets))
+	for _, sk := range s.sockets {
+		socks = append(socks, sk)
+	}
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	err := hs.Shutdown(ctx) // stops the listener and idle HTTP; sockets are hijacked
+	for _, sk := range socks {
+		sk.goingAway("the lane is shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("sockets still open after the shutdown grace period; closing them")
+		for _, sk := range socks {
+			sk.kill(websocket.CloseGoingAway, "the lane is shutting down")
+		}
+		<-done
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) addSocket(sk *socket) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sockets[sk.id] = sk
+	s.sessions.Add(1)
+	return true
+}
+
+func (s *Server) removeSocket(sk *socket) {
+	s.mu.Lock()
+	delete(s.sockets, sk.id)
+	s.mu.Unlock()
+	s.sessions.Done()
+}
