@@ -1,0 +1,333 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// binary is the greenlane binary built once for the whole run.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "greenlane-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "greenlane")
+	args := []string{"build", "-o", binary}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "../cmd/greenlane")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "integration: build greenlane:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lane is one running greenlane server on its own lane DB.
+type lane struct {
+	t      *testing.T
+	addr   string // host:port
+	db     string // lane DB path
+	key    string // the admin key serve wrote on first start
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+}
+
+var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// startLane starts `greenlane serve` on a fresh DB in a temp folder: the
+// demo fixture and an admin key are created on first start.
+func startLane(t *testing.T, extra ...string) *lane {
+	t.Helper()
+	dir := t.TempDir()
+	l := &lane{t: t, db: filepath.Join(dir, "lane.db"), exited: make(chan struct{})}
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db}, extra...)
+	l.cmd = exec.Command(binary, args...)
+	pipe, err := l.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		t.Fatalf("start greenlane: %v", err)
+	}
+	addrc := make(chan string, 1)
+	go l.readLog(pipe, addrc)
+	t.Cleanup(l.stop)
+	select {
+	case l.addr = <-addrc:
+	case <-l.exited:
+		t.Fatalf("greenlane exited before listening:\n%s", l.log())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
+	}
+	key, err := os.ReadFile(l.db + ".apikey")
+	if err != nil {
+		t.Fatalf("admin key file: %v", err)
+	}
+	l.key = strings.TrimSpace(string(key))
+	return l
+}
+
+func (l *lane) readLog(r io.Reader, addrc chan<- string) {
+	sc := bufio.NewScanner(r)
+	sent := false
+	for sc.Scan() {
+		line := sc.Text()
+		l.mu.Lock()
+		l.stderr.WriteString(line + "\n")
+		l.mu.Unlock()
+		if m := listening.FindStringSubmatch(line); m != nil && !sent {
+			addrc <- m[1]
+			sent = true
+		}
+	}
+	_ = l.cmd.Wait()
+	close(l.exited)
+}
+
+func (l *lane) log() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stderr.String()
+}
+
+// stop sends SIGTERM and waits; a race report or panic in the log fails
+// the test that owned the lane.
+func (l *lane) stop() {
+	if l.cmd.Process != nil {
+		_ = l.cmd.Process.Signal(os.Interrupt)
+	}
+	select {
+	case <-l.exited:
+	case <-time.After(30 * time.Second):
+		_ = l.cmd.Process.Kill()
+		<-l.exited
+		l.t.Errorf("greenlane did not stop within 30s of SIGINT")
+	}
+	out := l.log()
+	if strings.Contains(out, "WARNING: DATA RACE") || strings.Contains(out, "panic:") {
+		l.t.Errorf("greenlane log shows a race or panic:\n%s", out)
+	}
+}
+
+// cli runs a greenlane subcommand and returns its stdout.
+func cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("greenlane %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// newKey creates an API key with the CLI while the server runs (a second
+// process writing the same lane DB).
+func (l *lane) newKey(name, scopes string) string {
+	l.t.Helper()
+	out, err := cli(l.t, "apikey", "create", "--db", l.db, "--name", name, "--scope", scopes)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+	if strings.Contains(key, "\n") || key == "" {
+		l.t.Fatalf("apikey create printed %q, want the key alone", out)
+	}
+	return key
+}
+
+// conn is a test client socket.
+type conn struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (l *lane) dial(query string) *conn {
+	l.t.Helper()
+	url := "ws://" + l.addr + "/fd1/open_websocket" + query
+	ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		status := ""
+		if resp != nil {
+			status = resp.Status
+		}
+		l.t.Fatalf("dial %s: %v %s", url, err, status)
+	}
+	c := &conn{t: l.t, ws: ws}
+	l.t.Cleanup(func() { ws.Close() })
+	return c
+}
+
+// login dials and logs in with key (and an optional login purpose).
+func (l *lane) login(query, key, purpose string) *conn {
+	l.t.Helper()
+	c := l.dial(query)
+	v := map[string]any{"apikey": key}
+	if purpose != "" {
+		v["purpose"] = purpose
+	}
+	r := c.call(map[string]any{"a": "fd1.session.login", "rq": "login", "v": v})
+	if r.Error != nil {
+		l.t.Fatalf("login: %+v", r.Error)
+	}
+	return c
+}
+
+// packet is a decoded reply or event.
+type packet struct {
+	R     string          `json:"r"`
+	RP    json.RawMessage `json:"rp"`
+	RT    json.RawMessage `json:"rt"`
+	SC    string          `json:"sc"`
+	A     string          `json:"a"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Data    json.RawMessage `json:"data"`
+	V       json.RawMessage `json:"v"`
+	DebugRD json.RawMessage `json:"debug_rd"`
+	raw     []byte
+}
+
+func (c *conn) sendRaw(b []byte) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+func (c *conn) send(pkt any) {
+	c.t.Helper()
+	b, err := json.Marshal(pkt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(b)
+}
+
+// next reads the next packet within 10s.
+func (c *conn) next() *packet {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := c.ws.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	p := &packet{raw: msg}
+	if err := json.Unmarshal(msg, p); err != nil {
+		c.t.Fatalf("reply is not JSON: %v: %s", err, msg)
+	}
+	return p
+}
+
+// call sends a packet and reads one reply.
+func (c *conn) call(pkt any) *packet {
+	c.t.Helper()
+	c.send(pkt)
+	return c.next()
+}
+
+// rows decodes data.rows.
+func (p *packet) rows(t *testing.T) []map[string]any {
+	t.Helper()
+	if p.Error != nil {
+		t.Fatalf("%s: error %s: %s", p.R, p.Error.Code, p.Error.Message)
+	}
+	var d struct {
+		Rows []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal(p.Data, &d); err != nil {
+		t.Fatalf("data.rows: %v: %s", err, p.Data)
+	}
+	return d.Rows
+}
+
+// data decodes data into an object.
+func (p *packet) data(t *testing.T) map[string]any {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(p.Data, &d); err != nil {
+		t.Fatalf("data: %v: %s", err, p.Data)
+	}
+	return d
+}
+
+func (p *packet) wantError(t *testing.T, code string) {
+	t.Helper()
+	if p.Error == nil {
+		t.Fatalf("want error %s, got a success: %s", code, p.raw)
+	}
+	if p.Error.Code != code {
+		t.Fatalf("error code %s (%s), want %s", p.Error.Code, p.Error.Message, code)
+	}
+	if p.Error.Message == "" {
+		t.Fatalf("error %s has no message", code)
+	}
+	if string(p.Data) != "{}" {
+		t.Fatalf("error reply data = %s, want {}", p.Data)
+	}
+}
+
+// ping checks the socket still answers.
+func (c *conn) ping() {
+	c.t.Helper()
+	r := c.call(map[string]any{"a": "fd1.debug.ping", "rq": "alive?"})
+	if r.Error != nil || string(r.RP) != `"alive?"` {
+		c.t.Fatalf("socket no longer answers: %s", r.raw)
+	}
+}
+
+// httpCall makes an HTTP-mode request.
+func (l *lane) httpCall(method, path string, header map[string]string, body string) (int, *packet) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+l.addr+path, strings.NewReader(body))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	p := &packet{raw: b}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, p); err != nil {
+			l.t.Fatalf("HTTP %s %s: body is not JSON: %s", method, path, b)
+		}
+	}
+	return resp.StatusCode, p
+}
