@@ -41,7 +41,7 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 		return dialError(*url, resp, err)
 	}
 	defer ws.Close()
-	c := &fd1Client{ws: ws, out: stdout, wait: *wait, replies: make(chan map[string]any, 16)}
+	c := &fd1Client{ws: ws, out: stdout, wait: *wait, replies: make(chan map[string]json.RawMessage, 16)}
 	go c.readLoop()
 
 	if *key != "" {
@@ -49,7 +49,7 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 		if *purpose != "" {
 			v["purpose"] = *purpose
 		}
-		if err := c.roundTrip(map[string]any{"a": "fd1.session.login", "v": v}); err != nil {
+		if err := c.login(v); err != nil {
 			return err
 		}
 	}
@@ -86,7 +86,7 @@ type fd1Client struct {
 	out     io.Writer
 	wait    time.Duration
 	next    int
-	replies chan map[string]any
+	replies chan map[string]json.RawMessage
 }
 
 // readLoop prints every packet and hands replies to whoever waits for them.
@@ -98,7 +98,7 @@ func (c *fd1Client) readLoop() {
 			return
 		}
 		fmt.Fprintln(c.out, strings.TrimSpace(string(msg)))
-		var pkt map[string]any
+		var pkt map[string]json.RawMessage
 		if json.Unmarshal(msg, &pkt) == nil {
 			if _, isReply := pkt["r"]; isReply {
 				c.replies <- pkt
@@ -107,35 +107,44 @@ func (c *fd1Client) readLoop() {
 	}
 }
 
-// send parses one packet (JSON or a bare endpoint name) and waits for its reply.
+// send parses one packet (JSON or a bare endpoint name) and waits for its
+// reply. JSON is sent as typed, so the order of keys (which qo keeps) stands.
 func (c *fd1Client) send(text string) error {
-	var pkt map[string]any
-	if strings.HasPrefix(text, "{") {
-		dec := json.NewDecoder(strings.NewReader(text))
-		dec.UseNumber()
-		if err := dec.Decode(&pkt); err != nil {
-			return fmt.Errorf("not a JSON packet: %v", err)
-		}
-	} else {
-		pkt = map[string]any{"a": text}
+	if !strings.HasPrefix(text, "{") {
+		b, _ := json.Marshal(map[string]string{"a": text})
+		text = string(b)
 	}
-	return c.roundTrip(pkt)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &fields); err != nil {
+		return fmt.Errorf("not a JSON packet: %v", err)
+	}
+	rq, ok := fields["rq"]
+	if !ok {
+		c.next++
+		rq, _ = json.Marshal("c" + strconv.Itoa(c.next))
+		sep := ","
+		if len(fields) == 0 {
+			sep = ""
+		}
+		text = `{"rq":` + string(rq) + sep + strings.TrimPrefix(strings.TrimSpace(text), "{")
+	}
+	var a string
+	_ = json.Unmarshal(fields["a"], &a)
+	return c.roundTrip(a, rq, []byte(text))
 }
 
-func (c *fd1Client) roundTrip(pkt map[string]any) error {
-	if _, ok := pkt["rq"]; !ok {
-		c.next++
-		pkt["rq"] = "c" + strconv.Itoa(c.next)
-	}
-	want, _ := json.Marshal(pkt["rq"])
-	b, err := json.Marshal(pkt)
-	if err != nil {
-		return err
-	}
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+// login sends fd1.session.login.
+func (c *fd1Client) login(v map[string]any) error {
+	b, _ := json.Marshal(map[string]any{"a": "fd1.session.login", "rq": "login", "v": v})
+	return c.roundTrip("fd1.session.login", json.RawMessage(`"login"`), b)
+}
+
+// roundTrip writes a packet and waits for the reply whose rp is rq.
+func (c *fd1Client) roundTrip(a string, rq json.RawMessage, packet []byte) error {
+	if err := c.ws.WriteMessage(websocket.TextMessage, packet); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	if pkt["a"] == "fd1.session.ignore" || pkt["a"] == "session.ignore" {
+	if a == "fd1.session.ignore" || a == "session.ignore" {
 		return nil
 	}
 	timeout := time.After(c.wait)
@@ -145,15 +154,22 @@ func (c *fd1Client) roundTrip(pkt map[string]any) error {
 			if !ok {
 				return errors.New("the lane closed the socket")
 			}
-			got, _ := json.Marshal(r["rp"])
-			if bytes.Equal(got, want) {
-				if e, ok := r["error"].(map[string]any); ok && pkt["a"] == "fd1.session.login" {
-					return fmt.Errorf("login failed: %v", e["message"])
+			if bytes.Equal(compact(r["rp"]), compact(rq)) {
+				if e, ok := r["error"]; ok && a == "fd1.session.login" {
+					return fmt.Errorf("login failed: %s", e)
 				}
 				return nil
 			}
 		case <-timeout:
-			return fmt.Errorf("no reply to rq %s within %s", want, c.wait)
+			return fmt.Errorf("no reply to rq %s within %s", rq, c.wait)
 		}
 	}
+}
+
+func compact(raw json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return raw
+	}
+	return buf.Bytes()
 }
