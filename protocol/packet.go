@@ -138,6 +138,9 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string { return e.Err.Error() }
 
+// Unwrap lets AsError find the client-facing error inside.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
 // Decode reads one FD1 request from a text frame. Every failure is a
 // *DecodeError with code bad_packet, naming what was wrong.
 func Decode(frame []byte) (*Request, *DecodeError) {
@@ -165,15 +168,15 @@ func Decode(frame []byte) (*Request, *DecodeError) {
 		return de
 	}
 
-	// rq and rt first, so that any later error can still be routed.
+	// rt and rq first, so that any later error can still be routed.
+	if raw, ok := present(fields, "rt"); ok {
+		req.RT, de.RT = raw, raw
+	}
 	if raw, ok := present(fields, "rq"); ok {
 		if err := checkRQ(raw); err != nil {
 			return nil, fail("%s", err)
 		}
 		req.RQ, de.RQ = raw, raw
-	}
-	if raw, ok := present(fields, "rt"); ok {
-		req.RT, de.RT = raw, raw
 	}
 
 	raw, ok := present(fields, "a")

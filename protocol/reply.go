@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Reply is a response packet (SPEC §3, DESIGN §4). Data is always present:
 // an error reply carries "data":{} so clients that only read data stay safe.
@@ -48,10 +51,17 @@ func ErrorReply(r string, rq, rt json.RawMessage, err error) *Reply {
 	return &Reply{R: r, RP: rq, RT: rt, Error: AsError(err), Data: struct{}{}}
 }
 
-// Marshal encodes a packet. A nil Data becomes {}.
+// Marshal encodes a packet. A nil Data becomes {}. HTML characters are not
+// escaped, so rt and strings come back as the client wrote them.
 func (r *Reply) Marshal() ([]byte, error) {
 	if r.Data == nil {
 		r.Data = struct{}{}
 	}
-	return json.Marshal(r)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
