@@ -112,7 +112,11 @@ func argError(part string, err error) error {
 		if typ.Field != "" {
 			field += "." + typ.Field
 		}
-		return Errorf(CodeBadArgument, "%s: want %s, got %s", field, goKindName(typ.Type.Kind().String()), typ.Value)
+		want := goKindName(typ.Type.Kind().String())
+		if typ.Type == reflect.TypeFor[Money]() {
+			want = "an amount with at most two decimals"
+		}
+		return Errorf(CodeBadArgument, "%s: want %s, got %s", field, want, typ.Value)
 	}
 	return Errorf(CodeBadArgument, "%s: %s", part, jsonErrorText(err))
 }

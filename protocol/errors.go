@@ -21,6 +21,10 @@ const (
 	CodeForbidden       Code = "forbidden"        // logged in, but the scopes or purpose do not allow this
 	CodeNotFound        Code = "not_found"        // the record named by k does not exist
 	CodeConflict        Code = "conflict"         // the record is not in a state that allows this
+	CodeUnknownProduct  Code = "unknown_product"  // no product with that pid, PLU or barcode, or not for sale
+	CodeUnderpaid       Code = "underpaid"        // payments do not cover the sale total
+	CodeClaimed         Code = "claimed"          // another device holds the sale
+	CodeIKReused        Code = "ik_reused"        // the idempotency key was used for a different request
 	CodeUnsupported     Code = "unsupported"      // a documented feature this lane does not offer
 	CodeRateLimited     Code = "rate_limited"     // too many requests or logins; slow down
 	CodeUnavailable     Code = "unavailable"      // the lane is shutting down or overloaded; retry
@@ -38,6 +42,10 @@ var httpStatus = map[Code]int{
 	CodeForbidden:       http.StatusForbidden,
 	CodeNotFound:        http.StatusNotFound,
 	CodeConflict:        http.StatusConflict,
+	CodeUnknownProduct:  http.StatusNotFound,
+	CodeUnderpaid:       http.StatusConflict,
+	CodeClaimed:         http.StatusConflict,
+	CodeIKReused:        http.StatusUnprocessableEntity,
 	CodeUnsupported:     http.StatusNotImplemented,
 	CodeRateLimited:     http.StatusTooManyRequests,
 	CodeUnavailable:     http.StatusServiceUnavailable,

@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"encoding/json"
+	"reflect"
 	"strconv"
 )
 
@@ -31,4 +33,34 @@ func (m Money) String() string {
 		s = "-" + s
 	}
 	return s
+}
+
+// UnmarshalJSON reads a decimal number of currency units exactly (no float
+// rounding): 12.5 → 1250. More than two decimals, or an amount that does not
+// fit, is an error naming the field.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	d, ok := parseFilterDecimal(string(b))
+	if !ok {
+		return &json.UnmarshalTypeError{Value: describeJSON(b), Type: reflect.TypeFor[Money]()}
+	}
+	cents, err := d.scaled(2)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[Money]()}
+	}
+	*m = Money(cents)
+	return nil
+}
+
+func describeJSON(b []byte) string {
+	switch jsonKind(b) {
+	case "a string":
+		return "string"
+	case "a boolean":
+		return "bool"
+	case "an object":
+		return "object"
+	case "an array":
+		return "array"
+	}
+	return string(b)
 }

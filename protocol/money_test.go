@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -30,4 +31,33 @@ func sign(f float64) float64 {
 		return -1
 	}
 	return 1
+}
+
+func TestMoneyUnmarshal(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Money
+		wantErr string
+	}{
+		{`12.5`, 1250, ""}, {`0.29`, 29, ""}, {`5`, 500, ""}, {`-1.05`, -105, ""}, {`1e2`, 10000, ""},
+		{`0.001`, 0, "v.price: want an amount with at most two decimals"},
+		{`"5"`, 0, "v.price: want an amount with at most two decimals, got string"},
+		{`1e30`, 0, "v.price"},
+		{`true`, 0, "v.price"},
+	}
+	for _, tt := range tests {
+		var v struct {
+			Price Money `json:"price"`
+		}
+		err := DecodeV(json.RawMessage(`{"price":`+tt.in+`}`), &v)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: err = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || v.Price != tt.want {
+			t.Errorf("%s: got %d, %v; want %d", tt.in, v.Price, err, tt.want)
+		}
+	}
 }

@@ -142,8 +142,9 @@ func joinScopes(ss []Scope) string {
 
 // Call is one request on its way to a handler.
 type Call struct {
-	Req    *Request
-	Caller *Caller
+	Req      *Request
+	Caller   *Caller
+	Endpoint *Endpoint
 }
 
 // Result is what a handler answers. The router wraps it in a Reply.
@@ -164,6 +165,18 @@ type Endpoint struct {
 	Handler Handler
 	// NoReply endpoints answer nothing on success (fd1.session.ignore).
 	NoReply bool
+	// RouteKey names what a request works on, so that a socket that runs
+	// requests in parallel keeps those with the same key in order. Default:
+	// the request's k.
+	RouteKey func(*Request) string
+}
+
+// KeyOf is the routing key of a request for this endpoint.
+func (e *Endpoint) KeyOf(req *Request) string {
+	if e.RouteKey != nil {
+		return e.RouteKey(req)
+	}
+	return req.Key()
 }
 
 // Router maps endpoint names (and aliases, with "fd1." optional) to endpoints.

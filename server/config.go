@@ -15,10 +15,12 @@ type Config struct {
 	// fills, that client is disconnected rather than slowing anyone else.
 	// Default 256.
 	SendQueue int
-	// RequestQueue is how many decoded requests may wait for one socket's
-	// dispatcher before the socket stops reading (TCP back-pressure).
-	// Default 64.
+	// RequestQueue is how many requests one socket may have queued or
+	// running before it stops reading (TCP back-pressure). Default 64.
 	RequestQueue int
+	// PresellWorkers is how many requests one presell socket may have running
+	// at once (requests for the same sale still run in order). Default 4.
+	PresellWorkers int
 	// WriteWait bounds one write to a client. Default 10s.
 	WriteWait time.Duration
 	// PongWait is how long a client may stay silent (no frame, no pong)
@@ -44,6 +46,7 @@ func DefaultConfig() Config {
 		ReadLimit:        64 << 10,
 		SendQueue:        256,
 		RequestQueue:     64,
+		PresellWorkers:   4,
 		WriteWait:        10 * time.Second,
 		PongWait:         60 * time.Second,
 		HandshakeTimeout: 10 * time.Second,

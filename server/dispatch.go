@@ -47,7 +47,7 @@ func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, r
 	defer cancel()
 
 	started := time.Now()
-	res, err := ep.Handler(ctx, &protocol.Call{Req: req, Caller: &caller})
+	res, err := ep.Handler(ctx, &protocol.Call{Req: req, Caller: &caller, Endpoint: ep})
 	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, s.clientError(ctx, ep, err))
 	}

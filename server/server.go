@@ -152,7 +152,7 @@ func (s *Server) shutdown(hs *http.Server) error {
 	defer cancel()
 	err := hs.Shutdown(ctx) // stops the listener and idle HTTP; sockets are hijacked
 	for _, sk := range socks {
-		sk.goingAway("the lane is shutting down")
+		sk.goingAway()
 	}
 	done := make(chan struct{})
 	go func() { s.sessions.Wait(); close(done) }()

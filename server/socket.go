@@ -13,9 +13,9 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// socket is one FD1 WebSocket. Three goroutines serve it, after gorilla's
-// chat example: the read pump (the only reader) decodes frames and queues
-// requests; the dispatcher runs them in order; the write pump (the only
+// socket is one FD1 WebSocket, served after gorilla's chat example: the
+// read pump (the only reader) decodes frames, answers session requests
+// itself and hands the rest to the socket's pool; the write pump (the only
 // writer) drains the bounded send queue and sends pings.
 type socket struct {
 	srv    *Server
@@ -24,23 +24,17 @@ type socket struct {
 	remote string
 
 	send     chan []byte
-	requests chan queued
-	ctx      context.Context // done when the socket is closing
+	pool     *pool
+	ctx      context.Context // done when the socket is being torn down
 	cancel   context.CancelFunc
+	draining chan struct{} // closed when the lane asks the socket to wind down
+	drainOne sync.Once
 
 	mu        sync.Mutex
 	caller    protocol.Caller
 	inflight  map[string]context.CancelFunc // rq → cancel, for cancel_request
 	closeCode int
 	closeText string
-}
-
-// queued is a decoded request waiting for the dispatcher.
-type queued struct {
-	req      *protocol.Request
-	ctx      context.Context
-	cancel   context.CancelFunc
-	received time.Time
 }
 
 func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
@@ -61,15 +55,20 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	workers := 1
+	if purpose == protocol.PurposePresell {
+		workers = s.cfg.PresellWorkers
+	}
 	sk := &socket{
 		srv:      s,
 		ws:       ws,
 		id:       s.nextID.Add(1),
 		remote:   r.RemoteAddr,
 		send:     make(chan []byte, s.cfg.SendQueue),
-		requests: make(chan queued, s.cfg.RequestQueue),
+		pool:     newPool(workers, s.cfg.RequestQueue),
 		ctx:      ctx,
 		cancel:   cancel,
+		draining: make(chan struct{}),
 		inflight: map[string]context.CancelFunc{},
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr}
@@ -81,12 +80,19 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Debug("socket open", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sk.writePump() }()
-	go func() { defer wg.Done(); sk.dispatch() }()
+	written := make(chan struct{})
+	go func() { defer close(written); sk.writePump() }()
 	sk.readPump()
-	wg.Wait()
+	// Requests already taken finish and their replies are queued before the
+	// socket closes: nothing the lane did goes unanswered.
+	sk.pool.wait()
+	select {
+	case <-sk.draining:
+		sk.notifyGoingAway()
+	default:
+		sk.kill(websocket.CloseNormalClosure, "")
+	}
+	<-written
 	s.removeSocket(sk)
 	s.log.Debug("socket closed", "socket", sk.id, "code", sk.closeCode, "reason", sk.closeText)
 }
@@ -102,9 +108,18 @@ func (sk *socket) kill(code int, reason string) {
 	sk.cancel()
 }
 
-// goingAway tells the client why, then closes with 1001 once queued replies
-// are written.
-func (sk *socket) goingAway(message string) {
+// goingAway asks the socket to wind down: it stops reading, lets the
+// requests it has taken finish, sends fn1.link.link_status and closes 1001.
+func (sk *socket) goingAway() {
+	sk.drainOne.Do(func() {
+		close(sk.draining)
+		// Wake the read pump out of ReadMessage.
+		_ = sk.ws.SetReadDeadline(time.Now())
+	})
+}
+
+func (sk *socket) notifyGoingAway() {
+	const message = "the lane is shutting down; reconnect in a moment"
 	if b, err := json.Marshal(protocol.Push{A: "fn1.link.link_status", V: map[string]any{"message": message, "servers": []any{}}}); err == nil {
 		sk.enqueue(b)
 	}
@@ -125,17 +140,14 @@ func (sk *socket) enqueue(b []byte) {
 	}
 }
 
-// readPump reads frames until the connection fails or the socket is killed.
+// readPump reads frames until the connection fails, the socket is killed
+// or the lane asks it to wind down.
 func (sk *socket) readPump() {
-	defer func() {
-		close(sk.requests)
-		sk.kill(websocket.CloseNormalClosure, "")
-	}()
 	cfg := sk.srv.cfg
 	sk.ws.SetReadLimit(cfg.ReadLimit)
 	_ = sk.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	sk.ws.SetPongHandler(func(string) error {
-		return sk.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		return sk.extendReadDeadline()
 	})
 	for {
 		kind, frame, err := sk.ws.ReadMessage()
@@ -146,7 +158,9 @@ func (sk *socket) readPump() {
 			}
 			return
 		}
-		_ = sk.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		if sk.extendReadDeadline() != nil {
+			return
+		}
 		received := time.Now()
 		if kind != websocket.TextMessage {
 			sk.replyError(nil, protocol.Errorf(protocol.CodeBadPacket, "send FD1 packets as text frames, not binary"))
@@ -157,32 +171,51 @@ func (sk *socket) readPump() {
 			sk.reply(protocol.ErrorReply(derr.A, derr.RQ, derr.RT, derr.Err))
 			continue
 		}
-		if protocol.Normalize(req.A) == cancelEndpoint {
-			// Handled here, not queued, so it can reach a request that is
-			// still waiting or running.
-			sk.reply(sk.srv.run(sk.ctx, sk, req, received))
-			continue
-		}
-		qctx, qcancel := context.WithCancel(sk.ctx)
-		sk.track(req, qcancel)
-		select {
-		case sk.requests <- queued{req: req, ctx: qctx, cancel: qcancel, received: received}:
-		case <-sk.ctx.Done():
-			qcancel()
+		if !sk.take(req, received) {
 			return
 		}
 	}
 }
 
-// dispatch runs queued requests one at a time, in arrival order.
-func (sk *socket) dispatch() {
-	for q := range sk.requests {
-		if sk.ctx.Err() == nil {
-			sk.reply(sk.srv.run(q.ctx, sk, q.req, q.received))
-		}
-		sk.untrack(q.req)
-		q.cancel()
+// extendReadDeadline pushes the dead-peer deadline out, unless the socket
+// is winding down (then the read pump must stop at once).
+func (sk *socket) extendReadDeadline() error {
+	select {
+	case <-sk.draining:
+		return errors.New("draining")
+	default:
+		return sk.ws.SetReadDeadline(time.Now().Add(sk.srv.cfg.PongWait))
 	}
+}
+
+// take runs a session request (login, ignore, cancel) here, in arrival
+// order, so that a pipelined request never overtakes the login before it;
+// everything else goes to the pool, keyed by what it works on.
+func (sk *socket) take(req *protocol.Request, received time.Time) bool {
+	key := ""
+	if ep, err := sk.srv.router.Lookup(req.A); err == nil {
+		if ep.Access.Public || ep.Name == cancelEndpoint {
+			sk.reply(sk.srv.run(sk.ctx, sk, req, received))
+			return true
+		}
+		if sk.pool.max > 1 {
+			key = ep.KeyOf(req)
+		}
+	}
+	qctx, qcancel := context.WithCancel(sk.ctx)
+	sk.track(req, qcancel)
+	ok := sk.pool.submit(key, func() {
+		defer qcancel()
+		defer sk.untrack(req)
+		if sk.ctx.Err() == nil {
+			sk.reply(sk.srv.run(qctx, sk, req, received))
+		}
+	}, sk.ctx.Done())
+	if !ok {
+		sk.untrack(req)
+		qcancel()
+	}
+	return ok
 }
 
 // writePump is the only writer on the connection.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	_ "time/tzdata" // lane time zones work on machines without a zoneinfo database
 )
 
 // command is one subcommand.

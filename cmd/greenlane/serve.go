@@ -16,6 +16,7 @@ import (
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
 	"github.com/greenlane-pos/greenlane/server"
 )
 
@@ -27,12 +28,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	cfg := server.DefaultConfig()
 	dbOpts := lanedb.DefaultOptions()
 	catCfg := catalog.DefaultConfig()
+	wOpts := lanedb.DefaultWriterOptions()
 	dbPath := fs.String("db", defaultDB, "lane DB file; created with the demo fixture and an admin key if missing")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
 	fs.Int64Var(&cfg.ReadLimit, "read-limit", cfg.ReadLimit, "largest frame or HTTP body in bytes; a larger frame closes the socket with 1009")
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "packets that may wait for one slow client before it is disconnected")
-	fs.IntVar(&cfg.RequestQueue, "request-queue", cfg.RequestQueue, "requests that may wait on one socket before it stops reading")
+	fs.IntVar(&cfg.RequestQueue, "request-queue", cfg.RequestQueue, "requests one socket may have queued or running before it stops reading")
+	fs.IntVar(&cfg.PresellWorkers, "presell-workers", cfg.PresellWorkers, "requests one presell socket may run at once (one sale's requests stay in order)")
+	fs.DurationVar(&wOpts.MaxWait, "group-commit-wait", wOpts.MaxWait, "how long the DB writer waits to batch concurrent changes into one transaction (0 disables)")
+	fs.IntVar(&wOpts.MaxBatch, "group-commit-max", wOpts.MaxBatch, "most changes in one batched transaction")
 	fs.DurationVar(&cfg.WriteWait, "write-wait", cfg.WriteWait, "limit on one write to a client")
 	fs.DurationVar(&cfg.PongWait, "pong-wait", cfg.PongWait, "silence after which a client is taken for dead (pings go out at 9/10 of it)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "limit on one request's work")
@@ -60,8 +65,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer db.Close()
 
+	writer := db.NewWriter(wOpts)
+	defer writer.Close() // before db.Close: queued changes are written first
+	sb, err := salesbuilder.New(ctx, db, writer, salesbuilder.Options{})
+	if err != nil {
+		return err
+	}
 	srv := server.New(cfg, db, log)
 	catalog.New(db, catCfg).Register(srv.Router())
+	sb.Register(srv.Router())
 	err = srv.ListenAndServe(ctx, func(addr net.Addr) {
 		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
 	})

@@ -1,0 +1,105 @@
+package lanedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// SaleProduct is what a sale line needs of a product.
+type SaleProduct struct {
+	PID         int64          `db:"pid"`
+	Description string         `db:"description"`
+	PLU         sql.NullString `db:"plu"`
+	PriceCents  int64          `db:"price_cents"`
+	Measurement int64          `db:"measurement"`
+	Active      bool           `db:"active"`
+}
+
+// ErrNoProduct is returned when no product matches.
+var ErrNoProduct = errors.New("no such product")
+
+const saleProductSelect = `SELECT p.pid, p.description, p.plu, p.price_cents, p.measurement, p.active FROM products p `
+
+// ProductByPID, ProductByPLU and ProductByBarcode find a product to sell.
+func ProductByPID(ctx context.Context, q sqlx.QueryerContext, pid int64) (*SaleProduct, error) {
+	return oneProduct(ctx, q, saleProductSelect+`WHERE p.pid = ?`, pid)
+}
+
+// ProductByPLU finds a product by its PLU.
+func ProductByPLU(ctx context.Context, q sqlx.QueryerContext, plu string) (*SaleProduct, error) {
+	return oneProduct(ctx, q, saleProductSelect+`WHERE p.plu = ?`, plu)
+}
+
+// ProductByBarcode finds a product by any of its barcodes.
+func ProductByBarcode(ctx context.Context, q sqlx.QueryerContext, barcode string) (*SaleProduct, error) {
+	return oneProduct(ctx, q, saleProductSelect+`JOIN product_barcodes b ON b.pid = p.pid WHERE b.barcode = ?`, barcode)
+}
+
+func oneProduct(ctx context.Context, q sqlx.QueryerContext, query string, arg any) (*SaleProduct, error) {
+	var p SaleProduct
+	err := sqlx.GetContext(ctx, q, &p, query, arg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoProduct
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read product: %w", err)
+	}
+	return &p, nil
+}
+
+// ProductsByPID reads several products at once (for repricing).
+func ProductsByPID(ctx context.Context, q sqlx.QueryerContext, pids []int64) (map[int64]*SaleProduct, error) {
+	out := make(map[int64]*SaleProduct, len(pids))
+	if len(pids) == 0 {
+		return out, nil
+	}
+	query, args, err := sqlx.In(saleProductSelect+`WHERE p.pid IN (?)`, pids)
+	if err != nil {
+		return nil, fmt.Errorf("products query: %w", err)
+	}
+	var rows []SaleProduct
+	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
+		return nil, fmt.Errorf("read products: %w", err)
+	}
+	for i := range rows {
+		out[rows[i].PID] = &rows[i]
+	}
+	return out, nil
+}
+
+// SaleCustomer is what a sale needs of a customer.
+type SaleCustomer struct {
+	CID         int64  `db:"cid"`
+	Physkey     string `db:"physkey"`
+	Name        string `db:"name"`
+	DiscountBPS int64  `db:"discount_bps"`
+}
+
+// ErrNoCustomer is returned when no customer matches.
+var ErrNoCustomer = errors.New("no such customer")
+
+// CustomerByCID finds a customer by number.
+func CustomerByCID(ctx context.Context, q sqlx.QueryerContext, cid int64) (*SaleCustomer, error) {
+	return oneCustomer(ctx, q, `cid = ?`, cid)
+}
+
+// CustomerByPhyskey finds a customer by physkey.
+func CustomerByPhyskey(ctx context.Context, q sqlx.QueryerContext, physkey string) (*SaleCustomer, error) {
+	return oneCustomer(ctx, q, `physkey = ?`, physkey)
+}
+
+func oneCustomer(ctx context.Context, q sqlx.QueryerContext, where string, arg any) (*SaleCustomer, error) {
+	var c SaleCustomer
+	err := sqlx.GetContext(ctx, q, &c, `SELECT cid, physkey, name, discount_bps FROM customers WHERE `+where, arg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoCustomer
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read customer: %w", err)
+	}
+	return &c, nil
+}

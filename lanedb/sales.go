@@ -1,0 +1,270 @@
+package lanedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Sale phases (SPEC §7.4).
+const (
+	PhaseActive    = 0
+	PhaseCompleted = 1
+	PhaseParked    = 5
+	PhaseVoid      = 10000
+)
+
+// Sale is a row of sales.
+type Sale struct {
+	Physkey        string         `db:"physkey"`
+	RandomKey      string         `db:"random_key"`
+	SID            sql.NullInt64  `db:"sid"`
+	Phase          int            `db:"phase"`
+	StartDT        string         `db:"startdt"`
+	CompletedDT    sql.NullString `db:"completeddt"`
+	CompletedDTUTC sql.NullString `db:"completeddtutc"`
+	SaleTotalCents int64          `db:"saletotal_cents"`
+	Teller         sql.NullInt64  `db:"teller"`
+	CID            sql.NullInt64  `db:"cid"`
+	Location       sql.NullInt64  `db:"location"`
+	CreatedBy      string         `db:"created_by"`
+	HolderKey      string         `db:"holder_key"`
+	HolderName     string         `db:"holder_name"`
+	Presell        bool           `db:"presell"`
+	Ticket         sql.NullInt64  `db:"ticket"`
+	TicketWord     sql.NullString `db:"ticket_word"`
+	TicketBarcode  sql.NullString `db:"ticket_barcode"`
+	SubmittedUTC   sql.NullString `db:"submitted_utc"`
+	VoidedUTC      sql.NullString `db:"voided_utc"`
+	VoidedBy       sql.NullString `db:"voided_by"`
+	NextSeqnce     int64          `db:"next_seqnce"`
+	UpdatedUTC     string         `db:"updated_utc"`
+	Version        int64          `db:"version"`
+}
+
+const saleColumns = `physkey, random_key, sid, phase, startdt, completeddt, completeddtutc, saletotal_cents,
+	teller, cid, location, created_by, holder_key, holder_name, presell, ticket, ticket_word, ticket_barcode,
+	submitted_utc, voided_utc, voided_by, next_seqnce, updated_utc, version`
+
+// ErrNoSale is returned when no sale has the physkey.
+var ErrNoSale = errors.New("no such sale")
+
+// GetSale reads one sale.
+func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale, error) {
+	var s Sale
+	err := sqlx.GetContext(ctx, q, &s, `SELECT `+saleColumns+` FROM sales WHERE physkey = ?`, physkey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoSale
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read sale %s: %w", physkey, err)
+	}
+	return &s, nil
+}
+
+// TopSale is the holder's most recently changed active sale ("" if none).
+func TopSale(ctx context.Context, q sqlx.QueryerContext, holderKey string) (string, error) {
+	var physkey string
+	err := sqlx.GetContext(ctx, q, &physkey, `SELECT physkey FROM sales
+		WHERE holder_key = ? AND phase = 0 ORDER BY updated_utc DESC, physkey DESC LIMIT 1`, holderKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find top sale: %w", err)
+	}
+	return physkey, nil
+}
+
+// OpenSales lists the holder's active and parked sales, newest change first.
+func OpenSales(ctx context.Context, q sqlx.QueryerContext, holderKey string, limit int) ([]Sale, error) {
+	var out []Sale
+	err := sqlx.SelectContext(ctx, q, &out, `SELECT `+saleColumns+` FROM sales
+		WHERE holder_key = ? AND phase IN (0, 5) ORDER BY updated_utc DESC, physkey DESC LIMIT ?`, holderKey, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list open sales: %w", err)
+	}
+	return out, nil
+}
+
+// InsertSale writes a new sale row.
+func InsertSale(ctx context.Context, tx *sqlx.Tx, s *Sale) error {
+	_, err := tx.NamedExecContext(ctx, `INSERT INTO sales (`+saleColumns+`) VALUES (:physkey, :random_key, :sid,
+		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
+		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
+		:next_seqnce, :updated_utc, :version)`, s)
+	if err != nil {
+		return fmt.Errorf("insert sale %s: %w", s.Physkey, err)
+	}
+	return nil
+}
+
+// UpdateSale writes every mutable column of s and bumps its version. It
+// fails if the row's version is no longer s.Version (someone else changed
+// it, e.g. the counter process).
+func UpdateSale(ctx context.Context, tx *sqlx.Tx, s *Sale) error {
+	res, err := tx.NamedExecContext(ctx, `UPDATE sales SET sid = :sid, phase = :phase,
+		completeddt = :completeddt, completeddtutc = :completeddtutc, saletotal_cents = :saletotal_cents,
+		teller = :teller, cid = :cid, holder_key = :holder_key, holder_name = :holder_name, ticket = :ticket, ticket_word = :ticket_word,
+		ticket_barcode = :ticket_barcode, submitted_utc = :submitted_utc, voided_utc = :voided_utc,
+		voided_by = :voided_by, next_seqnce = :next_seqnce, updated_utc = :updated_utc, version = version + 1
+		WHERE physkey = :physkey AND version = :version`, s)
+	if err != nil {
+		return fmt.Errorf("update sale %s: %w", s.Physkey, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: sale %s", ErrStaleSale, s.Physkey)
+	}
+	s.Version++
+	return nil
+}
+
+// ErrStaleSale is returned by UpdateSale when the row changed underneath.
+var ErrStaleSale = errors.New("the sale was changed by someone else")
+
+// Line is a row of sale_lines.
+type Line struct {
+	SalePhyskey           string `db:"sale_physkey"`
+	Seqnce                int64  `db:"seqnce"`
+	PID                   int64  `db:"pid"`
+	PIDFlag               int64  `db:"pidflag"`
+	Description           string `db:"description"`
+	PLU                   string `db:"plu"`
+	Qty                   int64  `db:"qty"`
+	UnitPriceCents        int64  `db:"unitprice_cents"`
+	PrediscountPriceCents int64  `db:"prediscountprice_cents"`
+	TotalPriceCents       int64  `db:"totalprice_cents"`
+	PriceCause            int64  `db:"pricecause"`
+	PriceCauseData        int64  `db:"pricecausedata"`
+	LineSource            int64  `db:"linesource"`
+	Measurement           int64  `db:"measurement"` // from products, not stored on the line
+}
+
+// SaleLines reads a sale's lines in seqnce order.
+func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Line, error) {
+	var out []Line
+	err := sqlx.SelectContext(ctx, q, &out, `SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
+		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,
+		l.pricecausedata, l.linesource, COALESCE(p.measurement, 0) AS measurement
+		FROM sale_lines l LEFT JOIN products p ON p.pid = l.pid
+		WHERE l.sale_physkey = ? ORDER BY l.seqnce`, physkey)
+	if err != nil {
+		return nil, fmt.Errorf("read lines of %s: %w", physkey, err)
+	}
+	return out, nil
+}
+
+// InsertLine writes a new line.
+func InsertLine(ctx context.Context, tx *sqlx.Tx, l *Line) error {
+	_, err := tx.NamedExecContext(ctx, `INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
+		plu, qty, unitprice_cents, prediscountprice_cents, totalprice_cents, pricecause, pricecausedata, linesource)
+		VALUES (:sale_physkey, :seqnce, :pid, :pidflag, :description, :plu, :qty, :unitprice_cents,
+		:prediscountprice_cents, :totalprice_cents, :pricecause, :pricecausedata, :linesource)`, l)
+	if err != nil {
+		return fmt.Errorf("insert line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
+	}
+	return nil
+}
+
+// UpdateLine writes a line's quantity and prices.
+func UpdateLine(ctx context.Context, tx *sqlx.Tx, l *Line) error {
+	_, err := tx.NamedExecContext(ctx, `UPDATE sale_lines SET qty = :qty, unitprice_cents = :unitprice_cents,
+		prediscountprice_cents = :prediscountprice_cents, totalprice_cents = :totalprice_cents,
+		pricecause = :pricecause, pricecausedata = :pricecausedata
+		WHERE sale_physkey = :sale_physkey AND seqnce = :seqnce`, l)
+	if err != nil {
+		return fmt.Errorf("update line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
+	}
+	return nil
+}
+
+// DeleteLine removes a line.
+func DeleteLine(ctx context.Context, tx *sqlx.Tx, physkey string, seqnce int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sale_lines WHERE sale_physkey = ? AND seqnce = ?`, physkey, seqnce); err != nil {
+		return fmt.Errorf("delete line %d of %s: %w", seqnce, physkey, err)
+	}
+	return nil
+}
+
+// Payment is a row of payments, with its type's names.
+type Payment struct {
+	SalePhyskey string `db:"sale_physkey"`
+	Sequence    int64  `db:"sequence"`
+	Type        int64  `db:"type"`
+	GlobalCode  int64  `db:"globalcode"`
+	TypeName    string `db:"typestr"`
+	AmountCents int64  `db:"amount_cents"`
+	DT          string `db:"dt"`
+}
+
+// SalePayments reads a sale's payments in sequence order.
+func SalePayments(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Payment, error) {
+	var out []Payment
+	err := sqlx.SelectContext(ctx, q, &out, `SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
+		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
+		WHERE p.sale_physkey = ? ORDER BY p.sequence`, physkey)
+	if err != nil {
+		return nil, fmt.Errorf("read payments of %s: %w", physkey, err)
+	}
+	return out, nil
+}
+
+// InsertPayment appends a payment; its sequence is the next free one.
+func InsertPayment(ctx context.Context, tx *sqlx.Tx, p *Payment) error {
+	err := tx.GetContext(ctx, &p.Sequence, `SELECT COALESCE(MAX(sequence), 0) + 1 FROM payments WHERE sale_physkey = ?`, p.SalePhyskey)
+	if err != nil {
+		return fmt.Errorf("next payment sequence: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
+		VALUES (?, ?, ?, ?, ?)`, p.SalePhyskey, p.Sequence, p.Type, p.AmountCents, p.DT)
+	if err != nil {
+		return fmt.Errorf("insert payment: %w", err)
+	}
+	return nil
+}
+
+// PaymentType is a row of payment_types.
+type PaymentType struct {
+	Code       int64  `db:"code"`
+	GlobalCode int64  `db:"globalcode"`
+	TypeStr    string `db:"typestr"`
+}
+
+// ErrNoPaymentType is returned when no payment type has the global code.
+var ErrNoPaymentType = errors.New("no such payment type")
+
+// PaymentTypeByGlobal finds the lane's payment type for a global code.
+func PaymentTypeByGlobal(ctx context.Context, q sqlx.QueryerContext, global int64) (*PaymentType, error) {
+	var pt PaymentType
+	err := sqlx.GetContext(ctx, q, &pt, `SELECT code, globalcode, typestr FROM payment_types WHERE globalcode = ?`, global)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoPaymentType
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read payment type %d: %w", global, err)
+	}
+	return &pt, nil
+}
+
+// PaymentTypes lists the lane's payment types (for error messages).
+func PaymentTypes(ctx context.Context, q sqlx.QueryerContext) ([]PaymentType, error) {
+	var out []PaymentType
+	if err := sqlx.SelectContext(ctx, q, &out, `SELECT code, globalcode, typestr FROM payment_types ORDER BY globalcode`); err != nil {
+		return nil, fmt.Errorf("list payment types: %w", err)
+	}
+	return out, nil
+}
+
+// NextSID is the next sale number of the lane. Call it inside the write
+// transaction that uses it: BEGIN IMMEDIATE makes it race-free against the
+// counter process too.
+func NextSID(ctx context.Context, tx *sqlx.Tx) (int64, error) {
+	var sid int64
+	if err := tx.GetContext(ctx, &sid, `SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`); err != nil {
+		return 0, fmt.Errorf("next sid: %w", err)
+	}
+	return sid, nil
+}

@@ -1,0 +1,257 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// WriterOptions tune group commit.
+type WriterOptions struct {
+	// MaxWait is how long the writer waits for more requests to join a batch
+	// after the first arrives. 0 disables group commit: one transaction per
+	// request. Default 2ms.
+	MaxWait time.Duration
+	// MaxBatch caps the requests in one transaction, keeping every write
+	// transaction short for the counter process that shares the file.
+	// Default 64.
+	MaxBatch int
+}
+
+// DefaultWriterOptions returns the defaults.
+func DefaultWriterOptions() WriterOptions {
+	return WriterOptions{MaxWait: 2 * time.Millisecond, MaxBatch: 64}
+}
+
+// Writer applies mutations through the single writer connection, several
+// at a time in one transaction (group commit): each mutation runs inside its
+// own SAVEPOINT, so one that fails rolls back alone, and nobody hears of
+// success before the batch's COMMIT. One fsync then serves the whole batch.
+type Writer struct {
+	db    *DB
+	opts  WriterOptions
+	jobs  chan *job
+	stop  chan struct{}
+	done  chan struct{}
+	stats WriterStats
+
+	// mu makes Close wait for submissions in progress, so that no job is
+	// queued after the loop has drained and stopped.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// WriterStats are counters for diagnostics and benchmarks.
+type WriterStats struct {
+	Batches   atomic.Int64
+	Mutations atomic.Int64
+	CommitNS  atomic.Int64 // total time spent in COMMIT
+}
+
+// Mutation is one unit of work in a write transaction. Its writes are
+// committed only if it returns nil.
+type Mutation func(ctx context.Context, tx *sqlx.Tx) error
+
+type job struct {
+	ctx  context.Context
+	fn   Mutation
+	done chan error
+}
+
+// ErrWriterClosed is returned for mutations submitted after Close.
+var ErrWriterClosed = errors.New("the lane db writer is closed")
+
+// NewWriter starts the writer goroutine.
+func (db *DB) NewWriter(opts WriterOptions) *Writer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultWriterOptions().MaxBatch
+	}
+	if opts.MaxWait < 0 {
+		opts.MaxWait = 0
+	}
+	w := &Writer{db: db, opts: opts, jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() *WriterStats { return &w.stats }
+
+// Do runs fn in a write transaction and returns once that transaction has
+// committed (nil) or fn's error once its savepoint is rolled back. A
+// mutation whose ctx is done before it starts is not run.
+func (w *Writer) Do(ctx context.Context, fn Mutation) error {
+	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrWriterClosed
+	}
+	select {
+	case w.jobs <- j:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	// Once queued the job always gets an answer: wait for it even if ctx
+	// ends, so a caller never mistakes a committed write for a failed one.
+	return <-j.done
+}
+
+// Close stops accepting mutations, finishes those queued, and returns.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	for {
+		var first *job
+		select {
+		case first = <-w.jobs:
+		case <-w.stop:
+			w.drain()
+			return
+		}
+		w.runBatch(w.collect(first))
+	}
+}
+
+// drain runs what was queued before Close.
+func (w *Writer) drain() {
+	for {
+		select {
+		case j := <-w.jobs:
+			w.runBatch(w.collect(j))
+		default:
+			return
+		}
+	}
+}
+
+// collect gathers jobs that arrive within MaxWait of the first.
+func (w *Writer) collect(first *job) []*job {
+	batch := []*job{first}
+	if w.opts.MaxWait == 0 {
+		return batch
+	}
+	// Take what is already waiting without a timer.
+	for len(batch) < w.opts.MaxBatch {
+		select {
+		case j := <-w.jobs:
+			batch = append(batch, j)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) >= w.opts.MaxBatch {
+		return batch
+	}
+	timer := time.NewTimer(w.opts.MaxWait)
+	defer timer.Stop()
+	for len(batch) < w.opts.MaxBatch {
+		select {
+		case j := <-w.jobs:
+			batch = append(batch, j)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// runBatch runs the jobs in one transaction and answers each after COMMIT.
+func (w *Writer) runBatch(batch []*job) {
+	results := make([]error, len(batch))
+	ctx := context.Background() // one job's cancellation must not abort the others
+	tx, err := w.db.W.BeginTxx(ctx, nil)
+	if err != nil {
+		w.answer(batch, results, fmt.Errorf("begin write: %w", err))
+		return
+	}
+	ran := 0
+	for i, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		jobErr, fatal := runSavepoint(ctx, tx, j)
+		if fatal != nil {
+			// The transaction itself is in doubt (SQLite may have rolled it
+			// back): commit nothing, fail everyone.
+			_ = tx.Rollback()
+			w.answer(batch, make([]error, len(batch)), fatal)
+			return
+		}
+		results[i] = jobErr
+		ran++
+	}
+	if ran == 0 {
+		_ = tx.Rollback()
+		w.answer(batch, results, nil)
+		return
+	}
+	start := time.Now()
+	err = tx.Commit()
+	w.stats.CommitNS.Add(int64(time.Since(start)))
+	w.stats.Batches.Add(1)
+	w.stats.Mutations.Add(int64(ran))
+	if err != nil {
+		err = fmt.Errorf("commit: %w", err)
+	}
+	w.answer(batch, results, err)
+}
+
+// runSavepoint runs one job inside SAVEPOINT m; on error only its own
+// writes are undone. fatal is set when the savepoint machinery itself failed.
+// The job gets a context that is never cancelled: interrupting a statement
+// would make SQLite roll back the whole batch's transaction.
+func runSavepoint(ctx context.Context, tx *sqlx.Tx, j *job) (jobErr, fatal error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT m"); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	jobErr = callMutation(context.WithoutCancel(j.ctx), tx, j.fn)
+	if jobErr != nil {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO m"); err != nil {
+			return nil, fmt.Errorf("rollback to savepoint: %w (after %v)", err, jobErr)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE m"); err != nil {
+		return nil, fmt.Errorf("release savepoint: %w", err)
+	}
+	return jobErr, nil
+}
+
+func callMutation(ctx context.Context, tx *sqlx.Tx, fn Mutation) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mutation panicked: %v", p)
+		}
+	}()
+	return fn(ctx, tx)
+}
+
+// answer tells each job how it went. A failed COMMIT fails every job that
+// had succeeded: none of their writes are in the DB.
+func (w *Writer) answer(batch []*job, results []error, commitErr error) {
+	for i, j := range batch {
+		err := results[i]
+		if err == nil && commitErr != nil {
+			err = commitErr
+		}
+		j.done <- err
+	}
+}

@@ -1,0 +1,122 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+func insertStaff(tid int) Mutation {
+	return func(ctx context.Context, tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (?, ?, ?)`, tid, fmt.Sprint("k", tid), "s")
+		return err
+	}
+}
+
+func staffCount(t *testing.T, db *DB) int {
+	t.Helper()
+	var n int
+	if err := db.R.Get(&n, `SELECT COUNT(*) FROM staff`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestWriterGroupCommit(t *testing.T) {
+	for _, wait := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(fmt.Sprint("wait=", wait), func(t *testing.T) {
+			db := openTemp(t)
+			w := db.NewWriter(WriterOptions{MaxWait: wait, MaxBatch: 64})
+			defer w.Close()
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			errs := make([]error, 40)
+			for i := range errs {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					fn := insertStaff(i + 1)
+					if i%5 == 0 {
+						// Writes, then fails: only its own row must vanish.
+						inner := fn
+						fn = func(ctx context.Context, tx *sqlx.Tx) error {
+							if err := inner(ctx, tx); err != nil {
+								return err
+							}
+							return errors.New("refused")
+						}
+					}
+					errs[i] = w.Do(ctx, fn)
+				}(i)
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if (i%5 == 0) != (err != nil) {
+					t.Errorf("job %d: err = %v", i, err)
+				}
+			}
+			if got := staffCount(t, db); got != 32 {
+				t.Errorf("%d rows committed, want 32", got)
+			}
+			if wait > 0 && w.Stats().Batches.Load() >= w.Stats().Mutations.Load() {
+				t.Errorf("no batching: %d batches for %d mutations", w.Stats().Batches.Load(), w.Stats().Mutations.Load())
+			}
+		})
+	}
+}
+
+func TestWriterAnswersOnlyAfterCommit(t *testing.T) {
+	db := openTemp(t)
+	w := db.NewWriter(WriterOptions{MaxWait: 5 * time.Millisecond})
+	defer w.Close()
+	if err := w.Do(context.Background(), insertStaff(1)); err != nil {
+		t.Fatal(err)
+	}
+	// Another connection sees the row as soon as Do returns.
+	if got := staffCount(t, db); got != 1 {
+		t.Fatalf("row not visible after Do returned: %d", got)
+	}
+}
+
+func TestWriterSkipsCancelledAndPanics(t *testing.T) {
+	db := openTemp(t)
+	w := db.NewWriter(DefaultWriterOptions())
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Do(ctx, insertStaff(1)); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled job: %v", err)
+	}
+	err := w.Do(context.Background(), func(ctx context.Context, tx *sqlx.Tx) error {
+		if err := insertStaff(2)(ctx, tx); err != nil {
+			return err
+		}
+		panic("boom")
+	})
+	if err == nil {
+		t.Error("a panicking mutation reported success")
+	}
+	if err := w.Do(context.Background(), insertStaff(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := staffCount(t, db); got != 1 {
+		t.Errorf("%d rows, want only the healthy one", got)
+	}
+}
+
+func TestWriterClose(t *testing.T) {
+	db := openTemp(t)
+	w := db.NewWriter(DefaultWriterOptions())
+	if err := w.Do(context.Background(), insertStaff(1)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := w.Do(context.Background(), insertStaff(2)); !errors.Is(err, ErrWriterClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}

@@ -1,0 +1,302 @@
+// Package salesbuilder builds sales in the lane DB: create, lines, customer,
+// pricing, payments, park/unpark, complete and cancel, each change one
+// committed transaction (through the group-commit writer) before its reply.
+// It registers the FD1 SalesBuilder endpoints under both name generations.
+package salesbuilder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// Service is the SalesBuilder.
+type Service struct {
+	db     *lanedb.DB
+	writer *lanedb.Writer
+	now    func() time.Time
+	loc    *time.Location
+	laneNo int64
+	locID  int64
+}
+
+// Options configure a Service.
+type Options struct {
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// New returns a SalesBuilder writing through w. It reads the lane's number
+// and time zone once; a lane DB without a store (the empty fixture) runs as
+// lane 1 in UTC.
+func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*Service, error) {
+	s := &Service{db: db, writer: w, now: opts.Now, loc: time.UTC, laneNo: 1}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	lane, err := db.LaneInfo(ctx)
+	switch {
+	case errors.Is(err, lanedb.ErrNoLane):
+	case err != nil:
+		return nil, err
+	default:
+		s.laneNo, s.locID = lane.LaneNo, lane.Location.LocID
+		loc, err := time.LoadLocation(lane.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("lane time zone %q: %w", lane.Timezone, err)
+		}
+		s.loc = loc
+	}
+	return s, nil
+}
+
+// localNow is the store's local time as a date-time column holds it.
+func (s *Service) localNow() string { return s.now().In(s.loc).Format(lanedb.DateTime) }
+
+func (s *Service) utcNow() string { return s.now().UTC().Format(lanedb.DateTime) }
+
+// txFunc is the body of one mutating request.
+type txFunc func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error)
+
+// mutate runs fn as one write (inside the group-commit batch) and returns
+// its result once committed. With an ik, the reply is stored in the same
+// transaction and a retry returns it without running fn again.
+func (s *Service) mutate(ctx context.Context, call *protocol.Call, fn txFunc) (*protocol.Result, error) {
+	ik := call.Req.IK
+	var hash []byte
+	if ik != "" {
+		if _, err := uuid.Parse(ik); err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadArgument, "ik must be a UUID chosen by the client, got %q", clip(ik))
+		}
+		hash = requestHash(call)
+	}
+	var result *protocol.Result
+	err := s.writer.Do(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+		if ik != "" {
+			stored, err := replayed(ctx, tx, ik, call.Endpoint.Name, hash)
+			if err != nil || stored != nil {
+				result = stored
+				return err
+			}
+		}
+		r, err := fn(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if ik != "" {
+			if r, err = storeReply(ctx, tx, ik, call, hash, r, s.now()); err != nil {
+				return err
+			}
+		}
+		result = r
+		return nil
+	})
+	if err != nil {
+		return nil, mapDBError(err)
+	}
+	return result, nil
+}
+
+// storedReply is what the idempotency table keeps of a reply.
+type storedReply struct {
+	SC   string          `json:"sc,omitempty"`
+	K    json.RawMessage `json:"k,omitempty"`
+	Data json.RawMessage `json:"data"`
+}
+
+// replayed returns the stored result for ik, nil if ik is new, or
+// ik_reused if ik belongs to another request.
+func replayed(ctx context.Context, tx *sqlx.Tx, ik, endpoint string, hash []byte) (*protocol.Result, error) {
+	rec, err := lanedb.GetIdempotent(ctx, tx, ik)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	if rec.Endpoint != endpoint || !bytes.Equal(rec.RequestHash, hash) {
+		return nil, protocol.Errorf(protocol.CodeIKReused,
+			"ik %s was already used for a different request (%s); use a new ik for a new request", ik, rec.Endpoint)
+	}
+	var sr storedReply
+	if err := json.Unmarshal(rec.Reply, &sr); err != nil {
+		return nil, fmt.Errorf("stored reply for ik %s: %w", ik, err)
+	}
+	return &protocol.Result{SC: sr.SC, K: sr.K, Data: sr.Data}, nil
+}
+
+// storeReply keeps r for ik. The reply is returned as the very bytes stored,
+// so the first answer and every retry are identical.
+func storeReply(ctx context.Context, tx *sqlx.Tx, ik string, call *protocol.Call, hash []byte, r *protocol.Result, now time.Time) (*protocol.Result, error) {
+	data, err := json.Marshal(r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply for ik: %w", err)
+	}
+	body, err := json.Marshal(storedReply{SC: r.SC, K: r.K, Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("encode reply for ik: %w", err)
+	}
+	rec := &lanedb.Idempotent{IK: ik, KeyID: call.Caller.KeyID, Endpoint: call.Endpoint.Name, RequestHash: hash, Reply: body}
+	if err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil {
+		return nil, err
+	}
+	return &protocol.Result{SC: r.SC, K: r.K, Data: json.RawMessage(data)}, nil
+}
+
+// requestHash identifies what a request asks for: the endpoint and its
+// arguments (not rq or rt, which change on a retry).
+func requestHash(call *protocol.Call) []byte {
+	h := sha256.New()
+	req := call.Req
+	for _, part := range [][]byte{[]byte(call.Endpoint.Name), compactJSON(req.K), compactJSON(req.V), []byte(strings.Join(req.QK, ","))} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	q, _ := json.Marshal(req.Q) // map keys marshal sorted
+	h.Write(q)
+	return h.Sum(nil)
+}
+
+func compactJSON(raw json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if len(raw) == 0 || json.Compact(&buf, raw) != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+// mapDBError turns lane DB errors that a client can act on into FD1 errors.
+func mapDBError(err error) error {
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, lanedb.ErrStaleSale):
+		return protocol.Errorf(protocol.CodeConflict, "the sale was changed by another device at the same moment; fetch it and retry")
+	case errors.Is(err, lanedb.ErrWriterClosed):
+		return protocol.Errorf(protocol.CodeUnavailable, "the lane is shutting down; retry on the next connection")
+	case isBusy(err):
+		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; retry")
+	}
+	return err
+}
+
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+func clip(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+// --- which sale a request means, and may it change it ---
+
+// saleKey is the physkey a request names: k, or "" for the top sale.
+func saleKey(req *protocol.Request) string {
+	k := req.Key()
+	if k == "active" {
+		return ""
+	}
+	return k
+}
+
+// resolve finds the sale a request names (k, or the caller's top active
+// sale when k is absent or "active").
+func resolve(ctx context.Context, q sqlx.QueryerContext, call *protocol.Call) (*lanedb.Sale, error) {
+	physkey := saleKey(call.Req)
+	if physkey == "" {
+		top, err := lanedb.TopSale(ctx, q, call.Caller.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		if top == "" {
+			return nil, protocol.Errorf(protocol.CodeNotFound, "no active sale for key %q: create one with sale_create, or name one in k", call.Caller.KeyName)
+		}
+		physkey = top
+	}
+	sale, err := lanedb.GetSale(ctx, q, physkey)
+	if errors.Is(err, lanedb.ErrNoSale) {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no sale with physkey %q", clip(physkey))
+	}
+	return sale, err
+}
+
+// forChange resolves the sale and checks it can be changed by this caller:
+// it must be active and held by the caller's key.
+func forChange(ctx context.Context, tx *sqlx.Tx, call *protocol.Call) (*lanedb.Sale, error) {
+	sale, err := resolve(ctx, tx, call)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPhase(sale, lanedb.PhaseActive); err != nil {
+		return nil, err
+	}
+	if err := checkHolder(sale, call.Caller); err != nil {
+		return nil, err
+	}
+	return sale, nil
+}
+
+// checkPhase explains why a sale is not in one of the wanted phases.
+func checkPhase(sale *lanedb.Sale, want ...int) error {
+	for _, p := range want {
+		if sale.Phase == p {
+			return nil
+		}
+	}
+	switch sale.Phase {
+	case lanedb.PhaseCompleted:
+		return protocol.Errorf(protocol.CodeConflict, "sale %s is completed (sid %d) and cannot change", sale.Physkey, sale.SID.Int64)
+	case lanedb.PhaseVoid:
+		return protocol.Errorf(protocol.CodeConflict, "sale %s was cancelled", sale.Physkey)
+	case lanedb.PhaseParked:
+		return protocol.Errorf(protocol.CodeConflict, "sale %s is parked; sale_unpark it first", sale.Physkey)
+	case lanedb.PhaseActive:
+		return protocol.Errorf(protocol.CodeConflict, "sale %s is active, not parked", sale.Physkey)
+	}
+	return protocol.Errorf(protocol.CodeConflict, "sale %s is in phase %d", sale.Physkey, sale.Phase)
+}
+
+func checkHolder(sale *lanedb.Sale, c *protocol.Caller) error {
+	if sale.HolderKey == c.KeyID {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)
+}
+
+// touch stamps a changed sale and writes it.
+func (s *Service) save(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale) error {
+	sale.UpdatedUTC = s.utcNow()
+	return lanedb.UpdateSale(ctx, tx, sale)
+}
+
+// --- reply shapes ---
+
+// usesRows reports whether an endpoint name is of the newer generation,
+// whose replies wrap the sale in data.rows (SPEC §7.3).
+func usesRows(a string) bool {
+	fn := a[strings.LastIndex(a, ".")+1:]
+	return !strings.HasPrefix(fn, "salesbuilder_") && fn != "get_sale"
+}
+
+// saleResult wraps a sale view for the endpoint that was called, echoing
+// the sale key.
+func saleResult(call *protocol.Call, physkey string, view any) *protocol.Result {
+	k, _ := json.Marshal(physkey)
+	if usesRows(call.Req.A) {
+		return &protocol.Result{K: k, Data: protocol.Rows{Rows: []any{view}}}
+	}
+	return &protocol.Result{K: k, Data: view}
+}

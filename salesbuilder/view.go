@@ -1,0 +1,184 @@
+package salesbuilder
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// SaleView is the whole sale as replies and displays show it: the Sale
+// resource (SPEC §9.1) with its lines (§9.2), payments (§9.3) and customer.
+type SaleView struct {
+	Physkey       string         `json:"physkey"`
+	RandomKey     string         `json:"random_key"`
+	SID           *int64         `json:"sid"`
+	Phase         int            `json:"phase"`
+	StartDT       string         `json:"startdt"`
+	CompletedDT   *string        `json:"completeddt"`
+	SaleTotal     protocol.Money `json:"saletotal"`
+	Paid          protocol.Money `json:"paid"`
+	Balance       protocol.Money `json:"balance"` // still to pay (negative: change due)
+	CID           *int64         `json:"cid"`
+	PhyskeyCust   *string        `json:"physkeycust"`
+	Customer      *CustomerView  `json:"customer"`
+	Location      *int64         `json:"location"`
+	RandomNo      int64          `json:"physkey_random_no"`
+	RandomNoWord  string         `json:"physkey_random_no_word"`
+	Presell       int            `json:"presell"`
+	Tablet        string         `json:"tablet,omitempty"`
+	Ticket        *int64         `json:"ticket,omitempty"`
+	TicketWord    *string        `json:"ticket_word,omitempty"`
+	TicketBarcode *string        `json:"ticket_barcode,omitempty"`
+	Holder        string         `json:"holder"`
+	Lines         []LineView     `json:"lines"`
+	Payments      []PaymentView  `json:"payments"`
+	Version       int64          `json:"version"`
+}
+
+// CustomerView is the customer on a sale.
+type CustomerView struct {
+	CID      int64          `json:"cid"`
+	Physkey  string         `json:"physkey"`
+	Name     string         `json:"name"`
+	Discount protocol.Money `json:"discount"` // percent
+}
+
+// LineView is one sale line. price is the line total the customer pays.
+type LineView struct {
+	Seqnce           int64           `json:"seqnce"`
+	PID              int64           `json:"pid"`
+	Qty              int64           `json:"qty"`
+	Measurement      int64           `json:"measurement"`
+	Price            protocol.Money  `json:"price"`
+	TotalPrice       protocol.Money  `json:"totalprice"`
+	UnitPrice        protocol.Money  `json:"unitprice"`
+	PrediscountPrice *protocol.Money `json:"prediscountprice,omitempty"`
+	PriceCause       int64           `json:"pricecause"`
+	LineSource       int64           `json:"linesource"`
+	Product          ProductRef      `json:"product"`
+}
+
+// ProductRef names a line's product (custdisp shape, SPEC §6.2).
+type ProductRef struct {
+	Description string `json:"description"`
+	SKU         string `json:"sku"`
+}
+
+// PaymentView is one payment: type is the global payment code.
+type PaymentView struct {
+	Sequence int64          `json:"sequence"`
+	Type     int64          `json:"type"`
+	TypeName string         `json:"typename"`
+	Amount   protocol.Money `json:"amount"`
+	DT       string         `json:"dt"`
+}
+
+// loadView reads everything a SaleView shows.
+func loadView(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale) (*SaleView, error) {
+	lines, err := lanedb.SaleLines(ctx, q, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	payments, err := lanedb.SalePayments(ctx, q, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	var customer *lanedb.SaleCustomer
+	if sale.CID.Valid {
+		customer, err = lanedb.CustomerByCID(ctx, q, sale.CID.Int64)
+		if err != nil && !errors.Is(err, lanedb.ErrNoCustomer) {
+			return nil, err
+		}
+	}
+	return buildView(sale, lines, payments, customer), nil
+}
+
+func buildView(sale *lanedb.Sale, lines []lanedb.Line, payments []lanedb.Payment, customer *lanedb.SaleCustomer) *SaleView {
+	v := &SaleView{
+		Physkey:     sale.Physkey,
+		RandomKey:   sale.RandomKey,
+		SID:         nullInt(sale.SID.Int64, sale.SID.Valid),
+		Phase:       sale.Phase,
+		StartDT:     sale.StartDT,
+		CompletedDT: nullStr(sale.CompletedDT.String, sale.CompletedDT.Valid),
+		SaleTotal:   protocol.Money(sale.SaleTotalCents),
+		CID:         nullInt(sale.CID.Int64, sale.CID.Valid),
+		Location:    nullInt(sale.Location.Int64, sale.Location.Valid),
+		RandomNo:    randomNo(sale.Physkey),
+		Holder:      sale.HolderName,
+		Lines:       make([]LineView, len(lines)),
+		Payments:    make([]PaymentView, len(payments)),
+		Version:     sale.Version,
+	}
+	v.RandomNoWord = numberWord(v.RandomNo)
+	if sale.Presell {
+		v.Presell, v.Tablet = 1, sale.CreatedBy
+		v.Ticket = nullInt(sale.Ticket.Int64, sale.Ticket.Valid)
+		v.TicketWord = nullStr(sale.TicketWord.String, sale.TicketWord.Valid)
+		v.TicketBarcode = nullStr(sale.TicketBarcode.String, sale.TicketBarcode.Valid)
+	}
+	if customer != nil {
+		v.PhyskeyCust = &customer.Physkey
+		v.Customer = &CustomerView{CID: customer.CID, Physkey: customer.Physkey, Name: customer.Name, Discount: protocol.Money(customer.DiscountBPS)}
+	}
+	for i, l := range lines {
+		lv := LineView{
+			Seqnce: l.Seqnce, PID: l.PID, Qty: l.Qty, Measurement: l.Measurement,
+			Price: protocol.Money(l.TotalPriceCents), TotalPrice: protocol.Money(l.TotalPriceCents),
+			UnitPrice: protocol.Money(l.UnitPriceCents), PriceCause: l.PriceCause, LineSource: l.LineSource,
+			Product: ProductRef{Description: l.Description, SKU: l.PLU},
+		}
+		if l.PriceCause != causeNone {
+			pre := protocol.Money(l.PrediscountPriceCents)
+			lv.PrediscountPrice = &pre
+		}
+		v.Lines[i] = lv
+	}
+	var paid int64
+	for i, p := range payments {
+		v.Payments[i] = PaymentView{Sequence: p.Sequence, Type: p.GlobalCode, TypeName: p.TypeName, Amount: protocol.Money(p.AmountCents), DT: p.DT}
+		paid += p.AmountCents
+	}
+	v.Paid = protocol.Money(paid)
+	v.Balance = protocol.Money(sale.SaleTotalCents - paid)
+	return v
+}
+
+// ActiveView is the salesbuilder.active summary (SPEC §7.3).
+type ActiveView struct {
+	Physkey       string         `json:"physkey"`
+	RandomKey     string         `json:"random_key"`
+	DatetimeLocal string         `json:"datetime_local"`
+	SaleTotal     protocol.Money `json:"saletotal"`
+	RandomNo      int64          `json:"physkey_random_no"`
+	RandomNoWord  string         `json:"physkey_random_no_word"`
+	Phase         int            `json:"phase"`
+	Ticket        *int64         `json:"ticket,omitempty"`
+}
+
+func activeView(sale *lanedb.Sale, localNow string) ActiveView {
+	n := randomNo(sale.Physkey)
+	return ActiveView{
+		Physkey: sale.Physkey, RandomKey: sale.RandomKey, DatetimeLocal: localNow,
+		SaleTotal: protocol.Money(sale.SaleTotalCents), RandomNo: n, RandomNoWord: numberWord(n),
+		Phase: sale.Phase, Ticket: nullInt(sale.Ticket.Int64, sale.Ticket.Valid),
+	}
+}
+
+func nullInt(v int64, ok bool) *int64 {
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+func nullStr(v string, ok bool) *string {
+	if !ok {
+		return nil
+	}
+	return &v
+}
