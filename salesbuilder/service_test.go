@@ -1,0 +1,463 @@
+package salesbuilder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// lane is a SalesBuilder on a real demo lane DB.
+type lane struct {
+	t      *testing.T
+	db     *lanedb.DB
+	router *protocol.Router
+}
+
+func newLane(t *testing.T) *lane {
+	t.Helper()
+	ctx := context.Background()
+	db, err := lanedb.Open(ctx, filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := fixtures.Find("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Load(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	w := db.NewWriter(lanedb.WriterOptions{MaxWait: time.Millisecond, MaxBatch: 16})
+	t.Cleanup(func() { w.Close(); db.Close() })
+	clock := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
+	s, err := New(ctx, db, w, Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := protocol.NewRouter()
+	s.Register(r)
+	return &lane{t: t, db: db, router: r}
+}
+
+func tablet(name string) *protocol.Caller {
+	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopePresell}, Purpose: protocol.PurposePresell}
+}
+
+func counter(name string) *protocol.Caller {
+	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeCounter}}
+}
+
+// call runs endpoint a for caller with k and v (any JSON-able value).
+func (l *lane) call(c *protocol.Caller, a, k string, v any, ik string) (*protocol.Result, error) {
+	l.t.Helper()
+	req := &protocol.Request{A: a, IK: ik}
+	if k != "" {
+		req.K, _ = json.Marshal(k)
+	}
+	if v != nil {
+		req.V, _ = json.Marshal(v)
+	}
+	ep, err := l.router.Lookup(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := ep.Allow(c); err != nil {
+		return nil, err
+	}
+	return ep.Handler(context.Background(), &protocol.Call{Req: req, Caller: c, Endpoint: ep})
+}
+
+// sale runs a call that must succeed and returns the sale in its reply.
+func (l *lane) sale(c *protocol.Caller, a, k string, v any) *SaleView {
+	l.t.Helper()
+	res, err := l.call(c, a, k, v, "")
+	if err != nil {
+		l.t.Fatalf("%s: %v", a, err)
+	}
+	return viewOf(l.t, res)
+}
+
+func viewOf(t *testing.T, res *protocol.Result) *SaleView {
+	t.Helper()
+	b, err := json.Marshal(res.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows struct {
+		Rows []SaleView `json:"rows"`
+	}
+	if json.Unmarshal(b, &rows) == nil && len(rows.Rows) == 1 {
+		return &rows.Rows[0]
+	}
+	var v SaleView
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("reply is not a sale: %s", b)
+	}
+	return &v
+}
+
+func wantCode(t *testing.T, err error, code protocol.Code) {
+	t.Helper()
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want code %s", err, code)
+	}
+	if pe.Code != code {
+		t.Fatalf("code %s (%s), want %s", pe.Code, pe.Message, code)
+	}
+}
+
+func TestBuildAPresell(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	s := l.sale(tab, "salesbuilder.sale_create", "", nil)
+	if s.Presell != 1 || s.Tablet != "tablet-1" || s.Phase != 0 || s.StartDT != "2026-11-27 22:30:00" {
+		t.Fatalf("new sale: %+v", s)
+	}
+	k := s.Physkey
+	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"plu": "FW", "qty": 2})            // 2 × 5.50
+	l.sale(tab, "salesbuilder.salesbuilder_add_product", "", map[string]any{"pid": 1024, "qty": 250}) // 250 g ham at 39.90/kg = 9.98 (top sale)
+	s = l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"barcode": firstBarcode(t, l)})
+	if len(s.Lines) != 3 || s.Lines[1].Measurement != 1 || s.Lines[1].Price != 998 {
+		t.Fatalf("lines: %+v", s.Lines)
+	}
+	before := s.SaleTotal
+	s = l.sale(tab, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 3}) // 10% off
+	if s.Customer == nil || s.Customer.Discount != 1000 {
+		t.Fatalf("customer: %+v", s.Customer)
+	}
+	for _, line := range s.Lines {
+		if line.PriceCause != causeCustomerDiscount || line.PrediscountPrice == nil || *line.PrediscountPrice <= line.Price {
+			t.Fatalf("line not discounted: %+v", line)
+		}
+	}
+	if s.SaleTotal >= before {
+		t.Fatalf("total %d not below %d after discount", s.SaleTotal, before)
+	}
+	s = l.sale(tab, "salesbuilder.sale_park", k, nil)
+	if s.Phase != lanedb.PhaseParked || s.Ticket == nil || s.TicketWord == nil || s.TicketBarcode == nil {
+		t.Fatalf("parked presell: %+v", s)
+	}
+	if *s.TicketWord != numberWord(*s.Ticket) {
+		t.Errorf("ticket word %q for %d", *s.TicketWord, *s.Ticket)
+	}
+	// The top sale is gone (parked): a call without k says so.
+	_, err := l.call(tab, "salesbuilder.sale_add_product", "", map[string]any{"pid": 1001}, "")
+	wantCode(t, err, protocol.CodeNotFound)
+	// Editing the parked presell is refused; unpark, edit, park keeps the ticket.
+	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, "")
+	wantCode(t, err, protocol.CodeConflict)
+	ticket := *s.Ticket
+	l.sale(tab, "salesbuilder.sale_unpark", k, nil)
+	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1002})
+	s = l.sale(tab, "salesbuilder.sale_park", k, nil)
+	if *s.Ticket != ticket {
+		t.Errorf("re-park changed the ticket %d → %d", ticket, *s.Ticket)
+	}
+}
+
+func firstBarcode(t *testing.T, l *lane) string {
+	var bc string
+	if err := l.db.R.Get(&bc, `SELECT barcode FROM product_barcodes ORDER BY barcode LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	return bc
+}
+
+func TestCounterCompletesAndCancels(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 3}) // 16.50
+	l.sale(tab, "salesbuilder.sale_park", k, nil)
+
+	// The tablet cannot take it back once the counter holds it.
+	s := l.sale(till, "salesbuilder.sale_unpark", k, nil)
+	if s.Holder != "counter-1" || s.Phase != 0 {
+		t.Fatalf("unparked by counter: %+v", s)
+	}
+	_, err := l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, "")
+	wantCode(t, err, protocol.CodeClaimed)
+
+	l.sale(till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 3, "amount": 10})
+	_, err = l.call(till, "salesbuilder.salesbuilder_complete", k, nil, "")
+	wantCode(t, err, protocol.CodeUnderpaid)
+	l.sale(till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 10})
+	res, err := l.call(till, "salesbuilder.salesbuilder_complete", k, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res.Data)
+	var done struct {
+		SID         int64   `json:"sid"`
+		Phase       int     `json:"phase"`
+		CompletedDT string  `json:"completeddt"`
+		Change      float64 `json:"change"`
+		Ticket      int64   `json:"ticket"`
+	}
+	if err := json.Unmarshal(b, &done); err != nil || done.SID != 1 || done.Phase != 1 || done.CompletedDT == "" || done.Change != 3.5 || done.Ticket == 0 {
+		t.Fatalf("completed: %s", b)
+	}
+	_, err = l.call(till, "salesbuilder.salesbuilder_cancel", k, nil, "")
+	wantCode(t, err, protocol.CodeConflict)
+
+	// A second sale is voided and kept.
+	k2 := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	s = l.sale(tab, "salesbuilder.salesbuilder_cancel", k2, nil)
+	if s.Phase != lanedb.PhaseVoid {
+		t.Fatalf("cancelled: %+v", s)
+	}
+	var by string
+	if err := l.db.R.Get(&by, `SELECT voided_by FROM sales WHERE physkey = ?`, k2); err != nil || by != "tablet-1" {
+		t.Fatalf("voided_by = %q, %v", by, err)
+	}
+}
+
+func TestLinesKeepSeqnce(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("t")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	for _, pid := range []int{1001, 1002, 1003} {
+		l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": pid})
+	}
+	l.sale(tab, "salesbuilder.sale_remove_line", k, map[string]any{"seqnce": 3})
+	s := l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1004})
+	got := []int64{}
+	for _, line := range s.Lines {
+		got = append(got, line.Seqnce)
+	}
+	if fmt.Sprint(got) != "[1 2 4]" {
+		t.Fatalf("seqnce after remove+add: %v", got)
+	}
+	s = l.sale(tab, "salesbuilder.sale_edit_line", k, map[string]any{"seqnce": 2, "qty": 4})
+	if s.Lines[1].Qty != 4 || s.Lines[1].Price != 4*s.Lines[1].UnitPrice {
+		t.Fatalf("edited line: %+v", s.Lines[1])
+	}
+	var total int64
+	for _, line := range s.Lines {
+		total += int64(line.Price)
+	}
+	if int64(s.SaleTotal) != total {
+		t.Fatalf("total %d, lines sum to %d", s.SaleTotal, total)
+	}
+}
+
+func TestBadInputLeavesTheSaleAlone(t *testing.T) {
+	l := newLane(t)
+	tab, other := tablet("tablet-1"), tablet("tablet-2")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001})
+	before := l.sale(tab, "salesbuilder.sale_fetch", k, nil)
+
+	tests := []struct {
+		name   string
+		caller *protocol.Caller
+		a, k   string
+		v      any
+		code   protocol.Code
+	}{
+		{"unknown pid", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, protocol.CodeUnknownProduct},
+		{"unknown plu", tab, "salesbuilder.sale_add_product", k, map[string]any{"plu": "NOPE"}, protocol.CodeUnknownProduct},
+		{"unknown barcode", tab, "salesbuilder.sale_add_product", k, map[string]any{"barcode": "0000000000000"}, protocol.CodeUnknownProduct},
+		{"inactive product", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1040}, protocol.CodeUnknownProduct},
+		{"no product named", tab, "salesbuilder.sale_add_product", k, map[string]any{"qty": 1}, protocol.CodeBadArgument},
+		{"zero qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 0}, protocol.CodeBadArgument},
+		{"negative qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": -2}, protocol.CodeBadArgument},
+		{"float qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1.5}, protocol.CodeBadArgument},
+		{"string qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": "2"}, protocol.CodeBadArgument},
+		{"huge qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1e12}, protocol.CodeBadArgument},
+		{"price override without counter scope", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "price": 1}, protocol.CodeForbidden},
+		{"not a sale", tab, "salesbuilder.sale_add_product", "nope", map[string]any{"pid": 1001}, protocol.CodeNotFound},
+		{"another tablet's sale", other, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, protocol.CodeClaimed},
+		{"another tablet parks it", other, "salesbuilder.sale_park", k, nil, protocol.CodeClaimed},
+		{"unknown payment type", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 42, "amount": 5}, protocol.CodeBadArgument},
+		{"negative payment", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": -5}, protocol.CodeBadArgument},
+		{"sub-cent payment", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 0.001}, protocol.CodeBadArgument},
+		{"underpaid", tab, "salesbuilder.salesbuilder_complete", k, nil, protocol.CodeUnderpaid},
+		{"unknown line", tab, "salesbuilder.sale_remove_line", k, map[string]any{"seqnce": 9}, protocol.CodeNotFound},
+		{"edit with nothing to change", tab, "salesbuilder.sale_edit_line", k, map[string]any{"seqnce": 1}, protocol.CodeBadArgument},
+		{"unknown customer", tab, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 999}, protocol.CodeNotFound},
+		{"create with a non-UUID physkey", tab, "salesbuilder.sale_create", "", map[string]any{"physkey": "x'; DROP TABLE sales; --"}, protocol.CodeBadArgument},
+		{"unpark an active sale", tab, "salesbuilder.sale_unpark", k, nil, protocol.CodeConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := l.call(tt.caller, tt.a, tt.k, tt.v, "")
+			wantCode(t, err, tt.code)
+		})
+	}
+	after := l.sale(tab, "salesbuilder.sale_fetch", k, nil)
+	a, _ := json.Marshal(before)
+	b, _ := json.Marshal(after)
+	if string(a) != string(b) {
+		t.Fatalf("bad input changed the sale:\nbefore %s\nafter  %s", a, b)
+	}
+}
+
+func TestCounterPriceOverride(t *testing.T) {
+	l := newLane(t)
+	till := counter("counter-1")
+	k := l.sale(till, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(till, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 3})
+	s := l.sale(till, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 2, "price": 4})
+	if s.Lines[0].PriceCause != causeUserPrice || s.Lines[0].Price != 800 || s.Presell != 0 {
+		t.Fatalf("override line: %+v", s.Lines[0])
+	}
+	// A later customer change keeps the hand-set price.
+	s = l.sale(till, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 0})
+	if s.Lines[0].Price != 800 || s.Customer != nil {
+		t.Fatalf("after removing customer: %+v", s)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	ikCreate, ikAdd := uuid.NewString(), uuid.NewString()
+	first, err := l.call(tab, "salesbuilder.sale_create", "", nil, ikCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := viewOf(t, first).Physkey
+	add := map[string]any{"pid": 1001, "qty": 2}
+	addFirst, err := l.call(tab, "salesbuilder.sale_add_product", k, add, ikAdd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		again, err := l.call(tab, "salesbuilder.sale_create", "", nil, ikCreate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(first.Data)
+		b, _ := json.Marshal(again.Data)
+		if string(a) != string(b) {
+			t.Fatalf("retry reply differs:\n%s\n%s", a, b)
+		}
+		addAgain, err := l.call(tab, "salesbuilder.sale_add_product", k, add, ikAdd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ = json.Marshal(addFirst.Data)
+		b, _ = json.Marshal(addAgain.Data)
+		if string(a) != string(b) {
+			t.Fatalf("retry reply differs:\n%s\n%s", a, b)
+		}
+	}
+	var sales, lines int
+	_ = l.db.R.Get(&sales, `SELECT COUNT(*) FROM sales`)
+	_ = l.db.R.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
+	if sales != 1 || lines != 1 {
+		t.Fatalf("%d sales and %d lines after retries, want 1 and 1", sales, lines)
+	}
+	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1002}, ikAdd)
+	wantCode(t, err, protocol.CodeIKReused)
+	_, err = l.call(tab, "salesbuilder.sale_add_product", k, add, "not-a-uuid")
+	wantCode(t, err, protocol.CodeBadArgument)
+	// A failed request stores nothing: fixing it and retrying with the same ik works.
+	ikBad := uuid.NewString()
+	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, ikBad)
+	wantCode(t, err, protocol.CodeUnknownProduct)
+	if _, err := l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, ikBad); err == nil {
+		t.Fatal("the failed request succeeded on retry")
+	}
+}
+
+func TestClientPhyskeyCreateIsIdempotent(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	pk := uuid.NewString()
+	a := l.sale(tab, "salesbuilder.sale_create", "", map[string]any{"physkey": pk})
+	b := l.sale(tab, "fd1.sales.create_activesale", "", map[string]any{"physkey": pk})
+	if a.Physkey != pk || b.Physkey != pk || a.RandomKey != b.RandomKey {
+		t.Fatalf("two creates with one physkey: %s/%s %s/%s", a.Physkey, a.RandomKey, b.Physkey, b.RandomKey)
+	}
+	_, err := l.call(tablet("tablet-2"), "salesbuilder.sale_create", "", map[string]any{"physkey": pk}, "")
+	wantCode(t, err, protocol.CodeConflict)
+}
+
+func TestTicketsAreUniqueAmongOpenPresells(t *testing.T) {
+	l := newLane(t)
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tab := tablet(fmt.Sprint("tablet-", i))
+			res, err := l.call(tab, "salesbuilder.sale_create", "", nil, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			k := viewOf(t, res).Physkey
+			if _, err := l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, ""); err != nil {
+				t.Error(err)
+				return
+			}
+			res, err = l.call(tab, "salesbuilder.sale_park", k, nil, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ticket := *viewOf(t, res).Ticket
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[ticket] {
+				t.Errorf("ticket %d given twice", ticket)
+			}
+			seen[ticket] = true
+		}(i)
+	}
+	wg.Wait()
+	// An empty presell cannot be submitted.
+	tab := tablet("tablet-x")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	_, err := l.call(tab, "salesbuilder.sale_park", k, nil, "")
+	wantCode(t, err, protocol.CodeConflict)
+}
+
+func TestGetSaleAndPrice(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(tab, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 3})
+
+	res, err := l.call(tab, "salesbuilder.get_sale", "active", nil, "")
+	if err != nil || res.SC != "salesbuilder.active" {
+		t.Fatalf("get_sale: %+v %v", res, err)
+	}
+	av, ok := res.Data.(ActiveView)
+	if !ok || av.Physkey != k || av.RandomNoWord != numberWord(av.RandomNo) {
+		t.Fatalf("get_sale data: %#v", res.Data)
+	}
+	res, err = l.call(tab, "fd1.sales.get_activesale_list", "", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := res.Data.(protocol.Rows).Rows.([]ActiveView); len(rows) != 1 {
+		t.Fatalf("active list: %+v", rows)
+	}
+	res, err = l.call(tab, "salesbuilder.sale_get_price", k, map[string]any{"pid": []int{1001, 1024}, "_format": "kv"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res.Data)
+	if string(b) != `{"kv":{"1001":4.95,"1024":35.91}}` {
+		t.Fatalf("kv prices for a 10%% customer: %s", b)
+	}
+	_, err = l.call(tab, "salesbuilder.sale_get_price", k, map[string]any{"pid": []int{424242}}, "")
+	wantCode(t, err, protocol.CodeUnknownProduct)
+}
