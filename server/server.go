@@ -49,9 +49,11 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
-		CheckOrigin:      s.checkOrigin,
+		// Buffer sizes 0 reuse the HTTP server's read buffer, and write
+		// buffers come from a pool only while a write is under way: an idle
+		// tablet socket then holds one 4 KiB buffer, not three.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
 	}
 	s.registerSession()
 	s.registerDebug()
