@@ -25,6 +25,7 @@ var commands = []command{
 	{"fixture", "list fixtures, or load one into a lane DB", runFixture},
 	{"apikey", "create, list and revoke API keys", runAPIKey},
 	{"client", "send FD1 packets to a lane and print the replies", runClient},
+	{"bench", "measure the lane: bench presell", runBench},
 }
 
 func main() {

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// idleChildEnv makes this test binary act as the idle-clients child, as
+// `greenlane bench idle-clients` does for the real program.
+const idleChildEnv = "GREENLANE_BENCH_TEST_IDLE_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(idleChildEnv) == "1" {
+		if err := IdleClients(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "idle-clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestPresellSmall runs every phase with tiny settings and checks that the
+// figures are printed and no request failed. It asserts no speed.
+func TestPresellSmall(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tablets, cfg.Duration, cfg.WarmUp = 2, time.Second, 200*time.Millisecond
+	cfg.IdleSockets = 20
+	cfg.DB = t.TempDir()
+	cfg.IdleClients = func(ctx context.Context) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), idleChildEnv+"=1")
+		return cmd
+	}
+	var log bytes.Buffer
+	cfg.Log = &log
+	var out bytes.Buffer
+	rep, err := Run(context.Background(), cfg, &out)
+	t.Logf("report:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("Run: %v (server log: %s)", err, log.String())
+	}
+	if err := rep.Err(); err != nil {
+		t.Errorf("requests failed: %v", err)
+	}
+	for _, want := range []string{
+		"group commit on (wait 2ms):", "group commit off:", "baseline:", "ratios: on/off",
+		"create ", "add_product ", "set_customer ", "park ",
+		"memory per idle presell socket:", "20 sockets", "child process", "targets",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	if n := len(regexp.MustCompile(`sales/s +\d+ req/s +errors 0 +busy \d+`).FindAllString(out.String(), -1)); n != 2 {
+		t.Errorf("want two load phases with errors 0, found %d", n)
+	}
+	if rep.on.sales == 0 || rep.off.sales == 0 || rep.baseline.sales == 0 {
+		t.Errorf("a phase made no sales: on %d, off %d, baseline %d", rep.on.sales, rep.off.sales, rep.baseline.sales)
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {0.999, 999 * time.Millisecond}, {1, time.Second}} {
+		got := h.quantile(tc.q)
+		if diff := (got - tc.want).Abs(); diff > tc.want/50 {
+			t.Errorf("quantile(%v) = %s, want %s within 2%%", tc.q, got, tc.want)
+		}
+	}
+	if h.count() != 1000 || h.maxValue() != time.Second {
+		t.Errorf("count %d max %s, want 1000 and 1s", h.count(), h.maxValue())
+	}
+	if got := new(histogram).quantile(0.5); got != 0 {
+		t.Errorf("empty histogram quantile = %s, want 0", got)
+	}
+}
+
+// TestReportErr: busy errors are reported but are no failure; any other
+// error code is, with a real (not busy) example.
+func TestReportErr(t *testing.T) {
+	busyOnly := &loadResult{name: "on", errors: map[string]int64{}, busy: 3, samples: []string{busyLabel + "park: unavailable: x"}}
+	clean := &loadResult{name: "off", errors: map[string]int64{}}
+	if err := (&Report{on: busyOnly, off: clean}).Err(); err != nil {
+		t.Errorf("busy errors only: Err() = %v, want nil", err)
+	}
+	failed := &loadResult{name: "off", errors: map[string]int64{"conflict": 2, "connection": 1},
+		samples: []string{busyLabel + "park: unavailable: x", "add_product: conflict: y"}}
+	err := (&Report{on: busyOnly, off: failed}).Err()
+	if err == nil || !strings.Contains(err.Error(), "3 requests failed") ||
+		!strings.Contains(err.Error(), "conflict ×2, connection ×1") || !strings.Contains(err.Error(), "e.g. add_product: conflict: y") {
+		t.Errorf("Err() = %v, want 3 failures by code with the conflict as example", err)
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/greenlane-pos/greenlane/bench"
+)
+
+// runBench runs a benchmark program. "idle-clients" is not for people: it
+// is the child process in which bench presell holds its idle sockets, so
+// that the parent's memory figures are the server's alone.
+func runBench(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("bench needs a benchmark: presell (see 'greenlane bench presell --help')")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "presell":
+		return runBenchPresell(ctx, args[1:], stdout, stderr)
+	case "idle-clients":
+		return bench.IdleClients(ctx, os.Stdin, stdout)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, "Usage: greenlane bench presell [flags]   (see 'greenlane bench presell --help')")
+		return nil
+	}
+	return usagef("unknown benchmark %q (benchmarks: presell)", args[0])
+}
+
+// runBenchPresell is `greenlane bench presell`. The exit status is 0 even
+// when a target is missed (it is a measurement), and 1 when a request
+// failed with anything but a busy error.
+func runBenchPresell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench presell", "bench presell [flags]", stderr)
+	cfg := bench.DefaultConfig()
+	fs.IntVar(&cfg.Tablets, "tablets", cfg.Tablets, "presell tablets (WebSocket clients) running at once")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of each phase (each also gets --warm-up first)")
+	fs.DurationVar(&cfg.WarmUp, "warm-up", cfg.WarmUp, "unmeasured run before each phase's measurement")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "folder or path prefix for the phases' lane DBs (PATH.gc-on.db …; replaced, then kept); default a temp folder, removed")
+	fs.DurationVar(&cfg.GroupCommitWait, "group-commit-wait", cfg.GroupCommitWait, "the DB writer's batching wait in the group-commit-on phase")
+	fs.IntVar(&cfg.PresellWorkers, "presell-workers", cfg.PresellWorkers, "requests one presell socket may run at once (0: the server's default)")
+	fs.IntVar(&cfg.IdleSockets, "idle-sockets", cfg.IdleSockets, "idle presell sockets opened for the memory figure (0 skips it)")
+	fs.DurationVar(&cfg.RecycleEvery, "recycle-every", cfg.RecycleEvery, "how often submitted presells are voided to free their tickets, as a counter would take them (0: never; tickets run out after 9999 sales)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the group-commit-on phase's measured window to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench presell takes no arguments, got %q", fs.Args())
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this program for the idle-clients child: %w", err)
+	}
+	cfg.IdleClients = func(ctx context.Context) *exec.Cmd {
+		return exec.CommandContext(ctx, exe, "bench", "idle-clients")
+	}
+	cfg.Log = stderr
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		defer f.Close()
+		cfg.CPUProfile = f
+	}
+	rep, err := bench.Run(ctx, cfg, stdout)
+	if err != nil {
+		return fmt.Errorf("bench presell: %w", err)
+	}
+	return rep.Err()
+}
