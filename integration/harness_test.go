@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -330,4 +331,137 @@ func (l *lane) httpCall(method, path string, header map[string]string, body stri
 		}
 	}
 	return resp.StatusCode, p
+}
+
+// --- helpers for the SalesBuilder, presell and concurrency suites ---
+
+// quietEnv is the environment for short-lived greenlane runs: a race-built
+// binary otherwise sleeps a second at exit (GORACE atexit_sleep_ms).
+func quietEnv() []string {
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	return append(os.Environ(), "GORACE="+gorace)
+}
+
+// newKeys creates n API keys named prefix-1…prefix-n with the CLI, several
+// at once, and returns them in order.
+func (l *lane) newKeys(prefix, scopes string, n int) []string {
+	l.t.Helper()
+	keys := make([]string, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			name := fmt.Sprintf("%s-%d", prefix, i+1)
+			cmd := exec.Command(binary, "apikey", "create", "--db", l.db, "--name", name, "--scope", scopes)
+			cmd.Env = quietEnv()
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				errs[i] = fmt.Errorf("apikey create %s: %w: %s", name, err, stderr.String())
+				return
+			}
+			keys[i] = strings.TrimSpace(stdout.String())
+			if keys[i] == "" || strings.Contains(keys[i], "\n") {
+				errs[i] = fmt.Errorf("apikey create %s printed %q, want the key alone", name, stdout.String())
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	return keys
+}
+
+// k is the reply's k (the sale key echo) as text, "" when absent.
+func (p *packet) k() string {
+	var f struct {
+		K json.RawMessage `json:"k"`
+	}
+	_ = json.Unmarshal(p.raw, &f)
+	var s string
+	if json.Unmarshal(f.K, &s) == nil {
+		return s
+	}
+	return string(f.K)
+}
+
+// rpKey is a reply's rp as a map key (its JSON spelling).
+func (p *packet) rpKey() string { return string(p.RP) }
+
+// callAll sends every packet before reading any reply (pipelining), then
+// reads one reply per packet and returns them keyed by rp (each packet must
+// carry a distinct rq).
+func (c *conn) callAll(pkts ...map[string]any) map[string]*packet {
+	c.t.Helper()
+	want := map[string]bool{}
+	for _, p := range pkts {
+		rq, err := json.Marshal(p["rq"])
+		if err != nil || p["rq"] == nil || want[string(rq)] {
+			c.t.Fatalf("callAll: every packet needs its own rq: %v", p)
+		}
+		want[string(rq)] = true
+		c.send(p)
+	}
+	got := make(map[string]*packet, len(pkts))
+	for range pkts {
+		r := c.next()
+		if !want[r.rpKey()] || got[r.rpKey()] != nil {
+			c.t.Fatalf("callAll: unexpected or repeated reply rp %s: %s", r.RP, r.raw)
+		}
+		got[r.rpKey()] = r
+	}
+	return got
+}
+
+// sqliteRows runs a read-only query on a lane DB with the sqlite3 CLI (a
+// second OS process, as a counter program or report tool would be) and
+// returns the rows.
+func sqliteRows(t *testing.T, db, query string, args ...any) []map[string]any {
+	t.Helper()
+	query = fmt.Sprintf(query, args...)
+	cmd := exec.Command("sqlite3", "-readonly", "-json", "-bail", "-cmd", ".timeout 10000", db, query)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sqlite3 %q: %v: %s", query, err, stderr.String())
+	}
+	if strings.TrimSpace(stdout.String()) == "" {
+		return nil
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+		t.Fatalf("sqlite3 %q printed no JSON: %v: %s", query, err, stdout.String())
+	}
+	return rows
+}
+
+// sqlQuote quotes a string for an SQL literal.
+func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// sqlList is a parenthesised list of quoted strings for IN (…).
+func sqlList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = sqlQuote(s)
+	}
+	return "(" + strings.Join(q, ",") + ")"
+}
+
+// newUUID is a random (version 4) UUID, as a client picks for ik or physkey.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
