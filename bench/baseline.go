@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 )
@@ -117,7 +116,7 @@ func (bl *baseliner) sale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return bl.db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+	return bl.db.WriteTx(ctx, func(tx *lanedb.Tx) error {
 		if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 			return err
 		}
@@ -147,7 +146,7 @@ func (bl *baseliner) newSale() (*lanedb.Sale, error) {
 }
 
 // insertLines looks up each product and inserts its line at list price.
-func (bl *baseliner) insertLines(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale, choices []lineChoice) ([]lanedb.Line, error) {
+func (bl *baseliner) insertLines(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, choices []lineChoice) ([]lanedb.Line, error) {
 	lines := make([]lanedb.Line, 0, len(choices))
 	for _, c := range choices {
 		p, err := lanedb.ProductByPID(ctx, tx, c.PID)
@@ -170,7 +169,7 @@ func (bl *baseliner) insertLines(ctx context.Context, tx *sqlx.Tx, sale *lanedb.
 
 // setCustomer puts the customer on the sale and reprices the lines their
 // discount changes.
-func (bl *baseliner) setCustomer(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale, cid int64, lines []lanedb.Line) error {
+func (bl *baseliner) setCustomer(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, cid int64, lines []lanedb.Line) error {
 	c, err := lanedb.CustomerByCID(ctx, tx, cid)
 	if err != nil {
 		return err
@@ -191,7 +190,7 @@ func (bl *baseliner) setCustomer(ctx context.Context, tx *sqlx.Tx, sale *lanedb.
 }
 
 // park submits the presell: a ticket, then phase 5 in one sale update.
-func (bl *baseliner) park(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale) error {
+func (bl *baseliner) park(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
 	ticket, err := lanedb.AllocateTicket(ctx, tx)
 	if err != nil {
 		return err

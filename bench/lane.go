@@ -10,8 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/greenlane-pos/greenlane/catalog"
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -132,7 +130,7 @@ type writeFunc func(ctx context.Context, fn lanedb.Mutation) error
 // directWrite is a writeFunc with one BEGIN IMMEDIATE … COMMIT per call.
 func directWrite(db *lanedb.DB) writeFunc {
 	return func(ctx context.Context, fn lanedb.Mutation) error {
-		return db.WriteTx(ctx, func(tx *sqlx.Tx) error { return fn(ctx, tx) })
+		return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
 	}
 }
 
@@ -146,7 +144,7 @@ func directWrite(db *lanedb.DB) writeFunc {
 // cost: one short UPDATE every RecycleEvery, written like any other change.
 func recycleTickets(ctx context.Context, write writeFunc) (int64, error) {
 	var n int64
-	err := write(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		now := lanedb.Now(time.Now().UTC())
 		res, err := tx.ExecContext(ctx, `UPDATE sales SET phase = ?, voided_utc = ?, voided_by = 'bench recycler',
 			updated_utc = ?, version = version + 1 WHERE phase = ? AND presell = 1`,

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // API keys look like "glk.<id>.<secret>": id finds the row, secret is
@@ -66,7 +64,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 	}
 	id := strings.ToLower(keyIDEncoding.EncodeToString(idBytes))
 	secretText := base64.RawURLEncoding.EncodeToString(secret)
-	err := db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.WriteTx(ctx, func(tx *Tx) error {
 		var taken int
 		if err := tx.GetContext(ctx, &taken, `SELECT COUNT(*) FROM api_keys WHERE name = ? AND revoked_utc IS NULL`, name); err != nil {
 			return fmt.Errorf("check key name: %w", err)
@@ -140,7 +138,7 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
 // revoked key's id.
 func (db *DB) RevokeAPIKey(ctx context.Context, idOrName string) (string, error) {
 	var id string
-	err := db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.WriteTx(ctx, func(tx *Tx) error {
 		err := tx.GetContext(ctx, &id, `SELECT key_id FROM api_keys
 			WHERE (key_id = ? OR name = ?) AND revoked_utc IS NULL`, idOrName, idOrName)
 		if errors.Is(err, sql.ErrNoRows) {

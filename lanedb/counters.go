@@ -19,33 +19,53 @@ var ErrNoFreeTicket = errors.New("every presell ticket number is in use")
 
 // AllocateTicket takes the next ticket number not held by an open presell.
 // Tickets go round in order, so a number is reused as late as possible.
-func AllocateTicket(ctx context.Context, tx *sqlx.Tx) (int64, error) {
+func AllocateTicket(ctx context.Context, tx *Tx) (int64, error) {
 	var next int64
-	err := tx.GetContext(ctx, &next, `SELECT value FROM lane_counters WHERE name = 'ticket_next'`)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := tx.GetContext(ctx, &next, qTicketNext)
+	if errors.Is(err, sql.ErrNoRows) || next < 1 || next > MaxTicket {
 		next = 1
 	} else if err != nil {
 		return 0, fmt.Errorf("read ticket counter: %w", err)
 	}
-	for tries := 0; tries < MaxTicket; tries++ {
-		if next < 1 || next > MaxTicket {
-			next = 1
-		}
-		var held int
-		if err := tx.GetContext(ctx, &held, `SELECT EXISTS (SELECT 1 FROM sales WHERE ticket = ? AND phase IN (0, 5))`, next); err != nil {
-			return 0, fmt.Errorf("check ticket %d: %w", next, err)
-		}
-		if held == 0 {
-			_, err := tx.ExecContext(ctx, `INSERT INTO lane_counters (name, value) VALUES ('ticket_next', ?)
-				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, next+1)
-			if err != nil {
-				return 0, fmt.Errorf("advance ticket counter: %w", err)
-			}
-			return next, nil
-		}
-		next++
+	ticket, ok, err := firstFreeTicket(ctx, tx, next, MaxTicket)
+	if err == nil && !ok && next > 1 {
+		ticket, ok, err = firstFreeTicket(ctx, tx, 1, next-1)
 	}
-	return 0, ErrNoFreeTicket
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, ErrNoFreeTicket
+	}
+	if _, err := tx.ExecContext(ctx, qSetTicketNext, ticket+1); err != nil {
+		return 0, fmt.Errorf("advance ticket counter: %w", err)
+	}
+	return ticket, nil
+}
+
+// firstFreeTicket walks the held tickets in [from, to] in index order and
+// stops at the first gap: usually after one row.
+func firstFreeTicket(ctx context.Context, tx *Tx, from, to int64) (int64, bool, error) {
+	rows, err := tx.QueryxContext(ctx, qHeldTickets, from, to)
+	if err != nil {
+		return 0, false, fmt.Errorf("find a free ticket: %w", err)
+	}
+	defer rows.Close()
+	candidate := from
+	for rows.Next() {
+		var held int64
+		if err := rows.Scan(&held); err != nil {
+			return 0, false, fmt.Errorf("find a free ticket: %w", err)
+		}
+		if held > candidate {
+			break
+		}
+		candidate = held + 1
+	}
+	if err := rows.Err(); err != nil {
+		return 0, false, fmt.Errorf("find a free ticket: %w", err)
+	}
+	return candidate, candidate <= to, nil
 }
 
 // Idempotent is a stored reply to a request that carried an ik.
@@ -60,7 +80,7 @@ type Idempotent struct {
 // GetIdempotent reads the record for ik, or nil when there is none.
 func GetIdempotent(ctx context.Context, q sqlx.QueryerContext, ik string) (*Idempotent, error) {
 	var rec Idempotent
-	err := sqlx.GetContext(ctx, q, &rec, `SELECT ik, key_id, endpoint, request_hash, reply FROM idempotency WHERE ik = ?`, ik)
+	err := sqlx.GetContext(ctx, q, &rec, qGetIdempotent, ik)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -71,11 +91,25 @@ func GetIdempotent(ctx context.Context, q sqlx.QueryerContext, ik string) (*Idem
 }
 
 // PutIdempotent stores the reply for ik in the request's transaction.
-func PutIdempotent(ctx context.Context, tx *sqlx.Tx, rec *Idempotent, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc)
-		VALUES (?, ?, ?, ?, ?, ?)`, rec.IK, rec.KeyID, rec.Endpoint, rec.RequestHash, rec.Reply, now.UTC().Format(DateTime))
+func PutIdempotent(ctx context.Context, tx *Tx, rec *Idempotent, now time.Time) error {
+	_, err := tx.ExecContext(ctx, qPutIdempotent, rec.IK, rec.KeyID, rec.Endpoint, rec.RequestHash, rec.Reply, now.UTC().Format(DateTime))
 	if err != nil {
 		return fmt.Errorf("store ik %s: %w", rec.IK, err)
 	}
 	return nil
 }
+
+// Statements, prepared once when the DB opens.
+var (
+	qTicketNext = stmt(`SELECT value FROM lane_counters WHERE name = 'ticket_next'`)
+	// The terms after BETWEEN repeat the partial index's WHERE, which lets
+	// SQLite walk that small index in ticket order (INDEXED BY: the planner
+	// would otherwise pick sales_phase and sort).
+	qHeldTickets = stmt(`SELECT ticket FROM sales INDEXED BY sales_open_ticket
+		WHERE ticket BETWEEN ? AND ? AND ticket IS NOT NULL AND phase IN (0, 5) ORDER BY ticket`)
+	qSetTicketNext = stmt(`INSERT INTO lane_counters (name, value) VALUES ('ticket_next', ?)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`)
+	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply FROM idempotency WHERE ik = ?`)
+	qPutIdempotent = stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc)
+		VALUES (?, ?, ?, ?, ?, ?)`)
+)

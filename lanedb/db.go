@@ -56,7 +56,9 @@ func (o Options) withDefaults() Options {
 type DB struct {
 	W    *sqlx.DB // the single writer; every transaction is BEGIN IMMEDIATE
 	R    *sqlx.DB // read-only pool
+	Read *Reader  // R with this package's statements prepared
 	Path string
+	wp   *prepared // this package's statements prepared on W
 }
 
 // Open opens (creating if needed) the lane DB at path and migrates it to the
@@ -92,6 +94,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
+	if db.wp, err = prepareAll(ctx, w, false); err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sqlx.Open("sqlite", readerDSN(abs, opts))
 	if err != nil {
 		w.Close()
@@ -104,7 +110,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open lane db readers %s: %w", abs, err)
 	}
-	db.R = r
+	rp, err := prepareAll(ctx, r, true)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	db.R, db.Read = r, &Reader{DB: r, p: rp}
 	return db, nil
 }
 
@@ -147,10 +159,10 @@ func readerDSN(abs string, o Options) string {
 
 // WriteTx runs fn in one writer transaction (BEGIN IMMEDIATE) and commits it.
 // Any error from fn rolls everything back.
-func (db *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := db.W.BeginTxx(ctx, nil)
+func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
+	tx, err := db.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin write: %w", err)
+		return err
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
@@ -160,6 +172,15 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// begin starts a write transaction with the prepared statements at hand.
+func (db *DB) begin(ctx context.Context) (*Tx, error) {
+	tx, err := db.W.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin write: %w", err)
+	}
+	return &Tx{Tx: tx, p: db.wp}, nil
 }
 
 // Now is the store-local "YYYY-MM-DD HH:MM:SS" form used in date-time columns.

@@ -24,19 +24,30 @@ var ErrNoProduct = errors.New("no such product")
 
 const saleProductSelect = `SELECT p.pid, p.description, p.plu, p.price_cents, p.measurement, p.active FROM products p `
 
+const customerSelect = `SELECT cid, physkey, name, discount_bps FROM customers WHERE `
+
+// Statements, prepared once when the DB opens.
+var (
+	qProductByPID     = stmt(saleProductSelect + `WHERE p.pid = ?`)
+	qProductByPLU     = stmt(saleProductSelect + `WHERE p.plu = ?`)
+	qProductByBarcode = stmt(saleProductSelect + `JOIN product_barcodes b ON b.pid = p.pid WHERE b.barcode = ?`)
+	qCustomerByCID    = stmt(customerSelect + `cid = ?`)
+	qCustomerByPhys   = stmt(customerSelect + `physkey = ?`)
+)
+
 // ProductByPID, ProductByPLU and ProductByBarcode find a product to sell.
 func ProductByPID(ctx context.Context, q sqlx.QueryerContext, pid int64) (*SaleProduct, error) {
-	return oneProduct(ctx, q, saleProductSelect+`WHERE p.pid = ?`, pid)
+	return oneProduct(ctx, q, qProductByPID, pid)
 }
 
 // ProductByPLU finds a product by its PLU.
 func ProductByPLU(ctx context.Context, q sqlx.QueryerContext, plu string) (*SaleProduct, error) {
-	return oneProduct(ctx, q, saleProductSelect+`WHERE p.plu = ?`, plu)
+	return oneProduct(ctx, q, qProductByPLU, plu)
 }
 
 // ProductByBarcode finds a product by any of its barcodes.
 func ProductByBarcode(ctx context.Context, q sqlx.QueryerContext, barcode string) (*SaleProduct, error) {
-	return oneProduct(ctx, q, saleProductSelect+`JOIN product_barcodes b ON b.pid = p.pid WHERE b.barcode = ?`, barcode)
+	return oneProduct(ctx, q, qProductByBarcode, barcode)
 }
 
 func oneProduct(ctx context.Context, q sqlx.QueryerContext, query string, arg any) (*SaleProduct, error) {
@@ -84,17 +95,17 @@ var ErrNoCustomer = errors.New("no such customer")
 
 // CustomerByCID finds a customer by number.
 func CustomerByCID(ctx context.Context, q sqlx.QueryerContext, cid int64) (*SaleCustomer, error) {
-	return oneCustomer(ctx, q, `cid = ?`, cid)
+	return oneCustomer(ctx, q, qCustomerByCID, cid)
 }
 
 // CustomerByPhyskey finds a customer by physkey.
 func CustomerByPhyskey(ctx context.Context, q sqlx.QueryerContext, physkey string) (*SaleCustomer, error) {
-	return oneCustomer(ctx, q, `physkey = ?`, physkey)
+	return oneCustomer(ctx, q, qCustomerByPhys, physkey)
 }
 
-func oneCustomer(ctx context.Context, q sqlx.QueryerContext, where string, arg any) (*SaleCustomer, error) {
+func oneCustomer(ctx context.Context, q sqlx.QueryerContext, query string, arg any) (*SaleCustomer, error) {
 	var c SaleCustomer
-	err := sqlx.GetContext(ctx, q, &c, `SELECT cid, physkey, name, discount_bps FROM customers WHERE `+where, arg)
+	err := sqlx.GetContext(ctx, q, &c, query, arg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoCustomer
 	}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 //go:embed migrations/*.sql
@@ -89,7 +87,7 @@ func (db *DB) migrate(ctx context.Context) error {
 func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 	for {
 		done := false
-		err := db.WriteTx(ctx, func(tx *sqlx.Tx) error {
+		err := db.WriteTx(ctx, func(tx *Tx) error {
 			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 				version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_utc TEXT NOT NULL)`); err != nil {
 				return fmt.Errorf("create schema_migrations: %w", err)

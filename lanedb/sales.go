@@ -55,7 +55,7 @@ var ErrNoSale = errors.New("no such sale")
 // GetSale reads one sale.
 func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale, error) {
 	var s Sale
-	err := sqlx.GetContext(ctx, q, &s, `SELECT `+saleColumns+` FROM sales WHERE physkey = ?`, physkey)
+	err := sqlx.GetContext(ctx, q, &s, qGetSale, physkey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoSale
 	}
@@ -68,8 +68,7 @@ func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale,
 // TopSale is the holder's most recently changed active sale ("" if none).
 func TopSale(ctx context.Context, q sqlx.QueryerContext, holderKey string) (string, error) {
 	var physkey string
-	err := sqlx.GetContext(ctx, q, &physkey, `SELECT physkey FROM sales
-		WHERE holder_key = ? AND phase = 0 ORDER BY updated_utc DESC, physkey DESC LIMIT 1`, holderKey)
+	err := sqlx.GetContext(ctx, q, &physkey, qTopSale, holderKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -82,8 +81,7 @@ func TopSale(ctx context.Context, q sqlx.QueryerContext, holderKey string) (stri
 // OpenSales lists the holder's active and parked sales, newest change first.
 func OpenSales(ctx context.Context, q sqlx.QueryerContext, holderKey string, limit int) ([]Sale, error) {
 	var out []Sale
-	err := sqlx.SelectContext(ctx, q, &out, `SELECT `+saleColumns+` FROM sales
-		WHERE holder_key = ? AND phase IN (0, 5) ORDER BY updated_utc DESC, physkey DESC LIMIT ?`, holderKey, limit)
+	err := sqlx.SelectContext(ctx, q, &out, qOpenSales, holderKey, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list open sales: %w", err)
 	}
@@ -91,11 +89,8 @@ func OpenSales(ctx context.Context, q sqlx.QueryerContext, holderKey string, lim
 }
 
 // InsertSale writes a new sale row.
-func InsertSale(ctx context.Context, tx *sqlx.Tx, s *Sale) error {
-	_, err := tx.NamedExecContext(ctx, `INSERT INTO sales (`+saleColumns+`) VALUES (:physkey, :random_key, :sid,
-		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
-		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
-		:next_seqnce, :updated_utc, :version)`, s)
+func InsertSale(ctx context.Context, tx *Tx, s *Sale) error {
+	_, err := tx.NamedExecContext(ctx, qInsertSale, s)
 	if err != nil {
 		return fmt.Errorf("insert sale %s: %w", s.Physkey, err)
 	}
@@ -105,13 +100,8 @@ func InsertSale(ctx context.Context, tx *sqlx.Tx, s *Sale) error {
 // UpdateSale writes every mutable column of s and bumps its version. It
 // fails if the row's version is no longer s.Version (someone else changed
 // it, e.g. the counter process).
-func UpdateSale(ctx context.Context, tx *sqlx.Tx, s *Sale) error {
-	res, err := tx.NamedExecContext(ctx, `UPDATE sales SET sid = :sid, phase = :phase,
-		completeddt = :completeddt, completeddtutc = :completeddtutc, saletotal_cents = :saletotal_cents,
-		teller = :teller, cid = :cid, holder_key = :holder_key, holder_name = :holder_name, ticket = :ticket, ticket_word = :ticket_word,
-		ticket_barcode = :ticket_barcode, submitted_utc = :submitted_utc, voided_utc = :voided_utc,
-		voided_by = :voided_by, next_seqnce = :next_seqnce, updated_utc = :updated_utc, version = version + 1
-		WHERE physkey = :physkey AND version = :version`, s)
+func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
+	res, err := tx.NamedExecContext(ctx, qUpdateSale, s)
 	if err != nil {
 		return fmt.Errorf("update sale %s: %w", s.Physkey, err)
 	}
@@ -146,11 +136,7 @@ type Line struct {
 // SaleLines reads a sale's lines in seqnce order.
 func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Line, error) {
 	var out []Line
-	err := sqlx.SelectContext(ctx, q, &out, `SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
-		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,
-		l.pricecausedata, l.linesource, COALESCE(p.measurement, 0) AS measurement
-		FROM sale_lines l LEFT JOIN products p ON p.pid = l.pid
-		WHERE l.sale_physkey = ? ORDER BY l.seqnce`, physkey)
+	err := sqlx.SelectContext(ctx, q, &out, qSaleLines, physkey)
 	if err != nil {
 		return nil, fmt.Errorf("read lines of %s: %w", physkey, err)
 	}
@@ -158,11 +144,8 @@ func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Li
 }
 
 // InsertLine writes a new line.
-func InsertLine(ctx context.Context, tx *sqlx.Tx, l *Line) error {
-	_, err := tx.NamedExecContext(ctx, `INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
-		plu, qty, unitprice_cents, prediscountprice_cents, totalprice_cents, pricecause, pricecausedata, linesource)
-		VALUES (:sale_physkey, :seqnce, :pid, :pidflag, :description, :plu, :qty, :unitprice_cents,
-		:prediscountprice_cents, :totalprice_cents, :pricecause, :pricecausedata, :linesource)`, l)
+func InsertLine(ctx context.Context, tx *Tx, l *Line) error {
+	_, err := tx.NamedExecContext(ctx, qInsertLine, l)
 	if err != nil {
 		return fmt.Errorf("insert line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
 	}
@@ -170,11 +153,8 @@ func InsertLine(ctx context.Context, tx *sqlx.Tx, l *Line) error {
 }
 
 // UpdateLine writes a line's quantity and prices.
-func UpdateLine(ctx context.Context, tx *sqlx.Tx, l *Line) error {
-	_, err := tx.NamedExecContext(ctx, `UPDATE sale_lines SET qty = :qty, unitprice_cents = :unitprice_cents,
-		prediscountprice_cents = :prediscountprice_cents, totalprice_cents = :totalprice_cents,
-		pricecause = :pricecause, pricecausedata = :pricecausedata
-		WHERE sale_physkey = :sale_physkey AND seqnce = :seqnce`, l)
+func UpdateLine(ctx context.Context, tx *Tx, l *Line) error {
+	_, err := tx.NamedExecContext(ctx, qUpdateLine, l)
 	if err != nil {
 		return fmt.Errorf("update line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
 	}
@@ -182,8 +162,8 @@ func UpdateLine(ctx context.Context, tx *sqlx.Tx, l *Line) error {
 }
 
 // DeleteLine removes a line.
-func DeleteLine(ctx context.Context, tx *sqlx.Tx, physkey string, seqnce int64) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM sale_lines WHERE sale_physkey = ? AND seqnce = ?`, physkey, seqnce); err != nil {
+func DeleteLine(ctx context.Context, tx *Tx, physkey string, seqnce int64) error {
+	if _, err := tx.ExecContext(ctx, qDeleteLine, physkey, seqnce); err != nil {
 		return fmt.Errorf("delete line %d of %s: %w", seqnce, physkey, err)
 	}
 	return nil
@@ -203,9 +183,7 @@ type Payment struct {
 // SalePayments reads a sale's payments in sequence order.
 func SalePayments(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Payment, error) {
 	var out []Payment
-	err := sqlx.SelectContext(ctx, q, &out, `SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
-		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
-		WHERE p.sale_physkey = ? ORDER BY p.sequence`, physkey)
+	err := sqlx.SelectContext(ctx, q, &out, qSalePayments, physkey)
 	if err != nil {
 		return nil, fmt.Errorf("read payments of %s: %w", physkey, err)
 	}
@@ -213,13 +191,12 @@ func SalePayments(ctx context.Context, q sqlx.QueryerContext, physkey string) ([
 }
 
 // InsertPayment appends a payment; its sequence is the next free one.
-func InsertPayment(ctx context.Context, tx *sqlx.Tx, p *Payment) error {
-	err := tx.GetContext(ctx, &p.Sequence, `SELECT COALESCE(MAX(sequence), 0) + 1 FROM payments WHERE sale_physkey = ?`, p.SalePhyskey)
+func InsertPayment(ctx context.Context, tx *Tx, p *Payment) error {
+	err := tx.GetContext(ctx, &p.Sequence, qNextPaymentSeq, p.SalePhyskey)
 	if err != nil {
 		return fmt.Errorf("next payment sequence: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
-		VALUES (?, ?, ?, ?, ?)`, p.SalePhyskey, p.Sequence, p.Type, p.AmountCents, p.DT)
+	_, err = tx.ExecContext(ctx, qInsertPayment, p.SalePhyskey, p.Sequence, p.Type, p.AmountCents, p.DT)
 	if err != nil {
 		return fmt.Errorf("insert payment: %w", err)
 	}
@@ -239,7 +216,7 @@ var ErrNoPaymentType = errors.New("no such payment type")
 // PaymentTypeByGlobal finds the lane's payment type for a global code.
 func PaymentTypeByGlobal(ctx context.Context, q sqlx.QueryerContext, global int64) (*PaymentType, error) {
 	var pt PaymentType
-	err := sqlx.GetContext(ctx, q, &pt, `SELECT code, globalcode, typestr FROM payment_types WHERE globalcode = ?`, global)
+	err := sqlx.GetContext(ctx, q, &pt, qPaymentTypeByGlobal, global)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoPaymentType
 	}
@@ -252,7 +229,7 @@ func PaymentTypeByGlobal(ctx context.Context, q sqlx.QueryerContext, global int6
 // PaymentTypes lists the lane's payment types (for error messages).
 func PaymentTypes(ctx context.Context, q sqlx.QueryerContext) ([]PaymentType, error) {
 	var out []PaymentType
-	if err := sqlx.SelectContext(ctx, q, &out, `SELECT code, globalcode, typestr FROM payment_types ORDER BY globalcode`); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &out, qPaymentTypes); err != nil {
 		return nil, fmt.Errorf("list payment types: %w", err)
 	}
 	return out, nil
@@ -261,10 +238,72 @@ func PaymentTypes(ctx context.Context, q sqlx.QueryerContext) ([]PaymentType, er
 // NextSID is the next sale number of the lane. Call it inside the write
 // transaction that uses it: BEGIN IMMEDIATE makes it race-free against the
 // counter process too.
-func NextSID(ctx context.Context, tx *sqlx.Tx) (int64, error) {
+func NextSID(ctx context.Context, tx *Tx) (int64, error) {
 	var sid int64
-	if err := tx.GetContext(ctx, &sid, `SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`); err != nil {
+	if err := tx.GetContext(ctx, &sid, qNextSID); err != nil {
 		return 0, fmt.Errorf("next sid: %w", err)
 	}
 	return sid, nil
 }
+
+// LineCount is how many lines a sale has.
+func LineCount(ctx context.Context, q sqlx.QueryerContext, physkey string) (int, error) {
+	var n int
+	if err := sqlx.GetContext(ctx, q, &n, qLineCount, physkey); err != nil {
+		return 0, fmt.Errorf("count lines of %s: %w", physkey, err)
+	}
+	return n, nil
+}
+
+// PaidCents is the sum of a sale's payments.
+func PaidCents(ctx context.Context, q sqlx.QueryerContext, physkey string) (int64, error) {
+	var paid int64
+	if err := sqlx.GetContext(ctx, q, &paid, qPaidCents, physkey); err != nil {
+		return 0, fmt.Errorf("sum payments of %s: %w", physkey, err)
+	}
+	return paid, nil
+}
+
+// Statements, prepared once when the DB opens.
+var (
+	qGetSale = stmt(`SELECT ` + saleColumns + ` FROM sales WHERE physkey = ?`)
+	qTopSale = stmt(`SELECT physkey FROM sales
+		WHERE holder_key = ? AND phase = 0 ORDER BY updated_utc DESC, physkey DESC LIMIT 1`)
+	qOpenSales = stmt(`SELECT ` + saleColumns + ` FROM sales
+		WHERE holder_key = ? AND phase IN (0, 5) ORDER BY updated_utc DESC, physkey DESC LIMIT ?`)
+	qInsertSale = named(`INSERT INTO sales (` + saleColumns + `) VALUES (:physkey, :random_key, :sid,
+		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
+		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
+		:next_seqnce, :updated_utc, :version)`)
+	qUpdateSale = named(`UPDATE sales SET sid = :sid, phase = :phase,
+		completeddt = :completeddt, completeddtutc = :completeddtutc, saletotal_cents = :saletotal_cents,
+		teller = :teller, cid = :cid, holder_key = :holder_key, holder_name = :holder_name, ticket = :ticket, ticket_word = :ticket_word,
+		ticket_barcode = :ticket_barcode, submitted_utc = :submitted_utc, voided_utc = :voided_utc,
+		voided_by = :voided_by, next_seqnce = :next_seqnce, updated_utc = :updated_utc, version = version + 1
+		WHERE physkey = :physkey AND version = :version`)
+	qSaleLines = stmt(`SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
+		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,
+		l.pricecausedata, l.linesource, COALESCE(p.measurement, 0) AS measurement
+		FROM sale_lines l LEFT JOIN products p ON p.pid = l.pid
+		WHERE l.sale_physkey = ? ORDER BY l.seqnce`)
+	qInsertLine = named(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
+		plu, qty, unitprice_cents, prediscountprice_cents, totalprice_cents, pricecause, pricecausedata, linesource)
+		VALUES (:sale_physkey, :seqnce, :pid, :pidflag, :description, :plu, :qty, :unitprice_cents,
+		:prediscountprice_cents, :totalprice_cents, :pricecause, :pricecausedata, :linesource)`)
+	qUpdateLine = named(`UPDATE sale_lines SET qty = :qty, unitprice_cents = :unitprice_cents,
+		prediscountprice_cents = :prediscountprice_cents, totalprice_cents = :totalprice_cents,
+		pricecause = :pricecause, pricecausedata = :pricecausedata
+		WHERE sale_physkey = :sale_physkey AND seqnce = :seqnce`)
+	qDeleteLine   = stmt(`DELETE FROM sale_lines WHERE sale_physkey = ? AND seqnce = ?`)
+	qSalePayments = stmt(`SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
+		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
+		WHERE p.sale_physkey = ? ORDER BY p.sequence`)
+	qNextPaymentSeq = stmt(`SELECT COALESCE(MAX(sequence), 0) + 1 FROM payments WHERE sale_physkey = ?`)
+	qInsertPayment  = stmt(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
+		VALUES (?, ?, ?, ?, ?)`)
+	qPaymentTypeByGlobal = stmt(`SELECT code, globalcode, typestr FROM payment_types WHERE globalcode = ?`)
+	qPaymentTypes        = stmt(`SELECT code, globalcode, typestr FROM payment_types ORDER BY globalcode`)
+	qLineCount           = stmt(`SELECT COUNT(*) FROM sale_lines WHERE sale_physkey = ?`)
+	qPaidCents           = stmt(`SELECT COALESCE(SUM(amount_cents), 0) FROM payments WHERE sale_physkey = ?`)
+	qNextSID             = stmt(`SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`)
+)

@@ -45,7 +45,7 @@ func isDataTable(table string) bool {
 
 // InsertRows inserts rows into a data table inside tx. Every key of every
 // row must be a column of the table; rowLabel names a row in errors.
-func InsertRows(ctx context.Context, tx *sqlx.Tx, table string, rows []Row, rowLabel func(i int) string) error {
+func InsertRows(ctx context.Context, tx *Tx, table string, rows []Row, rowLabel func(i int) string) error {
 	if !isDataTable(table) {
 		return fmt.Errorf("%q is not a data table (tables: %s)", table, strings.Join(DataTables, ", "))
 	}
@@ -80,7 +80,7 @@ func InsertRows(ctx context.Context, tx *sqlx.Tx, table string, rows []Row, rowL
 }
 
 // ClearData deletes every row of every data table inside tx.
-func ClearData(ctx context.Context, tx *sqlx.Tx) error {
+func ClearData(ctx context.Context, tx *Tx) error {
 	for i := len(DataTables) - 1; i >= 0; i-- {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+DataTables[i]); err != nil {
 			return fmt.Errorf("clear %s: %w", DataTables[i], err)

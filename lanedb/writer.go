@@ -7,15 +7,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // WriterOptions tune group commit.
 type WriterOptions struct {
-	// MaxWait is how long the writer waits for more requests to join a batch
-	// after the first arrives. 0 disables group commit: one transaction per
-	// request. Default 2ms.
+	// MaxWait is the longest the writer waits for more requests to join a
+	// batch; it stops sooner when requests stop arriving (see collect). 0
+	// disables group commit: one transaction per request. Default 2ms.
 	MaxWait time.Duration
 	// MaxBatch caps the requests in one transaction, keeping every write
 	// transaction short for the counter process that shares the file.
@@ -55,7 +53,7 @@ type WriterStats struct {
 
 // Mutation is one unit of work in a write transaction. Its writes are
 // committed only if it returns nil.
-type Mutation func(ctx context.Context, tx *sqlx.Tx) error
+type Mutation func(ctx context.Context, tx *Tx) error
 
 type job struct {
 	ctx  context.Context
@@ -141,13 +139,15 @@ func (w *Writer) drain() {
 	}
 }
 
-// collect gathers jobs that arrive within MaxWait of the first.
+// collect gathers the jobs already waiting, then lingers for more only
+// while they keep coming: each new arrival may extend the wait by a short
+// gap, and the whole wait never exceeds MaxWait. Under load the queue is
+// full and nobody waits; a lone tablet waits one gap, not MaxWait.
 func (w *Writer) collect(first *job) []*job {
 	batch := []*job{first}
 	if w.opts.MaxWait == 0 {
 		return batch
 	}
-	// Take what is already waiting without a timer.
 	for len(batch) < w.opts.MaxBatch {
 		select {
 		case j := <-w.jobs:
@@ -160,12 +160,19 @@ func (w *Writer) collect(first *job) []*job {
 	if len(batch) >= w.opts.MaxBatch {
 		return batch
 	}
-	timer := time.NewTimer(w.opts.MaxWait)
+	gap := w.opts.MaxWait / 8
+	deadline := time.Now().Add(w.opts.MaxWait)
+	timer := time.NewTimer(gap)
 	defer timer.Stop()
 	for len(batch) < w.opts.MaxBatch {
 		select {
 		case j := <-w.jobs:
 			batch = append(batch, j)
+			next := min(gap, time.Until(deadline))
+			if next <= 0 {
+				return batch
+			}
+			timer.Reset(next)
 		case <-timer.C:
 			return batch
 		}
@@ -177,9 +184,9 @@ func (w *Writer) collect(first *job) []*job {
 func (w *Writer) runBatch(batch []*job) {
 	results := make([]error, len(batch))
 	ctx := context.Background() // one job's cancellation must not abort the others
-	tx, err := w.db.W.BeginTxx(ctx, nil)
+	tx, err := w.db.begin(ctx)
 	if err != nil {
-		w.answer(batch, results, fmt.Errorf("begin write: %w", err))
+		w.answer(batch, results, err)
 		return
 	}
 	ran := 0
@@ -219,23 +226,23 @@ func (w *Writer) runBatch(batch []*job) {
 // writes are undone. fatal is set when the savepoint machinery itself failed.
 // The job gets a context that is never cancelled: interrupting a statement
 // would make SQLite roll back the whole batch's transaction.
-func runSavepoint(ctx context.Context, tx *sqlx.Tx, j *job) (jobErr, fatal error) {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT m"); err != nil {
+func runSavepoint(ctx context.Context, tx *Tx, j *job) (jobErr, fatal error) {
+	if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
 	jobErr = callMutation(context.WithoutCancel(j.ctx), tx, j.fn)
 	if jobErr != nil {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO m"); err != nil {
+		if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {
 			return nil, fmt.Errorf("rollback to savepoint: %w (after %v)", err, jobErr)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "RELEASE m"); err != nil {
+	if _, err := tx.ExecContext(ctx, qRelease); err != nil {
 		return nil, fmt.Errorf("release savepoint: %w", err)
 	}
 	return jobErr, nil
 }
 
-func callMutation(ctx context.Context, tx *sqlx.Tx, fn Mutation) (err error) {
+func callMutation(ctx context.Context, tx *Tx, fn Mutation) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("mutation panicked: %v", p)
@@ -255,3 +262,10 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 		j.done <- err
 	}
 }
+
+// The savepoint statements run twice per mutation: prepared once.
+var (
+	qSavepoint  = stmt(`SAVEPOINT m`)
+	qRollbackTo = stmt(`ROLLBACK TO m`)
+	qRelease    = stmt(`RELEASE m`)
+)

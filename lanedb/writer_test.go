@@ -7,12 +7,10 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 func insertStaff(tid int) Mutation {
-	return func(ctx context.Context, tx *sqlx.Tx) error {
+	return func(ctx context.Context, tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (?, ?, ?)`, tid, fmt.Sprint("k", tid), "s")
 		return err
 	}
@@ -44,7 +42,7 @@ func TestWriterGroupCommit(t *testing.T) {
 					if i%5 == 0 {
 						// Writes, then fails: only its own row must vanish.
 						inner := fn
-						fn = func(ctx context.Context, tx *sqlx.Tx) error {
+						fn = func(ctx context.Context, tx *Tx) error {
 							if err := inner(ctx, tx); err != nil {
 								return err
 							}
@@ -92,7 +90,7 @@ func TestWriterSkipsCancelledAndPanics(t *testing.T) {
 	if err := w.Do(ctx, insertStaff(1)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled job: %v", err)
 	}
-	err := w.Do(context.Background(), func(ctx context.Context, tx *sqlx.Tx) error {
+	err := w.Do(context.Background(), func(ctx context.Context, tx *Tx) error {
 		if err := insertStaff(2)(ctx, tx); err != nil {
 			return err
 		}

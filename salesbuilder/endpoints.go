@@ -70,7 +70,7 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		physkey := strings.ToLower(args.Physkey)
 		if physkey != "" {
 			existing, err := lanedb.GetSale(ctx, tx, physkey)
@@ -128,7 +128,7 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 	req := call.Req
 	all := req.QK.Has("all") || strings.HasSuffix(req.A, "get_activesale_list")
 	if all && saleKey(req) == "" {
-		sales, err := lanedb.OpenSales(ctx, s.db.R, call.Caller.KeyID, maxOpenSales)
+		sales, err := lanedb.OpenSales(ctx, s.db.Read, call.Caller.KeyID, maxOpenSales)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +139,7 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 		}
 		return &protocol.Result{SC: "salesbuilder.active", Data: protocol.Rows{Rows: rows}}, nil
 	}
-	sale, err := resolve(ctx, s.db.R, call)
+	sale, err := resolve(ctx, s.db.Read, call)
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +155,11 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 }
 
 func (s *Service) fetch(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sale, err := resolve(ctx, s.db.R, call)
+	sale, err := resolve(ctx, s.db.Read, call)
 	if err != nil {
 		return nil, err
 	}
-	return s.viewResult(ctx, s.db.R, call, sale)
+	return s.viewResult(ctx, s.db.Read, call, sale)
 }
 
 type getPriceArgs struct {
@@ -193,13 +193,13 @@ func (s *Service) getPrice(ctx context.Context, call *protocol.Call) (*protocol.
 	}
 	var customer *lanedb.SaleCustomer
 	var k json.RawMessage
-	sale, err := resolve(ctx, s.db.R, call)
+	sale, err := resolve(ctx, s.db.Read, call)
 	var pe *protocol.Error
 	switch {
 	case err == nil:
 		k, _ = json.Marshal(sale.Physkey)
 		if sale.CID.Valid {
-			if customer, err = lanedb.CustomerByCID(ctx, s.db.R, sale.CID.Int64); err != nil && !errors.Is(err, lanedb.ErrNoCustomer) {
+			if customer, err = lanedb.CustomerByCID(ctx, s.db.Read, sale.CID.Int64); err != nil && !errors.Is(err, lanedb.ErrNoCustomer) {
 				return nil, err
 			}
 		}
@@ -207,7 +207,7 @@ func (s *Service) getPrice(ctx context.Context, call *protocol.Call) (*protocol.
 	default:
 		return nil, err
 	}
-	products, err := lanedb.ProductsByPID(ctx, s.db.R, args.PIDs)
+	products, err := lanedb.ProductsByPID(ctx, s.db.Read, args.PIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +251,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 	if args.Qty != nil {
 		qty = *args.Qty
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -289,7 +289,7 @@ func (s *Service) checkPriceOverride(call *protocol.Call, p *protocol.Money) err
 	return nil
 }
 
-func findProduct(ctx context.Context, tx *sqlx.Tx, args addProductArgs) (*lanedb.SaleProduct, error) {
+func findProduct(ctx context.Context, tx *lanedb.Tx, args addProductArgs) (*lanedb.SaleProduct, error) {
 	var p *lanedb.SaleProduct
 	var err error
 	var what string
@@ -329,7 +329,7 @@ func saleCustomer(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale)
 
 // finishLines recomputes the sale total from its lines, saves the sale and
 // answers with the whole sale.
-func (s *Service) finishLines(ctx context.Context, tx *sqlx.Tx, call *protocol.Call, sale *lanedb.Sale) (*protocol.Result, error) {
+func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol.Call, sale *lanedb.Sale) (*protocol.Result, error) {
 	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
 	if err != nil {
 		return nil, err
@@ -378,7 +378,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -408,7 +408,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 	if err := s.checkPriceOverride(call, args.Price); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -454,7 +454,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 		return nil, err
 	}
 	removing := args.PhyskeyCust == "" && *args.CID == 0
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -512,7 +512,7 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -549,7 +549,7 @@ func (s *Service) unknownPaymentType(ctx context.Context, q sqlx.QueryerContext,
 // park puts an active sale in the background (phase 5). A presell is
 // thereby submitted: it gets a ticket the counter can recall it by.
 func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -568,10 +568,10 @@ func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Resu
 }
 
 // submit gives a presell its ticket (kept if it was submitted before).
-func (s *Service) submit(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale) error {
-	var lines int
-	if err := tx.GetContext(ctx, &lines, `SELECT COUNT(*) FROM sale_lines WHERE sale_physkey = ?`, sale.Physkey); err != nil {
-		return fmt.Errorf("count lines: %w", err)
+func (s *Service) submit(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
+	lines, err := lanedb.LineCount(ctx, tx, sale.Physkey)
+	if err != nil {
+		return err
 	}
 	if lines == 0 {
 		return protocol.Errorf(protocol.CodeConflict, "presell %s has no lines; add a product before submitting it", sale.Physkey)
@@ -596,7 +596,7 @@ func (s *Service) submit(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale) er
 // unpark brings a parked sale back (phase 0) and makes the caller its
 // holder: its own sale, or, for a counter, anyone's.
 func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := resolveParked(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -618,7 +618,7 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 
 // resolveParked is resolve, except that without k it takes the caller's
 // most recently parked sale (the top sale is by definition not parked).
-func resolveParked(ctx context.Context, tx *sqlx.Tx, call *protocol.Call) (*lanedb.Sale, error) {
+func resolveParked(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb.Sale, error) {
 	if saleKey(call.Req) != "" {
 		return resolve(ctx, tx, call)
 	}
@@ -637,21 +637,21 @@ func resolveParked(ctx context.Context, tx *sqlx.Tx, call *protocol.Call) (*lane
 // --- complete, cancel ---
 
 func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
-		var lines int
-		if err := tx.GetContext(ctx, &lines, `SELECT COUNT(*) FROM sale_lines WHERE sale_physkey = ?`, sale.Physkey); err != nil {
-			return nil, fmt.Errorf("count lines: %w", err)
+		lines, err := lanedb.LineCount(ctx, tx, sale.Physkey)
+		if err != nil {
+			return nil, err
 		}
 		if lines == 0 {
 			return nil, protocol.Errorf(protocol.CodeConflict, "sale %s has no lines to complete; cancel it instead", sale.Physkey)
 		}
-		var paid int64
-		if err := tx.GetContext(ctx, &paid, `SELECT COALESCE(SUM(amount_cents), 0) FROM payments WHERE sale_physkey = ?`, sale.Physkey); err != nil {
-			return nil, fmt.Errorf("sum payments: %w", err)
+		paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+		if err != nil {
+			return nil, err
 		}
 		if paid < sale.SaleTotalCents {
 			return nil, protocol.Errorf(protocol.CodeUnderpaid, "sale %s totals %s but %s is paid; add %s more",
@@ -686,7 +686,7 @@ type completedView struct {
 // cancel voids an active or parked sale (phase 10000), keeping it for audit.
 // Its holder may cancel it; a counter may cancel any.
 func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
 		sale, err := resolve(ctx, tx, call)
 		if err != nil {
 			return nil, err

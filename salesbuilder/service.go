@@ -67,7 +67,7 @@ func (s *Service) localNow() string { return s.now().In(s.loc).Format(lanedb.Dat
 func (s *Service) utcNow() string { return s.now().UTC().Format(lanedb.DateTime) }
 
 // txFunc is the body of one mutating request.
-type txFunc func(ctx context.Context, tx *sqlx.Tx) (*protocol.Result, error)
+type txFunc func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error)
 
 // mutate runs fn as one write (inside the group-commit batch) and returns
 // its result once committed. With an ik, the reply is stored in the same
@@ -82,7 +82,7 @@ func (s *Service) mutate(ctx context.Context, call *protocol.Call, fn txFunc) (*
 		hash = requestHash(call)
 	}
 	var result *protocol.Result
-	err := s.writer.Do(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+	err := s.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		if ik != "" {
 			stored, err := replayed(ctx, tx, ik, call.Endpoint.Name, hash)
 			if err != nil || stored != nil {
@@ -117,7 +117,7 @@ type storedReply struct {
 
 // replayed returns the stored result for ik, nil if ik is new, or
 // ik_reused if ik belongs to another request.
-func replayed(ctx context.Context, tx *sqlx.Tx, ik, endpoint string, hash []byte) (*protocol.Result, error) {
+func replayed(ctx context.Context, tx *lanedb.Tx, ik, endpoint string, hash []byte) (*protocol.Result, error) {
 	rec, err := lanedb.GetIdempotent(ctx, tx, ik)
 	if err != nil || rec == nil {
 		return nil, err
@@ -135,7 +135,7 @@ func replayed(ctx context.Context, tx *sqlx.Tx, ik, endpoint string, hash []byte
 
 // storeReply keeps r for ik. The reply is returned as the very bytes stored,
 // so the first answer and every retry are identical.
-func storeReply(ctx context.Context, tx *sqlx.Tx, ik string, call *protocol.Call, hash []byte, r *protocol.Result, now time.Time) (*protocol.Result, error) {
+func storeReply(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call, hash []byte, r *protocol.Result, now time.Time) (*protocol.Result, error) {
 	data, err := json.Marshal(r.Data)
 	if err != nil {
 		return nil, fmt.Errorf("encode reply for ik: %w", err)
@@ -235,7 +235,7 @@ func resolve(ctx context.Context, q sqlx.QueryerContext, call *protocol.Call) (*
 
 // forChange resolves the sale and checks it can be changed by this caller:
 // it must be active and held by the caller's key.
-func forChange(ctx context.Context, tx *sqlx.Tx, call *protocol.Call) (*lanedb.Sale, error) {
+func forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb.Sale, error) {
 	sale, err := resolve(ctx, tx, call)
 	if err != nil {
 		return nil, err
@@ -277,7 +277,7 @@ func checkHolder(sale *lanedb.Sale, c *protocol.Caller) error {
 }
 
 // touch stamps a changed sale and writes it.
-func (s *Service) save(ctx context.Context, tx *sqlx.Tx, sale *lanedb.Sale) error {
+func (s *Service) save(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
 	sale.UpdatedUTC = s.utcNow()
 	return lanedb.UpdateSale(ctx, tx, sale)
 }

@@ -15,6 +15,8 @@ type Config struct {
 	// fills, that client is disconnected rather than slowing anyone else.
 	// Default 256.
 	SendQueue int
+	// SendQueueBytes bounds the same queue in bytes. Default 4 MiB.
+	SendQueueBytes int
 	// RequestQueue is how many requests one socket may have queued or
 	// running before it stops reading (TCP back-pressure). Default 64.
 	RequestQueue int
@@ -45,6 +47,7 @@ func DefaultConfig() Config {
 		Addr:             "127.0.0.1:3490",
 		ReadLimit:        64 << 10,
 		SendQueue:        256,
+		SendQueueBytes:   4 << 20,
 		RequestQueue:     64,
 		PresellWorkers:   4,
 		WriteWait:        10 * time.Second,

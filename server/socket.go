@@ -23,7 +23,7 @@ type socket struct {
 	id     uint64
 	remote string
 
-	send     chan []byte
+	out      *outbox
 	pool     *pool
 	ctx      context.Context // done when the socket is being torn down
 	cancel   context.CancelFunc
@@ -64,7 +64,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		ws:       ws,
 		id:       s.nextID.Add(1),
 		remote:   r.RemoteAddr,
-		send:     make(chan []byte, s.cfg.SendQueue),
+		out:      newOutbox(s.cfg.SendQueue, s.cfg.SendQueueBytes),
 		pool:     newPool(workers, s.cfg.RequestQueue),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -132,9 +132,7 @@ func (sk *socket) enqueue(b []byte) {
 	if sk.ctx.Err() != nil {
 		return
 	}
-	select {
-	case sk.send <- b:
-	default:
+	if !sk.out.push(b) {
 		sk.srv.log.Warn("send queue full; disconnecting slow client", "socket", sk.id, "remote", sk.remote)
 		sk.kill(websocket.ClosePolicyViolation, "send queue full: the client is not reading its replies")
 	}
@@ -228,9 +226,9 @@ func (sk *socket) writePump() {
 	}()
 	for {
 		select {
-		case b := <-sk.send:
+		case <-sk.out.wake:
 			_ = sk.ws.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
-			if err := sk.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := sk.writeAll(sk.out.take()); err != nil {
 				sk.kill(websocket.CloseAbnormalClosure, "write failed")
 				return
 			}
@@ -259,18 +257,21 @@ func (sk *socket) flushAndClose() {
 	deadline := time.Now().Add(cfg.WriteWait)
 	_ = sk.ws.SetWriteDeadline(deadline)
 	if code != websocket.ClosePolicyViolation { // a slow client gets no more data
-		for drained := false; !drained; {
-			select {
-			case b := <-sk.send:
-				if sk.ws.WriteMessage(websocket.TextMessage, b) != nil {
-					return
-				}
-			default:
-				drained = true
-			}
+		if sk.writeAll(sk.out.take()) != nil {
+			return
 		}
 	}
 	_ = sk.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
+}
+
+// writeAll writes packets in order, one text frame each.
+func (sk *socket) writeAll(packets [][]byte) error {
+	for _, b := range packets {
+		if err := sk.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (sk *socket) track(req *protocol.Request, cancel context.CancelFunc) {

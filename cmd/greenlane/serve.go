@@ -34,6 +34,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
 	fs.Int64Var(&cfg.ReadLimit, "read-limit", cfg.ReadLimit, "largest frame or HTTP body in bytes; a larger frame closes the socket with 1009")
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "packets that may wait for one slow client before it is disconnected")
+	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", cfg.SendQueueBytes, "bytes that may wait for one slow client before it is disconnected")
 	fs.IntVar(&cfg.RequestQueue, "request-queue", cfg.RequestQueue, "requests one socket may have queued or running before it stops reading")
 	fs.IntVar(&cfg.PresellWorkers, "presell-workers", cfg.PresellWorkers, "requests one presell socket may run at once (one sale's requests stay in order)")
 	fs.DurationVar(&wOpts.MaxWait, "group-commit-wait", wOpts.MaxWait, "how long the DB writer waits to batch concurrent changes into one transaction (0 disables)")

@@ -1,0 +1,174 @@
+package lanedb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// SQLite parses and plans a statement every time it is prepared, and
+// modernc's driver prepares every query it is given. On the hot write path
+// that costs more than running the statements, so the statements this
+// package uses are registered once (stmt, named) and prepared when the DB
+// opens: on the single writer connection, and on the read pool.
+
+var registry struct {
+	plain []string
+	named []string
+}
+
+// stmt registers a query for preparing at Open and returns it unchanged.
+func stmt(query string) string {
+	registry.plain = append(registry.plain, query)
+	return query
+}
+
+// named registers a query with :name parameters.
+func named(query string) string {
+	registry.named = append(registry.named, query)
+	return query
+}
+
+// prepared holds the registered statements prepared on one pool.
+type prepared struct {
+	plain map[string]*sqlx.Stmt
+	named map[string]*sqlx.NamedStmt
+}
+
+// prepareAll prepares the registered statements on pool: all of them on
+// the writer (while no transaction holds its only connection), the reads
+// only on the read-only pool.
+func prepareAll(ctx context.Context, pool *sqlx.DB, readsOnly bool) (*prepared, error) {
+	p := &prepared{plain: map[string]*sqlx.Stmt{}, named: map[string]*sqlx.NamedStmt{}}
+	for _, q := range registry.plain {
+		if readsOnly && !isRead(q) {
+			continue
+		}
+		s, err := pool.PreparexContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
+		}
+		p.plain[q] = s
+	}
+	for _, q := range registry.named {
+		if readsOnly {
+			break
+		}
+		s, err := pool.PrepareNamedContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
+		}
+		p.named[q] = s
+	}
+	return p, nil
+}
+
+func isRead(q string) bool {
+	return strings.HasPrefix(strings.TrimSpace(strings.ToUpper(q)), "SELECT")
+}
+
+func firstLine(q string) string {
+	for i, c := range q {
+		if c == '\n' {
+			return q[:i] + "…"
+		}
+	}
+	return q
+}
+
+// Tx is a write transaction. Registered statements run prepared; any other
+// query (built at run time) runs as given.
+type Tx struct {
+	*sqlx.Tx
+	p *prepared
+}
+
+func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
+	if t.p == nil {
+		return nil // during migration, before anything is prepared
+	}
+	if s, ok := t.p.plain[query]; ok {
+		// Reuses the statement already prepared on this connection.
+		return t.Tx.StmtxContext(ctx, s)
+	}
+	return nil
+}
+
+// ExecContext runs a statement in the transaction.
+func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := t.plain(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+// QueryxContext runs a query in the transaction.
+func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	if s := t.plain(ctx, query); s != nil {
+		return s.QueryxContext(ctx, args...)
+	}
+	return t.Tx.QueryxContext(ctx, query, args...)
+}
+
+// QueryRowxContext runs a one-row query in the transaction.
+func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	if s := t.plain(ctx, query); s != nil {
+		return s.QueryRowxContext(ctx, args...)
+	}
+	return t.Tx.QueryRowxContext(ctx, query, args...)
+}
+
+// GetContext reads one row into dest.
+func (t *Tx) GetContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.GetContext(ctx, t, dest, query, args...)
+}
+
+// SelectContext reads rows into dest.
+func (t *Tx) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, t, dest, query, args...)
+}
+
+// NamedExecContext runs a statement with :name parameters taken from arg.
+func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.Result, error) {
+	if t.p != nil {
+		if s, ok := t.p.named[query]; ok {
+			return t.Tx.NamedStmtContext(ctx, s).ExecContext(ctx, arg)
+		}
+	}
+	return t.Tx.NamedExecContext(ctx, query, arg)
+}
+
+// Reader is the read-only pool with the registered statements prepared.
+type Reader struct {
+	*sqlx.DB
+	p *prepared
+}
+
+// QueryxContext runs a query on the read pool.
+func (r *Reader) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	if s, ok := r.p.plain[query]; ok {
+		return s.QueryxContext(ctx, args...)
+	}
+	return r.DB.QueryxContext(ctx, query, args...)
+}
+
+// QueryRowxContext runs a one-row query on the read pool.
+func (r *Reader) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	if s, ok := r.p.plain[query]; ok {
+		return s.QueryRowxContext(ctx, args...)
+	}
+	return r.DB.QueryRowxContext(ctx, query, args...)
+}
+
+// GetContext reads one row into dest.
+func (r *Reader) GetContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.GetContext(ctx, r, dest, query, args...)
+}
+
+// SelectContext reads rows into dest.
+func (r *Reader) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, r, dest, query, args...)
+}
