@@ -147,7 +147,6 @@ func TestPresellTicket(t *testing.T) {
 // TestPresellKeyCannotComplete: completing (taking the money for) a sale is
 // the counter's right; a tablet builds and submits presells only.
 func TestPresellKeyCannotComplete(t *testing.T) {
-	t.Skip("BUG: salesbuilder.Register gives every endpoint, salesbuilder_complete included, to presell keys: a tablet can take a payment and complete its own sale")
 	l := startLane(t)
 	tab := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
@@ -166,7 +165,6 @@ func TestPresellKeyCannotComplete(t *testing.T) {
 // sale. A request without k means the tablet's top sale, so it must not
 // overtake earlier requests that named that same sale by its physkey.
 func TestPresellOrderWithoutK(t *testing.T) {
-	t.Skip("BUG: salesbuilder.RouteKey/server pool key a request without k as \"\", so sale_park (no k) runs beside earlier add_product k=<physkey> and submits the presell before they land")
 	l := startLane(t)
 	c := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	for round := range 5 {
@@ -266,7 +264,6 @@ func TestExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("another key's ik does not replay its reply", func(t *testing.T) {
-		t.Skip("BUG: salesbuilder.replayed matches ik, endpoint and arguments but not the caller's key: another tablet reusing an ik gets the first tablet's sale in the reply")
 		other := l.login(presellQuery, keys[1], "").in(t)
 		r := doPkt(t, other, map[string]any{"a": sbA + "sale_create", "rq": "theirs", "ik": ikCreate})
 		if r.Error != nil {
@@ -279,7 +276,6 @@ func TestExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("a retry under the other name generation gets that name's reply shape", func(t *testing.T) {
-		t.Skip("BUG: salesbuilder.storeReply keeps the shaped reply of the first name; a retry as salesbuilder_create gets data.rows (sale_create's shape)")
 		r := doPkt(t, c, map[string]any{"a": sbA + "salesbuilder_create", "rq": "old-name", "ik": ikCreate})
 		if r.Error != nil {
 			r.wantError(t, "ik_reused")

@@ -415,7 +415,6 @@ func TestSalesBuilderEndpoints(t *testing.T) {
 	})
 
 	t.Run("no k means the most recently changed sale", func(t *testing.T) {
-		t.Skip("BUG: lanedb.TopSale orders by updated_utc (whole seconds) then physkey, so within a second the newest-created sale wins over the one just changed")
 		c := conns[4]
 		a := sale(t, c, sbA+"sale_create", nil, nil)["physkey"].(string)
 		b := sale(t, c, sbA+"sale_create", nil, nil)["physkey"].(string)
@@ -532,7 +531,7 @@ func TestSalesBuilderBadInput(t *testing.T) {
 		{"other tablet edits", tb, edit, TA, map[string]any{"seqnce": 1, "qty": 3}, "claimed", []string{"tablet-1"}},
 		{"other tablet removes", tb, remove, TA, map[string]any{"seqnce": 1}, "claimed", []string{"tablet-1"}},
 		{"other tablet sets a customer", tb, setCust, TA, map[string]any{"cid": hemiCID}, "claimed", []string{"tablet-1"}},
-		{"other tablet pays", tb, pay, TA, map[string]any{"type": 1, "amount": 1}, "claimed", []string{"tablet-1"}},
+		{"a tablet pays", tb, pay, TA, map[string]any{"type": 1, "amount": 1}, "forbidden", []string{"counter"}},
 		{"other tablet parks", tb, park, TA, nil, "claimed", []string{"tablet-1"}},
 		{"other tablet cancels", tb, cancel, TA, nil, "claimed", []string{"tablet-1"}},
 		{"other tablet recalls a presell", tb, unpark, TP, nil, "claimed", []string{"tablet-1"}},
@@ -589,7 +588,6 @@ func TestSalesBuilderBadInput(t *testing.T) {
 	})
 
 	t.Run("missing product names the JSON fields", func(t *testing.T) {
-		t.Skip("BUG: protocol.ruleText prints Go field names for required_without_all (\"PLU and Barcode\"), not v.plu / v.barcode")
 		wantErr(t, ta, req(add, TA, map[string]any{"qty": 1}), "bad_argument", "v.pid", "v.plu", "v.barcode")
 	})
 }

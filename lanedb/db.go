@@ -188,3 +188,7 @@ func Now(t time.Time) string { return t.Format(DateTime) }
 
 // DateTime is the layout of every date-time column.
 const DateTime = "2006-01-02 15:04:05"
+
+// StampLayout is DateTime to the microsecond, for updated_utc, which must
+// order changes within a second. It sorts correctly against DateTime text.
+const StampLayout = "2006-01-02 15:04:05.000000"

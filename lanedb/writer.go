@@ -19,11 +19,17 @@ type WriterOptions struct {
 	// transaction short for the counter process that shares the file.
 	// Default 64.
 	MaxBatch int
+	// YieldEvery: after this long of back-to-back transactions the writer
+	// pauses for YieldFor so that other processes can write. 0 never pauses.
+	// Default 250ms.
+	YieldEvery time.Duration
+	// YieldFor is that pause. Default 25ms.
+	YieldFor time.Duration
 }
 
 // DefaultWriterOptions returns the defaults.
 func DefaultWriterOptions() WriterOptions {
-	return WriterOptions{MaxWait: 2 * time.Millisecond, MaxBatch: 64}
+	return WriterOptions{MaxWait: 2 * time.Millisecond, MaxBatch: 64, YieldEvery: 250 * time.Millisecond, YieldFor: 25 * time.Millisecond}
 }
 
 // Writer applies mutations through the single writer connection, several
@@ -49,6 +55,7 @@ type WriterStats struct {
 	Batches   atomic.Int64
 	Mutations atomic.Int64
 	CommitNS  atomic.Int64 // total time spent in COMMIT
+	Yields    atomic.Int64 // pauses left for other processes
 }
 
 // Mutation is one unit of work in a write transaction. Its writes are
@@ -115,16 +122,37 @@ func (w *Writer) Close() {
 
 func (w *Writer) loop() {
 	defer close(w.done)
+	var busySince time.Time // start of the current run of back-to-back batches
 	for {
 		var first *job
 		select {
 		case first = <-w.jobs:
-		case <-w.stop:
-			w.drain()
-			return
+		default:
+			busySince = time.Time{} // idle: other processes had their chance
+			select {
+			case first = <-w.jobs:
+			case <-w.stop:
+				w.drain()
+				return
+			}
+		}
+		if busySince.IsZero() {
+			busySince = time.Now()
+		} else if w.opts.YieldEvery > 0 && time.Since(busySince) >= w.opts.YieldEvery {
+			w.yield()
+			busySince = time.Now()
 		}
 		w.runBatch(w.collect(first))
 	}
+}
+
+// yield leaves the write lock free for a moment. Under sustained load the
+// writer would otherwise start its next transaction microseconds after each
+// commit, and another process (the counter) waiting in SQLite's busy
+// handler, which polls every few tens of milliseconds, might never get in.
+func (w *Writer) yield() {
+	w.stats.Yields.Add(1)
+	time.Sleep(w.opts.YieldFor)
 }
 
 // drain runs what was queued before Close.

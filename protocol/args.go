@@ -68,18 +68,65 @@ func Validate(prefix string, dst any) error {
 	if _, rest, ok := strings.Cut(path, "."); ok {
 		path = rest
 	}
-	return Errorf(CodeBadArgument, "%s.%s: %s", prefix, path, ruleText(fe))
+	parent := strings.TrimSuffix(prefix+"."+path, "."+fe.Field())
+	return Errorf(CodeBadArgument, "%s.%s: %s", prefix, path, ruleText(fe, siblingNames(dst, fe, parent)))
 }
 
-// ruleText says in words what a validation tag demanded.
-func ruleText(fe validator.FieldError) string {
+// siblingNames maps the Go names of the fields beside the failing one to
+// what the client calls them (v.plu), for rules that name other fields.
+func siblingNames(dst any, fe validator.FieldError, parent string) map[string]string {
+	t := reflect.TypeOf(dst)
+	// Walk StructNamespace ("Args.Outer.Field") down to the failing field's struct.
+	parts := strings.Split(fe.StructNamespace(), ".")
+	for _, name := range parts[1 : len(parts)-1] {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		f, ok := t.FieldByName(name)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+	}
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	names := map[string]string{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		j, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if j == "" || j == "-" {
+			j = f.Name
+		}
+		names[f.Name] = parent + "." + j
+	}
+	return names
+}
+
+// ruleText says in words what a validation tag demanded. names maps Go
+// field names in the rule's parameter to the client's names.
+func ruleText(fe validator.FieldError, names map[string]string) string {
+	fields := func() string {
+		parts := strings.Fields(fe.Param())
+		for i, p := range parts {
+			if n, ok := names[p]; ok {
+				parts[i] = n
+			}
+		}
+		return strings.Join(parts, " or ")
+	}
 	switch fe.Tag() {
 	case "required":
 		return "is required"
-	case "required_without", "required_without_all":
-		return "is required when " + strings.ReplaceAll(fe.Param(), " ", " and ") + " is not given"
+	case "required_without":
+		return "is required when " + fields() + " is not given"
+	case "required_without_all":
+		return "is required when none of " + strings.ReplaceAll(fields(), " or ", ", ") + " is given"
 	case "excluded_with":
-		return "cannot be given together with " + fe.Param()
+		return "cannot be given together with " + fields()
 	case "min":
 		if fe.Kind() == reflect.String || fe.Kind() == reflect.Slice {
 			return "must have at least " + fe.Param() + " characters"

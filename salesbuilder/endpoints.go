@@ -23,8 +23,14 @@ const maxOpenSales = 500
 // generations (SPEC §7.1) and the fd1.sales aliases (SPEC §8.1).
 func (s *Service) Register(r *protocol.Router) {
 	builders := protocol.Access{Scopes: []protocol.Scope{protocol.ScopePresell, protocol.ScopeCounter}}
+	// Taking money and completing are the counter's: a tablet builds and
+	// submits, the counter tenders.
+	tenders := protocol.Access{Scopes: []protocol.Scope{protocol.ScopeCounter}}
 	add := func(name string, aliases []string, h protocol.Handler) {
 		r.Handle(&protocol.Endpoint{Name: name, Aliases: aliases, Access: builders, Handler: h, RouteKey: RouteKey})
+	}
+	addTender := func(name string, aliases []string, h protocol.Handler) {
+		r.Handle(&protocol.Endpoint{Name: name, Aliases: aliases, Access: tenders, Handler: h, RouteKey: RouteKey})
 	}
 	add("fd1.salesbuilder.sale_create", []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"}, s.create)
 	add("fd1.salesbuilder.get_sale", []string{"fd1.sales.get_activesale_list"}, s.getSale)
@@ -34,10 +40,10 @@ func (s *Service) Register(r *protocol.Router) {
 	add("fd1.salesbuilder.sale_set_customer", []string{"fd1.salesbuilder.salesbuilder_set_customer"}, s.setCustomer)
 	add("fd1.salesbuilder.sale_remove_line", nil, s.removeLine)
 	add("fd1.salesbuilder.sale_edit_line", nil, s.editLine)
-	add("fd1.salesbuilder.sale_add_payment", nil, s.addPayment)
+	addTender("fd1.salesbuilder.sale_add_payment", nil, s.addPayment)
 	add("fd1.salesbuilder.sale_park", nil, s.park)
 	add("fd1.salesbuilder.sale_unpark", nil, s.unpark)
-	add("fd1.salesbuilder.salesbuilder_complete", []string{"fd1.salesbuilder.sale_complete"}, s.complete)
+	addTender("fd1.salesbuilder.salesbuilder_complete", []string{"fd1.salesbuilder.sale_complete"}, s.complete)
 	add("fd1.salesbuilder.salesbuilder_cancel", []string{"fd1.salesbuilder.sale_cancel"}, s.cancel)
 }
 
@@ -70,7 +76,7 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		physkey := strings.ToLower(args.Physkey)
 		if physkey != "" {
 			existing, err := lanedb.GetSale(ctx, tx, physkey)
@@ -80,7 +86,7 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 				if existing.CreatedBy != call.Caller.KeyName && existing.HolderKey != call.Caller.KeyID {
 					return nil, protocol.Errorf(protocol.CodeConflict, "a sale with physkey %s already exists and belongs to %q", physkey, existing.HolderName)
 				}
-				return s.viewResult(ctx, tx, call, existing)
+				return loadChanged(ctx, tx, existing)
 			case !errors.Is(err, lanedb.ErrNoSale):
 				return nil, err
 			}
@@ -101,7 +107,7 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 			HolderName: call.Caller.KeyName,
 			Presell:    call.Caller.Purpose == protocol.PurposePresell,
 			NextSeqnce: 1,
-			UpdatedUTC: s.utcNow(),
+			UpdatedUTC: s.stamp(),
 		}
 		if s.locID > 0 {
 			sale.Location = sql.NullInt64{Int64: s.locID, Valid: true}
@@ -109,8 +115,17 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 			return nil, err
 		}
-		return s.viewResult(ctx, tx, call, sale)
+		return loadChanged(ctx, tx, sale)
 	})
+}
+
+// loadChanged reads the whole sale a mutation changed.
+func loadChanged(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale) (*changed, error) {
+	view, err := loadView(ctx, q, sale)
+	if err != nil {
+		return nil, err
+	}
+	return &changed{physkey: sale.Physkey, view: view}, nil
 }
 
 // viewResult reads the whole sale and wraps it for the endpoint called.
@@ -251,7 +266,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 	if args.Qty != nil {
 		qty = *args.Qty
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -277,7 +292,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 			return nil, err
 		}
 		sale.NextSeqnce++
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, sale)
 	})
 }
 
@@ -329,7 +344,7 @@ func saleCustomer(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale)
 
 // finishLines recomputes the sale total from its lines, saves the sale and
 // answers with the whole sale.
-func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol.Call, sale *lanedb.Sale) (*protocol.Result, error) {
+func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) (*changed, error) {
 	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
 	if err != nil {
 		return nil, err
@@ -354,7 +369,7 @@ func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol
 	if err != nil {
 		return nil, err
 	}
-	return saleResult(call, sale.Physkey, buildView(sale, lines, payments, customer)), nil
+	return &changed{physkey: sale.Physkey, view: buildView(sale, lines, payments, customer)}, nil
 }
 
 type lineArgs struct {
@@ -378,7 +393,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -393,7 +408,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 		if err := lanedb.DeleteLine(ctx, tx, sale.Physkey, args.Seqnce); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, sale)
 	})
 }
 
@@ -408,7 +423,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 	if err := s.checkPriceOverride(call, args.Price); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -435,7 +450,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 		if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, sale)
 	})
 }
 
@@ -454,7 +469,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 		return nil, err
 	}
 	removing := args.PhyskeyCust == "" && *args.CID == 0
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -489,7 +504,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 				}
 			}
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, sale)
 	})
 }
 
@@ -512,7 +527,7 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -528,7 +543,7 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 		if err := lanedb.InsertPayment(ctx, tx, p); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, sale)
 	})
 }
 
@@ -549,7 +564,7 @@ func (s *Service) unknownPaymentType(ctx context.Context, q sqlx.QueryerContext,
 // park puts an active sale in the background (phase 5). A presell is
 // thereby submitted: it gets a ticket the counter can recall it by.
 func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -563,7 +578,7 @@ func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Resu
 		if err := s.save(ctx, tx, sale); err != nil {
 			return nil, err
 		}
-		return s.viewResult(ctx, tx, call, sale)
+		return loadChanged(ctx, tx, sale)
 	})
 }
 
@@ -596,7 +611,7 @@ func (s *Service) submit(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) 
 // unpark brings a parked sale back (phase 0) and makes the caller its
 // holder: its own sale, or, for a counter, anyone's.
 func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := resolveParked(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -612,7 +627,7 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := s.save(ctx, tx, sale); err != nil {
 			return nil, err
 		}
-		return s.viewResult(ctx, tx, call, sale)
+		return loadChanged(ctx, tx, sale)
 	})
 }
 
@@ -637,7 +652,7 @@ func resolveParked(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*la
 // --- complete, cancel ---
 
 func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -673,7 +688,7 @@ func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.
 		if err != nil {
 			return nil, err
 		}
-		return saleResult(call, sale.Physkey, completedView{SaleView: view, Change: protocol.Money(paid - sale.SaleTotalCents)}), nil
+		return &changed{physkey: sale.Physkey, view: completedView{SaleView: view, Change: protocol.Money(paid - sale.SaleTotalCents)}}, nil
 	})
 }
 
@@ -686,7 +701,7 @@ type completedView struct {
 // cancel voids an active or parked sale (phase 10000), keeping it for audit.
 // Its holder may cancel it; a counter may cancel any.
 func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error) {
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := resolve(ctx, tx, call)
 		if err != nil {
 			return nil, err
@@ -703,6 +718,6 @@ func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := s.save(ctx, tx, sale); err != nil {
 			return nil, err
 		}
-		return s.viewResult(ctx, tx, call, sale)
+		return loadChanged(ctx, tx, sale)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,9 @@ type Service struct {
 	loc    *time.Location
 	laneNo int64
 	locID  int64
+
+	stampMu   sync.Mutex
+	lastStamp time.Time
 }
 
 // Options configure a Service.
@@ -66,8 +70,29 @@ func (s *Service) localNow() string { return s.now().In(s.loc).Format(lanedb.Dat
 
 func (s *Service) utcNow() string { return s.now().UTC().Format(lanedb.DateTime) }
 
+// stamp is updated_utc for a change: UTC to the microsecond and strictly
+// increasing, so "the sale changed last" is well defined even for changes
+// within the same second (the top sale depends on it).
+func (s *Service) stamp() string {
+	s.stampMu.Lock()
+	defer s.stampMu.Unlock()
+	t := s.now().UTC().Truncate(time.Microsecond)
+	if !t.After(s.lastStamp) {
+		t = s.lastStamp.Add(time.Microsecond)
+	}
+	s.lastStamp = t
+	return t.Format(lanedb.StampLayout)
+}
+
+// changed is what a mutation answers: the sale it changed and that sale's
+// view. mutate wraps it for the endpoint name the client used.
+type changed struct {
+	physkey string
+	view    any
+}
+
 // txFunc is the body of one mutating request.
-type txFunc func(ctx context.Context, tx *lanedb.Tx) (*protocol.Result, error)
+type txFunc func(ctx context.Context, tx *lanedb.Tx) (*changed, error)
 
 // mutate runs fn as one write (inside the group-commit batch) and returns
 // its result once committed. With an ik, the reply is stored in the same
@@ -81,66 +106,67 @@ func (s *Service) mutate(ctx context.Context, call *protocol.Call, fn txFunc) (*
 		}
 		hash = requestHash(call)
 	}
-	var result *protocol.Result
+	var result *changed
 	err := s.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		if ik != "" {
-			stored, err := replayed(ctx, tx, ik, call.Endpoint.Name, hash)
+			stored, err := replayed(ctx, tx, ik, call, hash)
 			if err != nil || stored != nil {
 				result = stored
 				return err
 			}
 		}
-		r, err := fn(ctx, tx)
+		c, err := fn(ctx, tx)
 		if err != nil {
 			return err
 		}
 		if ik != "" {
-			if r, err = storeReply(ctx, tx, ik, call, hash, r, s.now()); err != nil {
+			if c, err = storeReply(ctx, tx, ik, call, hash, c, s.now()); err != nil {
 				return err
 			}
 		}
-		result = r
+		result = c
 		return nil
 	})
 	if err != nil {
 		return nil, mapDBError(err)
 	}
-	return result, nil
+	return saleResult(call, result.physkey, result.view), nil
 }
 
-// storedReply is what the idempotency table keeps of a reply.
+// storedReply is what the idempotency table keeps of a reply: the sale and
+// its view, unwrapped, so a retry under the other generation's name gets
+// its own shape.
 type storedReply struct {
-	SC   string          `json:"sc,omitempty"`
-	K    json.RawMessage `json:"k,omitempty"`
-	Data json.RawMessage `json:"data"`
+	Physkey string          `json:"k"`
+	View    json.RawMessage `json:"view"`
 }
 
 // replayed returns the stored result for ik, nil if ik is new, or
-// ik_reused if ik belongs to another request.
-func replayed(ctx context.Context, tx *lanedb.Tx, ik, endpoint string, hash []byte) (*protocol.Result, error) {
+// ik_reused if ik belongs to another request or another key.
+func replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call, hash []byte) (*changed, error) {
 	rec, err := lanedb.GetIdempotent(ctx, tx, ik)
 	if err != nil || rec == nil {
 		return nil, err
 	}
-	if rec.Endpoint != endpoint || !bytes.Equal(rec.RequestHash, hash) {
+	if rec.KeyID != call.Caller.KeyID || rec.Endpoint != call.Endpoint.Name || !bytes.Equal(rec.RequestHash, hash) {
 		return nil, protocol.Errorf(protocol.CodeIKReused,
-			"ik %s was already used for a different request (%s); use a new ik for a new request", ik, rec.Endpoint)
+			"ik %s was already used for a different request; use a new ik for a new request", ik)
 	}
 	var sr storedReply
 	if err := json.Unmarshal(rec.Reply, &sr); err != nil {
 		return nil, fmt.Errorf("stored reply for ik %s: %w", ik, err)
 	}
-	return &protocol.Result{SC: sr.SC, K: sr.K, Data: sr.Data}, nil
+	return &changed{physkey: sr.Physkey, view: sr.View}, nil
 }
 
-// storeReply keeps r for ik. The reply is returned as the very bytes stored,
+// storeReply keeps c for ik. The view is returned as the very bytes stored,
 // so the first answer and every retry are identical.
-func storeReply(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call, hash []byte, r *protocol.Result, now time.Time) (*protocol.Result, error) {
-	data, err := json.Marshal(r.Data)
+func storeReply(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call, hash []byte, c *changed, now time.Time) (*changed, error) {
+	view, err := json.Marshal(c.view)
 	if err != nil {
 		return nil, fmt.Errorf("encode reply for ik: %w", err)
 	}
-	body, err := json.Marshal(storedReply{SC: r.SC, K: r.K, Data: data})
+	body, err := json.Marshal(storedReply{Physkey: c.physkey, View: view})
 	if err != nil {
 		return nil, fmt.Errorf("encode reply for ik: %w", err)
 	}
@@ -148,7 +174,7 @@ func storeReply(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Ca
 	if err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil {
 		return nil, err
 	}
-	return &protocol.Result{SC: r.SC, K: r.K, Data: json.RawMessage(data)}, nil
+	return &changed{physkey: c.physkey, view: json.RawMessage(view)}, nil
 }
 
 // requestHash identifies what a request asks for: the endpoint and its
@@ -278,7 +304,7 @@ func checkHolder(sale *lanedb.Sale, c *protocol.Caller) error {
 
 // touch stamps a changed sale and writes it.
 func (s *Service) save(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
-	sale.UpdatedUTC = s.utcNow()
+	sale.UpdatedUTC = s.stamp()
 	return lanedb.UpdateSale(ctx, tx, sale)
 }
 

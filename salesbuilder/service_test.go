@@ -255,10 +255,13 @@ func TestLinesKeepSeqnce(t *testing.T) {
 
 func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 	l := newLane(t)
-	tab, other := tablet("tablet-1"), tablet("tablet-2")
+	tab, other, till := tablet("tablet-1"), tablet("tablet-2"), counter("counter-1")
 	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
 	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001})
+	kc := l.sale(till, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(till, "salesbuilder.sale_add_product", kc, map[string]any{"pid": 1002})
 	before := l.sale(tab, "salesbuilder.sale_fetch", k, nil)
+	beforeC := l.sale(till, "salesbuilder.sale_fetch", kc, nil)
 
 	tests := []struct {
 		name   string
@@ -281,10 +284,13 @@ func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 		{"not a sale", tab, "salesbuilder.sale_add_product", "nope", map[string]any{"pid": 1001}, protocol.CodeNotFound},
 		{"another tablet's sale", other, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, protocol.CodeClaimed},
 		{"another tablet parks it", other, "salesbuilder.sale_park", k, nil, protocol.CodeClaimed},
-		{"unknown payment type", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 42, "amount": 5}, protocol.CodeBadArgument},
-		{"negative payment", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": -5}, protocol.CodeBadArgument},
-		{"sub-cent payment", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 0.001}, protocol.CodeBadArgument},
-		{"underpaid", tab, "salesbuilder.salesbuilder_complete", k, nil, protocol.CodeUnderpaid},
+		{"a tablet takes a payment", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 5}, protocol.CodeForbidden},
+		{"a tablet completes", tab, "salesbuilder.salesbuilder_complete", k, nil, protocol.CodeForbidden},
+		{"unknown payment type", till, "salesbuilder.sale_add_payment", kc, map[string]any{"type": 42, "amount": 5}, protocol.CodeBadArgument},
+		{"negative payment", till, "salesbuilder.sale_add_payment", kc, map[string]any{"type": 1, "amount": -5}, protocol.CodeBadArgument},
+		{"sub-cent payment", till, "salesbuilder.sale_add_payment", kc, map[string]any{"type": 1, "amount": 0.001}, protocol.CodeBadArgument},
+		{"underpaid", till, "salesbuilder.salesbuilder_complete", kc, nil, protocol.CodeUnderpaid},
+		{"the counter pays on a tablet's sale", till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 5}, protocol.CodeClaimed},
 		{"unknown line", tab, "salesbuilder.sale_remove_line", k, map[string]any{"seqnce": 9}, protocol.CodeNotFound},
 		{"edit with nothing to change", tab, "salesbuilder.sale_edit_line", k, map[string]any{"seqnce": 1}, protocol.CodeBadArgument},
 		{"unknown customer", tab, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 999}, protocol.CodeNotFound},
@@ -297,11 +303,16 @@ func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 			wantCode(t, err, tt.code)
 		})
 	}
-	after := l.sale(tab, "salesbuilder.sale_fetch", k, nil)
-	a, _ := json.Marshal(before)
-	b, _ := json.Marshal(after)
-	if string(a) != string(b) {
-		t.Fatalf("bad input changed the sale:\nbefore %s\nafter  %s", a, b)
+	for _, c := range []struct {
+		k      string
+		before *SaleView
+	}{{k, before}, {kc, beforeC}} {
+		after := l.sale(till, "salesbuilder.sale_fetch", c.k, nil)
+		a, _ := json.Marshal(c.before)
+		b, _ := json.Marshal(after)
+		if string(a) != string(b) {
+			t.Fatalf("bad input changed the sale:\nbefore %s\nafter  %s", a, b)
+		}
 	}
 }
 

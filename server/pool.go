@@ -5,19 +5,27 @@ import "sync"
 // pool runs one socket's requests: at most max at once, and requests with
 // the same key one after another in arrival order. A presell socket keys
 // requests by sale, so a tablet may pipeline work on several sales while
-// each sale's requests stay in order; an ordinary socket has max 1 and one
-// key, which is plain in-order dispatch. Workers exist only while there is
-// work, so an idle socket costs no goroutines.
+// each sale's requests stay in order. The empty key is a barrier: a
+// request that names no sale (the top sale, a lookup) waits for everything
+// sent before it, and everything sent after it waits for it. An ordinary
+// socket has max 1, which is plain in-order dispatch. Workers exist only
+// while there is work, so an idle socket costs no goroutines.
 type pool struct {
 	max   int
 	slots chan struct{} // bounds queued + running requests
 
-	mu      sync.Mutex
-	queues  map[string][]func()
-	ready   []string // keys with queued work and no running request
-	running map[string]bool
-	workers int
-	idle    sync.WaitGroup // one per submitted, unfinished request
+	mu         sync.Mutex
+	pending    []poolEntry // in arrival order, not started
+	running    map[string]int
+	nRunning   int
+	barrierRun bool
+	workers    int
+	idle       sync.WaitGroup // one per submitted, unfinished request
+}
+
+type poolEntry struct {
+	key string
+	fn  func()
 }
 
 func newPool(max, queue int) *pool {
@@ -27,7 +35,7 @@ func newPool(max, queue int) *pool {
 	if queue < max {
 		queue = max
 	}
-	return &pool{max: max, slots: make(chan struct{}, queue), queues: map[string][]func(){}, running: map[string]bool{}}
+	return &pool{max: max, slots: make(chan struct{}, queue), running: map[string]int{}}
 }
 
 // submit queues fn under key. It blocks while the socket already has its
@@ -41,39 +49,71 @@ func (p *pool) submit(key string, fn func(), stop <-chan struct{}) bool {
 	}
 	p.idle.Add(1)
 	p.mu.Lock()
-	p.queues[key] = append(p.queues[key], fn)
-	if !p.running[key] && len(p.queues[key]) == 1 {
-		p.ready = append(p.ready, key)
-	}
-	if p.workers < p.max && len(p.ready) > 0 {
-		p.workers++
-		go p.work()
-	}
+	p.pending = append(p.pending, poolEntry{key: key, fn: fn})
+	p.spawnLocked()
 	p.mu.Unlock()
 	return true
 }
 
-// work runs ready requests until none is left.
+// spawnLocked starts a worker if one could take work now.
+func (p *pool) spawnLocked() {
+	if p.workers < p.max && p.nextLocked() >= 0 {
+		p.workers++
+		go p.work()
+	}
+}
+
+// nextLocked is the index of the first pending request that may start, or -1.
+func (p *pool) nextLocked() int {
+	if p.barrierRun {
+		return -1
+	}
+	seen := map[string]bool{}
+	for i, e := range p.pending {
+		if e.key == "" {
+			// A barrier starts alone, after everything before it.
+			if i == 0 && p.nRunning == 0 {
+				return 0
+			}
+			return -1
+		}
+		if p.running[e.key] == 0 && !seen[e.key] {
+			return i
+		}
+		seen[e.key] = true
+	}
+	return -1
+}
+
+// work runs requests while any may start.
 func (p *pool) work() {
 	p.mu.Lock()
-	for len(p.ready) > 0 {
-		key := p.ready[0]
-		p.ready = p.ready[1:]
-		fn := p.queues[key][0]
-		p.queues[key] = p.queues[key][1:]
-		p.running[key] = true
+	for {
+		i := p.nextLocked()
+		if i < 0 {
+			break
+		}
+		e := p.pending[i]
+		p.pending = append(p.pending[:i], p.pending[i+1:]...)
+		p.nRunning++
+		p.running[e.key]++
+		if e.key == "" {
+			p.barrierRun = true
+		}
+		p.spawnLocked() // more may run beside this one
 		p.mu.Unlock()
 
-		fn()
+		e.fn()
 		<-p.slots
 		p.idle.Done()
 
 		p.mu.Lock()
-		delete(p.running, key)
-		if len(p.queues[key]) > 0 {
-			p.ready = append(p.ready, key)
-		} else {
-			delete(p.queues, key)
+		p.nRunning--
+		if p.running[e.key]--; p.running[e.key] == 0 {
+			delete(p.running, e.key)
+		}
+		if e.key == "" {
+			p.barrierRun = false
 		}
 	}
 	p.workers--

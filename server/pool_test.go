@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,4 +86,29 @@ func TestPoolBackPressureAndStop(t *testing.T) {
 	}
 	close(release)
 	p.wait()
+}
+
+func TestPoolEmptyKeyIsABarrier(t *testing.T) {
+	p := newPool(4, 64)
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var log []string
+	record := func(s string, d time.Duration) func() {
+		return func() {
+			time.Sleep(d)
+			mu.Lock()
+			log = append(log, s)
+			mu.Unlock()
+		}
+	}
+	// Two slow keyed requests, then a barrier, then a fast keyed one.
+	p.submit("a", record("a1", 20*time.Millisecond), stop)
+	p.submit("b", record("b1", 10*time.Millisecond), stop)
+	p.submit("", record("barrier", 0), stop)
+	p.submit("c", record("c1", 0), stop)
+	p.wait()
+	got := strings.Join(log, ",")
+	if got != "b1,a1,barrier,c1" {
+		t.Fatalf("order %s: the barrier must follow a1 and b1, and c1 must follow the barrier", got)
+	}
 }

@@ -39,6 +39,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.PresellWorkers, "presell-workers", cfg.PresellWorkers, "requests one presell socket may run at once (one sale's requests stay in order)")
 	fs.DurationVar(&wOpts.MaxWait, "group-commit-wait", wOpts.MaxWait, "how long the DB writer waits to batch concurrent changes into one transaction (0 disables)")
 	fs.IntVar(&wOpts.MaxBatch, "group-commit-max", wOpts.MaxBatch, "most changes in one batched transaction")
+	fs.DurationVar(&wOpts.YieldEvery, "writer-yield-every", wOpts.YieldEvery, "after this long of back-to-back writes, pause so other programs can write the lane DB (0: never)")
+	fs.DurationVar(&wOpts.YieldFor, "writer-yield-for", wOpts.YieldFor, "length of that pause")
 	fs.DurationVar(&cfg.WriteWait, "write-wait", cfg.WriteWait, "limit on one write to a client")
 	fs.DurationVar(&cfg.PongWait, "pong-wait", cfg.PongWait, "silence after which a client is taken for dead (pings go out at 9/10 of it)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "limit on one request's work")
