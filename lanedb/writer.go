@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,9 @@ type WriterOptions struct {
 	// transaction short for the counter process that shares the file.
 	// Default 64.
 	MaxBatch int
-	// YieldEvery: after this long of back-to-back transactions the writer
-	// pauses for YieldFor so that other processes can write. 0 never pauses.
+	// YieldEvery: while another process writes the lane DB, after this long
+	// of back-to-back transactions the writer pauses for YieldFor so that the
+	// other process can get in (see yieldPolicy). 0 never pauses.
 	// Default 250ms.
 	YieldEvery time.Duration
 	// YieldFor is that pause. Default 25ms.
@@ -43,6 +45,10 @@ type Writer struct {
 	stop  chan struct{}
 	done  chan struct{}
 	stats WriterStats
+
+	// Seen only by the loop goroutine: another process's last commit.
+	lastDataVersion int64
+	othersAt        time.Time
 
 	// mu makes Close wait for submissions in progress, so that no job is
 	// queued after the loop has drained and stopped.
@@ -138,21 +144,46 @@ func (w *Writer) loop() {
 		}
 		if busySince.IsZero() {
 			busySince = time.Now()
-		} else if w.opts.YieldEvery > 0 && time.Since(busySince) >= w.opts.YieldEvery {
-			w.yield()
+		} else if every, pause := w.yieldPolicy(); time.Since(busySince) >= every {
+			w.stats.Yields.Add(1)
+			time.Sleep(pause)
 			busySince = time.Now()
 		}
 		w.runBatch(w.collect(first))
 	}
 }
 
-// yield leaves the write lock free for a moment. Under sustained load the
-// writer would otherwise start its next transaction microseconds after each
-// commit, and another process (the counter) waiting in SQLite's busy
-// handler, which polls every few tens of milliseconds, might never get in.
-func (w *Writer) yield() {
-	w.stats.Yields.Add(1)
-	time.Sleep(w.opts.YieldFor)
+// yieldPolicy says how often and how long a busy writer leaves the write
+// lock free. Under sustained load the writer would otherwise start its next
+// transaction microseconds after each commit, and another process (the
+// counter) waiting in SQLite's busy handler, which polls every few tens of
+// milliseconds, might never get in. While another process has written
+// recently the writer yields YieldFor every YieldEvery; otherwise a tenth
+// as long, four times as rarely, so a program's first write still gets in.
+func (w *Writer) yieldPolicy() (every, pause time.Duration) {
+	if w.opts.YieldEvery <= 0 {
+		return time.Duration(math.MaxInt64), 0
+	}
+	if w.othersWriting() {
+		return w.opts.YieldEvery, w.opts.YieldFor
+	}
+	return 4 * w.opts.YieldEvery, w.opts.YieldFor / 10
+}
+
+// othersWriting reports whether another connection committed to the lane
+// DB in the last ten seconds. PRAGMA data_version changes on this (the
+// writer's only) connection exactly when someone else commits.
+func (w *Writer) othersWriting() bool {
+	var v int64
+	if err := w.db.wp.plain[qDataVersion].QueryRowContext(context.Background()).Scan(&v); err != nil {
+		return true // cannot tell: be fair
+	}
+	now := time.Now()
+	if w.lastDataVersion != 0 && v != w.lastDataVersion {
+		w.othersAt = now
+	}
+	w.lastDataVersion = v
+	return now.Sub(w.othersAt) < 10*time.Second
 }
 
 // drain runs what was queued before Close.
@@ -293,7 +324,8 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 
 // The savepoint statements run twice per mutation: prepared once.
 var (
-	qSavepoint  = stmt(`SAVEPOINT m`)
-	qRollbackTo = stmt(`ROLLBACK TO m`)
-	qRelease    = stmt(`RELEASE m`)
+	qSavepoint   = stmt(`SAVEPOINT m`)
+	qRollbackTo  = stmt(`ROLLBACK TO m`)
+	qRelease     = stmt(`RELEASE m`)
+	qDataVersion = stmt(`PRAGMA data_version`)
 )

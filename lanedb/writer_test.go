@@ -118,3 +118,37 @@ func TestWriterClose(t *testing.T) {
 		t.Errorf("after Close: %v", err)
 	}
 }
+
+func TestWriterNoticesOtherProcessesWriting(t *testing.T) {
+	db := openTemp(t)
+	w := db.NewWriter(DefaultWriterOptions())
+	defer w.Close()
+	if err := w.Do(context.Background(), insertStaff(1)); err != nil {
+		t.Fatal(err)
+	}
+	// Called only from the loop goroutine in production; the loop is idle here.
+	if w.othersWriting() {
+		t.Fatal("others writing before anyone else wrote")
+	}
+	if err := w.Do(context.Background(), insertStaff(2)); err != nil {
+		t.Fatal(err)
+	}
+	if w.othersWriting() {
+		t.Fatal("the writer's own commits counted as someone else's")
+	}
+	other, err := Open(context.Background(), db.Path, Options{}) // a second connection, as the counter's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.W.Exec(`INSERT INTO staff (tid, physkey, name) VALUES (3, 'k3', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	if !w.othersWriting() {
+		t.Fatal("a commit by another connection went unnoticed")
+	}
+	every, pause := w.yieldPolicy()
+	if every != w.opts.YieldEvery || pause != w.opts.YieldFor {
+		t.Fatalf("policy with others writing: every %v pause %v", every, pause)
+	}
+}
