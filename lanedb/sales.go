@@ -43,11 +43,15 @@ type Sale struct {
 	NextSeqnce     int64          `db:"next_seqnce"`
 	UpdatedUTC     string         `db:"updated_utc"`
 	Version        int64          `db:"version"`
+	ClaimState                    // the counter's lease; written only by the claim functions
 }
 
-const saleColumns = `physkey, random_key, sid, phase, startdt, completeddt, completeddtutc, saletotal_cents,
+// saleInsertColumns are written by InsertSale; saleColumns are read.
+const saleInsertColumns = `physkey, random_key, sid, phase, startdt, completeddt, completeddtutc, saletotal_cents,
 	teller, cid, location, created_by, holder_key, holder_name, presell, ticket, ticket_word, ticket_barcode,
 	submitted_utc, voided_utc, voided_by, next_seqnce, updated_utc, version`
+
+const saleColumns = saleInsertColumns + `, claim_session, claim_key, claim_name, claim_expires_ms`
 
 // ErrNoSale is returned when no sale has the physkey.
 var ErrNoSale = errors.New("no such sale")
@@ -271,7 +275,7 @@ var (
 		WHERE holder_key = ? AND phase = 0 ORDER BY updated_utc DESC, physkey DESC LIMIT 1`)
 	qOpenSales = stmt(`SELECT ` + saleColumns + ` FROM sales
 		WHERE holder_key = ? AND phase IN (0, 5) ORDER BY updated_utc DESC, physkey DESC LIMIT ?`)
-	qInsertSale = named(`INSERT INTO sales (` + saleColumns + `) VALUES (:physkey, :random_key, :sid,
+	qInsertSale = named(`INSERT INTO sales (` + saleInsertColumns + `) VALUES (:physkey, :random_key, :sid,
 		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
 		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
 		:next_seqnce, :updated_utc, :version)`)
@@ -279,7 +283,8 @@ var (
 		completeddt = :completeddt, completeddtutc = :completeddtutc, saletotal_cents = :saletotal_cents,
 		teller = :teller, cid = :cid, holder_key = :holder_key, holder_name = :holder_name, ticket = :ticket, ticket_word = :ticket_word,
 		ticket_barcode = :ticket_barcode, submitted_utc = :submitted_utc, voided_utc = :voided_utc,
-		voided_by = :voided_by, next_seqnce = :next_seqnce, updated_utc = :updated_utc, version = version + 1
+		voided_by = :voided_by, next_seqnce = :next_seqnce, updated_utc = :updated_utc,
+		claim_expires_ms = :claim_expires_ms, version = version + 1
 		WHERE physkey = :physkey AND version = :version`)
 	qSaleLines = stmt(`SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
 		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,

@@ -24,6 +24,7 @@ const (
 	CodeUnknownProduct  Code = "unknown_product"  // no product with that pid, PLU or barcode, or not for sale
 	CodeUnderpaid       Code = "underpaid"        // payments do not cover the sale total
 	CodeClaimed         Code = "claimed"          // another device holds the sale
+	CodeClaimLost       Code = "claim_lost"       // this device's claim lapsed or was taken over; recall again
 	CodeIKReused        Code = "ik_reused"        // the idempotency key was used for a different request
 	CodeUnsupported     Code = "unsupported"      // a documented feature this lane does not offer
 	CodeRateLimited     Code = "rate_limited"     // too many requests or logins; slow down
@@ -45,6 +46,7 @@ var httpStatus = map[Code]int{
 	CodeUnknownProduct:  http.StatusNotFound,
 	CodeUnderpaid:       http.StatusConflict,
 	CodeClaimed:         http.StatusConflict,
+	CodeClaimLost:       http.StatusConflict,
 	CodeIKReused:        http.StatusUnprocessableEntity,
 	CodeUnsupported:     http.StatusNotImplemented,
 	CodeRateLimited:     http.StatusTooManyRequests,

@@ -115,6 +115,11 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 			return nil, err
 		}
+		if sale.Presell {
+			if err := s.journal(ctx, tx, "created", sale.Physkey, call.Caller.KeyName, nil); err != nil {
+				return nil, err
+			}
+		}
 		return loadChanged(ctx, tx, sale)
 	})
 }
@@ -267,7 +272,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 		qty = *args.Qty
 	}
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +297,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 			return nil, err
 		}
 		sale.NextSeqnce++
-		return s.finishLines(ctx, tx, sale)
+		return s.finishLines(ctx, tx, call, sale)
 	})
 }
 
@@ -344,7 +349,7 @@ func saleCustomer(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale)
 
 // finishLines recomputes the sale total from its lines, saves the sale and
 // answers with the whole sale.
-func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) (*changed, error) {
+func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol.Call, sale *lanedb.Sale) (*changed, error) {
 	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
 	if err != nil {
 		return nil, err
@@ -358,7 +363,7 @@ func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, sale *lanedb.S
 			protocol.Money(total), protocol.Money(maxSaleTotal))
 	}
 	sale.SaleTotalCents = total
-	if err := s.save(ctx, tx, sale); err != nil {
+	if err := s.save(ctx, tx, call.Caller, sale); err != nil {
 		return nil, err
 	}
 	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
@@ -394,7 +399,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 		return nil, err
 	}
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +413,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 		if err := lanedb.DeleteLine(ctx, tx, sale.Physkey, args.Seqnce); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, sale)
+		return s.finishLines(ctx, tx, call, sale)
 	})
 }
 
@@ -424,7 +429,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 		return nil, err
 	}
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
@@ -450,7 +455,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 		if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, sale)
+		return s.finishLines(ctx, tx, call, sale)
 	})
 }
 
@@ -470,7 +475,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 	}
 	removing := args.PhyskeyCust == "" && *args.CID == 0
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
@@ -504,7 +509,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 				}
 			}
 		}
-		return s.finishLines(ctx, tx, sale)
+		return s.finishLines(ctx, tx, call, sale)
 	})
 }
 
@@ -528,7 +533,7 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 		return nil, err
 	}
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
@@ -543,7 +548,7 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 		if err := lanedb.InsertPayment(ctx, tx, p); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, sale)
+		return s.finishLines(ctx, tx, call, sale)
 	})
 }
 
@@ -561,21 +566,28 @@ func (s *Service) unknownPaymentType(ctx context.Context, q sqlx.QueryerContext,
 
 // --- park, unpark ---
 
-// park puts an active sale in the background (phase 5). A presell is
-// thereby submitted: it gets a ticket the counter can recall it by.
+// park puts an active sale in the background (phase 5). A presell being
+// built is thereby submitted: it gets a ticket the counter recalls it by.
+// A claimed presell parked by its holder goes back to the counter's queue.
 func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
+		if sale.ClaimState.Session.Valid {
+			if sale, err = s.release(ctx, tx, call.Caller, sale); err != nil {
+				return nil, err
+			}
+			return loadChanged(ctx, tx, sale)
+		}
 		if sale.Presell {
-			if err := s.submit(ctx, tx, sale); err != nil {
+			if err := s.submit(ctx, tx, call.Caller, sale); err != nil {
 				return nil, err
 			}
 		}
 		sale.Phase = lanedb.PhaseParked
-		if err := s.save(ctx, tx, sale); err != nil {
+		if err := s.save(ctx, tx, call.Caller, sale); err != nil {
 			return nil, err
 		}
 		return loadChanged(ctx, tx, sale)
@@ -583,7 +595,7 @@ func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Resu
 }
 
 // submit gives a presell its ticket (kept if it was submitted before).
-func (s *Service) submit(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
+func (s *Service) submit(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale) error {
 	lines, err := lanedb.LineCount(ctx, tx, sale.Physkey)
 	if err != nil {
 		return err
@@ -592,39 +604,58 @@ func (s *Service) submit(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) 
 		return protocol.Errorf(protocol.CodeConflict, "presell %s has no lines; add a product before submitting it", sale.Physkey)
 	}
 	sale.SubmittedUTC = sql.NullString{String: s.utcNow(), Valid: true}
-	if sale.Ticket.Valid {
-		return nil
+	if !sale.Ticket.Valid {
+		ticket, err := lanedb.AllocateTicket(ctx, tx)
+		if errors.Is(err, lanedb.ErrNoFreeTicket) {
+			return protocol.Errorf(protocol.CodeUnavailable, "all %d presell tickets are taken by open presells; complete or cancel some", lanedb.MaxTicket)
+		}
+		if err != nil {
+			return err
+		}
+		sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
+		sale.TicketWord = sql.NullString{String: numberWord(ticket), Valid: true}
+		sale.TicketBarcode = sql.NullString{String: ticketBarcode(s.laneNo, ticket, sale.RandomKey), Valid: true}
 	}
-	ticket, err := lanedb.AllocateTicket(ctx, tx)
-	if errors.Is(err, lanedb.ErrNoFreeTicket) {
-		return protocol.Errorf(protocol.CodeUnavailable, "all %d presell tickets are taken by open presells; complete or cancel some", lanedb.MaxTicket)
-	}
-	if err != nil {
-		return err
-	}
-	sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
-	sale.TicketWord = sql.NullString{String: numberWord(ticket), Valid: true}
-	sale.TicketBarcode = sql.NullString{String: ticketBarcode(s.laneNo, ticket, sale.RandomKey), Valid: true}
-	return nil
+	return s.journal(ctx, tx, "submitted", sale.Physkey, c.KeyName, map[string]any{
+		"ticket": sale.Ticket.Int64, "total": protocol.Money(sale.SaleTotalCents), "lines": lines,
+	})
 }
 
-// unpark brings a parked sale back (phase 0) and makes the caller its
-// holder: its own sale, or, for a counter, anyone's.
+// unpark brings a parked sale back (phase 0) for the caller. A presell is
+// claimed (see claim): by a counter, or by the tablet that made it. Any
+// other parked sale goes to its own holder, or to a counter.
 func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var args recallArgs
+	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+		return nil, err
+	}
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := resolveParked(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
+		c := call.Caller
+		if sale.Presell {
+			if !c.Has(protocol.ScopeCounter) && sale.CreatedBy != c.KeyName {
+				if sale.ClaimState.Held(s.now()) {
+					return nil, claimedError(sale)
+				}
+				return nil, protocol.Errorf(protocol.CodeClaimed, "presell %s belongs to %q; only it or a counter may take it", sale.Physkey, sale.CreatedBy)
+			}
+			if sale, err = s.claim(ctx, tx, c, sale, args.Force); err != nil {
+				return nil, err
+			}
+			return loadChanged(ctx, tx, sale)
+		}
 		if err := checkPhase(sale, lanedb.PhaseParked); err != nil {
 			return nil, err
 		}
-		if sale.HolderKey != call.Caller.KeyID && !call.Caller.Has(protocol.ScopeCounter) {
-			return nil, checkHolder(sale, call.Caller)
+		if sale.HolderKey != c.KeyID && !c.Has(protocol.ScopeCounter) {
+			return nil, s.checkWriter(sale, c)
 		}
 		sale.Phase = lanedb.PhaseActive
-		sale.HolderKey, sale.HolderName = call.Caller.KeyID, call.Caller.KeyName
-		if err := s.save(ctx, tx, sale); err != nil {
+		sale.HolderKey, sale.HolderName = c.KeyID, c.KeyName
+		if err := s.save(ctx, tx, c, sale); err != nil {
 			return nil, err
 		}
 		return loadChanged(ctx, tx, sale)
@@ -653,7 +684,7 @@ func resolveParked(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*la
 
 func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := forChange(ctx, tx, call)
+		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
 			return nil, err
 		}
@@ -681,7 +712,7 @@ func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.
 		sale.Phase = lanedb.PhaseCompleted
 		sale.CompletedDT = sql.NullString{String: now.In(s.loc).Format(lanedb.DateTime), Valid: true}
 		sale.CompletedDTUTC = sql.NullString{String: now.UTC().Format(lanedb.DateTime), Valid: true}
-		if err := s.save(ctx, tx, sale); err != nil {
+		if err := s.closeSale(ctx, tx, call.Caller, sale, "completed", map[string]any{"sid": sid, "ticket": sale.Ticket.Int64}); err != nil {
 			return nil, err
 		}
 		view, err := loadView(ctx, tx, sale)
@@ -698,9 +729,37 @@ type completedView struct {
 	Change protocol.Money `json:"change"`
 }
 
-// cancel voids an active or parked sale (phase 10000), keeping it for audit.
-// Its holder may cancel it; a counter may cancel any.
+// closeSale writes a sale that is leaving the open phases (completed or
+// void): its claim ends and, for a presell, the journal says so. The
+// ticket is free from here on (tickets are unique among open presells).
+func (s *Service) closeSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, event string, detail map[string]any) error {
+	if err := s.save(ctx, tx, c, sale); err != nil {
+		return err
+	}
+	if sale.ClaimState.Session.Valid {
+		if err := lanedb.ClearClaim(ctx, tx, sale.Physkey); err != nil {
+			return err
+		}
+		c.Claims.Remove(sale.Physkey)
+	}
+	if !sale.Presell {
+		return nil
+	}
+	return s.journal(ctx, tx, event, sale.Physkey, c.KeyName, detail)
+}
+
+type cancelArgs struct {
+	Reason string `json:"reason" validate:"max=200"`
+}
+
+// cancel voids an active or parked sale (phase 10000), keeping it for
+// audit with who and when. Its holder may cancel it, and a counter may
+// cancel any that no other device holds a live claim on.
 func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var args cancelArgs
+	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+		return nil, err
+	}
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := resolve(ctx, tx, call)
 		if err != nil {
@@ -709,15 +768,38 @@ func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := checkPhase(sale, lanedb.PhaseActive, lanedb.PhaseParked); err != nil {
 			return nil, err
 		}
-		if sale.HolderKey != call.Caller.KeyID && !call.Caller.Has(protocol.ScopeCounter) {
-			return nil, checkHolder(sale, call.Caller)
+		if err := s.checkCanceller(sale, call.Caller); err != nil {
+			return nil, err
 		}
-		sale.Phase = lanedb.PhaseVoid
-		sale.VoidedUTC = sql.NullString{String: s.utcNow(), Valid: true}
-		sale.VoidedBy = sql.NullString{String: call.Caller.KeyName, Valid: true}
-		if err := s.save(ctx, tx, sale); err != nil {
+		if err := s.void(ctx, tx, call.Caller, sale, call.Caller.KeyName, args.Reason, "voided"); err != nil {
 			return nil, err
 		}
 		return loadChanged(ctx, tx, sale)
 	})
+}
+
+func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
+	claim := sale.ClaimState
+	if claim.Held(s.now()) && claim.Session.String != c.Session {
+		return claimedError(sale)
+	}
+	if claim.Session.Valid && claim.Session.String == c.Session {
+		return s.checkWriter(sale, c)
+	}
+	if sale.HolderKey == c.KeyID || c.Has(protocol.ScopeCounter) {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)
+}
+
+// void sets phase 10000 with who, when and why.
+func (s *Service) void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, by, reason, event string) error {
+	sale.Phase = lanedb.PhaseVoid
+	sale.VoidedUTC = sql.NullString{String: s.utcNow(), Valid: true}
+	sale.VoidedBy = sql.NullString{String: by, Valid: true}
+	detail := map[string]any{"ticket": sale.Ticket.Int64}
+	if reason != "" {
+		detail["reason"] = reason
+	}
+	return s.closeSale(ctx, tx, c, sale, event, detail)
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,24 +32,45 @@ type Service struct {
 	laneNo int64
 	locID  int64
 
+	lease  time.Duration
+	maxAge time.Duration
+
 	stampMu   sync.Mutex
 	lastStamp time.Time
 }
 
-// Options configure a Service.
+// Options configure a Service. DefaultOptions holds every default.
 type Options struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Lease is how long a counter's claim on a presell lasts without a
+	// change or heartbeat. Default 120s.
+	Lease time.Duration
+	// PresellMaxAge: an open presell untouched for this long is voided by
+	// the sweeper. Default 12h.
+	PresellMaxAge time.Duration
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
 // and time zone once; a lane DB without a store (the empty fixture) runs as
 // lane 1 in UTC.
 func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*Service, error) {
-	s := &Service{db: db, writer: w, now: opts.Now, loc: time.UTC, laneNo: 1}
-	if s.now == nil {
-		s.now = time.Now
+	d := DefaultOptions()
+	if opts.Now == nil {
+		opts.Now = d.Now
 	}
+	if opts.Lease <= 0 {
+		opts.Lease = d.Lease
+	}
+	if opts.PresellMaxAge <= 0 {
+		opts.PresellMaxAge = d.PresellMaxAge
+	}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
@@ -261,7 +283,7 @@ func resolve(ctx context.Context, q sqlx.QueryerContext, call *protocol.Call) (*
 
 // forChange resolves the sale and checks it can be changed by this caller:
 // it must be active and held by the caller's key.
-func forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb.Sale, error) {
+func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb.Sale, error) {
 	sale, err := resolve(ctx, tx, call)
 	if err != nil {
 		return nil, err
@@ -269,7 +291,7 @@ func forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb
 	if err := checkPhase(sale, lanedb.PhaseActive); err != nil {
 		return nil, err
 	}
-	if err := checkHolder(sale, call.Caller); err != nil {
+	if err := s.checkWriter(sale, call.Caller); err != nil {
 		return nil, err
 	}
 	return sale, nil
@@ -302,9 +324,13 @@ func checkHolder(sale *lanedb.Sale, c *protocol.Caller) error {
 	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)
 }
 
-// touch stamps a changed sale and writes it.
-func (s *Service) save(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
+// save stamps a changed sale and writes it. A change by the holder of the
+// sale's claim renews the claim's lease.
+func (s *Service) save(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale) error {
 	sale.UpdatedUTC = s.stamp()
+	if sale.ClaimState.Session.Valid && sale.ClaimState.Session.String == c.Session {
+		sale.ClaimState.ExpiresMS = sql.NullInt64{Int64: s.now().Add(s.lease).UnixMilli(), Valid: true}
+	}
 	return lanedb.UpdateSale(ctx, tx, sale)
 }
 

@@ -51,11 +51,13 @@ func newLane(t *testing.T) *lane {
 }
 
 func tablet(name string) *protocol.Caller {
-	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopePresell}, Purpose: protocol.PurposePresell}
+	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopePresell},
+		Purpose: protocol.PurposePresell, Session: "session-" + name, Claims: protocol.NewClaimSet()}
 }
 
 func counter(name string) *protocol.Caller {
-	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeCounter}}
+	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeCounter},
+		Session: "session-" + name, Claims: protocol.NewClaimSet()}
 }
 
 // call runs endpoint a for caller with k and v (any JSON-able value).

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -49,7 +51,8 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.ErrorReply(a, rq, rt, err))
 		return
 	}
-	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr}}
+	// One call is one session: it can hold no claim beyond its own reply.
+	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
 	if key := apiKeyHeader(r); key != "" {
 		k, err := s.db.Authenticate(r.Context(), key)
 		switch {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -71,7 +72,8 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		draining: make(chan struct{}),
 		inflight: map[string]context.CancelFunc{},
 	}
-	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr}
+	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
+		Session: uuid.NewString(), Claims: protocol.NewClaimSet()}
 	if !s.addSocket(sk) {
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "the lane is shutting down"), time.Now().Add(s.cfg.WriteWait))

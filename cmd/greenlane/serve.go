@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/greenlane-pos/greenlane/catalog"
 	"github.com/greenlane-pos/greenlane/fixtures"
@@ -29,6 +30,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	dbOpts := lanedb.DefaultOptions()
 	catCfg := catalog.DefaultConfig()
 	wOpts := lanedb.DefaultWriterOptions()
+	sbOpts := salesbuilder.DefaultOptions()
+	sweepEvery := fs.Duration("presell-sweep-every", time.Minute, "how often abandoned presells are looked for and voided")
 	dbPath := fs.String("db", defaultDB, "lane DB file; created with the demo fixture and an admin key if missing")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
@@ -41,6 +44,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&wOpts.MaxBatch, "group-commit-max", wOpts.MaxBatch, "most changes in one batched transaction")
 	fs.DurationVar(&wOpts.YieldEvery, "writer-yield-every", wOpts.YieldEvery, "after this long of back-to-back writes, pause so other programs can write the lane DB (0: never)")
 	fs.DurationVar(&wOpts.YieldFor, "writer-yield-for", wOpts.YieldFor, "length of that pause")
+	fs.DurationVar(&sbOpts.Lease, "presell-lease", sbOpts.Lease, "how long a counter's claim on a presell lasts without a change or heartbeat")
+	fs.DurationVar(&sbOpts.PresellMaxAge, "presell-max-age", sbOpts.PresellMaxAge, "open presells untouched this long are voided by the sweeper")
 	fs.DurationVar(&cfg.WriteWait, "write-wait", cfg.WriteWait, "limit on one write to a client")
 	fs.DurationVar(&cfg.PongWait, "pong-wait", cfg.PongWait, "silence after which a client is taken for dead (pings go out at 9/10 of it)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "limit on one request's work")
@@ -70,13 +75,17 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 	writer := db.NewWriter(wOpts)
 	defer writer.Close() // before db.Close: queued changes are written first
-	sb, err := salesbuilder.New(ctx, db, writer, salesbuilder.Options{})
+	sb, err := salesbuilder.New(ctx, db, writer, sbOpts)
 	if err != nil {
 		return err
 	}
 	srv := server.New(cfg, db, log)
 	catalog.New(db, catCfg).Register(srv.Router())
 	sb.Register(srv.Router())
+	sb.RegisterPresell(srv.Router())
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go sb.Sweep(sweepCtx, *sweepEvery, log)
 	err = srv.ListenAndServe(ctx, func(addr net.Addr) {
 		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
 	})

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
+)
+
+func runPresell(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "Usage: greenlane presell list --db PATH\n"+
+			"       greenlane presell void TICKET|PHYSKEY --db PATH [--reason TEXT] [--force]\n"+
+			"       greenlane presell expire --db PATH [--older-than 12h]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("presell needs a subcommand: list, void or expire")
+	}
+	switch args[0] {
+	case "list":
+		return presellList(args[1:], stdout, stderr)
+	case "void":
+		return presellVoid(args[1:], stdout, stderr)
+	case "expire":
+		return presellExpire(args[1:], stdout, stderr)
+	}
+	return usagef("unknown presell subcommand %q (list, void, expire)", args[0])
+}
+
+// openService opens the lane DB (which may be in use by a running server:
+// this is then a second process writing it) with a SalesBuilder over it.
+func openService(path string, opts salesbuilder.Options) (*salesbuilder.Service, func(), error) {
+	db, err := openExisting(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := db.NewWriter(lanedb.WriterOptions{}) // no batching: one command, one transaction
+	svc, err := salesbuilder.New(context.Background(), db, w, opts)
+	if err != nil {
+		w.Close()
+		db.Close()
+		return nil, nil, err
+	}
+	return svc, func() { w.Close(); db.Close() }, nil
+}
+
+func presellList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("presell list", "presell list --db PATH", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	svc, done, err := openService(*dbPath, salesbuilder.Options{})
+	if err != nil {
+		return err
+	}
+	defer done()
+	rows, err := svc.OpenPresells(context.Background())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TICKET\tWORD\tTOTAL\tLINES\tCUSTOMER\tTABLET\tAGE\tCLAIMED BY\tPHYSKEY")
+	for _, r := range rows {
+		claimed := "-"
+		if r.ClaimedBy != nil {
+			claimed = *r.ClaimedBy + " until " + *r.ClaimExpires
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", deref(r.Ticket), derefStr(r.TicketWord), r.SaleTotal, r.Lines,
+			derefStr(r.Customer), r.Tablet, (time.Duration(r.Age) * time.Second).String(), claimed, r.Physkey)
+	}
+	return tw.Flush()
+}
+
+func deref(p *int64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+func derefStr(p *string) string {
+	if p == nil || *p == "" {
+		return "-"
+	}
+	return *p
+}
+
+func presellVoid(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("presell void", "presell void TICKET|PHYSKEY --db PATH [--reason TEXT] [--force]", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	reason := fs.String("reason", "voided from the command line", "why, kept in the journal")
+	force := fs.Bool("force", false, "void it even while a counter holds a live claim on it")
+	which, rest := splitLeadingArg(args)
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if which == "" && fs.NArg() == 1 {
+		which = fs.Arg(0)
+	}
+	if which == "" {
+		fs.Usage()
+		return usagef("presell void needs a ticket number or a physkey")
+	}
+	svc, done, err := openService(*dbPath, salesbuilder.Options{})
+	if err != nil {
+		return err
+	}
+	defer done()
+	physkey, err := svc.VoidPresell(context.Background(), which, "cli", *reason, *force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "voided presell %s\n", physkey)
+	return nil
+}
+
+func presellExpire(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("presell expire", "presell expire --db PATH [--older-than 12h]", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	olderThan := fs.Duration("older-than", salesbuilder.DefaultOptions().PresellMaxAge, "void open presells untouched for this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *olderThan <= 0 {
+		return usagef("--older-than must be positive")
+	}
+	svc, done, err := openService(*dbPath, salesbuilder.Options{})
+	if err != nil {
+		return err
+	}
+	defer done()
+	voided, err := svc.ExpireAbandoned(context.Background(), *olderThan, "cli")
+	for _, pk := range voided {
+		fmt.Fprintf(stdout, "expired presell %s\n", pk)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d presells older than %s voided\n", len(voided), *olderThan)
+	return nil
+}
