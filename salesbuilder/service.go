@@ -225,6 +225,8 @@ func compactJSON(raw json.RawMessage) []byte {
 func mapDBError(err error) error {
 	var pe *protocol.Error
 	switch {
+	case err == nil:
+		return nil
 	case errors.As(err, &pe):
 		return pe
 	case errors.Is(err, lanedb.ErrStaleSale):

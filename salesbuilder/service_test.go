@@ -17,11 +17,29 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// lane is a SalesBuilder on a real demo lane DB.
+// lane is a SalesBuilder on a real demo lane DB, with a clock the test
+// moves by hand.
 type lane struct {
 	t      *testing.T
 	db     *lanedb.DB
+	svc    *Service
 	router *protocol.Router
+
+	mu    sync.Mutex
+	clock time.Time
+}
+
+// advance moves the lane's clock forward.
+func (l *lane) advance(d time.Duration) {
+	l.mu.Lock()
+	l.clock = l.clock.Add(d)
+	l.mu.Unlock()
+}
+
+func (l *lane) now() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.clock
 }
 
 func newLane(t *testing.T) *lane {
@@ -40,14 +58,15 @@ func newLane(t *testing.T) *lane {
 	}
 	w := db.NewWriter(lanedb.WriterOptions{MaxWait: time.Millisecond, MaxBatch: 16})
 	t.Cleanup(func() { w.Close(); db.Close() })
-	clock := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
-	s, err := New(ctx, db, w, Options{Now: func() time.Time { return clock }})
+	l := &lane{t: t, db: db, clock: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
+	s, err := New(ctx, db, w, Options{Now: l.now, Lease: 2 * time.Minute, PresellMaxAge: 12 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := protocol.NewRouter()
-	s.Register(r)
-	return &lane{t: t, db: db, router: r}
+	l.svc, l.router = s, protocol.NewRouter()
+	s.Register(l.router)
+	s.RegisterPresell(l.router)
+	return l
 }
 
 func tablet(name string) *protocol.Caller {

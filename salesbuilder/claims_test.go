@@ -1,0 +1,342 @@
+package salesbuilder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+func admin(name string) *protocol.Caller {
+	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeAdmin},
+		Session: "session-" + name, Claims: protocol.NewClaimSet()}
+}
+
+// submitted builds and submits a presell on a tablet and returns it.
+func (l *lane) submitted(tab *protocol.Caller, pids ...int) *SaleView {
+	l.t.Helper()
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	for _, pid := range pids {
+		l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": pid})
+	}
+	return l.sale(tab, "salesbuilder.sale_park", k, nil)
+}
+
+func recallView(t *testing.T, res *protocol.Result) RecallView {
+	t.Helper()
+	b, _ := json.Marshal(res.Data)
+	var rows struct {
+		Rows []RecallView `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &rows); err != nil || len(rows.Rows) != 1 {
+		t.Fatalf("recall reply: %s", b)
+	}
+	return rows.Rows[0]
+}
+
+func TestLeaseExpiryAndTakeover(t *testing.T) {
+	l := newLane(t)
+	tab, a, b, boss := tablet("tablet-1"), counter("counter-a"), counter("counter-b"), admin("manager")
+	p := l.submitted(tab, 1001)
+	k := p.Physkey
+
+	res, err := l.call(a, "presell.recall", "", map[string]any{"ticket": *p.Ticket}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv := recallView(t, res); rv.Claim.Holder != "counter-a" || rv.Phase != 0 {
+		t.Fatalf("recall: %+v", rv.Claim)
+	}
+	// B is refused while A's lease is live, and told who and until when.
+	_, err = l.call(b, "presell.recall", "", map[string]any{"ticket": *p.Ticket}, "")
+	wantCode(t, err, protocol.CodeClaimed)
+	if !strings.Contains(err.Error(), "counter-a") {
+		t.Errorf("claimed error does not name the holder: %v", err)
+	}
+	// A change renews the lease: 90 s + 90 s is past the first lease.
+	l.advance(90 * time.Second)
+	l.sale(a, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1002})
+	l.advance(90 * time.Second)
+	if _, err := l.call(a, "presell.heartbeat", k, nil, ""); err != nil {
+		t.Fatalf("heartbeat within the renewed lease: %v", err)
+	}
+	_, err = l.call(b, "presell.recall", k, nil, "")
+	wantCode(t, err, protocol.CodeClaimed)
+
+	// A goes quiet; its lease lapses and B takes the presell without force.
+	l.advance(121 * time.Second)
+	if _, err := l.call(b, "presell.recall", k, nil, ""); err != nil {
+		t.Fatalf("recall after the lease lapsed: %v", err)
+	}
+	_, err = l.call(a, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1003}, "")
+	wantCode(t, err, protocol.CodeClaimLost)
+	_, err = l.call(a, "presell.heartbeat", k, nil, "")
+	wantCode(t, err, protocol.CodeClaimLost)
+
+	// Force: only admin, and the previous holder then loses.
+	_, err = l.call(a, "presell.recall", k, map[string]any{"force": true}, "")
+	wantCode(t, err, protocol.CodeForbidden)
+	if _, err := l.call(boss, "presell.recall", k, map[string]any{"force": true}, ""); err != nil {
+		t.Fatalf("admin force: %v", err)
+	}
+	_, err = l.call(b, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1003}, "")
+	wantCode(t, err, protocol.CodeClaimLost)
+
+	// Two lines: the one from the tablet and the one A added in time.
+	if s := l.sale(boss, "salesbuilder.sale_fetch", k, nil); len(s.Lines) != 2 {
+		t.Fatalf("lines after the takeovers: %+v", s.Lines)
+	}
+	journal, err := lanedb.JournalFor(context.Background(), l.db.R, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range journal {
+		events = append(events, e.Event+":"+e.Actor)
+	}
+	want := "created:tablet-1 submitted:tablet-1 claimed:counter-a claimed:counter-b claimed:manager"
+	if got := strings.Join(events, " "); got != want {
+		t.Fatalf("journal %s\nwant    %s", got, want)
+	}
+}
+
+func TestRecallFindsByTicketBarcodeWordAndKey(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	for _, by := range []func(p *SaleView) (string, map[string]any){
+		func(p *SaleView) (string, map[string]any) { return "", map[string]any{"ticket": *p.Ticket} },
+		func(p *SaleView) (string, map[string]any) { return "", map[string]any{"barcode": *p.TicketBarcode} },
+		func(p *SaleView) (string, map[string]any) { return "", map[string]any{"word": *p.TicketWord} },
+		func(p *SaleView) (string, map[string]any) { return p.Physkey, nil },
+	} {
+		p := l.submitted(tab, 1001)
+		k, v := by(p)
+		res, err := l.call(till, "presell.recall", k, v, "")
+		if err != nil {
+			t.Fatalf("recall %v %v: %v", k, v, err)
+		}
+		if rv := recallView(t, res); rv.Physkey != p.Physkey {
+			t.Fatalf("recall %v found %s, want %s", v, rv.Physkey, p.Physkey)
+		}
+		l.sale(till, "presell.release", p.Physkey, nil)
+	}
+	tests := []struct {
+		v    map[string]any
+		code protocol.Code
+	}{
+		{map[string]any{"ticket": 4242}, protocol.CodeNotFound},
+		{map[string]any{"barcode": "GL019999XXXX"}, protocol.CodeNotFound},
+		{map[string]any{"word": "no-such"}, protocol.CodeNotFound},
+		{map[string]any{"ticket": 1, "word": "amber-apple"}, protocol.CodeBadArgument},
+		{map[string]any{}, protocol.CodeBadArgument},
+		{map[string]any{"ticket": -1}, protocol.CodeBadArgument},
+	}
+	for _, tt := range tests {
+		_, err := l.call(till, "presell.recall", "", tt.v, "")
+		wantCode(t, err, tt.code)
+	}
+	// The tablet cannot recall at all (counter scope).
+	_, err := l.call(tab, "presell.recall", "", map[string]any{"ticket": 1}, "")
+	wantCode(t, err, protocol.CodeForbidden)
+}
+
+func TestPriceDriftAndAcceptPrices(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	p := l.submitted(tab, 1001, 1002) // 5.50 each
+	if _, err := l.db.W.Exec(`UPDATE products SET price_cents = 600 WHERE pid = 1001`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.call(till, "presell.recall", p.Physkey, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := recallView(t, res)
+	if len(rv.PriceDrift) != 1 || rv.PriceDrift[0].PID != 1001 || rv.PriceDrift[0].OldPrice != 550 || rv.PriceDrift[0].NewPrice != 600 {
+		t.Fatalf("drift: %+v", rv.PriceDrift)
+	}
+	if rv.SaleTotal != 1100 {
+		t.Fatalf("presold prices must stand until accepted: total %d", rv.SaleTotal)
+	}
+	res, err = l.call(till, "presell.accept_prices", p.Physkey, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv := recallView(t, res); rv.SaleTotal != 1150 || len(rv.PriceDrift) != 0 {
+		t.Fatalf("after accept_prices: total %d drift %+v", rv.SaleTotal, rv.PriceDrift)
+	}
+}
+
+func TestCompletedPresellFreesItsTicket(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	p := l.submitted(tab, 1001)
+	if _, err := l.call(till, "presell.recall", "", map[string]any{"ticket": *p.Ticket}, ""); err != nil {
+		t.Fatal(err)
+	}
+	l.sale(till, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 10})
+	done := l.sale(till, "salesbuilder.salesbuilder_complete", p.Physkey, nil)
+	if done.SID == nil || done.Ticket == nil || *done.Ticket != *p.Ticket || done.Physkey != p.Physkey {
+		t.Fatalf("completed presell: %+v", done)
+	}
+	// The ticket number names no open presell now: recall says whose it was.
+	_, err := l.call(till, "presell.recall", "", map[string]any{"ticket": *p.Ticket}, "")
+	wantCode(t, err, protocol.CodeNotFound)
+	if !strings.Contains(err.Error(), "completed") {
+		t.Errorf("message does not say the ticket's presell was completed: %v", err)
+	}
+	// The number can be given again (tickets go round, so force it).
+	if _, err := l.db.W.Exec(`UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, *p.Ticket); err != nil {
+		t.Fatal(err)
+	}
+	if again := l.submitted(tab, 1002); *again.Ticket != *p.Ticket {
+		t.Fatalf("ticket %d not reused, got %d", *p.Ticket, *again.Ticket)
+	}
+}
+
+func TestGetPresellsFilters(t *testing.T) {
+	l := newLane(t)
+	t1, t2, till := tablet("tablet-1"), tablet("tablet-2"), counter("counter-1")
+	a := l.submitted(t1, 1001)
+	l.advance(10 * time.Minute)
+	kb := l.sale(t2, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(t2, "salesbuilder.sale_add_product", kb, map[string]any{"pid": 1002})
+	l.sale(t2, "salesbuilder.sale_set_customer", kb, map[string]any{"cid": 3}) // Hemi Walker
+	b := l.sale(t2, "salesbuilder.sale_park", kb, nil)
+	l.sale(t2, "salesbuilder.sale_create", "", nil) // being built: not listed
+	l.advance(time.Minute)
+	if _, err := l.call(till, "presell.recall", b.Physkey, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	list := func(q map[string]any, qk string) []PresellRow {
+		t.Helper()
+		req := &protocol.Request{A: "fd1.presell.get_presells"}
+		if q != nil {
+			raw := map[string]json.RawMessage{}
+			for k, v := range q {
+				raw[k], _ = json.Marshal(v)
+			}
+			req.Q = raw
+		}
+		if qk != "" {
+			req.QK = protocol.Keywords{qk}
+		}
+		ep, _ := l.router.Lookup(req.A)
+		res, err := ep.Handler(context.Background(), &protocol.Call{Req: req, Caller: till, Endpoint: ep})
+		if err != nil {
+			t.Fatalf("get_presells %v %s: %v", q, qk, err)
+		}
+		return res.Data.(protocol.Rows).Rows.([]PresellRow)
+	}
+	keys := func(rows []PresellRow) string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.Physkey)
+		}
+		return strings.Join(out, ",")
+	}
+	tests := []struct {
+		name string
+		q    map[string]any
+		qk   string
+		want []string
+	}{
+		{"all, newest first", nil, "", []string{b.Physkey, a.Physkey}},
+		{"by ticket", map[string]any{"ticket": *a.Ticket}, "", []string{a.Physkey}},
+		{"by tablet", map[string]any{"tablet": "tablet-2"}, "", []string{b.Physkey}},
+		{"customer substring, any case", map[string]any{"customer": "WALK"}, "", []string{b.Physkey}},
+		{"customer with LIKE wildcards matches literally", map[string]any{"customer": "%"}, "", nil},
+		{"older than 5 minutes", map[string]any{"age(>=)": 300}, "", []string{a.Physkey}},
+		{"younger than 5 minutes", map[string]any{"age(<)": 300}, "", []string{b.Physkey}},
+		{"mine", nil, "mine", []string{b.Physkey}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := keys(list(tt.q, tt.qk)), strings.Join(tt.want, ","); got != want {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+		})
+	}
+	rows := list(map[string]any{"ticket": *b.Ticket}, "")
+	r := rows[0]
+	if r.ClaimedBy == nil || *r.ClaimedBy != "counter-1" || r.Customer == nil || *r.Customer != "Hemi Walker" || r.Lines != 1 || r.Age != 60 || r.Tablet != "tablet-2" {
+		t.Fatalf("row: %+v", r)
+	}
+}
+
+func TestSweeperVoidsAbandonedPresells(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	old := l.submitted(tab, 1001)
+	held := l.submitted(tab, 1002)
+	building := l.sale(tab, "salesbuilder.sale_create", "", nil)
+	l.advance(13 * time.Hour)
+	if _, err := l.call(till, "presell.recall", held.Physkey, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	fresh := l.submitted(tab, 1003)
+	voided, err := l.svc.ExpireAbandoned(context.Background(), 0, "sweeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(voided)
+	if !strings.Contains(got, old.Physkey) || !strings.Contains(got, building.Physkey) || len(voided) != 2 {
+		t.Fatalf("voided %v; want the old presell and the abandoned one being built, not the claimed (%s) or fresh (%s)", voided, held.Physkey, fresh.Physkey)
+	}
+	for _, k := range voided {
+		j, err := lanedb.JournalFor(context.Background(), l.db.R, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := j[len(j)-1]
+		if last.Event != "expired" || last.Actor != "sweeper" || !strings.Contains(last.Detail, "abandoned") {
+			t.Fatalf("journal of %s ends with %+v", k, last)
+		}
+	}
+	// Voiding by ticket from the command line respects a live claim.
+	if _, err := l.svc.VoidPresell(context.Background(), fmt.Sprint(*held.Ticket), "cli", "test", false); err == nil {
+		t.Fatal("voided a presell under a live claim without force")
+	}
+	if _, err := l.svc.VoidPresell(context.Background(), fmt.Sprint(*held.Ticket), "cli", "test", true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.call(till, "salesbuilder.sale_add_product", held.Physkey, map[string]any{"pid": 1001}, "")
+	wantCode(t, err, protocol.CodeConflict) // void: the phase says so
+}
+
+func TestOneClaimWinsARace(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	for round := 0; round < 20; round++ {
+		p := l.submitted(tab, 1001)
+		counters := []*protocol.Caller{counter("c1"), counter("c2"), counter("c3"), counter("c4")}
+		var wg sync.WaitGroup
+		errs := make([]error, len(counters))
+		for i, c := range counters {
+			wg.Add(1)
+			go func(i int, c *protocol.Caller) {
+				defer wg.Done()
+				_, errs[i] = l.call(c, "presell.recall", p.Physkey, nil, "")
+			}(i, c)
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			if err == nil {
+				wins++
+				continue
+			}
+			wantCode(t, err, protocol.CodeClaimed)
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d winners", round, wins)
+		}
+	}
+}
