@@ -465,3 +465,19 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// --- helpers for the counter-recall suite ---
+
+// sqliteExec runs statements on a lane DB with the sqlite3 CLI (a second OS
+// process writing the file while the lane serves it, as a back-office tool
+// would), waiting up to 10 s for the write lock.
+func sqliteExec(t *testing.T, db, stmts string, args ...any) {
+	t.Helper()
+	stmts = fmt.Sprintf(stmts, args...)
+	cmd := exec.Command("sqlite3", "-bail", "-cmd", ".timeout 10000", db, stmts)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sqlite3 %q: %v: %s", stmts, err, stderr.String())
+	}
+}

@@ -161,3 +161,17 @@ var (
 		claim_expires_ms = NULL WHERE physkey = ?`)
 	qJournal = stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`)
 )
+
+// MoveClaim hands a live claim from one session to another (a device that
+// reconnected and retried). It reports false when from no longer holds a
+// live claim on the presell.
+func MoveClaim(ctx context.Context, tx *Tx, physkey, from, to string, now time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, qMoveClaim, to, physkey, from, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("move claim of %s: %w", physkey, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+var qMoveClaim = stmt(`UPDATE sales SET claim_session = ? WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)

@@ -75,6 +75,7 @@ type Idempotent struct {
 	Endpoint    string `db:"endpoint"`
 	RequestHash []byte `db:"request_hash"`
 	Reply       []byte `db:"reply"`
+	Session     string `db:"session"`
 }
 
 // GetIdempotent reads the record for ik, or nil when there is none.
@@ -92,7 +93,7 @@ func GetIdempotent(ctx context.Context, q sqlx.QueryerContext, ik string) (*Idem
 
 // PutIdempotent stores the reply for ik in the request's transaction.
 func PutIdempotent(ctx context.Context, tx *Tx, rec *Idempotent, now time.Time) error {
-	_, err := tx.ExecContext(ctx, qPutIdempotent, rec.IK, rec.KeyID, rec.Endpoint, rec.RequestHash, rec.Reply, now.UTC().Format(DateTime))
+	_, err := tx.ExecContext(ctx, qPutIdempotent, rec.IK, rec.KeyID, rec.Endpoint, rec.RequestHash, rec.Reply, now.UTC().Format(DateTime), rec.Session)
 	if err != nil {
 		return fmt.Errorf("store ik %s: %w", rec.IK, err)
 	}
@@ -109,7 +110,7 @@ var (
 		WHERE ticket BETWEEN ? AND ? AND ticket IS NOT NULL AND phase IN (0, 5) ORDER BY ticket`)
 	qSetTicketNext = stmt(`INSERT INTO lane_counters (name, value) VALUES ('ticket_next', ?)
 				ON CONFLICT (name) DO UPDATE SET value = excluded.value`)
-	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply FROM idempotency WHERE ik = ?`)
-	qPutIdempotent = stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc)
-		VALUES (?, ?, ?, ?, ?, ?)`)
+	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply, session FROM idempotency WHERE ik = ?`)
+	qPutIdempotent = stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc, session)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
 )

@@ -40,9 +40,10 @@ type OpenPresell struct {
 
 // PresellFilter narrows the presell list. Zero fields do not filter.
 type PresellFilter struct {
-	Conds    []Cond // on ticket, tablet, submitted_utc (see presellExprs)
-	Customer string // case-insensitive substring of the customer's name
-	ClaimKey string // only presells claimed by this key
+	Conds    []Cond    // on ticket, tablet, submitted_utc (see presellExprs)
+	Customer string    // part of the customer's name, in any case
+	ClaimKey string    // only presells this key holds a live claim on
+	Now      time.Time // for ClaimKey: claims live at this time
 	Limit    int
 }
 
@@ -66,23 +67,28 @@ func OpenPresells(ctx context.Context, q sqlx.QueryerContext, f PresellFilter) (
 	if clause != "" {
 		conds = append(conds, strings.TrimPrefix(clause, "WHERE "))
 	}
-	if f.Customer != "" {
-		conds = append(conds, `c.name LIKE ? ESCAPE '\'`)
-		args = append(args, "%"+likeEscape(f.Customer)+"%")
-	}
 	if f.ClaimKey != "" {
-		conds = append(conds, "s.claim_key = ?")
-		args = append(args, f.ClaimKey)
+		conds = append(conds, "s.claim_key = ?", "s.claim_expires_ms > ?")
+		args = append(args, f.ClaimKey, f.Now.UnixMilli())
+	}
+	// The customer filter folds case in Go (SQLite's LIKE folds ASCII
+	// only): the open presells are few, so they are read whole then.
+	limit := f.Limit + 1
+	if f.Customer != "" {
+		limit = -1
 	}
 	query := `SELECT s.physkey, s.phase, s.ticket, s.ticket_word, s.ticket_barcode, s.cid, c.name AS customer,
 		s.saletotal_cents, (SELECT COUNT(*) FROM sale_lines l WHERE l.sale_physkey = s.physkey) AS lines,
 		s.submitted_utc, s.created_by, s.claim_session, s.claim_key, s.claim_name, s.claim_expires_ms
 		FROM sales s INDEXED BY sales_open_presells LEFT JOIN customers c ON c.cid = s.cid
 		WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY s.submitted_utc DESC, s.physkey DESC LIMIT ?`
-	args = append(args, f.Limit+1)
+	args = append(args, limit)
 	var rows []OpenPresell
 	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
 		return nil, false, fmt.Errorf("list open presells: %w", err)
+	}
+	if f.Customer != "" {
+		rows = byCustomer(rows, f.Customer)
 	}
 	more := len(rows) > f.Limit
 	if more {
@@ -91,10 +97,17 @@ func OpenPresells(ctx context.Context, q sqlx.QueryerContext, f PresellFilter) (
 	return rows, more, nil
 }
 
-// likeEscape makes s match literally inside a LIKE pattern with ESCAPE '\'.
-func likeEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s)
+// byCustomer keeps the presells whose customer's name contains part, in
+// any case (Unicode: "ZOË" finds "Zoë").
+func byCustomer(rows []OpenPresell, part string) []OpenPresell {
+	want := strings.ToLower(part)
+	kept := rows[:0]
+	for _, r := range rows {
+		if r.Customer.Valid && strings.Contains(strings.ToLower(r.Customer.String), want) {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }
 
 // ErrNoPresell is returned when no presell matches.

@@ -603,7 +603,9 @@ func (s *Service) submit(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if lines == 0 {
 		return protocol.Errorf(protocol.CodeConflict, "presell %s has no lines; add a product before submitting it", sale.Physkey)
 	}
-	sale.SubmittedUTC = sql.NullString{String: s.utcNow(), Valid: true}
+	// To the microsecond (like updated_utc), so the counter's list is newest
+	// first even for presells submitted within one second.
+	sale.SubmittedUTC = sql.NullString{String: s.stamp(), Valid: true}
 	if !sale.Ticket.Valid {
 		ticket, err := lanedb.AllocateTicket(ctx, tx)
 		if errors.Is(err, lanedb.ErrNoFreeTicket) {
@@ -786,7 +788,8 @@ func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
 	if claim.Session.Valid && claim.Session.String == c.Session {
 		return s.checkWriter(sale, c)
 	}
-	if sale.HolderKey == c.KeyID || c.Has(protocol.ScopeCounter) {
+	// The tablet that made a presell may withdraw it while no counter holds it.
+	if sale.HolderKey == c.KeyID || c.Has(protocol.ScopeCounter) || (sale.Presell && sale.CreatedBy == c.KeyName) {
 		return nil
 	}
 	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)

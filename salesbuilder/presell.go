@@ -128,7 +128,7 @@ func (s *Service) presellFilter(call *protocol.Call) (lanedb.PresellFilter, erro
 	}
 	switch {
 	case call.Req.QK.Has("mine"):
-		f.ClaimKey = call.Caller.KeyID
+		f.ClaimKey, f.Now = call.Caller.KeyID, s.now()
 	case len(call.Req.QK) > 0 && !call.Req.QK.Has("all"):
 		return f, protocol.Errorf(protocol.CodeBadArgument, `qk: get_presells takes "all" (the default) or "mine"`)
 	}

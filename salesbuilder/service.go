@@ -131,7 +131,7 @@ func (s *Service) mutate(ctx context.Context, call *protocol.Call, fn txFunc) (*
 	var result *changed
 	err := s.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		if ik != "" {
-			stored, err := replayed(ctx, tx, ik, call, hash)
+			stored, err := s.replayed(ctx, tx, ik, call, hash)
 			if err != nil || stored != nil {
 				result = stored
 				return err
@@ -164,8 +164,9 @@ type storedReply struct {
 }
 
 // replayed returns the stored result for ik, nil if ik is new, or
-// ik_reused if ik belongs to another request or another key.
-func replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call, hash []byte) (*changed, error) {
+// ik_reused if ik belongs to another request or another key. A retry from a
+// new connection takes over the claim the first connection won with it.
+func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call, hash []byte) (*changed, error) {
 	rec, err := lanedb.GetIdempotent(ctx, tx, ik)
 	if err != nil || rec == nil {
 		return nil, err
@@ -178,8 +179,38 @@ func replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Call
 	if err := json.Unmarshal(rec.Reply, &sr); err != nil {
 		return nil, fmt.Errorf("stored reply for ik %s: %w", ik, err)
 	}
+	if err := s.resumeClaim(ctx, tx, rec, sr.Physkey, call); err != nil {
+		return nil, err
+	}
 	return &changed{physkey: sr.Physkey, view: sr.View}, nil
 }
+
+// resumeClaim moves to this session a claim that the same key's earlier
+// session holds on the sale a retried request named. A retried claim
+// (recall, unpark) whose claim is gone is refused: its stored "you have it"
+// is no longer true.
+func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Idempotent, physkey string, call *protocol.Call) error {
+	c := call.Caller
+	if rec.Session == "" || rec.Session == c.Session || physkey == "" || c.Claims == nil {
+		return nil
+	}
+	moved, err := lanedb.MoveClaim(ctx, tx, physkey, rec.Session, c.Session, s.now())
+	if err != nil {
+		return err
+	}
+	if moved {
+		c.Claims.Add(physkey)
+		return nil
+	}
+	if claiming[call.Endpoint.Name] {
+		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was claimed by this device's earlier connection, but that claim has lapsed or been taken over; recall it again with a new ik", physkey)
+	}
+	return nil
+}
+
+// claiming are the endpoints whose success means "this device now holds
+// the presell".
+var claiming = map[string]bool{"fd1.presell.recall": true, "fd1.salesbuilder.sale_unpark": true}
 
 // storeReply keeps c for ik. The view is returned as the very bytes stored,
 // so the first answer and every retry are identical.
@@ -192,7 +223,7 @@ func storeReply(ctx context.Context, tx *lanedb.Tx, ik string, call *protocol.Ca
 	if err != nil {
 		return nil, fmt.Errorf("encode reply for ik: %w", err)
 	}
-	rec := &lanedb.Idempotent{IK: ik, KeyID: call.Caller.KeyID, Endpoint: call.Endpoint.Name, RequestHash: hash, Reply: body}
+	rec := &lanedb.Idempotent{IK: ik, KeyID: call.Caller.KeyID, Endpoint: call.Endpoint.Name, RequestHash: hash, Reply: body, Session: call.Caller.Session}
 	if err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil {
 		return nil, err
 	}
