@@ -17,20 +17,23 @@ import (
 // that the parent's memory figures are the server's alone.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("bench needs a benchmark: presell (see 'greenlane bench presell --help')")
+		return usagef("bench needs a benchmark: presell or recall (see 'greenlane bench presell --help')")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch args[0] {
 	case "presell":
 		return runBenchPresell(ctx, args[1:], stdout, stderr)
+	case "recall":
+		return runBenchRecall(ctx, args[1:], stdout, stderr)
 	case "idle-clients":
 		return bench.IdleClients(ctx, os.Stdin, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, "Usage: greenlane bench presell [flags]   (see 'greenlane bench presell --help')")
+		fmt.Fprintln(stdout, "       greenlane bench recall [flags]    (see 'greenlane bench recall --help')")
 		return nil
 	}
-	return usagef("unknown benchmark %q (benchmarks: presell)", args[0])
+	return usagef("unknown benchmark %q (benchmarks: presell, recall)", args[0])
 }
 
 // runBenchPresell is `greenlane bench presell`. The exit status is 0 even
@@ -75,4 +78,51 @@ func runBenchPresell(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("bench presell: %w", err)
 	}
 	return rep.Err()
+}
+
+// runBenchRecall is `greenlane bench recall`. As with bench presell, the
+// exit status is 0 even when the target is missed, and 1 when a request
+// failed.
+func runBenchRecall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench recall", "bench recall [flags]", stderr)
+	cfg := bench.DefaultRecallConfig()
+	fs.Int64Var(&cfg.Sales, "sales", cfg.Sales, "historic (completed) sales in the lane DB")
+	fs.IntVar(&cfg.Open, "open", cfg.Open, "open presells, made by tablets over sockets before the counters start")
+	fs.IntVar(&cfg.Requests, "requests", cfg.Requests, "measured requests of each kind (get_presells, recall) per figure")
+	fs.IntVar(&cfg.WarmUp, "warm-up", cfg.WarmUp, "unmeasured requests of each kind before each figure")
+	fs.IntVar(&cfg.Counters, "counters", cfg.Counters, "counter sockets of the concurrent figure (0 or 1 skips it)")
+	fs.DurationVar(&cfg.GroupCommitWait, "group-commit-wait", cfg.GroupCommitWait, "the lane DB writer's batching wait (0: group commit off)")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "lane DB file, kept; reused when it holds a finished build of --sales sales, else rebuilt (only a bench recall DB is replaced); default a temp folder, removed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measuring (not the build) to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench recall takes no arguments, got %q", fs.Args())
+	}
+	cfg.Progress, cfg.ProgressTTY, cfg.Log = stderr, isTerminal(stderr), stderr
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		defer f.Close()
+		cfg.CPUProfile = f
+	}
+	rep, err := bench.RunRecall(ctx, cfg, stdout)
+	if err != nil {
+		return fmt.Errorf("bench recall: %w", err)
+	}
+	return rep.Err()
+}
+
+// isTerminal reports whether w is a terminal (a character device), where a
+// progress line may be rewritten in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
