@@ -49,8 +49,11 @@ func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, r
 	started := time.Now()
 	res, err := ep.Handler(ctx, &protocol.Call{Req: req, Caller: &caller, Endpoint: ep})
 	if err != nil {
-		return protocol.ErrorReply(req.A, req.RQ, req.RT, s.clientError(ctx, ep, err))
+		reply := protocol.ErrorReply(req.A, req.RQ, req.RT, s.clientError(ctx, ep, err))
+		s.trace(req, reply, time.Since(started), caller)
+		return reply
 	}
+	defer func() { s.trace(req, nil, time.Since(started), caller) }()
 	if ep.NoReply {
 		return nil
 	}

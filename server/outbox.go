@@ -45,3 +45,10 @@ func (o *outbox) take() [][]byte {
 	o.mu.Unlock()
 	return items
 }
+
+// depth is how many packets wait.
+func (o *outbox) depth() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.items)
+}

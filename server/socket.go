@@ -95,6 +95,11 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		sk.kill(websocket.CloseNormalClosure, "")
 	}
 	<-written
+	if s.hub != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = s.hub.unsubscribe(ctx, sk.id, "")
+		cancel()
+	}
 	s.removeSocket(sk)
 	s.log.Debug("socket closed", "socket", sk.id, "code", sk.closeCode, "reason", sk.closeText)
 }
