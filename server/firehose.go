@@ -12,6 +12,9 @@ import (
 
 func (sk *socket) socketID() uint64 { return sk.id }
 
+// replayBudget: a replay may fill half the socket's byte allowance.
+func (sk *socket) replayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
+
 // AttachHub gives the server its firehose hub and the writer whose figures
 // fd1.diag.stats reports (either may be nil in tests), and registers the
 // firehose, inject and diagnostics endpoints.
@@ -72,13 +75,18 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 	if k := req.Key(); k != "" {
 		sub.physkey = k
 	}
-	ack := func(head int64, replayed int, truncated bool) []byte {
+	ack := func(st replayState) []byte {
 		reply := protocol.ReplyTo(req)
 		reply.SC = "firehose.status"
-		data := map[string]any{"status": "open", "event": family, "seq": head}
+		data := map[string]any{"status": "open", "event": family, "seq": st.head}
 		if args.Since > 0 {
-			data["replayed"] = replayed
-			data["replay_truncated"] = truncated
+			data["replayed"] = st.replayed
+			data["replay_truncated"] = st.truncated
+		}
+		if st.more {
+			// Too much to replay at once: this reply carries a first part;
+			// open again with since = resume for the next.
+			data["status"], data["resume"] = "catching_up", st.resume
 		}
 		reply.Data = data
 		b, _ := reply.Marshal()
@@ -140,6 +148,12 @@ func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*p
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
+	// Only the options given change ("" clears one): giving a new q must
+	// not silently widen a display narrowed to one tablet.
+	var given map[string]json.RawMessage
+	if len(call.Req.V) > 0 {
+		_ = json.Unmarshal(call.Req.V, &given)
+	}
 	var conds []protocol.Cond
 	if call.Req.Q != nil {
 		if conds, err = protocol.ParseEventFilter(call.Req.Q); err != nil {
@@ -147,7 +161,12 @@ func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*p
 		}
 	}
 	err = s.hub.update(ctx, sk.id, id, func(sub *subscription) error {
-		sub.tablet, sub.physkey = args.Tablet, args.Sale
+		if _, ok := given["tablet"]; ok {
+			sub.tablet = args.Tablet
+		}
+		if _, ok := given["k"]; ok {
+			sub.physkey = args.Sale
+		}
 		if call.Req.Q != nil {
 			sub.conds = conds
 		}

@@ -50,7 +50,10 @@ func DefaultHubConfig() HubConfig { return HubConfig{Poll: 250 * time.Millisecon
 // sink is where a subscription's packets go: a socket's send queue.
 type sink interface {
 	enqueue(b []byte)
+	enqueueGroup(group [][]byte)
 	socketID() uint64
+	// replayBudget is how many bytes of replay the sink takes in one burst.
+	replayBudget() int
 }
 
 // subscription is one open firehose.
@@ -273,7 +276,7 @@ func packet(rp json.RawMessage, ev *event) []byte {
 
 // subscribe adds s after replaying the journal rows after since (when
 // since > 0). The ack is written first, then the replay, then live events.
-func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack func(head int64, replayed int, truncated bool) []byte) error {
+func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack func(replayState) []byte) error {
 	var err error
 	doErr := h.do(ctx, func() {
 		for _, other := range h.allSubs() {
@@ -283,17 +286,20 @@ func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack f
 			}
 		}
 		h.tail(ctx) // publish what is committed, so head is current
-		var replay []*event
-		truncated := false
+		var page replayPage
 		if since > 0 && s.family != famDevice && s.family != famTrace {
-			replay, truncated, err = h.replay(ctx, s, since)
+			page, err = h.replay(ctx, s, since)
 			if err != nil {
 				return
 			}
 		}
-		s.sink.enqueue(ack(h.head, len(replay), truncated))
-		for _, ev := range replay {
-			s.sink.enqueue(packet(s.rp, ev))
+		group := make([][]byte, 0, len(page.packets)+1)
+		group = append(group, ack(replayState{head: h.head, replayed: len(page.packets), truncated: page.truncated,
+			more: page.more, resume: page.last}))
+		group = append(group, page.packets...)
+		s.sink.enqueueGroup(group)
+		if page.more {
+			return // not live yet: the client reopens from resume to catch up
 		}
 		h.subs[s.family] = append(h.subs[s.family], s)
 		if s.family == famTrace {
@@ -306,33 +312,62 @@ func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack f
 	return err
 }
 
-// replay reads the journal rows in (since, head] that s wants.
-func (h *Hub) replay(ctx context.Context, s *subscription, since int64) ([]*event, bool, error) {
+// replayState is what the ack of a firehose opened with since says.
+type replayState struct {
+	head      int64 // the journal's end when the firehose opened
+	replayed  int   // events replayed in this reply
+	truncated bool  // events older than the journal keeps were lost
+	more      bool  // the replay was cut to fit: reopen with since = resume
+	resume    int64
+}
+
+// replayPage is one burst of replay, as packets for the subscriber.
+type replayPage struct {
+	packets   [][]byte
+	last      int64
+	truncated bool
+	more      bool
+}
+
+// replay reads the journal rows in (since, head] that s wants, as many as
+// fit the sink's replay budget (and MaxReplay). When they do not all fit,
+// the page says so and the firehose does not go live: the client reopens
+// from the last seq it got, so nothing is lost between replay and live.
+func (h *Hub) replay(ctx context.Context, s *subscription, since int64) (replayPage, error) {
+	var page replayPage
 	oldest, _, err := lanedb.JournalBounds(ctx, h.db.Read)
 	if err != nil {
-		return nil, false, err
+		return page, err
 	}
-	truncated := oldest > since+1
-	var out []*event
-	for after := since; after < h.head && len(out) < h.cfg.MaxReplay; {
+	page.truncated = oldest > since+1
+	page.last = since
+	budget := s.sink.replayBudget()
+	for after := since; after < h.head; {
 		rows, err := lanedb.JournalAfter(ctx, h.db.Read, after, 500)
 		if err != nil || len(rows) == 0 {
-			return out, truncated, err
+			return page, err
 		}
 		for _, r := range rows {
 			if r.Seq > h.head {
-				return out, truncated, nil
+				return page, nil
 			}
 			after = r.Seq
-			if ev, ok := journalEvent(r); ok && ev.family == s.family && h.matches(s, ev) {
-				out = append(out, ev)
-				if len(out) >= h.cfg.MaxReplay {
-					return out, true, nil
-				}
+			ev, ok := journalEvent(r)
+			if !ok || ev.family != s.family || !h.matches(s, ev) {
+				page.last = r.Seq
+				continue
 			}
+			p := packet(s.rp, ev)
+			if len(page.packets) >= h.cfg.MaxReplay || budget-len(p) < 0 {
+				page.more = true
+				return page, nil
+			}
+			budget -= len(p)
+			page.packets = append(page.packets, p)
+			page.last = r.Seq
 		}
 	}
-	return out, truncated, nil
+	return page, nil
 }
 
 func (h *Hub) allSubs() []*subscription {

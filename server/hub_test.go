@@ -16,10 +16,11 @@ import (
 
 // fakeSink collects packets like a socket's send queue.
 type fakeSink struct {
-	id   uint64
-	mu   sync.Mutex
-	got  [][]byte
-	more chan struct{}
+	id     uint64
+	budget int
+	mu     sync.Mutex
+	got    [][]byte
+	more   chan struct{}
 }
 
 func newSink(id uint64) *fakeSink { return &fakeSink{id: id, more: make(chan struct{}, 1)} }
@@ -35,6 +36,19 @@ func (f *fakeSink) enqueue(b []byte) {
 }
 
 func (f *fakeSink) socketID() uint64 { return f.id }
+
+func (f *fakeSink) enqueueGroup(group [][]byte) {
+	for _, b := range group {
+		f.enqueue(b)
+	}
+}
+
+func (f *fakeSink) replayBudget() int {
+	if f.budget > 0 {
+		return f.budget
+	}
+	return 1 << 20
+}
 
 // waitFor returns the first n packets, decoded.
 func (f *fakeSink) waitFor(t *testing.T, n int) []map[string]json.RawMessage {
@@ -133,8 +147,8 @@ func TestHubReplayThenLiveHasNoGapAndNoDuplicate(t *testing.T) {
 	sink := newSink(1)
 	sub := &subscription{sink: sink, id: "d", rp: json.RawMessage(`"d"`), family: famCustdisp}
 	var head int64
-	err := h.subscribe(context.Background(), sub, 10, func(hd int64, replayed int, truncated bool) []byte {
-		head = hd
+	err := h.subscribe(context.Background(), sub, 10, func(st replayState) []byte {
+		head = st.head
 		return []byte(`{"ack":true}`)
 	})
 	if err != nil {
@@ -157,7 +171,7 @@ func TestHubFiltersAndIdle(t *testing.T) {
 	h, _, w := testHub(t)
 	all, one, byKey := newSink(1), newSink(2), newSink(3)
 	ctx := context.Background()
-	ack := func(int64, int, bool) []byte { return []byte(`{"ack":1}`) }
+	ack := func(replayState) []byte { return []byte(`{"ack":1}`) }
 	for _, s := range []*subscription{
 		{sink: all, id: "a", rp: json.RawMessage(`"a"`), family: famCustdisp},
 		{sink: one, id: "b", rp: json.RawMessage(`"b"`), family: famCustdisp, tablet: "tablet-2"},
@@ -236,5 +250,40 @@ func TestPacketWrapsVOnce(t *testing.T) {
 	tr := &event{family: famTrace, sc: "tufe.trace", v: json.RawMessage(`{"msg":"x"}`)}
 	if got := string(packet(json.RawMessage(`"t"`), tr)); got != `{"rp":"t","v":{"msg":"x"}}` {
 		t.Fatalf("trace packet = %s", got)
+	}
+}
+
+func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
+	h, _, w := testHub(t)
+	for i := 0; i < 40; i++ {
+		journal(t, w, h, "pk-a", "tablet-1", "active")
+	}
+	var got []int64
+	since := int64(5)
+	for round := 0; round < 20; round++ {
+		sink := newSink(uint64(100 + round))
+		sink.budget = 1200 // a few events' worth
+		var st replayState
+		sub := &subscription{sink: sink, id: "d", rp: json.RawMessage(`"d"`), family: famCustdisp}
+		if err := h.subscribe(context.Background(), sub, since, func(s replayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+			t.Fatal(err)
+		}
+		ps := sink.waitFor(t, 1+st.replayed)
+		got = append(got, seqs(ps)...)
+		if !st.more {
+			break
+		}
+		if st.replayed == 0 || st.resume <= since {
+			t.Fatalf("a page made no progress: %+v", st)
+		}
+		since = st.resume
+	}
+	if len(got) != 35 {
+		t.Fatalf("replayed %d events over the pages, want 35 (seq 6…40)", len(got))
+	}
+	for i, s := range got {
+		if s != int64(6+i) {
+			t.Fatalf("event %d has seq %d, want %d", i, s, 6+i)
+		}
 	}
 }
