@@ -208,6 +208,9 @@ func (h *Hub) publish(ev *event, subs []*subscription) {
 // afterCustdisp sends a display idle once the sale on it is finished
 // (SPEC §6.2: a status with no lines and total 0).
 func (h *Hub) afterCustdisp(ev *event, subs []*subscription) {
+	if ev.sc != "custdisp.sale.status" {
+		return // only a status can finish a sale; skip decoding the rest
+	}
 	f := ev.decoded()
 	status, _ := f["status"].(string)
 	if status != "complete" && status != "void" {
