@@ -68,8 +68,18 @@ func (h *histogram) quantile(q float64) time.Duration {
 	if n == 0 {
 		return 0
 	}
+	return h.atRank(quantileRank(q, n))
+}
+
+// quantileRank is the rank (1…n) of quantile q among n values.
+func quantileRank(q float64, n int64) int64 {
 	rank := int64(q*float64(n) + 0.999999) // ceil, without float noise turning 99.0 into 100
-	rank = min(max(rank, 1), n)
+	return min(max(rank, 1), n)
+}
+
+// atRank is the rank-th smallest latency recorded (1-based), to within
+// the bucket width.
+func (h *histogram) atRank(rank int64) time.Duration {
 	var seen int64
 	for i := range h.counts {
 		seen += h.counts[i].Load()

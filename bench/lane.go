@@ -60,10 +60,14 @@ func createPresellKeys(ctx context.Context, db *lanedb.DB, prefix string, n int)
 // `greenlane serve` wires it, so that one bench run can restart it with
 // different writer options.
 type lane struct {
-	writer *lanedb.Writer
-	addr   string
-	cancel context.CancelFunc
-	served chan error
+	writer    *lanedb.Writer
+	hub       *server.Hub
+	addr      string
+	cancel    context.CancelFunc // stops the server and the sweeper
+	served    chan error
+	stopHub   context.CancelFunc
+	hubDone   chan struct{}
+	sweepDone chan struct{}
 }
 
 // laneOptions are what a phase varies.
@@ -74,10 +78,26 @@ type laneOptions struct {
 }
 
 // startLane starts the server on db and returns once it accepts sockets.
+// The wiring is serve.go's: a firehose hub fed by the salesbuilder's
+// commits, the presell endpoints and the presell sweeper, so that what a
+// bench measures is what a lane runs.
 func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, error) {
+	if opts.log == nil {
+		opts.log = slog.New(slog.DiscardHandler)
+	}
 	writer := db.NewWriter(opts.writer)
-	sb, err := salesbuilder.New(ctx, db, writer, salesbuilder.Options{})
+	// The hub outlives the server's context: sockets unsubscribe through it
+	// while the server shuts down (see stop).
+	hub := server.NewHub(db, server.DefaultHubConfig(), opts.log)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); hub.Run(hubCtx) }()
+	sbOpts := salesbuilder.DefaultOptions()
+	sbOpts.Notify = hub.Notify
+	sb, err := salesbuilder.New(ctx, db, writer, sbOpts)
 	if err != nil {
+		stopHub()
+		<-hubDone
 		writer.Close()
 		return nil, fmt.Errorf("start salesbuilder: %w", err)
 	}
@@ -89,9 +109,13 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	srv := server.New(cfg, db, opts.log)
 	catalog.New(db, catalog.DefaultConfig()).Register(srv.Router())
 	sb.Register(srv.Router())
+	sb.RegisterPresell(srv.Router())
+	srv.AttachHub(hub, writer)
 
 	sctx, cancel := context.WithCancel(ctx)
-	l := &lane{writer: writer, cancel: cancel, served: make(chan error, 1)}
+	l := &lane{writer: writer, hub: hub, cancel: cancel, served: make(chan error, 1),
+		stopHub: stopHub, hubDone: hubDone, sweepDone: make(chan struct{})}
+	go func() { defer close(l.sweepDone); sb.Sweep(sctx, sweepEvery, opts.log) }()
 	ready := make(chan string, 1)
 	go func() {
 		l.served <- srv.ListenAndServe(sctx, func(a net.Addr) { ready <- a.String() })
@@ -100,10 +124,20 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	case l.addr = <-ready:
 		return l, nil
 	case err := <-l.served:
-		cancel()
-		writer.Close()
+		l.shutdown()
 		return nil, fmt.Errorf("start the lane server: %w", err)
 	}
+}
+
+// sweepEvery is serve's default --presell-sweep-every. No bench phase runs
+// long enough for a presell to be abandoned; the sweeper runs for fidelity
+// (its journal trim is a write like any other).
+const sweepEvery = time.Minute
+
+// laneURL is the socket of an ordinary FD1 client, a customer display or a
+// debugscope (their purpose travels in the login packet).
+func (l *lane) laneURL() string {
+	return "ws://" + l.addr + "/fd1/open_websocket"
 }
 
 // presellURL is the socket a tablet opens.
@@ -111,16 +145,28 @@ func (l *lane) presellURL() string {
 	return "ws://" + l.addr + "/fd1/open_websocket?purpose=presell"
 }
 
-// stop shuts the server down gracefully, then the writer (which finishes
-// what is queued). The DB stays open for the caller to check and close.
+// stop shuts the server down gracefully, then the hub and the writer
+// (which finishes what is queued). The DB stays open for the caller to
+// check and close.
 func (l *lane) stop() error {
 	l.cancel()
 	err := <-l.served
-	l.writer.Close()
+	l.shutdown()
 	if err != nil {
 		return fmt.Errorf("stop the lane server: %w", err)
 	}
 	return nil
+}
+
+// shutdown stops what runs beside the server, in serve.go's order: the
+// sweeper, then the hub (once the server is down, as its sockets
+// unsubscribe through it), then the writer.
+func (l *lane) shutdown() {
+	l.cancel()
+	<-l.sweepDone
+	l.stopHub()
+	<-l.hubDone
+	l.writer.Close()
 }
 
 // writeFunc runs one mutation in a committed write transaction: through the

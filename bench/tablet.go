@@ -78,6 +78,9 @@ type tablet struct {
 	rng   *rand.Rand
 	rq    int64
 	stats *loadStats
+	// replyAt is when the last reply was read off the socket, before it
+	// was decoded: bench firehose compares it with a display's receipt.
+	replyAt time.Time
 }
 
 // request is an FD1 request packet as the tablet sends it.
@@ -212,6 +215,7 @@ func (t *tablet) roundTrip(req request) (*reply, error) {
 		if err != nil {
 			return nil, fmt.Errorf("wait for the reply to %s: %w", req.A, err)
 		}
+		t.replyAt = time.Now()
 		var r reply
 		if err := json.Unmarshal(msg, &r); err != nil {
 			return nil, fmt.Errorf("reply to %s: %w: %.200s", req.A, err, msg)

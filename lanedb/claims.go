@@ -128,9 +128,9 @@ type JournalEntry struct {
 }
 
 // Journal appends an event in tx and returns its lane-wide sequence number.
-func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey, actor string, detail map[string]any) (int64, error) {
+func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey, actor string, detail any) (int64, error) {
 	body := []byte("{}")
-	if len(detail) > 0 {
+	if detail != nil {
 		var err error
 		if body, err = json.Marshal(detail); err != nil {
 			return 0, fmt.Errorf("journal detail: %w", err)
@@ -175,3 +175,39 @@ func MoveClaim(ctx context.Context, tx *Tx, physkey, from, to string, now time.T
 }
 
 var qMoveClaim = stmt(`UPDATE sales SET claim_session = ? WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)
+
+// JournalAfter lists journal entries with seq > after, in order, at most limit.
+func JournalAfter(ctx context.Context, q sqlx.QueryerContext, after int64, limit int) ([]JournalEntry, error) {
+	var out []JournalEntry
+	if err := sqlx.SelectContext(ctx, q, &out, qJournalAfter, after, limit); err != nil {
+		return nil, fmt.Errorf("read journal after %d: %w", after, err)
+	}
+	return out, nil
+}
+
+// JournalBounds is the oldest and newest seq in the journal (0, 0 if empty).
+func JournalBounds(ctx context.Context, q sqlx.QueryerContext) (oldest, newest int64, err error) {
+	err = q.QueryRowxContext(ctx, qJournalBounds).Scan(&oldest, &newest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read journal bounds: %w", err)
+	}
+	return oldest, newest, nil
+}
+
+// TrimJournal deletes all but the newest keep entries, in one short
+// transaction of at most batch rows, and reports how many it deleted.
+func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
+	res, err := tx.ExecContext(ctx, qTrimJournal, keep, batch)
+	if err != nil {
+		return 0, fmt.Errorf("trim journal: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+var (
+	qJournalAfter = stmt(`SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal
+		WHERE seq > ? ORDER BY seq LIMIT ?`)
+	qJournalBounds = stmt(`SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM journal`)
+	qTrimJournal   = stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
+		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`)
+)

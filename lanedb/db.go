@@ -171,6 +171,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	tx.runAfterCommit()
 	return nil
 }
 

@@ -84,7 +84,15 @@ func firstLine(q string) string {
 type Tx struct {
 	*sqlx.Tx
 	p *prepared
+	// afterCommit runs, in order, once the transaction has committed (see
+	// OnCommit). The writer drops a failed mutation's callbacks.
+	afterCommit []func()
 }
+
+// OnCommit registers fn to run after the transaction commits, and only
+// then. Callbacks run on the writer goroutine in the order registered, so
+// they must not block (publish to a queue, never wait on a client).
+func (t *Tx) OnCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
 
 func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
 	if t.p == nil {
@@ -171,4 +179,11 @@ func (r *Reader) GetContext(ctx context.Context, dest any, query string, args ..
 // SelectContext reads rows into dest.
 func (r *Reader) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
 	return sqlx.SelectContext(ctx, r, dest, query, args...)
+}
+
+func (t *Tx) runAfterCommit() {
+	for _, fn := range t.afterCommit {
+		fn()
+	}
+	t.afterCommit = nil
 }

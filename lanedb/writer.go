@@ -277,6 +277,8 @@ func (w *Writer) runBatch(batch []*job) {
 	w.stats.Mutations.Add(int64(ran))
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
+	} else {
+		tx.runAfterCommit()
 	}
 	w.answer(batch, results, err)
 }
@@ -289,8 +291,10 @@ func runSavepoint(ctx context.Context, tx *Tx, j *job) (jobErr, fatal error) {
 	if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
+	callbacks := len(tx.afterCommit)
 	jobErr = callMutation(context.WithoutCancel(j.ctx), tx, j.fn)
 	if jobErr != nil {
+		tx.afterCommit = tx.afterCommit[:callbacks] // its writes are undone; so are its callbacks
 		if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {
 			return nil, fmt.Errorf("rollback to savepoint: %w (after %v)", err, jobErr)
 		}

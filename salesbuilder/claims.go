@@ -109,6 +109,13 @@ func (s *Service) release(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller
 
 // journal records a presell event in the lane DB's journal.
 func (s *Service) journal(ctx context.Context, tx *lanedb.Tx, event, physkey, actor string, detail map[string]any) error {
-	_, err := lanedb.Journal(ctx, tx, s.now(), "presell", event, physkey, actor, detail)
-	return err
+	var d any // a nil map would be journalled as null
+	if detail != nil {
+		d = detail
+	}
+	if _, err := lanedb.Journal(ctx, tx, s.now(), familyPresell, event, physkey, actor, d); err != nil {
+		return err
+	}
+	s.notifyOnCommit(tx)
+	return nil
 }

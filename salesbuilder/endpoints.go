@@ -120,8 +120,18 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 				return nil, err
 			}
 		}
-		return loadChanged(ctx, tx, sale)
+		return withEvent(loadChanged(ctx, tx, sale))(evSaleAdd)
 	})
+}
+
+// withEvent names the custdisp event of a change: withEvent(c, err)(ev).
+func withEvent(c *changed, err error) func(event string) (*changed, error) {
+	return func(event string) (*changed, error) {
+		if c != nil {
+			c.event = event
+		}
+		return c, err
+	}
 }
 
 // loadChanged reads the whole sale a mutation changed.
@@ -297,7 +307,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 			return nil, err
 		}
 		sale.NextSeqnce++
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, call, sale, evLinesAdd)
 	})
 }
 
@@ -349,7 +359,7 @@ func saleCustomer(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale)
 
 // finishLines recomputes the sale total from its lines, saves the sale and
 // answers with the whole sale.
-func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol.Call, sale *lanedb.Sale) (*changed, error) {
+func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol.Call, sale *lanedb.Sale, event string) (*changed, error) {
 	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
 	if err != nil {
 		return nil, err
@@ -374,7 +384,7 @@ func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol
 	if err != nil {
 		return nil, err
 	}
-	return &changed{physkey: sale.Physkey, view: buildView(sale, lines, payments, customer)}, nil
+	return &changed{physkey: sale.Physkey, view: buildView(sale, lines, payments, customer), event: event}, nil
 }
 
 type lineArgs struct {
@@ -413,7 +423,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 		if err := lanedb.DeleteLine(ctx, tx, sale.Physkey, args.Seqnce); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, call, sale, evLinesDelete)
 	})
 }
 
@@ -455,7 +465,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 		if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, call, sale, evLinesEdit)
 	})
 }
 
@@ -509,7 +519,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 				}
 			}
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, call, sale, evSaleEdit)
 	})
 }
 
@@ -548,7 +558,7 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 		if err := lanedb.InsertPayment(ctx, tx, p); err != nil {
 			return nil, err
 		}
-		return s.finishLines(ctx, tx, call, sale)
+		return s.finishLines(ctx, tx, call, sale, evPaymentsAdd)
 	})
 }
 
@@ -579,7 +589,7 @@ func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Resu
 			if sale, err = s.release(ctx, tx, call.Caller, sale); err != nil {
 				return nil, err
 			}
-			return loadChanged(ctx, tx, sale)
+			return withEvent(loadChanged(ctx, tx, sale))(evSaleStatus)
 		}
 		if sale.Presell {
 			if err := s.submit(ctx, tx, call.Caller, sale); err != nil {
@@ -590,7 +600,7 @@ func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Resu
 		if err := s.save(ctx, tx, call.Caller, sale); err != nil {
 			return nil, err
 		}
-		return loadChanged(ctx, tx, sale)
+		return withEvent(loadChanged(ctx, tx, sale))(evSaleStatus)
 	})
 }
 
@@ -647,7 +657,7 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 			if sale, err = s.claim(ctx, tx, c, sale, args.Force); err != nil {
 				return nil, err
 			}
-			return loadChanged(ctx, tx, sale)
+			return withEvent(loadChanged(ctx, tx, sale))(evSaleStatus)
 		}
 		if err := checkPhase(sale, lanedb.PhaseParked); err != nil {
 			return nil, err
@@ -660,7 +670,7 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := s.save(ctx, tx, c, sale); err != nil {
 			return nil, err
 		}
-		return loadChanged(ctx, tx, sale)
+		return withEvent(loadChanged(ctx, tx, sale))(evSaleStatus)
 	})
 }
 
@@ -721,7 +731,7 @@ func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.
 		if err != nil {
 			return nil, err
 		}
-		return &changed{physkey: sale.Physkey, view: completedView{SaleView: view, Change: protocol.Money(paid - sale.SaleTotalCents)}}, nil
+		return &changed{physkey: sale.Physkey, view: completedView{SaleView: view, Change: protocol.Money(paid - sale.SaleTotalCents)}, event: evSaleStatus}, nil
 	})
 }
 
@@ -776,7 +786,7 @@ func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := s.void(ctx, tx, call.Caller, sale, call.Caller.KeyName, args.Reason, "voided"); err != nil {
 			return nil, err
 		}
-		return loadChanged(ctx, tx, sale)
+		return withEvent(loadChanged(ctx, tx, sale))(evSaleStatus)
 	})
 }
 

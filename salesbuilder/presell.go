@@ -191,7 +191,7 @@ func (s *Service) recall(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if sale, err = s.claim(ctx, tx, call.Caller, sale, args.Force); err != nil {
 			return nil, err
 		}
-		return s.recallView(ctx, tx, sale)
+		return withEvent(s.recallView(ctx, tx, sale))(evSaleStatus)
 	})
 }
 
@@ -366,10 +366,10 @@ func (s *Service) acceptPrices(ctx context.Context, call *protocol.Call) (*proto
 				}
 			}
 		}
-		if _, err := s.finishLines(ctx, tx, call, sale); err != nil {
+		if _, err := s.finishLines(ctx, tx, call, sale, ""); err != nil {
 			return nil, err
 		}
-		return s.recallView(ctx, tx, sale)
+		return withEvent(s.recallView(ctx, tx, sale))(evSaleEdit)
 	})
 }
 
@@ -413,7 +413,7 @@ func (s *Service) releaseEndpoint(ctx context.Context, call *protocol.Call) (*pr
 		if sale, err = s.release(ctx, tx, call.Caller, sale); err != nil {
 			return nil, err
 		}
-		return loadChanged(ctx, tx, sale)
+		return withEvent(loadChanged(ctx, tx, sale))(evSaleStatus)
 	})
 }
 
@@ -459,6 +459,9 @@ func (s *Service) expireBatch(ctx context.Context, maxAge time.Duration, actor s
 			if err := s.void(ctx, tx, c, &sales[i], actor, reason, "expired"); err != nil {
 				return err
 			}
+			if err := s.emitSale(ctx, tx, evSaleStatus, actor, &sales[i]); err != nil {
+				return err
+			}
 			voided = append(voided, sales[i].Physkey)
 		}
 		return nil
@@ -482,6 +485,25 @@ func (s *Service) Sweep(ctx context.Context, interval time.Duration, log *slog.L
 			if len(voided) > 0 {
 				log.Info("voided abandoned presells", "count", len(voided), "older_than", s.maxAge)
 			}
+			if err := s.TrimJournal(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("journal trim", "err", err)
+			}
+		}
+	}
+}
+
+// TrimJournal keeps the newest JournalKeep journal entries (what firehoses
+// can replay), deleting older ones a few thousand per transaction.
+func (s *Service) TrimJournal(ctx context.Context) error {
+	for {
+		var n int64
+		err := s.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+			var err error
+			n, err = lanedb.TrimJournal(ctx, tx, s.journalKeep, 2000)
+			return err
+		})
+		if err != nil || n < 2000 {
+			return err
 		}
 	}
 }
@@ -517,7 +539,10 @@ func (s *Service) VoidPresell(ctx context.Context, ticketOrPhyskey, actor, reaso
 				sale.Physkey, sale.ClaimState.Name.String, claimTime(sale.ClaimState))
 		}
 		physkey = sale.Physkey
-		return s.void(ctx, tx, System(actor), sale, actor, reason, "voided")
+		if err := s.void(ctx, tx, System(actor), sale, actor, reason, "voided"); err != nil {
+			return err
+		}
+		return s.emitSale(ctx, tx, evSaleStatus, actor, sale)
 	})
 	return physkey, err
 }

@@ -32,8 +32,10 @@ type Service struct {
 	laneNo int64
 	locID  int64
 
-	lease  time.Duration
-	maxAge time.Duration
+	lease       time.Duration
+	maxAge      time.Duration
+	notify      func()
+	journalKeep int
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
@@ -49,11 +51,17 @@ type Options struct {
 	// PresellMaxAge: an open presell untouched for this long is voided by
 	// the sweeper. Default 12h.
 	PresellMaxAge time.Duration
+	// JournalKeep is how many journal entries (events a firehose can replay)
+	// the sweeper keeps. Default 100000.
+	JournalKeep int
+	// Notify is called (without blocking) after each commit that journalled
+	// an event, so the firehose hub can publish it. Default nil.
+	Notify func()
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour}
+	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
@@ -70,7 +78,10 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.PresellMaxAge <= 0 {
 		opts.PresellMaxAge = d.PresellMaxAge
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, loc: time.UTC, laneNo: 1}
+	if opts.JournalKeep <= 0 {
+		opts.JournalKeep = d.JournalKeep
+	}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
@@ -111,6 +122,7 @@ func (s *Service) stamp() string {
 type changed struct {
 	physkey string
 	view    any
+	event   string // the custdisp event this change makes, if any
 }
 
 // txFunc is the body of one mutating request.
@@ -140,6 +152,11 @@ func (s *Service) mutate(ctx context.Context, call *protocol.Call, fn txFunc) (*
 		c, err := fn(ctx, tx)
 		if err != nil {
 			return err
+		}
+		if c.event != "" {
+			if err := s.emit(ctx, tx, c.event, call.Caller.KeyName, saleViewOf(c.view)); err != nil {
+				return err
+			}
 		}
 		if ik != "" {
 			if c, err = storeReply(ctx, tx, ik, call, hash, c, s.now()); err != nil {

@@ -27,7 +27,10 @@ func sessionFrom(ctx context.Context) session {
 // run takes one decoded request through the gate (endpoint known, caller
 // allowed) to its handler and builds the reply. It returns nil for an
 // endpoint that answers nothing.
-func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, received time.Time) *protocol.Reply {
+func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, received time.Time) (reply *protocol.Reply) {
+	caller := sess.currentCaller()
+	// Every request, refused ones included, leaves a debugscope trace.
+	defer func() { s.trace(req, reply, time.Since(received), caller) }()
 	if req.PT != "" {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
 			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))
@@ -36,7 +39,6 @@ func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, r
 	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
-	caller := sess.currentCaller()
 	if err := ep.Allow(&caller); err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
@@ -54,7 +56,7 @@ func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, r
 	if ep.NoReply {
 		return nil
 	}
-	reply := protocol.ReplyTo(req)
+	reply = protocol.ReplyTo(req)
 	if res != nil {
 		reply.SC, reply.K, reply.Data = res.SC, res.K, res.Data
 	}

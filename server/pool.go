@@ -122,3 +122,10 @@ func (p *pool) work() {
 
 // wait returns when every submitted request has finished.
 func (p *pool) wait() { p.idle.Wait() }
+
+// depth is how many requests wait and how many run.
+func (p *pool) depth() (pending, running int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pending), p.nRunning
+}

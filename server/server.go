@@ -28,6 +28,8 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	started  time.Time
+	hub      *Hub
+	writer   *lanedb.Writer
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex

@@ -95,6 +95,11 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		sk.kill(websocket.CloseNormalClosure, "")
 	}
 	<-written
+	if s.hub != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = s.hub.unsubscribe(ctx, sk.id, "")
+		cancel()
+	}
 	s.removeSocket(sk)
 	s.log.Debug("socket closed", "socket", sk.id, "code", sk.closeCode, "reason", sk.closeText)
 }
@@ -130,11 +135,14 @@ func (sk *socket) notifyGoingAway() {
 
 // enqueue queues a packet for the write pump. A client too slow to drain
 // its queue is disconnected: it must never hold up the lane.
-func (sk *socket) enqueue(b []byte) {
+func (sk *socket) enqueue(b []byte) { sk.enqueueGroup([][]byte{b}) }
+
+// enqueueGroup queues packets sent as one burst (see outbox.pushGroup).
+func (sk *socket) enqueueGroup(group [][]byte) {
 	if sk.ctx.Err() != nil {
 		return
 	}
-	if !sk.out.push(b) {
+	if !sk.out.pushGroup(group) {
 		sk.srv.log.Warn("send queue full; disconnecting slow client", "socket", sk.id, "remote", sk.remote)
 		sk.kill(websocket.ClosePolicyViolation, "send queue full: the client is not reading its replies")
 	}

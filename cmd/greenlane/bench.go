@@ -17,7 +17,7 @@ import (
 // that the parent's memory figures are the server's alone.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("bench needs a benchmark: presell or recall (see 'greenlane bench presell --help')")
+		return usagef("bench needs a benchmark: presell, recall or firehose (see 'greenlane bench presell --help')")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -26,14 +26,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return runBenchPresell(ctx, args[1:], stdout, stderr)
 	case "recall":
 		return runBenchRecall(ctx, args[1:], stdout, stderr)
+	case "firehose":
+		return runBenchFirehose(ctx, args[1:], stdout, stderr)
 	case "idle-clients":
 		return bench.IdleClients(ctx, os.Stdin, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, "Usage: greenlane bench presell [flags]   (see 'greenlane bench presell --help')")
 		fmt.Fprintln(stdout, "       greenlane bench recall [flags]    (see 'greenlane bench recall --help')")
+		fmt.Fprintln(stdout, "       greenlane bench firehose [flags]  (see 'greenlane bench firehose --help')")
 		return nil
 	}
-	return usagef("unknown benchmark %q (benchmarks: presell, recall)", args[0])
+	return usagef("unknown benchmark %q (benchmarks: presell, recall, firehose)", args[0])
 }
 
 // runBenchPresell is `greenlane bench presell`. The exit status is 0 even
@@ -125,4 +128,48 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// runBenchFirehose is `greenlane bench firehose`. As with bench presell,
+// the exit status is 0 even when a target is missed, and 1 when a request
+// failed (busy errors aside) or an event never arrived.
+func runBenchFirehose(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench firehose", "bench firehose [flags]", stderr)
+	cfg := bench.DefaultFirehoseConfig()
+	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "sockets following device.event in the fan-out phase (0 skips the phase)")
+	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "events per second the injector sends in the fan-out phase")
+	fs.IntVar(&cfg.Tablets, "tablets", cfg.Tablets, "presell tablets building sales in the display-lag phase (0 skips the phase)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of each phase (each also gets --warm-up first)")
+	fs.DurationVar(&cfg.WarmUp, "warm-up", cfg.WarmUp, "unmeasured run before each phase's measurement")
+	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "how long events may still arrive after the last was sent; later ones count as missing")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "folder or path prefix for the phases' lane DBs (PATH.fanout.db, PATH.display.db; replaced, then kept); default a temp folder, removed")
+	fs.DurationVar(&cfg.RecycleEvery, "recycle-every", cfg.RecycleEvery, "how often submitted presells are voided to free their tickets in the display-lag phase (0: never)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the fan-out phase's measured window to this file")
+	displayProfile := fs.String("cpuprofile-display", "", "write a CPU profile of the display-lag phase's measured window to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench firehose takes no arguments, got %q", fs.Args())
+	}
+	cfg.Log = stderr
+	for _, prof := range []struct {
+		path string
+		w    *io.Writer
+	}{{*cpuProfile, &cfg.CPUProfile}, {*displayProfile, &cfg.DisplayCPUProfile}} {
+		if prof.path == "" {
+			continue
+		}
+		f, err := os.Create(prof.path)
+		if err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		defer f.Close()
+		*prof.w = f
+	}
+	rep, err := bench.RunFirehose(ctx, cfg, stdout)
+	if err != nil {
+		return fmt.Errorf("bench firehose: %w", err)
+	}
+	return rep.Err()
 }

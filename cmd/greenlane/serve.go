@@ -75,6 +75,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 	writer := db.NewWriter(wOpts)
 	defer writer.Close() // before db.Close: queued changes are written first
+	hub := server.NewHub(db, server.DefaultHubConfig(), log)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub() // after the server has stopped: sockets unsubscribe through the hub
+	go hub.Run(hubCtx)
+	sbOpts.Notify = hub.Notify
 	sb, err := salesbuilder.New(ctx, db, writer, sbOpts)
 	if err != nil {
 		return err
@@ -83,6 +88,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	catalog.New(db, catCfg).Register(srv.Router())
 	sb.Register(srv.Router())
 	sb.RegisterPresell(srv.Router())
+	srv.AttachHub(hub, writer)
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go sb.Sweep(sweepCtx, *sweepEvery, log)

@@ -1,0 +1,565 @@
+package bench
+
+// The fan-out phase: one device.event to many subscribers.
+//
+// What the latency is measured from. The issue asks for "server timestamp
+// → client receipt", but a device.event's body is what the injector sent:
+// the server adds no time of its own. So the events come in two ways,
+// taking turns, under the same load:
+//
+//   - hub: the bench calls the in-process server's hub.PublishMemory, as
+//     fd1.debug.inject_event's handler does, and stamps the event just
+//     before the call. This is the issue's server timestamp, and the
+//     figure the target is checked on.
+//   - socket: an injector socket sends fd1.debug.inject_event, stamped just
+//     before the request is written. Its latency also holds the request's
+//     trip into the server (the injector's write, the server's read pump,
+//     the socket's request pool, the handler), so it is an upper bound; the
+//     report prints the request's round trip beside it.
+//
+// The clock is this process's monotonic clock, as nanoseconds since the
+// phase began: both ends live here, a wall-clock step cannot skew it, and
+// the number stays far below 2^53, so it survives the server decoding a
+// socket-injected body into float64 and encoding it again.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/server"
+)
+
+// benchSC is the sc of the events the bench sends.
+const benchSC = "device.event.bench"
+
+// deviceFamily is the firehose family the events belong to.
+const deviceFamily = "device.event"
+
+// via is the way an event came into the server (see the top of the file).
+type via int
+
+const (
+	viaHub via = iota
+	viaSocket
+	numVias
+)
+
+var viaNames = [numVias]string{"hub", "socket"}
+
+// fanoutResult is what the fan-out phase measured.
+type fanoutResult struct {
+	subscribers       int // subscribers that connected
+	subscribersWanted int
+	rate              int
+	window            time.Duration
+	events            int64 // measured events the server accepted
+	deliveries        int64 // measured events the subscribers received
+	latency           [numVias]histogram
+	injectTrip        histogram // inject request → its reply, on the injector
+	cpu               cpuUse    // over the window
+	errs              errorTally
+}
+
+func (r *fanoutResult) eventsPerSec() float64     { return perSec(r.events, r.window) }
+func (r *fanoutResult) deliveriesPerSec() float64 { return perSec(r.deliveries, r.window) }
+func (r *fanoutResult) errorCount() int64         { return r.errs.total() }
+
+// missing is how many deliveries were due and never came.
+func (r *fanoutResult) missing() int64 {
+	r.errs.mu.Lock()
+	defer r.errs.mu.Unlock()
+	return r.errs.counts["missing"]
+}
+
+// monoClock is nanoseconds since the phase began, on the monotonic clock.
+type monoClock struct{ base time.Time }
+
+func (c monoClock) now() int64 { return int64(time.Since(c.base)) }
+
+// benchEventData is the body of a bench event. N numbers the measured
+// events from 1; warm-up events carry 0 and are not counted.
+type benchEventData struct {
+	N   int64  `json:"n"`
+	NS  int64  `json:"t_ns"`
+	Via string `json:"via"`
+}
+
+// runFanout runs the fan-out phase on a fresh lane DB.
+func runFanout(ctx context.Context, cfg FirehoseConfig, path string, log *slog.Logger) (*fanoutResult, error) {
+	db, err := openDemoDB(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	// One debug key serves every socket of the phase: the injector needs
+	// the scope, and a subscriber may use any key.
+	key, err := db.CreateAPIKey(ctx, "bench-firehose", []string{string(protocol.ScopeDebug)})
+	if err != nil {
+		return nil, fmt.Errorf("create the bench's debug key: %w", err)
+	}
+	l, err := startLane(ctx, db, laneOptions{writer: lanedb.DefaultWriterOptions(), log: log})
+	if err != nil {
+		return nil, err
+	}
+	res, runErr := fanout(ctx, cfg, l, key)
+	if err := l.stop(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return res, runErr
+}
+
+// fanout opens the subscribers and the injector, injects through warm-up
+// and window, waits for the deliveries and counts what is missing.
+func fanout(ctx context.Context, cfg FirehoseConfig, l *lane, key string) (*fanoutResult, error) {
+	res := &fanoutResult{subscribersWanted: cfg.Subscribers, rate: cfg.Rate}
+	clock := monoClock{base: time.Now()}
+	subs := openSubscribers(ctx, l.laneURL(), key, cfg.Subscribers, &res.errs)
+	res.subscribers = len(subs.list)
+	if res.subscribers == 0 {
+		return nil, fmt.Errorf("no subscriber could connect: %s", res.errs.example())
+	}
+	subs.start(clock, &res.latency)
+	defer subs.close(&res.errs)
+	inj, err := openInjector(ctx, l.laneURL(), key, l.hub, clock, res)
+	if err != nil {
+		return nil, err
+	}
+	defer inj.close()
+
+	if err := inj.inject(ctx, cfg.Rate, cfg.WarmUp, false); err != nil {
+		return nil, err
+	}
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	mark := readCPUMark()
+	err = inj.inject(ctx, cfg.Rate, cfg.Duration, true)
+	res.window, res.cpu = time.Since(mark.at), mark.since()
+	stopProfile()
+	if err != nil {
+		return nil, err
+	}
+	res.events = inj.awaitReplies(ctx, cfg.Drain)
+	want := res.events * int64(res.subscribers)
+	waitUntil(ctx, cfg.Drain, func() bool { return subs.delivered.Load() >= want })
+	subs.close(&res.errs)
+	res.deliveries = subs.delivered.Load()
+	subs.countMissing(res.events, &res.errs)
+	return res, ctx.Err()
+}
+
+// subscriberSet is the subscribers of a phase and what they received.
+type subscriberSet struct {
+	list      []*subscriber
+	delivered atomic.Int64 // measured events received, over all subscribers
+	closing   atomic.Bool  // set before the bench closes the sockets itself
+	readers   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// subscriber is one socket following device.event. Its fields are written
+// by its reader only and read after the reader has stopped.
+type subscriber struct {
+	ws       *websocket.Conn
+	received int64          // measured events
+	lastN    [numVias]int64 // each way in keeps its order; the two ways may cross
+	disorder int64          // events out of order or repeated
+	bad      int64          // packets that were not a bench event
+	err      error          // why reading stopped, when the bench did not stop it
+}
+
+// openSubscribers opens n subscribers, dialParallel at a time (a burst of
+// a thousand handshakes is no part of what is measured). One that cannot
+// connect is counted as an error and left out.
+func openSubscribers(ctx context.Context, url, key string, n int, errs *errorTally) *subscriberSet {
+	all := make([]*subscriber, n)
+	sem := make(chan struct{}, dialParallel)
+	var wg sync.WaitGroup
+	for i := range all {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			t, err := dialLoggedIn(ctx, url, key, protocol.PurposeNone)
+			if err == nil {
+				if err = openFirehose(t, "device.event"); err != nil {
+					t.ws.Close()
+				}
+			}
+			if err != nil {
+				errs.add("connection", 1, fmt.Sprintf("subscriber %d: %v", i+1, err))
+				return
+			}
+			all[i] = &subscriber{ws: t.ws}
+		})
+	}
+	wg.Wait()
+	set := &subscriberSet{}
+	for _, s := range all {
+		if s != nil {
+			set.list = append(set.list, s)
+		}
+	}
+	return set
+}
+
+// start runs every subscriber's reader.
+func (set *subscriberSet) start(clock monoClock, latency *[numVias]histogram) {
+	for _, s := range set.list {
+		set.readers.Go(func() { s.read(clock, latency, set) })
+	}
+}
+
+// read records each measured event's latency until the socket closes.
+// The receipt time is taken as soon as the frame is read, before decoding.
+func (s *subscriber) read(clock monoClock, latency *[numVias]histogram, set *subscriberSet) {
+	var buf []byte
+	for {
+		msg, err := readFrame(s.ws, buf[:0])
+		if err != nil {
+			if !set.closing.Load() {
+				s.err = err
+			}
+			return
+		}
+		at := clock.now()
+		buf = msg
+		d, v, ok := decodeBenchEvent(msg)
+		switch {
+		case !ok:
+			s.bad++
+		case d.N == 0: // warm-up
+		default:
+			latency[v].record(time.Duration(at - d.NS))
+			s.received++
+			set.delivered.Add(1)
+			if d.N <= s.lastN[v] {
+				s.disorder++
+			}
+			s.lastN[v] = d.N
+		}
+	}
+}
+
+// readFrame reads the next data frame into buf, which it grows as needed
+// and returns: unlike ReadMessage it allocates nothing once buf has grown,
+// which keeps the bench's own cost per delivery down.
+func readFrame(ws *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// decodeBenchEvent reads a bench event's body; ok is false for any other
+// packet. The fields are looked for directly, as encoding/json would cost
+// the bench as much CPU as the read itself with a thousand subscribers;
+// anything that does not parse that way goes through encoding/json.
+func decodeBenchEvent(msg []byte) (benchEventData, via, bool) {
+	if d, v, ok := scanBenchEvent(msg); ok {
+		return d, v, true
+	}
+	var ev struct {
+		SC string         `json:"sc"`
+		V  benchEventData `json:"v"`
+	}
+	if err := json.Unmarshal(msg, &ev); err != nil || ev.SC != benchSC {
+		return benchEventData{}, 0, false
+	}
+	v, ok := viaOf(ev.V.Via)
+	return ev.V, v, ok
+}
+
+// scanBenchEvent is decodeBenchEvent's fast path for the packet as the hub
+// writes it: {"rp":…,"sc":"device.event.bench","v":{"n":…,"t_ns":…,"via":"…"}}.
+func scanBenchEvent(msg []byte) (benchEventData, via, bool) {
+	var d benchEventData
+	rest, ok := after(msg, scanHead)
+	if !ok {
+		return d, 0, false
+	}
+	if d.N, rest, ok = scanInt(rest); !ok {
+		return d, 0, false
+	}
+	if rest, ok = after(rest, scanNS); !ok {
+		return d, 0, false
+	}
+	if d.NS, rest, ok = scanInt(rest); !ok {
+		return d, 0, false
+	}
+	if rest, ok = after(rest, scanVia); !ok {
+		return d, 0, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return d, 0, false
+	}
+	for v, name := range viaNames {
+		if string(rest[:end]) == name { // compared without a copy
+			d.Via = name
+			return d, via(v), true
+		}
+	}
+	return d, 0, false
+}
+
+// What scanBenchEvent looks for, made once.
+var (
+	scanHead = []byte(`"sc":"` + benchSC + `","v":{"n":`)
+	scanNS   = []byte(`,"t_ns":`)
+	scanVia  = []byte(`,"via":"`)
+)
+
+// after returns what follows the first sep in b.
+func after(b, sep []byte) ([]byte, bool) {
+	i := bytes.Index(b, sep)
+	if i < 0 {
+		return nil, false
+	}
+	return b[i+len(sep):], true
+}
+
+// scanInt reads a non-negative decimal integer at the start of b.
+func scanInt(b []byte) (int64, []byte, bool) {
+	var n int64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i < 18; i++ {
+		n = n*10 + int64(b[i]-'0')
+	}
+	if i == 0 || i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		return 0, nil, false
+	}
+	return n, b[i:], true
+}
+
+func viaOf(name string) (via, bool) {
+	for v, n := range viaNames {
+		if name == n {
+			return via(v), true
+		}
+	}
+	return 0, false
+}
+
+// close closes every socket and waits for the readers; a subscriber whose
+// socket had already failed is counted as a connection error. It may be
+// called again (the deferred call after an early return).
+func (set *subscriberSet) close(errs *errorTally) {
+	set.closeOnce.Do(func() {
+		set.closing.Store(true)
+		for _, s := range set.list {
+			s.ws.Close()
+		}
+		set.readers.Wait()
+		for i, s := range set.list {
+			if s.err != nil {
+				errs.add("connection", 1, fmt.Sprintf("subscriber %d stopped reading: %v", i+1, s.err))
+			}
+		}
+	})
+}
+
+// countMissing checks that every subscriber got every accepted event, once
+// and in order (the hub publishes from one goroutine and each socket's
+// queue is first in, first out; only events that came in different ways
+// may cross, as the socket's take a longer road). Call it after close.
+func (set *subscriberSet) countMissing(events int64, errs *errorTally) {
+	for i, s := range set.list {
+		errs.add("missing", events-s.received,
+			fmt.Sprintf("subscriber %d received %d of %d events", i+1, s.received, events))
+		errs.add("disorder", s.disorder,
+			fmt.Sprintf("subscriber %d received %d events out of order or twice", i+1, s.disorder))
+		errs.add("bad_event", s.bad,
+			fmt.Sprintf("subscriber %d received %d packets that were not %s events", i+1, s.bad, benchSC))
+	}
+}
+
+// injector sends the events at a fixed rate, in turn through the hub and
+// through fd1.debug.inject_event on its own socket, without waiting for
+// replies (an open loop: a slow server must not slow the events down and
+// so hide its own delay); a reader goroutine takes the socket's replies.
+type injector struct {
+	t     *tablet
+	hub   *server.Hub
+	clock monoClock
+	res   *fanoutResult
+
+	mu     sync.Mutex
+	sentAt map[int64]sendInfo // rq → when, for replies still due
+
+	turns    int64        // events sent, warm-up included; the sender's own
+	numbered int64        // measured events sent; the sender's own
+	sent     atomic.Int64 // inject requests written
+	replied  atomic.Int64 // inject replies read
+	accepted atomic.Int64 // measured events the server accepted, both ways
+	readDone chan struct{}
+}
+
+type sendInfo struct {
+	ns       int64
+	measured bool
+}
+
+// openInjector logs a socket in with the debug key and starts its reader.
+func openInjector(ctx context.Context, url, key string, hub *server.Hub, clock monoClock, res *fanoutResult) (*injector, error) {
+	t, err := dialLoggedIn(ctx, url, key, protocol.PurposeNone)
+	if err != nil {
+		return nil, fmt.Errorf("injector: %w", err)
+	}
+	_ = t.ws.SetReadDeadline(time.Time{})
+	inj := &injector{t: t, hub: hub, clock: clock, res: res, sentAt: map[int64]sendInfo{}, readDone: make(chan struct{})}
+	go inj.readReplies()
+	return inj, nil
+}
+
+// inject sends rate events per second for d. The i-th event is due at
+// start + i/rate; one sent late (this process was busy) goes at once and
+// carries its real send time, so the lateness is not charged to the server.
+func (inj *injector) inject(ctx context.Context, rate int, d time.Duration, measured bool) error {
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := int64(0); ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if due.Sub(start) >= d {
+			return sleep(ctx, time.Until(start.Add(d))) // the window is d long, not d less the last gap
+		}
+		if err := sleep(ctx, time.Until(due)); err != nil {
+			return err
+		}
+		if err := inj.send(measured); err != nil {
+			return err
+		}
+	}
+}
+
+// send sends the next event, the hub's and the socket's turns alternating.
+func (inj *injector) send(measured bool) error {
+	data := benchEventData{Via: viaNames[inj.turns%2]}
+	inj.turns++
+	if measured {
+		inj.numbered++
+		data.N = inj.numbered
+	}
+	if data.Via == viaNames[viaHub] {
+		inj.publish(data, measured)
+		return nil
+	}
+	return inj.request(data, measured)
+}
+
+// publish hands an event to the hub as inject_event's handler does,
+// stamped just before.
+func (inj *injector) publish(data benchEventData, measured bool) {
+	data.NS = inj.clock.now()
+	if err := inj.hub.PublishMemory(deviceFamily, benchSC, data); err != nil {
+		inj.res.errs.add("publish", 1, fmt.Sprintf("hub.PublishMemory: %v", err))
+		return
+	}
+	if measured {
+		inj.accepted.Add(1)
+	}
+}
+
+// request writes one inject request stamped with the time just before the
+// write.
+func (inj *injector) request(data benchEventData, measured bool) error {
+	t := inj.t
+	t.rq++
+	data.NS = inj.clock.now()
+	b, err := json.Marshal(request{A: "fd1.debug.inject_event", RQ: t.rq, V: map[string]any{
+		"event": deviceFamily, "sc": benchSC, "data": data,
+	}})
+	if err != nil {
+		return fmt.Errorf("encode inject_event: %w", err)
+	}
+	inj.mu.Lock()
+	inj.sentAt[t.rq] = sendInfo{ns: data.NS, measured: measured}
+	inj.mu.Unlock()
+	_ = t.ws.SetWriteDeadline(time.Now().Add(replyWait))
+	if err := t.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		return fmt.Errorf("injector: send inject_event: %w", err)
+	}
+	inj.sent.Add(1)
+	return nil
+}
+
+// readReplies matches each reply to its request: a success counts the
+// event as accepted and times the round trip, an error is a failure (an
+// event the subscribers will not get).
+func (inj *injector) readReplies() {
+	defer close(inj.readDone)
+	for {
+		_, msg, err := inj.t.ws.ReadMessage()
+		if err != nil {
+			return // closed by the bench, or broken: awaitReplies counts what never came
+		}
+		at := inj.clock.now()
+		var r reply
+		if err := json.Unmarshal(msg, &r); err != nil || r.A != "" {
+			continue // not a reply (e.g. fn1.link.link_status)
+		}
+		inj.mu.Lock()
+		info, ok := inj.sentAt[r.RP]
+		delete(inj.sentAt, r.RP)
+		inj.mu.Unlock()
+		if !ok {
+			inj.res.errs.add("bad_reply", 1, fmt.Sprintf("injector: a reply to rq %d, which is not due", r.RP))
+			continue
+		}
+		inj.replied.Add(1)
+		inj.tally(r, info, at)
+	}
+}
+
+// tally counts one reply to an inject request.
+func (inj *injector) tally(r reply, info sendInfo, at int64) {
+	if r.Error != nil {
+		inj.res.errs.add("inject_"+string(r.Error.Code), 1, fmt.Sprintf("inject_event: %s: %s", r.Error.Code, r.Error.Message))
+		return
+	}
+	if info.measured {
+		inj.accepted.Add(1)
+		inj.res.injectTrip.record(time.Duration(at - info.ns))
+	}
+}
+
+// awaitReplies waits up to limit for the reply to every request sent,
+// counts those that never came, and returns how many measured events the
+// server accepted.
+func (inj *injector) awaitReplies(ctx context.Context, limit time.Duration) int64 {
+	sent := inj.sent.Load()
+	waitUntil(ctx, limit, func() bool { return inj.replied.Load() >= sent })
+	inj.res.errs.add("inject_no_reply", sent-inj.replied.Load(),
+		fmt.Sprintf("injector: %d of %d inject requests unanswered after %s", sent-inj.replied.Load(), sent, limit))
+	return inj.accepted.Load()
+}
+
+// close says goodbye and waits for the reader.
+func (inj *injector) close() {
+	inj.t.close()
+	<-inj.readDone
+}

@@ -1,0 +1,136 @@
+package salesbuilder
+
+import (
+	"context"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// Customer displays follow sales through custdisp.sale.* events (SPEC
+// §6.2). Each change writes one to the journal in its own transaction, with
+// the whole current sale as the body, so a display that reconnects can
+// replay what it missed from the lane DB.
+
+// Custdisp event names (the sc is "custdisp." + name).
+const (
+	evSaleAdd      = "sale.add"
+	evSaleEdit     = "sale.edit"
+	evSaleStatus   = "sale.status"
+	evLinesAdd     = "sale.lines.add"
+	evLinesEdit    = "sale.lines.edit"
+	evLinesDelete  = "sale.lines.delete"
+	evPaymentsAdd  = "sale.payments.add"
+	familyCustdisp = "custdisp"
+	familyPresell  = "presell"
+	statusActive   = "active"
+	statusParked   = "parked"
+	statusComplete = "complete"
+	statusVoid     = "void"
+)
+
+// CustDisp is the body of a custdisp.sale.* event.
+type CustDisp struct {
+	SalePhyskey   string         `json:"salephyskey"`
+	Source        CustDispSource `json:"source"`
+	DatetimeLocal string         `json:"datetimelocal"`
+	Status        string         `json:"status"`
+	Phase         int            `json:"phase"`
+	SaleTotal     protocol.Money `json:"saletotal"`
+	Ticket        *int64         `json:"ticket,omitempty"`
+	Customer      *string        `json:"customer,omitempty"`
+	Lines         []CustDispLine `json:"lines"`
+	Payments      []PaymentView  `json:"payments"`
+}
+
+// CustDispSource says where the sale is being worked on.
+type CustDispSource struct {
+	Lane   int64  `json:"lane"`
+	Tablet string `json:"tablet,omitempty"` // the presell's tablet key name
+	Holder string `json:"holder"`           // the device working on it now
+}
+
+// CustDispLine is a line as a display shows it.
+type CustDispLine struct {
+	Seqnce     int64          `json:"seqnce"`
+	PID        int64          `json:"pid"`
+	Qty        int64          `json:"qty"`
+	TotalPrice protocol.Money `json:"totalprice"`
+	Product    ProductRef     `json:"product"`
+}
+
+func statusOf(phase int) string {
+	switch phase {
+	case lanedb.PhaseParked:
+		return statusParked
+	case lanedb.PhaseCompleted:
+		return statusComplete
+	case lanedb.PhaseVoid:
+		return statusVoid
+	}
+	return statusActive
+}
+
+// custDisp builds an event body from a sale view. The display's clock
+// freezes at completion (SPEC §6.2).
+func (s *Service) custDisp(v *SaleView) CustDisp {
+	at := s.localNow()
+	if v.CompletedDT != nil {
+		at = *v.CompletedDT
+	}
+	d := CustDisp{
+		SalePhyskey: v.Physkey, DatetimeLocal: at, Status: statusOf(v.Phase), Phase: v.Phase,
+		Source:    CustDispSource{Lane: s.laneNo, Tablet: v.Tablet, Holder: v.Holder},
+		SaleTotal: v.SaleTotal, Ticket: v.Ticket, Lines: make([]CustDispLine, len(v.Lines)), Payments: v.Payments,
+	}
+	if v.Customer != nil {
+		d.Customer = &v.Customer.Name
+	}
+	for i, l := range v.Lines {
+		d.Lines[i] = CustDispLine{Seqnce: l.Seqnce, PID: l.PID, Qty: l.Qty, TotalPrice: l.TotalPrice, Product: l.Product}
+	}
+	return d
+}
+
+// saleViewOf finds the sale view inside what a mutation answered.
+func saleViewOf(view any) *SaleView {
+	switch v := view.(type) {
+	case *SaleView:
+		return v
+	case completedView:
+		return v.SaleView
+	case RecallView:
+		return v.SaleView
+	}
+	return nil
+}
+
+// emit journals a custdisp event for a changed sale.
+func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, v *SaleView) error {
+	if v == nil {
+		return nil
+	}
+	if _, err := lanedb.Journal(ctx, tx, s.now(), familyCustdisp, event, v.Physkey, actor, s.custDisp(v)); err != nil {
+		return err
+	}
+	s.notifyOnCommit(tx)
+	return nil
+}
+
+// emitSale loads a sale and journals a custdisp event for it (for changes
+// made outside a request: the sweeper, the command line).
+func (s *Service) emitSale(ctx context.Context, tx *lanedb.Tx, event, actor string, sale *lanedb.Sale) error {
+	v, err := loadView(ctx, tx, sale)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, event, actor, v)
+}
+
+// notifyOnCommit tells the firehose hub, once the transaction commits, that
+// the journal has grown.
+func (s *Service) notifyOnCommit(tx *lanedb.Tx) {
+	if s.notify != nil {
+		tx.OnCommit(s.notify)
+	}
+}

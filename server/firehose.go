@@ -1,0 +1,281 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+func (sk *socket) socketID() uint64 { return sk.id }
+
+// replayBudget: a replay may fill half the socket's byte allowance.
+func (sk *socket) replayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
+
+// AttachHub gives the server its firehose hub and the writer whose figures
+// fd1.diag.stats reports (either may be nil in tests), and registers the
+// firehose, inject and diagnostics endpoints.
+func (s *Server) AttachHub(h *Hub, w *lanedb.Writer) {
+	s.hub, s.writer = h, w
+	firehose := protocol.Access{Display: true}
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: firehose, NoReply: true, Handler: s.openFirehose})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: firehose, Handler: s.closeFirehose})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: firehose, Handler: s.setFirehoseOption})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.debug.inject_event",
+		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}}, Handler: s.injectEvent})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.diag.stats",
+		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}, Purpose: protocol.PurposeDebugScope}, Handler: s.diagStats})
+}
+
+// firehoseArgs are open_firehose's and set_firehose_option's v.
+type firehoseArgs struct {
+	Event  string `json:"event" validate:"max=100"`
+	Since  int64  `json:"since" validate:"gte=0"`
+	Tablet string `json:"tablet" validate:"max=100"`
+	Sale   string `json:"k" validate:"max=64"`
+}
+
+// socketOf is the socket a firehose request came on; firehoses need one.
+func socketOf(ctx context.Context) (*socket, error) {
+	sk, ok := sessionFrom(ctx).(*socket)
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeUnsupported, "firehoses need a WebSocket; HTTP mode cannot stream")
+	}
+	return sk, nil
+}
+
+// openFirehose starts a firehose named by the request's rq. Its reply
+// (sc firehose.status) is sent by the hub, ahead of any replayed event.
+func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	sk, err := socketOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, c := call.Req, call.Caller
+	if len(req.RQ) == 0 {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "rq is required: it names the firehose in every event (rp) and in close_firehose (k)")
+	}
+	var args firehoseArgs
+	if err := protocol.DecodeV(req.V, &args); err != nil {
+		return nil, err
+	}
+	family, err := s.firehoseFamily(c, args.Event)
+	if err != nil {
+		return nil, err
+	}
+	conds, err := protocol.ParseEventFilter(req.Q)
+	if err != nil {
+		return nil, err
+	}
+	sub := &subscription{sink: sk, id: req.RQString(), rp: req.RQ, family: family, conds: conds,
+		tablet: args.Tablet, physkey: args.Sale}
+	if k := req.Key(); k != "" {
+		sub.physkey = k
+	}
+	ack := func(st replayState) []byte {
+		reply := protocol.ReplyTo(req)
+		reply.SC = "firehose.status"
+		data := map[string]any{"status": "open", "event": family, "seq": st.head}
+		if args.Since > 0 {
+			data["replayed"] = st.replayed
+			data["replay_truncated"] = st.truncated
+		}
+		if st.more {
+			// Too much to replay at once: this reply carries a first part;
+			// open again with since = resume for the next.
+			data["status"], data["resume"] = "catching_up", st.resume
+		}
+		reply.Data = data
+		b, _ := reply.Marshal()
+		return b
+	}
+	return nil, s.hub.subscribe(ctx, sub, args.Since, ack)
+}
+
+// firehoseFamily decides which family a socket follows. A customer display
+// follows the sale display stream whatever it names (DESIGN §4).
+func (s *Server) firehoseFamily(c *protocol.Caller, event string) (string, error) {
+	if c.Purpose == protocol.PurposeCustomerDisplay {
+		return famCustdisp, nil
+	}
+	family, err := familyOf(event)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case family == famTrace && c.Purpose != protocol.PurposeDebugScope:
+		return "", protocol.Errorf(protocol.CodeForbidden, "debugscope.trace is for sockets logged in with purpose debugscope")
+	case family == famPresell && !c.Has(protocol.ScopeCounter) && !c.Has(protocol.ScopePresell):
+		return "", protocol.Errorf(protocol.CodeForbidden, "presell events need a key with scope counter or presell")
+	}
+	return family, nil
+}
+
+func (s *Server) closeFirehose(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	sk, err := socketOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := call.Req.Key()
+	if id == "" {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "k: give the rq that opened the firehose")
+	}
+	n, err := s.hub.unsubscribe(ctx, sk.id, id)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no firehose opened by rq %q is open on this socket", id)
+	}
+	return &protocol.Result{SC: "firehose.status", K: call.Req.K, Data: map[string]any{"status": "closed"}}, nil
+}
+
+// setFirehoseOption changes what an open firehose follows: v.tablet, v.k
+// (one sale), and q (replaced when given).
+func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	sk, err := socketOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := call.Req.Key()
+	if id == "" {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "k: give the rq that opened the firehose")
+	}
+	var args firehoseArgs
+	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+		return nil, err
+	}
+	// Only the options given change ("" clears one): giving a new q must
+	// not silently widen a display narrowed to one tablet.
+	var given map[string]json.RawMessage
+	if len(call.Req.V) > 0 {
+		_ = json.Unmarshal(call.Req.V, &given)
+	}
+	var conds []protocol.Cond
+	if call.Req.Q != nil {
+		if conds, err = protocol.ParseEventFilter(call.Req.Q); err != nil {
+			return nil, err
+		}
+	}
+	err = s.hub.update(ctx, sk.id, id, func(sub *subscription) error {
+		if _, ok := given["tablet"]; ok {
+			sub.tablet = args.Tablet
+		}
+		if _, ok := given["k"]; ok {
+			sub.physkey = args.Sale
+		}
+		if call.Req.Q != nil {
+			sub.conds = conds
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.Result{SC: "firehose.status", K: call.Req.K, Data: map[string]any{"status": "open"}}, nil
+}
+
+// injectArgs is fd1.debug.inject_event's v.
+type injectArgs struct {
+	Event string          `json:"event" validate:"required,max=100"`
+	SC    string          `json:"sc" validate:"required,max=100"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// injectEvent publishes a memory event, e.g. a device.event sensor reading.
+func (s *Server) injectEvent(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var args injectArgs
+	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+		return nil, err
+	}
+	family, err := familyOf(args.Event)
+	if err != nil {
+		return nil, err
+	}
+	if family != famDevice {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "v.event: only %s events can be injected; sale and presell events come from the lane DB", famDevice)
+	}
+	var data map[string]any
+	if len(args.Data) > 0 {
+		if err := json.Unmarshal(args.Data, &data); err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadArgument, "v.data must be an object")
+		}
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	if err := s.hub.PublishMemory(family, args.SC, data); err != nil {
+		return nil, err
+	}
+	return &protocol.Result{Data: map[string]any{"injected": 1}}, nil
+}
+
+// trace publishes a tufe.trace record of a finished request to debugscope
+// sockets, when any is listening.
+func (s *Server) trace(req *protocol.Request, reply *protocol.Reply, took time.Duration, c protocol.Caller) {
+	if s.hub == nil || s.hub.traceSubs.Load() == 0 {
+		return
+	}
+	code := "ok"
+	if reply != nil && reply.Error != nil {
+		code = string(reply.Error.Code)
+	}
+	_ = s.hub.PublishMemory(famTrace, "tufe.trace", map[string]any{
+		"msg": req.A, "msg2": code, "ms": float64(took.Microseconds()) / 1000,
+		"thr": c.SocketID, "fp": c.KeyName, "rve": time.Now().UTC().Format(time.RFC3339Nano),
+	})
+}
+
+// diagStats reports what a support engineer needs to see at a glance.
+func (s *Server) diagStats(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	data := map[string]any{"sockets": s.socketStats(), "goroutines": runtime.NumGoroutine()}
+	if s.writer != nil {
+		st := s.writer.Stats()
+		batches, mutations := st.Batches.Load(), st.Mutations.Load()
+		w := map[string]any{"batches": batches, "mutations": mutations, "yields": st.Yields.Load()}
+		if batches > 0 {
+			w["mutations_per_batch"] = float64(mutations) / float64(batches)
+			w["commit_ms_avg"] = float64(st.CommitNS.Load()) / float64(batches) / 1e6
+		}
+		data["writer"] = w
+	}
+	if s.hub != nil {
+		hs, err := s.hub.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		data["firehose"] = hs
+	}
+	return &protocol.Result{SC: "diag.stats", Data: data}, nil
+}
+
+// socketStats counts sockets by purpose, with their queues and pools.
+func (s *Server) socketStats() map[string]any {
+	s.mu.Lock()
+	socks := make([]*socket, 0, len(s.sockets))
+	for _, sk := range s.sockets {
+		socks = append(socks, sk)
+	}
+	s.mu.Unlock()
+	byPurpose := map[string]int{}
+	queued, maxQueued, pending, running := 0, 0, 0, 0
+	for _, sk := range socks {
+		c := sk.currentCaller()
+		name := string(c.Purpose)
+		if name == "" {
+			name = "fd1"
+		}
+		byPurpose[name]++
+		q := sk.out.depth()
+		queued += q
+		maxQueued = max(maxQueued, q)
+		p, r := sk.pool.depth()
+		pending += p
+		running += r
+	}
+	return map[string]any{"by_purpose": byPurpose, "total": len(socks), "send_queued": queued,
+		"send_queued_max": maxQueued, "requests_waiting": pending, "requests_running": running}
+}

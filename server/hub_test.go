@@ -1,0 +1,289 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// fakeSink collects packets like a socket's send queue.
+type fakeSink struct {
+	id     uint64
+	budget int
+	mu     sync.Mutex
+	got    [][]byte
+	more   chan struct{}
+}
+
+func newSink(id uint64) *fakeSink { return &fakeSink{id: id, more: make(chan struct{}, 1)} }
+
+func (f *fakeSink) enqueue(b []byte) {
+	f.mu.Lock()
+	f.got = append(f.got, b)
+	f.mu.Unlock()
+	select {
+	case f.more <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeSink) socketID() uint64 { return f.id }
+
+func (f *fakeSink) enqueueGroup(group [][]byte) {
+	for _, b := range group {
+		f.enqueue(b)
+	}
+}
+
+func (f *fakeSink) replayBudget() int {
+	if f.budget > 0 {
+		return f.budget
+	}
+	return 1 << 20
+}
+
+// waitFor returns the first n packets, decoded.
+func (f *fakeSink) waitFor(t *testing.T, n int) []map[string]json.RawMessage {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		have := len(f.got)
+		f.mu.Unlock()
+		if have >= n {
+			break
+		}
+		select {
+		case <-f.more:
+		case <-deadline:
+			t.Fatalf("got %d packets, want %d", have, n)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]map[string]json.RawMessage, len(f.got))
+	for i, b := range f.got {
+		if err := json.Unmarshal(b, &out[i]); err != nil {
+			t.Fatalf("packet %d is not JSON: %s", i, b)
+		}
+	}
+	return out
+}
+
+func testHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
+	t.Helper()
+	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := db.NewWriter(lanedb.DefaultWriterOptions())
+	h := NewHub(db, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	go h.Run(ctx)
+	t.Cleanup(func() { cancel(); w.Close(); db.Close() })
+	return h, db, w
+}
+
+// journal writes a custdisp event for sale pk, as the SalesBuilder does.
+func journal(t *testing.T, w *lanedb.Writer, h *Hub, pk, tablet, status string) {
+	t.Helper()
+	if err := writeEvent(w, h, pk, tablet, status); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeEvent(w *lanedb.Writer, h *Hub, pk, tablet, status string) error {
+	return w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
+		body := map[string]any{"salephyskey": pk, "source": map[string]any{"tablet": tablet}, "status": status, "lines": []any{}}
+		_, err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body)
+		tx.OnCommit(h.Notify)
+		return err
+	})
+}
+
+func seqs(ps []map[string]json.RawMessage) []int64 {
+	var out []int64
+	for _, p := range ps {
+		var s int64
+		if raw, ok := p["seq"]; ok {
+			_ = json.Unmarshal(raw, &s)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestHubReplayThenLiveHasNoGapAndNoDuplicate(t *testing.T) {
+	h, _, w := testHub(t)
+	for i := 0; i < 30; i++ {
+		journal(t, w, h, "pk-a", "tablet-1", "active")
+	}
+	// Writes keep coming while the subscriber replays from seq 10.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 60; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				if err := writeEvent(w, h, "pk-a", "tablet-1", "active"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	sink := newSink(1)
+	sub := &subscription{sink: sink, id: "d", rp: json.RawMessage(`"d"`), family: famCustdisp}
+	var head int64
+	err := h.subscribe(context.Background(), sub, 10, func(st replayState) []byte {
+		head = st.head
+		return []byte(`{"ack":true}`)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(stop)
+	got := seqs(sink.waitFor(t, 1+90-10))
+	if len(got) != 80 {
+		t.Fatalf("%d events, want 80 (seq 11…90)", len(got))
+	}
+	for i, s := range got {
+		if s != int64(11+i) {
+			t.Fatalf("event %d has seq %d, want %d (head at subscribe %d)", i, s, 11+i, head)
+		}
+	}
+}
+
+func TestHubFiltersAndIdle(t *testing.T) {
+	h, _, w := testHub(t)
+	all, one, byKey := newSink(1), newSink(2), newSink(3)
+	ctx := context.Background()
+	ack := func(replayState) []byte { return []byte(`{"ack":1}`) }
+	for _, s := range []*subscription{
+		{sink: all, id: "a", rp: json.RawMessage(`"a"`), family: famCustdisp},
+		{sink: one, id: "b", rp: json.RawMessage(`"b"`), family: famCustdisp, tablet: "tablet-2"},
+		{sink: byKey, id: "c", rp: json.RawMessage(`"c"`), family: famCustdisp, physkey: "pk-1"},
+	} {
+		if err := h.subscribe(ctx, s, 0, ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+	journal(t, w, h, "pk-1", "tablet-1", "active")
+	journal(t, w, h, "pk-2", "tablet-2", "active")
+	journal(t, w, h, "pk-1", "tablet-1", "complete")
+	// all: 3 events + idle after the completion.
+	ps := all.waitFor(t, 1+4)
+	var status struct {
+		Status string `json:"status"`
+		Lines  []any  `json:"lines"`
+	}
+	if err := json.Unmarshal(ps[4]["v"], &status); err != nil || status.Status != "idle" || len(status.Lines) != 0 {
+		t.Fatalf("last packet %s, want the idle status", ps[4]["v"])
+	}
+	if _, hasSeq := ps[4]["seq"]; hasSeq {
+		t.Fatal("the idle status is a memory event and has no seq")
+	}
+	if got := one.waitFor(t, 2); len(got) != 2 {
+		t.Fatalf("tablet-2 display got %d packets, want ack + 1", len(got))
+	}
+	if got := byKey.waitFor(t, 4); len(got) != 4 { // ack, two pk-1 events, idle
+		t.Fatalf("pk-1 display got %d packets, want 4", len(got))
+	}
+
+	// Memory events with a q filter.
+	dev := newSink(4)
+	conds, err := protocol.ParseEventFilter(map[string]json.RawMessage{"_sc": json.RawMessage(`"device.x"`), "temp(>=)": json.RawMessage(`-90`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.subscribe(ctx, &subscription{sink: dev, id: "dev", rp: json.RawMessage(`"dev"`), family: famDevice, conds: conds}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []struct {
+		sc   string
+		temp any
+	}{{"device.x", -95}, {"device.y", 20}, {"device.x", nil}, {"device.x", 22.5}} {
+		data := map[string]any{}
+		if ev.temp != nil {
+			data["temp"] = ev.temp
+		}
+		if err := h.PublishMemory(famDevice, ev.sc, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps = dev.waitFor(t, 2)
+	if string(ps[1]["v"]) != `{"temp":22.5}` {
+		t.Fatalf("delivered %s, want only the matching event", ps[1]["v"])
+	}
+
+	// Unsubscribe: nothing more arrives, and a second open of the same rq
+	// after closing works.
+	if n, err := h.unsubscribe(ctx, 4, "dev"); err != nil || n != 1 {
+		t.Fatalf("unsubscribe: %d %v", n, err)
+	}
+	if err := h.subscribe(ctx, &subscription{sink: dev, id: "dev", rp: json.RawMessage(`"dev"`), family: famDevice}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.subscribe(ctx, &subscription{sink: dev, id: "dev", rp: json.RawMessage(`"dev"`), family: famDevice}, 0, ack); err == nil {
+		t.Fatal("the same rq opened twice on one socket")
+	}
+}
+
+func TestPacketWrapsVOnce(t *testing.T) {
+	ev := &event{family: famCustdisp, sc: "custdisp.sale.lines.add", seq: 42, v: json.RawMessage(`{"a":1}`)}
+	if got := string(packet(json.RawMessage(`7`), ev)); got != `{"rp":7,"sc":"custdisp.sale.lines.add","v":{"a":1},"seq":42}` {
+		t.Fatalf("packet = %s", got)
+	}
+	tr := &event{family: famTrace, sc: "tufe.trace", v: json.RawMessage(`{"msg":"x"}`)}
+	if got := string(packet(json.RawMessage(`"t"`), tr)); got != `{"rp":"t","v":{"msg":"x"}}` {
+		t.Fatalf("trace packet = %s", got)
+	}
+}
+
+func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
+	h, _, w := testHub(t)
+	for i := 0; i < 40; i++ {
+		journal(t, w, h, "pk-a", "tablet-1", "active")
+	}
+	var got []int64
+	since := int64(5)
+	for round := 0; round < 20; round++ {
+		sink := newSink(uint64(100 + round))
+		sink.budget = 1200 // a few events' worth
+		var st replayState
+		sub := &subscription{sink: sink, id: "d", rp: json.RawMessage(`"d"`), family: famCustdisp}
+		if err := h.subscribe(context.Background(), sub, since, func(s replayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+			t.Fatal(err)
+		}
+		ps := sink.waitFor(t, 1+st.replayed)
+		got = append(got, seqs(ps)...)
+		if !st.more {
+			break
+		}
+		if st.replayed == 0 || st.resume <= since {
+			t.Fatalf("a page made no progress: %+v", st)
+		}
+		since = st.resume
+	}
+	if len(got) != 35 {
+		t.Fatalf("replayed %d events over the pages, want 35 (seq 6…40)", len(got))
+	}
+	for i, s := range got {
+		if s != int64(6+i) {
+			t.Fatalf("event %d has seq %d, want %d", i, s, 6+i)
+		}
+	}
+}
