@@ -71,6 +71,7 @@ const (
 type Caller struct {
 	KeyID     string
 	KeyName   string
+	Keys      []string // every key logged in on this session (several logins add up)
 	Scopes    []Scope
 	Purpose   Purpose
 	Transport string // "ws" or "http"
