@@ -17,7 +17,7 @@ func (s *Server) registerSession() {
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.session.login", Access: public, Handler: s.login})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.session.ignore", Access: public, NoReply: true,
 		Handler: func(context.Context, *protocol.Call) (*protocol.Result, error) { return nil, nil }})
-	s.router.Handle(&protocol.Endpoint{Name: cancelEndpoint, Access: protocol.Access{}, Handler: s.cancelRequest})
+	s.router.Handle(&protocol.Endpoint{Name: cancelEndpoint, Access: protocol.Access{AnyKey: true}, Handler: s.cancelRequest})
 }
 
 // loginArgs is v of fd1.session.login (SPEC §4.2).
