@@ -41,7 +41,7 @@ func (s *Service) Register(r *protocol.Router) {
 	r.Handle(&protocol.Endpoint{Name: "fd1.customers.get_customers", Access: readers, Handler: s.getCustomers})
 	r.Handle(&protocol.Endpoint{
 		Name:    "fd1.customerdisplay.get_info",
-		Access:  protocol.Access{Display: true},
+		Access:  protocol.Access{AnyKey: true, Display: true},
 		Handler: s.getDisplayInfo,
 	})
 }

@@ -153,3 +153,25 @@ func (db *DB) RevokeAPIKey(ctx context.Context, idOrName string) (string, error)
 	})
 	return id, err
 }
+
+// RevokedSince lists keys revoked at or after since (a DateTime in UTC),
+// and the latest revocation time seen ("" when none).
+func (db *DB) RevokedSince(ctx context.Context, since string) ([]string, string, error) {
+	var rows []struct {
+		KeyID   string `db:"key_id"`
+		Revoked string `db:"revoked_utc"`
+	}
+	err := db.Read.SelectContext(ctx, &rows, qRevokedSince, since)
+	if err != nil {
+		return nil, "", fmt.Errorf("list revoked keys: %w", err)
+	}
+	ids := make([]string, len(rows))
+	latest := ""
+	for i, r := range rows {
+		ids[i] = r.KeyID
+		latest = max(latest, r.Revoked)
+	}
+	return ids, latest, nil
+}
+
+var qRevokedSince = stmt(`SELECT key_id, revoked_utc FROM api_keys WHERE revoked_utc >= ? ORDER BY revoked_utc`)

@@ -71,6 +71,7 @@ const (
 type Caller struct {
 	KeyID     string
 	KeyName   string
+	Keys      []string // every key logged in on this session (several logins add up)
 	Scopes    []Scope
 	Purpose   Purpose
 	Transport string // "ws" or "http"
@@ -142,11 +143,14 @@ func (c *Caller) Has(s Scope) bool {
 }
 
 // Access says who may call an endpoint. It is checked in one place, Allow,
-// for every endpoint.
+// for every endpoint. Every endpoint must say who may call it: Public,
+// AnyKey, or Scopes; one that says none of them cannot be registered.
 type Access struct {
 	// Public endpoints run before login (fd1.session.*).
 	Public bool
-	// Scopes: the caller needs any one of them. Empty means any logged-in key.
+	// AnyKey endpoints run for any logged-in key, whatever its scopes.
+	AnyKey bool
+	// Scopes: the caller needs any one of them (admin passes every one).
 	Scopes []Scope
 	// Display endpoints are the only ones a customerdisplay socket may call.
 	Display bool
@@ -169,7 +173,7 @@ func (e *Endpoint) Allow(c *Caller) error {
 	if a.Purpose != PurposeNone && c.Purpose != a.Purpose {
 		return Errorf(CodeForbidden, "%s needs a socket logged in with purpose %q", e.Name, a.Purpose)
 	}
-	if len(a.Scopes) == 0 {
+	if a.AnyKey {
 		return nil
 	}
 	for _, s := range a.Scopes {
@@ -177,8 +181,14 @@ func (e *Endpoint) Allow(c *Caller) error {
 			return nil
 		}
 	}
+	if len(a.Scopes) == 0 { // no rule: closed (Handle refuses such endpoints)
+		return Errorf(CodeForbidden, "%s has no access rule", e.Name)
+	}
 	return Errorf(CodeForbidden, "%s needs a key with scope %s", e.Name, joinScopes(a.Scopes))
 }
+
+// ruled reports whether the access rule says who may call.
+func (a Access) ruled() bool { return a.Public || a.AnyKey || len(a.Scopes) > 0 }
 
 func joinScopes(ss []Scope) string {
 	parts := make([]string, len(ss))
@@ -250,6 +260,9 @@ func (r *Router) Handle(e *Endpoint) {
 	e.Name = Normalize(e.Name)
 	if e.Handler == nil {
 		panic("protocol: endpoint " + e.Name + " has no handler")
+	}
+	if !e.Access.ruled() {
+		panic("protocol: endpoint " + e.Name + " has no access rule: set Public, AnyKey or Scopes")
 	}
 	for _, name := range append([]string{e.Name}, e.Aliases...) {
 		name = Normalize(name)

@@ -19,9 +19,9 @@ func rtrHandler(context.Context, *protocol.Call) (*protocol.Result, error) {
 func rtrTestRouter(t *testing.T) (*protocol.Router, map[string]*protocol.Endpoint) {
 	t.Helper()
 	eps := map[string]*protocol.Endpoint{
-		"list":  {Name: "products.get_products_list", Aliases: []string{"products.list", "fd1.catalog.products"}, Handler: rtrHandler},
+		"list":  {Name: "products.get_products_list", Aliases: []string{"products.list", "fd1.catalog.products"}, Access: protocol.Access{AnyKey: true}, Handler: rtrHandler},
 		"login": {Name: "fd1.session.login", Access: protocol.Access{Public: true}, Handler: rtrHandler},
-		"add":   {Name: "fd1.sales.add_item", Aliases: []string{"sales.add"}, Handler: rtrHandler},
+		"add":   {Name: "fd1.sales.add_item", Aliases: []string{"sales.add"}, Access: protocol.Access{AnyKey: true}, Handler: rtrHandler},
 	}
 	r := protocol.NewRouter()
 	for _, key := range []string{"list", "login", "add"} {
@@ -121,7 +121,7 @@ func rtrExpectPanic(t *testing.T, what string, f func()) {
 
 func TestRouterHandlePanics(t *testing.T) {
 	ep := func(name string, aliases ...string) *protocol.Endpoint {
-		return &protocol.Endpoint{Name: name, Aliases: aliases, Handler: rtrHandler}
+		return &protocol.Endpoint{Name: name, Aliases: aliases, Access: protocol.Access{AnyKey: true}, Handler: rtrHandler}
 	}
 	cases := []struct {
 		name  string
@@ -187,14 +187,14 @@ func TestNormalize(t *testing.T) {
 func TestEndpointAllow(t *testing.T) {
 	endpoints := map[string]protocol.Access{
 		"public":      {Public: true},
-		"any key":     {},
+		"any key":     {AnyKey: true},
 		"counter":     {Scopes: []protocol.Scope{protocol.ScopeCounter}},
 		"presell|ctr": {Scopes: []protocol.Scope{protocol.ScopePresell, protocol.ScopeCounter}},
 		"admin":       {Scopes: []protocol.Scope{protocol.ScopeAdmin}},
 		"display":     {Display: true, Scopes: []protocol.Scope{protocol.ScopeDisplay}},
-		"display any": {Display: true},
+		"display any": {Display: true, AnyKey: true},
 		"debugscope":  {Purpose: protocol.PurposeDebugScope, Scopes: []protocol.Scope{protocol.ScopeDebug}},
-		"presell pur": {Purpose: protocol.PurposePresell},
+		"presell pur": {Purpose: protocol.PurposePresell, AnyKey: true},
 	}
 	key := func(purpose protocol.Purpose, scopes ...protocol.Scope) *protocol.Caller {
 		return &protocol.Caller{KeyID: "k1", KeyName: "till 1", Scopes: scopes, Purpose: purpose, Transport: "ws"}
@@ -378,5 +378,18 @@ func TestParseScopes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestHandleRefusesAnEndpointWithoutAnAccessRule(t *testing.T) {
+	for _, a := range []protocol.Access{{}, {Display: true}, {Purpose: protocol.PurposeDebugScope}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Handle accepted an endpoint with access %+v, which names nobody", a)
+				}
+			}()
+			protocol.NewRouter().Handle(&protocol.Endpoint{Name: "fd1.x.y", Access: a, Handler: rtrHandler})
+		}()
 	}
 }

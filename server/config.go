@@ -35,6 +35,21 @@ type Config struct {
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
 	// Default 10s.
 	ShutdownGrace time.Duration
+	// MaxSockets caps the sockets open at once; one more is refused with
+	// HTTP 503 before the upgrade. Default 2000.
+	MaxSockets int
+	// RequestRate is how many requests per second one socket may send on
+	// average; more get rate_limited errors. Default 200.
+	RequestRate float64
+	// RequestBurst is how many requests a socket may send at once above
+	// RequestRate. Default 400.
+	RequestBurst int
+	// LoginFailures is how many failed logins per minute one address may
+	// make before its logins are refused unchecked. Default 10.
+	LoginFailures int
+	// RevokeCheck is how often the lane looks for revoked keys to close
+	// their sockets. Default 500ms.
+	RevokeCheck time.Duration
 	// AllowedOrigins lists the browser Origins (scheme://host[:port]) that may
 	// open sockets besides the lane's own host; "*" allows any. Clients that
 	// send no Origin (tablet apps, scripts) are not affected. Default none.
@@ -55,5 +70,10 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 10 * time.Second,
 		RequestTimeout:   30 * time.Second,
 		ShutdownGrace:    10 * time.Second,
+		MaxSockets:       2000,
+		RequestRate:      200,
+		RequestBurst:     400,
+		LoginFailures:    10,
+		RevokeCheck:      500 * time.Millisecond,
 	}
 }

@@ -20,7 +20,7 @@ func (sk *socket) replayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
 // firehose, inject and diagnostics endpoints.
 func (s *Server) AttachHub(h *Hub, w *lanedb.Writer) {
 	s.hub, s.writer = h, w
-	firehose := protocol.Access{Display: true}
+	firehose := protocol.Access{AnyKey: true, Display: true}
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: firehose, NoReply: true, Handler: s.openFirehose})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: firehose, Handler: s.closeFirehose})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: firehose, Handler: s.setFirehoseOption})

@@ -54,9 +54,14 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 	// One call is one session: it can hold no claim beyond its own reply.
 	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
 	if key := apiKeyHeader(r); key != "" {
+		if s.logins.blocked(r.RemoteAddr) {
+			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, rateLimitedLogin()))
+			return
+		}
 		k, err := s.db.Authenticate(r.Context(), key)
 		switch {
 		case errors.Is(err, lanedb.ErrBadKey) || errors.Is(err, lanedb.ErrRevokedKey):
+			s.logins.failed(r.RemoteAddr)
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT,
 				protocol.Errorf(protocol.CodeLoginFailed, "API key not accepted: it is unknown or has been revoked")))
 			return
@@ -65,7 +70,7 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
-		sess.caller.KeyID, sess.caller.KeyName = k.KeyID, k.Name
+		sess.caller.KeyID, sess.caller.KeyName, sess.caller.Keys = k.KeyID, k.Name, []string{k.KeyID}
 		for _, name := range k.ScopeList() {
 			sess.caller.Scopes = append(sess.caller.Scopes, protocol.Scope(name))
 		}

@@ -42,10 +42,14 @@ type HubConfig struct {
 	// MaxReplay caps the events one open_firehose with since replays.
 	// Default 10000.
 	MaxReplay int
+	// MaxPerSocket caps the firehoses open on one socket. Default 64.
+	MaxPerSocket int
 }
 
 // DefaultHubConfig returns the defaults.
-func DefaultHubConfig() HubConfig { return HubConfig{Poll: 250 * time.Millisecond, MaxReplay: 10000} }
+func DefaultHubConfig() HubConfig {
+	return HubConfig{Poll: 250 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64}
+}
 
 // sink is where a subscription's packets go: a socket's send queue.
 type sink interface {
@@ -282,11 +286,20 @@ func packet(rp json.RawMessage, ev *event) []byte {
 func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack func(replayState) []byte) error {
 	var err error
 	doErr := h.do(ctx, func() {
+		open := 0
 		for _, other := range h.allSubs() {
-			if other.sink.socketID() == s.sink.socketID() && other.id == s.id {
+			if other.sink.socketID() != s.sink.socketID() {
+				continue
+			}
+			open++
+			if other.id == s.id {
 				err = protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.id)
 				return
 			}
+		}
+		if h.cfg.MaxPerSocket > 0 && open >= h.cfg.MaxPerSocket {
+			err = protocol.Errorf(protocol.CodeRateLimited, "this socket already has %d firehoses open, the most one socket may have; close some first", open)
+			return
 		}
 		h.tail(ctx) // publish what is committed, so head is current
 		var page replayPage

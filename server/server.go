@@ -30,6 +30,7 @@ type Server struct {
 	started  time.Time
 	hub      *Hub
 	writer   *lanedb.Writer
+	logins   *loginGuard
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -48,6 +49,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		log:     log,
 		sockets: map[uint64]*socket{},
 		started: time.Now(),
+		logins:  newLoginGuard(cfg.LoginFailures),
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -130,6 +132,9 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go s.watchRevocations(watchCtx, s.cfg.RevokeCheck)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -173,6 +178,13 @@ func (s *Server) shutdown(hs *http.Server) error {
 		return nil
 	}
 	return err
+}
+
+// full reports whether the lane has its maximum of sockets open.
+func (s *Server) full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sockets) >= s.cfg.MaxSockets
 }
 
 func (s *Server) addSocket(sk *socket) bool {

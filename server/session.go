@@ -17,7 +17,7 @@ func (s *Server) registerSession() {
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.session.login", Access: public, Handler: s.login})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.session.ignore", Access: public, NoReply: true,
 		Handler: func(context.Context, *protocol.Call) (*protocol.Result, error) { return nil, nil }})
-	s.router.Handle(&protocol.Endpoint{Name: cancelEndpoint, Access: protocol.Access{}, Handler: s.cancelRequest})
+	s.router.Handle(&protocol.Endpoint{Name: cancelEndpoint, Access: protocol.Access{AnyKey: true}, Handler: s.cancelRequest})
 }
 
 // loginArgs is v of fd1.session.login (SPEC §4.2).
@@ -60,8 +60,12 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 		return nil, protocol.Errorf(protocol.CodeConflict, "this socket is already a %s socket; open another socket for %s", cur.Purpose, want)
 	}
 
+	if s.logins.blocked(cur.Remote) {
+		return nil, rateLimitedLogin()
+	}
 	key, err := s.db.Authenticate(ctx, args.APIKey)
 	if errors.Is(err, lanedb.ErrBadKey) || errors.Is(err, lanedb.ErrRevokedKey) {
+		s.logins.failed(cur.Remote)
 		s.log.Info("login refused", "remote", cur.Remote, "reason", err)
 		return nil, protocol.Errorf(protocol.CodeLoginFailed, "API key not accepted: it is unknown or has been revoked")
 	}
@@ -74,6 +78,7 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 	}
 	next := cur
 	next.Scopes = unionScopes(cur.Scopes, scopes)
+	next.Keys = append(append([]string(nil), cur.Keys...), key.KeyID)
 	if !cur.LoggedIn() {
 		next.KeyID, next.KeyName = key.KeyID, key.Name
 	}

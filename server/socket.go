@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -30,6 +31,7 @@ type socket struct {
 	cancel   context.CancelFunc
 	draining chan struct{} // closed when the lane asks the socket to wind down
 	drainOne sync.Once
+	limiter  *rate.Limiter // requests per second from this client
 
 	mu        sync.Mutex
 	caller    protocol.Caller
@@ -47,6 +49,11 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	default:
 		// Other purposes travel in the login packet (SPEC §1.1).
 		http.Error(w, `unknown purpose "`+p+`" on the URL: only purpose=presell goes on the URL; customerdisplay and debugscope go in the login packet`, http.StatusBadRequest)
+		return
+	}
+	if s.full() {
+		// Refused before the upgrade: cheap, and the client sees why.
+		http.Error(w, "the lane has its maximum of open sockets; try again shortly", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -70,6 +77,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		ctx:      ctx,
 		cancel:   cancel,
 		draining: make(chan struct{}),
+		limiter:  rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
 		inflight: map[string]context.CancelFunc{},
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
@@ -200,6 +208,11 @@ func (sk *socket) extendReadDeadline() error {
 // order, so that a pipelined request never overtakes the login before it;
 // everything else goes to the pool, keyed by what it works on.
 func (sk *socket) take(req *protocol.Request, received time.Time) bool {
+	if !sk.limiter.Allow() {
+		sk.replyError(req, protocol.Errorf(protocol.CodeRateLimited,
+			"this socket sends more than %g requests a second; slow down", sk.srv.cfg.RequestRate))
+		return true
+	}
 	key := ""
 	if ep, err := sk.srv.router.Lookup(req.A); err == nil {
 		if ep.Access.Public || ep.Name == cancelEndpoint {

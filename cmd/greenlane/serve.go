@@ -11,14 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/greenlane-pos/greenlane/catalog"
 	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
-	"github.com/greenlane-pos/greenlane/salesbuilder"
-	"github.com/greenlane-pos/greenlane/server"
 )
 
 // defaultDB is where serve keeps its lane DB when --db is not given.
@@ -26,12 +23,10 @@ const defaultDB = "./greenlane-lane.db"
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "serve [flags]", stderr)
-	cfg := server.DefaultConfig()
+	lc := lane.DefaultConfig()
+	cfg, wOpts, sbOpts, catCfg := &lc.Server, &lc.Writer, &lc.Sales, &lc.Catalog
 	dbOpts := lanedb.DefaultOptions()
-	catCfg := catalog.DefaultConfig()
-	wOpts := lanedb.DefaultWriterOptions()
-	sbOpts := salesbuilder.DefaultOptions()
-	sweepEvery := fs.Duration("presell-sweep-every", time.Minute, "how often abandoned presells are looked for and voided")
+	fs.DurationVar(&lc.SweepEvery, "presell-sweep-every", lc.SweepEvery, "how often abandoned presells are looked for and voided")
 	dbPath := fs.String("db", defaultDB, "lane DB file; created with the demo fixture and an admin key if missing")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
@@ -50,6 +45,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.PongWait, "pong-wait", cfg.PongWait, "silence after which a client is taken for dead (pings go out at 9/10 of it)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "limit on one request's work")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "time in-flight requests get to finish on SIGTERM")
+	fs.IntVar(&cfg.MaxSockets, "max-sockets", cfg.MaxSockets, "most sockets open at once; more are refused with HTTP 503")
+	fs.Float64Var(&cfg.RequestRate, "request-rate", cfg.RequestRate, "requests per second one socket may send on average (more get rate_limited)")
+	fs.IntVar(&cfg.RequestBurst, "request-burst", cfg.RequestBurst, "requests one socket may send at once above --request-rate")
+	fs.IntVar(&cfg.LoginFailures, "login-failures", cfg.LoginFailures, "failed logins per minute one address may make before its logins are refused")
+	fs.DurationVar(&cfg.RevokeCheck, "revoke-check", cfg.RevokeCheck, "how often to look for revoked keys and close their sockets")
 	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allow-origin", "browser Origins allowed besides the lane's own host, comma-separated; * allows any")
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
@@ -73,26 +73,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer db.Close()
 
-	writer := db.NewWriter(wOpts)
-	defer writer.Close() // before db.Close: queued changes are written first
-	hub := server.NewHub(db, server.DefaultHubConfig(), log)
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	defer stopHub() // after the server has stopped: sockets unsubscribe through the hub
-	go hub.Run(hubCtx)
-	sbOpts.Notify = hub.Notify
-	sb, err := salesbuilder.New(ctx, db, writer, sbOpts)
+	l, err := lane.New(ctx, db, lc, log)
 	if err != nil {
 		return err
 	}
-	srv := server.New(cfg, db, log)
-	catalog.New(db, catCfg).Register(srv.Router())
-	sb.Register(srv.Router())
-	sb.RegisterPresell(srv.Router())
-	srv.AttachHub(hub, writer)
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go sb.Sweep(sweepCtx, *sweepEvery, log)
-	err = srv.ListenAndServe(ctx, func(addr net.Addr) {
+	defer l.Close() // before db.Close: queued changes are written first
+	err = l.Serve(ctx, func(addr net.Addr) {
 		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
 	})
 	if err != nil {

@@ -1,0 +1,103 @@
+// Package lane assembles a whole lane server from its parts: the lane DB,
+// its group-commit writer, the firehose hub, the catalog, the SalesBuilder
+// and presell endpoints, and the FD1 front door. The serve command, the
+// benchmarks and the tests all build a lane here, so there is one wiring.
+package lane
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/catalog"
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
+	"github.com/greenlane-pos/greenlane/server"
+)
+
+// Config is every setting of a lane. DefaultConfig holds every default.
+type Config struct {
+	Server  server.Config
+	Writer  lanedb.WriterOptions
+	Sales   salesbuilder.Options
+	Catalog catalog.Config
+	Hub     server.HubConfig
+	// SweepEvery is how often abandoned presells are voided and the journal
+	// trimmed. Default 1m.
+	SweepEvery time.Duration
+}
+
+// DefaultConfig returns the defaults of every part.
+func DefaultConfig() Config {
+	return Config{
+		Server:     server.DefaultConfig(),
+		Writer:     lanedb.DefaultWriterOptions(),
+		Sales:      salesbuilder.DefaultOptions(),
+		Catalog:    catalog.DefaultConfig(),
+		Hub:        server.DefaultHubConfig(),
+		SweepEvery: time.Minute,
+	}
+}
+
+// Lane is a running lane server over an open lane DB.
+type Lane struct {
+	DB     *lanedb.DB
+	Writer *lanedb.Writer
+	Hub    *server.Hub
+	Sales  *salesbuilder.Service
+	Server *server.Server
+
+	stop func()
+	wg   sync.WaitGroup
+}
+
+// New builds a lane over db (which the caller opened and still owns) and
+// starts its background work: the hub and the presell sweeper.
+func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lane, error) {
+	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
+	l.Hub = server.NewHub(db, cfg.Hub, log)
+	sales := cfg.Sales
+	sales.Notify = l.Hub.Notify
+	var err error
+	if l.Sales, err = salesbuilder.New(ctx, db, l.Writer, sales); err != nil {
+		l.Writer.Close()
+		return nil, err
+	}
+	l.Server = server.New(cfg.Server, db, log)
+	r := l.Server.Router()
+	catalog.New(db, cfg.Catalog).Register(r)
+	l.Sales.Register(r)
+	l.Sales.RegisterPresell(r)
+	l.Server.AttachHub(l.Hub, l.Writer)
+
+	// Background work outlives request contexts and ends in Close, after
+	// the server has stopped (sockets unsubscribe through the hub).
+	bg, stop := context.WithCancel(context.Background())
+	l.stop = stop
+	l.wg.Add(2)
+	go func() { defer l.wg.Done(); l.Hub.Run(bg) }()
+	go func() { defer l.wg.Done(); l.Sales.Sweep(bg, cfg.SweepEvery, log) }()
+	return l, nil
+}
+
+// Serve serves until ctx ends, then shuts the front door down gracefully.
+// ready, if not nil, gets the bound address.
+func (l *Lane) Serve(ctx context.Context, ready func(net.Addr)) error {
+	return l.Server.ListenAndServe(ctx, ready)
+}
+
+// Close stops the background work and the writer (queued changes are
+// written first). The DB stays open: it belongs to the caller.
+func (l *Lane) Close() error {
+	if l.stop == nil {
+		return errors.New("lane already closed")
+	}
+	l.stop()
+	l.wg.Wait()
+	l.Writer.Close()
+	l.stop = nil
+	return nil
+}
