@@ -10,11 +10,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/greenlane-pos/greenlane/catalog"
 	"github.com/greenlane-pos/greenlane/fixtures"
+	lanesrv "github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
-	"github.com/greenlane-pos/greenlane/salesbuilder"
 	"github.com/greenlane-pos/greenlane/server"
 )
 
@@ -56,83 +55,63 @@ func createPresellKeys(ctx context.Context, db *lanedb.DB, prefix string, n int)
 	return keys, nil
 }
 
-// lane is greenlane running in this process on a loopback port, wired as
-// `greenlane serve` wires it, so that one bench run can restart it with
-// different writer options.
+// lane is the lane server running in this process, wired as `greenlane
+// serve` wires it (package lane), so that what a bench measures is what a
+// lane runs; one bench run can restart it with different writer options.
 type lane struct {
-	writer    *lanedb.Writer
-	hub       *server.Hub
-	addr      string
-	cancel    context.CancelFunc // stops the server and the sweeper
-	served    chan error
-	stopHub   context.CancelFunc
-	hubDone   chan struct{}
-	sweepDone chan struct{}
+	*lanesrv.Lane
+	writer *lanedb.Writer
+	hub    *server.Hub
+	addr   string
+	cancel context.CancelFunc // stops the server
+	served chan error
 }
 
 // laneOptions are what a phase varies.
 type laneOptions struct {
 	writer         lanedb.WriterOptions
-	presellWorkers int // 0: the server's default
+	presellWorkers int           // 0: the server's default
+	lease          time.Duration // 0: the default claim lease
 	log            *slog.Logger
 }
 
 // startLane starts the server on db and returns once it accepts sockets.
-// The wiring is serve.go's: a firehose hub fed by the salesbuilder's
-// commits, the presell endpoints and the presell sweeper, so that what a
-// bench measures is what a lane runs.
 func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, error) {
 	if opts.log == nil {
 		opts.log = slog.New(slog.DiscardHandler)
 	}
-	writer := db.NewWriter(opts.writer)
-	// The hub outlives the server's context: sockets unsubscribe through it
-	// while the server shuts down (see stop).
-	hub := server.NewHub(db, server.DefaultHubConfig(), opts.log)
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); hub.Run(hubCtx) }()
-	sbOpts := salesbuilder.DefaultOptions()
-	sbOpts.Notify = hub.Notify
-	sb, err := salesbuilder.New(ctx, db, writer, sbOpts)
-	if err != nil {
-		stopHub()
-		<-hubDone
-		writer.Close()
-		return nil, fmt.Errorf("start salesbuilder: %w", err)
-	}
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
+	cfg := lanesrv.DefaultConfig()
+	cfg.Writer = opts.writer
+	cfg.Server.Addr = "127.0.0.1:0"
+	// A bench tablet asks as fast as the lane answers, far above what the
+	// per-socket limit allows a misbehaving client; the limit is not what
+	// is measured here.
+	cfg.Server.RequestRate, cfg.Server.RequestBurst = 1e6, 1e6
 	if opts.presellWorkers > 0 {
-		cfg.PresellWorkers = opts.presellWorkers
+		cfg.Server.PresellWorkers = opts.presellWorkers
 	}
-	srv := server.New(cfg, db, opts.log)
-	catalog.New(db, catalog.DefaultConfig()).Register(srv.Router())
-	sb.Register(srv.Router())
-	sb.RegisterPresell(srv.Router())
-	srv.AttachHub(hub, writer)
-
+	if opts.lease > 0 {
+		cfg.Sales.Lease = opts.lease
+	}
+	ln, err := lanesrv.New(ctx, db, cfg, opts.log)
+	if err != nil {
+		return nil, fmt.Errorf("start the lane: %w", err)
+	}
 	sctx, cancel := context.WithCancel(ctx)
-	l := &lane{writer: writer, hub: hub, cancel: cancel, served: make(chan error, 1),
-		stopHub: stopHub, hubDone: hubDone, sweepDone: make(chan struct{})}
-	go func() { defer close(l.sweepDone); sb.Sweep(sctx, sweepEvery, opts.log) }()
+	l := &lane{Lane: ln, writer: ln.Writer, hub: ln.Hub, cancel: cancel, served: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() {
-		l.served <- srv.ListenAndServe(sctx, func(a net.Addr) { ready <- a.String() })
+		l.served <- ln.Serve(sctx, func(a net.Addr) { ready <- a.String() })
 	}()
 	select {
 	case l.addr = <-ready:
 		return l, nil
 	case err := <-l.served:
-		l.shutdown()
+		cancel()
+		ln.Close()
 		return nil, fmt.Errorf("start the lane server: %w", err)
 	}
 }
-
-// sweepEvery is serve's default --presell-sweep-every. No bench phase runs
-// long enough for a presell to be abandoned; the sweeper runs for fidelity
-// (its journal trim is a write like any other).
-const sweepEvery = time.Minute
 
 // laneURL is the socket of an ordinary FD1 client, a customer display or a
 // debugscope (their purpose travels in the login packet).
@@ -145,28 +124,17 @@ func (l *lane) presellURL() string {
 	return "ws://" + l.addr + "/fd1/open_websocket?purpose=presell"
 }
 
-// stop shuts the server down gracefully, then the hub and the writer
-// (which finishes what is queued). The DB stays open for the caller to
-// check and close.
+// stop shuts the server down gracefully, then the lane's background work
+// and its writer (which finishes what is queued). The DB stays open for the
+// caller to check and close.
 func (l *lane) stop() error {
 	l.cancel()
 	err := <-l.served
-	l.shutdown()
+	l.Lane.Close()
 	if err != nil {
 		return fmt.Errorf("stop the lane server: %w", err)
 	}
 	return nil
-}
-
-// shutdown stops what runs beside the server, in serve.go's order: the
-// sweeper, then the hub (once the server is down, as its sockets
-// unsubscribe through it), then the writer.
-func (l *lane) shutdown() {
-	l.cancel()
-	<-l.sweepDone
-	l.stopHub()
-	<-l.hubDone
-	l.writer.Close()
 }
 
 // writeFunc runs one mutation in a committed write transaction: through the

@@ -5,54 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
-	"github.com/greenlane-pos/greenlane/catalog"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
-	"github.com/greenlane-pos/greenlane/salesbuilder"
-	"github.com/greenlane-pos/greenlane/server"
 )
 
-// startCounterLane starts the lane server on db as `greenlane serve` wires
-// it, counter endpoints (fd1.presell.*) included: startLane, which the
-// presell benchmark uses, leaves those out. Writer, salesbuilder and
-// server run with their defaults but for the group-commit wait and the
-// claim lease (see benchLease).
+// startCounterLane starts the lane server for the recall benchmark: the
+// default wiring, but for the group-commit wait and the claim lease (see
+// benchLease).
 func startCounterLane(ctx context.Context, db *lanedb.DB, groupWait time.Duration, log *slog.Logger) (*lane, error) {
 	wopts := lanedb.DefaultWriterOptions()
 	wopts.MaxWait = groupWait
-	writer := db.NewWriter(wopts)
-	sbOpts := salesbuilder.DefaultOptions()
-	sbOpts.Lease = benchLease
-	sb, err := salesbuilder.New(ctx, db, writer, sbOpts)
-	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("start salesbuilder: %w", err)
-	}
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	srv := server.New(cfg, db, log)
-	catalog.New(db, catalog.DefaultConfig()).Register(srv.Router())
-	sb.Register(srv.Router())
-	sb.RegisterPresell(srv.Router())
-
-	sctx, cancel := context.WithCancel(ctx)
-	l := &lane{writer: writer, cancel: cancel, served: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() {
-		l.served <- srv.ListenAndServe(sctx, func(a net.Addr) { ready <- a.String() })
-	}()
-	select {
-	case l.addr = <-ready:
-		return l, nil
-	case err := <-l.served:
-		cancel()
-		writer.Close()
-		return nil, fmt.Errorf("start the lane server: %w", err)
-	}
+	return startLane(ctx, db, laneOptions{writer: wopts, lease: benchLease, log: log})
 }
 
 // benchLease is the counters' claim lease. Each counter holds a claim

@@ -106,7 +106,7 @@ func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
 		Salt []byte `db:"salt"`
 		Hash []byte `db:"hash"`
 	}
-	err := db.R.GetContext(ctx, &row, `SELECT key_id, name, scopes, created_utc, revoked_utc, salt, hash
+	err := db.Read.GetContext(ctx, &row, `SELECT key_id, name, scopes, created_utc, revoked_utc, salt, hash
 		FROM api_keys WHERE key_id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrBadKey
@@ -126,7 +126,7 @@ func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
 // ListAPIKeys lists every key, live and revoked, oldest first.
 func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
 	var keys []APIKey
-	err := db.R.SelectContext(ctx, &keys, `SELECT key_id, name, scopes, created_utc, revoked_utc
+	err := db.Read.SelectContext(ctx, &keys, `SELECT key_id, name, scopes, created_utc, revoked_utc
 		FROM api_keys ORDER BY created_utc, key_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list API keys: %w", err)

@@ -92,7 +92,7 @@ func (db *DB) Products(ctx context.Context, conds []Cond, limit int) (rows []Pro
 		p.price_cents, p.cost_cents, p.measurement, p.active
 		FROM products p LEFT JOIN departments d ON d.depid = p.depid ` + clause + ` ORDER BY p.pid LIMIT ?`
 	args = append(args, limit+1)
-	if err := db.R.SelectContext(ctx, &rows, query, args...); err != nil {
+	if err := db.Read.SelectContext(ctx, &rows, query, args...); err != nil {
 		return nil, false, fmt.Errorf("list products: %w", err)
 	}
 	if len(rows) > limit {
@@ -122,7 +122,7 @@ func (db *DB) attachBarcodes(ctx context.Context, rows []Product) error {
 		PID     int64  `db:"pid"`
 		Barcode string `db:"barcode"`
 	}
-	if err := db.R.SelectContext(ctx, &codes, query, args...); err != nil {
+	if err := db.Read.SelectContext(ctx, &codes, query, args...); err != nil {
 		return fmt.Errorf("list barcodes: %w", err)
 	}
 	for i := range rows {
@@ -187,7 +187,7 @@ func (db *DB) Customers(ctx context.Context, conds []Cond, limit int) (rows []Cu
 	query := `SELECT cid, physkey, name, firstname, lastname, email, phone, address1, address2, address3, city, discount_bps
 		FROM customers ` + clause + ` ORDER BY cid LIMIT ?`
 	args = append(args, limit+1)
-	if err := db.R.SelectContext(ctx, &rows, query, args...); err != nil {
+	if err := db.Read.SelectContext(ctx, &rows, query, args...); err != nil {
 		return nil, false, fmt.Errorf("list customers: %w", err)
 	}
 	if len(rows) > limit {
@@ -230,7 +230,7 @@ var ErrNoLane = errors.New("this lane db has no store set up (load a fixture wit
 func (db *DB) LaneInfo(ctx context.Context) (*Lane, error) {
 	var lane Lane
 	var locid int64
-	err := db.R.QueryRowxContext(ctx, `SELECT lane_no, storename, currency, timezone, locid FROM lane WHERE id = 1`).
+	err := db.Read.QueryRowxContext(ctx, `SELECT lane_no, storename, currency, timezone, locid FROM lane WHERE id = 1`).
 		Scan(&lane.LaneNo, &lane.Storename, &lane.Currency, &lane.Timezone, &locid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoLane
@@ -238,7 +238,7 @@ func (db *DB) LaneInfo(ctx context.Context) (*Lane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read lane: %w", err)
 	}
-	err = db.R.GetContext(ctx, &lane.Location, `SELECT locid, physkey, name, address1, address2, address3,
+	err = db.Read.GetContext(ctx, &lane.Location, `SELECT locid, physkey, name, address1, address2, address3,
 		address4, address5, address6, city, phone, geolat, geolong FROM locations WHERE locid = ?`, locid)
 	if err != nil {
 		return nil, fmt.Errorf("read location %d: %w", locid, err)

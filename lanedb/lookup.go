@@ -62,22 +62,23 @@ func oneProduct(ctx context.Context, q sqlx.QueryerContext, query string, arg an
 	return &p, nil
 }
 
-// ProductsByPID reads several products at once (for repricing).
+// ProductsByPID reads several products (for repricing). One prepared
+// lookup per distinct pid: a sale has few lines, and an IN (…) list would be
+// new SQL, parsed afresh, for every sale.
 func ProductsByPID(ctx context.Context, q sqlx.QueryerContext, pids []int64) (map[int64]*SaleProduct, error) {
 	out := make(map[int64]*SaleProduct, len(pids))
-	if len(pids) == 0 {
-		return out, nil
-	}
-	query, args, err := sqlx.In(saleProductSelect+`WHERE p.pid IN (?)`, pids)
-	if err != nil {
-		return nil, fmt.Errorf("products query: %w", err)
-	}
-	var rows []SaleProduct
-	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
-		return nil, fmt.Errorf("read products: %w", err)
-	}
-	for i := range rows {
-		out[rows[i].PID] = &rows[i]
+	for _, pid := range pids {
+		if _, done := out[pid]; done {
+			continue
+		}
+		p, err := ProductByPID(ctx, q, pid)
+		if errors.Is(err, ErrNoProduct) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[pid] = p
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -150,14 +151,46 @@ func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.R
 }
 
 // Reader is the read-only pool with the registered statements prepared.
+// Queries built at run time (a list with optional filters) are prepared on
+// first use and kept, up to maxDynamic of them: their variants are few.
 type Reader struct {
 	*sqlx.DB
 	p *prepared
+
+	mu      sync.Mutex
+	dynamic map[string]*sqlx.Stmt
+}
+
+// maxDynamic caps the run-time queries a Reader keeps prepared.
+const maxDynamic = 128
+
+// stmt returns the prepared statement for query, or nil to run it as given.
+func (r *Reader) stmt(ctx context.Context, query string) *sqlx.Stmt {
+	if s, ok := r.p.plain[query]; ok {
+		return s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.dynamic[query]; ok {
+		return s
+	}
+	if len(r.dynamic) >= maxDynamic {
+		return nil
+	}
+	s, err := r.DB.PreparexContext(ctx, query)
+	if err != nil {
+		return nil // running it unprepared reports the error properly
+	}
+	if r.dynamic == nil {
+		r.dynamic = map[string]*sqlx.Stmt{}
+	}
+	r.dynamic[query] = s
+	return s
 }
 
 // QueryxContext runs a query on the read pool.
 func (r *Reader) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	if s, ok := r.p.plain[query]; ok {
+	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
 	return r.DB.QueryxContext(ctx, query, args...)
@@ -165,7 +198,7 @@ func (r *Reader) QueryxContext(ctx context.Context, query string, args ...any) (
 
 // QueryRowxContext runs a one-row query on the read pool.
 func (r *Reader) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	if s, ok := r.p.plain[query]; ok {
+	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
 	return r.DB.QueryRowxContext(ctx, query, args...)

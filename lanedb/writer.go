@@ -46,9 +46,11 @@ type Writer struct {
 	done  chan struct{}
 	stats WriterStats
 
-	// Seen only by the loop goroutine: another process's last commit.
+	// Seen only by the loop goroutine: another process's last commit, and
+	// the size of the last batch.
 	lastDataVersion int64
 	othersAt        time.Time
+	lastBatch       int
 
 	// mu makes Close wait for submissions in progress, so that no job is
 	// queued after the loop has drained and stopped.
@@ -202,8 +204,9 @@ func (w *Writer) drain() {
 // while they keep coming: each new arrival may extend the wait by a short
 // gap, and the whole wait never exceeds MaxWait. Under load the queue is
 // full and nobody waits; a lone tablet waits one gap, not MaxWait.
-func (w *Writer) collect(first *job) []*job {
-	batch := []*job{first}
+func (w *Writer) collect(first *job) (batch []*job) {
+	defer func() { w.lastBatch = len(batch) }()
+	batch = []*job{first}
 	if w.opts.MaxWait == 0 {
 		return batch
 	}
@@ -217,6 +220,12 @@ func (w *Writer) collect(first *job) []*job {
 		break
 	}
 	if len(batch) >= w.opts.MaxBatch {
+		return batch
+	}
+	// A lone job after a lone batch: nobody else is writing, so lingering
+	// would only add latency (and Go's timers round short waits up to a
+	// millisecond on an idle process).
+	if len(batch) == 1 && w.lastBatch <= 1 {
 		return batch
 	}
 	gap := w.opts.MaxWait / 8

@@ -120,7 +120,7 @@ func (s *Service) presellFilter(call *protocol.Call) (lanedb.PresellFilter, erro
 			f.Customer = c.Value.(string)
 		case "age":
 			// age >= N seconds is submitted <= now-N: the comparison flips.
-			at := s.now().Add(-time.Duration(c.Value.(int64)) * time.Second).UTC().Format(lanedb.DateTime)
+			at := s.now().Add(-time.Duration(c.Value.(int64)) * time.Second).UTC().Format(lanedb.StampLayout)
 			f.Conds = append(f.Conds, lanedb.Cond{Column: "submitted_utc", Op: flip(c.Op), Value: at})
 		default:
 			f.Conds = append(f.Conds, lanedb.Cond{Column: c.Field, Op: string(c.Op), Value: c.Value})

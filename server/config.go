@@ -39,10 +39,11 @@ type Config struct {
 	// HTTP 503 before the upgrade. Default 2000.
 	MaxSockets int
 	// RequestRate is how many requests per second one socket may send on
-	// average; more get rate_limited errors. Default 200.
+	// average; more get rate_limited errors. A tablet sends a few a second;
+	// this stops a runaway client, not a busy one. Default 1000.
 	RequestRate float64
 	// RequestBurst is how many requests a socket may send at once above
-	// RequestRate. Default 400.
+	// RequestRate (a tablet catching up after a network drop). Default 5000.
 	RequestBurst int
 	// LoginFailures is how many failed logins per minute one address may
 	// make before its logins are refused unchecked. Default 10.
@@ -71,8 +72,8 @@ func DefaultConfig() Config {
 		RequestTimeout:   30 * time.Second,
 		ShutdownGrace:    10 * time.Second,
 		MaxSockets:       2000,
-		RequestRate:      200,
-		RequestBurst:     400,
+		RequestRate:      1000,
+		RequestBurst:     5000,
 		LoginFailures:    10,
 		RevokeCheck:      500 * time.Millisecond,
 	}
