@@ -7,6 +7,7 @@ package lane
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -28,6 +29,11 @@ type Config struct {
 	// SweepEvery is how often abandoned presells are voided and the journal
 	// trimmed. Default 1m.
 	SweepEvery time.Duration
+	// Now is the lane's clock (see ParseClock). Default time.Now.
+	Now func() time.Time
+	// Rand is where new sale keys get their randomness (see SeededRand).
+	// Default nil: crypto/rand.
+	Rand io.Reader
 }
 
 // DefaultConfig returns the defaults of every part.
@@ -61,6 +67,13 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Hub = server.NewHub(db, cfg.Hub, log)
 	sales := cfg.Sales
 	sales.Notify = l.Hub.Notify
+	if cfg.Now != nil {
+		sales.Now = cfg.Now
+		cfg.Server.Now = cfg.Now
+	}
+	if cfg.Rand != nil {
+		sales.Rand = cfg.Rand
+	}
 	var err error
 	if l.Sales, err = salesbuilder.New(ctx, db, l.Writer, sales); err != nil {
 		l.Writer.Close()

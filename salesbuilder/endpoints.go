@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -91,15 +90,18 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 				return nil, err
 			}
 		} else {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return nil, fmt.Errorf("new physkey: %w", err)
+			var err error
+			if physkey, err = s.ids.physkey(s.now()); err != nil {
+				return nil, err
 			}
-			physkey = id.String()
+		}
+		randomKey, err := s.ids.randomKey()
+		if err != nil {
+			return nil, err
 		}
 		sale := &lanedb.Sale{
 			Physkey:    physkey,
-			RandomKey:  uuid.NewString(),
+			RandomKey:  randomKey,
 			Phase:      lanedb.PhaseActive,
 			StartDT:    s.localNow(),
 			CreatedBy:  call.Caller.KeyName,

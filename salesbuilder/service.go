@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type Service struct {
 	maxAge      time.Duration
 	notify      func()
 	journalKeep int
+	ids         *ids
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
@@ -45,6 +47,9 @@ type Service struct {
 type Options struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Rand is where new sale keys get their randomness; deterministic mode
+	// seeds it. Default nil: crypto/rand.
+	Rand io.Reader
 	// Lease is how long a counter's claim on a presell lasts without a
 	// change or heartbeat. Default 120s.
 	Lease time.Duration
@@ -81,7 +86,7 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.JournalKeep <= 0 {
 		opts.JournalKeep = d.JournalKeep
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, loc: time.UTC, laneNo: 1}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ids: newIDs(opts.Rand), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):

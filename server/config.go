@@ -51,6 +51,9 @@ type Config struct {
 	// RevokeCheck is how often the lane looks for revoked keys to close
 	// their sockets. Default 500ms.
 	RevokeCheck time.Duration
+	// Now is the clock replies show (fd1.debug.ping); deterministic mode
+	// fixes it. Default time.Now.
+	Now func() time.Time
 	// AllowedOrigins lists the browser Origins (scheme://host[:port]) that may
 	// open sockets besides the lane's own host; "*" allows any. Clients that
 	// send no Origin (tablet apps, scripts) are not affected. Default none.

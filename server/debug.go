@@ -16,11 +16,14 @@ func (s *Server) registerDebug() {
 // §3.6), as for every endpoint.
 func (s *Server) ping(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
 	now := time.Now()
+	if s.cfg.Now != nil {
+		now = s.cfg.Now()
+	}
 	return &protocol.Result{Data: map[string]any{
 		"pong":      1,
 		"time":      lanedb.Now(now),
 		"timeutc":   lanedb.Now(now.UTC()),
-		"uptime":    int64(time.Since(s.started).Seconds()),
+		"uptime":    int64(now.Sub(s.started).Seconds()),
 		"schemaver": lanedb.SchemaVersion(),
 	}}, nil
 }

@@ -48,7 +48,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		router:  protocol.NewRouter(),
 		log:     log,
 		sockets: map[uint64]*socket{},
-		started: time.Now(),
+		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
 	}
 	s.upgrader = websocket.Upgrader{
@@ -62,6 +62,14 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 	s.registerSession()
 	s.registerDebug()
 	return s
+}
+
+// now is the configured clock.
+func now(cfg Config) time.Time {
+	if cfg.Now != nil {
+		return cfg.Now()
+	}
+	return time.Now()
 }
 
 // Router is where endpoints are registered.

@@ -29,6 +29,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&lc.SweepEvery, "presell-sweep-every", lc.SweepEvery, "how often abandoned presells are looked for and voided")
 	dbPath := fs.String("db", defaultDB, "lane DB file; created with the demo fixture and an admin key if missing")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	clock := fs.String("clock", "", "deterministic mode: an RFC 3339 time freezes the lane's clock there (2026-01-01T09:00:00Z); a duration offsets it (-48h)")
+	seed := fs.Uint64("seed", 0, "deterministic mode: seed for new sale keys, so the same script gives the same keys (0: random)")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
 	fs.Int64Var(&cfg.ReadLimit, "read-limit", cfg.ReadLimit, "largest frame or HTTP body in bytes; a larger frame closes the socket with 1009")
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "packets that may wait for one slow client before it is disconnected")
@@ -63,6 +65,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
+	}
+	if lc.Now, err = lane.ParseClock(*clock); err != nil {
+		return usagef("--clock: %v", err)
+	}
+	if *seed != 0 {
+		lc.Rand = lane.SeededRand(*seed)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
