@@ -102,3 +102,75 @@ func HasData(ctx context.Context, q sqlx.QueryerContext) (bool, error) {
 	}
 	return false, nil
 }
+
+// SetMeta records a fact about the lane DB in tx.
+func SetMeta(ctx context.Context, tx *Tx, key, value string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO lane_meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
+}
+
+// Meta reads a fact about the lane DB ("" when unset).
+func Meta(ctx context.Context, q sqlx.QueryerContext, key string) (string, error) {
+	var v []string
+	if err := sqlx.SelectContext(ctx, q, &v, `SELECT value FROM lane_meta WHERE key = ?`, key); err != nil {
+		return "", fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(v) == 0 {
+		return "", nil
+	}
+	return v[0], nil
+}
+
+// PrimaryKey lists a table's primary key columns in key order (rowid
+// tables without a declared key order by rowid).
+func PrimaryKey(ctx context.Context, q sqlx.QueryerContext, table string) ([]string, error) {
+	var cols []string
+	err := sqlx.SelectContext(ctx, q, &cols, `SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`, table)
+	if err != nil {
+		return nil, fmt.Errorf("primary key of %s: %w", table, err)
+	}
+	if len(cols) == 0 {
+		cols = []string{"rowid"}
+	}
+	return cols, nil
+}
+
+// ExportRows calls fn with every row of a data table in primary-key order,
+// as values by column (in Columns order): int64, float64, string or nil.
+func ExportRows(ctx context.Context, q sqlx.QueryerContext, table string, fn func(cols []string, vals []any) error) error {
+	if !isDataTable(table) {
+		return fmt.Errorf("%q is not a data table", table)
+	}
+	cols, err := Columns(ctx, q, table)
+	if err != nil {
+		return err
+	}
+	pk, err := PrimaryKey(ctx, q, table)
+	if err != nil {
+		return err
+	}
+	rows, err := q.QueryxContext(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+table+" ORDER BY "+strings.Join(pk, ", "))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals, err := rows.SliceScan()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", table, err)
+		}
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				vals[i] = string(b)
+			}
+		}
+		if err := fn(cols, vals); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -15,7 +17,11 @@ import (
 
 func runFixture(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "Usage: greenlane fixture list\n       greenlane fixture load NAME|DIR --db PATH [--replace]")
+		fmt.Fprintln(stderr, "Usage: greenlane fixture list\n"+
+			"       greenlane fixture load NAME|DIR --db PATH [--replace]\n"+
+			"       greenlane fixture export --db PATH --out DIR\n"+
+			"       greenlane fixture reset --db PATH\n"+
+			"       greenlane fixture generate --db PATH --products N --customers N --sales N --seed S")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
@@ -26,8 +32,14 @@ func runFixture(args []string, stdout, stderr io.Writer) error {
 		return fixtureList(args[1:], stdout, stderr)
 	case "load":
 		return fixtureLoad(args[1:], stdout, stderr)
+	case "export":
+		return fixtureExport(args[1:], stdout, stderr)
+	case "reset":
+		return fixtureReset(args[1:], stdout, stderr)
+	case "generate":
+		return fixtureGenerate(args[1:], stdout, stderr)
 	}
-	return usagef("unknown fixture subcommand %q (list, load)", args[0])
+	return usagef("unknown fixture subcommand %q (list, load, export, reset, generate)", args[0])
 }
 
 func fixtureList(args []string, stdout, stderr io.Writer) error {
@@ -75,6 +87,81 @@ func fixtureLoad(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "loaded fixture %s into %s\n", f.Name, db.Path)
+	return nil
+}
+
+func fixtureExport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fixture export", "fixture export --db PATH --out DIR", stderr)
+	dbPath := fs.String("db", "", "lane DB file")
+	out := fs.String("out", "", "folder to write the fixture to (one JSON Lines file per table)")
+	name := fs.String("name", "", "the fixture's name (default: the folder's name)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		fs.Usage()
+		return usagef("fixture export needs --out")
+	}
+	db, err := openExisting(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *name == "" {
+		*name = filepath.Base(filepath.Clean(*out))
+	}
+	if err := fixtures.Export(context.Background(), db, *out, *name); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "exported %s to %s\n", db.Path, *out)
+	return nil
+}
+
+func fixtureReset(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fixture reset", "fixture reset --db PATH", stderr)
+	dbPath := fs.String("db", "", "lane DB file, restored to the fixture it was loaded from (API keys are kept)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	db, err := openExisting(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	start := time.Now()
+	f, err := fixtures.Reset(context.Background(), db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reset %s to fixture %s in %s\n", db.Path, f.Name, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fixture generate", "fixture generate --db PATH --products N --customers N --sales N --seed S", stderr)
+	dbPath := fs.String("db", "", "new lane DB file to build the store in")
+	var o fixtures.GenerateOptions
+	fs.IntVar(&o.Products, "products", 1000, "products (each with a PLU and a barcode)")
+	fs.IntVar(&o.Customers, "customers", 1000, "customers")
+	fs.IntVar(&o.Sales, "sales", 10000, "completed historic sales")
+	fs.Uint64Var(&o.Seed, "seed", 1, "the same seed builds the same store")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dbPath == "" || o.Products < 1 || o.Customers < 0 || o.Sales < 0 {
+		fs.Usage()
+		return usagef("fixture generate needs --db and at least one product")
+	}
+	db, err := lanedb.Open(context.Background(), *dbPath, lanedb.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	o.Progress = stderr
+	if err := fixtures.Generate(context.Background(), db, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "generated %d products, %d customers and %d sales (seed %d) in %s\n", o.Products, o.Customers, o.Sales, o.Seed, db.Path)
 	return nil
 }
 
