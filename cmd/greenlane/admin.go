@@ -152,7 +152,9 @@ func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usagef("fixture generate needs --db and at least one product")
 	}
-	db, err := lanedb.Open(context.Background(), *dbPath, lanedb.Options{})
+	// A build, not a lane at work: if it is interrupted, it is run again, so
+	// it need not wait for the disk after every transaction.
+	db, err := lanedb.Open(context.Background(), *dbPath, lanedb.Options{Synchronous: "OFF"})
 	if err != nil {
 		return err
 	}
