@@ -16,30 +16,13 @@ import (
 )
 
 func runFixture(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "Usage: greenlane fixture list\n"+
-			"       greenlane fixture load NAME|DIR --db PATH [--replace]\n"+
-			"       greenlane fixture export --db PATH --out DIR\n"+
-			"       greenlane fixture reset --db PATH\n"+
-			"       greenlane fixture generate --db PATH --products N --customers N --sales N --seed S")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return usagef("fixture needs a subcommand: list or load")
-	}
-	switch args[0] {
-	case "list":
-		return fixtureList(args[1:], stdout, stderr)
-	case "load":
-		return fixtureLoad(args[1:], stdout, stderr)
-	case "export":
-		return fixtureExport(args[1:], stdout, stderr)
-	case "reset":
-		return fixtureReset(args[1:], stdout, stderr)
-	case "generate":
-		return fixtureGenerate(args[1:], stdout, stderr)
-	}
-	return usagef("unknown fixture subcommand %q (list, load, export, reset, generate)", args[0])
+	return runSubcommand("fixture", []subcommand{
+		{"list", "list", fixtureList},
+		{"load", "load NAME|DIR --db PATH [--replace]", fixtureLoad},
+		{"export", "export --db PATH --out DIR", fixtureExport},
+		{"reset", "reset --db PATH", fixtureReset},
+		{"generate", "generate --db PATH --products N --customers N --sales N --seed S", fixtureGenerate},
+	}, "", args, stdout, stderr)
 }
 
 func fixtureList(args []string, stdout, stderr io.Writer) error {
@@ -177,24 +160,11 @@ func splitLeadingArg(args []string) (string, []string) {
 }
 
 func runAPIKey(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "Usage: greenlane apikey create --db PATH --name NAME --scope SCOPE[,SCOPE…]\n"+
-			"       greenlane apikey list --db PATH\n       greenlane apikey revoke ID|NAME --db PATH\n"+
-			"Scopes: presell, counter, display, debug, admin.")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return usagef("apikey needs a subcommand: create, list or revoke")
-	}
-	switch args[0] {
-	case "create":
-		return apikeyCreate(args[1:], stdout, stderr)
-	case "list":
-		return apikeyList(args[1:], stdout, stderr)
-	case "revoke":
-		return apikeyRevoke(args[1:], stdout, stderr)
-	}
-	return usagef("unknown apikey subcommand %q (create, list, revoke)", args[0])
+	return runSubcommand("apikey", []subcommand{
+		{"create", "create --db PATH --name NAME --scope SCOPE[,SCOPE…]", apikeyCreate},
+		{"list", "list --db PATH", apikeyList},
+		{"revoke", "revoke ID|NAME --db PATH", apikeyRevoke},
+	}, "Scopes: presell, counter, display, debug, admin.", args, stdout, stderr)
 }
 
 // openExisting opens a lane DB that must already exist.

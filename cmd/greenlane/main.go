@@ -149,3 +149,42 @@ func (l *listFlag) Set(s string) error {
 	}
 	return nil
 }
+
+// subcommand is one verb of a command with several (fixture load, apikey
+// create …).
+type subcommand struct {
+	name  string
+	usage string // "load NAME|DIR --db PATH [--replace]"
+	run   func(args []string, stdout, stderr io.Writer) error
+}
+
+// runSubcommand dispatches args to the named subcommand of command, or
+// prints the synopsis of them all.
+func runSubcommand(command string, subs []subcommand, footer string, args []string, stdout, stderr io.Writer) error {
+	names := make([]string, len(subs))
+	for i, sc := range subs {
+		names[i] = sc.name
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		for i, sc := range subs {
+			prefix := "Usage: "
+			if i > 0 {
+				prefix = "       "
+			}
+			fmt.Fprintf(stderr, "%sgreenlane %s %s\n", prefix, command, sc.usage)
+		}
+		if footer != "" {
+			fmt.Fprintln(stderr, footer)
+		}
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("%s needs a subcommand: %s", command, strings.Join(names, ", "))
+	}
+	for _, sc := range subs {
+		if sc.name == args[0] {
+			return sc.run(args[1:], stdout, stderr)
+		}
+	}
+	return usagef("unknown %s subcommand %q (%s)", command, args[0], strings.Join(names, ", "))
+}

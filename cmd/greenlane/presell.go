@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,24 +12,11 @@ import (
 )
 
 func runPresell(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "Usage: greenlane presell list --db PATH\n"+
-			"       greenlane presell void TICKET|PHYSKEY --db PATH [--reason TEXT] [--force]\n"+
-			"       greenlane presell expire --db PATH [--older-than 12h]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return usagef("presell needs a subcommand: list, void or expire")
-	}
-	switch args[0] {
-	case "list":
-		return presellList(args[1:], stdout, stderr)
-	case "void":
-		return presellVoid(args[1:], stdout, stderr)
-	case "expire":
-		return presellExpire(args[1:], stdout, stderr)
-	}
-	return usagef("unknown presell subcommand %q (list, void, expire)", args[0])
+	return runSubcommand("presell", []subcommand{
+		{"list", "list --db PATH", presellList},
+		{"void", "void TICKET|PHYSKEY --db PATH [--reason TEXT] [--force]", presellVoid},
+		{"expire", "expire --db PATH [--older-than 12h]", presellExpire},
+	}, "", args, stdout, stderr)
 }
 
 // openService opens the lane DB (which may be in use by a running server:
