@@ -145,6 +145,10 @@ func writerDSN(abs string, o Options) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Each request in a group-commit batch runs in its own savepoint, and a
+	// batch's savepoint journal outgrows SQLite's in-memory buffer: keep it
+	// (and other temporary data) in memory rather than in a temp file.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	return fileURI(abs) + "?" + q.Encode()
 }

@@ -12,12 +12,14 @@ import (
 	"github.com/greenlane-pos/greenlane/bench"
 )
 
-// runBench runs a benchmark program. "idle-clients" is not for people: it
-// is the child process in which bench presell holds its idle sockets, so
-// that the parent's memory figures are the server's alone.
+// runBench runs a benchmark program. "idle-clients", "soak-clients" and
+// "counter-proc" are not for people: they are child processes of bench
+// presell (its idle sockets) and bench soak (its tablets, and a second
+// process writing the lane DB as the counter program does), so that the
+// parent's memory figures are the server's alone.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("bench needs a benchmark: presell, recall or firehose (see 'greenlane bench presell --help')")
+		return usagef("bench needs a benchmark: presell, recall, firehose or soak (see 'greenlane bench presell --help')")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -28,15 +30,22 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return runBenchRecall(ctx, args[1:], stdout, stderr)
 	case "firehose":
 		return runBenchFirehose(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return runBenchSoak(ctx, args[1:], stdout, stderr)
 	case "idle-clients":
 		return bench.IdleClients(ctx, os.Stdin, stdout)
+	case "soak-clients":
+		return bench.SoakClients(ctx, os.Stdin, stdout)
+	case "counter-proc":
+		return runBenchCounterProc(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, "Usage: greenlane bench presell [flags]   (see 'greenlane bench presell --help')")
 		fmt.Fprintln(stdout, "       greenlane bench recall [flags]    (see 'greenlane bench recall --help')")
 		fmt.Fprintln(stdout, "       greenlane bench firehose [flags]  (see 'greenlane bench firehose --help')")
+		fmt.Fprintln(stdout, "       greenlane bench soak [flags]      (see 'greenlane bench soak --help')")
 		return nil
 	}
-	return usagef("unknown benchmark %q (benchmarks: presell, recall, firehose)", args[0])
+	return usagef("unknown benchmark %q (benchmarks: presell, recall, firehose, soak)", args[0])
 }
 
 // runBenchPresell is `greenlane bench presell`. The exit status is 0 even
@@ -172,4 +181,72 @@ func runBenchFirehose(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("bench firehose: %w", err)
 	}
 	return rep.Err()
+}
+
+// runBenchSoak is `greenlane bench soak`. As with bench presell, the exit
+// status is 0 even when a target is missed (busy errors and memory that did
+// not come back included: see bench.SoakReport.Err), and 1 when a request
+// failed.
+func runBenchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench soak", "bench soak [flags]", stderr)
+	cfg := bench.DefaultSoakConfig()
+	fs.IntVar(&cfg.Tablets, "tablets", cfg.Tablets, "presell tablets running at once (in a child process), each as fast as the lane answers")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of the load (after --warm-up)")
+	fs.DurationVar(&cfg.WarmUp, "warm-up", cfg.WarmUp, "unmeasured load before the measurement")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "folder or path prefix for the lane DB (PATH.soak.db; replaced, then kept); default a temp folder, removed")
+	fs.BoolVar(&cfg.Counter, "counter", cfg.Counter, "run a counter process that writes the lane DB beside the tablets, as the counter program does")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "how long the server is left alone after the tablets disconnect before its memory and goroutines are read again")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured window (the server's process) to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the server's process, taken after the tablets have gone, to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench soak takes no arguments, got %q", fs.Args())
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this program for the soak's child processes: %w", err)
+	}
+	cfg.SoakClients = func(ctx context.Context) *exec.Cmd {
+		return exec.CommandContext(ctx, exe, "bench", "soak-clients")
+	}
+	cfg.CounterProc = func(ctx context.Context, path string) *exec.Cmd {
+		return exec.CommandContext(ctx, exe, "bench", "counter-proc", "--db", path)
+	}
+	cfg.Log = stderr
+	for _, prof := range []struct {
+		path string
+		w    *io.Writer
+	}{{*cpuProfile, &cfg.CPUProfile}, {*memProfile, &cfg.MemProfile}} {
+		if prof.path == "" {
+			continue
+		}
+		f, err := os.Create(prof.path)
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		defer f.Close()
+		*prof.w = f
+	}
+	rep, err := bench.RunSoak(ctx, cfg, stdout)
+	if err != nil {
+		return fmt.Errorf("bench soak: %w", err)
+	}
+	return rep.Err()
+}
+
+// runBenchCounterProc is `greenlane bench counter-proc --db PATH`, bench
+// soak's counter process: it writes the lane DB until its stdin is closed,
+// then prints what it did.
+func runBenchCounterProc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench counter-proc", "bench counter-proc --db PATH", stderr)
+	db := fs.String("db", "", "the lane DB file to write")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *db == "" || fs.NArg() > 0 {
+		return usagef("bench counter-proc needs --db PATH and no arguments")
+	}
+	return bench.CounterProc(ctx, *db, os.Stdin, stdout)
 }

@@ -26,7 +26,7 @@ var commands = []command{
 	{"apikey", "create, list and revoke API keys", runAPIKey},
 	{"presell", "list, void and expire open presells in a lane DB", runPresell},
 	{"client", "send FD1 packets to a lane and print the replies", runClient},
-	{"bench", "measure the lane: bench presell, recall, firehose", runBench},
+	{"bench", "measure the lane: bench presell, recall, firehose, soak", runBench},
 }
 
 func main() {

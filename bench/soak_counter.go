@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The counter process (`greenlane bench counter-proc --db PATH`) writes the
+// lane DB as the lane's counter program does, from another OS process and
+// through SQLite's own locking rather than greenlane's writer: a short
+// BEGIN IMMEDIATE transaction every counterEvery, in turn inserting a staff
+// member and completing a one-line cash sale (as integration's counter
+// process does). It speaks in lines:
+//
+//	child → parent  ready                 (its first transaction is done)
+//	parent → child  EOF                   (stop)
+//	child → parent  {"transactions": …}   (counterResult)
+//
+// A transaction that gives up on the lock (SQLITE_BUSY after the busy
+// timeout: the lane kept the file locked for 10 s) is counted and the loop
+// goes on, since that is what the soak measures; any other error ends it.
+
+// counterEvery is the counter's pace: a busy counter rings up a sale every
+// few seconds, so this is generous, and frequent enough that the lane's
+// writer sees another process writing all the time (see its yieldPolicy).
+const counterEvery = 20 * time.Millisecond
+
+// counterBusyTimeout is the counter's busy_timeout, in milliseconds, as the
+// counter program opens the lane DB.
+const counterBusyTimeout = 10000
+
+// counterResult is what the counter process did.
+type counterResult struct {
+	Transactions int64         `json:"transactions"` // committed
+	Sales        int64         `json:"sales"`
+	Staff        int64         `json:"staff"`
+	Busy         int64         `json:"busy"` // gave up on the lock
+	BusyExample  string        `json:"busy_example,omitempty"`
+	Wait         histogramJSON `json:"wait"`          // BEGIN IMMEDIATE: the wait for the write lock
+	SlowestTx    int64         `json:"slowest_tx_ns"` // BEGIN to COMMIT, the slowest
+	ElapsedNS    int64         `json:"elapsed_ns"`
+}
+
+// counterLoop is the counter's state while it runs.
+type counterLoop struct {
+	conn    *sql.DB
+	res     counterResult
+	wait    histogram
+	slowest time.Duration
+}
+
+// CounterProc is the counter process: it writes the lane DB at path every
+// counterEvery, says "ready" on out after its first transaction, and when in
+// is closed (or ctx ends) writes its counterResult as JSON on out.
+func CounterProc(ctx context.Context, path string, in io.Reader, out io.Writer) error {
+	conn, err := openCounterDB(path)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin
+		stop()
+	}()
+	c := &counterLoop{conn: conn}
+	if err := c.run(ctx, out); err != nil {
+		return err
+	}
+	c.res.Wait, c.res.SlowestTx = c.wait.export(), int64(c.slowest)
+	return writeJSONLine(out, &c.res)
+}
+
+// openCounterDB opens the lane DB as the counter program does: its own
+// connection, WAL, a 10 s busy timeout, every transaction BEGIN IMMEDIATE.
+func openCounterDB(path string) (*sql.DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("counter DB path %q: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", counterBusyTimeout))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	conn, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs}).String()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open the lane DB %s: %w", abs, err)
+	}
+	conn.SetMaxOpenConns(1)
+	if err := conn.Ping(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open the lane DB %s: %w", abs, err)
+	}
+	return conn, nil
+}
+
+// run writes until ctx ends.
+func (c *counterLoop) run(ctx context.Context, out io.Writer) error {
+	tick := time.NewTicker(counterEvery)
+	defer tick.Stop()
+	start := time.Now()
+	defer func() { c.res.ElapsedNS = int64(time.Since(start)) }()
+	// A transaction is never interrupted half-way: stopping waits for it.
+	txCtx := context.WithoutCancel(ctx)
+	for n := 0; ; n++ {
+		if err := c.transaction(txCtx, n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := fmt.Fprintln(out, "ready"); err != nil {
+				return fmt.Errorf("report ready: %w", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// transaction runs the n-th transaction: a staff row or a sale in turn.
+func (c *counterLoop) transaction(ctx context.Context, n int) error {
+	began := time.Now()
+	tx, err := c.conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE: waits for the write lock
+	c.wait.record(time.Since(began))
+	if err == nil {
+		if n%2 == 0 {
+			err = counterStaff(ctx, tx, n)
+		} else {
+			err = counterSale(ctx, tx)
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			_ = tx.Rollback()
+		}
+	}
+	switch {
+	case isSQLiteBusy(err):
+		c.res.Busy++
+		if c.res.BusyExample == "" {
+			c.res.BusyExample = err.Error()
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("counter transaction %d: %w", n+1, err)
+	}
+	c.slowest = max(c.slowest, time.Since(began))
+	c.res.Transactions++
+	if n%2 == 0 {
+		c.res.Staff++
+	} else {
+		c.res.Sales++
+	}
+	return nil
+}
+
+// isSQLiteBusy tells a lock that could not be had in time from a real error.
+func isSQLiteBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff // the primary code, without the extended bits
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+}
+
+// counterStaff inserts a staff member and updates them.
+func counterStaff(ctx context.Context, tx *sql.Tx, n int) error {
+	physkey := uuid.NewString()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name, firstname, lastname)
+		VALUES ((SELECT COALESCE(MAX(tid), 0) + 1 FROM staff), ?, ?, 'Counter', 'Process')`,
+		physkey, fmt.Sprintf("Counter Process %d", n)); err != nil {
+		return fmt.Errorf("insert staff: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE staff SET name = name || ' (temp)', active = 0 WHERE physkey = ?`, physkey)
+	if err != nil {
+		return fmt.Errorf("update staff: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("update staff changed %d rows", n)
+	}
+	return nil
+}
+
+// counterSale rings up and completes a one-line cash sale (not a presell),
+// numbered with the lane's next sid as the lane itself numbers sales.
+func counterSale(ctx context.Context, tx *sql.Tx) error {
+	var sid int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`).Scan(&sid); err != nil {
+		return fmt.Errorf("next sid: %w", err)
+	}
+	now := time.Now()
+	local, utc := now.Format(time.DateTime), now.UTC().Format(time.DateTime)
+	physkey := uuid.NewString()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sales (physkey, random_key, sid, phase, startdt, completeddt,
+		completeddtutc, saletotal_cents, teller, location, created_by, updated_utc)
+		VALUES (?, ?, ?, 1, ?, ?, ?, 550, 1, 1, 'bench counter-proc', ?)`,
+		physkey, uuid.NewString(), sid, local, local, utc, utc); err != nil {
+		return fmt.Errorf("insert sale: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sale_lines (sale_physkey, seqnce, pid, description, plu, qty,
+		unitprice_cents, prediscountprice_cents, totalprice_cents, linesource)
+		VALUES (?, 1, 1001, 'Flat White', 'FW', 1, 550, 550, 550, 1)`, physkey); err != nil {
+		return fmt.Errorf("insert line: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
+		VALUES (?, 1, (SELECT code FROM payment_types WHERE globalcode = 1), 550, ?)`, physkey, local); err != nil {
+		return fmt.Errorf("insert payment: %w", err)
+	}
+	return nil
+}
+
+// startCounter starts the counter process on the lane DB at path and
+// returns once its first transaction is done; nil when none is wanted.
+func (s *soak) startCounter(ctx context.Context, path string) (*child, error) {
+	if !s.cfg.Counter {
+		return nil, nil
+	}
+	var cmd *exec.Cmd
+	if s.cfg.CounterProc != nil {
+		cmd = s.cfg.CounterProc(ctx, path)
+	}
+	c, err := startChild(ctx, "counter-proc", cmd, func(ctx context.Context, in io.Reader, out io.Writer) error {
+		return CounterProc(ctx, path, in, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	line, err := c.readLine()
+	if err != nil {
+		return nil, err
+	}
+	if line != "ready" {
+		return nil, c.fail(fmt.Errorf("counter-proc answered %q, want \"ready\"", line))
+	}
+	return c, nil
+}
+
+// stopCounter stops the counter process and returns what it did.
+func stopCounter(c *child) (*counterResult, error) {
+	var res counterResult
+	if err := c.finish(&res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(out io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err == nil {
+		_, err = out.Write(append(b, '\n'))
+	}
+	if err != nil {
+		return fmt.Errorf("report the result: %w", err)
+	}
+	return nil
+}
