@@ -56,9 +56,6 @@ type RecallConfig struct {
 	DB string
 	// Progress receives the build's progress display. Default nil: none.
 	Progress io.Writer
-	// ProgressTTY says Progress is a terminal: the display is then one line
-	// rewritten in place rather than a line per tenth.
-	ProgressTTY bool
 	// CPUProfile, when set, receives a CPU profile of the measuring (all
 	// figures, warm-ups included; not the build). Default nil.
 	CPUProfile io.Writer
@@ -144,8 +141,7 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	defer cleanup()
 	p := &printer{w: out}
 	p.recallHeader(cfg)
-	prog := newProgress(cfg.Progress, cfg.ProgressTTY, "sales", cfg.Sales)
-	db, build, err := prepareRecallDB(ctx, path, named, cfg.Sales, prog)
+	db, build, err := prepareRecallDB(ctx, path, named, cfg.Sales, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}

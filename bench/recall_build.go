@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/greenlane-pos/greenlane/progress"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -58,7 +60,7 @@ type buildResult struct {
 // defaults (synchronous FULL, as the lane runs). A file the caller named is
 // reused when a finished build of the same size is in it; otherwise the
 // history is built afresh.
-func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, prog *progress) (*lanedb.DB, *buildResult, error) {
+func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, prog io.Writer) (*lanedb.DB, *buildResult, error) {
 	res := &buildResult{sales: sales, replaced: -1}
 	if reuse {
 		db, held, err := openBenchDB(ctx, path)
@@ -133,7 +135,7 @@ func historyHeld(ctx context.Context, db *lanedb.DB) (held, maxSID int64, err er
 // sales into it. The bulk load runs with synchronous OFF on a connection
 // of its own: a crash mid-build loses only a bench DB, which has no marker
 // yet and is rebuilt. The caller reopens the file with the lane's settings.
-func buildHistory(ctx context.Context, path string, n int64, prog *progress) (time.Duration, error) {
+func buildHistory(ctx context.Context, path string, n int64, progressOut io.Writer) (time.Duration, error) {
 	fresh, err := openDemoDB(ctx, path)
 	if err != nil {
 		return 0, err
@@ -153,7 +155,7 @@ func buildHistory(ctx context.Context, path string, n int64, prog *progress) (ti
 	if err != nil {
 		return 0, err
 	}
-	prog.start = time.Now()
+	prog := progress.New(progressOut, "sales", n)
 	// One transaction per batch; the last (with n = 0, the only one) also
 	// writes the marker.
 	for from := int64(0); ; from += historyBatch {
@@ -167,7 +169,7 @@ func buildHistory(ctx context.Context, path string, n int64, prog *progress) (ti
 			break
 		}
 	}
-	return prog.finish(n), nil
+	return prog.Finish(n), nil
 }
 
 // history generates the historic sales, deterministically (a fixed seed),
@@ -261,7 +263,7 @@ func (st *historyStmts) close() {
 
 // writeBatch writes sales from+1 … from+count (their sids) in tx; the last
 // batch also writes the marker and the ticket counter.
-func (h *history) writeBatch(ctx context.Context, tx *lanedb.Tx, from, count int64, last bool, prog *progress) error {
+func (h *history) writeBatch(ctx context.Context, tx *lanedb.Tx, from, count int64, last bool, prog *progress.Bar) error {
 	st, err := prepareHistory(ctx, tx)
 	if err != nil {
 		return err
@@ -272,7 +274,7 @@ func (h *history) writeBatch(ctx context.Context, tx *lanedb.Tx, from, count int
 			return err
 		}
 		if sid%progressStep == 0 {
-			prog.update(sid)
+			prog.Update(sid)
 		}
 	}
 	if !last {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/greenlane-pos/greenlane/progress"
 	"io/fs"
 	"os"
 	"runtime"
@@ -56,7 +57,7 @@ func (p *printer) recallHeader(cfg RecallConfig) {
 		gc = "group commit wait " + cfg.GroupCommitWait.String()
 	}
 	p.printf("greenlane bench recall — %s historic sales, %d open presells, %s measured requests of each kind per figure (after %s warm-up); %s, synchronous FULL\n",
-		thousands(cfg.Sales), cfg.Open, thousands(int64(cfg.Requests)), thousands(int64(cfg.WarmUp)), gc)
+		progress.Thousands(cfg.Sales), cfg.Open, progress.Thousands(int64(cfg.Requests)), progress.Thousands(int64(cfg.WarmUp)), gc)
 	p.printf("machine: %d CPUs, %s/%s, %s, GOMAXPROCS %d; counters and server share this process%s\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), loadAverage())
 }
@@ -77,14 +78,14 @@ func (p *printer) recallBuild(rep *RecallReport) {
 	b := rep.build
 	switch {
 	case b.reused:
-		p.printf("lane DB: reused %s: its finished build holds %s historic sales (not rebuilt)\n", rep.path, thousands(b.sales))
+		p.printf("lane DB: reused %s: its finished build holds %s historic sales (not rebuilt)\n", rep.path, progress.Thousands(b.sales))
 	default:
 		why := ""
 		if b.replaced >= 0 {
-			why = fmt.Sprintf("; replaced a bench DB built for %s sales", thousands(b.replaced))
+			why = fmt.Sprintf("; replaced a bench DB built for %s sales", progress.Thousands(b.replaced))
 		}
 		p.printf("lane DB: built %s historic sales in %s (%s sales/s; bulk INSERTs, 10,000 sales per transaction, synchronous OFF during the build only) at %s%s\n",
-			thousands(b.sales), roundTook(b.took), thousands(int64(perSec(b.sales, b.took))), rep.path, why)
+			progress.Thousands(b.sales), roundTook(b.took), progress.Thousands(int64(perSec(b.sales, b.took))), rep.path, why)
 	}
 }
 
@@ -96,7 +97,7 @@ func (p *printer) recallFacts(rep *RecallReport) {
 		voided = fmt.Sprintf("; %d left open by an earlier run voided", rep.voided)
 	}
 	p.printf("lane DB: %s on disk (+ %s WAL); rows: sales %s, sale_lines %s, payments %s; open presells %d, made by %d tablets over sockets%s\n",
-		mb(f.fileBytes), mb(f.walBytes), thousands(f.sales), thousands(f.lines), thousands(f.payments),
+		mb(f.fileBytes), mb(f.walBytes), progress.Thousands(f.sales), progress.Thousands(f.lines), progress.Thousands(f.payments),
 		f.open, min(setupTablets, f.open), voided)
 }
 
@@ -141,7 +142,7 @@ func (p *printer) recallFigure(f *recallFigure) {
 	p.printf("   %-14s %s\n", recallOpNames[opRelease], quantiles(&s.ops[opRelease]))
 	if w := f.writer; w.commits > 0 {
 		p.printf("   writer over the cycles: %s commits, %.1f changes per commit, COMMIT avg %s\n",
-			thousands(w.commits), float64(w.mutations)/float64(w.commits), ms(time.Duration(w.commitNS/w.commits)))
+			progress.Thousands(w.commits), float64(w.mutations)/float64(w.commits), ms(time.Duration(w.commitNS/w.commits)))
 	}
 }
 
@@ -195,7 +196,7 @@ func (p *printer) recallTargets(rep *RecallReport) {
 	}
 	list, recall := rep.single.stats.ops[opList].quantile(0.99), rep.single.stats.ops[opRecall].quantile(0.99)
 	p.printf("target (issue 4: p99 ≤ %s, 1 counter, %s historic sales%s): %s, %s, %s, %s\n",
-		ms(targetRecallP99), thousands(rep.cfg.Sales), strings.Replace(loadAverage(), " at start", " at end", 1),
+		ms(targetRecallP99), progress.Thousands(rep.cfg.Sales), strings.Replace(loadAverage(), " at start", " at end", 1),
 		check("get_presells p99 "+ms(list), list <= targetRecallP99),
 		check("recall p99 "+ms(recall), recall <= targetRecallP99),
 		check("0 errors", errs == nil),

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"github.com/greenlane-pos/greenlane/progress"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -66,8 +67,8 @@ func TestRecallSmall(t *testing.T) {
 
 func TestThousands(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		if got := progress.Thousands(n); got != want {
+			t.Errorf("progress.Thousands(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

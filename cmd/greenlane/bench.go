@@ -112,7 +112,7 @@ func runBenchRecall(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return usagef("bench recall takes no arguments, got %q", fs.Args())
 	}
-	cfg.Progress, cfg.ProgressTTY, cfg.Log = stderr, isTerminal(stderr), stderr
+	cfg.Progress, cfg.Log = stderr, stderr
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -126,17 +126,6 @@ func runBenchRecall(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("bench recall: %w", err)
 	}
 	return rep.Err()
-}
-
-// isTerminal reports whether w is a terminal (a character device), where a
-// progress line may be rewritten in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // runBenchFirehose is `greenlane bench firehose`. As with bench presell,
