@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +26,68 @@ import (
 // binary is the greenlane binary built once for the whole run.
 var binary string
 
+// The suite against any server: `go test ./integration -args -url
+// ws://HOST:PORT -key KEY` runs every test against that server instead of
+// a lane each test starts. startLane then returns the running server (no
+// process, no DB file) and l.key is -key, which must be an admin key. A
+// test that needs a lane of its own skips, saying why: one that restarts
+// or kills the server or passes it serve flags (startLane with flags,
+// needsOwnLane), reads or writes the DB file (sqliteRows, sqliteExec, cli
+// with --db), or creates keys with chosen scopes or names (newKey,
+// newKeys): most such tests check what a scope refuses or which key name
+// a sale records, which the admin key cannot stand in for. A test that
+// only needs keys that get in calls l.anyKeyWillDo() first, and newKey
+// then returns the admin key.
+var (
+	remoteURL = flag.String("url", "", "run the suite against this running server (ws://HOST:PORT) instead of starting one per test")
+	remoteKey = flag.String("key", "", "with -url: an admin API key of that server")
+	// remoteAddr is -url's host:port ("" when the suite starts its own lanes).
+	remoteAddr string
+)
+
+// remote reports whether the suite runs against a server given with -url.
+func remote() bool { return remoteAddr != "" }
+
+// needsOwnLane skips the test when the suite runs against a server it did
+// not start: call it first in a test that restarts or kills the lane.
+func needsOwnLane(t testing.TB) {
+	t.Helper()
+	skipIfRemote(t, "needs a lane it starts itself (restart, kill, serve flags or the DB file)")
+}
+
+func skipIfRemote(t testing.TB, why string) {
+	t.Helper()
+	if remote() {
+		t.Skipf("%s; -url %s was given", why, *remoteURL)
+	}
+}
+
+// parseRemote checks -url and -key.
+func parseRemote() error {
+	if *remoteURL == "" {
+		return nil
+	}
+	if *remoteKey == "" {
+		return fmt.Errorf("-url needs -key: an admin API key of that server")
+	}
+	raw := *remoteURL
+	if !strings.Contains(raw, "://") {
+		raw = "ws://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-url %q: want ws://HOST:PORT", *remoteURL)
+	}
+	remoteAddr = u.Host
+	return nil
+}
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if err := parseRemote(); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		os.Exit(2)
+	}
 	dir, err := os.MkdirTemp("", "greenlane-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
@@ -57,14 +120,28 @@ type lane struct {
 	mu     sync.Mutex
 	stderr bytes.Buffer
 	exited chan struct{}
+	// anyKey: the test only needs keys that get in, so with -url newKey
+	// and newKeys hand out the admin key instead of skipping.
+	anyKey bool
 }
+
+// anyKeyWillDo says the test checks no scope refusal and no key name: with
+// -url, newKey and newKeys then return the -key admin key.
+func (l *lane) anyKeyWillDo() { l.anyKey = true }
 
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startLane starts `greenlane serve` on a fresh DB in a temp folder: the
-// demo fixture and an admin key are created on first start.
+// demo fixture and an admin key are created on first start. With -url it
+// returns that server instead (and skips a test that passes serve flags).
 func startLane(t *testing.T, extra ...string) *lane {
 	t.Helper()
+	if remote() {
+		if len(extra) > 0 {
+			skipIfRemote(t, "needs serve flags "+strings.Join(extra, " "))
+		}
+		return &lane{t: t, addr: remoteAddr, key: *remoteKey, exited: make(chan struct{})}
+	}
 	dir := t.TempDir()
 	l := &lane{t: t, db: filepath.Join(dir, "lane.db"), exited: make(chan struct{})}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db}, extra...)
@@ -120,6 +197,9 @@ func (l *lane) log() string {
 // stop sends SIGTERM and waits; a race report or panic in the log fails
 // the test that owned the lane.
 func (l *lane) stop() {
+	if l.cmd == nil {
+		l.t.Skip("stops the server: needs a lane it starts itself; -url was given")
+	}
 	if l.cmd.Process != nil {
 		_ = l.cmd.Process.Signal(os.Interrupt)
 	}
@@ -139,6 +219,11 @@ func (l *lane) stop() {
 // cli runs a greenlane subcommand and returns its stdout.
 func cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	for i, a := range args {
+		if a == "--db" && i+1 < len(args) && args[i+1] == "" {
+			skipIfRemote(t, "runs greenlane "+args[0]+" on the lane DB file")
+		}
+	}
 	cmd := exec.Command(binary, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -153,6 +238,10 @@ func cli(t *testing.T, args ...string) (string, error) {
 // process writing the same lane DB).
 func (l *lane) newKey(name, scopes string) string {
 	l.t.Helper()
+	if remote() && l.anyKey {
+		return l.key
+	}
+	skipIfRemote(l.t, "creates API keys with chosen scopes through the CLI on the lane DB")
 	out, err := cli(l.t, "apikey", "create", "--db", l.db, "--name", name, "--scope", scopes)
 	if err != nil {
 		l.t.Fatal(err)
@@ -346,6 +435,14 @@ func quietEnv() []string {
 // at once, and returns them in order.
 func (l *lane) newKeys(prefix, scopes string, n int) []string {
 	l.t.Helper()
+	if remote() && l.anyKey {
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = l.key
+		}
+		return keys
+	}
+	skipIfRemote(l.t, "creates API keys with chosen scopes through the CLI on the lane DB")
 	keys := make([]string, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, 8)
@@ -426,6 +523,9 @@ func (c *conn) callAll(pkts ...map[string]any) map[string]*packet {
 // returns the rows.
 func sqliteRows(t *testing.T, db, query string, args ...any) []map[string]any {
 	t.Helper()
+	if db == "" {
+		skipIfRemote(t, "reads the lane DB file with sqlite3")
+	}
 	query = fmt.Sprintf(query, args...)
 	cmd := exec.Command("sqlite3", "-readonly", "-json", "-bail", "-cmd", ".timeout 10000", db, query)
 	var stdout, stderr bytes.Buffer
@@ -473,6 +573,9 @@ func newUUID() string {
 // would), waiting up to 10 s for the write lock.
 func sqliteExec(t *testing.T, db, stmts string, args ...any) {
 	t.Helper()
+	if db == "" {
+		skipIfRemote(t, "writes the lane DB file with sqlite3")
+	}
 	stmts = fmt.Sprintf(stmts, args...)
 	cmd := exec.Command("sqlite3", "-bail", "-cmd", ".timeout 10000", db, stmts)
 	var stdout, stderr bytes.Buffer

@@ -26,6 +26,7 @@ var commands = []command{
 	{"apikey", "create, list and revoke API keys", runAPIKey},
 	{"presell", "list, void and expire open presells in a lane DB", runPresell},
 	{"client", "send FD1 packets to a lane and print the replies", runClient},
+	{"replay", "replay FD1 transcripts against a server and show what differs", runReplay},
 	{"bench", "measure the lane: bench presell, recall, firehose, soak", runBench},
 }
 

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestClientPacket(t *testing.T) {
+	tests := []struct{ in, want, err string }{
+		{in: "debug.ping", want: `{"a":"debug.ping","rq":"c1"}`},
+		{in: `salesbuilder.sale_add_product {"v":{"qty":2,"plu":"FW"}}`, want: `{"a":"salesbuilder.sale_add_product","rq":"c1","v":{"qty":2,"plu":"FW"}}`},
+		{in: `x {}`, want: `{"a":"x","rq":"c1"}`},
+		{in: `{"a":"x","qo":{"z":true,"a":true}}`, want: `{"a":"x","rq":"c1","qo":{"z":true,"a":true}}`},
+		{in: `{"v":{},"a":"x"}`, want: `{"rq":"c1","v":{},"a":"x"}`},
+		{in: `{"a":"x","rq":7}`, want: `{"a":"x","rq":7}`},
+		{in: `{"a":"x",`, err: "not a JSON packet"},
+		{in: `x [1]`, err: "not a JSON packet: not an object"},
+	}
+	for _, tt := range tests {
+		s := &clientSession{}
+		got, err := s.packet(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s: err = %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tt.want {
+			t.Errorf("%s → %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestClientHistory(t *testing.T) {
+	s := &clientSession{}
+	if _, err := s.expandHistory("!!"); err == nil {
+		t.Error("!! with no history expanded")
+	}
+	s.history = []string{"debug.ping", ":open t"}
+	tests := map[string]string{"!!": ":open t", "!1": "debug.ping", "!2": ":open t", "plain": "plain"}
+	for in, want := range tests {
+		if got, err := s.expandHistory(in); err != nil || got != want {
+			t.Errorf("%s → %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"!0", "!3", "!x"} {
+		if _, err := s.expandHistory(bad); err == nil {
+			t.Errorf("%s expanded", bad)
+		}
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	fs := newFlags("t", "t", io.Discard)
+	url := fs.String("url", "", "")
+	keys := keyFlag{}
+	fs.Var(keys, "key-for", "")
+	pos, err := parseInterspersed(fs, []string{"a.jsonl", "--url", "ws://x", "b.jsonl", "--key-for", "Tablet=k1", "--", "-odd"})
+	if err != nil || *url != "ws://x" || strings.Join(pos, " ") != "a.jsonl b.jsonl -odd" || keys["tablet"] != "k1" {
+		t.Fatalf("pos %v url %q keys %v err %v", pos, *url, keys, err)
+	}
+	if _, err := parseInterspersed(newFlags("t", "t", io.Discard), []string{"x", "--nope"}); err == nil {
+		t.Fatal("unknown flag accepted")
+	}
+	if err := (keyFlag{}).Set("novalue"); err == nil {
+		t.Fatal("--key-for without = accepted")
+	}
+}
+
+// fakeLane is a minimal FD1 server: login, a firehose event before each
+// reply, and a reply whose price the test can change.
+type fakeLane struct {
+	mu    sync.Mutex
+	price string
+	keys  map[string]bool
+}
+
+func (f *fakeLane) serve(w http.ResponseWriter, r *http.Request) {
+	ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	n := 0
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		var p struct {
+			A  string          `json:"a"`
+			RQ json.RawMessage `json:"rq"`
+			V  struct {
+				APIKey string `json:"apikey"`
+			} `json:"v"`
+		}
+		_ = json.Unmarshal(msg, &p)
+		f.mu.Lock()
+		price, ok := f.price, f.keys[p.V.APIKey]
+		f.mu.Unlock()
+		n++
+		var out []string
+		switch p.A {
+		case "fd1.session.login":
+			if !ok {
+				out = append(out, fmt.Sprintf(`{"r":"fd1.session.login","rp":%s,"error":{"code":"login_failed","message":"no"},"data":{}}`, p.RQ))
+			} else {
+				out = append(out, fmt.Sprintf(`{"r":"fd1.session.login","rp":%s,"data":{"valid":1}}`, p.RQ))
+			}
+		case "sale":
+			pk := fmt.Sprintf("01a2195%d-c721-7b57-8aaf-45a06f576d3b", n)
+			out = append(out, fmt.Sprintf(`{"rp":"fh","sc":"custdisp.sale.add","v":{"salephyskey":%q},"seq":%d}`, pk, 100+n),
+				fmt.Sprintf(`{"r":"sale","rp":%s,"k":%q,"data":{"physkey":%q,"price":%s,"startdt":"%s"}}`, p.RQ, pk, pk, price, time.Now().Format(time.DateTime)))
+		default:
+			out = append(out, fmt.Sprintf(`{"r":%q,"rp":%s,"data":{"echo":%s}}`, p.A, p.RQ, msg))
+		}
+		for _, o := range out {
+			if ws.WriteMessage(websocket.TextMessage, []byte(o)) != nil {
+				return
+			}
+		}
+	}
+}
+
+func startFake(t *testing.T) (*fakeLane, string) {
+	f := &fakeLane{price: "5.5", keys: map[string]bool{"k": true}}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	return f, "ws://" + strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestClientOneShot(t *testing.T) {
+	_, url := startFake(t)
+	var out, errOut bytes.Buffer
+	err := dispatch([]string{"client", "--url", url + "/fd1/open_websocket", "--key", "k", "debug.ping", `x {"v":{"b":1}}`}, &out, &errOut)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err != nil || len(lines) != 3 {
+		t.Fatalf("err %v, output:\n%s%s", err, out.String(), errOut.String())
+	}
+	if lines[0] != `{"r":"fd1.session.login","rp":"login","data":{"valid":1}}` ||
+		lines[2] != `{"r":"x","rp":"c2","data":{"echo":{"a":"x","rq":"c2","v":{"b":1}}}}` {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	err = dispatch([]string{"client", "--url", url, "--key", "wrong", "debug.ping"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "login on socket main failed") {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// TestClientRecordAndReplay records a scripted session with two sockets,
+// replays it green, then against a lane whose price changed.
+func TestClientRecordAndReplay(t *testing.T) {
+	fake, url := startFake(t)
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "s.jsonl")
+	clientStdin = strings.NewReader(strings.Join([]string{
+		"# a sale, seen by a display",
+		":open display customerdisplay",
+		"@display fd1.firehose.open_firehose",
+		"sale",
+		":use main",
+		"sale",
+		"!!",
+		":nonsense",
+	}, "\n"))
+	defer func() { clientStdin = os.Stdin }()
+	var out, errOut bytes.Buffer
+	err := dispatch([]string{"client", "--url", url, "--key", "k", "--record", rec, "--linger", "1ms"}, &out, &errOut)
+	if err == nil || err.Error() != "1 of 7 lines failed" || !strings.Contains(errOut.String(), ":nonsense: unknown command") {
+		t.Fatalf("scripted run: err %v\n%s", err, errOut.String())
+	}
+	b, _ := os.ReadFile(rec)
+	text := string(b)
+	for _, want := range []string{
+		`{"#":"a sale, seen by a display"}`,
+		`{"open":"display","login":{"purpose":"customerdisplay"}}`,
+		`{"socket":"display","expect":{"rp":"fh","sc":"custdisp.sale.add","v":{"salephyskey":"$capture:salephyskey1"},"seq":"$number"}}`,
+		`{"socket":"display","expect":{"r":"sale","rp":"c2","k":"$salephyskey1","data":{"physkey":"$salephyskey1","price":5.5,"startdt":"$datetime"}}}`,
+		`{"socket":"main","send":{"a":"sale","rq":"c4"}}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("recording lacks %s:\n%s", want, text)
+		}
+	}
+
+	out.Reset()
+	if err := dispatch([]string{"replay", rec, "--url", url, "--key", "k"}, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "ok   s.jsonl: ") {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	fake.mu.Lock()
+	fake.price = "6"
+	fake.mu.Unlock()
+	out.Reset()
+	err = dispatch([]string{"replay", "--timeout", "2s", rec, "--url", url, "--key", "k"}, &out, &errOut)
+	if !errors.Is(err, errReplayFailed) {
+		t.Fatalf("replay against a changed price: err %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"FAIL s.jsonl:", `the reply to rq "c2" on socket "display" does not match`, "data.price: expected 5.5, got 6"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestReplayUsage(t *testing.T) {
+	var out bytes.Buffer
+	var ue usageError
+	if err := dispatch([]string{"replay"}, &out, &out); !errors.As(err, &ue) {
+		t.Fatalf("replay with no file: %v", err)
+	}
+	if err := dispatch([]string{"replay", "x.jsonl", "--url", "ftp://x"}, &out, &out); !errors.As(err, &ue) {
+		t.Fatalf("replay with a bad URL: %v", err)
+	}
+	if err := dispatch([]string{"replay", "--help"}, &out, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "--key-for") {
+		t.Fatalf("replay --help: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	err := dispatch([]string{"replay", filepath.Join(t.TempDir(), "missing.jsonl"), "--url", "ws://127.0.0.1:1", "--key", "k"}, &out, &out)
+	if !errors.Is(err, errReplayFailed) || !strings.Contains(out.String(), "FAIL ") {
+		t.Fatalf("missing file: %v\n%s", err, out.String())
+	}
+}

@@ -1,0 +1,255 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// replay runs `greenlane replay` on transcript files against a lane, with
+// the lane's admin key for every socket.
+func (l *lane) replay(files ...string) (string, error) {
+	l.t.Helper()
+	args := append([]string{"replay", "--url", "ws://" + l.addr, "--key", l.key, "--timeout", "10s"}, files...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = quietEnv()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// transcripts are the shipped transcripts, testdata/*.jsonl.
+func transcripts(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.jsonl"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts in testdata: %v", err)
+	}
+	return files
+}
+
+// TestTranscripts replays every shipped transcript against a fresh lane.
+func TestTranscripts(t *testing.T) {
+	for _, file := range transcripts(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			l := startLane(t)
+			out, err := l.replay(file)
+			if err != nil || !strings.HasPrefix(out, "ok   "+filepath.Base(file)) {
+				t.Fatalf("replay %s: %v\n%s", file, err, out)
+			}
+		})
+	}
+}
+
+// TestTranscriptDiff: a transcript that no longer matches fails with a
+// report that points at the field, with both values.
+func TestTranscriptDiff(t *testing.T) {
+	flow := filepath.Join("testdata", "presell_flow.jsonl")
+
+	t.Run("an expectation changed in the transcript", func(t *testing.T) {
+		l := startLane(t)
+		b, err := os.ReadFile(flow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		if !strings.Contains(text, `"unitprice":5.5`) {
+			t.Fatal(`test bug: presell_flow.jsonl has no "unitprice":5.5 (a flat white)`)
+		}
+		wrong := filepath.Join(t.TempDir(), "wrong_price.jsonl")
+		if err := os.WriteFile(wrong, []byte(strings.Replace(text, `"unitprice":5.5`, `"unitprice":5.75`, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := l.replay(wrong)
+		wantFailure(t, out, err,
+			`FAIL wrong_price.jsonl:14: the reply to rq "c3" on socket "tablet" does not match`,
+			`data.rows[0].lines[0].unitprice: expected 5.75, got 5.5`,
+			`sent (line 13, socket "tablet"): {"a":"salesbuilder.sale_add_product","rq":"c3","k":"`,
+			`got: {"r":"salesbuilder.sale_add_product","rp":"c3"`)
+	})
+
+	t.Run("a product price changed in the lane DB", func(t *testing.T) {
+		l := startLane(t)
+		sqliteExec(t, l.db, `UPDATE products SET price_cents = 620 WHERE plu = 'FW'`)
+		out, err := l.replay(flow)
+		wantFailure(t, out, err,
+			`FAIL presell_flow.jsonl:14: the reply to rq "c3" on socket "tablet" does not match`,
+			`data.rows[0].saletotal: expected 11, got 12.4`,
+			`data.rows[0].lines[0].unitprice: expected 5.5, got 6.2`,
+			`in: # Two flat whites, 250 g of ham (priced per kg), a 10% customer; each change reaches the display.`)
+	})
+}
+
+func wantFailure(t *testing.T, out string, err error, want ...string) {
+	t.Helper()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("replay of a wrong transcript: err = %v, want exit status 1\n%s", err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("the report lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// TestTranscriptRecordAndReplay records a presell with `greenlane client
+// --record`, driven line by line on its standard input as a person would
+// type (each line waits for its reply, and later lines use the sale key
+// and ticket the lane gave), then replays the recording against a second,
+// fresh lane, and once more after a price change there.
+func TestTranscriptRecordAndReplay(t *testing.T) {
+	recorded := filepath.Join(t.TempDir(), "recorded.jsonl")
+	a := startLane(t)
+	c := startClient(t, a, "--socket=", "--record", recorded)
+	c.say(":open tablet ?purpose=presell", "login")
+	pk, _ := c.say(`{"a":"salesbuilder.sale_create","rq":"t1"}`, "t1").saleField(t, "physkey").(string)
+	c.say(":open display customerdisplay", "login")
+	// Every call names the sale (k): a lane's "top active sale" of a key
+	// depends on what else that key did, on a shared server above all.
+	c.say(`{"a":"fd1.firehose.open_firehose","rq":"cd","k":"`+pk+`","v":{"event":"custdisp.sale"}}`, "cd")
+	c.say(`@tablet {"a":"salesbuilder.sale_add_product","rq":"t2","k":"`+pk+`","v":{"plu":"FW","qty":2}}`, "t2")
+	ticket := c.say(`@tablet {"a":"salesbuilder.sale_park","rq":"t3","k":"`+pk+`"}`, "t3").saleField(t, "ticket")
+	c.say(":open counter", "login")
+	c.say(fmt.Sprintf(`{"a":"fd1.presell.recall","rq":"k1","v":{"ticket":%v}}`, ticket), "k1")
+	c.say(`{"a":"salesbuilder.sale_add_payment","rq":"k2","k":"`+pk+`","v":{"type":1,"amount":20}}`, "k2")
+	if done := c.say(`{"a":"salesbuilder.salesbuilder_complete","rq":"k3","k":"`+pk+`"}`, "k3"); done.saleField(t, "phase") != 1.0 {
+		t.Fatalf("complete: %s", done.raw)
+	}
+	c.finish()
+
+	rec, err := os.ReadFile(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{"open":"tablet","url_query":"?purpose=presell","login":{}}`, `"k":"$capture:physkey1"`,
+		`"v":{"ticket":"$ticket1"}`, `"rq":"k3","k":"$physkey1"`, `{"socket":"display","expect":{"rp":"cd","sc":"custdisp.sale.lines.add"`} {
+		if !strings.Contains(string(rec), want) {
+			t.Errorf("the recording lacks %s:\n%s", want, rec)
+		}
+	}
+	if strings.Contains(string(rec), pk) {
+		t.Errorf("the recording holds the sale key %s itself, not a placeholder:\n%s", pk, rec)
+	}
+
+	b := startLane(t) // fresh (or, with -url, the same server once more)
+	if out, err := b.replay(recorded); err != nil || !strings.HasPrefix(out, "ok   recorded.jsonl") {
+		t.Fatalf("replay of the recording: %v\n%s", err, out)
+	}
+	t.Run("after a price change", func(t *testing.T) {
+		sqliteExec(t, b.db, `UPDATE products SET price_cents = 620 WHERE plu = 'FW'`)
+		out, err := b.replay(recorded)
+		wantFailure(t, out, err, `data.rows[0].saletotal: expected 11, got 12.4`, `"rq":"t2"`)
+	})
+}
+
+// client is `greenlane client` driven through its standard input.
+type client struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	log   []string // every line it printed
+}
+
+func startClient(t *testing.T, l *lane, flags ...string) *client {
+	t.Helper()
+	args := append([]string{"client", "--url", "ws://" + l.addr, "--key", l.key}, flags...)
+	c := &client{t: t, cmd: exec.Command(binary, args...), lines: make(chan string, 1000)}
+	c.cmd.Env = quietEnv()
+	c.cmd.Stderr = os.Stderr
+	var err error
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+	})
+	return c
+}
+
+// say types a line and returns the reply whose rp is rq. The client's
+// output is one packet per line (it is not a terminal), labelled "@name "
+// while several sockets are open.
+func (c *client) say(line, rq string) *packet {
+	c.t.Helper()
+	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
+		c.t.Fatalf("type %q: %v", line, err)
+	}
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case out, ok := <-c.lines:
+			if !ok {
+				c.t.Fatalf("the client ended while waiting for rp %q after %q:\n%s", rq, line, strings.Join(c.log, "\n"))
+			}
+			c.log = append(c.log, out)
+			if strings.HasPrefix(out, "@") {
+				_, out, _ = strings.Cut(out, " ")
+			}
+			p := &packet{raw: []byte(out)}
+			if err := json.Unmarshal(p.raw, p); err != nil {
+				c.t.Fatalf("client printed a line that is not a packet: %q", out)
+			}
+			if p.R != "" && string(p.RP) == `"`+rq+`"` {
+				if p.Error != nil {
+					c.t.Fatalf("%s: %s", line, p.raw)
+				}
+				return p
+			}
+		case <-timeout:
+			c.t.Fatalf("no reply %q to %q within 20s:\n%s", rq, line, strings.Join(c.log, "\n"))
+		}
+	}
+}
+
+// finish ends the input and waits for the client to exit cleanly.
+func (c *client) finish() {
+	c.t.Helper()
+	_ = c.stdin.Close()
+	for out := range c.lines {
+		c.log = append(c.log, out)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		c.t.Fatalf("client: %v\n%s", err, strings.Join(c.log, "\n"))
+	}
+}
+
+// saleField is a field of the sale in a reply (data.rows[0], or data).
+func (p *packet) saleField(t *testing.T, name string) any {
+	t.Helper()
+	d := p.data(t)
+	if rows, ok := d["rows"].([]any); ok && len(rows) > 0 {
+		d, _ = rows[0].(map[string]any)
+	}
+	v, ok := d[name]
+	if !ok {
+		t.Fatalf("no %s in %s", name, p.raw)
+	}
+	return v
+}
