@@ -176,6 +176,19 @@ func MoveClaim(ctx context.Context, tx *Tx, physkey, from, to string, now time.T
 
 var qMoveClaim = stmt(`UPDATE sales SET claim_session = ? WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)
 
+// MoveSession re-labels a key's idempotency records from an old session to
+// a new one, after the new one took over the old one's claims: a later
+// retry, from yet another connection, then finds the session that holds
+// them.
+func MoveSession(ctx context.Context, tx *Tx, keyID, from, to string) error {
+	if _, err := tx.ExecContext(ctx, qMoveSession, to, keyID, from); err != nil {
+		return fmt.Errorf("move idempotency session: %w", err)
+	}
+	return nil
+}
+
+var qMoveSession = stmt(`UPDATE idempotency SET session = ? WHERE key_id = ? AND session = ?`)
+
 // JournalAfter lists journal entries with seq > after, in order, at most limit.
 func JournalAfter(ctx context.Context, q sqlx.QueryerContext, after int64, limit int) ([]JournalEntry, error) {
 	var out []JournalEntry

@@ -163,7 +163,7 @@ func argError(part string, err error) error {
 		if typ.Type == reflect.TypeFor[Money]() {
 			want = "an amount with at most two decimals"
 		}
-		return Errorf(CodeBadArgument, "%s: want %s, got %s", field, want, typ.Value)
+		return Errorf(CodeBadArgument, "%s: want %s, got %s", field, want, clipClientText(typ.Value))
 	}
 	return Errorf(CodeBadArgument, "%s: %s", part, jsonErrorText(err))
 }

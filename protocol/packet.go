@@ -15,6 +15,13 @@ import (
 // than 200 characters").
 const MaxRQLen = 199
 
+// Echoed fields are bounded too, so that an error reply to a huge packet is
+// small: an endpoint name is at most MaxALen bytes, rt at most MaxRTLen.
+const (
+	MaxALen  = 200
+	MaxRTLen = 1024
+)
+
 // Request is one FD1 request packet (SPEC §2, plus ik from DESIGN §3).
 // Fields whose JSON type varies are kept raw and read by accessors.
 type Request struct {
@@ -168,15 +175,20 @@ func Decode(frame []byte) (*Request, *DecodeError) {
 		return de
 	}
 
-	// rt and rq first, so that any later error can still be routed.
-	if raw, ok := present(fields, "rt"); ok {
-		req.RT, de.RT = raw, raw
+	// rt and rq first, so that any later error can still be routed; each
+	// is echoed only when it is itself acceptable.
+	rt, hasRT := present(fields, "rt")
+	if hasRT && len(rt) <= MaxRTLen {
+		req.RT, de.RT = rt, rt
 	}
 	if raw, ok := present(fields, "rq"); ok {
 		if err := checkRQ(raw); err != nil {
 			return nil, fail("%s", err)
 		}
 		req.RQ, de.RQ = raw, raw
+	}
+	if hasRT && len(rt) > MaxRTLen {
+		return nil, fail("field \"rt\" is %d bytes; it may be at most %d", len(rt), MaxRTLen)
 	}
 
 	raw, ok := present(fields, "a")
@@ -188,6 +200,11 @@ func Decode(frame []byte) (*Request, *DecodeError) {
 	}
 	if req.A == "" {
 		return nil, fail("field \"a\" (the endpoint name) is empty")
+	}
+	if len(req.A) > MaxALen {
+		n := len(req.A)
+		req.A = ""
+		return nil, fail("field \"a\" is %d bytes; no endpoint name is longer than %d", n, MaxALen)
 	}
 	de.A = req.A
 

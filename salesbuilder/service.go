@@ -222,7 +222,7 @@ func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Id
 	}
 	if moved {
 		c.Claims.Add(physkey)
-		return nil
+		return lanedb.MoveSession(ctx, tx, c.KeyID, rec.Session, c.Session)
 	}
 	if claiming[call.Endpoint.Name] {
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was claimed by this device's earlier connection, but that claim has lapsed or been taken over; recall it again with a new ik", physkey)

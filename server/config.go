@@ -28,8 +28,12 @@ type Config struct {
 	// PongWait is how long a client may stay silent (no frame, no pong)
 	// before it is taken for dead. Pings go out at 9/10 of it. Default 60s.
 	PongWait time.Duration
-	// HandshakeTimeout bounds the WebSocket upgrade. Default 10s.
+	// HandshakeTimeout bounds the WebSocket upgrade, and reading one HTTP
+	// request's headers. Default 10s.
 	HandshakeTimeout time.Duration
+	// IdleTimeout closes a kept-alive HTTP-mode connection that sends no
+	// next request. Default 30s.
+	IdleTimeout time.Duration
 	// RequestTimeout bounds the work of one request. Default 30s.
 	RequestTimeout time.Duration
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		WriteWait:        10 * time.Second,
 		PongWait:         60 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
+		IdleTimeout:      30 * time.Second,
 		RequestTimeout:   30 * time.Second,
 		ShutdownGrace:    10 * time.Second,
 		MaxSockets:       2000,
