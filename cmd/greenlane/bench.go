@@ -77,14 +77,11 @@ func runBenchPresell(ctx context.Context, args []string, stdout, stderr io.Write
 		return exec.CommandContext(ctx, exe, "bench", "idle-clients")
 	}
 	cfg.Log = stderr
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer f.Close()
-		cfg.CPUProfile = f
+	closeProfile, err := openProfile(*cpuProfile, &cfg.CPUProfile)
+	if err != nil {
+		return err
 	}
+	defer closeProfile()
 	rep, err := bench.Run(ctx, cfg, stdout)
 	if err != nil {
 		return fmt.Errorf("bench presell: %w", err)
@@ -113,14 +110,11 @@ func runBenchRecall(ctx context.Context, args []string, stdout, stderr io.Writer
 		return usagef("bench recall takes no arguments, got %q", fs.Args())
 	}
 	cfg.Progress, cfg.Log = stderr, stderr
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer f.Close()
-		cfg.CPUProfile = f
+	closeProfile, err := openProfile(*cpuProfile, &cfg.CPUProfile)
+	if err != nil {
+		return err
 	}
+	defer closeProfile()
 	rep, err := bench.RunRecall(ctx, cfg, stdout)
 	if err != nil {
 		return fmt.Errorf("bench recall: %w", err)
@@ -155,15 +149,11 @@ func runBenchFirehose(ctx context.Context, args []string, stdout, stderr io.Writ
 		path string
 		w    *io.Writer
 	}{{*cpuProfile, &cfg.CPUProfile}, {*displayProfile, &cfg.DisplayCPUProfile}} {
-		if prof.path == "" {
-			continue
-		}
-		f, err := os.Create(prof.path)
+		closeProfile, err := openProfile(prof.path, prof.w)
 		if err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
+			return err
 		}
-		defer f.Close()
-		*prof.w = f
+		defer closeProfile()
 	}
 	rep, err := bench.RunFirehose(ctx, cfg, stdout)
 	if err != nil {
@@ -208,15 +198,11 @@ func runBenchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		path string
 		w    *io.Writer
 	}{{*cpuProfile, &cfg.CPUProfile}, {*memProfile, &cfg.MemProfile}} {
-		if prof.path == "" {
-			continue
-		}
-		f, err := os.Create(prof.path)
+		closeProfile, err := openProfile(prof.path, prof.w)
 		if err != nil {
-			return fmt.Errorf("profile: %w", err)
+			return err
 		}
-		defer f.Close()
-		*prof.w = f
+		defer closeProfile()
 	}
 	rep, err := bench.RunSoak(ctx, cfg, stdout)
 	if err != nil {
@@ -238,4 +224,18 @@ func runBenchCounterProc(ctx context.Context, args []string, stdout, stderr io.W
 		return usagef("bench counter-proc needs --db PATH and no arguments")
 	}
 	return bench.CounterProc(ctx, *db, os.Stdin, stdout)
+}
+
+// openProfile creates the profile file at path (none when path is "") and
+// points *dst at it; the returned func closes it.
+func openProfile(path string, dst *io.Writer) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	*dst = f
+	return func() { f.Close() }, nil
 }
