@@ -114,3 +114,17 @@ var (
 	qPutIdempotent = stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc, session)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`)
 )
+
+// TrimIdempotency deletes idempotency records created before cutoff, at
+// most batch of them, and reports how many it deleted. A retry that comes
+// later than the retention is treated as a new request.
+func TrimIdempotency(ctx context.Context, tx *Tx, cutoff time.Time, batch int) (int64, error) {
+	res, err := tx.ExecContext(ctx, qTrimIdempotency, cutoff.UTC().Format(DateTime), batch)
+	if err != nil {
+		return 0, fmt.Errorf("trim idempotency records: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+var qTrimIdempotency = stmt(`DELETE FROM idempotency WHERE ik IN
+	(SELECT ik FROM idempotency WHERE created_utc < ? ORDER BY created_utc LIMIT ?)`)

@@ -363,3 +363,28 @@ func TestTabletMayWithdrawAPresellACounterReleased(t *testing.T) {
 		t.Fatalf("after release the tablet's cancel left phase %d", s.Phase)
 	}
 }
+
+func TestTrimForgetsOldIdempotencyKeys(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	ik := "6f1c2a34-1111-4222-8333-944455556666"
+	first, err := l.call(tab, "salesbuilder.sale_create", "", nil, ik)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.svc.TrimJournal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.call(tab, "salesbuilder.sale_create", "", nil, ik)
+	if err != nil || viewOf(t, again).Physkey != viewOf(t, first).Physkey {
+		t.Fatalf("a recent ik was forgotten: %v", err)
+	}
+	l.advance(49 * time.Hour)
+	if err := l.svc.TrimJournal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	later, err := l.call(tab, "salesbuilder.sale_create", "", nil, ik)
+	if err != nil || viewOf(t, later).Physkey == viewOf(t, first).Physkey {
+		t.Fatalf("an ik older than the retention still replayed: %v", err)
+	}
+}

@@ -493,16 +493,38 @@ func (s *Service) Sweep(ctx context.Context, interval time.Duration, log *slog.L
 }
 
 // TrimJournal keeps the newest JournalKeep journal entries (what firehoses
-// can replay), deleting older ones a few thousand per transaction.
+// can replay) and the idempotency records of the last IdempotencyKeep,
+// deleting older ones a few thousand per transaction.
 func (s *Service) TrimJournal(ctx context.Context) error {
+	cutoff := s.now().Add(-s.ikKeep)
+	for _, trim := range []func(ctx context.Context, tx *lanedb.Tx) (int64, error){
+		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
+			return lanedb.TrimJournal(ctx, tx, s.journalKeep, trimBatch)
+		},
+		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
+			return lanedb.TrimIdempotency(ctx, tx, cutoff, trimBatch)
+		},
+	} {
+		if err := s.trimAll(ctx, trim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimBatch keeps each trimming transaction short.
+const trimBatch = 2000
+
+// trimAll runs trim in transactions until a batch comes back short.
+func (s *Service) trimAll(ctx context.Context, trim func(ctx context.Context, tx *lanedb.Tx) (int64, error)) error {
 	for {
 		var n int64
 		err := s.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 			var err error
-			n, err = lanedb.TrimJournal(ctx, tx, s.journalKeep, 2000)
+			n, err = trim(ctx, tx)
 			return err
 		})
-		if err != nil || n < 2000 {
+		if err != nil || n < trimBatch {
 			return err
 		}
 	}

@@ -37,6 +37,7 @@ type Service struct {
 	maxAge      time.Duration
 	notify      func()
 	journalKeep int
+	ikKeep      time.Duration
 	ids         *ids
 
 	stampMu   sync.Mutex
@@ -59,6 +60,9 @@ type Options struct {
 	// JournalKeep is how many journal entries (events a firehose can replay)
 	// the sweeper keeps. Default 100000.
 	JournalKeep int
+	// IdempotencyKeep is how long a request's ik is remembered (a retry
+	// later than that is a new request). Default 48h.
+	IdempotencyKeep time.Duration
 	// Notify is called (without blocking) after each commit that journalled
 	// an event, so the firehose hub can publish it. Default nil.
 	Notify func()
@@ -66,7 +70,8 @@ type Options struct {
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000}
+	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000,
+		IdempotencyKeep: 48 * time.Hour}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
@@ -86,7 +91,10 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.JournalKeep <= 0 {
 		opts.JournalKeep = d.JournalKeep
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ids: newIDs(opts.Rand), loc: time.UTC, laneNo: 1}
+	if opts.IdempotencyKeep <= 0 {
+		opts.IdempotencyKeep = d.IdempotencyKeep
+	}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, ids: newIDs(opts.Rand), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
