@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -128,11 +127,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 		return nil, err
 	}
 	defer cleanup()
-	logOut := cfg.Log
-	if logOut == nil {
-		logOut = io.Discard
-	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := serverLog(cfg.Log)
 	rep := &FirehoseReport{cfg: cfg}
 	p := &printer{w: out}
 	p.firehoseHeader(cfg)

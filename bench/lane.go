@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -204,4 +205,13 @@ func countPresells(ctx context.Context, db *lanedb.DB) (int64, error) {
 		return 0, fmt.Errorf("count submitted presells: %w", err)
 	}
 	return n, nil
+}
+
+// serverLog is the in-process server's logger: its warnings and errors go
+// to w (nowhere when w is nil), so they do not drown the report.
+func serverLog(w io.Writer) *slog.Logger {
+	if w == nil {
+		w = io.Discard
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

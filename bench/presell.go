@@ -124,11 +124,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
-	logOut := cfg.Log
-	if logOut == nil {
-		logOut = io.Discard
-	}
-	b := &benchmark{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	b := &benchmark{cfg: cfg, log: serverLog(cfg.Log)}
 	rep := &Report{cfg: cfg}
 	p := &printer{w: out}
 	p.header(cfg)

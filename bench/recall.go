@@ -148,12 +148,8 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	defer db.Close()
 	rep := &RecallReport{cfg: cfg, path: path, build: build}
 	p.recallBuild(rep)
-	logOut := cfg.Log
-	if logOut == nil {
-		logOut = io.Discard
-	}
 	r := &recallRun{cfg: cfg, db: db, rep: rep, p: p,
-		log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		log: serverLog(cfg.Log)}
 	if err := r.run(ctx); err != nil {
 		return nil, err
 	}

@@ -148,17 +148,13 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 		return nil, err
 	}
 	defer cleanup()
-	logOut := cfg.Log
-	if logOut == nil {
-		logOut = io.Discard
-	}
 	if cfg.MemProfile != nil {
 		// The default samples one allocation per 512 KB: too coarse to see
 		// a few MB left behind. Set before the lane starts, so that what
 		// it allocates is sampled alike.
 		runtime.MemProfileRate = soakMemProfileRate
 	}
-	s := &soak{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	s := &soak{cfg: cfg, log: serverLog(cfg.Log)}
 	p := &printer{w: out}
 	p.soakHeader(cfg)
 	rep, err := s.run(ctx, prefix+".soak.db")
