@@ -23,6 +23,8 @@ const (
 	CodeConflict        Code = "conflict"         // the record is not in a state that allows this
 	CodeUnknownProduct  Code = "unknown_product"  // no product with that pid, PLU or barcode, or not for sale
 	CodeUnderpaid       Code = "underpaid"        // payments do not cover the sale total
+	CodeHasPayments     Code = "has_payments"     // the sale holds payments: reverse them first
+	CodeLimitReached    Code = "limit_reached"    // a per-sale, per-key or per-lane cap is full; free something first
 	CodeClaimed         Code = "claimed"          // another device holds the sale
 	CodeClaimLost       Code = "claim_lost"       // this device's claim lapsed or was taken over; recall again
 	CodeIKReused        Code = "ik_reused"        // the idempotency key was used for a different request
@@ -45,6 +47,8 @@ var httpStatus = map[Code]int{
 	CodeConflict:        http.StatusConflict,
 	CodeUnknownProduct:  http.StatusNotFound,
 	CodeUnderpaid:       http.StatusConflict,
+	CodeHasPayments:     http.StatusConflict,
+	CodeLimitReached:    http.StatusConflict,
 	CodeClaimed:         http.StatusConflict,
 	CodeClaimLost:       http.StatusConflict,
 	CodeIKReused:        http.StatusUnprocessableEntity,
