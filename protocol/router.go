@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,10 +70,18 @@ const (
 
 // Caller is who sent a request: what the socket logged in as.
 type Caller struct {
-	KeyID     string
-	KeyName   string
-	Keys      []string // every key logged in on this session (several logins add up)
-	Scopes    []Scope
+	// KeyID and KeyName name the key a request acts as: the one the lane
+	// records as having made a change (created_by, holder, claim, journal
+	// actor). The session's first key until Admit (or ActFor) picks, for one
+	// request, the key whose scope allowed it.
+	KeyID   string
+	KeyName string
+	// Logins are the keys logged in on this session, in login order, each
+	// with its own scopes (several logins add up, SPEC §4.1). A caller built
+	// without Logins (tests, the lane's own System callers) is one key:
+	// KeyID with Scopes.
+	Logins    []Login
+	Scopes    []Scope // every scope of every login
 	Purpose   Purpose
 	Transport string // "ws" or "http"
 	SocketID  uint64
@@ -85,6 +94,101 @@ type Caller struct {
 	// someone else". Nil for a session that cannot hold claims.
 	Claims *ClaimSet
 }
+
+// Login is one key logged in on a session.
+type Login struct {
+	KeyID   string
+	KeyName string
+	Scopes  []Scope
+}
+
+// Has reports whether this key carries scope s (admin carries them all).
+func (l Login) Has(s Scope) bool {
+	for _, have := range l.Scopes {
+		if have == s || have == ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// WithLogin is the caller after one more accepted login: l's scopes are
+// added, and the first key stays the one requests act as by default. A key
+// logged in twice counts once.
+func (c Caller) WithLogin(l Login) Caller {
+	next := c
+	if !slices.ContainsFunc(c.Logins, func(have Login) bool { return have.KeyID == l.KeyID }) {
+		next.Logins = append(slices.Clone(c.logins()), l)
+	}
+	next.Scopes = slices.Clone(c.Scopes)
+	for _, s := range l.Scopes {
+		if !slices.Contains(next.Scopes, s) {
+			next.Scopes = append(next.Scopes, s)
+		}
+	}
+	if !c.LoggedIn() {
+		next.KeyID, next.KeyName = l.KeyID, l.KeyName
+	}
+	return next
+}
+
+// logins is Logins, or the caller's one key when it was built without them.
+func (c *Caller) logins() []Login {
+	if len(c.Logins) > 0 || c.KeyID == "" {
+		return c.Logins
+	}
+	return []Login{{KeyID: c.KeyID, KeyName: c.KeyName, Scopes: c.Scopes}}
+}
+
+// KeyIDs lists the ids of every key logged in on the session.
+func (c *Caller) KeyIDs() []string {
+	var out []string
+	for _, l := range c.logins() {
+		out = append(out, l.KeyID)
+	}
+	return out
+}
+
+// HasKeyID reports whether key id is logged in on the session: what one of
+// its keys holds, the session holds.
+func (c *Caller) HasKeyID(id string) bool {
+	return c != nil && id != "" && slices.ContainsFunc(c.logins(), func(l Login) bool { return l.KeyID == id })
+}
+
+// HasKeyName is HasKeyID by key name (the lane records some things, such as
+// who created a sale, by name; names are unique among live keys).
+func (c *Caller) HasKeyName(name string) bool {
+	return c != nil && name != "" && slices.ContainsFunc(c.logins(), func(l Login) bool { return l.KeyName == name })
+}
+
+// ActFor reports whether the caller carries scope s and, if it does, makes
+// the rest of the request act as a key that carries it: the acting key if
+// it does, else the first one logged in that does. A handler calls it where
+// a scope, not ownership, grants a right (a counter cancelling a tablet's
+// sale), so that the change names the key whose scope allowed it.
+func (c *Caller) ActFor(s Scope) bool {
+	if c == nil {
+		return false
+	}
+	logins := c.logins()
+	for _, l := range logins {
+		if l.KeyID == c.KeyID && l.Has(s) {
+			return true
+		}
+	}
+	for _, l := range logins {
+		if l.Has(s) {
+			c.KeyID, c.KeyName = l.KeyID, l.KeyName
+			return true
+		}
+	}
+	return false
+}
+
+// SeesLane reports whether the caller sees every sale of the lane, as
+// counters, displays and admin do. Any other key (a presell tablet) sees
+// only the sales its own keys created (DESIGN §4, tablets' view).
+func (c *Caller) SeesLane() bool { return c.Has(ScopeCounter) || c.Has(ScopeDisplay) }
 
 // ClaimSet is the set of sale keys a session has claimed. Safe for use by
 // several goroutines.
@@ -160,31 +264,57 @@ type Access struct {
 
 // Allow checks a caller against an endpoint's access rule.
 func (e *Endpoint) Allow(c *Caller) error {
+	_, err := e.actor(c)
+	return err
+}
+
+// Admit checks c against the endpoint's access rule, the one place that
+// does, and returns the call for the handler. The call's Caller acts as the
+// key that satisfied the rule: of the keys logged in, the first that
+// carries one of the scopes the endpoint needs (admin carries them all);
+// for Public and AnyKey endpoints, the session's first key.
+func (e *Endpoint) Admit(req *Request, c Caller) (*Call, error) {
+	actor, err := e.actor(&c)
+	if err != nil {
+		return nil, err
+	}
+	c.KeyID, c.KeyName = actor.KeyID, actor.KeyName
+	return &Call{Req: req, Caller: &c, Endpoint: e}, nil
+}
+
+// actor applies the access rule and names the key the call acts as.
+func (e *Endpoint) actor(c *Caller) (Login, error) {
 	a := e.Access
+	acting := Login{}
+	if c != nil {
+		acting = Login{KeyID: c.KeyID, KeyName: c.KeyName}
+	}
 	if a.Public {
-		return nil
+		return acting, nil
 	}
 	if !c.LoggedIn() {
-		return Errorf(CodeLoginRequired, "log in with fd1.session.login before calling %s", e.Name)
+		return acting, Errorf(CodeLoginRequired, "log in with fd1.session.login before calling %s", e.Name)
 	}
 	if c.Purpose == PurposeCustomerDisplay && !a.Display {
-		return Errorf(CodeForbidden, "%s is not available on a customer display socket", e.Name)
+		return acting, Errorf(CodeForbidden, "%s is not available on a customer display socket", e.Name)
 	}
 	if a.Purpose != PurposeNone && c.Purpose != a.Purpose {
-		return Errorf(CodeForbidden, "%s needs a socket logged in with purpose %q", e.Name, a.Purpose)
+		return acting, Errorf(CodeForbidden, "%s needs a socket logged in with purpose %q", e.Name, a.Purpose)
 	}
 	if a.AnyKey {
-		return nil
+		return acting, nil
 	}
-	for _, s := range a.Scopes {
-		if c.Has(s) {
-			return nil
+	for _, l := range c.logins() {
+		for _, s := range a.Scopes {
+			if l.Has(s) {
+				return l, nil
+			}
 		}
 	}
 	if len(a.Scopes) == 0 { // no rule: closed (Handle refuses such endpoints)
-		return Errorf(CodeForbidden, "%s has no access rule", e.Name)
+		return acting, Errorf(CodeForbidden, "%s has no access rule", e.Name)
 	}
-	return Errorf(CodeForbidden, "%s needs a key with scope %s", e.Name, joinScopes(a.Scopes))
+	return acting, Errorf(CodeForbidden, "%s needs a key with scope %s", e.Name, joinScopes(a.Scopes))
 }
 
 // ruled reports whether the access rule says who may call.

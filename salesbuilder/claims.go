@@ -18,7 +18,7 @@ func (s *Service) checkWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 	claim := sale.ClaimState
 	if !claim.Session.Valid {
 		// Not under a claim: a sale being built belongs to its holder.
-		if sale.HolderKey == c.KeyID {
+		if c.HasKeyID(sale.HolderKey) {
 			return nil
 		}
 		return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)
@@ -60,7 +60,7 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	if c.Claims == nil {
 		return nil, protocol.Errorf(protocol.CodeUnsupported, "a claim is held by a socket: recall presells over a WebSocket, not in HTTP mode")
 	}
-	if force && !c.Has(protocol.ScopeAdmin) {
+	if force && !c.ActFor(protocol.ScopeAdmin) {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "v.force takes a presell over from its holder and needs a key with scope admin")
 	}
 	now := s.now()

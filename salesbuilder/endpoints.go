@@ -82,7 +82,10 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 			switch {
 			case err == nil:
 				// A retried create: the sale exists; answer with it.
-				if existing.CreatedBy != call.Caller.KeyName && existing.HolderKey != call.Caller.KeyID {
+				if !call.Caller.HasKeyName(existing.CreatedBy) && !call.Caller.HasKeyID(existing.HolderKey) {
+					if !call.Caller.SeesLane() { // a tablet learns nothing of another's sale
+						return nil, protocol.Errorf(protocol.CodeConflict, "a sale with physkey %s already exists; choose another physkey", physkey)
+					}
 					return nil, protocol.Errorf(protocol.CodeConflict, "a sale with physkey %s already exists and belongs to %q", physkey, existing.HolderName)
 				}
 				return loadChanged(ctx, tx, existing)
@@ -160,7 +163,7 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 	req := call.Req
 	all := req.QK.Has("all") || strings.HasSuffix(req.A, "get_activesale_list")
 	if all && saleKey(req) == "" {
-		sales, err := lanedb.OpenSales(ctx, s.db.Read, call.Caller.KeyID, maxOpenSales)
+		sales, err := openSales(ctx, s.db.Read, call.Caller, maxOpenSales)
 		if err != nil {
 			return nil, err
 		}
@@ -315,7 +318,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 
 // checkPriceOverride: only a counter may set a price by hand.
 func (s *Service) checkPriceOverride(call *protocol.Call, p *protocol.Money) error {
-	if p != nil && !call.Caller.Has(protocol.ScopeCounter) {
+	if p != nil && !call.Caller.ActFor(protocol.ScopeCounter) {
 		return protocol.Errorf(protocol.CodeForbidden, "v.price overrides the price and needs a key with scope counter")
 	}
 	return nil
@@ -650,7 +653,7 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 		}
 		c := call.Caller
 		if sale.Presell {
-			if !c.Has(protocol.ScopeCounter) && sale.CreatedBy != c.KeyName {
+			if !c.HasKeyName(sale.CreatedBy) && !c.ActFor(protocol.ScopeCounter) {
 				if sale.ClaimState.Held(s.now()) {
 					return nil, claimedError(sale)
 				}
@@ -664,7 +667,7 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := checkPhase(sale, lanedb.PhaseParked); err != nil {
 			return nil, err
 		}
-		if sale.HolderKey != c.KeyID && !c.Has(protocol.ScopeCounter) {
+		if !c.HasKeyID(sale.HolderKey) && !c.ActFor(protocol.ScopeCounter) {
 			return nil, s.checkWriter(sale, c)
 		}
 		sale.Phase = lanedb.PhaseActive
@@ -682,7 +685,7 @@ func resolveParked(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*la
 	if saleKey(call.Req) != "" {
 		return resolve(ctx, tx, call)
 	}
-	sales, err := lanedb.OpenSales(ctx, tx, call.Caller.KeyID, maxOpenSales)
+	sales, err := openSales(ctx, tx, call.Caller, maxOpenSales)
 	if err != nil {
 		return nil, err
 	}
@@ -801,7 +804,7 @@ func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
 		return s.checkWriter(sale, c)
 	}
 	// The tablet that made a presell may withdraw it while no counter holds it.
-	if sale.HolderKey == c.KeyID || c.Has(protocol.ScopeCounter) || (sale.Presell && sale.CreatedBy == c.KeyName) {
+	if c.HasKeyID(sale.HolderKey) || (sale.Presell && c.HasKeyName(sale.CreatedBy)) || c.ActFor(protocol.ScopeCounter) {
 		return nil
 	}
 	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)

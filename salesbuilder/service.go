@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -201,7 +202,7 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *
 	if err != nil || rec == nil {
 		return nil, err
 	}
-	if rec.KeyID != call.Caller.KeyID || rec.Endpoint != call.Endpoint.Name || !bytes.Equal(rec.RequestHash, hash) {
+	if !call.Caller.HasKeyID(rec.KeyID) || rec.Endpoint != call.Endpoint.Name || !bytes.Equal(rec.RequestHash, hash) {
 		return nil, protocol.Errorf(protocol.CodeIKReused,
 			"ik %s was already used for a different request; use a new ik for a new request", ik)
 	}
@@ -230,7 +231,7 @@ func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Id
 	}
 	if moved {
 		c.Claims.Add(physkey)
-		return lanedb.MoveSession(ctx, tx, c.KeyID, rec.Session, c.Session)
+		return lanedb.MoveSession(ctx, tx, rec.KeyID, rec.Session, c.Session)
 	}
 	if claiming[call.Endpoint.Name] {
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was claimed by this device's earlier connection, but that claim has lapsed or been taken over; recall it again with a new ik", physkey)
@@ -324,11 +325,13 @@ func saleKey(req *protocol.Request) string {
 }
 
 // resolve finds the sale a request names (k, or the caller's top active
-// sale when k is absent or "active").
+// sale when k is absent or "active"). A caller that does not see the whole
+// lane (a presell tablet) finds only its own sales: another's is not_found,
+// told apart from a sale that does not exist by nothing.
 func resolve(ctx context.Context, q sqlx.QueryerContext, call *protocol.Call) (*lanedb.Sale, error) {
 	physkey := saleKey(call.Req)
 	if physkey == "" {
-		top, err := lanedb.TopSale(ctx, q, call.Caller.KeyID)
+		top, err := topSale(ctx, q, call.Caller)
 		if err != nil {
 			return nil, err
 		}
@@ -338,10 +341,69 @@ func resolve(ctx context.Context, q sqlx.QueryerContext, call *protocol.Call) (*
 		physkey = top
 	}
 	sale, err := lanedb.GetSale(ctx, q, physkey)
-	if errors.Is(err, lanedb.ErrNoSale) {
+	if errors.Is(err, lanedb.ErrNoSale) || (err == nil && !visible(sale, call.Caller)) {
 		return nil, protocol.Errorf(protocol.CodeNotFound, "no sale with physkey %q", clip(physkey))
 	}
 	return sale, err
+}
+
+// visible reports whether c may see sale: counters, displays and admin see
+// every sale; any other key only those its session's keys created or hold.
+func visible(sale *lanedb.Sale, c *protocol.Caller) bool {
+	return c.SeesLane() || c.HasKeyName(sale.CreatedBy) || c.HasKeyID(sale.HolderKey)
+}
+
+// topSale is the most recently changed active sale held by any key logged
+// in on the session ("" if none): several logins share their sales.
+func topSale(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller) (string, error) {
+	var best *lanedb.Sale
+	for _, id := range c.KeyIDs() {
+		physkey, err := lanedb.TopSale(ctx, q, id)
+		if err != nil || physkey == "" {
+			if err != nil {
+				return "", err
+			}
+			continue
+		}
+		sale, err := lanedb.GetSale(ctx, q, physkey)
+		if err != nil {
+			return "", err
+		}
+		if best == nil || newerSale(sale, best) {
+			best = sale
+		}
+	}
+	if best == nil {
+		return "", nil
+	}
+	return best.Physkey, nil
+}
+
+// openSales lists the active and parked sales held by any key of the
+// session, newest change first, at most limit.
+func openSales(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller, limit int) ([]lanedb.Sale, error) {
+	var out []lanedb.Sale
+	for _, id := range c.KeyIDs() {
+		sales, err := lanedb.OpenSales(ctx, q, id, limit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sales...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return newerSale(&out[i], &out[j]) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// newerSale orders sales as the lane DB's holder index does: latest change
+// first, then physkey descending.
+func newerSale(a, b *lanedb.Sale) bool {
+	if a.UpdatedUTC != b.UpdatedUTC {
+		return a.UpdatedUTC > b.UpdatedUTC
+	}
+	return a.Physkey > b.Physkey
 }
 
 // forChange resolves the sale and checks it can be changed by this caller:
@@ -381,7 +443,7 @@ func checkPhase(sale *lanedb.Sale, want ...int) error {
 }
 
 func checkHolder(sale *lanedb.Sale, c *protocol.Caller) error {
-	if sale.HolderKey == c.KeyID {
+	if c.HasKeyID(sale.HolderKey) {
 		return nil
 	}
 	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)

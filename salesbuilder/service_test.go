@@ -303,8 +303,9 @@ func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 		{"huge qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1e12}, protocol.CodeBadArgument},
 		{"price override without counter scope", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "price": 1}, protocol.CodeForbidden},
 		{"not a sale", tab, "salesbuilder.sale_add_product", "nope", map[string]any{"pid": 1001}, protocol.CodeNotFound},
-		{"another tablet's sale", other, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, protocol.CodeClaimed},
-		{"another tablet parks it", other, "salesbuilder.sale_park", k, nil, protocol.CodeClaimed},
+		// A tablet does not see another tablet's sales at all (DESIGN §4).
+		{"another tablet's sale", other, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, protocol.CodeNotFound},
+		{"another tablet parks it", other, "salesbuilder.sale_park", k, nil, protocol.CodeNotFound},
 		{"a tablet takes a payment", tab, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 5}, protocol.CodeForbidden},
 		{"a tablet completes", tab, "salesbuilder.salesbuilder_complete", k, nil, protocol.CodeForbidden},
 		{"unknown payment type", till, "salesbuilder.sale_add_payment", kc, map[string]any{"type": 42, "amount": 5}, protocol.CodeBadArgument},

@@ -25,12 +25,14 @@ func sessionFrom(ctx context.Context) session {
 }
 
 // run takes one decoded request through the gate (endpoint known, caller
-// allowed) to its handler and builds the reply. It returns nil for an
-// endpoint that answers nothing.
-func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, received time.Time) (reply *protocol.Reply) {
-	caller := sess.currentCaller()
+// allowed) to its handler and builds the reply. caller is the session as it
+// was when the request was received: a login that completes while the
+// request waits in the socket's queue does not let it in (DESIGN §2). It
+// returns nil for an endpoint that answers nothing.
+func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, req *protocol.Request, received time.Time) (reply *protocol.Reply) {
 	// Every request, refused ones included, leaves a debugscope trace.
-	defer func() { s.trace(req, reply, time.Since(received), caller) }()
+	var ep *protocol.Endpoint
+	defer func() { s.trace(ep, reply, time.Since(received), caller) }()
 	if req.PT != "" {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
 			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))
@@ -39,7 +41,8 @@ func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, r
 	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
-	if err := ep.Allow(&caller); err != nil {
+	call, err := ep.Admit(req, caller)
+	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
 	if ctx.Err() != nil {
@@ -49,7 +52,7 @@ func (s *Server) run(ctx context.Context, sess session, req *protocol.Request, r
 	defer cancel()
 
 	started := time.Now()
-	res, err := ep.Handler(ctx, &protocol.Call{Req: req, Caller: &caller, Endpoint: ep})
+	res, err := ep.Handler(ctx, call)
 	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, s.clientError(ctx, ep, err))
 	}

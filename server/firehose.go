@@ -75,6 +75,10 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 	if k := req.Key(); k != "" {
 		sub.physkey = k
 	}
+	if !c.SeesLane() {
+		own := *c
+		sub.ownOnly = &own
+	}
 	ack := func(st replayState) []byte {
 		reply := protocol.ReplyTo(req)
 		reply.SC = "firehose.status"
@@ -214,8 +218,10 @@ func (s *Server) injectEvent(ctx context.Context, call *protocol.Call) (*protoco
 }
 
 // trace publishes a tufe.trace record of a finished request to debugscope
-// sockets, when any is listening.
-func (s *Server) trace(req *protocol.Request, reply *protocol.Reply, took time.Duration, c protocol.Caller) {
+// sockets, when any is listening. A trace names the endpoint by its
+// registered name, never by the text the client sent: a trace must not
+// carry customer data (names, addresses) that a client put into "a".
+func (s *Server) trace(ep *protocol.Endpoint, reply *protocol.Reply, took time.Duration, c protocol.Caller) {
 	if s.hub == nil || s.hub.traceSubs.Load() == 0 {
 		return
 	}
@@ -223,8 +229,12 @@ func (s *Server) trace(req *protocol.Request, reply *protocol.Reply, took time.D
 	if reply != nil && reply.Error != nil {
 		code = string(reply.Error.Code)
 	}
+	msg := "(no endpoint)"
+	if ep != nil {
+		msg = ep.Name
+	}
 	_ = s.hub.PublishMemory(famTrace, "tufe.trace", map[string]any{
-		"msg": req.A, "msg2": code, "ms": float64(took.Microseconds()) / 1000,
+		"msg": msg, "msg2": code, "ms": float64(took.Microseconds()) / 1000,
 		"thr": c.SocketID, "fp": c.KeyName, "rve": time.Now().UTC().Format(time.RFC3339Nano),
 	})
 }

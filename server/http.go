@@ -70,12 +70,12 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
-		sess.caller.KeyID, sess.caller.KeyName, sess.caller.Keys = k.KeyID, k.Name, []string{k.KeyID}
-		for _, name := range k.ScopeList() {
-			sess.caller.Scopes = append(sess.caller.Scopes, protocol.Scope(name))
+		if sess.caller, err = withKey(sess.caller, k, protocol.PurposeNone); err != nil {
+			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
+			return
 		}
 	}
-	reply := s.run(r.Context(), sess, req, received)
+	reply := s.run(r.Context(), sess, sess.caller, req, received)
 	if reply == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -69,6 +70,9 @@ type subscription struct {
 	conds   []protocol.Cond
 	tablet  string // custdisp: only this tablet's sales
 	physkey string // custdisp: only this sale
+	// ownOnly, when set, is a caller that does not see the whole lane (a
+	// presell tablet): the firehose carries only sales its keys created.
+	ownOnly *protocol.Caller
 }
 
 // event is one event on its way to subscribers: v is serialised once.
@@ -89,8 +93,9 @@ type Hub struct {
 	wake chan struct{}
 
 	// Owned by the run goroutine.
-	subs map[string][]*subscription // by family
-	head int64                      // last journal seq published
+	subs     map[string][]*subscription // by family
+	head     int64                      // last journal seq published
+	creators map[string]string          // sale physkey → key name that created it
 
 	traceSubs atomic.Int64
 	published atomic.Int64
@@ -105,7 +110,8 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger) *Hub {
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = DefaultHubConfig().MaxReplay
 	}
-	return &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*subscription{}}
+	return &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*subscription{},
+		creators: map[string]string{}}
 }
 
 // Notify tells the hub the journal grew. It never blocks.
@@ -238,6 +244,10 @@ func (ev *event) decoded() map[string]any {
 
 // matches applies a subscription's options and q filter to an event.
 func (h *Hub) matches(s *subscription, ev *event) bool {
+	if s.ownOnly != nil && (ev.family == famCustdisp || ev.family == famPresell) &&
+		!s.ownOnly.HasKeyName(h.creator(ev)) {
+		return false
+	}
 	if s.tablet == "" && s.physkey == "" && len(s.conds) == 0 {
 		return true
 	}
@@ -260,6 +270,41 @@ func (h *Hub) matches(s *subscription, ev *event) bool {
 	}
 	withSC["_sc"] = ev.sc
 	return protocol.Match(s.conds, withSC)
+}
+
+// maxCreators bounds the hub's memory of who created which sale; past it
+// the memory starts afresh (a lookup is one indexed read).
+const maxCreators = 10000
+
+// creator is the name of the key that created the sale an event is about
+// ("" when the event names none or the sale cannot be read), read from the
+// lane DB once per sale: the creator of a sale never changes.
+func (h *Hub) creator(ev *event) string {
+	f := ev.decoded()
+	physkey, _ := f["salephyskey"].(string)
+	if physkey == "" {
+		physkey, _ = f["physkey"].(string)
+	}
+	if physkey == "" {
+		return ""
+	}
+	if name, ok := h.creators[physkey]; ok {
+		return name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sale, err := lanedb.GetSale(ctx, h.db.Read, physkey)
+	if err != nil {
+		if !errors.Is(err, lanedb.ErrNoSale) {
+			h.log.Warn("firehose: read the creator of a sale", "physkey", physkey, "err", err)
+		}
+		return "" // unknown: a tablet's firehose leaves the event out
+	}
+	if len(h.creators) >= maxCreators {
+		clear(h.creators)
+	}
+	h.creators[physkey] = sale.CreatedBy
+	return sale.CreatedBy
 }
 
 // packet is the wire form {rp, sc, v, seq}, built around the event's

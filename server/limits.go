@@ -130,7 +130,8 @@ func (s *Server) closeSocketsOf(keyIDs []string) {
 	s.mu.Lock()
 	var victims []*socket
 	for _, sk := range s.sockets {
-		for _, id := range sk.currentCaller().Keys {
+		c := sk.currentCaller()
+		for _, id := range c.KeyIDs() {
 			if gone[id] {
 				victims = append(victims, sk)
 				break

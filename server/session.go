@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -56,8 +55,8 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 		return nil, protocol.Errorf(protocol.CodeBadArgument,
 			"v.purpose: presell is chosen on the URL (/fd1/open_websocket?purpose=presell), not in the login packet")
 	}
-	if want != protocol.PurposeNone && cur.Purpose != protocol.PurposeNone && cur.Purpose != want {
-		return nil, protocol.Errorf(protocol.CodeConflict, "this socket is already a %s socket; open another socket for %s", cur.Purpose, want)
+	if err := checkPurpose(cur, want); err != nil {
+		return nil, err
 	}
 
 	if s.logins.blocked(cur.Remote) {
@@ -72,22 +71,9 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	scopes := make([]protocol.Scope, 0, 5)
-	for _, name := range key.ScopeList() {
-		scopes = append(scopes, protocol.Scope(name))
-	}
-	next := cur
-	next.Scopes = unionScopes(cur.Scopes, scopes)
-	next.Keys = append(append([]string(nil), cur.Keys...), key.KeyID)
-	if !cur.LoggedIn() {
-		next.KeyID, next.KeyName = key.KeyID, key.Name
-	}
-	if want != protocol.PurposeNone {
-		next.Purpose = want
-	}
-	if need, ok := purposeScope[next.Purpose]; ok && !next.Has(need) {
-		return nil, protocol.Errorf(protocol.CodeForbidden, "a %s socket needs a key with scope %s; key %q has %s",
-			next.Purpose, need, key.Name, key.Scopes)
+	next, err := withKey(cur, key, want)
+	if err != nil {
+		return nil, err
 	}
 	if sess := sessionFrom(ctx); sess != nil {
 		sess.setCaller(next)
@@ -100,14 +86,37 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 	}}, nil
 }
 
-func unionScopes(a, b []protocol.Scope) []protocol.Scope {
-	out := append([]protocol.Scope(nil), a...)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
+// checkPurpose refuses a login that would change the socket's purpose:
+// the URL or the first login that names one fixes it; a later login may
+// name the same purpose or none (SPEC §4.1: logins widen scopes, they do
+// not turn one kind of socket into another).
+func checkPurpose(cur protocol.Caller, want protocol.Purpose) error {
+	if want != protocol.PurposeNone && cur.Purpose != protocol.PurposeNone && cur.Purpose != want {
+		return protocol.Errorf(protocol.CodeConflict, "this socket is already a %s socket and a later login cannot change that; open another socket for %s", cur.Purpose, want)
 	}
-	return out
+	return nil
+}
+
+// withKey is the session after key k logged in on it (asking for purpose
+// want, or none): the key is remembered with its own scopes, so each
+// request can be recorded under the key whose scope allowed it.
+func withKey(cur protocol.Caller, k *lanedb.APIKey, want protocol.Purpose) (protocol.Caller, error) {
+	if err := checkPurpose(cur, want); err != nil {
+		return cur, err
+	}
+	login := protocol.Login{KeyID: k.KeyID, KeyName: k.Name}
+	for _, name := range k.ScopeList() {
+		login.Scopes = append(login.Scopes, protocol.Scope(name))
+	}
+	next := cur.WithLogin(login)
+	if want != protocol.PurposeNone {
+		next.Purpose = want
+	}
+	if need, ok := purposeScope[next.Purpose]; ok && !next.Has(need) {
+		return cur, protocol.Errorf(protocol.CodeForbidden, "a %s socket needs a key with scope %s; key %q has %s",
+			next.Purpose, need, k.Name, k.Scopes)
+	}
+	return next, nil
 }
 
 // cancelRequest is fd1.session.cancel_request: k is the rq to stop. Best

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +36,7 @@ type socket struct {
 
 	mu        sync.Mutex
 	caller    protocol.Caller
-	inflight  map[string]context.CancelFunc // rq → cancel, for cancel_request
+	inflight  map[string][]*flight // rq → requests in flight, for cancel_request
 	closeCode int
 	closeText string
 }
@@ -78,7 +79,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		cancel:   cancel,
 		draining: make(chan struct{}),
 		limiter:  rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
-		inflight: map[string]context.CancelFunc{},
+		inflight: map[string][]*flight{},
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
 		Session: uuid.NewString(), Claims: protocol.NewClaimSet()}
@@ -206,17 +207,21 @@ func (sk *socket) extendReadDeadline() error {
 
 // take runs a session request (login, ignore, cancel) here, in arrival
 // order, so that a pipelined request never overtakes the login before it;
-// everything else goes to the pool, keyed by what it works on.
+// everything else goes to the pool, keyed by what it works on. Either way
+// the request is judged by the session as it is now, at receive time: a
+// request read before a login stays refused even if that login completes
+// while the request waits in the queue.
 func (sk *socket) take(req *protocol.Request, received time.Time) bool {
 	if !sk.limiter.Allow() {
 		sk.replyError(req, protocol.Errorf(protocol.CodeRateLimited,
 			"this socket sends more than %g requests a second; slow down", sk.srv.cfg.RequestRate))
 		return true
 	}
+	caller := sk.currentCaller()
 	key := ""
 	if ep, err := sk.srv.router.Lookup(req.A); err == nil {
 		if ep.Access.Public || ep.Name == cancelEndpoint {
-			sk.reply(sk.srv.run(sk.ctx, sk, req, received))
+			sk.reply(sk.srv.run(sk.ctx, sk, caller, req, received))
 			return true
 		}
 		if sk.pool.max > 1 {
@@ -224,16 +229,16 @@ func (sk *socket) take(req *protocol.Request, received time.Time) bool {
 		}
 	}
 	qctx, qcancel := context.WithCancel(sk.ctx)
-	sk.track(req, qcancel)
+	f := sk.track(req, qcancel)
 	ok := sk.pool.submit(key, func() {
 		defer qcancel()
-		defer sk.untrack(req)
+		defer sk.untrack(req, f)
 		if sk.ctx.Err() == nil {
-			sk.reply(sk.srv.run(qctx, sk, req, received))
+			sk.reply(sk.srv.run(qctx, sk, caller, req, received))
 		}
 	}, sk.ctx.Done())
 	if !ok {
-		sk.untrack(req)
+		sk.untrack(req, f)
 		qcancel()
 	}
 	return ok
@@ -297,38 +302,61 @@ func (sk *socket) writeAll(packets [][]byte) error {
 	return nil
 }
 
-func (sk *socket) track(req *protocol.Request, cancel context.CancelFunc) {
-	if rq := req.RQString(); rq != "" {
-		sk.mu.Lock()
-		sk.inflight[rq] = cancel
-		sk.mu.Unlock()
+// flight is one tracked request: its cancel function, told apart from
+// other requests that carry the same rq.
+type flight struct{ cancel context.CancelFunc }
+
+// track remembers a queued request under its rq so that cancel_request can
+// stop it. Clients may reuse an rq while an earlier request with it is
+// still in flight, so each rq keeps every such request, not the latest.
+func (sk *socket) track(req *protocol.Request, cancel context.CancelFunc) *flight {
+	rq := req.RQString()
+	if rq == "" {
+		return nil
 	}
+	f := &flight{cancel: cancel}
+	sk.mu.Lock()
+	sk.inflight[rq] = append(sk.inflight[rq], f)
+	sk.mu.Unlock()
+	return f
 }
 
-func (sk *socket) untrack(req *protocol.Request) {
-	if rq := req.RQString(); rq != "" {
-		sk.mu.Lock()
+// untrack forgets the request f, and the rq once none of its requests is
+// left in flight.
+func (sk *socket) untrack(req *protocol.Request, f *flight) {
+	rq := req.RQString()
+	if rq == "" || f == nil {
+		return
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	left := slices.DeleteFunc(sk.inflight[rq], func(g *flight) bool { return g == f })
+	if len(left) == 0 {
 		delete(sk.inflight, rq)
-		sk.mu.Unlock()
+		return
 	}
+	sk.inflight[rq] = left
 }
 
-// cancelRequest cancels a waiting or running request by its rq.
+// cancelRequest cancels every waiting or running request with this rq: the
+// client cannot tell requests that share an rq apart, so it gets them all
+// stopped rather than an arbitrary one.
 func (sk *socket) cancelRequest(rq string) bool {
 	sk.mu.Lock()
-	cancel, ok := sk.inflight[rq]
+	flights := slices.Clone(sk.inflight[rq])
 	sk.mu.Unlock()
-	if ok {
-		cancel()
+	for _, f := range flights {
+		f.cancel()
 	}
-	return ok
+	return len(flights) > 0
 }
 
 func (sk *socket) currentCaller() protocol.Caller {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	c := sk.caller
-	c.Scopes = append([]protocol.Scope(nil), c.Scopes...)
+	c.Scopes = slices.Clone(c.Scopes)
+	c.Logins = slices.Clone(c.Logins)
 	return c
 }
 
