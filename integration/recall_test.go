@@ -1333,7 +1333,7 @@ func TestRecallBadInput(t *testing.T) {
 		{"presell-only key on a plain socket", tabletPlain, "recall", nil, map[string]any{"ticket": ticketOf(queued)}, "forbidden", []string{"counter"}},
 		{"presell-only key lists presells", tab, "get_presells", nil, nil, "forbidden", []string{"counter"}},
 		{"presell-only key heartbeats", tab, "heartbeat", heldK, nil, "forbidden", []string{"counter"}},
-		{"another tablet unparks a presell", tab2, sbA + "sale_unpark", queuedK, nil, "claimed", []string{"tablet-1"}},
+		{"another tablet unparks a presell", tab2, sbA + "sale_unpark", queuedK, nil, "not_found", []string{fmt.Sprint(queuedK)}},
 		{"its tablet unparks a held presell", tab, sbA + "sale_unpark", heldK, nil, "claimed", []string{"counter-1"}},
 		{"heartbeat for another's claim", c2, "heartbeat", heldK, nil, "conflict", []string{"no claim"}},
 		{"heartbeat for an unclaimed presell", c2, "heartbeat", queuedK, nil, "conflict", []string{"no claim"}},
