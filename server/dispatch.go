@@ -32,7 +32,14 @@ func sessionFrom(ctx context.Context) session {
 func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, req *protocol.Request, received time.Time) (reply *protocol.Reply) {
 	// Every request, refused ones included, leaves a debugscope trace.
 	var ep *protocol.Endpoint
-	defer func() { s.trace(ep, reply, time.Since(received), caller) }()
+	var call *protocol.Call
+	defer func() {
+		acting := caller
+		if call != nil { // admitted: the trace names the key the request acted as
+			acting = *call.Caller
+		}
+		s.trace(ep, reply, time.Since(received), acting)
+	}()
 	if req.PT != "" {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
 			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))
@@ -41,8 +48,7 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
-	call, err := ep.Admit(req, caller)
-	if err != nil {
+	if call, err = ep.Admit(req, caller); err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
 	if ctx.Err() != nil {
