@@ -117,7 +117,7 @@ func (l Login) Has(s Scope) bool {
 // logged in twice counts once.
 func (c Caller) WithLogin(l Login) Caller {
 	next := c
-	if !slices.ContainsFunc(c.Logins, func(have Login) bool { return have.KeyID == l.KeyID }) {
+	if !slices.ContainsFunc(c.logins(), func(have Login) bool { return have.KeyID == l.KeyID }) {
 		next.Logins = append(slices.Clone(c.logins()), l)
 	}
 	next.Scopes = slices.Clone(c.Scopes)
