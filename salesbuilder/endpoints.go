@@ -754,8 +754,8 @@ func (s *Service) closeSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Call
 		if err := lanedb.ClearClaim(ctx, tx, sale.Physkey); err != nil {
 			return err
 		}
-		c.Claims.Remove(sale.Physkey)
 	}
+	s.claims.Forget(tx, sale.Physkey)
 	if !sale.Presell {
 		return nil
 	}

@@ -39,6 +39,7 @@ type Service struct {
 	journalKeep int
 	ikKeep      time.Duration
 	ids         *ids
+	claims      *claimSet
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
@@ -94,7 +95,7 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.IdempotencyKeep <= 0 {
 		opts.IdempotencyKeep = d.IdempotencyKeep
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, ids: newIDs(opts.Rand), loc: time.UTC, laneNo: 1}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, ids: newIDs(opts.Rand), claims: newClaimSet(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
@@ -221,7 +222,7 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *
 // is no longer true.
 func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Idempotent, physkey string, call *protocol.Call) error {
 	c := call.Caller
-	if rec.Session == "" || rec.Session == c.Session || physkey == "" || c.Claims == nil {
+	if rec.Session == "" || rec.Session == c.Session || physkey == "" || !canClaim(c) {
 		return nil
 	}
 	moved, err := lanedb.MoveClaim(ctx, tx, physkey, rec.Session, c.Session, s.now())
@@ -229,7 +230,7 @@ func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Id
 		return err
 	}
 	if moved {
-		c.Claims.Add(physkey)
+		s.claims.Add(tx, physkey, c.Session)
 		return lanedb.MoveSession(ctx, tx, c.KeyID, rec.Session, c.Session)
 	}
 	if claiming[call.Endpoint.Name] {

@@ -71,12 +71,12 @@ func newLane(t *testing.T) *lane {
 
 func tablet(name string) *protocol.Caller {
 	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopePresell},
-		Purpose: protocol.PurposePresell, Session: "session-" + name, Claims: protocol.NewClaimSet()}
+		Purpose: protocol.PurposePresell, Session: "session-" + name}
 }
 
 func counter(name string) *protocol.Caller {
 	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeCounter},
-		Session: "session-" + name, Claims: protocol.NewClaimSet()}
+		Session: "session-" + name}
 }
 
 // call runs endpoint a for caller with k and v (any JSON-able value).
