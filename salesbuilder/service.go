@@ -295,15 +295,10 @@ func mapDBError(err error) error {
 		return protocol.Errorf(protocol.CodeConflict, "the sale was changed by another device at the same moment; fetch it and retry")
 	case errors.Is(err, lanedb.ErrWriterClosed):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane is shutting down; retry on the next connection")
-	case isBusy(err):
+	case lanedb.IsBusy(err):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; retry")
 	}
 	return err
-}
-
-func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 func clip(s string) string {
