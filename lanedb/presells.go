@@ -154,7 +154,8 @@ func LastClosedPresell(ctx context.Context, q sqlx.QueryerContext, ticket int64,
 }
 
 // AbandonedPresells lists open presells not changed since before cutoff
-// and not under a live claim at now: what the sweeper voids.
+// and not under a live claim at now: what the sweeper voids. A presell
+// holding a payment is never abandoned: voiding it would orphan the money.
 func AbandonedPresells(ctx context.Context, q sqlx.QueryerContext, cutoff, now time.Time, limit int) ([]Sale, error) {
 	var out []Sale
 	err := sqlx.SelectContext(ctx, q, &out, qAbandonedPresells, cutoff.UTC().Format(StampLayout), now.UnixMilli(), limit)
@@ -178,5 +179,7 @@ var (
 	qAbandonedPresells = stmt(`SELECT ` + saleColumns + ` FROM sales INDEXED BY sales_open_presells
 		WHERE presell = 1 AND phase IN (0, 5) AND updated_utc < ?
 		  AND (claim_expires_ms IS NULL OR claim_expires_ms <= ?)
+		  AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.sale_physkey = sales.physkey
+		                  AND p.payflags & ` + payFlagReversedSQL + ` = 0)
 		ORDER BY updated_utc LIMIT ?`)
 )

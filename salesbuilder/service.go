@@ -341,7 +341,8 @@ func resolve(ctx context.Context, q sqlx.QueryerContext, call *protocol.Call) (*
 }
 
 // forChange resolves the sale and checks it can be changed by this caller:
-// it must be active and held by the caller's key.
+// it must be active and held by the caller's key, and once it holds a
+// payment the caller needs the counter scope.
 func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb.Sale, error) {
 	sale, err := resolve(ctx, tx, call)
 	if err != nil {
@@ -351,6 +352,9 @@ func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.C
 		return nil, err
 	}
 	if err := s.checkWriter(sale, call.Caller); err != nil {
+		return nil, err
+	}
+	if err := checkPaidFor(ctx, tx, sale, call.Caller); err != nil {
 		return nil, err
 	}
 	return sale, nil
