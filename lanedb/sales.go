@@ -346,5 +346,5 @@ var (
 	qLineCount           = stmt(`SELECT COUNT(*) FROM sale_lines WHERE sale_physkey = ?`)
 	qPaidCents           = stmt(`SELECT COALESCE(SUM(amount_cents), 0) FROM payments
 		WHERE sale_physkey = ? AND payflags & ` + payFlagReversedSQL + ` = 0`)
-	qNextSID             = stmt(`SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`)
+	qNextSID = stmt(`SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`)
 )

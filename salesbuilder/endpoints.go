@@ -115,6 +115,11 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if s.locID > 0 {
 			sale.Location = sql.NullInt64{Int64: s.locID, Valid: true}
 		}
+		if sale.Presell {
+			if err := s.checkOpenPresells(ctx, tx, sale.CreatedBy); err != nil {
+				return nil, err
+			}
+		}
 		if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 			return nil, err
 		}
@@ -287,6 +292,9 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
 		sale, err := s.forChange(ctx, tx, call)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.checkLineCount(ctx, tx, sale); err != nil {
 			return nil, err
 		}
 		product, err := findProduct(ctx, tx, args)

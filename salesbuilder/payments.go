@@ -51,11 +51,13 @@ func refuseIfPaid(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
 	return nil
 }
 
-// checkPaidFor refuses any change to a sale holding a payment by a caller
-// without the counter scope: a tablet builds and submits, and once a
-// counter has taken money the sale is the counter's.
+// checkPaidFor refuses any change to an open sale holding a payment by a
+// caller without the counter scope: a tablet builds and submits, and once
+// a counter has taken money the sale is the counter's. It comes before
+// the phase and holder checks, so the tablet hears the reason that will
+// not go away ("parked: unpark it first" would send it round in circles).
 func checkPaidFor(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c *protocol.Caller) error {
-	if c.Has(protocol.ScopeCounter) {
+	if c.Has(protocol.ScopeCounter) || (sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked) {
 		return nil
 	}
 	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
@@ -136,4 +138,34 @@ func (s *Service) noPayment(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sal
 	}
 	return protocol.Errorf(protocol.CodeNotFound, "sale %s has no payment with seq %d to reverse; its payments: %s",
 		sale.Physkey, seq, strings.Join(live, ", "))
+}
+
+// checkLineCount refuses a line past MaxSaleLines.
+func (s *Service) checkLineCount(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
+	n, err := lanedb.LineCount(ctx, tx, sale.Physkey)
+	if err != nil {
+		return err
+	}
+	if n >= s.maxLines {
+		return protocol.Errorf(protocol.CodeLimitReached,
+			"sale %s already holds %d lines, the most one sale may hold on this lane (serve --max-sale-lines); raise a line's qty instead, or complete this sale and start another",
+			sale.Physkey, n)
+	}
+	return nil
+}
+
+// checkOpenPresells refuses a new presell to a key that already has
+// MaxOpenPresells open. It runs inside the write transaction that would
+// insert the presell, so concurrent creates cannot both slip under the cap.
+func (s *Service) checkOpenPresells(ctx context.Context, tx *lanedb.Tx, createdBy string) error {
+	n, err := lanedb.OpenPresellCount(ctx, tx, createdBy)
+	if err != nil {
+		return err
+	}
+	if n >= s.maxPresells {
+		return protocol.Errorf(protocol.CodeLimitReached,
+			"key %q has %d open presells, the most one key may have on this lane (serve --max-open-presells); free some: complete or void them at the counter, void them with `greenlane presell void`, or they expire after %s untouched (serve --presell-max-age)",
+			createdBy, n, s.maxAge)
+	}
+	return nil
 }

@@ -38,6 +38,8 @@ type Service struct {
 	notify      func()
 	journalKeep int
 	ikKeep      time.Duration
+	maxLines    int
+	maxPresells int
 	ids         *ids
 	claims      *claimSet
 
@@ -64,6 +66,15 @@ type Options struct {
 	// IdempotencyKeep is how long a request's ik is remembered (a retry
 	// later than that is a new request). Default 48h.
 	IdempotencyKeep time.Duration
+	// MaxSaleLines is the most lines one sale may hold; adding one more is
+	// refused with limit_reached. It keeps a sale printable and its every
+	// change cheap (each change rereads the lines). Default 500.
+	MaxSaleLines int
+	// MaxOpenPresells is the most open presells (being built or submitted,
+	// not yet completed or voided) one key may have; creating one more is
+	// refused with limit_reached, so one runaway tablet cannot take every
+	// ticket. Default 200.
+	MaxOpenPresells int
 	// Notify is called (without blocking) after each commit that journalled
 	// an event, so the firehose hub can publish it. Default nil.
 	Notify func()
@@ -72,7 +83,7 @@ type Options struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000,
-		IdempotencyKeep: 48 * time.Hour}
+		IdempotencyKeep: 48 * time.Hour, MaxSaleLines: 500, MaxOpenPresells: 200}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
@@ -95,7 +106,13 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.IdempotencyKeep <= 0 {
 		opts.IdempotencyKeep = d.IdempotencyKeep
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, ids: newIDs(opts.Rand), claims: newClaimSet(), loc: time.UTC, laneNo: 1}
+	if opts.MaxSaleLines <= 0 {
+		opts.MaxSaleLines = d.MaxSaleLines
+	}
+	if opts.MaxOpenPresells <= 0 {
+		opts.MaxOpenPresells = d.MaxOpenPresells
+	}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, ids: newIDs(opts.Rand), claims: newClaimSet(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
@@ -348,13 +365,13 @@ func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.C
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPaidFor(ctx, tx, sale, call.Caller); err != nil {
+		return nil, err
+	}
 	if err := checkPhase(sale, lanedb.PhaseActive); err != nil {
 		return nil, err
 	}
 	if err := s.checkWriter(sale, call.Caller); err != nil {
-		return nil, err
-	}
-	if err := checkPaidFor(ctx, tx, sale, call.Caller); err != nil {
 		return nil, err
 	}
 	return sale, nil
