@@ -2,6 +2,7 @@ package salesbuilder
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -61,6 +62,43 @@ func (c *claimSet) Forget(tx *lanedb.Tx, physkey string) {
 		defer c.mu.Unlock()
 		delete(c.bySale, physkey)
 	})
+}
+
+// physkeys lists the sales the set remembers.
+func (c *claimSet) physkeys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.bySale))
+	for k := range c.bySale {
+		out = append(out, k)
+	}
+	return out
+}
+
+// drop forgets physkey now (for sales already closed in the lane DB).
+func (c *claimSet) drop(physkey string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.bySale, physkey)
+}
+
+// pruneClaims forgets sales that were closed without the lane (a counter
+// program completing a presell in the lane DB directly): only a closed
+// sale is forgotten, and a closed sale never opens again, so this cannot
+// race with a new claim.
+func (s *Service) pruneClaims(ctx context.Context) error {
+	for _, k := range s.claims.physkeys() {
+		sale, err := lanedb.GetSale(ctx, s.db.Read, k)
+		switch {
+		case errors.Is(err, lanedb.ErrNoSale):
+			s.claims.drop(k)
+		case err != nil:
+			return err
+		case sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked:
+			s.claims.drop(k)
+		}
+	}
+	return nil
 }
 
 // Has reports whether session has claimed physkey (and not given it back).

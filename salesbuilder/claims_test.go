@@ -450,3 +450,26 @@ func TestClaimBookkeepingFollowsCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimsOfSalesClosedElsewhereAreForgotten: a presell a counter
+// program completes in the lane DB directly leaves no bookkeeping behind
+// once the sweeper prunes; an open one is kept.
+func TestClaimsOfSalesClosedElsewhereAreForgotten(t *testing.T) {
+	l := newLane(t)
+	tab, a := tablet("tablet-1"), counter("counter-a")
+	open, closed := l.submitted(tab, 1001).Physkey, l.submitted(tab, 1002).Physkey
+	for _, k := range []string{open, closed} {
+		if _, err := l.call(a, "presell.recall", k, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.db.W.Exec(`UPDATE sales SET phase = 1, sid = 99, claim_session = NULL WHERE physkey = ?`, closed); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.svc.pruneClaims(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !l.svc.claims.Has(a.Session, open) || l.svc.claims.Has(a.Session, closed) {
+		t.Fatalf("after pruning: open remembered %v, closed remembered %v", l.svc.claims.Has(a.Session, open), l.svc.claims.Has(a.Session, closed))
+	}
+}

@@ -488,6 +488,9 @@ func (s *Service) Sweep(ctx context.Context, interval time.Duration, log *slog.L
 			if err := s.TrimJournal(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("journal trim", "err", err)
 			}
+			if err := s.pruneClaims(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("claim bookkeeping", "err", err)
+			}
 		}
 	}
 }
