@@ -335,3 +335,31 @@ func TestOpenPresellCapPerKey(t *testing.T) {
 		t.Fatalf("open presells of tablet-3: %d (%v)", n, err)
 	}
 }
+
+// TestPaidSaleOfAnotherTabletStaysPrivate: a tablet touching another
+// tablet's paid presell hears that it is not its own, not what was paid.
+func TestPaidSaleOfAnotherTabletStaysPrivate(t *testing.T) {
+	l := newLane(t)
+	tab, other, till := tablet("tablet-1"), tablet("tablet-2"), counter("counter-1")
+	k := l.submitted(tab, 1001).Physkey
+	if _, err := l.call(till, "presell.recall", k, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	l.sale(till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 2})
+	l.sale(till, "presell.release", k, nil)
+	for _, c := range []struct {
+		a    string
+		v    map[string]any
+		want protocol.Code
+	}{
+		{"salesbuilder.sale_unpark", nil, protocol.CodeClaimed},
+		{"salesbuilder.salesbuilder_cancel", nil, protocol.CodeClaimed},
+		{"salesbuilder.sale_add_product", map[string]any{"pid": 1001}, protocol.CodeConflict}, // parked
+	} {
+		_, err := l.call(other, c.a, k, c.v, "")
+		wantCode(t, err, c.want)
+		if strings.Contains(err.Error(), "$2.00") {
+			t.Fatalf("%s by another tablet tells what was paid: %v", c.a, err)
+		}
+	}
+}

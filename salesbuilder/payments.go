@@ -56,8 +56,13 @@ func refuseIfPaid(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
 // a counter has taken money the sale is the counter's. It comes before
 // the phase and holder checks, so the tablet hears the reason that will
 // not go away ("parked: unpark it first" would send it round in circles).
+// Only for the caller's own sale: another key's sale is refused by the
+// holder checks, without telling this key what was paid on it.
 func checkPaidFor(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c *protocol.Caller) error {
 	if c.Has(protocol.ScopeCounter) || (sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked) {
+		return nil
+	}
+	if sale.CreatedBy != c.KeyName && sale.HolderKey != c.KeyID {
 		return nil
 	}
 	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
