@@ -88,6 +88,9 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	// per-socket limit allows a misbehaving client; the limit is not what
 	// is measured here.
 	cfg.Server.RequestRate, cfg.Server.RequestBurst = 1e6, 1e6
+	// Likewise a bench tablet may hold many open presells (the recall
+	// benchmark's setup makes thousands on four keys): no per-key cap.
+	cfg.Sales.MaxOpenPresells = lanedb.MaxTicket
 	if opts.presellWorkers > 0 {
 		cfg.Server.PresellWorkers = opts.presellWorkers
 	}

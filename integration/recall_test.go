@@ -294,7 +294,8 @@ func sqlPause(i int) time.Duration {
 // behind, the journal has one claim per presell, and the file is sound.
 func TestRecallRace(t *testing.T) {
 	const n = 1000
-	l := startLane(t)
+	// One tablet holds all n open at once: above the default per-key cap.
+	l := startLane(t, "--max-open-presells", fmt.Sprint(n))
 	tabletKey := l.newKeys("tablet", "presell", 1)[0]
 	counterKeys := l.newKeys("counter", "counter", 2)
 	tablet := dialMux(t, l, "tablet-1", presellQuery, tabletKey, "")

@@ -341,9 +341,11 @@ func TestSalesBuilderEndpoints(t *testing.T) {
 			}
 			checkTotal(t, s, 29.86, 10)
 			wantErr(t, c, req(g.complete, pk, nil), "underpaid", "19.86")
-			s = sale(t, c, sbA+"sale_add_payment", pk, map[string]any{"type": 3, "amount": 25})
+			// Only cash gives change: EFTPOS above the balance due is refused.
+			wantErr(t, c, req(sbA+"sale_add_payment", pk, map[string]any{"type": 3, "amount": 25}), "bad_argument", "balance due of $19.86")
+			s = sale(t, c, sbA+"sale_add_payment", pk, map[string]any{"type": 1, "amount": 25})
 			checkTotal(t, s, 29.86, 35)
-			if pays, _ := s["payments"].([]any); len(pays) != 2 || pays[1].(map[string]any)["type"] != 3.0 || pays[1].(map[string]any)["sequence"] != 2.0 {
+			if pays, _ := s["payments"].([]any); len(pays) != 2 || pays[1].(map[string]any)["type"] != 1.0 || pays[1].(map[string]any)["sequence"] != 2.0 {
 				t.Fatalf("payments = %v", s["payments"])
 			}
 			p = do(t, c, g.complete, pk, nil)

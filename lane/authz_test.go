@@ -48,6 +48,7 @@ var rules = map[string]string{
 	"fd1.salesbuilder.sale_unpark":           "presell|counter",
 	"fd1.salesbuilder.salesbuilder_cancel":   "presell|counter",
 	"fd1.salesbuilder.sale_add_payment":      "counter",
+	"fd1.salesbuilder.sale_remove_payment":   "counter",
 	"fd1.salesbuilder.salesbuilder_complete": "counter",
 	"fd1.presell.get_presells":               "counter",
 	"fd1.presell.recall":                     "counter",

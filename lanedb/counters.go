@@ -22,10 +22,13 @@ var ErrNoFreeTicket = errors.New("every presell ticket number is in use")
 func AllocateTicket(ctx context.Context, tx *Tx) (int64, error) {
 	var next int64
 	err := tx.GetContext(ctx, &next, qTicketNext)
-	if errors.Is(err, sql.ErrNoRows) || next < 1 || next > MaxTicket {
+	switch {
+	case errors.Is(err, sql.ErrNoRows): // the lane's first presell
 		next = 1
-	} else if err != nil {
+	case err != nil:
 		return 0, fmt.Errorf("read ticket counter: %w", err)
+	case next < 1 || next > MaxTicket:
+		next = 1
 	}
 	ticket, ok, err := firstFreeTicket(ctx, tx, next, MaxTicket)
 	if err == nil && !ok && next > 1 {

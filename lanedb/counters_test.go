@@ -92,3 +92,39 @@ func TestHeldTicketsUsesThePartialIndex(t *testing.T) {
 		t.Fatalf("plan does not use the open-ticket index: %s", p)
 	}
 }
+
+// TestAllocateTicketReportsAReadError: a ticket counter that cannot be
+// read is an error, not a silent restart at ticket 1 (which would hand out
+// numbers in a different order than the lane's history).
+func TestAllocateTicketReportsAReadError(t *testing.T) {
+	tests := []struct {
+		name    string
+		counter string // SQL setting the ticket_next row; "" leaves it absent
+		want    int64
+		wantErr string
+	}{
+		{"no counter yet", "", 1, ""},
+		{"next in range", `INSERT INTO lane_counters (name, value) VALUES ('ticket_next', 42)`, 42, ""},
+		{"past the last ticket wraps", `INSERT INTO lane_counters (name, value) VALUES ('ticket_next', 10000)`, 1, ""},
+		{"unreadable counter", `INSERT INTO lane_counters (name, value) VALUES ('ticket_next', 'forty-two')`, 0, "read ticket counter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openTemp(t)
+			if tt.counter != "" {
+				if _, err := db.W.Exec(tt.counter); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := allocate(t, db)
+			switch {
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("AllocateTicket = %d, %v; want an error containing %q", got, err, tt.wantErr)
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("AllocateTicket: %v", err)
+			case got != tt.want:
+				t.Fatalf("AllocateTicket = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

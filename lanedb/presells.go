@@ -154,7 +154,8 @@ func LastClosedPresell(ctx context.Context, q sqlx.QueryerContext, ticket int64,
 }
 
 // AbandonedPresells lists open presells not changed since before cutoff
-// and not under a live claim at now: what the sweeper voids.
+// and not under a live claim at now: what the sweeper voids. A presell
+// holding a payment is never abandoned: voiding it would orphan the money.
 func AbandonedPresells(ctx context.Context, q sqlx.QueryerContext, cutoff, now time.Time, limit int) ([]Sale, error) {
 	var out []Sale
 	err := sqlx.SelectContext(ctx, q, &out, qAbandonedPresells, cutoff.UTC().Format(StampLayout), now.UnixMilli(), limit)
@@ -164,8 +165,22 @@ func AbandonedPresells(ctx context.Context, q sqlx.QueryerContext, cutoff, now t
 	return out, nil
 }
 
+// OpenPresellCount is how many open presells (phase 0 or 5) the key
+// named createdBy made.
+func OpenPresellCount(ctx context.Context, q sqlx.QueryerContext, createdBy string) (int, error) {
+	var n int
+	if err := sqlx.GetContext(ctx, q, &n, qOpenPresellCount, createdBy); err != nil {
+		return 0, fmt.Errorf("count open presells of %q: %w", createdBy, err)
+	}
+	return n, nil
+}
+
 // Statements, prepared once when the DB opens.
 var (
+	// Walks the small partial index of open presells (at most MaxTicket
+	// submitted ones, plus those being built), never the sales history.
+	qOpenPresellCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_open_presells
+		WHERE presell = 1 AND phase IN (0, 5) AND created_by = ?`)
 	qReleaseClaim = stmt(`UPDATE sales SET phase = 5, claim_session = NULL, claim_key = NULL, claim_name = NULL,
 		claim_expires_ms = NULL, holder_key = '', holder_name = '', updated_utc = ?, version = version + 1
 		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)
@@ -178,5 +193,7 @@ var (
 	qAbandonedPresells = stmt(`SELECT ` + saleColumns + ` FROM sales INDEXED BY sales_open_presells
 		WHERE presell = 1 AND phase IN (0, 5) AND updated_utc < ?
 		  AND (claim_expires_ms IS NULL OR claim_expires_ms <= ?)
+		  AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.sale_physkey = sales.physkey
+		                  AND p.payflags & ` + payFlagReversedSQL + ` = 0)
 		ORDER BY updated_utc LIMIT ?`)
 )

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -207,6 +208,32 @@ func InsertPayment(ctx context.Context, tx *Tx, p *Payment) error {
 	return nil
 }
 
+// PayFlagReversed marks a payment a counter reversed. The row stays (who
+// took what, and that it was given back, is audit) but no longer counts:
+// the views, the sums and the sweeper skip it, and its sequence is never
+// reused. A high bit, clear of the flags the counter software sets.
+const PayFlagReversed = 1 << 20
+
+// ErrNoPayment is returned when a sale has no live payment with a sequence.
+var ErrNoPayment = errors.New("no such payment")
+
+// ReversePayment marks payment seq of a sale reversed and returns it as it
+// was. A payment already reversed, or never taken, is ErrNoPayment.
+func ReversePayment(ctx context.Context, tx *Tx, physkey string, seq int64) (*Payment, error) {
+	var p Payment
+	err := tx.GetContext(ctx, &p, qLivePayment, physkey, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoPayment
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read payment %d of %s: %w", seq, physkey, err)
+	}
+	if _, err := tx.ExecContext(ctx, qReversePayment, physkey, seq); err != nil {
+		return nil, fmt.Errorf("reverse payment %d of %s: %w", seq, physkey, err)
+	}
+	return &p, nil
+}
+
 // PaymentType is a row of payment_types.
 type PaymentType struct {
 	Code       int64  `db:"code"`
@@ -268,6 +295,9 @@ func PaidCents(ctx context.Context, q sqlx.QueryerContext, physkey string) (int6
 	return paid, nil
 }
 
+// payFlagReversedSQL is PayFlagReversed as SQL text.
+var payFlagReversedSQL = strconv.Itoa(PayFlagReversed)
+
 // Statements, prepared once when the DB opens.
 var (
 	qGetSale = stmt(`SELECT ` + saleColumns + ` FROM sales WHERE physkey = ?`)
@@ -302,13 +332,19 @@ var (
 	qDeleteLine   = stmt(`DELETE FROM sale_lines WHERE sale_physkey = ? AND seqnce = ?`)
 	qSalePayments = stmt(`SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
 		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
-		WHERE p.sale_physkey = ? ORDER BY p.sequence`)
+		WHERE p.sale_physkey = ? AND p.payflags & ` + payFlagReversedSQL + ` = 0 ORDER BY p.sequence`)
+	qLivePayment = stmt(`SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
+		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
+		WHERE p.sale_physkey = ? AND p.sequence = ? AND p.payflags & ` + payFlagReversedSQL + ` = 0`)
+	qReversePayment = stmt(`UPDATE payments SET payflags = payflags | ` + payFlagReversedSQL + `
+		WHERE sale_physkey = ? AND sequence = ?`)
 	qNextPaymentSeq = stmt(`SELECT COALESCE(MAX(sequence), 0) + 1 FROM payments WHERE sale_physkey = ?`)
 	qInsertPayment  = stmt(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
 		VALUES (?, ?, ?, ?, ?)`)
 	qPaymentTypeByGlobal = stmt(`SELECT code, globalcode, typestr FROM payment_types WHERE globalcode = ?`)
 	qPaymentTypes        = stmt(`SELECT code, globalcode, typestr FROM payment_types ORDER BY globalcode`)
 	qLineCount           = stmt(`SELECT COUNT(*) FROM sale_lines WHERE sale_physkey = ?`)
-	qPaidCents           = stmt(`SELECT COALESCE(SUM(amount_cents), 0) FROM payments WHERE sale_physkey = ?`)
-	qNextSID             = stmt(`SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`)
+	qPaidCents           = stmt(`SELECT COALESCE(SUM(amount_cents), 0) FROM payments
+		WHERE sale_physkey = ? AND payflags & ` + payFlagReversedSQL + ` = 0`)
+	qNextSID = stmt(`SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`)
 )

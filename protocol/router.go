@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // Scope is a right an API key carries. Admin passes every scope check.
@@ -87,12 +86,9 @@ type Caller struct {
 	SocketID  uint64
 	Remote    string
 	// Session names this socket (or HTTP call) in the lane DB, e.g. as the
-	// holder of a presell claim. Unique across restarts.
+	// holder of a presell claim. Unique across restarts. What a session
+	// has claimed is the sales core's business, kept there by this id.
 	Session string
-	// Claims remembers what this session has claimed, so that a write on a
-	// presell it has lost can say so (claim_lost) rather than "held by
-	// someone else". Nil for a session that cannot hold claims.
-	Claims *ClaimSet
 }
 
 // Login is one key logged in on a session.
@@ -189,46 +185,6 @@ func (c *Caller) ActFor(s Scope) bool {
 // counters, displays and admin do. Any other key (a presell tablet) sees
 // only the sales its own keys created (DESIGN §4, tablets' view).
 func (c *Caller) SeesLane() bool { return c.Has(ScopeCounter) || c.Has(ScopeDisplay) }
-
-// ClaimSet is the set of sale keys a session has claimed. Safe for use by
-// several goroutines.
-type ClaimSet struct {
-	mu   sync.Mutex
-	keys map[string]bool
-}
-
-// NewClaimSet returns an empty set.
-func NewClaimSet() *ClaimSet { return &ClaimSet{keys: map[string]bool{}} }
-
-// Add records a claim.
-func (c *ClaimSet) Add(physkey string) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	c.keys[physkey] = true
-	c.mu.Unlock()
-}
-
-// Remove forgets a claim (released, completed).
-func (c *ClaimSet) Remove(physkey string) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	delete(c.keys, physkey)
-	c.mu.Unlock()
-}
-
-// Has reports whether the session claimed physkey.
-func (c *ClaimSet) Has(physkey string) bool {
-	if c == nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.keys[physkey]
-}
 
 // LoggedIn reports whether the caller has presented a valid key.
 func (c *Caller) LoggedIn() bool { return c != nil && c.KeyID != "" }

@@ -2,6 +2,8 @@ package salesbuilder
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -12,6 +14,103 @@ import (
 // under a claim: a lease recorded on the sale row (lanedb.Claim). Every
 // change checks it here, so a device whose lease lapsed or was taken over
 // cannot write, and no admin "unlock" is ever needed.
+
+// claimSet remembers which sessions have held a claim on which open sale,
+// so that a write from a device whose claim lapsed or was taken over can
+// say so (claim_lost) rather than "held by someone else". It is kept by
+// sale: a sale that closes is forgotten whole, so the set never outgrows
+// the open presells, and no session needs to tell it that it has ended.
+// It changes only after the transaction that made the claim commits
+// (tx.OnCommit): a claim rolled back is never remembered.
+type claimSet struct {
+	mu     sync.Mutex
+	bySale map[string]map[string]bool // physkey -> sessions that claimed it
+}
+
+func newClaimSet() *claimSet { return &claimSet{bySale: map[string]map[string]bool{}} }
+
+// Add records, once tx commits, that session claimed physkey.
+func (c *claimSet) Add(tx *lanedb.Tx, physkey, session string) {
+	tx.OnCommit(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.bySale[physkey] == nil {
+			c.bySale[physkey] = map[string]bool{}
+		}
+		c.bySale[physkey][session] = true
+	})
+}
+
+// Remove forgets, once tx commits, that session claimed physkey (it gave
+// the presell back itself).
+func (c *claimSet) Remove(tx *lanedb.Tx, physkey, session string) {
+	tx.OnCommit(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.bySale[physkey], session)
+		if len(c.bySale[physkey]) == 0 {
+			delete(c.bySale, physkey)
+		}
+	})
+}
+
+// Forget drops every session's record of physkey once tx commits: the
+// sale has closed and can never be claimed or written again.
+func (c *claimSet) Forget(tx *lanedb.Tx, physkey string) {
+	tx.OnCommit(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.bySale, physkey)
+	})
+}
+
+// physkeys lists the sales the set remembers.
+func (c *claimSet) physkeys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.bySale))
+	for k := range c.bySale {
+		out = append(out, k)
+	}
+	return out
+}
+
+// drop forgets physkey now (for sales already closed in the lane DB).
+func (c *claimSet) drop(physkey string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.bySale, physkey)
+}
+
+// pruneClaims forgets sales that were closed without the lane (a counter
+// program completing a presell in the lane DB directly): only a closed
+// sale is forgotten, and a closed sale never opens again, so this cannot
+// race with a new claim.
+func (s *Service) pruneClaims(ctx context.Context) error {
+	for _, k := range s.claims.physkeys() {
+		sale, err := lanedb.GetSale(ctx, s.db.Read, k)
+		switch {
+		case errors.Is(err, lanedb.ErrNoSale):
+			s.claims.drop(k)
+		case err != nil:
+			return err
+		case sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked:
+			s.claims.drop(k)
+		}
+	}
+	return nil
+}
+
+// Has reports whether session has claimed physkey (and not given it back).
+func (c *claimSet) Has(session, physkey string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bySale[physkey][session]
+}
+
+// canClaim reports whether a caller's session can hold a claim: a claim
+// lives as long as a socket, and an HTTP-mode session lasts one call.
+func canClaim(c *protocol.Caller) bool { return c.Transport != "http" && c.Session != "" }
 
 // checkWriter says whether caller may change an active sale now.
 func (s *Service) checkWriter(sale *lanedb.Sale, c *protocol.Caller) error {
@@ -31,7 +130,7 @@ func (s *Service) checkWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 	case claim.Session.String == c.Session:
 		return protocol.Errorf(protocol.CodeClaimLost, "your claim on presell %s lapsed at %s; recall it again",
 			sale.Physkey, claimTime(claim))
-	case c.Claims.Has(sale.Physkey):
+	case s.claims.Has(c.Session, sale.Physkey):
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was taken over by %q; this device no longer holds it",
 			sale.Physkey, claim.Name.String)
 	case live:
@@ -57,7 +156,7 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	if sale.Phase == lanedb.PhaseActive && !sale.ClaimState.Session.Valid {
 		return nil, protocol.Errorf(protocol.CodeConflict, "presell %s is still being built on %q and has not been submitted", sale.Physkey, sale.HolderName)
 	}
-	if c.Claims == nil {
+	if !canClaim(c) {
 		return nil, protocol.Errorf(protocol.CodeUnsupported, "a claim is held by a socket: recall presells over a WebSocket, not in HTTP mode")
 	}
 	if force && !c.ActFor(protocol.ScopeAdmin) {
@@ -84,7 +183,7 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	if err := s.journal(ctx, tx, "claimed", sale.Physkey, c.KeyName, detail); err != nil {
 		return nil, err
 	}
-	c.Claims.Add(sale.Physkey)
+	s.claims.Add(tx, sale.Physkey, c.Session)
 	return lanedb.GetSale(ctx, tx, sale.Physkey)
 }
 
@@ -103,7 +202,7 @@ func (s *Service) release(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller
 	if err := s.journal(ctx, tx, "released", sale.Physkey, c.KeyName, map[string]any{"ticket": sale.Ticket.Int64}); err != nil {
 		return nil, err
 	}
-	c.Claims.Remove(sale.Physkey)
+	s.claims.Remove(tx, sale.Physkey, c.Session)
 	return lanedb.GetSale(ctx, tx, sale.Physkey)
 }
 

@@ -15,7 +15,7 @@ import (
 
 func admin(name string) *protocol.Caller {
 	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeAdmin},
-		Session: "session-" + name, Claims: protocol.NewClaimSet()}
+		Session: "session-" + name}
 }
 
 // submitted builds and submits a presell on a tablet and returns it.
@@ -386,5 +386,90 @@ func TestTrimForgetsOldIdempotencyKeys(t *testing.T) {
 	later, err := l.call(tab, "salesbuilder.sale_create", "", nil, ik)
 	if err != nil || viewOf(t, later).Physkey == viewOf(t, first).Physkey {
 		t.Fatalf("an ik older than the retention still replayed: %v", err)
+	}
+}
+
+// TestClaimBookkeepingFollowsCommit: what a session has claimed is
+// remembered only once the claim's transaction commits. A claim (or a
+// release) whose transaction rolls back leaves the set as it was.
+func TestClaimBookkeepingFollowsCommit(t *testing.T) {
+	l := newLane(t)
+	tab, a := tablet("tablet-1"), counter("counter-a")
+	k := l.submitted(tab, 1001).Physkey
+	ctx := context.Background()
+	refused := fmt.Errorf("refused after the change")
+
+	tests := []struct {
+		name     string
+		change   func(tx *lanedb.Tx, sale *lanedb.Sale) error
+		fail     bool
+		wantHeld bool
+	}{
+		{"claim rolled back", func(tx *lanedb.Tx, sale *lanedb.Sale) error {
+			_, err := l.svc.claim(ctx, tx, a, sale, false)
+			return err
+		}, true, false},
+		{"claim committed", func(tx *lanedb.Tx, sale *lanedb.Sale) error {
+			_, err := l.svc.claim(ctx, tx, a, sale, false)
+			return err
+		}, false, true},
+		{"release rolled back", func(tx *lanedb.Tx, sale *lanedb.Sale) error {
+			_, err := l.svc.release(ctx, tx, a, sale)
+			return err
+		}, true, true},
+		{"release committed", func(tx *lanedb.Tx, sale *lanedb.Sale) error {
+			_, err := l.svc.release(ctx, tx, a, sale)
+			return err
+		}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := l.svc.claims.Has(a.Session, k)
+			err := l.svc.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+				sale, err := lanedb.GetSale(ctx, tx, k)
+				if err != nil {
+					return err
+				}
+				if err := tt.change(tx, sale); err != nil {
+					t.Fatalf("change: %v", err)
+				}
+				if l.svc.claims.Has(a.Session, k) != before {
+					t.Error("the set changed before the transaction committed")
+				}
+				if tt.fail {
+					return refused
+				}
+				return nil
+			})
+			if tt.fail != (err != nil) {
+				t.Fatalf("Do = %v", err)
+			}
+			if got := l.svc.claims.Has(a.Session, k); got != tt.wantHeld {
+				t.Fatalf("after the transaction: claimed = %v, want %v", got, tt.wantHeld)
+			}
+		})
+	}
+}
+
+// TestClaimsOfSalesClosedElsewhereAreForgotten: a presell a counter
+// program completes in the lane DB directly leaves no bookkeeping behind
+// once the sweeper prunes; an open one is kept.
+func TestClaimsOfSalesClosedElsewhereAreForgotten(t *testing.T) {
+	l := newLane(t)
+	tab, a := tablet("tablet-1"), counter("counter-a")
+	open, closed := l.submitted(tab, 1001).Physkey, l.submitted(tab, 1002).Physkey
+	for _, k := range []string{open, closed} {
+		if _, err := l.call(a, "presell.recall", k, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.db.W.Exec(`UPDATE sales SET phase = 1, sid = 99, claim_session = NULL WHERE physkey = ?`, closed); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.svc.pruneClaims(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !l.svc.claims.Has(a.Session, open) || l.svc.claims.Has(a.Session, closed) {
+		t.Fatalf("after pruning: open remembered %v, closed remembered %v", l.svc.claims.Has(a.Session, open), l.svc.claims.Has(a.Session, closed))
 	}
 }

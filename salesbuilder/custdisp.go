@@ -21,6 +21,7 @@ const (
 	evLinesEdit    = "sale.lines.edit"
 	evLinesDelete  = "sale.lines.delete"
 	evPaymentsAdd  = "sale.payments.add"
+	evPaymentsDel  = "sale.payments.delete"
 	familyCustdisp = "custdisp"
 	familyPresell  = "presell"
 	statusActive   = "active"

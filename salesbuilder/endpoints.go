@@ -40,6 +40,7 @@ func (s *Service) Register(r *protocol.Router) {
 	add("fd1.salesbuilder.sale_remove_line", nil, s.removeLine)
 	add("fd1.salesbuilder.sale_edit_line", nil, s.editLine)
 	addTender("fd1.salesbuilder.sale_add_payment", nil, s.addPayment)
+	addTender("fd1.salesbuilder.sale_remove_payment", nil, s.removePayment)
 	add("fd1.salesbuilder.sale_park", nil, s.park)
 	add("fd1.salesbuilder.sale_unpark", nil, s.unpark)
 	addTender("fd1.salesbuilder.salesbuilder_complete", []string{"fd1.salesbuilder.sale_complete"}, s.complete)
@@ -116,6 +117,11 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 		}
 		if s.locID > 0 {
 			sale.Location = sql.NullInt64{Int64: s.locID, Valid: true}
+		}
+		if sale.Presell {
+			if err := s.checkOpenPresells(ctx, tx, sale.CreatedBy); err != nil {
+				return nil, err
+			}
 		}
 		if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 			return nil, err
@@ -291,6 +297,9 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 		if err != nil {
 			return nil, err
 		}
+		if err := s.checkLineCount(ctx, tx, sale); err != nil {
+			return nil, err
+		}
 		product, err := findProduct(ctx, tx, args)
 		if err != nil {
 			return nil, err
@@ -377,12 +386,22 @@ func (s *Service) finishLines(ctx context.Context, tx *lanedb.Tx, call *protocol
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "the sale total would be %s, over the lane's limit of %s",
 			protocol.Money(total), protocol.Money(maxSaleTotal))
 	}
-	sale.SaleTotalCents = total
-	if err := s.save(ctx, tx, call.Caller, sale); err != nil {
-		return nil, err
-	}
 	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
 	if err != nil {
+		return nil, err
+	}
+	// A change that lowers the total may not leave less to pay than was
+	// paid: that money would belong to no line. (Cash tendered above the
+	// total is change, and adding lines to such a sale is fine.)
+	var paid int64
+	for _, p := range payments {
+		paid += p.AmountCents
+	}
+	if total < sale.SaleTotalCents && total < paid {
+		return nil, hasPaymentsError(paid)
+	}
+	sale.SaleTotalCents = total
+	if err := s.save(ctx, tx, call.Caller, sale); err != nil {
 		return nil, err
 	}
 	customer, err := saleCustomer(ctx, tx, sale)
@@ -559,6 +578,13 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 		if err != nil {
 			return nil, err
 		}
+		paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkTender(pt, int64(args.Amount), sale.SaleTotalCents, paid); err != nil {
+			return nil, err
+		}
 		p := &lanedb.Payment{SalePhyskey: sale.Physkey, Type: pt.Code, AmountCents: int64(args.Amount), DT: s.localNow()}
 		if err := lanedb.InsertPayment(ctx, tx, p); err != nil {
 			return nil, err
@@ -652,6 +678,9 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 			return nil, err
 		}
 		c := call.Caller
+		if err := checkPaidFor(ctx, tx, sale, c); err != nil {
+			return nil, err
+		}
 		if sale.Presell {
 			if !c.HasKeyName(sale.CreatedBy) && !c.ActFor(protocol.ScopeCounter) {
 				if sale.ClaimState.Held(s.now()) {
@@ -757,8 +786,8 @@ func (s *Service) closeSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Call
 		if err := lanedb.ClearClaim(ctx, tx, sale.Physkey); err != nil {
 			return err
 		}
-		c.Claims.Remove(sale.Physkey)
 	}
+	s.claims.Forget(tx, sale.Physkey)
 	if !sale.Presell {
 		return nil
 	}
@@ -788,6 +817,9 @@ func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Re
 		if err := s.checkCanceller(sale, call.Caller); err != nil {
 			return nil, err
 		}
+		if err := checkPaidFor(ctx, tx, sale, call.Caller); err != nil {
+			return nil, err
+		}
 		if err := s.void(ctx, tx, call.Caller, sale, call.Caller.KeyName, args.Reason, "voided"); err != nil {
 			return nil, err
 		}
@@ -811,7 +843,12 @@ func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
 }
 
 // void sets phase 10000 with who, when and why.
+// A sale holding a payment is never voided, by anyone: the money would
+// be orphaned.
 func (s *Service) void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, by, reason, event string) error {
+	if err := refuseIfPaid(ctx, tx, sale); err != nil {
+		return err
+	}
 	sale.Phase = lanedb.PhaseVoid
 	sale.VoidedUTC = sql.NullString{String: s.utcNow(), Valid: true}
 	sale.VoidedBy = sql.NullString{String: by, Valid: true}

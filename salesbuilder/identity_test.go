@@ -12,8 +12,7 @@ import (
 // twoKeys is one presell socket that logged in with a tablet key and then a
 // counter key (SPEC §4.1: several logins add up).
 func twoKeys(tab, till string) protocol.Caller {
-	c := protocol.Caller{Purpose: protocol.PurposePresell, Transport: "ws", Session: "session-" + tab + "+" + till,
-		Claims: protocol.NewClaimSet()}
+	c := protocol.Caller{Purpose: protocol.PurposePresell, Transport: "ws", Session: "session-" + tab + "+" + till}
 	c = c.WithLogin(protocol.Login{KeyID: "id-" + tab, KeyName: tab, Scopes: []protocol.Scope{protocol.ScopePresell}})
 	return c.WithLogin(protocol.Login{KeyID: "id-" + till, KeyName: till, Scopes: []protocol.Scope{protocol.ScopeCounter}})
 }

@@ -381,7 +381,7 @@ func (s *Service) heartbeat(ctx context.Context, call *protocol.Call) (*protocol
 			return nil, err
 		}
 		if !sale.ClaimState.Session.Valid || sale.ClaimState.Session.String != call.Caller.Session {
-			if call.Caller.Claims.Has(sale.Physkey) {
+			if s.claims.Has(call.Caller.Session, sale.Physkey) {
 				return nil, protocol.Errorf(protocol.CodeClaimLost, "presell %s is no longer claimed by this device", sale.Physkey)
 			}
 			return nil, protocol.Errorf(protocol.CodeConflict, "this device holds no claim on sale %s", sale.Physkey)
@@ -487,6 +487,9 @@ func (s *Service) Sweep(ctx context.Context, interval time.Duration, log *slog.L
 			}
 			if err := s.TrimJournal(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("journal trim", "err", err)
+			}
+			if err := s.pruneClaims(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("claim bookkeeping", "err", err)
 			}
 		}
 	}

@@ -23,19 +23,29 @@ const (
 	maxSaleTotal = 10_000_000_000 // $100,000,000.00
 )
 
-// extended is the price of qty at unit, before any discount. Weighed goods
-// are priced per kilogram and sold in grams; the result is rounded to the
-// nearest cent, halves up.
-func extended(unit, qty, measurement int64) int64 {
+// A line's price is its exact value rounded once, to the nearest cent,
+// halves away from zero: unit × qty (÷ 1000 for weighed goods, priced per
+// kilogram and sold in grams) × (1 − discount). Rounding the gross and then
+// the discount separately would round some halves down (5% off 5.50 is
+// 5.225 → 5.23, not 5.50 − 0.28 = 5.22). Integer arithmetic throughout: the
+// limits above keep unit × qty × 10000 under 2^63.
+
+// divisor is what unit × qty is divided by to give cents.
+func divisor(measurement int64) int64 {
 	if measurement == measureGrams {
-		return roundDiv(unit*qty, 1000)
+		return 1000
 	}
-	return unit * qty
+	return 1
 }
 
-// percentOff is the discount of bps basis points on amount, to the nearest cent.
-func percentOff(amount, bps int64) int64 {
-	return roundDiv(amount*bps, 10000)
+// extended is the price of qty at unit, before any discount.
+func extended(unit, qty, measurement int64) int64 {
+	return roundDiv(unit*qty, divisor(measurement))
+}
+
+// discounted is the price of qty at unit less bps basis points.
+func discounted(unit, qty, measurement, bps int64) int64 {
+	return roundDiv(unit*qty*(10000-bps), divisor(measurement)*10000)
 }
 
 // roundDiv divides, rounding halves away from zero.
@@ -57,7 +67,7 @@ func price(l *lanedb.Line, customer *lanedb.SaleCustomer) {
 	}
 	l.PriceCause, l.PriceCauseData = causeNone, 0
 	if customer != nil && customer.DiscountBPS > 0 {
-		l.TotalPriceCents = gross - percentOff(gross, customer.DiscountBPS)
+		l.TotalPriceCents = discounted(l.UnitPriceCents, l.Qty, l.Measurement, min(customer.DiscountBPS, 10000))
 		l.PriceCause, l.PriceCauseData = causeCustomerDiscount, customer.CID
 	}
 }
@@ -66,7 +76,7 @@ func price(l *lanedb.Line, customer *lanedb.SaleCustomer) {
 // sale_get_price.
 func unitPriceFor(p *lanedb.SaleProduct, customer *lanedb.SaleCustomer) int64 {
 	if customer != nil && customer.DiscountBPS > 0 {
-		return p.PriceCents - percentOff(p.PriceCents, customer.DiscountBPS)
+		return discounted(p.PriceCents, 1, measureUnit, min(customer.DiscountBPS, 10000))
 	}
 	return p.PriceCents
 }

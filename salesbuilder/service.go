@@ -39,7 +39,10 @@ type Service struct {
 	notify      func()
 	journalKeep int
 	ikKeep      time.Duration
+	maxLines    int
+	maxPresells int
 	ids         *ids
+	claims      *claimSet
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
@@ -64,6 +67,15 @@ type Options struct {
 	// IdempotencyKeep is how long a request's ik is remembered (a retry
 	// later than that is a new request). Default 48h.
 	IdempotencyKeep time.Duration
+	// MaxSaleLines is the most lines one sale may hold; adding one more is
+	// refused with limit_reached. It keeps a sale printable and its every
+	// change cheap (each change rereads the lines). Default 500.
+	MaxSaleLines int
+	// MaxOpenPresells is the most open presells (being built or submitted,
+	// not yet completed or voided) one key may have; creating one more is
+	// refused with limit_reached, so one runaway tablet cannot take every
+	// ticket. Default 200.
+	MaxOpenPresells int
 	// Notify is called (without blocking) after each commit that journalled
 	// an event, so the firehose hub can publish it. Default nil.
 	Notify func()
@@ -72,7 +84,7 @@ type Options struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000,
-		IdempotencyKeep: 48 * time.Hour}
+		IdempotencyKeep: 48 * time.Hour, MaxSaleLines: 500, MaxOpenPresells: 200}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
@@ -95,7 +107,13 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.IdempotencyKeep <= 0 {
 		opts.IdempotencyKeep = d.IdempotencyKeep
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, ids: newIDs(opts.Rand), loc: time.UTC, laneNo: 1}
+	if opts.MaxSaleLines <= 0 {
+		opts.MaxSaleLines = d.MaxSaleLines
+	}
+	if opts.MaxOpenPresells <= 0 {
+		opts.MaxOpenPresells = d.MaxOpenPresells
+	}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, ids: newIDs(opts.Rand), claims: newClaimSet(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
@@ -222,7 +240,7 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, ik string, call *
 // is no longer true.
 func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Idempotent, physkey string, call *protocol.Call) error {
 	c := call.Caller
-	if rec.Session == "" || rec.Session == c.Session || physkey == "" || c.Claims == nil {
+	if rec.Session == "" || rec.Session == c.Session || physkey == "" || !canClaim(c) {
 		return nil
 	}
 	moved, err := lanedb.MoveClaim(ctx, tx, physkey, rec.Session, c.Session, s.now())
@@ -230,7 +248,7 @@ func (s *Service) resumeClaim(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Id
 		return err
 	}
 	if moved {
-		c.Claims.Add(physkey)
+		s.claims.Add(tx, physkey, c.Session)
 		return lanedb.MoveSession(ctx, tx, rec.KeyID, rec.Session, c.Session)
 	}
 	if claiming[call.Endpoint.Name] {
@@ -295,15 +313,10 @@ func mapDBError(err error) error {
 		return protocol.Errorf(protocol.CodeConflict, "the sale was changed by another device at the same moment; fetch it and retry")
 	case errors.Is(err, lanedb.ErrWriterClosed):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane is shutting down; retry on the next connection")
-	case isBusy(err):
+	case lanedb.IsBusy(err):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; retry")
 	}
 	return err
-}
-
-func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 func clip(s string) string {
@@ -407,10 +420,14 @@ func newerSale(a, b *lanedb.Sale) bool {
 }
 
 // forChange resolves the sale and checks it can be changed by this caller:
-// it must be active and held by the caller's key.
+// it must be active and held by the caller's key, and once it holds a
+// payment the caller needs the counter scope.
 func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, call *protocol.Call) (*lanedb.Sale, error) {
 	sale, err := resolve(ctx, tx, call)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPaidFor(ctx, tx, sale, call.Caller); err != nil {
 		return nil, err
 	}
 	if err := checkPhase(sale, lanedb.PhaseActive); err != nil {

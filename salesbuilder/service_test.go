@@ -42,7 +42,8 @@ func (l *lane) now() time.Time {
 	return l.clock
 }
 
-func newLane(t *testing.T) *lane {
+// newLane starts a lane; opts adjust its Options (limits) before it starts.
+func newLane(t *testing.T, opts ...func(*Options)) *lane {
 	t.Helper()
 	ctx := context.Background()
 	db, err := lanedb.Open(ctx, filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
@@ -59,7 +60,11 @@ func newLane(t *testing.T) *lane {
 	w := db.NewWriter(lanedb.WriterOptions{MaxWait: time.Millisecond, MaxBatch: 16})
 	t.Cleanup(func() { w.Close(); db.Close() })
 	l := &lane{t: t, db: db, clock: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
-	s, err := New(ctx, db, w, Options{Now: l.now, Lease: 2 * time.Minute, PresellMaxAge: 12 * time.Hour})
+	o := Options{Now: l.now, Lease: 2 * time.Minute, PresellMaxAge: 12 * time.Hour}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := New(ctx, db, w, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +76,12 @@ func newLane(t *testing.T) *lane {
 
 func tablet(name string) *protocol.Caller {
 	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopePresell},
-		Purpose: protocol.PurposePresell, Session: "session-" + name, Claims: protocol.NewClaimSet()}
+		Purpose: protocol.PurposePresell, Session: "session-" + name}
 }
 
 func counter(name string) *protocol.Caller {
 	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeCounter},
-		Session: "session-" + name, Claims: protocol.NewClaimSet()}
+		Session: "session-" + name}
 }
 
 // call runs endpoint a for caller with k and v (any JSON-able value).

@@ -82,7 +82,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		inflight: map[string][]*flight{},
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
-		Session: uuid.NewString(), Claims: protocol.NewClaimSet()}
+		Session: uuid.NewString()}
 	if !s.addSocket(sk) {
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "the lane is shutting down"), time.Now().Add(s.cfg.WriteWait))

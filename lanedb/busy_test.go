@@ -1,0 +1,94 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// busyError makes SQLite refuse a write lock that the lane's writer holds:
+// a second connection that will not wait gets SQLITE_BUSY.
+func busyError(t *testing.T, db *DB) error {
+	t.Helper()
+	tx, err := db.W.Beginx() // BEGIN IMMEDIATE: takes the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	other, err := sqlx.Open("sqlite", fileURI(db.Path)+"?_pragma=busy_timeout(0)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otx, err := other.Begin()
+	if err == nil {
+		otx.Rollback()
+		t.Fatal("a second writer got the lock the writer holds")
+	}
+	return err
+}
+
+// lockedError makes SQLite refuse to drop a table that a statement on the
+// same connection is still reading: SQLITE_LOCKED.
+func lockedError(t *testing.T, db *DB) error {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := db.W.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{`CREATE TABLE scratch (n INTEGER)`, `INSERT INTO scratch VALUES (1), (2)`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT n FROM scratch`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	rows.Next()
+	_, err = conn.ExecContext(ctx, `DROP TABLE scratch`)
+	if err == nil {
+		t.Fatal("dropped a table that was being read")
+	}
+	return err
+}
+
+func constraintError(t *testing.T, db *DB) error {
+	t.Helper()
+	_, err := db.W.Exec(`INSERT INTO lane_counters (name, value) VALUES ('x', NULL)`)
+	if err == nil {
+		t.Fatal("NOT NULL was not enforced")
+	}
+	return err
+}
+
+func TestIsBusy(t *testing.T) {
+	tests := []struct {
+		name string
+		err  func(t *testing.T, db *DB) error
+		want bool
+	}{
+		{"SQLITE_BUSY from a held write lock", busyError, true},
+		{"SQLITE_BUSY wrapped", func(t *testing.T, db *DB) error {
+			return fmt.Errorf("begin write: %w", busyError(t, db))
+		}, true},
+		{"SQLITE_LOCKED by a pending read", lockedError, true},
+		{"a constraint failure", constraintError, false},
+		{"the words alone", func(*testing.T, *DB) error { return errors.New("database is locked (SQLITE_BUSY)") }, false},
+		{"no error", func(*testing.T, *DB) error { return nil }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.err(t, openTemp(t))
+			if got := IsBusy(err); got != tt.want {
+				t.Fatalf("IsBusy(%v) = %v, want %v", err, got, tt.want)
+			}
+		})
+	}
+}

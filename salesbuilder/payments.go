@@ -1,0 +1,176 @@
+package salesbuilder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// Money already taken is never orphaned: a sale that holds a payment
+// cannot be cancelled, voided or brought below what was paid, and once it
+// holds one only a counter may change it. A counter gives money back with
+// sale_remove_payment, which reverses one payment (the row stays, flagged,
+// for audit) and journals the change like every other.
+
+// cashGlobalCode is the global payment code of cash (SPEC §9.3: 1 cash,
+// 3 eftpos, 200 account). The lane DB's payment_types has no "gives
+// change" flag, so the documented global code decides: only cash may be
+// tendered above the balance due, the excess being the change.
+const cashGlobalCode = 1
+
+// dollars formats cents for a person: 1150 → "$11.50".
+func dollars(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s$%d.%02d", sign, cents/100, cents%100)
+}
+
+// hasPaymentsError says that a sale holds money that must be given back
+// before the change asked for.
+func hasPaymentsError(paid int64) error {
+	return protocol.Errorf(protocol.CodeHasPayments,
+		"this sale holds %s in payments: reverse the payments first (fd1.salesbuilder.sale_remove_payment)", dollars(paid))
+}
+
+// refuseIfPaid refuses a change (cancel, void) that a sale holding any
+// payment must not undergo.
+func refuseIfPaid(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
+	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+	if err != nil {
+		return err
+	}
+	if paid > 0 {
+		return hasPaymentsError(paid)
+	}
+	return nil
+}
+
+// checkPaidFor refuses any change to an open sale holding a payment by a
+// caller without the counter scope: a tablet builds and submits, and once
+// a counter has taken money the sale is the counter's. It comes before
+// the phase and holder checks, so the tablet hears the reason that will
+// not go away ("parked: unpark it first" would send it round in circles).
+// Only for the caller's own sale: another key's sale is refused by the
+// holder checks, without telling this key what was paid on it.
+func checkPaidFor(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c *protocol.Caller) error {
+	if c.ActFor(protocol.ScopeCounter) || (sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked) {
+		return nil
+	}
+	if !c.HasKeyName(sale.CreatedBy) && !c.HasKeyID(sale.HolderKey) {
+		return nil
+	}
+	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+	if err != nil {
+		return err
+	}
+	if paid > 0 {
+		return protocol.Errorf(protocol.CodeHasPayments,
+			"sale %s holds %s in payments taken at the counter; only a counter can change it now (it can reverse them with fd1.salesbuilder.sale_remove_payment)",
+			sale.Physkey, dollars(paid))
+	}
+	return nil
+}
+
+// checkTender refuses a non-cash payment above the balance due: change is
+// given from the cash drawer only.
+func checkTender(pt *lanedb.PaymentType, amount, total, paid int64) error {
+	if pt.GlobalCode == cashGlobalCode {
+		return nil
+	}
+	due := max(total-paid, 0)
+	if amount > due {
+		return protocol.Errorf(protocol.CodeBadArgument,
+			"v.amount: a %s payment of %s is more than the balance due of %s; only cash gives change, so tender at most %s by %s",
+			pt.TypeStr, dollars(amount), dollars(due), dollars(due), pt.TypeStr)
+	}
+	return nil
+}
+
+type removePaymentArgs struct {
+	Seq int64 `json:"seq" validate:"required,gt=0"`
+}
+
+// removePayment reverses one payment of a sale, named by its sequence
+// (payments[].sequence in the sale). Like sale_add_payment it needs the
+// counter scope and respects claims; the reply is the whole sale.
+func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var args removePaymentArgs
+	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+		return nil, err
+	}
+	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
+		sale, err := s.forChange(ctx, tx, call)
+		if err != nil {
+			return nil, err
+		}
+		p, err := lanedb.ReversePayment(ctx, tx, sale.Physkey, args.Seq)
+		if errors.Is(err, lanedb.ErrNoPayment) {
+			return nil, s.noPayment(ctx, tx, sale, args.Seq)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sale.Presell {
+			if err := s.journal(ctx, tx, "payment_reversed", sale.Physkey, call.Caller.KeyName, map[string]any{
+				"ticket": sale.Ticket.Int64, "seq": p.Sequence, "type": p.GlobalCode, "amount": protocol.Money(p.AmountCents),
+			}); err != nil {
+				return nil, err
+			}
+		}
+		return s.finishLines(ctx, tx, call, sale, evPaymentsDel)
+	})
+}
+
+// noPayment explains a sale_remove_payment whose sequence names no live
+// payment, listing those that are.
+func (s *Service) noPayment(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, seq int64) error {
+	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
+	if err != nil {
+		return err
+	}
+	if len(payments) == 0 {
+		return protocol.Errorf(protocol.CodeNotFound, "sale %s holds no payment to reverse", sale.Physkey)
+	}
+	live := make([]string, len(payments))
+	for i, p := range payments {
+		live[i] = fmt.Sprintf("%d (%s %s)", p.Sequence, p.TypeName, dollars(p.AmountCents))
+	}
+	return protocol.Errorf(protocol.CodeNotFound, "sale %s has no payment with seq %d to reverse; its payments: %s",
+		sale.Physkey, seq, strings.Join(live, ", "))
+}
+
+// checkLineCount refuses a line past MaxSaleLines.
+func (s *Service) checkLineCount(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
+	n, err := lanedb.LineCount(ctx, tx, sale.Physkey)
+	if err != nil {
+		return err
+	}
+	if n >= s.maxLines {
+		return protocol.Errorf(protocol.CodeLimitReached,
+			"sale %s already holds %d lines, the most one sale may hold on this lane (serve --max-sale-lines); raise a line's qty instead, or complete this sale and start another",
+			sale.Physkey, n)
+	}
+	return nil
+}
+
+// checkOpenPresells refuses a new presell to a key that already has
+// MaxOpenPresells open. It runs inside the write transaction that would
+// insert the presell, so concurrent creates cannot both slip under the cap.
+func (s *Service) checkOpenPresells(ctx context.Context, tx *lanedb.Tx, createdBy string) error {
+	n, err := lanedb.OpenPresellCount(ctx, tx, createdBy)
+	if err != nil {
+		return err
+	}
+	if n >= s.maxPresells {
+		return protocol.Errorf(protocol.CodeLimitReached,
+			"key %q has %d open presells, the most one key may have on this lane (serve --max-open-presells); free some: complete or void them at the counter, void them with `greenlane presell void`, or they expire after %s untouched (serve --presell-max-age)",
+			createdBy, n, s.maxAge)
+	}
+	return nil
+}
