@@ -395,8 +395,19 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1002}, ikAdd)
 	wantCode(t, err, protocol.CodeIKReused)
-	_, err = l.call(tab, "salesbuilder.sale_add_product", k, add, "not-a-uuid")
+	_, err = l.call(tab, "salesbuilder.sale_add_product", k, add, "not a key")
 	wantCode(t, err, protocol.CodeBadArgument)
+	// Any opaque printable key works, compared exactly: a till's own order
+	// number is as good as a UUID, and another spelling is another key.
+	for _, ik := range []string{"till-3/order-17", "till-3/order-17", "TILL-3/order-17"} {
+		if _, err := l.call(tab, "salesbuilder.sale_add_product", k, add, ik); err != nil {
+			t.Fatalf("ik %q: %v", ik, err)
+		}
+	}
+	_ = l.db.R.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
+	if lines != 3 {
+		t.Fatalf("%d lines after two non-UUID keys (one retried), want 3", lines)
+	}
 	// A failed request stores nothing: fixing it and retrying with the same ik works.
 	ikBad := uuid.NewString()
 	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, ikBad)
