@@ -299,7 +299,7 @@ func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 		{"zero qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 0}, protocol.CodeBadArgument},
 		{"negative qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": -2}, protocol.CodeBadArgument},
 		{"float qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1.5}, protocol.CodeBadArgument},
-		{"string qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": "2"}, protocol.CodeBadArgument},
+		{"non-numeric string qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": "2abc"}, protocol.CodeBadArgument},
 		{"huge qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1e12}, protocol.CodeBadArgument},
 		{"price override without counter scope", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "price": 1}, protocol.CodeForbidden},
 		{"not a sale", tab, "salesbuilder.sale_add_product", "nope", map[string]any{"pid": 1001}, protocol.CodeNotFound},
