@@ -352,6 +352,9 @@ func (sk *socket) reply(r *protocol.Reply) {
 	// that reads them is waited for (up to WriteWait a packet), not taken
 	// for a slow one, and no more than one queue of them is held encoded.
 	for _, c := range chunks {
+		if sk.ctx.Err() != nil {
+			return // closing: the rest would never be written
+		}
 		if !sk.out.pushWait(sk.encode(c), sk.srv.cfg.WriteWait, sk.ctx.Done()) {
 			if sk.ctx.Err() == nil {
 				sk.srv.log.Warn("client stopped reading a chunked reply; disconnecting", "socket", sk.id, "remote", sk.remote)
