@@ -640,7 +640,7 @@ func fuzzValueFitsKind(kind protocol.Kind, v any) bool {
 	case string:
 		return kind == protocol.KindString
 	case int64:
-		return kind == protocol.KindInt || kind == protocol.KindMoney
+		return kind == protocol.KindInt || kind == protocol.KindMoney || kind == protocol.KindSeconds
 	case bool:
 		return kind == protocol.KindBool
 	}

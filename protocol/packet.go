@@ -169,7 +169,9 @@ func (e *DecodeError) Error() string { return e.Err.Error() }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Decode reads one FD1 request from a text frame. Every failure is a
-// *DecodeError with code bad_packet, naming what was wrong.
+// *DecodeError with code bad_packet, naming what was wrong, except an
+// unusable ik: that is bad_argument, as it is when an endpoint checks the
+// ik of an HTTP request (see CheckIK).
 func Decode(frame []byte) (*Request, *DecodeError) {
 	fail := func(format string, args ...any) *DecodeError {
 		return &DecodeError{Err: Errorf(CodeBadPacket, format, args...)}

@@ -856,6 +856,7 @@ func TestKeywordsHas(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(pktFullFrame))
 	f.Add([]byte(`{"a":"x","rq":12345,"rt":[1,{"t":null}]}`))
+	f.Add([]byte(`{"a":"x","rq":"r","ik":"order 17"}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		req, de := protocol.Decode(frame)
 		switch {
@@ -864,8 +865,9 @@ func FuzzDecode(f *testing.F) {
 		case req == nil && de == nil:
 			t.Fatal("neither a request nor an error")
 		case de != nil:
-			if de.Err == nil || de.Err.Code != protocol.CodeBadPacket || de.Err.Message == "" {
-				t.Fatalf("DecodeError.Err = %+v, want a bad_packet error with a message", de.Err)
+			ikErr := de.Err != nil && de.Err.Code == protocol.CodeBadArgument && strings.HasPrefix(de.Err.Message, "ik ")
+			if de.Err == nil || (de.Err.Code != protocol.CodeBadPacket && !ikErr) || de.Err.Message == "" {
+				t.Fatalf("DecodeError.Err = %+v, want a bad_packet error (or bad_argument for ik) with a message", de.Err)
 			}
 			out, err := protocol.ErrorReply(de.A, de.RQ, de.RT, de.Err).Marshal()
 			if err != nil || !json.Valid(out) {
