@@ -381,5 +381,9 @@ func (sk *socket) replyError(req *protocol.Request, err error) {
 		sk.reply(protocol.ErrorReply("", nil, nil, err))
 		return
 	}
-	sk.reply(protocol.ErrorReply(req.A, req.RQ, req.RT, err))
+	r := protocol.ErrorReply(req.A, req.RQ, req.RT, err)
+	if req.WantsChunks() { // as run marks it: the client waits for last
+		r.Ch, r.Last = 1, true
+	}
+	sk.reply(r)
 }
