@@ -12,10 +12,18 @@ import (
 
 // Config tunes the catalog endpoints.
 type Config struct {
-	// MaxRows caps the rows of one list reply; a reply cut short says
-	// "more":true. Default 1000.
+	// MaxRows caps the rows of one list reply packet; a reply cut short says
+	// "more":true. A request with mo:"chunk" gets up to maxChunks packets of
+	// MaxRows rows each. Default 1000.
 	MaxRows int
 }
+
+// maxChunks bounds a chunked list reply (mo:"chunk") to this many packets
+// of MaxRows rows, so that one request cannot make the lane hold an
+// unbounded list in memory; past it the last packet says "more":true. Ten
+// keeps the default (10,000 rows) well inside SQLite's 32,766 bound
+// parameters, which the barcode lookup uses one per product.
+const maxChunks = 10
 
 // DefaultConfig is the configuration used when nothing is set.
 func DefaultConfig() Config { return Config{MaxRows: 1000} }
@@ -52,15 +60,22 @@ type listArgs struct {
 	Limit int `json:"limit" validate:"gte=0"`
 }
 
-func (s *Service) limit(req *protocol.Request) (int, error) {
+// limit is how many rows a list request may get, and how many go in one
+// packet: MaxRows in one packet, or with mo:"chunk" up to maxChunks
+// packets of MaxRows (chunk 0 means one packet).
+func (s *Service) limit(req *protocol.Request) (limit, chunk int, err error) {
 	var args listArgs
 	if err := protocol.DecodeV(req.V, &args); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if args.Limit == 0 || args.Limit > s.cfg.MaxRows {
-		return s.cfg.MaxRows, nil
+	limit = s.cfg.MaxRows
+	if req.WantsChunks() {
+		limit, chunk = maxChunks*s.cfg.MaxRows, s.cfg.MaxRows
 	}
-	return args.Limit, nil
+	if args.Limit > 0 && args.Limit < limit {
+		limit = args.Limit
+	}
+	return limit, chunk, nil
 }
 
 // shapeRows applies the request's qo to every row.

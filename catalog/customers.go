@@ -32,7 +32,7 @@ func (s *Service) getCustomers(ctx context.Context, call *protocol.Call) (*proto
 	if err != nil {
 		return nil, err
 	}
-	limit, err := s.limit(req)
+	limit, chunk, err := s.limit(req)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (s *Service) getCustomers(ctx context.Context, call *protocol.Call) (*proto
 	if err != nil {
 		return nil, err
 	}
-	return &protocol.Result{Data: protocol.Rows{Rows: shaped, More: more}}, nil
+	return &protocol.Result{Data: protocol.Rows{Rows: shaped, More: more, Chunk: chunk}}, nil
 }
 
 // customerRow is the FD1 view of a customer (SPEC §9.5). key is the

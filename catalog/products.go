@@ -35,7 +35,7 @@ func (s *Service) getProducts(ctx context.Context, call *protocol.Call) (*protoc
 	if err != nil {
 		return nil, err
 	}
-	limit, err := s.limit(req)
+	limit, chunk, err := s.limit(req)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Service) getProducts(ctx context.Context, call *protocol.Call) (*protoc
 	if err != nil {
 		return nil, err
 	}
-	return &protocol.Result{Data: protocol.Rows{Rows: shaped, More: more}}, nil
+	return &protocol.Result{Data: protocol.Rows{Rows: shaped, More: more, Chunk: chunk}}, nil
 }
 
 // productRow is the FD1 view of a product (SPEC §9.4); price is the list

@@ -1352,7 +1352,7 @@ func TestRecallBadInput(t *testing.T) {
 		{"nothing named", c2, "recall", nil, map[string]any{}, "bad_argument", nil},
 		{"ticket out of range", c2, "recall", nil, map[string]any{"ticket": 10000}, "bad_argument", nil},
 		{"negative ticket", c2, "recall", nil, map[string]any{"ticket": -1}, "bad_argument", nil},
-		{"ticket as text", c2, "recall", nil, map[string]any{"ticket": "12"}, "bad_argument", nil},
+		{"ticket as words", c2, "recall", nil, map[string]any{"ticket": "twelve"}, "bad_argument", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

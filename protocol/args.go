@@ -41,8 +41,16 @@ func validatorInstance() *validator.Validate {
 // validate tags) and validates it. Unknown fields are ignored (clients send
 // extras such as tz and geo); wrong types and failed rules are bad_argument
 // errors that name the field, e.g. `v.qty: must be at least 1`.
+//
+// Integer fields also take a string holding a plain decimal integer
+// ("ticket":"17"), as FD1 clients and HTTP GET send numbers as text; money
+// fields do the same through Money. Any other string is refused.
 func DecodeV(v json.RawMessage, dst any) error {
 	if len(v) > 0 {
+		var err error
+		if v, err = numbersFromText(v, reflect.TypeOf(dst), "v"); err != nil {
+			return err
+		}
 		dec := json.NewDecoder(bytes.NewReader(v))
 		if err := dec.Decode(dst); err != nil {
 			return argError("v", err)
@@ -185,6 +193,156 @@ func goKindName(kind string) string {
 		return "an object"
 	}
 	return kind
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// numbersFromText rewrites raw, to be decoded into a value of type t, so
+// that a JSON string standing where t has an integer holds that integer as
+// a JSON number: {"ticket":"17"} becomes {"ticket":17}. It follows t into
+// nested objects and arrays. A string that is not a plain decimal integer
+// is a bad_argument naming the field (path, as encoding/json names fields);
+// values of other types are left for the decoder to judge. Types with their
+// own UnmarshalJSON (Money) read text themselves, except lists of integers
+// (one pid or several), whose elements are rewritten here.
+func numbersFromText(raw json.RawMessage, t reflect.Type, path string) (json.RawMessage, error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return raw, nil
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if t.Kind() != reflect.Slice || !isIntKind(t.Elem()) {
+			return raw, nil
+		}
+		if raw[0] == '"' { // one integer where a list may stand
+			return integerFromText(raw, path)
+		}
+	}
+	switch {
+	case isIntKind(t) && raw[0] == '"':
+		return integerFromText(raw, path)
+	case t.Kind() == reflect.Struct && raw[0] == '{':
+		return objectNumbersFromText(raw, t, path)
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && raw[0] == '[':
+		var elems []json.RawMessage
+		if json.Unmarshal(raw, &elems) != nil {
+			return raw, nil // malformed: the decoder reports it
+		}
+		changed := false
+		for i, e := range elems {
+			out, err := numbersFromText(e, t.Elem(), path)
+			if err != nil {
+				return nil, err
+			}
+			changed = changed || !bytes.Equal(out, bytes.TrimSpace(e))
+			elems[i] = out
+		}
+		if !changed {
+			return raw, nil
+		}
+		return json.Marshal(elems)
+	}
+	return raw, nil
+}
+
+// objectNumbersFromText applies numbersFromText to each member of a JSON
+// object that names a field of struct type t, matching names the way
+// encoding/json does (exact first, then any case).
+func objectNumbersFromText(raw json.RawMessage, t reflect.Type, path string) (json.RawMessage, error) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return raw, nil // malformed: the decoder reports it
+	}
+	fields := jsonFieldTypes(t)
+	changed := false
+	for name, val := range members {
+		ft, ok := fields[name]
+		if !ok {
+			for fname, typ := range fields {
+				if strings.EqualFold(fname, name) {
+					ft, ok = typ, true
+					break
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		out, err := numbersFromText(val, ft, path+"."+name)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(out, bytes.TrimSpace(val)) {
+			members[name], changed = out, true
+		}
+	}
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(members)
+}
+
+// jsonFieldTypes maps the JSON names of t's fields to their types,
+// including the fields of embedded structs, as encoding/json sees them.
+func jsonFieldTypes(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			for n, typ := range jsonFieldTypes(ft) {
+				if _, shadowed := out[n]; !shadowed {
+					out[n] = typ
+				}
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func isIntKind(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// integerFromText turns a JSON string holding a plain decimal integer into
+// that JSON number ("007" → 7, "-3" → -3); the decoder then checks its range.
+func integerFromText(raw json.RawMessage, path string) (json.RawMessage, error) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil || !isPlainInteger(s) {
+		return nil, Errorf(CodeBadArgument, "%s: want an integer, got %s", path, describeJSON(raw))
+	}
+	neg := strings.HasPrefix(s, "-")
+	digits := strings.TrimLeft(strings.TrimPrefix(s, "-"), "0")
+	switch {
+	case digits == "":
+		return json.RawMessage("0"), nil
+	case neg:
+		return json.RawMessage("-" + digits), nil
+	}
+	return json.RawMessage(digits), nil
 }
 
 func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -134,7 +134,7 @@ func TestDecodeVWrongTypes(t *testing.T) {
 		field    string
 		hint     string // a word the message must hold (the JSON type wanted)
 	}{
-		{"string into int", map[string]string{"qty": `"3"`}, "v.qty", "integer"},
+		{"word into int", map[string]string{"qty": `"three"`}, "v.qty", "integer"},
 		{"float into int", map[string]string{"qty": `1.5`}, "v.qty", "integer"},
 		{"exponent into int", map[string]string{"qty": `1e2`}, "v.qty", "integer"},
 		{"int overflow", map[string]string{"qty": `99999999999999999999`}, "v.qty", "integer"},
@@ -269,5 +269,116 @@ func TestValidateNotAStruct(t *testing.T) {
 		if got := protocol.AsError(err).Code; got != protocol.CodeInternal {
 			t.Errorf("Validate(%v) became code %q, want internal", dst, got)
 		}
+	}
+}
+
+// argsTestNumbers has every integer shape a v struct uses: plain, pointer,
+// unsigned, nested, in a slice, and a list type with its own UnmarshalJSON
+// (salesbuilder's pid list), plus money and a float (which stays a number).
+type argsTestNumbers struct {
+	Ticket int64           `json:"ticket"`
+	Qty    *int64          `json:"qty"`
+	Count  uint16          `json:"count"`
+	Amount protocol.Money  `json:"amount"`
+	Price  *protocol.Money `json:"price"`
+	Ratio  float64         `json:"ratio"`
+	Outer  argsTestInner   `json:"outer"`
+	Items  []argsTestInner `json:"items"`
+	PIDs   argsTestPIDList `json:"pid"`
+	Codes  []int           `json:"codes"`
+	Name   string          `json:"name"`
+	argsTestEmbedded
+}
+
+type argsTestEmbedded struct {
+	Seq int `json:"seq"`
+}
+
+// argsTestPIDList reads one integer or a list, like salesbuilder's pidList.
+type argsTestPIDList []int64
+
+func (p *argsTestPIDList) UnmarshalJSON(b []byte) error {
+	var one int64
+	if json.Unmarshal(b, &one) == nil {
+		*p = argsTestPIDList{one}
+		return nil
+	}
+	var many []int64
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*p = many
+	return nil
+}
+
+// TestDecodeVNumbersAsText: integer and money fields of v take a string
+// holding a plain decimal, wherever they sit, and refuse any other string
+// with the usual bad_argument naming the field.
+func TestDecodeVNumbersAsText(t *testing.T) {
+	i64 := func(n int64) *int64 { return &n }
+	money := func(m protocol.Money) *protocol.Money { return &m }
+	accepted := []struct {
+		name, v string
+		want    argsTestNumbers
+	}{
+		{"int", `{"ticket":"17"}`, argsTestNumbers{Ticket: 17}},
+		{"int negative", `{"ticket":"-17"}`, argsTestNumbers{Ticket: -17}},
+		{"int leading zeros", `{"ticket":"0017"}`, argsTestNumbers{Ticket: 17}},
+		{"int zero", `{"ticket":"000"}`, argsTestNumbers{}},
+		{"pointer int", `{"qty":"2"}`, argsTestNumbers{Qty: i64(2)}},
+		{"unsigned", `{"count":"65535"}`, argsTestNumbers{Count: 65535}},
+		{"money", `{"amount":"20.50"}`, argsTestNumbers{Amount: 2050}},
+		{"pointer money", `{"price":"3"}`, argsTestNumbers{Price: money(300)}},
+		{"nested", `{"outer":{"inner":"3"}}`, argsTestNumbers{Outer: argsTestInner{Inner: 3}}},
+		{"in a slice of structs", `{"items":[{"inner":"1"},{"inner":2}]}`, argsTestNumbers{Items: []argsTestInner{{Inner: 1}, {Inner: 2}}}},
+		{"list type, one", `{"pid":"5"}`, argsTestNumbers{PIDs: argsTestPIDList{5}}},
+		{"list type, many", `{"pid":["5",6]}`, argsTestNumbers{PIDs: argsTestPIDList{5, 6}}},
+		{"slice of ints", `{"codes":["1","2"]}`, argsTestNumbers{Codes: []int{1, 2}}},
+		{"embedded", `{"seq":"9"}`, argsTestNumbers{argsTestEmbedded: argsTestEmbedded{Seq: 9}}},
+		{"any case, as encoding/json", `{"Ticket":"4"}`, argsTestNumbers{Ticket: 4}},
+		{"numbers still numbers", `{"ticket":17,"amount":20.5}`, argsTestNumbers{Ticket: 17, Amount: 2050}},
+		{"strings stay strings", `{"name":"17"}`, argsTestNumbers{Name: "17"}},
+	}
+	for _, tc := range accepted {
+		t.Run(tc.name, func(t *testing.T) {
+			var got argsTestNumbers
+			if err := protocol.DecodeV(json.RawMessage(tc.v), &got); err != nil {
+				t.Fatalf("DecodeV(%s): %v", tc.v, err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("DecodeV(%s) = %+v, want %+v", tc.v, got, tc.want)
+			}
+		})
+	}
+	refused := []struct {
+		name, v, field, text string
+	}{
+		{"trailing letters", `{"ticket":"17abc"}`, "v.ticket", `"17abc"`},
+		{"exponent", `{"ticket":"1e3"}`, "v.ticket", `"1e3"`},
+		{"leading space", `{"ticket":" 17"}`, "v.ticket", `" 17"`},
+		{"empty", `{"ticket":""}`, "v.ticket", `""`},
+		{"hex", `{"ticket":"0x10"}`, "v.ticket", `"0x10"`},
+		{"NaN", `{"ticket":"NaN"}`, "v.ticket", `"NaN"`},
+		{"Infinity", `{"ticket":"Infinity"}`, "v.ticket", `"Infinity"`},
+		{"plus", `{"ticket":"+17"}`, "v.ticket", `"+17"`},
+		{"fraction", `{"ticket":"17.0"}`, "v.ticket", `"17.0"`},
+		{"overflow", `{"ticket":"99999999999999999999"}`, "v.ticket", "99999999999999999999"},
+		{"negative unsigned", `{"count":"-1"}`, "v.count", "-1"},
+		{"nested", `{"outer":{"inner":"x"}}`, "v.outer.inner", `"x"`},
+		{"in a list", `{"pid":["5","x"]}`, "v.pid", `"x"`},
+		{"money exponent", `{"amount":"1e3"}`, "v.amount", `"1e3"`},
+		{"money three decimals", `{"amount":"20.505"}`, "v.amount", `"20.505"`},
+		{"money NaN", `{"amount":"NaN"}`, "v.amount", `"NaN"`},
+		{"money comma", `{"amount":"20,50"}`, "v.amount", `"20,50"`},
+		{"float stays a number", `{"ratio":"1.5"}`, "v.ratio", "number"},
+	}
+	for _, tc := range refused {
+		t.Run("refuse "+tc.name, func(t *testing.T) {
+			var got argsTestNumbers
+			msg := argsExpectBadArgument(t, protocol.DecodeV(json.RawMessage(tc.v), &got), tc.field)
+			if !strings.Contains(msg, tc.text) {
+				t.Errorf("message %q does not show %s", msg, tc.text)
+			}
+		})
 	}
 }

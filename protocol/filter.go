@@ -40,14 +40,25 @@ const (
 	KindInt                    // JSON integer (no fraction, fits int64)
 	KindMoney                  // JSON decimal number of currency units, held as int64 cents (12.5 -> 1250); more than 2 decimals is an error
 	KindBool                   // JSON true/false, also 0/1
+	// KindSeconds is a whole number of seconds from 0 to MaxFilterSeconds:
+	// a span the endpoint turns into a time.Duration (age of a presell), so
+	// it is bounded where time.Duration(n)*time.Second would overflow and
+	// wrap round to a negative span that matches everything. Out of range
+	// is bad_filter, not a silent empty or full list.
+	KindSeconds
 )
+
+// MaxFilterSeconds is the largest KindSeconds value: ten years (of 365.25
+// days), far beyond anything a lane keeps open and far below the ~292
+// years a time.Duration holds.
+const MaxFilterSeconds = 10 * 36525 * 24 * 60 * 60 / 100
 
 // Fields names the fields an endpoint allows in q, with their kinds.
 type Fields map[string]Kind
 
-// Cond is one parsed condition. Value is string, int64 (KindInt, and KindMoney
-// in cents) or bool. For ParseEventFilter (no Fields), Value is string,
-// float64 or bool.
+// Cond is one parsed condition. Value is string, int64 (KindInt and
+// KindSeconds; KindMoney in cents) or bool. For ParseEventFilter (no
+// Fields), Value is string, float64 or bool.
 type Cond struct {
 	Field string
 	Op    Op
@@ -225,6 +236,8 @@ func filterKindName(k Kind) string {
 		return "an integer"
 	case KindMoney:
 		return "a money"
+	case KindSeconds:
+		return "a seconds"
 	case KindBool:
 		return "a boolean"
 	}
@@ -298,11 +311,11 @@ func invalidFilterJSON(key string) error {
 
 // queryLiteral types an HTTP query value by the field's kind, since a query
 // string carries no JSON types. Booleans take true/false and 1/0; anything
-// else is passed on as a string so the kind check reports it.
+// else is passed on as a string so the kind check reports it. Numbers stay
+// strings too: a number sent as text is read by one rule, wherever it
+// comes from (see filterScaledValue).
 func queryLiteral(kind Kind, s string) filterLiteral {
 	switch kind {
-	case KindInt, KindMoney:
-		return filterLiteral{typ: filterNumber, text: s}
 	case KindBool:
 		switch s {
 		case "true", "false":
@@ -325,6 +338,8 @@ func filterValueOfKind(key string, kind Kind, lit filterLiteral) (any, error) {
 		return filterScaledValue(key, lit, filterMoneyPlaces)
 	case KindBool:
 		return filterBoolValue(key, lit)
+	case KindSeconds:
+		return filterSecondsValue(key, lit)
 	}
 	// A Fields entry with no valid kind is a bug in the endpoint, not the client.
 	return nil, Errorf(CodeInternal, "q[%s]: the field is declared with unknown kind %d", quoteClipped(key), kind)
@@ -343,7 +358,16 @@ func filterStringValue(key string, lit filterLiteral) (any, error) {
 
 // filterScaledValue reads an integer (places 0) or cents (places 2) exactly
 // from the number's decimal spelling, so 0.29 is 29 cents and not 28.999….
+// A string holding a plain decimal ("17", "20.50") is read as that number,
+// since FD1 clients and HTTP GET send numbers as text; any other string
+// ("1e3", " 17", "0x10", "NaN") is refused.
 func filterScaledValue(key string, lit filterLiteral, places int) (any, error) {
+	if lit.typ == filterString {
+		if !isPlainDecimal(lit.text) {
+			return nil, Errorf(CodeBadFilter, "q[%s]: want a number, got string %s", quoteClipped(key), quoteClipped(lit.text))
+		}
+		lit.typ = filterNumber
+	}
 	if lit.typ != filterNumber {
 		return nil, filterWantErr(key, "a number", lit)
 	}
@@ -362,6 +386,20 @@ func filterScaledValue(key string, lit filterLiteral, places int) (any, error) {
 		return nil, Errorf(CodeBadFilter, "q[%s]: %s is out of range", quoteClipped(key), clipClientText(lit.text))
 	}
 	return n, nil
+}
+
+// filterSecondsValue reads a KindSeconds value: an integer in
+// [0, MaxFilterSeconds].
+func filterSecondsValue(key string, lit filterLiteral) (any, error) {
+	v, err := filterScaledValue(key, lit, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n := v.(int64); n < 0 || n > MaxFilterSeconds {
+		return nil, Errorf(CodeBadFilter, "q[%s]: want seconds from 0 to %d (10 years), got %s",
+			quoteClipped(key), MaxFilterSeconds, clipClientText(lit.text))
+	}
+	return v, nil
 }
 
 // filterBoolValue accepts true/false and, for clients that send flags as

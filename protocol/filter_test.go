@@ -164,8 +164,8 @@ func TestParseFilterValues(t *testing.T) {
 		{name: "string at limit", q: `{"name": "` + strings.Repeat("x", 1024) + `"}`, want: one("name", strings.Repeat("x", 1024))},
 		{name: "string over limit", q: `{"name": "` + strings.Repeat("x", 1025) + `"}`, wantErr: `q["name"]: the string is 1025 bytes; at most 1024`},
 		// Wrong JSON types.
-		{name: "string for int", q: `{"pid": "5"}`, wantErr: `q["pid"]: want a number, got a string`},
-		{name: "string for money", q: `{"price(>=)": "5"}`, wantErr: `q["price(>=)"]: want a number, got a string`},
+		{name: "word for int", q: `{"pid": "five"}`, wantErr: `q["pid"]: want a number, got string "five"`},
+		{name: "word for money", q: `{"price(>=)": "five"}`, wantErr: `q["price(>=)"]: want a number, got string "five"`},
 		{name: "bool for int", q: `{"pid": true}`, wantErr: `want a number, got a boolean`},
 		{name: "number for string", q: `{"name": 5}`, wantErr: `q["name"]: want a string, got a number`},
 		{name: "bool for string", q: `{"name": false}`, wantErr: `want a string, got a boolean`},
@@ -378,15 +378,15 @@ func TestParseQueryFilter(t *testing.T) {
 		{name: "int 5.0", q: map[string]string{"pid": "5.0"}, want: one("pid", protocol.OpEq, int64(5))},
 		{name: "money", q: map[string]string{"price(>=)": "12.50"}, want: one("price", protocol.OpGe, int64(1250))},
 		{name: "money whole", q: map[string]string{"price": "5"}, want: one("price", protocol.OpEq, int64(500))},
-		{name: "money exponent", q: map[string]string{"price": "1e2"}, want: one("price", protocol.OpEq, int64(10000))},
+		{name: "money exponent", q: map[string]string{"price": "1e2"}, wantErr: `q["price"]: want a number, got string "1e2"`},
 		{name: "bool true", q: map[string]string{"active": "true"}, want: one("active", protocol.OpEq, true)},
 		{name: "bool 1", q: map[string]string{"active": "1"}, want: one("active", protocol.OpEq, true)},
 		{name: "bool false", q: map[string]string{"active(!=)": "false"}, want: one("active", protocol.OpNe, false)},
 		{name: "bool 0", q: map[string]string{"active": "0"}, want: one("active", protocol.OpEq, false)},
 		{name: "string", q: map[string]string{"name": "5"}, want: one("name", protocol.OpEq, "5")},
 		{name: "string empty", q: map[string]string{"name(!=)": ""}, want: one("name", protocol.OpNe, "")},
-		{name: "int word", q: map[string]string{"pid": "abc"}, wantErr: `q["pid"]: want a number, got "abc"`},
-		{name: "int empty", q: map[string]string{"pid": ""}, wantErr: `q["pid"]: want a number, got ""`},
+		{name: "int word", q: map[string]string{"pid": "abc"}, wantErr: `q["pid"]: want a number, got string "abc"`},
+		{name: "int empty", q: map[string]string{"pid": ""}, wantErr: `q["pid"]: want a number, got string ""`},
 		{name: "int padded", q: map[string]string{"pid": " 5"}, wantErr: `want a number`},
 		{name: "int plus", q: map[string]string{"pid": "+5"}, wantErr: `want a number`},
 		{name: "int hex", q: map[string]string{"pid": "0x10"}, wantErr: `want a number`},
@@ -640,9 +640,121 @@ func fuzzValueFitsKind(kind protocol.Kind, v any) bool {
 	case string:
 		return kind == protocol.KindString
 	case int64:
-		return kind == protocol.KindInt || kind == protocol.KindMoney
+		return kind == protocol.KindInt || kind == protocol.KindMoney || kind == protocol.KindSeconds
 	case bool:
 		return kind == protocol.KindBool
 	}
 	return false
+}
+
+// TestParseFilterNumbersAsText: FD1 clients and HTTP GET send numbers as
+// strings. An integer or money field takes a string holding a plain decimal
+// and nothing else, in a JSON q and in a query string alike.
+func TestParseFilterNumbersAsText(t *testing.T) {
+	cases := []struct {
+		name, key, text string
+		want            any    // the Cond value when accepted
+		wantErr         string // part of the bad_filter message otherwise
+	}{
+		{name: "int", key: "pid", text: "17", want: int64(17)},
+		{name: "int negative", key: "pid(>)", text: "-3", want: int64(-3)},
+		{name: "int leading zeros", key: "pid", text: "007", want: int64(7)},
+		{name: "int point zero", key: "pid", text: "17.0", want: int64(17)},
+		{name: "money", key: "price", text: "20.50", want: int64(2050)},
+		{name: "money op", key: "price(>=)", text: "20", want: int64(2000)},
+		{name: "money cent", key: "price", text: "0.01", want: int64(1)},
+		{name: "int trailing letters", key: "pid", text: "17abc", wantErr: `q["pid"]: want a number, got string "17abc"`},
+		{name: "int exponent", key: "pid", text: "1e3", wantErr: `got string "1e3"`},
+		{name: "int leading space", key: "pid", text: " 17", wantErr: `got string " 17"`},
+		{name: "int trailing space", key: "pid", text: "17 ", wantErr: `got string "17 "`},
+		{name: "int empty", key: "pid", text: "", wantErr: `got string ""`},
+		{name: "int hex", key: "pid", text: "0x10", wantErr: `got string "0x10"`},
+		{name: "int NaN", key: "pid", text: "NaN", wantErr: `got string "NaN"`},
+		{name: "int Infinity", key: "pid", text: "Infinity", wantErr: `got string "Infinity"`},
+		{name: "int plus", key: "pid", text: "+5", wantErr: `got string "+5"`},
+		{name: "int bare point", key: "pid", text: "5.", wantErr: `got string "5."`},
+		{name: "int point first", key: "pid", text: ".5", wantErr: `got string ".5"`},
+		{name: "int minus only", key: "pid", text: "-", wantErr: `got string "-"`},
+		{name: "int fraction", key: "pid", text: "17.5", wantErr: `want a whole number`},
+		{name: "int overflow", key: "pid", text: "99999999999999999999", wantErr: `out of range`},
+		{name: "money three decimals", key: "price", text: "20.505", wantErr: `want at most 2 decimals`},
+		{name: "money comma", key: "price", text: "20,50", wantErr: `got string "20,50"`},
+		{name: "money exponent", key: "price", text: "2e1", wantErr: `got string "2e1"`},
+	}
+	for _, tc := range cases {
+		quoted, _ := json.Marshal(tc.text)
+		for _, via := range []struct {
+			name  string
+			parse func() ([]protocol.Cond, error)
+		}{
+			{"json", func() ([]protocol.Cond, error) {
+				return protocol.ParseFilter(map[string]json.RawMessage{tc.key: quoted}, filterTestFields)
+			}},
+			{"query", func() ([]protocol.Cond, error) {
+				return protocol.ParseQueryFilter(map[string]string{tc.key: tc.text}, filterTestFields)
+			}},
+		} {
+			t.Run(tc.name+"/"+via.name, func(t *testing.T) {
+				got, err := via.parse()
+				if tc.wantErr != "" {
+					pe := expectProtoCode(t, err, protocol.CodeBadFilter)
+					if !strings.Contains(pe.Message, tc.wantErr) {
+						t.Fatalf("message %q does not contain %q", pe.Message, tc.wantErr)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if len(got) != 1 || got[0].Value != tc.want {
+					t.Fatalf("got %+v, want value %v", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestParseFilterSeconds: a field that becomes a time.Duration is bounded,
+// so a huge value is a bad_filter instead of overflowing into a negative
+// span (which made {"age(>=)":9300000000} list every open presell).
+func TestParseFilterSeconds(t *testing.T) {
+	fields := protocol.Fields{"age": protocol.KindSeconds}
+	cases := []struct {
+		name, q string
+		want    any
+		wantErr string
+	}{
+		{name: "zero", q: `{"age(>=)": 0}`, want: int64(0)},
+		{name: "an hour", q: `{"age(>=)": 3600}`, want: int64(3600)},
+		{name: "as text", q: `{"age(<)": "3600"}`, want: int64(3600)},
+		{name: "at the bound", q: `{"age": 315576000}`, want: int64(protocol.MaxFilterSeconds)},
+		{name: "past the bound", q: `{"age": 315576001}`, wantErr: `q["age"]: want seconds from 0 to 315576000 (10 years), got 315576001`},
+		{name: "overflows a Duration", q: `{"age(>=)": 9300000000}`, wantErr: `q["age(>=)"]: want seconds from 0 to 315576000`},
+		{name: "overflows as text", q: `{"age(>=)": "9300000000"}`, wantErr: `want seconds from 0 to 315576000`},
+		{name: "negative", q: `{"age(<=)": -1}`, wantErr: `want seconds from 0 to 315576000 (10 years), got -1`},
+		{name: "beyond int64", q: `{"age": 1e30}`, wantErr: `out of range`},
+		{name: "fraction", q: `{"age": 1.5}`, wantErr: `want a whole number`},
+		{name: "word", q: `{"age": "old"}`, wantErr: `want a number, got string "old"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := protocol.ParseFilter(decodeFilterQ(t, tc.q), fields)
+			if tc.wantErr != "" {
+				pe := expectProtoCode(t, err, protocol.CodeBadFilter)
+				if !strings.Contains(pe.Message, tc.wantErr) {
+					t.Fatalf("message %q does not contain %q", pe.Message, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if len(got) != 1 || got[0].Value != tc.want {
+				t.Fatalf("got %+v, want value %v", got, tc.want)
+			}
+		})
+	}
+	// The query-string form takes the same bound.
+	_, err := protocol.ParseQueryFilter(map[string]string{"age(>=)": "9300000000"}, fields)
+	expectProtoCode(t, err, protocol.CodeBadFilter)
 }

@@ -41,7 +41,19 @@ func TestMoneyUnmarshal(t *testing.T) {
 	}{
 		{`12.5`, 1250, ""}, {`0.29`, 29, ""}, {`5`, 500, ""}, {`-1.05`, -105, ""}, {`1e2`, 10000, ""},
 		{`0.001`, 0, "v.price: want an amount with at most two decimals"},
-		{`"5"`, 0, "v.price: want an amount with at most two decimals, got string"},
+		// Numbers sent as text: a plain decimal only.
+		{`"5"`, 500, ""}, {`"20.50"`, 2050, ""}, {`"-1.05"`, -105, ""}, {`"007.5"`, 750, ""},
+		{`"20.505"`, 0, `v.price: want an amount with at most two decimals, got string "20.505"`},
+		{`"1e3"`, 0, `v.price: want an amount with at most two decimals, got string "1e3"`},
+		{`"17abc"`, 0, `got string "17abc"`},
+		{`" 17"`, 0, `got string " 17"`},
+		{`""`, 0, `got string ""`},
+		{`"0x10"`, 0, `got string "0x10"`},
+		{`"NaN"`, 0, `got string "NaN"`},
+		{`"Infinity"`, 0, `got string "Infinity"`},
+		{`"+5"`, 0, `got string "+5"`},
+		{`"5."`, 0, `got string "5."`},
+		{`"99999999999999999999"`, 0, `got string "99999999999999999999"`},
 		{`1e30`, 0, "v.price"},
 		{`true`, 0, "v.price"},
 	}

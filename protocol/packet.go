@@ -36,11 +36,31 @@ type Request struct {
 	MO Keywords                   `json:"mo,omitempty"` // mode options ("chunk")
 	QO json.RawMessage            `json:"qo,omitempty"` // reply template (§3.5)
 	RD json.RawMessage            `json:"rd,omitempty"` // request debug (§3.6)
-	IK string                     `json:"ik,omitempty"` // idempotency key (client UUID)
+	IK string                     `json:"ik,omitempty"` // idempotency key (see CheckIK)
 
 	// FromQuery marks a request built from an HTTP GET query string, whose
 	// q and v values all arrive as text (see Filter).
 	FromQuery bool `json:"-"`
+}
+
+// MaxIKLen is the longest idempotency key (ik) a client may send.
+const MaxIKLen = 128
+
+// CheckIK checks an idempotency key: any opaque string of 1 to MaxIKLen
+// printable ASCII characters (0x21–0x7E), compared exactly. A UUID is the
+// recommended choice, but a client's own order number works as well. Space
+// is refused: HTTP headers and query strings trim or rewrite it, so a key
+// with a space would not be the same key over every transport.
+func CheckIK(ik string) error {
+	if ik == "" || len(ik) > MaxIKLen {
+		return Errorf(CodeBadArgument, "ik must be 1 to %d characters, got %d; a fresh UUID per request is recommended", MaxIKLen, len(ik))
+	}
+	for i := 0; i < len(ik); i++ {
+		if c := ik[i]; c < 0x21 || c > 0x7E {
+			return Errorf(CodeBadArgument, "ik may hold only printable ASCII characters without spaces; byte %d is %q", i+1, c)
+		}
+	}
+	return nil
 }
 
 // Filter parses q against an endpoint's filterable fields. Values of a
@@ -149,7 +169,9 @@ func (e *DecodeError) Error() string { return e.Err.Error() }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Decode reads one FD1 request from a text frame. Every failure is a
-// *DecodeError with code bad_packet, naming what was wrong.
+// *DecodeError with code bad_packet, naming what was wrong, except an
+// unusable ik: that is bad_argument, as it is when an endpoint checks the
+// ik of an HTTP request (see CheckIK).
 func Decode(frame []byte) (*Request, *DecodeError) {
 	fail := func(format string, args ...any) *DecodeError {
 		return &DecodeError{Err: Errorf(CodeBadPacket, format, args...)}
@@ -209,6 +231,11 @@ func Decode(frame []byte) (*Request, *DecodeError) {
 	de.A = req.A
 
 	if err := decodeOptional(fields, req); err != nil {
+		var pe *Error
+		if asErr(err, &pe) { // already a client error with its own code (ik)
+			de.Err = pe
+			return nil, de
+		}
 		return nil, fail("%s", err)
 	}
 	return req, nil
@@ -265,6 +292,13 @@ func decodeOptional(fields map[string]json.RawMessage, req *Request) error {
 			if err := json.Unmarshal(raw, f.dst); err != nil {
 				return fmt.Errorf("field %q must be a string, got %s", f.name, jsonKind(raw))
 			}
+		}
+	}
+	if _, ok := present(fields, "ik"); ok {
+		// An empty ik is refused here rather than read as "no ik": the
+		// client meant to make the request exactly-once.
+		if err := CheckIK(req.IK); err != nil {
+			return err
 		}
 	}
 	return nil

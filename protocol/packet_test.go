@@ -856,6 +856,7 @@ func TestKeywordsHas(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(pktFullFrame))
 	f.Add([]byte(`{"a":"x","rq":12345,"rt":[1,{"t":null}]}`))
+	f.Add([]byte(`{"a":"x","rq":"r","ik":"order 17"}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		req, de := protocol.Decode(frame)
 		switch {
@@ -864,8 +865,9 @@ func FuzzDecode(f *testing.F) {
 		case req == nil && de == nil:
 			t.Fatal("neither a request nor an error")
 		case de != nil:
-			if de.Err == nil || de.Err.Code != protocol.CodeBadPacket || de.Err.Message == "" {
-				t.Fatalf("DecodeError.Err = %+v, want a bad_packet error with a message", de.Err)
+			ikErr := de.Err != nil && de.Err.Code == protocol.CodeBadArgument && strings.HasPrefix(de.Err.Message, "ik ")
+			if de.Err == nil || (de.Err.Code != protocol.CodeBadPacket && !ikErr) || de.Err.Message == "" {
+				t.Fatalf("DecodeError.Err = %+v, want a bad_packet error (or bad_argument for ik) with a message", de.Err)
 			}
 			out, err := protocol.ErrorReply(de.A, de.RQ, de.RT, de.Err).Marshal()
 			if err != nil || !json.Valid(out) {
@@ -906,4 +908,67 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("rp %s does not match rq %s", back.RP, req.RQ)
 		}
 	})
+}
+
+// TestCheckIK: an idempotency key is any opaque string of 1–128 printable
+// ASCII characters without spaces; a UUID is one such string.
+func TestCheckIK(t *testing.T) {
+	cases := []struct {
+		name, ik string
+		ok       bool
+		want     string // part of the message when refused
+	}{
+		{name: "uuid", ik: "0f8fad5b-d9cb-469f-a165-70867728950e", ok: true},
+		{name: "order number", ik: "order-17", ok: true},
+		{name: "one character", ik: "x", ok: true},
+		{name: "every printable", ik: "!\"#$%&'()*+,-./0123456789:;<=>?@AZ[\\]^_`az{|}~", ok: true},
+		{name: "128 characters", ik: strings.Repeat("k", 128), ok: true},
+		{name: "empty", ik: "", want: "1 to 128 characters, got 0"},
+		{name: "129 characters", ik: strings.Repeat("k", 129), want: "1 to 128 characters, got 129"},
+		{name: "space inside", ik: "order 17", want: "byte 6"},
+		{name: "leading space", ik: " order", want: "without spaces"},
+		{name: "tab", ik: "a\tb", want: "printable ASCII"},
+		{name: "newline", ik: "a\n", want: "printable ASCII"},
+		{name: "DEL", ik: "a\x7f", want: "printable ASCII"},
+		{name: "non-ASCII", ik: "ordré", want: "printable ASCII"},
+		{name: "NUL", ik: "a\x00b", want: "printable ASCII"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := protocol.CheckIK(tc.ik)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("CheckIK(%q) = %v, want ok", tc.ik, err)
+				}
+				return
+			}
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != protocol.CodeBadArgument || !strings.Contains(pe.Message, tc.want) {
+				t.Fatalf("CheckIK(%q) = %v, want bad_argument containing %q", tc.ik, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeIK: Decode applies CheckIK to a present ik (an empty one is
+// refused, not read as "no ik"), keeping rq so the error reaches its caller.
+func TestDecodeIK(t *testing.T) {
+	req, de := protocol.Decode([]byte(`{"a":"x","rq":"r1","ik":"till-3/order-17"}`))
+	if de != nil || req.IK != "till-3/order-17" {
+		t.Fatalf("Decode = %+v, %v; want ik kept exactly", req, de)
+	}
+	for _, frame := range []string{
+		`{"a":"x","rq":"r1","ik":""}`,
+		`{"a":"x","rq":"r1","ik":"has space"}`,
+		`{"a":"x","rq":"r1","ik":"` + strings.Repeat("k", 129) + `"}`,
+	} {
+		_, de := protocol.Decode([]byte(frame))
+		if de == nil || de.Err.Code != protocol.CodeBadArgument || !strings.HasPrefix(de.Err.Message, "ik ") {
+			t.Errorf("Decode(%.60s) = %v, want bad_argument about ik", frame, de)
+			continue
+		}
+		if string(de.RQ) != `"r1"` || de.A != "x" {
+			t.Errorf("Decode(%.60s): rq %s, a %q not carried", frame, de.RQ, de.A)
+		}
+	}
 }

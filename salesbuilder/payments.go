@@ -59,22 +59,22 @@ func refuseIfPaid(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
 // Only for the caller's own sale: another key's sale is refused by the
 // holder checks, without telling this key what was paid on it.
 func checkPaidFor(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c *protocol.Caller) error {
-	if c.ActFor(protocol.ScopeCounter) || (sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked) {
+	if sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked {
 		return nil
 	}
-	if !c.HasKeyName(sale.CreatedBy) && !c.HasKeyID(sale.HolderKey) {
+	if !c.Has(protocol.ScopeCounter) && !c.HasKeyName(sale.CreatedBy) && !c.HasKeyID(sale.HolderKey) {
 		return nil
 	}
 	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
-	if err != nil {
+	if err != nil || paid == 0 {
 		return err
 	}
-	if paid > 0 {
-		return protocol.Errorf(protocol.CodeHasPayments,
-			"sale %s holds %s in payments taken at the counter; only a counter can change it now (it can reverse them with fd1.salesbuilder.sale_remove_payment)",
-			sale.Physkey, dollars(paid))
+	if c.ActFor(protocol.ScopeCounter) {
+		return nil
 	}
-	return nil
+	return protocol.Errorf(protocol.CodeHasPayments,
+		"sale %s holds %s in payments taken at the counter; only a counter can change it now (it can reverse them with fd1.salesbuilder.sale_remove_payment)",
+		sale.Physkey, dollars(paid))
 }
 
 // checkTender refuses a non-cash payment above the balance due: change is

@@ -35,12 +35,13 @@ func (s *Service) RegisterPresell(r *protocol.Router) {
 const maxPresellRows = 500
 
 // presellFilters are get_presells' q fields: ticket, tablet (key name),
-// customer (part of the name, any case) and age in seconds since submitted.
+// customer (part of the name, any case) and age in seconds since submitted
+// (KindSeconds: bounded, because it becomes a time.Duration).
 var presellFilters = protocol.Fields{
 	"ticket":   protocol.KindInt,
 	"tablet":   protocol.KindString,
 	"customer": protocol.KindString,
-	"age":      protocol.KindInt,
+	"age":      protocol.KindSeconds,
 }
 
 // PresellRow is one open presell in the counter's list.

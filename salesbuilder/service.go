@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -167,8 +166,9 @@ func (s *Service) mutate(ctx context.Context, call *protocol.Call, fn txFunc) (*
 	ik := call.Req.IK
 	var hash []byte
 	if ik != "" {
-		if _, err := uuid.Parse(ik); err != nil {
-			return nil, protocol.Errorf(protocol.CodeBadArgument, "ik must be a UUID chosen by the client, got %q", clip(ik))
+		// HTTP mode sets ik from a header without protocol.Decode.
+		if err := protocol.CheckIK(ik); err != nil {
+			return nil, err
 		}
 		hash = requestHash(call)
 	}

@@ -304,7 +304,7 @@ func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 		{"zero qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 0}, protocol.CodeBadArgument},
 		{"negative qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": -2}, protocol.CodeBadArgument},
 		{"float qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1.5}, protocol.CodeBadArgument},
-		{"string qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": "2"}, protocol.CodeBadArgument},
+		{"non-numeric string qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": "2abc"}, protocol.CodeBadArgument},
 		{"huge qty", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 1e12}, protocol.CodeBadArgument},
 		{"price override without counter scope", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "price": 1}, protocol.CodeForbidden},
 		{"not a sale", tab, "salesbuilder.sale_add_product", "nope", map[string]any{"pid": 1001}, protocol.CodeNotFound},
@@ -401,8 +401,19 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1002}, ikAdd)
 	wantCode(t, err, protocol.CodeIKReused)
-	_, err = l.call(tab, "salesbuilder.sale_add_product", k, add, "not-a-uuid")
+	_, err = l.call(tab, "salesbuilder.sale_add_product", k, add, "not a key")
 	wantCode(t, err, protocol.CodeBadArgument)
+	// Any opaque printable key works, compared exactly: a till's own order
+	// number is as good as a UUID, and another spelling is another key.
+	for _, ik := range []string{"till-3/order-17", "till-3/order-17", "TILL-3/order-17"} {
+		if _, err := l.call(tab, "salesbuilder.sale_add_product", k, add, ik); err != nil {
+			t.Fatalf("ik %q: %v", ik, err)
+		}
+	}
+	_ = l.db.R.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
+	if lines != 3 {
+		t.Fatalf("%d lines after two non-UUID keys (one retried), want 3", lines)
+	}
 	// A failed request stores nothing: fixing it and retrying with the same ik works.
 	ikBad := uuid.NewString()
 	_, err = l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, ikBad)

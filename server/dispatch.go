@@ -40,6 +40,14 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 		}
 		s.trace(ep, reply, time.Since(received), acting)
 	}()
+	// A client that asked for chunks waits for "last": every answer to it
+	// says it is the last, and a list split into packets (Reply.Chunks)
+	// numbers its own.
+	defer func() {
+		if reply != nil && req.WantsChunks() {
+			reply.Ch, reply.Last = 1, true
+		}
+	}()
 	if req.PT != "" {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
 			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))

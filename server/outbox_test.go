@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+	"time"
+)
 
 func TestOutboxBounds(t *testing.T) {
 	tests := []struct {
@@ -47,4 +51,57 @@ func TestOutboxTakeEmptiesAndWakes(t *testing.T) {
 			t.Fatalf("push %d after take refused", i)
 		}
 	}
+}
+
+// TestOutboxPushWait: a chunked reply waits for room instead of failing on
+// a full queue, so a client that reads gets every packet, in order, through
+// a queue far smaller than the reply.
+func TestOutboxPushWait(t *testing.T) {
+	o := newOutbox(2, 64)
+	const n = 200
+	got := make(chan []byte, n)
+	go func() { // the write pump
+		for seen := 0; seen < n; {
+			<-o.wake
+			for _, b := range o.take() {
+				got <- b
+				seen++
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		if !o.pushWait([]byte(strconv.Itoa(i)), time.Minute, nil) {
+			t.Fatalf("pushWait %d refused while the queue is being drained", i)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if b := <-got; string(b) != strconv.Itoa(i) {
+			t.Fatalf("packet %d is %q: out of order", i, b)
+		}
+	}
+}
+
+func TestOutboxPushWaitGivesUp(t *testing.T) {
+	t.Run("nobody reads", func(t *testing.T) {
+		o := newOutbox(1, 64)
+		o.push([]byte("a"))
+		if o.pushWait([]byte("b"), 10*time.Millisecond, nil) {
+			t.Fatal("pushWait queued past the count bound with nobody reading")
+		}
+	})
+	t.Run("socket closed", func(t *testing.T) {
+		o := newOutbox(1, 64)
+		o.push([]byte("a"))
+		done := make(chan struct{})
+		close(done)
+		if o.pushWait([]byte("b"), time.Minute, done) {
+			t.Fatal("pushWait queued on a closed socket")
+		}
+	})
+	t.Run("empty queue takes a packet over the byte bound", func(t *testing.T) {
+		o := newOutbox(4, 8)
+		if !o.pushWait(make([]byte, 100), time.Minute, nil) {
+			t.Fatal("an empty queue refused one large packet")
+		}
+	})
 }

@@ -370,12 +370,38 @@ func (sk *socket) reply(r *protocol.Reply) {
 	if r == nil {
 		return
 	}
+	chunks := r.Chunks()
+	if len(chunks) == 1 {
+		sk.enqueue(sk.encode(chunks[0]))
+		return
+	}
+	// A chunked reply goes out one packet at a time, each encoded only when
+	// there is room for it: the lane chose to send many packets, so a client
+	// that reads them is waited for (up to WriteWait a packet), not taken
+	// for a slow one, and no more than one queue of them is held encoded.
+	for _, c := range chunks {
+		if sk.ctx.Err() != nil {
+			return // closing: the rest would never be written
+		}
+		if !sk.out.pushWait(sk.encode(c), sk.srv.cfg.WriteWait, sk.ctx.Done()) {
+			if sk.ctx.Err() == nil {
+				sk.srv.log.Warn("client stopped reading a chunked reply; disconnecting", "socket", sk.id, "remote", sk.remote)
+				sk.kill(websocket.ClosePolicyViolation, "send queue full: the client is not reading its replies")
+			}
+			return
+		}
+	}
+}
+
+// encode marshals a reply; a reply that cannot be encoded becomes an error
+// reply to the same request.
+func (sk *socket) encode(r *protocol.Reply) []byte {
 	b, err := r.Marshal()
 	if err != nil {
 		sk.srv.log.Error("encode reply", "endpoint", r.R, "err", err)
 		b, _ = protocol.ErrorReply(r.R, r.RP, r.RT, err).Marshal()
 	}
-	sk.enqueue(b)
+	return b
 }
 
 func (sk *socket) replyError(req *protocol.Request, err error) {
@@ -383,5 +409,9 @@ func (sk *socket) replyError(req *protocol.Request, err error) {
 		sk.reply(protocol.ErrorReply("", nil, nil, err))
 		return
 	}
-	sk.reply(protocol.ErrorReply(req.A, req.RQ, req.RT, err))
+	r := protocol.ErrorReply(req.A, req.RQ, req.RT, err)
+	if req.WantsChunks() { // as run marks it: the client waits for last
+		r.Ch, r.Last = 1, true
+	}
+	sk.reply(r)
 }

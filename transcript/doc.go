@@ -47,8 +47,11 @@
 // # Which packet an expect line is about
 //
 // Packets are checked on their own socket only, so sockets may interleave
-// freely. A reply (a pattern with "r") is the reply with the pattern's rp,
-// wherever it arrived among events; an event (no "r") is the next event of
+// freely. A reply (a pattern with "r") is the next reply with the pattern's
+// rp, wherever it arrived among events: a chunked reply (mo:"chunk") is
+// several replies with one rp, "ch" 1, 2, … and "last":true on the final
+// one, recorded as one expect line each and matched in the order they
+// came (FinalReply tells the last); an event (no "r") is the next event of
 // the firehose named by the pattern's rp, so each firehose's events are
 // checked in order. A pattern without a literal rp takes the first reply,
 // or the first event, not yet taken. Packets that no line expects (events

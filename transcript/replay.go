@@ -288,7 +288,13 @@ func (r *replayer) selector(p Value, sock string) (func(Value) bool, string) {
 	case p.Kind != Object:
 		return func(Value) bool { return true }, fmt.Sprintf("the next packet on socket %q", sock)
 	case isReply && hasRP:
-		return replyTo(rp), fmt.Sprintf("the reply to rq %s on socket %q", rp, sock)
+		// Several replies may share an rp (a chunked reply): each expect
+		// line takes the next one, in the order they came.
+		what := fmt.Sprintf("the reply to rq %s on socket %q", rp, sock)
+		if ch, ok := p.Get("ch"); ok && ch.Kind == Number {
+			what = fmt.Sprintf("chunk %s of the reply to rq %s on socket %q", ch, rp, sock)
+		}
+		return replyTo(rp), what
 	case isReply:
 		return func(v Value) bool { _, ok := v.Get("r"); return ok }, fmt.Sprintf("the next reply on socket %q", sock)
 	case hasRP:
@@ -312,6 +318,18 @@ func (r *replayer) literal(p Value) (Value, bool) {
 	}
 	v, ok := r.vars[p.Str[1:]]
 	return v, ok
+}
+
+// FinalReply reports whether a reply packet ends its request: a chunked
+// reply (SPEC §3.4) is several packets with one rp, "ch" counting up from
+// 1, and only the one with "last":true ends it. A reply without "ch" is
+// the whole answer.
+func FinalReply(v Value) bool {
+	if _, chunked := v.Get("ch"); !chunked {
+		return true
+	}
+	last, ok := v.Get("last")
+	return ok && last.Kind == Bool && last.Bool
 }
 
 func replyTo(rp Value) func(Value) bool {

@@ -584,15 +584,18 @@ func (c *clientSocket) readLoop() {
 		if skip {
 			c.loginRP = ""
 		}
+		// A chunked reply is several packets with one rp: each is printed,
+		// and the request is answered only by the last.
+		final := isReply && transcript.FinalReply(pkt)
 		ch := c.waiters[key]
-		if isReply && ch != nil {
+		if final && ch != nil {
 			delete(c.waiters, key)
 		}
 		c.mu.Unlock()
 		if c.s.rec != nil && !skip {
 			_ = c.s.rec.Receive(c.name, msg)
 		}
-		if isReply && ch != nil {
+		if final && ch != nil {
 			ch <- pkt // buffered: never blocks
 		}
 	}
@@ -750,6 +753,9 @@ func heading(sock string, pkt transcript.Value, event, multi bool) string {
 		fmt.Fprintf(&b, "── event %s on %s", sc.Str, rp)
 	default:
 		fmt.Fprintf(&b, "── reply %s to %s", r.Str, rp)
+		if ch, ok := pkt.Get("ch"); ok {
+			fmt.Fprintf(&b, " (chunk %s)", ch)
+		}
 		if e, ok := pkt.Get("error"); ok {
 			code, _ := e.Get("code")
 			fmt.Fprintf(&b, ": ERROR %s", code.Str)
