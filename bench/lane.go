@@ -88,6 +88,11 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	// per-socket limit allows a misbehaving client; the limit is not what
 	// is measured here.
 	cfg.Server.RequestRate, cfg.Server.RequestBurst = 1e6, 1e6
+	// Bench clients are thousands of sockets from one address on one key,
+	// all dialled at once: the flood caps would refuse most of them.
+	cfg.Server.MaxUnauthSockets = cfg.Server.MaxSockets
+	cfg.Server.MaxUnauthPerAddress = cfg.Server.MaxSockets
+	cfg.Server.MaxSocketsPerKey = cfg.Server.MaxSockets
 	if opts.presellWorkers > 0 {
 		cfg.Server.PresellWorkers = opts.presellWorkers
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,9 +31,14 @@ type Server struct {
 	writer   *lanedb.Writer
 	logins   *loginGuard
 
+	// origins is who may open sockets from a browser: set once the lane
+	// knows its listen address (ListenAndServe).
+	origins atomic.Pointer[originPolicy]
+
 	nextID   atomic.Uint64
 	mu       sync.Mutex
 	sockets  map[uint64]*socket
+	door     doorCount
 	closing  bool
 	sessions sync.WaitGroup // one per socket, done when all its goroutines end
 }
@@ -48,6 +52,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		router:  protocol.NewRouter(),
 		log:     log,
 		sockets: map[uint64]*socket{},
+		door:    doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
 		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
 	}
@@ -99,29 +104,19 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkOrigin lets in clients without an Origin (not browsers), browsers on
-// the lane's own host, and the configured allowlist.
+// one of the lane's own listen addresses or names, and the configured
+// allowlist. The request's Host header is not trusted: under DNS
+// rebinding a hostile page's own name points at the lane, and its Origin
+// and Host then agree.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
-	return OriginAllowed(origin, r.Host, s.cfg.AllowedOrigins)
-}
-
-// OriginAllowed reports whether a browser Origin may open a socket on host.
-func OriginAllowed(origin, host string, allowed []string) bool {
-	scheme, rest, ok := strings.Cut(origin, "://")
-	if !ok || rest == "" {
-		return false
-	}
-	if strings.EqualFold(rest, host) {
+	if OriginAllowed(origin, s.origins.Load(), s.cfg.AllowedOrigins) {
 		return true
 	}
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), scheme+"://"+rest) {
-			return true
-		}
-	}
+	s.log.Info("websocket refused: Origin not allowed", "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
 	return false
 }
 
@@ -133,17 +128,23 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	s.origins.Store(ownOrigins(s.cfg.Addr, ln.Addr(), s.log))
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Both goroutines are joined before ListenAndServe returns: a caller
+	// that closes the DB next finds nothing of the lane still running.
+	var bg sync.WaitGroup
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	bg.Add(2)
+	go func() { defer bg.Done(); errc <- hs.Serve(ln) }()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
+	go func() { defer bg.Done(); s.watchRevocations(watchCtx, s.cfg.RevokeCheck) }()
+	defer bg.Wait()
 	defer stopWatch()
-	go s.watchRevocations(watchCtx, s.cfg.RevokeCheck)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -189,13 +190,6 @@ func (s *Server) shutdown(hs *http.Server) error {
 	return err
 }
 
-// full reports whether the lane has its maximum of sockets open.
-func (s *Server) full() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sockets) >= s.cfg.MaxSockets
-}
-
 func (s *Server) addSocket(sk *socket) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -211,5 +205,6 @@ func (s *Server) removeSocket(sk *socket) {
 	s.mu.Lock()
 	delete(s.sockets, sk.id)
 	s.mu.Unlock()
+	s.forget(sk.door)
 	s.sessions.Done()
 }
