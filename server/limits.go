@@ -184,6 +184,7 @@ type doorCount struct {
 // admission is one socket's share of the counts, kept on the socket.
 type admission struct {
 	host   string
+	since  time.Time
 	unauth bool     // still counted as not logged in
 	keys   []string // key ids this socket is counted under
 }
@@ -207,20 +208,39 @@ func (s *Server) admit(remote string) (*admission, *refusal) {
 		return nil, &refusal{http.StatusServiceUnavailable, "the lane is shutting down; reconnect in a moment"}
 	case d.open >= s.cfg.MaxSockets:
 		return nil, &refusal{http.StatusServiceUnavailable, "the lane has its maximum of open sockets; try again shortly"}
-	case d.unauth >= s.cfg.MaxUnauthSockets:
-		return nil, &refusal{http.StatusServiceUnavailable, fmt.Sprintf(
-			"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth)}
 	case d.unauthBy[h] >= s.cfg.MaxUnauthPerAddress:
 		return nil, &refusal{http.StatusTooManyRequests, fmt.Sprintf(
 			"this address already has %d sockets that have not logged in, its most; log in on them or close them", d.unauthBy[h])}
-	}
-	if d.unauthBy == nil {
-		d.unauthBy, d.byKey = map[string]int{}, map[string]int{}
+	case d.unauth >= s.cfg.MaxUnauthSockets:
+		// Full of sockets that have not logged in, from many addresses.
+		// The oldest makes room: a device logs in the moment it is let
+		// in, so a flood that keeps the lane full still cannot keep a
+		// device out, and its own sockets are the ones that age.
+		victim := s.oldestUnauthLocked()
+		if victim == nil { // all still upgrading
+			return nil, &refusal{http.StatusServiceUnavailable, fmt.Sprintf(
+				"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth)}
+		}
+		s.leaveUnauthLocked(victim.door)
+		s.log.Info("closing the oldest socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
+		victim.kill(websocket.ClosePolicyViolation, "log in first")
 	}
 	d.open++
 	d.unauth++
 	d.unauthBy[h]++
-	return &admission{host: h, unauth: true}, nil
+	return &admission{host: h, unauth: true, since: time.Now()}, nil
+}
+
+// oldestUnauthLocked is the open socket that has waited longest without
+// logging in, or nil.
+func (s *Server) oldestUnauthLocked() *socket {
+	var oldest *socket
+	for _, sk := range s.sockets {
+		if sk.door.unauth && (oldest == nil || sk.door.since.Before(oldest.door.since)) {
+			oldest = sk
+		}
+	}
+	return oldest
 }
 
 // forget gives back what an admission holds.
@@ -269,7 +289,8 @@ func (s *Server) admitKey(a *admission, key *lanedb.APIKey) error {
 	return nil
 }
 
-// loggedIn reports whether the socket holding a has logged in.
+// loggedIn reports whether the socket holding a has logged in (or no
+// longer counts as waiting to: it is being closed).
 func (s *Server) loggedIn(a *admission) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
