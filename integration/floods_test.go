@@ -334,7 +334,7 @@ func TestHTTPModeRefusesWhatItCannotRead(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			status, p := l.httpCall(tt.method, tt.path, tt.header, tt.body)
 			if status != tt.status {
-				t.Fatalf("status %d, want %d: %s", status, tt.status, p.raw)
+				t.Fatalf("status %d, want %d: %.300s", status, tt.status, p.raw)
 			}
 			p.wantError(t, tt.code)
 			for _, s := range tt.says {

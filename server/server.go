@@ -40,7 +40,7 @@ type Server struct {
 	sockets  map[uint64]*socket
 	door     doorCount
 	closing  bool
-	sessions sync.WaitGroup // one per socket, done when all its goroutines end
+	sessions sync.WaitGroup // one per socket, done when its handler and all its goroutines end
 }
 
 // New builds a server over db. Endpoints of other packages are registered on
@@ -206,5 +206,4 @@ func (s *Server) removeSocket(sk *socket) {
 	delete(s.sockets, sk.id)
 	s.mu.Unlock()
 	s.forget(sk.door)
-	s.sessions.Done()
 }

@@ -96,6 +96,8 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		return
 	}
+	// Last of all: shutdown waits for the whole of this handler.
+	defer s.sessions.Done()
 	s.log.Debug("socket open", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
 	if d := s.cfg.LoginDeadline; d > 0 {
 		// A socket that never logs in holds room a device may need.
