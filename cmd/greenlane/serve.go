@@ -59,8 +59,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.LoginFailures, "login-failures", cfg.LoginFailures, "failed logins per minute one address may make; past that its failed logins get rate_limited (a correct key always logs in)")
 	fs.DurationVar(&cfg.RevokeCheck, "revoke-check", cfg.RevokeCheck, "how often to look for revoked keys and close their sockets")
 	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "browser Origins (scheme://host[:port]) allowed besides the lane's own listen addresses and names, comma-separated; * allows any")
-	// The flag's first name, kept so existing scripts and unit files still work.
-	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allow-origin", "old name of --allowed-origins")
+	// The flag's first name, kept so existing scripts and unit files still
+	// work; the new name wins when both are given (flag or environment).
+	var oldOrigins []string
+	fs.Var((*listFlag)(&oldOrigins), "allow-origin", "old name of --allowed-origins")
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
 	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
@@ -69,6 +71,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	if len(cfg.AllowedOrigins) == 0 {
+		cfg.AllowedOrigins = oldOrigins
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
