@@ -222,7 +222,7 @@ func (s *Server) admit(remote string) (*admission, *refusal) {
 				"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth)}
 		}
 		s.leaveUnauthLocked(victim.door)
-		s.log.Info("closing the oldest socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
+		s.log.Debug("closing the oldest socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
 		victim.kill(websocket.ClosePolicyViolation, "log in first")
 	}
 	d.open++
