@@ -126,6 +126,10 @@ func TestLoginDeadline(t *testing.T) {
 		t.Fatalf("an idle socket that never logged in was closed with %d %q, want 1008 \"log in first\"", ce.Code, ce.Text)
 	}
 	early.ping() // opened before the idle one, so past its deadline too
+	deadline := time.Now().Add(10 * time.Second) // the log is read as it comes
+	for !strings.Contains(l.log(), "did not log in in time") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(l.log(), "did not log in in time") {
 		t.Fatalf("no log line for the closed socket:\n%s", l.log())
 	}
@@ -238,6 +242,12 @@ func TestCorrectKeyAfterBadCurls(t *testing.T) {
 		"v": map[string]any{"apikey": display, "purpose": "customerdisplay"}}).wantError(t, "forbidden")
 	if status, _ := l.httpCall("GET", "/fd1/debug/ping", nil, ""); status != http.StatusUnauthorized {
 		t.Fatalf("HTTP without a key: %d", status)
+	}
+	// The log is read from the lane's stderr as it comes: wait for the
+	// last refusal's line.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(l.log(), "login refused") < 15 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 	log := l.log()
 	for _, want := range []string{
