@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 // working is what the lane's goroutines run. A goroutine with one of them
@@ -30,11 +32,11 @@ var working = []string{
 	"server.(*pool).work",
 	"server.(*Server).shutdown",
 	"server.(*Server).openWebsocket",
+	"server.(*Server).httpMode",
 }
 
-// ourGoroutines are the goroutines started by greenlane code (their
-// "created by" names one of our packages) that are still at work, by id,
-// with their stacks.
+// ourGoroutines are the goroutines at work in the lane's code, by id, with
+// their stacks.
 func ourGoroutines() map[string]string {
 	buf := make([]byte, 1<<20)
 	for {
@@ -48,9 +50,6 @@ func ourGoroutines() map[string]string {
 	out := map[string]string{}
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
 		text := string(g)
-		if !strings.Contains(text, "created by github.com/greenlane-pos/greenlane/") {
-			continue
-		}
 		for _, w := range working {
 			if strings.Contains(text, w+"(") {
 				id, _, _ := strings.Cut(strings.TrimPrefix(text, "goroutine "), " ")
@@ -64,8 +63,9 @@ func ourGoroutines() map[string]string {
 
 // Serve returns only once everything it started has ended: the HTTP
 // server's Serve loop, the revoked-key watcher, every socket's write pump
-// and workers. A caller that closes the lane and its DB next must find none
-// of them still running. The check is made once, the moment Serve returns:
+// and workers, socket handlers, and HTTP-mode calls (stopped when they
+// outlast the shutdown grace). A caller that closes the lane and its DB
+// next must find none of them still running. The check is made once, the moment Serve returns:
 // a goroutine that ends "soon after" is one that was not joined. One such
 // goroutine is not seen every time, so several lanes are served in turn.
 func TestServeJoinsEveryGoroutineItStarts(t *testing.T) {
@@ -92,18 +92,29 @@ func serveOnce(t *testing.T, db *lanedb.DB, key string, round int) {
 	cfg := DefaultConfig()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Server.RevokeCheck = time.Millisecond // the watcher is busy when the lane stops
+	cfg.Server.ShutdownGrace = 50 * time.Millisecond
 	l, err := New(ctx, db, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	// A call that runs until it is stopped, as a slow one would.
+	entered := make(chan struct{}, 1)
+	l.Server.Router().Handle(&protocol.Endpoint{Name: "fd1.test.hold", Access: protocol.Access{AnyKey: true},
+		Handler: func(ctx context.Context, _ *protocol.Call) (*protocol.Result, error) {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}})
 	before := ourGoroutines() // none: the hub, sweeper and writer are Close's to join
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	hc := &http.Client{Transport: &http.Transport{}}
 	defer hc.CloseIdleConnections()
-	var use []string // what went wrong while the lane served
+	var use []string           // what went wrong while the lane served
+	var holding sync.WaitGroup // the held call's client
+	defer holding.Wait()
 	err = l.Serve(sctx, func(addr net.Addr) {
 		defer stop()
 		// A socket that logs in and runs a request on its pool, one that
@@ -144,6 +155,17 @@ func serveOnce(t *testing.T, db *lanedb.DB, key string, round int) {
 			use = append(use, "http: "+resp.Status)
 		}
 		time.Sleep(5 * time.Millisecond) // let the revoked-key watcher tick
+		holding.Add(1)
+		go func() {
+			defer holding.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr.String()+"/fd1/test/hold", nil)
+			req.Header.Set("x-api-key", key)
+			if resp, err := hc.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+		<-entered
 	})
 	after := ourGoroutines()
 	if err != nil {

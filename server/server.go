@@ -40,7 +40,8 @@ type Server struct {
 	sockets  map[uint64]*socket
 	door     doorCount
 	closing  bool
-	sessions sync.WaitGroup // one per socket, done when its handler and all its goroutines end
+	sessions sync.WaitGroup // one per socket, done when all its goroutines end
+	handlers sync.WaitGroup // one per socket or HTTP-mode handler running
 }
 
 // New builds a server over db. Endpoints of other packages are registered on
@@ -84,10 +85,10 @@ func (s *Server) Router() *protocol.Router { return s.router }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /fd1/open_websocket", s.openWebsocket)
+	mux.HandleFunc("GET /fd1/open_websocket", s.joined(s.openWebsocket))
 	// The vendor's websocat example uses this path.
-	mux.HandleFunc("GET /ws/open_websocket", s.openWebsocket)
-	mux.HandleFunc("/fd1/{area}/{function}", s.httpMode)
+	mux.HandleFunc("GET /ws/open_websocket", s.joined(s.openWebsocket))
+	mux.HandleFunc("/fd1/{area}/{function}", s.joined(s.httpMode))
 	return mux
 }
 
@@ -129,11 +130,16 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.origins.Store(ownOrigins(s.cfg.Addr, ln.Addr(), s.log))
+	// HTTP-mode calls run under callsCtx, so that shutdown can stop the
+	// ones still running when the grace period ends.
+	callsCtx, stopCalls := context.WithCancel(context.Background())
+	defer stopCalls()
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return callsCtx },
 	}
 	// Both goroutines are joined before ListenAndServe returns: a caller
 	// that closes the DB next finds nothing of the lane still running.
@@ -153,12 +159,13 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return s.shutdown(hs)
+	return s.shutdown(hs, stopCalls)
 }
 
 // shutdown stops accepting, tells every socket the lane is going away,
-// lets in-flight requests finish within ShutdownGrace, then closes sockets.
-func (s *Server) shutdown(hs *http.Server) error {
+// lets in-flight requests (socket and HTTP mode) finish within
+// ShutdownGrace, then stops what still runs and waits for it to end.
+func (s *Server) shutdown(hs *http.Server, stopCalls context.CancelFunc) error {
 	s.mu.Lock()
 	s.closing = true
 	socks := make([]*socket, 0, len(s.sockets))
@@ -169,9 +176,16 @@ func (s *Server) shutdown(hs *http.Server) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
-	err := hs.Shutdown(ctx) // stops the listener and idle HTTP; sockets are hijacked
 	for _, sk := range socks {
 		sk.goingAway()
+	}
+	// Stops the listener and waits for HTTP-mode calls; sockets are
+	// hijacked, so not its to wait for.
+	err := hs.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("HTTP-mode calls still running after the shutdown grace period; stopping them")
+		stopCalls()
+		_ = hs.Close()
 	}
 	done := make(chan struct{})
 	go func() { s.sessions.Wait(); close(done) }()
@@ -184,10 +198,36 @@ func (s *Server) shutdown(hs *http.Server) error {
 		}
 		<-done
 	}
+	s.handlers.Wait()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	return err
+}
+
+// joined counts a handler for shutdown to wait for, from before it starts
+// until it has returned; once the lane is shutting down it refuses.
+func (s *Server) joined(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		closing := s.closing
+		if !closing {
+			s.handlers.Add(1)
+		}
+		s.mu.Unlock()
+		if closing {
+			const why = "the lane is shutting down; retry in a moment"
+			if r.PathValue("function") != "" { // HTTP mode: an FD1 reply
+				writeError(w, protocol.ErrorReply("fd1."+r.PathValue("area")+"."+r.PathValue("function"), nil, nil,
+					protocol.Errorf(protocol.CodeUnavailable, why)))
+				return
+			}
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
+		defer s.handlers.Done()
+		h(w, r)
+	}
 }
 
 func (s *Server) addSocket(sk *socket) bool {
@@ -206,4 +246,5 @@ func (s *Server) removeSocket(sk *socket) {
 	delete(s.sockets, sk.id)
 	s.mu.Unlock()
 	s.forget(sk.door)
+	s.sessions.Done()
 }

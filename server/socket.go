@@ -96,18 +96,22 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		return
 	}
-	// Last of all: shutdown waits for the whole of this handler.
-	defer s.sessions.Done()
 	s.log.Debug("socket open", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
 	if d := s.cfg.LoginDeadline; d > 0 {
 		// A socket that never logs in holds room a device may need.
+		fired := make(chan struct{})
 		late := time.AfterFunc(d, func() {
+			defer close(fired)
 			if !s.loggedIn(door) {
 				s.log.Info("closing a socket that did not log in in time", "socket", sk.id, "remote", sk.remote, "deadline", d)
 				sk.kill(websocket.ClosePolicyViolation, "log in first")
 			}
 		})
-		defer late.Stop()
+		defer func() {
+			if !late.Stop() {
+				<-fired // it ran: wait until it is done
+			}
+		}()
 	}
 	written := make(chan struct{})
 	go func() { defer close(written); sk.writePump() }()
