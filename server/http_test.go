@@ -101,8 +101,8 @@ func TestOriginAllowed(t *testing.T) {
 		{"lane1:3490", lane1, nil, false},
 	}
 	for _, tt := range tests {
-		if got := OriginAllowed(tt.origin, tt.own, tt.allowed); got != tt.want {
-			t.Errorf("OriginAllowed(%q, %v, %v) = %v, want %v", tt.origin, tt.own, tt.allowed, got, tt.want)
+		if got := originAllowed(tt.origin, tt.own, tt.allowed); got != tt.want {
+			t.Errorf("originAllowed(%q, %v, %v) = %v, want %v", tt.origin, tt.own, tt.allowed, got, tt.want)
 		}
 	}
 }

@@ -57,10 +57,10 @@ func ownOrigins(configured string, bound net.Addr, log *slog.Logger) *originPoli
 	return p
 }
 
-// OriginAllowed reports whether a browser Origin may open a socket: one of
+// originAllowed reports whether a browser Origin may open a socket: one of
 // the lane's own origins (own may be nil: none known), or one in allowed
 // (scheme://host[:port], "*" for any).
-func OriginAllowed(origin string, own *originPolicy, allowed []string) bool {
+func originAllowed(origin string, own *originPolicy, allowed []string) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
 		return false

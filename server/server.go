@@ -114,7 +114,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	if OriginAllowed(origin, s.origins.Load(), s.cfg.AllowedOrigins) {
+	if originAllowed(origin, s.origins.Load(), s.cfg.AllowedOrigins) {
 		return true
 	}
 	s.log.Info("websocket refused: Origin not allowed", "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
