@@ -94,7 +94,8 @@ func keyHash(salt []byte, secret string) []byte {
 }
 
 // Authenticate checks a presented key. It answers ErrBadKey or ErrRevokedKey
-// (wrapped) for a key that must not log in.
+// (wrapped) for a key that must not log in; with ErrRevokedKey it also
+// returns the key, so that the refusal can be logged under its name.
 func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
 	prefix, rest, ok1 := strings.Cut(key, ".")
 	id, secret, ok2 := strings.Cut(rest, ".")
@@ -118,7 +119,7 @@ func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
 		return nil, ErrBadKey
 	}
 	if row.RevokedUTC.Valid {
-		return nil, ErrRevokedKey
+		return &row.APIKey, ErrRevokedKey
 	}
 	return &row.APIKey, nil
 }

@@ -147,8 +147,9 @@ func TestAPIKeys(t *testing.T) {
 	if _, err := db.RevokeAPIKey(ctx, "tablet-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Authenticate(ctx, key); !errors.Is(err, ErrRevokedKey) {
-		t.Errorf("revoked key: err = %v", err)
+	// The refusal names the revoked key, so the lane can log whose it was.
+	if got, err := db.Authenticate(ctx, key); !errors.Is(err, ErrRevokedKey) || got == nil || got.Name != "tablet-1" {
+		t.Errorf("revoked key: %+v, err = %v; want tablet-1 and ErrRevokedKey", got, err)
 	}
 	if _, err := db.RevokeAPIKey(ctx, "tablet-1"); err == nil {
 		t.Error("revoking twice succeeded")

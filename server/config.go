@@ -42,6 +42,19 @@ type Config struct {
 	// MaxSockets caps the sockets open at once; one more is refused with
 	// HTTP 503 before the upgrade. Default 2000.
 	MaxSockets int
+	// LoginDeadline is how long a socket may stay open without logging in;
+	// then it is closed with 1008 "log in first". Default 10s.
+	LoginDeadline time.Duration
+	// MaxUnauthSockets caps the sockets open at once that have not logged
+	// in, lane-wide, so that strangers never take the room MaxSockets keeps
+	// for devices; one more is refused with HTTP 503. Default 256.
+	MaxUnauthSockets int
+	// MaxUnauthPerAddress caps the sockets one remote address may hold open
+	// without logging in; one more is refused with HTTP 429. Default 16.
+	MaxUnauthPerAddress int
+	// MaxSocketsPerKey caps the sockets logged in with one API key (one key
+	// per device); a login past it is refused with limit_reached. Default 32.
+	MaxSocketsPerKey int
 	// RequestRate is how many requests per second one socket may send on
 	// average; more get rate_limited errors. A tablet sends a few a second;
 	// this stops a runaway client, not a busy one. Default 1000.
@@ -50,7 +63,8 @@ type Config struct {
 	// RequestRate (a tablet catching up after a network drop). Default 5000.
 	RequestBurst int
 	// LoginFailures is how many failed logins per minute one address may
-	// make before its logins are refused unchecked. Default 10.
+	// make; past that its failed logins are answered rate_limited with a
+	// time to retry. A correct key always logs in. Default 10.
 	LoginFailures int
 	// RevokeCheck is how often the lane looks for revoked keys to close
 	// their sockets. Default 500ms.
@@ -59,8 +73,9 @@ type Config struct {
 	// fixes it. Default time.Now.
 	Now func() time.Time
 	// AllowedOrigins lists the browser Origins (scheme://host[:port]) that may
-	// open sockets besides the lane's own host; "*" allows any. Clients that
-	// send no Origin (tablet apps, scripts) are not affected. Default none.
+	// open sockets besides the lane's own listen addresses and names (see
+	// ownOrigins); "*" allows any. Clients that send no Origin (tablet apps,
+	// scripts) are not affected. Default none.
 	AllowedOrigins []string
 }
 
@@ -84,5 +99,10 @@ func DefaultConfig() Config {
 		RequestBurst:     5000,
 		LoginFailures:    10,
 		RevokeCheck:      500 * time.Millisecond,
+
+		LoginDeadline:       10 * time.Second,
+		MaxUnauthSockets:    256,
+		MaxUnauthPerAddress: 16,
+		MaxSocketsPerKey:    32,
 	}
 }

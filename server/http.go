@@ -1,18 +1,19 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
-	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -33,7 +34,10 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch r.Method {
 	case http.MethodGet:
-		req, err = requestFromQuery(a, r.URL.Query())
+		var query url.Values
+		if query, err = parseQuery(r.URL.RawQuery); err == nil {
+			req, err = requestFromQuery(a, query)
+		}
 	case http.MethodPost:
 		req, err = s.requestFromBody(a, w, r)
 	default:
@@ -54,26 +58,23 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 	// One call is one session: it can hold no claim beyond its own reply.
 	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
 	if key := apiKeyHeader(r); key != "" {
-		if s.logins.blocked(r.RemoteAddr) {
-			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, rateLimitedLogin()))
-			return
-		}
-		k, err := s.db.Authenticate(r.Context(), key)
-		switch {
-		case errors.Is(err, lanedb.ErrBadKey) || errors.Is(err, lanedb.ErrRevokedKey):
-			s.logins.failed(r.RemoteAddr)
-			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT,
-				protocol.Errorf(protocol.CodeLoginFailed, "API key not accepted: it is unknown or has been revoked")))
-			return
-		case err != nil:
-			s.log.Error("http login", "err", err)
+		if _, err := s.logIn(r.Context(), sess, sess.caller, key, protocol.PurposeNone); err != nil {
+			if protocol.AsError(err).Code == protocol.CodeInternal {
+				s.log.Error("http login", "err", err)
+			}
+			var re *retryError
+			if errors.As(err, &re) {
+				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(re.after)))
+			}
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
-		if sess.caller, err = withKey(sess.caller, k, protocol.PurposeNone); err != nil {
-			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
-			return
-		}
+	} else if ep, err := s.router.Lookup(a); err == nil && !ep.Access.Public {
+		// Said here rather than by the gate, whose message speaks of the
+		// login packet a socket sends.
+		s.loginRefused(sess.caller, "", errors.New("no API key header"))
+		writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, protocol.Errorf(protocol.CodeLoginRequired, msgNoHTTPKey)))
+		return
 	}
 	reply := s.run(r.Context(), sess, sess.caller, req, received)
 	if reply == nil {
@@ -95,8 +96,8 @@ func apiKeyHeader(r *http.Request) string {
 	return r.Header.Get("x-apikey")
 }
 
-// requestFromBody reads a POST body holding one JSON packet. The URL names
-// the endpoint; an "a" in the body is ignored.
+// requestFromBody reads a POST body holding one JSON packet (an empty body
+// is an empty packet). The URL names the endpoint.
 func (s *Server) requestFromBody(a string, w http.ResponseWriter, r *http.Request) (*protocol.Request, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.ReadLimit))
 	var tooBig *http.MaxBytesError
@@ -106,21 +107,111 @@ func (s *Server) requestFromBody(a string, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadPacket, "could not read the body: %v", err)
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte(`{}`)
 	}
-	// Put the URL's endpoint in before decoding, so a body without "a" is
-	// fine and a body with another "a" cannot reach a different endpoint.
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) == nil && fields != nil {
-		fields["a"], _ = json.Marshal(a)
-		body, _ = json.Marshal(fields)
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		var syntax *json.SyntaxError
+		if !json.Valid(body) && errors.As(err, &syntax) {
+			return nil, protocol.Errorf(protocol.CodeBadPacket,
+				"the POST body is not JSON (%v at byte %d): send one FD1 packet as a JSON object, e.g. {\"v\":{}}", syntax, syntax.Offset)
+		}
+		return nil, protocol.Errorf(protocol.CodeBadPacket,
+			"the POST body is %s, not a JSON object: send one FD1 packet as a JSON object, e.g. {\"v\":{}}", jsonKind(body))
+	}
+	// The URL names the endpoint. A body may repeat it (any alias of the
+	// same endpoint), but one naming another is refused rather than
+	// silently served by the URL's.
+	if raw, ok := fields["a"]; ok {
+		var named string
+		if err := json.Unmarshal(raw, &named); err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadPacket, "the body's a must be a string naming the URL's endpoint %s, got %s", a, jsonKind(raw))
+		}
+		if !s.sameEndpoint(named, a) {
+			return nil, protocol.Errorf(protocol.CodeBadPacket,
+				"the body's a %q disagrees with the URL's endpoint %s: leave a out of the body, or POST to the endpoint it names", clip(named), a)
+		}
+	}
+	fields["a"], _ = json.Marshal(a)
+	if body, err = json.Marshal(fields); err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadPacket, "the POST body: %v", err)
 	}
 	req, derr := protocol.Decode(body)
 	if derr != nil {
 		return nil, derr
 	}
 	return req, nil
+}
+
+// sameEndpoint reports whether two endpoint names (aliases, "fd1." optional)
+// are one endpoint.
+func (s *Server) sameEndpoint(x, y string) bool {
+	ex, errx := s.router.Lookup(x)
+	ey, erry := s.router.Lookup(y)
+	if errx != nil || erry != nil {
+		return x == y
+	}
+	return ex == ey
+}
+
+// jsonKind names what a JSON value is, for messages.
+func jsonKind(b []byte) string {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0:
+		return "empty"
+	case b[0] == '{':
+		return "an object"
+	case b[0] == '[':
+		return "an array"
+	case b[0] == '"':
+		return "a string"
+	case bytes.Equal(b, []byte("null")):
+		return "null"
+	case bytes.Equal(b, []byte("true")) || bytes.Equal(b, []byte("false")):
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
+
+// clip shortens client text quoted back in a message.
+func clip(s string) string {
+	const most = 80
+	if utf8.RuneCountInString(s) <= most {
+		return s
+	}
+	return string([]rune(s)[:most]) + "…"
+}
+
+// parseQuery splits a raw GET query into values like url.ParseQuery, but
+// refuses what that would drop without a word: a pair holding ";" (no
+// longer a separator) or a bad %-escape. Dropping a filter would widen
+// the answer, e.g. return every row instead of a few.
+func parseQuery(raw string) (url.Values, error) {
+	values := url.Values{}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return nil, protocol.Errorf(protocol.CodeBadPacket,
+				"query pair %q holds a ';': separate pairs with & and write a ';' in a value as %%3B", clip(pair))
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		var err error
+		if name, err = url.QueryUnescape(name); err == nil {
+			value, err = url.QueryUnescape(value)
+		}
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadPacket, "query pair %q: %v; write %% as %%25", clip(pair), err)
+		}
+		values[name] = append(values[name], value)
+	}
+	return values, nil
 }
 
 // requestFromQuery builds a request from a GET query (SPEC §1.2): _k, _qk,

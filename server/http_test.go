@@ -1,8 +1,22 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 func TestRequestFromQuery(t *testing.T) {
@@ -58,25 +72,176 @@ func TestRequestFromQuery(t *testing.T) {
 }
 
 func TestOriginAllowed(t *testing.T) {
+	lane1 := &originPolicy{port: "3490", hosts: map[string]bool{"lane1": true, "192.168.1.20": true, "::1": true}}
 	tests := []struct {
-		origin, host string
-		allowed      []string
-		want         bool
+		origin  string
+		own     *originPolicy
+		allowed []string
+		want    bool
 	}{
-		{"http://lane1:3490", "lane1:3490", nil, true},
-		{"http://LANE1:3490", "lane1:3490", nil, true},
-		{"http://evil.example", "lane1:3490", nil, false},
-		{"http://lane1:3491", "lane1:3490", nil, false},
-		{"https://tablets.example", "lane1:3490", []string{"https://tablets.example"}, true},
-		{"https://tablets.example", "lane1:3490", []string{"https://tablets.example/"}, true},
-		{"http://tablets.example", "lane1:3490", []string{"https://tablets.example"}, false},
-		{"https://anything", "lane1:3490", []string{"*"}, true},
-		{"null", "lane1:3490", nil, false},
-		{"lane1:3490", "lane1:3490", nil, false},
+		{"http://lane1:3490", lane1, nil, true},
+		{"http://LANE1:3490", lane1, nil, true},
+		{"https://lane1:3490", lane1, nil, true},
+		{"http://192.168.1.20:3490", lane1, nil, true},
+		{"http://[::1]:3490", lane1, nil, true},
+		{"http://lane1:3491", lane1, nil, false},
+		{"http://lane1", lane1, nil, false}, // port 80
+		// DNS rebinding: the hostile name resolves to the lane, and the
+		// browser's Host header then names it too; it is still refused.
+		{"http://evil.example", lane1, nil, false},
+		{"http://evil.example:3490", lane1, nil, false},
+		{"ftp://lane1:3490", lane1, nil, false},
+		{"http://lane1:3490/path", lane1, nil, false},
+		{"http://lane1:3490", nil, nil, false}, // own origins not known yet
+		{"https://tablets.example", lane1, []string{"https://tablets.example"}, true},
+		{"https://tablets.example", lane1, []string{"https://tablets.example/"}, true},
+		{"http://tablets.example", lane1, []string{"https://tablets.example"}, false},
+		{"https://anything", lane1, []string{"*"}, true},
+		{"null", lane1, nil, false},
+		{"lane1:3490", lane1, nil, false},
 	}
 	for _, tt := range tests {
-		if got := OriginAllowed(tt.origin, tt.host, tt.allowed); got != tt.want {
-			t.Errorf("OriginAllowed(%q, %q, %v) = %v, want %v", tt.origin, tt.host, tt.allowed, got, tt.want)
+		if got := originAllowed(tt.origin, tt.own, tt.allowed); got != tt.want {
+			t.Errorf("originAllowed(%q, %v, %v) = %v, want %v", tt.origin, tt.own, tt.allowed, got, tt.want)
 		}
+	}
+}
+
+func TestOwnOrigins(t *testing.T) {
+	name, err := os.Hostname()
+	if err != nil {
+		t.Skipf("no host name: %v", err)
+	}
+	tests := []struct {
+		configured string
+		bound      *net.TCPAddr
+		want       []string // hosts that must be in
+		wantNot    []string
+	}{
+		{"127.0.0.1:0", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, []string{"127.0.0.1", "localhost"}, []string{strings.ToLower(name), "evil.example"}},
+		{"lane1.store:3490", &net.TCPAddr{IP: net.IPv4(192, 168, 1, 20), Port: 3490}, []string{"lane1.store", "192.168.1.20"}, []string{"localhost", "127.0.0.1"}},
+		{":3490", &net.TCPAddr{IP: net.IPv4zero, Port: 3490}, []string{"127.0.0.1", "localhost", strings.ToLower(name)}, []string{"0.0.0.0", "evil.example"}},
+		{"[::]:3490", &net.TCPAddr{IP: net.IPv6unspecified, Port: 3490}, []string{"127.0.0.1", "localhost", strings.ToLower(name)}, []string{"::", "evil.example"}},
+	}
+	log := slog.New(slog.DiscardHandler)
+	for _, tt := range tests {
+		p := ownOrigins(tt.configured, tt.bound, log)
+		if p.port != strconv.Itoa(tt.bound.Port) {
+			t.Errorf("%s: port %q, want %d", tt.configured, p.port, tt.bound.Port)
+		}
+		for _, h := range tt.want {
+			if !p.hosts[h] {
+				t.Errorf("%s bound to %s: %q is not one of the lane's own hosts %v", tt.configured, tt.bound, h, p.hosts)
+			}
+		}
+		for _, h := range tt.wantNot {
+			if p.hosts[h] {
+				t.Errorf("%s bound to %s: %q is taken for one of the lane's own hosts", tt.configured, tt.bound, h)
+			}
+		}
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    url.Values
+		wantErr string // part of the message: the bad pair
+	}{
+		{raw: "", want: url.Values{}},
+		{raw: "plu=FW&_rq=1", want: url.Values{"plu": {"FW"}, "_rq": {"1"}}},
+		{raw: "price(>=)=5", want: url.Values{"price(>": {")=5"}}}, // mended by rejoinOperator
+		{raw: "name=caf%C3%A9&x=a+b&&y", want: url.Values{"name": {"café"}, "x": {"a b"}, "y": {""}}},
+		{raw: "name=a%3Bb", want: url.Values{"name": {"a;b"}}},
+		{raw: "plu=FW;_k=x", wantErr: `"plu=FW;_k=x"`},
+		{raw: "_rq=1&price(>=)=5;drop", wantErr: `"price(>=)=5;drop"`},
+		{raw: "name=100%", wantErr: `"name=100%"`},
+		{raw: "na%zzme=1", wantErr: `"na%zzme=1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := parseQuery(tt.raw)
+			if tt.wantErr != "" {
+				var pe *protocol.Error
+				if !errors.As(err, &pe) || pe.Code != protocol.CodeBadPacket || !strings.Contains(pe.Message, tt.wantErr) {
+					t.Fatalf("err = %v, want bad_packet naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("= %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// testServer is a front door over a fresh lane DB, with only the session
+// and debug endpoints.
+func testServer(t *testing.T, cfg Config) (*Server, *lanedb.DB) {
+	t.Helper()
+	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return New(cfg, db, slog.New(slog.DiscardHandler)), db
+}
+
+func TestHTTPModeRefusals(t *testing.T) {
+	s, db := testServer(t, DefaultConfig())
+	key, err := db.CreateAPIKey(context.Background(), "http-admin", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, method, target, body string
+		noKey                      bool
+		status                     int
+		code                       protocol.Code
+		wantMsg                    string // part of the message
+	}{
+		{name: "semicolon in the query", method: "GET", target: "/fd1/debug/ping?_rq=1;x=2", status: 400, code: protocol.CodeBadPacket, wantMsg: `"_rq=1;x=2"`},
+		{name: "bad escape in the query", method: "GET", target: "/fd1/debug/ping?_rq=%zz", status: 400, code: protocol.CodeBadPacket, wantMsg: `"_rq=%zz"`},
+		{name: "no key", method: "GET", target: "/fd1/debug/ping", noKey: true, status: 401, code: protocol.CodeLoginRequired, wantMsg: "x-api-key header"},
+		{name: "no key, POST", method: "POST", target: "/fd1/debug/ping", noKey: true, status: 401, code: protocol.CodeLoginRequired, wantMsg: "x-api-key header"},
+		{name: "body not JSON", method: "POST", target: "/fd1/debug/ping", body: "rq=1", status: 400, code: protocol.CodeBadPacket, wantMsg: "not JSON"},
+		{name: "body cut short", method: "POST", target: "/fd1/debug/ping", body: `{"rq":`, status: 400, code: protocol.CodeBadPacket, wantMsg: "not JSON"},
+		{name: "body null", method: "POST", target: "/fd1/debug/ping", body: "null", status: 400, code: protocol.CodeBadPacket, wantMsg: "is null, not a JSON object"},
+		{name: "body an array", method: "POST", target: "/fd1/debug/ping", body: `[{"rq":1}]`, status: 400, code: protocol.CodeBadPacket, wantMsg: "is an array, not a JSON object"},
+		{name: "body names another endpoint", method: "POST", target: "/fd1/debug/ping", body: `{"a":"fd1.session.login"}`, status: 400, code: protocol.CodeBadPacket, wantMsg: `"fd1.session.login" disagrees with the URL's endpoint fd1.debug.ping`},
+		{name: "body a not a string", method: "POST", target: "/fd1/debug/ping", body: `{"a":7}`, status: 400, code: protocol.CodeBadPacket, wantMsg: "must be a string"},
+		{name: "body names the same endpoint", method: "POST", target: "/fd1/debug/ping", body: `{"a":"debug.ping","rq":1}`, status: 200},
+		{name: "body without a", method: "POST", target: "/fd1/debug/ping", body: `{"rq":1}`, status: 200},
+		{name: "empty body", method: "POST", target: "/fd1/debug/ping", status: 200},
+		{name: "plain GET", method: "GET", target: "/fd1/debug/ping?_rq=1", status: 200},
+	}
+	h := s.Handler()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			if !tt.noKey {
+				r.Header.Set("x-api-key", key)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			var reply struct {
+				Error *protocol.Error `json:"error"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil {
+				t.Fatalf("reply is not JSON: %s", w.Body)
+			}
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			if tt.code == "" {
+				if reply.Error != nil {
+					t.Fatalf("error %+v, want none", reply.Error)
+				}
+				return
+			}
+			if reply.Error == nil || reply.Error.Code != tt.code || !strings.Contains(reply.Error.Message, tt.wantMsg) {
+				t.Fatalf("error %+v, want %s saying %q", reply.Error, tt.code, tt.wantMsg)
+			}
+		})
 	}
 }

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,17 +52,12 @@ func host(remote string) string {
 	return remote
 }
 
-// blocked reports whether addr has used up its failed logins. It is
-// checked before the key, so a flood of guesses costs the lane nothing.
-func (g *loginGuard) blocked(remote string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	e, ok := g.byAddr[host(remote)]
-	return ok && e.lim.Tokens() < 1
-}
-
-// failed records a failed login from remote.
-func (g *loginGuard) failed(remote string) {
+// failed records a failed login from remote. Within the address's budget
+// it answers 0; past it, the time until the next failed attempt would be
+// within budget again, which the refusal tells the client. Only failures
+// are counted and slowed: a correct key is checked and let in whatever its
+// address did before.
+func (g *loginGuard) failed(remote string) time.Duration {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -71,7 +69,13 @@ func (g *loginGuard) failed(remote string) {
 		g.byAddr[h] = e
 	}
 	e.seen = now
-	e.lim.AllowN(now, 1)
+	if e.lim.AllowN(now, 1) {
+		return 0
+	}
+	// The bucket refills one attempt per every; what is missing of the
+	// next whole token is the wait.
+	missing := 1 - e.lim.TokensAt(now)
+	return time.Duration(missing * float64(g.every))
 }
 
 // gcLocked forgets addresses idle long enough to have their full
@@ -89,8 +93,27 @@ func (g *loginGuard) gcLocked(now time.Time) {
 	}
 }
 
-func rateLimitedLogin() error {
-	return protocol.Errorf(protocol.CodeRateLimited, "too many failed logins from this address; wait a minute before trying again")
+// retryError is a refusal that tells the client when to come back: HTTP
+// mode sends it as Retry-After, a socket reads it in the message.
+type retryError struct {
+	err   *protocol.Error
+	after time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// retrySeconds is a wait rounded up to whole seconds, at least 1, as
+// Retry-After counts it.
+func retrySeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+func rateLimitedLogin(wait time.Duration) error {
+	secs := retrySeconds(wait)
+	return &retryError{after: time.Duration(secs) * time.Second, err: protocol.Errorf(protocol.CodeRateLimited,
+		"too many failed logins from this address; try again in %ds (a correct key is always let in)", secs)}
 }
 
 // watchRevocations closes, within about a second, every socket logged in
@@ -143,4 +166,134 @@ func (s *Server) closeSocketsOf(keyIDs []string) {
 		s.log.Info("closing socket of a revoked key", "socket", sk.id, "remote", sk.remote)
 		sk.kill(websocket.ClosePolicyViolation, "API key revoked")
 	}
+}
+
+// Sockets are counted three ways under Server.mu, so that nobody without a
+// key can lock a device out: all sockets (MaxSockets), sockets not logged in
+// yet, lane-wide and per address (MaxUnauthSockets, MaxUnauthPerAddress),
+// and logged-in sockets per key (MaxSocketsPerKey). A socket is counted from
+// before its upgrade (admit) until it is gone (forget).
+
+// doorCount is that bookkeeping.
+type doorCount struct {
+	open     int            // sockets admitted, upgrading or open
+	unauth   int            // of those, not logged in
+	unauthBy map[string]int // remote host → its sockets not logged in
+	byKey    map[string]int // key id → sockets logged in with it
+}
+
+// admission is one socket's share of the counts, kept on the socket.
+type admission struct {
+	host   string
+	since  time.Time
+	unauth bool     // still counted as not logged in
+	keys   []string // key ids this socket is counted under
+}
+
+// refusal is why a socket is not let in: an HTTP status and a reason.
+type refusal struct {
+	status int
+	reason string
+}
+
+// admit reserves room for one more socket from remote, before the upgrade
+// so that a refusal costs next to nothing. The caller must forget the
+// admission when the socket is gone or the upgrade fails.
+func (s *Server) admit(remote string) (*admission, *refusal) {
+	h := host(remote)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := &s.door
+	switch {
+	case s.closing:
+		return nil, &refusal{http.StatusServiceUnavailable, "the lane is shutting down; reconnect in a moment"}
+	case d.open >= s.cfg.MaxSockets:
+		return nil, &refusal{http.StatusServiceUnavailable, "the lane has its maximum of open sockets; try again shortly"}
+	case d.unauthBy[h] >= s.cfg.MaxUnauthPerAddress:
+		return nil, &refusal{http.StatusTooManyRequests, fmt.Sprintf(
+			"this address already has %d sockets that have not logged in, its most; log in on them or close them", d.unauthBy[h])}
+	case d.unauth >= s.cfg.MaxUnauthSockets:
+		// Full of sockets that have not logged in, from many addresses.
+		// The oldest makes room: a device logs in the moment it is let
+		// in, so a flood that keeps the lane full still cannot keep a
+		// device out, and its own sockets are the ones that age.
+		victim := s.oldestUnauthLocked()
+		if victim == nil { // all still upgrading
+			return nil, &refusal{http.StatusServiceUnavailable, fmt.Sprintf(
+				"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth)}
+		}
+		s.leaveUnauthLocked(victim.door)
+		s.log.Debug("closing the oldest socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
+		victim.kill(websocket.ClosePolicyViolation, "log in first")
+	}
+	d.open++
+	d.unauth++
+	d.unauthBy[h]++
+	return &admission{host: h, unauth: true, since: time.Now()}, nil
+}
+
+// oldestUnauthLocked is the open socket that has waited longest without
+// logging in, or nil.
+func (s *Server) oldestUnauthLocked() *socket {
+	var oldest *socket
+	for _, sk := range s.sockets {
+		if sk.door.unauth && (oldest == nil || sk.door.since.Before(oldest.door.since)) {
+			oldest = sk
+		}
+	}
+	return oldest
+}
+
+// forget gives back what an admission holds.
+func (s *Server) forget(a *admission) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := &s.door
+	d.open--
+	s.leaveUnauthLocked(a)
+	for _, k := range a.keys {
+		if d.byKey[k]--; d.byKey[k] <= 0 {
+			delete(d.byKey, k)
+		}
+	}
+	a.keys = nil
+}
+
+func (s *Server) leaveUnauthLocked(a *admission) {
+	if !a.unauth {
+		return
+	}
+	a.unauth = false
+	d := &s.door
+	d.unauth--
+	if d.unauthBy[a.host]--; d.unauthBy[a.host] <= 0 {
+		delete(d.unauthBy, a.host)
+	}
+}
+
+// admitKey counts a socket under the key it logs in with, refusing the
+// login when that key already has its most sockets. A second login with
+// the same key on one socket counts once.
+func (s *Server) admitKey(a *admission, key *lanedb.APIKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := &s.door
+	if !slices.Contains(a.keys, key.KeyID) {
+		if n := d.byKey[key.KeyID]; n >= s.cfg.MaxSocketsPerKey {
+			return protocol.Errorf(protocol.CodeLimitReached,
+				"key %q already has %d sockets open, the most one key may have; close some, or give each device its own key", key.Name, n)
+		}
+		d.byKey[key.KeyID]++
+		a.keys = append(a.keys, key.KeyID)
+	}
+	s.leaveUnauthLocked(a)
+	return nil
+}
+
+// loggedIn reports whether the socket holding a has logged in (or no
+// longer counts as waiting to: it is being closed).
+func (s *Server) loggedIn(a *admission) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !a.unauth
 }

@@ -21,6 +21,7 @@ type pool struct {
 	barrierRun bool
 	workers    int
 	idle       sync.WaitGroup // one per submitted, unfinished request
+	live       sync.WaitGroup // one per worker goroutine, so wait can join them
 }
 
 type poolEntry struct {
@@ -59,7 +60,8 @@ func (p *pool) submit(key string, fn func(), stop <-chan struct{}) bool {
 func (p *pool) spawnLocked() {
 	if p.workers < p.max && p.nextLocked() >= 0 {
 		p.workers++
-		go p.work()
+		p.live.Add(1)
+		go func() { defer p.live.Done(); p.work() }()
 	}
 }
 
@@ -120,8 +122,12 @@ func (p *pool) work() {
 	p.mu.Unlock()
 }
 
-// wait returns when every submitted request has finished.
-func (p *pool) wait() { p.idle.Wait() }
+// wait returns when every submitted request has finished and the workers
+// that ran them are gone. Nothing may be submitted meanwhile.
+func (p *pool) wait() {
+	p.idle.Wait()
+	p.live.Wait()
+}
 
 // depth is how many requests wait and how many run.
 func (p *pool) depth() (pending, running int) {

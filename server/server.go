@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +31,17 @@ type Server struct {
 	writer   *lanedb.Writer
 	logins   *loginGuard
 
+	// origins is who may open sockets from a browser: set once the lane
+	// knows its listen address (ListenAndServe).
+	origins atomic.Pointer[originPolicy]
+
 	nextID   atomic.Uint64
 	mu       sync.Mutex
 	sockets  map[uint64]*socket
+	door     doorCount
 	closing  bool
 	sessions sync.WaitGroup // one per socket, done when all its goroutines end
+	handlers sync.WaitGroup // one per socket or HTTP-mode handler running
 }
 
 // New builds a server over db. Endpoints of other packages are registered on
@@ -48,6 +53,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		router:  protocol.NewRouter(),
 		log:     log,
 		sockets: map[uint64]*socket{},
+		door:    doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
 		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
 	}
@@ -79,10 +85,10 @@ func (s *Server) Router() *protocol.Router { return s.router }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /fd1/open_websocket", s.openWebsocket)
+	mux.HandleFunc("GET /fd1/open_websocket", s.joined(s.openWebsocket))
 	// The vendor's websocat example uses this path.
-	mux.HandleFunc("GET /ws/open_websocket", s.openWebsocket)
-	mux.HandleFunc("/fd1/{area}/{function}", s.httpMode)
+	mux.HandleFunc("GET /ws/open_websocket", s.joined(s.openWebsocket))
+	mux.HandleFunc("/fd1/{area}/{function}", s.joined(s.httpMode))
 	return mux
 }
 
@@ -99,29 +105,19 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkOrigin lets in clients without an Origin (not browsers), browsers on
-// the lane's own host, and the configured allowlist.
+// one of the lane's own listen addresses or names, and the configured
+// allowlist. The request's Host header is not trusted: under DNS
+// rebinding a hostile page's own name points at the lane, and its Origin
+// and Host then agree.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
-	return OriginAllowed(origin, r.Host, s.cfg.AllowedOrigins)
-}
-
-// OriginAllowed reports whether a browser Origin may open a socket on host.
-func OriginAllowed(origin, host string, allowed []string) bool {
-	scheme, rest, ok := strings.Cut(origin, "://")
-	if !ok || rest == "" {
-		return false
-	}
-	if strings.EqualFold(rest, host) {
+	if originAllowed(origin, s.origins.Load(), s.cfg.AllowedOrigins) {
 		return true
 	}
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), scheme+"://"+rest) {
-			return true
-		}
-	}
+	s.log.Info("websocket refused: Origin not allowed", "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
 	return false
 }
 
@@ -133,17 +129,28 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	s.origins.Store(ownOrigins(s.cfg.Addr, ln.Addr(), s.log))
+	// HTTP-mode calls run under callsCtx, so that shutdown can stop the
+	// ones still running when the grace period ends.
+	callsCtx, stopCalls := context.WithCancel(context.Background())
+	defer stopCalls()
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return callsCtx },
 	}
+	// Both goroutines are joined before ListenAndServe returns: a caller
+	// that closes the DB next finds nothing of the lane still running.
+	var bg sync.WaitGroup
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	bg.Add(2)
+	go func() { defer bg.Done(); errc <- hs.Serve(ln) }()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
+	go func() { defer bg.Done(); s.watchRevocations(watchCtx, s.cfg.RevokeCheck) }()
+	defer bg.Wait()
 	defer stopWatch()
-	go s.watchRevocations(watchCtx, s.cfg.RevokeCheck)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -152,12 +159,13 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return s.shutdown(hs)
+	return s.shutdown(hs, stopCalls)
 }
 
 // shutdown stops accepting, tells every socket the lane is going away,
-// lets in-flight requests finish within ShutdownGrace, then closes sockets.
-func (s *Server) shutdown(hs *http.Server) error {
+// lets in-flight requests (socket and HTTP mode) finish within
+// ShutdownGrace, then stops what still runs and waits for it to end.
+func (s *Server) shutdown(hs *http.Server, stopCalls context.CancelFunc) error {
 	s.mu.Lock()
 	s.closing = true
 	socks := make([]*socket, 0, len(s.sockets))
@@ -168,9 +176,16 @@ func (s *Server) shutdown(hs *http.Server) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
-	err := hs.Shutdown(ctx) // stops the listener and idle HTTP; sockets are hijacked
 	for _, sk := range socks {
 		sk.goingAway()
+	}
+	// Stops the listener and waits for HTTP-mode calls; sockets are
+	// hijacked, so not its to wait for.
+	err := hs.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("HTTP-mode calls still running after the shutdown grace period; stopping them")
+		stopCalls()
+		_ = hs.Close()
 	}
 	done := make(chan struct{})
 	go func() { s.sessions.Wait(); close(done) }()
@@ -183,17 +198,36 @@ func (s *Server) shutdown(hs *http.Server) error {
 		}
 		<-done
 	}
+	s.handlers.Wait()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	return err
 }
 
-// full reports whether the lane has its maximum of sockets open.
-func (s *Server) full() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sockets) >= s.cfg.MaxSockets
+// joined counts a handler for shutdown to wait for, from before it starts
+// until it has returned; once the lane is shutting down it refuses.
+func (s *Server) joined(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		closing := s.closing
+		if !closing {
+			s.handlers.Add(1)
+		}
+		s.mu.Unlock()
+		if closing {
+			const why = "the lane is shutting down; retry in a moment"
+			if r.PathValue("function") != "" { // HTTP mode: an FD1 reply
+				writeError(w, protocol.ErrorReply("fd1."+r.PathValue("area")+"."+r.PathValue("function"), nil, nil,
+					protocol.Errorf(protocol.CodeUnavailable, why)))
+				return
+			}
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
+		defer s.handlers.Done()
+		h(w, r)
+	}
 }
 
 func (s *Server) addSocket(sk *socket) bool {
@@ -211,5 +245,6 @@ func (s *Server) removeSocket(sk *socket) {
 	s.mu.Lock()
 	delete(s.sockets, sk.id)
 	s.mu.Unlock()
+	s.forget(sk.door)
 	s.sessions.Done()
 }

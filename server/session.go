@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -36,8 +37,9 @@ var purposeScope = map[protocol.Purpose]protocol.Scope{
 	protocol.PurposeDebugScope:      protocol.ScopeDebug,
 }
 
-// login checks an API key and widens the session with its scopes. Several
-// logins on one socket add up (SPEC §4.1); a failed one changes nothing.
+// login is fd1.session.login: it checks an API key and widens the socket's
+// session with its scopes. Several logins on one socket add up (SPEC
+// §4.1); a failed one changes nothing.
 func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
 	var args loginArgs
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
@@ -58,32 +60,78 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 	if err := checkPurpose(cur, want); err != nil {
 		return nil, err
 	}
-
-	if s.logins.blocked(cur.Remote) {
-		return nil, rateLimitedLogin()
-	}
-	key, err := s.db.Authenticate(ctx, args.APIKey)
-	if errors.Is(err, lanedb.ErrBadKey) || errors.Is(err, lanedb.ErrRevokedKey) {
-		s.logins.failed(cur.Remote)
-		s.log.Info("login refused", "remote", cur.Remote, "reason", err)
-		return nil, protocol.Errorf(protocol.CodeLoginFailed, "API key not accepted: it is unknown or has been revoked")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("login: %w", err)
-	}
-	next, err := withKey(cur, key, want)
+	next, err := s.logIn(ctx, sessionFrom(ctx), cur, args.APIKey, want)
 	if err != nil {
 		return nil, err
 	}
-	if sess := sessionFrom(ctx); sess != nil {
-		sess.setCaller(next)
-	}
-	s.log.Info("login", "remote", cur.Remote, "key", key.Name, "purpose", next.Purpose, "transport", cur.Transport)
 	return &protocol.Result{Data: map[string]any{
 		"valid":   1,
 		"purpose": string(next.Purpose),
 		"scopes":  next.Scopes,
 	}}, nil
+}
+
+// Messages of the one login path, the same over sockets and HTTP mode.
+const (
+	msgKeyRefused = "API key not accepted: it is unknown or has been revoked"
+	msgNoHTTPKey  = "HTTP mode has no login packet: send your API key in the x-api-key header"
+)
+
+// logIn is the one login path, for fd1.session.login on a socket and for
+// the x-api-key header of an HTTP-mode call. It always checks the key, so
+// a correct key gets in whatever its address tried before; only failures
+// are counted and, past the address's budget, answered rate_limited. A
+// login that succeeds sets sess's caller and returns it; one that is
+// refused changes nothing and logs one line with the address and, when
+// the key is known, its name (never the key).
+func (s *Server) logIn(ctx context.Context, sess session, cur protocol.Caller, apikey string, want protocol.Purpose) (protocol.Caller, error) {
+	key, err := s.db.Authenticate(ctx, apikey)
+	if errors.Is(err, lanedb.ErrBadKey) || errors.Is(err, lanedb.ErrRevokedKey) {
+		name := ""
+		if key != nil { // revoked: the key is known
+			name = key.Name
+		}
+		if wait := s.logins.failed(cur.Remote); wait > 0 {
+			err := rateLimitedLogin(wait)
+			s.loginRefused(cur, name, err)
+			return cur, err
+		}
+		s.loginRefused(cur, name, err)
+		return cur, protocol.Errorf(protocol.CodeLoginFailed, msgKeyRefused)
+	}
+	if err != nil {
+		return cur, fmt.Errorf("login: %w", err)
+	}
+	next, err := withKey(cur, key, want)
+	if err != nil {
+		s.loginRefused(cur, key.Name, err)
+		return cur, err
+	}
+	if sk, ok := sess.(*socket); ok {
+		if err := s.admitKey(sk.door, key); err != nil {
+			s.loginRefused(cur, key.Name, err)
+			return cur, err
+		}
+	}
+	if sess != nil {
+		sess.setCaller(next)
+	}
+	level := slog.LevelInfo
+	if cur.Transport == "http" {
+		level = slog.LevelDebug // one line per HTTP call would drown the log
+	}
+	s.log.Log(ctx, level, "login", "remote", cur.Remote, "key", key.Name, "purpose", next.Purpose, "transport", cur.Transport)
+	return next, nil
+}
+
+// loginRefused logs a refused login: one line, the address, the key's
+// name when the key is known, and why.
+func (s *Server) loginRefused(c protocol.Caller, keyName string, why error) {
+	args := []any{"remote", c.Remote, "transport", c.Transport}
+	if keyName != "" {
+		args = append(args, "key", keyName)
+	}
+	s.log.Info("login refused", append(args, "reason", why.Error())...)
 }
 
 // checkPurpose refuses a login that would change the socket's purpose:

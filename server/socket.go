@@ -33,6 +33,7 @@ type socket struct {
 	draining chan struct{} // closed when the lane asks the socket to wind down
 	drainOne sync.Once
 	limiter  *rate.Limiter // requests per second from this client
+	door     *admission    // what the socket counts for in the caps (Server.mu)
 
 	mu        sync.Mutex
 	caller    protocol.Caller
@@ -52,14 +53,18 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `unknown purpose "`+p+`" on the URL: only purpose=presell goes on the URL; customerdisplay and debugscope go in the login packet`, http.StatusBadRequest)
 		return
 	}
-	if s.full() {
+	door, no := s.admit(r.RemoteAddr)
+	if no != nil {
 		// Refused before the upgrade: cheap, and the client sees why.
-		http.Error(w, "the lane has its maximum of open sockets; try again shortly", http.StatusServiceUnavailable)
+		// Debug: a flood would otherwise write one line per attempt.
+		s.log.Debug("websocket refused", "remote", r.RemoteAddr, "status", no.status, "reason", no.reason)
+		http.Error(w, no.reason, no.status)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered the client.
+		s.forget(door)
 		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -80,10 +85,12 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		draining: make(chan struct{}),
 		limiter:  rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
 		inflight: map[string][]*flight{},
+		door:     door,
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
 		Session: uuid.NewString()}
 	if !s.addSocket(sk) {
+		s.forget(door)
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "the lane is shutting down"), time.Now().Add(s.cfg.WriteWait))
 		ws.Close()
@@ -91,6 +98,22 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Debug("socket open", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
+	if d := s.cfg.LoginDeadline; d > 0 {
+		// A socket that never logs in holds room a device may need.
+		fired := make(chan struct{})
+		late := time.AfterFunc(d, func() {
+			defer close(fired)
+			if !s.loggedIn(door) {
+				s.log.Info("closing a socket that did not log in in time", "socket", sk.id, "remote", sk.remote, "deadline", d)
+				sk.kill(websocket.ClosePolicyViolation, "log in first")
+			}
+		})
+		defer func() {
+			if !late.Stop() {
+				<-fired // it ran: wait until it is done
+			}
+		}()
+	}
 	written := make(chan struct{})
 	go func() { defer close(written); sk.writePump() }()
 	sk.readPump()

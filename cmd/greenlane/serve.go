@@ -52,11 +52,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "limit on one request's work")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "time in-flight requests get to finish on SIGTERM")
 	fs.IntVar(&cfg.MaxSockets, "max-sockets", cfg.MaxSockets, "most sockets open at once; more are refused with HTTP 503")
+	fs.DurationVar(&cfg.LoginDeadline, "login-deadline", cfg.LoginDeadline, "a socket not logged in this long after it opened is closed with 1008 \"log in first\"")
+	fs.IntVar(&cfg.MaxUnauthSockets, "max-unauth-sockets", cfg.MaxUnauthSockets, "most sockets not yet logged in, lane-wide; more are refused with HTTP 503 (keep it below --max-sockets)")
+	fs.IntVar(&cfg.MaxUnauthPerAddress, "max-unauth-per-address", cfg.MaxUnauthPerAddress, "most sockets not yet logged in from one address; more are refused with HTTP 429")
+	fs.IntVar(&cfg.MaxSocketsPerKey, "max-sockets-per-key", cfg.MaxSocketsPerKey, "most sockets logged in with one API key; a login past it gets limit_reached")
 	fs.Float64Var(&cfg.RequestRate, "request-rate", cfg.RequestRate, "requests per second one socket may send on average (more get rate_limited)")
 	fs.IntVar(&cfg.RequestBurst, "request-burst", cfg.RequestBurst, "requests one socket may send at once above --request-rate")
-	fs.IntVar(&cfg.LoginFailures, "login-failures", cfg.LoginFailures, "failed logins per minute one address may make before its logins are refused")
+	fs.IntVar(&cfg.LoginFailures, "login-failures", cfg.LoginFailures, "failed logins per minute one address may make; past that its failed logins get rate_limited (a correct key always logs in)")
 	fs.DurationVar(&cfg.RevokeCheck, "revoke-check", cfg.RevokeCheck, "how often to look for revoked keys and close their sockets")
-	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allow-origin", "browser Origins allowed besides the lane's own host, comma-separated; * allows any")
+	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "browser Origins (scheme://host[:port]) allowed besides the lane's own listen addresses and names, comma-separated; * allows any")
+	// The flag's first name, kept so existing scripts and unit files still
+	// work; the new name wins when both are given (flag or environment).
+	var oldOrigins []string
+	fs.Var((*listFlag)(&oldOrigins), "allow-origin", "old name of --allowed-origins")
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
 	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
@@ -65,6 +73,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	if len(cfg.AllowedOrigins) == 0 {
+		cfg.AllowedOrigins = oldOrigins
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
