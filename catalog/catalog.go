@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -13,8 +14,14 @@ import (
 // Config tunes the catalog endpoints.
 type Config struct {
 	// MaxRows caps the rows of one list reply; a reply cut short says
-	// "more":true. Default 1000.
+	// "more":true. 1 to 1000000. Default 1000.
 	MaxRows int
+}
+
+// Validate reports a field out of its range as a *setting.Error naming it.
+// (New still takes a zero MaxRows as the default.)
+func (c Config) Validate() error {
+	return setting.Range("MaxRows", c.MaxRows, 1, 1_000_000)
 }
 
 // DefaultConfig is the configuration used when nothing is set.
