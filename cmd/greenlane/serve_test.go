@@ -74,7 +74,7 @@ func laneCopy(t *testing.T) (db, presellKey string) {
 		t.Fatal(err)
 	}
 	db = filepath.Join(t.TempDir(), "lane.db")
-	for _, suffix := range []string{"", ".presell"} {
+	for _, suffix := range []string{"", ".apikey", ".presell"} {
 		b, err := os.ReadFile(tmpl + suffix)
 		if err != nil {
 			t.Fatal(err)
