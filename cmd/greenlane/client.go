@@ -859,6 +859,13 @@ func (c *clientSocket) reconnect() bool {
 				ws.Close()
 			}
 		}
+		var refused *loginRefused
+		if errors.As(err, &refused) {
+			// The lane is up and says no (a revoked key): asking again
+			// would only count as failed logins from this address.
+			c.s.out.note(fmt.Sprintf("socket %s: the lane refused the key, not reconnecting: %v", c.name, err))
+			return false
+		}
 		if err != nil {
 			if attempt == 1 || attempt%10 == 0 {
 				c.s.out.note(fmt.Sprintf("socket %s: reconnect attempt %d: %v", c.name, attempt, err))
@@ -900,11 +907,19 @@ func (c *clientSocket) relogin(ws *websocket.Conn) error {
 			continue
 		}
 		if e, ok := pkt.Get("error"); ok {
-			return fmt.Errorf("login failed: %s", e)
+			if code, _ := e.Get("code"); code.Str == "rate_limited" || code.Str == "unavailable" {
+				return fmt.Errorf("login: %s", e) // the lane is busy: try again later
+			}
+			return &loginRefused{reply: e.String()}
 		}
 		return nil
 	}
 }
+
+// loginRefused is a login the lane answered with an error.
+type loginRefused struct{ reply string }
+
+func (e *loginRefused) Error() string { return "login failed: " + e.reply }
 
 // reopenFirehoses sends each firehose's open packet again, with since set
 // to the last seq it delivered, so nothing from the outage is missed. The
