@@ -221,3 +221,31 @@ func TestClientReadline(t *testing.T) {
 		t.Errorf(":history does not list three pings:\n%s", out.String())
 	}
 }
+
+// TestClientRevokedKeyStops: a lingering client whose key is revoked does
+// not keep dialling (each try would be a failed login from its address).
+func TestClientRevokedKeyStops(t *testing.T) {
+	url, _, db := realLane(t)
+	var keyOut, errOut syncBuffer
+	if err := dispatch([]string{"apikey", "create", "--db", db, "--name", "tablet-9", "--scope", "presell"}, &keyOut, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- dispatch([]string{"client", "--url", url, "--key", strings.TrimSpace(keyOut.String()), "--linger", "4s", "fd1.debug.ping"}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"rp":"c1"`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := dispatch([]string{"apikey", "revoke", "tablet-9", "--db", db}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if !strings.Contains(out.String(), "refused the key, not reconnecting") || strings.Count(out.String(), "reconnect attempt") > 0 {
+		t.Fatalf("the client went on dialling with a revoked key:\n%s", out.String())
+	}
+}
