@@ -2,6 +2,9 @@ package integration
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -84,5 +87,50 @@ func TestFixtureResetDeterministic(t *testing.T) {
 				t.Fatalf("the script did not run as meant:\n%s", runs[0])
 			}
 		})
+	}
+}
+
+// TestServeRefusesBadStart: mistakes on serve's command line end it at
+// once with status 2 and a message naming the flag; nothing is created.
+func TestServeRefusesBadStart(t *testing.T) {
+	needsOwnLane(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing folder", []string{"--db", filepath.Join(dir, "nonexistent", "lane.db")}, "folder " + filepath.Join(dir, "nonexistent") + " does not exist"},
+		{"new file without --create", []string{"--db", filepath.Join(dir, "typo.db")}, "add --create"},
+		{"pong-wait 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--pong-wait", "0"}, "--pong-wait: must be at least 1s, got 0s"},
+		{"revoke-check 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--revoke-check", "0"}, "--revoke-check: must be at least"},
+		{"presell-sweep-every 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--presell-sweep-every", "0"}, "--presell-sweep-every: must be at least"},
+		{"max-sockets 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-sockets", "0"}, "--max-sockets: must be at least 1, got 0"},
+		{"wrong flag", []string{"--pong-wiat", "1s"}, "see 'greenlane serve --help'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A start that is not refused would serve forever: the
+			// deadline turns that into a failure.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, tt.args...)...)
+			cmd.Env = quietEnv()
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("serve %v: %v, want exit status 2 saying %q:\n%s", tt.args, err, tt.want, out)
+			}
+			if n := strings.Count(string(out), "\n"); n > 3 {
+				t.Errorf("%d lines of output for one mistake:\n%s", n, out)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("a refused start left files behind: %v", entries)
+	}
+	out, err := exec.Command(binary, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "greenlane ") || !strings.Contains(string(out), "go1.") {
+		t.Fatalf("--version: %v %q", err, out)
 	}
 }
