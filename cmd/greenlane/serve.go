@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -179,6 +180,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	defer l.Close() // before db.Close: queued changes are written first
 	err = l.Serve(ctx, func(addr net.Addr) {
 		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
+		if lan := lanURLs(addr); len(lan) > 0 {
+			// Bound to every interface ([::]): say where devices find it.
+			log.Info("devices on the network connect to", "websocket", strings.Join(lan, " "))
+		}
 		if ready != nil {
 			ready(addr)
 		}
@@ -192,6 +197,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	}
 	log.Info("stopped; lane DB closed cleanly")
 	return nil
+}
+
+// lanURLs are the socket URLs on this machine's own network addresses
+// when addr listens on every interface, else none.
+func lanURLs(addr net.Addr) []string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return nil
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var urls []string
+	for _, a := range ifaddrs {
+		ipnet, ok := a.(*net.IPNet)
+		if !ok || ipnet.IP.IsLoopback() || ipnet.IP.To4() == nil {
+			continue
+		}
+		urls = append(urls, "ws://"+net.JoinHostPort(ipnet.IP.String(), strconv.Itoa(tcp.Port))+"/fd1/open_websocket")
+	}
+	return urls
 }
 
 // openLaneDB opens the lane DB at path. A missing file becomes a demo lane
