@@ -348,6 +348,9 @@ func (s *clientSession) runInput(in io.Reader, interactive bool) error {
 			fmt.Fprintln(s.stderr, "greenlane client:", err)
 		}
 	}
+	if interactive && s.term == nil {
+		s.out.note("") // the shell's prompt starts on a line of its own
+	}
 	if failed > 0 && !interactive {
 		return fmt.Errorf("%d of %d lines failed", failed, total)
 	}
@@ -406,9 +409,6 @@ func (r *scanSource) next(prompt string) (string, bool, error) {
 	ok := r.sc.Scan()
 	r.out.prompt("")
 	if !ok {
-		if r.interactive {
-			fmt.Fprintln(r.out.w)
-		}
 		return "", false, r.sc.Err()
 	}
 	return r.sc.Text(), true, nil
