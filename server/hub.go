@@ -184,10 +184,27 @@ func (h *Hub) tail(ctx context.Context) {
 				h.publish(ev, h.subs[ev.family])
 			}
 		}
+		if len(rows) == 0 && h.restarted(ctx) {
+			continue // publish what the restarted journal already holds
+		}
 		if len(rows) < 500 {
 			return
 		}
 	}
+}
+
+// restarted reports whether the journal now ends before head, and if so
+// starts head over: 'fixture reset' (or load --replace) empties the journal
+// and restarts seq at 1 while the lane may be running, and a hub waiting
+// for seq > head would otherwise stay silent until seq caught up.
+func (h *Hub) restarted(ctx context.Context) bool {
+	_, newest, err := lanedb.JournalBounds(ctx, h.db.Read)
+	if err != nil || newest >= h.head {
+		return false
+	}
+	h.log.Info("firehose: the journal was reset; following it from its start", "was", h.head, "now", newest)
+	h.head = 0
+	return true
 }
 
 // journalEvent turns a journal row into an event.
