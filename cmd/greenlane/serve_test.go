@@ -42,6 +42,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// templateDir holds demoTemplate's DB once it is made.
+var templateDir string
+
 // demoTemplate builds one demo lane DB (as serve's first start does) with a
 // presell key; each case gets a copy.
 var demoTemplate = sync.OnceValues(func() (string, error) {
@@ -49,6 +52,7 @@ var demoTemplate = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	templateDir = dir
 	path := filepath.Join(dir, "lane.db")
 	ctx := context.Background()
 	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
@@ -65,6 +69,15 @@ var demoTemplate = sync.OnceValues(func() (string, error) {
 	}
 	return path, os.WriteFile(path+".presell", []byte(key), 0o600)
 })
+
+// TestMain removes the template lane DB's folder after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if templateDir != "" {
+		os.RemoveAll(templateDir)
+	}
+	os.Exit(code)
+}
 
 // laneCopy copies the template lane DB into a new folder of t's.
 func laneCopy(t *testing.T) (db, presellKey string) {
