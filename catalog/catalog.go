@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -14,7 +15,7 @@ import (
 type Config struct {
 	// MaxRows caps the rows of one list reply packet; a reply cut short says
 	// "more":true. A request with mo:"chunk" gets up to maxChunks packets of
-	// MaxRows rows each. Default 1000.
+	// MaxRows rows each. 1 to 1000000. Default 1000.
 	MaxRows int
 }
 
@@ -24,6 +25,12 @@ type Config struct {
 // keeps the default (10,000 rows) well inside SQLite's 32,766 bound
 // parameters, which the barcode lookup uses one per product.
 const maxChunks = 10
+
+// Validate reports a field out of its range as a *setting.Error naming it.
+// (New still takes a zero MaxRows as the default.)
+func (c Config) Validate() error {
+	return setting.Range("MaxRows", c.MaxRows, 1, 1_000_000)
+}
 
 // DefaultConfig is the configuration used when nothing is set.
 func DefaultConfig() Config { return Config{MaxRows: 1000} }

@@ -54,7 +54,7 @@ func relStart(t *testing.T, db string, extra ...string) *relProc {
 	t.Helper()
 	needsOwnLane(t) // it starts, kills and restarts its own process
 	p := &relProc{t: t, db: db, exited: make(chan struct{}), started: time.Now()}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, extra...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--create"}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = quietEnv()
 	pipe, err := p.cmd.StderrPipe()

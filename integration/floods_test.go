@@ -125,7 +125,7 @@ func TestLoginDeadline(t *testing.T) {
 	if ce := closeOf(t, idle.ws); ce.Code != websocket.ClosePolicyViolation || ce.Text != "log in first" {
 		t.Fatalf("an idle socket that never logged in was closed with %d %q, want 1008 \"log in first\"", ce.Code, ce.Text)
 	}
-	early.ping() // opened before the idle one, so past its deadline too
+	early.ping()                                 // opened before the idle one, so past its deadline too
 	deadline := time.Now().Add(10 * time.Second) // the log is read as it comes
 	for !strings.Contains(l.log(), "did not log in in time") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

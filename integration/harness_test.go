@@ -144,7 +144,7 @@ func startLane(t *testing.T, extra ...string) *lane {
 	}
 	dir := t.TempDir()
 	l := &lane{t: t, db: filepath.Join(dir, "lane.db"), exited: make(chan struct{})}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db}, extra...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db, "--create"}, extra...)
 	l.cmd = exec.Command(binary, args...)
 	pipe, err := l.cmd.StderrPipe()
 	if err != nil {

@@ -7,6 +7,7 @@ package lane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/greenlane-pos/greenlane/catalog"
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 	"github.com/greenlane-pos/greenlane/server"
@@ -27,13 +29,28 @@ type Config struct {
 	Catalog catalog.Config
 	Hub     server.HubConfig
 	// SweepEvery is how often abandoned presells are voided and the journal
-	// trimmed. Default 1m.
+	// trimmed: 10ms to 24h. Default 1m.
 	SweepEvery time.Duration
 	// Now is the lane's clock (see ParseClock). Default time.Now.
 	Now func() time.Time
 	// Rand is where new sale keys get their randomness (see SeededRand).
 	// Default nil: crypto/rand.
 	Rand io.Reader
+}
+
+// Validate checks every part's settings and its own, and reports every bad
+// value at once. Each is a *setting.Error whose field is a path from Config
+// (Server.PongWait, Sales.Lease, SweepEvery), so that serve can name the
+// flag that set it. New calls it before anything starts.
+func (c Config) Validate() error {
+	return errors.Join(
+		setting.Within("Server", c.Server.Validate()),
+		setting.Within("Writer", c.Writer.Validate()),
+		setting.Within("Sales", c.Sales.Validate()),
+		setting.Within("Catalog", c.Catalog.Validate()),
+		setting.Within("Hub", c.Hub.Validate()),
+		setting.Range("SweepEvery", c.SweepEvery, 10*time.Millisecond, 24*time.Hour),
+	)
 }
 
 // DefaultConfig returns the defaults of every part.
@@ -61,8 +78,12 @@ type Lane struct {
 }
 
 // New builds a lane over db (which the caller opened and still owns) and
-// starts its background work: the hub and the presell sweeper.
+// starts its background work: the hub and the presell sweeper. A cfg that
+// does not Validate is refused before anything starts.
 func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lane, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("lane config: %w", err)
+	}
 	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
 	l.Hub = server.NewHub(db, cfg.Hub, log)
 	sales := cfg.Sales

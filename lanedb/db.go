@@ -10,23 +10,36 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/greenlane-pos/greenlane/internal/setting"
 )
 
 // Options tune how the lane DB is opened.
 type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
-	// before giving up. Default 10s.
+	// before giving up: 1ms to 1h. Default 10s.
 	BusyTimeout time.Duration
-	// Synchronous is SQLite's synchronous pragma: FULL, NORMAL or OFF.
-	// Default FULL (an acknowledged sale survives power loss).
+	// Synchronous is SQLite's synchronous pragma: FULL, NORMAL, OFF or
+	// EXTRA. Default FULL (an acknowledged sale survives power loss).
 	Synchronous string
-	// Readers is the size of the read-only connection pool. Default 4.
+	// Readers is the size of the read-only connection pool: 1 to 64.
+	// Default 4.
 	Readers int
+}
+
+// Validate reports every field out of its range, each as a
+// *setting.Error naming the field. Open fills zero fields with their
+// defaults (a zero Options is the defaults) and then validates.
+func (o Options) Validate() error {
+	return errors.Join(
+		setting.Range("BusyTimeout", o.BusyTimeout, time.Millisecond, time.Hour),
+		setting.OneOf("Synchronous", o.Synchronous, "FULL", "NORMAL", "OFF", "EXTRA"),
+		setting.Range("Readers", o.Readers, 1, 64),
+	)
 }
 
 // DefaultOptions returns the defaults.
@@ -61,21 +74,25 @@ type DB struct {
 	wp   *prepared // this package's statements prepared on W
 }
 
+// ErrNoFolder is Open's error when the folder the lane DB should be in does
+// not exist (or is not a folder).
+var ErrNoFolder = errors.New("its folder does not exist")
+
 // Open opens (creating if needed) the lane DB at path and migrates it to the
 // newest schema. A DB written by a newer greenlane is refused.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	opts = opts.withDefaults()
-	switch strings.ToUpper(opts.Synchronous) {
-	case "OFF", "NORMAL", "FULL", "EXTRA":
-	default:
-		return nil, fmt.Errorf("synchronous mode %q: want FULL, NORMAL, OFF or EXTRA", opts.Synchronous)
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("lane db options: %w", err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("lane db path %q: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return nil, fmt.Errorf("lane db folder: %w", err)
+	// A folder is never made here: a mistyped path must not quietly start
+	// a new, empty lane somewhere else.
+	if st, err := os.Stat(filepath.Dir(abs)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("lane db %s: %w", abs, ErrNoFolder)
 	}
 	w, err := sqlx.Open("sqlite", writerDSN(abs, opts))
 	if err != nil {

@@ -89,6 +89,27 @@ func ClearData(ctx context.Context, tx *Tx) error {
 	return nil
 }
 
+// laneStateTables hold what the lane itself counted and recorded while it
+// ran: ticket numbers and other counters, the journal (firehose events and
+// their seq), and remembered idempotent replies.
+var laneStateTables = []string{"lane_counters", "journal", "idempotency"}
+
+// ClearLaneState deletes every counter, journal entry and idempotency
+// record inside tx, and restarts the journal's seq at 1, so that a lane
+// reset to a fixture numbers its tickets and events as a fresh one does.
+func ClearLaneState(ctx context.Context, tx *Tx) error {
+	for _, t := range laneStateTables {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+			return fmt.Errorf("clear %s: %w", t, err)
+		}
+	}
+	// journal.seq is AUTOINCREMENT: its high-water mark lives here.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM sqlite_sequence WHERE name = 'journal'"); err != nil {
+		return fmt.Errorf("restart the journal's seq: %w", err)
+	}
+	return nil
+}
+
 // HasData reports whether any data table holds a row.
 func HasData(ctx context.Context, q sqlx.QueryerContext) (bool, error) {
 	for _, t := range DataTables {

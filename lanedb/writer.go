@@ -8,30 +8,45 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/internal/setting"
 )
 
 // WriterOptions tune group commit.
 type WriterOptions struct {
 	// MaxWait is the longest the writer waits for more requests to join a
 	// batch; it stops sooner when requests stop arriving (see collect). 0
-	// disables group commit: one transaction per request. Default 2ms.
+	// disables group commit: one transaction per request. 0 to 1s.
+	// Default 2ms.
 	MaxWait time.Duration
 	// MaxBatch caps the requests in one transaction, keeping every write
 	// transaction short for the counter process that shares the file.
-	// Default 64.
+	// 1 to 10000. Default 64.
 	MaxBatch int
 	// YieldEvery: while another process writes the lane DB, after this long
 	// of back-to-back transactions the writer pauses for YieldFor so that the
-	// other process can get in (see yieldPolicy). 0 never pauses.
-	// Default 250ms.
+	// other process can get in (see yieldPolicy). 0 never pauses; else up
+	// to 1h. Default 250ms.
 	YieldEvery time.Duration
-	// YieldFor is that pause. Default 25ms.
+	// YieldFor is that pause: 0 to 10s. Default 25ms.
 	YieldFor time.Duration
 }
 
 // DefaultWriterOptions returns the defaults.
 func DefaultWriterOptions() WriterOptions {
 	return WriterOptions{MaxWait: 2 * time.Millisecond, MaxBatch: 64, YieldEvery: 250 * time.Millisecond, YieldFor: 25 * time.Millisecond}
+}
+
+// Validate reports every field out of its range, each as a *setting.Error
+// naming the field. (NewWriter still takes a zero MaxBatch as the default,
+// for one-off tools that pass WriterOptions{}.)
+func (o WriterOptions) Validate() error {
+	return errors.Join(
+		setting.Range("MaxWait", o.MaxWait, 0, time.Second),
+		setting.Range("MaxBatch", o.MaxBatch, 1, 10000),
+		setting.Range("YieldEvery", o.YieldEvery, 0, time.Hour),
+		setting.Range("YieldFor", o.YieldFor, 0, 10*time.Second),
+	)
 }
 
 // Writer applies mutations through the single writer connection, several

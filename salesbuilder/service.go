@@ -20,6 +20,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -55,29 +56,43 @@ type Options struct {
 	// seeds it. Default nil: crypto/rand.
 	Rand io.Reader
 	// Lease is how long a counter's claim on a presell lasts without a
-	// change or heartbeat. Default 120s.
+	// change or heartbeat: 1s to 24h. Default 120s.
 	Lease time.Duration
 	// PresellMaxAge: an open presell untouched for this long is voided by
-	// the sweeper. Default 12h.
+	// the sweeper: 1s to 8760h (a year). Default 12h.
 	PresellMaxAge time.Duration
 	// JournalKeep is how many journal entries (events a firehose can replay)
-	// the sweeper keeps. Default 100000.
+	// the sweeper keeps: 1000 to 100000000. Default 100000.
 	JournalKeep int
 	// IdempotencyKeep is how long a request's ik is remembered (a retry
-	// later than that is a new request). Default 48h.
+	// later than that is a new request): 1m to 8760h. Default 48h.
 	IdempotencyKeep time.Duration
 	// MaxSaleLines is the most lines one sale may hold; adding one more is
 	// refused with limit_reached. It keeps a sale printable and its every
-	// change cheap (each change rereads the lines). Default 500.
+	// change cheap (each change rereads the lines). 1 to 100000. Default 500.
 	MaxSaleLines int
 	// MaxOpenPresells is the most open presells (being built or submitted,
 	// not yet completed or voided) one key may have; creating one more is
 	// refused with limit_reached, so one runaway tablet cannot take every
-	// ticket. Default 200.
+	// ticket. 1 to 9999 (the tickets there are). Default 200.
 	MaxOpenPresells int
 	// Notify is called (without blocking) after each commit that journalled
 	// an event, so the firehose hub can publish it. Default nil.
 	Notify func()
+}
+
+// Validate reports every field out of its range, each as a
+// *setting.Error naming the field. (New still takes a zero field as its
+// default, for one-off tools that pass Options{}.)
+func (o Options) Validate() error {
+	return errors.Join(
+		setting.Range("Lease", o.Lease, time.Second, 24*time.Hour),
+		setting.Range("PresellMaxAge", o.PresellMaxAge, time.Second, 8760*time.Hour),
+		setting.Range("JournalKeep", o.JournalKeep, 1000, 100_000_000),
+		setting.Range("IdempotencyKeep", o.IdempotencyKeep, time.Minute, 8760*time.Hour),
+		setting.Range("MaxSaleLines", o.MaxSaleLines, 1, 100_000),
+		setting.Range("MaxOpenPresells", o.MaxOpenPresells, 1, lanedb.MaxTicket),
+	)
 }
 
 // DefaultOptions returns the defaults.

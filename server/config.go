@@ -1,73 +1,95 @@
 package server
 
-import "time"
+import (
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/internal/setting"
+)
 
 // Config tunes the front door. DefaultConfig holds every default; each
-// field's comment says what it is.
+// field's comment says what it is and the range Validate allows. A zero
+// field is not a default here: Validate refuses it unless the comment says
+// what 0 means (a lane that answers nobody is a mistake, not a setting).
 type Config struct {
-	// Addr is the TCP address to listen on. Default 127.0.0.1:3490 (the port
-	// FD1 examples use); use port 0 to let the system pick one.
+	// Addr is the TCP address to listen on, host:port. Default
+	// 127.0.0.1:3490 (the port FD1 examples use); use port 0 to let the
+	// system pick one.
 	Addr string
 	// ReadLimit is the largest frame (or HTTP body) a client may send, in
-	// bytes; a larger frame closes that socket with 1009. Default 65536.
+	// bytes; a larger frame closes that socket with 1009. 1 KiB to 64 MiB.
+	// Default 65536.
 	ReadLimit int64
 	// SendQueue is how many packets may wait for one slow client; when it
 	// fills, that client is disconnected rather than slowing anyone else.
-	// Default 256.
+	// 1 to 1048576. Default 256.
 	SendQueue int
-	// SendQueueBytes bounds the same queue in bytes. Default 4 MiB.
+	// SendQueueBytes bounds the same queue in bytes: 64 KiB to 1 GiB.
+	// Default 4 MiB.
 	SendQueueBytes int
 	// RequestQueue is how many requests one socket may have queued or
-	// running before it stops reading (TCP back-pressure). Default 64.
+	// running before it stops reading (TCP back-pressure). 1 to 65536.
+	// Default 64.
 	RequestQueue int
 	// PresellWorkers is how many requests one presell socket may have running
-	// at once (requests for the same sale still run in order). Default 4.
+	// at once (requests for the same sale still run in order). 1 to 1024.
+	// Default 4.
 	PresellWorkers int
-	// WriteWait bounds one write to a client. Default 10s.
+	// WriteWait bounds one write to a client: 100ms to 10m. Default 10s.
 	WriteWait time.Duration
 	// PongWait is how long a client may stay silent (no frame, no pong)
-	// before it is taken for dead. Pings go out at 9/10 of it. Default 60s.
+	// before it is taken for dead. Pings go out at 9/10 of it. 1s to 24h.
+	// Default 60s.
 	PongWait time.Duration
 	// HandshakeTimeout bounds the WebSocket upgrade, and reading one HTTP
-	// request's headers. Default 10s.
+	// request's headers: 100ms to 10m. Default 10s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a kept-alive HTTP-mode connection that sends no
-	// next request. Default 30s.
+	// next request: 1s to 24h. Default 30s.
 	IdleTimeout time.Duration
-	// RequestTimeout bounds the work of one request. Default 30s.
+	// RequestTimeout bounds the work of one request: 100ms to 1h.
+	// Default 30s.
 	RequestTimeout time.Duration
-	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
-	// Default 10s.
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM:
+	// 0 (cut them off at once) to 1h. Default 10s.
 	ShutdownGrace time.Duration
 	// MaxSockets caps the sockets open at once; one more is refused with
-	// HTTP 503 before the upgrade. Default 2000.
+	// HTTP 503 before the upgrade. 1 to 1048576. Default 2000.
 	MaxSockets int
 	// LoginDeadline is how long a socket may stay open without logging in;
-	// then it is closed with 1008 "log in first". Default 10s.
+	// then it is closed with 1008 "log in first". 100ms to 1h. Default 10s.
 	LoginDeadline time.Duration
 	// MaxUnauthSockets caps the sockets open at once that have not logged
 	// in, lane-wide, so that strangers never take the room MaxSockets keeps
-	// for devices; one more is refused with HTTP 503. Default 256.
+	// for devices (when full, the oldest of them is closed to make room).
+	// 1 to 1048576. Default 256.
 	MaxUnauthSockets int
 	// MaxUnauthPerAddress caps the sockets one remote address may hold open
-	// without logging in; one more is refused with HTTP 429. Default 16.
+	// without logging in; one more is refused with HTTP 429. 1 to 1048576.
+	// Default 16.
 	MaxUnauthPerAddress int
 	// MaxSocketsPerKey caps the sockets logged in with one API key (one key
-	// per device); a login past it is refused with limit_reached. Default 32.
+	// per device); a login past it is refused with limit_reached. 1 to
+	// 1048576. Default 32.
 	MaxSocketsPerKey int
 	// RequestRate is how many requests per second one socket may send on
 	// average; more get rate_limited errors. A tablet sends a few a second;
-	// this stops a runaway client, not a busy one. Default 1000.
+	// this stops a runaway client, not a busy one. 0.01 to 1e9.
+	// Default 1000.
 	RequestRate float64
 	// RequestBurst is how many requests a socket may send at once above
-	// RequestRate (a tablet catching up after a network drop). Default 5000.
+	// RequestRate (a tablet catching up after a network drop). 1 to 1e9.
+	// Default 5000.
 	RequestBurst int
 	// LoginFailures is how many failed logins per minute one address may
 	// make; past that its failed logins are answered rate_limited with a
-	// time to retry. A correct key always logs in. Default 10.
+	// time to retry. A correct key always logs in. 1 to 1000000.
+	// Default 10.
 	LoginFailures int
 	// RevokeCheck is how often the lane looks for revoked keys to close
-	// their sockets. Default 500ms.
+	// their sockets: 10ms to 1h. Default 500ms.
 	RevokeCheck time.Duration
 	// Now is the clock replies show (fd1.debug.ping); deterministic mode
 	// fixes it. Default time.Now.
@@ -105,4 +127,45 @@ func DefaultConfig() Config {
 		MaxUnauthPerAddress: 16,
 		MaxSocketsPerKey:    32,
 	}
+}
+
+// Validate reports every field out of its range, each as a
+// *setting.Error naming the field.
+func (c Config) Validate() error {
+	return errors.Join(
+		validAddr("Addr", c.Addr),
+		setting.Range("ReadLimit", c.ReadLimit, 1<<10, 64<<20),
+		setting.Range("SendQueue", c.SendQueue, 1, 1<<20),
+		setting.Range("SendQueueBytes", c.SendQueueBytes, 64<<10, 1<<30),
+		setting.Range("RequestQueue", c.RequestQueue, 1, 1<<16),
+		setting.Range("PresellWorkers", c.PresellWorkers, 1, 1024),
+		setting.Range("WriteWait", c.WriteWait, 100*time.Millisecond, 10*time.Minute),
+		setting.Range("PongWait", c.PongWait, time.Second, 24*time.Hour),
+		setting.Range("HandshakeTimeout", c.HandshakeTimeout, 100*time.Millisecond, 10*time.Minute),
+		setting.Range("IdleTimeout", c.IdleTimeout, time.Second, 24*time.Hour),
+		setting.Range("RequestTimeout", c.RequestTimeout, 100*time.Millisecond, time.Hour),
+		setting.Range("ShutdownGrace", c.ShutdownGrace, 0, time.Hour),
+		setting.Range("MaxSockets", c.MaxSockets, 1, 1<<20),
+		setting.Range("LoginDeadline", c.LoginDeadline, 100*time.Millisecond, time.Hour),
+		setting.Range("MaxUnauthSockets", c.MaxUnauthSockets, 1, 1<<20),
+		setting.Range("MaxUnauthPerAddress", c.MaxUnauthPerAddress, 1, 1<<20),
+		setting.Range("MaxSocketsPerKey", c.MaxSocketsPerKey, 1, 1<<20),
+		setting.Range("RequestRate", c.RequestRate, 0.01, 1e9),
+		setting.Range("RequestBurst", c.RequestBurst, 1, 1e9),
+		setting.Range("LoginFailures", c.LoginFailures, 1, 1_000_000),
+		setting.Range("RevokeCheck", c.RevokeCheck, 10*time.Millisecond, time.Hour),
+	)
+}
+
+// validAddr checks a listen address: host:port with a port from 0 to 65535
+// (the host may be empty: every interface).
+func validAddr(field, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return setting.Errorf(field, "want host:port (127.0.0.1:3490, 0.0.0.0:3490), got %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return setting.Errorf(field, "want a port from 0 to 65535, got %q", port)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -38,13 +39,25 @@ var families = []string{famCustdisp, famPresell, famDevice, famTrace}
 // HubConfig tunes the hub. DefaultHubConfig holds every default.
 type HubConfig struct {
 	// Poll is how often the hub looks for journal rows written by other
-	// programs (its own writes wake it at once). Default 250ms.
+	// programs (its own writes wake it at once): 1ms to 1m. Default 250ms.
 	Poll time.Duration
-	// MaxReplay caps the events one open_firehose with since replays.
-	// Default 10000.
+	// MaxReplay caps the events one open_firehose with since replays:
+	// 1 to 10000000. Default 10000.
 	MaxReplay int
-	// MaxPerSocket caps the firehoses open on one socket. Default 64.
+	// MaxPerSocket caps the firehoses open on one socket: 1 to 100000.
+	// Default 64.
 	MaxPerSocket int
+}
+
+// Validate reports every field out of its range, each as a
+// *setting.Error naming the field. (NewHub still takes a zero Poll or
+// MaxReplay as the default.)
+func (c HubConfig) Validate() error {
+	return errors.Join(
+		setting.Range("Poll", c.Poll, time.Millisecond, time.Minute),
+		setting.Range("MaxReplay", c.MaxReplay, 1, 10_000_000),
+		setting.Range("MaxPerSocket", c.MaxPerSocket, 1, 100_000),
+	)
 }
 
 // DefaultHubConfig returns the defaults.
@@ -176,10 +189,27 @@ func (h *Hub) tail(ctx context.Context) {
 				h.publish(ev, h.subs[ev.family])
 			}
 		}
+		if len(rows) == 0 && h.restarted(ctx) {
+			continue // publish what the restarted journal already holds
+		}
 		if len(rows) < 500 {
 			return
 		}
 	}
+}
+
+// restarted reports whether the journal now ends before head, and if so
+// starts head over: 'fixture reset' (or load --replace) empties the journal
+// and restarts seq at 1 while the lane may be running, and a hub waiting
+// for seq > head would otherwise stay silent until seq caught up.
+func (h *Hub) restarted(ctx context.Context) bool {
+	_, newest, err := lanedb.JournalBounds(ctx, h.db.Read)
+	if err != nil || newest >= h.head {
+		return false
+	}
+	h.log.Info("firehose: the journal was reset; following it from its start", "was", h.head, "now", newest)
+	h.head = 0
+	return true
 }
 
 // journalEvent turns a journal row into an event.

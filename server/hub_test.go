@@ -287,3 +287,27 @@ func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
 		}
 	}
 }
+
+// TestHubFollowsAResetJournal: after a fixture reset empties the journal
+// and restarts seq at 1 under a running lane, new events still reach the
+// firehoses.
+func TestHubFollowsAResetJournal(t *testing.T) {
+	h, db, w := testHub(t)
+	sink := newSink(1)
+	ack := func(replayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.subscribe(context.Background(), &subscription{sink: sink, id: "fh", rp: json.RawMessage(`"fh"`), family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		journal(t, w, h, "pk-a", "tablet-1", "active")
+	}
+	sink.waitFor(t, 1+5)
+	if err := db.WriteTx(context.Background(), func(tx *lanedb.Tx) error { return lanedb.ClearLaneState(context.Background(), tx) }); err != nil {
+		t.Fatal(err)
+	}
+	journal(t, w, h, "pk-b", "tablet-1", "active")
+	got := sink.waitFor(t, 1+6)
+	if s := seqs(got); s[len(s)-1] != 1 {
+		t.Fatalf("seqs %v: the event after the reset (seq 1) was not published", s)
+	}
+}

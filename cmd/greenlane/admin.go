@@ -18,10 +18,10 @@ import (
 func runFixture(args []string, stdout, stderr io.Writer) error {
 	return runSubcommand("fixture", []subcommand{
 		{"list", "list", fixtureList},
-		{"load", "load NAME|DIR --db PATH [--replace]", fixtureLoad},
-		{"export", "export --db PATH --out DIR", fixtureExport},
-		{"reset", "reset --db PATH", fixtureReset},
-		{"generate", "generate --db PATH --products N --customers N --sales N --seed S", fixtureGenerate},
+		{"load", "load NAME|DIR [--db PATH] [--replace]", fixtureLoad},
+		{"export", "export [--db PATH] --out DIR", fixtureExport},
+		{"reset", "reset [--db PATH]", fixtureReset},
+		{"generate", "generate [--db PATH] --products N --customers N --sales N --seed S", fixtureGenerate},
 	}, "", args, stdout, stderr)
 }
 
@@ -42,8 +42,8 @@ func fixtureList(args []string, stdout, stderr io.Writer) error {
 }
 
 func fixtureLoad(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fixture load", "fixture load NAME|DIR --db PATH [--replace]", stderr)
-	dbPath := fs.String("db", "", "lane DB file (created and migrated if missing)")
+	fs := newFlags("fixture load", "fixture load NAME|DIR [--db PATH] [--replace]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file (created and migrated if missing)")
 	replace := fs.Bool("replace", false, "clear the store data already in the DB first (API keys are kept)")
 	name, rest := splitLeadingArg(args)
 	if err := parseFlags(fs, rest); err != nil {
@@ -52,9 +52,9 @@ func fixtureLoad(args []string, stdout, stderr io.Writer) error {
 	if name == "" && fs.NArg() == 1 {
 		name = fs.Arg(0)
 	}
-	if name == "" || *dbPath == "" {
+	if name == "" {
 		fs.Usage()
-		return usagef("fixture load needs a fixture name and --db")
+		return usagef("fixture load needs a fixture name (greenlane fixture list lists them)")
 	}
 	f, err := fixtures.Find(name)
 	if err != nil {
@@ -74,8 +74,8 @@ func fixtureLoad(args []string, stdout, stderr io.Writer) error {
 }
 
 func fixtureExport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fixture export", "fixture export --db PATH --out DIR", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("fixture export", "fixture export [--db PATH] --out DIR", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	out := fs.String("out", "", "folder to write the fixture to (one JSON Lines file per table)")
 	name := fs.String("name", "", "the fixture's name (default: the folder's name)")
 	if err := parseFlags(fs, args); err != nil {
@@ -101,8 +101,8 @@ func fixtureExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func fixtureReset(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fixture reset", "fixture reset --db PATH", stderr)
-	dbPath := fs.String("db", "", "lane DB file, restored to the fixture it was loaded from (API keys are kept)")
+	fs := newFlags("fixture reset", "fixture reset [--db PATH]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file, restored to the fixture it was loaded from (API keys are kept)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -121,8 +121,8 @@ func fixtureReset(args []string, stdout, stderr io.Writer) error {
 }
 
 func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fixture generate", "fixture generate --db PATH --products N --customers N --sales N --seed S", stderr)
-	dbPath := fs.String("db", "", "new lane DB file to build the store in")
+	fs := newFlags("fixture generate", "fixture generate [--db PATH] --products N --customers N --sales N --seed S", stderr)
+	dbPath := fs.String("db", defaultDB, "new lane DB file to build the store in")
 	var o fixtures.GenerateOptions
 	fs.IntVar(&o.Products, "products", 1000, "products (each with a PLU and a barcode)")
 	fs.IntVar(&o.Customers, "customers", 1000, "customers")
@@ -131,9 +131,9 @@ func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dbPath == "" || o.Products < 1 || o.Customers < 0 || o.Sales < 0 {
+	if o.Products < 1 || o.Customers < 0 || o.Sales < 0 {
 		fs.Usage()
-		return usagef("fixture generate needs --db and at least one product")
+		return usagef("fixture generate needs at least one product, and no negative counts")
 	}
 	// A build, not a lane at work: if it is interrupted, it is run again, so
 	// it need not wait for the disk after every transaction.
@@ -161,26 +161,26 @@ func splitLeadingArg(args []string) (string, []string) {
 
 func runAPIKey(args []string, stdout, stderr io.Writer) error {
 	return runSubcommand("apikey", []subcommand{
-		{"create", "create --db PATH --name NAME --scope SCOPE[,SCOPE…]", apikeyCreate},
-		{"list", "list --db PATH", apikeyList},
-		{"revoke", "revoke ID|NAME --db PATH", apikeyRevoke},
+		{"create", "create [--db PATH] --name NAME --scope SCOPE[,SCOPE…]", apikeyCreate},
+		{"list", "list [--db PATH]", apikeyList},
+		{"revoke", "revoke ID|NAME [--db PATH]", apikeyRevoke},
 	}, "Scopes: presell, counter, display, debug, admin.", args, stdout, stderr)
 }
 
 // openExisting opens a lane DB that must already exist.
 func openExisting(path string) (*lanedb.DB, error) {
 	if path == "" {
-		return nil, usagef("--db is required")
+		return nil, usagef("--db is empty; name a lane DB file (default %s)", defaultDB)
 	}
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("lane DB %s: %w (start 'greenlane serve --db %s' or 'greenlane fixture load' to create it)", path, err, path)
+		return nil, fmt.Errorf("lane DB %s: %w (start 'greenlane serve --db %s --create' or 'greenlane fixture load demo --db %s' to create it)", path, err, path, path)
 	}
 	return lanedb.Open(context.Background(), path, lanedb.Options{})
 }
 
 func apikeyCreate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("apikey create", "apikey create --db PATH --name NAME --scope SCOPE[,SCOPE…]", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("apikey create", "apikey create [--db PATH] --name NAME --scope SCOPE[,SCOPE…]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	name := fs.String("name", "", "who holds the key, e.g. tablet-3 or counter-1 (shown in logs and on presells)")
 	scope := fs.String("scope", "", "comma-separated scopes: presell, counter, display, debug, admin")
 	if err := parseFlags(fs, args); err != nil {
@@ -212,8 +212,8 @@ func apikeyCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 func apikeyList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("apikey list", "apikey list --db PATH", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("apikey list", "apikey list [--db PATH]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -239,8 +239,8 @@ func apikeyList(args []string, stdout, stderr io.Writer) error {
 }
 
 func apikeyRevoke(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("apikey revoke", "apikey revoke ID|NAME --db PATH", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("apikey revoke", "apikey revoke ID|NAME [--db PATH]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	which, rest := splitLeadingArg(args)
 	if err := parseFlags(fs, rest); err != nil {
 		return err

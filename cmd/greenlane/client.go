@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chzyer/readline"
 	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/transcript"
@@ -26,8 +28,13 @@ and firehose events as they arrive. A PACKET is JSON, an endpoint name
 (salesbuilder.sale_create), or an endpoint name and JSON for the rest
 (salesbuilder.sale_add_product {"v":{"plu":"FW"}}); an "rq" is added when
 missing. With PACKET arguments the client sends them and exits; without, it
-reads packets from standard input, one per line — at a terminal with a prompt
-and history (!! repeats the last line, !N line N, :history lists them).
+reads packets from standard input, one per line — at a terminal with a prompt,
+line editing and history (arrow keys; !! repeats the last line, !N line N,
+:history lists them). It stops at the first error reply or failed line (at a
+terminal it carries on), and exits with status 1 if there was any; --keep-going
+runs everything first. It logs in with --key, else with the key in --key-file.
+With --linger it reconnects when the lane restarts and reopens its firehoses
+from the last event seen.
 Commands (:help lists them) open more sockets, e.g. ":open tablet ?purpose=presell",
 and "@tablet PACKET" sends on one. --record FILE writes the session as a
 transcript for 'greenlane replay'.`
@@ -49,12 +56,22 @@ const clientHelp = `  PACKET                      send on the current socket: JS
 // (a variable so tests can type).
 var clientStdin io.Reader = os.Stdin
 
+// clientTerminal is the line editor's setup when a person types at a
+// terminal, nil otherwise (a variable so tests can be that person).
+var clientTerminal = func(stdout io.Writer) *readline.Config {
+	if isTTY(clientStdin) && isTTY(stdout) {
+		return &readline.Config{}
+	}
+	return nil
+}
+
 // clientOptions are the client's flags and arguments.
 type clientOptions struct {
 	url, key, keyFile, purpose, socket, record string
 	keyFor                                     keyFlag
 	wait, linger                               time.Duration
 	literal, compact, interactive              bool
+	keepGoing, noLogin                         bool
 	packets                                    []string
 }
 
@@ -73,6 +90,8 @@ func parseClientFlags(args []string, stderr io.Writer) (clientOptions, error) {
 	fs.DurationVar(&o.linger, "linger", 0, "after the last packet, keep printing events this long (0: 500ms with --record)")
 	fs.BoolVar(&o.compact, "compact", false, "print each packet on one line, even on a terminal")
 	fs.BoolVar(&o.interactive, "interactive", false, "prompt for packets even when standard input is not a terminal")
+	fs.BoolVar(&o.keepGoing, "keep-going", false, "after an error reply or a failed line, go on with the rest (the exit status is still 1)")
+	fs.BoolVar(&o.noLogin, "no-login", false, "open sockets without logging in (to see what a lane tells a device that has not)")
 	var err error
 	o.packets, err = parseInterspersed(fs, args)
 	if o.record != "" && o.linger == 0 {
@@ -91,9 +110,16 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--url: %v", err)
 	}
-	s := &clientSession{base: base, key: readKey(o.key, o.keyFile), keys: o.keyFor, wait: o.wait,
-		stderr: stderr, socks: map[string]*clientSocket{}}
+	key, err := clientKey(o, stderr)
+	if err != nil {
+		return err
+	}
+	s := &clientSession{base: base, key: key, keys: o.keyFor, wait: o.wait, keepGoing: o.keepGoing, noLogin: o.noLogin,
+		reconnect: o.linger > 0, stderr: stderr, socks: map[string]*clientSocket{}}
 	s.out = &printer{w: stdout, pretty: isTTY(stdout) && !o.compact}
+	if len(o.packets) == 0 {
+		s.term = clientTerminal(stdout)
+	}
 	// Packets carry their socket's name once there can be more than one.
 	s.out.label.Store(o.socket == "")
 	if o.record != "" {
@@ -160,11 +186,8 @@ func (k keyFlag) Set(s string) error {
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
+		if err := parseOnly(fs, args); err != nil {
+			return nil, err
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -229,36 +252,88 @@ type clientSession struct {
 	cur     string
 	next    int // last automatic rq number
 	history []string
+	// keepGoing runs every packet or line even after one failed.
+	keepGoing bool
+	// noLogin opens sockets without logging in.
+	noLogin bool
+	// reconnect: a socket the lane closes is dialled again (--linger).
+	reconnect bool
+	// term, when set, reads lines with readline (a terminal); src is
+	// where lines come from.
+	term *readline.Config
+	src  lineSource
 }
 
 var errQuit = errors.New("quit")
 
-// runArgs sends each argument in turn and stops at the first failure.
+// runArgs sends each argument in turn and stops at the first failure
+// (an error reply counts), unless keepGoing.
 func (s *clientSession) runArgs(packets []string) error {
+	failed := 0
 	for _, p := range packets {
 		if err := s.do(p); err != nil {
-			return err
+			if !s.keepGoing {
+				return err
+			}
+			failed++
+			fmt.Fprintln(s.stderr, "greenlane client:", err)
 		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d packets failed", failed, len(packets))
 	}
 	return nil
 }
 
-// runInput reads lines until the end of input or :quit. In a script a
-// failed line is reported and the rest still runs; the exit status says
-// how many failed.
+// clientKey is the key sockets log in with: --key, else the contents of
+// --key-file (and stderr says which file). With neither, and no --key-for
+// or --no-login, the client stops before it sends anything a lane would
+// only refuse, and says how to get a key.
+func clientKey(o clientOptions, stderr io.Writer) (string, error) {
+	if o.key != "" || o.noLogin {
+		return o.key, nil
+	}
+	b, err := os.ReadFile(o.keyFile)
+	if err == nil {
+		if key := strings.TrimSpace(string(b)); key != "" {
+			fmt.Fprintf(stderr, "greenlane client: logging in with the API key in %s\n", o.keyFile)
+			return key, nil
+		}
+		err = errors.New("the file is empty")
+	}
+	reason := err.Error()
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		reason = pe.Err.Error()
+	}
+	if len(o.keyFor) > 0 {
+		return "", nil // sockets named in --key-for have keys; openSocket refuses the others
+	}
+	return "", usagef("no API key to log in with (--key-file %s: %v).\n"+
+		"Pass --key KEY, or --key-file FILE. A new lane writes its admin key next to its DB\n"+
+		"(%s.apikey by default); 'greenlane apikey create --name NAME --scope SCOPE' makes one\n"+
+		"per device. --no-login opens sockets without logging in.", o.keyFile, reason, defaultDB)
+}
+
+// runInput reads lines until the end of input or :quit. In a script the
+// first failed line (an error reply counts) stops it unless keepGoing; at a
+// terminal every line runs, and errors are only shown.
 func (s *clientSession) runInput(in io.Reader, interactive bool) error {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	src, err := s.lineSource(in, interactive)
+	if err != nil {
+		return err
+	}
+	defer src.close()
+	s.src = src
 	failed, total := 0, 0
 	for {
-		if interactive {
-			s.out.prompt(s.cur + "> ")
+		line, ok, err := src.next(s.cur + "> ")
+		if err != nil {
+			return fmt.Errorf("read standard input: %w", err)
 		}
-		if !sc.Scan() {
+		if !ok {
 			break
 		}
-		s.out.prompt("")
-		ran, err := s.inputLine(strings.TrimSpace(sc.Text()))
+		ran, err := s.inputLine(strings.TrimSpace(line))
 		if errors.Is(err, errQuit) {
 			break
 		}
@@ -267,21 +342,101 @@ func (s *clientSession) runInput(in io.Reader, interactive bool) error {
 		}
 		if err != nil {
 			failed++
+			if !interactive && !s.keepGoing {
+				return fmt.Errorf("line %d: %w (the rest was not run; --keep-going runs it)", total, err)
+			}
 			fmt.Fprintln(s.stderr, "greenlane client:", err)
 		}
 	}
-	if interactive {
-		s.out.prompt("")
-		fmt.Fprintln(s.out.w)
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read standard input: %w", err)
+	if interactive && s.term == nil {
+		s.out.note("") // the shell's prompt starts on a line of its own
 	}
 	if failed > 0 && !interactive {
 		return fmt.Errorf("%d of %d lines failed", failed, total)
 	}
 	return nil
 }
+
+// lineSource is where typed lines come from.
+type lineSource interface {
+	// next returns the next line (ok false at the end of input).
+	next(prompt string) (line string, ok bool, err error)
+	// remember adds a line that ran to the arrow-key history.
+	remember(line string)
+	close()
+}
+
+// lineSource reads with readline when the session has a terminal, else
+// line by line (with a plain prompt when interactive).
+func (s *clientSession) lineSource(in io.Reader, interactive bool) (lineSource, error) {
+	if s.term == nil {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		return &scanSource{sc: sc, out: s.out, interactive: interactive}, nil
+	}
+	cfg := s.term
+	if cfg.Stdin == nil {
+		cfg.Stdin = io.NopCloser(in)
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = s.out.w
+	}
+	// History holds lines as they ran (!! expanded), not as typed.
+	cfg.DisableAutoSaveHistory = true
+	cfg.InterruptPrompt = "^C"
+	rl, err := readline.NewEx(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("line editing: %w", err)
+	}
+	// Packets and events print through readline, which redraws the line
+	// being typed below them.
+	s.out.mu.Lock()
+	s.out.w = rl.Stdout()
+	s.out.mu.Unlock()
+	return &readlineSource{rl: rl}, nil
+}
+
+type scanSource struct {
+	sc          *bufio.Scanner
+	out         *printer
+	interactive bool
+}
+
+func (r *scanSource) next(prompt string) (string, bool, error) {
+	if r.interactive {
+		r.out.prompt(prompt)
+	}
+	ok := r.sc.Scan()
+	r.out.prompt("")
+	if !ok {
+		return "", false, r.sc.Err()
+	}
+	return r.sc.Text(), true, nil
+}
+
+func (r *scanSource) remember(string) {}
+func (r *scanSource) close()          {}
+
+type readlineSource struct{ rl *readline.Instance }
+
+func (r *readlineSource) next(prompt string) (string, bool, error) {
+	r.rl.SetPrompt(prompt)
+	for {
+		line, err := r.rl.Readline()
+		switch {
+		case errors.Is(err, readline.ErrInterrupt):
+			continue // ^C drops the line being typed, as in a shell
+		case errors.Is(err, io.EOF):
+			return "", false, nil
+		case err != nil:
+			return "", false, err
+		}
+		return line, true, nil
+	}
+}
+
+func (r *readlineSource) remember(line string) { _ = r.rl.SaveHistory(line) }
+func (r *readlineSource) close()               { _ = r.rl.Close() }
 
 // inputLine runs one typed line; ran is false for blank lines and
 // comments (a comment goes into the recording).
@@ -303,6 +458,9 @@ func (s *clientSession) inputLine(line string) (ran bool, err error) {
 		s.out.note(expanded) // show what !N stood for
 	}
 	s.history = append(s.history, expanded)
+	if s.src != nil {
+		s.src.remember(expanded)
+	}
 	return true, s.do(expanded)
 }
 
@@ -422,19 +580,23 @@ func (s *clientSession) openSocket(name, query, purpose string) error {
 	if s.socks[name] != nil {
 		return fmt.Errorf("socket %s is already open", name)
 	}
-	dialer := websocket.Dialer{HandshakeTimeout: s.wait}
-	ws, resp, err := dialer.Dial(s.base+query, nil)
-	if err != nil {
-		return transcript.DialError(s.base+query, resp, err)
+	key := s.keyFor(name)
+	if key == "" && !s.noLogin {
+		return fmt.Errorf("socket %s has no API key: give it one with --key-for %s=KEY (or --key for every socket)", name, name)
 	}
-	sock := &clientSocket{name: name, ws: ws, s: s, waiters: map[string]chan transcript.Value{}, done: make(chan struct{})}
+	ws, err := s.dial(query)
+	if err != nil {
+		return err
+	}
+	sock := &clientSocket{name: name, ws: ws, s: s, query: query, purpose: purpose, key: key,
+		waiters: map[string]chan transcript.Value{}, done: make(chan struct{}), stop: make(chan struct{}), lastSeq: map[string]transcript.Value{}}
 	s.socks[name] = sock
 	if s.opened++; s.opened > 1 {
 		s.out.label.Store(true)
 	}
 	go sock.readLoop()
 	var login *transcript.Login
-	if key := s.keyFor(name); key != "" {
+	if !s.noLogin {
 		if err := sock.login(key, purpose); err != nil {
 			_ = s.closeSocket(name)
 			return err
@@ -446,6 +608,16 @@ func (s *clientSession) openSocket(name, query, purpose string) error {
 	}
 	s.cur = name
 	return nil
+}
+
+// dial opens a socket with the session's URL and query.
+func (s *clientSession) dial(query string) (*websocket.Conn, error) {
+	dialer := websocket.Dialer{HandshakeTimeout: s.wait}
+	ws, resp, err := dialer.Dial(s.base+query, nil)
+	if err != nil {
+		return nil, transcript.DialError(s.base+query, resp, err)
+	}
+	return ws, nil
 }
 
 func (s *clientSession) keyFor(name string) string {
@@ -496,6 +668,13 @@ func (s *clientSession) send(sock *clientSocket, text string) error {
 	a, _ := pkt.Get("a")
 	rq, _ := pkt.Get("rq")
 	noReply := a.Str == "fd1.session.ignore" || a.Str == "session.ignore"
+	switch strings.TrimPrefix(a.Str, "fd1.") {
+	case "firehose.open_firehose":
+		sock.openedFirehose(rq.String(), pkt)
+	case "firehose.close_firehose":
+		k, _ := pkt.Get("k")
+		sock.closedFirehose(k.String())
+	}
 	return sock.roundTrip(pkt.String(), rq.String(), !noReply, a.Str)
 }
 
@@ -559,20 +738,80 @@ type clientSocket struct {
 	// reply is not recorded (the open line stands for it).
 	loginRP string
 	done    chan struct{}
+	stop    chan struct{} // closed by close: a reconnect in progress gives up
 	closing atomic.Bool
+
+	// What a reconnect needs: how the socket was opened, the firehoses
+	// open on it (in order, by the rq that opened them) and the last seq
+	// each delivered. Guarded by mu.
+	query, purpose, key string
+	firehoses           []firehoseOpen
+	lastSeq             map[string]transcript.Value
+}
+
+// firehoseOpen is an open_firehose packet sent on a socket.
+type firehoseOpen struct {
+	rq  string // compact JSON, as rp comes back
+	pkt transcript.Value
+}
+
+func (c *clientSocket) openedFirehose(rq string, pkt transcript.Value) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closedFirehoseLocked(rq)
+	c.firehoses = append(c.firehoses, firehoseOpen{rq: rq, pkt: pkt})
+}
+
+func (c *clientSocket) closedFirehose(rq string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closedFirehoseLocked(rq)
+}
+
+func (c *clientSocket) closedFirehoseLocked(rq string) {
+	for i, f := range c.firehoses {
+		if f.rq == rq {
+			c.firehoses = append(c.firehoses[:i], c.firehoses[i+1:]...)
+			return
+		}
+	}
+	delete(c.lastSeq, rq)
+}
+
+// conn is the socket's current connection (a reconnect replaces it).
+func (c *clientSocket) conn() *websocket.Conn {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws
 }
 
 // readLoop prints and records every packet and wakes whoever waits for a
-// reply.
+// reply. When the lane closes the socket of a lingering session, it dials
+// again and carries on.
 func (c *clientSocket) readLoop() {
 	defer close(c.done)
 	for {
-		_, msg, err := c.ws.ReadMessage()
-		if err != nil {
-			if !c.closing.Load() {
-				c.s.out.note(fmt.Sprintf("socket %s closed: %v", c.name, err))
-			}
+		err := c.readUntilClosed()
+		if c.closing.Load() {
 			return
+		}
+		if !c.s.reconnect {
+			c.s.out.note(fmt.Sprintf("socket %s closed: %v", c.name, err))
+			return
+		}
+		c.s.out.note(fmt.Sprintf("socket %s closed: %v; reconnecting", c.name, err))
+		if !c.reconnect() {
+			return
+		}
+	}
+}
+
+func (c *clientSocket) readUntilClosed() error {
+	ws := c.conn()
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return err
 		}
 		pkt, perr := transcript.Parse(msg)
 		_, isReply := pkt.Get("r")
@@ -591,6 +830,9 @@ func (c *clientSocket) readLoop() {
 		if final && ch != nil {
 			delete(c.waiters, key)
 		}
+		if seq, ok := pkt.Get("seq"); ok && !isReply {
+			c.lastSeq[key] = seq // where a reopened firehose resumes
+		}
 		c.mu.Unlock()
 		if c.s.rec != nil && !skip {
 			_ = c.s.rec.Receive(c.name, msg)
@@ -601,7 +843,132 @@ func (c *clientSocket) readLoop() {
 	}
 }
 
-func (c *clientSocket) login(key, purpose string) error {
+// reconnect dials until the lane answers again (waiting 100ms, then twice
+// as long each time up to 5s), logs in as before and reopens the socket's
+// firehoses from the last event each delivered. It reports false when the
+// socket was closed first.
+func (c *clientSocket) reconnect() bool {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-c.stop:
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+		ws, err := c.s.dial(c.query)
+		if err == nil {
+			if err = c.relogin(ws); err != nil {
+				ws.Close()
+			}
+		}
+		var refused *loginRefused
+		if errors.As(err, &refused) {
+			// The lane is up and says no (a revoked key): asking again
+			// would only count as failed logins from this address.
+			c.s.out.note(fmt.Sprintf("socket %s: the lane refused the key, not reconnecting: %v", c.name, err))
+			return false
+		}
+		if err != nil {
+			if attempt == 1 || attempt%10 == 0 {
+				c.s.out.note(fmt.Sprintf("socket %s: reconnect attempt %d: %v", c.name, attempt, err))
+			}
+			continue
+		}
+		c.wmu.Lock()
+		c.ws = ws
+		c.wmu.Unlock()
+		if c.closing.Load() { // closed while dialling: close() may have missed ws
+			ws.Close()
+			return false
+		}
+		c.s.out.note(fmt.Sprintf("socket %s reconnected after %d attempt(s)", c.name, attempt))
+		c.reopenFirehoses()
+		return true
+	}
+}
+
+// relogin logs a new connection in with the socket's key, reading the
+// reply itself (the read loop is not running yet).
+func (c *clientSocket) relogin(ws *websocket.Conn) error {
+	if c.s.noLogin {
+		return nil
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(loginPacket(c.key, c.purpose).String())); err != nil {
+		return err
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(c.s.wait))
+	defer ws.SetReadDeadline(time.Time{})
+	want := transcript.Str(transcript.LoginRQ).String()
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		pkt, _ := transcript.Parse(msg)
+		if rp, _ := pkt.Get("rp"); rp.String() != want {
+			continue
+		}
+		if e, ok := pkt.Get("error"); ok {
+			if code, _ := e.Get("code"); code.Str == "rate_limited" || code.Str == "unavailable" {
+				return fmt.Errorf("login: %s", e) // the lane is busy: try again later
+			}
+			return &loginRefused{reply: e.String()}
+		}
+		return nil
+	}
+}
+
+// loginRefused is a login the lane answered with an error.
+type loginRefused struct{ reply string }
+
+func (e *loginRefused) Error() string { return "login failed: " + e.reply }
+
+// reopenFirehoses sends each firehose's open packet again, with since set
+// to the last seq it delivered, so nothing from the outage is missed. The
+// acks come back to the read loop with the original rp.
+func (c *clientSocket) reopenFirehoses() {
+	c.mu.Lock()
+	var pkts []transcript.Value
+	for _, f := range c.firehoses {
+		pkt := f.pkt
+		if seq, ok := c.lastSeq[f.rq]; ok {
+			pkt = withSince(pkt, seq)
+		}
+		pkts = append(pkts, pkt)
+	}
+	c.mu.Unlock()
+	for _, pkt := range pkts {
+		c.s.out.note(fmt.Sprintf("socket %s: reopening %s", c.name, pkt))
+		c.wmu.Lock()
+		err := c.ws.WriteMessage(websocket.TextMessage, []byte(pkt.String()))
+		c.wmu.Unlock()
+		if err != nil {
+			return // the read loop sees the socket closed and tries again
+		}
+	}
+}
+
+// withSince is an open_firehose packet with v.since set, the packet
+// itself unchanged.
+func withSince(pkt transcript.Value, seq transcript.Value) transcript.Value {
+	out := transcript.Value{Kind: transcript.Object}
+	for i, k := range pkt.Keys {
+		out.Set(k, pkt.Vals[i])
+	}
+	v := transcript.Value{Kind: transcript.Object}
+	if old, ok := pkt.Get("v"); ok && old.Kind == transcript.Object {
+		for i, k := range old.Keys {
+			v.Set(k, old.Vals[i])
+		}
+	}
+	v.Set("since", seq)
+	out.Set("v", v)
+	return out
+}
+
+// loginPacket is the login a socket sends.
+func loginPacket(key, purpose string) transcript.Value {
 	v := transcript.Value{Kind: transcript.Object}
 	v.Set("apikey", transcript.Str(key))
 	if purpose != "" {
@@ -611,6 +978,11 @@ func (c *clientSocket) login(key, purpose string) error {
 	pkt.Set("a", transcript.Str("fd1.session.login"))
 	pkt.Set("rq", transcript.Str(transcript.LoginRQ))
 	pkt.Set("v", v)
+	return pkt
+}
+
+func (c *clientSocket) login(key, purpose string) error {
+	pkt := loginPacket(key, purpose)
 	rq := transcript.Str(transcript.LoginRQ).String()
 	c.mu.Lock()
 	c.loginRP = rq
@@ -630,7 +1002,12 @@ func (c *clientSocket) roundTrip(packet, rq string, wantReply bool, endpoint str
 	if c.s.rec != nil {
 		_ = c.s.rec.Send(c.name, []byte(packet))
 	}
-	_, err := c.exchange(packet, rq, wantReply)
+	reply, err := c.exchange(packet, rq, wantReply)
+	if e, ok := reply.Get("error"); ok && err == nil {
+		code, _ := e.Get("code")
+		msg, _ := e.Get("message")
+		err = fmt.Errorf("the lane answered %s: %s", code.Str, msg.Str)
+	}
 	if err != nil && endpoint != "" {
 		return fmt.Errorf("%s: %w", endpoint, err)
 	}
@@ -673,8 +1050,10 @@ func (c *clientSocket) exchange(packet, rq string, wantReply bool) (transcript.V
 
 func (c *clientSocket) close() {
 	c.closing.Store(true)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	_ = c.ws.Close()
+	close(c.stop)
+	ws := c.conn()
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	_ = ws.Close()
 	<-c.done // nothing is printed or recorded after a close
 }
 

@@ -179,7 +179,7 @@ func TestClientRecordAndReplay(t *testing.T) {
 	}, "\n"))
 	defer func() { clientStdin = os.Stdin }()
 	var out, errOut bytes.Buffer
-	err := dispatch([]string{"client", "--url", url, "--key", "k", "--record", rec, "--linger", "1ms"}, &out, &errOut)
+	err := dispatch([]string{"client", "--url", url, "--key", "k", "--record", rec, "--linger", "1ms", "--keep-going"}, &out, &errOut)
 	if err == nil || err.Error() != "1 of 7 lines failed" || !strings.Contains(errOut.String(), ":nonsense: unknown command") {
 		t.Fatalf("scripted run: err %v\n%s", err, errOut.String())
 	}

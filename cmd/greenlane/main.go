@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	_ "time/tzdata" // lane time zones work on machines without a zoneinfo database
@@ -21,6 +23,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"version", "print greenlane's version, commit and Go version (also --version)", nil},
 	{"serve", "run the lane server (creates a demo lane DB on first start)", runServe},
 	{"fixture", "list fixtures, or load one into a lane DB", runFixture},
 	{"apikey", "create, list and revoke API keys", runAPIKey},
@@ -54,6 +57,13 @@ func (u usageError) Error() string { return u.msg }
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		if len(args) > 1 {
+			return usagef("version takes no arguments, got %q", args[1:])
+		}
+		fmt.Fprintln(stdout, versionLine())
+		return nil
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout)
 		if len(args) == 0 {
@@ -62,7 +72,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	for _, c := range commands {
-		if c.name == args[0] {
+		if c.name == args[0] && c.run != nil {
 			return c.run(args[1:], stdout, stderr)
 		}
 	}
@@ -109,11 +119,8 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 // parseFlags parses args, then fills every flag not given on the command
 // line from its GREENLANE_* variable.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseOnly(fs, args); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -129,6 +136,59 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return err
+}
+
+// parseOnly is fs.Parse, except that a mistake is not printed above the
+// whole usage (where it scrolls away): the usage is printed for --help
+// only, and a mistake comes back as a usage error that main prints last,
+// with a pointer to --help.
+func parseOnly(fs *flag.FlagSet, args []string) error {
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return err
+	case err != nil:
+		return usagef("%v (see '%s --help')", err, fs.Name())
+	}
+	return nil
+}
+
+// versionLine is what --version prints: the module version, the commit it
+// was built from (when the build recorded one) and the Go version.
+func versionLine() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "greenlane (no build information) " + runtime.Version()
+	}
+	v := "greenlane " + bi.Main.Version
+	var rev, when string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		v += " commit " + rev
+		if when != "" {
+			v += " (" + when + ")"
+		}
+		if modified {
+			v += " with local changes"
+		}
+	}
+	return v + " " + bi.GoVersion
 }
 
 // envName is a flag's environment variable: --db-busy-timeout → GREENLANE_DB_BUSY_TIMEOUT.

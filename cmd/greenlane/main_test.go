@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,63 @@ func TestDispatchUnknownCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "GREENLANE_ADDR") {
 		t.Errorf("serve --help does not name the environment variables:\n%s", out.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errOut bytes.Buffer
+		if err := dispatch(args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.HasPrefix(out.String(), "greenlane ") || !strings.Contains(out.String(), runtime.Version()) {
+			t.Errorf("%v printed %q, want the version and %s", args, out.String(), runtime.Version())
+		}
+	}
+}
+
+// TestWrongFlag: a mistyped flag gets a one-line error pointing at --help,
+// not the whole usage with the error scrolled away above it.
+func TestWrongFlag(t *testing.T) {
+	for _, cmd := range [][]string{{"serve"}, {"client"}, {"replay"}, {"fixture", "load", "demo"}, {"fixture", "reset"},
+		{"apikey", "create"}, {"apikey", "list"}, {"presell", "list"}, {"presell", "expire"}} {
+		var out, errOut bytes.Buffer
+		err := dispatch(append(cmd, "--nope"), &out, &errOut)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "-nope") || !strings.Contains(err.Error(), "--help") {
+			t.Errorf("%v --nope: err = %v, want a usage error naming -nope and --help", cmd, err)
+		}
+		if errOut.Len() > 0 || out.Len() > 0 {
+			t.Errorf("%v --nope printed the usage (%d lines) above the error", cmd, strings.Count(errOut.String()+out.String(), "\n"))
+		}
+	}
+}
+
+// TestDBDefault: every subcommand that takes --db defaults it to
+// ./greenlane-lane.db, as serve does.
+func TestDBDefault(t *testing.T) {
+	for _, cmd := range [][]string{{"serve"}, {"fixture", "load"}, {"fixture", "export"}, {"fixture", "reset"}, {"fixture", "generate"},
+		{"apikey", "create"}, {"apikey", "list"}, {"apikey", "revoke"}, {"presell", "list"}, {"presell", "void"}, {"presell", "expire"}} {
+		var out bytes.Buffer
+		if err := dispatch(append(cmd, "--help"), &out, &out); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%v --help: %v", cmd, err)
+		}
+		_, after, ok := strings.Cut(out.String(), "--db [GREENLANE_DB]\n")
+		line, _, _ := strings.Cut(after, "\n")
+		if !ok || !strings.Contains(line, "(default "+defaultDB+")") {
+			t.Errorf("%v: --db does not default to %s:\n%s", cmd, defaultDB, out.String())
+		}
+	}
+	// And it is used: a lane DB made in the current folder without --db is
+	// the one the other commands find there.
+	t.Chdir(t.TempDir())
+	var out bytes.Buffer
+	for _, args := range [][]string{{"fixture", "load", "demo"}, {"apikey", "create", "--name", "tablet-9", "--scope", "presell"}, {"apikey", "list"}} {
+		if err := dispatch(args, &out, &out); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "tablet-9") {
+		t.Fatalf("apikey list without --db does not show the key made without --db:\n%s", out.String())
 	}
 }

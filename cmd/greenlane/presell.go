@@ -13,9 +13,9 @@ import (
 
 func runPresell(args []string, stdout, stderr io.Writer) error {
 	return runSubcommand("presell", []subcommand{
-		{"list", "list --db PATH", presellList},
-		{"void", "void TICKET|PHYSKEY --db PATH [--reason TEXT] [--force]", presellVoid},
-		{"expire", "expire --db PATH [--older-than 12h]", presellExpire},
+		{"list", "list [--db PATH]", presellList},
+		{"void", "void TICKET|PHYSKEY [--db PATH] [--reason TEXT] [--force]", presellVoid},
+		{"expire", "expire [--db PATH] [--older-than 12h]", presellExpire},
 	}, "", args, stdout, stderr)
 }
 
@@ -37,8 +37,8 @@ func openService(path string, opts salesbuilder.Options) (*salesbuilder.Service,
 }
 
 func presellList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("presell list", "presell list --db PATH", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("presell list", "presell list [--db PATH]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,8 +79,8 @@ func derefStr(p *string) string {
 }
 
 func presellVoid(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("presell void", "presell void TICKET|PHYSKEY --db PATH [--reason TEXT] [--force]", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("presell void", "presell void TICKET|PHYSKEY [--db PATH] [--reason TEXT] [--force]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	reason := fs.String("reason", "voided from the command line", "why, kept in the journal")
 	force := fs.Bool("force", false, "void it even while a counter holds a live claim on it")
 	which, rest := splitLeadingArg(args)
@@ -108,8 +108,8 @@ func presellVoid(args []string, stdout, stderr io.Writer) error {
 }
 
 func presellExpire(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("presell expire", "presell expire --db PATH [--older-than 12h]", stderr)
-	dbPath := fs.String("db", "", "lane DB file")
+	fs := newFlags("presell expire", "presell expire [--db PATH] [--older-than 12h]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file")
 	olderThan := fs.Duration("older-than", salesbuilder.DefaultOptions().PresellMaxAge, "void open presells untouched for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err

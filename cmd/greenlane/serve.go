@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,9 +11,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -21,16 +26,32 @@ import (
 // defaultDB is where serve keeps its lane DB when --db is not given.
 const defaultDB = "./greenlane-lane.db"
 
-func runServe(args []string, stdout, stderr io.Writer) error {
+// serveSettings are everything serve's flags set.
+type serveSettings struct {
+	lane     lane.Config
+	db       lanedb.Options
+	dbPath   string
+	create   bool
+	logLevel string
+	clock    string
+	seed     uint64
+	// oldOrigins is --allow-origin, the first name of --allowed-origins.
+	oldOrigins []string
+}
+
+// serveFlags declares serve's flags over a settings value holding the
+// defaults. Every flag that sets a config field is listed in serveFlagOf.
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs := newFlags("serve", "serve [flags]", stderr)
-	lc := lane.DefaultConfig()
-	cfg, wOpts, sbOpts, catCfg := &lc.Server, &lc.Writer, &lc.Sales, &lc.Catalog
-	dbOpts := lanedb.DefaultOptions()
+	st := &serveSettings{lane: lane.DefaultConfig(), db: lanedb.DefaultOptions()}
+	lc := &st.lane
+	cfg, wOpts, sbOpts, catCfg, dbOpts := &lc.Server, &lc.Writer, &lc.Sales, &lc.Catalog, &st.db
 	fs.DurationVar(&lc.SweepEvery, "presell-sweep-every", lc.SweepEvery, "how often abandoned presells are looked for and voided")
-	dbPath := fs.String("db", defaultDB, "lane DB file; created with the demo fixture and an admin key if missing")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	clock := fs.String("clock", "", "deterministic mode: an RFC 3339 time freezes the lane's clock there (2026-01-01T09:00:00Z); a duration offsets it (-48h)")
-	seed := fs.Uint64("seed", 0, "deterministic mode: seed for new sale keys, so the same script gives the same keys (0: random)")
+	fs.StringVar(&st.dbPath, "db", defaultDB, "lane DB file; at the default path a missing DB is created with the demo fixture and an admin key, elsewhere only with --create")
+	fs.BoolVar(&st.create, "create", false, "create the lane DB named by --db if it does not exist (demo fixture and a new admin key in <db>.apikey); its folder must exist")
+	fs.StringVar(&st.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&st.clock, "clock", "", "deterministic mode: an RFC 3339 time freezes the lane's clock there (2026-01-01T09:00:00Z); a duration offsets it (-48h)")
+	fs.Uint64Var(&st.seed, "seed", 0, "deterministic mode: seed for new sale keys, so the same script gives the same keys (0: random)")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
 	fs.Int64Var(&cfg.ReadLimit, "read-limit", cfg.ReadLimit, "largest frame or HTTP body in bytes; a larger frame closes the socket with 1009")
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "packets that may wait for one slow client before it is disconnected")
@@ -63,34 +84,110 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "browser Origins (scheme://host[:port]) allowed besides the lane's own listen addresses and names, comma-separated; * allows any")
 	// The flag's first name, kept so existing scripts and unit files still
 	// work; the new name wins when both are given (flag or environment).
-	var oldOrigins []string
-	fs.Var((*listFlag)(&oldOrigins), "allow-origin", "old name of --allowed-origins")
+	fs.Var((*listFlag)(&st.oldOrigins), "allow-origin", "old name of --allowed-origins")
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
 	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
+	return fs, st
+}
+
+// serveFlagOf is the flag that sets each validated field: lane.Config's
+// fields by their path (lane.Config.Validate's names), the DB options under
+// "DB.". A field missing here is reported by its path instead, which
+// TestServeFlagValues catches for every flag.
+var serveFlagOf = map[string]string{
+	"SweepEvery":                 "presell-sweep-every",
+	"Server.Addr":                "addr",
+	"Server.ReadLimit":           "read-limit",
+	"Server.SendQueue":           "send-queue",
+	"Server.SendQueueBytes":      "send-queue-bytes",
+	"Server.RequestQueue":        "request-queue",
+	"Server.PresellWorkers":      "presell-workers",
+	"Server.WriteWait":           "write-wait",
+	"Server.PongWait":            "pong-wait",
+	"Server.HandshakeTimeout":    "handshake-timeout",
+	"Server.IdleTimeout":         "idle-timeout",
+	"Server.RequestTimeout":      "request-timeout",
+	"Server.ShutdownGrace":       "shutdown-grace",
+	"Server.MaxSockets":          "max-sockets",
+	"Server.LoginDeadline":       "login-deadline",
+	"Server.MaxUnauthSockets":    "max-unauth-sockets",
+	"Server.MaxUnauthPerAddress": "max-unauth-per-address",
+	"Server.MaxSocketsPerKey":    "max-sockets-per-key",
+	"Server.RequestRate":         "request-rate",
+	"Server.RequestBurst":        "request-burst",
+	"Server.LoginFailures":       "login-failures",
+	"Server.RevokeCheck":         "revoke-check",
+	"Server.AllowedOrigins":      "allowed-origins",
+	"Writer.MaxWait":             "group-commit-wait",
+	"Writer.MaxBatch":            "group-commit-max",
+	"Writer.YieldEvery":          "writer-yield-every",
+	"Writer.YieldFor":            "writer-yield-for",
+	"Sales.Lease":                "presell-lease",
+	"Sales.PresellMaxAge":        "presell-max-age",
+	"Sales.MaxSaleLines":         "max-sale-lines",
+	"Sales.MaxOpenPresells":      "max-open-presells",
+	"Catalog.MaxRows":            "max-rows",
+	"DB.BusyTimeout":             "db-busy-timeout",
+	"DB.Synchronous":             "db-synchronous",
+}
+
+// flagErrors turns validation errors into one usage error, a line per bad
+// value, each naming its flag: "--pong-wait: must be at least 1s, got 0s".
+func flagErrors(err error) error {
+	if err == nil {
+		return nil
+	}
+	var lines []string
+	for _, e := range setting.Flatten(err) {
+		var se *setting.Error
+		if errors.As(e, &se) {
+			if f, ok := serveFlagOf[se.Field]; ok {
+				lines = append(lines, "--"+f+": "+se.Msg)
+				continue
+			}
+		}
+		lines = append(lines, e.Error())
+	}
+	return usageError{strings.Join(lines, "\n")}
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, args, stderr, nil)
+}
+
+// serve is `greenlane serve` until ctx ends; ready, if not nil, is called
+// with the bound address once the lane listens.
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr)) error {
+	fs, st := serveFlags(stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("serve takes no arguments, got %q", fs.Args())
 	}
-	if len(cfg.AllowedOrigins) == 0 {
-		cfg.AllowedOrigins = oldOrigins
+	if len(st.lane.Server.AllowedOrigins) == 0 {
+		st.lane.Server.AllowedOrigins = st.oldOrigins
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := newLogger(stderr, st.logLevel)
 	if err != nil {
 		return err
 	}
-	if lc.Now, err = lane.ParseClock(*clock); err != nil {
+	lc := st.lane
+	if lc.Now, err = lane.ParseClock(st.clock); err != nil {
 		return usagef("--clock: %v", err)
 	}
-	if *seed != 0 {
-		lc.Rand = lane.SeededRand(*seed)
+	if st.seed != 0 {
+		lc.Rand = lane.SeededRand(st.seed)
+	}
+	// Every value is checked before anything is opened or created.
+	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
+		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	db, err := openOrCreate(ctx, *dbPath, dbOpts, log)
+	db, err := openLaneDB(ctx, st.dbPath, st.create, st.db, log)
 	if err != nil {
 		return err
 	}
@@ -103,32 +200,90 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer l.Close() // before db.Close: queued changes are written first
 	err = l.Serve(ctx, func(addr net.Addr) {
 		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
+		if lan := lanURLs(addr); len(lan) > 0 {
+			// Bound to every interface ([::]): say where devices find it.
+			log.Info("devices on the network connect to", "websocket", strings.Join(lan, " "))
+		}
+		if ready != nil {
+			ready(addr)
+		}
 	})
 	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "listen" {
+			return fmt.Errorf("--addr %s: %w", lc.Server.Addr, err)
+		}
 		return err
 	}
 	log.Info("stopped; lane DB closed cleanly")
 	return nil
 }
 
-// openOrCreate opens the lane DB. A missing file becomes a demo lane: the
-// demo fixture plus an admin key written to <db>.apikey (mode 0600).
-func openOrCreate(ctx context.Context, path string, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
-	_, statErr := os.Stat(path)
-	fresh := errors.Is(statErr, fs.ErrNotExist)
+// lanURLs are the socket URLs on this machine's own network addresses
+// when addr listens on every interface, else none.
+func lanURLs(addr net.Addr) []string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return nil
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var urls []string
+	for _, a := range ifaddrs {
+		ipnet, ok := a.(*net.IPNet)
+		if !ok || ipnet.IP.IsLoopback() || ipnet.IP.To4() == nil {
+			continue
+		}
+		urls = append(urls, "ws://"+net.JoinHostPort(ipnet.IP.String(), strconv.Itoa(tcp.Port))+"/fd1/open_websocket")
+	}
+	return urls
+}
+
+// openLaneDB opens the lane DB at path. A missing file becomes a demo lane
+// (the demo fixture plus an admin key written to <db>.apikey, mode 0600),
+// but only at the default path or with --create: a mistyped --db must not
+// quietly start an empty store with a fresh admin key. A missing folder is
+// always refused.
+func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
+	st, statErr := os.Stat(path)
+	switch {
+	case statErr == nil && st.IsDir():
+		return nil, usagef("--db %s is a folder; name the lane DB file (e.g. %s)", path, filepath.Join(path, "greenlane-lane.db"))
+	case statErr == nil:
+		db, err := lanedb.Open(ctx, path, opts)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("lane DB opened", "db", db.Path, "schema", lanedb.SchemaVersion())
+		return db, nil
+	case !errors.Is(statErr, fs.ErrNotExist):
+		return nil, usagef("--db %s: %v", path, statErr)
+	}
+	dir := filepath.Dir(path)
+	if d, err := os.Stat(dir); err != nil || !d.IsDir() {
+		return nil, usagef("--db %s: folder %s does not exist (check the path, or create the folder first)", path, dir)
+	}
+	if !create && !isDefaultDB(path) {
+		return nil, usagef("--db %s: no lane DB there; add --create to make a new demo lane DB (demo fixture and a new admin key), or check the path", path)
+	}
 	db, err := lanedb.Open(ctx, path, opts)
 	if err != nil {
 		return nil, err
-	}
-	if !fresh {
-		log.Info("lane DB opened", "db", db.Path, "schema", lanedb.SchemaVersion())
-		return db, nil
 	}
 	if err := seedDemo(ctx, db, log); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// isDefaultDB reports whether path names ./greenlane-lane.db.
+func isDefaultDB(path string) bool {
+	a, err1 := filepath.Abs(path)
+	b, err2 := filepath.Abs(defaultDB)
+	return err1 == nil && err2 == nil && a == b
 }
 
 func seedDemo(ctx context.Context, db *lanedb.DB, log *slog.Logger) error {
@@ -150,8 +305,10 @@ func seedDemo(ctx context.Context, db *lanedb.DB, log *slog.Logger) error {
 	if err := os.Chmod(keyFile, 0o600); err != nil { // an existing file keeps its old mode otherwise
 		return fmt.Errorf("protect admin key file: %w", err)
 	}
-	log.Info("created a demo lane DB with the demo fixture", "db", db.Path)
-	log.Info("admin API key written (keep it private)", "file", keyFile)
+	// Loud on purpose: a new lane where an existing one was expected is a
+	// mistake someone must notice.
+	log.Warn("NEW LANE DB CREATED with the demo fixture (a demo café, not your store)", "db", db.Path)
+	log.Warn("NEW ADMIN API KEY written (keep it private)", "file", keyFile)
 	return nil
 }
 

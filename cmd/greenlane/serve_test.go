@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// syncBuffer is a log a lane writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// templateDir holds demoTemplate's DB once it is made.
+var templateDir string
+
+// demoTemplate builds one demo lane DB (as serve's first start does) with a
+// presell key; each case gets a copy.
+var demoTemplate = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "greenlane-serve-test-")
+	if err != nil {
+		return "", err
+	}
+	templateDir = dir
+	path := filepath.Join(dir, "lane.db")
+	ctx := context.Background()
+	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if err := seedDemo(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
+		return "", err
+	}
+	key, err := db.CreateAPIKey(ctx, "tablet-1", []string{string(protocol.ScopePresell)})
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path+".presell", []byte(key), 0o600)
+})
+
+// TestMain removes the template lane DB's folder after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if templateDir != "" {
+		os.RemoveAll(templateDir)
+	}
+	os.Exit(code)
+}
+
+// laneCopy copies the template lane DB into a new folder of t's.
+func laneCopy(t *testing.T) (db, presellKey string) {
+	t.Helper()
+	tmpl, err := demoTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = filepath.Join(t.TempDir(), "lane.db")
+	for _, suffix := range []string{"", ".apikey", ".presell"} {
+		b, err := os.ReadFile(tmpl + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(db+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := os.ReadFile(db + ".presell")
+	return db, string(key)
+}
+
+// runServeUntilReady runs serve with args. It returns the bound address
+// once the lane listens (and a stop function that shuts it down and
+// returns serve's result), or serve's error when it ends before listening.
+func runServeUntilReady(t *testing.T, args []string, log io.Writer) (addr string, stop func() error, err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() { errc <- serve(ctx, args, log, func(a net.Addr) { ready <- a.String() }) }()
+	select {
+	case addr = <-ready:
+		return addr, func() error { cancel(); return <-errc }, nil
+	case err = <-errc:
+		cancel()
+		return "", nil, err
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatalf("serve %v neither listened nor failed within 60s", args)
+		return "", nil, nil
+	}
+}
+
+// presellWorks logs a tablet in, creates a sale and rings one item up:
+// proof that the lane answers a device, not just that it listens.
+func presellWorks(addr, key string) error {
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/fd1/open_websocket?purpose=presell", nil)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for i, pkt := range []map[string]any{
+		{"a": "fd1.session.login", "v": map[string]any{"apikey": key}},
+		{"a": "salesbuilder.sale_create"},
+		{"a": "salesbuilder.sale_add_product", "v": map[string]any{"plu": "FW", "qty": 1}},
+	} {
+		pkt["rq"] = i + 1
+		if err := ws.WriteJSON(pkt); err != nil {
+			return fmt.Errorf("send %s: %w", pkt["a"], err)
+		}
+		for {
+			var reply struct {
+				RP    json.RawMessage `json:"rp"`
+				Error json.RawMessage `json:"error"`
+			}
+			if err := ws.ReadJSON(&reply); err != nil {
+				return fmt.Errorf("reply to %s: %w", pkt["a"], err)
+			}
+			if string(reply.RP) != fmt.Sprint(i+1) {
+				continue // an event
+			}
+			if len(reply.Error) > 0 {
+				return fmt.Errorf("%s: %s", pkt["a"], reply.Error)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// TestServeFlagValues feeds 0, -1 and an absurd value to every flag of
+// serve (as declared, so flags added later are covered too): each is
+// either refused with a usage error that names the flag, or the lane starts
+// and a tablet can log in and ring up a sale on it.
+func TestServeFlagValues(t *testing.T) {
+	fs, _ := serveFlags(io.Discard)
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	for _, name := range names {
+		f := fs.Lookup(name)
+		absurd := strings.Repeat("9", 300)
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				absurd = "100000h"
+			case int, int64:
+				absurd = "1000000000000000000"
+			case uint, uint64:
+				absurd = "18446744073709551615"
+			case float64:
+				absurd = "1e18"
+			case bool:
+				absurd = "1e18"
+			}
+		}
+		named := regexp.MustCompile(`(^|[^-\w])--?` + regexp.QuoteMeta(name) + `([^-\w]|$)`)
+		for _, value := range []string{"0", "-1", absurd} {
+			t.Run(name+"="+value[:min(len(value), 24)], func(t *testing.T) {
+				db, key := laneCopy(t)
+				args := []string{"--db=" + db, "--addr=127.0.0.1:0", "--log-level=warn", "--" + name + "=" + value}
+				var log syncBuffer
+				addr, stop, err := runServeUntilReady(t, args, &log)
+				if err != nil {
+					var ue usageError
+					if !errors.As(err, &ue) || !named.MatchString(err.Error()) {
+						t.Fatalf("refused without a usage error naming --%s: %v\n%s", name, err, log.String())
+					}
+					return
+				}
+				werr := presellWorks(addr, key)
+				if err := stop(); err != nil {
+					t.Errorf("serve ended with %v", err)
+				}
+				if werr != nil {
+					t.Fatalf("--%s=%s was accepted, but the lane does not serve a tablet: %v\n%s", name, value, werr, log.String())
+				}
+			})
+		}
+	}
+}
+
+// TestServeDBPath: a missing folder is refused; a new DB outside the
+// default path needs --create, which says loudly that it made one.
+func TestServeDBPath(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		db      string
+		create  bool
+		wantErr string // "" when the lane must start
+	}{
+		{name: "missing folder", db: filepath.Join(dir, "nonexistent", "lane.db"), wantErr: "does not exist"},
+		{name: "missing folder with --create", db: filepath.Join(dir, "nonexistent", "lane.db"), create: true, wantErr: "does not exist"},
+		{name: "new file without --create", db: filepath.Join(dir, "typo.db"), wantErr: "--create"},
+		{name: "a folder", db: dir, wantErr: "is a folder"},
+		{name: "new file with --create", db: filepath.Join(dir, "new.db"), create: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"--db", tt.db, "--addr", "127.0.0.1:0"}
+			if tt.create {
+				args = append(args, "--create")
+			}
+			var log syncBuffer
+			_, stop, err := runServeUntilReady(t, args, &log)
+			if tt.wantErr != "" {
+				var ue usageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "--db") {
+					t.Fatalf("err = %v, want a usage error about --db saying %q", err, tt.wantErr)
+				}
+				if _, err := os.Stat(filepath.Dir(tt.db)); tt.name == "missing folder" && err == nil {
+					t.Fatal("the missing folder was created")
+				}
+				if _, err := os.Stat(tt.db + ".apikey"); err == nil {
+					t.Fatal("an admin key was written")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, log.String())
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(log.String(), "NEW LANE DB CREATED") || !strings.Contains(log.String(), "NEW ADMIN API KEY") {
+				t.Fatalf("the log does not say loudly that a new lane DB and key were made:\n%s", log.String())
+			}
+			if _, err := os.Stat(tt.db + ".apikey"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestLANURLs(t *testing.T) {
+	if got := lanURLs(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3490}); got != nil {
+		t.Errorf("loopback listener: %v, want none", got)
+	}
+	for _, u := range lanURLs(&net.TCPAddr{IP: net.IPv6unspecified, Port: 3490}) {
+		if !strings.HasPrefix(u, "ws://") || !strings.HasSuffix(u, ":3490/fd1/open_websocket") || strings.Contains(u, "127.0.0.1") {
+			t.Errorf("every-interface listener: %q", u)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDeterministic starts serve on db in deterministic mode and returns
+// its address and a stop that ends it with SIGTERM and waits.
+func startDeterministic(t *testing.T, db string) (addr string, stop func()) {
+	t.Helper()
+	p := relStart(t, db, "--clock", "2026-01-01T09:00:00Z", "--seed", "7")
+	return p.addr, func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		if _, code := p.waitExit(time.Now(), 30*time.Second); code != 0 {
+			t.Fatalf("serve exited with %d:\n%s", code, p.log())
+		}
+	}
+}
+
+// clientScript pipes script into `greenlane client` and returns what it
+// printed (one packet per line).
+func clientScript(t *testing.T, addr string, script string, flags ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	args := append([]string{"client", "--url", "ws://" + addr + "/fd1/open_websocket"}, flags...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = quietEnv()
+	cmd.Stdin = strings.NewReader(script)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// TestFixtureResetDeterministic: a deterministic lane, reset to its fixture
+// (counters and journal included), answers a script byte for byte as it
+// did the first time: the same ticket, keys, times and journal seq.
+func TestFixtureResetDeterministic(t *testing.T) {
+	needsOwnLane(t)
+	for _, reset := range [][]string{{"fixture", "reset"}, {"fixture", "load", "demo", "--replace"}} {
+		t.Run(strings.Join(reset, " "), func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "lane.db")
+			if out, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
+				t.Fatalf("%s %v", out, err)
+			}
+			keys := relKeys(t, db, map[string]string{"tablet-1": "presell", "counter-1": "counter"})
+			script := strings.Join([]string{
+				":open tablet ?purpose=presell",
+				"salesbuilder.sale_create",
+				`salesbuilder.sale_add_product {"v":{"plu":"FW","qty":2}}`,
+				"salesbuilder.sale_park",
+				":open counter",
+				`{"a":"fd1.presell.recall","v":{"ticket":1}}`,
+				`salesbuilder.sale_add_payment {"v":{"type":1,"amount":20}}`,
+				"salesbuilder.salesbuilder_complete",
+				`{"a":"fd1.firehose.open_firehose","rq":"ps","v":{"event":"presell","since":0}}`,
+				":wait 1s",
+			}, "\n")
+			flags := []string{"--socket=", "--key-for", "tablet=" + keys["tablet-1"], "--key-for", "counter=" + keys["counter-1"]}
+			var runs []string
+			for run := 0; run < 2; run++ {
+				if run == 1 {
+					if out, err := cli(t, append(reset, "--db", db)...); err != nil {
+						t.Fatalf("%s %v", out, err)
+					}
+				}
+				addr, stop := startDeterministic(t, db)
+				out, errOut, err := clientScript(t, addr, script, flags...)
+				stop()
+				if err != nil {
+					t.Fatalf("run %d: %v\n%s\n%s", run+1, err, out, errOut)
+				}
+				runs = append(runs, out)
+			}
+			if runs[0] != runs[1] {
+				t.Fatalf("after %s the lane answers differently:\nfirst:\n%s\nafter the reset:\n%s", strings.Join(reset, " "), runs[0], runs[1])
+			}
+			if !strings.Contains(runs[0], `"ticket":1`) || !strings.Contains(runs[0], `"seq":1`) {
+				t.Fatalf("the script did not run as meant:\n%s", runs[0])
+			}
+		})
+	}
+}
+
+// TestServeRefusesBadStart: mistakes on serve's command line end it at
+// once with status 2 and a message naming the flag; nothing is created.
+func TestServeRefusesBadStart(t *testing.T) {
+	needsOwnLane(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing folder", []string{"--db", filepath.Join(dir, "nonexistent", "lane.db")}, "folder " + filepath.Join(dir, "nonexistent") + " does not exist"},
+		{"new file without --create", []string{"--db", filepath.Join(dir, "typo.db")}, "add --create"},
+		{"pong-wait 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--pong-wait", "0"}, "--pong-wait: must be at least 1s, got 0s"},
+		{"revoke-check 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--revoke-check", "0"}, "--revoke-check: must be at least"},
+		{"presell-sweep-every 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--presell-sweep-every", "0"}, "--presell-sweep-every: must be at least"},
+		{"max-sockets 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-sockets", "0"}, "--max-sockets: must be at least 1, got 0"},
+		{"wrong flag", []string{"--pong-wiat", "1s"}, "see 'greenlane serve --help'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A start that is not refused would serve forever: the
+			// deadline turns that into a failure.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, tt.args...)...)
+			cmd.Env = quietEnv()
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("serve %v: %v, want exit status 2 saying %q:\n%s", tt.args, err, tt.want, out)
+			}
+			if n := strings.Count(string(out), "\n"); n > 3 {
+				t.Errorf("%d lines of output for one mistake:\n%s", n, out)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("a refused start left files behind: %v", entries)
+	}
+	out, err := exec.Command(binary, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "greenlane ") || !strings.Contains(string(out), "go1.") {
+		t.Fatalf("--version: %v %q", err, out)
+	}
+}
