@@ -171,6 +171,22 @@ func startLane(t *testing.T, extra ...string) *lane {
 	return l
 }
 
+// troubles is the lane's log lines at WARN or ERROR, less the two that
+// announce the lane DB startLane had it create (--create): "" when none.
+func (l *lane) troubles() string {
+	var bad []string
+	for _, line := range strings.Split(l.log(), "\n") {
+		if !strings.Contains(line, "level=ERROR") && !strings.Contains(line, "level=WARN") {
+			continue
+		}
+		if strings.Contains(line, "NEW LANE DB CREATED") || strings.Contains(line, "NEW ADMIN API KEY") {
+			continue
+		}
+		bad = append(bad, line)
+	}
+	return strings.Join(bad, "\n")
+}
+
 func (l *lane) readLog(r io.Reader, addrc chan<- string) {
 	sc := bufio.NewScanner(r)
 	sent := false

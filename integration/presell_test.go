@@ -240,7 +240,9 @@ func TestExactlyOnce(t *testing.T) {
 	})
 
 	t.Run("malformed ik", func(t *testing.T) {
-		for _, ik := range []string{"12345", "not-a-uuid", ikAdd + "0", strings.Repeat("x", 300)} {
+		// Any 1–128 printable ASCII characters is an ik ("12345" and
+		// "not-a-uuid" are); these are not.
+		for _, ik := range []string{"", "has space", "naïve", "tab\there", strings.Repeat("x", 129)} {
 			p := map[string]any{"a": sbA + "sale_add_product", "rq": "bad-ik", "ik": ik, "k": pk, "v": map[string]any{"pid": 1001}}
 			wantErr(t, c, p, "bad_argument", "ik")
 		}
@@ -478,6 +480,12 @@ func TestPresellConcurrency(t *testing.T) {
 		{"group commit", nil, 50, 3, 4},
 		{"no group commit", []string{"--group-commit-wait", "0"}, 20, 2, 3},
 	}
+	// Every tablet dials at once from this one address; in a store each
+	// has its own, so the per-address cap on sockets not yet logged in is
+	// lifted here.
+	for i := range tests {
+		tests[i].flags = append(tests[i].flags, "--max-unauth-per-address", "64")
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := startLane(t, tt.flags...)
@@ -572,8 +580,8 @@ func TestPresellConcurrency(t *testing.T) {
 			if ok := sqliteRows(t, l.db, `PRAGMA quick_check`); !equalJSON(ok, []map[string]any{{"quick_check": "ok"}}) {
 				t.Errorf("quick_check: %v", ok)
 			}
-			if log := l.log(); strings.Contains(log, "level=ERROR") || strings.Contains(log, "level=WARN") {
-				t.Errorf("the lane logged errors or warnings:\n%s", log)
+			if bad := l.troubles(); bad != "" {
+				t.Errorf("the lane logged errors or warnings:\n%s", bad)
 			}
 			t.Logf("%d tablets submitted %d presells; meanwhile the counter process committed %d transactions (%d sales and %d staff changes in all)",
 				tt.tablets, len(tickets), during, counterSales, counterStaff)
