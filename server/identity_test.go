@@ -184,8 +184,8 @@ func TestCancelRequestStopsEveryRequestWithThatRQ(t *testing.T) {
 }
 
 // TestWithKey: each login adds its key with its own scopes; the socket's
-// purpose is set by the URL or the first login that names one and never
-// changed by a later login.
+// purpose is set by the URL or the first login and never changed by a
+// later one.
 func TestWithKey(t *testing.T) {
 	tablet := &lanedb.APIKey{KeyID: "id-tablet", Name: "tablet", Scopes: "presell"}
 	till := &lanedb.APIKey{KeyID: "id-till", Name: "till", Scopes: "counter"}
@@ -213,8 +213,10 @@ func TestWithKey(t *testing.T) {
 			[]login{{display, protocol.PurposeCustomerDisplay, ""}, {support, protocol.PurposeDebugScope, protocol.CodeConflict}}, protocol.PurposeCustomerDisplay, []string{"id-display"}},
 		{"the same purpose again is fine", protocol.PurposeNone,
 			[]login{{support, protocol.PurposeDebugScope, ""}, {support, protocol.PurposeDebugScope, ""}}, protocol.PurposeDebugScope, []string{"id-support"}},
-		{"the first login that names a purpose sets it", protocol.PurposeNone,
-			[]login{{till, "", ""}, {support, protocol.PurposeDebugScope, ""}}, protocol.PurposeDebugScope, []string{"id-till", "id-support"}},
+		{"the first login sets the purpose", protocol.PurposeNone,
+			[]login{{support, protocol.PurposeDebugScope, ""}, {till, "", ""}}, protocol.PurposeDebugScope, []string{"id-support", "id-till"}},
+		{"an ordinary socket stays ordinary", protocol.PurposeNone,
+			[]login{{till, "", ""}, {support, protocol.PurposeDebugScope, protocol.CodeConflict}}, protocol.PurposeNone, []string{"id-till"}},
 		{"a purpose needs its scope", protocol.PurposeNone,
 			[]login{{till, protocol.PurposeCustomerDisplay, protocol.CodeForbidden}}, protocol.PurposeNone, nil},
 		{"a presell socket needs a presell key", protocol.PurposePresell,

@@ -135,12 +135,18 @@ func (s *Server) loginRefused(c protocol.Caller, keyName string, why error) {
 }
 
 // checkPurpose refuses a login that would change the socket's purpose:
-// the URL or the first login that names one fixes it; a later login may
-// name the same purpose or none (SPEC §4.1: logins widen scopes, they do
-// not turn one kind of socket into another).
+// the URL or the socket's first login fixes it (an ordinary socket stays
+// ordinary); a later login may name the same purpose or none (SPEC §4.1:
+// logins widen scopes, they do not turn one kind of socket into another).
 func checkPurpose(cur protocol.Caller, want protocol.Purpose) error {
-	if want != protocol.PurposeNone && cur.Purpose != protocol.PurposeNone && cur.Purpose != want {
+	if want == protocol.PurposeNone || want == cur.Purpose {
+		return nil
+	}
+	if cur.Purpose != protocol.PurposeNone {
 		return protocol.Errorf(protocol.CodeConflict, "this socket is already a %s socket and a later login cannot change that; open another socket for %s", cur.Purpose, want)
+	}
+	if cur.LoggedIn() {
+		return protocol.Errorf(protocol.CodeConflict, "this socket logged in as an ordinary socket and a later login cannot make it a %s socket; open another socket for %s", want, want)
 	}
 	return nil
 }
