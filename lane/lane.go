@@ -19,6 +19,7 @@ import (
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 	"github.com/greenlane-pos/greenlane/server"
+	"github.com/greenlane-pos/greenlane/web"
 )
 
 // Config is every setting of a lane. DefaultConfig holds every default.
@@ -106,6 +107,12 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Sales.Register(r)
 	l.Sales.RegisterPresell(r)
 	l.Server.AttachHub(l.Hub, l.Writer)
+	site, err := web.New()
+	if err != nil {
+		l.Writer.Close()
+		return nil, err
+	}
+	l.Server.Mount(site, site.Routes()...)
 
 	// Background work outlives request contexts and ends in Close, after
 	// the server has stopped (sockets unsubscribe through the hub).

@@ -42,6 +42,14 @@ type Server struct {
 	closing  bool
 	sessions sync.WaitGroup // one per socket, done when all its goroutines end
 	handlers sync.WaitGroup // one per socket or HTTP-mode handler running
+
+	mounts []mount // other handlers served beside FD1 (the store's screens)
+}
+
+// mount is a handler served at some patterns.
+type mount struct {
+	h        http.Handler
+	patterns []string
 }
 
 // New builds a server over db. Endpoints of other packages are registered on
@@ -89,7 +97,18 @@ func (s *Server) Handler() http.Handler {
 	// The vendor's websocat example uses this path.
 	mux.HandleFunc("GET /ws/open_websocket", s.joined(s.openWebsocket))
 	mux.HandleFunc("/fd1/{area}/{function}", s.joined(s.httpMode))
+	for _, m := range s.mounts {
+		for _, p := range m.patterns {
+			mux.Handle(p, m.h)
+		}
+	}
 	return mux
+}
+
+// Mount serves h at each pattern (http.ServeMux patterns) beside the FD1
+// endpoints: the lane's web screens. Call it before ListenAndServe.
+func (s *Server) Mount(h http.Handler, patterns ...string) {
+	s.mounts = append(s.mounts, mount{h: h, patterns: patterns})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

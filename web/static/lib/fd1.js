@@ -1,0 +1,241 @@
+// fd1.js: one FD1 connection to the lane. It logs in, sends requests and
+// matches each reply to its request by rq, follows firehoses (reopening
+// them with `since` after a drop, so no event is missed or shown twice),
+// and reconnects by itself with backoff. It keeps no sale state: pages
+// show what the lane answers.
+
+export class FD1Error extends Error {
+  // code is the FD1 error code ("not_found", "claimed", …), or "offline"
+  // when the request could not be sent or its reply was lost with the link.
+  constructor(code, message, packet) {
+    super(message || code);
+    this.code = code;
+    this.packet = packet;
+  }
+}
+
+const backoffFirst = 500; // ms before the first reconnect
+const backoffMost = 10000; // ms between attempts at most
+const callTimeout = 15000; // ms a request may wait for its reply
+
+// Lane is a connection that stays up. Events (addEventListener):
+//   "status": detail {state, message}; state is "connecting", "online",
+//             "offline" (will retry) or "refused" (the key was not accepted:
+//             it will not retry; pair again).
+//   "login":  detail is the login reply's data ({purpose, scopes, valid}).
+export class Lane extends EventTarget {
+  // key: the API key. purpose: "presell" (chosen on the URL), or
+  // "customerdisplay" / "debugscope" (chosen in the login packet), or "".
+  constructor({ key, purpose = "", url = "" }) {
+    super();
+    this.key = key;
+    this.purpose = purpose;
+    this.url = url || defaultURL(purpose);
+    this.state = "connecting";
+    this.ws = null;
+    this.seq = 0; // rq counter
+    this.pending = new Map(); // rq → {resolve, reject, timer}
+    this.subs = new Map(); // rq → firehose subscription
+    this.wait = backoffFirst;
+    this.stopped = false;
+    this.retryTimer = 0;
+  }
+
+  get online() {
+    return this.state === "online";
+  }
+
+  start() {
+    this.stopped = false;
+    this.open();
+    return this;
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.ws) this.ws.close(1000, "page closed");
+  }
+
+  // call sends one request and resolves with its reply packet, or rejects
+  // with an FD1Error (the lane's error, or "offline"). fields are the other
+  // packet fields: k, v, q, qo, qk, ik, mo.
+  call(a, fields = {}, { timeout = callTimeout } = {}) {
+    if (!this.online) {
+      return Promise.reject(new FD1Error("offline", "not connected to the lane"));
+    }
+    return this.send({ a, ...fields }, timeout);
+  }
+
+  // firehose opens a firehose and calls onEvent(packet) for each event,
+  // across reconnects. It resolves with a handle whose close() ends it.
+  firehose(event, v, onEvent) {
+    const sub = { rq: "fh" + ++this.seq, event, v: v || {}, onEvent, since: 0, open: false };
+    this.subs.set(sub.rq, sub);
+    if (this.online) this.openSub(sub).catch(() => {});
+    return {
+      close: () => {
+        this.subs.delete(sub.rq);
+        if (this.online && sub.open) this.send({ a: "fd1.firehose.close_firehose", k: sub.rq }, callTimeout).catch(() => {});
+      },
+    };
+  }
+
+  // --- internals ---
+
+  send(packet, timeout) {
+    const rq = packet.rq || "w" + ++this.seq;
+    packet.rq = rq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(rq);
+        reject(new FD1Error("offline", "no reply from the lane in time"));
+      }, timeout);
+      this.pending.set(rq, { resolve, reject, timer });
+      try {
+        this.ws.send(JSON.stringify(packet));
+      } catch (e) {
+        clearTimeout(timer);
+        this.pending.delete(rq);
+        reject(new FD1Error("offline", "not connected to the lane"));
+      }
+    });
+  }
+
+  setState(state, message = "") {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("status", { detail: { state, message } }));
+  }
+
+  open() {
+    this.setState("connecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (e) {
+      this.retry(String(e));
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => this.login();
+    ws.onmessage = (m) => this.receive(m.data);
+    ws.onclose = (e) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      for (const [, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new FD1Error("offline", "the link to the lane dropped"));
+      }
+      this.pending.clear();
+      for (const sub of this.subs.values()) sub.open = false;
+      if (this.stopped || this.state === "refused") return;
+      this.retry(e.reason || "the link to the lane dropped");
+    };
+  }
+
+  retry(message) {
+    this.setState("offline", message);
+    const wait = this.wait * (0.75 + Math.random() / 2);
+    this.wait = Math.min(this.wait * 2, backoffMost);
+    this.retryTimer = setTimeout(() => this.open(), wait);
+  }
+
+  async login() {
+    const v = { apikey: this.key };
+    if (this.purpose && this.purpose !== "presell") v.purpose = this.purpose;
+    let reply;
+    try {
+      reply = await this.send({ a: "fd1.session.login", v }, callTimeout);
+    } catch (e) {
+      if (e.code === "login_failed" || e.code === "forbidden") {
+        this.setState("refused", e.message);
+        this.ws.close(1000, "key refused");
+      } else if (this.ws) {
+        this.ws.close(1000, "login failed");
+      }
+      return;
+    }
+    this.wait = backoffFirst;
+    this.setState("online");
+    this.dispatchEvent(new CustomEvent("login", { detail: reply.data || {} }));
+    for (const sub of this.subs.values()) this.openSub(sub).catch(() => {});
+  }
+
+  openSub(sub) {
+    const v = { event: sub.event, ...sub.v };
+    if (sub.since) v.since = sub.since;
+    return this.send({ a: "fd1.firehose.open_firehose", rq: sub.rq, v }, callTimeout).then((r) => {
+      sub.open = true;
+      return r;
+    });
+  }
+
+  receive(text) {
+    let p;
+    try {
+      p = JSON.parse(text);
+    } catch (e) {
+      return;
+    }
+    const rq = p.rp == null ? "" : String(p.rp);
+    if (p.r !== undefined) {
+      // A reply. Chunked replies (never asked for here) would end at last.
+      const waiting = this.pending.get(rq);
+      if (!waiting) return;
+      this.pending.delete(rq);
+      clearTimeout(waiting.timer);
+      if (p.error) waiting.reject(new FD1Error(p.error.code, p.error.message, p));
+      else waiting.resolve(p);
+      return;
+    }
+    const sub = this.subs.get(rq);
+    if (!sub) return;
+    if (typeof p.seq === "number") {
+      if (p.seq <= sub.since) return; // already shown before a reconnect
+      sub.since = p.seq;
+    }
+    sub.onEvent(p);
+  }
+}
+
+// defaultURL is the lane's socket on the host that served the page.
+function defaultURL(purpose) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const q = purpose === "presell" ? "?purpose=presell" : "";
+  return `${scheme}//${location.host}/fd1/open_websocket${q}`;
+}
+
+// newIK is a fresh idempotency key for one change: a retry of the same
+// change sends the same ik, so the lane applies it once.
+export function newIK() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// money formats a lane amount (a decimal number of dollars) for display.
+export function money(n) {
+  const v = Number(n || 0);
+  return (v < 0 ? "-" : "") + "$" + Math.abs(v).toFixed(2);
+}
+
+// el builds an element: el("button", {class: "big", onclick: f}, "text", child…).
+// Text is always set as text, never parsed as HTML.
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
