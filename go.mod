@@ -3,6 +3,7 @@ module github.com/greenlane-pos/greenlane
 go 1.26.8
 
 require (
+	github.com/boombuler/barcode v1.1.0
 	github.com/chzyer/readline v1.5.1
 	github.com/go-playground/validator/v10 v10.30.6
 	github.com/google/uuid v1.6.0
