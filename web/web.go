@@ -66,6 +66,8 @@ func New() (*Site, error) {
 		s.mux.HandleFunc("GET "+p+"{$}", s.page)
 	}
 	s.mux.HandleFunc("GET /assets/{version}/{file...}", s.asset)
+	// The tablet's ticket shows its barcode and QR as images from here.
+	s.mux.Handle("GET /barcode", BarcodeHandler())
 	return s, nil
 }
 
@@ -74,7 +76,7 @@ func (s *Site) Version() string { return s.version }
 
 // Routes lists the patterns the site answers, for the server to mount.
 func (s *Site) Routes() []string {
-	return []string{"GET /{$}", "GET /tablet/", "GET /counter/", "GET /display/", "GET /assets/"}
+	return []string{"GET /{$}", "GET /tablet/", "GET /counter/", "GET /display/", "GET /assets/", "GET /barcode"}
 }
 
 // ServeHTTP serves a page or an asset, with the site's security headers.
