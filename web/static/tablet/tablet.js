@@ -572,7 +572,7 @@ function renderCustomer() {
         c.discount ? el("span", { class: "muted" }, " " + S.discount(c.discount)) : null
       )
     ),
-    found && found.note ? el("p", { class: "muted" }, found.note) : null
+    ...(found && found.note ? [el("p", { class: "muted" }, found.note)] : [])
   );
 }
 
