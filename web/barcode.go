@@ -100,8 +100,8 @@ func barcodeSVG(kind, text string) ([]byte, error) {
 	}
 }
 
-// dark reports whether the module at x, y is a bar (dark) module.
-func dark(img image.Image, x, y int) bool {
+// isDarkModule reports whether the module at x, y is a bar (dark) module.
+func isDarkModule(img image.Image, x, y int) bool {
 	b := img.Bounds()
 	if x < b.Min.X || x >= b.Max.X || y < b.Min.Y || y >= b.Max.Y {
 		return false
@@ -118,12 +118,12 @@ func code128SVG(bc barcode.Barcode) []byte {
 	var buf bytes.Buffer
 	svgOpen(&buf, w*code128ModulePx, code128HeightPx, w, code128HeightPx/code128ModulePx)
 	for x := 0; x < n; {
-		if !dark(bc, x, 0) {
+		if !isDarkModule(bc, x, 0) {
 			x++
 			continue
 		}
 		start := x
-		for x < n && dark(bc, x, 0) {
+		for x < n && isDarkModule(bc, x, 0) {
 			x++
 		}
 		fmt.Fprintf(&buf, `<rect x="%d" y="0" width="%d" height="%d"/>`, start+code128Quiet, x-start, code128HeightPx/code128ModulePx)
@@ -140,12 +140,12 @@ func qrSVG(bc barcode.Barcode) []byte {
 	svgOpen(&buf, w*qrModulePx, w*qrModulePx, w, w)
 	for y := 0; y < n; y++ {
 		for x := 0; x < n; {
-			if !dark(bc, x, y) {
+			if !isDarkModule(bc, x, y) {
 				x++
 				continue
 			}
 			start := x
-			for x < n && dark(bc, x, y) {
+			for x < n && isDarkModule(bc, x, y) {
 				x++
 			}
 			fmt.Fprintf(&buf, `<rect x="%d" y="%d" width="%d" height="1"/>`, start+qrQuiet, y+qrQuiet, x-start)
@@ -175,7 +175,7 @@ func QRTerminal(text string) (string, error) {
 	n := bc.Bounds().Dx()
 	size := n + 2*qrQuiet
 	light := func(x, y int) bool {
-		return !dark(bc, x-qrQuiet, y-qrQuiet)
+		return !isDarkModule(bc, x-qrQuiet, y-qrQuiet)
 	}
 	var b strings.Builder
 	for y := 0; y < size; y += 2 {

@@ -68,8 +68,8 @@ func parseSVG(t *testing.T, body []byte) (vbW, vbH int, rects [][4]int) {
 	return vbW, vbH, rects
 }
 
-// modules rasterises the rects into a vbW×vbH grid of dark modules.
-func modules(t *testing.T, vbW, vbH int, rects [][4]int) [][]bool {
+// svgModules rasterises the rects into a vbW×vbH grid of dark modules.
+func svgModules(t *testing.T, vbW, vbH int, rects [][4]int) [][]bool {
 	t.Helper()
 	grid := make([][]bool, vbH)
 	for y := range grid {
@@ -164,7 +164,7 @@ func decodeCode128(row []bool) (string, error) {
 	return text.String(), nil
 }
 
-func get(t *testing.T, srv *httptest.Server, method, kind, text string) (*http.Response, []byte) {
+func getBarcode(t *testing.T, srv *httptest.Server, method, kind, text string) (*http.Response, []byte) {
 	t.Helper()
 	q := url.Values{}
 	if kind != "" {
@@ -195,7 +195,7 @@ func TestBarcodeCode128Decodes(t *testing.T) {
 	seen := map[string]string{}
 	for _, text := range []string{"GL0100013F30", "GL0100013F31", "0042", "A", "mango-kiwi", strings.Repeat("Z9", 32), " !~"} {
 		t.Run(text, func(t *testing.T) {
-			resp, body := get(t, srv, http.MethodGet, "code128", text)
+			resp, body := getBarcode(t, srv, http.MethodGet, "code128", text)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -214,7 +214,7 @@ func TestBarcodeCode128Decodes(t *testing.T) {
 					t.Fatalf("bar %v is not full height %d", r, vbH)
 				}
 			}
-			row := modules(t, vbW, vbH, rects)[0]
+			row := svgModules(t, vbW, vbH, rects)[0]
 			// Start + symbols + checksum at 11 modules, stop at 13, quiet 2×10.
 			if (vbW-20-13)%11 != 0 {
 				t.Errorf("%d modules is not start, symbols, checksum, stop and quiet zones", vbW)
@@ -239,12 +239,12 @@ func TestBarcodeQRMatchesEncoder(t *testing.T) {
 	defer srv.Close()
 	for _, text := range []string{"GL0100013F30", "mango-kiwi", strings.Repeat("x", 64)} {
 		t.Run(text, func(t *testing.T) {
-			resp, body := get(t, srv, http.MethodGet, "qr", text)
+			resp, body := getBarcode(t, srv, http.MethodGet, "qr", text)
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" {
 				t.Fatalf("status %d, type %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 			}
 			vbW, vbH, rects := parseSVG(t, body)
-			grid := modules(t, vbW, vbH, rects)
+			grid := svgModules(t, vbW, vbH, rects)
 			want, err := qr.Encode(text, qr.M, qr.Auto)
 			if err != nil {
 				t.Fatal(err)
@@ -255,7 +255,7 @@ func TestBarcodeQRMatchesEncoder(t *testing.T) {
 			}
 			for y := 0; y < vbH; y++ {
 				for x := 0; x < vbW; x++ {
-					if grid[y][x] != dark(want, x-4, y-4) {
+					if grid[y][x] != isDarkModule(want, x-4, y-4) {
 						t.Fatalf("module %d,%d differs from the encoder's", x-4, y-4)
 					}
 				}
@@ -282,7 +282,7 @@ func TestBarcodeRefusesBadInput(t *testing.T) {
 		{"POST", http.MethodPost, "qr", "GL01", http.StatusMethodNotAllowed, "only GET"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := get(t, srv, tc.method, tc.kind, tc.text)
+			resp, body := getBarcode(t, srv, tc.method, tc.kind, tc.text)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
 			}
@@ -339,10 +339,10 @@ func TestQRTerminalMatchesEncoder(t *testing.T) {
 					default:
 						t.Fatalf("line %d has %q", cy, r)
 					}
-					if top != !dark(want, x-4, 2*cy-4) {
+					if top != !isDarkModule(want, x-4, 2*cy-4) {
 						t.Fatalf("module %d,%d differs from the encoder's", x-4, 2*cy-4)
 					}
-					if 2*cy+1 < size && bottom != !dark(want, x-4, 2*cy+1-4) {
+					if 2*cy+1 < size && bottom != !isDarkModule(want, x-4, 2*cy+1-4) {
 						t.Fatalf("module %d,%d differs from the encoder's", x-4, 2*cy+1-4)
 					}
 				}
