@@ -208,17 +208,28 @@ func TestBrowserTabletOffline(t *testing.T) {
 	}
 	ctx := newBrowser(t)
 	log := browserLog(ctx)
-	browserRun(t, ctx, setViewport(desktopWidth))
-	pairTablet(t, ctx, addr, strings.TrimSpace(out))
+	// Paired by the QR's address: the key comes in the fragment and must
+	// not stay in the address bar.
+	browserRun(t, ctx, setViewport(desktopWidth),
+		chromedp.Navigate("http://"+addr+"/tablet/#key="+strings.TrimSpace(out)),
+		waitText("#grid", "Flat White"),
+	)
+	if href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`)); err != nil || strings.Contains(href, "key=") {
+		t.Errorf("after pairing the address is %q (%v): the key stayed in it", href, err)
+	}
 	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
 	physkey := tabletSale(t, ctx)
 
+	// Three changes while the lane is down; the middle one (a barcode the
+	// store does not have) will be refused: it is shown and dropped, and
+	// the others still land.
 	p.kill9()
 	browserRun(t, ctx,
 		waitText("#banner", "offline"),
 		chromedp.Click(chromedp.CSS(tabLatte)),
+		typeInto("#scan", "0000000000017"+kb.Enter),
 		chromedp.Click(chromedp.CSS(tabCroissant)),
-		waitText("#banner", "offline — 2 changes waiting"),
+		waitText("#banner", "offline — 3 changes waiting"),
 		waitText("#pending", "Butter Croissant"),
 	)
 	if got := laneLines(t, db, physkey); got != "1001×1" {
@@ -228,6 +239,7 @@ func TestBrowserTabletOffline(t *testing.T) {
 	browserRun(t, ctx,
 		waitText("#lines", "Butter Croissant"),
 		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		waitText("#errors", "unknown_product"),
 	)
 	if got, want := laneLines(t, db, physkey), "1001×1 1002×1 1016×1"; got != want {
 		t.Errorf("after the restart the lane DB holds %q, want %q (each line once)", got, want)

@@ -27,6 +27,7 @@ export default {
   order: "Order",
   empty: "Tap a product or scan a barcode to start.",
   total: "Total",
+  summary: (lines, waiting) => `${lines} ${lines === 1 ? "line" : "lines"}${waiting ? ` + ${waiting} waiting` : ""} · see order`,
   waitingNote: "changes waiting for the lane",
   waiting: "waiting",
   grams: (g) => `${g} g`,

@@ -182,6 +182,9 @@ async function flush() {
         }
         await queue.remove(c.id);
         showError(c.label, e);
+        // A sale the lane would not create cannot take changes: the next
+        // tap starts a new one.
+        if (c.a === "salesbuilder.sale_create" && c.sale === state.sale) newSale();
         continue;
       }
       await queue.remove(c.id);
@@ -429,9 +432,12 @@ function sellScreen() {
       el("div", { id: "depts", class: "depts", role: "group", "aria-label": "Departments" }),
       el("div", { id: "grid", class: "grid" })
     ),
+    // On a phone the order is below the products: this bar keeps its
+    // total in sight and jumps to it.
+    el("a", { id: "summary", class: "summary", href: "#order" }, el("span", { id: "summary-count" }), el("strong", { id: "summary-total", class: "money" })),
     el(
       "section",
-      { class: "order card", "aria-label": S.order },
+      { id: "order", class: "order card", "aria-label": S.order },
       el("h2", {}, S.order),
       el(
         "div",
@@ -535,6 +541,8 @@ function renderOrder() {
   $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", S.waiting)));
   if (!(v && v.lines.length) && !mine.length) lines.append(el("li", { class: "muted empty" }, S.empty));
   $("total").textContent = v ? money(v.saletotal) : money(0);
+  $("summary-total").textContent = $("total").textContent;
+  $("summary-count").textContent = S.summary(v ? v.lines.length : 0, mine.length);
   renderCustomer();
   renderButtons();
 }
