@@ -184,6 +184,12 @@ func TestBrowserTabletPresell(t *testing.T) {
 		waitText("#total", "$0.00"),
 		waitText("#presells", "ticket "+fmt.Sprint(s["ticket"])),
 	)
+	// A revoked key is told apart from a lane that is down: the tablet
+	// says to pair again instead of queueing orders that will never go.
+	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-7"); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx, waitText("#banner", "refused this tablet's key"))
 	log.wantNoErrors(t)
 }
 

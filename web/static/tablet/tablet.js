@@ -153,6 +153,11 @@ async function loadPending() {
   renderOrder();
 }
 
+// retryLater are the answers that say nothing about the change itself:
+// the lane was unreachable, shutting down or busy. The change stays queued
+// with its ik; any other error is the lane's verdict on it.
+const retryLater = new Set(["offline", "unavailable", "rate_limited"]);
+
 let flushing = false;
 let retryTimer = 0;
 
@@ -176,7 +181,7 @@ async function flush() {
         if (c.v) fields.v = c.v;
         reply = await lane.call(c.a, fields);
       } catch (e) {
-        if (e.code === "offline") {
+        if (retryLater.has(e.code)) {
           retryTimer = setTimeout(flush, 2000);
           break;
         }
