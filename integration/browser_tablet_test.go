@@ -184,6 +184,26 @@ func TestBrowserTabletPresell(t *testing.T) {
 		waitText("#total", "$0.00"),
 		waitText("#presells", "ticket "+fmt.Sprint(s["ticket"])),
 	)
+	// Finding products: a department, then a PLU typed into the search.
+	countProducts := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#grid .product").length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(`#depts button[data-dept="Cheese"]`)),
+		waitText("#grid", "Brie"),
+	)
+	if n := countProducts(); n != 4 {
+		t.Errorf("the Cheese department shows %d products, want the demo's 4", n)
+	}
+	browserRun(t, ctx, typeInto("#search", "104"), waitText("#grid", "Seasonal Salad"))
+	if n := countProducts(); n != 1 {
+		t.Errorf("searching PLU 104 shows %d products, want 1", n)
+	}
+
 	// A revoked key is told apart from a lane that is down: the tablet
 	// says to pair again instead of queueing orders that will never go.
 	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-7"); err != nil {

@@ -472,6 +472,7 @@ function renderCatalogue() {
         {
           type: "button",
           class: "dept",
+          dataset: { dept: d },
           "aria-pressed": state.dept === d ? "true" : "false",
           onclick: () => {
             state.dept = d;
