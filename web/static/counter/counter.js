@@ -216,9 +216,13 @@ function online() {
   });
 }
 
+// first is the sale (or claim) a reply carries: most endpoints answer
+// {rows:[sale]}, complete and heartbeat answer with the object itself.
 function first(reply) {
-  const rows = reply && reply.data && reply.data.rows;
-  return rows && rows.length ? rows[0] : null;
+  const d = reply && reply.data;
+  if (!d) return null;
+  if (Array.isArray(d.rows)) return d.rows.length ? d.rows[0] : null;
+  return d;
 }
 
 // explain turns a lane error into words for the cashier.
@@ -377,7 +381,7 @@ function complete() {
     const r = first(await change("fd1.salesbuilder.salesbuilder_complete", { k: sale.physkey }));
     const t = sale.ticket;
     setSale(null);
-    say(S.completed(t, r && Number(r.change) > 0 ? money(r.change) : 0), "done");
+    say(S.completed(t, r && Number(r.change) > 0 ? money(r.change) : ""), "done");
     refreshListSoon();
   });
 }
@@ -421,7 +425,8 @@ async function refreshList() {
   try {
     const r = await lane.call("fd1.presell.get_presells", {});
     presells = (r.data && r.data.rows) || [];
-    presells.sort((a, b) => b.age - a.age); // oldest first
+    // Oldest first: the customer who has waited longest.
+    presells.sort((a, b) => (a.submitted_utc < b.submitted_utc ? -1 : a.submitted_utc > b.submitted_utc ? 1 : a.ticket - b.ticket));
     listFetchedAt = Date.now();
     renderList();
   } catch (e) {
@@ -541,7 +546,7 @@ function renderSale() {
   });
 
   const due = balance < 0;
-  ui.sale.replaceChildren(
+  const parts = [
     el(
       "div",
       { class: "sale-head" },
@@ -586,7 +591,8 @@ function renderSale() {
         el("div", { class: "row" }, ui.reason, el("button", { class: "danger", id: "void", onclick: voidSale }, S.void)),
       ),
     ),
-  );
+  ];
+  ui.sale.replaceChildren(...parts.filter(Boolean));
 }
 
 // --- keys ---

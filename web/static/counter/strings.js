@@ -48,7 +48,7 @@ export default {
   voidReasonPlaceholder: "e.g. customer left",
   void: "Void (F9)",
   voidNeedsReason: "Type a reason to void this sale.",
-  completed: (t, change) => `Ticket #${t} complete.` + (change > 0 ? ` Give change: ${change}.` : ""),
+  completed: (t, change) => `Ticket #${t} complete.` + (change ? ` Give change: ${change}.` : ""),
   released: (t) => `Ticket #${t} released; it is back in the list.`,
   voided: (t) => `Ticket #${t} voided.`,
   claimed: (who, until) => `Another counter has this presell: ${who}, until ${until}.`,

@@ -56,9 +56,14 @@ function start() {
   render();
 }
 
+// fill replaces node's children, leaving out the parts not shown (null).
+function fill(node, ...kids) {
+  node.replaceChildren(...kids.flat().filter((k) => k != null && k !== false));
+}
+
 function notPaired(message) {
   view.main.className = "display idle";
-  view.main.replaceChildren(
+  fill(view.main,
     el("h1", {}, S.notPaired),
     message ? el("p", { class: "err" }, message) : null,
     el("p", { class: "help" }, S.pairHelp),
@@ -123,7 +128,7 @@ function render() {
 
 function renderIdle() {
   view.main.className = "display idle";
-  view.main.replaceChildren(
+  fill(view.main,
     el("p", { class: "store", id: "store" }, storeName()),
     el("h1", { class: "welcome" }, S.welcome),
     el("p", { class: "sub" }, S.welcomeSub),
@@ -134,7 +139,7 @@ function renderIdle() {
 function renderThanks(s) {
   const { change } = sums(s);
   view.main.className = "display thanks";
-  view.main.replaceChildren(
+  fill(view.main,
     el("h1", { class: "welcome", id: "thanks" }, S.thanks),
     change > 0 ? el("p", { class: "change" }, S.change, " ", el("span", { class: "money" }, money(change))) : null,
     el("p", { class: "sub" }, S.thanksSub),
@@ -162,7 +167,7 @@ function renderSale(s) {
       el("span", { class: "money" }, money(ln.totalprice)),
     ),
   );
-  view.main.replaceChildren(
+  fill(view.main,
     el(
       "header",
       { class: "sale-head" },
