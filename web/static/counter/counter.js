@@ -230,6 +230,9 @@ function explain(e, what) {
   if (!(e instanceof FD1Error)) return String(e);
   if (e.code === "claimed") {
     const m = /claimed by "([^"]*)" until (\S+)/.exec(e.message);
+    // A claim lives as long as the socket that made it: after a dropped
+    // link this counter's own old claim holds the presell till it lapses.
+    if (m && m[1] === localStorage.getItem(nameStore)) return S.claimedSelf(localTime(m[2]));
     if (m) return S.claimed(m[1], localTime(m[2]));
   }
   if (e.code === "not_found" && what) return S.notFound(what);
@@ -470,6 +473,10 @@ function renderList() {
 
 function renderSale() {
   if (!ui.sale) return;
+  // What the cashier was typing survives a redraw of the same sale.
+  const same = sale && ui.salePK === sale.physkey;
+  const kept = same && ui.amount ? { amount: ui.amount.value, reason: ui.reason.value, focus: document.activeElement && document.activeElement.id } : null;
+  ui.salePK = sale ? sale.physkey : "";
   ui.amount = null;
   ui.reason = null;
   if (!sale) {
@@ -593,6 +600,11 @@ function renderSale() {
     ),
   ];
   ui.sale.replaceChildren(...parts.filter(Boolean));
+  if (kept) {
+    ui.amount.value = kept.amount;
+    ui.reason.value = kept.reason;
+    if (kept.focus === "amount" || kept.focus === "void-reason") document.getElementById(kept.focus).focus();
+  }
 }
 
 // --- keys ---

@@ -52,6 +52,7 @@ export default {
   released: (t) => `Ticket #${t} released; it is back in the list.`,
   voided: (t) => `Ticket #${t} voided.`,
   claimed: (who, until) => `Another counter has this presell: ${who}, until ${until}.`,
+  claimedSelf: (until) => `This counter held it before its link to the lane dropped; it is free again at ${until} (or an admin key can take it over now).`,
   notFound: (what) => `No open presell matches “${what}”.`,
   hasPayments: "This sale holds payments: reverse them first.",
   retrying: "The lane did not answer; trying again with the same request…",
