@@ -66,6 +66,8 @@ func New() (*Site, error) {
 		s.mux.HandleFunc("GET "+p+"{$}", s.page)
 	}
 	s.mux.HandleFunc("GET /assets/{version}/{file...}", s.asset)
+	s.mux.HandleFunc("GET /favicon.ico", s.favicon)
+	s.mux.Handle("GET /barcode", BarcodeHandler())
 	return s, nil
 }
 
@@ -74,7 +76,7 @@ func (s *Site) Version() string { return s.version }
 
 // Routes lists the patterns the site answers, for the server to mount.
 func (s *Site) Routes() []string {
-	return []string{"GET /{$}", "GET /tablet/", "GET /counter/", "GET /display/", "GET /assets/"}
+	return []string{"GET /{$}", "GET /tablet/", "GET /counter/", "GET /display/", "GET /assets/", "GET /favicon.ico", "GET /barcode"}
 }
 
 // ServeHTTP serves a page or an asset, with the site's security headers.
@@ -124,6 +126,19 @@ func (s *Site) asset(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Write(b)
+}
+
+// favicon answers the browser's own request for /favicon.ico (pages name
+// their icon, but other paths, like /healthz, do not).
+func (s *Site) favicon(w http.ResponseWriter, r *http.Request) {
+	b, err := fs.ReadFile(s.static, "lib/icon.svg")
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
 	w.Write(b)
 }
 

@@ -81,6 +81,8 @@ func TestSite(t *testing.T) {
 		{"/assets/" + s.Version() + "/../../web.go", http.StatusTemporaryRedirect}, // cleaned to a path that is not found
 		{"/assets/" + s.Version() + "/lib/nothing.js", http.StatusNotFound},
 		{"/tablet/nothing", http.StatusNotFound},
+		{"/favicon.ico", http.StatusOK},
+		{"/barcode?kind=code128&text=GL0100013F30", http.StatusOK},
 	} {
 		if got := get(t, s, tt.path).StatusCode; got != tt.want {
 			t.Errorf("GET %s: %d, want %d", tt.path, got, tt.want)

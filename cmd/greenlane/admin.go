@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/web"
 )
 
 func runFixture(args []string, stdout, stderr io.Writer) error {
@@ -161,7 +163,7 @@ func splitLeadingArg(args []string) (string, []string) {
 
 func runAPIKey(args []string, stdout, stderr io.Writer) error {
 	return runSubcommand("apikey", []subcommand{
-		{"create", "create [--db PATH] --name NAME --scope SCOPE[,SCOPE…]", apikeyCreate},
+		{"create", "create [--db PATH] --name NAME --scope SCOPE[,SCOPE…] [--qr [--url-base URL]]", apikeyCreate},
 		{"list", "list [--db PATH]", apikeyList},
 		{"revoke", "revoke ID|NAME [--db PATH]", apikeyRevoke},
 	}, "Scopes: presell, counter, display, debug, admin.", args, stdout, stderr)
@@ -179,10 +181,12 @@ func openExisting(path string) (*lanedb.DB, error) {
 }
 
 func apikeyCreate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("apikey create", "apikey create [--db PATH] --name NAME --scope SCOPE[,SCOPE…]", stderr)
+	fs := newFlags("apikey create", "apikey create [--db PATH] --name NAME --scope SCOPE[,SCOPE…] [--qr [--url-base URL]]", stderr)
 	dbPath := fs.String("db", defaultDB, "lane DB file")
 	name := fs.String("name", "", "who holds the key, e.g. tablet-3 or counter-1 (shown in logs and on presells)")
 	scope := fs.String("scope", "", "comma-separated scopes: presell, counter, display, debug, admin")
+	qr := fs.Bool("qr", false, "also print on stderr a QR code of the tablet pairing link URL-BASE/tablet/#key=KEY, for the tablet's camera")
+	urlBase := fs.String("url-base", "http://127.0.0.1:3490", "the lane's address as the tablet reaches it, for --qr (give the LAN address, e.g. http://192.168.1.20:3490)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -193,6 +197,13 @@ func apikeyCreate(args []string, stdout, stderr io.Writer) error {
 	scopes, err := protocol.ParseScopes(*scope)
 	if err != nil {
 		return usagef("--scope: %v", err)
+	}
+	// Checked before the key exists, so a bad address leaves no stray key.
+	var base string
+	if *qr {
+		if base, err = pairingBase(*urlBase); err != nil {
+			return usagef("--url-base: %v", err)
+		}
 	}
 	db, err := openExisting(*dbPath)
 	if err != nil {
@@ -208,7 +219,38 @@ func apikeyCreate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, key)
+	if *qr {
+		// The key rides in the fragment: browsers never send it to a
+		// server, so it stays out of access logs and proxies.
+		link := pairingURL(base, key)
+		code, err := web.QRTerminal(link)
+		if err != nil {
+			return fmt.Errorf("pairing QR: %w", err)
+		}
+		fmt.Fprintf(stderr, "Scan this with the tablet's camera: it opens %s and pairs the tablet as %s.\nThe link holds the key: show it only to that device.\n%s", link, *name, code)
+	}
 	return nil
+}
+
+// pairingBase checks --url-base: an http or https address with a host and
+// no query or fragment (the pairing link adds its own path and fragment).
+func pairingBase(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http:// or https:// address with a host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("%q: give only scheme, host, port and an optional path", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// pairingURL is the link the tablet page reads its key from (#key=).
+func pairingURL(base, key string) string {
+	return base + "/tablet/#key=" + url.QueryEscape(key)
 }
 
 func apikeyList(args []string, stdout, stderr io.Writer) error {
