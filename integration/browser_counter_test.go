@@ -1,0 +1,191 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// presellFromTablet builds and submits a presell the way a tablet does, over a
+// real presell socket, and returns the submitted sale.
+func presellFromTablet(t *testing.T, tab *conn, cid int, lines ...soldLine) map[string]any {
+	t.Helper()
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	for _, ln := range lines {
+		sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": ln.pid, "qty": ln.qty})
+	}
+	if cid != 0 {
+		sale(t, tab, sbA+"sale_set_customer", pk, map[string]any{"cid": cid})
+	}
+	s := sale(t, tab, sbA+"sale_park", pk, nil)
+	if s["phase"] != 5.0 || s["ticket_barcode"] == nil {
+		t.Fatalf("submitted presell: %v", s)
+	}
+	return s
+}
+
+// shotForTour writes a PNG of the page's viewport for the README's tour
+// when GREENLANE_SCREENS names a folder (docs/screens); otherwise it only
+// proves a screenshot can be taken.
+func shotForTour(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := os.Getenv("GREENLANE_SCREENS")
+	if dir == "" {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+}
+
+// pageTrue evaluates a JavaScript expression that yields true or false.
+func pageTrue(t *testing.T, ctx context.Context, expr string) bool {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// TestBrowserCounter drives the counter screen with the keyboard, as a
+// cashier with a USB scanner does: pair, scan a ticket's barcode, see the
+// price drift, accept it, tender cash above the total, see the change,
+// complete; and a presell another counter holds is shown with its holder.
+func TestBrowserCounter(t *testing.T) {
+	l := startLane(t)
+	tabletKey := l.newKey("tablet-1", "presell")
+	counterKey := l.newKey("counter-1", "counter")
+	otherKey := l.newKey("counter-2", "counter")
+	tab := l.login(presellQuery, tabletKey, "")
+
+	// Two Hot Chocolates (5.50) and a Long Black (4.80); then Hot Chocolate
+	// goes up to 6.20 before the counter recalls the ticket.
+	p1 := presellFromTablet(t, tab, 0, soldLine{1006, 2}, soldLine{1004, 1})
+	p2 := presellFromTablet(t, tab, 0, soldLine{1001, 1})
+	p3 := presellFromTablet(t, tab, 7, soldLine{1001, 1}) // Mei Lin Chen, 5% off
+	sqliteExec(t, l.db, `UPDATE products SET price_cents = 620 WHERE pid = 1006`)
+	other := l.login("", otherKey, "")
+	sale(t, other, presellA+"recall", nil, map[string]any{"ticket": p2["ticket"]})
+
+	ctx := newBrowser(t)
+	base := "http://" + l.addr
+	t1 := fmt.Sprint(num(p1["ticket"]))
+	t2 := fmt.Sprint(num(p2["ticket"]))
+
+	// Pairing: the key is typed once and kept.
+	browserRun(t, ctx,
+		chromedp.Navigate(base+"/counter/"),
+		typeInto("#pair-key", counterKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+t1),
+		waitText("#presells", "held by counter-2"),
+		waitText("#legend", "F8"),
+	)
+	if !pageTrue(t, ctx, `localStorage.getItem("greenlane.counter.key") !== null && document.activeElement.id === "scan"`) {
+		t.Fatal("after pairing: the key is not kept, or the scan field has no focus")
+	}
+	shotForTour(t, ctx, "counter-list")
+
+	// A scan is the barcode's text and Enter, typed into the focused field.
+	browserRun(t, ctx,
+		chromedp.KeyEvent(p1["ticket_barcode"].(string)+kb.Enter),
+		waitText("#sale-title", "Ticket #"+t1),
+		waitText("#drift", "Hot Chocolate: $11.00 → $12.40"),
+		waitText("#total", "$15.80"),
+		waitText("#who", "paired as counter-1"),
+	)
+	if !pageTrue(t, ctx, `document.querySelectorAll("#lines tr.drift").length === 1`) {
+		t.Fatal("the drifted line is not highlighted")
+	}
+	shotForTour(t, ctx, "counter-drift")
+
+	// Accept the new prices (F6), then tender $20 cash (typed amount + F2).
+	browserRun(t, ctx,
+		chromedp.KeyEvent(kb.F6),
+		waitText("#total", "$17.20"),
+		chromedp.WaitNotPresent(chromedp.CSS("#drift")),
+		typeInto("#amount", "20"),
+		chromedp.KeyEvent(kb.F2),
+		waitText("#change", "$2.80"),
+		waitText("#payments", "Cash"),
+	)
+	shotForTour(t, ctx, "counter-paid")
+	// At phone width the sale comes first and nothing is wider than the screen.
+	browserRun(t, ctx, setViewport(phoneWidth), waitText("#change", "$2.80"))
+	if !pageTrue(t, ctx, `document.documentElement.scrollWidth <= window.innerWidth`) {
+		t.Fatal("at 360 px the counter scrolls sideways")
+	}
+	shotForTour(t, ctx, "counter-paid-360")
+	browserRun(t, ctx, setViewport(desktopWidth))
+	browserRun(t, ctx,
+		chromedp.KeyEvent(kb.F8),
+		waitText("#message", "Ticket #"+t1+" complete. Give change: $2.80."),
+	)
+	rows := sqliteRows(t, l.db, `SELECT s.phase, s.sid IS NOT NULL AS has_sid, s.saletotal_cents, p.type, p.amount_cents
+		FROM sales s JOIN payments p ON p.sale_physkey = s.physkey WHERE s.physkey = %s`, sqlQuote(p1["physkey"].(string)))
+	if len(rows) != 1 || num(rows[0]["phase"]) != 1 || num(rows[0]["has_sid"]) != 1 || num(rows[0]["amount_cents"]) != 2000 ||
+		num(rows[0]["saletotal_cents"]) != 1720 || num(rows[0]["type"]) != 1 {
+		t.Fatalf("lane DB after Complete: %v, want phase 1, total $17.20, one $20.00 cash payment", rows)
+	}
+
+	// Esc gives a recalled presell back: it waits for a counter again.
+	t3 := fmt.Sprint(num(p3["ticket"]))
+	browserRun(t, ctx,
+		chromedp.KeyEvent(t3+kb.Enter),
+		waitText("#sale-title", "Ticket #"+t3),
+		waitText("#sale", "Mei Lin Chen (5% off)"),
+		chromedp.KeyEvent(kb.Escape),
+		waitText("#message", "Ticket #"+t3+" released"),
+	)
+	state := func(pk any) map[string]any {
+		rows := sqliteRows(t, l.db, `SELECT phase, claim_session IS NULL AS free, (SELECT count(*) FROM payments WHERE sale_physkey = physkey AND payflags = 0) AS payments
+			FROM sales WHERE physkey = %s`, sqlQuote(pk.(string)))
+		if len(rows) != 1 {
+			t.Fatalf("sale %v: %v", pk, rows)
+		}
+		return rows[0]
+	}
+	if st := state(p3["physkey"]); num(st["phase"]) != 5 || num(st["free"]) != 1 {
+		t.Fatalf("lane DB after Release: %v, want phase 5 and no claim", st)
+	}
+
+	// Void needs a reason, and is refused while the sale holds a payment:
+	// the cashier is told to reverse it first, reverses it, and voids.
+	browserRun(t, ctx,
+		chromedp.KeyEvent(p3["ticket_word"].(string)+kb.Enter),
+		waitText("#sale-title", "Ticket #"+t3),
+		typeInto("#amount", "2"),
+		chromedp.KeyEvent(kb.F3),
+		waitText("#payments", "Eftpos"),
+		typeInto("#void-reason", "customer left"),
+		chromedp.KeyEvent(kb.F9),
+		waitText("#message", "This sale holds payments: reverse them first."),
+		chromedp.Click(chromedp.CSS("#payments button")),
+		chromedp.WaitNotPresent(chromedp.CSS("#payments")),
+		chromedp.KeyEvent(kb.F9),
+		waitText("#message", "Ticket #"+t3+" voided."),
+	)
+	if st := state(p3["physkey"]); num(st["phase"]) != 10000 || num(st["payments"]) != 0 {
+		t.Fatalf("lane DB after Void: %v, want phase 10000 and no live payment (the one taken is reversed)", st)
+	}
+
+	// A presell held by another counter: who, and until when.
+	browserRun(t, ctx,
+		chromedp.KeyEvent(t2+kb.Enter),
+		waitText("#message", "Another counter has this presell: counter-2, until"),
+	)
+	if pageTrue(t, ctx, `document.getElementById("sale-title") !== null`) {
+		t.Fatal("a presell claimed by counter-2 was shown as recalled here")
+	}
+	browserLog(ctx).wantNoErrors(t)
+}

@@ -1,0 +1,78 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserDisplay watches the customer display while a tablet builds a
+// presell over a real socket and a counter takes payment: idle with the
+// store's name → the lines as they are rung up → paid with change due →
+// thank-you → idle again. The display is paired by its address alone.
+func TestBrowserDisplay(t *testing.T) {
+	l := startLane(t)
+	displayKey := l.newKey("display-1", "display")
+	tabletKey := l.newKey("tablet-1", "presell")
+	counterKey := l.newKey("counter-1", "counter")
+	tab := l.login(presellQuery, tabletKey, "")
+	counter := l.login("", counterKey, "")
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey+"&tablet=tablet-1"),
+		waitText("#store", "Harbour Street Deli"),
+		waitText("#display", "Welcome"),
+	)
+	// The key leaves the address bar (and history) but the pairing stays.
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || strings.Contains(loc, displayKey) || !strings.HasSuffix(loc, "/display/") {
+		t.Fatalf("display address after pairing: %q (%v), want /display/ without the key", loc, err)
+	}
+	if !pageTrue(t, ctx, `localStorage.getItem("greenlane.display.tablet") === "tablet-1"`) {
+		t.Fatal("the display did not keep its tablet")
+	}
+	shotForTour(t, ctx, "display-idle")
+
+	// The tablet rings up two Hot Chocolates, then a Long Black; each shows
+	// as it lands.
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 2})
+	browserRun(t, ctx, waitText("#lines", "Hot Chocolate"), waitText("#total", "$11.00"))
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1004, "qty": 1})
+	browserRun(t, ctx, waitText("#lines", "Long Black"), waitText("#total", "$15.80"))
+	// A sale on another tablet does not take this display.
+	other := l.login(presellQuery, l.newKey("tablet-2", "presell"), "")
+	sale(t, other, sbA+"sale_create", nil, nil)
+	parked := sale(t, tab, sbA+"sale_park", pk, nil)
+	ticket := fmt.Sprint(num(parked["ticket"]))
+	browserRun(t, ctx, waitText("#display", "Ticket #"+ticket), waitText("#display", "pay at the counter"))
+	shotForTour(t, ctx, "display-sale")
+
+	// The counter recalls it and takes $20 cash.
+	sale(t, counter, presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})
+	sale(t, counter, sbA+"sale_add_payment", pk, map[string]any{"type": 1, "amount": 20})
+	browserRun(t, ctx, waitText("#paid", "$20.00"), waitText("#change", "$4.20"))
+	shotForTour(t, ctx, "display-paid")
+
+	// Completed: thank-you (with the change), then idle by itself.
+	sale(t, counter, sbA+"salesbuilder_complete", pk, nil)
+	browserRun(t, ctx, waitText("#thanks", "Thank you"), waitText("#display", "$4.20"))
+	shotForTour(t, ctx, "display-thanks")
+	browserRun(t, ctx, waitText("#store", "Harbour Street Deli"), waitText("#display", "Welcome"))
+
+	// At phone width a sale still fits: nothing wider than the screen.
+	pk2 := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk2, map[string]any{"pid": 1006, "qty": 1})
+	browserRun(t, ctx, setViewport(phoneWidth), waitText("#lines", "Hot Chocolate"))
+	if !pageTrue(t, ctx, `document.documentElement.scrollWidth <= window.innerWidth`) {
+		t.Fatal("at 360 px the display scrolls sideways")
+	}
+	shotForTour(t, ctx, "display-sale-360")
+	// A voided sale clears the screen at once.
+	sale(t, tab, sbA+"salesbuilder_cancel", pk2, map[string]any{"reason": "changed mind"})
+	browserRun(t, ctx, waitText("#display", "Welcome"))
+	browserLog(ctx).wantNoErrors(t)
+}
