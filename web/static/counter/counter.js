@@ -133,9 +133,7 @@ function showCounter(key) {
   lane.addEventListener("status", (e) => onStatus(e.detail));
   lane.addEventListener("login", () => {
     refreshList();
-    // A sale held before the link dropped is still ours on the same
-    // session only; renew (or learn we lost it).
-    if (sale) beat();
+    if (sale) reclaim();
   });
   lane.firehose("presell", {}, () => refreshListSoon());
   clearInterval(heartbeat);
@@ -320,6 +318,22 @@ function updateSale(r) {
   const drift = r.price_drift || (sale && sale.price_drift) || [];
   const claim = r.claim || (sale && sale.claim);
   setSale({ ...r, price_drift: drift, claim });
+}
+
+// reclaim recalls the sale on screen again after the link came back: a
+// claim belongs to the socket that made it, so the new socket must claim
+// it anew. While the old socket's claim has not lapsed the lane refuses,
+// and the cashier is told until when.
+async function reclaim() {
+  const pk = sale.physkey;
+  try {
+    const r = first(await change("fd1.presell.recall", { v: { ticket: sale.ticket } }));
+    if (r && r.physkey === pk) updateSale(r);
+    else setSale(r);
+  } catch (e) {
+    say(explain(e), "error");
+    if (sale && sale.physkey === pk) setSale(null);
+  }
 }
 
 function beat() {
