@@ -82,9 +82,13 @@ func TestBrowserCounter(t *testing.T) {
 	t1 := fmt.Sprint(num(p1["ticket"]))
 	t2 := fmt.Sprint(num(p2["ticket"]))
 
-	// Pairing: the key is typed once and kept.
+	// Pairing: a wrong key is refused and asked for again; the right one
+	// is typed once and kept.
 	browserRun(t, ctx,
 		chromedp.Navigate(base+"/counter/"),
+		typeInto("#pair-key", "not-a-key"),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#pair-form", "The lane refused this key"),
 		typeInto("#pair-key", counterKey),
 		chromedp.Click(chromedp.CSS("#pair-go")),
 		waitText("#presells", "#"+t1),
@@ -187,5 +191,13 @@ func TestBrowserCounter(t *testing.T) {
 	if pageTrue(t, ctx, `document.getElementById("sale-title") !== null`) {
 		t.Fatal("a presell claimed by counter-2 was shown as recalled here")
 	}
+
+	// Unpair, then pair with a tablet's key by mistake: told at once.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#unpair")),
+		typeInto("#pair-key", tabletKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#message", "This key has scope presell, not counter"),
+	)
 	browserLog(ctx).wantNoErrors(t)
 }

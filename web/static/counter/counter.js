@@ -131,7 +131,11 @@ function showCounter(key) {
 
   lane = new Lane({ key }).start();
   lane.addEventListener("status", (e) => onStatus(e.detail));
-  lane.addEventListener("login", () => {
+  lane.addEventListener("login", (e) => {
+    // Payments, completion and voids need the counter scope: a tablet's
+    // key here would fail at the first tender, so say so at once.
+    const scopes = (e.detail && e.detail.scopes) || [];
+    if (!scopes.includes("counter") && !scopes.includes("admin")) say(S.wrongScope(scopes.join(", ")), "error");
     refreshList();
     if (sale) reclaim();
   });
@@ -447,7 +451,8 @@ async function refreshList() {
     listFetchedAt = Date.now();
     renderList();
   } catch (e) {
-    if (e.code !== "offline") say(explain(e), "error");
+    // forbidden: a key without the counter scope, said once at login.
+    if (e.code !== "offline" && e.code !== "forbidden") say(explain(e), "error");
   }
 }
 

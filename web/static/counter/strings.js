@@ -9,6 +9,7 @@ export default {
   pairedAs: (name) => `paired as ${name}`,
   pairedKey: (tail) => `paired (key …${tail})`,
   refused: (m) => `The lane refused this key: ${m}. Pair again with a counter key.`,
+  wrongScope: (scopes) => `This key has scope ${scopes || "none"}, not counter: it cannot take payments. Unpair and pair with a counter key.`,
   connecting: "Connecting to the lane…",
   offline: (m) => `Offline — reconnecting${m ? ` (${m})` : ""}`,
   scanLabel: "Scan a ticket, or type its number or word, then Enter",
