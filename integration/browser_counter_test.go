@@ -142,6 +142,12 @@ func TestBrowserCounter(t *testing.T) {
 		t.Fatalf("lane DB after Complete: %v, want phase 1, total $17.20, one $20.00 cash payment", rows)
 	}
 
+	// The same ticket scanned again: nothing to recall, and why.
+	browserRun(t, ctx,
+		chromedp.KeyEvent(p1["ticket_barcode"].(string)+kb.Enter),
+		waitText("#message", "That ticket's sale is already complete."),
+	)
+
 	// Esc gives a recalled presell back: it waits for a counter again.
 	t3 := fmt.Sprint(num(p3["ticket"]))
 	browserRun(t, ctx,

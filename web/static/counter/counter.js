@@ -237,7 +237,12 @@ function explain(e, what) {
     if (m && m[1] === localStorage.getItem(nameStore)) return S.claimedSelf(localTime(m[2]));
     if (m) return S.claimed(m[1], localTime(m[2]));
   }
-  if (e.code === "not_found" && what) return S.notFound(what);
+  if (e.code === "not_found" && what) {
+    // A ticket scanned twice: the lane says what became of it.
+    if (/ was completed$/.test(e.message)) return S.notFound(what) + " " + S.wasCompleted;
+    if (/ was cancelled$/.test(e.message)) return S.notFound(what) + " " + S.wasVoided;
+    return S.notFound(what);
+  }
   if (e.code === "has_payments") return S.hasPayments;
   return S.error(e.code, e.message);
 }
@@ -279,11 +284,13 @@ function recallArgs(text) {
 
 function recall(text) {
   const t = (text || "").trim();
-  if (!t) return;
+  if (!t || busy) return; // busy: the scan stays in the field for another Enter
+  // The next scan starts on an empty field, whatever this one brings (the
+  // message quotes what was scanned).
+  ui.scan.value = "";
   act(async () => {
     if (sale) await releaseQuietly();
     const r = first(await change("fd1.presell.recall", { v: recallArgs(t) }));
-    ui.scan.value = "";
     quiet();
     setSale(r);
     if (r && r.claim && r.claim.holder && !localStorage.getItem(nameStore)) {

@@ -55,6 +55,8 @@ export default {
   claimed: (who, until) => `Another counter has this presell: ${who}, until ${until}.`,
   claimedSelf: (until) => `This counter held it before its link to the lane dropped; it is free again at ${until} (or an admin key can take it over now).`,
   notFound: (what) => `No open presell matches “${what}”.`,
+  wasCompleted: "That ticket's sale is already complete.",
+  wasVoided: "That ticket's sale was voided.",
   hasPayments: "This sale holds payments: reverse them first.",
   retrying: "The lane did not answer; trying again with the same request…",
   error: (code, m) => `${code}: ${m}`,
