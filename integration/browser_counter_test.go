@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -205,5 +206,49 @@ func TestBrowserCounter(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#pair-go")),
 		waitText("#message", "This key has scope presell, not counter"),
 	)
+	browserLog(ctx).wantNoErrors(t)
+}
+
+// TestBrowserCounterRetry freezes the lane (SIGSTOP) as the cashier tenders
+// $5 cash, so the reply does not come in time and the page sends the
+// change again; then thaws it. Both requests reach the lane, and because
+// the retry carries the same ik the lane takes $5 once, not twice.
+func TestBrowserCounterRetry(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lane.db")
+	p := relStart(t, db)
+	keys := relKeys(t, db, map[string]string{"tablet-1": "presell", "counter-1": "counter"})
+	l := &lane{t: t, addr: p.addr, db: db}
+	p1 := presellFromTablet(t, l.login(presellQuery, keys["tablet-1"], ""), 0, soldLine{1006, 2})
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", keys["counter-1"]),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+fmt.Sprint(num(p1["ticket"]))),
+		chromedp.KeyEvent(p1["ticket_barcode"].(string)+kb.Enter),
+		waitText("#total", "$11.00"),
+	)
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thaw := func() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
+	t.Cleanup(thaw)
+	// fd1.js gives up waiting for a reply after 15 s; the page then retries.
+	browserRun(t, ctx,
+		typeInto("#amount", "5"),
+		chromedp.KeyEvent(kb.F2),
+		waitText("#message", "trying again with the same request"),
+	)
+	thaw()
+	browserRun(t, ctx, waitText("#payments", "Cash"), waitText("#balance", "$6.00"))
+	rows := sqliteRows(t, db, `SELECT count(*) AS n, sum(amount_cents) AS cents FROM payments WHERE sale_physkey = %s`,
+		sqlQuote(p1["physkey"].(string)))
+	if num(rows[0]["n"]) != 1 || num(rows[0]["cents"]) != 500 {
+		t.Fatalf("payments after a retried tender: %v, want one of $5.00", rows)
+	}
+	if !pageTrue(t, ctx, `document.querySelectorAll("#payments li").length === 1`) {
+		t.Fatal("the page shows more than one payment")
+	}
 	browserLog(ctx).wantNoErrors(t)
 }
