@@ -95,7 +95,13 @@ function onEvent(v) {
     if (shown && shown.salephyskey === v.salephyskey) setShown(null);
     return;
   }
-  // active or parked: a new sale takes the screen; a thank-you is cut short.
+  // active or parked. On a lane-wide display several sales move at once:
+  // the one being paid, or being built, keeps the screen from another
+  // sale that was merely parked or started elsewhere.
+  if (shown && shown.salephyskey !== v.salephyskey && shown.status === "active") {
+    if ((shown.payments || []).length || status === "parked") return;
+  }
+  // A new sale takes the screen; a thank-you is cut short.
   if (thanksTimer) {
     clearTimeout(thanksTimer);
     thanksTimer = 0;
