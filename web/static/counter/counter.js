@@ -76,7 +76,7 @@ function unpair() {
 const ui = {};
 
 function showCounter(key) {
-  ui.who = el("span", { class: "who", id: "who" }, pairedLabel(key));
+  ui.who = el("span", { class: "who", id: "who" }, pairedLabel());
   ui.status = el("div", { class: "banner hidden", id: "status", role: "status" });
   ui.message = el("div", { class: "message hidden", id: "message", role: "alert" });
   ui.scan = el("input", {
@@ -148,9 +148,9 @@ function showCounter(key) {
   focusScan();
 }
 
-function pairedLabel(key) {
+function pairedLabel() {
   const name = localStorage.getItem(nameStore);
-  return name ? S.pairedAs(name) : S.pairedKey(key.slice(-4));
+  return name ? S.pairedAs(name) : S.paired; // never any part of the key on screen
 }
 
 function onStatus({ state, message }) {

@@ -7,7 +7,7 @@ export default {
   pair: "Pair",
   unpair: "Unpair",
   pairedAs: (name) => `paired as ${name}`,
-  pairedKey: (tail) => `paired (key …${tail})`,
+  paired: "paired (its name shows after the first recall)",
   refused: (m) => `The lane refused this key: ${m}. Pair again with a counter key.`,
   wrongScope: (scopes) => `This key has scope ${scopes || "none"}, not counter: it cannot take payments. Unpair and pair with a counter key.`,
   connecting: "Connecting to the lane…",
