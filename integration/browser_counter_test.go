@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -28,24 +27,6 @@ func presellFromTablet(t *testing.T, tab *conn, cid int, lines ...soldLine) map[
 		t.Fatalf("submitted presell: %v", s)
 	}
 	return s
-}
-
-// shotForTour writes a PNG of the page's viewport for the README's tour
-// when GREENLANE_SCREENS names a folder (docs/screens); otherwise it only
-// proves a screenshot can be taken.
-func shotForTour(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	dir := os.Getenv("GREENLANE_SCREENS")
-	if dir == "" {
-		return
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
 }
 
 // pageTrue evaluates a JavaScript expression that yields true or false.
@@ -99,7 +80,7 @@ func TestBrowserCounter(t *testing.T) {
 	if !pageTrue(t, ctx, `localStorage.getItem("greenlane.counter.key") !== null && document.activeElement.id === "scan"`) {
 		t.Fatal("after pairing: the key is not kept, or the scan field has no focus")
 	}
-	shotForTour(t, ctx, "counter-list")
+	saveScreen(t, ctx, "counter-list")
 
 	// A scan is the barcode's text and Enter, typed into the focused field.
 	browserRun(t, ctx,
@@ -112,7 +93,7 @@ func TestBrowserCounter(t *testing.T) {
 	if !pageTrue(t, ctx, `document.querySelectorAll("#lines tr.drift").length === 1`) {
 		t.Fatal("the drifted line is not highlighted")
 	}
-	shotForTour(t, ctx, "counter-drift")
+	saveScreen(t, ctx, "counter-drift")
 
 	// Accept the new prices (F6), then tender $20 cash (typed amount + F2).
 	browserRun(t, ctx,
@@ -124,13 +105,13 @@ func TestBrowserCounter(t *testing.T) {
 		waitText("#change", "$2.80"),
 		waitText("#payments", "Cash"),
 	)
-	shotForTour(t, ctx, "counter-paid")
+	saveScreen(t, ctx, "counter-paid")
 	// At phone width the sale comes first and nothing is wider than the screen.
 	browserRun(t, ctx, setViewport(phoneWidth), waitText("#change", "$2.80"))
 	if !pageTrue(t, ctx, `document.documentElement.scrollWidth <= window.innerWidth`) {
 		t.Fatal("at 360 px the counter scrolls sideways")
 	}
-	shotForTour(t, ctx, "counter-paid-360")
+	saveScreen(t, ctx, "counter-paid-360")
 	browserRun(t, ctx, setViewport(desktopWidth))
 	browserRun(t, ctx,
 		chromedp.KeyEvent(kb.F8),

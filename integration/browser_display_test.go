@@ -36,7 +36,7 @@ func TestBrowserDisplay(t *testing.T) {
 	if !pageTrue(t, ctx, `localStorage.getItem("greenlane.display.tablet") === "tablet-1"`) {
 		t.Fatal("the display did not keep its tablet")
 	}
-	shotForTour(t, ctx, "display-idle")
+	saveScreen(t, ctx, "display-idle")
 
 	// The tablet rings up two Hot Chocolates, then a Long Black; each shows
 	// as it lands.
@@ -51,18 +51,18 @@ func TestBrowserDisplay(t *testing.T) {
 	parked := sale(t, tab, sbA+"sale_park", pk, nil)
 	ticket := fmt.Sprint(num(parked["ticket"]))
 	browserRun(t, ctx, waitText("#display", "Ticket #"+ticket), waitText("#display", "pay at the counter"))
-	shotForTour(t, ctx, "display-sale")
+	saveScreen(t, ctx, "display-sale")
 
 	// The counter recalls it and takes $20 cash.
 	sale(t, counter, presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})
 	sale(t, counter, sbA+"sale_add_payment", pk, map[string]any{"type": 1, "amount": 20})
 	browserRun(t, ctx, waitText("#paid", "$20.00"), waitText("#change", "$4.20"))
-	shotForTour(t, ctx, "display-paid")
+	saveScreen(t, ctx, "display-paid")
 
 	// Completed: thank-you (with the change), then idle by itself.
 	sale(t, counter, sbA+"salesbuilder_complete", pk, nil)
 	browserRun(t, ctx, waitText("#thanks", "Thank you"), waitText("#display", "$4.20"))
-	shotForTour(t, ctx, "display-thanks")
+	saveScreen(t, ctx, "display-thanks")
 	browserRun(t, ctx, waitText("#store", "Harbour Street Deli"), waitText("#display", "Welcome"))
 
 	// At phone width a sale still fits: nothing wider than the screen.
@@ -72,7 +72,7 @@ func TestBrowserDisplay(t *testing.T) {
 	if !pageTrue(t, ctx, `document.documentElement.scrollWidth <= window.innerWidth`) {
 		t.Fatal("at 360 px the display scrolls sideways")
 	}
-	shotForTour(t, ctx, "display-sale-360")
+	saveScreen(t, ctx, "display-sale-360")
 	// A voided sale clears the screen at once.
 	sale(t, tab, sbA+"salesbuilder_cancel", pk2, map[string]any{"reason": "changed mind"})
 	browserRun(t, ctx, waitText("#display", "Welcome"))

@@ -1,3 +1,762 @@
-// tablet.js: the tablet screen (being written).
-import { el } from "../lib/fd1.js";
-document.getElementById("app").append(el("main", {}, el("h1", {}, "Tablet")));
+// tablet.js: staff in the queue build a customer's order and submit it as
+// a presell. Every change goes through the offline queue (lib/queue.js)
+// with its own ik and is sent once, in order, when the lane is reachable;
+// what the screen shows of the sale (lines, prices, total, customer) is
+// always the lane's last reply, never computed here.
+import { Lane, el, money, newIK } from "../lib/fd1.js";
+import { Queue } from "../lib/queue.js";
+import S from "./strings.js";
+
+const store = {
+  key: "greenlane.tablet.key",
+  name: "greenlane.tablet.name",
+  sale: "greenlane.tablet.sale",
+};
+
+const $ = (id) => document.getElementById(id);
+const queue = new Queue("greenlane-tablet");
+
+const state = {
+  lane: null,
+  status: "connecting",
+  statusMessage: "",
+  products: [],
+  dept: "",
+  search: "",
+  sale: localStorage.getItem(store.sale) || "", // physkey of the sale being built
+  view: null, // the lane's last reply for that sale
+  pending: [], // queued changes, oldest first
+  customers: null, // last customer search result
+  presells: [],
+  ticket: null, // the parked sale whose ticket is shown
+  weigh: null, // {product} or {line}: the grams dialog
+  camera: null, // {stream, video, timer}
+};
+
+// --- pairing ---
+
+function keyFromFragment() {
+  const m = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  localStorage.setItem(store.key, decodeURIComponent(m[1]));
+  localStorage.removeItem(store.name);
+  // The key must not stay in the address bar, the history or a bookmark.
+  history.replaceState(null, "", location.pathname + location.search);
+  persist();
+}
+
+function persist() {
+  // Ask the browser not to evict the queue and the key under storage
+  // pressure; a tablet that loses them loses orders.
+  if (navigator.storage && navigator.storage.persist) navigator.storage.persist().catch(() => {});
+}
+
+function pair(key) {
+  key = key.trim();
+  if (!key) return;
+  localStorage.setItem(store.key, key);
+  localStorage.removeItem(store.name);
+  persist();
+  start();
+}
+
+async function unpair() {
+  if (!confirm(S.unpairConfirm(state.pending.length))) return;
+  if (state.lane) state.lane.stop();
+  state.lane = null;
+  await queue.clear();
+  state.pending = [];
+  for (const k of Object.values(store)) localStorage.removeItem(k);
+  state.sale = "";
+  state.view = null;
+  render();
+}
+
+// --- the connection ---
+
+function start() {
+  const key = localStorage.getItem(store.key);
+  if (!key) {
+    render();
+    return;
+  }
+  if (state.lane) state.lane.stop();
+  const lane = new Lane({ key, purpose: "presell" });
+  state.lane = lane;
+  lane.addEventListener("status", (e) => {
+    state.status = e.detail.state;
+    state.statusMessage = e.detail.message;
+    renderBanner();
+    renderButtons();
+  });
+  lane.addEventListener("login", onLogin);
+  lane.firehose("presell", {}, refreshPresellsSoon);
+  lane.start();
+  render();
+}
+
+async function onLogin() {
+  const lane = state.lane;
+  flush();
+  try {
+    const r = await lane.call("fd1.products.get_products_list", {
+      qo: { pid: true, description: true, price: true, plu: true, department: true, measurement: true, barcodes: true, active: true },
+    });
+    state.products = (r.data.rows || []).filter((p) => p.active !== false);
+    renderCatalogue();
+  } catch (e) {
+    showError(S.title, e);
+  }
+  await reloadSale();
+  refreshPresells();
+}
+
+// reloadSale shows the current sale as the lane has it (after a reload or
+// a reconnect), unless changes to it are still waiting to be sent.
+async function reloadSale() {
+  if (!state.sale || !state.lane || !state.lane.online) return;
+  if (state.pending.some((c) => c.sale === state.sale)) return;
+  try {
+    const r = await state.lane.call("salesbuilder.sale_fetch", { k: state.sale });
+    const sale = saleOf(r);
+    if (sale && sale.phase === 5 && sale.ticket != null) {
+      showTicket(sale);
+    } else if (sale && sale.phase === 0) {
+      setView(sale);
+    } else {
+      newSale();
+    }
+  } catch (e) {
+    if (e.code === "not_found") newSale();
+    else if (e.code !== "offline") showError(S.title, e);
+  }
+}
+
+// --- the queue ---
+
+// change queues one request for the current sale (creating the sale first,
+// under a physkey chosen here, when there is none) and sends what waits.
+async function change(a, fields, label) {
+  if (!state.sale) {
+    state.sale = newIK();
+    localStorage.setItem(store.sale, state.sale);
+    await queue.add({ a: "salesbuilder.sale_create", v: { physkey: state.sale }, ik: newIK(), sale: state.sale, label: S.create });
+  }
+  await queue.add({ a, k: state.sale, ...fields, ik: newIK(), sale: state.sale, label });
+  await loadPending();
+  flush();
+}
+
+async function loadPending() {
+  state.pending = await queue.all();
+  renderBanner();
+  renderOrder();
+}
+
+// retryLater are the answers that say nothing about the change itself:
+// the lane was unreachable, shutting down or busy. The change stays queued
+// with its ik; any other error is the lane's verdict on it.
+const retryLater = new Set(["offline", "unavailable", "rate_limited"]);
+
+let flushing = false;
+let retryTimer = 0;
+
+// flush sends the waiting changes one at a time, oldest first. A change
+// leaves the queue only when the lane has answered it: a dropped link keeps
+// it (and its ik) for the next try; an error reply drops it and says so.
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  clearTimeout(retryTimer);
+  try {
+    for (;;) {
+      const lane = state.lane;
+      if (!lane || !lane.online) break;
+      const [c] = await queue.all();
+      if (!c) break;
+      let reply;
+      try {
+        const fields = { ik: c.ik };
+        if (c.k) fields.k = c.k;
+        if (c.v) fields.v = c.v;
+        reply = await lane.call(c.a, fields);
+      } catch (e) {
+        if (retryLater.has(e.code)) {
+          retryTimer = setTimeout(flush, 2000);
+          break;
+        }
+        await queue.remove(c.id);
+        showError(c.label, e);
+        // A sale the lane would not create cannot take changes: the next
+        // tap starts a new one.
+        if (c.a === "salesbuilder.sale_create" && c.sale === state.sale) newSale();
+        continue;
+      }
+      await queue.remove(c.id);
+      applied(c, reply);
+    }
+  } finally {
+    flushing = false;
+    await loadPending();
+    if (!state.pending.length) refreshPresellsSoon();
+  }
+}
+
+// applied shows the lane's answer to one change.
+function applied(c, reply) {
+  const sale = saleOf(reply);
+  if (!sale) return;
+  if (sale.tablet) {
+    localStorage.setItem(store.name, sale.tablet);
+    renderPaired();
+  }
+  if (c.a === "salesbuilder.sale_park" && sale.ticket != null) {
+    showTicket(sale);
+    return;
+  }
+  if (sale.physkey === state.sale) setView(sale);
+}
+
+function saleOf(reply) {
+  const d = reply && reply.data;
+  if (!d) return null;
+  if (Array.isArray(d.rows)) return d.rows[0] || null;
+  return d.physkey ? d : null;
+}
+
+function setView(sale) {
+  state.view = sale;
+  renderOrder();
+}
+
+function newSale() {
+  state.sale = "";
+  state.view = null;
+  state.ticket = null;
+  state.customers = null;
+  localStorage.removeItem(store.sale);
+  render();
+}
+
+// --- actions ---
+
+function tapProduct(p) {
+  if (p.measurement === 1) {
+    openWeigh({ product: p });
+    return;
+  }
+  change("salesbuilder.sale_add_product", { v: { pid: p.pid } }, S.add(p.description));
+}
+
+function scan(code) {
+  code = code.trim();
+  if (!code) return;
+  change("salesbuilder.sale_add_product", { v: { barcode: code } }, S.addBarcode(code));
+}
+
+function stepLine(line, delta) {
+  const qty = line.qty + delta;
+  const d = line.product.description;
+  if (qty < 1) change("salesbuilder.sale_remove_line", { v: { seqnce: line.seqnce } }, S.removeLine(d));
+  else change("salesbuilder.sale_edit_line", { v: { seqnce: line.seqnce, qty } }, S.edit(d));
+}
+
+function removeLine(line) {
+  change("salesbuilder.sale_remove_line", { v: { seqnce: line.seqnce } }, S.removeLine(line.product.description));
+}
+
+async function findCustomers(text) {
+  text = text.trim().toLowerCase();
+  const lane = state.lane;
+  if (!lane || !lane.online) {
+    state.customers = { note: S.customerNeedsLane, rows: [] };
+    renderCustomer();
+    return;
+  }
+  try {
+    // The lane's filters compare whole values; "part of a name" is matched
+    // here, over the (capped) list the lane sends.
+    const r = await lane.call("fd1.customers.get_customers", { qo: { cid: true, name: true, phone: true, discount: true } });
+    const rows = (r.data.rows || []).filter(
+      (c) => !text || String(c.name || "").toLowerCase().includes(text) || String(c.phone || "").replace(/\s/g, "").includes(text.replace(/\s/g, ""))
+    );
+    state.customers = { note: rows.length ? "" : S.customerNoMatch, rows: rows.slice(0, 20) };
+  } catch (e) {
+    showError(S.customer, e);
+  }
+  renderCustomer();
+}
+
+function setCustomer(c) {
+  state.customers = null;
+  change("salesbuilder.sale_set_customer", { v: { cid: c.cid } }, S.setCustomer(c.name));
+}
+
+function submit() {
+  if (!state.sale || !canEditLines() || !state.view || !state.view.lines.length) return;
+  change("salesbuilder.sale_park", {}, S.park);
+}
+
+// Line edits name an absolute quantity taken from the lane's last reply, so
+// they are allowed only while that reply is current: nothing waiting.
+function canEditLines() {
+  return state.lane && state.lane.online && !state.pending.length;
+}
+
+// --- presells ---
+
+let presellTimer = 0;
+function refreshPresellsSoon() {
+  clearTimeout(presellTimer);
+  presellTimer = setTimeout(refreshPresells, 300);
+}
+
+async function refreshPresells() {
+  const lane = state.lane;
+  if (!lane || !lane.online) return;
+  try {
+    // A presell key sees only its own sales: qk "all" lists this tablet's
+    // open ones (being built, or submitted and waiting for the counter).
+    const r = await lane.call("salesbuilder.get_sale", { qk: "all" });
+    state.presells = r.data.rows || [];
+  } catch (e) {
+    if (e.code !== "offline") showError(S.presells, e);
+  }
+  renderPresells();
+}
+
+async function resume(p) {
+  if (p.physkey === state.sale) return;
+  state.sale = p.physkey;
+  localStorage.setItem(store.sale, p.physkey);
+  state.view = null;
+  render();
+  await reloadSale();
+}
+
+// --- rendering ---
+
+function render() {
+  renderPaired();
+  renderBanner();
+  const app = $("app");
+  app.replaceChildren();
+  if (!localStorage.getItem(store.key)) {
+    app.append(pairScreen());
+    return;
+  }
+  if (state.ticket) {
+    app.append(ticketScreen(state.ticket));
+    return;
+  }
+  app.append(sellScreen());
+  renderCatalogue();
+  renderOrder();
+  renderPresells();
+  if (state.weigh) app.append(weighDialog());
+}
+
+function renderPaired() {
+  const paired = !!localStorage.getItem(store.key);
+  const name = localStorage.getItem(store.name);
+  $("paired-as").textContent = paired ? (name ? S.pairedAs(name) : S.pairedNoName) : "";
+  $("unpair").classList.toggle("hidden", !paired);
+}
+
+function renderBanner() {
+  const b = $("banner");
+  const n = state.pending.length;
+  let text = "";
+  let cls = "offline";
+  if (!localStorage.getItem(store.key)) text = "";
+  else if (state.status === "refused") {
+    text = S.refused(state.statusMessage);
+    cls = "error";
+  } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
+  else if (n) text = S.sending(n);
+  b.textContent = text;
+  b.className = "banner " + cls + (text ? "" : " hidden");
+}
+
+function showError(what, e) {
+  const li = el("li", { class: "banner error" }, el("span", { class: "grow" }, S.failed(what, e)));
+  li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
+  $("errors").append(li);
+}
+
+function pairScreen() {
+  const input = el("input", { id: "pair-key", type: "password", autocomplete: "off", spellcheck: "false" });
+  const form = el(
+    "form",
+    { class: "card pair", onsubmit: (e) => (e.preventDefault(), pair(input.value)) },
+    el("h1", {}, S.pairHeading),
+    el("p", { class: "muted" }, S.pairHelp),
+    el("label", { for: "pair-key" }, S.pairLabel),
+    input,
+    el("button", { id: "pair-go", class: "primary", type: "submit" }, S.pairButton)
+  );
+  return form;
+}
+
+function sellScreen() {
+  const search = el("input", { id: "search", type: "search", value: state.search, autocomplete: "off" });
+  search.addEventListener("input", () => {
+    state.search = search.value;
+    renderGrid();
+  });
+  const scanField = el("input", { id: "scan", type: "text", inputmode: "numeric", autocomplete: "off", placeholder: S.scanPlaceholder });
+  scanField.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    scan(scanField.value);
+    scanField.value = "";
+  });
+  const custQ = el("input", { id: "cust-q", type: "search", autocomplete: "off" });
+  custQ.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") (e.preventDefault(), findCustomers(custQ.value));
+  });
+  return el(
+    "div",
+    { class: "sell" },
+    el(
+      "section",
+      { class: "catalogue", "aria-label": "Products" },
+      el(
+        "div",
+        { class: "finders" },
+        el("div", {}, el("label", { for: "search" }, S.searchLabel), search),
+        el("div", {}, el("label", { for: "scan" }, S.scanLabel), scanField),
+        el(
+          "div",
+          { class: "camera-row" },
+          el("button", { id: "camera", type: "button", onclick: toggleCamera }, state.camera ? S.cameraStop : S.camera),
+          el("span", { id: "camera-note", class: "muted" })
+        ),
+        el("div", { id: "camera-view" })
+      ),
+      el("div", { id: "depts", class: "depts", role: "group", "aria-label": "Departments" }),
+      el("div", { id: "grid", class: "grid" })
+    ),
+    // On a phone the order is below the products: this bar keeps its
+    // total in sight and jumps to it.
+    el("a", { id: "summary", class: "summary", href: "#order" }, el("span", { id: "summary-count" }), el("strong", { id: "summary-total", class: "money" })),
+    el(
+      "section",
+      { id: "order", class: "order card", "aria-label": S.order },
+      el("h2", {}, S.order),
+      el(
+        "div",
+        { class: "customer" },
+        el("div", { id: "customer" }),
+        el("label", { for: "cust-q" }, S.customerLabel),
+        el("div", { class: "row" }, custQ, el("button", { id: "cust-find", type: "button", onclick: () => findCustomers(custQ.value) }, S.customerFind)),
+        el("div", { id: "cust-results", class: "cust-results" })
+      ),
+      el("ul", { id: "lines", class: "lines" }),
+      el("ul", { id: "pending", class: "pending" }),
+      el("div", { class: "total row" }, el("span", { class: "grow" }, S.total), el("strong", { id: "total", class: "money" })),
+      el("button", { id: "submit", class: "primary submit", type: "button", onclick: submit }, S.submit)
+    ),
+    el("section", { class: "presells card", "aria-label": S.presells }, el("h2", {}, S.presells), el("ul", { id: "presells" }))
+  );
+}
+
+function renderCatalogue() {
+  const depts = $("depts");
+  if (!depts) return;
+  const names = [...new Set(state.products.map((p) => p.department || ""))];
+  depts.replaceChildren(
+    ...["", ...names].map((d) =>
+      el(
+        "button",
+        {
+          type: "button",
+          class: "dept",
+          dataset: { dept: d },
+          "aria-pressed": state.dept === d ? "true" : "false",
+          onclick: () => {
+            state.dept = d;
+            renderCatalogue();
+          },
+        },
+        d || S.allDepartments
+      )
+    )
+  );
+  renderGrid();
+}
+
+function renderGrid() {
+  const grid = $("grid");
+  if (!grid) return;
+  const q = state.search.trim().toLowerCase();
+  const shown = state.products.filter(
+    (p) =>
+      (q ? String(p.description).toLowerCase().includes(q) || String(p.plu || "").toLowerCase() === q || String(p.plu || "").toLowerCase().startsWith(q) : true) &&
+      (q || !state.dept || p.department === state.dept)
+  );
+  grid.replaceChildren(
+    ...shown.map((p) =>
+      el(
+        "button",
+        { type: "button", class: "product", dataset: { pid: p.pid, plu: p.plu || "" }, onclick: () => tapProduct(p) },
+        el("span", { class: "name" }, p.description),
+        el("span", { class: "price money" }, money(p.price) + (p.measurement === 1 ? " /kg" : ""))
+      )
+    )
+  );
+  if (!shown.length && state.products.length) grid.append(el("p", { class: "muted" }, S.noProducts));
+}
+
+function renderOrder() {
+  const lines = $("lines");
+  if (!lines) return;
+  const v = state.view;
+  const editable = canEditLines();
+  lines.replaceChildren(
+    ...(v ? v.lines : []).map((l) => {
+      const d = l.product.description;
+      const weighed = l.measurement === 1;
+      const controls = weighed
+        ? [el("button", { type: "button", class: "weigh", disabled: !editable, onclick: () => openWeigh({ line: l }) }, S.weigh)]
+        : [
+            el("button", { type: "button", class: "dec", "aria-label": S.less(d), disabled: !editable, onclick: () => stepLine(l, -1) }, "−"),
+            el("span", { class: "qty" }, String(l.qty)),
+            el("button", { type: "button", class: "inc", "aria-label": S.more(d), disabled: !editable, onclick: () => stepLine(l, 1) }, "+"),
+          ];
+      return el(
+        "li",
+        { class: "line", dataset: { seqnce: l.seqnce, pid: l.pid } },
+        el(
+          "div",
+          { class: "line-head" },
+          el("span", { class: "grow desc" }, d),
+          el("span", { class: "money line-total" }, money(l.totalprice))
+        ),
+        el(
+          "div",
+          { class: "line-tools row" },
+          el("span", { class: "grow muted" }, weighed ? S.grams(l.qty) : S.qty(l.qty), l.pricecause ? " · " + S.discounted : ""),
+          ...controls,
+          el("button", { type: "button", class: "remove danger", "aria-label": S.removeLabel(d), disabled: !editable, onclick: () => removeLine(l) }, S.remove)
+        )
+      );
+    })
+  );
+  const mine = state.pending.filter((c) => c.sale === state.sale && state.sale);
+  $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", S.waiting)));
+  if (!(v && v.lines.length) && !mine.length) lines.append(el("li", { class: "muted empty" }, S.empty));
+  $("total").textContent = v ? money(v.saletotal) : money(0);
+  $("summary-total").textContent = $("total").textContent;
+  $("summary-count").textContent = S.summary(v ? v.lines.length : 0, mine.length);
+  renderCustomer();
+  renderButtons();
+}
+
+function renderButtons() {
+  const b = $("submit");
+  if (!b) return;
+  const ready = state.view && state.view.lines.length && state.sale;
+  b.disabled = !ready || !canEditLines();
+  b.textContent = ready && !canEditLines() ? S.submitWaiting : S.submit;
+}
+
+function renderCustomer() {
+  const box = $("customer");
+  if (!box) return;
+  const c = state.view && state.view.customer;
+  box.replaceChildren(
+    c
+      ? el(
+          "div",
+          { class: "row" },
+          el("span", { class: "grow" }, el("strong", { id: "customer-name" }, c.name), " ", el("span", { id: "customer-discount", class: "muted" }, S.discount(c.discount))),
+          el("button", { type: "button", id: "cust-remove", onclick: () => change("salesbuilder.sale_set_customer", { v: { cid: 0 } }, S.removeCustomer) }, S.customerRemove)
+        )
+      : el("span", { class: "muted" }, S.customerNone)
+  );
+  const res = $("cust-results");
+  const found = state.customers;
+  res.replaceChildren(
+    ...(found ? found.rows : []).map((c) =>
+      el(
+        "button",
+        { type: "button", class: "cust", dataset: { cid: c.cid }, onclick: () => setCustomer(c) },
+        el("span", {}, c.name),
+        c.discount ? el("span", { class: "muted" }, " " + S.discount(c.discount)) : null
+      )
+    ),
+    ...(found && found.note ? [el("p", { class: "muted" }, found.note)] : [])
+  );
+}
+
+function renderPresells() {
+  const ul = $("presells");
+  if (!ul) return;
+  if (!state.presells.length) {
+    ul.replaceChildren(el("li", { class: "muted" }, S.presellsNone));
+    return;
+  }
+  ul.replaceChildren(
+    ...state.presells.map((p) =>
+      el(
+        "li",
+        { class: "presell row", dataset: { physkey: p.physkey } },
+        el("span", { class: "grow" }, p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding, " · ", p.physkey_random_no_word),
+        el("span", { class: "money" }, money(p.saletotal)),
+        p.phase === 0 && p.physkey !== state.sale ? el("button", { type: "button", onclick: () => resume(p) }, S.resume) : null
+      )
+    )
+  );
+}
+
+function showTicket(sale) {
+  stopCamera();
+  state.ticket = sale;
+  state.view = sale;
+  localStorage.setItem(store.sale, sale.physkey);
+  render();
+  $("next").focus();
+}
+
+function ticketScreen(sale) {
+  const text = encodeURIComponent(sale.ticket_barcode || "");
+  return el(
+    "section",
+    { id: "ticket", class: "ticket", "aria-label": S.ticketHeading },
+    el("h1", {}, S.ticketHeading),
+    el("div", { id: "ticket-number", class: "ticket-number" }, String(sale.ticket)),
+    el("div", { id: "ticket-word", class: "ticket-word" }, sale.ticket_word || ""),
+    el("img", { id: "ticket-barcode", class: "ticket-barcode", alt: sale.ticket_barcode || "", src: `/barcode?kind=code128&text=${text}` }),
+    el("div", { class: "ticket-text" }, sale.ticket_barcode || ""),
+    el("img", { id: "ticket-qr", class: "ticket-qr", alt: "QR " + (sale.ticket_barcode || ""), src: `/barcode?kind=qr&text=${text}` }),
+    el("p", { class: "ticket-total money" }, S.total + " " + money(sale.saletotal)),
+    el("p", { class: "muted" }, S.ticketHelp),
+    el("button", { id: "next", class: "primary", type: "button", onclick: newSale }, S.next)
+  );
+}
+
+// --- weighed items ---
+
+function openWeigh(w) {
+  state.weigh = w;
+  const old = $("weigh");
+  if (old) old.remove();
+  $("app").append(weighDialog());
+  $("weigh-grams").focus();
+}
+
+function closeWeigh() {
+  state.weigh = null;
+  const d = $("weigh");
+  if (d) d.remove();
+}
+
+function weighDialog() {
+  const w = state.weigh;
+  const desc = w.product ? w.product.description : w.line.product.description;
+  const input = el("input", { id: "weigh-grams", type: "number", min: "1", step: "1", inputmode: "numeric", value: w.line ? String(w.line.qty) : "" });
+  const note = el("p", { class: "muted", id: "weigh-note" });
+  const ok = () => {
+    const g = Number(input.value);
+    if (!Number.isInteger(g) || g < 1 || g > 1000000) {
+      note.textContent = S.badGrams;
+      return;
+    }
+    closeWeigh();
+    if (w.product) change("salesbuilder.sale_add_product", { v: { pid: w.product.pid, qty: g } }, S.add(desc) + " " + S.grams(g));
+    else change("salesbuilder.sale_edit_line", { v: { seqnce: w.line.seqnce, qty: g } }, S.edit(desc));
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") (e.preventDefault(), ok());
+    if (e.key === "Escape") closeWeigh();
+  });
+  return el(
+    "div",
+    { id: "weigh", class: "overlay", role: "dialog", "aria-modal": "true", "aria-labelledby": "weigh-title" },
+    el(
+      "div",
+      { class: "card dialog" },
+      el("h2", { id: "weigh-title" }, S.weighHeading(desc)),
+      el("label", { for: "weigh-grams" }, S.weighLabel),
+      input,
+      note,
+      el(
+        "div",
+        { class: "row" },
+        el("button", { id: "weigh-cancel", type: "button", onclick: closeWeigh }, S.cancel),
+        el("button", { id: "weigh-add", class: "primary grow", type: "button", onclick: ok }, w.product ? S.weighAdd : S.weighSave)
+      )
+    )
+  );
+}
+
+// --- camera ---
+
+async function toggleCamera() {
+  if (state.camera) {
+    stopCamera();
+    return;
+  }
+  const note = $("camera-note");
+  if (!window.isSecureContext) {
+    note.textContent = S.cameraNeedsHttps;
+    return;
+  }
+  if (!("BarcodeDetector" in window) || !navigator.mediaDevices) {
+    note.textContent = S.cameraUnsupported;
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    const video = el("video", { class: "camera", muted: true, playsinline: true });
+    video.srcObject = stream;
+    $("camera-view").replaceChildren(video);
+    await video.play();
+    const detector = new window.BarcodeDetector();
+    let last = "";
+    const cam = { stream, video, timer: 0 };
+    state.camera = cam;
+    $("camera").textContent = S.cameraStop;
+    const tick = async () => {
+      if (state.camera !== cam) return;
+      try {
+        const found = await detector.detect(video);
+        const code = found.length ? found[0].rawValue : "";
+        // One add per code shown to the camera, not one per frame.
+        if (code && code !== last) scan(code);
+        last = code || last;
+      } catch (e) {
+        // a frame that could not be read: try the next one
+      }
+      cam.timer = setTimeout(tick, 250);
+    };
+    tick();
+  } catch (e) {
+    note.textContent = S.cameraFailed(e.message || String(e));
+  }
+}
+
+function stopCamera() {
+  const cam = state.camera;
+  if (!cam) return;
+  state.camera = null;
+  clearTimeout(cam.timer);
+  cam.stream.getTracks().forEach((t) => t.stop());
+  const view = $("camera-view");
+  if (view) view.replaceChildren();
+  const b = $("camera");
+  if (b) b.textContent = S.camera;
+}
+
+// --- start ---
+
+$("title").textContent = S.title;
+$("unpair").textContent = S.unpair;
+$("unpair").addEventListener("click", unpair);
+keyFromFragment();
+queue
+  .open()
+  .then(loadPending)
+  .catch((e) => showError(S.title, { code: "storage", message: String(e) }))
+  .finally(start);

@@ -1,0 +1,330 @@
+package integration
+
+// The tablet screen (/tablet/) in a real Chromium against the real binary:
+// a whole presell from pairing to ticket, and the promise that an order is
+// never lost or doubled when the lane goes away under it.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// Demo fixture products the tests use.
+const (
+	tabFlatWhite = `#grid button[data-plu="FW"]`
+	tabHam       = `#grid button[data-pid="1024"]` // per kg: asks for grams
+	tabLatte     = `#grid button[data-plu="LAT"]`
+	tabCroissant = `#grid button[data-plu="CROI"]`
+	tabOJBarcode = "9415321000140" // Fresh Orange Juice 300ml, pid 1010
+)
+
+// pairTablet opens the tablet page, pairs it with key and waits for the
+// product grid.
+func pairTablet(t *testing.T, ctx context.Context, addr, key string) {
+	t.Helper()
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+addr+"/tablet/"),
+		chromedp.WaitVisible(chromedp.CSS("#pair-key")),
+		typeInto("#pair-key", key),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#grid", "Flat White"),
+	)
+}
+
+// tabletSale is the physkey of the sale the page is building.
+func tabletSale(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	k, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("greenlane.tablet.sale") || ""`))
+	if err != nil || k == "" {
+		t.Fatalf("the page names no sale (%q, %v)", k, err)
+	}
+	return k
+}
+
+// saveScreen writes the visible page as docs/screens/NAME.png for the
+// README's tour when GREENLANE_SCREENS=1 (an ordinary test run leaves the
+// work tree as it was); otherwise it only checks a screenshot can be taken.
+func saveScreen(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`window.scrollTo(0, 0); 0`)); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := t.TempDir()
+	if os.Getenv("GREENLANE_SCREENS") == "1" {
+		dir = filepath.Join("..", "docs", "screens")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitImage waits until the image matching selector has loaded and has a
+// size: a ticket whose barcode did not load cannot be scanned.
+func waitImage(selector string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		expr := fmt.Sprintf(`(() => { const i = document.querySelector(%q); return !!(i && i.complete && i.naturalWidth > 0) })()`, selector)
+		for {
+			ok, err := chromedp.Evaluate[bool](expr)(ctx, tg)
+			if err == nil && ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("image %s did not load: %w", selector, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// TestBrowserTabletPresell: pair, tap a product, scan a barcode, weigh a
+// deli item, set a customer, submit; the ticket shows its number, word and
+// barcode images, and the lane DB holds the submitted sale.
+func TestBrowserTabletPresell(t *testing.T) {
+	l := startLane(t)
+	needsOwnLane(t)
+	key := l.newKey("tablet-7", "presell")
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	// The key must not stay in the page: the pairing form is gone.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		waitText("#paired-as", "paired as tablet-7"),
+		typeInto("#scan", tabOJBarcode+kb.Enter),
+		waitText("#lines", "Fresh Orange Juice"),
+		chromedp.Click(chromedp.CSS(tabHam)),
+		chromedp.WaitVisible(chromedp.CSS("#weigh-grams")),
+		typeInto("#weigh-grams", "250"),
+		chromedp.Click(chromedp.CSS("#weigh-add")),
+		waitText("#lines", "250 g"),
+		// Two flat whites with the stepper.
+		chromedp.Click(chromedp.CSS(`#lines li[data-pid="1001"] button.inc`)),
+		waitText(`#lines li[data-pid="1001"] .qty`, "2"),
+		typeInto("#cust-q", "hemi"),
+		chromedp.Click(chromedp.CSS("#cust-find")),
+		waitText("#cust-results", "Hemi Walker"),
+		chromedp.Click(chromedp.CSS(`#cust-results button[data-cid="3"]`)),
+		waitText("#customer", "10% discount"),
+	)
+	// The total is the lane's: 2 × 5.50 + 4.50 + 250 g at 39.90/kg (9.98),
+	// all less 10% for Hemi.
+	physkey := tabletSale(t, ctx)
+	total := sqliteRows(t, l.db, `SELECT saletotal_cents AS c FROM sales WHERE physkey = %s`, sqlQuote(physkey))
+	wantTotal := fmt.Sprintf("$%.2f", total[0]["c"].(float64)/100)
+	if got := readText(t, ctx, "#total"); got != wantTotal {
+		t.Errorf("the page shows a total of %q, the lane DB holds %s", got, wantTotal)
+	}
+	saveScreen(t, ctx, "tablet-order")
+	browserRun(t, ctx, setViewport(phoneWidth), waitText("#grid", "Flat White"))
+	// At 360 px the grid still fits: no product button is cut off or
+	// scrolls the page sideways.
+	wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1 ||
+		[...document.querySelectorAll("#grid .product")].some(b => b.getBoundingClientRect().right > window.innerWidth || b.getBoundingClientRect().height < 48)`))
+	if err != nil || wide {
+		t.Errorf("at %d px the product grid overflows or its buttons are too small (%v)", phoneWidth, err)
+	}
+	saveScreen(t, ctx, "tablet-phone")
+	browserRun(t, ctx, setViewport(desktopWidth),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+		waitImage("#ticket-barcode"),
+		waitImage("#ticket-qr"),
+	)
+	sale := sqliteRows(t, l.db, `SELECT phase, cid, ticket, ticket_word, ticket_barcode FROM sales WHERE physkey = %s`, sqlQuote(physkey))
+	if len(sale) != 1 {
+		t.Fatalf("sale %s: %d rows in the lane DB", physkey, len(sale))
+	}
+	s := sale[0]
+	if s["phase"].(float64) != 5 || s["cid"] == nil || s["cid"].(float64) != 3 {
+		t.Errorf("the lane DB holds the sale as %v, want phase 5 with customer 3", s)
+	}
+	if got, want := readText(t, ctx, "#ticket-number"), fmt.Sprint(s["ticket"]); got != want {
+		t.Errorf("the ticket shows number %q, the lane DB %s", got, want)
+	}
+	if got, want := readText(t, ctx, "#ticket-word"), fmt.Sprint(s["ticket_word"]); got != want {
+		t.Errorf("the ticket shows word %q, the lane DB %s", got, want)
+	}
+	src, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("ticket-barcode").getAttribute("src")`))
+	if err != nil || !strings.Contains(src, fmt.Sprint(s["ticket_barcode"])) {
+		t.Errorf("the barcode image is %q (%v), want the ticket's barcode %v", src, err, s["ticket_barcode"])
+	}
+	lines := sqliteRows(t, l.db, `SELECT pid, qty FROM sale_lines WHERE sale_physkey = %s ORDER BY seqnce`, sqlQuote(physkey))
+	got := []string{}
+	for _, r := range lines {
+		got = append(got, fmt.Sprintf("%v×%v", r["pid"], r["qty"]))
+	}
+	if want := "1001×2 1010×1 1024×250"; strings.Join(got, " ") != want {
+		t.Errorf("lines in the lane DB: %s, want %s", strings.Join(got, " "), want)
+	}
+	saveScreen(t, ctx, "tablet-ticket")
+
+	// Next customer: a fresh, empty order; the submitted one is listed.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#next")),
+		waitText("#grid", "Flat White"),
+		waitText("#total", "$0.00"),
+		waitText("#presells", "ticket "+fmt.Sprint(s["ticket"])),
+	)
+	// Finding products: a department, then a PLU typed into the search.
+	countProducts := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#grid .product").length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(`#depts button[data-dept="Cheese"]`)),
+		waitText("#grid", "Brie"),
+	)
+	if n := countProducts(); n != 4 {
+		t.Errorf("the Cheese department shows %d products, want the demo's 4", n)
+	}
+	browserRun(t, ctx, typeInto("#search", "104"), waitText("#grid", "Seasonal Salad"))
+	if n := countProducts(); n != 1 {
+		t.Errorf("searching PLU 104 shows %d products, want 1", n)
+	}
+
+	// A revoked key is told apart from a lane that is down: the tablet
+	// says to pair again instead of queueing orders that will never go.
+	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-7"); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx, waitText("#banner", "refused this tablet's key"))
+	log.wantNoErrors(t)
+}
+
+// laneLines is "pid×qty …" of a sale's lines in the lane DB.
+func laneLines(t *testing.T, db, physkey string) string {
+	t.Helper()
+	var got []string
+	for _, r := range sqliteRows(t, db, `SELECT pid, qty FROM sale_lines WHERE sale_physkey = %s ORDER BY seqnce`, sqlQuote(physkey)) {
+		got = append(got, fmt.Sprintf("%v×%v", r["pid"], r["qty"]))
+	}
+	return strings.Join(got, " ")
+}
+
+// TestBrowserTabletOffline: the lane is killed while the tablet adds two
+// lines; the page says they wait, and when the lane is back on the same DB
+// and address they land exactly once. Then the page is closed with a change
+// waiting (the lane down again): the queue survives in IndexedDB and is
+// sent when the page is opened again.
+func TestBrowserTabletOffline(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lane.db")
+	p := relStart(t, db)
+	addr := p.addr
+	out, err := cli(t, "apikey", "create", "--db", db, "--name", "tablet-9", "--scope", "presell")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+	// Paired by the QR's address: the key comes in the fragment and must
+	// not stay in the address bar.
+	browserRun(t, ctx, setViewport(desktopWidth),
+		chromedp.Navigate("http://"+addr+"/tablet/#key="+strings.TrimSpace(out)),
+		waitText("#grid", "Flat White"),
+	)
+	if href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`)); err != nil || strings.Contains(href, "key=") {
+		t.Errorf("after pairing the address is %q (%v): the key stayed in it", href, err)
+	}
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
+	physkey := tabletSale(t, ctx)
+
+	// Three changes while the lane is down; the middle one (a barcode the
+	// store does not have) will be refused: it is shown and dropped, and
+	// the others still land.
+	p.kill9()
+	browserRun(t, ctx,
+		waitText("#banner", "offline"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		typeInto("#scan", "0000000000017"+kb.Enter),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#banner", "offline — 3 changes waiting"),
+		waitText("#pending", "Butter Croissant"),
+	)
+	if got := laneLines(t, db, physkey); got != "1001×1" {
+		t.Fatalf("with the lane down its DB holds %q, want only the first line", got)
+	}
+	p = relStart(t, db, "--addr", addr)
+	browserRun(t, ctx,
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		waitText("#errors", "unknown_product"),
+	)
+	if got, want := laneLines(t, db, physkey), "1001×1 1002×1 1016×1"; got != want {
+		t.Errorf("after the restart the lane DB holds %q, want %q (each line once)", got, want)
+	}
+	// Give the page time to send anything it might still hold, then check
+	// again: nothing is sent twice.
+	browserRun(t, ctx, chromedp.Sleep(time.Second), waitText("#lines", "Butter Croissant"))
+	if got, want := laneLines(t, db, physkey), "1001×1 1002×1 1016×1"; got != want {
+		t.Errorf("a second later the lane DB holds %q, want %q", got, want)
+	}
+
+	// Offline again, one change queued, and the page closed before the
+	// lane comes back.
+	p.kill9()
+	browserRun(t, ctx,
+		waitText("#banner", "offline"),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#banner", "offline — 1 change waiting"),
+		chromedp.Navigate("about:blank"),
+	)
+	p = relStart(t, db, "--addr", addr)
+	if got := laneLines(t, db, physkey); got != "1001×1 1002×1 1016×1" {
+		t.Fatalf("the closed page's change reached the lane DB before the page came back: %q", got)
+	}
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+addr+"/tablet/"),
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		waitText("#lines", "Flat White"),
+	)
+	if got, want := laneLines(t, db, physkey), "1001×1 1002×1 1016×1 1001×1"; got != want {
+		t.Errorf("after reopening the page the lane DB holds %q, want %q", got, want)
+	}
+	wantNoErrorsBut(t, log, lanesDown...)
+}
+
+// lanesDown are what Chromium itself logs while the lane is down: its
+// failed socket and page loads. The page's own code logs nothing.
+var lanesDown = []string{"WebSocket connection to", "net::ERR_CONNECTION_REFUSED"}
+
+// wantNoErrorsBut fails the test if the page logged an error other than
+// those containing one of allowed.
+func wantNoErrorsBut(t *testing.T, log *pageLog, allowed ...string) {
+	t.Helper()
+	var bad []string
+next:
+	for _, e := range log.errors() {
+		for _, a := range allowed {
+			if strings.Contains(e, a) {
+				continue next
+			}
+		}
+		bad = append(bad, e)
+	}
+	if len(bad) > 0 {
+		t.Errorf("the page logged %d error(s):\n  %s", len(bad), strings.Join(bad, "\n  "))
+	}
+}
