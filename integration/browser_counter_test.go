@@ -233,3 +233,79 @@ func TestBrowserCounterRetry(t *testing.T) {
 	}
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// newTab opens another tab in ctx's browser. Its first action creates the
+// tab and must not carry a timeout (chromedp binds the tab to it).
+func newTab(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	return tab
+}
+
+// TestBrowserStoreFlow is the store's whole presell in three tabs of one
+// browser: the tablet page builds and submits an order while the customer
+// display follows it; the price of one product changes; the counter scans
+// the ticket, accepts the new price, takes cash and completes; the display
+// shows the change, thanks the customer and goes idle.
+func TestBrowserStoreFlow(t *testing.T) {
+	l := startLane(t)
+	tabletKey := l.newKey("tablet-1", "presell")
+	counterKey := l.newKey("counter-1", "counter")
+	displayKey := l.newKey("display-1", "display")
+
+	display := newBrowser(t)
+	browserRun(t, display,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey+"&tablet=tablet-1"),
+		waitText("#store", "Harbour Street Deli"),
+	)
+	tablet := newTab(t, display)
+	pairTablet(t, tablet, l.addr, tabletKey)
+	browserRun(t, tablet,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		typeInto("#scan", tabOJBarcode+kb.Enter),
+		waitText("#lines", "Fresh Orange Juice"),
+	)
+	browserRun(t, display, waitText("#lines", "Flat White"), waitText("#lines", "Fresh Orange Juice"))
+	physkey := tabletSale(t, tablet)
+	browserRun(t, tablet, chromedp.Click(chromedp.CSS("#submit")), waitText("#ticket", "Next customer"))
+	row := sqliteRows(t, l.db, `SELECT ticket, ticket_barcode, saletotal_cents FROM sales WHERE physkey = %s`, sqlQuote(physkey))
+	if len(row) != 1 || row[0]["ticket_barcode"] == nil {
+		t.Fatalf("the submitted sale in the lane DB: %v", row)
+	}
+	ticket := fmt.Sprint(num(row[0]["ticket"]))
+	browserRun(t, display, waitText("#display", "Ticket #"+ticket))
+
+	// Flat White goes up by 50 cents before the customer reaches the counter.
+	sqliteExec(t, l.db, `UPDATE products SET price_cents = price_cents + 50 WHERE pid = 1001`)
+	before := num(row[0]["saletotal_cents"]) / 100
+	after := before + 0.5
+
+	counter := newTab(t, display)
+	browserRun(t, counter,
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", counterKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+ticket),
+		chromedp.KeyEvent(row[0]["ticket_barcode"].(string)+kb.Enter),
+		waitText("#drift", "Flat White"),
+		waitText("#total", fmt.Sprintf("$%.2f", before)),
+		chromedp.KeyEvent(kb.F6),
+		waitText("#total", fmt.Sprintf("$%.2f", after)),
+		typeInto("#amount", "50"),
+		chromedp.KeyEvent(kb.F2),
+		waitText("#change", fmt.Sprintf("$%.2f", 50-after)),
+	)
+	browserRun(t, display, waitText("#total", fmt.Sprintf("$%.2f", after)), waitText("#change", fmt.Sprintf("$%.2f", 50-after)))
+	browserRun(t, counter, chromedp.KeyEvent(kb.F8), waitText("#message", "complete"))
+	browserRun(t, display, waitText("#thanks", "Thank you"), waitText("#display", "Welcome"))
+	done := sqliteRows(t, l.db, `SELECT phase, saletotal_cents FROM sales WHERE physkey = %s`, sqlQuote(physkey))
+	if num(done[0]["phase"]) != 1 || num(done[0]["saletotal_cents"]) != after*100 {
+		t.Fatalf("the sale in the lane DB after Complete: %v, want phase 1 at %.2f", done, after)
+	}
+	browserLog(display).wantNoErrors(t)
+}
