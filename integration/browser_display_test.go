@@ -1,0 +1,144 @@
+package integration
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserDisplay watches the customer display while a tablet builds a
+// presell over a real socket and a counter takes payment: idle with the
+// store's name → the lines as they are rung up → paid with change due →
+// thank-you → idle again. The display is paired by its address alone.
+func TestBrowserDisplay(t *testing.T) {
+	l := startLane(t)
+	displayKey := l.newKey("display-1", "display")
+	tabletKey := l.newKey("tablet-1", "presell")
+	counterKey := l.newKey("counter-1", "counter")
+	tab := l.login(presellQuery, tabletKey, "")
+	counter := l.login("", counterKey, "")
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey+"&tablet=tablet-1"),
+		waitText("#store", "Harbour Street Deli"),
+		waitText("#display", "Welcome"),
+	)
+	// The key leaves the address bar (and history) but the pairing stays.
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || strings.Contains(loc, displayKey) || !strings.HasSuffix(loc, "/display/") {
+		t.Fatalf("display address after pairing: %q (%v), want /display/ without the key", loc, err)
+	}
+	if !pageTrue(t, ctx, `localStorage.getItem("greenlane.display.tablet") === "tablet-1"`) {
+		t.Fatal("the display did not keep its tablet")
+	}
+	saveScreen(t, ctx, "display-idle")
+
+	// The tablet rings up two Hot Chocolates, then a Long Black; each shows
+	// as it lands.
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 2})
+	browserRun(t, ctx, waitText("#lines", "Hot Chocolate"), waitText("#total", "$11.00"))
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1004, "qty": 1})
+	browserRun(t, ctx, waitText("#lines", "Long Black"), waitText("#total", "$15.80"))
+	// A sale on another tablet does not take this display.
+	other := l.login(presellQuery, l.newKey("tablet-2", "presell"), "")
+	sale(t, other, sbA+"sale_create", nil, nil)
+	parked := sale(t, tab, sbA+"sale_park", pk, nil)
+	ticket := fmt.Sprint(num(parked["ticket"]))
+	browserRun(t, ctx, waitText("#display", "Ticket #"+ticket), waitText("#display", "pay at the counter"))
+	saveScreen(t, ctx, "display-sale")
+
+	// The counter recalls it and takes $20 cash.
+	sale(t, counter, presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})
+	sale(t, counter, sbA+"sale_add_payment", pk, map[string]any{"type": 1, "amount": 20})
+	browserRun(t, ctx, waitText("#paid", "$20.00"), waitText("#change", "$4.20"))
+	saveScreen(t, ctx, "display-paid")
+
+	// Completed: thank-you (with the change), then idle by itself.
+	sale(t, counter, sbA+"salesbuilder_complete", pk, nil)
+	browserRun(t, ctx, waitText("#thanks", "Thank you"), waitText("#display", "$4.20"))
+	saveScreen(t, ctx, "display-thanks")
+	browserRun(t, ctx, waitText("#store", "Harbour Street Deli"), waitText("#display", "Welcome"))
+
+	// At phone width a sale still fits: nothing wider than the screen.
+	pk2 := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk2, map[string]any{"pid": 1006, "qty": 1})
+	browserRun(t, ctx, setViewport(phoneWidth), waitText("#lines", "Hot Chocolate"))
+	if !pageTrue(t, ctx, `document.documentElement.scrollWidth <= window.innerWidth`) {
+		t.Fatal("at 360 px the display scrolls sideways")
+	}
+	saveScreen(t, ctx, "display-sale-360")
+	// A voided sale clears the screen at once.
+	sale(t, tab, sbA+"salesbuilder_cancel", pk2, map[string]any{"reason": "changed mind"})
+	browserRun(t, ctx, waitText("#display", "Welcome"))
+	browserLog(ctx).wantNoErrors(t)
+}
+
+// TestBrowserDisplayReconnect kills the lane (kill -9) under a display
+// showing a sale and starts it again on the same address and DB. The sale
+// changes and is then cancelled while the display is still finding its way
+// back: it must catch up (the firehose reopens with since) and end idle,
+// never left showing the stale sale.
+func TestBrowserDisplayReconnect(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lane.db")
+	first := relStart(t, db)
+	keys := relKeys(t, db, map[string]string{"display-1": "display", "tablet-1": "presell"})
+	l := &lane{t: t, addr: first.addr, db: db}
+	tab := l.login(presellQuery, keys["tablet-1"], "")
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+keys["display-1"]),
+		waitText("#store", "Harbour Street Deli"),
+	)
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 1})
+	browserRun(t, ctx, waitText("#lines", "Hot Chocolate"), waitText("#total", "$5.50"))
+
+	// The display may not reconnect until the sale has moved on, so what it
+	// shows next can only come from the events it missed (since).
+	blockSocket := func(block bool) {
+		t.Helper()
+		var patterns []*network.BlockPattern
+		if block {
+			patterns = []*network.BlockPattern{{URLPattern: "*://*:*/fd1/open_websocket*", Block: true}}
+		}
+		if _, err := chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns}); err != nil {
+			t.Fatalf("block the display's socket: %v", err)
+		}
+	}
+	blockSocket(true)
+	first.kill9()
+	again := relStart(t, db, "--addr", first.addr)
+	if again.addr != first.addr {
+		t.Fatalf("restarted lane listens on %s, want %s", again.addr, first.addr)
+	}
+	l2 := &lane{t: t, addr: again.addr, db: db}
+	tab2 := l2.login(presellQuery, keys["tablet-1"], "")
+	sale(t, tab2, sbA+"sale_add_product", pk, map[string]any{"pid": 1004, "qty": 1})
+	// Still blocked: the display shows the sale as it was, and says it is
+	// reconnecting.
+	browserRun(t, ctx, waitText("#status", "Reconnecting"))
+	if !pageTrue(t, ctx, `!document.getElementById("lines").textContent.includes("Long Black")`) {
+		t.Fatal("the display saw a change while its socket was blocked: the test proves nothing")
+	}
+	sale(t, tab2, sbA+"salesbuilder_cancel", pk, map[string]any{"reason": "customer left"})
+	blockSocket(false)
+	browserRun(t, ctx, waitText("#store", "Harbour Street Deli"), waitText("#display", "Welcome"))
+	if pageTrue(t, ctx, `document.getElementById("lines") !== null`) {
+		t.Fatal("the display still shows the cancelled sale")
+	}
+
+	// The outage itself shows in the console as failed socket connections;
+	// anything else is a fault of the page.
+	for _, e := range browserLog(ctx).errors() {
+		if !strings.Contains(e, "WebSocket connection to") {
+			t.Errorf("the page logged an error: %s", e)
+		}
+	}
+}
