@@ -163,9 +163,15 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 		return nil, protocol.Errorf(protocol.CodeForbidden, "v.force takes a presell over from its holder and needs a key with scope admin")
 	}
 	now := s.now()
+	// A counter whose page reloaded or whose link dropped recalls with the
+	// key that holds the claim: one key per device, so that device takes
+	// its claim over from its earlier connection instead of waiting out
+	// the lease. Any other key is still refused while the lease is live.
+	resumed := !force && sale.ClaimState.Held(now) && sale.ClaimState.Key.String == c.KeyID &&
+		sale.ClaimState.Session.String != c.Session
 	ok, err := lanedb.ClaimPresell(ctx, tx, lanedb.Claim{
 		Physkey: sale.Physkey, Version: sale.Version, Session: c.Session, KeyID: c.KeyID, KeyName: c.KeyName,
-		Now: now, Stamp: s.stamp(), Lease: s.lease, Force: force,
+		Now: now, Stamp: s.stamp(), Lease: s.lease, Force: force || resumed,
 	})
 	if err != nil {
 		return nil, err
@@ -179,6 +185,9 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	detail := map[string]any{"ticket": sale.Ticket.Int64, "expires": now.Add(s.lease).UTC().Format(time.RFC3339)}
 	if force && sale.ClaimState.Held(now) {
 		detail["took_over_from"] = sale.ClaimState.Name.String
+	}
+	if resumed {
+		detail["resumed"] = true // from the same key's earlier connection
 	}
 	if err := s.journal(ctx, tx, "claimed", sale.Physkey, c.KeyName, detail); err != nil {
 		return nil, err

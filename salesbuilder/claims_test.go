@@ -473,3 +473,30 @@ func TestClaimsOfSalesClosedElsewhereAreForgotten(t *testing.T) {
 		t.Fatalf("after pruning: open remembered %v, closed remembered %v", l.svc.claims.Has(a.Session, open), l.svc.claims.Has(a.Session, closed))
 	}
 }
+
+// TestSameKeyResumesItsClaim: a counter that reconnected (a new session,
+// the same key) recalls the presell it holds at once; its old connection
+// has lost the claim, and another counter is still refused.
+func TestSameKeyResumesItsClaim(t *testing.T) {
+	l := newLane(t)
+	tab, before, other := tablet("tablet-1"), counter("counter-a"), counter("counter-b")
+	after := counter("counter-a")
+	after.Session = "session-counter-a-reloaded"
+	p := l.submitted(tab, 1001)
+	ticket := map[string]any{"ticket": *p.Ticket}
+	if _, err := l.call(before, "presell.recall", "", ticket, ""); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.call(after, "presell.recall", "", ticket, "")
+	if err != nil {
+		t.Fatalf("the same key, reconnected, could not recall its own presell: %v", err)
+	}
+	if rv := recallView(t, res); rv.Claim.Holder != "counter-a" {
+		t.Fatalf("claim after resuming: %+v", rv.Claim)
+	}
+	l.sale(after, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 2})
+	_, err = l.call(before, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 2}, "")
+	wantCode(t, err, protocol.CodeClaimLost)
+	_, err = l.call(other, "presell.recall", "", ticket, "")
+	wantCode(t, err, protocol.CodeClaimed)
+}

@@ -232,9 +232,6 @@ function explain(e, what) {
   if (!(e instanceof FD1Error)) return String(e);
   if (e.code === "claimed") {
     const m = /claimed by "([^"]*)" until (\S+)/.exec(e.message);
-    // A claim lives as long as the socket that made it: after a dropped
-    // link this counter's own old claim holds the presell till it lapses.
-    if (m && m[1] === localStorage.getItem(nameStore)) return S.claimedSelf(localTime(m[2]));
     if (m) return S.claimed(m[1], localTime(m[2]));
   }
   if (e.code === "not_found" && what) {
@@ -332,9 +329,8 @@ function updateSale(r) {
 }
 
 // reclaim recalls the sale on screen again after the link came back: a
-// claim belongs to the socket that made it, so the new socket must claim
-// it anew. While the old socket's claim has not lapsed the lane refuses,
-// and the cashier is told until when.
+// claim belongs to the socket that made it, so the new socket claims it
+// anew; the lane hands a key its own claim back at once.
 async function reclaim() {
   const pk = sale.physkey;
   try {

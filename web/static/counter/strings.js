@@ -53,7 +53,6 @@ export default {
   released: (t) => `Ticket #${t} released; it is back in the list.`,
   voided: (t) => `Ticket #${t} voided.`,
   claimed: (who, until) => `Another counter has this presell: ${who}, until ${until}.`,
-  claimedSelf: (until) => `This counter held it before its link to the lane dropped; it is free again at ${until} (or an admin key can take it over now).`,
   notFound: (what) => `No open presell matches “${what}”.`,
   wasCompleted: "That ticket's sale is already complete.",
   wasVoided: "That ticket's sale was voided.",
