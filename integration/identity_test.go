@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestIdentitySecondLoginRecordsTheCounter: a presell socket that logs in
@@ -191,4 +192,42 @@ func TestIdentityTracesCarryNoCustomerNames(t *testing.T) {
 			t.Fatalf("trace msg %v, want %s: %s", msg, want, p.raw)
 		}
 	}
+}
+
+// TestIdentityCounterReconnectTakesItsClaimBack: a counter whose socket
+// closed (a reloaded page) recalls its presell again at once with the same
+// key; while its first socket is open, and for another key, it stays
+// claimed.
+func TestIdentityCounterReconnectTakesItsClaimBack(t *testing.T) {
+	l := startLane(t)
+	tabKey, till1, till2 := l.newKey("tablet-1", "presell"), l.newKey("counter-1", "counter"), l.newKey("counter-2", "counter")
+	tab := l.login("?purpose=presell", tabKey, "")
+	k := tab.call(map[string]any{"a": "salesbuilder.sale_create", "rq": 1}).rows(t)[0]["physkey"]
+	tab.call(map[string]any{"a": "salesbuilder.sale_add_product", "rq": 2, "k": k, "v": map[string]any{"pid": 1001}}).rows(t)
+	ticket := tab.call(map[string]any{"a": "salesbuilder.sale_park", "rq": 3, "k": k}).rows(t)[0]["ticket"]
+	recall := map[string]any{"a": "fd1.presell.recall", "rq": "r", "v": map[string]any{"ticket": ticket}}
+
+	first := l.login("", till1, "")
+	first.call(recall).rows(t)
+	second := l.login("", till1, "")
+	second.call(recall).wantError(t, "claimed") // the first socket still holds it
+	first.ws.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := second.call(recall)
+		if r.Error == nil {
+			if h := r.rows(t)[0]["claim"].(map[string]any)["holder"]; h != "counter-1" {
+				t.Fatalf("holder after reconnecting: %v", h)
+			}
+			break
+		}
+		if r.Error.Code != "claimed" || time.Now().After(deadline) {
+			t.Fatalf("recall with the same key after its socket closed: %s", r.raw)
+		}
+		time.Sleep(20 * time.Millisecond) // the lane sees the close a moment later
+	}
+	second.call(map[string]any{"a": "salesbuilder.sale_add_payment", "rq": "p", "k": k, "v": map[string]any{"type": 1, "amount": 5.5}}).rows(t)
+	l.login("", till2, "").call(recall).wantError(t, "claimed")
+	second.ws.Close()
+	l.login("", till2, "").call(recall).wantError(t, "claimed") // another key waits out the lease
 }

@@ -89,6 +89,8 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Hub = server.NewHub(db, cfg.Hub, log)
 	sales := cfg.Sales
 	sales.Notify = l.Hub.Notify
+	// The server is built below, before any request can reach the sales.
+	sales.SessionOpen = func(session string) bool { return l.Server.SessionOpen(session) }
 	if cfg.Now != nil {
 		sales.Now = cfg.Now
 		cfg.Server.Now = cfg.Now

@@ -164,11 +164,11 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	}
 	now := s.now()
 	// A counter whose page reloaded or whose link dropped recalls with the
-	// key that holds the claim: one key per device, so that device takes
-	// its claim over from its earlier connection instead of waiting out
-	// the lease. Any other key is still refused while the lease is live.
+	// key that holds the claim, from a new connection: once the old one is
+	// gone, the claim moves over instead of waiting out the lease. While it
+	// is still connected, and for any other key, the claim stands.
 	resumed := !force && sale.ClaimState.Held(now) && sale.ClaimState.Key.String == c.KeyID &&
-		sale.ClaimState.Session.String != c.Session
+		sale.ClaimState.Session.String != c.Session && s.sessionGone(sale.ClaimState.Session.String)
 	ok, err := lanedb.ClaimPresell(ctx, tx, lanedb.Claim{
 		Physkey: sale.Physkey, Version: sale.Version, Session: c.Session, KeyID: c.KeyID, KeyName: c.KeyName,
 		Now: now, Stamp: s.stamp(), Lease: s.lease, Force: force || resumed,
@@ -194,6 +194,11 @@ func (s *Service) claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	}
 	s.claims.Add(tx, sale.Physkey, c.Session)
 	return lanedb.GetSale(ctx, tx, sale.Physkey)
+}
+
+// sessionGone reports whether a claim's session is known to be closed.
+func (s *Service) sessionGone(session string) bool {
+	return s.sessionOpen != nil && !s.sessionOpen(session)
 }
 
 // release gives a claimed presell back to the counter's queue.

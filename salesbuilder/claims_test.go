@@ -475,18 +475,31 @@ func TestClaimsOfSalesClosedElsewhereAreForgotten(t *testing.T) {
 }
 
 // TestSameKeyResumesItsClaim: a counter that reconnected (a new session,
-// the same key) recalls the presell it holds at once; its old connection
-// has lost the claim, and another counter is still refused.
+// the same key) recalls the presell it holds at once once its old
+// connection is gone; that connection has lost the claim. While the old
+// connection is still open, or for another key, the claim stands.
 func TestSameKeyResumesItsClaim(t *testing.T) {
-	l := newLane(t)
+	var mu sync.Mutex
+	open := map[string]bool{}
+	setOpen := func(session string, is bool) { mu.Lock(); open[session] = is; mu.Unlock() }
+	l := newLane(t, func(o *Options) {
+		o.SessionOpen = func(session string) bool { mu.Lock(); defer mu.Unlock(); return open[session] }
+	})
 	tab, before, other := tablet("tablet-1"), counter("counter-a"), counter("counter-b")
 	after := counter("counter-a")
 	after.Session = "session-counter-a-reloaded"
+	for _, c := range []*protocol.Caller{before, after, other} {
+		setOpen(c.Session, true)
+	}
 	p := l.submitted(tab, 1001)
 	ticket := map[string]any{"ticket": *p.Ticket}
 	if _, err := l.call(before, "presell.recall", "", ticket, ""); err != nil {
 		t.Fatal(err)
 	}
+	_, err := l.call(after, "presell.recall", "", ticket, "")
+	wantCode(t, err, protocol.CodeClaimed) // its first connection is still open
+
+	setOpen(before.Session, false)
 	res, err := l.call(after, "presell.recall", "", ticket, "")
 	if err != nil {
 		t.Fatalf("the same key, reconnected, could not recall its own presell: %v", err)
@@ -497,6 +510,7 @@ func TestSameKeyResumesItsClaim(t *testing.T) {
 	l.sale(after, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 2})
 	_, err = l.call(before, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 2}, "")
 	wantCode(t, err, protocol.CodeClaimLost)
+	setOpen(after.Session, false)
 	_, err = l.call(other, "presell.recall", "", ticket, "")
-	wantCode(t, err, protocol.CodeClaimed)
+	wantCode(t, err, protocol.CodeClaimed) // another key waits out the lease
 }

@@ -37,6 +37,7 @@ type Service struct {
 	lease       time.Duration
 	maxAge      time.Duration
 	notify      func()
+	sessionOpen func(session string) bool
 	journalKeep int
 	ikKeep      time.Duration
 	maxLines    int
@@ -79,6 +80,10 @@ type Options struct {
 	// Notify is called (without blocking) after each commit that journalled
 	// an event, so the firehose hub can publish it. Default nil.
 	Notify func()
+	// SessionOpen reports whether a session (a socket) is still connected,
+	// so that a key whose earlier connection is gone takes its claims back
+	// at once instead of waiting out the lease. Default nil: never.
+	SessionOpen func(session string) bool
 }
 
 // Validate reports every field out of its range, each as a
@@ -127,7 +132,7 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.MaxOpenPresells <= 0 {
 		opts.MaxOpenPresells = d.MaxOpenPresells
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, ids: newIDs(opts.Rand), claims: newClaimSet(), loc: time.UTC, laneNo: 1}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, ids: newIDs(opts.Rand), claims: newClaimSet(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):

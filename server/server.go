@@ -105,6 +105,26 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// SessionOpen reports whether a socket with this session id is connected
+// to this lane (a claim's holder that has gone can be taken over by its key).
+func (s *Server) SessionOpen(session string) bool {
+	s.mu.Lock()
+	socks := make([]*socket, 0, len(s.sockets))
+	for _, sk := range s.sockets {
+		socks = append(socks, sk)
+	}
+	s.mu.Unlock()
+	for _, sk := range socks {
+		sk.mu.Lock()
+		open := sk.caller.Session == session
+		sk.mu.Unlock()
+		if open {
+			return true
+		}
+	}
+	return false
+}
+
 // Mount serves h at each pattern (http.ServeMux patterns) beside the FD1
 // endpoints: the lane's web screens. Call it before ListenAndServe.
 func (s *Server) Mount(h http.Handler, patterns ...string) {

@@ -330,7 +330,8 @@ function updateSale(r) {
 
 // reclaim recalls the sale on screen again after the link came back: a
 // claim belongs to the socket that made it, so the new socket claims it
-// anew; the lane hands a key its own claim back at once.
+// anew; the lane hands a key its own claim back once the old socket has
+// closed (until the lane notices a dead link, it answers claimed).
 async function reclaim() {
   const pk = sale.physkey;
   try {
