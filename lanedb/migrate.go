@@ -119,3 +119,26 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 		}
 	}
 }
+
+// Ready reports why the lane DB cannot serve changes, or nil: its schema
+// must be the one this build knows, and a write transaction must start.
+// The probe is BEGIN IMMEDIATE then ROLLBACK on the writer's connection, so
+// the write lock is held for no longer than it takes to get it; ctx bounds
+// the wait for it (a writer mid-batch holds the connection).
+func (db *DB) Ready(ctx context.Context) error {
+	var current int
+	if err := db.R.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if want := SchemaVersion(); current != want {
+		return fmt.Errorf("schema version %d, this build needs %d", current, want)
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("the lane DB is not writable: %w", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		return fmt.Errorf("the lane DB is not writable: rollback: %w", err)
+	}
+	return nil
+}

@@ -79,6 +79,9 @@ type WriterStats struct {
 	Mutations atomic.Int64
 	CommitNS  atomic.Int64 // total time spent in COMMIT
 	Yields    atomic.Int64 // pauses left for other processes
+	// BusyWaits counts batches whose BEGIN or COMMIT gave up on another
+	// process's lock after the busy timeout: the lane DB is contended.
+	BusyWaits atomic.Int64
 }
 
 // Mutation is one unit of work in a write transaction. Its writes are
@@ -269,6 +272,9 @@ func (w *Writer) runBatch(batch []*job) {
 	ctx := context.Background() // one job's cancellation must not abort the others
 	tx, err := w.db.begin(ctx)
 	if err != nil {
+		if IsBusy(err) {
+			w.stats.BusyWaits.Add(1)
+		}
 		w.answer(batch, results, err)
 		return
 	}
@@ -300,6 +306,9 @@ func (w *Writer) runBatch(batch []*job) {
 	w.stats.Batches.Add(1)
 	w.stats.Mutations.Add(int64(ran))
 	if err != nil {
+		if IsBusy(err) {
+			w.stats.BusyWaits.Add(1)
+		}
 		err = fmt.Errorf("commit: %w", err)
 	} else {
 		tx.runAfterCommit()

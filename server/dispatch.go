@@ -38,7 +38,9 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 		if call != nil { // admitted: the trace names the key the request acted as
 			acting = *call.Caller
 		}
-		s.trace(ep, reply, time.Since(received), acting)
+		took := time.Since(received)
+		s.trace(ep, reply, took, acting)
+		s.observeRequest(ep, reply, took)
 	}()
 	// A client that asked for chunks waits for "last": every answer to it
 	// says it is the last, and a list split into packets (Reply.Chunks)

@@ -44,6 +44,9 @@ type Server struct {
 	handlers sync.WaitGroup // one per socket or HTTP-mode handler running
 
 	mounts []mount // other handlers served beside FD1 (the store's screens)
+
+	observer    Observer     // nil: nothing counts requests and logins
+	slowDropped atomic.Int64 // sockets closed because they did not read
 }
 
 // mount is a handler served at some patterns.
@@ -93,6 +96,7 @@ func (s *Server) Router() *protocol.Router { return s.router }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /fd1/open_websocket", s.joined(s.openWebsocket))
 	// The vendor's websocat example uses this path.
 	mux.HandleFunc("GET /ws/open_websocket", s.joined(s.openWebsocket))
@@ -174,7 +178,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	callsCtx, stopCalls := context.WithCancel(context.Background())
 	defer stopCalls()
 	hs := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           s.accessLog(s.Handler()),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

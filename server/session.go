@@ -121,6 +121,9 @@ func (s *Server) logIn(ctx context.Context, sess session, cur protocol.Caller, a
 		level = slog.LevelDebug // one line per HTTP call would drown the log
 	}
 	s.log.Log(ctx, level, "login", "remote", cur.Remote, "key", key.Name, "purpose", next.Purpose, "transport", cur.Transport)
+	if s.observer != nil {
+		s.observer.Login("ok")
+	}
 	return next, nil
 }
 
@@ -132,6 +135,9 @@ func (s *Server) loginRefused(c protocol.Caller, keyName string, why error) {
 		args = append(args, "key", keyName)
 	}
 	s.log.Info("login refused", append(args, "reason", why.Error())...)
+	if s.observer != nil {
+		s.observer.Login(refusalReason(why))
+	}
 }
 
 // checkPurpose refuses a login that would change the socket's purpose:

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,10 @@ type socket struct {
 	inflight  map[string][]*flight // rq → requests in flight, for cancel_request
 	closeCode int
 	closeText string
+
+	// Counted for the session's closing log line.
+	requests atomic.Int64 // frames read
+	replies  atomic.Int64 // reply packets queued
 }
 
 func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +102,9 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		return
 	}
-	s.log.Debug("socket open", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
+	// One line when a session opens and one when it closes (its login
+	// logs the key's name between them): the access log of a socket.
+	s.log.Info("websocket opened", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
 	if d := s.cfg.LoginDeadline; d > 0 {
 		// A socket that never logs in holds room a device may need.
 		fired := make(chan struct{})
@@ -133,7 +140,8 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	s.removeSocket(sk)
-	s.log.Debug("socket closed", "socket", sk.id, "code", sk.closeCode, "reason", sk.closeText)
+	s.log.Info("websocket closed", "socket", sk.id, "remote", sk.remote, "code", sk.closeCode, "reason", sk.closeText,
+		"key", sk.currentCaller().KeyName, "requests", sk.requests.Load(), "replies", sk.replies.Load())
 }
 
 // kill starts closing the socket with a close code and reason (the first
@@ -175,6 +183,7 @@ func (sk *socket) enqueueGroup(group [][]byte) {
 		return
 	}
 	if !sk.out.pushGroup(group) {
+		sk.srv.slowDropped.Add(1)
 		sk.srv.log.Warn("send queue full; disconnecting slow client", "socket", sk.id, "remote", sk.remote)
 		sk.kill(websocket.ClosePolicyViolation, "send queue full: the client is not reading its replies")
 	}
@@ -201,6 +210,7 @@ func (sk *socket) readPump() {
 		if sk.extendReadDeadline() != nil {
 			return
 		}
+		sk.requests.Add(1)
 		received := time.Now()
 		if kind != websocket.TextMessage {
 			sk.replyError(nil, protocol.Errorf(protocol.CodeBadPacket, "send FD1 packets as text frames, not binary"))
@@ -394,6 +404,7 @@ func (sk *socket) reply(r *protocol.Reply) {
 		return
 	}
 	chunks := r.Chunks()
+	sk.replies.Add(int64(len(chunks)))
 	if len(chunks) == 1 {
 		sk.enqueue(sk.encode(chunks[0]))
 		return
@@ -408,6 +419,7 @@ func (sk *socket) reply(r *protocol.Reply) {
 		}
 		if !sk.out.pushWait(sk.encode(c), sk.srv.cfg.WriteWait, sk.ctx.Done()) {
 			if sk.ctx.Err() == nil {
+				sk.srv.slowDropped.Add(1)
 				sk.srv.log.Warn("client stopped reading a chunked reply; disconnecting", "socket", sk.id, "remote", sk.remote)
 				sk.kill(websocket.ClosePolicyViolation, "send queue full: the client is not reading its replies")
 			}

@@ -249,3 +249,12 @@ func runSubcommand(command string, subs []subcommand, footer string, args []stri
 	}
 	return usagef("unknown %s subcommand %q (%s)", command, args[0], strings.Join(names, ", "))
 }
+
+// buildVersion is the module version this binary was built as ("(devel)"
+// for a build from a checkout), for greenlane_build_info.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
+}

@@ -9,17 +9,20 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/metrics"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -33,8 +36,16 @@ type serveSettings struct {
 	dbPath   string
 	create   bool
 	logLevel string
-	clock    string
-	seed     uint64
+	// logFormat is text or json. Default text.
+	logFormat string
+	// metricsAddr is where /metrics is served. Default "": on the lane's
+	// own listener.
+	metricsAddr string
+	// metricsToken, when set, is the bearer token /metrics asks for.
+	// Default "": none.
+	metricsToken string
+	clock        string
+	seed         uint64
 	// oldOrigins is --allow-origin, the first name of --allowed-origins.
 	oldOrigins []string
 }
@@ -50,6 +61,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.StringVar(&st.dbPath, "db", defaultDB, "lane DB file; at the default path a missing DB is created with the demo fixture and an admin key, elsewhere only with --create")
 	fs.BoolVar(&st.create, "create", false, "create the lane DB named by --db if it does not exist (demo fixture and a new admin key in <db>.apikey); its folder must exist")
 	fs.StringVar(&st.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&st.logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object a line)")
+	fs.StringVar(&st.metricsAddr, "metrics-addr", "", "TCP address for GET /metrics (Prometheus); empty serves it on --addr")
+	fs.StringVar(&st.metricsToken, "metrics-token", "", "bearer token GET /metrics asks for (Authorization: Bearer TOKEN); empty: none")
 	fs.StringVar(&st.clock, "clock", "", "deterministic mode: an RFC 3339 time freezes the lane's clock there (2026-01-01T09:00:00Z); a duration offsets it (-48h)")
 	fs.Uint64Var(&st.seed, "seed", 0, "deterministic mode: seed for new sale keys, so the same script gives the same keys (0: random)")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address to listen on (port 0 picks a free port)")
@@ -171,9 +185,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if len(st.lane.Server.AllowedOrigins) == 0 {
 		st.lane.Server.AllowedOrigins = st.oldOrigins
 	}
-	log, err := newLogger(stderr, st.logLevel)
+	log, err := newLogger(stderr, st.logLevel, st.logFormat)
 	if err != nil {
 		return err
+	}
+	if st.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(st.metricsAddr); err != nil {
+			return usagef("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9490 (%v)", st.metricsAddr, err)
+		}
 	}
 	lc := st.lane
 	if lc.Now, err = lane.ParseClock(st.clock); err != nil {
@@ -198,6 +217,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return err
 	}
 	defer l.Close() // before db.Close: queued changes are written first
+	m := metrics.New(metrics.Parts{DB: db, Writer: l.Writer, Hub: l.Hub, Server: l.Server, Now: lc.Now, Version: buildVersion()})
+	metricsHandler := m.Handler(st.metricsToken, log)
+	if st.metricsAddr == "" {
+		l.Server.Mount(metricsHandler, "GET /metrics")
+	} else {
+		stopMetrics, err := serveMetrics(st.metricsAddr, metricsHandler, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	err = l.Serve(ctx, func(addr net.Addr) {
 		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
 		if lan := lanURLs(addr); len(lan) > 0 {
@@ -312,10 +342,39 @@ func seedDemo(ctx context.Context, db *lanedb.DB, log *slog.Logger) error {
 	return nil
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// serveMetrics serves /metrics alone on addr (--metrics-addr), e.g. on an
+// address only the monitoring host reaches. stop shuts it down.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		<-done
+	}, nil
 }

@@ -1,0 +1,233 @@
+// Package metrics exposes a lane's figures in the Prometheus text format at
+// /metrics. It reads them from the parts on each scrape (the front door's
+// sockets, the writer's and the hub's counters, a few cheap indexed queries
+// and the DB's file sizes) and counts requests and logins as the server
+// reports them, so that no other package depends on Prometheus.
+//
+// No label holds a key, a sale id or anything else unbounded: the labels
+// are socket purposes, endpoint families, FD1 error codes, login refusal
+// reasons and firehose families.
+package metrics
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/server"
+)
+
+// Parts are what the metrics are read from.
+type Parts struct {
+	DB     *lanedb.DB
+	Writer *lanedb.Writer
+	Hub    *server.Hub
+	Server *server.Server
+	// Now is the lane's clock, for the age of the oldest open presell.
+	// Default time.Now.
+	Now func() time.Time
+	// Version is greenlane's version, a label of greenlane_build_info.
+	Version string
+}
+
+// purposes are the socket purposes always reported, so that a gauge reads
+// 0 rather than being absent when no such socket is open.
+var purposes = []string{"fd1", "presell", "customerdisplay", "debugscope"}
+
+// Metrics is a lane's registry. It is the server's Observer.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+}
+
+// New builds the registry over the parts and installs itself as the
+// server's observer.
+func New(p Parts) *Metrics {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "greenlane_requests_total",
+		Help: "FD1 requests answered, by endpoint family (the part after fd1.) and result code (ok or the FD1 error code).",
+	}, []string{"family", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "greenlane_request_duration_seconds",
+		Help:    "Time from receiving an FD1 request to its reply, by endpoint family.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"family"})
+	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "greenlane_logins_total",
+		Help: "Logins (socket and HTTP mode), by outcome: ok, or the reason they were refused.",
+	}, []string{"outcome"})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "greenlane_build_info",
+		Help:        "Always 1; the labels say which greenlane is running.",
+		ConstLabels: prometheus.Labels{"version": p.Version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.requests, m.duration, m.logins, build, &scraped{p: p})
+	// A family that has not had a request yet still reads 0 for ok.
+	m.logins.WithLabelValues("ok")
+	if p.Server != nil {
+		p.Server.SetObserver(m)
+	}
+	return m
+}
+
+// Registry is the lane's own registry (not Prometheus's global one).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Request counts one answered request (server.Observer).
+func (m *Metrics) Request(family, code string, took time.Duration) {
+	m.requests.WithLabelValues(family, code).Inc()
+	m.duration.WithLabelValues(family).Observe(took.Seconds())
+}
+
+// Login counts one login or refusal (server.Observer).
+func (m *Metrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
+
+// Handler serves the registry; with a token, only to a request bearing it
+// ("Authorization: Bearer TOKEN"), others get 401.
+func (m *Metrics) Handler(token string, log *slog.Logger) http.Handler {
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+	if token == "" {
+		return h
+	}
+	want := "Bearer " + token
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !constantTimeEqual(r.Header.Get("Authorization"), want) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="greenlane metrics"`)
+			http.Error(w, "metrics need the bearer token set by --metrics-token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// scraped reads the parts' figures on each scrape.
+type scraped struct{ p Parts }
+
+var (
+	descSockets     = prometheus.NewDesc("greenlane_sockets_open", "Open WebSockets, by purpose (fd1: an ordinary client).", []string{"purpose"}, nil)
+	descSlow        = prometheus.NewDesc("greenlane_slow_consumers_dropped_total", "Sockets closed because their client did not read its replies.", nil, nil)
+	descBatches     = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
+	descMutations   = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)
+	descCommit      = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
+	descBusy        = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
+	descYields      = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
+	descJournal     = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
+	descSubscribers = prometheus.NewDesc("greenlane_firehose_subscribers", "Open firehose subscriptions, by event family.", []string{"family"}, nil)
+	descDelivered   = prometheus.NewDesc("greenlane_firehose_events_delivered_total", "Firehose events delivered to subscribers.", nil, nil)
+	descOpen        = prometheus.NewDesc("greenlane_presells_open", "Submitted presells not yet completed or voided.", nil, nil)
+	descClaims      = prometheus.NewDesc("greenlane_presell_claims", "Open presells claimed by a counter whose lease has not lapsed.", nil, nil)
+	descOldest      = prometheus.NewDesc("greenlane_presell_oldest_open_age_seconds", "Age of the oldest open presell (0 when there is none).", nil, nil)
+	descDBSize      = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB file.", nil, nil)
+	descWALSize     = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the lane DB's write-ahead log.", nil, nil)
+)
+
+func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descBatches, descMutations, descCommit, descBusy, descYields,
+		descJournal, descSubscribers, descDelivered, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
+		ch <- d
+	}
+}
+
+func (c *scraped) Collect(ch chan<- prometheus.Metric) {
+	p := c.p
+	if p.Server != nil {
+		st := p.Server.Stats()
+		for _, purpose := range purposes {
+			ch <- prometheus.MustNewConstMetric(descSockets, prometheus.GaugeValue, float64(st.SocketsByPurpose[purpose]), purpose)
+		}
+		ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(st.SlowDropped))
+	}
+	if p.Writer != nil {
+		w := p.Writer.Stats()
+		ch <- prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(w.Batches.Load()))
+		ch <- prometheus.MustNewConstMetric(descMutations, prometheus.CounterValue, float64(w.Mutations.Load()))
+		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds())
+		ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load()))
+		ch <- prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if p.Hub != nil {
+		if hs, err := p.Hub.Stats(ctx); err != nil {
+			ch <- prometheus.NewInvalidMetric(descJournal, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(descJournal, prometheus.GaugeValue, float64(hs.Head))
+			for fam, n := range hs.Firehoses {
+				ch <- prometheus.MustNewConstMetric(descSubscribers, prometheus.GaugeValue, float64(n), fam)
+			}
+			ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(hs.Published))
+		}
+	}
+	if p.DB != nil {
+		c.presells(ctx, ch)
+		ch <- prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, fileSize(p.DB.Path))
+		ch <- prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, fileSize(p.DB.Path+"-wal"))
+	}
+}
+
+// presells reads the open presells through the partial index that holds
+// exactly them (sales_open_presells), so a scrape stays cheap however many
+// sales the lane has kept.
+func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) {
+	now := c.p.Now()
+	var row struct {
+		Open   int64   `db:"open"`
+		Claims int64   `db:"claims"`
+		Oldest *string `db:"oldest"`
+	}
+	err := c.p.DB.R.GetContext(ctx, &row, `SELECT COUNT(*) AS open,
+			COALESCE(SUM(claim_session IS NOT NULL AND claim_expires_ms > ?), 0) AS claims,
+			MIN(submitted_utc) AS oldest
+		FROM sales INDEXED BY sales_open_presells
+		WHERE presell = 1 AND phase IN (0, 5) AND submitted_utc IS NOT NULL`, now.UnixMilli())
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descOpen, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(row.Open))
+	ch <- prometheus.MustNewConstMetric(descClaims, prometheus.GaugeValue, float64(row.Claims))
+	age := 0.0
+	if row.Oldest != nil {
+		for _, layout := range []string{lanedb.StampLayout, lanedb.DateTime} {
+			if t, err := time.ParseInLocation(layout, *row.Oldest, time.UTC); err == nil {
+				age = max(0, now.Sub(t).Seconds())
+				break
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
+}
+
+// fileSize is a file's size in bytes, 0 when it does not exist (a WAL
+// checkpointed away on close).
+func fileSize(path string) float64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size())
+}
+
+// constantTimeEqual compares a presented secret without leaking, through
+// timing, how much of it matched.
+func constantTimeEqual(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}

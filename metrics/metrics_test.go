@@ -1,0 +1,165 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/lane"
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/metrics"
+)
+
+// newLane is a real lane over a demo DB in a temporary folder.
+func newLane(t *testing.T) *lane.Lane {
+	t.Helper()
+	ctx := context.Background()
+	db, err := lanedb.Open(ctx, filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, _ := fixtures.Find("demo")
+	if err := demo.Load(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lane.New(ctx, db, lane.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(); db.Close() })
+	return l
+}
+
+// gather reads every sample as name{label=value,...} → value.
+func gather(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		for _, mt := range f.Metric {
+			var labels []string
+			for _, lp := range mt.Label {
+				labels = append(labels, lp.GetName()+"="+lp.GetValue())
+			}
+			name := f.GetName() + "{" + strings.Join(labels, ",") + "}"
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[name] = mt.Counter.GetValue()
+			case dto.MetricType_GAUGE:
+				out[name] = mt.Gauge.GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[name+"count"] = float64(mt.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func TestRegistryReadsTheParts(t *testing.T) {
+	l := newLane(t)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	m := metrics.New(metrics.Parts{DB: l.DB, Writer: l.Writer, Hub: l.Hub, Server: l.Server, Version: "v9.9.9",
+		Now: func() time.Time { return now }})
+	// Two open presells, the older one submitted 90 s ago and claimed; a
+	// completed one and a lapsed claim count for nothing.
+	for _, s := range []struct {
+		key, submitted string
+		phase          int
+		claimUntil     int64
+	}{
+		{"a", "2026-01-01 11:58:30.000000", 5, now.Add(time.Minute).UnixMilli()},
+		{"b", "2026-01-01 11:59:30.000000", 5, now.Add(-time.Minute).UnixMilli()},
+		{"c", "2026-01-01 11:00:00.000000", 1, 0},
+	} {
+		_, err := l.DB.W.Exec(`INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc, presell, submitted_utc,
+			claim_session, claim_expires_ms) VALUES (?, ?, ?, '2026-01-01 11:00:00', '2026-01-01 11:00:00', 1, ?, 'sess', ?)`,
+			s.key, s.key, s.phase, s.submitted, s.claimUntil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Request("presell", "ok", 3*time.Millisecond)
+	m.Request("presell", "ok", 5*time.Millisecond)
+	m.Request("salesbuilder", "not_found", time.Millisecond)
+	m.Login("ok")
+	m.Login("bad_key")
+
+	got := gather(t, m)
+	for name, want := range map[string]float64{
+		`greenlane_requests_total{code=ok,family=presell}`:                      2,
+		`greenlane_requests_total{code=not_found,family=salesbuilder}`:          1,
+		`greenlane_request_duration_seconds{family=presell}count`:               2,
+		`greenlane_logins_total{outcome=ok}`:                                    1,
+		`greenlane_logins_total{outcome=bad_key}`:                               1,
+		`greenlane_build_info{goversion=` + goVersion(got) + `,version=v9.9.9}`: 1,
+		`greenlane_sockets_open{purpose=presell}`:                               0,
+		`greenlane_sockets_open{purpose=fd1}`:                                   0,
+		`greenlane_presells_open{}`:                                             2,
+		`greenlane_presell_claims{}`:                                            1,
+		`greenlane_presell_oldest_open_age_seconds{}`:                           90,
+		`greenlane_writer_batches_total{}`:                                      float64(l.Writer.Stats().Batches.Load()),
+		`greenlane_slow_consumers_dropped_total{}`:                              0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	if got[`greenlane_db_size_bytes{}`] <= 0 {
+		t.Errorf("greenlane_db_size_bytes = %v, want the DB file's size", got[`greenlane_db_size_bytes{}`])
+	}
+	if _, ok := got[`greenlane_journal_seq{}`]; !ok {
+		t.Error("greenlane_journal_seq missing")
+	}
+}
+
+// goVersion finds the goversion label build_info carries.
+func goVersion(got map[string]float64) string {
+	for name := range got {
+		if rest, ok := strings.CutPrefix(name, "greenlane_build_info{goversion="); ok {
+			v, _, _ := strings.Cut(rest, ",")
+			return v
+		}
+	}
+	return "(missing)"
+}
+
+func TestHandlerAsksForTheToken(t *testing.T) {
+	l := newLane(t)
+	m := metrics.New(metrics.Parts{DB: l.DB, Server: l.Server})
+	for _, tt := range []struct {
+		token, auth string
+		want        int
+	}{
+		{"", "", http.StatusOK},
+		{"s3cret", "", http.StatusUnauthorized},
+		{"s3cret", "Bearer wrong", http.StatusUnauthorized},
+		{"s3cret", "s3cret", http.StatusUnauthorized},
+		{"s3cret", "Bearer s3cret", http.StatusOK},
+	} {
+		h := m.Handler(tt.token, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("token %q, Authorization %q: status %d, want %d", tt.token, tt.auth, w.Code, tt.want)
+		}
+		if w.Code == http.StatusOK && !strings.Contains(w.Body.String(), "greenlane_presells_open 0") {
+			t.Errorf("body lacks greenlane_presells_open 0:\n%s", w.Body.String())
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// Observer is told of every request and login, for metrics. Its methods
+// must be quick and safe for concurrent use. Every value it gets is from a
+// bounded set: an endpoint family, an FD1 error code, a refusal reason.
+type Observer interface {
+	// Request is one answered request: family is the part of the endpoint
+	// name after "fd1." ("salesbuilder", "presell"), "other" for a name no
+	// endpoint has; code is "ok" or the FD1 error code of the reply.
+	Request(family, code string, took time.Duration)
+	// Login is one login: "ok", or why it was refused (see refusalReason).
+	Login(outcome string)
+}
+
+// SetObserver installs o; call it before ListenAndServe.
+func (s *Server) SetObserver(o Observer) { s.observer = o }
+
+func (s *Server) observeRequest(ep *protocol.Endpoint, reply *protocol.Reply, took time.Duration) {
+	if s.observer == nil {
+		return
+	}
+	family := "other"
+	if ep != nil {
+		// A registered endpoint's name: the set of families is the router's.
+		name := strings.TrimPrefix(ep.Name, "fd1.")
+		family, _, _ = strings.Cut(name, ".")
+	}
+	code := "ok"
+	if reply != nil && reply.Error != nil {
+		code = string(reply.Error.Code)
+	}
+	s.observer.Request(family, code, took)
+}
+
+// refusalReason names why a login was refused, from a bounded set: the
+// error's FD1 code, or bad_key / revoked_key / no_key.
+func refusalReason(why error) string {
+	var pe *protocol.Error
+	switch {
+	case errors.Is(why, lanedb.ErrBadKey):
+		return "bad_key"
+	case errors.Is(why, lanedb.ErrRevokedKey):
+		return "revoked_key"
+	case errors.As(why, &pe):
+		return string(pe.Code)
+	}
+	return "no_key"
+}
+
+// Stats are the front door's figures for metrics.
+type Stats struct {
+	// SocketsByPurpose counts open sockets by purpose; "fd1" is a socket
+	// with none (an ordinary client).
+	SocketsByPurpose map[string]int
+	// SlowDropped counts sockets closed because their client did not read
+	// its replies fast enough.
+	SlowDropped int64
+}
+
+// Stats reads the front door's figures.
+func (s *Server) Stats() Stats {
+	byPurpose, _ := s.socketStats()["by_purpose"].(map[string]int)
+	return Stats{SocketsByPurpose: byPurpose, SlowDropped: s.slowDropped.Load()}
+}
+
+// readyz answers 200 when the lane can take changes: its DB schema is the
+// one this build knows and a write transaction starts. Otherwise 503 with
+// the reason. /healthz only says the process is alive.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	// The writer may be mid-batch on the one write connection: wait a
+	// little for it, not for as long as a client would.
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ready(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ready")
+}
+
+// accessLog writes one line per HTTP request: method, path (never the
+// query, which may hold _k, nor any header, which may hold x-api-key),
+// status, bytes, duration and remote. A WebSocket upgrade is logged by its
+// session instead (opened, login, closed).
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.hijacked {
+			return
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.log.Info("http", "method", r.Method, "path", r.URL.Path, "status", status, "bytes", rec.bytes,
+			"duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+// recorder notes a response's status and size; it hijacks for WebSockets.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	hijacked bool
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status == 0 {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+func (rec *recorder) Flush() {
+	if f, ok := rec.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := rec.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over")
+	}
+	rec.hijacked = true
+	return h.Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the connection's own writer.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
