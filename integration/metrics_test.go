@@ -1,0 +1,248 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scrape reads /metrics with an Authorization header (none when auth is
+// ""): the status and every sample as `name{labels}` → value.
+func (l *lane) scrape(auth string) (int, map[string]float64) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+l.addr+"/metrics", nil)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	samples := map[string]float64{}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, samples
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			l.t.Fatalf("metrics line %q: %v", line, err)
+		}
+		samples[line[:i]] = v
+	}
+	return resp.StatusCode, samples
+}
+
+func (l *lane) get(path string) (int, string) {
+	l.t.Helper()
+	resp, err := http.Get("http://" + l.addr + path)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMetricsAfterAScriptedPresell: a tablet builds and parks a presell, a
+// counter recalls, pays and completes it; /metrics shows each request
+// family's counter moved by exactly the requests sent, the open sockets by
+// purpose and the build.
+func TestMetricsAfterAScriptedPresell(t *testing.T) {
+	const token = "metrics-s3cret"
+	l := startLane(t, "--metrics-token", token)
+	bearer := "Bearer " + token
+	for _, auth := range []string{"", "Bearer wrong", token} {
+		if code, _ := l.scrape(auth); code != http.StatusUnauthorized {
+			t.Errorf("/metrics with Authorization %q: %d, want 401", auth, code)
+		}
+	}
+	code, before := l.scrape(bearer)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics with the token: %d", code)
+	}
+	tabKey, tillKey := l.newKey("tablet-1", "presell"), l.newKey("till-1", "counter")
+
+	tab := l.login(presellQuery, tabKey, "")
+	till := l.login("", tillKey, "")
+	k := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", k, map[string]any{"pid": 1001, "qty": 1})
+	sale(t, tab, sbA+"sale_add_product", k, map[string]any{"pid": 1001, "qty": 1})
+	ticket := sale(t, tab, sbA+"sale_park", k, nil)["ticket"]
+	recalled := sale(t, till, presellA+"recall", nil, map[string]any{"ticket": ticket})
+	total := num(recalled["saletotal"])
+	if total <= 0 {
+		t.Fatalf("recall: no saletotal in %v", recalled)
+	}
+	sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 1, "amount": total})
+	if s := sale(t, till, sbA+"salesbuilder_complete", k, nil); num(s["phase"]) != 1 {
+		t.Fatalf("complete: %v", s)
+	}
+	// One refused call: its code is counted apart from the ok ones.
+	r := do(t, till, sbA+"sale_park", "no-such-sale", nil)
+	if r.Error == nil {
+		t.Fatalf("sale_park of no sale answered %s", r.raw)
+	}
+	refused := string(r.Error.Code)
+
+	_, after := l.scrape(bearer)
+	moved := func(name string) float64 { return after[name] - before[name] }
+	for name, want := range map[string]float64{
+		`greenlane_requests_total{code="ok",family="session"}`:                   2, // the two logins
+		`greenlane_requests_total{code="ok",family="salesbuilder"}`:              6,
+		`greenlane_requests_total{code="ok",family="presell"}`:                   1,
+		`greenlane_requests_total{code="` + refused + `",family="salesbuilder"}`: 1,
+		`greenlane_request_duration_seconds_count{family="salesbuilder"}`:        7,
+		`greenlane_request_duration_seconds_count{family="presell"}`:             1,
+		`greenlane_logins_total{outcome="ok"}`:                                   2,
+	} {
+		if got := moved(name); got != want {
+			t.Errorf("%s moved by %v, want %v", name, got, want)
+		}
+	}
+	for name, want := range map[string]float64{
+		`greenlane_sockets_open{purpose="presell"}`:         1,
+		`greenlane_sockets_open{purpose="fd1"}`:             1,
+		`greenlane_sockets_open{purpose="customerdisplay"}`: 0,
+		`greenlane_presells_open`:                           0,
+	} {
+		if got, ok := after[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	if after[`greenlane_writer_mutations_total`] <= before[`greenlane_writer_mutations_total`] {
+		t.Errorf("greenlane_writer_mutations_total did not move: %v → %v", before[`greenlane_writer_mutations_total`], after[`greenlane_writer_mutations_total`])
+	}
+	build := 0
+	for name, v := range after {
+		if strings.HasPrefix(name, `greenlane_build_info{goversion="go`) && v == 1 {
+			build++
+		}
+	}
+	if build != 1 {
+		t.Errorf("want one greenlane_build_info{goversion=...,version=...} 1, got %d", build)
+	}
+	for name := range after {
+		if strings.Contains(name, k) || strings.Contains(name, tabKey) || strings.Contains(name, tillKey) {
+			t.Errorf("a label holds a sale key or an API key: %s", name)
+		}
+	}
+	if code, body := l.get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+}
+
+// startJSONLane is startLane with --log-format json: the address is read
+// from the JSON "listening" line.
+func startJSONLane(t *testing.T, extra ...string) *lane {
+	t.Helper()
+	skipIfRemote(t, "reads the lane's own log")
+	dir := t.TempDir()
+	l := &lane{t: t, db: filepath.Join(dir, "lane.db"), exited: make(chan struct{})}
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db, "--create", "--log-format", "json"}, extra...)
+	l.cmd = exec.Command(binary, args...)
+	pipe, err := l.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		t.Fatalf("start greenlane: %v", err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			l.mu.Lock()
+			l.stderr.WriteString(line + "\n")
+			l.mu.Unlock()
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" && !sent {
+				addrc <- rec.Addr
+				sent = true
+			}
+		}
+		_ = l.cmd.Wait()
+		close(l.exited)
+	}()
+	t.Cleanup(l.stop)
+	select {
+	case l.addr = <-addrc:
+	case <-l.exited:
+		t.Fatalf("greenlane exited before listening:\n%s", l.log())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
+	}
+	key, err := os.ReadFile(l.db + ".apikey")
+	if err != nil {
+		t.Fatalf("admin key file: %v", err)
+	}
+	l.key = strings.TrimSpace(string(key))
+	return l
+}
+
+// TestLogFormatJSON: with --log-format json every line the lane writes is
+// one JSON object; HTTP requests and socket sessions get their access
+// lines; no line holds the API key, whether it came in a login packet, the
+// x-api-key header or a _k in the query.
+func TestLogFormatJSON(t *testing.T) {
+	l := startJSONLane(t)
+	key := l.newKey("tablet-7", "presell")
+	tab := l.login(presellQuery, key, "")
+	sale(t, tab, sbA+"sale_create", nil, nil)
+	tab.ws.Close()
+	if code, _ := l.httpCall("GET", "/fd1/debug/ping", map[string]string{"x-api-key": key}, ""); code != http.StatusOK {
+		t.Errorf("HTTP ping with x-api-key: %d", code)
+	}
+	l.httpCall("GET", "/fd1/debug/ping?_k="+key, nil, "")
+	if code, body := l.get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	l.stop()
+
+	var sawHTTP, sawOpened, sawClosed bool
+	for _, line := range strings.Split(strings.TrimSpace(l.log()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON line: %q (%v)", line, err)
+			continue
+		}
+		if strings.Contains(line, key) {
+			t.Errorf("a log line holds the API key: %s", line)
+		}
+		switch rec["msg"] {
+		case "http":
+			if rec["path"] == "/fd1/debug/ping" && rec["status"] == float64(200) && rec["method"] == "GET" {
+				sawHTTP = true
+			}
+		case "websocket opened":
+			sawOpened = rec["purpose"] == "presell"
+		case "websocket closed":
+			sawClosed = rec["key"] == "tablet-7" && rec["requests"] == float64(2) && rec["replies"] == float64(2)
+		}
+	}
+	if !sawHTTP || !sawOpened || !sawClosed {
+		t.Errorf("access lines: http %v, websocket opened %v, websocket closed (key name, 2 requests, 2 replies) %v\n%s",
+			sawHTTP, sawOpened, sawClosed, l.log())
+	}
+}
