@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -244,5 +245,27 @@ func TestLogFormatJSON(t *testing.T) {
 	if !sawHTTP || !sawOpened || !sawClosed {
 		t.Errorf("access lines: http %v, websocket opened %v, websocket closed (key name, 2 requests, 2 replies) %v\n%s",
 			sawHTTP, sawOpened, sawClosed, l.log())
+	}
+}
+
+// TestMetricsOnTheirOwnAddress: --metrics-addr serves /metrics there and
+// not on the FD1 port.
+func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	l := startLane(t, "--metrics-addr", "127.0.0.1:0")
+	m := regexp.MustCompile(`msg="metrics listening" url=(\S+)`).FindStringSubmatch(l.log())
+	if m == nil {
+		t.Fatalf("no metrics listening line:\n%s", l.log())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "greenlane_build_info{") {
+		t.Errorf("GET %s: %d\n%s", m[1], resp.StatusCode, b)
+	}
+	if code, _ := l.get("/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on the FD1 port: %d, want 404 when --metrics-addr is set", code)
 	}
 }
