@@ -132,6 +132,7 @@ var (
 	descJournal     = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
 	descSubscribers = prometheus.NewDesc("greenlane_firehose_subscribers", "Open firehose subscriptions, by event family.", []string{"family"}, nil)
 	descDelivered   = prometheus.NewDesc("greenlane_firehose_events_delivered_total", "Firehose events delivered to subscribers.", nil, nil)
+	descHubDropped  = prometheus.NewDesc("greenlane_firehose_events_dropped_total", "Trace and display events dropped because the hub was busy.", nil, nil)
 	descOpen        = prometheus.NewDesc("greenlane_presells_open", "Submitted presells not yet completed or voided.", nil, nil)
 	descClaims      = prometheus.NewDesc("greenlane_presell_claims", "Open presells claimed by a counter whose lease has not lapsed.", nil, nil)
 	descOldest      = prometheus.NewDesc("greenlane_presell_oldest_open_age_seconds", "Age of the oldest open presell (0 when there is none).", nil, nil)
@@ -141,7 +142,7 @@ var (
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSockets, descSlow, descBatches, descMutations, descCommit, descBusy, descYields,
-		descJournal, descSubscribers, descDelivered, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
+		descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
 		ch <- d
 	}
 }
@@ -174,6 +175,7 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descSubscribers, prometheus.GaugeValue, float64(n), fam)
 			}
 			ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(hs.Published))
+			ch <- prometheus.MustNewConstMetric(descHubDropped, prometheus.CounterValue, float64(hs.Dropped))
 		}
 	}
 	if p.DB != nil {
