@@ -140,7 +140,9 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	s.removeSocket(sk)
-	s.log.Info("websocket closed", "socket", sk.id, "remote", sk.remote, "code", sk.closeCode, "reason", sk.closeText,
+	// The close reason is not repeated: the line that decided it (a slow
+	// client, a login deadline, a revoked key) has already said why.
+	s.log.Info("websocket closed", "socket", sk.id, "remote", sk.remote, "code", sk.closeCode,
 		"key", sk.currentCaller().KeyName, "requests", sk.requests.Load(), "replies", sk.replies.Load())
 }
 
