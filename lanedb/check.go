@@ -173,7 +173,7 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 		return BackupResult{}, fmt.Errorf("backup path %q: %w", out, err)
 	}
 	if _, err := os.Lstat(absOut); err == nil {
-		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, os.ErrExist)
+		return BackupResult{}, fmt.Errorf("backup %s: refusing to overwrite it, name a new file: %w", absOut, os.ErrExist)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
 	}

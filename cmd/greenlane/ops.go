@@ -123,6 +123,11 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if resolved, err := filepath.EvalSymlinks(u.exe); err == nil {
 		u.exe = resolved
 	}
+	// `go run` builds into a temporary folder that is gone when it exits:
+	// a unit pointing there would fail on the next boot.
+	if strings.Contains(u.exe, string(filepath.Separator)+"go-build") {
+		fmt.Fprintf(stderr, "greenlane: warning: %s is a temporary 'go run' build; build greenlane (go build -o /usr/local/bin/greenlane ./cmd/greenlane) and run service install with that binary\n", u.exe)
+	}
 	text, err := unitFile(u)
 	if err != nil {
 		return usagef("service install: %v", err)
@@ -170,6 +175,13 @@ func unitFile(u unitSettings) (string, error) {
 	exec := []string{systemdQuote(u.exe), "serve"}
 	for _, a := range u.flags {
 		exec = append(exec, systemdQuote(a))
+	}
+	// PrivateTmp=yes gives the service an empty /tmp of its own: a lane DB
+	// there would be a new, empty one, and gone after every stop.
+	for _, tmp := range []string{"/tmp", "/var/tmp"} {
+		if u.dir == tmp || strings.HasPrefix(u.dir, tmp+"/") {
+			return "", fmt.Errorf("--dir %s: PrivateTmp gives the service its own empty %s; use e.g. /var/lib/greenlane", u.dir, tmp)
+		}
 	}
 	return fmt.Sprintf(`[Unit]
 Description=greenlane FD1 lane server

@@ -50,6 +50,7 @@ WantedBy=multi-user.target
 			wantExec: `ExecStart=/opt/greenlane serve "a\nb"`},
 		{name: "bad user", u: unitSettings{exe: "/opt/greenlane", user: "pos\nExecStartPre=/bin/sh", dir: "/srv"}, wantErr: "not a user name"},
 		{name: "relative dir", u: unitSettings{exe: "/opt/greenlane", user: "pos", dir: "lane"}, wantErr: "absolute path"},
+		{name: "private tmp dir", u: unitSettings{exe: "/opt/greenlane", user: "pos", dir: "/tmp/lane"}, wantErr: "PrivateTmp"},
 		{name: "read-only dir", u: unitSettings{exe: "/opt/greenlane", user: "pos", dir: "/etc/greenlane"}, wantErr: "read-only"},
 	}
 	for _, tt := range tests {
@@ -87,12 +88,15 @@ WantedBy=multi-user.target
 func TestServiceInstall(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "lane-7.service")
+	// The unit only names the working directory; it need not exist yet
+	// (and one under /tmp is refused, see TestUnitFile).
+	const work = "/srv/lane-7"
 	run := func(args ...string) (string, error) {
 		var stdout, stderr bytes.Buffer
 		err := dispatch(append([]string{"service", "install"}, args...), &stdout, &stderr)
 		return stdout.String(), err
 	}
-	got, err := run("--user", "pos", "--dir", dir, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", "lane.db")
+	got, err := run("--user", "pos", "--dir", work, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", "lane.db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,25 +109,25 @@ func TestServiceInstall(t *testing.T) {
 	}
 	exe, _ := os.Executable()
 	exe, _ = filepath.EvalSymlinks(exe)
-	for _, want := range []string{"User=pos\n", "WorkingDirectory=" + dir + "\n", "ExecStart=" + systemdQuote(exe) + " serve --addr 0.0.0.0:3490 --db lane.db\n"} {
+	for _, want := range []string{"User=pos\n", "WorkingDirectory=" + work + "\n", "ExecStart=" + systemdQuote(exe) + " serve --addr 0.0.0.0:3490 --db lane.db\n"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
 	}
-	if _, err := run("--user", "pos", "--dir", dir, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, err := run("--user", "pos", "--dir", work, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("second install over %s: err = %v, want a refusal naming --force", out, err)
 	}
 	if again, _ := os.ReadFile(out); !bytes.Equal(again, unit) {
 		t.Error("a refused install changed the unit")
 	}
-	if _, err := run("--user", "pos", "--dir", dir, "--out", out, "--force", "--", "--addr", "127.0.0.1:1"); err != nil {
+	if _, err := run("--user", "pos", "--dir", work, "--out", out, "--force", "--", "--addr", "127.0.0.1:1"); err != nil {
 		t.Errorf("--force: %v", err)
 	}
 	if again, _ := os.ReadFile(out); !strings.Contains(string(again), "serve --addr 127.0.0.1:1\n") {
 		t.Errorf("--force did not replace the unit:\n%s", again)
 	}
 	other := filepath.Join(dir, "typo.service")
-	if _, err := run("--user", "pos", "--dir", dir, "--out", other, "--", "--adr", ":1"); err == nil || !strings.Contains(err.Error(), "adr") {
+	if _, err := run("--user", "pos", "--dir", work, "--out", other, "--", "--adr", ":1"); err == nil || !strings.Contains(err.Error(), "adr") {
 		t.Errorf("a serve flag typo: err = %v, want it named", err)
 	}
 	if _, err := os.Stat(other); err == nil {
