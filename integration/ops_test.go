@@ -20,7 +20,7 @@ func TestOpsBackupDuringLoad(t *testing.T) {
 	tabletKeys := l.newKeys("tablet", "presell", 3)
 	till := l.login("", l.newKey("till-1", "counter"), "")
 
-	const perTablet = 8
+	const perTablet = 25
 	parked := make(chan string, len(tabletKeys)*perTablet)
 	var tablets sync.WaitGroup
 	for _, key := range tabletKeys {
@@ -53,10 +53,25 @@ func TestOpsBackupDuringLoad(t *testing.T) {
 		}
 	}()
 
+	loadDone := make(chan struct{})
+	go func() { counter.Wait(); close(loadDone) }()
+
+	// Backups one after another for as long as the load runs (at least
+	// three; at most 40, to bound the disk used).
 	dir := t.TempDir()
 	var backups []string
-	for i := range 4 {
-		out := filepath.Join(dir, fmt.Sprintf("backup-%d.db", i))
+	during := 0
+backup:
+	for len(backups) < 40 {
+		select {
+		case <-loadDone:
+			if len(backups) >= 3 {
+				break backup
+			}
+		default:
+			during++
+		}
+		out := filepath.Join(dir, fmt.Sprintf("backup-%d.db", len(backups)))
 		got, err := cli(t, "backup", "--db", l.db, "--out", out)
 		if err != nil {
 			t.Fatalf("backup during load: %v", err)
@@ -66,7 +81,8 @@ func TestOpsBackupDuringLoad(t *testing.T) {
 		}
 		backups = append(backups, out)
 	}
-	counter.Wait()
+	<-loadDone
+	t.Logf("%d backups, %d of them started while the load ran", len(backups), during)
 	if t.Failed() {
 		t.FailNow()
 	}
