@@ -31,6 +31,9 @@ var commands = []command{
 	{"client", "send FD1 packets to a lane and print the replies", runClient},
 	{"replay", "replay FD1 transcripts against a server and show what differs", runReplay},
 	{"bench", "measure the lane: bench presell, recall, firehose, soak", runBench},
+	{"backup", "copy a lane DB while the lane serves it, and check the copy", runBackup},
+	{"check", "check a lane DB: SQLite integrity and the lane's own rules", runCheck},
+	{"service", "install a systemd unit that runs serve", runService},
 }
 
 func main() {
