@@ -214,8 +214,9 @@ func TestTLSLane(t *testing.T) {
 
 var redirecting = regexp.MustCompile(`msg="redirecting http to https" addr=(\S+)`)
 
-// TestTLSServeErrors: --tls before tls init names tls init; --http-redirect
-// sends plain http to the https port.
+// TestTLSServeErrors: --tls before tls init names tls init, TLS flags that
+// do not go together are refused, and --http-redirect sends plain http to
+// the https port.
 func TestTLSServeErrors(t *testing.T) {
 	needsOwnLane(t)
 	dir := t.TempDir()
@@ -234,6 +235,16 @@ func TestTLSServeErrors(t *testing.T) {
 	if _, err := cli(t, "tls", "init", "--db", db, "--names", "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
+	for _, args := range [][]string{
+		{"--tls", "--tls-cert", db + ".cert.pem", "--tls-key", db + ".key.pem"},
+		{"--tls-cert", db + ".cert.pem"},
+		{"--tls-cert", db + ".cert.pem", "--tls-key", db + ".ca.pem"}, // not its key
+	} {
+		_, err := cli(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--create"}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "--tls") || !strings.Contains(err.Error(), "exit status 2") {
+			t.Fatalf("serve %q: %v, want a usage error naming the TLS flag", args, err)
+		}
+	}
 	l := startLaneAt(t, db, "--tls", "--http-redirect", "127.0.0.1:0")
 	m := redirecting.FindStringSubmatch(l.log())
 	if m == nil {
@@ -250,5 +261,37 @@ func TestTLSServeErrors(t *testing.T) {
 	resp.Body.Close()
 	if want := "https://" + l.addr + "/tablet/?x=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
 		t.Fatalf("redirect: %s to %q, want 308 to %q", resp.Status, resp.Header.Get("Location"), want)
+	}
+}
+
+// TestTLSStoreCertificate: --tls-cert and --tls-key serve a certificate the
+// store already has (here one tls init made for another lane DB); there is
+// no CA of the lane's own to hand out then.
+func TestTLSStoreCertificate(t *testing.T) {
+	needsOwnLane(t)
+	other := filepath.Join(t.TempDir(), "other.db")
+	if _, err := cli(t, "tls", "init", "--db", other, "--names", "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	l := startLaneAt(t, filepath.Join(t.TempDir(), "lane.db"), "--tls-cert", other+".cert.pem", "--tls-key", other+".key.pem")
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: caPool(t, other)}, HandshakeTimeout: 10 * time.Second}
+	ws, _, err := d.Dial("wss://"+l.addr+"/fd1/open_websocket", nil)
+	if err != nil {
+		t.Fatalf("dial wss: %v\n%s", err, l.log())
+	}
+	defer ws.Close()
+	c := &conn{t: t, ws: ws}
+	if r := c.call(map[string]any{"a": "fd1.session.login", "rq": "login", "v": map[string]any{"apikey": l.key}}); r.Error != nil {
+		t.Fatalf("login over wss: %+v", r.Error)
+	}
+	c.ping()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool(t, other)}}}
+	resp, err := client.Get("https://" + l.addr + "/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /ca.pem with a store certificate: %s, want 404", resp.Status)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -184,5 +185,33 @@ func TestRenew(t *testing.T) {
 				t.Fatalf("key after renew: %v %v", st.Mode(), err)
 			}
 		})
+	}
+}
+
+// TestDefaultNames: the names tls init uses without --names cover the
+// lane reached from the machine itself and from the LAN, once each.
+func TestDefaultNames(t *testing.T) {
+	names := DefaultNames()
+	for _, want := range []string{"localhost", "127.0.0.1"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("default names %q lack %s", names, want)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			t.Errorf("%s listed twice in %q", n, names)
+		}
+		seen[n] = true
+		if ip := net.ParseIP(n); ip != nil && ip.IsLoopback() && n != "127.0.0.1" {
+			t.Errorf("loopback address %s in %q", n, names)
+		}
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && !slices.Contains(names, strings.ToLower(h)) {
+		t.Errorf("default names %q lack the host name %s", names, h)
+	}
+	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := Init(f, names, false, t0); err != nil {
+		t.Fatalf("init with the default names: %v", err)
 	}
 }
