@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -202,6 +203,19 @@ func TestTLSLane(t *testing.T) {
 		ca1, _ := os.ReadFile(db + ".ca.pem")
 		if string(cert1) == string(cert0) || string(ca1) != string(want) {
 			t.Fatalf("renew --force: certificate changed %v, CA kept %v", string(cert1) != string(cert0), string(ca1) == string(want))
+		}
+		// The running lane serves the renewed certificate without a restart.
+		blk, _ := pem.Decode(cert1)
+		if blk == nil {
+			t.Fatal("no PEM in the renewed certificate file")
+		}
+		c, err := tls.Dial("tcp", l.addr, &tls.Config{RootCAs: pool, ServerName: "lane-1.test"})
+		if err != nil {
+			t.Fatalf("TLS after renew: %v", err)
+		}
+		defer c.Close()
+		if got := c.ConnectionState().PeerCertificates[0].Raw; string(got) != string(blk.Bytes) {
+			t.Fatal("after tls renew the lane still serves the old certificate")
 		}
 	})
 	// The refused clients above leave handshake errors; nothing else.

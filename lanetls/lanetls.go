@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -255,13 +256,49 @@ func readCert(path string) (*x509.Certificate, error) {
 }
 
 // ServerConfig loads a certificate and key into a server TLS config: TLS
-// 1.2 at least, Go's own cipher suite choice.
+// 1.2 at least, Go's own cipher suite choice. The files are looked at again
+// on each handshake and reloaded once both have changed, so a certificate
+// renewed while the lane runs is served without a restart; a pair that
+// does not load (half written, mismatched) keeps the last good one.
 func ServerConfig(certFile, keyFile string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	r := &reloader{certFile: certFile, keyFile: keyFile}
+	if err := r.load(); err != nil {
+		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.get}, nil
+}
+
+// reloader holds the certificate last loaded and the files' times then.
+type reloader struct {
+	certFile, keyFile string
+	mu                sync.Mutex
+	pair              *tls.Certificate
+	certMod, keyMod   time.Time
+}
+
+func (r *reloader) load() error {
+	cs, err1 := os.Stat(r.certFile)
+	ks, err2 := os.Stat(r.keyFile)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("TLS certificate files: %w", err)
+	}
+	pair, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("load TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
+	}
+	r.pair, r.certMod, r.keyMod = &pair, cs.ModTime(), ks.ModTime()
+	return nil
+}
+
+func (r *reloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs, err1 := os.Stat(r.certFile)
+	ks, err2 := os.Stat(r.keyFile)
+	if err1 == nil && err2 == nil && !cs.ModTime().Equal(r.certMod) && !ks.ModTime().Equal(r.keyMod) {
+		_ = r.load() // on failure the last good pair stays
+	}
+	return r.pair, nil
 }
 
 func newSerial() (*big.Int, error) {

@@ -158,7 +158,7 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "not renewed: the certificate is valid until %s (renew reissues within %d days of expiry; --force reissues now)\n", until.Format(time.DateOnly), int(lanetls.RenewWithin/(24*time.Hour)))
 		return nil
 	}
-	fmt.Fprintf(stdout, "renewed: valid until %s; restart serve to use it (tablets keep trusting the same CA)\n", until.Format(time.DateOnly))
+	fmt.Fprintf(stdout, "renewed: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n", until.Format(time.DateOnly))
 	return nil
 }
 
