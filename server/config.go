@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -99,6 +100,13 @@ type Config struct {
 	// ownOrigins); "*" allows any. Clients that send no Origin (tablet apps,
 	// scripts) are not affected. Default none.
 	AllowedOrigins []string
+	// TLS, when set, makes the lane serve https and wss on Addr (the
+	// certificate, TLS 1.2 at least). Default nil: plain http and ws.
+	TLS *tls.Config
+	// HTTPRedirect is a second address, host:port, where plain http
+	// requests are redirected to the https listener; only with TLS.
+	// Default "": none.
+	HTTPRedirect string
 }
 
 // DefaultConfig returns the defaults.
@@ -154,7 +162,18 @@ func (c Config) Validate() error {
 		setting.Range("RequestBurst", c.RequestBurst, 1, 1e9),
 		setting.Range("LoginFailures", c.LoginFailures, 1, 1_000_000),
 		setting.Range("RevokeCheck", c.RevokeCheck, 10*time.Millisecond, time.Hour),
+		c.validRedirect(),
 	)
+}
+
+func (c Config) validRedirect() error {
+	switch {
+	case c.HTTPRedirect == "":
+		return nil
+	case c.TLS == nil:
+		return setting.Errorf("HTTPRedirect", "redirects to https, so it needs TLS (--tls or --tls-cert and --tls-key)")
+	}
+	return validAddr("HTTPRedirect", c.HTTPRedirect)
 }
 
 // validAddr checks a listen address: host:port with a port from 0 to 65535

@@ -4,11 +4,15 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,6 +177,28 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.origins.Store(ownOrigins(s.cfg.Addr, ln.Addr(), s.log))
+	var redirect *http.Server
+	var redirectLn net.Listener
+	if s.cfg.TLS != nil {
+		tc := s.cfg.TLS.Clone()
+		// HTTP/1.1 only: WebSockets upgrade over it, and a browser that
+		// got h2 from the page would need RFC 8441 for its socket.
+		tc.NextProtos = []string{"http/1.1"}
+		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		ln = tls.NewListener(ln, tc)
+		if s.cfg.HTTPRedirect != "" {
+			if redirectLn, err = net.Listen("tcp", s.cfg.HTTPRedirect); err != nil {
+				ln.Close()
+				return fmt.Errorf("listen on %s: %w", s.cfg.HTTPRedirect, err)
+			}
+			redirect = &http.Server{
+				Handler:           redirectToHTTPS(port),
+				ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+				IdleTimeout:       s.cfg.IdleTimeout,
+				ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+			}
+		}
+	}
 	// HTTP-mode calls run under callsCtx, so that shutdown can stop the
 	// ones still running when the grace period ends.
 	callsCtx, stopCalls := context.WithCancel(context.Background())
@@ -194,6 +220,19 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	go func() { defer bg.Done(); s.watchRevocations(watchCtx, s.cfg.RevokeCheck) }()
 	defer bg.Wait()
 	defer stopWatch()
+	if redirect != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := redirect.Serve(redirectLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http redirect listener stopped", "addr", s.cfg.HTTPRedirect, "err", err)
+			}
+		}()
+		// Runs before bg.Wait (defers run last first): the redirect
+		// listener stops with the lane.
+		defer redirect.Close()
+		s.log.Info("redirecting http to https", "addr", redirectLn.Addr().String())
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -203,6 +242,19 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	case <-ctx.Done():
 	}
 	return s.shutdown(hs, stopCalls)
+}
+
+// redirectToHTTPS sends every request to the same host and path on the
+// https port.
+func redirectToHTTPS(port string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		u := url.URL{Scheme: "https", Host: net.JoinHostPort(strings.Trim(host, "[]"), port), Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
+	})
 }
 
 // shutdown stops accepting, tells every socket the lane is going away,

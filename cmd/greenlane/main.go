@@ -27,6 +27,7 @@ var commands = []command{
 	{"serve", "run the lane server (creates a demo lane DB on first start)", runServe},
 	{"fixture", "list fixtures, or load one into a lane DB", runFixture},
 	{"apikey", "create, list and revoke API keys", runAPIKey},
+	{"tls", "make the store's CA and the lane's https certificate: init, ca, renew", runTLS},
 	{"presell", "list, void and expire open presells in a lane DB", runPresell},
 	{"client", "send FD1 packets to a lane and print the replies", runClient},
 	{"replay", "replay FD1 transcripts against a server and show what differs", runReplay},

@@ -48,6 +48,9 @@ type serveSettings struct {
 	seed         uint64
 	// oldOrigins is --allow-origin, the first name of --allowed-origins.
 	oldOrigins []string
+	// useTLS is --tls: the certificate and key next to the DB (tls init).
+	useTLS          bool
+	tlsCert, tlsKey string
 }
 
 // serveFlags declares serve's flags over a settings value holding the
@@ -99,6 +102,10 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	// The flag's first name, kept so existing scripts and unit files still
 	// work; the new name wins when both are given (flag or environment).
 	fs.Var((*listFlag)(&st.oldOrigins), "allow-origin", "old name of --allowed-origins")
+	fs.BoolVar(&st.useTLS, "tls", false, "serve https and wss with the certificate `greenlane tls init` made next to --db")
+	fs.StringVar(&st.tlsCert, "tls-cert", "", "serve https and wss with this PEM certificate (chain) file; needs --tls-key")
+	fs.StringVar(&st.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.StringVar(&cfg.HTTPRedirect, "http-redirect", cfg.HTTPRedirect, "with TLS: also listen for plain http on this address (:3480) and redirect it to https")
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
 	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
@@ -133,6 +140,7 @@ var serveFlagOf = map[string]string{
 	"Server.LoginFailures":       "login-failures",
 	"Server.RevokeCheck":         "revoke-check",
 	"Server.AllowedOrigins":      "allowed-origins",
+	"Server.HTTPRedirect":        "http-redirect",
 	"Writer.MaxWait":             "group-commit-wait",
 	"Writer.MaxBatch":            "group-commit-max",
 	"Writer.YieldEvery":          "writer-yield-every",
@@ -201,6 +209,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if st.seed != 0 {
 		lc.Rand = lane.SeededRand(st.seed)
 	}
+	var caFile string
+	if lc.Server.TLS, caFile, err = serveTLS(st); err != nil {
+		return err
+	}
 	// Every value is checked before anything is opened or created.
 	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
 		return err
@@ -228,9 +240,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 		defer stopMetrics()
 	}
+	if caFile != "" {
+		l.Server.Mount(caHandler(caFile), "GET /ca.pem")
+	}
+	ws := "ws"
+	if lc.Server.TLS != nil {
+		ws = "wss"
+	}
 	err = l.Serve(ctx, func(addr net.Addr) {
-		log.Info("listening", "addr", addr.String(), "websocket", "ws://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
-		if lan := lanURLs(addr); len(lan) > 0 {
+		log.Info("listening", "addr", addr.String(), "websocket", ws+"://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
+		if lan := lanURLs(addr, ws); len(lan) > 0 {
 			// Bound to every interface ([::]): say where devices find it.
 			log.Info("devices on the network connect to", "websocket", strings.Join(lan, " "))
 		}
@@ -251,7 +270,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 
 // lanURLs are the socket URLs on this machine's own network addresses
 // when addr listens on every interface, else none.
-func lanURLs(addr net.Addr) []string {
+func lanURLs(addr net.Addr, scheme string) []string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok || !tcp.IP.IsUnspecified() {
 		return nil
@@ -266,7 +285,7 @@ func lanURLs(addr net.Addr) []string {
 		if !ok || ipnet.IP.IsLoopback() || ipnet.IP.To4() == nil {
 			continue
 		}
-		urls = append(urls, "ws://"+net.JoinHostPort(ipnet.IP.String(), strconv.Itoa(tcp.Port))+"/fd1/open_websocket")
+		urls = append(urls, scheme+"://"+net.JoinHostPort(ipnet.IP.String(), strconv.Itoa(tcp.Port))+"/fd1/open_websocket")
 	}
 	return urls
 }

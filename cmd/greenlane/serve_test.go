@@ -265,10 +265,10 @@ func TestServeDBPath(t *testing.T) {
 }
 
 func TestLANURLs(t *testing.T) {
-	if got := lanURLs(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3490}); got != nil {
+	if got := lanURLs(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3490}, "ws"); got != nil {
 		t.Errorf("loopback listener: %v, want none", got)
 	}
-	for _, u := range lanURLs(&net.TCPAddr{IP: net.IPv6unspecified, Port: 3490}) {
+	for _, u := range lanURLs(&net.TCPAddr{IP: net.IPv6unspecified, Port: 3490}, "ws") {
 		if !strings.HasPrefix(u, "ws://") || !strings.HasSuffix(u, ":3490/fd1/open_websocket") || strings.Contains(u, "127.0.0.1") {
 			t.Errorf("every-interface listener: %q", u)
 		}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanetls"
+	"github.com/greenlane-pos/greenlane/web"
+)
+
+func runTLS(args []string, stdout, stderr io.Writer) error {
+	return runSubcommand("tls", []subcommand{
+		{"init", "init [--db PATH] [--names NAME,IP,…] [--force]", tlsInit},
+		{"ca", "ca [--db PATH] [--url URL]", tlsCA},
+		{"renew", "renew [--db PATH] [--force]", tlsRenew},
+	}, "Files live next to the lane DB: <db>.ca.pem, <db>.ca-key.pem, <db>.cert.pem, <db>.key.pem.", args, stdout, stderr)
+}
+
+func tlsInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tls init", "tls init [--db PATH] [--names NAME,IP,…] [--force]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file; the certificates are written next to it")
+	var names listFlag
+	fs.Var(&names, "names", "DNS names and IP addresses tablets use to reach the lane, comma-separated (default: host name, localhost, 127.0.0.1 and this machine's addresses)")
+	force := fs.Bool("force", false, "replace an existing CA (every tablet must then install the new one)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("tls init takes no arguments, got %q", fs.Args())
+	}
+	if len(names) == 0 {
+		names = lanetls.DefaultNames()
+	}
+	f := lanetls.FilesFor(*dbPath)
+	if err := lanetls.Init(f, names, *force, time.Now()); err != nil {
+		if errors.Is(err, lanetls.ErrExists) {
+			return usagef("tls init: %v", err)
+		}
+		return fmt.Errorf("tls init: %w", err)
+	}
+	c, err := lanetls.ReadCert(f.Cert)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "CA:          %s (key %s, keep private)\ncertificate: %s (key %s) for %s, valid until %s\n",
+		f.CA, f.CAKey, f.Cert, f.Key, strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
+	fmt.Fprintf(stderr, "Next: greenlane serve --db %s --tls, then greenlane tls ca --db %s to install the CA on the tablets.\n", *dbPath, *dbPath)
+	return nil
+}
+
+func certNames(dns []string, ips []net.IP) []string {
+	out := append([]string(nil), dns...)
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// tlsCA prints the CA on stdout (to copy or pipe), and on stderr a QR of
+// where the lane serves it with how to install it on a tablet.
+func tlsCA(args []string, stdout, stderr io.Writer) error {
+	fl := newFlags("tls ca", "tls ca [--db PATH] [--url URL]", stderr)
+	dbPath := fl.String("db", defaultDB, "lane DB file the CA was made for")
+	url := fl.String("url", "", "where tablets download the CA (default https://NAME:3490/ca.pem with the certificate's first LAN address or name)")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usagef("tls ca takes no arguments, got %q", fl.Args())
+	}
+	f := lanetls.FilesFor(*dbPath)
+	pemBytes, err := os.ReadFile(f.CA)
+	if errors.Is(err, fs.ErrNotExist) {
+		return usagef("no CA at %s; run greenlane tls init --db %s first", f.CA, *dbPath)
+	}
+	if err != nil {
+		return fmt.Errorf("read the CA: %w", err)
+	}
+	ca, err := lanetls.ReadCert(f.CA)
+	if err != nil {
+		return err
+	}
+	if *url == "" {
+		host := "localhost"
+		if c, err := lanetls.ReadCert(f.Cert); err == nil {
+			host = lanHost(c.DNSNames, c.IPAddresses)
+		}
+		*url = "https://" + net.JoinHostPort(host, "3490") + "/ca.pem"
+	}
+	if _, err := stdout.Write(pemBytes); err != nil {
+		return err
+	}
+	code, err := web.QRTerminal(*url)
+	if err != nil {
+		return fmt.Errorf("CA QR: %w", err)
+	}
+	sum := sha256.Sum256(ca.Raw)
+	fmt.Fprintf(stderr, "%s\nScan this with the tablet's camera to download the CA from %s (the lane must be running with serve --tls; the browser warns once, since it does not trust the lane yet).\n"+
+		"SHA-256 fingerprint: %s\n"+
+		"iPadOS: open the link in Safari and allow the download; then Settings > General > VPN & Device Management, tap the greenlane profile and Install; then Settings > General > About > Certificate Trust Settings and turn on full trust for it. "+
+		"Android: open the link in Chrome (or copy the file over), then Settings > Security > Encryption & credentials > Install a certificate > CA certificate and pick the file (menu names differ a little between makers). "+
+		"Check the fingerprint the device shows against the one above before trusting it.\n",
+		code, *url, fingerprint(sum[:]))
+	return nil
+}
+
+// lanHost picks the name a tablet most likely reaches the lane under: a
+// non-loopback address, else a name other than localhost.
+func lanHost(dns []string, ips []net.IP) string {
+	for _, ip := range ips {
+		if !ip.IsLoopback() && ip.To4() != nil {
+			return ip.String()
+		}
+	}
+	for _, n := range dns {
+		if n != "localhost" {
+			return n
+		}
+	}
+	return "localhost"
+}
+
+func fingerprint(b []byte) string {
+	h := strings.ToUpper(hex.EncodeToString(b))
+	var parts []string
+	for i := 0; i < len(h); i += 2 {
+		parts = append(parts, h[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+func tlsRenew(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tls renew", "tls renew [--db PATH] [--force]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file the certificates were made for")
+	force := fs.Bool("force", false, "reissue now, not only within "+strconv.Itoa(int(lanetls.RenewWithin/(24*time.Hour)))+" days of expiry")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("tls renew takes no arguments, got %q", fs.Args())
+	}
+	renewed, until, err := lanetls.Renew(lanetls.FilesFor(*dbPath), *force, time.Now())
+	if err != nil {
+		return fmt.Errorf("tls renew (run greenlane tls init --db %s first if there is no CA): %w", *dbPath, err)
+	}
+	if !renewed {
+		fmt.Fprintf(stdout, "not renewed: the certificate is valid until %s (renew reissues within %d days of expiry; --force reissues now)\n", until.Format(time.DateOnly), int(lanetls.RenewWithin/(24*time.Hour)))
+		return nil
+	}
+	fmt.Fprintf(stdout, "renewed: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n", until.Format(time.DateOnly))
+	return nil
+}
+
+// serveTLS is serve's TLS setup from its flags: nil without TLS flags, and
+// with --tls the CA file to serve at /ca.pem.
+func serveTLS(st *serveSettings) (*tls.Config, string, error) {
+	switch {
+	case st.useTLS && (st.tlsCert != "" || st.tlsKey != ""):
+		return nil, "", usagef("--tls uses the files tls init made next to --db; give it, or --tls-cert and --tls-key, not both")
+	case st.tlsCert != "" && st.tlsKey == "":
+		return nil, "", usagef("--tls-cert %s needs --tls-key", st.tlsCert)
+	case st.tlsKey != "" && st.tlsCert == "":
+		return nil, "", usagef("--tls-key %s needs --tls-cert", st.tlsKey)
+	case st.tlsCert != "":
+		c, err := lanetls.ServerConfig(st.tlsCert, st.tlsKey)
+		if err != nil {
+			return nil, "", usagef("--tls-cert/--tls-key: %v", err)
+		}
+		return c, "", nil
+	case !st.useTLS:
+		return nil, "", nil
+	}
+	f := lanetls.FilesFor(st.dbPath)
+	for _, p := range []string{f.Cert, f.Key} {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", usagef("--tls: no certificate at %s; run greenlane tls init --db %s first", p, st.dbPath)
+		}
+	}
+	c, err := lanetls.ServerConfig(f.Cert, f.Key)
+	if err != nil {
+		return nil, "", usagef("--tls: %v", err)
+	}
+	if _, err := os.Stat(f.CA); err != nil {
+		return c, "", nil // a certificate put there by hand: no CA to hand out
+	}
+	return c, f.CA, nil
+}
+
+// caHandler serves the store's CA certificate, read per request so that
+// tls init --force takes effect without a restart. It is public: a CA
+// certificate holds no secret.
+func caHandler(path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			http.Error(w, "CA certificate not readable\n", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Header().Set("Content-Disposition", `attachment; filename="greenlane-ca.pem"`)
+		_, _ = w.Write(b)
+	})
+}

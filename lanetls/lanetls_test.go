@@ -1,0 +1,217 @@
+package lanetls
+
+import (
+	"crypto/x509"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+
+func verify(t *testing.T, f Files, name string, at time.Time) error {
+	t.Helper()
+	ca, err := ReadCert(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadCert(f.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	_, err = c.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
+}
+
+func TestInitCertificate(t *testing.T) {
+	tests := []struct {
+		name    string
+		names   []string
+		wantDNS []string
+		wantIP  []string
+	}{
+		{"names and addresses", []string{"lane-1.local", "192.168.1.20", "LOCALHOST", "::1"}, []string{"lane-1.local", "localhost"}, []string{"192.168.1.20", "::1"}},
+		{"duplicates and blanks dropped", []string{"a.local", " ", "a.local", "10.0.0.1", "10.0.0.1"}, []string{"a.local"}, []string{"10.0.0.1"}},
+		{"addresses only", []string{"127.0.0.1"}, nil, []string{"127.0.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+			if err := Init(f, tt.names, false, t0); err != nil {
+				t.Fatal(err)
+			}
+			c, err := ReadCert(f.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.DNSNames, tt.wantDNS) {
+				t.Errorf("DNS SANs %q, want %q", c.DNSNames, tt.wantDNS)
+			}
+			var ips []string
+			for _, ip := range c.IPAddresses {
+				ips = append(ips, ip.String())
+			}
+			if !slices.Equal(ips, tt.wantIP) {
+				t.Errorf("IP SANs %q, want %q", ips, tt.wantIP)
+			}
+			if !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) || c.KeyUsage != x509.KeyUsageDigitalSignature || c.IsCA {
+				t.Errorf("server certificate usage: ext %v, key %v, CA %v", c.ExtKeyUsage, c.KeyUsage, c.IsCA)
+			}
+			if d := c.NotAfter.Sub(c.NotBefore); d > 825*24*time.Hour {
+				t.Errorf("server certificate valid %s, more than 825 days", d)
+			}
+			if c.NotBefore.After(t0) || c.NotAfter.Before(t0.Add(365*24*time.Hour)) {
+				t.Errorf("server certificate valid %s to %s, want from before %s for over a year", c.NotBefore, c.NotAfter, t0)
+			}
+			ca, err := ReadCert(f.CA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ca.IsCA || ca.KeyUsage&x509.KeyUsageCertSign == 0 || ca.NotAfter.Before(t0.Add(9*365*24*time.Hour)) {
+				t.Errorf("CA: IsCA %v, usage %v, expires %s", ca.IsCA, ca.KeyUsage, ca.NotAfter)
+			}
+			if len(tt.wantIP) > 0 {
+				pool := x509.NewCertPool()
+				pool.AddCert(ca)
+				if _, err := c.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: t0}); err != nil {
+					t.Errorf("chain does not verify: %v", err)
+				}
+				if err := c.VerifyHostname(tt.wantIP[0]); err != nil {
+					t.Errorf("certificate does not cover %s: %v", tt.wantIP[0], err)
+				}
+			}
+			for _, n := range tt.wantDNS {
+				if err := verify(t, f, n, t0); err != nil {
+					t.Errorf("verify %s: %v", n, err)
+				}
+			}
+			if err := verify(t, f, "other.local", t0); err == nil {
+				t.Errorf("a name not asked for verified")
+			}
+			for path, want := range map[string]os.FileMode{f.CA: 0o644, f.CAKey: 0o600, f.Cert: 0o644, f.Key: 0o600} {
+				st, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != want {
+					t.Errorf("%s mode %v, want %v", filepath.Base(path), st.Mode().Perm(), want)
+				}
+			}
+			if _, err := ServerConfig(f.Cert, f.Key); err != nil {
+				t.Errorf("server config: %v", err)
+			}
+		})
+	}
+}
+
+func TestInitRefusesExistingCA(t *testing.T) {
+	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := Init(f, []string{"a.local"}, false, t0); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(f.CA)
+	if err := Init(f, []string{"b.local"}, false, t0); !errors.Is(err, ErrExists) {
+		t.Fatalf("second init: %v, want ErrExists", err)
+	}
+	if after, _ := os.ReadFile(f.CA); string(after) != string(before) {
+		t.Fatal("refused init changed the CA")
+	}
+	if err := Init(f, []string{"b.local"}, true, t0); err != nil {
+		t.Fatalf("init --force: %v", err)
+	}
+	if after, _ := os.ReadFile(f.CA); string(after) == string(before) {
+		t.Fatal("init --force kept the old CA")
+	}
+	if err := Init(f, nil, true, t0); err == nil {
+		t.Fatal("init with no names succeeded")
+	}
+}
+
+func TestRenew(t *testing.T) {
+	tests := []struct {
+		name  string
+		at    time.Time
+		force bool
+		want  bool
+	}{
+		{"fresh, not forced", t0.Add(24 * time.Hour), false, false},
+		{"fresh, forced", t0.Add(24 * time.Hour), true, true},
+		{"31 days left", t0.Add(ServerValidity - 31*24*time.Hour - time.Hour), false, false},
+		{"29 days left", t0.Add(ServerValidity - 29*24*time.Hour - time.Hour), false, true},
+		{"expired", t0.Add(ServerValidity + time.Hour), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+			names := []string{"lane-1.local", "192.168.1.20"}
+			if err := Init(f, names, false, t0); err != nil {
+				t.Fatal(err)
+			}
+			ca0, _ := os.ReadFile(f.CA)
+			cert0, _ := os.ReadFile(f.Cert)
+			renewed, _, err := Renew(f, tt.force, tt.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if renewed != tt.want {
+				t.Fatalf("renewed %v, want %v", renewed, tt.want)
+			}
+			ca1, _ := os.ReadFile(f.CA)
+			cert1, _ := os.ReadFile(f.Cert)
+			if string(ca1) != string(ca0) {
+				t.Fatal("renew changed the CA")
+			}
+			if (string(cert1) != string(cert0)) != tt.want {
+				t.Fatalf("certificate changed: %v, want %v", string(cert1) != string(cert0), tt.want)
+			}
+			c, err := ReadCert(f.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.DNSNames, []string{"lane-1.local"}) || len(c.IPAddresses) != 1 || !c.IPAddresses[0].Equal(net.ParseIP("192.168.1.20")) {
+				t.Fatalf("renewed certificate names %q %v", c.DNSNames, c.IPAddresses)
+			}
+			if err := verify(t, f, "lane-1.local", tt.at); tt.want && err != nil {
+				t.Fatalf("renewed certificate does not verify against the same CA: %v", err)
+			}
+			if st, err := os.Stat(f.Key); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("key after renew: %v %v", st.Mode(), err)
+			}
+		})
+	}
+}
+
+// TestDefaultNames: the names tls init uses without --names cover the
+// lane reached from the machine itself and from the LAN, once each.
+func TestDefaultNames(t *testing.T) {
+	names := DefaultNames()
+	for _, want := range []string{"localhost", "127.0.0.1"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("default names %q lack %s", names, want)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			t.Errorf("%s listed twice in %q", n, names)
+		}
+		seen[n] = true
+		if ip := net.ParseIP(n); ip != nil && ip.IsLoopback() && n != "127.0.0.1" {
+			t.Errorf("loopback address %s in %q", n, names)
+		}
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && !slices.Contains(names, strings.ToLower(h)) {
+		t.Errorf("default names %q lack the host name %s", names, h)
+	}
+	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := Init(f, names, false, t0); err != nil {
+		t.Fatalf("init with the default names: %v", err)
+	}
+}
