@@ -142,8 +142,15 @@ func startLane(t *testing.T, extra ...string) *lane {
 		}
 		return &lane{t: t, addr: remoteAddr, key: *remoteKey, exited: make(chan struct{})}
 	}
-	dir := t.TempDir()
-	l := &lane{t: t, db: filepath.Join(dir, "lane.db"), exited: make(chan struct{})}
+	return startLaneAt(t, filepath.Join(t.TempDir(), "lane.db"), extra...)
+}
+
+// startLaneAt is startLane on a DB path the test chose, so that files made
+// next to it beforehand (tls init) are there when serve starts.
+func startLaneAt(t *testing.T, db string, extra ...string) *lane {
+	t.Helper()
+	needsOwnLane(t)
+	l := &lane{t: t, db: db, exited: make(chan struct{})}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db, "--create"}, extra...)
 	l.cmd = exec.Command(binary, args...)
 	pipe, err := l.cmd.StderrPipe()
@@ -171,6 +178,19 @@ func startLane(t *testing.T, extra ...string) *lane {
 	return l
 }
 
+// listeningAddr is the address in the lane's "listening" log line, in
+// either --log-format; "" for any other line.
+func listeningAddr(line string) string {
+	if m := listening.FindStringSubmatch(line); m != nil {
+		return m[1]
+	}
+	var rec struct{ Msg, Addr string }
+	if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+		return rec.Addr
+	}
+	return ""
+}
+
 // troubles is the lane's log lines at WARN or ERROR, less the two that
 // announce the lane DB startLane had it create (--create): "" when none.
 func (l *lane) troubles() string {
@@ -195,8 +215,8 @@ func (l *lane) readLog(r io.Reader, addrc chan<- string) {
 		l.mu.Lock()
 		l.stderr.WriteString(line + "\n")
 		l.mu.Unlock()
-		if m := listening.FindStringSubmatch(line); m != nil && !sent {
-			addrc <- m[1]
+		if addr := listeningAddr(line); addr != "" && !sent {
+			addrc <- addr
 			sent = true
 		}
 	}

@@ -1,14 +1,10 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -152,62 +148,12 @@ func TestMetricsAfterAScriptedPresell(t *testing.T) {
 	}
 }
 
-// startJSONLane is startLane with --log-format json: the address is read
-// from the JSON "listening" line.
-func startJSONLane(t *testing.T, extra ...string) *lane {
-	t.Helper()
-	skipIfRemote(t, "reads the lane's own log")
-	dir := t.TempDir()
-	l := &lane{t: t, db: filepath.Join(dir, "lane.db"), exited: make(chan struct{})}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db, "--create", "--log-format", "json"}, extra...)
-	l.cmd = exec.Command(binary, args...)
-	pipe, err := l.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.cmd.Start(); err != nil {
-		t.Fatalf("start greenlane: %v", err)
-	}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			l.mu.Lock()
-			l.stderr.WriteString(line + "\n")
-			l.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" && !sent {
-				addrc <- rec.Addr
-				sent = true
-			}
-		}
-		_ = l.cmd.Wait()
-		close(l.exited)
-	}()
-	t.Cleanup(l.stop)
-	select {
-	case l.addr = <-addrc:
-	case <-l.exited:
-		t.Fatalf("greenlane exited before listening:\n%s", l.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
-	}
-	key, err := os.ReadFile(l.db + ".apikey")
-	if err != nil {
-		t.Fatalf("admin key file: %v", err)
-	}
-	l.key = strings.TrimSpace(string(key))
-	return l
-}
-
 // TestLogFormatJSON: with --log-format json every line the lane writes is
 // one JSON object; HTTP requests and socket sessions get their access
 // lines; no line holds the API key, whether it came in a login packet, the
 // x-api-key header or a _k in the query.
 func TestLogFormatJSON(t *testing.T) {
-	l := startJSONLane(t)
+	l := startLane(t, "--log-format", "json")
 	key := l.newKey("tablet-7", "presell")
 	tab := l.login(presellQuery, key, "")
 	sale(t, tab, sbA+"sale_create", nil, nil)

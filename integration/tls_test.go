@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,38 +22,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// startLaneAt is startLane on a DB path the test chose, so that files made
-// next to it beforehand (tls init) are there when serve starts.
-func startLaneAt(t *testing.T, db string, extra ...string) *lane {
-	t.Helper()
-	needsOwnLane(t)
-	l := &lane{t: t, db: db, exited: make(chan struct{})}
-	l.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--create"}, extra...)...)
-	pipe, err := l.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.cmd.Start(); err != nil {
-		t.Fatalf("start greenlane: %v", err)
-	}
-	addrc := make(chan string, 1)
-	go l.readLog(pipe, addrc)
-	t.Cleanup(l.stop)
-	select {
-	case l.addr = <-addrc:
-	case <-l.exited:
-		t.Fatalf("greenlane exited before listening:\n%s", l.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
-	}
-	key, err := os.ReadFile(db + ".apikey")
-	if err != nil {
-		t.Fatalf("admin key file: %v", err)
-	}
-	l.key = strings.TrimSpace(string(key))
-	return l
-}
 
 // caPool is a pool holding only the CA tls init wrote for db.
 func caPool(t *testing.T, db string) *x509.CertPool {
