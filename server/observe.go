@@ -81,10 +81,7 @@ func (s *Server) Stats() Stats {
 // one this build knows and a write transaction starts. Otherwise 503 with
 // the reason. /healthz only says the process is alive.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	if s.shuttingDown() {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 		return
 	}

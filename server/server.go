@@ -139,11 +139,15 @@ func (s *Server) Mount(h http.Handler, patterns ...string) {
 	s.mounts = append(s.mounts, mount{h: h, patterns: patterns})
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+// shuttingDown reports whether the lane has begun to shut down.
+func (s *Server) shuttingDown() bool {
 	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.shuttingDown() {
 		http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
 		return
 	}
