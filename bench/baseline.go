@@ -141,7 +141,7 @@ func (bl *baseliner) newSale() (*lanedb.Sale, error) {
 		Physkey: id.String(), RandomKey: uuid.NewString(), Phase: lanedb.PhaseActive,
 		StartDT: now.In(bl.loc).Format(lanedb.DateTime), CreatedBy: baselineHolder,
 		HolderKey: baselineHolder, HolderName: baselineHolder, Presell: true, NextSeqnce: 1,
-		UpdatedUTC: lanedb.Now(now.UTC()), Location: bl.locID,
+		UpdatedUTC: lanedb.FormatDateTime(now.UTC()), Location: bl.locID,
 	}, nil
 }
 
@@ -195,7 +195,7 @@ func (bl *baseliner) park(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale)
 	if err != nil {
 		return err
 	}
-	now := lanedb.Now(time.Now().UTC())
+	now := lanedb.FormatDateTime(time.Now().UTC())
 	sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
 	sale.TicketWord = sql.NullString{String: fmt.Sprintf("ticket-%04d", ticket), Valid: true}
 	sale.TicketBarcode = sql.NullString{String: fmt.Sprintf("GL%02d%04d%.4s", bl.laneNo%100, ticket, sale.RandomKey), Valid: true}

@@ -168,7 +168,7 @@ func directWrite(db *lanedb.DB) writeFunc {
 func recycleTickets(ctx context.Context, write writeFunc) (int64, error) {
 	var n int64
 	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
-		now := lanedb.Now(time.Now().UTC())
+		now := lanedb.FormatDateTime(time.Now().UTC())
 		res, err := tx.ExecContext(ctx, `UPDATE sales SET phase = ?, voided_utc = ?, voided_by = 'bench recycler',
 			updated_utc = ?, version = version + 1 WHERE phase = ? AND presell = 1`,
 			lanedb.PhaseVoid, now, now, lanedb.PhaseParked)

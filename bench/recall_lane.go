@@ -61,7 +61,7 @@ func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Sc
 func voidOpenPresells(ctx context.Context, db *lanedb.DB) (int64, error) {
 	var n int64
 	err := db.WriteTx(ctx, func(tx *lanedb.Tx) error {
-		now := lanedb.Now(time.Now().UTC())
+		now := lanedb.FormatDateTime(time.Now().UTC())
 		res, err := tx.ExecContext(ctx, `UPDATE sales SET phase = ?, voided_utc = ?, voided_by = 'bench recall',
 			claim_session = NULL, claim_key = NULL, claim_name = NULL, claim_expires_ms = NULL,
 			updated_utc = ?, version = version + 1 WHERE presell = 1 AND phase IN (0, 5)`,

@@ -205,8 +205,9 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	return &Tx{Tx: tx, p: db.wp}, nil
 }
 
-// Now is the store-local "YYYY-MM-DD HH:MM:SS" form used in date-time columns.
-func Now(t time.Time) string { return t.Format(DateTime) }
+// FormatDateTime writes t, in its own zone, in the "YYYY-MM-DD HH:MM:SS"
+// form of every date-time column (pass t.UTC() for the *_utc columns).
+func FormatDateTime(t time.Time) string { return t.Format(DateTime) }
 
 // DateTime is the layout of every date-time column.
 const DateTime = "2006-01-02 15:04:05"

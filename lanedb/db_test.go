@@ -70,9 +70,9 @@ func TestMigrateIsIdempotentAndRefusesNewer(t *testing.T) {
 	db.Close()
 
 	_, err = Open(ctx, path, Options{})
-	var newer *ErrNewerSchema
+	var newer *NewerSchemaError
 	if !errors.As(err, &newer) {
-		t.Fatalf("Open of a newer DB: err = %v, want ErrNewerSchema", err)
+		t.Fatalf("Open of a newer DB: err = %v, want NewerSchemaError", err)
 	}
 	if !strings.Contains(err.Error(), "newer greenlane") {
 		t.Errorf("message does not say what to do: %v", err)

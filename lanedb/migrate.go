@@ -59,14 +59,14 @@ func SchemaVersion() int {
 	return len(ms)
 }
 
-// ErrNewerSchema is returned by Open for a DB written by a newer greenlane.
-type ErrNewerSchema struct {
+// NewerSchemaError is returned by Open for a DB written by a newer greenlane.
+type NewerSchemaError struct {
 	Path         string
 	DBVersion    int
 	KnownVersion int
 }
 
-func (e *ErrNewerSchema) Error() string {
+func (e *NewerSchemaError) Error() string {
 	return fmt.Sprintf("lane db %s has schema version %d, but this greenlane knows only up to %d: "+
 		"it was written by a newer greenlane; run that version (or a newer one), not this one",
 		e.Path, e.DBVersion, e.KnownVersion)
@@ -97,7 +97,7 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 				return fmt.Errorf("read schema version: %w", err)
 			}
 			if current > len(ms) {
-				return &ErrNewerSchema{Path: db.Path, DBVersion: current, KnownVersion: len(ms)}
+				return &NewerSchemaError{Path: db.Path, DBVersion: current, KnownVersion: len(ms)}
 			}
 			if current == len(ms) {
 				done = true

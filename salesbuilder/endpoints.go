@@ -316,7 +316,7 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 		if args.Price != nil {
 			line.UnitPriceCents, line.PriceCause = int64(*args.Price), causeUserPrice
 		}
-		price(line, customer)
+		PriceLine(line, customer)
 		if err := lanedb.InsertLine(ctx, tx, line); err != nil {
 			return nil, err
 		}
@@ -485,7 +485,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 		if err != nil {
 			return nil, err
 		}
-		price(line, customer)
+		PriceLine(line, customer)
 		if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
 			return nil, err
 		}
@@ -536,7 +536,7 @@ func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protoc
 		}
 		for i := range lines {
 			before := lines[i]
-			price(&lines[i], customer)
+			PriceLine(&lines[i], customer)
 			if lines[i] != before {
 				if err := lanedb.UpdateLine(ctx, tx, &lines[i]); err != nil {
 					return nil, err

@@ -342,7 +342,7 @@ func reprice(ctx context.Context, q *lanedb.Tx, sale *lanedb.Sale) (lines, now [
 		n := l
 		if p, ok := products[l.PID]; ok && l.PriceCause != causeUserPrice {
 			n.UnitPriceCents = p.PriceCents
-			price(&n, customer)
+			PriceLine(&n, customer)
 		}
 		now[i] = n
 	}

@@ -56,9 +56,9 @@ func roundDiv(a, b int64) int64 {
 	return (a + b/2) / b
 }
 
-// price sets a line's prices from its unit price, quantity and the sale's
+// PriceLine sets a line's prices from its unit price, quantity and the sale's
 // customer. A price the user set (cause 12) is kept and not discounted.
-func price(l *lanedb.Line, customer *lanedb.SaleCustomer) {
+func PriceLine(l *lanedb.Line, customer *lanedb.SaleCustomer) {
 	gross := extended(l.UnitPriceCents, l.Qty, l.Measurement)
 	l.PrediscountPriceCents = gross
 	l.TotalPriceCents = gross

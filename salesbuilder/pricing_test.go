@@ -38,7 +38,7 @@ func TestPrice(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &lanedb.Line{UnitPriceCents: tt.unit, Qty: tt.qty, Measurement: tt.measurement, PriceCause: tt.cause}
-			price(l, tt.customer)
+			PriceLine(l, tt.customer)
 			if l.PrediscountPriceCents != tt.wantPre || l.TotalPriceCents != tt.wantTotal || l.PriceCause != tt.wantCause {
 				t.Fatalf("pre %d total %d cause %d; want %d %d %d", l.PrediscountPriceCents, l.TotalPriceCents, l.PriceCause,
 					tt.wantPre, tt.wantTotal, tt.wantCause)

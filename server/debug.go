@@ -21,8 +21,8 @@ func (s *Server) ping(ctx context.Context, call *protocol.Call) (*protocol.Resul
 	}
 	return &protocol.Result{Data: map[string]any{
 		"pong":      1,
-		"time":      lanedb.Now(now),
-		"timeutc":   lanedb.Now(now.UTC()),
+		"time":      lanedb.FormatDateTime(now),
+		"timeutc":   lanedb.FormatDateTime(now.UTC()),
 		"uptime":    int64(now.Sub(s.started).Seconds()),
 		"schemaver": lanedb.SchemaVersion(),
 	}}, nil

@@ -1,0 +1,88 @@
+package lanedb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// The journal is the lane's ordered log of what happened to its sales:
+// firehoses follow it and replay it, and support reads a sale's history
+// from it.
+
+// JournalEntry is one row of the journal.
+type JournalEntry struct {
+	Seq     int64  `db:"seq"`
+	AtUTC   string `db:"at_utc"`
+	Family  string `db:"family"`
+	Event   string `db:"event"`
+	Physkey string `db:"physkey"`
+	Actor   string `db:"actor"`
+	Detail  string `db:"detail"`
+}
+
+// Journal appends an event in tx and returns its lane-wide sequence number.
+func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey, actor string, detail any) (int64, error) {
+	body := []byte("{}")
+	if detail != nil {
+		var err error
+		if body, err = json.Marshal(detail); err != nil {
+			return 0, fmt.Errorf("journal detail: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, qJournal, now.UTC().Format(DateTime), family, event, physkey, actor, string(body))
+	if err != nil {
+		return 0, fmt.Errorf("journal %s.%s: %w", family, event, err)
+	}
+	return res.LastInsertId()
+}
+
+// JournalFor lists a sale's journal entries in order.
+func JournalFor(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]JournalEntry, error) {
+	var out []JournalEntry
+	err := sqlx.SelectContext(ctx, q, &out, `SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal WHERE physkey = ? ORDER BY seq`, physkey)
+	if err != nil {
+		return nil, fmt.Errorf("read journal of %s: %w", physkey, err)
+	}
+	return out, nil
+}
+
+// JournalAfter lists journal entries with seq > after, in order, at most limit.
+func JournalAfter(ctx context.Context, q sqlx.QueryerContext, after int64, limit int) ([]JournalEntry, error) {
+	var out []JournalEntry
+	if err := sqlx.SelectContext(ctx, q, &out, qJournalAfter, after, limit); err != nil {
+		return nil, fmt.Errorf("read journal after %d: %w", after, err)
+	}
+	return out, nil
+}
+
+// JournalBounds is the oldest and newest seq in the journal (0, 0 if empty).
+func JournalBounds(ctx context.Context, q sqlx.QueryerContext) (oldest, newest int64, err error) {
+	err = q.QueryRowxContext(ctx, qJournalBounds).Scan(&oldest, &newest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read journal bounds: %w", err)
+	}
+	return oldest, newest, nil
+}
+
+// TrimJournal deletes all but the newest keep entries, in one short
+// transaction of at most batch rows, and reports how many it deleted.
+func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
+	res, err := tx.ExecContext(ctx, qTrimJournal, keep, batch)
+	if err != nil {
+		return 0, fmt.Errorf("trim journal: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+var (
+	qJournal      = stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`)
+	qJournalAfter = stmt(`SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal
+		WHERE seq > ? ORDER BY seq LIMIT ?`)
+	qJournalBounds = stmt(`SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM journal`)
+	qTrimJournal   = stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
+		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`)
+)
