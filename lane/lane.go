@@ -1,6 +1,6 @@
 // Package lane assembles a whole lane server from its parts: the lane DB,
-// its group-commit writer, the firehose hub, the catalog, the SalesBuilder
-// and presell endpoints, and the FD1 front door. The serve command, the
+// its group-commit writer, the firehose hub, the catalog, the sales core
+// and the presell workflow plugged into it, and the FD1 front door. The serve command, the
 // benchmarks and the tests all build a lane here, so there is one wiring.
 package lane
 
@@ -17,6 +17,7 @@ import (
 	"github.com/greenlane-pos/greenlane/catalog"
 	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/presell"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 	"github.com/greenlane-pos/greenlane/server"
 	"github.com/greenlane-pos/greenlane/web"
@@ -68,11 +69,12 @@ func DefaultConfig() Config {
 
 // Lane is a running lane server over an open lane DB.
 type Lane struct {
-	DB     *lanedb.DB
-	Writer *lanedb.Writer
-	Hub    *server.Hub
-	Sales  *salesbuilder.Service
-	Server *server.Server
+	DB      *lanedb.DB
+	Writer  *lanedb.Writer
+	Hub     *server.Hub
+	Sales   *salesbuilder.Service
+	Presell *presell.Workflow
+	Server  *server.Server
 
 	stop func()
 	wg   sync.WaitGroup
@@ -103,11 +105,12 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 		l.Writer.Close()
 		return nil, err
 	}
+	l.Presell = presell.New(l.Sales)
 	l.Server = server.New(cfg.Server, db, log)
 	r := l.Server.Router()
 	catalog.New(db, cfg.Catalog).Register(r)
 	l.Sales.Register(r)
-	l.Sales.RegisterPresell(r)
+	l.Presell.Register(r)
 	l.Server.AttachHub(l.Hub, l.Writer)
 	site, err := web.New()
 	if err != nil {
@@ -122,7 +125,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.stop = stop
 	l.wg.Add(2)
 	go func() { defer l.wg.Done(); l.Hub.Run(bg) }()
-	go func() { defer l.wg.Done(); l.Sales.Sweep(bg, cfg.SweepEvery, log) }()
+	go func() { defer l.wg.Done(); l.Presell.Sweep(bg, cfg.SweepEvery, log) }()
 	return l, nil
 }
 

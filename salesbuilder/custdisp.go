@@ -15,8 +15,8 @@ import (
 // Custdisp event names (the sc is "custdisp." + name).
 const (
 	evSaleAdd      = "sale.add"
-	evSaleEdit     = "sale.edit"
-	evSaleStatus   = "sale.status"
+	EvSaleEdit     = "sale.edit"
+	EvSaleStatus   = "sale.status"
 	evLinesAdd     = "sale.lines.add"
 	evLinesEdit    = "sale.lines.edit"
 	evLinesDelete  = "sale.lines.delete"
@@ -93,19 +93,6 @@ func (s *Service) custDisp(v *SaleView) CustDisp {
 	return d
 }
 
-// saleViewOf finds the sale view inside what a mutation answered.
-func saleViewOf(view any) *SaleView {
-	switch v := view.(type) {
-	case *SaleView:
-		return v
-	case completedView:
-		return v.SaleView
-	case RecallView:
-		return v.SaleView
-	}
-	return nil
-}
-
 // emit journals a custdisp event for a changed sale.
 func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, v *SaleView) error {
 	if v == nil {
@@ -114,23 +101,13 @@ func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, 
 	if _, err := lanedb.Journal(ctx, tx, s.now(), familyCustdisp, event, v.Physkey, actor, s.custDisp(v)); err != nil {
 		return err
 	}
-	s.notifyOnCommit(tx)
+	s.NotifyOnCommit(tx)
 	return nil
 }
 
-// emitSale loads a sale and journals a custdisp event for it (for changes
-// made outside a request: the sweeper, the command line).
-func (s *Service) emitSale(ctx context.Context, tx *lanedb.Tx, event, actor string, sale *lanedb.Sale) error {
-	v, err := loadView(ctx, tx, sale)
-	if err != nil {
-		return err
-	}
-	return s.emit(ctx, tx, event, actor, v)
-}
-
-// notifyOnCommit tells the firehose hub, once the transaction commits, that
-// the journal has grown.
-func (s *Service) notifyOnCommit(tx *lanedb.Tx) {
+// NotifyOnCommit tells the firehose hub, once the transaction commits,
+// that the journal has grown.
+func (s *Service) NotifyOnCommit(tx *lanedb.Tx) {
 	if s.notify != nil {
 		tx.OnCommit(s.notify)
 	}

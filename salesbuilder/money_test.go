@@ -1,4 +1,4 @@
-package salesbuilder
+package salesbuilder_test
 
 import (
 	"context"

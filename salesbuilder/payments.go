@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -92,39 +94,68 @@ func checkTender(pt *lanedb.PaymentType, amount, total, paid int64) error {
 	return nil
 }
 
-type removePaymentArgs struct {
-	Seq int64 `json:"seq" validate:"required,gt=0"`
-}
-
-// removePayment reverses one payment of a sale, named by its sequence
-// (payments[].sequence in the sale). Like sale_add_payment it needs the
-// counter scope and respects claims; the reply is the whole sale.
-func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var args removePaymentArgs
-	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+// AddPayment tenders amount cents of the payment type with global code
+// typ (SPEC §9.3). Only cash may exceed the balance due (the excess is
+// change).
+func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, typ, amount int64) (*SaleView, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
 		return nil, err
 	}
-	return s.mutate(ctx, call, func(ctx context.Context, tx *lanedb.Tx) (*changed, error) {
-		sale, err := s.forChange(ctx, tx, call)
-		if err != nil {
+	pt, err := lanedb.PaymentTypeByGlobal(ctx, tx, typ)
+	if errors.Is(err, lanedb.ErrNoPaymentType) {
+		return nil, unknownPaymentType(ctx, tx, typ)
+	}
+	if err != nil {
+		return nil, err
+	}
+	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTender(pt, amount, sale.SaleTotalCents, paid); err != nil {
+		return nil, err
+	}
+	p := &lanedb.Payment{SalePhyskey: sale.Physkey, Type: pt.Code, AmountCents: amount, DT: s.localNow()}
+	if err := lanedb.InsertPayment(ctx, tx, p); err != nil {
+		return nil, err
+	}
+	return s.FinishLines(ctx, tx, c, sale, evPaymentsAdd)
+}
+
+func unknownPaymentType(ctx context.Context, q sqlx.QueryerContext, code int64) error {
+	types, err := lanedb.PaymentTypes(ctx, q)
+	if err != nil {
+		return err
+	}
+	known := make([]string, len(types))
+	for i, t := range types {
+		known[i] = fmt.Sprintf("%d %s", t.GlobalCode, t.TypeStr)
+	}
+	return protocol.Errorf(protocol.CodeBadArgument, "v.type: this lane has no payment type with global code %d (it takes: %s)", code, strings.Join(known, ", "))
+}
+
+// RemovePayment reverses one payment of a sale, named by its sequence
+// (payments[].sequence in the sale). Like AddPayment it needs the counter
+// scope and respects claims; the row stays, flagged reversed, for audit.
+func (s *Service) RemovePayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seq int64) (*SaleView, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	p, err := lanedb.ReversePayment(ctx, tx, sale.Physkey, seq)
+	if errors.Is(err, lanedb.ErrNoPayment) {
+		return nil, s.noPayment(ctx, tx, sale, seq)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sale.Presell {
+		if err := s.presells.PaymentReversed(ctx, tx, c, sale, p); err != nil {
 			return nil, err
 		}
-		p, err := lanedb.ReversePayment(ctx, tx, sale.Physkey, args.Seq)
-		if errors.Is(err, lanedb.ErrNoPayment) {
-			return nil, s.noPayment(ctx, tx, sale, args.Seq)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if sale.Presell {
-			if err := s.journal(ctx, tx, "payment_reversed", sale.Physkey, call.Caller.KeyName, map[string]any{
-				"ticket": sale.Ticket.Int64, "seq": p.Sequence, "type": p.GlobalCode, "amount": protocol.Money(p.AmountCents),
-			}); err != nil {
-				return nil, err
-			}
-		}
-		return s.finishLines(ctx, tx, call, sale, evPaymentsDel)
-	})
+	}
+	return s.FinishLines(ctx, tx, c, sale, evPaymentsDel)
 }
 
 // noPayment explains a sale_remove_payment whose sequence names no live

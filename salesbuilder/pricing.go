@@ -2,11 +2,12 @@ package salesbuilder
 
 import "github.com/greenlane-pos/greenlane/lanedb"
 
-// Price causes used here (SPEC §9.2).
+// Price causes used here (SPEC §9.2). CauseUserPrice marks a price set by
+// hand, which no customer discount or repricing touches.
 const (
 	causeNone             = 0
-	causeCustomerDiscount = 8
-	causeUserPrice        = 12
+	CauseCustomerDiscount = 8
+	CauseUserPrice        = 12
 )
 
 // Measurements (products.measurement).
@@ -62,13 +63,13 @@ func PriceLine(l *lanedb.Line, customer *lanedb.SaleCustomer) {
 	gross := extended(l.UnitPriceCents, l.Qty, l.Measurement)
 	l.PrediscountPriceCents = gross
 	l.TotalPriceCents = gross
-	if l.PriceCause == causeUserPrice {
+	if l.PriceCause == CauseUserPrice {
 		return
 	}
 	l.PriceCause, l.PriceCauseData = causeNone, 0
 	if customer != nil && customer.DiscountBPS > 0 {
 		l.TotalPriceCents = discounted(l.UnitPriceCents, l.Qty, l.Measurement, min(customer.DiscountBPS, 10000))
-		l.PriceCause, l.PriceCauseData = causeCustomerDiscount, customer.CID
+		l.PriceCause, l.PriceCauseData = CauseCustomerDiscount, customer.CID
 	}
 }
 

@@ -22,17 +22,17 @@ func TestPrice(t *testing.T) {
 		{"three muffins", 495, 3, measureUnit, 0, nil, 1485, 1485, causeNone},
 		{"ham 250 g at 39.90/kg", 3990, 250, measureGrams, 0, nil, 998, 998, causeNone},      // 997.5 rounds up
 		{"salmon 333 g at 89.90/kg", 8990, 333, measureGrams, 0, nil, 2994, 2994, causeNone}, // 2993.67
-		{"10% customer", 550, 2, measureUnit, 0, tenPercent, 1100, 990, causeCustomerDiscount},
-		{"10% of an odd amount", 495, 1, measureUnit, 0, tenPercent, 495, 446, causeCustomerDiscount}, // 445.5 rounds up
-		{"5% off 5.50", 550, 1, measureUnit, 0, fivePercent, 550, 523, causeCustomerDiscount},         // 522.5, not 550 - 28
+		{"10% customer", 550, 2, measureUnit, 0, tenPercent, 1100, 990, CauseCustomerDiscount},
+		{"10% of an odd amount", 495, 1, measureUnit, 0, tenPercent, 495, 446, CauseCustomerDiscount}, // 445.5 rounds up
+		{"5% off 5.50", 550, 1, measureUnit, 0, fivePercent, 550, 523, CauseCustomerDiscount},         // 522.5, not 550 - 28
 		{"1 g of olives at 44.90/kg", 4490, 1, measureGrams, 0, nil, 4, 4, causeNone},                 // 4.49
 		{"100 g of olives at 44.90/kg", 4490, 100, measureGrams, 0, nil, 449, 449, causeNone},
 		{"1 g at 45.00/kg", 4500, 1, measureGrams, 0, nil, 5, 5, causeNone},                           // 4.5 rounds away from zero
-		{"9 g at 10.00/kg, half off", 1000, 9, measureGrams, 0, halfOff, 9, 5, causeCustomerDiscount}, // 4.5, rounded once
-		{"1 tonne at the price limit", maxUnitPrice, maxQty, measureGrams, 0, tenPercent, 100_000_000_000, 90_000_000_000, causeCustomerDiscount},
-		{"a whole discount", 550, 1, measureUnit, 0, &lanedb.SaleCustomer{CID: 4, DiscountBPS: 10000}, 550, 0, causeCustomerDiscount},
-		{"weighed and discounted", 3990, 250, measureGrams, 0, tenPercent, 998, 898, causeCustomerDiscount},
-		{"user price is not discounted", 400, 2, measureUnit, causeUserPrice, tenPercent, 800, 800, causeUserPrice},
+		{"9 g at 10.00/kg, half off", 1000, 9, measureGrams, 0, halfOff, 9, 5, CauseCustomerDiscount}, // 4.5, rounded once
+		{"1 tonne at the price limit", maxUnitPrice, maxQty, measureGrams, 0, tenPercent, 100_000_000_000, 90_000_000_000, CauseCustomerDiscount},
+		{"a whole discount", 550, 1, measureUnit, 0, &lanedb.SaleCustomer{CID: 4, DiscountBPS: 10000}, 550, 0, CauseCustomerDiscount},
+		{"weighed and discounted", 3990, 250, measureGrams, 0, tenPercent, 998, 898, CauseCustomerDiscount},
+		{"user price is not discounted", 400, 2, measureUnit, CauseUserPrice, tenPercent, 800, 800, CauseUserPrice},
 		{"no discount customer", 550, 1, measureUnit, 0, &lanedb.SaleCustomer{CID: 1}, 550, 550, causeNone},
 	}
 	for _, tt := range tests {

@@ -1,4 +1,4 @@
-package salesbuilder
+package salesbuilder_test
 
 import (
 	"context"
@@ -14,15 +14,52 @@ import (
 
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/presell"
 	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
+
+// The tests drive the sales core through its FD1 adapter, as a lane does,
+// with the presell workflow plugged in: they are black-box tests of both.
+type (
+	Options    = salesbuilder.Options
+	SaleView   = salesbuilder.SaleView
+	ActiveView = salesbuilder.ActiveView
+)
+
+var (
+	New            = salesbuilder.New
+	DefaultOptions = salesbuilder.DefaultOptions
+	numberWord     = salesbuilder.NumberWord
+	discounted     = salesbuilder.Discounted
+)
+
+const (
+	causeUserPrice        = salesbuilder.CauseUserPrice
+	causeCustomerDiscount = salesbuilder.CauseCustomerDiscount
+	familyPresell         = presell.Family
+	familyCustdisp        = salesbuilder.FamilyCustdisp_
+	evLinesAdd            = salesbuilder.EvLinesAdd
+	evPaymentsAdd         = salesbuilder.EvPaymentsAdd
+)
+
+// services is a lane's sales core with the presell workflow in it.
+type services struct {
+	*salesbuilder.Service
+	*presell.Workflow
+}
+
+// VoidPresell voids one open presell as the command line does.
+func (s services) VoidPresell(ctx context.Context, ticketOrPhyskey, actor, reason string, force bool) (string, error) {
+	return s.Workflow.Void(ctx, ticketOrPhyskey, actor, reason, force)
+}
 
 // lane is a SalesBuilder on a real demo lane DB, with a clock the test
 // moves by hand.
 type lane struct {
 	t      *testing.T
 	db     *lanedb.DB
-	svc    *Service
+	svc    services
 	router *protocol.Router
 
 	mu    sync.Mutex
@@ -68,9 +105,10 @@ func newLane(t *testing.T, opts ...func(*Options)) *lane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.svc, l.router = s, protocol.NewRouter()
+	p := presell.New(s)
+	l.svc, l.router = services{s, p}, protocol.NewRouter()
 	s.Register(l.router)
-	s.RegisterPresell(l.router)
+	p.Register(l.router)
 	return l
 }
 
@@ -142,6 +180,16 @@ func wantCode(t *testing.T, err error, code protocol.Code) {
 	if pe.Code != code {
 		t.Fatalf("code %s (%s), want %s", pe.Code, pe.Message, code)
 	}
+}
+
+// submitted builds and submits a presell on a tablet and returns it.
+func (l *lane) submitted(tab *protocol.Caller, pids ...int) *SaleView {
+	l.t.Helper()
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	for _, pid := range pids {
+		l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": pid})
+	}
+	return l.sale(tab, "salesbuilder.sale_park", k, nil)
 }
 
 func TestBuildAPresell(t *testing.T) {

@@ -77,8 +77,8 @@ type PaymentView struct {
 	DT       string         `json:"dt"`
 }
 
-// loadView reads everything a SaleView shows.
-func loadView(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale) (*SaleView, error) {
+// LoadView reads everything a SaleView shows.
+func LoadView(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale) (*SaleView, error) {
 	lines, err := lanedb.SaleLines(ctx, q, sale.Physkey)
 	if err != nil {
 		return nil, err
@@ -101,25 +101,25 @@ func buildView(sale *lanedb.Sale, lines []lanedb.Line, payments []lanedb.Payment
 	v := &SaleView{
 		Physkey:     sale.Physkey,
 		RandomKey:   sale.RandomKey,
-		SID:         nullInt(sale.SID.Int64, sale.SID.Valid),
+		SID:         Nullable(sale.SID.Int64, sale.SID.Valid),
 		Phase:       sale.Phase,
 		StartDT:     sale.StartDT,
-		CompletedDT: nullStr(sale.CompletedDT.String, sale.CompletedDT.Valid),
+		CompletedDT: Nullable(sale.CompletedDT.String, sale.CompletedDT.Valid),
 		SaleTotal:   protocol.Money(sale.SaleTotalCents),
-		CID:         nullInt(sale.CID.Int64, sale.CID.Valid),
-		Location:    nullInt(sale.Location.Int64, sale.Location.Valid),
+		CID:         Nullable(sale.CID.Int64, sale.CID.Valid),
+		Location:    Nullable(sale.Location.Int64, sale.Location.Valid),
 		RandomNo:    randomNo(sale.Physkey),
 		Holder:      sale.HolderName,
 		Lines:       make([]LineView, len(lines)),
 		Payments:    make([]PaymentView, len(payments)),
 		Version:     sale.Version,
 	}
-	v.RandomNoWord = numberWord(v.RandomNo)
+	v.RandomNoWord = NumberWord(v.RandomNo)
 	if sale.Presell {
 		v.Presell, v.Tablet = 1, sale.CreatedBy
-		v.Ticket = nullInt(sale.Ticket.Int64, sale.Ticket.Valid)
-		v.TicketWord = nullStr(sale.TicketWord.String, sale.TicketWord.Valid)
-		v.TicketBarcode = nullStr(sale.TicketBarcode.String, sale.TicketBarcode.Valid)
+		v.Ticket = Nullable(sale.Ticket.Int64, sale.Ticket.Valid)
+		v.TicketWord = Nullable(sale.TicketWord.String, sale.TicketWord.Valid)
+		v.TicketBarcode = Nullable(sale.TicketBarcode.String, sale.TicketBarcode.Valid)
 	}
 	if customer != nil {
 		v.PhyskeyCust = &customer.Physkey
@@ -164,19 +164,13 @@ func activeView(sale *lanedb.Sale, localNow string) ActiveView {
 	n := randomNo(sale.Physkey)
 	return ActiveView{
 		Physkey: sale.Physkey, RandomKey: sale.RandomKey, DatetimeLocal: localNow,
-		SaleTotal: protocol.Money(sale.SaleTotalCents), RandomNo: n, RandomNoWord: numberWord(n),
-		Phase: sale.Phase, Ticket: nullInt(sale.Ticket.Int64, sale.Ticket.Valid),
+		SaleTotal: protocol.Money(sale.SaleTotalCents), RandomNo: n, RandomNoWord: NumberWord(n),
+		Phase: sale.Phase, Ticket: Nullable(sale.Ticket.Int64, sale.Ticket.Valid),
 	}
 }
 
-func nullInt(v int64, ok bool) *int64 {
-	if !ok {
-		return nil
-	}
-	return &v
-}
-
-func nullStr(v string, ok bool) *string {
+// Nullable is v, or nil when !ok: a NULL column as JSON null.
+func Nullable[T any](v T, ok bool) *T {
 	if !ok {
 		return nil
 	}

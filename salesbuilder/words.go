@@ -1,7 +1,6 @@
 package salesbuilder
 
 import (
-	"fmt"
 	"hash/fnv"
 	"strings"
 )
@@ -22,16 +21,17 @@ var wordList = [100]string{
 	"tiger", "tulip", "violet", "walnut", "whale", "willow", "wren", "yarrow", "zebra", "zinc",
 }
 
-// numberWord is the word form of n (0…9999).
-func numberWord(n int64) string {
+// NumberWord is the word form of n (0…9999): a ticket's word, and
+// physkey_random_no_word.
+func NumberWord(n int64) string {
 	if n < 0 || n > 9999 {
 		return ""
 	}
 	return wordList[n/100] + "-" + wordList[n%100]
 }
 
-// wordNumber is the number a word form names, for recall by word.
-func wordNumber(word string) (int64, bool) {
+// WordNumber is the number a word form names, for recall by word.
+func WordNumber(word string) (int64, bool) {
 	first, second, ok := strings.Cut(strings.ToLower(strings.TrimSpace(word)), "-")
 	if !ok {
 		first, second, ok = strings.Cut(strings.ToLower(strings.TrimSpace(word)), " ")
@@ -61,15 +61,4 @@ func randomNo(physkey string) int64 {
 	h := fnv.New32a()
 	h.Write([]byte(physkey))
 	return int64(h.Sum32() % 10000)
-}
-
-// ticketBarcode is the Code 128 text printed on a presell ticket: lane,
-// ticket and four characters of the sale's random key, so a slip kept from
-// an earlier sale with the same ticket number cannot recall this one.
-func ticketBarcode(lane, ticket int64, randomKey string) string {
-	tag := strings.ToUpper(strings.ReplaceAll(randomKey, "-", ""))
-	if len(tag) > 4 {
-		tag = tag[:4]
-	}
-	return fmt.Sprintf("GL%02d%04d%s", lane%100, ticket, tag)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/presell"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
@@ -20,8 +21,9 @@ func runPresell(args []string, stdout, stderr io.Writer) error {
 }
 
 // openService opens the lane DB (which may be in use by a running server:
-// this is then a second process writing it) with a SalesBuilder over it.
-func openService(path string, opts salesbuilder.Options) (*salesbuilder.Service, func(), error) {
+// this is then a second process writing it) with the presell workflow over
+// it.
+func openService(path string, opts salesbuilder.Options) (*presell.Workflow, func(), error) {
 	db, err := openExisting(path)
 	if err != nil {
 		return nil, nil, err
@@ -33,7 +35,7 @@ func openService(path string, opts salesbuilder.Options) (*salesbuilder.Service,
 		db.Close()
 		return nil, nil, err
 	}
-	return svc, func() { w.Close(); db.Close() }, nil
+	return presell.New(svc), func() { w.Close(); db.Close() }, nil
 }
 
 func presellList(args []string, stdout, stderr io.Writer) error {
@@ -47,7 +49,7 @@ func presellList(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer done()
-	rows, err := svc.OpenPresells(context.Background())
+	rows, err := svc.Open(context.Background())
 	if err != nil {
 		return err
 	}
@@ -99,7 +101,7 @@ func presellVoid(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer done()
-	physkey, err := svc.VoidPresell(context.Background(), which, "cli", *reason, *force)
+	physkey, err := svc.Void(context.Background(), which, "cli", *reason, *force)
 	if err != nil {
 		return err
 	}

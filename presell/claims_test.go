@@ -1,4 +1,4 @@
-package salesbuilder
+package presell
 
 import (
 	"context"
@@ -12,33 +12,6 @@ import (
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
-
-func admin(name string) *protocol.Caller {
-	return &protocol.Caller{KeyID: "id-" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeAdmin},
-		Session: "session-" + name}
-}
-
-// submitted builds and submits a presell on a tablet and returns it.
-func (l *lane) submitted(tab *protocol.Caller, pids ...int) *SaleView {
-	l.t.Helper()
-	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
-	for _, pid := range pids {
-		l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": pid})
-	}
-	return l.sale(tab, "salesbuilder.sale_park", k, nil)
-}
-
-func recallView(t *testing.T, res *protocol.Result) RecallView {
-	t.Helper()
-	b, _ := json.Marshal(res.Data)
-	var rows struct {
-		Rows []RecallView `json:"rows"`
-	}
-	if err := json.Unmarshal(b, &rows); err != nil || len(rows.Rows) != 1 {
-		t.Fatalf("recall reply: %s", b)
-	}
-	return rows.Rows[0]
-}
 
 func TestLeaseExpiryAndTakeover(t *testing.T) {
 	l := newLane(t)

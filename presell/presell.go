@@ -1,0 +1,83 @@
+// Package presell is the presell workflow: a tablet builds a sale on a
+// presell socket and parks it, which submits it with a ticket (number,
+// word and barcode); a counter finds it (get_presells) and recalls it by
+// any of those, which claims it under a lease with fencing; the claim is
+// kept by changes and heartbeats and given back by release, prices that
+// drifted meanwhile are shown and accepted, and presells nobody finishes
+// are voided by the sweeper. It builds on the sales core (package
+// salesbuilder), which asks it for tickets and claims through the
+// salesbuilder.Presells interface; fd1.go is its FD1 adapter.
+package presell
+
+import (
+	"context"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
+)
+
+// Family is the journal family of presell events (submitted, claimed,
+// released, completed, voided, expired, payment_reversed…), which
+// firehoses follow as presell.*.
+const Family = "presell"
+
+// Workflow is the presell workflow of one lane.
+type Workflow struct {
+	sales  *salesbuilder.Service
+	claims *claimSet
+}
+
+// New returns the workflow over a sales core and plugs itself into it.
+func New(sales *salesbuilder.Service) *Workflow {
+	w := &Workflow{sales: sales, claims: newClaimSet()}
+	sales.Attach(w)
+	return w
+}
+
+// PoolOrder is how a presell socket runs its requests in parallel: those
+// naming the same sale (or, for a create, the physkey it will have) in
+// order, others side by side. The server's worker pool uses it.
+func PoolOrder(req *protocol.Request) string { return salesbuilder.RouteKey(req) }
+
+// journal records a presell event in the lane DB's journal and rings the
+// firehose once it commits.
+func (w *Workflow) journal(ctx context.Context, tx *lanedb.Tx, event, physkey, actor string, detail map[string]any) error {
+	var d any // a nil map would be journalled as null
+	if detail != nil {
+		d = detail
+	}
+	if _, err := lanedb.Journal(ctx, tx, w.sales.Now(), Family, event, physkey, actor, d); err != nil {
+		return err
+	}
+	w.sales.NotifyOnCommit(tx)
+	return nil
+}
+
+// Created journals a new presell.
+func (w *Workflow) Created(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale) error {
+	return w.journal(ctx, tx, "created", sale.Physkey, c.KeyName, nil)
+}
+
+// Closed ends the claim on a sale leaving the open phases and, for a
+// presell, journals why. Its ticket is free from here on (tickets are
+// unique among open presells).
+func (w *Workflow) Closed(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, event string, detail map[string]any) error {
+	if sale.ClaimState.Session.Valid {
+		if err := lanedb.ClearClaim(ctx, tx, sale.Physkey); err != nil {
+			return err
+		}
+	}
+	w.claims.Forget(tx, sale.Physkey)
+	if !sale.Presell {
+		return nil
+	}
+	return w.journal(ctx, tx, event, sale.Physkey, c.KeyName, detail)
+}
+
+// PaymentReversed journals a payment a counter gave back on a presell.
+func (w *Workflow) PaymentReversed(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, p *lanedb.Payment) error {
+	return w.journal(ctx, tx, "payment_reversed", sale.Physkey, c.KeyName, map[string]any{
+		"ticket": sale.Ticket.Int64, "seq": p.Sequence, "type": p.GlobalCode, "amount": protocol.Money(p.AmountCents),
+	})
+}

@@ -1,0 +1,137 @@
+package presell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
+)
+
+// Presells nobody finishes are voided: by the sweeper once untouched for
+// the lane's PresellMaxAge, or by hand from the command line.
+
+// System is the caller the sweeper and the command line act as.
+func System(name string) *protocol.Caller {
+	return &protocol.Caller{KeyID: "system:" + name, KeyName: name, Scopes: []protocol.Scope{protocol.ScopeAdmin}, Session: "system:" + name}
+}
+
+// ExpireAbandoned voids open presells untouched for longer than maxAge
+// (the lane's PresellMaxAge when 0) and not under a live claim, each with
+// a journal row saying why. It returns the voided sales' physkeys.
+func (w *Workflow) ExpireAbandoned(ctx context.Context, maxAge time.Duration, actor string) ([]string, error) {
+	if maxAge <= 0 {
+		maxAge = w.sales.PresellMaxAge()
+	}
+	var voided []string
+	for {
+		batch, err := w.expireBatch(ctx, maxAge, actor)
+		voided = append(voided, batch...)
+		if err != nil || len(batch) < expireBatchSize {
+			return voided, err
+		}
+	}
+}
+
+// expireBatchSize keeps each sweep transaction short.
+const expireBatchSize = 50
+
+func (w *Workflow) expireBatch(ctx context.Context, maxAge time.Duration, actor string) ([]string, error) {
+	var voided []string
+	c := System(actor)
+	err := w.sales.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		voided = voided[:0]
+		now := w.sales.Now()
+		sales, err := lanedb.AbandonedPresells(ctx, tx, now.Add(-maxAge), now, expireBatchSize)
+		if err != nil {
+			return err
+		}
+		reason := "abandoned: unchanged for " + maxAge.String()
+		for i := range sales {
+			if err := w.void(ctx, tx, c, &sales[i], actor, reason, "expired"); err != nil {
+				return err
+			}
+			voided = append(voided, sales[i].Physkey)
+		}
+		return nil
+	})
+	return voided, err
+}
+
+// void voids a presell and journals the display's status event.
+func (w *Workflow) void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, actor, reason, event string) error {
+	if err := w.sales.Void(ctx, tx, c, sale, actor, reason, event); err != nil {
+		return err
+	}
+	_, err := w.sales.EmitSale(ctx, tx, salesbuilder.EvSaleStatus, actor, sale)
+	return err
+}
+
+// Sweep voids abandoned presells every interval until ctx ends, and keeps
+// the journal, the idempotency records and the claim bookkeeping trimmed.
+func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			voided, err := w.ExpireAbandoned(ctx, 0, "sweeper")
+			if err != nil && ctx.Err() == nil {
+				log.Warn("presell sweeper", "err", err)
+			}
+			if len(voided) > 0 {
+				log.Info("voided abandoned presells", "count", len(voided), "older_than", w.sales.PresellMaxAge())
+			}
+			if err := w.sales.TrimJournal(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("journal trim", "err", err)
+			}
+			if err := w.pruneClaims(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("claim bookkeeping", "err", err)
+			}
+		}
+	}
+}
+
+// Void voids one open presell named by ticket number or physkey, for the
+// command line. A live claim is respected unless force.
+func (w *Workflow) Void(ctx context.Context, ticketOrPhyskey, actor, reason string, force bool) (string, error) {
+	var physkey string
+	err := w.sales.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		key := ticketOrPhyskey
+		if n, err := strconv.ParseInt(ticketOrPhyskey, 10, 64); err == nil {
+			pk, err := lanedb.OpenPresellBy(ctx, tx, n, "")
+			if errors.Is(err, lanedb.ErrNoPresell) {
+				return fmt.Errorf("no open presell has ticket %d", n)
+			}
+			if err != nil {
+				return err
+			}
+			key = pk
+		}
+		sale, err := lanedb.GetSale(ctx, tx, strings.TrimSpace(key))
+		if errors.Is(err, lanedb.ErrNoSale) {
+			return fmt.Errorf("no sale with physkey %q", key)
+		}
+		if err != nil {
+			return err
+		}
+		if !sale.Presell || (sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked) {
+			return fmt.Errorf("sale %s is not an open presell (phase %d)", sale.Physkey, sale.Phase)
+		}
+		if sale.ClaimState.Held(w.sales.Now()) && !force {
+			return fmt.Errorf("presell %s is claimed by %q until %s; use --force to void it anyway",
+				sale.Physkey, sale.ClaimState.Name.String, salesbuilder.ClaimTime(sale.ClaimState))
+		}
+		physkey = sale.Physkey
+		return w.void(ctx, tx, System(actor), sale, actor, reason, "voided")
+	})
+	return physkey, err
+}

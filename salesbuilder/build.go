@@ -1,0 +1,522 @@
+package salesbuilder
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// The changes a sale goes through, each run inside the caller's
+// transaction (Service.Do, or the exactly-once Change): it checks who may
+// make it, writes the sale, journals the custdisp event a display follows,
+// and answers the sale as it now is. ref names the sale as Resolve reads
+// it.
+
+// Create starts a sale held by c. A physkey ("" to make one) that already
+// names c's sale answers that sale: a create retried with its own physkey
+// is harmless. A presell socket's sale is a presell.
+func (s *Service) Create(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, physkey string) (*SaleView, error) {
+	physkey = strings.ToLower(physkey)
+	if physkey != "" {
+		existing, err := lanedb.GetSale(ctx, tx, physkey)
+		switch {
+		case err == nil:
+			if !c.HasKeyName(existing.CreatedBy) && !c.HasKeyID(existing.HolderKey) {
+				if !c.SeesLane() { // a tablet learns nothing of another's sale
+					return nil, protocol.Errorf(protocol.CodeConflict, "a sale with physkey %s already exists; choose another physkey", physkey)
+				}
+				return nil, protocol.Errorf(protocol.CodeConflict, "a sale with physkey %s already exists and belongs to %q", physkey, existing.HolderName)
+			}
+			return LoadView(ctx, tx, existing)
+		case !errors.Is(err, lanedb.ErrNoSale):
+			return nil, err
+		}
+	} else {
+		var err error
+		if physkey, err = s.ids.physkey(s.now()); err != nil {
+			return nil, err
+		}
+	}
+	randomKey, err := s.ids.randomKey()
+	if err != nil {
+		return nil, err
+	}
+	sale := &lanedb.Sale{
+		Physkey:    physkey,
+		RandomKey:  randomKey,
+		Phase:      lanedb.PhaseActive,
+		StartDT:    s.localNow(),
+		CreatedBy:  c.KeyName,
+		HolderKey:  c.KeyID,
+		HolderName: c.KeyName,
+		Presell:    c.Purpose == protocol.PurposePresell,
+		NextSeqnce: 1,
+		UpdatedUTC: s.Stamp(),
+	}
+	if s.locID > 0 {
+		sale.Location = sql.NullInt64{Int64: s.locID, Valid: true}
+	}
+	if sale.Presell {
+		if err := s.checkOpenPresells(ctx, tx, sale.CreatedBy); err != nil {
+			return nil, err
+		}
+	}
+	if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
+		return nil, err
+	}
+	if sale.Presell {
+		if err := s.presells.Created(ctx, tx, c, sale); err != nil {
+			return nil, err
+		}
+	}
+	return s.EmitSale(ctx, tx, evSaleAdd, c.KeyName, sale)
+}
+
+// Item is a product to ring up: by pid, else PLU, else barcode.
+type Item struct {
+	PID     int64
+	PLU     string
+	Barcode string
+	// Qty is how many (or how many grams, for a weighed product); at least 1.
+	Qty int64
+	// Price, if set, is the unit price in cents the counter sets by hand.
+	Price *int64
+	// LineSource says how the line was entered (SPEC §9.2).
+	LineSource int64
+}
+
+// AddProduct adds a line for item at its price for the sale's customer.
+func (s *Service) AddProduct(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, item Item) (*SaleView, error) {
+	if err := checkPriceOverride(c, item.Price); err != nil {
+		return nil, err
+	}
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkLineCount(ctx, tx, sale); err != nil {
+		return nil, err
+	}
+	product, err := findProduct(ctx, tx, item)
+	if err != nil {
+		return nil, err
+	}
+	customer, err := SaleCustomer(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
+	line := &lanedb.Line{
+		SalePhyskey: sale.Physkey, Seqnce: sale.NextSeqnce, PID: product.PID,
+		Description: product.Description, PLU: product.PLU.String, Qty: item.Qty,
+		UnitPriceCents: product.PriceCents, LineSource: item.LineSource, Measurement: product.Measurement,
+	}
+	if item.Price != nil {
+		line.UnitPriceCents, line.PriceCause = *item.Price, CauseUserPrice
+	}
+	PriceLine(line, customer)
+	if err := lanedb.InsertLine(ctx, tx, line); err != nil {
+		return nil, err
+	}
+	sale.NextSeqnce++
+	return s.FinishLines(ctx, tx, c, sale, evLinesAdd)
+}
+
+// checkPriceOverride: only a counter may set a price by hand.
+func checkPriceOverride(c *protocol.Caller, price *int64) error {
+	if price != nil && !c.ActFor(protocol.ScopeCounter) {
+		return protocol.Errorf(protocol.CodeForbidden, "v.price overrides the price and needs a key with scope counter")
+	}
+	return nil
+}
+
+func findProduct(ctx context.Context, tx *lanedb.Tx, item Item) (*lanedb.SaleProduct, error) {
+	var p *lanedb.SaleProduct
+	var err error
+	var what string
+	switch {
+	case item.PID != 0:
+		what = fmt.Sprintf("pid %d", item.PID)
+		p, err = lanedb.ProductByPID(ctx, tx, item.PID)
+	case item.PLU != "":
+		what = fmt.Sprintf("PLU %q", Clip(item.PLU))
+		p, err = lanedb.ProductByPLU(ctx, tx, item.PLU)
+	default:
+		what = fmt.Sprintf("barcode %q", Clip(item.Barcode))
+		p, err = lanedb.ProductByBarcode(ctx, tx, item.Barcode)
+	}
+	if errors.Is(err, lanedb.ErrNoProduct) {
+		return nil, protocol.Errorf(protocol.CodeUnknownProduct, "no product with %s", what)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.Active {
+		return nil, protocol.Errorf(protocol.CodeUnknownProduct, "product %d (%s) is not for sale", p.PID, p.Description)
+	}
+	return p, nil
+}
+
+// FinishLines recomputes the sale total from its lines, saves the sale,
+// journals event ("" for none) and answers the whole sale.
+func (s *Service) FinishLines(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, event string) (*SaleView, error) {
+	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, l := range lines {
+		total += l.TotalPriceCents
+	}
+	if total > maxSaleTotal {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "the sale total would be %s, over the lane's limit of %s",
+			protocol.Money(total), protocol.Money(maxSaleTotal))
+	}
+	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	// A change that lowers the total may not leave less to pay than was
+	// paid: that money would belong to no line. (Cash tendered above the
+	// total is change, and adding lines to such a sale is fine.)
+	var paid int64
+	for _, p := range payments {
+		paid += p.AmountCents
+	}
+	if total < sale.SaleTotalCents && total < paid {
+		return nil, hasPaymentsError(paid)
+	}
+	sale.SaleTotalCents = total
+	if err := s.save(ctx, tx, c, sale); err != nil {
+		return nil, err
+	}
+	customer, err := SaleCustomer(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
+	view := buildView(sale, lines, payments, customer)
+	return view, s.Emit(ctx, tx, event, c.KeyName, view)
+}
+
+// findLine returns the line with seqnce, or not_found.
+func findLine(lines []lanedb.Line, sale *lanedb.Sale, seqnce int64) (*lanedb.Line, error) {
+	for i := range lines {
+		if lines[i].Seqnce == seqnce {
+			return &lines[i], nil
+		}
+	}
+	return nil, protocol.Errorf(protocol.CodeNotFound, "sale %s has no line with seqnce %d", sale.Physkey, seqnce)
+}
+
+// RemoveLine deletes the line with seqnce.
+func (s *Service) RemoveLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64) (*SaleView, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := findLine(lines, sale, seqnce); err != nil {
+		return nil, err
+	}
+	if err := lanedb.DeleteLine(ctx, tx, sale.Physkey, seqnce); err != nil {
+		return nil, err
+	}
+	return s.FinishLines(ctx, tx, c, sale, evLinesDelete)
+}
+
+// EditLine changes a line's qty, its unit price in cents (counter only),
+// or both; nil leaves one as it is.
+func (s *Service) EditLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64, qty, price *int64) (*SaleView, error) {
+	if qty == nil && price == nil {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "v: give qty or price (or both) to change")
+	}
+	if err := checkPriceOverride(c, price); err != nil {
+		return nil, err
+	}
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	line, err := findLine(lines, sale, seqnce)
+	if err != nil {
+		return nil, err
+	}
+	if qty != nil {
+		line.Qty = *qty
+	}
+	if price != nil {
+		line.UnitPriceCents, line.PriceCause = *price, CauseUserPrice
+	}
+	customer, err := SaleCustomer(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
+	PriceLine(line, customer)
+	if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
+		return nil, err
+	}
+	return s.FinishLines(ctx, tx, c, sale, evLinesEdit)
+}
+
+// CustomerRef names a customer by physkey, else by cid; the zero value
+// takes the customer off the sale.
+type CustomerRef struct {
+	CID     int64
+	Physkey string
+}
+
+func (r CustomerRef) String() string {
+	if r.Physkey != "" {
+		return fmt.Sprintf("physkey %q", Clip(r.Physkey))
+	}
+	return fmt.Sprintf("cid %d", r.CID)
+}
+
+// SetCustomer puts a customer on the sale (or takes it off) and reprices
+// every line not priced by hand.
+func (s *Service) SetCustomer(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, who CustomerRef) (*SaleView, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	var customer *lanedb.SaleCustomer
+	if who != (CustomerRef{}) {
+		if who.Physkey != "" {
+			customer, err = lanedb.CustomerByPhyskey(ctx, tx, who.Physkey)
+		} else {
+			customer, err = lanedb.CustomerByCID(ctx, tx, who.CID)
+		}
+		if errors.Is(err, lanedb.ErrNoCustomer) {
+			return nil, protocol.Errorf(protocol.CodeNotFound, "no customer with %s", who)
+		}
+		if err != nil {
+			return nil, err
+		}
+		sale.CID = sql.NullInt64{Int64: customer.CID, Valid: true}
+	} else {
+		sale.CID = sql.NullInt64{}
+	}
+	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	for i := range lines {
+		before := lines[i]
+		PriceLine(&lines[i], customer)
+		if lines[i] != before {
+			if err := lanedb.UpdateLine(ctx, tx, &lines[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s.FinishLines(ctx, tx, c, sale, EvSaleEdit)
+}
+
+// Park puts an active sale in the background (phase 5). A presell being
+// built is thereby submitted: it gets a ticket the counter recalls it by.
+// A claimed presell parked by its holder goes back to the counter's queue.
+func (s *Service) Park(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	if sale.ClaimState.Session.Valid {
+		if sale, err = s.presells.Release(ctx, tx, c, sale); err != nil {
+			return nil, err
+		}
+		return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	}
+	if sale.Presell {
+		if err := s.presells.Submit(ctx, tx, c, sale); err != nil {
+			return nil, err
+		}
+	}
+	sale.Phase = lanedb.PhaseParked
+	if err := s.save(ctx, tx, c, sale); err != nil {
+		return nil, err
+	}
+	return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+}
+
+// Unpark brings a parked sale back (phase 0) for c (ref "" is c's most
+// recently parked sale). A presell is claimed: by a counter, or by the
+// tablet that made it; force (admin) takes it over from a live holder.
+// Any other parked sale goes to its own holder, or to a counter.
+func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, force bool) (*SaleView, error) {
+	sale, err := resolveParked(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPaidFor(ctx, tx, sale, c); err != nil {
+		return nil, err
+	}
+	if sale.Presell {
+		if !c.HasKeyName(sale.CreatedBy) && !c.ActFor(protocol.ScopeCounter) {
+			if sale.ClaimState.Held(s.now()) {
+				return nil, ClaimedError(sale)
+			}
+			return nil, protocol.Errorf(protocol.CodeClaimed, "presell %s belongs to %q; only it or a counter may take it", sale.Physkey, sale.CreatedBy)
+		}
+		if sale, err = s.presells.Claim(ctx, tx, c, sale, force); err != nil {
+			return nil, err
+		}
+		return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	}
+	if err := CheckPhase(sale, lanedb.PhaseParked); err != nil {
+		return nil, err
+	}
+	if !c.HasKeyID(sale.HolderKey) && !c.ActFor(protocol.ScopeCounter) {
+		if err := s.CheckWriter(sale, c); err != nil {
+			return nil, err
+		}
+	}
+	sale.Phase = lanedb.PhaseActive
+	sale.HolderKey, sale.HolderName = c.KeyID, c.KeyName
+	if err := s.save(ctx, tx, c, sale); err != nil {
+		return nil, err
+	}
+	return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+}
+
+// CompletedView is a completed sale with the change due.
+type CompletedView struct {
+	*SaleView
+	Change protocol.Money `json:"change"`
+}
+
+// Complete completes a sale paid in full (phase 4), giving it its sid.
+func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*CompletedView, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := lanedb.LineCount(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	if lines == 0 {
+		return nil, protocol.Errorf(protocol.CodeConflict, "sale %s has no lines to complete; cancel it instead", sale.Physkey)
+	}
+	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	if paid < sale.SaleTotalCents {
+		return nil, protocol.Errorf(protocol.CodeUnderpaid, "sale %s totals %s but %s is paid; add %s more",
+			sale.Physkey, protocol.Money(sale.SaleTotalCents), protocol.Money(paid), protocol.Money(sale.SaleTotalCents-paid))
+	}
+	sid, err := lanedb.NextSID(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sale.SID = sql.NullInt64{Int64: sid, Valid: true}
+	sale.Phase = lanedb.PhaseCompleted
+	sale.CompletedDT = sql.NullString{String: now.In(s.loc).Format(lanedb.DateTime), Valid: true}
+	sale.CompletedDTUTC = sql.NullString{String: now.UTC().Format(lanedb.DateTime), Valid: true}
+	if err := s.closeSale(ctx, tx, c, sale, "completed", map[string]any{"sid": sid, "ticket": sale.Ticket.Int64}); err != nil {
+		return nil, err
+	}
+	view, err := s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	if err != nil {
+		return nil, err
+	}
+	return &CompletedView{SaleView: view, Change: protocol.Money(paid - sale.SaleTotalCents)}, nil
+}
+
+// closeSale writes a sale that is leaving the open phases (completed or
+// void): its claim ends and, for a presell, the journal says so. The
+// ticket is free from here on (tickets are unique among open presells).
+func (s *Service) closeSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, event string, detail map[string]any) error {
+	if err := s.save(ctx, tx, c, sale); err != nil {
+		return err
+	}
+	return s.presells.Closed(ctx, tx, c, sale, event, detail)
+}
+
+// Cancel voids an active or parked sale (phase 10000), keeping it for
+// audit with who, when and reason. Its holder may cancel it, and a counter
+// may cancel any that no other device holds a live claim on.
+func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref, reason string) (*SaleView, error) {
+	sale, err := Resolve(ctx, tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPhase(sale, lanedb.PhaseActive, lanedb.PhaseParked); err != nil {
+		return nil, err
+	}
+	if err := s.checkCanceller(sale, c); err != nil {
+		return nil, err
+	}
+	if err := checkPaidFor(ctx, tx, sale, c); err != nil {
+		return nil, err
+	}
+	if err := s.Void(ctx, tx, c, sale, c.KeyName, reason, "voided"); err != nil {
+		return nil, err
+	}
+	return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+}
+
+func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
+	claim := sale.ClaimState
+	if claim.Held(s.now()) && claim.Session.String != c.Session {
+		return ClaimedError(sale)
+	}
+	if claim.Session.Valid && claim.Session.String == c.Session {
+		return s.CheckWriter(sale, c)
+	}
+	// The tablet that made a presell may withdraw it while no counter holds it.
+	if c.HasKeyID(sale.HolderKey) || (sale.Presell && c.HasKeyName(sale.CreatedBy)) || c.ActFor(protocol.ScopeCounter) {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeClaimed, "sale %s is held by %q, not by this key", sale.Physkey, sale.HolderName)
+}
+
+// Void sets phase 10000 with who, when and why, and tells the presell
+// workflow (event names the presell journal's event: voided, expired). It
+// journals no custdisp event: the caller does, once the sale is written.
+// A sale holding a payment is never voided, by anyone: the money would be
+// orphaned.
+func (s *Service) Void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, by, reason, event string) error {
+	if err := refuseIfPaid(ctx, tx, sale); err != nil {
+		return err
+	}
+	sale.Phase = lanedb.PhaseVoid
+	sale.VoidedUTC = sql.NullString{String: s.utcNow(), Valid: true}
+	sale.VoidedBy = sql.NullString{String: by, Valid: true}
+	detail := map[string]any{"ticket": sale.Ticket.Int64}
+	if reason != "" {
+		detail["reason"] = reason
+	}
+	return s.closeSale(ctx, tx, c, sale, event, detail)
+}
+
+// Emit journals the custdisp event of a change to the sale v shows (""
+// journals nothing), for displays to follow.
+func (s *Service) Emit(ctx context.Context, tx *lanedb.Tx, event, actor string, v *SaleView) error {
+	if event == "" {
+		return nil
+	}
+	return s.emit(ctx, tx, event, actor, v)
+}
+
+// EmitSale reads a sale written in tx and journals its custdisp event;
+// it answers the sale as the display sees it.
+func (s *Service) EmitSale(ctx context.Context, tx *lanedb.Tx, event, actor string, sale *lanedb.Sale) (*SaleView, error) {
+	v, err := LoadView(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
+	return v, s.Emit(ctx, tx, event, actor, v)
+}

@@ -1,0 +1,412 @@
+package salesbuilder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// The FD1 adapter of the sales core: the SalesBuilder endpoints under both
+// name generations (SPEC §7.1) and the fd1.sales aliases (SPEC §8.1). Each
+// handler decodes v once, calls one core method, and shapes the reply.
+
+// Register adds the SalesBuilder endpoints.
+func (s *Service) Register(r *protocol.Router) {
+	builders := protocol.Access{Scopes: []protocol.Scope{protocol.ScopePresell, protocol.ScopeCounter}}
+	// Taking money and completing are the counter's: a tablet builds and
+	// submits, the counter tenders.
+	tenders := protocol.Access{Scopes: []protocol.Scope{protocol.ScopeCounter}}
+	add := func(access protocol.Access, name string, aliases []string, h protocol.Handler) {
+		r.Handle(&protocol.Endpoint{Name: name, Aliases: aliases, Access: access, Handler: h, RouteKey: RouteKey})
+	}
+	add(builders, "fd1.salesbuilder.sale_create", []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"}, s.create)
+	add(builders, "fd1.salesbuilder.get_sale", []string{activeSaleList}, s.getSale)
+	add(builders, "fd1.salesbuilder.sale_fetch", nil, s.fetch)
+	add(builders, "fd1.salesbuilder.sale_get_price", nil, s.getPrice)
+	add(builders, "fd1.salesbuilder.sale_add_product", []string{"fd1.salesbuilder.salesbuilder_add_product"}, s.addProduct)
+	add(builders, "fd1.salesbuilder.sale_set_customer", []string{"fd1.salesbuilder.salesbuilder_set_customer"}, s.setCustomer)
+	add(builders, "fd1.salesbuilder.sale_remove_line", nil, s.removeLine)
+	add(builders, "fd1.salesbuilder.sale_edit_line", nil, s.editLine)
+	add(tenders, "fd1.salesbuilder.sale_add_payment", nil, s.addPayment)
+	add(tenders, "fd1.salesbuilder.sale_remove_payment", nil, s.removePayment)
+	add(builders, "fd1.salesbuilder.sale_park", nil, s.park)
+	add(builders, "fd1.salesbuilder.sale_unpark", nil, s.unpark)
+	add(tenders, "fd1.salesbuilder.salesbuilder_complete", []string{"fd1.salesbuilder.sale_complete"}, s.complete)
+	add(builders, "fd1.salesbuilder.salesbuilder_cancel", []string{"fd1.salesbuilder.sale_cancel"}, s.cancel)
+}
+
+// activeSaleList is get_sale's fd1.sales alias, which always lists.
+const activeSaleList = "fd1.sales.get_activesale_list"
+
+// RouteKey is the sale a request is about, for per-sale ordering on a
+// presell socket: k, or for a create the client's chosen physkey. Requests
+// that name no sale share the key "" (the caller's top sale).
+func RouteKey(req *protocol.Request) string {
+	if k := SaleRef(req); k != "" {
+		return k
+	}
+	if len(req.V) > 0 && strings.Contains(string(req.V), `"physkey"`) {
+		var v struct {
+			Physkey string `json:"physkey"`
+		}
+		if json.Unmarshal(req.V, &v) == nil {
+			return v.Physkey
+		}
+	}
+	return ""
+}
+
+// SaleRef is the sale a request names, as the core's ref: k, or "" for
+// the caller's top sale (k absent or "active").
+func SaleRef(req *protocol.Request) string {
+	k := req.Key()
+	if k == "active" {
+		return ""
+	}
+	return k
+}
+
+// Shape says how a change is answered and remembered on the wire.
+type Shape struct {
+	// Rows wraps the sale in data.rows, as the newer name generation
+	// answers (SPEC §7.3).
+	Rows bool
+	// Claims: success means "this device now holds the presell".
+	Claims bool
+}
+
+// ShapeOf is the reply shape of the name a client called: the older
+// generation (salesbuilder_*) and get_sale answer the sale itself.
+func ShapeOf(call *protocol.Call) Shape {
+	a := call.Req.A
+	fn := a[strings.LastIndex(a, ".")+1:]
+	return Shape{Rows: !strings.HasPrefix(fn, "salesbuilder_") && fn != "get_sale"}
+}
+
+// Mutate runs fn exactly once per ik (see Change) and answers its sale in
+// the given shape, echoing the sale key.
+func (s *Service) Mutate(ctx context.Context, call *protocol.Call, shape Shape, fn ChangeFunc) (*protocol.Result, error) {
+	o := Once{IK: call.Req.IK, Caller: call.Caller, Op: call.Endpoint.Name, Claims: shape.Claims}
+	if o.IK != "" {
+		// HTTP mode sets ik from a header without protocol.Decode.
+		if err := protocol.CheckIK(o.IK); err != nil {
+			return nil, err
+		}
+		o.Hash = requestHash(call)
+	}
+	c, err := s.Change(ctx, o, fn)
+	if err != nil {
+		return nil, err
+	}
+	return SaleResult(shape, c.Physkey, c.View), nil
+}
+
+// requestHash identifies what a request asks for: the endpoint and its
+// arguments (not rq or rt, which change on a retry).
+func requestHash(call *protocol.Call) []byte {
+	h := sha256.New()
+	req := call.Req
+	for _, part := range [][]byte{[]byte(call.Endpoint.Name), compactJSON(req.K), compactJSON(req.V), []byte(strings.Join(req.QK, ","))} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	q, _ := json.Marshal(req.Q) // map keys marshal sorted
+	h.Write(q)
+	return h.Sum(nil)
+}
+
+func compactJSON(raw json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if len(raw) == 0 || json.Compact(&buf, raw) != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+// SaleResult wraps a sale's view in shape, echoing the sale key.
+func SaleResult(shape Shape, physkey string, view any) *protocol.Result {
+	k, _ := json.Marshal(physkey)
+	if shape.Rows {
+		return &protocol.Result{K: k, Data: protocol.Rows{Rows: []any{view}}}
+	}
+	return &protocol.Result{K: k, Data: view}
+}
+
+// change is the usual handler body: v decoded into args, then one core
+// change on the sale the request names.
+func (s *Service) change(ctx context.Context, call *protocol.Call, fn func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error)) (*protocol.Result, error) {
+	ref := SaleRef(call.Req)
+	return s.Mutate(ctx, call, ShapeOf(call), func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
+		return ChangedOf(fn(ctx, tx, call.Caller, ref))
+	})
+}
+
+// cents turns an optional money argument into cents.
+func cents(m *protocol.Money) *int64 {
+	if m == nil {
+		return nil
+	}
+	c := int64(*m)
+	return &c
+}
+
+// --- create, reads ---
+
+type createArgs struct {
+	Physkey string `json:"physkey" validate:"omitempty,uuid"`
+}
+
+func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a createArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	return s.Mutate(ctx, call, ShapeOf(call), func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
+		return ChangedOf(s.Create(ctx, tx, call.Caller, a.Physkey))
+	})
+}
+
+func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	req := call.Req
+	list := req.QK.Has("all") || protocol.Normalize(req.A) == activeSaleList
+	ref := SaleRef(req)
+	if list && ref == "" {
+		rows, err := s.OpenSales(ctx, call.Caller)
+		if err != nil {
+			return nil, err
+		}
+		return &protocol.Result{SC: "salesbuilder.active", Data: protocol.Rows{Rows: rows}}, nil
+	}
+	view, err := s.ActiveSale(ctx, call.Caller, ref)
+	if err != nil {
+		return nil, err
+	}
+	k, _ := json.Marshal(view.Physkey)
+	if list {
+		return &protocol.Result{SC: "salesbuilder.active", K: k, Data: protocol.Rows{Rows: []ActiveView{*view}}}, nil
+	}
+	return &protocol.Result{SC: "salesbuilder.active", K: k, Data: *view}, nil
+}
+
+func (s *Service) fetch(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	view, err := s.Fetch(ctx, call.Caller, SaleRef(call.Req))
+	if err != nil {
+		return nil, err
+	}
+	return SaleResult(ShapeOf(call), view.Physkey, view), nil
+}
+
+type getPriceArgs struct {
+	PIDs   pidList `json:"pid" validate:"required,min=1,max=200"`
+	Format string  `json:"_format" validate:"omitempty,oneof=kv rows"`
+}
+
+// pidList accepts one pid or a list of them.
+type pidList []int64
+
+func (p *pidList) UnmarshalJSON(b []byte) error {
+	var one int64
+	if json.Unmarshal(b, &one) == nil {
+		*p = pidList{one}
+		return nil
+	}
+	var many []int64
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*p = many
+	return nil
+}
+
+// getPrice prices products for the sale's customer (SPEC §7.3), as kv or
+// rows.
+func (s *Service) getPrice(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a getPriceArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	physkey, prices, err := s.Prices(ctx, call.Caller, SaleRef(call.Req), a.PIDs)
+	if err != nil {
+		return nil, err
+	}
+	var k json.RawMessage
+	if physkey != "" {
+		k, _ = json.Marshal(physkey)
+	}
+	if a.Format == "kv" {
+		kv := map[string]protocol.Money{}
+		for _, p := range prices {
+			kv[strconv.FormatInt(p.PID, 10)] = p.Price
+		}
+		return &protocol.Result{K: k, Data: map[string]any{"kv": kv}}, nil
+	}
+	rows := make([]map[string]any, len(prices))
+	for i, p := range prices {
+		rows[i] = map[string]any{"pid": p.PID, "price": p.Price, "measurement": p.Measurement}
+	}
+	return &protocol.Result{K: k, Data: protocol.Rows{Rows: rows}}, nil
+}
+
+// --- lines, customer, payments ---
+
+type addProductArgs struct {
+	PID        int64           `json:"pid" validate:"required_without_all=PLU Barcode,omitempty,gt=0"`
+	PLU        string          `json:"plu" validate:"max=64"`
+	Barcode    string          `json:"barcode" validate:"max=64"`
+	Qty        *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
+	Price      *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
+	LineSource int64           `json:"linesource" validate:"gte=0,lte=100"`
+}
+
+func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a addProductArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	item := Item{PID: a.PID, PLU: a.PLU, Barcode: a.Barcode, Qty: 1, Price: cents(a.Price), LineSource: a.LineSource}
+	if a.Qty != nil {
+		item.Qty = *a.Qty
+	}
+	if err := checkPriceOverride(call.Caller, item.Price); err != nil {
+		return nil, err // before the write: a refused override costs no transaction
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.AddProduct(ctx, tx, c, ref, item)
+	})
+}
+
+type lineArgs struct {
+	Seqnce int64           `json:"seqnce" validate:"required,gt=0"`
+	Qty    *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
+	Price  *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
+}
+
+func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a lineArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.RemoveLine(ctx, tx, c, ref, a.Seqnce)
+	})
+}
+
+func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a lineArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	price := cents(a.Price)
+	if a.Qty == nil && price == nil {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "v: give qty or price (or both) to change")
+	}
+	if err := checkPriceOverride(call.Caller, price); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.EditLine(ctx, tx, c, ref, a.Seqnce, a.Qty, price)
+	})
+}
+
+type customerArgs struct {
+	CID         *int64 `json:"cid" validate:"required_without=PhyskeyCust"`
+	PhyskeyCust string `json:"physkeycust" validate:"max=64"`
+}
+
+// setCustomer: cid 0 (and no physkeycust) takes the customer off.
+func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a customerArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	who := CustomerRef{Physkey: a.PhyskeyCust}
+	if who.Physkey == "" {
+		who.CID = *a.CID
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.SetCustomer(ctx, tx, c, ref, who)
+	})
+}
+
+type paymentArgs struct {
+	Type   int64          `json:"type" validate:"required"`
+	Amount protocol.Money `json:"amount" validate:"gt=0,lte=10000000000"`
+}
+
+func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a paymentArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.AddPayment(ctx, tx, c, ref, a.Type, int64(a.Amount))
+	})
+}
+
+type removePaymentArgs struct {
+	Seq int64 `json:"seq" validate:"required,gt=0"`
+}
+
+func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a removePaymentArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.RemovePayment(ctx, tx, c, ref, a.Seq)
+	})
+}
+
+// --- park, unpark, complete, cancel ---
+
+func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	return s.change(ctx, call, s.Park)
+}
+
+// UnparkArgs are sale_unpark's (and fd1.presell.recall's) v.
+type UnparkArgs struct {
+	Ticket  int64  `json:"ticket" validate:"gte=0,lte=9999"`
+	Barcode string `json:"barcode" validate:"max=64"`
+	Word    string `json:"word" validate:"max=64"`
+	Force   bool   `json:"force"`
+}
+
+func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a UnparkArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	shape := ShapeOf(call)
+	shape.Claims = true
+	ref := SaleRef(call.Req)
+	return s.Mutate(ctx, call, shape, func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
+		return ChangedOf(s.Unpark(ctx, tx, call.Caller, ref, a.Force))
+	})
+}
+
+func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	ref := SaleRef(call.Req)
+	return s.Mutate(ctx, call, ShapeOf(call), func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
+		return ChangedOf(s.Complete(ctx, tx, call.Caller, ref))
+	})
+}
+
+type cancelArgs struct {
+	Reason string `json:"reason" validate:"max=200"`
+}
+
+func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	var a cancelArgs
+	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+		return s.Cancel(ctx, tx, c, ref, a.Reason)
+	})
+}

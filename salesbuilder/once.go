@@ -1,0 +1,173 @@
+package salesbuilder
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
+)
+
+// A change made with an idempotency key (ik) happens exactly once: its
+// answer is stored in the change's own transaction, and a retry of the
+// same request by the same key gets that answer without running again.
+
+// Once is what exactly-once needs to know of a request.
+type Once struct {
+	// IK is the request's idempotency key; "" runs the change every time.
+	IK string
+	// Caller is who asks.
+	Caller *protocol.Caller
+	// Op names the operation, stored with the ik (the endpoint's canonical
+	// name): a retry must ask for the same.
+	Op string
+	// Hash identifies the request's arguments.
+	Hash []byte
+	// Claims says that success means "this device now holds the presell"
+	// (a recall, an unpark).
+	Claims bool
+}
+
+// Changed is what a change answers: the sale it changed and what to show
+// of it (a view, or the very bytes stored for a retry).
+type Changed struct {
+	Physkey string
+	View    any
+}
+
+// ChangeFunc is the body of one change, run inside the writer's
+// transaction.
+type ChangeFunc func(ctx context.Context, tx *lanedb.Tx) (Changed, error)
+
+// Key is the physkey of the sale a view shows.
+func (v *SaleView) Key() string { return v.Physkey }
+
+// ChangedOf makes a change's answer from a view of the changed sale: for
+// wrapping a core method, ChangedOf(s.AddProduct(…)).
+func ChangedOf[V interface{ Key() string }](v V, err error) (Changed, error) {
+	if err != nil {
+		return Changed{}, err
+	}
+	return Changed{Physkey: v.Key(), View: v}, nil
+}
+
+// Change runs fn as one write (inside the group-commit batch) and answers
+// once it has committed. With an ik, the answer is stored in the same
+// transaction, and a retry answers it without running fn again.
+func (s *Service) Change(ctx context.Context, o Once, fn ChangeFunc) (Changed, error) {
+	var result Changed
+	err := s.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		if o.IK != "" {
+			stored, ok, err := s.replayed(ctx, tx, o)
+			if err != nil || ok {
+				result = stored
+				return err
+			}
+		}
+		c, err := fn(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if o.IK != "" {
+			if c, err = storeReply(ctx, tx, o, c, s.now()); err != nil {
+				return err
+			}
+		}
+		result = c
+		return nil
+	})
+	return result, err
+}
+
+// storedReply is what the idempotency table keeps of a reply: the sale and
+// its view, unwrapped, so a retry under the other generation's name gets
+// its own shape.
+type storedReply struct {
+	Physkey string          `json:"k"`
+	View    json.RawMessage `json:"view"`
+}
+
+// replayed returns the stored answer for o's ik (ok false if the ik is
+// new), or ik_reused if the ik belongs to another request or another key.
+// A retry from a new connection takes over the claim the first connection
+// won with it.
+func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, o Once) (Changed, bool, error) {
+	rec, err := lanedb.GetIdempotent(ctx, tx, o.IK)
+	if err != nil || rec == nil {
+		return Changed{}, false, err
+	}
+	if !o.Caller.HasKeyID(rec.KeyID) || rec.Endpoint != o.Op || !bytes.Equal(rec.RequestHash, o.Hash) {
+		return Changed{}, false, protocol.Errorf(protocol.CodeIKReused,
+			"ik %s was already used for a different request; use a new ik for a new request", o.IK)
+	}
+	var sr storedReply
+	if err := json.Unmarshal(rec.Reply, &sr); err != nil {
+		return Changed{}, false, fmt.Errorf("stored reply for ik %s: %w", o.IK, err)
+	}
+	c := o.Caller
+	if rec.Session != "" && rec.Session != c.Session && sr.Physkey != "" && CanClaim(c) {
+		if err := s.presells.Resume(ctx, tx, rec, sr.Physkey, c, o.Claims); err != nil {
+			return Changed{}, false, err
+		}
+	}
+	return Changed{Physkey: sr.Physkey, View: sr.View}, true, nil
+}
+
+// storeReply keeps c for o's ik. The view is answered as the very bytes
+// stored, so the first answer and every retry are identical.
+func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.Time) (Changed, error) {
+	view, err := json.Marshal(c.View)
+	if err != nil {
+		return Changed{}, fmt.Errorf("encode reply for ik: %w", err)
+	}
+	body, err := json.Marshal(storedReply{Physkey: c.Physkey, View: view})
+	if err != nil {
+		return Changed{}, fmt.Errorf("encode reply for ik: %w", err)
+	}
+	rec := &lanedb.Idempotent{IK: o.IK, KeyID: o.Caller.KeyID, Endpoint: o.Op, RequestHash: o.Hash, Reply: body, Session: o.Caller.Session}
+	if err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil {
+		return Changed{}, err
+	}
+	return Changed{Physkey: c.Physkey, View: json.RawMessage(view)}, nil
+}
+
+// TrimJournal keeps the newest JournalKeep journal entries (what firehoses
+// can replay) and the idempotency records of the last IdempotencyKeep,
+// deleting older ones a few thousand per transaction.
+func (s *Service) TrimJournal(ctx context.Context) error {
+	cutoff := s.now().Add(-s.ikKeep)
+	for _, trim := range []func(ctx context.Context, tx *lanedb.Tx) (int64, error){
+		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
+			return lanedb.TrimJournal(ctx, tx, s.journalKeep, trimBatch)
+		},
+		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
+			return lanedb.TrimIdempotency(ctx, tx, cutoff, trimBatch)
+		},
+	} {
+		if err := s.trimAll(ctx, trim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimBatch keeps each trimming transaction short.
+const trimBatch = 2000
+
+// trimAll runs trim in transactions until a batch comes back short.
+func (s *Service) trimAll(ctx context.Context, trim func(ctx context.Context, tx *lanedb.Tx) (int64, error)) error {
+	for {
+		var n int64
+		err := s.writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+			var err error
+			n, err = trim(ctx, tx)
+			return err
+		})
+		if err != nil || n < trimBatch {
+			return err
+		}
+	}
+}
