@@ -28,6 +28,7 @@ const (
 	statusParked   = "parked"
 	statusComplete = "complete"
 	statusVoid     = "void"
+	statusIdle     = "idle"
 )
 
 // CustDisp is the body of a custdisp.sale.* event.
@@ -106,13 +107,37 @@ func saleViewOf(view any) *SaleView {
 	return nil
 }
 
-// emit journals a custdisp event for a changed sale.
+// custDispIdle is the body of the idle status that follows a finished
+// sale: the display shows nothing of it any more (a status with no lines
+// and total 0).
+type custDispIdle struct {
+	SalePhyskey   string         `json:"salephyskey"`
+	Source        CustDispSource `json:"source"`
+	DatetimeLocal string         `json:"datetimelocal"`
+	Status        string         `json:"status"`
+	SaleTotal     protocol.Money `json:"saletotal"`
+	Lines         []CustDispLine `json:"lines"`
+	Payments      []PaymentView  `json:"payments"`
+}
+
+// emit journals a custdisp event for a changed sale. A sale that is
+// finished (complete or void) leaves the display: the idle status that
+// says so is journaled right after it, in the same transaction, so a
+// display that replays the journal ends where a live one did.
 func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, v *SaleView) error {
 	if v == nil {
 		return nil
 	}
-	if _, err := lanedb.Journal(ctx, tx, s.now(), familyCustdisp, event, v.Physkey, actor, s.custDisp(v)); err != nil {
+	at, d := s.now(), s.custDisp(v)
+	if _, err := lanedb.Journal(ctx, tx, at, familyCustdisp, event, v.Physkey, actor, d); err != nil {
 		return err
+	}
+	if event == evSaleStatus && (d.Status == statusComplete || d.Status == statusVoid) {
+		idle := custDispIdle{SalePhyskey: d.SalePhyskey, Source: d.Source, DatetimeLocal: d.DatetimeLocal,
+			Status: statusIdle, Lines: []CustDispLine{}, Payments: []PaymentView{}}
+		if _, err := lanedb.Journal(ctx, tx, at, familyCustdisp, evSaleStatus, v.Physkey, actor, idle); err != nil {
+			return err
+		}
 	}
 	s.notifyOnCommit(tx)
 	return nil

@@ -240,28 +240,6 @@ func (h *Hub) publish(ev *event, subs []*subscription) {
 			h.published.Add(1)
 		}
 	}
-	if ev.family == famCustdisp && ev.seq > 0 {
-		h.afterCustdisp(ev, subs)
-	}
-}
-
-// afterCustdisp sends a display idle once the sale on it is finished
-// (SPEC §6.2: a status with no lines and total 0).
-func (h *Hub) afterCustdisp(ev *event, subs []*subscription) {
-	if ev.sc != "custdisp.sale.status" {
-		return // only a status can finish a sale; skip decoding the rest
-	}
-	f := ev.decoded()
-	status, _ := f["status"].(string)
-	if status != "complete" && status != "void" {
-		return
-	}
-	idle := map[string]any{
-		"salephyskey": f["salephyskey"], "source": f["source"], "datetimelocal": f["datetimelocal"],
-		"status": "idle", "saletotal": 0, "lines": []any{}, "payments": []any{},
-	}
-	b, _ := json.Marshal(idle)
-	h.publish(&event{family: famCustdisp, sc: "custdisp.sale.status", v: b, fields: idle}, subs)
 }
 
 func (ev *event) decoded() map[string]any {
