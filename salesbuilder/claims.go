@@ -226,7 +226,7 @@ func (s *Service) journal(ctx context.Context, tx *lanedb.Tx, event, physkey, ac
 	if detail != nil {
 		d = detail
 	}
-	if _, err := lanedb.Journal(ctx, tx, s.now(), familyPresell, event, physkey, actor, d); err != nil {
+	if _, err := lanedb.Journal(ctx, tx, s.now(), FamilyPresell, event, physkey, actor, d); err != nil {
 		return err
 	}
 	s.notifyOnCommit(tx)

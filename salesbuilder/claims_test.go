@@ -98,7 +98,7 @@ func TestLeaseExpiryAndTakeover(t *testing.T) {
 	}
 	var events []string
 	for _, e := range journal {
-		if e.Family == familyPresell {
+		if e.Family == FamilyPresell {
 			events = append(events, e.Event+":"+e.Actor)
 		}
 	}
@@ -299,7 +299,7 @@ func TestSweeperVoidsAbandonedPresells(t *testing.T) {
 		}
 		var last lanedb.JournalEntry
 		for _, e := range j {
-			if e.Family == familyPresell {
+			if e.Family == FamilyPresell {
 				last = e
 			}
 		}

@@ -22,13 +22,23 @@ const (
 	evLinesDelete  = "sale.lines.delete"
 	evPaymentsAdd  = "sale.payments.add"
 	evPaymentsDel  = "sale.payments.delete"
-	familyCustdisp = "custdisp"
-	familyPresell  = "presell"
 	statusActive   = "active"
 	statusParked   = "parked"
 	statusComplete = "complete"
 	statusVoid     = "void"
 	statusIdle     = "idle"
+)
+
+// The journal families the sales core writes. The firehose hub is told
+// about them when the lane is wired; nothing else names them.
+const (
+	// FamilyCustdisp rows are custdisp.sale.* events (SPEC §6.2): the
+	// detail is the whole event body.
+	FamilyCustdisp = "custdisp"
+	// FamilyPresell rows are presell.* events: the detail says what is
+	// particular to the event; the row's physkey, actor and time say which
+	// presell, who and when.
+	FamilyPresell = "presell"
 )
 
 // CustDisp is the body of a custdisp.sale.* event.
@@ -129,13 +139,13 @@ func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, 
 		return nil
 	}
 	at, d := s.now(), s.custDisp(v)
-	if _, err := lanedb.Journal(ctx, tx, at, familyCustdisp, event, v.Physkey, actor, d); err != nil {
+	if _, err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, event, v.Physkey, actor, d); err != nil {
 		return err
 	}
 	if event == evSaleStatus && (d.Status == statusComplete || d.Status == statusVoid) {
 		idle := custDispIdle{SalePhyskey: d.SalePhyskey, Source: d.Source, DatetimeLocal: d.DatetimeLocal,
 			Status: statusIdle, Lines: []CustDispLine{}, Payments: []PaymentView{}}
-		if _, err := lanedb.Journal(ctx, tx, at, familyCustdisp, evSaleStatus, v.Physkey, actor, idle); err != nil {
+		if _, err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, evSaleStatus, v.Physkey, actor, idle); err != nil {
 			return err
 		}
 	}

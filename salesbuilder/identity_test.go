@@ -74,7 +74,7 @@ func TestTwoKeySessionActsAsTheKeyWhoseScopeAllowed(t *testing.T) {
 			t.Fatalf("claim %q holder %q created_by %q, want the claim and holder till-1, created by tablet-2",
 				sale.ClaimState.Name.String, sale.HolderName, sale.CreatedBy)
 		}
-		if got := l.lastActor(k, familyPresell, "claimed"); got != "till-1" {
+		if got := l.lastActor(k, FamilyPresell, "claimed"); got != "till-1" {
 			t.Fatalf("claimed by %q in the journal, want till-1", got)
 		}
 	})
@@ -91,7 +91,7 @@ func TestTwoKeySessionActsAsTheKeyWhoseScopeAllowed(t *testing.T) {
 		if sale.VoidedBy.String != "till-1" {
 			t.Fatalf("voided_by %q, want till-1", sale.VoidedBy.String)
 		}
-		if got := l.lastActor(k, familyPresell, "voided"); got != "till-1" {
+		if got := l.lastActor(k, FamilyPresell, "voided"); got != "till-1" {
 			t.Fatalf("voided by %q in the journal, want till-1", got)
 		}
 	})
@@ -105,16 +105,16 @@ func TestTwoKeySessionActsAsTheKeyWhoseScopeAllowed(t *testing.T) {
 		if _, err := l.admit(both, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}); err != nil {
 			t.Fatal(err)
 		}
-		if got := l.lastActor(k, familyCustdisp, evLinesAdd); got != "tablet-1" {
+		if got := l.lastActor(k, FamilyCustdisp, evLinesAdd); got != "tablet-1" {
 			t.Fatalf("line added by %q, want tablet-1", got)
 		}
 		if _, err := l.admit(both, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "price": 1}); err != nil {
 			t.Fatal(err)
 		}
-		if got := l.lastActor(k, familyCustdisp, evLinesAdd); got != "till-1" {
+		if got := l.lastActor(k, FamilyCustdisp, evLinesAdd); got != "till-1" {
 			t.Fatalf("line priced by hand added by %q, want till-1", got)
 		}
-		if got := l.lastActor(k, familyPresell, "created"); got != "tablet-1" {
+		if got := l.lastActor(k, FamilyPresell, "created"); got != "tablet-1" {
 			t.Fatalf("created by %q, want tablet-1", got)
 		}
 		// Both keys' sales are the session's: a payment without k finds
@@ -122,7 +122,7 @@ func TestTwoKeySessionActsAsTheKeyWhoseScopeAllowed(t *testing.T) {
 		if _, err := l.admit(both, "salesbuilder.sale_add_payment", "", map[string]any{"type": 1, "amount": 20}); err != nil {
 			t.Fatal(err)
 		}
-		if got := l.lastActor(k, familyCustdisp, evPaymentsAdd); got != "till-1" {
+		if got := l.lastActor(k, FamilyCustdisp, evPaymentsAdd); got != "till-1" {
 			t.Fatalf("payment by %q, want till-1", got)
 		}
 	})
