@@ -63,8 +63,8 @@ type firehoseArgs struct {
 }
 
 // socketOf is the socket a firehose request came on; firehoses need one.
-func socketOf(ctx context.Context) (*socket, error) {
-	sk, ok := sessionFrom(ctx).(*socket)
+func socketOf(call *protocol.Call) (*socket, error) {
+	sk, ok := sessionOf(call).(*socket)
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeUnsupported, "firehoses need a WebSocket; HTTP mode cannot stream")
 	}
@@ -74,7 +74,7 @@ func socketOf(ctx context.Context) (*socket, error) {
 // openFirehose starts a firehose named by the request's rq. Its reply
 // (sc firehose.status) is sent by the hub, ahead of any replayed event.
 func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sk, err := socketOf(ctx)
+	sk, err := socketOf(call)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +152,7 @@ func (s *Server) firehoseFamily(c *protocol.Caller, event string) (string, error
 }
 
 func (s *Server) closeFirehose(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sk, err := socketOf(ctx)
+	sk, err := socketOf(call)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (s *Server) closeFirehose(ctx context.Context, call *protocol.Call) (*proto
 // setFirehoseOption changes what an open firehose follows: v.tablet, v.k
 // (one sale), and q (replaced when given).
 func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sk, err := socketOf(ctx)
+	sk, err := socketOf(call)
 	if err != nil {
 		return nil, err
 	}
