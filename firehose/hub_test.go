@@ -370,3 +370,18 @@ func TestLookup(t *testing.T) {
 		t.Errorf("a long unknown event is not clipped in the error: %v", err)
 	}
 }
+
+// TestPublishMemoryOnlyToMemoryFamilies: journal families come from the
+// journal alone (live and replay must be the same rows), so publishing to
+// one directly is refused, as is a family the hub does not serve.
+func TestPublishMemoryOnlyToMemoryFamilies(t *testing.T) {
+	h, _, _ := testHub(t)
+	for _, tt := range []struct {
+		family string
+		ok     bool
+	}{{famDevice, true}, {famTrace, true}, {famCustdisp, false}, {famPresell, false}, {"nosuch", false}} {
+		if err := h.PublishMemory(tt.family, "x", map[string]any{}); (err == nil) != tt.ok {
+			t.Errorf("PublishMemory(%q): %v, want ok=%v", tt.family, err, tt.ok)
+		}
+	}
+}
