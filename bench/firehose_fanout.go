@@ -35,9 +35,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
-	"github.com/greenlane-pos/greenlane/server"
 )
 
 // benchSC is the sc of the events the bench sends.
@@ -404,7 +404,7 @@ func (set *subscriberSet) countMissing(events int64, errs *errorTally) {
 // so hide its own delay); a reader goroutine takes the socket's replies.
 type injector struct {
 	t     *tablet
-	hub   *server.Hub
+	hub   *firehose.Hub
 	clock monoClock
 	res   *fanoutResult
 
@@ -425,7 +425,7 @@ type sendInfo struct {
 }
 
 // openInjector logs a socket in with the debug key and starts its reader.
-func openInjector(ctx context.Context, url, key string, hub *server.Hub, clock monoClock, res *fanoutResult) (*injector, error) {
+func openInjector(ctx context.Context, url, key string, hub *firehose.Hub, clock monoClock, res *fanoutResult) (*injector, error) {
 	t, err := dialLoggedIn(ctx, url, key, protocol.PurposeNone)
 	if err != nil {
 		return nil, fmt.Errorf("injector: %w", err)

@@ -11,11 +11,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/fixtures"
 	lanesrv "github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
-	"github.com/greenlane-pos/greenlane/server"
 )
 
 // openDemoDB creates a fresh demo lane DB at path, replacing any earlier
@@ -62,7 +62,7 @@ func createPresellKeys(ctx context.Context, db *lanedb.DB, prefix string, n int)
 type lane struct {
 	*lanesrv.Lane
 	writer *lanedb.Writer
-	hub    *server.Hub
+	hub    *firehose.Hub
 	addr   string
 	cancel context.CancelFunc // stops the server
 	served chan error

@@ -388,7 +388,8 @@ func displayLines(sale map[string]any) []any {
 
 // checkCustdisp checks a display's events against the steps of one sale:
 // order, sc, strictly increasing seq, and a body that agrees with the reply
-// the tablet or counter got for the same change; then the idle status.
+// the tablet or counter got for the same change; then the idle status,
+// journaled with the completion (the next seq).
 func checkCustdisp(t *testing.T, who string, got []*packet, steps []step, holders []string) {
 	t.Helper()
 	if len(got) != len(steps)+1 {
@@ -436,10 +437,10 @@ func checkCustdisp(t *testing.T, who string, got []*packet, steps []step, holder
 	}
 	idle := got[len(steps)]
 	v := idle.vmap(t)
-	if _, hasSeq := idle.seq(t); hasSeq || idle.SC != "custdisp.sale.status" || v["status"] != "idle" ||
+	if seq, _ := idle.seq(t); seq != last+1 || idle.SC != "custdisp.sale.status" || v["status"] != "idle" ||
 		!equalJSON(v["lines"], []any{}) || !equalJSON(v["payments"], []any{}) || v["saletotal"] != 0.0 ||
 		v["salephyskey"] != steps[0].sale["physkey"] {
-		t.Fatalf("%s: after completion want the idle status (no seq, no lines, total 0), got %s", who, idle.raw)
+		t.Fatalf("%s: after completion want the idle status (seq %d, no lines, total 0), got %s", who, last+1, idle.raw)
 	}
 }
 
@@ -650,10 +651,7 @@ func TestReplaySince(t *testing.T) {
 		t.Helper()
 		for range n {
 			p := nextEvent(t, stayer, "all")
-			seq, ok := p.seq(t)
-			if !ok {
-				continue // the idle status: memory, never replayed
-			}
+			seq := p.mustSeq(t) // the idle status too: it is a journal row
 			if len(seen) > 0 && seq <= seen[len(seen)-1].seq {
 				t.Fatalf("stayer: seq %d after %d", seq, seen[len(seen)-1].seq)
 			}
@@ -693,7 +691,7 @@ func TestReplaySince(t *testing.T) {
 	d1.ws.Close()
 	d2.ws.Close()
 
-	// Missed while disconnected: 11 journal events (and one idle status).
+	// Missed while disconnected: 12 journal events (the last the idle status).
 	add(t1, pa, 1003)
 	ticket := sale(t, t1, sbA+"sale_park", pa, nil)["ticket"]
 	pb := sale(t, t2, sbA+"sale_create", nil, nil)["physkey"].(string)
@@ -763,8 +761,8 @@ func TestReplaySince(t *testing.T) {
 		if rc.ack["replay_truncated"] != false || num(rc.ack["replayed"]) != float64(replayed) {
 			t.Fatalf("%s: ack %v, want replayed %d of the events up to seq %d, replay_truncated false", rc.name, rc.ack, replayed, head)
 		}
-		if rc.tablet != "" && replayed != 7 {
-			t.Fatalf("%s: %d events replayed, want tablet-1's 7", rc.name, replayed)
+		if rc.tablet != "" && replayed != 8 {
+			t.Fatalf("%s: %d events replayed, want tablet-1's 8", rc.name, replayed)
 		}
 		got := nextEvents(t, rc.c, rc.rp, len(want))
 		for i, p := range got {

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/greenlane-pos/greenlane/catalog"
+	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/presell"
+	"github.com/greenlane-pos/greenlane/protocol"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 	"github.com/greenlane-pos/greenlane/server"
 	"github.com/greenlane-pos/greenlane/web"
@@ -29,7 +31,7 @@ type Config struct {
 	Writer  lanedb.WriterOptions
 	Sales   salesbuilder.Options
 	Catalog catalog.Config
-	Hub     server.HubConfig
+	Hub     firehose.HubConfig
 	// SweepEvery is how often abandoned presells are voided and the journal
 	// trimmed: 10ms to 24h. Default 1m.
 	SweepEvery time.Duration
@@ -62,7 +64,7 @@ func DefaultConfig() Config {
 		Writer:     lanedb.DefaultWriterOptions(),
 		Sales:      salesbuilder.DefaultOptions(),
 		Catalog:    catalog.DefaultConfig(),
-		Hub:        server.DefaultHubConfig(),
+		Hub:        firehose.DefaultHubConfig(),
 		SweepEvery: time.Minute,
 	}
 }
@@ -71,7 +73,7 @@ func DefaultConfig() Config {
 type Lane struct {
 	DB      *lanedb.DB
 	Writer  *lanedb.Writer
-	Hub     *server.Hub
+	Hub     *firehose.Hub
 	Sales   *salesbuilder.Service
 	Presell *presell.Workflow
 	Server  *server.Server
@@ -88,7 +90,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 		return nil, fmt.Errorf("lane config: %w", err)
 	}
 	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
-	l.Hub = server.NewHub(db, cfg.Hub, log)
+	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(), server.MemoryFamilies()...)...)
 	sales := cfg.Sales
 	sales.Notify = l.Hub.Notify
 	// The server is built below, before any request can reach the sales.
@@ -146,4 +148,18 @@ func (l *Lane) Close() error {
 	l.Writer.Close()
 	l.stop = nil
 	return nil
+}
+
+// salesFamilies are the firehose families of the sales core's and the
+// presell workflow's journal rows, as
+// FD1 names them: custdisp.sale.* events for customer displays (SPEC
+// §6.2), which a customer display follows whatever it asks for, and
+// presell.* events for counters and tablets.
+func salesFamilies() []firehose.Family {
+	return []firehose.Family{
+		{Name: "custdisp.sale", Journal: salesbuilder.FamilyCustdisp, Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"},
+			Body: firehose.Detail, Display: true},
+		{Name: "presell", Journal: presell.Family, Names: []string{"presell"}, Prefixes: []string{"presell."},
+			Body: firehose.DetailWithEnvelope, Scopes: []protocol.Scope{protocol.ScopeCounter, protocol.ScopePresell}},
+	}
 }

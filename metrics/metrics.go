@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/server"
 )
@@ -29,7 +30,7 @@ import (
 type Parts struct {
 	DB     *lanedb.DB
 	Writer *lanedb.Writer
-	Hub    *server.Hub
+	Hub    *firehose.Hub
 	Server *server.Server
 	// Now is the lane's clock, for the age of the oldest open presell.
 	// Default time.Now.

@@ -19,7 +19,8 @@ import (
 
 // Family is the journal family of presell events (submitted, claimed,
 // released, completed, voided, expired, payment_reversed…), which
-// firehoses follow as presell.*.
+// firehoses follow as presell.*: the detail says what is particular to the
+// event; the row's physkey, actor and time say which presell, who and when.
 const Family = "presell"
 
 // Workflow is the presell workflow of one lane.

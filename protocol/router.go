@@ -289,7 +289,17 @@ type Call struct {
 	Req      *Request
 	Caller   *Caller
 	Endpoint *Endpoint
+	// Session is what the request runs on: a WebSocket, or one HTTP-mode
+	// call. Endpoints that act on the session itself (login, cancel,
+	// firehoses) need it; nil when a request runs on none (tests).
+	Session Session
 }
+
+// Session is the connection a request runs on, as the server that made it
+// knows it. To this package and to the endpoint packages it is opaque:
+// they carry it and never look inside, so nothing outside the server can
+// change who a session is logged in as. The server reads it in one place.
+type Session any
 
 // Result is what a handler answers. The router wraps it in a Reply.
 type Result struct {

@@ -22,13 +22,17 @@ const (
 	evLinesDelete  = "sale.lines.delete"
 	evPaymentsAdd  = "sale.payments.add"
 	evPaymentsDel  = "sale.payments.delete"
-	familyCustdisp = "custdisp"
-	familyPresell  = "presell"
 	statusActive   = "active"
 	statusParked   = "parked"
 	statusComplete = "complete"
 	statusVoid     = "void"
+	statusIdle     = "idle"
 )
+
+// FamilyCustdisp is the journal family the sales core writes: custdisp.sale.*
+// events (SPEC §6.2), the detail being the whole event body. The firehose
+// hub is told of it when the lane is wired; nothing else names it.
+const FamilyCustdisp = "custdisp"
 
 // CustDisp is the body of a custdisp.sale.* event.
 type CustDisp struct {
@@ -93,13 +97,37 @@ func (s *Service) custDisp(v *SaleView) CustDisp {
 	return d
 }
 
-// emit journals a custdisp event for a changed sale.
+// custDispIdle is the body of the idle status that follows a finished
+// sale: the display shows nothing of it any more (a status with no lines
+// and total 0).
+type custDispIdle struct {
+	SalePhyskey   string         `json:"salephyskey"`
+	Source        CustDispSource `json:"source"`
+	DatetimeLocal string         `json:"datetimelocal"`
+	Status        string         `json:"status"`
+	SaleTotal     protocol.Money `json:"saletotal"`
+	Lines         []CustDispLine `json:"lines"`
+	Payments      []PaymentView  `json:"payments"`
+}
+
+// emit journals a custdisp event for a changed sale. A sale that is
+// finished (complete or void) leaves the display: the idle status that
+// says so is journaled right after it, in the same transaction, so a
+// display that replays the journal ends where a live one did.
 func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, v *SaleView) error {
 	if v == nil {
 		return nil
 	}
-	if _, err := lanedb.Journal(ctx, tx, s.now(), familyCustdisp, event, v.Physkey, actor, s.custDisp(v)); err != nil {
+	at, d := s.now(), s.custDisp(v)
+	if _, err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, event, v.Physkey, actor, d); err != nil {
 		return err
+	}
+	if event == EvSaleStatus && (d.Status == statusComplete || d.Status == statusVoid) {
+		idle := custDispIdle{SalePhyskey: d.SalePhyskey, Source: d.Source, DatetimeLocal: d.DatetimeLocal,
+			Status: statusIdle, Lines: []CustDispLine{}, Payments: []PaymentView{}}
+		if _, err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, EvSaleStatus, v.Physkey, actor, idle); err != nil {
+			return err
+		}
 	}
 	s.NotifyOnCommit(tx)
 	return nil

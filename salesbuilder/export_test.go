@@ -5,7 +5,6 @@ var Discounted = discounted
 
 // Journal names the black-box tests look for.
 const (
-	EvLinesAdd      = evLinesAdd
-	EvPaymentsAdd   = evPaymentsAdd
-	FamilyCustdisp_ = familyCustdisp
+	EvLinesAdd    = evLinesAdd
+	EvPaymentsAdd = evPaymentsAdd
 )

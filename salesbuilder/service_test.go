@@ -38,7 +38,7 @@ const (
 	causeUserPrice        = salesbuilder.CauseUserPrice
 	causeCustomerDiscount = salesbuilder.CauseCustomerDiscount
 	familyPresell         = presell.Family
-	familyCustdisp        = salesbuilder.FamilyCustdisp_
+	familyCustdisp        = salesbuilder.FamilyCustdisp
 	evLinesAdd            = salesbuilder.EvLinesAdd
 	evPaymentsAdd         = salesbuilder.EvPaymentsAdd
 )

@@ -15,12 +15,11 @@ type session interface {
 	cancelRequest(rq string) bool
 }
 
-type sessionKey struct{}
-
-// sessionFrom returns the session a request runs on; session endpoints
-// (login, cancel) need it.
-func sessionFrom(ctx context.Context) session {
-	s, _ := ctx.Value(sessionKey{}).(session)
+// sessionOf is the session a call runs on, as run put it on the call; nil
+// when it runs on none. The one place that looks inside a
+// protocol.Session.
+func sessionOf(call *protocol.Call) session {
+	s, _ := call.Session.(session)
 	return s
 }
 
@@ -61,10 +60,11 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 	if call, err = ep.Admit(req, caller); err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
+	call.Session = sess
 	if ctx.Err() != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeCancelled, "the request was cancelled before it ran"))
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, sessionKey{}, sess), s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 
 	started := time.Now()

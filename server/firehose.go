@@ -4,26 +4,50 @@ import (
 	"context"
 	"encoding/json"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-func (sk *socket) socketID() uint64 { return sk.id }
+// The firehose families the server publishes itself: memory events,
+// never journaled, never replayed.
+const (
+	FamilyDevice = "device.event"     // a device's readings, from fd1.debug.inject_event
+	FamilyTrace  = "debugscope.trace" // a trace of every request, for debugscope sockets
+)
 
-// replayBudget: a replay may fill half the socket's byte allowance.
-func (sk *socket) replayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
+// MemoryFamilies describes the server's families to the hub (lane wires
+// them with the domain's).
+func MemoryFamilies() []firehose.Family {
+	return []firehose.Family{
+		{Name: FamilyDevice, Names: []string{FamilyDevice}},
+		// tufe.trace carries no sc, to save bytes (SPEC §5.5).
+		{Name: FamilyTrace, Names: []string{FamilyTrace}, NoSC: true},
+	}
+}
+
+// A socket is a firehose sink: the hub writes to its send queue.
+var _ firehose.Sink = (*socket)(nil)
+
+// SocketID names the socket to the hub.
+func (sk *socket) SocketID() uint64 { return sk.id }
+
+// ReplayBudget: a replay may fill half the socket's byte allowance.
+func (sk *socket) ReplayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
 
 // AttachHub gives the server its firehose hub and the writer whose figures
 // fd1.diag.stats reports (either may be nil in tests), and registers the
 // firehose, inject and diagnostics endpoints.
-func (s *Server) AttachHub(h *Hub, w *lanedb.Writer) {
+func (s *Server) AttachHub(h *firehose.Hub, w *lanedb.Writer) {
 	s.hub, s.writer = h, w
-	firehose := protocol.Access{AnyKey: true, Display: true}
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: firehose, NoReply: true, Handler: s.openFirehose})
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: firehose, Handler: s.closeFirehose})
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: firehose, Handler: s.setFirehoseOption})
+	anyKey := protocol.Access{AnyKey: true, Display: true}
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: anyKey, Handler: s.closeFirehose})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: anyKey, Handler: s.setFirehoseOption})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.debug.inject_event",
 		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}}, Handler: s.injectEvent})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.diag.stats",
@@ -39,8 +63,8 @@ type firehoseArgs struct {
 }
 
 // socketOf is the socket a firehose request came on; firehoses need one.
-func socketOf(ctx context.Context) (*socket, error) {
-	sk, ok := sessionFrom(ctx).(*socket)
+func socketOf(call *protocol.Call) (*socket, error) {
+	sk, ok := sessionOf(call).(*socket)
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeUnsupported, "firehoses need a WebSocket; HTTP mode cannot stream")
 	}
@@ -50,7 +74,7 @@ func socketOf(ctx context.Context) (*socket, error) {
 // openFirehose starts a firehose named by the request's rq. Its reply
 // (sc firehose.status) is sent by the hub, ahead of any replayed event.
 func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sk, err := socketOf(ctx)
+	sk, err := socketOf(call)
 	if err != nil {
 		return nil, err
 	}
@@ -70,56 +94,65 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 	if err != nil {
 		return nil, err
 	}
-	sub := &subscription{sink: sk, id: req.RQString(), rp: req.RQ, family: family, conds: conds,
-		tablet: args.Tablet, physkey: args.Sale}
+	sub := &firehose.Subscription{Sink: sk, ID: req.RQString(), RP: req.RQ, Family: family, Conds: conds,
+		Tablet: args.Tablet, Physkey: args.Sale}
 	if k := req.Key(); k != "" {
-		sub.physkey = k
+		sub.Physkey = k
 	}
 	if !c.SeesLane() {
 		own := *c
-		sub.ownOnly = &own
+		sub.OwnOnly = &own
 	}
-	ack := func(st replayState) []byte {
+	ack := func(st firehose.ReplayState) []byte {
 		reply := protocol.ReplyTo(req)
 		reply.SC = "firehose.status"
-		data := map[string]any{"status": "open", "event": family, "seq": st.head}
+		data := map[string]any{"status": "open", "event": family, "seq": st.Head}
 		if args.Since > 0 {
-			data["replayed"] = st.replayed
-			data["replay_truncated"] = st.truncated
+			data["replayed"] = st.Replayed
+			data["replay_truncated"] = st.Truncated
 		}
-		if st.more {
+		if st.More {
 			// Too much to replay at once: this reply carries a first part;
 			// open again with since = resume for the next.
-			data["status"], data["resume"] = "catching_up", st.resume
+			data["status"], data["resume"] = "catching_up", st.Resume
 		}
 		reply.Data = data
 		b, _ := reply.Marshal()
 		return b
 	}
-	return nil, s.hub.subscribe(ctx, sub, args.Since, ack)
+	return nil, s.hub.Subscribe(ctx, sub, args.Since, ack)
 }
 
 // firehoseFamily decides which family a socket follows. A customer display
-// follows the sale display stream whatever it names (DESIGN §4).
+// follows the family marked Display whatever it names (DESIGN §4); other
+// families may ask for a scope.
 func (s *Server) firehoseFamily(c *protocol.Caller, event string) (string, error) {
 	if c.Purpose == protocol.PurposeCustomerDisplay {
-		return famCustdisp, nil
+		for _, f := range s.hub.Families() {
+			if f.Display {
+				return f.Name, nil
+			}
+		}
 	}
-	family, err := familyOf(event)
+	family, err := s.hub.Lookup(event)
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case family == famTrace && c.Purpose != protocol.PurposeDebugScope:
-		return "", protocol.Errorf(protocol.CodeForbidden, "debugscope.trace is for sockets logged in with purpose debugscope")
-	case family == famPresell && !c.Has(protocol.ScopeCounter) && !c.Has(protocol.ScopePresell):
-		return "", protocol.Errorf(protocol.CodeForbidden, "presell events need a key with scope counter or presell")
+	if family.Name == FamilyTrace && c.Purpose != protocol.PurposeDebugScope {
+		return "", protocol.Errorf(protocol.CodeForbidden, "%s is for sockets logged in with purpose debugscope", FamilyTrace)
 	}
-	return family, nil
+	if len(family.Scopes) > 0 && !slices.ContainsFunc(family.Scopes, c.Has) {
+		names := make([]string, len(family.Scopes))
+		for i, sc := range family.Scopes {
+			names[i] = string(sc)
+		}
+		return "", protocol.Errorf(protocol.CodeForbidden, "%s events need a key with scope %s", family.Name, strings.Join(names, " or "))
+	}
+	return family.Name, nil
 }
 
 func (s *Server) closeFirehose(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sk, err := socketOf(ctx)
+	sk, err := socketOf(call)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +160,7 @@ func (s *Server) closeFirehose(ctx context.Context, call *protocol.Call) (*proto
 	if id == "" {
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "k: give the rq that opened the firehose")
 	}
-	n, err := s.hub.unsubscribe(ctx, sk.id, id)
+	n, err := s.hub.Unsubscribe(ctx, sk.id, id)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +173,7 @@ func (s *Server) closeFirehose(ctx context.Context, call *protocol.Call) (*proto
 // setFirehoseOption changes what an open firehose follows: v.tablet, v.k
 // (one sale), and q (replaced when given).
 func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	sk, err := socketOf(ctx)
+	sk, err := socketOf(call)
 	if err != nil {
 		return nil, err
 	}
@@ -164,15 +197,15 @@ func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*p
 			return nil, err
 		}
 	}
-	err = s.hub.update(ctx, sk.id, id, func(sub *subscription) error {
+	err = s.hub.Update(ctx, sk.id, id, func(sub *firehose.Subscription) error {
 		if _, ok := given["tablet"]; ok {
-			sub.tablet = args.Tablet
+			sub.Tablet = args.Tablet
 		}
 		if _, ok := given["k"]; ok {
-			sub.physkey = args.Sale
+			sub.Physkey = args.Sale
 		}
 		if call.Req.Q != nil {
-			sub.conds = conds
+			sub.Conds = conds
 		}
 		return nil
 	})
@@ -195,12 +228,12 @@ func (s *Server) injectEvent(ctx context.Context, call *protocol.Call) (*protoco
 	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
 		return nil, err
 	}
-	family, err := familyOf(args.Event)
+	family, err := s.hub.Lookup(args.Event)
 	if err != nil {
 		return nil, err
 	}
-	if family != famDevice {
-		return nil, protocol.Errorf(protocol.CodeBadArgument, "v.event: only %s events can be injected; sale and presell events come from the lane DB", famDevice)
+	if family.Name != FamilyDevice {
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "v.event: only %s events can be injected; sale and presell events come from the lane DB", FamilyDevice)
 	}
 	var data map[string]any
 	if len(args.Data) > 0 {
@@ -211,7 +244,7 @@ func (s *Server) injectEvent(ctx context.Context, call *protocol.Call) (*protoco
 	if data == nil {
 		data = map[string]any{}
 	}
-	if err := s.hub.PublishMemory(family, args.SC, data); err != nil {
+	if err := s.hub.PublishMemory(family.Name, args.SC, data); err != nil {
 		return nil, err
 	}
 	return &protocol.Result{Data: map[string]any{"injected": 1}}, nil
@@ -222,7 +255,7 @@ func (s *Server) injectEvent(ctx context.Context, call *protocol.Call) (*protoco
 // registered name, never by the text the client sent: a trace must not
 // carry customer data (names, addresses) that a client put into "a".
 func (s *Server) trace(ep *protocol.Endpoint, reply *protocol.Reply, took time.Duration, c protocol.Caller) {
-	if s.hub == nil || s.hub.traceSubs.Load() == 0 {
+	if s.hub == nil || s.hub.Following(FamilyTrace) == 0 {
 		return
 	}
 	code := "ok"
@@ -233,7 +266,7 @@ func (s *Server) trace(ep *protocol.Endpoint, reply *protocol.Reply, took time.D
 	if ep != nil {
 		msg = ep.Name
 	}
-	_ = s.hub.PublishMemory(famTrace, "tufe.trace", map[string]any{
+	_ = s.hub.PublishMemory(FamilyTrace, "tufe.trace", map[string]any{
 		"msg": msg, "msg2": code, "ms": float64(took.Microseconds()) / 1000,
 		"thr": c.SocketID, "fp": c.KeyName, "rve": time.Now().UTC().Format(time.RFC3339Nano),
 	})

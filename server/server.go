@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -31,7 +32,7 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	started  time.Time
-	hub      *Hub
+	hub      *firehose.Hub
 	writer   *lanedb.Writer
 	logins   *loginGuard
 

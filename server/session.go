@@ -60,7 +60,7 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 	if err := checkPurpose(cur, want); err != nil {
 		return nil, err
 	}
-	next, err := s.logIn(ctx, sessionFrom(ctx), cur, args.APIKey, want)
+	next, err := s.logIn(ctx, sessionOf(call), cur, args.APIKey, want)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func (s *Server) cancelRequest(ctx context.Context, call *protocol.Call) (*proto
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "k: give the rq of the request to cancel")
 	}
 	found := false
-	if sess := sessionFrom(ctx); sess != nil {
+	if sess := sessionOf(call); sess != nil {
 		found = sess.cancelRequest(rq)
 	}
 	return &protocol.Result{Data: map[string]any{"k": rq, "cancelled": found}}, nil

@@ -136,7 +136,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	<-written
 	if s.hub != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, _ = s.hub.unsubscribe(ctx, sk.id, "")
+		_, _ = s.hub.Unsubscribe(ctx, sk.id, "")
 		cancel()
 	}
 	s.removeSocket(sk)
@@ -170,17 +170,17 @@ func (sk *socket) goingAway() {
 func (sk *socket) notifyGoingAway() {
 	const message = "the lane is shutting down; reconnect in a moment"
 	if b, err := json.Marshal(protocol.Push{A: "fn1.link.link_status", V: map[string]any{"message": message, "servers": []any{}}}); err == nil {
-		sk.enqueue(b)
+		sk.Enqueue(b)
 	}
 	sk.kill(websocket.CloseGoingAway, message)
 }
 
-// enqueue queues a packet for the write pump. A client too slow to drain
+// Enqueue queues a packet for the write pump. A client too slow to drain
 // its queue is disconnected: it must never hold up the lane.
-func (sk *socket) enqueue(b []byte) { sk.enqueueGroup([][]byte{b}) }
+func (sk *socket) Enqueue(b []byte) { sk.EnqueueGroup([][]byte{b}) }
 
-// enqueueGroup queues packets sent as one burst (see outbox.pushGroup).
-func (sk *socket) enqueueGroup(group [][]byte) {
+// EnqueueGroup queues packets sent as one burst (see outbox.pushGroup).
+func (sk *socket) EnqueueGroup(group [][]byte) {
 	if sk.ctx.Err() != nil {
 		return
 	}
@@ -408,7 +408,7 @@ func (sk *socket) reply(r *protocol.Reply) {
 	chunks := r.Chunks()
 	sk.replies.Add(int64(len(chunks)))
 	if len(chunks) == 1 {
-		sk.enqueue(sk.encode(chunks[0]))
+		sk.Enqueue(sk.encode(chunks[0]))
 		return
 	}
 	// A chunked reply goes out one packet at a time, each encoded only when

@@ -1,4 +1,11 @@
-package server
+// Package firehose is the firehose hub: it tails the lane DB's journal and
+// fans its rows out to the firehoses that follow them, live and on replay
+// after a reconnect, with their filters. It knows journal rows, not
+// sales: every data event it sends is a row some domain package wrote,
+// and the event families it serves are described to it at wiring time
+// (Family). Memory events (a device's readings, request traces) are
+// published to it directly.
+package firehose
 
 import (
 	"context"
@@ -6,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,24 +25,13 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// The firehose hub. Data events (sales for customer displays, presells)
-// come from the lane DB's journal: the hub tails it, so what a subscriber
-// sees live and what it replays after a reconnect are the same rows in the
-// same order, with the same seq, including rows another program wrote.
-// Memory events (device.event, debugscope.trace) are published directly
-// and never replayed. One goroutine owns every subscription, which makes
-// "replay, then go live" free of gaps and duplicates: nothing is published
-// while a subscription is being set up.
-
-// Event families a firehose may follow.
-const (
-	famCustdisp = "custdisp.sale"
-	famPresell  = "presell"
-	famDevice   = "device.event"
-	famTrace    = "debugscope.trace"
-)
-
-var families = []string{famCustdisp, famPresell, famDevice, famTrace}
+// Data events come from the lane DB's journal: the hub tails it, so what
+// a subscriber sees live and what it replays after a reconnect are the
+// same rows in the same order, with the same seq, including rows another
+// program wrote. Memory events are published directly and never replayed.
+// One goroutine owns every subscription, which makes "replay, then go
+// live" free of gaps and duplicates: nothing is published while a
+// subscription is being set up.
 
 // HubConfig tunes the hub. DefaultHubConfig holds every default.
 type HubConfig struct {
@@ -65,33 +62,44 @@ func DefaultHubConfig() HubConfig {
 	return HubConfig{Poll: 250 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64}
 }
 
-// sink is where a subscription's packets go: a socket's send queue.
-type sink interface {
-	enqueue(b []byte)
-	enqueueGroup(group [][]byte)
-	socketID() uint64
-	// replayBudget is how many bytes of replay the sink takes in one burst.
-	replayBudget() int
+// Sink is where a subscription's packets go: a socket's send queue.
+type Sink interface {
+	// Enqueue queues one packet; it must not block the hub.
+	Enqueue(b []byte)
+	// EnqueueGroup queues packets that go out as one burst (an ack and
+	// its replay).
+	EnqueueGroup(group [][]byte)
+	// SocketID names the socket: firehoses are counted, named (by rq) and
+	// closed per socket.
+	SocketID() uint64
+	// ReplayBudget is how many bytes of replay the sink takes in one burst.
+	ReplayBudget() int
 }
 
-// subscription is one open firehose.
-type subscription struct {
-	sink    sink
-	id      string          // the rq that opened it, as text
-	rp      json.RawMessage // that rq, as sent
-	family  string
-	conds   []protocol.Cond
-	tablet  string // custdisp: only this tablet's sales
-	physkey string // custdisp: only this sale
-	// ownOnly, when set, is a caller that does not see the whole lane (a
-	// presell tablet): the firehose carries only sales its keys created.
-	ownOnly *protocol.Caller
+// Subscription is one open firehose.
+type Subscription struct {
+	Sink   Sink
+	ID     string          // the rq that opened it, as text
+	RP     json.RawMessage // that rq, as sent
+	Family string          // a Family's Name
+	Conds  []protocol.Cond
+	// Tablet, when set, keeps only events whose source.tablet (or tablet)
+	// is this tablet.
+	Tablet string
+	// Physkey, when set, keeps only events about this sale (salephyskey or
+	// physkey).
+	Physkey string
+	// OwnOnly, when set, is a caller that does not see the whole lane (a
+	// presell tablet): the journal events it gets are only those of sales
+	// its keys created.
+	OwnOnly *protocol.Caller
 }
 
 // event is one event on its way to subscribers: v is serialised once.
 type event struct {
 	family string
 	sc     string
+	noSC   bool  // the family's packets carry no sc
 	seq    int64 // 0 for memory events
 	v      json.RawMessage
 	fields map[string]any // v decoded, for filters; nil until needed
@@ -105,26 +113,55 @@ type Hub struct {
 	ops  chan func()
 	wake chan struct{}
 
+	// Set by NewHub, read-only after.
+	families  []Family
+	byName    map[string]*Family
+	byJournal map[string]*Family       // journal family → Family
+	following map[string]*atomic.Int64 // open firehoses by family
+	names     string                   // every family's name, sorted, for errors
+
 	// Owned by the run goroutine.
-	subs     map[string][]*subscription // by family
+	subs     map[string][]*Subscription // by family
 	head     int64                      // last journal seq published
 	creators map[string]string          // sale physkey → key name that created it
 
-	traceSubs atomic.Int64
 	published atomic.Int64
 	dropped   atomic.Int64
 }
 
-// NewHub makes a hub over the lane DB's journal; Run starts it.
-func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger) *Hub {
+// NewHub makes a hub over the lane DB's journal serving families; Run
+// starts it. Family names, and the journal families they follow, must be
+// unique: a clash is a wiring mistake and panics.
+func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) *Hub {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultHubConfig().Poll
 	}
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = DefaultHubConfig().MaxReplay
 	}
-	return &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*subscription{},
-		creators: map[string]string{}}
+	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
+		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
+		following: map[string]*atomic.Int64{}}
+	names := make([]string, 0, len(families))
+	for i := range h.families {
+		f := &h.families[i]
+		if f.Name == "" || h.byName[f.Name] != nil {
+			panic(fmt.Sprintf("firehose: family name %q is empty or given twice", f.Name))
+		}
+		h.byName[f.Name] = f
+		h.following[f.Name] = new(atomic.Int64)
+		names = append(names, f.Name)
+		if f.Journal == "" {
+			continue
+		}
+		if h.byJournal[f.Journal] != nil || f.Body == nil {
+			panic(fmt.Sprintf("firehose: family %q: journal family %q given twice or without a Body", f.Name, f.Journal))
+		}
+		h.byJournal[f.Journal] = f
+	}
+	sort.Strings(names)
+	h.names = strings.Join(names, ", ")
+	return h
 }
 
 // Notify tells the hub the journal grew. It never blocks.
@@ -185,7 +222,7 @@ func (h *Hub) tail(ctx context.Context) {
 		}
 		for _, r := range rows {
 			h.head = r.Seq
-			if ev, ok := journalEvent(r); ok {
+			if ev, ok := h.journalEvent(r); ok {
 				h.publish(ev, h.subs[ev.family])
 			}
 		}
@@ -212,56 +249,29 @@ func (h *Hub) restarted(ctx context.Context) bool {
 	return true
 }
 
-// journalEvent turns a journal row into an event.
-func journalEvent(r lanedb.JournalEntry) (*event, bool) {
-	switch r.Family {
-	case "custdisp":
-		return &event{family: famCustdisp, sc: "custdisp." + r.Event, seq: r.Seq, v: json.RawMessage(r.Detail)}, true
-	case "presell":
-		// The detail says what is particular to the event; the envelope
-		// says which presell, who and when.
-		v := map[string]any{}
-		_ = json.Unmarshal([]byte(r.Detail), &v)
-		v["physkey"], v["actor"], v["at_utc"] = r.Physkey, r.Actor, r.AtUTC
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, false
-		}
-		return &event{family: famPresell, sc: "presell." + r.Event, seq: r.Seq, v: b, fields: v}, true
+// journalEvent turns a journal row into an event of the family that
+// follows its journal family; rows of no family served here are skipped.
+func (h *Hub) journalEvent(r lanedb.JournalEntry) (*event, bool) {
+	f := h.byJournal[r.Family]
+	if f == nil {
+		return nil, false
 	}
-	return nil, false
+	v, err := f.Body(r)
+	if err != nil {
+		h.log.Warn("firehose: a journal row cannot be sent", "seq", r.Seq, "family", r.Family, "err", err)
+		return nil, false
+	}
+	return &event{family: f.Name, sc: r.Family + "." + r.Event, noSC: f.NoSC, seq: r.Seq, v: v}, true
 }
 
 // publish delivers ev to the matching subscribers among subs.
-func (h *Hub) publish(ev *event, subs []*subscription) {
+func (h *Hub) publish(ev *event, subs []*Subscription) {
 	for _, s := range subs {
 		if h.matches(s, ev) {
-			s.sink.enqueue(packet(s.rp, ev))
+			s.Sink.Enqueue(packet(s.RP, ev))
 			h.published.Add(1)
 		}
 	}
-	if ev.family == famCustdisp && ev.seq > 0 {
-		h.afterCustdisp(ev, subs)
-	}
-}
-
-// afterCustdisp sends a display idle once the sale on it is finished
-// (SPEC §6.2: a status with no lines and total 0).
-func (h *Hub) afterCustdisp(ev *event, subs []*subscription) {
-	if ev.sc != "custdisp.sale.status" {
-		return // only a status can finish a sale; skip decoding the rest
-	}
-	f := ev.decoded()
-	status, _ := f["status"].(string)
-	if status != "complete" && status != "void" {
-		return
-	}
-	idle := map[string]any{
-		"salephyskey": f["salephyskey"], "source": f["source"], "datetimelocal": f["datetimelocal"],
-		"status": "idle", "saletotal": 0, "lines": []any{}, "payments": []any{},
-	}
-	b, _ := json.Marshal(idle)
-	h.publish(&event{family: famCustdisp, sc: "custdisp.sale.status", v: b, fields: idle}, subs)
 }
 
 func (ev *event) decoded() map[string]any {
@@ -273,25 +283,26 @@ func (ev *event) decoded() map[string]any {
 }
 
 // matches applies a subscription's options and q filter to an event.
-func (h *Hub) matches(s *subscription, ev *event) bool {
-	if s.ownOnly != nil && (ev.family == famCustdisp || ev.family == famPresell) &&
-		!s.ownOnly.HasKeyName(h.creator(ev)) {
+// Only journal events (seq > 0) are kept from an OwnOnly caller: they are
+// about sales, whose creator the lane DB knows; memory events are not.
+func (h *Hub) matches(s *Subscription, ev *event) bool {
+	if s.OwnOnly != nil && ev.seq > 0 && !s.OwnOnly.HasKeyName(h.creator(ev)) {
 		return false
 	}
-	if s.tablet == "" && s.physkey == "" && len(s.conds) == 0 {
+	if s.Tablet == "" && s.Physkey == "" && len(s.Conds) == 0 {
 		return true
 	}
 	f := ev.decoded()
-	if s.physkey != "" && f["salephyskey"] != s.physkey && f["physkey"] != s.physkey {
+	if s.Physkey != "" && f["salephyskey"] != s.Physkey && f["physkey"] != s.Physkey {
 		return false
 	}
-	if s.tablet != "" {
+	if s.Tablet != "" {
 		src, _ := f["source"].(map[string]any)
-		if src["tablet"] != s.tablet && f["tablet"] != s.tablet {
+		if src["tablet"] != s.Tablet && f["tablet"] != s.Tablet {
 			return false
 		}
 	}
-	if len(s.conds) == 0 {
+	if len(s.Conds) == 0 {
 		return true
 	}
 	withSC := make(map[string]any, len(f)+1)
@@ -299,7 +310,7 @@ func (h *Hub) matches(s *subscription, ev *event) bool {
 		withSC[k] = v
 	}
 	withSC["_sc"] = ev.sc
-	return protocol.Match(s.conds, withSC)
+	return protocol.Match(s.Conds, withSC)
 }
 
 // maxCreators bounds the hub's memory of who created which sale; past it
@@ -343,7 +354,7 @@ func packet(rp json.RawMessage, ev *event) []byte {
 	b := make([]byte, 0, len(ev.v)+len(rp)+len(ev.sc)+48)
 	b = append(b, `{"rp":`...)
 	b = append(b, rp...)
-	if ev.sc != "" && ev.family != famTrace { // tufe.trace carries no sc, to save bytes (SPEC §5.5)
+	if ev.sc != "" && !ev.noSC {
 		b = append(b, `,"sc":`...)
 		b = strconv.AppendQuote(b, ev.sc)
 	}
@@ -356,19 +367,24 @@ func packet(rp json.RawMessage, ev *event) []byte {
 	return append(b, '}')
 }
 
-// subscribe adds s after replaying the journal rows after since (when
-// since > 0). The ack is written first, then the replay, then live events.
-func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack func(replayState) []byte) error {
+// Subscribe adds s after replaying the journal rows after since (when
+// since > 0 and s follows a journal family). The ack is written first,
+// then the replay, then live events.
+func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack func(ReplayState) []byte) error {
+	fam := h.byName[s.Family]
+	if fam == nil {
+		return fmt.Errorf("firehose: subscribe to family %q, which this hub does not serve", s.Family)
+	}
 	var err error
 	doErr := h.do(ctx, func() {
 		open := 0
 		for _, other := range h.allSubs() {
-			if other.sink.socketID() != s.sink.socketID() {
+			if other.Sink.SocketID() != s.Sink.SocketID() {
 				continue
 			}
 			open++
-			if other.id == s.id {
-				err = protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.id)
+			if other.ID == s.ID {
+				err = protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.ID)
 				return
 			}
 		}
@@ -378,24 +394,22 @@ func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack f
 		}
 		h.tail(ctx) // publish what is committed, so head is current
 		var page replayPage
-		if since > 0 && s.family != famDevice && s.family != famTrace {
+		if since > 0 && fam.Journal != "" {
 			page, err = h.replay(ctx, s, since)
 			if err != nil {
 				return
 			}
 		}
 		group := make([][]byte, 0, len(page.packets)+1)
-		group = append(group, ack(replayState{head: h.head, replayed: len(page.packets), truncated: page.truncated,
-			more: page.more, resume: page.last}))
+		group = append(group, ack(ReplayState{Head: h.head, Replayed: len(page.packets), Truncated: page.truncated,
+			More: page.more, Resume: page.last}))
 		group = append(group, page.packets...)
-		s.sink.enqueueGroup(group)
+		s.Sink.EnqueueGroup(group)
 		if page.more {
 			return // not live yet: the client reopens from resume to catch up
 		}
-		h.subs[s.family] = append(h.subs[s.family], s)
-		if s.family == famTrace {
-			h.traceSubs.Add(1)
-		}
+		h.subs[s.Family] = append(h.subs[s.Family], s)
+		h.following[s.Family].Add(1)
 	})
 	if doErr != nil {
 		return doErr
@@ -403,13 +417,13 @@ func (h *Hub) subscribe(ctx context.Context, s *subscription, since int64, ack f
 	return err
 }
 
-// replayState is what the ack of a firehose opened with since says.
-type replayState struct {
-	head      int64 // the journal's end when the firehose opened
-	replayed  int   // events replayed in this reply
-	truncated bool  // events older than the journal keeps were lost
-	more      bool  // the replay was cut to fit: reopen with since = resume
-	resume    int64
+// ReplayState is what the ack of a firehose opened with since says.
+type ReplayState struct {
+	Head      int64 // the journal's end when the firehose opened
+	Replayed  int   // events replayed in this reply
+	Truncated bool  // events older than the journal keeps were lost
+	More      bool  // the replay was cut to fit: reopen with since = Resume
+	Resume    int64
 }
 
 // replayPage is one burst of replay, as packets for the subscriber.
@@ -424,7 +438,7 @@ type replayPage struct {
 // fit the sink's replay budget (and MaxReplay). When they do not all fit,
 // the page says so and the firehose does not go live: the client reopens
 // from the last seq it got, so nothing is lost between replay and live.
-func (h *Hub) replay(ctx context.Context, s *subscription, since int64) (replayPage, error) {
+func (h *Hub) replay(ctx context.Context, s *Subscription, since int64) (replayPage, error) {
 	var page replayPage
 	oldest, _, err := lanedb.JournalBounds(ctx, h.db.Read)
 	if err != nil {
@@ -432,7 +446,7 @@ func (h *Hub) replay(ctx context.Context, s *subscription, since int64) (replayP
 	}
 	page.truncated = oldest > since+1
 	page.last = since
-	budget := s.sink.replayBudget()
+	budget := s.Sink.ReplayBudget()
 	for after := since; after < h.head; {
 		rows, err := lanedb.JournalAfter(ctx, h.db.Read, after, 500)
 		if err != nil || len(rows) == 0 {
@@ -443,12 +457,16 @@ func (h *Hub) replay(ctx context.Context, s *subscription, since int64) (replayP
 				return page, nil
 			}
 			after = r.Seq
-			ev, ok := journalEvent(r)
-			if !ok || ev.family != s.family || !h.matches(s, ev) {
+			if f := h.byJournal[r.Family]; f == nil || f.Name != s.Family {
 				page.last = r.Seq
 				continue
 			}
-			p := packet(s.rp, ev)
+			ev, ok := h.journalEvent(r)
+			if !ok || !h.matches(s, ev) {
+				page.last = r.Seq
+				continue
+			}
+			p := packet(s.RP, ev)
 			if len(page.packets) >= h.cfg.MaxReplay || budget-len(p) < 0 {
 				page.more = true
 				return page, nil
@@ -461,27 +479,25 @@ func (h *Hub) replay(ctx context.Context, s *subscription, since int64) (replayP
 	return page, nil
 }
 
-func (h *Hub) allSubs() []*subscription {
-	var out []*subscription
+func (h *Hub) allSubs() []*Subscription {
+	var out []*Subscription
 	for _, list := range h.subs {
 		out = append(out, list...)
 	}
 	return out
 }
 
-// unsubscribe removes the firehose id of a socket ("" removes all of
+// Unsubscribe removes the firehose id of a socket ("" removes all of
 // them) and reports how many it removed.
-func (h *Hub) unsubscribe(ctx context.Context, socketID uint64, id string) (int, error) {
+func (h *Hub) Unsubscribe(ctx context.Context, socketID uint64, id string) (int, error) {
 	n := 0
 	err := h.do(ctx, func() {
 		for fam, list := range h.subs {
 			kept := list[:0]
 			for _, s := range list {
-				if s.sink.socketID() == socketID && (id == "" || s.id == id) {
+				if s.Sink.SocketID() == socketID && (id == "" || s.ID == id) {
 					n++
-					if fam == famTrace {
-						h.traceSubs.Add(-1)
-					}
+					h.following[fam].Add(-1)
 					continue
 				}
 				kept = append(kept, s)
@@ -492,13 +508,14 @@ func (h *Hub) unsubscribe(ctx context.Context, socketID uint64, id string) (int,
 	return n, err
 }
 
-// update changes the options of an open firehose.
-func (h *Hub) update(ctx context.Context, socketID uint64, id string, fn func(s *subscription) error) error {
+// Update changes the options of an open firehose: fn runs on the hub's
+// goroutine, between two events.
+func (h *Hub) Update(ctx context.Context, socketID uint64, id string, fn func(s *Subscription) error) error {
 	var err error
 	found := false
 	doErr := h.do(ctx, func() {
 		for _, s := range h.allSubs() {
-			if s.sink.socketID() == socketID && s.id == id {
+			if s.Sink.SocketID() == socketID && s.ID == id {
 				found = true
 				err = fn(s)
 				return
@@ -514,14 +531,27 @@ func (h *Hub) update(ctx context.Context, socketID uint64, id string, fn func(s 
 	return err
 }
 
-// PublishMemory delivers a memory event (device.event, a trace): no seq,
-// no replay. It does not wait for delivery.
+// Following is how many firehoses follow family now: a publisher of
+// costly events (a trace of every request) skips the work when none does.
+func (h *Hub) Following(family string) int64 {
+	if n := h.following[family]; n != nil {
+		return n.Load()
+	}
+	return 0
+}
+
+// PublishMemory delivers an event of a memory family (device.event, a
+// trace): no seq, no replay. It does not wait for delivery.
 func (h *Hub) PublishMemory(family, sc string, v any) error {
+	fam := h.byName[family]
+	if fam == nil || fam.Journal != "" {
+		return fmt.Errorf("firehose: publish to %q, which is not a memory family of this hub", family)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	ev := &event{family: family, sc: sc, v: b}
+	ev := &event{family: family, sc: sc, noSC: fam.NoSC, v: b}
 	select {
 	case h.ops <- func() { h.publish(ev, h.subs[family]) }:
 		return nil
@@ -551,21 +581,19 @@ func (h *Hub) Stats(ctx context.Context) (HubStats, error) {
 	return st, err
 }
 
-// familyOf maps what a client asks for in v.event to a family.
-func familyOf(event string) (string, error) {
-	switch {
-	case event == famDevice:
-		return famDevice, nil
-	case event == famTrace:
-		return famTrace, nil
-	case event == "custdisp" || strings.HasPrefix(event, "custdisp.sale"):
-		return famCustdisp, nil
-	case event == famPresell || strings.HasPrefix(event, "presell."):
-		return famPresell, nil
+// Families are the families the hub serves, in the order NewHub got them.
+func (h *Hub) Families() []Family {
+	return append([]Family(nil), h.families...)
+}
+
+// Lookup maps what a client asks for in v.event to a family.
+func (h *Hub) Lookup(event string) (Family, error) {
+	for _, f := range h.families {
+		if f.asks(event) {
+			return f, nil
+		}
 	}
-	known := append([]string(nil), families...)
-	sort.Strings(known)
-	return "", protocol.Errorf(protocol.CodeBadArgument, "v.event: unknown event family %q (families: %s)", clipText(event), strings.Join(known, ", "))
+	return Family{}, protocol.Errorf(protocol.CodeBadArgument, "v.event: unknown event family %q (families: %s)", clipText(event), h.names)
 }
 
 func clipText(s string) string {

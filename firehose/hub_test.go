@@ -1,11 +1,15 @@
-package server
+package firehose
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +29,7 @@ type fakeSink struct {
 
 func newSink(id uint64) *fakeSink { return &fakeSink{id: id, more: make(chan struct{}, 1)} }
 
-func (f *fakeSink) enqueue(b []byte) {
+func (f *fakeSink) Enqueue(b []byte) {
 	f.mu.Lock()
 	f.got = append(f.got, b)
 	f.mu.Unlock()
@@ -35,15 +39,15 @@ func (f *fakeSink) enqueue(b []byte) {
 	}
 }
 
-func (f *fakeSink) socketID() uint64 { return f.id }
+func (f *fakeSink) SocketID() uint64 { return f.id }
 
-func (f *fakeSink) enqueueGroup(group [][]byte) {
+func (f *fakeSink) EnqueueGroup(group [][]byte) {
 	for _, b := range group {
-		f.enqueue(b)
+		f.Enqueue(b)
 	}
 }
 
-func (f *fakeSink) replayBudget() int {
+func (f *fakeSink) ReplayBudget() int {
 	if f.budget > 0 {
 		return f.budget
 	}
@@ -78,6 +82,22 @@ func (f *fakeSink) waitFor(t *testing.T, n int) []map[string]json.RawMessage {
 	return out
 }
 
+// The families of a lane, as lane wires them (the packages that own them
+// import this one, so the test names them itself).
+const (
+	famCustdisp = "custdisp.sale"
+	famPresell  = "presell"
+	famDevice   = "device.event"
+	famTrace    = "debugscope.trace"
+)
+
+var testFamilies = []Family{
+	{Name: famCustdisp, Journal: "custdisp", Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"}, Body: Detail},
+	{Name: famPresell, Journal: "presell", Names: []string{"presell"}, Prefixes: []string{"presell."}, Body: DetailWithEnvelope},
+	{Name: famDevice, Names: []string{famDevice}},
+	{Name: famTrace, Names: []string{famTrace}, NoSC: true},
+}
+
 func testHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
 	t.Helper()
 	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
@@ -85,7 +105,7 @@ func testHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
 		t.Fatal(err)
 	}
 	w := db.NewWriter(lanedb.DefaultWriterOptions())
-	h := NewHub(db, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := NewHub(db, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, slog.New(slog.NewTextHandler(io.Discard, nil)), testFamilies...)
 	ctx, cancel := context.WithCancel(context.Background())
 	go h.Run(ctx)
 	t.Cleanup(func() { cancel(); w.Close(); db.Close() })
@@ -145,10 +165,10 @@ func TestHubReplayThenLiveHasNoGapAndNoDuplicate(t *testing.T) {
 		}
 	}()
 	sink := newSink(1)
-	sub := &subscription{sink: sink, id: "d", rp: json.RawMessage(`"d"`), family: famCustdisp}
+	sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
 	var head int64
-	err := h.subscribe(context.Background(), sub, 10, func(st replayState) []byte {
-		head = st.head
+	err := h.Subscribe(context.Background(), sub, 10, func(st ReplayState) []byte {
+		head = st.Head
 		return []byte(`{"ack":true}`)
 	})
 	if err != nil {
@@ -167,40 +187,44 @@ func TestHubReplayThenLiveHasNoGapAndNoDuplicate(t *testing.T) {
 	}
 }
 
-func TestHubFiltersAndIdle(t *testing.T) {
+// TestHubFilters: the tablet and sale options, q filters on memory events,
+// and closing. The hub sends what the journal holds and nothing it made up:
+// a completed sale is followed by the next row, not by an event of the
+// hub's own (the idle a display goes to is journaled by the sales core).
+func TestHubFilters(t *testing.T) {
 	h, _, w := testHub(t)
 	all, one, byKey := newSink(1), newSink(2), newSink(3)
 	ctx := context.Background()
-	ack := func(replayState) []byte { return []byte(`{"ack":1}`) }
-	for _, s := range []*subscription{
-		{sink: all, id: "a", rp: json.RawMessage(`"a"`), family: famCustdisp},
-		{sink: one, id: "b", rp: json.RawMessage(`"b"`), family: famCustdisp, tablet: "tablet-2"},
-		{sink: byKey, id: "c", rp: json.RawMessage(`"c"`), family: famCustdisp, physkey: "pk-1"},
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	for _, s := range []*Subscription{
+		{Sink: all, ID: "a", RP: json.RawMessage(`"a"`), Family: famCustdisp},
+		{Sink: one, ID: "b", RP: json.RawMessage(`"b"`), Family: famCustdisp, Tablet: "tablet-2"},
+		{Sink: byKey, ID: "c", RP: json.RawMessage(`"c"`), Family: famCustdisp, Physkey: "pk-1"},
 	} {
-		if err := h.subscribe(ctx, s, 0, ack); err != nil {
+		if err := h.Subscribe(ctx, s, 0, ack); err != nil {
 			t.Fatal(err)
 		}
 	}
 	journal(t, w, h, "pk-1", "tablet-1", "active")
 	journal(t, w, h, "pk-2", "tablet-2", "active")
 	journal(t, w, h, "pk-1", "tablet-1", "complete")
-	// all: 3 events + idle after the completion.
+	journal(t, w, h, "pk-1", "tablet-1", "active")
+	// all: the 4 rows, in order, and nothing between them.
 	ps := all.waitFor(t, 1+4)
+	if got := seqs(ps); !slices.Equal(got, []int64{1, 2, 3, 4}) {
+		t.Fatalf("lane-wide firehose got seqs %v, want 1…4", got)
+	}
 	var status struct {
 		Status string `json:"status"`
-		Lines  []any  `json:"lines"`
 	}
-	if err := json.Unmarshal(ps[4]["v"], &status); err != nil || status.Status != "idle" || len(status.Lines) != 0 {
-		t.Fatalf("last packet %s, want the idle status", ps[4]["v"])
+	if err := json.Unmarshal(ps[4]["v"], &status); err != nil || status.Status != "active" {
+		t.Fatalf("packet after the completion %s, want the next row (active)", ps[4]["v"])
 	}
-	if _, hasSeq := ps[4]["seq"]; hasSeq {
-		t.Fatal("the idle status is a memory event and has no seq")
+	if got := seqs(one.waitFor(t, 2)); !slices.Equal(got, []int64{2}) {
+		t.Fatalf("tablet-2 display got seqs %v, want [2]", got)
 	}
-	if got := one.waitFor(t, 2); len(got) != 2 {
-		t.Fatalf("tablet-2 display got %d packets, want ack + 1", len(got))
-	}
-	if got := byKey.waitFor(t, 4); len(got) != 4 { // ack, two pk-1 events, idle
-		t.Fatalf("pk-1 display got %d packets, want 4", len(got))
+	if got := seqs(byKey.waitFor(t, 4)); !slices.Equal(got, []int64{1, 3, 4}) {
+		t.Fatalf("pk-1 display got seqs %v, want [1 3 4]", got)
 	}
 
 	// Memory events with a q filter.
@@ -209,7 +233,7 @@ func TestHubFiltersAndIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.subscribe(ctx, &subscription{sink: dev, id: "dev", rp: json.RawMessage(`"dev"`), family: famDevice, conds: conds}, 0, ack); err != nil {
+	if err := h.Subscribe(ctx, &Subscription{Sink: dev, ID: "dev", RP: json.RawMessage(`"dev"`), Family: famDevice, Conds: conds}, 0, ack); err != nil {
 		t.Fatal(err)
 	}
 	for _, ev := range []struct {
@@ -231,13 +255,13 @@ func TestHubFiltersAndIdle(t *testing.T) {
 
 	// Unsubscribe: nothing more arrives, and a second open of the same rq
 	// after closing works.
-	if n, err := h.unsubscribe(ctx, 4, "dev"); err != nil || n != 1 {
+	if n, err := h.Unsubscribe(ctx, 4, "dev"); err != nil || n != 1 {
 		t.Fatalf("unsubscribe: %d %v", n, err)
 	}
-	if err := h.subscribe(ctx, &subscription{sink: dev, id: "dev", rp: json.RawMessage(`"dev"`), family: famDevice}, 0, ack); err != nil {
+	if err := h.Subscribe(ctx, &Subscription{Sink: dev, ID: "dev", RP: json.RawMessage(`"dev"`), Family: famDevice}, 0, ack); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.subscribe(ctx, &subscription{sink: dev, id: "dev", rp: json.RawMessage(`"dev"`), family: famDevice}, 0, ack); err == nil {
+	if err := h.Subscribe(ctx, &Subscription{Sink: dev, ID: "dev", RP: json.RawMessage(`"dev"`), Family: famDevice}, 0, ack); err == nil {
 		t.Fatal("the same rq opened twice on one socket")
 	}
 }
@@ -247,7 +271,7 @@ func TestPacketWrapsVOnce(t *testing.T) {
 	if got := string(packet(json.RawMessage(`7`), ev)); got != `{"rp":7,"sc":"custdisp.sale.lines.add","v":{"a":1},"seq":42}` {
 		t.Fatalf("packet = %s", got)
 	}
-	tr := &event{family: famTrace, sc: "tufe.trace", v: json.RawMessage(`{"msg":"x"}`)}
+	tr := &event{family: famTrace, sc: "tufe.trace", noSC: true, v: json.RawMessage(`{"msg":"x"}`)}
 	if got := string(packet(json.RawMessage(`"t"`), tr)); got != `{"rp":"t","v":{"msg":"x"}}` {
 		t.Fatalf("trace packet = %s", got)
 	}
@@ -263,20 +287,20 @@ func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		sink := newSink(uint64(100 + round))
 		sink.budget = 1200 // a few events' worth
-		var st replayState
-		sub := &subscription{sink: sink, id: "d", rp: json.RawMessage(`"d"`), family: famCustdisp}
-		if err := h.subscribe(context.Background(), sub, since, func(s replayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+		var st ReplayState
+		sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
+		if err := h.Subscribe(context.Background(), sub, since, func(s ReplayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
 			t.Fatal(err)
 		}
-		ps := sink.waitFor(t, 1+st.replayed)
+		ps := sink.waitFor(t, 1+st.Replayed)
 		got = append(got, seqs(ps)...)
-		if !st.more {
+		if !st.More {
 			break
 		}
-		if st.replayed == 0 || st.resume <= since {
+		if st.Replayed == 0 || st.Resume <= since {
 			t.Fatalf("a page made no progress: %+v", st)
 		}
-		since = st.resume
+		since = st.Resume
 	}
 	if len(got) != 35 {
 		t.Fatalf("replayed %d events over the pages, want 35 (seq 6…40)", len(got))
@@ -294,8 +318,8 @@ func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
 func TestHubFollowsAResetJournal(t *testing.T) {
 	h, db, w := testHub(t)
 	sink := newSink(1)
-	ack := func(replayState) []byte { return []byte(`{"ack":1}`) }
-	if err := h.subscribe(context.Background(), &subscription{sink: sink, id: "fh", rp: json.RawMessage(`"fh"`), family: famCustdisp}, 0, ack); err != nil {
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
@@ -309,5 +333,55 @@ func TestHubFollowsAResetJournal(t *testing.T) {
 	got := sink.waitFor(t, 1+6)
 	if s := seqs(got); s[len(s)-1] != 1 {
 		t.Fatalf("seqs %v: the event after the reset (seq 1) was not published", s)
+	}
+}
+
+// TestLookup: what a client's v.event asks for, by the families the hub
+// was given; an unknown one lists them all.
+func TestLookup(t *testing.T) {
+	h, _, _ := testHub(t)
+	for _, tt := range []struct{ event, want string }{
+		{"custdisp", famCustdisp},
+		{"custdisp.sale", famCustdisp},
+		{"custdisp.sale.lines.add", famCustdisp},
+		{"presell", famPresell},
+		{"presell.claimed", famPresell},
+		{"device.event", famDevice},
+		{"debugscope.trace", famTrace},
+		{"custdisp.other", ""},
+		{"presellx", ""},
+		{"device.event.x", ""},
+		{"", ""},
+	} {
+		f, err := h.Lookup(tt.event)
+		if tt.want == "" {
+			want := fmt.Sprintf("v.event: unknown event family %q (families: custdisp.sale, debugscope.trace, device.event, presell)", tt.event)
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != protocol.CodeBadArgument || pe.Message != want {
+				t.Errorf("Lookup(%q) = %q, %v; want the error %q", tt.event, f.Name, err, want)
+			}
+			continue
+		}
+		if err != nil || f.Name != tt.want {
+			t.Errorf("Lookup(%q) = %q, %v; want %q", tt.event, f.Name, err, tt.want)
+		}
+	}
+	if _, err := h.Lookup(strings.Repeat("x", 100)); err == nil || !strings.Contains(err.Error(), strings.Repeat("x", 60)+"…") {
+		t.Errorf("a long unknown event is not clipped in the error: %v", err)
+	}
+}
+
+// TestPublishMemoryOnlyToMemoryFamilies: journal families come from the
+// journal alone (live and replay must be the same rows), so publishing to
+// one directly is refused, as is a family the hub does not serve.
+func TestPublishMemoryOnlyToMemoryFamilies(t *testing.T) {
+	h, _, _ := testHub(t)
+	for _, tt := range []struct {
+		family string
+		ok     bool
+	}{{famDevice, true}, {famTrace, true}, {famCustdisp, false}, {famPresell, false}, {"nosuch", false}} {
+		if err := h.PublishMemory(tt.family, "x", map[string]any{}); (err == nil) != tt.ok {
+			t.Errorf("PublishMemory(%q): %v, want ok=%v", tt.family, err, tt.ok)
+		}
 	}
 }
