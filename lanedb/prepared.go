@@ -81,13 +81,20 @@ func firstLine(q string) string {
 }
 
 // Tx is a write transaction. Registered statements run prepared; any other
-// query (built at run time) runs as given.
+// query (built at run time) runs as given. Every statement run through its
+// Exec, Query, Get and Select methods (with or without a context) is
+// counted for WriterStats; one run on a statement the caller prepared
+// itself (PreparexContext) is not.
 type Tx struct {
 	*sqlx.Tx
 	p *prepared
 	// afterCommit runs, in order, once the transaction has committed (see
 	// OnCommit). The writer drops a failed mutation's callbacks.
 	afterCommit []func()
+	// statements run so far; of them, the writer's savepoint bookkeeping.
+	// Plain counters: a Tx is used by one goroutine.
+	statements int64
+	savepoints int64
 }
 
 // OnCommit registers fn to run after the transaction commits, and only
@@ -96,6 +103,7 @@ type Tx struct {
 func (t *Tx) OnCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
 
 func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
+	t.statements++ // every caller runs the statement next
 	if t.p == nil {
 		return nil // during migration, before anything is prepared
 	}
@@ -130,6 +138,65 @@ func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *s
 	return t.Tx.QueryRowxContext(ctx, query, args...)
 }
 
+// QueryContext runs a query in the transaction.
+func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := t.plain(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a one-row query in the transaction.
+func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := t.plain(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
+// The forms without a context run through the ones above, so that they
+// are counted too.
+
+// Exec is ExecContext without a context.
+func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	return t.ExecContext(context.Background(), query, args...)
+}
+
+// Query is QueryContext without a context.
+func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	return t.QueryContext(context.Background(), query, args...)
+}
+
+// QueryRow is QueryRowContext without a context.
+func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	return t.QueryRowContext(context.Background(), query, args...)
+}
+
+// Queryx is QueryxContext without a context.
+func (t *Tx) Queryx(query string, args ...any) (*sqlx.Rows, error) {
+	return t.QueryxContext(context.Background(), query, args...)
+}
+
+// QueryRowx is QueryRowxContext without a context.
+func (t *Tx) QueryRowx(query string, args ...any) *sqlx.Row {
+	return t.QueryRowxContext(context.Background(), query, args...)
+}
+
+// Get is GetContext without a context.
+func (t *Tx) Get(dest any, query string, args ...any) error {
+	return t.GetContext(context.Background(), dest, query, args...)
+}
+
+// Select is SelectContext without a context.
+func (t *Tx) Select(dest any, query string, args ...any) error {
+	return t.SelectContext(context.Background(), dest, query, args...)
+}
+
+// NamedExec is NamedExecContext without a context.
+func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
+	return t.NamedExecContext(context.Background(), query, arg)
+}
+
 // GetContext reads one row into dest.
 func (t *Tx) GetContext(ctx context.Context, dest any, query string, args ...any) error {
 	return sqlx.GetContext(ctx, t, dest, query, args...)
@@ -142,6 +209,7 @@ func (t *Tx) SelectContext(ctx context.Context, dest any, query string, args ...
 
 // NamedExecContext runs a statement with :name parameters taken from arg.
 func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.Result, error) {
+	t.statements++
 	if t.p != nil {
 		if s, ok := t.p.named[query]; ok {
 			return t.Tx.NamedStmtContext(ctx, s).ExecContext(ctx, arg)

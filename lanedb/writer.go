@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,15 +74,100 @@ type Writer struct {
 	closed bool
 }
 
-// WriterStats are counters for diagnostics and benchmarks.
+// WriterStats are counters for diagnostics and benchmarks. Each is
+// updated once per batch, so reading them costs the writer nothing; read
+// them with Snapshot to compare two moments.
 type WriterStats struct {
-	Batches   atomic.Int64
-	Mutations atomic.Int64
+	Batches   atomic.Int64 // transactions that reached COMMIT (committed or not)
+	Mutations atomic.Int64 // mutations run in them, failed ones included
 	CommitNS  atomic.Int64 // total time spent in COMMIT
 	Yields    atomic.Int64 // pauses left for other processes
 	// BusyWaits counts batches whose BEGIN or COMMIT gave up on another
 	// process's lock after the busy timeout: the lane DB is contended.
 	BusyWaits atomic.Int64
+	// Statements counts the statements run through the writer's Tx:
+	// every Exec, Query, Get and Select of the mutations, and the
+	// SAVEPOINT, ROLLBACK TO and RELEASE around each. BEGIN and COMMIT
+	// are not counted (one each per batch).
+	Statements atomic.Int64
+	// SavepointStatements is the part of Statements that is savepoint
+	// bookkeeping (two per mutation, three for one that fails).
+	SavepointStatements atomic.Int64
+	// BusyNS is the writer goroutine's working time: from BEGIN's return
+	// through the mutations, COMMIT and the after-commit callbacks. Time
+	// spent waiting (for jobs, for a batch to fill, yielding, or for
+	// another process's lock in BEGIN) is not in it.
+	BusyNS atomic.Int64
+	// BatchSizes counts batches by the jobs collected into them: bucket i
+	// holds sizes 2^i to 2^(i+1)-1 (1, 2–3, 4–7 …), the last one all
+	// larger sizes too.
+	BatchSizes [BatchBuckets]atomic.Int64
+	// FullBatches counts batches that reached MaxBatch: the cap, not the
+	// wait, ended them.
+	FullBatches atomic.Int64
+}
+
+// BatchBuckets is how many batch-size buckets WriterStats keeps.
+const BatchBuckets = 8
+
+// batchBucket is the bucket of a batch of n jobs (n ≥ 1).
+func batchBucket(n int) int { return min(bits.Len(uint(n))-1, BatchBuckets-1) }
+
+// WriterSnapshot is WriterStats read at one moment. The difference of two
+// (Sub) is what the writer did between them.
+type WriterSnapshot struct {
+	Batches, Mutations, Statements, SavepointStatements int64
+	Yields, BusyWaits, FullBatches                      int64
+	Busy, Commit                                        time.Duration
+	BatchSizes                                          [BatchBuckets]int64
+}
+
+// Snapshot reads the counters. They are read one by one while the writer
+// may be running, so a snapshot can straddle a batch: compare snapshots
+// over many batches.
+func (s *WriterStats) Snapshot() WriterSnapshot {
+	out := WriterSnapshot{
+		Batches: s.Batches.Load(), Mutations: s.Mutations.Load(),
+		Statements: s.Statements.Load(), SavepointStatements: s.SavepointStatements.Load(),
+		Yields: s.Yields.Load(), BusyWaits: s.BusyWaits.Load(), FullBatches: s.FullBatches.Load(),
+		Busy: time.Duration(s.BusyNS.Load()), Commit: time.Duration(s.CommitNS.Load()),
+	}
+	for i := range s.BatchSizes {
+		out.BatchSizes[i] = s.BatchSizes[i].Load()
+	}
+	return out
+}
+
+// Sub is what happened from earlier to s.
+func (s WriterSnapshot) Sub(earlier WriterSnapshot) WriterSnapshot {
+	out := WriterSnapshot{
+		Batches: s.Batches - earlier.Batches, Mutations: s.Mutations - earlier.Mutations,
+		Statements: s.Statements - earlier.Statements, SavepointStatements: s.SavepointStatements - earlier.SavepointStatements,
+		Yields: s.Yields - earlier.Yields, BusyWaits: s.BusyWaits - earlier.BusyWaits, FullBatches: s.FullBatches - earlier.FullBatches,
+		Busy: s.Busy - earlier.Busy, Commit: s.Commit - earlier.Commit,
+	}
+	for i := range s.BatchSizes {
+		out.BatchSizes[i] = s.BatchSizes[i] - earlier.BatchSizes[i]
+	}
+	return out
+}
+
+// StatementsPerMutation is the statements each mutation cost on average,
+// its savepoint's included; 0 with no mutations.
+func (s WriterSnapshot) StatementsPerMutation() float64 {
+	if s.Mutations == 0 {
+		return 0
+	}
+	return float64(s.Statements) / float64(s.Mutations)
+}
+
+// BusyPerMutation is the writer's working time per mutation, its share of
+// COMMIT included; 0 with no mutations.
+func (s WriterSnapshot) BusyPerMutation() time.Duration {
+	if s.Mutations == 0 {
+		return 0
+	}
+	return s.Busy / time.Duration(s.Mutations)
 }
 
 // Mutation is one unit of work in a write transaction. Its writes are
@@ -267,7 +353,13 @@ func (w *Writer) collect(first *job) (batch []*job) {
 }
 
 // runBatch runs the jobs in one transaction and answers each after COMMIT.
+// The counters are updated before anyone is answered: a caller that reads
+// them after Do returns sees its own mutation counted.
 func (w *Writer) runBatch(batch []*job) {
+	w.stats.BatchSizes[batchBucket(len(batch))].Add(1)
+	if len(batch) >= w.opts.MaxBatch {
+		w.stats.FullBatches.Add(1)
+	}
 	results := make([]error, len(batch))
 	ctx := context.Background() // one job's cancellation must not abort the others
 	tx, err := w.db.begin(ctx)
@@ -278,6 +370,7 @@ func (w *Writer) runBatch(batch []*job) {
 		w.answer(batch, results, err)
 		return
 	}
+	busy := time.Now()
 	ran := 0
 	for i, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -289,6 +382,7 @@ func (w *Writer) runBatch(batch []*job) {
 			// The transaction itself is in doubt (SQLite may have rolled it
 			// back): commit nothing, fail everyone.
 			_ = tx.Rollback()
+			w.account(tx, busy, 0) // Mutations counts those of transactions that reached COMMIT
 			w.answer(batch, make([]error, len(batch)), fatal)
 			return
 		}
@@ -297,6 +391,7 @@ func (w *Writer) runBatch(batch []*job) {
 	}
 	if ran == 0 {
 		_ = tx.Rollback()
+		w.account(tx, busy, 0)
 		w.answer(batch, results, nil)
 		return
 	}
@@ -304,7 +399,6 @@ func (w *Writer) runBatch(batch []*job) {
 	err = tx.Commit()
 	w.stats.CommitNS.Add(int64(time.Since(start)))
 	w.stats.Batches.Add(1)
-	w.stats.Mutations.Add(int64(ran))
 	if err != nil {
 		if IsBusy(err) {
 			w.stats.BusyWaits.Add(1)
@@ -313,7 +407,17 @@ func (w *Writer) runBatch(batch []*job) {
 	} else {
 		tx.runAfterCommit()
 	}
+	w.account(tx, busy, ran)
 	w.answer(batch, results, err)
+}
+
+// account adds a transaction's statements, its mutations and the time
+// since busy (when BEGIN returned) to the counters.
+func (w *Writer) account(tx *Tx, busy time.Time, mutations int) {
+	w.stats.Mutations.Add(int64(mutations))
+	w.stats.Statements.Add(tx.statements)
+	w.stats.SavepointStatements.Add(tx.savepoints)
+	w.stats.BusyNS.Add(int64(time.Since(busy)))
 }
 
 // runSavepoint runs one job inside SAVEPOINT m; on error only its own
@@ -321,6 +425,7 @@ func (w *Writer) runBatch(batch []*job) {
 // The job gets a context that is never cancelled: interrupting a statement
 // would make SQLite roll back the whole batch's transaction.
 func runSavepoint(ctx context.Context, tx *Tx, j *job) (jobErr, fatal error) {
+	tx.savepoints++
 	if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
@@ -328,10 +433,12 @@ func runSavepoint(ctx context.Context, tx *Tx, j *job) (jobErr, fatal error) {
 	jobErr = callMutation(context.WithoutCancel(j.ctx), tx, j.fn)
 	if jobErr != nil {
 		tx.afterCommit = tx.afterCommit[:callbacks] // its writes are undone; so are its callbacks
+		tx.savepoints++
 		if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {
 			return nil, fmt.Errorf("rollback to savepoint: %w (after %v)", err, jobErr)
 		}
 	}
+	tx.savepoints++
 	if _, err := tx.ExecContext(ctx, qRelease); err != nil {
 		return nil, fmt.Errorf("release savepoint: %w", err)
 	}

@@ -152,3 +152,106 @@ func TestWriterNoticesOtherProcessesWriting(t *testing.T) {
 		t.Fatalf("policy with others writing: every %v pause %v", every, pause)
 	}
 }
+
+// TestWriterCountsStatements: every statement a mutation runs through its
+// Tx is counted, whichever method ran it, and so is the savepoint around
+// it (SAVEPOINT and RELEASE, plus ROLLBACK TO for one that fails).
+func TestWriterCountsStatements(t *testing.T) {
+	var names []string
+	var n int
+	tests := []struct {
+		name           string
+		fn             Mutation
+		own, savepoint int64
+		fails          bool
+	}{
+		{"none", func(context.Context, *Tx) error { return nil }, 0, 2, false},
+		{"exec, get, select", func(ctx context.Context, tx *Tx) error {
+			if err := insertStaff(1)(ctx, tx); err != nil {
+				return err
+			}
+			if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff`); err != nil {
+				return err
+			}
+			return tx.SelectContext(ctx, &names, `SELECT name FROM staff`)
+		}, 3, 2, false},
+		{"named exec, row, rows", func(ctx context.Context, tx *Tx) error {
+			if _, err := tx.NamedExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (:tid, :physkey, 'n')`,
+				map[string]any{"tid": 2, "physkey": "k2"}); err != nil {
+				return err
+			}
+			if err := tx.QueryRowxContext(ctx, `SELECT COUNT(*) FROM staff`).Scan(&n); err != nil {
+				return err
+			}
+			rows, err := tx.QueryxContext(ctx, `SELECT name FROM staff`)
+			if err != nil {
+				return err
+			}
+			return rows.Close()
+		}, 3, 2, false},
+		{"without a context", func(ctx context.Context, tx *Tx) error {
+			if _, err := tx.Exec(`INSERT INTO staff (tid, physkey, name) VALUES (3, 'k3', 'n')`); err != nil {
+				return err
+			}
+			if err := tx.Get(&n, `SELECT COUNT(*) FROM staff`); err != nil {
+				return err
+			}
+			return tx.QueryRow(`SELECT COUNT(*) FROM staff`).Scan(&n)
+		}, 3, 2, false},
+		{"fails after one", func(ctx context.Context, tx *Tx) error {
+			if err := insertStaff(4)(ctx, tx); err != nil {
+				return err
+			}
+			return errors.New("refused")
+		}, 1, 3, true},
+		{"panics after two", func(ctx context.Context, tx *Tx) error {
+			if err := insertStaff(5)(ctx, tx); err != nil {
+				return err
+			}
+			if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff`); err != nil {
+				return err
+			}
+			panic("boom")
+		}, 2, 3, true},
+	}
+	db := openTemp(t)
+	w := db.NewWriter(WriterOptions{MaxWait: 0, MaxBatch: 64}) // one batch per Do
+	defer w.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := w.Stats().Snapshot()
+			if err := w.Do(context.Background(), tt.fn); (err != nil) != tt.fails {
+				t.Fatalf("Do: %v, want failure %v", err, tt.fails)
+			}
+			d := w.Stats().Snapshot().Sub(before)
+			if got, want := d.Statements, tt.own+tt.savepoint; got != want {
+				t.Errorf("Statements +%d, want %d (%d of its own, %d for the savepoint)", got, want, tt.own, tt.savepoint)
+			}
+			if d.SavepointStatements != tt.savepoint {
+				t.Errorf("SavepointStatements +%d, want %d", d.SavepointStatements, tt.savepoint)
+			}
+			if d.Mutations != 1 || d.Batches != 1 || d.BatchSizes[0] != 1 {
+				t.Errorf("Mutations +%d, Batches +%d, batches of one +%d; want 1 each", d.Mutations, d.Batches, d.BatchSizes[0])
+			}
+			if got, want := d.StatementsPerMutation(), float64(tt.own+tt.savepoint); got != want {
+				t.Errorf("StatementsPerMutation = %g, want %g", got, want)
+			}
+			if d.Busy < d.Commit { // COMMIT is part of the writer's working time
+				t.Errorf("Busy %s shorter than its Commit %s", d.Busy, d.Commit)
+			}
+		})
+	}
+}
+
+// TestBatchBuckets: a batch's size lands in the power-of-two bucket that
+// WriterStats documents, the largest sizes in the last one.
+func TestBatchBuckets(t *testing.T) {
+	tests := []struct{ size, bucket int }{
+		{1, 0}, {2, 1}, {3, 1}, {4, 2}, {63, 5}, {64, 6}, {127, 6}, {128, 7}, {10000, BatchBuckets - 1},
+	}
+	for _, tt := range tests {
+		if got := batchBucket(tt.size); got != tt.bucket {
+			t.Errorf("batchBucket(%d) = %d, want %d", tt.size, got, tt.bucket)
+		}
+	}
+}

@@ -7,21 +7,72 @@ import (
 
 // outbox is a socket's send queue, bounded in packets and in bytes. It
 // holds no memory while empty (most tablet sockets are idle most of the
-// time), and the write pump takes everything queued in one go.
+// time), and a writer takes everything queued in one go. No writer waits
+// on an empty queue: a push that finds none at work calls wake, which
+// starts one, and the writer stops when next finds the queue empty. An
+// idle socket so costs no writer goroutine.
 type outbox struct {
 	maxCount int
 	maxBytes int
+	// wake starts a writer (the socket's, which calls next until it
+	// reports nothing). It is called outside the lock, once per start;
+	// nil starts nothing.
+	wake func()
 
-	mu    sync.Mutex
-	items [][]byte
-	units int // what counts against maxCount: a packet, or a whole group
-	bytes int
-	wake  chan struct{} // signalled when items go from none to some
-	room  chan struct{} // closed by take when pushWait callers wait; nil when none do
+	mu      sync.Mutex
+	items   [][]byte
+	units   int // what counts against maxCount: a packet, or a whole group
+	bytes   int
+	writing bool          // a writer is at work; the next push need not wake one
+	room    chan struct{} // closed by take when pushWait callers wait; nil when none do
 }
 
 func newOutbox(maxCount, maxBytes int) *outbox {
-	return &outbox{maxCount: maxCount, maxBytes: maxBytes, wake: make(chan struct{}, 1)}
+	return &outbox{maxCount: maxCount, maxBytes: maxBytes}
+}
+
+// wakeLocked marks a writer at work and reports whether one must be
+// started for that (none was).
+func (o *outbox) wakeLocked() bool {
+	if o.writing {
+		return false
+	}
+	o.writing = true
+	return true
+}
+
+// start calls wake when start is set.
+func (o *outbox) start(start bool) {
+	if start && o.wake != nil {
+		o.wake()
+	}
+}
+
+// kick starts a writer even with nothing queued (to close the socket).
+func (o *outbox) kick() {
+	o.mu.Lock()
+	start := o.wakeLocked()
+	o.mu.Unlock()
+	o.start(start)
+}
+
+// next is take for the writer: it returns what is queued, or, when
+// nothing is and stop is still open, nil with the writer marked stopped
+// (the next push wakes a new one). With stop closed it never stops the
+// writer: the writer then goes on to close the socket, and no other
+// writer is woken after it.
+func (o *outbox) next(stop <-chan struct{}) (items [][]byte, more bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.items) == 0 {
+		select {
+		case <-stop:
+		default:
+			o.writing = false
+			return nil, false
+		}
+	}
+	return o.takeLocked(), true
 }
 
 // push queues b. It reports false, queueing nothing, when b would exceed
@@ -44,11 +95,9 @@ func (o *outbox) pushGroup(group [][]byte) bool {
 	o.items = append(o.items, group...)
 	o.units++
 	o.bytes += n
+	start := o.wakeLocked()
 	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.start(start)
 	return true
 }
 
@@ -65,11 +114,9 @@ func (o *outbox) pushWait(b []byte, wait time.Duration, done <-chan struct{}) bo
 			o.items = append(o.items, b)
 			o.units++
 			o.bytes += len(b)
+			start := o.wakeLocked()
 			o.mu.Unlock()
-			select {
-			case o.wake <- struct{}{}:
-			default:
-			}
+			o.start(start)
 			return true
 		}
 		if o.room == nil {
@@ -91,13 +138,17 @@ func (o *outbox) pushWait(b []byte, wait time.Duration, done <-chan struct{}) bo
 // every pushWait caller.
 func (o *outbox) take() [][]byte {
 	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.takeLocked()
+}
+
+func (o *outbox) takeLocked() [][]byte {
 	items := o.items
 	o.items, o.units, o.bytes = nil, 0, 0
 	if o.room != nil {
 		close(o.room)
 		o.room = nil
 	}
-	o.mu.Unlock()
 	return items
 }
 

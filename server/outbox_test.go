@@ -31,12 +31,12 @@ func TestOutboxBounds(t *testing.T) {
 
 func TestOutboxTakeEmptiesAndWakes(t *testing.T) {
 	o := newOutbox(4, 100)
+	wakes := 0
+	o.wake = func() { wakes++ }
 	o.push([]byte("a"))
 	o.push([]byte("b"))
-	select {
-	case <-o.wake:
-	default:
-		t.Fatal("no wake-up after push")
+	if wakes != 1 { // the writer woken by a takes b too
+		t.Fatalf("%d wake-ups after two pushes, want 1", wakes)
 	}
 	got := o.take()
 	if len(got) != 2 || string(got[0]) != "a" || string(got[1]) != "b" {
@@ -60,15 +60,19 @@ func TestOutboxPushWait(t *testing.T) {
 	o := newOutbox(2, 64)
 	const n = 200
 	got := make(chan []byte, n)
-	go func() { // the write pump
-		for seen := 0; seen < n; {
-			<-o.wake
-			for _, b := range o.take() {
-				got <- b
-				seen++
+	o.wake = func() { // the socket's writer
+		go func() {
+			for {
+				packets, more := o.next(nil)
+				if !more {
+					return
+				}
+				for _, b := range packets {
+					got <- b
+				}
 			}
-		}
-	}()
+		}()
+	}
 	for i := 0; i < n; i++ {
 		if !o.pushWait([]byte(strconv.Itoa(i)), time.Minute, nil) {
 			t.Fatalf("pushWait %d refused while the queue is being drained", i)
@@ -104,4 +108,41 @@ func TestOutboxPushWaitGivesUp(t *testing.T) {
 			t.Fatal("an empty queue refused one large packet")
 		}
 	})
+}
+
+// TestOutboxWriterStartsAndStops: a writer is woken only when none is at
+// work, stops when the queue is empty, and is woken again by the next
+// push; once the socket is closing (stop closed) the writer is never
+// stopped, so no second one is woken beside the one closing the socket.
+func TestOutboxWriterStartsAndStops(t *testing.T) {
+	open := make(chan struct{})
+	closing := make(chan struct{})
+	close(closing)
+	tests := []struct {
+		name      string
+		stop      chan struct{}
+		wantMore  bool // what next answers on the empty queue
+		wantWakes int  // after push, next, next, push
+	}{
+		{"open socket", open, false, 2},
+		{"closing socket", closing, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOutbox(4, 100)
+			wakes := 0
+			o.wake = func() { wakes++ }
+			o.push([]byte("a"))
+			if got, more := o.next(tt.stop); !more || len(got) != 1 {
+				t.Fatalf("next = %q, %v; want the queued packet", got, more)
+			}
+			if got, more := o.next(tt.stop); more != tt.wantMore || len(got) != 0 {
+				t.Fatalf("next on an empty queue = %q, %v; want nothing, %v", got, more, tt.wantMore)
+			}
+			o.push([]byte("b"))
+			if wakes != tt.wantWakes {
+				t.Fatalf("%d wake-ups, want %d", wakes, tt.wantWakes)
+			}
+		})
+	}
 }

@@ -75,9 +75,14 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		// Buffer sizes 0 reuse the HTTP server's read buffer, and write
-		// buffers come from a pool only while a write is under way: an idle
-		// tablet socket then holds one 4 KiB buffer, not three.
+		// Every socket holds its read buffer for as long as it is open,
+		// idle or not, so it is small: FD1 requests are a few hundred
+		// bytes, and gorilla reads a larger frame's payload straight into
+		// the message, past the buffer. (Size 0 would keep the HTTP
+		// server's 4 KiB one.)
+		ReadBufferSize: readBufferSize,
+		// Write buffers come from a pool only while a write is under
+		// way: an idle socket holds none.
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
@@ -85,6 +90,9 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 	s.registerDebug()
 	return s
 }
+
+// readBufferSize is the read buffer of every socket, in bytes.
+const readBufferSize = 1024
 
 // now is the configured clock.
 func now(cfg Config) time.Time {

@@ -19,8 +19,10 @@ import (
 
 // socket is one FD1 WebSocket, served after gorilla's chat example: the
 // read pump (the only reader) decodes frames, answers session requests
-// itself and hands the rest to the socket's pool; the write pump (the only
-// writer) drains the bounded send queue and sends pings.
+// itself and hands the rest to the socket's pool; the writer (the only
+// writer of data frames) drains the bounded send queue. An idle socket
+// holds one goroutine, its read pump: the pool's workers and the writer
+// run only while there is work, and pings come from a timer.
 type socket struct {
 	srv    *Server
 	ws     *websocket.Conn
@@ -32,11 +34,13 @@ type socket struct {
 	ctx      context.Context // done when the socket is being torn down
 	cancel   context.CancelFunc
 	draining chan struct{} // closed when the lane asks the socket to wind down
+	closed   chan struct{} // closed when the writer has closed the connection
 	drainOne sync.Once
 	limiter  *rate.Limiter // requests per second from this client
 	door     *admission    // what the socket counts for in the caps (Server.mu)
 
 	mu        sync.Mutex
+	pinger    *time.Timer // sends the next ping; nil once the socket is torn down
 	caller    protocol.Caller
 	inflight  map[string][]*flight // rq → requests in flight, for cancel_request
 	closeCode int
@@ -88,12 +92,14 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		ctx:      ctx,
 		cancel:   cancel,
 		draining: make(chan struct{}),
+		closed:   make(chan struct{}),
 		limiter:  rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
 		inflight: map[string][]*flight{},
 		door:     door,
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
 		Session: uuid.NewString()}
+	sk.out.wake = func() { go sk.write() }
 	if !s.addSocket(sk) {
 		s.forget(door)
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -105,12 +111,27 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	// One line when a session opens and one when it closes (its login
 	// logs the key's name between them): the access log of a socket.
 	s.log.Info("websocket opened", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
+	// The socket lives on in a goroutine of its own and the handler
+	// returns: net/http then lets go of what it still holds for the
+	// upgrade request (the request and its headers, the response and its
+	// write buffers, its goroutine's stack, grown by the handshake). The
+	// socket stays counted in s.sessions until it is gone, and in
+	// s.handlers until its goroutine ends, as the handler would have been
+	// (this handler's own count keeps s.handlers above zero meanwhile).
+	s.handlers.Add(1)
+	go sk.serve()
+}
+
+// serve runs the socket until it closes, then gives back what it held.
+func (sk *socket) serve() {
+	s := sk.srv
+	defer s.handlers.Done()
 	if d := s.cfg.LoginDeadline; d > 0 {
 		// A socket that never logs in holds room a device may need.
 		fired := make(chan struct{})
 		late := time.AfterFunc(d, func() {
 			defer close(fired)
-			if !s.loggedIn(door) {
+			if !s.loggedIn(sk.door) {
 				s.log.Info("closing a socket that did not log in in time", "socket", sk.id, "remote", sk.remote, "deadline", d)
 				sk.kill(websocket.ClosePolicyViolation, "log in first")
 			}
@@ -121,8 +142,11 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 	}
-	written := make(chan struct{})
-	go func() { defer close(written); sk.writePump() }()
+	sk.mu.Lock()
+	if sk.ctx.Err() == nil { // not torn down already (a revoked key, a full lane)
+		sk.pinger = time.AfterFunc(s.pingEvery(), sk.ping)
+	}
+	sk.mu.Unlock()
 	sk.readPump()
 	// Requests already taken finish and their replies are queued before the
 	// socket closes: nothing the lane did goes unanswered.
@@ -133,7 +157,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	default:
 		sk.kill(websocket.CloseNormalClosure, "")
 	}
-	<-written
+	<-sk.closed
 	if s.hub != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, _ = s.hub.Unsubscribe(ctx, sk.id, "")
@@ -155,6 +179,9 @@ func (sk *socket) kill(code int, reason string) {
 	}
 	sk.mu.Unlock()
 	sk.cancel()
+	// The writer closes the connection (which also ends the read pump):
+	// wake one if none is at work.
+	sk.out.kick()
 }
 
 // goingAway asks the socket to wind down: it stops reading, lets the
@@ -279,48 +306,69 @@ func (sk *socket) take(req *protocol.Request, received time.Time) bool {
 	return ok
 }
 
-// writePump is the only writer on the connection.
-func (sk *socket) writePump() {
-	cfg := sk.srv.cfg
-	ticker := time.NewTicker(cfg.PongWait * 9 / 10)
-	defer func() {
-		ticker.Stop()
-		sk.ws.Close()
-	}()
+// pingEvery is how often a socket pings its client: often enough that a
+// live client's pong always lands within PongWait.
+func (s *Server) pingEvery() time.Duration { return s.cfg.PongWait * 9 / 10 }
+
+// ping sends a ping (gorilla lets WriteControl run beside the writer) and
+// arms the next one.
+func (sk *socket) ping() {
+	if err := sk.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(sk.srv.cfg.WriteWait)); err != nil {
+		sk.kill(websocket.CloseAbnormalClosure, "ping failed")
+		return
+	}
+	sk.mu.Lock()
+	if sk.pinger != nil {
+		sk.pinger.Reset(sk.srv.pingEvery())
+	}
+	sk.mu.Unlock()
+}
+
+// write is a writer: the outbox starts one when packets are queued and none
+// is at work, and kill starts one to close the socket. It writes until the
+// queue is empty, then ends. Once the socket is being torn down it flushes
+// what is queued, sends the close frame and closes the connection; no
+// writer is started after that one.
+func (sk *socket) write() {
 	for {
-		select {
-		case <-sk.out.wake:
-			_ = sk.ws.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
-			if err := sk.writeAll(sk.out.take()); err != nil {
-				sk.kill(websocket.CloseAbnormalClosure, "write failed")
-				return
-			}
-		case <-ticker.C:
-			if err := sk.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
-				sk.kill(websocket.CloseAbnormalClosure, "ping failed")
-				return
-			}
-		case <-sk.ctx.Done():
-			sk.flushAndClose()
+		packets, more := sk.out.next(sk.ctx.Done())
+		if !more {
 			return
+		}
+		if sk.ctx.Err() != nil {
+			sk.flushAndClose(packets)
+			return
+		}
+		_ = sk.ws.SetWriteDeadline(time.Now().Add(sk.srv.cfg.WriteWait))
+		if err := sk.writeAll(packets); err != nil {
+			sk.kill(websocket.CloseAbnormalClosure, "write failed")
 		}
 	}
 }
 
-// flushAndClose writes what is already queued (a going-away notice, the
-// last replies), then the close frame.
-func (sk *socket) flushAndClose() {
+// flushAndClose writes what is already queued (taken, then the rest: a
+// going-away notice, the last replies), then the close frame, and closes
+// the connection.
+func (sk *socket) flushAndClose(taken [][]byte) {
 	cfg := sk.srv.cfg
 	sk.mu.Lock()
 	code, text := sk.closeCode, sk.closeText
+	if sk.pinger != nil {
+		sk.pinger.Stop()
+		sk.pinger = nil
+	}
 	sk.mu.Unlock()
+	defer func() {
+		sk.ws.Close()
+		close(sk.closed)
+	}()
 	if code == websocket.CloseMessageTooBig || code == websocket.CloseAbnormalClosure {
 		return // the close frame is already out, or the link is gone
 	}
 	deadline := time.Now().Add(cfg.WriteWait)
 	_ = sk.ws.SetWriteDeadline(deadline)
 	if code != websocket.ClosePolicyViolation { // a slow client gets no more data
-		if sk.writeAll(sk.out.take()) != nil {
+		if sk.writeAll(append(taken, sk.out.take()...)) != nil {
 			return
 		}
 	}
