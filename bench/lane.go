@@ -207,12 +207,7 @@ func recycleLoop(ctx context.Context, every time.Duration, write writeFunc) (int
 // countPresells counts presells that were given a ticket (submitted), open
 // or since voided: every park a tablet saw succeed must be among them.
 func countPresells(ctx context.Context, db *lanedb.DB) (int64, error) {
-	var n int64
-	err := db.R.GetContext(ctx, &n, `SELECT COUNT(*) FROM sales WHERE presell = 1 AND ticket IS NOT NULL`)
-	if err != nil {
-		return 0, fmt.Errorf("count submitted presells: %w", err)
-	}
-	return n, nil
+	return lanedb.SubmittedPresellCount(ctx, db.Read)
 }
 
 // serverLog is the in-process server's logger: its warnings and errors go

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"github.com/greenlane-pos/greenlane/progress"
@@ -118,17 +117,12 @@ func openBenchDB(ctx context.Context, path string) (*lanedb.DB, int64, error) {
 
 // historyHeld reads the build marker (-1 when absent) and the highest sid.
 func historyHeld(ctx context.Context, db *lanedb.DB) (held, maxSID int64, err error) {
-	err = db.R.GetContext(ctx, &held, `SELECT value FROM lane_counters WHERE name = ?`, historyMarker)
-	if errors.Is(err, sql.ErrNoRows) {
-		return -1, 0, nil
+	held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
+	if err != nil || !ok {
+		return -1, 0, err
 	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the bench build marker: %w", err)
-	}
-	if err := db.R.GetContext(ctx, &maxSID, `SELECT COALESCE(MAX(sid), 0) FROM sales`); err != nil {
-		return 0, 0, fmt.Errorf("read the highest sid: %w", err)
-	}
-	return held, maxSID, nil
+	maxSID, err = lanedb.MaxSID(ctx, db.Read)
+	return held, maxSID, err
 }
 
 // buildHistory makes a fresh demo lane DB at path and writes n historic
@@ -148,8 +142,8 @@ func buildHistory(ctx context.Context, path string, n int64, progressOut io.Writ
 		return 0, err
 	}
 	defer db.Close()
-	if _, err := db.W.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", buildCacheKB)); err != nil {
-		return 0, fmt.Errorf("build page cache: %w", err)
+	if err := db.SetWriterCacheKB(ctx, buildCacheKB); err != nil {
+		return 0, err
 	}
 	h, err := newHistory(ctx, db, n)
 	if err != nil {

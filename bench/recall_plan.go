@@ -91,28 +91,19 @@ func explainRecallQueries(ctx context.Context, db *lanedb.DB, w *workload, claim
 // explain runs EXPLAIN QUERY PLAN on query and returns its steps, each
 // indented two spaces per level.
 func explain(ctx context.Context, db *lanedb.DB, query string, args []any) ([]string, error) {
-	rows, err := db.R.QueryxContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	steps, err := db.ExplainQueryPlan(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("explain %q: %w", firstLineOf(query), err)
+		return nil, fmt.Errorf("%w: %q", err, firstLineOf(query))
 	}
-	defer rows.Close()
 	depth := map[int64]int{}
 	var lines []string
-	for rows.Next() {
-		var id, parent, unused int64
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			return nil, fmt.Errorf("read query plan: %w", err)
-		}
+	for _, s := range steps {
 		d := 0
-		if parent != 0 {
-			d = depth[parent] + 1
+		if s.Parent != 0 {
+			d = depth[s.Parent] + 1
 		}
-		depth[id] = d
-		lines = append(lines, strings.Repeat("  ", d)+detail)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read query plan: %w", err)
+		depth[s.ID] = d
+		lines = append(lines, strings.Repeat("  ", d)+s.Detail)
 	}
 	return lines, nil
 }

@@ -44,9 +44,11 @@ func readDBFacts(ctx context.Context, db *lanedb.DB, open int) (*dbFacts, error)
 		table string
 		dst   *int64
 	}{{"sales", &f.sales}, {"sale_lines", &f.lines}, {"payments", &f.payments}} {
-		if err := db.R.GetContext(ctx, c.dst, "SELECT COUNT(*) FROM "+c.table); err != nil {
-			return nil, fmt.Errorf("count %s: %w", c.table, err)
+		n, err := db.CountRows(ctx, c.table)
+		if err != nil {
+			return nil, err
 		}
+		*c.dst = n
 	}
 	return f, nil
 }

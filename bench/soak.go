@@ -202,7 +202,7 @@ func (s *soak) run(ctx context.Context, path string) (*SoakReport, error) {
 func (s *soak) soakLane(ctx context.Context, l *lane, keys []string) (*SoakReport, error) {
 	rep := &SoakReport{cfg: s.cfg}
 	var err error
-	if rep.sqliteCache, err = sqliteCacheBound(ctx, l.DB); err != nil {
+	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil {
 		return nil, err
 	}
 	if err := sleep(ctx, soakStartSettle); err != nil {

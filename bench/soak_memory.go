@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
 // What "back to baseline" allows after the tablets have gone. Goroutines
@@ -250,23 +247,4 @@ func abs(n int) int {
 		return -n
 	}
 	return n
-}
-
-// sqliteCacheBound is the most SQLite's page caches may hold in this
-// process: each of the lane's connections (the writer and the read pool)
-// keeps up to cache_size of pages, filled as the DB is read and kept.
-func sqliteCacheBound(ctx context.Context, db *lanedb.DB) (int64, error) {
-	var size, page int64
-	if err := db.R.GetContext(ctx, &size, `PRAGMA cache_size`); err != nil {
-		return 0, fmt.Errorf("read the SQLite cache size: %w", err)
-	}
-	perConn := -size * 1024 // negative: KiB
-	if size > 0 {
-		if err := db.R.GetContext(ctx, &page, `PRAGMA page_size`); err != nil {
-			return 0, fmt.Errorf("read the SQLite page size: %w", err)
-		}
-		perConn = size * page
-	}
-	conns := int64(1 + db.R.Stats().MaxOpenConnections)
-	return conns * perConn, nil
 }
