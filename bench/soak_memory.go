@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // What "back to baseline" allows after the tablets have gone. Goroutines
