@@ -218,12 +218,7 @@ func (c *Conn) Call(req *Request) (*Packet, error) {
 
 // Send writes one raw frame (a packet as a person or a transcript wrote
 // it).
-func (c *Conn) Send(b []byte) error {
-	if err := c.send(b); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	return nil
-}
+func (c *Conn) Send(b []byte) error { return c.send(b) }
 
 func (c *Conn) send(b []byte) error {
 	c.wmu.Lock()
