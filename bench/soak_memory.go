@@ -32,6 +32,7 @@ type serverSample struct {
 	rss        uint64 // resident set (VmRSS); 0 where the system does not say
 	goroutines int
 	heapInuse  uint64 // Go heap spans in use
+	stackInuse uint64 // goroutine stacks
 	goHeld     uint64 // what the Go runtime holds from the system: Sys less HeapReleased
 }
 
@@ -53,7 +54,7 @@ func readServerSample(gc bool) serverSample {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return serverSample{rss: readRSS(), goroutines: runtime.NumGoroutine(), heapInuse: m.HeapInuse,
-		goHeld: m.Sys - m.HeapReleased}
+		stackInuse: m.StackInuse, goHeld: m.Sys - m.HeapReleased}
 }
 
 // readFreedSample reads the process after handing the Go heap's free
