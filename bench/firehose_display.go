@@ -185,18 +185,14 @@ func (m *lagMatcher) countLeftovers(errs *tally, drain time.Duration) {
 // customerdisplay that follows every sale of the lane.
 type display struct {
 	c            *fd1client.Conn
-	m            *lagMatcher
-	stats        *loadStats // for the window
 	windowEvents atomic.Int64
-	closing      atomic.Bool
-	done         chan struct{}
 	closeOnce    sync.Once
 	bad          int64 // packets that were not custdisp events; the reader's own
-	err          error // why reading stopped, when the bench did not stop it
 }
 
 // openDisplay logs a display in, opens custdisp lane-wide (no tablet, no
-// sale: every sale of the lane) and starts its reader.
+// sale: every sale of the lane) and hands every lines.add to the matcher,
+// with the time its frame was read.
 func openDisplay(ctx context.Context, url, key string, m *lagMatcher, stats *loadStats) (*display, error) {
 	c, err := fd1client.Open(ctx, url, key, protocol.PurposeCustomerDisplay, fd1client.Options{})
 	if err == nil {
@@ -207,36 +203,20 @@ func openDisplay(ctx context.Context, url, key string, m *lagMatcher, stats *loa
 	if err != nil {
 		return nil, fmt.Errorf("customer display: %w", err)
 	}
-	d := &display{c: c, m: m, stats: stats, done: make(chan struct{})}
-	go d.read()
-	return d, nil
-}
-
-// read hands every lines.add to the matcher until the socket closes. The
-// receipt time is taken as soon as the frame is read, before decoding.
-func (d *display) read() {
-	defer close(d.done)
-	for {
-		msg, err := d.c.Recv()
-		if err != nil {
-			if !d.closing.Load() {
-				d.err = err
-			}
-			return
-		}
-		at := time.Now()
+	d := &display{c: c}
+	c.Follow(func(msg []byte, at time.Time) {
 		sc, k, ok := decodeCustdisp(msg)
-		if !ok {
+		switch {
+		case !ok:
 			d.bad++
-			continue
-		}
-		if d.stats.inWindow() {
+		case stats.inWindow():
 			d.windowEvents.Add(1)
 		}
-		if sc == scLinesAdd {
-			d.m.displayed(k, at)
+		if ok && sc == scLinesAdd {
+			m.displayed(k, at)
 		}
-	}
+	})
+	return d, nil
 }
 
 // decodeCustdisp reads an event's sc and, for a lines.add, which line it
@@ -266,11 +246,9 @@ func decodeCustdisp(msg []byte) (sc string, k lagKey, ok bool) {
 // called again (the deferred call after an early return).
 func (d *display) close(errs *tally) {
 	d.closeOnce.Do(func() {
-		d.closing.Store(true)
 		d.c.Close()
-		<-d.done
-		if d.err != nil {
-			errs.add("connection", 1, fmt.Sprintf("the display stopped reading: %v", d.err))
+		if err := d.c.FollowErr(); err != nil {
+			errs.add("connection", 1, fmt.Sprintf("the display stopped reading: %v", err))
 		}
 		errs.add("bad_event", d.bad, fmt.Sprintf("the display received %d packets that were not custdisp events", d.bad))
 	})

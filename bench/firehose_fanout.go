@@ -120,7 +120,7 @@ func fanout(ctx context.Context, cfg FirehoseConfig, l *lane, key string) (*fano
 	if err != nil {
 		return nil, err
 	}
-	defer inj.close()
+	defer inj.c.Close()
 
 	if err := inj.inject(ctx, cfg.Rate, cfg.WarmUp, false); err != nil {
 		return nil, err
@@ -149,8 +149,6 @@ func fanout(ctx context.Context, cfg FirehoseConfig, l *lane, key string) (*fano
 type subscriberSet struct {
 	list      []*subscriber
 	delivered atomic.Int64 // measured events received, over all subscribers
-	closing   atomic.Bool  // set before the bench closes the sockets itself
-	readers   sync.WaitGroup
 	closeOnce sync.Once
 }
 
@@ -162,7 +160,6 @@ type subscriber struct {
 	lastN    [numVias]int64 // each way in keeps its order; the two ways may cross
 	disorder int64          // events out of order or repeated
 	bad      int64          // packets that were not a bench event
-	err      error          // why reading stopped, when the bench did not stop it
 }
 
 // openSubscribers opens n subscribers, dialParallel at a time (a burst of
@@ -192,41 +189,26 @@ func openSubscribers(ctx context.Context, url, key string, n int, errs *tally) *
 	return set
 }
 
-// start runs every subscriber's reader.
+// start has every subscriber record each measured event's latency, from
+// the time its frame was read.
 func (set *subscriberSet) start(clock monoClock, latency *[numVias]histogram) {
 	for _, s := range set.list {
-		set.readers.Go(func() { s.read(clock, latency, set) })
-	}
-}
-
-// read records each measured event's latency until the socket closes.
-// The receipt time is taken as soon as the frame is read, before decoding.
-func (s *subscriber) read(clock monoClock, latency *[numVias]histogram, set *subscriberSet) {
-	var buf []byte
-	for {
-		msg, err := s.c.RecvInto(buf)
-		if err != nil {
-			if !set.closing.Load() {
-				s.err = err
+		s.c.Follow(func(msg []byte, at time.Time) {
+			d, v, ok := decodeBenchEvent(msg)
+			switch {
+			case !ok:
+				s.bad++
+			case d.N == 0: // warm-up
+			default:
+				latency[v].record(time.Duration(at.Sub(clock.base).Nanoseconds() - d.NS))
+				s.received++
+				set.delivered.Add(1)
+				if d.N <= s.lastN[v] {
+					s.disorder++
+				}
+				s.lastN[v] = d.N
 			}
-			return
-		}
-		at := clock.now()
-		buf = msg
-		d, v, ok := decodeBenchEvent(msg)
-		switch {
-		case !ok:
-			s.bad++
-		case d.N == 0: // warm-up
-		default:
-			latency[v].record(time.Duration(at - d.NS))
-			s.received++
-			set.delivered.Add(1)
-			if d.N <= s.lastN[v] {
-				s.disorder++
-			}
-			s.lastN[v] = d.N
-		}
+		})
 	}
 }
 
@@ -325,14 +307,12 @@ func viaOf(name string) (via, bool) {
 // called again (the deferred call after an early return).
 func (set *subscriberSet) close(errs *tally) {
 	set.closeOnce.Do(func() {
-		set.closing.Store(true)
 		for _, s := range set.list {
-			s.c.Close()
+			go s.c.Close() // each waits for its reader: all at once
 		}
-		set.readers.Wait()
 		for i, s := range set.list {
-			if s.err != nil {
-				errs.add("connection", 1, fmt.Sprintf("subscriber %d stopped reading: %v", i+1, s.err))
+			if s.c.Close(); s.c.FollowErr() != nil {
+				errs.add("connection", 1, fmt.Sprintf("subscriber %d stopped reading: %v", i+1, s.c.FollowErr()))
 			}
 		}
 	})
@@ -371,7 +351,6 @@ type injector struct {
 	sent     atomic.Int64 // inject requests written
 	replied  atomic.Int64 // inject replies read
 	accepted atomic.Int64 // measured events the server accepted, both ways
-	readDone chan struct{}
 }
 
 type sendInfo struct {
@@ -385,9 +364,8 @@ func openInjector(ctx context.Context, url, key string, hub *server.Hub, clock m
 	if err != nil {
 		return nil, fmt.Errorf("injector: %w", err)
 	}
-	_ = c.Wait(time.Time{})
-	inj := &injector{c: c, hub: hub, clock: clock, res: res, sentAt: map[int64]sendInfo{}, readDone: make(chan struct{})}
-	go inj.readReplies()
+	inj := &injector{c: c, hub: hub, clock: clock, res: res, sentAt: map[int64]sendInfo{}}
+	c.Follow(inj.reply)
 	return inj, nil
 }
 
@@ -457,44 +435,30 @@ func (inj *injector) request(data benchEventData, measured bool) error {
 	return nil
 }
 
-// readReplies matches each reply to its request: a success counts the
-// event as accepted and times the round trip, an error is a failure (an
-// event the subscribers will not get).
-func (inj *injector) readReplies() {
-	defer close(inj.readDone)
-	for {
-		msg, err := inj.c.Recv()
-		if err != nil {
-			return // closed by the bench, or broken: awaitReplies counts what never came
-		}
-		at := inj.clock.now()
-		r, err := fd1client.Decode(msg, time.Now())
-		var rp int64
-		if err != nil || r.A != "" || json.Unmarshal(r.RP, &rp) != nil {
-			continue // not a reply (e.g. fn1.link.link_status)
-		}
-		inj.mu.Lock()
-		info, ok := inj.sentAt[rp]
-		delete(inj.sentAt, rp)
-		inj.mu.Unlock()
-		if !ok {
-			inj.res.errs.add("bad_reply", 1, fmt.Sprintf("injector: a reply to rq %d, which is not due", rp))
-			continue
-		}
-		inj.replied.Add(1)
-		inj.tally(r, info, at)
+// reply matches a reply to its request: a success counts the event as
+// accepted and times the round trip, an error is a failure (an event the
+// subscribers will not get). A socket that closes early leaves the rest
+// unanswered, for awaitReplies to count.
+func (inj *injector) reply(msg []byte, at time.Time) {
+	r, err := fd1client.Decode(msg, at)
+	var rp int64
+	if err != nil || r.A != "" || json.Unmarshal(r.RP, &rp) != nil {
+		return // not a reply (e.g. fn1.link.link_status)
 	}
-}
-
-// tally counts one reply to an inject request.
-func (inj *injector) tally(r *fd1client.Packet, info sendInfo, at int64) {
-	if r.Error != nil {
-		inj.res.errs.add("inject_"+string(r.Error.Code), 1, fmt.Sprintf("inject_event: %s: %s", r.Error.Code, r.Error.Message))
+	inj.mu.Lock()
+	info, ok := inj.sentAt[rp]
+	delete(inj.sentAt, rp)
+	inj.mu.Unlock()
+	if !ok {
+		inj.res.errs.add("bad_reply", 1, fmt.Sprintf("injector: a reply to rq %d, which is not due", rp))
 		return
 	}
-	if info.measured {
+	inj.replied.Add(1)
+	if r.Error != nil {
+		inj.res.errs.add("inject_"+string(r.Error.Code), 1, fmt.Sprintf("inject_event: %s: %s", r.Error.Code, r.Error.Message))
+	} else if info.measured {
 		inj.accepted.Add(1)
-		inj.res.injectTrip.record(time.Duration(at - info.ns))
+		inj.res.injectTrip.record(time.Duration(at.Sub(inj.clock.base).Nanoseconds() - info.ns))
 	}
 }
 
@@ -507,10 +471,4 @@ func (inj *injector) awaitReplies(ctx context.Context, limit time.Duration) int6
 	inj.res.errs.add("inject_no_reply", sent-inj.replied.Load(),
 		fmt.Sprintf("injector: %d of %d inject requests unanswered after %s", sent-inj.replied.Load(), sent, limit))
 	return inj.accepted.Load()
-}
-
-// close says goodbye and waits for the reader.
-func (inj *injector) close() {
-	inj.c.Close()
-	<-inj.readDone
 }

@@ -113,24 +113,18 @@ func IdleClients(ctx context.Context, in io.Reader, out io.Writer) error {
 			errs[i] = fmt.Errorf("idle socket %d: %w", i+1, errs[i])
 		}
 	})
-	var readers sync.WaitGroup
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
 				c.Close()
 			}
 		}
-		readers.Wait()
 	}()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	for _, c := range conns {
-		_ = c.Wait(time.Time{}) // idle for as long as the parent wants
-		readers.Go(func() {
-			for _, err := c.Recv(); err == nil; _, err = c.Recv() {
-			}
-		})
+		c.Follow(nil) // idle for as long as the parent wants
 	}
 	if _, err := fmt.Fprintf(out, "ready %d\n", len(conns)); err != nil {
 		return fmt.Errorf("report ready: %w", err)

@@ -107,6 +107,10 @@ type Conn struct {
 	o   Options
 	wmu sync.Mutex // gorilla allows one writer at a time
 	rq  atomic.Int64
+
+	closing   atomic.Bool
+	followed  chan struct{} // closed when Follow's reader has stopped; nil: none
+	followErr error         // why it stopped, unless Close stopped it
 }
 
 // Dial opens a socket at url (ws:// or wss://, with its query).
@@ -245,14 +249,53 @@ func (c *Conn) RecvInto(buf []byte) ([]byte, error) {
 	return w.Bytes(), nil
 }
 
+// Follow reads every frame on a goroutine of its own and hands it to fn
+// (nil: dropped) with the time it was read, before decoding, until the
+// socket closes: a firehose follower, or an idle client that must keep
+// answering the server's pings. The read deadline is lifted. fn may keep
+// raw only until it returns: the buffer is reused, so a follower of many
+// events allocates nothing per frame. Close stops the reader and waits for
+// it; FollowErr then says why reading stopped.
+func (c *Conn) Follow(fn func(raw []byte, at time.Time)) {
+	_ = c.ws.SetReadDeadline(time.Time{})
+	c.followed = make(chan struct{})
+	go func() {
+		defer close(c.followed)
+		var buf []byte
+		for {
+			msg, err := c.RecvInto(buf)
+			if err != nil {
+				if !c.closing.Load() {
+					c.followErr = err
+				}
+				return
+			}
+			buf = msg
+			if fn != nil {
+				fn(msg, time.Now())
+			}
+		}
+	}()
+}
+
+// FollowErr is why Follow's reader stopped, nil when Close stopped it.
+// Call it after Close.
+func (c *Conn) FollowErr() error { return c.followErr }
+
 // Wait lifts the read deadline (until t; zero: none), for a socket that
 // stays open idle or follows events.
 func (c *Conn) Wait(t time.Time) error { return c.ws.SetReadDeadline(t) }
 
 // Close says goodbye with a normal close frame, then drops the
-// connection. A reader on another goroutine then sees an error.
+// connection, and waits for Follow's reader. Another reader then sees an
+// error. It may be called again.
 func (c *Conn) Close() error {
+	c.closing.Store(true)
 	_ = c.ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	return c.ws.Close()
+	err := c.ws.Close()
+	if c.followed != nil {
+		<-c.followed
+	}
+	return err
 }

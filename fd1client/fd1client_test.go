@@ -3,6 +3,7 @@ package fd1client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -101,6 +102,39 @@ func TestCallMatchesRepliesAndDeliversEvents(t *testing.T) {
 	defer mu.Unlock()
 	if len(events) != 1 || events[0].SC != "device.event.test" || !strings.Contains(string(events[0].V), `"n":1`) {
 		t.Fatalf("events = %d, want the injected one: %+v", len(events), events)
+	}
+}
+
+func TestFollowHandsOnEveryFrame(t *testing.T) {
+	url, keys := startLane(t, protocol.ScopeDebug)
+	ctx := context.Background()
+	follower, err := fd1client.Open(ctx, url, keys[0], protocol.PurposeNone, fd1client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.OpenFirehose("device.event"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	follower.Follow(func(raw []byte, _ time.Time) { got <- string(raw) }) // copied: raw is reused
+	injector, err := fd1client.Open(ctx, url, keys[0], protocol.PurposeNone, fd1client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer injector.Close()
+	for n := 1; n <= 2; n++ {
+		if p, err := injector.Call(&fd1client.Request{A: "fd1.debug.inject_event",
+			V: map[string]any{"event": "device.event", "sc": "device.event.test", "data": map[string]int{"n": n}}}); err != nil || p.Error != nil {
+			t.Fatalf("inject_event: %v %+v", err, p)
+		}
+	}
+	for n := 1; n <= 2; n++ {
+		if ev := <-got; !strings.Contains(ev, fmt.Sprintf(`"n":%d`, n)) {
+			t.Errorf("event %d = %s", n, ev)
+		}
+	}
+	if err := follower.Close(); err != nil || follower.FollowErr() != nil {
+		t.Errorf("Close: %v, FollowErr: %v; want the reader stopped by Close", err, follower.FollowErr())
 	}
 }
 
