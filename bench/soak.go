@@ -14,7 +14,7 @@ package bench
 //   - this one: the lane server (wired as `greenlane serve` wires it), the
 //     ticket recycler (see voidPresells) and the measuring;
 //   - `greenlane bench soak-clients`: the tablets; it sends back its latency
-//     histograms and error counts as JSON (soak_clients.go);
+//     histograms and error counts as JSON (SoakClients, below);
 //   - `greenlane bench counter-proc`: a short BEGIN IMMEDIATE transaction on
 //     the lane DB file every 20 ms (soak_counter.go).
 
