@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
 // baselineResult is what the bare loop measured.
@@ -56,9 +57,8 @@ func newBaseliner(ctx context.Context, db *lanedb.DB) (*baseliner, error) {
 // One goroutine, on purpose: lanedb has one writer connection, and each
 // sale holds it from BEGIN to COMMIT (the fsync included), so more
 // goroutines would only queue for that connection and add hand-offs. The
-// loop also recycles tickets itself, between sales, for the reason
-// recycleTickets gives.
-func (b *benchmark) runBaseline(ctx context.Context, path string) (*baselineResult, error) {
+// loop also recycles tickets itself, between sales (see voidPresells).
+func runBaseline(ctx context.Context, path string, cfg Config) (*baselineResult, error) {
 	db, err := openDemoDB(ctx, path)
 	if err != nil {
 		return nil, err
@@ -69,11 +69,11 @@ func (b *benchmark) runBaseline(ctx context.Context, path string) (*baselineResu
 		return nil, err
 	}
 	res := &baselineResult{}
-	if _, err := bl.loop(ctx, b.cfg.WarmUp, b.cfg.RecycleEvery, res); err != nil {
+	if _, err := bl.loop(ctx, cfg.WarmUp, cfg.RecycleEvery, res); err != nil {
 		return nil, fmt.Errorf("baseline warm-up: %w", err)
 	}
 	start := time.Now()
-	sales, err := bl.loop(ctx, b.cfg.Duration, b.cfg.RecycleEvery, res)
+	sales, err := bl.loop(ctx, cfg.Duration, cfg.RecycleEvery, res)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
@@ -91,7 +91,7 @@ func (bl *baseliner) loop(ctx context.Context, d, recycleEvery time.Duration, re
 			return sales, err
 		}
 		if recycleEvery > 0 && now.After(nextRecycle) {
-			n, err := recycleTickets(ctx, directWrite(bl.db))
+			n, err := voidPresells(ctx, bl.write, "bench recycler", "(5)")
 			if err != nil {
 				return sales, err
 			}
@@ -108,7 +108,8 @@ func (bl *baseliner) loop(ctx context.Context, d, recycleEvery time.Duration, re
 
 // sale writes one whole presell in one transaction: what the server does
 // for create, 3 × add_product, set_customer and park — the sale row, three
-// priced lines, the customer with repricing, the total and the ticket.
+// lines priced by the salesbuilder's own rules, the customer with
+// repricing, the total and the ticket.
 func (bl *baseliner) sale(ctx context.Context) error {
 	lines := [linesPerSale]lineChoice{pickLine(bl.rng), pickLine(bl.rng), pickLine(bl.rng)}
 	cid := pickCustomer(bl.rng)
@@ -157,7 +158,7 @@ func (bl *baseliner) insertLines(ctx context.Context, tx *lanedb.Tx, sale *laned
 			SalePhyskey: sale.Physkey, Seqnce: sale.NextSeqnce, PID: p.PID, Description: p.Description,
 			PLU: p.PLU.String, Qty: c.Qty, UnitPriceCents: p.PriceCents, Measurement: p.Measurement,
 		}
-		priceLine(&l, nil)
+		salesbuilder.PriceLine(&l, nil)
 		if err := lanedb.InsertLine(ctx, tx, &l); err != nil {
 			return nil, err
 		}
@@ -178,7 +179,7 @@ func (bl *baseliner) setCustomer(ctx context.Context, tx *lanedb.Tx, sale *laned
 	sale.SaleTotalCents = 0
 	for i := range lines {
 		before := lines[i]
-		priceLine(&lines[i], c)
+		salesbuilder.PriceLine(&lines[i], c)
 		if lines[i] != before {
 			if err := lanedb.UpdateLine(ctx, tx, &lines[i]); err != nil {
 				return err
@@ -204,18 +205,7 @@ func (bl *baseliner) park(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale)
 	return lanedb.UpdateSale(ctx, tx, sale)
 }
 
-// priceLine prices a line as the salesbuilder does (its pricing is not
-// exported): unit × qty, weighed goods per kilogram sold in grams, minus
-// the customer's discount, to the nearest cent.
-func priceLine(l *lanedb.Line, c *lanedb.SaleCustomer) {
-	gross := l.UnitPriceCents * l.Qty
-	if l.Measurement == 1 {
-		gross = (gross + 500) / 1000
-	}
-	l.PrediscountPriceCents, l.TotalPriceCents = gross, gross
-	l.PriceCause, l.PriceCauseData = 0, 0
-	if c != nil && c.DiscountBPS > 0 {
-		l.TotalPriceCents = gross - (gross*c.DiscountBPS+5000)/10000
-		l.PriceCause, l.PriceCauseData = 8, c.CID // 8: customer discount (SPEC §9.2)
-	}
+// write is a writeFunc with one BEGIN IMMEDIATE … COMMIT per call.
+func (bl *baseliner) write(ctx context.Context, fn lanedb.Mutation) error {
+	return bl.db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
 }

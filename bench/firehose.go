@@ -20,12 +20,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
+	"runtime"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 // FirehoseConfig is one firehose benchmark run. DefaultFirehoseConfig
@@ -52,7 +49,7 @@ type FirehoseConfig struct {
 	// replaced; the DBs are kept. Default "": a temporary folder, removed.
 	DB string
 	// RecycleEvery is how often submitted presells are voided in the
-	// display-lag phase (see recycleTickets). Default 250ms; 0 never.
+	// display-lag phase (see voidPresells). Default 250ms; 0 never.
 	RecycleEvery time.Duration
 	// CPUProfile, when set, receives a CPU profile of the fan-out phase's
 	// measured window. Default nil.
@@ -151,7 +148,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 // presell) and every event arrived. Otherwise it summarises the failures.
 func (r *FirehoseReport) Err() error {
 	var parts []string
-	if f := r.fanout; f != nil && f.errorCount() > 0 {
+	if f := r.fanout; f != nil && f.errs.total() > 0 {
 		parts = append(parts, fmt.Sprintf("fan-out: %s (e.g. %s)", f.errs.summary(), f.errs.example()))
 	}
 	if d := r.display; d != nil && d.errorCount() > 0 {
@@ -163,103 +160,105 @@ func (r *FirehoseReport) Err() error {
 	return fmt.Errorf("firehose benchmark saw failures: %s", strings.Join(parts, "; "))
 }
 
-// errorTally counts failures by code and keeps a few example messages.
-// Safe for concurrent use.
-type errorTally struct {
-	mu      sync.Mutex
-	counts  map[string]int64
-	samples []string
+// The firehose targets, for this machine with clients and server
+// in one process.
+const (
+	targetSubscribers = 1000
+	targetFanoutP99   = 50 * time.Millisecond
+	targetLagTablets  = 50
+	targetLagP99      = 10 * time.Millisecond
+)
+
+func (p *printer) firehoseHeader(cfg FirehoseConfig) {
+	p.printf("greenlane bench firehose — %s per phase (after %s warm-up), demo lane DB, synchronous FULL\n",
+		cfg.Duration, cfg.WarmUp)
+	p.machine("subscribers, tablets, display and server share this process")
 }
 
-func (e *errorTally) add(code string, n int64, msg string) {
-	if n <= 0 {
+// fanout prints the fan-out phase.
+func (p *printer) fanout(r *fanoutResult) {
+	p.printf("fan-out: %d subscribers on device.event, %d events/s (in turn through the hub and an inject_event socket)\n", r.subscribersWanted, r.rate)
+	p.printf("   %.0f events/s  %.0f deliveries/s  errors %d  missing %d\n",
+		r.eventsPerSec(), r.deliveriesPerSec(), r.errs.total(), r.missing())
+	p.latency("delivery", &r.latency[viaHub])
+	p.printf("      (server timestamp → subscriber read it: stamped just before hub.PublishMemory, every other event)\n")
+	p.latency("via socket", &r.latency[viaSocket])
+	p.printf("      (inject_event request sent → subscriber read it: adds the request's trip into the server)\n")
+	p.latency("inject trip", &r.injectTrip)
+	p.printf("      (inject_event request sent → its reply read, on the injector)\n")
+	p.cpuLine(r.cpu)
+	p.errorLines(&r.errs)
+	if r.subscribers != r.subscribersWanted {
+		p.printf("   only %d of %d subscribers connected\n", r.subscribers, r.subscribersWanted)
+	}
+}
+
+// displayLag prints the display-lag phase.
+func (p *printer) displayLag(r *displayResult) {
+	l := r.load
+	p.printf("display lag: %d presell tablets (create → %d × add_product → park), 1 customer display on custdisp, lane-wide\n",
+		l.tabletsWanted, linesPerSale)
+	p.printf("   %.0f sales/s  %.0f req/s  errors %d  busy %d\n", l.salesPerSec(), l.reqPerSec(), r.errorCount(), l.errs.busy())
+	for _, k := range []kind{kindCreate, kindAddProduct, kindPark} {
+		p.latency(kindNames[k], &l.latency[k])
+	}
+	p.writer(l)
+	p.printf("   display: %.0f custdisp events/s received\n", r.eventsPerSec())
+	h := &r.lag
+	p.latency("lines.add lag", h)
+	p.printf("      (display read custdisp.sale.lines.add − tablet read its add_product reply)\n")
+	p.printf("      %.1f%% arrived before the reply", 100*h.negShare())
+	if h.neg.count() > 0 {
+		p.printf(" (by up to %s)", ms(h.neg.maxValue()))
+	}
+	p.printf("\n")
+	if l.errs.total()+l.errs.busy() > 0 {
+		p.examples("tablet errors by code", l.errs)
+	}
+	p.cpuLine(l.cpu)
+	p.errorLines(&r.errs)
+	if l.tablets != l.tabletsWanted {
+		p.printf("   only %d of %d tablets connected\n", l.tablets, l.tabletsWanted)
+	}
+}
+
+// cpuLine says how busy the machine was over the window, and with what.
+func (p *printer) cpuLine(c cpuUse) {
+	if !c.ok {
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.counts == nil {
-		e.counts = map[string]int64{}
-	}
-	e.counts[code] += n
-	if len(e.samples) < maxErrorSamples && !slices.Contains(e.samples, msg) {
-		e.samples = append(e.samples, msg)
+	p.printf("   CPU over the window: this process %.2f, other processes %.2f (of %d CPUs)\n",
+		c.self, c.other, runtime.NumCPU())
+}
+
+// errorLines prints a tally's failures by code, with examples.
+func (p *printer) errorLines(e *tally) {
+	if e.total() > 0 {
+		p.examples("errors by code", e)
 	}
 }
 
-func (e *errorTally) total() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var n int64
-	for _, c := range e.counts {
-		n += c
-	}
-	return n
-}
-
-// summary is "missing ×3, connection ×1".
-func (e *errorTally) summary() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return codeSummary(e.counts)
-}
-
-func (e *errorTally) example() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.samples) == 0 {
-		return "no message"
-	}
-	return e.samples[0]
-}
-
-// dialLoggedIn opens a socket at url and logs in with key, in purpose when
-// one is given (customerdisplay, debugscope travel in the login packet).
-// It reuses the tablet's request loop for the requests made before the
-// socket starts streaming.
-func dialLoggedIn(ctx context.Context, url, key string, purpose protocol.Purpose) (*tablet, error) {
-	ws, err := dial(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	t := &tablet{ws: ws}
-	login := map[string]string{"apikey": key}
-	if purpose != protocol.PurposeNone {
-		login["purpose"] = string(purpose)
-	}
-	r, err := t.roundTrip(request{A: "fd1.session.login", V: login})
-	if err == nil && r.Error != nil {
-		err = fmt.Errorf("login refused: %s", r.Error)
-	}
-	if err != nil {
-		ws.Close()
-		return nil, err
-	}
-	return t, nil
-}
-
-// openFirehose asks for a firehose of event on t and waits for its
-// firehose.status ack; after it the socket carries events. The read
-// deadline the request loop set is lifted: a subscriber may wait long
-// between events (the server's pings keep the link checked).
-func openFirehose(t *tablet, event string) error {
-	r, err := t.roundTrip(request{A: "fd1.firehose.open_firehose", V: map[string]string{"event": event}})
-	if err != nil {
-		return err
-	}
-	if r.Error != nil {
-		return fmt.Errorf("open_firehose %s refused: %s", event, r.Error)
-	}
-	return t.ws.SetReadDeadline(time.Time{})
-}
-
-// waitUntil polls done every few milliseconds until it holds, ctx ends or
-// limit passes; it reports whether done held.
-func waitUntil(ctx context.Context, limit time.Duration, done func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for !done() {
-		if time.Now().After(deadline) || sleep(ctx, 5*time.Millisecond) != nil {
-			return done()
+// firehoseTargets prints each target of the phases run with ✓ or ✗.
+func (p *printer) firehoseTargets(rep *FirehoseReport) {
+	var checks []string
+	var errs int64
+	if f := rep.fanout; f != nil {
+		label := fmt.Sprintf("fan-out p99 ≤ %s", ms(targetFanoutP99))
+		if rep.cfg.Subscribers != targetSubscribers {
+			label += fmt.Sprintf(" (set for %d subscribers)", targetSubscribers)
 		}
+		h := &f.latency[viaHub]
+		checks = append(checks, check(label, h.count() > 0 && h.quantile(0.99) <= targetFanoutP99))
+		errs += f.errs.total()
 	}
-	return true
+	if d := rep.display; d != nil {
+		label := fmt.Sprintf("display lag p99 ≤ %s", ms(targetLagP99))
+		if rep.cfg.Tablets != targetLagTablets {
+			label += fmt.Sprintf(" (set for %d tablets)", targetLagTablets)
+		}
+		checks = append(checks, check(label, d.lag.count() > 0 && d.lag.quantile(0.99) <= targetLagP99))
+		errs += d.errorCount()
+	}
+	checks = append(checks, check("0 errors, 0 missing", errs == 0))
+	p.printf("targets: %s\n", strings.Join(checks, ", "))
 }

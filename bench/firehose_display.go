@@ -22,9 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
-	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/fd1client"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -33,22 +31,21 @@ const scLinesAdd = "custdisp.sale.lines.add"
 
 // displayResult is what the display-lag phase measured.
 type displayResult struct {
-	load   *loadResult     // the tablets' throughput and round trips
+	load   *loadResult     // the tablets' throughput and round trips, the CPU over the window
 	lag    signedHistogram // lines.add receipt − add_product reply receipt
 	events int64           // custdisp events the display received in the window
-	cpu    cpuUse          // over the window
-	errs   errorTally      // the display's side: missing events, a broken socket
+	errs   tally           // the display's side: missing events, a broken socket
 }
 
 func (r *displayResult) eventsPerSec() float64 { return perSec(r.events, r.load.window) }
 
 // errorCount is the tablets' real (non-busy) failures plus the display's.
-func (r *displayResult) errorCount() int64 { return r.load.errorCount() + r.errs.total() }
+func (r *displayResult) errorCount() int64 { return r.load.errs.total() + r.errs.total() }
 
 func (r *displayResult) errorSummary() string {
 	var parts []string
-	if r.load.errorCount() > 0 {
-		parts = append(parts, "tablets: "+codeSummary(r.load.errors))
+	if r.load.errs.total() > 0 {
+		parts = append(parts, "tablets: "+r.load.errs.codes())
 	}
 	if r.errs.total() > 0 {
 		parts = append(parts, "display: "+r.errs.summary())
@@ -58,138 +55,56 @@ func (r *displayResult) errorSummary() string {
 
 // example is one failure message, a tablet's real failure first.
 func (r *displayResult) example() string {
-	for _, s := range r.load.samples {
-		if !strings.HasPrefix(s, busyLabel) {
-			return s
-		}
+	if r.load.errs.total() > 0 {
+		return r.load.errs.example()
 	}
 	return r.errs.example()
 }
 
-// runDisplayLag runs the display-lag phase on a fresh lane DB.
+// runDisplayLag runs the display-lag phase on a fresh lane DB: the
+// tablets run as in bench presell's group-commit-on phase, with its
+// window, recycler and profile, and a display follows them.
 func runDisplayLag(ctx context.Context, cfg FirehoseConfig, path string, log *slog.Logger) (*displayResult, error) {
-	db, err := openDemoDB(ctx, path)
+	res := &displayResult{}
+	stats := &loadStats{}
+	err := withLane(ctx, path, laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets, protocol.ScopePresell, stats,
+		func(l *lane, keys []string) error { return res.run(ctx, cfg, l, keys, stats) })
 	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	keys, err := createPresellKeys(ctx, db, "bench-tablet", cfg.Tablets)
-	if err != nil {
-		return nil, err
-	}
-	displayKey, err := db.CreateAPIKey(ctx, "bench-display", []string{string(protocol.ScopeDisplay)})
-	if err != nil {
-		return nil, fmt.Errorf("create the display's key: %w", err)
-	}
-	l, err := startLane(ctx, db, laneOptions{writer: lanedb.DefaultWriterOptions(), log: log})
-	if err != nil {
-		return nil, err
-	}
-	// The tablets run as in bench presell's group-commit-on phase, with
-	// its window, recycler and profile; the warm-up is displayLag's, so
-	// that the CPU reading covers the window alone.
-	pb := &benchmark{log: log, cfg: Config{Tablets: cfg.Tablets, Duration: cfg.Duration,
-		RecycleEvery: cfg.RecycleEvery, CPUProfile: cfg.DisplayCPUProfile}}
-	stats := newLoadStats()
-	res, runErr := displayLag(ctx, cfg, pb, l, keys, displayKey, stats)
-	if err := l.stop(); err != nil && runErr == nil {
-		runErr = err
-	}
-	if runErr != nil {
-		return nil, runErr
-	}
-	if err := verifyParked(ctx, db, stats); err != nil {
 		return nil, err
 	}
 	res.load.fill(stats)
 	return res, nil
 }
 
-// displayLag opens the display, runs the tablets through warm-up and
-// window, then waits for the display to catch up and counts what it
-// never got.
-func displayLag(ctx context.Context, cfg FirehoseConfig, pb *benchmark, l *lane, keys []string, displayKey string, stats *loadStats) (*displayResult, error) {
-	res := &displayResult{}
+// run opens the display, runs the tablets through warm-up and window,
+// then waits for the display to catch up and counts what it never got.
+func (res *displayResult) run(ctx context.Context, cfg FirehoseConfig, l *lane, keys []string, stats *loadStats) error {
+	displayKey, err := l.DB.CreateAPIKey(ctx, "bench-display", []string{string(protocol.ScopeDisplay)})
+	if err != nil {
+		return fmt.Errorf("create the display's key: %w", err)
+	}
 	m := newLagMatcher(&res.lag)
 	disp, err := openDisplay(ctx, l.laneURL(), displayKey, m, stats)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer disp.close(&res.errs)
-	tablets := connectTablets(ctx, l.presellURL(), keys, stats)
-	if len(tablets) == 0 {
-		return nil, fmt.Errorf("%w: %s", errNoTablets, firstSample(stats))
-	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	var wg sync.WaitGroup
-	for _, t := range tablets {
-		wg.Go(func() {
-			defer t.close()
-			if err := runLagTablet(loadCtx, t, m); err != nil {
-				stats.broken(err)
-			}
-		})
-	}
-	recycled := pb.startRecycler(loadCtx, &wg, func(ctx context.Context, fn lanedb.Mutation) error { return l.writer.Do(ctx, fn) })
-	load, cpu, err := measureAfterWarmUp(ctx, cfg.WarmUp, pb, l, stats)
-	stopLoad()
-	wg.Wait() // every tablet finishes the sale it started
+	// The i-th add_product of a new sale makes the line with seqnce i,
+	// which is how its event is recognised.
+	shape := saleShape{lines: linesPerSale, onLine: func(t *tablet, physkey string, seqnce int64) {
+		m.replied(lagKey{physkey, seqnce}, t.replyAt, t.stats.inWindow())
+	}}
+	load, err := drive(ctx, l, connectTablets(ctx, l.presellURL(), keys, stats), len(keys), stats, shape,
+		loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, profile: cfg.DisplayCPUProfile})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	load.tablets, load.tabletsWanted, load.recycled = len(tablets), len(keys), recycled.Load()
-	res.load, res.events, res.cpu = load, disp.windowEvents.Load(), cpu
+	load.name, load.groupWait = "display lag", defaultWait
+	res.load, res.events = load, disp.windowEvents.Load()
 	waitUntil(ctx, cfg.Drain, func() bool { return m.waiting() == 0 })
 	disp.close(&res.errs)
 	m.countLeftovers(&res.errs, cfg.Drain)
-	return res, ctx.Err()
-}
-
-// measureAfterWarmUp lets the tablets warm up, then measures the window
-// and the CPU use over it.
-func measureAfterWarmUp(ctx context.Context, warmUp time.Duration, pb *benchmark, l *lane, stats *loadStats) (*loadResult, cpuUse, error) {
-	if err := sleep(ctx, warmUp); err != nil {
-		return nil, cpuUse{}, err
-	}
-	mark := readCPUMark()
-	load, err := pb.measure(ctx, l.writer, stats, loadSpec{name: "display lag",
-		groupWait: lanedb.DefaultWriterOptions().MaxWait, cpuProfile: true})
-	return load, mark.since(), err
-}
-
-// runLagTablet makes sales until ctx ends; it returns only on a broken
-// socket.
-func runLagTablet(ctx context.Context, t *tablet, m *lagMatcher) error {
-	for ctx.Err() == nil {
-		if err := lagSale(t, m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lagSale is create → 3 × add_product → park, handing the matcher the
-// receipt time of every add_product reply. The i-th add_product of a new
-// sale makes the line with seqnce i (a sale's seqnce starts at 1 and each
-// line takes the next), which is how its event is recognised. An error
-// reply abandons the sale (it is counted); a broken socket is returned.
-func lagSale(t *tablet, m *lagMatcher) error {
-	physkey, ok, err := t.do(kindCreate, "", struct{}{})
-	if !ok || err != nil {
-		return err
-	}
-	for seqnce := int64(1); seqnce <= linesPerSale; seqnce++ {
-		if _, ok, err := t.do(kindAddProduct, physkey, pickLine(t.rng)); !ok || err != nil {
-			return err
-		}
-		m.replied(lagKey{physkey, seqnce}, t.replyAt, t.stats.inWindow())
-	}
-	if _, ok, err := t.do(kindPark, physkey, struct{}{}); !ok || err != nil {
-		return err
-	}
-	t.stats.saleDone()
-	return nil
+	return ctx.Err()
 }
 
 // lagKey names one line of one sale.
@@ -255,7 +170,7 @@ func (m *lagMatcher) waiting() int {
 
 // countLeftovers counts, once the display has stopped, the replies whose
 // event never came and the events no reply claimed.
-func (m *lagMatcher) countLeftovers(errs *errorTally, drain time.Duration) {
+func (m *lagMatcher) countLeftovers(errs *tally, drain time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range m.replies {
@@ -269,59 +184,39 @@ func (m *lagMatcher) countLeftovers(errs *errorTally, drain time.Duration) {
 // display is a customer display: a socket logged in with purpose
 // customerdisplay that follows every sale of the lane.
 type display struct {
-	ws           *websocket.Conn
-	m            *lagMatcher
-	stats        *loadStats // for the window
+	c            *fd1client.Conn
 	windowEvents atomic.Int64
-	closing      atomic.Bool
-	done         chan struct{}
 	closeOnce    sync.Once
 	bad          int64 // packets that were not custdisp events; the reader's own
-	err          error // why reading stopped, when the bench did not stop it
 }
 
 // openDisplay logs a display in, opens custdisp lane-wide (no tablet, no
-// sale: every sale of the lane) and starts its reader.
+// sale: every sale of the lane) and hands every lines.add to the matcher,
+// with the time its frame was read.
 func openDisplay(ctx context.Context, url, key string, m *lagMatcher, stats *loadStats) (*display, error) {
-	t, err := dialLoggedIn(ctx, url, key, protocol.PurposeCustomerDisplay)
+	c, err := fd1client.Open(ctx, url, key, protocol.PurposeCustomerDisplay, fd1client.Options{})
 	if err == nil {
-		if err = openFirehose(t, "custdisp"); err != nil {
-			t.ws.Close()
+		if err = c.OpenFirehose("custdisp"); err != nil {
+			c.Close()
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("customer display: %w", err)
 	}
-	d := &display{ws: t.ws, m: m, stats: stats, done: make(chan struct{})}
-	go d.read()
-	return d, nil
-}
-
-// read hands every lines.add to the matcher until the socket closes. The
-// receipt time is taken as soon as the frame is read, before decoding.
-func (d *display) read() {
-	defer close(d.done)
-	for {
-		_, msg, err := d.ws.ReadMessage()
-		if err != nil {
-			if !d.closing.Load() {
-				d.err = err
-			}
-			return
-		}
-		at := time.Now()
+	d := &display{c: c}
+	c.Follow(func(msg []byte, at time.Time) {
 		sc, k, ok := decodeCustdisp(msg)
-		if !ok {
+		switch {
+		case !ok:
 			d.bad++
-			continue
-		}
-		if d.stats.inWindow() {
+		case stats.inWindow():
 			d.windowEvents.Add(1)
 		}
-		if sc == scLinesAdd {
-			d.m.displayed(k, at)
+		if ok && sc == scLinesAdd {
+			m.displayed(k, at)
 		}
-	}
+	})
+	return d, nil
 }
 
 // decodeCustdisp reads an event's sc and, for a lines.add, which line it
@@ -349,64 +244,12 @@ func decodeCustdisp(msg []byte) (sc string, k lagKey, ok bool) {
 // close closes the display and waits for its reader; a socket that had
 // failed, or packets it could not read, are counted as errors. It may be
 // called again (the deferred call after an early return).
-func (d *display) close(errs *errorTally) {
+func (d *display) close(errs *tally) {
 	d.closeOnce.Do(func() {
-		d.closing.Store(true)
-		_ = d.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		d.ws.Close()
-		<-d.done
-		if d.err != nil {
-			errs.add("connection", 1, fmt.Sprintf("the display stopped reading: %v", d.err))
+		d.c.Close()
+		if err := d.c.FollowErr(); err != nil {
+			errs.add("connection", 1, fmt.Sprintf("the display stopped reading: %v", err))
 		}
 		errs.add("bad_event", d.bad, fmt.Sprintf("the display received %d packets that were not custdisp events", d.bad))
 	})
-}
-
-// signedHistogram records durations that may be negative: the negative
-// ones by their size in one histogram, the rest in another. Its memory is
-// fixed, as a histogram's.
-type signedHistogram struct {
-	neg, pos histogram
-}
-
-func (h *signedHistogram) record(d time.Duration) {
-	if d < 0 {
-		h.neg.record(-d)
-		return
-	}
-	h.pos.record(d)
-}
-
-func (h *signedHistogram) count() int64 { return h.neg.count() + h.pos.count() }
-
-// negShare is the fraction of values below zero.
-func (h *signedHistogram) negShare() float64 {
-	if n := h.count(); n > 0 {
-		return float64(h.neg.count()) / float64(n)
-	}
-	return 0
-}
-
-// quantile is the value that a fraction q of values did not exceed. The
-// r-th smallest value overall is, among the negatives, the one whose size
-// is the (negatives − r + 1)-th smallest.
-func (h *signedHistogram) quantile(q float64) time.Duration {
-	n := h.count()
-	if n == 0 {
-		return 0
-	}
-	rank, negN := quantileRank(q, n), h.neg.count()
-	if rank <= negN {
-		return -h.neg.atRank(negN - rank + 1)
-	}
-	return h.pos.atRank(rank - negN)
-}
-
-// maxValue is the largest value; negative when every value is.
-func (h *signedHistogram) maxValue() time.Duration {
-	if h.pos.count() > 0 {
-		return h.pos.maxValue()
-	}
-	return -h.neg.atRank(1)
 }

@@ -27,16 +27,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
+	"github.com/greenlane-pos/greenlane/fd1client"
 	"github.com/greenlane-pos/greenlane/firehose"
-	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -68,18 +65,17 @@ type fanoutResult struct {
 	latency           [numVias]histogram
 	injectTrip        histogram // inject request → its reply, on the injector
 	cpu               cpuUse    // over the window
-	errs              errorTally
+	errs              tally
 }
 
 func (r *fanoutResult) eventsPerSec() float64     { return perSec(r.events, r.window) }
 func (r *fanoutResult) deliveriesPerSec() float64 { return perSec(r.deliveries, r.window) }
-func (r *fanoutResult) errorCount() int64         { return r.errs.total() }
 
 // missing is how many deliveries were due and never came.
 func (r *fanoutResult) missing() int64 {
 	r.errs.mu.Lock()
 	defer r.errs.mu.Unlock()
-	return r.errs.counts["missing"]
+	return r.errs.Counts["missing"]
 }
 
 // monoClock is nanoseconds since the phase began, on the monotonic clock.
@@ -95,28 +91,17 @@ type benchEventData struct {
 	Via string `json:"via"`
 }
 
-// runFanout runs the fan-out phase on a fresh lane DB.
+// runFanout runs the fan-out phase on a fresh lane DB. One debug key
+// serves every socket of the phase: the injector needs the scope, and a
+// subscriber may use any key.
 func runFanout(ctx context.Context, cfg FirehoseConfig, path string, log *slog.Logger) (*fanoutResult, error) {
-	db, err := openDemoDB(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	// One debug key serves every socket of the phase: the injector needs
-	// the scope, and a subscriber may use any key.
-	key, err := db.CreateAPIKey(ctx, "bench-firehose", []string{string(protocol.ScopeDebug)})
-	if err != nil {
-		return nil, fmt.Errorf("create the bench's debug key: %w", err)
-	}
-	l, err := startLane(ctx, db, laneOptions{writer: lanedb.DefaultWriterOptions(), log: log})
-	if err != nil {
-		return nil, err
-	}
-	res, runErr := fanout(ctx, cfg, l, key)
-	if err := l.stop(); err != nil && runErr == nil {
-		runErr = err
-	}
-	return res, runErr
+	var res *fanoutResult
+	err := withLane(ctx, path, laneOptions{groupWait: defaultWait, log: log}, 1, protocol.ScopeDebug, nil,
+		func(l *lane, keys []string) (err error) {
+			res, err = fanout(ctx, cfg, l, keys[0])
+			return err
+		})
+	return res, err
 }
 
 // fanout opens the subscribers and the injector, injects through warm-up
@@ -131,16 +116,16 @@ func fanout(ctx context.Context, cfg FirehoseConfig, l *lane, key string) (*fano
 	}
 	subs.start(clock, &res.latency)
 	defer subs.close(&res.errs)
-	inj, err := openInjector(ctx, l.laneURL(), key, l.hub, clock, res)
+	inj, err := openInjector(ctx, l.laneURL(), key, l.Hub, clock, res)
 	if err != nil {
 		return nil, err
 	}
-	defer inj.close()
+	defer inj.c.Close()
 
 	if err := inj.inject(ctx, cfg.Rate, cfg.WarmUp, false); err != nil {
 		return nil, err
 	}
-	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	stopProfile, err := startProfile(cfg.CPUProfile)
 	if err != nil {
 		return nil, err
 	}
@@ -164,47 +149,37 @@ func fanout(ctx context.Context, cfg FirehoseConfig, l *lane, key string) (*fano
 type subscriberSet struct {
 	list      []*subscriber
 	delivered atomic.Int64 // measured events received, over all subscribers
-	closing   atomic.Bool  // set before the bench closes the sockets itself
-	readers   sync.WaitGroup
 	closeOnce sync.Once
 }
 
 // subscriber is one socket following device.event. Its fields are written
 // by its reader only and read after the reader has stopped.
 type subscriber struct {
-	ws       *websocket.Conn
+	c        *fd1client.Conn
 	received int64          // measured events
 	lastN    [numVias]int64 // each way in keeps its order; the two ways may cross
 	disorder int64          // events out of order or repeated
 	bad      int64          // packets that were not a bench event
-	err      error          // why reading stopped, when the bench did not stop it
 }
 
 // openSubscribers opens n subscribers, dialParallel at a time (a burst of
 // a thousand handshakes is no part of what is measured). One that cannot
 // connect is counted as an error and left out.
-func openSubscribers(ctx context.Context, url, key string, n int, errs *errorTally) *subscriberSet {
+func openSubscribers(ctx context.Context, url, key string, n int, errs *tally) *subscriberSet {
 	all := make([]*subscriber, n)
-	sem := make(chan struct{}, dialParallel)
-	var wg sync.WaitGroup
-	for i := range all {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			t, err := dialLoggedIn(ctx, url, key, protocol.PurposeNone)
-			if err == nil {
-				if err = openFirehose(t, "device.event"); err != nil {
-					t.ws.Close()
-				}
+	parallel(n, func(i int) {
+		c, err := fd1client.Open(ctx, url, key, protocol.PurposeNone, fd1client.Options{})
+		if err == nil {
+			if err = c.OpenFirehose(deviceFamily); err != nil {
+				c.Close()
 			}
-			if err != nil {
-				errs.add("connection", 1, fmt.Sprintf("subscriber %d: %v", i+1, err))
-				return
-			}
-			all[i] = &subscriber{ws: t.ws}
-		})
-	}
-	wg.Wait()
+		}
+		if err != nil {
+			errs.add("connection", 1, fmt.Sprintf("subscriber %d: %v", i+1, err))
+			return
+		}
+		all[i] = &subscriber{c: c}
+	})
 	set := &subscriberSet{}
 	for _, s := range all {
 		if s != nil {
@@ -214,64 +189,26 @@ func openSubscribers(ctx context.Context, url, key string, n int, errs *errorTal
 	return set
 }
 
-// start runs every subscriber's reader.
+// start has every subscriber record each measured event's latency, from
+// the time its frame was read.
 func (set *subscriberSet) start(clock monoClock, latency *[numVias]histogram) {
 	for _, s := range set.list {
-		set.readers.Go(func() { s.read(clock, latency, set) })
-	}
-}
-
-// read records each measured event's latency until the socket closes.
-// The receipt time is taken as soon as the frame is read, before decoding.
-func (s *subscriber) read(clock monoClock, latency *[numVias]histogram, set *subscriberSet) {
-	var buf []byte
-	for {
-		msg, err := readFrame(s.ws, buf[:0])
-		if err != nil {
-			if !set.closing.Load() {
-				s.err = err
+		s.c.Follow(func(msg []byte, at time.Time) {
+			d, v, ok := decodeBenchEvent(msg)
+			switch {
+			case !ok:
+				s.bad++
+			case d.N == 0: // warm-up
+			default:
+				latency[v].record(time.Duration(at.Sub(clock.base).Nanoseconds() - d.NS))
+				s.received++
+				set.delivered.Add(1)
+				if d.N <= s.lastN[v] {
+					s.disorder++
+				}
+				s.lastN[v] = d.N
 			}
-			return
-		}
-		at := clock.now()
-		buf = msg
-		d, v, ok := decodeBenchEvent(msg)
-		switch {
-		case !ok:
-			s.bad++
-		case d.N == 0: // warm-up
-		default:
-			latency[v].record(time.Duration(at - d.NS))
-			s.received++
-			set.delivered.Add(1)
-			if d.N <= s.lastN[v] {
-				s.disorder++
-			}
-			s.lastN[v] = d.N
-		}
-	}
-}
-
-// readFrame reads the next data frame into buf, which it grows as needed
-// and returns: unlike ReadMessage it allocates nothing once buf has grown,
-// which keeps the bench's own cost per delivery down.
-func readFrame(ws *websocket.Conn, buf []byte) ([]byte, error) {
-	_, r, err := ws.NextReader()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+		})
 	}
 }
 
@@ -368,16 +305,14 @@ func viaOf(name string) (via, bool) {
 // close closes every socket and waits for the readers; a subscriber whose
 // socket had already failed is counted as a connection error. It may be
 // called again (the deferred call after an early return).
-func (set *subscriberSet) close(errs *errorTally) {
+func (set *subscriberSet) close(errs *tally) {
 	set.closeOnce.Do(func() {
-		set.closing.Store(true)
 		for _, s := range set.list {
-			s.ws.Close()
+			go s.c.Close() // each waits for its reader: all at once
 		}
-		set.readers.Wait()
 		for i, s := range set.list {
-			if s.err != nil {
-				errs.add("connection", 1, fmt.Sprintf("subscriber %d stopped reading: %v", i+1, s.err))
+			if s.c.Close(); s.c.FollowErr() != nil {
+				errs.add("connection", 1, fmt.Sprintf("subscriber %d stopped reading: %v", i+1, s.c.FollowErr()))
 			}
 		}
 	})
@@ -387,7 +322,7 @@ func (set *subscriberSet) close(errs *errorTally) {
 // and in order (the hub publishes from one goroutine and each socket's
 // queue is first in, first out; only events that came in different ways
 // may cross, as the socket's take a longer road). Call it after close.
-func (set *subscriberSet) countMissing(events int64, errs *errorTally) {
+func (set *subscriberSet) countMissing(events int64, errs *tally) {
 	for i, s := range set.list {
 		errs.add("missing", events-s.received,
 			fmt.Sprintf("subscriber %d received %d of %d events", i+1, s.received, events))
@@ -403,7 +338,7 @@ func (set *subscriberSet) countMissing(events int64, errs *errorTally) {
 // replies (an open loop: a slow server must not slow the events down and
 // so hide its own delay); a reader goroutine takes the socket's replies.
 type injector struct {
-	t     *tablet
+	c     *fd1client.Conn
 	hub   *firehose.Hub
 	clock monoClock
 	res   *fanoutResult
@@ -416,7 +351,6 @@ type injector struct {
 	sent     atomic.Int64 // inject requests written
 	replied  atomic.Int64 // inject replies read
 	accepted atomic.Int64 // measured events the server accepted, both ways
-	readDone chan struct{}
 }
 
 type sendInfo struct {
@@ -426,13 +360,12 @@ type sendInfo struct {
 
 // openInjector logs a socket in with the debug key and starts its reader.
 func openInjector(ctx context.Context, url, key string, hub *firehose.Hub, clock monoClock, res *fanoutResult) (*injector, error) {
-	t, err := dialLoggedIn(ctx, url, key, protocol.PurposeNone)
+	c, err := fd1client.Open(ctx, url, key, protocol.PurposeNone, fd1client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("injector: %w", err)
 	}
-	_ = t.ws.SetReadDeadline(time.Time{})
-	inj := &injector{t: t, hub: hub, clock: clock, res: res, sentAt: map[int64]sendInfo{}, readDone: make(chan struct{})}
-	go inj.readReplies()
+	inj := &injector{c: c, hub: hub, clock: clock, res: res, sentAt: map[int64]sendInfo{}}
+	c.Follow(inj.reply)
 	return inj, nil
 }
 
@@ -485,65 +418,47 @@ func (inj *injector) publish(data benchEventData, measured bool) {
 }
 
 // request writes one inject request stamped with the time just before the
-// write.
+// write. The lock is held over the write, so that the reader finds the
+// request's entry however soon the reply comes.
 func (inj *injector) request(data benchEventData, measured bool) error {
-	t := inj.t
-	t.rq++
+	inj.mu.Lock()
+	defer inj.mu.Unlock()
 	data.NS = inj.clock.now()
-	b, err := json.Marshal(request{A: "fd1.debug.inject_event", RQ: t.rq, V: map[string]any{
+	rq, err := inj.c.Request(&fd1client.Request{A: "fd1.debug.inject_event", V: map[string]any{
 		"event": deviceFamily, "sc": benchSC, "data": data,
 	}})
 	if err != nil {
-		return fmt.Errorf("encode inject_event: %w", err)
+		return fmt.Errorf("injector: %w", err)
 	}
-	inj.mu.Lock()
-	inj.sentAt[t.rq] = sendInfo{ns: data.NS, measured: measured}
-	inj.mu.Unlock()
-	_ = t.ws.SetWriteDeadline(time.Now().Add(replyWait))
-	if err := t.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		return fmt.Errorf("injector: send inject_event: %w", err)
-	}
+	inj.sentAt[rq] = sendInfo{ns: data.NS, measured: measured}
 	inj.sent.Add(1)
 	return nil
 }
 
-// readReplies matches each reply to its request: a success counts the
-// event as accepted and times the round trip, an error is a failure (an
-// event the subscribers will not get).
-func (inj *injector) readReplies() {
-	defer close(inj.readDone)
-	for {
-		_, msg, err := inj.t.ws.ReadMessage()
-		if err != nil {
-			return // closed by the bench, or broken: awaitReplies counts what never came
-		}
-		at := inj.clock.now()
-		var r reply
-		if err := json.Unmarshal(msg, &r); err != nil || r.A != "" {
-			continue // not a reply (e.g. fn1.link.link_status)
-		}
-		inj.mu.Lock()
-		info, ok := inj.sentAt[r.RP]
-		delete(inj.sentAt, r.RP)
-		inj.mu.Unlock()
-		if !ok {
-			inj.res.errs.add("bad_reply", 1, fmt.Sprintf("injector: a reply to rq %d, which is not due", r.RP))
-			continue
-		}
-		inj.replied.Add(1)
-		inj.tally(r, info, at)
+// reply matches a reply to its request: a success counts the event as
+// accepted and times the round trip, an error is a failure (an event the
+// subscribers will not get). A socket that closes early leaves the rest
+// unanswered, for awaitReplies to count.
+func (inj *injector) reply(msg []byte, at time.Time) {
+	r, err := fd1client.Decode(msg, at)
+	var rp int64
+	if err != nil || r.A != "" || json.Unmarshal(r.RP, &rp) != nil {
+		return // not a reply (e.g. fn1.link.link_status)
 	}
-}
-
-// tally counts one reply to an inject request.
-func (inj *injector) tally(r reply, info sendInfo, at int64) {
-	if r.Error != nil {
-		inj.res.errs.add("inject_"+string(r.Error.Code), 1, fmt.Sprintf("inject_event: %s: %s", r.Error.Code, r.Error.Message))
+	inj.mu.Lock()
+	info, ok := inj.sentAt[rp]
+	delete(inj.sentAt, rp)
+	inj.mu.Unlock()
+	if !ok {
+		inj.res.errs.add("bad_reply", 1, fmt.Sprintf("injector: a reply to rq %d, which is not due", rp))
 		return
 	}
-	if info.measured {
+	inj.replied.Add(1)
+	if r.Error != nil {
+		inj.res.errs.add("inject_"+string(r.Error.Code), 1, fmt.Sprintf("inject_event: %s: %s", r.Error.Code, r.Error.Message))
+	} else if info.measured {
 		inj.accepted.Add(1)
-		inj.res.injectTrip.record(time.Duration(at - info.ns))
+		inj.res.injectTrip.record(time.Duration(at.Sub(inj.clock.base).Nanoseconds() - info.ns))
 	}
 }
 
@@ -556,10 +471,4 @@ func (inj *injector) awaitReplies(ctx context.Context, limit time.Duration) int6
 	inj.res.errs.add("inject_no_reply", sent-inj.replied.Load(),
 		fmt.Sprintf("injector: %d of %d inject requests unanswered after %s", sent-inj.replied.Load(), sent, limit))
 	return inj.accepted.Load()
-}
-
-// close says goodbye and waits for the reader.
-func (inj *injector) close() {
-	inj.t.close()
-	<-inj.readDone
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -92,3 +93,100 @@ func (h *histogram) atRank(rank int64) time.Duration {
 
 // maxValue is the largest latency recorded.
 func (h *histogram) maxValue() time.Duration { return time.Duration(h.max.Load()) }
+
+// histogramJSON is a histogram on the wire: its non-empty buckets only.
+type histogramJSON struct {
+	Buckets [][2]int64 `json:"buckets"` // [bucket index, count]
+	Max     int64      `json:"max"`     // nanoseconds
+}
+
+// export copies the histogram for the wire.
+func (h *histogram) export() histogramJSON {
+	j := histogramJSON{Max: h.max.Load()}
+	for i := range h.counts {
+		if n := h.counts[i].Load(); n > 0 {
+			j.Buckets = append(j.Buckets, [2]int64{int64(i), n})
+		}
+	}
+	return j
+}
+
+// load fills an empty histogram from the wire.
+func (h *histogram) load(j histogramJSON) error {
+	for _, b := range j.Buckets {
+		if b[0] < 0 || b[0] >= bucketCount || b[1] < 0 {
+			return fmt.Errorf("bucket %d count %d out of range", b[0], b[1])
+		}
+		h.counts[b[0]].Add(b[1])
+		h.total.Add(b[1])
+	}
+	h.max.Store(max(j.Max, 0))
+	return nil
+}
+
+// signedHistogram records durations that may be negative: the negative
+// ones by their size in one histogram, the rest in another. Its memory is
+// fixed, as a histogram's.
+type signedHistogram struct {
+	neg, pos histogram
+}
+
+func (h *signedHistogram) record(d time.Duration) {
+	if d < 0 {
+		h.neg.record(-d)
+		return
+	}
+	h.pos.record(d)
+}
+
+func (h *signedHistogram) count() int64 { return h.neg.count() + h.pos.count() }
+
+// negShare is the fraction of values below zero.
+func (h *signedHistogram) negShare() float64 {
+	if n := h.count(); n > 0 {
+		return float64(h.neg.count()) / float64(n)
+	}
+	return 0
+}
+
+// quantile is the value that a fraction q of values did not exceed. The
+// r-th smallest value overall is, among the negatives, the one whose size
+// is the (negatives − r + 1)-th smallest.
+func (h *signedHistogram) quantile(q float64) time.Duration {
+	n := h.count()
+	if n == 0 {
+		return 0
+	}
+	rank, negN := quantileRank(q, n), h.neg.count()
+	if rank <= negN {
+		return -h.neg.atRank(negN - rank + 1)
+	}
+	return h.pos.atRank(rank - negN)
+}
+
+// maxValue is the largest value; negative when every value is.
+func (h *signedHistogram) maxValue() time.Duration {
+	if h.pos.count() > 0 {
+		return h.pos.maxValue()
+	}
+	return -h.neg.atRank(1)
+}
+
+// quantiler is a histogram, signed or not.
+type quantiler interface {
+	quantile(q float64) time.Duration
+	maxValue() time.Duration
+	count() int64
+}
+
+// quantiles is "p50 0.52ms  p99 1.20ms  p999 2.31ms  max 3.10ms  n 2000",
+// each latency written by f, the count padded to nWidth.
+func quantiles(h quantiler, f func(time.Duration) string, nWidth int) string {
+	return fmt.Sprintf("p50 %-8s p99 %-8s p999 %-8s max %-8s n %-*d", f(h.quantile(0.50)), f(h.quantile(0.99)),
+		f(h.quantile(0.999)), f(h.maxValue()), nWidth, h.count())
+}
+
+// latency prints one latency line of a load.
+func (p *printer) latency(label string, h quantiler) {
+	p.printf("   %-13s %s\n", label, quantiles(h, ms, 0))
+}

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/fixtures"
 	lanesrv "github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -42,35 +42,60 @@ func openDemoDB(ctx context.Context, path string) (*lanedb.DB, error) {
 	return db, nil
 }
 
-// createPresellKeys makes n presell-scope API keys named prefix-001…, one
-// per tablet, as a lane's staff would.
-func createPresellKeys(ctx context.Context, db *lanedb.DB, prefix string, n int) ([]string, error) {
+// benchKey is an API key made for this run.
+type benchKey struct {
+	key, id string
+}
+
+// freshKey creates an API key named name. A reused lane DB still has the
+// live key of that name from an earlier run: it is revoked and made anew,
+// as staff would replace a device's key.
+func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Scope) (benchKey, error) {
+	key, err := db.CreateAPIKey(ctx, name, []string{string(scope)})
+	if errors.Is(err, lanedb.ErrKeyNameTaken) {
+		if _, err = db.RevokeAPIKey(ctx, name); err == nil {
+			key, err = db.CreateAPIKey(ctx, name, []string{string(scope)})
+		}
+	}
+	if err != nil {
+		return benchKey{}, fmt.Errorf("API key %s: %w", name, err)
+	}
+	k, err := db.Authenticate(ctx, key)
+	if err != nil {
+		return benchKey{}, fmt.Errorf("API key %s: %w", name, err)
+	}
+	return benchKey{key: key, id: k.KeyID}, nil
+}
+
+// createKeys makes n keys of scope named prefix-001… in a fresh DB, one
+// per device, as a lane's staff would.
+func createKeys(ctx context.Context, db *lanedb.DB, prefix string, n int, scope protocol.Scope) ([]string, error) {
 	keys := make([]string, n)
 	for i := range keys {
-		key, err := db.CreateAPIKey(ctx, fmt.Sprintf("%s-%03d", prefix, i+1), []string{string(protocol.ScopePresell)})
-		if err != nil {
-			return nil, fmt.Errorf("create API key for tablet %d: %w", i+1, err)
+		var err error
+		if keys[i], err = db.CreateAPIKey(ctx, fmt.Sprintf("%s-%03d", prefix, i+1), []string{string(scope)}); err != nil {
+			return nil, fmt.Errorf("create API key for device %d: %w", i+1, err)
 		}
-		keys[i] = key
 	}
 	return keys, nil
 }
 
 // lane is the lane server running in this process, wired as `greenlane
 // serve` wires it (package lane), so that what a bench measures is what a
-// lane runs; one bench run can restart it with different writer options.
+// lane runs.
 type lane struct {
 	*lanesrv.Lane
-	writer *lanedb.Writer
-	hub    *firehose.Hub
 	addr   string
 	cancel context.CancelFunc // stops the server
 	served chan error
 }
 
+// defaultWait is the writer's batching wait as the lane runs.
+var defaultWait = lanedb.DefaultWriterOptions().MaxWait
+
 // laneOptions are what a phase varies.
 type laneOptions struct {
-	writer         lanedb.WriterOptions
+	groupWait      time.Duration // the writer's batching wait; 0: group commit off
 	presellWorkers int           // 0: the server's default
 	lease          time.Duration // 0: the default claim lease
 	log            *slog.Logger
@@ -79,10 +104,10 @@ type laneOptions struct {
 // startLane starts the server on db and returns once it accepts sockets.
 func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, error) {
 	if opts.log == nil {
-		opts.log = slog.New(slog.DiscardHandler)
+		opts.log = serverLog(nil)
 	}
 	cfg := lanesrv.DefaultConfig()
-	cfg.Writer = opts.writer
+	cfg.Writer.MaxWait = opts.groupWait
 	cfg.Server.Addr = "127.0.0.1:0"
 	// A bench tablet asks as fast as the lane answers, far above what the
 	// per-socket limit allows a misbehaving client; the limit is not what
@@ -107,11 +132,9 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 		return nil, fmt.Errorf("start the lane: %w", err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	l := &lane{Lane: ln, writer: ln.Writer, hub: ln.Hub, cancel: cancel, served: make(chan error, 1)}
+	l := &lane{Lane: ln, cancel: cancel, served: make(chan error, 1)}
 	ready := make(chan string, 1)
-	go func() {
-		l.served <- ln.Serve(sctx, func(a net.Addr) { ready <- a.String() })
-	}()
+	go func() { l.served <- ln.Serve(sctx, func(a net.Addr) { ready <- a.String() }) }()
 	select {
 	case l.addr = <-ready:
 		return l, nil
@@ -122,16 +145,12 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	}
 }
 
-// laneURL is the socket of an ordinary FD1 client, a customer display or a
-// debugscope (their purpose travels in the login packet).
-func (l *lane) laneURL() string {
-	return "ws://" + l.addr + "/fd1/open_websocket"
-}
+// laneURL is the socket of an ordinary FD1 client (a counter, a customer
+// display, a debugscope: their purpose travels in the login packet).
+func (l *lane) laneURL() string { return "ws://" + l.addr + "/fd1/open_websocket" }
 
 // presellURL is the socket a tablet opens.
-func (l *lane) presellURL() string {
-	return "ws://" + l.addr + "/fd1/open_websocket?purpose=presell"
-}
+func (l *lane) presellURL() string { return l.laneURL() + "?purpose=presell" }
 
 // stop shuts the server down gracefully, then the lane's background work
 // and its writer (which finishes what is queued). The DB stays open for the
@@ -146,34 +165,70 @@ func (l *lane) stop() error {
 	return nil
 }
 
+// write runs one mutation through the lane's group-commit writer.
+func (l *lane) write(ctx context.Context, fn lanedb.Mutation) error { return l.Writer.Do(ctx, fn) }
+
+// withLane runs fn against a lane server on a fresh demo DB at path with
+// keys for n devices of scope, then stops the server and checks that every
+// park a tablet saw succeed is in the DB (stats nil: nothing to check).
+func withLane(ctx context.Context, path string, opts laneOptions, n int, scope protocol.Scope, stats *loadStats,
+	fn func(l *lane, keys []string) error) error {
+	db, err := openDemoDB(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	keys, err := createKeys(ctx, db, "bench-"+string(scope), n, scope)
+	if err != nil {
+		return err
+	}
+	l, err := startLane(ctx, db, opts)
+	if err != nil {
+		return err
+	}
+	runErr := fn(l, keys)
+	if err := l.stop(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil || stats == nil {
+		return runErr
+	}
+	// A reply promises a commit: a difference is a lost or an
+	// unacknowledged sale.
+	inDB, err := lanedb.SubmittedPresellCount(ctx, db.Read)
+	if err != nil {
+		return err
+	}
+	if acked := stats.parked.Load(); inDB != acked {
+		stats.errs.add("verify", 1, fmt.Sprintf("verify: tablets saw %d parks succeed, the DB holds %d submitted presells", acked, inDB))
+	}
+	return nil
+}
+
 // writeFunc runs one mutation in a committed write transaction: through the
 // server's group-commit writer, or straight on the DB for the baseline.
 type writeFunc func(ctx context.Context, fn lanedb.Mutation) error
 
-// directWrite is a writeFunc with one BEGIN IMMEDIATE … COMMIT per call.
-func directWrite(db *lanedb.DB) writeFunc {
-	return func(ctx context.Context, fn lanedb.Mutation) error {
-		return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
-	}
-}
-
-// recycleTickets voids every submitted presell, freeing its ticket number.
+// voidPresells voids the presells in phases (a SQL list), open claims and
+// all, and returns how many.
 //
-// Why: a lane has 9,999 presell tickets and a ticket stays taken while its
-// presell is open. In a shop the counter recalls and completes presells as
-// fast as tablets submit them; the bench has no counter, so at 1,000 sales/s
-// the tickets would run out after ten seconds and every park after that
-// would fail. Voiding stands in for the counter's work at a fraction of its
-// cost: one short UPDATE every RecycleEvery, written like any other change.
-func recycleTickets(ctx context.Context, write writeFunc) (int64, error) {
+// Why the benches do: a lane has 9,999 presell tickets and a ticket stays
+// taken while its presell is open. In a shop the counter recalls and
+// completes presells as fast as tablets submit them; a bench has no
+// counter, so at 1,000 sales/s the tickets would run out after ten seconds.
+// Voiding stands in for the counter's work at a fraction of its cost: one
+// short UPDATE every RecycleEvery, written like any other change. Bench
+// recall voids an earlier run's presells the same way.
+func voidPresells(ctx context.Context, write writeFunc, by, phases string) (int64, error) {
 	var n int64
 	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		now := lanedb.FormatDateTime(time.Now().UTC())
-		res, err := tx.ExecContext(ctx, `UPDATE sales SET phase = ?, voided_utc = ?, voided_by = 'bench recycler',
-			updated_utc = ?, version = version + 1 WHERE phase = ? AND presell = 1`,
-			lanedb.PhaseVoid, now, now, lanedb.PhaseParked)
+		res, err := tx.ExecContext(ctx, `UPDATE sales SET phase = ?, voided_utc = ?, voided_by = ?,
+			claim_session = NULL, claim_key = NULL, claim_name = NULL, claim_expires_ms = NULL,
+			updated_utc = ?, version = version + 1 WHERE presell = 1 AND phase IN `+phases,
+			lanedb.PhaseVoid, now, by, now)
 		if err != nil {
-			return fmt.Errorf("void submitted presells: %w", err)
+			return fmt.Errorf("void presells: %w", err)
 		}
 		n, err = res.RowsAffected()
 		return err
@@ -181,45 +236,52 @@ func recycleTickets(ctx context.Context, write writeFunc) (int64, error) {
 	return n, err
 }
 
-// recycleLoop runs recycleTickets every interval until ctx ends, and
-// returns how many presells it voided.
-func recycleLoop(ctx context.Context, every time.Duration, write writeFunc) (int64, error) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var total int64
-	for {
-		select {
-		case <-ctx.Done():
-			return total, nil
-		case <-t.C:
-		}
-		n, err := recycleTickets(ctx, write)
-		if err != nil {
-			if ctx.Err() != nil {
-				return total, nil
+// recycler voids submitted presells every interval beside a load.
+type recycler struct {
+	n   atomic.Int64
+	err error // why it stopped early; read once wg is done
+}
+
+// recycle starts a recycler (none when every ≤ 0) that runs until ctx
+// ends, on wg.
+func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write writeFunc) *recycler {
+	r := &recycler{}
+	if every <= 0 {
+		return r
+	}
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
-			return total, err
+			n, err := voidPresells(ctx, write, "bench recycler", "(5)")
+			if err != nil {
+				if ctx.Err() == nil {
+					r.err = fmt.Errorf("ticket recycler: %w", err)
+				}
+				return
+			}
+			r.n.Add(n)
 		}
-		total += n
-	}
+	})
+	return r
 }
 
-// countPresells counts presells that were given a ticket (submitted), open
-// or since voided: every park a tablet saw succeed must be among them.
-func countPresells(ctx context.Context, db *lanedb.DB) (int64, error) {
-	var n int64
-	err := db.R.GetContext(ctx, &n, `SELECT COUNT(*) FROM sales WHERE presell = 1 AND ticket IS NOT NULL`)
-	if err != nil {
-		return 0, fmt.Errorf("count submitted presells: %w", err)
-	}
-	return n, nil
+// writerStats is what the group-commit writer had done at one moment; the
+// difference of two is what it did over a window.
+type writerStats struct {
+	commits, mutations, commitNS, yields int64
 }
 
-// serverLog is the in-process server's logger: its warnings and errors go
-// to w (nowhere when w is nil), so they do not drown the report.
-func serverLog(w io.Writer) *slog.Logger {
-	if w == nil {
-		w = io.Discard
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+func writerNow(w *lanedb.Writer) writerStats {
+	s := w.Stats()
+	return writerStats{s.Batches.Load(), s.Mutations.Load(), s.CommitNS.Load(), s.Yields.Load()}
+}
+
+func (a writerStats) since(b writerStats) writerStats {
+	return writerStats{a.commits - b.commits, a.mutations - b.mutations, a.commitNS - b.commitNS, a.yields - b.yields}
 }

@@ -1,25 +1,21 @@
-// Package bench holds greenlane's benchmark programs. They print figures
-// and ratios against a baseline run in the same process; nothing here
-// asserts wall-clock speed.
-//
-// The presell benchmark drives real presell tablets (WebSocket clients)
-// against the lane server running in this process, with group commit on
-// and then off, runs a bare lanedb loop as the baseline, and measures the
-// memory an idle presell socket costs the server.
 package bench
+
+// The presell benchmark drives presell tablets against the lane server in
+// this process, with group commit on and then off, runs a bare
+// one-transaction-per-sale loop on lanedb as the baseline, and measures
+// the memory an idle presell socket costs the server.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 // Config is one presell benchmark run. DefaultConfig holds every default.
@@ -45,7 +41,7 @@ type Config struct {
 	// Default 1000; 0 skips the figure.
 	IdleSockets int
 	// RecycleEvery is how often submitted presells are voided so their
-	// ticket numbers come free again (see recycleTickets). Default 250ms;
+	// ticket numbers come free again (see voidPresells). Default 250ms;
 	// 0 never (the lane then runs out of tickets after 9,999 sales).
 	RecycleEvery time.Duration
 	// IdleClients makes the command of the child process that holds the
@@ -66,16 +62,21 @@ const (
 	maxIdleSockets = 20000
 )
 
+// The targets, for 200 tablets on a 2-core machine that runs both
+// the tablets and the server.
+const (
+	targetTablets       = 200
+	targetSalesPerSec   = 1000
+	targetP99           = 50 * time.Millisecond
+	targetBaselineRatio = 0.5
+	targetOnOffRatio    = 1.3
+	targetIdleBytes     = 40 * 1024 // 40 KB, KB = 1024 bytes as printed
+)
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{
-		Tablets:         200,
-		Duration:        10 * time.Second,
-		WarmUp:          time.Second,
-		GroupCommitWait: lanedb.DefaultWriterOptions().MaxWait,
-		IdleSockets:     1000,
-		RecycleEvery:    250 * time.Millisecond,
-	}
+	return Config{Tablets: 200, Duration: 10 * time.Second, WarmUp: time.Second, GroupCommitWait: defaultWait,
+		IdleSockets: 1000, RecycleEvery: 250 * time.Millisecond}
 }
 
 func (c Config) validate() error {
@@ -98,12 +99,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-// benchmark is one run in progress.
-type benchmark struct {
-	cfg Config
-	log *slog.Logger // the in-process server's logger: warnings and errors only
-}
-
 // Report is the outcome of a run.
 type Report struct {
 	cfg      Config
@@ -124,60 +119,153 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
-	b := &benchmark{cfg: cfg, log: serverLog(cfg.Log)}
+	log := serverLog(cfg.Log)
 	rep := &Report{cfg: cfg}
 	p := &printer{w: out}
-	p.header(cfg)
-	if err := b.runPhases(ctx, prefix, rep, p); err != nil {
+	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), demo lane DB, synchronous FULL\n",
+		cfg.Tablets, cfg.Duration, cfg.WarmUp)
+	p.machine("tablets and server share this process")
+	load := func(name, path string, wait time.Duration, profile io.Writer) (*loadResult, error) {
+		return runLoad(ctx, name, path, laneOptions{groupWait: wait, presellWorkers: cfg.PresellWorkers, log: log},
+			cfg.Tablets, presellSale, loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, profile: profile})
+	}
+	if rep.on, err = load("group commit on", prefix+".gc-on.db", cfg.GroupCommitWait, cfg.CPUProfile); err != nil {
 		return nil, err
+	}
+	p.load(rep.on)
+	if rep.off, err = load("group commit off", prefix+".gc-off.db", 0, nil); err != nil {
+		return nil, err
+	}
+	p.load(rep.off)
+	if rep.baseline, err = runBaseline(ctx, prefix+".baseline.db", cfg); err != nil {
+		return nil, err
+	}
+	p.printf("%-28s %5.0f sales/s  (%d sales, 1 transaction each, no sockets, no JSON)\n",
+		"baseline:", rep.baseline.salesPerSec(), rep.baseline.sales)
+	p.printf("ratios: on/off %.2f×   on/baseline %.2f×\n", rep.onOff(), rep.onBaseline())
+	if cfg.IdleSockets > 0 {
+		if rep.idle, err = measureIdle(ctx, prefix+".idle.db", cfg, log); err != nil {
+			return nil, err
+		}
+		p.idle(rep.idle)
 	}
 	p.targets(rep)
 	return rep, p.err
 }
 
-// runPhases runs the phases in order, printing each as it ends.
-func (b *benchmark) runPhases(ctx context.Context, prefix string, rep *Report, p *printer) error {
-	var err error
-	if rep.on, err = b.runLoad(ctx, loadSpec{name: "group commit on", dbPath: prefix + ".gc-on.db",
-		groupWait: b.cfg.GroupCommitWait, cpuProfile: true}); err != nil {
-		return err
-	}
-	p.load(rep.on)
-	if rep.off, err = b.runLoad(ctx, loadSpec{name: "group commit off", dbPath: prefix + ".gc-off.db"}); err != nil {
-		return err
-	}
-	p.load(rep.off)
-	if rep.baseline, err = b.runBaseline(ctx, prefix+".baseline.db"); err != nil {
-		return err
-	}
-	p.baseline(rep.baseline)
-	p.ratios(rep)
-	if b.cfg.IdleSockets > 0 {
-		if rep.idle, err = b.measureIdle(ctx, prefix+".idle.db"); err != nil {
-			return err
-		}
-		p.idle(rep.idle)
-	}
-	return nil
+// loadConfig is the timing of a load.
+type loadConfig struct {
+	warmUp, duration time.Duration
+	recycleEvery     time.Duration
+	profile          io.Writer // a CPU profile of the window; nil: none
+	// window opens (true) and closes the measuring window; nil: the
+	// tablets' own loadStats.
+	window func(open bool) error
 }
 
-// workPrefix turns Config.DB into the phases' path prefix. An empty DB
-// gets a temporary folder that cleanup removes; a folder gets "bench" in it.
-func workPrefix(db string) (prefix string, cleanup func(), err error) {
-	if db == "" {
-		dir, err := os.MkdirTemp("", "greenlane-bench-")
-		if err != nil {
-			return "", nil, fmt.Errorf("bench work folder: %w", err)
-		}
-		return filepath.Join(dir, "bench"), func() { os.RemoveAll(dir) }, nil
+// loadResult is what one load measured.
+type loadResult struct {
+	name          string
+	groupWait     time.Duration
+	window        time.Duration
+	sales         int64
+	requests      int64
+	latency       *[numKinds]histogram
+	errs          *tally
+	tablets       int // tablets that connected
+	tabletsWanted int
+	writer        writerStats // over the window
+	cpu           cpuUse      // over the window
+	recycled      int64
+}
+
+func (r *loadResult) salesPerSec() float64 { return perSec(r.sales, r.window) }
+func (r *loadResult) reqPerSec() float64   { return perSec(r.requests, r.window) }
+
+// worstP99 is the highest p99 over the request kinds.
+func (r *loadResult) worstP99() time.Duration {
+	var worst time.Duration
+	for k := range r.latency {
+		worst = max(worst, r.latency[k].quantile(0.99))
 	}
-	if st, err := os.Stat(db); err == nil && st.IsDir() || strings.HasSuffix(db, string(filepath.Separator)) {
-		if err := os.MkdirAll(db, 0o755); err != nil {
-			return "", nil, fmt.Errorf("bench work folder: %w", err)
-		}
-		return filepath.Join(db, "bench"), func() {}, nil
+	return worst
+}
+
+// fill copies the tablets' figures in, once every tablet has stopped.
+func (r *loadResult) fill(s *loadStats) {
+	r.sales, r.requests, r.latency, r.errs = s.sales.Load(), s.requests.Load(), &s.latency, &s.errs
+}
+
+// errNoTablets ends a load in which not one tablet could log in.
+var errNoTablets = errors.New("no tablet could connect")
+
+// runLoad runs one load on a fresh demo DB: a key per tablet, the server,
+// the tablets (warm-up, then the measured window), and the check that
+// every acknowledged park is in the DB.
+func runLoad(ctx context.Context, name, path string, opts laneOptions, tablets int, shape saleShape, c loadConfig) (*loadResult, error) {
+	stats := &loadStats{}
+	var res *loadResult
+	err := withLane(ctx, path, opts, tablets, protocol.ScopePresell, stats, func(l *lane, keys []string) (err error) {
+		res, err = drive(ctx, l, connectTablets(ctx, l.presellURL(), keys, stats), len(keys), stats, shape, c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return db, func() {}, nil
+	res.name, res.groupWait = name, opts.groupWait
+	res.fill(stats)
+	return res, nil
+}
+
+// drive runs the tablets beside the ticket recycler through warm-up and
+// window, and stops them; it returns once every tablet has finished its
+// last sale.
+func drive(ctx context.Context, l *lane, tablets []*tablet, wanted int, stats *loadStats, shape saleShape, c loadConfig) (*loadResult, error) {
+	if len(tablets) == 0 {
+		return nil, fmt.Errorf("%w: %s", errNoTablets, stats.errs.example())
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	wait := runTablets(loadCtx, tablets, shape)
+	var wg sync.WaitGroup
+	rec := recycle(loadCtx, &wg, c.recycleEvery, l.write)
+	if c.window == nil {
+		c.window = func(open bool) error {
+			stats.window.Store(map[bool]int32{true: windowOpen, false: windowClosed}[open])
+			return nil
+		}
+	}
+	res, err := measure(ctx, l, c)
+	stopLoad()
+	wait()
+	wg.Wait()
+	if err = errors.Join(err, rec.err); err != nil {
+		return nil, err
+	}
+	res.tablets, res.tabletsWanted, res.recycled = len(tablets), wanted, rec.n.Load()
+	return res, nil
+}
+
+// measure waits out the warm-up, then opens the window for the duration
+// and reads the writer and the CPU over it.
+func measure(ctx context.Context, l *lane, c loadConfig) (*loadResult, error) {
+	if err := sleep(ctx, c.warmUp); err != nil {
+		return nil, err
+	}
+	before := writerNow(l.Writer)
+	stopProfile, err := startProfile(c.profile)
+	if err != nil {
+		return nil, err
+	}
+	mark := readCPUMark()
+	if err := c.window(true); err != nil {
+		stopProfile()
+		return nil, err
+	}
+	err = errors.Join(sleep(ctx, c.duration), c.window(false))
+	res := &loadResult{window: time.Since(mark.at), cpu: mark.since(), writer: writerNow(l.Writer).since(before)}
+	stopProfile()
+	return res, err
 }
 
 // Err is nil when no request failed, busy errors aside (the lane asked to
@@ -186,17 +274,15 @@ func workPrefix(db string) (prefix string, cleanup func(), err error) {
 func (r *Report) Err() error {
 	var parts []string
 	var total int64
-	var example string
+	example := ""
 	for _, res := range []*loadResult{r.on, r.off} {
-		if res == nil || res.errorCount() == 0 {
+		if res == nil || res.errs.total() == 0 {
 			continue
 		}
-		total += res.errorCount()
-		parts = append(parts, res.name+": "+codeSummary(res.errors))
-		for _, s := range res.samples {
-			if example == "" && !strings.HasPrefix(s, busyLabel) {
-				example = s
-			}
+		total += res.errs.total()
+		parts = append(parts, res.name+": "+res.errs.codes())
+		if example == "" {
+			example = res.errs.example()
 		}
 	}
 	if total == 0 {
@@ -206,12 +292,61 @@ func (r *Report) Err() error {
 		total, strings.Join(parts, "; "), example)
 }
 
-// codeSummary is "conflict ×3, connection ×1".
-func codeSummary(m map[string]int64) string {
-	codes := sortedCodes(m)
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s ×%d", c, m[c])
+// load prints one load: throughput, errors, latency per kind and what the
+// writer did.
+func (p *printer) load(r *loadResult) {
+	title := r.name + ":"
+	if r.groupWait > 0 {
+		title = fmt.Sprintf("%s (wait %s):", r.name, r.groupWait)
 	}
-	return strings.Join(parts, ", ")
+	p.printf("%-28s %5.0f sales/s  %5.0f req/s  errors %d  busy %d\n",
+		title, r.salesPerSec(), r.reqPerSec(), r.errs.total(), r.errs.busy())
+	for k := range numKinds {
+		p.latency(kindNames[k], &r.latency[k])
+	}
+	p.writer(r)
+	if r.errs.total()+r.errs.busy() > 0 {
+		p.examples("errors by code", r.errs)
+	}
+	p.tablets(r)
+}
+
+func (p *printer) tablets(r *loadResult) {
+	if r.tablets < 1 || r.tablets != r.tabletsWanted {
+		p.printf("   only %d of %d tablets connected\n", r.tablets, r.tabletsWanted)
+	}
+}
+
+// writer prints the group-commit figures of a load.
+func (p *printer) writer(r *loadResult) {
+	if w := r.writer; w.commits > 0 {
+		p.printf("   writer: %.0f commits/s, %.1f requests per commit, COMMIT %s avg; %d presells recycled\n",
+			perSec(w.commits, r.window), float64(w.mutations)/float64(w.commits), ms(time.Duration(w.commitNS/w.commits)), r.recycled)
+	}
+}
+
+func (rep *Report) onOff() float64 { return ratio(rep.on.salesPerSec(), rep.off.salesPerSec()) }
+
+func (rep *Report) onBaseline() float64 {
+	return ratio(rep.on.salesPerSec(), rep.baseline.salesPerSec())
+}
+
+// targets prints each target with ✓ or ✗.
+func (p *printer) targets(rep *Report) {
+	on := rep.on
+	checks := []string{
+		check(fmt.Sprintf("≥%d sales/s", targetSalesPerSec), on.salesPerSec() >= targetSalesPerSec),
+		check(fmt.Sprintf("p99 ≤ %s", ms(targetP99)), on.worstP99() <= targetP99),
+		check("0 errors", on.errs.total()+rep.off.errs.total() == 0),
+		check(fmt.Sprintf("≥%.1f× baseline", targetBaselineRatio), rep.onBaseline() >= targetBaselineRatio),
+		check(fmt.Sprintf("on/off ≥%.1f×", targetOnOffRatio), rep.onOff() >= targetOnOffRatio),
+	}
+	if rep.idle != nil {
+		checks = append(checks, check(fmt.Sprintf("≤%d KB/socket", targetIdleBytes/1024), rep.idle.bytesPerSocket <= targetIdleBytes))
+	}
+	note := ""
+	if rep.cfg.Tablets != targetTablets {
+		note = fmt.Sprintf(" (set for %d tablets)", targetTablets)
+	}
+	p.printf("targets%s: %s\n", note, strings.Join(checks, ", "))
 }

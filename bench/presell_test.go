@@ -92,13 +92,13 @@ func TestHistogramQuantiles(t *testing.T) {
 // TestReportErr: busy errors are reported but are no failure; any other
 // error code is, with a real (not busy) example.
 func TestReportErr(t *testing.T) {
-	busyOnly := &loadResult{name: "on", errors: map[string]int64{}, busy: 3, samples: []string{busyLabel + "park: unavailable: x"}}
-	clean := &loadResult{name: "off", errors: map[string]int64{}}
+	busyOnly := &loadResult{name: "on", errs: &tally{Busy: 3, Samples: []string{busyLabel + "park: unavailable: x"}}}
+	clean := &loadResult{name: "off", errs: &tally{}}
 	if err := (&Report{on: busyOnly, off: clean}).Err(); err != nil {
 		t.Errorf("busy errors only: Err() = %v, want nil", err)
 	}
-	failed := &loadResult{name: "off", errors: map[string]int64{"conflict": 2, "connection": 1},
-		samples: []string{busyLabel + "park: unavailable: x", "add_product: conflict: y"}}
+	failed := &loadResult{name: "off", errs: &tally{Counts: map[string]int64{"conflict": 2, "connection": 1},
+		Samples: []string{busyLabel + "park: unavailable: x", "add_product: conflict: y"}}}
 	err := (&Report{on: busyOnly, off: failed}).Err()
 	if err == nil || !strings.Contains(err.Error(), "3 requests failed") ||
 		!strings.Contains(err.Error(), "conflict ×2, connection ×1") || !strings.Contains(err.Error(), "e.g. add_product: conflict: y") {

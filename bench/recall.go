@@ -14,15 +14,17 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -119,12 +121,7 @@ type recallFigure struct {
 	stats    *recallStats
 	listTook time.Duration // wall time of the measured get_presells
 	cycTook  time.Duration // wall time of the measured recall cycles
-	writer   writerDelta   // the lane's writer during the measured cycles
-}
-
-// writerDelta is what the group-commit writer did over a window.
-type writerDelta struct {
-	commits, mutations, commitNS int64
+	writer   writerStats   // the lane's writer during the measured cycles
 }
 
 // RunRecall runs the recall benchmark and prints the report to out as it
@@ -148,8 +145,7 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	defer db.Close()
 	rep := &RecallReport{cfg: cfg, path: path, build: build}
 	p.recallBuild(rep)
-	r := &recallRun{cfg: cfg, db: db, rep: rep, p: p,
-		log: serverLog(cfg.Log)}
+	r := &recallRun{cfg: cfg, db: db, rep: rep, p: p, log: serverLog(cfg.Log)}
 	if err := r.run(ctx); err != nil {
 		return nil, err
 	}
@@ -182,7 +178,11 @@ type recallRun struct {
 
 // run starts the lane, makes the open presells, and measures the figures.
 func (r *recallRun) run(ctx context.Context) (err error) {
-	if r.lane, err = startCounterLane(ctx, r.db, r.cfg.GroupCommitWait, r.log); err != nil {
+	// The counters hold a claim through every get_presells figure ("qk
+	// mine" lists live claims), and a long run must not see it lapse;
+	// heartbeats would be extra requests on the measured sockets. The
+	// lease's length costs the lane nothing.
+	if r.lane, err = startLane(ctx, r.db, laneOptions{groupWait: r.cfg.GroupCommitWait, lease: 24 * time.Hour, log: r.log}); err != nil {
 		return err
 	}
 	defer func() {
@@ -208,7 +208,7 @@ func (r *recallRun) run(ctx context.Context) (err error) {
 		return err
 	}
 	r.p.recallPlans(r.rep)
-	stopProfile, err := startCPUProfile(r.cfg.CPUProfile)
+	stopProfile, err := startProfile(r.cfg.CPUProfile)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,9 @@ func (r *recallRun) run(ctx context.Context) (err error) {
 // and reads the lane DB's size and rows.
 func (r *recallRun) setUp(ctx context.Context) ([]openPresell, error) {
 	var err error
-	if r.rep.voided, err = voidOpenPresells(ctx, r.db); err != nil {
+	if r.rep.voided, err = voidPresells(ctx, func(ctx context.Context, fn lanedb.Mutation) error {
+		return r.db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
+	}, "bench recall", "(0, 5)"); err != nil {
 		return nil, err
 	}
 	if err := makeOpenPresells(ctx, r.db, r.lane, r.cfg.Open); err != nil {
@@ -250,7 +252,7 @@ func (r *recallRun) connectCounters(ctx context.Context) ([]*counter, error) {
 		key, err := freshKey(ctx, r.db, fmt.Sprintf("bench-recall-counter-%02d", i+1), protocol.ScopeCounter)
 		if err == nil {
 			var c *counter
-			if c, err = dialCounter(ctx, r.lane.counterURL(), key); err == nil {
+			if c, err = dialCounter(ctx, r.lane.laneURL(), key); err == nil {
 				out = append(out, c)
 				continue
 			}
@@ -302,13 +304,13 @@ func (r *recallRun) measure(ctx context.Context, plan *figurePlan) error {
 func (r *recallRun) figures(plan *figurePlan) []*recallFigure {
 	first := plan.counters[0]
 	r.rep.single = &recallFigure{name: "1 counter over WebSocket", clients: []recallClient{first},
-		own: [][]openPresell{plan.open}, release: true, stats: newRecallStats()}
+		own: [][]openPresell{plan.open}, release: true, stats: &recallStats{}}
 	r.rep.direct = &recallFigure{name: "direct lanedb (baseline: no socket, no JSON, no claim)",
 		clients: []recallClient{&directClient{db: r.db, claimKey: first.keyID}},
-		own:     [][]openPresell{plan.open}, stats: newRecallStats()}
+		own:     [][]openPresell{plan.open}, stats: &recallStats{}}
 	figures := []*recallFigure{r.rep.single, r.rep.direct}
 	if n := len(plan.counters); n > 1 {
-		many := &recallFigure{name: fmt.Sprintf("%d counters over WebSocket at once", n), release: true, stats: newRecallStats()}
+		many := &recallFigure{name: fmt.Sprintf("%d counters over WebSocket at once", n), release: true, stats: &recallStats{}}
 		for i, c := range plan.counters {
 			many.clients = append(many.clients, c)
 			many.own = append(many.own, plan.share(i))
@@ -323,31 +325,17 @@ func (r *recallRun) figures(plan *figurePlan) []*recallFigure {
 // then Requests recorded (each split among the clients), and returns the
 // recorded part's wall time and what the lane's writer did over it.
 func (r *recallRun) phase(ctx context.Context, clients []recallClient, works []*workload, s *recallStats,
-	loop clientLoop) (time.Duration, writerDelta, error) {
+	loop clientLoop) (time.Duration, writerStats, error) {
 	if err := runClients(ctx, clients, works, r.cfg.WarmUp, s, loop); err != nil {
-		return 0, writerDelta{}, err
+		return 0, writerStats{}, err
 	}
-	ws := r.lane.writer.Stats()
-	before := writerDelta{ws.Batches.Load(), ws.Mutations.Load(), ws.CommitNS.Load()}
+	before := writerNow(r.lane.Writer)
 	s.record.Store(true)
 	start := time.Now()
 	err := runClients(ctx, clients, works, r.cfg.Requests, s, loop)
 	took := time.Since(start)
 	s.record.Store(false)
-	delta := writerDelta{ws.Batches.Load() - before.commits, ws.Mutations.Load() - before.mutations,
-		ws.CommitNS.Load() - before.commitNS}
-	return took, delta, err
-}
-
-// startCPUProfile starts a CPU profile into w; nil w profiles nothing.
-func startCPUProfile(w io.Writer) (stop func(), err error) {
-	if w == nil {
-		return func() {}, nil
-	}
-	if err := pprof.StartCPUProfile(w); err != nil {
-		return nil, fmt.Errorf("start CPU profile: %w", err)
-	}
-	return pprof.StopCPUProfile, nil
+	return took, writerNow(r.lane.Writer).since(before), err
 }
 
 // Err is nil when no request failed. Otherwise it summarises the failures
@@ -357,16 +345,14 @@ func (r *RecallReport) Err() error {
 	var total int64
 	example := ""
 	for _, f := range []*recallFigure{r.single, r.direct, r.many} {
-		if f == nil || f.stats.errorCount() == 0 {
+		if f == nil || f.stats.errs.total() == 0 {
 			continue
 		}
-		f.stats.mu.Lock()
-		total += sum(f.stats.errors)
-		parts = append(parts, f.name+": "+codeSummary(f.stats.errors))
-		if example == "" && len(f.stats.samples) > 0 {
-			example = f.stats.samples[0]
+		total += f.stats.errs.total()
+		parts = append(parts, f.name+": "+f.stats.errs.codes())
+		if example == "" {
+			example = f.stats.errs.example()
 		}
-		f.stats.mu.Unlock()
 	}
 	if total == 0 {
 		return nil
@@ -374,10 +360,120 @@ func (r *RecallReport) Err() error {
 	return fmt.Errorf("%d requests failed: %s; e.g. %s", total, strings.Join(parts, "; "), example)
 }
 
-func sum(m map[string]int64) int64 {
-	var n int64
-	for _, v := range m {
-		n += v
+// buildResult says where the lane DB came from.
+type buildResult struct {
+	reused   bool
+	replaced int64 // historic sales in the file that was rebuilt; -1: no bench DB was there
+	sales    int64
+	took     time.Duration
+}
+
+// The recall benchmark's lane DB is the demo fixture plus --sales historic
+// sales from fixtures.Generate, completed over a past year; three in ten
+// were presells, so their ticket numbers (now free) are spread over every
+// ticket many times: none of it may slow down finding the few presells
+// that are open.
+const (
+	// historyMarker is the lane_counters row in which a finished build
+	// records how many historic sales it wrote. It is written once the
+	// build is done, so its presence means the build completed, and it
+	// tells a bench DB (which may be replaced) from anyone else's lane DB.
+	historyMarker = "bench_recall_sales"
+	// buildCacheKB is the writer's page cache during the build (SQLite's
+	// default is 2 MB): the random_key index takes inserts all over, and
+	// every miss is a read from the OS.
+	buildCacheKB = 64 << 10
+)
+
+// prepareRecallDB returns the lane DB to measure, opened with lanedb's
+// defaults (synchronous FULL, as the lane runs). A file the caller named is
+// reused when a finished build of the same size is in it; otherwise the
+// history is built afresh.
+func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, prog io.Writer) (*lanedb.DB, *buildResult, error) {
+	res := &buildResult{sales: sales, replaced: -1}
+	if reuse {
+		db, held, err := openBenchDB(ctx, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if db != nil && held == sales {
+			res.reused = true
+			return db, res, nil
+		}
+		if db != nil {
+			db.Close()
+		}
+		res.replaced = held
 	}
-	return n
+	start := time.Now()
+	if err := buildHistory(ctx, path, sales, prog); err != nil {
+		return nil, nil, err
+	}
+	res.took = time.Since(start)
+	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, res, nil
+}
+
+// openBenchDB opens an earlier run's lane DB at path and reports how many
+// historic sales its finished build holds. It returns a nil DB (and -1)
+// when there is no file. A lane DB that bench recall did not build is
+// refused rather than replaced.
+func openBenchDB(ctx context.Context, path string) (*lanedb.DB, int64, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, -1, nil
+	}
+	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
+	if err != nil {
+		return nil, -1, err
+	}
+	held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
+	var maxSID int64
+	if err == nil && ok {
+		maxSID, err = lanedb.MaxSID(ctx, db.Read)
+	}
+	switch {
+	case err != nil:
+		db.Close()
+		return nil, -1, err
+	case !ok:
+		db.Close()
+		return nil, -1, fmt.Errorf("%s is a lane DB that bench recall did not build: not replacing it (name another --db)", path)
+	case maxSID != held:
+		// The history's sids run 1…N: a file whose count and sids
+		// disagree was changed since, and is rebuilt.
+		db.Close()
+		return nil, held, nil
+	}
+	return db, held, nil
+}
+
+// buildHistory makes a fresh demo lane DB at path with n historic sales
+// (fixtures.Generate), then the marker. The bulk load runs with
+// synchronous OFF: a crash mid-build loses only a bench DB, which has no
+// marker yet and is rebuilt. The caller reopens the file with the lane's
+// settings.
+func buildHistory(ctx context.Context, path string, n int64, prog io.Writer) error {
+	fresh, err := openDemoDB(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := fresh.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	db, err := lanedb.Open(ctx, path, lanedb.Options{Synchronous: "OFF"})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.SetWriterCacheKB(ctx, buildCacheKB); err != nil {
+		return err
+	}
+	err = fixtures.Generate(ctx, db, fixtures.GenerateOptions{OntoStore: true, Sales: int(n), PresellPercent: 30, Seed: 4, Progress: prog})
+	if err != nil {
+		return fmt.Errorf("build historic sales: %w", err)
+	}
+	return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return lanedb.SetCounter(ctx, tx, historyMarker, n) })
 }

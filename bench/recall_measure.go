@@ -2,14 +2,16 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/fd1client"
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -110,13 +112,8 @@ type recallStats struct {
 	ops    [numRecallOps]histogram
 	lists  [numListVariants]histogram
 	rows   [numListVariants]atomic.Int64 // rows answered, for the average
-
-	mu      sync.Mutex
-	errors  map[string]int64 // by code; counted in warm-up too
-	samples []string
+	errs   tally                         // counted in warm-up too
 }
-
-func newRecallStats() *recallStats { return &recallStats{errors: map[string]int64{}} }
 
 func (s *recallStats) timed(op recallOp, d time.Duration) {
 	if s.record.Load() {
@@ -130,31 +127,6 @@ func (s *recallStats) listed(q listQuery, rows int, d time.Duration) {
 		s.lists[q.variant].record(d)
 		s.rows[q.variant].Add(int64(rows))
 	}
-}
-
-// failed counts a failed request (or a broken client, code "connection").
-func (s *recallStats) failed(what string, err error) {
-	code := "connection"
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		code = string(pe.Code)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.errors[code]++
-	if msg := what + ": " + err.Error(); len(s.samples) < maxErrorSamples && !slices.Contains(s.samples, msg) {
-		s.samples = append(s.samples, msg)
-	}
-}
-
-func (s *recallStats) errorCount() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n int64
-	for _, c := range s.errors {
-		n += c
-	}
-	return n
 }
 
 // isBroken tells a broken client from a failed request.
@@ -176,12 +148,12 @@ func listLoop(ctx context.Context, c recallClient, w *workload, n int, s *recall
 			return fmt.Errorf("get_presells: %w", err)
 		}
 		if err != nil {
-			s.failed("get_presells "+listVariantNames[q.variant], err)
+			s.errs.fail("get_presells "+listVariantNames[q.variant], err)
 			continue
 		}
 		s.listed(q, rows, took)
 		if q.wantRows >= 0 && rows != q.wantRows {
-			s.failed("get_presells "+listVariantNames[q.variant], protocol.Errorf("wrong_rows",
+			s.errs.fail("get_presells "+listVariantNames[q.variant], protocol.Errorf("wrong_rows",
 				"answered %d rows, want %d", rows, q.wantRows))
 		}
 	}
@@ -202,12 +174,12 @@ func recallLoop(ctx context.Context, c recallClient, w *workload, n int, release
 			return fmt.Errorf("recall: %w", err)
 		}
 		if err != nil {
-			s.failed(fmt.Sprintf("recall ticket %d", p.ticket), err)
+			s.errs.fail(fmt.Sprintf("recall ticket %d", p.ticket), err)
 			continue
 		}
 		s.timed(opRecall, took)
 		if physkey != p.physkey {
-			s.failed(fmt.Sprintf("recall ticket %d", p.ticket), protocol.Errorf("wrong_presell",
+			s.errs.fail(fmt.Sprintf("recall ticket %d", p.ticket), protocol.Errorf("wrong_presell",
 				"answered %s, want %s", physkey, p.physkey))
 		}
 		if !release {
@@ -218,7 +190,7 @@ func recallLoop(ctx context.Context, c recallClient, w *workload, n int, release
 			return fmt.Errorf("release: %w", err)
 		}
 		if err != nil {
-			s.failed(fmt.Sprintf("release ticket %d", p.ticket), err)
+			s.errs.fail(fmt.Sprintf("release ticket %d", p.ticket), err)
 			continue
 		}
 		s.timed(opRelease, took)
@@ -239,7 +211,7 @@ func runClients(ctx context.Context, clients []recallClient, works []*workload, 
 		share := n/len(clients) + btoi(i < n%len(clients))
 		wg.Go(func() {
 			if err := loop(ctx, c, works[i], share); err != nil && ctx.Err() == nil {
-				s.failed(fmt.Sprintf("counter %d", i+1), err)
+				s.errs.fail(fmt.Sprintf("counter %d", i+1), err)
 			}
 		})
 	}
@@ -305,4 +277,151 @@ func (p *figurePlan) releaseServing(ctx context.Context, held []string) error {
 		}
 	}
 	return nil
+}
+
+// recallClient is one counter as the benchmark drives it: over a socket,
+// or (the baseline) straight on lanedb. Each call returns the latency it
+// measured. An error that is a *protocol.Error is a failed request (counted,
+// the counter goes on); any other error means the client broke.
+type recallClient interface {
+	list(ctx context.Context, q listQuery) (rows int, took time.Duration, err error)
+	recall(ctx context.Context, ticket int64) (physkey string, took time.Duration, err error)
+	release(ctx context.Context, physkey string) (took time.Duration, err error)
+}
+
+// counter is a counter program on a socket: it lists presells, recalls
+// one by ticket and gives it back, one request at a time (a closed loop, as
+// a person at the counter works).
+type counter struct {
+	c     *fd1client.Conn
+	keyID string
+}
+
+// dialCounter opens a counter socket and logs in with key.
+func dialCounter(ctx context.Context, url string, key benchKey) (*counter, error) {
+	c, err := fd1client.Open(ctx, url, key.key, protocol.PurposeNone, fd1client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &counter{c: c, keyID: key.id}, nil
+}
+
+func (c *counter) close() { c.c.Close() }
+
+// list is fd1.presell.get_presells with q's filter.
+func (c *counter) list(_ context.Context, q listQuery) (int, time.Duration, error) {
+	req := &fd1client.Request{A: "fd1.presell.get_presells", V: struct{}{}}
+	switch q.variant {
+	case listTicket:
+		req.Q = map[string]any{"ticket": q.ticket}
+	case listCustomer:
+		req.Q = map[string]any{"customer": q.customer}
+	case listAge:
+		req.Q = map[string]any{"age(>=)": q.age}
+	case listMine:
+		req.QK = "mine"
+	}
+	p, took, err := c.call(req)
+	if err != nil {
+		return 0, took, err
+	}
+	var data struct {
+		Rows []json.RawMessage `json:"rows"`
+	}
+	if err := json.Unmarshal(p.Data, &data); err != nil {
+		return 0, took, protocol.Errorf("bad_reply", "get_presells answered data=%.100s: %v", p.Data, err)
+	}
+	return len(data.Rows), took, nil
+}
+
+// recall is fd1.presell.recall by ticket: it claims the presell and answers
+// with the whole sale; k is its physkey.
+func (c *counter) recall(_ context.Context, ticket int64) (string, time.Duration, error) {
+	p, took, err := c.call(&fd1client.Request{A: "fd1.presell.recall", V: map[string]int64{"ticket": ticket}})
+	if err != nil {
+		return "", took, err
+	}
+	if p.Key() == "" {
+		return "", took, protocol.Errorf("bad_reply", "recall answered k=%s, not a physkey", p.K)
+	}
+	return p.Key(), took, nil
+}
+
+// release is fd1.presell.release: the presell goes back to the queue.
+func (c *counter) release(_ context.Context, physkey string) (time.Duration, error) {
+	_, took, err := c.call(&fd1client.Request{A: "fd1.presell.release", K: physkey, V: struct{}{}})
+	return took, err
+}
+
+// call sends req and waits for its reply, an error reply returned as its
+// *protocol.Error. The latency runs from the send to the reply's arrival:
+// encoding the request and decoding the reply are the client's work, not
+// the lane's.
+func (c *counter) call(req *fd1client.Request) (*fd1client.Packet, time.Duration, error) {
+	start := time.Now()
+	p, err := c.c.Call(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if p.Error != nil {
+		return p, p.At.Sub(start), p.Error
+	}
+	return p, p.At.Sub(start), nil
+}
+
+// directClient is the baseline: the same lookups as direct lanedb calls on
+// the read pool, with no socket, no JSON and no claim.
+type directClient struct {
+	db       *lanedb.DB
+	claimKey string // whose claims "qk mine" lists
+}
+
+// list is lanedb.OpenPresells with the filter get_presells would build.
+func (d *directClient) list(ctx context.Context, q listQuery) (int, time.Duration, error) {
+	f := presellFilter(q, d.claimKey)
+	start := time.Now()
+	rows, _, err := lanedb.OpenPresells(ctx, d.db.Read, f)
+	return len(rows), time.Since(start), directErr(err)
+}
+
+// presellFilter is the lanedb filter get_presells builds for q, for a
+// counter whose key id is claimKey.
+func presellFilter(q listQuery, claimKey string) lanedb.PresellFilter {
+	f := lanedb.PresellFilter{Limit: presellListLimit}
+	switch q.variant {
+	case listTicket:
+		f.Conds = []lanedb.Cond{{Column: "ticket", Op: "=", Value: q.ticket}}
+	case listCustomer:
+		f.Customer = q.customer
+	case listAge:
+		// As the server does: age >= N seconds is submitted <= now - N.
+		at := time.Now().Add(-time.Duration(q.age) * time.Second).UTC().Format(lanedb.DateTime)
+		f.Conds = []lanedb.Cond{{Column: "submitted_utc", Op: "<=", Value: at}}
+	case listMine:
+		f.ClaimKey, f.Now = claimKey, time.Now()
+	}
+	return f
+}
+
+// recall is the lookup half of a recall: lanedb.OpenPresellBy by ticket.
+func (d *directClient) recall(ctx context.Context, ticket int64) (string, time.Duration, error) {
+	start := time.Now()
+	physkey, err := lanedb.OpenPresellBy(ctx, d.db.Read, ticket, "")
+	return physkey, time.Since(start), directErr(err)
+}
+
+// release has nothing to give back: the lookup claimed nothing.
+func (d *directClient) release(context.Context, string) (time.Duration, error) { return 0, nil }
+
+// directErr makes a lanedb error a failed request (code "db"), so that the
+// baseline counts it like a socket's error reply and goes on.
+func directErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	return protocol.Errorf("db", "%v", err)
 }

@@ -3,11 +3,12 @@ package bench
 import (
 	"bytes"
 	"context"
-	"github.com/greenlane-pos/greenlane/progress"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/greenlane-pos/greenlane/progress"
 )
 
 // TestRecallSmall runs the recall benchmark with tiny settings and checks

@@ -12,26 +12,28 @@ package bench
 // Three processes take part, so that this one's memory and goroutines are
 // the server's:
 //   - this one: the lane server (wired as `greenlane serve` wires it), the
-//     ticket recycler (see recycleTickets) and the measuring;
+//     ticket recycler (see voidPresells) and the measuring;
 //   - `greenlane bench soak-clients`: the tablets; it sends back its latency
-//     histograms and error counts as JSON (soak_clients.go);
+//     histograms and error counts as JSON (SoakClients, below);
 //   - `greenlane bench counter-proc`: a short BEGIN IMMEDIATE transaction on
 //     the lane DB file every 20 ms (soak_counter.go).
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 	"github.com/greenlane-pos/greenlane/server"
 )
 
@@ -86,7 +88,7 @@ func DefaultSoakConfig() SoakConfig {
 }
 
 // soakRecycleEvery is how often submitted presells are voided (see
-// recycleTickets): at a few hundred sales a second the 9,999 tickets would
+// voidPresells): at a few hundred sales a second the 9,999 tickets would
 // otherwise run out within a minute.
 const soakRecycleEvery = 250 * time.Millisecond
 
@@ -120,20 +122,12 @@ func (c SoakConfig) validate() error {
 type SoakReport struct {
 	cfg     SoakConfig
 	load    *loadResult
-	stats   *loadStats     // the tablets' figures, as the clients sent them
-	yields  int64          // writer pauses left for the counter in the window
 	counter *counterResult // nil when no counter ran
 	mem     memFigures
 	leak    []goroutineDelta // goroutine groups that did not go away; nil when back
 	// sqliteCache is the most SQLite's page caches may hold in this
 	// process: a bound on what "outside Go" may keep without a leak.
 	sqliteCache int64
-}
-
-// soak is one run in progress.
-type soak struct {
-	cfg SoakConfig
-	log *slog.Logger // the in-process server's logger: warnings and errors only
 }
 
 // RunSoak runs the soak benchmark and prints the report to out. An error
@@ -154,184 +148,114 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 		// it allocates is sampled alike.
 		runtime.MemProfileRate = soakMemProfileRate
 	}
-	s := &soak{cfg: cfg, log: serverLog(cfg.Log)}
 	p := &printer{w: out}
 	p.soakHeader(cfg)
-	rep, err := s.run(ctx, prefix+".soak.db")
+	rep := &SoakReport{cfg: cfg}
+	stats := &loadStats{}
+	err = withLane(ctx, prefix+".soak.db", laneOptions{groupWait: defaultWait, log: serverLog(cfg.Log)}, cfg.Tablets,
+		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("soak: %w", err)
 	}
+	rep.load.fill(stats)
 	p.soakReport(rep)
 	return rep, p.err
-}
-
-// run builds the lane on a fresh demo DB, soaks it, and checks that every
-// park a tablet saw succeed is in the DB.
-func (s *soak) run(ctx context.Context, path string) (*SoakReport, error) {
-	db, err := openDemoDB(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	keys, err := createPresellKeys(ctx, db, "bench-soak", s.cfg.Tablets)
-	if err != nil {
-		return nil, err
-	}
-	l, err := startLane(ctx, db, laneOptions{writer: lanedb.DefaultWriterOptions(), log: s.log})
-	if err != nil {
-		return nil, err
-	}
-	rep, runErr := s.soakLane(ctx, l, keys)
-	if err := l.stop(); err != nil && runErr == nil {
-		runErr = err
-	}
-	if runErr != nil {
-		return nil, fmt.Errorf("soak: %w", runErr)
-	}
-	if err := verifyParked(ctx, db, rep.stats); err != nil {
-		return nil, err
-	}
-	rep.load.fill(rep.stats)
-	return rep, nil
 }
 
 // soakLane reads the server's baseline, runs the load, and reads the
 // server again once the tablets have gone and it has settled. Every helper
 // of the bench (sampler, recycler, pipes to the children) has ended by
 // then, so the two readings count the same goroutines of the bench's own.
-func (s *soak) soakLane(ctx context.Context, l *lane, keys []string) (*SoakReport, error) {
-	rep := &SoakReport{cfg: s.cfg}
+func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
 	var err error
-	if rep.sqliteCache, err = sqliteCacheBound(ctx, l.DB); err != nil {
-		return nil, err
+	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil {
+		return err
 	}
 	if err := sleep(ctx, soakStartSettle); err != nil {
-		return nil, err
+		return err
 	}
 	rep.mem.start = readServerSample(true)
 	baseline := goroutineGroups()
-	if err := s.load(ctx, l, keys, rep); err != nil {
-		return nil, err
-	}
-	if err := sleep(ctx, s.cfg.Settle); err != nil {
-		return nil, err
-	}
-	rep.mem.after = readServerSample(true)
-	rep.mem.freed = readFreedSample()
-	if s.cfg.MemProfile != nil {
-		// The GCs of the readings above make the profile's in-use figures current.
-		if err := pprof.Lookup("heap").WriteTo(s.cfg.MemProfile, 0); err != nil {
-			return nil, fmt.Errorf("write the heap profile: %w", err)
-		}
-	}
-	if !rep.mem.goroutinesBack() {
-		rep.leak = diffGoroutines(baseline, goroutineGroups())
-	}
-	return rep, nil
-}
-
-// load runs the counter process and the tablets, sampling the server's
-// peak, and returns once both children have ended: the tablets'
-// sockets are closed by then.
-func (s *soak) load(ctx context.Context, l *lane, keys []string, rep *SoakReport) error {
 	peak := startPeakSampler(time.Second)
-	// The end-of-load reading counts as a sample too, so that the peak
-	// is never below it.
-	defer func() { rep.mem.peak = peak.stop().max(rep.mem.end) }()
-	counter, err := s.startCounter(ctx, l.DB.Path)
-	if err != nil {
-		return err
+	counter, err := startCounter(ctx, rep.cfg, l.DB.Path)
+	if err == nil {
+		err = rep.tablets(ctx, l, keys, stats)
 	}
-	err = s.tablets(ctx, l, keys, rep)
 	if counter != nil {
 		var cerr error
 		rep.counter, cerr = stopCounter(counter)
 		err = errors.Join(err, cerr)
 	}
-	return err
-}
-
-// tablets runs the tablets through warm-up and window beside the ticket
-// recycler, reads the server at the end of the load, then disconnects
-// them and collects their figures.
-func (s *soak) tablets(ctx context.Context, l *lane, keys []string, rep *SoakReport) error {
-	clients, err := startSoakClients(ctx, s.cfg.SoakClients, soakRequest{URL: l.presellURL(), Keys: keys})
-	if err != nil {
+	// The end-of-load reading counts as a sample too, so that the peak is
+	// never below it.
+	rep.mem.peak = peak.stop().max(rep.mem.end)
+	if err = errors.Join(err, sleep(ctx, rep.cfg.Settle)); err != nil {
 		return err
 	}
-	rctx, stopRecycler := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var recycled int64
-	var recycleErr error
-	wg.Go(func() {
-		recycled, recycleErr = recycleLoop(rctx, soakRecycleEvery, func(ctx context.Context, fn lanedb.Mutation) error {
-			return l.writer.Do(ctx, fn)
-		})
-	})
-	if clients.connected > 0 {
-		rep.load, rep.yields, err = s.window(ctx, l.writer, clients)
-		rep.mem.end = readServerSample(false)
+	rep.mem.after = readServerSample(true)
+	rep.mem.freed = readFreedSample()
+	if rep.cfg.MemProfile != nil {
+		// The GCs of the readings above make the profile's in-use figures current.
+		if err := pprof.Lookup("heap").WriteTo(rep.cfg.MemProfile, 0); err != nil {
+			return fmt.Errorf("write the heap profile: %w", err)
+		}
 	}
-	stats, ferr := clients.finish()
-	stopRecycler()
-	wg.Wait()
-	if err = errors.Join(err, ferr); err != nil {
-		return err
+	if !rep.mem.goroutinesBack() {
+		rep.leak = diffGoroutines(baseline, goroutineGroups())
 	}
-	if clients.connected == 0 {
-		return fmt.Errorf("%w: %s", errNoTablets, firstSample(stats))
-	}
-	if recycleErr != nil {
-		return fmt.Errorf("ticket recycler: %w", recycleErr)
-	}
-	rep.stats = stats
-	rep.load.recycled, rep.load.tablets, rep.load.tabletsWanted = recycled, clients.connected, len(keys)
 	return nil
 }
 
-// window waits out the warm-up, then has the clients time their requests
-// for the duration, and reads the writer's counters over the same span.
-func (s *soak) window(ctx context.Context, w *lanedb.Writer, clients *soakClients) (*loadResult, int64, error) {
-	if err := sleep(ctx, s.cfg.WarmUp); err != nil {
-		return nil, 0, err
+// tablets runs the tablets (in the soak-clients child) through warm-up and
+// window beside the ticket recycler, reads the server at the end of the
+// load, then disconnects them and collects their figures into stats.
+func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
+	var cmd *exec.Cmd
+	if rep.cfg.SoakClients != nil {
+		cmd = rep.cfg.SoakClients(ctx)
 	}
-	ws := w.Stats()
-	batches, mutations, commitNS, yields := ws.Batches.Load(), ws.Mutations.Load(), ws.CommitNS.Load(), ws.Yields.Load()
-	stopProfile, err := s.startProfile()
+	c, err := startChild(ctx, "soak-clients", cmd, SoakClients)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	defer stopProfile()
-	start := time.Now()
-	if err := clients.order("open"); err != nil {
-		return nil, 0, err
+	req, _ := json.Marshal(soakRequest{URL: l.presellURL(), Keys: keys})
+	if err := c.send(string(req)); err != nil {
+		return err
 	}
-	err = sleep(ctx, s.cfg.Duration)
-	if oerr := clients.order("close"); err == nil {
-		err = oerr
-	}
-	window := time.Since(start)
+	line, err := c.readLine()
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	return &loadResult{
-		name:      fmt.Sprintf("soak (%d tablets)", s.cfg.Tablets),
-		window:    window,
-		commits:   ws.Batches.Load() - batches,
-		mutations: ws.Mutations.Load() - mutations,
-		commitNS:  ws.CommitNS.Load() - commitNS,
-	}, ws.Yields.Load() - yields, nil
-}
-
-// startProfile starts the CPU profile of the window when one is wanted.
-func (s *soak) startProfile() (stop func(), err error) {
-	if s.cfg.CPUProfile == nil {
-		return func() {}, nil
+	n, ok := strings.CutPrefix(line, "connected ")
+	connected, perr := strconv.Atoi(n)
+	if !ok || perr != nil {
+		return c.fail(fmt.Errorf("soak-clients answered %q, want \"connected N\"", line))
 	}
-	if err := pprof.StartCPUProfile(s.cfg.CPUProfile); err != nil {
-		return nil, fmt.Errorf("start CPU profile: %w", err)
+	rctx, stopRecycler := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	rec := recycle(rctx, &wg, soakRecycleEvery, l.write)
+	if connected > 0 {
+		order := func(open bool) error { return c.send(map[bool]string{true: "open", false: "close"}[open]) }
+		rep.load, err = measure(ctx, l, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
+			profile: rep.cfg.CPUProfile, window: order})
+		rep.mem.end = readServerSample(false)
 	}
-	return pprof.StopCPUProfile, nil
+	res := soakClientsResult{Errs: &stats.errs}
+	ferr := c.finish(&res)
+	stopRecycler()
+	wg.Wait()
+	if err = errors.Join(err, ferr, rec.err); err != nil {
+		return err
+	}
+	if connected == 0 {
+		return fmt.Errorf("%w: %s", errNoTablets, stats.errs.example())
+	}
+	if err := res.into(stats); err != nil {
+		return err
+	}
+	rep.load.name = fmt.Sprintf("soak (%d tablets)", rep.cfg.Tablets)
+	rep.load.recycled, rep.load.tablets, rep.load.tabletsWanted = rec.n.Load(), connected, len(keys)
+	return nil
 }
 
 // Err is nil when no request failed and every acknowledged park is in the
@@ -344,16 +268,103 @@ func (s *soak) startProfile() (stop func(), err error) {
 // under pressure ("retry"), which a tablet survives. It is a target missed,
 // like a memory figure that did not come back, and the report marks it ✗.
 func (r *SoakReport) Err() error {
-	res := r.load
-	if res == nil || res.errorCount() == 0 {
+	if r.load == nil || r.load.errs.total() == 0 {
 		return nil
 	}
-	example := ""
-	for _, s := range res.samples {
-		if example == "" && !strings.HasPrefix(s, busyLabel) {
-			example = s
+	return fmt.Errorf("%d requests failed (busy errors not counted): %s; e.g. %s",
+		r.load.errs.total(), r.load.errs.codes(), r.load.errs.example())
+}
+
+// The soak-clients child (`greenlane bench soak-clients`) runs the soak's
+// tablets. It speaks in lines:
+//
+//	parent → child  {"url": …, "keys": [… one per tablet]}   (keys on stdin, not
+//	                                                          the command line,
+//	                                                          where any user sees them)
+//	child → parent  connected N                              (all logins done)
+//	parent → child  open / close                             (the measuring window)
+//	parent → child  EOF                                      (stop: each tablet
+//	                                                          finishes its sale and
+//	                                                          closes its socket)
+//	child → parent  {"tablets": N, "latency": …, …}          (soakClientsResult)
+
+// soakRequest is what the parent sends the soak-clients child.
+type soakRequest struct {
+	URL  string   `json:"url"`
+	Keys []string `json:"keys"`
+}
+
+// soakClientsResult is what the tablets measured, as the child sends it.
+type soakClientsResult struct {
+	Sales    int64                   `json:"sales"`
+	Requests int64                   `json:"requests"`
+	Parked   int64                   `json:"parked"`
+	Latency  [numKinds]histogramJSON `json:"latency"`
+	Errs     *tally                  `json:"errs"`
+}
+
+// into fills stats (whose tally already holds the child's) from the result.
+func (r *soakClientsResult) into(s *loadStats) error {
+	s.sales.Store(r.Sales)
+	s.requests.Store(r.Requests)
+	s.parked.Store(r.Parked)
+	for k := range s.latency {
+		if err := s.latency[k].load(r.Latency[k]); err != nil {
+			return fmt.Errorf("%s latency: %w", kindNames[k], err)
 		}
 	}
-	return fmt.Errorf("%d requests failed (busy errors not counted): %s; e.g. %s",
-		res.errorCount(), codeSummary(res.errors), example)
+	return nil
+}
+
+// SoakClients is the child side of the soak (`greenlane bench
+// soak-clients`): it reads a soak request from in, connects the tablets,
+// runs them until in is closed, following the window orders on the way,
+// and writes what they measured to out.
+func SoakClients(ctx context.Context, in io.Reader, out io.Writer) error {
+	r := bufio.NewReader(in)
+	var req soakRequest
+	line, err := r.ReadString('\n')
+	if err == nil {
+		err = json.Unmarshal([]byte(line), &req)
+	}
+	if err != nil {
+		return fmt.Errorf("read the soak request: %w", err)
+	}
+	stats := &loadStats{}
+	tablets := connectTablets(ctx, req.URL, req.Keys, stats)
+	if _, err := fmt.Fprintf(out, "connected %d\n", len(tablets)); err != nil {
+		return fmt.Errorf("report connected: %w", err)
+	}
+	loadCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	wait := runTablets(loadCtx, tablets, presellSale)
+	var orderErr error
+	for orderErr == nil {
+		line, err := r.ReadString('\n')
+		switch strings.TrimSpace(line) {
+		case "":
+		case "open":
+			stats.window.Store(windowOpen)
+		case "close":
+			stats.window.Store(windowClosed)
+		default:
+			orderErr = fmt.Errorf("unknown order %q", line)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			orderErr = fmt.Errorf("read orders: %w", err)
+		}
+	}
+	stop()
+	wait()
+	if orderErr != nil {
+		return orderErr
+	}
+	res := &soakClientsResult{Sales: stats.sales.Load(), Requests: stats.requests.Load(), Parked: stats.parked.Load(), Errs: &stats.errs}
+	for k := range stats.latency {
+		res.Latency[k] = stats.latency[k].export()
+	}
+	return writeJSONLine(out, res)
 }

@@ -228,13 +228,13 @@ func counterSale(ctx context.Context, tx *sql.Tx) error {
 
 // startCounter starts the counter process on the lane DB at path and
 // returns once its first transaction is done; nil when none is wanted.
-func (s *soak) startCounter(ctx context.Context, path string) (*child, error) {
-	if !s.cfg.Counter {
+func startCounter(ctx context.Context, cfg SoakConfig, path string) (*child, error) {
+	if !cfg.Counter {
 		return nil, nil
 	}
 	var cmd *exec.Cmd
-	if s.cfg.CounterProc != nil {
-		cmd = s.cfg.CounterProc(ctx, path)
+	if cfg.CounterProc != nil {
+		cmd = cfg.CounterProc(ctx, path)
 	}
 	c, err := startChild(ctx, "counter-proc", cmd, func(ctx context.Context, in io.Reader, out io.Writer) error {
 		return CounterProc(ctx, path, in, out)

@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
 // What "back to baseline" allows after the tablets have gone. Goroutines
@@ -36,6 +32,7 @@ type serverSample struct {
 	rss        uint64 // resident set (VmRSS); 0 where the system does not say
 	goroutines int
 	heapInuse  uint64 // Go heap spans in use
+	stackInuse uint64 // goroutine stacks
 	goHeld     uint64 // what the Go runtime holds from the system: Sys less HeapReleased
 }
 
@@ -57,7 +54,7 @@ func readServerSample(gc bool) serverSample {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return serverSample{rss: readRSS(), goroutines: runtime.NumGoroutine(), heapInuse: m.HeapInuse,
-		goHeld: m.Sys - m.HeapReleased}
+		stackInuse: m.StackInuse, goHeld: m.Sys - m.HeapReleased}
 }
 
 // readFreedSample reads the process after handing the Go heap's free
@@ -250,23 +247,4 @@ func abs(n int) int {
 		return -n
 	}
 	return n
-}
-
-// sqliteCacheBound is the most SQLite's page caches may hold in this
-// process: each of the lane's connections (the writer and the read pool)
-// keeps up to cache_size of pages, filled as the DB is read and kept.
-func sqliteCacheBound(ctx context.Context, db *lanedb.DB) (int64, error) {
-	var size, page int64
-	if err := db.R.GetContext(ctx, &size, `PRAGMA cache_size`); err != nil {
-		return 0, fmt.Errorf("read the SQLite cache size: %w", err)
-	}
-	perConn := -size * 1024 // negative: KiB
-	if size > 0 {
-		if err := db.R.GetContext(ctx, &page, `PRAGMA page_size`); err != nil {
-			return 0, fmt.Errorf("read the SQLite page size: %w", err)
-		}
-		perConn = size * page
-	}
-	conns := int64(1 + db.R.Stats().MaxOpenConnections)
-	return conns * perConn, nil
 }

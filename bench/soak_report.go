@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -18,8 +17,7 @@ func (p *printer) soakHeader(cfg SoakConfig) {
 	}
 	p.printf("greenlane bench soak — %d presell tablets × %s (after %s warm-up), each create → %d × add_product → set_customer → park as fast as the lane answers; %s; demo lane DB, synchronous FULL\n",
 		cfg.Tablets, cfg.Duration, cfg.WarmUp, linesPerSale, counter)
-	p.printf("machine: %d CPUs, %s/%s, %s, GOMAXPROCS %d; %s%s\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), soakWhere(cfg), loadAverage())
+	p.machine(soakWhere(cfg) + loadAverage())
 }
 
 // soakWhere says which process runs what: the memory figures are this
@@ -42,7 +40,7 @@ func soakWhere(cfg SoakConfig) string {
 // soakReport prints everything measured, then the targets.
 func (p *printer) soakReport(rep *SoakReport) {
 	p.load(rep.load)
-	p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.yields)
+	p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.yields)
 	p.counter(rep.counter)
 	p.memory(rep)
 	p.soakTargets(rep)
@@ -138,7 +136,7 @@ func appFrames(frames []string, n int) []string {
 func (p *printer) soakTargets(rep *SoakReport) {
 	checks := []string{
 		check("0 errors", rep.Err() == nil),
-		check("0 busy errors reaching clients", rep.load.busy == 0),
+		check("0 busy errors reaching clients", rep.load.errs.busy() == 0),
 	}
 	if c := rep.counter; c != nil {
 		checks = append(checks, check("counter never locked out", c.Busy == 0))
@@ -161,13 +159,6 @@ func quantilesOf(h *histogram) string {
 		return "-"
 	}
 	return fmt.Sprintf("p50 %s  p99 %s  max %s", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.maxValue()))
-}
-
-func mark(ok bool) string {
-	if ok {
-		return "✓"
-	}
-	return "✗"
 }
 
 func rssText(n uint64) string {

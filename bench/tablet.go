@@ -2,15 +2,13 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
+	"github.com/greenlane-pos/greenlane/fd1client"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -36,10 +34,6 @@ var kindEndpoints = [numKinds]string{
 
 // linesPerSale is how many add_product requests a sale makes.
 const linesPerSale = 3
-
-// replyWait bounds the wait for one reply: past it the socket is taken for
-// broken (the server's own request timeout is 30 s).
-const replyWait = 35 * time.Second
 
 // Products a tablet rings up: the demo's first ten (sold by the unit) and,
 // now and then, a weighed product sold in grams.
@@ -70,107 +64,82 @@ func pickLine(rng *rand.Rand) lineChoice {
 // pickCustomer chooses a demo customer.
 func pickCustomer(rng *rand.Rand) int64 { return 1 + rng.Int64N(demoCustomers) }
 
-// tablet is one presell tablet: a real WebSocket client that sends one
-// request and waits for its reply before the next (a closed loop, as a
-// person at a tablet does).
+// The measuring window of a load: requests that finish during the warm-up
+// or after the end are not timed, but their errors still count.
+const (
+	windowWarmUp int32 = iota
+	windowOpen
+	windowClosed
+)
+
+// loadStats is what the tablets of one load record, shared by all of them.
+type loadStats struct {
+	window   atomic.Int32
+	latency  [numKinds]histogram
+	requests atomic.Int64 // successful replies inside the window
+	sales    atomic.Int64 // parks answered OK inside the window
+	parked   atomic.Int64 // parks answered OK over the whole run
+	errs     tally
+}
+
+func (s *loadStats) inWindow() bool { return s.window.Load() == windowOpen }
+
+// tablet is one presell tablet: a socket that sends one request and waits
+// for its reply before the next (a closed loop, as a person at a tablet
+// does).
 type tablet struct {
-	ws    *websocket.Conn
+	c     *fd1client.Conn
 	rng   *rand.Rand
-	rq    int64
 	stats *loadStats
 	// replyAt is when the last reply was read off the socket, before it
 	// was decoded: bench firehose compares it with a display's receipt.
 	replyAt time.Time
 }
 
-// request is an FD1 request packet as the tablet sends it.
-type request struct {
-	A  string `json:"a"`
-	RQ int64  `json:"rq"`
-	K  string `json:"k,omitempty"`
-	V  any    `json:"v"`
-}
-
-// reply is what the tablet reads of a packet; data (the whole sale) is
-// skipped. A is set only on a push (e.g. fn1.link.link_status).
-type reply struct {
-	A     string          `json:"a"`
-	RP    int64           `json:"rp"`
-	K     json.RawMessage `json:"k"`
-	Error *protocol.Error `json:"error"`
-}
-
-// dialTablet opens a presell socket and logs in with key.
+// dialTablet opens a presell socket and logs in with key. Seeded by tablet
+// number, so every run rings up the same sales.
 func dialTablet(ctx context.Context, url, key string, seed uint64, stats *loadStats) (*tablet, error) {
-	ws, err := dial(ctx, url)
+	c, err := fd1client.Open(ctx, url, key, protocol.PurposeNone, fd1client.Options{})
 	if err != nil {
 		return nil, err
 	}
-	// Seeded by tablet number, so every run rings up the same sales.
-	t := &tablet{ws: ws, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), stats: stats}
-	r, err := t.roundTrip(request{A: "fd1.session.login", V: map[string]string{"apikey": key}})
-	if err == nil && r.Error != nil {
-		err = fmt.Errorf("login refused: %s", r.Error)
-	}
-	if err != nil {
-		ws.Close()
-		return nil, err
-	}
-	return t, nil
+	return &tablet{c: c, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), stats: stats}, nil
 }
 
-// dial opens a WebSocket, with the server's answer in the error when the
-// upgrade is refused.
-func dial(ctx context.Context, url string) (*websocket.Conn, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	ws, resp, err := d.DialContext(ctx, url, nil)
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, fmt.Errorf("open %s: %s", url, resp.Status)
-		}
-		return nil, fmt.Errorf("open %s: %w", url, err)
-	}
-	return ws, nil
+// saleShape is what a tablet's sale is made of: create, lines ×
+// add_product, set_customer when customer is set, park. onLine, when set,
+// hears of each line added (its seqnce: a sale's lines take 1, 2, …).
+type saleShape struct {
+	lines    int
+	customer bool
+	onLine   func(t *tablet, physkey string, seqnce int64)
 }
 
-// run makes sales until ctx ends. A started sale is always finished, so
-// every sale the bench counts is whole. It returns only on a broken socket.
-func (t *tablet) run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		if err := t.sale(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// presellSale is what bench presell and bench soak ring up.
+var presellSale = saleShape{lines: linesPerSale, customer: true}
 
-// close says goodbye with a normal close frame, then drops the connection.
-func (t *tablet) close() {
-	_ = t.ws.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	t.ws.Close()
-}
-
-// sale is create → 3 × add_product → set_customer → park. An error reply
-// abandons the sale (it is counted); a broken socket is returned.
-func (t *tablet) sale() error {
+// sale makes one sale. An error reply abandons it (it is counted); a
+// broken socket is returned. ok is false for an abandoned sale.
+func (t *tablet) sale(shape saleShape) (ok bool, err error) {
 	physkey, ok, err := t.do(kindCreate, "", struct{}{})
-	if !ok || err != nil {
-		return err
-	}
-	for range linesPerSale {
-		if _, ok, err := t.do(kindAddProduct, physkey, pickLine(t.rng)); !ok || err != nil {
-			return err
+	for seqnce := int64(1); ok && seqnce <= int64(shape.lines); seqnce++ {
+		if _, ok, err = t.do(kindAddProduct, physkey, pickLine(t.rng)); ok && shape.onLine != nil {
+			shape.onLine(t, physkey, seqnce)
 		}
 	}
-	if _, ok, err := t.do(kindSetCustomer, physkey, map[string]int64{"cid": pickCustomer(t.rng)}); !ok || err != nil {
-		return err
+	if ok && shape.customer {
+		_, ok, err = t.do(kindSetCustomer, physkey, map[string]int64{"cid": pickCustomer(t.rng)})
 	}
-	if _, ok, err := t.do(kindPark, physkey, struct{}{}); !ok || err != nil {
-		return err
+	if ok {
+		_, ok, err = t.do(kindPark, physkey, struct{}{})
 	}
-	t.stats.saleDone()
-	return nil
+	if ok {
+		t.stats.parked.Add(1)
+		if t.stats.inWindow() {
+			t.stats.sales.Add(1)
+		}
+	}
+	return ok, err
 }
 
 // do sends one request of kind k about sale key and waits for its reply.
@@ -178,61 +147,68 @@ func (t *tablet) sale() error {
 // success; err is set only when the socket broke.
 func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 	start := time.Now()
-	r, err := t.roundTrip(request{A: kindEndpoints[k], K: key, V: v})
+	p, err := t.c.Call(&fd1client.Request{A: kindEndpoints[k], K: key, V: v})
 	if err != nil {
 		return "", false, err
 	}
-	if r.Error != nil {
-		t.stats.failed(k, r.Error)
+	t.replyAt = p.At
+	if p.Error != nil {
+		t.stats.errs.reply(kindNames[k], p.Error)
 		return "", false, nil
 	}
-	t.stats.succeeded(k, time.Since(start))
-	var physkey string
-	if k == kindCreate {
-		if err := json.Unmarshal(r.K, &physkey); err != nil || physkey == "" {
-			t.stats.failed(k, protocol.Errorf("bad_reply", "create answered k=%s, not a physkey", r.K))
-			return "", false, nil
-		}
+	if t.stats.inWindow() {
+		t.stats.latency[k].record(p.At.Sub(start))
+		t.stats.requests.Add(1)
+	}
+	physkey := p.Key()
+	if k == kindCreate && physkey == "" {
+		t.stats.errs.reply(kindNames[k], protocol.Errorf("bad_reply", "create answered k=%s, not a physkey", p.K))
+		return "", false, nil
 	}
 	return physkey, true, nil
 }
 
-// roundTrip sends req with the next rq and reads until its reply.
-func (t *tablet) roundTrip(req request) (*reply, error) {
-	t.rq++
-	req.RQ = t.rq
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", req.A, err)
+// connectTablets dials and logs in every tablet at once. A tablet that
+// cannot connect is counted as a connection error and left out.
+func connectTablets(ctx context.Context, url string, keys []string, stats *loadStats) []*tablet {
+	out := make([]*tablet, len(keys))
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		wg.Go(func() {
+			t, err := dialTablet(ctx, url, key, uint64(i+1), stats)
+			if err != nil {
+				stats.errs.add("connection", 1, fmt.Sprintf("tablet %d: %v", i+1, err))
+				return
+			}
+			out[i] = t
+		})
 	}
-	_ = t.ws.SetWriteDeadline(time.Now().Add(replyWait))
-	if err := t.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		return nil, fmt.Errorf("send %s: %w", req.A, err)
+	wg.Wait()
+	tablets := out[:0]
+	for _, t := range out {
+		if t != nil {
+			tablets = append(tablets, t)
+		}
 	}
-	_ = t.ws.SetReadDeadline(time.Now().Add(replyWait))
-	for {
-		_, msg, err := t.ws.ReadMessage()
-		if err != nil {
-			return nil, fmt.Errorf("wait for the reply to %s: %w", req.A, err)
-		}
-		t.replyAt = time.Now()
-		var r reply
-		if err := json.Unmarshal(msg, &r); err != nil {
-			return nil, fmt.Errorf("reply to %s: %w: %.200s", req.A, err, msg)
-		}
-		if r.A != "" {
-			continue // a push, not a reply
-		}
-		if r.RP == req.RQ {
-			return &r, nil
-		}
-		return nil, fmt.Errorf("reply to %s: rp %d, want %d", req.A, r.RP, req.RQ)
-	}
+	return tablets
 }
 
-// isBusy tells a busy error (the lane asks to retry later: overloaded or a
-// lock held by another program) from a real failure.
-func isBusy(e *protocol.Error) bool {
-	msg := strings.ToLower(e.Message)
-	return e.Code == protocol.CodeUnavailable || strings.Contains(msg, "locked") || strings.Contains(msg, "busy")
+// runTablets makes sales of shape on every tablet until ctx ends; a
+// tablet whose socket breaks is counted and stops. A started sale is
+// always finished, so every sale counted is whole: wait returns once each
+// tablet has finished its last and closed its socket.
+func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait func()) {
+	var wg sync.WaitGroup
+	for _, t := range tablets {
+		wg.Go(func() {
+			defer t.c.Close()
+			for ctx.Err() == nil {
+				if _, err := t.sale(shape); err != nil {
+					t.stats.errs.add("connection", 1, err.Error())
+					return
+				}
+			}
+		})
+	}
+	return wg.Wait
 }

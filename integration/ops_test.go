@@ -108,7 +108,7 @@ backup:
 			t.Fatalf("open backup %s: %v", b, err)
 		}
 		var n int
-		err = db.R.Get(&n, `SELECT COUNT(*) FROM sales WHERE phase = 1`)
+		err = db.Read.Get(&n, `SELECT COUNT(*) FROM sales WHERE phase = 1`)
 		db.Close()
 		if err != nil {
 			t.Fatalf("read backup %s: %v", b, err)

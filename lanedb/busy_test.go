@@ -13,7 +13,7 @@ import (
 // a second connection that will not wait gets SQLITE_BUSY.
 func busyError(t *testing.T, db *DB) error {
 	t.Helper()
-	tx, err := db.W.Beginx() // BEGIN IMMEDIATE: takes the write lock
+	tx, err := db.w.Beginx() // BEGIN IMMEDIATE: takes the write lock
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func busyError(t *testing.T, db *DB) error {
 func lockedError(t *testing.T, db *DB) error {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := db.W.Conn(ctx)
+	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func lockedError(t *testing.T, db *DB) error {
 
 func constraintError(t *testing.T, db *DB) error {
 	t.Helper()
-	_, err := db.W.Exec(`INSERT INTO lane_counters (name, value) VALUES ('x', NULL)`)
+	_, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('x', NULL)`)
 	if err == nil {
 		t.Fatal("NOT NULL was not enforced")
 	}

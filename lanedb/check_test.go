@@ -30,7 +30,7 @@ INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt, payflags)
   VALUES ('paid', 1, 1, 500, '2026-01-01 10:01:00', 0),
          ('reversed', 1, 1, 250, '2026-01-01 10:01:00', 1048576),
          ('reversed', 2, 1, 250, '2026-01-01 10:02:00', 0);`
-	if _, err := db.W.Exec(seed); err != nil {
+	if _, err := db.w.Exec(seed); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 }
@@ -75,7 +75,7 @@ func TestCheck(t *testing.T) {
 			}
 			seedCheckable(t, db)
 			if tt.break_ != "" {
-				if _, err := db.W.Exec(tt.break_); err != nil {
+				if _, err := db.w.Exec(tt.break_); err != nil {
 					t.Fatalf("break: %v", err)
 				}
 			}
@@ -138,7 +138,7 @@ func TestBackup(t *testing.T) {
 	}
 	defer cp.Close()
 	var n int
-	if err := cp.R.Get(&n, `SELECT COUNT(*) FROM payments`); err != nil || n != 3 {
+	if err := cp.r.Get(&n, `SELECT COUNT(*) FROM payments`); err != nil || n != 3 {
 		t.Errorf("copy has %d payments (%v), want 3", n, err)
 	}
 }

@@ -48,7 +48,7 @@ func TestAllocateTicket(t *testing.T) {
 	}
 	// The counter goes round: near the top, free numbers above are used
 	// first, then it wraps to the lowest free one.
-	if _, err := db.W.Exec(`UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, MaxTicket-1); err != nil {
+	if _, err := db.w.Exec(`UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, MaxTicket-1); err != nil {
 		t.Fatal(err)
 	}
 	holdTickets(t, db, MaxTicket)
@@ -74,7 +74,7 @@ func TestAllocateTicketExhausted(t *testing.T) {
 
 func TestHeldTicketsUsesThePartialIndex(t *testing.T) {
 	db := openTemp(t)
-	rows, err := db.R.Query("EXPLAIN QUERY PLAN "+qHeldTickets, 1, MaxTicket)
+	rows, err := db.r.Query("EXPLAIN QUERY PLAN "+qHeldTickets, 1, MaxTicket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestAllocateTicketReportsAReadError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openTemp(t)
 			if tt.counter != "" {
-				if _, err := db.W.Exec(tt.counter); err != nil {
+				if _, err := db.w.Exec(tt.counter); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -67,11 +67,14 @@ func (o Options) withDefaults() Options {
 // transactions queue in Go rather than spin on SQLITE_BUSY) and a pool of
 // read-only connections.
 type DB struct {
-	W    *sqlx.DB // the single writer; every transaction is BEGIN IMMEDIATE
-	R    *sqlx.DB // read-only pool
-	Read *Reader  // R with this package's statements prepared
+	// w and r stay inside this package, so that every statement on the
+	// lane DB is one of lanedb's: the writer only through WriteTx (or the
+	// group-commit Writer), the readers through Read and the methods here.
+	w    *sqlx.DB // the single writer; every transaction is BEGIN IMMEDIATE
+	r    *sqlx.DB // read-only pool
+	Read *Reader  // r with this package's statements prepared
 	Path string
-	wp   *prepared // this package's statements prepared on W
+	wp   *prepared // this package's statements prepared on w
 }
 
 // ErrNoFolder is Open's error when the folder the lane DB should be in does
@@ -106,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open lane db %s: %w", abs, err)
 	}
-	db := &DB{W: w, Path: abs}
+	db := &DB{w: w, Path: abs}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -133,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		r.Close()
 		return nil, err
 	}
-	db.R, db.Read = r, &Reader{DB: r, p: rp}
+	db.r, db.Read = r, &Reader{DB: r, p: rp}
 	return db, nil
 }
 
@@ -141,10 +144,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 // connection closes.
 func (db *DB) Close() error {
 	var errs []error
-	if db.R != nil {
-		errs = append(errs, db.R.Close())
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
 	}
-	errs = append(errs, db.W.Close())
+	errs = append(errs, db.w.Close())
 	return errors.Join(errs...)
 }
 
@@ -198,7 +201,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // begin starts a write transaction with the prepared statements at hand.
 func (db *DB) begin(ctx context.Context) (*Tx, error) {
-	tx, err := db.W.BeginTxx(ctx, nil)
+	tx, err := db.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin write: %w", err)
 	}

@@ -28,12 +28,12 @@ func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
 		pragma string
 		want   string
 	}{
-		{db.W, "journal_mode", "wal"},
-		{db.W, "synchronous", "2"}, // FULL
-		{db.W, "foreign_keys", "1"},
-		{db.W, "busy_timeout", "10000"},
-		{db.R, "query_only", "1"},
-		{db.R, "busy_timeout", "10000"},
+		{db.w, "journal_mode", "wal"},
+		{db.w, "synchronous", "2"}, // FULL
+		{db.w, "foreign_keys", "1"},
+		{db.w, "busy_timeout", "10000"},
+		{db.r, "query_only", "1"},
+		{db.r, "busy_timeout", "10000"},
 	}
 	for _, tt := range tests {
 		var got string
@@ -44,7 +44,7 @@ func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
 			t.Errorf("PRAGMA %s = %q, want %q", tt.pragma, got, tt.want)
 		}
 	}
-	if _, err := db.R.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (1, 'x', 'y')`); err == nil {
+	if _, err := db.r.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (1, 'x', 'y')`); err == nil {
 		t.Error("the read pool accepted a write")
 	}
 }
@@ -57,14 +57,14 @@ func TestMigrateIsIdempotentAndRefusesNewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var v int
-	if err := db.W.GetContext(ctx, &v, `SELECT MAX(version) FROM schema_migrations`); err != nil {
+	if err := db.w.GetContext(ctx, &v, `SELECT MAX(version) FROM schema_migrations`); err != nil {
 		t.Fatal(err)
 	}
 	if v != SchemaVersion() || v < 1 {
 		t.Fatalf("schema version %d, want %d", v, SchemaVersion())
 	}
 	// A newer greenlane wrote this DB.
-	if _, err := db.W.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01 00:00:00')`, v+1); err != nil {
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01 00:00:00')`, v+1); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -87,7 +87,7 @@ func TestMigrateUpgradesOlderDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.W.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (1, 'k1', 'Mere')`); err != nil {
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (1, 'k1', 'Mere')`); err != nil {
 		t.Fatal(err)
 	}
 	// The DB is now "older" than a build that knows one more step.
@@ -100,11 +100,11 @@ func TestMigrateUpgradesOlderDB(t *testing.T) {
 		t.Fatalf("upgrade: %v", err)
 	}
 	var pin string
-	if err := db.W.GetContext(ctx, &pin, `SELECT pin FROM staff WHERE tid = 1`); err != nil {
+	if err := db.w.GetContext(ctx, &pin, `SELECT pin FROM staff WHERE tid = 1`); err != nil {
 		t.Fatalf("new column missing after upgrade: %v", err)
 	}
 	var v int
-	if err := db.W.GetContext(ctx, &v, `SELECT MAX(version) FROM schema_migrations`); err != nil || v != next.Version {
+	if err := db.w.GetContext(ctx, &v, `SELECT MAX(version) FROM schema_migrations`); err != nil || v != next.Version {
 		t.Fatalf("version after upgrade = %d, %v; want %d", v, err, next.Version)
 	}
 	// Applying again changes nothing (the step is recorded).
@@ -124,7 +124,7 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("key %q lacks its prefix", key)
 	}
 	var stored int
-	if err := db.W.GetContext(ctx, &stored, `SELECT COUNT(*) FROM api_keys WHERE instr(CAST(hash AS TEXT), ?) > 0 OR instr(name, ?) > 0`, key, key); err != nil {
+	if err := db.w.GetContext(ctx, &stored, `SELECT COUNT(*) FROM api_keys WHERE instr(CAST(hash AS TEXT), ?) > 0 OR instr(name, ?) > 0`, key, key); err != nil {
 		t.Fatal(err)
 	}
 	if stored != 0 {

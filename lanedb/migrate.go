@@ -127,7 +127,7 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 // the wait for it (a writer mid-batch holds the connection).
 func (db *DB) Ready(ctx context.Context) error {
 	var current int
-	if err := db.R.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+	if err := db.r.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if want := SchemaVersion(); current != want {

@@ -33,7 +33,7 @@ func TestReady(t *testing.T) {
 			return func() { _, _ = other.Exec("ROLLBACK"); other.Close() }
 		}, "not writable"},
 		{"schema behind this build", func(t *testing.T, db *DB) func() {
-			if _, err := db.W.Exec(`DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)`); err != nil {
+			if _, err := db.w.Exec(`DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)`); err != nil {
 				t.Fatal(err)
 			}
 			return func() {}

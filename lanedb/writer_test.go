@@ -19,7 +19,7 @@ func insertStaff(tid int) Mutation {
 func staffCount(t *testing.T, db *DB) int {
 	t.Helper()
 	var n int
-	if err := db.R.Get(&n, `SELECT COUNT(*) FROM staff`); err != nil {
+	if err := db.r.Get(&n, `SELECT COUNT(*) FROM staff`); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -141,7 +141,7 @@ func TestWriterNoticesOtherProcessesWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := other.W.Exec(`INSERT INTO staff (tid, physkey, name) VALUES (3, 'k3', 'x')`); err != nil {
+	if _, err := other.w.Exec(`INSERT INTO staff (tid, physkey, name) VALUES (3, 'k3', 'x')`); err != nil {
 		t.Fatal(err)
 	}
 	if !w.othersWriting() {

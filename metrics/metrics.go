@@ -186,21 +186,11 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// presells reads the open presells through the partial index that holds
-// exactly them (sales_open_presells), so a scrape stays cheap however many
-// sales the lane has kept.
+// presells reports the open presells (lanedb.OpenPresellStats reads them
+// through their partial index, so a scrape stays cheap).
 func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) {
 	now := c.p.Now()
-	var row struct {
-		Open   int64   `db:"open"`
-		Claims int64   `db:"claims"`
-		Oldest *string `db:"oldest"`
-	}
-	err := c.p.DB.R.GetContext(ctx, &row, `SELECT COUNT(*) AS open,
-			COALESCE(SUM(claim_session IS NOT NULL AND claim_expires_ms > ?), 0) AS claims,
-			MIN(submitted_utc) AS oldest
-		FROM sales INDEXED BY sales_open_presells
-		WHERE presell = 1 AND phase IN (0, 5) AND submitted_utc IS NOT NULL`, now.UnixMilli())
+	row, err := lanedb.OpenPresellStats(ctx, c.p.DB.Read, now.UnixMilli())
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descOpen, err)
 		return

@@ -83,7 +83,7 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		{"b", "2026-01-01 11:59:30.000000", 5, now.Add(-time.Minute).UnixMilli()},
 		{"c", "2026-01-01 11:00:00.000000", 1, 0},
 	} {
-		_, err := l.DB.W.Exec(`INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc, presell, submitted_utc,
+		_, err := l.DB.Exec(context.Background(), `INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc, presell, submitted_utc,
 			claim_session, claim_expires_ms) VALUES (?, ?, ?, '2026-01-01 11:00:00', '2026-01-01 11:00:00', 1, ?, 'sess', ?)`,
 			s.key, s.key, s.phase, s.submitted, s.claimUntil)
 		if err != nil {

@@ -65,7 +65,7 @@ func TestLeaseExpiryAndTakeover(t *testing.T) {
 	if s := l.sale(boss, "salesbuilder.sale_fetch", k, nil); len(s.Lines) != 2 {
 		t.Fatalf("lines after the takeovers: %+v", s.Lines)
 	}
-	journal, err := lanedb.JournalFor(context.Background(), l.db.R, k)
+	journal, err := lanedb.JournalFor(context.Background(), l.db.Read, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestPriceDriftAndAcceptPrices(t *testing.T) {
 	l := newLane(t)
 	tab, till := tablet("tablet-1"), counter("counter-1")
 	p := l.submitted(tab, 1001, 1002) // 5.50 each
-	if _, err := l.db.W.Exec(`UPDATE products SET price_cents = 600 WHERE pid = 1001`); err != nil {
+	if _, err := l.db.Exec(context.Background(), `UPDATE products SET price_cents = 600 WHERE pid = 1001`); err != nil {
 		t.Fatal(err)
 	}
 	res, err := l.call(till, "presell.recall", p.Physkey, nil, "")
@@ -167,7 +167,7 @@ func TestCompletedPresellFreesItsTicket(t *testing.T) {
 		t.Errorf("message does not say the ticket's presell was completed: %v", err)
 	}
 	// The number can be given again (tickets go round, so force it).
-	if _, err := l.db.W.Exec(`UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, *p.Ticket); err != nil {
+	if _, err := l.db.Exec(context.Background(), `UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, *p.Ticket); err != nil {
 		t.Fatal(err)
 	}
 	if again := l.submitted(tab, 1002); *again.Ticket != *p.Ticket {
@@ -266,7 +266,7 @@ func TestSweeperVoidsAbandonedPresells(t *testing.T) {
 		t.Fatalf("voided %v; want the old presell and the abandoned one being built, not the claimed (%s) or fresh (%s)", voided, held.Physkey, fresh.Physkey)
 	}
 	for _, k := range voided {
-		j, err := lanedb.JournalFor(context.Background(), l.db.R, k)
+		j, err := lanedb.JournalFor(context.Background(), l.db.Read, k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,7 +436,7 @@ func TestClaimsOfSalesClosedElsewhereAreForgotten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := l.db.W.Exec(`UPDATE sales SET phase = 1, sid = 99, claim_session = NULL WHERE physkey = ?`, closed); err != nil {
+	if _, err := l.db.Exec(context.Background(), `UPDATE sales SET phase = 1, sid = 99, claim_session = NULL WHERE physkey = ?`, closed); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.svc.pruneClaims(context.Background()); err != nil {

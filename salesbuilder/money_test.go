@@ -35,7 +35,7 @@ func (l *lane) counterSale(till *protocol.Caller, lines ...map[string]any) strin
 func (l *lane) phase(k string) int {
 	l.t.Helper()
 	var p int
-	if err := l.db.R.Get(&p, `SELECT phase FROM sales WHERE physkey = ?`, k); err != nil {
+	if err := l.db.Read.Get(&p, `SELECT phase FROM sales WHERE physkey = ?`, k); err != nil {
 		l.t.Fatal(err)
 	}
 	return p
@@ -66,7 +66,7 @@ func TestCancelRefusedWhileAPaymentIsHeld(t *testing.T) {
 	}
 	// The reversed payment stays on file, flagged.
 	var flags int64
-	if err := l.db.R.Get(&flags, `SELECT payflags FROM payments WHERE sale_physkey = ? AND sequence = 1`, k); err != nil {
+	if err := l.db.Read.Get(&flags, `SELECT payflags FROM payments WHERE sale_physkey = ? AND sequence = 1`, k); err != nil {
 		t.Fatal(err)
 	}
 	if flags&lanedb.PayFlagReversed == 0 {
@@ -208,7 +208,7 @@ func TestRemovePayment(t *testing.T) {
 		Actor  string `db:"actor"`
 		Detail string `db:"detail"`
 	}
-	if err := l.db.R.Select(&rows, `SELECT family, event, actor, detail FROM journal WHERE physkey = ? AND event IN ('payment_reversed', 'sale.payments.delete') ORDER BY seq`, k); err != nil {
+	if err := l.db.Read.Select(&rows, `SELECT family, event, actor, detail FROM journal WHERE physkey = ? AND event IN ('payment_reversed', 'sale.payments.delete') ORDER BY seq`, k); err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) != 2 || rows[0].Actor != "counter-1" || rows[1].Actor != "counter-1" ||
@@ -331,7 +331,7 @@ func TestOpenPresellCapPerKey(t *testing.T) {
 		t.Fatalf("12 concurrent creates: %d made, %d refused; want 3 and 9", won, full)
 	}
 	var n int
-	if err := l.db.R.Get(&n, `SELECT COUNT(*) FROM sales WHERE created_by = 'tablet-3' AND phase IN (0, 5)`); err != nil || n != 3 {
+	if err := l.db.Read.Get(&n, `SELECT COUNT(*) FROM sales WHERE created_by = 'tablet-3' AND phase IN (0, 5)`); err != nil || n != 3 {
 		t.Fatalf("open presells of tablet-3: %d (%v)", n, err)
 	}
 }

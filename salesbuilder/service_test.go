@@ -243,7 +243,7 @@ func TestBuildAPresell(t *testing.T) {
 
 func firstBarcode(t *testing.T, l *lane) string {
 	var bc string
-	if err := l.db.R.Get(&bc, `SELECT barcode FROM product_barcodes ORDER BY barcode LIMIT 1`); err != nil {
+	if err := l.db.Read.Get(&bc, `SELECT barcode FROM product_barcodes ORDER BY barcode LIMIT 1`); err != nil {
 		t.Fatal(err)
 	}
 	return bc
@@ -293,7 +293,7 @@ func TestCounterCompletesAndCancels(t *testing.T) {
 		t.Fatalf("cancelled: %+v", s)
 	}
 	var by string
-	if err := l.db.R.Get(&by, `SELECT voided_by FROM sales WHERE physkey = ?`, k2); err != nil || by != "tablet-1" {
+	if err := l.db.Read.Get(&by, `SELECT voided_by FROM sales WHERE physkey = ?`, k2); err != nil || by != "tablet-1" {
 		t.Fatalf("voided_by = %q, %v", by, err)
 	}
 }
@@ -442,8 +442,8 @@ func TestIdempotencyKey(t *testing.T) {
 		}
 	}
 	var sales, lines int
-	_ = l.db.R.Get(&sales, `SELECT COUNT(*) FROM sales`)
-	_ = l.db.R.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
+	_ = l.db.Read.Get(&sales, `SELECT COUNT(*) FROM sales`)
+	_ = l.db.Read.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
 	if sales != 1 || lines != 1 {
 		t.Fatalf("%d sales and %d lines after retries, want 1 and 1", sales, lines)
 	}
@@ -458,7 +458,7 @@ func TestIdempotencyKey(t *testing.T) {
 			t.Fatalf("ik %q: %v", ik, err)
 		}
 	}
-	_ = l.db.R.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
+	_ = l.db.Read.Get(&lines, `SELECT COUNT(*) FROM sale_lines`)
 	if lines != 3 {
 		t.Fatalf("%d lines after two non-UUID keys (one retried), want 3", lines)
 	}

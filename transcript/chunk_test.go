@@ -15,6 +15,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/fd1client"
+
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -164,7 +166,7 @@ func TestRecordReplayChunkedReply(t *testing.T) {
 		}
 	}
 
-	opt := transcript.Options{Name: "chunks.jsonl", Dial: transcript.WebSocketDialer(base, nil), DefaultKey: key, Timeout: 10 * time.Second}
+	opt := transcript.Options{Name: "chunks.jsonl", Dial: transcript.WebSocketDialer(base, fd1client.Options{}), DefaultKey: key, Timeout: 10 * time.Second}
 	res, err := transcript.Replay(context.Background(), steps, opt)
 	if err != nil {
 		t.Fatalf("replay of the recording: %v", err)

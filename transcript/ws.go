@@ -3,13 +3,10 @@ package transcript
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
-	"github.com/gorilla/websocket"
+	"github.com/greenlane-pos/greenlane/fd1client"
 )
 
 // SocketURL turns what a person gives as the server (ws://HOST:PORT,
@@ -42,44 +39,10 @@ func SocketURL(server string) (string, error) {
 	return u.String(), nil
 }
 
-// WebSocketDialer dials base+urlQuery with gorilla/websocket.
-func WebSocketDialer(base string, d *websocket.Dialer) Dialer {
-	if d == nil {
-		d = websocket.DefaultDialer
-	}
+// WebSocketDialer dials base+urlQuery through fd1client; its Conn is the
+// transcript's Conn as it is (raw frames in and out).
+func WebSocketDialer(base string, o fd1client.Options) Dialer {
 	return func(ctx context.Context, urlQuery string) (Conn, error) {
-		ws, resp, err := d.DialContext(ctx, base+urlQuery, nil)
-		if err != nil {
-			return nil, DialError(base+urlQuery, resp, err)
-		}
-		return &wsConn{ws: ws}, nil
+		return fd1client.Dial(ctx, base+urlQuery, o)
 	}
 }
-
-// DialError says why a socket could not be opened, with the server's
-// answer when it gave one (a refused purpose, a wrong path).
-func DialError(url string, resp *http.Response, err error) error {
-	if resp != nil {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("connect %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return fmt.Errorf("connect %s: %w (is 'greenlane serve' running?)", url, err)
-}
-
-type wsConn struct {
-	ws *websocket.Conn
-	mu sync.Mutex // gorilla allows one writer at a time
-}
-
-func (c *wsConn) Send(p []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ws.WriteMessage(websocket.TextMessage, p)
-}
-
-func (c *wsConn) Recv() ([]byte, error) {
-	_, msg, err := c.ws.ReadMessage()
-	return msg, err
-}
-
-func (c *wsConn) Close() error { return c.ws.Close() }

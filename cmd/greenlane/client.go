@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,8 +17,8 @@ import (
 	"time"
 
 	"github.com/chzyer/readline"
-	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/fd1client"
 	"github.com/greenlane-pos/greenlane/transcript"
 )
 
@@ -611,13 +612,8 @@ func (s *clientSession) openSocket(name, query, purpose string) error {
 }
 
 // dial opens a socket with the session's URL and query.
-func (s *clientSession) dial(query string) (*websocket.Conn, error) {
-	dialer := websocket.Dialer{HandshakeTimeout: s.wait}
-	ws, resp, err := dialer.Dial(s.base+query, nil)
-	if err != nil {
-		return nil, transcript.DialError(s.base+query, resp, err)
-	}
-	return ws, nil
+func (s *clientSession) dial(query string) (*fd1client.Conn, error) {
+	return fd1client.Dial(context.Background(), s.base+query, fd1client.Options{Timeout: s.wait})
 }
 
 func (s *clientSession) keyFor(name string) string {
@@ -729,7 +725,7 @@ func (s *clientSession) packet(text string) (transcript.Value, error) {
 // clientSocket is one open socket.
 type clientSocket struct {
 	name    string
-	ws      *websocket.Conn
+	ws      *fd1client.Conn
 	s       *clientSession
 	wmu     sync.Mutex // one writer at a time
 	mu      sync.Mutex
@@ -779,7 +775,7 @@ func (c *clientSocket) closedFirehoseLocked(rq string) {
 }
 
 // conn is the socket's current connection (a reconnect replaces it).
-func (c *clientSocket) conn() *websocket.Conn {
+func (c *clientSocket) conn() *fd1client.Conn {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.ws
@@ -809,7 +805,7 @@ func (c *clientSocket) readLoop() {
 func (c *clientSocket) readUntilClosed() error {
 	ws := c.conn()
 	for {
-		_, msg, err := ws.ReadMessage()
+		msg, err := ws.Recv()
 		if err != nil {
 			return err
 		}
@@ -890,18 +886,18 @@ func (c *clientSocket) reconnect() bool {
 
 // relogin logs a new connection in with the socket's key, reading the
 // reply itself (the read loop is not running yet).
-func (c *clientSocket) relogin(ws *websocket.Conn) error {
+func (c *clientSocket) relogin(ws *fd1client.Conn) error {
 	if c.s.noLogin {
 		return nil
 	}
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(loginPacket(c.key, c.purpose).String())); err != nil {
+	if err := ws.Send([]byte(loginPacket(c.key, c.purpose).String())); err != nil {
 		return err
 	}
-	_ = ws.SetReadDeadline(time.Now().Add(c.s.wait))
-	defer ws.SetReadDeadline(time.Time{})
+	_ = ws.Wait(time.Now().Add(c.s.wait))
+	defer ws.Wait(time.Time{})
 	want := transcript.Str(transcript.LoginRQ).String()
 	for {
-		_, msg, err := ws.ReadMessage()
+		msg, err := ws.Recv()
 		if err != nil {
 			return err
 		}
@@ -941,7 +937,7 @@ func (c *clientSocket) reopenFirehoses() {
 	for _, pkt := range pkts {
 		c.s.out.note(fmt.Sprintf("socket %s: reopening %s", c.name, pkt))
 		c.wmu.Lock()
-		err := c.ws.WriteMessage(websocket.TextMessage, []byte(pkt.String()))
+		err := c.ws.Send([]byte(pkt.String()))
 		c.wmu.Unlock()
 		if err != nil {
 			return // the read loop sees the socket closed and tries again
@@ -1030,7 +1026,7 @@ func (c *clientSocket) exchange(packet, rq string, wantReply bool) (transcript.V
 		}()
 	}
 	c.wmu.Lock()
-	err := c.ws.WriteMessage(websocket.TextMessage, []byte(packet))
+	err := c.ws.Send([]byte(packet))
 	c.wmu.Unlock()
 	if err != nil {
 		return got, fmt.Errorf("send on socket %s: %w", c.name, err)
@@ -1052,9 +1048,8 @@ func (c *clientSocket) close() {
 	c.closing.Store(true)
 	close(c.stop)
 	ws := c.conn()
-	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	_ = ws.Close()
-	<-c.done // nothing is printed or recorded after a close
+	_ = ws.Close() // with a normal close frame
+	<-c.done       // nothing is printed or recorded after a close
 }
 
 // printer writes packets for people (indented, with a heading) or for

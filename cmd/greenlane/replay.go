@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/greenlane-pos/greenlane/fd1client"
 
 	"github.com/greenlane-pos/greenlane/transcript"
 )
@@ -55,7 +55,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	opt := transcript.Options{
-		Dial:       transcript.WebSocketDialer(base, &websocket.Dialer{HandshakeTimeout: *timeout}),
+		Dial:       transcript.WebSocketDialer(base, fd1client.Options{Timeout: *timeout}),
 		DefaultKey: readKey(*key, *keyFile),
 		Keys:       keyFor,
 		Timeout:    *timeout,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,8 +13,10 @@ import (
 	"sync"
 )
 
-// childMain is the code of a helper program of the soak bench: it reads
-// its orders from in and answers on out, one line at a time.
+// childMain is the code of a helper program (`greenlane bench
+// idle-clients`, `soak-clients`, `counter-proc`): it reads its orders from
+// in and answers on out, one line at a time. Running the clients in
+// another process keeps this one's memory figures the server's alone.
 type childMain func(ctx context.Context, in io.Reader, out io.Writer) error
 
 // child is a running helper: a child process, or (when no command is
@@ -112,6 +115,12 @@ func (c *child) finish(result any) error {
 	return c.end()
 }
 
+// stop closes the child's stdin (its signal to stop) and waits for it.
+func (c *child) stop() error {
+	c.in.Close()
+	return c.end()
+}
+
 // fail stops the child after err and joins why it ended.
 func (c *child) fail(err error) error {
 	c.in.Close()
@@ -125,4 +134,25 @@ func (c *child) end() error {
 		c.waitErr = c.wait()
 	})
 	return c.waitErr
+}
+
+// limitedBuffer keeps the first 4 KB written to it (a child's stderr).
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 4096 - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

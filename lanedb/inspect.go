@@ -1,0 +1,161 @@
+package lanedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// What tools, benchmarks and tests ask of a lane DB beyond the lane's own
+// reads and writes. They go through these methods rather than the raw
+// connections, so that the writer stays the only way in for a write.
+
+// Exec runs one statement in a write transaction of its own: a test's or
+// a tool's one-off change, queued behind the lane's writes like any other.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := db.WriteTx(ctx, func(tx *Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// CountRows counts the rows of table, which must be a store or lane-state
+// table (the name goes into the SQL, so it is checked against the schema's).
+func (db *DB) CountRows(ctx context.Context, table string) (int64, error) {
+	if !slices.Contains(DataTables, table) && !slices.Contains(laneStateTables, table) {
+		return 0, fmt.Errorf("count rows: %q is not a lane DB table", table)
+	}
+	var n int64
+	if err := db.r.GetContext(ctx, &n, "SELECT COUNT(*) FROM "+table); err != nil {
+		return 0, fmt.Errorf("count %s: %w", table, err)
+	}
+	return n, nil
+}
+
+// MaxSID is the highest sale number given so far, 0 for none.
+func MaxSID(ctx context.Context, q sqlx.QueryerContext) (int64, error) {
+	var n int64
+	if err := sqlx.GetContext(ctx, q, &n, `SELECT COALESCE(MAX(sid), 0) FROM sales`); err != nil {
+		return 0, fmt.Errorf("read the highest sid: %w", err)
+	}
+	return n, nil
+}
+
+// SubmittedPresellCount counts the presells that were ever given a ticket,
+// open or since closed: every park a lane acknowledged is among them.
+func SubmittedPresellCount(ctx context.Context, q sqlx.QueryerContext) (int64, error) {
+	var n int64
+	if err := sqlx.GetContext(ctx, q, &n, `SELECT COUNT(*) FROM sales WHERE presell = 1 AND ticket IS NOT NULL`); err != nil {
+		return 0, fmt.Errorf("count submitted presells: %w", err)
+	}
+	return n, nil
+}
+
+// CounterValue reads the lane_counters row name; ok is false when there
+// is none.
+func CounterValue(ctx context.Context, q sqlx.QueryerContext, name string) (value int64, ok bool, err error) {
+	err = sqlx.GetContext(ctx, q, &value, `SELECT value FROM lane_counters WHERE name = ?`, name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read lane counter %s: %w", name, err)
+	}
+	return value, true, nil
+}
+
+// SetCounter writes the lane_counters row name.
+func SetCounter(ctx context.Context, tx *Tx, name string, value int64) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO lane_counters (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+		return fmt.Errorf("set lane counter %s: %w", name, err)
+	}
+	return nil
+}
+
+// PlanStep is one row of EXPLAIN QUERY PLAN.
+type PlanStep struct {
+	ID, Parent int64
+	Detail     string
+}
+
+// ExplainQueryPlan is SQLite's plan for query with args, as the read pool
+// would run it.
+func (db *DB) ExplainQueryPlan(ctx context.Context, query string, args ...any) ([]PlanStep, error) {
+	rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("explain query plan: %w", err)
+	}
+	defer rows.Close()
+	var steps []PlanStep
+	for rows.Next() {
+		var s PlanStep
+		var unused int64
+		if err := rows.Scan(&s.ID, &s.Parent, &unused, &s.Detail); err != nil {
+			return nil, fmt.Errorf("read query plan: %w", err)
+		}
+		steps = append(steps, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read query plan: %w", err)
+	}
+	return steps, nil
+}
+
+// PageCacheBound is the most SQLite's page caches may hold for this DB:
+// each connection (the writer and every reader) keeps up to cache_size of
+// pages, filled as the DB is read and kept.
+func (db *DB) PageCacheBound(ctx context.Context) (int64, error) {
+	var size, page int64
+	if err := db.r.GetContext(ctx, &size, `PRAGMA cache_size`); err != nil {
+		return 0, fmt.Errorf("read the SQLite cache size: %w", err)
+	}
+	perConn := -size * 1024 // negative: KiB
+	if size > 0 {
+		if err := db.r.GetContext(ctx, &page, `PRAGMA page_size`); err != nil {
+			return 0, fmt.Errorf("read the SQLite page size: %w", err)
+		}
+		perConn = size * page
+	}
+	return int64(1+db.r.Stats().MaxOpenConnections) * perConn, nil
+}
+
+// SetWriterCacheKB sets the writer connection's page cache (SQLite's
+// default is 2 MB): a bulk load that inserts all over an index misses it
+// on every page otherwise.
+func (db *DB) SetWriterCacheKB(ctx context.Context, kb int) error {
+	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", kb)); err != nil {
+		return fmt.Errorf("set the writer's page cache: %w", err)
+	}
+	return nil
+}
+
+// PresellStats are the open presells at a glance, as a scrape reports them.
+type PresellStats struct {
+	Open   int64   `db:"open"`
+	Claims int64   `db:"claims"` // held by a live claim at now
+	Oldest *string `db:"oldest"` // the earliest submitted_utc; nil when none is open
+}
+
+// OpenPresellStats reads them through the partial index that holds exactly
+// the open presells (sales_open_presells), so that it stays cheap however
+// many sales the lane has kept.
+func OpenPresellStats(ctx context.Context, q sqlx.QueryerContext, nowMS int64) (PresellStats, error) {
+	var s PresellStats
+	err := sqlx.GetContext(ctx, q, &s, `SELECT COUNT(*) AS open,
+			COALESCE(SUM(claim_session IS NOT NULL AND claim_expires_ms > ?), 0) AS claims,
+			MIN(submitted_utc) AS oldest
+		FROM sales INDEXED BY sales_open_presells
+		WHERE presell = 1 AND phase IN (0, 5) AND submitted_utc IS NOT NULL`, nowMS)
+	if err != nil {
+		return s, fmt.Errorf("open presell stats: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,53 @@
+package lanedb
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestInspectMethods(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	if _, err := db.Exec(ctx, `INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc, presell, ticket, submitted_utc, sid)
+		VALUES ('p1', 'r1', 5, '2026-01-01 10:00:00', '2026-01-01 10:00:00', 1, 7, '2026-01-01 10:00:00', 41)`); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		got  func() (int64, error)
+		want int64
+	}{
+		{"CountRows sales", func() (int64, error) { return db.CountRows(ctx, "sales") }, 1},
+		{"CountRows journal", func() (int64, error) { return db.CountRows(ctx, "journal") }, 0},
+		{"MaxSID", func() (int64, error) { return MaxSID(ctx, db.Read) }, 41},
+		{"SubmittedPresellCount", func() (int64, error) { return SubmittedPresellCount(ctx, db.Read) }, 1},
+		{"OpenPresellStats open", func() (int64, error) { s, err := OpenPresellStats(ctx, db.Read, 0); return s.Open, err }, 1},
+	} {
+		if got, err := tc.got(); err != nil || got != tc.want {
+			t.Errorf("%s = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := db.CountRows(ctx, "sales; DROP TABLE sales"); err == nil {
+		t.Errorf("CountRows took a name that is no table")
+	}
+	if _, ok, err := CounterValue(ctx, db.Read, "bench_marker"); ok || err != nil {
+		t.Errorf("CounterValue of a missing counter: ok %v, err %v", ok, err)
+	}
+	if err := db.WriteTx(ctx, func(tx *Tx) error { return SetCounter(ctx, tx, "bench_marker", 12) }); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := CounterValue(ctx, db.Read, "bench_marker"); v != 12 || !ok || err != nil {
+		t.Errorf("CounterValue = %d, %v, %v; want 12", v, ok, err)
+	}
+	steps, err := db.ExplainQueryPlan(ctx, `SELECT physkey FROM sales WHERE sid = ?`, 41)
+	if err != nil || len(steps) == 0 || !strings.Contains(steps[0].Detail, "sales") {
+		t.Errorf("ExplainQueryPlan = %+v, %v; want a step on sales", steps, err)
+	}
+	if err := db.SetWriterCacheKB(ctx, 4096); err != nil {
+		t.Error(err)
+	}
+	if n, err := db.PageCacheBound(ctx); err != nil || n <= 0 {
+		t.Errorf("PageCacheBound = %d, %v; want more than 0", n, err)
+	}
+}
