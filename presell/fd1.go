@@ -43,8 +43,8 @@ type listArgs struct {
 }
 
 func (w *Workflow) getPresells(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a listArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[listArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	f, err := w.filter(call)
@@ -110,8 +110,8 @@ func flip(op protocol.Op) string {
 // recall finds an open presell by ticket, barcode, word or k and claims it
 // for this socket.
 func (w *Workflow) recall(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a salesbuilder.UnparkArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[salesbuilder.UnparkArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	ref := Ref{Ticket: a.Ticket, Barcode: a.Barcode, Word: a.Word, Physkey: salesbuilder.SaleRef(call.Req)}

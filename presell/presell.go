@@ -36,11 +36,6 @@ func New(sales *salesbuilder.Service) *Workflow {
 	return w
 }
 
-// PoolOrder is how a presell socket runs its requests in parallel: those
-// naming the same sale (or, for a create, the physkey it will have) in
-// order, others side by side. The server's worker pool uses it.
-func PoolOrder(req *protocol.Request) string { return salesbuilder.RouteKey(req) }
-
 // journal records a presell event in the lane DB's journal and rings the
 // firehose once it commits.
 func (w *Workflow) journal(ctx context.Context, tx *lanedb.Tx, event, physkey, actor string, detail map[string]any) error {

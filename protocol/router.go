@@ -293,6 +293,45 @@ type Call struct {
 	// call. Endpoints that act on the session itself (login, cancel,
 	// firehoses) need it; nil when a request runs on none (tests).
 	Session Session
+	// Args is v decoded for the endpoint: by the server where the request
+	// arrived when routing needed it (Endpoint.Args), else by ArgsOf on the
+	// handler's first ask. Either way v is decoded once.
+	Args *Args
+}
+
+// Args is a request's v, decoded once.
+type Args struct {
+	value any
+	err   error
+}
+
+// DecodeArgs decodes req's v into a new value of the endpoint's Args (nil
+// when the endpoint declares none). A decoding error is kept for the
+// handler to answer in its turn, after the access check.
+func (e *Endpoint) DecodeArgs(req *Request) *Args {
+	if e.Args == nil {
+		return nil
+	}
+	v := e.Args()
+	return &Args{value: v, err: DecodeV(req.V, v)}
+}
+
+// ArgsOf is the call's v decoded into a T (a struct with json and validate
+// tags), decoding it now if nothing has yet. Errors are bad_argument
+// errors naming the field, as DecodeV's.
+func ArgsOf[T any](call *Call) (*T, error) {
+	if call.Args == nil {
+		v := new(T)
+		call.Args = &Args{value: v, err: DecodeV(call.Req.V, v)}
+	}
+	if call.Args.err != nil {
+		return nil, call.Args.err
+	}
+	v, ok := call.Args.value.(*T)
+	if !ok {
+		return nil, fmt.Errorf("endpoint %s decodes v as %T, its handler asks for %T", call.Endpoint.Name, call.Args.value, v)
+	}
+	return v, nil
 }
 
 // Session is the connection a request runs on, as the server that made it
@@ -320,15 +359,25 @@ type Endpoint struct {
 	// NoReply endpoints answer nothing on success (fd1.session.ignore).
 	NoReply bool
 	// RouteKey names what a request works on, so that a socket that runs
-	// requests in parallel keeps those with the same key in order. Default:
-	// the request's k.
-	RouteKey func(*Request) string
+	// requests in parallel keeps those with the same key in order; args is
+	// v as Args decoded it (nil without Args). Default: the request's k.
+	RouteKey func(req *Request, args any) string
+	// Args, when set, makes the value v is decoded into (a pointer to the
+	// argument struct) for an endpoint whose RouteKey reads v: the server
+	// then decodes v as the request arrives and hands it to the handler in
+	// Call.Args. Without it v is decoded when the handler asks (ArgsOf).
+	Args func() any
 }
 
-// KeyOf is the routing key of a request for this endpoint.
-func (e *Endpoint) KeyOf(req *Request) string {
+// KeyOf is the routing key of a request for this endpoint, given its
+// arguments as DecodeArgs made them (nil if it made none).
+func (e *Endpoint) KeyOf(req *Request, args *Args) string {
 	if e.RouteKey != nil {
-		return e.RouteKey(req)
+		var v any
+		if args != nil {
+			v = args.value
+		}
+		return e.RouteKey(req, v)
 	}
 	return req.Key()
 }

@@ -25,7 +25,10 @@ func (s *Service) Register(r *protocol.Router) {
 	add := func(access protocol.Access, name string, aliases []string, h protocol.Handler) {
 		r.Handle(&protocol.Endpoint{Name: name, Aliases: aliases, Access: access, Handler: h, RouteKey: RouteKey})
 	}
-	add(builders, "fd1.salesbuilder.sale_create", []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"}, s.create)
+	// A create is routed by the physkey in its v (RouteKey), so its v is
+	// decoded as it arrives.
+	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.sale_create", Aliases: []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"},
+		Access: builders, Handler: s.create, RouteKey: RouteKey, Args: func() any { return new(createArgs) }})
 	add(builders, "fd1.salesbuilder.get_sale", []string{activeSaleList}, s.getSale)
 	add(builders, "fd1.salesbuilder.sale_fetch", nil, s.fetch)
 	add(builders, "fd1.salesbuilder.sale_get_price", nil, s.getPrice)
@@ -45,19 +48,15 @@ func (s *Service) Register(r *protocol.Router) {
 const activeSaleList = "fd1.sales.get_activesale_list"
 
 // RouteKey is the sale a request is about, for per-sale ordering on a
-// presell socket: k, or for a create the client's chosen physkey. Requests
-// that name no sale share the key "" (the caller's top sale).
-func RouteKey(req *protocol.Request) string {
+// presell socket: k, or for a create the client's chosen physkey (args is
+// the create's decoded v). Requests that name no sale share the key ""
+// (the caller's top sale).
+func RouteKey(req *protocol.Request, args any) string {
 	if k := SaleRef(req); k != "" {
 		return k
 	}
-	if len(req.V) > 0 && strings.Contains(string(req.V), `"physkey"`) {
-		var v struct {
-			Physkey string `json:"physkey"`
-		}
-		if json.Unmarshal(req.V, &v) == nil {
-			return v.Physkey
-		}
+	if a, ok := args.(*createArgs); ok {
+		return a.Physkey
 	}
 	return ""
 }
@@ -163,8 +162,8 @@ type createArgs struct {
 }
 
 func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a createArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[createArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	return s.Mutate(ctx, call, ShapeOf(call), func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
@@ -227,8 +226,8 @@ func (p *pidList) UnmarshalJSON(b []byte) error {
 // getPrice prices products for the sale's customer (SPEC §7.3), as kv or
 // rows.
 func (s *Service) getPrice(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a getPriceArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[getPriceArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	physkey, prices, err := s.Prices(ctx, call.Caller, SaleRef(call.Req), a.PIDs)
@@ -265,8 +264,8 @@ type addProductArgs struct {
 }
 
 func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a addProductArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[addProductArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	item := Item{PID: a.PID, PLU: a.PLU, Barcode: a.Barcode, Qty: 1, Price: cents(a.Price), LineSource: a.LineSource}
@@ -288,8 +287,8 @@ type lineArgs struct {
 }
 
 func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a lineArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[lineArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
@@ -298,8 +297,8 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 }
 
 func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a lineArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[lineArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	price := cents(a.Price)
@@ -321,8 +320,8 @@ type customerArgs struct {
 
 // setCustomer: cid 0 (and no physkeycust) takes the customer off.
 func (s *Service) setCustomer(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a customerArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[customerArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	who := CustomerRef{Physkey: a.PhyskeyCust}
@@ -340,8 +339,8 @@ type paymentArgs struct {
 }
 
 func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a paymentArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[paymentArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
@@ -354,8 +353,8 @@ type removePaymentArgs struct {
 }
 
 func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a removePaymentArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[removePaymentArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
@@ -378,8 +377,8 @@ type UnparkArgs struct {
 }
 
 func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a UnparkArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[UnparkArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	shape := ShapeOf(call)
@@ -402,8 +401,8 @@ type cancelArgs struct {
 }
 
 func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var a cancelArgs
-	if err := protocol.DecodeV(call.Req.V, &a); err != nil {
+	a, err := protocol.ArgsOf[cancelArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {

@@ -23,12 +23,30 @@ func sessionOf(call *protocol.Call) session {
 	return s
 }
 
+// incoming is a request as it arrived: its endpoint looked up (once, where
+// it arrived) and, when routing needed them, its arguments decoded.
+type incoming struct {
+	req      *protocol.Request
+	ep       *protocol.Endpoint // nil: unknown, and lookupErr says so
+	args     *protocol.Args
+	received time.Time
+
+	lookupErr error
+}
+
+// arrive looks a request's endpoint up.
+func (s *Server) arrive(req *protocol.Request, received time.Time) incoming {
+	ep, err := s.router.Lookup(req.A)
+	return incoming{req: req, ep: ep, received: received, lookupErr: err}
+}
+
 // run takes one decoded request through the gate (endpoint known, caller
 // allowed) to its handler and builds the reply. caller is the session as it
 // was when the request was received: a login that completes while the
 // request waits in the socket's queue does not let it in (DESIGN §2). It
 // returns nil for an endpoint that answers nothing.
-func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, req *protocol.Request, received time.Time) (reply *protocol.Reply) {
+func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, in incoming) (reply *protocol.Reply) {
+	req, received := in.req, in.received
 	// Every request, refused ones included, leaves a debugscope trace.
 	var ep *protocol.Endpoint
 	var call *protocol.Call
@@ -53,14 +71,15 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
 			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))
 	}
-	ep, err := s.router.Lookup(req.A)
-	if err != nil {
-		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
+	if in.lookupErr != nil {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, in.lookupErr)
 	}
+	ep = in.ep
+	var err error
 	if call, err = ep.Admit(req, caller); err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
-	call.Session = sess
+	call.Session, call.Args = sess, in.args
 	if ctx.Err() != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeCancelled, "the request was cancelled before it ran"))
 	}

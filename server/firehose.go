@@ -181,8 +181,8 @@ func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*p
 	if id == "" {
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "k: give the rq that opened the firehose")
 	}
-	var args firehoseArgs
-	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+	args, err := protocol.ArgsOf[firehoseArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	// Only the options given change ("" clears one): giving a new q must
@@ -224,8 +224,8 @@ type injectArgs struct {
 
 // injectEvent publishes a memory event, e.g. a device.event sensor reading.
 func (s *Server) injectEvent(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var args injectArgs
-	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+	args, err := protocol.ArgsOf[injectArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	family, err := s.hub.Lookup(args.Event)

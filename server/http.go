@@ -55,6 +55,7 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.ErrorReply(a, rq, rt, err))
 		return
 	}
+	in := s.arrive(req, received)
 	// One call is one session: it can hold no claim beyond its own reply.
 	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
 	if key := apiKeyHeader(r); key != "" {
@@ -69,14 +70,14 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
-	} else if ep, err := s.router.Lookup(a); err == nil && !ep.Access.Public {
+	} else if in.ep != nil && !in.ep.Access.Public {
 		// Said here rather than by the gate, whose message speaks of the
 		// login packet a socket sends.
 		s.loginRefused(sess.caller, "", errors.New("no API key header"))
 		writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, protocol.Errorf(protocol.CodeLoginRequired, msgNoHTTPKey)))
 		return
 	}
-	reply := s.run(r.Context(), sess, sess.caller, req, received)
+	reply := s.run(r.Context(), sess, sess.caller, in)
 	if reply == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return

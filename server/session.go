@@ -41,8 +41,8 @@ var purposeScope = map[protocol.Purpose]protocol.Scope{
 // session with its scopes. Several logins on one socket add up (SPEC
 // §4.1); a failed one changes nothing.
 func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
-	var args loginArgs
-	if err := protocol.DecodeV(call.Req.V, &args); err != nil {
+	args, err := protocol.ArgsOf[loginArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	switch {

@@ -280,14 +280,18 @@ func (sk *socket) take(req *protocol.Request, received time.Time) bool {
 		return true
 	}
 	caller := sk.currentCaller()
+	in := sk.srv.arrive(req, received)
 	key := ""
-	if ep, err := sk.srv.router.Lookup(req.A); err == nil {
+	if ep := in.ep; ep != nil {
 		if ep.Access.Public || ep.Name == cancelEndpoint {
-			sk.reply(sk.srv.run(sk.ctx, sk, caller, req, received))
+			sk.reply(sk.srv.run(sk.ctx, sk, caller, in))
 			return true
 		}
-		if sk.pool.max > 1 {
-			key = ep.KeyOf(req)
+		// Routing by what v says is for a logged-in caller's requests
+		// only: nothing is decoded for one that will be refused.
+		if sk.pool.max > 1 && caller.LoggedIn() {
+			in.args = ep.DecodeArgs(req)
+			key = ep.KeyOf(req, in.args)
 		}
 	}
 	qctx, qcancel := context.WithCancel(sk.ctx)
@@ -296,7 +300,7 @@ func (sk *socket) take(req *protocol.Request, received time.Time) bool {
 		defer qcancel()
 		defer sk.untrack(req, f)
 		if sk.ctx.Err() == nil {
-			sk.reply(sk.srv.run(qctx, sk, caller, req, received))
+			sk.reply(sk.srv.run(qctx, sk, caller, in))
 		}
 	}, sk.ctx.Done())
 	if !ok {
