@@ -106,7 +106,9 @@ func InsertSale(ctx context.Context, tx *Tx, s *Sale) error {
 // fails if the row's version is no longer s.Version (someone else changed
 // it, e.g. the counter process).
 func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
-	res, err := tx.NamedExecContext(ctx, qUpdateSale, s)
+	res, err := tx.ExecContext(ctx, qUpdateSale, s.SID, s.Phase, s.CompletedDT, s.CompletedDTUTC, s.SaleTotalCents,
+		s.Teller, s.CID, s.HolderKey, s.HolderName, s.Ticket, s.TicketWord, s.TicketBarcode, s.SubmittedUTC, s.VoidedUTC,
+		s.VoidedBy, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS, s.Physkey, s.Version)
 	if err != nil {
 		return fmt.Errorf("update sale %s: %w", s.Physkey, err)
 	}
@@ -150,7 +152,8 @@ func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Li
 
 // InsertLine writes a new line.
 func InsertLine(ctx context.Context, tx *Tx, l *Line) error {
-	_, err := tx.NamedExecContext(ctx, qInsertLine, l)
+	_, err := tx.ExecContext(ctx, qInsertLine, l.SalePhyskey, l.Seqnce, l.PID, l.PIDFlag, l.Description, l.PLU, l.Qty,
+		l.UnitPriceCents, l.PrediscountPriceCents, l.TotalPriceCents, l.PriceCause, l.PriceCauseData, l.LineSource)
 	if err != nil {
 		return fmt.Errorf("insert line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
 	}
@@ -309,22 +312,23 @@ var (
 		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
 		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
 		:next_seqnce, :updated_utc, :version)`)
-	qUpdateSale = named(`UPDATE sales SET sid = :sid, phase = :phase,
-		completeddt = :completeddt, completeddtutc = :completeddtutc, saletotal_cents = :saletotal_cents,
-		teller = :teller, cid = :cid, holder_key = :holder_key, holder_name = :holder_name, ticket = :ticket, ticket_word = :ticket_word,
-		ticket_barcode = :ticket_barcode, submitted_utc = :submitted_utc, voided_utc = :voided_utc,
-		voided_by = :voided_by, next_seqnce = :next_seqnce, updated_utc = :updated_utc,
-		claim_expires_ms = :claim_expires_ms, version = version + 1
-		WHERE physkey = :physkey AND version = :version`)
+	// The two statements every change runs take positional arguments:
+	// binding :names reflects over the struct on every call.
+	qUpdateSale = stmt(`UPDATE sales SET sid = ?, phase = ?,
+		completeddt = ?, completeddtutc = ?, saletotal_cents = ?,
+		teller = ?, cid = ?, holder_key = ?, holder_name = ?, ticket = ?, ticket_word = ?,
+		ticket_barcode = ?, submitted_utc = ?, voided_utc = ?,
+		voided_by = ?, next_seqnce = ?, updated_utc = ?,
+		claim_expires_ms = ?, version = version + 1
+		WHERE physkey = ? AND version = ?`)
 	qSaleLines = stmt(`SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
 		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,
 		l.pricecausedata, l.linesource, COALESCE(p.measurement, 0) AS measurement
 		FROM sale_lines l LEFT JOIN products p ON p.pid = l.pid
 		WHERE l.sale_physkey = ? ORDER BY l.seqnce`)
-	qInsertLine = named(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
+	qInsertLine = stmt(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
 		plu, qty, unitprice_cents, prediscountprice_cents, totalprice_cents, pricecause, pricecausedata, linesource)
-		VALUES (:sale_physkey, :seqnce, :pid, :pidflag, :description, :plu, :qty, :unitprice_cents,
-		:prediscountprice_cents, :totalprice_cents, :pricecause, :pricecausedata, :linesource)`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	qUpdateLine = named(`UPDATE sale_lines SET qty = :qty, unitprice_cents = :unitprice_cents,
 		prediscountprice_cents = :prediscountprice_cents, totalprice_cents = :totalprice_cents,
 		pricecause = :pricecause, pricecausedata = :pricecausedata

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -99,7 +100,11 @@ func (s *Service) AddProduct(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkLineCount(ctx, tx, sale); err != nil {
+	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkLineCount(sale, len(lines)); err != nil {
 		return nil, err
 	}
 	product, err := findProduct(ctx, tx, item)
@@ -123,7 +128,8 @@ func (s *Service) AddProduct(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 		return nil, err
 	}
 	sale.NextSeqnce++
-	return s.FinishLines(ctx, tx, c, sale, evLinesAdd)
+	// seqnce only grows, so the new line is the last in seqnce order.
+	return s.finish(ctx, tx, c, sale, read{lines: append(lines, *line), customer: customer, custRead: true}, evLinesAdd)
 }
 
 // checkPriceOverride: only a counter may set a price by hand.
@@ -164,9 +170,26 @@ func findProduct(ctx context.Context, tx *lanedb.Tx, item Item) (*lanedb.SalePro
 // FinishLines recomputes the sale total from its lines, saves the sale,
 // journals event ("" for none) and answers the whole sale.
 func (s *Service) FinishLines(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, event string) (*SaleView, error) {
-	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
-	if err != nil {
-		return nil, err
+	return s.finish(ctx, tx, c, sale, read{}, event)
+}
+
+// read is what a change has already read of its sale in this
+// transaction, and kept up to date with what it wrote, so that finishing
+// the change does not read it again.
+type read struct {
+	lines    []lanedb.Line // the sale's lines in seqnce order; nil: not read
+	customer *lanedb.SaleCustomer
+	custRead bool // customer is the sale's (nil: it has none)
+}
+
+// finish is FinishLines with what the change already read.
+func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, sale *lanedb.Sale, r read, event string) (*SaleView, error) {
+	lines := r.lines
+	if lines == nil {
+		var err error
+		if lines, err = lanedb.SaleLines(ctx, tx, sale.Physkey); err != nil {
+			return nil, err
+		}
 	}
 	var total int64
 	for _, l := range lines {
@@ -194,9 +217,11 @@ func (s *Service) FinishLines(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 	if err := s.save(ctx, tx, c, sale); err != nil {
 		return nil, err
 	}
-	customer, err := SaleCustomer(ctx, tx, sale)
-	if err != nil {
-		return nil, err
+	customer := r.customer
+	if !r.custRead {
+		if customer, err = SaleCustomer(ctx, tx, sale); err != nil {
+			return nil, err
+		}
 	}
 	view := buildView(sale, lines, payments, customer)
 	return view, s.Emit(ctx, tx, event, c.KeyName, view)
@@ -222,13 +247,15 @@ func (s *Service) RemoveLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err != nil {
 		return nil, err
 	}
-	if _, err := findLine(lines, sale, seqnce); err != nil {
+	gone, err := findLine(lines, sale, seqnce)
+	if err != nil {
 		return nil, err
 	}
 	if err := lanedb.DeleteLine(ctx, tx, sale.Physkey, seqnce); err != nil {
 		return nil, err
 	}
-	return s.FinishLines(ctx, tx, c, sale, evLinesDelete)
+	kept := slices.DeleteFunc(lines, func(l lanedb.Line) bool { return l.Seqnce == gone.Seqnce })
+	return s.finish(ctx, tx, c, sale, read{lines: kept}, evLinesDelete)
 }
 
 // EditLine changes a line's qty, its unit price in cents (counter only),
@@ -266,7 +293,7 @@ func (s *Service) EditLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
 		return nil, err
 	}
-	return s.FinishLines(ctx, tx, c, sale, evLinesEdit)
+	return s.finish(ctx, tx, c, sale, read{lines: lines, customer: customer, custRead: true}, evLinesEdit)
 }
 
 // CustomerRef names a customer by physkey, else by cid; the zero value
@@ -320,7 +347,7 @@ func (s *Service) SetCustomer(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 			}
 		}
 	}
-	return s.FinishLines(ctx, tx, c, sale, EvSaleEdit)
+	return s.finish(ctx, tx, c, sale, read{lines: lines, customer: customer, custRead: true}, EvSaleEdit)
 }
 
 // Park puts an active sale in the background (phase 5). A presell being

@@ -176,12 +176,8 @@ func (s *Service) noPayment(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sal
 		sale.Physkey, seq, strings.Join(live, ", "))
 }
 
-// checkLineCount refuses a line past MaxSaleLines.
-func (s *Service) checkLineCount(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
-	n, err := lanedb.LineCount(ctx, tx, sale.Physkey)
-	if err != nil {
-		return err
-	}
+// checkLineCount refuses a line past MaxSaleLines to a sale holding n.
+func (s *Service) checkLineCount(sale *lanedb.Sale, n int) error {
 	if n >= s.maxLines {
 		return protocol.Errorf(protocol.CodeLimitReached,
 			"sale %s already holds %d lines, the most one sale may hold on this lane (serve --max-sale-lines); raise a line's qty instead, or complete this sale and start another",
