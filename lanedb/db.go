@@ -82,8 +82,13 @@ type DB struct {
 var ErrNoFolder = errors.New("its folder does not exist")
 
 // Open opens (creating if needed) the lane DB at path and migrates it to the
-// newest schema. A DB written by a newer greenlane is refused.
+// newest schema. A DB written by a newer greenlane is refused, and so is a
+// postgres:// or postgresql:// URL (ErrStoreModeUnavailable) until the
+// store mode can serve: it would otherwise become an oddly named SQLite file.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if IsPostgresURL(path) {
+		return nil, ErrStoreModeUnavailable
+	}
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("lane db options: %w", err)

@@ -21,30 +21,38 @@ type Migration struct {
 	SQL     string
 }
 
-// Migrations lists the embedded migrations in version order. File names are
-// NNNN_name.sql; versions must run 1, 2, 3… with no gap.
+// Migrations lists the embedded SQLite migrations in version order. File
+// names are NNNN_name.sql; versions must run 1, 2, 3… with no gap.
 func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+	return readMigrations(migrationFS, "migrations")
+}
+
+// readMigrations reads the NNNN_name.sql files directly in dir of fsys.
+func readMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
-		return nil, fmt.Errorf("read embedded migrations: %w", err)
+		return nil, fmt.Errorf("read embedded migrations %s: %w", dir, err)
 	}
 	var out []Migration
 	for _, e := range entries {
+		if e.IsDir() {
+			continue // another dialect's set
+		}
 		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil {
-			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", e.Name())
+			return nil, fmt.Errorf("migration file %s/%s is not named NNNN_name.sql", dir, e.Name())
 		}
-		body, err := migrationFS.ReadFile("migrations/" + e.Name())
+		body, err := fs.ReadFile(fsys, dir+"/"+e.Name())
 		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("read migration %s/%s: %w", dir, e.Name(), err)
 		}
 		out = append(out, Migration{Version: v, Name: name, SQL: string(body)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	for i, m := range out {
 		if m.Version != i+1 {
-			return nil, fmt.Errorf("migration versions must run 1, 2, 3…; found %d at position %d", m.Version, i+1)
+			return nil, fmt.Errorf("migration versions in %s must run 1, 2, 3…; found %d at position %d", dir, m.Version, i+1)
 		}
 	}
 	return out, nil

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	_ "time/tzdata" // lane time zones work on machines without a zoneinfo database
+
+	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
 // command is one subcommand.
@@ -139,7 +141,21 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return refuseStoreMode(fs)
+}
+
+// refuseStoreMode refuses a PostgreSQL URL as --db. Every command's --db is
+// a lane DB, and each would take the URL for a file name (a folder
+// "postgres:", a new SQLite file): say once, here, that the store mode
+// cannot serve yet.
+func refuseStoreMode(fs *flag.FlagSet) error {
+	if f := fs.Lookup("db"); f != nil && lanedb.IsPostgresURL(f.Value.String()) {
+		return fmt.Errorf("--db: %w", lanedb.ErrStoreModeUnavailable)
+	}
+	return nil
 }
 
 // parseOnly is fs.Parse, except that a mistake is not printed above the

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
 func TestEnvName(t *testing.T) {
@@ -131,5 +136,51 @@ func TestDBDefault(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "tablet-9") {
 		t.Fatalf("apikey list without --db does not show the key made without --db:\n%s", out.String())
+	}
+}
+
+// TestDBPostgresRefused: until the store mode can serve, every command
+// that takes --db refuses a PostgreSQL URL with one clear error, from the
+// flag or the environment, and leaves nothing behind in the working folder
+// (a file or folder named after the URL would be a new, empty lane).
+func TestDBPostgresRefused(t *testing.T) {
+	const pg = "postgres://clerk:hunter2@127.0.0.1:1/store"
+	cmds := [][]string{
+		{"serve"}, {"serve", "--create"}, {"fixture", "load", "demo"}, {"fixture", "reset"},
+		{"fixture", "export", "--out", "x"}, {"fixture", "generate"},
+		{"apikey", "create", "--name", "n", "--scope", "admin"}, {"apikey", "list"}, {"apikey", "revoke", "n"},
+		{"presell", "list"}, {"presell", "void", "7"}, {"presell", "expire"},
+		{"tls", "init"}, {"tls", "ca"}, {"tls", "renew"}, {"backup", "--out", "copy.db"}, {"check"},
+		{"bench", "presell"}, {"bench", "recall"},
+		{"service", "install", "--out", "unit", "--", "--db", pg},
+	}
+	for _, cmd := range cmds {
+		for _, viaEnv := range []bool{false, true} {
+			args := slices.Clone(cmd)
+			switch {
+			case cmd[0] == "service" && viaEnv:
+				continue // its --db is serve's, after --
+			case cmd[0] != "service" && !viaEnv:
+				args = append(args, "--db", "postgresql://"+strings.TrimPrefix(pg, "postgres://"))
+			}
+			t.Run(fmt.Sprint(args, viaEnv), func(t *testing.T) {
+				if viaEnv {
+					t.Setenv("GREENLANE_DB", pg)
+				}
+				dir := t.TempDir()
+				t.Chdir(dir)
+				var out, errOut bytes.Buffer
+				err := dispatch(args, &out, &errOut)
+				if !errors.Is(err, lanedb.ErrStoreModeUnavailable) || !strings.Contains(err.Error(), "store mode on PostgreSQL is not available in this build yet") {
+					t.Fatalf("err = %v, want the store mode's error", err)
+				}
+				if strings.Contains(err.Error()+out.String()+errOut.String(), "hunter2") {
+					t.Errorf("the password was printed: %v %s %s", err, out.String(), errOut.String())
+				}
+				if left, _ := os.ReadDir(dir); len(left) != 0 {
+					t.Errorf("left %q in the working folder", left[0].Name())
+				}
+			})
+		}
 	}
 }

@@ -100,6 +100,9 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if sfs.NArg() > 0 {
 		return usagef("serve takes no arguments, got %q after --", sfs.Args())
 	}
+	if err := refuseStoreMode(sfs); err != nil {
+		return err
+	}
 	if u.user == "" {
 		u.user = os.Getenv("SUDO_USER")
 	}

@@ -1,0 +1,129 @@
+package lanedb
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The store mode puts the lane DB on PostgreSQL so that several
+// greenlane instances share one store. What exists so far is its schema:
+// migrations/postgres holds the same steps as migrations/, in PostgreSQL's
+// dialect (docs/lanedb.md says how they differ), and a test checks that
+// both give the same tables, columns, keys and indexes. Nothing serves
+// from PostgreSQL yet, and Open says so rather than half-working.
+
+//go:embed migrations/postgres/*.sql
+var postgresMigrationFS embed.FS
+
+// ErrStoreModeUnavailable is Open's error for a postgres:// or
+// postgresql:// lane DB while the store mode cannot serve.
+var ErrStoreModeUnavailable = errors.New("store mode on PostgreSQL is not available in this build yet: " +
+	"only its schema exists (the PostgreSQL migrations); the lane's statements, its group-commit writer " +
+	"and its journal run on SQLite only. Use an SQLite lane DB file")
+
+// IsPostgresURL reports whether s names a PostgreSQL database rather than
+// an SQLite file: a URL whose scheme is postgres or postgresql (any case).
+func IsPostgresURL(s string) bool {
+	scheme, _, ok := strings.Cut(s, "://")
+	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
+}
+
+// PostgresMigrations lists the embedded PostgreSQL migrations in version
+// order. Step N makes the same change as Migrations()[N-1], so that a
+// version number means the same schema in both dialects.
+func PostgresMigrations() ([]Migration, error) {
+	return readMigrations(postgresMigrationFS, "migrations/postgres")
+}
+
+// migrateLockKey names the advisory lock that serialises instances
+// migrating one database at the same time (PostgreSQL's counterpart of
+// SQLite's BEGIN IMMEDIATE): the bytes of "glmigrat".
+const migrateLockKey int64 = 0x676c6d6967726174
+
+// MigratePostgres brings the PostgreSQL database at dbURL to the newest
+// schema, one transaction per step (PostgreSQL's DDL is transactional, so
+// a failure leaves a whole version). A database written by a newer
+// greenlane is refused with a *NewerSchemaError.
+func MigratePostgres(ctx context.Context, dbURL string) error {
+	ms, err := PostgresMigrations()
+	if err != nil {
+		return err
+	}
+	name := redactURL(dbURL)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL lane db %s: %w", name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		done, err := migratePostgresStep(ctx, conn, name, ms)
+		if err != nil {
+			return fmt.Errorf("migrate PostgreSQL lane db %s: %w", name, err)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// migratePostgresStep applies the oldest step the database lacks, in one
+// transaction, and reports whether there was none left to apply.
+func migratePostgresStep(ctx context.Context, conn *pgx.Conn, name string, ms []Migration) (done bool, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	// Held until this transaction ends: a second instance waits here, then
+	// reads the version the first one left.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
+		return false, fmt.Errorf("take the migration lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_utc TEXT NOT NULL)`); err != nil {
+		return false, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return false, fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(ms) {
+		return false, &NewerSchemaError{Path: name, DBVersion: current, KnownVersion: len(ms)}
+	}
+	if current < len(ms) {
+		m := ms[current]
+		// No arguments: pgx sends it as one simple query, which may hold
+		// several statements.
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return false, fmt.Errorf("migration postgres/%04d_%s: %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_utc) VALUES ($1, $2, $3)`,
+			m.Version, m.Name, time.Now().UTC().Format(DateTime)); err != nil {
+			return false, fmt.Errorf("record migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return current == len(ms), nil
+}
+
+// redactURL is dbURL fit for an error message: its password hidden.
+func redactURL(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "(a PostgreSQL URL that does not parse)"
+	}
+	return u.Redacted()
+}
