@@ -227,27 +227,28 @@ func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	return view, s.Emit(ctx, tx, event, c.KeyName, view)
 }
 
-// findLine returns the line with seqnce, or not_found.
-func findLine(lines []lanedb.Line, sale *lanedb.Sale, seqnce int64) (*lanedb.Line, error) {
+// forLine is ForChange for a change to one line: the sale, its lines, and
+// the one with seqnce (a pointer into lines), or not_found.
+func (s *Service) forLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64) (*lanedb.Sale, []lanedb.Line, *lanedb.Line, error) {
+	sale, err := s.ForChange(ctx, tx, c, ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	for i := range lines {
 		if lines[i].Seqnce == seqnce {
-			return &lines[i], nil
+			return sale, lines, &lines[i], nil
 		}
 	}
-	return nil, protocol.Errorf(protocol.CodeNotFound, "sale %s has no line with seqnce %d", sale.Physkey, seqnce)
+	return nil, nil, nil, protocol.Errorf(protocol.CodeNotFound, "sale %s has no line with seqnce %d", sale.Physkey, seqnce)
 }
 
 // RemoveLine deletes the line with seqnce.
 func (s *Service) RemoveLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64) (*SaleView, error) {
-	sale, err := s.ForChange(ctx, tx, c, ref)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
-	if err != nil {
-		return nil, err
-	}
-	gone, err := findLine(lines, sale, seqnce)
+	sale, lines, gone, err := s.forLine(ctx, tx, c, ref, seqnce)
 	if err != nil {
 		return nil, err
 	}
@@ -267,15 +268,7 @@ func (s *Service) EditLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err := checkPriceOverride(c, price); err != nil {
 		return nil, err
 	}
-	sale, err := s.ForChange(ctx, tx, c, ref)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
-	if err != nil {
-		return nil, err
-	}
-	line, err := findLine(lines, sale, seqnce)
+	sale, lines, line, err := s.forLine(ctx, tx, c, ref, seqnce)
 	if err != nil {
 		return nil, err
 	}
