@@ -177,9 +177,9 @@ func OpenPresellCount(ctx context.Context, q sqlx.QueryerContext, createdBy stri
 
 // Statements, prepared once when the DB opens.
 var (
-	// Walks the small partial index of open presells (at most MaxTicket
-	// submitted ones, plus those being built), never the sales history.
-	qOpenPresellCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_open_presells
+	// Walks only this key's entries of the partial index of open presells
+	// by creator (at most MaxOpenPresells), never the sales history.
+	qOpenPresellCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_open_presells_creator
 		WHERE presell = 1 AND phase IN (0, 5) AND created_by = ?`)
 	qReleaseClaim = stmt(`UPDATE sales SET phase = 5, claim_session = NULL, claim_key = NULL, claim_name = NULL,
 		claim_expires_ms = NULL, holder_key = '', holder_name = '', updated_utc = ?, version = version + 1
