@@ -122,7 +122,7 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	cfg.Server.MaxUnauthPerAddress = cfg.Server.MaxSockets
 	cfg.Server.MaxSocketsPerKey = cfg.Server.MaxSockets
 	if opts.presellWorkers > 0 {
-		cfg.Server.PresellWorkers = opts.presellWorkers
+		cfg.Presell.Workers = opts.presellWorkers
 	}
 	if opts.lease > 0 {
 		cfg.Sales.Lease = opts.lease

@@ -30,6 +30,7 @@ type Config struct {
 	Server  server.Config
 	Writer  lanedb.WriterOptions
 	Sales   salesbuilder.Options
+	Presell presell.Config
 	Catalog catalog.Config
 	Hub     firehose.HubConfig
 	// SweepEvery is how often abandoned presells are voided and the journal
@@ -51,6 +52,7 @@ func (c Config) Validate() error {
 		setting.Within("Server", c.Server.Validate()),
 		setting.Within("Writer", c.Writer.Validate()),
 		setting.Within("Sales", c.Sales.Validate()),
+		setting.Within("Presell", c.Presell.Validate()),
 		setting.Within("Catalog", c.Catalog.Validate()),
 		setting.Within("Hub", c.Hub.Validate()),
 		setting.Range("SweepEvery", c.SweepEvery, 10*time.Millisecond, 24*time.Hour),
@@ -63,6 +65,7 @@ func DefaultConfig() Config {
 		Server:     server.DefaultConfig(),
 		Writer:     lanedb.DefaultWriterOptions(),
 		Sales:      salesbuilder.DefaultOptions(),
+		Presell:    presell.DefaultConfig(),
 		Catalog:    catalog.DefaultConfig(),
 		Hub:        firehose.DefaultHubConfig(),
 		SweepEvery: time.Minute,
@@ -109,6 +112,9 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	}
 	l.Presell = presell.New(l.Sales)
 	l.Server = server.New(cfg.Server, db, log)
+	// How a presell socket runs its requests is the presell workflow's
+	// setting; the server only runs the pool.
+	l.Server.SetWorkers(protocol.PurposePresell, cfg.Presell.Workers)
 	r := l.Server.Router()
 	catalog.New(db, cfg.Catalog).Register(r)
 	l.Sales.Register(r)

@@ -12,6 +12,7 @@ package presell
 import (
 	"context"
 
+	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
@@ -76,4 +77,22 @@ func (w *Workflow) PaymentReversed(ctx context.Context, tx *lanedb.Tx, c *protoc
 	return w.journal(ctx, tx, "payment_reversed", sale.Physkey, c.KeyName, map[string]any{
 		"ticket": sale.Ticket.Int64, "seq": p.Sequence, "type": p.GlobalCode, "amount": protocol.Money(p.AmountCents),
 	})
+}
+
+// Config is the presell workflow's settings. DefaultConfig holds every
+// default.
+type Config struct {
+	// Workers is how many requests one presell socket may run at once; a
+	// tablet's requests on one sale still run in order (they share a route
+	// key, the sale). 1 to 1024. Default 4.
+	Workers int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config { return Config{Workers: 4} }
+
+// Validate reports every field out of its range, each as a
+// *setting.Error naming the field.
+func (c Config) Validate() error {
+	return setting.Range("Workers", c.Workers, 1, 1024)
 }

@@ -34,10 +34,6 @@ type Config struct {
 	// running before it stops reading (TCP back-pressure). 1 to 65536.
 	// Default 64.
 	RequestQueue int
-	// PresellWorkers is how many requests one presell socket may have running
-	// at once (requests for the same sale still run in order). 1 to 1024.
-	// Default 4.
-	PresellWorkers int
 	// WriteWait bounds one write to a client: 100ms to 10m. Default 10s.
 	WriteWait time.Duration
 	// PongWait is how long a client may stay silent (no frame, no pong)
@@ -117,7 +113,6 @@ func DefaultConfig() Config {
 		SendQueue:        256,
 		SendQueueBytes:   4 << 20,
 		RequestQueue:     64,
-		PresellWorkers:   4,
 		WriteWait:        10 * time.Second,
 		PongWait:         60 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
@@ -146,7 +141,6 @@ func (c Config) Validate() error {
 		setting.Range("SendQueue", c.SendQueue, 1, 1<<20),
 		setting.Range("SendQueueBytes", c.SendQueueBytes, 64<<10, 1<<30),
 		setting.Range("RequestQueue", c.RequestQueue, 1, 1<<16),
-		setting.Range("PresellWorkers", c.PresellWorkers, 1, 1024),
 		setting.Range("WriteWait", c.WriteWait, 100*time.Millisecond, 10*time.Minute),
 		setting.Range("PongWait", c.PongWait, time.Second, 24*time.Hour),
 		setting.Range("HandshakeTimeout", c.HandshakeTimeout, 100*time.Millisecond, 10*time.Minute),

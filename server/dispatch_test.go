@@ -22,6 +22,7 @@ import (
 // does not decode is answered by the handler in its turn, as bad_argument.
 func TestArgsAreDecodedOnce(t *testing.T) {
 	s, db := testServer(t, DefaultConfig())
+	s.SetWorkers(protocol.PurposePresell, 4)
 	key, err := db.CreateAPIKey(context.Background(), "tablet-1", []string{"presell"})
 	if err != nil {
 		t.Fatal(err)

@@ -50,6 +50,11 @@ type Server struct {
 
 	mounts []mount // other handlers served beside FD1 (the store's screens)
 
+	// workers is how many requests one socket of a purpose may run at once
+	// (1 when unset): the workflow that owns the purpose decides, and the
+	// lane hands it over with SetWorkers before serving.
+	workers map[protocol.Purpose]int
+
 	observer    Observer     // nil: nothing counts requests and logins
 	slowDropped atomic.Int64 // sockets closed because they did not read
 }
@@ -72,6 +77,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		door:    doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
 		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
+		workers: map[protocol.Purpose]int{},
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -104,6 +110,11 @@ func now(cfg Config) time.Time {
 
 // Router is where endpoints are registered.
 func (s *Server) Router() *protocol.Router { return s.router }
+
+// SetWorkers lets each socket of purpose run up to n requests at once,
+// those with the same route key (Endpoint.RouteKey) still in order. Call it
+// before serving.
+func (s *Server) SetWorkers(purpose protocol.Purpose, n int) { s.workers[purpose] = n }
 
 // Handler is the HTTP handler: sockets, HTTP mode and health.
 func (s *Server) Handler() http.Handler {

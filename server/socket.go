@@ -78,10 +78,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	workers := 1
-	if purpose == protocol.PurposePresell {
-		workers = s.cfg.PresellWorkers
-	}
+	workers := max(s.workers[purpose], 1)
 	sk := &socket{
 		srv:      s,
 		ws:       ws,

@@ -74,7 +74,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "packets that may wait for one slow client before it is disconnected")
 	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", cfg.SendQueueBytes, "bytes that may wait for one slow client before it is disconnected")
 	fs.IntVar(&cfg.RequestQueue, "request-queue", cfg.RequestQueue, "requests one socket may have queued or running before it stops reading")
-	fs.IntVar(&cfg.PresellWorkers, "presell-workers", cfg.PresellWorkers, "requests one presell socket may run at once (one sale's requests stay in order)")
+	fs.IntVar(&lc.Presell.Workers, "presell-workers", lc.Presell.Workers, "requests one presell socket may run at once (one sale's requests stay in order)")
 	fs.DurationVar(&wOpts.MaxWait, "group-commit-wait", wOpts.MaxWait, "how long the DB writer waits to batch concurrent changes into one transaction (0 disables)")
 	fs.IntVar(&wOpts.MaxBatch, "group-commit-max", wOpts.MaxBatch, "most changes in one batched transaction")
 	fs.DurationVar(&wOpts.YieldEvery, "writer-yield-every", wOpts.YieldEvery, "after this long of back-to-back writes, pause so other programs can write the lane DB (0: never)")
@@ -123,7 +123,6 @@ var serveFlagOf = map[string]string{
 	"Server.SendQueue":           "send-queue",
 	"Server.SendQueueBytes":      "send-queue-bytes",
 	"Server.RequestQueue":        "request-queue",
-	"Server.PresellWorkers":      "presell-workers",
 	"Server.WriteWait":           "write-wait",
 	"Server.PongWait":            "pong-wait",
 	"Server.HandshakeTimeout":    "handshake-timeout",
@@ -149,6 +148,7 @@ var serveFlagOf = map[string]string{
 	"Sales.PresellMaxAge":        "presell-max-age",
 	"Sales.MaxSaleLines":         "max-sale-lines",
 	"Sales.MaxOpenPresells":      "max-open-presells",
+	"Presell.Workers":            "presell-workers",
 	"Catalog.MaxRows":            "max-rows",
 	"DB.BusyTimeout":             "db-busy-timeout",
 	"DB.Synchronous":             "db-synchronous",
