@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -220,15 +219,6 @@ func (p *printer) displayLag(r *displayResult) {
 	if l.tablets != l.tabletsWanted {
 		p.printf("   only %d of %d tablets connected\n", l.tablets, l.tabletsWanted)
 	}
-}
-
-// cpuLine says how busy the machine was over the window, and with what.
-func (p *printer) cpuLine(c cpuUse) {
-	if !c.ok {
-		return
-	}
-	p.printf("   CPU over the window: this process %.2f, other processes %.2f (of %d CPUs)\n",
-		c.self, c.other, runtime.NumCPU())
 }
 
 // errorLines prints a tally's failures by code, with examples.

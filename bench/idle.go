@@ -19,7 +19,8 @@ import (
 // idleResult is the memory figure.
 type idleResult struct {
 	sockets             int
-	bytesPerSocket      float64
+	bytesPerSocket      float64 // Go heap and stacks in use
+	rssPerSocket        float64 // resident set (VmRSS); 0 where the system does not say
 	goroutinesPerSocket float64
 	inProcess           bool // the clients ran in this process: their memory is counted too
 }
@@ -74,6 +75,9 @@ func measureIdle(ctx context.Context, path string, cfg Config, log *slog.Logger)
 		after := readServerSample(true)
 		n := float64(cfg.IdleSockets)
 		res.bytesPerSocket = float64(int64(after.heapInuse+after.stackInuse)-int64(before.heapInuse+before.stackInuse)) / n
+		if before.rss > 0 {
+			res.rssPerSocket = float64(int64(after.rss)-int64(before.rss)) / n
+		}
 		res.goroutinesPerSocket = float64(after.goroutines-before.goroutines) / n
 		return errors.Join(err, c.stop())
 	})
@@ -88,8 +92,8 @@ func (p *printer) idle(r *idleResult) {
 	if r.inProcess {
 		where = "clients in this process: both ends counted"
 	}
-	p.printf("memory per idle presell socket: %.1f KB (%d sockets, %+.1f goroutines each; %s)\n",
-		r.bytesPerSocket/1024, r.sockets, r.goroutinesPerSocket, where)
+	p.printf("memory per idle presell socket: %.1f KB heap and stacks, %.1f KB RSS (%d sockets, %+.1f goroutines each; %s)\n",
+		r.bytesPerSocket/1024, r.rssPerSocket/1024, r.sockets, r.goroutinesPerSocket, where)
 }
 
 // IdleClients is the child side of the memory figure (`greenlane bench

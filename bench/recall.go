@@ -119,9 +119,9 @@ type recallFigure struct {
 	own      [][]openPresell // per client: the presells it recalls
 	release  bool            // the recall claims, so each is released after
 	stats    *recallStats
-	listTook time.Duration // wall time of the measured get_presells
-	cycTook  time.Duration // wall time of the measured recall cycles
-	writer   writerStats   // the lane's writer during the measured cycles
+	listTook time.Duration         // wall time of the measured get_presells
+	cycTook  time.Duration         // wall time of the measured recall cycles
+	writer   lanedb.WriterSnapshot // the lane's writer during the measured cycles
 }
 
 // RunRecall runs the recall benchmark and prints the report to out as it
@@ -325,17 +325,17 @@ func (r *recallRun) figures(plan *figurePlan) []*recallFigure {
 // then Requests recorded (each split among the clients), and returns the
 // recorded part's wall time and what the lane's writer did over it.
 func (r *recallRun) phase(ctx context.Context, clients []recallClient, works []*workload, s *recallStats,
-	loop clientLoop) (time.Duration, writerStats, error) {
+	loop clientLoop) (time.Duration, lanedb.WriterSnapshot, error) {
 	if err := runClients(ctx, clients, works, r.cfg.WarmUp, s, loop); err != nil {
-		return 0, writerStats{}, err
+		return 0, lanedb.WriterSnapshot{}, err
 	}
-	before := writerNow(r.lane.Writer)
+	before := r.lane.Writer.Stats().Snapshot()
 	s.record.Store(true)
 	start := time.Now()
 	err := runClients(ctx, clients, works, r.cfg.Requests, s, loop)
 	took := time.Since(start)
 	s.record.Store(false)
-	return took, writerNow(r.lane.Writer).since(before), err
+	return took, r.lane.Writer.Stats().Snapshot().Sub(before), err
 }
 
 // Err is nil when no request failed. Otherwise it summarises the failures
