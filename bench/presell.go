@@ -28,15 +28,7 @@ import (
 type Config struct {
 	// Tablets is how many presell tablets run at once. Default 200.
 	Tablets int
-	// Duration is how long each phase is measured. Default 10s.
-	Duration time.Duration
-	// WarmUp runs before each measurement and is not counted. Default 1s.
-	WarmUp time.Duration
-	// DB is where the phases' lane DBs go: a folder, or a path prefix
-	// (PREFIX.gc-on.db, PREFIX.gc-off.db, PREFIX.baseline.db, PREFIX.idle.db).
-	// Files of those names are replaced; the DBs are kept after the run.
-	// Default "": a temporary folder, removed at the end.
-	DB string
+	Common
 	// GroupCommitWait is the writer's batching wait in the group-commit-on
 	// phase. Default lanedb's default (2ms).
 	GroupCommitWait time.Duration
@@ -46,10 +38,6 @@ type Config struct {
 	// IdleSockets is how many idle presell sockets the memory figure opens.
 	// Default 1000; 0 skips the figure.
 	IdleSockets int
-	// RecycleEvery is how often submitted presells are voided so their
-	// ticket numbers come free again (see voidPresells). Default 250ms;
-	// 0 never (the lane then runs out of tickets after 9,999 sales).
-	RecycleEvery time.Duration
 	// IdleClients makes the command of the child process that holds the
 	// idle sockets (`greenlane bench idle-clients`), so that this process's
 	// memory is the server's alone. Default nil: the sockets are held in
@@ -62,11 +50,6 @@ type Config struct {
 	// sending 1 request/s as a Poisson process. Default 200 and 1,000;
 	// empty skips them.
 	Realistic []int
-	// CPUProfile, when set, receives a CPU profile of the measured window
-	// of the group-commit-on phase (its first run). Default nil.
-	CPUProfile io.Writer
-	// Log receives the server's warnings and errors. Default nil: dropped.
-	Log io.Writer
 }
 
 // Bounds that keep a mistyped flag from exhausting the machine.
@@ -95,26 +78,20 @@ const realisticGap = time.Second
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Tablets: 200, Duration: 10 * time.Second, WarmUp: time.Second, GroupCommitWait: defaultWait,
-		IdleSockets: 1000, RecycleEvery: 250 * time.Millisecond, Runs: 1, Realistic: []int{200, 1000}}
+	return Config{Common: defaultCommon(), Tablets: 200, GroupCommitWait: defaultWait, IdleSockets: 1000,
+		Runs: 1, Realistic: []int{200, 1000}}
 }
 
 func (c Config) validate() error {
 	switch {
 	case c.Tablets < 1 || c.Tablets > maxTablets:
 		return fmt.Errorf("tablets %d: want 1…%d", c.Tablets, maxTablets)
-	case c.Duration <= 0:
-		return fmt.Errorf("duration %s: want more than 0", c.Duration)
-	case c.WarmUp < 0:
-		return fmt.Errorf("warm-up %s: want 0 or more", c.WarmUp)
 	case c.GroupCommitWait <= 0:
 		return fmt.Errorf("group commit wait %s: want more than 0 (the off phase is run anyway)", c.GroupCommitWait)
 	case c.PresellWorkers < 0:
 		return fmt.Errorf("presell workers %d: want 0 (the server's default) or more", c.PresellWorkers)
 	case c.IdleSockets < 0 || c.IdleSockets > maxIdleSockets:
 		return fmt.Errorf("idle sockets %d: want 0…%d", c.IdleSockets, maxIdleSockets)
-	case c.RecycleEvery < 0:
-		return fmt.Errorf("recycle interval %s: want 0 (never) or more", c.RecycleEvery)
 	case c.Runs < 1 || c.Runs > maxRuns:
 		return fmt.Errorf("runs %d: want 1…%d", c.Runs, maxRuns)
 	}
@@ -139,17 +116,12 @@ type Report struct {
 // phase finishes. An error means the benchmark itself could not run; failed
 // requests are in the report (see Report.Err).
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	prefix, cleanup, err := workPrefix(cfg.DB)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	log := serverLog(cfg.Log)
 	rep := &Report{cfg: cfg}
-	p := &printer{w: out}
 	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, demo lane DB\n",
 		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs)
 	p.machine("tablets and server share this process" + loadAverage())
@@ -375,29 +347,13 @@ func measure(ctx context.Context, l *lane, c loadConfig) (*loadResult, error) {
 // retry: they are reported, not failures). Otherwise it summarises the
 // failures by phase and code, with an example.
 func (r *Report) Err() error {
-	return failures(append([]*loadResult{r.on, r.off, r.baseline, r.core, r.sql}, r.realistic...), "busy errors not counted")
-}
-
-// failures sums the real failures of loads (nil ones skipped) by load and
-// code, with an example; nil when there are none.
-func failures(loads []*loadResult, note string) error {
-	var parts []string
-	var total int64
-	example := ""
-	for _, res := range loads {
-		if res == nil || res.errs == nil || res.errs.total() == 0 {
-			continue
-		}
-		total += res.errs.total()
-		parts = append(parts, res.name+": "+res.errs.codes())
-		if example == "" {
-			example = res.errs.example()
+	var ts []namedTally
+	for _, res := range append([]*loadResult{r.on, r.off, r.baseline, r.core, r.sql}, r.realistic...) {
+		if res != nil && res.errs != nil {
+			ts = append(ts, namedTally{res.name, res.errs})
 		}
 	}
-	if total == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d requests failed (%s): %s; e.g. %s", total, note, strings.Join(parts, "; "), example)
+	return failures(" (busy errors not counted)", ts...)
 }
 
 // load prints one phase: throughput, errors, latency per kind and over

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
@@ -341,23 +340,13 @@ func (r *recallRun) phase(ctx context.Context, clients []recallClient, works []*
 // Err is nil when no request failed. Otherwise it summarises the failures
 // by figure and code, with an example.
 func (r *RecallReport) Err() error {
-	var parts []string
-	var total int64
-	example := ""
+	var ts []namedTally
 	for _, f := range []*recallFigure{r.single, r.direct, r.many} {
-		if f == nil || f.stats.errs.total() == 0 {
-			continue
-		}
-		total += f.stats.errs.total()
-		parts = append(parts, f.name+": "+f.stats.errs.codes())
-		if example == "" {
-			example = f.stats.errs.example()
+		if f != nil {
+			ts = append(ts, namedTally{f.name, &f.stats.errs})
 		}
 	}
-	if total == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d requests failed: %s; e.g. %s", total, strings.Join(parts, "; "), example)
+	return failures("", ts...)
 }
 
 // buildResult says where the lane DB came from.

@@ -42,14 +42,7 @@ import (
 type SoakConfig struct {
 	// Tablets is how many presell tablets run at once. Default 500.
 	Tablets int
-	// Duration is how long the load is measured. Default 60s.
-	Duration time.Duration
-	// WarmUp runs before the measurement and is not counted. Default 2s.
-	WarmUp time.Duration
-	// DB is where the lane DB goes: a folder, or a path prefix
-	// (PREFIX.soak.db). A file of that name is replaced; the DB is kept.
-	// Default "": a temporary folder, removed at the end.
-	DB string
+	Common
 	// Counter runs the counter process beside the tablets. Default true.
 	Counter bool
 	// Settle is how long the server is left alone after the tablets have
@@ -65,32 +58,18 @@ type SoakConfig struct {
 	// the same loop runs on a goroutine of this process, on a connection of
 	// its own (SQLite tells it from the lane's writer all the same).
 	CounterProc func(ctx context.Context, path string) *exec.Cmd
-	// CPUProfile, when set, receives a CPU profile of the measured window
-	// (this process: the server's side). Default nil.
-	CPUProfile io.Writer
 	// MemProfile, when set, receives a heap profile of this process taken
 	// at the "after" reading: what the server still holds once the tablets
 	// have gone, to find a leak by. Default nil.
 	MemProfile io.Writer
-	// Log receives the server's warnings and errors. Default nil: dropped.
-	Log io.Writer
 }
 
 // DefaultSoakConfig returns the defaults, which are the issue's setting.
 func DefaultSoakConfig() SoakConfig {
-	return SoakConfig{
-		Tablets:  targetSoakTablets,
-		Duration: time.Minute,
-		WarmUp:   2 * time.Second,
-		Counter:  true,
-		Settle:   3 * time.Second,
-	}
+	c := SoakConfig{Common: defaultCommon(), Tablets: targetSoakTablets, Counter: true, Settle: 3 * time.Second}
+	c.Duration, c.WarmUp = time.Minute, 2*time.Second
+	return c
 }
-
-// soakRecycleEvery is how often submitted presells are voided (see
-// voidPresells): at a few hundred sales a second the 9,999 tickets would
-// otherwise run out within a minute.
-const soakRecycleEvery = 250 * time.Millisecond
 
 // soakMemProfileRate is the heap profile's sampling interval, in bytes,
 // when one is asked for.
@@ -108,10 +87,6 @@ func (c SoakConfig) validate() error {
 	switch {
 	case c.Tablets < 1 || c.Tablets > maxSockets:
 		return fmt.Errorf("tablets %d: want 1…%d (the server's socket cap)", c.Tablets, maxSockets)
-	case c.Duration <= 0:
-		return fmt.Errorf("duration %s: want more than 0", c.Duration)
-	case c.WarmUp < 0:
-		return fmt.Errorf("warm-up %s: want 0 or more", c.WarmUp)
 	case c.Settle < 0:
 		return fmt.Errorf("settle %s: want 0 or more", c.Settle)
 	}
@@ -134,10 +109,7 @@ type SoakReport struct {
 // means the benchmark itself could not run; failed requests and missed
 // targets are in the report (see SoakReport.Err).
 func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	prefix, cleanup, err := workPrefix(cfg.DB)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +120,10 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 		// it allocates is sampled alike.
 		runtime.MemProfileRate = soakMemProfileRate
 	}
-	p := &printer{w: out}
 	p.soakHeader(cfg)
 	rep := &SoakReport{cfg: cfg}
 	stats := &loadStats{}
-	err = withLane(ctx, prefix+".soak.db", laneOptions{groupWait: defaultWait, log: serverLog(cfg.Log)}, cfg.Tablets,
+	err = withLane(ctx, prefix+".soak.db", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
 		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)
@@ -233,7 +204,7 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 	}
 	rctx, stopRecycler := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	rec := recycle(rctx, &wg, soakRecycleEvery, l.write)
+	rec := recycle(rctx, &wg, rep.cfg.RecycleEvery, l.write)
 	if connected > 0 {
 		order := func(open bool) error { return c.send(map[bool]string{true: "open", false: "close"}[open]) }
 		rep.load, err = measure(ctx, l, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
@@ -268,11 +239,10 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 // under pressure ("retry"), which a tablet survives. It is a target missed,
 // like a memory figure that did not come back, and the report marks it ✗.
 func (r *SoakReport) Err() error {
-	if r.load == nil || r.load.errs.total() == 0 {
+	if r.load == nil {
 		return nil
 	}
-	return fmt.Errorf("%d requests failed (busy errors not counted): %s; e.g. %s",
-		r.load.errs.total(), r.load.errs.codes(), r.load.errs.example())
+	return failures(" (busy errors not counted)", namedTally{r.load.name, r.load.errs})
 }
 
 // The soak-clients child (`greenlane bench soak-clients`) runs the soak's
