@@ -2,9 +2,10 @@
 // and ratios against a baseline run in the same process; nothing here
 // asserts wall-clock speed.
 //
-//   - presell: tablets against the lane with group commit on and off, a
-//     bare one-transaction-per-sale loop as the baseline, and the memory
-//     an idle presell socket costs the server;
+//   - presell: tablets against the lane with group commit on and off, the
+//     same sales as a bare one-transaction-per-sale loop, through the sales
+//     core in process and as its SQL alone, tablets at a person's pace,
+//     and the memory an idle presell socket costs the server;
 //   - recall: the counter's lookups on a lane DB with a long history;
 //   - firehose: one event to many subscribers, and a customer display's lag;
 //   - soak: a crowd of tablets and a counter process for a long stretch,

@@ -121,6 +121,7 @@ type recallFigure struct {
 	listTook time.Duration         // wall time of the measured get_presells
 	cycTook  time.Duration         // wall time of the measured recall cycles
 	writer   lanedb.WriterSnapshot // the lane's writer during the measured cycles
+	cpu      cpuUse                // over the measured cycles
 }
 
 // RunRecall runs the recall benchmark and prints the report to out as it
@@ -277,7 +278,7 @@ func (r *recallRun) measure(ctx context.Context, plan *figurePlan) error {
 		loop := func(ctx context.Context, c recallClient, w *workload, n int) error {
 			return listLoop(ctx, c, w, n, f.stats)
 		}
-		if f.listTook, _, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
+		if f.listTook, _, _, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
 			return err
 		}
 	}
@@ -288,7 +289,7 @@ func (r *recallRun) measure(ctx context.Context, plan *figurePlan) error {
 		loop := func(ctx context.Context, c recallClient, w *workload, n int) error {
 			return recallLoop(ctx, c, w, n, f.release, f.stats)
 		}
-		if f.cycTook, f.writer, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
+		if f.cycTook, f.writer, f.cpu, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
 			return err
 		}
 		r.p.recallFigure(f)
@@ -324,17 +325,18 @@ func (r *recallRun) figures(plan *figurePlan) []*recallFigure {
 // then Requests recorded (each split among the clients), and returns the
 // recorded part's wall time and what the lane's writer did over it.
 func (r *recallRun) phase(ctx context.Context, clients []recallClient, works []*workload, s *recallStats,
-	loop clientLoop) (time.Duration, lanedb.WriterSnapshot, error) {
+	loop clientLoop) (time.Duration, lanedb.WriterSnapshot, cpuUse, error) {
 	if err := runClients(ctx, clients, works, r.cfg.WarmUp, s, loop); err != nil {
-		return 0, lanedb.WriterSnapshot{}, err
+		return 0, lanedb.WriterSnapshot{}, cpuUse{}, err
 	}
 	before := r.lane.Writer.Stats().Snapshot()
 	s.record.Store(true)
+	mark := readCPUMark()
 	start := time.Now()
 	err := runClients(ctx, clients, works, r.cfg.Requests, s, loop)
 	took := time.Since(start)
 	s.record.Store(false)
-	return took, r.lane.Writer.Stats().Snapshot().Sub(before), err
+	return took, r.lane.Writer.Stats().Snapshot().Sub(before), mark.since(), err
 }
 
 // Err is nil when no request failed. Otherwise it summarises the failures

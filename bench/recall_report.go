@@ -119,6 +119,7 @@ func (p *printer) recallPlans(rep *RecallReport) {
 func (p *printer) recallFigure(f *recallFigure) {
 	s := f.stats
 	p.printf("%s:\n", f.name)
+	defer p.cpuLine(f.cpu)
 	list := &s.ops[opList]
 	p.printf("   %-14s %s  %5.0f req/s  (the five filters below in turn)\n", recallOpNames[opList],
 		quantiles(list, fineMS, 5), perSec(list.count(), f.listTook))
@@ -139,6 +140,7 @@ func (p *printer) recallFigure(f *recallFigure) {
 		p.printf("   writer over the cycles: %s commits, %.1f changes per commit, COMMIT avg %s\n",
 			progress.Thousands(w.Batches), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)))
 	}
+
 }
 
 // recallRatios compares one counter socket with the direct calls, p50

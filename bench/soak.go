@@ -1,22 +1,13 @@
 package bench
 
-// The soak benchmark (`greenlane bench soak`, issue 6) keeps the lane busy
-// for a long stretch: a crowd of presell tablets, each a closed loop of
-// create → 3 × add_product → set_customer → park as fast as the lane
-// answers, while a second process writes the same lane DB as the counter
-// program does. It asks two things: does the lane stay correct under it (no
-// failed request, no busy error reaching a tablet, the counter never locked
-// out), and does it give back what the crowd cost once the tablets have
-// gone (the server's RSS and goroutines back to their baseline: no leak).
-//
-// Three processes take part, so that this one's memory and goroutines are
-// the server's:
-//   - this one: the lane server (wired as `greenlane serve` wires it), the
-//     ticket recycler (see voidPresells) and the measuring;
-//   - `greenlane bench soak-clients`: the tablets; it sends back its latency
-//     histograms and error counts as JSON (SoakClients, below);
-//   - `greenlane bench counter-proc`: a short BEGIN IMMEDIATE transaction on
-//     the lane DB file every 20 ms (soak_counter.go).
+// The soak benchmark (`greenlane bench soak`, issue 6): a crowd of presell
+// tablets as fast as the lane answers, beside a second process writing the
+// lane DB as the counter program does. Does the lane stay correct (no
+// failure, no busy error reaching a tablet, the counter never locked out),
+// and does it give back what the crowd cost (RSS and goroutines back to
+// their baseline)? The tablets (`bench soak-clients`) and the counter
+// (`bench counter-proc`, soak_counter.go) run in processes of their own, so
+// that this one's memory and goroutines are the server's.
 
 import (
 	"bufio"
@@ -71,14 +62,12 @@ func DefaultSoakConfig() SoakConfig {
 	return c
 }
 
-// soakMemProfileRate is the heap profile's sampling interval, in bytes,
-// when one is asked for.
-const soakMemProfileRate = 4096
-
-// soakStartSettle lets the freshly started server reach its idle state
-// (background goroutines started, first statements prepared) before the
-// baseline is read.
-const soakStartSettle = 500 * time.Millisecond
+const (
+	soakMemProfileRate = 4096 // bytes: the default 512 KB misses a few MB left behind
+	// soakStartSettle lets a fresh server reach its idle state before the
+	// baseline is read.
+	soakStartSettle = 500 * time.Millisecond
+)
 
 func (c SoakConfig) validate() error {
 	// Past the server's socket cap the extra tablets would be refused,
@@ -115,10 +104,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 	}
 	defer cleanup()
 	if cfg.MemProfile != nil {
-		// The default samples one allocation per 512 KB: too coarse to see
-		// a few MB left behind. Set before the lane starts, so that what
-		// it allocates is sampled alike.
-		runtime.MemProfileRate = soakMemProfileRate
+		runtime.MemProfileRate = soakMemProfileRate // before the lane starts, so all it allocates is sampled alike
 	}
 	p.soakHeader(cfg)
 	rep := &SoakReport{cfg: cfg}
@@ -230,14 +216,9 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 }
 
 // Err is nil when no request failed and every acknowledged park is in the
-// DB. Otherwise it summarises the failures by code, with an example.
-//
-// Busy errors are not in it, although "0 busy errors reaching clients" is
-// one of the soak's targets: as in the other benches the exit status says
-// whether the lane broke a promise (a wrong or missing answer, a dropped
-// socket, a lost sale), while a busy error is the lane's documented answer
-// under pressure ("retry"), which a tablet survives. It is a target missed,
-// like a memory figure that did not come back, and the report marks it ✗.
+// DB. Busy errors are not in it, though "0 busy errors" is a target: a busy
+// answer is the lane's documented "retry", a target missed (marked ✗), not
+// a broken promise.
 func (r *SoakReport) Err() error {
 	if r.load == nil {
 		return nil
@@ -245,18 +226,10 @@ func (r *SoakReport) Err() error {
 	return failures(" (busy errors not counted)", namedTally{r.load.name, r.load.errs})
 }
 
-// The soak-clients child (`greenlane bench soak-clients`) runs the soak's
-// tablets. It speaks in lines:
-//
-//	parent → child  {"url": …, "keys": [… one per tablet]}   (keys on stdin, not
-//	                                                          the command line,
-//	                                                          where any user sees them)
-//	child → parent  connected N                              (all logins done)
-//	parent → child  open / close                             (the measuring window)
-//	parent → child  EOF                                      (stop: each tablet
-//	                                                          finishes its sale and
-//	                                                          closes its socket)
-//	child → parent  {"tablets": N, "latency": …, …}          (soakClientsResult)
+// The soak-clients child speaks in lines: it reads a soakRequest (the keys
+// on stdin, where no other user sees them), answers "connected N", follows
+// "open" and "close" (the window), and at EOF finishes each tablet's sale
+// and answers a soakClientsResult.
 
 // soakRequest is what the parent sends the soak-clients child.
 type soakRequest struct {
@@ -270,6 +243,7 @@ type soakClientsResult struct {
 	Requests int64                   `json:"requests"`
 	Parked   int64                   `json:"parked"`
 	Latency  [numKinds]histogramJSON `json:"latency"`
+	All      histogramJSON           `json:"all"`
 	Errs     *tally                  `json:"errs"`
 }
 
@@ -283,7 +257,7 @@ func (r *soakClientsResult) into(s *loadStats) error {
 			return fmt.Errorf("%s latency: %w", kindNames[k], err)
 		}
 	}
-	return nil
+	return s.all.load(r.All)
 }
 
 // SoakClients is the child side of the soak (`greenlane bench
@@ -336,5 +310,6 @@ func SoakClients(ctx context.Context, in io.Reader, out io.Writer) error {
 	for k := range stats.latency {
 		res.Latency[k] = stats.latency[k].export()
 	}
+	res.All = stats.all.export()
 	return writeJSONLine(out, res)
 }
