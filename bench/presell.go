@@ -132,38 +132,36 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	profiled := timing
 	profiled.profile = cfg.CPUProfile
 	phases := []phase{
-		{run: func() (*loadResult, error) {
+		{&rep.on, func() (*loadResult, error) {
 			r, err := runLoad(ctx, "group commit on", prefix+".gc-on.db", opts(cfg.GroupCommitWait), cfg.Tablets, presellSale, profiled)
 			profiled.profile = nil // the first run only
 			return r, err
-		}, set: func(r *loadResult) { rep.on = r }},
-		{run: func() (*loadResult, error) {
+		}},
+		{&rep.off, func() (*loadResult, error) {
 			return runLoad(ctx, "group commit off", prefix+".gc-off.db", opts(0), cfg.Tablets, presellSale, timing)
-		}, set: func(r *loadResult) { rep.off = r }},
-		{run: func() (*loadResult, error) { return runBaseline(ctx, prefix+".baseline.db", cfg) },
-			set: func(r *loadResult) { rep.baseline = r }},
-		{run: func() (*loadResult, error) {
+		}},
+		{&rep.baseline, func() (*loadResult, error) { return runBaseline(ctx, prefix+".baseline.db", cfg) }},
+		{&rep.core, func() (*loadResult, error) {
 			return runLocal(ctx, "ceiling-core", prefix+".core.db", opts(cfg.GroupCommitWait), cfg.Tablets, coreTablet, timing)
-		}, set: func(r *loadResult) { rep.core = r }},
-		{run: func() (*loadResult, error) {
+		}},
+		{&rep.sql, func() (*loadResult, error) {
 			return runLocal(ctx, "ceiling-sql", prefix+".sql.db", opts(cfg.GroupCommitWait), cfg.Tablets, sqlTablet, timing)
-		}, set: func(r *loadResult) { rep.sql = r }},
+		}},
 	}
-	for _, n := range cfg.Realistic {
-		paced := timing
-		paced.pace = realisticGap
-		phases = append(phases, phase{run: func() (*loadResult, error) {
-			name := fmt.Sprintf("realistic %d tablets × 1 req/s", n)
-			return runLoad(ctx, name, fmt.Sprintf("%s.realistic-%d.db", prefix, n), opts(cfg.GroupCommitWait), n, presellSale, paced)
-		}, set: func(r *loadResult) { rep.realistic = append(rep.realistic, r) }})
+	paced := timing
+	paced.pace = realisticGap
+	rep.realistic = make([]*loadResult, len(cfg.Realistic))
+	for i, n := range cfg.Realistic {
+		phases = append(phases, phase{&rep.realistic[i], func() (*loadResult, error) {
+			return runLoad(ctx, fmt.Sprintf("realistic %d tablets × 1 req/s", n), fmt.Sprintf("%s.realistic-%d.db", prefix, n),
+				opts(cfg.GroupCommitWait), n, presellSale, paced)
+		}})
 	}
 	for _, ph := range phases {
-		r, err := repeat(cfg.Runs, ph.run)
-		if err != nil {
+		if *ph.dst, err = repeat(cfg.Runs, ph.run); err != nil {
 			return nil, err
 		}
-		ph.set(r)
-		p.load(r)
+		p.load(*ph.dst)
 	}
 	p.printf("ratios: on/off %.2f×   on/baseline %.2f×\n", rep.onOff(), rep.onBaseline())
 	p.printf("ceilings: socket/ceiling-core %.2f×   core/ceiling-sql %.2f×   (sales/s: what sockets and JSON cost, what the domain costs)\n",
@@ -178,10 +176,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	return rep, p.err
 }
 
-// phase runs one phase once; set keeps its median run in the report.
+// phase runs one phase once; dst keeps its median run in the report.
 type phase struct {
+	dst *(*loadResult)
 	run func() (*loadResult, error)
-	set func(*loadResult)
 }
 
 // repeat runs a phase n times and returns its median run (by sales/s; by
