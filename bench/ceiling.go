@@ -38,7 +38,7 @@ func runLocal(ctx context.Context, name, path string, opts laneOptions, n int, m
 			if err != nil {
 				return fmt.Errorf("tablet %d: %w", i+1, err)
 			}
-			caller := protocol.Caller{Purpose: protocol.PurposePresell, Transport: "bench", Session: uuid.NewString()}.
+			caller := protocol.Caller{Purpose: protocol.PurposePresell, Transport: "ws", Session: uuid.NewString()}.
 				WithLogin(protocol.Login{KeyID: k.KeyID, KeyName: k.Name, Scopes: []protocol.Scope{protocol.ScopePresell}})
 			tablets[i] = &tablet{local: mk(l, &caller), rng: rand.New(rand.NewPCG(uint64(i+1), 0x9e3779b97f4a7c15)), stats: stats}
 		}
