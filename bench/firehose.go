@@ -113,17 +113,14 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 // Err is nil when every request succeeded (busy errors aside, as in bench
 // presell) and every event arrived. Otherwise it summarises the failures.
 func (r *FirehoseReport) Err() error {
-	var parts []string
-	if f := r.fanout; f != nil && f.errs.total() > 0 {
-		parts = append(parts, fmt.Sprintf("fan-out: %s (e.g. %s)", f.errs.summary(), f.errs.example()))
+	var ts []namedTally
+	if r.fanout != nil {
+		ts = append(ts, namedTally{"fan-out", &r.fanout.errs})
 	}
-	if d := r.display; d != nil && d.errorCount() > 0 {
-		parts = append(parts, fmt.Sprintf("display lag: %s (e.g. %s)", d.errorSummary(), d.example()))
+	if r.display != nil {
+		ts = append(ts, namedTally{"display-lag tablets", r.display.load.errs}, namedTally{"display", &r.display.errs})
 	}
-	if len(parts) == 0 {
-		return nil
-	}
-	return fmt.Errorf("firehose benchmark saw failures: %s", strings.Join(parts, "; "))
+	return failures(" (busy errors not counted)", ts...)
 }
 
 // The firehose targets, for this machine with clients and server
