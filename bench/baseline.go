@@ -13,15 +13,6 @@ import (
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
-// baselineResult is what the bare loop measured.
-type baselineResult struct {
-	window   time.Duration
-	sales    int64
-	recycled int64
-}
-
-func (r *baselineResult) salesPerSec() float64 { return perSec(r.sales, r.window) }
-
 // baseliner writes presell sales straight into lanedb: no sockets, no JSON,
 // no group commit; one BEGIN IMMEDIATE … COMMIT (synchronous FULL) per sale.
 // It is the floor the server is compared with: what the disk and SQLite
@@ -58,7 +49,7 @@ func newBaseliner(ctx context.Context, db *lanedb.DB) (*baseliner, error) {
 // sale holds it from BEGIN to COMMIT (the fsync included), so more
 // goroutines would only queue for that connection and add hand-offs. The
 // loop also recycles tickets itself, between sales (see voidPresells).
-func runBaseline(ctx context.Context, path string, cfg Config) (*baselineResult, error) {
+func runBaseline(ctx context.Context, path string, cfg Config) (*loadResult, error) {
 	db, err := openDemoDB(ctx, path)
 	if err != nil {
 		return nil, err
@@ -68,21 +59,21 @@ func runBaseline(ctx context.Context, path string, cfg Config) (*baselineResult,
 	if err != nil {
 		return nil, err
 	}
-	res := &baselineResult{}
+	res := &loadResult{name: "baseline-1tx"}
 	if _, err := bl.loop(ctx, cfg.WarmUp, cfg.RecycleEvery, res); err != nil {
 		return nil, fmt.Errorf("baseline warm-up: %w", err)
 	}
-	start := time.Now()
+	mark := readCPUMark()
 	sales, err := bl.loop(ctx, cfg.Duration, cfg.RecycleEvery, res)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	res.window, res.sales = time.Since(start), sales
+	res.window, res.cpu, res.sales = time.Since(mark.at), mark.since(), sales
 	return res, nil
 }
 
 // loop writes sales for d and returns how many it wrote.
-func (bl *baseliner) loop(ctx context.Context, d, recycleEvery time.Duration, res *baselineResult) (int64, error) {
+func (bl *baseliner) loop(ctx context.Context, d, recycleEvery time.Duration, res *loadResult) (int64, error) {
 	var sales int64
 	end := time.Now().Add(d)
 	nextRecycle := time.Now().Add(recycleEvery)

@@ -2,9 +2,10 @@
 // and ratios against a baseline run in the same process; nothing here
 // asserts wall-clock speed.
 //
-//   - presell: tablets against the lane with group commit on and off, a
-//     bare one-transaction-per-sale loop as the baseline, and the memory
-//     an idle presell socket costs the server;
+//   - presell: tablets against the lane with group commit on and off, the
+//     same sales as a bare one-transaction-per-sale loop, through the sales
+//     core in process and as its SQL alone, tablets at a person's pace,
+//     and the memory an idle presell socket costs the server;
 //   - recall: the counter's lookups on a lane DB with a long history;
 //   - firehose: one event to many subscribers, and a customer display's lag;
 //   - soak: a crowd of tablets and a counter process for a long stretch,
@@ -34,6 +35,56 @@ import (
 
 	"github.com/greenlane-pos/greenlane/protocol"
 )
+
+// Common is what the presell, firehose and soak benchmarks' configs share.
+type Common struct {
+	// Duration is how long each phase is measured. Default 10s (soak: 60s).
+	Duration time.Duration
+	// WarmUp runs before each measurement and is not counted. Default 1s
+	// (soak: 2s).
+	WarmUp time.Duration
+	// DB is where the phases' lane DBs go: a folder, or a path prefix
+	// (PREFIX.<phase>.db). Files of those names are replaced; the DBs are
+	// kept. Default "": a temporary folder, removed at the end.
+	DB string
+	// RecycleEvery is how often submitted presells are voided so that
+	// their tickets come free again (see voidPresells). Default 250ms; 0
+	// never (the lane then runs out of tickets after 9,999 sales).
+	RecycleEvery time.Duration
+	// CPUProfile, when set, receives a CPU profile of the main phase's
+	// (first) measured window. Default nil.
+	CPUProfile io.Writer
+	// Log receives the server's warnings and errors. Default nil: dropped.
+	Log io.Writer
+}
+
+func defaultCommon() Common {
+	return Common{Duration: 10 * time.Second, WarmUp: time.Second, RecycleEvery: 250 * time.Millisecond}
+}
+
+func (c Common) validate() error {
+	switch {
+	case c.Duration <= 0:
+		return fmt.Errorf("duration %s: want more than 0", c.Duration)
+	case c.WarmUp < 0:
+		return fmt.Errorf("warm-up %s: want 0 or more", c.WarmUp)
+	case c.RecycleEvery < 0:
+		return fmt.Errorf("recycle interval %s: want 0 (never) or more", c.RecycleEvery)
+	}
+	return nil
+}
+
+// begin checks a run's config and makes its work folder (see Common.DB),
+// its server log and its printer.
+func (c Common) begin(out io.Writer, validate func() error) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
+	if err = errors.Join(validate(), c.validate()); err != nil {
+		return "", nil, nil, nil, err
+	}
+	if prefix, cleanup, err = workPrefix(c.DB); err != nil {
+		return "", nil, nil, nil, err
+	}
+	return prefix, cleanup, serverLog(c.Log), &printer{w: out}, nil
+}
 
 // printer writes a report; it keeps the first write error.
 type printer struct {
@@ -305,6 +356,33 @@ func (t *tally) example() string {
 		}
 	}
 	return "no message"
+}
+
+// namedTally is the tally of one phase or figure, for failures.
+type namedTally struct {
+	name string
+	errs *tally
+}
+
+// failures sums the real failures of tallies by name and code, with an
+// example; nil when there are none.
+func failures(note string, ts ...namedTally) error {
+	var parts []string
+	var total int64
+	example := ""
+	for _, t := range ts {
+		if n := t.errs.total(); n > 0 {
+			total += n
+			parts = append(parts, t.name+": "+t.errs.codes())
+			if example == "" {
+				example = t.errs.example()
+			}
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d requests failed%s: %s; e.g. %s", total, note, strings.Join(parts, "; "), example)
 }
 
 // isBusy tells a busy error (the lane asks to retry later: overloaded or a

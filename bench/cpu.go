@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,16 @@ type cpuMark struct {
 	busyTicks int64 // the machine's non-idle clock ticks
 	selfNS    int64 // this process's user + system time
 	ok        bool
+}
+
+// cpuLine says how busy the machine was over the window, and with what:
+// this process's share is its getrusage time ÷ wall time ÷ CPUs.
+func (p *printer) cpuLine(c cpuUse) {
+	if !c.ok {
+		return
+	}
+	p.printf("   CPU over the window: this process %.2f (%.0f%% of %d CPUs), other processes %.2f%s\n",
+		c.self, 100*c.self/float64(runtime.NumCPU()), runtime.NumCPU(), c.other, strings.Replace(loadAverage(), " at start", " at end", 1))
 }
 
 // userHZ is the unit of /proc/stat; 100 on every Linux this runs on.

@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -36,29 +35,14 @@ type FirehoseConfig struct {
 	// Tablets is how many presell tablets build sales in the display-lag
 	// phase. Default 50; 0 skips the phase.
 	Tablets int
-	// Duration is how long each phase is measured. Default 10s.
-	Duration time.Duration
-	// WarmUp runs before each measurement and is not counted. Default 1s.
-	WarmUp time.Duration
+	Common
 	// Drain is how long, after the last event was sent, deliveries may
 	// still arrive; what has not arrived by then is counted missing.
 	// Default 5s.
 	Drain time.Duration
-	// DB is where the phases' lane DBs go: a folder, or a path prefix
-	// (PREFIX.fanout.db, PREFIX.display.db). Files of those names are
-	// replaced; the DBs are kept. Default "": a temporary folder, removed.
-	DB string
-	// RecycleEvery is how often submitted presells are voided in the
-	// display-lag phase (see voidPresells). Default 250ms; 0 never.
-	RecycleEvery time.Duration
-	// CPUProfile, when set, receives a CPU profile of the fan-out phase's
-	// measured window. Default nil.
-	CPUProfile io.Writer
 	// DisplayCPUProfile, when set, receives a CPU profile of the
 	// display-lag phase's measured window. Default nil.
 	DisplayCPUProfile io.Writer
-	// Log receives the server's warnings and errors. Default nil: dropped.
-	Log io.Writer
 }
 
 // Bounds that keep a mistyped flag from exhausting the machine: every
@@ -71,15 +55,8 @@ const (
 
 // DefaultFirehoseConfig returns the defaults, which are the setting.
 func DefaultFirehoseConfig() FirehoseConfig {
-	return FirehoseConfig{
-		Subscribers:  targetSubscribers,
-		Rate:         50,
-		Tablets:      targetLagTablets,
-		Duration:     10 * time.Second,
-		WarmUp:       time.Second,
-		Drain:        5 * time.Second,
-		RecycleEvery: 250 * time.Millisecond,
-	}
+	return FirehoseConfig{Common: defaultCommon(), Subscribers: targetSubscribers, Rate: 50, Tablets: targetLagTablets,
+		Drain: 5 * time.Second}
 }
 
 func (c FirehoseConfig) validate() error {
@@ -92,14 +69,8 @@ func (c FirehoseConfig) validate() error {
 		return fmt.Errorf("tablets %d: want 0 (skip the display-lag phase)…%d", c.Tablets, maxTablets)
 	case c.Subscribers == 0 && c.Tablets == 0:
 		return fmt.Errorf("subscribers and tablets are both 0: nothing to measure")
-	case c.Duration <= 0:
-		return fmt.Errorf("duration %s: want more than 0", c.Duration)
-	case c.WarmUp < 0:
-		return fmt.Errorf("warm-up %s: want 0 or more", c.WarmUp)
 	case c.Drain <= 0:
 		return fmt.Errorf("drain %s: want more than 0", c.Drain)
-	case c.RecycleEvery < 0:
-		return fmt.Errorf("recycle interval %s: want 0 (never) or more", c.RecycleEvery)
 	}
 	return nil
 }
@@ -116,17 +87,12 @@ type FirehoseReport struct {
 // failed requests and missing events are in the report (see
 // FirehoseReport.Err).
 func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*FirehoseReport, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	prefix, cleanup, err := workPrefix(cfg.DB)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	log := serverLog(cfg.Log)
 	rep := &FirehoseReport{cfg: cfg}
-	p := &printer{w: out}
 	p.firehoseHeader(cfg)
 	if cfg.Subscribers > 0 {
 		if rep.fanout, err = runFanout(ctx, cfg, prefix+".fanout.db", log); err != nil {
@@ -147,17 +113,14 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 // Err is nil when every request succeeded (busy errors aside, as in bench
 // presell) and every event arrived. Otherwise it summarises the failures.
 func (r *FirehoseReport) Err() error {
-	var parts []string
-	if f := r.fanout; f != nil && f.errs.total() > 0 {
-		parts = append(parts, fmt.Sprintf("fan-out: %s (e.g. %s)", f.errs.summary(), f.errs.example()))
+	var ts []namedTally
+	if r.fanout != nil {
+		ts = append(ts, namedTally{"fan-out", &r.fanout.errs})
 	}
-	if d := r.display; d != nil && d.errorCount() > 0 {
-		parts = append(parts, fmt.Sprintf("display lag: %s (e.g. %s)", d.errorSummary(), d.example()))
+	if r.display != nil {
+		ts = append(ts, namedTally{"display-lag tablets", r.display.load.errs}, namedTally{"display", &r.display.errs})
 	}
-	if len(parts) == 0 {
-		return nil
-	}
-	return fmt.Errorf("firehose benchmark saw failures: %s", strings.Join(parts, "; "))
+	return failures(" (busy errors not counted)", ts...)
 }
 
 // The firehose targets, for this machine with clients and server
@@ -220,15 +183,6 @@ func (p *printer) displayLag(r *displayResult) {
 	if l.tablets != l.tabletsWanted {
 		p.printf("   only %d of %d tablets connected\n", l.tablets, l.tabletsWanted)
 	}
-}
-
-// cpuLine says how busy the machine was over the window, and with what.
-func (p *printer) cpuLine(c cpuUse) {
-	if !c.ok {
-		return
-	}
-	p.printf("   CPU over the window: this process %.2f, other processes %.2f (of %d CPUs)\n",
-		c.self, c.other, runtime.NumCPU())
 }
 
 // errorLines prints a tally's failures by code, with examples.

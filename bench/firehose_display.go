@@ -42,25 +42,6 @@ func (r *displayResult) eventsPerSec() float64 { return perSec(r.events, r.load.
 // errorCount is the tablets' real (non-busy) failures plus the display's.
 func (r *displayResult) errorCount() int64 { return r.load.errs.total() + r.errs.total() }
 
-func (r *displayResult) errorSummary() string {
-	var parts []string
-	if r.load.errs.total() > 0 {
-		parts = append(parts, "tablets: "+r.load.errs.codes())
-	}
-	if r.errs.total() > 0 {
-		parts = append(parts, "display: "+r.errs.summary())
-	}
-	return strings.Join(parts, "; ")
-}
-
-// example is one failure message, a tablet's real failure first.
-func (r *displayResult) example() string {
-	if r.load.errs.total() > 0 {
-		return r.load.errs.example()
-	}
-	return r.errs.example()
-}
-
 // runDisplayLag runs the display-lag phase on a fresh lane DB: the
 // tablets run as in bench presell's group-commit-on phase, with its
 // window, recycler and profile, and a display follows them.

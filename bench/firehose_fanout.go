@@ -28,6 +28,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,12 +85,20 @@ type monoClock struct{ base time.Time }
 
 func (c monoClock) now() int64 { return int64(time.Since(c.base)) }
 
-// benchEventData is the body of a bench event. N numbers the measured
-// events from 1; warm-up events carry 0 and are not counted.
+// benchEventData is a bench event. N numbers the measured events from 1;
+// warm-up events carry 0 and are not counted.
 type benchEventData struct {
-	N   int64  `json:"n"`
-	NS  int64  `json:"t_ns"`
-	Via string `json:"via"`
+	N   int64
+	NS  int64
+	Via string
+}
+
+// body is the event's v: {"b": "via n ns"}. One string lets a subscriber
+// read it without encoding/json, which with a thousand subscribers would
+// cost the bench as much CPU as the read itself, and it survives the
+// server's decoding and re-encoding of v.
+func (d benchEventData) body() map[string]string {
+	return map[string]string{"b": fmt.Sprintf("%s %d %d", d.Via, d.N, d.NS)}
 }
 
 // runFanout runs the fan-out phase on a fresh lane DB. One debug key
@@ -212,95 +222,33 @@ func (set *subscriberSet) start(clock monoClock, latency *[numVias]histogram) {
 	}
 }
 
-// decodeBenchEvent reads a bench event's body; ok is false for any other
-// packet. The fields are looked for directly, as encoding/json would cost
-// the bench as much CPU as the read itself with a thousand subscribers;
-// anything that does not parse that way goes through encoding/json.
+// decodeBenchEvent reads a bench event as the hub writes it; ok is false
+// for any other packet.
 func decodeBenchEvent(msg []byte) (benchEventData, via, bool) {
-	if d, v, ok := scanBenchEvent(msg); ok {
-		return d, v, true
-	}
-	var ev struct {
-		SC string         `json:"sc"`
-		V  benchEventData `json:"v"`
-	}
-	if err := json.Unmarshal(msg, &ev); err != nil || ev.SC != benchSC {
-		return benchEventData{}, 0, false
-	}
-	v, ok := viaOf(ev.V.Via)
-	return ev.V, v, ok
-}
-
-// scanBenchEvent is decodeBenchEvent's fast path for the packet as the hub
-// writes it: {"rp":…,"sc":"device.event.bench","v":{"n":…,"t_ns":…,"via":"…"}}.
-func scanBenchEvent(msg []byte) (benchEventData, via, bool) {
 	var d benchEventData
-	rest, ok := after(msg, scanHead)
-	if !ok {
+	i := bytes.Index(msg, benchHead)
+	if i < 0 {
 		return d, 0, false
 	}
-	if d.N, rest, ok = scanInt(rest); !ok {
+	rest := msg[i+len(benchHead):]
+	f := strings.Fields(string(rest[:max(bytes.IndexByte(rest, '"'), 0)]))
+	if len(f) != 3 {
 		return d, 0, false
 	}
-	if rest, ok = after(rest, scanNS); !ok {
-		return d, 0, false
-	}
-	if d.NS, rest, ok = scanInt(rest); !ok {
-		return d, 0, false
-	}
-	if rest, ok = after(rest, scanVia); !ok {
-		return d, 0, false
-	}
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return d, 0, false
-	}
+	var errN, errNS error
+	d.Via = f[0]
+	d.N, errN = strconv.ParseInt(f[1], 10, 64)
+	d.NS, errNS = strconv.ParseInt(f[2], 10, 64)
 	for v, name := range viaNames {
-		if string(rest[:end]) == name { // compared without a copy
-			d.Via = name
+		if d.Via == name && errN == nil && errNS == nil {
 			return d, via(v), true
 		}
 	}
 	return d, 0, false
 }
 
-// What scanBenchEvent looks for, made once.
-var (
-	scanHead = []byte(`"sc":"` + benchSC + `","v":{"n":`)
-	scanNS   = []byte(`,"t_ns":`)
-	scanVia  = []byte(`,"via":"`)
-)
-
-// after returns what follows the first sep in b.
-func after(b, sep []byte) ([]byte, bool) {
-	i := bytes.Index(b, sep)
-	if i < 0 {
-		return nil, false
-	}
-	return b[i+len(sep):], true
-}
-
-// scanInt reads a non-negative decimal integer at the start of b.
-func scanInt(b []byte) (int64, []byte, bool) {
-	var n int64
-	i := 0
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i < 18; i++ {
-		n = n*10 + int64(b[i]-'0')
-	}
-	if i == 0 || i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		return 0, nil, false
-	}
-	return n, b[i:], true
-}
-
-func viaOf(name string) (via, bool) {
-	for v, n := range viaNames {
-		if name == n {
-			return via(v), true
-		}
-	}
-	return 0, false
-}
+// benchHead is what precedes a bench event's body in the packet.
+var benchHead = []byte(`"sc":"` + benchSC + `","v":{"b":"`)
 
 // close closes every socket and waits for the readers; a subscriber whose
 // socket had already failed is counted as a connection error. It may be
@@ -408,7 +356,7 @@ func (inj *injector) send(measured bool) error {
 // stamped just before.
 func (inj *injector) publish(data benchEventData, measured bool) {
 	data.NS = inj.clock.now()
-	if err := inj.hub.PublishMemory(deviceFamily, benchSC, data); err != nil {
+	if err := inj.hub.PublishMemory(deviceFamily, benchSC, data.body()); err != nil {
 		inj.res.errs.add("publish", 1, fmt.Sprintf("hub.PublishMemory: %v", err))
 		return
 	}
@@ -425,7 +373,7 @@ func (inj *injector) request(data benchEventData, measured bool) error {
 	defer inj.mu.Unlock()
 	data.NS = inj.clock.now()
 	rq, err := inj.c.Request(&fd1client.Request{A: "fd1.debug.inject_event", V: map[string]any{
-		"event": deviceFamily, "sc": benchSC, "data": data,
+		"event": deviceFamily, "sc": benchSC, "data": data.body(),
 	}})
 	if err != nil {
 		return fmt.Errorf("injector: %w", err)

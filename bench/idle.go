@@ -19,7 +19,8 @@ import (
 // idleResult is the memory figure.
 type idleResult struct {
 	sockets             int
-	bytesPerSocket      float64
+	bytesPerSocket      float64 // Go heap and stacks in use
+	rssPerSocket        float64 // resident set (VmRSS); 0 where the system does not say
 	goroutinesPerSocket float64
 	inProcess           bool // the clients ran in this process: their memory is counted too
 }
@@ -41,15 +42,11 @@ const settle = 300 * time.Millisecond
 // handshakes is no part of what is measured.
 const dialParallel = 32
 
-// measureIdle is memory per idle presell socket: the server's heap and
-// stacks in use (after a full GC) and its goroutines, before and after
-// opening cfg.IdleSockets presell sockets that log in and then send nothing.
-//
-// What is counted: HeapInuse + StackInuse of this process, which holds the
-// server. With cfg.IdleClients set the client ends live in a child process,
-// so the difference is the server's alone: the socket, its buffers, its
-// session and its two goroutines (read pump, write pump). Without it they
-// are counted too, and the report says so.
+// measureIdle is memory per idle presell socket: this process's heap and
+// stacks in use, its RSS and its goroutines, before and after opening
+// cfg.IdleSockets presell sockets that log in and then send nothing. With
+// cfg.IdleClients set the client ends live in a child process, so the
+// difference is the server's alone; without, the report says so.
 func measureIdle(ctx context.Context, path string, cfg Config, log *slog.Logger) (*idleResult, error) {
 	res := &idleResult{sockets: cfg.IdleSockets, inProcess: cfg.IdleClients == nil}
 	opts := laneOptions{groupWait: defaultWait, presellWorkers: cfg.PresellWorkers, log: log}
@@ -58,7 +55,9 @@ func measureIdle(ctx context.Context, path string, cfg Config, log *slog.Logger)
 		if cfg.IdleClients != nil {
 			cmd = cfg.IdleClients(ctx)
 		}
-		before := readServerSample(true)
+		// Freed pages go back to the system first, so that RSS holds what is
+		// live, not what earlier phases left for the scavenger.
+		before := readFreedSample()
 		c, err := startChild(ctx, "idle-clients", cmd, IdleClients)
 		if err != nil {
 			return err
@@ -71,9 +70,12 @@ func measureIdle(ctx context.Context, path string, cfg Config, log *slog.Logger)
 			return errors.Join(err, c.fail(fmt.Errorf("idle-clients answered %q, want \"ready %d\"", line, cfg.IdleSockets)))
 		}
 		err = sleep(ctx, settle)
-		after := readServerSample(true)
+		after := readFreedSample()
 		n := float64(cfg.IdleSockets)
 		res.bytesPerSocket = float64(int64(after.heapInuse+after.stackInuse)-int64(before.heapInuse+before.stackInuse)) / n
+		if before.rss > 0 {
+			res.rssPerSocket = float64(int64(after.rss)-int64(before.rss)) / n
+		}
 		res.goroutinesPerSocket = float64(after.goroutines-before.goroutines) / n
 		return errors.Join(err, c.stop())
 	})
@@ -88,8 +90,8 @@ func (p *printer) idle(r *idleResult) {
 	if r.inProcess {
 		where = "clients in this process: both ends counted"
 	}
-	p.printf("memory per idle presell socket: %.1f KB (%d sockets, %+.1f goroutines each; %s)\n",
-		r.bytesPerSocket/1024, r.sockets, r.goroutinesPerSocket, where)
+	p.printf("memory per idle presell socket: %.1f KB heap and stacks, %.1f KB RSS (%d sockets, %+.1f goroutines each; %s)\n",
+		r.bytesPerSocket/1024, r.rssPerSocket/1024, r.sockets, r.goroutinesPerSocket, where)
 }
 
 // IdleClients is the child side of the memory figure (`greenlane bench

@@ -271,17 +271,18 @@ func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write
 	return r
 }
 
-// writerStats is what the group-commit writer had done at one moment; the
-// difference of two is what it did over a window.
-type writerStats struct {
-	commits, mutations, commitNS, yields int64
-}
-
-func writerNow(w *lanedb.Writer) writerStats {
-	s := w.Stats()
-	return writerStats{s.Batches.Load(), s.Mutations.Load(), s.CommitNS.Load(), s.Yields.Load()}
-}
-
-func (a writerStats) since(b writerStats) writerStats {
-	return writerStats{a.commits - b.commits, a.mutations - b.mutations, a.commitNS - b.commitNS, a.yields - b.yields}
+// synchronous is the writer connection's PRAGMA synchronous, by name: a
+// figure is only worth comparing at FULL.
+func (l *lane) synchronous(ctx context.Context) (string, error) {
+	var n int
+	err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		return tx.GetContext(ctx, &n, "PRAGMA synchronous")
+	})
+	if err != nil {
+		return "", fmt.Errorf("read PRAGMA synchronous: %w", err)
+	}
+	if names := []string{"OFF", "NORMAL", "FULL", "EXTRA"}; n >= 0 && n < len(names) {
+		return names[n], nil
+	}
+	return fmt.Sprint(n), nil
 }

@@ -27,11 +27,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestPresellSmall runs every phase with tiny settings and checks that the
-// figures are printed and no request failed. It asserts no speed.
+// TestPresellSmall runs every phase twice with tiny settings and checks
+// that the report holds every figure, parses, and that no request failed.
+// It asserts no speed.
 func TestPresellSmall(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Tablets, cfg.Duration, cfg.WarmUp = 2, time.Second, 200*time.Millisecond
+	cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs = 2, 500*time.Millisecond, 100*time.Millisecond, 2
+	cfg.Realistic = []int{4}
 	cfg.IdleSockets = 20
 	cfg.DB = t.TempDir()
 	cfg.IdleClients = func(ctx context.Context) *exec.Cmd {
@@ -50,20 +52,38 @@ func TestPresellSmall(t *testing.T) {
 	if err := rep.Err(); err != nil {
 		t.Errorf("requests failed: %v", err)
 	}
+	report := out.String()
 	for _, want := range []string{
-		"group commit on (wait 2ms):", "group commit off:", "baseline:", "ratios: on/off",
-		"create ", "add_product ", "set_customer ", "park ",
-		"memory per idle presell socket:", "20 sockets", "child process", "targets",
+		"group commit on (wait 2ms):", "group commit off:", "baseline-1tx:", "ceiling-core (wait 2ms):", "ceiling-sql (wait 2ms):",
+		"realistic 4 tablets × 1 req/s:", "from the scheduled send: Poisson, open loop",
+		"create ", "add_product ", "set_customer ", "park ", "all requests ",
+		"statements and", "busy per change", "2 runs: sales/s median", "CPU over the window: this process",
+		"memory per idle presell socket:", "KB RSS (20 sockets", "child process",
 	} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q", want)
 		}
 	}
-	if n := len(regexp.MustCompile(`sales/s +\d+ req/s +errors 0 +busy \d+`).FindAllString(out.String(), -1)); n != 2 {
-		t.Errorf("want two load phases with errors 0, found %d", n)
+	for _, re := range []string{
+		`(?m)^machine: .*load average [0-9.]+`,
+		`(?m)^ratios: on/off \d+\.\d\d×   on/baseline \d+\.\d\d×$`,
+		`(?m)^ceilings: socket/ceiling-core \d+\.\d\d×   core/ceiling-sql \d+\.\d\d×`,
+		`(?m)^targets \(set for 200 tablets\): writer ≤50µs/change \(\d+µs\) [✓✗], on/baseline ≥2\.0× \([0-9.]+×\) [✓✗], ≥2500 sales/s \(\d+\) [✓✗], ` +
+			`p99 ≤50\.0ms \([0-9.]+m?s\) [✓✗], ≤20 KB RSS/idle socket \(-?[0-9.]+\) [✓✗], synchronous FULL ✓, 0 errors ✓$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(report) {
+			t.Errorf("the report has no line matching %s", re)
+		}
 	}
-	if rep.on.sales == 0 || rep.off.sales == 0 || rep.baseline.sales == 0 {
-		t.Errorf("a phase made no sales: on %d, off %d, baseline %d", rep.on.sales, rep.off.sales, rep.baseline.sales)
+	// Every load phase (5 timed ones: all but baseline-1tx) prints its
+	// throughput with no failure.
+	if n := len(regexp.MustCompile(`sales/s +\d+ req/s +errors 0 +busy \d+`).FindAllString(report, -1)); n != 5 {
+		t.Errorf("want five timed phases with errors 0, found %d", n)
+	}
+	for _, r := range append([]*loadResult{rep.on, rep.off, rep.baseline, rep.core, rep.sql}, rep.realistic...) {
+		if r.sales == 0 && !r.paced {
+			t.Errorf("%s made no sales", r.name)
+		}
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
@@ -119,9 +118,10 @@ type recallFigure struct {
 	own      [][]openPresell // per client: the presells it recalls
 	release  bool            // the recall claims, so each is released after
 	stats    *recallStats
-	listTook time.Duration // wall time of the measured get_presells
-	cycTook  time.Duration // wall time of the measured recall cycles
-	writer   writerStats   // the lane's writer during the measured cycles
+	listTook time.Duration         // wall time of the measured get_presells
+	cycTook  time.Duration         // wall time of the measured recall cycles
+	writer   lanedb.WriterSnapshot // the lane's writer during the measured cycles
+	cpu      cpuUse                // over the measured cycles
 }
 
 // RunRecall runs the recall benchmark and prints the report to out as it
@@ -278,7 +278,7 @@ func (r *recallRun) measure(ctx context.Context, plan *figurePlan) error {
 		loop := func(ctx context.Context, c recallClient, w *workload, n int) error {
 			return listLoop(ctx, c, w, n, f.stats)
 		}
-		if f.listTook, _, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
+		if f.listTook, _, _, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
 			return err
 		}
 	}
@@ -289,7 +289,7 @@ func (r *recallRun) measure(ctx context.Context, plan *figurePlan) error {
 		loop := func(ctx context.Context, c recallClient, w *workload, n int) error {
 			return recallLoop(ctx, c, w, n, f.release, f.stats)
 		}
-		if f.cycTook, f.writer, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
+		if f.cycTook, f.writer, f.cpu, err = r.phase(ctx, f.clients, plan.workloads(f), f.stats, loop); err != nil {
 			return err
 		}
 		r.p.recallFigure(f)
@@ -325,39 +325,30 @@ func (r *recallRun) figures(plan *figurePlan) []*recallFigure {
 // then Requests recorded (each split among the clients), and returns the
 // recorded part's wall time and what the lane's writer did over it.
 func (r *recallRun) phase(ctx context.Context, clients []recallClient, works []*workload, s *recallStats,
-	loop clientLoop) (time.Duration, writerStats, error) {
+	loop clientLoop) (time.Duration, lanedb.WriterSnapshot, cpuUse, error) {
 	if err := runClients(ctx, clients, works, r.cfg.WarmUp, s, loop); err != nil {
-		return 0, writerStats{}, err
+		return 0, lanedb.WriterSnapshot{}, cpuUse{}, err
 	}
-	before := writerNow(r.lane.Writer)
+	before := r.lane.Writer.Stats().Snapshot()
 	s.record.Store(true)
+	mark := readCPUMark()
 	start := time.Now()
 	err := runClients(ctx, clients, works, r.cfg.Requests, s, loop)
 	took := time.Since(start)
 	s.record.Store(false)
-	return took, writerNow(r.lane.Writer).since(before), err
+	return took, r.lane.Writer.Stats().Snapshot().Sub(before), mark.since(), err
 }
 
 // Err is nil when no request failed. Otherwise it summarises the failures
 // by figure and code, with an example.
 func (r *RecallReport) Err() error {
-	var parts []string
-	var total int64
-	example := ""
+	var ts []namedTally
 	for _, f := range []*recallFigure{r.single, r.direct, r.many} {
-		if f == nil || f.stats.errs.total() == 0 {
-			continue
-		}
-		total += f.stats.errs.total()
-		parts = append(parts, f.name+": "+f.stats.errs.codes())
-		if example == "" {
-			example = f.stats.errs.example()
+		if f != nil {
+			ts = append(ts, namedTally{f.name, &f.stats.errs})
 		}
 	}
-	if total == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d requests failed: %s; e.g. %s", total, strings.Join(parts, "; "), example)
+	return failures("", ts...)
 }
 
 // buildResult says where the lane DB came from.

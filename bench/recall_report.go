@@ -119,6 +119,7 @@ func (p *printer) recallPlans(rep *RecallReport) {
 func (p *printer) recallFigure(f *recallFigure) {
 	s := f.stats
 	p.printf("%s:\n", f.name)
+	defer p.cpuLine(f.cpu)
 	list := &s.ops[opList]
 	p.printf("   %-14s %s  %5.0f req/s  (the five filters below in turn)\n", recallOpNames[opList],
 		quantiles(list, fineMS, 5), perSec(list.count(), f.listTook))
@@ -135,10 +136,11 @@ func (p *printer) recallFigure(f *recallFigure) {
 	p.printf("   %-14s %s  %5.0f cycles/s  (by ticket: find, claim, journal, COMMIT, answer the sale)\n",
 		recallOpNames[opRecall], quantiles(&s.ops[opRecall], fineMS, 5), perSec(s.ops[opRecall].count(), f.cycTook))
 	p.printf("   %-14s %s\n", recallOpNames[opRelease], quantiles(&s.ops[opRelease], fineMS, 5))
-	if w := f.writer; w.commits > 0 {
+	if w := f.writer; w.Batches > 0 {
 		p.printf("   writer over the cycles: %s commits, %.1f changes per commit, COMMIT avg %s\n",
-			progress.Thousands(w.commits), float64(w.mutations)/float64(w.commits), ms(time.Duration(w.commitNS/w.commits)))
+			progress.Thousands(w.Batches), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)))
 	}
+
 }
 
 // recallRatios compares one counter socket with the direct calls, p50

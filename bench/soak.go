@@ -1,22 +1,13 @@
 package bench
 
-// The soak benchmark (`greenlane bench soak`, issue 6) keeps the lane busy
-// for a long stretch: a crowd of presell tablets, each a closed loop of
-// create → 3 × add_product → set_customer → park as fast as the lane
-// answers, while a second process writes the same lane DB as the counter
-// program does. It asks two things: does the lane stay correct under it (no
-// failed request, no busy error reaching a tablet, the counter never locked
-// out), and does it give back what the crowd cost once the tablets have
-// gone (the server's RSS and goroutines back to their baseline: no leak).
-//
-// Three processes take part, so that this one's memory and goroutines are
-// the server's:
-//   - this one: the lane server (wired as `greenlane serve` wires it), the
-//     ticket recycler (see voidPresells) and the measuring;
-//   - `greenlane bench soak-clients`: the tablets; it sends back its latency
-//     histograms and error counts as JSON (SoakClients, below);
-//   - `greenlane bench counter-proc`: a short BEGIN IMMEDIATE transaction on
-//     the lane DB file every 20 ms (soak_counter.go).
+// The soak benchmark (`greenlane bench soak`, issue 6): a crowd of presell
+// tablets as fast as the lane answers, beside a second process writing the
+// lane DB as the counter program does. Does the lane stay correct (no
+// failure, no busy error reaching a tablet, the counter never locked out),
+// and does it give back what the crowd cost (RSS and goroutines back to
+// their baseline)? The tablets (`bench soak-clients`) and the counter
+// (`bench counter-proc`, soak_counter.go) run in processes of their own, so
+// that this one's memory and goroutines are the server's.
 
 import (
 	"bufio"
@@ -42,14 +33,7 @@ import (
 type SoakConfig struct {
 	// Tablets is how many presell tablets run at once. Default 500.
 	Tablets int
-	// Duration is how long the load is measured. Default 60s.
-	Duration time.Duration
-	// WarmUp runs before the measurement and is not counted. Default 2s.
-	WarmUp time.Duration
-	// DB is where the lane DB goes: a folder, or a path prefix
-	// (PREFIX.soak.db). A file of that name is replaced; the DB is kept.
-	// Default "": a temporary folder, removed at the end.
-	DB string
+	Common
 	// Counter runs the counter process beside the tablets. Default true.
 	Counter bool
 	// Settle is how long the server is left alone after the tablets have
@@ -65,41 +49,25 @@ type SoakConfig struct {
 	// the same loop runs on a goroutine of this process, on a connection of
 	// its own (SQLite tells it from the lane's writer all the same).
 	CounterProc func(ctx context.Context, path string) *exec.Cmd
-	// CPUProfile, when set, receives a CPU profile of the measured window
-	// (this process: the server's side). Default nil.
-	CPUProfile io.Writer
 	// MemProfile, when set, receives a heap profile of this process taken
 	// at the "after" reading: what the server still holds once the tablets
 	// have gone, to find a leak by. Default nil.
 	MemProfile io.Writer
-	// Log receives the server's warnings and errors. Default nil: dropped.
-	Log io.Writer
 }
 
 // DefaultSoakConfig returns the defaults, which are the issue's setting.
 func DefaultSoakConfig() SoakConfig {
-	return SoakConfig{
-		Tablets:  targetSoakTablets,
-		Duration: time.Minute,
-		WarmUp:   2 * time.Second,
-		Counter:  true,
-		Settle:   3 * time.Second,
-	}
+	c := SoakConfig{Common: defaultCommon(), Tablets: targetSoakTablets, Counter: true, Settle: 3 * time.Second}
+	c.Duration, c.WarmUp = time.Minute, 2*time.Second
+	return c
 }
 
-// soakRecycleEvery is how often submitted presells are voided (see
-// voidPresells): at a few hundred sales a second the 9,999 tickets would
-// otherwise run out within a minute.
-const soakRecycleEvery = 250 * time.Millisecond
-
-// soakMemProfileRate is the heap profile's sampling interval, in bytes,
-// when one is asked for.
-const soakMemProfileRate = 4096
-
-// soakStartSettle lets the freshly started server reach its idle state
-// (background goroutines started, first statements prepared) before the
-// baseline is read.
-const soakStartSettle = 500 * time.Millisecond
+const (
+	soakMemProfileRate = 4096 // bytes: the default 512 KB misses a few MB left behind
+	// soakStartSettle lets a fresh server reach its idle state before the
+	// baseline is read.
+	soakStartSettle = 500 * time.Millisecond
+)
 
 func (c SoakConfig) validate() error {
 	// Past the server's socket cap the extra tablets would be refused,
@@ -108,10 +76,6 @@ func (c SoakConfig) validate() error {
 	switch {
 	case c.Tablets < 1 || c.Tablets > maxSockets:
 		return fmt.Errorf("tablets %d: want 1…%d (the server's socket cap)", c.Tablets, maxSockets)
-	case c.Duration <= 0:
-		return fmt.Errorf("duration %s: want more than 0", c.Duration)
-	case c.WarmUp < 0:
-		return fmt.Errorf("warm-up %s: want 0 or more", c.WarmUp)
 	case c.Settle < 0:
 		return fmt.Errorf("settle %s: want 0 or more", c.Settle)
 	}
@@ -134,25 +98,18 @@ type SoakReport struct {
 // means the benchmark itself could not run; failed requests and missed
 // targets are in the report (see SoakReport.Err).
 func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	prefix, cleanup, err := workPrefix(cfg.DB)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
 	if cfg.MemProfile != nil {
-		// The default samples one allocation per 512 KB: too coarse to see
-		// a few MB left behind. Set before the lane starts, so that what
-		// it allocates is sampled alike.
-		runtime.MemProfileRate = soakMemProfileRate
+		runtime.MemProfileRate = soakMemProfileRate // before the lane starts, so all it allocates is sampled alike
 	}
-	p := &printer{w: out}
 	p.soakHeader(cfg)
 	rep := &SoakReport{cfg: cfg}
 	stats := &loadStats{}
-	err = withLane(ctx, prefix+".soak.db", laneOptions{groupWait: defaultWait, log: serverLog(cfg.Log)}, cfg.Tablets,
+	err = withLane(ctx, prefix+".soak.db", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
 		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)
@@ -233,7 +190,7 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 	}
 	rctx, stopRecycler := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	rec := recycle(rctx, &wg, soakRecycleEvery, l.write)
+	rec := recycle(rctx, &wg, rep.cfg.RecycleEvery, l.write)
 	if connected > 0 {
 		order := func(open bool) error { return c.send(map[bool]string{true: "open", false: "close"}[open]) }
 		rep.load, err = measure(ctx, l, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
@@ -259,34 +216,20 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 }
 
 // Err is nil when no request failed and every acknowledged park is in the
-// DB. Otherwise it summarises the failures by code, with an example.
-//
-// Busy errors are not in it, although "0 busy errors reaching clients" is
-// one of the soak's targets: as in the other benches the exit status says
-// whether the lane broke a promise (a wrong or missing answer, a dropped
-// socket, a lost sale), while a busy error is the lane's documented answer
-// under pressure ("retry"), which a tablet survives. It is a target missed,
-// like a memory figure that did not come back, and the report marks it ✗.
+// DB. Busy errors are not in it, though "0 busy errors" is a target: a busy
+// answer is the lane's documented "retry", a target missed (marked ✗), not
+// a broken promise.
 func (r *SoakReport) Err() error {
-	if r.load == nil || r.load.errs.total() == 0 {
+	if r.load == nil {
 		return nil
 	}
-	return fmt.Errorf("%d requests failed (busy errors not counted): %s; e.g. %s",
-		r.load.errs.total(), r.load.errs.codes(), r.load.errs.example())
+	return failures(" (busy errors not counted)", namedTally{r.load.name, r.load.errs})
 }
 
-// The soak-clients child (`greenlane bench soak-clients`) runs the soak's
-// tablets. It speaks in lines:
-//
-//	parent → child  {"url": …, "keys": [… one per tablet]}   (keys on stdin, not
-//	                                                          the command line,
-//	                                                          where any user sees them)
-//	child → parent  connected N                              (all logins done)
-//	parent → child  open / close                             (the measuring window)
-//	parent → child  EOF                                      (stop: each tablet
-//	                                                          finishes its sale and
-//	                                                          closes its socket)
-//	child → parent  {"tablets": N, "latency": …, …}          (soakClientsResult)
+// The soak-clients child speaks in lines: it reads a soakRequest (the keys
+// on stdin, where no other user sees them), answers "connected N", follows
+// "open" and "close" (the window), and at EOF finishes each tablet's sale
+// and answers a soakClientsResult.
 
 // soakRequest is what the parent sends the soak-clients child.
 type soakRequest struct {
@@ -300,6 +243,7 @@ type soakClientsResult struct {
 	Requests int64                   `json:"requests"`
 	Parked   int64                   `json:"parked"`
 	Latency  [numKinds]histogramJSON `json:"latency"`
+	All      histogramJSON           `json:"all"`
 	Errs     *tally                  `json:"errs"`
 }
 
@@ -313,7 +257,7 @@ func (r *soakClientsResult) into(s *loadStats) error {
 			return fmt.Errorf("%s latency: %w", kindNames[k], err)
 		}
 	}
-	return nil
+	return s.all.load(r.All)
 }
 
 // SoakClients is the child side of the soak (`greenlane bench
@@ -366,5 +310,6 @@ func SoakClients(ctx context.Context, in io.Reader, out io.Writer) error {
 	for k := range stats.latency {
 		res.Latency[k] = stats.latency[k].export()
 	}
+	res.All = stats.all.export()
 	return writeJSONLine(out, res)
 }

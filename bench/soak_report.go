@@ -40,7 +40,7 @@ func soakWhere(cfg SoakConfig) string {
 // soakReport prints everything measured, then the targets.
 func (p *printer) soakReport(rep *SoakReport) {
 	p.load(rep.load)
-	p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.yields)
+	p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.Yields)
 	p.counter(rep.counter)
 	p.memory(rep)
 	p.soakTargets(rep)

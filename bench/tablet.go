@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -61,6 +62,11 @@ func pickLine(rng *rand.Rand) lineChoice {
 	return lineChoice{PID: unitPIDs[rng.IntN(len(unitPIDs))], Qty: 1 + rng.Int64N(3)}
 }
 
+// customerChoice is set_customer's argument.
+type customerChoice struct {
+	CID int64 `json:"cid"`
+}
+
 // pickCustomer chooses a demo customer.
 func pickCustomer(rng *rand.Rand) int64 { return 1 + rng.Int64N(demoCustomers) }
 
@@ -76,6 +82,7 @@ const (
 type loadStats struct {
 	window   atomic.Int32
 	latency  [numKinds]histogram
+	all      histogram    // every kind together
 	requests atomic.Int64 // successful replies inside the window
 	sales    atomic.Int64 // parks answered OK inside the window
 	parked   atomic.Int64 // parks answered OK over the whole run
@@ -86,15 +93,27 @@ func (s *loadStats) inWindow() bool { return s.window.Load() == windowOpen }
 
 // tablet is one presell tablet: a socket that sends one request and waits
 // for its reply before the next (a closed loop, as a person at a tablet
-// does).
+// does), or the same calls made in process (local).
 type tablet struct {
 	c     *fd1client.Conn
+	local localFunc // set: no socket, the change is made in this process
 	rng   *rand.Rand
 	stats *loadStats
+	// pace, when set, is the mean time between requests: each is scheduled
+	// at exponentially distributed gaps (a Poisson process, open loop) and
+	// timed from its scheduled time, so a late lane is not hidden by a
+	// tablet that waited for it (no coordinated omission).
+	pace time.Duration
+	next time.Time       // the next request's scheduled time
+	ctx  context.Context // cuts a paced wait short when the load ends
 	// replyAt is when the last reply was read off the socket, before it
 	// was decoded: bench firehose compares it with a display's receipt.
 	replyAt time.Time
 }
+
+// localFunc makes change k of sale key (v is the line or customer) and
+// returns the sale's physkey.
+type localFunc func(ctx context.Context, k kind, key string, v any) (string, error)
 
 // dialTablet opens a presell socket and logs in with key. Seeded by tablet
 // number, so every run rings up the same sales.
@@ -128,7 +147,7 @@ func (t *tablet) sale(shape saleShape) (ok bool, err error) {
 		}
 	}
 	if ok && shape.customer {
-		_, ok, err = t.do(kindSetCustomer, physkey, map[string]int64{"cid": pickCustomer(t.rng)})
+		_, ok, err = t.do(kindSetCustomer, physkey, customerChoice{pickCustomer(t.rng)})
 	}
 	if ok {
 		_, ok, err = t.do(kindPark, physkey, struct{}{})
@@ -147,25 +166,50 @@ func (t *tablet) sale(shape saleShape) (ok bool, err error) {
 // success; err is set only when the socket broke.
 func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 	start := time.Now()
-	p, err := t.c.Call(&fd1client.Request{A: kindEndpoints[k], K: key, V: v})
+	if t.pace > 0 {
+		t.next = t.next.Add(time.Duration(t.rng.ExpFloat64() * float64(t.pace)))
+		_ = sleep(t.ctx, time.Until(t.next)) // a load that ends sends the sale's rest at once
+		start = t.next
+	}
+	physkey, e, err := t.call(k, key, v)
 	if err != nil {
 		return "", false, err
 	}
-	t.replyAt = p.At
-	if p.Error != nil {
-		t.stats.errs.reply(kindNames[k], p.Error)
+	if e != nil {
+		t.stats.errs.reply(kindNames[k], e)
 		return "", false, nil
 	}
 	if t.stats.inWindow() {
-		t.stats.latency[k].record(p.At.Sub(start))
+		d := t.replyAt.Sub(start)
+		t.stats.latency[k].record(d)
+		t.stats.all.record(d)
 		t.stats.requests.Add(1)
 	}
-	physkey := p.Key()
 	if k == kindCreate && physkey == "" {
-		t.stats.errs.reply(kindNames[k], protocol.Errorf("bad_reply", "create answered k=%s, not a physkey", p.K))
+		t.stats.errs.reply(kindNames[k], protocol.Errorf("bad_reply", "create answered no physkey"))
 		return "", false, nil
 	}
 	return physkey, true, nil
+}
+
+// call makes one request over the socket or in process: the sale's
+// physkey, or the error reply; err only when the socket broke.
+func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error) {
+	if t.local != nil {
+		physkey, err := t.local(context.Background(), k, key, v)
+		t.replyAt = time.Now()
+		var pe *protocol.Error
+		if err != nil && !errors.As(err, &pe) {
+			pe = protocol.Errorf(protocol.CodeInternal, "%v", err)
+		}
+		return physkey, pe, nil
+	}
+	p, err := t.c.Call(&fd1client.Request{A: kindEndpoints[k], K: key, V: v})
+	if err != nil {
+		return "", nil, err
+	}
+	t.replyAt = p.At
+	return p.Key(), p.Error, nil
 }
 
 // connectTablets dials and logs in every tablet at once. A tablet that
@@ -201,7 +245,10 @@ func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait f
 	var wg sync.WaitGroup
 	for _, t := range tablets {
 		wg.Go(func() {
-			defer t.c.Close()
+			if t.c != nil {
+				defer t.c.Close()
+			}
+			t.ctx, t.next = ctx, time.Now()
 			for ctx.Err() == nil {
 				if _, err := t.sale(shape); err != nil {
 					t.stats.errs.add("connection", 1, err.Error())

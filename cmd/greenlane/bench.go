@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/greenlane-pos/greenlane/bench"
@@ -62,12 +64,18 @@ func runBenchPresell(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.PresellWorkers, "presell-workers", cfg.PresellWorkers, "requests one presell socket may run at once (0: the server's default)")
 	fs.IntVar(&cfg.IdleSockets, "idle-sockets", cfg.IdleSockets, "idle presell sockets opened for the memory figure (0 skips it)")
 	fs.DurationVar(&cfg.RecycleEvery, "recycle-every", cfg.RecycleEvery, "how often submitted presells are voided to free their tickets, as a counter would take them (0: never; tickets run out after 9999 sales)")
+	fs.IntVar(&cfg.Runs, "runs", cfg.Runs, "runs of each phase; the report shows the median run and the spread")
+	realistic := fs.String("realistic", joinInts(cfg.Realistic), "tablet counts of the realistic phases (1 request/s each, Poisson, open loop), comma-separated; \"\" skips them")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the group-commit-on phase's measured window to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("bench presell takes no arguments, got %q", fs.Args())
+	}
+	var err error
+	if cfg.Realistic, err = parseInts(*realistic); err != nil {
+		return usagef("bench presell --realistic: %v", err)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -173,6 +181,7 @@ func runBenchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of the load (after --warm-up)")
 	fs.DurationVar(&cfg.WarmUp, "warm-up", cfg.WarmUp, "unmeasured load before the measurement")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "folder or path prefix for the lane DB (PATH.soak.db; replaced, then kept); default a temp folder, removed")
+	fs.DurationVar(&cfg.RecycleEvery, "recycle-every", cfg.RecycleEvery, "how often submitted presells are voided to free their tickets (0: never)")
 	fs.BoolVar(&cfg.Counter, "counter", cfg.Counter, "run a counter process that writes the lane DB beside the tablets, as the counter program does")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "how long the server is left alone after the tablets disconnect before its memory and goroutines are read again")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured window (the server's process) to this file")
@@ -238,4 +247,29 @@ func openProfile(path string, dst *io.Writer) (func(), error) {
 	}
 	*dst = f
 	return func() { f.Close() }, nil
+}
+
+// joinInts is "200,1000".
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseInts reads "200,1000" ("" is none).
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
