@@ -1,7 +1,8 @@
 // Package lane assembles a whole lane server from its parts: the lane DB,
 // its group-commit writer, the firehose hub, the catalog, the sales core
-// and the presell workflow plugged into it, and the FD1 front door. The serve command, the
-// benchmarks and the tests all build a lane here, so there is one wiring.
+// with the presell workflow plugged into it, and the FD1 front door. The
+// serve command, the benchmarks and the tests all build a lane here, so
+// there is one wiring.
 package lane
 
 import (
@@ -157,10 +158,10 @@ func (l *Lane) Close() error {
 }
 
 // salesFamilies are the firehose families of the sales core's and the
-// presell workflow's journal rows, as
-// FD1 names them: custdisp.sale.* events for customer displays (SPEC
-// §6.2), which a customer display follows whatever it asks for, and
-// presell.* events for counters and tablets.
+// presell workflow's journal rows, as FD1 names them: custdisp.sale.*
+// events for customer displays (SPEC §6.2), which a customer display
+// follows whatever it asks for, and presell.* events for counters and
+// tablets.
 func salesFamilies() []firehose.Family {
 	return []firehose.Family{
 		{Name: "custdisp.sale", Journal: salesbuilder.FamilyCustdisp, Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"},
