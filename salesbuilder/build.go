@@ -96,7 +96,7 @@ func (s *Service) AddProduct(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err := checkPriceOverride(c, item.Price); err != nil {
 		return nil, err
 	}
-	sale, err := s.ForChange(ctx, tx, c, ref)
+	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,8 @@ func (s *Service) AddProduct(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	}
 	sale.NextSeqnce++
 	// seqnce only grows, so the new line is the last in seqnce order.
-	return s.finish(ctx, tx, c, sale, read{lines: append(lines, *line), customer: customer, custRead: true}, evLinesAdd)
+	r.lines, r.customer, r.custRead = append(lines, *line), customer, true
+	return s.finish(ctx, tx, c, sale, r, evLinesAdd)
 }
 
 // checkPriceOverride: only a counter may set a price by hand.
@@ -180,6 +181,8 @@ type read struct {
 	lines    []lanedb.Line // the sale's lines in seqnce order; nil: not read
 	customer *lanedb.SaleCustomer
 	custRead bool // customer is the sale's (nil: it has none)
+	payments []lanedb.Payment
+	paysRead bool // payments are the sale's payments that count
 }
 
 // finish is FinishLines with what the change already read.
@@ -199,18 +202,17 @@ func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "the sale total would be %s, over the lane's limit of %s",
 			protocol.Money(total), protocol.Money(maxSaleTotal))
 	}
-	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
-	if err != nil {
-		return nil, err
+	payments := r.payments
+	if !r.paysRead {
+		var err error
+		if payments, err = lanedb.SalePayments(ctx, tx, sale.Physkey); err != nil {
+			return nil, err
+		}
 	}
 	// A change that lowers the total may not leave less to pay than was
 	// paid: that money would belong to no line. (Cash tendered above the
 	// total is change, and adding lines to such a sale is fine.)
-	var paid int64
-	for _, p := range payments {
-		paid += p.AmountCents
-	}
-	if total < sale.SaleTotalCents && total < paid {
+	if paid := paidOf(payments); total < sale.SaleTotalCents && total < paid {
 		return nil, hasPaymentsError(paid)
 	}
 	sale.SaleTotalCents = total
@@ -219,6 +221,7 @@ func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	}
 	customer := r.customer
 	if !r.custRead {
+		var err error
 		if customer, err = SaleCustomer(ctx, tx, sale); err != nil {
 			return nil, err
 		}
@@ -227,36 +230,37 @@ func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	return view, s.Emit(ctx, tx, event, c.KeyName, view)
 }
 
-// forLine is ForChange for a change to one line: the sale, its lines, and
-// the one with seqnce (a pointer into lines), or not_found.
-func (s *Service) forLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64) (*lanedb.Sale, []lanedb.Line, *lanedb.Line, error) {
-	sale, err := s.ForChange(ctx, tx, c, ref)
+// forLine is forChange for a change to one line: the sale, what it read
+// (the lines included), and the line with seqnce (a pointer into
+// r.lines), or not_found.
+func (s *Service) forLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64) (*lanedb.Sale, read, *lanedb.Line, error) {
+	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, read{}, nil, err
 	}
-	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)
-	if err != nil {
-		return nil, nil, nil, err
+	if r.lines, err = lanedb.SaleLines(ctx, tx, sale.Physkey); err != nil {
+		return nil, read{}, nil, err
 	}
-	for i := range lines {
-		if lines[i].Seqnce == seqnce {
-			return sale, lines, &lines[i], nil
+	for i := range r.lines {
+		if r.lines[i].Seqnce == seqnce {
+			return sale, r, &r.lines[i], nil
 		}
 	}
-	return nil, nil, nil, protocol.Errorf(protocol.CodeNotFound, "sale %s has no line with seqnce %d", sale.Physkey, seqnce)
+	return nil, read{}, nil, protocol.Errorf(protocol.CodeNotFound, "sale %s has no line with seqnce %d", sale.Physkey, seqnce)
 }
 
 // RemoveLine deletes the line with seqnce.
 func (s *Service) RemoveLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seqnce int64) (*SaleView, error) {
-	sale, lines, gone, err := s.forLine(ctx, tx, c, ref, seqnce)
+	sale, r, gone, err := s.forLine(ctx, tx, c, ref, seqnce)
 	if err != nil {
 		return nil, err
 	}
 	if err := lanedb.DeleteLine(ctx, tx, sale.Physkey, seqnce); err != nil {
 		return nil, err
 	}
-	kept := slices.DeleteFunc(lines, func(l lanedb.Line) bool { return l.Seqnce == gone.Seqnce })
-	return s.finish(ctx, tx, c, sale, read{lines: kept}, evLinesDelete)
+	seqnce = gone.Seqnce
+	r.lines = slices.DeleteFunc(r.lines, func(l lanedb.Line) bool { return l.Seqnce == seqnce })
+	return s.finish(ctx, tx, c, sale, r, evLinesDelete)
 }
 
 // EditLine changes a line's qty, its unit price in cents (counter only),
@@ -268,7 +272,7 @@ func (s *Service) EditLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err := checkPriceOverride(c, price); err != nil {
 		return nil, err
 	}
-	sale, lines, line, err := s.forLine(ctx, tx, c, ref, seqnce)
+	sale, r, line, err := s.forLine(ctx, tx, c, ref, seqnce)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +290,8 @@ func (s *Service) EditLine(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err := lanedb.UpdateLine(ctx, tx, line); err != nil {
 		return nil, err
 	}
-	return s.finish(ctx, tx, c, sale, read{lines: lines, customer: customer, custRead: true}, evLinesEdit)
+	r.customer, r.custRead = customer, true
+	return s.finish(ctx, tx, c, sale, r, evLinesEdit)
 }
 
 // CustomerRef names a customer by physkey, else by cid; the zero value
@@ -306,7 +311,7 @@ func (r CustomerRef) String() string {
 // SetCustomer puts a customer on the sale (or takes it off) and reprices
 // every line not priced by hand.
 func (s *Service) SetCustomer(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, who CustomerRef) (*SaleView, error) {
-	sale, err := s.ForChange(ctx, tx, c, ref)
+	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +345,8 @@ func (s *Service) SetCustomer(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 			}
 		}
 	}
-	return s.finish(ctx, tx, c, sale, read{lines: lines, customer: customer, custRead: true}, EvSaleEdit)
+	r.lines, r.customer, r.custRead = lines, customer, true
+	return s.finish(ctx, tx, c, sale, r, EvSaleEdit)
 }
 
 // Park puts an active sale in the background (phase 5). A presell being
@@ -378,7 +384,7 @@ func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPaidFor(ctx, tx, sale, c); err != nil {
+	if _, err := checkPaidFor(ctx, tx, sale, c); err != nil {
 		return nil, err
 	}
 	if sale.Presell {
@@ -417,7 +423,7 @@ type CompletedView struct {
 
 // Complete completes a sale paid in full (phase 4), giving it its sid.
 func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*CompletedView, error) {
-	sale, err := s.ForChange(ctx, tx, c, ref)
+	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +434,7 @@ func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if lines == 0 {
 		return nil, protocol.Errorf(protocol.CodeConflict, "sale %s has no lines to complete; cancel it instead", sale.Physkey)
 	}
-	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+	paid, err := paidSoFar(ctx, tx, sale, r)
 	if err != nil {
 		return nil, err
 	}
@@ -479,7 +485,7 @@ func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if err := s.checkCanceller(sale, c); err != nil {
 		return nil, err
 	}
-	if err := checkPaidFor(ctx, tx, sale, c); err != nil {
+	if _, err := checkPaidFor(ctx, tx, sale, c); err != nil {
 		return nil, err
 	}
 	if err := s.Void(ctx, tx, c, sale, c.KeyName, reason, "voided"); err != nil {

@@ -59,24 +59,43 @@ func refuseIfPaid(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale) error {
 // the phase and holder checks, so the tablet hears the reason that will
 // not go away ("parked: unpark it first" would send it round in circles).
 // Only for the caller's own sale: another key's sale is refused by the
-// holder checks, without telling this key what was paid on it.
-func checkPaidFor(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c *protocol.Caller) error {
+// holder checks, without telling this key what was paid on it. It answers
+// the payments it read, for the change to use rather than read again.
+func checkPaidFor(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c *protocol.Caller) (read, error) {
 	if sale.Phase != lanedb.PhaseActive && sale.Phase != lanedb.PhaseParked {
-		return nil
+		return read{}, nil
 	}
 	if !c.Has(protocol.ScopeCounter) && !c.HasKeyName(sale.CreatedBy) && !c.HasKeyID(sale.HolderKey) {
-		return nil
+		return read{}, nil
 	}
-	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
-	if err != nil || paid == 0 {
-		return err
+	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
+	if err != nil {
+		return read{}, err
 	}
-	if c.ActFor(protocol.ScopeCounter) {
-		return nil
+	paid := paidOf(payments)
+	if paid == 0 || c.ActFor(protocol.ScopeCounter) {
+		return read{payments: payments, paysRead: true}, nil
 	}
-	return protocol.Errorf(protocol.CodeHasPayments,
+	return read{}, protocol.Errorf(protocol.CodeHasPayments,
 		"sale %s holds %s in payments taken at the counter; only a counter can change it now (it can reverse them with fd1.salesbuilder.sale_remove_payment)",
 		sale.Physkey, dollars(paid))
+}
+
+// paidOf is what the payments that count add up to.
+func paidOf(payments []lanedb.Payment) int64 {
+	var paid int64
+	for _, p := range payments {
+		paid += p.AmountCents
+	}
+	return paid
+}
+
+// paidSoFar is what the sale's payments add up to, from r if it read them.
+func paidSoFar(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, r read) (int64, error) {
+	if r.paysRead {
+		return paidOf(r.payments), nil
+	}
+	return lanedb.PaidCents(ctx, tx, sale.Physkey)
 }
 
 // checkTender refuses a non-cash payment above the balance due: change is
@@ -98,7 +117,7 @@ func checkTender(pt *lanedb.PaymentType, amount, total, paid int64) error {
 // typ (SPEC §9.3). Only cash may exceed the balance due (the excess is
 // change).
 func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, typ, amount int64) (*SaleView, error) {
-	sale, err := s.ForChange(ctx, tx, c, ref)
+	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +128,7 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err != nil {
 		return nil, err
 	}
-	paid, err := lanedb.PaidCents(ctx, tx, sale.Physkey)
+	paid, err := paidSoFar(ctx, tx, sale, r)
 	if err != nil {
 		return nil, err
 	}

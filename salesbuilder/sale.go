@@ -123,20 +123,27 @@ func newerSale(a, b *lanedb.Sale) bool {
 // active and held by c's key (or c's claim), and once it holds a payment c
 // needs the counter scope.
 func (s *Service) ForChange(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*lanedb.Sale, error) {
+	sale, _, err := s.forChange(ctx, tx, c, ref)
+	return sale, err
+}
+
+// forChange is ForChange, answering too what it read of the sale.
+func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*lanedb.Sale, read, error) {
 	sale, err := Resolve(ctx, tx, c, ref)
 	if err != nil {
-		return nil, err
+		return nil, read{}, err
 	}
-	if err := checkPaidFor(ctx, tx, sale, c); err != nil {
-		return nil, err
+	r, err := checkPaidFor(ctx, tx, sale, c)
+	if err != nil {
+		return nil, read{}, err
 	}
 	if err := CheckPhase(sale, lanedb.PhaseActive); err != nil {
-		return nil, err
+		return nil, read{}, err
 	}
 	if err := s.CheckWriter(sale, c); err != nil {
-		return nil, err
+		return nil, read{}, err
 	}
-	return sale, nil
+	return sale, r, nil
 }
 
 // CheckPhase explains why a sale is not in one of the wanted phases.
