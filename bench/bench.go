@@ -56,6 +56,11 @@ type Common struct {
 	CPUProfile io.Writer
 	// Log receives the server's warnings and errors. Default nil: dropped.
 	Log io.Writer
+	// Child makes the command of a helper that must not share the server's
+	// process (see child.go): bench presell's idle sockets, bench soak's
+	// tablets and counter. Default nil: they run in this process, and
+	// their memory and goroutines are counted too.
+	Child ChildCommand
 }
 
 func defaultCommon() Common {

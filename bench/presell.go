@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -38,11 +37,6 @@ type Config struct {
 	// IdleSockets is how many idle presell sockets the memory figure opens.
 	// Default 1000; 0 skips the figure.
 	IdleSockets int
-	// IdleClients makes the command of the child process that holds the
-	// idle sockets (`greenlane bench idle-clients`), so that this process's
-	// memory is the server's alone. Default nil: the sockets are held in
-	// this process and their client side is counted too.
-	IdleClients func(ctx context.Context) *exec.Cmd
 	// Runs is how many times each phase runs; the report shows the median
 	// run and the spread. Default 1.
 	Runs int

@@ -24,12 +24,12 @@ func (p *printer) soakHeader(cfg SoakConfig) {
 // process's.
 func soakWhere(cfg SoakConfig) string {
 	tablets := "tablets in a child process"
-	if cfg.SoakClients == nil {
+	if cfg.Child == nil {
 		tablets = "tablets in this process (their memory and goroutines are counted too)"
 	}
 	counter := ""
 	switch {
-	case cfg.Counter && cfg.CounterProc == nil:
+	case cfg.Counter && cfg.Child == nil:
 		counter = ", counter on a goroutine of this process (own SQLite connection)"
 	case cfg.Counter:
 		counter = ", counter in another"
