@@ -109,6 +109,13 @@ func (p *printer) machine(where string) {
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), where)
 }
 
+// failedExamples is examples when something failed (not busy alone).
+func (p *printer) failedExamples(label string, t *tally) {
+	if t.total() > 0 {
+		p.examples(label, t)
+	}
+}
+
 // examples prints a tally's failures by code, with examples.
 func (p *printer) examples(label string, t *tally) {
 	p.printf("   %s: %s\n", label, t.summary())
@@ -307,6 +314,12 @@ func (t *tally) total() int64 {
 		n += c
 	}
 	return n
+}
+
+func (t *tally) count(code string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Counts[code]
 }
 
 func (t *tally) busy() int64 {
