@@ -103,7 +103,6 @@ func (p *printer) printf(format string, args ...any) {
 	}
 }
 
-// machine prints the machine line every report starts with.
 func (p *printer) machine(where string) {
 	p.printf("machine: %d CPUs, %s/%s, %s, GOMAXPROCS %d; %s\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), where)
@@ -116,7 +115,6 @@ func (p *printer) failedExamples(label string, t *tally) {
 	}
 }
 
-// examples prints a tally's failures by code, with examples.
 func (p *printer) examples(label string, t *tally) {
 	p.printf("   %s: %s\n", label, t.summary())
 	for _, s := range t.examples() {
@@ -182,7 +180,6 @@ func fineMS(d time.Duration) string {
 // mb prints a size in MB (1 MB = 1024 × 1024 bytes).
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
 
-// sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -376,7 +373,6 @@ func (t *tally) example() string {
 	return "no message"
 }
 
-// namedTally is the tally of one phase or figure, for failures.
 type namedTally struct {
 	name string
 	errs *tally

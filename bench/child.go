@@ -84,7 +84,6 @@ func Child(ctx context.Context, kind string, in io.Reader, out io.Writer) error 
 	return nil
 }
 
-// child is a running child, seen from the parent.
 type child struct {
 	kind     string
 	in       io.WriteCloser

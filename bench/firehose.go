@@ -257,7 +257,6 @@ func runDisplayLag(ctx context.Context, cfg FirehoseConfig, path string, log *sl
 	return res, nil
 }
 
-// lagKey names one line of one sale.
 type lagKey struct {
 	sale   string
 	seqnce int64

@@ -323,7 +323,6 @@ func (inj *injector) inject(ctx context.Context, rate int, d time.Duration, meas
 	}
 }
 
-// send sends the next event, through the hub and the socket in turn.
 func (inj *injector) send(measured bool) error {
 	data := benchEventData{Via: viaNames[inj.turns%2]}
 	inj.turns++

@@ -12,7 +12,6 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// idleResult is the memory figure.
 type idleResult struct {
 	sockets             int
 	bytesPerSocket      float64 // Go heap and stacks in use

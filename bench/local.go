@@ -114,7 +114,6 @@ func runBaseline(ctx context.Context, path string, cfg Config, log *slog.Logger)
 	return res, nil
 }
 
-// localTablet makes the changes of the tablet logged in as c in process.
 type localTablet func(l *lane, c *protocol.Caller) localFunc
 
 // runLocal is runLoad with in-process tablets.

@@ -70,7 +70,6 @@ var targetRealisticP99 = map[int]time.Duration{200: 5 * time.Millisecond, 1000: 
 // realisticGap is a realistic tablet's mean time between requests.
 const realisticGap = time.Second
 
-// DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Common: defaultCommon(), Tablets: 200, GroupCommitWait: defaultWait, IdleSockets: 1000,
 		Runs: 1, Realistic: []int{200, 1000}}
@@ -209,7 +208,6 @@ func repeat(n int, run func() (*loadResult, error)) (*loadResult, error) {
 	return med, nil
 }
 
-// loadConfig is the timing of a load.
 type loadConfig struct {
 	warmUp, duration time.Duration
 	recycleEvery     time.Duration
@@ -220,7 +218,6 @@ type loadConfig struct {
 	window func(open bool) error
 }
 
-// loadResult is what one run of a phase measured.
 type loadResult struct {
 	name          string
 	groupWait     time.Duration
@@ -382,7 +379,6 @@ func (p *printer) load(r *loadResult) {
 	}
 }
 
-// writer prints the group-commit figures of a load.
 func (p *printer) writer(r *loadResult) {
 	if w := r.writer; w.Batches > 0 {
 		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg, %.1f statements and %.0fµs busy per change; %d presells recycled\n",
@@ -397,7 +393,6 @@ func (rep *Report) onBaseline() float64 {
 	return ratio(rep.on.salesPerSec(), rep.baseline.salesPerSec())
 }
 
-// targets prints each of issue 14's targets with ✓ or ✗, and the figure.
 func (p *printer) targets(rep *Report) {
 	on := rep.on
 	busy := on.writer.BusyPerMutation()

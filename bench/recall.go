@@ -75,7 +75,6 @@ const (
 // ticket, one counter, on this (2-core) machine.
 const targetRecallP99 = 5 * time.Millisecond
 
-// DefaultRecallConfig returns the defaults.
 func DefaultRecallConfig() RecallConfig {
 	return RecallConfig{Sales: 1_000_000, Open: 200, Requests: 2000, WarmUp: 300, Counters: 8,
 		GroupCommitWait: lanedb.DefaultWriterOptions().MaxWait}
@@ -102,7 +101,6 @@ func (c RecallConfig) validate() error {
 	return nil
 }
 
-// RecallReport is the outcome of a run.
 type RecallReport struct {
 	cfg                  RecallConfig
 	figures              []*recallFigure // single, direct, then many when run
@@ -166,7 +164,6 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	return rep, p.err
 }
 
-// cmpOr is err's text, or none when err is nil.
 func cmpOr(err error, none string) string {
 	if err == nil {
 		return none
@@ -437,7 +434,6 @@ func btoi(b bool) int {
 	return 0
 }
 
-// openPresell is an open presell the counters recall.
 type openPresell struct {
 	ticket    int64
 	physkey   string
@@ -465,5 +461,4 @@ func connectCounters(ctx context.Context, l *lane, n int) ([]*counter, error) {
 	return out, nil
 }
 
-// loadAverageAtEnd is loadAverage read again as a report ends.
 func loadAverageAtEnd() string { return strings.Replace(loadAverage(), " at start", " at end", 1) }

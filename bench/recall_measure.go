@@ -124,7 +124,6 @@ type recallStats struct {
 	errs   tally                         // counted in warm-up too
 }
 
-// recallFigure is what one way of asking measured.
 type recallFigure struct {
 	name      string
 	clients   []recallClient
@@ -454,7 +453,6 @@ func (r *recordingQueryer) QueryRowxContext(ctx context.Context, query string, a
 	return r.QueryerContext.QueryRowxContext(ctx, query, args...)
 }
 
-// queryPlan is the plan of one query as the benchmark runs it.
 type queryPlan struct {
 	request string   // get_presells, or recall's lookup
 	names   []string // the filters that run this plan (get_presells)
@@ -541,7 +539,6 @@ func bigScans(lines []string) []string {
 	return out
 }
 
-// recallFigure prints one figure.
 func (p *printer) recallFigure(f *recallFigure) {
 	s := &f.stats
 	p.printf("%s:\n", f.name)

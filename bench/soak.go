@@ -5,9 +5,9 @@ package bench
 // lane DB as the counter program does. Does the lane stay correct (no
 // failure, no busy error reaching a tablet, the counter never locked out),
 // and does it give back what the crowd cost (RSS and goroutines back to
-// their baseline)? The tablets and the counter
-// (soak_counter.go) run as `bench child` processes, so
-// that this one's memory and goroutines are the server's.
+// their baseline)? The tablets and the counter (soak_counter.go) run as
+// `bench child` processes, so that this one's memory and goroutines are
+// the server's.
 
 import (
 	"cmp"

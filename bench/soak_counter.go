@@ -35,7 +35,6 @@ const counterEvery = 20 * time.Millisecond
 // counter program opens the lane DB.
 const counterBusyTimeout = 10000
 
-// counterResult is what the counter process did.
 type counterResult struct {
 	Transactions int64         `json:"transactions"` // committed
 	Sales        int64         `json:"sales"`
@@ -47,7 +46,6 @@ type counterResult struct {
 	ElapsedNS    int64         `json:"elapsed_ns"`
 }
 
-// counterLoop is the counter's state while it runs.
 type counterLoop struct {
 	conn    *sql.DB
 	res     counterResult
@@ -100,7 +98,6 @@ func openCounterDB(path string) (*sql.DB, error) {
 	return conn, nil
 }
 
-// run writes until ctx ends.
 func (c *counterLoop) run(ctx context.Context, ready func(int) error) error {
 	tick := time.NewTicker(counterEvery)
 	defer tick.Stop()
@@ -172,7 +169,6 @@ func isSQLiteBusy(err error) bool {
 	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
-// counterStaff inserts a staff member and updates them.
 func counterStaff(ctx context.Context, tx *sql.Tx, n int) error {
 	physkey := uuid.NewString()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name, firstname, lastname)
@@ -228,7 +224,6 @@ func startCounter(ctx context.Context, cfg SoakConfig, path string) (*child, err
 	return c, err
 }
 
-// stopCounter stops the counter child and returns what it did.
 func stopCounter(c *child) (*counterResult, error) {
 	var res counterResult
 	if err := c.finish(&res); err != nil {
