@@ -18,7 +18,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -118,11 +117,11 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	}
 	path, cleanup := cfg.DB, func() {}
 	if path == "" {
-		dir, err := os.MkdirTemp("", "greenlane-recall-")
+		prefix, rm, err := workPrefix("")
 		if err != nil {
-			return nil, fmt.Errorf("bench work folder: %w", err)
+			return nil, err
 		}
-		path, cleanup = filepath.Join(dir, "recall.db"), func() { os.RemoveAll(dir) }
+		path, cleanup = prefix+".recall.db", rm
 	}
 	defer cleanup()
 	p := &printer{w: out}

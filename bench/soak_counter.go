@@ -3,20 +3,19 @@ package bench
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
-// The counter child (`greenlane bench child counter`) writes the
-// lane DB as the lane's counter program does, from another OS process and
-// through SQLite's own locking rather than greenlane's writer: a short
+// The counter child (`greenlane bench child counter`) writes the lane DB
+// as the lane's counter program does, from another OS process and through
+// SQLite's own locking rather than greenlane's writer: a short
 // BEGIN IMMEDIATE transaction every counterEvery, in turn inserting a staff
 // member and completing a one-line cash sale (as integration's counter
 // process does). It is ready after its first transaction, and its result is
@@ -140,7 +139,7 @@ func (c *counterLoop) transaction(ctx context.Context, n int) error {
 		}
 	}
 	switch {
-	case isSQLiteBusy(err):
+	case lanedb.IsBusy(err):
 		c.res.Busy++
 		if c.res.BusyExample == "" {
 			c.res.BusyExample = err.Error()
@@ -157,16 +156,6 @@ func (c *counterLoop) transaction(ctx context.Context, n int) error {
 		c.res.Sales++
 	}
 	return nil
-}
-
-// isSQLiteBusy tells a lock that could not be had in time from a real error.
-func isSQLiteBusy(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	code := se.Code() & 0xff // the primary code, without the extended bits
-	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
 func counterStaff(ctx context.Context, tx *sql.Tx, n int) error {
