@@ -56,6 +56,11 @@ type Common struct {
 	CPUProfile io.Writer
 	// Log receives the server's warnings and errors. Default nil: dropped.
 	Log io.Writer
+	// Child makes the command of a helper that must not share the server's
+	// process (see child.go): bench presell's idle sockets, bench soak's
+	// tablets and counter. Default nil: they run in this process, and
+	// their memory and goroutines are counted too.
+	Child ChildCommand
 }
 
 func defaultCommon() Common {
@@ -98,13 +103,18 @@ func (p *printer) printf(format string, args ...any) {
 	}
 }
 
-// machine prints the machine line every report starts with.
 func (p *printer) machine(where string) {
 	p.printf("machine: %d CPUs, %s/%s, %s, GOMAXPROCS %d; %s\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), where)
 }
 
-// examples prints a tally's failures by code, with examples.
+// failedExamples is examples when something failed (not busy alone).
+func (p *printer) failedExamples(label string, t *tally) {
+	if t.total() > 0 {
+		p.examples(label, t)
+	}
+}
+
 func (p *printer) examples(label string, t *tally) {
 	p.printf("   %s: %s\n", label, t.summary())
 	for _, s := range t.examples() {
@@ -170,7 +180,6 @@ func fineMS(d time.Duration) string {
 // mb prints a size in MB (1 MB = 1024 × 1024 bytes).
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
 
-// sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -304,6 +313,12 @@ func (t *tally) total() int64 {
 	return n
 }
 
+func (t *tally) count(code string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Counts[code]
+}
+
 func (t *tally) busy() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -358,7 +373,6 @@ func (t *tally) example() string {
 	return "no message"
 }
 
-// namedTally is the tally of one phase or figure, for failures.
 type namedTally struct {
 	name string
 	errs *tally

@@ -13,17 +13,79 @@ import (
 	"sync"
 )
 
-// childMain is the code of a helper program (`greenlane bench
-// idle-clients`, `soak-clients`, `counter-proc`): it reads its orders from
-// in and answers on out, one line at a time. Running the clients in
-// another process keeps this one's memory figures the server's alone.
-type childMain func(ctx context.Context, in io.Reader, out io.Writer) error
+// The bench's helpers run as `greenlane bench child KIND` so that this
+// process's memory and goroutine figures are the server's alone: KIND is
+// idle (bench presell's idle sockets), tablets (bench soak's tablets) or
+// counter (bench soak's counter process). Without a command they run on a
+// goroutine of this process behind pipes, spoken to alike.
+//
+// One protocol, JSON lines: the parent sends a childOrder, the child
+// answers childReady, the parent may send window orders; closing the
+// child's stdin tells it to stop, and its last line is its result. The
+// order travels on stdin, not argv, where any user could read the keys.
 
-// child is a running helper: a child process, or (when no command is
-// given) its code on a goroutine of this process behind pipes, so that the
-// bench speaks to both alike.
+// ChildCommand makes the command of a child of kind; nil runs the children
+// in this process.
+type ChildCommand func(ctx context.Context, kind string) *exec.Cmd
+
+type childOrder struct {
+	URL     string   `json:"url,omitempty"`
+	Keys    []string `json:"keys,omitempty"`
+	Sockets int      `json:"sockets,omitempty"`
+	DB      string   `json:"db,omitempty"`
+	Window  string   `json:"window,omitempty"` // later orders: "open" or "close"
+}
+
+type childReady struct {
+	Ready int `json:"ready"`
+}
+
+// childRun is a child's code: it acts on the first order, calls ready,
+// follows the later orders until they end, and returns its result.
+type childRun func(ctx context.Context, o childOrder, ready func(n int) error, orders <-chan childOrder) (any, error)
+
+var childKinds = map[string]childRun{"idle": idleChild, "tablets": tabletsChild, "counter": counterChild}
+
+// Child is a child's side (`greenlane bench child KIND`): orders on in,
+// answers on out.
+func Child(ctx context.Context, kind string, in io.Reader, out io.Writer) error {
+	run, ok := childKinds[kind]
+	if !ok {
+		return fmt.Errorf("unknown bench child %q (idle, tablets, counter)", kind)
+	}
+	dec, enc := json.NewDecoder(in), json.NewEncoder(out)
+	var first childOrder
+	if err := dec.Decode(&first); err != nil {
+		return fmt.Errorf("read the %s order: %w", kind, err)
+	}
+	orders, done := make(chan childOrder), make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(orders)
+		for {
+			var o childOrder
+			if dec.Decode(&o) != nil {
+				return
+			}
+			select {
+			case orders <- o:
+			case <-done:
+				return
+			}
+		}
+	}()
+	res, err := run(ctx, first, func(n int) error { return enc.Encode(childReady{n}) }, orders)
+	if err == nil {
+		err = enc.Encode(res)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	return nil
+}
+
 type child struct {
-	name     string
+	kind     string
 	in       io.WriteCloser
 	out      *bufio.Reader
 	waitOnce sync.Once
@@ -31,93 +93,89 @@ type child struct {
 	wait     func() error
 }
 
-// maxChildDrain bounds what is read and dropped from a child that has
-// more to say after its answer, while waiting for it to end.
-const maxChildDrain = 1 << 20
+// startChild starts a child of kind (by cmd, else in process), sends it o
+// and returns once it is ready, with the count it answered.
+func startChild(ctx context.Context, cmd ChildCommand, kind string, o childOrder) (*child, int, error) {
+	c, err := spawn(ctx, cmd, kind)
+	if err != nil {
+		return nil, 0, err
+	}
+	var r childReady
+	if err := c.send(o); err != nil {
+		return nil, 0, err
+	}
+	if err := c.recv(&r); err != nil {
+		return nil, 0, c.fail(err)
+	}
+	return c, r.Ready, nil
+}
 
-// startChild starts cmd, or main on a goroutine when cmd is nil.
-func startChild(ctx context.Context, name string, cmd *exec.Cmd, main childMain) (*child, error) {
+func spawn(ctx context.Context, cmd ChildCommand, kind string) (*child, error) {
 	if cmd == nil {
-		return startInProcess(ctx, name, main), nil
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		errc := make(chan error, 1)
+		go func() {
+			err := Child(ctx, kind, inR, outW)
+			inR.Close()  // a parent still writing orders is not left blocked
+			outW.Close() // the parent reads EOF after the last answer
+			errc <- err
+		}()
+		return &child{kind: kind, in: inW, out: bufio.NewReader(outR), wait: func() error { return <-errc }}, nil
 	}
-	stdin, err := cmd.StdinPipe()
+	x := cmd(ctx, kind)
+	stdin, err := x.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("%s stdin: %w", name, err)
+		return nil, fmt.Errorf("%s child stdin: %w", kind, err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	stdout, err := x.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("%s stdout: %w", name, err)
+		return nil, fmt.Errorf("%s child stdout: %w", kind, err)
 	}
 	stderr := &limitedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s %s: %w", name, cmd.Path, err)
+	x.Stderr = stderr
+	if err := x.Start(); err != nil {
+		return nil, fmt.Errorf("start %s child %s: %w", kind, x.Path, err)
 	}
-	return &child{name: name, in: stdin, out: bufio.NewReader(stdout), wait: func() error {
-		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+	return &child{kind: kind, in: stdin, out: bufio.NewReader(stdout), wait: func() error {
+		if err := x.Wait(); err != nil {
+			return fmt.Errorf("%s child: %w: %s", kind, err, strings.TrimSpace(stderr.String()))
 		}
 		return nil
 	}}, nil
 }
 
-// startInProcess runs main on a goroutine behind two pipes.
-func startInProcess(ctx context.Context, name string, main childMain) *child {
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	errc := make(chan error, 1)
-	go func() {
-		err := main(ctx, inR, outW)
-		inR.Close()  // a parent still writing orders is not left blocked
-		outW.Close() // the parent reads EOF after the last answer
-		errc <- err
-	}()
-	return &child{name: name, in: inW, out: bufio.NewReader(outR), wait: func() error {
-		if err := <-errc; err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return nil
-	}}
-}
-
-// readLine reads the child's next line. At EOF the child has ended: the
-// error then says why.
-func (c *child) readLine() (string, error) {
-	line, err := c.out.ReadString('\n')
-	if err == nil {
-		return strings.TrimSuffix(line, "\n"), nil
-	}
-	if errors.Is(err, io.EOF) {
-		return "", c.fail(fmt.Errorf("%s ended early", c.name))
-	}
-	return "", c.fail(fmt.Errorf("read from %s: %w", c.name, err))
-}
-
-// send writes one line of orders.
-func (c *child) send(line string) error {
-	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
-		return c.fail(fmt.Errorf("send %q to %s: %w", line, c.name, err))
+func (c *child) send(o childOrder) error {
+	b, _ := json.Marshal(o)
+	if _, err := c.in.Write(append(b, '\n')); err != nil {
+		return c.fail(fmt.Errorf("send to the %s child: %w", c.kind, err))
 	}
 	return nil
 }
 
-// finish closes the child's stdin (its signal to stop), decodes its last
-// line into result, and waits for it to end.
-func (c *child) finish(result any) error {
-	c.in.Close()
-	line, err := c.out.ReadString('\n')
-	if err != nil && line == "" {
-		return c.fail(fmt.Errorf("%s ended without its result: %w", c.name, err))
+// recv decodes the child's next line into v; at EOF the error says why the
+// child ended.
+func (c *child) recv(v any) error {
+	line, err := c.out.ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return fmt.Errorf("the %s child ended early: %w", c.kind, err)
 	}
-	if err := json.Unmarshal([]byte(line), result); err != nil {
-		return c.fail(fmt.Errorf("%s result: %w: %.200s", c.name, err, line))
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("%s child answered %.200q: %w", c.kind, line, err)
 	}
-	return c.end()
+	return nil
 }
 
-// stop closes the child's stdin (its signal to stop) and waits for it.
-func (c *child) stop() error {
+// finish closes the child's stdin (its signal to stop), decodes its result
+// into v (nil: dropped) and waits for it.
+func (c *child) finish(v any) error {
 	c.in.Close()
+	if v == nil {
+		v = &json.RawMessage{}
+	}
+	if err := c.recv(v); err != nil {
+		return c.fail(err)
+	}
 	return c.end()
 }
 
@@ -127,10 +185,9 @@ func (c *child) fail(err error) error {
 	return errors.Join(err, c.end())
 }
 
-// end waits for the child once; later calls return the same answer.
 func (c *child) end() error {
 	c.waitOnce.Do(func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(c.out, maxChildDrain)) // exec wants stdout read before Wait
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.out, 1<<20)) // exec wants stdout read before Wait
 		c.waitErr = c.wait()
 	})
 	return c.waitErr
@@ -145,9 +202,7 @@ type limitedBuffer struct {
 func (b *limitedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if room := 4096 - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
+	b.buf.Write(p[:min(len(p), max(4096-b.buf.Len(), 0))])
 	return len(p), nil
 }
 

@@ -53,7 +53,6 @@ func readCPUMark() cpuMark {
 	return m
 }
 
-// since is the CPU use between m and now.
 func (m cpuMark) since() cpuUse {
 	now := readCPUMark()
 	wall := now.at.Sub(m.at).Seconds()

@@ -39,11 +39,11 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// benchSC is the sc of the events the bench sends.
-const benchSC = "device.event.bench"
-
-// deviceFamily is the firehose family the events belong to.
-const deviceFamily = "device.event"
+// benchSC is the sc of the bench's events, of the device.event family.
+const (
+	benchSC      = "device.event.bench"
+	deviceFamily = "device.event"
+)
 
 // via is the way an event came into the server (see the top of the file).
 type via int
@@ -56,7 +56,6 @@ const (
 
 var viaNames = [numVias]string{"hub", "socket"}
 
-// fanoutResult is what the fan-out phase measured.
 type fanoutResult struct {
 	subscribers       int // subscribers that connected
 	subscribersWanted int
@@ -68,16 +67,6 @@ type fanoutResult struct {
 	injectTrip        histogram // inject request → its reply, on the injector
 	cpu               cpuUse    // over the window
 	errs              tally
-}
-
-func (r *fanoutResult) eventsPerSec() float64     { return perSec(r.events, r.window) }
-func (r *fanoutResult) deliveriesPerSec() float64 { return perSec(r.deliveries, r.window) }
-
-// missing is how many deliveries were due and never came.
-func (r *fanoutResult) missing() int64 {
-	r.errs.mu.Lock()
-	defer r.errs.mu.Unlock()
-	return r.errs.Counts["missing"]
 }
 
 // monoClock is nanoseconds since the phase began, on the monotonic clock.
@@ -155,7 +144,6 @@ func fanout(ctx context.Context, cfg FirehoseConfig, l *lane, key string) (*fano
 	return res, ctx.Err()
 }
 
-// subscriberSet is the subscribers of a phase and what they received.
 type subscriberSet struct {
 	list      []*subscriber
 	delivered atomic.Int64 // measured events received, over all subscribers
@@ -199,8 +187,8 @@ func openSubscribers(ctx context.Context, url, key string, n int, errs *tally) *
 	return set
 }
 
-// start has every subscriber record each measured event's latency, from
-// the time its frame was read.
+// start has every subscriber time each measured event from the read of
+// its frame.
 func (set *subscriberSet) start(clock monoClock, latency *[numVias]histogram) {
 	for _, s := range set.list {
 		s.c.Follow(func(msg []byte, at time.Time) {
@@ -222,8 +210,7 @@ func (set *subscriberSet) start(clock monoClock, latency *[numVias]histogram) {
 	}
 }
 
-// decodeBenchEvent reads a bench event as the hub writes it; ok is false
-// for any other packet.
+// decodeBenchEvent reads a bench event as the hub writes it.
 func decodeBenchEvent(msg []byte) (benchEventData, via, bool) {
 	var d benchEventData
 	i := bytes.Index(msg, benchHead)
@@ -292,7 +279,7 @@ type injector struct {
 	res   *fanoutResult
 
 	mu     sync.Mutex
-	sentAt map[int64]sendInfo // rq → when, for replies still due
+	sentAt map[int64]sentInfo // rq → when, for replies still due
 
 	turns    int64        // events sent, warm-up included; the sender's own
 	numbered int64        // measured events sent; the sender's own
@@ -301,18 +288,17 @@ type injector struct {
 	accepted atomic.Int64 // measured events the server accepted, both ways
 }
 
-type sendInfo struct {
+type sentInfo struct {
 	ns       int64
 	measured bool
 }
 
-// openInjector logs a socket in with the debug key and starts its reader.
 func openInjector(ctx context.Context, url, key string, hub *firehose.Hub, clock monoClock, res *fanoutResult) (*injector, error) {
 	c, err := fd1client.Open(ctx, url, key, protocol.PurposeNone, fd1client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("injector: %w", err)
 	}
-	inj := &injector{c: c, hub: hub, clock: clock, res: res, sentAt: map[int64]sendInfo{}}
+	inj := &injector{c: c, hub: hub, clock: clock, res: res, sentAt: map[int64]sentInfo{}}
 	c.Follow(inj.reply)
 	return inj, nil
 }
@@ -337,7 +323,6 @@ func (inj *injector) inject(ctx context.Context, rate int, d time.Duration, meas
 	}
 }
 
-// send sends the next event, the hub's and the socket's turns alternating.
 func (inj *injector) send(measured bool) error {
 	data := benchEventData{Via: viaNames[inj.turns%2]}
 	inj.turns++
@@ -378,7 +363,7 @@ func (inj *injector) request(data benchEventData, measured bool) error {
 	if err != nil {
 		return fmt.Errorf("injector: %w", err)
 	}
-	inj.sentAt[rq] = sendInfo{ns: data.NS, measured: measured}
+	inj.sentAt[rq] = sentInfo{ns: data.NS, measured: measured}
 	inj.sent.Add(1)
 	return nil
 }

@@ -29,7 +29,6 @@ type histogram struct {
 	max    atomic.Int64
 }
 
-// record adds one latency.
 func (h *histogram) record(d time.Duration) {
 	v := max(int64(d), 0)
 	h.counts[bucketOf(v)].Add(1)
@@ -38,7 +37,6 @@ func (h *histogram) record(d time.Duration) {
 	}
 }
 
-// bucketOf is the bucket index of v nanoseconds.
 func bucketOf(v int64) int {
 	if v < subBuckets {
 		return int(v)
@@ -59,7 +57,6 @@ func bucketMid(i int) int64 {
 	return lo + width/2
 }
 
-// count is how many latencies were recorded.
 func (h *histogram) count() int64 { return h.total.Load() }
 
 // quantile is the latency that a fraction q (0 < q ≤ 1) of requests did
@@ -91,7 +88,6 @@ func (h *histogram) atRank(rank int64) time.Duration {
 	return h.maxValue()
 }
 
-// maxValue is the largest latency recorded.
 func (h *histogram) maxValue() time.Duration { return time.Duration(h.max.Load()) }
 
 // histogramJSON is a histogram on the wire: its non-empty buckets only.
@@ -100,7 +96,6 @@ type histogramJSON struct {
 	Max     int64      `json:"max"`     // nanoseconds
 }
 
-// export copies the histogram for the wire.
 func (h *histogram) export() histogramJSON {
 	j := histogramJSON{Max: h.max.Load()}
 	for i := range h.counts {
@@ -111,7 +106,6 @@ func (h *histogram) export() histogramJSON {
 	return j
 }
 
-// load fills an empty histogram from the wire.
 func (h *histogram) load(j histogramJSON) error {
 	for _, b := range j.Buckets {
 		if b[0] < 0 || b[0] >= bucketCount || b[1] < 0 {
@@ -172,7 +166,6 @@ func (h *signedHistogram) maxValue() time.Duration {
 	return -h.neg.atRank(1)
 }
 
-// quantiler is a histogram, signed or not.
 type quantiler interface {
 	quantile(q float64) time.Duration
 	maxValue() time.Duration
@@ -186,7 +179,6 @@ func quantiles(h quantiler, f func(time.Duration) string, nWidth int) string {
 		f(h.quantile(0.999)), f(h.maxValue()), nWidth, h.count())
 }
 
-// latency prints one latency line of a load.
 func (p *printer) latency(label string, h quantiler) {
 	p.printf("   %-13s %s\n", label, quantiles(h, ms, 0))
 }

@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -16,22 +12,12 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// idleResult is the memory figure.
 type idleResult struct {
 	sockets             int
 	bytesPerSocket      float64 // Go heap and stacks in use
 	rssPerSocket        float64 // resident set (VmRSS); 0 where the system does not say
 	goroutinesPerSocket float64
 	inProcess           bool // the clients ran in this process: their memory is counted too
-}
-
-// idleRequest is what the parent sends the idle-clients child on stdin.
-// The key travels there rather than on the command line, where any user of
-// the machine could read it.
-type idleRequest struct {
-	URL     string `json:"url"`
-	Key     string `json:"key"`
-	Sockets int    `json:"sockets"`
 }
 
 // settle is how long the server gets, after the last login reply, for its
@@ -45,39 +31,31 @@ const dialParallel = 32
 // measureIdle is memory per idle presell socket: this process's heap and
 // stacks in use, its RSS and its goroutines, before and after opening
 // cfg.IdleSockets presell sockets that log in and then send nothing. With
-// cfg.IdleClients set the client ends live in a child process, so the
-// difference is the server's alone; without, the report says so.
+// cfg.Child set the client ends live in a child process, so the difference
+// is the server's alone; without, the report says so.
 func measureIdle(ctx context.Context, path string, cfg Config, log *slog.Logger) (*idleResult, error) {
-	res := &idleResult{sockets: cfg.IdleSockets, inProcess: cfg.IdleClients == nil}
+	res := &idleResult{sockets: cfg.IdleSockets, inProcess: cfg.Child == nil}
 	opts := laneOptions{groupWait: defaultWait, presellWorkers: cfg.PresellWorkers, log: log}
 	err := withLane(ctx, path, opts, 1, protocol.ScopePresell, nil, func(l *lane, keys []string) error {
-		var cmd *exec.Cmd
-		if cfg.IdleClients != nil {
-			cmd = cfg.IdleClients(ctx)
-		}
 		// Freed pages go back to the system first, so that RSS holds what is
 		// live, not what earlier phases left for the scavenger.
 		before := readFreedSample()
-		c, err := startChild(ctx, "idle-clients", cmd, IdleClients)
+		c, n, err := startChild(ctx, cfg.Child, "idle", childOrder{URL: l.presellURL(), Keys: keys, Sockets: cfg.IdleSockets})
 		if err != nil {
 			return err
 		}
-		req, _ := json.Marshal(idleRequest{URL: l.presellURL(), Key: keys[0], Sockets: cfg.IdleSockets})
-		if err := c.send(string(req)); err != nil {
-			return err
-		}
-		if line, err := c.readLine(); err != nil || line != fmt.Sprintf("ready %d", cfg.IdleSockets) {
-			return errors.Join(err, c.fail(fmt.Errorf("idle-clients answered %q, want \"ready %d\"", line, cfg.IdleSockets)))
+		if n != cfg.IdleSockets {
+			return c.fail(fmt.Errorf("idle child opened %d sockets, want %d", n, cfg.IdleSockets))
 		}
 		err = sleep(ctx, settle)
 		after := readFreedSample()
-		n := float64(cfg.IdleSockets)
-		res.bytesPerSocket = float64(int64(after.heapInuse+after.stackInuse)-int64(before.heapInuse+before.stackInuse)) / n
+		per := func(a, b uint64) float64 { return float64(int64(a)-int64(b)) / float64(n) }
+		res.bytesPerSocket = per(after.heapInuse+after.stackInuse, before.heapInuse+before.stackInuse)
 		if before.rss > 0 {
-			res.rssPerSocket = float64(int64(after.rss)-int64(before.rss)) / n
+			res.rssPerSocket = per(after.rss, before.rss)
 		}
-		res.goroutinesPerSocket = float64(after.goroutines-before.goroutines) / n
-		return errors.Join(err, c.stop())
+		res.goroutinesPerSocket = float64(after.goroutines-before.goroutines) / float64(n)
+		return errors.Join(err, c.finish(nil))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("idle sockets: %w", err)
@@ -94,24 +72,17 @@ func (p *printer) idle(r *idleResult) {
 		r.bytesPerSocket/1024, r.rssPerSocket/1024, r.sockets, r.goroutinesPerSocket, where)
 }
 
-// IdleClients is the child side of the memory figure (`greenlane bench
-// idle-clients`): it reads an idle request from in, opens and logs in the
-// sockets, writes "ready N" to out, and holds them until in is closed.
-// Each socket gets a reader that discards what comes (and so answers the
-// server's pings), as an idle tablet app would.
-func IdleClients(ctx context.Context, in io.Reader, out io.Writer) error {
-	r := bufio.NewReader(in)
-	var req idleRequest
-	if err := json.NewDecoder(r).Decode(&req); err != nil {
-		return fmt.Errorf("read the idle request: %w", err)
+// idleChild opens and logs in the sockets, says ready, and holds them
+// until the orders end. Each socket gets a reader that discards what comes
+// (and so answers the server's pings), as an idle tablet app would.
+func idleChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
+	if o.Sockets <= 0 || len(o.Keys) == 0 {
+		return nil, fmt.Errorf("idle order for %d sockets with %d keys", o.Sockets, len(o.Keys))
 	}
-	if req.Sockets <= 0 {
-		return fmt.Errorf("idle request for %d sockets", req.Sockets)
-	}
-	conns := make([]*fd1client.Conn, req.Sockets)
-	errs := make([]error, req.Sockets)
-	parallel(req.Sockets, func(i int) {
-		if conns[i], errs[i] = fd1client.Open(ctx, req.URL, req.Key, protocol.PurposeNone, fd1client.Options{}); errs[i] != nil {
+	conns := make([]*fd1client.Conn, o.Sockets)
+	errs := make([]error, o.Sockets)
+	parallel(o.Sockets, func(i int) {
+		if conns[i], errs[i] = fd1client.Open(ctx, o.URL, o.Keys[0], protocol.PurposeNone, fd1client.Options{}); errs[i] != nil {
 			errs[i] = fmt.Errorf("idle socket %d: %w", i+1, errs[i])
 		}
 	})
@@ -123,16 +94,17 @@ func IdleClients(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 	}()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
 	for _, c := range conns {
-		c.Follow(nil) // idle for as long as the parent wants
+		c.Follow(nil)
 	}
-	if _, err := fmt.Fprintf(out, "ready %d\n", len(conns)); err != nil {
-		return fmt.Errorf("report ready: %w", err)
+	if err := ready(len(conns)); err != nil {
+		return nil, err
 	}
-	_, _ = io.Copy(io.Discard, r) // until the parent closes our stdin
-	return nil
+	for range orders {
+	}
+	return struct{}{}, nil
 }
 
 // parallel runs fn(0…n-1), dialParallel at a time.

@@ -42,7 +42,6 @@ func openDemoDB(ctx context.Context, path string) (*lanedb.DB, error) {
 	return db, nil
 }
 
-// benchKey is an API key made for this run.
 type benchKey struct {
 	key, id string
 }
@@ -149,7 +148,6 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 // display, a debugscope: their purpose travels in the login packet).
 func (l *lane) laneURL() string { return "ws://" + l.addr + "/fd1/open_websocket" }
 
-// presellURL is the socket a tablet opens.
 func (l *lane) presellURL() string { return l.laneURL() + "?purpose=presell" }
 
 // stop shuts the server down gracefully, then the lane's background work
@@ -165,7 +163,6 @@ func (l *lane) stop() error {
 	return nil
 }
 
-// write runs one mutation through the lane's group-commit writer.
 func (l *lane) write(ctx context.Context, fn lanedb.Mutation) error { return l.Writer.Do(ctx, fn) }
 
 // withLane runs fn against a lane server on a fresh demo DB at path with

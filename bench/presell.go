@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -38,11 +37,6 @@ type Config struct {
 	// IdleSockets is how many idle presell sockets the memory figure opens.
 	// Default 1000; 0 skips the figure.
 	IdleSockets int
-	// IdleClients makes the command of the child process that holds the
-	// idle sockets (`greenlane bench idle-clients`), so that this process's
-	// memory is the server's alone. Default nil: the sockets are held in
-	// this process and their client side is counted too.
-	IdleClients func(ctx context.Context) *exec.Cmd
 	// Runs is how many times each phase runs; the report shows the median
 	// run and the spread. Default 1.
 	Runs int
@@ -76,7 +70,6 @@ var targetRealisticP99 = map[int]time.Duration{200: 5 * time.Millisecond, 1000: 
 // realisticGap is a realistic tablet's mean time between requests.
 const realisticGap = time.Second
 
-// DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Common: defaultCommon(), Tablets: 200, GroupCommitWait: defaultWait, IdleSockets: 1000,
 		Runs: 1, Realistic: []int{200, 1000}}
@@ -140,7 +133,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		{&rep.off, func() (*loadResult, error) {
 			return runLoad(ctx, "group commit off", prefix+".gc-off.db", opts(0), cfg.Tablets, presellSale, timing)
 		}},
-		{&rep.baseline, func() (*loadResult, error) { return runBaseline(ctx, prefix+".baseline.db", cfg) }},
+		{&rep.baseline, func() (*loadResult, error) { return runBaseline(ctx, prefix+".baseline.db", cfg, log) }},
 		{&rep.core, func() (*loadResult, error) {
 			return runLocal(ctx, "ceiling-core", prefix+".core.db", opts(cfg.GroupCommitWait), cfg.Tablets, coreTablet, timing)
 		}},
@@ -215,7 +208,6 @@ func repeat(n int, run func() (*loadResult, error)) (*loadResult, error) {
 	return med, nil
 }
 
-// loadConfig is the timing of a load.
 type loadConfig struct {
 	warmUp, duration time.Duration
 	recycleEvery     time.Duration
@@ -226,7 +218,6 @@ type loadConfig struct {
 	window func(open bool) error
 }
 
-// loadResult is what one run of a phase measured.
 type loadResult struct {
 	name          string
 	groupWait     time.Duration
@@ -388,7 +379,6 @@ func (p *printer) load(r *loadResult) {
 	}
 }
 
-// writer prints the group-commit figures of a load.
 func (p *printer) writer(r *loadResult) {
 	if w := r.writer; w.Batches > 0 {
 		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg, %.1f statements and %.0fµs busy per change; %d presells recycled\n",
@@ -403,7 +393,6 @@ func (rep *Report) onBaseline() float64 {
 	return ratio(rep.on.salesPerSec(), rep.baseline.salesPerSec())
 }
 
-// targets prints each of issue 14's targets with ✓ or ✗, and the figure.
 func (p *printer) targets(rep *Report) {
 	on := rep.on
 	busy := on.writer.BusyPerMutation()

@@ -12,19 +12,26 @@ import (
 	"time"
 )
 
-// idleChildEnv makes this test binary act as the idle-clients child, as
-// `greenlane bench idle-clients` does for the real program.
-const idleChildEnv = "GREENLANE_BENCH_TEST_IDLE_CHILD"
+// childEnv makes this test binary act as a bench child of the kind it
+// names, as `greenlane bench child KIND` does for the real program.
+const childEnv = "GREENLANE_BENCH_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(idleChildEnv) == "1" {
-		if err := IdleClients(context.Background(), os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "idle-clients:", err)
+	if kind := os.Getenv(childEnv); kind != "" {
+		if err := Child(context.Background(), kind, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// testChild runs the bench's children as this test binary.
+func testChild(ctx context.Context, kind string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+kind)
+	return cmd
 }
 
 // TestPresellSmall runs every phase twice with tiny settings and checks
@@ -36,11 +43,7 @@ func TestPresellSmall(t *testing.T) {
 	cfg.Realistic = []int{4}
 	cfg.IdleSockets = 20
 	cfg.DB = t.TempDir()
-	cfg.IdleClients = func(ctx context.Context) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), idleChildEnv+"=1")
-		return cmd
-	}
+	cfg.Child = testChild
 	var log bytes.Buffer
 	cfg.Log = &log
 	var out bytes.Buffer

@@ -2,16 +2,23 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/greenlane-pos/greenlane/fd1client"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/presell"
+	"github.com/greenlane-pos/greenlane/progress"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -24,10 +31,10 @@ type listVariant int
 
 const (
 	listAll      listVariant = iota // no filter: the whole queue
-	listTicket                      // q.ticket: the customer says a number
-	listCustomer                    // q.customer: part of a name
-	listAge                         // q.age(>=): waiting at least this long
-	listMine                        // qk mine: what this counter holds
+	listTicket                      // the customer says a number
+	listCustomer                    // part of a name
+	listAge                         // waiting at least this long
+	listMine                        // what this counter holds
 	numListVariants
 )
 
@@ -43,7 +50,6 @@ type listQuery struct {
 	wantRows int
 }
 
-// The kinds of request the benchmark times.
 type recallOp int
 
 const (
@@ -62,15 +68,13 @@ var customerParts = []string{"ngata", "whit", "walker", "tūhoe", "raman", "o'co
 // workload draws one counter's requests, deterministically from its seed.
 type workload struct {
 	rng      *rand.Rand
-	all      []openPresell // every open presell: what the ticket filter asks for
+	all      []openPresell // what the ticket filter asks for
 	own      []openPresell // what this counter recalls (its share when counters run at once)
 	allRows  int           // rows of the unfiltered list
 	mineRows int           // presells this counter holds while it lists
-	next     int           // round robin over the list variants
+	next     int           // round robin over the list variants, so each gets an equal share
 }
 
-// nextList is the next get_presells request: the variants take turns, so
-// each gets an equal share of the requests.
 func (w *workload) nextList() listQuery {
 	q := listQuery{variant: listVariant(w.next % int(numListVariants)), wantRows: -1}
 	w.next++
@@ -92,21 +96,26 @@ func (w *workload) nextList() listQuery {
 	return q
 }
 
-// sample is a request of variant v drawn as nextList would, without
-// moving the round robin on (for the query plans).
-func (w *workload) sample(v listVariant) listQuery {
-	saved := w.next
-	w.next = int(v)
-	q := w.nextList()
-	w.next = saved
-	return q
+// filter is the lanedb filter get_presells builds for q, for a counter
+// whose key id is claimKey.
+func (q listQuery) filter(claimKey string) lanedb.PresellFilter {
+	f := lanedb.PresellFilter{Limit: presellListLimit}
+	switch q.variant {
+	case listTicket:
+		f.Conds = []lanedb.Cond{{Column: "ticket", Op: "=", Value: q.ticket}}
+	case listCustomer:
+		f.Customer = q.customer
+	case listAge:
+		// As the server does: age >= N seconds is submitted <= now - N.
+		at := time.Now().Add(-time.Duration(q.age) * time.Second).UTC().Format(lanedb.DateTime)
+		f.Conds = []lanedb.Cond{{Column: "submitted_utc", Op: "<=", Value: at}}
+	case listMine:
+		f.ClaimKey, f.Now = claimKey, time.Now()
+	}
+	return f
 }
 
-// nextRecall is the presell to recall next.
-func (w *workload) nextRecall() openPresell { return w.own[w.rng.IntN(len(w.own))] }
-
-// recallStats is what one figure measured. Histograms are shared by its
-// counters (fixed memory however many requests are made).
+// recallStats is what one figure measured, shared by its counters.
 type recallStats struct {
 	record atomic.Bool // false during warm-up
 	ops    [numRecallOps]histogram
@@ -115,103 +124,99 @@ type recallStats struct {
 	errs   tally                         // counted in warm-up too
 }
 
+type recallFigure struct {
+	name      string
+	clients   []recallClient
+	own       [][]openPresell // per client: the presells it recalls
+	release   bool            // the recall claims, so each is released after
+	stats     recallStats
+	listTook  time.Duration // wall time of the measured get_presells
+	cycleTook time.Duration // wall time of the measured recall cycles
+	writer    lanedb.WriterSnapshot
+	cpu       cpuUse
+}
+
+// recallClient is one counter as the benchmark drives it. Each call
+// returns the latency it measured. A *protocol.Error is a failed request
+// (counted, the counter goes on); any other error means the client broke.
+type recallClient interface {
+	list(ctx context.Context, q listQuery) (rows int, took time.Duration, err error)
+	recall(ctx context.Context, ticket int64) (physkey string, took time.Duration, err error)
+	release(ctx context.Context, physkey string) (took time.Duration, err error)
+}
+
+// step makes one request of op on c for w and records it; it returns an
+// error only when the client broke.
+func (s *recallStats) step(ctx context.Context, op recallOp, c recallClient, w *workload, release bool) error {
+	if op == opList {
+		q := w.nextList()
+		what := "get_presells " + listVariantNames[q.variant]
+		rows, took, err := c.list(ctx, q)
+		if err == nil && q.wantRows >= 0 && rows != q.wantRows {
+			s.errs.fail(what, protocol.Errorf("wrong_rows", "answered %d rows, want %d", rows, q.wantRows))
+		}
+		if err == nil && s.record.Load() {
+			s.ops[opList].record(took)
+			s.lists[q.variant].record(took)
+			s.rows[q.variant].Add(int64(rows))
+		}
+		return s.failed(what, err)
+	}
+	p := w.own[w.rng.IntN(len(w.own))]
+	what := fmt.Sprintf("recall ticket %d", p.ticket)
+	physkey, took, err := c.recall(ctx, p.ticket)
+	if err != nil {
+		return s.failed(what, err)
+	}
+	s.timed(opRecall, took)
+	if physkey != p.physkey {
+		s.errs.fail(what, protocol.Errorf("wrong_presell", "answered %s, want %s", physkey, p.physkey))
+	}
+	if !release {
+		return nil
+	}
+	// Given back, so that the presell stays open for the next.
+	if took, err = c.release(ctx, physkey); err == nil {
+		s.timed(opRelease, took)
+	}
+	return s.failed(fmt.Sprintf("release ticket %d", p.ticket), err)
+}
+
 func (s *recallStats) timed(op recallOp, d time.Duration) {
 	if s.record.Load() {
 		s.ops[op].record(d)
 	}
 }
 
-func (s *recallStats) listed(q listQuery, rows int, d time.Duration) {
-	if s.record.Load() {
-		s.ops[opList].record(d)
-		s.lists[q.variant].record(d)
-		s.rows[q.variant].Add(int64(rows))
-	}
-}
-
-// isBroken tells a broken client from a failed request.
-func isBroken(err error) bool {
+// failed counts a failed request and passes a broken client on.
+func (s *recallStats) failed(what string, err error) error {
 	var pe *protocol.Error
-	return err != nil && !errors.As(err, &pe)
-}
-
-// listLoop makes n get_presells requests on c and checks the row counts
-// that are known. It stops early only when the client breaks.
-func listLoop(ctx context.Context, c recallClient, w *workload, n int, s *recallStats) error {
-	for range n {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		q := w.nextList()
-		rows, took, err := c.list(ctx, q)
-		if isBroken(err) {
-			return fmt.Errorf("get_presells: %w", err)
-		}
+	if err == nil || errors.As(err, &pe) {
 		if err != nil {
-			s.errs.fail("get_presells "+listVariantNames[q.variant], err)
-			continue
+			s.errs.fail(what, err)
 		}
-		s.listed(q, rows, took)
-		if q.wantRows >= 0 && rows != q.wantRows {
-			s.errs.fail("get_presells "+listVariantNames[q.variant], protocol.Errorf("wrong_rows",
-				"answered %d rows, want %d", rows, q.wantRows))
-		}
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%s: %w", what, err)
 }
 
-// recallLoop makes n recall-by-ticket cycles on c: recall a random open
-// presell (checking it is the right one), then, when release is set,
-// release it so that it stays open for the next.
-func recallLoop(ctx context.Context, c recallClient, w *workload, n int, release bool, s *recallStats) error {
-	for range n {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p := w.nextRecall()
-		physkey, took, err := c.recall(ctx, p.ticket)
-		if isBroken(err) {
-			return fmt.Errorf("recall: %w", err)
-		}
-		if err != nil {
-			s.errs.fail(fmt.Sprintf("recall ticket %d", p.ticket), err)
-			continue
-		}
-		s.timed(opRecall, took)
-		if physkey != p.physkey {
-			s.errs.fail(fmt.Sprintf("recall ticket %d", p.ticket), protocol.Errorf("wrong_presell",
-				"answered %s, want %s", physkey, p.physkey))
-		}
-		if !release {
-			continue
-		}
-		took, err = c.release(ctx, physkey)
-		if isBroken(err) {
-			return fmt.Errorf("release: %w", err)
-		}
-		if err != nil {
-			s.errs.fail(fmt.Sprintf("release ticket %d", p.ticket), err)
-			continue
-		}
-		s.timed(opRelease, took)
-	}
-	return nil
-}
-
-// clientLoop is listLoop or recallLoop with their arguments bound.
-type clientLoop func(ctx context.Context, c recallClient, w *workload, n int) error
-
-// runClients splits n requests among the clients and waits for all. A
-// broken client is counted and the others finish; the phase's error is
-// only the context's.
-func runClients(ctx context.Context, clients []recallClient, works []*workload, n int,
-	s *recallStats, loop clientLoop) error {
+// runClients splits n requests of op among f's clients and waits for all.
+// A broken client is counted and the others finish; the error is only the
+// context's.
+func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int, op recallOp) error {
 	var wg sync.WaitGroup
-	for i, c := range clients {
-		share := n/len(clients) + btoi(i < n%len(clients))
+	for i, c := range f.clients {
 		wg.Go(func() {
-			if err := loop(ctx, c, works[i], share); err != nil && ctx.Err() == nil {
-				s.errs.fail(fmt.Sprintf("counter %d", i+1), err)
+			for range n/len(f.clients) + btoi(i < n%len(f.clients)) {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := f.stats.step(ctx, op, c, works[i], f.release); err != nil {
+					if ctx.Err() == nil {
+						f.stats.errs.fail(fmt.Sprintf("counter %d", i+1), err)
+					}
+					return
+				}
 			}
 		})
 	}
@@ -225,9 +230,9 @@ type figurePlan struct {
 	counters []*counter
 }
 
-// workload is a fresh request stream recalling from own. Every counter
-// holds one presell while it lists (see holdServing), so "qk mine" answers
-// one row.
+// workload is a fresh request stream recalling from own, seeded by client
+// number so that every figure asks the same questions. Every counter holds
+// one presell while it lists (see measure), so "qk mine" answers one row.
 func (p *figurePlan) workload(seed uint64, own []openPresell) *workload {
 	return &workload{rng: rand.New(rand.NewPCG(seed, 0x5eed)), all: p.open, own: own,
 		allRows: min(len(p.open), presellListLimit), mineRows: 1}
@@ -244,60 +249,84 @@ func (p *figurePlan) share(i int) []openPresell {
 	return out
 }
 
-// workloads makes f's request streams afresh, seeded by client number, so
-// that every figure asks the same questions.
-func (p *figurePlan) workloads(f *recallFigure) []*workload {
-	works := make([]*workload, len(f.clients))
-	for i := range works {
-		works[i] = p.workload(uint64(i+1), f.own[i])
-	}
-	return works
-}
-
-// holdServing has each counter recall the first of its presells and keep
-// it, as a counter serving a customer does. It returns what they hold.
-func (p *figurePlan) holdServing(ctx context.Context) ([]string, error) {
-	held := make([]string, len(p.counters))
-	for i, c := range p.counters {
-		first := p.share(i)[0]
-		physkey, _, err := c.recall(ctx, first.ticket)
-		if err != nil {
-			return nil, fmt.Errorf("counter %d recalls ticket %d to serve: %w", i+1, first.ticket, err)
+// measure runs the figures: one counter socket, the same lookups made in
+// process (its "qk mine" is the first counter's), and, unless Counters ≤ 1,
+// every counter socket at once. get_presells runs while each counter holds
+// one presell (the customer it is serving, so "qk mine" finds something),
+// the recall cycles once those are given back.
+func (rep *RecallReport) measure(ctx context.Context, l *lane, plan *figurePlan, p *printer) error {
+	first := plan.counters[0]
+	rep.single = &recallFigure{name: "1 counter over WebSocket", clients: []recallClient{first}, own: [][]openPresell{plan.open}, release: true}
+	rep.direct = &recallFigure{name: "direct lanedb (baseline: no socket, no JSON, no claim)",
+		clients: []recallClient{&directClient{db: l.DB, presell: l.Presell, claimKey: first.keyID}}, own: [][]openPresell{plan.open}}
+	rep.figures = []*recallFigure{rep.single, rep.direct}
+	if n := len(plan.counters); n > 1 {
+		many := &recallFigure{name: fmt.Sprintf("%d counters over WebSocket at once", n), release: true}
+		for i, c := range plan.counters {
+			many.clients, many.own = append(many.clients, c), append(many.own, plan.share(i))
 		}
-		held[i] = physkey
+		rep.figures = append(rep.figures, many)
 	}
-	return held, nil
-}
-
-// releaseServing gives back what holdServing took.
-func (p *figurePlan) releaseServing(ctx context.Context, held []string) error {
-	for i, c := range p.counters {
-		if _, err := c.release(ctx, held[i]); err != nil {
-			return fmt.Errorf("counter %d releases %s: %w", i+1, held[i], err)
+	serving := make([]string, len(plan.counters))
+	for i, c := range plan.counters {
+		t := plan.share(i)[0].ticket
+		var err error
+		if serving[i], _, err = c.recall(ctx, t); err != nil {
+			return fmt.Errorf("counter %d recalls ticket %d to serve: %w", i+1, t, err)
 		}
 	}
+	for _, f := range rep.figures {
+		if err := rep.phase(ctx, l, plan, f, opList); err != nil {
+			return err
+		}
+	}
+	for i, c := range plan.counters {
+		if _, err := c.release(ctx, serving[i]); err != nil {
+			return fmt.Errorf("counter %d releases %s: %w", i+1, serving[i], err)
+		}
+	}
+	for _, f := range rep.figures {
+		if err := rep.phase(ctx, l, plan, f, opRecall); err != nil {
+			return err
+		}
+		p.recallFigure(f)
+	}
+	p.recallRatios(rep)
 	return nil
 }
 
-// recallClient is one counter as the benchmark drives it: over a socket,
-// or (the baseline) straight on lanedb. Each call returns the latency it
-// measured. An error that is a *protocol.Error is a failed request (counted,
-// the counter goes on); any other error means the client broke.
-type recallClient interface {
-	list(ctx context.Context, q listQuery) (rows int, took time.Duration, err error)
-	recall(ctx context.Context, ticket int64) (physkey string, took time.Duration, err error)
-	release(ctx context.Context, physkey string) (took time.Duration, err error)
+// phase runs op on every client of f at once, WarmUp requests unrecorded
+// and then Requests recorded, timing the recorded part with the lane's
+// writer and the CPU over it.
+func (rep *RecallReport) phase(ctx context.Context, l *lane, plan *figurePlan, f *recallFigure, op recallOp) error {
+	works := make([]*workload, len(f.clients))
+	for i := range works {
+		works[i] = plan.workload(uint64(i+1), f.own[i])
+	}
+	if err := f.runClients(ctx, works, rep.cfg.WarmUp, op); err != nil {
+		return err
+	}
+	before := l.Writer.Stats().Snapshot()
+	f.stats.record.Store(true)
+	mark := readCPUMark()
+	err := f.runClients(ctx, works, rep.cfg.Requests, op)
+	took := time.Since(mark.at)
+	f.stats.record.Store(false)
+	if op == opList {
+		f.listTook = took
+	} else {
+		f.cycleTook, f.writer, f.cpu = took, l.Writer.Stats().Snapshot().Sub(before), mark.since()
+	}
+	return err
 }
 
-// counter is a counter program on a socket: it lists presells, recalls
-// one by ticket and gives it back, one request at a time (a closed loop, as
-// a person at the counter works).
+// counter is a counter program on a socket, one request at a time (a
+// closed loop, as a person at the counter works).
 type counter struct {
 	c     *fd1client.Conn
 	keyID string
 }
 
-// dialCounter opens a counter socket and logs in with key.
 func dialCounter(ctx context.Context, url string, key benchKey) (*counter, error) {
 	c, err := fd1client.Open(ctx, url, key.key, protocol.PurposeNone, fd1client.Options{})
 	if err != nil {
@@ -306,9 +335,6 @@ func dialCounter(ctx context.Context, url string, key benchKey) (*counter, error
 	return &counter{c: c, keyID: key.id}, nil
 }
 
-func (c *counter) close() { c.c.Close() }
-
-// list is fd1.presell.get_presells with q's filter.
 func (c *counter) list(_ context.Context, q listQuery) (int, time.Duration, error) {
 	req := &fd1client.Request{A: "fd1.presell.get_presells", V: struct{}{}}
 	switch q.variant {
@@ -334,20 +360,19 @@ func (c *counter) list(_ context.Context, q listQuery) (int, time.Duration, erro
 	return len(data.Rows), took, nil
 }
 
-// recall is fd1.presell.recall by ticket: it claims the presell and answers
-// with the whole sale; k is its physkey.
+// recall claims the presell and answers with the whole sale; k is its
+// physkey.
 func (c *counter) recall(_ context.Context, ticket int64) (string, time.Duration, error) {
 	p, took, err := c.call(&fd1client.Request{A: "fd1.presell.recall", V: map[string]int64{"ticket": ticket}})
+	if err == nil && p.Key() == "" {
+		err = protocol.Errorf("bad_reply", "recall answered k=%s, not a physkey", p.K)
+	}
 	if err != nil {
 		return "", took, err
-	}
-	if p.Key() == "" {
-		return "", took, protocol.Errorf("bad_reply", "recall answered k=%s, not a physkey", p.K)
 	}
 	return p.Key(), took, nil
 }
 
-// release is fd1.presell.release: the presell goes back to the queue.
 func (c *counter) release(_ context.Context, physkey string) (time.Duration, error) {
 	_, took, err := c.call(&fd1client.Request{A: "fd1.presell.release", K: physkey, V: struct{}{}})
 	return took, err
@@ -369,59 +394,195 @@ func (c *counter) call(req *fd1client.Request) (*fd1client.Packet, time.Duration
 	return p, p.At.Sub(start), nil
 }
 
-// directClient is the baseline: the same lookups as direct lanedb calls on
-// the read pool, with no socket, no JSON and no claim.
+// directClient is the baseline: the presell workflow's list and lanedb's
+// lookup by ticket on the read pool, with no socket, no JSON and no claim.
 type directClient struct {
 	db       *lanedb.DB
+	presell  *presell.Workflow
 	claimKey string // whose claims "qk mine" lists
 }
 
-// list is lanedb.OpenPresells with the filter get_presells would build.
 func (d *directClient) list(ctx context.Context, q listQuery) (int, time.Duration, error) {
-	f := presellFilter(q, d.claimKey)
+	f := q.filter(d.claimKey)
 	start := time.Now()
-	rows, _, err := lanedb.OpenPresells(ctx, d.db.Read, f)
+	rows, _, err := d.presell.List(ctx, f)
 	return len(rows), time.Since(start), directErr(err)
 }
 
-// presellFilter is the lanedb filter get_presells builds for q, for a
-// counter whose key id is claimKey.
-func presellFilter(q listQuery, claimKey string) lanedb.PresellFilter {
-	f := lanedb.PresellFilter{Limit: presellListLimit}
-	switch q.variant {
-	case listTicket:
-		f.Conds = []lanedb.Cond{{Column: "ticket", Op: "=", Value: q.ticket}}
-	case listCustomer:
-		f.Customer = q.customer
-	case listAge:
-		// As the server does: age >= N seconds is submitted <= now - N.
-		at := time.Now().Add(-time.Duration(q.age) * time.Second).UTC().Format(lanedb.DateTime)
-		f.Conds = []lanedb.Cond{{Column: "submitted_utc", Op: "<=", Value: at}}
-	case listMine:
-		f.ClaimKey, f.Now = claimKey, time.Now()
-	}
-	return f
-}
-
-// recall is the lookup half of a recall: lanedb.OpenPresellBy by ticket.
 func (d *directClient) recall(ctx context.Context, ticket int64) (string, time.Duration, error) {
 	start := time.Now()
 	physkey, err := lanedb.OpenPresellBy(ctx, d.db.Read, ticket, "")
 	return physkey, time.Since(start), directErr(err)
 }
 
-// release has nothing to give back: the lookup claimed nothing.
 func (d *directClient) release(context.Context, string) (time.Duration, error) { return 0, nil }
 
 // directErr makes a lanedb error a failed request (code "db"), so that the
 // baseline counts it like a socket's error reply and goes on.
 func directErr(err error) error {
-	if err == nil {
-		return nil
-	}
 	var pe *protocol.Error
-	if errors.As(err, &pe) {
+	if err == nil || errors.As(err, &pe) {
 		return err
 	}
 	return protocol.Errorf("db", "%v", err)
+}
+
+// The plans are read from the SQL that lanedb actually runs, not from a
+// copy of it here: lanedb builds the presell list's query at run time, so a
+// copy could drift from it unnoticed. recordingQueryer catches the query
+// and its arguments as lanedb sends them, and EXPLAIN QUERY PLAN is run on
+// exactly those.
+type recordingQueryer struct {
+	sqlx.QueryerContext
+	query string
+	args  []any
+}
+
+func (r *recordingQueryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	r.query, r.args = query, args
+	return r.QueryerContext.QueryContext(ctx, query, args...)
+}
+
+func (r *recordingQueryer) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	r.query, r.args = query, args
+	return r.QueryerContext.QueryxContext(ctx, query, args...)
+}
+
+func (r *recordingQueryer) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	r.query, r.args = query, args
+	return r.QueryerContext.QueryRowxContext(ctx, query, args...)
+}
+
+type queryPlan struct {
+	request string   // get_presells, or recall's lookup
+	names   []string // the filters that run this plan (get_presells)
+	lines   []string // EXPLAIN QUERY PLAN, indented by depth
+}
+
+// recallPlans prints the plans of get_presells (each filter, drawn as the
+// counters draw them; "qk mine" for claimKey) and of recall's lookup by
+// ticket, the filters that share a plan together, each with its verdict.
+// ok is false when a plan scans the historic sales.
+func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, claimKey string) (ok bool, err error) {
+	var plans []*queryPlan
+	rec := &recordingQueryer{QueryerContext: db.Read}
+	explain := func(request, name string) error {
+		steps, err := db.ExplainQueryPlan(ctx, rec.query, rec.args...)
+		if err != nil {
+			return fmt.Errorf("%w: %q", err, strings.SplitN(strings.TrimSpace(rec.query), "\n", 2)[0])
+		}
+		depth := map[int64]int{}
+		var lines []string
+		for _, s := range steps {
+			if s.Parent != 0 {
+				depth[s.ID] = depth[s.Parent] + 1
+			}
+			lines = append(lines, strings.Repeat("  ", depth[s.ID])+s.Detail)
+		}
+		for _, p := range plans {
+			if p.request == request && slices.Equal(p.lines, lines) {
+				p.names = append(p.names, name)
+				return nil
+			}
+		}
+		plans = append(plans, &queryPlan{request: request, names: []string{name}, lines: lines})
+		return nil
+	}
+	for v := range numListVariants {
+		w.next = int(v)
+		if _, _, err := lanedb.OpenPresells(ctx, rec, w.nextList().filter(claimKey)); err != nil {
+			return false, err
+		}
+		if err := explain("get_presells", listVariantNames[v]); err != nil {
+			return false, err
+		}
+	}
+	if _, err := lanedb.OpenPresellBy(ctx, rec, w.all[0].ticket, ""); err != nil {
+		return false, err
+	}
+	if err := explain("recall by ticket (lookup)", ""); err != nil {
+		return false, err
+	}
+	p.printf("query plans (EXPLAIN QUERY PLAN of the SQL lanedb runs, as run):\n")
+	ok = true
+	for _, plan := range plans {
+		verdict := "✓ walks only open presells (partial index), not the history"
+		if scans := bigScans(plan.lines); len(scans) > 0 {
+			ok, verdict = false, "✗ SCANS THE HISTORIC SALES — a server problem: "+strings.Join(scans, "; ")
+		}
+		what := plan.request
+		if plan.names[0] != "" {
+			what += " (" + strings.Join(plan.names, ", ") + ")"
+		}
+		p.printf("   %s: %s\n", what, verdict)
+		for _, line := range plan.lines {
+			p.printf("      %s\n", line)
+		}
+	}
+	return ok, nil
+}
+
+// bigTables are the tables that grow with the lane's history, under the
+// names and aliases lanedb's queries give them.
+var bigTables = map[string]bool{"s": true, "sales": true, "l": true, "sale_lines": true, "payments": true}
+
+// bigScans picks the plan steps that scan a big table, except a walk of
+// one of the open-presell partial indexes, which hold only open presells.
+func bigScans(lines []string) []string {
+	var out []string
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "SCAN" && bigTables[f[1]] && !strings.Contains(line, "INDEX sales_open_") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+func (p *printer) recallFigure(f *recallFigure) {
+	s := &f.stats
+	p.printf("%s:\n", f.name)
+	defer p.cpuLine(f.cpu)
+	list := &s.ops[opList]
+	p.printf("   %-14s %s  %5.0f req/s  (the five filters below in turn)\n", recallOpNames[opList],
+		quantiles(list, fineMS, 5), perSec(list.count(), f.listTook))
+	for v := range numListVariants {
+		h := &s.lists[v]
+		p.printf("     %-12s %s  %5.1f rows\n", listVariantNames[v], quantiles(h, fineMS, 5),
+			float64(s.rows[v].Load())/float64(max(h.count(), 1)))
+	}
+	rec := &s.ops[opRecall]
+	if !f.release {
+		p.printf("   %-14s %s  %5.0f req/s  (lanedb.OpenPresellBy: the lookup only)\n", "recall lookup",
+			quantiles(rec, fineMS, 5), perSec(rec.count(), f.cycleTook))
+		return
+	}
+	p.printf("   %-14s %s  %5.0f cycles/s  (by ticket: find, claim, journal, COMMIT, answer the sale)\n",
+		recallOpNames[opRecall], quantiles(rec, fineMS, 5), perSec(rec.count(), f.cycleTook))
+	p.printf("   %-14s %s\n", recallOpNames[opRelease], quantiles(&s.ops[opRelease], fineMS, 5))
+	if w := f.writer; w.Batches > 0 {
+		p.printf("   writer over the cycles: %s commits, %.1f changes per commit, COMMIT avg %s\n",
+			progress.Thousands(w.Batches), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)))
+	}
+}
+
+// recallRatios compares one counter socket with the direct calls, p50
+// and p99: the five-filter mix, the unfiltered list alone (the mix's
+// median falls among cheap and dear filters, the unfiltered list does not
+// move), and recall.
+func (p *printer) recallRatios(rep *RecallReport) {
+	sock, dir := &rep.single.stats, &rep.direct.stats
+	times := func(v float64) string {
+		if v >= 10 {
+			return fmt.Sprintf("%.0f×", v)
+		}
+		return fmt.Sprintf("%.1f×", v)
+	}
+	r := func(a, b *histogram) string {
+		return times(ratio(float64(a.quantile(0.5)), float64(b.quantile(0.5)))) + " " +
+			times(ratio(float64(a.quantile(0.99)), float64(b.quantile(0.99))))
+	}
+	p.printf("socket/direct (p50 p99): get_presells %s, unfiltered %s; recall %s (the socket's recall also claims and commits; the baseline only looks up)\n",
+		r(&sock.ops[opList], &dir.ops[opList]), r(&sock.lists[listAll], &dir.lists[listAll]),
+		r(&sock.ops[opRecall], &dir.ops[opRecall]))
 }

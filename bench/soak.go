@@ -5,22 +5,18 @@ package bench
 // lane DB as the counter program does. Does the lane stay correct (no
 // failure, no busy error reaching a tablet, the counter never locked out),
 // and does it give back what the crowd cost (RSS and goroutines back to
-// their baseline)? The tablets (`bench soak-clients`) and the counter
-// (`bench counter-proc`, soak_counter.go) run in processes of their own, so
-// that this one's memory and goroutines are the server's.
+// their baseline)? The tablets and the counter (soak_counter.go) run as
+// `bench child` processes, so that this one's memory and goroutines are
+// the server's.
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,15 +36,6 @@ type SoakConfig struct {
 	// disconnected before its memory and goroutines are read again.
 	// Default 3s.
 	Settle time.Duration
-	// SoakClients makes the command of the child process that runs the
-	// tablets (`greenlane bench soak-clients`). Default nil: the tablets run
-	// in this process, and their memory and goroutines are counted too.
-	SoakClients func(ctx context.Context) *exec.Cmd
-	// CounterProc makes the command of the counter process (`greenlane
-	// bench counter-proc --db PATH`) for the lane DB at path. Default nil:
-	// the same loop runs on a goroutine of this process, on a connection of
-	// its own (SQLite tells it from the lane's writer all the same).
-	CounterProc func(ctx context.Context, path string) *exec.Cmd
 	// MemProfile, when set, receives a heap profile of this process taken
 	// at the "after" reading: what the server still holds once the tablets
 	// have gone, to find a leak by. Default nil.
@@ -163,36 +150,21 @@ func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, sta
 	return nil
 }
 
-// tablets runs the tablets (in the soak-clients child) through warm-up and
+// tablets runs the tablets (in the tablets child) through warm-up and
 // window beside the ticket recycler, reads the server at the end of the
 // load, then disconnects them and collects their figures into stats.
 func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
-	var cmd *exec.Cmd
-	if rep.cfg.SoakClients != nil {
-		cmd = rep.cfg.SoakClients(ctx)
-	}
-	c, err := startChild(ctx, "soak-clients", cmd, SoakClients)
+	c, connected, err := startChild(ctx, rep.cfg.Child, "tablets", childOrder{URL: l.presellURL(), Keys: keys})
 	if err != nil {
 		return err
-	}
-	req, _ := json.Marshal(soakRequest{URL: l.presellURL(), Keys: keys})
-	if err := c.send(string(req)); err != nil {
-		return err
-	}
-	line, err := c.readLine()
-	if err != nil {
-		return err
-	}
-	n, ok := strings.CutPrefix(line, "connected ")
-	connected, perr := strconv.Atoi(n)
-	if !ok || perr != nil {
-		return c.fail(fmt.Errorf("soak-clients answered %q, want \"connected N\"", line))
 	}
 	rctx, stopRecycler := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	rec := recycle(rctx, &wg, rep.cfg.RecycleEvery, l.write)
 	if connected > 0 {
-		order := func(open bool) error { return c.send(map[bool]string{true: "open", false: "close"}[open]) }
+		order := func(open bool) error {
+			return c.send(childOrder{Window: map[bool]string{true: "open", false: "close"}[open]})
+		}
 		rep.load, err = measure(ctx, l, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
 			profile: rep.cfg.CPUProfile, window: order})
 		rep.mem.end = readServerSample(false)
@@ -226,17 +198,6 @@ func (r *SoakReport) Err() error {
 	return failures(" (busy errors not counted)", namedTally{r.load.name, r.load.errs})
 }
 
-// The soak-clients child speaks in lines: it reads a soakRequest (the keys
-// on stdin, where no other user sees them), answers "connected N", follows
-// "open" and "close" (the window), and at EOF finishes each tablet's sale
-// and answers a soakClientsResult.
-
-// soakRequest is what the parent sends the soak-clients child.
-type soakRequest struct {
-	URL  string   `json:"url"`
-	Keys []string `json:"keys"`
-}
-
 // soakClientsResult is what the tablets measured, as the child sends it.
 type soakClientsResult struct {
 	Sales    int64                   `json:"sales"`
@@ -260,56 +221,38 @@ func (r *soakClientsResult) into(s *loadStats) error {
 	return s.all.load(r.All)
 }
 
-// SoakClients is the child side of the soak (`greenlane bench
-// soak-clients`): it reads a soak request from in, connects the tablets,
-// runs them until in is closed, following the window orders on the way,
-// and writes what they measured to out.
-func SoakClients(ctx context.Context, in io.Reader, out io.Writer) error {
-	r := bufio.NewReader(in)
-	var req soakRequest
-	line, err := r.ReadString('\n')
-	if err == nil {
-		err = json.Unmarshal([]byte(line), &req)
-	}
-	if err != nil {
-		return fmt.Errorf("read the soak request: %w", err)
-	}
+// tabletsChild connects the tablets, says how many did, runs them
+// following the window orders until the orders end, and returns what they
+// measured.
+func tabletsChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
 	stats := &loadStats{}
-	tablets := connectTablets(ctx, req.URL, req.Keys, stats)
-	if _, err := fmt.Fprintf(out, "connected %d\n", len(tablets)); err != nil {
-		return fmt.Errorf("report connected: %w", err)
+	tablets := connectTablets(ctx, o.URL, o.Keys, stats)
+	if err := ready(len(tablets)); err != nil {
+		return nil, err
 	}
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	wait := runTablets(loadCtx, tablets, presellSale)
 	var orderErr error
-	for orderErr == nil {
-		line, err := r.ReadString('\n')
-		switch strings.TrimSpace(line) {
-		case "":
+	for o := range orders {
+		switch o.Window {
 		case "open":
 			stats.window.Store(windowOpen)
 		case "close":
 			stats.window.Store(windowClosed)
 		default:
-			orderErr = fmt.Errorf("unknown order %q", line)
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			orderErr = fmt.Errorf("read orders: %w", err)
+			orderErr = cmp.Or(orderErr, fmt.Errorf("unknown order %+v", o))
 		}
 	}
 	stop()
 	wait()
 	if orderErr != nil {
-		return orderErr
+		return nil, orderErr
 	}
 	res := &soakClientsResult{Sales: stats.sales.Load(), Requests: stats.requests.Load(), Parked: stats.parked.Load(), Errs: &stats.errs}
 	for k := range stats.latency {
 		res.Latency[k] = stats.latency[k].export()
 	}
 	res.All = stats.all.export()
-	return writeJSONLine(out, res)
+	return res, nil
 }

@@ -3,30 +3,23 @@ package bench
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
-// The counter process (`greenlane bench counter-proc --db PATH`) writes the
-// lane DB as the lane's counter program does, from another OS process and
-// through SQLite's own locking rather than greenlane's writer: a short
+// The counter child (`greenlane bench child counter`) writes the lane DB
+// as the lane's counter program does, from another OS process and through
+// SQLite's own locking rather than greenlane's writer: a short
 // BEGIN IMMEDIATE transaction every counterEvery, in turn inserting a staff
 // member and completing a one-line cash sale (as integration's counter
-// process does). It speaks in lines:
-//
-//	child → parent  ready                 (its first transaction is done)
-//	parent → child  EOF                   (stop)
-//	child → parent  {"transactions": …}   (counterResult)
+// process does). It is ready after its first transaction, and its result is
+// a counterResult.
 //
 // A transaction that gives up on the lock (SQLITE_BUSY after the busy
 // timeout: the lane kept the file locked for 10 s) is counted and the loop
@@ -41,7 +34,6 @@ const counterEvery = 20 * time.Millisecond
 // counter program opens the lane DB.
 const counterBusyTimeout = 10000
 
-// counterResult is what the counter process did.
 type counterResult struct {
 	Transactions int64         `json:"transactions"` // committed
 	Sales        int64         `json:"sales"`
@@ -53,7 +45,6 @@ type counterResult struct {
 	ElapsedNS    int64         `json:"elapsed_ns"`
 }
 
-// counterLoop is the counter's state while it runs.
 type counterLoop struct {
 	conn    *sql.DB
 	res     counterResult
@@ -61,27 +52,25 @@ type counterLoop struct {
 	slowest time.Duration
 }
 
-// CounterProc is the counter process: it writes the lane DB at path every
-// counterEvery, says "ready" on out after its first transaction, and when in
-// is closed (or ctx ends) writes its counterResult as JSON on out.
-func CounterProc(ctx context.Context, path string, in io.Reader, out io.Writer) error {
-	conn, err := openCounterDB(path)
+func counterChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
+	conn, err := openCounterDB(o.DB)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close()
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
-		_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin
+		for range orders {
+		}
 		stop()
 	}()
 	c := &counterLoop{conn: conn}
-	if err := c.run(ctx, out); err != nil {
-		return err
+	if err := c.run(ctx, ready); err != nil {
+		return nil, err
 	}
 	c.res.Wait, c.res.SlowestTx = c.wait.export(), int64(c.slowest)
-	return writeJSONLine(out, &c.res)
+	return &c.res, nil
 }
 
 // openCounterDB opens the lane DB as the counter program does: its own
@@ -108,8 +97,7 @@ func openCounterDB(path string) (*sql.DB, error) {
 	return conn, nil
 }
 
-// run writes until ctx ends.
-func (c *counterLoop) run(ctx context.Context, out io.Writer) error {
+func (c *counterLoop) run(ctx context.Context, ready func(int) error) error {
 	tick := time.NewTicker(counterEvery)
 	defer tick.Stop()
 	start := time.Now()
@@ -121,8 +109,8 @@ func (c *counterLoop) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 		if n == 0 {
-			if _, err := fmt.Fprintln(out, "ready"); err != nil {
-				return fmt.Errorf("report ready: %w", err)
+			if err := ready(1); err != nil {
+				return err
 			}
 		}
 		select {
@@ -151,7 +139,7 @@ func (c *counterLoop) transaction(ctx context.Context, n int) error {
 		}
 	}
 	switch {
-	case isSQLiteBusy(err):
+	case lanedb.IsBusy(err):
 		c.res.Busy++
 		if c.res.BusyExample == "" {
 			c.res.BusyExample = err.Error()
@@ -170,17 +158,6 @@ func (c *counterLoop) transaction(ctx context.Context, n int) error {
 	return nil
 }
 
-// isSQLiteBusy tells a lock that could not be had in time from a real error.
-func isSQLiteBusy(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	code := se.Code() & 0xff // the primary code, without the extended bits
-	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
-}
-
-// counterStaff inserts a staff member and updates them.
 func counterStaff(ctx context.Context, tx *sql.Tx, n int) error {
 	physkey := uuid.NewString()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name, firstname, lastname)
@@ -226,49 +203,20 @@ func counterSale(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// startCounter starts the counter process on the lane DB at path and
-// returns once its first transaction is done; nil when none is wanted.
+// startCounter starts the counter child on the lane DB at path and returns
+// once its first transaction is done; nil when none is wanted.
 func startCounter(ctx context.Context, cfg SoakConfig, path string) (*child, error) {
 	if !cfg.Counter {
 		return nil, nil
 	}
-	var cmd *exec.Cmd
-	if cfg.CounterProc != nil {
-		cmd = cfg.CounterProc(ctx, path)
-	}
-	c, err := startChild(ctx, "counter-proc", cmd, func(ctx context.Context, in io.Reader, out io.Writer) error {
-		return CounterProc(ctx, path, in, out)
-	})
-	if err != nil {
-		return nil, err
-	}
-	line, err := c.readLine()
-	if err != nil {
-		return nil, err
-	}
-	if line != "ready" {
-		return nil, c.fail(fmt.Errorf("counter-proc answered %q, want \"ready\"", line))
-	}
-	return c, nil
+	c, _, err := startChild(ctx, cfg.Child, "counter", childOrder{DB: path})
+	return c, err
 }
 
-// stopCounter stops the counter process and returns what it did.
 func stopCounter(c *child) (*counterResult, error) {
 	var res counterResult
 	if err := c.finish(&res); err != nil {
 		return nil, err
 	}
 	return &res, nil
-}
-
-// writeJSONLine writes v as one line of JSON.
-func writeJSONLine(out io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err == nil {
-		_, err = out.Write(append(b, '\n'))
-	}
-	if err != nil {
-		return fmt.Errorf("report the result: %w", err)
-	}
-	return nil
 }

@@ -119,7 +119,6 @@ func startPeakSampler(every time.Duration) *peakSampler {
 	return p
 }
 
-// stop ends the sampling and returns the peaks.
 func (p *peakSampler) stop() serverSample {
 	close(p.stopc)
 	return <-p.done

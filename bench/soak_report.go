@@ -24,12 +24,12 @@ func (p *printer) soakHeader(cfg SoakConfig) {
 // process's.
 func soakWhere(cfg SoakConfig) string {
 	tablets := "tablets in a child process"
-	if cfg.SoakClients == nil {
+	if cfg.Child == nil {
 		tablets = "tablets in this process (their memory and goroutines are counted too)"
 	}
 	counter := ""
 	switch {
-	case cfg.Counter && cfg.CounterProc == nil:
+	case cfg.Counter && cfg.Child == nil:
 		counter = ", counter on a goroutine of this process (own SQLite connection)"
 	case cfg.Counter:
 		counter = ", counter in another"
@@ -37,7 +37,6 @@ func soakWhere(cfg SoakConfig) string {
 	return "server in this process, " + tablets + counter
 }
 
-// soakReport prints everything measured, then the targets.
 func (p *printer) soakReport(rep *SoakReport) {
 	p.load(rep.load)
 	p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.Yields)
@@ -46,7 +45,6 @@ func (p *printer) soakReport(rep *SoakReport) {
 	p.soakTargets(rep)
 }
 
-// counter prints what the counter process did.
 func (p *printer) counter(c *counterResult) {
 	if c == nil {
 		return
@@ -65,7 +63,6 @@ func (p *printer) counter(c *counterResult) {
 	}
 }
 
-// memory prints the server's four readings and whether they came back.
 func (p *printer) memory(rep *SoakReport) {
 	m := rep.mem
 	p.printf("server process (this one: RSS = VmRSS, heap = Go HeapInuse):\n")
@@ -103,7 +100,6 @@ func rssVerdict(m memFigures, sqliteCache int64) string {
 		100*rssSlackShare, mib(rssSlackBytes), mb(sqliteCache), mark(m.rssBack(sqliteCache)))
 }
 
-// leak prints the stacks whose goroutines did not go away.
 func (p *printer) leak(groups []goroutineDelta) {
 	if len(groups) == 0 {
 		return
@@ -132,7 +128,6 @@ func appFrames(frames []string, n int) []string {
 	return out
 }
 
-// soakTargets prints issue 6's targets with ✓ or ✗.
 func (p *printer) soakTargets(rep *SoakReport) {
 	checks := []string{
 		check("0 errors", rep.Err() == nil),
@@ -171,7 +166,6 @@ func rssText(n uint64) string {
 // mib prints a size in MB (1 MB = 1024 × 1024 bytes), as bench recall does.
 func mib(n uint64) string { return mb(int64(n)) }
 
-// signedMiB is mib with a sign.
 func signedMiB(n int64) string {
 	if n < 0 {
 		return "−" + mb(-n)

@@ -3,50 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
-
-// soakChildEnv makes this test binary act as one of the soak's children,
-// as `greenlane bench soak-clients` and `greenlane bench counter-proc` do
-// for the real program: "clients", or "counter" with the lane DB in
-// soakChildDBEnv. It is read in init, not TestMain (presell_test.go's), so
-// that the soak's children need nothing from the other benches' tests.
-const (
-	soakChildEnv   = "GREENLANE_BENCH_TEST_SOAK_CHILD"
-	soakChildDBEnv = "GREENLANE_BENCH_TEST_SOAK_DB"
-)
-
-func init() {
-	var err error
-	switch os.Getenv(soakChildEnv) {
-	case "":
-		return
-	case "clients":
-		err = SoakClients(context.Background(), os.Stdin, os.Stdout)
-	case "counter":
-		err = CounterProc(context.Background(), os.Getenv(soakChildDBEnv), os.Stdin, os.Stdout)
-	default:
-		err = fmt.Errorf("%s=%q: want clients or counter", soakChildEnv, os.Getenv(soakChildEnv))
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// soakChild is the command of one of this test binary's soak children.
-func soakChild(ctx context.Context, role string, env ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), soakChildEnv+"="+role), env...)
-	return cmd
-}
 
 // TestSoakSmall runs the soak with tiny settings, tablets and counter in
 // child processes as the real program runs them, and checks that every
@@ -57,10 +18,7 @@ func TestSoakSmall(t *testing.T) {
 	cfg := DefaultSoakConfig()
 	cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Settle = 10, 2*time.Second, 300*time.Millisecond, time.Second
 	cfg.DB = t.TempDir()
-	cfg.SoakClients = func(ctx context.Context) *exec.Cmd { return soakChild(ctx, "clients") }
-	cfg.CounterProc = func(ctx context.Context, path string) *exec.Cmd {
-		return soakChild(ctx, "counter", soakChildDBEnv+"="+path)
-	}
+	cfg.Child = testChild
 	var log, out bytes.Buffer
 	cfg.Log = &log
 	rep, err := RunSoak(context.Background(), cfg, &out)

@@ -47,7 +47,6 @@ var (
 // so set_customer reprices lines).
 const demoCustomers = 10
 
-// lineChoice is one product line of a sale.
 type lineChoice struct {
 	PID int64 `json:"pid"`
 	Qty int64 `json:"qty"`
@@ -62,12 +61,10 @@ func pickLine(rng *rand.Rand) lineChoice {
 	return lineChoice{PID: unitPIDs[rng.IntN(len(unitPIDs))], Qty: 1 + rng.Int64N(3)}
 }
 
-// customerChoice is set_customer's argument.
 type customerChoice struct {
 	CID int64 `json:"cid"`
 }
 
-// pickCustomer chooses a demo customer.
 func pickCustomer(rng *rand.Rand) int64 { return 1 + rng.Int64N(demoCustomers) }
 
 // The measuring window of a load: requests that finish during the warm-up

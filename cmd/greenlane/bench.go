@@ -14,11 +14,10 @@ import (
 	"github.com/greenlane-pos/greenlane/bench"
 )
 
-// runBench runs a benchmark program. "idle-clients", "soak-clients" and
-// "counter-proc" are not for people: they are child processes of bench
-// presell (its idle sockets) and bench soak (its tablets, and a second
-// process writing the lane DB as the counter program does), so that the
-// parent's memory figures are the server's alone.
+// runBench runs a benchmark program. "child KIND" is not for people: it is
+// a child process of bench presell (its idle sockets) and bench soak (its
+// tablets, and a second process writing the lane DB as the counter program
+// does), so that the parent's memory figures are the server's alone.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usagef("bench needs a benchmark: presell, recall, firehose or soak (see 'greenlane bench presell --help')")
@@ -34,12 +33,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return runBenchFirehose(ctx, args[1:], stdout, stderr)
 	case "soak":
 		return runBenchSoak(ctx, args[1:], stdout, stderr)
-	case "idle-clients":
-		return bench.IdleClients(ctx, os.Stdin, stdout)
-	case "soak-clients":
-		return bench.SoakClients(ctx, os.Stdin, stdout)
-	case "counter-proc":
-		return runBenchCounterProc(ctx, args[1:], stdout, stderr)
+	case "child":
+		if len(args) != 2 {
+			return usagef("bench child needs one KIND (idle, tablets, counter)")
+		}
+		return bench.Child(ctx, args[1], os.Stdin, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, "Usage: greenlane bench presell [flags]   (see 'greenlane bench presell --help')")
 		fmt.Fprintln(stdout, "       greenlane bench recall [flags]    (see 'greenlane bench recall --help')")
@@ -77,12 +75,8 @@ func runBenchPresell(ctx context.Context, args []string, stdout, stderr io.Write
 	if cfg.Realistic, err = parseInts(*realistic); err != nil {
 		return usagef("bench presell --realistic: %v", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find this program for the idle-clients child: %w", err)
-	}
-	cfg.IdleClients = func(ctx context.Context) *exec.Cmd {
-		return exec.CommandContext(ctx, exe, "bench", "idle-clients")
+	if cfg.Child, err = childCommand(); err != nil {
+		return err
 	}
 	cfg.Log = stderr
 	closeProfile, err := openProfile(*cpuProfile, &cfg.CPUProfile)
@@ -192,15 +186,9 @@ func runBenchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return usagef("bench soak takes no arguments, got %q", fs.Args())
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find this program for the soak's child processes: %w", err)
-	}
-	cfg.SoakClients = func(ctx context.Context) *exec.Cmd {
-		return exec.CommandContext(ctx, exe, "bench", "soak-clients")
-	}
-	cfg.CounterProc = func(ctx context.Context, path string) *exec.Cmd {
-		return exec.CommandContext(ctx, exe, "bench", "counter-proc", "--db", path)
+	var err error
+	if cfg.Child, err = childCommand(); err != nil {
+		return err
 	}
 	cfg.Log = stderr
 	for _, prof := range []struct {
@@ -220,19 +208,15 @@ func runBenchSoak(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return rep.Err()
 }
 
-// runBenchCounterProc is `greenlane bench counter-proc --db PATH`, bench
-// soak's counter process: it writes the lane DB until its stdin is closed,
-// then prints what it did.
-func runBenchCounterProc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench counter-proc", "bench counter-proc --db PATH", stderr)
-	db := fs.String("db", "", "the lane DB file to write")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// childCommand runs the bench's child processes as this program.
+func childCommand() (bench.ChildCommand, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this program for the bench's child processes: %w", err)
 	}
-	if *db == "" || fs.NArg() > 0 {
-		return usagef("bench counter-proc needs --db PATH and no arguments")
-	}
-	return bench.CounterProc(ctx, *db, os.Stdin, stdout)
+	return func(ctx context.Context, kind string) *exec.Cmd {
+		return exec.CommandContext(ctx, exe, "bench", "child", kind)
+	}, nil
 }
 
 // openProfile creates the profile file at path (none when path is "") and
