@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		{&rep.off, func() (*loadResult, error) {
 			return runLoad(ctx, "group commit off", prefix+".gc-off.db", opts(0), cfg.Tablets, presellSale, timing)
 		}},
-		{&rep.baseline, func() (*loadResult, error) { return runBaseline(ctx, prefix+".baseline.db", cfg, log) }},
+		{&rep.baseline, func() (*loadResult, error) { return runBaseline(ctx, prefix+".baseline.db", cfg) }},
 		{&rep.core, func() (*loadResult, error) {
 			return runLocal(ctx, "ceiling-core", prefix+".core.db", opts(cfg.GroupCommitWait), cfg.Tablets, coreTablet, timing)
 		}},
