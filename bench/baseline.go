@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/presell"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
@@ -189,8 +190,8 @@ func (bl *baseliner) park(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale)
 	}
 	now := lanedb.FormatDateTime(time.Now().UTC())
 	sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
-	sale.TicketWord = sql.NullString{String: fmt.Sprintf("ticket-%04d", ticket), Valid: true}
-	sale.TicketBarcode = sql.NullString{String: fmt.Sprintf("GL%02d%04d%.4s", bl.laneNo%100, ticket, sale.RandomKey), Valid: true}
+	sale.TicketWord = sql.NullString{String: salesbuilder.NumberWord(ticket), Valid: true}
+	sale.TicketBarcode = sql.NullString{String: presell.TicketBarcode(bl.laneNo, ticket, sale.RandomKey), Valid: true}
 	sale.SubmittedUTC = sql.NullString{String: now, Valid: true}
 	sale.Phase, sale.UpdatedUTC = lanedb.PhaseParked, now
 	return lanedb.UpdateSale(ctx, tx, sale)

@@ -35,17 +35,17 @@ func (w *Workflow) Submit(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller
 		}
 		sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
 		sale.TicketWord = sql.NullString{String: salesbuilder.NumberWord(ticket), Valid: true}
-		sale.TicketBarcode = sql.NullString{String: ticketBarcode(w.sales.LaneNo(), ticket, sale.RandomKey), Valid: true}
+		sale.TicketBarcode = sql.NullString{String: TicketBarcode(w.sales.LaneNo(), ticket, sale.RandomKey), Valid: true}
 	}
 	return w.journal(ctx, tx, "submitted", sale.Physkey, c.KeyName, map[string]any{
 		"ticket": sale.Ticket.Int64, "total": protocol.Money(sale.SaleTotalCents), "lines": lines,
 	})
 }
 
-// ticketBarcode is the Code 128 text printed on a presell ticket: lane,
+// TicketBarcode is the Code 128 text printed on a presell ticket: lane,
 // ticket and four characters of the sale's random key, so a slip kept from
 // an earlier sale with the same ticket number cannot recall this one.
-func ticketBarcode(lane, ticket int64, randomKey string) string {
+func TicketBarcode(lane, ticket int64, randomKey string) string {
 	tag := strings.ToUpper(strings.ReplaceAll(randomKey, "-", ""))
 	if len(tag) > 4 {
 		tag = tag[:4]
