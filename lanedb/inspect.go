@@ -15,7 +15,8 @@ import (
 // connections, so that the writer stays the only way in for a write.
 
 // Exec runs one statement in a write transaction of its own: a test's or
-// a tool's one-off change, queued behind the lane's writes like any other.
+// a tool's one-off change. It takes the write connection in turn with the
+// lane's writer (it does not join a group-commit batch).
 func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
 	err := db.WriteTx(ctx, func(tx *Tx) error {
