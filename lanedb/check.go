@@ -37,6 +37,9 @@ func openFileRO(ctx context.Context, path string) (*sqlx.DB, error) {
 // openFile opens an existing lane DB on one connection, without migrating
 // it; readOnly opens it with mode=ro and query_only.
 func openFile(ctx context.Context, path string, readOnly bool) (*sqlx.DB, error) {
+	if IsPostgresURL(path) {
+		return nil, fmt.Errorf("check and backup read an SQLite file (on PostgreSQL: pg_amcheck, pg_dump): %w", ErrNotOnPostgres)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("lane db path %q: %w", path, err)

@@ -73,25 +73,31 @@ type DB struct {
 	w    *sqlx.DB // the single writer; every transaction is BEGIN IMMEDIATE
 	r    *sqlx.DB // read-only pool
 	Read *Reader  // r with this package's statements prepared
+	// Path is the SQLite file's absolute path, or on PostgreSQL the
+	// database's URL with its password hidden (fit for logs).
 	Path string
 	wp   *prepared // this package's statements prepared on w
+	d    dialect
 }
+
+// Postgres reports whether the lane DB is a PostgreSQL store database.
+func (db *DB) Postgres() bool { return db.d == dialectPostgres }
 
 // ErrNoFolder is Open's error when the folder the lane DB should be in does
 // not exist (or is not a folder).
 var ErrNoFolder = errors.New("its folder does not exist")
 
 // Open opens (creating if needed) the lane DB at path and migrates it to the
-// newest schema. A DB written by a newer greenlane is refused, and so is a
-// postgres:// or postgresql:// URL (ErrStoreModeUnavailable) until the
-// store mode can serve: it would otherwise become an oddly named SQLite file.
+// newest schema. A DB written by a newer greenlane is refused. A path that
+// is a postgres:// or postgresql:// URL opens that PostgreSQL database
+// instead (the store mode, see openPostgres).
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
-	if IsPostgresURL(path) {
-		return nil, ErrStoreModeUnavailable
-	}
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("lane db options: %w", err)
+	}
+	if IsPostgresURL(path) {
+		return openPostgres(ctx, path, opts)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -119,7 +125,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	if db.wp, err = prepareAll(ctx, w, false); err != nil {
+	if db.wp, err = prepareAll(ctx, w, dialectSQLite, false); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -135,13 +141,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open lane db readers %s: %w", abs, err)
 	}
-	rp, err := prepareAll(ctx, r, true)
+	rp, err := prepareAll(ctx, r, dialectSQLite, true)
 	if err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	db.r, db.Read = r, &Reader{DB: r, p: rp}
+	db.r, db.Read = r, &Reader{DB: r, p: rp, d: dialectSQLite}
 	return db, nil
 }
 
@@ -210,7 +216,7 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin write: %w", err)
 	}
-	return &Tx{Tx: tx, p: db.wp}, nil
+	return &Tx{Tx: tx, p: db.wp, d: db.d}, nil
 }
 
 // FormatDateTime writes t, in its own zone, in the "YYYY-MM-DD HH:MM:SS"

@@ -90,6 +90,9 @@ type PlanStep struct {
 // ExplainQueryPlan is SQLite's plan for query with args, as the read pool
 // would run it.
 func (db *DB) ExplainQueryPlan(ctx context.Context, query string, args ...any) ([]PlanStep, error) {
+	if db.Postgres() {
+		return nil, fmt.Errorf("explain query plan (SQLite's; run EXPLAIN in psql): %w", ErrNotOnPostgres)
+	}
 	rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("explain query plan: %w", err)
@@ -114,6 +117,9 @@ func (db *DB) ExplainQueryPlan(ctx context.Context, query string, args ...any) (
 // each connection (the writer and every reader) keeps up to cache_size of
 // pages, filled as the DB is read and kept.
 func (db *DB) PageCacheBound(ctx context.Context) (int64, error) {
+	if db.Postgres() {
+		return 0, fmt.Errorf("page cache bound (SQLite's; PostgreSQL's is shared_buffers): %w", ErrNotOnPostgres)
+	}
 	var size, page int64
 	if err := db.r.GetContext(ctx, &size, `PRAGMA cache_size`); err != nil {
 		return 0, fmt.Errorf("read the SQLite cache size: %w", err)
@@ -132,6 +138,9 @@ func (db *DB) PageCacheBound(ctx context.Context) (int64, error) {
 // default is 2 MB): a bulk load that inserts all over an index misses it
 // on every page otherwise.
 func (db *DB) SetWriterCacheKB(ctx context.Context, kb int) error {
+	if db.Postgres() {
+		return nil // PostgreSQL's cache is the server's (shared_buffers), not a connection's
+	}
 	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", kb)); err != nil {
 		return fmt.Errorf("set the writer's page cache: %w", err)
 	}
@@ -151,7 +160,7 @@ type PresellStats struct {
 func OpenPresellStats(ctx context.Context, q sqlx.QueryerContext, nowMS int64) (PresellStats, error) {
 	var s PresellStats
 	err := sqlx.GetContext(ctx, q, &s, `SELECT COUNT(*) AS open,
-			COALESCE(SUM(claim_session IS NOT NULL AND claim_expires_ms > ?), 0) AS claims,
+			COALESCE(SUM(CASE WHEN claim_session IS NOT NULL AND claim_expires_ms > ? THEN 1 ELSE 0 END), 0) AS claims,
 			MIN(submitted_utc) AS oldest
 		FROM sales INDEXED BY sales_open_presells
 		WHERE presell = 1 AND phase IN (0, 5) AND submitted_utc IS NOT NULL`, nowMS)

@@ -33,11 +33,39 @@ func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey,
 			return 0, fmt.Errorf("journal detail: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, qJournal, now.UTC().Format(DateTime), family, event, physkey, actor, string(body))
+	if err := tx.lockJournal(ctx); err != nil {
+		return 0, err
+	}
+	var seq int64
+	// RETURNING, not LastInsertId: PostgreSQL has none.
+	err := tx.QueryRowContext(ctx, qJournal, now.UTC().Format(DateTime), family, event, physkey, actor, string(body)).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("journal %s.%s: %w", family, event, err)
 	}
-	return res.LastInsertId()
+	return seq, nil
+}
+
+// journalLockKey names the advisory lock that serialises journal appends
+// store-wide: the bytes of "gljrnlap".
+const journalLockKey int64 = 0x676c6a726e6c6170
+
+// lockJournal takes, on PostgreSQL, the store-wide journal lock before the
+// transaction's first journal insert; it is held until COMMIT. Why: seq is
+// an identity column, handed out at INSERT, not at COMMIT. Without the
+// lock, instance A could take seq 10, instance B seq 11, B commit first,
+// and a follower reading "seq > 9" see 11, move its mark to 11, and never
+// read 10 once A commits. Holding the lock from the first insert to the
+// commit makes seq order commit order, so "seq > last" misses nothing.
+// (On SQLite the single write lock already does this.)
+func (t *Tx) lockJournal(ctx context.Context) error {
+	if t.d != dialectPostgres || t.journalLocked {
+		return nil
+	}
+	if _, err := t.ExecContext(ctx, qLockJournal, journalLockKey); err != nil {
+		return fmt.Errorf("take the journal lock: %w", err)
+	}
+	t.journalLocked = true
+	return nil
 }
 
 // JournalFor lists a sale's journal entries in order.
@@ -79,7 +107,10 @@ func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
 }
 
 var (
-	qJournal      = stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`)
+	qJournal = stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)
+		RETURNING seq`)
+	// PostgreSQL only (lockJournal); SQLite would refuse to prepare it.
+	qLockJournal  = `SELECT pg_advisory_xact_lock(?)`
 	qJournalAfter = stmt(`SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal
 		WHERE seq > ? ORDER BY seq LIMIT ?`)
 	// One subquery each: SQLite answers a lone MIN or MAX of the key from

@@ -10,23 +10,70 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jmoiron/sqlx"
 )
 
 // The store mode puts the lane DB on PostgreSQL so that several
-// greenlane instances share one store. What exists so far is its schema:
-// migrations/postgres holds the same steps as migrations/, in PostgreSQL's
-// dialect (docs/lanedb.md says how they differ), and a test checks that
-// both give the same tables, columns, keys and indexes. Nothing serves
-// from PostgreSQL yet, and Open says so rather than half-working.
+// greenlane instances share one store. migrations/postgres holds the same
+// steps as migrations/, in PostgreSQL's dialect (docs/lanedb.md says how
+// they differ), and a test checks that both give the same tables, columns,
+// keys and indexes. The package's statements are rewritten for it once
+// (dialect.go), and the same code runs them through pgx's database/sql
+// adapter.
 
 //go:embed migrations/postgres/*.sql
 var postgresMigrationFS embed.FS
 
-// ErrStoreModeUnavailable is Open's error for a postgres:// or
-// postgresql:// lane DB while the store mode cannot serve.
-var ErrStoreModeUnavailable = errors.New("store mode on PostgreSQL is not available in this build yet: " +
-	"only its schema exists (the PostgreSQL migrations); the lane's statements, its group-commit writer " +
-	"and its journal run on SQLite only. Use an SQLite lane DB file")
+// ErrNotOnPostgres is the error of the operations that exist only for an
+// SQLite file (check, backup, the page cache): PostgreSQL has its own
+// tools for them (amcheck, pg_dump), and this says which.
+var ErrNotOnPostgres = errors.New("not available on a PostgreSQL store database")
+
+// openPostgres migrates the database at dbURL and opens the writer (one
+// connection: group commit runs one transaction at a time per instance, as
+// on SQLite) and the read pool through pgx.
+func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) {
+	name := redactURL(dbURL)
+	if err := MigratePostgres(ctx, dbURL); err != nil {
+		return nil, err
+	}
+	w, err := sqlx.Open(dialectPostgres.driverName(), dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("open lane db writer %s: %w", name, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open lane db %s: %w", name, err)
+	}
+	db := &DB{w: w, Path: name, d: dialectPostgres}
+	if db.wp, err = prepareAll(ctx, w, dialectPostgres, false); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("lane db %s: %w", name, err)
+	}
+	r, err := sqlx.Open(dialectPostgres.driverName(), dbURL)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open lane db readers %s: %w", name, err)
+	}
+	r.SetMaxOpenConns(opts.Readers)
+	r.SetMaxIdleConns(opts.Readers)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open lane db readers %s: %w", name, err)
+	}
+	rp, err := prepareAll(ctx, r, dialectPostgres, true)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("lane db %s: %w", name, err)
+	}
+	db.r, db.Read = r, &Reader{DB: r, p: rp, d: dialectPostgres}
+	return db, nil
+}
 
 // IsPostgresURL reports whether s names a PostgreSQL database rather than
 // an SQLite file: a URL whose scheme is postgres or postgresql (any case).

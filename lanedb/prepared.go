@@ -33,24 +33,31 @@ func named(query string) string {
 	return query
 }
 
-// prepared holds the registered statements prepared on one pool.
+// prepared holds the registered statements prepared on one pool, keyed by
+// their SQLite text (the text the package's code names them by), each
+// prepared in the pool's dialect.
 type prepared struct {
 	plain map[string]*sqlx.Stmt
 	named map[string]*sqlx.NamedStmt
 }
 
-// prepareAll prepares the registered statements on pool: all of them on
-// the writer (while no transaction holds its only connection), the reads
-// only on the read-only pool.
-func prepareAll(ctx context.Context, pool *sqlx.DB, readsOnly bool) (*prepared, error) {
+// prepareAll prepares the registered statements on pool, rewritten for d:
+// all of them on the writer (while no transaction holds its only
+// connection), the reads only on the read-only pool. A statement with no
+// form in d is left out.
+func prepareAll(ctx context.Context, pool *sqlx.DB, d dialect, readsOnly bool) (*prepared, error) {
 	p := &prepared{plain: map[string]*sqlx.Stmt{}, named: map[string]*sqlx.NamedStmt{}}
 	for _, q := range registry.plain {
 		if readsOnly && !isRead(q) {
 			continue
 		}
-		s, err := pool.PreparexContext(ctx, q)
+		dq, ok := d.rewrite(q)
+		if !ok {
+			continue
+		}
+		s, err := pool.PreparexContext(ctx, dq)
 		if err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
+			return nil, fmt.Errorf("prepare %q: %w", firstLine(dq), err)
 		}
 		p.plain[q] = s
 	}
@@ -58,9 +65,13 @@ func prepareAll(ctx context.Context, pool *sqlx.DB, readsOnly bool) (*prepared, 
 		if readsOnly {
 			break
 		}
-		s, err := pool.PrepareNamedContext(ctx, q)
+		dq, ok := d.rewrite(q)
+		if !ok {
+			continue
+		}
+		s, err := pool.PrepareNamedContext(ctx, dq)
 		if err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
+			return nil, fmt.Errorf("prepare %q: %w", firstLine(dq), err)
 		}
 		p.named[q] = s
 	}
@@ -95,6 +106,10 @@ type Tx struct {
 	// Plain counters: a Tx is used by one goroutine.
 	statements int64
 	savepoints int64
+	d          dialect // what run-time queries are rewritten for
+	// journalLocked: this transaction holds the store-wide journal lock
+	// (PostgreSQL only; see lockJournal).
+	journalLocked bool
 }
 
 // OnCommit registers fn to run after the transaction commits, and only
@@ -119,7 +134,7 @@ func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 	if s := t.plain(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
-	return t.Tx.ExecContext(ctx, query, args...)
+	return t.Tx.ExecContext(ctx, t.d.must(query), args...)
 }
 
 // QueryxContext runs a query in the transaction.
@@ -127,7 +142,7 @@ func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sql
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
-	return t.Tx.QueryxContext(ctx, query, args...)
+	return t.Tx.QueryxContext(ctx, t.d.must(query), args...)
 }
 
 // QueryRowxContext runs a one-row query in the transaction.
@@ -135,7 +150,7 @@ func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *s
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
-	return t.Tx.QueryRowxContext(ctx, query, args...)
+	return t.Tx.QueryRowxContext(ctx, t.d.must(query), args...)
 }
 
 // QueryContext runs a query in the transaction.
@@ -143,7 +158,7 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
-	return t.Tx.QueryContext(ctx, query, args...)
+	return t.Tx.QueryContext(ctx, t.d.must(query), args...)
 }
 
 // QueryRowContext runs a one-row query in the transaction.
@@ -151,7 +166,7 @@ func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
-	return t.Tx.QueryRowContext(ctx, query, args...)
+	return t.Tx.QueryRowContext(ctx, t.d.must(query), args...)
 }
 
 // The forms without a context run through the ones above, so that they
@@ -215,7 +230,7 @@ func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.R
 			return t.Tx.NamedStmtContext(ctx, s).ExecContext(ctx, arg)
 		}
 	}
-	return t.Tx.NamedExecContext(ctx, query, arg)
+	return t.Tx.NamedExecContext(ctx, t.d.must(query), arg)
 }
 
 // Reader is the read-only pool with the registered statements prepared.
@@ -224,6 +239,7 @@ func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.R
 type Reader struct {
 	*sqlx.DB
 	p *prepared
+	d dialect
 
 	mu      sync.Mutex
 	dynamic map[string]*sqlx.Stmt
@@ -245,7 +261,7 @@ func (r *Reader) stmt(ctx context.Context, query string) *sqlx.Stmt {
 	if len(r.dynamic) >= maxDynamic {
 		return nil
 	}
-	s, err := r.DB.PreparexContext(ctx, query)
+	s, err := r.DB.PreparexContext(ctx, r.d.must(query))
 	if err != nil {
 		return nil // running it unprepared reports the error properly
 	}
@@ -261,7 +277,7 @@ func (r *Reader) QueryxContext(ctx context.Context, query string, args ...any) (
 	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
-	return r.DB.QueryxContext(ctx, query, args...)
+	return r.DB.QueryxContext(ctx, r.d.must(query), args...)
 }
 
 // QueryRowxContext runs a one-row query on the read pool.
@@ -269,7 +285,15 @@ func (r *Reader) QueryRowxContext(ctx context.Context, query string, args ...any
 	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
-	return r.DB.QueryRowxContext(ctx, query, args...)
+	return r.DB.QueryRowxContext(ctx, r.d.must(query), args...)
+}
+
+// QueryContext runs a query on the read pool.
+func (r *Reader) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := r.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return r.DB.QueryContext(ctx, r.d.must(query), args...)
 }
 
 // GetContext reads one row into dest.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -73,9 +74,9 @@ func OpenPresells(ctx context.Context, q sqlx.QueryerContext, f PresellFilter) (
 	}
 	// The customer filter folds case in Go (SQLite's LIKE folds ASCII
 	// only): the open presells are few, so they are read whole then.
-	limit := f.Limit + 1
+	limit := int64(f.Limit) + 1
 	if f.Customer != "" {
-		limit = -1
+		limit = math.MaxInt64 // no limit: PostgreSQL refuses SQLite's -1
 	}
 	query := `SELECT s.physkey, s.phase, s.ticket, s.ticket_word, s.ticket_barcode, s.cid, c.name AS customer,
 		s.saletotal_cents, (SELECT COUNT(*) FROM sale_lines l WHERE l.sale_physkey = s.physkey) AS lines,

@@ -24,7 +24,7 @@ type Row map[string]any
 // Columns lists a table's columns in schema order.
 func Columns(ctx context.Context, q sqlx.QueryerContext, table string) ([]string, error) {
 	var cols []string
-	if err := sqlx.SelectContext(ctx, q, &cols, `SELECT name FROM pragma_table_info(?) ORDER BY cid`, table); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &cols, qColumns, table); err != nil {
 		return nil, fmt.Errorf("columns of %s: %w", table, err)
 	}
 	if len(cols) == 0 {
@@ -104,7 +104,7 @@ func ClearLaneState(ctx context.Context, tx *Tx) error {
 		}
 	}
 	// journal.seq is AUTOINCREMENT: its high-water mark lives here.
-	if _, err := tx.ExecContext(ctx, "DELETE FROM sqlite_sequence WHERE name = 'journal'"); err != nil {
+	if _, err := tx.ExecContext(ctx, qRestartJournalSeq); err != nil {
 		return fmt.Errorf("restart the journal's seq: %w", err)
 	}
 	return nil
@@ -150,7 +150,7 @@ func Meta(ctx context.Context, q sqlx.QueryerContext, key string) (string, error
 // tables without a declared key order by rowid).
 func PrimaryKey(ctx context.Context, q sqlx.QueryerContext, table string) ([]string, error) {
 	var cols []string
-	err := sqlx.SelectContext(ctx, q, &cols, `SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`, table)
+	err := sqlx.SelectContext(ctx, q, &cols, qPrimaryKey, table)
 	if err != nil {
 		return nil, fmt.Errorf("primary key of %s: %w", table, err)
 	}
@@ -195,3 +195,11 @@ func ExportRows(ctx context.Context, q sqlx.QueryerContext, table string, fn fun
 	}
 	return rows.Err()
 }
+
+// The catalog reads and the journal's restart have a PostgreSQL form of
+// their own (dialect.go).
+var (
+	qColumns           = stmt(`SELECT name FROM pragma_table_info(?) ORDER BY cid`)
+	qPrimaryKey        = stmt(`SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`)
+	qRestartJournalSeq = stmt(`DELETE FROM sqlite_sequence WHERE name = 'journal'`)
+)

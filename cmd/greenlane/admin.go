@@ -174,6 +174,11 @@ func openExisting(path string) (*lanedb.DB, error) {
 	if path == "" {
 		return nil, usagef("--db is empty; name a lane DB file (default %s)", defaultDB)
 	}
+	if lanedb.IsPostgresURL(path) {
+		// A store database exists once its administrator created it; Open
+		// says so if it does not, or cannot be reached.
+		return lanedb.Open(context.Background(), path, lanedb.Options{})
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("lane DB %s: %w (start 'greenlane serve --db %s --create' or 'greenlane fixture load demo --db %s' to create it)", path, err, path, path)
 	}

@@ -147,15 +147,34 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return refuseStoreMode(fs)
 }
 
-// refuseStoreMode refuses a PostgreSQL URL as --db. Every command's --db is
-// a lane DB, and each would take the URL for a file name (a folder
-// "postgres:", a new SQLite file): say once, here, that the store mode
-// cannot serve yet.
+// notOnPostgres names the commands whose --db can only be an SQLite lane DB
+// file, and says what to do instead on a PostgreSQL store database. Every
+// other command takes a postgres:// or postgresql:// URL as --db.
+var notOnPostgres = map[string]string{
+	"backup":         "backup copies an SQLite file; back a PostgreSQL store database up with pg_dump",
+	"check":          "check runs SQLite's integrity checks; on PostgreSQL run pg_amcheck",
+	"tls init":       "the certificates are written next to an SQLite lane DB file; serve each instance with --tls-cert and --tls-key instead",
+	"tls ca":         "the CA is kept next to an SQLite lane DB file",
+	"tls renew":      "the certificates are kept next to an SQLite lane DB file",
+	"bench presell":  "the bench builds its own SQLite lane DBs",
+	"bench recall":   "the bench builds its own SQLite lane DB",
+	"bench firehose": "the bench builds its own SQLite lane DBs",
+	"bench soak":     "the bench builds its own SQLite lane DB",
+}
+
+// refuseStoreMode refuses a PostgreSQL URL as --db for the commands in
+// notOnPostgres: each would take the URL for a file name (a folder
+// "postgres:", a new SQLite file).
 func refuseStoreMode(fs *flag.FlagSet) error {
-	if f := fs.Lookup("db"); f != nil && lanedb.IsPostgresURL(f.Value.String()) {
-		return fmt.Errorf("--db: %w", lanedb.ErrStoreModeUnavailable)
+	f := fs.Lookup("db")
+	if f == nil || !lanedb.IsPostgresURL(f.Value.String()) {
+		return nil
 	}
-	return nil
+	why, ok := notOnPostgres[strings.TrimPrefix(fs.Name(), "greenlane ")]
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("--db: %w: %s", lanedb.ErrNotOnPostgres, why)
 }
 
 // parseOnly is fs.Parse, except that a mistake is not printed above the

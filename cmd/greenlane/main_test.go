@@ -139,11 +139,14 @@ func TestDBDefault(t *testing.T) {
 	}
 }
 
-// TestDBPostgresRefused: until the store mode can serve, every command
-// that takes --db refuses a PostgreSQL URL with one clear error, from the
-// flag or the environment, and leaves nothing behind in the working folder
-// (a file or folder named after the URL would be a new, empty lane).
-func TestDBPostgresRefused(t *testing.T) {
+// TestDBPostgresURL: every command that takes --db takes a PostgreSQL URL,
+// from the flag or the environment, and tries to reach that server (none
+// listens on port 1: a connection error); the commands that only mean
+// something for an SQLite file refuse it, saying what to do instead
+// (ErrNotOnPostgres). None leaves anything behind in the working folder (a
+// file or folder named after the URL would be a new, empty lane), and none
+// prints the password.
+func TestDBPostgresURL(t *testing.T) {
 	const pg = "postgres://clerk:hunter2@127.0.0.1:1/store"
 	cmds := [][]string{
 		{"serve"}, {"serve", "--create"}, {"fixture", "load", "demo"}, {"fixture", "reset"},
@@ -152,15 +155,12 @@ func TestDBPostgresRefused(t *testing.T) {
 		{"presell", "list"}, {"presell", "void", "7"}, {"presell", "expire"},
 		{"tls", "init"}, {"tls", "ca"}, {"tls", "renew"}, {"backup", "--out", "copy.db"}, {"check"},
 		{"bench", "presell"}, {"bench", "recall"},
-		{"service", "install", "--out", "unit", "--", "--db", pg},
 	}
 	for _, cmd := range cmds {
 		for _, viaEnv := range []bool{false, true} {
 			args := slices.Clone(cmd)
 			switch {
-			case cmd[0] == "service" && viaEnv:
-				continue // its --db is serve's, after --
-			case cmd[0] != "service" && !viaEnv:
+			case !viaEnv:
 				args = append(args, "--db", "postgresql://"+strings.TrimPrefix(pg, "postgres://"))
 			}
 			t.Run(fmt.Sprint(args, viaEnv), func(t *testing.T) {
@@ -171,8 +171,21 @@ func TestDBPostgresRefused(t *testing.T) {
 				t.Chdir(dir)
 				var out, errOut bytes.Buffer
 				err := dispatch(args, &out, &errOut)
-				if !errors.Is(err, lanedb.ErrStoreModeUnavailable) || !strings.Contains(err.Error(), "store mode on PostgreSQL is not available in this build yet") {
-					t.Fatalf("err = %v, want the store mode's error", err)
+				_, refused := notOnPostgres[strings.Join(cmd[:min(2, len(cmd))], " ")]
+				if !refused {
+					_, refused = notOnPostgres[cmd[0]]
+				}
+				switch {
+				case err == nil:
+					t.Fatal("no error")
+				case refused && !errors.Is(err, lanedb.ErrNotOnPostgres):
+					t.Fatalf("err = %v, want ErrNotOnPostgres", err)
+				case !refused && slices.Contains(cmd, "--create"):
+					if !strings.Contains(err.Error(), "--create makes a demo SQLite lane DB file") {
+						t.Fatalf("err = %v, want --create refused", err)
+					}
+				case !refused && !lanedb.IsUnavailable(err):
+					t.Fatalf("err = %v, want a connection error", err)
 				}
 				if strings.Contains(err.Error()+out.String()+errOut.String(), "hunter2") {
 					t.Errorf("the password was printed: %v %s %s", err, out.String(), errOut.String())

@@ -296,6 +296,9 @@ func lanURLs(addr net.Addr, scheme string) []string {
 // quietly start an empty store with a fresh admin key. A missing folder is
 // always refused.
 func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
+	if lanedb.IsPostgresURL(path) {
+		return openStoreDB(ctx, path, create, opts, log)
+	}
 	st, statErr := os.Stat(path)
 	switch {
 	case statErr == nil && st.IsDir():
@@ -325,6 +328,23 @@ func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Optio
 		db.Close()
 		return nil, err
 	}
+	return db, nil
+}
+
+// openStoreDB opens a PostgreSQL store database, which its administrator
+// created (README, "Store mode"); Open migrates it. It is never seeded with
+// the demo: several instances share it, and a store is loaded once with
+// 'greenlane fixture load', keys made with 'greenlane apikey create'.
+// --create is refused, saying so, rather than ignored.
+func openStoreDB(ctx context.Context, url string, create bool, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
+	if create {
+		return nil, usagef("--create makes a demo SQLite lane DB file; a PostgreSQL store database is loaded with 'greenlane fixture load NAME --db URL' and given keys with 'greenlane apikey create --db URL'")
+	}
+	db, err := lanedb.Open(ctx, url, opts)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store DB opened", "db", db.Path, "schema", lanedb.SchemaVersion())
 	return db, nil
 }
 

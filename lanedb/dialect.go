@@ -1,0 +1,168 @@
+package lanedb
+
+import (
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jmoiron/sqlx"
+)
+
+// The lane's statements are written once, in SQLite's dialect, and run on
+// PostgreSQL (the store mode) after one rewrite each, made when a
+// statement is prepared (registered ones at Open, run-time ones on first
+// use). This file is the one list of the differences; docs/lanedb.md says
+// each in prose.
+//
+//  1. Parameters: SQLite's ? becomes PostgreSQL's $1, $2, … (sqlx.Rebind).
+//  2. INDEXED BY x: SQLite's planner hint is removed. PostgreSQL has no
+//     hints; its planner picks the same partial indexes by itself.
+//  3. Statements with no common form: postgresForms below gives the
+//     PostgreSQL text (catalog reads, the journal's sequence restart), or
+//     "" for a statement that has no PostgreSQL meaning and is never run
+//     there (PRAGMA data_version: see Writer.othersWriting).
+//  4. LastInsertId: PostgreSQL has none. The journal's insert says
+//     RETURNING seq in both dialects (SQLite has had RETURNING since 3.35).
+//  5. Every other statement is written in the SQL both engines share
+//     (CASE instead of summing a boolean, ON CONFLICT … DO UPDATE, COALESCE).
+//
+// Errors differ too: isConflict and isConnectionLost read PostgreSQL's.
+
+// dialect is the SQL a DB's statements are written in.
+type dialect uint8
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+func (d dialect) String() string {
+	if d == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// driverName is the database/sql driver each dialect is opened with: pgx's
+// stdlib adapter, so that sqlx (and its Rebind and named parameters) runs
+// on PostgreSQL as on SQLite.
+func (d dialect) driverName() string {
+	if d == dialectPostgres {
+		return "pgx"
+	}
+	return "sqlite"
+}
+
+// postgresForms holds the statements whose PostgreSQL text is not the
+// mechanical rewrite of their SQLite text, keyed by the SQLite text.
+var postgresForms = map[string]string{
+	// The writer's signal that another process committed (see
+	// othersWriting): SQLite-only, because the yield it drives exists for
+	// SQLite's single write lock. PostgreSQL writers do not take turns.
+	qDataVersion: "",
+	// SQLite's table_info pragma as a table function; PostgreSQL's catalog.
+	qColumns: `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
+	qPrimaryKey: `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+		WHERE i.indrelid = to_regclass($1) AND i.indisprimary
+		ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+	// AUTOINCREMENT keeps its high-water mark in sqlite_sequence; an
+	// identity column keeps it in its sequence.
+	qRestartJournalSeq: `SELECT setval(pg_get_serial_sequence('journal', 'seq'), 1, false)`,
+}
+
+var indexedBy = regexp.MustCompile(`(?i)\s+INDEXED\s+BY\s+\w+`)
+
+// rewritten caches run-time queries' PostgreSQL forms.
+var rewritten sync.Map // SQLite text → PostgreSQL text
+
+// rewrite returns query in d's dialect, and false when it has no form
+// there (it must not be run).
+func (d dialect) rewrite(query string) (string, bool) {
+	if d == dialectSQLite {
+		return query, true
+	}
+	if q, ok := postgresForms[query]; ok {
+		return q, q != ""
+	}
+	if q, ok := rewritten.Load(query); ok {
+		return q.(string), true
+	}
+	q := sqlx.Rebind(sqlx.DOLLAR, indexedBy.ReplaceAllString(query, ""))
+	rewritten.Store(query, q)
+	return q, true
+}
+
+// must is rewrite for a query that has a form in d.
+func (d dialect) must(query string) string {
+	q, _ := d.rewrite(query)
+	return q
+}
+
+// PostgreSQL's SQLSTATEs this package acts on.
+const (
+	pgUniqueViolation      = "23505"
+	pgSerializationFailure = "40001"
+	pgDeadlockDetected     = "40P01"
+)
+
+// isConflict reports whether err is PostgreSQL refusing a write because a
+// concurrent transaction (likely another instance's) won a race for the
+// same row or key: the request may succeed when run again, on fresh data.
+func isConflict(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case pgUniqueViolation, pgSerializationFailure, pgDeadlockDetected:
+		return true
+	}
+	return false
+}
+
+// IsUnavailable reports whether err means the lane DB could not be reached
+// or stopped answering (PostgreSQL restarting, the network down) or stayed
+// locked by another program (IsBusy): the request did not run, or its
+// transaction was rolled back, and retrying later may succeed.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if IsBusy(err) || errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-03: the server is shutting
+		// down or starting; 53300: too many connections.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" ||
+			pe.Code == "57P03" || pe.Code == "53300"
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isNetworkError(err)
+}
+
+// ErrUnavailable wraps the writer's answer to a batch that failed because
+// the store database could not be reached; its transaction did not commit.
+var ErrUnavailable = errors.New("the store database is unavailable")
+
+// isNetworkError reports an error of the connection itself: a socket
+// error, the server closing it, or database/sql's bad-connection marker.
+func isNetworkError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

@@ -1,0 +1,29 @@
+package lanedb
+
+import "testing"
+
+func TestDialectRewrite(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"parameters", `SELECT a FROM t WHERE b = ? AND c > ?`, `SELECT a FROM t WHERE b = $1 AND c > $2`, true},
+		{"planner hint removed", "SELECT physkey FROM sales INDEXED BY sales_open_ticket\n\t\tWHERE ticket = ?",
+			"SELECT physkey FROM sales\n\t\tWHERE ticket = $1", true},
+		{"hint with an alias", `FROM sales s INDEXED BY sales_open_presells LEFT JOIN c`, `FROM sales s LEFT JOIN c`, true},
+		{"own form", qRestartJournalSeq, postgresForms[qRestartJournalSeq], true},
+		{"no form", qDataVersion, "", false},
+		{"named parameters kept", `UPDATE t SET a = :a WHERE k = :k`, `UPDATE t SET a = :a WHERE k = :k`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := dialectPostgres.rewrite(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("rewrite(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+			if same, ok := dialectSQLite.rewrite(tt.in); same != tt.in || !ok {
+				t.Errorf("SQLite rewrote %q to %q, %v", tt.in, same, ok)
+			}
+		})
+	}
+}
