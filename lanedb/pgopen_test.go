@@ -5,6 +5,15 @@ import (
 	"testing"
 )
 
+// backends are the two lane DB backends, for tests that run on each.
+var backends = []struct {
+	name string
+	open func(t *testing.T) *DB
+}{
+	{"sqlite", openTemp},
+	{"postgres", func(t *testing.T) *DB { db, _ := openPostgresTest(t); return db }},
+}
+
 // openPostgresTest opens a fresh PostgreSQL lane DB for one test.
 func openPostgresTest(t *testing.T) (*DB, string) {
 	t.Helper()

@@ -178,7 +178,17 @@ type job struct {
 	ctx  context.Context
 	fn   Mutation
 	done chan error
+	// retried: the job already lost one race on PostgreSQL (isConflict)
+	// and was run again; a second loss is its answer (ErrRaceLost).
+	retried bool
 }
+
+// ErrRaceLost is the answer to a mutation that lost a race on PostgreSQL
+// twice: a concurrent transaction (most likely another instance's) took the
+// same key or row first (a unique violation, a serialization failure or a
+// deadlock), and so it did again when the mutation was run once more on
+// fresh data. Nothing of the mutation was written.
+var ErrRaceLost = errors.New("another instance changed the same data at the same moment")
 
 // ErrWriterClosed is returned for mutations submitted after Close.
 var ErrWriterClosed = errors.New("the lane db writer is closed")
@@ -267,7 +277,9 @@ func (w *Writer) loop() {
 // recently the writer yields YieldFor every YieldEvery; otherwise a tenth
 // as long, four times as rarely, so a program's first write still gets in.
 func (w *Writer) yieldPolicy() (every, pause time.Duration) {
-	if w.opts.YieldEvery <= 0 {
+	// PostgreSQL's writers do not take turns at one lock: nobody waits
+	// for this one to pause.
+	if w.opts.YieldEvery <= 0 || w.db.Postgres() {
 		return time.Duration(math.MaxInt64), 0
 	}
 	if w.othersWriting() {
@@ -367,9 +379,18 @@ func (w *Writer) runBatch(batch []*job) {
 		if IsBusy(err) {
 			w.stats.BusyWaits.Add(1)
 		}
-		w.answer(batch, results, err)
+		w.answer(batch, results, w.unavailable(err))
 		return
 	}
+	// Jobs that lost a race on PostgreSQL run once more, in a batch of
+	// their own right after this one: by then the winner has committed
+	// (its locks are why this one lost), and they see its writes.
+	var again []*job
+	defer func() {
+		if len(again) > 0 {
+			w.runBatch(again)
+		}
+	}()
 	busy := time.Now()
 	ran := 0
 	for i, j := range batch {
@@ -380,11 +401,24 @@ func (w *Writer) runBatch(batch []*job) {
 		jobErr, fatal := runSavepoint(ctx, tx, j)
 		if fatal != nil {
 			// The transaction itself is in doubt (SQLite may have rolled it
-			// back): commit nothing, fail everyone.
+			// back, PostgreSQL's connection may be gone): commit nothing,
+			// fail everyone, the jobs set aside for a second run too.
 			_ = tx.Rollback()
 			w.account(tx, busy, 0) // Mutations counts those of transactions that reached COMMIT
+			fatal = w.unavailable(fatal)
 			w.answer(batch, make([]error, len(batch)), fatal)
+			w.answer(again, make([]error, len(again)), fatal)
+			again = nil
 			return
+		}
+		if jobErr != nil && isConflict(jobErr) {
+			if !j.retried {
+				j.retried = true
+				again = append(again, j)
+				batch[i] = nil // answered by its second run
+				continue
+			}
+			jobErr = fmt.Errorf("%w: %w", ErrRaceLost, jobErr)
 		}
 		results[i] = jobErr
 		ran++
@@ -403,7 +437,7 @@ func (w *Writer) runBatch(batch []*job) {
 		if IsBusy(err) {
 			w.stats.BusyWaits.Add(1)
 		}
-		err = fmt.Errorf("commit: %w", err)
+		err = w.unavailable(fmt.Errorf("commit: %w", err))
 	} else {
 		tx.runAfterCommit()
 	}
@@ -454,10 +488,25 @@ func callMutation(ctx context.Context, tx *Tx, fn Mutation) (err error) {
 	return fn(ctx, tx)
 }
 
+// unavailable marks err, a batch's failure, as ErrUnavailable when it is
+// the store database's connection failing (IsUnavailable): the writer
+// answers "retry later" rather than an internal error, and database/sql
+// opens a new connection for the next batch, so it reconnects by itself.
+func (w *Writer) unavailable(err error) error {
+	if err == nil || IsBusy(err) || errors.Is(err, ErrUnavailable) || !IsUnavailable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
 // answer tells each job how it went. A failed COMMIT fails every job that
-// had succeeded: none of their writes are in the DB.
+// had succeeded: none of their writes are in the DB. A nil job was set
+// aside for a second run and is answered by that run.
 func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 	for i, j := range batch {
+		if j == nil {
+			continue
+		}
 		err := results[i]
 		if err == nil && commitErr != nil {
 			err = commitErr

@@ -26,45 +26,50 @@ func staffCount(t *testing.T, db *DB) int {
 }
 
 func TestWriterGroupCommit(t *testing.T) {
-	for _, wait := range []time.Duration{0, 20 * time.Millisecond} {
-		t.Run(fmt.Sprint("wait=", wait), func(t *testing.T) {
-			db := openTemp(t)
-			w := db.NewWriter(WriterOptions{MaxWait: wait, MaxBatch: 64})
-			defer w.Close()
-			ctx := context.Background()
-			var wg sync.WaitGroup
-			errs := make([]error, 40)
-			for i := range errs {
-				wg.Add(1)
-				go func(i int) {
-					defer wg.Done()
-					fn := insertStaff(i + 1)
-					if i%5 == 0 {
-						// Writes, then fails: only its own row must vanish.
-						inner := fn
-						fn = func(ctx context.Context, tx *Tx) error {
-							if err := inner(ctx, tx); err != nil {
-								return err
-							}
-							return errors.New("refused")
-						}
+	for _, be := range backends {
+		for _, wait := range []time.Duration{0, 20 * time.Millisecond} {
+			t.Run(fmt.Sprint(be.name, "/wait=", wait), func(t *testing.T) {
+				testWriterGroupCommit(t, be.open(t), wait)
+			})
+		}
+	}
+}
+
+func testWriterGroupCommit(t *testing.T, db *DB, wait time.Duration) {
+	w := db.NewWriter(WriterOptions{MaxWait: wait, MaxBatch: 64})
+	defer w.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			fn := insertStaff(i + 1)
+			if i%5 == 0 {
+				// Writes, then fails: only its own row must vanish.
+				inner := fn
+				fn = func(ctx context.Context, tx *Tx) error {
+					if err := inner(ctx, tx); err != nil {
+						return err
 					}
-					errs[i] = w.Do(ctx, fn)
-				}(i)
-			}
-			wg.Wait()
-			for i, err := range errs {
-				if (i%5 == 0) != (err != nil) {
-					t.Errorf("job %d: err = %v", i, err)
+					return errors.New("refused")
 				}
 			}
-			if got := staffCount(t, db); got != 32 {
-				t.Errorf("%d rows committed, want 32", got)
-			}
-			if wait > 0 && w.Stats().Batches.Load() >= w.Stats().Mutations.Load() {
-				t.Errorf("no batching: %d batches for %d mutations", w.Stats().Batches.Load(), w.Stats().Mutations.Load())
-			}
-		})
+			errs[i] = w.Do(ctx, fn)
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%5 == 0) != (err != nil) {
+			t.Errorf("job %d: err = %v", i, err)
+		}
+	}
+	if got := staffCount(t, db); got != 32 {
+		t.Errorf("%d rows committed, want 32", got)
+	}
+	if wait > 0 && w.Stats().Batches.Load() >= w.Stats().Mutations.Load() {
+		t.Errorf("no batching: %d batches for %d mutations", w.Stats().Batches.Load(), w.Stats().Mutations.Load())
 	}
 }
 

@@ -207,6 +207,10 @@ func mapDBError(err error) error {
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane is shutting down; retry on the next connection")
 	case lanedb.IsBusy(err):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; retry")
+	case errors.Is(err, lanedb.ErrRaceLost):
+		return protocol.Errorf(protocol.CodeConflict, "another lane changed the same data at the same moment; fetch it and retry")
+	case lanedb.IsUnavailable(err):
+		return protocol.Errorf(protocol.CodeUnavailable, "the store database cannot be reached; retry")
 	}
 	return err
 }

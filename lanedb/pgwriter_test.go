@@ -1,0 +1,168 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// openTwoInstances opens one fresh PostgreSQL database twice, as two
+// greenlane instances would, each with its own writer.
+func openTwoInstances(t *testing.T) (a, b *DB, u string) {
+	t.Helper()
+	a, u = openPostgresTest(t)
+	b, err := Open(context.Background(), u, Options{})
+	if err != nil {
+		t.Fatalf("Open the second instance: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b, u
+}
+
+// waitForLockWait returns once some backend on the database at u waits
+// for a lock another holds.
+func waitForLockWait(t *testing.T, u string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no backend came to wait for a lock in 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// staffOnce adds staff tid unless it exists, as the lane's exactly-once
+// writes do (look up, else insert). found says which way the last run went.
+func staffOnce(tid int, runs *atomic.Int32, found *atomic.Bool, hold func()) Mutation {
+	return func(ctx context.Context, tx *Tx) error {
+		runs.Add(1)
+		var n int
+		if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff WHERE tid = ?`, tid); err != nil {
+			return err
+		}
+		found.Store(n > 0)
+		if n > 0 {
+			return nil
+		}
+		if err := insertStaff(tid)(ctx, tx); err != nil {
+			return err
+		}
+		if hold != nil {
+			hold()
+		}
+		return nil
+	}
+}
+
+// Two instances race to insert the same key: the loser's insert waits on
+// the winner's uncommitted row, fails with a unique violation once the
+// winner commits, is rolled back to its savepoint and run once more, and
+// then finds the winner's row. Both callers hear success.
+func TestPostgresWriterRetriesALostRaceOnce(t *testing.T) {
+	a, b, u := openTwoInstances(t)
+	wa, wb := a.NewWriter(WriterOptions{}), b.NewWriter(WriterOptions{})
+	defer wa.Close()
+	defer wb.Close()
+	ctx := context.Background()
+
+	inserted, release := make(chan struct{}), make(chan struct{})
+	var runsA, runsB atomic.Int32
+	var foundA, foundB atomic.Bool
+	errA := make(chan error, 1)
+	go func() {
+		errA <- wa.Do(ctx, staffOnce(7, &runsA, &foundA, func() { close(inserted); <-release }))
+	}()
+	<-inserted // A holds the uncommitted row
+	errB := make(chan error, 1)
+	go func() { errB <- wb.Do(ctx, staffOnce(7, &runsB, &foundB, nil)) }()
+	waitForLockWait(t, u) // B's insert waits on A's row
+	close(release)
+	if err := <-errA; err != nil {
+		t.Fatalf("winner: %v", err)
+	}
+	if err := <-errB; err != nil {
+		t.Fatalf("loser: %v (want its second run to find the winner's row)", err)
+	}
+	if runsB.Load() != 2 || !foundB.Load() {
+		t.Errorf("loser ran %d times, found the row: %v; want 2 runs, the second finding it", runsB.Load(), foundB.Load())
+	}
+	if got := staffCount(t, a); got != 1 {
+		t.Errorf("%d staff rows, want 1", got)
+	}
+}
+
+// A mutation that loses every time is run twice, then answered with
+// ErrRaceLost (an FD1 conflict), its writes undone, and the batch's other
+// mutations committed.
+func TestPostgresWriterAnswersASecondLossWithErrRaceLost(t *testing.T) {
+	db, _ := openPostgresTest(t)
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	ctx := context.Background()
+	var runs atomic.Int32
+	err := w.Do(ctx, func(ctx context.Context, tx *Tx) error {
+		runs.Add(1)
+		if err := insertStaff(1)(ctx, tx); err != nil {
+			return err
+		}
+		return insertStaff(1)(ctx, tx) // a unique violation, every run
+	})
+	if !errors.Is(err, ErrRaceLost) || runs.Load() != 2 {
+		t.Fatalf("err = %v after %d runs; want ErrRaceLost after 2", err, runs.Load())
+	}
+	if err := w.Do(ctx, insertStaff(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := staffCount(t, db); got != 1 {
+		t.Errorf("%d staff rows, want 1 (the failed mutation's undone)", got)
+	}
+}
+
+// When the writer's connection dies mid-batch (here the mutation has the
+// server end its own connection, as a PostgreSQL restart would), the batch
+// is answered ErrUnavailable, not an internal error, and the next batch
+// runs on a new connection without anyone reopening the DB.
+func TestPostgresWriterUnavailableThenReconnects(t *testing.T) {
+	db, _ := openPostgresTest(t)
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	ctx := context.Background()
+	err := w.Do(ctx, func(ctx context.Context, tx *Tx) error {
+		if err := insertStaff(1)(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
+		return err
+	})
+	if !errors.Is(err, ErrUnavailable) || !IsUnavailable(err) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if err := w.Do(ctx, insertStaff(2)); err != nil {
+		t.Fatalf("the writer did not reconnect: %v", err)
+	}
+	var tids []int
+	if err := db.Read.SelectContext(ctx, &tids, `SELECT tid FROM staff ORDER BY tid`); err != nil {
+		t.Fatal(err)
+	}
+	if len(tids) != 1 || tids[0] != 2 {
+		t.Errorf("staff = %v, want [2]: the dead batch must have written nothing", tids)
+	}
+}
