@@ -38,6 +38,11 @@ type HubConfig struct {
 	// Poll is how often the hub looks for journal rows written by other
 	// programs (its own writes wake it at once): 1ms to 1m. Default 250ms.
 	Poll time.Duration
+	// StorePoll replaces Poll on a PostgreSQL store database, where the
+	// other instances' sales are the rule, not the exception, and a
+	// display on one must see a sale made on another live: 1ms to 1m.
+	// Default 25ms.
+	StorePoll time.Duration
 	// MaxReplay caps the events one open_firehose with since replays:
 	// 1 to 10000000. Default 10000.
 	MaxReplay int
@@ -52,6 +57,7 @@ type HubConfig struct {
 func (c HubConfig) Validate() error {
 	return errors.Join(
 		setting.Range("Poll", c.Poll, time.Millisecond, time.Minute),
+		setting.Range("StorePoll", c.StorePoll, time.Millisecond, time.Minute),
 		setting.Range("MaxReplay", c.MaxReplay, 1, 10_000_000),
 		setting.Range("MaxPerSocket", c.MaxPerSocket, 1, 100_000),
 	)
@@ -59,7 +65,7 @@ func (c HubConfig) Validate() error {
 
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig() HubConfig {
-	return HubConfig{Poll: 250 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64}
+	return HubConfig{Poll: 250 * time.Millisecond, StorePoll: 25 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64}
 }
 
 // Sink is where a subscription's packets go: a socket's send queue.
@@ -136,6 +142,9 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultHubConfig().Poll
 	}
+	if cfg.StorePoll <= 0 {
+		cfg.StorePoll = DefaultHubConfig().StorePoll
+	}
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = DefaultHubConfig().MaxReplay
 	}
@@ -178,7 +187,16 @@ func (h *Hub) Run(ctx context.Context) {
 	if _, newest, err := lanedb.JournalBounds(ctx, h.db.Read); err == nil {
 		h.head = newest
 	}
-	poll := time.NewTicker(h.cfg.Poll)
+	// Polling is how other programs' journal rows arrive; it must work
+	// alone, so that any PostgreSQL-compatible engine can serve a store. On
+	// PostgreSQL every instance appends under one lock (lanedb's
+	// lockJournal), so seq order is commit order and "seq > head" misses
+	// nothing.
+	every := h.cfg.Poll
+	if h.db.Postgres() {
+		every = h.cfg.StorePoll
+	}
+	poll := time.NewTicker(every)
 	defer poll.Stop()
 	for {
 		select {

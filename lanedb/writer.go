@@ -463,10 +463,13 @@ func runSavepoint(ctx context.Context, tx *Tx, j *job) (jobErr, fatal error) {
 	if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
-	callbacks := len(tx.afterCommit)
+	callbacks, journalLocked := len(tx.afterCommit), tx.journalLocked
 	jobErr = callMutation(context.WithoutCancel(j.ctx), tx, j.fn)
 	if jobErr != nil {
 		tx.afterCommit = tx.afterCommit[:callbacks] // its writes are undone; so are its callbacks
+		// A lock taken inside the savepoint is released by ROLLBACK TO: the
+		// next journal insert must take it again.
+		tx.journalLocked = journalLocked
 		tx.savepoints++
 		if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {
 			return nil, fmt.Errorf("rollback to savepoint: %w (after %v)", err, jobErr)
