@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -33,7 +34,11 @@ import (
 //  5. Every other statement is written in the SQL both engines share
 //     (CASE instead of summing a boolean, ON CONFLICT … DO UPDATE, COALESCE).
 //
-// Errors differ too: isConflict and isConnectionLost read PostgreSQL's.
+//  6. Arguments: SQLite stores a Go bool as the integer 0 or 1; the lane's
+//     flag columns are BIGINT 0/1 in both schemas, and pgx, which refuses
+//     to encode a bool as an integer, is taught to (boolsAsIntegers).
+//
+// Errors differ too: isConflict and IsUnavailable read PostgreSQL's.
 
 // dialect is the SQL a DB's statements are written in.
 type dialect uint8
@@ -165,4 +170,37 @@ func isNetworkError(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, io.EOF) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// boolsAsIntegers lets m encode a Go bool as the integer 1 or 0 for an
+// integer parameter, as SQLite's driver stores it. A bool bound to a
+// boolean parameter is encoded as before (this is tried only when no
+// direct plan exists).
+func boolsAsIntegers(m *pgtype.Map) {
+	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapBoolAsInt}, m.TryWrapEncodePlanFuncs...)
+}
+
+func tryWrapBoolAsInt(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
+	if b, ok := value.(bool); ok {
+		return &boolAsIntPlan{}, boolAsInt(b), true
+	}
+	return nil, nil, false
+}
+
+// boolAsInt is a bool that pgtype's integer codecs can encode.
+type boolAsInt bool
+
+func (b boolAsInt) Int64Value() (pgtype.Int8, error) {
+	if b {
+		return pgtype.Int8{Int64: 1, Valid: true}, nil
+	}
+	return pgtype.Int8{Int64: 0, Valid: true}, nil
+}
+
+type boolAsIntPlan struct{ next pgtype.EncodePlan }
+
+func (p *boolAsIntPlan) SetNext(next pgtype.EncodePlan) { p.next = next }
+
+func (p *boolAsIntPlan) Encode(value any, buf []byte) ([]byte, error) {
+	return p.next.Encode(boolAsInt(value.(bool)), buf)
 }

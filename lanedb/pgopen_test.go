@@ -52,3 +52,27 @@ func TestPostgresOpenPreparesEveryStatement(t *testing.T) {
 	}
 	again.Close()
 }
+
+// A Go bool goes into a BIGINT 0/1 column as it does on SQLite.
+func TestPostgresTakesBoolsAsIntegers(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			db := be.open(t)
+			ctx := context.Background()
+			err := db.WriteTx(ctx, func(tx *Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name, active) VALUES (1, 'a', 'a', ?), (2, 'b', 'b', ?)`, true, false)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			if err := db.Read.SelectContext(ctx, &got, `SELECT active FROM staff ORDER BY tid`); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[0] != 1 || got[1] != 0 {
+				t.Errorf("active = %v, want [1 0]", got)
+			}
+		})
+	}
+}

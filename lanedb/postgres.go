@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -38,7 +38,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) 
 	if err := MigratePostgres(ctx, dbURL); err != nil {
 		return nil, err
 	}
-	w, err := sqlx.Open(dialectPostgres.driverName(), dbURL)
+	w, err := openPostgresPool(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("open lane db writer %s: %w", name, err)
 	}
@@ -53,7 +53,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) 
 		w.Close()
 		return nil, fmt.Errorf("lane db %s: %w", name, err)
 	}
-	r, err := sqlx.Open(dialectPostgres.driverName(), dbURL)
+	r, err := openPostgresPool(dbURL)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open lane db readers %s: %w", name, err)
@@ -164,6 +164,20 @@ func migratePostgresStep(ctx context.Context, conn *pgx.Conn, name string, ms []
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return current == len(ms), nil
+}
+
+// openPostgresPool opens a database/sql pool on dbURL through pgx, each
+// connection set up to take the arguments SQLite takes (boolsAsIntegers).
+func openPostgresPool(dbURL string) (*sqlx.DB, error) {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse the PostgreSQL URL: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+		boolsAsIntegers(c.TypeMap())
+		return nil
+	}))
+	return sqlx.NewDb(db, dialectPostgres.driverName()), nil
 }
 
 // redactURL is dbURL fit for an error message: its password hidden.

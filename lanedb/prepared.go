@@ -169,6 +169,13 @@ func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 	return t.Tx.QueryRowContext(ctx, t.d.must(query), args...)
 }
 
+// PreparexContext prepares a statement of the caller's own (a bulk load's)
+// in the transaction, rewritten for the DB's dialect. What it runs is not
+// counted in WriterStats.
+func (t *Tx) PreparexContext(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	return t.Tx.PreparexContext(ctx, t.d.must(query))
+}
+
 // The forms without a context run through the ones above, so that they
 // are counted too.
 

@@ -114,7 +114,7 @@ func ClearLaneState(ctx context.Context, tx *Tx) error {
 func HasData(ctx context.Context, q sqlx.QueryerContext) (bool, error) {
 	for _, t := range DataTables {
 		var n int
-		if err := sqlx.GetContext(ctx, q, &n, "SELECT EXISTS (SELECT 1 FROM "+t+")"); err != nil {
+		if err := sqlx.GetContext(ctx, q, &n, "SELECT CASE WHEN EXISTS (SELECT 1 FROM "+t+") THEN 1 ELSE 0 END"); err != nil {
 			return false, fmt.Errorf("check %s for rows: %w", t, err)
 		}
 		if n == 1 {
