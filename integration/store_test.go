@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The store mode (issue 15): several `greenlane serve` processes on one
+// PostgreSQL database serve one store.
+
+// storeDB creates an empty database on the PostgreSQL server the tests may
+// use (GREENLANE_TEST_PG, which .ci/run always sets) and returns its URL;
+// it is dropped when the test ends. Outside CI, without a server, the test
+// is skipped, saying so; under CI a missing server fails it.
+func storeDB(t *testing.T) string {
+	t.Helper()
+	needsOwnLane(t)
+	base := os.Getenv("GREENLANE_TEST_PG")
+	if base == "" {
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+			t.Fatal("GREENLANE_TEST_PG is unset under CI: .ci/run must start PostgreSQL (.ci/pg start) and export its URL")
+		}
+		t.Skip("GREENLANE_TEST_PG is unset: no PostgreSQL server for the store mode (eval \"$(.ci/pg start)\" makes one)")
+	}
+	ctx := context.Background()
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	name := "greenlane_it_" + hex.EncodeToString(b)
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to GREENLANE_TEST_PG: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("connect to drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("GREENLANE_TEST_PG does not parse as a URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// startStoreLane starts `greenlane serve --db URL` on a store database
+// that was loaded beforehand; key is an admin key made with the CLI.
+func startStoreLane(t *testing.T, dbURL, key string, extra ...string) *lane {
+	t.Helper()
+	l := &lane{t: t, db: dbURL, key: key, exited: make(chan struct{})}
+	l.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", dbURL}, extra...)...)
+	l.cmd.Env = quietEnv()
+	pipe, err := l.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		t.Fatalf("start greenlane: %v", err)
+	}
+	addrc := make(chan string, 1)
+	go l.readLog(pipe, addrc)
+	t.Cleanup(l.stop)
+	select {
+	case l.addr = <-addrc:
+	case <-l.exited:
+		t.Fatalf("greenlane exited before listening:\n%s", l.log())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
+	}
+	return l
+}
+
+// TestStoreTwoInstances: two servers on one PostgreSQL database are one
+// store. A tablet on A parks a presell; a display on B sees that sale live
+// as it is built and parked on A; a counter on B recalls it by its ticket
+// and completes it; the display sees that too, and A's tablet finds its
+// presell completed.
+func TestStoreTwoInstances(t *testing.T) {
+	db := storeDB(t)
+	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startStoreLane(t, db, strings.TrimSpace(adminKey))
+	b := startStoreLane(t, db, strings.TrimSpace(adminKey))
+	keys := a.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
+
+	display := b.login("", keys["display-1"], custdisp)
+	openFH(t, display, fhOpen("all", map[string]any{"event": "custdisp.sale"}, nil))
+
+	tablet := a.login(presellQuery, keys["tablet-1"], "")
+	parked := presellFromTablet(t, tablet, 0, soldLine{1001, 2}, soldLine{1020, 1})
+	pk := parked["physkey"].(string)
+
+	// B's display sees A's sale: created, two lines, parked, in that order.
+	var seen []string
+	var lastSeq float64
+	for len(seen) < 4 {
+		ev := nextEvent(t, display, "all")
+		seq, ok := ev.seq(t)
+		if !ok || float64(seq) <= lastSeq {
+			t.Fatalf("event out of order or without seq after %v: %s", lastSeq, ev.raw)
+		}
+		lastSeq = float64(seq)
+		if !strings.Contains(string(ev.V), pk) {
+			t.Fatalf("an event of another sale: %s", ev.raw)
+		}
+		seen = append(seen, ev.SC)
+	}
+	want := []string{"custdisp.sale.add", "custdisp.sale.lines.add", "custdisp.sale.lines.add", "custdisp.sale.status"}
+	if strings.Join(seen, " ") != strings.Join(want, " ") {
+		t.Fatalf("B's display saw %v, want %v", seen, want)
+	}
+
+	counter := b.login("", keys["counter-1"], "")
+	recalled := sale(t, counter, presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})
+	if recalled["physkey"] != pk || recalled["holder"] != "counter-1" || recalled["tablet"] != "tablet-1" {
+		t.Fatalf("B's counter recalled ticket %v: %v, want %s held by counter-1", parked["ticket"], recalled, pk)
+	}
+	sale(t, counter, sbA+"sale_add_payment", pk, map[string]any{"type": 3, "amount": recalled["saletotal"]})
+	done := sale(t, counter, sbA+"salesbuilder_complete", pk, nil)
+	if done["phase"] != 1.0 || num(done["sid"]) < 1 {
+		t.Fatalf("completed on B: %v", done)
+	}
+	for _, wantSC := range []string{"custdisp.sale.status", "custdisp.sale.payments.add", "custdisp.sale.status"} {
+		ev := nextEvent(t, display, "all")
+		if ev.SC != wantSC {
+			t.Fatalf("after the recall B's display got %s, want %s", ev.raw, wantSC)
+		}
+	}
+
+	// The tablet on A can no longer change it: B's counter completed it.
+	wantErr(t, tablet, req(sbA+"sale_add_product", pk, map[string]any{"pid": 1001}), "conflict")
+
+	// The store database holds it once, completed by counter-1.
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var phase, sid, n int64
+	var holder string
+	if err := c.QueryRow(ctx, `SELECT phase, sid, holder_name, (SELECT count(*) FROM sales) FROM sales WHERE physkey = $1`, pk).
+		Scan(&phase, &sid, &holder, &n); err != nil {
+		t.Fatal(err)
+	}
+	if phase != 1 || sid != int64(num(done["sid"])) || holder != "counter-1" || n != 1 {
+		t.Fatalf("in the store DB: phase %d sid %d holder %s, %d sales; want 1, %v, counter-1, 1 sale", phase, sid, holder, n, done["sid"])
+	}
+	for _, l := range []*lane{a, b} {
+		if bad := l.troubles(); bad != "" {
+			t.Errorf("a lane logged trouble:\n%s", bad)
+		}
+	}
+}
