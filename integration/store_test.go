@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,4 +179,87 @@ func TestStoreTwoInstances(t *testing.T) {
 			t.Errorf("a lane logged trouble:\n%s", bad)
 		}
 	}
+}
+
+// TestStoreRecallRace: a counter on each instance and the tablet that made
+// the presell (on A) claim the same presell at the same moment, for each of
+// n presells. Each time exactly one wins and the others are told who has
+// it (never an internal error, never two winners), and the winner gives it
+// back. The claim's conditional UPDATE is what decides, across processes.
+func TestStoreRecallRace(t *testing.T) {
+	const n = 1000
+	db := storeDB(t)
+	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startStoreLane(t, db, strings.TrimSpace(adminKey), "--max-open-presells", fmt.Sprint(n))
+	b := startStoreLane(t, db, strings.TrimSpace(adminKey), "--max-open-presells", fmt.Sprint(n))
+	keys := a.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"}, keyRequest{"counter-2", "counter"})
+	tablet := dialMux(t, a, "tablet-1", presellQuery, keys["tablet-1"], "")
+	sockets := []*muxSocket{
+		dialMux(t, a, "counter-1", "", keys["counter-1"], ""),
+		dialMux(t, b, "counter-2", "", keys["counter-2"], ""),
+		tablet,
+	}
+	names := []string{"counter-1", "counter-2", "tablet-1"}
+	presells := submitPresells(t, tablet, n, 5)
+	wins := make([]int, len(names))
+	for i, p := range presells {
+		pkts := []map[string]any{
+			{"a": presellA + "recall", "v": map[string]any{"ticket": p.ticket}},
+			{"a": presellA + "recall", "k": p.physkey},
+			{"a": sbA + "sale_unpark", "k": p.physkey},
+		}
+		start := make(chan struct{})
+		replies := make([]*packet, len(sockets))
+		errs := make([]error, len(sockets))
+		var wg sync.WaitGroup
+		for who, s := range sockets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				replies[who], errs[who] = s.call(pkts[who])
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var won []int
+		for who, r := range replies {
+			if errs[who] != nil {
+				t.Fatalf("presell %d, %s: %v", i, names[who], errs[who])
+			}
+			if r.Error == nil {
+				won = append(won, who)
+			}
+		}
+		if len(won) != 1 {
+			var got []string
+			for who, r := range replies {
+				got = append(got, names[who]+": "+string(r.raw))
+			}
+			t.Fatalf("presell %d: %d winners, want one:\n%s", i, len(won), strings.Join(got, "\n"))
+		}
+		w := won[0]
+		wins[w]++
+		for who, r := range replies {
+			if who != w {
+				if err := claimedBy(r, names[w]); err != nil {
+					t.Fatalf("presell %d, loser %s: %v", i, names[who], err)
+				}
+			}
+		}
+		got := sockets[w].sale(t, sbA+"sale_park", p.physkey, nil)
+		if got["phase"] != 5.0 || got["holder"] != "" {
+			t.Fatalf("presell %d: %s parked it back: phase %v holder %q", i, names[w], got["phase"], got["holder"])
+		}
+	}
+	if wins[0] == 0 || wins[1] == 0 {
+		t.Errorf("wins %v: a counter never won; the instances did not really compete", wins)
+	}
+	t.Logf("%d races: counter-1 (A) won %d, counter-2 (B) %d, tablet-1 (A) %d", n, wins[0], wins[1], wins[2])
 }

@@ -34,7 +34,14 @@ import (
 //  5. Every other statement is written in the SQL both engines share
 //     (CASE instead of summing a boolean, ON CONFLICT … DO UPDATE, COALESCE).
 //
-//  6. Arguments: SQLite stores a Go bool as the integer 0 or 1; the lane's
+//  6. The writer's read of a sale (qGetSale in a write transaction) takes
+//     the row's lock: FOR UPDATE is appended to its writer form
+//     (postgresWriterLocks). SQLite's single writer runs every
+//     read-then-write of a sale alone; on PostgreSQL two instances would
+//     both read a presell unclaimed, and the later one's claim UPDATE would
+//     find the row changed and answer "try again" instead of "claimed by".
+//     With the lock the later one waits, then reads the claim as it is.
+//  7. Arguments: SQLite stores a Go bool as the integer 0 or 1; the lane's
 //     flag columns are BIGINT 0/1 in both schemas, and pgx, which refuses
 //     to encode a bool as an integer, is taught to (boolsAsIntegers).
 //
@@ -82,6 +89,19 @@ var postgresForms = map[string]string{
 	// AUTOINCREMENT keeps its high-water mark in sqlite_sequence; an
 	// identity column keeps it in its sequence.
 	qRestartJournalSeq: `SELECT setval(pg_get_serial_sequence('journal', 'seq'), 1, false)`,
+}
+
+// postgresWriterLocks are the registered reads whose form in a write
+// transaction ends in FOR UPDATE (6 above); the read pool runs them plain.
+var postgresWriterLocks = map[string]bool{qGetSale: true}
+
+// writerForm is rewrite for a statement prepared on the writer.
+func (d dialect) writerForm(query string) (string, bool) {
+	q, ok := d.rewrite(query)
+	if ok && d == dialectPostgres && postgresWriterLocks[query] {
+		q += " FOR UPDATE"
+	}
+	return q, ok
 }
 
 var indexedBy = regexp.MustCompile(`(?i)\s+INDEXED\s+BY\s+\w+`)

@@ -27,3 +27,18 @@ func TestDialectRewrite(t *testing.T) {
 		})
 	}
 }
+
+// The writer's read of a sale locks its row on PostgreSQL; the read pool's
+// and SQLite's forms are the statement as written.
+func TestDialectWriterForm(t *testing.T) {
+	pg, _ := dialectPostgres.writerForm(qGetSale)
+	if want := dialectPostgres.must(qGetSale) + " FOR UPDATE"; pg != want {
+		t.Errorf("writer form = %q, want %q", pg, want)
+	}
+	if lite, _ := dialectSQLite.writerForm(qGetSale); lite != qGetSale {
+		t.Errorf("SQLite writer form = %q", lite)
+	}
+	if other, _ := dialectPostgres.writerForm(qLineCount); other != dialectPostgres.must(qLineCount) {
+		t.Errorf("a statement not in postgresWriterLocks got %q", other)
+	}
+}

@@ -52,6 +52,9 @@ func prepareAll(ctx context.Context, pool *sqlx.DB, d dialect, readsOnly bool) (
 			continue
 		}
 		dq, ok := d.rewrite(q)
+		if !readsOnly {
+			dq, ok = d.writerForm(q)
+		}
 		if !ok {
 			continue
 		}
