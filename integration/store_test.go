@@ -263,3 +263,77 @@ func TestStoreRecallRace(t *testing.T) {
 	}
 	t.Logf("%d races: counter-1 (A) won %d, counter-2 (B) %d, tablet-1 (A) %d", n, wins[0], wins[1], wins[2])
 }
+
+// TestStoreConcurrentSubmits: tablets on both instances build and submit
+// presells at the same moment. Both instances pick tickets from one store:
+// every submit succeeds (one that picked a ticket another instance took at
+// that moment is run once more and takes the next free one), and no two
+// open presells share a ticket.
+func TestStoreConcurrentSubmits(t *testing.T) {
+	const tablets, sales, lines = 10, 5, 3
+	db := storeDB(t)
+	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--max-unauth-per-address", "64"}
+	lanes := []*lane{
+		startStoreLane(t, db, strings.TrimSpace(adminKey), flags...),
+		startStoreLane(t, db, strings.TrimSpace(adminKey), flags...),
+	}
+	keys := lanes[0].newKeys("tablet", "presell", tablets)
+	results := make([][]soldSale, tablets)
+	errs := make([]error, tablets)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range tablets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = runTablet(lanes[i%2].addr, fmt.Sprintf("tablet-%d", i+1), keys[i], i, sales, lines)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("tablet-%d (on %c): %v", i+1, 'A'+i%2, err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	byTicket := map[float64]string{}
+	for _, rs := range results {
+		for _, s := range rs {
+			if other, dup := byTicket[s.ticket]; dup {
+				t.Fatalf("presells %s and %s were both given ticket %v", other, s.physkey, s.ticket)
+			}
+			byTicket[s.ticket] = s.physkey
+		}
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var open, distinct int
+	if err := c.QueryRow(ctx, `SELECT count(*), count(DISTINCT ticket) FROM sales WHERE presell = 1 AND phase = 5`).
+		Scan(&open, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if open != tablets*sales || distinct != open || len(byTicket) != open {
+		t.Fatalf("store DB: %d submitted presells with %d distinct tickets; the tablets were told of %d; want %d each",
+			open, distinct, len(byTicket), tablets*sales)
+	}
+	for _, l := range lanes {
+		if bad := l.troubles(); bad != "" {
+			t.Errorf("a lane logged trouble:\n%s", bad)
+		}
+	}
+}

@@ -382,6 +382,18 @@ func (w *Writer) runBatch(batch []*job) {
 		w.answer(batch, results, w.unavailable(err))
 		return
 	}
+	// On PostgreSQL the batch takes the store-wide journal lock first (see
+	// lockJournal), not at its first journal insert: nearly every batch
+	// journals anyway, and a batch that holds it from BEGIN never waits
+	// for it while holding a row lock, so two instances cannot deadlock on
+	// it. Batches then run one at a time store-wide, as on SQLite's single
+	// writer, and every read-then-write (a ticket, a sale number, an ik)
+	// sees the other instances' committed writes.
+	if err := tx.lockJournal(ctx); err != nil {
+		_ = tx.Rollback()
+		w.answer(batch, results, w.unavailable(err))
+		return
+	}
 	// Jobs that lost a race on PostgreSQL run once more, in a batch of
 	// their own right after this one: by then the winner has committed
 	// (its locks are why this one lost), and they see its writes.
