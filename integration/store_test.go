@@ -337,3 +337,58 @@ func TestStoreConcurrentSubmits(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreExactlyOnceAcrossInstances: a request retried with its ik on
+// the other instance gets the stored reply and runs nothing again, also
+// when the two copies arrive on both instances at the same moment.
+func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
+	db := storeDB(t)
+	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startStoreLane(t, db, strings.TrimSpace(adminKey))
+	b := startStoreLane(t, db, strings.TrimSpace(adminKey))
+	key := a.newKeys("tablet", "presell", 1)[0]
+	onA, onB := a.login(presellQuery, key, ""), b.login(presellQuery, key, "")
+
+	create := map[string]any{"a": sbA + "sale_create", "rq": "create", "ik": newUUID()}
+	first := doPkt(t, onA, create)
+	pk := saleReply(t, first)["physkey"].(string)
+	if again := doPkt(t, onB, create); string(again.Data) != string(first.Data) {
+		t.Fatalf("create retried on B:\n got %s\nwant %s", again.raw, first.raw)
+	}
+
+	// The same add_product, at once on both instances, for several iks.
+	const rounds = 20
+	for i := range rounds {
+		add := map[string]any{"a": sbA + "sale_add_product", "rq": fmt.Sprint("add", i), "ik": newUUID(), "k": pk,
+			"v": map[string]any{"pid": 1001, "qty": 1}}
+		var ra, rb *packet
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); ra = onA.in(t).call(add) }()
+		go func() { defer wg.Done(); rb = onB.in(t).call(add) }()
+		wg.Wait()
+		if ra.Error != nil || rb.Error != nil || string(ra.Data) != string(rb.Data) {
+			t.Fatalf("round %d: the two copies got different replies:\nA %s\nB %s", i, ra.raw, rb.raw)
+		}
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var sales, lines int
+	if err := c.QueryRow(ctx, `SELECT (SELECT count(*) FROM sales), (SELECT count(*) FROM sale_lines WHERE sale_physkey = $1)`, pk).
+		Scan(&sales, &lines); err != nil {
+		t.Fatal(err)
+	}
+	if sales != 1 || lines != rounds {
+		t.Fatalf("store DB: %d sales, %d lines; want 1 sale with %d lines (each ik once)", sales, lines, rounds)
+	}
+}
