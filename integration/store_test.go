@@ -66,6 +66,21 @@ func storeDB(t *testing.T) string {
 	return u.String()
 }
 
+// demoStore is a store database with the demo fixture loaded and an admin
+// key made, both with the CLI.
+func demoStore(t *testing.T) (db, adminKey string) {
+	t.Helper()
+	db = storeDB(t)
+	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	key, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, strings.TrimSpace(key)
+}
+
 // startStoreLane starts `greenlane serve --db URL` on a store database
 // that was loaded beforehand; key is an admin key made with the CLI.
 func startStoreLane(t *testing.T, dbURL, key string, extra ...string) *lane {
@@ -99,16 +114,9 @@ func startStoreLane(t *testing.T, dbURL, key string, extra ...string) *lane {
 // and completes it; the display sees that too, and A's tablet finds its
 // presell completed.
 func TestStoreTwoInstances(t *testing.T) {
-	db := storeDB(t)
-	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startStoreLane(t, db, strings.TrimSpace(adminKey))
-	b := startStoreLane(t, db, strings.TrimSpace(adminKey))
+	db, adminKey := demoStore(t)
+	a := startStoreLane(t, db, adminKey)
+	b := startStoreLane(t, db, adminKey)
 	keys := a.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
 
 	display := b.login("", keys["display-1"], custdisp)
@@ -188,16 +196,9 @@ func TestStoreTwoInstances(t *testing.T) {
 // back. The claim's conditional UPDATE is what decides, across processes.
 func TestStoreRecallRace(t *testing.T) {
 	const n = 1000
-	db := storeDB(t)
-	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startStoreLane(t, db, strings.TrimSpace(adminKey), "--max-open-presells", fmt.Sprint(n))
-	b := startStoreLane(t, db, strings.TrimSpace(adminKey), "--max-open-presells", fmt.Sprint(n))
+	db, adminKey := demoStore(t)
+	a := startStoreLane(t, db, adminKey, "--max-open-presells", fmt.Sprint(n))
+	b := startStoreLane(t, db, adminKey, "--max-open-presells", fmt.Sprint(n))
 	keys := a.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"}, keyRequest{"counter-2", "counter"})
 	tablet := dialMux(t, a, "tablet-1", presellQuery, keys["tablet-1"], "")
 	sockets := []*muxSocket{
@@ -271,18 +272,11 @@ func TestStoreRecallRace(t *testing.T) {
 // open presells share a ticket.
 func TestStoreConcurrentSubmits(t *testing.T) {
 	const tablets, sales, lines = 10, 5, 3
-	db := storeDB(t)
-	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, adminKey := demoStore(t)
 	flags := []string{"--max-unauth-per-address", "64"}
 	lanes := []*lane{
-		startStoreLane(t, db, strings.TrimSpace(adminKey), flags...),
-		startStoreLane(t, db, strings.TrimSpace(adminKey), flags...),
+		startStoreLane(t, db, adminKey, flags...),
+		startStoreLane(t, db, adminKey, flags...),
 	}
 	keys := lanes[0].newKeys("tablet", "presell", tablets)
 	results := make([][]soldSale, tablets)
@@ -342,16 +336,9 @@ func TestStoreConcurrentSubmits(t *testing.T) {
 // the other instance gets the stored reply and runs nothing again, also
 // when the two copies arrive on both instances at the same moment.
 func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
-	db := storeDB(t)
-	if _, err := cli(t, "fixture", "load", "demo", "--db", db); err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := cli(t, "apikey", "create", "--db", db, "--name", "admin", "--scope", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startStoreLane(t, db, strings.TrimSpace(adminKey))
-	b := startStoreLane(t, db, strings.TrimSpace(adminKey))
+	db, adminKey := demoStore(t)
+	a := startStoreLane(t, db, adminKey)
+	b := startStoreLane(t, db, adminKey)
 	key := a.newKeys("tablet", "presell", 1)[0]
 	onA, onB := a.login(presellQuery, key, ""), b.login(presellQuery, key, "")
 
@@ -390,5 +377,53 @@ func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
 	}
 	if sales != 1 || lines != rounds {
 		t.Fatalf("store DB: %d sales, %d lines; want 1 sale with %d lines (each ik once)", sales, lines, rounds)
+	}
+}
+
+// TestStoreConnectionsDropped: PostgreSQL ends every connection of the
+// store database (as a restart does) under a running instance. A request
+// then is either served on a new connection or answered unavailable
+// (retry), never an internal error, and the instance goes on serving
+// without a restart.
+func TestStoreConnectionsDropped(t *testing.T) {
+	db, adminKey := demoStore(t)
+	l := startStoreLane(t, db, adminKey)
+	tablet := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
+	pk := sale(t, tablet, sbA+"sale_create", nil, nil)["physkey"].(string)
+
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var ended int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t`).Scan(&ended); err != nil {
+		t.Fatal(err)
+	}
+	if ended == 0 {
+		t.Fatal("the instance held no connection to end")
+	}
+	served := 0
+	for i := range 3 {
+		r := doPkt(t, tablet, req(sbA+"sale_add_product", pk, map[string]any{"pid": 1001}))
+		switch {
+		case r.Error == nil:
+			served++
+		case r.Error.Code != "unavailable":
+			t.Fatalf("request %d after the connections ended: %s, want a reply or unavailable", i, r.raw)
+		}
+	}
+	t.Logf("after the connections ended: %d of 3 requests served, the rest unavailable", served)
+	if served == 0 {
+		t.Fatal("three requests after the connections ended were all unavailable: the instance did not reconnect")
+	}
+	var lines int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM sale_lines WHERE sale_physkey = $1`, pk).Scan(&lines); err != nil {
+		t.Fatal(err)
+	}
+	if lines != served {
+		t.Fatalf("the sale has %d lines after %d served adds: an unavailable answer wrote, or a reply did not", lines, served)
 	}
 }
