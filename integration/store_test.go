@@ -2,11 +2,7 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -14,56 +10,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
 )
 
 // The store mode (issue 15): several `greenlane serve` processes on one
 // PostgreSQL database serve one store.
 
-// storeDB creates an empty database on the PostgreSQL server the tests may
-// use (GREENLANE_TEST_PG, which .ci/run always sets) and returns its URL;
-// it is dropped when the test ends. Outside CI, without a server, the test
-// is skipped, saying so; under CI a missing server fails it.
+// storeDB is a fresh store database (pgtest.FreshDB) for a test that
+// starts its own lanes.
 func storeDB(t *testing.T) string {
 	t.Helper()
 	needsOwnLane(t)
-	base := os.Getenv("GREENLANE_TEST_PG")
-	if base == "" {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatal("GREENLANE_TEST_PG is unset under CI: .ci/run must start PostgreSQL (.ci/pg start) and export its URL")
-		}
-		t.Skip("GREENLANE_TEST_PG is unset: no PostgreSQL server for the store mode (eval \"$(.ci/pg start)\" makes one)")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := "greenlane_it_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to GREENLANE_TEST_PG: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("connect to drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("GREENLANE_TEST_PG does not parse as a URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.FreshDB(t)
 }
 
 // demoStore is a store database with the demo fixture loaded and an admin

@@ -39,7 +39,12 @@ func allocate(t *testing.T, db *DB) (int64, error) {
 }
 
 func TestAllocateTicket(t *testing.T) {
-	db := openTemp(t)
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { testAllocateTicket(t, be.open(t)) })
+	}
+}
+
+func testAllocateTicket(t *testing.T, db *DB) {
 	holdTickets(t, db, 1, 2, 3, 5)
 	for _, want := range []int64{4, 6, 7} {
 		if got, err := allocate(t, db); err != nil || got != want {
@@ -48,7 +53,7 @@ func TestAllocateTicket(t *testing.T) {
 	}
 	// The counter goes round: near the top, free numbers above are used
 	// first, then it wraps to the lowest free one.
-	if _, err := db.w.Exec(`UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, MaxTicket-1); err != nil {
+	if _, err := db.Exec(context.Background(), `UPDATE lane_counters SET value = ? WHERE name = 'ticket_next'`, MaxTicket-1); err != nil {
 		t.Fatal(err)
 	}
 	holdTickets(t, db, MaxTicket)
@@ -61,7 +66,12 @@ func TestAllocateTicket(t *testing.T) {
 }
 
 func TestAllocateTicketExhausted(t *testing.T) {
-	db := openTemp(t)
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { testAllocateTicketExhausted(t, be.open(t)) })
+	}
+}
+
+func testAllocateTicketExhausted(t *testing.T, db *DB) {
 	all := make([]int64, MaxTicket)
 	for i := range all {
 		all[i] = int64(i + 1)
