@@ -563,6 +563,9 @@ func sqliteRows(t *testing.T, db, query string, args ...any) []map[string]any {
 		skipIfRemote(t, "reads the lane DB file with sqlite3")
 	}
 	query = fmt.Sprintf(query, args...)
+	if isStoreURL(db) {
+		return storeRows(t, db, query) // a PostgreSQL store database (store_test.go)
+	}
 	cmd := exec.Command("sqlite3", "-readonly", "-json", "-bail", "-cmd", ".timeout 10000", db, query)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
