@@ -21,7 +21,10 @@ import (
 // Options tune how the lane DB is opened.
 type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
-	// before giving up: 1ms to 1h. Default 10s.
+	// before giving up: 1ms to 1h. Default 10s. On PostgreSQL it bounds
+	// connecting (unless the URL sets connect_timeout) and each write
+	// batch, BEGIN to COMMIT, so that a writer never hangs on a server that
+	// stopped answering: the batch is answered ErrUnavailable.
 	BusyTimeout time.Duration
 	// Synchronous is SQLite's synchronous pragma: FULL, NORMAL, OFF or
 	// EXTRA. Default FULL (an acknowledged sale survives power loss).
@@ -78,6 +81,9 @@ type DB struct {
 	Path string
 	wp   *prepared // this package's statements prepared on w
 	d    dialect
+	// batchTimeout bounds a write batch on PostgreSQL (Options.BusyTimeout);
+	// 0 on SQLite, whose busy timeout is the connection's own.
+	batchTimeout time.Duration
 }
 
 // Postgres reports whether the lane DB is a PostgreSQL store database.

@@ -170,3 +170,47 @@ func TestPostgresWriterUnavailableThenReconnects(t *testing.T) {
 		t.Errorf("staff = %v, want [2]: the dead batch must have written nothing", tids)
 	}
 }
+
+// A write that waits on a lock another program holds and never lets go
+// does not hold the writer: its batch is answered ErrUnavailable at the
+// batch deadline (Options.BusyTimeout), and once the lock is gone the
+// next write goes through.
+func TestPostgresWriterDoesNotHangOnALock(t *testing.T) {
+	u := freshPostgresDB(t)
+	ctx := context.Background()
+	db, err := Open(ctx, u, Options{BusyTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	if err := w.Do(ctx, insertStaff(1)); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE staff SET name = 'held' WHERE tid = 1`); err != nil {
+		t.Fatal(err)
+	}
+	rename := func(ctx context.Context, tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE staff SET name = 'renamed' WHERE tid = 1`)
+		return err
+	}
+	if err := w.Do(ctx, rename); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a write behind a lock never released: err = %v, want ErrUnavailable", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Do(ctx, rename); err != nil {
+		t.Fatalf("after the lock went: %v", err)
+	}
+}

@@ -38,7 +38,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) 
 	if err := MigratePostgres(ctx, dbURL); err != nil {
 		return nil, err
 	}
-	w, err := openPostgresPool(dbURL)
+	w, err := openPostgresPool(dbURL, opts.BusyTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("open lane db writer %s: %w", name, err)
 	}
@@ -48,12 +48,12 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) 
 		w.Close()
 		return nil, fmt.Errorf("open lane db %s: %w", name, err)
 	}
-	db := &DB{w: w, Path: name, d: dialectPostgres}
+	db := &DB{w: w, Path: name, d: dialectPostgres, batchTimeout: opts.BusyTimeout}
 	if db.wp, err = prepareAll(ctx, w, dialectPostgres, false); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("lane db %s: %w", name, err)
 	}
-	r, err := openPostgresPool(dbURL)
+	r, err := openPostgresPool(dbURL, opts.BusyTimeout)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open lane db readers %s: %w", name, err)
@@ -168,10 +168,14 @@ func migratePostgresStep(ctx context.Context, conn *pgx.Conn, name string, ms []
 
 // openPostgresPool opens a database/sql pool on dbURL through pgx, each
 // connection set up to take the arguments SQLite takes (boolsAsIntegers).
-func openPostgresPool(dbURL string) (*sqlx.DB, error) {
+// Connecting gives up after connectTimeout unless the URL says otherwise.
+func openPostgresPool(dbURL string, connectTimeout time.Duration) (*sqlx.DB, error) {
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse the PostgreSQL URL: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
 	}
 	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
 		boolsAsIntegers(c.TypeMap())

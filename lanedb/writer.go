@@ -374,6 +374,18 @@ func (w *Writer) runBatch(batch []*job) {
 	}
 	results := make([]error, len(batch))
 	ctx := context.Background() // one job's cancellation must not abort the others
+	// On PostgreSQL the whole batch has a deadline (Options.BusyTimeout):
+	// a server that stops answering, or a lock another program never lets
+	// go, fails the batch with ErrUnavailable instead of holding the writer.
+	// (SQLite's busy timeout does this there; interrupting an SQLite
+	// statement would roll back the whole batch anyway.)
+	var deadline time.Time
+	if w.db.batchTimeout > 0 {
+		deadline = time.Now().Add(w.db.batchTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	tx, err := w.db.begin(ctx)
 	if err != nil {
 		if IsBusy(err) {
@@ -410,7 +422,7 @@ func (w *Writer) runBatch(batch []*job) {
 			results[i] = err
 			continue
 		}
-		jobErr, fatal := runSavepoint(ctx, tx, j)
+		jobErr, fatal := runSavepoint(ctx, tx, j, deadline)
 		if fatal != nil {
 			// The transaction itself is in doubt (SQLite may have rolled it
 			// back, PostgreSQL's connection may be gone): commit nothing,
@@ -468,15 +480,22 @@ func (w *Writer) account(tx *Tx, busy time.Time, mutations int) {
 
 // runSavepoint runs one job inside SAVEPOINT m; on error only its own
 // writes are undone. fatal is set when the savepoint machinery itself failed.
-// The job gets a context that is never cancelled: interrupting a statement
-// would make SQLite roll back the whole batch's transaction.
-func runSavepoint(ctx context.Context, tx *Tx, j *job) (jobErr, fatal error) {
+// The job gets a context its caller cannot cancel: interrupting a statement
+// would make SQLite roll back the whole batch's transaction. On PostgreSQL
+// it ends at the batch's deadline (runBatch).
+func runSavepoint(ctx context.Context, tx *Tx, j *job, deadline time.Time) (jobErr, fatal error) {
 	tx.savepoints++
 	if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
 	callbacks, journalLocked := len(tx.afterCommit), tx.journalLocked
-	jobErr = callMutation(context.WithoutCancel(j.ctx), tx, j.fn)
+	jctx := context.WithoutCancel(j.ctx)
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithDeadline(jctx, deadline)
+		defer cancel()
+	}
+	jobErr = callMutation(jctx, tx, j.fn)
 	if jobErr != nil {
 		tx.afterCommit = tx.afterCommit[:callbacks] // its writes are undone; so are its callbacks
 		// A lock taken inside the savepoint is released by ROLLBACK TO: the
