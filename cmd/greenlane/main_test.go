@@ -149,7 +149,7 @@ func TestDBDefault(t *testing.T) {
 func TestDBPostgresURL(t *testing.T) {
 	const pg = "postgres://clerk:hunter2@127.0.0.1:1/store"
 	cmds := [][]string{
-		{"serve"}, {"serve", "--create"}, {"fixture", "load", "demo"}, {"fixture", "reset"},
+		{"serve"}, {"serve", "--create"}, {"serve", "--tls"}, {"fixture", "load", "demo"}, {"fixture", "reset"},
 		{"fixture", "export", "--out", "x"}, {"fixture", "generate"},
 		{"apikey", "create", "--name", "n", "--scope", "admin"}, {"apikey", "list"}, {"apikey", "revoke", "n"},
 		{"presell", "list"}, {"presell", "void", "7"}, {"presell", "expire"},
@@ -183,6 +183,10 @@ func TestDBPostgresURL(t *testing.T) {
 				case !refused && slices.Contains(cmd, "--create"):
 					if !strings.Contains(err.Error(), "--create makes a demo SQLite lane DB file") {
 						t.Fatalf("err = %v, want --create refused", err)
+					}
+				case !refused && slices.Contains(cmd, "--tls"):
+					if !strings.Contains(err.Error(), "give each instance --tls-cert and --tls-key") {
+						t.Fatalf("err = %v, want --tls refused", err)
 					}
 				case !refused && !lanedb.IsUnavailable(err):
 					t.Fatalf("err = %v, want a connection error", err)

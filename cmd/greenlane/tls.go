@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/lanetls"
 	"github.com/greenlane-pos/greenlane/web"
 )
@@ -166,6 +167,8 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 // with --tls the CA file to serve at /ca.pem.
 func serveTLS(st *serveSettings) (*tls.Config, string, error) {
 	switch {
+	case st.useTLS && lanedb.IsPostgresURL(st.dbPath):
+		return nil, "", usagef("--tls uses the files tls init made next to an SQLite lane DB file; on a PostgreSQL store database give each instance --tls-cert and --tls-key")
 	case st.useTLS && (st.tlsCert != "" || st.tlsKey != ""):
 		return nil, "", usagef("--tls uses the files tls init made next to --db; give it, or --tls-cert and --tls-key, not both")
 	case st.tlsCert != "" && st.tlsKey == "":
