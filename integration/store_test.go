@@ -352,6 +352,10 @@ func TestStoreConnectionsDropped(t *testing.T) {
 	tablet := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	pk := sale(t, tablet, sbA+"sale_create", nil, nil)["physkey"].(string)
 
+	products := map[string]any{"a": "fd1.products.get_products_list", "rq": "products"}
+	if r := doPkt(t, tablet, products); r.Error != nil {
+		t.Fatalf("products before: %s", r.raw)
+	}
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, db)
 	if err != nil {
@@ -366,6 +370,20 @@ func TestStoreConnectionsDropped(t *testing.T) {
 	if ended == 0 {
 		t.Fatal("the instance held no connection to end")
 	}
+	// Reads run on the read pool, whose connections ended too.
+	readServed := 0
+	for i := range 3 {
+		r := doPkt(t, tablet, products)
+		switch {
+		case r.Error == nil:
+			readServed++
+		case r.Error.Code != "unavailable":
+			t.Fatalf("read %d after the connections ended: %s, want a reply or unavailable", i, r.raw)
+		}
+	}
+	if readServed == 0 {
+		t.Fatal("three reads after the connections ended were all unavailable: the read pool did not reconnect")
+	}
 	served := 0
 	for i := range 3 {
 		r := doPkt(t, tablet, req(sbA+"sale_add_product", pk, map[string]any{"pid": 1001}))
@@ -376,7 +394,7 @@ func TestStoreConnectionsDropped(t *testing.T) {
 			t.Fatalf("request %d after the connections ended: %s, want a reply or unavailable", i, r.raw)
 		}
 	}
-	t.Logf("after the connections ended: %d of 3 requests served, the rest unavailable", served)
+	t.Logf("after the connections ended: %d of 3 reads and %d of 3 writes served, the rest unavailable", readServed, served)
 	if served == 0 {
 		t.Fatal("three requests after the connections ended were all unavailable: the instance did not reconnect")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -118,6 +119,10 @@ func (s *Server) clientError(ctx context.Context, ep *protocol.Endpoint, err err
 		return protocol.Errorf(protocol.CodeUnavailable, "the request took longer than %s; retry", s.cfg.RequestTimeout)
 	case errors.Is(ctx.Err(), context.Canceled):
 		return protocol.Errorf(protocol.CodeCancelled, "the request was cancelled")
+	case lanedb.IsUnavailable(err):
+		// A read that met a store database restarting or out of reach.
+		s.log.Warn("request failed: the lane DB is unavailable", "endpoint", ep.Name, "err", err)
+		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB cannot be reached; retry")
 	}
 	s.log.Error("request failed", "endpoint", ep.Name, "err", err)
 	return protocol.AsError(err)
