@@ -142,6 +142,12 @@ func startLane(t *testing.T, extra ...string) *lane {
 		}
 		return &lane{t: t, addr: remoteAddr, key: *remoteKey, exited: make(chan struct{})}
 	}
+	if os.Getenv("GREENLANE_IT_STORE") != "" {
+		// The suite on a PostgreSQL store database (store_test.go).
+		needsOwnLane(t)
+		db, key := demoStore(t)
+		return startStoreLane(t, db, key, extra...)
+	}
 	return startLaneAt(t, filepath.Join(t.TempDir(), "lane.db"), extra...)
 }
 
@@ -616,6 +622,10 @@ func sqliteExec(t *testing.T, db, stmts string, args ...any) {
 		skipIfRemote(t, "writes the lane DB file with sqlite3")
 	}
 	stmts = fmt.Sprintf(stmts, args...)
+	if isStoreURL(db) {
+		storeExec(t, db, stmts)
+		return
+	}
 	cmd := exec.Command("sqlite3", "-bail", "-cmd", ".timeout 10000", db, stmts)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -458,6 +458,20 @@ func storeRows(t *testing.T, db, query string) []map[string]any {
 	return out
 }
 
+// storeExec is sqliteExec on a store database.
+func storeExec(t *testing.T, db, stmts string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatalf("connect to the store database: %v", err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, stmts); err != nil {
+		t.Fatalf("%q: %v", stmts, err)
+	}
+}
+
 // relStartStore is relStart on a store database (loaded beforehand, so no
 // --create).
 func relStartStore(t *testing.T, db string, extra ...string) *relProc {
