@@ -1,6 +1,8 @@
 // Package lanedb is the lane's POS database: an SQLite file that greenlane
-// and the counter program share. It owns the schema (embedded, versioned
-// migrations), the connection setup, and the SQL that reads and writes it.
+// and the counter program share, or in store mode a PostgreSQL database
+// that several greenlane instances share (postgres.go, dialect.go). It owns
+// the schema (embedded, versioned migrations, one set per dialect), the
+// connection setup, and the SQL that reads and writes it.
 package lanedb
 
 import (
@@ -28,6 +30,8 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Synchronous is SQLite's synchronous pragma: FULL, NORMAL, OFF or
 	// EXTRA. Default FULL (an acknowledged sale survives power loss).
+	// PostgreSQL's durability is the server's (synchronous_commit): this
+	// is not used there.
 	Synchronous string
 	// Readers is the size of the read-only connection pool: 1 to 64.
 	// Default 4.
