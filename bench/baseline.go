@@ -83,7 +83,7 @@ func (bl *baseliner) loop(ctx context.Context, d, recycleEvery time.Duration, re
 			return sales, err
 		}
 		if recycleEvery > 0 && now.After(nextRecycle) {
-			n, err := voidPresells(ctx, bl.write, "bench recycler", "(5)")
+			n, err := voidPresells(ctx, directWrite(bl.db), "bench recycler", "(5)")
 			if err != nil {
 				return sales, err
 			}
@@ -195,9 +195,4 @@ func (bl *baseliner) park(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale)
 	sale.SubmittedUTC = sql.NullString{String: now, Valid: true}
 	sale.Phase, sale.UpdatedUTC = lanedb.PhaseParked, now
 	return lanedb.UpdateSale(ctx, tx, sale)
-}
-
-// write is a writeFunc with one BEGIN IMMEDIATE … COMMIT per call.
-func (bl *baseliner) write(ctx context.Context, fn lanedb.Mutation) error {
-	return bl.db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
 }

@@ -79,6 +79,14 @@ func (c Common) validate() error {
 	return nil
 }
 
+// inRange is an error when v is outside lo…hi; note follows the range.
+func inRange[T int | int64](name string, v, lo, hi T, note string) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("%s %d: want %d…%d%s", name, v, lo, hi, note)
+	}
+	return nil
+}
+
 // begin checks a run's config and makes its work folder (see Common.DB),
 // its server log and its printer.
 func (c Common) begin(out io.Writer, validate func() error) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
@@ -122,13 +130,13 @@ func (p *printer) examples(label string, t *tally) {
 	}
 }
 
-// loadAverage is "; load average 0.12 at start" where the system tells
-// it (Linux): on a small machine another busy program moves every tail
-// latency, and the report should say so.
-func loadAverage() string {
+// loadAverage is "; load average 0.12 at start" (when) where the system
+// tells it (Linux): on a small machine another busy program moves every
+// tail latency, and the report should say so.
+func loadAverage(when string) string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return "; load average " + f[0] + " at start"
+		return "; load average " + f[0] + " at " + when
 	}
 	return ""
 }

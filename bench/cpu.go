@@ -35,7 +35,7 @@ func (p *printer) cpuLine(c cpuUse) {
 		return
 	}
 	p.printf("   CPU over the window: this process %.2f (%.0f%% of %d CPUs), other processes %.2f%s\n",
-		c.self, 100*c.self/float64(runtime.NumCPU()), runtime.NumCPU(), c.other, strings.Replace(loadAverage(), " at start", " at end", 1))
+		c.self, 100*c.self/float64(runtime.NumCPU()), runtime.NumCPU(), c.other, loadAverage("end"))
 }
 
 // userHZ is the unit of /proc/stat; 100 on every Linux this runs on.

@@ -206,6 +206,14 @@ func withLane(ctx context.Context, path string, opts laneOptions, n int, scope p
 // server's group-commit writer, or straight on the DB for the baseline.
 type writeFunc func(ctx context.Context, fn lanedb.Mutation) error
 
+// directWrite runs a mutation in a transaction of its own (one BEGIN
+// IMMEDIATE … COMMIT), beside no lane.
+func directWrite(db *lanedb.DB) writeFunc {
+	return func(ctx context.Context, fn lanedb.Mutation) error {
+		return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
+	}
+}
+
 // voidPresells voids the presells in phases (a SQL list), open claims and
 // all, and returns how many.
 //

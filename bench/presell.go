@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	rep := &Report{cfg: cfg}
 	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, demo lane DB\n",
 		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs)
-	p.machine("tablets and server share this process" + loadAverage())
+	p.machine("tablets and server share this process" + loadAverage("start"))
 	opts := func(wait time.Duration) laneOptions {
 		return laneOptions{groupWait: wait, presellWorkers: cfg.PresellWorkers, log: log}
 	}

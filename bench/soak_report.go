@@ -17,7 +17,7 @@ func (p *printer) soakHeader(cfg SoakConfig) {
 	}
 	p.printf("greenlane bench soak — %d presell tablets × %s (after %s warm-up), each create → %d × add_product → set_customer → park as fast as the lane answers; %s; demo lane DB, synchronous FULL\n",
 		cfg.Tablets, cfg.Duration, cfg.WarmUp, linesPerSale, counter)
-	p.machine(soakWhere(cfg) + loadAverage())
+	p.machine(soakWhere(cfg) + loadAverage("start"))
 }
 
 // soakWhere says which process runs what: the memory figures are this
@@ -143,7 +143,7 @@ func (p *printer) soakTargets(rep *SoakReport) {
 	if rep.cfg.Tablets != targetSoakTablets {
 		note = fmt.Sprintf(", set for %d tablets", targetSoakTablets)
 	}
-	p.printf("targets (issue 6%s%s): %s\n", note, strings.Replace(loadAverage(), " at start", " at end", 1),
+	p.printf("targets (issue 6%s%s): %s\n", note, loadAverage("end"),
 		strings.Join(checks, ", "))
 }
 
