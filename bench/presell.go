@@ -374,8 +374,12 @@ func (p *printer) load(r *loadResult) {
 	if r.errs != nil && r.errs.total()+r.errs.busy() > 0 {
 		p.examples("errors by code", r.errs)
 	}
-	if r.tabletsWanted > 0 && r.tablets != r.tabletsWanted {
-		p.printf("   only %d of %d tablets connected\n", r.tablets, r.tabletsWanted)
+	p.connected(r.tablets, r.tabletsWanted, "tablets")
+}
+
+func (p *printer) connected(n, wanted int, what string) {
+	if n != wanted {
+		p.printf("   only %d of %d %s connected\n", n, wanted, what)
 	}
 }
 
