@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/bits"
 	"sync/atomic"
@@ -90,23 +91,29 @@ func (h *histogram) atRank(rank int64) time.Duration {
 
 func (h *histogram) maxValue() time.Duration { return time.Duration(h.max.Load()) }
 
-// histogramJSON is a histogram on the wire: its non-empty buckets only.
+// histogramJSON is a histogram on the wire (a child's figures): its
+// non-empty buckets only.
 type histogramJSON struct {
 	Buckets [][2]int64 `json:"buckets"` // [bucket index, count]
 	Max     int64      `json:"max"`     // nanoseconds
 }
 
-func (h *histogram) export() histogramJSON {
+func (h *histogram) MarshalJSON() ([]byte, error) {
 	j := histogramJSON{Max: h.max.Load()}
 	for i := range h.counts {
 		if n := h.counts[i].Load(); n > 0 {
 			j.Buckets = append(j.Buckets, [2]int64{int64(i), n})
 		}
 	}
-	return j
+	return json.Marshal(j)
 }
 
-func (h *histogram) load(j histogramJSON) error {
+// UnmarshalJSON adds the buckets to h's.
+func (h *histogram) UnmarshalJSON(b []byte) error {
+	var j histogramJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
 	for _, b := range j.Buckets {
 		if b[0] < 0 || b[0] >= bucketCount || b[1] < 0 {
 			return fmt.Errorf("bucket %d count %d out of range", b[0], b[1])

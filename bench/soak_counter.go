@@ -35,20 +35,19 @@ const counterEvery = 20 * time.Millisecond
 const counterBusyTimeout = 10000
 
 type counterResult struct {
-	Transactions int64         `json:"transactions"` // committed
-	Sales        int64         `json:"sales"`
-	Staff        int64         `json:"staff"`
-	Busy         int64         `json:"busy"` // gave up on the lock
-	BusyExample  string        `json:"busy_example,omitempty"`
-	Wait         histogramJSON `json:"wait"`          // BEGIN IMMEDIATE: the wait for the write lock
-	SlowestTx    int64         `json:"slowest_tx_ns"` // BEGIN to COMMIT, the slowest
-	ElapsedNS    int64         `json:"elapsed_ns"`
+	Transactions int64     `json:"transactions"` // committed
+	Sales        int64     `json:"sales"`
+	Staff        int64     `json:"staff"`
+	Busy         int64     `json:"busy"` // gave up on the lock
+	BusyExample  string    `json:"busy_example,omitempty"`
+	Wait         histogram `json:"wait"`          // BEGIN IMMEDIATE: the wait for the write lock
+	SlowestTx    int64     `json:"slowest_tx_ns"` // BEGIN to COMMIT, the slowest
+	ElapsedNS    int64     `json:"elapsed_ns"`
 }
 
 type counterLoop struct {
 	conn    *sql.DB
 	res     counterResult
-	wait    histogram
 	slowest time.Duration
 }
 
@@ -69,7 +68,7 @@ func counterChild(ctx context.Context, o childOrder, ready func(int) error, orde
 	if err := c.run(ctx, ready); err != nil {
 		return nil, err
 	}
-	c.res.Wait, c.res.SlowestTx = c.wait.export(), int64(c.slowest)
+	c.res.SlowestTx = int64(c.slowest)
 	return &c.res, nil
 }
 
@@ -125,7 +124,7 @@ func (c *counterLoop) run(ctx context.Context, ready func(int) error) error {
 func (c *counterLoop) transaction(ctx context.Context, n int) error {
 	began := time.Now()
 	tx, err := c.conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE: waits for the write lock
-	c.wait.record(time.Since(began))
+	c.res.Wait.record(time.Since(began))
 	if err == nil {
 		if n%2 == 0 {
 			err = counterStaff(ctx, tx, n)
@@ -201,22 +200,4 @@ func counterSale(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("insert payment: %w", err)
 	}
 	return nil
-}
-
-// startCounter starts the counter child on the lane DB at path and returns
-// once its first transaction is done; nil when none is wanted.
-func startCounter(ctx context.Context, cfg SoakConfig, path string) (*child, error) {
-	if !cfg.Counter {
-		return nil, nil
-	}
-	c, _, err := startChild(ctx, cfg.Child, "counter", childOrder{DB: path})
-	return c, err
-}
-
-func stopCounter(c *child) (*counterResult, error) {
-	var res counterResult
-	if err := c.finish(&res); err != nil {
-		return nil, err
-	}
-	return &res, nil
 }
