@@ -291,3 +291,21 @@ func (l *lane) synchronous(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprint(n), nil
 }
+
+// dialParallel bounds the sockets opened at once: a burst of a thousand
+// handshakes is no part of what is measured.
+const dialParallel = 32
+
+// parallel runs fn(0…n-1), dialParallel at a time.
+func parallel(n int, fn func(i int)) {
+	sem := make(chan struct{}, dialParallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}

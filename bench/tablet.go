@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/fd1client"
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -112,6 +114,10 @@ type tablet struct {
 // returns the sale's physkey.
 type localFunc func(ctx context.Context, k kind, key string, v any) (string, error)
 
+// tabletRand is tablet n's random draws: seeded by tablet number, so
+// every run rings up the same sales.
+func tabletRand(n int) *rand.Rand { return rand.New(rand.NewPCG(uint64(n), 0x9e3779b97f4a7c15)) }
+
 // dialTablet opens a presell socket and logs in with key. Seeded by tablet
 // number, so every run rings up the same sales.
 func dialTablet(ctx context.Context, url, key string, seed uint64, stats *loadStats) (*tablet, error) {
@@ -119,7 +125,7 @@ func dialTablet(ctx context.Context, url, key string, seed uint64, stats *loadSt
 	if err != nil {
 		return nil, err
 	}
-	return &tablet{c: c, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), stats: stats}, nil
+	return &tablet{c: c, rng: tabletRand(int(seed)), stats: stats}, nil
 }
 
 // saleShape is what a tablet's sale is made of: create, lines ×
@@ -255,4 +261,156 @@ func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait f
 		})
 	}
 	return wg.Wait
+}
+
+type loadConfig struct {
+	warmUp, duration time.Duration
+	recycleEvery     time.Duration
+	profile          io.Writer     // a CPU profile of the window; nil: none
+	pace             time.Duration // a tablet's mean gap between requests (open loop); 0: none (closed loop)
+	// window opens (true) and closes the measuring window; nil: the
+	// tablets' own loadStats.
+	window func(open bool) error
+}
+
+type loadResult struct {
+	name          string
+	groupWait     time.Duration
+	paced         bool
+	window        time.Duration
+	sales         int64
+	requests      int64
+	latency       *[numKinds]histogram // nil: not timed per request (baseline-1tx)
+	all           *histogram
+	errs          *tally
+	tablets       int // tablets that connected
+	tabletsWanted int
+	writer        lanedb.WriterSnapshot // over the window
+	cpu           cpuUse                // over the window
+	recycled      int64
+	synchronous   string // the writer connection's PRAGMA synchronous
+	spread        string // the runs' spread; "" for one run
+}
+
+func (r *loadResult) salesPerSec() float64 { return perSec(r.sales, r.window) }
+func (r *loadResult) reqPerSec() float64   { return perSec(r.requests, r.window) }
+
+// p99 is the request p99 over every kind; 0 when not timed.
+func (r *loadResult) p99() time.Duration {
+	if r.all == nil {
+		return 0
+	}
+	return r.all.quantile(0.99)
+}
+
+// fill copies the tablets' figures in, once every tablet has stopped.
+func (r *loadResult) fill(s *loadStats) {
+	r.sales, r.requests, r.latency, r.all, r.errs = s.sales.Load(), s.requests.Load(), &s.latency, &s.all, &s.errs
+}
+
+// errNoTablets ends a load in which not one tablet could log in.
+var errNoTablets = errors.New("no tablet could connect")
+
+// drive runs the tablets beside the ticket recycler through warm-up and
+// window, and stops them; it returns once every tablet has finished its
+// last sale.
+func drive(ctx context.Context, l *lane, tablets []*tablet, wanted int, stats *loadStats, shape saleShape, c loadConfig) (*loadResult, error) {
+	if len(tablets) == 0 {
+		return nil, fmt.Errorf("%w: %s", errNoTablets, stats.errs.example())
+	}
+	synchronous, err := l.synchronous(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tablets {
+		t.pace = c.pace
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	wait := runTablets(loadCtx, tablets, shape)
+	var wg sync.WaitGroup
+	rec := recycle(loadCtx, &wg, c.recycleEvery, l.write)
+	if c.window == nil {
+		c.window = func(open bool) error {
+			stats.window.Store(map[bool]int32{true: windowOpen, false: windowClosed}[open])
+			return nil
+		}
+	}
+	res, err := measure(ctx, l, c)
+	stopLoad()
+	wait()
+	wg.Wait()
+	if err = errors.Join(err, rec.err); err != nil {
+		return nil, err
+	}
+	res.tablets, res.tabletsWanted, res.recycled, res.synchronous = len(tablets), wanted, rec.n.Load(), synchronous
+	return res, nil
+}
+
+// measure waits out the warm-up, then opens the window for the duration
+// and reads the writer and the CPU over it.
+func measure(ctx context.Context, l *lane, c loadConfig) (*loadResult, error) {
+	if err := sleep(ctx, c.warmUp); err != nil {
+		return nil, err
+	}
+	before := l.Writer.Stats().Snapshot()
+	stopProfile, err := startProfile(c.profile)
+	if err != nil {
+		return nil, err
+	}
+	mark := readCPUMark()
+	if err := c.window(true); err != nil {
+		stopProfile()
+		return nil, err
+	}
+	err = errors.Join(sleep(ctx, c.duration), c.window(false))
+	res := &loadResult{window: time.Since(mark.at), cpu: mark.since(), writer: l.Writer.Stats().Snapshot().Sub(before)}
+	stopProfile()
+	return res, err
+}
+
+// load prints one phase: throughput, errors, latency per kind and over
+// all, what the writer did, and how busy the machine was.
+func (p *printer) load(r *loadResult) {
+	title := r.name + ":"
+	if r.groupWait > 0 && !r.paced {
+		title = fmt.Sprintf("%s (wait %s):", r.name, r.groupWait)
+	}
+	if r.latency == nil {
+		p.printf("%-28s %5.0f sales/s  (%d sales, 1 transaction each, no sockets, no JSON)\n", title, r.salesPerSec(), r.sales)
+	} else {
+		p.printf("%-28s %5.0f sales/s  %5.0f req/s  errors %d  busy %d\n",
+			title, r.salesPerSec(), r.reqPerSec(), r.errs.total(), r.errs.busy())
+		for k := range numKinds {
+			p.latency(kindNames[k], &r.latency[k])
+		}
+		from := "from send"
+		if r.paced {
+			from = "from the scheduled send: Poisson, open loop"
+		}
+		p.printf("   %-13s %s  (%s)\n", "all requests", quantiles(r.all, ms, 0), from)
+	}
+	p.writer(r)
+	p.cpuLine(r.cpu)
+	if r.spread != "" {
+		p.printf("   %s\n", r.spread)
+	}
+	if r.errs != nil && r.errs.total()+r.errs.busy() > 0 {
+		p.examples("errors by code", r.errs)
+	}
+	p.connected(r.tablets, r.tabletsWanted, "tablets")
+}
+
+func (p *printer) connected(n, wanted int, what string) {
+	if n != wanted {
+		p.printf("   only %d of %d %s connected\n", n, wanted, what)
+	}
+}
+
+func (p *printer) writer(r *loadResult) {
+	if w := r.writer; w.Batches > 0 {
+		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg, %.1f statements and %.0fµs busy per change; %d presells recycled\n",
+			perSec(w.Batches, r.window), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)),
+			w.StatementsPerMutation(), float64(w.BusyPerMutation())/float64(time.Microsecond), r.recycled)
+	}
 }
