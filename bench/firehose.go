@@ -178,7 +178,7 @@ func (r *FirehoseReport) Err() error {
 func (p *printer) fanout(r *fanoutResult) {
 	p.printf("fan-out: %d subscribers on device.event, %d events/s (in turn through the hub and an inject_event socket)\n", r.subscribersWanted, r.rate)
 	p.printf("   %.0f events/s  %.0f deliveries/s  errors %d  missing %d\n",
-		perSec(r.events, r.window), perSec(r.deliveries, r.window), r.errs.total(), r.errs.count("missing"))
+		perSec(r.events, r.window), perSec(r.deliveries, r.window), r.errs.total(), r.errs.Counts["missing"])
 	p.latency("delivery", &r.latency[viaHub])
 	p.printf("      (server timestamp → subscriber read it: stamped just before hub.PublishMemory, every other event)\n")
 	p.latency("via socket", &r.latency[viaSocket])
@@ -186,7 +186,7 @@ func (p *printer) fanout(r *fanoutResult) {
 	p.latency("inject trip", &r.injectTrip)
 	p.printf("      (inject_event request sent → its reply read, on the injector)\n")
 	p.cpuLine(r.cpu)
-	p.failedExamples("errors by code", &r.errs)
+	p.examples("errors by code", &r.errs, true)
 	p.connected(len(r.subs), r.subscribersWanted, "subscribers")
 }
 
@@ -209,10 +209,10 @@ func (p *printer) displayLag(r *displayResult) {
 	}
 	p.printf("\n")
 	if l.errs.total()+l.errs.busy() > 0 {
-		p.examples("tablet errors by code", l.errs)
+		p.examples("tablet errors by code", l.errs, false)
 	}
 	p.cpuLine(l.cpu)
-	p.failedExamples("errors by code", &r.errs)
+	p.examples("errors by code", &r.errs, true)
 	p.connected(l.tablets, l.tabletsWanted, "tablets")
 }
 

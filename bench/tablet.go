@@ -396,7 +396,7 @@ func (p *printer) load(r *loadResult) {
 		p.printf("   %s\n", r.spread)
 	}
 	if r.errs != nil && r.errs.total()+r.errs.busy() > 0 {
-		p.examples("errors by code", r.errs)
+		p.examples("errors by code", r.errs, false)
 	}
 	p.connected(r.tablets, r.tabletsWanted, "tablets")
 }
