@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,11 +477,7 @@ func (r *fanoutResult) run(ctx context.Context, cfg FirehoseConfig, l *lane, key
 		}
 		all[i] = &subscriber{follower: f}
 	})
-	for _, s := range all {
-		if s != nil {
-			r.subs = append(r.subs, s)
-		}
-	}
+	r.subs = slices.DeleteFunc(all, func(s *subscriber) bool { return s == nil })
 	if len(r.subs) == 0 {
 		return fmt.Errorf("no subscriber could connect: %s", r.errs.example())
 	}

@@ -389,7 +389,7 @@ func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 		keys = append(keys, key)
 	}
 	parallel(len(keys), func(i int) {
-		t, err := dialTablet(ctx, l.presellURL(), keys[i].key, uint64(i+1), stats)
+		t, err := dialTablet(ctx, l.presellURL(), keys[i].key, i+1, stats)
 		if err != nil {
 			errs[i] = err
 			return
