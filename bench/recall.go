@@ -243,20 +243,32 @@ const (
 // prepareRecallDB returns the lane DB to measure, opened with lanedb's
 // defaults (synchronous FULL, as the lane runs), and prints where it came
 // from. A file the caller named is reused when a finished build of the
-// same size is in it; otherwise the history is built afresh.
+// same size is in it; otherwise the history is built afresh. A lane DB
+// that bench recall did not build is refused rather than replaced.
 func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, prog io.Writer, p *printer) (*lanedb.DB, error) {
 	replaced := int64(-1)
-	if reuse {
-		db, held, err := openBenchDB(ctx, path)
+	if _, err := os.Stat(path); reuse && err == nil {
+		db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
 		if err != nil {
 			return nil, err
 		}
-		if db != nil && held == sales {
+		held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
+		var maxSID int64
+		if err == nil && ok {
+			maxSID, err = lanedb.MaxSID(ctx, db.Read)
+		}
+		switch {
+		case err == nil && !ok:
+			err = fmt.Errorf("%s is a lane DB that bench recall did not build: not replacing it (name another --db)", path)
+		case err == nil && maxSID == held && held == sales:
 			p.printf("lane DB: reused %s: its finished build holds %s historic sales (not rebuilt)\n", path, progress.Thousands(sales))
 			return db, nil
 		}
-		if db != nil {
-			db.Close()
+		// Another size, or a file whose count and sids (1…N) disagree,
+		// changed since: rebuilt.
+		db.Close()
+		if err != nil {
+			return nil, err
 		}
 		replaced = held
 	}
@@ -271,38 +283,6 @@ func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, 
 	p.printf("lane DB: built %s historic sales in %s (%s sales/s; fixtures.Generate: bulk INSERTs, 20,000 sales per transaction, synchronous OFF during the build only) at %s%s\n",
 		progress.Thousands(sales), roundTook(took), progress.Thousands(int64(perSec(sales, took))), path, why)
 	return lanedb.Open(ctx, path, lanedb.DefaultOptions())
-}
-
-// openBenchDB opens an earlier run's lane DB at path and reports how many
-// historic sales its finished build holds: a nil DB (and -1) when there is
-// no file. A lane DB that bench recall did not build is refused rather
-// than replaced.
-func openBenchDB(ctx context.Context, path string) (*lanedb.DB, int64, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, -1, nil
-	}
-	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
-	if err != nil {
-		return nil, -1, err
-	}
-	held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
-	var maxSID int64
-	if err == nil && ok {
-		maxSID, err = lanedb.MaxSID(ctx, db.Read)
-	}
-	switch {
-	case err == nil && !ok:
-		err = fmt.Errorf("%s is a lane DB that bench recall did not build: not replacing it (name another --db)", path)
-	case err == nil && maxSID == held:
-		return db, held, nil
-	}
-	// The history's sids run 1…N: a file whose count and sids disagree was
-	// changed since, and is rebuilt.
-	db.Close()
-	if err != nil {
-		return nil, -1, err
-	}
-	return nil, held, nil
 }
 
 // buildHistory makes a fresh demo lane DB at path with n historic sales,
