@@ -104,10 +104,12 @@ func (c RecallConfig) validate() error {
 }
 
 type RecallReport struct {
-	cfg     RecallConfig
-	figures []*recallFigure // 1 counter, direct, then many when run
-	plansOK bool
-	voided  int64
+	cfg      RecallConfig
+	figures  []*recallFigure // 1 counter, direct, then many when run
+	plansOK  bool
+	voided   int64
+	open     []openPresell
+	counters []*counter
 }
 
 // RunRecall runs the recall benchmark and prints the report to out as it
@@ -201,8 +203,8 @@ func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 			c.c.Close()
 		}
 	}()
-	plan := &figurePlan{open: open, counters: counters}
-	if rep.plansOK, err = p.recallPlans(ctx, l.DB, plan.workload(1, open), counters[0].keyID); err != nil {
+	rep.open, rep.counters = open, counters
+	if rep.plansOK, err = p.recallPlans(ctx, l.DB, rep.workload(1, open), counters[0].keyID); err != nil {
 		return err
 	}
 	stopProfile, err := startProfile(rep.cfg.CPUProfile)
@@ -210,7 +212,7 @@ func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 		return err
 	}
 	defer stopProfile()
-	return rep.measure(ctx, l, plan, p)
+	return rep.measure(ctx, l, p)
 }
 
 // Err is nil when no request failed. Otherwise it summarises the failures
@@ -375,7 +377,7 @@ func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 			return
 		}
 		defer t.c.Close()
-		for range share(n, setupTablets, i) {
+		for range part(n, setupTablets, i) {
 			if ok, err := t.sale(saleShape{lines: 2, customer: true}); !ok || err != nil {
 				errs[i] = err // an error reply is in stats
 				return
@@ -391,8 +393,8 @@ func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 	return nil
 }
 
-// share is worker i's part of n jobs split among workers.
-func share(n, workers, i int) int {
+// part is worker i's part of n jobs split among workers.
+func part(n, workers, i int) int {
 	if i < n%workers {
 		return n/workers + 1
 	}
@@ -608,7 +610,7 @@ func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int,
 	var wg sync.WaitGroup
 	for i, c := range f.clients {
 		wg.Go(func() {
-			for range share(n, len(f.clients), i) {
+			for range part(n, len(f.clients), i) {
 				if ctx.Err() != nil {
 					return
 				}
@@ -625,25 +627,19 @@ func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int,
 	return ctx.Err()
 }
 
-// figurePlan hands each figure its clients and the presells each recalls.
-type figurePlan struct {
-	open     []openPresell
-	counters []*counter
-}
-
 // workload is a fresh request stream recalling from own, seeded by client
 // number so that every figure asks the same questions.
-func (p *figurePlan) workload(seed uint64, own []openPresell) *workload {
-	return &workload{rng: rand.New(rand.NewPCG(seed, 0x5eed)), all: p.open, own: own}
+func (rep *RecallReport) workload(seed uint64, own []openPresell) *workload {
+	return &workload{rng: rand.New(rand.NewPCG(seed, 0x5eed)), all: rep.open, own: own}
 }
 
 // share is counter i's own presells when the counters run at once: every
 // n-th one, so that no two counters ever recall the same presell (one would
 // find it claimed, which is the lane working, not a measurement).
-func (p *figurePlan) share(i int) []openPresell {
+func (rep *RecallReport) share(i int) []openPresell {
 	var out []openPresell
-	for j := i; j < len(p.open); j += len(p.counters) {
-		out = append(out, p.open[j])
+	for j := i; j < len(rep.open); j += len(rep.counters) {
+		out = append(out, rep.open[j])
 	}
 	return out
 }
@@ -653,40 +649,40 @@ func (p *figurePlan) share(i int) []openPresell {
 // every counter socket at once. get_presells runs while each counter holds
 // one presell (the customer it is serving, so "qk mine" finds something),
 // the recall cycles once those are given back.
-func (rep *RecallReport) measure(ctx context.Context, l *lane, plan *figurePlan, p *printer) error {
-	first := plan.counters[0]
+func (rep *RecallReport) measure(ctx context.Context, l *lane, p *printer) error {
+	first := rep.counters[0]
 	rep.figures = []*recallFigure{
-		{name: "1 counter over WebSocket", clients: []recallClient{first}, own: [][]openPresell{plan.open}, release: true},
-		{name: "direct lanedb (baseline: no socket, no JSON, no claim)", own: [][]openPresell{plan.open},
+		{name: "1 counter over WebSocket", clients: []recallClient{first}, own: [][]openPresell{rep.open}, release: true},
+		{name: "direct lanedb (baseline: no socket, no JSON, no claim)", own: [][]openPresell{rep.open},
 			clients: []recallClient{&directClient{db: l.DB, presell: l.Presell, claimKey: first.keyID}}},
 	}
-	if n := len(plan.counters); n > 1 {
+	if n := len(rep.counters); n > 1 {
 		many := &recallFigure{name: fmt.Sprintf("%d counters over WebSocket at once", n), release: true}
-		for i, c := range plan.counters {
-			many.clients, many.own = append(many.clients, c), append(many.own, plan.share(i))
+		for i, c := range rep.counters {
+			many.clients, many.own = append(many.clients, c), append(many.own, rep.share(i))
 		}
 		rep.figures = append(rep.figures, many)
 	}
-	serving := make([]string, len(plan.counters))
-	for i, c := range plan.counters {
-		t := plan.share(i)[0].ticket
+	serving := make([]string, len(rep.counters))
+	for i, c := range rep.counters {
+		t := rep.share(i)[0].ticket
 		var err error
 		if serving[i], _, err = c.recall(ctx, t); err != nil {
 			return fmt.Errorf("counter %d recalls ticket %d to serve: %w", i+1, t, err)
 		}
 	}
 	for _, f := range rep.figures {
-		if err := rep.phase(ctx, l, plan, f, opList); err != nil {
+		if err := rep.phase(ctx, l, f, opList); err != nil {
 			return err
 		}
 	}
-	for i, c := range plan.counters {
+	for i, c := range rep.counters {
 		if _, err := c.release(ctx, serving[i]); err != nil {
 			return fmt.Errorf("counter %d releases %s: %w", i+1, serving[i], err)
 		}
 	}
 	for _, f := range rep.figures {
-		if err := rep.phase(ctx, l, plan, f, opRecall); err != nil {
+		if err := rep.phase(ctx, l, f, opRecall); err != nil {
 			return err
 		}
 		p.recallFigure(f)
@@ -698,10 +694,10 @@ func (rep *RecallReport) measure(ctx context.Context, l *lane, plan *figurePlan,
 // phase runs op on every client of f at once, WarmUp requests unrecorded
 // and then Requests recorded, timing the recorded part with the lane's
 // writer and the CPU over it.
-func (rep *RecallReport) phase(ctx context.Context, l *lane, plan *figurePlan, f *recallFigure, op recallOp) error {
+func (rep *RecallReport) phase(ctx context.Context, l *lane, f *recallFigure, op recallOp) error {
 	works := make([]*workload, len(f.clients))
 	for i := range works {
-		works[i] = plan.workload(uint64(i+1), f.own[i])
+		works[i] = rep.workload(uint64(i+1), f.own[i])
 	}
 	if err := f.runClients(ctx, works, rep.cfg.WarmUp, op); err != nil {
 		return err
