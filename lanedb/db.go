@@ -75,6 +75,9 @@ type DB struct {
 	Read *Reader  // r with this package's statements prepared
 	Path string
 	wp   *prepared // this package's statements prepared on w
+	// cache answers the writer's reads of what it wrote (cache.go); nil
+	// until the schema is migrated.
+	cache *writeCache
 }
 
 // ErrNoFolder is Open's error when the folder the lane DB should be in does
@@ -142,6 +145,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.r, db.Read = r, &Reader{DB: r, p: rp}
+	db.cache = newWriteCache()
 	return db, nil
 }
 
@@ -210,7 +214,14 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin write: %w", err)
 	}
-	return &Tx{Tx: tx, p: db.wp}, nil
+	t := &Tx{Tx: tx, p: db.wp}
+	if db.cache != nil {
+		t.cache = db.cache
+		if err := db.cache.check(ctx, t); err != nil {
+			t.bypass() // cannot tell whether another process wrote: trust nothing
+		}
+	}
+	return t, nil
 }
 
 // FormatDateTime writes t, in its own zone, in the "YYYY-MM-DD HH:MM:SS"
