@@ -78,6 +78,7 @@ type DB struct {
 	// cache answers the writer's reads of what it wrote (cache.go); nil
 	// until the schema is migrated.
 	cache *writeCache
+	ck    *checkpointer // copies the WAL back, off the writer's path
 }
 
 // ErrNoFolder is Open's error when the folder the lane DB should be in does
@@ -145,6 +146,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.r, db.Read = r, &Reader{DB: r, p: rp}
+	if db.ck, err = startCheckpointer(ctx, abs, opts); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	db.cache = newWriteCache()
 	return db, nil
 }
@@ -153,6 +159,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 // connection closes.
 func (db *DB) Close() error {
 	var errs []error
+	if db.ck != nil {
+		errs = append(errs, db.ck.Close())
+	}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
@@ -172,6 +181,7 @@ func writerDSN(abs string, o Options) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer does it (checkpoint.go)
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	// Each request in a group-commit batch runs in its own savepoint, and a
