@@ -79,13 +79,13 @@ func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
 }
 
 var (
-	qJournal      = stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`)
+	qJournal      = follow(stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`))
 	qJournalAfter = stmt(`SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal
 		WHERE seq > ? ORDER BY seq LIMIT ?`)
 	// One subquery each: SQLite answers a lone MIN or MAX of the key from
 	// the b-tree's ends, but MIN and MAX together scan the whole journal,
 	// and the firehose asks on every commit that brought it nothing.
 	qJournalBounds = stmt(`SELECT COALESCE((SELECT MIN(seq) FROM journal), 0), COALESCE((SELECT MAX(seq) FROM journal), 0)`)
-	qTrimJournal   = stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
-		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`)
+	qTrimJournal   = follow(stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
+		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`))
 )
