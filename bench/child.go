@@ -193,21 +193,11 @@ func (c *child) end() error {
 	return c.waitErr
 }
 
-// limitedBuffer keeps the first 4 KB written to it (a child's stderr).
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// limitedBuffer keeps the first 4 KB written to it (a child's stderr),
+// read once the child has ended.
+type limitedBuffer struct{ bytes.Buffer }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p[:min(len(p), max(4096-b.buf.Len(), 0))])
+	b.Buffer.Write(p[:min(len(p), max(4096-b.Len(), 0))])
 	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

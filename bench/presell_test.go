@@ -83,7 +83,7 @@ func TestPresellSmall(t *testing.T) {
 	if n := len(regexp.MustCompile(`sales/s +\d+ req/s +errors 0 +busy \d+`).FindAllString(report, -1)); n != 5 {
 		t.Errorf("want five timed phases with errors 0, found %d", n)
 	}
-	for _, r := range append([]*loadResult{rep.on, rep.off, rep.baseline, rep.core, rep.sql}, rep.realistic...) {
+	for _, r := range rep.phases {
 		if r.sales == 0 && !r.paced {
 			t.Errorf("%s made no sales", r.name)
 		}
@@ -117,12 +117,12 @@ func TestHistogramQuantiles(t *testing.T) {
 func TestReportErr(t *testing.T) {
 	busyOnly := &loadResult{name: "on", errs: &tally{Busy: 3, Samples: []string{busyLabel + "park: unavailable: x"}}}
 	clean := &loadResult{name: "off", errs: &tally{}}
-	if err := (&Report{on: busyOnly, off: clean}).Err(); err != nil {
+	if err := (&Report{phases: []*loadResult{busyOnly, clean}}).Err(); err != nil {
 		t.Errorf("busy errors only: Err() = %v, want nil", err)
 	}
 	failed := &loadResult{name: "off", errs: &tally{Counts: map[string]int64{"conflict": 2, "connection": 1},
 		Samples: []string{busyLabel + "park: unavailable: x", "add_product: conflict: y"}}}
-	err := (&Report{on: busyOnly, off: failed}).Err()
+	err := (&Report{phases: []*loadResult{busyOnly, failed}}).Err()
 	if err == nil || !strings.Contains(err.Error(), "3 requests failed") ||
 		!strings.Contains(err.Error(), "conflict ×2, connection ×1") || !strings.Contains(err.Error(), "e.g. add_product: conflict: y") {
 		t.Errorf("Err() = %v, want 3 failures by code with the conflict as example", err)

@@ -13,16 +13,26 @@ package bench
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenlane-pos/greenlane/fd1client"
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/presell"
 	"github.com/greenlane-pos/greenlane/progress"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -63,36 +73,29 @@ type RecallConfig struct {
 	Log io.Writer
 }
 
-// Bounds that keep a mistyped flag from exhausting the machine.
 const (
 	maxHistorySales = 50_000_000
 	maxCounters     = 64
 	maxRequests     = 10_000_000
+	// targetRecallP99 is issue 4's target for get_presells and recall by
+	// ticket, one counter, on this (2-core) machine.
+	targetRecallP99 = 5 * time.Millisecond
 )
 
-// targetRecallP99 is issue 4's target for get_presells and recall by
-// ticket, one counter, on this (2-core) machine.
-const targetRecallP99 = 5 * time.Millisecond
-
 func DefaultRecallConfig() RecallConfig {
-	return RecallConfig{Sales: 1_000_000, Open: 200, Requests: 2000, WarmUp: 300, Counters: 8,
-		GroupCommitWait: lanedb.DefaultWriterOptions().MaxWait}
+	return RecallConfig{Sales: 1_000_000, Open: 200, Requests: 2000, WarmUp: 300, Counters: 8, GroupCommitWait: defaultWait}
 }
 
 func (c RecallConfig) validate() error {
+	err := errors.Join(inRange("sales", c.Sales, 0, maxHistorySales, ""),
+		inRange("open presells", c.Open, 1, lanedb.MaxTicket, " (the lane's tickets)"),
+		inRange("requests", c.Requests, 1, maxRequests, ""), inRange("warm-up", c.WarmUp, 0, maxRequests, ""),
+		inRange("counters", c.Counters, 0, maxCounters, ""))
 	switch {
-	case c.Sales < 0 || c.Sales > maxHistorySales:
-		return fmt.Errorf("sales %d: want 0…%d", c.Sales, maxHistorySales)
-	case c.Open < 1 || c.Open > lanedb.MaxTicket:
-		return fmt.Errorf("open presells %d: want 1…%d (the lane's tickets)", c.Open, lanedb.MaxTicket)
-	case c.Requests < 1 || c.Requests > maxRequests:
-		return fmt.Errorf("requests %d: want 1…%d", c.Requests, maxRequests)
-	case c.WarmUp < 0 || c.WarmUp > maxRequests:
-		return fmt.Errorf("warm-up %d: want 0…%d", c.WarmUp, maxRequests)
+	case err != nil:
+		return err
 	case c.GroupCommitWait < 0:
 		return fmt.Errorf("group commit wait %s: want 0 (off) or more", c.GroupCommitWait)
-	case c.Counters < 0 || c.Counters > maxCounters:
-		return fmt.Errorf("counters %d: want 0…%d", c.Counters, maxCounters)
 	case c.Open < max(c.Counters, 1):
 		// Each counter recalls presells of its own, so none waits on another's claim.
 		return fmt.Errorf("open presells %d: want at least one per counter (%d)", c.Open, c.Counters)
@@ -101,11 +104,12 @@ func (c RecallConfig) validate() error {
 }
 
 type RecallReport struct {
-	cfg                  RecallConfig
-	figures              []*recallFigure // single, direct, then many when run
-	single, direct       *recallFigure
-	plansOK              bool
-	voided, built, stale int64 // stale: historic sales of the bench DB rebuilt; -1: none
+	cfg      RecallConfig
+	figures  []*recallFigure // 1 counter, direct, then many when run
+	plansOK  bool
+	voided   int64
+	open     []openPresell
+	counters []*counter
 }
 
 // RunRecall runs the recall benchmark and prints the report to out as it
@@ -131,7 +135,7 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	}
 	p.printf("greenlane bench recall — %s historic sales, %d open presells, %s measured requests of each kind per figure (after %s warm-up); %s, synchronous FULL\n",
 		progress.Thousands(cfg.Sales), cfg.Open, progress.Thousands(int64(cfg.Requests)), progress.Thousands(int64(cfg.WarmUp)), gc)
-	p.machine("counters and server share this process" + loadAverage())
+	p.machine("counters and server share this process" + loadAverage("start"))
 	db, err := prepareRecallDB(ctx, path, cfg.DB != "", cfg.Sales, cfg.Progress, p)
 	if err != nil {
 		return nil, err
@@ -145,36 +149,28 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	if err != nil {
 		return nil, err
 	}
-	err = rep.run(ctx, l, p)
-	if stopErr := l.stop(); err == nil {
-		err = stopErr
-	}
-	if err != nil {
+	if err := errors.Join(rep.run(ctx, l, p), l.stop()); err != nil {
 		return nil, err
 	}
-	list, recall := rep.single.stats.ops[opList].quantile(0.99), rep.single.stats.ops[opRecall].quantile(0.99)
-	errs := rep.Err()
-	p.printf("errors: %s\n", cmpOr(errs, "0"))
+	single := &rep.figures[0].stats
+	list, recall := single.ops[opList].quantile(0.99), single.ops[opRecall].quantile(0.99)
+	errs, errText := rep.Err(), "0"
+	if errs != nil {
+		errText = errs.Error()
+	}
+	p.printf("errors: %s\n", errText)
 	p.printf("target (issue 4: p99 ≤ %s, 1 counter, %s historic sales%s): %s, %s, %s, %s\n",
-		ms(targetRecallP99), progress.Thousands(cfg.Sales), loadAverageAtEnd(),
+		ms(targetRecallP99), progress.Thousands(cfg.Sales), loadAverage("end"),
 		check("get_presells p99 "+ms(list), list <= targetRecallP99),
 		check("recall p99 "+ms(recall), recall <= targetRecallP99),
 		check("0 errors", errs == nil), check("an index, not a scan", rep.plansOK))
 	return rep, p.err
 }
 
-func cmpOr(err error, none string) string {
-	if err == nil {
-		return none
-	}
-	return err.Error()
-}
-
 // run makes the open presells, prints the DB and the plans, and measures.
 func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
-	db := l.DB
 	var err error
-	if rep.voided, err = voidPresells(ctx, directWrite(db), "bench recall", "(0, 5)"); err != nil {
+	if rep.voided, err = voidPresells(ctx, directWrite(l.DB), "bench recall", "(0, 5)"); err != nil {
 		return err
 	}
 	if err := makeOpenPresells(ctx, l, rep.cfg.Open); err != nil {
@@ -195,7 +191,7 @@ func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 	if len(open) != rep.cfg.Open {
 		return fmt.Errorf("the tablets made %d open presells, the lane DB lists %d", rep.cfg.Open, len(open))
 	}
-	if err := p.recallFacts(ctx, db, len(open), rep.voided); err != nil {
+	if err := p.recallFacts(ctx, l.DB, len(open), rep.voided); err != nil {
 		return err
 	}
 	counters, err := connectCounters(ctx, l, max(rep.cfg.Counters, 1))
@@ -207,8 +203,8 @@ func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 			c.c.Close()
 		}
 	}()
-	plan := &figurePlan{open: open, counters: counters}
-	if rep.plansOK, err = p.recallPlans(ctx, db, plan.workload(1, open), counters[0].keyID); err != nil {
+	rep.open, rep.counters = open, counters
+	if rep.plansOK, err = p.recallPlans(ctx, l.DB, rep.workload(1, open), counters[0].keyID); err != nil {
 		return err
 	}
 	stopProfile, err := startProfile(rep.cfg.CPUProfile)
@@ -216,14 +212,7 @@ func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 		return err
 	}
 	defer stopProfile()
-	return rep.measure(ctx, l, plan, p)
-}
-
-// directWrite runs a mutation in a transaction of its own, beside no lane.
-func directWrite(db *lanedb.DB) writeFunc {
-	return func(ctx context.Context, fn lanedb.Mutation) error {
-		return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
-	}
+	return rep.measure(ctx, l, p)
 }
 
 // Err is nil when no request failed. Otherwise it summarises the failures
@@ -256,20 +245,32 @@ const (
 // prepareRecallDB returns the lane DB to measure, opened with lanedb's
 // defaults (synchronous FULL, as the lane runs), and prints where it came
 // from. A file the caller named is reused when a finished build of the
-// same size is in it; otherwise the history is built afresh.
+// same size is in it; otherwise the history is built afresh. A lane DB
+// that bench recall did not build is refused rather than replaced.
 func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, prog io.Writer, p *printer) (*lanedb.DB, error) {
 	replaced := int64(-1)
-	if reuse {
-		db, held, err := openBenchDB(ctx, path)
+	if _, err := os.Stat(path); reuse && err == nil {
+		db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
 		if err != nil {
 			return nil, err
 		}
-		if db != nil && held == sales {
+		held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
+		var maxSID int64
+		if err == nil && ok {
+			maxSID, err = lanedb.MaxSID(ctx, db.Read)
+		}
+		switch {
+		case err == nil && !ok:
+			err = fmt.Errorf("%s is a lane DB that bench recall did not build: not replacing it (name another --db)", path)
+		case err == nil && maxSID == held && held == sales:
 			p.printf("lane DB: reused %s: its finished build holds %s historic sales (not rebuilt)\n", path, progress.Thousands(sales))
 			return db, nil
 		}
-		if db != nil {
-			db.Close()
+		// Another size, or a file whose count and sids (1…N) disagree,
+		// changed since: rebuilt.
+		db.Close()
+		if err != nil {
+			return nil, err
 		}
 		replaced = held
 	}
@@ -277,47 +278,13 @@ func prepareRecallDB(ctx context.Context, path string, reuse bool, sales int64, 
 	if err := buildHistory(ctx, path, sales, prog); err != nil {
 		return nil, err
 	}
-	took := time.Since(start)
-	why := ""
+	took, why := time.Since(start), ""
 	if replaced >= 0 {
 		why = fmt.Sprintf("; replaced a bench DB built for %s sales", progress.Thousands(replaced))
 	}
 	p.printf("lane DB: built %s historic sales in %s (%s sales/s; fixtures.Generate: bulk INSERTs, 20,000 sales per transaction, synchronous OFF during the build only) at %s%s\n",
 		progress.Thousands(sales), roundTook(took), progress.Thousands(int64(perSec(sales, took))), path, why)
 	return lanedb.Open(ctx, path, lanedb.DefaultOptions())
-}
-
-// openBenchDB opens an earlier run's lane DB at path and reports how many
-// historic sales its finished build holds: a nil DB (and -1) when there is
-// no file. A lane DB that bench recall did not build is refused rather
-// than replaced.
-func openBenchDB(ctx context.Context, path string) (*lanedb.DB, int64, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, -1, nil
-	}
-	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
-	if err != nil {
-		return nil, -1, err
-	}
-	held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
-	var maxSID int64
-	if err == nil && ok {
-		maxSID, err = lanedb.MaxSID(ctx, db.Read)
-	}
-	switch {
-	case err != nil:
-		db.Close()
-		return nil, -1, err
-	case !ok:
-		db.Close()
-		return nil, -1, fmt.Errorf("%s is a lane DB that bench recall did not build: not replacing it (name another --db)", path)
-	case maxSID != held:
-		// The history's sids run 1…N: a file whose count and sids
-		// disagree was changed since, and is rebuilt.
-		db.Close()
-		return nil, held, nil
-	}
-	return db, held, nil
 }
 
 // buildHistory makes a fresh demo lane DB at path with n historic sales,
@@ -404,13 +371,13 @@ func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 		keys = append(keys, key)
 	}
 	parallel(len(keys), func(i int) {
-		t, err := dialTablet(ctx, l.presellURL(), keys[i].key, uint64(i+1), stats)
+		t, err := dialTablet(ctx, l.presellURL(), keys[i].key, i+1, stats)
 		if err != nil {
 			errs[i] = err
 			return
 		}
 		defer t.c.Close()
-		for range n/setupTablets + btoi(i < n%setupTablets) {
+		for range part(n, setupTablets, i) {
 			if ok, err := t.sale(saleShape{lines: 2, customer: true}); !ok || err != nil {
 				errs[i] = err // an error reply is in stats
 				return
@@ -426,11 +393,12 @@ func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 	return nil
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
+// part is worker i's part of n jobs split among workers.
+func part(n, workers, i int) int {
+	if i < n%workers {
+		return n/workers + 1
 	}
-	return 0
+	return n / workers
 }
 
 type openPresell struct {
@@ -446,9 +414,9 @@ func connectCounters(ctx context.Context, l *lane, n int) ([]*counter, error) {
 	for i := range n {
 		key, err := freshKey(ctx, l.DB, fmt.Sprintf("bench-recall-counter-%02d", i+1), protocol.ScopeCounter)
 		if err == nil {
-			var c *counter
-			if c, err = dialCounter(ctx, l.laneURL(), key); err == nil {
-				out = append(out, c)
+			var c *fd1client.Conn
+			if c, err = fd1client.Open(ctx, l.laneURL(), key.key, protocol.PurposeNone, fd1client.Options{}); err == nil {
+				out = append(out, &counter{c: c, keyID: key.id})
 				continue
 			}
 		}
@@ -460,4 +428,539 @@ func connectCounters(ctx context.Context, l *lane, n int) ([]*counter, error) {
 	return out, nil
 }
 
-func loadAverageAtEnd() string { return strings.Replace(loadAverage(), " at start", " at end", 1) }
+// presellListLimit is how many rows get_presells answers with when the
+// counter names no limit (salesbuilder's maxPresellRows).
+const presellListLimit = 500
+
+// listVariant is one way a counter asks for the presell list.
+type listVariant int
+
+const (
+	listAll      listVariant = iota // no filter: the whole queue
+	listTicket                      // the customer says a number
+	listCustomer                    // part of a name
+	listAge                         // waiting at least this long
+	listMine                        // what this counter holds
+	numListVariants
+)
+
+var listVariantNames = [numListVariants]string{"all", "ticket", "customer", "age(>=)", "qk mine"}
+
+// listQuery is one get_presells request. wantRows is the row count it must
+// answer with, or -1 when that depends on the draw.
+type listQuery struct {
+	variant  listVariant
+	q        map[string]any // the request's q (nil: none)
+	wantRows int
+}
+
+type recallOp int
+
+const (
+	opList recallOp = iota
+	opRecall
+	opRelease
+	numRecallOps
+)
+
+var recallOpNames = [numRecallOps]string{"get_presells", "recall", "release"}
+
+// customerParts are what a counter types to find a customer: parts of the
+// demo customers' names, in any case.
+var customerParts = []string{"ngata", "whit", "walker", "tūhoe", "raman", "o'connor", "chen", "martin", "pōmare", "fitz", "zz"}
+
+// workload draws one counter's requests, deterministically from its seed.
+type workload struct {
+	rng  *rand.Rand
+	all  []openPresell // what the ticket filter asks for
+	own  []openPresell // what this counter recalls (its share when counters run at once)
+	next int           // round robin over the list variants, so each gets an equal share
+}
+
+func (w *workload) nextList() listQuery {
+	q := listQuery{variant: listVariant(w.next % int(numListVariants)), wantRows: -1}
+	w.next++
+	switch q.variant {
+	case listAll:
+		q.wantRows = min(len(w.all), presellListLimit)
+	case listTicket:
+		q.q, q.wantRows = map[string]any{"ticket": w.all[w.rng.IntN(len(w.all))].ticket}, 1
+	case listCustomer:
+		q.q = map[string]any{"customer": customerParts[w.rng.IntN(len(customerParts))]}
+	case listAge:
+		// Cut at a random presell's submit time, so that each figure
+		// (run later, when all are older) lists about as many.
+		cut := w.all[w.rng.IntN(len(w.all))].submitted
+		q.q = map[string]any{"age(>=)": max(int64(time.Since(cut).Seconds()), 0)}
+	case listMine:
+		// Every counter holds one presell while it lists (see measure).
+		q.wantRows = 1
+	}
+	return q
+}
+
+// filter is the lanedb filter get_presells builds for q, for a counter
+// whose key id is claimKey.
+func (q listQuery) filter(claimKey string) lanedb.PresellFilter {
+	f := lanedb.PresellFilter{Limit: presellListLimit}
+	switch q.variant {
+	case listTicket:
+		f.Conds = []lanedb.Cond{{Column: "ticket", Op: "=", Value: q.q["ticket"]}}
+	case listCustomer:
+		f.Customer = q.q["customer"].(string)
+	case listAge:
+		// As the server does: age >= N seconds is submitted <= now - N.
+		at := time.Now().Add(-time.Duration(q.q["age(>=)"].(int64)) * time.Second).UTC().Format(lanedb.DateTime)
+		f.Conds = []lanedb.Cond{{Column: "submitted_utc", Op: "<=", Value: at}}
+	case listMine:
+		f.ClaimKey, f.Now = claimKey, time.Now()
+	}
+	return f
+}
+
+// recallStats is what one figure measured, shared by its counters.
+type recallStats struct {
+	record atomic.Bool // false during warm-up
+	ops    [numRecallOps]histogram
+	lists  [numListVariants]histogram
+	rows   [numListVariants]atomic.Int64 // rows answered, for the average
+	errs   tally                         // counted in warm-up too
+}
+
+type recallFigure struct {
+	name      string
+	clients   []recallClient
+	own       [][]openPresell // per client: the presells it recalls
+	release   bool            // the recall claims, so each is released after
+	stats     recallStats
+	listTook  time.Duration // wall time of the measured get_presells
+	cycleTook time.Duration // wall time of the measured recall cycles
+	writer    lanedb.WriterSnapshot
+	cpu       cpuUse
+}
+
+// recallClient is one counter as the benchmark drives it: a socket, or the
+// direct calls of the baseline. Each call returns the latency it measured.
+// A *protocol.Error is a failed request (counted, the counter goes on); any
+// other error means the client broke.
+type recallClient interface {
+	list(ctx context.Context, q listQuery) (rows int, took time.Duration, err error)
+	recall(ctx context.Context, ticket int64) (physkey string, took time.Duration, err error)
+	release(ctx context.Context, physkey string) (took time.Duration, err error)
+}
+
+// step makes one request of op on c for w and records it; it returns an
+// error only when the client broke.
+func (s *recallStats) step(ctx context.Context, op recallOp, c recallClient, w *workload, release bool) error {
+	if op == opList {
+		q := w.nextList()
+		what := "get_presells " + listVariantNames[q.variant]
+		rows, took, err := c.list(ctx, q)
+		if err == nil && q.wantRows >= 0 && rows != q.wantRows {
+			s.errs.fail(what, protocol.Errorf("wrong_rows", "answered %d rows, want %d", rows, q.wantRows))
+		}
+		if err == nil && s.record.Load() {
+			s.ops[opList].record(took)
+			s.lists[q.variant].record(took)
+			s.rows[q.variant].Add(int64(rows))
+		}
+		return s.failed(what, err)
+	}
+	p := w.own[w.rng.IntN(len(w.own))]
+	what := fmt.Sprintf("recall ticket %d", p.ticket)
+	physkey, took, err := c.recall(ctx, p.ticket)
+	if err != nil {
+		return s.failed(what, err)
+	}
+	s.timed(opRecall, took)
+	if physkey != p.physkey {
+		s.errs.fail(what, protocol.Errorf("wrong_presell", "answered %s, want %s", physkey, p.physkey))
+	}
+	if !release {
+		return nil
+	}
+	// Given back, so that the presell stays open for the next.
+	if took, err = c.release(ctx, physkey); err == nil {
+		s.timed(opRelease, took)
+	}
+	return s.failed(fmt.Sprintf("release ticket %d", p.ticket), err)
+}
+
+func (s *recallStats) timed(op recallOp, d time.Duration) {
+	if s.record.Load() {
+		s.ops[op].record(d)
+	}
+}
+
+// failed counts a failed request and passes a broken client on.
+func (s *recallStats) failed(what string, err error) error {
+	if pe := (*protocol.Error)(nil); err == nil || errors.As(err, &pe) {
+		if err != nil {
+			s.errs.fail(what, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// runClients splits n requests of op among f's clients and waits for all.
+// A broken client is counted and the others finish; the error is only the
+// context's.
+func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int, op recallOp) error {
+	var wg sync.WaitGroup
+	for i, c := range f.clients {
+		wg.Go(func() {
+			for range part(n, len(f.clients), i) {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := f.stats.step(ctx, op, c, works[i], f.release); err != nil {
+					if ctx.Err() == nil {
+						f.stats.errs.fail(fmt.Sprintf("counter %d", i+1), err)
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// workload is a fresh request stream recalling from own, seeded by client
+// number so that every figure asks the same questions.
+func (rep *RecallReport) workload(seed uint64, own []openPresell) *workload {
+	return &workload{rng: rand.New(rand.NewPCG(seed, 0x5eed)), all: rep.open, own: own}
+}
+
+// share is counter i's own presells when the counters run at once: every
+// n-th one, so that no two counters ever recall the same presell (one would
+// find it claimed, which is the lane working, not a measurement).
+func (rep *RecallReport) share(i int) []openPresell {
+	var out []openPresell
+	for j := i; j < len(rep.open); j += len(rep.counters) {
+		out = append(out, rep.open[j])
+	}
+	return out
+}
+
+// measure runs the figures: one counter socket, the same lookups made in
+// process (its "qk mine" is the first counter's), and, unless Counters ≤ 1,
+// every counter socket at once. get_presells runs while each counter holds
+// one presell (the customer it is serving, so "qk mine" finds something),
+// the recall cycles once those are given back.
+func (rep *RecallReport) measure(ctx context.Context, l *lane, p *printer) error {
+	first := rep.counters[0]
+	rep.figures = []*recallFigure{
+		{name: "1 counter over WebSocket", clients: []recallClient{first}, own: [][]openPresell{rep.open}, release: true},
+		{name: "direct lanedb (baseline: no socket, no JSON, no claim)", own: [][]openPresell{rep.open},
+			clients: []recallClient{&directClient{db: l.DB, presell: l.Presell, claimKey: first.keyID}}},
+	}
+	if n := len(rep.counters); n > 1 {
+		many := &recallFigure{name: fmt.Sprintf("%d counters over WebSocket at once", n), release: true}
+		for i, c := range rep.counters {
+			many.clients, many.own = append(many.clients, c), append(many.own, rep.share(i))
+		}
+		rep.figures = append(rep.figures, many)
+	}
+	serving := make([]string, len(rep.counters))
+	for i, c := range rep.counters {
+		t := rep.share(i)[0].ticket
+		var err error
+		if serving[i], _, err = c.recall(ctx, t); err != nil {
+			return fmt.Errorf("counter %d recalls ticket %d to serve: %w", i+1, t, err)
+		}
+	}
+	for _, f := range rep.figures {
+		if err := rep.phase(ctx, l, f, opList); err != nil {
+			return err
+		}
+	}
+	for i, c := range rep.counters {
+		if _, err := c.release(ctx, serving[i]); err != nil {
+			return fmt.Errorf("counter %d releases %s: %w", i+1, serving[i], err)
+		}
+	}
+	for _, f := range rep.figures {
+		if err := rep.phase(ctx, l, f, opRecall); err != nil {
+			return err
+		}
+		p.recallFigure(f)
+	}
+	p.recallRatios(&rep.figures[0].stats, &rep.figures[1].stats)
+	return nil
+}
+
+// phase runs op on every client of f at once, WarmUp requests unrecorded
+// and then Requests recorded, timing the recorded part with the lane's
+// writer and the CPU over it.
+func (rep *RecallReport) phase(ctx context.Context, l *lane, f *recallFigure, op recallOp) error {
+	works := make([]*workload, len(f.clients))
+	for i := range works {
+		works[i] = rep.workload(uint64(i+1), f.own[i])
+	}
+	if err := f.runClients(ctx, works, rep.cfg.WarmUp, op); err != nil {
+		return err
+	}
+	before := l.Writer.Stats().Snapshot()
+	f.stats.record.Store(true)
+	mark := readCPUMark()
+	err := f.runClients(ctx, works, rep.cfg.Requests, op)
+	took := time.Since(mark.at)
+	f.stats.record.Store(false)
+	if op == opList {
+		f.listTook = took
+	} else {
+		f.cycleTook, f.writer, f.cpu = took, l.Writer.Stats().Snapshot().Sub(before), mark.since()
+	}
+	return err
+}
+
+// counter is a counter program on a socket, one request at a time (a
+// closed loop, as a person at the counter works).
+type counter struct {
+	c     *fd1client.Conn
+	keyID string
+}
+
+func (c *counter) list(_ context.Context, q listQuery) (int, time.Duration, error) {
+	req := &fd1client.Request{A: "fd1.presell.get_presells", V: struct{}{}, Q: q.q}
+	if q.variant == listMine {
+		req.QK = "mine"
+	}
+	p, took, err := c.call(req)
+	if err != nil {
+		return 0, took, err
+	}
+	var data struct {
+		Rows []json.RawMessage `json:"rows"`
+	}
+	if err := json.Unmarshal(p.Data, &data); err != nil {
+		return 0, took, protocol.Errorf("bad_reply", "get_presells answered data=%.100s: %v", p.Data, err)
+	}
+	return len(data.Rows), took, nil
+}
+
+// recall claims the presell and answers with the whole sale; k is its
+// physkey.
+func (c *counter) recall(_ context.Context, ticket int64) (string, time.Duration, error) {
+	p, took, err := c.call(&fd1client.Request{A: "fd1.presell.recall", V: map[string]int64{"ticket": ticket}})
+	if err == nil && p.Key() == "" {
+		err = protocol.Errorf("bad_reply", "recall answered k=%s, not a physkey", p.K)
+	}
+	if err != nil {
+		return "", took, err
+	}
+	return p.Key(), took, nil
+}
+
+func (c *counter) release(_ context.Context, physkey string) (time.Duration, error) {
+	_, took, err := c.call(&fd1client.Request{A: "fd1.presell.release", K: physkey, V: struct{}{}})
+	return took, err
+}
+
+// call sends req and waits for its reply, an error reply returned as its
+// *protocol.Error. The latency runs from the send to the reply's arrival:
+// encoding the request and decoding the reply are the client's work, not
+// the lane's.
+func (c *counter) call(req *fd1client.Request) (*fd1client.Packet, time.Duration, error) {
+	start := time.Now()
+	p, err := c.c.Call(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if p.Error != nil {
+		return p, p.At.Sub(start), p.Error
+	}
+	return p, p.At.Sub(start), nil
+}
+
+// directClient is the baseline: the presell workflow's list and lanedb's
+// lookup by ticket on the read pool, with no socket, no JSON and no claim.
+type directClient struct {
+	db       *lanedb.DB
+	presell  *presell.Workflow
+	claimKey string // whose claims "qk mine" lists
+}
+
+func (d *directClient) list(ctx context.Context, q listQuery) (int, time.Duration, error) {
+	f := q.filter(d.claimKey)
+	start := time.Now()
+	rows, _, err := d.presell.List(ctx, f)
+	return len(rows), time.Since(start), directErr(err)
+}
+
+func (d *directClient) recall(ctx context.Context, ticket int64) (string, time.Duration, error) {
+	start := time.Now()
+	physkey, err := lanedb.OpenPresellBy(ctx, d.db.Read, ticket, "")
+	return physkey, time.Since(start), directErr(err)
+}
+
+func (d *directClient) release(context.Context, string) (time.Duration, error) { return 0, nil }
+
+// directErr makes a lanedb error a failed request (code "db"), so that the
+// baseline counts it like a socket's error reply and goes on.
+func directErr(err error) error {
+	if pe := (*protocol.Error)(nil); err == nil || errors.As(err, &pe) {
+		return err
+	}
+	return protocol.Errorf("db", "%v", err)
+}
+
+// The plans are read from the SQL that lanedb actually runs, not from a
+// copy of it here: lanedb builds the presell list's query at run time, so a
+// copy could drift from it unnoticed. recordingQueryer catches the query
+// and its arguments as lanedb sends them, and EXPLAIN QUERY PLAN is run on
+// exactly those.
+type recordingQueryer struct {
+	sqlx.QueryerContext
+	query string
+	args  []any
+}
+
+func (r *recordingQueryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	r.query, r.args = query, args
+	return r.QueryerContext.QueryContext(ctx, query, args...)
+}
+
+func (r *recordingQueryer) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	r.query, r.args = query, args
+	return r.QueryerContext.QueryxContext(ctx, query, args...)
+}
+
+func (r *recordingQueryer) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	r.query, r.args = query, args
+	return r.QueryerContext.QueryRowxContext(ctx, query, args...)
+}
+
+type queryPlan struct {
+	what  string   // the request, with the filters that run this plan
+	lines []string // EXPLAIN QUERY PLAN, indented by depth
+}
+
+// recallPlans prints the plans of get_presells (each filter, drawn as the
+// counters draw them; "qk mine" for claimKey) and of recall's lookup by
+// ticket, the filters that share a plan together, each with its verdict.
+// ok is false when a plan scans the historic sales.
+func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, claimKey string) (ok bool, err error) {
+	var plans []*queryPlan
+	rec := &recordingQueryer{QueryerContext: db.Read}
+	explain := func(request, name string) error {
+		steps, err := db.ExplainQueryPlan(ctx, rec.query, rec.args...)
+		if err != nil {
+			return fmt.Errorf("%w: %q", err, strings.SplitN(strings.TrimSpace(rec.query), "\n", 2)[0])
+		}
+		depth := map[int64]int{}
+		var lines []string
+		for _, s := range steps {
+			if s.Parent != 0 {
+				depth[s.ID] = depth[s.Parent] + 1
+			}
+			lines = append(lines, strings.Repeat("  ", depth[s.ID])+s.Detail)
+		}
+		for _, p := range plans {
+			if strings.HasPrefix(p.what, request+" (") && slices.Equal(p.lines, lines) {
+				p.what = strings.TrimSuffix(p.what, ")") + ", " + name + ")"
+				return nil
+			}
+		}
+		if name != "" {
+			request += " (" + name + ")"
+		}
+		plans = append(plans, &queryPlan{what: request, lines: lines})
+		return nil
+	}
+	for v := range numListVariants {
+		w.next = int(v)
+		if _, _, err := lanedb.OpenPresells(ctx, rec, w.nextList().filter(claimKey)); err != nil {
+			return false, err
+		}
+		if err := explain("get_presells", listVariantNames[v]); err != nil {
+			return false, err
+		}
+	}
+	if _, err := lanedb.OpenPresellBy(ctx, rec, w.all[0].ticket, ""); err != nil {
+		return false, err
+	}
+	if err := explain("recall by ticket (lookup)", ""); err != nil {
+		return false, err
+	}
+	p.printf("query plans (EXPLAIN QUERY PLAN of the SQL lanedb runs, as run):\n")
+	ok = true
+	for _, plan := range plans {
+		verdict := "✓ walks only open presells (partial index), not the history"
+		if scans := bigScans(plan.lines); len(scans) > 0 {
+			ok, verdict = false, "✗ SCANS THE HISTORIC SALES — a server problem: "+strings.Join(scans, "; ")
+		}
+		p.printf("   %s: %s\n", plan.what, verdict)
+		for _, line := range plan.lines {
+			p.printf("      %s\n", line)
+		}
+	}
+	return ok, nil
+}
+
+// bigTables are the tables that grow with the lane's history, under the
+// names and aliases lanedb's queries give them.
+var bigTables = map[string]bool{"s": true, "sales": true, "l": true, "sale_lines": true, "payments": true}
+
+// bigScans picks the plan steps that scan a big table, except a walk of
+// one of the open-presell partial indexes, which hold only open presells.
+func bigScans(lines []string) []string {
+	var out []string
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "SCAN" && bigTables[f[1]] && !strings.Contains(line, "INDEX sales_open_") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+func (p *printer) recallFigure(f *recallFigure) {
+	s := &f.stats
+	p.printf("%s:\n", f.name)
+	defer p.cpuLine(f.cpu)
+	list := &s.ops[opList]
+	p.printf("   %-14s %s  %5.0f req/s  (the five filters below in turn)\n", recallOpNames[opList],
+		quantiles(list, fineMS, 5), perSec(list.count(), f.listTook))
+	for v := range numListVariants {
+		h := &s.lists[v]
+		p.printf("     %-12s %s  %5.1f rows\n", listVariantNames[v], quantiles(h, fineMS, 5),
+			float64(s.rows[v].Load())/float64(max(h.count(), 1)))
+	}
+	rec := &s.ops[opRecall]
+	if !f.release {
+		p.printf("   %-14s %s  %5.0f req/s  (lanedb.OpenPresellBy: the lookup only)\n", "recall lookup",
+			quantiles(rec, fineMS, 5), perSec(rec.count(), f.cycleTook))
+		return
+	}
+	p.printf("   %-14s %s  %5.0f cycles/s  (by ticket: find, claim, journal, COMMIT, answer the sale)\n",
+		recallOpNames[opRecall], quantiles(rec, fineMS, 5), perSec(rec.count(), f.cycleTook))
+	p.printf("   %-14s %s\n", recallOpNames[opRelease], quantiles(&s.ops[opRelease], fineMS, 5))
+	if w := f.writer; w.Batches > 0 {
+		p.printf("   writer over the cycles: %s commits, %.1f changes per commit, COMMIT avg %s\n",
+			progress.Thousands(w.Batches), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)))
+	}
+}
+
+// recallRatios compares one counter socket with the direct calls, p50
+// and p99: the five-filter mix, the unfiltered list alone (the mix's
+// median falls among cheap and dear filters, the unfiltered list does not
+// move), and recall.
+func (p *printer) recallRatios(sock, dir *recallStats) {
+	r := func(a, b *histogram) string {
+		var out []string
+		for _, q := range []float64{0.5, 0.99} {
+			v, f := ratio(float64(a.quantile(q)), float64(b.quantile(q))), "%.1f×"
+			if v >= 10 {
+				f = "%.0f×"
+			}
+			out = append(out, fmt.Sprintf(f, v))
+		}
+		return strings.Join(out, " ")
+	}
+	p.printf("socket/direct (p50 p99): get_presells %s, unfiltered %s; recall %s (the socket's recall also claims and commits; the baseline only looks up)\n",
+		r(&sock.ops[opList], &dir.ops[opList]), r(&sock.lists[listAll], &dir.lists[listAll]),
+		r(&sock.ops[opRecall], &dir.ops[opRecall]))
+}

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -48,7 +50,7 @@ func TestSoakSmall(t *testing.T) {
 	if c := rep.counter; c == nil || c.Transactions == 0 || c.Busy != 0 {
 		t.Errorf("counter process: %+v; want transactions and no busy", c)
 	}
-	if m := rep.mem; m.start.goroutines == 0 || m.peak.goroutines < m.start.goroutines || m.after.goroutines == 0 {
+	if m := rep.mem; m[memStart].goroutines == 0 || m[memPeak].goroutines < m[memStart].goroutines || m[memAfter].goroutines == 0 {
 		t.Errorf("memory readings %+v: want goroutines at start, peak and after", m)
 	}
 }
@@ -112,7 +114,11 @@ func TestHistogramWire(t *testing.T) {
 	for i := 1; i <= 500; i++ {
 		h.record(time.Duration(i) * 37 * time.Microsecond)
 	}
-	if err := back.load(h.export()); err != nil {
+	b, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []float64{0.5, 0.99, 0.999, 1} {
@@ -123,7 +129,7 @@ func TestHistogramWire(t *testing.T) {
 	if back.count() != h.count() || back.maxValue() != h.maxValue() {
 		t.Errorf("count %d max %s, want %d and %s", back.count(), back.maxValue(), h.count(), h.maxValue())
 	}
-	if err := back.load(histogramJSON{Buckets: [][2]int64{{bucketCount, 1}}}); err == nil {
+	if err := json.Unmarshal([]byte(fmt.Sprintf(`{"buckets":[[%d,1]],"max":1}`, bucketCount)), &back); err == nil {
 		t.Errorf("a bucket out of range was accepted")
 	}
 }

@@ -27,13 +27,13 @@ type Claim struct {
 // submitted (phase 5), or active under a lease that has lapsed, is this
 // session's own, or is being forced. docs/lanedb.md gives the same statement
 // to counter programs that write the lane DB directly.
-var qClaim = named(`UPDATE sales SET phase = 0,
+var qClaim = follow(named(`UPDATE sales SET phase = 0,
 	claim_session = :session, claim_key = :key_id, claim_name = :key_name, claim_expires_ms = :expires_ms,
 	holder_key = :key_id, holder_name = :key_name, updated_utc = :stamp, version = version + 1
 WHERE physkey = :physkey AND presell = 1 AND version = :version
   AND (phase = 5
        OR (phase = 0 AND claim_session IS NOT NULL
-           AND (claim_expires_ms <= :now_ms OR claim_session = :session OR :force = 1)))`)
+           AND (claim_expires_ms <= :now_ms OR claim_session = :session OR :force = 1)))`))
 
 type claimArgs struct {
 	Session   string `db:"session"`
@@ -62,6 +62,7 @@ func ClaimPresell(ctx context.Context, tx *Tx, c Claim) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("claim presell %s: %w", c.Physkey, err)
 	}
+	tx.forget(c.Physkey)
 	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("claim presell %s: %w", c.Physkey, err)
@@ -102,6 +103,7 @@ func RenewClaim(ctx context.Context, tx *Tx, physkey, session string, now time.T
 	if err != nil {
 		return false, fmt.Errorf("renew claim of %s: %w", physkey, err)
 	}
+	tx.forget(physkey)
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
@@ -112,15 +114,16 @@ func ClearClaim(ctx context.Context, tx *Tx, physkey string) error {
 	if err != nil {
 		return fmt.Errorf("clear claim of %s: %w", physkey, err)
 	}
+	tx.forget(physkey)
 	return nil
 }
 
 // Statements, prepared once when the DB opens.
 var (
-	qRenewClaim = stmt(`UPDATE sales SET claim_expires_ms = ?
-		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)
-	qClearClaim = stmt(`UPDATE sales SET claim_session = NULL, claim_key = NULL, claim_name = NULL,
-		claim_expires_ms = NULL WHERE physkey = ?`)
+	qRenewClaim = follow(stmt(`UPDATE sales SET claim_expires_ms = ?
+		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`))
+	qClearClaim = follow(stmt(`UPDATE sales SET claim_session = NULL, claim_key = NULL, claim_name = NULL,
+		claim_expires_ms = NULL WHERE physkey = ?`))
 )
 
 // MoveClaim hands a live claim from one session to another (a device that
@@ -131,11 +134,12 @@ func MoveClaim(ctx context.Context, tx *Tx, physkey, from, to string, now time.T
 	if err != nil {
 		return false, fmt.Errorf("move claim of %s: %w", physkey, err)
 	}
+	tx.forget(physkey)
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
 
-var qMoveClaim = stmt(`UPDATE sales SET claim_session = ? WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)
+var qMoveClaim = follow(stmt(`UPDATE sales SET claim_session = ? WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`))
 
 // MoveSession re-labels a key's idempotency records from an old session to
 // a new one, after the new one took over the old one's claims: a later
@@ -148,4 +152,4 @@ func MoveSession(ctx context.Context, tx *Tx, keyID, from, to string) error {
 	return nil
 }
 
-var qMoveSession = stmt(`UPDATE idempotency SET session = ? WHERE key_id = ? AND session = ?`)
+var qMoveSession = follow(stmt(`UPDATE idempotency SET session = ? WHERE key_id = ? AND session = ?`))

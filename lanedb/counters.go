@@ -111,11 +111,11 @@ var (
 	// would otherwise pick sales_phase and sort).
 	qHeldTickets = stmt(`SELECT ticket FROM sales INDEXED BY sales_open_ticket
 		WHERE ticket BETWEEN ? AND ? AND ticket IS NOT NULL AND phase IN (0, 5) ORDER BY ticket`)
-	qSetTicketNext = stmt(`INSERT INTO lane_counters (name, value) VALUES ('ticket_next', ?)
-				ON CONFLICT (name) DO UPDATE SET value = excluded.value`)
+	qSetTicketNext = follow(stmt(`INSERT INTO lane_counters (name, value) VALUES ('ticket_next', ?)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`))
 	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply, session FROM idempotency WHERE ik = ?`)
-	qPutIdempotent = stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc, session)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	qPutIdempotent = follow(stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc, session)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`))
 )
 
 // TrimIdempotency deletes idempotency records created before cutoff, at
@@ -129,5 +129,5 @@ func TrimIdempotency(ctx context.Context, tx *Tx, cutoff time.Time, batch int) (
 	return res.RowsAffected()
 }
 
-var qTrimIdempotency = stmt(`DELETE FROM idempotency WHERE ik IN
-	(SELECT ik FROM idempotency WHERE created_utc < ? ORDER BY created_utc LIMIT ?)`)
+var qTrimIdempotency = follow(stmt(`DELETE FROM idempotency WHERE ik IN
+	(SELECT ik FROM idempotency WHERE created_utc < ? ORDER BY created_utc LIMIT ?)`))

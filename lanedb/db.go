@@ -88,6 +88,10 @@ type DB struct {
 	// batchTimeout bounds a write batch on PostgreSQL (Options.BusyTimeout);
 	// 0 on SQLite, whose busy timeout is the connection's own.
 	batchTimeout time.Duration
+	// cache answers the writer's reads of what it wrote (cache.go); nil
+	// until the schema is migrated.
+	cache *writeCache
+	ck    *checkpointer // copies the WAL back, off the writer's path
 }
 
 // Postgres reports whether the lane DB is a PostgreSQL store database.
@@ -158,6 +162,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.r, db.Read = r, &Reader{DB: r, p: rp, d: dialectSQLite}
+	if db.ck, err = startCheckpointer(ctx, abs, opts); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	db.cache = newWriteCache()
 	return db, nil
 }
 
@@ -165,6 +175,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 // connection closes.
 func (db *DB) Close() error {
 	var errs []error
+	if db.ck != nil {
+		errs = append(errs, db.ck.Close())
+	}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
@@ -184,6 +197,7 @@ func writerDSN(abs string, o Options) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer does it (checkpoint.go)
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	// Each request in a group-commit batch runs in its own savepoint, and a
@@ -226,7 +240,14 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin write: %w", err)
 	}
-	return &Tx{Tx: tx, p: db.wp, d: db.d}, nil
+	t := &Tx{Tx: tx, p: db.wp, d: db.d}
+	if db.cache != nil {
+		t.cache = db.cache
+		if err := db.cache.check(ctx, t); err != nil {
+			t.bypass() // cannot tell whether another process wrote: trust nothing
+		}
+	}
+	return t, nil
 }
 
 // FormatDateTime writes t, in its own zone, in the "YYYY-MM-DD HH:MM:SS"

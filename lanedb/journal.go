@@ -107,8 +107,8 @@ func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
 }
 
 var (
-	qJournal = stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)
-		RETURNING seq`)
+	qJournal = follow(stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)
+		RETURNING seq`))
 	// PostgreSQL only (lockJournal); SQLite would refuse to prepare it.
 	qLockJournal  = `SELECT pg_advisory_xact_lock(?)`
 	qJournalAfter = stmt(`SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal
@@ -117,6 +117,6 @@ var (
 	// the b-tree's ends, but MIN and MAX together scan the whole journal,
 	// and the firehose asks on every commit that brought it nothing.
 	qJournalBounds = stmt(`SELECT COALESCE((SELECT MIN(seq) FROM journal), 0), COALESCE((SELECT MAX(seq) FROM journal), 0)`)
-	qTrimJournal   = stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
-		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`)
+	qTrimJournal   = follow(stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
+		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`))
 )

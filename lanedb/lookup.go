@@ -51,6 +51,13 @@ func ProductByBarcode(ctx context.Context, q sqlx.QueryerContext, barcode string
 }
 
 func oneProduct(ctx context.Context, q sqlx.QueryerContext, query string, arg any) (*SaleProduct, error) {
+	t := caching(q)
+	if t != nil {
+		if v, ok := t.cachedLookup(query, arg); ok {
+			p := *v.(*SaleProduct)
+			return &p, nil
+		}
+	}
 	var p SaleProduct
 	err := sqlx.GetContext(ctx, q, &p, query, arg)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -58,6 +65,10 @@ func oneProduct(ctx context.Context, q sqlx.QueryerContext, query string, arg an
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read product: %w", err)
+	}
+	if t != nil {
+		kept := p
+		t.fillLookup(query, arg, &kept)
 	}
 	return &p, nil
 }
@@ -105,6 +116,13 @@ func CustomerByPhyskey(ctx context.Context, q sqlx.QueryerContext, physkey strin
 }
 
 func oneCustomer(ctx context.Context, q sqlx.QueryerContext, query string, arg any) (*SaleCustomer, error) {
+	t := caching(q)
+	if t != nil {
+		if v, ok := t.cachedLookup(query, arg); ok {
+			c := *v.(*SaleCustomer)
+			return &c, nil
+		}
+	}
 	var c SaleCustomer
 	err := sqlx.GetContext(ctx, q, &c, query, arg)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -112,6 +130,10 @@ func oneCustomer(ctx context.Context, q sqlx.QueryerContext, query string, arg a
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read customer: %w", err)
+	}
+	if t != nil {
+		kept := c
+		t.fillLookup(query, arg, &kept)
 	}
 	return &c, nil
 }

@@ -113,6 +113,14 @@ type Tx struct {
 	// journalLocked: this transaction holds the store-wide journal lock
 	// (PostgreSQL only; see lockJournal).
 	journalLocked bool
+	// The write cache (cache.go), on the writer's transactions: nil on
+	// others. touched: sales this transaction wrote; forgotten: of them,
+	// those a statement changed that the cache does not follow row by row;
+	// uncached: the cache is off for the rest of the transaction.
+	cache     *writeCache
+	touched   map[string]bool
+	forgotten map[string]bool
+	uncached  bool
 }
 
 // OnCommit registers fn to run after the transaction commits, and only
@@ -134,6 +142,7 @@ func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
 
 // ExecContext runs a statement in the transaction.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	t.writes(query)
 	if s := t.plain(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -170,13 +179,6 @@ func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 		return s.QueryRowContext(ctx, args...)
 	}
 	return t.Tx.QueryRowContext(ctx, t.d.must(query), args...)
-}
-
-// PreparexContext prepares a statement of the caller's own (a bulk load's)
-// in the transaction, rewritten for the DB's dialect. What it runs is not
-// counted in WriterStats.
-func (t *Tx) PreparexContext(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	return t.Tx.PreparexContext(ctx, t.d.must(query))
 }
 
 // The forms without a context run through the ones above, so that they
@@ -222,6 +224,66 @@ func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
 	return t.NamedExecContext(context.Background(), query, arg)
 }
 
+// A statement the caller prepares itself may write anything: preparing one
+// turns the write cache off for the rest of the transaction.
+
+// PreparexContext prepares a statement in the transaction, rewritten for
+// the DB's dialect. What it runs is not counted in WriterStats.
+func (t *Tx) PreparexContext(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	t.bypass()
+	return t.Tx.PreparexContext(ctx, t.d.must(query))
+}
+
+// Preparex is PreparexContext without a context.
+func (t *Tx) Preparex(query string) (*sqlx.Stmt, error) {
+	return t.PreparexContext(context.Background(), query)
+}
+
+// PrepareContext prepares a statement in the transaction, rewritten for
+// the DB's dialect.
+func (t *Tx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	t.bypass()
+	return t.Tx.PrepareContext(ctx, t.d.must(query))
+}
+
+// Prepare is PrepareContext without a context.
+func (t *Tx) Prepare(query string) (*sql.Stmt, error) {
+	return t.PrepareContext(context.Background(), query)
+}
+
+// PrepareNamedContext prepares a statement with :name parameters.
+func (t *Tx) PrepareNamedContext(ctx context.Context, query string) (*sqlx.NamedStmt, error) {
+	t.bypass()
+	return t.Tx.PrepareNamedContext(ctx, query)
+}
+
+// PrepareNamed is PrepareNamedContext without a context.
+func (t *Tx) PrepareNamed(query string) (*sqlx.NamedStmt, error) {
+	return t.PrepareNamedContext(context.Background(), query)
+}
+
+// MustExecContext is ExecContext that panics on error.
+func (t *Tx) MustExecContext(ctx context.Context, query string, args ...any) sql.Result {
+	res, err := t.ExecContext(ctx, query, args...)
+	if err != nil {
+		panic(err)
+	}
+	return res
+}
+
+// MustExec is MustExecContext without a context.
+func (t *Tx) MustExec(query string, args ...any) sql.Result {
+	return t.MustExecContext(context.Background(), query, args...)
+}
+
+// NamedQuery runs a query with :name parameters; it may write, so it turns
+// the write cache off like a statement the caller prepares.
+func (t *Tx) NamedQuery(query string, arg any) (*sqlx.Rows, error) {
+	t.statements++
+	t.bypass()
+	return t.Tx.NamedQuery(query, arg)
+}
+
 // GetContext reads one row into dest.
 func (t *Tx) GetContext(ctx context.Context, dest any, query string, args ...any) error {
 	return sqlx.GetContext(ctx, t, dest, query, args...)
@@ -235,6 +297,7 @@ func (t *Tx) SelectContext(ctx context.Context, dest any, query string, args ...
 // NamedExecContext runs a statement with :name parameters taken from arg.
 func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.Result, error) {
 	t.statements++
+	t.writes(query)
 	if t.p != nil {
 		if s, ok := t.p.named[query]; ok {
 			return t.Tx.NamedStmtContext(ctx, s).ExecContext(ctx, arg)

@@ -19,6 +19,7 @@ func ReleaseClaim(ctx context.Context, tx *Tx, physkey, session string, now time
 	if err != nil {
 		return false, fmt.Errorf("release presell %s: %w", physkey, err)
 	}
+	tx.forget(physkey)
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
@@ -182,9 +183,9 @@ var (
 	// by creator (at most MaxOpenPresells), never the sales history.
 	qOpenPresellCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_open_presells_creator
 		WHERE presell = 1 AND phase IN (0, 5) AND created_by = ?`)
-	qReleaseClaim = stmt(`UPDATE sales SET phase = 5, claim_session = NULL, claim_key = NULL, claim_name = NULL,
+	qReleaseClaim = follow(stmt(`UPDATE sales SET phase = 5, claim_session = NULL, claim_key = NULL, claim_name = NULL,
 		claim_expires_ms = NULL, holder_key = '', holder_name = '', updated_utc = ?, version = version + 1
-		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`)
+		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`))
 	qOpenPresellByTicket = stmt(`SELECT physkey FROM sales INDEXED BY sales_open_ticket
 		WHERE ticket = ? AND ticket IS NOT NULL AND phase IN (0, 5)`)
 	qOpenPresellByBarcode = stmt(`SELECT physkey FROM sales INDEXED BY sales_open_ticket_barcode

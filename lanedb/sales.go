@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/jmoiron/sqlx"
@@ -59,6 +60,12 @@ var ErrNoSale = errors.New("no such sale")
 
 // GetSale reads one sale.
 func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale, error) {
+	t := caching(q)
+	if t != nil {
+		if s, ok := t.cachedSale(physkey); ok {
+			return s, nil
+		}
+	}
 	var s Sale
 	err := sqlx.GetContext(ctx, q, &s, qGetSale, physkey)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -66,6 +73,9 @@ func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale,
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read sale %s: %w", physkey, err)
+	}
+	if t != nil {
+		t.fillSale(&s)
 	}
 	return &s, nil
 }
@@ -99,6 +109,10 @@ func InsertSale(ctx context.Context, tx *Tx, s *Sale) error {
 	if err != nil {
 		return fmt.Errorf("insert sale %s: %w", s.Physkey, err)
 	}
+	row := *s
+	tx.wrote(s.Physkey, func(e *cachedSale) {
+		*e = cachedSale{sale: row, saleOK: true, linesOK: true, paysOK: true} // a new sale has no lines, no payments
+	})
 	return nil
 }
 
@@ -116,6 +130,15 @@ func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
 		return fmt.Errorf("%w: sale %s", ErrStaleSale, s.Physkey)
 	}
 	s.Version++
+	// The row matched s's version, so it was s as read; now it is s.
+	row := *s
+	tx.wrote(s.Physkey, func(e *cachedSale) {
+		if row.Phase != PhaseActive && row.Phase != PhaseParked {
+			*e = cachedSale{} // closed: the cache keeps open sales only
+			return
+		}
+		e.sale, e.saleOK = row, true
+	})
 	return nil
 }
 
@@ -142,10 +165,19 @@ type Line struct {
 
 // SaleLines reads a sale's lines in seqnce order.
 func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Line, error) {
+	t := caching(q)
+	if t != nil {
+		if lines, ok := t.cachedLines(physkey); ok {
+			return lines, nil
+		}
+	}
 	var out []Line
 	err := sqlx.SelectContext(ctx, q, &out, qSaleLines, physkey)
 	if err != nil {
 		return nil, fmt.Errorf("read lines of %s: %w", physkey, err)
+	}
+	if t != nil {
+		t.fillLines(physkey, out)
 	}
 	return out, nil
 }
@@ -157,6 +189,7 @@ func InsertLine(ctx context.Context, tx *Tx, l *Line) error {
 	if err != nil {
 		return fmt.Errorf("insert line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
 	}
+	tx.wroteLine(*l)
 	return nil
 }
 
@@ -166,6 +199,7 @@ func UpdateLine(ctx context.Context, tx *Tx, l *Line) error {
 	if err != nil {
 		return fmt.Errorf("update line %d of %s: %w", l.Seqnce, l.SalePhyskey, err)
 	}
+	tx.wroteLine(*l)
 	return nil
 }
 
@@ -174,6 +208,9 @@ func DeleteLine(ctx context.Context, tx *Tx, physkey string, seqnce int64) error
 	if _, err := tx.ExecContext(ctx, qDeleteLine, physkey, seqnce); err != nil {
 		return fmt.Errorf("delete line %d of %s: %w", seqnce, physkey, err)
 	}
+	tx.wrote(physkey, func(e *cachedSale) {
+		e.lines = slices.DeleteFunc(e.lines, func(l Line) bool { return l.Seqnce == seqnce })
+	})
 	return nil
 }
 
@@ -190,12 +227,27 @@ type Payment struct {
 
 // SalePayments reads a sale's payments in sequence order.
 func SalePayments(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Payment, error) {
+	t := caching(q)
+	if t != nil {
+		if pays, ok := t.cachedPayments(physkey); ok {
+			return pays, nil
+		}
+	}
 	var out []Payment
 	err := sqlx.SelectContext(ctx, q, &out, qSalePayments, physkey)
 	if err != nil {
 		return nil, fmt.Errorf("read payments of %s: %w", physkey, err)
 	}
+	if t != nil {
+		t.fillPayments(physkey, out)
+	}
 	return out, nil
+}
+
+// wrotePayments records that tx changed a sale's payments: they are read
+// afresh (with their type's names) the next time.
+func (tx *Tx) wrotePayments(physkey string) {
+	tx.wrote(physkey, func(e *cachedSale) { e.payments, e.paysOK = nil, false })
 }
 
 // InsertPayment appends a payment; its sequence is the next free one.
@@ -208,6 +260,7 @@ func InsertPayment(ctx context.Context, tx *Tx, p *Payment) error {
 	if err != nil {
 		return fmt.Errorf("insert payment: %w", err)
 	}
+	tx.wrotePayments(p.SalePhyskey)
 	return nil
 }
 
@@ -234,6 +287,7 @@ func ReversePayment(ctx context.Context, tx *Tx, physkey string, seq int64) (*Pa
 	if _, err := tx.ExecContext(ctx, qReversePayment, physkey, seq); err != nil {
 		return nil, fmt.Errorf("reverse payment %d of %s: %w", seq, physkey, err)
 	}
+	tx.wrotePayments(physkey)
 	return &p, nil
 }
 
@@ -282,6 +336,11 @@ func NextSID(ctx context.Context, tx *Tx) (int64, error) {
 
 // LineCount is how many lines a sale has.
 func LineCount(ctx context.Context, q sqlx.QueryerContext, physkey string) (int, error) {
+	if t := caching(q); t != nil {
+		if lines, ok := t.cachedLines(physkey); ok {
+			return len(lines), nil
+		}
+	}
 	var n int
 	if err := sqlx.GetContext(ctx, q, &n, qLineCount, physkey); err != nil {
 		return 0, fmt.Errorf("count lines of %s: %w", physkey, err)
@@ -291,6 +350,15 @@ func LineCount(ctx context.Context, q sqlx.QueryerContext, physkey string) (int,
 
 // PaidCents is the sum of a sale's payments.
 func PaidCents(ctx context.Context, q sqlx.QueryerContext, physkey string) (int64, error) {
+	if t := caching(q); t != nil {
+		if pays, ok := t.cachedPayments(physkey); ok {
+			var paid int64
+			for _, p := range pays {
+				paid += p.AmountCents
+			}
+			return paid, nil
+		}
+	}
 	var paid int64
 	if err := sqlx.GetContext(ctx, q, &paid, qPaidCents, physkey); err != nil {
 		return 0, fmt.Errorf("sum payments of %s: %w", physkey, err)
@@ -308,43 +376,43 @@ var (
 		WHERE holder_key = ? AND phase = 0 ORDER BY updated_utc DESC, physkey DESC LIMIT 1`)
 	qOpenSales = stmt(`SELECT ` + saleColumns + ` FROM sales
 		WHERE holder_key = ? AND phase IN (0, 5) ORDER BY updated_utc DESC, physkey DESC LIMIT ?`)
-	qInsertSale = named(`INSERT INTO sales (` + saleInsertColumns + `) VALUES (:physkey, :random_key, :sid,
+	qInsertSale = follow(named(`INSERT INTO sales (` + saleInsertColumns + `) VALUES (:physkey, :random_key, :sid,
 		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
 		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
-		:next_seqnce, :updated_utc, :version)`)
+		:next_seqnce, :updated_utc, :version)`))
 	// The two statements every change runs take positional arguments:
 	// binding :names reflects over the struct on every call.
-	qUpdateSale = stmt(`UPDATE sales SET sid = ?, phase = ?,
+	qUpdateSale = follow(stmt(`UPDATE sales SET sid = ?, phase = ?,
 		completeddt = ?, completeddtutc = ?, saletotal_cents = ?,
 		teller = ?, cid = ?, holder_key = ?, holder_name = ?, ticket = ?, ticket_word = ?,
 		ticket_barcode = ?, submitted_utc = ?, voided_utc = ?,
 		voided_by = ?, next_seqnce = ?, updated_utc = ?,
 		claim_expires_ms = ?, version = version + 1
-		WHERE physkey = ? AND version = ?`)
+		WHERE physkey = ? AND version = ?`))
 	qSaleLines = stmt(`SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
 		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,
 		l.pricecausedata, l.linesource, COALESCE(p.measurement, 0) AS measurement
 		FROM sale_lines l LEFT JOIN products p ON p.pid = l.pid
 		WHERE l.sale_physkey = ? ORDER BY l.seqnce`)
-	qInsertLine = stmt(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
+	qInsertLine = follow(stmt(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, pidflag, description,
 		plu, qty, unitprice_cents, prediscountprice_cents, totalprice_cents, pricecause, pricecausedata, linesource)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	qUpdateLine = named(`UPDATE sale_lines SET qty = :qty, unitprice_cents = :unitprice_cents,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	qUpdateLine = follow(named(`UPDATE sale_lines SET qty = :qty, unitprice_cents = :unitprice_cents,
 		prediscountprice_cents = :prediscountprice_cents, totalprice_cents = :totalprice_cents,
 		pricecause = :pricecause, pricecausedata = :pricecausedata
-		WHERE sale_physkey = :sale_physkey AND seqnce = :seqnce`)
-	qDeleteLine   = stmt(`DELETE FROM sale_lines WHERE sale_physkey = ? AND seqnce = ?`)
+		WHERE sale_physkey = :sale_physkey AND seqnce = :seqnce`))
+	qDeleteLine   = follow(stmt(`DELETE FROM sale_lines WHERE sale_physkey = ? AND seqnce = ?`))
 	qSalePayments = stmt(`SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
 		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
 		WHERE p.sale_physkey = ? AND p.payflags & ` + payFlagReversedSQL + ` = 0 ORDER BY p.sequence`)
 	qLivePayment = stmt(`SELECT p.sale_physkey, p.sequence, p.type, t.globalcode, t.typestr,
 		p.amount_cents, p.dt FROM payments p JOIN payment_types t ON t.code = p.type
 		WHERE p.sale_physkey = ? AND p.sequence = ? AND p.payflags & ` + payFlagReversedSQL + ` = 0`)
-	qReversePayment = stmt(`UPDATE payments SET payflags = payflags | ` + payFlagReversedSQL + `
-		WHERE sale_physkey = ? AND sequence = ?`)
+	qReversePayment = follow(stmt(`UPDATE payments SET payflags = payflags | ` + payFlagReversedSQL + `
+		WHERE sale_physkey = ? AND sequence = ?`))
 	qNextPaymentSeq = stmt(`SELECT COALESCE(MAX(sequence), 0) + 1 FROM payments WHERE sale_physkey = ?`)
-	qInsertPayment  = stmt(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
-		VALUES (?, ?, ?, ?, ?)`)
+	qInsertPayment  = follow(stmt(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
+		VALUES (?, ?, ?, ?, ?)`))
 	qPaymentTypeByGlobal = stmt(`SELECT code, globalcode, typestr FROM payment_types WHERE globalcode = ?`)
 	qPaymentTypes        = stmt(`SELECT code, globalcode, typestr FROM payment_types ORDER BY globalcode`)
 	qLineCount           = stmt(`SELECT COUNT(*) FROM sale_lines WHERE sale_physkey = ?`)

@@ -87,8 +87,9 @@ type WriterStats struct {
 	BusyWaits atomic.Int64
 	// Statements counts the statements run through the writer's Tx:
 	// every Exec, Query, Get and Select of the mutations, and the
-	// SAVEPOINT, ROLLBACK TO and RELEASE around each. BEGIN and COMMIT
-	// are not counted (one each per batch).
+	// SAVEPOINT, ROLLBACK TO and RELEASE around each. BEGIN, COMMIT and
+	// the write cache's check of data_version are not counted (one each
+	// per batch).
 	Statements atomic.Int64
 	// SavepointStatements is the part of Statements that is savepoint
 	// bookkeeping (two per mutation, three for one that fails).
@@ -551,8 +552,8 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 
 // The savepoint statements run twice per mutation: prepared once.
 var (
-	qSavepoint   = stmt(`SAVEPOINT m`)
-	qRollbackTo  = stmt(`ROLLBACK TO m`)
-	qRelease     = stmt(`RELEASE m`)
+	qSavepoint   = follow(stmt(`SAVEPOINT m`))
+	qRollbackTo  = follow(stmt(`ROLLBACK TO m`))
+	qRelease     = follow(stmt(`RELEASE m`))
 	qDataVersion = stmt(`PRAGMA data_version`)
 )

@@ -75,7 +75,7 @@ func (s *Service) Create(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 			return nil, err
 		}
 	}
-	return s.EmitSale(ctx, tx, evSaleAdd, c.KeyName, sale)
+	return s.emitParts(ctx, tx, evSaleAdd, c.KeyName, sale, parts{}) // a new sale has no lines, payments or customer
 }
 
 // Item is a product to ring up: by pid, else PLU, else barcode.
@@ -357,11 +357,15 @@ func (s *Service) Park(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, r
 	if err != nil {
 		return nil, err
 	}
+	p, err := readParts(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
 	if sale.ClaimState.Session.Valid {
 		if sale, err = s.presells.Release(ctx, tx, c, sale); err != nil {
 			return nil, err
 		}
-		return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+		return s.emitParts(ctx, tx, EvSaleStatus, c.KeyName, sale, p)
 	}
 	if sale.Presell {
 		if err := s.presells.Submit(ctx, tx, c, sale); err != nil {
@@ -372,7 +376,7 @@ func (s *Service) Park(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, r
 	if err := s.save(ctx, tx, c, sale); err != nil {
 		return nil, err
 	}
-	return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	return s.emitParts(ctx, tx, EvSaleStatus, c.KeyName, sale, p)
 }
 
 // Unpark brings a parked sale back (phase 0) for c (ref "" is c's most
@@ -387,6 +391,10 @@ func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if _, err := checkPaidFor(ctx, tx, sale, c); err != nil {
 		return nil, err
 	}
+	p, err := readParts(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
 	if sale.Presell {
 		if !c.HasKeyName(sale.CreatedBy) && !c.ActFor(protocol.ScopeCounter) {
 			if sale.ClaimState.Held(s.now()) {
@@ -397,7 +405,7 @@ func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 		if sale, err = s.presells.Claim(ctx, tx, c, sale, force); err != nil {
 			return nil, err
 		}
-		return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+		return s.emitParts(ctx, tx, EvSaleStatus, c.KeyName, sale, p)
 	}
 	if err := CheckPhase(sale, lanedb.PhaseParked); err != nil {
 		return nil, err
@@ -412,7 +420,7 @@ func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if err := s.save(ctx, tx, c, sale); err != nil {
 		return nil, err
 	}
-	return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	return s.emitParts(ctx, tx, EvSaleStatus, c.KeyName, sale, p)
 }
 
 // CompletedView is a completed sale with the change due.
@@ -438,6 +446,10 @@ func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err != nil {
 		return nil, err
 	}
+	p, err := readParts(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
 	if paid < sale.SaleTotalCents {
 		return nil, protocol.Errorf(protocol.CodeUnderpaid, "sale %s totals %s but %s is paid; add %s more",
 			sale.Physkey, protocol.Money(sale.SaleTotalCents), protocol.Money(paid), protocol.Money(sale.SaleTotalCents-paid))
@@ -454,7 +466,7 @@ func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err := s.closeSale(ctx, tx, c, sale, "completed", map[string]any{"sid": sid, "ticket": sale.Ticket.Int64}); err != nil {
 		return nil, err
 	}
-	view, err := s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	view, err := s.emitParts(ctx, tx, EvSaleStatus, c.KeyName, sale, p)
 	if err != nil {
 		return nil, err
 	}
@@ -488,10 +500,14 @@ func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if _, err := checkPaidFor(ctx, tx, sale, c); err != nil {
 		return nil, err
 	}
+	p, err := readParts(ctx, tx, sale)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Void(ctx, tx, c, sale, c.KeyName, reason, "voided"); err != nil {
 		return nil, err
 	}
-	return s.EmitSale(ctx, tx, EvSaleStatus, c.KeyName, sale)
+	return s.emitParts(ctx, tx, EvSaleStatus, c.KeyName, sale, p)
 }
 
 func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
@@ -540,9 +556,16 @@ func (s *Service) Emit(ctx context.Context, tx *lanedb.Tx, event, actor string, 
 // EmitSale reads a sale written in tx and journals its custdisp event;
 // it answers the sale as the display sees it.
 func (s *Service) EmitSale(ctx context.Context, tx *lanedb.Tx, event, actor string, sale *lanedb.Sale) (*SaleView, error) {
-	v, err := LoadView(ctx, tx, sale)
+	p, err := readParts(ctx, tx, sale)
 	if err != nil {
 		return nil, err
 	}
+	return s.emitParts(ctx, tx, event, actor, sale, p)
+}
+
+// emitParts is EmitSale for a change that read the sale's parts before it
+// wrote the row (and changed none of them).
+func (s *Service) emitParts(ctx context.Context, tx *lanedb.Tx, event, actor string, sale *lanedb.Sale, p parts) (*SaleView, error) {
+	v := p.view(sale)
 	return v, s.Emit(ctx, tx, event, actor, v)
 }

@@ -79,22 +79,43 @@ type PaymentView struct {
 
 // LoadView reads everything a SaleView shows.
 func LoadView(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale) (*SaleView, error) {
-	lines, err := lanedb.SaleLines(ctx, q, sale.Physkey)
+	p, err := readParts(ctx, q, sale)
 	if err != nil {
 		return nil, err
 	}
-	payments, err := lanedb.SalePayments(ctx, q, sale.Physkey)
-	if err != nil {
-		return nil, err
+	return p.view(sale), nil
+}
+
+// parts is what a view shows besides the sale row. A change that writes
+// only the row (park, unpark, complete, cancel) reads them before it
+// writes: the writer's cache answers those reads, and would not answer
+// them once the transaction has written the sale.
+type parts struct {
+	lines    []lanedb.Line
+	payments []lanedb.Payment
+	customer *lanedb.SaleCustomer
+}
+
+func readParts(ctx context.Context, q sqlx.QueryerContext, sale *lanedb.Sale) (parts, error) {
+	var p parts
+	var err error
+	if p.lines, err = lanedb.SaleLines(ctx, q, sale.Physkey); err != nil {
+		return parts{}, err
 	}
-	var customer *lanedb.SaleCustomer
+	if p.payments, err = lanedb.SalePayments(ctx, q, sale.Physkey); err != nil {
+		return parts{}, err
+	}
 	if sale.CID.Valid {
-		customer, err = lanedb.CustomerByCID(ctx, q, sale.CID.Int64)
+		p.customer, err = lanedb.CustomerByCID(ctx, q, sale.CID.Int64)
 		if err != nil && !errors.Is(err, lanedb.ErrNoCustomer) {
-			return nil, err
+			return parts{}, err
 		}
 	}
-	return buildView(sale, lines, payments, customer), nil
+	return p, nil
+}
+
+func (p parts) view(sale *lanedb.Sale) *SaleView {
+	return buildView(sale, p.lines, p.payments, p.customer)
 }
 
 func buildView(sale *lanedb.Sale, lines []lanedb.Line, payments []lanedb.Payment, customer *lanedb.SaleCustomer) *SaleView {
