@@ -740,9 +740,12 @@ func TestRecallFlow(t *testing.T) {
 
 	t.Run("get_presells", func(t *testing.T) {
 		// Two presells were submitted an hour and two hours ago.
-		sqliteExec(t, l.db, `UPDATE sales SET submitted_utc = datetime('now', '-1 hour'), version = version + 1 WHERE physkey = %s;
-			UPDATE sales SET submitted_utc = datetime('now', '-2 hours'), version = version + 1 WHERE physkey = %s;`,
-			sqlQuote(p1["physkey"].(string)), sqlQuote(p2["physkey"].(string)))
+		// (The times are written from here, so that the statement is the
+		// same SQL on SQLite and on a PostgreSQL store database.)
+		ago := func(d time.Duration) string { return sqlQuote(time.Now().UTC().Add(-d).Format("2006-01-02 15:04:05")) }
+		sqliteExec(t, l.db, `UPDATE sales SET submitted_utc = %s, version = version + 1 WHERE physkey = %s;
+			UPDATE sales SET submitted_utc = %s, version = version + 1 WHERE physkey = %s;`,
+			ago(time.Hour), sqlQuote(p1["physkey"].(string)), ago(2*time.Hour), sqlQuote(p2["physkey"].(string)))
 		all, more := presellList(t, c2, nil, nil, nil)
 		got := physkeys(all)
 		if len(got) != 5 || more || got[3] != p1["physkey"] || got[4] != p2["physkey"] {
