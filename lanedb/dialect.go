@@ -28,12 +28,12 @@ import (
 //  3. Statements with no common form: postgresForms below gives the
 //     PostgreSQL text (catalog reads, the journal's sequence restart), or
 //     "" for a statement that has no PostgreSQL meaning and is never run
-//     there (PRAGMA data_version: see Writer.othersWriting).
+//     there (PRAGMA data_version: see Writer.othersWriting and cache.go;
+//     a store database has neither the yield nor the write cache).
 //  4. LastInsertId: PostgreSQL has none. The journal's insert says
 //     RETURNING seq in both dialects (SQLite has had RETURNING since 3.35).
 //  5. Every other statement is written in the SQL both engines share
 //     (CASE instead of summing a boolean, ON CONFLICT … DO UPDATE, COALESCE).
-//
 //  6. The writer's read of a sale (qGetSale in a write transaction) takes
 //     the row's lock: FOR UPDATE is appended to its writer form
 //     (postgresWriterLocks). SQLite's single writer runs every
@@ -45,7 +45,10 @@ import (
 //     flag columns are BIGINT 0/1 in both schemas, and pgx, which refuses
 //     to encode a bool as an integer, is taught to (boolsAsIntegers).
 //
-// Errors differ too: isConflict and IsUnavailable read PostgreSQL's.
+// Not rewrites, but PostgreSQL's too: journal appends take a store-wide
+// advisory lock (lockJournal; the writer takes it at BEGIN), a write batch
+// has a deadline (Writer.runBatch), and errors differ: isConflict and
+// IsUnavailable read PostgreSQL's.
 
 // dialect is the SQL a DB's statements are written in.
 type dialect uint8
@@ -54,13 +57,6 @@ const (
 	dialectSQLite dialect = iota
 	dialectPostgres
 )
-
-func (d dialect) String() string {
-	if d == dialectPostgres {
-		return "postgres"
-	}
-	return "sqlite"
-}
 
 // driverName is the database/sql driver each dialect is opened with: pgx's
 // stdlib adapter, so that sqlx (and its Rebind and named parameters) runs
