@@ -365,3 +365,55 @@ func TestWriteCacheIsSafeForConcurrentBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateSaleWritesWhatChanged: whichever columns a change sets, the
+// row in the file is the sale as the caller left it, whether UpdateSale
+// wrote every column or only the totals.
+func TestUpdateSaleWritesWhatChanged(t *testing.T) {
+	l := newCacheLane(t)
+	ctx := context.Background()
+	for i, c := range []struct {
+		name   string
+		change func(s *Sale)
+		narrow bool
+	}{
+		{"total and seqnce", func(s *Sale) { s.SaleTotalCents += 250; s.NextSeqnce++ }, true},
+		{"lease", func(s *Sale) { s.ClaimState.ExpiresMS = sql.NullInt64{Int64: 99, Valid: true} }, true},
+		{"customer", func(s *Sale) { s.CID = sql.NullInt64{Int64: 1, Valid: true}; s.SaleTotalCents++ }, false},
+		{"phase", func(s *Sale) { s.Phase = PhaseParked }, false},
+		{"holder", func(s *Sale) { s.HolderKey, s.HolderName = "k9", "till" }, false},
+		{"ticket", func(s *Sale) { s.Ticket = sql.NullInt64{Int64: 42, Valid: true} }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			physkey := l.sales[i%3]
+			var want Sale
+			err := l.w.Do(ctx, func(ctx context.Context, tx *Tx) error {
+				s, err := GetSale(ctx, tx, physkey)
+				if err != nil {
+					return err
+				}
+				c.change(s)
+				s.UpdatedUTC = fmt.Sprintf("2026-12-06 11:00:%02d.000000", i)
+				if got := s.totalsOnly(); got != c.narrow {
+					t.Errorf("totalsOnly = %v, want %v", got, c.narrow)
+				}
+				if err := UpdateSale(ctx, tx, s); err != nil {
+					return err
+				}
+				want = *s
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := GetSale(ctx, l.db.Read, physkey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.read, want.read = nil, nil
+			if *got != want {
+				t.Errorf("the file holds\n%+v\nwant\n%+v", *got, want)
+			}
+		})
+	}
+}

@@ -46,6 +46,33 @@ type Sale struct {
 	UpdatedUTC     string         `db:"updated_utc"`
 	Version        int64          `db:"version"`
 	ClaimState                    // the counter's lease; written only by the claim functions
+
+	// read is the row as GetSale read it (or as UpdateSale last wrote
+	// it): UpdateSale compares with it to write only what changed.
+	read *Sale
+}
+
+// remember keeps s as read.
+func (s *Sale) remember() {
+	row := *s
+	row.read = nil
+	s.read = &row
+}
+
+// totalsOnly reports whether s differs from the row as read at most in
+// the columns a change of lines or payments writes: the total, the next
+// seqnce, the stamp and the claim's lease. No index covers those but the
+// holder's (updated_utc), so such an update leaves every other index of
+// sales alone; SQLite rewrites the entries of each index that a column in
+// SET belongs to (or that a partial index's WHERE reads), changed or not.
+func (s *Sale) totalsOnly() bool {
+	if s.read == nil {
+		return false
+	}
+	a, b := *s, *s.read
+	a.read = nil
+	a.SaleTotalCents, a.NextSeqnce, a.UpdatedUTC, a.ClaimState.ExpiresMS = b.SaleTotalCents, b.NextSeqnce, b.UpdatedUTC, b.ClaimState.ExpiresMS
+	return a == b
 }
 
 // saleInsertColumns are written by InsertSale; saleColumns are read.
@@ -63,6 +90,7 @@ func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale,
 	t := caching(q)
 	if t != nil {
 		if s, ok := t.cachedSale(physkey); ok {
+			s.remember()
 			return s, nil
 		}
 	}
@@ -77,6 +105,7 @@ func GetSale(ctx context.Context, q sqlx.QueryerContext, physkey string) (*Sale,
 	if t != nil {
 		t.fillSale(&s)
 	}
+	s.remember()
 	return &s, nil
 }
 
@@ -120,9 +149,16 @@ func InsertSale(ctx context.Context, tx *Tx, s *Sale) error {
 // fails if the row's version is no longer s.Version (someone else changed
 // it, e.g. the counter process).
 func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
-	res, err := tx.ExecContext(ctx, qUpdateSale, s.SID, s.Phase, s.CompletedDT, s.CompletedDTUTC, s.SaleTotalCents,
-		s.Teller, s.CID, s.HolderKey, s.HolderName, s.Ticket, s.TicketWord, s.TicketBarcode, s.SubmittedUTC, s.VoidedUTC,
-		s.VoidedBy, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS, s.Physkey, s.Version)
+	var res sql.Result
+	var err error
+	if s.totalsOnly() {
+		res, err = tx.ExecContext(ctx, qUpdateSaleTotals, s.SaleTotalCents, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS,
+			s.Physkey, s.Version)
+	} else {
+		res, err = tx.ExecContext(ctx, qUpdateSale, s.SID, s.Phase, s.CompletedDT, s.CompletedDTUTC, s.SaleTotalCents,
+			s.Teller, s.CID, s.HolderKey, s.HolderName, s.Ticket, s.TicketWord, s.TicketBarcode, s.SubmittedUTC, s.VoidedUTC,
+			s.VoidedBy, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS, s.Physkey, s.Version)
+	}
 	if err != nil {
 		return fmt.Errorf("update sale %s: %w", s.Physkey, err)
 	}
@@ -130,6 +166,7 @@ func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
 		return fmt.Errorf("%w: sale %s", ErrStaleSale, s.Physkey)
 	}
 	s.Version++
+	s.remember()
 	// The row matched s's version, so it was s as read; now it is s.
 	row := *s
 	tx.wrote(s.Physkey, func(e *cachedSale) {
@@ -387,6 +424,10 @@ var (
 		teller = ?, cid = ?, holder_key = ?, holder_name = ?, ticket = ?, ticket_word = ?,
 		ticket_barcode = ?, submitted_utc = ?, voided_utc = ?,
 		voided_by = ?, next_seqnce = ?, updated_utc = ?,
+		claim_expires_ms = ?, version = version + 1
+		WHERE physkey = ? AND version = ?`))
+	// A change of lines or payments writes only these (see totalsOnly).
+	qUpdateSaleTotals = follow(stmt(`UPDATE sales SET saletotal_cents = ?, next_seqnce = ?, updated_utc = ?,
 		claim_expires_ms = ?, version = version + 1
 		WHERE physkey = ? AND version = ?`))
 	qSaleLines = stmt(`SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
