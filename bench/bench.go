@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -94,10 +95,21 @@ func inRange[T int | int64](name string, v, lo, hi T, note string) error {
 }
 
 // begin checks a run's config and makes its work folder (see Common.DB),
-// its server log and its printer.
-func (c Common) begin(out io.Writer, validate func() error) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
+// its server log and its printer. A benchmark that can run on a
+// PostgreSQL store database says so with store; its prefix is then the
+// URL itself (see phaseDB).
+func (c Common) begin(out io.Writer, validate func() error, store bool) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
 	if err = errors.Join(validate(), c.validate()); err != nil {
 		return "", nil, nil, nil, err
+	}
+	if lanedb.IsPostgresURL(c.DB) {
+		if !store {
+			return "", nil, nil, nil, fmt.Errorf("DB: %w: this benchmark builds its own SQLite lane DBs", lanedb.ErrNotOnPostgres)
+		}
+		if _, _, err := pgDatabase(c.DB); err != nil {
+			return "", nil, nil, nil, err
+		}
+		return c.DB, func() {}, serverLog(c.Log), &printer{w: out}, nil
 	}
 	if prefix, cleanup, err = workPrefix(c.DB); err != nil {
 		return "", nil, nil, nil, err

@@ -122,7 +122,7 @@ type FirehoseReport struct {
 // failed requests and missing events are in the report (see
 // FirehoseReport.Err).
 func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*FirehoseReport, error) {
-	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate, false)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func runDisplayLag(ctx context.Context, cfg FirehoseConfig, path string, log *sl
 		shape := saleShape{lines: linesPerSale, onLine: func(t *tablet, physkey string, seqnce int64) {
 			m.pair(lagKey{physkey, seqnce}, lagEnd{at: t.replyAt, measured: t.stats.inWindow()})
 		}}
-		res.load, err = drive(ctx, l, connectTablets(ctx, l.presellURL(), keys, stats), len(keys), stats, shape,
+		res.load, err = drive(ctx, []*lane{l}, connectTablets(ctx, l.presellURL(), keys, stats), len(keys), stats, shape,
 			loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, profile: cfg.DisplayCPUProfile})
 		if err != nil {
 			return err

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/greenlane-pos/greenlane/fd1client"
-	"github.com/greenlane-pos/greenlane/fixtures"
 	lanesrv "github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -35,13 +34,9 @@ func openDemoDB(ctx context.Context, path string) (*lanedb.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	demo, err := fixtures.Find("demo")
-	if err == nil {
-		err = demo.Load(ctx, db, false)
-	}
-	if err != nil {
+	if err := loadDemo(ctx, db); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("load the demo fixture into %s: %w", path, err)
+		return nil, err
 	}
 	return db, nil
 }
@@ -159,7 +154,20 @@ func (l *lane) stop() error {
 // park a tablet saw succeed is in the DB (stats nil: nothing to check).
 func withLane(ctx context.Context, path string, opts laneOptions, n int, scope protocol.Scope, stats *loadStats,
 	fn func(l *lane, keys []string) error) error {
-	db, err := openDemoDB(ctx, path)
+	open := func() (*lanedb.DB, string, error) {
+		db, err := openDemoDB(ctx, path)
+		return db, path, err
+	}
+	return withLanes(ctx, open, 1, opts, n, scope, stats, func(ls []*lane, keys []string) error { return fn(ls[0], keys) })
+}
+
+// withLanes is withLane with instances lane servers on the one DB that
+// open makes (each instance with a handle, a writer and a hub of its own,
+// as separate `greenlane serve` processes on one store database have).
+// open returns the fresh DB and where it is, for the further handles.
+func withLanes(ctx context.Context, open func() (*lanedb.DB, string, error), instances int, opts laneOptions,
+	n int, scope protocol.Scope, stats *loadStats, fn func(ls []*lane, keys []string) error) error {
+	db, where, err := open()
 	if err != nil {
 		return err
 	}
@@ -172,13 +180,32 @@ func withLane(ctx context.Context, path string, opts laneOptions, n int, scope p
 		}
 		keys[i] = k.key
 	}
-	l, err := startLane(ctx, db, opts)
-	if err != nil {
-		return err
+	dbs := []*lanedb.DB{db}
+	for i := 1; i < instances; i++ {
+		other, err := lanedb.Open(ctx, where, lanedb.DefaultOptions())
+		if err != nil {
+			return fmt.Errorf("instance %d: %w", i+1, err)
+		}
+		defer other.Close()
+		dbs = append(dbs, other)
 	}
-	runErr := fn(l, keys)
-	if err := l.stop(); err != nil && runErr == nil {
-		runErr = err
+	var ls []*lane
+	var runErr error
+	for i, d := range dbs {
+		l, err := startLane(ctx, d, opts)
+		if err != nil {
+			runErr = fmt.Errorf("instance %d: %w", i+1, err)
+			break
+		}
+		ls = append(ls, l)
+	}
+	if runErr == nil {
+		runErr = fn(ls, keys)
+	}
+	for _, l := range ls {
+		if err := l.stop(); err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 	if runErr != nil || stats == nil {
 		return runErr
@@ -269,20 +296,36 @@ func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write
 	return r
 }
 
-// synchronous is the writer connection's PRAGMA synchronous, by name: a
-// figure is only worth comparing at FULL.
-func (l *lane) synchronous(ctx context.Context) (string, error) {
+// synchronous names the writer connection's durability setting, and
+// whether a commit is durable with it: a figure is only worth comparing
+// when it is. On SQLite that is PRAGMA synchronous at FULL; on PostgreSQL,
+// synchronous_commit on (COMMIT waits for the WAL flush) with fsync on.
+func (l *lane) synchronous(ctx context.Context) (label string, durable bool, err error) {
+	if l.DB.Postgres() {
+		var commit, fsync string
+		err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+			if err := tx.GetContext(ctx, &commit, "SHOW synchronous_commit"); err != nil {
+				return err
+			}
+			return tx.GetContext(ctx, &fsync, "SHOW fsync")
+		})
+		if err != nil {
+			return "", false, fmt.Errorf("read synchronous_commit and fsync: %w", err)
+		}
+		return "synchronous_commit " + commit + ", fsync " + fsync, commit == "on" && fsync == "on", nil
+	}
 	var n int
-	err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+	err = l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		return tx.GetContext(ctx, &n, "PRAGMA synchronous")
 	})
 	if err != nil {
-		return "", fmt.Errorf("read PRAGMA synchronous: %w", err)
+		return "", false, fmt.Errorf("read PRAGMA synchronous: %w", err)
 	}
+	name := fmt.Sprint(n)
 	if names := []string{"OFF", "NORMAL", "FULL", "EXTRA"}; n >= 0 && n < len(names) {
-		return names[n], nil
+		name = names[n]
 	}
-	return fmt.Sprint(n), nil
+	return "synchronous " + name, name == "FULL", nil
 }
 
 // dialParallel bounds the sockets opened at once: a burst of a thousand
@@ -376,6 +419,14 @@ type loadStats struct {
 	errs     tally
 }
 
+// instanceStats is what the tablets of one lane instance record, beside
+// their loadStats, when a load is spread over several instances.
+type instanceStats struct {
+	all     histogram    // every request kind, inside the window
+	sales   atomic.Int64 // parks answered OK inside the window
+	tablets int          // tablets that connected to it
+}
+
 func (s *loadStats) inWindow() bool { return s.window.Load() == windowOpen }
 
 // tablet is one presell tablet: a socket that sends one request and waits
@@ -386,6 +437,7 @@ type tablet struct {
 	local localFunc // set: no socket, the change is made in this process
 	rng   *rand.Rand
 	stats *loadStats
+	inst  *instanceStats // the instance it is on; nil with one instance
 	// pace, when set, is the mean time between requests: each is scheduled
 	// at exponentially distributed gaps (a Poisson process, open loop) and
 	// timed from its scheduled time, so a late lane is not hidden by a
@@ -446,6 +498,9 @@ func (t *tablet) sale(shape saleShape) (ok bool, err error) {
 		t.stats.parked.Add(1)
 		if t.stats.inWindow() {
 			t.stats.sales.Add(1)
+			if t.inst != nil {
+				t.inst.sales.Add(1)
+			}
 		}
 	}
 	return ok, err
@@ -474,6 +529,9 @@ func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 		t.stats.latency[k].record(d)
 		t.stats.all.record(d)
 		t.stats.requests.Add(1)
+		if t.inst != nil {
+			t.inst.all.record(d)
+		}
 	}
 	if k == kindCreate && physkey == "" {
 		t.stats.errs.reply(kindNames[k], protocol.Errorf("bad_reply", "create answered no physkey"))
@@ -505,20 +563,36 @@ func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error
 // connectTablets dials and logs in every tablet at once. A tablet that
 // cannot connect is counted as a connection error and left out.
 func connectTablets(ctx context.Context, url string, keys []string, stats *loadStats) []*tablet {
+	return connectSpread(ctx, []string{url}, nil, keys, stats)
+}
+
+// connectSpread is connectTablets over several lane instances: tablet i
+// dials urls[i mod len(urls)] and, when insts is set, records into
+// insts[i mod len(urls)] too.
+func connectSpread(ctx context.Context, urls []string, insts []*instanceStats, keys []string, stats *loadStats) []*tablet {
 	out := make([]*tablet, len(keys))
 	var wg sync.WaitGroup
 	for i, key := range keys {
 		wg.Go(func() {
-			t, err := dialTablet(ctx, url, key, i+1, stats)
+			t, err := dialTablet(ctx, urls[i%len(urls)], key, i+1, stats)
 			if err != nil {
 				stats.errs.add("connection", 1, fmt.Sprintf("tablet %d: %v", i+1, err))
 				return
+			}
+			if insts != nil {
+				t.inst = insts[i%len(urls)]
 			}
 			out[i] = t
 		})
 	}
 	wg.Wait()
-	return slices.DeleteFunc(out, func(t *tablet) bool { return t == nil })
+	out = slices.DeleteFunc(out, func(t *tablet) bool { return t == nil })
+	for _, t := range out {
+		if t.inst != nil {
+			t.inst.tablets++
+		}
+	}
+	return out
 }
 
 // runTablets makes sales of shape on every tablet until ctx ends; a
@@ -569,8 +643,10 @@ type loadResult struct {
 	writer        lanedb.WriterSnapshot // over the window
 	cpu           cpuUse                // over the window
 	recycled      int64
-	synchronous   string // the writer connection's PRAGMA synchronous
-	spread        string // the runs' spread; "" for one run
+	synchronous   string           // the writer connection's durability setting (see lane.synchronous)
+	durable       bool             // a commit is durable with it
+	instances     []*instanceStats // per lane instance; nil with one
+	spread        string           // the runs' spread; "" for one run
 }
 
 func (r *loadResult) salesPerSec() float64 { return perSec(r.sales, r.window) }
@@ -595,11 +671,15 @@ var errNoTablets = errors.New("no tablet could connect")
 // drive runs the tablets beside the ticket recycler through warm-up and
 // window, and stops them; it returns once every tablet has finished its
 // last sale.
-func drive(ctx context.Context, l *lane, tablets []*tablet, wanted int, stats *loadStats, shape saleShape, c loadConfig) (*loadResult, error) {
+//
+// With several lane instances (ls) on one DB, the first runs the recycler,
+// and the writer figures are the sum of every instance's writer.
+func drive(ctx context.Context, ls []*lane, tablets []*tablet, wanted int, stats *loadStats, shape saleShape, c loadConfig) (*loadResult, error) {
 	if len(tablets) == 0 {
 		return nil, fmt.Errorf("%w: %s", errNoTablets, stats.errs.example())
 	}
-	synchronous, err := l.synchronous(ctx)
+	l := ls[0]
+	synchronous, durable, err := l.synchronous(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -617,24 +697,24 @@ func drive(ctx context.Context, l *lane, tablets []*tablet, wanted int, stats *l
 			return nil
 		}
 	}
-	res, err := measure(ctx, l, c)
+	res, err := measure(ctx, ls, c)
 	stopLoad()
 	wait()
 	wg.Wait()
 	if err = errors.Join(err, rec.err); err != nil {
 		return nil, err
 	}
-	res.tablets, res.tabletsWanted, res.recycled, res.synchronous = len(tablets), wanted, rec.n.Load(), synchronous
+	res.tablets, res.tabletsWanted, res.recycled, res.synchronous, res.durable = len(tablets), wanted, rec.n.Load(), synchronous, durable
 	return res, nil
 }
 
 // measure waits out the warm-up, then opens the window for the duration
-// and reads the writer and the CPU over it.
-func measure(ctx context.Context, l *lane, c loadConfig) (*loadResult, error) {
+// and reads the writers (of every lane in ls) and the CPU over it.
+func measure(ctx context.Context, ls []*lane, c loadConfig) (*loadResult, error) {
 	if err := sleep(ctx, c.warmUp); err != nil {
 		return nil, err
 	}
-	before := l.Writer.Stats().Snapshot()
+	before := writerSnapshot(ls)
 	stopProfile, err := startProfile(c.profile)
 	if err != nil {
 		return nil, err
@@ -645,9 +725,30 @@ func measure(ctx context.Context, l *lane, c loadConfig) (*loadResult, error) {
 		return nil, err
 	}
 	err = errors.Join(sleep(ctx, c.duration), c.window(false))
-	res := &loadResult{window: time.Since(mark.at), cpu: mark.since(), writer: l.Writer.Stats().Snapshot().Sub(before)}
+	res := &loadResult{window: time.Since(mark.at), cpu: mark.since(), writer: writerSnapshot(ls).Sub(before)}
 	stopProfile()
 	return res, err
+}
+
+// writerSnapshot is the sum of the lanes' writer counters.
+func writerSnapshot(ls []*lane) lanedb.WriterSnapshot {
+	var sum lanedb.WriterSnapshot
+	for _, l := range ls {
+		s := l.Writer.Stats().Snapshot()
+		sum.Batches += s.Batches
+		sum.Mutations += s.Mutations
+		sum.Statements += s.Statements
+		sum.SavepointStatements += s.SavepointStatements
+		sum.Yields += s.Yields
+		sum.BusyWaits += s.BusyWaits
+		sum.FullBatches += s.FullBatches
+		sum.Busy += s.Busy
+		sum.Commit += s.Commit
+		for i := range s.BatchSizes {
+			sum.BatchSizes[i] += s.BatchSizes[i]
+		}
+	}
+	return sum
 }
 
 // load prints one phase: throughput, errors, latency per kind and over
@@ -672,6 +773,9 @@ func (p *printer) load(r *loadResult) {
 		p.printf("   %-13s %s  (%s)\n", "all requests", quantiles(r.all, ms, 0), from)
 	}
 	p.writer(r)
+	for i, in := range r.instances {
+		p.printf("   instance %d: %5.0f sales/s  request p99 %-8s (%d tablets)\n", i+1, perSec(in.sales.Load(), r.window), ms(in.all.quantile(0.99)), in.tablets)
+	}
 	p.cpuLine(r.cpu)
 	if r.spread != "" {
 		p.printf("   %s\n", r.spread)

@@ -14,6 +14,14 @@ package bench
 // what the domain costs the gap from ceiling-core to ceiling-sql. The
 // writer line of each shows statements per change, so a core that changes
 // its SQL shows here too.
+//
+// On a PostgreSQL store database (store.go) every phase runs as on SQLite,
+// each on a database of its own; with Instances > 1 the group-commit-on
+// phase runs that many lane instances on its one database, each with its
+// own writer, and prints a line per instance beside the sum. No phase is
+// skipped there: group commit off is one COMMIT (a WAL flush) per change,
+// as it is one fsync per change on SQLite, and the SQLite-only figure,
+// PRAGMA synchronous, becomes synchronous_commit and fsync.
 
 import (
 	"cmp"
@@ -58,6 +66,11 @@ type Config struct {
 	// sending 1 request/s as a Poisson process. Default 200 and 1,000;
 	// empty skips them.
 	Realistic []int
+	// Instances is how many lane instances share one store database in
+	// the group-commit-on phase, the tablets spread over them round-robin;
+	// more than 1 only when DB is a PostgreSQL URL (an SQLite file has one
+	// writer). Default 1.
+	Instances int
 }
 
 // Bounds that keep a mistyped flag from exhausting the machine, and issue
@@ -67,6 +80,7 @@ const (
 	maxTablets          = 5000
 	maxIdleSockets      = 20000
 	maxRuns             = 99
+	maxInstances        = 16
 	targetTablets       = 200
 	targetBusyPerChange = 50 * time.Microsecond
 	targetBaselineRatio = 2.0
@@ -81,12 +95,12 @@ var targetRealisticP99 = map[int]time.Duration{200: 5 * time.Millisecond, 1000: 
 
 func DefaultConfig() Config {
 	return Config{Common: defaultCommon(), Tablets: 200, GroupCommitWait: defaultWait, IdleSockets: 1000,
-		Runs: 1, Realistic: []int{200, 1000}}
+		Runs: 1, Realistic: []int{200, 1000}, Instances: 1}
 }
 
 func (c Config) validate() error {
 	errs := []error{inRange("tablets", c.Tablets, 1, maxTablets, ""), inRange("idle sockets", c.IdleSockets, 0, maxIdleSockets, ""),
-		inRange("runs", c.Runs, 1, maxRuns, "")}
+		inRange("runs", c.Runs, 1, maxRuns, ""), inRange("instances", c.Instances, 1, maxInstances, "")}
 	for _, n := range c.Realistic {
 		errs = append(errs, inRange("realistic tablets", n, 1, maxTablets, ""))
 	}
@@ -95,6 +109,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("group commit wait %s: want more than 0 (the off phase is run anyway)", c.GroupCommitWait)
 	case c.PresellWorkers < 0:
 		return fmt.Errorf("presell workers %d: want 0 (the server's default) or more", c.PresellWorkers)
+	case c.Instances > 1 && !lanedb.IsPostgresURL(c.DB):
+		return fmt.Errorf("instances %d: more than 1 needs a PostgreSQL store database as DB (an SQLite lane DB has one writer)", c.Instances)
 	}
 	return errors.Join(errs...)
 }
@@ -121,6 +137,7 @@ type phaseSpec struct {
 	name, file string
 	wait       time.Duration // the writer's batching wait; 0: group commit off
 	tablets    int
+	instances  int         // lane instances on the phase's DB; 0 is 1
 	local      localTablet // set: the tablets call in process (the ceilings)
 	c          loadConfig
 }
@@ -129,37 +146,44 @@ type phaseSpec struct {
 // phase finishes. An error means the benchmark itself could not run; failed
 // requests are in the report (see Report.Err).
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
-	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate, true)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
 	rep := &Report{cfg: cfg}
-	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, demo lane DB\n",
-		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs)
+	db := "demo lane DB"
+	if lanedb.IsPostgresURL(prefix) {
+		db = "demo store database on PostgreSQL (a database per phase)"
+		if cfg.Instances > 1 {
+			db += fmt.Sprintf(", %d lane instances in the group-commit-on phase", cfg.Instances)
+		}
+	}
+	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, %s\n",
+		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs, db)
 	p.machine("tablets and server share this process" + loadAverage("start"))
 	timing := loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery}
 	paced := timing
 	paced.pace = realisticGap
 	gc := cfg.GroupCommitWait
-	specs := []phaseSpec{{"group commit on", "gc-on", gc, cfg.Tablets, nil, timing}, {"group commit off", "gc-off", 0, cfg.Tablets, nil, timing},
-		{name: "baseline-1tx", file: "baseline"}, {"ceiling-core", "core", gc, cfg.Tablets, coreTablet, timing},
-		{"ceiling-sql", "sql", gc, cfg.Tablets, sqlTablet, timing}}
+	specs := []phaseSpec{{"group commit on", "gc-on", gc, cfg.Tablets, cfg.Instances, nil, timing},
+		{"group commit off", "gc-off", 0, cfg.Tablets, 1, nil, timing},
+		{name: "baseline-1tx", file: "baseline"}, {"ceiling-core", "core", gc, cfg.Tablets, 1, coreTablet, timing},
+		{"ceiling-sql", "sql", gc, cfg.Tablets, 1, sqlTablet, timing}}
 	for _, n := range cfg.Realistic {
-		specs = append(specs, phaseSpec{fmt.Sprintf("realistic %d tablets × 1 req/s", n), fmt.Sprintf("realistic-%d", n), gc, n, nil, paced})
+		specs = append(specs, phaseSpec{fmt.Sprintf("realistic %d tablets × 1 req/s", n), fmt.Sprintf("realistic-%d", n), gc, n, 1, nil, paced})
 	}
 	for i, s := range specs {
 		r, err := repeat(cfg.Runs, func(run int) (*loadResult, error) {
-			path := prefix + "." + s.file + ".db"
 			if i == phaseBaseline {
-				return runBaseline(ctx, path, cfg)
+				return runBaseline(ctx, prefix, s.file, cfg)
 			}
 			if i == phaseOn && run == 0 {
 				s.c.profile = cfg.CPUProfile // the first run only
 			} else {
 				s.c.profile = nil
 			}
-			return runPhase(ctx, s, path, laneOptions{groupWait: s.wait, presellWorkers: cfg.PresellWorkers, log: log})
+			return runPhase(ctx, s, prefix, laneOptions{groupWait: s.wait, presellWorkers: cfg.PresellWorkers, log: log})
 		})
 		if err != nil {
 			return nil, err
@@ -172,7 +196,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	p.printf("ceilings: socket/ceiling-core %.2f×   core/ceiling-sql %.2f×   (sales/s: what sockets and JSON cost, what the domain costs)\n",
 		ratio(on.salesPerSec(), core.salesPerSec()), rep.ratio(phaseCore, phaseSQL))
 	if cfg.IdleSockets > 0 {
-		if rep.idle, err = measureIdle(ctx, prefix+".idle.db", cfg, log); err != nil {
+		if rep.idle, err = measureIdle(ctx, prefix, "idle", cfg, log); err != nil {
 			return nil, err
 		}
 		p.idle(rep.idle)
@@ -217,25 +241,38 @@ func repeat(n int, run func(i int) (*loadResult, error)) (*loadResult, error) {
 	return med, nil
 }
 
-// runPhase runs one load on a fresh demo DB: a key per tablet, the server,
-// the tablets (warm-up, then the measured window), and the check that
-// every acknowledged park is in the DB.
-func runPhase(ctx context.Context, s phaseSpec, path string, opts laneOptions) (*loadResult, error) {
+// runPhase runs one load on a fresh demo DB under prefix: a key per
+// tablet, the server (s.instances of them on one DB, the tablets spread
+// over them), the tablets (warm-up, then the measured window), and the
+// check that every acknowledged park is in the DB.
+func runPhase(ctx context.Context, s phaseSpec, prefix string, opts laneOptions) (*loadResult, error) {
 	stats := &loadStats{}
 	var res *loadResult
-	err := withLane(ctx, path, opts, s.tablets, protocol.ScopePresell, stats, func(l *lane, keys []string) error {
-		tablets := localTablets(ctx, l, keys, stats, s.local)
+	var insts []*instanceStats
+	open := func() (*lanedb.DB, string, error) { return openPhaseDB(ctx, prefix, s.file) }
+	err := withLanes(ctx, open, max(s.instances, 1), opts, s.tablets, protocol.ScopePresell, stats, func(ls []*lane, keys []string) error {
+		tablets := localTablets(ctx, ls[0], keys, stats, s.local)
 		if s.local == nil {
-			tablets = connectTablets(ctx, l.presellURL(), keys, stats)
+			urls := make([]string, len(ls))
+			for i, l := range ls {
+				urls[i] = l.presellURL()
+			}
+			if len(ls) > 1 {
+				insts = make([]*instanceStats, len(ls))
+				for i := range insts {
+					insts[i] = &instanceStats{}
+				}
+			}
+			tablets = connectSpread(ctx, urls, insts, keys, stats)
 		}
 		var err error
-		res, err = drive(ctx, l, tablets, len(keys), stats, presellSale, s.c)
+		res, err = drive(ctx, ls, tablets, len(keys), stats, presellSale, s.c)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	res.name, res.groupWait, res.paced = s.name, opts.groupWait, s.c.pace > 0
+	res.name, res.groupWait, res.paced, res.instances = s.name, opts.groupWait, s.c.pace > 0, insts
 	res.fill(stats)
 	return res, nil
 }
@@ -271,7 +308,7 @@ func (p *printer) targets(rep *Report) {
 		checks = append(checks, check(fmt.Sprintf("≤%d KB RSS/idle socket (%.1f)", targetIdleBytes/1024, rep.idle.rssPerSocket/1024),
 			rep.idle.rssPerSocket <= targetIdleBytes))
 	}
-	checks = append(checks, check("synchronous "+on.synchronous, on.synchronous == "FULL"), check("0 errors", rep.Err() == nil))
+	checks = append(checks, check(on.synchronous, on.durable), check("0 errors", rep.Err() == nil))
 	note := ""
 	if rep.cfg.Tablets != targetTablets {
 		note = fmt.Sprintf(" (set for %d tablets)", targetTablets)
@@ -418,14 +455,15 @@ func sqlJournal(ctx context.Context, tx *lanedb.Tx, now time.Time, family, event
 // and the window: no sockets, no JSON, no group commit; one BEGIN
 // IMMEDIATE … COMMIT (synchronous FULL) per sale. It is the floor the
 // server is compared with: what the disk and SQLite allow when nothing
-// else is paid for.
+// else is paid for. On a PostgreSQL store database it is the same loop
+// through pgx and sqlx, BEGIN … COMMIT on lanedb's one writer connection.
 //
 // One goroutine, on purpose: lanedb has one writer connection, and each
 // sale holds it from BEGIN to COMMIT (the fsync included), so more
 // goroutines would only queue for that connection and add hand-offs. The
 // loop also recycles tickets itself, between sales (see voidPresells).
-func runBaseline(ctx context.Context, path string, cfg Config) (*loadResult, error) {
-	db, err := openDemoDB(ctx, path)
+func runBaseline(ctx context.Context, prefix, file string, cfg Config) (*loadResult, error) {
+	db, _, err := openPhaseDB(ctx, prefix, file)
 	if err != nil {
 		return nil, err
 	}
@@ -561,10 +599,12 @@ const idleSettle = 300 * time.Millisecond
 // cfg.IdleSockets presell sockets that log in and then send nothing. With
 // cfg.Child set the client ends live in a child process, so the difference
 // is the server's alone; without, the report says so.
-func measureIdle(ctx context.Context, path string, cfg Config, log *slog.Logger) (*idleResult, error) {
+func measureIdle(ctx context.Context, prefix, file string, cfg Config, log *slog.Logger) (*idleResult, error) {
 	res := &idleResult{sockets: cfg.IdleSockets, inProcess: cfg.Child == nil}
 	opts := laneOptions{groupWait: defaultWait, presellWorkers: cfg.PresellWorkers, log: log}
-	err := withLane(ctx, path, opts, 1, protocol.ScopePresell, nil, func(l *lane, keys []string) error {
+	open := func() (*lanedb.DB, string, error) { return openPhaseDB(ctx, prefix, file) }
+	err := withLanes(ctx, open, 1, opts, 1, protocol.ScopePresell, nil, func(ls []*lane, keys []string) error {
+		l := ls[0]
 		// Freed pages go back to the system first, so that RSS holds what is
 		// live, not what earlier phases left for the scavenger.
 		before := readFreedSample()

@@ -118,7 +118,7 @@ const (
 // means the benchmark itself could not run; failed requests and missed
 // targets are in the report (see SoakReport.Err).
 func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, error) {
-	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate, false)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 		order := func(open bool) error {
 			return c.send(childOrder{Window: map[bool]string{true: "open", false: "close"}[open]})
 		}
-		rep.load, err = measure(ctx, l, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
+		rep.load, err = measure(ctx, []*lane{l}, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
 			profile: rep.cfg.CPUProfile, window: order})
 		rep.mem[memEnd] = readServerSample(false)
 	}

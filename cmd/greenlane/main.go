@@ -156,7 +156,6 @@ var notOnPostgres = map[string]string{
 	"tls init":       "the certificates are written next to an SQLite lane DB file; serve each instance with --tls-cert and --tls-key instead",
 	"tls ca":         "the CA is kept next to an SQLite lane DB file",
 	"tls renew":      "the certificates are kept next to an SQLite lane DB file",
-	"bench presell":  "the bench builds its own SQLite lane DBs",
 	"bench recall":   "the bench builds its own SQLite lane DB",
 	"bench firehose": "the bench builds its own SQLite lane DBs",
 	"bench soak":     "the bench builds its own SQLite lane DB",
