@@ -52,7 +52,8 @@ type Common struct {
 	WarmUp time.Duration
 	// DB is where the phases' lane DBs go: a folder, or a path prefix
 	// (PREFIX.<phase>.db). Files of those names are replaced; the DBs are
-	// kept. Default "": a temporary folder, removed at the end.
+	// kept. Bench presell also takes a PostgreSQL URL (see store.go).
+	// Default "": a temporary folder, removed at the end.
 	DB string
 	// RecycleEvery is how often submitted presells are voided so that
 	// their tickets come free again (see voidPresells). Default 250ms; 0
