@@ -130,6 +130,10 @@ type Hub struct {
 	subs     map[string][]*Subscription // by family
 	head     int64                      // last journal seq published
 	creators map[string]string          // sale physkey → key name that created it
+	// readFailures counts journal reads failed in a row, and warned is
+	// when the last of them was logged (see journalFailed).
+	readFailures int
+	warned       time.Time
 
 	published atomic.Int64
 	dropped   atomic.Int64
@@ -234,9 +238,13 @@ func (h *Hub) tail(ctx context.Context) {
 		rows, err := lanedb.JournalAfter(ctx, h.db.Read, h.head, 500)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.Warn("firehose: read journal", "err", err)
+				h.journalFailed(err)
 			}
 			return
+		}
+		if h.readFailures > 0 {
+			h.log.Info("firehose: the journal reads again", "failed_reads", h.readFailures)
+			h.readFailures = 0
 		}
 		for _, r := range rows {
 			h.head = r.Seq
@@ -250,6 +258,22 @@ func (h *Hub) tail(ctx context.Context) {
 		if len(rows) < 500 {
 			return
 		}
+	}
+}
+
+// journalWarnEvery is how often a journal that cannot be read is logged
+// again while it stays so.
+const journalWarnEvery = 10 * time.Second
+
+// journalFailed logs a failed journal read: the first of a run, then one
+// every journalWarnEvery with the count. The hub polls a store database
+// every 25ms, so a PostgreSQL that is down for a minute would otherwise
+// write thousands of the same line.
+func (h *Hub) journalFailed(err error) {
+	h.readFailures++
+	if h.readFailures == 1 || time.Since(h.warned) >= journalWarnEvery {
+		h.warned = time.Now()
+		h.log.Warn("firehose: read journal", "err", err, "failed_reads", h.readFailures)
 	}
 }
 

@@ -1,12 +1,15 @@
 package firehose
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -382,6 +388,65 @@ func TestPublishMemoryOnlyToMemoryFamilies(t *testing.T) {
 	}{{famDevice, true}, {famTrace, true}, {famCustdisp, false}, {famPresell, false}, {"nosuch", false}} {
 		if err := h.PublishMemory(tt.family, "x", map[string]any{}); (err == nil) != tt.ok {
 			t.Errorf("PublishMemory(%q): %v, want ok=%v", tt.family, err, tt.ok)
+		}
+	}
+}
+
+// TestHubWarnsOnceWhileTheJournalIsUnreadable: a store database that
+// refuses connections (as while PostgreSQL restarts) fails every poll; the
+// hub logs the first failure of the run, not each one, says when the
+// journal reads again, and warns anew on the next run of failures.
+func TestHubWarnsOnceWhileTheJournalIsUnreadable(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.FreshDB(t)
+	db, err := lanedb.Open(ctx, dbURL, lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var logs bytes.Buffer
+	h := NewHub(db, HubConfig{}, slog.New(slog.NewTextHandler(&logs, nil)), testFamilies...)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin, err := pgx.Connect(ctx, os.Getenv("GREENLANE_TEST_PG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(ctx) }) // after allow(true) below: cleanups run last first
+	allow := func(yes bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, yes)); err != nil {
+			t.Fatal(err)
+		}
+		if !yes {
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() { allow(true) })
+	count := func(text string) int { return strings.Count(logs.String(), text) }
+
+	for _, step := range []struct {
+		name        string
+		open        bool
+		tails       int
+		warn, again int // lines logged so far
+	}{
+		{"readable", true, 3, 0, 0},
+		{"refused", false, 30, 1, 0},
+		{"readable again", true, 2, 1, 1},
+		{"refused again", false, 5, 2, 1},
+	} {
+		allow(step.open)
+		for range step.tails {
+			h.tail(ctx)
+		}
+		if w, a := count(`msg="firehose: read journal"`), count(`msg="firehose: the journal reads again" failed_reads=30`); w != step.warn || a != step.again {
+			t.Fatalf("%s: %d warnings and %d recoveries logged, want %d and %d; the log:\n%s", step.name, w, a, step.warn, step.again, logs.String())
 		}
 	}
 }

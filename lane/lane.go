@@ -121,7 +121,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Sales.Register(r)
 	l.Presell.Register(r)
 	l.Server.AttachHub(l.Hub, l.Writer)
-	site, err := web.New()
+	site, err := web.New(web.Config{OtherLanes: cfg.Server.AllowedOrigins})
 	if err != nil {
 		l.Writer.Close()
 		return nil, err

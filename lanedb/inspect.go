@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 
 	"github.com/jmoiron/sqlx"
@@ -145,6 +147,44 @@ func (db *DB) SetWriterCacheKB(ctx context.Context, kb int) error {
 		return fmt.Errorf("set the writer's page cache: %w", err)
 	}
 	return nil
+}
+
+// DatabaseSize is the lane DB's size in bytes: the SQLite file (without
+// its WAL, which WALSize reports), or on PostgreSQL the store database as
+// pg_database_size counts it (every table, index and TOAST file; the WAL
+// is the whole cluster's and is not counted).
+func (db *DB) DatabaseSize(ctx context.Context) (int64, error) {
+	if !db.Postgres() {
+		return fileSize(db.Path)
+	}
+	var n int64
+	if err := db.r.GetContext(ctx, &n, `SELECT pg_database_size(current_database())`); err != nil {
+		return 0, fmt.Errorf("read the store database's size: %w", err)
+	}
+	return n, nil
+}
+
+// WALSize is the size of the SQLite file's write-ahead log, 0 when there
+// is none (checkpointed away on close). PostgreSQL's WAL belongs to the
+// whole cluster, not to one database, and reading it needs the pg_monitor
+// role: there it is ErrNotOnPostgres.
+func (db *DB) WALSize() (int64, error) {
+	if db.Postgres() {
+		return 0, fmt.Errorf("WAL size (the cluster's, not the store database's): %w", ErrNotOnPostgres)
+	}
+	return fileSize(db.Path + "-wal")
+}
+
+// fileSize is a file's size, 0 when it does not exist.
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", path, err)
+	}
+	return fi.Size(), nil
 }
 
 // PresellStats are the open presells at a glance, as a scrape reports them.

@@ -2,6 +2,8 @@ package lanedb
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -49,5 +51,53 @@ func TestInspectMethods(t *testing.T) {
 	}
 	if n, err := db.PageCacheBound(ctx); err != nil || n <= 0 {
 		t.Errorf("PageCacheBound = %d, %v; want more than 0", n, err)
+	}
+}
+
+// DatabaseSize is the SQLite file's size, or the whole store database's on
+// PostgreSQL (at least its tables and indexes together); WALSize is the
+// SQLite WAL file's and refused on PostgreSQL, whose WAL is the cluster's.
+func TestDatabaseSize(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.open(t)
+			if _, err := db.Exec(ctx, `INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc)
+				VALUES ('p1', 'r1', 0, '2026-01-01 10:00:00', '2026-01-01 10:00:00')`); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.DatabaseSize(ctx)
+			if err != nil {
+				t.Fatalf("DatabaseSize: %v", err)
+			}
+			wal, walErr := db.WALSize()
+			if db.Postgres() {
+				var tables int64
+				if err := db.r.GetContext(ctx, &tables, `SELECT SUM(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+					JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = current_schema()`); err != nil {
+					t.Fatal(err)
+				}
+				if tables <= 0 || got < tables {
+					t.Errorf("DatabaseSize = %d, want at least the lane tables' %d bytes", got, tables)
+				}
+				if !errors.Is(walErr, ErrNotOnPostgres) {
+					t.Errorf("WALSize on PostgreSQL = %d, %v; want ErrNotOnPostgres", wal, walErr)
+				}
+				return
+			}
+			for _, f := range []struct {
+				path string
+				got  int64
+				err  error
+			}{{db.Path, got, nil}, {db.Path + "-wal", wal, walErr}} {
+				fi, err := os.Stat(f.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.err != nil || f.got != fi.Size() || f.got == 0 {
+					t.Errorf("size of %s = %d, %v; the file has %d bytes", f.path, f.got, f.err, fi.Size())
+				}
+			}
+		})
 	}
 }

@@ -1,7 +1,7 @@
 // Package metrics exposes a lane's figures in the Prometheus text format at
 // /metrics. It reads them from the parts on each scrape (the front door's
 // sockets, the writer's and the hub's counters, a few cheap indexed queries
-// and the DB's file sizes) and counts requests and logins as the server
+// and the DB's size) and counts requests and logins as the server
 // reports them, so that no other package depends on Prometheus.
 //
 // No label holds a key, a sale id or anything else unbounded: the labels
@@ -14,7 +14,6 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
 	"time"
 
@@ -137,8 +136,8 @@ var (
 	descOpen        = prometheus.NewDesc("greenlane_presells_open", "Submitted presells not yet completed or voided.", nil, nil)
 	descClaims      = prometheus.NewDesc("greenlane_presell_claims", "Open presells claimed by a counter whose lease has not lapsed.", nil, nil)
 	descOldest      = prometheus.NewDesc("greenlane_presell_oldest_open_age_seconds", "Age of the oldest open presell (0 when there is none).", nil, nil)
-	descDBSize      = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB file.", nil, nil)
-	descWALSize     = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the lane DB's write-ahead log.", nil, nil)
+	descDBSize      = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB: the SQLite file, or on PostgreSQL the store database (pg_database_size).", nil, nil)
+	descWALSize     = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the SQLite lane DB's write-ahead log (absent on PostgreSQL, whose WAL is the cluster's).", nil, nil)
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
@@ -181,8 +180,20 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 	}
 	if p.DB != nil {
 		c.presells(ctx, ch)
-		ch <- prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, fileSize(p.DB.Path))
-		ch <- prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, fileSize(p.DB.Path+"-wal"))
+		if n, err := p.DB.DatabaseSize(ctx); err != nil {
+			ch <- prometheus.NewInvalidMetric(descDBSize, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, float64(n))
+		}
+		// A store database has no WAL of its own (PostgreSQL's is the
+		// cluster's): the gauge is left out there rather than read as 0.
+		if !p.DB.Postgres() {
+			if n, err := p.DB.WALSize(); err != nil {
+				ch <- prometheus.NewInvalidMetric(descWALSize, err)
+			} else {
+				ch <- prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, float64(n))
+			}
+		}
 	}
 }
 
@@ -207,16 +218,6 @@ func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
-}
-
-// fileSize is a file's size in bytes, 0 when it does not exist (a WAL
-// checkpointed away on close).
-func fileSize(path string) float64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return float64(fi.Size())
 }
 
 // constantTimeEqual compares a presented secret without leaking, through

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/metrics"
@@ -22,8 +24,15 @@ import (
 // newLane is a real lane over a demo DB in a temporary folder.
 func newLane(t *testing.T) *lane.Lane {
 	t.Helper()
+	return newLaneOn(t, filepath.Join(t.TempDir(), "lane.db"))
+}
+
+// newLaneOn is a real lane over the demo loaded into the lane DB at path
+// (an SQLite file or a postgres:// URL).
+func newLaneOn(t *testing.T, path string) *lane.Lane {
+	t.Helper()
 	ctx := context.Background()
-	db, err := lanedb.Open(ctx, filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	db, err := lanedb.Open(ctx, path, lanedb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +171,40 @@ func TestHandlerAsksForTheToken(t *testing.T) {
 		if w.Code == http.StatusOK && !strings.Contains(w.Body.String(), "greenlane_presells_open 0") {
 			t.Errorf("body lacks greenlane_presells_open 0:\n%s", w.Body.String())
 		}
+	}
+}
+
+// TestStoreDatabaseSize: on a PostgreSQL store database the size gauge is
+// the database's (what pg_database_size reads just before and after the
+// scrape), not a file named like the URL, and the WAL gauge, which has no
+// per-database meaning there, is left out.
+func TestStoreDatabaseSize(t *testing.T) {
+	url := pgtest.FreshDB(t)
+	l := newLaneOn(t, url)
+	m := metrics.New(metrics.Parts{DB: l.DB, Writer: l.Writer, Hub: l.Hub, Server: l.Server})
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	size := func() float64 {
+		var n int64
+		if err := c.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return float64(n)
+	}
+	before := size()
+	got := gather(t, m)
+	after := size()
+	if v, ok := got[`greenlane_db_size_bytes{}`]; !ok || v < before || v > after || v == 0 {
+		t.Errorf("greenlane_db_size_bytes = %v (present %v), want the store database's size, %v to %v", v, ok, before, after)
+	}
+	if v, ok := got[`greenlane_db_wal_size_bytes{}`]; ok {
+		t.Errorf("greenlane_db_wal_size_bytes = %v on a store database, want it left out", v)
+	}
+	if _, ok := got[`greenlane_presells_open{}`]; !ok {
+		t.Error("greenlane_presells_open missing on a store database")
 	}
 }

@@ -94,7 +94,9 @@ type Config struct {
 	// AllowedOrigins lists the browser Origins (scheme://host[:port]) that may
 	// open sockets besides the lane's own listen addresses and names (see
 	// ownOrigins); "*" allows any. Clients that send no Origin (tablet apps,
-	// scripts) are not affected. Default none.
+	// scripts) are not affected. The lane's web pages may in turn connect to
+	// them (store mode: the lanes of one store allow each other, and a
+	// tablet moves between them). Default none.
 	AllowedOrigins []string
 	// TLS, when set, makes the lane serve https and wss on Addr (the
 	// certificate, TLS 1.2 at least). Default nil: plain http and ws.

@@ -116,6 +116,10 @@ func rateLimitedLogin(wait time.Duration) error {
 		"too many failed logins from this address; try again in %ds (a correct key is always let in)", secs)}
 }
 
+// revokeWarnEvery is how often watchRevocations logs again while the
+// lane DB stays unreadable.
+const revokeWarnEvery = 10 * time.Second
+
 // watchRevocations closes, within about a second, every socket logged in
 // with a key that has been revoked (by `greenlane apikey revoke`, which is
 // another process: hence the poll).
@@ -123,6 +127,11 @@ func (s *Server) watchRevocations(ctx context.Context, every time.Duration) {
 	since := time.Now().UTC().Add(-time.Second).Format(lanedb.DateTime)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// A lane DB that cannot be read (a store database whose PostgreSQL
+	// restarts) fails every check: the first failure of a run is logged,
+	// then one every revokeWarnEvery, and the recovery.
+	failures := 0
+	var warned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,9 +141,17 @@ func (s *Server) watchRevocations(ctx context.Context, every time.Duration) {
 		revoked, latest, err := s.db.RevokedSince(ctx, since)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("check for revoked keys", "err", err)
+				failures++
+				if failures == 1 || time.Since(warned) >= revokeWarnEvery {
+					warned = time.Now()
+					s.log.Warn("check for revoked keys", "err", err, "failed_checks", failures)
+				}
 			}
 			continue
+		}
+		if failures > 0 {
+			s.log.Info("checking for revoked keys again", "failed_checks", failures)
+			failures = 0
 		}
 		if latest != "" {
 			since = latest

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"regexp"
 	"strings"
@@ -37,16 +38,31 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // hostOK is what a Host header may hold to be named in connect-src.
 var hostOK = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
 
+// Config is what a site needs to know of the store around its lane.
+type Config struct {
+	// OtherLanes are origins (http[s]://host[:port]) of other lanes on the
+	// same store database that the pages may reach besides the lane that
+	// served them: a tablet given several lanes moves its socket to another
+	// when its own goes away, and loads the ticket's barcode images from
+	// there. The lane passes its --allowed-origins (the lanes of a store
+	// allow each other); "*" and what is not such an origin are left out,
+	// so that no page may connect just anywhere. Default none.
+	OtherLanes []string
+}
+
 // Site serves the screens.
 type Site struct {
-	static  fs.FS
-	version string            // content hash of every embedded file
-	pages   map[string][]byte // "/tablet/" → index.html with the asset prefix filled in
-	mux     *http.ServeMux
+	static fs.FS
+	// connect and img are what the CSP adds to connect-src and img-src
+	// for Config.OtherLanes, each entry with a leading space.
+	connect, img string
+	version      string            // content hash of every embedded file
+	pages        map[string][]byte // "/tablet/" → index.html with the asset prefix filled in
+	mux          *http.ServeMux
 }
 
 // New reads the embedded files once and builds the site.
-func New() (*Site, error) {
+func New(cfg Config) (*Site, error) {
 	static, err := fs.Sub(embedded, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -56,6 +72,21 @@ func New() (*Site, error) {
 		return nil, fmt.Errorf("web: hash assets: %w", err)
 	}
 	s := &Site{static: static, version: version, pages: map[string][]byte{}, mux: http.NewServeMux()}
+	for _, o := range cfg.OtherLanes {
+		u, err := url.Parse(strings.TrimSuffix(o, "/"))
+		if err != nil || u.Path != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || !hostOK.MatchString(u.Host) {
+			continue
+		}
+		host := strings.ToLower(u.Host)
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			s.connect += " ws://" + host
+			s.img += " http://" + host
+		case "https":
+			s.connect += " wss://" + host
+			s.img += " https://" + host
+		}
+	}
 	prefix := "/assets/" + version
 	for _, p := range []string{"/", "/tablet/", "/counter/", "/display/"} {
 		b, err := fs.ReadFile(static, strings.TrimPrefix(p, "/")+"index.html")
@@ -82,7 +113,7 @@ func (s *Site) Routes() []string {
 // ServeHTTP serves a page or an asset, with the site's security headers.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	policy := csp
+	policy := strings.Replace(csp, "img-src 'self'", "img-src 'self'"+s.img, 1) + s.connect
 	if hostOK.MatchString(r.Host) {
 		policy += " ws://" + r.Host + " wss://" + r.Host
 	}

@@ -22,7 +22,7 @@ func get(t *testing.T, s *Site, path string) *http.Response {
 // and names its assets under the current version; assets are cached for
 // good under that version and only there.
 func TestSite(t *testing.T) {
-	s, err := New()
+	s, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestSite(t *testing.T) {
 // TestCSPHost: a Host header that could break out of the header value is
 // not written into connect-src.
 func TestCSPHost(t *testing.T) {
-	s, err := New()
+	s, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +106,42 @@ func TestCSPHost(t *testing.T) {
 	s.ServeHTTP(w, r)
 	if p := w.Header().Get("Content-Security-Policy"); strings.Contains(p, "evil") {
 		t.Fatalf("CSP took the Host header as is: %q", p)
+	}
+}
+
+// TestCSPOtherLanes: the store's other lanes (the lane's --allowed-origins)
+// are named in connect-src as sockets and in img-src, so a tablet may move
+// to one of them; "*" and anything that is not an origin are left out.
+func TestCSPOtherLanes(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		lanes   []string
+		want    []string // in the policy
+		wantNot []string
+	}{
+		{"none", nil, []string{"connect-src 'self' ws://lane.local:3490 wss://lane.local:3490"}, []string{"lane2"}},
+		{"http lane", []string{"http://Lane2.local:3490"}, []string{"img-src 'self' http://lane2.local:3490 data:", " ws://lane2.local:3490"}, []string{"wss://lane2"}},
+		{"https lane", []string{"https://lane2.local/"}, []string{"img-src 'self' https://lane2.local data:", " wss://lane2.local"}, []string{"ws://lane2"}},
+		{"two lanes", []string{"http://10.0.0.2:3490", "http://[fd00::3]:3490"}, []string{" ws://10.0.0.2:3490", " ws://[fd00::3]:3490"}, nil},
+		{"any origin is not a lane", []string{"*"}, nil, []string{"*"}},
+		{"not origins", []string{"http://lane2.local/path", "ftp://lane2.local", "http://user@lane2.local", "http://a b;script-src *"}, nil, []string{"lane2", "script-src *"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{OtherLanes: tt.lanes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy := get(t, s, "/tablet/").Header.Get("Content-Security-Policy")
+			for _, w := range tt.want {
+				if !strings.Contains(policy, w) {
+					t.Errorf("CSP %q lacks %q", policy, w)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(policy, w) {
+					t.Errorf("CSP %q has %q", policy, w)
+				}
+			}
+		})
 	}
 }

@@ -1,8 +1,9 @@
 // fd1.js: one FD1 connection to the lane. It logs in, sends requests and
 // matches each reply to its request by rq, follows firehoses (reopening
 // them with `since` after a drop, so no event is missed or shown twice),
-// and reconnects by itself with backoff. It keeps no sale state: pages
-// show what the lane answers.
+// and reconnects by itself with backoff, to the next lane of its list when
+// it has several (store mode: every lane serves the same store). It keeps
+// no sale state: pages show what the lane answers.
 
 export class FD1Error extends Error {
   // code is the FD1 error code ("not_found", "claimed", …), or "offline"
@@ -26,11 +27,14 @@ const callTimeout = 15000; // ms a request may wait for its reply
 export class Lane extends EventTarget {
   // key: the API key. purpose: "presell" (chosen on the URL), or
   // "customerdisplay" / "debugscope" (chosen in the login packet), or "".
-  constructor({ key, purpose = "", url = "" }) {
+  // urls: the sockets to use, tried in turn (see laneURLs); default the
+  // lane that served the page.
+  constructor({ key, purpose = "", urls = [] }) {
     super();
     this.key = key;
     this.purpose = purpose;
-    this.url = url || defaultURL(purpose);
+    this.urls = urls.length ? urls : [defaultURL(purpose)];
+    this.at = 0; // index in urls of the socket in use or being opened
     this.state = "connecting";
     this.ws = null;
     this.seq = 0; // rq counter
@@ -43,6 +47,18 @@ export class Lane extends EventTarget {
 
   get online() {
     return this.state === "online";
+  }
+
+  // url is the socket in use, or the one being opened.
+  get url() {
+    return this.urls[this.at];
+  }
+
+  // origin is the http(s) origin of that lane, for what a page loads from
+  // it besides the socket (the ticket's barcode images).
+  get origin() {
+    const u = new URL(this.url);
+    return (u.protocol === "wss:" ? "https://" : "http://") + u.host;
   }
 
   start() {
@@ -133,7 +149,10 @@ export class Lane extends EventTarget {
     };
   }
 
+  // retry opens the next socket of the list after the backoff: a lane that
+  // went away is likely still away, and another serves the same store.
   retry(message) {
+    this.at = (this.at + 1) % this.urls.length;
     this.setState("offline", message);
     const wait = this.wait * (0.75 + Math.random() / 2);
     this.wait = Math.min(this.wait * 2, backoffMost);
@@ -200,9 +219,37 @@ export class Lane extends EventTarget {
 
 // defaultURL is the lane's socket on the host that served the page.
 function defaultURL(purpose) {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return socketURL(location.origin, purpose);
+}
+
+// socketURL is the FD1 socket of the lane at base (http(s)://host[:port],
+// or its ws(s) form; any path is ignored), or "" when base is not one.
+function socketURL(base, purpose) {
+  let u;
+  try {
+    u = new URL(base.includes("//") ? base : "http://" + base);
+  } catch (e) {
+    return "";
+  }
+  const scheme = { "http:": "ws:", "ws:": "ws:", "https:": "wss:", "wss:": "wss:" }[u.protocol];
+  if (!scheme || !u.host) return "";
   const q = purpose === "presell" ? "?purpose=presell" : "";
-  return `${scheme}//${location.host}/fd1/open_websocket${q}`;
+  return `${scheme}//${u.host}/fd1/open_websocket${q}`;
+}
+
+// laneURLs turns a list of lane addresses (comma-separated base URLs:
+// "http://lane1:3490,http://lane2:3490"; "lane2:3490" means http) into
+// their sockets, dropping what is not an address. The lane that served the
+// page comes first when it is in the list; the others keep their order,
+// which is the order a dropped socket tries them in.
+export function laneURLs(list, purpose) {
+  const urls = [];
+  for (const base of String(list || "").split(",")) {
+    const u = socketURL(base.trim(), purpose);
+    if (u && !urls.includes(u)) urls.push(u);
+  }
+  const own = urls.indexOf(defaultURL(purpose));
+  return own > 0 ? [...urls.slice(own), ...urls.slice(0, own)] : urls;
 }
 
 // newIK is a fresh idempotency key for one change: a retry of the same

@@ -3,7 +3,7 @@
 // with its own ik and is sent once, in order, when the lane is reachable;
 // what the screen shows of the sale (lines, prices, total, customer) is
 // always the lane's last reply, never computed here.
-import { Lane, el, money, newIK } from "../lib/fd1.js";
+import { Lane, el, laneURLs, money, newIK } from "../lib/fd1.js";
 import { Queue } from "../lib/queue.js";
 import S from "./strings.js";
 
@@ -12,6 +12,10 @@ const store = {
   name: "greenlane.tablet.name",
   sale: "greenlane.tablet.sale",
 };
+
+// lanesKey holds the store's lanes (see lanesFromQuery). It is the store's
+// setup, not the pairing: unpairing keeps it.
+const lanesKey = "greenlane.tablet.lanes";
 
 const $ = (id) => document.getElementById(id);
 const queue = new Queue("greenlane-tablet");
@@ -43,6 +47,18 @@ function keyFromFragment() {
   // The key must not stay in the address bar, the history or a bookmark.
   history.replaceState(null, "", location.pathname + location.search);
   persist();
+}
+
+// lanesFromQuery remembers the lanes the address names: /tablet/?lanes=
+// http://lane1:3490,http://lane2:3490 makes the tablet use those lanes of
+// one store database, moving to the next when its socket drops; an empty
+// lanes= forgets them (back to the lane that served the page alone).
+function lanesFromQuery() {
+  const q = new URLSearchParams(location.search);
+  if (!q.has("lanes")) return;
+  const list = q.get("lanes").trim();
+  if (list) localStorage.setItem(lanesKey, list);
+  else localStorage.removeItem(lanesKey);
 }
 
 function persist() {
@@ -81,7 +97,7 @@ function start() {
     return;
   }
   if (state.lane) state.lane.stop();
-  const lane = new Lane({ key, purpose: "presell" });
+  const lane = new Lane({ key, purpose: "presell", urls: laneURLs(localStorage.getItem(lanesKey), "presell") });
   state.lane = lane;
   lane.addEventListener("status", (e) => {
     state.status = e.detail.state;
@@ -621,15 +637,18 @@ function showTicket(sale) {
 
 function ticketScreen(sale) {
   const text = encodeURIComponent(sale.ticket_barcode || "");
+  // The images come from the lane in use: the one that served the page
+  // may be the one that went away.
+  const from = state.lane && state.lane.origin !== location.origin ? state.lane.origin : "";
   return el(
     "section",
     { id: "ticket", class: "ticket", "aria-label": S.ticketHeading },
     el("h1", {}, S.ticketHeading),
     el("div", { id: "ticket-number", class: "ticket-number" }, String(sale.ticket)),
     el("div", { id: "ticket-word", class: "ticket-word" }, sale.ticket_word || ""),
-    el("img", { id: "ticket-barcode", class: "ticket-barcode", alt: sale.ticket_barcode || "", src: `/barcode?kind=code128&text=${text}` }),
+    el("img", { id: "ticket-barcode", class: "ticket-barcode", alt: sale.ticket_barcode || "", src: `${from}/barcode?kind=code128&text=${text}` }),
     el("div", { class: "ticket-text" }, sale.ticket_barcode || ""),
-    el("img", { id: "ticket-qr", class: "ticket-qr", alt: "QR " + (sale.ticket_barcode || ""), src: `/barcode?kind=qr&text=${text}` }),
+    el("img", { id: "ticket-qr", class: "ticket-qr", alt: "QR " + (sale.ticket_barcode || ""), src: `${from}/barcode?kind=qr&text=${text}` }),
     el("p", { class: "ticket-total money" }, S.total + " " + money(sale.saletotal)),
     el("p", { class: "muted" }, S.ticketHelp),
     el("button", { id: "next", class: "primary", type: "button", onclick: newSale }, S.next)
@@ -755,6 +774,7 @@ $("title").textContent = S.title;
 $("unpair").textContent = S.unpair;
 $("unpair").addEventListener("click", unpair);
 keyFromFragment();
+lanesFromQuery();
 queue
   .open()
   .then(loadPending)

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/lanedb"
+)
+
+// TestRevocationWatchWarnsOncePerOutage: while the store database refuses
+// connections (as while PostgreSQL restarts) every check for revoked keys
+// fails; the watcher logs the first failure, not each one, and says how
+// many there were when the checks work again.
+func TestRevocationWatchWarnsOncePerOutage(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.FreshDB(t)
+	db, err := lanedb.Open(ctx, dbURL, lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin, err := pgx.Connect(ctx, os.Getenv("GREENLANE_TEST_PG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(ctx) }) // after allow(true) below: cleanups run last first
+	allow := func(yes bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, yes)); err != nil {
+			t.Fatal(err)
+		}
+		if !yes {
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() { allow(true) })
+
+	var logs syncBuffer
+	s := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(&logs, nil)))
+	allow(false)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.watchRevocations(wctx, 2*time.Millisecond) }()
+	defer func() { stop(); <-done }()
+	// waitLog waits for a line matching re, for at most a minute.
+	waitLog := func(re *regexp.Regexp) []string {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if m := re.FindStringSubmatch(logs.String()); m != nil {
+				return m
+			}
+		}
+		t.Fatalf("no log line matching %s within a minute; the log:\n%s", re, logs.String())
+		return nil
+	}
+	waitLog(regexp.MustCompile(`msg="check for revoked keys"`))
+	time.Sleep(200 * time.Millisecond) // many more failed checks
+	allow(true)
+	m := waitLog(regexp.MustCompile(`msg="checking for revoked keys again" failed_checks=(\d+)`))
+	var failed int
+	fmt.Sscan(m[1], &failed)
+	if warns := strings.Count(logs.String(), `msg="check for revoked keys"`); warns != 1 || failed < 2 {
+		t.Fatalf("%d failed checks logged %d warnings, want more than one failure and one warning; the log:\n%s", failed, warns, logs.String())
+	}
+}
