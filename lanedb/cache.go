@@ -225,23 +225,30 @@ func (t *Tx) fillSale(s *Sale) {
 	e.sale, e.saleOK = *s, true
 }
 
-// cachedLines answers a sale's lines from the cache.
-func (t *Tx) cachedLines(physkey string) ([]Line, bool) {
+// The lines and the payments of a cached sale are each a part, known or
+// not; lineRows and paymentRows name them for readPart and keepPart.
+func (e *cachedSale) lineRows() (*[]Line, *bool)       { return &e.lines, &e.linesOK }
+func (e *cachedSale) paymentRows() (*[]Payment, *bool) { return &e.payments, &e.paysOK }
+
+// readPart answers one part of a sale from the cache.
+func readPart[T any](t *Tx, physkey string, part func(*cachedSale) (*[]T, *bool)) ([]T, bool) {
 	if !t.readable(physkey) {
 		return nil, false
 	}
 	c := t.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.sales[physkey]; e != nil && e.linesOK {
-		return cloneRows(e.lines), true
+	if e := c.sales[physkey]; e != nil {
+		if rows, known := part(e); *known {
+			return cloneRows(*rows), true
+		}
 	}
 	return nil, false
 }
 
-// fillLines keeps a sale's lines read from the database (of a sale the
-// cache holds: lines alone do not say whether the sale is open).
-func (t *Tx) fillLines(physkey string, lines []Line) {
+// keepPart keeps one part of a sale read from the database, for a sale
+// the cache holds (rows alone do not say whether the sale is open).
+func keepPart[T any](t *Tx, physkey string, rows []T, part func(*cachedSale) (*[]T, *bool)) {
 	if !t.readable(physkey) {
 		return
 	}
@@ -249,34 +256,8 @@ func (t *Tx) fillLines(physkey string, lines []Line) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.sales[physkey]; e != nil {
-		e.lines, e.linesOK = slices.Clone(lines), true
-	}
-}
-
-// cachedPayments answers a sale's live payments from the cache.
-func (t *Tx) cachedPayments(physkey string) ([]Payment, bool) {
-	if !t.readable(physkey) {
-		return nil, false
-	}
-	c := t.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.sales[physkey]; e != nil && e.paysOK {
-		return cloneRows(e.payments), true
-	}
-	return nil, false
-}
-
-// fillPayments keeps a sale's live payments read from the database.
-func (t *Tx) fillPayments(physkey string, payments []Payment) {
-	if !t.readable(physkey) {
-		return
-	}
-	c := t.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.sales[physkey]; e != nil {
-		e.payments, e.paysOK = slices.Clone(payments), true
+		kept, known := part(e)
+		*kept, *known = cloneRows(rows), true
 	}
 }
 

@@ -2,11 +2,8 @@ package lanedb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,60 +13,15 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
 )
 
-// testPostgresURL is the PostgreSQL server the tests may use (.ci/pg start
-// makes one). CI must always provide it: there a missing one fails rather
-// than skips, so that the dialect check can never quietly stop running.
-func testPostgresURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("GREENLANE_TEST_PG")
-	if u == "" {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatal("GREENLANE_TEST_PG is unset under CI: .ci/run must start PostgreSQL (.ci/pg start) and export its URL")
-		}
-		t.Skip("GREENLANE_TEST_PG is unset: no PostgreSQL to compare against")
-	}
-	return u
-}
+// testPostgresURL and freshPostgresDB are pgtest's, named for this
+// package's tests.
+func testPostgresURL(t *testing.T) string { t.Helper(); return pgtest.ServerURL(t) }
 
-// freshPostgresDB creates an empty database on the test server and returns
-// its URL; the database is dropped when the test ends.
-func freshPostgresDB(t *testing.T) string {
-	t.Helper()
-	base := testPostgresURL(t)
-	ctx := context.Background()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := "greenlane_t_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to GREENLANE_TEST_PG %s: %v", redactURL(base), err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("connect to drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("GREENLANE_TEST_PG does not parse as a URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+func freshPostgresDB(t *testing.T) string { t.Helper(); return pgtest.FreshDB(t) }
 
 func TestPostgresMigrationsMirrorSQLite(t *testing.T) {
 	lite, err := Migrations()

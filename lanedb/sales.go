@@ -204,7 +204,7 @@ type Line struct {
 func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Line, error) {
 	t := caching(q)
 	if t != nil {
-		if lines, ok := t.cachedLines(physkey); ok {
+		if lines, ok := readPart(t, physkey, (*cachedSale).lineRows); ok {
 			return lines, nil
 		}
 	}
@@ -214,7 +214,7 @@ func SaleLines(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Li
 		return nil, fmt.Errorf("read lines of %s: %w", physkey, err)
 	}
 	if t != nil {
-		t.fillLines(physkey, out)
+		keepPart(t, physkey, out, (*cachedSale).lineRows)
 	}
 	return out, nil
 }
@@ -266,7 +266,7 @@ type Payment struct {
 func SalePayments(ctx context.Context, q sqlx.QueryerContext, physkey string) ([]Payment, error) {
 	t := caching(q)
 	if t != nil {
-		if pays, ok := t.cachedPayments(physkey); ok {
+		if pays, ok := readPart(t, physkey, (*cachedSale).paymentRows); ok {
 			return pays, nil
 		}
 	}
@@ -276,7 +276,7 @@ func SalePayments(ctx context.Context, q sqlx.QueryerContext, physkey string) ([
 		return nil, fmt.Errorf("read payments of %s: %w", physkey, err)
 	}
 	if t != nil {
-		t.fillPayments(physkey, out)
+		keepPart(t, physkey, out, (*cachedSale).paymentRows)
 	}
 	return out, nil
 }
@@ -374,7 +374,7 @@ func NextSID(ctx context.Context, tx *Tx) (int64, error) {
 // LineCount is how many lines a sale has.
 func LineCount(ctx context.Context, q sqlx.QueryerContext, physkey string) (int, error) {
 	if t := caching(q); t != nil {
-		if lines, ok := t.cachedLines(physkey); ok {
+		if lines, ok := readPart(t, physkey, (*cachedSale).lineRows); ok {
 			return len(lines), nil
 		}
 	}
@@ -388,7 +388,7 @@ func LineCount(ctx context.Context, q sqlx.QueryerContext, physkey string) (int,
 // PaidCents is the sum of a sale's payments.
 func PaidCents(ctx context.Context, q sqlx.QueryerContext, physkey string) (int64, error) {
 	if t := caching(q); t != nil {
-		if pays, ok := t.cachedPayments(physkey); ok {
+		if pays, ok := readPart(t, physkey, (*cachedSale).paymentRows); ok {
 			var paid int64
 			for _, p := range pays {
 				paid += p.AmountCents

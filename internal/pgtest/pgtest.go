@@ -13,11 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// FreshDB creates an empty database and returns its URL; it is dropped
-// when the test ends. Without GREENLANE_TEST_PG the test is skipped, saying
-// why, except under CI, where that fails it: there the PostgreSQL tests
-// must never quietly stop running.
-func FreshDB(t testing.TB) string {
+// ServerURL is the PostgreSQL server the tests may use (GREENLANE_TEST_PG;
+// .ci/pg start makes one). Without it the test is skipped, saying why,
+// except under CI, where that fails it.
+func ServerURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("GREENLANE_TEST_PG")
 	if base == "" {
@@ -26,6 +25,16 @@ func FreshDB(t testing.TB) string {
 		}
 		t.Skip("GREENLANE_TEST_PG is unset: no PostgreSQL server for the store mode (eval \"$(.ci/pg start)\" makes one)")
 	}
+	return base
+}
+
+// FreshDB creates an empty database and returns its URL; it is dropped
+// when the test ends. Without GREENLANE_TEST_PG the test is skipped, saying
+// why, except under CI, where that fails it: there the PostgreSQL tests
+// must never quietly stop running.
+func FreshDB(t testing.TB) string {
+	t.Helper()
+	base := ServerURL(t)
 	ctx := context.Background()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
