@@ -53,9 +53,15 @@ type relProc struct {
 func relStart(t *testing.T, db string, extra ...string) *relProc {
 	t.Helper()
 	needsOwnLane(t) // it starts, kills and restarts its own process
+	return relLaunch(t, db, append([]string{"--create"}, extra...)...)
+}
+
+// relLaunch starts `greenlane serve` on db with extra flags and waits for
+// it to listen; the process is killed at the end of the test.
+func relLaunch(t *testing.T, db string, extra ...string) *relProc {
+	t.Helper()
 	p := &relProc{t: t, db: db, exited: make(chan struct{}), started: time.Now()}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--create"}, extra...)
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, extra...)...)
 	p.cmd.Env = quietEnv()
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -78,6 +84,38 @@ func relStart(t *testing.T, db string, extra ...string) *relProc {
 		t.Fatalf("greenlane did not start listening within 60s:\n%s", p.log())
 	}
 	return p
+}
+
+// runRound runs the tablets and the counter through one round at once;
+// afterReady runs once every client has connected (the moment a round's
+// kill may come), and the round ends when all of them have stopped.
+func (m *relModel) runRound(t *testing.T, r *relRound, tablets []string, keys map[string]string, admin string, rng *rand.Rand, afterReady func()) {
+	t.Helper()
+	var wg, ready sync.WaitGroup
+	errs := make([]error, len(tablets)+1)
+	for i, name := range tablets {
+		wg.Add(1)
+		ready.Add(1)
+		trng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		go func() {
+			defer wg.Done()
+			errs[i] = m.runTablet(r, name, keys[name], trng, ready.Done)
+		}()
+	}
+	wg.Add(1)
+	ready.Add(1)
+	go func() {
+		defer wg.Done()
+		errs[len(tablets)] = m.runCounter(r, keys["counter-1"], admin, ready.Done)
+	}()
+	ready.Wait()
+	afterReady()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 func (p *relProc) readLog(r io.Reader, addrc chan<- string) {
@@ -958,32 +996,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 
 	runRound := func(r *relRound, afterReady func()) {
 		t.Helper()
-		var wg sync.WaitGroup
-		var ready sync.WaitGroup
-		errs := make([]error, len(tablets)+1)
-		for i, name := range tablets {
-			wg.Add(1)
-			ready.Add(1)
-			trng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-			go func() {
-				defer wg.Done()
-				errs[i] = m.runTablet(r, name, keys[name], trng, ready.Done)
-			}()
-		}
-		wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[len(tablets)] = m.runCounter(r, keys["counter-1"], admin, ready.Done)
-		}()
-		ready.Wait()
-		afterReady()
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Error(err)
-			}
-		}
+		m.runRound(t, r, tablets, keys, admin, rng, afterReady)
 	}
 
 	began := time.Now()

@@ -151,14 +151,13 @@ func startLane(t *testing.T, extra ...string) *lane {
 	return startLaneAt(t, filepath.Join(t.TempDir(), "lane.db"), extra...)
 }
 
-// startLaneAt is startLane on a DB path the test chose, so that files made
-// next to it beforehand (tls init) are there when serve starts.
-func startLaneAt(t *testing.T, db string, extra ...string) *lane {
+// launch runs the binary with args (env nil: this process's environment)
+// and waits for it to listen; it is stopped when the test ends.
+func (l *lane) launch(env, args []string) {
+	t := l.t
 	t.Helper()
-	needsOwnLane(t)
-	l := &lane{t: t, db: db, exited: make(chan struct{})}
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db, "--create"}, extra...)
 	l.cmd = exec.Command(binary, args...)
+	l.cmd.Env = env
 	pipe, err := l.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +175,15 @@ func startLaneAt(t *testing.T, db string, extra ...string) *lane {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
 	}
+}
+
+// startLaneAt is startLane on a DB path the test chose, so that files made
+// next to it beforehand (tls init) are there when serve starts.
+func startLaneAt(t *testing.T, db string, extra ...string) *lane {
+	t.Helper()
+	needsOwnLane(t)
+	l := &lane{t: t, db: db, exited: make(chan struct{})}
+	l.launch(nil, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", l.db, "--create"}, extra...))
 	key, err := os.ReadFile(l.db + ".apikey")
 	if err != nil {
 		t.Fatalf("admin key file: %v", err)

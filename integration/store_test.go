@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,25 +46,7 @@ func demoStore(t *testing.T) (db, adminKey string) {
 func startStoreLane(t *testing.T, dbURL, key string, extra ...string) *lane {
 	t.Helper()
 	l := &lane{t: t, db: dbURL, key: key, exited: make(chan struct{})}
-	l.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", dbURL}, extra...)...)
-	l.cmd.Env = quietEnv()
-	pipe, err := l.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.cmd.Start(); err != nil {
-		t.Fatalf("start greenlane: %v", err)
-	}
-	addrc := make(chan string, 1)
-	go l.readLog(pipe, addrc)
-	t.Cleanup(l.stop)
-	select {
-	case l.addr = <-addrc:
-	case <-l.exited:
-		t.Fatalf("greenlane exited before listening:\n%s", l.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("greenlane did not start listening within 60s:\n%s", l.log())
-	}
+	l.launch(quietEnv(), append([]string{"serve", "--addr", "127.0.0.1:0", "--db", dbURL}, extra...))
 	return l
 }
 
@@ -476,30 +457,7 @@ func storeExec(t *testing.T, db, stmts string) {
 // --create).
 func relStartStore(t *testing.T, db string, extra ...string) *relProc {
 	t.Helper()
-	p := &relProc{t: t, db: db, exited: make(chan struct{}), started: time.Now()}
-	p.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, extra...)...)
-	p.cmd.Env = quietEnv()
-	pipe, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start greenlane: %v", err)
-	}
-	addrc := make(chan string, 1)
-	go p.readLog(pipe, addrc)
-	t.Cleanup(func() {
-		p.kill9()
-		p.checkLog()
-	})
-	select {
-	case p.addr = <-addrc:
-	case <-p.exited:
-		t.Fatalf("greenlane exited before listening:\n%s", p.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("greenlane did not start listening within 60s:\n%s", p.log())
-	}
-	return p
+	return relLaunch(t, db, extra...)
 }
 
 // TestStoreKillNineUnderLoad is the crash test (TestKillNineUnderLoad's
@@ -529,31 +487,7 @@ func TestStoreKillNineUnderLoad(t *testing.T) {
 
 	runRound := func(r *relRound, afterReady func()) {
 		t.Helper()
-		var wg, ready sync.WaitGroup
-		errs := make([]error, len(tablets)+1)
-		for i, name := range tablets {
-			wg.Add(1)
-			ready.Add(1)
-			trng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-			go func() {
-				defer wg.Done()
-				errs[i] = m.runTablet(r, name, keys[name], trng, ready.Done)
-			}()
-		}
-		wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[len(tablets)] = m.runCounter(r, keys["counter-1"], admin, ready.Done)
-		}()
-		ready.Wait()
-		afterReady()
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Error(err)
-			}
-		}
+		m.runRound(t, r, tablets, keys, admin, rng, afterReady)
 	}
 
 	var midRequest int
