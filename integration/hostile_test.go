@@ -65,7 +65,12 @@ func relHostileSetup(t *testing.T, l *lane) *relHostileLane {
 func relTableCounts(t *testing.T, db string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for _, row := range sqliteRows(t, db, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%%' ORDER BY name`) {
+	tables := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%%' ORDER BY name`
+	if isStoreURL(db) {
+		tables = `SELECT table_name AS name FROM information_schema.tables
+			WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`
+	}
+	for _, row := range sqliteRows(t, db, tables) {
 		name := row["name"].(string)
 		n := sqliteRows(t, db, `SELECT COUNT(*) AS n FROM "%s"`, name)
 		out[name] = n[0]["n"].(float64)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,13 @@ import (
 //  7. Arguments: SQLite stores a Go bool as the integer 0 or 1; the lane's
 //     flag columns are BIGINT 0/1 in both schemas, and pgx, which refuses
 //     to encode a bool as an integer, is taught to (boolsAsIntegers).
+//  8. Text: PostgreSQL's text cannot hold the character NUL, and refuses a
+//     parameter containing one; SQLite stores it. A client may send NUL
+//     in any string (a filter, a PLU, a physkey), and it must get the
+//     answer SQLite gives (nothing found), not an internal error: on
+//     PostgreSQL a string parameter's NULs become U+FFFD, the replacement
+//     character (dialect.args). A lookup then finds nothing, as no stored
+//     value holds NUL either.
 //
 // Not rewrites, but PostgreSQL's too: journal appends take a store-wide
 // advisory lock (lockJournal; the writer takes it at BEGIN), a write batch
@@ -192,6 +200,43 @@ func isNetworkError(err error) bool {
 // integer parameter, as SQLite's driver stores it. A bool bound to a
 // boolean parameter is encoded as before (this is tried only when no
 // direct plan exists).
+// args is the arguments of a statement as the dialect takes them: on
+// PostgreSQL a string holding NUL has each NUL replaced by U+FFFD (item 8
+// above). It copies only when something changes.
+func (d dialect) args(args []any) []any {
+	if d != dialectPostgres {
+		return args
+	}
+	var out []any
+	for i, a := range args {
+		var s string
+		switch v := a.(type) {
+		case string:
+			s = v
+		case sql.NullString:
+			s = v.String
+		default:
+			continue
+		}
+		if strings.IndexByte(s, 0) < 0 {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(args)
+		}
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+		if ns, ok := a.(sql.NullString); ok {
+			out[i] = sql.NullString{String: s, Valid: ns.Valid}
+		} else {
+			out[i] = s
+		}
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
 func boolsAsIntegers(m *pgtype.Map) {
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapBoolAsInt}, m.TryWrapEncodePlanFuncs...)
 }

@@ -1,6 +1,11 @@
 package lanedb
 
-import "testing"
+import (
+	"database/sql"
+	"reflect"
+	"slices"
+	"testing"
+)
 
 func TestDialectRewrite(t *testing.T) {
 	tests := []struct {
@@ -40,5 +45,32 @@ func TestDialectWriterForm(t *testing.T) {
 	}
 	if other, _ := dialectPostgres.writerForm(qLineCount); other != dialectPostgres.must(qLineCount) {
 		t.Errorf("a statement not in postgresWriterLocks got %q", other)
+	}
+}
+
+// TestDialectArgsReplaceNUL: PostgreSQL's text cannot hold NUL, so a
+// string argument's NULs become U+FFFD there; SQLite gets them as sent.
+func TestDialectArgsReplaceNUL(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		d    dialect
+		in   []any
+		want []any
+	}{
+		{"sqlite keeps NUL", dialectSQLite, []any{"a\x00b"}, []any{"a\x00b"}},
+		{"postgres string", dialectPostgres, []any{int64(1), "a\x00b\x00"}, []any{int64(1), "a\uFFFDb\uFFFD"}},
+		{"postgres null string", dialectPostgres, []any{sql.NullString{String: "\x00", Valid: true}}, []any{sql.NullString{String: "\uFFFD", Valid: true}}},
+		{"postgres clean", dialectPostgres, []any{"abc", nil}, []any{"abc", nil}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := slices.Clone(c.in)
+			got := c.d.args(in)
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("args(%q) = %q, want %q", c.in, got, c.want)
+			}
+			if !reflect.DeepEqual(in, c.in) {
+				t.Errorf("args changed its input to %q", in)
+			}
+		})
 	}
 }

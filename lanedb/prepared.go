@@ -142,6 +142,7 @@ func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
 
 // ExecContext runs a statement in the transaction.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	args = t.d.args(args)
 	t.writes(query)
 	if s := t.plain(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
@@ -151,6 +152,7 @@ func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 
 // QueryxContext runs a query in the transaction.
 func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	args = t.d.args(args)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
@@ -159,6 +161,7 @@ func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sql
 
 // QueryRowxContext runs a one-row query in the transaction.
 func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	args = t.d.args(args)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
@@ -167,6 +170,7 @@ func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *s
 
 // QueryContext runs a query in the transaction.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	args = t.d.args(args)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -175,6 +179,7 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 
 // QueryRowContext runs a one-row query in the transaction.
 func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	args = t.d.args(args)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
@@ -347,6 +352,7 @@ func (r *Reader) stmt(ctx context.Context, query string) *sqlx.Stmt {
 
 // QueryxContext runs a query on the read pool.
 func (r *Reader) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	args = r.d.args(args)
 	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
@@ -355,6 +361,7 @@ func (r *Reader) QueryxContext(ctx context.Context, query string, args ...any) (
 
 // QueryRowxContext runs a one-row query on the read pool.
 func (r *Reader) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	args = r.d.args(args)
 	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
@@ -363,6 +370,7 @@ func (r *Reader) QueryRowxContext(ctx context.Context, query string, args ...any
 
 // QueryContext runs a query on the read pool.
 func (r *Reader) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	args = r.d.args(args)
 	if s := r.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
