@@ -530,8 +530,12 @@ func TestRecallRace(t *testing.T) {
 			t.Errorf("presell %d journal: %v, want %v", i, gotJournal[p.physkey], want)
 		}
 	}
-	if ok := sqliteRows(t, l.db, `PRAGMA integrity_check`); !equalJSON(ok, []map[string]any{{"integrity_check": "ok"}}) {
-		t.Errorf("integrity_check: %v", ok)
+	// SQLite's own check of the file (a store database's consistency is
+	// PostgreSQL's, checked above row by row).
+	if !isStoreURL(l.db) {
+		if ok := sqliteRows(t, l.db, `PRAGMA integrity_check`); !equalJSON(ok, []map[string]any{{"integrity_check": "ok"}}) {
+			t.Errorf("integrity_check: %v", ok)
+		}
 	}
 	if bad := l.troubles(); bad != "" {
 		t.Errorf("the lane logged errors or warnings:\n%s", bad)

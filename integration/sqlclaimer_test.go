@@ -49,9 +49,15 @@ func init() {
 }
 
 // docSQL are the statements of docs/lanedb.md a counter program runs.
+// JournalLock is the store-wide journal lock a program takes on a
+// PostgreSQL store database before it journals (the docs' PostgreSQL
+// section).
 type docSQL struct {
-	Claim, Renew, Release, Journal string
+	Claim, Renew, Release, Journal, JournalLock string
 }
+
+// docJournalLock finds the journal lock statement in the docs' text.
+var docJournalLock = regexp.MustCompile(`SELECT pg_advisory_xact_lock\(\d+\)`)
 
 // readDocSQL extracts the first ```sql block under the headings "Claim …",
 // "Renew …", "Release …" and "The journal" of docs/lanedb.md.
@@ -111,6 +117,9 @@ func readDocSQL(path string) (docSQL, error) {
 	if strings.Count(d.Journal, "'claimed'") != 1 {
 		return d, fmt.Errorf("%s: the journal INSERT should name the event 'claimed' once: %s", path, d.Journal)
 	}
+	if d.JournalLock = docJournalLock.FindString(string(text)); d.JournalLock == "" {
+		return d, fmt.Errorf("%s: no journal lock (SELECT pg_advisory_xact_lock(…)) in the PostgreSQL section", path)
+	}
 	return d, nil
 }
 
@@ -142,6 +151,7 @@ type sqlClaimer struct {
 	doc     docSQL
 	release string // the journal INSERT with event 'released'
 	session string
+	store   bool // a PostgreSQL store database, not the SQLite file
 }
 
 func sqlClaimerMain(dbPath, docsPath string, in io.Reader, out io.Writer) int {
@@ -155,28 +165,18 @@ func sqlClaimerMain(dbPath, docsPath string, in io.Reader, out io.Writer) int {
 		say("error %s", oneLine(err))
 		return 1
 	}
-	abs, err := filepath.Abs(dbPath)
-	if err != nil {
-		say("error %s", oneLine(err))
-		return 1
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs}).String()+"?"+q.Encode())
+	db, err := openClaimerDB(dbPath)
 	if err != nil {
 		say("error open: %s", oneLine(err))
 		return 1
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	c := &sqlClaimer{db: db, doc: doc, session: newUUID(),
+	c := &sqlClaimer{db: db, doc: doc, session: newUUID(), store: isStoreURL(dbPath),
 		release: strings.Replace(doc.Journal, "'claimed'", "'released'", 1)}
 	// Every statement must at least compile against the lane's schema.
 	for name, stmt := range map[string]string{"claim": doc.Claim, "renew": doc.Renew, "release": doc.Release, "journal": doc.Journal} {
-		p, err := db.Prepare(stmt)
+		p, err := db.Prepare(c.dialect(stmt))
 		if err != nil {
 			say("error the %s statement of the docs does not compile: %s", name, oneLine(err))
 			return 1
@@ -217,6 +217,53 @@ func sqlClaimerMain(dbPath, docsPath string, in io.Reader, out io.Writer) int {
 	return 0
 }
 
+// openClaimerDB opens the lane DB as a counter program would: the SQLite
+// file with the docs' settings (BEGIN IMMEDIATE), or a store database.
+func openClaimerDB(dbPath string) (*sql.DB, error) {
+	if isStoreURL(dbPath) {
+		return sql.Open("pgx", dbPath)
+	}
+	abs, err := filepath.Abs(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs}).String()+"?"+q.Encode())
+}
+
+// dialect is stmt as the claimer's database takes it: on PostgreSQL each
+// :name becomes $n, numbered by first use (the docs keep the names for
+// reading; namedArgs gives the values in that order).
+func (c *sqlClaimer) dialect(stmt string) string {
+	if !c.store {
+		return stmt
+	}
+	num := map[string]int{}
+	return sqlParam.ReplaceAllStringFunc(stmt, func(m string) string {
+		if _, ok := num[m]; !ok {
+			num[m] = len(num) + 1
+		}
+		return fmt.Sprintf("$%d", num[m])
+	})
+}
+
+// bind is namedArgs as the claimer's database takes them: positional on
+// PostgreSQL.
+func (c *sqlClaimer) bind(stmt string, values map[string]any) ([]any, error) {
+	args, err := namedArgs(stmt, values)
+	if err != nil || !c.store {
+		return args, err
+	}
+	for i, a := range args {
+		args[i] = a.(sql.NamedArg).Value
+	}
+	return args, nil
+}
+
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
 
 // values are the parameters a counter program fills in, now.
@@ -235,7 +282,7 @@ func (c *sqlClaimer) values(physkey string, version int64) map[string]any {
 func (c *sqlClaimer) write(stmt, journal string, values map[string]any) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args, err := namedArgs(stmt, values)
+	args, err := c.bind(stmt, values)
 	if err != nil {
 		return false, err
 	}
@@ -244,7 +291,16 @@ func (c *sqlClaimer) write(stmt, journal string, values map[string]any) (bool, e
 		return false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, stmt, args...)
+	if c.store && journal != "" {
+		// The docs: take the journal lock before the transaction's first
+		// journal row; taken first, it is never waited for while this
+		// transaction holds the row's lock (greenlane's batches hold it
+		// from their BEGIN).
+		if _, err := tx.ExecContext(ctx, c.doc.JournalLock); err != nil {
+			return false, fmt.Errorf("journal lock: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, c.dialect(stmt), args...)
 	if err != nil {
 		return false, err
 	}
@@ -256,11 +312,11 @@ func (c *sqlClaimer) write(stmt, journal string, values map[string]any) (bool, e
 		return false, nil // rolled back by the deferred Rollback: nothing to keep
 	}
 	if journal != "" {
-		jargs, err := namedArgs(journal, values)
+		jargs, err := c.bind(journal, values)
 		if err != nil {
 			return false, err
 		}
-		if _, err := tx.ExecContext(ctx, journal, jargs...); err != nil {
+		if _, err := tx.ExecContext(ctx, c.dialect(journal), jargs...); err != nil {
 			return false, fmt.Errorf("journal: %w", err)
 		}
 	}
@@ -271,7 +327,12 @@ func (c *sqlClaimer) claim(physkey string, pause time.Duration) (string, error) 
 	// Read the presell first (the docs read it by ticket; the race knows
 	// the physkey), then claim it naming the version read.
 	var version int64
-	err := c.db.QueryRow(`SELECT version FROM sales WHERE physkey = ? AND phase IN (0, 5)`, physkey).Scan(&version)
+	read := `SELECT version FROM sales WHERE physkey = :physkey AND phase IN (0, 5)`
+	args, err := c.bind(read, map[string]any{"physkey": physkey})
+	if err != nil {
+		return "", err
+	}
+	err = c.db.QueryRow(c.dialect(read), args...).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "lost", nil
 	}
@@ -319,10 +380,6 @@ type sqlClaimerProc struct {
 // the docs and compiled their statements.
 func startSQLClaimer(t *testing.T, db string) *sqlClaimerProc {
 	t.Helper()
-	if isStoreURL(db) {
-		t.Skip("the SQL claimer runs docs/lanedb.md's SQLite statements on the lane DB file; on a store database " +
-			"the claim race is between instances (TestStoreRecallRace)")
-	}
 	docs, err := filepath.Abs("../docs/lanedb.md")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
 )
@@ -427,6 +428,13 @@ func storeRows(t *testing.T, db, query string) []map[string]any {
 				row[f.Name] = map[bool]float64{true: 1, false: 0}[v]
 			case []byte:
 				row[f.Name] = string(v)
+			case pgtype.Numeric: // SUM of BIGINT: a whole number, as sqlite3 -json prints it
+				f8, err := v.Float64Value()
+				if err != nil || !f8.Valid {
+					row[f.Name] = nil
+					continue
+				}
+				row[f.Name] = f8.Float64
 			default:
 				row[f.Name] = v
 			}
