@@ -8,16 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -406,28 +402,7 @@ func TestHubWarnsOnceWhileTheJournalIsUnreadable(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	var logs bytes.Buffer
 	h := NewHub(db, HubConfig{}, slog.New(slog.NewTextHandler(&logs, nil)), testFamilies...)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	admin, err := pgx.Connect(ctx, os.Getenv("GREENLANE_TEST_PG"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(ctx) }) // after allow(true) below: cleanups run last first
-	allow := func(yes bool) {
-		t.Helper()
-		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, yes)); err != nil {
-			t.Fatal(err)
-		}
-		if !yes {
-			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(func() { allow(true) })
+	allow := pgtest.Switch(t, dbURL)
 	count := func(text string) int { return strings.Count(logs.String(), text) }
 
 	for _, step := range []struct {

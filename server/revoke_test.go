@@ -4,14 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -29,28 +25,7 @@ func TestRevocationWatchWarnsOncePerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	admin, err := pgx.Connect(ctx, os.Getenv("GREENLANE_TEST_PG"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(ctx) }) // after allow(true) below: cleanups run last first
-	allow := func(yes bool) {
-		t.Helper()
-		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, yes)); err != nil {
-			t.Fatal(err)
-		}
-		if !yes {
-			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(func() { allow(true) })
+	allow := pgtest.Switch(t, dbURL)
 
 	var logs syncBuffer
 	s := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(&logs, nil)))

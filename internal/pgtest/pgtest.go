@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -66,4 +68,36 @@ func FreshDB(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Switch returns a function that turns the database at dbURL (a FreshDB)
+// off and on, as an outage: off refuses new connections and ends the open
+// ones, on lets them in again. The database is switched on when the test
+// ends.
+func Switch(t testing.TB, dbURL string) func(on bool) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin, err := pgx.Connect(ctx, ServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(ctx) }) // after the switch-on below: cleanups run last first
+	set := func(on bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, on)); err != nil {
+			t.Fatal(err)
+		}
+		if !on {
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() { set(true) })
+	return set
 }
