@@ -52,7 +52,8 @@ type Common struct {
 	WarmUp time.Duration
 	// DB is where the phases' lane DBs go: a folder, or a path prefix
 	// (PREFIX.<phase>.db). Files of those names are replaced; the DBs are
-	// kept. Bench presell also takes a PostgreSQL URL (see store.go).
+	// kept. Or a PostgreSQL URL: each phase gets a database beside the one
+	// it names (see store.go).
 	// Default "": a temporary folder, removed at the end.
 	DB string
 	// RecycleEvery is how often submitted presells are voided so that
@@ -96,17 +97,13 @@ func inRange[T int | int64](name string, v, lo, hi T, note string) error {
 }
 
 // begin checks a run's config and makes its work folder (see Common.DB),
-// its server log and its printer. A benchmark that can run on a
-// PostgreSQL store database says so with store; its prefix is then the
-// URL itself (see phaseDB).
-func (c Common) begin(out io.Writer, validate func() error, store bool) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
+// its server log and its printer. On a PostgreSQL store database the
+// prefix is the URL itself (see phaseDB).
+func (c Common) begin(out io.Writer, validate func() error) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
 	if err = errors.Join(validate(), c.validate()); err != nil {
 		return "", nil, nil, nil, err
 	}
 	if lanedb.IsPostgresURL(c.DB) {
-		if !store {
-			return "", nil, nil, nil, fmt.Errorf("DB: %w: this benchmark builds its own SQLite lane DBs", lanedb.ErrNotOnPostgres)
-		}
 		if _, _, err := pgDatabase(c.DB); err != nil {
 			return "", nil, nil, nil, err
 		}

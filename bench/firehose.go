@@ -122,7 +122,7 @@ type FirehoseReport struct {
 // failed requests and missing events are in the report (see
 // FirehoseReport.Err).
 func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*FirehoseReport, error) {
-	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate, false)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 		rep.fanout = &fanoutResult{subscribersWanted: cfg.Subscribers, rate: cfg.Rate}
 		// One debug key serves every socket: the injector needs the scope,
 		// and a subscriber may use any key.
-		err := withLane(ctx, prefix+".fanout.db", opts, 1, protocol.ScopeDebug, nil, func(l *lane, keys []string) error {
+		err := withLane(ctx, prefix, "fanout", opts, 1, protocol.ScopeDebug, nil, func(l *lane, keys []string) error {
 			return rep.fanout.run(ctx, cfg, l, keys[0])
 		})
 		if err != nil {
@@ -153,7 +153,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 		target("fan-out", targetFanoutP99, cfg.Subscribers, targetSubscribers, "subscribers", &rep.fanout.latency[viaHub])
 	}
 	if cfg.Tablets > 0 {
-		if rep.display, err = runDisplayLag(ctx, cfg, prefix+".display.db", log); err != nil {
+		if rep.display, err = runDisplayLag(ctx, cfg, prefix, log); err != nil {
 			return nil, fmt.Errorf("display-lag phase: %w", err)
 		}
 		p.displayLag(rep.display)
@@ -267,10 +267,10 @@ type displayResult struct {
 // does, with its window, recycler and profile, and a display following
 // them; then it waits for the display to catch up and counts what it
 // never got.
-func runDisplayLag(ctx context.Context, cfg FirehoseConfig, path string, log *slog.Logger) (*displayResult, error) {
+func runDisplayLag(ctx context.Context, cfg FirehoseConfig, prefix string, log *slog.Logger) (*displayResult, error) {
 	res := &displayResult{}
 	stats := &loadStats{}
-	err := withLane(ctx, path, laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets, protocol.ScopePresell, stats, func(l *lane, keys []string) error {
+	err := withLane(ctx, prefix, "display", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets, protocol.ScopePresell, stats, func(l *lane, keys []string) error {
 		displayKey, err := l.DB.CreateAPIKey(ctx, "bench-display", []string{string(protocol.ScopeDisplay)})
 		if err != nil {
 			return fmt.Errorf("create the display's key: %w", err)

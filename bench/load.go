@@ -22,12 +22,20 @@ import (
 )
 
 // openDemoDB creates a fresh demo lane DB at path, replacing any earlier
-// file of that name (and its WAL), so that every phase starts from the same
-// state. It uses lanedb's default options: synchronous FULL.
-func openDemoDB(ctx context.Context, path string) (*lanedb.DB, error) {
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("replace bench DB %s: %w", p, err)
+// one, so that every phase starts from the same state: an SQLite file (and
+// its WAL), or a PostgreSQL database dropped and made anew through the
+// database admin names on the same server (see store.go). It uses lanedb's
+// default options: synchronous FULL on SQLite.
+func openDemoDB(ctx context.Context, admin, path string) (*lanedb.DB, error) {
+	if lanedb.IsPostgresURL(path) {
+		if err := recreateDatabase(ctx, admin, path); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("replace bench DB %s: %w", p, err)
+			}
 		}
 	}
 	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
@@ -149,15 +157,13 @@ func (l *lane) stop() error {
 	return nil
 }
 
-// withLane runs fn against a lane server on a fresh demo DB at path with
-// keys for n devices of scope, then stops the server and checks that every
-// park a tablet saw succeed is in the DB (stats nil: nothing to check).
-func withLane(ctx context.Context, path string, opts laneOptions, n int, scope protocol.Scope, stats *loadStats,
+// withLane runs fn against a lane server on a fresh demo DB for phase
+// file under prefix (see phaseDB) with keys for n devices of scope, then
+// stops the server and checks that every park a tablet saw succeed is in
+// the DB (stats nil: nothing to check).
+func withLane(ctx context.Context, prefix, file string, opts laneOptions, n int, scope protocol.Scope, stats *loadStats,
 	fn func(l *lane, keys []string) error) error {
-	open := func() (*lanedb.DB, string, error) {
-		db, err := openDemoDB(ctx, path)
-		return db, path, err
-	}
+	open := func() (*lanedb.DB, string, error) { return openPhaseDB(ctx, prefix, file) }
 	return withLanes(ctx, open, 1, opts, n, scope, stats, func(ls []*lane, keys []string) error { return fn(ls[0], keys) })
 }
 

@@ -146,7 +146,7 @@ type phaseSpec struct {
 // phase finishes. An error means the benchmark itself could not run; failed
 // requests are in the report (see Report.Err).
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
-	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate, true)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}

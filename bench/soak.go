@@ -118,7 +118,7 @@ const (
 // means the benchmark itself could not run; failed requests and missed
 // targets are in the report (see SoakReport.Err).
 func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, error) {
-	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate, false)
+	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 	p.machine(where + loadAverage("start"))
 	rep := &SoakReport{cfg: cfg}
 	stats := &loadStats{}
-	err = withLane(ctx, prefix+".soak.db", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
+	err = withLane(ctx, prefix, "soak", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
 		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)

@@ -1,20 +1,24 @@
 package bench
 
-// The store mode: bench presell's --db may name a PostgreSQL database
+// The store mode: every bench's --db may name a PostgreSQL database
 // instead of a folder. That database is only where the bench connects to
 // make its own: each phase gets a database of its own on the same server,
 // NAME_<phase>, dropped and made anew before the phase and kept after it,
-// as the SQLite phases replace and keep their files. So no phase inherits
-// another's sales, and a URL that names a real store's database never has
-// that database's rows touched.
+// as the SQLite phases replace and keep their files (bench recall reuses
+// NAME_recall as it reuses its file). So no phase inherits another's
+// sales, and a URL that names a real store's database never has that
+// database's rows touched.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -79,31 +83,16 @@ func recreateDatabase(ctx context.Context, admin, dbURL string) error {
 	return nil
 }
 
-// openPhaseDB opens a fresh demo lane DB for phase file under prefix: a
-// replaced SQLite file, or on PostgreSQL a database made anew and loaded
-// with the demo fixture. It returns where the DB is, for further handles
-// on it (a second instance).
+// openPhaseDB opens a fresh demo lane DB for phase file under prefix (see
+// openDemoDB). It returns where the DB is, for further handles on it (a
+// second instance, the soak's counter process).
 func openPhaseDB(ctx context.Context, prefix, file string) (*lanedb.DB, string, error) {
 	path, err := phaseDB(prefix, file)
 	if err != nil {
 		return nil, "", err
 	}
-	if !lanedb.IsPostgresURL(path) {
-		db, err := openDemoDB(ctx, path)
-		return db, path, err
-	}
-	if err := recreateDatabase(ctx, prefix, path); err != nil {
-		return nil, "", err
-	}
-	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
-	if err != nil {
-		return nil, "", err
-	}
-	if err := loadDemo(ctx, db); err != nil {
-		db.Close()
-		return nil, "", err
-	}
-	return db, path, nil
+	db, err := openDemoDB(ctx, prefix, path)
+	return db, path, err
 }
 
 // loadDemo loads the demo fixture into an empty lane DB.
@@ -116,4 +105,28 @@ func loadDemo(ctx context.Context, db *lanedb.DB) error {
 		return fmt.Errorf("load the demo fixture into %s: %w", db.Path, err)
 	}
 	return nil
+}
+
+// durability is what a bench's header says of its lane DB: on SQLite,
+// lanedb's default synchronous FULL; on PostgreSQL the server decides
+// (synchronous_commit, fsync), and the targets line says what it had
+// (lane.synchronous).
+func durability(prefix string) string {
+	if lanedb.IsPostgresURL(prefix) {
+		return "on PostgreSQL (a database per phase)"
+	}
+	return "synchronous FULL"
+}
+
+// openIfThere opens the lane DB at path when reuse is set and there is
+// one; nil when there is no such SQLite file or PostgreSQL database.
+func openIfThere(ctx context.Context, path string, reuse bool) (*lanedb.DB, error) {
+	if _, err := os.Stat(path); !reuse || !lanedb.IsPostgresURL(path) && err != nil {
+		return nil, nil
+	}
+	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "3D000" { // invalid_catalog_name
+		return nil, nil
+	}
+	return db, err
 }
