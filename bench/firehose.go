@@ -128,7 +128,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 	}
 	defer cleanup()
 	rep := &FirehoseReport{}
-	p.printf("greenlane bench firehose — %s per phase (after %s warm-up), demo lane DB, synchronous FULL\n", cfg.Duration, cfg.WarmUp)
+	p.printf("greenlane bench firehose — %s per phase (after %s warm-up), demo lane DB, %s\n", cfg.Duration, cfg.WarmUp, durability(prefix))
 	p.machine("subscribers, tablets, display and server share this process")
 	var checks []string
 	target := func(label string, p99 time.Duration, n, want int, what string, h quantiler) {
@@ -158,6 +158,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 		}
 		p.displayLag(rep.display)
 		target("display lag", targetLagP99, cfg.Tablets, targetLagTablets, "tablets", &rep.display.lag)
+		checks = append(checks, check(rep.display.load.synchronous, rep.display.load.durable))
 	}
 	checks = append(checks, check("0 errors, 0 missing", rep.Err() == nil))
 	p.printf("targets: %s\n", strings.Join(checks, ", "))

@@ -10,14 +10,27 @@ import (
 	"time"
 )
 
-// TestFirehoseSmall runs both phases with tiny settings and checks that
-// the figures are printed, every event arrived and no request failed. It
-// asserts no speed.
+// TestFirehoseSmall runs both phases with tiny settings, on SQLite files
+// and on PostgreSQL store databases, and checks that the figures are
+// printed, every event arrived and no request failed. It asserts no speed.
 func TestFirehoseSmall(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		db   func(t *testing.T) string
+		want string
+	}{
+		{"sqlite", func(t *testing.T) string { return t.TempDir() }, "synchronous FULL ✓"},
+		{"postgres", storeDB, "synchronous_commit on, fsync on ✓"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { firehoseSmall(t, tc.db(t), tc.want) })
+	}
+}
+
+func firehoseSmall(t *testing.T, db, durable string) {
 	cfg := DefaultFirehoseConfig()
 	cfg.Subscribers, cfg.Rate, cfg.Tablets = 20, 40, 3
 	cfg.Duration, cfg.WarmUp = time.Second, 200*time.Millisecond
-	cfg.DB = t.TempDir()
+	cfg.DB = db
 	var log, out bytes.Buffer
 	cfg.Log = &log
 	rep, err := RunFirehose(context.Background(), cfg, &out)
@@ -31,7 +44,7 @@ func TestFirehoseSmall(t *testing.T) {
 	for _, want := range []string{
 		"fan-out: 20 subscribers", "delivery ", "via socket ", "inject trip ",
 		"display lag: 3 presell tablets", "add_product ", "lines.add lag ", "arrived before the reply",
-		"targets: fan-out p99", "display lag p99", "0 errors, 0 missing ✓",
+		"targets: fan-out p99", "display lag p99", durable, "0 errors, 0 missing ✓",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/progress"
 )
 
@@ -29,15 +28,7 @@ func TestRecallSmall(t *testing.T) {
 		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "recall.db") }, []string{
 			"synchronous OFF during the build only", " MB WAL)", "EXPLAIN QUERY PLAN", "sales_open_presells",
 			"recall by ticket (lookup): ✓ walks only open presells", "synchronous FULL ✓"}},
-		{"postgres", func(t *testing.T) string {
-			base := pgtest.FreshDB(t)
-			_, name, err := pgDatabase(base)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { dropPhaseDBs(t, base, name) })
-			return base
-		}, []string{"then ANALYZE) at postgres://", "_recall?", "(pg_database_size; the WAL is the cluster's, left out)",
+		{"postgres", storeDB, []string{"then ANALYZE) at postgres://", "_recall?", "(pg_database_size; the WAL is the cluster's, left out)",
 			"EXPLAIN (COSTS OFF)", "Index Scan using sales_open_presells on sales s",
 			"recall by ticket (lookup): ✓ an index, no Seq Scan", "synchronous_commit on, fsync on ✓"}},
 	} {

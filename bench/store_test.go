@@ -57,12 +57,7 @@ func TestConfigInstances(t *testing.T) {
 // instance made sales and has its line, and that the database the URL
 // names was left untouched (each phase made its own). It asserts no speed.
 func TestPresellPostgresInstances(t *testing.T) {
-	base := pgtest.FreshDB(t)
-	_, name, err := pgDatabase(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dropPhaseDBs(t, base, name) })
+	base := storeDB(t)
 	cfg := DefaultConfig()
 	cfg.Tablets, cfg.Duration, cfg.WarmUp = 4, time.Second, 200*time.Millisecond
 	cfg.Realistic, cfg.IdleSockets, cfg.Instances = nil, 0, 2
@@ -120,6 +115,18 @@ func TestPresellPostgresInstances(t *testing.T) {
 	if tables != 0 {
 		t.Errorf("the database --db names holds %d tables; the bench must make its own per phase", tables)
 	}
+}
+
+// storeDB is a fresh PostgreSQL database for a bench's --db; the
+// databases the bench makes beside it are dropped at the end.
+func storeDB(t *testing.T) string {
+	base := pgtest.FreshDB(t)
+	_, name, err := pgDatabase(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropPhaseDBs(t, base, name) })
+	return base
 }
 
 // dropPhaseDBs drops the databases the bench made beside name.
