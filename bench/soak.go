@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -130,23 +130,26 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 	if cfg.Counter {
 		counter = fmt.Sprintf("a counter process writes the lane DB every %s", counterEvery)
 	}
-	p.printf("greenlane bench soak — %d presell tablets × %s (after %s warm-up), each create → %d × add_product → set_customer → park as fast as the lane answers; %s; demo lane DB, synchronous FULL\n",
-		cfg.Tablets, cfg.Duration, cfg.WarmUp, linesPerSale, counter)
+	p.printf("greenlane bench soak — %d presell tablets × %s (after %s warm-up), each create → %d × add_product → set_customer → park as fast as the lane answers; %s; demo lane DB, %s\n",
+		cfg.Tablets, cfg.Duration, cfg.WarmUp, linesPerSale, counter, durability(prefix))
 	where := "server in this process, tablets in a child process"
 	if cfg.Child == nil {
 		where = "server in this process, tablets in this process (their memory and goroutines are counted too)"
 	}
 	switch {
 	case cfg.Counter && cfg.Child == nil:
-		where += ", counter on a goroutine of this process (own SQLite connection)"
+		where += ", counter on a goroutine of this process (its own connection)"
 	case cfg.Counter:
 		where += ", counter in another"
 	}
 	p.machine(where + loadAverage("start"))
 	rep := &SoakReport{cfg: cfg}
 	stats := &loadStats{}
-	err = withLane(ctx, prefix, "soak", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
-		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
+	path, err := phaseDB(prefix, "soak") // for the counter process: l.DB.Path hides a password
+	if err == nil {
+		err = withLane(ctx, prefix, "soak", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
+			protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, path, keys, stats) })
+	}
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)
 	}
@@ -159,9 +162,13 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 // server again once the tablets have gone and it has settled. Every helper
 // of the bench (sampler, recycler, pipes to the children) has ended by
 // then, so the two readings count the same goroutines of the bench's own.
-func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
+func (rep *SoakReport) soakLane(ctx context.Context, l *lane, path string, keys []string, stats *loadStats) error {
 	var err error
-	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil {
+	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil && !errors.Is(err, lanedb.ErrNotOnPostgres) {
+		return err
+	}
+	durability, durable, err := l.synchronous(ctx)
+	if err != nil {
 		return err
 	}
 	if err := sleep(ctx, soakStartSettle); err != nil {
@@ -186,10 +193,12 @@ func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, sta
 	})
 	var counter *child
 	if rep.cfg.Counter {
-		counter, _, err = startChild(ctx, rep.cfg.Child, "counter", childOrder{DB: l.DB.Path})
+		counter, _, err = startChild(ctx, rep.cfg.Child, "counter", childOrder{DB: path})
 	}
 	if err == nil {
-		err = rep.tablets(ctx, l, keys, stats)
+		if err = rep.tablets(ctx, l, keys, stats); err == nil {
+			rep.load.synchronous, rep.load.durable = durability, durable
+		}
 	}
 	if counter != nil {
 		rep.counter = &counterResult{}
@@ -474,16 +483,22 @@ func appFrames(frames []string, n int) []string {
 
 func (p *printer) soakReport(rep *SoakReport) {
 	p.load(rep.load)
-	p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.Yields)
+	pg, lock, caches := lanedb.IsPostgresURL(rep.cfg.DB), "BEGIN IMMEDIATE", "SQLite's page caches, at most "+mb(rep.sqliteCache)
+	if pg {
+		lock, caches = "BEGIN, then the journal lock", "no SQLite page caches: PostgreSQL's are in its server"
+		p.printf("   writer yields: left out on PostgreSQL (a yield is a pause for another process holding SQLite's one write lock; there, writers queue on the journal lock)\n")
+	} else {
+		p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.Yields)
+	}
 	if c := rep.counter; c != nil {
 		elapsed := time.Duration(c.ElapsedNS)
 		wait := "-"
 		if h := &c.Wait; h.count() > 0 {
 			wait = fmt.Sprintf("p50 %s  p99 %s  max %s", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.maxValue()))
 		}
-		p.printf("counter process: %d transactions (%d sales, %d staff) in %s, %.1f/s; lock wait (BEGIN IMMEDIATE) %s; slowest transaction %s; busy %d\n",
+		p.printf("counter process: %d transactions (%d sales, %d staff) in %s, %.1f/s; lock wait (%s) %s; slowest transaction %s; busy %d\n",
 			c.Transactions, c.Sales, c.Staff, elapsed.Round(100*time.Millisecond), perSec(c.Transactions, elapsed),
-			wait, ms(time.Duration(c.SlowestTx)), c.Busy)
+			lock, wait, ms(time.Duration(c.SlowestTx)), c.Busy)
 		if c.BusyExample != "" {
 			p.printf("   e.g. %s\n", c.BusyExample)
 		}
@@ -503,16 +518,16 @@ func (p *printer) soakReport(rep *SoakReport) {
 	start, after := m[memStart], m[memAfter]
 	rss := "not known on this system ✗"
 	if rep.rssKnown() {
-		rss = fmt.Sprintf("%s (allowed +%s: %.0f%% of the baseline or %s, whichever is larger, plus SQLite's page caches, %s) %s",
+		rss = fmt.Sprintf("%s (allowed +%s: %.0f%% of the baseline or %s, whichever is larger, plus %s) %s",
 			signedMB(int64(after.rss)-int64(start.rss)), mb(int64(rep.rssAllowance())),
-			100*rssSlackShare, mb(rssSlackBytes), mb(rep.sqliteCache), mark(rep.rssBack()))
+			100*rssSlackShare, mb(rssSlackBytes), caches, mark(rep.rssBack()))
 	}
 	p.printf("   back to baseline: RSS %s; goroutines %+d (allowed ±%d) %s\n",
 		rss, after.goroutines-start.goroutines, goroutineSlack, mark(rep.goroutinesBack()))
 	if rep.rssKnown() {
-		p.printf("   RSS after − start by owner: Go runtime %s (heap in use %s), outside Go %s (SQLite's page caches, at most %s here, and C heap; file maps)\n",
+		p.printf("   RSS after − start by owner: Go runtime %s (heap in use %s), outside Go %s (%s; C heap; file maps)\n",
 			signedMB(int64(after.goHeld)-int64(start.goHeld)), signedMB(int64(after.heapInuse)-int64(start.heapInuse)),
-			signedMB(after.outsideGo()-start.outsideGo()), mb(rep.sqliteCache))
+			signedMB(after.outsideGo()-start.outsideGo()), caches)
 	}
 	if len(rep.leak) > 0 {
 		p.printf("   goroutines not back, by stack (after − start; runtime frames left out):\n")
@@ -524,7 +539,8 @@ func (p *printer) soakReport(rep *SoakReport) {
 	if c := rep.counter; c != nil {
 		checks = append(checks, check("counter never locked out", c.Busy == 0))
 	}
-	checks = append(checks, check("RSS back to baseline", rep.rssBack()), check("goroutines back to baseline", rep.goroutinesBack()))
+	checks = append(checks, check("RSS back to baseline", rep.rssBack()), check("goroutines back to baseline", rep.goroutinesBack()),
+		check(rep.load.synchronous, rep.load.durable))
 	note := ""
 	if rep.cfg.Tablets != targetSoakTablets {
 		note = fmt.Sprintf(", set for %d tablets", targetSoakTablets)
@@ -550,6 +566,13 @@ func signedMB(n int64) string {
 // A transaction that gives up on the lock (SQLITE_BUSY after the busy
 // timeout: the lane kept the file locked for 10 s) is counted and the loop
 // goes on, since that is what the soak measures; any other error ends it.
+//
+// On a PostgreSQL store database it does what docs/lanedb.md asks of a
+// counter program there: BEGIN, then the store-wide journal lock, which
+// every lane's writer holds for each batch. Taken first, it keeps the
+// sale's MAX(sid) + 1 from racing a lane's, and its wait is the wait for
+// the lanes' writers, as BEGIN IMMEDIATE's is on SQLite; lock_timeout
+// gives up after as long as the busy timeout (SQLSTATE 55P03, busy).
 
 // counterEvery is the counter's pace: a busy counter rings up a sale every
 // few seconds, so this is generous, and frequent enough that the lane's
@@ -566,7 +589,7 @@ type counterResult struct {
 	Staff        int64     `json:"staff"`
 	Busy         int64     `json:"busy"` // gave up on the lock
 	BusyExample  string    `json:"busy_example,omitempty"`
-	Wait         histogram `json:"wait"`          // BEGIN IMMEDIATE: the wait for the write lock
+	Wait         histogram `json:"wait"`          // BEGIN IMMEDIATE, or the journal lock: the wait for the lanes' writers
 	SlowestTx    int64     `json:"slowest_tx_ns"` // BEGIN to COMMIT, the slowest
 	ElapsedNS    int64     `json:"elapsed_ns"`
 }
@@ -588,25 +611,28 @@ func counterChild(ctx context.Context, o childOrder, ready func(int) error, orde
 	tick := time.NewTicker(counterEvery)
 	defer tick.Stop()
 	// A transaction is never interrupted half-way: stopping waits for it.
-	txCtx := context.WithoutCancel(ctx)
+	txCtx, pg := context.WithoutCancel(ctx), lanedb.IsPostgresURL(o.DB)
 	for n := 0; ; n++ {
 		began := time.Now()
-		tx, err := conn.BeginTx(txCtx, nil) // BEGIN IMMEDIATE: waits for the write lock
+		tx, err := conn.BeginTxx(txCtx, nil) // BEGIN IMMEDIATE: waits for the write lock
+		if err == nil && pg {
+			_, err = tx.ExecContext(txCtx, `SELECT pg_advisory_xact_lock($1)`, lanedb.JournalLockKey) // likewise
+		}
 		res.Wait.record(time.Since(began))
-		if err == nil {
-			if n%2 == 0 { // a staff row or a sale in turn
-				err = counterStaff(txCtx, tx, n)
-			} else {
-				err = counterSale(txCtx, tx)
-			}
-			if err == nil {
-				err = tx.Commit()
-			} else {
-				_ = tx.Rollback()
-			}
+		switch {
+		case err != nil:
+		case n%2 == 0: // a staff row or a sale in turn
+			err = counterStaff(txCtx, tx, n)
+		default:
+			err = counterSale(txCtx, tx)
+		}
+		if tx != nil && err == nil {
+			err = tx.Commit()
+		} else if tx != nil {
+			_ = tx.Rollback()
 		}
 		switch {
-		case lanedb.IsBusy(err):
+		case lanedb.IsBusy(err) || pgCode(err) == "55P03": // lock_not_available: lock_timeout passed
 			res.Busy++
 			res.BusyExample = cmp.Or(res.BusyExample, err.Error())
 		case err != nil:
@@ -632,37 +658,47 @@ func counterChild(ctx context.Context, o childOrder, ready func(int) error, orde
 }
 
 // openCounterDB opens the lane DB as the counter program does: its own
-// connection, WAL, a 10 s busy timeout, every transaction BEGIN IMMEDIATE.
-func openCounterDB(path string) (*sql.DB, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("counter DB path %q: %w", path, err)
+// connection, WAL, a 10 s busy timeout, every transaction BEGIN IMMEDIATE;
+// or a store database with a 10 s lock_timeout.
+func openCounterDB(path string) (*sqlx.DB, error) {
+	driver, dsn, where := "pgx", path, path
+	if u, err := url.Parse(path); err == nil && lanedb.IsPostgresURL(path) {
+		q := u.Query()
+		q.Set("lock_timeout", strconv.Itoa(counterBusyTimeout)) // pgx passes it on as a setting
+		u.RawQuery = q.Encode()
+		dsn, where = u.String(), u.Redacted()
+	} else {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("counter DB path %q: %w", path, err)
+		}
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", counterBusyTimeout))
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Set("_txlock", "immediate")
+		driver, dsn, where = "sqlite", (&url.URL{Scheme: "file", Path: abs}).String()+"?"+q.Encode(), abs
 	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", counterBusyTimeout))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	conn, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs}).String()+"?"+q.Encode())
+	conn, err := sqlx.Open(driver, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open the lane DB %s: %w", abs, err)
+		return nil, fmt.Errorf("open the lane DB %s: %w", where, err)
 	}
 	conn.SetMaxOpenConns(1)
 	if err := conn.Ping(); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("open the lane DB %s: %w", abs, err)
+		return nil, fmt.Errorf("open the lane DB %s: %w", where, err)
 	}
 	return conn, nil
 }
 
-func counterStaff(ctx context.Context, tx *sql.Tx, n int) error {
+func counterStaff(ctx context.Context, tx *sqlx.Tx, n int) error {
 	physkey := uuid.NewString()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name, firstname, lastname)
-		VALUES ((SELECT COALESCE(MAX(tid), 0) + 1 FROM staff), ?, ?, 'Counter', 'Process')`,
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO staff (tid, physkey, name, firstname, lastname)
+		VALUES ((SELECT COALESCE(MAX(tid), 0) + 1 FROM staff), ?, ?, 'Counter', 'Process')`),
 		physkey, fmt.Sprintf("Counter Process %d", n)); err != nil {
 		return fmt.Errorf("insert staff: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE staff SET name = name || ' (temp)', active = 0 WHERE physkey = ?`, physkey)
+	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE staff SET name = name || ' (temp)', active = 0 WHERE physkey = ?`), physkey)
 	if err != nil {
 		return fmt.Errorf("update staff: %w", err)
 	}
@@ -674,7 +710,7 @@ func counterStaff(ctx context.Context, tx *sql.Tx, n int) error {
 
 // counterSale rings up and completes a one-line cash sale (not a presell),
 // numbered with the lane's next sid as the lane itself numbers sales.
-func counterSale(ctx context.Context, tx *sql.Tx) error {
+func counterSale(ctx context.Context, tx *sqlx.Tx) error {
 	var sid int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`).Scan(&sid); err != nil {
 		return fmt.Errorf("next sid: %w", err)
@@ -682,19 +718,19 @@ func counterSale(ctx context.Context, tx *sql.Tx) error {
 	now := time.Now()
 	local, utc := now.Format(time.DateTime), now.UTC().Format(time.DateTime)
 	physkey := uuid.NewString()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sales (physkey, random_key, sid, phase, startdt, completeddt,
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sales (physkey, random_key, sid, phase, startdt, completeddt,
 		completeddtutc, saletotal_cents, teller, location, created_by, updated_utc)
-		VALUES (?, ?, ?, 1, ?, ?, ?, 550, 1, 1, 'bench counter-proc', ?)`,
+		VALUES (?, ?, ?, 1, ?, ?, ?, 550, 1, 1, 'bench counter-proc', ?)`),
 		physkey, uuid.NewString(), sid, local, local, utc, utc); err != nil {
 		return fmt.Errorf("insert sale: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sale_lines (sale_physkey, seqnce, pid, description, plu, qty,
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, description, plu, qty,
 		unitprice_cents, prediscountprice_cents, totalprice_cents, linesource)
-		VALUES (?, 1, 1001, 'Flat White', 'FW', 1, 550, 550, 550, 1)`, physkey); err != nil {
+		VALUES (?, 1, 1001, 'Flat White', 'FW', 1, 550, 550, 550, 1)`), physkey); err != nil {
 		return fmt.Errorf("insert line: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
-		VALUES (?, 1, (SELECT code FROM payment_types WHERE globalcode = 1), 550, ?)`, physkey, local); err != nil {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
+		VALUES (?, 1, (SELECT code FROM payment_types WHERE globalcode = 1), 550, ?)`), physkey, local); err != nil {
 		return fmt.Errorf("insert payment: %w", err)
 	}
 	return nil

@@ -12,14 +12,30 @@ import (
 )
 
 // TestSoakSmall runs the soak with tiny settings, tablets and counter in
-// child processes as the real program runs them, and checks that every
-// figure is printed and no request failed. It asserts no speed, and not
-// the memory targets either: on a shared test machine a few seconds are
-// too short for RSS to settle.
+// child processes as the real program runs them, on an SQLite file and on
+// a PostgreSQL store database, and checks that every figure is printed and
+// no request failed. It asserts no speed, and not the memory targets
+// either: on a shared test machine a few seconds are too short for RSS to
+// settle.
 func TestSoakSmall(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		db   func(t *testing.T) string
+		want []string
+	}{
+		{"sqlite", func(t *testing.T) string { return t.TempDir() }, []string{"demo lane DB, synchronous FULL",
+			"writer yields: ", "lock wait (BEGIN IMMEDIATE)", "plus SQLite's page caches", "synchronous FULL ✓"}},
+		{"postgres", storeDB, []string{"demo lane DB, on PostgreSQL", "writer yields: left out on PostgreSQL",
+			"lock wait (BEGIN, then the journal lock)", "plus no SQLite page caches", "synchronous_commit on, fsync on ✓"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { soakSmall(t, tc.db(t), tc.want) })
+	}
+}
+
+func soakSmall(t *testing.T, db string, want []string) {
 	cfg := DefaultSoakConfig()
 	cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Settle = 10, 2*time.Second, 300*time.Millisecond, time.Second
-	cfg.DB = t.TempDir()
+	cfg.DB = db
 	cfg.Child = testChild
 	var log, out bytes.Buffer
 	cfg.Log = &log
@@ -31,12 +47,12 @@ func TestSoakSmall(t *testing.T) {
 	if err := rep.Err(); err != nil {
 		t.Errorf("requests failed: %v", err)
 	}
-	for _, want := range []string{
+	for _, want := range append([]string{
 		"greenlane bench soak — 10 presell tablets", "tablets in a child process, counter in another",
-		"create ", "add_product ", "set_customer ", "park ", "writer: ", "writer yields: ",
-		"counter process: ", "lock wait (BEGIN IMMEDIATE)", "start (server up", "peak ", "end ", "after (tablets gone",
+		"create ", "add_product ", "set_customer ", "park ", "writer: ",
+		"counter process: ", "start (server up", "peak ", "end ", "after (tablets gone",
 		"back to baseline: RSS ", "0 errors ✓", "0 busy errors reaching clients ", "targets (issue 6",
-	} {
+	}, want...) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q", want)
 		}

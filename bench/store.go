@@ -125,8 +125,16 @@ func openIfThere(ctx context.Context, path string, reuse bool) (*lanedb.DB, erro
 		return nil, nil
 	}
 	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
-	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "3D000" { // invalid_catalog_name
+	if pgCode(err) == "3D000" { // invalid_catalog_name
 		return nil, nil
 	}
 	return db, err
+}
+
+// pgCode is the SQLSTATE of a PostgreSQL error in err's chain; "" for none.
+func pgCode(err error) string {
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }

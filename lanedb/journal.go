@@ -49,6 +49,11 @@ func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey,
 // store-wide: the bytes of "gljrnlap".
 const journalLockKey int64 = 0x676c6a726e6c6170
 
+// JournalLockKey is journalLockKey for a program that writes the store
+// database beside the lanes and takes the lock as docs/lanedb.md says
+// (bench soak's counter process).
+const JournalLockKey = journalLockKey
+
 // lockJournal takes, on PostgreSQL, the store-wide journal lock before the
 // transaction's first journal insert; it is held until COMMIT. Why: seq is
 // an identity column, handed out at INSERT, not at COMMIT. Without the
