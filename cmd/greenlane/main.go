@@ -151,14 +151,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // file, and says what to do instead on a PostgreSQL store database. Every
 // other command takes a postgres:// or postgresql:// URL as --db.
 var notOnPostgres = map[string]string{
-	"backup":         "backup copies an SQLite file; back a PostgreSQL store database up with pg_dump",
-	"check":          "check runs SQLite's integrity checks; on PostgreSQL run pg_amcheck",
-	"tls init":       "the certificates are written next to an SQLite lane DB file; serve each instance with --tls-cert and --tls-key instead",
-	"tls ca":         "the CA is kept next to an SQLite lane DB file",
-	"tls renew":      "the certificates are kept next to an SQLite lane DB file",
-	"bench recall":   "the bench builds its own SQLite lane DB",
-	"bench firehose": "the bench builds its own SQLite lane DBs",
-	"bench soak":     "the bench builds its own SQLite lane DB",
+	"backup":    "backup copies an SQLite file; back a PostgreSQL store database up with pg_dump",
+	"check":     "check runs SQLite's integrity checks; on PostgreSQL run pg_amcheck",
+	"tls init":  "the certificates are written next to an SQLite lane DB file; serve each instance with --tls-cert and --tls-key instead",
+	"tls ca":    "the CA is kept next to an SQLite lane DB file",
+	"tls renew": "the certificates are kept next to an SQLite lane DB file",
 }
 
 // refuseStoreMode refuses a PostgreSQL URL as --db for the commands in

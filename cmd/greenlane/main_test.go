@@ -154,7 +154,7 @@ func TestDBPostgresURL(t *testing.T) {
 		{"apikey", "create", "--name", "n", "--scope", "admin"}, {"apikey", "list"}, {"apikey", "revoke", "n"},
 		{"presell", "list"}, {"presell", "void", "7"}, {"presell", "expire"},
 		{"tls", "init"}, {"tls", "ca"}, {"tls", "renew"}, {"backup", "--out", "copy.db"}, {"check"},
-		{"bench", "presell"}, {"bench", "recall"},
+		{"bench", "presell"}, {"bench", "recall"}, {"bench", "firehose"}, {"bench", "soak"},
 	}
 	for _, cmd := range cmds {
 		for _, viaEnv := range []bool{false, true} {
