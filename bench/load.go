@@ -79,6 +79,7 @@ func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Sc
 type lane struct {
 	*lanesrv.Lane
 	addr   string
+	where  string             // its lane DB, password and all (DB.Path hides it): for another process
 	cancel context.CancelFunc // stops the server
 	served chan error
 }
@@ -203,6 +204,7 @@ func withLanes(ctx context.Context, open func() (*lanedb.DB, string, error), ins
 			runErr = fmt.Errorf("instance %d: %w", i+1, err)
 			break
 		}
+		l.where = where
 		ls = append(ls, l)
 	}
 	if runErr == nil {

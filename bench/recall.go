@@ -117,15 +117,13 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	path, cleanup := cfg.DB, func() {}
-	var err error
+	path, cleanup, err := cfg.DB, func() {}, error(nil)
 	switch {
 	case lanedb.IsPostgresURL(path):
 		path, err = phaseDB(cfg.DB, "recall")
 	case path == "":
-		var prefix string
-		if prefix, cleanup, err = workPrefix(""); err == nil {
-			path = prefix + ".recall.db"
+		if path, cleanup, err = workPrefix(""); err == nil {
+			path += ".recall.db"
 		}
 	}
 	if err != nil {
@@ -895,17 +893,14 @@ func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, c
 	if err := explain("recall by ticket (lookup)", ""); err != nil {
 		return false, err
 	}
-	how := "EXPLAIN QUERY PLAN of the SQL lanedb runs, as run"
+	how, good := "EXPLAIN QUERY PLAN of the SQL lanedb runs, as run", "✓ walks only open presells (partial index), not the history"
 	if db.Postgres() {
-		how = "EXPLAIN (COSTS OFF) of the SQL lanedb runs, rewritten for PostgreSQL as run"
+		how, good = "EXPLAIN (COSTS OFF) of the SQL lanedb runs, rewritten for PostgreSQL as run", "✓ an index, no Seq Scan of the history"
 	}
 	p.printf("query plans (%s):\n", how)
 	ok = true
 	for _, plan := range plans {
-		verdict := "✓ walks only open presells (partial index), not the history"
-		if db.Postgres() {
-			verdict = "✓ an index, no Seq Scan of the history"
-		}
+		verdict := good
 		if scans := bigScans(plan.lines); len(scans) > 0 {
 			ok, verdict = false, "✗ SCANS THE HISTORIC SALES — a server problem: "+strings.Join(scans, "; ")
 		}

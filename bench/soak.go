@@ -145,11 +145,8 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 	p.machine(where + loadAverage("start"))
 	rep := &SoakReport{cfg: cfg}
 	stats := &loadStats{}
-	path, err := phaseDB(prefix, "soak") // for the counter process: l.DB.Path hides a password
-	if err == nil {
-		err = withLane(ctx, prefix, "soak", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
-			protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, path, keys, stats) })
-	}
+	err = withLane(ctx, prefix, "soak", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
+		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)
 	}
@@ -162,13 +159,9 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 // server again once the tablets have gone and it has settled. Every helper
 // of the bench (sampler, recycler, pipes to the children) has ended by
 // then, so the two readings count the same goroutines of the bench's own.
-func (rep *SoakReport) soakLane(ctx context.Context, l *lane, path string, keys []string, stats *loadStats) error {
+func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
 	var err error
 	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil && !errors.Is(err, lanedb.ErrNotOnPostgres) {
-		return err
-	}
-	durability, durable, err := l.synchronous(ctx)
-	if err != nil {
 		return err
 	}
 	if err := sleep(ctx, soakStartSettle); err != nil {
@@ -193,12 +186,10 @@ func (rep *SoakReport) soakLane(ctx context.Context, l *lane, path string, keys 
 	})
 	var counter *child
 	if rep.cfg.Counter {
-		counter, _, err = startChild(ctx, rep.cfg.Child, "counter", childOrder{DB: path})
+		counter, _, err = startChild(ctx, rep.cfg.Child, "counter", childOrder{DB: l.where})
 	}
 	if err == nil {
-		if err = rep.tablets(ctx, l, keys, stats); err == nil {
-			rep.load.synchronous, rep.load.durable = durability, durable
-		}
+		err = rep.tablets(ctx, l, keys, stats)
 	}
 	if counter != nil {
 		rep.counter = &counterResult{}
@@ -260,7 +251,8 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 	stats.parked.Store(res.Parked)
 	rep.load.name = fmt.Sprintf("soak (%d tablets)", rep.cfg.Tablets)
 	rep.load.recycled, rep.load.tablets, rep.load.tabletsWanted = rec.n.Load(), connected, len(keys)
-	return nil
+	rep.load.synchronous, rep.load.durable, err = l.synchronous(ctx)
+	return err
 }
 
 // Err is nil when no request failed and every acknowledged park is in the
@@ -483,8 +475,8 @@ func appFrames(frames []string, n int) []string {
 
 func (p *printer) soakReport(rep *SoakReport) {
 	p.load(rep.load)
-	pg, lock, caches := lanedb.IsPostgresURL(rep.cfg.DB), "BEGIN IMMEDIATE", "SQLite's page caches, at most "+mb(rep.sqliteCache)
-	if pg {
+	lock, caches := "BEGIN IMMEDIATE", "SQLite's page caches, at most "+mb(rep.sqliteCache)
+	if lanedb.IsPostgresURL(rep.cfg.DB) {
 		lock, caches = "BEGIN, then the journal lock", "no SQLite page caches: PostgreSQL's are in its server"
 		p.printf("   writer yields: left out on PostgreSQL (a yield is a pause for another process holding SQLite's one write lock; there, writers queue on the journal lock)\n")
 	} else {
