@@ -56,11 +56,12 @@ type RecallConfig struct {
 	// GroupCommitWait is the lane writer's batching wait (0: group commit
 	// off). Default lanedb's default (2ms), as the lane runs.
 	GroupCommitWait time.Duration
-	// DB is the lane DB file. A file that holds a finished build of Sales
-	// historic sales is reused (its open presells are voided first), any
-	// other bench DB is rebuilt; it is kept after the run. A lane DB that
-	// this benchmark did not build is refused. Default "": a temporary
-	// folder, removed at the end.
+	// DB is the lane DB file, or a PostgreSQL URL whose server gets the
+	// database NAME_recall (see store.go). A file that holds a finished
+	// build of Sales historic sales is reused (its open presells are voided
+	// first), any other bench DB is rebuilt; it is kept after the run. A
+	// lane DB that this benchmark did not build is refused. Default "": a
+	// temporary folder, removed at the end.
 	DB string
 	// Progress receives the build's progress display. Default nil: none.
 	Progress io.Writer
