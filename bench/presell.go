@@ -447,7 +447,7 @@ func sqlTablet(l *lane, c *protocol.Caller) localFunc {
 }
 
 func sqlJournal(ctx context.Context, tx *lanedb.Tx, now time.Time, family, event string, sale *lanedb.Sale, c *protocol.Caller, detail any) error {
-	_, err := lanedb.Journal(ctx, tx, now, family, event, sale.Physkey, c.KeyName, detail)
+	err := lanedb.Journal(ctx, tx, now, family, event, sale.Physkey, c.KeyName, detail)
 	return err
 }
 

@@ -125,7 +125,7 @@ func journal(t *testing.T, w *lanedb.Writer, h *Hub, pk, tablet, status string) 
 func writeEvent(w *lanedb.Writer, h *Hub, pk, tablet, status string) error {
 	return w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
 		body := map[string]any{"salephyskey": pk, "source": map[string]any{"tablet": tablet}, "status": status, "lines": []any{}}
-		_, err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body)
+		err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body)
 		tx.OnCommit(h.Notify)
 		return err
 	})

@@ -31,8 +31,9 @@ import (
 //     "" for a statement that has no PostgreSQL meaning and is never run
 //     there (PRAGMA data_version: see Writer.othersWriting and cache.go;
 //     a store database has neither the yield nor the write cache).
-//  4. LastInsertId: PostgreSQL has none. The journal's insert says
-//     RETURNING seq in both dialects (SQLite has had RETURNING since 3.35).
+//  4. LastInsertId: PostgreSQL has none, and no statement of greenlane's
+//     uses it (nothing reads back the journal's new seq). A program that
+//     needs a new seq says RETURNING seq in both dialects.
 //  5. Every other statement is written in the SQL both engines share
 //     (CASE instead of summing a boolean, ON CONFLICT … DO UPDATE, COALESCE).
 //  6. The writer's read of a sale (qGetSale in a write transaction) takes

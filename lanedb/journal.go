@@ -24,25 +24,24 @@ type JournalEntry struct {
 	Detail  string `db:"detail"`
 }
 
-// Journal appends an event in tx and returns its lane-wide sequence number.
-func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey, actor string, detail any) (int64, error) {
+// Journal appends an event in tx. Its seq (the lane-wide order) is not
+// returned: nobody in the transaction needs it, and reading it back would
+// make every append a query with a result row instead of a plain insert.
+func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey, actor string, detail any) error {
 	body := []byte("{}")
 	if detail != nil {
 		var err error
 		if body, err = json.Marshal(detail); err != nil {
-			return 0, fmt.Errorf("journal detail: %w", err)
+			return fmt.Errorf("journal detail: %w", err)
 		}
 	}
 	if err := tx.lockJournal(ctx); err != nil {
-		return 0, err
+		return err
 	}
-	var seq int64
-	// RETURNING, not LastInsertId: PostgreSQL has none.
-	err := tx.QueryRowContext(ctx, qJournal, now.UTC().Format(DateTime), family, event, physkey, actor, string(body)).Scan(&seq)
-	if err != nil {
-		return 0, fmt.Errorf("journal %s.%s: %w", family, event, err)
+	if _, err := tx.ExecContext(ctx, qJournal, now.UTC().Format(DateTime), family, event, physkey, actor, string(body)); err != nil {
+		return fmt.Errorf("journal %s.%s: %w", family, event, err)
 	}
-	return seq, nil
+	return nil
 }
 
 // journalLockKey names the advisory lock that serialises journal appends
@@ -112,8 +111,7 @@ func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
 }
 
 var (
-	qJournal = follow(stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)
-		RETURNING seq`))
+	qJournal = follow(stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`))
 	// PostgreSQL only (lockJournal); SQLite would refuse to prepare it.
 	qLockJournal  = `SELECT pg_advisory_xact_lock(?)`
 	qJournalAfter = stmt(`SELECT seq, at_utc, family, event, physkey, actor, detail FROM journal

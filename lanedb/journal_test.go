@@ -42,7 +42,7 @@ func TestJournalQueriesSearchNotScan(t *testing.T) {
 	defer w.Close()
 	err := w.Do(ctx, func(ctx context.Context, tx *Tx) error {
 		for range 3 {
-			if _, err := Journal(ctx, tx, time.Now(), "presell", "created", "pk", "t", nil); err != nil {
+			if err := Journal(ctx, tx, time.Now(), "presell", "created", "pk", "t", nil); err != nil {
 				return err
 			}
 		}

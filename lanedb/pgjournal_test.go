@@ -38,7 +38,7 @@ func (f *follower) step(t *testing.T) {
 
 func appendEvent(physkey string) Mutation {
 	return func(ctx context.Context, tx *Tx) error {
-		_, err := Journal(ctx, tx, time.Now(), "custdisp", "sale.test", physkey, "t", nil)
+		err := Journal(ctx, tx, time.Now(), "custdisp", "sale.test", physkey, "t", nil)
 		return err
 	}
 }

@@ -121,6 +121,11 @@ type Tx struct {
 	touched   map[string]bool
 	forgotten map[string]bool
 	uncached  bool
+	// bound holds the registered statements this transaction has run,
+	// bound to it: binding one (Tx.Stmt) allocates a statement that lives
+	// until COMMIT, and a batch runs the same dozen statements hundreds of
+	// times.
+	bound map[string]*sqlx.Stmt
 }
 
 // OnCommit registers fn to run after the transaction commits, and only
@@ -133,11 +138,20 @@ func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
 	if t.p == nil {
 		return nil // during migration, before anything is prepared
 	}
-	if s, ok := t.p.plain[query]; ok {
-		// Reuses the statement already prepared on this connection.
-		return t.Tx.StmtxContext(ctx, s)
+	if s, ok := t.bound[query]; ok {
+		return s
 	}
-	return nil
+	s, ok := t.p.plain[query]
+	if !ok {
+		return nil
+	}
+	// Reuses the statement already prepared on this connection.
+	b := t.Tx.StmtxContext(ctx, s)
+	if t.bound == nil {
+		t.bound = make(map[string]*sqlx.Stmt)
+	}
+	t.bound[query] = b
+	return b
 }
 
 // ExecContext runs a statement in the transaction.

@@ -134,7 +134,10 @@ func OpenSales(ctx context.Context, q sqlx.QueryerContext, holderKey string, lim
 
 // InsertSale writes a new sale row.
 func InsertSale(ctx context.Context, tx *Tx, s *Sale) error {
-	_, err := tx.NamedExecContext(ctx, qInsertSale, s)
+	_, err := tx.ExecContext(ctx, qInsertSale, s.Physkey, s.RandomKey, s.SID, s.Phase, s.StartDT, s.CompletedDT,
+		s.CompletedDTUTC, s.SaleTotalCents, s.Teller, s.CID, s.Location, s.CreatedBy, s.HolderKey, s.HolderName,
+		s.Presell, s.Ticket, s.TicketWord, s.TicketBarcode, s.SubmittedUTC, s.VoidedUTC, s.VoidedBy, s.NextSeqnce,
+		s.UpdatedUTC, s.Version)
 	if err != nil {
 		return fmt.Errorf("insert sale %s: %w", s.Physkey, err)
 	}
@@ -413,12 +416,10 @@ var (
 		WHERE holder_key = ? AND phase = 0 ORDER BY updated_utc DESC, physkey DESC LIMIT 1`)
 	qOpenSales = stmt(`SELECT ` + saleColumns + ` FROM sales
 		WHERE holder_key = ? AND phase IN (0, 5) ORDER BY updated_utc DESC, physkey DESC LIMIT ?`)
-	qInsertSale = follow(named(`INSERT INTO sales (` + saleInsertColumns + `) VALUES (:physkey, :random_key, :sid,
-		:phase, :startdt, :completeddt, :completeddtutc, :saletotal_cents, :teller, :cid, :location, :created_by,
-		:holder_key, :holder_name, :presell, :ticket, :ticket_word, :ticket_barcode, :submitted_utc, :voided_utc, :voided_by,
-		:next_seqnce, :updated_utc, :version)`))
-	// The two statements every change runs take positional arguments:
-	// binding :names reflects over the struct on every call.
+	// The statements of the hot path take positional arguments: binding
+	// :names reflects over the struct on every call.
+	qInsertSale = follow(stmt(`INSERT INTO sales (` + saleInsertColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 	qUpdateSale = follow(stmt(`UPDATE sales SET sid = ?, phase = ?,
 		completeddt = ?, completeddtutc = ?, saletotal_cents = ?,
 		teller = ?, cid = ?, holder_key = ?, holder_name = ?, ticket = ?, ticket_word = ?,

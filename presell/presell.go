@@ -44,7 +44,7 @@ func (w *Workflow) journal(ctx context.Context, tx *lanedb.Tx, event, physkey, a
 	if detail != nil {
 		d = detail
 	}
-	if _, err := lanedb.Journal(ctx, tx, w.sales.Now(), Family, event, physkey, actor, d); err != nil {
+	if err := lanedb.Journal(ctx, tx, w.sales.Now(), Family, event, physkey, actor, d); err != nil {
 		return err
 	}
 	w.sales.NotifyOnCommit(tx)

@@ -119,13 +119,13 @@ func (s *Service) emit(ctx context.Context, tx *lanedb.Tx, event, actor string, 
 		return nil
 	}
 	at, d := s.now(), s.custDisp(v)
-	if _, err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, event, v.Physkey, actor, d); err != nil {
+	if err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, event, v.Physkey, actor, d); err != nil {
 		return err
 	}
 	if event == EvSaleStatus && (d.Status == statusComplete || d.Status == statusVoid) {
 		idle := custDispIdle{SalePhyskey: d.SalePhyskey, Source: d.Source, DatetimeLocal: d.DatetimeLocal,
 			Status: statusIdle, Lines: []CustDispLine{}, Payments: []PaymentView{}}
-		if _, err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, EvSaleStatus, v.Physkey, actor, idle); err != nil {
+		if err := lanedb.Journal(ctx, tx, at, FamilyCustdisp, EvSaleStatus, v.Physkey, actor, idle); err != nil {
 			return err
 		}
 	}
