@@ -44,14 +44,11 @@ func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey,
 	return nil
 }
 
-// journalLockKey names the advisory lock that serialises journal appends
-// store-wide: the bytes of "gljrnlap".
-const journalLockKey int64 = 0x676c6a726e6c6170
-
-// JournalLockKey is journalLockKey for a program that writes the store
-// database beside the lanes and takes the lock as docs/lanedb.md says
-// (bench soak's counter process).
-const JournalLockKey = journalLockKey
+// JournalLockKey names the advisory lock that serialises journal appends
+// store-wide: the bytes of "gljrnlap". Exported for a program that writes
+// the store database beside the lanes and takes the lock as
+// docs/lanedb.md says (bench soak's counter process).
+const JournalLockKey int64 = 0x676c6a726e6c6170
 
 // lockJournal takes, on PostgreSQL, the store-wide journal lock before the
 // transaction's first journal insert; it is held until COMMIT. Why: seq is
@@ -65,7 +62,7 @@ func (t *Tx) lockJournal(ctx context.Context) error {
 	if t.d != dialectPostgres || t.journalLocked {
 		return nil
 	}
-	if _, err := t.ExecContext(ctx, qLockJournal, journalLockKey); err != nil {
+	if _, err := t.ExecContext(ctx, qLockJournal, JournalLockKey); err != nil {
 		return fmt.Errorf("take the journal lock: %w", err)
 	}
 	t.journalLocked = true
