@@ -742,19 +742,7 @@ func measure(ctx context.Context, ls []*lane, c loadConfig) (*loadResult, error)
 func writerSnapshot(ls []*lane) lanedb.WriterSnapshot {
 	var sum lanedb.WriterSnapshot
 	for _, l := range ls {
-		s := l.Writer.Stats().Snapshot()
-		sum.Batches += s.Batches
-		sum.Mutations += s.Mutations
-		sum.Statements += s.Statements
-		sum.SavepointStatements += s.SavepointStatements
-		sum.Yields += s.Yields
-		sum.BusyWaits += s.BusyWaits
-		sum.FullBatches += s.FullBatches
-		sum.Busy += s.Busy
-		sum.Commit += s.Commit
-		for i := range s.BatchSizes {
-			sum.BatchSizes[i] += s.BatchSizes[i]
-		}
+		sum = sum.Add(l.Writer.Stats().Snapshot())
 	}
 	return sum
 }
@@ -802,8 +790,12 @@ func (p *printer) connected(n, wanted int, what string) {
 
 func (p *printer) writer(r *loadResult) {
 	if w := r.writer; w.Batches > 0 {
-		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg, %.1f statements and %.0fµs busy per change; %d presells recycled\n",
+		pages := ""
+		if w.Pages > 0 {
+			pages = fmt.Sprintf(", %.1f WAL pages written per change", w.PagesPerMutation())
+		}
+		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg, %.1f statements and %.0fµs busy per change%s; %d presells recycled\n",
 			perSec(w.Batches, r.window), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)),
-			w.StatementsPerMutation(), float64(w.BusyPerMutation())/float64(time.Microsecond), r.recycled)
+			w.StatementsPerMutation(), float64(w.BusyPerMutation())/float64(time.Microsecond), pages, r.recycled)
 	}
 }

@@ -60,7 +60,7 @@ func TestPresellSmall(t *testing.T) {
 		"group commit on (wait 2ms):", "group commit off:", "baseline-1tx:", "ceiling-core (wait 2ms):", "ceiling-sql (wait 2ms):",
 		"realistic 4 tablets × 1 req/s:", "from the scheduled send: Poisson, open loop",
 		"create ", "add_product ", "set_customer ", "park ", "all requests ",
-		"statements and", "busy per change", "2 runs: sales/s median", "CPU over the window: this process",
+		"statements and", "busy per change", "WAL pages written per change", "2 runs: sales/s median", "CPU over the window: this process",
 		"memory per idle presell socket:", "KB RSS (20 sockets", "child process",
 	} {
 		if !strings.Contains(report, want) {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"modernc.org/sqlite"
+
 	"github.com/greenlane-pos/greenlane/internal/setting"
 )
 
@@ -106,6 +108,10 @@ type WriterStats struct {
 	// FullBatches counts batches that reached MaxBatch: the cap, not the
 	// wait, ended them.
 	FullBatches atomic.Int64
+	// Pages counts the pages the writer's transactions wrote to the WAL
+	// (SQLite's DBSTATUS_CACHE_WRITE on its connection): what a COMMIT
+	// costs grows with them. SQLite only; 0 on PostgreSQL.
+	Pages atomic.Int64
 }
 
 // BatchBuckets is how many batch-size buckets WriterStats keeps.
@@ -118,7 +124,7 @@ func batchBucket(n int) int { return min(bits.Len(uint(n))-1, BatchBuckets-1) }
 // (Sub) is what the writer did between them.
 type WriterSnapshot struct {
 	Batches, Mutations, Statements, SavepointStatements int64
-	Yields, BusyWaits, FullBatches                      int64
+	Yields, BusyWaits, FullBatches, Pages               int64
 	Busy, Commit                                        time.Duration
 	BatchSizes                                          [BatchBuckets]int64
 }
@@ -130,7 +136,7 @@ func (s *WriterStats) Snapshot() WriterSnapshot {
 	out := WriterSnapshot{
 		Batches: s.Batches.Load(), Mutations: s.Mutations.Load(),
 		Statements: s.Statements.Load(), SavepointStatements: s.SavepointStatements.Load(),
-		Yields: s.Yields.Load(), BusyWaits: s.BusyWaits.Load(), FullBatches: s.FullBatches.Load(),
+		Yields: s.Yields.Load(), BusyWaits: s.BusyWaits.Load(), FullBatches: s.FullBatches.Load(), Pages: s.Pages.Load(),
 		Busy: time.Duration(s.BusyNS.Load()), Commit: time.Duration(s.CommitNS.Load()),
 	}
 	for i := range s.BatchSizes {
@@ -140,15 +146,21 @@ func (s *WriterStats) Snapshot() WriterSnapshot {
 }
 
 // Sub is what happened from earlier to s.
-func (s WriterSnapshot) Sub(earlier WriterSnapshot) WriterSnapshot {
+func (s WriterSnapshot) Sub(earlier WriterSnapshot) WriterSnapshot { return s.plus(earlier, -1) }
+
+// Add is s and other together: two writers' counters as one.
+func (s WriterSnapshot) Add(other WriterSnapshot) WriterSnapshot { return s.plus(other, 1) }
+
+// plus is s + sign × o, field by field.
+func (s WriterSnapshot) plus(o WriterSnapshot, sign int64) WriterSnapshot {
 	out := WriterSnapshot{
-		Batches: s.Batches - earlier.Batches, Mutations: s.Mutations - earlier.Mutations,
-		Statements: s.Statements - earlier.Statements, SavepointStatements: s.SavepointStatements - earlier.SavepointStatements,
-		Yields: s.Yields - earlier.Yields, BusyWaits: s.BusyWaits - earlier.BusyWaits, FullBatches: s.FullBatches - earlier.FullBatches,
-		Busy: s.Busy - earlier.Busy, Commit: s.Commit - earlier.Commit,
+		Batches: s.Batches + sign*o.Batches, Mutations: s.Mutations + sign*o.Mutations,
+		Statements: s.Statements + sign*o.Statements, SavepointStatements: s.SavepointStatements + sign*o.SavepointStatements,
+		Yields: s.Yields + sign*o.Yields, BusyWaits: s.BusyWaits + sign*o.BusyWaits, FullBatches: s.FullBatches + sign*o.FullBatches,
+		Pages: s.Pages + sign*o.Pages, Busy: s.Busy + time.Duration(sign)*o.Busy, Commit: s.Commit + time.Duration(sign)*o.Commit,
 	}
 	for i := range s.BatchSizes {
-		out.BatchSizes[i] = s.BatchSizes[i] - earlier.BatchSizes[i]
+		out.BatchSizes[i] = s.BatchSizes[i] + sign*o.BatchSizes[i]
 	}
 	return out
 }
@@ -466,8 +478,41 @@ func (w *Writer) runBatch(batch []*job) {
 	} else {
 		tx.runAfterCommit()
 	}
+	w.countPages()
 	w.account(tx, busy, ran)
 	w.answer(batch, results, err)
+}
+
+// countPages adds the pages the writer's connection wrote since the last
+// count to Pages. It runs after COMMIT, when the connection is back in its
+// pool of one: taking it costs a few microseconds a batch. (A rolled-back
+// transaction may have spilled pages too; they are counted with the next.)
+func (w *Writer) countPages() {
+	if w.db.Postgres() {
+		return
+	}
+	conn, err := w.db.w.Conn(context.Background())
+	if err != nil {
+		return // a diagnostic: the batch's own outcome is what matters
+	}
+	defer conn.Close()
+	_ = conn.Raw(func(dc any) error {
+		if st, ok := dc.(sqlite.DBStatus); ok {
+			if n, _, err := st.Status(sqlite.DBStatusCacheWrite, true); err == nil {
+				w.stats.Pages.Add(int64(n))
+			}
+		}
+		return nil
+	})
+}
+
+// PagesPerMutation is the WAL pages written per mutation; 0 with no
+// mutations (and on PostgreSQL).
+func (s WriterSnapshot) PagesPerMutation() float64 {
+	if s.Mutations == 0 {
+		return 0
+	}
+	return float64(s.Pages) / float64(s.Mutations)
 }
 
 // account adds a transaction's statements, its mutations and the time

@@ -248,6 +248,47 @@ func TestWriterCountsStatements(t *testing.T) {
 	}
 }
 
+// TestWriterCountsPages: the pages a batch writes to the WAL are counted
+// (what its COMMIT costs), none for a batch that only reads, and two
+// snapshots add up as their counters do.
+func TestWriterCountsPages(t *testing.T) {
+	var n int
+	tests := []struct {
+		name  string
+		fn    Mutation
+		pages bool
+	}{
+		{"a write", insertStaff(1), true},
+		{"reads only", func(ctx context.Context, tx *Tx) error {
+			return tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff`)
+		}, false},
+		{"another write", insertStaff(2), true},
+	}
+	db := openTemp(t)
+	w := db.NewWriter(WriterOptions{MaxWait: 0, MaxBatch: 64}) // one batch per Do
+	defer w.Close()
+	start := w.Stats().Snapshot()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := w.Stats().Snapshot()
+			if err := w.Do(context.Background(), tt.fn); err != nil {
+				t.Fatal(err)
+			}
+			d := w.Stats().Snapshot().Sub(before)
+			if (d.Pages > 0) != tt.pages {
+				t.Errorf("Pages +%d; want pages written: %v", d.Pages, tt.pages)
+			}
+			if got, want := d.PagesPerMutation(), float64(d.Pages); got != want {
+				t.Errorf("PagesPerMutation = %g, want %g (one mutation)", got, want)
+			}
+		})
+	}
+	end := w.Stats().Snapshot()
+	if got := start.Add(end.Sub(start)); got != end {
+		t.Errorf("start + (end − start) = %+v, want %+v", got, end)
+	}
+}
+
 // TestBatchBuckets: a batch's size lands in the power-of-two bucket that
 // WriterStats documents, the largest sizes in the last one.
 func TestBatchBuckets(t *testing.T) {
