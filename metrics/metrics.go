@@ -129,6 +129,7 @@ var (
 	descCommit      = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
 	descBusy        = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
 	descYields      = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
+	descWALPages    = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
 	descJournal     = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
 	descSubscribers = prometheus.NewDesc("greenlane_firehose_subscribers", "Open firehose subscriptions, by event family.", []string{"family"}, nil)
 	descDelivered   = prometheus.NewDesc("greenlane_firehose_events_delivered_total", "Firehose events delivered to subscribers.", nil, nil)
@@ -142,7 +143,7 @@ var (
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSockets, descSlow, descBatches, descMutations, descCommit, descBusy, descYields,
-		descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
+		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
 		ch <- d
 	}
 }
@@ -163,6 +164,9 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds())
 		ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load()))
 		ch <- prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load()))
+		if p.DB == nil || !p.DB.Postgres() {
+			ch <- prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load()))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
