@@ -61,10 +61,11 @@ func (s *Sale) remember() {
 
 // totalsOnly reports whether s differs from the row as read at most in
 // the columns a change of lines or payments writes: the total, the next
-// seqnce, the stamp and the claim's lease. No index covers those but the
-// holder's (updated_utc), so such an update leaves every other index of
-// sales alone; SQLite rewrites the entries of each index that a column in
-// SET belongs to (or that a partial index's WHERE reads), changed or not.
+// seqnce, the stamp and the claim's lease. No index covers those (since
+// migration 0007 not even the holder's), so such an update leaves every
+// index of sales alone; SQLite rewrites the entries of each index that a
+// column in SET belongs to (or that a partial index's WHERE reads),
+// changed or not.
 func (s *Sale) totalsOnly() bool {
 	if s.read == nil {
 		return false
