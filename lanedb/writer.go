@@ -18,9 +18,10 @@ import (
 // WriterOptions tune group commit.
 type WriterOptions struct {
 	// MaxWait is the longest the writer waits for more requests to join a
-	// batch; it stops sooner when requests stop arriving (see collect). 0
-	// disables group commit: one transaction per request. 0 to 1s.
-	// Default 2ms.
+	// batch. It waits only while requests arrive faster than one per
+	// MaxWait/8, and stops sooner when they stop coming (see collect); a
+	// batch always takes every request already queued. 0 disables group
+	// commit: one transaction per request. 0 to 1s. Default 2ms.
 	MaxWait time.Duration
 	// MaxBatch caps the requests in one transaction, keeping every write
 	// transaction short for the counter process that shares the file.
@@ -65,10 +66,10 @@ type Writer struct {
 	stats WriterStats
 
 	// Seen only by the loop goroutine: another process's last commit, and
-	// the size of the last batch.
+	// when the last batch was collected.
 	lastDataVersion int64
 	othersAt        time.Time
-	lastBatch       int
+	collectedAt     time.Time
 
 	// mu makes Close wait for submissions in progress, so that no job is
 	// queued after the loop has drained and stopped.
@@ -329,12 +330,15 @@ func (w *Writer) drain() {
 	}
 }
 
-// collect gathers the jobs already waiting, then lingers for more only
+// collect gathers the jobs already waiting, then, if requests are
+// arriving fast enough for it to pay (see lingerPays), lingers for more
 // while they keep coming: each new arrival may extend the wait by a short
-// gap, and the whole wait never exceeds MaxWait. Under load the queue is
-// full and nobody waits; a lone tablet waits one gap, not MaxWait.
+// gap, and the whole wait never exceeds MaxWait. Under full load the queue
+// is full and nobody waits; under a moderate load the batch is what queued
+// while the last one ran, with no wait added.
 func (w *Writer) collect(first *job) (batch []*job) {
-	defer func() { w.lastBatch = len(batch) }()
+	since := time.Since(w.collectedAt)
+	defer func() { w.collectedAt = time.Now() }()
 	batch = []*job{first}
 	if w.opts.MaxWait == 0 {
 		return batch
@@ -348,16 +352,10 @@ func (w *Writer) collect(first *job) (batch []*job) {
 		}
 		break
 	}
-	if len(batch) >= w.opts.MaxBatch {
-		return batch
-	}
-	// A lone job after a lone batch: nobody else is writing, so lingering
-	// would only add latency (and Go's timers round short waits up to a
-	// millisecond on an idle process).
-	if len(batch) == 1 && w.lastBatch <= 1 {
-		return batch
-	}
 	gap := w.opts.MaxWait / 8
+	if len(batch) >= w.opts.MaxBatch || !lingerPays(len(batch), since, gap) {
+		return batch
+	}
 	deadline := time.Now().Add(w.opts.MaxWait)
 	timer := time.NewTimer(gap)
 	defer timer.Stop()
@@ -375,6 +373,18 @@ func (w *Writer) collect(first *job) (batch []*job) {
 		}
 	}
 	return batch
+}
+
+// lingerPays says whether waiting a gap for more jobs is worth it, given
+// that waiting jobs queued in the time since the last batch was collected
+// (the time that batch took to run, plus any idle time). Only when they
+// arrive faster than one per gap does a wait gather anyone: slower than
+// that, it adds its length to every request in the batch for nothing, and
+// the next batch takes whoever queued meanwhile anyway. (Go's timers also
+// round short waits up to a millisecond on an idle process.) A lone job
+// after an idle spell never waits.
+func lingerPays(waiting int, since, gap time.Duration) bool {
+	return time.Duration(waiting)*gap >= since
 }
 
 // runBatch runs the jobs in one transaction and answers each after COMMIT.

@@ -301,3 +301,23 @@ func TestBatchBuckets(t *testing.T) {
 		}
 	}
 }
+
+func TestLingerPays(t *testing.T) {
+	const gap = 250 * time.Microsecond
+	for _, c := range []struct {
+		name    string
+		waiting int
+		since   time.Duration
+		want    bool
+	}{
+		{"a lone job after an idle spell", 1, time.Second, false},
+		{"two jobs queued over a millisecond commit", 2, time.Millisecond, false},
+		{"four jobs queued over a millisecond", 4, time.Millisecond, true},
+		{"a full queue after a long batch", 62, 8 * time.Millisecond, true},
+		{"a lone job right after a batch", 1, 100 * time.Microsecond, true},
+	} {
+		if got := lingerPays(c.waiting, c.since, gap); got != c.want {
+			t.Errorf("%s: lingerPays(%d, %s) = %v, want %v", c.name, c.waiting, c.since, got, c.want)
+		}
+	}
+}
