@@ -788,14 +788,25 @@ func (p *printer) connected(n, wanted int, what string) {
 	}
 }
 
+// commitP99 says how long 99% of the COMMITs took at most (the writer
+// keeps them in power-of-two buckets): the disk's tail, which every
+// request queued behind a slow COMMIT waits out.
+func commitP99(w lanedb.WriterSnapshot) string {
+	q := w.CommitQuantile(0.99)
+	if q == lanedb.CommitBound(lanedb.CommitBuckets-1) {
+		return "over " + ms(lanedb.CommitBound(lanedb.CommitBuckets-2))
+	}
+	return "≤ " + ms(q)
+}
+
 func (p *printer) writer(r *loadResult) {
 	if w := r.writer; w.Batches > 0 {
 		pages := ""
 		if w.Pages > 0 {
 			pages = fmt.Sprintf(", %.1f WAL pages written per change", w.PagesPerMutation())
 		}
-		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg, %.1f statements and %.0fµs busy per change%s; %d presells recycled\n",
-			perSec(w.Batches, r.window), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)),
+		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg (99%% %s), %.1f statements and %.0fµs busy per change%s; %d presells recycled\n",
+			perSec(w.Batches, r.window), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)), commitP99(w),
 			w.StatementsPerMutation(), float64(w.BusyPerMutation())/float64(time.Microsecond), pages, r.recycled)
 	}
 }

@@ -109,6 +109,11 @@ type WriterStats struct {
 	// FullBatches counts batches that reached MaxBatch: the cap, not the
 	// wait, ended them.
 	FullBatches atomic.Int64
+	// CommitTimes counts COMMITs by how long they took: bucket i holds
+	// those that took at most CommitBound(i) (and more than the bucket
+	// before's bound). COMMIT is mostly the fsync, so its tail is the
+	// disk's: a request that waits behind a slow one waits that long.
+	CommitTimes [CommitBuckets]atomic.Int64
 	// Pages counts the pages the writer's transactions wrote to the WAL
 	// (SQLite's DBSTATUS_CACHE_WRITE on its connection): what a COMMIT
 	// costs grows with them. SQLite only; 0 on PostgreSQL.
@@ -121,6 +126,27 @@ const BatchBuckets = 8
 // batchBucket is the bucket of a batch of n jobs (n ≥ 1).
 func batchBucket(n int) int { return min(bits.Len(uint(n))-1, BatchBuckets-1) }
 
+// CommitBuckets is how many COMMIT-duration buckets WriterStats keeps.
+const CommitBuckets = 14
+
+// CommitBound is the upper bound of COMMIT-duration bucket i: 125µs,
+// doubling up to 512ms; the last bucket has none (the largest Duration).
+func CommitBound(i int) time.Duration {
+	if i >= CommitBuckets-1 {
+		return math.MaxInt64
+	}
+	return 125 * time.Microsecond << i
+}
+
+// commitBucket is the bucket of a COMMIT that took d.
+func commitBucket(d time.Duration) int {
+	i := 0
+	for i < CommitBuckets-1 && d > CommitBound(i) {
+		i++
+	}
+	return i
+}
+
 // WriterSnapshot is WriterStats read at one moment. The difference of two
 // (Sub) is what the writer did between them.
 type WriterSnapshot struct {
@@ -128,6 +154,7 @@ type WriterSnapshot struct {
 	Yields, BusyWaits, FullBatches, Pages               int64
 	Busy, Commit                                        time.Duration
 	BatchSizes                                          [BatchBuckets]int64
+	CommitTimes                                         [CommitBuckets]int64
 }
 
 // Snapshot reads the counters. They are read one by one while the writer
@@ -142,6 +169,9 @@ func (s *WriterStats) Snapshot() WriterSnapshot {
 	}
 	for i := range s.BatchSizes {
 		out.BatchSizes[i] = s.BatchSizes[i].Load()
+	}
+	for i := range s.CommitTimes {
+		out.CommitTimes[i] = s.CommitTimes[i].Load()
 	}
 	return out
 }
@@ -163,7 +193,32 @@ func (s WriterSnapshot) plus(o WriterSnapshot, sign int64) WriterSnapshot {
 	for i := range s.BatchSizes {
 		out.BatchSizes[i] = s.BatchSizes[i] + sign*o.BatchSizes[i]
 	}
+	for i := range s.CommitTimes {
+		out.CommitTimes[i] = s.CommitTimes[i] + sign*o.CommitTimes[i]
+	}
 	return out
+}
+
+// CommitQuantile is the bound under which at least the fraction q (0 to
+// 1) of the COMMITs fell: the upper bound of the bucket that holds the
+// q-quantile. 0 with no COMMITs; the largest Duration when it fell in the
+// last bucket.
+func (s WriterSnapshot) CommitQuantile(q float64) time.Duration {
+	var total int64
+	for _, n := range s.CommitTimes {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	want := int64(math.Ceil(q * float64(total)))
+	var seen int64
+	for i, n := range s.CommitTimes {
+		if seen += n; seen >= want {
+			return CommitBound(i)
+		}
+	}
+	return CommitBound(CommitBuckets - 1)
 }
 
 // StatementsPerMutation is the statements each mutation cost on average,
@@ -478,7 +533,9 @@ func (w *Writer) runBatch(batch []*job) {
 	}
 	start := time.Now()
 	err = tx.Commit()
-	w.stats.CommitNS.Add(int64(time.Since(start)))
+	took := time.Since(start)
+	w.stats.CommitNS.Add(int64(took))
+	w.stats.CommitTimes[commitBucket(took)].Add(1)
 	w.stats.Batches.Add(1)
 	if err != nil {
 		if IsBusy(err) {

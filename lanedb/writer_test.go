@@ -244,6 +244,14 @@ func TestWriterCountsStatements(t *testing.T) {
 			if d.Busy < d.Commit { // COMMIT is part of the writer's working time
 				t.Errorf("Busy %s shorter than its Commit %s", d.Busy, d.Commit)
 			}
+			// The batch's COMMIT is in the bucket of the time it took.
+			var timed int64
+			for _, n := range d.CommitTimes {
+				timed += n
+			}
+			if timed != d.Batches || d.CommitQuantile(1) < d.Commit {
+				t.Errorf("COMMIT times %v for %d batch taking %s: want it counted once, in a bucket at least that long", d.CommitTimes, d.Batches, d.Commit)
+			}
 		})
 	}
 }
@@ -318,6 +326,40 @@ func TestLingerPays(t *testing.T) {
 	} {
 		if got := lingerPays(c.waiting, c.since, gap); got != c.want {
 			t.Errorf("%s: lingerPays(%d, %s) = %v, want %v", c.name, c.waiting, c.since, got, c.want)
+		}
+	}
+}
+
+func TestCommitBuckets(t *testing.T) {
+	for _, tt := range []struct {
+		took   time.Duration
+		bucket int
+	}{
+		{0, 0}, {125 * time.Microsecond, 0}, {126 * time.Microsecond, 1}, {time.Millisecond, 3},
+		{1500 * time.Microsecond, 4}, {512 * time.Millisecond, CommitBuckets - 2}, {time.Minute, CommitBuckets - 1},
+	} {
+		if got := commitBucket(tt.took); got != tt.bucket {
+			t.Errorf("commitBucket(%s) = %d, want %d", tt.took, got, tt.bucket)
+		}
+	}
+}
+
+func TestCommitQuantile(t *testing.T) {
+	var s WriterSnapshot
+	if got := s.CommitQuantile(0.99); got != 0 {
+		t.Errorf("no COMMITs: CommitQuantile = %s, want 0", got)
+	}
+	s.CommitTimes[2] = 98 // up to 500µs
+	s.CommitTimes[5] = 1  // up to 4ms
+	s.CommitTimes[9] = 1  // up to 64ms
+	for _, tt := range []struct {
+		q    float64
+		want time.Duration
+	}{
+		{0.5, 500 * time.Microsecond}, {0.98, 500 * time.Microsecond}, {0.99, 4 * time.Millisecond}, {1, 64 * time.Millisecond},
+	} {
+		if got := s.CommitQuantile(tt.q); got != tt.want {
+			t.Errorf("CommitQuantile(%g) = %s, want %s", tt.q, got, tt.want)
 		}
 	}
 }

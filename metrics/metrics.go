@@ -127,6 +127,7 @@ var (
 	descBatches     = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
 	descMutations   = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)
 	descCommit      = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
+	descCommitTimes = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
 	descBusy        = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
 	descYields      = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
 	descWALPages    = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
@@ -142,10 +143,24 @@ var (
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descBatches, descMutations, descCommit, descBusy, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
 		ch <- d
 	}
+}
+
+// commitHistogram is the writer's COMMIT-duration buckets as a Prometheus
+// histogram (cumulative buckets; the last, unbounded one is +Inf's).
+func commitHistogram(w lanedb.WriterSnapshot) prometheus.Metric {
+	buckets := make(map[float64]uint64, lanedb.CommitBuckets-1)
+	var count uint64
+	for i, n := range w.CommitTimes {
+		count += uint64(n)
+		if i < lanedb.CommitBuckets-1 {
+			buckets[lanedb.CommitBound(i).Seconds()] = count
+		}
+	}
+	return prometheus.MustNewConstHistogram(descCommitTimes, count, w.Commit.Seconds(), buckets)
 }
 
 func (c *scraped) Collect(ch chan<- prometheus.Metric) {
@@ -162,6 +177,7 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(w.Batches.Load()))
 		ch <- prometheus.MustNewConstMetric(descMutations, prometheus.CounterValue, float64(w.Mutations.Load()))
 		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds())
+		ch <- commitHistogram(w.Snapshot())
 		ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load()))
 		ch <- prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load()))
 		if p.DB == nil || !p.DB.Postgres() {

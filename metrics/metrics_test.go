@@ -128,6 +128,7 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_presell_oldest_open_age_seconds{}`:                           90,
 		`greenlane_writer_batches_total{}`:                                      float64(l.Writer.Stats().Batches.Load()),
 		`greenlane_writer_wal_pages_total{}`:                                    float64(l.Writer.Stats().Pages.Load()),
+		`greenlane_writer_commit_duration_seconds{}count`:                       float64(l.Writer.Stats().Batches.Load()),
 		`greenlane_firehose_events_dropped_total{}`:                             0,
 		`greenlane_slow_consumers_dropped_total{}`:                              0,
 	} {
