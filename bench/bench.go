@@ -56,9 +56,10 @@ type Common struct {
 	// it names (see store.go).
 	// Default "": a temporary folder, removed at the end.
 	DB string
-	// RecycleEvery is how often submitted presells are voided so that
-	// their tickets come free again (see voidPresells). Default 250ms; 0
-	// never (the lane then runs out of tickets after 9,999 sales).
+	// RecycleEvery is how often submitted presells beyond the newest 2,499
+	// are voided so that their tickets come free again (see voidPresells).
+	// Default 250ms; 0 never (the lane then runs out of tickets after 9,999
+	// sales).
 	RecycleEvery time.Duration
 	// CPUProfile, when set, receives a CPU profile of the main phase's
 	// (first) measured window. Default nil.

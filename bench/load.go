@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -243,7 +244,7 @@ func directWrite(db *lanedb.DB) writeFunc {
 }
 
 // voidPresells voids the presells in phases (a SQL list), open claims and
-// all, and returns how many.
+// all, but for the newest keep of them, and returns how many it voided.
 //
 // Why the benches do: a lane has 9,999 presell tickets and a ticket stays
 // taken while its presell is open. In a shop the counter recalls and
@@ -252,14 +253,32 @@ func directWrite(db *lanedb.DB) writeFunc {
 // Voiding stands in for the counter's work at a fraction of its cost: one
 // short UPDATE every RecycleEvery, written like any other change. Bench
 // recall voids an earlier run's presells the same way.
-func voidPresells(ctx context.Context, write writeFunc, by, phases string) (int64, error) {
+//
+// The recycler keeps recycleKeep open, as a shop has a queue of presells
+// waiting: it only needs tickets free, and a load that never reaches that
+// many (the realistic phases' default) is not interrupted every tick by a
+// bulk write no counter makes (a counter takes presells one by one). A
+// tick below it only counts, and writes nothing.
+func voidPresells(ctx context.Context, write writeFunc, by, phases string, keep int) (int64, error) {
 	var n int64
 	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		if keep > 0 {
+			// An upper bound first, read from the sales_phase index alone:
+			// the sales in phases, presells or not.
+			var open int
+			if err := tx.GetContext(ctx, &open, `SELECT COUNT(*) FROM sales WHERE phase IN `+phases); err != nil {
+				return fmt.Errorf("count presells: %w", err)
+			}
+			if open <= keep {
+				return nil
+			}
+		}
 		now := lanedb.FormatDateTime(time.Now().UTC())
 		res, err := tx.ExecContext(ctx, `UPDATE sales SET phase = ?, voided_utc = ?, voided_by = ?,
 			claim_session = NULL, claim_key = NULL, claim_name = NULL, claim_expires_ms = NULL,
-			updated_utc = ?, version = version + 1 WHERE presell = 1 AND phase IN `+phases,
-			lanedb.PhaseVoid, now, by, now)
+			updated_utc = ?, version = version + 1 WHERE physkey IN (SELECT physkey FROM sales
+				WHERE presell = 1 AND phase IN `+phases+` ORDER BY submitted_utc DESC, physkey DESC LIMIT ? OFFSET ?)`,
+			lanedb.PhaseVoid, now, by, now, math.MaxInt32, keep)
 		if err != nil {
 			return fmt.Errorf("void presells: %w", err)
 		}
@@ -268,6 +287,10 @@ func voidPresells(ctx context.Context, write writeFunc, by, phases string) (int6
 	})
 	return n, err
 }
+
+// recycleKeep is how many submitted presells the benches' recyclers leave
+// open (see voidPresells): a quarter of the tickets.
+const recycleKeep = lanedb.MaxTicket / 4
 
 // recycler voids submitted presells every interval beside a load.
 type recycler struct {
@@ -291,7 +314,7 @@ func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write
 				return
 			case <-t.C:
 			}
-			n, err := voidPresells(ctx, write, "bench recycler", "(5)")
+			n, err := voidPresells(ctx, write, "bench recycler", "(5)", recycleKeep)
 			if err != nil {
 				if ctx.Err() == nil {
 					r.err = fmt.Errorf("ticket recycler: %w", err)
@@ -418,9 +441,14 @@ const (
 
 // loadStats is what the tablets of one load record, shared by all of them.
 type loadStats struct {
-	window   atomic.Int32
-	latency  [numKinds]histogram
-	all      histogram    // every kind together
+	window  atomic.Int32
+	latency [numKinds]histogram
+	all     histogram // every kind together
+	// late is, in a paced load, how late each tablet's timer woke for a
+	// request it had to wait for: the bench's own scheduling (Go's timers
+	// round short waits up to a millisecond on an idle process), which the
+	// figures from the scheduled send include.
+	late     histogram
 	requests atomic.Int64 // successful replies inside the window
 	sales    atomic.Int64 // parks answered OK inside the window
 	parked   atomic.Int64 // parks answered OK over the whole run
@@ -521,7 +549,12 @@ func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 	start := time.Now()
 	if t.pace > 0 {
 		t.next = t.next.Add(time.Duration(t.rng.ExpFloat64() * float64(t.pace)))
-		_ = sleep(t.ctx, time.Until(t.next)) // a load that ends sends the sale's rest at once
+		if wait := time.Until(t.next); wait > 0 {
+			// A load that ends sends the sale's rest at once.
+			if sleep(t.ctx, wait) == nil && t.stats.inWindow() {
+				t.stats.late.record(time.Since(t.next))
+			}
+		}
 		start = t.next
 	}
 	physkey, e, err := t.call(k, key, v)
@@ -645,6 +678,7 @@ type loadResult struct {
 	requests      int64
 	latency       *[numKinds]histogram // nil: not timed per request (baseline-1tx)
 	all           *histogram
+	late          *histogram // the tablets' timers (paced loads)
 	errs          *tally
 	tablets       int // tablets that connected
 	tabletsWanted int
@@ -670,7 +704,7 @@ func (r *loadResult) p99() time.Duration {
 
 // fill copies the tablets' figures in, once every tablet has stopped.
 func (r *loadResult) fill(s *loadStats) {
-	r.sales, r.requests, r.latency, r.all, r.errs = s.sales.Load(), s.requests.Load(), &s.latency, &s.all, &s.errs
+	r.sales, r.requests, r.latency, r.all, r.late, r.errs = s.sales.Load(), s.requests.Load(), &s.latency, &s.all, &s.late, &s.errs
 }
 
 // errNoTablets ends a load in which not one tablet could log in.
@@ -767,6 +801,10 @@ func (p *printer) load(r *loadResult) {
 			from = "from the scheduled send: Poisson, open loop"
 		}
 		p.printf("   %-13s %s  (%s)\n", "all requests", quantiles(r.all, ms, 0), from)
+		if r.late != nil && r.late.count() > 0 {
+			p.printf("   tablets' own timers woke late by p50 %s, p99 %s (in the figures above: the bench's scheduling, not the lane)\n",
+				ms(r.late.quantile(0.5)), ms(r.late.quantile(0.99)))
+		}
 	}
 	p.writer(r)
 	for i, in := range r.instances {

@@ -484,7 +484,7 @@ func runBaseline(ctx context.Context, prefix, file string, cfg Config) (*loadRes
 				return err
 			}
 			if cfg.RecycleEvery > 0 && now.After(nextRecycle) {
-				n, err := voidPresells(ctx, directWrite(db), "bench recycler", "(5)")
+				n, err := voidPresells(ctx, directWrite(db), "bench recycler", "(5)", recycleKeep)
 				if err != nil {
 					return err
 				}

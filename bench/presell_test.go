@@ -70,6 +70,7 @@ func TestPresellSmall(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^machine: .*load average [0-9.]+`,
 		`(?m)^ratios: on/off \d+\.\d\d×   on/baseline \d+\.\d\d×$`,
+		`(?m)^   writer: .*COMMIT [0-9.]+ms avg \(99% (≤|over) [0-9.]+ms\)`,
 		`(?m)^ceilings: socket/ceiling-core \d+\.\d\d×   core/ceiling-sql \d+\.\d\d×`,
 		`(?m)^targets \(set for 200 tablets\): writer ≤50µs/change \(\d+µs\) [✓✗], on/baseline ≥2\.0× \([0-9.]+×\) [✓✗], ≥2500 sales/s \(\d+\) [✓✗], ` +
 			`p99 ≤50\.0ms \([0-9.]+m?s\) [✓✗], ≤20 KB RSS/idle socket \(-?[0-9.]+\) [✓✗], synchronous FULL ✓, 0 errors ✓$`,

@@ -174,7 +174,7 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 // run makes the open presells, prints the DB and the plans, and measures.
 func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 	var err error
-	if rep.voided, err = voidPresells(ctx, directWrite(l.DB), "bench recall", "(0, 5)"); err != nil {
+	if rep.voided, err = voidPresells(ctx, directWrite(l.DB), "bench recall", "(0, 5)", 0); err != nil {
 		return err
 	}
 	if err := makeOpenPresells(ctx, l, rep.cfg.Open); err != nil {
