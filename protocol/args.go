@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -139,24 +140,40 @@ func ruleText(fe validator.FieldError, names map[string]string) string {
 		if fe.Kind() == reflect.String || fe.Kind() == reflect.Slice {
 			return "must have at least " + fe.Param() + " characters"
 		}
-		return "must be at least " + fe.Param()
+		return "must be at least " + bound(fe)
 	case "max":
 		if fe.Kind() == reflect.String || fe.Kind() == reflect.Slice {
 			return "must have at most " + fe.Param() + " characters"
 		}
-		return "must be at most " + fe.Param()
+		return "must be at most " + bound(fe)
 	case "gt":
-		return "must be greater than " + fe.Param()
+		return "must be greater than " + bound(fe)
 	case "gte":
-		return "must be at least " + fe.Param()
+		return "must be at least " + bound(fe)
 	case "lte":
-		return "must be at most " + fe.Param()
+		return "must be at most " + bound(fe)
 	case "oneof":
 		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	case "uuid", "uuid4", "uuid7":
 		return "must be a UUID"
 	}
 	return fmt.Sprintf("fails rule %q", fe.Tag())
+}
+
+// bound is a rule's limit as the client writes the field: a Money field's
+// rules hold cents, the Go value, but the client sends currency units
+// (lte=10000000000 on an amount reads "at most 100000000").
+func bound(fe validator.FieldError) string {
+	t := fe.Type()
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[Money]() {
+		if cents, err := strconv.ParseInt(fe.Param(), 10, 64); err == nil {
+			return Money(cents).String()
+		}
+	}
+	return fe.Param()
 }
 
 // argError turns an encoding/json error on part (v, q, …) into bad_argument.

@@ -27,6 +27,8 @@ type argsTestV struct {
 	Tags     []string        `json:"tags"`
 	Outer    argsTestInner   `json:"outer"`
 	Items    []argsTestInner `json:"items" validate:"omitempty,dive"`
+	Amount   protocol.Money  `json:"amount" validate:"lte=999950"`
+	Tip      *protocol.Money `json:"tip" validate:"omitempty,gte=50"`
 }
 
 const argsTestUUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -198,6 +200,9 @@ func TestDecodeVValidation(t *testing.T) {
 		{"nested", map[string]string{"outer": `{"inner":-5}`}, "v.outer.inner", "1"},
 		{"nested second field", map[string]string{"outer": `{"inner":1,"label":"abcd"}`}, "v.outer.label", "3"},
 		{"dive into slice", map[string]string{"items": `[{"inner":1},{"inner":-1}]`}, "v.items[1].inner", "1"},
+		// Money rules hold cents; the client reads units, as it sends them.
+		{"money bound in units", map[string]string{"amount": `10000`}, "v.amount", "must be at most 9999.5"},
+		{"money pointer bound in units", map[string]string{"tip": `0.25`}, "v.tip", "must be at least 0.5"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
