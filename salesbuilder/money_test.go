@@ -218,23 +218,28 @@ func TestRemovePayment(t *testing.T) {
 }
 
 // TestChangeIsGivenFromCashOnly: a non-cash tender may not exceed the
-// balance due; cash may, and the excess is change.
+// balance due; cash may, and the excess is change, up to MaxCashChange
+// (500 by default). Once nothing is due, no tender is taken at all.
 func TestChangeIsGivenFromCashOnly(t *testing.T) {
+	const bad, done = protocol.CodeBadArgument, protocol.CodeConflict
 	tests := []struct {
 		name     string
 		before   []map[string]any // payments already taken
 		pay      map[string]any
-		wantErr  bool
+		wantCode protocol.Code // "" when the payment is taken
 		wantSays []string
 	}{
-		{"eftpos exactly the balance", nil, map[string]any{"type": 3, "amount": 5.5}, false, nil},
-		{"eftpos a cent over", nil, map[string]any{"type": 3, "amount": 5.51}, true, []string{"Eftpos", "$5.51", "balance due of $5.50"}},
-		{"account 100,000,000", nil, map[string]any{"type": 200, "amount": 100000000}, true, []string{"Account", "$5.50"}},
-		{"cash 100,000,000", nil, map[string]any{"type": 1, "amount": 100000000}, false, nil},
-		{"cash 20", nil, map[string]any{"type": 1, "amount": 20}, false, nil},
-		{"eftpos the rest after cash", []map[string]any{{"type": 1, "amount": 2}}, map[string]any{"type": 3, "amount": 3.5}, false, nil},
-		{"eftpos over the rest after cash", []map[string]any{{"type": 1, "amount": 2}}, map[string]any{"type": 3, "amount": 3.51}, true, []string{"$3.50"}},
-		{"eftpos on a paid sale", []map[string]any{{"type": 1, "amount": 10}}, map[string]any{"type": 3, "amount": 0.01}, true, []string{"$0.00"}},
+		{"eftpos exactly the balance", nil, map[string]any{"type": 3, "amount": 5.5}, "", nil},
+		{"eftpos a cent over", nil, map[string]any{"type": 3, "amount": 5.51}, bad, []string{"Eftpos", "$5.51", "balance due of $5.50"}},
+		{"account 100,000,000", nil, map[string]any{"type": 200, "amount": 100000000}, bad, []string{"Account", "$5.50"}},
+		{"cash 20", nil, map[string]any{"type": 1, "amount": 20}, "", nil},
+		{"cash leaving the most change", nil, map[string]any{"type": 1, "amount": 505.5}, "", nil},
+		{"cash leaving a cent more", nil, map[string]any{"type": 1, "amount": 505.51}, bad, []string{"$500.01 in change", "--max-cash-change 500"}},
+		{"cash 100,000,000", nil, map[string]any{"type": 1, "amount": 100000000}, bad, []string{"$99999994.50 in change"}},
+		{"eftpos the rest after cash", []map[string]any{{"type": 1, "amount": 2}}, map[string]any{"type": 3, "amount": 3.5}, "", nil},
+		{"eftpos over the rest after cash", []map[string]any{{"type": 1, "amount": 2}}, map[string]any{"type": 3, "amount": 3.51}, bad, []string{"$3.50"}},
+		{"eftpos on a paid sale", []map[string]any{{"type": 1, "amount": 10}}, map[string]any{"type": 3, "amount": 0.01}, done, []string{"nothing is due", "paid $10.00"}},
+		{"cash pressed twice", []map[string]any{{"type": 1, "amount": 5.5}}, map[string]any{"type": 1, "amount": 5.5}, done, []string{"nothing is due", "total $5.50", "salesbuilder_complete"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,13 +250,13 @@ func TestChangeIsGivenFromCashOnly(t *testing.T) {
 				l.sale(till, "salesbuilder.sale_add_payment", k, p)
 			}
 			_, err := l.call(till, "salesbuilder.sale_add_payment", k, tt.pay, "")
-			if !tt.wantErr {
+			if tt.wantCode == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			wantMessage(t, err, protocol.CodeBadArgument, tt.wantSays...)
+			wantMessage(t, err, tt.wantCode, tt.wantSays...)
 			if s := l.sale(till, "salesbuilder.sale_fetch", k, nil); len(s.Payments) != len(tt.before) {
 				t.Fatalf("refused payment was kept: %+v", s.Payments)
 			}

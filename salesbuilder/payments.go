@@ -98,13 +98,26 @@ func paidSoFar(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, r read) (i
 	return lanedb.PaidCents(ctx, tx, sale.Physkey)
 }
 
-// checkTender refuses a non-cash payment above the balance due: change is
-// given from the cash drawer only.
-func checkTender(pt *lanedb.PaymentType, amount, total, paid int64) error {
+// checkTender refuses a tender the drawer should not take: any payment
+// once nothing is due (the pay key pressed twice), a non-cash payment above
+// the balance due (change is given from the cash drawer only), and cash
+// that would leave more than maxChange in change (most likely a slip of
+// the decimal point: 1000 keyed for 10.00).
+func checkTender(pt *lanedb.PaymentType, amount, total, paid, maxChange int64) error {
+	due := total - paid
+	if due <= 0 {
+		return protocol.Errorf(protocol.CodeConflict,
+			"nothing is due on this sale (total %s, paid %s): no payment was taken; complete it (salesbuilder.salesbuilder_complete)",
+			dollars(total), dollars(paid))
+	}
 	if pt.GlobalCode == cashGlobalCode {
+		if change := amount - due; change > maxChange {
+			return protocol.Errorf(protocol.CodeBadArgument,
+				"v.amount: %s cash against %s due would leave %s in change, more than this lane gives (serve --max-cash-change %s): check the amount",
+				dollars(amount), dollars(due), dollars(change), protocol.Money(maxChange))
+		}
 		return nil
 	}
-	due := max(total-paid, 0)
 	if amount > due {
 		return protocol.Errorf(protocol.CodeBadArgument,
 			"v.amount: a %s payment of %s is more than the balance due of %s; only cash gives change, so tender at most %s by %s",
@@ -115,7 +128,7 @@ func checkTender(pt *lanedb.PaymentType, amount, total, paid int64) error {
 
 // AddPayment tenders amount cents of the payment type with global code
 // typ (SPEC §9.3). Only cash may exceed the balance due (the excess is
-// change).
+// change, at most MaxCashChange), and nothing is taken once nothing is due.
 func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, typ, amount int64) (*SaleView, error) {
 	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
@@ -132,7 +145,7 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTender(pt, amount, sale.SaleTotalCents, paid); err != nil {
+	if err := checkTender(pt, amount, sale.SaleTotalCents, paid, s.maxChange); err != nil {
 		return nil, err
 	}
 	p := &lanedb.Payment{SalePhyskey: sale.Physkey, Type: pt.Code, AmountCents: amount, DT: s.localNow()}

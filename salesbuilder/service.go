@@ -37,6 +37,7 @@ type Service struct {
 	ikKeep      time.Duration
 	maxLines    int
 	maxPresells int
+	maxChange   int64 // cents
 	ids         *ids
 	presells    Presells
 
@@ -72,6 +73,11 @@ type Options struct {
 	// refused with limit_reached, so one runaway tablet cannot take every
 	// ticket. 1 to 9999 (the tickets there are). Default 200.
 	MaxOpenPresells int
+	// MaxCashChange is the most change one cash tender may leave; a larger
+	// tender is refused as a likely keying slip (1000 for 10.00) before it
+	// reaches the drawer. 0.01 to 100000000 (the largest payment).
+	// Default 500.
+	MaxCashChange protocol.Money
 	// Notify is called (without blocking) after each commit that journalled
 	// an event, so the firehose hub can publish it. Default nil.
 	Notify func()
@@ -92,13 +98,14 @@ func (o Options) Validate() error {
 		setting.Range("IdempotencyKeep", o.IdempotencyKeep, time.Minute, 8760*time.Hour),
 		setting.Range("MaxSaleLines", o.MaxSaleLines, 1, 100_000),
 		setting.Range("MaxOpenPresells", o.MaxOpenPresells, 1, lanedb.MaxTicket),
+		setting.Range("MaxCashChange", o.MaxCashChange, 1, 10_000_000_000),
 	)
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000,
-		IdempotencyKeep: 48 * time.Hour, MaxSaleLines: 500, MaxOpenPresells: 200}
+		IdempotencyKeep: 48 * time.Hour, MaxSaleLines: 500, MaxOpenPresells: 200, MaxCashChange: 50000}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
@@ -127,7 +134,10 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.MaxOpenPresells <= 0 {
 		opts.MaxOpenPresells = d.MaxOpenPresells
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, ids: newIDs(opts.Rand), presells: noPresells{}, loc: time.UTC, laneNo: 1}
+	if opts.MaxCashChange <= 0 {
+		opts.MaxCashChange = d.MaxCashChange
+	}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):

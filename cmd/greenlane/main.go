@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,10 +12,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	_ "time/tzdata" // lane time zones work on machines without a zoneinfo database
 
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 // command is one subcommand.
@@ -292,4 +295,24 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "unknown"
+}
+
+// moneyFlag is an amount held in cents and written in currency units, as
+// FD1 writes money: "500", "12.50".
+type moneyFlag protocol.Money
+
+func (m *moneyFlag) String() string {
+	if m == nil {
+		return "0"
+	}
+	return protocol.Money(*m).String()
+}
+
+func (m *moneyFlag) Set(s string) error {
+	var v protocol.Money
+	if err := json.Unmarshal([]byte(strconv.Quote(s)), &v); err != nil {
+		return errors.New("want an amount with at most two decimals, like 500 or 12.50")
+	}
+	*m = moneyFlag(v)
+	return nil
 }
