@@ -3,6 +3,7 @@ package presell
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -87,6 +88,13 @@ func TestRecallFindsByTicketBarcodeWordAndKey(t *testing.T) {
 	for _, by := range []func(p *SaleView) (string, map[string]any){
 		func(p *SaleView) (string, map[string]any) { return "", map[string]any{"ticket": *p.Ticket} },
 		func(p *SaleView) (string, map[string]any) { return "", map[string]any{"barcode": *p.TicketBarcode} },
+		// as a keyboard-wedge scanner may send it: Enter after it, or caps lock on
+		func(p *SaleView) (string, map[string]any) {
+			return "", map[string]any{"barcode": *p.TicketBarcode + "\r\n"}
+		},
+		func(p *SaleView) (string, map[string]any) {
+			return "", map[string]any{"barcode": " " + strings.ToLower(*p.TicketBarcode) + "\t"}
+		},
 		func(p *SaleView) (string, map[string]any) { return "", map[string]any{"word": *p.TicketWord} },
 		func(p *SaleView) (string, map[string]any) { return p.Physkey, nil },
 	} {
@@ -107,6 +115,7 @@ func TestRecallFindsByTicketBarcodeWordAndKey(t *testing.T) {
 	}{
 		{map[string]any{"ticket": 4242}, protocol.CodeNotFound},
 		{map[string]any{"barcode": "GL019999XXXX"}, protocol.CodeNotFound},
+		{map[string]any{"barcode": " \n"}, protocol.CodeBadArgument},
 		{map[string]any{"word": "no-such"}, protocol.CodeNotFound},
 		{map[string]any{"ticket": 1, "word": "amber-apple"}, protocol.CodeBadArgument},
 		{map[string]any{}, protocol.CodeBadArgument},
@@ -486,4 +495,28 @@ func TestSameKeyResumesItsClaim(t *testing.T) {
 	setOpen(after.Session, false)
 	_, err = l.call(other, "presell.recall", "", ticket, "")
 	wantCode(t, err, protocol.CodeClaimed) // another key waits out the lease
+}
+
+// TestSubmittedPresellSaysWhereItIs: a write to a submitted presell that
+// nobody has recalled (the tablet resubmitting, or adding a line) is
+// refused with its ticket and the way it comes back (a recall), not with
+// sale_unpark, which is not how a presell returns.
+func TestSubmittedPresellSaysWhereItIs(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	p := l.submitted(tab, 1001)
+	for _, a := range []string{"salesbuilder.sale_park", "salesbuilder.sale_add_product"} {
+		_, err := l.call(tab, a, p.Physkey, map[string]any{"pid": 1001}, "")
+		wantCode(t, err, protocol.CodeConflict)
+		var pe *protocol.Error
+		errors.As(err, &pe)
+		for _, want := range []string{fmt.Sprintf("ticket %d", *p.Ticket), "fd1.presell.recall"} {
+			if !strings.Contains(pe.Message, want) {
+				t.Errorf("%s: %q does not say %q", a, pe.Message, want)
+			}
+		}
+		if strings.Contains(pe.Message, "unpark") {
+			t.Errorf("%s: %q sends the tablet to sale_unpark", a, pe.Message)
+		}
+	}
 }

@@ -64,6 +64,10 @@ type Ref struct {
 
 // find resolves a Ref to an open presell.
 func (w *Workflow) find(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, r Ref) (*lanedb.Sale, error) {
+	// A keyboard-wedge scanner may end what it read with Enter or Tab, and
+	// with caps lock on it types the letters in lower case: neither is
+	// part of the printed barcode (TicketBarcode is upper case).
+	r.Barcode = strings.ToUpper(strings.TrimSpace(r.Barcode))
 	given := 0
 	for _, set := range []bool{r.Ticket != 0, r.Barcode != "", r.Word != "", r.Physkey != ""} {
 		if set {

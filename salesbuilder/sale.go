@@ -159,6 +159,11 @@ func CheckPhase(sale *lanedb.Sale, want ...int) error {
 	case lanedb.PhaseVoid:
 		return protocol.Errorf(protocol.CodeConflict, "sale %s was cancelled", sale.Physkey)
 	case lanedb.PhaseParked:
+		if sale.Presell && sale.Ticket.Valid {
+			// sale_unpark is not how a presell comes back, and a tablet
+			// that resubmits should hear that it already has its ticket.
+			return protocol.Errorf(protocol.CodeConflict, "sale %s was submitted as presell ticket %d; it changes again only once a counter recalls it (fd1.presell.recall)", sale.Physkey, sale.Ticket.Int64)
+		}
 		return protocol.Errorf(protocol.CodeConflict, "sale %s is parked; sale_unpark it first", sale.Physkey)
 	case lanedb.PhaseActive:
 		return protocol.Errorf(protocol.CodeConflict, "sale %s is active, not parked", sale.Physkey)
