@@ -146,7 +146,7 @@ func (w *Workflow) Claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	}
 	if !ok {
 		if sale.ClaimState.Held(now) {
-			return nil, salesbuilder.ClaimedError(sale)
+			return nil, salesbuilder.ClaimedError(sale, c)
 		}
 		return nil, protocol.Errorf(protocol.CodeConflict, "presell %s changed while it was being claimed; try again", sale.Physkey)
 	}
@@ -196,8 +196,17 @@ func (w *Workflow) Resume(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Idempo
 		w.claims.Add(tx, physkey, c.Session)
 		return lanedb.MoveSession(ctx, tx, rec.KeyID, rec.Session, c.Session)
 	}
-	if claims {
-		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was claimed by this device's earlier connection, but that claim has lapsed or been taken over; recall it again with a new ik", physkey)
+	if !claims {
+		return nil
 	}
-	return nil
+	// A presell that has since closed cannot be recalled again: say what
+	// became of it, not "recall it again".
+	sale, err := lanedb.GetSale(ctx, tx, physkey)
+	if err != nil {
+		return err
+	}
+	if sale.Phase == lanedb.PhaseCompleted || sale.Phase == lanedb.PhaseVoid {
+		return salesbuilder.CheckPhase(sale, lanedb.PhaseActive)
+	}
+	return protocol.Errorf(protocol.CodeClaimLost, "presell %s was claimed by this device's earlier connection, but that claim has lapsed or been taken over; recall it again with a new ik", physkey)
 }

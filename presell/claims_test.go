@@ -480,6 +480,9 @@ func TestSameKeyResumesItsClaim(t *testing.T) {
 	}
 	_, err := l.call(after, "presell.recall", "", ticket, "")
 	wantCode(t, err, protocol.CodeClaimed) // its first connection is still open
+	if !strings.Contains(err.Error(), "another connection of this key") {
+		t.Errorf("the same key is told %q: it should hear that its own other connection holds it", err)
+	}
 
 	setOpen(before.Session, false)
 	res, err := l.call(after, "presell.recall", "", ticket, "")
@@ -495,6 +498,9 @@ func TestSameKeyResumesItsClaim(t *testing.T) {
 	setOpen(after.Session, false)
 	_, err = l.call(other, "presell.recall", "", ticket, "")
 	wantCode(t, err, protocol.CodeClaimed) // another key waits out the lease
+	if strings.Contains(err.Error(), "this key") {
+		t.Errorf("another key is told %q", err)
+	}
 }
 
 // TestSubmittedPresellSaysWhereItIs: a write to a submitted presell that
@@ -518,5 +524,27 @@ func TestSubmittedPresellSaysWhereItIs(t *testing.T) {
 		if strings.Contains(pe.Message, "unpark") {
 			t.Errorf("%s: %q sends the tablet to sale_unpark", a, pe.Message)
 		}
+	}
+}
+
+// TestRetriedRecallOfACompletedPresell: a recall retried with its ik from
+// a new connection after the presell was completed hears that it was
+// completed, not "recall it again" (which could only fail).
+func TestRetriedRecallOfACompletedPresell(t *testing.T) {
+	l := newLane(t, func(o *Options) { o.SessionOpen = func(string) bool { return false } })
+	tab, before := tablet("tablet-1"), counter("counter-a")
+	after := counter("counter-a")
+	after.Session = "session-counter-a-reloaded"
+	p := l.submitted(tab, 1001)
+	ticket := map[string]any{"ticket": *p.Ticket}
+	if _, err := l.call(before, "presell.recall", "", ticket, "recall-1"); err != nil {
+		t.Fatal(err)
+	}
+	l.sale(before, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 5.5})
+	l.sale(before, "salesbuilder.salesbuilder_complete", p.Physkey, nil)
+	_, err := l.call(after, "presell.recall", "", ticket, "recall-1")
+	wantCode(t, err, protocol.CodeConflict)
+	if !strings.Contains(err.Error(), "completed") || strings.Contains(err.Error(), "recall it again") {
+		t.Fatalf("a retried recall of a completed presell says %q", err)
 	}
 }

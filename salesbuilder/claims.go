@@ -39,13 +39,21 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was taken over by %q; this device no longer holds it",
 			sale.Physkey, claim.Name.String)
 	case live:
-		return ClaimedError(sale)
+		return ClaimedError(sale, c)
 	}
 	return protocol.Errorf(protocol.CodeConflict, "presell %s is not claimed by this device; recall it with fd1.presell.recall", sale.Physkey)
 }
 
-// ClaimedError tells a would-be claimer who holds a presell, and until when.
-func ClaimedError(sale *lanedb.Sale) error {
+// ClaimedError tells c, a would-be claimer, who holds a presell, and until
+// when. When that is c's own key on another connection (a second tab of
+// the counter page, or the connection c replaces before the lane has seen
+// it close), it says so: "claimed by counter-1" would read as a riddle.
+func ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
+	if c.HasKeyID(sale.ClaimState.Key.String) {
+		return protocol.Errorf(protocol.CodeClaimed,
+			"presell %s is claimed by another connection of this key (%q) until %s; it comes to this one once that connection releases it or closes",
+			sale.Physkey, sale.ClaimState.Name.String, ClaimTime(sale.ClaimState))
+	}
 	return protocol.Errorf(protocol.CodeClaimed, "presell %s is claimed by %q until %s",
 		sale.Physkey, sale.ClaimState.Name.String, ClaimTime(sale.ClaimState))
 }
