@@ -360,7 +360,7 @@ func TestRevokedKeyClosesSockets(t *testing.T) {
 }
 
 // TestHandshakeTimeout: a connection that never completes its HTTP
-// request is closed within the handshake timeout. serve has no flag for it
+// request, headers or body, is closed within the handshake timeout. serve has no flag for it
 // (server.Config.HandshakeTimeout, default 10s), so this runs with the
 // default.
 func TestHandshakeTimeout(t *testing.T) {
@@ -383,6 +383,19 @@ func TestHandshakeTimeout(t *testing.T) {
 					return
 				}
 				time.Sleep(250 * time.Millisecond) // a slowloris client
+			}
+		}},
+		// An HTTP-mode call whose body never comes, or comes a byte at a time.
+		{"headers, then no body", func(nc net.Conn) {
+			_, _ = fmt.Fprintf(nc, "POST /fd1/debug/ping HTTP/1.1\r\nHost: lane\r\nx-api-key: %s\r\nContent-Length: 60000\r\n\r\n", l.key)
+		}},
+		{"a body byte every 250ms", func(nc net.Conn) {
+			_, _ = fmt.Fprintf(nc, "POST /fd1/debug/ping HTTP/1.1\r\nHost: lane\r\nx-api-key: %s\r\nContent-Length: 60000\r\n\r\n", l.key)
+			for range 60000 {
+				if _, err := nc.Write([]byte{' '}); err != nil {
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
 			}
 		}},
 	}

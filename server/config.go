@@ -41,7 +41,7 @@ type Config struct {
 	// Default 60s.
 	PongWait time.Duration
 	// HandshakeTimeout bounds the WebSocket upgrade, and reading one HTTP
-	// request's headers: 100ms to 10m. Default 10s.
+	// request, headers and body: 100ms to 10m. Default 10s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a kept-alive HTTP-mode connection that sends no
 	// next request: 1s to 24h. Default 30s.

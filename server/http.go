@@ -222,7 +222,14 @@ func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 	req := &protocol.Request{A: a, FromQuery: true, Q: map[string]json.RawMessage{}}
 	v := map[string]json.RawMessage{}
 	for name, values := range query {
-		name, value := rejoinOperator(name, values[len(values)-1])
+		if len(values) > 1 {
+			// plu=FW&plu=LT would filter on one of them and answer no rows,
+			// _qo=pid&_qo=plu would keep one: either way the client would
+			// get an answer to a question it did not ask.
+			return nil, protocol.Errorf(protocol.CodeBadArgument,
+				"query field %q is given %d times; give it once (a list field takes a comma-separated list)", clip(name), len(values))
+		}
+		name, value := rejoinOperator(name, values[0])
 		text, _ := json.Marshal(value)
 		switch {
 		case name == "_k":
@@ -239,6 +246,11 @@ func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 		case name == "_mo":
 			req.MO = protocol.Keywords(strings.Split(value, ","))
 		case name == "_ik":
+			// An empty _ik (a template whose variable was empty) must not
+			// quietly turn exactly-once off: it is refused as "ik":"" is.
+			if err := protocol.CheckIK(value); err != nil {
+				return nil, err
+			}
 			req.IK = value
 		case name == "_qo":
 			req.QO = text

@@ -36,6 +36,11 @@ func TestRequestFromQuery(t *testing.T) {
 		{query: `_v={"limit":2}`, wantV: `{"limit":2}`},
 		{query: "_v=notjson", wantErr: true},
 		{query: "_bogus=1", wantErr: true},
+		{query: "_ik=abc-1", wantQ: map[string]string{}},
+		{query: "_ik=", wantErr: true}, // exactly-once must not switch itself off
+		{query: "_ik=a%20b", wantErr: true},
+		{query: "plu=FW&plu=LT", wantErr: true}, // which one?
+		{query: "_qo=pid&_qo=plu", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -214,6 +219,8 @@ func TestHTTPModeRefusals(t *testing.T) {
 		{name: "body without a", method: "POST", target: "/fd1/debug/ping", body: `{"rq":1}`, status: 200},
 		{name: "empty body", method: "POST", target: "/fd1/debug/ping", status: 200},
 		{name: "plain GET", method: "GET", target: "/fd1/debug/ping?_rq=1", status: 200},
+		{name: "empty _ik", method: "GET", target: "/fd1/debug/ping?_ik=", status: 400, code: protocol.CodeBadArgument, wantMsg: "ik must be 1 to 128 characters"},
+		{name: "a field twice", method: "GET", target: "/fd1/debug/ping?_rq=1&_rq=2", status: 400, code: protocol.CodeBadArgument, wantMsg: `"_rq" is given 2 times`},
 	}
 	h := s.Handler()
 	for _, tt := range tests {

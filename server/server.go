@@ -218,6 +218,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 			redirect = &http.Server{
 				Handler:           redirectToHTTPS(port),
 				ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+				ReadTimeout:       s.cfg.HandshakeTimeout,
 				IdleTimeout:       s.cfg.IdleTimeout,
 				ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 			}
@@ -230,9 +231,14 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	hs := &http.Server{
 		Handler:           s.accessLog(s.Handler()),
 		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return callsCtx },
+		// The whole request, body included: a client that sends its headers
+		// and then trickles (or withholds) the body must not hold a
+		// connection forever. WebSocket upgrades clear it (gorilla resets
+		// the deadlines of the connection it takes over).
+		ReadTimeout: s.cfg.HandshakeTimeout,
+		IdleTimeout: s.cfg.IdleTimeout,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return callsCtx },
 	}
 	// Both goroutines are joined before ListenAndServe returns: a caller
 	// that closes the DB next finds nothing of the lane still running.
