@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,9 +108,10 @@ func (m *Metrics) Handler(token string, log *slog.Logger) http.Handler {
 	if token == "" {
 		return h
 	}
-	want := "Bearer " + token
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !constantTimeEqual(r.Header.Get("Authorization"), want) {
+		// The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || !constantTimeEqual(got, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="greenlane metrics"`)
 			http.Error(w, "metrics need the bearer token set by --metrics-token", http.StatusUnauthorized)
 			return

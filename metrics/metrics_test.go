@@ -170,6 +170,10 @@ func TestHandlerAsksForTheToken(t *testing.T) {
 		{"s3cret", "Bearer wrong", http.StatusUnauthorized},
 		{"s3cret", "s3cret", http.StatusUnauthorized},
 		{"s3cret", "Bearer s3cret", http.StatusOK},
+		{"s3cret", "bearer s3cret", http.StatusOK}, // the scheme is case-insensitive
+		{"s3cret", "Bearer S3CRET", http.StatusUnauthorized},
+		{"s3cret", "Basic s3cret", http.StatusUnauthorized},
+		{"s3cret", "Bearer s3cret ", http.StatusUnauthorized},
 	} {
 		h := m.Handler(tt.token, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		r := httptest.NewRequest("GET", "/metrics", nil)

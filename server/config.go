@@ -159,7 +159,24 @@ func (c Config) Validate() error {
 		setting.Range("LoginFailures", c.LoginFailures, 1, 1_000_000),
 		setting.Range("RevokeCheck", c.RevokeCheck, 10*time.Millisecond, time.Hour),
 		c.validRedirect(),
+		c.validOrigins(),
 	)
+}
+
+// validOrigins refuses an --allowed-origins entry that is not an origin
+// ("lane2:3490" without its scheme, a path, a wildcard host): left in, it
+// would match no browser, and store-mode failover would fail silently.
+func (c Config) validOrigins() error {
+	var errs []error
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if _, err := CanonicalOrigin(o); err != nil {
+			errs = append(errs, setting.Errorf("AllowedOrigins", "%v", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c Config) validRedirect() error {

@@ -104,6 +104,11 @@ func TestOriginAllowed(t *testing.T) {
 		{"https://anything", lane1, []string{"*"}, true},
 		{"null", lane1, nil, false},
 		{"lane1:3490", lane1, nil, false},
+		// A browser leaves the default port out; the operator may not.
+		{"https://lane4", lane1, []string{"https://lane4:443"}, true},
+		{"http://lane3", lane1, []string{"HTTP://Lane3:80"}, true},
+		{"http://lane3:8080", lane1, []string{"http://lane3"}, false},
+		{"https://lane4:444", lane1, []string{"https://lane4:443"}, false},
 	}
 	for _, tt := range tests {
 		if got := originAllowed(tt.origin, tt.own, tt.allowed); got != tt.want {
@@ -250,5 +255,50 @@ func TestHTTPModeRefusals(t *testing.T) {
 				t.Fatalf("error %+v, want %s saying %q", reply.Error, tt.code, tt.wantMsg)
 			}
 		})
+	}
+}
+
+func TestCanonicalOrigin(t *testing.T) {
+	tests := []struct {
+		in, want string // want "" for an error
+	}{
+		{"https://lane4:443", "https://lane4"},
+		{"HTTP://Lane3:80/", "http://lane3"},
+		{"http://lane2:3490", "http://lane2:3490"},
+		{"http://192.168.1.20:3490", "http://192.168.1.20:3490"},
+		{"http://[::1]:3490", "http://[::1]:3490"},
+		{"https://[FE80::1]", "https://[fe80::1]"},
+		{"lane2:3490", ""}, // the scheme forgotten
+		{"lane2", ""},
+		{"http://a/path", ""},
+		{"http://*.evil", ""},
+		{"javascript:alert(1)", ""},
+		{"http://user@lane2", ""},
+		{"http://lane2:", ""},
+		{"http://lane2:99999", ""},
+		{"http://lane2?x", ""},
+		{"ws://lane2", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := CanonicalOrigin(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("CanonicalOrigin(%q) = %q, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("CanonicalOrigin(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestConfigRefusesABadAllowedOrigin(t *testing.T) {
+	c := DefaultConfig()
+	c.AllowedOrigins = []string{"https://lane4", "*", "lane2:3490"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `"lane2:3490"`) {
+		t.Fatalf("Validate = %v, want it to name the entry lane2:3490", err)
 	}
 }

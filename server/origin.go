@@ -1,10 +1,12 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -69,16 +71,63 @@ func originAllowed(origin string, own *originPolicy, allowed []string) bool {
 	if own != nil && (scheme == "http" || scheme == "https") {
 		port := u.Port()
 		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[scheme]
+			port = defaultPorts[scheme]
 		}
 		if port == own.port && own.hosts[strings.ToLower(u.Hostname())] {
 			return true
 		}
 	}
+	canon, err := CanonicalOrigin(origin)
 	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+		if a == "*" {
+			return true
+		}
+		if c, e := CanonicalOrigin(a); err == nil && e == nil && c == canon {
 			return true
 		}
 	}
 	return false
+}
+
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
+// CanonicalOrigin checks that s is a browser origin, http[s]://host[:port]
+// with nothing after it but an optional "/", and returns it as browsers
+// send it: scheme and host in lower case, a default port (80, 443) left
+// out. "https://Lane4:443" and "https://lane4" are then the same origin,
+// as they are to the browser.
+func CanonicalOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSuffix(s, "/"))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%q is not a URL: %w", s, err)
+	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "HTTP" && u.Scheme != "HTTPS":
+		return "", fmt.Errorf("%q: an origin starts with http:// or https://", s)
+	case u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("%q names no host", s)
+	case u.User != nil || u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "", fmt.Errorf("%q: an origin is scheme://host[:port], with no user, path, query or fragment", s)
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if !originHost.MatchString(host) {
+		return "", fmt.Errorf("%q: %q is not a host name or IP address", s, u.Hostname())
+	}
+	if strings.HasSuffix(u.Host, ":") || port != "" && !validPort(port) {
+		return "", fmt.Errorf("%q: the port must be a number from 1 to 65535", s)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port == "" || port == defaultPorts[scheme] {
+		return scheme + "://" + host, nil
+	}
+	return scheme + "://" + host + ":" + port, nil
+}
+
+// originHost is a DNS name or an IP address (IPv6 without its brackets).
+var originHost = regexp.MustCompile(`^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?$|^[0-9a-f:.]+$`)
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
