@@ -184,6 +184,12 @@ func Decode(frame []byte) (*Request, *DecodeError) {
 		return nil, fail("the frame is empty; send one JSON object per frame")
 	}
 	if trimmed[0] != '{' {
+		// "nope", "tru" and "-" start like JSON values but are not JSON at
+		// all: say so, not "got null".
+		var v any
+		if err := json.Unmarshal(trimmed, &v); err != nil {
+			return nil, fail("malformed JSON: %s; send one JSON object per frame", jsonErrorText(err))
+		}
 		return nil, fail("a packet must be a JSON object, got %s", jsonKind(trimmed))
 	}
 	var fields map[string]json.RawMessage
