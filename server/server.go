@@ -283,8 +283,26 @@ func redirectToHTTPS(port string) http.Handler {
 			host = h
 		}
 		u := url.URL{Scheme: "https", Host: net.JoinHostPort(strings.Trim(host, "[]"), port), Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		if carriesSecrets(r) {
+			// Redirecting an API call would teach its client that plain
+			// http works, while its key crosses the network in clear text
+			// on every call; refused, it gets fixed at once.
+			http.Error(w, "this port only sends browsers to https; API calls and anything carrying a key must use "+
+				(&url.URL{Scheme: "https", Host: u.Host, Path: "/"}).String(), http.StatusForbidden)
+			return
+		}
 		http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
 	})
+}
+
+// carriesSecrets reports whether a plain-http request is an API call or
+// carries credentials: FD1 (HTTP mode and the socket upgrade), /metrics,
+// an API key or an Authorization header.
+func carriesSecrets(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/fd1/") || p == "/fd1" || p == "/metrics" ||
+		r.Header.Get("x-api-key") != "" || r.Header.Get("x-apikey") != "" || r.Header.Get("Authorization") != "" ||
+		r.URL.Query().Has("key")
 }
 
 // shutdown stops accepting, tells every socket the lane is going away,

@@ -29,6 +29,42 @@ func TestRedirectToHTTPS(t *testing.T) {
 	}
 }
 
+// TestRedirectRefusesAPICalls: on the plain-http port, an API call or a
+// request carrying a key is refused, not redirected: its key has crossed
+// the network in clear, and a client that follows redirects would never
+// learn it does so on every call.
+func TestRedirectRefusesAPICalls(t *testing.T) {
+	tests := []struct {
+		name, method, target, header string
+	}{
+		{"HTTP-mode call", "GET", "/fd1/products/get_products_list?plu=FW", ""},
+		{"HTTP-mode POST", "POST", "/fd1/debug/ping", ""},
+		{"socket upgrade", "GET", "/fd1/open_websocket?purpose=presell", ""},
+		{"metrics", "GET", "/metrics", ""},
+		{"a key header on a page", "GET", "/tablet/", "x-api-key"},
+		{"the old key header", "GET", "/", "x-apikey"},
+		{"a bearer token", "GET", "/", "Authorization"},
+		{"the display's key in its URL", "GET", "/display/?key=abc", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, nil)
+			r.Host = "lane-1.local:3480"
+			if tt.header != "" {
+				r.Header.Set(tt.header, "secret")
+			}
+			w := httptest.NewRecorder()
+			redirectToHTTPS("3490").ServeHTTP(w, r)
+			if w.Code != http.StatusForbidden || w.Header().Get("Location") != "" {
+				t.Fatalf("%d (Location %q), want 403 and no redirect", w.Code, w.Header().Get("Location"))
+			}
+			if !strings.Contains(w.Body.String(), "https://lane-1.local:3490/") {
+				t.Fatalf("the refusal does not say where to go: %q", w.Body)
+			}
+		})
+	}
+}
+
 func TestConfigHTTPRedirect(t *testing.T) {
 	tests := []struct {
 		name     string
