@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,12 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 	in := s.arrive(req, received)
 	// One call is one session: it can hold no claim beyond its own reply.
 	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
-	if key := apiKeyHeader(r); key != "" {
+	key, err := apiKeyHeader(r)
+	if err != nil {
+		writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
+		return
+	}
+	if key != "" {
 		if _, err := s.logIn(r.Context(), sess, sess.caller, key, protocol.PurposeNone); err != nil {
 			if protocol.AsError(err).Code == protocol.CodeInternal {
 				s.log.Error("http login", "err", err)
@@ -89,12 +95,19 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 	writeHTTPReply(w, http.StatusOK, reply)
 }
 
-func apiKeyHeader(r *http.Request) string {
-	// The docs disagree on the header name (SPEC §1.2): accept both.
-	if k := r.Header.Get("x-api-key"); k != "" {
-		return k
+// apiKeyHeader is the request's API key. The docs disagree on the header
+// name (SPEC §1.2): both are accepted, but a request that gives more than
+// one key (both names, or one name twice) is refused rather than logged
+// in as whichever happened to come first.
+func apiKeyHeader(r *http.Request) (string, error) {
+	keys := append(r.Header.Values("x-api-key"), r.Header.Values("x-apikey")...)
+	switch {
+	case len(keys) == 0:
+		return "", nil
+	case len(keys) > 1 && slices.ContainsFunc(keys, func(k string) bool { return k != keys[0] }):
+		return "", protocol.Errorf(protocol.CodeBadPacket, "the request carries more than one API key (x-api-key, x-apikey); send one")
 	}
-	return r.Header.Get("x-apikey")
+	return keys[0], nil
 }
 
 // requestFromBody reads a POST body holding one JSON packet (an empty body

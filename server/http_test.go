@@ -302,3 +302,45 @@ func TestConfigRefusesABadAllowedOrigin(t *testing.T) {
 		t.Fatalf("Validate = %v, want it to name the entry lane2:3490", err)
 	}
 }
+
+// TestHTTPModeTwoKeys: a request that gives two different keys is refused,
+// not logged in as whichever header came first; the same key twice is fine.
+func TestHTTPModeTwoKeys(t *testing.T) {
+	s, db := testServer(t, DefaultConfig())
+	ctx := context.Background()
+	a, err := db.CreateAPIKey(ctx, "http-a", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateAPIKey(ctx, "http-b", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		headers [][2]string
+		status  int
+	}{
+		{"one key", [][2]string{{"x-api-key", a}}, 200},
+		{"the old header", [][2]string{{"x-apikey", a}}, 200},
+		{"the same key under both names", [][2]string{{"x-api-key", a}, {"x-apikey", a}}, 200},
+		{"two keys under both names", [][2]string{{"x-api-key", a}, {"x-apikey", b}}, 400},
+		{"one name twice", [][2]string{{"x-api-key", a}, {"x-api-key", b}}, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/fd1/debug/ping", nil)
+			for _, h := range tt.headers {
+				r.Header.Add(h[0], h[1])
+			}
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, r)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			if tt.status == 400 && !strings.Contains(w.Body.String(), "more than one API key") {
+				t.Fatalf("the refusal does not say why: %s", w.Body)
+			}
+		})
+	}
+}
