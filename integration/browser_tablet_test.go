@@ -328,3 +328,21 @@ next:
 		t.Errorf("the page logged %d error(s):\n  %s", len(bad), strings.Join(bad, "\n  "))
 	}
 }
+
+// TestBrowserTabletLanesLinkKeepsItsOwnLane: a ?lanes= link that names only
+// another lane (mistyped, or planted) is remembered, but the tablet still
+// uses the lane that served its page first: it is not taken offline.
+func TestBrowserTabletLanesLinkKeepsItsOwnLane(t *testing.T) {
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/tablet/?lanes=http://127.0.0.1:1#key="+key),
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+	)
+	if lanes, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("greenlane.tablet.lanes") || ""`)); err != nil || lanes != "http://127.0.0.1:1" {
+		t.Fatalf("the lanes the link named were not kept: %q (%v)", lanes, err)
+	}
+}

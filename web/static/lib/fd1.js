@@ -240,8 +240,8 @@ function socketURL(base, purpose) {
 // laneURLs turns a list of lane addresses (comma-separated base URLs:
 // "http://lane1:3490,http://lane2:3490"; "lane2:3490" means http) into
 // their sockets, dropping what is not an address. The lane that served the
-// page comes first when it is in the list; the others keep their order,
-// which is the order a dropped socket tries them in.
+// page comes first, added when the list leaves it out; the others keep
+// their order, which is the order a dropped socket tries them in.
 export function laneURLs(list, purpose) {
   const urls = [];
   for (const base of String(list || "").split(",")) {
@@ -249,7 +249,11 @@ export function laneURLs(list, purpose) {
     if (u && !urls.includes(u)) urls.push(u);
   }
   const own = urls.indexOf(defaultURL(purpose));
-  return own > 0 ? [...urls.slice(own), ...urls.slice(0, own)] : urls;
+  // The lane that served the page is always tried first: a link naming
+  // only other lanes (a mistyped one, or a hostile one) must not take the
+  // tablet off the lane it stands at until someone clears it.
+  if (own < 0) return [defaultURL(purpose), ...urls];
+  return [...urls.slice(own), ...urls.slice(0, own)];
 }
 
 // newIK is a fresh idempotency key for one change: a retry of the same
