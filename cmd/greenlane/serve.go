@@ -24,6 +24,7 @@ import (
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/metrics"
 	"github.com/greenlane-pos/greenlane/protocol"
+	"github.com/greenlane-pos/greenlane/server"
 )
 
 // defaultDB is where serve keeps its lane DB when --db is not given.
@@ -193,6 +194,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return usagef("serve takes no arguments, got %q", fs.Args())
 	}
 	if len(st.lane.Server.AllowedOrigins) == 0 {
+		// Checked here so that the message names the flag that was given.
+		for _, o := range st.oldOrigins {
+			if _, err := server.CanonicalOrigin(o); err != nil && o != "*" {
+				return usagef("--allow-origin: %v", err)
+			}
+		}
 		st.lane.Server.AllowedOrigins = st.oldOrigins
 	}
 	log, err := newLogger(stderr, st.logLevel, st.logFormat)
