@@ -487,7 +487,7 @@ func (s *Service) closeSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Call
 // audit with who, when and reason. Its holder may cancel it, and a counter
 // may cancel any that no other device holds a live claim on.
 func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref, reason string) (*SaleView, error) {
-	sale, err := Resolve(ctx, tx, c, ref)
+	sale, err := s.resolve(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,7 @@ func (s *Service) Change(ctx context.Context, o Once, fn ChangeFunc) (Changed, e
 		if err != nil {
 			return err
 		}
+		s.touched(tx, o.Caller, c.Physkey)
 		if o.IK != "" {
 			if c, err = storeReply(ctx, tx, o, c, s.now()); err != nil {
 				return err

@@ -27,7 +27,7 @@ func (s *Service) OpenSales(ctx context.Context, c *protocol.Caller) ([]ActiveVi
 
 // ActiveSale summarises one active or parked sale.
 func (s *Service) ActiveSale(ctx context.Context, c *protocol.Caller, ref string) (*ActiveView, error) {
-	sale, err := Resolve(ctx, s.db.Read, c, ref)
+	sale, err := s.resolve(ctx, s.db.Read, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func (s *Service) ActiveSale(ctx context.Context, c *protocol.Caller, ref string
 
 // Fetch reads a whole sale, in any phase.
 func (s *Service) Fetch(ctx context.Context, c *protocol.Caller, ref string) (*SaleView, error) {
-	sale, err := Resolve(ctx, s.db.Read, c, ref)
+	sale, err := s.resolve(ctx, s.db.Read, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ type UnitPrice struct {
 // prices and physkey is "".
 func (s *Service) Prices(ctx context.Context, c *protocol.Caller, ref string, pids []int64) (physkey string, prices []UnitPrice, err error) {
 	var customer *lanedb.SaleCustomer
-	sale, err := Resolve(ctx, s.db.Read, c, ref)
+	sale, err := s.resolve(ctx, s.db.Read, c, ref)
 	var pe *protocol.Error
 	switch {
 	case err == nil:

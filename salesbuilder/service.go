@@ -38,6 +38,7 @@ type Service struct {
 	maxLines    int
 	maxPresells int
 	maxChange   int64 // cents
+	tops        *tops // each socket's top sale (tops.go)
 	ids         *ids
 	presells    Presells
 
@@ -137,7 +138,7 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.MaxCashChange <= 0 {
 		opts.MaxCashChange = d.MaxCashChange
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, loc: time.UTC, laneNo: 1}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, tops: newTops(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
