@@ -106,11 +106,18 @@ func (o *outbox) pushGroup(group [][]byte) bool {
 // reports false when no room came. An empty queue always takes b, so one
 // packet larger than the byte bound still goes out.
 func (o *outbox) pushWait(b []byte, wait time.Duration, done <-chan struct{}) bool {
+	return o.pushWaitBelow(b, o.maxCount, wait, done)
+}
+
+// pushWaitBelow is pushWait that takes b only while fewer than count
+// packets wait: the read pump leaves the rest of the queue to the replies
+// of requests already in the pool and to pushes, which do not wait.
+func (o *outbox) pushWaitBelow(b []byte, count int, wait time.Duration, done <-chan struct{}) bool {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		o.mu.Lock()
-		if o.units == 0 || (o.units < o.maxCount && o.bytes+len(b) <= o.maxBytes) {
+		if o.units == 0 || (o.units < count && o.bytes+len(b) <= o.maxBytes) {
 			o.items = append(o.items, b)
 			o.units++
 			o.bytes += len(b)

@@ -244,7 +244,7 @@ func (sk *socket) readPump() {
 		}
 		req, derr := protocol.Decode(frame)
 		if derr != nil {
-			sk.reply(protocol.ErrorReply(derr.A, derr.RQ, derr.RT, derr.Err))
+			sk.replyWait(protocol.ErrorReply(derr.A, derr.RQ, derr.RT, derr.Err))
 			continue
 		}
 		if !sk.take(req, received) {
@@ -281,7 +281,7 @@ func (sk *socket) take(req *protocol.Request, received time.Time) bool {
 	key := ""
 	if ep := in.ep; ep != nil {
 		if ep.Access.Public || ep.Name == cancelEndpoint {
-			sk.reply(sk.srv.run(sk.ctx, sk, caller, in))
+			sk.replyWait(sk.srv.run(sk.ctx, sk, caller, in))
 			return true
 		}
 		// Routing by what v says is for a logged-in caller's requests
@@ -464,14 +464,37 @@ func (sk *socket) reply(r *protocol.Reply) {
 	// there is room for it: the lane chose to send many packets, so a client
 	// that reads them is waited for (up to WriteWait a packet), not taken
 	// for a slow one, and no more than one queue of them is held encoded.
+	sk.pushEach(chunks, sk.out.maxCount)
+}
+
+// replyWait is reply for an answer the read pump makes itself (a frame
+// refused before it reaches the pool: not JSON, binary, rate limited; or a
+// session request). It waits, up to WriteWait, until the send queue is
+// less than half full (the rest is room for the replies of requests in the
+// pool, at most RequestQueue, and for pushes), rather than failing at once: a flood of such frames, cheap to answer,
+// then stops the reading (the client's frames back up in TCP) instead of
+// outrunning the write pump and being taken for a client that does not
+// read its replies.
+func (sk *socket) replyWait(r *protocol.Reply) {
+	if r == nil {
+		return
+	}
+	chunks := r.Chunks()
+	sk.replies.Add(int64(len(chunks)))
+	sk.pushEach(chunks, max(1, sk.out.maxCount/2))
+}
+
+// pushEach queues packets one at a time, each once fewer than below wait;
+// a client that takes none for WriteWait is disconnected.
+func (sk *socket) pushEach(chunks []*protocol.Reply, below int) {
 	for _, c := range chunks {
 		if sk.ctx.Err() != nil {
 			return // closing: the rest would never be written
 		}
-		if !sk.out.pushWait(sk.encode(c), sk.srv.cfg.WriteWait, sk.ctx.Done()) {
+		if !sk.out.pushWaitBelow(sk.encode(c), below, sk.srv.cfg.WriteWait, sk.ctx.Done()) {
 			if sk.ctx.Err() == nil {
 				sk.srv.slowDropped.Add(1)
-				sk.srv.log.Warn("client stopped reading a chunked reply; disconnecting", "socket", sk.id, "remote", sk.remote)
+				sk.srv.log.Warn("client stopped reading its replies; disconnecting", "socket", sk.id, "remote", sk.remote)
 				sk.kill(websocket.ClosePolicyViolation, "send queue full: the client is not reading its replies")
 			}
 			return
@@ -492,12 +515,12 @@ func (sk *socket) encode(r *protocol.Reply) []byte {
 
 func (sk *socket) replyError(req *protocol.Request, err error) {
 	if req == nil {
-		sk.reply(protocol.ErrorReply("", nil, nil, err))
+		sk.replyWait(protocol.ErrorReply("", nil, nil, err))
 		return
 	}
 	r := protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	if req.WantsChunks() { // as run marks it: the client waits for last
 		r.Ch, r.Last = 1, true
 	}
-	sk.reply(r)
+	sk.replyWait(r)
 }
