@@ -137,13 +137,13 @@ func ruleText(fe validator.FieldError, names map[string]string) string {
 	case "excluded_with":
 		return "cannot be given together with " + fields()
 	case "min":
-		if fe.Kind() == reflect.String || fe.Kind() == reflect.Slice {
-			return "must have at least " + fe.Param() + " characters"
+		if unit := lengthUnit(fe.Kind()); unit != "" {
+			return "must have at least " + fe.Param() + " " + unit
 		}
 		return "must be at least " + bound(fe)
 	case "max":
-		if fe.Kind() == reflect.String || fe.Kind() == reflect.Slice {
-			return "must have at most " + fe.Param() + " characters"
+		if unit := lengthUnit(fe.Kind()); unit != "" {
+			return "must have at most " + fe.Param() + " " + unit
 		}
 		return "must be at most " + bound(fe)
 	case "gt":
@@ -158,6 +158,18 @@ func ruleText(fe validator.FieldError, names map[string]string) string {
 		return "must be a UUID"
 	}
 	return fmt.Sprintf("fails rule %q", fe.Tag())
+}
+
+// lengthUnit is what min and max count in a value of kind k: a string's
+// characters, a list's items; "" for a number (they bound its value).
+func lengthUnit(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "characters"
+	case reflect.Slice, reflect.Array, reflect.Map:
+		return "items"
+	}
+	return ""
 }
 
 // bound is a rule's limit as the client writes the field: a Money field's

@@ -24,7 +24,7 @@ type argsTestV struct {
 	SaleID   string          `json:"sale_id" validate:"uuid"`
 	Price    float64         `json:"price"`
 	Flag     bool            `json:"flag"`
-	Tags     []string        `json:"tags"`
+	Tags     []string        `json:"tags" validate:"max=2"`
 	Outer    argsTestInner   `json:"outer"`
 	Items    []argsTestInner `json:"items" validate:"omitempty,dive"`
 	Amount   protocol.Money  `json:"amount" validate:"lte=999950"`
@@ -200,6 +200,7 @@ func TestDecodeVValidation(t *testing.T) {
 		{"nested", map[string]string{"outer": `{"inner":-5}`}, "v.outer.inner", "1"},
 		{"nested second field", map[string]string{"outer": `{"inner":1,"label":"abcd"}`}, "v.outer.label", "3"},
 		{"dive into slice", map[string]string{"items": `[{"inner":1},{"inner":-1}]`}, "v.items[1].inner", "1"},
+		{"max items", map[string]string{"tags": `["a","b","c"]`}, "v.tags", "at most 2 items"},
 		// Money rules hold cents; the client reads units, as it sends them.
 		{"money bound in units", map[string]string{"amount": `10000`}, "v.amount", "must be at most 9999.5"},
 		{"money pointer bound in units", map[string]string{"tip": `0.25`}, "v.tip", "must be at least 0.5"},

@@ -57,7 +57,7 @@ func CheckIK(ik string) error {
 	}
 	for i := 0; i < len(ik); i++ {
 		if c := ik[i]; c < 0x21 || c > 0x7E {
-			return Errorf(CodeBadArgument, "ik may hold only printable ASCII characters without spaces; byte %d is %q", i+1, c)
+			return Errorf(CodeBadArgument, "ik may hold only printable ASCII characters without spaces; byte %d is 0x%02x", i+1, c)
 		}
 	}
 	return nil

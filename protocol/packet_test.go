@@ -934,7 +934,7 @@ func TestCheckIK(t *testing.T) {
 		{name: "tab", ik: "a\tb", want: "printable ASCII"},
 		{name: "newline", ik: "a\n", want: "printable ASCII"},
 		{name: "DEL", ik: "a\x7f", want: "printable ASCII"},
-		{name: "non-ASCII", ik: "ordré", want: "printable ASCII"},
+		{name: "non-ASCII", ik: "ordré", want: "byte 5 is 0xc3"}, // not "Ã": the byte, not a character
 		{name: "NUL", ik: "a\x00b", want: "printable ASCII"},
 	}
 	for _, tc := range cases {
