@@ -129,9 +129,11 @@ func TestLogin(t *testing.T) {
 	})
 
 	t.Run("unknown purpose on the URL is refused at the door", func(t *testing.T) {
-		_, resp, err := websocket.DefaultDialer.Dial("ws://"+l.addr+"/fd1/open_websocket?purpose=customerdisplay", nil)
-		if err == nil || resp == nil || resp.StatusCode != 400 {
-			t.Fatalf("dial with purpose=customerdisplay: %v %v", err, resp)
+		for _, q := range []string{"purpose=customerdisplay", "purpose=presell&purpose=debugscope"} {
+			_, resp, err := websocket.DefaultDialer.Dial("ws://"+l.addr+"/fd1/open_websocket?"+q, nil)
+			if err == nil || resp == nil || resp.StatusCode != 400 {
+				t.Fatalf("dial with %s: %v %v", q, err, resp)
+			}
 		}
 	})
 }

@@ -255,9 +255,11 @@ func (s *Service) getPrice(ctx context.Context, call *protocol.Call) (*protocol.
 // --- lines, customer, payments ---
 
 type addProductArgs struct {
-	PID        int64           `json:"pid" validate:"required_without_all=PLU Barcode,omitempty,gt=0"`
-	PLU        string          `json:"plu" validate:"max=64"`
-	Barcode    string          `json:"barcode" validate:"max=64"`
+	PID int64 `json:"pid" validate:"required_without_all=PLU Barcode,omitempty,gt=0"`
+	// One way of naming the product: {"pid":1002,"plu":"FW"} must not
+	// quietly ring up whichever one wins.
+	PLU        string          `json:"plu" validate:"excluded_with=PID Barcode,max=64"`
+	Barcode    string          `json:"barcode" validate:"excluded_with=PID,max=64"`
 	Qty        *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
 	Price      *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
 	LineSource int64           `json:"linesource" validate:"gte=0,lte=100"`

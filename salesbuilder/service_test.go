@@ -346,6 +346,9 @@ func TestBadInputLeavesTheSaleAlone(t *testing.T) {
 	}{
 		{"unknown pid", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, protocol.CodeUnknownProduct},
 		{"unknown plu", tab, "salesbuilder.sale_add_product", k, map[string]any{"plu": "NOPE"}, protocol.CodeUnknownProduct},
+		{"pid and plu", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1002, "plu": "FW"}, protocol.CodeBadArgument},
+		{"plu and barcode", tab, "salesbuilder.sale_add_product", k, map[string]any{"plu": "FW", "barcode": "9415321000140"}, protocol.CodeBadArgument},
+		{"pid and barcode", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "barcode": "9415321000140"}, protocol.CodeBadArgument},
 		{"unknown barcode", tab, "salesbuilder.sale_add_product", k, map[string]any{"barcode": "0000000000000"}, protocol.CodeUnknownProduct},
 		{"inactive product", tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1040}, protocol.CodeUnknownProduct},
 		{"no product named", tab, "salesbuilder.sale_add_product", k, map[string]any{"qty": 1}, protocol.CodeBadArgument},

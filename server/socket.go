@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,10 @@ type socket struct {
 
 func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	var purpose protocol.Purpose
+	if n := len(r.URL.Query()["purpose"]); n > 1 {
+		http.Error(w, "purpose is given "+strconv.Itoa(n)+" times on the URL; give it once", http.StatusBadRequest)
+		return
+	}
 	switch p := r.URL.Query().Get("purpose"); p {
 	case "":
 	case string(protocol.PurposePresell):
