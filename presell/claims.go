@@ -205,8 +205,11 @@ func (w *Workflow) Resume(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Idempo
 	if err != nil {
 		return err
 	}
-	if sale.Phase == lanedb.PhaseCompleted || sale.Phase == lanedb.PhaseVoid {
-		return salesbuilder.CheckPhase(sale, lanedb.PhaseActive)
+	switch sale.Phase {
+	case lanedb.PhaseCompleted:
+		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was completed (sid %d) since this ik's recall: its claim has ended, and a completed sale cannot be recalled", physkey, sale.SID.Int64)
+	case lanedb.PhaseVoid:
+		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was cancelled since this ik's recall: its claim has ended, and a cancelled sale cannot be recalled", physkey)
 	}
 	return protocol.Errorf(protocol.CodeClaimLost, "presell %s was claimed by this device's earlier connection, but that claim has lapsed or been taken over; recall it again with a new ik", physkey)
 }

@@ -528,8 +528,8 @@ func TestSubmittedPresellSaysWhereItIs(t *testing.T) {
 }
 
 // TestRetriedRecallOfACompletedPresell: a recall retried with its ik from
-// a new connection after the presell was completed hears that it was
-// completed, not "recall it again" (which could only fail).
+// a new connection after the presell was completed hears, with claim_lost,
+// that it was completed, not "recall it again" (which could only fail).
 func TestRetriedRecallOfACompletedPresell(t *testing.T) {
 	l := newLane(t, func(o *Options) { o.SessionOpen = func(string) bool { return false } })
 	tab, before := tablet("tablet-1"), counter("counter-a")
@@ -543,7 +543,7 @@ func TestRetriedRecallOfACompletedPresell(t *testing.T) {
 	l.sale(before, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 5.5})
 	l.sale(before, "salesbuilder.salesbuilder_complete", p.Physkey, nil)
 	_, err := l.call(after, "presell.recall", "", ticket, "recall-1")
-	wantCode(t, err, protocol.CodeConflict)
+	wantCode(t, err, protocol.CodeClaimLost) // what a retried recall whose claim moved on gets
 	if !strings.Contains(err.Error(), "completed") || strings.Contains(err.Error(), "recall it again") {
 		t.Fatalf("a retried recall of a completed presell says %q", err)
 	}

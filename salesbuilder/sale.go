@@ -162,7 +162,7 @@ func CheckPhase(sale *lanedb.Sale, want ...int) error {
 		if sale.Presell && sale.Ticket.Valid {
 			// sale_unpark is not how a presell comes back, and a tablet
 			// that resubmits should hear that it already has its ticket.
-			return protocol.Errorf(protocol.CodeConflict, "sale %s was submitted as presell ticket %d; it changes again only once a counter recalls it (fd1.presell.recall)", sale.Physkey, sale.Ticket.Int64)
+			return protocol.Errorf(protocol.CodeConflict, "sale %s is parked: it was submitted as presell ticket %d, and changes again only once a counter recalls it (fd1.presell.recall)", sale.Physkey, sale.Ticket.Int64)
 		}
 		return protocol.Errorf(protocol.CodeConflict, "sale %s is parked; sale_unpark it first", sale.Physkey)
 	case lanedb.PhaseActive:
