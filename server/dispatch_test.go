@@ -3,14 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -54,13 +50,7 @@ func TestArgsAreDecodedOnce(t *testing.T) {
 	} {
 		s.Router().Handle(ep)
 	}
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/fd1/open_websocket?purpose=presell", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := dialSocket(t, s, "?purpose=presell")
 	call := func(pkt map[string]any) (data map[string]any, code protocol.Code) {
 		t.Helper()
 		if err := ws.WriteJSON(pkt); err != nil {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,13 +18,7 @@ func TestCheapRefusalsDoNotOutrunTheWritePump(t *testing.T) {
 	cfg.RequestRate, cfg.RequestBurst = 1, 1
 	cfg.SendQueue = 2 // a tiny queue: any outrunning shows at once
 	s, _ := testServer(t, cfg)
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/fd1/open_websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := dialSocket(t, s, "")
 	const n = 2000
 	sent := make(chan error, 1)
 	go func() {

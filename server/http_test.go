@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -195,6 +197,21 @@ func testServer(t *testing.T, cfg Config) (*Server, *lanedb.DB) {
 	}
 	t.Cleanup(func() { db.Close() })
 	return New(cfg, db, slog.New(slog.DiscardHandler)), db
+}
+
+// dialSocket serves s on a test HTTP server and opens a socket to it at
+// /fd1/open_websocket plus query ("" or "?purpose=presell"); both close
+// when the test ends.
+func dialSocket(t *testing.T, s *Server, query string) *websocket.Conn {
+	t.Helper()
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/fd1/open_websocket"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
 }
 
 func TestHTTPModeRefusals(t *testing.T) {

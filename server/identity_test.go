@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,13 +33,7 @@ func TestRequestReadBeforeLoginStaysRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.URL, "http")+"/fd1/open_websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := dialSocket(t, srv, "")
 
 	// Hold the socket's one worker busy, so that the next request waits
 	// in the queue while the read pump goes on to the login behind it.
