@@ -20,40 +20,39 @@ import (
 // key's most recently changed active sale (topSale): a client that
 // reconnects carries on with the sale it was building.
 
-// maxTops bounds the sockets remembered; past it, those of closed sockets
-// are dropped, and if that is not enough, all (each then falls back).
+// maxTops bounds the sockets remembered. It is kept in two generations:
+// when the newer fills half of it, the older is dropped and the newer takes
+// its place. A socket that has changed nothing for that long falls back as
+// above; nothing is ever scanned, so a set stays O(1) (it runs on the
+// writer's goroutine, after COMMIT).
 const maxTops = 8192
 
 // tops is the top sale of each socket session.
 type tops struct {
-	mu sync.Mutex
-	m  map[string]string // session -> physkey
+	mu       sync.Mutex
+	cur, old map[string]string // session -> physkey
 }
 
-func newTops() *tops { return &tops{m: map[string]string{}} }
+func newTops() *tops { return &tops{cur: map[string]string{}, old: map[string]string{}} }
 
 func (t *tops) get(session string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.m[session]
+	if pk, ok := t.cur[session]; ok {
+		return pk
+	}
+	return t.old[session]
 }
 
-// set remembers physkey as session's top sale; gone reports sessions that
-// have closed, for pruning.
-func (t *tops) set(session, physkey string, gone func(string) bool) {
+// set remembers physkey as session's top sale.
+func (t *tops) set(session, physkey string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.m[session]; !ok && len(t.m) >= maxTops {
-		for s := range t.m {
-			if gone(s) {
-				delete(t.m, s)
-			}
-		}
-		if len(t.m) >= maxTops {
-			clear(t.m)
-		}
+	if _, ok := t.cur[session]; !ok && len(t.cur) >= maxTops/2 {
+		t.old, t.cur = t.cur, make(map[string]string, maxTops/2)
 	}
-	t.m[session] = physkey
+	t.cur[session] = physkey
+	delete(t.old, session)
 }
 
 // touched records, once tx commits, that c's socket worked on physkey.
@@ -63,7 +62,7 @@ func (s *Service) touched(tx *lanedb.Tx, c *protocol.Caller, physkey string) {
 		return
 	}
 	session := c.Session
-	tx.OnCommit(func() { s.tops.set(session, physkey, s.SessionGone) })
+	tx.OnCommit(func() { s.tops.set(session, physkey) })
 }
 
 // resolve is Resolve, with ref "" naming c's socket's own top sale while
