@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -359,5 +363,50 @@ func TestHTTPModeTwoKeys(t *testing.T) {
 				t.Fatalf("the refusal does not say why: %s", w.Body)
 			}
 		})
+	}
+}
+
+// TestHTTPModeCallOutlivesTheBodyDeadline: an HTTP-mode request has
+// HandshakeTimeout to arrive (http.Server.ReadTimeout, as ListenAndServe
+// sets it), but the call itself may run longer (a write waiting for the
+// lane DB's lock): its context is not cancelled when that deadline passes.
+// (net/http lifts the deadline once the body is read.)
+func TestHTTPModeCallOutlivesTheBodyDeadline(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	s, db := testServer(t, cfg)
+	key, err := db.CreateAPIKey(context.Background(), "http-admin", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Router().Handle(&protocol.Endpoint{Name: "fd1.test.slow", Access: protocol.Access{AnyKey: true},
+		Handler: func(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+			select {
+			case <-time.After(5 * cfg.HandshakeTimeout):
+				return &protocol.Result{Data: map[string]any{"done": true}}, nil
+			case <-ctx.Done():
+				return nil, fmt.Errorf("cancelled while running: %w", ctx.Err())
+			}
+		}})
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.Config.ReadTimeout = cfg.HandshakeTimeout
+	srv.Start()
+	defer srv.Close()
+	for _, method := range []string{"POST", "GET"} {
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader(`{"rq":1}`)
+		}
+		req, _ := http.NewRequest(method, srv.URL+"/fd1/test/slow", body)
+		req.Header.Set("x-api-key", key)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"done":true`) {
+			t.Fatalf("%s: %d %s", method, resp.StatusCode, b)
+		}
 	}
 }

@@ -476,10 +476,10 @@ func (sk *socket) reply(r *protocol.Reply) {
 // refused before it reaches the pool: not JSON, binary, rate limited; or a
 // session request). It waits, up to WriteWait, until the send queue is
 // less than half full (the rest is room for the replies of requests in the
-// pool, at most RequestQueue, and for pushes), rather than failing at once: a flood of such frames, cheap to answer,
-// then stops the reading (the client's frames back up in TCP) instead of
-// outrunning the write pump and being taken for a client that does not
-// read its replies.
+// pool, at most RequestQueue, and for pushes), rather than failing at
+// once: a flood of such frames, cheap to answer, then stops the reading
+// (the client's frames back up in TCP) instead of outrunning the write
+// pump and being taken for a client that does not read its replies.
 func (sk *socket) replyWait(r *protocol.Reply) {
 	if r == nil {
 		return
