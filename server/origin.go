@@ -101,7 +101,7 @@ func CanonicalOrigin(s string) (string, error) {
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("%q is not a URL: %w", s, err)
-	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "HTTP" && u.Scheme != "HTTPS":
+	case u.Scheme != "http" && u.Scheme != "https": // url.Parse lower-cases the scheme
 		return "", fmt.Errorf("%q: an origin starts with http:// or https://", s)
 	case u.Host == "" || u.Opaque != "":
 		return "", fmt.Errorf("%q names no host", s)
