@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -210,16 +211,27 @@ type getPriceArgs struct {
 type pidList []int64
 
 func (p *pidList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as if absent: "required" says so
+	}
 	var one int64
 	if json.Unmarshal(b, &one) == nil {
 		*p = pidList{one}
 		return nil
 	}
-	var many []int64
+	// *int64, so that a null in the list is refused rather than read as
+	// pid 0 ("no product with pid 0").
+	var many []*int64
 	if err := json.Unmarshal(b, &many); err != nil {
 		return err
 	}
-	*p = many
+	*p = make(pidList, len(many))
+	for i, pid := range many {
+		if pid == nil {
+			return &json.UnmarshalTypeError{Value: "null", Type: reflect.TypeFor[int64]()}
+		}
+		(*p)[i] = *pid
+	}
 	return nil
 }
 

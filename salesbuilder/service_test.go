@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -560,4 +561,12 @@ func TestGetSaleAndPrice(t *testing.T) {
 	}
 	_, err = l.call(tab, "salesbuilder.sale_get_price", k, map[string]any{"pid": []int{424242}}, "")
 	wantCode(t, err, protocol.CodeUnknownProduct)
+	// A null is not pid 0: it is refused as what it is.
+	for _, pid := range []any{[]any{1001, nil}, nil} {
+		_, err = l.call(tab, "salesbuilder.sale_get_price", k, map[string]any{"pid": pid}, "")
+		wantCode(t, err, protocol.CodeBadArgument)
+		if strings.Contains(err.Error(), "pid 0") || !strings.Contains(err.Error(), "v.pid") {
+			t.Errorf("pid %v: %v", pid, err)
+		}
+	}
 }

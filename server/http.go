@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -53,7 +54,13 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &de) {
 			rq, rt, err = de.RQ, de.RT, de.Err
 		}
-		writeError(w, protocol.ErrorReply(a, rq, rt, err))
+		reply := protocol.ErrorReply(a, rq, rt, err)
+		if errors.Is(err, errBodyTooBig) {
+			// Still bad_packet to an FD1 client; 413 to HTTP's own tools.
+			writeHTTPReply(w, http.StatusRequestEntityTooLarge, reply)
+			return
+		}
+		writeError(w, reply)
 		return
 	}
 	in := s.arrive(req, received)
@@ -110,13 +117,17 @@ func apiKeyHeader(r *http.Request) (string, error) {
 	return keys[0], nil
 }
 
+// errBodyTooBig marks a POST body over ReadLimit (HTTP 413).
+var errBodyTooBig = errors.New("body too big")
+
 // requestFromBody reads a POST body holding one JSON packet (an empty body
 // is an empty packet). The URL names the endpoint.
 func (s *Server) requestFromBody(a string, w http.ResponseWriter, r *http.Request) (*protocol.Request, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.ReadLimit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, protocol.Errorf(protocol.CodeBadPacket, "the body is larger than the lane's limit of %d bytes", s.cfg.ReadLimit)
+		return nil, fmt.Errorf("%w: %w", errBodyTooBig,
+			protocol.Errorf(protocol.CodeBadPacket, "the body is larger than the lane's limit of %d bytes", s.cfg.ReadLimit))
 	}
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadPacket, "could not read the body: %v", err)

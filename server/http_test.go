@@ -245,6 +245,7 @@ func TestHTTPModeRefusals(t *testing.T) {
 		{name: "body without a", method: "POST", target: "/fd1/debug/ping", body: `{"rq":1}`, status: 200},
 		{name: "empty body", method: "POST", target: "/fd1/debug/ping", status: 200},
 		{name: "plain GET", method: "GET", target: "/fd1/debug/ping?_rq=1", status: 200},
+		{name: "body over the read limit", method: "POST", target: "/fd1/debug/ping", body: `{"rq":1,"x":"` + strings.Repeat("x", int(DefaultConfig().ReadLimit)) + `"}`, status: 413, code: protocol.CodeBadPacket, wantMsg: "larger than the lane's limit"},
 		{name: "empty _ik", method: "GET", target: "/fd1/debug/ping?_ik=", status: 400, code: protocol.CodeBadArgument, wantMsg: "ik must be 1 to 128 characters"},
 		{name: "a field twice", method: "GET", target: "/fd1/debug/ping?_rq=1&_rq=2", status: 400, code: protocol.CodeBadArgument, wantMsg: `"_rq" is given 2 times`},
 	}
