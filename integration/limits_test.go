@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -456,6 +457,62 @@ func TestIdleHTTPConnectionIsClosed(t *testing.T) {
 		t.Fatalf("an idle keep-alive connection was still open after %v (read %d bytes, %v)", time.Since(start).Round(time.Millisecond), n, err)
 	}
 	t.Logf("idle keep-alive connection closed after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestConnectionsPerAddress: one address that opens connections and
+// sends nothing holds at most --max-conns-per-address of them; the one past
+// it is closed as it arrives, /metrics counts it, and the lane serves on
+// once a place comes free.
+func TestConnectionsPerAddress(t *testing.T) {
+	t.Parallel()
+	l := startLane(t, "--max-conns-per-address", "4")
+	var held []net.Conn
+	for range 3 { // the scrape's, below, is the fourth
+		nc, err := net.Dial("tcp", l.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		held = append(held, nc)
+	}
+	// The scrape's connection is the fourth; once it has answered, the
+	// lane has seen all three idle ones too (it accepts in order).
+	if _, m := l.scrape(""); m["greenlane_connections_refused_total"] != 0 {
+		t.Fatalf("refused before any was over the cap: %v", m["greenlane_connections_refused_total"])
+	}
+	over, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := over.Read(make([]byte, 1)); n != 0 || err == nil || os.IsTimeout(err) {
+		t.Fatalf("a 5th connection from one address: read %d bytes, %v; want it closed at once", n, err)
+	}
+	// The scrapes reuse the first one's kept-alive connection.
+	waitMetric := func(name string, want float64) {
+		t.Helper()
+		_, m := l.scrape("")
+		for deadline := time.Now().Add(10 * time.Second); m[name] != want && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			_, m = l.scrape("")
+		}
+		if m[name] != want {
+			t.Fatalf("%s = %v, want %v", name, m[name], want)
+		}
+	}
+	waitMetric("greenlane_connections_refused_total", 1)
+	held[0].Close()
+	waitMetric("greenlane_connections_open", 3)
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := fresh.Get("http://" + l.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("a new connection once a place came free: %v", err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(l.log(), "connection refused") || !strings.Contains(l.log(), "max-conns-per-address") {
+		t.Fatalf("the lane's log does not say why it closed the connection:\n%s", l.troubles())
+	}
 }
 
 func TestTooManyFirehoses(t *testing.T) {

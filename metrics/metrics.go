@@ -124,28 +124,30 @@ func (m *Metrics) Handler(token string, log *slog.Logger) http.Handler {
 type scraped struct{ p Parts }
 
 var (
-	descSockets     = prometheus.NewDesc("greenlane_sockets_open", "Open WebSockets, by purpose (fd1: an ordinary client).", []string{"purpose"}, nil)
-	descSlow        = prometheus.NewDesc("greenlane_slow_consumers_dropped_total", "Sockets closed because their client did not read its replies.", nil, nil)
-	descBatches     = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
-	descMutations   = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)
-	descCommit      = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
-	descCommitTimes = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
-	descBusy        = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
-	descYields      = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
-	descWALPages    = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
-	descJournal     = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
-	descSubscribers = prometheus.NewDesc("greenlane_firehose_subscribers", "Open firehose subscriptions, by event family.", []string{"family"}, nil)
-	descDelivered   = prometheus.NewDesc("greenlane_firehose_events_delivered_total", "Firehose events delivered to subscribers.", nil, nil)
-	descHubDropped  = prometheus.NewDesc("greenlane_firehose_events_dropped_total", "Trace and display events dropped because the hub was busy.", nil, nil)
-	descOpen        = prometheus.NewDesc("greenlane_presells_open", "Submitted presells not yet completed or voided.", nil, nil)
-	descClaims      = prometheus.NewDesc("greenlane_presell_claims", "Open presells claimed by a counter whose lease has not lapsed.", nil, nil)
-	descOldest      = prometheus.NewDesc("greenlane_presell_oldest_open_age_seconds", "Age of the oldest open presell (0 when there is none).", nil, nil)
-	descDBSize      = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB: the SQLite file, or on PostgreSQL the store database (pg_database_size).", nil, nil)
-	descWALSize     = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the SQLite lane DB's write-ahead log (absent on PostgreSQL, whose WAL is the cluster's).", nil, nil)
+	descSockets      = prometheus.NewDesc("greenlane_sockets_open", "Open WebSockets, by purpose (fd1: an ordinary client).", []string{"purpose"}, nil)
+	descSlow         = prometheus.NewDesc("greenlane_slow_consumers_dropped_total", "Sockets closed because their client did not read its replies.", nil, nil)
+	descConns        = prometheus.NewDesc("greenlane_connections_open", "TCP connections open now: sockets and HTTP.", nil, nil)
+	descConnsRefused = prometheus.NewDesc("greenlane_connections_refused_total", "TCP connections closed as they arrived, over --max-conns or --max-conns-per-address.", nil, nil)
+	descBatches      = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
+	descMutations    = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)
+	descCommit       = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
+	descCommitTimes  = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
+	descBusy         = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
+	descYields       = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
+	descWALPages     = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
+	descJournal      = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
+	descSubscribers  = prometheus.NewDesc("greenlane_firehose_subscribers", "Open firehose subscriptions, by event family.", []string{"family"}, nil)
+	descDelivered    = prometheus.NewDesc("greenlane_firehose_events_delivered_total", "Firehose events delivered to subscribers.", nil, nil)
+	descHubDropped   = prometheus.NewDesc("greenlane_firehose_events_dropped_total", "Trace and display events dropped because the hub was busy.", nil, nil)
+	descOpen         = prometheus.NewDesc("greenlane_presells_open", "Submitted presells not yet completed or voided.", nil, nil)
+	descClaims       = prometheus.NewDesc("greenlane_presell_claims", "Open presells claimed by a counter whose lease has not lapsed.", nil, nil)
+	descOldest       = prometheus.NewDesc("greenlane_presell_oldest_open_age_seconds", "Age of the oldest open presell (0 when there is none).", nil, nil)
+	descDBSize       = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB: the SQLite file, or on PostgreSQL the store database (pg_database_size).", nil, nil)
+	descWALSize      = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the SQLite lane DB's write-ahead log (absent on PostgreSQL, whose WAL is the cluster's).", nil, nil)
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
 		ch <- d
 	}
@@ -173,6 +175,8 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSockets, prometheus.GaugeValue, float64(st.SocketsByPurpose[purpose]), purpose)
 		}
 		ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(st.SlowDropped))
+		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(st.Conns))
+		ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(st.ConnsRefused))
 	}
 	if p.Writer != nil {
 		w := p.Writer.Stats()

@@ -131,6 +131,8 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_writer_commit_duration_seconds{}count`:                       float64(l.Writer.Stats().Batches.Load()),
 		`greenlane_firehose_events_dropped_total{}`:                             0,
 		`greenlane_slow_consumers_dropped_total{}`:                              0,
+		`greenlane_connections_open{}`:                                          0,
+		`greenlane_connections_refused_total{}`:                                 0,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)

@@ -67,6 +67,16 @@ type Config struct {
 	// without logging in; one more is refused with HTTP 429. 1 to 1048576.
 	// Default 16.
 	MaxUnauthPerAddress int
+	// MaxConns caps the TCP connections open at once, lane-wide: sockets,
+	// HTTP requests and kept-alive connections alike, so that no flood
+	// takes the process's file descriptors. One more is closed as it
+	// arrives. Keep it above MaxSockets. 1 to 1048576. Default 4096.
+	MaxConns int
+	// MaxConnsPerAddress caps the TCP connections one remote address may
+	// hold open at once, so that one machine cannot fill MaxConns for
+	// everyone; one more is closed as it arrives. A device needs a few. 1
+	// to 1048576. Default 512.
+	MaxConnsPerAddress int
 	// MaxSocketsPerKey caps the sockets logged in with one API key (one key
 	// per device); a login past it is refused with limit_reached. 1 to
 	// 1048576. Default 32.
@@ -131,6 +141,8 @@ func DefaultConfig() Config {
 		MaxUnauthSockets:    256,
 		MaxUnauthPerAddress: 16,
 		MaxSocketsPerKey:    32,
+		MaxConns:            4096,
+		MaxConnsPerAddress:  512,
 	}
 }
 
@@ -154,13 +166,25 @@ func (c Config) Validate() error {
 		setting.Range("MaxUnauthSockets", c.MaxUnauthSockets, 1, 1<<20),
 		setting.Range("MaxUnauthPerAddress", c.MaxUnauthPerAddress, 1, 1<<20),
 		setting.Range("MaxSocketsPerKey", c.MaxSocketsPerKey, 1, 1<<20),
+		setting.Range("MaxConns", c.MaxConns, 1, 1<<20),
+		setting.Range("MaxConnsPerAddress", c.MaxConnsPerAddress, 1, 1<<20),
 		setting.Range("RequestRate", c.RequestRate, 0.01, 1e9),
 		setting.Range("RequestBurst", c.RequestBurst, 1, 1e9),
 		setting.Range("LoginFailures", c.LoginFailures, 1, 1_000_000),
 		setting.Range("RevokeCheck", c.RevokeCheck, 10*time.Millisecond, time.Hour),
 		c.validRedirect(),
 		c.validOrigins(),
+		c.validConns(),
 	)
+}
+
+// validConns refuses a connection cap below the socket cap: the sockets
+// past it would be cut off at connect, without the 503 that says why.
+func (c Config) validConns() error {
+	if c.MaxConns < c.MaxSockets {
+		return setting.Errorf("MaxConns", "must be at least the socket cap (%d), got %d: every socket is a connection", c.MaxSockets, c.MaxConns)
+	}
+	return nil
 }
 
 // validOrigins refuses an --allowed-origins entry that is not an origin

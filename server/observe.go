@@ -69,12 +69,18 @@ type Stats struct {
 	// SlowDropped counts sockets closed because their client did not read
 	// its replies fast enough.
 	SlowDropped int64
+	// Conns is the TCP connections open now (sockets, HTTP); ConnsRefused
+	// counts those closed at accept for being over MaxConns or
+	// MaxConnsPerAddress.
+	Conns        int
+	ConnsRefused int64
 }
 
 // Stats reads the front door's figures.
 func (s *Server) Stats() Stats {
 	byPurpose, _ := s.socketStats()["by_purpose"].(map[string]int)
-	return Stats{SocketsByPurpose: byPurpose, SlowDropped: s.slowDropped.Load()}
+	return Stats{SocketsByPurpose: byPurpose, SlowDropped: s.slowDropped.Load(),
+		Conns: s.conns.openNow(), ConnsRefused: s.conns.refused.Load()}
 }
 
 // readyz answers 200 when the lane can take changes: its DB schema is the

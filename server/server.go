@@ -55,6 +55,7 @@ type Server struct {
 	// lane hands it over with SetWorkers before serving.
 	workers map[protocol.Purpose]int
 
+	conns       *connCount   // TCP connections open, of every listener
 	observer    Observer     // nil: nothing counts requests and logins
 	slowDropped atomic.Int64 // sockets closed because they did not read
 }
@@ -78,6 +79,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
 		workers: map[protocol.Purpose]int{},
+		conns:   newConnCount(cfg.MaxConns, cfg.MaxConnsPerAddress, log),
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -201,6 +203,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.origins.Store(ownOrigins(s.cfg.Addr, ln.Addr(), s.log))
+	ln = s.conns.listen(ln)
 	var redirect *http.Server
 	var redirectLn net.Listener
 	if s.cfg.TLS != nil {
@@ -215,6 +218,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 				ln.Close()
 				return fmt.Errorf("listen on %s: %w", s.cfg.HTTPRedirect, err)
 			}
+			redirectLn = s.conns.listen(redirectLn)
 			redirect = &http.Server{
 				Handler:           redirectToHTTPS(port),
 				ReadHeaderTimeout: s.cfg.HandshakeTimeout,
