@@ -1496,19 +1496,24 @@ func TestPresellExpiry(t *testing.T) {
 		tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 		c1 := dialMux(t, l, "counter-1", "", l.newKeys("counter", "counter", 1)[0], "")
 		var ps []map[string]any
-		for i := range 4 {
+		for i := range 5 {
 			ps = append(ps, presellOn(t, tab, 0, soldLine{1001 + i, 1}))
 		}
 		pk := func(i int) string { return ps[i]["physkey"].(string) }
 		ticket := func(i int) string { return fmt.Sprint(ps[i]["ticket"]) }
-		// 0 and 1 were last changed long ago; 1 is claimed by a counter.
+		// 4 has been paid $2.50 of, and given back to the queue.
+		c1.sale(t, presellA+"recall", pk(4), nil)
+		c1.sale(t, sbA+"sale_add_payment", pk(4), map[string]any{"type": 1, "amount": 2.5})
+		c1.sale(t, presellA+"release", pk(4), nil)
+		// 0, 1 and 4 were last changed long ago; 1 is claimed by a counter.
 		c1.sale(t, presellA+"recall", pk(1), nil)
 		sqliteExec(t, l.db, `UPDATE sales SET updated_utc = '2000-01-01 00:00:00.000000', version = version + 1 WHERE physkey IN %s`,
-			sqlList([]string{pk(0), pk(1)}))
+			sqlList([]string{pk(0), pk(1), pk(4)}))
 
 		out, err := cliQuiet(t, "presell", "list", "--db", l.db)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if err != nil || len(lines) != 5 || !strings.Contains(lines[0], "TICKET") || !strings.Contains(lines[0], "CLAIMED BY") {
+		if err != nil || len(lines) != 6 || !strings.Contains(lines[0], "TICKET") || !strings.Contains(lines[0], "CLAIMED BY") ||
+			strings.Fields(lines[0])[3] != "PAID" {
 			t.Fatalf("presell list: %v\n%s", err, out)
 		}
 		for i := range ps {
@@ -1519,14 +1524,16 @@ func TestPresellExpiry(t *testing.T) {
 				}
 			}
 			f := strings.Fields(found)
-			if len(f) == 0 || f[0] != ticket(i) || f[1] != ps[i]["ticket_word"] || !strings.Contains(found, "tablet-1") ||
+			paid := map[bool]string{true: "2.5", false: "0"}[i == 4]
+			if len(f) < 4 || f[0] != ticket(i) || f[1] != ps[i]["ticket_word"] || f[3] != paid || !strings.Contains(found, "tablet-1") ||
 				strings.Contains(found, "counter-1 until") != (i == 1) {
 				t.Fatalf("presell list: the line of presell %d (ticket %s, claimed %v) is %q\n%s", i, ticket(i), i == 1, found, out)
 			}
 		}
 
 		out, err = cliQuiet(t, "presell", "expire", "--db", l.db, "--older-than", "1m")
-		if want := "expired presell " + pk(0) + "\n1 presells older than 1m0s voided\n"; err != nil || out != want {
+		if want := "expired presell " + pk(0) + "\n1 presells older than 1m0s voided\nkept presell " + pk(4) + " (ticket " + ticket(4) +
+			"): it holds $2.50 in payments; recall it at a counter to finish it or refund them\n"; err != nil || out != want {
 			t.Fatalf("presell expire: %v\n got %q\nwant %q", err, out, want)
 		}
 		if row := dbSale(t, l, pk(0)); row["phase"] != 10000.0 || row["voided_by"] != "cli" || row["voided_utc"] == nil {
@@ -1573,6 +1580,17 @@ func TestPresellExpiry(t *testing.T) {
 			t.Fatalf("force-voided presell in the DB: %v", row)
 		}
 		c1.fails(t, sbA+"sale_add_product", pk(1), map[string]any{"pid": 1001}, "conflict", "cancelled")
+
+		// The one holding money is voided once the counter gives it back.
+		if _, err := cliQuiet(t, "presell", "void", ticket(4), "--db", l.db); err == nil || !strings.Contains(err.Error(), "holds $2.50 in payments") {
+			t.Fatalf("presell void of a presell holding money: %v", err)
+		}
+		c1.sale(t, presellA+"recall", pk(4), nil)
+		c1.sale(t, sbA+"sale_remove_payment", pk(4), map[string]any{"seq": 1})
+		c1.sale(t, presellA+"release", pk(4), nil)
+		if out, err := cliQuiet(t, "presell", "void", ticket(4), "--db", l.db); err != nil || out != "voided presell "+pk(4)+"\n" {
+			t.Fatalf("presell void once the payment was reversed: %v %q", err, out)
+		}
 
 		for _, which := range []string{"9999", ticket(0)} {
 			if _, err := cliQuiet(t, "presell", "void", which, "--db", l.db); err == nil || !strings.Contains(err.Error(), "no open presell has ticket "+which) {

@@ -34,6 +34,7 @@ type OpenPresell struct {
 	CID            sql.NullInt64  `db:"cid"`
 	Customer       sql.NullString `db:"customer"`
 	SaleTotalCents int64          `db:"saletotal_cents"`
+	PaidCents      int64          `db:"paid_cents"` // payments not reversed
 	Lines          int64          `db:"lines"`
 	SubmittedUTC   string         `db:"submitted_utc"`
 	Tablet         string         `db:"created_by"`
@@ -80,7 +81,8 @@ func OpenPresells(ctx context.Context, q sqlx.QueryerContext, f PresellFilter) (
 		limit = math.MaxInt64 // no limit: PostgreSQL refuses SQLite's -1
 	}
 	query := `SELECT s.physkey, s.phase, s.ticket, s.ticket_word, s.ticket_barcode, s.cid, c.name AS customer,
-		s.saletotal_cents, (SELECT COUNT(*) FROM sale_lines l WHERE l.sale_physkey = s.physkey) AS lines,
+		s.saletotal_cents, ` + paidCentsOf("s") + ` AS paid_cents,
+		(SELECT COUNT(*) FROM sale_lines l WHERE l.sale_physkey = s.physkey) AS lines,
 		s.submitted_utc, s.created_by, s.claim_session, s.claim_key, s.claim_name, s.claim_expires_ms
 		FROM sales s INDEXED BY sales_open_presells LEFT JOIN customers c ON c.cid = s.cid
 		WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY s.submitted_utc DESC, s.physkey DESC LIMIT ?`
@@ -155,6 +157,31 @@ func LastClosedPresell(ctx context.Context, q sqlx.QueryerContext, ticket int64,
 	return &s, nil
 }
 
+// paidCentsOf is the SQL for what the sale aliased sale has been paid,
+// reversed payments left out.
+func paidCentsOf(sale string) string {
+	return `(SELECT COALESCE(SUM(p.amount_cents), 0) FROM payments p WHERE p.sale_physkey = ` + sale +
+		`.physkey AND p.payflags & ` + payFlagReversedSQL + ` = 0)`
+}
+
+// MoneyHeld is an open presell that holds payments.
+type MoneyHeld struct {
+	Physkey   string        `db:"physkey"`
+	Ticket    sql.NullInt64 `db:"ticket"`
+	PaidCents int64         `db:"paid_cents"`
+}
+
+// AbandonedHoldingMoney lists the open presells that AbandonedPresells
+// leaves out only because they hold payments: someone must give the money
+// back (or take the rest) before they can go.
+func AbandonedHoldingMoney(ctx context.Context, q sqlx.QueryerContext, cutoff, now time.Time) ([]MoneyHeld, error) {
+	var out []MoneyHeld
+	if err := sqlx.SelectContext(ctx, q, &out, qAbandonedHoldingMoney, cutoff.UTC().Format(StampLayout), now.UnixMilli()); err != nil {
+		return nil, fmt.Errorf("find abandoned presells holding money: %w", err)
+	}
+	return out, nil
+}
+
 // AbandonedPresells lists open presells not changed since before cutoff
 // and not under a live claim at now: what the sweeper voids. A presell
 // holding a payment is never abandoned: voiding it would orphan the money.
@@ -198,4 +225,11 @@ var (
 		  AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.sale_physkey = sales.physkey
 		                  AND p.payflags & ` + payFlagReversedSQL + ` = 0)
 		ORDER BY updated_utc LIMIT ?`)
+	qAbandonedHoldingMoney = stmt(`SELECT s.physkey, s.ticket, ` + paidCentsOf("s") + ` AS paid_cents
+		FROM sales s INDEXED BY sales_open_presells
+		WHERE s.presell = 1 AND s.phase IN (0, 5) AND s.updated_utc < ?
+		  AND (s.claim_expires_ms IS NULL OR s.claim_expires_ms <= ?)
+		  AND EXISTS (SELECT 1 FROM payments p WHERE p.sale_physkey = s.physkey
+		              AND p.payflags & ` + payFlagReversedSQL + ` = 0)
+		ORDER BY s.updated_utc`)
 )

@@ -39,6 +39,17 @@ func (w *Workflow) ExpireAbandoned(ctx context.Context, maxAge time.Duration, ac
 	}
 }
 
+// HoldingMoney lists the open presells that ExpireAbandoned, given the
+// same maxAge, leaves open only because they hold payments: voiding one
+// would orphan its money, so a person must finish or refund it.
+func (w *Workflow) HoldingMoney(ctx context.Context, maxAge time.Duration) ([]lanedb.MoneyHeld, error) {
+	if maxAge <= 0 {
+		maxAge = w.sales.PresellMaxAge()
+	}
+	now := w.sales.Now()
+	return lanedb.AbandonedHoldingMoney(ctx, w.sales.DB().Read, now.Add(-maxAge), now)
+}
+
 // expireBatchSize keeps each sweep transaction short.
 const expireBatchSize = 50
 

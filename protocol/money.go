@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -34,6 +35,15 @@ func (m Money) String() string {
 		s = "-" + s
 	}
 	return s
+}
+
+// Dollars is the form for a person to read: 1150 → "$11.50", -5 → "-$0.05".
+func (m Money) Dollars() string {
+	sign, c := "", int64(m)
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s$%d.%02d", sign, c/100, c%100)
 }
 
 // UnmarshalJSON reads a decimal number of currency units exactly (no float

@@ -26,6 +26,14 @@ func TestMoneyJSON(t *testing.T) {
 	}
 }
 
+func TestMoneyDollars(t *testing.T) {
+	for cents, want := range map[Money]string{0: "$0.00", 5: "$0.05", 1150: "$11.50", -5: "-$0.05", -123456: "-$1234.56"} {
+		if got := cents.Dollars(); got != want {
+			t.Errorf("Money(%d).Dollars() = %q, want %q", int64(cents), got, want)
+		}
+	}
+}
+
 func sign(f float64) float64 {
 	if f < 0 {
 		return -1

@@ -25,13 +25,7 @@ import (
 const cashGlobalCode = 1
 
 // dollars formats cents for a person: 1150 → "$11.50".
-func dollars(cents int64) string {
-	sign := ""
-	if cents < 0 {
-		sign, cents = "-", -cents
-	}
-	return fmt.Sprintf("%s$%d.%02d", sign, cents/100, cents%100)
-}
+func dollars(cents int64) string { return protocol.Money(cents).Dollars() }
 
 // hasPaymentsError says that a sale holds money that must be given back
 // before the change asked for.

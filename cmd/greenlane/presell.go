@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/presell"
+	"github.com/greenlane-pos/greenlane/protocol"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
@@ -54,13 +55,13 @@ func presellList(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TICKET\tWORD\tTOTAL\tLINES\tCUSTOMER\tTABLET\tAGE\tCLAIMED BY\tPHYSKEY")
+	fmt.Fprintln(tw, "TICKET\tWORD\tTOTAL\tPAID\tLINES\tCUSTOMER\tTABLET\tAGE\tCLAIMED BY\tPHYSKEY")
 	for _, r := range rows {
 		claimed := "-"
 		if r.ClaimedBy != nil {
 			claimed = *r.ClaimedBy + " until " + *r.ClaimExpires
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", deref(r.Ticket), derefStr(r.TicketWord), r.SaleTotal, r.Lines,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", deref(r.Ticket), derefStr(r.TicketWord), r.SaleTotal, r.Paid, r.Lines,
 			derefStr(r.Customer), r.Tablet, (time.Duration(r.Age) * time.Second).String(), claimed, r.Physkey)
 	}
 	return tw.Flush()
@@ -132,5 +133,14 @@ func presellExpire(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%d presells older than %s voided\n", len(voided), *olderThan)
-	return nil
+	held, err := svc.HoldingMoney(context.Background(), *olderThan)
+	for _, h := range held {
+		ticket := "-"
+		if h.Ticket.Valid {
+			ticket = fmt.Sprint(h.Ticket.Int64)
+		}
+		fmt.Fprintf(stdout, "kept presell %s (ticket %s): it holds %s in payments; recall it at a counter to finish it or refund them\n",
+			h.Physkey, ticket, protocol.Money(h.PaidCents).Dollars())
+	}
+	return err
 }
