@@ -8,15 +8,18 @@
 package firehose
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +49,17 @@ type HubConfig struct {
 	// MaxReplay caps the events one open_firehose with since replays:
 	// 1 to 10000000. Default 10000.
 	MaxReplay int
+	// ReplayScan caps the journal one open_firehose with since reads,
+	// matching its filters or not, in bytes of event bodies (and 256 a
+	// row): a narrow filter over a long journal must not make one open a
+	// long job. Past it the ack says catching_up, with the seq to resume
+	// from. 64 KiB to 1 GiB. Default 4 MiB.
+	ReplayScan int
+	// Replays caps the replays read at once, lane-wide; more wait their
+	// turn. A replay runs beside the hub, not on it, so live events never
+	// wait for one; this keeps replays from taking every CPU. 1 to 1024.
+	// Default 1.
+	Replays int
 	// MaxPerSocket caps the firehoses open on one socket: 1 to 100000.
 	// Default 64.
 	MaxPerSocket int
@@ -59,13 +73,16 @@ func (c HubConfig) Validate() error {
 		setting.Range("Poll", c.Poll, time.Millisecond, time.Minute),
 		setting.Range("StorePoll", c.StorePoll, time.Millisecond, time.Minute),
 		setting.Range("MaxReplay", c.MaxReplay, 1, 10_000_000),
+		setting.Range("ReplayScan", c.ReplayScan, 64<<10, 1<<30),
+		setting.Range("Replays", c.Replays, 1, 1024),
 		setting.Range("MaxPerSocket", c.MaxPerSocket, 1, 100_000),
 	)
 }
 
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig() HubConfig {
-	return HubConfig{Poll: 250 * time.Millisecond, StorePoll: 25 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64}
+	return HubConfig{Poll: 250 * time.Millisecond, StorePoll: 25 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64,
+		ReplayScan: 4 << 20, Replays: 1}
 }
 
 // Sink is where a subscription's packets go: a socket's send queue.
@@ -126,10 +143,17 @@ type Hub struct {
 	following map[string]*atomic.Int64 // open firehoses by family
 	names     string                   // every family's name, sorted, for errors
 
+	// replays holds a token per replay being read (HubConfig.Replays).
+	replays chan struct{}
+
+	// creators maps a sale's physkey to the name of the key that created
+	// it; replays read it beside the run goroutine.
+	creatorsMu sync.Mutex
+	creators   map[string]string
+
 	// Owned by the run goroutine.
-	subs     map[string][]*Subscription // by family
-	head     int64                      // last journal seq published
-	creators map[string]string          // sale physkey → key name that created it
+	subs map[string][]*Subscription // by family
+	head int64                      // last journal seq published
 	// readFailures counts journal reads failed in a row, and warned is
 	// when the last of them was logged (see journalFailed).
 	readFailures int
@@ -152,7 +176,14 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = DefaultHubConfig().MaxReplay
 	}
+	if cfg.ReplayScan <= 0 {
+		cfg.ReplayScan = DefaultHubConfig().ReplayScan
+	}
+	if cfg.Replays <= 0 {
+		cfg.Replays = DefaultHubConfig().Replays
+	}
 	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
+		replays:  make(chan struct{}, cfg.Replays),
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
 		following: map[string]*atomic.Int64{}}
 	names := make([]string, 0, len(families))
@@ -371,7 +402,10 @@ func (h *Hub) creator(ev *event) string {
 	if physkey == "" {
 		return ""
 	}
-	if name, ok := h.creators[physkey]; ok {
+	h.creatorsMu.Lock()
+	name, ok := h.creators[physkey]
+	h.creatorsMu.Unlock()
+	if ok {
 		return name
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -383,6 +417,8 @@ func (h *Hub) creator(ev *event) string {
 		}
 		return "" // unknown: a tablet's firehose leaves the event out
 	}
+	h.creatorsMu.Lock()
+	defer h.creatorsMu.Unlock()
 	if len(h.creators) >= maxCreators {
 		clear(h.creators)
 	}
@@ -412,33 +448,41 @@ func packet(rp json.RawMessage, ev *event) []byte {
 // Subscribe adds s after replaying the journal rows after since (when
 // since > 0 and s follows a journal family). The ack is written first,
 // then the replay, then live events.
+//
+// The replay is read on the caller's goroutine, up to the journal's end
+// as it was then; only the rows committed meanwhile are read on the hub's,
+// just before s goes live, so that nothing falls between the two and no
+// live firehose waits for a long replay.
 func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack func(ReplayState) []byte) error {
 	fam := h.byName[s.Family]
 	if fam == nil {
 		return fmt.Errorf("firehose: subscribe to family %q, which this hub does not serve", s.Family)
 	}
 	var err error
-	doErr := h.do(ctx, func() {
-		open := 0
-		for _, other := range h.allSubs() {
-			if other.Sink.SocketID() != s.Sink.SocketID() {
-				continue
-			}
-			open++
-			if other.ID == s.ID {
-				err = protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.ID)
-				return
-			}
+	// Refused before any replay is read: a refusal costs nothing.
+	if doErr := h.do(ctx, func() { err = h.admit(s) }); doErr != nil || err != nil {
+		return cmp.Or(doErr, err)
+	}
+	replaying := since > 0 && fam.Journal != ""
+	page := &replayPage{last: since}
+	if replaying {
+		select {
+		case h.replays <- struct{}{}:
+			defer func() { <-h.replays }()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if h.cfg.MaxPerSocket > 0 && open >= h.cfg.MaxPerSocket {
-			err = protocol.Errorf(protocol.CodeRateLimited, "this socket already has %d firehoses open, the most one socket may have; close some first", open)
+		if page, err = h.replay(ctx, s, since); err != nil {
+			return err
+		}
+	}
+	doErr := h.do(ctx, func() {
+		if err = h.admit(s); err != nil {
 			return
 		}
 		h.tail(ctx) // publish what is committed, so head is current
-		var page replayPage
-		if since > 0 && fam.Journal != "" {
-			page, err = h.replay(ctx, s, since)
-			if err != nil {
+		if replaying && !page.more {
+			if err = h.replayRows(ctx, s, page, h.head); err != nil {
 				return
 			}
 		}
@@ -453,10 +497,26 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 		h.subs[s.Family] = append(h.subs[s.Family], s)
 		h.following[s.Family].Add(1)
 	})
-	if doErr != nil {
-		return doErr
+	return cmp.Or(doErr, err)
+}
+
+// admit refuses s when its socket already has a firehose of its rq open,
+// or its most firehoses. It runs on the hub goroutine.
+func (h *Hub) admit(s *Subscription) error {
+	open := 0
+	for _, other := range h.allSubs() {
+		if other.Sink.SocketID() != s.Sink.SocketID() {
+			continue
+		}
+		open++
+		if other.ID == s.ID {
+			return protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.ID)
+		}
 	}
-	return err
+	if h.cfg.MaxPerSocket > 0 && open >= h.cfg.MaxPerSocket {
+		return protocol.Errorf(protocol.CodeRateLimited, "this socket already has %d firehoses open, the most one socket may have; close some first", open)
+	}
+	return nil
 }
 
 // ReplayState is what the ack of a firehose opened with since says.
@@ -468,37 +528,57 @@ type ReplayState struct {
 	Resume    int64
 }
 
-// replayPage is one burst of replay, as packets for the subscriber.
+// replayPage is one burst of replay, as packets for the subscriber, and
+// what reading it has used of the budgets.
 type replayPage struct {
 	packets   [][]byte
-	last      int64
+	last      int64 // the last seq read: sent, or passed over
 	truncated bool
 	more      bool
+	budget    int // bytes the sink still takes
+	scanLeft  int // bytes of journal still to be read (HubConfig.ReplayScan)
 }
 
-// replay reads the journal rows in (since, head] that s wants, as many as
-// fit the sink's replay budget (and MaxReplay). When they do not all fit,
-// the page says so and the firehose does not go live: the client reopens
-// from the last seq it got, so nothing is lost between replay and live.
-func (h *Hub) replay(ctx context.Context, s *Subscription, since int64) (replayPage, error) {
-	var page replayPage
+// replayRowCost is what reading one journal row counts against
+// ReplayScan besides its body.
+const replayRowCost = 256
+
+// replay reads the journal rows after since that s wants, as many as fit
+// the sink's replay budget, MaxReplay and ReplayScan. When they do not all
+// fit, the page says so and the firehose does not go live: the client
+// reopens from the last seq read, so nothing is lost between replay and
+// live.
+func (h *Hub) replay(ctx context.Context, s *Subscription, since int64) (*replayPage, error) {
+	page := &replayPage{last: since, budget: s.Sink.ReplayBudget(), scanLeft: h.cfg.ReplayScan}
 	oldest, _, err := lanedb.JournalBounds(ctx, h.db.Read)
 	if err != nil {
 		return page, err
 	}
 	page.truncated = oldest > since+1
-	page.last = since
-	budget := s.Sink.ReplayBudget()
-	for after := since; after < h.head; {
-		rows, err := lanedb.JournalAfter(ctx, h.db.Read, after, 500)
+	return page, h.replayRows(ctx, s, page, math.MaxInt64)
+}
+
+// replayRows adds to page the rows after page.last, up to seq upTo, that
+// s wants, until a budget runs out (page.more). At least one row is read
+// each time, so that a client reopening from page.last always advances.
+func (h *Hub) replayRows(ctx context.Context, s *Subscription, page *replayPage, upTo int64) error {
+	read := false
+	for page.last < upTo {
+		rows, err := lanedb.JournalAfter(ctx, h.db.Read, page.last, 500)
 		if err != nil || len(rows) == 0 {
-			return page, err
+			return err
 		}
 		for _, r := range rows {
-			if r.Seq > h.head {
-				return page, nil
+			if r.Seq > upTo {
+				return nil
 			}
-			after = r.Seq
+			cost := len(r.Detail) + replayRowCost
+			if read && cost > page.scanLeft {
+				page.more = true
+				return nil
+			}
+			page.scanLeft -= cost
+			read = true
 			if f := h.byJournal[r.Family]; f == nil || f.Name != s.Family {
 				page.last = r.Seq
 				continue
@@ -509,16 +589,19 @@ func (h *Hub) replay(ctx context.Context, s *Subscription, since int64) (replayP
 				continue
 			}
 			p := packet(s.RP, ev)
-			if len(page.packets) >= h.cfg.MaxReplay || budget-len(p) < 0 {
+			if len(page.packets) >= h.cfg.MaxReplay || page.budget-len(p) < 0 {
 				page.more = true
-				return page, nil
+				return nil
 			}
-			budget -= len(p)
+			page.budget -= len(p)
 			page.packets = append(page.packets, p)
 			page.last = r.Seq
 		}
+		if len(rows) < 500 {
+			return nil
+		}
 	}
-	return page, nil
+	return nil
 }
 
 func (h *Hub) allSubs() []*Subscription {

@@ -102,12 +102,17 @@ var testFamilies = []Family{
 
 func testHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
 	t.Helper()
+	return testHubWith(t, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000})
+}
+
+func testHubWith(t *testing.T, cfg HubConfig) (*Hub, *lanedb.DB, *lanedb.Writer) {
+	t.Helper()
 	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := db.NewWriter(lanedb.DefaultWriterOptions())
-	h := NewHub(db, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, slog.New(slog.NewTextHandler(io.Discard, nil)), testFamilies...)
+	h := NewHub(db, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), testFamilies...)
 	ctx, cancel := context.WithCancel(context.Background())
 	go h.Run(ctx)
 	t.Cleanup(func() { cancel(); w.Close(); db.Close() })
@@ -276,6 +281,114 @@ func TestPacketWrapsVOnce(t *testing.T) {
 	tr := &event{family: famTrace, sc: "tufe.trace", noSC: true, v: json.RawMessage(`{"msg":"x"}`)}
 	if got := string(packet(json.RawMessage(`"t"`), tr)); got != `{"rp":"t","v":{"msg":"x"}}` {
 		t.Fatalf("trace packet = %s", got)
+	}
+}
+
+// heldSink is a sink whose replay stops at its start (ReplayBudget) until
+// the test lets it go.
+type heldSink struct {
+	*fakeSink
+	reading, gate chan struct{}
+}
+
+func (s *heldSink) ReplayBudget() int {
+	close(s.reading)
+	<-s.gate
+	return s.fakeSink.ReplayBudget()
+}
+
+// TestHubLiveWhileAReplayReads: a replay in progress (held at its start)
+// holds up neither live events to other firehoses nor other opens, and
+// the replayed firehose still gets every row once, the ones committed
+// while it read included.
+func TestHubLiveWhileAReplayReads(t *testing.T) {
+	h, _, w := testHub(t)
+	for range 20 {
+		journal(t, w, h, "pk-a", "tablet-1", "active")
+	}
+	ctx := context.Background()
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	live := newSink(1)
+	if err := h.Subscribe(ctx, &Subscription{Sink: live, ID: "l", RP: json.RawMessage(`"l"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	slow := &heldSink{fakeSink: newSink(2), reading: make(chan struct{}), gate: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Subscribe(ctx, &Subscription{Sink: slow, ID: "s", RP: json.RawMessage(`"s"`), Family: famCustdisp}, 1, ack)
+	}()
+	<-slow.reading
+	journal(t, w, h, "pk-a", "tablet-1", "complete") // seq 21
+	if got := seqs(live.waitFor(t, 2)); !slices.Equal(got, []int64{21}) {
+		t.Fatalf("live firehose got seqs %v while a replay read, want [21]", got)
+	}
+	other := newSink(3)
+	if err := h.Subscribe(ctx, &Subscription{Sink: other, ID: "o", RP: json.RawMessage(`"o"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatalf("an open without since while a replay read: %v", err)
+	}
+	close(slow.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	journal(t, w, h, "pk-a", "tablet-1", "active") // seq 22, live
+	got := seqs(slow.waitFor(t, 1+21))
+	for i, s := range got {
+		if s != int64(2+i) {
+			t.Fatalf("the replayed firehose got seqs %v, want 2…22 once each", got)
+		}
+	}
+}
+
+// TestHubReplayScanIsBounded: an open whose filter matches nothing in a
+// long journal reads at most ReplayScan of it, and says where to resume;
+// reopening from there walks the journal to its end, and a filter that
+// matches gets every event of it once across the pages.
+func TestHubReplayScanIsBounded(t *testing.T) {
+	h, _, w := testHubWith(t, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000, ReplayScan: 64 << 10})
+	pad := strings.Repeat("x", 4000)
+	for i := range 60 { // about 240 KB of bodies: several scans' worth
+		pk := []string{"pk-a", "pk-b"}[i%2]
+		err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
+			body := map[string]any{"salephyskey": pk, "status": "active", "pad": pad}
+			return lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, tc := range []struct {
+		physkey string
+		want    int // events
+	}{{"no-such-sale", 0}, {"pk-a", 29}} {
+		since, rounds := int64(1), 0
+		var got []int64
+		for ; rounds < 100; rounds++ {
+			sink := newSink(uint64(1000*(n+1) + rounds))
+			var st ReplayState
+			sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp, Physkey: tc.physkey}
+			if err := h.Subscribe(context.Background(), sub, since, func(s ReplayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, seqs(sink.waitFor(t, 1+st.Replayed))...)
+			if st.Replayed > 16 {
+				t.Fatalf("%s: one open replayed %d events of 4 KB, past the 64 KB scan", tc.physkey, st.Replayed)
+			}
+			if !st.More {
+				break
+			}
+			if st.Resume <= since {
+				t.Fatalf("%s: resume %d does not move on from since %d", tc.physkey, st.Resume, since)
+			}
+			since = st.Resume
+		}
+		if rounds < 3 || len(got) != tc.want || len(got) > 0 && (got[0] != 3 || got[len(got)-1] != 59) {
+			t.Fatalf("%s: %d opens, events %v; want several opens and %d events, seq 3…59", tc.physkey, rounds+1, got, tc.want)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i] != got[i-1]+2 {
+				t.Fatalf("%s: events %v have a gap or a repeat", tc.physkey, got)
+			}
+		}
 	}
 }
 
