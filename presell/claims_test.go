@@ -485,6 +485,13 @@ func TestSameKeyResumesItsClaim(t *testing.T) {
 	}
 
 	setOpen(before.Session, false)
+	// A write from the new connection (a payment resent after the link
+	// dropped) is told how to take the claim back.
+	_, err = l.call(after, "salesbuilder.sale_add_payment", p.Physkey, map[string]any{"type": 1, "amount": 2}, "")
+	wantCode(t, err, protocol.CodeClaimed)
+	if !strings.Contains(err.Error(), "recall it here (scan its ticket again)") {
+		t.Errorf("a write from the key's new connection is told %q: it should hear how to take the claim back", err)
+	}
 	res, err := l.call(after, "presell.recall", "", ticket, "")
 	if err != nil {
 		t.Fatalf("the same key, reconnected, could not recall its own presell: %v", err)

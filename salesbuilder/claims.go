@@ -51,7 +51,7 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 func ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
 	if c.HasKeyID(sale.ClaimState.Key.String) {
 		return protocol.Errorf(protocol.CodeClaimed,
-			"presell %s is claimed by another connection of this key (%q) until %s; it comes to this one once that connection releases it or closes",
+			"presell %s is claimed by another connection of this key (%q) until %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",
 			sale.Physkey, sale.ClaimState.Name.String, ClaimTime(sale.ClaimState))
 	}
 	return protocol.Errorf(protocol.CodeClaimed, "presell %s is claimed by %q until %s",
