@@ -37,6 +37,14 @@ type Config struct {
 	// SweepEvery is how often abandoned presells are voided and the journal
 	// trimmed: 10ms to 24h. Default 1m.
 	SweepEvery time.Duration
+	// MaxClockSkew is, in store mode (a PostgreSQL lane DB), how far this
+	// machine's clock may be from the store database's. Every lane judges
+	// presell ages (the sweeper) and claim leases by its own clock: one
+	// hours ahead would void every open presell of the store, one minutes
+	// ahead would take claims other lanes still hold. Past it the lane
+	// refuses to start, and its sweeper voids nothing while the clock stays
+	// off. 100ms to 1h. Default 2s.
+	MaxClockSkew time.Duration
 	// Now is the lane's clock (see ParseClock). Default time.Now.
 	Now func() time.Time
 	// Rand is where new sale keys get their randomness (see SeededRand).
@@ -57,19 +65,21 @@ func (c Config) Validate() error {
 		setting.Within("Catalog", c.Catalog.Validate()),
 		setting.Within("Hub", c.Hub.Validate()),
 		setting.Range("SweepEvery", c.SweepEvery, 10*time.Millisecond, 24*time.Hour),
+		setting.Range("MaxClockSkew", c.MaxClockSkew, 100*time.Millisecond, time.Hour),
 	)
 }
 
 // DefaultConfig returns the defaults of every part.
 func DefaultConfig() Config {
 	return Config{
-		Server:     server.DefaultConfig(),
-		Writer:     lanedb.DefaultWriterOptions(),
-		Sales:      salesbuilder.DefaultOptions(),
-		Presell:    presell.DefaultConfig(),
-		Catalog:    catalog.DefaultConfig(),
-		Hub:        firehose.DefaultHubConfig(),
-		SweepEvery: time.Minute,
+		Server:       server.DefaultConfig(),
+		Writer:       lanedb.DefaultWriterOptions(),
+		Sales:        salesbuilder.DefaultOptions(),
+		Presell:      presell.DefaultConfig(),
+		Catalog:      catalog.DefaultConfig(),
+		Hub:          firehose.DefaultHubConfig(),
+		SweepEvery:   time.Minute,
+		MaxClockSkew: 2 * time.Second,
 	}
 }
 
@@ -93,6 +103,20 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("lane config: %w", err)
 	}
+	if err := clockInStep(ctx, db, wallClock, cfg.MaxClockSkew); err != nil {
+		return nil, err
+	}
+	// The sweeper judges presell ages by the lane's clock, so that is the
+	// one it checks: a deterministic clock set apart (Config.Now) on a
+	// store database sweeps nothing.
+	laneClock := wallClock
+	if cfg.Now != nil {
+		laneClock = cfg.Now
+		if db.Postgres() {
+			log.Warn("deterministic clock on a store database: its presell sweeper voids nothing while that clock is off the database's")
+		}
+	}
+	clockOK := func(ctx context.Context) error { return clockInStep(ctx, db, laneClock, cfg.MaxClockSkew) }
 	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
 	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(), server.MemoryFamilies()...)...)
 	sales := cfg.Sales
@@ -134,8 +158,28 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.stop = stop
 	l.wg.Add(2)
 	go func() { defer l.wg.Done(); l.Hub.Run(bg) }()
-	go func() { defer l.wg.Done(); l.Presell.Sweep(bg, cfg.SweepEvery, log) }()
+	go func() { defer l.wg.Done(); l.Presell.Sweep(bg, cfg.SweepEvery, log, clockOK) }()
 	return l, nil
+}
+
+// wallClock is this machine's clock, which clockInStep compares with the
+// store database's (the lane's own clock may be set apart on purpose:
+// Config.Now).
+var wallClock = time.Now
+
+// clockInStep refuses a clock (now) more than max away from the store
+// database's (see Config.MaxClockSkew).
+func clockInStep(ctx context.Context, db *lanedb.DB, now func() time.Time, max time.Duration) error {
+	skew, err := db.ClockSkew(ctx, now)
+	if err != nil || skew.Abs() <= max {
+		return err
+	}
+	way := "ahead of"
+	if skew < 0 {
+		way = "behind"
+	}
+	return fmt.Errorf("the lane's clock is %s %s the store database's, more than %s (serve --max-clock-skew): "+
+		"set it right (NTP); every lane judges presell ages and claim leases by its own clock", skew.Abs().Round(100*time.Millisecond), way, max)
 }
 
 // Serve serves until ctx ends, then shuts the front door down gracefully.

@@ -1,10 +1,12 @@
 package presell
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +254,30 @@ func TestGetPresellsFilters(t *testing.T) {
 	r := rows[0]
 	if r.ClaimedBy == nil || *r.ClaimedBy != "counter-1" || r.Customer == nil || *r.Customer != "Hemi Walker" || r.Lines != 1 || r.Age < 59 || r.Age > 60 || r.Tablet != "tablet-2" {
 		t.Fatalf("row: %+v", r)
+	}
+}
+
+// TestSweepWaitsForAClockInStep: while the lane's clock is off the store
+// database's, the sweeper voids nothing (the presell only looks old by
+// that clock) and says why; once it is in step, it sweeps.
+func TestSweepWaitsForAClockInStep(t *testing.T) {
+	l := newLane(t)
+	old := l.submitted(tablet("tablet-1"), 1001)
+	l.advance(13 * time.Hour)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx := context.Background()
+	clock := errors.New("this machine's clock is 13h0m0s ahead of the store database's")
+	l.svc.sweepOnce(ctx, log, func(context.Context) error { return clock })
+	if rows, err := l.svc.Open(ctx); err != nil || len(rows) != 1 || rows[0].Physkey != old.Physkey {
+		t.Fatalf("open presells after a sweep with the clock off: %v, %v; want %s still open", rows, err, old.Physkey)
+	}
+	if !strings.Contains(logs.String(), "voiding nothing") || !strings.Contains(logs.String(), "13h0m0s ahead") {
+		t.Fatalf("the sweeper did not say why it voided nothing:\n%s", logs.String())
+	}
+	l.svc.sweepOnce(ctx, log, func(context.Context) error { return nil })
+	if rows, err := l.svc.Open(ctx); err != nil || len(rows) != 0 {
+		t.Fatalf("open presells after a sweep with the clock in step: %v, %v; want none", rows, err)
 	}
 }
 

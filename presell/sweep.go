@@ -86,7 +86,10 @@ func (w *Workflow) void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 
 // Sweep voids abandoned presells every interval until ctx ends, and keeps
 // the journal, the idempotency records and the claim bookkeeping trimmed.
-func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger) {
+// Before voiding it asks clockOK (nil: always fine) whether this lane's
+// clock may judge presell ages: a lane whose clock ran ahead would void
+// presells that are not old at all.
+func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger, clockOK func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -94,20 +97,32 @@ func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			voided, err := w.ExpireAbandoned(ctx, 0, "sweeper")
-			if err != nil && ctx.Err() == nil {
-				log.Warn("presell sweeper", "err", err)
-			}
-			if len(voided) > 0 {
-				log.Info("voided abandoned presells", "count", len(voided), "older_than", w.sales.PresellMaxAge())
-			}
-			if err := w.sales.TrimJournal(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("journal trim", "err", err)
-			}
-			if err := w.pruneClaims(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("claim bookkeeping", "err", err)
-			}
+			w.sweepOnce(ctx, log, clockOK)
 		}
+	}
+}
+
+func (w *Workflow) sweepOnce(ctx context.Context, log *slog.Logger, clockOK func(context.Context) error) {
+	if clockOK != nil {
+		if err := clockOK(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("presell sweeper: voiding nothing", "err", err)
+			}
+			return
+		}
+	}
+	voided, err := w.ExpireAbandoned(ctx, 0, "sweeper")
+	if err != nil && ctx.Err() == nil {
+		log.Warn("presell sweeper", "err", err)
+	}
+	if len(voided) > 0 {
+		log.Info("voided abandoned presells", "count", len(voided), "older_than", w.sales.PresellMaxAge())
+	}
+	if err := w.sales.TrimJournal(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("journal trim", "err", err)
+	}
+	if err := w.pruneClaims(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("claim bookkeeping", "err", err)
 	}
 }
 
