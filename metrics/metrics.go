@@ -142,12 +142,13 @@ var (
 	descOpen         = prometheus.NewDesc("greenlane_presells_open", "Submitted presells not yet completed or voided.", nil, nil)
 	descClaims       = prometheus.NewDesc("greenlane_presell_claims", "Open presells claimed by a counter whose lease has not lapsed.", nil, nil)
 	descOldest       = prometheus.NewDesc("greenlane_presell_oldest_open_age_seconds", "Age of the oldest open presell (0 when there is none).", nil, nil)
+	descDBUp         = prometheus.NewDesc("greenlane_db_up", "1 when the lane DB (or the store database) answered this scrape's reads, 0 when it did not: on PostgreSQL, a database the lane cannot reach.", nil, nil)
 	descDBSize       = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB: the SQLite file, or on PostgreSQL the store database (pg_database_size).", nil, nil)
 	descWALSize      = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the SQLite lane DB's write-ahead log (absent on PostgreSQL, whose WAL is the cluster's).", nil, nil)
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
 		ch <- d
 	}
@@ -205,7 +206,11 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if p.DB != nil {
-		c.presells(ctx, ch)
+		up := 1.0
+		if err := c.presells(ctx, ch); err != nil {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(descDBUp, prometheus.GaugeValue, up)
 		if n, err := p.DB.DatabaseSize(ctx); err != nil {
 			ch <- prometheus.NewInvalidMetric(descDBSize, err)
 		} else {
@@ -224,13 +229,14 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 }
 
 // presells reports the open presells (lanedb.OpenPresellStats reads them
-// through their partial index, so a scrape stays cheap).
-func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) {
+// through their partial index, so a scrape stays cheap), or the error that
+// kept it from reading them.
+func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) error {
 	now := c.p.Now()
 	row, err := lanedb.OpenPresellStats(ctx, c.p.DB.Read, now.UnixMilli())
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descOpen, err)
-		return
+		return err
 	}
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(row.Open))
 	ch <- prometheus.MustNewConstMetric(descClaims, prometheus.GaugeValue, float64(row.Claims))
@@ -244,6 +250,7 @@ func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
+	return nil
 }
 
 // constantTimeEqual compares a presented secret without leaking, through

@@ -133,6 +133,7 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_slow_consumers_dropped_total{}`:                              0,
 		`greenlane_connections_open{}`:                                          0,
 		`greenlane_connections_refused_total{}`:                                 0,
+		`greenlane_db_up{}`:                                                     1,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
@@ -146,6 +147,35 @@ func TestRegistryReadsTheParts(t *testing.T) {
 	}
 	if _, ok := got[`greenlane_journal_seq{}`]; !ok {
 		t.Error("greenlane_journal_seq missing")
+	}
+}
+
+// TestDBUpSaysWhetherTheLaneDBAnswers: a scrape still answers when the
+// lane DB does not (a store database the lane cannot reach), and
+// greenlane_db_up says so instead of leaving the presell gauges out without
+// a word.
+func TestDBUpSaysWhetherTheLaneDBAnswers(t *testing.T) {
+	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(metrics.Parts{DB: db})
+	up := func() float64 {
+		fams, _ := m.Registry().Gather() // what could not be read is an error beside the rest
+		for _, f := range fams {
+			if f.GetName() == "greenlane_db_up" {
+				return f.Metric[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("greenlane_db_up is missing")
+		return -1
+	}
+	if got := up(); got != 1 {
+		t.Fatalf("greenlane_db_up = %v with the lane DB open, want 1", got)
+	}
+	db.Close()
+	if got := up(); got != 0 {
+		t.Fatalf("greenlane_db_up = %v with the lane DB gone, want 0", got)
 	}
 }
 
