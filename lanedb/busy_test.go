@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -90,5 +93,36 @@ func TestIsBusy(t *testing.T) {
 				t.Fatalf("IsBusy(%v) = %v, want %v", err, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestOpenWhileAnotherProgramWrites: opening a lane DB whose write lock
+// another program holds past the busy timeout fails saying so, with the
+// file and the flag that sets the wait, not SQLite's bare "locked".
+func TestOpenWhileAnotherProgramWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	_, err = Open(context.Background(), path, Options{BusyTimeout: 50 * time.Millisecond})
+	if err == nil {
+		t.Fatal("opened a lane DB whose write lock another program holds")
+	}
+	for _, want := range []string{path, "another program held its write lock for 50ms", "--db-busy-timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("Open: %v; want it to say %q", err, want)
+		}
 	}
 }

@@ -137,6 +137,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db := &DB{w: w, Path: abs}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
+		if IsBusy(err) {
+			// Opening checks the schema in a write transaction: another
+			// program held the write lock all the while.
+			return nil, fmt.Errorf("lane db %s: another program held its write lock for %s (the busy timeout, --db-busy-timeout); "+
+				"let it finish (a long transaction in sqlite3, a backup, the counter's own program) and start again: %w", abs, opts.BusyTimeout, err)
+		}
 		return nil, err
 	}
 	if db.wp, err = prepareAll(ctx, w, dialectSQLite, false); err != nil {
