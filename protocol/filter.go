@@ -609,12 +609,22 @@ func matchEventField(event map[string]any, path string) (any, bool) {
 }
 
 // matchCond compares one event value with one condition. Numbers of any Go
-// numeric type compare as float64; other pairs must have the same type.
+// numeric type compare as float64; other pairs must have the same type,
+// except that a string holding a plain decimal compares with a number as
+// that number: an event's fields have no declared types to read the filter
+// by, and FD1 clients and HTTP GET send numbers as text.
 func matchCond(c Cond, v any) bool {
 	switch want := c.Value.(type) {
 	case string:
-		got, ok := v.(string)
-		return ok && opHolds(c.Op, strings.Compare(got, want))
+		if got, ok := v.(string); ok {
+			return opHolds(c.Op, strings.Compare(got, want))
+		}
+		got, ok := eventNumber(v)
+		if !ok || !isPlainDecimal(want) {
+			return false
+		}
+		n, err := strconv.ParseFloat(want, 64)
+		return err == nil && opHolds(c.Op, cmp.Compare(got, n))
 	case bool:
 		got, ok := v.(bool)
 		switch {
