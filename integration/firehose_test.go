@@ -1242,6 +1242,8 @@ func TestFirehoseBadInput(t *testing.T) {
 			t.Fatalf("message %q does not mention rq", r.Error.Message)
 		}
 		wantErr(t, c, fhOpen("neg", map[string]any{"event": "custdisp.sale", "since": -1}, nil), "bad_argument", "since")
+		// An empty rq could never be closed (close_firehose's k names it).
+		wantErr(t, c, fhOpen("", dev, nil), "bad_argument", "rq", "not empty")
 		c.ping()
 	})
 	t.Run("a display socket cannot change anything", func(t *testing.T) {

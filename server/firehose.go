@@ -79,8 +79,9 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 		return nil, err
 	}
 	req, c := call.Req, call.Caller
-	if len(req.RQ) == 0 {
-		return nil, protocol.Errorf(protocol.CodeBadArgument, "rq is required: it names the firehose in every event (rp) and in close_firehose (k)")
+	if req.RQString() == "" {
+		// "" too: close_firehose could never name it (an empty k names nothing).
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "rq is required, and not empty: it names the firehose in every event (rp) and in close_firehose (k)")
 	}
 	var args firehoseArgs
 	if err := protocol.DecodeV(req.V, &args); err != nil {
