@@ -150,15 +150,76 @@ func TestBrowserDisplayReconnect(t *testing.T) {
 	}
 }
 
+// TestBrowserDisplayCatchesUp: a display whose link drops while far more
+// happens than one replay burst holds (the lane's send queue is small)
+// catches up over several opens and goes live again.
+func TestBrowserDisplayCatchesUp(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lane.db")
+	g := newGate(t)
+	// 64 KiB is the smallest queue: a replay burst holds 32 KiB, and the
+	// sale below sends several times that to the display.
+	flags := []string{"--allowed-origins", "http://" + g.addr(), "--send-queue-bytes", "65536"}
+	first := relStart(t, db, flags...)
+	g.to(first.addr)
+	keys := relKeys(t, db, map[string]string{"display-1": "display", "tablet-1": "presell"})
+	l := &lane{t: t, addr: first.addr, db: db}
+	tab := l.login(presellQuery, keys["tablet-1"], "")
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+g.addr()+"/display/?key="+keys["display-1"]),
+		waitText("#store", "Harbour Street Deli"),
+	)
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 1})
+	browserRun(t, ctx, waitText("#lines", "Hot Chocolate"))
+
+	// The link drops and stays down while 60 Flat Whites are rung up: 60
+	// events of a growing sale, far over 32 KiB together.
+	g.shut(true)
+	g.drop()
+	var pkts []map[string]any
+	for range 60 {
+		pkts = append(pkts, req(sbA+"sale_add_product", pk, map[string]any{"pid": 1001}))
+	}
+	pkts = append(pkts, req(sbA+"sale_add_product", pk, map[string]any{"pid": 1004}))
+	for _, r := range tab.callAll(pkts...) {
+		if r.Error != nil {
+			t.Fatalf("add_product: %s", r.raw)
+		}
+	}
+	g.shut(false)
+	// $5.50 + 60 × $5.50 + $4.80: only the last event has it all.
+	browserRun(t, ctx, waitText("#total", "$340.30"))
+
+	for _, e := range browserLog(ctx).errors() {
+		if !strings.Contains(e, "WebSocket connection to") {
+			t.Errorf("the page logged an error: %s", e)
+		}
+	}
+}
+
 // gate is a TCP relay to a lane that a test can shut: shut, it closes
 // every new connection at once (a lane that cannot be reached), while the
-// connections already through it go on until either end closes them.
+// connections already through it go on until either end closes them, or
+// drop cuts them.
 type gate struct {
 	ln         net.Listener
 	turnedAway atomic.Int64 // connections closed because the gate was shut
 	mu         sync.Mutex
 	target     string
 	closed     bool
+	open       map[net.Conn]bool // client ends of the relays under way
+}
+
+// drop cuts every connection through the gate, as a link that fails.
+func (g *gate) drop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.open {
+		c.Close()
+	}
 }
 
 func newGate(t *testing.T) *gate {
@@ -212,6 +273,17 @@ func (g *gate) relay(c net.Conn) {
 		return // the lane is down: so is the way to it
 	}
 	defer up.Close()
+	g.mu.Lock()
+	if g.open == nil {
+		g.open = map[net.Conn]bool{}
+	}
+	g.open[c] = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.open, c)
+		g.mu.Unlock()
+	}()
 	done := make(chan struct{}, 2)
 	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
