@@ -197,6 +197,10 @@ export class Lane extends EventTarget {
         // drop them as already seen.
         return this.openSub(sub, d.resume);
       }
+      // A journal whose head is behind what we asked to resume from went
+      // back (the lane DB was restored, or reset): its new events reuse
+      // seqs we have seen, and would all be dropped as old.
+      if (typeof d.seq === "number" && d.seq < since) sub.since = d.seq;
       sub.open = true;
       return r;
     });
