@@ -78,6 +78,13 @@ func TestBrowserDisplay(t *testing.T) {
 		t.Fatal("at 360 px the display scrolls sideways")
 	}
 	saveScreen(t, ctx, "display-sale-360")
+	// A weighed item shows its weight, as the tablet and counter show it:
+	// 250 g of ham at $39.90 a kilogram, not "250 ×".
+	sale(t, tab, sbA+"sale_add_product", pk2, map[string]any{"pid": 1024, "qty": 250})
+	browserRun(t, ctx, waitText("#lines", "250 g"), waitText("#total", "$15.48"))
+	if pageTrue(t, ctx, `document.getElementById("lines").textContent.includes("250 ×")`) {
+		t.Fatal("the display counts the grams of a weighed item as items")
+	}
 	// A voided sale clears the screen at once.
 	sale(t, tab, sbA+"salesbuilder_cancel", pk2, map[string]any{"reason": "changed mind"})
 	browserRun(t, ctx, waitText("#display", "Welcome"))
