@@ -57,11 +57,15 @@ type CustDispSource struct {
 
 // CustDispLine is a line as a display shows it.
 type CustDispLine struct {
-	Seqnce     int64          `json:"seqnce"`
-	PID        int64          `json:"pid"`
-	Qty        int64          `json:"qty"`
-	TotalPrice protocol.Money `json:"totalprice"`
-	Product    ProductRef     `json:"product"`
+	Seqnce int64 `json:"seqnce"`
+	PID    int64 `json:"pid"`
+	Qty    int64 `json:"qty"`
+	// Measurement is the product's unit, as in a sale's lines: 1 means qty
+	// is grams (priced per kilogram), so a display shows "250 g", not
+	// "250 ×". Left out for items counted one by one (0).
+	Measurement int64          `json:"measurement,omitempty"`
+	TotalPrice  protocol.Money `json:"totalprice"`
+	Product     ProductRef     `json:"product"`
 }
 
 func statusOf(phase int) string {
@@ -92,7 +96,8 @@ func (s *Service) custDisp(v *SaleView) CustDisp {
 		d.Customer = &v.Customer.Name
 	}
 	for i, l := range v.Lines {
-		d.Lines[i] = CustDispLine{Seqnce: l.Seqnce, PID: l.PID, Qty: l.Qty, TotalPrice: l.TotalPrice, Product: l.Product}
+		d.Lines[i] = CustDispLine{Seqnce: l.Seqnce, PID: l.PID, Qty: l.Qty, Measurement: l.Measurement,
+			TotalPrice: l.TotalPrice, Product: l.Product}
 	}
 	return d
 }

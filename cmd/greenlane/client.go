@@ -747,15 +747,70 @@ type clientSocket struct {
 
 // firehoseOpen is an open_firehose packet sent on a socket.
 type firehoseOpen struct {
-	rq  string // compact JSON, as rp comes back
-	pkt transcript.Value
+	rq    string // compact JSON, as rp comes back
+	pkt   transcript.Value
+	since int64 // v.since of the open last sent for it (0: none)
 }
 
 func (c *clientSocket) openedFirehose(rq string, pkt transcript.Value) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closedFirehoseLocked(rq)
-	c.firehoses = append(c.firehoses, firehoseOpen{rq: rq, pkt: pkt})
+	c.firehoses = append(c.firehoses, firehoseOpen{rq: rq, pkt: pkt, since: sinceOf(pkt)})
+}
+
+// sinceOf is an open_firehose packet's v.since (0: none).
+func sinceOf(pkt transcript.Value) int64 {
+	v, _ := pkt.Get("v")
+	since, _ := v.Get("since")
+	n, _ := seqNum(since)
+	return n
+}
+
+// firehoseAckLocked reads the reply to a firehose's open (rq) and returns
+// the open to send next, if the firehose is not live yet.
+func (c *clientSocket) firehoseAckLocked(rq string, reply transcript.Value) (transcript.Value, bool) {
+	if sc, _ := reply.Get("sc"); sc.Str != "firehose.status" {
+		return transcript.Value{}, false
+	}
+	var f *firehoseOpen
+	for i := range c.firehoses {
+		if c.firehoses[i].rq == rq {
+			f = &c.firehoses[i]
+		}
+	}
+	if f == nil {
+		return transcript.Value{}, false
+	}
+	data, _ := reply.Get("data")
+	head, _ := data.Get("seq")
+	if n, ok := seqNum(head); ok && n < f.since {
+		// The journal is behind the since we sent: the lane DB was
+		// restored (or reset), and its seqs start again below ours. The
+		// next reopen must ask from its head, or it would miss what
+		// happens up to our old seq.
+		c.lastSeq[rq] = head
+	}
+	status, _ := data.Get("status")
+	resume, _ := data.Get("resume")
+	n, ok := seqNum(resume)
+	if status.Str != "catching_up" || !ok {
+		return transcript.Value{}, false
+	}
+	// What was missed did not fit one burst: the lane sent a first part
+	// (after this reply) and the firehose is not live until it is opened
+	// again from resume, as often as it takes.
+	f.since = n
+	return withSince(f.pkt, resume), true
+}
+
+// seqNum is a seq sent as a JSON number.
+func seqNum(v transcript.Value) (int64, bool) {
+	if v.Kind != transcript.Number {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v.Num, 10, 64)
+	return n, err == nil
 }
 
 func (c *clientSocket) closedFirehose(rq string) {
@@ -829,12 +884,26 @@ func (c *clientSocket) readUntilClosed() error {
 		if seq, ok := pkt.Get("seq"); ok && !isReply {
 			c.lastSeq[key] = seq // where a reopened firehose resumes
 		}
+		var reopen transcript.Value
+		again := false
+		if isReply {
+			reopen, again = c.firehoseAckLocked(key, pkt)
+		}
 		c.mu.Unlock()
 		if c.s.rec != nil && !skip {
 			_ = c.s.rec.Receive(c.name, msg)
 		}
 		if final && ch != nil {
 			ch <- pkt // buffered: never blocks
+		}
+		if again {
+			c.s.out.note(fmt.Sprintf("socket %s: catching up, reopening %s", c.name, reopen))
+			c.wmu.Lock()
+			err := ws.Send([]byte(reopen.String()))
+			c.wmu.Unlock()
+			if err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -926,11 +995,12 @@ func (e *loginRefused) Error() string { return "login failed: " + e.reply }
 func (c *clientSocket) reopenFirehoses() {
 	c.mu.Lock()
 	var pkts []transcript.Value
-	for _, f := range c.firehoses {
+	for i, f := range c.firehoses {
 		pkt := f.pkt
 		if seq, ok := c.lastSeq[f.rq]; ok {
 			pkt = withSince(pkt, seq)
 		}
+		c.firehoses[i].since = sinceOf(pkt)
 		pkts = append(pkts, pkt)
 	}
 	c.mu.Unlock()

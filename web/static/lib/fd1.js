@@ -180,10 +180,27 @@ export class Lane extends EventTarget {
     for (const sub of this.subs.values()) this.openSub(sub).catch(() => {});
   }
 
-  openSub(sub) {
+  // openSub opens sub's firehose from since (by default the last event it
+  // delivered). When what was missed does not fit one burst, the lane
+  // answers catching_up: it sends a first part after the ack, and the
+  // firehose is not live until it is opened again from the ack's resume
+  // (as often as it takes, until an ack says open).
+  openSub(sub, since = sub.since) {
     const v = { event: sub.event, ...sub.v };
-    if (sub.since) v.since = sub.since;
+    if (since) v.since = since;
     return this.send({ a: "fd1.firehose.open_firehose", rq: sub.rq, v }, callTimeout).then((r) => {
+      const d = r.data || {};
+      if (d.status === "catching_up" && typeof d.resume === "number") {
+        if (this.subs.get(sub.rq) !== sub) return r; // closed meanwhile
+        // sub.since stays: this burst's events come after the ack and
+        // move it on as they are delivered; set to resume now, it would
+        // drop them as already seen.
+        return this.openSub(sub, d.resume);
+      }
+      // A journal whose head is behind what we asked to resume from went
+      // back (the lane DB was restored, or reset): its new events reuse
+      // seqs we have seen, and would all be dropped as old.
+      if (typeof d.seq === "number" && d.seq < since) sub.since = d.seq;
       sub.open = true;
       return r;
     });
