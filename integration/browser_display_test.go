@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -211,18 +210,7 @@ func TestBrowserDisplayCatchesUpAndFollowsARestore(t *testing.T) {
 	// Restore: the lane stops, the backup (taken before any sale) takes
 	// the DB's place, and the lane starts again on the same address.
 	first.kill9()
-	for _, f := range []string{db, db + "-wal", db + "-shm"} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(db, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restoreBackup(t, db, backup)
 	again := relStart(t, db, append(flags, "--addr", first.addr)...)
 	l2 := &lane{t: t, addr: again.addr, db: db}
 	// The display is back once its firehose is live on the restored lane;

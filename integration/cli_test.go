@@ -204,18 +204,7 @@ func TestClientCatchesUpAndFollowsARestore(t *testing.T) {
 	// Restore: the lane stops, the backup takes the DB's place, and the
 	// lane starts again on its address.
 	lane.kill9()
-	for _, f := range []string{db, db + "-wal", db + "-shm"} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(db, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restoreBackup(t, db, backup)
 	lane = relStart(t, db, small, "--addr", addr)
 	waitFor("reopen on the restored lane", regexp.MustCompile(`(?s)reconnected.*"rp":"cd","sc":"firehose.status"[^\n]*"status":"open"`))
 	// Away again while a Cappuccino is rung up on the restored lane, at

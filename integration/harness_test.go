@@ -641,3 +641,21 @@ func sqliteExec(t *testing.T, db, stmts string, args ...any) {
 		t.Fatalf("sqlite3 %q: %v: %s", stmts, err, stderr.String())
 	}
 }
+
+// restoreBackup puts the lane DB file backup in db's place, as an operator
+// restores one with the lane stopped: the old WAL and SHM files go too.
+func restoreBackup(t *testing.T, db, backup string) {
+	t.Helper()
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
