@@ -203,6 +203,10 @@ func TestClientCatchesUpAndFollowsARestore(t *testing.T) {
 
 	// Restore: the lane stops, the backup takes the DB's place, and the
 	// lane starts again on its address.
+	// Not while the lane serves it.
+	if out, err := cli(t, "restore", "--db", db, "--from", backup); err == nil || !strings.Contains(out+err.Error(), "a lane is serving it") {
+		t.Fatalf("restore under a running lane: %v\n%s", err, out)
+	}
 	lane.kill9()
 	restoreBackup(t, db, backup)
 	lane = relStart(t, db, small, "--addr", addr)

@@ -642,20 +642,16 @@ func sqliteExec(t *testing.T, db, stmts string, args ...any) {
 	}
 }
 
-// restoreBackup puts the lane DB file backup in db's place, as an operator
-// restores one with the lane stopped: the old WAL and SHM files go too.
+// restoreBackup puts the lane DB file backup in db's place with `greenlane
+// restore`, as an operator does with the lane stopped (or crashed: the WAL
+// it left must not survive beside the restored file).
 func restoreBackup(t *testing.T, db, backup string) {
 	t.Helper()
-	for _, f := range []string{db, db + "-wal", db + "-shm"} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(backup)
+	out, err := cli(t, "restore", "--db", db, "--from", backup)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("restore: %v\n%s", err, out)
 	}
-	if err := os.WriteFile(db, b, 0o600); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(out, "restored "+db) {
+		t.Fatalf("restore said:\n%s", out)
 	}
 }

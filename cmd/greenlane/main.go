@@ -39,6 +39,7 @@ var commands = []command{
 	{"bench", "measure the lane: bench presell, recall, firehose, soak", runBench},
 	{"backup", "copy a lane DB while the lane serves it, and check the copy", runBackup},
 	{"check", "check a lane DB: SQLite integrity and the lane's own rules", runCheck},
+	{"restore", "put a backup in a lane DB's place, its WAL too, while no lane serves it", runRestore},
 	{"service", "install a systemd unit that runs serve", runService},
 }
 
@@ -156,6 +157,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 var notOnPostgres = map[string]string{
 	"backup":    "backup copies an SQLite file; back a PostgreSQL store database up with pg_dump",
 	"check":     "check runs SQLite's integrity checks; on PostgreSQL run pg_amcheck",
+	"restore":   "restore replaces an SQLite file; restore a PostgreSQL store database with pg_restore",
 	"tls init":  "the certificates are written next to an SQLite lane DB file; serve each instance with --tls-cert and --tls-key instead",
 	"tls ca":    "the CA is kept next to an SQLite lane DB file",
 	"tls renew": "the certificates are kept next to an SQLite lane DB file",

@@ -233,6 +233,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return err
 	}
 
+	if !lanedb.IsPostgresURL(st.dbPath) {
+		// Held until the DB is closed (defers run last first): a restore
+		// must not replace the file under a lane that has it open.
+		unlock, err := lanedb.LockServing(st.dbPath)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	db, err := openLaneDB(ctx, st.dbPath, st.create, st.db, log)
 	if err != nil {
 		return err

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
+)
+
+func runRestore(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("restore", "restore --db PATH --from BACKUP [--force]", stderr)
+	dbPath := fs.String("db", defaultDB, "lane DB file to replace (no lane may be serving it)")
+	from := fs.String("from", "", "backup file to restore (made by 'greenlane backup')")
+	force := fs.Bool("force", false, "restore a backup even when check finds problems in it")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("restore takes no arguments, got %q", fs.Args())
+	}
+	if *from == "" {
+		return usagef("restore needs --from BACKUP (see 'greenlane restore --help')")
+	}
+	res, err := lanedb.Restore(context.Background(), *dbPath, *from, *force, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, f := range res.Findings {
+		fmt.Fprintf(stdout, "check: %s\n", f)
+	}
+	fmt.Fprintf(stdout, "restored %s from %s\n", *dbPath, *from)
+	if res.Kept != "" {
+		fmt.Fprintf(stdout, "the DB it replaced is kept as %s (with its WAL, if it had one)\n", res.Kept)
+	}
+	return nil
+}

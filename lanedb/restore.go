@@ -1,0 +1,181 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// A lane DB is restored from a backup only while no lane serves it: the
+// backup must replace the DB file and its WAL together. Left beside the
+// restored file, the old WAL would be replayed onto it, page by page, and
+// corrupt it. serve holds a shared lock on <db>-lock for as long as it
+// runs; Restore takes it exclusively.
+
+// lockSuffix names the file whose lock says that a lane serves a DB. It
+// is a file of its own: a lock taken on the DB file would be dropped
+// whenever any descriptor of it closed (POSIX record locks), SQLite's own
+// included.
+const lockSuffix = "-lock"
+
+// ErrServing is Restore's error when a lane is serving the DB.
+var ErrServing = errors.New("a lane is serving it")
+
+// LockServing marks the lane DB at path as served until release is called
+// (serve calls it before opening the DB, releases after closing it).
+// Several lanes may hold it at once; it fails while a restore runs. Where
+// the lock file cannot be made at all (no such folder, a name too long),
+// there is no lock: opening the DB there fails too, and says why.
+func LockServing(path string) (release func(), err error) {
+	f, err := lockFile(path, syscall.LOCK_SH)
+	switch {
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return nil, fmt.Errorf("lane db %s is being restored from a backup (%s%s is locked): start the lane once that is done", path, path, lockSuffix)
+	case err != nil:
+		return func() {}, nil
+	}
+	return func() { f.Close() }, nil
+}
+
+func lockFile(path string, how int) (*os.File, error) {
+	name := path + lockSuffix
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock file %s: %w", name, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// Restored says what Restore did.
+type Restored struct {
+	Findings []Finding // what check found in the backup (only with force)
+	Kept     string    // where the DB it replaced was moved ("" if there was none)
+}
+
+// Restore replaces the lane DB at path by a copy of the backup file from,
+// with no lane serving it (ErrServing otherwise). The backup is copied,
+// brought to this greenlane's schema and checked before anything is
+// replaced; a backup that check finds fault with is refused unless force.
+// The DB it replaces is kept, with its WAL, as <path>.replaced-<time>.
+func Restore(ctx context.Context, path, from string, force bool, now time.Time) (*Restored, error) {
+	lock, err := lockFile(path, syscall.LOCK_EX)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("restore %s: %w (it holds %s%s): stop it first", path, ErrServing, path, lockSuffix)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", path, err)
+	}
+	defer lock.Close()
+	tmp := path + ".restoring"
+	removeDB(tmp)
+	if err := copyFile(from, tmp); err != nil {
+		removeDB(tmp)
+		return nil, fmt.Errorf("restore %s: copy %s: %w", path, from, err)
+	}
+	res, err := readyBackup(ctx, tmp, from, force)
+	if err != nil {
+		removeDB(tmp)
+		return nil, fmt.Errorf("restore %s: %w", path, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		res.Kept = path + ".replaced-" + now.UTC().Format("20060102T150405Z")
+		if err := moveDB(path, res.Kept); err != nil {
+			removeDB(tmp)
+			return nil, fmt.Errorf("restore %s: keep the DB it replaces: %w", path, err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", path, err)
+	}
+	return res, syncDir(filepath.Dir(path))
+}
+
+// readyBackup opens the copy at tmp as a lane DB (migrating an older
+// schema, refusing a newer one), closes it so that nothing of it is left in
+// a WAL, and checks it.
+func readyBackup(ctx context.Context, tmp, from string, force bool) (*Restored, error) {
+	db, err := Open(ctx, tmp, Options{})
+	if err != nil {
+		return nil, fmt.Errorf("the backup %s does not open as a lane DB: %w", from, err)
+	}
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("close the copy of %s: %w", from, err)
+	}
+	if st, err := os.Stat(tmp + "-wal"); err == nil && st.Size() > 0 {
+		return nil, fmt.Errorf("the copy of %s kept a WAL after closing", from)
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		os.Remove(tmp + suffix) // empty, or never made in WAL mode
+	}
+	found, err := CheckFile(ctx, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("check the backup %s: %w", from, err)
+	}
+	if len(found) > 0 && !force {
+		return nil, fmt.Errorf("the backup %s fails check (%d problem(s), the first: %s): restore it anyway with --force", from, len(found), found[0])
+	}
+	return &Restored{Findings: found}, nil
+}
+
+// moveDB renames a DB file with its WAL and shared-memory files, so that
+// SQLite finds them together under the new name.
+func moveDB(from, to string) error {
+	for _, suffix := range []string{"-wal", "-shm", ""} {
+		if err := os.Rename(from+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		os.Remove(path + suffix)
+	}
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a file", from)
+	}
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// counters reads how many rows lane_counters holds, the marker these
+// tests write.
+func counters(t *testing.T, path string) int {
+	t.Helper()
+	db, err := openFileRO(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.Get(&n, `SELECT COUNT(*) FROM lane_counters WHERE name LIKE 'restore-test-%'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// crashedWith leaves at dir/lane.db what a lane killed mid-write leaves:
+// the DB file and a WAL holding rows not yet copied into it (writes made
+// after the backup).
+func crashedWith(t *testing.T, src, dir string, rows int) string {
+	t.Helper()
+	w, err := sqlx.Open("sqlite", fileURI(src)+"?_pragma=wal_autocheckpoint(0)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := range rows {
+		if _, err := w.Exec(`INSERT INTO lane_counters (name, value) VALUES (?, 1)`, "restore-test-after-"+strings.Repeat("x", i%50)+string(rune('a'+i%26))+time.Now().Format(".000000000")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(dir, "lane.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(src + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := os.Stat(dst + "-wal"); err != nil || st.Size() == 0 {
+		t.Fatalf("the crashed lane left no WAL to test with: %v", err)
+	}
+	return dst
+}
+
+// TestRestoreAfterACrash: a backup restored over a lane DB that a crash
+// left with a WAL is the backup, sound, and the replaced DB is kept with
+// its WAL; while a lane serves the DB, restore refuses and changes nothing.
+func TestRestoreAfterACrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.db")
+	db, err := Open(ctx, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('restore-test-before', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := Backup(ctx, src, backup); err != nil {
+		t.Fatal(err)
+	}
+	lane := crashedWith(t, src, t.TempDir(), 300)
+	before := counters(t, lane) // the WAL's rows included
+
+	// A lane serves it: refused, nothing moved.
+	release, err := LockServing(lane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, lane, backup, false, time.Now()); !errors.Is(err, ErrServing) || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("restore under a serving lane: %v", err)
+	}
+	if got := counters(t, lane); got != before {
+		t.Fatalf("a refused restore changed the DB: %d rows, had %d", got, before)
+	}
+	release()
+
+	res, err := Restore(ctx, lane, backup, false, time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found, err := CheckFile(ctx, lane); err != nil || len(found) > 0 {
+		t.Fatalf("the restored DB: %v %v", found, err)
+	}
+	if got := counters(t, lane); got != 1 {
+		t.Fatalf("the restored DB holds %d marker rows, want the backup's 1", got)
+	}
+	if _, err := os.Stat(lane + "-wal"); err == nil {
+		if st, _ := os.Stat(lane + "-wal"); st.Size() > 0 {
+			t.Fatal("the crashed DB's WAL is still beside the restored file")
+		}
+	}
+	if want := lane + ".replaced-20261206T210000Z"; res.Kept != want {
+		t.Fatalf("kept %q, want %q", res.Kept, want)
+	}
+	if got := counters(t, res.Kept); got != before {
+		t.Fatalf("the kept DB holds %d marker rows, want its %d (its WAL kept with it)", got, before)
+	}
+	// Once restored, a lane may serve it again.
+	release, err = LockServing(lane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+}
+
+func TestRestoreRefusesWhatIsNotALaneBackup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	lane := filepath.Join(dir, "lane.db")
+	db, err := Open(ctx, lane, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ from, want string }{
+		{junk, "does not open as a lane DB"},
+		{filepath.Join(dir, "missing.db"), "no such file"},
+		{dir, "is not a file"},
+	} {
+		if _, err := Restore(ctx, lane, tc.from, false, time.Now()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("restore from %s: %v; want it to say %q", tc.from, err, tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 { // lane.db, lane.db-lock, junk.db: nothing left over
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("files after refused restores: %v", names)
+	}
+}
