@@ -112,8 +112,8 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	laneClock := wallClock
 	if cfg.Now != nil {
 		laneClock = cfg.Now
-		if db.Postgres() {
-			log.Warn("deterministic clock on a store database: its presell sweeper voids nothing while that clock is off the database's")
+		if err := clockInStep(ctx, db, laneClock, cfg.MaxClockSkew); err != nil {
+			log.Warn("deterministic clock on a store database: its presell sweeper voids nothing while that clock is off the database's", "err", err)
 		}
 	}
 	clockOK := func(ctx context.Context) error { return clockInStep(ctx, db, laneClock, cfg.MaxClockSkew) }

@@ -381,7 +381,6 @@ func TestDecodeFailures(t *testing.T) {
 		{name: "rq object", frame: `{"a":"x","rq":{"id":1}}`, want: []string{`"rq"`, "string or a number", "object"}},
 		{name: "rq boolean", frame: `{"a":"x","rq":true}`, want: []string{`"rq"`, "string or a number", "boolean"}},
 		{name: "rq array", frame: `{"a":"x","rq":["1"]}`, want: []string{`"rq"`, "string or a number", "array"}},
-		{name: "rq number out of range", frame: `{"a":"x","rq":1e400}`, want: []string{`"rq"`, "1e400", "out of range", "as a string"}},
 
 		// Fields after a: rq, rt and a are all known and carried.
 		{name: "q array", frame: `{"a":"x","rq":"r1","rt":"t","q":[1]}`, want: []string{`"q"`, "object", "array"}, rq: `"r1"`, rt: `"t"`, a: "x"},
