@@ -277,10 +277,14 @@ type reloader struct {
 }
 
 func (r *reloader) load() error {
-	cs, err1 := os.Stat(r.certFile)
-	ks, err2 := os.Stat(r.keyFile)
-	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("TLS certificate files: %w", err)
+	// One error, on one line: the first file that cannot be read.
+	cs, err := os.Stat(r.certFile)
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	ks, err := os.Stat(r.keyFile)
+	if err != nil {
+		return fmt.Errorf("TLS key: %w", err)
 	}
 	pair, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {

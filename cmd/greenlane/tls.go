@@ -176,6 +176,15 @@ func serveTLS(st *serveSettings) (*tls.Config, string, error) {
 	case st.tlsKey != "" && st.tlsCert == "":
 		return nil, "", usagef("--tls-key %s needs --tls-cert", st.tlsKey)
 	case st.tlsCert != "":
+		// Each missing file is named once, by its flag: the loader's own
+		// error lists both stats on two lines.
+		for _, f := range [][2]string{{"--tls-cert", st.tlsCert}, {"--tls-key", st.tlsKey}} {
+			if _, err := os.Stat(f[1]); errors.Is(err, fs.ErrNotExist) {
+				return nil, "", usagef("%s %s: no such file", f[0], f[1])
+			} else if err != nil {
+				return nil, "", usagef("%s: %v", f[0], err)
+			}
+		}
 		c, err := lanetls.ServerConfig(st.tlsCert, st.tlsKey)
 		if err != nil {
 			return nil, "", usagef("--tls-cert/--tls-key: %v", err)
