@@ -225,7 +225,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		lc.Rand = lane.SeededRand(st.seed)
 	}
 	var caFile string
-	if lc.Server.TLS, caFile, err = serveTLS(st); err != nil {
+	// The real clock, not --clock: it is the tablets' clocks that judge
+	// the certificate.
+	if lc.Server.TLS, caFile, err = serveTLS(st, time.Now(), log); err != nil {
 		return err
 	}
 	// Every value is checked before anything is opened or created.
