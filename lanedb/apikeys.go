@@ -124,6 +124,49 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 	return keyPrefix + "." + id + "." + secretText, nil
 }
 
+// RedactKeys is s with the secret of anything shaped like an API key
+// ("glk.<id>.<secret>", each part in the key alphabet) replaced by
+// "[redacted]", for text that is logged: a key pasted into a URL path by
+// mistake must not land in the log. The id stays, since apikey list shows
+// it and it tells whose key leaked.
+func RedactKeys(s string) string {
+	const mark = keyPrefix + "."
+	if !strings.Contains(s, mark) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, mark)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		id := i + len(mark)
+		idEnd := id + keyRunLen(s[id:])
+		if idEnd >= len(s) || s[idEnd] != '.' || keyRunLen(s[idEnd+1:]) == 0 {
+			b.WriteString(s[:idEnd]) // no secret after it: nothing to hide
+			s = s[idEnd:]
+			continue
+		}
+		secretEnd := idEnd + 1 + keyRunLen(s[idEnd+1:])
+		b.WriteString(s[:idEnd+1])
+		b.WriteString("[redacted]")
+		s = s[secretEnd:]
+	}
+}
+
+// keyRunLen is how many leading bytes of s are in a key part's alphabet:
+// base32 ids and base64url secrets (A–Z a–z 0–9 - _).
+func keyRunLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return i
+		}
+	}
+	return len(s)
+}
+
 func keyHash(salt []byte, secret string) []byte {
 	h := sha256.New()
 	h.Write(salt)

@@ -45,3 +45,32 @@ func TestCreateAPIKeyName(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactKeys(t *testing.T) {
+	const secret = "A2gl3EHh6FKat54fY8XaqniKa2cup6IR"
+	tests := []struct{ in, want string }{
+		{"/fd1/products/glk.og54q2o23y3fv5yr." + secret, "/fd1/products/glk.og54q2o23y3fv5yr.[redacted]"},
+		{"/glk.og54q2o23y3fv5yr." + secret + "/x?y", "/glk.og54q2o23y3fv5yr.[redacted]/x?y"},
+		{"a glk.id1.s-e_c and glk.id2.t", "a glk.id1.[redacted] and glk.id2.[redacted]"},
+		{"glk..s3cr3t", "glk..[redacted]"}, // no id: the secret is still hidden
+		{"/fd1/products/list", "/fd1/products/list"},
+		{"glk.onlyid", "glk.onlyid"},
+		{"glk.id.", "glk.id."},
+		{"fd1.glk.x", "fd1.glk.x"},
+		{"glk.", "glk."},
+	}
+	for _, tt := range tests {
+		if got := RedactKeys(tt.in); got != tt.want {
+			t.Errorf("RedactKeys(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	db := openTemp(t)
+	key, err := db.CreateAPIKey(context.Background(), "tablet-1", []string{"presell"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := strings.Cut(strings.TrimPrefix(key, "glk."), ".")
+	if got := RedactKeys("/x/" + key); got != "/x/glk."+id+".[redacted]" {
+		t.Errorf("a real key: %q", got)
+	}
+}
