@@ -112,11 +112,8 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	// benchmark's setup makes thousands on four keys): no per-key cap.
 	cfg.Sales.MaxOpenPresells = lanedb.MaxTicket
 	// Bench clients are thousands of sockets from one address on one key,
-	// all dialled at once: the flood caps would refuse most of them. The
-	// socket cap gets one more place, since the cap on sockets not yet
-	// logged in must stay below it.
+	// all dialled at once: the flood caps would refuse most of them.
 	cfg.Server.MaxUnauthSockets = cfg.Server.MaxSockets
-	cfg.Server.MaxSockets++
 	cfg.Server.MaxUnauthPerAddress = cfg.Server.MaxSockets
 	cfg.Server.MaxSocketsPerKey = cfg.Server.MaxSockets
 	cfg.Server.MaxConnsPerAddress = cfg.Server.MaxConns

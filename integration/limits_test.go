@@ -112,7 +112,7 @@ func relDialStatus(addr string) (*websocket.Conn, int, string, error) {
 }
 
 func TestSocketCap(t *testing.T) {
-	l := startLane(t, "--max-sockets", "5", "--max-unauth-sockets", "4")
+	l := startLane(t, "--max-sockets", "5")
 	socks := make([]*conn, 5)
 	for i := range socks {
 		socks[i] = l.login("", l.key, "")

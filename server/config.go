@@ -61,7 +61,7 @@ type Config struct {
 	// MaxUnauthSockets caps the sockets open at once that have not logged
 	// in, lane-wide, so that strangers never take the room MaxSockets keeps
 	// for devices (when full, the oldest of them is closed to make room).
-	// 1 to 1048576, and below MaxSockets. Default 256.
+	// 1 to 1048576. Default 256.
 	MaxUnauthSockets int
 	// MaxUnauthPerAddress caps the sockets one remote address may hold open
 	// without logging in; one more is refused with HTTP 429. 1 to 1048576.
@@ -175,7 +175,6 @@ func (c Config) Validate() error {
 		c.validRedirect(),
 		c.validOrigins(),
 		c.validConns(),
-		c.validUnauth(),
 	)
 }
 
@@ -184,18 +183,6 @@ func (c Config) Validate() error {
 func (c Config) validConns() error {
 	if c.MaxConns < c.MaxSockets {
 		return setting.Errorf("MaxConns", "must be at least the socket cap (%d), got %d: every socket is a connection", c.MaxSockets, c.MaxConns)
-	}
-	return nil
-}
-
-// validUnauth refuses an unauthenticated-socket cap at or above the socket
-// cap: sockets that never log in could then fill every place, and a device
-// would get 503 where the cap was meant to make room for it by closing the
-// oldest stranger.
-func (c Config) validUnauth() error {
-	// A socket cap out of its range is reported by itself, not twice.
-	if c.MaxSockets >= 1 && c.MaxUnauthSockets >= c.MaxSockets {
-		return setting.Errorf("MaxUnauthSockets", "must be below the socket cap (%d), got %d: sockets not logged in must leave room for devices", c.MaxSockets, c.MaxUnauthSockets)
 	}
 	return nil
 }
