@@ -109,6 +109,8 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"presell-sweep-every 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--presell-sweep-every", "0"}, "--presell-sweep-every: must be at least"},
 		{"max-sockets 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-sockets", "0"}, "--max-sockets: must be at least 1, got 0"},
 		{"max-conns below max-sockets", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-conns", "100"}, "--max-conns: must be at least the socket cap (2000), got 100"},
+		{"max-unauth-sockets above max-sockets", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-unauth-sockets", "100", "--max-sockets", "10"}, "--max-unauth-sockets: must be below the socket cap (10), got 100"},
+		{"missing tls-cert", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--tls-cert", filepath.Join(dir, "none.pem"), "--tls-key", filepath.Join(dir, "none-key.pem")}, "--tls-cert " + filepath.Join(dir, "none.pem") + ": no such file"},
 		{"wrong flag", []string{"--pong-wiat", "1s"}, "see 'greenlane serve --help'"},
 	}
 	for _, tt := range tests {
@@ -126,6 +128,12 @@ func TestServeRefusesBadStart(t *testing.T) {
 			}
 			if n := strings.Count(string(out), "\n"); n > 3 {
 				t.Errorf("%d lines of output for one mistake:\n%s", n, out)
+			}
+			// One mistake is one message, said once, as main says it.
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if !strings.HasPrefix(line, "greenlane: ") {
+					t.Errorf("line without the greenlane: prefix: %q in\n%s", line, out)
+				}
 			}
 		})
 	}

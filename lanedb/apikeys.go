@@ -10,8 +10,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // API keys look like "glk.<id>.<secret>": id finds the row, secret is
@@ -44,12 +47,47 @@ var ErrRevokedKey = errors.New("API key revoked")
 // ErrKeyNameTaken is returned when a live key already has the name.
 var ErrKeyNameTaken = errors.New("a live API key already has that name")
 
+// MaxKeyNameLen is the most characters a key name may have: it is shown in
+// log lines, in apikey list's table, in the login reply and on the counter
+// page beside each presell, where a long one would push the rest away.
+const MaxKeyNameLen = 64
+
+// ErrBadKeyName is CreateAPIKey's refusal of a name that could pass for
+// something else where it is printed: a newline or escape sequence forges a
+// log line or a table row, a bidirectional override (U+202E) turns the text
+// after it around.
+var ErrBadKeyName = fmt.Errorf("a key name must be 1 to %d printable characters (no control or format characters)", MaxKeyNameLen)
+
+// CheckKeyName reports whether name (already trimmed) is a name
+// CreateAPIKey accepts: valid UTF-8 of 1 to MaxKeyNameLen characters, each
+// printable (letters, marks, numbers, punctuation, symbols and the ASCII
+// space: no control, format (bidi, zero-width), separator or other space
+// characters).
+func CheckKeyName(name string) error {
+	n := utf8.RuneCountInString(name)
+	switch {
+	case name == "":
+		return ErrBadKeyName
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w; got invalid UTF-8", ErrBadKeyName)
+	case n > MaxKeyNameLen:
+		return fmt.Errorf("%w; got %d characters", ErrBadKeyName, n)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w; got %U in %s", ErrBadKeyName, r, strconv.QuoteToASCII(name))
+		}
+	}
+	return nil
+}
+
 // CreateAPIKey stores a new key and returns it in full. This is the only
-// time the full key exists outside its holder.
+// time the full key exists outside its holder. The name must pass
+// CheckKeyName once trimmed.
 func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (string, error) {
 	name = strings.TrimSpace(name)
-	if name == "" {
-		return "", fmt.Errorf("an API key needs a name")
+	if err := CheckKeyName(name); err != nil {
+		return "", err
 	}
 	if len(scopes) == 0 {
 		return "", fmt.Errorf("an API key needs at least one scope")
@@ -84,6 +122,49 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 		return "", err
 	}
 	return keyPrefix + "." + id + "." + secretText, nil
+}
+
+// RedactKeys is s with the secret of anything shaped like an API key
+// ("glk.<id>.<secret>", each part in the key alphabet) replaced by
+// "[redacted]", for text that is logged: a key pasted into a URL path by
+// mistake must not land in the log. The id stays, since apikey list shows
+// it and it tells whose key leaked.
+func RedactKeys(s string) string {
+	const mark = keyPrefix + "."
+	if !strings.Contains(s, mark) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, mark)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		id := i + len(mark)
+		idEnd := id + keyRunLen(s[id:])
+		if idEnd >= len(s) || s[idEnd] != '.' || keyRunLen(s[idEnd+1:]) == 0 {
+			b.WriteString(s[:idEnd]) // no secret after it: nothing to hide
+			s = s[idEnd:]
+			continue
+		}
+		secretEnd := idEnd + 1 + keyRunLen(s[idEnd+1:])
+		b.WriteString(s[:idEnd+1])
+		b.WriteString("[redacted]")
+		s = s[secretEnd:]
+	}
+}
+
+// keyRunLen is how many leading bytes of s are in a key part's alphabet:
+// base32 ids and base64url secrets (A–Z a–z 0–9 - _).
+func keyRunLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return i
+		}
+	}
+	return len(s)
 }
 
 func keyHash(salt []byte, secret string) []byte {

@@ -34,6 +34,9 @@ const (
 	ServerValidity = 824 * 24 * time.Hour
 	// RenewWithin is how close to expiry Renew reissues without --force.
 	RenewWithin = 30 * 24 * time.Hour
+	// WarnWithin is how close to expiry serve warns at start: two weeks
+	// leave time to renew before tablets refuse the lane.
+	WarnWithin = 14 * 24 * time.Hour
 	// backdate covers tablets whose clocks run a little behind the lane's.
 	backdate = time.Hour
 )
@@ -56,7 +59,9 @@ var ErrExists = errors.New("a CA already exists")
 // non-loopback addresses.
 func DefaultNames() []string {
 	var names []string
-	if h, err := os.Hostname(); err == nil && h != "" {
+	// A host name that is no DNS name (my_pc) is left out, not refused:
+	// the other names still make a working certificate.
+	if h, err := os.Hostname(); err == nil && h != "" && CheckName(h) == nil {
 		names = append(names, strings.ToLower(h))
 	}
 	names = append(names, "localhost", "127.0.0.1")
@@ -84,6 +89,61 @@ func dedupe(names []string) []string {
 	return out
 }
 
+// ErrBadName is Init's refusal of a name that is neither a DNS name nor an
+// IP address: a certificate for it would match no address a tablet uses.
+var ErrBadName = errors.New("not a DNS name or an IP address")
+
+// CheckName accepts an IP address (IPv6 with or without brackets) or a DNS
+// name: dot-separated labels of letters, digits and inner hyphens, 1 to 63
+// characters each, 253 in all, the last not all digits (300.1.1.1 is a
+// mistyped address, not a name). A wildcard is allowed as the whole first
+// label only, over at least two more (*.store.example, not *.local nor
+// *.*.x), as browsers match it.
+func CheckName(name string) error {
+	if why := nameFault(name); why != "" {
+		return fmt.Errorf("%q: %w (%s)", name, ErrBadName, why)
+	}
+	return nil
+}
+
+// nameFault is why name is refused, or "".
+func nameFault(name string) string {
+	if net.ParseIP(strings.Trim(name, "[]")) != nil {
+		return ""
+	}
+	if len(name) > 253 {
+		return "longer than 253 characters"
+	}
+	labels := strings.Split(name, ".")
+	if labels[0] == "*" {
+		if len(labels) < 3 {
+			return "a wildcard needs at least two labels after it, as in *.store.example"
+		}
+		labels = labels[1:]
+	}
+	for _, l := range labels {
+		switch {
+		case l == "":
+			return "empty label"
+		case strings.Contains(l, "*"):
+			return "a wildcard may only be the whole first label"
+		case len(l) > 63:
+			return "a label is longer than 63 characters"
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return "a label starts or ends with a hyphen"
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Sprintf("%q is not a letter, digit or hyphen", r)
+			}
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "it ends in a number: an IPv4 address has four numbers from 0 to 255"
+	}
+	return ""
+}
+
 // Init creates the CA and a server certificate for names. An existing CA
 // is replaced only with force: tablets that trust it would stop trusting
 // the lane.
@@ -91,6 +151,16 @@ func Init(f Files, names []string, force bool, now time.Time) error {
 	names = dedupe(names)
 	if len(names) == 0 {
 		return errors.New("no names for the server certificate")
+	}
+	// Every bad name, on one line.
+	var bad []string
+	for _, n := range names {
+		if why := nameFault(n); why != "" {
+			bad = append(bad, fmt.Sprintf("%q (%s)", n, why))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrBadName, strings.Join(bad, "; "))
 	}
 	if !force {
 		if _, err := os.Stat(f.CA); err == nil {
@@ -236,6 +306,25 @@ func loadCA(f Files) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	return ca, ek, nil
 }
 
+// ErrExpired and ErrNotYetValid are CheckDates' refusals: every client
+// would fail the handshake with such a certificate.
+var (
+	ErrExpired     = errors.New("the certificate has expired")
+	ErrNotYetValid = errors.New("the certificate is not valid yet")
+)
+
+// CheckDates checks that c is valid at now. It reports whether it expires
+// within WarnWithin, so that serve can warn in time.
+func CheckDates(c *x509.Certificate, now time.Time) (expiresSoon bool, err error) {
+	switch {
+	case now.After(c.NotAfter):
+		return false, fmt.Errorf("%w: NotAfter %s", ErrExpired, c.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(c.NotBefore):
+		return false, fmt.Errorf("%w: NotBefore %s (check this machine's clock)", ErrNotYetValid, c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return c.NotAfter.Sub(now) < WarnWithin, nil
+}
+
 // ReadCert reads the first certificate of a PEM file.
 func ReadCert(path string) (*x509.Certificate, error) { return readCert(path) }
 
@@ -277,10 +366,14 @@ type reloader struct {
 }
 
 func (r *reloader) load() error {
-	cs, err1 := os.Stat(r.certFile)
-	ks, err2 := os.Stat(r.keyFile)
-	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("TLS certificate files: %w", err)
+	// One error, on one line: the first file that cannot be read.
+	cs, err := os.Stat(r.certFile)
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	ks, err := os.Stat(r.keyFile)
+	if err != nil {
+		return fmt.Errorf("TLS key: %w", err)
 	}
 	pair, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {

@@ -215,3 +215,72 @@ func TestDefaultNames(t *testing.T) {
 		t.Fatalf("init with the default names: %v", err)
 	}
 }
+
+func TestCheckName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"lane-1.local", true},
+		{"LANE-1.Local", true},
+		{"localhost", true},
+		{"192.168.1.20", true},
+		{"::1", true},
+		{"[fe80::1]", true},
+		{"*.store.example", true},
+		{"bad name!", false},
+		{"300.1.1.1", false},
+		{"1.2.3", false},
+		{"*.*.x", false},
+		{"*.local", false},
+		{"a.*.example", false},
+		{"lane*.example", false},
+		{"-lane.local", false},
+		{"lane-.local", false},
+		{"lane..local", false},
+		{"lane.local.", false},
+		{"my_pc.local", false},
+		{"café.local", false},
+		{strings.Repeat("a", 64) + ".local", false},
+		{strings.Repeat("a.", 127) + "aa", false}, // 255 characters
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckName(tt.name)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadName)) {
+				t.Fatalf("CheckName(%q) = %v, want ok %v", tt.name, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestCheckDates(t *testing.T) {
+	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := Init(f, []string{"127.0.0.1"}, false, t0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadCert(f.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		at       time.Time
+		wantErr  error
+		wantSoon bool
+	}{
+		{"at issue", t0, nil, false},
+		{"before NotBefore", c.NotBefore.Add(-time.Minute), ErrNotYetValid, false},
+		{"15 days left", c.NotAfter.Add(-15 * 24 * time.Hour), nil, false},
+		{"13 days left", c.NotAfter.Add(-13 * 24 * time.Hour), nil, true},
+		{"a day after NotAfter", c.NotAfter.Add(24 * time.Hour), ErrExpired, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			soon, err := CheckDates(c, tt.at)
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) || soon != tt.wantSoon {
+				t.Fatalf("CheckDates at %s = %v, %v; want %v, %v", tt.at, soon, err, tt.wantSoon, tt.wantErr)
+			}
+		})
+	}
+}

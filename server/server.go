@@ -73,7 +73,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		cfg:     cfg,
 		db:      db,
 		router:  protocol.NewRouter(),
-		log:     log,
+		log:     slog.New(redactKeys{log.Handler()}), // see redactKeys
 		sockets: map[uint64]*socket{},
 		door:    doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
 		started: now(cfg),

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -220,6 +222,9 @@ func apikeyCreate(args []string, stdout, stderr io.Writer) error {
 		names[i] = string(s)
 	}
 	key, err := db.CreateAPIKey(context.Background(), *name, names)
+	if errors.Is(err, lanedb.ErrBadKeyName) {
+		return usagef("--name: %v", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -280,9 +285,19 @@ func apikeyList(args []string, stdout, stderr io.Writer) error {
 		if k.RevokedUTC.Valid {
 			revoked = k.RevokedUTC.String
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.Name, k.Scopes, k.CreatedUTC, revoked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, listedName(k.Name), k.Scopes, k.CreatedUTC, revoked)
 	}
 	return tw.Flush()
+}
+
+// listedName is a key name as apikey list shows it: as it is when
+// CreateAPIKey would accept it today, else quoted with Go escapes (\n,
+// \u202e), so that a name an older lane stored cannot break or forge rows.
+func listedName(name string) string {
+	if lanedb.CheckKeyName(name) != nil {
+		return strconv.QuoteToASCII(name)
+	}
+	return name
 }
 
 func apikeyRevoke(args []string, stdout, stderr io.Writer) error {

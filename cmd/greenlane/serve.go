@@ -184,14 +184,16 @@ func flagErrors(err error) error {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, args, stderr, nil)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	return serve(context.Background(), args, stderr, nil, sigs)
 }
 
-// serve is `greenlane serve` until ctx ends; ready, if not nil, is called
-// with the bound address once the lane listens.
-func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr)) error {
+// serve is `greenlane serve` until ctx ends or sigs asks it to stop (see
+// watchSignals; nil: no signals); ready, if not nil, is called with the
+// bound address once the lane listens.
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) error {
 	fs, st := serveFlags(stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -225,12 +227,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		lc.Rand = lane.SeededRand(st.seed)
 	}
 	var caFile string
-	if lc.Server.TLS, caFile, err = serveTLS(st); err != nil {
+	// The real clock, not --clock: it is the tablets' clocks that judge
+	// the certificate.
+	if lc.Server.TLS, caFile, err = serveTLS(st, time.Now(), log); err != nil {
 		return err
 	}
 	// Every value is checked before anything is opened or created.
 	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
 		return err
+	}
+	if sigs != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan struct{})
+		defer close(done)
+		go watchSignals(sigs, done, cancel, log, lc.Server.ShutdownGrace, os.Exit)
 	}
 
 	if !lanedb.IsPostgresURL(st.dbPath) {
@@ -290,6 +302,44 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	}
 	log.Info("stopped; lane DB closed cleanly")
 	return nil
+}
+
+// signalNames are the signals serve handles, by their usual names.
+var signalNames = map[os.Signal]string{os.Interrupt: "SIGINT", syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP"}
+
+// watchSignals turns signals into a stop, saying so: a shutdown can wait
+// on a stalled client for up to the grace period, and a silent wait looks
+// like a hang. The first SIGINT or SIGTERM stops the lane gracefully; a
+// second one exits at once (exit(1)) for whoever cannot wait, without
+// closing the lane DB (SQLite's journal keeps it whole: a transaction not
+// committed is rolled back at the next open). SIGHUP reloads nothing, and
+// says so rather than stopping the lane as Go's default would. It returns
+// when done is closed.
+func watchSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), log *slog.Logger, grace time.Duration, exit func(int)) {
+	stopping := false
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			name := signalNames[sig]
+			if name == "" {
+				name = sig.String()
+			}
+			switch {
+			case sig == syscall.SIGHUP:
+				log.Info("SIGHUP ignored: the lane reloads nothing (restart it for new settings; a renewed TLS certificate is served without one)")
+			case !stopping:
+				stopping = true
+				log.Info(fmt.Sprintf("stopping: %s; finishing requests (up to %s, --shutdown-grace); send it again to stop at once", name, grace))
+				stop()
+			default:
+				log.Warn(fmt.Sprintf("stopping at once: a second %s; requests still running are cut off", name))
+				exit(1)
+				return
+			}
+		}
+	}
 }
 
 // lanURLs are the socket URLs on this machine's own network addresses

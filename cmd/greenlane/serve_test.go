@@ -108,7 +108,7 @@ func runServeUntilReady(t *testing.T, args []string, log io.Writer) (addr string
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	ready := make(chan string, 1)
-	go func() { errc <- serve(ctx, args, log, func(a net.Addr) { ready <- a.String() }) }()
+	go func() { errc <- serve(ctx, args, log, func(a net.Addr) { ready <- a.String() }, nil) }()
 	select {
 	case addr = <-ready:
 		return addr, func() error { cancel(); return <-errc }, nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -45,7 +46,7 @@ func tlsInit(args []string, stdout, stderr io.Writer) error {
 	}
 	f := lanetls.FilesFor(*dbPath)
 	if err := lanetls.Init(f, names, *force, time.Now()); err != nil {
-		if errors.Is(err, lanetls.ErrExists) {
+		if errors.Is(err, lanetls.ErrExists) || errors.Is(err, lanetls.ErrBadName) {
 			return usagef("tls init: %v", err)
 		}
 		return fmt.Errorf("tls init: %w", err)
@@ -164,8 +165,10 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 }
 
 // serveTLS is serve's TLS setup from its flags: nil without TLS flags, and
-// with --tls the CA file to serve at /ca.pem.
-func serveTLS(st *serveSettings) (*tls.Config, string, error) {
+// with --tls the CA file to serve at /ca.pem. A certificate outside its
+// dates at now is refused (every client would fail the handshake), one
+// that expires within lanetls.WarnWithin is logged as a warning.
+func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, string, error) {
 	switch {
 	case st.useTLS && lanedb.IsPostgresURL(st.dbPath):
 		return nil, "", usagef("--tls uses the files tls init made next to an SQLite lane DB file; on a PostgreSQL store database give each instance --tls-cert and --tls-key")
@@ -176,9 +179,22 @@ func serveTLS(st *serveSettings) (*tls.Config, string, error) {
 	case st.tlsKey != "" && st.tlsCert == "":
 		return nil, "", usagef("--tls-key %s needs --tls-cert", st.tlsKey)
 	case st.tlsCert != "":
+		// Each missing file is named once, by its flag: the loader's own
+		// error lists both stats on two lines.
+		for _, f := range [][2]string{{"--tls-cert", st.tlsCert}, {"--tls-key", st.tlsKey}} {
+			if _, err := os.Stat(f[1]); errors.Is(err, fs.ErrNotExist) {
+				return nil, "", usagef("%s %s: no such file", f[0], f[1])
+			} else if err != nil {
+				return nil, "", usagef("%s: %v", f[0], err)
+			}
+		}
 		c, err := lanetls.ServerConfig(st.tlsCert, st.tlsKey)
 		if err != nil {
 			return nil, "", usagef("--tls-cert/--tls-key: %v", err)
+		}
+		renew := "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"
+		if err := checkCertDates("--tls-cert "+st.tlsCert, st.tlsCert, renew, now, log); err != nil {
+			return nil, "", err
 		}
 		return c, "", nil
 	case !st.useTLS:
@@ -194,10 +210,33 @@ func serveTLS(st *serveSettings) (*tls.Config, string, error) {
 	if err != nil {
 		return nil, "", usagef("--tls: %v", err)
 	}
+	renew := "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"
+	if err := checkCertDates("--tls: "+f.Cert, f.Cert, renew, now, log); err != nil {
+		return nil, "", err
+	}
 	if _, err := os.Stat(f.CA); err != nil {
 		return c, "", nil // a certificate put there by hand: no CA to hand out
 	}
 	return c, f.CA, nil
+}
+
+// checkCertDates refuses the certificate at path when it is not valid at
+// now, and warns when it expires within lanetls.WarnWithin; what says the
+// flag and file, renew how to get a new one.
+func checkCertDates(what, path, renew string, now time.Time, log *slog.Logger) error {
+	c, err := lanetls.ReadCert(path)
+	if err != nil {
+		return usagef("%s: %v", what, err)
+	}
+	soon, err := lanetls.CheckDates(c, now)
+	if err != nil {
+		return usagef("%s: %v; %s", what, err, renew)
+	}
+	if soon {
+		log.Warn("TLS certificate expires soon; tablets will refuse the lane after that", "cert", path,
+			"not_after", c.NotAfter.UTC().Format(time.RFC3339), "renew", renew)
+	}
+	return nil
 }
 
 // caHandler serves the store's CA certificate, read per request so that

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/greenlane-pos/greenlane/lanetls"
+)
+
+// TestServeCertificateDates: serve refuses a certificate no client would
+// accept (expired, not yet valid), naming its date and how to renew, and
+// warns at start about one that expires within two weeks.
+func TestServeCertificateDates(t *testing.T) {
+	now := time.Now()
+	day := 24 * time.Hour
+	tests := []struct {
+		name     string
+		issued   time.Time // tls init's clock
+		ownFiles bool      // --tls-cert/--tls-key rather than --tls
+		wantErr  []string  // nil when serve must start
+		wantWarn bool
+	}{
+		{name: "expired, --tls", issued: now.Add(-900 * day), wantErr: []string{"the certificate has expired: NotAfter ", "greenlane tls renew --db "}},
+		{name: "expired, --tls-cert", issued: now.Add(-900 * day), ownFiles: true, wantErr: []string{"--tls-cert ", "the certificate has expired: NotAfter ", "tls renew"}},
+		{name: "not yet valid", issued: now.Add(3 * day), wantErr: []string{"the certificate is not valid yet: NotBefore "}},
+		{name: "expires within two weeks", issued: now.Add(-815 * day), wantWarn: true},
+		{name: "new", issued: now},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := laneCopy(t)
+			f := lanetls.FilesFor(db)
+			if err := lanetls.Init(f, []string{"127.0.0.1"}, false, tt.issued); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls"}
+			if tt.ownFiles {
+				args = []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls-cert=" + f.Cert, "--tls-key=" + f.Key}
+			}
+			var log syncBuffer
+			addr, stop, err := runServeUntilReady(t, args, &log)
+			if tt.wantErr != nil {
+				var ue usageError
+				if err == nil {
+					stop()
+					t.Fatalf("serve started on %s; want a refusal", addr)
+				}
+				for _, w := range tt.wantErr {
+					if !errors.As(err, &ue) || !strings.Contains(err.Error(), w) {
+						t.Fatalf("serve: %v, want a usage error saying %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, log.String())
+			}
+			if err := stop(); err != nil {
+				t.Errorf("serve ended with %v", err)
+			}
+			warned := strings.Contains(log.String(), "TLS certificate expires soon")
+			if warned != tt.wantWarn {
+				t.Errorf("warned %v, want %v:\n%s", warned, tt.wantWarn, log.String())
+			}
+		})
+	}
+}
+
+// TestTLSInitRefusesBadNames: tls init issues nothing for a name that is
+// neither a DNS name nor an IP address, and says which.
+func TestTLSInitRefusesBadNames(t *testing.T) {
+	tests := []struct {
+		names string
+		want  string // "" when accepted
+	}{
+		{"bad name!,300.1.1.1,*.*.x", `"bad name!"`},
+		{"300.1.1.1", `"300.1.1.1"`},
+		{"*.*.x", `"*.*.x"`},
+		{"lane-1.local,192.168.1.20,[::1],*.store.example", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.names, func(t *testing.T) {
+			db := t.TempDir() + "/lane.db"
+			err := tlsInit([]string{"--db", db, "--names", tt.names}, io.Discard, io.Discard)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("tls init --names %s: %v, want a one-line usage error naming %s", tt.names, err, tt.want)
+			}
+			if _, err := os.Stat(lanetls.FilesFor(db).Cert); err == nil {
+				t.Error("a certificate was written anyway")
+			}
+		})
+	}
+}

@@ -1,0 +1,76 @@
+package lanedb
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestCreateAPIKeyName: a key name is printed in logs, tables and pages,
+// so one that could forge a line or turn text around is refused.
+func TestCreateAPIKeyName(t *testing.T) {
+	db := openTemp(t)
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"tablet-3", true},
+		{"  counter 1  ", true}, // trimmed
+		{"Café Ånd 店", true},
+		{strings.Repeat("x", MaxKeyNameLen), true},
+		{strings.Repeat("é", MaxKeyNameLen), true}, // characters, not bytes
+		{"", false},
+		{"   ", false},
+		{strings.Repeat("x", MaxKeyNameLen+1), false},
+		{strings.Repeat("x", 5000), false},
+		{"evil\nlevel=ERROR msg=forged", false},
+		{"tab\there", false},
+		{"\x1b[31mred\x1b[0m", false},
+		{"abc\u202egpj.exe", false}, // right-to-left override
+		{"zero\u200bwidth", false},
+		{"line\u2028sep", false},
+		{"nb\u00a0sp", false},
+		{"bad\xffutf8", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name[:min(len(tt.name), 20)], func(t *testing.T) {
+			_, err := db.CreateAPIKey(context.Background(), tt.name, []string{"presell"})
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrBadKeyName)) {
+				t.Fatalf("case %d: CreateAPIKey(%q) = %v, want ok %v", i, tt.name, err, tt.ok)
+			}
+			if err != nil && strings.ContainsAny(err.Error(), "\n\x1b\u202e") {
+				t.Errorf("the refusal repeats the name raw: %q", err)
+			}
+		})
+	}
+}
+
+func TestRedactKeys(t *testing.T) {
+	const secret = "A2gl3EHh6FKat54fY8XaqniKa2cup6IR"
+	tests := []struct{ in, want string }{
+		{"/fd1/products/glk.og54q2o23y3fv5yr." + secret, "/fd1/products/glk.og54q2o23y3fv5yr.[redacted]"},
+		{"/glk.og54q2o23y3fv5yr." + secret + "/x?y", "/glk.og54q2o23y3fv5yr.[redacted]/x?y"},
+		{"a glk.id1.s-e_c and glk.id2.t", "a glk.id1.[redacted] and glk.id2.[redacted]"},
+		{"glk..s3cr3t", "glk..[redacted]"}, // no id: the secret is still hidden
+		{"/fd1/products/list", "/fd1/products/list"},
+		{"glk.onlyid", "glk.onlyid"},
+		{"glk.id.", "glk.id."},
+		{"fd1.glk.x", "fd1.glk.x"},
+		{"glk.", "glk."},
+	}
+	for _, tt := range tests {
+		if got := RedactKeys(tt.in); got != tt.want {
+			t.Errorf("RedactKeys(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	db := openTemp(t)
+	key, err := db.CreateAPIKey(context.Background(), "tablet-1", []string{"presell"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := strings.Cut(strings.TrimPrefix(key, "glk."), ".")
+	if got := RedactKeys("/x/" + key); got != "/x/glk."+id+".[redacted]" {
+		t.Errorf("a real key: %q", got)
+	}
+}
