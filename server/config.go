@@ -70,7 +70,9 @@ type Config struct {
 	// MaxConns caps the TCP connections open at once, lane-wide: sockets,
 	// HTTP requests and kept-alive connections alike, so that no flood
 	// takes the process's file descriptors. One more is closed as it
-	// arrives. Keep it above MaxSockets. 1 to 1048576. Default 4096.
+	// arrives. It is never less than MaxSockets (every socket is a
+	// connection): a lower value counts as MaxSockets. 1 to 1048576.
+	// Default 4096.
 	MaxConns int
 	// MaxConnsPerAddress caps the TCP connections one remote address may
 	// hold open at once, so that one machine cannot fill MaxConns for
@@ -174,17 +176,7 @@ func (c Config) Validate() error {
 		setting.Range("RevokeCheck", c.RevokeCheck, 10*time.Millisecond, time.Hour),
 		c.validRedirect(),
 		c.validOrigins(),
-		c.validConns(),
 	)
-}
-
-// validConns refuses a connection cap below the socket cap: the sockets
-// past it would be cut off at connect, without the 503 that says why.
-func (c Config) validConns() error {
-	if c.MaxConns < c.MaxSockets {
-		return setting.Errorf("MaxConns", "must be at least the socket cap (%d), got %d: every socket is a connection", c.MaxSockets, c.MaxConns)
-	}
-	return nil
 }
 
 // validOrigins refuses an --allowed-origins entry that is not an origin

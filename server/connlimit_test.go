@@ -125,12 +125,18 @@ func TestConnectionsAreCapped(t *testing.T) {
 	}
 }
 
-func TestConfigRefusesFewerConnectionsThanSockets(t *testing.T) {
+// TestConnCapIsNeverBelowTheSocketCap: every socket is a connection, so a
+// --max-conns below --max-sockets (a --max-sockets raised alone) counts as
+// --max-sockets rather than cutting sockets off at connect.
+func TestConnCapIsNeverBelowTheSocketCap(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxConns = cfg.MaxSockets - 1
-	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "MaxConns: must be at least the socket cap") {
-		t.Fatalf("Validate: %v", err)
+	cfg.MaxSockets = cfg.MaxConns + 1000
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("--max-sockets above --max-conns: %v", err)
+	}
+	s, _ := testServer(t, cfg)
+	if s.conns.total != cfg.MaxSockets {
+		t.Fatalf("connection cap %d, want the socket cap %d", s.conns.total, cfg.MaxSockets)
 	}
 }
 

@@ -79,7 +79,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
 		workers: map[protocol.Purpose]int{},
-		conns:   newConnCount(cfg.MaxConns, cfg.MaxConnsPerAddress, log),
+		conns:   newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
