@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -92,6 +93,17 @@ type DB struct {
 	// until the schema is migrated.
 	cache *writeCache
 	ck    *checkpointer // copies the WAL back, off the writer's path
+	// fault is set while the writer's last write failed for a
+	// StorageFault (a full disk…), cleared by the next that commits:
+	// Ready reports it.
+	fault atomic.Pointer[writeFault]
+}
+
+// writeFault is a write refused by the lane DB's storage.
+type writeFault struct {
+	reason string // StorageFault's
+	err    error
+	since  time.Time // the first of the refusals in a row
 }
 
 // Postgres reports whether the lane DB is a PostgreSQL store database.
