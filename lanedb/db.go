@@ -97,6 +97,11 @@ type DB struct {
 	// StorageFault (a full disk…), cleared by the next that commits:
 	// Ready reports it.
 	fault atomic.Pointer[writeFault]
+	// walLimit is the WAL size past which the writer restarts it
+	// (checkpoint.go); 0 on PostgreSQL.
+	walLimit    int64
+	restartAt   atomic.Int64  // the WAL size for the next restart after one was blocked
+	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
 }
 
 // writeFault is a write refused by the lane DB's storage.
@@ -146,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open lane db %s: %w", abs, err)
 	}
-	db := &DB{w: w, Path: abs}
+	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		if IsBusy(err) {
@@ -216,6 +221,8 @@ func writerDSN(abs string, o Options) string {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer does it (checkpoint.go)
+	// A WAL started over is cut back to this (checkpoint.go).
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", defaultWALLimit))
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	// Each request in a group-commit batch runs in its own savepoint, and a
@@ -249,6 +256,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	tx.runAfterCommit()
+	db.boundWAL()
 	return nil
 }
 

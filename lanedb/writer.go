@@ -339,6 +339,7 @@ func (w *Writer) loop() {
 			busySince = time.Now()
 		}
 		w.runBatch(w.collect(first))
+		w.db.boundWAL()
 	}
 }
 
