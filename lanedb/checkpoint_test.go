@@ -2,6 +2,7 @@ package lanedb
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +126,58 @@ func testWALStaysBounded(t *testing.T, write func(ctx context.Context, db *DB, w
 	// later: allow for a few. Unbounded, it reaches several MB here.
 	if bound := int64(4*limit + 64<<10); most > bound {
 		t.Fatalf("the WAL reached %d bytes writing %d KB; want at most %d", most, writes*8, bound)
+	}
+}
+
+// TestCloseReportsAWALLeftBehind: a WAL that Close could not copy back
+// (here another program's read keeps it) is reported, naming the file and
+// why, rather than closing as if all were in the database file; with
+// nobody else on the file, Close copies it back and removes it.
+func TestCloseReportsAWALLeftBehind(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		otherRead bool
+		want      string // "" for a clean close
+	}{
+		{"alone", false, ""},
+		{"another program reading", true, "-wal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := Open(ctx, filepath.Join(t.TempDir(), "lane.db"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(ctx, `INSERT INTO lane_meta (key, value) VALUES ('a', 'b')`); err != nil {
+				t.Fatal(err)
+			}
+			if tt.otherRead {
+				other, err := sql.Open("sqlite", db.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Close()
+				tx, err := other.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				var n int
+				if err := tx.QueryRow(`SELECT COUNT(*) FROM lane_meta`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = db.Close()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Close = %v, want a clean close", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Close = %v, want it to report the WAL left behind", err)
+			}
+			if _, err := os.Stat(db.Path + "-wal"); (err == nil) != (tt.want != "") {
+				t.Fatalf("WAL file after Close: %v", err)
+			}
+		})
 	}
 }

@@ -102,6 +102,7 @@ type DB struct {
 	walLimit    int64
 	restartAt   atomic.Int64  // the WAL size for the next restart after one was blocked
 	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
+	closed      atomic.Bool
 }
 
 // writeFault is a write refused by the lane DB's storage.
@@ -194,9 +195,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close closes both pools. The WAL is checkpointed by SQLite when the last
-// connection closes.
+// Close closes both pools. On SQLite the WAL is copied back into the
+// database file and removed when the last connection closes, but SQLite
+// does so silently or not at all: another program with the file open
+// (the counter's) keeps it, and a failed copy (a full disk) leaves it.
+// So the writer first copies it back itself, and Close reports a WAL left
+// behind, with its size and why if known: the data is safe in it, but the
+// database file alone is not the whole lane DB. Closing twice is a no-op.
 func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	var errs []error
 	if db.ck != nil {
 		errs = append(errs, db.ck.Close())
@@ -204,8 +213,42 @@ func (db *DB) Close() error {
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
+	var ckErr error
+	if !db.Postgres() {
+		ckErr = db.finalCheckpoint()
+	}
 	errs = append(errs, db.w.Close())
+	if !db.Postgres() {
+		if n, err := fileSize(db.Path + "-wal"); err != nil || n > 0 {
+			why := "another program still has the lane DB open (it copies the WAL back when it closes)"
+			if ckErr != nil {
+				why = "the final checkpoint failed: " + ckErr.Error()
+			}
+			errs = append(errs, fmt.Errorf("lane db %s: its WAL %s-wal (%d bytes) was left behind, holding changes not yet in the database file; "+
+				"keep it beside the database file (a copy or backup needs both): %s", db.Path, db.Path, n, why))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// finalCheckpoint copies the whole WAL back into the database file on the
+// writer connection and empties it, waiting briefly for readers, and says
+// why it could not.
+func (db *DB) finalCheckpoint() error {
+	ctx := context.Background()
+	// Shutting down must not hang on another program's long read.
+	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds())); err != nil {
+		return err
+	}
+	var blocked, frames, copied int64
+	err := db.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&blocked, &frames, &copied)
+	switch {
+	case err != nil:
+		return err
+	case blocked != 0:
+		return fmt.Errorf("another connection was using the WAL (%d of %d frames copied)", copied, frames)
+	}
+	return nil
 }
 
 // fileURI makes an SQLite URI for path; SQLite decodes %-escapes in it.
