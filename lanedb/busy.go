@@ -2,6 +2,7 @@ package lanedb
 
 import (
 	"errors"
+	"slices"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -72,4 +73,13 @@ func walkErrors(err error, fn func(error) bool) bool {
 		}
 	}
 	return false
+}
+
+// isSQLiteCode reports whether err holds an SQLite error whose primary
+// code is one of codes.
+func isSQLiteCode(err error, codes ...int) bool {
+	return walkErrors(err, func(e error) bool {
+		se, ok := e.(*sqlite.Error)
+		return ok && slices.Contains(codes, se.Code()&0xff)
+	})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/greenlane-pos/greenlane/internal/setting"
 )
@@ -150,7 +151,14 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
+		if ro := readOnlyError(abs, err); ro != nil {
+			return nil, ro // a folder it may not write: SQLite cannot make the WAL
+		}
 		return nil, fmt.Errorf("open lane db %s: %w", abs, err)
+	}
+	if err := checkWritable(ctx, w, abs); err != nil {
+		w.Close()
+		return nil, err
 	}
 	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout}
 	if err := db.migrate(ctx); err != nil {
@@ -251,16 +259,74 @@ func (db *DB) finalCheckpoint() error {
 	return nil
 }
 
+// checkWritable makes sure the writer can really write the lane DB. SQLite
+// opens a file it may not write (or one whose folder it may not write, to
+// make the WAL beside it) read-only without a word, and a write
+// transaction still starts: the lane then served, /readyz said ready, and
+// every change failed. So a write is tried, in a transaction rolled back:
+// setting the header's user_version to what it is. What SQLite answers
+// decides, not the file's mode bits (root may write a 0444 file).
+func checkWritable(ctx context.Context, w *sqlx.DB, abs string) error {
+	tx, err := w.BeginTxx(ctx, nil)
+	if err == nil {
+		var v int64
+		if err = tx.GetContext(ctx, &v, `PRAGMA user_version`); err == nil {
+			_, err = tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+		}
+		_ = tx.Rollback()
+	}
+	if err == nil || IsBusy(err) { // busy: another program writes it, so can we, in turn (migrate waits)
+		return nil
+	}
+	if ro := readOnlyError(abs, err); ro != nil {
+		return ro
+	}
+	return fmt.Errorf("lane db %s: try a write: %w", abs, err)
+}
+
+// readOnlyError is the error for SQLite refusing to write the lane DB
+// (err), naming what to make writable; nil when err is something else.
+func readOnlyError(abs string, err error) error {
+	if !isSQLiteCode(err, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) {
+		return nil
+	}
+	// The folder when SQLite cannot make its files there, else the file
+	// (SQLite's own answer says which only in some cases).
+	what := "the file " + abs
+	if dir := filepath.Dir(abs); !canCreateIn(dir) {
+		what = "its folder " + dir
+	}
+	return fmt.Errorf("lane db %s is read-only for this user (uid %d): make %s writable by it "+
+		"(SQLite also writes %s-wal and %s-shm beside it): %w", abs, os.Geteuid(), what, abs, abs, err)
+}
+
+// canCreateIn reports whether this process may make a file in dir.
+func canCreateIn(dir string) bool {
+	f, err := os.CreateTemp(dir, ".greenlane-probe-*")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
+}
+
 // fileURI makes an SQLite URI for path; SQLite decodes %-escapes in it.
 func fileURI(abs string) string {
 	return (&url.URL{Scheme: "file", Path: abs}).String()
 }
+
+// writerMode is how the writer opens the file: read-write, made if
+// missing (SQLite's own default, said here). Tests open it "ro" to meet,
+// even as root, what SQLite answers on a file this user may not write.
+var writerMode = "rwc"
 
 // writerDSN puts every pragma in the DSN so that each new connection gets
 // them (a pragma run on a pool reaches only one connection). busy_timeout
 // comes first: the others may need a lock.
 func writerDSN(abs string, o Options) string {
 	q := url.Values{}
+	q.Set("mode", writerMode)
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer does it (checkpoint.go)
