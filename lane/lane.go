@@ -118,6 +118,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	}
 	clockOK := func(ctx context.Context) error { return clockInStep(ctx, db, laneClock, cfg.MaxClockSkew) }
 	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
+	l.Writer.LogTo(log)
 	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(), server.MemoryFamilies()...)...)
 	sales := cfg.Sales
 	sales.Notify = l.Hub.Notify

@@ -18,9 +18,31 @@ import (
 // checkpoint (it never blocks the writer or a reader) every
 // checkpointEvery. Other processes on the lane DB keep SQLite's default.
 
+//
+// A PASSIVE checkpoint copies frames back, but SQLite starts the WAL over
+// (writes from its beginning again) only when a write transaction begins
+// after a checkpoint copied every frame and while no reader uses the WAL.
+// Under steady load neither holds: the writer commits while the
+// checkpointer copies, and a reader always sits in the WAL. The WAL then
+// grew without end (hundreds of MB in seconds). So the writer, between
+// batches, runs a RESTART checkpoint once the WAL file passes walLimit
+// (boundWAL), and the writer connection's journal_size_limit cuts the
+// file back to walLimit when it starts over.
+
 // checkpointEvery is how often the checkpointer copies the WAL back: often
-// enough that the WAL stays a few megabytes under full load.
+// enough that the writer's RESTART finds little left to copy.
 const checkpointEvery = 250 * time.Millisecond
+
+// defaultWALLimit is the WAL file's size past which the writer restarts it:
+// at full load (a few MB/s of WAL) one restart a second or two.
+const defaultWALLimit = 8 << 20
+
+// restartWait is how long the writer's RESTART checkpoint waits for the
+// checkpointer's PASSIVE one and for readers to leave the WAL: new
+// readers read the database file once it is all copied back, so the
+// wait is for reads already running. Past it the writer carries on and
+// tries again after its next batch; every change waits meanwhile.
+const restartWait = 100 * time.Millisecond
 
 // checkpointer runs PASSIVE checkpoints until stopped.
 type checkpointer struct {
@@ -67,4 +89,76 @@ func (c *checkpointer) Close() error {
 	close(c.stop)
 	<-c.done
 	return c.conn.Close()
+}
+
+// boundWAL restarts the WAL when its file has passed walLimit (see
+// above). The writer runs it between batches, and WriteTx after each
+// commit, holding no transaction; the os.Stat costs a microsecond or two.
+// When a long read blocks the restart, the next try waits for the WAL to
+// grow by another walLimit, so that such a read costs the writer
+// restartWait now and then rather than every batch.
+func (db *DB) boundWAL() {
+	if db.Postgres() || db.walLimit <= 0 {
+		return
+	}
+	n, err := fileSize(db.Path + "-wal")
+	if err != nil || n <= max(db.walLimit, db.restartAt.Load()) {
+		return
+	}
+	switch db.restartWAL(context.Background()) {
+	case restarted:
+		db.restartAt.Store(0)
+	case readersStayed:
+		db.restartAt.Store(n + db.walLimit)
+	}
+	// Otherwise it failed at once (another checkpoint was running, which
+	// SQLite does not wait for): try again after the next commit.
+}
+
+// restartOutcome is how a RESTART checkpoint went.
+type restartOutcome int
+
+const (
+	restarted     restartOutcome = iota
+	readersStayed                // it waited restartWait for reads to end
+	notTried                     // another checkpoint held the lock, or an error
+)
+
+// restartWAL runs a RESTART checkpoint on the writer connection, waiting
+// at most restartWait for readers.
+func (db *DB) restartWAL(ctx context.Context) restartOutcome {
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return notTried
+	}
+	defer conn.Close()
+	// The checkpoint waits as the connection's busy timeout says: briefly
+	// here, then back to the timeout writes wait for other programs with.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds())); err != nil {
+		return notTried
+	}
+	defer conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", db.busyTimeout.Milliseconds()))
+	// blocked is 1 when it did not complete; frames is -1 when it could
+	// not start (SQLite gives up at once on the checkpoint lock).
+	var blocked, frames, copied int64
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&blocked, &frames, &copied); err != nil {
+		return notTried
+	}
+	switch {
+	case blocked == 0:
+		return restarted
+	case frames < 0:
+		return notTried
+	}
+	return readersStayed
+}
+
+// setWALLimit sets walLimit and the writer connection's journal_size_limit
+// with it (tests lower it; the DSN sets defaultWALLimit).
+func (db *DB) setWALLimit(ctx context.Context, n int64) error {
+	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA journal_size_limit = %d", n)); err != nil {
+		return fmt.Errorf("set the WAL's size limit: %w", err)
+	}
+	db.walLimit = n
+	return nil
 }

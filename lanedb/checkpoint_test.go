@@ -2,8 +2,11 @@ package lanedb
 
 import (
 	"context"
+	"database/sql"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,5 +39,145 @@ func TestCheckpointerCopiesTheWALBack(t *testing.T) {
 			t.Fatalf("the database file is %d bytes, %d before a 2 MB commit: the WAL was not checkpointed", size(), before)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWALStaysBounded: under back-to-back writes while readers always sit
+// in the WAL, PASSIVE checkpoints never find the WAL fully copied back
+// with no reader in it, so SQLite never starts it over: it grew without
+// end. A write through the group-commit writer or WriteTx restarts it once
+// it passes its limit, so the file stays within a few times the limit.
+func TestWALStaysBounded(t *testing.T) {
+	insert := func(ctx context.Context, tx *Tx, i int) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (?, ?, ?)`, 1000+i, i, strings.Repeat("x", 8<<10))
+		return err
+	}
+	for _, via := range []struct {
+		name  string
+		write func(ctx context.Context, db *DB, w *Writer, i int) error
+	}{
+		{"writer", func(ctx context.Context, _ *DB, w *Writer, i int) error {
+			return w.Do(ctx, func(ctx context.Context, tx *Tx) error { return insert(ctx, tx, i) })
+		}},
+		{"WriteTx", func(ctx context.Context, db *DB, _ *Writer, i int) error {
+			return db.WriteTx(ctx, func(tx *Tx) error { return insert(ctx, tx, i) })
+		}},
+	} {
+		t.Run(via.name, func(t *testing.T) {
+			testWALStaysBounded(t, func(ctx context.Context, db *DB, w *Writer, i int) error { return via.write(ctx, db, w, i) })
+		})
+	}
+}
+
+func testWALStaysBounded(t *testing.T, write func(ctx context.Context, db *DB, w *Writer, i int) error) {
+	ctx := context.Background()
+	// Without fsyncs, to be quick: the WAL grows the same.
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "lane.db"), Options{Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const limit = 256 << 10
+	if err := db.setWALLimit(ctx, limit); err != nil {
+		t.Fatal(err)
+	}
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 3 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Short reads back to back, as the lane's are: one of them
+				// is nearly always in the WAL.
+				var n int
+				if err := db.r.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff`); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); readers.Wait() }()
+
+	const writes = 200 // WAL frames of several times the bound
+	var most int64
+	for i := range writes {
+		if err := write(ctx, db, w, i); err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.WALSize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, n)
+	}
+	// A write here is one row: 8 KB of text, a few pages with the index.
+	// A restart that a read blocked (on a loaded machine a reader may sit
+	// descheduled in the WAL past restartWait) is tried again a limit
+	// later: allow for a few. Unbounded, it reaches several MB here.
+	if bound := int64(4*limit + 64<<10); most > bound {
+		t.Fatalf("the WAL reached %d bytes writing %d KB; want at most %d", most, writes*8, bound)
+	}
+}
+
+// TestCloseReportsAWALLeftBehind: a WAL that Close could not copy back
+// (here another program's read keeps it) is reported, naming the file and
+// why, rather than closing as if all were in the database file; with
+// nobody else on the file, Close copies it back and removes it.
+func TestCloseReportsAWALLeftBehind(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		otherRead bool
+		want      string // "" for a clean close
+	}{
+		{"alone", false, ""},
+		{"another program reading", true, "-wal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := Open(ctx, filepath.Join(t.TempDir(), "lane.db"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(ctx, `INSERT INTO lane_meta (key, value) VALUES ('a', 'b')`); err != nil {
+				t.Fatal(err)
+			}
+			if tt.otherRead {
+				other, err := sql.Open("sqlite", db.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Close()
+				tx, err := other.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				var n int
+				if err := tx.QueryRow(`SELECT COUNT(*) FROM lane_meta`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = db.Close()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Close = %v, want a clean close", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Close = %v, want it to report the WAL left behind", err)
+			}
+			if _, err := os.Stat(db.Path + "-wal"); (err == nil) != (tt.want != "") {
+				t.Fatalf("WAL file after Close: %v", err)
+			}
+		})
 	}
 }

@@ -12,10 +12,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/greenlane-pos/greenlane/internal/setting"
 )
@@ -92,6 +94,23 @@ type DB struct {
 	// until the schema is migrated.
 	cache *writeCache
 	ck    *checkpointer // copies the WAL back, off the writer's path
+	// fault is set while the writer's last write failed for a
+	// StorageFault (a full disk…), cleared by the next that commits:
+	// Ready reports it.
+	fault atomic.Pointer[writeFault]
+	// walLimit is the WAL size past which the writer restarts it
+	// (checkpoint.go); 0 on PostgreSQL.
+	walLimit    int64
+	restartAt   atomic.Int64  // the WAL size for the next restart after one was blocked
+	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
+	closed      atomic.Bool
+}
+
+// writeFault is a write refused by the lane DB's storage.
+type writeFault struct {
+	reason string // StorageFault's
+	err    error
+	since  time.Time // the first of the refusals in a row
 }
 
 // Postgres reports whether the lane DB is a PostgreSQL store database.
@@ -132,9 +151,16 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
+		if ro := readOnlyError(abs, err); ro != nil {
+			return nil, ro // a folder it may not write: SQLite cannot make the WAL
+		}
 		return nil, fmt.Errorf("open lane db %s: %w", abs, err)
 	}
-	db := &DB{w: w, Path: abs}
+	if err := checkWritable(ctx, w, abs); err != nil {
+		w.Close()
+		return nil, err
+	}
+	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		if IsBusy(err) {
@@ -177,9 +203,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close closes both pools. The WAL is checkpointed by SQLite when the last
-// connection closes.
+// Close closes both pools. On SQLite the WAL is copied back into the
+// database file and removed when the last connection closes, but SQLite
+// does so silently or not at all: another program with the file open
+// (the counter's) keeps it, and a failed copy (a full disk) leaves it.
+// So the writer first copies it back itself, and Close reports a WAL left
+// behind, with its size and why if known: the data is safe in it, but the
+// database file alone is not the whole lane DB. Closing twice is a no-op.
 func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	var errs []error
 	if db.ck != nil {
 		errs = append(errs, db.ck.Close())
@@ -187,8 +221,94 @@ func (db *DB) Close() error {
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
+	var ckErr error
+	if !db.Postgres() {
+		ckErr = db.finalCheckpoint()
+	}
 	errs = append(errs, db.w.Close())
+	if !db.Postgres() {
+		if n, err := fileSize(db.Path + "-wal"); err != nil || n > 0 {
+			why := "another program still has the lane DB open (it copies the WAL back when it closes)"
+			if ckErr != nil {
+				why = "the final checkpoint failed: " + ckErr.Error()
+			}
+			errs = append(errs, fmt.Errorf("lane db %s: its WAL %s-wal (%d bytes) was left behind, holding changes not yet in the database file; "+
+				"keep it beside the database file (a copy or backup needs both): %s", db.Path, db.Path, n, why))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// finalCheckpoint copies the whole WAL back into the database file on the
+// writer connection and empties it, waiting briefly for readers, and says
+// why it could not.
+func (db *DB) finalCheckpoint() error {
+	ctx := context.Background()
+	// Shutting down must not hang on another program's long read.
+	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds())); err != nil {
+		return err
+	}
+	var blocked, frames, copied int64
+	err := db.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&blocked, &frames, &copied)
+	switch {
+	case err != nil:
+		return err
+	case blocked != 0:
+		return fmt.Errorf("another connection was using the WAL (%d of %d frames copied)", copied, frames)
+	}
+	return nil
+}
+
+// checkWritable makes sure the writer can really write the lane DB. SQLite
+// opens a file it may not write (or one whose folder it may not write, to
+// make the WAL beside it) read-only without a word, and a write
+// transaction still starts: the lane then served, /readyz said ready, and
+// every change failed. So a write is tried, in a transaction rolled back:
+// setting the header's user_version to what it is. What SQLite answers
+// decides, not the file's mode bits (root may write a 0444 file).
+func checkWritable(ctx context.Context, w *sqlx.DB, abs string) error {
+	tx, err := w.BeginTxx(ctx, nil)
+	if err == nil {
+		var v int64
+		if err = tx.GetContext(ctx, &v, `PRAGMA user_version`); err == nil {
+			_, err = tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+		}
+		_ = tx.Rollback()
+	}
+	if err == nil || IsBusy(err) { // busy: another program writes it, so can we, in turn (migrate waits)
+		return nil
+	}
+	if ro := readOnlyError(abs, err); ro != nil {
+		return ro
+	}
+	return fmt.Errorf("lane db %s: try a write: %w", abs, err)
+}
+
+// readOnlyError is the error for SQLite refusing to write the lane DB
+// (err), naming what to make writable; nil when err is something else.
+func readOnlyError(abs string, err error) error {
+	if !isSQLiteCode(err, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) {
+		return nil
+	}
+	// The folder when SQLite cannot make its files there, else the file
+	// (SQLite's own answer says which only in some cases).
+	what := "the file " + abs
+	if dir := filepath.Dir(abs); !canCreateIn(dir) {
+		what = "its folder " + dir
+	}
+	return fmt.Errorf("lane db %s is read-only for this user (uid %d): make %s writable by it "+
+		"(SQLite also writes %s-wal and %s-shm beside it): %w", abs, os.Geteuid(), what, abs, abs, err)
+}
+
+// canCreateIn reports whether this process may make a file in dir.
+func canCreateIn(dir string) bool {
+	f, err := os.CreateTemp(dir, ".greenlane-probe-*")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
 }
 
 // fileURI makes an SQLite URI for path; SQLite decodes %-escapes in it.
@@ -196,14 +316,22 @@ func fileURI(abs string) string {
 	return (&url.URL{Scheme: "file", Path: abs}).String()
 }
 
+// writerMode is how the writer opens the file: read-write, made if
+// missing (SQLite's own default, said here). Tests open it "ro" to meet,
+// even as root, what SQLite answers on a file this user may not write.
+var writerMode = "rwc"
+
 // writerDSN puts every pragma in the DSN so that each new connection gets
 // them (a pragma run on a pool reaches only one connection). busy_timeout
 // comes first: the others may need a lock.
 func writerDSN(abs string, o Options) string {
 	q := url.Values{}
+	q.Set("mode", writerMode)
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer does it (checkpoint.go)
+	// A WAL started over is cut back to this (checkpoint.go).
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", defaultWALLimit))
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	// Each request in a group-commit batch runs in its own savepoint, and a
@@ -237,6 +365,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	tx.runAfterCommit()
+	db.boundWAL()
 	return nil
 }
 

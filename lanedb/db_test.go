@@ -3,6 +3,7 @@ package lanedb
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,5 +178,56 @@ func TestWhereRejectsUnknownColumnsAndOps(t *testing.T) {
 	}
 	if !strings.Contains(clause, "b.barcode = ?") || !strings.Contains(clause, "p.price_cents >= ?") || len(args) != 2 {
 		t.Errorf("clause %q args %v", clause, args)
+	}
+}
+
+// TestOpenRefusesAReadOnlyDB: SQLite opens a lane DB it may not write
+// read-only without a word, and a write transaction still starts; Open
+// must try a write and refuse, naming the file. Root may write any file,
+// so the writer is opened read-only here (mode=ro) to meet SQLite's own
+// answer; as another user a 0444 file is tried as well.
+func TestOpenRefusesAReadOnlyDB(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name    string
+		prepare func(t *testing.T, path string) (undo func())
+		want    string // "" when Open must succeed
+	}{
+		{"writable", func(*testing.T, string) func() { return func() {} }, ""},
+		{"SQLite opens it read-only", func(*testing.T, string) func() {
+			writerMode = "ro"
+			return func() { writerMode = "rwc" }
+		}, "is read-only for this user"},
+		{"mode 0444", func(t *testing.T, path string) func() {
+			if os.Geteuid() == 0 {
+				t.Skip("root writes a 0444 file")
+			}
+			if err := os.Chmod(path, 0o444); err != nil {
+				t.Fatal(err)
+			}
+			return func() {}
+		}, "is read-only for this user"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "lane.db")
+			db, err := Open(ctx, path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			defer tt.prepare(t, path)()
+			db, err = Open(ctx, path, Options{})
+			if err == nil {
+				db.Close()
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Open: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path)):
+				t.Fatalf("Open = %v, want it refused, naming %s and saying %q", err, path, tt.want)
+			}
+		})
 	}
 }

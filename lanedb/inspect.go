@@ -209,3 +209,20 @@ func OpenPresellStats(ctx context.Context, q sqlx.QueryerContext, nowMS int64) (
 	}
 	return s, nil
 }
+
+// SetWriterMaxPages sets the writer connection's max_page_count: the most
+// pages the lane DB file may grow to through it, never below its size now
+// (SQLite raises a smaller value to that). A write that would grow it
+// further fails as on a full disk (SQLITE_FULL). It lasts as long as the
+// connection; it returns the cap in force. Tests and drills use it to
+// fill the disk without filling one.
+func (db *DB) SetWriterMaxPages(ctx context.Context, pages int64) (int64, error) {
+	if db.Postgres() {
+		return 0, fmt.Errorf("max page count (SQLite's): %w", ErrNotOnPostgres)
+	}
+	var got int64
+	if err := db.w.GetContext(ctx, &got, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+		return 0, fmt.Errorf("set the writer's max page count: %w", err)
+	}
+	return got, nil
+}

@@ -129,7 +129,9 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 }
 
 // Ready reports why the lane DB cannot serve changes, or nil: its schema
-// must be the one this build knows, and a write transaction must start.
+// must be the one this build knows, the writer's last write must not have
+// been refused by its storage (a full disk: see StorageFault; cleared when
+// a write commits again), and a write transaction must start.
 // The probe is BEGIN IMMEDIATE then ROLLBACK on the writer's connection, so
 // the write lock is held for no longer than it takes to get it; ctx bounds
 // the wait for it (a writer mid-batch holds the connection).
@@ -140,6 +142,11 @@ func (db *DB) Ready(ctx context.Context) error {
 	}
 	if want := SchemaVersion(); current != want {
 		return fmt.Errorf("schema version %d, this build needs %d", current, want)
+	}
+	// A full disk still lets a transaction start: what the last write
+	// met is what tells.
+	if f := db.fault.Load(); f != nil {
+		return fmt.Errorf("%s; writes are refused since %s: %w", f.reason, f.since.Format(time.TimeOnly), f.err)
 	}
 	tx, err := db.begin(ctx)
 	if err != nil {

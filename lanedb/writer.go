@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/bits"
 	"sync"
@@ -70,6 +71,9 @@ type Writer struct {
 	lastDataVersion int64
 	othersAt        time.Time
 	collectedAt     time.Time
+	faultLog        faultLog
+
+	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
 
 	// mu makes Close wait for submissions in progress, so that no job is
 	// queued after the loop has drained and stopped.
@@ -335,6 +339,7 @@ func (w *Writer) loop() {
 			busySince = time.Now()
 		}
 		w.runBatch(w.collect(first))
+		w.db.boundWAL()
 	}
 }
 
@@ -616,7 +621,12 @@ func runSavepoint(ctx context.Context, tx *Tx, j *job, deadline time.Time) (jobE
 		tx.journalLocked = journalLocked
 		tx.savepoints++
 		if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {
-			return nil, fmt.Errorf("rollback to savepoint: %w (after %v)", err, jobErr)
+			if _, ok := StorageFault(jobErr); ok {
+				// SQLite rolled the whole transaction back on a full or
+				// failing disk: that is the news, not the lost savepoint.
+				return nil, fmt.Errorf("the batch was rolled back: %w", jobErr)
+			}
+			return nil, fmt.Errorf("rollback to savepoint: %w (after %w)", err, jobErr)
 		}
 	}
 	tx.savepoints++
@@ -648,8 +658,12 @@ func (w *Writer) unavailable(err error) error {
 
 // answer tells each job how it went. A failed COMMIT fails every job that
 // had succeeded: none of their writes are in the DB. A nil job was set
-// aside for a second run and is answered by that run.
+// aside for a second run and is answered by that run. The lane DB's write
+// health (DB.Ready) is updated first, so that a caller refused for a full
+// disk finds /readyz saying so.
 func (w *Writer) answer(batch []*job, results []error, commitErr error) {
+	var fault error
+	var written, refused int
 	for i, j := range batch {
 		if j == nil {
 			continue
@@ -658,7 +672,71 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 		if err == nil && commitErr != nil {
 			err = commitErr
 		}
-		j.done <- err
+		results[i] = err
+		if _, ok := StorageFault(err); ok {
+			fault = err
+			refused++
+		} else if err == nil {
+			written++
+		}
+	}
+	w.noteWrites(fault, written, refused)
+	for i, j := range batch {
+		if j != nil {
+			j.done <- results[i]
+		}
+	}
+}
+
+// LogTo makes the writer tell log when the lane DB's storage starts and
+// stops refusing writes (see faultLog). Without it they go untold (the
+// callers still get the errors).
+func (w *Writer) LogTo(log *slog.Logger) { w.log.Store(log) }
+
+// faultLogEvery is how often, while the lane DB's storage keeps refusing
+// writes, one line counts the writes refused since the last.
+const faultLogEvery = 5 * time.Second
+
+// faultLog is what the writer has told of a storage fault: under load
+// every request fails the same way, and a line each would bury the log.
+// The first failure is told in full, then a count every faultLogEvery
+// while it lasts, then the recovery.
+type faultLog struct {
+	refused, total int // writes refused since the last line, and in all
+	lastLine       time.Time
+}
+
+// noteWrites records a batch's outcome in the DB's write health and the
+// log: fault is a storage fault that refused some of its writes (nil if
+// none did), written the writes that committed.
+func (w *Writer) noteWrites(fault error, written, refused int) {
+	log := w.log.Load()
+	fl := &w.faultLog
+	switch {
+	case fault != nil:
+		reason, _ := StorageFault(fault)
+		now := time.Now()
+		was := w.db.fault.Load()
+		if was == nil || was.reason != reason {
+			w.db.fault.Store(&writeFault{reason: reason, err: fault, since: now})
+			if log != nil {
+				log.Error("the lane DB refuses writes: "+reason+"; every change is refused until then", "err", fault)
+			}
+			fl.refused, fl.total, fl.lastLine = 0, refused, now
+			return
+		}
+		fl.refused += refused
+		fl.total += refused
+		if now.Sub(fl.lastLine) >= faultLogEvery {
+			if log != nil {
+				log.Warn("the lane DB still refuses writes: "+reason, "refused", fl.refused, "since", was.since.Format(time.TimeOnly))
+			}
+			fl.refused, fl.lastLine = 0, now
+		}
+	case written > 0:
+		if was := w.db.fault.Swap(nil); was != nil && log != nil {
+			log.Info("the lane DB takes writes again", "refused", fl.total, "lasted", time.Since(was.since).Round(time.Millisecond))
+		}
 	}
 }
 

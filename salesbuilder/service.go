@@ -216,6 +216,13 @@ func mapDBError(err error) error {
 		return protocol.Errorf(protocol.CodeConflict, "the sale was changed by another device at the same moment; fetch it and retry")
 	case errors.Is(err, lanedb.ErrWriterClosed):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane is shutting down; retry on the next connection")
+	}
+	// A full or failing disk is no bug of the lane's: the client can say
+	// why, and retry once someone has seen to it.
+	if reason, ok := lanedb.StorageFault(err); ok {
+		return protocol.Errorf(protocol.CodeUnavailable, "%s; this change was not made", reason)
+	}
+	switch {
 	case lanedb.IsBusy(err):
 		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; retry")
 	case errors.Is(err, lanedb.ErrRaceLost):

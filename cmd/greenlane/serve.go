@@ -300,6 +300,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 		return err
 	}
+	// Closed here, not by the defers, so that what was left is logged
+	// before saying the lane stopped (the defers are then no-ops).
+	_ = l.Close() // the writer's queued changes are written first
+	if err := db.Close(); err != nil {
+		log.Warn("stopped; the lane DB did not close cleanly", "err", err)
+		return nil
+	}
 	log.Info("stopped; lane DB closed cleanly")
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -272,5 +273,62 @@ func TestLANURLs(t *testing.T) {
 		if !strings.HasPrefix(u, "ws://") || !strings.HasSuffix(u, ":3490/fd1/open_websocket") || strings.Contains(u, "127.0.0.1") {
 			t.Errorf("every-interface listener: %q", u)
 		}
+	}
+}
+
+// TestServeLogsAWALLeftBehind: when the lane stops and its WAL cannot be
+// copied back (another program is reading the lane DB), the last line
+// warns of it, naming the file, instead of saying it closed cleanly; with
+// nobody else on the file, it did close cleanly.
+func TestServeLogsAWALLeftBehind(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		otherRead bool
+		want      string
+	}{
+		{"alone", false, "stopped; lane DB closed cleanly"},
+		{"another program reading", true, "did not close cleanly"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := laneCopy(t)
+			var log syncBuffer
+			_, stop, err := runServeUntilReady(t, []string{"--db", path, "--addr", "127.0.0.1:0"}, &log)
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, log.String())
+			}
+			if tt.otherRead {
+				other, err := sql.Open("sqlite", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Close()
+				other.SetMaxOpenConns(1)
+				// A change of its own puts frames in the WAL; its read then
+				// holds the WAL open.
+				if _, err := other.Exec(`INSERT INTO lane_meta (key, value) VALUES ('other', 'program')`); err != nil {
+					t.Fatal(err)
+				}
+				tx, err := other.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				var n int
+				if err := tx.QueryRow(`SELECT COUNT(*) FROM lane_meta`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.Contains(last, tt.want) {
+				t.Fatalf("last log line %q, want it to say %q", last, tt.want)
+			}
+			if tt.otherRead && !strings.Contains(last, path+"-wal") {
+				t.Fatalf("last log line %q does not name the WAL left behind", last)
+			}
+		})
 	}
 }
