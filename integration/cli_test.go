@@ -108,7 +108,6 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"revoke-check 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--revoke-check", "0"}, "--revoke-check: must be at least"},
 		{"presell-sweep-every 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--presell-sweep-every", "0"}, "--presell-sweep-every: must be at least"},
 		{"max-sockets 0", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-sockets", "0"}, "--max-sockets: must be at least 1, got 0"},
-		{"max-unauth-sockets above max-sockets", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--max-unauth-sockets", "100", "--max-sockets", "10"}, "--max-unauth-sockets: must be below the socket cap (10), got 100"},
 		{"missing tls-cert", []string{"--db", filepath.Join(dir, "x.db"), "--create", "--tls-cert", filepath.Join(dir, "none.pem"), "--tls-key", filepath.Join(dir, "none-key.pem")}, "--tls-cert " + filepath.Join(dir, "none.pem") + ": no such file"},
 		{"wrong flag", []string{"--pong-wiat", "1s"}, "see 'greenlane serve --help'"},
 	}

@@ -27,17 +27,22 @@ const lockSuffix = "-lock"
 var ErrServing = errors.New("a lane is serving it")
 
 // LockServing marks the lane DB at path as served until release is called
-// (serve calls it before opening the DB, releases after closing it).
-// Several lanes may hold it at once; it fails while a restore runs. Where
-// the lock file cannot be made at all (no such folder, a name too long),
-// there is no lock: opening the DB there fails too, and says why.
+// (serve calls it before opening the DB, and again once it has made a new
+// one; it releases after closing it). Several lanes may hold it at once;
+// it fails while a restore runs. A DB that does not exist yet gets no lock
+// (release is nil: a start refused for it leaves no file behind), nor does
+// one whose lock file cannot be made at all (a name too long): opening the
+// DB there fails too, and says why.
 func LockServing(path string) (release func(), err error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
 	f, err := lockFile(path, syscall.LOCK_SH)
 	switch {
 	case errors.Is(err, syscall.EWOULDBLOCK):
 		return nil, fmt.Errorf("lane db %s is being restored from a backup (%s%s is locked): start the lane once that is done", path, path, lockSuffix)
 	case err != nil:
-		return func() {}, nil
+		return nil, nil
 	}
 	return func() { f.Close() }, nil
 }

@@ -245,20 +245,31 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		go watchSignals(sigs, done, cancel, log, lc.Server.ShutdownGrace, os.Exit)
 	}
 
+	// The lock is held until the DB is closed (its release is deferred
+	// before db.Close, so it runs after): a restore must not replace the
+	// file under a lane that has it open. A DB made here is locked once it
+	// exists.
+	var unlock func()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 	if !lanedb.IsPostgresURL(st.dbPath) {
-		// Held until the DB is closed (defers run last first): a restore
-		// must not replace the file under a lane that has it open.
-		unlock, err := lanedb.LockServing(st.dbPath)
-		if err != nil {
+		if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
 			return err
 		}
-		defer unlock()
 	}
 	db, err := openLaneDB(ctx, st.dbPath, st.create, st.db, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if unlock == nil && !lanedb.IsPostgresURL(st.dbPath) {
+		if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
+			return err
+		}
+	}
 
 	l, err := lane.New(ctx, db, lc, log)
 	if err != nil {
