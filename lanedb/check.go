@@ -65,13 +65,25 @@ func openFile(ctx context.Context, path string, readOnly bool) (*sqlx.DB, error)
 	return db, nil
 }
 
-// CheckFile opens the lane DB at path read-only and runs Check on it.
+// CheckFile opens the lane DB at path read-only and runs Check on it. A
+// file that is not a lane DB (empty, or another program's) and one of a
+// schema newer than this build's are errors, not findings: Check's rules
+// are this build's and would misjudge them.
 func CheckFile(ctx context.Context, path string) ([]Finding, error) {
 	db, err := openFileRO(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	v, err := sqliteSchemaVersion(ctx, db, path)
+	switch {
+	case err != nil:
+		return nil, err
+	case v == 0:
+		return nil, fmt.Errorf("%s is not a lane DB: it holds no tables: %w", path, ErrNotLaneDB)
+	case v > SchemaVersion():
+		return nil, &NewerSchemaError{Path: path, DBVersion: v, KnownVersion: SchemaVersion()}
+	}
 	return Check(ctx, db)
 }
 
