@@ -187,7 +187,9 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup path %q: %w", out, err)
 	}
-	if _, err := os.Lstat(absOut); err == nil {
+	if st, err := os.Lstat(absOut); err == nil && st.IsDir() {
+		return BackupResult{}, fmt.Errorf("backup %s is a folder: name a new file to write the copy to", absOut)
+	} else if err == nil {
 		return BackupResult{}, fmt.Errorf("backup %s: refusing to overwrite it, name a new file: %w", absOut, os.ErrExist)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
@@ -198,11 +200,23 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	}
 	defer db.Close()
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, absOut); err != nil {
-		return BackupResult{}, fmt.Errorf("backup %s into %s: %w", path, absOut, err)
+		// A copy that stopped half way (a full disk) is no backup, and
+		// left under the name it would keep a retry from writing there.
+		// The name did not exist before, so what is there now is ours.
+		rmErr := errors.Join(removeIfThere(absOut), removeIfThere(absOut+"-journal"))
+		return BackupResult{}, errors.Join(fmt.Errorf("backup %s into %s: %w", path, absOut, err), rmErr)
 	}
 	st, err := os.Stat(absOut)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
 	}
 	return BackupResult{Bytes: st.Size(), Elapsed: time.Since(start)}, nil
+}
+
+// removeIfThere removes path; a path already gone is no error.
+func removeIfThere(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the partial backup: %w", err)
+	}
+	return nil
 }

@@ -143,6 +143,16 @@ func TestCheckFileRefusesWhatIsNotThisLanesDB(t *testing.T) {
 	}
 }
 
+func TestBackupRefusesAFolder(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	out := t.TempDir()
+	_, err := Backup(ctx, db.Path, out)
+	if err == nil || !strings.Contains(err.Error(), out+" is a folder") {
+		t.Fatalf("Backup into a folder: err = %v, want one saying it is a folder", err)
+	}
+}
+
 func TestBackup(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
