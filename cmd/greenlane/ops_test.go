@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -207,6 +208,23 @@ func TestServiceInstallRefuses(t *testing.T) {
 			}
 			if _, err := os.Stat(out); err == nil {
 				t.Error("a unit was written")
+			}
+		})
+	}
+}
+
+// TestServiceHelp: each way of asking service for help prints its Usage
+// line once.
+func TestServiceHelp(t *testing.T) {
+	for _, args := range [][]string{{"service", "--help"}, {"service", "-h"}, {"service", "install", "--help"}, {"service", "install", "-h"}, {"service", "install", "--force", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := dispatch(args, &stdout, &stderr)
+			if err != nil && !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("err = %v", err)
+			}
+			if n := strings.Count(stdout.String()+stderr.String(), "Usage:"); n != 1 {
+				t.Errorf("printed Usage %d times:\n%s%s", n, stdout.String(), stderr.String())
 			}
 		})
 	}
