@@ -65,13 +65,25 @@ func openFile(ctx context.Context, path string, readOnly bool) (*sqlx.DB, error)
 	return db, nil
 }
 
-// CheckFile opens the lane DB at path read-only and runs Check on it.
+// CheckFile opens the lane DB at path read-only and runs Check on it. A
+// file that is not a lane DB (empty, or another program's) and one of a
+// schema newer than this build's are errors, not findings: Check's rules
+// are this build's and would misjudge them.
 func CheckFile(ctx context.Context, path string) ([]Finding, error) {
 	db, err := openFileRO(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	v, err := sqliteSchemaVersion(ctx, db, path)
+	switch {
+	case err != nil:
+		return nil, err
+	case v == 0:
+		return nil, fmt.Errorf("%s is not a lane DB: it holds no tables: %w", path, ErrNotLaneDB)
+	case v > SchemaVersion():
+		return nil, &NewerSchemaError{Path: path, DBVersion: v, KnownVersion: SchemaVersion()}
+	}
 	return Check(ctx, db)
 }
 
@@ -175,7 +187,9 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup path %q: %w", out, err)
 	}
-	if _, err := os.Lstat(absOut); err == nil {
+	if st, err := os.Lstat(absOut); err == nil && st.IsDir() {
+		return BackupResult{}, fmt.Errorf("backup %s is a folder: name a new file to write the copy to", absOut)
+	} else if err == nil {
 		return BackupResult{}, fmt.Errorf("backup %s: refusing to overwrite it, name a new file: %w", absOut, os.ErrExist)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
@@ -186,11 +200,23 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	}
 	defer db.Close()
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, absOut); err != nil {
-		return BackupResult{}, fmt.Errorf("backup %s into %s: %w", path, absOut, err)
+		// A copy that stopped half way (a full disk) is no backup, and
+		// left under the name it would keep a retry from writing there.
+		// The name did not exist before, so what is there now is ours.
+		rmErr := errors.Join(removeIfThere(absOut), removeIfThere(absOut+"-journal"))
+		return BackupResult{}, errors.Join(fmt.Errorf("backup %s into %s: %w", path, absOut, err), rmErr)
 	}
 	st, err := os.Stat(absOut)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
 	}
 	return BackupResult{Bytes: st.Size(), Elapsed: time.Since(start)}, nil
+}
+
+// removeIfThere removes path; a path already gone is no error.
+func removeIfThere(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the partial backup: %w", err)
+	}
+	return nil
 }

@@ -106,6 +106,53 @@ func TestCheckFileRefusesAMissingFile(t *testing.T) {
 	}
 }
 
+func TestCheckFileRefusesWhatIsNotThisLanesDB(t *testing.T) {
+	tests := []struct {
+		name    string
+		make    func(t *testing.T, path string)
+		wantErr string
+	}{
+		{"empty file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a lane DB: it holds no tables"},
+		{"another program's tables", func(t *testing.T, path string) {
+			writeSQLite(t, path, `CREATE TABLE foo (x INTEGER)`)
+		}, "is an SQLite database of another program, not a lane DB"},
+		{"a newer greenlane's", func(t *testing.T, path string) {
+			db, err := Open(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.w.Exec(`INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01 00:00:00')`, SchemaVersion()+1); err != nil {
+				t.Fatal(err)
+			}
+		}, "written by a newer greenlane"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "lane.db")
+			tt.make(t, path)
+			found, err := CheckFile(context.Background(), path)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("CheckFile = %q, %v; want an error saying %q", found, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestBackupRefusesAFolder(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	out := t.TempDir()
+	_, err := Backup(ctx, db.Path, out)
+	if err == nil || !strings.Contains(err.Error(), out+" is a folder") {
+		t.Fatalf("Backup into a folder: err = %v, want one saying it is a folder", err)
+	}
+}
+
 func TestBackup(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -231,3 +231,74 @@ func TestOpenRefusesAReadOnlyDB(t *testing.T) {
 		})
 	}
 }
+
+// writeSQLite makes an SQLite file at path the way another program would,
+// running stmts on it.
+func writeSQLite(t *testing.T, path, stmts string) {
+	t.Helper()
+	other, err := sqlx.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec(stmts); err != nil {
+		t.Fatalf("make %s: %v", path, err)
+	}
+}
+
+func TestOpenExistingFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		make    func(t *testing.T, path string)
+		wantErr string // "": Open makes it a lane DB
+	}{
+		// A 0-byte file is an empty SQLite database: the lane's schema is
+		// made in it (serve asks for --create first, see openLaneDB).
+		{"empty file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		{"another program's tables", func(t *testing.T, path string) {
+			writeSQLite(t, path, `CREATE TABLE foo (x INTEGER); INSERT INTO foo VALUES (1)`)
+		}, "is an SQLite database of another program, not a lane DB"},
+		{"another program's view only", func(t *testing.T, path string) {
+			writeSQLite(t, path, `CREATE VIEW v AS SELECT 1`)
+		}, "is an SQLite database of another program, not a lane DB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "lane.db")
+			tt.make(t, path)
+			db, err := Open(ctx, path, Options{})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer db.Close()
+				if err := db.Ready(ctx); err != nil {
+					t.Errorf("the new lane DB is not ready: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				db.Close()
+				t.Fatal("Open made it a lane DB")
+			}
+			if !errors.Is(err, ErrNotLaneDB) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Open: err = %v, want ErrNotLaneDB saying %q", err, tt.wantErr)
+			}
+			// The other program's file is left as it was: no lane tables.
+			other, err := sqlx.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			var n int
+			if err := other.Get(&n, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('schema_migrations', 'sales')`); err != nil || n != 0 {
+				t.Errorf("Open added %d lane tables (%v)", n, err)
+			}
+		})
+	}
+}

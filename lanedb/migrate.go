@@ -3,12 +3,15 @@ package lanedb
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 //go:embed migrations/*.sql
@@ -80,6 +83,38 @@ func (e *NewerSchemaError) Error() string {
 		e.Path, e.DBVersion, e.KnownVersion)
 }
 
+// ErrNotLaneDB is the error for an SQLite file that holds another program's
+// tables and no lane schema.
+var ErrNotLaneDB = errors.New("not a lane DB")
+
+// sqliteSchemaVersion reads the schema version of the SQLite file q is on,
+// changing nothing: 0 for a file without any table (new, or 0 bytes long).
+// A file with tables but no schema_migrations was made by another program:
+// migrating it would add the lane's tables beside its own and serve an
+// empty lane from it, so it is ErrNotLaneDB. (The first migration creates
+// schema_migrations in its own transaction: a lane DB never has tables
+// without it.)
+func sqliteSchemaVersion(ctx context.Context, q sqlx.QueryerContext, path string) (int, error) {
+	var tracked, objects int
+	if err := sqlx.GetContext(ctx, q, &tracked, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`); err != nil {
+		return 0, fmt.Errorf("lane db %s: read its schema: %w", path, err)
+	}
+	if tracked == 0 {
+		if err := sqlx.GetContext(ctx, q, &objects, `SELECT COUNT(*) FROM sqlite_master`); err != nil {
+			return 0, fmt.Errorf("lane db %s: read its schema: %w", path, err)
+		}
+		if objects > 0 {
+			return 0, fmt.Errorf("%s is an SQLite database of another program, not a lane DB (it has tables but no lane schema): %w", path, ErrNotLaneDB)
+		}
+		return 0, nil
+	}
+	var current int
+	if err := sqlx.GetContext(ctx, q, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+		return 0, fmt.Errorf("lane db %s: read schema version: %w", path, err)
+	}
+	return current, nil
+}
+
 // migrate brings the DB to the newest schema, one transaction per step, so
 // a crash mid-way leaves the DB at a whole version. Two processes may race
 // to migrate: BEGIN IMMEDIATE serialises them and each re-reads the version.
@@ -96,13 +131,9 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 	for {
 		done := false
 		err := db.WriteTx(ctx, func(tx *Tx) error {
-			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-				version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_utc TEXT NOT NULL)`); err != nil {
-				return fmt.Errorf("create schema_migrations: %w", err)
-			}
-			var current int
-			if err := tx.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
-				return fmt.Errorf("read schema version: %w", err)
+			current, err := sqliteSchemaVersion(ctx, tx, db.Path)
+			if err != nil {
+				return err
 			}
 			if current > len(ms) {
 				return &NewerSchemaError{Path: db.Path, DBVersion: current, KnownVersion: len(ms)}
@@ -111,11 +142,17 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 				done = true
 				return nil
 			}
+			if current == 0 {
+				if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+					version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_utc TEXT NOT NULL)`); err != nil {
+					return fmt.Errorf("create schema_migrations: %w", err)
+				}
+			}
 			m := ms[current]
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_utc) VALUES (?, ?, ?)`,
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_utc) VALUES (?, ?, ?)`,
 				m.Version, m.Name, time.Now().UTC().Format(DateTime))
 			return err
 		})

@@ -34,8 +34,8 @@ var ErrServing = errors.New("a lane is serving it")
 // one whose lock file cannot be made at all (a name too long): opening the
 // DB there fails too, and says why.
 func LockServing(path string) (release func(), err error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, nil
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		return nil, nil // not a lane DB yet (an empty file is not one)
 	}
 	f, err := lockFile(path, syscall.LOCK_SH)
 	switch {

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 )
@@ -81,6 +85,11 @@ type unitSettings struct {
 	flags []string // serve's flags, as given
 }
 
+// executable is the path of the running greenlane binary, which the unit
+// runs. A variable so that tests, whose binary go test builds under /tmp,
+// can name one that a unit may run.
+var executable = os.Executable
+
 func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("service install", "service install [--user U] [--dir D] [--out FILE] [--force] -- [serve flags]", stderr)
 	usr := fs.String("user", "", "account the lane runs as (default: $SUDO_USER, else the current user)")
@@ -91,18 +100,6 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	u := unitSettings{user: *usr, flags: fs.Args()}
-	// The serve flags are checked now, not at the first start under
-	// systemd, where a typo would only show in the journal.
-	sfs, _ := serveFlags(io.Discard)
-	if err := parseOnly(sfs, u.flags); err != nil {
-		return usagef("serve flags after --: %v", err)
-	}
-	if sfs.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q after --", sfs.Args())
-	}
-	if err := refuseStoreMode(sfs); err != nil {
-		return err
-	}
 	if u.user == "" {
 		u.user = os.Getenv("SUDO_USER")
 	}
@@ -120,7 +117,36 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if u.dir, err = filepath.Abs(*dir); err != nil {
 		return fmt.Errorf("service install: --dir %q: %w", *dir, err)
 	}
-	if u.exe, err = os.Executable(); err != nil {
+	// Everything a start under systemd would trip on is checked now, where
+	// the message is seen, not in the journal after every restart.
+	if err := errors.Join(unitUserProblem(u.user), unitDirProblem(u.dir)); err != nil {
+		return usagef("service install: %v", err)
+	}
+	acct, err := user.Lookup(u.user)
+	if err != nil {
+		return usagef("service install: --user %s: no such account on this machine (%v); create it first, e.g. useradd --system %s", u.user, err, u.user)
+	}
+	if err := dirWritableBy(u.dir, acct); err != nil {
+		return usagef("service install: %v", err)
+	}
+	// The serve flags get serve's own checks, with relative files taken
+	// from --dir, serve's working directory under the unit. The installer's
+	// GREENLANE_* variables are not read: the unit does not carry them.
+	sfs, st := serveFlags(io.Discard)
+	if err := parseOnly(sfs, u.flags); err != nil {
+		return usagef("serve flags after --: %v", err)
+	}
+	if err := refuseStoreMode(sfs); err != nil {
+		return err
+	}
+	if _, _, _, err := checkServe(sfs, st, u.dir, io.Discard); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return usagef("serve flags after --: %v", err)
+		}
+		return fmt.Errorf("serve flags after --: %w", err)
+	}
+	if u.exe, err = executable(); err != nil {
 		return fmt.Errorf("service install: path of this greenlane binary: %w", err)
 	}
 	if resolved, err := filepath.EvalSymlinks(u.exe); err == nil {
@@ -128,7 +154,8 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	}
 	// `go run` builds into a temporary folder that is gone when it exits:
 	// a unit pointing there would fail on the next boot.
-	if strings.Contains(u.exe, string(filepath.Separator)+"go-build") {
+	// (Under /tmp, unitFile refuses it outright.)
+	if privateTmp(u.exe) == "" && strings.Contains(u.exe, string(filepath.Separator)+"go-build") {
 		fmt.Fprintf(stderr, "greenlane: warning: %s is a temporary 'go run' build; build greenlane (go build -o /usr/local/bin/greenlane ./cmd/greenlane) and run service install with that binary\n", u.exe)
 	}
 	text, err := unitFile(u)
@@ -158,33 +185,113 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// dirWritableBy reports why acct cannot make files in dir (the lane DB,
+// its WAL), or nil, as far as this process can tell. For the current user
+// the kernel answers (access(2), which knows read-only mounts too); another
+// account is judged by the folder's owner, group and mode bits (an ACL is
+// not read), and root writes anywhere.
+func dirWritableBy(dir string, acct *user.User) error {
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--dir %s does not exist; make it, owned by %s (install -d -o %s %s)", dir, acct.Username, acct.Username, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("--dir %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--dir %s is not a folder", dir)
+	}
+	cantWrite := fmt.Errorf("--dir %s: %s cannot write there (the lane DB and its WAL are made there); give it the folder (chown %s %s)", dir, acct.Username, acct.Username, dir)
+	if cur, err := user.Current(); err == nil && cur.Uid == acct.Uid {
+		if err := syscall.Access(dir, 0o2|0o1); err != nil { // W_OK|X_OK
+			return cantWrite
+		}
+		return nil
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if acct.Uid == "0" || !ok {
+		return nil
+	}
+	perm := st.Mode().Perm()
+	var bits fs.FileMode = 0o003 // write and search, for others
+	switch {
+	case strconv.FormatUint(uint64(sys.Uid), 10) == acct.Uid:
+		bits = 0o300
+	case inGroup(acct, strconv.FormatUint(uint64(sys.Gid), 10)):
+		bits = 0o030
+	}
+	if perm&bits != bits {
+		return cantWrite
+	}
+	return nil
+}
+
+// inGroup reports whether acct is in the group gid.
+func inGroup(acct *user.User, gid string) bool {
+	if acct.Gid == gid {
+		return true
+	}
+	gids, err := acct.GroupIds()
+	if err != nil {
+		return false
+	}
+	return slices.Contains(gids, gid)
+}
+
 var unitUser = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
+// unitUserProblem says why name cannot be the unit's User=, or nil.
+func unitUserProblem(name string) error {
+	if !unitUser.MatchString(name) {
+		return fmt.Errorf("--user %q is not a user name", name)
+	}
+	return nil
+}
+
+// unitDirProblem says why dir cannot be the unit's WorkingDirectory=, or
+// nil, from the path alone.
+func unitDirProblem(dir string) error {
+	if !filepath.IsAbs(dir) || strings.ContainsAny(dir, "\n\r") {
+		return fmt.Errorf("--dir %q: want an absolute path on one line", dir)
+	}
+	for _, ro := range []string{"/usr", "/boot", "/etc"} {
+		if dir == ro || strings.HasPrefix(dir, ro+"/") {
+			return fmt.Errorf("--dir %s: ProtectSystem=full makes %s read-only and the lane DB must be writable; use e.g. /var/lib/greenlane", dir, ro)
+		}
+	}
+	// PrivateTmp=yes gives the service an empty /tmp of its own: a lane DB
+	// there would be a new, empty one, and gone after every stop.
+	if tmp := privateTmp(dir); tmp != "" {
+		return fmt.Errorf("--dir %s: PrivateTmp gives the service its own empty %s; use e.g. /var/lib/greenlane", dir, tmp)
+	}
+	return nil
+}
+
+// privateTmp is the folder of PrivateTmp=yes that path is in, or "".
+func privateTmp(path string) string {
+	for _, tmp := range []string{"/tmp", "/var/tmp"} {
+		if path == tmp || strings.HasPrefix(path, tmp+"/") {
+			return tmp
+		}
+	}
+	return ""
+}
 
 // unitFile is the systemd unit that runs serve as u says. ProtectSystem=full
 // leaves only /usr, /boot and /etc read-only, so the lane DB and its WAL in
 // the working directory stay writable.
 func unitFile(u unitSettings) (string, error) {
-	if !unitUser.MatchString(u.user) {
-		return "", fmt.Errorf("--user %q is not a user name", u.user)
+	if err := errors.Join(unitUserProblem(u.user), unitDirProblem(u.dir)); err != nil {
+		return "", err
 	}
-	if !filepath.IsAbs(u.dir) || strings.ContainsAny(u.dir, "\n\r") {
-		return "", fmt.Errorf("--dir %q: want an absolute path on one line", u.dir)
-	}
-	for _, ro := range []string{"/usr", "/boot", "/etc"} {
-		if u.dir == ro || strings.HasPrefix(u.dir, ro+"/") {
-			return "", fmt.Errorf("--dir %s: ProtectSystem=full makes %s read-only and the lane DB must be writable; use e.g. /var/lib/greenlane", u.dir, ro)
-		}
+	// PrivateTmp=yes gives the service an empty /tmp of its own: a binary
+	// there is not found (status 203/EXEC).
+	if tmp := privateTmp(u.exe); tmp != "" {
+		return "", fmt.Errorf("greenlane is at %s, under %s, which PrivateTmp hides from the service: copy the binary to /usr/local/bin (install -m 0755 %s /usr/local/bin/greenlane) and run service install with that one", u.exe, tmp, u.exe)
 	}
 	exec := []string{systemdQuote(u.exe), "serve"}
 	for _, a := range u.flags {
 		exec = append(exec, systemdQuote(a))
-	}
-	// PrivateTmp=yes gives the service an empty /tmp of its own: a lane DB
-	// there would be a new, empty one, and gone after every stop.
-	for _, tmp := range []string{"/tmp", "/var/tmp"} {
-		if u.dir == tmp || strings.HasPrefix(u.dir, tmp+"/") {
-			return "", fmt.Errorf("--dir %s: PrivateTmp gives the service its own empty %s; use e.g. /var/lib/greenlane", u.dir, tmp)
-		}
 	}
 	return fmt.Sprintf(`[Unit]
 Description=greenlane FD1 lane server

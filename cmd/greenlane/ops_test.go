@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,6 +56,11 @@ WantedBy=multi-user.target
 		{name: "relative dir", u: unitSettings{exe: "/opt/greenlane", user: "pos", dir: "lane"}, wantErr: "absolute path"},
 		{name: "private tmp dir", u: unitSettings{exe: "/opt/greenlane", user: "pos", dir: "/tmp/lane"}, wantErr: "PrivateTmp"},
 		{name: "read-only dir", u: unitSettings{exe: "/opt/greenlane", user: "pos", dir: "/etc/greenlane"}, wantErr: "read-only"},
+		// PrivateTmp hides the binary from the service too (203/EXEC).
+		{name: "binary under /tmp", u: unitSettings{exe: "/tmp/build/greenlane", user: "pos", dir: "/srv"}, wantErr: "copy the binary to /usr/local/bin"},
+		{name: "binary under /var/tmp", u: unitSettings{exe: "/var/tmp/greenlane", user: "pos", dir: "/srv"}, wantErr: "copy the binary to /usr/local/bin"},
+		{name: "binary in a folder named tmp elsewhere", u: unitSettings{exe: "/opt/tmpfoo/greenlane", user: "pos", dir: "/srv"},
+			wantExec: "ExecStart=/opt/tmpfoo/greenlane serve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,18 +94,32 @@ WantedBy=multi-user.target
 	}
 }
 
+// installedAt makes service install see its own binary at exe: go test's
+// binary is under /tmp, which service install refuses (PrivateTmp).
+func installedAt(t *testing.T, exe string) {
+	t.Helper()
+	old := executable
+	executable = func() (string, error) { return exe, nil }
+	t.Cleanup(func() { executable = old })
+}
+
+// runInstall runs `greenlane service install args…`.
+func runInstall(args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	err := dispatch(append([]string{"service", "install"}, args...), &stdout, &stderr)
+	return stdout.String(), err
+}
+
 func TestServiceInstall(t *testing.T) {
+	installedAt(t, "/usr/local/bin/greenlane")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "lane-7.service")
-	// The unit only names the working directory; it need not exist yet
-	// (and one under /tmp is refused, see TestUnitFile).
-	const work = "/srv/lane-7"
-	run := func(args ...string) (string, error) {
-		var stdout, stderr bytes.Buffer
-		err := dispatch(append([]string{"service", "install"}, args...), &stdout, &stderr)
-		return stdout.String(), err
-	}
-	got, err := run("--user", "pos", "--dir", work, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", "lane.db")
+	// The working directory must exist, be writable by --user and lie
+	// outside /tmp (PrivateTmp): / as root is all three on any machine.
+	// Nothing is made there: --create is only checked.
+	const work = "/"
+	run := runInstall
+	got, err := run("--user", "root", "--dir", work, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", "lane.db", "--create")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,30 +130,102 @@ func TestServiceInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, _ := os.Executable()
-	exe, _ = filepath.EvalSymlinks(exe)
-	for _, want := range []string{"User=pos\n", "WorkingDirectory=" + work + "\n", "ExecStart=" + systemdQuote(exe) + " serve --addr 0.0.0.0:3490 --db lane.db\n"} {
+	for _, want := range []string{"User=root\n", "WorkingDirectory=" + work + "\n", "ExecStart=/usr/local/bin/greenlane serve --addr 0.0.0.0:3490 --db lane.db --create\n"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
 	}
-	if _, err := run("--user", "pos", "--dir", work, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, err := os.Stat("/lane.db"); err == nil {
+		t.Error("service install made the lane DB")
+	}
+	if _, err := run("--user", "root", "--dir", work, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("second install over %s: err = %v, want a refusal naming --force", out, err)
 	}
 	if again, _ := os.ReadFile(out); !bytes.Equal(again, unit) {
 		t.Error("a refused install changed the unit")
 	}
-	if _, err := run("--user", "pos", "--dir", work, "--out", out, "--force", "--", "--addr", "127.0.0.1:1"); err != nil {
+	if _, err := run("--user", "root", "--dir", work, "--out", out, "--force", "--", "--addr", "127.0.0.1:1"); err != nil {
 		t.Errorf("--force: %v", err)
 	}
 	if again, _ := os.ReadFile(out); !strings.Contains(string(again), "serve --addr 127.0.0.1:1\n") {
 		t.Errorf("--force did not replace the unit:\n%s", again)
 	}
-	other := filepath.Join(dir, "typo.service")
-	if _, err := run("--user", "pos", "--dir", work, "--out", other, "--", "--adr", ":1"); err == nil || !strings.Contains(err.Error(), "adr") {
-		t.Errorf("a serve flag typo: err = %v, want it named", err)
+}
+
+// TestServiceInstallRefuses: what serve would refuse at its first start
+// under systemd, or what the unit could not run, writes no unit.
+func TestServiceInstallRefuses(t *testing.T) {
+	installedAt(t, "/usr/local/bin/greenlane")
+	if cur, err := user.Current(); err == nil && cur.Username == "nobody" {
+		t.Skip("the test needs an account other than nobody")
 	}
-	if _, err := os.Stat(other); err == nil {
-		t.Error("a unit was written for bad serve flags")
+	_, noNobody := user.Lookup("nobody")
+	tests := []struct {
+		name    string
+		exe     string   // the binary's path, when not /usr/local/bin/greenlane
+		own     []string // service install's flags, after --user root --dir /
+		serve   []string // serve's flags, after --
+		wantErr string
+	}{
+		{name: "serve flag typo", serve: []string{"--adr", ":1"}, wantErr: "adr"},
+		{name: "an argument", serve: []string{"lane.db"}, wantErr: "serve takes no arguments"},
+		{name: "bad address", serve: []string{"--addr", "nonsense"}, wantErr: "serve flags after --: --addr: want host:port"},
+		{name: "zero pong wait", serve: []string{"--pong-wait", "0"}, wantErr: "--pong-wait: must be at least 1s, got 0s"},
+		{name: "two bad values", serve: []string{"--pong-wait", "0", "--max-rows", "0"}, wantErr: "--max-rows"},
+		{name: "bad log level", serve: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "folder of --db missing", serve: []string{"--db", "/nonexistent-greenlane-dir/lane.db", "--create"}, wantErr: "folder /nonexistent-greenlane-dir does not exist"},
+		// A relative --db is taken from --dir, where serve will run.
+		{name: "no lane DB and no --create", serve: []string{"--db", "nonexistent-greenlane.db"}, wantErr: "--db /nonexistent-greenlane.db: no lane DB there; add --create"},
+		{name: "--tls without certificates", serve: []string{"--db", "nonexistent-greenlane.db", "--create", "--tls"}, wantErr: "--tls: no certificate at /nonexistent-greenlane.db"},
+		{name: "no such user", own: []string{"--user", "nosuchuser-greenlane"}, wantErr: "--user nosuchuser-greenlane: no such account"},
+		{name: "dir the user cannot write", own: []string{"--user", "nobody"}, wantErr: "nobody cannot write there"},
+		{name: "dir missing", own: []string{"--dir", "/nonexistent-greenlane-dir"}, wantErr: "--dir /nonexistent-greenlane-dir does not exist"},
+		{name: "dir a file", own: []string{"--dir", "/proc/self/status"}, wantErr: "--dir /proc/self/status is not a folder"},
+		{name: "binary under /tmp", exe: "/tmp/x/greenlane", wantErr: "copy the binary to /usr/local/bin"},
+		{name: "binary under /var/tmp", exe: "/var/tmp/greenlane", wantErr: "copy the binary to /usr/local/bin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if slices.Contains(tt.own, "nobody") && noNobody != nil {
+				t.Skip("no account nobody on this machine")
+			}
+			if tt.exe != "" {
+				installedAt(t, tt.exe)
+			}
+			for i, a := range tt.own {
+				if _, err := os.Stat(a); i > 0 && tt.own[i-1] == "--dir" && strings.HasPrefix(a, "/proc/") && err != nil {
+					t.Skipf("no %s on this machine", a)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "greenlane.service")
+			// Given twice, a flag's last value wins.
+			args := append([]string{"--user", "root", "--dir", "/", "--out", out}, tt.own...)
+			args = append(append(args, "--"), tt.serve...)
+			_, err := runInstall(args...)
+			var ue usageError
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ue) {
+				t.Fatalf("err = %v, want a usage error saying %q", err, tt.wantErr)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("a unit was written")
+			}
+		})
+	}
+}
+
+// TestServiceHelp: each way of asking service for help prints its Usage
+// line once.
+func TestServiceHelp(t *testing.T) {
+	for _, args := range [][]string{{"service", "--help"}, {"service", "-h"}, {"service", "install", "--help"}, {"service", "install", "-h"}, {"service", "install", "--force", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := dispatch(args, &stdout, &stderr)
+			if err != nil && !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("err = %v", err)
+			}
+			if n := strings.Count(stdout.String()+stderr.String(), "Usage:"); n != 1 {
+				t.Errorf("printed Usage %d times:\n%s%s", n, stdout.String(), stderr.String())
+			}
+		})
 	}
 }

@@ -190,38 +190,45 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	return serve(context.Background(), args, stderr, nil, sigs)
 }
 
-// serve is `greenlane serve` until ctx ends or sigs asks it to stop (see
-// watchSignals; nil: no signals); ready, if not nil, is called with the
-// bound address once the lane listens.
-func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) error {
-	fs, st := serveFlags(stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+// checkServe checks every serve setting that fs parsed into st and makes
+// the lane's config, the logger and the CA file to hand out; it opens and
+// creates nothing. serve runs it before it starts, and service install
+// before it writes a unit, so that a unit serve would refuse is never
+// written. dir is the folder serve will run in ("": this one): relative
+// file names are taken from there.
+func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Writer) (lane.Config, *slog.Logger, string, error) {
+	fail := func(err error) (lane.Config, *slog.Logger, string, error) { return lane.Config{}, nil, "", err }
 	if fs.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", fs.Args())
+		return fail(usagef("serve takes no arguments, got %q", fs.Args()))
+	}
+	if dir != "" {
+		for _, p := range []*string{&st.dbPath, &st.tlsCert, &st.tlsKey} {
+			if *p != "" && !filepath.IsAbs(*p) && !lanedb.IsPostgresURL(*p) {
+				*p = filepath.Join(dir, *p)
+			}
+		}
 	}
 	if len(st.lane.Server.AllowedOrigins) == 0 {
 		// Checked here so that the message names the flag that was given.
 		for _, o := range st.oldOrigins {
 			if _, err := server.CanonicalOrigin(o); err != nil && o != "*" {
-				return usagef("--allow-origin: %v", err)
+				return fail(usagef("--allow-origin: %v", err))
 			}
 		}
 		st.lane.Server.AllowedOrigins = st.oldOrigins
 	}
 	log, err := newLogger(stderr, st.logLevel, st.logFormat)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	if st.metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(st.metricsAddr); err != nil {
-			return usagef("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9490 (%v)", st.metricsAddr, err)
+			return fail(usagef("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9490 (%v)", st.metricsAddr, err))
 		}
 	}
 	lc := st.lane
 	if lc.Now, err = lane.ParseClock(st.clock); err != nil {
-		return usagef("--clock: %v", err)
+		return fail(usagef("--clock: %v", err))
 	}
 	if st.seed != 0 {
 		lc.Rand = lane.SeededRand(st.seed)
@@ -230,10 +237,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	// The real clock, not --clock: it is the tablets' clocks that judge
 	// the certificate.
 	if lc.Server.TLS, caFile, err = serveTLS(st, time.Now(), log); err != nil {
+		return fail(err)
+	}
+	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
+		return fail(err)
+	}
+	if _, err := checkDBPath(st.dbPath, st.create, dir); err != nil {
+		return fail(err)
+	}
+	return lc, log, caFile, nil
+}
+
+// serve is `greenlane serve` until ctx ends or sigs asks it to stop (see
+// watchSignals; nil: no signals); ready, if not nil, is called with the
+// bound address once the lane listens.
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) error {
+	fs, st := serveFlags(stderr)
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	// Every value is checked before anything is opened or created.
-	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
+	lc, log, caFile, err := checkServe(fs, st, "", stderr)
+	if err != nil {
 		return err
 	}
 	if sigs != nil {
@@ -382,39 +407,24 @@ func lanURLs(addr net.Addr, scheme string) []string {
 	return urls
 }
 
-// openLaneDB opens the lane DB at path. A missing file becomes a demo lane
-// (the demo fixture plus an admin key written to <db>.apikey, mode 0600),
-// but only at the default path or with --create: a mistyped --db must not
-// quietly start an empty store with a fresh admin key. A missing folder is
-// always refused.
+// openLaneDB opens the lane DB at path, which checkDBPath allows. A missing
+// (or 0-byte) file becomes a demo lane: the demo fixture plus an admin key
+// written to <db>.apikey, mode 0600.
 func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
+	fresh, err := checkDBPath(path, create, "")
+	if err != nil {
+		return nil, err
+	}
 	if lanedb.IsPostgresURL(path) {
-		return openStoreDB(ctx, path, create, opts, log)
-	}
-	st, statErr := os.Stat(path)
-	switch {
-	case statErr == nil && st.IsDir():
-		return nil, usagef("--db %s is a folder; name the lane DB file (e.g. %s)", path, filepath.Join(path, "greenlane-lane.db"))
-	case statErr == nil:
-		db, err := lanedb.Open(ctx, path, opts)
-		if err != nil {
-			return nil, err
-		}
-		log.Info("lane DB opened", "db", db.Path, "schema", lanedb.SchemaVersion())
-		return db, nil
-	case !errors.Is(statErr, fs.ErrNotExist):
-		return nil, usagef("--db %s: %v", path, statErr)
-	}
-	dir := filepath.Dir(path)
-	if d, err := os.Stat(dir); err != nil || !d.IsDir() {
-		return nil, usagef("--db %s: folder %s does not exist (check the path, or create the folder first)", path, dir)
-	}
-	if !create && !isDefaultDB(path) {
-		return nil, usagef("--db %s: no lane DB there; add --create to make a new demo lane DB (demo fixture and a new admin key), or check the path", path)
+		return openStoreDB(ctx, path, opts, log)
 	}
 	db, err := lanedb.Open(ctx, path, opts)
 	if err != nil {
 		return nil, err
+	}
+	if !fresh {
+		log.Info("lane DB opened", "db", db.Path, "schema", lanedb.SchemaVersion())
+		return db, nil
 	}
 	if err := seedDemo(ctx, db, log); err != nil {
 		db.Close()
@@ -423,15 +433,59 @@ func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Optio
 	return db, nil
 }
 
+// checkDBPath says whether serve may open the lane DB at path, and whether
+// it would make a new one there, without opening anything; dir is the
+// folder serve runs in ("": this one). A missing file is made only at the
+// default path or with --create: a mistyped --db must not quietly start an
+// empty store with a fresh admin key. A 0-byte file counts as missing (a
+// `touch`ed name holds no lane), unless a -wal file beside it holds pages
+// not yet copied back. A missing folder is always refused.
+func checkDBPath(path string, create bool, dir string) (fresh bool, err error) {
+	if lanedb.IsPostgresURL(path) {
+		// A store database is created by its administrator (README, "Store
+		// mode"), never seeded with the demo: --create is refused, saying
+		// so, rather than ignored.
+		if create {
+			return false, usagef("--create makes a demo SQLite lane DB file; a PostgreSQL store database is loaded with 'greenlane fixture load NAME --db URL' and given keys with 'greenlane apikey create --db URL'")
+		}
+		return false, nil
+	}
+	st, statErr := os.Stat(path)
+	switch {
+	case statErr == nil && st.IsDir():
+		return false, usagef("--db %s is a folder; name the lane DB file (e.g. %s)", path, filepath.Join(path, "greenlane-lane.db"))
+	case statErr == nil && (st.Size() > 0 || walHoldsPages(path)):
+		return false, nil
+	case statErr != nil && !errors.Is(statErr, fs.ErrNotExist):
+		return false, usagef("--db %s: %v", path, statErr)
+	}
+	folder := filepath.Dir(path)
+	if d, err := os.Stat(folder); err != nil || !d.IsDir() {
+		return false, usagef("--db %s: folder %s does not exist (check the path, or create the folder first)", path, folder)
+	}
+	if !create && !isDefaultDB(path, dir) {
+		what := "no lane DB there"
+		if statErr == nil {
+			what = "the file is empty (0 bytes), not a lane DB"
+		}
+		return false, usagef("--db %s: %s; add --create to make a new demo lane DB (demo fixture and a new admin key), or check the path", path, what)
+	}
+	return true, nil
+}
+
+// walHoldsPages reports whether the lane DB at path has a non-empty -wal
+// file: its pages are the DB even while the main file is still 0 bytes.
+func walHoldsPages(path string) bool {
+	st, err := os.Stat(path + "-wal")
+	return err == nil && st.Size() > 0
+}
+
 // openStoreDB opens a PostgreSQL store database, which its administrator
 // created (README, "Store mode"); Open migrates it. It is never seeded with
 // the demo: several instances share it, and a store is loaded once with
-// 'greenlane fixture load', keys made with 'greenlane apikey create'.
-// --create is refused, saying so, rather than ignored.
-func openStoreDB(ctx context.Context, url string, create bool, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
-	if create {
-		return nil, usagef("--create makes a demo SQLite lane DB file; a PostgreSQL store database is loaded with 'greenlane fixture load NAME --db URL' and given keys with 'greenlane apikey create --db URL'")
-	}
+// 'greenlane fixture load', keys made with 'greenlane apikey create'
+// (checkDBPath refuses --create).
+func openStoreDB(ctx context.Context, url string, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
 	db, err := lanedb.Open(ctx, url, opts)
 	if err != nil {
 		return nil, err
@@ -440,10 +494,14 @@ func openStoreDB(ctx context.Context, url string, create bool, opts lanedb.Optio
 	return db, nil
 }
 
-// isDefaultDB reports whether path names ./greenlane-lane.db.
-func isDefaultDB(path string) bool {
+// isDefaultDB reports whether path names greenlane-lane.db in dir, the
+// folder serve runs in ("": this one).
+func isDefaultDB(path, dir string) bool {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
 	a, err1 := filepath.Abs(path)
-	b, err2 := filepath.Abs(defaultDB)
+	b, err2 := filepath.Abs(filepath.Join(dir, defaultDB))
 	return err1 == nil && err2 == nil && a == b
 }
 

@@ -212,6 +212,14 @@ func TestServeFlagValues(t *testing.T) {
 	}
 }
 
+// emptyFile makes a 0-byte file at path, as touch does.
+func emptyFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestServeDBPath: a missing folder is refused; a new DB outside the
 // default path needs --create, which says loudly that it made one.
 func TestServeDBPath(t *testing.T) {
@@ -220,16 +228,36 @@ func TestServeDBPath(t *testing.T) {
 		name    string
 		db      string
 		create  bool
-		wantErr string // "" when the lane must start
+		prep    func(t *testing.T, path string) // makes a file at the path first
+		wantErr string                          // "" when the lane must start
+		// notUsage: the refusal comes from opening the file (exit status
+		// 1), not from the command line.
+		notUsage bool
 	}{
 		{name: "missing folder", db: filepath.Join(dir, "nonexistent", "lane.db"), wantErr: "does not exist"},
 		{name: "missing folder with --create", db: filepath.Join(dir, "nonexistent", "lane.db"), create: true, wantErr: "does not exist"},
 		{name: "new file without --create", db: filepath.Join(dir, "typo.db"), wantErr: "--create"},
 		{name: "a folder", db: dir, wantErr: "is a folder"},
 		{name: "new file with --create", db: filepath.Join(dir, "new.db"), create: true},
+		// A 0-byte file (touch) holds no lane: it is a missing one.
+		{name: "empty file without --create", db: filepath.Join(dir, "empty.db"), prep: emptyFile, wantErr: "the file is empty (0 bytes), not a lane DB; add --create"},
+		{name: "empty file with --create", db: filepath.Join(dir, "empty2.db"), prep: emptyFile, create: true},
+		{name: "another program's SQLite file", db: filepath.Join(dir, "other.db"), create: true, prep: func(t *testing.T, path string) {
+			other, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if _, err := other.Exec(`CREATE TABLE foo (x INTEGER)`); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "is an SQLite database of another program, not a lane DB", notUsage: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.prep != nil {
+				tt.prep(t, tt.db)
+			}
 			args := []string{"--db", tt.db, "--addr", "127.0.0.1:0"}
 			if tt.create {
 				args = append(args, "--create")
@@ -238,7 +266,7 @@ func TestServeDBPath(t *testing.T) {
 			_, stop, err := runServeUntilReady(t, args, &log)
 			if tt.wantErr != "" {
 				var ue usageError
-				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "--db") {
+				if !strings.Contains(err.Error(), tt.wantErr) || !tt.notUsage && (!errors.As(err, &ue) || !strings.Contains(err.Error(), "--db")) {
 					t.Fatalf("err = %v, want a usage error about --db saying %q", err, tt.wantErr)
 				}
 				if _, err := os.Stat(filepath.Dir(tt.db)); tt.name == "missing folder" && err == nil {
