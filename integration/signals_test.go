@@ -45,6 +45,17 @@ func TestServeSignals(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "POST /fd1/debug/ping HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", l.addr)
+	// Only a connection the lane has accepted holds the stop up: one still
+	// in the kernel's queue when the listener closes is just dropped. The
+	// scrape's own connection is the other one counted.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, m := l.scrape(""); m["greenlane_connections_open"] >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lane never counted the stalled connection:\n%s", l.log())
+		}
+	}
 
 	if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
