@@ -95,8 +95,8 @@ func (l *countedListener) Accept() (net.Conn, error) {
 		}
 		h := host(nc.RemoteAddr().String())
 		if why := l.count.take(h); why != "" {
+			l.count.refuse(h, why) // counted before the client can see it closed
 			nc.Close()
-			l.count.refuse(h, why)
 			continue
 		}
 		return &countedConn{Conn: nc, count: l.count, host: h}, nil
