@@ -34,7 +34,7 @@ type OpenPresell struct {
 	CID            sql.NullInt64  `db:"cid"`
 	Customer       sql.NullString `db:"customer"`
 	SaleTotalCents int64          `db:"saletotal_cents"`
-	PaidCents      int64          `db:"paid_cents"` // payments not reversed
+	PaidCents      int64          `db:"paid_cents"` // payments not reversed; with PresellFilter.Paid only
 	Lines          int64          `db:"lines"`
 	SubmittedUTC   string         `db:"submitted_utc"`
 	Tablet         string         `db:"created_by"`
@@ -48,6 +48,10 @@ type PresellFilter struct {
 	ClaimKey string    // only presells this key holds a live claim on
 	Now      time.Time // for ClaimKey: claims live at this time
 	Limit    int
+	// Paid also reads what each presell has been paid: a seek into the
+	// payments per row, for the command line's list; the counter's
+	// get_presells, which runs at every scan, leaves it out.
+	Paid bool
 }
 
 // presellExprs are the columns the presell list filters on.
@@ -80,8 +84,12 @@ func OpenPresells(ctx context.Context, q sqlx.QueryerContext, f PresellFilter) (
 	if f.Customer != "" {
 		limit = math.MaxInt64 // no limit: PostgreSQL refuses SQLite's -1
 	}
+	paid := "0"
+	if f.Paid {
+		paid = paidCentsOf("s")
+	}
 	query := `SELECT s.physkey, s.phase, s.ticket, s.ticket_word, s.ticket_barcode, s.cid, c.name AS customer,
-		s.saletotal_cents, ` + paidCentsOf("s") + ` AS paid_cents,
+		s.saletotal_cents, ` + paid + ` AS paid_cents,
 		(SELECT COUNT(*) FROM sale_lines l WHERE l.sale_physkey = s.physkey) AS lines,
 		s.submitted_utc, s.created_by, s.claim_session, s.claim_key, s.claim_name, s.claim_expires_ms
 		FROM sales s INDEXED BY sales_open_presells LEFT JOIN customers c ON c.cid = s.cid

@@ -21,7 +21,7 @@ type Row struct {
 	CID           *int64         `json:"cid"`
 	Customer      *string        `json:"customer"`
 	SaleTotal     protocol.Money `json:"saletotal"`
-	Paid          protocol.Money `json:"paid"` // payments taken and not reversed
+	Paid          *protocol.Money `json:"paid,omitempty"` // payments not reversed; only from Open
 	Lines         int64          `json:"lines"`
 	Submitted     string         `json:"submitted_utc"`
 	Age           int64          `json:"age"` // seconds since submitted
@@ -42,13 +42,18 @@ func (w *Workflow) List(ctx context.Context, f lanedb.PresellFilter) ([]Row, boo
 	out := make([]Row, len(rows))
 	for i, r := range rows {
 		out[i] = row(r, now)
+		if f.Paid {
+			paid := protocol.Money(r.PaidCents)
+			out[i].Paid = &paid
+		}
 	}
 	return out, more, nil
 }
 
-// Open lists every open presell, newest first (for the command line).
+// Open lists every open presell, newest first, with what each has been
+// paid (for the command line).
 func (w *Workflow) Open(ctx context.Context) ([]Row, error) {
-	rows, _, err := w.List(ctx, lanedb.PresellFilter{Limit: lanedb.MaxTicket})
+	rows, _, err := w.List(ctx, lanedb.PresellFilter{Limit: lanedb.MaxTicket, Paid: true})
 	return rows, err
 }
 
@@ -57,7 +62,7 @@ func row(r lanedb.OpenPresell, now time.Time) Row {
 		Physkey: r.Physkey, Ticket: salesbuilder.Nullable(r.Ticket.Int64, r.Ticket.Valid),
 		TicketWord: salesbuilder.Nullable(r.TicketWord.String, r.TicketWord.Valid), TicketBarcode: salesbuilder.Nullable(r.TicketBarcode.String, r.TicketBarcode.Valid),
 		CID: salesbuilder.Nullable(r.CID.Int64, r.CID.Valid), Customer: salesbuilder.Nullable(r.Customer.String, r.Customer.Valid),
-		SaleTotal: protocol.Money(r.SaleTotalCents), Paid: protocol.Money(r.PaidCents), Lines: r.Lines, Submitted: r.SubmittedUTC,
+		SaleTotal: protocol.Money(r.SaleTotalCents), Lines: r.Lines, Submitted: r.SubmittedUTC,
 		Tablet: r.Tablet, Phase: r.Phase,
 	}
 	if t, err := time.Parse(lanedb.DateTime, r.SubmittedUTC); err == nil {

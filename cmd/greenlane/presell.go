@@ -61,7 +61,7 @@ func presellList(args []string, stdout, stderr io.Writer) error {
 		if r.ClaimedBy != nil {
 			claimed = *r.ClaimedBy + " until " + *r.ClaimExpires
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", deref(r.Ticket), derefStr(r.TicketWord), r.SaleTotal, r.Paid, r.Lines,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", deref(r.Ticket), derefStr(r.TicketWord), r.SaleTotal, *r.Paid, r.Lines,
 			derefStr(r.Customer), r.Tablet, (time.Duration(r.Age) * time.Second).String(), claimed, r.Physkey)
 	}
 	return tw.Flush()
