@@ -14,21 +14,21 @@ const MaxRows = 500
 
 // Row is one open presell in the counter's list.
 type Row struct {
-	Physkey       string         `json:"physkey"`
-	Ticket        *int64         `json:"ticket"`
-	TicketWord    *string        `json:"ticket_word"`
-	TicketBarcode *string        `json:"ticket_barcode"`
-	CID           *int64         `json:"cid"`
-	Customer      *string        `json:"customer"`
-	SaleTotal     protocol.Money `json:"saletotal"`
+	Physkey       string          `json:"physkey"`
+	Ticket        *int64          `json:"ticket"`
+	TicketWord    *string         `json:"ticket_word"`
+	TicketBarcode *string         `json:"ticket_barcode"`
+	CID           *int64          `json:"cid"`
+	Customer      *string         `json:"customer"`
+	SaleTotal     protocol.Money  `json:"saletotal"`
 	Paid          *protocol.Money `json:"paid,omitempty"` // payments not reversed; only from Open
-	Lines         int64          `json:"lines"`
-	Submitted     string         `json:"submitted_utc"`
-	Age           int64          `json:"age"` // seconds since submitted
-	Tablet        string         `json:"tablet"`
-	Phase         int            `json:"phase"`
-	ClaimedBy     *string        `json:"claimed_by"`
-	ClaimExpires  *string        `json:"claim_expires"`
+	Lines         int64           `json:"lines"`
+	Submitted     string          `json:"submitted_utc"`
+	Age           int64           `json:"age"` // seconds since submitted
+	Tablet        string          `json:"tablet"`
+	Phase         int             `json:"phase"`
+	ClaimedBy     *string         `json:"claimed_by"`
+	ClaimExpires  *string         `json:"claim_expires"`
 }
 
 // List lists the open presells f selects, newest first, and whether more
