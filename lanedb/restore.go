@@ -49,7 +49,10 @@ func LockServing(path string) (release func(), err error) {
 
 func lockFile(path string, how int) (*os.File, error) {
 	name := path + lockSuffix
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	// Read-only and readable by all: flock needs no write access, and a
+	// lock file first made by root (a restore run with sudo) must still
+	// be lockable by the service's own user, or its lane would hold no lock.
+	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock file %s: %w", name, err)
 	}
