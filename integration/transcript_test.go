@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,4 +256,55 @@ func (p *packet) saleField(t *testing.T, name string) any {
 		t.Fatalf("no %s in %s", name, p.raw)
 	}
 	return v
+}
+
+// TestTranscriptNeverPassesEmpty: a recording whose lane could not be
+// reached leaves the transcript it was to replace as it was, and a
+// transcript with nothing to send fails its replay.
+func TestTranscriptNeverPassesEmpty(t *testing.T) {
+	shipped, err := os.ReadFile(filepath.Join("testdata", "presell_flow.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "keep.jsonl")
+	if err := os.WriteFile(keep, shipped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "ws://" + ln.Addr().String()
+	ln.Close()
+
+	for _, force := range []bool{false, true} {
+		args := []string{"client", "--url", refused, "--key", "k", "--record", keep, "debug.ping"}
+		if force {
+			args = append(args, "--force")
+		}
+		cmd := exec.Command(binary, args...)
+		cmd.Env = quietEnv()
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("client --force=%v against a closed port: exit 0\n%s", force, out)
+		}
+		if b, _ := os.ReadFile(keep); string(b) != string(shipped) {
+			t.Fatalf("client --force=%v changed the transcript to %d bytes:\n%s", force, len(b), out)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("left beside the transcript: %v", entries)
+	}
+
+	for name, text := range map[string]string{"empty.jsonl": "", "comment.jsonl": `{"#":"nothing else"}` + "\n"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "replay", "--url", refused, "--key", "k", p)
+		cmd.Env = quietEnv()
+		out, err := cmd.CombinedOutput()
+		wantFailure(t, string(out), err, "FAIL "+name+": nothing to replay")
+	}
 }

@@ -4,7 +4,9 @@
 // # Format
 //
 // A transcript is JSON Lines: one JSON object per line, run top to bottom.
-// Blank lines are skipped. Each line is exactly one of:
+// Blank lines are skipped. A transcript must send a packet: one that sends
+// none (emptied, or comments only) fails its replay. Each line is exactly
+// one of:
 //
 //	{"#": "text"}                                     a comment
 //	{"open": "tablet", "url_query": "?purpose=presell", "login": {}}

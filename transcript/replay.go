@@ -85,6 +85,11 @@ func Replay(ctx context.Context, steps []Step, opt Options) (Result, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Second
 	}
+	if !sends(steps) {
+		// An emptied or comment-only file checks nothing: passing it
+		// would hide a recording that lost its contents.
+		return Result{}, fmt.Errorf("%s: nothing to replay: no line sends a packet", opt.Name)
+	}
 	r := &replayer{opt: opt, vars: Vars{}, socks: map[string]*socket{}}
 	if opt.DefaultKey != "" {
 		r.vars["KEY"] = Str(opt.DefaultKey)
@@ -222,6 +227,16 @@ func (r *replayer) keyFor(st Step) (string, error) {
 		return "", fmt.Errorf("no API key for socket %q: give --key (one admin key serves every socket) or --key-for %s=KEY", st.Open, st.Open)
 	}
 	return key, nil
+}
+
+// sends reports whether a transcript sends any packet.
+func sends(steps []Step) bool {
+	for _, st := range steps {
+		if st.Send != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *replayer) send(st Step) error {

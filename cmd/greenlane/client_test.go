@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -232,5 +234,101 @@ func TestReplayUsage(t *testing.T) {
 	err := dispatch([]string{"replay", filepath.Join(t.TempDir(), "missing.jsonl"), "--url", "ws://127.0.0.1:1", "--key", "k"}, &out, &out)
 	if !errors.Is(err, errReplayFailed) || !strings.Contains(out.String(), "FAIL ") {
 		t.Fatalf("missing file: %v\n%s", err, out.String())
+	}
+}
+
+// refusedURL is a socket URL where nothing listens: connecting is refused.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "ws://" + addr
+}
+
+// TestClientRecordOnlyWhatRan: --record FILE is written only when the
+// session ran to its end and sent a packet; an existing FILE is replaced
+// only with --force, and otherwise is left byte for byte as it was, with no
+// temporary file beside it.
+func TestClientRecordOnlyWhatRan(t *testing.T) {
+	_, url := startFake(t)
+	const old = "{\"#\":\"the old transcript\"}\n"
+	tests := []struct {
+		name     string
+		existing bool
+		url      string // default: the fake lane
+		args     []string
+		stdin    string
+		wantErr  string // "" for success
+		want     string // FILE's contents contain this ("": FILE must not exist)
+	}{
+		{name: "a refused connection leaves FILE as it was", existing: true, url: refusedURL(t),
+			args: []string{"--force", "sale"}, wantErr: "(nothing recorded: FILE is as it was)", want: old},
+		{name: "a refused connection writes no new FILE", url: refusedURL(t),
+			args: []string{"sale"}, wantErr: "(nothing recorded: FILE was not written)"},
+		{name: "an existing FILE is refused without --force", existing: true,
+			args: []string{"sale"}, wantErr: "FILE exists; give --force to replace it", want: old},
+		{name: "--force replaces FILE", existing: true,
+			args: []string{"--force", "sale"}, want: `{"socket":"main","send":{"a":"sale","rq":"c1"}}`},
+		{name: "a new FILE", args: []string{"sale"}, want: `{"socket":"main","send":{"a":"sale","rq":"c1"}}`},
+		{name: "a script stopped at a failed line is not kept", existing: true,
+			args: []string{"--force"}, stdin: "sale\n:nonsense\nsale\n", wantErr: "the rest was not run", want: old},
+		{name: "--keep-going runs it all: kept", existing: true,
+			args: []string{"--force", "--keep-going"}, stdin: "sale\n:nonsense\nsale\n", wantErr: "1 of 3 lines failed", want: `"rq":"c2"`},
+		{name: "a session that sent nothing is not kept", existing: true,
+			args: []string{"--force"}, stdin: "# only a comment\n", wantErr: "no packet was sent, nothing to replay (FILE is as it was)", want: old},
+		{name: "a folder is refused", args: []string{"sale"}, wantErr: "is a folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			rec := filepath.Join(dir, "s.jsonl")
+			if tt.existing {
+				if err := os.WriteFile(rec, []byte(old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"client", "--url", url, "--key", "k", "--linger", "1ms"}
+			if tt.url != "" {
+				args[2] = tt.url
+			}
+			if strings.Contains(tt.name, "folder") {
+				rec = dir
+			}
+			args = append(args, "--record", rec)
+			clientStdin = strings.NewReader(tt.stdin)
+			defer func() { clientStdin = os.Stdin }()
+			var out, errOut bytes.Buffer
+			err := dispatch(append(args, tt.args...), &out, &errOut)
+			wantErr := strings.ReplaceAll(tt.wantErr, "FILE", rec)
+			switch {
+			case wantErr == "" && err != nil:
+				t.Fatalf("err %v\n%s", err, errOut.String())
+			case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+				t.Fatalf("err %v, want %q", err, wantErr)
+			}
+			if rec == dir {
+				return
+			}
+			b, rerr := os.ReadFile(rec)
+			switch {
+			case tt.want == "" && !errors.Is(rerr, fs.ErrNotExist):
+				t.Fatalf("FILE was written: %v %q", rerr, b)
+			case tt.want != "" && !strings.Contains(string(b), tt.want):
+				t.Fatalf("FILE holds %q, want %q", b, tt.want)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.Name() != "s.jsonl" {
+					t.Errorf("left beside FILE: %s", e.Name())
+				}
+			}
+			if st, err := os.Stat(rec); err == nil && tt.want != old && st.Mode().Perm() != 0o644 {
+				t.Errorf("FILE mode %v, want 0644", st.Mode().Perm())
+			}
+		})
 	}
 }

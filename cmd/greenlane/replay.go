@@ -22,9 +22,10 @@ Replays transcripts (JSON Lines of FD1 exchanges, e.g. recorded with
 sockets, sends their packets and checks every expected packet. On the first
 packet that differs it prints where (the path to each differing field,
 expected and got, with the packet sent) and goes on with the next file; the
-exit status is 1 when any transcript failed. Sockets log in with the key
-given for their name (--key-for tablet=KEY), else with --key: one admin key
-serves every socket. The format is described in the README and in
+exit status is 1 when any transcript failed; a transcript that sends no
+packet fails too (nothing to replay). Sockets log in with the key given for
+their name (--key-for tablet=KEY), else with --key: one admin key serves
+every socket. The format is described in the README and in
 'go doc github.com/greenlane-pos/greenlane/transcript'.`
 
 // errReplayFailed is a replay that ran and found differences (exit 1, and
