@@ -235,6 +235,17 @@ func TestReplayUsage(t *testing.T) {
 	if !errors.Is(err, errReplayFailed) || !strings.Contains(out.String(), "FAIL ") {
 		t.Fatalf("missing file: %v\n%s", err, out.String())
 	}
+	// A line that cannot be parsed is reported as NAME:LINE:, like a line
+	// that fails in the replay.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("{\"#\":\"fine\"}\n{\"expcet\":{}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = dispatch([]string{"replay", bad, "--url", "ws://127.0.0.1:1", "--key", "k"}, &out, &out)
+	if !errors.Is(err, errReplayFailed) || !strings.HasPrefix(out.String(), "FAIL bad.jsonl:2: not a transcript line: ") {
+		t.Fatalf("a bad line: %v\n%s", err, out.String())
+	}
 }
 
 // refusedURL is a socket URL where nothing listens: connecting is refused.

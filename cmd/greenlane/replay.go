@@ -79,11 +79,16 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 
 // replayFile replays one transcript and prints its one-line summary.
 func replayFile(ctx context.Context, path string, opt transcript.Options, stdout io.Writer) error {
+	opt.Name = filepath.Base(path)
 	steps, err := transcript.ReadFile(path)
-	if err != nil {
+	var le *transcript.LineError
+	switch {
+	case errors.As(err, &le):
+		// NAME:LINE:, as a line that fails in the replay is reported.
+		return fmt.Errorf("FAIL %s:%d: %w", opt.Name, le.Line, le.Err)
+	case err != nil:
 		return fmt.Errorf("FAIL %w", err)
 	}
-	opt.Name = filepath.Base(path)
 	start := time.Now()
 	res, err := transcript.Replay(ctx, steps, opt)
 	if err != nil {
