@@ -308,3 +308,32 @@ func TestTranscriptNeverPassesEmpty(t *testing.T) {
 		wantFailure(t, string(out), err, "FAIL "+name+": nothing to replay")
 	}
 }
+
+// TestTranscriptKeyByName: a transcript that checks what a presell key may
+// not do names that key ("$KEY_tablet"); replayed without it, it fails at
+// the login line naming the flag, instead of logging in with the admin key.
+// A mistyped --key-for is refused.
+func TestTranscriptKeyByName(t *testing.T) {
+	l := startLane(t)
+	presell := l.newKey("tablet-1", "presell")
+	file := filepath.Join(t.TempDir(), "refused.jsonl")
+	text := `{"#":"a presell key may not recall a presell"}
+{"open":"tablet","url_query":"?purpose=presell","login":{"key":"$KEY_tablet"}}
+{"socket":"tablet","send":{"a":"fd1.presell.recall","rq":"k1","v":{"ticket":1}}}
+{"socket":"tablet","expect":{"r":"fd1.presell.recall","rp":"k1","error":{"code":"forbidden"}}}
+`
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.replay(file, "--key-for", "tablet="+presell); err != nil || !strings.HasPrefix(out, "ok   refused.jsonl") {
+		t.Fatalf("replay with the presell key: %v\n%s", err, out)
+	}
+	out, err := l.replay(file)
+	wantFailure(t, out, err, "FAIL refused.jsonl:2: no key for $KEY_tablet: give --key-for tablet=KEY")
+
+	out, err = l.replay(file, "--key-for", "tablt="+presell)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(out, "no transcript uses a key named tablt (they use: tablet)") {
+		t.Fatalf("a mistyped --key-for: %v, want exit status 2 naming tablt\n%s", err, out)
+	}
+}

@@ -35,8 +35,9 @@ type Step struct {
 type Login struct {
 	// Key is the API key: empty means the key given for the socket's name
 	// (replay --key-for NAME=KEY), else the default key; "$KEY" is the
-	// default key and "$KEY_NAME" the key for NAME; anything else is the
-	// key itself.
+	// default key and "$KEY_NAME" the key for NAME, which a replay must be
+	// given (it fails, rather than log in with the default key); anything
+	// else is the key itself.
 	Key string `json:"key,omitempty"`
 	// Purpose is the login purpose (customerdisplay, debugscope).
 	Purpose string `json:"purpose,omitempty"`

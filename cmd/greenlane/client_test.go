@@ -343,3 +343,72 @@ func TestClientRecordOnlyWhatRan(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayKeys: a key a transcript asks for by name must be given, a
+// --key-for name no transcript uses is refused as a typo, and a transcript
+// that sends nothing fails.
+func TestReplayKeys(t *testing.T) {
+	_, url := startFake(t)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	named := write("named.jsonl", `{"open":"tablet","login":{"key":"$KEY_tablet"}}
+{"socket":"tablet","send":{"a":"x","rq":"c1"}}
+{"socket":"tablet","expect":{"r":"x","rp":"c1"}}
+`)
+	plain := write("plain.jsonl", `{"open":"main","login":{"key":"$KEY"}}
+{"send":{"a":"x","rq":"c1"}}
+{"expect":{"r":"x","rp":"c1"}}
+`)
+	empty := write("empty.jsonl", "")
+	comment := write("comment.jsonl", "{\"#\":\"all that is left\"}\n")
+	tests := []struct {
+		name  string
+		args  []string
+		want  []string // in the output, or the error of a usage error
+		usage bool
+		fail  bool
+	}{
+		{name: "a key asked for by name and given", args: []string{named, "--key", "admin", "--key-for", "tablet=k"},
+			want: []string{"ok   named.jsonl: 3 lines, 1 packets sent, 1 matched"}},
+		{name: "a key asked for by name, not given: the line fails, not the default key", args: []string{named, "--key", "k"},
+			want: []string{"FAIL named.jsonl:1: no key for $KEY_tablet: give --key-for tablet=KEY"}, fail: true},
+		{name: "a mistyped --key-for is refused", args: []string{named, "--key", "k", "--key-for", "tablt=k"},
+			want: []string{"--key-for tablt=…: no transcript uses a key named tablt (they use: tablet)"}, usage: true},
+		{name: "a --key-for with transcripts that use no named key", args: []string{plain, "--key", "k", "--key-for", "tablet=k"},
+			want: []string{"--key-for tablet=…: no transcript uses a key by name"}, usage: true},
+		{name: "a --key-for used by one transcript of several", args: []string{plain, named, "--key", "k", "--key-for", "TABLET=k"},
+			want: []string{"ok   plain.jsonl:", "ok   named.jsonl:"}},
+		{name: "an empty transcript fails", args: []string{empty, plain, "--key", "k"},
+			want: []string{"FAIL empty.jsonl: nothing to replay: no line sends a packet", "ok   plain.jsonl:"}, fail: true},
+		{name: "a comment-only transcript fails", args: []string{comment, "--key", "k"},
+			want: []string{"FAIL comment.jsonl: nothing to replay"}, fail: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := dispatch(append([]string{"replay", "--url", url, "--timeout", "2s"}, tt.args...), &out, &out)
+			var ue usageError
+			text := out.String()
+			switch {
+			case tt.usage:
+				if !errors.As(err, &ue) {
+					t.Fatalf("err %v, want a usage error\n%s", err, text)
+				}
+				text = err.Error()
+			case tt.fail && !errors.Is(err, errReplayFailed), !tt.fail && err != nil:
+				t.Fatalf("err %v (want failed: %v)\n%s", err, tt.fail, text)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("lacks %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}
