@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,4 +256,84 @@ func (p *packet) saleField(t *testing.T, name string) any {
 		t.Fatalf("no %s in %s", name, p.raw)
 	}
 	return v
+}
+
+// TestTranscriptNeverPassesEmpty: a recording whose lane could not be
+// reached leaves the transcript it was to replace as it was, and a
+// transcript with nothing to send fails its replay.
+func TestTranscriptNeverPassesEmpty(t *testing.T) {
+	shipped, err := os.ReadFile(filepath.Join("testdata", "presell_flow.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "keep.jsonl")
+	if err := os.WriteFile(keep, shipped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "ws://" + ln.Addr().String()
+	ln.Close()
+
+	for _, force := range []bool{false, true} {
+		args := []string{"client", "--url", refused, "--key", "k", "--record", keep, "debug.ping"}
+		if force {
+			args = append(args, "--force")
+		}
+		cmd := exec.Command(binary, args...)
+		cmd.Env = quietEnv()
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("client --force=%v against a closed port: exit 0\n%s", force, out)
+		}
+		if b, _ := os.ReadFile(keep); string(b) != string(shipped) {
+			t.Fatalf("client --force=%v changed the transcript to %d bytes:\n%s", force, len(b), out)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("left beside the transcript: %v", entries)
+	}
+
+	for name, text := range map[string]string{"empty.jsonl": "", "comment.jsonl": `{"#":"nothing else"}` + "\n"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "replay", "--url", refused, "--key", "k", p)
+		cmd.Env = quietEnv()
+		out, err := cmd.CombinedOutput()
+		wantFailure(t, string(out), err, "FAIL "+name+": nothing to replay")
+	}
+}
+
+// TestTranscriptKeyByName: a transcript that checks what a presell key may
+// not do names that key ("$KEY_tablet"); replayed without it, it fails at
+// the login line naming the flag, instead of logging in with the admin key.
+// A mistyped --key-for is refused.
+func TestTranscriptKeyByName(t *testing.T) {
+	l := startLane(t)
+	presell := l.newKey("tablet-1", "presell")
+	file := filepath.Join(t.TempDir(), "refused.jsonl")
+	text := `{"#":"a presell key may not recall a presell"}
+{"open":"tablet","url_query":"?purpose=presell","login":{"key":"$KEY_tablet"}}
+{"socket":"tablet","send":{"a":"fd1.presell.recall","rq":"k1","v":{"ticket":1}}}
+{"socket":"tablet","expect":{"r":"fd1.presell.recall","rp":"k1","error":{"code":"forbidden"}}}
+`
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.replay(file, "--key-for", "tablet="+presell); err != nil || !strings.HasPrefix(out, "ok   refused.jsonl") {
+		t.Fatalf("replay with the presell key: %v\n%s", err, out)
+	}
+	out, err := l.replay(file)
+	wantFailure(t, out, err, "FAIL refused.jsonl:2: no key for $KEY_tablet: give --key-for tablet=KEY")
+
+	out, err = l.replay(file, "--key-for", "tablt="+presell)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(out, "no transcript uses a key named tablt (they use: tablet)") {
+		t.Fatalf("a mistyped --key-for: %v, want exit status 2 naming tablt\n%s", err, out)
+	}
 }

@@ -4,7 +4,9 @@
 // # Format
 //
 // A transcript is JSON Lines: one JSON object per line, run top to bottom.
-// Blank lines are skipped. Each line is exactly one of:
+// Blank lines are skipped. A transcript must send a packet: one that sends
+// none (emptied, or comments only) fails its replay. Each line is exactly
+// one of:
 //
 //	{"#": "text"}                                     a comment
 //	{"open": "tablet", "url_query": "?purpose=presell", "login": {}}
@@ -18,9 +20,11 @@
 // rq "login"): its "purpose" is the login purpose (customerdisplay,
 // debugscope) and its "key" names the API key — left out, the key given for
 // the socket's name (replay --key-for tablet=KEY), else the default key
-// (--key); "$KEY" is the default key, "$KEY_NAME" the key for NAME. The
-// login reply is checked for success but is not part of the transcript (it
-// lists the key's scopes). A socket without "login" stays logged out.
+// (--key); "$KEY" is the default key, "$KEY_NAME" the key for NAME (NAME
+// in any case; without a key for NAME the replay fails at that line, also
+// where a sent packet names it). The login reply is checked for success
+// but is not part of the transcript (it lists the key's scopes). A socket
+// without "login" stays logged out.
 //
 // # Patterns
 //

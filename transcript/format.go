@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,8 +35,9 @@ type Step struct {
 type Login struct {
 	// Key is the API key: empty means the key given for the socket's name
 	// (replay --key-for NAME=KEY), else the default key; "$KEY" is the
-	// default key and "$KEY_NAME" the key for NAME; anything else is the
-	// key itself.
+	// default key and "$KEY_NAME" the key for NAME, which a replay must be
+	// given (it fails, rather than log in with the default key); anything
+	// else is the key itself.
 	Key string `json:"key,omitempty"`
 	// Purpose is the login purpose (customerdisplay, debugscope).
 	Purpose string `json:"purpose,omitempty"`
@@ -55,7 +57,26 @@ type line struct {
 
 var socketName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
 
-// ReadFile parses a transcript file.
+// LineError is a line of a transcript that cannot be parsed.
+type LineError struct {
+	File string // set by ReadFile
+	Line int
+	Err  error
+}
+
+// Error is "FILE:LINE: problem", the form of a failed replay's report (and
+// of compilers), or "line LINE: problem" without a file.
+func (e *LineError) Error() string {
+	if e.File == "" {
+		return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+}
+
+func (e *LineError) Unwrap() error { return e.Err }
+
+// ReadFile parses a transcript file; a line that cannot be parsed is a
+// *LineError naming path.
 func ReadFile(path string) ([]Step, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -63,6 +84,11 @@ func ReadFile(path string) ([]Step, error) {
 	}
 	defer f.Close()
 	steps, err := Read(f)
+	var le *LineError
+	if errors.As(err, &le) {
+		le.File = path
+		return nil, le
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -70,7 +96,7 @@ func ReadFile(path string) ([]Step, error) {
 }
 
 // Read parses a transcript: one JSON object per line; blank lines are
-// skipped. Errors name the line.
+// skipped. A line that cannot be parsed is a *LineError.
 func Read(r io.Reader) ([]Step, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
@@ -82,7 +108,7 @@ func Read(r io.Reader) ([]Step, error) {
 		}
 		st, err := parseLine(text)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
+			return nil, &LineError{Line: n, Err: err}
 		}
 		st.Line = n
 		steps = append(steps, st)

@@ -1,6 +1,9 @@
 package transcript
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -66,5 +69,15 @@ func TestReadErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "line 2:") {
 			t.Errorf("%s: err = %v, want line 2 and %q", tt.line, err, tt.want)
 		}
+	}
+	// A file's line is FILE:LINE:, as a failed replay's report names it.
+	path := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(path, []byte("{\"#\":\"ok\"}\n{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadFile(path)
+	var le *LineError
+	if !errors.As(err, &le) || le.Line != 2 || !strings.HasPrefix(err.Error(), path+":2: want exactly one of") {
+		t.Errorf("ReadFile: err = %v, want %s:2: and a *LineError", err, path)
 	}
 }

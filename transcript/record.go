@@ -53,6 +53,7 @@ type Recorder struct {
 	byValue map[string]string            // a captured string → its variable
 	byField map[string]map[string]string // field → captured number text → variable
 	count   map[string]int               // variable base name → last number used
+	sent    int                          // send lines written
 	err     error
 }
 
@@ -60,6 +61,14 @@ type Recorder struct {
 func NewRecorder(w io.Writer, opt RecordOptions) *Recorder {
 	return &Recorder{w: w, opt: opt, byValue: map[string]string{},
 		byField: map[string]map[string]string{}, count: map[string]int{}}
+}
+
+// Sent is how many send lines were written: none, and a replay of the
+// recording would have nothing to do.
+func (r *Recorder) Sent() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent
 }
 
 // Err is the first write error.
@@ -111,6 +120,7 @@ func (r *Recorder) Send(socket string, packet []byte) error {
 	if !r.opt.Literal {
 		v = r.generalizeSent(v, "", true)
 	}
+	r.sent++
 	return r.write(Step{Socket: socket, Send: &v})
 }
 

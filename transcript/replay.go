@@ -85,6 +85,16 @@ func Replay(ctx context.Context, steps []Step, opt Options) (Result, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Second
 	}
+	if !sends(steps) {
+		// An emptied or comment-only file checks nothing: passing it
+		// would hide a recording that lost its contents.
+		return Result{}, fmt.Errorf("%s: nothing to replay: no line sends a packet", opt.Name)
+	}
+	keys := make(map[string]string, len(opt.Keys))
+	for name, key := range opt.Keys {
+		keys[strings.ToLower(name)] = key
+	}
+	opt.Keys = keys
 	r := &replayer{opt: opt, vars: Vars{}, socks: map[string]*socket{}}
 	if opt.DefaultKey != "" {
 		r.vars["KEY"] = Str(opt.DefaultKey)
@@ -205,15 +215,18 @@ func (r *replayer) login(ctx context.Context, st Step, s *socket) error {
 
 func (r *replayer) keyFor(st Step) (string, error) {
 	ref := st.Login.Key
-	var key string
-	switch {
-	case ref == "":
+	if ref != "" && ref != "$KEY" {
+		if _, named := keyName(ref); named {
+			// A key asked for by name is that key: the default (an
+			// admin key, most often) would pass a line meant to be
+			// refused, or fail it far from here.
+			return r.namedKey(ref)
+		}
+		return ref, nil
+	}
+	key := ""
+	if ref == "" {
 		key = r.opt.Keys[strings.ToLower(st.Open)]
-	case ref == "$KEY":
-	case strings.HasPrefix(ref, "$KEY_"):
-		key = r.opt.Keys[strings.ToLower(strings.TrimPrefix(ref, "$KEY_"))]
-	default:
-		key = ref
 	}
 	if key == "" {
 		key = r.opt.DefaultKey
@@ -224,12 +237,112 @@ func (r *replayer) keyFor(st Step) (string, error) {
 	return key, nil
 }
 
+// namedKey is the key "$KEY_NAME" names, given with --key-for NAME=KEY.
+func (r *replayer) namedKey(ref string) (string, error) {
+	name, _ := keyName(ref)
+	if key := r.opt.Keys[name]; key != "" {
+		return key, nil
+	}
+	return "", fmt.Errorf("no key for %s: give --key-for %s=KEY", ref, name)
+}
+
+// keyName is NAME, in lower case, of a "$KEY_NAME" reference.
+func keyName(ref string) (string, bool) {
+	name, ok := strings.CutPrefix(ref, "$KEY_")
+	if !ok || name == "" {
+		return "", false
+	}
+	return strings.ToLower(name), true
+}
+
+// KeyNames are the names, in lower case, a transcript can take a key for
+// (replay --key-for NAME=KEY): the sockets that log in with their own
+// name's key, and NAME of every "$KEY_NAME" in a login, a sent packet or a
+// pattern. A --key-for name not among them is a typo.
+func KeyNames(steps []Step) map[string]bool {
+	names := map[string]bool{}
+	var walk func(v Value)
+	walk = func(v Value) {
+		switch v.Kind {
+		case String:
+			if name, ok := keyName(v.Str); ok {
+				names[name] = true
+			}
+		case Object:
+			for _, e := range v.Vals {
+				walk(e)
+			}
+		case Array:
+			for _, e := range v.Elem {
+				walk(e)
+			}
+		}
+	}
+	for _, st := range steps {
+		switch {
+		case st.Login != nil && st.Login.Key == "":
+			names[strings.ToLower(st.Open)] = true
+		case st.Login != nil:
+			walk(Str(st.Login.Key))
+		case st.Send != nil:
+			walk(*st.Send)
+		case st.Expect != nil:
+			walk(*st.Expect)
+		}
+	}
+	return names
+}
+
+// sends reports whether a transcript sends any packet.
+func sends(steps []Step) bool {
+	for _, st := range steps {
+		if st.Send != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// withKeys puts the named keys ("$KEY_NAME", any case) into a packet to
+// send; a name with no key stops the replay at its line.
+func (r *replayer) withKeys(v Value) (Value, error) {
+	switch v.Kind {
+	case String:
+		if _, ok := keyName(v.Str); ok {
+			key, err := r.namedKey(v.Str)
+			return Str(key), err
+		}
+	case Object:
+		out := Value{Kind: Object, Keys: v.Keys, Vals: make([]Value, len(v.Vals))}
+		for i, e := range v.Vals {
+			var err error
+			if out.Vals[i], err = r.withKeys(e); err != nil {
+				return v, err
+			}
+		}
+		return out, nil
+	case Array:
+		out := Value{Kind: Array, Elem: make([]Value, len(v.Elem))}
+		for i, e := range v.Elem {
+			var err error
+			if out.Elem[i], err = r.withKeys(e); err != nil {
+				return v, err
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
 func (r *replayer) send(st Step) error {
 	s, err := r.socket(st, st.Socket)
 	if err != nil {
 		return err
 	}
-	pkt, err := Substitute(*st.Send, r.vars)
+	pkt, err := r.withKeys(*st.Send)
+	if err == nil {
+		pkt, err = Substitute(pkt, r.vars)
+	}
 	if err != nil {
 		return fmt.Errorf("%s:%d: send: %w", r.opt.Name, st.Line, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -131,6 +132,10 @@ const flow = `{"#":"tablet and display"}
 {"close":"tablet"}
 `
 
+// flowAdmin is flow with no key asked for by name: every socket can log in
+// with the default key.
+var flowAdmin = strings.Replace(flow, `,"key":"$KEY_DISPLAY"`, "", 1)
+
 func TestReplay(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -168,14 +173,30 @@ func TestReplay(t *testing.T) {
 			}},
 		{name: "a refused key names the socket and the flag", transcript: flow, keys: map[string]string{"display": "wrong"},
 			wantErr: []string{"FAIL flow.jsonl:2: the login reply on socket \"display\" refused the key", "--key-for display=KEY"}},
-		{name: "one admin key serves every socket", transcript: flow, defaultKey: "admin",
+		{name: "one admin key serves every socket", transcript: flowAdmin, defaultKey: "admin",
 			wantRes: Result{Steps: 14, Sent: 4, Matched: 6, Ignored: make([]Unexpected, 2)}},
-		{name: "no key at all", transcript: flow,
+		{name: "a key asked for by name is not replaced by the default key", transcript: flow, defaultKey: "admin",
+			wantErr: []string{`flow.jsonl:2: no key for $KEY_DISPLAY: give --key-for display=KEY`}},
+		{name: "key names are case-insensitive", transcript: strings.Replace(flow, "$KEY_DISPLAY", "$KEY_Display", 1), keys: map[string]string{"DISPLAY": "disp"},
+			wantRes: Result{Steps: 14, Sent: 4, Matched: 6, Ignored: make([]Unexpected, 2)}},
+		{name: "a key asked for by name in a send must be given", defaultKey: "admin",
+			transcript: "{\"open\":\"main\"}\n{\"send\":{\"a\":\"fd1.session.login\",\"rq\":1,\"v\":{\"apikey\":\"$KEY_till\"}}}",
+			wantErr:    []string{`flow.jsonl:2: send: no key for $KEY_till: give --key-for till=KEY`}},
+		{name: "a key asked for by name in a send, given", keys: map[string]string{"till": "disp"},
+			transcript: "{\"open\":\"main\"}\n{\"send\":{\"a\":\"fd1.session.login\",\"rq\":1,\"v\":{\"apikey\":\"$KEY_till\"}}}\n{\"expect\":{\"r\":\"fd1.session.login\",\"rp\":1,\"error\":\"$absent\"}}",
+			wantRes:    Result{Steps: 3, Sent: 1, Matched: 1}},
+		{name: "an empty transcript has nothing to replay", transcript: "",
+			wantErr: []string{"flow.jsonl: nothing to replay: no line sends a packet"}},
+		{name: "comments only: nothing to replay", transcript: `{"#":"all gone"}`,
+			wantErr: []string{"flow.jsonl: nothing to replay"}},
+		{name: "a socket opened, nothing sent: nothing to replay", transcript: `{"open":"main","login":{}}`, defaultKey: "admin",
+			wantErr: []string{"flow.jsonl: nothing to replay"}},
+		{name: "no key at all", transcript: flowAdmin,
 			lane:    func(l *fakeLane) { l.keys = map[string]bool{} },
 			wantErr: []string{`flow.jsonl:2: no API key for socket "display": give --key`}},
 		{name: "a socket must be opened first", transcript: `{"socket":"till","send":{"a":"x"}}`,
 			wantErr: []string{`flow.jsonl:1: socket "till" is not open (a line {"open":"till"} must come first)`}},
-		{name: "a failed dial says so", transcript: `{"open":"x","url_query":"?purpose=wrong"}`,
+		{name: "a failed dial says so", transcript: "{\"open\":\"x\",\"url_query\":\"?purpose=wrong\"}\n{\"socket\":\"x\",\"send\":{\"a\":\"x\"}}",
 			wantErr: []string{`flow.jsonl:1: open socket "x": 400 Bad Request`}},
 		{name: "an unknown variable in a send is a transcript error", transcript: "{\"open\":\"main\"}\n{\"send\":{\"k\":\"$physkey7\"}}",
 			wantErr: []string{`flow.jsonl:2: send: k: $physkey7 was never captured`}},
@@ -217,6 +238,37 @@ func TestReplay(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestKeyNames(t *testing.T) {
+	tests := []struct {
+		transcript string
+		want       string // sorted, comma-separated
+	}{
+		{flow, "display,tablet"},
+		{flowAdmin, "display,tablet"},
+		{`{"open":"anon"}`, ""},
+		{`{"open":"Till","login":{"key":"$KEY"}}`, ""},
+		{`{"open":"Till","login":{}}`, "till"},
+		{`{"open":"t","login":{"key":"$KEY_Counter"}}`, "counter"},
+		{`{"open":"t","login":{"key":"literal-key"}}`, ""},
+		{`{"send":{"a":"x","v":{"keys":["$KEY_A",{"k":"$KEY_b"}],"lit":"$$KEY_c"}}}`, "a,b"},
+		{`{"expect":{"r":"x","data":"$KEY_D"}}`, "d"},
+	}
+	for _, tt := range tests {
+		steps, err := Read(strings.NewReader(tt.transcript))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for n := range KeyNames(steps) {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if got := strings.Join(names, ","); got != tt.want {
+			t.Errorf("%.60s: KeyNames = %q, want %q", tt.transcript, got, tt.want)
+		}
 	}
 }
 

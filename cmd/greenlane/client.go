@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +39,9 @@ With --linger it reconnects when the lane restarts and reopens its firehoses
 from the last event seen.
 Commands (:help lists them) open more sockets, e.g. ":open tablet ?purpose=presell",
 and "@tablet PACKET" sends on one. --record FILE writes the session as a
-transcript for 'greenlane replay'.`
+transcript for 'greenlane replay'; FILE is written only when the session ran
+to its end and sent a packet (a failed connection leaves it as it was), and
+an existing FILE is replaced only with --force.`
 
 // clientHelp is the interactive :help text.
 const clientHelp = `  PACKET                      send on the current socket: JSON, an endpoint, or "endpoint {json}"
@@ -71,7 +74,7 @@ type clientOptions struct {
 	url, key, keyFile, purpose, socket, record string
 	keyFor                                     keyFlag
 	wait, linger                               time.Duration
-	literal, compact, interactive              bool
+	literal, compact, interactive, force       bool
 	keepGoing, noLogin                         bool
 	packets                                    []string
 }
@@ -87,6 +90,7 @@ func parseClientFlags(args []string, stderr io.Writer) (clientOptions, error) {
 	fs.StringVar(&o.socket, "socket", transcript.DefaultSocket, "name of the first socket (prompt, @NAME, transcripts); empty: open none (a script's :open lines do)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for each reply")
 	fs.StringVar(&o.record, "record", "", "write the session to FILE as a transcript (replay it with 'greenlane replay FILE')")
+	fs.BoolVar(&o.force, "force", false, "replace --record FILE if it exists")
 	fs.BoolVar(&o.literal, "record-literal", false, "record values as they are, without placeholders (for a server in deterministic mode)")
 	fs.DurationVar(&o.linger, "linger", 0, "after the last packet, keep printing events this long (0: 500ms with --record)")
 	fs.BoolVar(&o.compact, "compact", false, "print each packet on one line, even on a terminal")
@@ -123,22 +127,117 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 	}
 	// Packets carry their socket's name once there can be more than one.
 	s.out.label.Store(o.socket == "")
+	var rec *recording
 	if o.record != "" {
-		f, err := os.Create(o.record)
-		if err != nil {
-			return fmt.Errorf("--record: %w", err)
+		// Before dialling: a refusal must come before a person types a
+		// session that could not be kept.
+		if rec, err = startRecording(o.record, o.force, o.literal); err != nil {
+			return err
 		}
-		defer f.Close()
-		s.rec = transcript.NewRecorder(f, transcript.RecordOptions{Literal: o.literal})
+		defer rec.discard()
+		s.rec = rec.rec
 	}
 	defer s.closeAll()
-	if err := s.run(o, query); err != nil {
+	err = s.run(o, query)
+	if rec == nil {
 		return err
 	}
-	if s.rec != nil {
-		return s.rec.Err()
+	s.closeAll() // no packet is recorded after the file is closed
+	var all ranAll
+	if err != nil && !errors.As(err, &all) {
+		return fmt.Errorf("%w (nothing recorded: %s)", err, rec.unchanged())
 	}
+	if ferr := rec.finish(); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return err
+}
+
+// ranAll is the error of a session that ran every packet or line although
+// some failed (--keep-going): its recording is whole, error replies and all.
+type ranAll struct{ error }
+
+func (e ranAll) Unwrap() error { return e.error }
+
+// recording is --record FILE. The transcript is written to a temporary
+// file beside FILE, renamed onto FILE only when the session ran to its
+// end: a session that could not connect, or stopped half way, must not
+// leave an empty or cut-short FILE, which would replay as nothing or as a
+// part (and an emptied transcript in a test suite would pass it).
+type recording struct {
+	path  string
+	force bool
+	tmp   *os.File
+	rec   *transcript.Recorder
+}
+
+func startRecording(path string, force, literal bool) (*recording, error) {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return nil, fmt.Errorf("--record %s is a folder: name a file", path)
+	case err == nil && !force:
+		return nil, fmt.Errorf("--record %s exists; give --force to replace it", path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("--record: %w", err)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	// Not *.jsonl: a leftover (the client killed) is not taken for a
+	// transcript by a replay of *.jsonl.
+	tmp, err := os.CreateTemp(dir, base+".*.recording")
+	if err != nil {
+		return nil, fmt.Errorf("--record: %w", err)
+	}
+	return &recording{path: path, force: force, tmp: tmp,
+		rec: transcript.NewRecorder(tmp, transcript.RecordOptions{Literal: literal})}, nil
+}
+
+// unchanged says what became of FILE when nothing was recorded.
+func (r *recording) unchanged() string {
+	if _, err := os.Stat(r.path); err == nil {
+		return r.path + " is as it was"
+	}
+	return r.path + " was not written"
+}
+
+// finish puts the recording in place of FILE, unless it holds no packet
+// sent (a replay would fail it: nothing to replay).
+func (r *recording) finish() error {
+	if err := r.rec.Err(); err != nil {
+		return fmt.Errorf("--record: %w (%s)", err, r.unchanged())
+	}
+	if r.rec.Sent() == 0 {
+		return fmt.Errorf("--record: no packet was sent, nothing to replay (%s)", r.unchanged())
+	}
+	if err := r.tmp.Chmod(0o644); err != nil { // CreateTemp makes it 0600; a transcript holds no key
+		return fmt.Errorf("--record: %w", err)
+	}
+	if err := r.tmp.Close(); err != nil {
+		return fmt.Errorf("--record: write %s: %w (%s)", r.tmp.Name(), err, r.unchanged())
+	}
+	if _, err := os.Stat(r.path); err == nil && !r.force {
+		// Made while the session ran: keep both, say where this one is.
+		name := r.tmp.Name()
+		r.tmp = nil
+		return fmt.Errorf("--record: %s appeared during the session; the recording is in %s", r.path, name)
+	}
+	if err := os.Rename(r.tmp.Name(), r.path); err != nil {
+		return fmt.Errorf("--record: %w", err)
+	}
+	r.tmp = nil
 	return nil
+}
+
+// discard removes the temporary file of a recording not put in place.
+func (r *recording) discard() {
+	if r.tmp == nil {
+		return
+	}
+	_ = r.tmp.Close()
+	_ = os.Remove(r.tmp.Name())
 }
 
 // run opens the first socket, sends the argument packets or the input's,
@@ -281,7 +380,7 @@ func (s *clientSession) runArgs(packets []string) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d packets failed", failed, len(packets))
+		return ranAll{fmt.Errorf("%d of %d packets failed", failed, len(packets))}
 	}
 	return nil
 }
@@ -353,7 +452,7 @@ func (s *clientSession) runInput(in io.Reader, interactive bool) error {
 		s.out.note("") // the shell's prompt starts on a line of its own
 	}
 	if failed > 0 && !interactive {
-		return fmt.Errorf("%d of %d lines failed", failed, total)
+		return ranAll{fmt.Errorf("%d of %d lines failed", failed, total)}
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -232,5 +234,181 @@ func TestReplayUsage(t *testing.T) {
 	err := dispatch([]string{"replay", filepath.Join(t.TempDir(), "missing.jsonl"), "--url", "ws://127.0.0.1:1", "--key", "k"}, &out, &out)
 	if !errors.Is(err, errReplayFailed) || !strings.Contains(out.String(), "FAIL ") {
 		t.Fatalf("missing file: %v\n%s", err, out.String())
+	}
+	// A line that cannot be parsed is reported as NAME:LINE:, like a line
+	// that fails in the replay.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("{\"#\":\"fine\"}\n{\"expcet\":{}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = dispatch([]string{"replay", bad, "--url", "ws://127.0.0.1:1", "--key", "k"}, &out, &out)
+	if !errors.Is(err, errReplayFailed) || !strings.HasPrefix(out.String(), "FAIL bad.jsonl:2: not a transcript line: ") {
+		t.Fatalf("a bad line: %v\n%s", err, out.String())
+	}
+}
+
+// refusedURL is a socket URL where nothing listens: connecting is refused.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "ws://" + addr
+}
+
+// TestClientRecordOnlyWhatRan: --record FILE is written only when the
+// session ran to its end and sent a packet; an existing FILE is replaced
+// only with --force, and otherwise is left byte for byte as it was, with no
+// temporary file beside it.
+func TestClientRecordOnlyWhatRan(t *testing.T) {
+	_, url := startFake(t)
+	const old = "{\"#\":\"the old transcript\"}\n"
+	tests := []struct {
+		name     string
+		existing bool
+		url      string // default: the fake lane
+		args     []string
+		stdin    string
+		wantErr  string // "" for success
+		want     string // FILE's contents contain this ("": FILE must not exist)
+	}{
+		{name: "a refused connection leaves FILE as it was", existing: true, url: refusedURL(t),
+			args: []string{"--force", "sale"}, wantErr: "(nothing recorded: FILE is as it was)", want: old},
+		{name: "a refused connection writes no new FILE", url: refusedURL(t),
+			args: []string{"sale"}, wantErr: "(nothing recorded: FILE was not written)"},
+		{name: "an existing FILE is refused without --force", existing: true,
+			args: []string{"sale"}, wantErr: "FILE exists; give --force to replace it", want: old},
+		{name: "--force replaces FILE", existing: true,
+			args: []string{"--force", "sale"}, want: `{"socket":"main","send":{"a":"sale","rq":"c1"}}`},
+		{name: "a new FILE", args: []string{"sale"}, want: `{"socket":"main","send":{"a":"sale","rq":"c1"}}`},
+		{name: "a script stopped at a failed line is not kept", existing: true,
+			args: []string{"--force"}, stdin: "sale\n:nonsense\nsale\n", wantErr: "the rest was not run", want: old},
+		{name: "--keep-going runs it all: kept", existing: true,
+			args: []string{"--force", "--keep-going"}, stdin: "sale\n:nonsense\nsale\n", wantErr: "1 of 3 lines failed", want: `"rq":"c2"`},
+		{name: "a session that sent nothing is not kept", existing: true,
+			args: []string{"--force"}, stdin: "# only a comment\n", wantErr: "no packet was sent, nothing to replay (FILE is as it was)", want: old},
+		{name: "a folder is refused", args: []string{"sale"}, wantErr: "is a folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			rec := filepath.Join(dir, "s.jsonl")
+			if tt.existing {
+				if err := os.WriteFile(rec, []byte(old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"client", "--url", url, "--key", "k", "--linger", "1ms"}
+			if tt.url != "" {
+				args[2] = tt.url
+			}
+			if strings.Contains(tt.name, "folder") {
+				rec = dir
+			}
+			args = append(args, "--record", rec)
+			clientStdin = strings.NewReader(tt.stdin)
+			defer func() { clientStdin = os.Stdin }()
+			var out, errOut bytes.Buffer
+			err := dispatch(append(args, tt.args...), &out, &errOut)
+			wantErr := strings.ReplaceAll(tt.wantErr, "FILE", rec)
+			switch {
+			case wantErr == "" && err != nil:
+				t.Fatalf("err %v\n%s", err, errOut.String())
+			case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+				t.Fatalf("err %v, want %q", err, wantErr)
+			}
+			if rec == dir {
+				return
+			}
+			b, rerr := os.ReadFile(rec)
+			switch {
+			case tt.want == "" && !errors.Is(rerr, fs.ErrNotExist):
+				t.Fatalf("FILE was written: %v %q", rerr, b)
+			case tt.want != "" && !strings.Contains(string(b), tt.want):
+				t.Fatalf("FILE holds %q, want %q", b, tt.want)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.Name() != "s.jsonl" {
+					t.Errorf("left beside FILE: %s", e.Name())
+				}
+			}
+			if st, err := os.Stat(rec); err == nil && tt.want != old && st.Mode().Perm() != 0o644 {
+				t.Errorf("FILE mode %v, want 0644", st.Mode().Perm())
+			}
+		})
+	}
+}
+
+// TestReplayKeys: a key a transcript asks for by name must be given, a
+// --key-for name no transcript uses is refused as a typo, and a transcript
+// that sends nothing fails.
+func TestReplayKeys(t *testing.T) {
+	_, url := startFake(t)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	named := write("named.jsonl", `{"open":"tablet","login":{"key":"$KEY_tablet"}}
+{"socket":"tablet","send":{"a":"x","rq":"c1"}}
+{"socket":"tablet","expect":{"r":"x","rp":"c1"}}
+`)
+	plain := write("plain.jsonl", `{"open":"main","login":{"key":"$KEY"}}
+{"send":{"a":"x","rq":"c1"}}
+{"expect":{"r":"x","rp":"c1"}}
+`)
+	empty := write("empty.jsonl", "")
+	comment := write("comment.jsonl", "{\"#\":\"all that is left\"}\n")
+	tests := []struct {
+		name  string
+		args  []string
+		want  []string // in the output, or the error of a usage error
+		usage bool
+		fail  bool
+	}{
+		{name: "a key asked for by name and given", args: []string{named, "--key", "admin", "--key-for", "tablet=k"},
+			want: []string{"ok   named.jsonl: 3 lines, 1 packets sent, 1 matched"}},
+		{name: "a key asked for by name, not given: the line fails, not the default key", args: []string{named, "--key", "k"},
+			want: []string{"FAIL named.jsonl:1: no key for $KEY_tablet: give --key-for tablet=KEY"}, fail: true},
+		{name: "a mistyped --key-for is refused", args: []string{named, "--key", "k", "--key-for", "tablt=k"},
+			want: []string{"--key-for tablt=…: no transcript uses a key named tablt (they use: tablet)"}, usage: true},
+		{name: "a --key-for with transcripts that use no named key", args: []string{plain, "--key", "k", "--key-for", "tablet=k"},
+			want: []string{"--key-for tablet=…: no transcript uses a key by name"}, usage: true},
+		{name: "a --key-for used by one transcript of several", args: []string{plain, named, "--key", "k", "--key-for", "TABLET=k"},
+			want: []string{"ok   plain.jsonl:", "ok   named.jsonl:"}},
+		{name: "an empty transcript fails", args: []string{empty, plain, "--key", "k"},
+			want: []string{"FAIL empty.jsonl: nothing to replay: no line sends a packet", "ok   plain.jsonl:"}, fail: true},
+		{name: "a comment-only transcript fails", args: []string{comment, "--key", "k"},
+			want: []string{"FAIL comment.jsonl: nothing to replay"}, fail: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := dispatch(append([]string{"replay", "--url", url, "--timeout", "2s"}, tt.args...), &out, &out)
+			var ue usageError
+			text := out.String()
+			switch {
+			case tt.usage:
+				if !errors.As(err, &ue) {
+					t.Fatalf("err %v, want a usage error\n%s", err, text)
+				}
+				text = err.Error()
+			case tt.fail && !errors.Is(err, errReplayFailed), !tt.fail && err != nil:
+				t.Fatalf("err %v (want failed: %v)\n%s", err, tt.fail, text)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("lacks %q:\n%s", w, text)
+				}
+			}
+		})
 	}
 }
