@@ -190,6 +190,10 @@ func TestServeFlagValues(t *testing.T) {
 		for _, value := range []string{"0", "-1", absurd} {
 			t.Run(name+"="+value[:min(len(value), 24)], func(t *testing.T) {
 				db, key := laneCopy(t)
+				if name == "db" {
+					// A path: in a folder of the test's, not the package's.
+					value = filepath.Join(t.TempDir(), value)
+				}
 				args := []string{"--db=" + db, "--addr=127.0.0.1:0", "--log-level=warn", "--" + name + "=" + value}
 				var log syncBuffer
 				addr, stop, err := runServeUntilReady(t, args, &log)
