@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +127,75 @@ func TestOpenWhileAnotherProgramWrites(t *testing.T) {
 			t.Fatalf("Open: %v; want it to say %q", err, want)
 		}
 	}
+}
+
+// TestWriterLockedByAnotherProgram: while another program holds the write
+// lock past the busy timeout, the change that waited is refused, and so is
+// every change queued behind it meanwhile, at once: they waited through the
+// same lock, and a batch of their own would wait a whole timeout more. The
+// wait is counted and logged.
+func TestWriterLockedByAnotherProgram(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(context.Background(), path, Options{BusyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var log strings.Builder
+	w := db.NewWriter(WriterOptions{MaxBatch: 64})
+	defer w.Close()
+	w.LogTo(slog.New(slog.NewTextHandler(&lockedWriter{b: &log}, nil)))
+
+	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otx.Rollback()
+
+	first := make(chan error, 1)
+	go func() { first <- w.Do(context.Background(), insertStaff(1)) }()
+	// Once the loop has taken the first change it waits in BEGIN, and the
+	// next ones queue behind it. (Had they all made one batch, the count
+	// below would be the same: this wait only makes the test mean more.)
+	time.Sleep(100 * time.Millisecond)
+	queued := make(chan error, 3)
+	for i := range 3 {
+		go func() { queued <- w.Do(context.Background(), insertStaff(10+i)) }()
+	}
+	for _, ch := range []chan error{first, queued, queued, queued} {
+		if err := <-ch; !IsBusy(err) {
+			t.Fatalf("a change while another program held the lock: %v, want SQLite's busy", err)
+		}
+	}
+	if n := w.stats.BusyWaits.Load(); n != 1 {
+		t.Errorf("BusyWaits = %d, want 1: the changes queued behind the first waited a second time", n)
+	}
+	if w.stats.LockWaitNS.Load() < int64(time.Second) {
+		t.Errorf("LockWaitNS = %v, want the busy timeout's wait counted", time.Duration(w.stats.LockWaitNS.Load()))
+	}
+	otx.Rollback()
+	if err := w.Do(context.Background(), insertStaff(2)); err != nil {
+		t.Fatalf("a change once the lock was let go: %v", err)
+	}
+	if got := log.String(); !strings.Contains(got, "stayed locked by another program") || !strings.Contains(got, "--db-busy-timeout") {
+		t.Errorf("log: %q, want the refusal told with the flag that sets the wait", got)
+	}
+}
+
+// lockedWriter is a strings.Builder safe for the writer goroutine's log
+// and the test reading it.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -101,27 +102,11 @@ func Check(ctx context.Context, db *sqlx.DB) ([]Finding, error) {
 			out = append(out, Finding{Problem: "integrity_check: " + s})
 		}
 	}
-	rows, err := db.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	fks, err := foreignKeyFindings(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("foreign_key_check: %w", err)
+		return nil, err
 	}
-	for rows.Next() {
-		var table, parent string
-		var rowid sql.NullInt64
-		var fkid int64
-		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("foreign_key_check: %w", err)
-		}
-		where := "a row"
-		if rowid.Valid {
-			where = fmt.Sprintf("row %d", rowid.Int64)
-		}
-		out = append(out, Finding{Problem: fmt.Sprintf("foreign_key_check: %s of %s refers to a missing %s", where, table, parent)})
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("foreign_key_check: %w", err)
-	}
+	out = append(out, fks...)
 	for _, inv := range invariants {
 		var found []struct {
 			Sale    string `db:"sale"`
@@ -136,6 +121,140 @@ func Check(ctx context.Context, db *sqlx.DB) ([]Finding, error) {
 	}
 	return out, nil
 }
+
+// foreignKeyFindings runs SQLite's foreign_key_check and names each row it
+// finds by what an operator can look up: the sale it belongs to and the
+// key it holds that points nowhere ("a sale_lines row refers to a missing
+// products row: pid 1256"), not a rowid (the lane's tables mostly have
+// none). One finding per such row, at most fkRowsShown per foreign key.
+func foreignKeyFindings(ctx context.Context, db *sqlx.DB) ([]Finding, error) {
+	var broken []struct {
+		Table  string        `db:"table"`
+		RowID  sql.NullInt64 `db:"rowid"`
+		Parent string        `db:"parent"`
+		FKID   int64         `db:"fkid"`
+	}
+	if err := db.SelectContext(ctx, &broken, `PRAGMA foreign_key_check`); err != nil {
+		return nil, fmt.Errorf("foreign_key_check: %w", err)
+	}
+	type fk struct {
+		table, parent string
+		id            int64
+	}
+	seen := map[fk]bool{}
+	var out []Finding
+	for _, b := range broken {
+		k := fk{b.Table, b.Parent, b.FKID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		found, err := orphans(ctx, db, k.table, k.parent, k.id)
+		if err != nil {
+			return nil, fmt.Errorf("foreign_key_check: %s: %w", k.table, err)
+		}
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// fkRowsShown bounds the findings one broken foreign key gives.
+const fkRowsShown = 100
+
+// fkColumn is one column pair of a foreign key (PRAGMA foreign_key_list).
+type fkColumn struct {
+	ID   int64          `db:"id"`
+	Seq  int64          `db:"seq"`
+	From string         `db:"from"`
+	To   sql.NullString `db:"to"`
+}
+
+// orphans lists the rows of table whose foreign key id (as PRAGMA
+// foreign_key_list numbers them) points at no row of parent.
+func orphans(ctx context.Context, db *sqlx.DB, table, parent string, id int64) ([]Finding, error) {
+	var cols []fkColumn
+	rows, err := db.QueryxContext(ctx, `SELECT id, seq, "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq`, table)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var c fkColumn
+		if err := rows.StructScan(&c); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if c.ID == id {
+			cols = append(cols, c)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	if len(cols) == 0 || !cols[0].To.Valid {
+		// A key onto the parent's primary key by default: say what SQLite says.
+		return []Finding{{Problem: fmt.Sprintf("foreign_key_check: a %s row refers to a missing %s row", table, parent)}}, nil
+	}
+	saleCol := ""
+	switch {
+	case table == "sales":
+		saleCol = "physkey"
+	case hasColumn(ctx, db, table, "sale_physkey"):
+		saleCol = "sale_physkey"
+	}
+	var from, match, notNull []string
+	for _, c := range cols {
+		from = append(from, "c."+quoteIdent(c.From))
+		match = append(match, "p."+quoteIdent(c.To.String)+" = c."+quoteIdent(c.From))
+		notNull = append(notNull, "c."+quoteIdent(c.From)+" IS NOT NULL")
+	}
+	sale := "''"
+	if saleCol != "" {
+		sale = "c." + quoteIdent(saleCol)
+	}
+	q := fmt.Sprintf(`SELECT %s, %s FROM %s c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s) ORDER BY 1 LIMIT %d`,
+		sale, strings.Join(from, ", "), quoteIdent(table), strings.Join(notNull, " AND "), quoteIdent(parent), strings.Join(match, " AND "), fkRowsShown)
+	found, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer found.Close()
+	var out []Finding
+	for found.Next() {
+		vals := make([]any, 1+len(cols))
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := found.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		var keys []string
+		for i, c := range cols {
+			keys = append(keys, fmt.Sprintf("%s %v", c.From, text(vals[1+i])))
+		}
+		out = append(out, Finding{Sale: fmt.Sprint(text(vals[0])),
+			Problem: fmt.Sprintf("a %s row refers to a missing %s row: %s", table, parent, strings.Join(keys, ", "))})
+	}
+	return out, found.Err()
+}
+
+// text shows a scanned column: SQLite text may come back as bytes.
+func text(v any) any {
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return v
+}
+
+// hasColumn reports whether table has a column named col.
+func hasColumn(ctx context.Context, db *sqlx.DB, table, col string) bool {
+	var n int
+	err := db.GetContext(ctx, &n, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, table, col)
+	return err == nil && n > 0
+}
+
+// quoteIdent quotes an SQL identifier (a table or column name SQLite gave).
+func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
 // invariants are the lane's own rules; each query returns one row (sale,
 // problem) per sale that breaks it.

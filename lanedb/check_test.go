@@ -64,7 +64,12 @@ func TestCheck(t *testing.T) {
 			`UPDATE sales SET ticket = 7, presell = 1 WHERE physkey = 'paid'`, nil},
 		{"payment of a missing sale",
 			`PRAGMA foreign_keys = OFF; INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt) VALUES ('ghost', 1, 1, 5, '2026-01-01 10:00:00'); PRAGMA foreign_keys = ON`,
-			[]string{"foreign_key_check: a row of payments refers to a missing sales"}},
+			[]string{"sale ghost: a payments row refers to a missing sales row: sale_physkey ghost"}},
+		{"line of a deleted product",
+			`PRAGMA foreign_keys = OFF; DELETE FROM products WHERE pid = (SELECT pid FROM sale_lines WHERE sale_physkey = 'open7'); PRAGMA foreign_keys = ON`,
+			[]string{"sale open7: a sale_lines row refers to a missing products row: pid 1",
+				"sale paid: a sale_lines row refers to a missing products row: pid 1",
+				"sale reversed: a sale_lines row refers to a missing products row: pid 1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

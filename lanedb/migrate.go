@@ -186,7 +186,10 @@ func (db *DB) Ready(ctx context.Context) error {
 		return fmt.Errorf("%s; writes are refused since %s: %w", f.reason, f.since.Format(time.TimeOnly), f.err)
 	}
 	tx, err := db.begin(ctx)
-	if err != nil {
+	switch {
+	case err != nil && !db.Postgres() && (IsBusy(err) || errors.Is(err, context.DeadlineExceeded)):
+		return fmt.Errorf("the lane DB's write lock could not be taken in time: another program (the counter) is holding it: %w", err)
+	case err != nil:
 		return fmt.Errorf("the lane DB is not writable: %w", err)
 	}
 	if err := tx.Rollback(); err != nil {

@@ -72,6 +72,7 @@ type Writer struct {
 	othersAt        time.Time
 	collectedAt     time.Time
 	faultLog        faultLog
+	lockLog         time.Time // when a lock wait was last told
 
 	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
 
@@ -92,6 +93,11 @@ type WriterStats struct {
 	// BusyWaits counts batches whose BEGIN or COMMIT gave up on another
 	// process's lock after the busy timeout: the lane DB is contended.
 	BusyWaits atomic.Int64
+	// LockWaitNS is the time batches spent in BEGIN waiting for another
+	// process's write lock (waits shorter than lockWaitNoted are not
+	// counted: taking a free lock takes microseconds). Waits that ended in
+	// BusyWaits are in it too.
+	LockWaitNS atomic.Int64
 	// Statements counts the statements run through the writer's Tx:
 	// every Exec, Query, Get and Select of the mutations, and the
 	// SAVEPOINT, ROLLBACK TO and RELEASE around each. BEGIN, COMMIT and
@@ -469,11 +475,19 @@ func (w *Writer) runBatch(batch []*job) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
+	began := time.Now()
 	tx, err := w.db.begin(ctx)
+	waited := time.Since(began)
+	if err != nil && IsBusy(err) {
+		// The lock stayed taken for the whole busy timeout. Those queued
+		// meanwhile have waited through the same lock: answer them now,
+		// or each would wait another whole timeout in the next batch.
+		batch = w.takeQueued(batch)
+		results = make([]error, len(batch))
+		w.stats.BusyWaits.Add(1)
+	}
+	w.noteLockWait(waited, len(batch), err)
 	if err != nil {
-		if IsBusy(err) {
-			w.stats.BusyWaits.Add(1)
-		}
 		w.answer(batch, results, w.unavailable(err))
 		return
 	}
@@ -553,6 +567,51 @@ func (w *Writer) runBatch(batch []*job) {
 	w.countPages()
 	w.account(tx, busy, ran)
 	w.answer(batch, results, err)
+}
+
+// takeQueued appends every job queued now to batch.
+func (w *Writer) takeQueued(batch []*job) []*job {
+	for {
+		select {
+		case j := <-w.jobs:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+}
+
+// lockWaitNoted is the shortest BEGIN that counts as a wait for another
+// process's lock (LockWaitNS), and lockWaitTold the shortest that is
+// logged: a counter's transaction holds it for milliseconds; a second
+// means a program is holding it far longer than it should.
+const (
+	lockWaitNoted = 50 * time.Millisecond
+	lockWaitTold  = time.Second
+)
+
+// noteLockWait counts and tells a BEGIN that waited for another
+// process's lock: err is BEGIN's own error (nil if it got the lock), n the
+// changes that waited. At most one line every faultLogEvery, unless the
+// wait ended in refusals, which are always told.
+func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
+	if waited < lockWaitNoted || w.db.Postgres() {
+		return
+	}
+	w.stats.LockWaitNS.Add(int64(waited))
+	log := w.log.Load()
+	if log == nil || waited < lockWaitTold {
+		return
+	}
+	switch {
+	case err != nil && IsBusy(err):
+		log.Error("the lane DB stayed locked by another program: changes refused as unavailable (retry); see --db-busy-timeout",
+			"waited", waited.Round(time.Millisecond), "refused", n)
+		w.lockLog = time.Now()
+	case err == nil && time.Since(w.lockLog) >= faultLogEvery:
+		log.Warn("the lane DB was locked by another program: changes waited", "waited", waited.Round(time.Millisecond), "changes", n)
+		w.lockLog = time.Now()
+	}
 }
 
 // countPages adds the pages the writer's connection wrote since the last

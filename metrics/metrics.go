@@ -133,6 +133,7 @@ var (
 	descCommit       = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
 	descCommitTimes  = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
 	descBusy         = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
+	descLockWait     = prometheus.NewDesc("greenlane_writer_lock_wait_seconds_total", "Time the writer waited for another program's lock on the SQLite lane DB (waits under 50ms are not counted; absent on PostgreSQL).", nil, nil)
 	descYields       = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
 	descWALPages     = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
 	descJournal      = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
@@ -148,7 +149,7 @@ var (
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
 		ch <- d
 	}
@@ -189,6 +190,7 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load()))
 		if p.DB == nil || !p.DB.Postgres() {
 			ch <- prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load()))
+			ch <- prometheus.MustNewConstMetric(descLockWait, prometheus.CounterValue, time.Duration(w.LockWaitNS.Load()).Seconds())
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -233,6 +233,7 @@ func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Write
 	if st.seed != 0 {
 		lc.Rand = lane.SeededRand(st.seed)
 	}
+	warnDeterministic(log, st.clock, st.seed)
 	var caFile string
 	// The real clock, not --clock: it is the tablets' clocks that judge
 	// the certificate.
@@ -246,6 +247,18 @@ func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Write
 		return fail(err)
 	}
 	return lc, log, caFile, nil
+}
+
+// warnDeterministic says loudly that the lane runs in deterministic mode:
+// left in a store's environment (GREENLANE_CLOCK, GREENLANE_SEED) it would
+// stamp every sale with one time, or make new sale keys guessable.
+func warnDeterministic(log *slog.Logger, clock string, seed uint64) {
+	if clock = strings.TrimSpace(clock); clock != "" {
+		log.Warn("deterministic mode: the lane's clock is set by --clock, and every sale's times come from it: for tests, never in a store", "clock", clock)
+	}
+	if seed != 0 {
+		log.Warn("deterministic mode: new sale keys come from --seed and repeat from run to run: for tests, never in a store", "seed", seed)
+	}
 }
 
 // serve is `greenlane serve` until ctx ends or sigs asks it to stop (see

@@ -190,6 +190,10 @@ func TestServeFlagValues(t *testing.T) {
 		for _, value := range []string{"0", "-1", absurd} {
 			t.Run(name+"="+value[:min(len(value), 24)], func(t *testing.T) {
 				db, key := laneCopy(t)
+				if name == "db" {
+					// A path: in a folder of the test's, not the package's.
+					value = filepath.Join(t.TempDir(), value)
+				}
 				args := []string{"--db=" + db, "--addr=127.0.0.1:0", "--log-level=warn", "--" + name + "=" + value}
 				var log syncBuffer
 				addr, stop, err := runServeUntilReady(t, args, &log)
@@ -356,6 +360,42 @@ func TestServeLogsAWALLeftBehind(t *testing.T) {
 			}
 			if tt.otherRead && !strings.Contains(last, path+"-wal") {
 				t.Fatalf("last log line %q does not name the WAL left behind", last)
+			}
+		})
+	}
+}
+
+// TestServeWarnsOfDeterministicMode: --clock and --seed (or their
+// GREENLANE_ variables, left in a store's environment) are told at start,
+// and a lane without them says nothing of it.
+func TestServeWarnsOfDeterministicMode(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		want  []string
+	}{
+		{"neither", nil, nil},
+		{"clock", []string{"--clock", "2026-01-01T09:00:00Z"}, []string{"level=WARN", "the lane's clock is set by --clock", "2026-01-01T09:00:00Z"}},
+		{"seed", []string{"--seed", "7"}, []string{"level=WARN", "new sale keys come from --seed"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := laneCopy(t)
+			var log syncBuffer
+			_, stop, err := runServeUntilReady(t, append([]string{"--db", path, "--addr", "127.0.0.1:0"}, tt.flags...), &log)
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, log.String())
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			got := log.String()
+			for _, want := range tt.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("log lacks %q:\n%s", want, got)
+				}
+			}
+			if tt.want == nil && strings.Contains(got, "deterministic mode") {
+				t.Errorf("a lane without --clock or --seed logs deterministic mode:\n%s", got)
 			}
 		})
 	}
