@@ -162,7 +162,7 @@ type Hub struct {
 	// latest holds, for each family with Current, the newest row of each
 	// journal physkey the hub has seen, at most maxLatest of them: what a
 	// firehose opened without since starts from (Family.Current).
-	latest map[string]map[string]lanedb.JournalEntry
+	latest map[string]map[string]latestRow
 	// readFailures counts journal reads failed in a row, and warned is
 	// when the last of them was logged (see journalFailed).
 	readFailures int
@@ -194,7 +194,7 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
 		replays:  make(chan struct{}, cfg.Replays),
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
-		following: map[string]*atomic.Int64{}, latest: map[string]map[string]lanedb.JournalEntry{}}
+		following: map[string]*atomic.Int64{}, latest: map[string]map[string]latestRow{}}
 	names := make([]string, 0, len(families))
 	for i := range h.families {
 		f := &h.families[i]
@@ -212,7 +212,7 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 		}
 		h.byJournal[f.Journal] = f
 		if f.Current != nil {
-			h.latest[f.Name] = map[string]lanedb.JournalEntry{}
+			h.latest[f.Name] = map[string]latestRow{}
 		}
 	}
 	sort.Strings(names)
@@ -292,8 +292,8 @@ func (h *Hub) tail(ctx context.Context) {
 		}
 		for _, r := range rows {
 			h.head = r.Seq
-			h.remember(r)
 			if ev, ok := h.journalEvent(r); ok {
+				h.remember(r, ev)
 				h.publish(ev, h.subs[ev.family])
 			}
 		}
@@ -361,58 +361,69 @@ func (h *Hub) seedLatest(ctx context.Context, newest int64) {
 		return
 	}
 	for _, r := range rows {
-		if r.Seq <= newest {
-			h.remember(r)
+		if r.Seq > newest {
+			continue
+		}
+		if ev, ok := h.journalEvent(r); ok {
+			h.remember(r, ev)
 		}
 	}
 }
 
-// remember keeps r as the newest row of its physkey when its family has
-// Current, forgetting the physkey whose newest row is oldest past
-// maxLatest. It costs a map write a row: Current is asked only on open.
-func (h *Hub) remember(r lanedb.JournalEntry) {
-	f := h.byJournal[r.Family]
-	if f == nil || f.Current == nil {
+// latestRow is a remembered row with its event, decoded as it was for
+// publishing: an open matches against it without decoding it again.
+type latestRow struct {
+	row lanedb.JournalEntry
+	ev  *event
+}
+
+// remember keeps r (as ev) as the newest row of its physkey when its
+// family has Current. Past 2×maxLatest physkeys it keeps the newest
+// maxLatest: one sort now and then, not a scan per row.
+func (h *Hub) remember(r lanedb.JournalEntry, ev *event) {
+	m := h.latest[ev.family]
+	if m == nil {
+		return // a family without Current
+	}
+	m[r.Physkey] = latestRow{row: r, ev: ev}
+	if len(m) <= 2*maxLatest {
 		return
 	}
-	m := h.latest[f.Name]
-	m[r.Physkey] = r
-	if len(m) <= maxLatest {
-		return
+	for _, o := range newestFirst(m)[maxLatest:] {
+		delete(m, o.row.Physkey)
 	}
-	oldest := r
-	for _, o := range m {
-		if o.Seq < oldest.Seq {
-			oldest = o
-		}
+}
+
+// newestFirst is m's rows, the newest first.
+func newestFirst(m map[string]latestRow) []latestRow {
+	rows := make([]latestRow, 0, len(m))
+	for _, r := range m {
+		rows = append(rows, r)
 	}
-	delete(m, oldest.Physkey)
+	slices.SortFunc(rows, func(a, b latestRow) int { return cmp.Compare(b.row.Seq, a.row.Seq) })
+	return rows
 }
 
 // current is the packet a firehose of fam opened without since starts
 // with: the newest remembered row s matches, when fam.Current says it
 // shows a state still in progress, else nil. A match that is over (a
 // sale's idle) means nothing: a live firehose would have shown that last.
-// It runs on the hub goroutine, just before s goes live.
+// It runs on the hub goroutine, just before s goes live, and looks at
+// most at the newest maxLatest rows.
 func (h *Hub) current(s *Subscription, fam *Family) []byte {
 	m := h.latest[fam.Name]
 	if len(m) == 0 {
 		return nil
 	}
-	rows := make([]lanedb.JournalEntry, 0, len(m))
-	for _, r := range m {
-		rows = append(rows, r)
-	}
-	slices.SortFunc(rows, func(a, b lanedb.JournalEntry) int { return cmp.Compare(b.Seq, a.Seq) })
-	for _, r := range rows {
-		ev, ok := h.journalEvent(r)
-		if !ok || !h.matches(s, ev) {
+	rows := newestFirst(m)
+	for _, r := range rows[:min(len(rows), maxLatest)] {
+		if !h.matches(s, r.ev) {
 			continue
 		}
-		if !fam.Current(r) {
+		if !fam.Current(r.row) {
 			return nil
 		}
-		if p := packet(s.RP, s.rt, ev); len(p) <= s.Sink.ReplayBudget() {
+		if p := packet(s.RP, s.rt, r.ev); len(p) <= s.Sink.ReplayBudget() {
 			return p
 		}
 		return nil // too big for one burst: the next change brings it
