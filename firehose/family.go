@@ -34,6 +34,15 @@ type Family struct {
 	// NoSC leaves sc out of the family's packets, to save bytes on a
 	// high-volume stream (tufe.trace, SPEC §5.5).
 	NoSC bool
+	// Current, when set, makes the family a state the writer re-sends
+	// whole on every change (a custdisp body is always the full current
+	// sale): a firehose opened without since first gets the newest row it
+	// matches, as a replayed event, when Current says that row shows a
+	// state still in progress, so a display switched on mid-sale shows the
+	// sale. The hub keeps the newest row of each journal physkey it has
+	// seen and asks Current only of the one an open would send. The writer
+	// decides, not the hub: which states are over is the domain's rule.
+	Current func(lanedb.JournalEntry) bool
 
 	// The server reads these when a firehose opens; the hub does not.
 

@@ -116,6 +116,11 @@ type Subscription struct {
 	// presell tablet): the journal events it gets are only those of sales
 	// its keys created.
 	OwnOnly *protocol.Caller
+
+	// rt is the open request's rt, which every event of the firehose
+	// carries (SPEC §1.1: it tags the tab the socket carries it for).
+	// Subscribe reads it from the ack, the reply to that request.
+	rt json.RawMessage
 }
 
 // event is one event on its way to subscribers: v is serialised once.
@@ -154,6 +159,10 @@ type Hub struct {
 	// Owned by the run goroutine.
 	subs map[string][]*Subscription // by family
 	head int64                      // last journal seq published
+	// latest holds, for each family with Current, the newest row of each
+	// journal physkey the hub has seen, at most maxLatest of them: what a
+	// firehose opened without since starts from (Family.Current).
+	latest map[string]map[string]latestRow
 	// readFailures counts journal reads failed in a row, and warned is
 	// when the last of them was logged (see journalFailed).
 	readFailures int
@@ -185,7 +194,7 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
 		replays:  make(chan struct{}, cfg.Replays),
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
-		following: map[string]*atomic.Int64{}}
+		following: map[string]*atomic.Int64{}, latest: map[string]map[string]latestRow{}}
 	names := make([]string, 0, len(families))
 	for i := range h.families {
 		f := &h.families[i]
@@ -202,6 +211,9 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 			panic(fmt.Sprintf("firehose: family %q: journal family %q given twice or without a Body", f.Name, f.Journal))
 		}
 		h.byJournal[f.Journal] = f
+		if f.Current != nil {
+			h.latest[f.Name] = map[string]latestRow{}
+		}
 	}
 	sort.Strings(names)
 	h.names = strings.Join(names, ", ")
@@ -221,6 +233,7 @@ func (h *Hub) Notify() {
 func (h *Hub) Run(ctx context.Context) {
 	if _, newest, err := lanedb.JournalBounds(ctx, h.db.Read); err == nil {
 		h.head = newest
+		h.seedLatest(ctx, newest)
 	}
 	// Polling is how other programs' journal rows arrive; it must work
 	// alone, so that any PostgreSQL-compatible engine can serve a store. On
@@ -280,6 +293,7 @@ func (h *Hub) tail(ctx context.Context) {
 		for _, r := range rows {
 			h.head = r.Seq
 			if ev, ok := h.journalEvent(r); ok {
+				h.remember(r, ev)
 				h.publish(ev, h.subs[ev.family])
 			}
 		}
@@ -319,7 +333,102 @@ func (h *Hub) restarted(ctx context.Context) bool {
 	}
 	h.log.Info("firehose: the journal was reset; following it from its start", "was", h.head, "now", newest)
 	h.head = 0
+	for _, m := range h.latest {
+		clear(m) // rows of a journal that is gone
+	}
 	return true
+}
+
+// maxLatest bounds the rows kept per family for opens without since (the
+// newest rows of that many sales): a lane has far fewer sales in progress
+// at once, and an open looks through them on the hub's goroutine.
+const maxLatest = 256
+
+// seedRows is how many of the journal's newest rows Run reads to seed
+// latest, so that a display opened right after the lane restarts still
+// finds the sale in progress. One bounded read by seq, once.
+const seedRows = 1000
+
+// seedLatest remembers the rows among the journal's newest seedRows, up
+// to newest, when some family wants them.
+func (h *Hub) seedLatest(ctx context.Context, newest int64) {
+	if len(h.latest) == 0 || newest == 0 {
+		return
+	}
+	rows, err := lanedb.JournalAfter(ctx, h.db.Read, max(newest-seedRows, 0), seedRows)
+	if err != nil {
+		h.log.Warn("firehose: read the journal's newest rows; displays opened before the next change show idle", "err", err)
+		return
+	}
+	for _, r := range rows {
+		if r.Seq > newest {
+			continue
+		}
+		if ev, ok := h.journalEvent(r); ok {
+			h.remember(r, ev)
+		}
+	}
+}
+
+// latestRow is a remembered row with its event, decoded as it was for
+// publishing: an open matches against it without decoding it again.
+type latestRow struct {
+	row lanedb.JournalEntry
+	ev  *event
+}
+
+// remember keeps r (as ev) as the newest row of its physkey when its
+// family has Current. Past 2×maxLatest physkeys it keeps the newest
+// maxLatest: one sort now and then, not a scan per row.
+func (h *Hub) remember(r lanedb.JournalEntry, ev *event) {
+	m := h.latest[ev.family]
+	if m == nil {
+		return // a family without Current
+	}
+	m[r.Physkey] = latestRow{row: r, ev: ev}
+	if len(m) <= 2*maxLatest {
+		return
+	}
+	for _, o := range newestFirst(m)[maxLatest:] {
+		delete(m, o.row.Physkey)
+	}
+}
+
+// newestFirst is m's rows, the newest first.
+func newestFirst(m map[string]latestRow) []latestRow {
+	rows := make([]latestRow, 0, len(m))
+	for _, r := range m {
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b latestRow) int { return cmp.Compare(b.row.Seq, a.row.Seq) })
+	return rows
+}
+
+// current is the packet a firehose of fam opened without since starts
+// with: the newest remembered row s matches, when fam.Current says it
+// shows a state still in progress, else nil. A match that is over (a
+// sale's idle) means nothing: a live firehose would have shown that last.
+// It runs on the hub goroutine, just before s goes live, and looks at
+// most at the newest maxLatest rows.
+func (h *Hub) current(s *Subscription, fam *Family) []byte {
+	m := h.latest[fam.Name]
+	if len(m) == 0 {
+		return nil
+	}
+	rows := newestFirst(m)
+	for _, r := range rows[:min(len(rows), maxLatest)] {
+		if !h.matches(s, r.ev) {
+			continue
+		}
+		if !fam.Current(r.row) {
+			return nil
+		}
+		if p := packet(s.RP, s.rt, r.ev); len(p) <= s.Sink.ReplayBudget() {
+			return p
+		}
+		return nil // too big for one burst: the next change brings it
+	}
+	return nil
 }
 
 // journalEvent turns a journal row into an event of the family that
@@ -341,7 +450,7 @@ func (h *Hub) journalEvent(r lanedb.JournalEntry) (*event, bool) {
 func (h *Hub) publish(ev *event, subs []*Subscription) {
 	for _, s := range subs {
 		if h.matches(s, ev) {
-			s.Sink.Enqueue(packet(s.RP, ev))
+			s.Sink.Enqueue(packet(s.RP, s.rt, ev))
 			h.published.Add(1)
 		}
 	}
@@ -426,12 +535,17 @@ func (h *Hub) creator(ev *event) string {
 	return sale.CreatedBy
 }
 
-// packet is the wire form {rp, sc, v, seq}, built around the event's
-// serialised v so that v is encoded once for every subscriber.
-func packet(rp json.RawMessage, ev *event) []byte {
-	b := make([]byte, 0, len(ev.v)+len(rp)+len(ev.sc)+48)
+// packet is the wire form {rp, rt, sc, v, seq}, built around the event's
+// serialised v so that v is encoded once for every subscriber; rt only
+// when the firehose's open had one.
+func packet(rp, rt json.RawMessage, ev *event) []byte {
+	b := make([]byte, 0, len(ev.v)+len(rp)+len(rt)+len(ev.sc)+48)
 	b = append(b, `{"rp":`...)
 	b = append(b, rp...)
+	if len(rt) > 0 {
+		b = append(b, `,"rt":`...)
+		b = append(b, rt...)
+	}
 	if ev.sc != "" && !ev.noSC {
 		b = append(b, `,"sc":`...)
 		b = strconv.AppendQuote(b, ev.sc)
@@ -446,7 +560,8 @@ func packet(rp json.RawMessage, ev *event) []byte {
 }
 
 // Subscribe adds s after replaying the journal rows after since (when
-// since > 0 and s follows a journal family). The ack is written first,
+// since > 0 and s follows a journal family), or, without since, the row
+// of the state in progress (Family.Current). The ack is written first,
 // then the replay, then live events.
 //
 // The replay is read on the caller's goroutine, up to the journal's end
@@ -458,6 +573,11 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 	if fam == nil {
 		return fmt.Errorf("firehose: subscribe to family %q, which this hub does not serve", s.Family)
 	}
+	// The ack is the reply to the open request, which echoes its rt
+	// (SPEC §3.1): the events take it from there, so they carry exactly
+	// what the reply does. ack only builds bytes; calling it twice is free
+	// of effects.
+	s.rt = rtOf(ack(ReplayState{}))
 	var err error
 	// Refused before any replay is read: a refusal costs nothing.
 	if doErr := h.do(ctx, func() { err = h.admit(s) }); doErr != nil || err != nil {
@@ -486,6 +606,11 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 				return
 			}
 		}
+		if since == 0 && fam.Current != nil {
+			if p := h.current(s, fam); p != nil {
+				page.packets = append(page.packets, p)
+			}
+		}
 		group := make([][]byte, 0, len(page.packets)+1)
 		group = append(group, ack(ReplayState{Head: h.head, Replayed: len(page.packets), Truncated: page.truncated,
 			More: page.more, Resume: page.last}))
@@ -498,6 +623,17 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 		h.following[s.Family].Add(1)
 	})
 	return cmp.Or(doErr, err)
+}
+
+// rtOf is the rt of a reply packet, nil when it has none.
+func rtOf(reply []byte) json.RawMessage {
+	var r struct {
+		RT json.RawMessage `json:"rt"`
+	}
+	if json.Unmarshal(reply, &r) != nil || string(r.RT) == "null" {
+		return nil
+	}
+	return r.RT
 }
 
 // admit refuses s when its socket already has a firehose of its rq open,
@@ -588,7 +724,7 @@ func (h *Hub) replayRows(ctx context.Context, s *Subscription, page *replayPage,
 				page.last = r.Seq
 				continue
 			}
-			p := packet(s.RP, ev)
+			p := packet(s.RP, s.rt, ev)
 			if len(page.packets) >= h.cfg.MaxReplay || page.budget-len(p) < 0 {
 				page.more = true
 				return nil

@@ -2,6 +2,7 @@ package firehose
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -93,8 +94,16 @@ const (
 	famTrace    = "debugscope.trace"
 )
 
+// inProgress is the test's Current for custdisp rows, the sales core's
+// rule: a sale active or parked is still on its way.
+func inProgress(r lanedb.JournalEntry) bool {
+	var b struct{ Status string }
+	_ = json.Unmarshal([]byte(r.Detail), &b)
+	return b.Status == "active" || b.Status == "parked"
+}
+
 var testFamilies = []Family{
-	{Name: famCustdisp, Journal: "custdisp", Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"}, Body: Detail},
+	{Name: famCustdisp, Journal: "custdisp", Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"}, Body: Detail, Current: inProgress},
 	{Name: famPresell, Journal: "presell", Names: []string{"presell"}, Prefixes: []string{"presell."}, Body: DetailWithEnvelope},
 	{Name: famDevice, Names: []string{famDevice}},
 	{Name: famTrace, Names: []string{famTrace}, NoSC: true},
@@ -275,11 +284,14 @@ func TestHubFilters(t *testing.T) {
 
 func TestPacketWrapsVOnce(t *testing.T) {
 	ev := &event{family: famCustdisp, sc: "custdisp.sale.lines.add", seq: 42, v: json.RawMessage(`{"a":1}`)}
-	if got := string(packet(json.RawMessage(`7`), ev)); got != `{"rp":7,"sc":"custdisp.sale.lines.add","v":{"a":1},"seq":42}` {
+	if got := string(packet(json.RawMessage(`7`), nil, ev)); got != `{"rp":7,"sc":"custdisp.sale.lines.add","v":{"a":1},"seq":42}` {
 		t.Fatalf("packet = %s", got)
 	}
+	if got := string(packet(json.RawMessage(`7`), json.RawMessage(`{"tab":"Z"}`), ev)); got != `{"rp":7,"rt":{"tab":"Z"},"sc":"custdisp.sale.lines.add","v":{"a":1},"seq":42}` {
+		t.Fatalf("packet with rt = %s", got)
+	}
 	tr := &event{family: famTrace, sc: "tufe.trace", noSC: true, v: json.RawMessage(`{"msg":"x"}`)}
-	if got := string(packet(json.RawMessage(`"t"`), tr)); got != `{"rp":"t","v":{"msg":"x"}}` {
+	if got := string(packet(json.RawMessage(`"t"`), nil, tr)); got != `{"rp":"t","v":{"msg":"x"}}` {
 		t.Fatalf("trace packet = %s", got)
 	}
 }
@@ -319,8 +331,9 @@ func TestHubLiveWhileAReplayReads(t *testing.T) {
 	}()
 	<-slow.reading
 	journal(t, w, h, "pk-a", "tablet-1", "complete") // seq 21
-	if got := seqs(live.waitFor(t, 2)); !slices.Equal(got, []int64{21}) {
-		t.Fatalf("live firehose got seqs %v while a replay read, want [21]", got)
+	// 20: the sale in progress when it opened (Family.Current).
+	if got := seqs(live.waitFor(t, 3)); !slices.Equal(got, []int64{20, 21}) {
+		t.Fatalf("live firehose got seqs %v while a replay read, want [20 21]", got)
 	}
 	other := newSink(3)
 	if err := h.Subscribe(ctx, &Subscription{Sink: other, ID: "o", RP: json.RawMessage(`"o"`), Family: famCustdisp}, 0, ack); err != nil {
@@ -536,5 +549,129 @@ func TestHubWarnsOnceWhileTheJournalIsUnreadable(t *testing.T) {
 		if w, a := count(`msg="firehose: read journal"`), count(`msg="firehose: the journal reads again" failed_reads=30`); w != step.warn || a != step.again {
 			t.Fatalf("%s: %d warnings and %d recoveries logged, want %d and %d; the log:\n%s", step.name, w, a, step.warn, step.again, logs.String())
 		}
+	}
+}
+
+// TestHubOpenWithoutSinceStartsFromTheSaleInProgress: a firehose of a
+// family with Current opened without since first gets the newest row it
+// matches when that row is a state in progress, then live rows; when the
+// newest it matches is over (idle), nothing but the live rows.
+func TestHubOpenWithoutSinceStartsFromTheSaleInProgress(t *testing.T) {
+	type row struct{ pk, tablet, status string }
+	for _, tt := range []struct {
+		name   string
+		rows   []row
+		tablet string // the firehose's tablet option
+		want   int64  // seq of the row sent after the ack; 0: none
+	}{
+		{"a sale being rung up", []row{{"pk-1", "t1", "active"}, {"pk-1", "t1", "active"}}, "", 2},
+		{"a sale parked for the counter", []row{{"pk-1", "t1", "active"}, {"pk-1", "t1", "parked"}}, "", 2},
+		{"a sale completed", []row{{"pk-1", "t1", "active"}, {"pk-1", "t1", "complete"}, {"pk-1", "t1", "idle"}}, "", 0},
+		{"the newest sale is over, an older one parked", []row{{"pk-1", "t1", "parked"}, {"pk-2", "t2", "active"}, {"pk-2", "t2", "idle"}}, "", 0},
+		{"its tablet's sale, not a newer one of another", []row{{"pk-1", "t1", "active"}, {"pk-2", "t2", "active"}}, "t1", 1},
+		{"its tablet's sale past another's idle", []row{{"pk-1", "t1", "active"}, {"pk-2", "t2", "active"}, {"pk-2", "t2", "idle"}}, "t1", 1},
+		{"only another tablet's sale", []row{{"pk-2", "t2", "active"}}, "t1", 0},
+		{"an empty journal", nil, "", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, _, w := testHub(t)
+			for _, r := range tt.rows {
+				journal(t, w, h, r.pk, r.tablet, r.status)
+			}
+			sink := newSink(1)
+			sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp, Tablet: tt.tablet}
+			if err := h.Subscribe(context.Background(), sub, 0, func(ReplayState) []byte { return []byte(`{"ack":1}`) }); err != nil {
+				t.Fatal(err)
+			}
+			// A live row after the open: what arrives before it is all the
+			// open sent.
+			journal(t, w, h, "pk-live", cmp.Or(tt.tablet, "t1"), "active")
+			live := int64(len(tt.rows) + 1)
+			want := []int64{live}
+			if tt.want > 0 {
+				want = []int64{tt.want, live}
+			}
+			if got := seqs(sink.waitFor(t, 1+len(want))); !slices.Equal(got, want) {
+				t.Fatalf("seqs %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestHubRemembersTheSaleInProgressAcrossARestart: a hub started over a
+// journal that holds a sale in progress (the lane restarted mid-sale)
+// sends it to a display that opens before the next change; other families
+// (presell, no Current) open with nothing.
+func TestHubRemembersTheSaleInProgressAcrossARestart(t *testing.T) {
+	first, db, w := testHub(t)
+	journal(t, w, first, "pk-1", "t1", "active")
+	if err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
+		return lanedb.Journal(ctx, tx, time.Now(), "presell", "submitted", "pk-1", "t", map[string]any{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(db, HubConfig{Poll: 20 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)), testFamilies...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	display, counter := newSink(1), newSink(2)
+	if err := h.Subscribe(ctx, &Subscription{Sink: display, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Subscribe(ctx, &Subscription{Sink: counter, ID: "p", RP: json.RawMessage(`"p"`), Family: famPresell}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(display.waitFor(t, 2)); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("display got seqs %v, want [1]", got)
+	}
+	if err := w.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		tx.OnCommit(h.Notify)
+		return lanedb.Journal(ctx, tx, time.Now(), "presell", "claimed", "pk-1", "t", map[string]any{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(counter.waitFor(t, 2)); !slices.Equal(got, []int64{3}) {
+		t.Fatalf("presell firehose got seqs %v, want only the live row 3", got)
+	}
+}
+
+// TestHubEventsCarryTheOpenRT: every event of a firehose, replayed or
+// live, carries the rt of its open (as its ack does); without one, none.
+func TestHubEventsCarryTheOpenRT(t *testing.T) {
+	h, _, w := testHub(t)
+	journal(t, w, h, "pk-1", "t1", "active")
+	journal(t, w, h, "pk-1", "t1", "active")
+	cases := []struct {
+		name  string
+		ack   string
+		since int64
+		rt    string // "" = no rt
+	}{
+		{"replayed and live", `{"r":"fd1.firehose.open_firehose","rp":"a","rt":"tabZ","data":{}}`, 1, `"tabZ"`},
+		{"the sale in progress and live", `{"r":"fd1.firehose.open_firehose","rp":"b","rt":{"tab":2},"data":{}}`, 0, `{"tab":2}`},
+		{"no rt", `{"r":"fd1.firehose.open_firehose","rp":"c","data":{}}`, 1, ""},
+	}
+	sinks := make([]*fakeSink, len(cases))
+	for i, tt := range cases {
+		sinks[i] = newSink(uint64(i + 1))
+		sub := &Subscription{Sink: sinks[i], ID: "f", RP: json.RawMessage(`"f"`), Family: famCustdisp}
+		if err := h.Subscribe(context.Background(), sub, tt.since, func(ReplayState) []byte { return []byte(tt.ack) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	journal(t, w, h, "pk-1", "t1", "active")
+	for i, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := sinks[i].waitFor(t, 3)
+			if got := seqs(ps); !slices.Equal(got, []int64{2, 3}) {
+				t.Fatalf("seqs %v, want [2 3]", got)
+			}
+			for _, p := range ps[1:] {
+				if rt, ok := p["rt"]; string(rt) != tt.rt || ok != (tt.rt != "") {
+					t.Fatalf("event carries rt %s (present %v), want %q", rt, ok, tt.rt)
+				}
+			}
+		})
 	}
 }

@@ -205,12 +205,12 @@ func (l *Lane) Close() error {
 // salesFamilies are the firehose families of the sales core's and the
 // presell workflow's journal rows, as FD1 names them: custdisp.sale.*
 // events for customer displays (SPEC §6.2), which a customer display
-// follows whatever it asks for, and presell.* events for counters and
-// tablets.
+// follows whatever it asks for and which opens with the sale in progress,
+// and presell.* events for counters and tablets.
 func salesFamilies() []firehose.Family {
 	return []firehose.Family{
 		{Name: "custdisp.sale", Journal: salesbuilder.FamilyCustdisp, Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"},
-			Body: firehose.Detail, Display: true},
+			Body: firehose.Detail, Display: true, Current: salesbuilder.CustDispInProgress},
 		{Name: "presell", Journal: presell.Family, Names: []string{"presell"}, Prefixes: []string{"presell."},
 			Body: firehose.DetailWithEnvelope, Scopes: []protocol.Scope{protocol.ScopeCounter, protocol.ScopePresell}},
 	}

@@ -2,6 +2,7 @@ package salesbuilder
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -78,6 +79,23 @@ func statusOf(phase int) string {
 		return statusVoid
 	}
 	return statusActive
+}
+
+// CustDispInProgress reports whether a custdisp journal row shows a sale
+// still on its way (active, or parked for payment at a counter): what a
+// display that opens now should show. A complete or void sale is over,
+// and the idle that follows it is the display's default. The firehose hub
+// asks it of the one row a firehose opened without since would start
+// with (lane wires it), so the hub learns no sale rules and the journal
+// no extra column: the status is already in every row's body.
+func CustDispInProgress(r lanedb.JournalEntry) bool {
+	var b struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal([]byte(r.Detail), &b) != nil {
+		return false
+	}
+	return b.Status == statusActive || b.Status == statusParked
 }
 
 // custDisp builds an event body from a sale view. The display's clock

@@ -2,7 +2,8 @@
 // address once, then follows custdisp.sale.* events (each carries the whole
 // sale) and shows idle → the sale → payment → thank-you → idle. fd1.js
 // reopens the firehose with `since` after a drop, so it catches up rather
-// than showing a stale sale.
+// than showing a stale sale; opened mid-sale (switched on, reloaded), it gets
+// the sale in progress from the lane first.
 import { Lane, money, el } from "../lib/fd1.js";
 import S from "./strings.js";
 
