@@ -335,3 +335,46 @@ func (g *gate) relay(c net.Conn) {
 	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
 	<-done // either end closed: close both
 }
+
+// TestBrowserDisplayLongSale: a sale longer than the screen keeps its total
+// and its newest line in view (the lines scroll, not the page); a
+// catalogue description with no spaces wraps instead of pushing the price
+// off the screen; a customer is named, and a discount claimed only when
+// the customer has one.
+func TestBrowserDisplayLongSale(t *testing.T) {
+	l := startLane(t)
+	sqliteExec(t, l.db, `UPDATE products SET description = '%s' WHERE pid = 1004`, strings.Repeat("W", 300))
+	displayKey := l.newKey("display-1", "display")
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.EmulateViewport(1280, 720),
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey),
+		waitText("#display", "Welcome"),
+	)
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_set_customer", pk, map[string]any{"cid": 1}) // Aroha Ngata, no discount
+	for range 24 {
+		sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 1})
+	}
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1004, "qty": 1})
+	browserRun(t, ctx, waitText("#lines", "WWWW"), waitText("#customer", "Aroha Ngata"))
+	saveScreen(t, ctx, "display-long-sale")
+	for _, check := range []struct{ what, js string }{
+		{"the total is on the screen", `document.getElementById("total").getBoundingClientRect().bottom <= window.innerHeight`},
+		{"the newest line is on the screen", `(() => { const ls = document.querySelectorAll("#lines li"); const r = ls[ls.length-1].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight + 1; })()`},
+		{"the page does not scroll", `document.documentElement.scrollHeight <= window.innerHeight && document.documentElement.scrollWidth <= window.innerWidth`},
+		{"the long line's price is on the screen", `(() => { const ls = document.querySelectorAll("#lines li"); const m = ls[ls.length-1].querySelector(".money").getBoundingClientRect(); return m.right <= window.innerWidth && m.top >= 0 && m.bottom <= window.innerHeight; })()`},
+	} {
+		if !pageTrue(t, ctx, check.js) {
+			t.Errorf("a sale of 25 lines at 1280x720: want %s", check.what)
+		}
+	}
+	if got := readText(t, ctx, "#customer"); strings.Contains(got, "discount") {
+		t.Errorf("customer line %q: Aroha Ngata has no discount", got)
+	}
+	sale(t, tab, sbA+"sale_set_customer", pk, map[string]any{"cid": 3}) // Hemi Walker, 10%
+	browserRun(t, ctx, waitText("#customer", "Hemi Walker — member discount 10% applied"))
+	browserLog(ctx).wantNoErrors(t)
+}

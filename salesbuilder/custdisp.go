@@ -45,8 +45,11 @@ type CustDisp struct {
 	SaleTotal     protocol.Money `json:"saletotal"`
 	Ticket        *int64         `json:"ticket,omitempty"`
 	Customer      *string        `json:"customer,omitempty"`
-	Lines         []CustDispLine `json:"lines"`
-	Payments      []PaymentView  `json:"payments"`
+	// CustomerDiscount is the customer's discount in percent, left out
+	// when there is none: a display says "discount applied" only then.
+	CustomerDiscount protocol.Money `json:"customer_discount,omitempty"`
+	Lines            []CustDispLine `json:"lines"`
+	Payments         []PaymentView  `json:"payments"`
 }
 
 // CustDispSource says where the sale is being worked on.
@@ -111,7 +114,7 @@ func (s *Service) custDisp(v *SaleView) CustDisp {
 		SaleTotal: v.SaleTotal, Ticket: v.Ticket, Lines: make([]CustDispLine, len(v.Lines)), Payments: v.Payments,
 	}
 	if v.Customer != nil {
-		d.Customer = &v.Customer.Name
+		d.Customer, d.CustomerDiscount = &v.Customer.Name, v.Customer.Discount
 	}
 	for i, l := range v.Lines {
 		d.Lines[i] = CustDispLine{Seqnce: l.Seqnce, PID: l.PID, Qty: l.Qty, Measurement: l.Measurement,

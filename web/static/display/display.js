@@ -10,11 +10,16 @@ import S from "./strings.js";
 const keyStore = "greenlane.display.key";
 const tabletStore = "greenlane.display.tablet";
 const thanksFor = 6000; // ms the thank-you stays before idle
+// A submitted presell waiting at the counter (or one a counter let go
+// unpaid) stays on screen this long without a change, then the display
+// goes idle: the next customer must not face the last one's order.
+const parkedFor = 60000;
 
 const app = document.getElementById("app");
 let info = null; // fd1.customerdisplay.get_info's data
 let shown = null; // the sale on screen (a custdisp body), or null: idle
 let thanksTimer = 0;
+let parkedTimer = 0;
 const view = {};
 
 function pairFromAddress() {
@@ -112,6 +117,14 @@ function onEvent(v) {
 
 function setShown(v) {
   shown = v;
+  clearTimeout(parkedTimer);
+  parkedTimer = 0;
+  if (v && v.status === "parked") {
+    parkedTimer = setTimeout(() => {
+      parkedTimer = 0;
+      if (shown === v) setShown(null);
+    }, parkedFor);
+  }
   render();
 }
 
@@ -181,7 +194,10 @@ function renderSale(s) {
       el("h1", {}, s.ticket ? S.ticket(s.ticket) : S.yourOrder),
       el("span", { class: "store" }, storeName()),
     ),
-    s.customer ? el("p", { class: "customer" }, S.discount(s.customer)) : null,
+    s.customer
+      ? el("p", { class: "customer", id: "customer" },
+        Number(s.customer_discount) > 0 ? S.discount(s.customer, Number(s.customer_discount)) : S.customer(s.customer))
+      : null,
     el("ol", { class: "lines", id: "lines" }, rows),
     el(
       "dl",
@@ -194,6 +210,9 @@ function renderSale(s) {
     ),
     s.status === "parked" ? el("p", { class: "sub" }, S.payAtCounter) : null,
   );
+  // The newest line is the last: keep it in view when the lines scroll.
+  const lines = document.getElementById("lines");
+  lines.scrollTop = lines.scrollHeight;
 }
 
 start();
