@@ -290,6 +290,10 @@ func readOnlyError(abs string, err error) error {
 	if !isSQLiteCode(err, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) {
 		return nil
 	}
+	// SQLite cannot open a folder either, and says only that.
+	if st, serr := os.Stat(abs); serr == nil && st.IsDir() {
+		return fmt.Errorf("lane db %s is a folder, not a lane DB file: name the file in it (e.g. %s): %w", abs, filepath.Join(abs, "greenlane-lane.db"), err)
+	}
 	// The folder when SQLite cannot make its files there, else the file
 	// (SQLite's own answer says which only in some cases).
 	what := "the file " + abs

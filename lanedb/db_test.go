@@ -207,6 +207,14 @@ func TestOpenRefusesAReadOnlyDB(t *testing.T) {
 			}
 			return func() {}
 		}, "is read-only for this user"},
+		// Not read-only at all: the wrong kind of thing.
+		{"a folder", func(t *testing.T, path string) func() {
+			removeDB(path)
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return func() {}
+		}, "is a folder, not a lane DB file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "lane.db")

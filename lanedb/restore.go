@@ -40,9 +40,26 @@ func LockServing(path string) (release func(), err error) {
 	f, err := lockFile(path, syscall.LOCK_SH)
 	switch {
 	case errors.Is(err, syscall.EWOULDBLOCK):
-		return nil, fmt.Errorf("lane db %s is being restored from a backup (%s%s is locked): start the lane once that is done", path, path, lockSuffix)
+		return nil, fmt.Errorf("lane db %s is being restored or rebuilt (restore or a fixture command holds %s%s): start the lane once that is done", path, path, lockSuffix)
 	case err != nil:
 		return nil, nil
+	}
+	return func() { f.Close() }, nil
+}
+
+// LockExclusive marks the lane DB at path as being replaced or rebuilt
+// until release is called: it fails with ErrServing while a lane serves
+// it, and a lane cannot start on it meanwhile (LockServing fails). Restore
+// takes it, and so do the fixture commands that rewrite a lane DB file.
+// The lock file is made even when the DB does not exist yet, so that a
+// lane started with --create cannot begin serving a DB being built.
+func LockExclusive(path string) (release func(), err error) {
+	f, err := lockFile(path, syscall.LOCK_EX)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%w (it holds %s%s): stop it first", ErrServing, path, lockSuffix)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }
@@ -75,14 +92,11 @@ type Restored struct {
 // replaced; a backup that check finds fault with is refused unless force.
 // The DB it replaces is kept, with its WAL, as <path>.replaced-<time>.
 func Restore(ctx context.Context, path, from string, force bool, now time.Time) (*Restored, error) {
-	lock, err := lockFile(path, syscall.LOCK_EX)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil, fmt.Errorf("restore %s: %w (it holds %s%s): stop it first", path, ErrServing, path, lockSuffix)
-	}
+	release, err := LockExclusive(path)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
-	defer lock.Close()
+	defer release()
 	tmp := path + ".restoring"
 	removeDB(tmp)
 	if err := copyFile(from, tmp); err != nil {

@@ -49,13 +49,10 @@ func fixtureLoad(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fixture load", "fixture load NAME|DIR [--db PATH] [--replace]", stderr)
 	dbPath := fs.String("db", defaultDB, "lane DB file (created and migrated if missing)")
 	replace := fs.Bool("replace", false, "clear the store data already in the DB first (API keys are kept)")
-	name, rest := splitLeadingArg(args)
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseArgs(fs, args, 1); err != nil {
 		return err
 	}
-	if name == "" && fs.NArg() == 1 {
-		name = fs.Arg(0)
-	}
+	name := fs.Arg(0)
 	if name == "" {
 		fs.Usage()
 		return usagef("fixture load needs a fixture name (greenlane fixture list lists them)")
@@ -64,6 +61,14 @@ func fixtureLoad(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// With --replace a load wipes the sales a lane may be serving; without,
+	// it still changes the store under a lane, or races one started with
+	// --create on a new DB.
+	release, err := lockRewrite("fixture load", *dbPath, true)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx := context.Background()
 	db, err := lanedb.Open(ctx, *dbPath, lanedb.Options{})
 	if err != nil {
@@ -110,6 +115,11 @@ func fixtureReset(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	release, err := lockRewrite("fixture reset", *dbPath, false)
+	if err != nil {
+		return err
+	}
+	defer release()
 	db, err := openExisting(*dbPath)
 	if err != nil {
 		return err
@@ -126,7 +136,7 @@ func fixtureReset(args []string, stdout, stderr io.Writer) error {
 
 func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fixture generate", "fixture generate [--db PATH] --products N --customers N --sales N --seed S", stderr)
-	dbPath := fs.String("db", defaultDB, "new lane DB file to build the store in")
+	dbPath := fs.String("db", defaultDB, "lane DB file to build the store in: a new one, or one with no store data (its API keys are kept)")
 	var o fixtures.GenerateOptions
 	fs.IntVar(&o.Products, "products", 1000, "products (each with a PLU and a barcode)")
 	fs.IntVar(&o.Customers, "customers", 1000, "customers")
@@ -135,32 +145,73 @@ func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if o.Products < 1 || o.Customers < 0 || o.Sales < 0 {
-		fs.Usage()
-		return usagef("fixture generate needs at least one product, and no negative counts")
+	for _, c := range []struct {
+		flag      string
+		n, lo, hi int
+	}{
+		{"--products", o.Products, 1, fixtures.MaxProducts},
+		{"--customers", o.Customers, 0, fixtures.MaxCustomers},
+		{"--sales", o.Sales, 0, fixtures.MaxSales},
+	} {
+		if c.n < c.lo || c.n > c.hi {
+			return usagef("%s %d: want %d to %d (see 'greenlane fixture generate --help')", c.flag, c.n, c.lo, c.hi)
+		}
 	}
-	// A build, not a lane at work: if it is interrupted, it is run again, so
-	// it need not wait for the disk after every transaction.
-	db, err := lanedb.Open(context.Background(), *dbPath, lanedb.Options{Synchronous: "OFF"})
-	if err != nil {
-		return err
+	if *dbPath == "" {
+		return usagef("--db is empty; name a new lane DB file")
 	}
-	defer db.Close()
+	ctx := context.Background()
 	o.Progress = stderr
-	if err := fixtures.Generate(context.Background(), db, o); err != nil {
-		return err
+	if lanedb.IsPostgresURL(*dbPath) {
+		// A store database is made by its administrator, not renamed
+		// into place: it is built where it is.
+		db, err := lanedb.Open(ctx, *dbPath, lanedb.Options{})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := fixtures.Generate(ctx, db, o); err != nil {
+			return err
+		}
+	} else {
+		release, err := lockRewrite("fixture generate", *dbPath, true)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if err := fixtures.GenerateFile(ctx, *dbPath, o); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(stdout, "generated %d products, %d customers and %d sales (seed %d) in %s\n", o.Products, o.Customers, o.Sales, o.Seed, db.Path)
+	fmt.Fprintf(stdout, "generated %d products, %d customers and %d sales (seed %d) in %s\n", o.Products, o.Customers, o.Sales, o.Seed, *dbPath)
 	return nil
 }
 
-// splitLeadingArg takes a positional argument given before the flags
-// ("load demo --db x"), which the flag package would otherwise stop at.
-func splitLeadingArg(args []string) (string, []string) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
+// lockRewrite keeps lanes off the SQLite lane DB file at path while a
+// fixture command rewrites it (lanedb.LockExclusive): a lane serving it
+// would go on serving a store replaced under it, the day's sales gone and
+// the journal back at seq 1, without a word. It refuses while a lane
+// serves it. With create false, a DB that does not exist is not locked
+// (the command refuses it anyway, and no lock file is left for it); nor is
+// a path whose folder does not exist or that is a folder (opening it says
+// why). A PostgreSQL store database has no lock file and is not locked:
+// its lanes must be stopped by hand.
+func lockRewrite(what, path string, create bool) (release func(), err error) {
+	none := func() {}
+	if path == "" || lanedb.IsPostgresURL(path) {
+		return none, nil
 	}
-	return "", args
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return none, nil
+	}
+	if st, err := os.Stat(path); (err != nil && !create) || (err == nil && st.IsDir()) {
+		return none, nil
+	}
+	release, err = lanedb.LockExclusive(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: lane db %s: %w", what, path, err)
+	}
+	return release, nil
 }
 
 func runAPIKey(args []string, stdout, stderr io.Writer) error {
@@ -303,13 +354,10 @@ func listedName(name string) string {
 func apikeyRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("apikey revoke", "apikey revoke ID|NAME [--db PATH]", stderr)
 	dbPath := fs.String("db", defaultDB, "lane DB file")
-	which, rest := splitLeadingArg(args)
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseArgs(fs, args, 1); err != nil {
 		return err
 	}
-	if which == "" && fs.NArg() == 1 {
-		which = fs.Arg(0)
-	}
+	which := fs.Arg(0)
 	if which == "" {
 		fs.Usage()
 		return usagef("apikey revoke needs the key's id or name")

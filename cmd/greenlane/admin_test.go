@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,5 +63,132 @@ func TestAPIKeyNames(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("apikey list lacks the escaped name %s:\n%s", want, out)
 		}
+	}
+}
+
+// TestFixtureRefusedWhileServing: the fixture commands that rewrite a lane
+// DB refuse while a lane serves it (it holds lanedb.LockServing, as serve
+// does), and leave its sales alone; once the lane stops, they run.
+func TestFixtureRefusedWhileServing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lane.db")
+	if err := dispatch([]string{"fixture", "load", "demo", "--db", db}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.db") // a DB generate would build on
+	if err := dispatch([]string{"fixture", "load", "empty", "--db", empty}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	sales := func(path string) int {
+		t.Helper()
+		ldb, err := lanedb.Open(ctx, path, lanedb.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ldb.Close()
+		n, err := ldb.CountRows(ctx, "sales")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(n)
+	}
+	ldb, err := lanedb.Open(ctx, db, lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ldb.Exec(ctx, `INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc) VALUES ('s1', 'r1', 0, 'x', 'x')`)
+	ldb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		db   string
+	}{
+		{[]string{"fixture", "reset"}, db},
+		{[]string{"fixture", "load", "demo", "--replace"}, db},
+		{[]string{"fixture", "load", "demo"}, db},
+		{[]string{"fixture", "generate", "--products", "3", "--sales", "2"}, empty},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			release, err := lanedb.LockServing(tt.db)
+			if err != nil || release == nil {
+				t.Fatalf("LockServing: %v", err)
+			}
+			err = dispatch(append(tt.args, "--db", tt.db), io.Discard, io.Discard)
+			if !errors.Is(err, lanedb.ErrServing) || !strings.Contains(err.Error(), "stop it first") {
+				t.Errorf("while served: %v, want ErrServing", err)
+			}
+			if tt.db == db && sales(db) != 1 {
+				t.Errorf("while served, it changed the sales")
+			}
+			release()
+		})
+	}
+	for _, args := range [][]string{{"fixture", "reset", "--db", db}, {"fixture", "generate", "--products", "3", "--sales", "2", "--db", empty}} {
+		if err := dispatch(args, io.Discard, io.Discard); err != nil {
+			t.Errorf("%q once the lane stopped: %v", args, err)
+		}
+	}
+	if n := sales(empty); n != 2 {
+		t.Errorf("generate, once the lane stopped, built %d sales, want 2", n)
+	}
+}
+
+// TestFixtureGenerateBounds: a count generate cannot build is a usage
+// error naming the flag and its bound, before any file is made.
+func TestFixtureGenerateBounds(t *testing.T) {
+	tests := []struct {
+		flag, value, want string
+	}{
+		{"--products", "1000000000000", "--products 1000000000000: want 1 to 1000000"},
+		{"--products", "0", "--products 0: want 1 to 1000000"},
+		{"--customers", "10000001", "--customers 10000001: want 0 to 10000000"},
+		{"--customers", "-1", "--customers -1: want 0 to 10000000"},
+		{"--sales", "99999999999", "--sales 99999999999: want 0 to 100000000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag+" "+tt.value, func(t *testing.T) {
+			dir := t.TempDir()
+			err := dispatch([]string{"fixture", "generate", "--db", filepath.Join(dir, "g.db"), tt.flag, tt.value}, io.Discard, io.Discard)
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want a usage error with %q", err, tt.want)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("left %s", left[0].Name())
+			}
+		})
+	}
+}
+
+// TestFixtureExportNotEmpty: export refuses a folder that holds files, as
+// backup refuses to overwrite, and leaves them as they were.
+func TestFixtureExportNotEmpty(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lane.db")
+	if err := dispatch([]string{"fixture", "load", "demo", "--db", db}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An empty folder is fine; the second export finds it full.
+	for i, want := range []string{"", "is not empty"} {
+		err := dispatch([]string{"fixture", "export", "--db", db, "--out", out}, io.Discard, io.Discard)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Fatalf("export %d: %v, want %q", i+1, err, want)
+		}
+		if i == 0 {
+			if err := os.WriteFile(filepath.Join(out, "products.jsonl"), []byte("mine\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if body, _ := os.ReadFile(filepath.Join(out, "products.jsonl")); string(body) != "mine\n" {
+		t.Errorf("a refused export overwrote products.jsonl: %q", body)
 	}
 }

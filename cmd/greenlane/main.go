@@ -126,10 +126,43 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, then fills every flag not given on the command
-// line from its GREENLANE_* variable.
+// parseFlags parses the command line of a command that takes no positional
+// arguments (see parseArgs).
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := parseOnly(fs, args); err != nil {
+	return parseArgs(fs, args, 0)
+}
+
+// parseArgs parses the command line of a command that takes at most max
+// positional arguments (-1: any number, the command checks them), then
+// fills every flag not given on the command line from its GREENLANE_*
+// variable. Flags may come before, between and after the positional
+// arguments: the flag package stops at the first positional one, and every
+// flag after it would otherwise be dropped without a word ("fixture load
+// demo x --db q.db" loading into the default DB). "--" ends the flags. A
+// positional argument beyond max is a usage error, not ignored. The
+// positional arguments are then fs.Args().
+func parseArgs(fs *flag.FlagSet, args []string, max int) error {
+	var pos []string
+	for {
+		if err := parseOnly(fs, args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...) // after "--", everything is positional
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	if max >= 0 && len(pos) > max {
+		return usagef("unexpected argument %q (see '%s --help')", pos[max], fs.Name())
+	}
+	// Parsed again so that fs.Args() holds every positional argument, not
+	// only those after the last flag; "--" keeps them from being read as flags.
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
 		return err
 	}
 	set := map[string]bool{}

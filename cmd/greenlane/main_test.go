@@ -201,3 +201,108 @@ func TestDBPostgresURL(t *testing.T) {
 		}
 	}
 }
+
+// TestParseArgs: flags count wherever they stand, "--" ends them, and a
+// positional argument beyond what the command takes is refused, not
+// ignored (the flag package stops at it, dropping every flag after it).
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		max     int
+		db      string
+		replace bool
+		pos     []string
+		wantErr string
+	}{
+		{name: "flags first", args: []string{"--db", "q.db", "demo"}, max: 1, db: "q.db", pos: []string{"demo"}},
+		{name: "flags after", args: []string{"demo", "--db", "q.db", "--replace"}, max: 1, db: "q.db", replace: true, pos: []string{"demo"}},
+		{name: "flags around", args: []string{"--replace", "demo", "--db=q.db"}, max: 1, db: "q.db", replace: true, pos: []string{"demo"}},
+		{name: "none", args: nil, max: 1, db: "d.db"},
+		{name: "dash dash", args: []string{"--db", "q.db", "--", "--replace"}, max: 1, db: "q.db", pos: []string{"--replace"}},
+		{name: "any number", args: []string{"a", "--db", "q.db", "b", "--", "-c"}, max: -1, db: "q.db", pos: []string{"a", "b", "-c"}},
+		{name: "one too many", args: []string{"demo", "empty", "--db", "q.db"}, max: 1, wantErr: `unexpected argument "empty"`},
+		{name: "none taken", args: []string{"--db", "gg.db", "oops", "--replace"}, max: 0, wantErr: `unexpected argument "oops"`},
+		{name: "after dash dash too", args: []string{"--", "x"}, max: 0, wantErr: `unexpected argument "x"`},
+		{name: "bad flag after a positional", args: []string{"demo", "--nope"}, max: 1, wantErr: "-nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFlags("test", "test", io.Discard)
+			db := fs.String("db", "d.db", "")
+			replace := fs.Bool("replace", false, "")
+			err := parseArgs(fs, tt.args, tt.max)
+			if tt.wantErr != "" {
+				var ue usageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want a usage error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || *db != tt.db || *replace != tt.replace || !slices.Equal(fs.Args(), tt.pos) {
+				t.Fatalf("db=%q replace=%v args=%q err=%v; want db=%q replace=%v args=%q", *db, *replace, fs.Args(), err, tt.db, tt.replace, tt.pos)
+			}
+		})
+	}
+}
+
+// TestUnexpectedArgument: every command refuses a positional argument it
+// does not take with a usage error (status 2), before it opens or writes
+// anything.
+func TestUnexpectedArgument(t *testing.T) {
+	cmds := [][]string{
+		{"fixture", "list"}, {"fixture", "load", "demo"}, {"fixture", "export", "--out", "e5"}, {"fixture", "reset"},
+		{"fixture", "generate", "--products", "5", "--sales", "3"},
+		{"apikey", "create", "--name", "n", "--scope", "admin"}, {"apikey", "list"}, {"apikey", "revoke", "n"},
+		{"presell", "list"}, {"presell", "void", "7"}, {"presell", "expire"},
+		{"tls", "init"}, {"tls", "ca"}, {"tls", "renew"}, {"backup", "--out", "copy.db"}, {"check"},
+		{"restore", "--from", "b.db"}, {"service", "install", "--out", "unit"}, {"serve"},
+		{"bench", "presell"}, {"bench", "recall"}, {"bench", "firehose"}, {"bench", "soak"},
+	}
+	for _, cmd := range cmds {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			// The stray argument stands before a flag, which must not be lost.
+			args := slices.Concat(cmd, []string{"stray", "--db", "q.db"})
+			if len(cmd) > 1 && (cmd[0]+cmd[1] == "fixturelist" || cmd[1] == "install") { // no --db
+				args = slices.Concat(cmd[:2], []string{"stray"}, cmd[2:])
+			}
+			err := dispatch(args, io.Discard, io.Discard)
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), `unexpected argument "stray"`) {
+				t.Fatalf("err = %v, want a usage error: unexpected argument \"stray\"", err)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("left %q in the working folder", left[0].Name())
+			}
+		})
+	}
+}
+
+// TestFlagsAfterArgument: a flag after the positional argument is used,
+// not dropped (the fixture was loaded into the default DB instead of --db).
+func TestFlagsAfterArgument(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"fixture", "load", "--replace", "demo", "--db", "q.db"},
+		{"fixture", "generate", "--db", "gg.db", "--products", "5", "--customers", "2", "--sales", "3"},
+		{"apikey", "create", "--db", "q.db", "--name", "k1", "--scope", "admin"},
+		{"apikey", "revoke", "k1", "--db", "q.db"},
+	} {
+		if err := dispatch(args, io.Discard, io.Discard); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+	}
+	if _, err := os.Stat(defaultDB); err == nil {
+		t.Fatalf("a command wrote the default %s, not its --db", defaultDB)
+	}
+	var out bytes.Buffer
+	if err := dispatch([]string{"apikey", "list", "--db", "q.db"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "k1") {
+		t.Fatalf("apikey list: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 || strings.Count(out.String(), " -\n") != 0 {
+		t.Errorf("the key was not revoked by 'apikey revoke k1 --db q.db':\n%s", out.String())
+	}
+}

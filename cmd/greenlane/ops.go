@@ -25,9 +25,6 @@ func runBackup(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("backup takes no arguments, got %q", fs.Args())
-	}
 	if *out == "" {
 		return usagef("backup needs --out FILE (see 'greenlane backup --help')")
 	}
@@ -47,9 +44,6 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	dbPath := fs.String("db", defaultDB, "lane DB file to check (opened read-only; the lane may be serving it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("check takes no arguments, got %q", fs.Args())
 	}
 	return printCheck(context.Background(), *dbPath, stdout)
 }
@@ -96,10 +90,15 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "", "working directory, where a relative --db is kept; must be writable by --user (default: the current directory)")
 	out := fs.String("out", "/etc/systemd/system/greenlane.service", "unit file to write")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
+	// Everything after the first "--" is serve's, passed on as it is.
+	var serveArgs []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, serveArgs = args[:i], args[i+1:]
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	u := unitSettings{user: *usr, flags: fs.Args()}
+	u := unitSettings{user: *usr, flags: serveArgs}
 	if u.user == "" {
 		u.user = os.Getenv("SUDO_USER")
 	}

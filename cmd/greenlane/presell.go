@@ -86,13 +86,10 @@ func presellVoid(args []string, stdout, stderr io.Writer) error {
 	dbPath := fs.String("db", defaultDB, "lane DB file")
 	reason := fs.String("reason", "voided from the command line", "why, kept in the journal")
 	force := fs.Bool("force", false, "void it even while a counter holds a live claim on it")
-	which, rest := splitLeadingArg(args)
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseArgs(fs, args, 1); err != nil {
 		return err
 	}
-	if which == "" && fs.NArg() == 1 {
-		which = fs.Arg(0)
-	}
+	which := fs.Arg(0)
 	if which == "" {
 		fs.Usage()
 		return usagef("presell void needs a ticket number or a physkey")

@@ -17,9 +17,6 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("restore takes no arguments, got %q", fs.Args())
-	}
 	if *from == "" {
 		return usagef("restore needs --from BACKUP (see 'greenlane restore --help')")
 	}
