@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -267,9 +268,13 @@ func (s *Server) trace(ep *protocol.Endpoint, reply *protocol.Reply, took time.D
 	if ep != nil {
 		msg = ep.Name
 	}
+	// utfx counts the bytes that were not UTF-8 and went out as U+FFFD
+	// (SPEC §5.5); every record carries it, 0 when nothing was replaced.
+	msg, bad1 := validUTF8(msg)
+	fp, bad2 := validUTF8(c.KeyName)
 	_ = s.hub.PublishMemory(FamilyTrace, "tufe.trace", map[string]any{
-		"msg": msg, "msg2": code, "ms": float64(took.Microseconds()) / 1000,
-		"thr": c.SocketID, "fp": c.KeyName, "rve": time.Now().UTC().Format(time.RFC3339Nano),
+		"msg": msg, "msg2": code, "ms": float64(took.Microseconds()) / 1000, "utfx": bad1 + bad2,
+		"thr": c.SocketID, "fp": fp, "rve": time.Now().UTC().Format(time.RFC3339Nano),
 	})
 }
 
@@ -322,4 +327,23 @@ func (s *Server) socketStats() map[string]any {
 	}
 	return map[string]any{"by_purpose": byPurpose, "total": len(socks), "send_queued": queued,
 		"send_queued_max": maxQueued, "requests_waiting": pending, "requests_running": running}
+}
+
+// validUTF8 is s with each byte that is not part of valid UTF-8 replaced by
+// U+FFFD, and how many were replaced.
+func validUTF8(s string) (string, int) {
+	if utf8.ValidString(s) {
+		return s, 0
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n++
+		}
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String(), n
 }

@@ -39,6 +39,9 @@ type Server struct {
 	// origins is who may open sockets from a browser: set once the lane
 	// knows its listen address (ListenAndServe).
 	origins atomic.Pointer[originPolicy]
+	// zone is the store's time zone, read from the lane row on first use
+	// (laneZone).
+	zone atomic.Pointer[time.Location]
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
