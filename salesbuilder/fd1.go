@@ -30,7 +30,9 @@ func (s *Service) Register(r *protocol.Router) {
 	// decoded as it arrives.
 	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.sale_create", Aliases: []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"},
 		Access: builders, Handler: s.create, RouteKey: RouteKey, Args: func() any { return new(createArgs) }})
-	add(builders, "fd1.salesbuilder.get_sale", []string{activeSaleList}, s.getSale)
+	// get_sale reads qk "all" (SPEC §7.3); no other endpoint reads q or qk.
+	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.get_sale", Aliases: []string{activeSaleList}, Access: builders,
+		Handler: s.getSale, RouteKey: RouteKey, Keywords: []string{"all"}})
 	add(builders, "fd1.salesbuilder.sale_fetch", nil, s.fetch)
 	add(builders, "fd1.salesbuilder.sale_get_price", nil, s.getPrice)
 	add(builders, "fd1.salesbuilder.sale_add_product", []string{"fd1.salesbuilder.salesbuilder_add_product"}, s.addProduct)

@@ -46,9 +46,9 @@ func (sk *socket) ReplayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
 func (s *Server) AttachHub(h *firehose.Hub, w *lanedb.Writer) {
 	s.hub, s.writer = h, w
 	anyKey := protocol.Access{AnyKey: true, Display: true}
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose, Filters: true})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: anyKey, Handler: s.closeFirehose})
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: anyKey, Handler: s.setFirehoseOption})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: anyKey, Handler: s.setFirehoseOption, Filters: true})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.debug.inject_event",
 		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}}, Handler: s.injectEvent})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.diag.stats",

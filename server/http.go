@@ -30,8 +30,28 @@ func (h *httpSession) cancelRequest(string) bool      { return false }
 // httpMode serves /fd1/<area>/<function> (SPEC §1.2): the API key in
 // x-api-key or x-apikey, packet fields in the GET query or the POST body.
 func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
+	s.serveHTTPMode(w, r, "fd1."+r.PathValue("area")+"."+r.PathValue("function"), nil)
+}
+
+// httpOtherPath answers every other path under /fd1/ with the FD1 error
+// envelope, as HTTP mode answers its own paths, never Go's plain-text 404:
+// /fd1/data names the documented fd1.data (one segment, no dot), which
+// goes through the gate like any endpoint; any other path (a trailing
+// slash, area.function in one segment, more segments) names no endpoint.
+func (s *Server) httpOtherPath(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/fd1/")
+	if rest != "" && !strings.ContainsAny(rest, "/.") {
+		s.serveHTTPMode(w, r, "fd1."+rest, nil)
+		return
+	}
+	s.serveHTTPMode(w, r, "fd1."+strings.ReplaceAll(strings.Trim(rest, "/"), "/", "."), protocol.Errorf(protocol.CodeUnknownEndpoint,
+		"no endpoint at %s: HTTP mode serves fd1.<area>.<function> at /fd1/<area>/<function>", clip(r.URL.Path)))
+}
+
+// serveHTTPMode serves one HTTP-mode call of endpoint a. pathErr, when
+// set, is the answer instead of a's endpoint: the path names none.
+func (s *Server) serveHTTPMode(w http.ResponseWriter, r *http.Request, a string, pathErr error) {
 	received := time.Now()
-	a := "fd1." + r.PathValue("area") + "." + r.PathValue("function")
 	var req *protocol.Request
 	var err error
 	switch r.Method {
@@ -64,6 +84,9 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := s.arrive(req, received)
+	if pathErr != nil {
+		in.ep, in.lookupErr = nil, pathErr
+	}
 	// One call is one session: it can hold no claim beyond its own reply.
 	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
 	key, err := apiKeyHeader(r)
@@ -83,7 +106,7 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
-	} else if in.ep != nil && !in.ep.Access.Public {
+	} else if in.ep == nil || !in.ep.Access.Public {
 		// Said here rather than by the gate, whose message speaks of the
 		// login packet a socket sends.
 		s.loginRefused(sess.caller, "", errors.New("no API key header"))

@@ -130,6 +130,7 @@ func (s *Server) Handler() http.Handler {
 	// The vendor's websocat example uses this path.
 	mux.HandleFunc("GET /ws/open_websocket", s.joined(s.openWebsocket))
 	mux.HandleFunc("/fd1/{area}/{function}", s.joined(s.httpMode))
+	mux.HandleFunc("/fd1/", s.joined(s.httpOtherPath))
 	for _, m := range s.mounts {
 		for _, p := range m.patterns {
 			mux.Handle(p, m.h)

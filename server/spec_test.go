@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +42,19 @@ func errorCode(t *testing.T, r map[string]json.RawMessage) (protocol.Code, strin
 	return e.Code, e.Message
 }
 
+// Before login every name but the public session endpoints answers
+// login_required: which names exist is not told (DESIGN §4).
+func TestBeforeLoginEveryNameIsLoginRequired(t *testing.T) {
+	s, _ := testServer(t, DefaultConfig())
+	ws := dialSocket(t, s, "")
+	for _, a := range []string{"fd1.nosuch.thing", "fd1.debug.ping", "fd1.data", "fd1.salesbuilder.sale_invoke_eftpos"} {
+		r := exchange(t, ws, `{"a":"`+a+`","rq":1,"pt":"other"}`)
+		if code, msg := errorCode(t, r); code != protocol.CodeLoginRequired {
+			t.Errorf("%s before login: %s (%s), want login_required", a, code, msg)
+		}
+	}
+}
+
 // SPEC §4.2: exactly one of apikey, token, encryption_user.
 func TestLoginWantsExactlyOneCredential(t *testing.T) {
 	s, db := testServer(t, DefaultConfig())
@@ -66,6 +81,53 @@ func TestLoginWantsExactlyOneCredential(t *testing.T) {
 		if tt.want == protocol.CodeBadArgument && msg != "send exactly one of apikey, token, encryption_user" {
 			t.Fatalf("message %q", msg)
 		}
+	}
+}
+
+// Every path under /fd1/ answers the FD1 error envelope, never Go's
+// plain-text 404.
+func TestHTTPModeOtherPaths(t *testing.T) {
+	s, db := testServer(t, DefaultConfig())
+	key, err := db.CreateAPIKey(context.Background(), "till-1", []string{"counter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		target string
+		noKey  bool
+		status int
+		code   protocol.Code
+	}{
+		{"/fd1/data", false, 501, protocol.CodeUnsupported},
+		{"/fd1/salesbuilder/sale_invoke_eftpos", false, 501, protocol.CodeUnsupported},
+		{"/fd1/salesbuilder/get_sale/", false, 404, protocol.CodeUnknownEndpoint},
+		{"/fd1/debug/ping/", false, 404, protocol.CodeUnknownEndpoint},
+		{"/fd1/debug.ping", false, 404, protocol.CodeUnknownEndpoint},
+		{"/fd1/a/b/c", false, 404, protocol.CodeUnknownEndpoint},
+		{"/fd1/", false, 404, protocol.CodeUnknownEndpoint},
+		{"/fd1/nosuch", false, 404, protocol.CodeUnknownEndpoint},
+		{"/fd1/nosuch/thing", true, 401, protocol.CodeLoginRequired},
+		{"/fd1/debug.ping", true, 401, protocol.CodeLoginRequired},
+	}
+	h := s.Handler()
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tt.target, nil)
+			if !tt.noKey {
+				r.Header.Set("x-api-key", key)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			var reply struct {
+				Error *protocol.Error `json:"error"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+				t.Fatalf("reply is not the JSON envelope: %d %s", w.Code, w.Body)
+			}
+			if w.Code != tt.status || reply.Error == nil || reply.Error.Code != tt.code {
+				t.Fatalf("%d %s, want %d %s", w.Code, w.Body, tt.status, tt.code)
+			}
+		})
 	}
 }
 
