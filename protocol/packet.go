@@ -134,6 +134,10 @@ func (k *Keywords) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ParseKeywords reads a comma-separated qk or mo, as a packet's string
+// form is read (HTTP mode's query string uses it too).
+func ParseKeywords(s string) Keywords { return splitKeywords(s) }
+
 func splitKeywords(s string) Keywords {
 	out := Keywords{}
 	for _, part := range strings.Split(s, ",") {

@@ -55,6 +55,9 @@ func (s *Server) AttachHub(h *firehose.Hub, w *lanedb.Writer) {
 		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}, Purpose: protocol.PurposeDebugScope}, Handler: s.diagStats})
 }
 
+// firehoseOptions are the members of v set_firehose_option changes.
+var firehoseOptions = []string{"tablet", "k"}
+
 // firehoseArgs are open_firehose's and set_firehose_option's v.
 type firehoseArgs struct {
 	Event  string `json:"event" validate:"max=100"`
@@ -192,6 +195,14 @@ func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*p
 	var given map[string]json.RawMessage
 	if len(call.Req.V) > 0 {
 		_ = json.Unmarshal(call.Req.V, &given)
+	}
+	for name := range given {
+		if !slices.Contains(firehoseOptions, name) {
+			// An option the lane ignored would leave the firehose as it
+			// was while the reply said "open", as if it had changed.
+			return nil, protocol.Errorf(protocol.CodeBadArgument,
+				"v.%s: set_firehose_option takes v.tablet and v.k (and q); to change event or since, close the firehose and open it again", clip(name))
+		}
 	}
 	var conds []protocol.Cond
 	if call.Req.Q != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,57 @@ func errorCode(t *testing.T, r map[string]json.RawMessage) (protocol.Code, strin
 		}
 	}
 	return e.Code, e.Message
+}
+
+// SPEC §1.2: a GET query names packet fields as the SPEC's own examples
+// do, bare (?qk=all&k=active) or with "_"; every other name is a q filter.
+func TestRequestFromQueryPacketFields(t *testing.T) {
+	tests := []struct {
+		query   string
+		check   func(*protocol.Request) bool
+		wantErr protocol.Code
+	}{
+		{query: "qk=all&k=active", check: func(r *protocol.Request) bool {
+			return r.QK.Has("all") && r.Key() == "active" && len(r.Q) == 0
+		}},
+		{query: "_qk=all&_k=active", check: func(r *protocol.Request) bool { return r.QK.Has("all") && r.Key() == "active" }},
+		{query: "qk=all,%20mine", check: func(r *protocol.Request) bool { return len(r.QK) == 2 && r.QK.Has("mine") }},
+		{query: "mo=chunk&rq=7&rt=tab&ik=abc&pt=x", check: func(r *protocol.Request) bool {
+			return r.WantsChunks() && r.RQString() == "7" && string(r.RT) == `"tab"` && r.IK == "abc" && r.PT == "x"
+		}},
+		{query: "qo=pid,plu&rd=" + url.QueryEscape(`{"time":true}`), check: func(r *protocol.Request) bool {
+			return string(r.QO) == `"pid,plu"` && r.WantsTiming()
+		}},
+		{query: "v.pid=1001&_v.plu=FW", check: func(r *protocol.Request) bool { return string(r.V) == `{"pid":1001,"plu":"FW"}` }},
+		{query: "v=" + url.QueryEscape(`{"pid":1,"qty":2}`) + "&v.pid=3", check: func(r *protocol.Request) bool { return string(r.V) == `{"pid":3,"qty":2}` }},
+		{query: "plucode=8145&kind=x", check: func(r *protocol.Request) bool { return len(r.Q) == 2 && string(r.Q["plucode"]) == `"8145"` }},
+		{query: "qk=all&_qk=all", wantErr: protocol.CodeBadPacket},
+		{query: "k=1&_k=2", wantErr: protocol.CodeBadPacket},
+		{query: "v.pid=1&_v.pid=2", wantErr: protocol.CodeBadPacket},
+		{query: "rd=time", wantErr: protocol.CodeBadArgument},
+		{query: "_nope=1", wantErr: protocol.CodeBadArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := requestFromQuery("fd1.salesbuilder.get_sale", q)
+			if tt.wantErr != "" {
+				if pe := protocol.AsError(err); err == nil || pe.Code != tt.wantErr {
+					t.Fatalf("err = %v, want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(req) {
+				t.Fatalf("request %+v (q %v, v %s)", req, req.Q, req.V)
+			}
+		})
+	}
 }
 
 // Before login every name but the public session endpoints answers
