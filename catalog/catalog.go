@@ -52,8 +52,8 @@ func New(db *lanedb.DB, cfg Config) *Service {
 // Register adds the catalog endpoints to r.
 func (s *Service) Register(r *protocol.Router) {
 	readers := protocol.Access{Scopes: []protocol.Scope{protocol.ScopePresell, protocol.ScopeCounter}}
-	r.Handle(&protocol.Endpoint{Name: "fd1.products.get_products_list", Access: readers, Handler: s.getProducts})
-	r.Handle(&protocol.Endpoint{Name: "fd1.customers.get_customers", Access: readers, Handler: s.getCustomers})
+	r.Handle(&protocol.Endpoint{Name: "fd1.products.get_products_list", Access: readers, Handler: s.getProducts, Filters: true})
+	r.Handle(&protocol.Endpoint{Name: "fd1.customers.get_customers", Access: readers, Handler: s.getCustomers, Filters: true})
 	r.Handle(&protocol.Endpoint{
 		Name:    "fd1.customerdisplay.get_info",
 		Access:  protocol.Access{AnyKey: true, Display: true},

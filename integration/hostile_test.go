@@ -251,7 +251,7 @@ func TestHostileInputOverARealSocket(t *testing.T) {
 	for _, rt := range []string{`"s"`, `7`, `-0.5`, `1e400`, `true`, `false`, `[1,"x",null]`, `{"a":{"b":[]}}`} {
 		cases = append(cases, relHostileCase{name: "rt " + rt, frame: `{"a":"fd1.debug.ping","rq":"t","rt":` + rt + `}`, rows: -1, rp: `"t"`, rt: rt})
 	}
-	cases = append(cases, relHostileCase{name: "rt null", frame: `{"a":"fd1.debug.ping","rq":"t","rt":null}`, rows: -1, rp: `"t"`, rt: "-"})
+	cases = append(cases, relHostileCase{name: "rt null", frame: `{"a":"fd1.debug.ping","rq":"t","rt":null}`, rows: -1, rp: `"t"`, rt: "null"}) // reflected as sent (SPEC §2)
 
 	skipped := 0
 	for _, tc := range cases {

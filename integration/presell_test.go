@@ -129,7 +129,7 @@ func TestPresellTicket(t *testing.T) {
 		if s["phase"] != 0.0 || s["holder"] != "counter-1" || s["tablet"] != "tablet-1" || s["ticket"] != a["ticket"] {
 			t.Fatalf("recalled presell: %v", s)
 		}
-		checkLines(t, s, line{1, 1001, 2, 5.5, 11, 0, 0, 0}, line{2, 1024, 300, 39.9, 11.97, 0, 0, 0})
+		checkLines(t, s, line{1, 1001, 2, 5.5, 11, 0, 0, 10}, line{2, 1024, 300, 39.9, 11.97, 0, 0, 10})
 		// The tablet let go of it.
 		wantErr(t, t1, req(sbA+"sale_add_product", p1, map[string]any{"pid": 1001}), "claimed", "counter-1")
 		sale(t, c, sbA+"sale_add_payment", p1, map[string]any{"type": 3, "amount": 22.97})
@@ -202,7 +202,7 @@ func TestExactlyOnce(t *testing.T) {
 	pk := saleReply(t, first)["physkey"].(string)
 	add := map[string]any{"a": sbA + "sale_add_product", "rq": "add", "ik": ikAdd, "k": pk, "v": map[string]any{"pid": 1020, "qty": 2}}
 	firstAdd := doPkt(t, c, add)
-	checkLines(t, saleReply(t, firstAdd), line{1, 1020, 2, 11.5, 23, 0, 0, 0})
+	checkLines(t, saleReply(t, firstAdd), line{1, 1020, 2, 11.5, 23, 0, 0, 10})
 
 	// The link drops; the tablet reconnects, logs in again and resends.
 	c.ws.Close()
@@ -257,7 +257,7 @@ func TestExactlyOnce(t *testing.T) {
 		lost.ws.Close()
 		retry := l.login(presellQuery, keys[0], "").in(t)
 		s := saleReply(t, doPkt(t, retry, p))
-		checkLines(t, s, line{1, 1020, 2, 11.5, 23, 0, 0, 0}, line{2, 1001, 1, 5.5, 5.5, 0, 0, 0})
+		checkLines(t, s, line{1, 1020, 2, 11.5, 23, 0, 0, 10}, line{2, 1001, 1, 5.5, 5.5, 0, 0, 10})
 		again := doPkt(t, retry, p)
 		if s2 := saleReply(t, again); !equalJSON(s2, s) {
 			t.Fatalf("second retry: %v\nfirst retry: %v", s2, s)

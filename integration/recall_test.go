@@ -856,12 +856,12 @@ func TestRecallFlow(t *testing.T) {
 		if !equalJSON(r["price_drift"], wantDrift) {
 			t.Fatalf("recall after a price change: price_drift = %v, want %v", r["price_drift"], wantDrift)
 		}
-		checkLines(t, r, line{1, 1006, 2, 5.5, 11, 0, 0, 0}, line{2, 1004, 1, 4.8, 4.8, 0, 0, 0})
+		checkLines(t, r, line{1, 1006, 2, 5.5, 11, 0, 0, 10}, line{2, 1004, 1, 4.8, 4.8, 0, 0, 10})
 		checkTotal(t, r, 15.8, 0)
 
 		// accept_prices reprices the presell at today's prices.
 		a := c2.sale(t, presellA+"accept_prices", d1["physkey"], nil)
-		checkLines(t, a, line{1, 1006, 2, 6.2, 12.4, 0, 0, 0}, line{2, 1004, 1, 4.8, 4.8, 0, 0, 0})
+		checkLines(t, a, line{1, 1006, 2, 6.2, 12.4, 0, 0, 10}, line{2, 1004, 1, 4.8, 4.8, 0, 0, 10})
 		checkTotal(t, a, 17.2, 0)
 		if drift, ok := a["price_drift"].([]any); !ok || len(drift) != 0 {
 			t.Fatalf("after accept_prices: price_drift = %v, want []", a["price_drift"])
@@ -880,7 +880,7 @@ func TestRecallFlow(t *testing.T) {
 		}
 		c2.sale(t, sbA+"sale_add_payment", d2["physkey"], map[string]any{"type": 1, "amount": 15.8})
 		done = c2.sale(t, sbA+"salesbuilder_complete", d2["physkey"], nil)
-		checkLines(t, done, line{1, 1006, 2, 5.5, 11, 0, 0, 0}, line{2, 1004, 1, 4.8, 4.8, 0, 0, 0})
+		checkLines(t, done, line{1, 1006, 2, 5.5, 11, 0, 0, 10}, line{2, 1004, 1, 4.8, 4.8, 0, 0, 10})
 		if done["phase"] != 1.0 || num(done["saletotal"]) != 15.8 || num(done["change"]) != 0 {
 			t.Fatalf("completed at the presold prices: %v", done)
 		}

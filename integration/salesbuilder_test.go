@@ -301,7 +301,7 @@ func TestSalesBuilderEndpoints(t *testing.T) {
 				{1, 1001, 3, 5.5, 14.85, 16.5, 8, 10},
 				{3, 1012, 1, 5.9, 5.31, 5.9, 8, 1},
 				{4, 1024, 250, 39.9, 8.98, 9.98, 8, 4},
-				{5, 1008, 1, 0.8, 0.72, 0.8, 8, 0},
+				{5, 1008, 1, 0.8, 0.72, 0.8, 8, 10}, // no linesource given: 10, API call
 			}
 			checkLines(t, s, last...)
 			checkTotal(t, s, 29.86, 0)
@@ -403,15 +403,15 @@ func TestSalesBuilderEndpoints(t *testing.T) {
 			sale(t, c, sbA+"sale_add_product", pk, map[string]any{"pid": pid})
 		}
 		s := sale(t, c, sbA+"sale_remove_line", pk, map[string]any{"seqnce": 1})
-		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 0}, line{3, 1003, 1, 5.5, 5.5, 0, 0, 0})
+		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 10}, line{3, 1003, 1, 5.5, 5.5, 0, 0, 10})
 		s = sale(t, c, sbA+"sale_add_product", pk, map[string]any{"pid": 1004})
-		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 0}, line{3, 1003, 1, 5.5, 5.5, 0, 0, 0}, line{4, 1004, 1, 4.8, 4.8, 0, 0, 0})
+		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 10}, line{3, 1003, 1, 5.5, 5.5, 0, 0, 10}, line{4, 1004, 1, 4.8, 4.8, 0, 0, 10})
 		// The newest line removed: its seqnce is not handed out again.
 		sale(t, c, sbA+"sale_remove_line", pk, map[string]any{"seqnce": 4})
 		s = sale(t, c, sbA+"sale_add_product", pk, map[string]any{"pid": 1005})
-		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 0}, line{3, 1003, 1, 5.5, 5.5, 0, 0, 0}, line{5, 1005, 1, 6, 6, 0, 0, 0})
+		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 10}, line{3, 1003, 1, 5.5, 5.5, 0, 0, 10}, line{5, 1005, 1, 6, 6, 0, 0, 10})
 		s = sale(t, c, sbA+"sale_edit_line", pk, map[string]any{"seqnce": 3, "qty": 2})
-		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 0}, line{3, 1003, 2, 5.5, 11, 0, 0, 0}, line{5, 1005, 1, 6, 6, 0, 0, 0})
+		checkLines(t, s, line{2, 1002, 1, 5.5, 5.5, 0, 0, 10}, line{3, 1003, 2, 5.5, 11, 0, 0, 10}, line{5, 1005, 1, 6, 6, 0, 0, 10})
 		checkTotal(t, s, 22.5, 0)
 		wantErr(t, c, req(sbA+"sale_remove_line", pk, map[string]any{"seqnce": 1}), "not_found", "seqnce 1")
 	})
@@ -565,22 +565,22 @@ func TestSalesBuilderBadInput(t *testing.T) {
 	t.Run("a counter may override the price", func(t *testing.T) {
 		s := sale(t, c, add, S, map[string]any{"pid": 1001, "price": 4})
 		checkLines(t, s,
-			line{1, 1001, 2, 5.5, 11, 0, 0, 0},
-			line{2, 1024, 250, 39.9, 9.98, 0, 0, 0},
-			line{3, 1001, 1, 4, 4, 4, 12, 0},
+			line{1, 1001, 2, 5.5, 11, 0, 0, 10},
+			line{2, 1024, 250, 39.9, 9.98, 0, 0, 10},
+			line{3, 1001, 1, 4, 4, 4, 12, 10},
 		)
 		// A user price is kept when the customer changes; the rest is discounted.
 		s = sale(t, c, setCust, S, map[string]any{"cid": hemiCID})
 		checkLines(t, s,
-			line{1, 1001, 2, 5.5, 9.9, 11, 8, 0},
-			line{2, 1024, 250, 39.9, 8.98, 9.98, 8, 0},
-			line{3, 1001, 1, 4, 4, 4, 12, 0},
+			line{1, 1001, 2, 5.5, 9.9, 11, 8, 10},
+			line{2, 1024, 250, 39.9, 8.98, 9.98, 8, 10},
+			line{3, 1001, 1, 4, 4, 4, 12, 10},
 		)
 		s = sale(t, c, edit, S, map[string]any{"seqnce": 2, "price": 30})
 		checkLines(t, s,
-			line{1, 1001, 2, 5.5, 9.9, 11, 8, 0},
-			line{2, 1024, 250, 30, 7.5, 7.5, 12, 0},
-			line{3, 1001, 1, 4, 4, 4, 12, 0},
+			line{1, 1001, 2, 5.5, 9.9, 11, 8, 10},
+			line{2, 1024, 250, 30, 7.5, 7.5, 12, 10},
+			line{3, 1001, 1, 4, 4, 4, 12, 10},
 		)
 		checkTotal(t, s, 21.4, 5)
 		// Paid up, the sale that was underpaid completes.

@@ -146,7 +146,7 @@ func (w *Workflow) Claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	}
 	if !ok {
 		if sale.ClaimState.Held(now) {
-			return nil, salesbuilder.ClaimedError(sale, c)
+			return nil, w.sales.ClaimedError(sale, c)
 		}
 		return nil, protocol.Errorf(protocol.CodeConflict, "presell %s changed while it was being claimed; try again", sale.Physkey)
 	}

@@ -18,7 +18,9 @@ func (w *Workflow) Register(r *protocol.Router) {
 	add := func(name string, h protocol.Handler) {
 		r.Handle(&protocol.Endpoint{Name: name, Access: counter, Handler: h, RouteKey: salesbuilder.RouteKey})
 	}
-	add("fd1.presell.get_presells", w.getPresells)
+	// The list is the one presell endpoint that reads q and qk.
+	r.Handle(&protocol.Endpoint{Name: "fd1.presell.get_presells", Access: counter, Handler: w.getPresells,
+		RouteKey: salesbuilder.RouteKey, Filters: true, Keywords: []string{"all", "mine"}})
 	add("fd1.presell.recall", w.recall)
 	add("fd1.presell.heartbeat", w.heartbeat)
 	add("fd1.presell.release", w.release)

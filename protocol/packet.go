@@ -134,6 +134,10 @@ func (k *Keywords) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ParseKeywords reads a comma-separated qk or mo, as a packet's string
+// form is read (HTTP mode's query string uses it too).
+func ParseKeywords(s string) Keywords { return splitKeywords(s) }
+
 func splitKeywords(s string) Keywords {
 	out := Keywords{}
 	for _, part := range strings.Split(s, ",") {
@@ -203,11 +207,20 @@ func Decode(frame []byte) (*Request, *DecodeError) {
 		return de
 	}
 
-	// rt and rq first, so that any later error can still be routed; each
-	// is echoed only when it is itself acceptable.
-	rt, hasRT := present(fields, "rt")
+	// rt, a and rq first, so that any later error can still be routed and
+	// name its endpoint; each is echoed only when it is itself acceptable.
+	// rt is reflected unchanged whatever it is (SPEC §2), null included.
+	rt, hasRT := fields["rt"]
+	rt = bytes.TrimSpace(rt)
+	hasRT = hasRT && len(rt) > 0
 	if hasRT && len(rt) <= MaxRTLen {
 		req.RT, de.RT = rt, rt
+	}
+	if raw, ok := present(fields, "a"); ok {
+		var a string
+		if json.Unmarshal(raw, &a) == nil && len(a) <= MaxALen {
+			de.A = a
+		}
 	}
 	if raw, ok := present(fields, "rq"); ok {
 		if err := checkRQ(raw); err != nil {

@@ -315,7 +315,8 @@ func TestDecodeUnknownFieldsIgnored(t *testing.T) {
 func TestDecodeNullFieldsAreAbsent(t *testing.T) {
 	frame := `{"a":"x","q":null,"qk":null,"k":null,"v":null,"rq":null,"rt":null,"pt":null,"mo":null,"qo":null,"rd":null,"ik":null}`
 	req := pktDecodeOK(t, frame)
-	want := &protocol.Request{A: "x"}
+	// rt alone is kept: whatever is sent is reflected (SPEC §2), null too.
+	want := &protocol.Request{A: "x", RT: json.RawMessage("null")}
 	if !reflect.DeepEqual(req, want) {
 		t.Fatalf("got %+v, want %+v", req, want)
 	}
@@ -377,10 +378,12 @@ func TestDecodeFailures(t *testing.T) {
 		{name: "a as boolean", frame: `{"a":true}`, want: []string{`"a"`, "string", "boolean"}},
 
 		// rq: nothing can be routed when rq itself is bad.
-		{name: "rq 200 characters", frame: `{"a":"x","rq":"` + strings.Repeat("r", 200) + `"}`, want: []string{`"rq"`, "200"}},
-		{name: "rq object", frame: `{"a":"x","rq":{"id":1}}`, want: []string{`"rq"`, "string or a number", "object"}},
-		{name: "rq boolean", frame: `{"a":"x","rq":true}`, want: []string{`"rq"`, "string or a number", "boolean"}},
-		{name: "rq array", frame: `{"a":"x","rq":["1"]}`, want: []string{`"rq"`, "string or a number", "array"}},
+		{name: "rq 200 characters", frame: `{"a":"x","rq":"` + strings.Repeat("r", 200) + `"}`, want: []string{`"rq"`, "200"}, a: "x"},
+		{name: "rq object", frame: `{"a":"x","rq":{"id":1}}`, want: []string{`"rq"`, "string or a number", "object"}, a: "x"},
+		{name: "rq boolean", frame: `{"a":"x","rq":true}`, want: []string{`"rq"`, "string or a number", "boolean"}, a: "x"},
+		// a and rt readable though rq is not: the error reply names both (SPEC §2).
+		{name: "rq boolean with rt", frame: `{"a":"fd1.debug.ping","rq":true,"rt":"x"}`, want: []string{`"rq"`, "boolean"}, rt: `"x"`, a: "fd1.debug.ping"},
+		{name: "rq array", frame: `{"a":"x","rq":["1"]}`, want: []string{`"rq"`, "string or a number", "array"}, a: "x"},
 
 		// Fields after a: rq, rt and a are all known and carried.
 		{name: "q array", frame: `{"a":"x","rq":"r1","rt":"t","q":[1]}`, want: []string{`"q"`, "object", "array"}, rq: `"r1"`, rt: `"t"`, a: "x"},
@@ -536,7 +539,8 @@ func TestReplyToEchoesRQAndRT(t *testing.T) {
 		{"rt object", `{"a":"x","rt":{"tab":3,"w":[true,null]}}`, ``, `{"tab":3,"w":[true,null]}`},
 		{"rt false", `{"a":"x","rt":false}`, ``, `false`},
 		{"neither", `{"a":"x"}`, ``, ``},
-		{"nulls omitted", `{"a":"x","rq":null,"rt":null}`, ``, ``},
+		{"null rq omitted", `{"a":"x","rq":null}`, ``, ``},
+		{"null rt reflected", `{"a":"x","rq":null,"rt":null}`, ``, `null`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -234,6 +234,9 @@ func (e *Endpoint) Admit(req *Request, c Caller) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkOptions(req); err != nil {
+		return nil, err
+	}
 	c.KeyID, c.KeyName = actor.KeyID, actor.KeyName
 	return &Call{Req: req, Caller: &c, Endpoint: e}, nil
 }
@@ -271,6 +274,49 @@ func (e *Endpoint) actor(c *Caller) (Login, error) {
 		return acting, Errorf(CodeForbidden, "%s has no access rule", e.Name)
 	}
 	return acting, Errorf(CodeForbidden, "%s needs a key with scope %s", e.Name, joinScopes(a.Scopes))
+}
+
+// checkOptions refuses q, qk and mo the endpoint would otherwise ignore
+// without a word: a filter it does not read, a keyword it does not know,
+// a mode the lane does not offer. Ignored, each would answer a question
+// the client did not ask (every row instead of a few, the top sale
+// instead of the list). Keywords are compared exactly, as the SPEC spells
+// them (lower case). It runs after the access rule, so a caller who may
+// not call the endpoint learns nothing of what it takes.
+func (e *Endpoint) checkOptions(req *Request) error {
+	if e.notOffered {
+		return nil // the answer is unsupported, whatever was asked
+	}
+	if len(req.Q) > 0 && !e.Filters {
+		names := make([]string, 0, len(req.Q))
+		for name := range req.Q {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		return Errorf(CodeBadFilter, "%s takes no q filters; got %s", e.Name, strings.Join(quoteAll(names), ", "))
+	}
+	for _, w := range req.QK {
+		if !slices.Contains(e.Keywords, w) {
+			if len(e.Keywords) == 0 {
+				return Errorf(CodeBadArgument, "qk: %s takes no keywords; got %q", e.Name, w)
+			}
+			return Errorf(CodeBadArgument, "qk: %s takes %s; got %q", e.Name, strings.Join(quoteAll(e.Keywords), " or "), w)
+		}
+	}
+	for _, m := range req.MO {
+		if m != ChunkMode {
+			return Errorf(CodeBadArgument, "mo: this lane offers mode %q only; got %q", ChunkMode, m)
+		}
+	}
+	return nil
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
 }
 
 // ruled reports whether the access rule says who may call.
@@ -362,6 +408,16 @@ type Endpoint struct {
 	// requests in parallel keeps those with the same key in order; args is
 	// v as Args decoded it (nil without Args). Default: the request's k.
 	RouteKey func(req *Request, args any) string
+	// Filters: the handler reads q. A request with q filters to an
+	// endpoint without it is refused (bad_filter) rather than answered
+	// as if it had none.
+	Filters bool
+	// Keywords are the qk values the handler knows; any other is refused
+	// (bad_argument). None: the endpoint takes no qk.
+	Keywords []string
+	// notOffered marks a documented endpoint this lane answers with
+	// unsupported (NotOffered).
+	notOffered bool
 	// Args, when set, makes the value v is decoded into (a pointer to the
 	// argument struct) for an endpoint whose RouteKey reads v: the server
 	// then decodes v as the request arrives and hands it to the handler in
@@ -386,10 +442,23 @@ func (e *Endpoint) KeyOf(req *Request, args *Args) string {
 type Router struct {
 	byName    map[string]*Endpoint
 	endpoints []*Endpoint
+	// notOffered answers the names of NotOffered that no package serves.
+	notOffered map[string]*Endpoint
 }
 
-// NewRouter returns an empty router.
-func NewRouter() *Router { return &Router{byName: map[string]*Endpoint{}} }
+// NewRouter returns a router that serves no endpoint yet and answers the
+// names of NotOffered with unsupported.
+func NewRouter() *Router {
+	r := &Router{byName: map[string]*Endpoint{}, notOffered: map[string]*Endpoint{}}
+	for _, n := range NotOffered {
+		e := notOfferedEndpoint(n)
+		e.notOffered = true
+		for _, name := range n.Names {
+			r.notOffered[Normalize(name)] = e
+		}
+	}
+	return r
+}
 
 // Normalize adds the fd1. prefix when a name lacks it.
 func Normalize(a string) string {
@@ -422,6 +491,9 @@ func (r *Router) Handle(e *Endpoint) {
 // Lookup finds the endpoint for a request's a.
 func (r *Router) Lookup(a string) (*Endpoint, error) {
 	if e, ok := r.byName[Normalize(a)]; ok {
+		return e, nil
+	}
+	if e, ok := r.notOffered[Normalize(a)]; ok {
 		return e, nil
 	}
 	return nil, Errorf(CodeUnknownEndpoint, "no endpoint %q on this lane", a)

@@ -398,7 +398,7 @@ func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	if sale.Presell {
 		if !c.HasKeyName(sale.CreatedBy) && !c.ActFor(protocol.ScopeCounter) {
 			if sale.ClaimState.Held(s.now()) {
-				return nil, ClaimedError(sale, c)
+				return nil, s.ClaimedError(sale, c)
 			}
 			return nil, protocol.Errorf(protocol.CodeClaimed, "presell %s belongs to %q; only it or a counter may take it", sale.Physkey, sale.CreatedBy)
 		}
@@ -513,7 +513,7 @@ func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
 	claim := sale.ClaimState
 	if claim.Held(s.now()) && claim.Session.String != c.Session {
-		return ClaimedError(sale, c)
+		return s.ClaimedError(sale, c)
 	}
 	if claim.Session.Valid && claim.Session.String == c.Session {
 		return s.CheckWriter(sale, c)

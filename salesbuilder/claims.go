@@ -34,12 +34,12 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 		return nil
 	case claim.Session.String == c.Session:
 		return protocol.Errorf(protocol.CodeClaimLost, "your claim on presell %s lapsed at %s; recall it again",
-			sale.Physkey, ClaimTime(claim))
+			sale.Physkey, s.ClaimClock(claim))
 	case s.presells.HadClaim(c.Session, sale.Physkey):
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was taken over by %q; this device no longer holds it",
 			sale.Physkey, claim.Name.String)
 	case live:
-		return ClaimedError(sale, c)
+		return s.ClaimedError(sale, c)
 	}
 	return protocol.Errorf(protocol.CodeConflict, "presell %s is not claimed by this device; recall it with fd1.presell.recall", sale.Physkey)
 }
@@ -48,15 +48,22 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 // when. When that is c's own key on another connection (a second tab of
 // the counter page, or the connection c replaces before the lane has seen
 // it close), it says so: "claimed by counter-1" would read as a riddle.
-func ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
+func (s *Service) ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
 	if c.HasKeyID(sale.ClaimState.Key.String) {
 		return protocol.Errorf(protocol.CodeClaimed,
 			"presell %s is claimed by another connection of this key (%q) until %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",
-			sale.Physkey, sale.ClaimState.Name.String, ClaimTime(sale.ClaimState))
+			sale.Physkey, sale.ClaimState.Name.String, s.ClaimClock(sale.ClaimState))
 	}
 	return protocol.Errorf(protocol.CodeClaimed, "presell %s is claimed by %q until %s",
-		sale.Physkey, sale.ClaimState.Name.String, ClaimTime(sale.ClaimState))
+		sale.Physkey, sale.ClaimState.Name.String, s.ClaimClock(sale.ClaimState))
 }
 
-// ClaimTime is when a claim lapses, as messages and replies show it.
+// ClaimTime is when a claim lapses, as replies show it (machine-read:
+// RFC 3339 with its offset).
 func ClaimTime(c lanedb.ClaimState) string { return c.Expires().Format(time.RFC3339) }
+
+// ClaimClock is when a claim lapses as staff read it in a message: HH:MM
+// on the store's clock (SPEC §9: local store time), not a UTC stamp.
+func (s *Service) ClaimClock(c lanedb.ClaimState) string {
+	return c.Expires().In(s.loc).Format("15:04")
+}

@@ -30,7 +30,9 @@ func (s *Service) Register(r *protocol.Router) {
 	// decoded as it arrives.
 	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.sale_create", Aliases: []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"},
 		Access: builders, Handler: s.create, RouteKey: RouteKey, Args: func() any { return new(createArgs) }})
-	add(builders, "fd1.salesbuilder.get_sale", []string{activeSaleList}, s.getSale)
+	// get_sale reads qk "all" (SPEC §7.3); no other endpoint reads q or qk.
+	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.get_sale", Aliases: []string{activeSaleList}, Access: builders,
+		Handler: s.getSale, RouteKey: RouteKey, Keywords: []string{"all"}})
 	add(builders, "fd1.salesbuilder.sale_fetch", nil, s.fetch)
 	add(builders, "fd1.salesbuilder.sale_get_price", nil, s.getPrice)
 	add(builders, "fd1.salesbuilder.sale_add_product", []string{"fd1.salesbuilder.salesbuilder_add_product"}, s.addProduct)
@@ -270,12 +272,17 @@ type addProductArgs struct {
 	PID int64 `json:"pid" validate:"required_without_all=PLU Barcode,omitempty,gt=0"`
 	// One way of naming the product: {"pid":1002,"plu":"FW"} must not
 	// quietly ring up whichever one wins.
-	PLU        string          `json:"plu" validate:"excluded_with=PID Barcode,max=64"`
-	Barcode    string          `json:"barcode" validate:"excluded_with=PID,max=64"`
-	Qty        *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
-	Price      *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
-	LineSource int64           `json:"linesource" validate:"gte=0,lte=100"`
+	PLU     string          `json:"plu" validate:"excluded_with=PID Barcode,max=64"`
+	Barcode string          `json:"barcode" validate:"excluded_with=PID,max=64"`
+	Qty     *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
+	Price   *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
+	// LineSource is how the line was entered, one of the codes of SPEC
+	// §9.2; none given is 10, "API call": that is how it reached the lane.
+	LineSource int64 `json:"linesource" validate:"omitempty,oneof=1 2 3 4 6 10 11 12 13 14"`
 }
+
+// lineSourceAPI is linesource 10, "API call" (SPEC §9.2).
+const lineSourceAPI = 10
 
 func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
 	a, err := protocol.ArgsOf[addProductArgs](call)
@@ -283,6 +290,9 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 		return nil, err
 	}
 	item := Item{PID: a.PID, PLU: a.PLU, Barcode: a.Barcode, Qty: 1, Price: cents(a.Price), LineSource: a.LineSource}
+	if item.LineSource == 0 {
+		item.LineSource = lineSourceAPI
+	}
 	if a.Qty != nil {
 		item.Qty = *a.Qty
 	}

@@ -68,6 +68,14 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 			reply.Ch, reply.Last = 1, true
 		}
 	}()
+	if !caller.LoggedIn() && (in.ep == nil || !in.ep.Access.Public) {
+		// Before login nothing but login (and the other public session
+		// endpoints) is answered, the same for every name: an
+		// unauthenticated client must not learn which names exist (DESIGN
+		// §4, before login).
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeLoginRequired,
+			"log in with fd1.session.login first"))
+	}
 	if req.PT != "" {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeUnsupported,
 			"packet type pt=%q is not served here; send FD1 packets with pt absent", req.PT))

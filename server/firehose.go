@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -45,14 +46,17 @@ func (sk *socket) ReplayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
 func (s *Server) AttachHub(h *firehose.Hub, w *lanedb.Writer) {
 	s.hub, s.writer = h, w
 	anyKey := protocol.Access{AnyKey: true, Display: true}
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose, Filters: true})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: anyKey, Handler: s.closeFirehose})
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: anyKey, Handler: s.setFirehoseOption})
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: anyKey, Handler: s.setFirehoseOption, Filters: true})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.debug.inject_event",
 		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}}, Handler: s.injectEvent})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.diag.stats",
 		Access: protocol.Access{Scopes: []protocol.Scope{protocol.ScopeDebug}, Purpose: protocol.PurposeDebugScope}, Handler: s.diagStats})
 }
+
+// firehoseOptions are the members of v set_firehose_option changes.
+var firehoseOptions = []string{"tablet", "k"}
 
 // firehoseArgs are open_firehose's and set_firehose_option's v.
 type firehoseArgs struct {
@@ -192,6 +196,14 @@ func (s *Server) setFirehoseOption(ctx context.Context, call *protocol.Call) (*p
 	if len(call.Req.V) > 0 {
 		_ = json.Unmarshal(call.Req.V, &given)
 	}
+	for name := range given {
+		if !slices.Contains(firehoseOptions, name) {
+			// An option the lane ignored would leave the firehose as it
+			// was while the reply said "open", as if it had changed.
+			return nil, protocol.Errorf(protocol.CodeBadArgument,
+				"v.%s: set_firehose_option takes v.tablet and v.k (and q); to change event or since, close the firehose and open it again", clip(name))
+		}
+	}
 	var conds []protocol.Cond
 	if call.Req.Q != nil {
 		if conds, err = protocol.ParseEventFilter(call.Req.Q); err != nil {
@@ -267,9 +279,13 @@ func (s *Server) trace(ep *protocol.Endpoint, reply *protocol.Reply, took time.D
 	if ep != nil {
 		msg = ep.Name
 	}
+	// utfx counts the bytes that were not UTF-8 and went out as U+FFFD
+	// (SPEC §5.5); every record carries it, 0 when nothing was replaced.
+	msg, bad1 := validUTF8(msg)
+	fp, bad2 := validUTF8(c.KeyName)
 	_ = s.hub.PublishMemory(FamilyTrace, "tufe.trace", map[string]any{
-		"msg": msg, "msg2": code, "ms": float64(took.Microseconds()) / 1000,
-		"thr": c.SocketID, "fp": c.KeyName, "rve": time.Now().UTC().Format(time.RFC3339Nano),
+		"msg": msg, "msg2": code, "ms": float64(took.Microseconds()) / 1000, "utfx": bad1 + bad2,
+		"thr": c.SocketID, "fp": fp, "rve": time.Now().UTC().Format(time.RFC3339Nano),
 	})
 }
 
@@ -322,4 +338,23 @@ func (s *Server) socketStats() map[string]any {
 	}
 	return map[string]any{"by_purpose": byPurpose, "total": len(socks), "send_queued": queued,
 		"send_queued_max": maxQueued, "requests_waiting": pending, "requests_running": running}
+}
+
+// validUTF8 is s with each byte that is not part of valid UTF-8 replaced by
+// U+FFFD, and how many were replaced.
+func validUTF8(s string) (string, int) {
+	if utf8.ValidString(s) {
+		return s, 0
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n++
+		}
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String(), n
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -16,6 +17,7 @@ func FuzzRequestFromQuery(f *testing.F) {
 		"plu=FW", "price(>=)=5", "price(%3E%3D)=5", "_k=active&_v.pid=1001&_v.plu=0012", `_v={"limit":2}`,
 		"_v=notjson", "_bogus=1", "_rq=" + string(make([]byte, 300)), "pid(=)=1&pid(<)=9", "%zz", "a(=)=)=(",
 		"_qk=all,mine&_mo=chunk", "name=x'%20OR%20'1'='1", "_v.qty=1e999", "\x00=\x00",
+		"qk=all&k=active", "qk=all&_qk=all", "v.pid=1&_v.pid=2", `v={"a":1}&v.a=2`, `rd={"time":true}`, "rd=1", "pt=x&_pt=y", "v.=1",
 	} {
 		f.Add(seed)
 	}
@@ -34,6 +36,13 @@ func FuzzRequestFromQuery(f *testing.F) {
 		}
 		if req.A == "" || !req.FromQuery {
 			t.Fatalf("request lost its endpoint or origin: %+v", req)
+		}
+		// A packet field, in either spelling, never becomes a q filter
+		// (SPEC §1.2: ?qk=all&k=active are the packet's qk and k).
+		for name := range req.Q {
+			if queryField(name) != "" || strings.HasPrefix(name, "_") {
+				t.Fatalf("query name %q became a q filter", name)
+			}
 		}
 		// The filter parser must cope with whatever came through.
 		if _, err := req.Filter(protocol.Fields{"plu": protocol.KindString, "price": protocol.KindMoney, "pid": protocol.KindInt}); err != nil {

@@ -30,8 +30,28 @@ func (h *httpSession) cancelRequest(string) bool      { return false }
 // httpMode serves /fd1/<area>/<function> (SPEC §1.2): the API key in
 // x-api-key or x-apikey, packet fields in the GET query or the POST body.
 func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
+	s.serveHTTPMode(w, r, "fd1."+r.PathValue("area")+"."+r.PathValue("function"), nil)
+}
+
+// httpOtherPath answers every other path under /fd1/ with the FD1 error
+// envelope, as HTTP mode answers its own paths, never Go's plain-text 404:
+// /fd1/data names the documented fd1.data (one segment, no dot), which
+// goes through the gate like any endpoint; any other path (a trailing
+// slash, area.function in one segment, more segments) names no endpoint.
+func (s *Server) httpOtherPath(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/fd1/")
+	if rest != "" && !strings.ContainsAny(rest, "/.") {
+		s.serveHTTPMode(w, r, "fd1."+rest, nil)
+		return
+	}
+	s.serveHTTPMode(w, r, "fd1."+strings.ReplaceAll(strings.Trim(rest, "/"), "/", "."), protocol.Errorf(protocol.CodeUnknownEndpoint,
+		"no endpoint at %s: HTTP mode serves fd1.<area>.<function> at /fd1/<area>/<function>", clip(r.URL.Path)))
+}
+
+// serveHTTPMode serves one HTTP-mode call of endpoint a. pathErr, when
+// set, is the answer instead of a's endpoint: the path names none.
+func (s *Server) serveHTTPMode(w http.ResponseWriter, r *http.Request, a string, pathErr error) {
 	received := time.Now()
-	a := "fd1." + r.PathValue("area") + "." + r.PathValue("function")
 	var req *protocol.Request
 	var err error
 	switch r.Method {
@@ -64,6 +84,9 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := s.arrive(req, received)
+	if pathErr != nil {
+		in.ep, in.lookupErr = nil, pathErr
+	}
 	// One call is one session: it can hold no claim beyond its own reply.
 	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
 	key, err := apiKeyHeader(r)
@@ -83,7 +106,7 @@ func (s *Server) httpMode(w http.ResponseWriter, r *http.Request) {
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
-	} else if in.ep != nil && !in.ep.Access.Public {
+	} else if in.ep == nil || !in.ep.Access.Public {
 		// Said here rather than by the gate, whose message speaks of the
 		// login packet a socket sends.
 		s.loginRefused(sess.caller, "", errors.New("no API key header"))
@@ -239,12 +262,32 @@ func parseQuery(raw string) (url.Values, error) {
 	return values, nil
 }
 
-// requestFromQuery builds a request from a GET query (SPEC §1.2): _k, _qk,
-// _rq, _rt, _mo, _ik, _qo (comma list), _v (a JSON object) and _v.name=value
-// fill packet fields; every other name is a q filter, e.g. price(>=)=5.
+// queryFields are the packet fields a GET query may set (SPEC §1.2), by
+// their own names: "?qk=all&k=active" as the SPEC writes it. Each may also
+// be written with a leading "_" ("_qk=all", as the SPEC's other examples
+// do), and v's members as v.name or _v.name. Every other name is a q
+// filter, e.g. price(>=)=5.
+var queryFields = []string{"k", "qk", "mo", "rq", "rt", "ik", "pt", "qo", "rd", "v"}
+
+// queryField is the packet field a query name sets ("v.pid" for a member
+// of v), or "" when the name is a q filter.
+func queryField(name string) string {
+	base := strings.TrimPrefix(name, "_")
+	if slices.Contains(queryFields, base) || (strings.HasPrefix(base, "v.") && len(base) > 2) {
+		return base
+	}
+	return ""
+}
+
+// requestFromQuery builds a request from a GET query (SPEC §1.2): the
+// packet fields of queryFields (k, qk, rq, rt, mo, ik, pt, qo (a comma
+// list), rd and v (JSON objects), v.name=value), bare or with "_", and q
+// filters under every other name. One field given under both spellings is
+// refused: which one was meant?
 func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 	req := &protocol.Request{A: a, FromQuery: true, Q: map[string]json.RawMessage{}}
 	v := map[string]json.RawMessage{}
+	spelled := map[string]string{} // packet field -> the query name that set it
 	for name, values := range query {
 		if len(values) > 1 {
 			// plu=FW&plu=LT would filter on one of them and answer no rows,
@@ -254,51 +297,83 @@ func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 				"query field %q is given %d times; give it once (a list field takes a comma-separated list)", clip(name), len(values))
 		}
 		name, value := rejoinOperator(name, values[0])
-		text, _ := json.Marshal(value)
-		switch {
-		case name == "_k":
-			req.K = text
-		case name == "_rq":
-			if utf8.RuneCountInString(value) > protocol.MaxRQLen {
-				return nil, protocol.Errorf(protocol.CodeBadPacket, "_rq is %d characters; it must be shorter than 200", utf8.RuneCountInString(value))
+		field := queryField(name)
+		if field == "" {
+			if strings.HasPrefix(name, "_") {
+				return nil, protocol.Errorf(protocol.CodeBadArgument,
+					"unknown query field %q (packet fields: %s, v.<name>, each also with a leading _; other names are q filters)", clip(name), strings.Join(queryFields, " "))
 			}
-			req.RQ = text
-		case name == "_rt":
-			req.RT = text
-		case name == "_qk":
-			req.QK = protocol.Keywords(strings.Split(value, ","))
-		case name == "_mo":
-			req.MO = protocol.Keywords(strings.Split(value, ","))
-		case name == "_ik":
-			// An empty _ik (a template whose variable was empty) must not
-			// quietly turn exactly-once off: it is refused as "ik":"" is.
-			if err := protocol.CheckIK(value); err != nil {
-				return nil, err
-			}
-			req.IK = value
-		case name == "_qo":
-			req.QO = text
-		case name == "_v":
-			if err := json.Unmarshal([]byte(value), &v); err != nil {
-				return nil, protocol.Errorf(protocol.CodeBadArgument, "_v must be a JSON object: %v", err)
-			}
-		case strings.HasPrefix(name, "_v."):
-			v[strings.TrimPrefix(name, "_v.")] = queryValue(value)
-		case strings.HasPrefix(name, "_"):
-			return nil, protocol.Errorf(protocol.CodeBadArgument,
-				"unknown query field %q (packet fields: _k _qk _rq _rt _mo _ik _qo _v _v.<name>; other names are q filters)", name)
-		default:
+			text, _ := json.Marshal(value)
 			req.Q[name] = text
+			continue
+		}
+		if other, dup := spelled[field]; dup {
+			return nil, protocol.Errorf(protocol.CodeBadPacket,
+				"query fields %q and %q are one packet field, %s: give it once", clip(other), clip(name), field)
+		}
+		spelled[field] = name
+		if err := setQueryField(req, v, field, value); err != nil {
+			return nil, err
 		}
 	}
 	if len(v) > 0 {
 		b, err := json.Marshal(v)
 		if err != nil {
-			return nil, protocol.Errorf(protocol.CodeBadArgument, "_v: %v", err)
+			return nil, protocol.Errorf(protocol.CodeBadArgument, "v: %v", err)
 		}
 		req.V = b
 	}
 	return req, nil
+}
+
+// setQueryField sets one packet field from its query text.
+func setQueryField(req *protocol.Request, v map[string]json.RawMessage, field, value string) error {
+	text, _ := json.Marshal(value)
+	switch field {
+	case "k":
+		req.K = text
+	case "rq":
+		if utf8.RuneCountInString(value) > protocol.MaxRQLen {
+			return protocol.Errorf(protocol.CodeBadPacket, "rq is %d characters; it must be shorter than 200", utf8.RuneCountInString(value))
+		}
+		req.RQ = text
+	case "rt":
+		req.RT = text
+	case "qk":
+		req.QK = protocol.ParseKeywords(value)
+	case "mo":
+		req.MO = protocol.ParseKeywords(value)
+	case "ik":
+		// An empty ik (a template whose variable was empty) must not
+		// quietly turn exactly-once off: it is refused as "ik":"" is.
+		if err := protocol.CheckIK(value); err != nil {
+			return err
+		}
+		req.IK = value
+	case "pt":
+		req.PT = value
+	case "qo":
+		req.QO = text
+	case "rd":
+		if !json.Valid([]byte(value)) || !strings.HasPrefix(strings.TrimSpace(value), "{") {
+			return protocol.Errorf(protocol.CodeBadArgument, `rd must be a JSON object, e.g. {"time":true}`)
+		}
+		req.RD = json.RawMessage(value)
+	case "v":
+		// Members given as v.name are added to these, whichever came first.
+		var whole map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(value), &whole); err != nil || whole == nil {
+			return protocol.Errorf(protocol.CodeBadArgument, "v must be a JSON object: %v", err)
+		}
+		for name, raw := range whole {
+			if _, set := v[name]; !set {
+				v[name] = raw
+			}
+		}
+	default: // v.name
+		v[strings.TrimPrefix(field, "v.")] = queryValue(value)
+	}
+	return nil
 }
 
 // rejoinOperator mends a filter whose operator held "=": the query

@@ -39,6 +39,9 @@ type Server struct {
 	// origins is who may open sockets from a browser: set once the lane
 	// knows its listen address (ListenAndServe).
 	origins atomic.Pointer[originPolicy]
+	// zone is the store's time zone, read from the lane row on first use
+	// (laneZone).
+	zone atomic.Pointer[time.Location]
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -127,6 +130,7 @@ func (s *Server) Handler() http.Handler {
 	// The vendor's websocat example uses this path.
 	mux.HandleFunc("GET /ws/open_websocket", s.joined(s.openWebsocket))
 	mux.HandleFunc("/fd1/{area}/{function}", s.joined(s.httpMode))
+	mux.HandleFunc("/fd1/", s.joined(s.httpOtherPath))
 	for _, m := range s.mounts {
 		for _, p := range m.patterns {
 			mux.Handle(p, m.h)

@@ -45,7 +45,16 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 	if err != nil {
 		return nil, err
 	}
+	given := 0
+	for _, cred := range []string{args.APIKey, args.Token, args.EncryptionUser} {
+		if cred != "" {
+			given++
+		}
+	}
 	switch {
+	case given > 1:
+		// SPEC §4.2: exactly one credential. Which one would the lane check?
+		return nil, protocol.Errorf(protocol.CodeBadArgument, "send exactly one of apikey, token, encryption_user")
 	case args.Token != "" || args.EncryptionUser != "" || args.URL != "":
 		return nil, protocol.Errorf(protocol.CodeUnsupported, "this lane accepts API key logins only: send v.apikey")
 	case args.APIKey == "":

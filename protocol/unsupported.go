@@ -1,0 +1,61 @@
+package protocol
+
+import "context"
+
+// notOffered is one documented FD1 endpoint this lane does not serve. A
+// client calling it gets unsupported, not unknown_endpoint: the name is
+// right, the lane lacks the feature, and a typo must stay tellable apart
+// from that. Where the lane offers another way, Instead says which.
+type notOffered struct {
+	Names   []string // canonical name first, then aliases (fd1. optional)
+	Access  Access   // checked first, as for a served endpoint
+	Instead string   // what this lane offers instead, or ""
+}
+
+// counterOnly is who may learn that a documented endpoint is missing: the
+// access rule runs before the answer, so a tablet or display key is told
+// no more about these names than about a name the lane has never heard of
+// (forbidden, as for any endpoint outside its scopes).
+var counterOnly = Access{Scopes: []Scope{ScopeCounter}}
+
+// NotOffered is the one table of documented endpoints (SPEC [DOC]) that
+// this lane answers with unsupported. A package that comes to serve one
+// registers it with Router.Handle, which takes precedence.
+var NotOffered = []notOffered{
+	{Names: []string{"fd1.salesbuilder.sale_invoke_eftpos"}, Access: counterOnly,
+		Instead: "this lane has no integrated card terminal: take the card on the terminal, then record it with fd1.salesbuilder.sale_add_payment v:{\"type\":3,\"amount\":…} (global payment code 3, eftpos)"},
+	{Names: []string{"fd1.sales.sale_request"}, Access: counterOnly},
+	{Names: []string{"fd1.sales.sale_save_new", "fd1.sales.save_new_sale"}, Access: counterOnly,
+		Instead: "build the sale with fd1.salesbuilder.sale_create, sale_add_product, sale_add_payment and salesbuilder_complete"},
+	{Names: []string{"fd1.sales.create_sale", "fd1.sales.create"}, Access: counterOnly,
+		Instead: "build the sale with fd1.salesbuilder.sale_create, sale_add_product, sale_add_payment and salesbuilder_complete"},
+	{Names: []string{"fd1.sales.get_single_sale"}, Access: counterOnly,
+		Instead: "an active or parked sale is read with fd1.salesbuilder.sale_fetch (k = physkey); completed sales are not served"},
+	{Names: []string{"fd1.sales.edit_sale"}, Access: counterOnly,
+		Instead: "an active sale is changed with the fd1.salesbuilder.sale_* endpoints; completed sales cannot be edited here"},
+	{Names: []string{"fd1.sales.get_receipt"}, Access: counterOnly},
+	{Names: []string{"fd1.products.edit_products"}, Access: counterOnly,
+		Instead: "products are read with fd1.products.get_products_list; they are edited in the POS database"},
+	{Names: []string{"fd1.customers.edit_customers"}, Access: counterOnly,
+		Instead: "customers are read with fd1.customers.get_customers; they are edited in the POS database"},
+	{Names: []string{"fd1.devices.get_eftpos_devices", "fd1.devices.request_eftpos_payment", "fd1.devices.update_eftpos_request"}, Access: counterOnly,
+		Instead: "this lane has no integrated card terminal: take the card on the terminal, then record it with fd1.salesbuilder.sale_add_payment v:{\"type\":3,\"amount\":…} (global payment code 3, eftpos)"},
+	{Names: []string{"fd1.devices.get_scale_devices", "fd1.devices.pair_to_scale", "fd1.devices.enable_scale_reading"}, Access: counterOnly,
+		Instead: "weighed goods are added with fd1.salesbuilder.sale_add_product and qty in grams"},
+	{Names: []string{"fd1.data"}, Access: counterOnly,
+		Instead: "products are read with fd1.products.get_products_list, customers with fd1.customers.get_customers"},
+}
+
+// notOfferedEndpoint is the endpoint Lookup answers a NotOffered name with:
+// its access rule, then unsupported.
+func notOfferedEndpoint(n notOffered) *Endpoint {
+	name := Normalize(n.Names[0])
+	msg := name + " is not offered by this lane"
+	if n.Instead != "" {
+		msg += "; " + n.Instead
+	}
+	return &Endpoint{Name: name, Aliases: n.Names[1:], Access: n.Access,
+		Handler: func(context.Context, *Call) (*Result, error) {
+			return nil, &Error{Code: CodeUnsupported, Message: msg}
+		}}
+}
