@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -31,14 +32,19 @@ var longWord = strings.Repeat("W", 300)
 var uuidText = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-`)
 
 // lookScreen saves the visible page as NAME.png in $GREENLANE_LOOK when it
-// is set, to be looked at; an ordinary run writes nothing.
-func lookScreen(t *testing.T, ctx context.Context, name string) {
+// is set, to be looked at (full: the whole page; else the window); an
+// ordinary run writes nothing.
+func lookScreen(t *testing.T, ctx context.Context, name string, full bool) {
 	t.Helper()
 	dir := os.Getenv("GREENLANE_LOOK")
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	shot := chromedp.CaptureScreenshot()
+	if full {
+		shot = chromedp.FullScreenshot(90)
+	}
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -147,7 +153,7 @@ func TestBrowserCounterCashier(t *testing.T) {
 	// The screen at 1366×768 with four lines (one 300 letters long) and a
 	// payment: nothing wider than the window, the sale beside the scan
 	// field, its totals and endings in view.
-	lookScreen(t, ctx, "counter-laptop")
+	lookScreen(t, ctx, "counter-laptop", false)
 	layout := map[string]string{
 		"the page scrolls sideways":                      `document.documentElement.scrollWidth <= window.innerWidth`,
 		"the sale overlaps the scan field":               `document.getElementById("sale").getBoundingClientRect().left >= document.getElementById("scan").getBoundingClientRect().right`,
@@ -172,4 +178,102 @@ func TestBrowserCounterCashier(t *testing.T) {
 		t.Error("a second Esc did not release the presell")
 	}
 	browserLog(ctx).wantNoErrors(t)
+}
+
+// waitLaneLines waits (within browserTimeout) until a sale's lines in the
+// lane DB read want; on timeout the test fails with what they read.
+func waitLaneLines(t *testing.T, db, physkey, want string) {
+	t.Helper()
+	deadline := time.Now().Add(browserTimeout)
+	for {
+		got := laneLines(t, db, physkey)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lane DB holds lines %q, want %q", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestBrowserTabletQuickTaps: a rushed server double-taps. Two quick taps
+// on + add two; a double-tapped Remove and a triple-tapped Submit each act
+// once and show no error; the next customer starts without the last one's
+// error banners. At 360 px a 300-letter description and a 64-character key
+// name fit the screen, and a customer named with U+202E is isolated.
+func TestBrowserTabletQuickTaps(t *testing.T) {
+	l := startLane(t)
+	name := "tablet-" + strings.Repeat("X", 57)
+	key := l.newKey(name, "presell")
+	sqliteExec(t, l.db, `UPDATE products SET description = %s WHERE plu = 'CROI';
+		UPDATE customers SET name = 'Hemi ' || char(8238) || 'Walker' WHERE cid = 3`, sqlQuote(longWord))
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+	browserRun(t, ctx, setViewport(phoneWidth))
+	pairTablet(t, ctx, l.addr, key)
+	// clicks taps the button matching selector n times in one go, as fast
+	// as a finger can: no reply comes in between.
+	clicks := func(selector string, n int) {
+		t.Helper()
+		expr := fmt.Sprintf(`(() => { const b = document.querySelector(%q); if (!b) return false; for (let i = 0; i < %d; i++) b.click(); return true })()`, selector, n)
+		if !pageTrue(t, ctx, expr) {
+			t.Fatalf("no %s to tap", selector)
+		}
+	}
+	noErrors := func(after string) {
+		t.Helper()
+		if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 0 {
+			t.Errorf("after %s the page shows %d error banner(s) (%v): %q", after, n, err, readText(t, ctx, "#errors"))
+		}
+	}
+
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
+	physkey := tabletSale(t, ctx)
+	waitLaneLines(t, l.db, physkey, "1001×1")
+	clicks(`#lines li[data-pid="1001"] button.inc`, 2)
+	waitLaneLines(t, l.db, physkey, "1001×3")
+	browserRun(t, ctx, waitText(`#lines li[data-pid="1001"] .qty`, "3"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#lines", "WWWW"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		typeInto("#cust-q", "hemi"),
+		chromedp.Click(chromedp.CSS("#cust-find")),
+		chromedp.Click(chromedp.CSS(`#cust-results button[data-cid="3"]`)),
+		waitText("#customer", "10% discount"),
+	)
+	pageTrue(t, ctx, `(window.scrollTo(0, 0), true)`)
+	lookScreen(t, ctx, "tablet-phone-top", false)
+	pageTrue(t, ctx, `(document.getElementById("order").scrollIntoView(), true)`)
+	lookScreen(t, ctx, "tablet-phone-order", false)
+	layout := map[string]string{
+		"the page scrolls sideways":           `document.documentElement.scrollWidth <= window.innerWidth`,
+		"Unpair is past the right edge":       `document.getElementById("unpair").getBoundingClientRect().right <= window.innerWidth`,
+		"the customer's name is not isolated": `[...document.querySelectorAll("#customer-name bdi")].some(b => b.textContent.includes("\u202e") && getComputedStyle(b).unicodeBidi === "isolate")`,
+	}
+	for what, expr := range layout {
+		if !pageTrue(t, ctx, expr) {
+			t.Errorf("at %d px %s", phoneWidth, what)
+		}
+	}
+
+	croissant := `#lines li[data-pid="1016"] button.remove`
+	clicks(croissant, 2)
+	browserRun(t, ctx, chromedp.WaitNotPresent(chromedp.CSS(croissant)), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	waitLaneLines(t, l.db, physkey, "1001×3")
+	noErrors("a double-tapped Remove")
+
+	// A refused scan leaves a banner for this order; a triple-tapped
+	// Submit parks once and adds none.
+	browserRun(t, ctx, typeInto("#scan", "0000000000017"+kb.Enter), waitText("#errors", "unknown_product"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	clicks("#submit", 3)
+	browserRun(t, ctx, waitText("#ticket", "Next customer"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
+		t.Errorf("after a triple-tapped Submit the page shows %d error banner(s) (%v), want only the refused scan's: %q", n, err, readText(t, ctx, "#errors"))
+	}
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS("#next")), waitText("#total", "$0.00"))
+	noErrors("Next customer")
+	log.wantNoErrors(t)
 }
