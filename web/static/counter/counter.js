@@ -17,6 +17,17 @@ let presells = []; // open presells, as get_presells last answered
 let listFetchedAt = 0;
 let heartbeat = 0;
 let busy = false;
+// releaseArmed is the sale a first Esc offered to release while it holds
+// payments, and when that offer lapses (ms since the epoch): a second Esc
+// before then releases it. One Esc must not put a paid-for presell back in
+// the list, where it reads as one nobody has paid for yet.
+let releaseArmed = { physkey: "", until: 0 };
+const releaseConfirmFor = 5000; // ms the second Esc has to come
+
+// db isolates one text that comes from the lane DB (a product, a customer,
+// a key's name): a name with bidi controls in it cannot reverse or reorder
+// the words around it, and a long one wraps instead of widening the page.
+const db = (text) => el("bdi", { class: "db" }, text == null ? "" : String(text));
 
 // --- pairing ---
 
@@ -76,7 +87,7 @@ function unpair() {
 const ui = {};
 
 function showCounter(key) {
-  ui.who = el("span", { class: "who", id: "who" }, pairedLabel());
+  ui.who = el("span", { class: "who", id: "who" }, ...pairedLabel());
   ui.status = el("div", { class: "banner hidden", id: "status", role: "status" });
   ui.message = el("div", { class: "message hidden", id: "message", role: "alert" });
   ui.scan = el("input", {
@@ -150,7 +161,7 @@ function showCounter(key) {
 
 function pairedLabel() {
   const name = localStorage.getItem(nameStore);
-  return name ? S.pairedAs(name) : S.paired; // never any part of the key on screen
+  return [name ? S.pairedAs(db(name)) : S.paired].flat(); // never any part of the key on screen
 }
 
 function onStatus({ state, message }) {
@@ -167,9 +178,11 @@ function onStatus({ state, message }) {
   }
 }
 
+// say shows a message: text, or an array of text and elements (a DB value
+// in it is an isolated element, see db).
 function say(text, kind = "info") {
   ui.message.className = `message ${kind}`;
-  ui.message.textContent = text;
+  ui.message.replaceChildren(...[text].flat());
 }
 
 function quiet() {
@@ -227,26 +240,21 @@ function first(reply) {
   return d;
 }
 
-// explain turns a lane error into words for the cashier.
+// explain turns a lane error into words for the cashier: one sentence per
+// code the counter can meet (strings.js, S.errors), naming the ticket on
+// screen rather than the sale's physkey and a local time rather than UTC;
+// a code it does not know shows the lane's own message.
 function explain(e, what) {
   if (!(e instanceof FD1Error)) return String(e);
-  if (e.code === "claimed") {
-    const m = /claimed by "([^"]*)" until (\S+)/.exec(e.message);
-    if (m) return S.claimed(m[1], localTime(m[2]));
-  }
-  if (e.code === "not_found" && what) {
-    // A ticket scanned twice: the lane says what became of it.
-    if (/ was completed$/.test(e.message)) return S.notFound(what) + " " + S.wasCompleted;
-    if (/ was cancelled$/.test(e.message)) return S.notFound(what) + " " + S.wasVoided;
-    return S.notFound(what);
-  }
-  if (e.code === "has_payments") return S.hasPayments;
-  return S.error(e.code, e.message);
+  const f = S.errors[e.code];
+  const said = f && f({ message: e.message || "", what, ticket: sale ? sale.ticket : null, db, time: localTime, money });
+  return said || S.error(e.code, e.message);
 }
 
+// localTime is an ISO time from the lane as the cashier's clock shows it.
 function localTime(iso) {
   const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleTimeString();
+  return isNaN(d) ? iso : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 async function act(fn, what) {
@@ -270,13 +278,16 @@ function setBusy(on) {
 
 // --- recall ---
 
-// recallArgs reads what was scanned or typed: a ticket number (digits), a
-// ticket word (two words joined by "-"), or else the ticket's barcode text.
+// recallArgs reads what was scanned or typed: a ticket number (1 to 9999),
+// a ticket word (two words joined by "-"), or a ticket's barcode (letters and
+// digits, at most 64). Anything else is no ticket, and null: the page says
+// so instead of asking the lane.
 function recallArgs(text) {
   const t = text.trim();
-  if (/^\d{1,4}$/.test(t)) return { ticket: Number(t) };
+  if (/^\d{1,4}$/.test(t)) return Number(t) >= 1 ? { ticket: Number(t) } : null;
   if (/^[a-z]+-[a-z]+$/i.test(t)) return { word: t.toLowerCase() };
-  return { barcode: t };
+  if (/^[A-Za-z0-9]{1,64}$/.test(t)) return { barcode: t };
+  return null;
 }
 
 function recall(text) {
@@ -285,14 +296,21 @@ function recall(text) {
   // The next scan starts on an empty field, whatever this one brings (the
   // message quotes what was scanned).
   ui.scan.value = "";
+  const args = recallArgs(t);
+  if (!args) return say(S.notATicket(db(t.length > 40 ? t.slice(0, 40) + "…" : t)), "error");
   act(async () => {
-    if (sale) await releaseQuietly();
-    const r = first(await change("fd1.presell.recall", { v: recallArgs(t) }));
+    const old = sale;
+    // A sale holding payments is finished (or released with Esc) first.
+    if (old && old.payments && old.payments.length) throw new FD1Error("has_payments", S.hasPayments);
+    // The sale on screen is given back only once the new one is recalled:
+    // a mis-scan must not cost the cashier the sale they were serving.
+    const r = first(await change("fd1.presell.recall", { v: args }));
+    if (old && r && r.physkey !== old.physkey) await releaseQuietly(old);
     quiet();
     setSale(r);
     if (r && r.claim && r.claim.holder && !localStorage.getItem(nameStore)) {
       localStorage.setItem(nameStore, r.claim.holder);
-      ui.who.textContent = S.pairedAs(r.claim.holder);
+      ui.who.replaceChildren(...pairedLabel());
     }
     refreshListSoon();
   }, t);
@@ -302,17 +320,15 @@ function recallPresell(p) {
   recall(p.ticket_barcode || String(p.ticket));
 }
 
-// releaseQuietly gives back the sale on screen before another is recalled,
-// unless it already holds payments (then the cashier must finish it).
-async function releaseQuietly() {
-  if (!sale) return;
-  if (sale.payments && sale.payments.length) throw new FD1Error("has_payments", S.hasPayments);
+// releaseQuietly gives back a sale the counter no longer shows (another
+// was recalled in its place). A sale already gone from this counter is no
+// error; any other failure leaves the claim to lapse on the lane.
+async function releaseQuietly(old) {
   try {
-    await change("fd1.presell.release", { k: sale.physkey });
+    await change("fd1.presell.release", { k: old.physkey });
   } catch (e) {
-    if (!(e instanceof FD1Error) || !["conflict", "claim_lost", "not_found"].includes(e.code)) throw e;
+    if (!(e instanceof FD1Error) || !["conflict", "claim_lost", "not_found", "offline"].includes(e.code)) throw e;
   }
-  setSale(null);
 }
 
 function setSale(s) {
@@ -363,20 +379,35 @@ function beat() {
 
 // --- tender, complete, release, void ---
 
-function amountOr(exact) {
-  const v = ui.amount ? ui.amount.value.trim() : "";
-  if (!v) return exact;
-  const n = Number(v.replace(/[$,\s]/g, ""));
-  return Number.isFinite(n) && n > 0 ? Math.round(n * 100) / 100 : NaN;
+// readAmount reads a typed amount exactly: digits with at most one "." and
+// two decimals ("10", "10.5", "22.66", ".50"). It returns cents, or NaN
+// for anything else ("20,50", "1.234", "abc", "$5"): a figure the page
+// would have to guess at is refused, never paid.
+function readAmount(text) {
+  const m = /^(\d*)(?:\.(\d{0,2}))?$/.exec(text);
+  if (!m || !(m[1] || m[2])) return NaN;
+  return Number(m[1] || "0") * 100 + Number((m[2] || "").padEnd(2, "0"));
+}
+
+// tendered is the amount F2/F3/F4 or a tender button pays, in cents, and
+// the field it came from: what is typed in the scan field (it has the focus
+// as the cashier types), else the Amount field, else the exact balance.
+function tendered() {
+  for (const f of [ui.scan, ui.amount]) {
+    const v = f ? f.value.trim() : "";
+    if (v) return { cents: readAmount(v), field: f, text: v };
+  }
+  return { cents: Math.round(Math.max(0, Number(sale.balance)) * 100), field: null, text: "" };
 }
 
 function pay(type) {
   if (!sale) return;
-  const amount = amountOr(Math.max(0, Number(sale.balance)));
-  if (!(amount > 0)) return say(S.error("bad_argument", "type an amount above zero"), "error");
+  const { cents, field, text } = tendered();
+  if (Number.isNaN(cents)) return say(S.notAnAmount(db(text)), "error");
+  if (!(cents > 0)) return say(S.amountAboveZero, "error");
   act(async () => {
-    const r = first(await change("fd1.salesbuilder.sale_add_payment", { k: sale.physkey, v: { type, amount } }));
-    ui.amount.value = "";
+    const r = first(await change("fd1.salesbuilder.sale_add_payment", { k: sale.physkey, v: { type, amount: cents / 100 } }));
+    if (field) field.value = "";
     quiet();
     updateSale(r);
   });
@@ -417,11 +448,20 @@ function release() {
     quiet();
     return;
   }
+  const paid = Number(sale.paid) > 0 || (sale.payments || []).length > 0;
+  const pk = sale.physkey;
+  if (paid && !(releaseArmed.physkey === pk && Date.now() < releaseArmed.until)) {
+    releaseArmed = { physkey: pk, until: Date.now() + releaseConfirmFor };
+    say(S.releasePaidConfirm(sale.ticket, money(sale.paid)), "warn");
+    return;
+  }
+  releaseArmed = { physkey: "", until: 0 };
   act(async () => {
     const t = sale.ticket;
+    const held = paid ? money(sale.paid) : "";
     await change("fd1.presell.release", { k: sale.physkey });
     setSale(null);
-    say(S.released(t), "info");
+    say(held ? S.releasedPaid(t, held) : S.released(t), held ? "warn" : "info");
     refreshListSoon();
   });
 }
@@ -481,10 +521,10 @@ function renderList() {
           onclick: () => recallPresell(p),
         },
         el("span", { class: "ticket" }, S.ticket(p.ticket)),
-        el("span", { class: "word" }, p.ticket_word || ""),
-        el("span", { class: "cust" }, p.customer || ""),
-        el("span", { class: "meta muted" }, `${S.age(p.age + since)} · ${p.tablet} · ${S.lines(p.lines)}`),
-        p.claimed_by ? el("span", { class: "holder" }, S.heldBy(p.claimed_by)) : null,
+        el("span", { class: "word" }, db(p.ticket_word || "")),
+        el("span", { class: "cust" }, db(p.customer || "")),
+        el("span", { class: "meta muted" }, S.age(p.age + since), " · ", db(p.tablet), " · ", S.lines(p.lines)),
+        p.claimed_by ? el("span", { class: "holder" }, S.heldBy(db(p.claimed_by))) : null,
         el("span", { class: "money" }, money(p.saletotal)),
       ),
     ),
@@ -511,7 +551,7 @@ function renderSale() {
   const s = sale;
   const drift = s.price_drift || [];
   const drifted = new Set(drift.map((d) => d.seqnce));
-  const cust = s.customer ? S.customer(s.customer.name, Number(s.customer.discount)) : S.noCustomer;
+  const cust = s.customer ? S.customer(db(s.customer.name), Number(s.customer.discount)) : S.noCustomer;
   const balance = Number(s.balance);
 
   const lines = el(
@@ -525,7 +565,7 @@ function renderSale() {
         el(
           "tr",
           { class: drifted.has(ln.seqnce) ? "drift" : null },
-          el("td", {}, ln.product ? ln.product.description : `#${ln.pid}`),
+          el("td", { class: "item" }, ln.product ? db(ln.product.description) : `#${ln.pid}`),
           el("td", { class: "num" }, ln.measurement ? S.grams(ln.qty) : String(ln.qty)),
           el("td", { class: "num money" }, money(ln.price)),
         ),
@@ -538,7 +578,7 @@ function renderSale() {
         "div",
         { class: "drift-box", id: "drift", role: "alert" },
         el("strong", {}, S.driftTitle),
-        el("ul", {}, drift.map((d) => el("li", {}, S.driftLine(d.description, money(d.old_price), money(d.new_price))))),
+        el("ul", {}, drift.map((d) => el("li", {}, S.driftLine(db(d.description), money(d.old_price), money(d.new_price))))),
         el("button", { class: "primary", id: "accept-prices", onclick: acceptPrices }, S.acceptPrices),
       )
     : null;
@@ -551,7 +591,7 @@ function renderSale() {
           el(
             "li",
             { class: "row" },
-            el("span", { class: "grow" }, p.typename),
+            el("span", { class: "grow" }, db(p.typename)),
             el("span", { class: "money" }, money(p.amount)),
             el("button", { class: "danger small", onclick: () => reversePayment(p.sequence) }, S.reverse),
           ),
@@ -580,11 +620,13 @@ function renderSale() {
     el(
       "div",
       { class: "sale-head" },
-      el("h2", { id: "sale-title" }, S.saleTitle(s.ticket, s.ticket_word || "")),
-      el("p", { class: "muted" }, `${cust} · ${S.fromTablet(s.tablet || "")}`),
+      el("h2", { id: "sale-title" }, S.saleTitle(s.ticket, db(s.ticket_word || ""))),
+      el("p", { class: "muted" }, cust, " · ", S.fromTablet(db(s.tablet || ""))),
     ),
     driftBox,
-    lines,
+    // The lines scroll in their own box: totals and the tender keys stay
+    // on screen however long the order is.
+    el("div", { class: "lines-box", id: "lines-box" }, lines),
     el(
       "dl",
       { class: "totals" },
@@ -600,13 +642,17 @@ function renderSale() {
       "div",
       { class: "tender" },
       el("label", { for: "amount" }, S.amountLabel, " ", el("span", { class: "muted" }, S.exact(exact))),
-      ui.amount,
       el(
         "div",
-        { class: "tender-buttons" },
-        el("button", { id: "pay-cash", onclick: () => pay(tenders.cash) }, S.cash),
-        el("button", { id: "pay-eftpos", onclick: () => pay(tenders.eftpos) }, S.eftpos),
-        el("button", { id: "pay-account", onclick: () => pay(tenders.account) }, S.account),
+        { class: "tender-row" },
+        ui.amount,
+        el(
+          "div",
+          { class: "tender-buttons" },
+          el("button", { id: "pay-cash", onclick: () => pay(tenders.cash) }, S.cash),
+          el("button", { id: "pay-eftpos", onclick: () => pay(tenders.eftpos) }, S.eftpos),
+          el("button", { id: "pay-account", onclick: () => pay(tenders.account) }, S.account),
+        ),
       ),
       el("button", { class: "primary wide", id: "complete", onclick: complete, disabled: balance > 0 }, S.complete),
     ),

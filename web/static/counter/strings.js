@@ -1,4 +1,6 @@
 // strings.js: every word the counter screen shows, in one place for translation.
+// A value from the lane DB (a name, a description) comes in as an isolated
+// element, so the functions that take one return a list of parts.
 export default {
   title: "Counter",
   pairTitle: "Pair this counter",
@@ -6,7 +8,7 @@ export default {
   keyLabel: "Counter key",
   pair: "Pair",
   unpair: "Unpair",
-  pairedAs: (name) => `paired as ${name}`,
+  pairedAs: (name) => ["paired as ", name],
   paired: "paired (its name shows after the first recall)",
   refused: (m) => `The lane refused this key: ${m}. Pair again with a counter key.`,
   wrongScope: (scopes) => `This key has scope ${scopes || "none"}, not counter: it cannot take payments. Unpair and pair with a counter key.`,
@@ -18,19 +20,19 @@ export default {
   openEmpty: "No presells waiting.",
   ticket: (n) => `#${n}`,
   age: (s) => (s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`),
-  heldBy: (who) => `held by ${who}`,
+  heldBy: (who) => ["held by ", who],
   lines: (n) => (n === 1 ? "1 line" : `${n} lines`),
   noSale: "Scan a ticket to start.",
-  saleTitle: (t, w) => `Ticket #${t} · ${w}`,
-  fromTablet: (t) => `from ${t}`,
-  customer: (name, disc) => (disc ? `${name} (${disc}% off)` : name),
+  saleTitle: (t, w) => [`Ticket #${t} · `, w],
+  fromTablet: (t) => ["from ", t],
+  customer: (name, disc) => (disc ? [name, ` (${disc}% off)`] : [name]),
   noCustomer: "no customer",
   colItem: "Item",
   colQty: "Qty",
   colTotal: "Total",
   grams: (g) => `${g} g`,
   driftTitle: "Prices changed since the tablet rang this up",
-  driftLine: (d, oldp, newp) => `${d}: ${oldp} → ${newp}`,
+  driftLine: (d, oldp, newp) => [d, `: ${oldp} → ${newp}`],
   acceptPrices: "Accept new prices (F6)",
   total: "Total",
   paid: "Paid",
@@ -51,28 +53,78 @@ export default {
   voidNeedsReason: "Type a reason to void this sale.",
   completed: (t, change) => `Ticket #${t} complete.` + (change ? ` Give change: ${change}.` : ""),
   released: (t) => `Ticket #${t} released; it is back in the list.`,
+  releasePaidConfirm: (t, paid) =>
+    `Ticket #${t} holds ${paid} paid. Press Esc again within 5 seconds to release it with that payment on it, or F8 to complete it.`,
+  releasedPaid: (t, paid) => `Ticket #${t} released holding ${paid} paid: whoever recalls it next must take only the rest.`,
+  notAnAmount: (text) => ["“", text, "” is not an amount: type digits with at most two decimals, like 20 or 20.50."],
+  amountAboveZero: "Type an amount above zero.",
+  notATicket: (text) => ["“", text, "” is not a ticket: scan its barcode, or type its number (1 to 9999) or its two words, like apple-river."],
   voided: (t) => `Ticket #${t} voided.`,
-  claimed: (who, until) => `Another counter has this presell: ${who}, until ${until}.`,
-  notFound: (what) => `No open presell matches “${what}”.`,
-  wasCompleted: "That ticket's sale is already complete.",
-  wasVoided: "That ticket's sale was voided.",
   hasPayments: "This sale holds payments: reverse them first.",
   retrying: "The lane did not answer; trying again with the same request…",
   error: (code, m) => `${code}: ${m}`,
+  // errors: one sentence for each lane error code the counter can meet.
+  // x is {message (the lane's), what (what was scanned), ticket (the one
+  // on screen, or null), db (isolates a DB value), time (ISO to local
+  // HH:MM), money}. A function may return "" to fall back to the lane's
+  // message.
+  errors: {
+    claimed: (x) => {
+      let m = /another connection of this key \("([^"]*)"\) until (\S+?);/.exec(x.message);
+      if (m) return ["This counter's key holds this presell on another screen (another tab or window of ", x.db(m[1]), `) until ${x.time(m[2])}. Close that one, then scan the ticket again.`];
+      m = /claimed by "([^"]*)" until (\S+)$/.exec(x.message);
+      if (m) return ["Another counter has this presell: ", x.db(m[1]), `, until ${x.time(m[2])}.`];
+      m = /belongs to "([^"]*)"/.exec(x.message);
+      if (m) return ["This presell belongs to ", x.db(m[1]), "; a counter key can take it only once it is submitted."];
+      m = /is held by "([^"]*)"/.exec(x.message);
+      if (m) return ["", x.db(m[1]), " holds this sale, not this counter. Scan its ticket again."];
+      return "Another counter has this presell.";
+    },
+    claim_lost: (x) => `${tk(x)} is no longer held by this counter (its hold lapsed, or another counter took it over). Scan its ticket again.`,
+    underpaid: (x) => {
+      const m = /add (\S+) more$/.exec(x.message);
+      return `${tk(x)} is not paid in full` + (m ? `: take ${x.money(m[1])} more` : "") + " before completing.";
+    },
+    has_payments: () => "This sale holds payments: reverse them first.",
+    not_found: (x) => {
+      if (!x.what) return `${tk(x)} is no longer open on the lane.`;
+      const said = ["No open presell matches “", x.what, "”."];
+      if (/ was completed$/.test(x.message)) said.push(" That ticket's sale is already complete.");
+      if (/ was cancelled$/.test(x.message)) said.push(" That ticket's sale was voided.");
+      return said;
+    },
+    conflict: (x) =>
+      /still being built/.test(x.message)
+        ? "That presell is still being built on its tablet: it has not been submitted yet."
+        : `${tk(x)} changed on another screen, or is not held here. Scan its ticket again.`,
+    limit_reached: () => "The lane's limit for this is reached (too many payments on this sale, or sales held at once). Finish or release a sale first.",
+    bad_argument: () => "The lane could not read that request. Check what was typed and try again.",
+    forbidden: () => "This counter's key may not do that: pair it with a counter key.",
+    rate_limited: () => "The lane is busy: wait a moment and try again.",
+    unavailable: () => "The lane is shutting down or too busy: try again in a moment.",
+    offline: () => "The lane did not answer: check the connection and try again.",
+    ik_reused: () => "The lane already saw this request with other details: try again.",
+    internal: () => "The lane hit a fault: try again, and tell the manager if it happens again (the lane's log has the details).",
+  },
   legendTitle: "Keys",
   legend: [
     ["/", "scan field"],
     ["Enter", "recall"],
-    ["F2", "cash (amount or exact)"],
-    ["F3", "EFTPOS (amount or exact)"],
-    ["F4", "account (amount or exact)"],
+    ["F2", "cash (typed amount, or exact)"],
+    ["F3", "EFTPOS (typed amount, or exact)"],
+    ["F4", "account (typed amount, or exact)"],
     ["F6", "accept new prices"],
     ["F7", "amount field"],
     ["F8", "complete"],
     ["F9", "void (with reason)"],
-    ["Esc", "release / clear"],
+    ["Esc", "release / clear (twice if paid)"],
   ],
 };
+
+// tk names the ticket an error is about: the one on screen.
+function tk(x) {
+  return x.ticket != null ? `Ticket #${x.ticket}` : "This presell";
+}
 
 // Global payment codes of the lane's tender types (cash is 1; the demo
 // fixture's EFTPOS is 3 and account 200). Only cash may exceed the balance.

@@ -5,7 +5,7 @@ export default {
   pairHelp: "Type or paste this tablet's presell key, or scan the QR that `greenlane apikey create --name tablet-1 --scope presell --qr` prints.",
   pairLabel: "Presell key",
   pairButton: "Pair",
-  pairedAs: (name) => `paired as ${name}`,
+  pairedAs: (name) => ["paired as ", name], // name: an isolated element
   pairedNoName: "paired (the name shows after the first sale)",
   unpair: "Unpair",
   unpairConfirm: (n) => (n ? `${n} changes have not reached the lane yet and will be lost. Unpair anyway?` : "Unpair this tablet?"),
@@ -51,7 +51,7 @@ export default {
   ticketHeading: "Your ticket",
   ticketHelp: "Show this at the counter, or photograph it.",
   next: "Next customer",
-  weighHeading: (d) => `Weigh ${d}`,
+  weighHeading: (d) => ["Weigh ", d], // d: an isolated element
   weighLabel: "Weight in grams",
   weighAdd: "Add",
   weighSave: "Save",
@@ -63,7 +63,7 @@ export default {
   presellSubmitted: (t) => `ticket ${t}`,
   resume: "Open",
   dismiss: "Dismiss",
-  failed: (what, e) => `${what}: ${e.message} (${e.code})`,
+  failed: (what, message, code) => [what, ": ", message, ` (${code})`], // message: an isolated element
   add: (d) => `Add ${d}`,
   addBarcode: (b) => `Scan ${b}`,
   setCustomer: (n) => `Customer ${n}`,

@@ -18,6 +18,18 @@ const store = {
 const lanesKey = "greenlane.tablet.lanes";
 
 const $ = (id) => document.getElementById(id);
+
+// db isolates one text from the lane DB (a product, a customer, a key's
+// name) on screen: a bidi control in it reorders only itself, and a long
+// word wraps instead of widening the page.
+const db = (text) => el("bdi", { class: "db" }, text == null ? "" : String(text));
+
+// iso does the same inside a plain string that is kept (a queued change's
+// label lives in IndexedDB as text): the value's own bidi controls are
+// dropped, so none can close the isolate early, and it is wrapped in
+// FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE.
+const bidiControls = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+const iso = (text) => "\u2068" + String(text == null ? "" : text).replace(bidiControls, "") + "\u2069";
 const queue = new Queue("greenlane-tablet");
 
 const state = {
@@ -35,6 +47,12 @@ const state = {
   ticket: null, // the parked sale whose ticket is shown
   weigh: null, // {product} or {line}: the grams dialog
   camera: null, // {stream, video, timer}
+  // steps: "sale:seqnce" → {qty, ik} for a line whose last +, − or Remove
+  // tap has not been answered yet: the quantity it asked for (0: removal).
+  // The next tap counts from it, so quick taps each count, and a line
+  // being removed takes no more taps.
+  steps: new Map(),
+  submitting: "", // the ik of a Submit not answered yet: Submit waits for it
 };
 
 // --- pairing ---
@@ -158,7 +176,7 @@ async function change(a, fields, label) {
     localStorage.setItem(store.sale, state.sale);
     await queue.add({ a: "salesbuilder.sale_create", v: { physkey: state.sale }, ik: newIK(), sale: state.sale, label: S.create });
   }
-  await queue.add({ a, k: state.sale, ...fields, ik: newIK(), sale: state.sale, label });
+  await queue.add({ a, k: state.sale, ik: newIK(), ...fields, sale: state.sale, label });
   await loadPending();
   flush();
 }
@@ -202,6 +220,7 @@ async function flush() {
           break;
         }
         await queue.remove(c.id);
+        settled(c);
         showError(c.label, e);
         // A sale the lane would not create cannot take changes: the next
         // tap starts a new one.
@@ -220,6 +239,7 @@ async function flush() {
 
 // applied shows the lane's answer to one change.
 function applied(c, reply) {
+  settled(c);
   const sale = saleOf(reply);
   if (!sale) return;
   if (sale.tablet) {
@@ -231,6 +251,16 @@ function applied(c, reply) {
     return;
   }
   if (sale.physkey === state.sale) setView(sale);
+}
+
+// settled forgets what a change held back while it waited: the tap that
+// asked for a quantity, or the Submit.
+function settled(c) {
+  const v = c.v || {};
+  const key = `${c.sale}:${v.seqnce}`;
+  const step = state.steps.get(key);
+  if (step && step.ik === c.ik) state.steps.delete(key);
+  if (state.submitting === c.ik) state.submitting = "";
 }
 
 function saleOf(reply) {
@@ -250,6 +280,9 @@ function newSale() {
   state.view = null;
   state.ticket = null;
   state.customers = null;
+  state.submitting = "";
+  // What went wrong with the last customer's order is not news for the next.
+  $("errors").replaceChildren();
   localStorage.removeItem(store.sale);
   render();
 }
@@ -261,24 +294,49 @@ function tapProduct(p) {
     openWeigh({ product: p });
     return;
   }
-  change("salesbuilder.sale_add_product", { v: { pid: p.pid } }, S.add(p.description));
+  change("salesbuilder.sale_add_product", { v: { pid: p.pid } }, S.add(iso(p.description)));
 }
 
 function scan(code) {
   code = code.trim();
   if (!code) return;
-  change("salesbuilder.sale_add_product", { v: { barcode: code } }, S.addBarcode(code));
+  change("salesbuilder.sale_add_product", { v: { barcode: code } }, S.addBarcode(iso(code)));
+}
+
+// lineQty is the quantity a line will have once the taps on it are
+// answered: the last one asked for (this page's, or one queued before a
+// reload), else the lane's. 0: its removal is on the way.
+function lineQty(line) {
+  const step = state.steps.get(`${state.sale}:${line.seqnce}`);
+  if (step) return step.qty;
+  const queued = state.pending.filter(
+    (c) => c.sale === state.sale && c.v && c.v.seqnce === line.seqnce && (c.a === "salesbuilder.sale_edit_line" || c.a === "salesbuilder.sale_remove_line")
+  );
+  const last = queued[queued.length - 1];
+  if (last) return last.a === "salesbuilder.sale_remove_line" ? 0 : last.v.qty;
+  return line.qty;
+}
+
+// setLine queues a line's new quantity (0 removes it). Each change names
+// an absolute quantity counted from lineQty, noted at once (before the
+// queue's write), so a second quick tap counts from the first.
+function setLine(line, qty, label) {
+  if (lineQty(line) === 0) return; // already being removed
+  const ik = newIK();
+  state.steps.set(`${state.sale}:${line.seqnce}`, { qty, ik });
+  renderOrder();
+  if (qty < 1) change("salesbuilder.sale_remove_line", { ik, v: { seqnce: line.seqnce } }, label);
+  else change("salesbuilder.sale_edit_line", { ik, v: { seqnce: line.seqnce, qty } }, label);
 }
 
 function stepLine(line, delta) {
-  const qty = line.qty + delta;
-  const d = line.product.description;
-  if (qty < 1) change("salesbuilder.sale_remove_line", { v: { seqnce: line.seqnce } }, S.removeLine(d));
-  else change("salesbuilder.sale_edit_line", { v: { seqnce: line.seqnce, qty } }, S.edit(d));
+  const qty = lineQty(line) + delta;
+  const d = iso(line.product.description);
+  setLine(line, Math.max(0, qty), qty < 1 ? S.removeLine(d) : S.edit(d));
 }
 
 function removeLine(line) {
-  change("salesbuilder.sale_remove_line", { v: { seqnce: line.seqnce } }, S.removeLine(line.product.description));
+  setLine(line, 0, S.removeLine(iso(line.product.description)));
 }
 
 async function findCustomers(text) {
@@ -305,16 +363,22 @@ async function findCustomers(text) {
 
 function setCustomer(c) {
   state.customers = null;
-  change("salesbuilder.sale_set_customer", { v: { cid: c.cid } }, S.setCustomer(c.name));
+  change("salesbuilder.sale_set_customer", { v: { cid: c.cid } }, S.setCustomer(iso(c.name)));
 }
 
+// submit parks the sale once: from the tap until the lane answers, Submit
+// is disabled and further taps do nothing (a double tap is one Submit, and
+// no "already parked" error for the second).
 function submit() {
-  if (!state.sale || !canEditLines() || !state.view || !state.view.lines.length) return;
-  change("salesbuilder.sale_park", {}, S.park);
+  if (state.submitting || !state.sale || !canEditLines() || !state.view || !state.view.lines.length) return;
+  state.submitting = newIK();
+  renderButtons();
+  change("salesbuilder.sale_park", { ik: state.submitting }, S.park);
 }
 
-// Line edits name an absolute quantity taken from the lane's last reply, so
-// they are allowed only while that reply is current: nothing waiting.
+// Submit, a new weight and Remove wait until the lane's last reply is
+// current: nothing waiting (+ and − count from lineQty, and may be tapped
+// while their changes wait).
 function canEditLines() {
   return state.lane && state.lane.online && !state.pending.length;
 }
@@ -346,6 +410,7 @@ async function resume(p) {
   state.sale = p.physkey;
   localStorage.setItem(store.sale, p.physkey);
   state.view = null;
+  state.submitting = "";
   render();
   await reloadSale();
 }
@@ -375,7 +440,7 @@ function render() {
 function renderPaired() {
   const paired = !!localStorage.getItem(store.key);
   const name = localStorage.getItem(store.name);
-  $("paired-as").textContent = paired ? (name ? S.pairedAs(name) : S.pairedNoName) : "";
+  $("paired-as").replaceChildren(...(paired ? (name ? S.pairedAs(db(name)) : [S.pairedNoName]) : []));
   $("unpair").classList.toggle("hidden", !paired);
 }
 
@@ -395,7 +460,7 @@ function renderBanner() {
 }
 
 function showError(what, e) {
-  const li = el("li", { class: "banner error" }, el("span", { class: "grow" }, S.failed(what, e)));
+  const li = el("li", { class: "banner error" }, el("span", { class: "grow" }, S.failed(what, db(e.message), e.code)));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
   $("errors").append(li);
 }
@@ -495,7 +560,7 @@ function renderCatalogue() {
             renderCatalogue();
           },
         },
-        d || S.allDepartments
+        d ? db(d) : S.allDepartments
       )
     )
   );
@@ -516,7 +581,7 @@ function renderGrid() {
       el(
         "button",
         { type: "button", class: "product", dataset: { pid: p.pid, plu: p.plu || "" }, onclick: () => tapProduct(p) },
-        el("span", { class: "name" }, p.description),
+        el("span", { class: "name" }, db(p.description)),
         el("span", { class: "price money" }, money(p.price) + (p.measurement === 1 ? " /kg" : ""))
       )
     )
@@ -531,14 +596,16 @@ function renderOrder() {
   const editable = canEditLines();
   lines.replaceChildren(
     ...(v ? v.lines : []).map((l) => {
-      const d = l.product.description;
+      const d = iso(l.product.description);
       const weighed = l.measurement === 1;
+      const qty = lineQty(l);
+      const going = qty === 0; // its removal is on the way
       const controls = weighed
-        ? [el("button", { type: "button", class: "weigh", disabled: !editable, onclick: () => openWeigh({ line: l }) }, S.weigh)]
+        ? [el("button", { type: "button", class: "weigh", disabled: !editable || going, onclick: () => openWeigh({ line: l }) }, S.weigh)]
         : [
-            el("button", { type: "button", class: "dec", "aria-label": S.less(d), disabled: !editable, onclick: () => stepLine(l, -1) }, "−"),
-            el("span", { class: "qty" }, String(l.qty)),
-            el("button", { type: "button", class: "inc", "aria-label": S.more(d), disabled: !editable, onclick: () => stepLine(l, 1) }, "+"),
+            el("button", { type: "button", class: "dec", "aria-label": S.less(d), disabled: going, onclick: () => stepLine(l, -1) }, "−"),
+            el("span", { class: "qty" }, String(going ? l.qty : qty)),
+            el("button", { type: "button", class: "inc", "aria-label": S.more(d), disabled: going, onclick: () => stepLine(l, 1) }, "+"),
           ];
       return el(
         "li",
@@ -546,7 +613,7 @@ function renderOrder() {
         el(
           "div",
           { class: "line-head" },
-          el("span", { class: "grow desc" }, d),
+          el("span", { class: "grow desc" }, db(l.product.description)),
           el("span", { class: "money line-total" }, money(l.totalprice))
         ),
         el(
@@ -554,7 +621,7 @@ function renderOrder() {
           { class: "line-tools row" },
           el("span", { class: "grow muted" }, weighed ? S.grams(l.qty) : S.qty(l.qty), l.pricecause ? " · " + S.discounted : ""),
           ...controls,
-          el("button", { type: "button", class: "remove danger", "aria-label": S.removeLabel(d), disabled: !editable, onclick: () => removeLine(l) }, S.remove)
+          el("button", { type: "button", class: "remove danger", "aria-label": S.removeLabel(d), disabled: !editable || going, onclick: () => removeLine(l) }, S.remove)
         )
       );
     })
@@ -573,7 +640,7 @@ function renderButtons() {
   const b = $("submit");
   if (!b) return;
   const ready = state.view && state.view.lines.length && state.sale;
-  b.disabled = !ready || !canEditLines();
+  b.disabled = !ready || !canEditLines() || !!state.submitting;
   b.textContent = ready && !canEditLines() ? S.submitWaiting : S.submit;
 }
 
@@ -586,7 +653,7 @@ function renderCustomer() {
       ? el(
           "div",
           { class: "row" },
-          el("span", { class: "grow" }, el("strong", { id: "customer-name" }, c.name), " ", el("span", { id: "customer-discount", class: "muted" }, S.discount(c.discount))),
+          el("span", { class: "grow" }, el("strong", { id: "customer-name" }, db(c.name)), " ", el("span", { id: "customer-discount", class: "muted" }, S.discount(c.discount))),
           el("button", { type: "button", id: "cust-remove", onclick: () => change("salesbuilder.sale_set_customer", { v: { cid: 0 } }, S.removeCustomer) }, S.customerRemove)
         )
       : el("span", { class: "muted" }, S.customerNone)
@@ -598,7 +665,7 @@ function renderCustomer() {
       el(
         "button",
         { type: "button", class: "cust", dataset: { cid: c.cid }, onclick: () => setCustomer(c) },
-        el("span", {}, c.name),
+        db(c.name),
         c.discount ? el("span", { class: "muted" }, " " + S.discount(c.discount)) : null
       )
     ),
@@ -618,7 +685,7 @@ function renderPresells() {
       el(
         "li",
         { class: "presell row", dataset: { physkey: p.physkey } },
-        el("span", { class: "grow" }, p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding, " · ", p.physkey_random_no_word),
+        el("span", { class: "grow" }, p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding, " · ", db(p.physkey_random_no_word)),
         el("span", { class: "money" }, money(p.saletotal)),
         p.phase === 0 && p.physkey !== state.sale ? el("button", { type: "button", onclick: () => resume(p) }, S.resume) : null
       )
@@ -645,7 +712,7 @@ function ticketScreen(sale) {
     { id: "ticket", class: "ticket", "aria-label": S.ticketHeading },
     el("h1", {}, S.ticketHeading),
     el("div", { id: "ticket-number", class: "ticket-number" }, String(sale.ticket)),
-    el("div", { id: "ticket-word", class: "ticket-word" }, sale.ticket_word || ""),
+    el("div", { id: "ticket-word", class: "ticket-word" }, db(sale.ticket_word || "")),
     el("img", { id: "ticket-barcode", class: "ticket-barcode", alt: sale.ticket_barcode || "", src: `${from}/barcode?kind=code128&text=${text}` }),
     el("div", { class: "ticket-text" }, sale.ticket_barcode || ""),
     el("img", { id: "ticket-qr", class: "ticket-qr", alt: "QR " + (sale.ticket_barcode || ""), src: `${from}/barcode?kind=qr&text=${text}` }),
@@ -683,8 +750,8 @@ function weighDialog() {
       return;
     }
     closeWeigh();
-    if (w.product) change("salesbuilder.sale_add_product", { v: { pid: w.product.pid, qty: g } }, S.add(desc) + " " + S.grams(g));
-    else change("salesbuilder.sale_edit_line", { v: { seqnce: w.line.seqnce, qty: g } }, S.edit(desc));
+    if (w.product) change("salesbuilder.sale_add_product", { v: { pid: w.product.pid, qty: g } }, S.add(iso(desc)) + " " + S.grams(g));
+    else change("salesbuilder.sale_edit_line", { v: { seqnce: w.line.seqnce, qty: g } }, S.edit(iso(desc)));
   };
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter") (e.preventDefault(), ok());
@@ -696,7 +763,7 @@ function weighDialog() {
     el(
       "div",
       { class: "card dialog" },
-      el("h2", { id: "weigh-title" }, S.weighHeading(desc)),
+      el("h2", { id: "weigh-title" }, S.weighHeading(db(desc))),
       el("label", { for: "weigh-grams" }, S.weighLabel),
       input,
       note,
