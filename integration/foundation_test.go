@@ -286,11 +286,8 @@ func TestReplyEchoesRQAndRT(t *testing.T) {
 		if string(r.RP) != tt.rq {
 			t.Errorf("rq %s came back as rp %s", tt.rq, r.RP)
 		}
-		wantRT := tt.rt
-		if wantRT == "null" {
-			wantRT = ""
-		}
-		if string(r.RT) != wantRT {
+		// Reflected unchanged (SPEC §2), null included.
+		if wantRT := tt.rt; string(r.RT) != wantRT {
 			t.Errorf("rt %s came back as %s", tt.rt, r.RT)
 		}
 		if r.R != "fd1.debug.ping" {
@@ -535,12 +532,18 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "demo") || !strings.Contains(out, "empty") {
 		t.Fatalf("fixture list: %q %v", out, err)
 	}
-	if _, err := cli(t, "fixture", "load", "demo", "--db", l.db); err == nil || !strings.Contains(err.Error(), "--replace") {
-		t.Fatalf("loading into a DB with data must be refused, pointing at --replace: %v", err)
+	if _, err := cli(t, "fixture", "load", "demo", "--db", l.db); err == nil || !strings.Contains(err.Error(), "a lane is serving it") {
+		t.Fatalf("loading into the DB a lane serves must be refused, saying so: %v", err)
 	}
 	fresh := t.TempDir() + "/new.db"
 	if out, err := cli(t, "fixture", "load", "empty", "--db", fresh); err != nil || !strings.Contains(out, "loaded") {
 		t.Fatalf("load empty into a new DB: %q %v", out, err)
+	}
+	if _, err := cli(t, "fixture", "load", "demo", "--db", fresh); err != nil {
+		t.Fatalf("load demo into the empty store: %v", err)
+	}
+	if _, err := cli(t, "fixture", "load", "demo", "--db", fresh); err == nil || !strings.Contains(err.Error(), "--replace") {
+		t.Fatalf("loading into a DB with data must be refused, pointing at --replace: %v", err)
 	}
 	if _, err := cli(t, "apikey", "create", "--db", l.db, "--name", "x", "--scope", "presell,wizard"); err == nil || !strings.Contains(err.Error(), "wizard") {
 		t.Fatalf("unknown scope: %v", err)
