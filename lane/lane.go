@@ -119,7 +119,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	clockOK := func(ctx context.Context) error { return clockInStep(ctx, db, laneClock, cfg.MaxClockSkew) }
 	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
 	l.Writer.LogTo(log)
-	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(), server.MemoryFamilies()...)...)
+	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(laneClock), server.MemoryFamilies()...)...)
 	sales := cfg.Sales
 	sales.Notify = l.Hub.Notify
 	// The server is built below, before any request can reach the sales.
@@ -207,10 +207,10 @@ func (l *Lane) Close() error {
 // events for customer displays (SPEC §6.2), which a customer display
 // follows whatever it asks for and which opens with the sale in progress,
 // and presell.* events for counters and tablets.
-func salesFamilies() []firehose.Family {
+func salesFamilies(now func() time.Time) []firehose.Family {
 	return []firehose.Family{
 		{Name: "custdisp.sale", Journal: salesbuilder.FamilyCustdisp, Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"},
-			Body: firehose.Detail, Display: true, Current: salesbuilder.CustDispInProgress},
+			Body: firehose.Detail, Display: true, Current: salesbuilder.CustDispCurrent(now)},
 		{Name: "presell", Journal: presell.Family, Names: []string{"presell"}, Prefixes: []string{"presell."},
 			Body: firehose.DetailWithEnvelope, Scopes: []protocol.Scope{protocol.ScopeCounter, protocol.ScopePresell}},
 	}

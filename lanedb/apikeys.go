@@ -221,14 +221,24 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
 func (db *DB) RevokeAPIKey(ctx context.Context, idOrName string) (string, error) {
 	var id string
 	err := db.WriteTx(ctx, func(tx *Tx) error {
-		err := tx.GetContext(ctx, &id, `SELECT key_id FROM api_keys
-			WHERE (key_id = ? OR name = ?) AND revoked_utc IS NULL`, idOrName, idOrName)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("no live API key with id or name %q", idOrName)
+		var found []struct {
+			ID   string `db:"key_id"`
+			Name string `db:"name"`
 		}
-		if err != nil {
+		err := tx.SelectContext(ctx, &found, `SELECT key_id, name FROM api_keys
+			WHERE (key_id = ? OR name = ?) AND revoked_utc IS NULL ORDER BY key_id = ? DESC`, idOrName, idOrName, idOrName)
+		switch {
+		case err != nil:
 			return fmt.Errorf("find API key: %w", err)
+		case len(found) == 0:
+			return fmt.Errorf("no live API key with id or name %q", idOrName)
+		case len(found) > 1:
+			// A name may look like another key's id: revoking whichever came
+			// first would cut off the wrong device.
+			return fmt.Errorf("%q is the id of key %q and the name of key %s: revoke by id (greenlane apikey list shows them)",
+				idOrName, found[0].Name, found[1].ID)
 		}
+		id = found[0].ID
 		_, err = tx.ExecContext(ctx, `UPDATE api_keys SET revoked_utc = ? WHERE key_id = ?`,
 			time.Now().UTC().Format(DateTime), id)
 		return err

@@ -74,3 +74,42 @@ func TestRedactKeys(t *testing.T) {
 		t.Errorf("a real key: %q", got)
 	}
 }
+
+// TestRevokeAPIKeyAmbiguous: a key named like another key's id is not a
+// reason to revoke whichever row comes first: the revoke is refused and
+// names both; each is revoked by its id.
+func TestRevokeAPIKeyAmbiguous(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	if _, err := db.CreateAPIKey(ctx, "counter-1", []string{"counter"}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := db.ListAPIKeys(ctx)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("list: %v %v", keys, err)
+	}
+	counterID := keys[0].KeyID
+	if _, err := db.CreateAPIKey(ctx, counterID, []string{"presell"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RevokeAPIKey(ctx, counterID); err == nil || !strings.Contains(err.Error(), "revoke by id") {
+		t.Fatalf("revoke %q, both an id and a name: %v, want it refused", counterID, err)
+	}
+	keys, _ = db.ListAPIKeys(ctx)
+	for _, k := range keys {
+		if k.RevokedUTC.Valid {
+			t.Fatalf("a refused revoke revoked %q", k.Name)
+		}
+	}
+	var tabletID string
+	for _, k := range keys {
+		if k.Name == counterID {
+			tabletID = k.KeyID
+		}
+	}
+	for _, id := range []string{tabletID, counterID} {
+		if got, err := db.RevokeAPIKey(ctx, id); err != nil || got != id {
+			t.Fatalf("revoke by id %s: %q %v", id, got, err)
+		}
+	}
+}

@@ -14,8 +14,9 @@ import (
 // A lane DB is restored from a backup only while no lane serves it: the
 // backup must replace the DB file and its WAL together. Left beside the
 // restored file, the old WAL would be replayed onto it, page by page, and
-// corrupt it. serve holds a shared lock on <db>-lock for as long as it
-// runs; Restore takes it exclusively.
+// corrupt it. serve holds an exclusive lock on <db>-lock for as long as it
+// runs; Restore and the fixture commands that rewrite a lane DB take it
+// too, so each waits for none of the others: they refuse.
 
 // lockSuffix names the file whose lock says that a lane serves a DB. It
 // is a file of its own: a lock taken on the DB file would be dropped
@@ -28,8 +29,10 @@ var ErrServing = errors.New("a lane is serving it")
 
 // LockServing marks the lane DB at path as served until release is called
 // (serve calls it before opening the DB, and again once it has made a new
-// one; it releases after closing it). Several lanes may hold it at once;
-// it fails while a restore runs. A DB that does not exist yet gets no lock
+// one; it releases after closing it). It fails while another lane serves
+// the same file, or a restore or fixture command rewrites it: two lanes on
+// one SQLite file would each take the other's counters' claims back as
+// abandoned and each sweep it. A DB that does not exist yet gets no lock
 // (release is nil: a start refused for it leaves no file behind), nor does
 // one whose lock file cannot be made at all (a name too long): opening the
 // DB there fails too, and says why.
@@ -37,10 +40,13 @@ func LockServing(path string) (release func(), err error) {
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		return nil, nil // not a lane DB yet (an empty file is not one)
 	}
-	f, err := lockFile(path, syscall.LOCK_SH)
+	f, name, err := lockFile(path)
+	var links *hardLinksError
 	switch {
+	case errors.As(err, &links):
+		return nil, err
 	case errors.Is(err, syscall.EWOULDBLOCK):
-		return nil, fmt.Errorf("lane db %s is being restored or rebuilt (restore or a fixture command holds %s%s): start the lane once that is done", path, path, lockSuffix)
+		return nil, fmt.Errorf("lane db %s is in use: another lane serves it, or a restore or fixture command is rewriting it (it holds %s): stop that first", path, name)
 	case err != nil:
 		return nil, nil
 	}
@@ -54,9 +60,9 @@ func LockServing(path string) (release func(), err error) {
 // The lock file is made even when the DB does not exist yet, so that a
 // lane started with --create cannot begin serving a DB being built.
 func LockExclusive(path string) (release func(), err error) {
-	f, err := lockFile(path, syscall.LOCK_EX)
+	f, name, err := lockFile(path)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil, fmt.Errorf("%w (it holds %s%s): stop it first", ErrServing, path, lockSuffix)
+		return nil, fmt.Errorf("%w, or another command is rewriting it (it holds %s): stop it first", ErrServing, name)
 	}
 	if err != nil {
 		return nil, err
@@ -64,20 +70,53 @@ func LockExclusive(path string) (release func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-func lockFile(path string, how int) (*os.File, error) {
-	name := path + lockSuffix
+// lockName is the lock file of the lane DB at path: beside the file the
+// path finally names, so that a symbolic link to a lane DB, or a path
+// spelled another way, shares the DB's lock instead of making its own.
+func lockName(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	} else if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		path = filepath.Join(dir, filepath.Base(path)) // the DB is not made yet
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return path + lockSuffix
+}
+
+// hardLinksError refuses a lane DB file that has other names (hard
+// links): the lock beside one name cannot keep a lane or a rewrite off the
+// others, and SQLite itself cannot tell that they are one file.
+type hardLinksError struct {
+	path  string
+	links uint64
+}
+
+func (e *hardLinksError) Error() string {
+	return fmt.Sprintf("lane db %s has %d hard links (other names for the same file): a lane or a command using another name would not see this one's lock; keep one name (remove the others)", e.path, e.links)
+}
+
+// lockFile takes the exclusive lock of the lane DB at path, without
+// waiting (EWOULDBLOCK when it is held), and returns the lock file's name.
+func lockFile(path string) (*os.File, string, error) {
+	name := lockName(path)
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err == nil && st.Nlink > 1 && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		return nil, name, &hardLinksError{path: path, links: uint64(st.Nlink)}
+	}
 	// Read-only and readable by all: flock needs no write access, and a
 	// lock file first made by root (a restore run with sudo) must still
 	// be lockable by the service's own user, or its lane would hold no lock.
 	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("lock file %s: %w", name, err)
+		return nil, name, fmt.Errorf("lock file %s: %w", name, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", name, err)
+		return nil, name, fmt.Errorf("lock %s: %w", name, err)
 	}
-	return f, nil
+	return f, name, nil
 }
 
 // Restored says what Restore did.

@@ -153,3 +153,59 @@ func TestRestoreRefusesWhatIsNotALaneBackup(t *testing.T) {
 		t.Fatalf("files after refused restores: %v", names)
 	}
 }
+
+// TestLockServingOneAtATime: one lane serves a lane DB file at a time, and
+// a rewrite waits for none: whatever name reaches the file (a symbolic
+// link, a path spelled another way) finds its lock, and a file with other
+// hard links is refused, as no lock could cover them.
+func TestLockServingOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	lane := filepath.Join(dir, "lane.db")
+	db, err := Open(ctx, lane, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(lane, link); err != nil {
+		t.Fatal(err)
+	}
+	release, err := LockServing(lane)
+	if err != nil || release == nil {
+		t.Fatalf("the first lane: %v", err)
+	}
+	for _, name := range []string{lane, link, filepath.Join(dir, ".", "lane.db")} {
+		if r, err := LockServing(name); err == nil || !strings.Contains(err.Error(), "another lane serves it") {
+			if r != nil {
+				r()
+			}
+			t.Errorf("a second lane on %s: %v, want it refused", name, err)
+		}
+		if _, err := LockExclusive(name); !errors.Is(err, ErrServing) {
+			t.Errorf("a rewrite of %s under a lane: %v, want ErrServing", name, err)
+		}
+	}
+	release()
+	release, err = LockExclusive(link)
+	if err != nil {
+		t.Fatalf("a rewrite through the link once the lane stopped: %v", err)
+	}
+	if _, err := LockServing(lane); err == nil || !strings.Contains(err.Error(), "rewriting it") {
+		t.Errorf("a lane during a rewrite through a link: %v, want it refused", err)
+	}
+	release()
+
+	hard := filepath.Join(dir, "hard.db")
+	if err := os.Link(lane, hard); err != nil {
+		t.Fatal(err)
+	}
+	for _, lock := range []func(string) (func(), error){LockServing, LockExclusive} {
+		if r, err := lock(lane); err == nil || !strings.Contains(err.Error(), "2 hard links") {
+			if r != nil {
+				r()
+			}
+			t.Errorf("a DB with another hard link: %v, want it refused", err)
+		}
+	}
+}

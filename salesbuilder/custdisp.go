@@ -3,6 +3,7 @@ package salesbuilder
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -99,6 +100,32 @@ func CustDispInProgress(r lanedb.JournalEntry) bool {
 		return false
 	}
 	return b.Status == statusActive || b.Status == statusParked
+}
+
+// ParkedShownFor is how long after a presell was parked (submitted, or let
+// go by a counter) a display that opens still starts with it: a display
+// switched on later must not greet the next customer with an order left
+// waiting at the counter. The display page gives way to idle after as long.
+const ParkedShownFor = time.Minute
+
+// CustDispCurrent is the rule a firehose opened without since starts by
+// (firehose.Family.Current): a row in progress (CustDispInProgress), and,
+// for a parked sale, written no longer than ParkedShownFor ago by now, the
+// lane's clock.
+func CustDispCurrent(now func() time.Time) func(lanedb.JournalEntry) bool {
+	return func(r lanedb.JournalEntry) bool {
+		if !CustDispInProgress(r) {
+			return false
+		}
+		var b struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal([]byte(r.Detail), &b) != nil || b.Status != statusParked {
+			return true
+		}
+		at, err := time.ParseInLocation(lanedb.DateTime, r.AtUTC, time.UTC)
+		return err == nil && now().Sub(at) <= ParkedShownFor
+	}
 }
 
 // custDisp builds an event body from a sale view. The display's clock

@@ -3,6 +3,7 @@ package salesbuilder_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/salesbuilder"
@@ -55,6 +56,37 @@ func TestCustDispInProgress(t *testing.T) {
 			if got[i] != st.want[i] {
 				t.Fatalf("%s: row %d in progress %v, want %v (%v)", st.name, i, got[i], st.want[i], got)
 			}
+		}
+	}
+}
+
+// TestCustDispCurrent: a display opening now starts with a sale being
+// built however long ago it last changed, and with a parked one only
+// within ParkedShownFor of its parking: an order left waiting at the
+// counter for longer must not greet the next customer.
+func TestCustDispCurrent(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	current := salesbuilder.CustDispCurrent(func() time.Time { return now })
+	row := func(status string, ago time.Duration) lanedb.JournalEntry {
+		return lanedb.JournalEntry{AtUTC: now.Add(-ago).Format(lanedb.DateTime), Family: salesbuilder.FamilyCustdisp,
+			Detail: `{"status":"` + status + `","lines":[]}`}
+	}
+	for _, tt := range []struct {
+		name string
+		r    lanedb.JournalEntry
+		want bool
+	}{
+		{"active, just now", row("active", 0), true},
+		{"active, an hour ago", row("active", time.Hour), true},
+		{"parked, 30 s ago", row("parked", 30*time.Second), true},
+		{"parked, a minute ago", row("parked", salesbuilder.ParkedShownFor), true},
+		{"parked, 61 s ago", row("parked", salesbuilder.ParkedShownFor+time.Second), false},
+		{"complete, just now", row("complete", 0), false},
+		{"idle", row("idle", 0), false},
+		{"unreadable time", lanedb.JournalEntry{AtUTC: "yesterday", Detail: `{"status":"parked"}`}, false},
+	} {
+		if got := current(tt.r); got != tt.want {
+			t.Errorf("%s: current %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -108,6 +108,13 @@ func commandNames() string {
 	return strings.Join(names, ", ")
 }
 
+// commandLineOnly are the flags no environment variable sets: each
+// overrides a refusal that protects data (replace a CA, a recording, a
+// store's data; void a claimed presell; restore a faulty backup; create a
+// new lane DB where none was found). One variable is shared by every
+// command, so a GREENLANE_FORCE exported for one would arm them all.
+var commandLineOnly = map[string]bool{"force": true, "replace": true, "create": true}
+
 // newFlags makes a subcommand's flag set; usage prints the synopsis and
 // the flags with their defaults and environment names.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
@@ -120,7 +127,11 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
 				def = fmt.Sprintf(" (default %s)", f.DefValue)
 			}
-			fmt.Fprintf(stderr, "  --%s [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+			env := " [" + envName(f.Name) + "]"
+			if commandLineOnly[f.Name] {
+				env = " (command line only)"
+			}
+			fmt.Fprintf(stderr, "  --%s%s\n      %s%s\n", f.Name, env, f.Usage, def)
 		})
 	}
 	return fs
@@ -169,7 +180,7 @@ func parseArgs(fs *flag.FlagSet, args []string, max int) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if set[f.Name] || err != nil || commandLineOnly[f.Name] {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {

@@ -306,3 +306,28 @@ func TestFlagsAfterArgument(t *testing.T) {
 		t.Errorf("the key was not revoked by 'apikey revoke k1 --db q.db':\n%s", out.String())
 	}
 }
+
+// TestOverridesAreCommandLineOnly: a flag that overrides a refusal
+// protecting data is never set from the environment (one GREENLANE_FORCE
+// exported for a recording would arm every command's --force), and its
+// help says so.
+func TestOverridesAreCommandLineOnly(t *testing.T) {
+	for _, name := range []string{"force", "replace", "create"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(envName(name), "true")
+			var help bytes.Buffer
+			fs := newFlags("test", "test", &help)
+			on := fs.Bool(name, false, "")
+			if err := parseFlags(fs, nil); err != nil || *on {
+				t.Fatalf("--%s = %v (err %v) with %s=true in the environment, want false", name, *on, err, envName(name))
+			}
+			if err := parseFlags(fs, []string{"--" + name}); err != nil || !*on {
+				t.Fatalf("--%s on the command line: %v (err %v)", name, *on, err)
+			}
+			fs.Usage()
+			if !strings.Contains(help.String(), "--"+name+" (command line only)") {
+				t.Errorf("help: %q, want --%s marked command line only", help.String(), name)
+			}
+		})
+	}
+}
