@@ -284,11 +284,13 @@ func TestBrowserTabletQuickTaps(t *testing.T) {
 // figure; a whole number that is also an open ticket's number is paid only
 // on a second press of the same key; a scan while the sale holds a payment
 // says to complete it or set it aside; the lane's refusals of a tender keep
-// their figures; and a tender once nothing is due says to complete.
+// their figures; and a tender once nothing is due says to complete. A
+// 250-letter customer name takes at most two lines of the sale's header.
 func TestBrowserCounterTenderSlips(t *testing.T) {
 	l := startLane(t)
+	sqliteExec(t, l.db, `UPDATE customers SET name = %s WHERE cid = 1`, sqlQuote(strings.Repeat("N", 250)))
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
-	p1 := presellFromTablet(t, tab, 0, soldLine{1006, 1}, soldLine{1001, 1}, soldLine{1002, 1})
+	p1 := presellFromTablet(t, tab, 1, soldLine{1006, 1}, soldLine{1001, 1}, soldLine{1002, 1})
 	p2 := presellFromTablet(t, tab, 0, soldLine{1001, 1})
 	t1, t2 := fmt.Sprint(num(p1["ticket"])), fmt.Sprint(num(p2["ticket"]))
 	paid := func() string {
@@ -312,6 +314,12 @@ func TestBrowserCounterTenderSlips(t *testing.T) {
 		chromedp.KeyEvent(t1+kb.Enter),
 		waitText("#sale-title", "Ticket #"+t1),
 	)
+	// A 250-letter customer name takes at most two lines of the sale's
+	// header: the tender keys stay where they were.
+	lookScreen(t, ctx, "counter-long-name", false)
+	if !pageTrue(t, ctx, `(() => { const w = document.getElementById("sale-who"); return w.getBoundingClientRect().height <= 2 * 1.6 * parseFloat(getComputedStyle(w).fontSize); })()`) {
+		t.Errorf("a 250-letter customer name takes %q of the sale's header, want at most two lines", readText(t, ctx, "#sale-who"))
+	}
 
 	// "3" in the scan field (half a ticket number), then F7 and "4": F2
 	// pays nothing and names both; Enter in Amount pays $4.00.

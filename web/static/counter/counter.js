@@ -651,7 +651,7 @@ function renderSale() {
       "div",
       { class: "sale-head" },
       el("h2", { id: "sale-title" }, S.saleTitle(s.ticket, db(s.ticket_word || ""))),
-      el("p", { class: "muted" }, cust, " · ", S.fromTablet(db(s.tablet || ""))),
+      el("p", { class: "muted who-line", id: "sale-who", title: s.customer ? s.customer.name : null }, cust, " · ", S.fromTablet(db(s.tablet || ""))),
     ),
     driftBox,
     // The lines scroll in their own box: totals and the tender keys stay
