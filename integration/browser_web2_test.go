@@ -267,7 +267,13 @@ func TestBrowserTabletQuickTaps(t *testing.T) {
 
 	// A refused scan leaves a banner for this order; a triple-tapped
 	// Submit parks once and adds none.
-	browserRun(t, ctx, typeInto("#scan", "0000000000017"+kb.Enter), waitText("#errors", "unknown_product"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	// It says what happened in words, with no raw code.
+	browserRun(t, ctx, typeInto("#scan", "0000000000017"+kb.Enter), waitText("#errors", "0000000000017\u2069: No product has that barcode or PLU"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	if got := readText(t, ctx, "#errors"); strings.Contains(got, "unknown_product") {
+		t.Errorf("the banner of a refused scan reads %q: a raw error code", got)
+	}
+	pageTrue(t, ctx, `(document.getElementById("errors").scrollIntoView(), true)`)
+	lookScreen(t, ctx, "tablet-error-banner", false)
 	clicks("#submit", 3)
 	browserRun(t, ctx, waitText("#ticket", "Next customer"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
