@@ -364,8 +364,19 @@ func TestBrowserCounterTenderSlips(t *testing.T) {
 	lookScreen(t, ctx, "counter-eftpos-over", false)
 	wantPaid("refused tenders", fmt.Sprintf("2×%v", 400+num(p2["ticket"])*100))
 
-	// The exact balance, then a second tender: nothing left to pay.
+	// The rest is paid behind this screen's back (as if on another): the
+	// screen still shows a balance, and the lane's refusal of a tender
+	// says nothing is left to pay.
 	pageTrue(t, ctx, `(document.getElementById("amount").value = "", document.getElementById("scan").focus(), true)`)
+	pk1 := sqlQuote(p1["physkey"].(string))
+	sqliteExec(t, l.db, `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt, payflags)
+		SELECT sale_physkey, 99, type, (SELECT saletotal_cents FROM sales WHERE physkey = %s) - (SELECT sum(amount_cents) FROM payments WHERE sale_physkey = %s AND payflags = 0), dt, 0
+		FROM payments WHERE sale_physkey = %s LIMIT 1`, pk1, pk1, pk1)
+	browserRun(t, ctx, chromedp.KeyEvent("5.00"), chromedp.KeyEvent(kb.F2), waitText("#message", "Nothing left to pay on #"+t1+": press F8 to complete."))
+	sqliteExec(t, l.db, `DELETE FROM payments WHERE sale_physkey = %s AND sequence = 99`, pk1)
+	pageTrue(t, ctx, `(document.getElementById("scan").value = "", true)`)
+
+	// The exact balance, then a second tender: nothing left to pay.
 	browserRun(t, ctx, chromedp.KeyEvent(kb.F2), waitText("#balance", "$0.00"))
 	for _, typed := range []string{"5", ""} {
 		browserRun(t, ctx, chromedp.KeyEvent(typed), chromedp.KeyEvent(kb.F2), waitText("#message", "Nothing left to pay on #"+t1+": press F8 to complete."))
