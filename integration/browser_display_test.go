@@ -378,3 +378,46 @@ func TestBrowserDisplayLongSale(t *testing.T) {
 	browserRun(t, ctx, waitText("#customer", "Hemi Walker — member discount 10% applied"))
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// TestBrowserDisplayCustomerName: the customer's name on the display is
+// isolated, so a name holding U+202E cannot reverse the words after it,
+// and a 250-letter name with no spaces takes at most two lines of a
+// 360x640 display, the total still on screen.
+func TestBrowserDisplayCustomerName(t *testing.T) {
+	l := startLane(t)
+	sqliteExec(t, l.db, `UPDATE customers SET name = 'James ' || char(8238) || 'Whitfield' WHERE cid = 3;
+		UPDATE customers SET name = %s WHERE cid = 1`, sqlQuote(strings.Repeat("N", 250)))
+	displayKey := l.newKey("display-1", "display")
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.EmulateViewport(360, 640),
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey),
+		waitText("#display", "Welcome"),
+	)
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 1})
+	sale(t, tab, sbA+"sale_set_customer", pk, map[string]any{"cid": 3}) // 10% discount
+	browserRun(t, ctx, waitText("#customer", "member discount 10% applied"))
+	lookScreen(t, ctx, "display-bidi-name", false)
+	isolated := `(() => { const c = document.getElementById("customer"); const b = c.querySelector("bdi");
+		return !!b && b.textContent.includes("\u202e") && getComputedStyle(b).unicodeBidi === "isolate" && !b.textContent.includes("discount"); })()`
+	if !pageTrue(t, ctx, isolated) {
+		t.Errorf("the customer's name %q is not isolated from the words after it", readText(t, ctx, "#customer"))
+	}
+
+	sale(t, tab, sbA+"sale_set_customer", pk, map[string]any{"cid": 1})
+	browserRun(t, ctx, waitText("#customer", "NNNN"))
+	lookScreen(t, ctx, "display-long-name", false)
+	for _, check := range []struct{ what, js string }{
+		{"the name at most two lines tall", `(() => { const c = document.getElementById("customer"); return c.getBoundingClientRect().height <= 2 * 1.6 * parseFloat(getComputedStyle(c).fontSize); })()`},
+		{"the total on the screen", `document.getElementById("total").getBoundingClientRect().bottom <= window.innerHeight`},
+		{"the line's price on the screen", `document.querySelector("#lines li .money").getBoundingClientRect().bottom <= window.innerHeight`},
+	} {
+		if !pageTrue(t, ctx, check.js) {
+			t.Errorf("a 250-letter customer name at 360x640: want %s", check.what)
+		}
+	}
+	browserLog(ctx).wantNoErrors(t)
+}

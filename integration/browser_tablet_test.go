@@ -269,7 +269,7 @@ func TestBrowserTabletOffline(t *testing.T) {
 	browserRun(t, ctx,
 		waitText("#lines", "Butter Croissant"),
 		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
-		waitText("#errors", "unknown_product"),
+		waitText("#errors", "No product has that barcode or PLU"),
 	)
 	if got, want := laneLines(t, db, physkey), "1001×1 1002×1 1016×1"; got != want {
 		t.Errorf("after the restart the lane DB holds %q, want %q (each line once)", got, want)

@@ -267,7 +267,13 @@ func TestBrowserTabletQuickTaps(t *testing.T) {
 
 	// A refused scan leaves a banner for this order; a triple-tapped
 	// Submit parks once and adds none.
-	browserRun(t, ctx, typeInto("#scan", "0000000000017"+kb.Enter), waitText("#errors", "unknown_product"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	// It says what happened in words, with no raw code.
+	browserRun(t, ctx, typeInto("#scan", "0000000000017"+kb.Enter), waitText("#errors", "0000000000017\u2069: No product has that barcode or PLU"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	if got := readText(t, ctx, "#errors"); strings.Contains(got, "unknown_product") {
+		t.Errorf("the banner of a refused scan reads %q: a raw error code", got)
+	}
+	pageTrue(t, ctx, `(document.getElementById("errors").scrollIntoView(), true)`)
+	lookScreen(t, ctx, "tablet-error-banner", false)
 	clicks("#submit", 3)
 	browserRun(t, ctx, waitText("#ticket", "Next customer"), chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
@@ -276,4 +282,106 @@ func TestBrowserTabletQuickTaps(t *testing.T) {
 	browserRun(t, ctx, chromedp.Click(chromedp.CSS("#next")), waitText("#total", "$0.00"))
 	noErrors("Next customer")
 	log.wantNoErrors(t)
+}
+
+// TestBrowserCounterTenderSlips: the slips of a tired cashier never pay an
+// amount nobody meant. Text in both the scan field and the Amount field
+// pays nothing from a tender key, and the Amount field's Enter pays its own
+// figure; a whole number that is also an open ticket's number is paid only
+// on a second press of the same key; a scan while the sale holds a payment
+// says to complete it or set it aside; the lane's refusals of a tender keep
+// their figures; and a tender once nothing is due says to complete. A
+// 250-letter customer name takes at most two lines of the sale's header.
+func TestBrowserCounterTenderSlips(t *testing.T) {
+	l := startLane(t)
+	sqliteExec(t, l.db, `UPDATE customers SET name = %s WHERE cid = 1`, sqlQuote(strings.Repeat("N", 250)))
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	p1 := presellFromTablet(t, tab, 1, soldLine{1006, 1}, soldLine{1001, 1}, soldLine{1002, 1})
+	p2 := presellFromTablet(t, tab, 0, soldLine{1001, 1})
+	t1, t2 := fmt.Sprint(num(p1["ticket"])), fmt.Sprint(num(p2["ticket"]))
+	paid := func() string {
+		rows := sqliteRows(t, l.db, `SELECT count(*) AS n, coalesce(sum(amount_cents), 0) AS cents FROM payments WHERE sale_physkey = %s AND payflags = 0`, sqlQuote(p1["physkey"].(string)))
+		return fmt.Sprintf("%v×%v", rows[0]["n"], rows[0]["cents"])
+	}
+	wantPaid := func(after, want string) {
+		t.Helper()
+		if got := paid(); got != want {
+			t.Fatalf("after %s the payments are %s, want %s", after, got, want)
+		}
+	}
+
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.EmulateViewport(laptopWidth, laptopHeight),
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", l.newKey("counter-1", "counter")),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+t2),
+		chromedp.KeyEvent(t1+kb.Enter),
+		waitText("#sale-title", "Ticket #"+t1),
+	)
+	// A 250-letter customer name takes at most two lines of the sale's
+	// header: the tender keys stay where they were.
+	lookScreen(t, ctx, "counter-long-name", false)
+	if !pageTrue(t, ctx, `(() => { const w = document.getElementById("sale-who"); return w.getBoundingClientRect().height <= 2 * 1.6 * parseFloat(getComputedStyle(w).fontSize); })()`) {
+		t.Errorf("a 250-letter customer name takes %q of the sale's header, want at most two lines", readText(t, ctx, "#sale-who"))
+	}
+
+	// "3" in the scan field (half a ticket number), then F7 and "4": F2
+	// pays nothing and names both; Enter in Amount pays $4.00.
+	browserRun(t, ctx,
+		chromedp.KeyEvent("3"), chromedp.KeyEvent(kb.F7), chromedp.KeyEvent("4"), chromedp.KeyEvent(kb.F2),
+		waitText("#message", "Two amounts are typed: “3” in the scan field and “4” in Amount"),
+	)
+	wantPaid("3, F7, 4 and F2", "0×0")
+	browserRun(t, ctx, chromedp.KeyEvent(kb.Enter), waitText("#paid", "$4.00"))
+	wantPaid("3, F7, 4 and Enter", "1×400")
+	if !pageTrue(t, ctx, `document.getElementById("amount").value === "" && document.getElementById("scan").value === "3"`) {
+		t.Error("after Enter in Amount, want Amount emptied and the scan field's 3 left as typed")
+	}
+	pageTrue(t, ctx, `(document.getElementById("scan").value = "", document.getElementById("scan").focus(), true)`)
+
+	// The next ticket's number and F2 instead of Enter: asked, not paid;
+	// the same key again pays it.
+	browserRun(t, ctx, chromedp.KeyEvent(t2), chromedp.KeyEvent(kb.F2),
+		waitText("#message", t2+" is also ticket #"+t2+": press F2 again to pay $"+t2+".00 cash, or Enter to recall #"+t2))
+	wantPaid("the next ticket's number and F2", "1×400")
+	lookScreen(t, ctx, "counter-also-ticket", false)
+	browserRun(t, ctx, chromedp.KeyEvent(kb.F2), waitText("#payments", "$"+t2+".00"))
+	wantPaid("the next ticket's number and F2 twice", fmt.Sprintf("2×%v", 400+num(p2["ticket"])*100))
+
+	// A scan while the sale holds payments: complete it, or set it aside.
+	browserRun(t, ctx, chromedp.KeyEvent(t2+kb.Enter),
+		waitText("#message", fmt.Sprintf("Ticket #%s holds $%.2f paid: complete it (F8), or press Esc twice to set it aside first.", t1, 4+num(p2["ticket"]))))
+
+	// The lane's refusals keep their figures.
+	browserRun(t, ctx, chromedp.KeyEvent("600.00"), chromedp.KeyEvent(kb.F2), waitText("#message", "$600.00 cash against $"))
+	if m := readText(t, ctx, "#message"); !strings.Contains(m, "in change, more than this lane gives") {
+		t.Errorf("a $600 cash tender is refused with %q, want the change it would leave", m)
+	}
+	pageTrue(t, ctx, `(document.getElementById("scan").value = "", document.getElementById("scan").focus(), true)`)
+	browserRun(t, ctx, typeInto("#amount", "500"), chromedp.KeyEvent(kb.F3), waitText("#message", "only cash gives change"))
+	lookScreen(t, ctx, "counter-eftpos-over", false)
+	wantPaid("refused tenders", fmt.Sprintf("2×%v", 400+num(p2["ticket"])*100))
+
+	// The rest is paid behind this screen's back (as if on another): the
+	// screen still shows a balance, and the lane's refusal of a tender
+	// says nothing is left to pay.
+	pageTrue(t, ctx, `(document.getElementById("amount").value = "", document.getElementById("scan").focus(), true)`)
+	pk1 := sqlQuote(p1["physkey"].(string))
+	sqliteExec(t, l.db, `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt, payflags)
+		SELECT sale_physkey, 99, type, (SELECT saletotal_cents FROM sales WHERE physkey = %s) - (SELECT sum(amount_cents) FROM payments WHERE sale_physkey = %s AND payflags = 0), dt, 0
+		FROM payments WHERE sale_physkey = %s LIMIT 1`, pk1, pk1, pk1)
+	browserRun(t, ctx, chromedp.KeyEvent("5.00"), chromedp.KeyEvent(kb.F2), waitText("#message", "Nothing left to pay on #"+t1+": press F8 to complete."))
+	sqliteExec(t, l.db, `DELETE FROM payments WHERE sale_physkey = %s AND sequence = 99`, pk1)
+	pageTrue(t, ctx, `(document.getElementById("scan").value = "", true)`)
+
+	// The exact balance, then a second tender: nothing left to pay.
+	browserRun(t, ctx, chromedp.KeyEvent(kb.F2), waitText("#balance", "$0.00"))
+	for _, typed := range []string{"5", ""} {
+		browserRun(t, ctx, chromedp.KeyEvent(typed), chromedp.KeyEvent(kb.F2), waitText("#message", "Nothing left to pay on #"+t1+": press F8 to complete."))
+		pageTrue(t, ctx, `(document.getElementById("scan").value = "", document.querySelector("#message").textContent = "", true)`)
+	}
+	lookScreen(t, ctx, "counter-tender-slips", false)
+	browserLog(ctx).wantNoErrors(t)
 }

@@ -244,10 +244,10 @@ function first(reply) {
 // code the counter can meet (strings.js, S.errors), naming the ticket on
 // screen rather than the sale's physkey and a local time rather than UTC;
 // a code it does not know shows the lane's own message.
-function explain(e, what) {
+function explain(e, what, op) {
   if (!(e instanceof FD1Error)) return String(e);
   const f = S.errors[e.code];
-  const said = f && f({ message: e.message || "", what, ticket: sale ? sale.ticket : null, db, time: localTime, money });
+  const said = f && f({ message: e.message || "", what, op, ticket: sale ? sale.ticket : null, db, time: localTime, money });
   return said || S.error(e.code, e.message);
 }
 
@@ -257,14 +257,16 @@ function localTime(iso) {
   return isNaN(d) ? iso : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-async function act(fn, what) {
+// act runs one change at a time; what (the scanned text) and op (what
+// was asked: "tender") let an error be explained in the cashier's words.
+async function act(fn, what, op) {
   if (busy) return;
   busy = true;
   setBusy(true);
   try {
     await fn();
   } catch (e) {
-    say(explain(e, what), "error");
+    say(explain(e, what, op), "error");
   } finally {
     busy = false;
     setBusy(false);
@@ -301,7 +303,7 @@ function recall(text) {
   act(async () => {
     const old = sale;
     // A sale holding payments is finished (or released with Esc) first.
-    if (old && old.payments && old.payments.length) throw new FD1Error("has_payments", S.hasPayments);
+    if (old && old.payments && old.payments.length) return say(S.holdsPaid(old.ticket, money(old.paid)), "warn");
     // The sale on screen is given back only once the new one is recalled:
     // a mis-scan must not cost the cashier the sale they were serving.
     const r = first(await change("fd1.presell.recall", { v: args }));
@@ -389,28 +391,56 @@ function readAmount(text) {
   return Number(m[1] || "0") * 100 + Number((m[2] || "").padEnd(2, "0"));
 }
 
-// tendered is the amount F2/F3/F4 or a tender button pays, in cents, and
-// the field it came from: what is typed in the scan field (it has the focus
-// as the cashier types), else the Amount field, else the exact balance.
-function tendered() {
-  for (const f of [ui.scan, ui.amount]) {
-    const v = f ? f.value.trim() : "";
-    if (v) return { cents: readAmount(v), field: f, text: v };
+// tendered is the amount a tender key or button pays, in cents, and the
+// field it came from: what is typed in the scan field (it has the focus as
+// the cashier types) or in the Amount field, else the exact balance. from
+// is the field whose Enter was pressed: that field's figure, whatever the
+// other holds. With text in both fields and no Enter, the page cannot know
+// which the cashier meant: two is set, and nothing is paid.
+function tendered(from) {
+  const typed = [ui.scan, ui.amount].filter((f) => f && f.value.trim() && (!from || f === from));
+  if (typed.length > 1) return { two: typed.map((f) => f.value.trim()) };
+  if (typed.length) {
+    const text = typed[0].value.trim();
+    return { cents: readAmount(text), field: typed[0], text };
   }
   return { cents: Math.round(Math.max(0, Number(sale.balance)) * 100), field: null, text: "" };
 }
 
-function pay(type) {
+// payArmed is a tender whose figure is also an open ticket's number, held
+// back for a second press of the same key: "21" and F2 may be the next
+// ticket's number with the wrong key pressed, not $21.00.
+let payArmed = { key: "", text: "", physkey: "", until: 0 };
+const payConfirmFor = 5000; // ms the second press has to come
+
+// pay tenders type; key names the key or button (F2, F3, F4) for a second
+// press, from the field whose Enter was pressed.
+function pay(type, key, from) {
   if (!sale) return;
-  const { cents, field, text } = tendered();
+  const t = tendered(from);
+  if (t.two) return say(S.twoAmounts(db(t.two[0]), db(t.two[1])), "error");
+  const { cents, field, text } = t;
   if (Number.isNaN(cents)) return say(S.notAnAmount(db(text)), "error");
+  // Nothing due: the lane would refuse the tender; say so without asking.
+  if (!(Number(sale.balance) > 0)) return say(S.nothingDue(sale.ticket), "warn");
   if (!(cents > 0)) return say(S.amountAboveZero, "error");
+  const armed = payArmed;
+  payArmed = { key: "", text: "", physkey: "", until: 0 };
+  if (field === ui.scan && /^\d+$/.test(text) && !from) {
+    const n = Number(text);
+    const other = presells.some((p) => p.ticket === n && p.physkey !== sale.physkey);
+    const again = armed.key === key && armed.text === text && armed.physkey === sale.physkey && Date.now() < armed.until;
+    if (other && !again) {
+      payArmed = { key, text, physkey: sale.physkey, until: Date.now() + payConfirmFor };
+      return say(S.alsoTicket(n, key, money(cents / 100), S.tenderName[type] || ""), "warn");
+    }
+  }
   act(async () => {
     const r = first(await change("fd1.salesbuilder.sale_add_payment", { k: sale.physkey, v: { type, amount: cents / 100 } }));
     if (field) field.value = "";
     quiet();
     updateSale(r);
-  });
+  }, "", "tender");
 }
 
 function reversePayment(seq) {
@@ -603,7 +633,7 @@ function renderSale() {
   ui.amount.addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
       e.preventDefault();
-      pay(tenders.cash);
+      pay(tenders.cash, "Enter", ui.amount);
     }
   });
   const exact = money(Math.max(0, balance));
@@ -621,7 +651,7 @@ function renderSale() {
       "div",
       { class: "sale-head" },
       el("h2", { id: "sale-title" }, S.saleTitle(s.ticket, db(s.ticket_word || ""))),
-      el("p", { class: "muted" }, cust, " · ", S.fromTablet(db(s.tablet || ""))),
+      el("p", { class: "muted who-line", id: "sale-who", title: s.customer ? s.customer.name : null }, cust, " · ", S.fromTablet(db(s.tablet || ""))),
     ),
     driftBox,
     // The lines scroll in their own box: totals and the tender keys stay
@@ -649,9 +679,9 @@ function renderSale() {
         el(
           "div",
           { class: "tender-buttons" },
-          el("button", { id: "pay-cash", onclick: () => pay(tenders.cash) }, S.cash),
-          el("button", { id: "pay-eftpos", onclick: () => pay(tenders.eftpos) }, S.eftpos),
-          el("button", { id: "pay-account", onclick: () => pay(tenders.account) }, S.account),
+          el("button", { id: "pay-cash", onclick: () => pay(tenders.cash, "F2") }, S.cash),
+          el("button", { id: "pay-eftpos", onclick: () => pay(tenders.eftpos, "F3") }, S.eftpos),
+          el("button", { id: "pay-account", onclick: () => pay(tenders.account, "F4") }, S.account),
         ),
       ),
       el("button", { class: "primary wide", id: "complete", onclick: complete, disabled: balance > 0 }, S.complete),
@@ -684,9 +714,9 @@ document.addEventListener("keydown", (e) => {
   const typing = !inScan && document.activeElement && ["INPUT", "TEXTAREA"].includes(document.activeElement.tagName);
   const key = e.key;
   const fkeys = {
-    F2: () => pay(tenders.cash),
-    F3: () => pay(tenders.eftpos),
-    F4: () => pay(tenders.account),
+    F2: () => pay(tenders.cash, "F2"),
+    F3: () => pay(tenders.eftpos, "F3"),
+    F4: () => pay(tenders.account, "F4"),
     F6: acceptPrices,
     F7: () => ui.amount && ui.amount.focus(),
     F8: complete,

@@ -60,7 +60,15 @@ export default {
   amountAboveZero: "Type an amount above zero.",
   notATicket: (text) => ["“", text, "” is not a ticket: scan its barcode, or type its number (1 to 9999) or its two words, like apple-river."],
   voided: (t) => `Ticket #${t} voided.`,
-  hasPayments: "This sale holds payments: reverse them first.",
+  holdsPaid: (t, paid) => `Ticket #${t} holds ${paid} paid: complete it (F8), or press Esc twice to set it aside first.`,
+  twoAmounts: (scan, amount) => [
+    "Two amounts are typed: “", scan, "” in the scan field and “", amount, "” in Amount. Nothing was paid: clear one (Esc in a field clears it), then tender again.",
+  ],
+  nothingDue: (t) => `Nothing left to pay on #${t}: press F8 to complete.`,
+  // tenderName: how a tender reads after an amount ("$21.00 cash").
+  tenderName: { 1: "cash", 3: "by EFTPOS", 200: "to account" },
+  alsoTicket: (n, key, amount, how) =>
+    `${n} is also ticket #${n}: press ${key} again to pay ${amount}${how ? " " + how : ""}, or Enter to recall #${n}.`,
   retrying: "The lane did not answer; trying again with the same request…",
   error: (code, m) => `${code}: ${m}`,
   // errors: one sentence for each lane error code the counter can meet.
@@ -93,12 +101,22 @@ export default {
       if (/ was cancelled$/.test(x.message)) said.push(" That ticket's sale was voided.");
       return said;
     },
-    conflict: (x) =>
-      /still being built/.test(x.message)
-        ? "That presell is still being built on its tablet: it has not been submitted yet."
-        : `${tk(x)} changed on another screen, or is not held here. Scan its ticket again.`,
+    conflict: (x) => {
+      if (/still being built/.test(x.message)) return "That presell is still being built on its tablet: it has not been submitted yet.";
+      if (/^nothing is due/.test(x.message)) return x.ticket != null ? `Nothing left to pay on #${x.ticket}: press F8 to complete.` : "Nothing is left to pay: press F8 to complete.";
+      return `${tk(x)} changed on another screen, or is not held here. Scan its ticket again.`;
+    },
     limit_reached: () => "The lane's limit for this is reached (too many payments on this sale, or sales held at once). Finish or release a sale first.",
-    bad_argument: () => "The lane could not read that request. Check what was typed and try again.",
+    // A refused tender says why, with the lane's figures: it is written
+    // for people, so one the counter has no sentence for shows as is.
+    bad_argument: (x) => {
+      if (x.op !== "tender") return "The lane could not read that request. Check what was typed and try again.";
+      let m = /(\$\S+) cash against (\$\S+) due would leave (\$\S+) in change, more than this lane gives/.exec(x.message);
+      if (m) return `${m[1]} cash against ${m[2]} due would leave ${m[3]} in change, more than this lane gives: check the amount.`;
+      m = /a (.+) payment of (\$\S+) is more than the balance due of (\$[^;\s]+); only cash gives change/.exec(x.message);
+      if (m) return ["", x.db(m[1]), ` of ${m[2]} is more than the ${m[3]} due: only cash gives change, so take at most ${m[3]} by `, x.db(m[1]), "."];
+      return ["The lane refused this tender: ", x.db(x.message.replace(/^v\.\w+: /, "")), ""];
+    },
     forbidden: () => "This counter's key may not do that: pair it with a counter key.",
     rate_limited: () => "The lane is busy: wait a moment and try again.",
     unavailable: () => "The lane is shutting down or too busy: try again in a moment.",

@@ -194,9 +194,11 @@ function renderSale(s) {
       el("h1", {}, s.ticket ? S.ticket(s.ticket) : S.yourOrder),
       el("span", { class: "store" }, storeName()),
     ),
+    // The name is isolated (bidi controls in it cannot reorder the words
+    // after it) and the line is at most two lines tall.
     s.customer
-      ? el("p", { class: "customer", id: "customer" },
-        Number(s.customer_discount) > 0 ? S.discount(s.customer, Number(s.customer_discount)) : S.customer(s.customer))
+      ? el("p", { class: "customer", id: "customer", title: s.customer },
+        Number(s.customer_discount) > 0 ? S.discount(el("bdi", {}, s.customer), Number(s.customer_discount)) : S.customer(el("bdi", {}, s.customer)))
       : null,
     el("ol", { class: "lines", id: "lines" }, rows),
     el(

@@ -11,8 +11,9 @@ export default {
   payAtCounter: "Please pay at the counter.",
   grams: (g) => `${g} g`,
   qty: (q) => `${q} ×`,
-  customer: (name) => name,
-  discount: (name, pct) => `${name} — member discount ${pct}% applied`,
+  // name: an isolated element, so these return lists of parts.
+  customer: (name) => [name],
+  discount: (name, pct) => [name, ` — member discount ${pct}% applied`],
   total: "Total",
   paid: "Paid",
   toPay: "To pay",

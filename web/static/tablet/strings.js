@@ -63,7 +63,28 @@ export default {
   presellSubmitted: (t) => `ticket ${t}`,
   resume: "Open",
   dismiss: "Dismiss",
-  failed: (what, message, code) => [what, ": ", message, ` (${code})`], // message: an isolated element
+  failed: (what, said) => [what, ": ", said].flat(), // said: a sentence, or the lane's message as an isolated element
+  // errors: one sentence for each lane error code a tablet can meet, in
+  // the server's words. x is {message (the lane's), db (isolates a DB
+  // value)}. A function may return "" to show the lane's own message.
+  errors: {
+    unknown_product: (x) =>
+      / is not for sale$/.test(x.message) ? "That product is not for sale today." : "No product has that barcode or PLU: check it, or tap the product instead.",
+    conflict: (x) => {
+      const m = /submitted as presell ticket (\d+)/.exec(x.message);
+      if (m) return `This order was submitted as ticket #${m[1]}: only the counter can change it now.`;
+      if (/ is completed /.test(x.message)) return "This order is already paid at the counter: it cannot change.";
+      if (/ was cancelled$/.test(x.message)) return "This order was voided at the counter: it cannot change.";
+      if (/at the same moment/.test(x.message)) return "Another screen changed this order at the same moment: try again.";
+      return "";
+    },
+    has_payments: () => "The counter has taken payment on this order: only the counter can change it now.",
+    claimed: () => "A counter has this order open: only the counter can change it now.",
+    forbidden: () => "This tablet's key may not do that: pair it with a presell key.",
+    rate_limited: () => "The lane is busy: wait a moment and try again.",
+    unavailable: () => "The lane is shutting down or too busy: try again in a moment.",
+    internal: () => "The lane hit a fault: try again, and tell the manager if it happens again (the lane's log has the details).",
+  },
   add: (d) => `Add ${d}`,
   addBarcode: (b) => `Scan ${b}`,
   setCustomer: (n) => `Customer ${n}`,

@@ -459,8 +459,13 @@ function renderBanner() {
   b.className = "banner " + cls + (text ? "" : " hidden");
 }
 
+// showError shows a refused change as a sentence for the server
+// (strings.js, S.errors), or the lane's own message when there is none: no
+// raw error code on screen.
 function showError(what, e) {
-  const li = el("li", { class: "banner error" }, el("span", { class: "grow" }, S.failed(what, db(e.message), e.code)));
+  const f = S.errors[e.code];
+  const said = (f && f({ message: e.message || "", db })) || db(e.message);
+  const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said)));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
   $("errors").append(li);
 }
