@@ -122,3 +122,37 @@ func TestChangesRefuseUnknownFields(t *testing.T) {
 		t.Fatalf("sale_fetch with an extra field: %v", err)
 	}
 }
+
+// TestTabletKeyBuildsOnlyOnAPresellSocket: a key whose only sale-building
+// scope is presell makes presells on a presell socket and nothing
+// elsewhere (an ordinary socket, HTTP mode): there its sale would be one
+// no counter lists, no sweeper takes and no limit counts. A key that also
+// carries counter builds ordinary sales anywhere.
+func TestTabletKeyBuildsOnlyOnAPresellSocket(t *testing.T) {
+	l := newLane(t)
+	offSocket := func(transport string) *protocol.Caller {
+		c := tablet("tablet-1")
+		c.Purpose, c.Transport = protocol.PurposeNone, transport
+		return c
+	}
+	for _, transport := range []string{"ws", "http"} {
+		_, err := l.call(offSocket(transport), "salesbuilder.sale_create", "", nil, "")
+		wantCode(t, err, protocol.CodeForbidden)
+		if !strings.Contains(err.Error(), "?purpose=presell") {
+			t.Fatalf("%s: %q does not name ?purpose=presell", transport, err)
+		}
+	}
+	if s := l.sale(tablet("tablet-1"), "salesbuilder.sale_create", "", nil); s.Presell != 1 {
+		t.Fatalf("on a presell socket: presell %d, want 1", s.Presell)
+	}
+	both := offSocket("http")
+	both.Scopes = append(both.Scopes, protocol.ScopeCounter)
+	k := l.sale(both, "salesbuilder.sale_create", "", nil).Physkey
+	// An ordinary sale made before this rule is not parked by the tablet
+	// key alone (it would stay parked with no ticket, out of every list).
+	_, err := l.call(offSocket("ws"), "salesbuilder.sale_park", k, nil, "")
+	wantCode(t, err, protocol.CodeForbidden)
+	if s := l.sale(both, "salesbuilder.sale_park", k, nil); s.Phase != 5 || s.Presell != 0 {
+		t.Fatalf("counter-scoped park: %+v", s)
+	}
+}
