@@ -544,8 +544,8 @@ func TestSubmittedPresellSaysWhereItIs(t *testing.T) {
 	l := newLane(t)
 	tab := tablet("tablet-1")
 	p := l.submitted(tab, 1001)
-	for _, a := range []string{"salesbuilder.sale_park", "salesbuilder.sale_add_product"} {
-		_, err := l.call(tab, a, p.Physkey, map[string]any{"pid": 1001}, "")
+	for a, v := range map[string]map[string]any{"salesbuilder.sale_park": nil, "salesbuilder.sale_add_product": {"pid": 1001}} {
+		_, err := l.call(tab, a, p.Physkey, v, "")
 		wantCode(t, err, protocol.CodeConflict)
 		var pe *protocol.Error
 		errors.As(err, &pe)

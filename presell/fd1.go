@@ -16,7 +16,9 @@ import (
 func (w *Workflow) Register(r *protocol.Router) {
 	counter := protocol.Access{Scopes: []protocol.Scope{protocol.ScopeCounter}}
 	add := func(name string, h protocol.Handler) {
-		r.Handle(&protocol.Endpoint{Name: name, Access: counter, Handler: h, RouteKey: salesbuilder.RouteKey})
+		// Each claims or changes a presell: an unknown v field is refused
+		// (StrictV) rather than ignored.
+		r.Handle(&protocol.Endpoint{Name: name, Access: counter, Handler: h, RouteKey: salesbuilder.RouteKey, StrictV: true})
 	}
 	// The list is the one presell endpoint that reads q and qk.
 	r.Handle(&protocol.Endpoint{Name: "fd1.presell.get_presells", Access: counter, Handler: w.getPresells,
@@ -125,6 +127,9 @@ func (w *Workflow) recall(ctx context.Context, call *protocol.Call) (*protocol.R
 }
 
 func (w *Workflow) heartbeat(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	if _, err := protocol.ArgsOf[protocol.NoArgs](call); err != nil {
+		return nil, err
+	}
 	ref := salesbuilder.SaleRef(call.Req)
 	return w.sales.Mutate(ctx, call, rows, func(ctx context.Context, tx *lanedb.Tx) (salesbuilder.Changed, error) {
 		return salesbuilder.ChangedOf(w.Heartbeat(ctx, tx, call.Caller, ref))
@@ -132,6 +137,9 @@ func (w *Workflow) heartbeat(ctx context.Context, call *protocol.Call) (*protoco
 }
 
 func (w *Workflow) release(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	if _, err := protocol.ArgsOf[protocol.NoArgs](call); err != nil {
+		return nil, err
+	}
 	ref := salesbuilder.SaleRef(call.Req)
 	return w.sales.Mutate(ctx, call, rows, func(ctx context.Context, tx *lanedb.Tx) (salesbuilder.Changed, error) {
 		return salesbuilder.ChangedOf(w.ReleaseSale(ctx, tx, call.Caller, ref))
@@ -139,6 +147,9 @@ func (w *Workflow) release(ctx context.Context, call *protocol.Call) (*protocol.
 }
 
 func (w *Workflow) acceptPrices(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	if _, err := protocol.ArgsOf[protocol.NoArgs](call); err != nil {
+		return nil, err
+	}
 	ref := salesbuilder.SaleRef(call.Req)
 	return w.sales.Mutate(ctx, call, rows, func(ctx context.Context, tx *lanedb.Tx) (salesbuilder.Changed, error) {
 		return salesbuilder.ChangedOf(w.AcceptPrices(ctx, tx, call.Caller, ref))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +48,26 @@ func validatorInstance() *validator.Validate {
 // ("ticket":"17"), as FD1 clients and HTTP GET send numbers as text; money
 // fields do the same through Money. Any other string is refused.
 func DecodeV(v json.RawMessage, dst any) error {
+	return decodeV(v, dst, "")
+}
+
+// DecodeStrictV is DecodeV for an endpoint that changes money or
+// quantities (Endpoint.StrictV): a member of v that names no field of dst
+// is refused, naming the fields the endpoint takes, rather than ignored.
+// Ignored, a misspelling ("qyt":3) would ring up the default instead.
+// endpoint names the endpoint in the message.
+func DecodeStrictV(v json.RawMessage, dst any, endpoint string) error {
+	return decodeV(v, dst, endpoint)
+}
+
+func decodeV(v json.RawMessage, dst any, strict string) error {
 	if len(v) > 0 {
 		var err error
+		if strict != "" {
+			if err = unknownFields(v, reflect.TypeOf(dst), strict); err != nil {
+				return err
+			}
+		}
 		if v, err = numbersFromText(v, reflect.TypeOf(dst), "v"); err != nil {
 			return err
 		}
@@ -373,5 +392,55 @@ func integerFromText(raw json.RawMessage, path string) (json.RawMessage, error) 
 	}
 	return json.RawMessage(digits), nil
 }
+
+// unknownFields refuses the first member (in name order) of the JSON
+// object raw that names no field of struct type t, matching names as
+// encoding/json does (exact, then any case). raw that is not an object is
+// left for the decoder to judge.
+func unknownFields(raw json.RawMessage, t reflect.Type, endpoint string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var members map[string]json.RawMessage
+	if t.Kind() != reflect.Struct || json.Unmarshal(raw, &members) != nil {
+		return nil
+	}
+	fields := jsonFieldTypes(t)
+	var unknown []string
+	for name := range members {
+		if _, ok := fields[name]; ok {
+			continue
+		}
+		known := false
+		for fname := range fields {
+			if strings.EqualFold(fname, name) {
+				known = true
+				break
+			}
+		}
+		if !known {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	if len(fields) == 0 {
+		return Errorf(CodeBadArgument, "v.%s: %s takes no v fields; leave v out", clipClientText(unknown[0]), endpoint)
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return Errorf(CodeBadArgument, "v.%s: %s takes no such field; its v fields are %s",
+		clipClientText(unknown[0]), endpoint, strings.Join(names, ", "))
+}
+
+// NoArgs is the v of an endpoint that takes no fields: a strict endpoint's
+// handler decodes it (ArgsOf[NoArgs]) so that a field sent anyway is
+// refused rather than ignored.
+type NoArgs struct{}
 
 func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -388,3 +388,40 @@ func TestDecodeVNumbersAsText(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeStrictV: a strict endpoint refuses a member of v that names no
+// field (any case of a field's name is that field, as encoding/json reads
+// it) and says which fields it takes; DecodeV ignores the same member.
+func TestDecodeStrictV(t *testing.T) {
+	tests := []struct {
+		v    string
+		bad  string // "" when accepted
+		dst  any
+		hint string
+	}{
+		{`{"qty":2,"mode":"a","sale_id":"` + argsTestUUID + `"}`, "", &argsTestV{}, ""},
+		{`{"QTY":2,"mode":"a","sale_id":"` + argsTestUUID + `"}`, "", &argsTestV{}, ""},
+		{`{"qty":2,"qyt":3,"zz":1}`, "v.qyt", &argsTestV{}, "its v fields are amount, flag, items"},
+		{`{"tip":5}`, "v.tip", &protocol.NoArgs{}, "takes no v fields"},
+		{`{}`, "", &protocol.NoArgs{}, ""},
+		{`null`, "", &protocol.NoArgs{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.v, func(t *testing.T) {
+			err := protocol.DecodeStrictV(json.RawMessage(tt.v), tt.dst, "fd1.x.y")
+			if tt.bad == "" {
+				if err != nil && strings.Contains(err.Error(), "field") {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			msg := argsExpectBadArgument(t, err, tt.bad)
+			if !strings.Contains(msg, tt.hint) || !strings.Contains(msg, "fd1.x.y") {
+				t.Fatalf("message %q does not name the endpoint and say %q", msg, tt.hint)
+			}
+			if err := protocol.DecodeV(json.RawMessage(`{"qty":2,"mode":"a","sale_id":"`+argsTestUUID+`","qyt":3}`), &argsTestV{}); err != nil {
+				t.Fatalf("lenient DecodeV refused an unknown field: %v", err)
+			}
+		})
+	}
+}

@@ -359,7 +359,15 @@ func (e *Endpoint) DecodeArgs(req *Request) *Args {
 		return nil
 	}
 	v := e.Args()
-	return &Args{value: v, err: DecodeV(req.V, v)}
+	return &Args{value: v, err: e.decodeV(req.V, v)}
+}
+
+// decodeV is DecodeV, or DecodeStrictV for an endpoint that asked for it.
+func (e *Endpoint) decodeV(v json.RawMessage, dst any) error {
+	if e != nil && e.StrictV {
+		return DecodeStrictV(v, dst, e.Name)
+	}
+	return DecodeV(v, dst)
 }
 
 // ArgsOf is the call's v decoded into a T (a struct with json and validate
@@ -368,7 +376,7 @@ func (e *Endpoint) DecodeArgs(req *Request) *Args {
 func ArgsOf[T any](call *Call) (*T, error) {
 	if call.Args == nil {
 		v := new(T)
-		call.Args = &Args{value: v, err: DecodeV(call.Req.V, v)}
+		call.Args = &Args{value: v, err: call.Endpoint.decodeV(call.Req.V, v)}
 	}
 	if call.Args.err != nil {
 		return nil, call.Args.err
@@ -415,6 +423,13 @@ type Endpoint struct {
 	// Keywords are the qk values the handler knows; any other is refused
 	// (bad_argument). None: the endpoint takes no qk.
 	Keywords []string
+	// StrictV: v may hold only the fields of the struct the handler
+	// decodes it into (ArgsOf; protocol.NoArgs for none); any other is
+	// refused (DecodeStrictV). Endpoints that change a sale or a presell
+	// set it: a misspelled field there would change money or quantities
+	// the client did not mean. Off, unknown fields are ignored, as login
+	// needs (clients send tz, localtime, geo).
+	StrictV bool
 	// notOffered marks a documented endpoint this lane answers with
 	// unsupported (NotOffered).
 	notOffered bool

@@ -24,7 +24,8 @@ var counterOnly = Access{Scopes: []Scope{ScopeCounter}}
 var NotOffered = []notOffered{
 	{Names: []string{"fd1.salesbuilder.sale_invoke_eftpos"}, Access: counterOnly,
 		Instead: "this lane has no integrated card terminal: take the card on the terminal, then record it with fd1.salesbuilder.sale_add_payment v:{\"type\":3,\"amount\":…} (global payment code 3, eftpos)"},
-	{Names: []string{"fd1.sales.sale_request"}, Access: counterOnly},
+	{Names: []string{"fd1.sales.sale_request"}, Access: counterOnly,
+		Instead: "this lane offers no whole-sale actions (sendorderdispatched): it keeps no shipped orders, and nothing replaces it here"},
 	{Names: []string{"fd1.sales.sale_save_new", "fd1.sales.save_new_sale"}, Access: counterOnly,
 		Instead: "build the sale with fd1.salesbuilder.sale_create, sale_add_product, sale_add_payment and salesbuilder_complete"},
 	{Names: []string{"fd1.sales.create_sale", "fd1.sales.create"}, Access: counterOnly,
@@ -33,29 +34,37 @@ var NotOffered = []notOffered{
 		Instead: "an active or parked sale is read with fd1.salesbuilder.sale_fetch (k = physkey); completed sales are not served"},
 	{Names: []string{"fd1.sales.edit_sale"}, Access: counterOnly,
 		Instead: "an active sale is changed with the fd1.salesbuilder.sale_* endpoints; completed sales cannot be edited here"},
-	{Names: []string{"fd1.sales.get_receipt"}, Access: counterOnly},
+	{Names: []string{"fd1.sales.get_receipt"}, Access: counterOnly,
+		Instead: "the counter prints the receipt from its own POS once it completes the sale (fd1.salesbuilder.salesbuilder_complete)"},
 	{Names: []string{"fd1.products.edit_products"}, Access: counterOnly,
 		Instead: "products are read with fd1.products.get_products_list; they are edited in the POS database"},
 	{Names: []string{"fd1.customers.edit_customers"}, Access: counterOnly,
 		Instead: "customers are read with fd1.customers.get_customers; they are edited in the POS database"},
-	{Names: []string{"fd1.devices.get_eftpos_devices", "fd1.devices.request_eftpos_payment", "fd1.devices.update_eftpos_request"}, Access: counterOnly,
+	{Names: []string{"fd1.devices.get_eftpos_devices", "fd1.devices.request_eftpos_payment", "fd1.devices.update_eftpos_request",
+		"fd1.devices.eftpos_status_update", "fd1.devices.eftpos_payment_complete"}, Access: counterOnly,
 		Instead: "this lane has no integrated card terminal: take the card on the terminal, then record it with fd1.salesbuilder.sale_add_payment v:{\"type\":3,\"amount\":…} (global payment code 3, eftpos)"},
-	{Names: []string{"fd1.devices.get_scale_devices", "fd1.devices.pair_to_scale", "fd1.devices.enable_scale_reading"}, Access: counterOnly,
+	{Names: []string{"fd1.devices.get_scale_devices", "fd1.devices.pair_to_scale", "fd1.devices.enable_scale_reading",
+		"fd1.devices.scale_read_ready"}, Access: counterOnly,
 		Instead: "weighed goods are added with fd1.salesbuilder.sale_add_product and qty in grams"},
 	{Names: []string{"fd1.data"}, Access: counterOnly,
 		Instead: "products are read with fd1.products.get_products_list, customers with fd1.customers.get_customers"},
 }
 
 // notOfferedEndpoint is the endpoint Lookup answers a NotOffered name with:
-// its access rule, then unsupported.
+// its access rule, then unsupported naming the endpoint the client called
+// (one entry holds several names: each is told about its own).
 func notOfferedEndpoint(n notOffered) *Endpoint {
 	name := Normalize(n.Names[0])
-	msg := name + " is not offered by this lane"
-	if n.Instead != "" {
-		msg += "; " + n.Instead
-	}
 	return &Endpoint{Name: name, Aliases: n.Names[1:], Access: n.Access,
-		Handler: func(context.Context, *Call) (*Result, error) {
+		Handler: func(_ context.Context, call *Call) (*Result, error) {
+			called := name
+			if call != nil && call.Req != nil && call.Req.A != "" {
+				called = Normalize(call.Req.A)
+			}
+			msg := called + " is not offered by this lane"
+			if n.Instead != "" {
+				msg += "; " + n.Instead
+			}
 			return nil, &Error{Code: CodeUnsupported, Message: msg}
 		}}
 }

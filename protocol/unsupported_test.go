@@ -32,6 +32,7 @@ func TestNotOfferedEndpoints(t *testing.T) {
 		"fd1.products.edit_products", "fd1.customers.edit_customers",
 		"fd1.devices.get_eftpos_devices", "fd1.devices.request_eftpos_payment", "fd1.devices.update_eftpos_request",
 		"fd1.devices.get_scale_devices", "fd1.devices.pair_to_scale", "fd1.devices.enable_scale_reading",
+		"fd1.devices.eftpos_status_update", "fd1.devices.scale_read_ready", "devices.eftpos_payment_complete",
 		"fd1.data", "data",
 	}
 	for _, name := range names {
@@ -51,6 +52,11 @@ func TestNotOfferedEndpoints(t *testing.T) {
 			_, err = ep.Handler(context.Background(), call)
 			if codeOf(t, err) != protocol.CodeUnsupported {
 				t.Fatalf("got %v, want unsupported", err)
+			}
+			// Every answer names the endpoint called and says what to do.
+			msg := err.Error()
+			if !strings.Contains(msg, protocol.Normalize(name)+" is not offered") || !strings.Contains(msg, "; ") {
+				t.Fatalf("%s says %q, want its own name and an instead", name, msg)
 			}
 		})
 	}

@@ -22,6 +22,9 @@ import (
 // names c's sale answers that sale: a create retried with its own physkey
 // is harmless. A presell socket's sale is a presell.
 func (s *Service) Create(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, physkey string) (*SaleView, error) {
+	if err := checkPresellSocket(c, "start a sale"); err != nil {
+		return nil, err
+	}
 	physkey = strings.ToLower(physkey)
 	if physkey != "" {
 		existing, err := lanedb.GetSale(ctx, tx, physkey)
@@ -76,6 +79,21 @@ func (s *Service) Create(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 		}
 	}
 	return s.emitParts(ctx, tx, evSaleAdd, c.KeyName, sale, parts{}) // a new sale has no lines, payments or customer
+}
+
+// checkPresellSocket refuses a caller whose only sale-building scope is
+// presell when it is not on a presell socket. A sale is a presell by the
+// socket it is made on (SPEC §1: purpose=presell is on the URL, [DOC]);
+// off one, such a key's sale would be an ordinary sale that no counter
+// lists, the sweeper never takes, --max-open-presells never counts, and
+// its park gives no ticket. HTTP mode has no presell socket, so a tablet
+// key builds nothing there.
+func checkPresellSocket(c *protocol.Caller, what string) error {
+	if c.Purpose == protocol.PurposePresell || c.Has(protocol.ScopeCounter) || !c.Has(protocol.ScopePresell) {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeForbidden,
+		"a key with scope presell may %s only on a presell socket: open ws://<lane>/fd1/open_websocket?purpose=presell (HTTP mode has none)", what)
 }
 
 // Item is a product to ring up: by pid, else PLU, else barcode.
@@ -371,6 +389,8 @@ func (s *Service) Park(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, r
 		if err := s.presells.Submit(ctx, tx, c, sale); err != nil {
 			return nil, err
 		}
+	} else if err := checkPresellSocket(c, "park a sale that is not a presell"); err != nil {
+		return nil, err
 	}
 	sale.Phase = lanedb.PhaseParked
 	if err := s.save(ctx, tx, c, sale); err != nil {

@@ -23,28 +23,34 @@ func (s *Service) Register(r *protocol.Router) {
 	// Taking money and completing are the counter's: a tablet builds and
 	// submits, the counter tenders.
 	tenders := protocol.Access{Scopes: []protocol.Scope{protocol.ScopeCounter}}
+	// Reads ignore v fields they do not know; every change refuses them
+	// (StrictV), as a misspelled qty or amount would otherwise change the
+	// sale by the default instead.
 	add := func(access protocol.Access, name string, aliases []string, h protocol.Handler) {
 		r.Handle(&protocol.Endpoint{Name: name, Aliases: aliases, Access: access, Handler: h, RouteKey: RouteKey})
+	}
+	change := func(access protocol.Access, name string, aliases []string, h protocol.Handler) {
+		r.Handle(&protocol.Endpoint{Name: name, Aliases: aliases, Access: access, Handler: h, RouteKey: RouteKey, StrictV: true})
 	}
 	// A create is routed by the physkey in its v (RouteKey), so its v is
 	// decoded as it arrives.
 	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.sale_create", Aliases: []string{"fd1.salesbuilder.salesbuilder_create", "fd1.sales.create_activesale"},
-		Access: builders, Handler: s.create, RouteKey: RouteKey, Args: func() any { return new(createArgs) }})
+		Access: builders, Handler: s.create, RouteKey: RouteKey, Args: func() any { return new(createArgs) }, StrictV: true})
 	// get_sale reads qk "all" (SPEC §7.3); no other endpoint reads q or qk.
 	r.Handle(&protocol.Endpoint{Name: "fd1.salesbuilder.get_sale", Aliases: []string{activeSaleList}, Access: builders,
 		Handler: s.getSale, RouteKey: RouteKey, Keywords: []string{"all"}})
 	add(builders, "fd1.salesbuilder.sale_fetch", nil, s.fetch)
 	add(builders, "fd1.salesbuilder.sale_get_price", nil, s.getPrice)
-	add(builders, "fd1.salesbuilder.sale_add_product", []string{"fd1.salesbuilder.salesbuilder_add_product"}, s.addProduct)
-	add(builders, "fd1.salesbuilder.sale_set_customer", []string{"fd1.salesbuilder.salesbuilder_set_customer"}, s.setCustomer)
-	add(builders, "fd1.salesbuilder.sale_remove_line", nil, s.removeLine)
-	add(builders, "fd1.salesbuilder.sale_edit_line", nil, s.editLine)
-	add(tenders, "fd1.salesbuilder.sale_add_payment", nil, s.addPayment)
-	add(tenders, "fd1.salesbuilder.sale_remove_payment", nil, s.removePayment)
-	add(builders, "fd1.salesbuilder.sale_park", nil, s.park)
-	add(builders, "fd1.salesbuilder.sale_unpark", nil, s.unpark)
-	add(tenders, "fd1.salesbuilder.salesbuilder_complete", []string{"fd1.salesbuilder.sale_complete"}, s.complete)
-	add(builders, "fd1.salesbuilder.salesbuilder_cancel", []string{"fd1.salesbuilder.sale_cancel"}, s.cancel)
+	change(builders, "fd1.salesbuilder.sale_add_product", []string{"fd1.salesbuilder.salesbuilder_add_product"}, s.addProduct)
+	change(builders, "fd1.salesbuilder.sale_set_customer", []string{"fd1.salesbuilder.salesbuilder_set_customer"}, s.setCustomer)
+	change(builders, "fd1.salesbuilder.sale_remove_line", nil, s.removeLine)
+	change(builders, "fd1.salesbuilder.sale_edit_line", nil, s.editLine)
+	change(tenders, "fd1.salesbuilder.sale_add_payment", nil, s.addPayment)
+	change(tenders, "fd1.salesbuilder.sale_remove_payment", nil, s.removePayment)
+	change(builders, "fd1.salesbuilder.sale_park", nil, s.park)
+	change(builders, "fd1.salesbuilder.sale_unpark", nil, s.unpark)
+	change(tenders, "fd1.salesbuilder.salesbuilder_complete", []string{"fd1.salesbuilder.sale_complete"}, s.complete)
+	change(builders, "fd1.salesbuilder.salesbuilder_cancel", []string{"fd1.salesbuilder.sale_cancel"}, s.cancel)
 }
 
 // activeSaleList is get_sale's fd1.sales alias, which always lists.
@@ -277,8 +283,10 @@ type addProductArgs struct {
 	Qty     *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
 	Price   *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
 	// LineSource is how the line was entered, one of the codes of SPEC
-	// §9.2; none given is 10, "API call": that is how it reached the lane.
-	LineSource int64 `json:"linesource" validate:"omitempty,oneof=1 2 3 4 6 10 11 12 13 14"`
+	// §9.2; none given (or null) is 10, "API call": that is how it
+	// reached the lane. A pointer, so that a 0 given is refused as the
+	// code it is not rather than read as none.
+	LineSource *int64 `json:"linesource" validate:"omitempty,oneof=1 2 3 4 6 10 11 12 13 14"`
 }
 
 // lineSourceAPI is linesource 10, "API call" (SPEC §9.2).
@@ -289,9 +297,9 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 	if err != nil {
 		return nil, err
 	}
-	item := Item{PID: a.PID, PLU: a.PLU, Barcode: a.Barcode, Qty: 1, Price: cents(a.Price), LineSource: a.LineSource}
-	if item.LineSource == 0 {
-		item.LineSource = lineSourceAPI
+	item := Item{PID: a.PID, PLU: a.PLU, Barcode: a.Barcode, Qty: 1, Price: cents(a.Price), LineSource: lineSourceAPI}
+	if a.LineSource != nil {
+		item.LineSource = *a.LineSource
 	}
 	if a.Qty != nil {
 		item.Qty = *a.Qty
@@ -389,6 +397,9 @@ func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*prot
 // --- park, unpark, complete, cancel ---
 
 func (s *Service) park(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	if _, err := protocol.ArgsOf[protocol.NoArgs](call); err != nil {
+		return nil, err
+	}
 	return s.change(ctx, call, s.Park)
 }
 
@@ -414,6 +425,9 @@ func (s *Service) unpark(ctx context.Context, call *protocol.Call) (*protocol.Re
 }
 
 func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
+	if _, err := protocol.ArgsOf[protocol.NoArgs](call); err != nil {
+		return nil, err
+	}
 	ref := SaleRef(call.Req)
 	return s.Mutate(ctx, call, ShapeOf(call), func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
 		return ChangedOf(s.Complete(ctx, tx, call.Caller, ref))

@@ -20,7 +20,8 @@ func TestLineSourceDefaultsToAPICall(t *testing.T) {
 		want int64 // 0: refused with bad_argument
 	}{
 		{"none given", map[string]any{"pid": 1001}, 10},
-		{"zero is none", map[string]any{"pid": 1001, "linesource": 0}, 10},
+		{"null is none", map[string]any{"pid": 1001, "linesource": nil}, 10},
+		{"zero is not a code", map[string]any{"pid": 1001, "linesource": 0}, 0},
 		{"scan", map[string]any{"pid": 1001, "linesource": 1}, 1},
 		{"lookup", map[string]any{"pid": 1001, "linesource": 3}, 3},
 		{"voice", map[string]any{"pid": 1001, "linesource": 14}, 14},
@@ -65,5 +66,93 @@ func TestClaimMessagesShowTheStoreClock(t *testing.T) {
 	wantCode(t, err, protocol.CodeClaimLost)
 	if msg := err.Error(); !strings.Contains(msg, "lapsed at 22:32") {
 		t.Fatalf("claim_lost message %q, want lapsed at 22:32", msg)
+	}
+}
+
+// TestChangesRefuseUnknownFields: every endpoint that changes a sale or a
+// presell refuses a v field it does not take, naming it and the fields it
+// takes, and leaves the sale as it was; a read ignores one.
+func TestChangesRefuseUnknownFields(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001})
+	parked := l.submitted(tab, 1001).Physkey
+	l.sale(till, "fd1.presell.recall", parked, nil)
+	tests := []struct {
+		who      *protocol.Caller
+		a, k     string
+		v        map[string]any
+		bad      string // the field the message must name
+		mentions string // a field the endpoint takes, or "no v fields"
+	}{
+		{tab, "salesbuilder.sale_create", "", map[string]any{"physkye": "x"}, "physkye", "physkey"},
+		{tab, "salesbuilder.sale_add_product", k, map[string]any{"plu": "FW", "qyt": 3}, "qyt", "qty"},
+		{tab, "salesbuilder.salesbuilder_add_product", k, map[string]any{"pid": 1001, "quantity": 3}, "quantity", "qty"},
+		{tab, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 1, "foo": 1}, "foo", "physkeycust"},
+		{tab, "salesbuilder.sale_edit_line", k, map[string]any{"seqnce": 1, "qty": 2, "prcie": 1}, "prcie", "price"},
+		{tab, "salesbuilder.sale_remove_line", k, map[string]any{"seqnce": 1, "all": true}, "all", "seqnce"},
+		{till, "salesbuilder.sale_add_payment", parked, map[string]any{"type": 1, "amount": 5, "tip": 5}, "tip", "amount"},
+		{till, "salesbuilder.sale_remove_payment", parked, map[string]any{"seq": 1, "x": 1}, "x", "seq"},
+		{tab, "salesbuilder.sale_park", k, map[string]any{"ticket": 5}, "ticket", "no v fields"},
+		{till, "salesbuilder.sale_unpark", k, map[string]any{"forse": true}, "forse", "force"},
+		{till, "salesbuilder.salesbuilder_complete", parked, map[string]any{"cash": 5}, "cash", "no v fields"},
+		{tab, "salesbuilder.salesbuilder_cancel", k, map[string]any{"reson": "x"}, "reson", "reason"},
+		{till, "fd1.presell.recall", "", map[string]any{"tickt": 1}, "tickt", "ticket"},
+		{till, "fd1.presell.heartbeat", parked, map[string]any{"lease": 60}, "lease", "no v fields"},
+		{till, "fd1.presell.release", parked, map[string]any{"reason": "x"}, "reason", "no v fields"},
+		{till, "fd1.presell.accept_prices", parked, map[string]any{"all": true}, "all", "no v fields"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.a, func(t *testing.T) {
+			before := l.sale(till, "salesbuilder.sale_fetch", k, nil).Version
+			_, err := l.call(tt.who, tt.a, tt.k, tt.v, "")
+			wantCode(t, err, protocol.CodeBadArgument)
+			msg := err.Error()
+			if !strings.Contains(msg, "v."+tt.bad+":") || !strings.Contains(msg, tt.mentions) {
+				t.Fatalf("message %q does not name v.%s and %q", msg, tt.bad, tt.mentions)
+			}
+			if after := l.sale(till, "salesbuilder.sale_fetch", k, nil).Version; after != before {
+				t.Fatalf("refused request changed the sale: version %d -> %d", before, after)
+			}
+		})
+	}
+	// Reads stay lenient.
+	if _, err := l.call(tab, "salesbuilder.sale_fetch", k, map[string]any{"extra": 1}, ""); err != nil {
+		t.Fatalf("sale_fetch with an extra field: %v", err)
+	}
+}
+
+// TestTabletKeyBuildsOnlyOnAPresellSocket: a key whose only sale-building
+// scope is presell makes presells on a presell socket and nothing
+// elsewhere (an ordinary socket, HTTP mode): there its sale would be one
+// no counter lists, no sweeper takes and no limit counts. A key that also
+// carries counter builds ordinary sales anywhere.
+func TestTabletKeyBuildsOnlyOnAPresellSocket(t *testing.T) {
+	l := newLane(t)
+	offSocket := func(transport string) *protocol.Caller {
+		c := tablet("tablet-1")
+		c.Purpose, c.Transport = protocol.PurposeNone, transport
+		return c
+	}
+	for _, transport := range []string{"ws", "http"} {
+		_, err := l.call(offSocket(transport), "salesbuilder.sale_create", "", nil, "")
+		wantCode(t, err, protocol.CodeForbidden)
+		if !strings.Contains(err.Error(), "?purpose=presell") {
+			t.Fatalf("%s: %q does not name ?purpose=presell", transport, err)
+		}
+	}
+	if s := l.sale(tablet("tablet-1"), "salesbuilder.sale_create", "", nil); s.Presell != 1 {
+		t.Fatalf("on a presell socket: presell %d, want 1", s.Presell)
+	}
+	both := offSocket("http")
+	both.Scopes = append(both.Scopes, protocol.ScopeCounter)
+	k := l.sale(both, "salesbuilder.sale_create", "", nil).Physkey
+	// An ordinary sale made before this rule is not parked by the tablet
+	// key alone (it would stay parked with no ticket, out of every list).
+	_, err := l.call(offSocket("ws"), "salesbuilder.sale_park", k, nil, "")
+	wantCode(t, err, protocol.CodeForbidden)
+	if s := l.sale(both, "salesbuilder.sale_park", k, nil); s.Phase != 5 || s.Presell != 0 {
+		t.Fatalf("counter-scoped park: %+v", s)
 	}
 }

@@ -46,7 +46,10 @@ func (sk *socket) ReplayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
 func (s *Server) AttachHub(h *firehose.Hub, w *lanedb.Writer) {
 	s.hub, s.writer = h, w
 	anyKey := protocol.Access{AnyKey: true, Display: true}
-	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose, Filters: true})
+	// open_firehose refuses an option it does not know (StrictV), as
+	// set_firehose_option does: ignored, "bogus":1 would open a firehose
+	// that follows something other than what the client thinks.
+	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.open_firehose", Access: anyKey, NoReply: true, Handler: s.openFirehose, Filters: true, StrictV: true})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.close_firehose", Access: anyKey, Handler: s.closeFirehose})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.firehose.set_firehose_option", Access: anyKey, Handler: s.setFirehoseOption, Filters: true})
 	s.router.Handle(&protocol.Endpoint{Name: "fd1.debug.inject_event",
@@ -87,8 +90,8 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 		// "" too: close_firehose could never name it (an empty k names nothing).
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "rq is required, and not empty: it names the firehose in every event (rp) and in close_firehose (k)")
 	}
-	var args firehoseArgs
-	if err := protocol.DecodeV(req.V, &args); err != nil {
+	args, err := protocol.ArgsOf[firehoseArgs](call)
+	if err != nil {
 		return nil, err
 	}
 	family, err := s.firehoseFamily(c, args.Event)

@@ -286,7 +286,9 @@ func queryField(name string) string {
 // refused: which one was meant?
 func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 	req := &protocol.Request{A: a, FromQuery: true, Q: map[string]json.RawMessage{}}
-	v := map[string]json.RawMessage{}
+	// v's members as v.name gave them, and v as a whole gave them: one
+	// member given both ways is refused below.
+	v, whole := map[string]json.RawMessage{}, map[string]json.RawMessage{}
 	spelled := map[string]string{} // packet field -> the query name that set it
 	for name, values := range query {
 		if len(values) > 1 {
@@ -312,9 +314,16 @@ func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 				"query fields %q and %q are one packet field, %s: give it once", clip(other), clip(name), field)
 		}
 		spelled[field] = name
-		if err := setQueryField(req, v, field, value); err != nil {
+		if err := setQueryField(req, v, whole, field, value); err != nil {
 			return nil, err
 		}
+	}
+	for name, raw := range whole {
+		if _, dup := v[name]; dup {
+			return nil, protocol.Errorf(protocol.CodeBadPacket,
+				"v.%s is given twice, in v and as %s: give it once", clip(name), spelled["v."+name])
+		}
+		v[name] = raw
 	}
 	if len(v) > 0 {
 		b, err := json.Marshal(v)
@@ -326,8 +335,9 @@ func requestFromQuery(a string, query url.Values) (*protocol.Request, error) {
 	return req, nil
 }
 
-// setQueryField sets one packet field from its query text.
-func setQueryField(req *protocol.Request, v map[string]json.RawMessage, field, value string) error {
+// setQueryField sets one packet field from its query text: v.name into v,
+// v as a whole into whole.
+func setQueryField(req *protocol.Request, v, whole map[string]json.RawMessage, field, value string) error {
 	text, _ := json.Marshal(value)
 	switch field {
 	case "k":
@@ -360,20 +370,33 @@ func setQueryField(req *protocol.Request, v map[string]json.RawMessage, field, v
 		}
 		req.RD = json.RawMessage(value)
 	case "v":
-		// Members given as v.name are added to these, whichever came first.
-		var whole map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(value), &whole); err != nil || whole == nil {
-			return protocol.Errorf(protocol.CodeBadArgument, "v must be a JSON object: %v", err)
+		// Members given as v.name are added to these.
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(value), &members); err != nil || members == nil {
+			return protocol.Errorf(protocol.CodeBadArgument,
+				`v must be a JSON object of v's fields, e.g. v={"qty":2}; got %s`, queryKind(value))
 		}
-		for name, raw := range whole {
-			if _, set := v[name]; !set {
-				v[name] = raw
-			}
+		for name, raw := range members {
+			whole[name] = raw
 		}
 	default: // v.name
-		v[strings.TrimPrefix(field, "v.")] = queryValue(value)
+		name := strings.TrimPrefix(field, "v.")
+		raw, err := queryValue(name, value)
+		if err != nil {
+			return err
+		}
+		v[name] = raw
 	}
 	return nil
+}
+
+// queryKind names what a query's v value is, for messages: JSON by its
+// kind, anything else as text.
+func queryKind(value string) string {
+	if json.Valid([]byte(value)) {
+		return jsonKind([]byte(value))
+	}
+	return "text that is not JSON"
 }
 
 // rejoinOperator mends a filter whose operator held "=": the query
@@ -389,15 +412,28 @@ func rejoinOperator(name, value string) (string, string) {
 	return name, value
 }
 
-// queryValue reads one _v.name value: valid JSON (a number, true, a quoted
-// string, an object) as that JSON, anything else as a string. "0012" is not
-// a JSON number, so it stays the text it looks like.
-func queryValue(s string) json.RawMessage {
-	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
+// queryValue reads one _v.name value. A number is a string holding that
+// number: integer and money fields read such a string as the number
+// (DESIGN §4) and a string field (a barcode, a plu) as the text it is, so
+// ?v.barcode=9415321000140 is not refused for being a number. Other valid
+// JSON (true, a quoted string, an object) is that JSON; null is refused,
+// as a query cannot say it (leave the field out); anything else is a
+// string ("0012" stays the text it looks like).
+func queryValue(name, s string) (json.RawMessage, error) {
+	raw := []byte(strings.TrimSpace(s))
+	if !json.Valid(raw) {
+		b, _ := json.Marshal(s)
+		return b, nil
 	}
-	b, _ := json.Marshal(s)
-	return b
+	switch {
+	case string(raw) == "null":
+		return nil, protocol.Errorf(protocol.CodeBadArgument,
+			"v.%s=null: a query cannot give null; leave v.%s out, or send v as JSON in a POST body", clip(name), clip(name))
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		b, _ := json.Marshal(string(raw))
+		return b, nil
+	}
+	return json.RawMessage(s), nil
 }
 
 func writeError(w http.ResponseWriter, reply *protocol.Reply) {

@@ -38,9 +38,17 @@ func TestRequestFromQuery(t *testing.T) {
 		{query: "price(%3E%3D)=5", wantQ: map[string]string{"price(>=)": "5"}},
 		{query: "pid(=)=1001", wantQ: map[string]string{"pid(=)": "1001"}},
 		{query: "pid(<)=2000", wantQ: map[string]string{"pid(<)": "2000"}},
-		{query: "_k=active&_v.pid=1001&_v.plu=0012", wantK: "active", wantV: `{"pid":1001,"plu":"0012"}`},
+		// A number in v.name is a string holding it: integer and money
+		// fields read it as the number, string fields as the text.
+		{query: "_k=active&_v.pid=1001&_v.plu=0012", wantK: "active", wantV: `{"pid":"1001","plu":"0012"}`},
+		{query: "v.barcode=9415321000140&v.price=-1.5&v.force=true", wantV: `{"barcode":"9415321000140","force":true,"price":"-1.5"}`},
+		{query: `v.plu="FW"&v.o={"a":1}`, wantV: `{"o":{"a":1},"plu":"FW"}`},
 		{query: `_v={"limit":2}`, wantV: `{"limit":2}`},
+		{query: `v={"limit":2}&v.qty=1`, wantV: `{"limit":2,"qty":"1"}`},
 		{query: "_v=notjson", wantErr: true},
+		{query: "v.plu=null", wantErr: true},          // null cannot be said in a query
+		{query: `v={"qty":2}&v.qty=1`, wantErr: true}, // qty twice: which one?
+		{query: `_v={"qty":2}&_v.qty=1`, wantErr: true},
 		{query: "_bogus=1", wantErr: true},
 		{query: "_ik=abc-1", wantQ: map[string]string{}},
 		{query: "_ik=", wantErr: true}, // exactly-once must not switch itself off
@@ -409,5 +417,33 @@ func TestHTTPModeCallOutlivesTheBodyDeadline(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(b), `"done":true`) {
 			t.Fatalf("%s: %d %s", method, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestQueryVMessages: a v that is not an object is refused in words a
+// client can act on, with no Go type or value in them.
+func TestQueryVMessages(t *testing.T) {
+	tests := []struct{ query, want string }{
+		{"v=null", "got null"},
+		{"v=%5B1%5D", "got an array"},
+		{"v=5", "got a number"},
+		{"v=abc", "got text that is not JSON"},
+		{"v.plu=null", "leave v.plu out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = requestFromQuery("fd1.salesbuilder.sale_add_product", q)
+			pe := protocol.AsError(err)
+			if err == nil || pe.Code != protocol.CodeBadArgument || !strings.Contains(pe.Message, tt.want) {
+				t.Fatalf("err = %v, want bad_argument saying %q", err, tt.want)
+			}
+			if strings.Contains(pe.Message, "Go value") || strings.Contains(pe.Message, "<nil>") {
+				t.Fatalf("message %q shows Go internals", pe.Message)
+			}
+		})
 	}
 }

@@ -226,3 +226,43 @@ func TestDoorCounts(t *testing.T) {
 		t.Fatalf("after every socket left: %+v", d)
 	}
 }
+
+// TestLoginPurpose: a login packet asks for customerdisplay or debugscope;
+// a bogus purpose is told the valid ones, and both it and presell are told
+// that presell is chosen on the URL.
+func TestLoginPurpose(t *testing.T) {
+	tests := []struct {
+		given string
+		want  protocol.Purpose
+		msg   []string // refused: what the message must say
+	}{
+		{"", protocol.PurposeNone, nil},
+		{"customerdisplay", protocol.PurposeCustomerDisplay, nil},
+		{"debugscope", protocol.PurposeDebugScope, nil},
+		{"presell", "", []string{"?purpose=presell", "not in the login packet"}},
+		{"bogus", "", []string{"customerdisplay or debugscope", `"bogus"`, "?purpose=presell"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.given, func(t *testing.T) {
+			got, err := loginPurpose(tt.given)
+			if tt.msg == nil {
+				if err != nil || got != tt.want {
+					t.Fatalf("= %q, %v; want %q", got, err, tt.want)
+				}
+				return
+			}
+			pe := protocol.AsError(err)
+			if err == nil || pe.Code != protocol.CodeBadArgument {
+				t.Fatalf("err = %v, want bad_argument", err)
+			}
+			for _, m := range tt.msg {
+				if !strings.Contains(pe.Message, m) {
+					t.Fatalf("message %q does not say %q", pe.Message, m)
+				}
+			}
+			if strings.Contains(pe.Message, "one of:") {
+				t.Fatalf("message %q lists presell among the valid values", pe.Message)
+			}
+		})
+	}
+}

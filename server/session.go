@@ -26,8 +26,24 @@ type loginArgs struct {
 	Token          string `json:"token"`
 	EncryptionUser string `json:"encryption_user"`
 	URL            string `json:"url"`
-	Purpose        string `json:"purpose" validate:"omitempty,oneof=customerdisplay debugscope presell"`
+	// Purpose is checked by login itself (loginPurpose): the rule's own
+	// message would list presell, which a login packet cannot ask for.
+	Purpose string `json:"purpose"`
 	// tz, localtime and geo are accepted and not used.
+}
+
+// loginPurpose reads a login's v.purpose: customerdisplay or debugscope
+// (or none); presell is chosen on the URL, and both refusals say so.
+func loginPurpose(p string) (protocol.Purpose, error) {
+	const onURL = "presell is chosen on the URL (/fd1/open_websocket?purpose=presell), not in the login packet"
+	switch want := protocol.Purpose(p); want {
+	case protocol.PurposeNone, protocol.PurposeCustomerDisplay, protocol.PurposeDebugScope:
+		return want, nil
+	case protocol.PurposePresell:
+		return "", protocol.Errorf(protocol.CodeBadArgument, "v.purpose: %s", onURL)
+	}
+	return "", protocol.Errorf(protocol.CodeBadArgument,
+		"v.purpose: must be customerdisplay or debugscope, got %q; %s", clip(p), onURL)
 }
 
 // purposeScope is the scope a key needs for each login purpose.
@@ -61,10 +77,9 @@ func (s *Server) login(ctx context.Context, call *protocol.Call) (*protocol.Resu
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "v.apikey is required")
 	}
 	cur := *call.Caller
-	want := protocol.Purpose(args.Purpose)
-	if want == protocol.PurposePresell {
-		return nil, protocol.Errorf(protocol.CodeBadArgument,
-			"v.purpose: presell is chosen on the URL (/fd1/open_websocket?purpose=presell), not in the login packet")
+	want, err := loginPurpose(args.Purpose)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkPurpose(cur, want); err != nil {
 		return nil, err

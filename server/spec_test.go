@@ -62,8 +62,9 @@ func TestRequestFromQueryPacketFields(t *testing.T) {
 		{query: "qo=pid,plu&rd=" + url.QueryEscape(`{"time":true}`), check: func(r *protocol.Request) bool {
 			return string(r.QO) == `"pid,plu"` && r.WantsTiming()
 		}},
-		{query: "v.pid=1001&_v.plu=FW", check: func(r *protocol.Request) bool { return string(r.V) == `{"pid":1001,"plu":"FW"}` }},
-		{query: "v=" + url.QueryEscape(`{"pid":1,"qty":2}`) + "&v.pid=3", check: func(r *protocol.Request) bool { return string(r.V) == `{"pid":3,"qty":2}` }},
+		{query: "v.pid=1001&_v.plu=FW", check: func(r *protocol.Request) bool { return string(r.V) == `{"pid":"1001","plu":"FW"}` }},
+		{query: "v=" + url.QueryEscape(`{"pid":1,"qty":2}`) + "&v.plu=3", check: func(r *protocol.Request) bool { return string(r.V) == `{"pid":1,"plu":"3","qty":2}` }},
+		{query: "v=" + url.QueryEscape(`{"pid":1,"qty":2}`) + "&v.pid=3", wantErr: protocol.CodeBadPacket},
 		{query: "plucode=8145&kind=x", check: func(r *protocol.Request) bool { return len(r.Q) == 2 && string(r.Q["plucode"]) == `"8145"` }},
 		{query: "qk=all&_qk=all", wantErr: protocol.CodeBadPacket},
 		{query: "k=1&_k=2", wantErr: protocol.CodeBadPacket},

@@ -99,10 +99,52 @@ func parseClientFlags(args []string, stderr io.Writer) (clientOptions, error) {
 	fs.BoolVar(&o.noLogin, "no-login", false, "open sockets without logging in (to see what a lane tells a device that has not)")
 	var err error
 	o.packets, err = parseInterspersed(fs, args)
+	if err == nil && o.wait < minClientWait {
+		// A wait of 0 or less would time every reply out at once and
+		// blame the lane ("no reply within -1s") after a good login.
+		return o, usagef("--wait %s (or GREENLANE_WAIT): give at least %s", o.wait, minClientWait)
+	}
+	if err == nil {
+		err = checkArgPackets(o.packets)
+	}
 	if o.record != "" && o.linger == 0 {
 		o.linger = 500 * time.Millisecond // events a last request caused belong in the recording
 	}
 	return o, err
+}
+
+// minClientWait is the shortest --wait the client takes: less is shorter
+// than a lane on this machine takes to answer a login.
+const minClientWait = 100 * time.Millisecond
+
+// checkArgPackets refuses a PACKET argument that is not a packet, before
+// the client dials: a typo is a usage error, not a reply after connecting.
+// Commands (:open …) are left for the session to judge. It reads each
+// argument as the session's do does.
+func checkArgPackets(packets []string) error {
+	var parser clientSession // packet() only numbers rq on it
+	for _, p := range packets {
+		line := p
+		if strings.HasPrefix(line, ":") {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "@"); ok {
+			_, line, _ = strings.Cut(rest, " ")
+			line = strings.TrimSpace(line)
+		}
+		if _, err := parser.packet(line); err != nil {
+			return usagef("packet %s: %v", clipArg(p), err)
+		}
+	}
+	return nil
+}
+
+// clipArg shortens an argument quoted back in a message.
+func clipArg(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return strconv.Quote(string(r[:60]) + "…")
+	}
+	return strconv.Quote(s)
 }
 
 // runClient is `greenlane client`.

@@ -412,3 +412,36 @@ func TestReplayKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestClientRefusesBeforeDialling: a wait too short to get any reply and
+// a packet argument that is not JSON are usage errors, found before the
+// client connects (the URL names no lane: dialling would fail otherwise).
+func TestClientRefusesBeforeDialling(t *testing.T) {
+	url := "ws://127.0.0.1:1/fd1/open_websocket"
+	tests := []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"negative wait", []string{"--wait", "-1s", "debug.ping"}, "", "--wait -1s"},
+		{"zero wait", []string{"--wait", "0", "debug.ping"}, "", "at least 100ms"},
+		{"wait from the environment", []string{"debug.ping"}, "-1s", "GREENLANE_WAIT"},
+		{"malformed JSON", []string{"debug.ping", `{"a":"debug.ping"`}, "", "not a JSON packet"},
+		{"malformed after an endpoint", []string{`x {"v":}`}, "", "not a JSON packet"},
+		{"malformed after @socket", []string{`@main {]`}, "", "not a JSON packet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("GREENLANE_WAIT", tt.env)
+			}
+			var out, errOut bytes.Buffer
+			err := dispatch(append([]string{"client", "--url", url, "--key", "k"}, tt.args...), &out, &errOut)
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v (%T), want a usage error saying %q; stderr:\n%s", err, err, tt.want, errOut.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestProtocolEdges drives the built binary through the protocol's rough
+// edges: strict v on changes, numbers in a GET query, a tablet key off a
+// presell socket, unknown firehose options, unsupported names and the
+// login purpose message. One lane serves every case.
+func TestProtocolEdges(t *testing.T) {
+	l := startLane(t)
+	till := l.newKey("counter-1", "counter")
+	tabKey := l.newKey("tablet-1", "presell")
+	hdr := func(key string) map[string]string { return map[string]string{"x-api-key": key} }
+	says := func(t *testing.T, p *packet, code string, words ...string) {
+		t.Helper()
+		p.wantError(t, code)
+		for _, w := range words {
+			if !strings.Contains(p.Error.Message, w) {
+				t.Fatalf("%s: %q does not say %q", code, p.Error.Message, w)
+			}
+		}
+	}
+
+	t.Run("a misspelled field on a change is refused", func(t *testing.T) {
+		tab := l.login(presellQuery, tabKey, "")
+		k := tab.call(map[string]any{"a": "fd1.salesbuilder.sale_create", "rq": "c"}).k()
+		r := tab.call(map[string]any{"a": "fd1.salesbuilder.sale_add_product", "rq": "a", "k": k, "v": map[string]any{"plu": "FW", "qyt": 3}})
+		says(t, r, "bad_argument", "v.qyt", "qty")
+		// The same request spelled right adds three.
+		r = tab.call(map[string]any{"a": "fd1.salesbuilder.sale_add_product", "rq": "b", "k": k, "v": map[string]any{"plu": "FW", "qty": 3}})
+		if lines := r.rows(t)[0]["lines"].([]any); len(lines) != 1 || lines[0].(map[string]any)["qty"] != float64(3) {
+			t.Fatalf("lines after the good add: %v", lines)
+		}
+		// Login still takes what clients send beside the key.
+		c := l.dial("")
+		if r := c.call(map[string]any{"a": "fd1.session.login", "rq": "l", "v": map[string]any{"apikey": till, "tz": "Pacific/Auckland", "geo": map[string]any{"lat": 1}}}); r.Error != nil {
+			t.Fatalf("login with tz and geo: %s", r.raw)
+		}
+	})
+
+	t.Run("a number in a GET query reads as what the field wants", func(t *testing.T) {
+		status, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr(till), `{}`)
+		if status != 200 {
+			t.Fatalf("create: %d %s", status, p.raw)
+		}
+		k := p.k()
+		status, p = l.httpCall("GET", "/fd1/salesbuilder/sale_add_product?k="+k+"&v.barcode=9415321000140&v.qty=2", hdr(till), "")
+		if status != 200 {
+			t.Fatalf("add by barcode of digits: %d %s", status, p.raw)
+		}
+		line := p.rows(t)[0]["lines"].([]any)[0].(map[string]any)
+		if line["pid"] != float64(1010) || line["qty"] != float64(2) {
+			t.Fatalf("line %v, want pid 1010 qty 2", line)
+		}
+		_, p = l.httpCall("GET", "/fd1/salesbuilder/sale_add_product?k="+k+"&v=%7B%22qty%22%3A1%7D&v.qty=2&v.pid=1001", hdr(till), "")
+		says(t, p, "bad_packet", "v.qty", "twice")
+		_, p = l.httpCall("GET", "/fd1/salesbuilder/sale_add_product?k="+k+"&v.plu=null", hdr(till), "")
+		says(t, p, "bad_argument", "v.plu", "null")
+		_, p = l.httpCall("GET", "/fd1/salesbuilder/sale_add_product?k="+k+"&v=null", hdr(till), "")
+		says(t, p, "bad_argument", "got null")
+	})
+
+	t.Run("a tablet key builds only on a presell socket", func(t *testing.T) {
+		_, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr(tabKey), `{}`)
+		says(t, p, "forbidden", "?purpose=presell")
+		plain := l.login("", tabKey, "")
+		says(t, plain.call(map[string]any{"a": "fd1.salesbuilder.sale_create", "rq": "c"}), "forbidden", "?purpose=presell")
+	})
+
+	t.Run("open_firehose refuses an unknown option", func(t *testing.T) {
+		c := l.login("", till, "")
+		says(t, c.call(map[string]any{"a": "fd1.firehose.open_firehose", "rq": "f", "v": map[string]any{"event": "presell", "bogus": 1}}),
+			"bad_argument", "v.bogus", "event")
+	})
+
+	t.Run("unsupported names the endpoint called", func(t *testing.T) {
+		c := l.login("", till, "")
+		says(t, c.call(map[string]any{"a": "fd1.devices.request_eftpos_payment", "rq": "e"}), "unsupported", "fd1.devices.request_eftpos_payment is not offered")
+		says(t, c.call(map[string]any{"a": "fd1.devices.scale_read_ready", "rq": "s"}), "unsupported", "fd1.devices.scale_read_ready")
+		says(t, c.call(map[string]any{"a": "fd1.sales.get_receipt", "rq": "r"}), "unsupported", "own POS")
+	})
+
+	t.Run("a bogus login purpose is told presell is on the URL", func(t *testing.T) {
+		c := l.dial("")
+		r := c.call(map[string]any{"a": "fd1.session.login", "rq": "l", "v": map[string]any{"apikey": till, "purpose": "bogus"}})
+		says(t, r, "bad_argument", "customerdisplay or debugscope", "?purpose=presell")
+	})
+}
