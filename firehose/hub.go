@@ -625,12 +625,13 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 	return cmp.Or(doErr, err)
 }
 
-// rtOf is the rt of a reply packet, nil when it has none.
+// rtOf is the rt of a reply packet, nil when it has none; an rt sent as
+// null is reflected as null, as the reply does (SPEC §2).
 func rtOf(reply []byte) json.RawMessage {
 	var r struct {
 		RT json.RawMessage `json:"rt"`
 	}
-	if json.Unmarshal(reply, &r) != nil || string(r.RT) == "null" {
+	if json.Unmarshal(reply, &r) != nil {
 		return nil
 	}
 	return r.RT

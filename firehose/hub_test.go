@@ -651,6 +651,7 @@ func TestHubEventsCarryTheOpenRT(t *testing.T) {
 		{"replayed and live", `{"r":"fd1.firehose.open_firehose","rp":"a","rt":"tabZ","data":{}}`, 1, `"tabZ"`},
 		{"the sale in progress and live", `{"r":"fd1.firehose.open_firehose","rp":"b","rt":{"tab":2},"data":{}}`, 0, `{"tab":2}`},
 		{"no rt", `{"r":"fd1.firehose.open_firehose","rp":"c","data":{}}`, 1, ""},
+		{"rt null, reflected as sent", `{"r":"fd1.firehose.open_firehose","rp":"d","rt":null,"data":{}}`, 1, "null"},
 	}
 	sinks := make([]*fakeSink, len(cases))
 	for i, tt := range cases {
