@@ -323,25 +323,14 @@ func (k keyFlag) Set(s string) error {
 }
 
 // parseInterspersed parses flags that may come before, between or after
-// the positional arguments (`replay FILE --url …`), then fills unset flags
-// from the environment. It returns the positional arguments.
+// any number of positional arguments (`replay FILE --url …`), then fills
+// unset flags from the environment (parseArgs). It returns the positional
+// arguments.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parseOnly(fs, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			pos = append(pos, rest...) // after "--", everything is positional
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+	if err := parseArgs(fs, args, -1); err != nil {
+		return nil, err
 	}
-	return pos, parseFlags(fs, nil)
+	return fs.Args(), nil
 }
 
 // readKey is key, or else the first line of keyFile ("" when unreadable:
