@@ -209,7 +209,7 @@ func TestOpenRefusesAReadOnlyDB(t *testing.T) {
 		}, "is read-only for this user"},
 		// Not read-only at all: the wrong kind of thing.
 		{"a folder", func(t *testing.T, path string) func() {
-			removeDB(path)
+			RemoveDB(path)
 			if err := os.Mkdir(path, 0o755); err != nil {
 				t.Fatal(err)
 			}

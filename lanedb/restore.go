@@ -137,27 +137,27 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 	}
 	defer release()
 	tmp := path + ".restoring"
-	removeDB(tmp)
+	RemoveDB(tmp)
 	if err := copyFile(from, tmp); err != nil {
-		removeDB(tmp)
+		RemoveDB(tmp)
 		return nil, fmt.Errorf("restore %s: copy %s: %w", path, from, err)
 	}
 	res, err := readyBackup(ctx, tmp, from, force)
 	if err != nil {
-		removeDB(tmp)
+		RemoveDB(tmp)
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	if _, err := os.Stat(path); err == nil {
 		res.Kept = path + ".replaced-" + now.UTC().Format("20060102T150405Z")
 		if err := moveDB(path, res.Kept); err != nil {
-			removeDB(tmp)
+			RemoveDB(tmp)
 			return nil, fmt.Errorf("restore %s: keep the DB it replaces: %w", path, err)
 		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
-	return res, syncDir(filepath.Dir(path))
+	return res, SyncPath(filepath.Dir(path))
 }
 
 // readyBackup opens the copy at tmp as a lane DB (migrating an older
@@ -198,7 +198,9 @@ func moveDB(from, to string) error {
 	return nil
 }
 
-func removeDB(path string) {
+// RemoveDB removes an SQLite file with its WAL, shared memory and
+// journal, as a half-made copy of one is cleared away.
+func RemoveDB(path string) {
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		os.Remove(path + suffix)
 	}
@@ -228,8 +230,8 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// syncDir makes the renames in dir durable.
-func syncDir(dir string) error {
+// SyncPath makes a file's contents, or the renames in a folder, durable.
+func SyncPath(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
