@@ -177,6 +177,8 @@ func TestBrowserCounterCashier(t *testing.T) {
 	if claimed(p1["physkey"]) {
 		t.Error("a second Esc did not release the presell")
 	}
+	// Back in the list, it does not look unpaid.
+	browserRun(t, ctx, waitText("#presells", "$10.00 already paid"))
 	browserLog(ctx).wantNoErrors(t)
 }
 

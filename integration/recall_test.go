@@ -826,6 +826,28 @@ func TestRecallFlow(t *testing.T) {
 		if _, more := presellList(t, c2, nil, nil, map[string]any{"limit": 5}); more {
 			t.Errorf("get_presells v.limit 5 of 5: more = true")
 		}
+		// v.paid carries what each presell holds paid (reversed payments
+		// do not count); without it rows carry no paid at all.
+		paid := func(v map[string]any) map[any]any {
+			rows, _ := presellList(t, c2, nil, nil, v)
+			out := map[any]any{}
+			for _, r := range rows {
+				out[r["physkey"]] = r["paid"]
+			}
+			return out
+		}
+		c1.sale(t, sbA+"sale_add_payment", p4["physkey"], map[string]any{"type": 1, "amount": 2.5})
+		withPaid := paid(map[string]any{"paid": true})
+		if num(withPaid[p4["physkey"]]) != 2.5 || num(withPaid[p3["physkey"]]) != 0 || withPaid[p3["physkey"]] == nil {
+			t.Errorf("get_presells v.paid: %v, want 2.5 paid on %s and 0 on the rest", withPaid, p4["physkey"])
+		}
+		if without := paid(nil); without[p4["physkey"]] != nil {
+			t.Errorf("get_presells without v.paid carries paid: %v", without)
+		}
+		c1.sale(t, sbA+"sale_remove_payment", p4["physkey"], map[string]any{"seq": 1})
+		if back := paid(map[string]any{"paid": true}); num(back[p4["physkey"]]) != 0 {
+			t.Errorf("get_presells v.paid after the payment was reversed: %v, want 0 on %s", back, p4["physkey"])
+		}
 		r, err := c2.call(map[string]any{"a": presellA + "get_presells", "qk": "bogus"})
 		if err != nil {
 			t.Fatal(err)

@@ -49,8 +49,8 @@ type PresellFilter struct {
 	Now      time.Time // for ClaimKey: claims live at this time
 	Limit    int
 	// Paid also reads what each presell has been paid: a seek into the
-	// payments per row, for the command line's list; the counter's
-	// get_presells, which runs at every scan, leaves it out.
+	// payments per row, asked for by the command line's list and the
+	// counter page; get_presells leaves it out unless asked.
 	Paid bool
 }
 

@@ -44,6 +44,10 @@ var filters = protocol.Fields{
 
 type listArgs struct {
 	Limit int `json:"limit" validate:"gte=0,lte=500"`
+	// Paid asks for what each presell has been paid (a seek into its
+	// payments per row), so that a counter sees which released presells
+	// already hold money.
+	Paid bool `json:"paid"`
 }
 
 func (w *Workflow) getPresells(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
@@ -55,7 +59,7 @@ func (w *Workflow) getPresells(ctx context.Context, call *protocol.Call) (*proto
 	if err != nil {
 		return nil, err
 	}
-	f.Limit = MaxRows
+	f.Limit, f.Paid = MaxRows, a.Paid
 	if a.Limit > 0 {
 		f.Limit = a.Limit
 	}

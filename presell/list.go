@@ -21,7 +21,7 @@ type Row struct {
 	CID           *int64          `json:"cid"`
 	Customer      *string         `json:"customer"`
 	SaleTotal     protocol.Money  `json:"saletotal"`
-	Paid          *protocol.Money `json:"paid,omitempty"` // payments not reversed; only from Open
+	Paid          *protocol.Money `json:"paid,omitempty"` // payments not reversed; only when asked (PresellFilter.Paid)
 	Lines         int64           `json:"lines"`
 	Submitted     string          `json:"submitted_utc"`
 	Age           int64           `json:"age"` // seconds since submitted

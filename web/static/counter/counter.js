@@ -518,7 +518,8 @@ function voidSale() {
 async function refreshList() {
   if (!lane || !lane.online) return;
   try {
-    const r = await lane.call("fd1.presell.get_presells", {});
+    // paid: a released presell that already holds money must not look unpaid.
+    const r = await lane.call("fd1.presell.get_presells", { v: { paid: true } });
     presells = (r.data && r.data.rows) || [];
     // Oldest first: the customer who has waited longest.
     presells.sort((a, b) => (a.submitted_utc < b.submitted_utc ? -1 : a.submitted_utc > b.submitted_utc ? 1 : a.ticket - b.ticket));
@@ -555,6 +556,7 @@ function renderList() {
         el("span", { class: "cust" }, db(p.customer || "")),
         el("span", { class: "meta muted" }, S.age(p.age + since), " · ", db(p.tablet), " · ", S.lines(p.lines)),
         p.claimed_by ? el("span", { class: "holder" }, S.heldBy(db(p.claimed_by))) : null,
+        Number(p.paid) > 0 ? el("span", { class: "paid" }, S.paidSoFar(money(p.paid))) : null,
         el("span", { class: "money" }, money(p.saletotal)),
       ),
     ),

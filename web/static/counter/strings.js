@@ -21,6 +21,7 @@ export default {
   ticket: (n) => `#${n}`,
   age: (s) => (s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`),
   heldBy: (who) => ["held by ", who],
+  paidSoFar: (amount) => `${amount} already paid`,
   lines: (n) => (n === 1 ? "1 line" : `${n} lines`),
   noSale: "Scan a ticket to start.",
   saleTitle: (t, w) => [`Ticket #${t} · `, w],
