@@ -52,8 +52,8 @@ func TestTLSLane(t *testing.T) {
 		t.Fatalf("a second tls init: %v, want a refusal naming --force", err)
 	}
 	l := startLaneAt(t, db, "--tls")
-	if !strings.Contains(l.log(), "websocket=wss://"+l.addr) {
-		t.Errorf("listening line does not give the wss URL:\n%s", l.log())
+	if !strings.Contains(l.log(), "websocket=wss://"+l.addr) || !strings.Contains(l.log(), "screens=https://"+l.addr+"/") {
+		t.Errorf("listening line does not give the wss and https URLs:\n%s", l.log())
 	}
 	pool := caPool(t, db)
 	_, port, _ := net.SplitHostPort(l.addr)

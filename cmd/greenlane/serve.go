@@ -328,12 +328,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if caFile != "" {
 		l.Server.Mount(caHandler(caFile), "GET /ca.pem")
 	}
-	ws := "ws"
+	ws, web := "ws", "http"
 	if lc.Server.TLS != nil {
-		ws = "wss"
+		ws, web = "wss", "https"
 	}
 	err = l.Serve(ctx, func(addr net.Addr) {
-		log.Info("listening", "addr", addr.String(), "websocket", ws+"://"+addr.String()+"/fd1/open_websocket", "db", db.Path)
+		// screens: where the person who just started the lane opens the
+		// tablet, counter and display pages (its index links them).
+		log.Info("listening", "addr", addr.String(), "websocket", ws+"://"+addr.String()+"/fd1/open_websocket",
+			"screens", web+"://"+addr.String()+"/", "db", db.Path)
 		if lan := lanURLs(addr, ws); len(lan) > 0 {
 			// Bound to every interface ([::]): say where devices find it.
 			log.Info("devices on the network connect to", "websocket", strings.Join(lan, " "))
