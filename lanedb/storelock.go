@@ -20,8 +20,9 @@ import (
 
 // StoreLockKey names the store lock (the one-bigint form of the advisory
 // lock functions). Advisory locks are per database, so one key serves
-// every store database of a server; it is the bytes of "glstore "
-// (migrateLockKey, "glmigrat", is the other key greenlane uses).
+// every store database of a server; it is the bytes of "glstore ",
+// beside greenlane's other keys, migrateLockKey ("glmigrat") and
+// JournalLockKey ("gljrnlap").
 // Exported for whoever must keep the lanes off a store by hand, as
 // pg_advisory_lock(StoreLockKey) does, and for tests.
 // The sessions holding it are found in pg_locks as locktype 'advisory',
