@@ -285,6 +285,7 @@ func TestStoreRestartPostgres(t *testing.T) {
 	pg.start()
 	phase.Store(phaseAfter)
 	waitFor("three lines after the restart", func() bool { return tab.okAfter.Load() >= 3 })
+	waitFor("the store lock taken again", func() bool { return strings.Contains(l.log(), "store lock taken again") })
 	close(stop)
 	<-done
 	if tabErr != nil {
@@ -295,7 +296,6 @@ func TestStoreRestartPostgres(t *testing.T) {
 	}
 	// The store lock went with its connection; the lane takes it again by
 	// itself, and a fixture command is refused again.
-	waitFor("the store lock taken again", func() bool { return strings.Contains(l.log(), "store lock taken again") })
 	if out, err := cli(t, "fixture", "reset", "--db", pg.url); err == nil || !strings.Contains(err.Error(), "a lane is serving it") {
 		t.Errorf("fixture reset once the lane took its store lock again: %v %s, want refused: a lane is serving it", err, out)
 	}
