@@ -18,7 +18,7 @@ import (
 func TestFixtureRefusedWhileServing(t *testing.T) {
 	l := startLane(t)
 	if isStoreURL(l.db) {
-		t.Skip("a store database has no lock file: its lanes are stopped by hand (README, Fixtures)")
+		t.Skip("reads the SQLite file; TestStoreFixtureRefusedWhileServing is this test on a store database")
 	}
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
 	k := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)

@@ -285,6 +285,7 @@ func TestStoreRestartPostgres(t *testing.T) {
 	pg.start()
 	phase.Store(phaseAfter)
 	waitFor("three lines after the restart", func() bool { return tab.okAfter.Load() >= 3 })
+	waitFor("the store lock taken again", func() bool { return strings.Contains(l.log(), "store lock taken again") })
 	close(stop)
 	<-done
 	if tabErr != nil {
@@ -292,6 +293,11 @@ func TestStoreRestartPostgres(t *testing.T) {
 	}
 	if code := ready(); code != 200 {
 		t.Errorf("/readyz after PostgreSQL came back: %d, want 200", code)
+	}
+	// The store lock went with its connection; the lane takes it again by
+	// itself, and a fixture command is refused again.
+	if out, err := cli(t, "fixture", "reset", "--db", pg.url); err == nil || !strings.Contains(err.Error(), "a lane is serving it") {
+		t.Errorf("fixture reset once the lane took its store lock again: %v %s, want refused: a lane is serving it", err, out)
 	}
 	// A tablet that lost its socket meanwhile logs in again (its key is
 	// read from the store database) and is served.
@@ -320,11 +326,11 @@ func TestStoreRestartPostgres(t *testing.T) {
 
 // restartTroubles is the lane's WARN and ERROR lines that are not about
 // the store database being away (PostgreSQL's own words for a server
-// shutting down or starting, a refused or dropped connection, or the lane's
-// unavailable), "" when none.
+// shutting down or starting, a refused or dropped connection, the lane's
+// unavailable, or its store lock lost with its connection), "" when none.
 func restartTroubles(l *lane) string {
 	away := []string{"SQLSTATE 57P01", "SQLSTATE 57P03", "connect: connection refused", "unexpected EOF",
-		"conn closed", "connection reset by peer", "broken pipe", "unavailable"}
+		"conn closed", "connection reset by peer", "broken pipe", "unavailable", "store lock lost with its PostgreSQL connection"}
 	var bad []string
 next:
 	for _, line := range strings.Split(l.troubles(), "\n") {

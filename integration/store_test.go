@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
 // The store mode (issue 15): several `greenlane serve` processes on one
@@ -538,4 +541,100 @@ func TestStoreKillNineUnderLoad(t *testing.T) {
 	relCheckDB(t, db, m, true)
 	t.Logf("%d kill -9s (%d mid-request); %d requests acknowledged, %d lost replies retried with their ik and applied once, %d ik retries byte-identical, %d recalled again after a claim lapsed",
 		rounds, midRequest, m.acked.Load(), m.resolved.Load(), m.replays.Load(), m.recalls.Load())
+}
+
+// TestStoreFixtureRefusedWhileServing is TestFixtureRefusedWhileServing on
+// a store database, whose lock is PostgreSQL's (lanedb.StoreLockKey): with
+// two lanes serving it, the fixture commands that would wipe or rebuild it
+// exit 1 saying how many lanes serve it, and the sales are still there;
+// once the lanes stop, reset runs. A lane started while a command holds
+// the lock refuses to start, saying so.
+func TestStoreFixtureRefusedWhileServing(t *testing.T) {
+	db, adminKey := demoStore(t)
+	a := startStoreLane(t, db, adminKey)
+	b := startStoreLane(t, db, adminKey)
+	tab := a.login(presellQuery, a.newKey("tablet-1", "presell"), "")
+	k := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", k, map[string]any{"pid": 1001, "qty": 1})
+	sale(t, tab, sbA+"sale_park", k, nil)
+	sales := func() string {
+		return fmt.Sprint(storeRows(t, db, `SELECT count(*) AS n FROM sales`)[0]["n"])
+	}
+	if n := sales(); n != "1" {
+		t.Fatalf("%s sales before, want 1", n)
+	}
+	refused := func(lanes string, args ...string) {
+		t.Helper()
+		out, err := cli(t, append(args, "--db", db)...)
+		var ee *exec.ExitError
+		want := "a lane is serving it: " + lanes + " serving lane(s) hold its store lock"
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(err.Error(), want) ||
+			!strings.Contains(err.Error(), "stop them first") {
+			t.Errorf("%q while %s lane(s) serve: %v %s, want status 1: %s … stop them first", args, lanes, err, out, want)
+		}
+		if n := sales(); n != "1" {
+			t.Fatalf("after %q the store holds %s sales, want the 1 it served", args, n)
+		}
+	}
+	for _, args := range [][]string{
+		{"fixture", "reset"}, {"fixture", "load", "demo", "--replace"}, {"fixture", "load", "empty"},
+		{"fixture", "generate", "--products", "3", "--sales", "2"},
+	} {
+		refused("2", args...)
+	}
+	a.stop()
+	refused("1", "fixture", "reset")
+	b.stop()
+	if out, err := cli(t, "fixture", "reset", "--db", db); err != nil || !strings.Contains(out, "reset ") {
+		t.Fatalf("reset once the lanes stopped: %v %s", err, out)
+	}
+	if n := sales(); n != "0" {
+		t.Fatalf("reset left %s sales", n)
+	}
+
+	// A command rewriting the store holds the lock exclusive: here the
+	// test's own session, as a long load would.
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1)`, lanedb.StoreLockKey); err != nil {
+		t.Fatal(err)
+	}
+	code, log := serveUntilListening(t, db)
+	if code != 1 || !strings.Contains(log, "is being rewritten: a fixture command holds its store lock") {
+		t.Fatalf("serve while a command holds the store lock: exit status %d, want 1 saying the store is being rewritten:\n%s", code, log)
+	}
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lanedb.StoreLockKey); err != nil {
+		t.Fatal(err)
+	}
+	startStoreLane(t, db, adminKey).stop() // serves once the lock is let go
+}
+
+// serveUntilListening runs `greenlane serve` on the store database db and
+// returns its exit status and log once it exits, or -1 and the log if it
+// starts listening instead (it is then stopped).
+func serveUntilListening(t *testing.T, db string) (code int, log string) {
+	t.Helper()
+	l := &lane{t: t, db: db, exited: make(chan struct{})}
+	l.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--db", db)
+	l.cmd.Env = quietEnv()
+	pipe, err := l.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go l.readLog(pipe, addrc)
+	select {
+	case <-l.exited:
+		return l.cmd.ProcessState.ExitCode(), l.log()
+	case <-addrc:
+		l.stop()
+		return -1, l.log()
+	}
 }

@@ -24,7 +24,8 @@ import (
 // included.
 const lockSuffix = "-lock"
 
-// ErrServing is Restore's error when a lane is serving the DB.
+// ErrServing is the error of Restore, LockExclusive and LockStoreExclusive
+// when a lane is serving the DB.
 var ErrServing = errors.New("a lane is serving it")
 
 // LockServing marks the lane DB at path as served until release is called

@@ -165,6 +165,11 @@ func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
 	if lanedb.IsPostgresURL(*dbPath) {
 		// A store database is made by its administrator, not renamed
 		// into place: it is built where it is.
+		release, err := lockRewrite("fixture generate", *dbPath, true)
+		if err != nil {
+			return err
+		}
+		defer release()
 		db, err := lanedb.Open(ctx, *dbPath, lanedb.Options{})
 		if err != nil {
 			return err
@@ -194,11 +199,18 @@ func fixtureGenerate(args []string, stdout, stderr io.Writer) error {
 // serves it. With create false, a DB that does not exist is not locked
 // (the command refuses it anyway, and no lock file is left for it); nor is
 // a path whose folder does not exist or that is a folder (opening it says
-// why). A PostgreSQL store database has no lock file and is not locked:
-// its lanes must be stopped by hand.
+// why). A PostgreSQL store database is locked the same way with its store
+// lock (lanedb.LockStoreExclusive), which every lane serving it holds
+// shared.
 func lockRewrite(what, path string, create bool) (release func(), err error) {
 	none := func() {}
-	if path == "" || lanedb.IsPostgresURL(path) {
+	if lanedb.IsPostgresURL(path) {
+		if release, err = lanedb.LockStoreExclusive(context.Background(), path, lanedb.Options{}); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		return release, nil
+	}
+	if path == "" {
 		return none, nil
 	}
 	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {

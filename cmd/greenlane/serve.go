@@ -284,19 +284,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	}
 
 	// The lock is held until the DB is closed (its release is deferred
-	// before db.Close, so it runs after): a restore must not replace the
-	// file under a lane that has it open. A DB made here is locked once it
-	// exists.
+	// before db.Close, so it runs after): a restore or fixture command must
+	// not replace the file, or rewrite the store database, under a lane
+	// that has it open. A DB made here is locked once it exists. A store
+	// database's lock is PostgreSQL's, held shared with the store's other
+	// lanes (lanedb.LockStoreServing).
 	var unlock func()
 	defer func() {
 		if unlock != nil {
 			unlock()
 		}
 	}()
-	if !lanedb.IsPostgresURL(st.dbPath) {
-		if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
+	if lanedb.IsPostgresURL(st.dbPath) {
+		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log); err != nil {
 			return err
 		}
+	} else if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
+		return err
 	}
 	db, err := openLaneDB(ctx, st.dbPath, st.create, st.db, log)
 	if err != nil {

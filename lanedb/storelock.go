@@ -1,0 +1,204 @@
+package lanedb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A store database has no lock file: the SQLite lock of restore.go
+// (LockServing, LockExclusive) is a PostgreSQL advisory lock there, held
+// by a session of its own. Every serving lane holds it shared, so lanes
+// never keep each other out; a fixture command that rewrites the store
+// takes it exclusive, without waiting, so it is refused while any lane
+// serves, and a lane is refused while such a command runs. A session-level
+// lock lasts as long as its connection: a lane or command that dies lets
+// go of it with its connection, and no lock is ever left behind.
+
+// StoreLockKey names the store lock (the one-bigint form of the advisory
+// lock functions). Advisory locks are per database, so one key serves
+// every store database of a server; it is the bytes of "glstore ",
+// beside greenlane's other keys, migrateLockKey ("glmigrat") and
+// JournalLockKey ("gljrnlap").
+// Exported for whoever must keep the lanes off a store by hand, as
+// pg_advisory_lock(StoreLockKey) does, and for tests.
+// The sessions holding it are found in pg_locks as locktype 'advisory',
+// classid 0x676c7374 and objid 0x6f726520 (objsubid 1: one bigint key).
+const StoreLockKey int64 = 0x676c73746f726520
+
+// storeLockApp is the application_name of the sessions that hold the store
+// lock, so that an administrator finds them in pg_stat_activity (a lane
+// machine that died without closing its connection holds the lock until
+// the server notices the connection is gone, or pg_terminate_backend).
+const storeLockApp = "greenlane store lock"
+
+// storeLockCheck is how often a serving lane checks that the connection
+// holding its store lock is alive, and, once it has lost it, tries to take
+// the lock again.
+const storeLockCheck = time.Second
+
+// LockStoreServing takes the store lock of the PostgreSQL store database
+// at dbURL shared, for a lane serving it until release is called (serve
+// takes it before opening the database and releases it after closing it).
+// It fails while a fixture command rewrites the store. If the lock's
+// connection is lost (PostgreSQL restarted), the lane goes on serving and
+// the lock is taken again in the background once the server answers, each
+// step logged on log. opts.BusyTimeout bounds connecting, unless the URL
+// sets connect_timeout.
+func LockStoreServing(ctx context.Context, dbURL string, opts Options, log *slog.Logger) (release func(), err error) {
+	h := &storeHold{url: dbURL, name: redactURL(dbURL), timeout: opts.withDefaults().BusyTimeout, log: log, done: make(chan struct{})}
+	c, held, err := takeStoreLock(ctx, dbURL, h.timeout, true)
+	if err != nil {
+		return nil, err
+	}
+	if !held {
+		return nil, fmt.Errorf("store database %s is being rewritten: a fixture command holds its store lock: let it finish, then start the lane", h.name)
+	}
+	h.conn = c
+	var keepCtx context.Context
+	keepCtx, h.stop = context.WithCancel(context.WithoutCancel(ctx))
+	go h.keep(keepCtx)
+	return h.release, nil
+}
+
+// LockStoreExclusive takes the store lock of the PostgreSQL store database
+// at dbURL exclusive, for a command that rewrites the store, until release
+// is called. It does not wait: it fails with ErrServing, saying how many,
+// while lanes serve the store, and a lane cannot start meanwhile
+// (LockStoreServing fails). opts.BusyTimeout bounds connecting, unless the
+// URL sets connect_timeout.
+func LockStoreExclusive(ctx context.Context, dbURL string, opts Options) (release func(), err error) {
+	name := redactURL(dbURL)
+	c, held, err := takeStoreLock(ctx, dbURL, opts.withDefaults().BusyTimeout, false)
+	if err != nil {
+		return nil, err
+	}
+	if held {
+		return func() { letGo(c, opts.withDefaults().BusyTimeout) }, nil
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	var lanes, commands int
+	if err := c.QueryRow(ctx, `SELECT count(*) FILTER (WHERE mode = 'ShareLock'), count(*) FILTER (WHERE mode = 'ExclusiveLock')
+		FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND classid::bigint = $1 AND objid::bigint = $2`,
+		StoreLockKey>>32, StoreLockKey&0xffffffff).Scan(&lanes, &commands); err != nil {
+		return nil, fmt.Errorf("store database %s is in use (its store lock is held), and who holds it could not be read: %w", name, err)
+	}
+	switch {
+	case lanes > 0:
+		return nil, fmt.Errorf("store database %s is in use: %w: %d serving lane(s) hold its store lock (pg_stat_activity shows them as application_name %q): stop them first",
+			name, ErrServing, lanes, storeLockApp)
+	case commands > 0:
+		return nil, fmt.Errorf("store database %s is in use: another command is rewriting it (it holds the store lock): let it finish first", name)
+	}
+	return nil, fmt.Errorf("store database %s was in use a moment ago (its store lock was held): try again", name)
+}
+
+// takeStoreLock connects to dbURL on a session of its own and tries the
+// store lock, shared or exclusive, without waiting. The connection is
+// returned whether or not the lock was taken, and closed on an error.
+func takeStoreLock(ctx context.Context, dbURL string, connectTimeout time.Duration, shared bool) (c *pgx.Conn, held bool, err error) {
+	name := redactURL(dbURL)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, false, fmt.Errorf("lane db %s: parse the PostgreSQL URL: %w", name, err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	cfg.RuntimeParams["application_name"] = storeLockApp
+	c, err = pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, false, fmt.Errorf("connect to PostgreSQL lane db %s: %w", name, err)
+	}
+	q := `SELECT pg_try_advisory_lock($1)`
+	if shared {
+		q = `SELECT pg_try_advisory_lock_shared($1)`
+	}
+	if err := c.QueryRow(ctx, q, StoreLockKey).Scan(&held); err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, false, fmt.Errorf("lane db %s: take the store lock: %w", name, err)
+	}
+	return c, held, nil
+}
+
+// letGo releases the store lock held on c and closes it. Closing alone
+// would release it too, but only once the server has seen the connection
+// end: a command run just after the lanes stopped could still be refused.
+func letGo(c *pgx.Conn, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, _ = c.Exec(ctx, `SELECT pg_advisory_unlock_all()`) // on failure, closing releases it
+	c.Close(ctx)
+}
+
+// storeHold is a serving lane's store lock (LockStoreServing).
+type storeHold struct {
+	url, name string
+	timeout   time.Duration // bounds connecting and each check
+	log       *slog.Logger
+	conn      *pgx.Conn // holds the lock; nil while it is lost (keep's alone)
+	stop      context.CancelFunc
+	done      chan struct{} // closed when keep has returned
+}
+
+// keep checks the lock's connection every storeLockCheck until ctx ends;
+// once it is lost it takes the lock again, as soon as the server answers.
+// It never stops the lane: while the lock is lost a fixture command could
+// rewrite the store, which is what the log says.
+func (h *storeHold) keep(ctx context.Context) {
+	defer close(h.done)
+	defer func() {
+		if h.conn != nil {
+			letGo(h.conn, h.timeout)
+		}
+	}()
+	t := time.NewTicker(storeLockCheck)
+	defer t.Stop()
+	refused := false // a rewriting command's lock was met, and logged
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if h.conn != nil {
+			pctx, cancel := context.WithTimeout(ctx, h.timeout)
+			err := h.conn.Ping(pctx)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			h.conn.Close(context.Background())
+			h.conn = nil
+			h.log.Warn("store lock lost with its PostgreSQL connection: until it is taken again, a fixture command is not kept from rewriting the store; retrying every "+storeLockCheck.String(),
+				"db", h.name, "err", err)
+		}
+		c, held, err := takeStoreLock(ctx, h.url, h.timeout, true)
+		switch {
+		case err != nil:
+			continue // the server is still away: said once, above
+		case !held:
+			c.Close(context.Background())
+			if !refused {
+				refused = true
+				h.log.Error("store lock held by a fixture command rewriting the store under this serving lane (it started while the lock was lost): stop this lane, and start it again once the command is done",
+					"db", h.name)
+			}
+			continue
+		}
+		h.conn, refused = c, false
+		h.log.Info("store lock taken again", "db", h.name)
+	}
+}
+
+// release lets go of the lock (closing its connection) and stops keep.
+func (h *storeHold) release() {
+	h.stop()
+	<-h.done
+}
