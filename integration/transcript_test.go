@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -152,6 +153,60 @@ func TestTranscriptRecordAndReplay(t *testing.T) {
 		// beats the reply); both show the new total after sending t2.
 		wantFailure(t, out, err, `saletotal: expected 11, got 12.4`, `"rq":"t2"`)
 	})
+}
+
+// TestTranscriptRecordStoppedBySignal: a recording client stopped by
+// Ctrl-C or SIGTERM half way through a session leaves nothing beside FILE
+// (no FILE.*.recording), FILE as it was, and dies of that signal.
+func TestTranscriptRecordStoppedBySignal(t *testing.T) {
+	l := startLane(t)
+	for _, tt := range []struct {
+		sig      syscall.Signal
+		existing string // FILE before the session, replaced only with --force
+	}{
+		{syscall.SIGINT, ""},
+		{syscall.SIGTERM, `{"#":"an older recording"}` + "\n"},
+	} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "cut.jsonl")
+			flags := []string{"--record", file}
+			if tt.existing != "" {
+				if err := os.WriteFile(file, []byte(tt.existing), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				flags = append(flags, "--force")
+			}
+			c := startClient(t, l, flags...)
+			c.say(`{"a":"fd1.debug.ping","rq":"p1"}`, "p1")
+			if aside, _ := filepath.Glob(file + ".*.recording"); len(aside) != 1 {
+				t.Fatalf("test bug: no recording under way beside %s: %v", file, aside)
+			}
+			if err := c.cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			err := c.cmd.Wait()
+			ws, _ := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != tt.sig {
+				t.Errorf("the client ended with %v, want killed by %v", err, tt.sig)
+			}
+			entries, _ := os.ReadDir(dir)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			want := []string(nil)
+			if tt.existing != "" {
+				want = []string{"cut.jsonl"}
+			}
+			if strings.Join(names, " ") != strings.Join(want, " ") {
+				t.Errorf("left in the folder: %v, want %v", names, want)
+			}
+			if b, _ := os.ReadFile(file); string(b) != tt.existing {
+				t.Errorf("%s holds %q, want it as it was (%q)", file, b, tt.existing)
+			}
+		})
+	}
 }
 
 // client is `greenlane client` driven through its standard input.
