@@ -258,7 +258,11 @@ func describeCleanup(done []string) string {
 	if len(done) == 0 {
 		return "integration: the run left nothing open on " + remoteAddr
 	}
-	line := fmt.Sprintf("integration: %d sales and presells the run left open on %s voided or released", len(done), remoteAddr)
+	what := "sales and presells"
+	if len(done) == 1 {
+		what = "sale or presell"
+	}
+	line := fmt.Sprintf("integration: %d %s the run left open on %s voided or released", len(done), what, remoteAddr)
 	if testing.Verbose() {
 		line += ":\n  " + strings.Join(done, "\n  ")
 	}
