@@ -37,7 +37,8 @@ var binary string
 // newKeys): most such tests check what a scope refuses or which key name
 // a sale records, which the admin key cannot stand in for. A test that
 // only needs keys that get in calls l.anyKeyWillDo() first, and newKey
-// then returns the admin key.
+// then returns the admin key. Tests may leave sales open: TestMain voids
+// what the run left open with -key when it ends (leftovers_test.go).
 var (
 	remoteURL = flag.String("url", "", "run the suite against this running server (ws://HOST:PORT) instead of starting one per test")
 	remoteKey = flag.String("key", "", "with -url: an admin API key of that server")
