@@ -285,16 +285,18 @@ func (r *recording) finish() error {
 	return nil
 }
 
-// discard removes the temporary file of a recording not put in place.
-func (r *recording) discard() {
+// discard removes the temporary file of a recording not put in place,
+// and reports whether there was one.
+func (r *recording) discard() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tmp == nil {
-		return
+		return false
 	}
 	_ = r.tmp.Close()
 	_ = os.Remove(r.tmp.Name())
 	r.tmp = nil
+	return true
 }
 
 // discardOnSignal makes SIGINT and SIGTERM remove the file being
@@ -309,8 +311,9 @@ func (r *recording) discardOnSignal(stderr io.Writer) (stop func()) {
 	go func() {
 		select {
 		case sig := <-sigs:
-			r.discard()
-			fmt.Fprintf(stderr, "greenlane: %s: the session was cut short, nothing recorded (%s)\n", signalNames[sig], r.unchanged())
+			if r.discard() {
+				fmt.Fprintf(stderr, "greenlane: %s: the session was cut short, nothing recorded (%s)\n", signalNames[sig], r.unchanged())
+			}
 			signal.Reset(sig)
 			if p, err := os.FindProcess(os.Getpid()); err == nil && p.Signal(sig) == nil {
 				time.Sleep(time.Minute) // the signal ends the process
