@@ -37,7 +37,8 @@ var binary string
 // newKeys): most such tests check what a scope refuses or which key name
 // a sale records, which the admin key cannot stand in for. A test that
 // only needs keys that get in calls l.anyKeyWillDo() first, and newKey
-// then returns the admin key.
+// then returns the admin key. Tests may leave sales open: TestMain voids
+// what the run left open with -key when it ends (leftovers_test.go).
 var (
 	remoteURL = flag.String("url", "", "run the suite against this running server (ws://HOST:PORT) instead of starting one per test")
 	remoteKey = flag.String("key", "", "with -url: an admin API key of that server")
@@ -94,20 +95,50 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "greenlane")
-	args := []string{"build", "-o", binary}
+	if built := os.Getenv(builtBinaryEnv); built != "" {
+		binary = built // a run this suite started itself (leftovers_test.go)
+	} else if err := buildBinary(binary); err != nil {
+		fmt.Fprintln(os.Stderr, "integration: build greenlane:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	var start *runStart
+	if remote() {
+		// Before any test: a key that cannot log in or make a sale fails
+		// the run here, and what it already holds open is left alone.
+		if start, err = startOfRun(remoteAddr, *remoteKey); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: -url:", err)
+			os.RemoveAll(dir)
+			os.Exit(2)
+		}
+	}
+	code := m.Run()
+	if start != nil {
+		done, err := endOfRun(remoteAddr, *remoteKey, start)
+		fmt.Fprintln(os.Stderr, describeCleanup(done))
+		if err != nil {
+			// What is left open counts towards the key's limits on the
+			// next run: a run that cannot clean up fails.
+			fmt.Fprintln(os.Stderr, "integration: -url: could not leave the lane as found:", err)
+			code = 1
+		}
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// builtBinaryEnv names a greenlane binary the suite already built: a run
+// of the suite that a test starts takes it instead of building its own.
+const builtBinaryEnv = "GREENLANE_IT_BINARY"
+
+func buildBinary(out string) error {
+	args := []string{"build", "-o", out}
 	if raceBuild {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, "../cmd/greenlane")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "integration: build greenlane:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return cmd.Run()
 }
 
 // lane is one running greenlane server on its own lane DB.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,7 +44,7 @@ func TestTranscripts(t *testing.T) {
 			l := startLane(t)
 			out, err := l.replay(file)
 			if err != nil || !strings.HasPrefix(out, "ok   "+filepath.Base(file)) {
-				t.Fatalf("replay %s: %v\n%s", file, err, out)
+				t.Fatalf("replay %s: %v (the shipped transcripts expect the demo fixture's data)\n%s", file, err, out)
 			}
 		})
 	}
@@ -56,6 +57,12 @@ func TestTranscriptDiff(t *testing.T) {
 
 	t.Run("an expectation changed in the transcript", func(t *testing.T) {
 		l := startLane(t)
+		// This checks the report of one change made to the transcript,
+		// so the lane must answer the transcript as shipped (with -url
+		// it may be a lane whose catalogue was changed).
+		if out, err := l.replay(flow); err != nil {
+			t.Fatalf("the lane's data differs from the data %s was recorded with (the demo fixture): it fails before this test changes it, and a report of that change cannot be checked here. What differs:\n%s", flow, out)
+		}
 		b, err := os.ReadFile(flow)
 		if err != nil {
 			t.Fatal(err)
@@ -84,8 +91,37 @@ func TestTranscriptDiff(t *testing.T) {
 			`FAIL presell_flow.jsonl:14: the reply to rq "c3" on socket "tablet" does not match`,
 			`data.rows[0].saletotal: expected 11, got 12.4`,
 			`data.rows[0].lines[0].unitprice: expected 5.5, got 6.2`,
+			`only numbers differ: the lane's data (a price, a discount) is most likely not the data the transcript was recorded with`,
 			`in: # Two flat whites, 250 g of ham (priced per kg), a 10% customer; each change reaches the display.`)
 	})
+}
+
+// TestTranscriptDiffOnChangedLane: TestTranscriptDiff run with -url
+// against a lane whose catalogue was changed fails saying that the lane's
+// data differs, and what, rather than that the report lacks a line.
+func TestTranscriptDiffOnChangedLane(t *testing.T) {
+	l := startLane(t)
+	sqliteExec(t, l.db, `UPDATE products SET price_cents = 620 WHERE plu = 'FW'`)
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestTranscriptDiff$/^an_expectation", "-test.count", "1",
+		"-url", "ws://"+l.addr, "-key", l.key)
+	cmd.Env = append(quietEnv(), builtBinaryEnv+"="+binary)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("TestTranscriptDiff on a lane with another price: %v, want it to fail\n%s", err, out)
+	}
+	for _, want := range []string{
+		"the lane's data differs from the data testdata/presell_flow.jsonl was recorded with (the demo fixture)",
+		"data.rows[0].lines[0].unitprice: expected 5.5, got 6.2",
+		"only numbers differ: the lane's data",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("its failure lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "the report lacks") {
+		t.Errorf("its failure blames the report:\n%s", out)
+	}
 }
 
 func wantFailure(t *testing.T, out string, err error, want ...string) {
@@ -152,6 +188,60 @@ func TestTranscriptRecordAndReplay(t *testing.T) {
 		// beats the reply); both show the new total after sending t2.
 		wantFailure(t, out, err, `saletotal: expected 11, got 12.4`, `"rq":"t2"`)
 	})
+}
+
+// TestTranscriptRecordStoppedBySignal: a recording client stopped by
+// Ctrl-C or SIGTERM half way through a session leaves nothing beside FILE
+// (no FILE.*.recording), FILE as it was, and dies of that signal.
+func TestTranscriptRecordStoppedBySignal(t *testing.T) {
+	l := startLane(t)
+	for _, tt := range []struct {
+		sig      syscall.Signal
+		existing string // FILE before the session, replaced only with --force
+	}{
+		{syscall.SIGINT, ""},
+		{syscall.SIGTERM, `{"#":"an older recording"}` + "\n"},
+	} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "cut.jsonl")
+			flags := []string{"--record", file}
+			if tt.existing != "" {
+				if err := os.WriteFile(file, []byte(tt.existing), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				flags = append(flags, "--force")
+			}
+			c := startClient(t, l, flags...)
+			c.say(`{"a":"fd1.debug.ping","rq":"p1"}`, "p1")
+			if aside, _ := filepath.Glob(file + ".*.recording"); len(aside) != 1 {
+				t.Fatalf("test bug: no recording under way beside %s: %v", file, aside)
+			}
+			if err := c.cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			err := c.cmd.Wait()
+			ws, _ := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != tt.sig {
+				t.Errorf("the client ended with %v, want killed by %v", err, tt.sig)
+			}
+			entries, _ := os.ReadDir(dir)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			want := []string(nil)
+			if tt.existing != "" {
+				want = []string{"cut.jsonl"}
+			}
+			if strings.Join(names, " ") != strings.Join(want, " ") {
+				t.Errorf("left in the folder: %v, want %v", names, want)
+			}
+			if b, _ := os.ReadFile(file); string(b) != tt.existing {
+				t.Errorf("%s holds %q, want it as it was (%q)", file, b, tt.existing)
+			}
+		})
+	}
 }
 
 // client is `greenlane client` driven through its standard input.

@@ -17,6 +17,7 @@ const (
 //
 //	FAIL presell.jsonl:23: the reply to rq "c5" on socket "tablet" does not match
 //	  data.rows[0].saletotal: expected 11, got 12.4
+//	only numbers differ: the lane's data (a price, a discount) is most likely not the data the transcript was recorded with
 //	in: # the tablet adds two flat whites
 //	sent (line 21, socket "tablet"): {"a":"salesbuilder.sale_add_product","rq":"c5",…}
 //	expected (line 23): {"r":"salesbuilder.sale_add_product","rp":"c5",…}
@@ -35,6 +36,11 @@ func (f *Failure) Error() string {
 		}
 		fmt.Fprintf(&b, "  %s\n", m)
 	}
+	if allNumbers(f.Mismatches) {
+		// Read bare, "expected 11, got 12.4" looks like the replay
+		// misreading the lane; it is nearly always the lane's data.
+		b.WriteString(dataDiffers + "\n")
+	}
 	if f.Section != "" {
 		fmt.Fprintf(&b, "in: # %s\n", f.Section)
 	}
@@ -51,6 +57,18 @@ func (f *Failure) Error() string {
 		f.writePending(&b)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// dataDiffers explains a failure whose every difference is a number.
+const dataDiffers = "only numbers differ: the lane's data (a price, a discount) is most likely not the data the transcript was recorded with"
+
+func allNumbers(ms []Mismatch) bool {
+	for _, m := range ms {
+		if !m.Numbers {
+			return false
+		}
+	}
+	return len(ms) > 0
 }
 
 func (f *Failure) writePending(b *strings.Builder) {

@@ -66,6 +66,9 @@ type Mismatch struct {
 	Path string // where, e.g. data.rows[0].saletotal ("" is the whole packet)
 	Want string // what the pattern asked for, for people
 	Got  string // what came, for people ("(missing)" when the field is absent)
+	// Numbers: a number came where the pattern has another number. That
+	// is what a lane's data decides (a price, a total), not its shape.
+	Numbers bool
 }
 
 func (m Mismatch) String() string {
@@ -120,6 +123,7 @@ func (m *matcher) match(path string, p, got Value) {
 		m.array(path, p, got)
 	case !Equal(p, got):
 		m.fail(path, show(p), got)
+		m.out[len(m.out)-1].Numbers = p.Kind == Number && got.Kind == Number
 	}
 }
 

@@ -144,6 +144,7 @@ func TestReplay(t *testing.T) {
 		keys       map[string]string
 		defaultKey string
 		wantErr    []string // all in the error text; none: the replay is green
+		wantNot    string   // not in the error text
 		wantRes    Result
 	}{
 		{name: "green: replies by rp among events, captures reused", transcript: flow, keys: map[string]string{"display": "disp"},
@@ -152,7 +153,7 @@ func TestReplay(t *testing.T) {
 			lane: func(l *fakeLane) { l.price = "6.2" },
 			wantErr: []string{
 				"FAIL flow.jsonl:8: the reply to rq \"c1\" on socket \"tablet\" does not match",
-				"  data.lines[0].price: expected 5.5, got 6.2",
+				"  data.lines[0].price: expected 5.5, got 6.2\n" + dataDiffers + "\n",
 				`sent (line 7, socket "tablet"): {"a":"sale_create","rq":"c1"}`,
 				`got: {"r":"sale_create","rp":"c1",`,
 			}},
@@ -163,7 +164,8 @@ func TestReplay(t *testing.T) {
 				`  sc: expected "custdisp.sale.add", got "custdisp.sale.lines.add"`,
 				"  v.saletotal: expected 0, got 5.5",
 				`sent (line 7, socket "tablet"): {"a":"sale_create","rq":"c1"}`,
-			}},
+			},
+			wantNot: dataDiffers}, // the event's name differs too: not the data
 		{name: "a reply that never comes times out and lists what came", transcript: flow, keys: map[string]string{"display": "disp"},
 			lane: func(l *fakeLane) { l.silent = "sale_create" },
 			wantErr: []string{
@@ -236,6 +238,9 @@ func TestReplay(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("report lacks %q:\n%v", want, err)
 				}
+			}
+			if tt.wantNot != "" && strings.Contains(err.Error(), tt.wantNot) {
+				t.Errorf("report holds %q:\n%v", tt.wantNot, err)
 			}
 		})
 	}

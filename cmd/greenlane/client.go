@@ -9,12 +9,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/chzyer/readline"
@@ -40,8 +42,9 @@ from the last event seen.
 Commands (:help lists them) open more sockets, e.g. ":open tablet ?purpose=presell",
 and "@tablet PACKET" sends on one. --record FILE writes the session as a
 transcript for 'greenlane replay'; FILE is written only when the session ran
-to its end and sent a packet (a failed connection leaves it as it was), and
-an existing FILE is replaced only with --force.`
+to its end and sent a packet (a failed connection, Ctrl-C or SIGTERM leaves
+it as it was, with nothing beside it), and an existing FILE is replaced only
+with --force.`
 
 // clientHelp is the interactive :help text.
 const clientHelp = `  PACKET                      send on the current socket: JSON, an endpoint, or "endpoint {json}"
@@ -177,6 +180,7 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer rec.discard()
+		defer rec.discardOnSignal(stderr)()
 		s.rec = rec.rec
 	}
 	defer s.closeAll()
@@ -209,8 +213,11 @@ func (e ranAll) Unwrap() error { return e.error }
 type recording struct {
 	path  string
 	force bool
-	tmp   *os.File
 	rec   *transcript.Recorder
+	// mu guards tmp: a signal's discard may come while finish puts the
+	// file in place.
+	mu  sync.Mutex
+	tmp *os.File // nil once put in place or removed
 }
 
 func startRecording(path string, force, literal bool) (*recording, error) {
@@ -248,6 +255,11 @@ func (r *recording) unchanged() string {
 // finish puts the recording in place of FILE, unless it holds no packet
 // sent (a replay would fail it: nothing to replay).
 func (r *recording) finish() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tmp == nil {
+		return fmt.Errorf("--record: stopped by a signal (%s)", r.unchanged())
+	}
 	if err := r.rec.Err(); err != nil {
 		return fmt.Errorf("--record: %w (%s)", err, r.unchanged())
 	}
@@ -273,13 +285,47 @@ func (r *recording) finish() error {
 	return nil
 }
 
-// discard removes the temporary file of a recording not put in place.
-func (r *recording) discard() {
+// discard removes the temporary file of a recording not put in place,
+// and reports whether there was one.
+func (r *recording) discard() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.tmp == nil {
-		return
+		return false
 	}
 	_ = r.tmp.Close()
 	_ = os.Remove(r.tmp.Name())
+	r.tmp = nil
+	return true
+}
+
+// discardOnSignal makes SIGINT and SIGTERM remove the file being
+// recorded before the client dies of them: a session stopped half way
+// is not recorded (a recording already put in place stays, whole). The
+// client then dies of that same signal, so the exit status says what
+// stopped it, as without --record. The returned func stops watching.
+func (r *recording) discardOnSignal(stderr io.Writer) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			if r.discard() {
+				fmt.Fprintf(stderr, "greenlane: %s: the session was cut short, nothing recorded (%s)\n", signalNames[sig], r.unchanged())
+			}
+			signal.Reset(sig)
+			if p, err := os.FindProcess(os.Getpid()); err == nil && p.Signal(sig) == nil {
+				time.Sleep(time.Minute) // the signal ends the process
+			}
+			os.Exit(1) // a system where a process cannot signal itself
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // run opens the first socket, sends the argument packets or the input's,
