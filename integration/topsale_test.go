@@ -61,6 +61,9 @@ func TestTopSaleNeverMovesOn(t *testing.T) {
 			t.Errorf("the refusal names the other presell: %s", r.Error.Message)
 		}
 		c.fails(t, sbA+"get_sale", nil, nil, "claim_lost", lost["physkey"].(string))
+		if p := c.do(t, sbA+"sale_get_price", nil, map[string]any{"pid": 1001}); p.Error != nil || len(p.rows(t)) != 1 {
+			t.Fatalf("sale_get_price without a sale of its own: %s, want list prices", p.raw)
+		}
 		for _, pk := range []any{kept["physkey"], lost["physkey"]} {
 			if n := paymentsOf(t, admin, pk.(string)); n != 0 {
 				t.Fatalf("presell %v holds %d payments after a refused k-less payment", pk, n)
