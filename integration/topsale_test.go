@@ -43,6 +43,11 @@ func TestTopSaleNeverMovesOn(t *testing.T) {
 		if n := paymentsOf(t, c, p5["physkey"].(string)); n != 0 {
 			t.Fatalf("ticket %v, recalled earlier on the same socket, holds %d payments, want none", p5["ticket"], n)
 		}
+		// Nor does a k-less release give back the presell recalled before.
+		c.fails(t, presellA+"release", nil, nil, "not_found", "was completed")
+		if row := dbSale(t, l, p5["physkey"].(string)); row["claim_name"] != "counter-1" || row["phase"] != 0.0 {
+			t.Fatalf("ticket %v after a refused k-less release: %v, want it still claimed by counter-1", p5["ticket"], row)
+		}
 		// Naming the sale still works: the counter takes ticket 5's money.
 		c.sale(t, pay, p5["physkey"], map[string]any{"type": 1, "amount": p5["saletotal"]})
 	})

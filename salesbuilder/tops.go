@@ -95,6 +95,13 @@ func (s *Service) resolve(ctx context.Context, q sqlx.QueryerContext, c *protoco
 	return sale, nil
 }
 
+// Find is Resolve for a request on c's socket: ref "" names the socket's
+// own top sale, as for every salesbuilder change, so the presell workflow's
+// k-less heartbeat and release never move on to another presell either.
+func (s *Service) Find(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller, ref string) (*lanedb.Sale, error) {
+	return s.resolve(ctx, q, c, ref)
+}
+
 // orNameOne ends every refusal of a socket's top sale: what to do instead.
 const orNameOne = ": a request without k works only on the sale this socket last changed; name the sale in k, or recall or create one"
 
