@@ -65,7 +65,7 @@ func (w *Workflow) recallView(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 
 // Heartbeat renews c's claim on a presell.
 func (w *Workflow) Heartbeat(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, physkey string) (ClaimView, error) {
-	sale, err := salesbuilder.Resolve(ctx, tx, c, physkey)
+	sale, err := w.sales.Find(ctx, tx, c, physkey)
 	if err != nil {
 		return ClaimView{}, err
 	}
@@ -90,7 +90,7 @@ func (w *Workflow) Heartbeat(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 
 // ReleaseSale gives a claimed presell back (phase 5 again).
 func (w *Workflow) ReleaseSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, physkey string) (*salesbuilder.SaleView, error) {
-	sale, err := salesbuilder.Resolve(ctx, tx, c, physkey)
+	sale, err := w.sales.Find(ctx, tx, c, physkey)
 	if err != nil {
 		return nil, err
 	}

@@ -451,6 +451,9 @@ type CompletedView struct {
 
 // Complete completes a sale paid in full (phase 4), giving it its sid.
 func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*CompletedView, error) {
+	if err := moneyNamesSale(c, ref, "a completion"); err != nil {
+		return nil, err
+	}
 	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err

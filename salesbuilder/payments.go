@@ -124,6 +124,9 @@ func checkTender(pt *lanedb.PaymentType, amount, total, paid, maxChange int64) e
 // typ (SPEC §9.3). Only cash may exceed the balance due (the excess is
 // change, at most MaxCashChange), and nothing is taken once nothing is due.
 func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, typ, amount int64) (*SaleView, error) {
+	if err := moneyNamesSale(c, ref, "a payment"); err != nil {
+		return nil, err
+	}
 	sale, r, err := s.forChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
@@ -149,6 +152,18 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	return s.FinishLines(ctx, tx, c, sale, evPaymentsAdd)
 }
 
+// moneyNamesSale refuses a payment, reversal or completion that leaves k
+// out in HTTP mode. An HTTP request is a session of one, with no sale of
+// its own to be on top: without k it would take the key's newest active
+// sale, which another till of the key may have moved on to since.
+func moneyNamesSale(c *protocol.Caller, ref, what string) error {
+	if ref == "" && !CanClaim(c) {
+		return protocol.Errorf(protocol.CodeBadArgument,
+			"k: %s over HTTP must name its sale (the physkey) in k; an HTTP request has no top sale to take it to", what)
+	}
+	return nil
+}
+
 func unknownPaymentType(ctx context.Context, q sqlx.QueryerContext, code int64) error {
 	types, err := lanedb.PaymentTypes(ctx, q)
 	if err != nil {
@@ -165,6 +180,9 @@ func unknownPaymentType(ctx context.Context, q sqlx.QueryerContext, code int64) 
 // (payments[].sequence in the sale). Like AddPayment it needs the counter
 // scope and respects claims; the row stays, flagged reversed, for audit.
 func (s *Service) RemovePayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seq int64) (*SaleView, error) {
+	if err := moneyNamesSale(c, ref, "a payment reversal"); err != nil {
+		return nil, err
+	}
 	sale, err := s.ForChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err

@@ -67,7 +67,9 @@ func (s *Service) Prices(ctx context.Context, c *protocol.Caller, ref string, pi
 		if customer, err = SaleCustomer(ctx, s.db.Read, sale); err != nil {
 			return "", nil, err
 		}
-	case errors.As(err, &pe) && pe.Code == protocol.CodeNotFound && ref == "":
+	case errors.As(err, &pe) && (pe.Code == protocol.CodeNotFound || pe.Code == protocol.CodeClaimLost) && ref == "":
+		// No sale of its own (none yet, or its top sale has gone): list
+		// prices, with physkey "" saying no customer's prices were used.
 	default:
 		return "", nil, err
 	}

@@ -19,8 +19,9 @@ import (
 // maxOpenSales caps the caller's list of open sales.
 const maxOpenSales = 500
 
-// Resolve finds the sale ref names (its physkey, or "" for the caller's
-// top active sale). A caller that does not see the whole lane (a presell
+// Resolve finds the sale ref names: its physkey, or "" for the most
+// recently changed active sale of the caller's keys, which only a socket
+// that has touched no sale may take (Service.Find decides). A caller that does not see the whole lane (a presell
 // tablet) finds only its own sales: another's is not_found, told apart
 // from a sale that does not exist by nothing.
 func Resolve(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller, ref string) (*lanedb.Sale, error) {

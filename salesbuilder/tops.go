@@ -3,7 +3,7 @@ package salesbuilder
 import (
 	"context"
 	"errors"
-	"slices"
+	"fmt"
 	"sync"
 
 	"github.com/jmoiron/sqlx"
@@ -15,15 +15,20 @@ import (
 // FD1's "top sale" (a request that leaves k out works on it, SPEC §7.2) is
 // what the device has in front of it. A socket is a device: each keeps the
 // sale its last change touched, so two sockets of one key (two tabs, two
-// tablets sharing a key) each work on their own sale. A socket that has
-// touched none yet, or whose sale is no longer active, falls back to the
-// key's most recently changed active sale (topSale): a client that
-// reconnects carries on with the sale it was building.
+// tablets sharing a key) each work on their own sale. Once that sale is no
+// longer the socket's to change (completed, cancelled, parked, taken over
+// by another counter), a request without k is refused, saying what became
+// of it: it never moves on to another sale of the key, because the pay key
+// pressed once more after a completion would take money on whichever
+// presell the counter recalled before. Only a socket that has touched no
+// sale yet falls back to the key's most recently changed active sale
+// (topSale): a client that reconnects carries on with the sale it was
+// building.
 
 // maxTops bounds the sockets remembered. It is kept in two generations:
 // when the newer fills half of it, the older is dropped and the newer takes
 // its place. A socket that has changed nothing for that long falls back as
-// above; nothing is ever scanned, so a set stays O(1) (it runs on the
+// as a new one would; nothing is ever scanned, so a set stays O(1) (it runs on the
 // writer's goroutine, after COMMIT).
 const maxTops = 8192
 
@@ -65,20 +70,72 @@ func (s *Service) touched(tx *lanedb.Tx, c *protocol.Caller, physkey string) {
 	tx.OnCommit(func() { s.tops.set(session, physkey) })
 }
 
-// resolve is Resolve, with ref "" naming c's socket's own top sale while
-// it is still one of c's active sales.
+// resolve is Resolve, with ref "" naming c's socket's own top sale. Reads
+// (get_sale, sale_fetch, sale_get_price) resolve as changes do: a read
+// without k shows the sale a change without k would work on, so a screen
+// never shows another sale's balance as the one in front of the cashier.
 func (s *Service) resolve(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller, ref string) (*lanedb.Sale, error) {
-	if ref == "" && CanClaim(c) {
-		if pk := s.tops.get(c.Session); pk != "" {
-			sale, err := lanedb.GetSale(ctx, q, pk)
-			switch {
-			case errors.Is(err, lanedb.ErrNoSale):
-			case err != nil:
-				return nil, err
-			case sale.Phase == lanedb.PhaseActive && slices.Contains(c.KeyIDs(), sale.HolderKey):
-				return sale, nil
-			}
-		}
+	if ref != "" || !CanClaim(c) {
+		return Resolve(ctx, q, c, ref)
 	}
-	return Resolve(ctx, q, c, ref)
+	pk := s.tops.get(c.Session)
+	if pk == "" {
+		return Resolve(ctx, q, c, ref)
+	}
+	sale, err := lanedb.GetSale(ctx, q, pk)
+	if errors.Is(err, lanedb.ErrNoSale) {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "this socket's sale %s no longer exists%s", Clip(pk), orNameOne)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read this socket's top sale %s: %w", pk, err)
+	}
+	if err := s.stillTop(sale, c); err != nil {
+		return nil, err
+	}
+	return sale, nil
+}
+
+// Find is Resolve for a request on c's socket: ref "" names the socket's
+// own top sale, as for every salesbuilder change, so the presell workflow's
+// k-less heartbeat and release never move on to another presell either.
+func (s *Service) Find(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller, ref string) (*lanedb.Sale, error) {
+	return s.resolve(ctx, q, c, ref)
+}
+
+// orNameOne ends every refusal of a socket's top sale: what to do instead.
+const orNameOne = ": a request without k works only on the sale this socket last changed; name the sale in k, or recall or create one"
+
+// stillTop refuses a socket's top sale that is no longer the socket's to
+// work on, saying what happened to it. A sale under this socket's own
+// claim passes even once the lease lapsed: the change's writer check then
+// says "recall it again", which is the truth.
+func (s *Service) stillTop(sale *lanedb.Sale, c *protocol.Caller) error {
+	name := topName(sale)
+	claim := sale.ClaimState
+	switch {
+	case sale.Phase == lanedb.PhaseCompleted:
+		return protocol.Errorf(protocol.CodeNotFound, "%s was completed (sid %d)%s", name, sale.SID.Int64, orNameOne)
+	case sale.Phase == lanedb.PhaseVoid:
+		return protocol.Errorf(protocol.CodeNotFound, "%s was cancelled%s", name, orNameOne)
+	case sale.Phase == lanedb.PhaseParked:
+		return protocol.Errorf(protocol.CodeNotFound, "%s is parked%s", name, orNameOne)
+	case sale.Phase != lanedb.PhaseActive:
+		return protocol.Errorf(protocol.CodeNotFound, "%s is in phase %d%s", name, sale.Phase, orNameOne)
+	case claim.Session.Valid && claim.Session.String != c.Session && s.presells.HadClaim(c.Session, sale.Physkey):
+		return protocol.Errorf(protocol.CodeClaimLost, "%s was taken over by %q%s", name, claim.Name.String, orNameOne)
+	case claim.Session.Valid && claim.Session.String != c.Session:
+		return protocol.Errorf(protocol.CodeNotFound, "%s is now with %q%s", name, claim.Name.String, orNameOne)
+	case !claim.Session.Valid && !c.HasKeyID(sale.HolderKey):
+		return protocol.Errorf(protocol.CodeNotFound, "%s is now held by %q%s", name, sale.HolderName, orNameOne)
+	}
+	return nil
+}
+
+// topName names a socket's top sale for staff: by its ticket when it has
+// one (what the counter reads off the customer's slip), and by physkey.
+func topName(sale *lanedb.Sale) string {
+	if sale.Ticket.Valid {
+		return fmt.Sprintf("this socket's sale, ticket #%d (%s),", sale.Ticket.Int64, sale.Physkey)
+	}
+	return fmt.Sprintf("this socket's sale %s", sale.Physkey)
 }

@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The top sale (SPEC §7.2): a request without k works on the sale its
+// socket last changed, and never moves on to another sale once that one is
+// done; only a socket that has changed none falls back to its key's newest
+// active sale. These are money checks: a k-less payment that lands on the
+// wrong presell lets a customer walk out without paying.
+
+// paymentsOf is how many payments (not reversed) a sale holds.
+func paymentsOf(t *testing.T, c *muxSocket, pk string) int {
+	t.Helper()
+	p, _ := c.fetch(t, pk)["payments"].([]any)
+	return len(p)
+}
+
+func TestTopSaleNeverMovesOn(t *testing.T) {
+	l := startLane(t)
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
+	cks := l.newKeys("counter", "counter", 2)
+	recall := presellA + "recall"
+	pay := sbA + "sale_add_payment"
+
+	t.Run("the pay key pressed again after a completion takes no money", func(t *testing.T) {
+		c := dialMux(t, l, "counter-1", "", cks[0], "")
+		p5 := presellOn(t, tab, 0, soldLine{1001, 1})
+		p6 := presellOn(t, tab, 0, soldLine{1002, 1})
+		c.sale(t, recall, nil, map[string]any{"ticket": p5["ticket"]})
+		r := c.sale(t, recall, nil, map[string]any{"ticket": p6["ticket"]})
+		amount := map[string]any{"type": 1, "amount": r["saletotal"]}
+		c.sale(t, pay, nil, amount)
+		if s := c.sale(t, sbA+"salesbuilder_complete", nil, nil); s["physkey"] != p6["physkey"] || s["phase"] != 1.0 {
+			t.Fatalf("the k-less completion: %v, want ticket %v completed", s, p6["ticket"])
+		}
+		c.fails(t, pay, nil, amount, "not_found", fmt.Sprintf("ticket #%v", p6["ticket"]), "was completed", "name the sale in k")
+		c.fails(t, pay, "active", amount, "not_found", "was completed")
+		if n := paymentsOf(t, c, p5["physkey"].(string)); n != 0 {
+			t.Fatalf("ticket %v, recalled earlier on the same socket, holds %d payments, want none", p5["ticket"], n)
+		}
+		// Nor does a k-less release give back the presell recalled before.
+		c.fails(t, presellA+"release", nil, nil, "not_found", "was completed")
+		if row := dbSale(t, l, p5["physkey"].(string)); row["claim_name"] != "counter-1" || row["phase"] != 0.0 {
+			t.Fatalf("ticket %v after a refused k-less release: %v, want it still claimed by counter-1", p5["ticket"], row)
+		}
+		// Naming the sale still works: the counter takes ticket 5's money.
+		c.sale(t, pay, p5["physkey"], map[string]any{"type": 1, "amount": p5["saletotal"]})
+	})
+
+	t.Run("a sale taken over by another counter is claim_lost, not another sale", func(t *testing.T) {
+		c := dialMux(t, l, "counter-2", "", cks[1], "")
+		admin := dialMux(t, l, "counter-admin", "", l.newKey("counter-admin", "counter,admin"), "")
+		kept := presellOn(t, tab, 0, soldLine{1003, 1})
+		lost := presellOn(t, tab, 0, soldLine{1004, 1})
+		c.sale(t, recall, nil, map[string]any{"ticket": kept["ticket"]})
+		c.sale(t, recall, nil, map[string]any{"ticket": lost["ticket"]})
+		admin.sale(t, recall, nil, map[string]any{"ticket": lost["ticket"], "force": true})
+		r := c.fails(t, pay, nil, map[string]any{"type": 1, "amount": 1}, "claim_lost",
+			lost["physkey"].(string), "taken over by \"counter-admin\"")
+		if strings.Contains(r.Error.Message, kept["physkey"].(string)) {
+			t.Errorf("the refusal names the other presell: %s", r.Error.Message)
+		}
+		c.fails(t, sbA+"get_sale", nil, nil, "claim_lost", lost["physkey"].(string))
+		if p := c.do(t, sbA+"sale_get_price", nil, map[string]any{"pid": 1001}); p.Error != nil || len(p.rows(t)) != 1 {
+			t.Fatalf("sale_get_price without a sale of its own: %s, want list prices", p.raw)
+		}
+		for _, pk := range []any{kept["physkey"], lost["physkey"]} {
+			if n := paymentsOf(t, admin, pk.(string)); n != 0 {
+				t.Fatalf("presell %v holds %d payments after a refused k-less payment", pk, n)
+			}
+		}
+	})
+
+	t.Run("a socket that has changed nothing carries on with the key's newest sale", func(t *testing.T) {
+		key := l.newKey("tablet-reconnect", "presell")
+		first := dialMux(t, l, "tablet-reconnect", presellQuery, key, "")
+		pk := first.sale(t, sbA+"sale_create", nil, nil)["physkey"]
+		first.sale(t, sbA+"sale_add_product", nil, map[string]any{"pid": 1001})
+		first.ws.Close()
+		again := dialMux(t, l, "tablet-reconnect-2", presellQuery, key, "")
+		s := again.sale(t, sbA+"sale_add_product", nil, map[string]any{"pid": 1002})
+		if s["physkey"] != pk || len(s["lines"].([]any)) != 2 {
+			t.Fatalf("after reconnecting, the k-less line went to %v (%d lines), want %v with 2", s["physkey"], len(s["lines"].([]any)), pk)
+		}
+	})
+
+	t.Run("HTTP money names its sale in k", func(t *testing.T) {
+		key := l.newKey("counter-http", "counter")
+		ws := dialMux(t, l, "counter-http", "", key, "")
+		pk := ws.sale(t, sbA+"sale_create", nil, nil)["physkey"].(string)
+		total := ws.sale(t, sbA+"sale_add_product", pk, map[string]any{"pid": 1001})["saletotal"]
+		hdr := map[string]string{"x-api-key": key}
+		for _, body := range []string{
+			fmt.Sprintf(`{"a":"fd1.salesbuilder.sale_add_payment","v":{"type":1,"amount":%v}}`, total),
+			`{"a":"fd1.salesbuilder.salesbuilder_complete"}`,
+		} {
+			a := strings.Split(body, `"`)[3]
+			status, p := l.httpCall("POST", "/fd1/salesbuilder/"+strings.TrimPrefix(a, sbA), hdr, body)
+			if status != http.StatusBadRequest || p.Error == nil || p.Error.Code != "bad_argument" || !strings.HasPrefix(p.Error.Message, "k:") {
+				t.Fatalf("k-less %s over HTTP: %d %s, want 400 bad_argument naming k", a, status, p.raw)
+			}
+		}
+		if n := paymentsOf(t, ws, pk); n != 0 {
+			t.Fatalf("a refused k-less HTTP payment was taken: %d payments", n)
+		}
+		status, p := l.httpCall("GET", fmt.Sprintf("/fd1/salesbuilder/sale_add_payment?k=%s&v.type=1&v.amount=%v", pk, total), hdr, "")
+		if status != http.StatusOK || p.Error != nil {
+			t.Fatalf("HTTP payment naming its sale: %d %s", status, p.raw)
+		}
+	})
+}
