@@ -171,10 +171,11 @@ func TestBrowserCounter(t *testing.T) {
 		t.Fatalf("lane DB after Void: %v, want phase 10000 and no live payment (the one taken is reversed)", st)
 	}
 
-	// A presell held by another counter: who, and until when.
+	// A presell held by another counter: who, for how long, until when.
 	browserRun(t, ctx,
 		chromedp.KeyEvent(t2+kb.Enter),
-		waitText("#message", "Another counter has this presell: counter-2, until"),
+		waitText("#message", "Another counter has this presell: counter-2, for "),
+		waitText("#message", " more min (until "),
 	)
 	if pageTrue(t, ctx, `document.getElementById("sale-title") !== null`) {
 		t.Fatal("a presell claimed by counter-2 was shown as recalled here")

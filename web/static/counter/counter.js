@@ -242,19 +242,12 @@ function first(reply) {
 
 // explain turns a lane error into words for the cashier: one sentence per
 // code the counter can meet (strings.js, S.errors), naming the ticket on
-// screen rather than the sale's physkey and a local time rather than UTC;
-// a code it does not know shows the lane's own message.
+// screen rather than the sale's physkey; a code it does not know shows the lane's own message.
 function explain(e, what, op) {
   if (!(e instanceof FD1Error)) return String(e);
   const f = S.errors[e.code];
-  const said = f && f({ message: e.message || "", what, op, ticket: sale ? sale.ticket : null, db, time: localTime, money });
+  const said = f && f({ message: e.message || "", what, op, ticket: sale ? sale.ticket : null, db, money });
   return said || S.error(e.code, e.message);
-}
-
-// localTime is an ISO time from the lane as the cashier's clock shows it.
-function localTime(iso) {
-  const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 // act runs one change at a time; what (the scanned text) and op (what
