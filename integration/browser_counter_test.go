@@ -310,3 +310,33 @@ func TestBrowserStoreFlow(t *testing.T) {
 	}
 	browserLog(display).wantNoErrors(t)
 }
+
+// TestBrowserCounterHoldLapses: a hold that lapses by itself sends no event,
+// yet the counter's list stops showing it once it has lapsed: the page
+// fetches the list again when the earliest hold it shows runs out.
+func TestBrowserCounterHoldLapses(t *testing.T) {
+	l := startLane(t, "--presell-lease", "2s")
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	counterKey := l.newKey("counter-1", "counter")
+	other := l.login("", l.newKey("counter-2", "counter"), "")
+	p := presellFromTablet(t, tab, 0, soldLine{1001, 1})
+	ctx := newBrowser(t)
+
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", counterKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+fmt.Sprint(num(p["ticket"]))),
+	)
+	// counter-2 recalls it and then stays idle (no heartbeat): the recall's
+	// event shows the hold, and nothing tells the page when it lapses.
+	sale(t, other, presellA+"recall", nil, map[string]any{"ticket": p["ticket"]})
+	browserRun(t, ctx,
+		waitText("#presells", "held by counter-2"),
+		chromedp.WaitNotPresent(chromedp.CSS("#presells .holder")),
+	)
+	if st := sqliteRows(t, l.db, `SELECT phase FROM sales WHERE physkey = %s`, sqlQuote(p["physkey"].(string))); num(st[0]["phase"]) != 0 {
+		t.Fatalf("the presell is %v: the hold lapsed, yet nothing should have changed it", st)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}

@@ -518,6 +518,7 @@ async function refreshList() {
     presells.sort((a, b) => (a.submitted_utc < b.submitted_utc ? -1 : a.submitted_utc > b.submitted_utc ? 1 : a.ticket - b.ticket));
     listFetchedAt = Date.now();
     renderList();
+    refreshAtLapse();
   } catch (e) {
     // forbidden: a key without the counter scope, said once at login.
     if (e.code !== "offline" && e.code !== "forbidden") say(explain(e), "error");
@@ -528,6 +529,32 @@ let listTimer = 0;
 function refreshListSoon() {
   clearTimeout(listTimer);
   listTimer = setTimeout(refreshList, 150);
+}
+
+// refreshAtLapse fetches the list again once the earliest hold it shows has
+// lapsed: a lease that runs out sends no event, and the list would go on
+// saying "held by counter-1". One timer, for the earliest hold only; the
+// refresh sets the next. The lane's clock may differ from this screen's
+// (a wrong device clock, serve --clock), so the time left is counted on
+// the lane's: its "now" is a row's submitted_utc plus its age (whole
+// seconds, so never later than the lane's). claim_expires is whole seconds
+// too: a second more makes sure the refresh comes after the lapse, not
+// just before it, where it would find the hold still there.
+let lapseTimer = 0;
+function refreshAtLapse() {
+  clearTimeout(lapseTimer);
+  let laneNow = 0;
+  let first = Infinity;
+  for (const p of presells) {
+    // "2026-04-04 13:59:00.123456" (UTC): milliseconds are all Date.parse
+    // is sure to read.
+    const sub = Date.parse(String(p.submitted_utc).replace(" ", "T").replace(/(\.\d{3})\d*$/, "$1") + "Z");
+    if (!isNaN(sub)) laneNow = Math.max(laneNow, sub + p.age * 1000);
+    const exp = p.claimed_by ? Date.parse(p.claim_expires) : NaN;
+    if (!isNaN(exp)) first = Math.min(first, exp);
+  }
+  if (first === Infinity || !laneNow) return;
+  lapseTimer = setTimeout(refreshList, Math.max(first - laneNow, 0) + 1000);
 }
 
 function renderList() {
