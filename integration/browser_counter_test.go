@@ -171,10 +171,11 @@ func TestBrowserCounter(t *testing.T) {
 		t.Fatalf("lane DB after Void: %v, want phase 10000 and no live payment (the one taken is reversed)", st)
 	}
 
-	// A presell held by another counter: who, and until when.
+	// A presell held by another counter: who, for how long, until when.
 	browserRun(t, ctx,
 		chromedp.KeyEvent(t2+kb.Enter),
-		waitText("#message", "Another counter has this presell: counter-2, until"),
+		waitText("#message", "Another counter has this presell: counter-2, for "),
+		waitText("#message", " more min (until "),
 	)
 	if pageTrue(t, ctx, `document.getElementById("sale-title") !== null`) {
 		t.Fatal("a presell claimed by counter-2 was shown as recalled here")
@@ -308,4 +309,34 @@ func TestBrowserStoreFlow(t *testing.T) {
 		t.Fatalf("the sale in the lane DB after Complete: %v, want phase 1 at %.2f", done, after)
 	}
 	browserLog(display).wantNoErrors(t)
+}
+
+// TestBrowserCounterHoldLapses: a hold that lapses by itself sends no event,
+// yet the counter's list stops showing it once it has lapsed: the page
+// fetches the list again when the earliest hold it shows runs out.
+func TestBrowserCounterHoldLapses(t *testing.T) {
+	l := startLane(t, "--presell-lease", "2s")
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	counterKey := l.newKey("counter-1", "counter")
+	other := l.login("", l.newKey("counter-2", "counter"), "")
+	p := presellFromTablet(t, tab, 0, soldLine{1001, 1})
+	ctx := newBrowser(t)
+
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", counterKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+fmt.Sprint(num(p["ticket"]))),
+	)
+	// counter-2 recalls it and then stays idle (no heartbeat): the recall's
+	// event shows the hold, and nothing tells the page when it lapses.
+	sale(t, other, presellA+"recall", nil, map[string]any{"ticket": p["ticket"]})
+	browserRun(t, ctx,
+		waitText("#presells", "held by counter-2"),
+		chromedp.WaitNotPresent(chromedp.CSS("#presells .holder")),
+	)
+	if st := sqliteRows(t, l.db, `SELECT phase FROM sales WHERE physkey = %s`, sqlQuote(p["physkey"].(string))); num(st[0]["phase"]) != 0 {
+		t.Fatalf("the presell is %v: the hold lapsed, yet nothing should have changed it", st)
+	}
+	browserLog(ctx).wantNoErrors(t)
 }

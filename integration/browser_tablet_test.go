@@ -346,3 +346,35 @@ func TestBrowserTabletLanesLinkKeepsItsOwnLane(t *testing.T) {
 		t.Fatalf("the lanes the link named were not kept: %q (%v)", lanes, err)
 	}
 }
+
+// TestBrowserTabletTicketsRunOut: with every ticket held by an open presell,
+// Submit shows the lane's sentence at once, instead of resending in
+// silence, and keeps the order; once a ticket is freed, Submit goes through.
+func TestBrowserTabletTicketsRunOut(t *testing.T) {
+	l := startLane(t)
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	filler := fillTickets(t, l)
+	ctx := newBrowser(t)
+
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#errors", "Submit: all 9999 presell tickets are taken by open presells"),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+	)
+	if q := tabletQueue(t, ctx); len(q) != 0 {
+		t.Fatalf("the refused Submit is still queued: %v", q)
+	}
+
+	sqliteExec(t, l.db, `UPDATE sales SET phase = 10000, version = version + 1 WHERE physkey = %s`, sqlQuote(filler))
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+	)
+	browserLog(ctx).wantNoErrors(t)
+}

@@ -588,3 +588,47 @@ func TestPresellConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// fillTickets gives every presell ticket not yet held to a submitted
+// presell written straight into the lane DB (as a back-office program
+// may), so the lane's next submit finds none free, and returns one filler's
+// physkey. The fillers were touched just now: the sweeper leaves them be.
+func fillTickets(t *testing.T, l *lane) string {
+	t.Helper()
+	now := sqlQuote(time.Now().UTC().Format("2006-01-02 15:04:05"))
+	sqliteExec(t, l.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
+		INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc, presell, ticket, ticket_word, ticket_barcode,
+			submitted_utc, created_by, holder_name)
+		SELECT 'fill-' || i, 'fill-' || i, 5, %[1]s, %[1]s, 1, i, 'fill-' || i, 'FILL' || i, %[1]s, 'filler', 'filler'
+		FROM n WHERE i NOT IN (SELECT ticket FROM sales WHERE ticket IS NOT NULL AND phase IN (0, 5))`, now)
+	rows := sqliteRows(t, l.db, `SELECT COUNT(*) AS n, MIN(CASE WHEN physkey LIKE 'fill-%%' THEN physkey END) AS k
+		FROM sales WHERE ticket IS NOT NULL AND phase IN (0, 5)`)
+	if n := num(rows[0]["n"]); n != 9999 {
+		t.Fatalf("%v tickets held after filling, want 9999", n)
+	}
+	return rows[0]["k"].(string)
+}
+
+// TestPresellTicketsRunOut: with all 9999 tickets held by open presells, a
+// submit is refused with limit_reached (a limit, which a client shows, not
+// unavailable, which it retries in silence) and the order stays as it was;
+// once the counter frees a ticket, the same order submits.
+func TestPresellTicketsRunOut(t *testing.T) {
+	l := startLane(t)
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
+	presellOn(t, tab, 0, soldLine{1001, 1})
+	filler := fillTickets(t, l)
+
+	pk := tab.sale(t, sbA+"sale_create", nil, nil)["physkey"].(string)
+	tab.sale(t, sbA+"sale_add_product", pk, map[string]any{"pid": 1002})
+	tab.fails(t, sbA+"sale_park", pk, nil, "limit_reached", "all 9999 presell tickets are taken by open presells")
+	if s := tab.fetch(t, pk); s["phase"] != 0.0 || s["ticket"] != nil || len(s["lines"].([]any)) != 1 {
+		t.Fatalf("the refused order is now %v, want it still being built with its line", s)
+	}
+
+	sqliteExec(t, l.db, `UPDATE sales SET phase = 10000, version = version + 1 WHERE physkey = %s`, sqlQuote(filler))
+	freed := num(dbSale(t, l, filler)["ticket"])
+	if s := tab.sale(t, sbA+"sale_park", pk, nil); s["phase"] != 5.0 || num(s["ticket"]) != freed {
+		t.Fatalf("submit after ticket %v was freed: %v", freed, s)
+	}
+}

@@ -1627,3 +1627,33 @@ func TestPresellExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimMessageAcrossDSTEnd: a presell another device holds says for how
+// long, not only until when. The lane's clock is frozen at 13:59 UTC on 4
+// April 2026, 02:59 NZDT in the demo lane's Pacific/Auckland, a minute
+// before the clocks go back: the two-minute lease ends at 14:01 UTC, 02:01
+// NZST, which alone reads as long lapsed at 02:59.
+func TestClaimMessageAcrossDSTEnd(t *testing.T) {
+	l := startLane(t, "--clock", "2026-04-04T13:59:00Z")
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
+	cks := l.newKeys("counter", "counter", 2)
+	holder := dialMux(t, l, "counter-1", "", cks[0], "")
+	p := presellOn(t, tab, 0, soldLine{1001, 1})
+	byTicket := map[string]any{"ticket": p["ticket"]}
+	holder.sale(t, presellA+"recall", nil, byTicket)
+
+	tests := []struct {
+		name string
+		key  string
+		want string
+	}{
+		{"another counter", cks[1], `is held by "counter-1" for 2 more min (until 02:01)`},
+		{"another connection of the same key", cks[0], `is held by another connection of this key ("counter-1") for 2 more min (until 02:01);`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			other := dialMux(t, l, "other", "", tt.key, "")
+			other.fails(t, presellA+"recall", nil, byTicket, "claimed", tt.want)
+		})
+	}
+}

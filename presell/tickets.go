@@ -27,8 +27,11 @@ func (w *Workflow) Submit(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller
 	sale.SubmittedUTC = sql.NullString{String: w.sales.Stamp(), Valid: true}
 	if !sale.Ticket.Valid {
 		ticket, err := lanedb.AllocateTicket(ctx, tx)
+		// A full lane is a limit, not an outage: unavailable would have
+		// the tablet resend the submit in silence until the counter frees
+		// a ticket, with every later order queued behind it.
 		if errors.Is(err, lanedb.ErrNoFreeTicket) {
-			return protocol.Errorf(protocol.CodeUnavailable, "all %d presell tickets are taken by open presells; complete or cancel some", lanedb.MaxTicket)
+			return protocol.Errorf(protocol.CodeLimitReached, "all %d presell tickets are taken by open presells: the counter must complete or cancel some before this order can be submitted; it is kept as it is", lanedb.MaxTicket)
 		}
 		if err != nil {
 			return err

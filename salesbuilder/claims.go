@@ -1,6 +1,7 @@
 package salesbuilder
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -33,8 +34,8 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 	case claim.Session.String == c.Session && live:
 		return nil
 	case claim.Session.String == c.Session:
-		return protocol.Errorf(protocol.CodeClaimLost, "your claim on presell %s lapsed at %s; recall it again",
-			sale.Physkey, s.ClaimClock(claim))
+		return protocol.Errorf(protocol.CodeClaimLost, "your claim on presell %s lapsed %s; recall it again",
+			sale.Physkey, s.claimAgo(claim))
 	case s.presells.HadClaim(c.Session, sale.Physkey):
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was taken over by %q; this device no longer holds it",
 			sale.Physkey, claim.Name.String)
@@ -44,18 +45,44 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 	return protocol.Errorf(protocol.CodeConflict, "presell %s is not claimed by this device; recall it with fd1.presell.recall", sale.Physkey)
 }
 
-// ClaimedError tells c, a would-be claimer, who holds a presell, and until
-// when. When that is c's own key on another connection (a second tab of
+// ClaimedError tells c, a would-be claimer, who holds a presell, and for
+// how long. When that is c's own key on another connection (a second tab of
 // the counter page, or the connection c replaces before the lane has seen
 // it close), it says so: "claimed by counter-1" would read as a riddle.
 func (s *Service) ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
 	if c.HasKeyID(sale.ClaimState.Key.String) {
 		return protocol.Errorf(protocol.CodeClaimed,
-			"presell %s is claimed by another connection of this key (%q) until %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",
-			sale.Physkey, sale.ClaimState.Name.String, s.ClaimClock(sale.ClaimState))
+			"presell %s is held by another connection of this key (%q) for %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",
+			sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState))
 	}
-	return protocol.Errorf(protocol.CodeClaimed, "presell %s is claimed by %q until %s",
-		sale.Physkey, sale.ClaimState.Name.String, s.ClaimClock(sale.ClaimState))
+	return protocol.Errorf(protocol.CodeClaimed, "presell %s is held by %q for %s",
+		sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState))
+}
+
+// claimLeft is how long a live claim still holds, then its end on the
+// store's clock: "2 more min (until 02:01)". The clock time alone misleads
+// in the hour repeated when daylight saving ends: at 02:59 NZDT a claim
+// "until 02:01" (NZST, an hour later) reads as long lapsed. A count cannot
+// be misread so; the clock time stays for who plans by it.
+func (s *Service) claimLeft(c lanedb.ClaimState) string {
+	n, unit := span(c.Expires().Sub(s.now()))
+	return fmt.Sprintf("%d more %s (until %s)", n, unit, s.ClaimClock(c))
+}
+
+// claimAgo is how long ago a claim lapsed, then when on the store's
+// clock, for the same reason: "3 min ago (at 02:01)".
+func (s *Service) claimAgo(c lanedb.ClaimState) string {
+	n, unit := span(s.now().Sub(c.Expires()))
+	return fmt.Sprintf("%d %s ago (at %s)", n, unit, s.ClaimClock(c))
+}
+
+// span is a duration as staff read it: seconds under a minute (at least 1:
+// a live claim never has "0 s" left), else minutes to the nearest one.
+func span(d time.Duration) (int64, string) {
+	if d < time.Minute-time.Second/2 {
+		return max(1, int64(d.Round(time.Second)/time.Second)), "s"
+	}
+	return max(1, int64(d.Round(time.Minute)/time.Minute)), "min"
 }
 
 // ClaimTime is when a claim lapses, as replies show it (machine-read:

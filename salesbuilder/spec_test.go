@@ -48,7 +48,8 @@ func TestLineSourceDefaultsToAPICall(t *testing.T) {
 
 // A claim's end reads as the staff's clock (SPEC §9: local store time):
 // the demo lane is in Pacific/Auckland and the test clock is 09:30 UTC,
-// 22:30 there, with a two-minute lease.
+// 22:30 there, with a two-minute lease. It says how long first: the clock
+// alone is ambiguous in the hour repeated when daylight saving ends.
 func TestClaimMessagesShowTheStoreClock(t *testing.T) {
 	l := newLane(t)
 	tab, till1, till2 := tablet("tablet-1"), counter("counter-1"), counter("counter-2")
@@ -57,15 +58,15 @@ func TestClaimMessagesShowTheStoreClock(t *testing.T) {
 
 	_, err := l.call(till2, "salesbuilder.sale_unpark", k, nil, "")
 	wantCode(t, err, protocol.CodeClaimed)
-	if msg := err.Error(); !strings.Contains(msg, "until 22:32") || strings.Contains(msg, "Z") {
-		t.Fatalf("claimed message %q, want the store's clock (until 22:32), no UTC stamp", msg)
+	if msg := err.Error(); !strings.Contains(msg, `held by "counter-1" for 2 more min (until 22:32)`) || strings.Contains(msg, "Z") {
+		t.Fatalf("claimed message %q, want the time left and the store's clock (for 2 more min (until 22:32)), no UTC stamp", msg)
 	}
 
 	l.advance(3 * time.Minute)
 	_, err = l.call(till1, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, "")
 	wantCode(t, err, protocol.CodeClaimLost)
-	if msg := err.Error(); !strings.Contains(msg, "lapsed at 22:32") {
-		t.Fatalf("claim_lost message %q, want lapsed at 22:32", msg)
+	if msg := err.Error(); !strings.Contains(msg, "lapsed 1 min ago (at 22:32)") {
+		t.Fatalf("claim_lost message %q, want lapsed 1 min ago (at 22:32)", msg)
 	}
 }
 

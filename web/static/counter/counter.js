@@ -242,19 +242,12 @@ function first(reply) {
 
 // explain turns a lane error into words for the cashier: one sentence per
 // code the counter can meet (strings.js, S.errors), naming the ticket on
-// screen rather than the sale's physkey and a local time rather than UTC;
-// a code it does not know shows the lane's own message.
+// screen rather than the sale's physkey; a code it does not know shows the lane's own message.
 function explain(e, what, op) {
   if (!(e instanceof FD1Error)) return String(e);
   const f = S.errors[e.code];
-  const said = f && f({ message: e.message || "", what, op, ticket: sale ? sale.ticket : null, db, time: localTime, money });
+  const said = f && f({ message: e.message || "", what, op, ticket: sale ? sale.ticket : null, db, money });
   return said || S.error(e.code, e.message);
-}
-
-// localTime is an ISO time from the lane as the cashier's clock shows it.
-function localTime(iso) {
-  const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 // act runs one change at a time; what (the scanned text) and op (what
@@ -525,6 +518,7 @@ async function refreshList() {
     presells.sort((a, b) => (a.submitted_utc < b.submitted_utc ? -1 : a.submitted_utc > b.submitted_utc ? 1 : a.ticket - b.ticket));
     listFetchedAt = Date.now();
     renderList();
+    refreshAtLapse();
   } catch (e) {
     // forbidden: a key without the counter scope, said once at login.
     if (e.code !== "offline" && e.code !== "forbidden") say(explain(e), "error");
@@ -535,6 +529,32 @@ let listTimer = 0;
 function refreshListSoon() {
   clearTimeout(listTimer);
   listTimer = setTimeout(refreshList, 150);
+}
+
+// refreshAtLapse fetches the list again once the earliest hold it shows has
+// lapsed: a lease that runs out sends no event, and the list would go on
+// saying "held by counter-1". One timer, for the earliest hold only; the
+// refresh sets the next. The lane's clock may differ from this screen's
+// (a wrong device clock, serve --clock), so the time left is counted on
+// the lane's: its "now" is a row's submitted_utc plus its age (whole
+// seconds, so never later than the lane's). claim_expires is whole seconds
+// too: a second more makes sure the refresh comes after the lapse, not
+// just before it, where it would find the hold still there.
+let lapseTimer = 0;
+function refreshAtLapse() {
+  clearTimeout(lapseTimer);
+  let laneNow = 0;
+  let first = Infinity;
+  for (const p of presells) {
+    // "2026-04-04 13:59:00.123456" (UTC): milliseconds are all Date.parse
+    // is sure to read.
+    const sub = Date.parse(String(p.submitted_utc).replace(" ", "T").replace(/(\.\d{3})\d*$/, "$1") + "Z");
+    if (!isNaN(sub)) laneNow = Math.max(laneNow, sub + p.age * 1000);
+    const exp = p.claimed_by ? Date.parse(p.claim_expires) : NaN;
+    if (!isNaN(exp)) first = Math.min(first, exp);
+  }
+  if (first === Infinity || !laneNow) return;
+  lapseTimer = setTimeout(refreshList, Math.max(first - laneNow, 0) + 1000);
 }
 
 function renderList() {

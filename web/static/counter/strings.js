@@ -74,15 +74,17 @@ export default {
   error: (code, m) => `${code}: ${m}`,
   // errors: one sentence for each lane error code the counter can meet.
   // x is {message (the lane's), what (what was scanned), ticket (the one
-  // on screen, or null), db (isolates a DB value), time (ISO to local
-  // HH:MM), money}. A function may return "" to fall back to the lane's
+  // on screen, or null), db (isolates a DB value), money}. A function may return "" to fall back to the lane's
   // message.
   errors: {
+    // The lane says how long a hold has left, then its end on the store's
+    // clock: the clock alone reads as lapsed in the hour repeated when
+    // daylight saving ends.
     claimed: (x) => {
-      let m = /another connection of this key \("([^"]*)"\) until (\S+?);/.exec(x.message);
-      if (m) return ["This counter's key holds this presell on another screen (another tab or window of ", x.db(m[1]), `) until ${x.time(m[2])}. Close that one, then scan the ticket again.`];
-      m = /claimed by "([^"]*)" until (\S+)$/.exec(x.message);
-      if (m) return ["Another counter has this presell: ", x.db(m[1]), `, until ${x.time(m[2])}.`];
+      let m = /another connection of this key \("([^"]*)"\) for (\d+) more (min|s) \(until ([^)]+)\);/.exec(x.message);
+      if (m) return ["This counter's key holds this presell on another screen (another tab or window of ", x.db(m[1]), `) for ${holdLeft(m)}. Close that one, then scan the ticket again.`];
+      m = /held by "([^"]*)" for (\d+) more (min|s) \(until ([^)]+)\)$/.exec(x.message);
+      if (m) return ["Another counter has this presell: ", x.db(m[1]), `, for ${holdLeft(m)}.`];
       m = /belongs to "([^"]*)"/.exec(x.message);
       if (m) return ["This presell belongs to ", x.db(m[1]), "; a counter key can take it only once it is submitted."];
       m = /is held by "([^"]*)"/.exec(x.message);
@@ -139,6 +141,12 @@ export default {
     ["Esc", "release / clear (twice if paid)"],
   ],
 };
+
+// holdLeft words the time a hold has left from a claimed message's match
+// (m[2] the count, m[3] its unit, m[4] the end as HH:MM).
+function holdLeft(m) {
+  return `${m[2]} more ${m[3]} (until ${m[4]})`;
+}
 
 // tk names the ticket an error is about: the one on screen.
 function tk(x) {

@@ -80,6 +80,10 @@ export default {
     },
     has_payments: () => "The counter has taken payment on this order: only the counter can change it now.",
     claimed: () => "A counter has this order open: only the counter can change it now.",
+    // A limit (lines on a sale, open presells of this key, tickets on the
+    // lane): the lane's message says which and how to free it. A refused
+    // Submit leaves the order here, to submit again once there is room.
+    limit_reached: () => "",
     forbidden: () => "This tablet's key may not do that: pair it with a presell key.",
     rate_limited: () => "The lane is busy: wait a moment and try again.",
     unavailable: () => "The lane is shutting down or too busy: try again in a moment.",
