@@ -39,3 +39,43 @@ func TestSweeperIgnoresAClockAhead(t *testing.T) {
 		t.Fatalf("presell expire: %v\n%s", err, out)
 	}
 }
+
+// TestClaimOutlivesNoLeaseAfterAClockStepBack: a claim taken while the
+// lane's clock read 45 minutes later than it does after a restart lasts
+// one lease (--presell-lease) from the restart, not 45 minutes more: the
+// list shows it lapsing within a lease, and another counter recalls the
+// presell once that lease is up. The presell's age is never negative.
+func TestClaimOutlivesNoLeaseAfterAClockStepBack(t *testing.T) {
+	l := startLane(t, "--clock", "45m")
+	keys := l.newKeys("counter", "counter", 2)
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
+	pk := presellOn(t, tab, 0, soldLine{1001, 1})["physkey"].(string)
+	c1 := dialMux(t, l, "counter-1", "", keys[0], "")
+	c1.sale(t, presellA+"recall", pk, nil)
+	l.stop()
+
+	const lease = 3 * time.Second
+	l = startLaneAt(t, l.db, "--presell-lease", lease.String())
+	c2 := dialMux(t, l, "counter-2", "", keys[1], "")
+	rows, _ := presellList(t, c2, nil, nil, nil)
+	if len(rows) != 1 || num(rows[0]["age"]) < 0 {
+		t.Fatalf("get_presells after the clock went back 45m: %v", rows)
+	}
+	if exp, ok := rows[0]["claim_expires"].(string); ok {
+		at, err := time.Parse(time.RFC3339, exp)
+		if err != nil || at.After(time.Now().Add(time.Minute)) {
+			t.Fatalf("claim_expires %s, after the clock went back 45m with a lease of %s", exp, lease)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := c2.do(t, presellA+"recall", pk, nil)
+		if r.Error == nil {
+			break
+		}
+		if r.Error.Code != "claimed" || time.Now().After(deadline) {
+			t.Fatalf("counter-2's recall, a lease of %s after the restart: %s", lease, r.raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -89,23 +89,33 @@ func (w *Workflow) void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	return err
 }
 
-// Sweep voids abandoned presells every interval until ctx ends, and keeps
-// the journal, the idempotency records and the claim bookkeeping trimmed.
+// Reference is a clock the lane's clock is checked against (store mode:
+// the store database server's).
+type Reference struct {
+	// InStep reports an error while the lane's clock is off the reference
+	// by more than Skew.
+	InStep func(context.Context) error
+	// Skew is how far the lane's clock may be from the reference.
+	Skew time.Duration
+}
+
+// Sweep voids abandoned presells every interval until ctx ends, cuts claims
+// to their lease (CapClaims), and keeps the journal, the idempotency
+// records and the claim bookkeeping trimmed.
 //
 // A clock that reads hours ahead would void presells that are not old at
-// all, so the sweeper voids only what a trusted clock calls old. clockOK,
-// when not nil, is a reference clock (store mode: the store database's):
-// before voiding, the sweeper asks it whether the lane's clock may judge
-// presell ages. With no reference clock (clockOK nil: a SQLite lane) the
-// sweeper judges ages by a steadyClock, which cannot jump forward while the
-// lane runs, and voids nothing until the lane has run for PresellMaxAge:
-// the lane's clock at start may itself be wrong (hours ahead), and a
-// presell that has waited through that whole run really is abandoned.
-// The command line (ExpireAbandoned) is an operator's explicit act and is
-// not held back.
-func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger, clockOK func(context.Context) error) {
+// all, so the sweeper voids only what a trusted clock calls old. With a
+// reference clock (ref), the sweeper asks it before each sweep whether the
+// lane's clock may judge presell ages. With none (ref nil: a SQLite lane)
+// the sweeper judges ages by a steadyClock, which cannot jump forward while
+// the lane runs, and voids nothing until the lane has run for
+// PresellMaxAge: the lane's clock at start may itself be wrong (hours
+// ahead), and a presell that has waited through that whole run really is
+// abandoned. The command line (ExpireAbandoned) is an operator's explicit
+// act and is not held back.
+func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger, ref *Reference) {
 	clock := newSteadyClock(w.sales.Now)
-	if clockOK == nil {
+	if ref == nil {
 		maxAge := w.sales.PresellMaxAge()
 		log.Info("presell sweeper: this lane has no reference clock, so it voids no abandoned presell until it has run for --presell-max-age; `greenlane presell expire` voids older ones at once",
 			"first_void_after", maxAge, "first_void_at", clock.start.Add(maxAge).UTC().Format(time.RFC3339))
@@ -117,24 +127,31 @@ func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.sweepOnce(ctx, log, clockOK, clock)
+			w.sweepOnce(ctx, log, ref, clock)
 		}
 	}
 }
 
-func (w *Workflow) sweepOnce(ctx context.Context, log *slog.Logger, clockOK func(context.Context) error, clock *steadyClock) {
-	if clockOK != nil {
-		if err := clockOK(ctx); err != nil {
+func (w *Workflow) sweepOnce(ctx context.Context, log *slog.Logger, ref *Reference, clock *steadyClock) {
+	var slack time.Duration
+	if ref != nil {
+		if err := ref.InStep(ctx); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("presell sweeper: voiding nothing", "err", err)
 			}
 			return
 		}
+		slack = ref.Skew
+	}
+	if n, err := w.CapClaims(ctx, slack); err != nil && ctx.Err() == nil {
+		log.Warn("presell sweeper: cut claims to their lease", "err", err)
+	} else if n > 0 {
+		log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", w.sales.Lease())
 	}
 	var voided []string
 	var err error
 	switch {
-	case clockOK != nil:
+	case ref != nil:
 		// The reference clock vouched for the lane's clock just now.
 		voided, err = w.expire(ctx, 0, "sweeper", w.sales.Now)
 	case clock.running() >= w.sales.PresellMaxAge():
@@ -182,7 +199,7 @@ func (w *Workflow) Void(ctx context.Context, ticketOrPhyskey, actor, reason stri
 		}
 		if sale.ClaimState.Held(w.sales.Now()) && !force {
 			return fmt.Errorf("presell %s is claimed by %q until %s; use --force to void it anyway",
-				sale.Physkey, sale.ClaimState.Name.String, salesbuilder.ClaimTime(sale.ClaimState))
+				sale.Physkey, sale.ClaimState.Name.String, w.sales.ClaimTime(sale.ClaimState))
 		}
 		physkey = sale.Physkey
 		return w.void(ctx, tx, System(actor), sale, actor, reason, "voided")
