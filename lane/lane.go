@@ -109,14 +109,21 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	// The sweeper judges presell ages by the lane's clock, so that is the
 	// one it checks: a deterministic clock set apart (Config.Now) on a
 	// store database sweeps nothing.
-	laneClock := wallClock
+	laneClock, laneClockOK := wallClock, true
 	if cfg.Now != nil {
 		laneClock = cfg.Now
 		if err := clockInStep(ctx, db, laneClock, cfg.MaxClockSkew); err != nil {
 			log.Warn("deterministic clock on a store database: its presell sweeper voids nothing while that clock is off the database's", "err", err)
+			laneClockOK = false
 		}
 	}
-	clockOK := func(ctx context.Context) error { return clockInStep(ctx, db, laneClock, cfg.MaxClockSkew) }
+	// Only a store database has a clock to check the lane's against; with
+	// none (nil) the sweeper guards itself (presell.Workflow.Sweep).
+	var ref *presell.Reference
+	if db.Postgres() {
+		ref = &presell.Reference{Skew: cfg.MaxClockSkew,
+			InStep: func(ctx context.Context) error { return clockInStep(ctx, db, laneClock, cfg.MaxClockSkew) }}
+	}
 	l := &Lane{DB: db, Writer: db.NewWriter(cfg.Writer)}
 	l.Writer.LogTo(log)
 	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(laneClock), server.MemoryFamilies()...)...)
@@ -137,6 +144,21 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 		return nil, err
 	}
 	l.Presell = presell.New(l.Sales)
+	// Claims stamped before a restart by a clock that read later than this
+	// one are cut to one lease before anyone can ask about them. A clock
+	// off the store database's cuts nothing: it would cut other lanes'.
+	if laneClockOK {
+		var slack time.Duration
+		if ref != nil {
+			slack = ref.Skew
+		}
+		if n, err := l.Presell.CapClaims(ctx, slack); err != nil {
+			l.Writer.Close()
+			return nil, fmt.Errorf("cap claims to their lease: %w", err)
+		} else if n > 0 {
+			log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", l.Sales.Lease())
+		}
+	}
 	l.Server = server.New(cfg.Server, db, log)
 	// How a presell socket runs its requests is the presell workflow's
 	// setting; the server only runs the pool.
@@ -159,7 +181,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.stop = stop
 	l.wg.Add(2)
 	go func() { defer l.wg.Done(); l.Hub.Run(bg) }()
-	go func() { defer l.wg.Done(); l.Presell.Sweep(bg, cfg.SweepEvery, log, clockOK) }()
+	go func() { defer l.wg.Done(); l.Presell.Sweep(bg, cfg.SweepEvery, log, ref) }()
 	return l, nil
 }
 

@@ -78,13 +78,26 @@ type ClaimState struct {
 	ExpiresMS sql.NullInt64  `db:"claim_expires_ms"`
 }
 
-// Held reports whether the lease is live at now.
+// Held reports whether the lease is live at now. Capping the expiry at
+// now+lease (Until) never changes the answer, so this and every query that
+// compares claim_expires_ms with now hold for capped claims as they are.
 func (c ClaimState) Held(now time.Time) bool {
 	return c.Session.Valid && c.ExpiresMS.Valid && c.ExpiresMS.Int64 > now.UnixMilli()
 }
 
-// Expires is when the lease lapses.
+// Expires is when the lease lapses, as stored.
 func (c ClaimState) Expires() time.Time { return time.UnixMilli(c.ExpiresMS.Int64).UTC() }
+
+// Until is when the lease lapses, judged at now: no later than now+lease.
+// A claim stamped while the clock read later than it does now (a clock
+// stepped back) would otherwise outlast its lease by the step; CapClaims
+// makes the cap stick.
+func (c ClaimState) Until(now time.Time, lease time.Duration) time.Time {
+	if limit := now.Add(lease).Truncate(time.Millisecond).UTC(); c.Expires().After(limit) {
+		return limit
+	}
+	return c.Expires()
+}
 
 // ReadClaim reads a sale's lease.
 func ReadClaim(ctx context.Context, q sqlx.QueryerContext, physkey string) (ClaimState, error) {
@@ -124,6 +137,35 @@ var (
 		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`))
 	qClearClaim = follow(stmt(`UPDATE sales SET claim_session = NULL, claim_key = NULL, claim_name = NULL,
 		claim_expires_ms = NULL WHERE physkey = ?`))
+)
+
+// CapClaims cuts every claim on an open presell that lapses more than
+// slack later than now+lease down to now+lease, and reports how many it
+// cut: a claim never has more of its lease left than the whole lease. One
+// stamped while the lane's clock read later than it does now (a clock
+// stepped back, or a lane restarted with an earlier clock) would otherwise
+// be held that much longer, with its holder's socket long gone.
+func CapClaims(ctx context.Context, tx *Tx, now time.Time, lease, slack time.Duration) (int, error) {
+	limit := now.Add(lease).UnixMilli()
+	var keys []string
+	if err := sqlx.SelectContext(ctx, tx, &keys, qClaimsBeyond, limit+slack.Milliseconds()); err != nil {
+		return 0, fmt.Errorf("find claims beyond their lease: %w", err)
+	}
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, qCapClaim, limit, k, limit); err != nil {
+			return 0, fmt.Errorf("cap the claim on %s: %w", k, err)
+		}
+		tx.forget(k)
+	}
+	return len(keys), nil
+}
+
+// Statements, prepared once when the DB opens. The search walks only the
+// partial index of open presells.
+var (
+	qClaimsBeyond = stmt(`SELECT physkey FROM sales INDEXED BY sales_open_presells
+		WHERE presell = 1 AND phase IN (0, 5) AND claim_expires_ms > ?`)
+	qCapClaim = follow(stmt(`UPDATE sales SET claim_expires_ms = ? WHERE physkey = ? AND claim_expires_ms > ?`))
 )
 
 // MoveClaim hands a live claim from one session to another (a device that

@@ -104,6 +104,23 @@ func (w *Workflow) pruneClaims(ctx context.Context) error {
 	return nil
 }
 
+// CapClaims cuts every claim that lapses more than slack later than a
+// whole lease from now down to now+lease (lanedb.CapClaims), so that a
+// claim stamped while the lane's clock read later lasts no longer than its
+// lease. slack is how far apart lanes sharing a store database may keep
+// their clocks: a claim another lane made a moment ago, by a clock that
+// far ahead, is left whole. The lane runs it at start and the sweeper on
+// every sweep.
+func (w *Workflow) CapClaims(ctx context.Context, slack time.Duration) (int, error) {
+	var n int
+	err := w.sales.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		var err error
+		n, err = lanedb.CapClaims(ctx, tx, w.sales.Now(), w.sales.Lease(), slack)
+		return err
+	})
+	return n, err
+}
+
 // Has reports whether session has claimed physkey (and not given it back).
 func (c *claimSet) Has(session, physkey string) bool {
 	c.mu.Lock()

@@ -268,14 +268,14 @@ func TestSweepWaitsForAClockInStep(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx := context.Background()
 	clock := errors.New("this machine's clock is 13h0m0s ahead of the store database's")
-	l.svc.sweepOnce(ctx, log, func(context.Context) error { return clock })
+	l.svc.sweepOnce(ctx, log, &Reference{InStep: func(context.Context) error { return clock }}, newSteadyClock(l.now))
 	if rows, err := l.svc.Open(ctx); err != nil || len(rows) != 1 || rows[0].Physkey != old.Physkey {
 		t.Fatalf("open presells after a sweep with the clock off: %v, %v; want %s still open", rows, err, old.Physkey)
 	}
 	if !strings.Contains(logs.String(), "voiding nothing") || !strings.Contains(logs.String(), "13h0m0s ahead") {
 		t.Fatalf("the sweeper did not say why it voided nothing:\n%s", logs.String())
 	}
-	l.svc.sweepOnce(ctx, log, func(context.Context) error { return nil })
+	l.svc.sweepOnce(ctx, log, &Reference{InStep: func(context.Context) error { return nil }}, newSteadyClock(l.now))
 	if rows, err := l.svc.Open(ctx); err != nil || len(rows) != 0 {
 		t.Fatalf("open presells after a sweep with the clock in step: %v, %v; want none", rows, err)
 	}

@@ -41,7 +41,7 @@ func (w *Workflow) List(ctx context.Context, f lanedb.PresellFilter) ([]Row, boo
 	now := w.sales.Now()
 	out := make([]Row, len(rows))
 	for i, r := range rows {
-		out[i] = row(r, now)
+		out[i] = w.row(r, now)
 		if f.Paid {
 			paid := protocol.Money(r.PaidCents)
 			out[i].Paid = &paid
@@ -57,7 +57,7 @@ func (w *Workflow) Open(ctx context.Context) ([]Row, error) {
 	return rows, err
 }
 
-func row(r lanedb.OpenPresell, now time.Time) Row {
+func (w *Workflow) row(r lanedb.OpenPresell, now time.Time) Row {
 	row := Row{
 		Physkey: r.Physkey, Ticket: salesbuilder.Nullable(r.Ticket.Int64, r.Ticket.Valid),
 		TicketWord: salesbuilder.Nullable(r.TicketWord.String, r.TicketWord.Valid), TicketBarcode: salesbuilder.Nullable(r.TicketBarcode.String, r.TicketBarcode.Valid),
@@ -66,10 +66,11 @@ func row(r lanedb.OpenPresell, now time.Time) Row {
 		Tablet: r.Tablet, Phase: r.Phase,
 	}
 	if t, err := time.Parse(lanedb.DateTime, r.SubmittedUTC); err == nil {
-		row.Age = int64(now.Sub(t).Seconds())
+		// Submitted by a clock that read later than this one: not yet any age.
+		row.Age = max(0, int64(now.Sub(t).Seconds()))
 	}
 	if r.ClaimState.Held(now) {
-		name, until := r.ClaimState.Name.String, salesbuilder.ClaimTime(r.ClaimState)
+		name, until := r.ClaimState.Name.String, w.sales.ClaimTime(r.ClaimState)
 		row.ClaimedBy, row.ClaimExpires = &name, &until
 	}
 	return row

@@ -29,8 +29,8 @@ type ClaimView struct {
 // Key is the presell the claim is on.
 func (v ClaimView) Key() string { return v.physkey }
 
-func claimView(sale *lanedb.Sale) ClaimView {
-	return ClaimView{Holder: sale.ClaimState.Name.String, Expires: salesbuilder.ClaimTime(sale.ClaimState), physkey: sale.Physkey}
+func (w *Workflow) claimView(sale *lanedb.Sale) ClaimView {
+	return ClaimView{Holder: sale.ClaimState.Name.String, Expires: w.sales.ClaimTime(sale.ClaimState), physkey: sale.Physkey}
 }
 
 // Recall finds an open presell and claims it for c's socket. The answer is
@@ -60,7 +60,7 @@ func (w *Workflow) recallView(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 	if err := w.sales.Emit(ctx, tx, event, c.KeyName, view); err != nil {
 		return nil, err
 	}
-	return &RecallView{SaleView: view, Claim: claimView(sale), PriceDrift: drift}, nil
+	return &RecallView{SaleView: view, Claim: w.claimView(sale), PriceDrift: drift}, nil
 }
 
 // Heartbeat renews c's claim on a presell.
@@ -85,7 +85,7 @@ func (w *Workflow) Heartbeat(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if sale, err = lanedb.GetSale(ctx, tx, sale.Physkey); err != nil {
 		return ClaimView{}, err
 	}
-	return claimView(sale), nil
+	return w.claimView(sale), nil
 }
 
 // ReleaseSale gives a claimed presell back (phase 5 again).

@@ -26,12 +26,17 @@ func System(name string) *protocol.Caller {
 // (the lane's PresellMaxAge when 0) and not under a live claim, each with
 // a journal row saying why. It returns the voided sales' physkeys.
 func (w *Workflow) ExpireAbandoned(ctx context.Context, maxAge time.Duration, actor string) ([]string, error) {
+	return w.expire(ctx, maxAge, actor, w.sales.Now)
+}
+
+// expire is ExpireAbandoned judging ages by now.
+func (w *Workflow) expire(ctx context.Context, maxAge time.Duration, actor string, now func() time.Time) ([]string, error) {
 	if maxAge <= 0 {
 		maxAge = w.sales.PresellMaxAge()
 	}
 	var voided []string
 	for {
-		batch, err := w.expireBatch(ctx, maxAge, actor)
+		batch, err := w.expireBatch(ctx, maxAge, actor, now)
 		voided = append(voided, batch...)
 		if err != nil || len(batch) < expireBatchSize {
 			return voided, err
@@ -53,12 +58,12 @@ func (w *Workflow) HoldingMoney(ctx context.Context, maxAge time.Duration) ([]la
 // expireBatchSize keeps each sweep transaction short.
 const expireBatchSize = 50
 
-func (w *Workflow) expireBatch(ctx context.Context, maxAge time.Duration, actor string) ([]string, error) {
+func (w *Workflow) expireBatch(ctx context.Context, maxAge time.Duration, actor string, clock func() time.Time) ([]string, error) {
 	var voided []string
 	c := System(actor)
 	err := w.sales.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		voided = voided[:0]
-		now := w.sales.Now()
+		now := clock()
 		sales, err := lanedb.AbandonedPresells(ctx, tx, now.Add(-maxAge), now, expireBatchSize)
 		if err != nil {
 			return err
@@ -84,12 +89,37 @@ func (w *Workflow) void(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, 
 	return err
 }
 
-// Sweep voids abandoned presells every interval until ctx ends, and keeps
-// the journal, the idempotency records and the claim bookkeeping trimmed.
-// Before voiding it asks clockOK (nil: always fine) whether this lane's
-// clock may judge presell ages: a lane whose clock ran ahead would void
-// presells that are not old at all.
-func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger, clockOK func(context.Context) error) {
+// Reference is a clock the lane's clock is checked against (store mode:
+// the store database server's).
+type Reference struct {
+	// InStep reports an error while the lane's clock is off the reference
+	// by more than Skew.
+	InStep func(context.Context) error
+	// Skew is how far the lane's clock may be from the reference.
+	Skew time.Duration
+}
+
+// Sweep voids abandoned presells every interval until ctx ends, cuts claims
+// to their lease (CapClaims), and keeps the journal, the idempotency
+// records and the claim bookkeeping trimmed.
+//
+// A clock that reads hours ahead would void presells that are not old at
+// all, so the sweeper voids only what a trusted clock calls old. With a
+// reference clock (ref), the sweeper asks it before each sweep whether the
+// lane's clock may judge presell ages. With none (ref nil: a SQLite lane)
+// the sweeper judges ages by a steadyClock, which cannot jump forward while
+// the lane runs, and voids nothing until the lane has run for
+// PresellMaxAge: the lane's clock at start may itself be wrong (hours
+// ahead), and a presell that has waited through that whole run really is
+// abandoned. The command line (ExpireAbandoned) is an operator's explicit
+// act and is not held back.
+func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.Logger, ref *Reference) {
+	clock := newSteadyClock(w.sales.Now)
+	if ref == nil {
+		maxAge := w.sales.PresellMaxAge()
+		log.Info("presell sweeper: this lane has no reference clock, so it voids no abandoned presell until it has run for --presell-max-age; `greenlane presell expire` voids older ones at once",
+			"first_void_after", maxAge, "first_void_at", clock.start.Add(maxAge).UTC().Format(time.RFC3339))
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -97,21 +127,36 @@ func (w *Workflow) Sweep(ctx context.Context, interval time.Duration, log *slog.
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.sweepOnce(ctx, log, clockOK)
+			w.sweepOnce(ctx, log, ref, clock)
 		}
 	}
 }
 
-func (w *Workflow) sweepOnce(ctx context.Context, log *slog.Logger, clockOK func(context.Context) error) {
-	if clockOK != nil {
-		if err := clockOK(ctx); err != nil {
+func (w *Workflow) sweepOnce(ctx context.Context, log *slog.Logger, ref *Reference, clock *steadyClock) {
+	var slack time.Duration
+	if ref != nil {
+		if err := ref.InStep(ctx); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("presell sweeper: voiding nothing", "err", err)
 			}
 			return
 		}
+		slack = ref.Skew
 	}
-	voided, err := w.ExpireAbandoned(ctx, 0, "sweeper")
+	if n, err := w.CapClaims(ctx, slack); err != nil && ctx.Err() == nil {
+		log.Warn("presell sweeper: cut claims to their lease", "err", err)
+	} else if n > 0 {
+		log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", w.sales.Lease())
+	}
+	var voided []string
+	var err error
+	switch {
+	case ref != nil:
+		// The reference clock vouched for the lane's clock just now.
+		voided, err = w.expire(ctx, 0, "sweeper", w.sales.Now)
+	case clock.running() >= w.sales.PresellMaxAge():
+		voided, err = w.expire(ctx, 0, "sweeper", clock.Now)
+	}
 	if err != nil && ctx.Err() == nil {
 		log.Warn("presell sweeper", "err", err)
 	}
@@ -154,7 +199,7 @@ func (w *Workflow) Void(ctx context.Context, ticketOrPhyskey, actor, reason stri
 		}
 		if sale.ClaimState.Held(w.sales.Now()) && !force {
 			return fmt.Errorf("presell %s is claimed by %q until %s; use --force to void it anyway",
-				sale.Physkey, sale.ClaimState.Name.String, salesbuilder.ClaimTime(sale.ClaimState))
+				sale.Physkey, sale.ClaimState.Name.String, w.sales.ClaimTime(sale.ClaimState))
 		}
 		physkey = sale.Physkey
 		return w.void(ctx, tx, System(actor), sale, actor, reason, "voided")

@@ -86,11 +86,15 @@ func span(d time.Duration) (int64, string) {
 }
 
 // ClaimTime is when a claim lapses, as replies show it (machine-read:
-// RFC 3339 with its offset).
-func ClaimTime(c lanedb.ClaimState) string { return c.Expires().Format(time.RFC3339) }
+// RFC 3339 with its offset), never later than a whole lease from now
+// (lanedb.ClaimState.Until).
+func (s *Service) ClaimTime(c lanedb.ClaimState) string {
+	return c.Until(s.now(), s.lease).Format(time.RFC3339)
+}
 
 // ClaimClock is when a claim lapses as staff read it in a message: HH:MM
-// on the store's clock (SPEC §9: local store time), not a UTC stamp.
+// on the store's clock (SPEC §9: local store time), not a UTC stamp;
+// never later than a whole lease from now.
 func (s *Service) ClaimClock(c lanedb.ClaimState) string {
-	return c.Expires().In(s.loc).Format("15:04")
+	return c.Until(s.now(), s.lease).In(s.loc).Format("15:04")
 }

@@ -82,7 +82,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.DurationVar(&wOpts.YieldEvery, "writer-yield-every", wOpts.YieldEvery, "after this long of back-to-back writes, pause so other programs can write the lane DB (0: never)")
 	fs.DurationVar(&wOpts.YieldFor, "writer-yield-for", wOpts.YieldFor, "length of that pause")
 	fs.DurationVar(&sbOpts.Lease, "presell-lease", sbOpts.Lease, "how long a counter's claim on a presell lasts without a change or heartbeat")
-	fs.DurationVar(&sbOpts.PresellMaxAge, "presell-max-age", sbOpts.PresellMaxAge, "open presells untouched this long are voided by the sweeper")
+	fs.DurationVar(&sbOpts.PresellMaxAge, "presell-max-age", sbOpts.PresellMaxAge, "open presells untouched this long are voided by the sweeper (on a SQLite lane, only once the lane has run this long)")
 	fs.IntVar(&sbOpts.MaxSaleLines, "max-sale-lines", sbOpts.MaxSaleLines, "most lines one sale may hold; one more is refused with limit_reached")
 	fs.IntVar(&sbOpts.MaxOpenPresells, "max-open-presells", sbOpts.MaxOpenPresells, "most open presells one key may have; one more is refused with limit_reached")
 	fs.Var((*moneyFlag)(&sbOpts.MaxCashChange), "max-cash-change", "most change one cash tender may leave, in currency units; a larger tender is refused as a likely keying slip")
