@@ -65,7 +65,8 @@ func (s *Service) ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
 // "until 02:01" (NZST, an hour later) reads as long lapsed. A count cannot
 // be misread so; the clock time stays for who plans by it.
 func (s *Service) claimLeft(c lanedb.ClaimState) string {
-	n, unit := span(c.Expires().Sub(s.now()))
+	now := s.now()
+	n, unit := span(c.Until(now, s.lease).Sub(now))
 	return fmt.Sprintf("%d more %s (until %s)", n, unit, s.ClaimClock(c))
 }
 
