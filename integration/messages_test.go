@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// readmeParagraph is the README paragraph that starts with start (up to
+// its blank line), or "" if there is none.
+func readmeParagraph(t *testing.T, start string) string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, start)
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	if j := strings.Index(s, "\n\n"); j >= 0 {
+		s = s[:j]
+	}
+	return s
+}
+
+// TestHTTPModeRefusesWhatNeedsASocket: every endpoint HTTP mode refuses
+// for want of a socket answers 501 unsupported and says what to use, and
+// README's HTTP mode paragraph names it as the exception to "answers
+// every endpoint".
+func TestHTTPModeRefusesWhatNeedsASocket(t *testing.T) {
+	l := startLane(t)
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
+	ck := l.newKey("counter-1", "counter")
+	queued := presellOn(t, tab, 0, soldLine{1001, 1})
+	para := readmeParagraph(t, "HTTP mode answers every endpoint")
+
+	cases := []struct {
+		a, body, says string
+	}{
+		{"fd1.presell.recall", fmt.Sprintf(`{"rq":"h","v":{"ticket":%v}}`, queued["ticket"]), "recall presells over a WebSocket"},
+		{"fd1.salesbuilder.sale_unpark", fmt.Sprintf(`{"rq":"h","k":%q}`, queued["physkey"]), "recall presells over a WebSocket"},
+		{"fd1.firehose.open_firehose", `{"rq":"h","v":{"event":"presell"}}`, "cannot stream"},
+		{"fd1.firehose.close_firehose", `{"rq":"h","k":"h"}`, "cannot stream"},
+		{"fd1.firehose.set_firehose_option", `{"rq":"h","k":"h","v":{"tablet":"tablet-1"}}`, "cannot stream"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.a, func(t *testing.T) {
+			path := "/fd1/" + strings.ReplaceAll(strings.TrimPrefix(tc.a, "fd1."), ".", "/")
+			status, p := l.httpCall("POST", path, map[string]string{"x-api-key": ck}, tc.body)
+			if status != 501 {
+				t.Errorf("POST %s: status %d, want 501: %s", path, status, p.raw)
+			}
+			p.wantError(t, "unsupported")
+			if !strings.Contains(p.Error.Message, tc.says) {
+				t.Errorf("POST %s: message %q does not say %q", path, p.Error.Message, tc.says)
+			}
+			if !strings.Contains(para, "`"+tc.a+"`") || !strings.Contains(para, "501") {
+				t.Errorf("README's HTTP mode paragraph does not name %s as answering 501 unsupported:\n%s", tc.a, para)
+			}
+		})
+	}
+}
