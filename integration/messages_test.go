@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // readmeParagraph is the README paragraph that starts with start (up to
@@ -63,4 +64,40 @@ func TestHTTPModeRefusesWhatNeedsASocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClaimOfAClosedConnectionSaysSo: a request from a second socket of
+// the counter key whose claiming socket has closed hears that it closed
+// and that recalling here takes the presell back, not to wait for the
+// close.
+func TestClaimOfAClosedConnectionSaysSo(t *testing.T) {
+	l := startLane(t)
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
+	ck := l.newKey("counter-1", "counter")
+	pk := presellOn(t, tab, 0, soldLine{1001, 1})["physkey"].(string)
+	first := dialMux(t, l, "counter-1 first", "", ck, "")
+	first.sale(t, presellA+"recall", pk, nil)
+	second := dialMux(t, l, "counter-1 second", "", ck, "")
+	pay := map[string]any{"type": 1, "amount": 5.5}
+	second.fails(t, sbA+"sale_add_payment", pk, pay, "claimed", "another connection of this key", "once that connection has closed")
+	first.ws.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := second.do(t, sbA+"sale_add_payment", pk, pay)
+		r.wantError(t, "claimed")
+		if !strings.Contains(r.Error.Message, "once that connection has closed") {
+			for _, want := range []string{`"counter-1"`, "has closed", "recall it here", "take it back"} {
+				if !strings.Contains(r.Error.Message, want) {
+					t.Errorf("message %q does not say %q", r.Error.Message, want)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after the claiming socket closed, a payment from the key's other socket still hears: %s", r.Error.Message)
+		}
+		time.Sleep(20 * time.Millisecond) // the lane sees the close a moment later
+	}
+	second.sale(t, presellA+"recall", pk, nil)
+	second.sale(t, sbA+"sale_add_payment", pk, pay)
 }

@@ -79,7 +79,9 @@ export default {
   // message.
   errors: {
     claimed: (x) => {
-      let m = /another connection of this key \("([^"]*)"\) until (\S+?);/.exec(x.message);
+      let m = /a connection of this key \("([^"]*)"\) that has closed/.exec(x.message);
+      if (m) return ["This counter's key held this presell on a screen that has closed (", x.db(m[1]), "). Scan the ticket again to take it back here."];
+      m = /another connection of this key \("([^"]*)"\) until (\S+?);/.exec(x.message);
       if (m) return ["This counter's key holds this presell on another screen (another tab or window of ", x.db(m[1]), `) until ${x.time(m[2])}. Close that one, then scan the ticket again.`];
       m = /claimed by "([^"]*)" until (\S+)$/.exec(x.message);
       if (m) return ["Another counter has this presell: ", x.db(m[1]), `, until ${x.time(m[2])}.`];
