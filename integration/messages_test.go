@@ -101,3 +101,44 @@ func TestClaimOfAClosedConnectionSaysSo(t *testing.T) {
 	second.sale(t, presellA+"recall", pk, nil)
 	second.sale(t, sbA+"sale_add_payment", pk, pay)
 }
+
+// TestMessagesSayWhatHappened: a release of a closed presell says it was
+// completed or voided, not "not claimed"; sale_remove_payment with seq 0
+// says the bound, and of a payment already reversed says so.
+func TestMessagesSayWhatHappened(t *testing.T) {
+	l := startLane(t)
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
+	c := dialMux(t, l, "counter-1", "", l.newKey("counter-1", "counter"), "")
+
+	completed := presellOn(t, tab, 0, soldLine{1001, 1})["physkey"].(string)
+	c.sale(t, presellA+"recall", completed, nil)
+	c.sale(t, sbA+"sale_add_payment", completed, map[string]any{"type": 1, "amount": 5.5})
+	c.sale(t, sbA+"salesbuilder_complete", completed, nil)
+	voided := presellOn(t, tab, 0, soldLine{1002, 1})["physkey"].(string)
+	c.sale(t, presellA+"recall", voided, nil)
+	c.sale(t, sbA+"salesbuilder_cancel", voided, nil)
+	paid := presellOn(t, tab, 0, soldLine{1003, 1})["physkey"].(string)
+	c.sale(t, presellA+"recall", paid, nil)
+	c.sale(t, sbA+"sale_add_payment", paid, map[string]any{"type": 1, "amount": 2})
+	c.sale(t, sbA+"sale_add_payment", paid, map[string]any{"type": 1, "amount": 1})
+	c.sale(t, sbA+"sale_remove_payment", paid, map[string]any{"seq": 1})
+
+	cases := []struct {
+		name, a, k string
+		v          map[string]any
+		code       string
+		says       []string
+	}{
+		{"release of a completed presell", presellA + "release", completed, nil, "conflict", []string{completed, "was completed", "no claim left to release"}},
+		{"release of a voided presell", presellA + "release", voided, nil, "conflict", []string{voided, "was voided", "no claim left to release"}},
+		{"reversal of seq 0", sbA + "sale_remove_payment", paid, map[string]any{"seq": 0}, "bad_argument", []string{"v.seq: must be at least 1"}},
+		{"reversal without seq", sbA + "sale_remove_payment", paid, map[string]any{}, "bad_argument", []string{"v.seq: is required"}},
+		{"reversal of a reversed payment", sbA + "sale_remove_payment", paid, map[string]any{"seq": 1}, "not_found", []string{"payment seq 1 of sale " + paid + " was already reversed"}},
+		{"reversal of a payment never taken", sbA + "sale_remove_payment", paid, map[string]any{"seq": 3}, "not_found", []string{"no payment with seq 3", "its payments: 2 (Cash $1.00)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.fails(t, tc.a, tc.k, tc.v, tc.code, tc.says...)
+		})
+	}
+}
