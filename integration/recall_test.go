@@ -978,15 +978,18 @@ func TestRecallFlow(t *testing.T) {
 		if last := j[len(j)-1]; last.Event != "voided" || last.Actor != "counter-1" || last.Detail["reason"] != "customer left" || last.Detail["ticket"] != p2["ticket"] {
 			t.Fatalf("journal of the cancelled presell: %s, last %+v", events(j), last)
 		}
-		// A counter may cancel a presell waiting in the queue (no claim).
+		// A counter cancels a presell waiting in the queue (no claim) as
+		// it pays one: once it has recalled it.
 		q := p5["physkey"].(string)
+		c2.fails(t, sbA+"sale_cancel", q, nil, "conflict", "changes again only once a counter recalls it")
+		c2.sale(t, presellA+"recall", q, nil)
 		if v := c2.sale(t, sbA+"sale_cancel", q, nil); v["phase"] != 10000.0 {
-			t.Fatalf("cancel of a queued presell: %v", v)
+			t.Fatalf("cancel of a recalled presell: %v", v)
 		}
 		if row := dbSale(t, l, q); row["voided_by"] != "counter-2" || row["phase"] != 10000.0 {
 			t.Fatalf("queued presell cancelled by counter-2, in the DB: %v", row)
 		}
-		if j := journalOf(t, l, q); events(j) != "created by tablet-1, submitted by tablet-1, voided by counter-2" {
+		if j := journalOf(t, l, q); events(j) != "created by tablet-1, submitted by tablet-1, claimed by counter-2, voided by counter-2" {
 			t.Fatalf("journal of the cancelled queued presell: %s", events(j))
 		}
 		rows, _ := presellList(t, c2, nil, nil, nil)
@@ -1301,6 +1304,7 @@ func TestRecallBadInput(t *testing.T) {
 	c1.sale(t, sbA+"sale_add_payment", completed["physkey"], map[string]any{"type": 1, "amount": 5.5})
 	c1.sale(t, sbA+"salesbuilder_complete", completed["physkey"], nil)
 	voided := presellOn(t, tab, 0, soldLine{1004, 1})
+	c2.sale(t, presellA+"recall", voided["physkey"], nil)
 	c2.sale(t, sbA+"salesbuilder_cancel", voided["physkey"], map[string]any{"reason": "test"})
 	building := tab.sale(t, sbA+"sale_create", nil, nil)["physkey"].(string)
 	tab.sale(t, sbA+"sale_add_product", building, map[string]any{"pid": 1005})

@@ -332,6 +332,16 @@ func ReversePayment(ctx context.Context, tx *Tx, physkey string, seq int64) (*Pa
 	return &p, nil
 }
 
+// PaymentReversed reports whether a sale's payment seq exists and was
+// reversed: a second reversal of it is told so, not "no such payment".
+func PaymentReversed(ctx context.Context, q sqlx.QueryerContext, physkey string, seq int64) (bool, error) {
+	var n int64
+	if err := sqlx.GetContext(ctx, q, &n, qReversedPayment, physkey, seq); err != nil {
+		return false, fmt.Errorf("read payment %d of %s: %w", seq, physkey, err)
+	}
+	return n > 0, nil
+}
+
 // PaymentType is a row of payment_types.
 type PaymentType struct {
 	Code       int64  `db:"code"`
@@ -453,6 +463,8 @@ var (
 		WHERE p.sale_physkey = ? AND p.sequence = ? AND p.payflags & ` + payFlagReversedSQL + ` = 0`)
 	qReversePayment = follow(stmt(`UPDATE payments SET payflags = payflags | ` + payFlagReversedSQL + `
 		WHERE sale_physkey = ? AND sequence = ?`))
+	qReversedPayment = stmt(`SELECT COUNT(*) FROM payments
+		WHERE sale_physkey = ? AND sequence = ? AND payflags & ` + payFlagReversedSQL + ` != 0`)
 	qNextPaymentSeq = stmt(`SELECT COALESCE(MAX(sequence), 0) + 1 FROM payments WHERE sale_physkey = ?`)
 	qInsertPayment  = follow(stmt(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
 		VALUES (?, ?, ?, ?, ?)`))

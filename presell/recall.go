@@ -94,6 +94,14 @@ func (w *Workflow) ReleaseSale(ctx context.Context, tx *lanedb.Tx, c *protocol.C
 	if err != nil {
 		return nil, err
 	}
+	// A closed sale has no claim either; "not claimed" would read as if
+	// it were waiting in the queue.
+	switch sale.Phase {
+	case lanedb.PhaseCompleted:
+		return nil, protocol.Errorf(protocol.CodeConflict, "sale %s was completed (sid %d): there is no claim left to release", sale.Physkey, sale.SID.Int64)
+	case lanedb.PhaseVoid:
+		return nil, protocol.Errorf(protocol.CodeConflict, "sale %s was voided: there is no claim left to release", sale.Physkey)
+	}
 	if !sale.ClaimState.Session.Valid {
 		return nil, protocol.Errorf(protocol.CodeConflict, "sale %s is not claimed", sale.Physkey)
 	}

@@ -48,8 +48,16 @@ func (s *Service) CheckWriter(sale *lanedb.Sale, c *protocol.Caller) error {
 // ClaimedError tells c, a would-be claimer, who holds a presell, and for
 // how long. When that is c's own key on another connection (a second tab of
 // the counter page, or the connection c replaces before the lane has seen
-// it close), it says so: "claimed by counter-1" would read as a riddle.
+// it close), it says so: "claimed by counter-1" would read as a riddle;
+// and once that connection is known to be closed, it says that too.
 func (s *Service) ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
+	if c.HasKeyID(sale.ClaimState.Key.String) && s.SessionGone(sale.ClaimState.Session.String) {
+		// The claim waits on nothing but this device's recall: saying
+		// "once that connection has closed" would send staff waiting.
+		return protocol.Errorf(protocol.CodeClaimed,
+			"presell %s is claimed by a connection of this key (%q) that has closed; recall it here (scan its ticket again) to take it back",
+			sale.Physkey, sale.ClaimState.Name.String)
+	}
 	if c.HasKeyID(sale.ClaimState.Key.String) {
 		return protocol.Errorf(protocol.CodeClaimed,
 			"presell %s is held by another connection of this key (%q) for %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",

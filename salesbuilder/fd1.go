@@ -381,7 +381,9 @@ func (s *Service) addPayment(ctx context.Context, call *protocol.Call) (*protoco
 }
 
 type removePaymentArgs struct {
-	Seq int64 `json:"seq" validate:"required,gt=0"`
+	// A pointer, so that a missing seq "is required" and seq 0 is told
+	// the bound: sequences start at 1.
+	Seq *int64 `json:"seq" validate:"required,gte=1"`
 }
 
 func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
@@ -390,7 +392,7 @@ func (s *Service) removePayment(ctx context.Context, call *protocol.Call) (*prot
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
-		return s.RemovePayment(ctx, tx, c, ref, a.Seq)
+		return s.RemovePayment(ctx, tx, c, ref, *a.Seq)
 	})
 }
 

@@ -205,6 +205,15 @@ func (s *Service) RemovePayment(ctx context.Context, tx *lanedb.Tx, c *protocol.
 // noPayment explains a sale_remove_payment whose sequence names no live
 // payment, listing those that are.
 func (s *Service) noPayment(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, seq int64) error {
+	reversed, err := lanedb.PaymentReversed(ctx, tx, sale.Physkey, seq)
+	if err != nil {
+		return err
+	}
+	if reversed {
+		// A second press of "reverse" (or a retry without an ik) is told
+		// the money already went back, not that the payment never was.
+		return protocol.Errorf(protocol.CodeNotFound, "payment seq %d of sale %s was already reversed", seq, sale.Physkey)
+	}
 	payments, err := lanedb.SalePayments(ctx, tx, sale.Physkey)
 	if err != nil {
 		return err
