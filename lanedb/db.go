@@ -141,6 +141,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if st, err := os.Stat(filepath.Dir(abs)); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("lane db %s: %w", abs, ErrNoFolder)
 	}
+	if err := RefuseForeign(ctx, abs); err != nil {
+		return nil, err
+	}
 	w, err := sqlx.Open("sqlite", writerDSN(abs, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open lane db writer %s: %w", abs, err)
@@ -201,6 +204,36 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	db.cache = newWriteCache()
 	return db, nil
+}
+
+// RefuseForeign returns ErrNotLaneDB for an SQLite file at path that holds
+// another program's tables and no lane schema, having looked at it
+// read-only, with no pragma: the writer's own DSN would first switch the
+// file's journal mode to WAL (a change to another program's file that
+// outlives the refusal), and migrate only then finds that it is not a lane
+// DB. Anything else (no file, an empty one, a lane DB, one it cannot read)
+// is for Open to answer: nil.
+func RefuseForeign(ctx context.Context, path string) error {
+	if IsPostgresURL(path) {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil
+	}
+	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return nil
+	}
+	ro, err := sqlx.Open("sqlite", fileURI(abs)+"?mode=ro")
+	if err != nil {
+		return nil
+	}
+	defer ro.Close()
+	ro.SetMaxOpenConns(1)
+	if _, err := sqliteSchemaVersion(ctx, ro, abs); errors.Is(err, ErrNotLaneDB) {
+		return err
+	}
+	return nil
 }
 
 // Close closes both pools. On SQLite the WAL is copied back into the

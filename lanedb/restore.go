@@ -36,10 +36,16 @@ var ErrServing = errors.New("a lane is serving it")
 // abandoned and each sweep it. A DB that does not exist yet gets no lock
 // (release is nil: a start refused for it leaves no file behind), nor does
 // one whose lock file cannot be made at all (a name too long): opening the
-// DB there fails too, and says why.
+// DB there fails too, and says why. Another program's SQLite file is
+// refused (ErrNotLaneDB) with no lock file made.
 func LockServing(path string) (release func(), err error) {
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		return nil, nil // not a lane DB yet (an empty file is not one)
+	}
+	// Another program's SQLite file is refused before a lock file is
+	// made beside it: serve refuses it anyway, and must leave it alone.
+	if err := RefuseForeign(context.Background(), path); err != nil {
+		return nil, err
 	}
 	f, name, err := lockFile(path)
 	var links *hardLinksError
