@@ -38,6 +38,12 @@ type Options struct {
 	// Readers is the size of the read-only connection pool: 1 to 64.
 	// Default 4.
 	Readers int
+	// MigratedAt, when not zero, is the time an SQLite lane DB records for
+	// each migration this Open applies (schema_migrations.applied_utc)
+	// instead of the clock's: a generated store is then the same file,
+	// byte for byte, whenever it is built. Default zero: the time each is
+	// applied.
+	MigratedAt time.Time
 }
 
 // Validate reports every field out of its range, each as a
@@ -103,6 +109,7 @@ type DB struct {
 	walLimit    int64
 	restartAt   atomic.Int64  // the WAL size for the next restart after one was blocked
 	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
+	migratedAt  time.Time     // Options.MigratedAt
 	closed      atomic.Bool
 }
 
@@ -163,7 +170,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout}
+	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout, migratedAt: opts.MigratedAt}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		if IsBusy(err) {
