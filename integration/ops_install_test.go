@@ -104,6 +104,10 @@ func TestOpsNotALaneDB(t *testing.T) {
 	}
 	other := filepath.Join(dir, "other.db")
 	sqliteExec(t, other, `CREATE TABLE foo (x INTEGER)`)
+	otherBytes, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
 	newer := filepath.Join(dir, "newer.db")
 	demoLaneDB(t, newer)
 	sqliteExec(t, newer, `INSERT INTO schema_migrations VALUES (9999, 'future', '2030-01-01 00:00:00')`)
@@ -132,6 +136,15 @@ func TestOpsNotALaneDB(t *testing.T) {
 	// other program's has no lane table.
 	if st, err := os.Stat(empty); err != nil || st.Size() != 0 {
 		t.Errorf("the empty file: %v, %v", st, err)
+	}
+	// serve looked at the other program's file before changing it: its
+	// bytes (its journal mode among them) are as they were, and no lock,
+	// WAL or shared-memory file was left beside it.
+	if b, err := os.ReadFile(other); err != nil || !bytes.Equal(b, otherBytes) {
+		t.Errorf("the other program's file changed (%v)", err)
+	}
+	if left, _ := filepath.Glob(other + "-*"); len(left) > 0 {
+		t.Errorf("left beside the other program's file: %v", left)
 	}
 	if rows := sqliteRows(t, other, `SELECT name FROM sqlite_master`); len(rows) != 1 || rows[0]["name"] != "foo" {
 		t.Errorf("the other program's file now holds %v, want its table foo alone", rows)

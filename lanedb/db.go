@@ -38,6 +38,12 @@ type Options struct {
 	// Readers is the size of the read-only connection pool: 1 to 64.
 	// Default 4.
 	Readers int
+	// MigratedAt, when not zero, is the time an SQLite lane DB records for
+	// each migration this Open applies (schema_migrations.applied_utc)
+	// instead of the clock's: a generated store is then the same file,
+	// byte for byte, whenever it is built. Default zero: the time each is
+	// applied.
+	MigratedAt time.Time
 }
 
 // Validate reports every field out of its range, each as a
@@ -103,6 +109,7 @@ type DB struct {
 	walLimit    int64
 	restartAt   atomic.Int64  // the WAL size for the next restart after one was blocked
 	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
+	migratedAt  time.Time     // Options.MigratedAt
 	closed      atomic.Bool
 }
 
@@ -141,6 +148,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if st, err := os.Stat(filepath.Dir(abs)); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("lane db %s: %w", abs, ErrNoFolder)
 	}
+	if err := RefuseForeign(ctx, abs); err != nil {
+		return nil, err
+	}
 	w, err := sqlx.Open("sqlite", writerDSN(abs, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open lane db writer %s: %w", abs, err)
@@ -160,7 +170,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout}
+	db := &DB{w: w, Path: abs, walLimit: defaultWALLimit, busyTimeout: opts.BusyTimeout, migratedAt: opts.MigratedAt}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		if IsBusy(err) {
@@ -201,6 +211,36 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	db.cache = newWriteCache()
 	return db, nil
+}
+
+// RefuseForeign returns ErrNotLaneDB for an SQLite file at path that holds
+// another program's tables and no lane schema, having looked at it
+// read-only, with no pragma: the writer's own DSN would first switch the
+// file's journal mode to WAL (a change to another program's file that
+// outlives the refusal), and migrate only then finds that it is not a lane
+// DB. Anything else (no file, an empty one, a lane DB, one it cannot read)
+// is for Open to answer: nil.
+func RefuseForeign(ctx context.Context, path string) error {
+	if IsPostgresURL(path) {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil
+	}
+	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return nil
+	}
+	ro, err := sqlx.Open("sqlite", fileURI(abs)+"?mode=ro")
+	if err != nil {
+		return nil
+	}
+	defer ro.Close()
+	ro.SetMaxOpenConns(1)
+	if _, err := sqliteSchemaVersion(ctx, ro, abs); errors.Is(err, ErrNotLaneDB) {
+		return err
+	}
+	return nil
 }
 
 // Close closes both pools. On SQLite the WAL is copied back into the

@@ -1,6 +1,7 @@
 package lanedb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -279,6 +280,10 @@ func TestOpenExistingFile(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "lane.db")
 			tt.make(t, path)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
 			db, err := Open(ctx, path, Options{})
 			if tt.wantErr == "" {
 				if err != nil {
@@ -296,6 +301,21 @@ func TestOpenExistingFile(t *testing.T) {
 			}
 			if !errors.Is(err, ErrNotLaneDB) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Open: err = %v, want ErrNotLaneDB saying %q", err, tt.wantErr)
+			}
+			// Refused before anything was written: not even the journal
+			// mode (a byte of the header) changed, and no file was made
+			// beside it; serve's lock is refused the same way.
+			if release, err := LockServing(path); !errors.Is(err, ErrNotLaneDB) {
+				if release != nil {
+					release()
+				}
+				t.Errorf("LockServing: %v, want ErrNotLaneDB", err)
+			}
+			if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+				t.Errorf("the refused file changed (%v)", err)
+			}
+			if left, _ := filepath.Glob(path + "-*"); len(left) > 0 {
+				t.Errorf("left beside the refused file: %v", left)
 			}
 			// The other program's file is left as it was: no lane tables.
 			other, err := sqlx.Open("sqlite", path)

@@ -152,8 +152,12 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 			}
+			at := db.migratedAt
+			if at.IsZero() {
+				at = time.Now()
+			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_utc) VALUES (?, ?, ?)`,
-				m.Version, m.Name, time.Now().UTC().Format(DateTime))
+				m.Version, m.Name, at.UTC().Format(DateTime))
 			return err
 		})
 		if err != nil {

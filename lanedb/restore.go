@@ -36,10 +36,16 @@ var ErrServing = errors.New("a lane is serving it")
 // abandoned and each sweep it. A DB that does not exist yet gets no lock
 // (release is nil: a start refused for it leaves no file behind), nor does
 // one whose lock file cannot be made at all (a name too long): opening the
-// DB there fails too, and says why.
+// DB there fails too, and says why. Another program's SQLite file is
+// refused (ErrNotLaneDB) with no lock file made.
 func LockServing(path string) (release func(), err error) {
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		return nil, nil // not a lane DB yet (an empty file is not one)
+	}
+	// Another program's SQLite file is refused before a lock file is
+	// made beside it: serve refuses it anyway, and must leave it alone.
+	if err := RefuseForeign(context.Background(), path); err != nil {
+		return nil, err
 	}
 	f, name, err := lockFile(path)
 	var links *hardLinksError
@@ -130,7 +136,9 @@ type Restored struct {
 // with no lane serving it (ErrServing otherwise). The backup is copied,
 // brought to this greenlane's schema and checked before anything is
 // replaced; a backup that check finds fault with is refused unless force.
-// The DB it replaces is kept, with its WAL, as <path>.replaced-<time>.
+// The DB it replaces is kept, with its WAL, as <path>.replaced-<time>; the
+// restored file takes its mode (and, run as root, its owner), and no file
+// of the copy (<path>.restoring…) is left beside it.
 func Restore(ctx context.Context, path, from string, force bool, now time.Time) (*Restored, error) {
 	release, err := LockExclusive(path)
 	if err != nil {
@@ -145,6 +153,10 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 	}
 	res, err := readyBackup(ctx, tmp, from, force)
 	if err != nil {
+		RemoveDB(tmp)
+		return nil, fmt.Errorf("restore %s: %w", path, err)
+	}
+	if err := likeReplaced(tmp, path); err != nil {
 		RemoveDB(tmp)
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
@@ -175,17 +187,47 @@ func readyBackup(ctx context.Context, tmp, from string, force bool) (*Restored, 
 	if st, err := os.Stat(tmp + "-wal"); err == nil && st.Size() > 0 {
 		return nil, fmt.Errorf("the copy of %s kept a WAL after closing", from)
 	}
-	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-		os.Remove(tmp + suffix) // empty, or never made in WAL mode
-	}
 	found, err := CheckFile(ctx, tmp)
 	if err != nil {
 		return nil, fmt.Errorf("check the backup %s: %w", from, err)
+	}
+	// Only now: check's read-only connection makes a -shm and an empty
+	// -wal beside a WAL-mode file and cannot remove them when it closes.
+	// Left, they would stay beside the DB as <db>.restoring-shm and -wal.
+	if st, err := os.Stat(tmp + "-wal"); err == nil && st.Size() > 0 {
+		return nil, fmt.Errorf("the copy of %s has a WAL after check", from)
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		os.Remove(tmp + suffix) // empty, or never made in WAL mode
 	}
 	if len(found) > 0 && !force {
 		return nil, fmt.Errorf("the backup %s fails check (%d problem(s), the first: %s): restore it anyway with --force", from, len(found), found[0])
 	}
 	return &Restored{Findings: found}, nil
+}
+
+// likeReplaced gives the restored copy at tmp the mode of the DB file at
+// path it is to replace and, when run as root, its owner: a restore run
+// with sudo for a lane whose service runs as another user must leave a DB
+// that user can still open and write. With no DB at path, tmp keeps the
+// mode it was made with (0644 less the umask, as SQLite makes a new DB).
+func likeReplaced(tmp, path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the mode of the DB it replaces: %w", err)
+	}
+	if err := os.Chmod(tmp, st.Mode().Perm()); err != nil {
+		return fmt.Errorf("give the restored DB the mode of the one it replaces: %w", err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		if err := os.Chown(tmp, int(sys.Uid), int(sys.Gid)); err != nil {
+			return fmt.Errorf("give the restored DB the owner of the one it replaces: %w", err)
+		}
+	}
+	return nil
 }
 
 // moveDB renames a DB file with its WAL and shared-memory files, so that
@@ -216,7 +258,7 @@ func copyFile(from, to string) error {
 	if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a file", from)
 	}
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,5 +208,77 @@ func TestLockServingOneAtATime(t *testing.T) {
 			}
 			t.Errorf("a DB with another hard link: %v, want it refused", err)
 		}
+	}
+}
+
+// TestRestoreLeavesTheDBAsItFoundIt: a restored DB has the mode of the file
+// it replaced and, run as root (a sudo restore for a service running as
+// another user), its owner; nothing of the copy (<db>.restoring, -wal,
+// -shm) is left beside it. With no DB to replace, it is made as SQLite
+// makes one (0644 less the umask).
+func TestRestoreLeavesTheDBAsItFoundIt(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src.db")
+	db, err := Open(ctx, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := Backup(ctx, src, backup); err != nil {
+		t.Fatal(err)
+	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	root := os.Geteuid() == 0
+	for _, tc := range []struct {
+		name     string
+		existing bool
+		mode     os.FileMode
+		uid, gid int // the replaced file's owner, given only as root
+	}{
+		{name: "replaces a 0644 DB", existing: true, mode: 0o644, uid: -1, gid: -1},
+		{name: "replaces a 0660 DB of another user", existing: true, mode: 0o660, uid: 4242, gid: 4343},
+		{name: "makes a new DB", mode: 0o644 &^ os.FileMode(umask), uid: -1, gid: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			lane := filepath.Join(dir, "lane.db")
+			wantUID, wantGID := os.Geteuid(), os.Getegid()
+			if tc.existing {
+				db, err := Open(ctx, lane, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				db.Close()
+				if err := os.Chmod(lane, tc.mode); err != nil {
+					t.Fatal(err)
+				}
+				if root && tc.uid >= 0 {
+					if err := os.Chown(lane, tc.uid, tc.gid); err != nil {
+						t.Fatal(err)
+					}
+					wantUID, wantGID = tc.uid, tc.gid
+				}
+			}
+			if _, err := Restore(ctx, lane, backup, false, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(lane)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != tc.mode {
+				t.Errorf("restored DB mode %v, want %v", st.Mode().Perm(), tc.mode)
+			}
+			sys := st.Sys().(*syscall.Stat_t)
+			if int(sys.Uid) != wantUID || int(sys.Gid) != wantGID {
+				t.Errorf("restored DB owned by %d:%d, want %d:%d", sys.Uid, sys.Gid, wantUID, wantGID)
+			}
+			left, _ := filepath.Glob(lane + ".restoring*")
+			if len(left) > 0 {
+				t.Errorf("left beside the restored DB: %v", left)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -145,6 +146,10 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("serve flags after --: %w", err)
 	}
+	// The unit never carries --create: were the DB lost, a restart would
+	// quietly make a new demo store with a new admin key, the very thing
+	// --create exists to prevent. The DB it asks for is made once, now.
+	u.flags = withoutCreate(sfs, u.flags)
 	if u.exe, err = executable(); err != nil {
 		return fmt.Errorf("service install: path of this greenlane binary: %w", err)
 	}
@@ -160,6 +165,12 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	text, err := unitFile(u)
 	if err != nil {
 		return usagef("service install: %v", err)
+	}
+	if _, err := os.Stat(*out); err == nil && !*force {
+		return fmt.Errorf("service install: %s exists; give --force to replace it", *out)
+	}
+	if err := makeServiceDB(st, u.dir, acct, stdout, stderr); err != nil {
+		return fmt.Errorf("service install: %w", err)
 	}
 	mode := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if *force {
@@ -181,6 +192,77 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	}
 	name := strings.TrimSuffix(filepath.Base(*out), ".service")
 	fmt.Fprintf(stdout, "wrote %s\nEnable and start the lane (as root):\n  systemctl daemon-reload && systemctl enable --now %s\nIts log:\n  journalctl -u %s -f\n", *out, name, name)
+	return nil
+}
+
+// withoutCreate is the serve flags args without --create (in any of its
+// spellings), each other flag kept with its value.
+func withoutCreate(fs *flag.FlagSet, args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return append(out, args[i:]...) // no flags after these
+		}
+		name, _, inline := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if name == "create" {
+			continue
+		}
+		out = append(out, a)
+		if f := fs.Lookup(name); f != nil && !inline && !isBoolFlag(f) && i+1 < len(args) {
+			i++
+			out = append(out, args[i]) // its value, even one that starts with -
+		}
+	}
+	return out
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// makeServiceDB makes the lane DB that serve, run in dir with the unit's
+// flags, would make at its first start (demo fixture, admin key in
+// <db>.apikey: with --create, or at the default path), unless one is
+// there, and gives it and its key file to acct, the service's account
+// (service install runs as root). Like serve, it keeps lanes off the file
+// meanwhile.
+func makeServiceDB(st *serveSettings, dir string, acct *user.User, stdout, stderr io.Writer) error {
+	fresh, err := checkDBPath(st.dbPath, st.create, dir)
+	if err != nil || !fresh {
+		return err
+	}
+	release, err := lanedb.LockExclusive(st.dbPath)
+	if err != nil {
+		return fmt.Errorf("make lane DB %s: %w", st.dbPath, err)
+	}
+	defer release()
+	log, err := newLogger(stderr, "info", "text")
+	if err != nil {
+		return err
+	}
+	db, err := openLaneDB(context.Background(), st.dbPath, true, st.db, log)
+	if err != nil {
+		return fmt.Errorf("make lane DB %s: %w", st.dbPath, err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("make lane DB %s: %w", st.dbPath, err)
+	}
+	uid, uerr := strconv.Atoi(acct.Uid)
+	gid, gerr := strconv.Atoi(acct.Gid)
+	if err := errors.Join(uerr, gerr); err != nil {
+		return fmt.Errorf("account %s: %w", acct.Username, err)
+	}
+	if uid != os.Geteuid() {
+		for _, p := range []string{st.dbPath, st.dbPath + ".apikey", st.dbPath + "-wal", st.dbPath + "-shm"} {
+			if err := os.Chown(p, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("give %s to %s: %w (run service install as root)", p, acct.Username, err)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "made lane DB %s (demo fixture), owned by %s; its admin API key is in %s.apikey\n"+
+		"the unit serves it without --create: were it lost, the lane stops rather than make a new one\n", st.dbPath, acct.Username, st.dbPath)
 	return nil
 }
 

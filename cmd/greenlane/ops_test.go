@@ -2,14 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
 func TestUnitFile(t *testing.T) {
@@ -116,27 +122,40 @@ func TestServiceInstall(t *testing.T) {
 	out := filepath.Join(dir, "lane-7.service")
 	// The working directory must exist, be writable by --user and lie
 	// outside /tmp (PrivateTmp): / as root is all three on any machine.
-	// Nothing is made there: --create is only checked.
+	// Nothing is made there: the DB --create asks for is in dir.
 	const work = "/"
+	db := filepath.Join(dir, "lane.db")
 	run := runInstall
-	got, err := run("--user", "root", "--dir", work, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", "lane.db", "--create")
+	got, err := run("--user", "root", "--dir", work, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", db, "--create")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(got, "systemctl daemon-reload && systemctl enable --now lane-7\n") {
 		t.Errorf("printed %q, want the systemctl line for lane-7", got)
 	}
+	if !strings.Contains(got, "made lane DB "+db) {
+		t.Errorf("printed %q, want it to say it made %s", got, db)
+	}
 	unit, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"User=root\n", "WorkingDirectory=" + work + "\n", "ExecStart=/usr/local/bin/greenlane serve --addr 0.0.0.0:3490 --db lane.db --create\n"} {
+	// --create is left out: were the DB lost, a restart must not make a
+	// new demo store with a new admin key. The install made it once.
+	for _, want := range []string{"User=root\n", "WorkingDirectory=" + work + "\n", "ExecStart=/usr/local/bin/greenlane serve --addr 0.0.0.0:3490 --db " + db + "\n"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
 	}
+	key, err := os.ReadFile(db + ".apikey")
+	if err != nil {
+		t.Fatalf("service install with --create made no lane DB and key: %v", err)
+	}
+	if found, err := lanedb.CheckFile(context.Background(), db); err != nil || len(found) > 0 {
+		t.Fatalf("the lane DB it made: %v %v", found, err)
+	}
 	if _, err := os.Stat("/lane.db"); err == nil {
-		t.Error("service install made the lane DB")
+		t.Error("service install made a lane DB in /")
 	}
 	if _, err := run("--user", "root", "--dir", work, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("second install over %s: err = %v, want a refusal naming --force", out, err)
@@ -144,11 +163,59 @@ func TestServiceInstall(t *testing.T) {
 	if again, _ := os.ReadFile(out); !bytes.Equal(again, unit) {
 		t.Error("a refused install changed the unit")
 	}
-	if _, err := run("--user", "root", "--dir", work, "--out", out, "--force", "--", "--addr", "127.0.0.1:1"); err != nil {
+	// Installed again with --create, the DB is there: it is kept, key and all.
+	if _, err := run("--user", "root", "--dir", work, "--out", out, "--force", "--", "--addr", "127.0.0.1:1", "--db", db, "-create=true"); err != nil {
 		t.Errorf("--force: %v", err)
 	}
-	if again, _ := os.ReadFile(out); !strings.Contains(string(again), "serve --addr 127.0.0.1:1\n") {
+	if again, _ := os.ReadFile(out); !strings.Contains(string(again), "serve --addr 127.0.0.1:1 --db "+db+"\n") {
 		t.Errorf("--force did not replace the unit:\n%s", again)
+	}
+	if again, _ := os.ReadFile(db + ".apikey"); !bytes.Equal(again, key) {
+		t.Error("a second install made the lane DB again")
+	}
+}
+
+// TestWithoutCreate: the unit's serve flags are the ones given less
+// --create, however spelled; a value that looks like it stays.
+func TestWithoutCreate(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{[]string{"--db", "lane.db", "--create"}, []string{"--db", "lane.db"}},
+		{[]string{"-create", "--addr", ":1"}, []string{"--addr", ":1"}},
+		{[]string{"--create=true", "--tls"}, []string{"--tls"}},
+		{[]string{"--create=false", "--db=x.db"}, []string{"--db=x.db"}},
+		{[]string{"--metrics-token", "--create", "--db", "x.db"}, []string{"--metrics-token", "--create", "--db", "x.db"}},
+		{[]string{"--addr", ":1"}, []string{"--addr", ":1"}},
+	} {
+		fs, _ := serveFlags(io.Discard)
+		if got := withoutCreate(fs, tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("withoutCreate(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestMakeServiceDBOwner: the DB service install makes, and its key file,
+// belong to the service's account, which must open and write them.
+func TestMakeServiceDBOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files to another account needs root")
+	}
+	acct, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no account nobody on this machine")
+	}
+	db := filepath.Join(t.TempDir(), "lane.db")
+	var stdout bytes.Buffer
+	if err := makeServiceDB(&serveSettings{dbPath: db, create: true}, "/", acct, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{db, db + ".apikey"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); strconv.Itoa(int(sys.Uid)) != acct.Uid || strconv.Itoa(int(sys.Gid)) != acct.Gid {
+			t.Errorf("%s owned by %d:%d, want %s:%s", p, sys.Uid, sys.Gid, acct.Uid, acct.Gid)
+		}
 	}
 }
 
