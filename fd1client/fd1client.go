@@ -16,7 +16,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -133,7 +135,22 @@ func DialError(url string, resp *http.Response, err error) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("connect %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
-	return fmt.Errorf("connect %s: %w (is 'greenlane serve' running?)", url, err)
+	return fmt.Errorf("connect %s: %w (%s)", url, err, dialHint(err))
+}
+
+// dialHint is what to check when a dial got no answer. A certificate
+// refusal means the lane did answer: asking whether it runs would send the
+// reader the wrong way.
+func dialHint(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the lane answered with a certificate this client does not trust: pass --ca <db>.ca.pem, the CA 'greenlane tls init' wrote next to the lane DB"
+	case errors.As(err, &host):
+		return "the lane answered with a certificate that does not name this host: connect by a name it holds, or reissue it for this one with 'greenlane tls renew --names …'"
+	}
+	return "is 'greenlane serve' running?"
 }
 
 // Open dials url and logs in with key, in purpose when one is given

@@ -81,6 +81,8 @@ func TestProtocolEdges(t *testing.T) {
 		says(t, c.call(map[string]any{"a": "fd1.devices.request_eftpos_payment", "rq": "e"}), "unsupported", "fd1.devices.request_eftpos_payment is not offered")
 		says(t, c.call(map[string]any{"a": "fd1.devices.scale_read_ready", "rq": "s"}), "unsupported", "fd1.devices.scale_read_ready")
 		says(t, c.call(map[string]any{"a": "fd1.sales.get_receipt", "rq": "r"}), "unsupported", "own POS")
+		// The README names fd1.devices.* as not offered: every function of it.
+		says(t, c.call(map[string]any{"a": "fd1.devices.get_devices", "rq": "d"}), "unsupported", "fd1.devices.get_devices is not offered")
 	})
 
 	t.Run("a bogus login purpose is told presell is on the URL", func(t *testing.T) {

@@ -209,6 +209,30 @@ func Init(f Files, names []string, force bool, now time.Time) error {
 	return issue(f, ca, caKey, names, now)
 }
 
+// Reissue signs a new server certificate for names with the existing CA:
+// a lane reached under a name its certificate lacks gets one that holds it,
+// and tablets keep trusting the same CA.
+func Reissue(f Files, names []string, now time.Time) error {
+	names = dedupe(names)
+	if len(names) == 0 {
+		return errors.New("no names for the server certificate")
+	}
+	var bad []string
+	for _, n := range names {
+		if why := nameFault(n); why != "" {
+			bad = append(bad, fmt.Sprintf("%q (%s)", n, why))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrBadName, strings.Join(bad, "; "))
+	}
+	ca, caKey, err := loadCA(f)
+	if err != nil {
+		return err
+	}
+	return issue(f, ca, caKey, names, now)
+}
+
 // Renew reissues the server certificate with the same CA and names when
 // it expires within RenewWithin, or always with force. It reports whether
 // it did, and the certificate's expiry either way.

@@ -284,3 +284,48 @@ func TestCheckDates(t *testing.T) {
 		})
 	}
 }
+
+// TestReissue: a certificate reissued for other names holds exactly them,
+// under the same CA (tablets keep trusting the lane); a bad name changes
+// nothing.
+func TestReissue(t *testing.T) {
+	tests := []struct {
+		name    string
+		names   []string
+		wantErr bool
+	}{
+		{"adds the LAN address", []string{"lane-1.local", "192.168.1.20", "127.0.0.1"}, false},
+		{"a bad name", []string{"lane-1.local", "300.1.1.1"}, true},
+		{"no names", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+			if err := Init(f, []string{"lane-1.local"}, false, t0); err != nil {
+				t.Fatal(err)
+			}
+			ca0, _ := os.ReadFile(f.CA)
+			cert0, _ := os.ReadFile(f.Cert)
+			err := Reissue(f, tt.names, t0.Add(time.Hour))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Reissue: %v, want an error: %v", err, tt.wantErr)
+			}
+			ca1, _ := os.ReadFile(f.CA)
+			cert1, _ := os.ReadFile(f.Cert)
+			if string(ca1) != string(ca0) {
+				t.Fatal("reissue changed the CA")
+			}
+			if tt.wantErr {
+				if string(cert1) != string(cert0) {
+					t.Fatal("a refused reissue changed the certificate")
+				}
+				return
+			}
+			for _, n := range tt.names {
+				if err := verify(t, f, n, t0.Add(2*time.Hour)); err != nil {
+					t.Errorf("reissued certificate does not hold %s: %v", n, err)
+				}
+			}
+		})
+	}
+}

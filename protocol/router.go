@@ -459,6 +459,15 @@ type Router struct {
 	endpoints []*Endpoint
 	// notOffered answers the names of NotOffered that no package serves.
 	notOffered map[string]*Endpoint
+	// families answers the other names of NotOffered's families, in
+	// table order, after every exact name.
+	families []familyEndpoint
+}
+
+// familyEndpoint is a NotOffered family and the endpoint answering it.
+type familyEndpoint struct {
+	prefix string
+	e      *Endpoint
 }
 
 // NewRouter returns a router that serves no endpoint yet and answers the
@@ -468,6 +477,10 @@ func NewRouter() *Router {
 	for _, n := range NotOffered {
 		e := notOfferedEndpoint(n)
 		e.notOffered = true
+		if n.Family != "" {
+			r.families = append(r.families, familyEndpoint{n.Family, e})
+			continue
+		}
 		for _, name := range n.Names {
 			r.notOffered[Normalize(name)] = e
 		}
@@ -510,6 +523,11 @@ func (r *Router) Lookup(a string) (*Endpoint, error) {
 	}
 	if e, ok := r.notOffered[Normalize(a)]; ok {
 		return e, nil
+	}
+	for _, f := range r.families {
+		if familyFunction(f.prefix, Normalize(a)) {
+			return f.e, nil
+		}
 	}
 	return nil, Errorf(CodeUnknownEndpoint, "no endpoint %q on this lane", a)
 }

@@ -1,15 +1,23 @@
 package protocol
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // notOffered is one documented FD1 endpoint this lane does not serve. A
 // client calling it gets unsupported, not unknown_endpoint: the name is
 // right, the lane lacks the feature, and a typo must stay tellable apart
 // from that. Where the lane offers another way, Instead says which.
 type notOffered struct {
-	Names   []string // canonical name first, then aliases (fd1. optional)
-	Access  Access   // checked first, as for a served endpoint
-	Instead string   // what this lane offers instead, or ""
+	Names []string // canonical name first, then aliases (fd1. optional)
+	// Family, instead of Names, is a whole documented family by its
+	// prefix ("fd1.devices."): any function name under it, matched after
+	// every exact name, so that the README can name the family and each
+	// of its endpoints answers alike.
+	Family  string
+	Access  Access // checked first, as for a served endpoint
+	Instead string // what this lane offers instead, or ""
 }
 
 // counterOnly is who may learn that a documented endpoint is missing: the
@@ -48,14 +56,45 @@ var NotOffered = []notOffered{
 		Instead: "weighed goods are added with fd1.salesbuilder.sale_add_product and qty in grams"},
 	{Names: []string{"fd1.data"}, Access: counterOnly,
 		Instead: "products are read with fd1.products.get_products_list, customers with fd1.customers.get_customers"},
+	// The families the README names as not offered, for their endpoints
+	// not listed above.
+	{Family: "fd1.devices.", Access: counterOnly,
+		Instead: "this lane drives no devices: take a card on the terminal and record it with fd1.salesbuilder.sale_add_payment v:{\"type\":3,\"amount\":…}, add weighed goods with fd1.salesbuilder.sale_add_product and qty in grams"},
+	{Family: "fd1.sales.", Access: counterOnly,
+		Instead: "build and read sales with the fd1.salesbuilder.* endpoints (an active or parked sale with sale_fetch); completed sales are not served"},
+	{Family: "fd1.data.", Access: counterOnly,
+		Instead: "products are read with fd1.products.get_products_list, customers with fd1.customers.get_customers"},
+}
+
+// familyFunction reports whether a is a function name in family: the
+// family's prefix, then one name of lower-case letters, digits and
+// underscores, as every documented endpoint is spelt. Anything else (a
+// trailing dot, a space, a look-alike letter) stays unknown_endpoint.
+func familyFunction(family, a string) bool {
+	fn, ok := strings.CutPrefix(a, family)
+	if !ok || fn == "" {
+		return false
+	}
+	for _, c := range fn {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // notOfferedEndpoint is the endpoint Lookup answers a NotOffered name with:
 // its access rule, then unsupported naming the endpoint the client called
 // (one entry holds several names: each is told about its own).
 func notOfferedEndpoint(n notOffered) *Endpoint {
-	name := Normalize(n.Names[0])
-	return &Endpoint{Name: name, Aliases: n.Names[1:], Access: n.Access,
+	var name string
+	var aliases []string
+	if n.Family != "" {
+		name = n.Family + "*"
+	} else {
+		name, aliases = Normalize(n.Names[0]), n.Names[1:]
+	}
+	return &Endpoint{Name: name, Aliases: aliases, Access: n.Access,
 		Handler: func(_ context.Context, call *Call) (*Result, error) {
 			called := name
 			if call != nil && call.Req != nil && call.Req.A != "" {

@@ -34,6 +34,8 @@ func TestNotOfferedEndpoints(t *testing.T) {
 		"fd1.devices.get_scale_devices", "fd1.devices.pair_to_scale", "fd1.devices.enable_scale_reading",
 		"fd1.devices.eftpos_status_update", "fd1.devices.scale_read_ready", "devices.eftpos_payment_complete",
 		"fd1.data", "data",
+		// The families the README names answer for every function in them.
+		"fd1.devices.get_devices", "devices.list_printers", "fd1.sales.get_sales", "sales.void_sale", "fd1.data.export",
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
@@ -60,8 +62,11 @@ func TestNotOfferedEndpoints(t *testing.T) {
 			}
 		})
 	}
-	if _, err := r.Lookup("fd1.salesbuilder.sale_invoke_eftpso"); codeOf(t, err) != protocol.CodeUnknownEndpoint {
-		t.Fatalf("a typo got %v, want unknown_endpoint", err)
+	for _, typo := range []string{"fd1.salesbuilder.sale_invoke_eftpso", "fd1.devices.", "fd1.devices", "fd1.devices.get devices",
+		"fd1.devices.get_devices.", "fd1.devices.Get_devices", "fd1.devicesx.get_devices", "fd1.salesx.get_sales", "fd1.products.get_devices"} {
+		if _, err := r.Lookup(typo); codeOf(t, err) != protocol.CodeUnknownEndpoint {
+			t.Fatalf("%q got %v, want unknown_endpoint", typo, err)
+		}
 	}
 
 	// What the lane offers instead of an integrated terminal.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -245,7 +246,13 @@ func openExisting(path string) (*lanedb.DB, error) {
 		return lanedb.Open(context.Background(), path, lanedb.Options{})
 	}
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("lane DB %s: %w (start 'greenlane serve --db %s --create' or 'greenlane fixture load demo --db %s' to create it)", path, err, path, path)
+		// serve makes the default DB by itself, and any other only with
+		// --create: the hint gives the command that works for this path.
+		create := "greenlane serve --db " + path + " --create"
+		if isDefaultDB(path, "") {
+			create = "greenlane serve"
+		}
+		return nil, fmt.Errorf("lane DB %s: %w (start '%s' or run 'greenlane fixture load demo --db %s' to create it)", path, err, create, path)
 	}
 	return lanedb.Open(context.Background(), path, lanedb.Options{})
 }
@@ -301,8 +308,37 @@ func apikeyCreate(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("pairing QR: %w", err)
 		}
 		fmt.Fprintf(stderr, "Scan this with the tablet's camera: it opens %s and pairs the tablet as %s.\nThe link holds the key: show it only to that device.\n%s", link, *name, code)
+		if note := loopbackNote(base); note != "" {
+			fmt.Fprintln(stderr, note)
+		}
 	}
 	return nil
+}
+
+// loopbackNote is what to do instead when the pairing link's base is this
+// machine's loopback address (the default): on a tablet that address is
+// the tablet itself, so the QR opens nothing. "" for any other base.
+func loopbackNote(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "3490"
+	}
+	lan := "<this machine's LAN address>"
+	if ips := lanIPs(&net.TCPAddr{IP: net.IPv4zero}); len(ips) > 0 {
+		lan = ips[0]
+	}
+	return fmt.Sprintf("Note: %s is this machine's own loopback address; no tablet can reach it, so this QR opens nothing there. "+
+		"Run the lane on the network (greenlane serve --addr 0.0.0.0:%s) and make the QR with --url-base %s://%s.",
+		u.Host, port, u.Scheme, net.JoinHostPort(lan, port))
 }
 
 // pairingBase checks --url-base: an http or https address with a host and

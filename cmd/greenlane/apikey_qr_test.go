@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,11 +22,15 @@ func TestAPIKeyCreateQR(t *testing.T) {
 		name  string
 		extra []string
 		base  string // "" = no QR expected
+		// loopback: a note after the QR says no tablet reaches the base,
+		// naming serve --addr 0.0.0.0:PORT and --url-base.
+		loopback bool
 	}{
-		{"no --qr", nil, ""},
-		{"default base", []string{"--qr"}, "http://127.0.0.1:3490"},
-		{"LAN base", []string{"--qr", "--url-base", "http://192.168.1.20:3490/"}, "http://192.168.1.20:3490"},
-		{"https behind a path", []string{"--qr", "--url-base", "https://shop.example/lane7"}, "https://shop.example/lane7"},
+		{"no --qr", nil, "", false},
+		{"default base", []string{"--qr"}, "http://127.0.0.1:3490", true},
+		{"localhost base", []string{"--qr", "--url-base", "https://localhost:8443"}, "https://localhost:8443", true},
+		{"LAN base", []string{"--qr", "--url-base", "http://192.168.1.20:3490/"}, "http://192.168.1.20:3490", false},
+		{"https behind a path", []string{"--qr", "--url-base", "https://shop.example/lane7"}, "https://shop.example/lane7", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -49,8 +54,18 @@ func TestAPIKeyCreateQR(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasSuffix(stderr.String(), code) {
-				t.Errorf("stderr does not end with the QR of %s:\n%s", link, stderr.String())
+			at := strings.Index(stderr.String(), code)
+			if at < 0 {
+				t.Fatalf("stderr does not hold the QR of %s:\n%s", link, stderr.String())
+			}
+			after := stderr.String()[at+len(code):]
+			u, _ := url.Parse(tc.base)
+			note := "serve --addr 0.0.0.0:" + u.Port() + ") and make the QR with --url-base " + u.Scheme + "://"
+			if got := strings.Contains(after, note) && strings.Contains(after, "no tablet can reach it"); got != tc.loopback {
+				t.Errorf("after the QR: %q; want a loopback note: %v", after, tc.loopback)
+			}
+			if !tc.loopback && after != "" {
+				t.Errorf("stderr goes on after the QR: %q", after)
 			}
 			if !strings.Contains(stderr.String(), "it opens "+link+" and pairs the tablet as "+keyName) {
 				t.Errorf("stderr does not say what the QR holds:\n%s", stderr.String())
@@ -85,5 +100,27 @@ func TestAPIKeyCreateQRBadBase(t *testing.T) {
 	}
 	if strings.Contains(list.String(), "tablet-bad") {
 		t.Fatalf("a refused --url-base still created the key:\n%s", list.String())
+	}
+}
+
+// TestAPIKeyMissingDBHint: apikey create on a missing lane DB gives the
+// serve command that makes that file: plain serve for the default path
+// (it needs no --create there), --create for any other.
+func TestAPIKeyMissingDBHint(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tt := range []struct {
+		db, want, not string
+	}{
+		{defaultDB, "start 'greenlane serve' or", "--create"},
+		{"greenlane-lane.db", "start 'greenlane serve' or", "--create"},
+		{filepath.Join(dir, "other.db"), "start 'greenlane serve --db " + filepath.Join(dir, "other.db") + " --create'", ""},
+	} {
+		t.Run(tt.db, func(t *testing.T) {
+			err := dispatch([]string{"apikey", "create", "--db", tt.db, "--name", "t", "--scope", "presell"}, &bytes.Buffer{}, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || (tt.not != "" && strings.Contains(err.Error(), tt.not)) {
+				t.Fatalf("err = %v; want it to say %q (and not %q)", err, tt.want, tt.not)
+			}
+		})
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,17 +77,21 @@ var clientTerminal = func(stdout io.Writer) *readline.Config {
 // clientOptions are the client's flags and arguments.
 type clientOptions struct {
 	url, key, keyFile, purpose, socket, record string
-	keyFor                                     keyFlag
-	wait, linger                               time.Duration
-	literal, compact, interactive, force       bool
-	keepGoing, noLogin                         bool
-	packets                                    []string
+	// ca is --ca: a PEM CA file trusted besides the system's roots.
+	// Default "": the system's roots only.
+	ca                                   string
+	keyFor                               keyFlag
+	wait, linger                         time.Duration
+	literal, compact, interactive, force bool
+	keepGoing, noLogin                   bool
+	packets                              []string
 }
 
 func parseClientFlags(args []string, stderr io.Writer) (clientOptions, error) {
 	o := clientOptions{keyFor: keyFlag{}}
 	fs := newFlags("client", clientSynopsis, stderr)
 	fs.StringVar(&o.url, "url", "ws://127.0.0.1:3490/fd1/open_websocket", "lane socket URL (add ?purpose=presell for a presell socket)")
+	fs.StringVar(&o.ca, "ca", "", "PEM CA file to trust for a wss:// lane besides the system's, e.g. greenlane-lane.db.ca.pem (what tls init wrote next to the lane DB)")
 	fs.StringVar(&o.key, "key", "", "API key to log in with (default: the contents of --key-file)")
 	fs.StringVar(&o.keyFile, "key-file", defaultDB+".apikey", "file holding the API key, used when --key is not given")
 	fs.Var(o.keyFor, "key-for", "NAME=KEY: the key of socket NAME (repeatable); other sockets use --key")
@@ -142,6 +148,28 @@ func checkArgPackets(packets []string) error {
 	return nil
 }
 
+// caConfig is the TLS setup for --ca FILE: the system's roots and the
+// lane's own CA, so that a lane with a certificate from tls init is
+// trusted without installing its CA on this machine. "" gives nil, the
+// system's roots alone.
+func caConfig(path string) (*tls.Config, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--ca: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots here: the lane's CA alone
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, usagef("--ca %s: no PEM certificate in it (give the CA file tls init wrote, <db>.ca.pem)", path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
 // clipArg shortens an argument quoted back in a message.
 func clipArg(s string) string {
 	if r := []rune(s); len(r) > 60 {
@@ -160,11 +188,15 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--url: %v", err)
 	}
+	tlsConf, err := caConfig(o.ca)
+	if err != nil {
+		return err
+	}
 	key, err := clientKey(o, stderr)
 	if err != nil {
 		return err
 	}
-	s := &clientSession{base: base, key: key, keys: o.keyFor, wait: o.wait, keepGoing: o.keepGoing, noLogin: o.noLogin,
+	s := &clientSession{base: base, key: key, keys: o.keyFor, wait: o.wait, tls: tlsConf, keepGoing: o.keepGoing, noLogin: o.noLogin,
 		reconnect: o.linger > 0, stderr: stderr, socks: map[string]*clientSocket{}}
 	s.out = &printer{w: stdout, pretty: isTTY(stdout) && !o.compact}
 	if len(o.packets) == 0 {
@@ -421,6 +453,7 @@ type clientSession struct {
 	key     string            // default key
 	keys    map[string]string // keys by socket name
 	wait    time.Duration
+	tls     *tls.Config // --ca; nil: the system's roots
 	stderr  io.Writer
 	out     *printer
 	rec     *transcript.Recorder
@@ -789,7 +822,7 @@ func (s *clientSession) openSocket(name, query, purpose string) error {
 
 // dial opens a socket with the session's URL and query.
 func (s *clientSession) dial(query string) (*fd1client.Conn, error) {
-	return fd1client.Dial(context.Background(), s.base+query, fd1client.Options{Timeout: s.wait})
+	return fd1client.Dial(context.Background(), s.base+query, fd1client.Options{Timeout: s.wait, TLS: s.tls})
 }
 
 func (s *clientSession) keyFor(name string) string {

@@ -40,6 +40,7 @@ var errReplayFailed = errors.New("replay failed")
 func runReplay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay", replaySynopsis, stderr)
 	url := fs.String("url", "ws://127.0.0.1:3490", "server to replay against: ws://HOST:PORT (the socket path is added)")
+	ca := fs.String("ca", "", "PEM CA file to trust for a wss:// server besides the system's, e.g. greenlane-lane.db.ca.pem (what tls init wrote next to the lane DB)")
 	key := fs.String("key", "", "API key of sockets with no --key-for (default: the contents of --key-file)")
 	keyFile := fs.String("key-file", defaultDB+".apikey", "file holding the API key, used when --key is not given")
 	keyFor := keyFlag{}
@@ -57,10 +58,14 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--url: %v", err)
 	}
+	tlsConf, err := caConfig(*ca)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	opt := transcript.Options{
-		Dial:       transcript.WebSocketDialer(base, fd1client.Options{Timeout: *timeout}),
+		Dial:       transcript.WebSocketDialer(base, fd1client.Options{Timeout: *timeout, TLS: tlsConf}),
 		DefaultKey: readKey(*key, *keyFile),
 		Keys:       keyFor,
 		Timeout:    *timeout,

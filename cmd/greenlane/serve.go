@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/lanetls"
 	"github.com/greenlane-pos/greenlane/metrics"
 	"github.com/greenlane-pos/greenlane/protocol"
 	"github.com/greenlane-pos/greenlane/server"
@@ -337,10 +339,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		ws, web = "wss", "https"
 	}
 	err = l.Serve(ctx, func(addr net.Addr) {
+		if lc.Server.TLS != nil {
+			// Before the listening line, so that whoever waits for that
+			// line has seen this one.
+			warnUncovered(log, st, addr)
+		}
 		// screens: where the person who just started the lane opens the
-		// tablet, counter and display pages (its index links them).
-		log.Info("listening", "addr", addr.String(), "websocket", ws+"://"+addr.String()+"/fd1/open_websocket",
-			"screens", web+"://"+addr.String()+"/", "db", db.Path)
+		// tablet, counter and display pages (its index links them). addr
+		// stays the bound address; the URLs are ones this machine can open.
+		local := localURLHost(addr)
+		log.Info("listening", "addr", addr.String(), "websocket", ws+"://"+local+"/fd1/open_websocket",
+			"screens", web+"://"+local+"/", "db", db.Path)
 		if lan := lanURLs(addr, ws); len(lan) > 0 {
 			// Bound to every interface ([::]): say where devices find it.
 			log.Info("devices on the network connect to", "websocket", strings.Join(lan, " "))
@@ -409,6 +418,20 @@ func watchSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), log 
 // when addr listens on every interface, else none.
 func lanURLs(addr net.Addr, scheme string) []string {
 	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return nil
+	}
+	var urls []string
+	for _, ip := range lanIPs(addr) {
+		urls = append(urls, scheme+"://"+net.JoinHostPort(ip, strconv.Itoa(tcp.Port))+"/fd1/open_websocket")
+	}
+	return urls
+}
+
+// lanIPs are this machine's own IPv4 network addresses when addr listens
+// on every interface, else none.
+func lanIPs(addr net.Addr) []string {
+	tcp, ok := addr.(*net.TCPAddr)
 	if !ok || !tcp.IP.IsUnspecified() {
 		return nil
 	}
@@ -416,15 +439,74 @@ func lanURLs(addr net.Addr, scheme string) []string {
 	if err != nil {
 		return nil
 	}
-	var urls []string
+	var ips []string
 	for _, a := range ifaddrs {
 		ipnet, ok := a.(*net.IPNet)
 		if !ok || ipnet.IP.IsLoopback() || ipnet.IP.To4() == nil {
 			continue
 		}
-		urls = append(urls, scheme+"://"+net.JoinHostPort(ipnet.IP.String(), strconv.Itoa(tcp.Port))+"/fd1/open_websocket")
+		ips = append(ips, ipnet.IP.String())
 	}
-	return urls
+	return ips
+}
+
+// localURLHost is addr as a URL host this machine can open: a lane bound
+// to every interface (0.0.0.0, [::]) takes connections to 127.0.0.1, but
+// no browser opens http://[::]:3490/.
+func localURLHost(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+}
+
+// advertisedHosts are the hosts the listening lines name for addr: the
+// one this machine opens, then the LAN addresses devices use.
+func advertisedHosts(addr net.Addr) []string {
+	host, _, err := net.SplitHostPort(localURLHost(addr))
+	if err != nil {
+		return lanIPs(addr)
+	}
+	return append([]string{host}, lanIPs(addr)...)
+}
+
+// uncoveredHosts are the hosts that cert does not name: a browser or a
+// client reaching the lane under one of them refuses the certificate.
+func uncoveredHosts(cert *x509.Certificate, hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		if cert.VerifyHostname(h) != nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// warnUncovered warns, once at start, when the lane advertises an address
+// its certificate does not name, saying how to get one that does: tls init
+// --names takes exactly the names given, and the lane then prints a URL no
+// device can open without a certificate error.
+func warnUncovered(log *slog.Logger, st *serveSettings, addr net.Addr) {
+	certFile := st.tlsCert
+	if st.useTLS {
+		certFile = lanetls.FilesFor(st.dbPath).Cert
+	}
+	cert, err := lanetls.ReadCert(certFile)
+	if err != nil {
+		return // checked before the lane started; a file changed since is the next handshake's business
+	}
+	missing := uncoveredHosts(cert, advertisedHosts(addr))
+	if len(missing) == 0 {
+		return
+	}
+	names := append(certNames(cert.DNSNames, cert.IPAddresses), missing...)
+	fix := "greenlane tls renew --db " + st.dbPath + " --names " + strings.Join(names, ",") + " (same CA: tablets need nothing new)"
+	if !st.useTLS {
+		fix = "reissue --tls-cert " + st.tlsCert + " where it was issued, for " + strings.Join(names, ",")
+	}
+	log.Warn("the TLS certificate does not name addresses this lane gives: devices that use them refuse it",
+		"not_covered", strings.Join(missing, " "), "cert", certFile, "fix", fix)
 }
 
 // openLaneDB opens the lane DB at path, which checkDBPath allows. A missing

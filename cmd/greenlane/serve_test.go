@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -304,6 +306,42 @@ func TestLANURLs(t *testing.T) {
 	for _, u := range lanURLs(&net.TCPAddr{IP: net.IPv6unspecified, Port: 3490}, "ws") {
 		if !strings.HasPrefix(u, "ws://") || !strings.HasSuffix(u, ":3490/fd1/open_websocket") || strings.Contains(u, "127.0.0.1") {
 			t.Errorf("every-interface listener: %q", u)
+		}
+	}
+}
+
+// TestLocalURLHost: the listening line's URLs name a host this machine
+// can open, also when the lane is bound to every interface.
+func TestLocalURLHost(t *testing.T) {
+	for _, tt := range []struct {
+		addr *net.TCPAddr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3490}, "127.0.0.1:3490"},
+		{&net.TCPAddr{IP: net.IPv4(192, 168, 1, 20), Port: 3490}, "192.168.1.20:3490"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 3661}, "127.0.0.1:3661"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 3661}, "127.0.0.1:3661"},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 3490}, "[::1]:3490"},
+	} {
+		if got := localURLHost(tt.addr); got != tt.want {
+			t.Errorf("localURLHost(%s) = %s, want %s", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// TestUncoveredHosts: the hosts a certificate does not name, by the
+// rules a client applies (an IP must be listed as an IP).
+func TestUncoveredHosts(t *testing.T) {
+	cert := &x509.Certificate{DNSNames: []string{"lane-1.local", "localhost"}, IPAddresses: []net.IP{net.ParseIP("192.168.1.20")}}
+	for _, tt := range []struct {
+		hosts, want []string
+	}{
+		{[]string{"192.168.1.20", "lane-1.local"}, nil},
+		{[]string{"127.0.0.1", "192.168.1.20", "10.0.0.5"}, []string{"127.0.0.1", "10.0.0.5"}},
+		{[]string{"lane-2.local"}, []string{"lane-2.local"}},
+	} {
+		if got := uncoveredHosts(cert, tt.hosts); !slices.Equal(got, tt.want) {
+			t.Errorf("uncoveredHosts(%q) = %q, want %q", tt.hosts, got, tt.want)
 		}
 	}
 }

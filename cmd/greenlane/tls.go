@@ -25,7 +25,7 @@ func runTLS(args []string, stdout, stderr io.Writer) error {
 	return runSubcommand("tls", []subcommand{
 		{"init", "init [--db PATH] [--names NAME,IP,…] [--force]", tlsInit},
 		{"ca", "ca [--db PATH] [--url URL]", tlsCA},
-		{"renew", "renew [--db PATH] [--force]", tlsRenew},
+		{"renew", "renew [--db PATH] [--force] [--names NAME,IP,…]", tlsRenew},
 	}, "Files live next to the lane DB: <db>.ca.pem, <db>.ca-key.pem, <db>.cert.pem, <db>.key.pem.", args, stdout, stderr)
 }
 
@@ -143,14 +143,34 @@ func fingerprint(b []byte) string {
 }
 
 func tlsRenew(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("tls renew", "tls renew [--db PATH] [--force]", stderr)
+	fs := newFlags("tls renew", "tls renew [--db PATH] [--force] [--names NAME,IP,…]", stderr)
 	dbPath := fs.String("db", defaultDB, "lane DB file the certificates were made for")
 	force := fs.Bool("force", false, "reissue now, not only within "+strconv.Itoa(int(lanetls.RenewWithin/(24*time.Hour)))+" days of expiry")
+	var names listFlag
+	fs.Var(&names, "names", "reissue now for these DNS names and IP addresses, comma-separated, with the same CA (default: the certificate's own names)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("tls renew takes no arguments, got %q", fs.Args())
+	}
+	if len(names) > 0 {
+		// New names are wanted now, whatever the expiry: the lane is
+		// reached under a name its certificate lacks.
+		f := lanetls.FilesFor(*dbPath)
+		if err := lanetls.Reissue(f, names, time.Now()); err != nil {
+			if errors.Is(err, lanetls.ErrBadName) {
+				return usagef("tls renew: %v", err)
+			}
+			return fmt.Errorf("tls renew (run greenlane tls init --db %s first if there is no CA): %w", *dbPath, err)
+		}
+		c, err := lanetls.ReadCert(f.Cert)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "renewed for %s: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n",
+			strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
+		return nil
 	}
 	renewed, until, err := lanetls.Renew(lanetls.FilesFor(*dbPath), *force, time.Now())
 	if err != nil {
