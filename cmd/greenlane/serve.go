@@ -264,7 +264,7 @@ func warnDeterministic(log *slog.Logger, clock string, seed uint64) {
 // serve is `greenlane serve` until ctx ends or sigs asks it to stop (see
 // watchSignals; nil: no signals); ready, if not nil, is called with the
 // bound address once the lane listens.
-func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) error {
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) (err error) {
 	fs, st := serveFlags(stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -289,6 +289,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	// that has it open. A DB made here is locked once it exists. A store
 	// database's lock is PostgreSQL's, held shared with the store's other
 	// lanes (lanedb.LockStoreServing).
+	// A store rewritten while the lane had lost its store lock stops the
+	// lane (shut down as on SIGTERM), and serve fails with why: a non-zero
+	// exit, so that a service manager starts it again on the new store.
+	ctx, stopServing := context.WithCancelCause(ctx)
+	defer stopServing(nil)
+	defer func() {
+		if cause := context.Cause(ctx); errors.Is(cause, lanedb.ErrStoreRewritten) {
+			err = cause
+		}
+	}()
 	var unlock func()
 	defer func() {
 		if unlock != nil {
@@ -296,7 +306,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 	}()
 	if lanedb.IsPostgresURL(st.dbPath) {
-		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log); err != nil {
+		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log, stopServing); err != nil {
 			return err
 		}
 	} else if unlock, err = lanedb.LockServing(st.dbPath); err != nil {

@@ -1,0 +1,136 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pgGate is a TCP relay between lanes and PostgreSQL that the test can
+// shut, so that the lanes lose their connections (their store lock with
+// them) and cannot get new ones, as in a PostgreSQL restart, while the
+// CLI, connecting straight to the server, can.
+type pgGate struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	shut   bool
+	conns  []net.Conn
+}
+
+func newPGGate(t *testing.T, dbURL string) (g *pgGate, gatedURL string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = &pgGate{ln: ln, target: u.Host}
+	t.Cleanup(func() { ln.Close(); g.cut() })
+	go g.serve()
+	u.Host = ln.Addr().String()
+	return g, u.String()
+}
+
+func (g *pgGate) serve() {
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		shut := g.shut
+		g.mu.Unlock()
+		if shut {
+			c.Close()
+			continue
+		}
+		s, err := net.Dial("tcp", g.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		g.mu.Lock()
+		g.conns = append(g.conns, c, s)
+		g.mu.Unlock()
+		go func() { _, _ = io.Copy(s, c); s.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, s); s.Close(); c.Close() }()
+	}
+}
+
+// cut closes every relayed connection; shut also refuses new ones until
+// open.
+func (g *pgGate) cut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		c.Close()
+	}
+	g.conns = nil
+}
+
+func (g *pgGate) close() { g.mu.Lock(); g.shut = true; g.mu.Unlock(); g.cut() }
+func (g *pgGate) open()  { g.mu.Lock(); g.shut = false; g.mu.Unlock() }
+
+// TestStoreRewrittenWhileLockLost: two lanes serve a store; PostgreSQL
+// goes away for them (their store lock with their connections), and a
+// `fixture reset` runs in that window and wipes the store. Once the lanes
+// reach the server again, neither serves the rewritten store: each logs an
+// ERROR saying the store was rewritten and to start it again, and exits
+// non-zero (for a service manager to restart it on the new store).
+func TestStoreRewrittenWhileLockLost(t *testing.T) {
+	db, adminKey := demoStore(t)
+	gate, gated := newPGGate(t, db)
+	lanes := []*lane{startStoreLane(t, gated, adminKey), startStoreLane(t, gated, adminKey)}
+	tab := lanes[0].login(presellQuery, lanes[0].newKey("tablet-1", "presell"), "")
+	k := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", k, map[string]any{"pid": 1001, "qty": 1})
+	sale(t, tab, sbA+"sale_park", k, nil)
+
+	gate.close()
+	for _, l := range lanes {
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(l.log(), "store lock lost with its PostgreSQL connection"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the lane did not see its store lock lost in 30s:\n%s", l.log())
+			}
+		}
+	}
+	// The server may take a moment to see the cut connections end and let
+	// go of their locks: the reset is refused until it has.
+	var out string
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if out, err = cli(t, "fixture", "reset", "--db", db); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("fixture reset while the lanes are cut off: %v %s", err, out)
+	}
+	if n := fmt.Sprint(storeRows(t, db, `SELECT count(*) AS n FROM sales`)[0]["n"]); n != "0" {
+		t.Fatalf("the reset left %s sales", n)
+	}
+	gate.open()
+	for i, l := range lanes {
+		select {
+		case <-l.exited:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("lane %d serves on the rewritten store 30s after PostgreSQL came back:\n%s", i, l.log())
+		}
+		code := l.cmd.ProcessState.ExitCode()
+		log := l.log()
+		if code == 0 || !strings.Contains(log, "level=ERROR") ||
+			!strings.Contains(log, "rewrote it while this lane had lost its store lock") ||
+			!strings.Contains(log, "start it again") {
+			t.Errorf("lane %d: exit status %d, want non-zero with an ERROR saying the store was rewritten and to start it again:\n%s", i, code, log)
+		}
+	}
+}
