@@ -134,3 +134,65 @@ func TestStoreRewrittenWhileLockLost(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreClaimOfAnotherLanesSession: a lane takes a claim over from
+// another connection of the same key only once it has seen that
+// connection close, which it can only for its own. A claim held by a
+// counter's socket on lane A stands against the same key recalling on
+// lane B, open or closed (B cannot see it close), told "held by another
+// connection of this key"; on A itself it moves over once A's socket has
+// closed, as on a SQLite lane.
+func TestStoreClaimOfAnotherLanesSession(t *testing.T) {
+	db, adminKey := demoStore(t)
+	a := startStoreLane(t, db, adminKey)
+	b := startStoreLane(t, db, adminKey)
+	keys := a.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"})
+	tablet := a.login(presellQuery, keys["tablet-1"], "")
+	for _, tc := range []struct {
+		name        string
+		closeHolder bool
+		on          *lane
+		want        []string // in the claimed refusal; nil: the recall takes the claim
+	}{
+		{"open on A, recalled on B", false, b, []string{`held by another connection of this key ("counter-1") for `, "not on this lane"}},
+		{"closed on A, recalled on B", true, b, []string{`held by another connection of this key ("counter-1") for `, "not on this lane"}},
+		{"open on A, recalled on A", false, a, []string{`held by another connection of this key ("counter-1") for `, "once that connection has closed"}},
+		{"closed on A, recalled on A", true, a, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parked := presellFromTablet(t, tablet, 0, soldLine{1001, 1})
+			holder := a.login("", keys["counter-1"], "")
+			sale(t, holder, presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})
+			if tc.closeHolder {
+				holder.ws.Close()
+			}
+			other := tc.on.login("", keys["counter-1"], "")
+			defer other.ws.Close()
+			recall := func() *packet { return doPkt(t, other, req(presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})) }
+			if tc.want == nil {
+				// A sees its socket close a moment after the test closed it.
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					r := recall()
+					if r.Error == nil {
+						return
+					}
+					if r.Error.Code != "claimed" || time.Now().After(deadline) {
+						t.Fatalf("recall on the lane that saw the holder close: %s", r.raw)
+					}
+				}
+			}
+			r := recall()
+			r.wantError(t, "claimed")
+			for _, m := range tc.want {
+				if !strings.Contains(r.Error.Message, m) {
+					t.Errorf("refusal %q does not say %q", r.Error.Message, m)
+				}
+			}
+			if !tc.closeHolder {
+				// The holder still has it: no claim_lost.
+				sale(t, holder, sbA+"sale_add_product", parked["physkey"], map[string]any{"pid": 1001, "qty": 1})
+				holder.ws.Close()
+			}
+		})
+	}
+}

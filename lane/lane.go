@@ -131,6 +131,11 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	sales.Notify = l.Hub.Notify
 	// The server is built below, before any request can reach the sales.
 	sales.SessionOpen = func(session string) bool { return l.Server.SessionOpen(session) }
+	if db.Postgres() {
+		// Other lanes of the store hold claims too: only this process's
+		// sessions are known to have closed (SQLite: one lane per file).
+		sales.SessionHere = func(session string) bool { return l.Server.OwnSession(session) }
+	}
 	if cfg.Now != nil {
 		sales.Now = cfg.Now
 		cfg.Server.Now = cfg.Now
