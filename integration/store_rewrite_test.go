@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -168,7 +171,9 @@ func TestStoreClaimOfAnotherLanesSession(t *testing.T) {
 			}
 			other := tc.on.login("", keys["counter-1"], "")
 			defer other.ws.Close()
-			recall := func() *packet { return doPkt(t, other, req(presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})) }
+			recall := func() *packet {
+				return doPkt(t, other, req(presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]}))
+			}
 			if tc.want == nil {
 				// A sees its socket close a moment after the test closed it.
 				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -194,5 +199,23 @@ func TestStoreClaimOfAnotherLanesSession(t *testing.T) {
 				holder.ws.Close()
 			}
 		})
+	}
+}
+
+// TestStoreServeRefusesAClockOffTheStore: `serve --clock -13h` on a store
+// database refuses to start, as a machine clock that far off does: it
+// would stamp the presells it parks 13 h old, for the other lanes'
+// sweepers to void at once.
+func TestStoreServeRefusesAClockOffTheStore(t *testing.T) {
+	db, _ := demoStore(t)
+	// A lane that starts serves until killed: the timeout fails it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--db", db, "--clock", "-13h").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 ||
+		!strings.Contains(string(out), "the lane's clock is 13h0m0s behind the store database's") ||
+		!strings.Contains(string(out), "--max-clock-skew") {
+		t.Fatalf("serve --clock -13h on a store: %v, want exit status 1 saying the clock is 13h behind:\n%s", err, out)
 	}
 }

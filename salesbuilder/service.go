@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/internal/setting"
@@ -45,6 +46,9 @@ type Service struct {
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
+
+	// held is why changes are refused for now (HoldChanges); nil: none.
+	held atomic.Pointer[error]
 }
 
 // Options configure a Service. DefaultOptions holds every default.
@@ -194,9 +198,25 @@ func (s *Service) SessionElsewhere(session string) bool {
 }
 
 // Do runs fn as one write through the group-commit writer, with lane DB
-// errors a client can act on turned into FD1 errors.
+// errors a client can act on turned into FD1 errors. While changes are
+// held (HoldChanges) it refuses with that error instead.
 func (s *Service) Do(ctx context.Context, fn lanedb.Mutation) error {
+	if err := s.held.Load(); err != nil {
+		return *err
+	}
 	return mapDBError(s.writer.Do(ctx, fn))
+}
+
+// HoldChanges makes Do refuse every change with err until it is called
+// with nil: in store mode, while the lane's clock is off the store
+// database's, whatever it stamped on shared rows would mislead the other
+// lanes (err is then an FD1 unavailable saying so). Reads go on.
+func (s *Service) HoldChanges(err error) {
+	if err == nil {
+		s.held.Store(nil)
+		return
+	}
+	s.held.Store(&err)
 }
 
 // localNow is the store's local time as a date-time column holds it.

@@ -62,7 +62,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	lc := &st.lane
 	cfg, wOpts, sbOpts, catCfg, dbOpts := &lc.Server, &lc.Writer, &lc.Sales, &lc.Catalog, &st.db
 	fs.DurationVar(&lc.SweepEvery, "presell-sweep-every", lc.SweepEvery, "how often abandoned presells are looked for and voided")
-	fs.DurationVar(&lc.MaxClockSkew, "max-clock-skew", lc.MaxClockSkew, "store mode: how far this machine's clock may be from the store database's; past it the lane refuses to start, and its sweeper voids nothing")
+	fs.DurationVar(&lc.MaxClockSkew, "max-clock-skew", lc.MaxClockSkew, "store mode: how far this machine's clock, and the lane's (--clock), may be from the store database's; past it the lane refuses to start, and once running refuses changes and voids nothing")
 	fs.StringVar(&st.dbPath, "db", defaultDB, "lane DB file; at the default path a missing DB is created with the demo fixture and an admin key, elsewhere only with --create")
 	fs.BoolVar(&st.create, "create", false, "create the lane DB named by --db if it does not exist (demo fixture and a new admin key in <db>.apikey); its folder must exist")
 	fs.StringVar(&st.logLevel, "log-level", "info", "log level: debug, info, warn or error")
