@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -176,6 +177,9 @@ func startLane(t *testing.T, extra ...string) *lane {
 	if os.Getenv("GREENLANE_IT_STORE") != "" {
 		// The suite on a PostgreSQL store database (store_test.go).
 		needsOwnLane(t)
+		if slices.Contains(extra, "--clock") {
+			t.Skip("--clock sets the lane's clock apart from the store database's, which a store lane refuses (--max-clock-skew)")
+		}
 		db, key := demoStore(t)
 		return startStoreLane(t, db, key, extra...)
 	}

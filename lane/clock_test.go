@@ -3,20 +3,25 @@ package lane
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 // TestStoreLaneRefusesAClockOffTheDatabases: on a store database, a lane
-// whose machine's clock is off the database's by more than MaxClockSkew
-// does not start (its sweeper would judge every lane's presells by it);
-// one in step does. The machine's clock is moved, not the lane's own
-// (Config.Now), which may be set apart on purpose.
+// whose clock is off the database's by more than MaxClockSkew does not
+// start (its sweeper would judge every lane's presells by it, and it would
+// stamp shared rows with it); one in step does. That is the machine's
+// clock, and the lane's own (Config.Now, serve --clock) as well: a
+// presell parked by a lane 13h behind would be voided by the others' sweepers.
 func TestStoreLaneRefusesAClockOffTheDatabases(t *testing.T) {
 	ctx := context.Background()
 	db, err := lanedb.Open(ctx, pgtest.FreshDB(t), lanedb.Options{})
@@ -27,16 +32,24 @@ func TestStoreLaneRefusesAClockOffTheDatabases(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	defer func() { wallClock = time.Now }()
 	for _, tc := range []struct {
-		name  string
-		off   time.Duration
-		wants string // in the refusal; "" starts
+		name    string
+		off     time.Duration // the machine's clock
+		laneOff time.Duration // the lane's (Config.Now); 0: none set
+		wants   string        // in the refusal; "" starts
 	}{
-		{"13h ahead", 13 * time.Hour, "13h0m0s ahead of the store database's"},
-		{"3m behind", -3 * time.Minute, "3m0s behind the store database's"},
-		{"in step", 0, ""},
+		{"13h ahead", 13 * time.Hour, 0, "13h0m0s ahead of the store database's"},
+		{"3m behind", -3 * time.Minute, 0, "3m0s behind the store database's"},
+		{"in step", 0, 0, ""},
+		{"--clock 13h behind", 0, -13 * time.Hour, "13h0m0s behind the store database's"},
+		{"--clock 3m ahead", 0, 3 * time.Minute, "3m0s ahead of the store database's"},
+		{"--clock in step", 0, time.Millisecond, ""},
 	} {
 		wallClock = func() time.Time { return time.Now().Add(tc.off) }
-		l, err := New(ctx, db, DefaultConfig(), log)
+		cfg := DefaultConfig()
+		if tc.laneOff != 0 {
+			cfg.Now = func() time.Time { return time.Now().Add(tc.laneOff) }
+		}
+		l, err := New(ctx, db, cfg, log)
 		if tc.wants == "" {
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
@@ -52,19 +65,77 @@ func TestStoreLaneRefusesAClockOffTheDatabases(t *testing.T) {
 			t.Fatalf("%s: refused with %q, want it to say %q and name --max-clock-skew", tc.name, err, tc.wants)
 		}
 	}
+}
 
-	// A deterministic clock set apart on purpose starts, and the lane
-	// warns that its sweeper voids nothing while it is off.
-	wallClock = time.Now
-	var logs bytes.Buffer
-	cfg := DefaultConfig()
-	cfg.Now = func() time.Time { return time.Now().Add(13 * time.Hour) }
-	l, err := New(ctx, db, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+// TestStoreLaneRefusesChangesWhileItsClockIsOff: a store-mode lane whose
+// clock goes off the database's while it runs refuses changes with
+// unavailable, saying by how much and to set it right, and logs it; reads
+// go on; once the clock is back in step, changes are accepted again.
+func TestStoreLaneRefusesChangesWhileItsClockIsOff(t *testing.T) {
+	ctx := context.Background()
+	db, err := lanedb.Open(ctx, pgtest.FreshDB(t), lanedb.Options{})
 	if err != nil {
-		t.Fatalf("a deterministic clock 13h ahead: %v", err)
+		t.Fatal(err)
 	}
-	l.Close()
-	if !strings.Contains(logs.String(), "sweeper voids nothing") {
-		t.Fatalf("no warning for a deterministic clock on a store database:\n%s", logs.String())
+	defer db.Close()
+	var off atomic.Int64 // how far the lane's clock is off, in ns
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	l, err := New(ctx, db, cfg, slog.New(slog.NewTextHandler(&lockedBuffer{mu: &logMu, b: &logs}, nil)))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer l.Close()
+	change := func() error {
+		return l.Sales.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error { return lanedb.SetMeta(ctx, tx, "clock_test", "x") })
+	}
+	// until waits for the clock watch to have judged the clock.
+	until := func(what string, ok func(error) bool) error {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			err := change()
+			if ok(err) {
+				return err
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the last change gave %v", what, err)
+			}
+		}
+	}
+	if err := change(); err != nil {
+		t.Fatalf("a change with the clock in step: %v", err)
+	}
+	off.Store(int64(-13 * time.Hour))
+	err = until("changes refused", func(err error) bool { return err != nil })
+	var fe *protocol.Error
+	if !errors.As(err, &fe) || fe.Code != protocol.CodeUnavailable ||
+		!strings.Contains(fe.Message, "the lane's clock is 13h0m0s behind the store database's") ||
+		!strings.Contains(fe.Message, "set it right") || !strings.Contains(fe.Message, "refuses changes") {
+		t.Fatalf("a change with the clock 13h behind: %v, want unavailable saying by how much and to set it right", err)
+	}
+	if _, err := lanedb.Meta(ctx, db.Read, "clock_test"); err != nil {
+		t.Fatalf("a read with the clock off: %v", err)
+	}
+	logMu.Lock()
+	logged := logs.String()
+	logMu.Unlock()
+	if !strings.Contains(logged, "level=ERROR msg=\"refusing changes: the lane's clock is 13h0m0s behind") {
+		t.Fatalf("the refusal was not logged as an ERROR:\n%s", logged)
+	}
+	off.Store(0)
+	until("changes accepted again", func(err error) bool { return err == nil })
+}
+
+// lockedBuffer is a log's buffer, read while the lane writes it.
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }

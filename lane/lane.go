@@ -42,8 +42,9 @@ type Config struct {
 	// presell ages (the sweeper) and claim leases by its own clock: one
 	// hours ahead would void every open presell of the store, one minutes
 	// ahead would take claims other lanes still hold. Past it the lane
-	// refuses to start, and its sweeper voids nothing while the clock stays
-	// off. 100ms to 1h. Default 2s.
+	// refuses to start (its own clock, Now, as well as the machine's), and
+	// while the clock is off once it runs it refuses changes (unavailable)
+	// and its sweeper voids nothing. 100ms to 1h. Default 2s.
 	MaxClockSkew time.Duration
 	// Now is the lane's clock (see ParseClock). Default time.Now.
 	Now func() time.Time
@@ -106,15 +107,15 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	if err := clockInStep(ctx, db, wallClock, cfg.MaxClockSkew); err != nil {
 		return nil, err
 	}
-	// The sweeper judges presell ages by the lane's clock, so that is the
-	// one it checks: a deterministic clock set apart (Config.Now) on a
-	// store database sweeps nothing.
-	laneClock, laneClockOK := wallClock, true
+	// The lane stamps shared rows (presell ages, claim leases) with its
+	// own clock, so a deterministic clock set apart (Config.Now, serve
+	// --clock) on a store database is refused as the machine's is: other
+	// lanes would void its presells, or take its claims, at once.
+	laneClock := wallClock
 	if cfg.Now != nil {
 		laneClock = cfg.Now
 		if err := clockInStep(ctx, db, laneClock, cfg.MaxClockSkew); err != nil {
-			log.Warn("deterministic clock on a store database: its presell sweeper voids nothing while that clock is off the database's", "err", err)
-			laneClockOK = false
+			return nil, err
 		}
 	}
 	// Only a store database has a clock to check the lane's against; with
@@ -131,6 +132,11 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	sales.Notify = l.Hub.Notify
 	// The server is built below, before any request can reach the sales.
 	sales.SessionOpen = func(session string) bool { return l.Server.SessionOpen(session) }
+	if db.Postgres() {
+		// Other lanes of the store hold claims too: only this process's
+		// sessions are known to have closed (SQLite: one lane per file).
+		sales.SessionHere = func(session string) bool { return l.Server.OwnSession(session) }
+	}
 	if cfg.Now != nil {
 		sales.Now = cfg.Now
 		cfg.Server.Now = cfg.Now
@@ -145,19 +151,17 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	}
 	l.Presell = presell.New(l.Sales)
 	// Claims stamped before a restart by a clock that read later than this
-	// one are cut to one lease before anyone can ask about them. A clock
-	// off the store database's cuts nothing: it would cut other lanes'.
-	if laneClockOK {
-		var slack time.Duration
-		if ref != nil {
-			slack = ref.Skew
-		}
-		if n, err := l.Presell.CapClaims(ctx, slack); err != nil {
-			l.Writer.Close()
-			return nil, fmt.Errorf("cap claims to their lease: %w", err)
-		} else if n > 0 {
-			log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", l.Sales.Lease())
-		}
+	// one are cut to one lease before anyone can ask about them (the
+	// lane's clock is in step with the store database's, checked above).
+	var slack time.Duration
+	if ref != nil {
+		slack = ref.Skew
+	}
+	if n, err := l.Presell.CapClaims(ctx, slack); err != nil {
+		l.Writer.Close()
+		return nil, fmt.Errorf("cap claims to their lease: %w", err)
+	} else if n > 0 {
+		log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", l.Sales.Lease())
 	}
 	l.Server = server.New(cfg.Server, db, log)
 	// How a presell socket runs its requests is the presell workflow's
@@ -182,7 +186,51 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.wg.Add(2)
 	go func() { defer l.wg.Done(); l.Hub.Run(bg) }()
 	go func() { defer l.wg.Done(); l.Presell.Sweep(bg, cfg.SweepEvery, log, ref) }()
+	if db.Postgres() {
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); l.watchClock(bg, laneClock, cfg.MaxClockSkew, log) }()
+	}
 	return l, nil
+}
+
+// clockWatchEvery is how often a store-mode lane compares its clock with
+// the store database's while it runs (watchClock).
+const clockWatchEvery = time.Second
+
+// watchClock compares the lane's clock (now) with the store database's
+// every clockWatchEvery until ctx ends. While it is more than max off,
+// changes are refused (Sales.HoldChanges) with unavailable saying by how
+// much and to set it right; reads go on. A database that does not answer
+// changes nothing here: its own errors say so.
+func (l *Lane) watchClock(ctx context.Context, now func() time.Time, max time.Duration, log *slog.Logger) {
+	t := time.NewTicker(clockWatchEvery)
+	defer t.Stop()
+	off := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		skew, err := l.DB.ClockSkew(ctx, now)
+		switch {
+		case err != nil:
+			continue
+		case skew.Abs() <= max:
+			if off {
+				off = false
+				l.Sales.HoldChanges(nil)
+				log.Info("the lane's clock is in step with the store database's again: changes accepted")
+			}
+			continue
+		}
+		why := skewError(skew, max)
+		l.Sales.HoldChanges(protocol.Errorf(protocol.CodeUnavailable, "%s. Until its clock is in step again this lane refuses changes; reads go on", why))
+		if !off {
+			off = true
+			log.Error("refusing changes: "+why.Error()+"; reads go on", "skew", skew)
+		}
+	}
 }
 
 // wallClock is this machine's clock, which clockInStep compares with the
@@ -197,6 +245,12 @@ func clockInStep(ctx context.Context, db *lanedb.DB, now func() time.Time, max t
 	if err != nil || skew.Abs() <= max {
 		return err
 	}
+	return skewError(skew, max)
+}
+
+// skewError says the lane's clock is skew off the store database's, more
+// than max, and to set it right.
+func skewError(skew, max time.Duration) error {
 	way := "ahead of"
 	if skew < 0 {
 		way = "behind"

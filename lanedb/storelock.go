@@ -2,11 +2,14 @@ package lanedb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A store database has no lock file: the SQLite lock of restore.go
@@ -36,9 +39,32 @@ const StoreLockKey int64 = 0x676c73746f726520
 const storeLockApp = "greenlane store lock"
 
 // storeLockCheck is how often a serving lane checks that the connection
-// holding its store lock is alive, and, once it has lost it, tries to take
-// the lock again.
-const storeLockCheck = time.Second
+// holding its store lock is alive; storeLockRetry is how often, once it has
+// lost it, it tries to take the lock again. The retry is short: until the
+// lock is back, a fixture command may rewrite the store under the lane.
+const (
+	storeLockCheck = time.Second
+	storeLockRetry = 100 * time.Millisecond
+)
+
+// MetaGeneration is the lane_meta key of a store database's generation: a
+// UUID that every fixture command rewriting the store sets anew in its
+// rewrite (NewGeneration). A serving lane reads it when it takes the store
+// lock and again whenever it takes the lock back after losing it: a
+// changed generation means the store was rewritten while the lock was
+// lost, and the lane stops instead of serving it.
+const MetaGeneration = "store_generation"
+
+// NewGeneration gives the lane DB a fresh generation (MetaGeneration), in
+// the transaction that rewrites its store.
+func NewGeneration(ctx context.Context, tx *Tx) error {
+	return SetMeta(ctx, tx, MetaGeneration, uuid.NewString())
+}
+
+// ErrStoreRewritten is the error a serving lane stops with when its store
+// database was rewritten, or is being rewritten, by a fixture command while
+// its store lock was lost (PostgreSQL restarted under it).
+var ErrStoreRewritten = errors.New("store database rewritten under this serving lane")
 
 // LockStoreServing takes the store lock of the PostgreSQL store database
 // at dbURL shared, for a lane serving it until release is called (serve
@@ -46,16 +72,25 @@ const storeLockCheck = time.Second
 // It fails while a fixture command rewrites the store. If the lock's
 // connection is lost (PostgreSQL restarted), the lane goes on serving and
 // the lock is taken again in the background once the server answers, each
-// step logged on log. opts.BusyTimeout bounds connecting, unless the URL
-// sets connect_timeout.
-func LockStoreServing(ctx context.Context, dbURL string, opts Options, log *slog.Logger) (release func(), err error) {
-	h := &storeHold{url: dbURL, name: redactURL(dbURL), timeout: opts.withDefaults().BusyTimeout, log: log, done: make(chan struct{})}
+// step logged on log. If the store was rewritten meanwhile (its
+// generation changed, MetaGeneration), or a fixture command holds the lock
+// when the lane tries it again, stop is called once with an error wrapping
+// ErrStoreRewritten, saying what to do, and the lock is not taken again:
+// the lane must stop serving. opts.BusyTimeout bounds connecting, unless
+// the URL sets connect_timeout.
+func LockStoreServing(ctx context.Context, dbURL string, opts Options, log *slog.Logger, stop func(error)) (release func(), err error) {
+	h := &storeHold{url: dbURL, name: redactURL(dbURL), timeout: opts.withDefaults().BusyTimeout, log: log, lost: stop, done: make(chan struct{})}
 	c, held, err := takeStoreLock(ctx, dbURL, h.timeout, true)
 	if err != nil {
 		return nil, err
 	}
 	if !held {
+		c.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("store database %s is being rewritten: a fixture command holds its store lock: let it finish, then start the lane", h.name)
+	}
+	if h.gen, err = storeGeneration(ctx, c); err != nil {
+		letGo(c, h.timeout)
+		return nil, fmt.Errorf("lane db %s: %w", h.name, err)
 	}
 	h.conn = c
 	var keepCtx context.Context
@@ -127,6 +162,22 @@ func takeStoreLock(ctx context.Context, dbURL string, connectTimeout time.Durati
 	return c, held, nil
 }
 
+// storeGeneration reads the store's generation (MetaGeneration) on c: ""
+// for a store never rewritten by a fixture command, or whose tables are
+// not made yet (the lane that takes the lock first makes them).
+func storeGeneration(ctx context.Context, c *pgx.Conn) (string, error) {
+	var gen string
+	err := c.QueryRow(ctx, `SELECT COALESCE((SELECT value FROM lane_meta WHERE key = $1), '')`, MetaGeneration).Scan(&gen)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: a database not migrated yet
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the store generation: %w", err)
+	}
+	return gen, nil
+}
+
 // letGo releases the store lock held on c and closes it. Closing alone
 // would release it too, but only once the server has seen the connection
 // end: a command run just after the lanes stopped could still be refused.
@@ -143,14 +194,19 @@ type storeHold struct {
 	timeout   time.Duration // bounds connecting and each check
 	log       *slog.Logger
 	conn      *pgx.Conn // holds the lock; nil while it is lost (keep's alone)
+	gen       string    // the store's generation when the lane took the lock
+	lost      func(error)
 	stop      context.CancelFunc
 	done      chan struct{} // closed when keep has returned
 }
 
 // keep checks the lock's connection every storeLockCheck until ctx ends;
-// once it is lost it takes the lock again, as soon as the server answers.
-// It never stops the lane: while the lock is lost a fixture command could
-// rewrite the store, which is what the log says.
+// once it is lost it tries to take the lock again every storeLockRetry, as
+// soon as the server answers. Taken again, the lock is kept only if the
+// store's generation is the one the lane started on: otherwise a fixture
+// command rewrote the store while the lock was lost, and the lane is
+// stopped (h.lost). A fixture command holding the lock when it is tried
+// again stops the lane the same way: it is rewriting the store.
 func (h *storeHold) keep(ctx context.Context) {
 	defer close(h.done)
 	defer func() {
@@ -158,9 +214,8 @@ func (h *storeHold) keep(ctx context.Context) {
 			letGo(h.conn, h.timeout)
 		}
 	}()
-	t := time.NewTicker(storeLockCheck)
+	t := time.NewTimer(storeLockCheck)
 	defer t.Stop()
-	refused := false // a rewriting command's lock was met, and logged
 	for {
 		select {
 		case <-ctx.Done():
@@ -172,28 +227,47 @@ func (h *storeHold) keep(ctx context.Context) {
 			err := h.conn.Ping(pctx)
 			cancel()
 			if err == nil || ctx.Err() != nil {
+				t.Reset(storeLockCheck)
 				continue
 			}
 			h.conn.Close(context.Background())
 			h.conn = nil
-			h.log.Warn("store lock lost with its PostgreSQL connection: until it is taken again, a fixture command is not kept from rewriting the store; retrying every "+storeLockCheck.String(),
+			h.log.Warn("store lock lost with its PostgreSQL connection: until it is taken again, a fixture command is not kept from rewriting the store; retrying every "+storeLockRetry.String(),
 				"db", h.name, "err", err)
 		}
+		t.Reset(storeLockRetry)
 		c, held, err := takeStoreLock(ctx, h.url, h.timeout, true)
-		switch {
-		case err != nil:
+		if err != nil {
 			continue // the server is still away: said once, above
-		case !held:
-			c.Close(context.Background())
-			if !refused {
-				refused = true
-				h.log.Error("store lock held by a fixture command rewriting the store under this serving lane (it started while the lock was lost): stop this lane, and start it again once the command is done",
-					"db", h.name)
-			}
-			continue
 		}
-		h.conn, refused = c, false
+		if !held {
+			c.Close(context.Background())
+			h.quit(fmt.Errorf("store database %s: %w: a fixture command took its store lock while this lane had lost it (PostgreSQL restarted), and is rewriting it: "+
+				"this lane stops rather than serve it; once the command is done, start the lane again (a service manager restarts it)", h.name, ErrStoreRewritten))
+			return
+		}
+		gen, err := storeGeneration(ctx, c)
+		if err != nil {
+			letGo(c, h.timeout)
+			continue // read again at the next try
+		}
+		if gen != h.gen {
+			letGo(c, h.timeout)
+			h.quit(fmt.Errorf("store database %s: %w: a fixture command (load, reset or generate) rewrote it while this lane had lost its store lock (PostgreSQL restarted): "+
+				"its sales and journal are not the ones this lane served; this lane stops rather than serve it: start it again (a service manager restarts it) to serve the store as it is now", h.name, ErrStoreRewritten))
+			return
+		}
+		h.conn = c
+		t.Reset(storeLockCheck)
 		h.log.Info("store lock taken again", "db", h.name)
+	}
+}
+
+// quit logs err as an ERROR and hands it to the lane (h.lost), which stops.
+func (h *storeHold) quit(err error) {
+	h.log.Error("stopping: "+err.Error(), "db", h.name)
+	if h.lost != nil {
+		h.lost(err)
 	}
 }
 

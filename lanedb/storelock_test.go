@@ -31,7 +31,7 @@ func TestPostgresStoreLockRefusals(t *testing.T) {
 	ctx := context.Background()
 	u := freshPostgresDB(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	serve := func() (func(), error) { return LockStoreServing(ctx, u, Options{}, quiet) }
+	serve := func() (func(), error) { return LockStoreServing(ctx, u, Options{}, quiet, nil) }
 	rewrite := func() (func(), error) { return LockStoreExclusive(ctx, u, Options{}) }
 	for _, tc := range []struct {
 		name     string
@@ -94,70 +94,124 @@ func TestPostgresStoreLockRefusals(t *testing.T) {
 }
 
 // A serving lane whose lock connection is ended takes the lock again in
-// the background, once no rewrite holds it, and logs each step: here a
-// rewrite waiting behind the lane gets the lock the moment the lane's
-// connection ends, as one started during a PostgreSQL restart would.
+// the background and logs each step. It keeps it, and serves on, only if
+// the store was not rewritten meanwhile: a fixture command that took the
+// lock while it was lost (as one started during a PostgreSQL restart
+// would), or that changed the store's generation, stops the lane (its stop
+// gets ErrStoreRewritten, logged as an ERROR saying what to do).
 func TestPostgresStoreLockTakenAgain(t *testing.T) {
-	ctx := context.Background()
-	u := freshPostgresDB(t)
-	var logged strings.Builder
-	lw := &lockedWriter{b: &logged}
-	log := func() string { lw.mu.Lock(); defer lw.mu.Unlock(); return logged.String() }
-	release, err := LockStoreServing(ctx, u, Options{}, slog.New(slog.NewTextHandler(lw, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
-	admin, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	rewriter, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rewriter.Close(ctx)
-	granted := make(chan error, 1)
-	go func() { _, err := rewriter.Exec(ctx, `SELECT pg_advisory_lock($1)`, StoreLockKey); granted <- err }()
-	waitForLockWait(t, u)
-	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, storeLockApp); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-granted; err != nil {
-		t.Fatal(err)
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s in 30s; log:\n%s", what, log())
+	for _, tc := range []struct {
+		name string
+		// meanwhile runs while the lane's lock connection is ended; admin
+		// is a session of the test's own, which ends the connection after.
+		meanwhile func(t *testing.T, admin *pgx.Conn, u string) (after func())
+		stopped   string // in the error stop gets; "" when the lane keeps the lock
+	}{
+		{"nothing rewritten", func(*testing.T, *pgx.Conn, string) func() { return nil }, ""},
+		{"the store's generation changed", func(t *testing.T, admin *pgx.Conn, _ string) func() {
+			if _, err := admin.Exec(context.Background(), `UPDATE lane_meta SET value = 'rewritten' WHERE key = $1`, MetaGeneration); err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	waitFor("refusal logged", func() bool { return strings.Contains(log(), "store lock held by a fixture command") })
-	if !strings.Contains(log(), "level=WARN msg=\"store lock lost with its PostgreSQL connection") {
-		t.Errorf("the loss was not logged as a warning:\n%s", log())
-	}
-	if s, x := storeLockHolders(t, admin); s != 0 || x != 1 {
-		t.Fatalf("during the rewrite: %d shared and %d exclusive holders, want 0 and 1", s, x)
-	}
-	if _, err := rewriter.Exec(ctx, `SELECT pg_advisory_unlock($1)`, StoreLockKey); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("lock taken again", func() bool { s, _ := storeLockHolders(t, admin); return s == 1 })
-	waitFor("log of the lock taken again", func() bool { return strings.Contains(log(), "store lock taken again") })
-	if _, err := LockStoreExclusive(ctx, u, Options{}); !errors.Is(err, ErrServing) {
-		t.Fatalf("a rewrite once the lock was taken again: %v, want ErrServing", err)
-	}
-	release()
-	released = true
-	if s, x := storeLockHolders(t, admin); s != 0 || x != 0 {
-		t.Fatalf("after release %d shared and %d exclusive holders remain", s, x)
+			return nil
+		}, "rewrote it while this lane had lost its store lock"},
+		{"a rewrite holds the lock", func(t *testing.T, _ *pgx.Conn, u string) func() {
+			ctx := context.Background()
+			rewriter, err := pgx.Connect(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			granted := make(chan error, 1)
+			go func() { _, err := rewriter.Exec(ctx, `SELECT pg_advisory_lock($1)`, StoreLockKey); granted <- err }()
+			waitForLockWait(t, u)
+			return func() {
+				if err := <-granted; err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { rewriter.Close(ctx) })
+			}
+		}, "a fixture command took its store lock while this lane had lost it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			u := freshPostgresDB(t)
+			// The generation a fixture command wrote before the lane started
+			// (lane_meta alone stands for the migrated store: the lock reads
+			// nothing else).
+			if c, err := pgx.Connect(ctx, u); err != nil {
+				t.Fatal(err)
+			} else if _, err := c.Exec(ctx, `CREATE TABLE lane_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+				INSERT INTO lane_meta VALUES ('`+MetaGeneration+`', 'first')`); err != nil {
+				t.Fatal(err)
+			} else {
+				c.Close(ctx)
+			}
+			var logged strings.Builder
+			lw := &lockedWriter{b: &logged}
+			log := func() string { lw.mu.Lock(); defer lw.mu.Unlock(); return logged.String() }
+			stopped := make(chan error, 2)
+			release, err := LockStoreServing(ctx, u, Options{}, slog.New(slog.NewTextHandler(lw, nil)), func(err error) { stopped <- err })
+			if err != nil {
+				t.Fatal(err)
+			}
+			released := false
+			defer func() {
+				if !released {
+					release()
+				}
+			}()
+			admin, err := pgx.Connect(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close(ctx)
+			after := tc.meanwhile(t, admin, u)
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, storeLockApp); err != nil {
+				t.Fatal(err)
+			}
+			if after != nil {
+				after()
+			}
+			waitFor := func(what string, cond func() bool) {
+				t.Helper()
+				for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("no %s in 30s; log:\n%s", what, log())
+					}
+				}
+			}
+			waitFor("warning of the loss", func() bool {
+				return strings.Contains(log(), "level=WARN msg=\"store lock lost with its PostgreSQL connection")
+			})
+			if tc.stopped != "" {
+				var err error
+				select {
+				case err = <-stopped:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("the lane was not stopped in 30s; log:\n%s", log())
+				}
+				if !errors.Is(err, ErrStoreRewritten) || !strings.Contains(err.Error(), tc.stopped) || !strings.Contains(err.Error(), "this lane stops rather than serve it") {
+					t.Fatalf("stopped with %v, want ErrStoreRewritten saying %q and that the lane stops", err, tc.stopped)
+				}
+				if !strings.Contains(log(), "level=ERROR msg=\"stopping: store database") {
+					t.Fatalf("the stop was not logged as an ERROR:\n%s", log())
+				}
+				return
+			}
+			waitFor("lock taken again", func() bool { s, _ := storeLockHolders(t, admin); return s == 1 })
+			waitFor("log of the lock taken again", func() bool { return strings.Contains(log(), "store lock taken again") })
+			select {
+			case err := <-stopped:
+				t.Fatalf("the lane was stopped: %v", err)
+			default:
+			}
+			if _, err := LockStoreExclusive(ctx, u, Options{}); !errors.Is(err, ErrServing) {
+				t.Fatalf("a rewrite once the lock was taken again: %v, want ErrServing", err)
+			}
+			release()
+			released = true
+			if s, x := storeLockHolders(t, admin); s != 0 || x != 0 {
+				t.Fatalf("after release %d shared and %d exclusive holders remain", s, x)
+			}
+		})
 	}
 }

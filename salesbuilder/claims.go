@@ -58,6 +58,13 @@ func (s *Service) ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
 			"presell %s is claimed by a connection of this key (%q) that has closed; recall it here (scan its ticket again) to take it back",
 			sale.Physkey, sale.ClaimState.Name.String)
 	}
+	if c.HasKeyID(sale.ClaimState.Key.String) && s.SessionElsewhere(sale.ClaimState.Session.String) {
+		// Another lane's connection (or this lane's before a restart):
+		// its closing is not seen here, so only the lease frees it.
+		return protocol.Errorf(protocol.CodeClaimed,
+			"presell %s is held by another connection of this key (%q) for %s; that connection is not on this lane (another lane's, or from before a restart), so its closing is not seen here: release it there, or recall it here (scan its ticket again) once that time is up",
+			sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState))
+	}
 	if c.HasKeyID(sale.ClaimState.Key.String) {
 		return protocol.Errorf(protocol.CodeClaimed,
 			"presell %s is held by another connection of this key (%q) for %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/internal/setting"
@@ -33,6 +34,7 @@ type Service struct {
 	maxAge      time.Duration
 	notify      func()
 	sessionOpen func(session string) bool
+	sessionHere func(session string) bool
 	journalKeep int
 	ikKeep      time.Duration
 	maxLines    int
@@ -44,6 +46,9 @@ type Service struct {
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
+
+	// held is why changes are refused for now (HoldChanges); nil: none.
+	held atomic.Pointer[error]
 }
 
 // Options configure a Service. DefaultOptions holds every default.
@@ -86,6 +91,12 @@ type Options struct {
 	// so that a key whose earlier connection is gone takes its claims back
 	// at once instead of waiting out the lease. Default nil: never.
 	SessionOpen func(session string) bool
+	// SessionHere reports whether a session is one this lane process
+	// opened, whose closing SessionOpen sees. In store mode another lane's
+	// session is not: whether it is still connected is unknown here, so
+	// its claim stands until its lease lapses. Default nil: every session
+	// is (one lane per SQLite file).
+	SessionHere func(session string) bool
 }
 
 // Validate reports every field out of its range, each as a
@@ -138,7 +149,7 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.MaxCashChange <= 0 {
 		opts.MaxCashChange = d.MaxCashChange
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, tops: newTops(), loc: time.UTC, laneNo: 1}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, sessionHere: opts.SessionHere, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, tops: newTops(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):
@@ -174,15 +185,38 @@ func (s *Service) LaneNo() int64 { return s.laneNo }
 // DB is the lane DB the core reads.
 func (s *Service) DB() *lanedb.DB { return s.db }
 
-// SessionGone reports whether a session (a socket) is known to be closed.
+// SessionGone reports whether a session (a socket) is known to be closed:
+// never one of another lane of the store (SessionElsewhere).
 func (s *Service) SessionGone(session string) bool {
-	return s.sessionOpen != nil && !s.sessionOpen(session)
+	return s.sessionOpen != nil && !s.SessionElsewhere(session) && !s.sessionOpen(session)
+}
+
+// SessionElsewhere reports whether a session is another lane process's
+// (store mode), whose closing this lane cannot see.
+func (s *Service) SessionElsewhere(session string) bool {
+	return s.sessionHere != nil && !s.sessionHere(session)
 }
 
 // Do runs fn as one write through the group-commit writer, with lane DB
-// errors a client can act on turned into FD1 errors.
+// errors a client can act on turned into FD1 errors. While changes are
+// held (HoldChanges) it refuses with that error instead.
 func (s *Service) Do(ctx context.Context, fn lanedb.Mutation) error {
+	if err := s.held.Load(); err != nil {
+		return *err
+	}
 	return mapDBError(s.writer.Do(ctx, fn))
+}
+
+// HoldChanges makes Do refuse every change with err until it is called
+// with nil: in store mode, while the lane's clock is off the store
+// database's, whatever it stamped on shared rows would mislead the other
+// lanes (err is then an FD1 unavailable saying so). Reads go on.
+func (s *Service) HoldChanges(err error) {
+	if err == nil {
+		s.held.Store(nil)
+		return
+	}
+	s.held.Store(&err)
 }
 
 // localNow is the store's local time as a date-time column holds it.

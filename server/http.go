@@ -14,8 +14,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -88,7 +86,7 @@ func (s *Server) serveHTTPMode(w http.ResponseWriter, r *http.Request, a string,
 		in.ep, in.lookupErr = nil, pathErr
 	}
 	// One call is one session: it can hold no claim beyond its own reply.
-	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: uuid.NewString()}}
+	sess := &httpSession{caller: protocol.Caller{Transport: "http", Remote: r.RemoteAddr, Session: s.newSession()}}
 	key, err := apiKeyHeader(r)
 	if err != nil {
 		writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/firehose"
@@ -42,6 +43,10 @@ type Server struct {
 	// zone is the store's time zone, read from the lane row on first use
 	// (laneZone).
 	zone atomic.Pointer[time.Location]
+
+	// tag begins every session id this Server makes (newSession), so that
+	// it can tell its own sessions from other lanes' (OwnSession).
+	tag string
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -83,6 +88,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		logins:  newLoginGuard(cfg.LoginFailures),
 		workers: map[protocol.Purpose]int{},
 		conns:   newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
+		tag:     uuid.NewString()[:8],
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -137,6 +143,19 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	return mux
+}
+
+// newSession is a new session id: a UUID's text whose first group is this
+// Server's tag, the rest random (96 bits: unique enough). Sessions are
+// opaque to the lane DB (claim_session), so the shape is free.
+func (s *Server) newSession() string { return s.tag + uuid.NewString()[8:] }
+
+// OwnSession reports whether this Server made the session id, so that
+// whether it is still open is known here (SessionOpen). In store mode a
+// claim may be held by another lane's session: its closing is not seen
+// here.
+func (s *Server) OwnSession(session string) bool {
+	return len(session) == 36 && strings.HasPrefix(session, s.tag)
 }
 
 // SessionOpen reports whether a socket with this session id is connected

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
@@ -100,7 +99,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		door:     door,
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
-		Session: uuid.NewString()}
+		Session: s.newSession()}
 	sk.out.wake = func() { go sk.write() }
 	if !s.addSocket(sk) {
 		s.forget(door)

@@ -64,7 +64,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	lc := &st.lane
 	cfg, wOpts, sbOpts, catCfg, dbOpts := &lc.Server, &lc.Writer, &lc.Sales, &lc.Catalog, &st.db
 	fs.DurationVar(&lc.SweepEvery, "presell-sweep-every", lc.SweepEvery, "how often abandoned presells are looked for and voided")
-	fs.DurationVar(&lc.MaxClockSkew, "max-clock-skew", lc.MaxClockSkew, "store mode: how far this machine's clock may be from the store database's; past it the lane refuses to start, and its sweeper voids nothing")
+	fs.DurationVar(&lc.MaxClockSkew, "max-clock-skew", lc.MaxClockSkew, "store mode: how far this machine's clock, and the lane's (--clock), may be from the store database's; past it the lane refuses to start, and once running refuses changes and voids nothing")
 	fs.StringVar(&st.dbPath, "db", defaultDB, "lane DB file; at the default path a missing DB is created with the demo fixture and an admin key, elsewhere only with --create")
 	fs.BoolVar(&st.create, "create", false, "create the lane DB named by --db if it does not exist (demo fixture and a new admin key in <db>.apikey); its folder must exist")
 	fs.StringVar(&st.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -266,7 +266,7 @@ func warnDeterministic(log *slog.Logger, clock string, seed uint64) {
 // serve is `greenlane serve` until ctx ends or sigs asks it to stop (see
 // watchSignals; nil: no signals); ready, if not nil, is called with the
 // bound address once the lane listens.
-func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) error {
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), sigs <-chan os.Signal) (err error) {
 	fs, st := serveFlags(stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -291,6 +291,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	// that has it open. A DB made here is locked once it exists. A store
 	// database's lock is PostgreSQL's, held shared with the store's other
 	// lanes (lanedb.LockStoreServing).
+	// A store rewritten while the lane had lost its store lock stops the
+	// lane (shut down as on SIGTERM), and serve fails with why: a non-zero
+	// exit, so that a service manager starts it again on the new store.
+	ctx, stopServing := context.WithCancelCause(ctx)
+	defer stopServing(nil)
+	defer func() {
+		if cause := context.Cause(ctx); errors.Is(cause, lanedb.ErrStoreRewritten) {
+			err = cause
+		}
+	}()
 	var unlock func()
 	defer func() {
 		if unlock != nil {
@@ -298,7 +308,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 	}()
 	if lanedb.IsPostgresURL(st.dbPath) {
-		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log); err != nil {
+		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log, stopServing); err != nil {
 			return err
 		}
 	} else if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
