@@ -378,3 +378,84 @@ func TestBrowserTabletTicketsRunOut(t *testing.T) {
 	)
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// TestBrowserTabletPresellLimitKeepsOrder: a tablet at its most open
+// presells (--max-open-presells 1) starts a new order. The lane refuses
+// the sale's creation; the order's taps stay queued and on screen, nothing
+// is sent to a sale that does not exist, and the lane's refusal is shown
+// once, in a server's words (a Retry refused again replaces it). Once the
+// counter frees a presell, Retry (the order's Submit) creates the sale and
+// adds each line once.
+func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
+	l := startLane(t, "--max-open-presells", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+	)
+	ticket := readText(t, ctx, "#ticket-number")
+	const full = "This tablet already has 1 open order, the most it may have"
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#next")),
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#errors", full),
+		waitText("#pending", "Butter Croissant"),
+		waitText("#banner", "3 changes kept on this tablet"),
+		waitText("#pending", "kept, not sent"),
+		waitText("#submit", "Retry sending this order"),
+	)
+	physkey := tabletSale(t, ctx)
+	wantHeld := func() {
+		t.Helper()
+		if q := tabletQueue(t, ctx); len(q) != 3 || q[0].A != "salesbuilder.sale_create" {
+			t.Fatalf("the tablet's queue holds %v, want the refused create and both adds", q)
+		}
+		if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
+			t.Fatalf("%d notices on screen (%v), want the refusal once", n, err)
+		}
+		if got := readText(t, ctx, "#errors"); strings.Contains(got, "serve --") || strings.Contains(got, physkey) {
+			t.Errorf("the notice reads %q: a manager's message, not a server's", got)
+		}
+	}
+	wantHeld()
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-held", false)
+
+	// Retry while the tablet is still full: the same refusal, in place.
+	if !pageTrue(t, ctx, `(document.querySelector("#errors li[data-held]").dataset.before = "1") === "1"`) {
+		t.Fatal("no held notice to mark")
+	}
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#errors button.retry")),
+		chromedp.WaitVisible(chromedp.CSS(`#errors li[data-held]:not([data-before])`)),
+		waitText("#errors", full),
+	)
+	wantHeld()
+
+	if _, err := cli(t, "presell", "void", ticket, "--db", l.db, "--reason", "customer left"); err != nil {
+		t.Fatal(err)
+	}
+	// The order card's Submit is the Retry, where the server is looking.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		chromedp.WaitNotPresent(chromedp.CSS("#errors li")),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+	)
+	if got, want := laneLines(t, l.db, physkey), "1002×1 1016×1"; got != want {
+		t.Errorf("after Retry the lane DB holds %q, want %q (each line once)", got, want)
+	}
+	log.wantNoErrors(t)
+}

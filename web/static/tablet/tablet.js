@@ -53,6 +53,9 @@ const state = {
   // being removed takes no more taps.
   steps: new Map(),
   submitting: "", // the ik of a Submit not answered yet: Submit waits for it
+  // held: sale → {label, e}, the refusal that stopped that sale's changes
+  // (see holds). They stay queued, unsent, until Retry or the next login.
+  held: new Map(),
 };
 
 // --- pairing ---
@@ -131,6 +134,10 @@ function start() {
 
 async function onLogin() {
   const lane = state.lane;
+  // A new login is a new chance for what a refusal held: it is sent again
+  // with the same iks, so what the lane already applied is not applied
+  // twice, and a refusal that stands is shown again in its place.
+  state.held.clear();
   flush();
   try {
     const r = await lane.call("fd1.products.get_products_list", {
@@ -195,9 +202,23 @@ const retryLater = new Set(["offline", "unavailable", "rate_limited"]);
 let flushing = false;
 let retryTimer = 0;
 
-// flush sends the waiting changes one at a time, oldest first. A change
-// leaves the queue only when the lane has answered it: a dropped link keeps
-// it (and its ik) for the next try; an error reply drops it and says so.
+// holds reports whether a refusal of c must stop the changes of its sale
+// instead of dropping c: a refused create leaves a sale that does not
+// exist, so every change queued behind it would fail too (the order would
+// be lost tap by tap); a refused key says nothing about the change. The
+// changes wait, kept, until the staff member taps Retry.
+function holds(c, e) {
+  return c.a === "salesbuilder.sale_create" || keyRefused.has(e.code);
+}
+
+// keyRefused are the answers that refuse the tablet's key, not the change.
+const keyRefused = new Set(["login_required", "login_failed", "forbidden"]);
+
+// flush sends the waiting changes one at a time, oldest first within each
+// sale. A change leaves the queue only when the lane has answered it: a
+// dropped link keeps it (and its ik) for the next try; an error reply drops
+// it and says so, unless it holds its sale (see holds): then that sale's
+// changes stay queued and the others still go.
 async function flush() {
   if (flushing) return;
   flushing = true;
@@ -206,7 +227,7 @@ async function flush() {
     for (;;) {
       const lane = state.lane;
       if (!lane || !lane.online) break;
-      const [c] = await queue.all();
+      const c = (await queue.all()).find((x) => !state.held.has(x.sale));
       if (!c) break;
       let reply;
       try {
@@ -219,12 +240,15 @@ async function flush() {
           retryTimer = setTimeout(flush, 2000);
           break;
         }
+        if (holds(c, e)) {
+          state.held.set(c.sale, { label: c.label, e });
+          renderHeld();
+          renderOrder();
+          continue;
+        }
         await queue.remove(c.id);
         settled(c);
         showError(c.label, e);
-        // A sale the lane would not create cannot take changes: the next
-        // tap starts a new one.
-        if (c.a === "salesbuilder.sale_create" && c.sale === state.sale) newSale();
         continue;
       }
       await queue.remove(c.id);
@@ -235,6 +259,17 @@ async function flush() {
     await loadPending();
     if (!state.pending.length) refreshPresellsSoon();
   }
+}
+
+// retryHeld sends a held sale's changes again, in order, from the one
+// that was refused (with its own ik: a change the lane applied is not
+// applied twice).
+function retryHeld(sale) {
+  state.held.delete(sale);
+  renderHeld();
+  renderOrder();
+  loadPending();
+  flush();
 }
 
 // applied shows the lane's answer to one change.
@@ -370,6 +405,11 @@ function setCustomer(c) {
 // is disabled and further taps do nothing (a double tap is one Submit, and
 // no "already parked" error for the second).
 function submit() {
+  // A held order's Submit is its Retry: it sends what was kept, in order.
+  if (state.held.has(state.sale)) {
+    if (state.lane && state.lane.online) retryHeld(state.sale);
+    return;
+  }
   if (state.submitting || !state.sale || !canEditLines() || !state.view || !state.view.lines.length) return;
   state.submitting = newIK();
   renderButtons();
@@ -420,6 +460,7 @@ async function resume(p) {
 function render() {
   renderPaired();
   renderBanner();
+  renderHeld();
   const app = $("app");
   app.replaceChildren();
   if (!localStorage.getItem(store.key)) {
@@ -454,6 +495,7 @@ function renderBanner() {
     text = S.refused(state.statusMessage);
     cls = "error";
   } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
+  else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
   else if (n) text = S.sending(n);
   b.textContent = text;
   b.className = "banner " + cls + (text ? "" : " hidden");
@@ -468,6 +510,26 @@ function showError(what, e) {
   const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said)));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
   $("errors").append(li);
+}
+
+// renderHeld shows one notice per held sale, in place of the one before:
+// a refusal that stands after a Retry is not shown twice.
+function renderHeld() {
+  const box = $("errors");
+  for (const li of box.querySelectorAll("li[data-held]")) if (!state.held.has(li.dataset.held)) li.remove();
+  for (const [sale, h] of state.held) {
+    const f = S.errors[h.e.code];
+    const said = (f && f({ message: h.e.message || "", db })) || db(h.e.message);
+    const li = el(
+      "li",
+      { class: "banner error held", dataset: { held: sale, code: h.e.code || "" } },
+      el("span", { class: "grow" }, S.failed(h.label, said), " ", S.heldNote),
+      el("button", { type: "button", class: "retry primary", onclick: () => retryHeld(sale) }, S.retry)
+    );
+    const old = [...box.querySelectorAll("li[data-held]")].find((x) => x.dataset.held === sale);
+    if (old) old.replaceWith(li);
+    else box.prepend(li);
+  }
 }
 
 function pairScreen() {
@@ -632,7 +694,8 @@ function renderOrder() {
     })
   );
   const mine = state.pending.filter((c) => c.sale === state.sale && state.sale);
-  $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", S.waiting)));
+  const kept = state.held.has(state.sale) ? S.kept : S.waiting;
+  $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", kept)));
   if (!(v && v.lines.length) && !mine.length) lines.append(el("li", { class: "muted empty" }, S.empty));
   $("total").textContent = v ? money(v.saletotal) : money(0);
   $("summary-total").textContent = $("total").textContent;
@@ -644,6 +707,11 @@ function renderOrder() {
 function renderButtons() {
   const b = $("submit");
   if (!b) return;
+  if (state.held.has(state.sale)) {
+    b.disabled = !(state.lane && state.lane.online);
+    b.textContent = S.retryOrder;
+    return;
+  }
   const ready = state.view && state.view.lines.length && state.sale;
   b.disabled = !ready || !canEditLines() || !!state.submitting;
   b.textContent = ready && !canEditLines() ? S.submitWaiting : S.submit;
