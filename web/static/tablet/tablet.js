@@ -177,7 +177,16 @@ async function reloadSale() {
 
 // change queues one request for the current sale (creating the sale first,
 // under a physkey chosen here, when there is none) and sends what waits.
-async function change(a, fields, label) {
+// Taps are queued one after the other: two quick taps (or a scanner's two
+// codes) start their writes before the first is on disk, and must still
+// reach the queue, and so the lane, in the order they were made.
+let queueing = Promise.resolve();
+function change(a, fields, label) {
+  queueing = queueing.then(() => queueChange(a, fields, label)).catch((e) => showError(label, { code: "storage", message: String(e) }));
+  return queueing;
+}
+
+async function queueChange(a, fields, label) {
   if (!state.sale) {
     state.sale = newIK();
     localStorage.setItem(store.sale, state.sale);
