@@ -470,3 +470,89 @@ func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
 	}
 	log.wantNoErrors(t)
 }
+
+// TestBrowserTabletVoidedOrderKeepsTaps: the counter voids the order the
+// tablet is building; the products tapped after it are not lost one
+// refusal at a time (nor is every later tap refused): the void is said
+// once, and those taps land once each in a new order.
+func TestBrowserTabletVoidedOrderKeepsTaps(t *testing.T) {
+	l := startLane(t)
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
+	voided := tabletSale(t, ctx)
+	if _, err := cli(t, "presell", "void", voided, "--db", l.db, "--reason", "customer left"); err != nil {
+		t.Fatal(err)
+	}
+	tapBoth(t, ctx, tabLatte, tabCroissant)
+	browserRun(t, ctx,
+		waitText("#errors", "This order was voided at the counter"),
+		waitText("#errors", "kept in a new order"),
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	physkey := tabletSale(t, ctx)
+	if physkey == voided {
+		t.Fatal("the page still builds the voided sale")
+	}
+	if got, want := laneLines(t, l.db, physkey), "1002×1 1016×1"; got != want {
+		t.Errorf("the new order holds %q in the lane DB, want %q", got, want)
+	}
+	if got := laneLines(t, l.db, voided); got != "1001×1" {
+		t.Errorf("the voided order holds %q, want its one line", got)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
+		t.Errorf("%d notices on screen (%v), want the void said once", n, err)
+	}
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-voided", false)
+	log.wantNoErrors(t)
+}
+
+// TestBrowserTabletRevokedKeyKeepsOrder: the tablet's key is revoked
+// mid-order with a tap still waiting. "Pair again" (not Unpair, which
+// empties the queue) takes a new key; the waiting tap, which the new key
+// cannot add to the old key's sale, lands once in a new order.
+func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
+	l := startLane(t)
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
+	old := tabletSale(t, ctx)
+	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-1"); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx,
+		waitText("#banner", "refused this tablet's key"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#pending", "Latte"),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-refused", false)
+	key2 := l.newKey("tablet-2", "presell")
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#repair")),
+		typeInto("#pair-key", key2),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#lines", "Latte"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		waitText("#errors", "kept in a new order"),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-repaired", false)
+	physkey := tabletSale(t, ctx)
+	if got := laneLines(t, l.db, physkey); physkey == old || got != "1002×1" {
+		t.Errorf("the new key's order %s holds %q in the lane DB, want a new sale with the Latte once", physkey, got)
+	}
+	if got := laneLines(t, l.db, old); got != "1001×1" {
+		t.Errorf("the old key's order holds %q, want its one line", got)
+	}
+	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
+}

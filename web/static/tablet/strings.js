@@ -18,7 +18,9 @@ export default {
   retry: "Retry",
   retryOrder: "Retry sending this order",
   kept: "kept, not sent",
-  refused: (m) => `The lane refused this tablet's key (${m}). Pair again.`,
+  movedNote: "The products and customer tapped since are kept in a new order.",
+  refused: (m) => `The lane refused this tablet's key (${m}). Pair it again with a new key; the changes waiting are kept.`,
+  pairAgain: "Pair again",
   searchLabel: "Search by name or PLU",
   scanLabel: "Scan a barcode",
   scanPlaceholder: "scan or type a barcode, then Enter",
@@ -84,7 +86,11 @@ export default {
       return "";
     },
     has_payments: () => "The counter has taken payment on this order: only the counter can change it now.",
-    claimed: () => "A counter has this order open: only the counter can change it now.",
+    claimed: (x) =>
+      / belongs to /.test(x.message)
+        ? "This order was started under this tablet's old key: the new key cannot change it."
+        : "A counter has this order open: only the counter can change it now.",
+    not_found: (x) => (/^no sale with physkey /.test(x.message) ? "This order is no longer on the lane: it was voided, or started under another key." : ""),
     // A limit (lines on a sale, open presells of this key, tickets on the
     // lane): said in a server's words where the lane's message is for the
     // manager (it names serve flags); the tickets' message is the lane's.

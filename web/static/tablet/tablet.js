@@ -56,6 +56,9 @@ const state = {
   // held: sale → {label, e}, the refusal that stopped that sale's changes
   // (see holds). They stay queued, unsent, until Retry or the next login.
   held: new Map(),
+  // repair: the pairing form is shown for a key the lane refused; unlike
+  // Unpair it keeps the queue, so the order waits for the new key.
+  repair: false,
 };
 
 // --- pairing ---
@@ -91,6 +94,7 @@ function persist() {
 function pair(key) {
   key = key.trim();
   if (!key) return;
+  state.repair = false;
   localStorage.setItem(store.key, key);
   localStorage.removeItem(store.name);
   persist();
@@ -255,6 +259,10 @@ async function flush() {
           renderOrder();
           continue;
         }
+        if (gone(e)) {
+          await rehome(c, e);
+          continue;
+        }
         await queue.remove(c.id);
         settled(c);
         showError(c.label, e);
@@ -268,6 +276,56 @@ async function flush() {
     await loadPending();
     if (!state.pending.length) refreshPresellsSoon();
   }
+}
+
+// gone reports whether a refusal says the change's sale takes no more
+// changes from this tablet: voided or completed at the counter (or by the
+// sweeper), or started under a key this tablet no longer has. Every change
+// queued behind it would be refused the same way.
+function gone(e) {
+  const m = e.message || "";
+  return (
+    (e.code === "not_found" && /^no sale with physkey |no longer exists/.test(m)) ||
+    (e.code === "conflict" && (/ was cancelled$/.test(m) || / is completed /.test(m))) ||
+    (e.code === "claimed" && / belongs to /.test(m))
+  );
+}
+
+// movable are the changes that mean the same on another sale; a line's
+// edit or removal, or a Submit, names the old sale's line or state.
+const movable = new Set(["salesbuilder.sale_add_product", "salesbuilder.sale_set_customer"]);
+
+// rehome keeps the taps made for a sale that is gone (see gone): c and the
+// changes queued behind it that can move go to a new sale, created first,
+// each with a new ik (none of them was applied: c was refused and the rest
+// were never sent). The move is one queue transaction, so a page closed
+// halfway neither loses the taps nor sends them twice. The refusal is
+// shown once, for all of them.
+async function rehome(c, e) {
+  const old = c.sale;
+  const rest = (await queue.all()).filter((x) => x.sale === old);
+  const keep = rest.filter((x) => movable.has(x.a));
+  const sale = newIK();
+  const adds = keep.length
+    ? [
+        { a: "salesbuilder.sale_create", v: { physkey: sale }, ik: newIK(), sale, label: S.create },
+        ...keep.map((x) => ({ a: x.a, k: sale, v: x.v, ik: newIK(), sale, label: x.label })),
+      ]
+    : [];
+  await queue.replace(
+    rest.map((x) => x.id),
+    adds
+  );
+  rest.forEach(settled);
+  if (old === state.sale) {
+    newSale();
+    if (keep.length) {
+      state.sale = sale;
+      localStorage.setItem(store.sale, sale);
+    }
+  }
+  showError(c.label, e, keep.length ? S.movedNote : "");
+  await loadPending();
 }
 
 // retryHeld sends a held sale's changes again, in order, from the one
@@ -472,7 +530,7 @@ function render() {
   renderHeld();
   const app = $("app");
   app.replaceChildren();
-  if (!localStorage.getItem(store.key)) {
+  if (!localStorage.getItem(store.key) || state.repair) {
     app.append(pairScreen());
     return;
   }
@@ -507,16 +565,33 @@ function renderBanner() {
   else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
   else if (n) text = S.sending(n);
   b.textContent = text;
+  if (state.status === "refused" && localStorage.getItem(store.key) && !state.repair) {
+    b.append(
+      " ",
+      el(
+        "button",
+        {
+          type: "button",
+          id: "repair",
+          onclick: () => {
+            state.repair = true;
+            render();
+          },
+        },
+        S.pairAgain
+      )
+    );
+  }
   b.className = "banner " + cls + (text ? "" : " hidden");
 }
 
 // showError shows a refused change as a sentence for the server
 // (strings.js, S.errors), or the lane's own message when there is none: no
 // raw error code on screen.
-function showError(what, e) {
+function showError(what, e, note = "") {
   const f = S.errors[e.code];
   const said = (f && f({ message: e.message || "", db })) || db(e.message);
-  const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said)));
+  const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said), note ? " " + note : ""));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
   $("errors").append(li);
 }
@@ -924,6 +999,14 @@ $("unpair").textContent = S.unpair;
 $("unpair").addEventListener("click", unpair);
 keyFromFragment();
 lanesFromQuery();
+// A pairing link opened on a tablet already showing this page changes only
+// the fragment: the page does not reload, so it pairs here.
+window.addEventListener("hashchange", () => {
+  if (!/(?:^#|&)key=/.test(location.hash)) return;
+  keyFromFragment();
+  state.repair = false;
+  start();
+});
 queue
   .open()
   .then(loadPending)
