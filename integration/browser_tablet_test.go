@@ -556,3 +556,30 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 	}
 	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
 }
+
+// TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
+// elsewhere (--max-sockets-per-key 1, held by another client), the lane is
+// up but refuses the tablet's login with limit_reached: the tablet says so
+// (not "offline"), and logs in once the other socket closes.
+func TestBrowserTabletKeyInUseElsewhere(t *testing.T) {
+	l := startLane(t, "--max-sockets-per-key", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	other := l.login(presellQuery, key, "")
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/tablet/#key="+key),
+		waitText("#banner", "This tablet's key is open on too many screens"),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-key-busy", false)
+	if err := other.ws.Close(); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx,
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+	)
+	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
+}

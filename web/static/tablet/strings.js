@@ -21,6 +21,8 @@ export default {
   movedNote: "The products and customer tapped since are kept in a new order.",
   refused: (m) => `The lane refused this tablet's key (${m}). Pair it again with a new key; the changes waiting are kept.`,
   pairAgain: "Pair again",
+  keyBusy: (n) =>
+    `This tablet's key is open on too many screens: close this page in other tabs, or give each tablet its own key. Trying again${n ? `; ${n} ${n === 1 ? "change" : "changes"} waiting` : ""}.`,
   searchLabel: "Search by name or PLU",
   scanLabel: "Scan a barcode",
   scanPlaceholder: "scan or type a barcode, then Enter",

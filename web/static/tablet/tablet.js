@@ -36,6 +36,7 @@ const state = {
   lane: null,
   status: "connecting",
   statusMessage: "",
+  statusCode: "", // the FD1 code of a login the lane refused for now
   products: [],
   dept: "",
   search: "",
@@ -127,6 +128,7 @@ function start() {
   lane.addEventListener("status", (e) => {
     state.status = e.detail.state;
     state.statusMessage = e.detail.message;
+    state.statusCode = e.detail.code || "";
     renderBanner();
     renderButtons();
   });
@@ -560,6 +562,11 @@ function renderBanner() {
   if (!localStorage.getItem(store.key)) text = "";
   else if (state.status === "refused") {
     text = S.refused(state.statusMessage);
+    cls = "error";
+  } else if (state.status === "offline" && state.statusCode === "limit_reached") {
+    // The lane is up but will not take one more socket for this key: a
+    // second tab, or another device paired with the same key.
+    text = S.keyBusy(n);
     cls = "error";
   } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
   else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
