@@ -583,3 +583,30 @@ func TestBrowserTabletKeyInUseElsewhere(t *testing.T) {
 	)
 	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
 }
+
+// TestBrowserTabletLineLimitSaid: a line past --max-sale-lines is refused
+// in a server's words (the lane's message names serve flags and the
+// sale's physkey, which are for the manager); the order keeps its lines.
+func TestBrowserTabletLineLimitSaid(t *testing.T) {
+	l := startLane(t, "--max-sale-lines", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#errors", "Latte\u2069: This order already has 1 line, the most one order may have: change a line's quantity instead."),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	if got := readText(t, ctx, "#errors"); strings.Contains(got, "serve --") || uuidText.MatchString(got) {
+		t.Errorf("the refusal reads %q: a manager's message, not a server's", got)
+	}
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1001×1" {
+		t.Errorf("the lane DB holds %q, want the one line", got)
+	}
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-line-limit", false)
+	browserLog(ctx).wantNoErrors(t)
+}

@@ -102,7 +102,7 @@ export default {
       let m = /has (\d+) open presells/.exec(x.message);
       if (m) return `This tablet already has ${m[1]} open ${m[1] === "1" ? "order" : "orders"}, the most it may have: the counter must complete or void one first.`;
       m = /already holds (\d+) lines/.exec(x.message);
-      if (m) return `This order already has ${m[1]} lines, the most one order may have: change a line's quantity instead.`;
+      if (m) return `This order already has ${m[1]} ${m[1] === "1" ? "line" : "lines"}, the most one order may have: change a line's quantity instead.`;
       return "";
     },
     forbidden: () => "This tablet's key may not do that: pair it with a presell key.",
