@@ -516,7 +516,8 @@ func TestBrowserTabletVoidedOrderKeepsTaps(t *testing.T) {
 // TestBrowserTabletRevokedKeyKeepsOrder: the tablet's key is revoked
 // mid-order with a tap still waiting. "Pair again" (not Unpair, which
 // empties the queue) takes a new key; the waiting tap, which the new key
-// cannot add to the old key's sale, lands once in a new order.
+// cannot add to the old key's sale, lands once in a new order. A pairing
+// link opened on the page pairs it too.
 func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 	l := startLane(t)
 	needsOwnLane(t)
@@ -553,6 +554,25 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 	}
 	if got := laneLines(t, l.db, old); got != "1001×1" {
 		t.Errorf("the old key's order holds %q, want its one line", got)
+	}
+
+	// Revoked again, and paired by a link opened on the page as it is:
+	// only the fragment changes, and the page pairs without a reload.
+	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-2"); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx, waitText("#banner", "refused this tablet's key"))
+	key3 := l.newKey("tablet-3", "presell")
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/tablet/#key="+key3),
+		chromedp.WaitNotPresent(chromedp.CSS("#repair")),
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#lines", "Butter Croissant"),
+		waitText("#paired-as", "paired as tablet-3"),
+	)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1016×1" {
+		t.Errorf("the third key's order holds %q in the lane DB, want the croissant once", got)
 	}
 	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
 }
