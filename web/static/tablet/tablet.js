@@ -262,7 +262,10 @@ async function flush() {
           continue;
         }
         if (gone(e)) {
-          await rehome(c, e);
+          // In turn with the taps being queued: one still on its way to
+          // the old sale would be left behind, to start a second order.
+          queueing = queueing.then(() => rehome(c, e)).catch((err) => showError(c.label, { code: "storage", message: String(err) }));
+          await queueing;
           continue;
         }
         await queue.remove(c.id);
