@@ -630,3 +630,50 @@ func TestBrowserTabletLineLimitSaid(t *testing.T) {
 	lookScreen(t, ctx, "tablet-line-limit", false)
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// TestBrowserTabletHeldOrderLetsOthersSubmit: while a new order waits for
+// room (its create refused at --max-open-presells), the server opens
+// another order of the same key that is being built and submits it: the
+// held order's changes do not keep that Submit waiting, and the held order
+// stays kept.
+func TestBrowserTabletHeldOrderLetsOthersSubmit(t *testing.T) {
+	l := startLane(t, "--max-open-presells", "2")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	// The same key's order left being built on another device.
+	other := l.login(presellQuery, key, "")
+	building := sale(t, other, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, other, sbA+"sale_add_product", building, map[string]any{"pid": 1002})
+	if err := other.ws.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+		chromedp.Click(chromedp.CSS("#next")),
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#errors", "This tablet already has 2 open orders"),
+		chromedp.Click(chromedp.CSS(`#presells li[data-physkey="`+building+`"] button`)),
+		waitText("#lines", "Latte"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-held-other", false)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+	)
+	if s := sqliteRows(t, l.db, `SELECT phase FROM sales WHERE physkey = %s`, sqlQuote(building)); len(s) != 1 || num(s[0]["phase"]) != 5 {
+		t.Errorf("the other order is %v in the lane DB, want it submitted", s)
+	}
+	if q := tabletQueue(t, ctx); len(q) != 2 || q[0].A != "salesbuilder.sale_create" {
+		t.Errorf("the tablet's queue holds %v, want the held order's create and add", q)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}

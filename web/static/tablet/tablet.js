@@ -490,9 +490,10 @@ function submit() {
 
 // Submit, a new weight and Remove wait until the lane's last reply is
 // current: nothing waiting (+ and − count from lineQty, and may be tapped
-// while their changes wait).
+// while their changes wait). A held order's changes wait for Retry, not
+// for the lane: they do not stop another order from being submitted.
 function canEditLines() {
-  return state.lane && state.lane.online && !state.pending.length;
+  return state.lane && state.lane.online && !state.pending.some((c) => c.sale === state.sale || !state.held.has(c.sale));
 }
 
 // --- presells ---
