@@ -378,3 +378,302 @@ func TestBrowserTabletTicketsRunOut(t *testing.T) {
 	)
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// tapBoth taps two buttons in one go, as a quick server does: the second
+// tap is queued before the lane answers the first, and no notice the
+// first brings can move the second button from under the pointer.
+func tapBoth(t *testing.T, ctx context.Context, a, b string) {
+	t.Helper()
+	if !pageTrue(t, ctx, fmt.Sprintf(`(document.querySelector(%q).click(), document.querySelector(%q).click(), true)`, a, b)) {
+		t.Fatal("tap failed")
+	}
+}
+
+// TestBrowserTabletPresellLimitKeepsOrder: a tablet at its most open
+// presells (--max-open-presells 1) starts a new order. The lane refuses
+// the sale's creation; the order's taps stay queued and on screen, nothing
+// is sent to a sale that does not exist, and the lane's refusal is shown
+// once, in a server's words (a Retry refused again replaces it). Once the
+// counter frees a presell, Retry (the order's Submit) creates the sale and
+// adds each line once.
+func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
+	l := startLane(t, "--max-open-presells", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+	)
+	ticket := readText(t, ctx, "#ticket-number")
+	const full = "This tablet already has 1 open order, the most it may have"
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#next")),
+		waitText("#grid", "Flat White"),
+	)
+	tapBoth(t, ctx, tabLatte, tabCroissant)
+	browserRun(t, ctx,
+		waitText("#errors", full),
+		waitText("#pending", "Butter Croissant"),
+		waitText("#banner", "3 changes kept on this tablet"),
+		waitText("#pending", "kept, not sent"),
+		waitText("#submit", "Retry sending this order"),
+	)
+	physkey := tabletSale(t, ctx)
+	wantHeld := func() {
+		t.Helper()
+		if q := tabletQueue(t, ctx); len(q) != 3 || q[0].A != "salesbuilder.sale_create" {
+			t.Fatalf("the tablet's queue holds %v, want the refused create and both adds", q)
+		}
+		if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
+			t.Fatalf("%d notices on screen (%v), want the refusal once", n, err)
+		}
+		if got := readText(t, ctx, "#errors"); strings.Contains(got, "serve --") || strings.Contains(got, physkey) {
+			t.Errorf("the notice reads %q: a manager's message, not a server's", got)
+		}
+	}
+	wantHeld()
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-held", false)
+
+	// Retry while the tablet is still full: the same refusal, in place.
+	if !pageTrue(t, ctx, `(document.querySelector("#errors li[data-held]").dataset.before = "1") === "1"`) {
+		t.Fatal("no held notice to mark")
+	}
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#errors button.retry")),
+		chromedp.WaitVisible(chromedp.CSS(`#errors li[data-held]:not([data-before])`)),
+		waitText("#errors", full),
+	)
+	wantHeld()
+
+	if _, err := cli(t, "presell", "void", ticket, "--db", l.db, "--reason", "customer left"); err != nil {
+		t.Fatal(err)
+	}
+	// The order card's Submit is the Retry, where the server is looking.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		chromedp.WaitNotPresent(chromedp.CSS("#errors li")),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+	)
+	if got, want := laneLines(t, l.db, physkey), "1002×1 1016×1"; got != want {
+		t.Errorf("after Retry the lane DB holds %q, want %q (each line once)", got, want)
+	}
+	log.wantNoErrors(t)
+}
+
+// TestBrowserTabletVoidedOrderKeepsTaps: the counter voids the order the
+// tablet is building; the products tapped after it are not lost one
+// refusal at a time (nor is every later tap refused): the void is said
+// once, and those taps land once each in a new order.
+func TestBrowserTabletVoidedOrderKeepsTaps(t *testing.T) {
+	l := startLane(t)
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	log := browserLog(ctx)
+
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
+	voided := tabletSale(t, ctx)
+	if _, err := cli(t, "presell", "void", voided, "--db", l.db, "--reason", "customer left"); err != nil {
+		t.Fatal(err)
+	}
+	tapBoth(t, ctx, tabLatte, tabCroissant)
+	browserRun(t, ctx,
+		waitText("#errors", "This order was voided at the counter"),
+		waitText("#errors", "kept in a new order"),
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	physkey := tabletSale(t, ctx)
+	if physkey == voided {
+		t.Fatal("the page still builds the voided sale")
+	}
+	if got, want := laneLines(t, l.db, physkey), "1002×1 1016×1"; got != want {
+		t.Errorf("the new order holds %q in the lane DB, want %q", got, want)
+	}
+	if got := laneLines(t, l.db, voided); got != "1001×1" {
+		t.Errorf("the voided order holds %q, want its one line", got)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#errors li").length`)); err != nil || n != 1 {
+		t.Errorf("%d notices on screen (%v), want the void said once", n, err)
+	}
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-voided", false)
+	log.wantNoErrors(t)
+}
+
+// TestBrowserTabletRevokedKeyKeepsOrder: the tablet's key is revoked
+// mid-order with a tap still waiting. "Pair again" (not Unpair, which
+// empties the queue) takes a new key; the waiting tap, which the new key
+// cannot add to the old key's sale, lands once in a new order. A pairing
+// link opened on the page pairs it too.
+func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
+	l := startLane(t)
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(tabFlatWhite)), waitText("#lines", "Flat White"))
+	old := tabletSale(t, ctx)
+	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-1"); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx,
+		waitText("#banner", "refused this tablet's key"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#pending", "Latte"),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-refused", false)
+	key2 := l.newKey("tablet-2", "presell")
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#repair")),
+		typeInto("#pair-key", key2),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#lines", "Latte"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		waitText("#errors", "kept in a new order"),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-repaired", false)
+	physkey := tabletSale(t, ctx)
+	if got := laneLines(t, l.db, physkey); physkey == old || got != "1002×1" {
+		t.Errorf("the new key's order %s holds %q in the lane DB, want a new sale with the Latte once", physkey, got)
+	}
+	if got := laneLines(t, l.db, old); got != "1001×1" {
+		t.Errorf("the old key's order holds %q, want its one line", got)
+	}
+
+	// Revoked again, and paired by a link opened on the page as it is:
+	// only the fragment changes, and the page pairs without a reload.
+	if _, err := cli(t, "apikey", "revoke", "--db", l.db, "tablet-2"); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx, waitText("#banner", "refused this tablet's key"))
+	key3 := l.newKey("tablet-3", "presell")
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/tablet/#key="+key3),
+		chromedp.WaitNotPresent(chromedp.CSS("#repair")),
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#lines", "Butter Croissant"),
+		waitText("#paired-as", "paired as tablet-3"),
+	)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1016×1" {
+		t.Errorf("the third key's order holds %q in the lane DB, want the croissant once", got)
+	}
+	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
+}
+
+// TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
+// elsewhere (--max-sockets-per-key 1, held by another client), the lane is
+// up but refuses the tablet's login with limit_reached: the tablet says so
+// (not "offline"), and logs in once the other socket closes.
+func TestBrowserTabletKeyInUseElsewhere(t *testing.T) {
+	l := startLane(t, "--max-sockets-per-key", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	other := l.login(presellQuery, key, "")
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/tablet/#key="+key),
+		waitText("#banner", "This tablet's key is open on too many screens"),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-key-busy", false)
+	if err := other.ws.Close(); err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx,
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+	)
+	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
+}
+
+// TestBrowserTabletLineLimitSaid: a line past --max-sale-lines is refused
+// in a server's words (the lane's message names serve flags and the
+// sale's physkey, which are for the manager); the order keeps its lines.
+func TestBrowserTabletLineLimitSaid(t *testing.T) {
+	l := startLane(t, "--max-sale-lines", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#errors", "Latte\u2069: This order already has 1 line, the most one order may have: change a line's quantity instead."),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	if got := readText(t, ctx, "#errors"); strings.Contains(got, "serve --") || uuidText.MatchString(got) {
+		t.Errorf("the refusal reads %q: a manager's message, not a server's", got)
+	}
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1001×1" {
+		t.Errorf("the lane DB holds %q, want the one line", got)
+	}
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-line-limit", false)
+	browserLog(ctx).wantNoErrors(t)
+}
+
+// TestBrowserTabletHeldOrderLetsOthersSubmit: while a new order waits for
+// room (its create refused at --max-open-presells), the server opens
+// another order of the same key that is being built and submits it: the
+// held order's changes do not keep that Submit waiting, and the held order
+// stays kept.
+func TestBrowserTabletHeldOrderLetsOthersSubmit(t *testing.T) {
+	l := startLane(t, "--max-open-presells", "2")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	// The same key's order left being built on another device.
+	other := l.login(presellQuery, key, "")
+	building := sale(t, other, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, other, sbA+"sale_add_product", building, map[string]any{"pid": 1002})
+	if err := other.ws.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+		chromedp.Click(chromedp.CSS("#next")),
+		waitText("#grid", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#errors", "This tablet already has 2 open orders"),
+		chromedp.Click(chromedp.CSS(`#presells li[data-physkey="`+building+`"] button`)),
+		waitText("#lines", "Latte"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+	)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	lookScreen(t, ctx, "tablet-held-other", false)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+	)
+	if s := sqliteRows(t, l.db, `SELECT phase FROM sales WHERE physkey = %s`, sqlQuote(building)); len(s) != 1 || num(s[0]["phase"]) != 5 {
+		t.Errorf("the other order is %v in the lane DB, want it submitted", s)
+	}
+	if q := tabletQueue(t, ctx); len(q) != 2 || q[0].A != "salesbuilder.sale_create" {
+		t.Errorf("the tablet's queue holds %v, want the held order's create and add", q)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}

@@ -20,9 +20,11 @@ const backoffMost = 10000; // ms between attempts at most
 const callTimeout = 15000; // ms a request may wait for its reply
 
 // Lane is a connection that stays up. Events (addEventListener):
-//   "status": detail {state, message}; state is "connecting", "online",
-//             "offline" (will retry) or "refused" (the key was not accepted:
-//             it will not retry; pair again).
+//   "status": detail {state, message, code}; state is "connecting",
+//             "online", "offline" (will retry) or "refused" (the key was not
+//             accepted: it will not retry; pair again). code is the FD1
+//             code of a refused login ("limit_reached": the key has its
+//             most sockets open), else "".
 //   "login":  detail is the login reply's data ({purpose, scopes, valid}).
 export class Lane extends EventTarget {
   // key: the API key. purpose: "presell" (chosen on the URL), or
@@ -43,6 +45,7 @@ export class Lane extends EventTarget {
     this.wait = backoffFirst;
     this.stopped = false;
     this.retryTimer = 0;
+    this.loginError = null; // a refused login's FD1Error, for its close
   }
 
   get online() {
@@ -118,9 +121,9 @@ export class Lane extends EventTarget {
     });
   }
 
-  setState(state, message = "") {
+  setState(state, message = "", code = "") {
     this.state = state;
-    this.dispatchEvent(new CustomEvent("status", { detail: { state, message } }));
+    this.dispatchEvent(new CustomEvent("status", { detail: { state, message, code } }));
   }
 
   open() {
@@ -145,15 +148,19 @@ export class Lane extends EventTarget {
       this.pending.clear();
       for (const sub of this.subs.values()) sub.open = false;
       if (this.stopped || this.state === "refused") return;
-      this.retry(e.reason || "the link to the lane dropped");
+      // A login the lane refused for now says why better than the close.
+      const refused = this.loginError;
+      this.loginError = null;
+      if (refused) this.retry(refused.message, refused.code);
+      else this.retry(e.reason || "the link to the lane dropped");
     };
   }
 
   // retry opens the next socket of the list after the backoff: a lane that
   // went away is likely still away, and another serves the same store.
-  retry(message) {
+  retry(message, code = "") {
     this.at = (this.at + 1) % this.urls.length;
-    this.setState("offline", message);
+    this.setState("offline", message, code);
     const wait = this.wait * (0.75 + Math.random() / 2);
     this.wait = Math.min(this.wait * 2, backoffMost);
     this.retryTimer = setTimeout(() => this.open(), wait);
@@ -170,6 +177,7 @@ export class Lane extends EventTarget {
         this.setState("refused", e.message);
         this.ws.close(1000, "key refused");
       } else if (this.ws) {
+        this.loginError = e;
         this.ws.close(1000, "login failed");
       }
       return;

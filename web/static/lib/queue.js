@@ -38,6 +38,17 @@ export class Queue {
     return this.tx("readonly", (s) => s.getAll());
   }
 
+  // replace removes the changes with ids and adds those of adds, in one
+  // transaction: a page closed halfway neither loses them nor keeps both.
+  replace(ids, adds) {
+    return this.tx("readwrite", (s) => {
+      for (const id of ids) s.delete(id);
+      let last = null;
+      for (const c of adds) last = s.add({ ...c, queued: Date.now() });
+      return last || { result: undefined };
+    });
+  }
+
   remove(id) {
     return this.tx("readwrite", (s) => s.delete(id));
   }

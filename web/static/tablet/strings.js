@@ -13,7 +13,16 @@ export default {
   offline: (n) => `offline — ${n} ${n === 1 ? "change" : "changes"} waiting`,
   offlineNone: "offline — reconnecting",
   sending: (n) => `sending ${n} ${n === 1 ? "change" : "changes"}…`,
-  refused: (m) => `The lane refused this tablet's key (${m}). Pair again.`,
+  held: (n) => `${n} ${n === 1 ? "change" : "changes"} kept on this tablet: tap Retry to send`,
+  heldNote: "The order is kept on this tablet; tap Retry to send it.",
+  retry: "Retry",
+  retryOrder: "Retry sending this order",
+  kept: "kept, not sent",
+  movedNote: "The products and customer tapped since are kept in a new order.",
+  refused: (m) => `The lane refused this tablet's key (${m}). Pair it again with a new key; the changes waiting are kept.`,
+  pairAgain: "Pair again",
+  keyBusy: (n) =>
+    `This tablet's key is open on too many screens: close this page in other tabs, or give each tablet its own key. Trying again${n ? `; ${n} ${n === 1 ? "change" : "changes"} waiting` : ""}.`,
   searchLabel: "Search by name or PLU",
   scanLabel: "Scan a barcode",
   scanPlaceholder: "scan or type a barcode, then Enter",
@@ -79,11 +88,23 @@ export default {
       return "";
     },
     has_payments: () => "The counter has taken payment on this order: only the counter can change it now.",
-    claimed: () => "A counter has this order open: only the counter can change it now.",
+    claimed: (x) =>
+      / belongs to /.test(x.message)
+        ? "This order was started under this tablet's old key: the new key cannot change it."
+        : "A counter has this order open: only the counter can change it now.",
+    not_found: (x) => (/^no sale with physkey /.test(x.message) ? "This order is no longer on the lane: it was voided, or started under another key." : ""),
     // A limit (lines on a sale, open presells of this key, tickets on the
-    // lane): the lane's message says which and how to free it. A refused
-    // Submit leaves the order here, to submit again once there is room.
-    limit_reached: () => "",
+    // lane): said in a server's words where the lane's message is for the
+    // manager (it names serve flags); the tickets' message is the lane's.
+    // A refused Submit leaves the order here, to submit again once there is
+    // room; a refused start keeps the order queued for Retry.
+    limit_reached: (x) => {
+      let m = /has (\d+) open presells/.exec(x.message);
+      if (m) return `This tablet already has ${m[1]} open ${m[1] === "1" ? "order" : "orders"}, the most it may have: the counter must complete or void one first.`;
+      m = /already holds (\d+) lines/.exec(x.message);
+      if (m) return `This order already has ${m[1]} ${m[1] === "1" ? "line" : "lines"}, the most one order may have: change a line's quantity instead.`;
+      return "";
+    },
     forbidden: () => "This tablet's key may not do that: pair it with a presell key.",
     rate_limited: () => "The lane is busy: wait a moment and try again.",
     unavailable: () => "The lane is shutting down or too busy: try again in a moment.",

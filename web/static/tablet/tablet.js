@@ -36,6 +36,7 @@ const state = {
   lane: null,
   status: "connecting",
   statusMessage: "",
+  statusCode: "", // the FD1 code of a login the lane refused for now
   products: [],
   dept: "",
   search: "",
@@ -53,6 +54,12 @@ const state = {
   // being removed takes no more taps.
   steps: new Map(),
   submitting: "", // the ik of a Submit not answered yet: Submit waits for it
+  // held: sale → {label, e}, the refusal that stopped that sale's changes
+  // (see holds). They stay queued, unsent, until Retry or the next login.
+  held: new Map(),
+  // repair: the pairing form is shown for a key the lane refused; unlike
+  // Unpair it keeps the queue, so the order waits for the new key.
+  repair: false,
 };
 
 // --- pairing ---
@@ -88,6 +95,7 @@ function persist() {
 function pair(key) {
   key = key.trim();
   if (!key) return;
+  state.repair = false;
   localStorage.setItem(store.key, key);
   localStorage.removeItem(store.name);
   persist();
@@ -120,6 +128,7 @@ function start() {
   lane.addEventListener("status", (e) => {
     state.status = e.detail.state;
     state.statusMessage = e.detail.message;
+    state.statusCode = e.detail.code || "";
     renderBanner();
     renderButtons();
   });
@@ -131,6 +140,10 @@ function start() {
 
 async function onLogin() {
   const lane = state.lane;
+  // A new login is a new chance for what a refusal held: it is sent again
+  // with the same iks, so what the lane already applied is not applied
+  // twice, and a refusal that stands is shown again in its place.
+  state.held.clear();
   flush();
   try {
     const r = await lane.call("fd1.products.get_products_list", {
@@ -170,7 +183,16 @@ async function reloadSale() {
 
 // change queues one request for the current sale (creating the sale first,
 // under a physkey chosen here, when there is none) and sends what waits.
-async function change(a, fields, label) {
+// Taps are queued one after the other: two quick taps (or a scanner's two
+// codes) start their writes before the first is on disk, and must still
+// reach the queue, and so the lane, in the order they were made.
+let queueing = Promise.resolve();
+function change(a, fields, label) {
+  queueing = queueing.then(() => queueChange(a, fields, label)).catch((e) => showError(label, { code: "storage", message: String(e) }));
+  return queueing;
+}
+
+async function queueChange(a, fields, label) {
   if (!state.sale) {
     state.sale = newIK();
     localStorage.setItem(store.sale, state.sale);
@@ -195,9 +217,23 @@ const retryLater = new Set(["offline", "unavailable", "rate_limited"]);
 let flushing = false;
 let retryTimer = 0;
 
-// flush sends the waiting changes one at a time, oldest first. A change
-// leaves the queue only when the lane has answered it: a dropped link keeps
-// it (and its ik) for the next try; an error reply drops it and says so.
+// holds reports whether a refusal of c must stop the changes of its sale
+// instead of dropping c: a refused create leaves a sale that does not
+// exist, so every change queued behind it would fail too (the order would
+// be lost tap by tap); a refused key says nothing about the change. The
+// changes wait, kept, until the staff member taps Retry.
+function holds(c, e) {
+  return c.a === "salesbuilder.sale_create" || keyRefused.has(e.code);
+}
+
+// keyRefused are the answers that refuse the tablet's key, not the change.
+const keyRefused = new Set(["login_required", "login_failed", "forbidden"]);
+
+// flush sends the waiting changes one at a time, oldest first within each
+// sale. A change leaves the queue only when the lane has answered it: a
+// dropped link keeps it (and its ik) for the next try; an error reply drops
+// it and says so, unless it holds its sale (see holds): then that sale's
+// changes stay queued and the others still go.
 async function flush() {
   if (flushing) return;
   flushing = true;
@@ -206,7 +242,7 @@ async function flush() {
     for (;;) {
       const lane = state.lane;
       if (!lane || !lane.online) break;
-      const [c] = await queue.all();
+      const c = (await queue.all()).find((x) => !state.held.has(x.sale));
       if (!c) break;
       let reply;
       try {
@@ -219,12 +255,22 @@ async function flush() {
           retryTimer = setTimeout(flush, 2000);
           break;
         }
+        if (holds(c, e)) {
+          state.held.set(c.sale, { label: c.label, e });
+          renderHeld();
+          renderOrder();
+          continue;
+        }
+        if (gone(e)) {
+          // In turn with the taps being queued: one still on its way to
+          // the old sale would be left behind, to start a second order.
+          queueing = queueing.then(() => rehome(c, e)).catch((err) => showError(c.label, { code: "storage", message: String(err) }));
+          await queueing;
+          continue;
+        }
         await queue.remove(c.id);
         settled(c);
         showError(c.label, e);
-        // A sale the lane would not create cannot take changes: the next
-        // tap starts a new one.
-        if (c.a === "salesbuilder.sale_create" && c.sale === state.sale) newSale();
         continue;
       }
       await queue.remove(c.id);
@@ -235,6 +281,67 @@ async function flush() {
     await loadPending();
     if (!state.pending.length) refreshPresellsSoon();
   }
+}
+
+// gone reports whether a refusal says the change's sale takes no more
+// changes from this tablet: voided or completed at the counter (or by the
+// sweeper), or started under a key this tablet no longer has. Every change
+// queued behind it would be refused the same way.
+function gone(e) {
+  const m = e.message || "";
+  return (
+    (e.code === "not_found" && /^no sale with physkey |no longer exists/.test(m)) ||
+    (e.code === "conflict" && (/ was cancelled$/.test(m) || / is completed /.test(m))) ||
+    (e.code === "claimed" && / belongs to /.test(m))
+  );
+}
+
+// movable are the changes that mean the same on another sale; a line's
+// edit or removal, or a Submit, names the old sale's line or state.
+const movable = new Set(["salesbuilder.sale_add_product", "salesbuilder.sale_set_customer"]);
+
+// rehome keeps the taps made for a sale that is gone (see gone): c and the
+// changes queued behind it that can move go to a new sale, created first,
+// each with a new ik (none of them was applied: c was refused and the rest
+// were never sent). The move is one queue transaction, so a page closed
+// halfway neither loses the taps nor sends them twice. The refusal is
+// shown once, for all of them.
+async function rehome(c, e) {
+  const old = c.sale;
+  const rest = (await queue.all()).filter((x) => x.sale === old);
+  const keep = rest.filter((x) => movable.has(x.a));
+  const sale = newIK();
+  const adds = keep.length
+    ? [
+        { a: "salesbuilder.sale_create", v: { physkey: sale }, ik: newIK(), sale, label: S.create },
+        ...keep.map((x) => ({ a: x.a, k: sale, v: x.v, ik: newIK(), sale, label: x.label })),
+      ]
+    : [];
+  await queue.replace(
+    rest.map((x) => x.id),
+    adds
+  );
+  rest.forEach(settled);
+  if (old === state.sale) {
+    newSale();
+    if (keep.length) {
+      state.sale = sale;
+      localStorage.setItem(store.sale, sale);
+    }
+  }
+  showError(c.label, e, keep.length ? S.movedNote : "");
+  await loadPending();
+}
+
+// retryHeld sends a held sale's changes again, in order, from the one
+// that was refused (with its own ik: a change the lane applied is not
+// applied twice).
+function retryHeld(sale) {
+  state.held.delete(sale);
+  renderHeld();
+  renderOrder();
+  loadPending();
+  flush();
 }
 
 // applied shows the lane's answer to one change.
@@ -370,6 +477,11 @@ function setCustomer(c) {
 // is disabled and further taps do nothing (a double tap is one Submit, and
 // no "already parked" error for the second).
 function submit() {
+  // A held order's Submit is its Retry: it sends what was kept, in order.
+  if (state.held.has(state.sale)) {
+    if (state.lane && state.lane.online) retryHeld(state.sale);
+    return;
+  }
   if (state.submitting || !state.sale || !canEditLines() || !state.view || !state.view.lines.length) return;
   state.submitting = newIK();
   renderButtons();
@@ -378,9 +490,10 @@ function submit() {
 
 // Submit, a new weight and Remove wait until the lane's last reply is
 // current: nothing waiting (+ and − count from lineQty, and may be tapped
-// while their changes wait).
+// while their changes wait). A held order's changes wait for Retry, not
+// for the lane: they do not stop another order from being submitted.
 function canEditLines() {
-  return state.lane && state.lane.online && !state.pending.length;
+  return state.lane && state.lane.online && !state.pending.some((c) => c.sale === state.sale || !state.held.has(c.sale));
 }
 
 // --- presells ---
@@ -420,9 +533,10 @@ async function resume(p) {
 function render() {
   renderPaired();
   renderBanner();
+  renderHeld();
   const app = $("app");
   app.replaceChildren();
-  if (!localStorage.getItem(store.key)) {
+  if (!localStorage.getItem(store.key) || state.repair) {
     app.append(pairScreen());
     return;
   }
@@ -453,21 +567,64 @@ function renderBanner() {
   else if (state.status === "refused") {
     text = S.refused(state.statusMessage);
     cls = "error";
+  } else if (state.status === "offline" && state.statusCode === "limit_reached") {
+    // The lane is up but will not take one more socket for this key: a
+    // second tab, or another device paired with the same key.
+    text = S.keyBusy(n);
+    cls = "error";
   } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
+  else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
   else if (n) text = S.sending(n);
   b.textContent = text;
+  if (state.status === "refused" && localStorage.getItem(store.key) && !state.repair) {
+    b.append(
+      " ",
+      el(
+        "button",
+        {
+          type: "button",
+          id: "repair",
+          onclick: () => {
+            state.repair = true;
+            render();
+          },
+        },
+        S.pairAgain
+      )
+    );
+  }
   b.className = "banner " + cls + (text ? "" : " hidden");
 }
 
 // showError shows a refused change as a sentence for the server
 // (strings.js, S.errors), or the lane's own message when there is none: no
 // raw error code on screen.
-function showError(what, e) {
+function showError(what, e, note = "") {
   const f = S.errors[e.code];
   const said = (f && f({ message: e.message || "", db })) || db(e.message);
-  const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said)));
+  const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said), note ? " " + note : ""));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
   $("errors").append(li);
+}
+
+// renderHeld shows one notice per held sale, in place of the one before:
+// a refusal that stands after a Retry is not shown twice.
+function renderHeld() {
+  const box = $("errors");
+  for (const li of box.querySelectorAll("li[data-held]")) if (!state.held.has(li.dataset.held)) li.remove();
+  for (const [sale, h] of state.held) {
+    const f = S.errors[h.e.code];
+    const said = (f && f({ message: h.e.message || "", db })) || db(h.e.message);
+    const li = el(
+      "li",
+      { class: "banner error held", dataset: { held: sale, code: h.e.code || "" } },
+      el("span", { class: "grow" }, S.failed(h.label, said), " ", S.heldNote),
+      el("button", { type: "button", class: "retry primary", onclick: () => retryHeld(sale) }, S.retry)
+    );
+    const old = [...box.querySelectorAll("li[data-held]")].find((x) => x.dataset.held === sale);
+    if (old) old.replaceWith(li);
+    else box.prepend(li);
+  }
 }
 
 function pairScreen() {
@@ -632,7 +789,8 @@ function renderOrder() {
     })
   );
   const mine = state.pending.filter((c) => c.sale === state.sale && state.sale);
-  $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", S.waiting)));
+  const kept = state.held.has(state.sale) ? S.kept : S.waiting;
+  $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", kept)));
   if (!(v && v.lines.length) && !mine.length) lines.append(el("li", { class: "muted empty" }, S.empty));
   $("total").textContent = v ? money(v.saletotal) : money(0);
   $("summary-total").textContent = $("total").textContent;
@@ -644,6 +802,11 @@ function renderOrder() {
 function renderButtons() {
   const b = $("submit");
   if (!b) return;
+  if (state.held.has(state.sale)) {
+    b.disabled = !(state.lane && state.lane.online);
+    b.textContent = S.retryOrder;
+    return;
+  }
   const ready = state.view && state.view.lines.length && state.sale;
   b.disabled = !ready || !canEditLines() || !!state.submitting;
   b.textContent = ready && !canEditLines() ? S.submitWaiting : S.submit;
@@ -847,6 +1010,14 @@ $("unpair").textContent = S.unpair;
 $("unpair").addEventListener("click", unpair);
 keyFromFragment();
 lanesFromQuery();
+// A pairing link opened on a tablet already showing this page changes only
+// the fragment: the page does not reload, so it pairs here.
+window.addEventListener("hashchange", () => {
+  if (!/(?:^#|&)key=/.test(location.hash)) return;
+  keyFromFragment();
+  state.repair = false;
+  start();
+});
 queue
   .open()
   .then(loadPending)
