@@ -182,7 +182,8 @@ func TestBrowserTabletPresell(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#next")),
 		waitText("#grid", "Flat White"),
 		waitText("#total", "$0.00"),
-		waitText("#presells", "ticket "+fmt.Sprint(s["ticket"])),
+		// Listed by the ticket's word, the one on the slip and at the counter.
+		waitText("#presells", fmt.Sprintf("ticket %v · %v", s["ticket"], s["ticket_word"])),
 	)
 	// Finding products: a department, then a PLU typed into the search.
 	countProducts := func() int {

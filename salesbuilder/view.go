@@ -179,6 +179,10 @@ type ActiveView struct {
 	RandomNoWord  string         `json:"physkey_random_no_word"`
 	Phase         int            `json:"phase"`
 	Ticket        *int64         `json:"ticket,omitempty"`
+	// TicketWord is the submitted presell's word, the one its slip and the
+	// counter use (physkey_random_no_word is the sale's own, not the
+	// ticket's).
+	TicketWord *string `json:"ticket_word,omitempty"`
 }
 
 func activeView(sale *lanedb.Sale, localNow string) ActiveView {
@@ -187,6 +191,7 @@ func activeView(sale *lanedb.Sale, localNow string) ActiveView {
 		Physkey: sale.Physkey, RandomKey: sale.RandomKey, DatetimeLocal: localNow,
 		SaleTotal: protocol.Money(sale.SaleTotalCents), RandomNo: n, RandomNoWord: NumberWord(n),
 		Phase: sale.Phase, Ticket: Nullable(sale.Ticket.Int64, sale.Ticket.Valid),
+		TicketWord: Nullable(sale.TicketWord.String, sale.TicketWord.Valid),
 	}
 }
 

@@ -853,7 +853,7 @@ function renderPresells() {
       el(
         "li",
         { class: "presell row", dataset: { physkey: p.physkey } },
-        el("span", { class: "grow" }, p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding, " · ", db(p.physkey_random_no_word)),
+        el("span", { class: "grow" }, p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding, " · ", db(p.ticket_word || p.physkey_random_no_word)),
         el("span", { class: "money" }, money(p.saletotal)),
         p.phase === 0 && p.physkey !== state.sale ? el("button", { type: "button", onclick: () => resume(p) }, S.resume) : null
       )
