@@ -340,3 +340,32 @@ func TestBrowserCounterHoldLapses(t *testing.T) {
 	}
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// TestBrowserCounterListCut: with more presells open than the lane lists
+// (500), the counter's list keeps the longest-waiting customers and says
+// that newer ones are left out, rather than dropping the oldest in silence.
+func TestBrowserCounterListCut(t *testing.T) {
+	l := startLane(t)
+	counterKey := l.newKey("counter-1", "counter")
+	// 520 presells, ticket i submitted 600-i seconds ago: ticket 1 has
+	// waited longest.
+	sqliteExec(t, l.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 520)
+		INSERT INTO sales (physkey, random_key, phase, startdt, updated_utc, presell, ticket, ticket_word, ticket_barcode,
+			submitted_utc, created_by, holder_name)
+		SELECT printf('cut-%%04d', i), 'cut-' || i, 5, datetime('now'), datetime('now'), 1, i, 'cut-' || i, 'CUT' || i,
+			datetime('now', printf('-%%d seconds', 600 - i)), 'filler', 'filler'
+		FROM n`)
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", counterKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells-more", "More presells are waiting than these 500"),
+	)
+	first := readText(t, ctx, "#presells li:first-child .ticket")
+	last := readText(t, ctx, "#presells li:nth-last-child(2) .ticket")
+	if first != "#1" || last != "#500" {
+		t.Errorf("the cut list runs %s to %s, want #1 (the longest waiting) to #500", first, last)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -825,6 +826,18 @@ func TestRecallFlow(t *testing.T) {
 		}
 		if _, more := presellList(t, c2, nil, nil, map[string]any{"limit": 5}); more {
 			t.Errorf("get_presells v.limit 5 of 5: more = true")
+		}
+		// v.oldest: the longest-waiting first, so that a cut list leaves
+		// out the newest.
+		oldest, _ := presellList(t, c2, nil, nil, map[string]any{"oldest": true})
+		want := slices.Clone(got)
+		slices.Reverse(want)
+		if fmt.Sprint(physkeys(oldest)) != fmt.Sprint(want) {
+			t.Errorf("get_presells v.oldest: %v, want %v", physkeys(oldest), want)
+		}
+		if two, more := presellList(t, c2, nil, nil, map[string]any{"oldest": true, "limit": 2}); !more ||
+			fmt.Sprint(physkeys(two)) != fmt.Sprint([]any{p2["physkey"], p1["physkey"]}) {
+			t.Errorf("get_presells v.oldest, v.limit 2: %v more %v, want the two oldest, %s then %s", physkeys(two), more, p2["physkey"], p1["physkey"])
 		}
 		// v.paid carries what each presell holds paid (reversed payments
 		// do not count); without it rows carry no paid at all.

@@ -52,6 +52,9 @@ type PresellFilter struct {
 	// payments per row, asked for by the command line's list and the
 	// counter page; get_presells leaves it out unless asked.
 	Paid bool
+	// Oldest lists the earliest submitted first (the default is newest
+	// first).
+	Oldest bool
 }
 
 // presellExprs are the columns the presell list filters on.
@@ -88,12 +91,16 @@ func OpenPresells(ctx context.Context, q sqlx.QueryerContext, f PresellFilter) (
 	if f.Paid {
 		paid = paidCentsOf("s")
 	}
+	order := "DESC"
+	if f.Oldest {
+		order = "ASC"
+	}
 	query := `SELECT s.physkey, s.phase, s.ticket, s.ticket_word, s.ticket_barcode, s.cid, c.name AS customer,
 		s.saletotal_cents, ` + paid + ` AS paid_cents,
 		(SELECT COUNT(*) FROM sale_lines l WHERE l.sale_physkey = s.physkey) AS lines,
 		s.submitted_utc, s.created_by, s.claim_session, s.claim_key, s.claim_name, s.claim_expires_ms
 		FROM sales s INDEXED BY sales_open_presells LEFT JOIN customers c ON c.cid = s.cid
-		WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY s.submitted_utc DESC, s.physkey DESC LIMIT ?`
+		WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY s.submitted_utc ` + order + `, s.physkey ` + order + ` LIMIT ?`
 	args = append(args, limit)
 	var rows []OpenPresell
 	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {

@@ -48,6 +48,10 @@ type listArgs struct {
 	// payments per row), so that a counter sees which released presells
 	// already hold money.
 	Paid bool `json:"paid"`
+	// Oldest lists the longest-waiting first, so that a cut list (more
+	// than limit open) leaves out the newest, not the customers who have
+	// waited longest: the counter's queue order.
+	Oldest bool `json:"oldest"`
 }
 
 func (w *Workflow) getPresells(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
@@ -59,7 +63,7 @@ func (w *Workflow) getPresells(ctx context.Context, call *protocol.Call) (*proto
 	if err != nil {
 		return nil, err
 	}
-	f.Limit, f.Paid = MaxRows, a.Paid
+	f.Limit, f.Paid, f.Oldest = MaxRows, a.Paid, a.Oldest
 	if a.Limit > 0 {
 		f.Limit = a.Limit
 	}

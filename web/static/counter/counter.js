@@ -15,6 +15,7 @@ let lane = null;
 let sale = null; // the recalled sale, as the lane last answered
 let presells = []; // open presells, as get_presells last answered
 let listFetchedAt = 0;
+let listMore = false; // more presells are open than the list holds
 let heartbeat = 0;
 let busy = false;
 // releaseArmed is the sale a first Esc offered to release while it holds
@@ -512,8 +513,11 @@ async function refreshList() {
   if (!lane || !lane.online) return;
   try {
     // paid: a released presell that already holds money must not look unpaid.
-    const r = await lane.call("fd1.presell.get_presells", { v: { paid: true } });
+    // oldest: past the lane's 500 rows, the newest are left out, never the
+    // customers who have waited longest.
+    const r = await lane.call("fd1.presell.get_presells", { v: { paid: true, oldest: true } });
     presells = (r.data && r.data.rows) || [];
+    listMore = !!(r.data && r.data.more);
     // Oldest first: the customer who has waited longest.
     presells.sort((a, b) => (a.submitted_utc < b.submitted_utc ? -1 : a.submitted_utc > b.submitted_utc ? 1 : a.ticket - b.ticket));
     listFetchedAt = Date.now();
@@ -581,6 +585,7 @@ function renderList() {
       ),
     ),
   );
+  if (listMore) items.push(el("li", { class: "muted", id: "presells-more" }, S.openMore(presells.length)));
   ui.list.replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, S.openEmpty)]));
 }
 

@@ -18,6 +18,7 @@ export default {
   scanPlaceholder: "ticket barcode, number or word",
   openTitle: "Open presells",
   openEmpty: "No presells waiting.",
+  openMore: (n) => `More presells are waiting than these ${n}, the longest-waiting: scan or type the ticket of a newer one to recall it.`,
   ticket: (n) => `#${n}`,
   age: (s) => (s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`),
   heldBy: (who) => ["held by ", who],
