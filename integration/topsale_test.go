@@ -114,3 +114,41 @@ func TestTopSaleNeverMovesOn(t *testing.T) {
 		}
 	})
 }
+
+// TestTopSaleHTTPChangeNamesItsSale: an HTTP request is a session of one
+// with no top sale, so a change without k would land on whichever sale of
+// the key another socket is ringing up. Every change is refused without k;
+// sale_create (a new sale) and reads are not changes of one.
+func TestTopSaleHTTPChangeNamesItsSale(t *testing.T) {
+	l := startLane(t)
+	key := l.newKey("counter-http", "counter")
+	ws := dialMux(t, l, "counter-http", "", key, "")
+	pk := ws.sale(t, sbA+"sale_create", nil, nil)["physkey"].(string)
+	ws.sale(t, sbA+"sale_add_product", pk, map[string]any{"pid": 1001})
+	hdr := map[string]string{"x-api-key": key}
+	for _, tc := range []struct{ a, v string }{
+		{"salesbuilder_cancel", `{"reason":"oops"}`},
+		{"sale_park", `{}`},
+		{"sale_add_product", `{"pid":1002}`},
+		{"sale_edit_line", `{"seqnce":1,"qty":3}`},
+		{"sale_remove_line", `{"seqnce":1}`},
+		{"sale_set_customer", `{"cid":1}`},
+		{"sale_unpark", `{}`},
+	} {
+		body := fmt.Sprintf(`{"a":"fd1.salesbuilder.%s","v":%s}`, tc.a, tc.v)
+		status, p := l.httpCall("POST", "/fd1/salesbuilder/"+tc.a, hdr, body)
+		if status != http.StatusBadRequest || p.Error == nil || p.Error.Code != "bad_argument" || !strings.HasPrefix(p.Error.Message, "k:") {
+			t.Errorf("k-less %s over HTTP: %d %s, want 400 bad_argument naming k", tc.a, status, p.raw)
+		}
+	}
+	if s := ws.fetch(t, pk); s["phase"] != 0.0 || len(s["lines"].([]any)) != 1 {
+		t.Fatalf("the socket's sale after refused k-less HTTP changes: phase %v, %d lines; want active with its 1 line", s["phase"], len(s["lines"].([]any)))
+	}
+	if status, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr, `{"a":"fd1.salesbuilder.sale_create"}`); status != http.StatusOK || p.Error != nil {
+		t.Fatalf("HTTP sale_create without k: %d %s", status, p.raw)
+	}
+	if status, p := l.httpCall("POST", "/fd1/salesbuilder/salesbuilder_cancel", hdr,
+		fmt.Sprintf(`{"a":"fd1.salesbuilder.salesbuilder_cancel","k":%q,"v":{"reason":"named"}}`, pk)); status != http.StatusOK || p.Error != nil {
+		t.Fatalf("HTTP cancel naming its sale: %d %s", status, p.raw)
+	}
+}
