@@ -554,7 +554,17 @@ func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
 	claim := sale.ClaimState
 	if claim.Session.Valid && (claim.Session.String == c.Session || claim.Held(s.now())) {
-		return s.CheckWriter(sale, c)
+		err := s.CheckWriter(sale, c)
+		if pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Code == protocol.CodeClaimed && c.ActFor(protocol.ScopeAdmin) {
+			// An admin may override a live claim, but not by a cancel:
+			// say how, rather than only who holds it.
+			if s.SessionGone(claim.Session.String) {
+				return protocol.Errorf(protocol.CodeClaimed, "presell %s is held by %q for %s, though that connection has closed; %s",
+					sale.Physkey, claim.Name.String, s.claimLeft(claim), adminHint)
+			}
+			return protocol.Errorf(protocol.CodeClaimed, "%s; %s", pe.Message, adminHint)
+		}
+		return err
 	}
 	if sale.Presell && c.HasKeyName(sale.CreatedBy) {
 		return nil
