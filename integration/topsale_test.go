@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The top sale (SPEC §7.2): a request without k works on the sale its
@@ -83,6 +84,15 @@ func TestTopSaleNeverMovesOn(t *testing.T) {
 		first.sale(t, sbA+"sale_add_product", nil, map[string]any{"pid": 1001})
 		first.ws.Close()
 		again := dialMux(t, l, "tablet-reconnect-2", presellQuery, key, "")
+		// Until the lane sees the old socket close, the sale is that
+		// socket's and the new one is refused; a k-less read says which.
+		deadline := time.Now().Add(10 * time.Second)
+		for r := again.do(t, sbA+"get_sale", nil, nil); r.Error != nil; r = again.do(t, sbA+"get_sale", nil, nil) {
+			if !strings.Contains(r.Error.Message, "in use on another connection") || time.Now().After(deadline) {
+				t.Fatalf("a reconnected socket's k-less read: %s", r.raw)
+			}
+			time.Sleep(20 * time.Millisecond) // the lane sees the close a moment later
+		}
 		s := again.sale(t, sbA+"sale_add_product", nil, map[string]any{"pid": 1002})
 		if s["physkey"] != pk || len(s["lines"].([]any)) != 2 {
 			t.Fatalf("after reconnecting, the k-less line went to %v (%d lines), want %v with 2", s["physkey"], len(s["lines"].([]any)), pk)
@@ -113,4 +123,65 @@ func TestTopSaleNeverMovesOn(t *testing.T) {
 			t.Fatalf("HTTP payment naming its sale: %d %s", status, p.raw)
 		}
 	})
+}
+
+// TestTopSaleHTTPChangeNamesItsSale: an HTTP request is a session of one
+// with no top sale, so a change without k would land on whichever sale of
+// the key another socket is ringing up. Every change is refused without k;
+// sale_create (a new sale) and reads are not changes of one.
+func TestTopSaleHTTPChangeNamesItsSale(t *testing.T) {
+	l := startLane(t)
+	key := l.newKey("counter-http", "counter")
+	ws := dialMux(t, l, "counter-http", "", key, "")
+	pk := ws.sale(t, sbA+"sale_create", nil, nil)["physkey"].(string)
+	ws.sale(t, sbA+"sale_add_product", pk, map[string]any{"pid": 1001})
+	hdr := map[string]string{"x-api-key": key}
+	for _, tc := range []struct{ a, v string }{
+		{"salesbuilder_cancel", `{"reason":"oops"}`},
+		{"sale_park", `{}`},
+		{"sale_add_product", `{"pid":1002}`},
+		{"sale_edit_line", `{"seqnce":1,"qty":3}`},
+		{"sale_remove_line", `{"seqnce":1}`},
+		{"sale_set_customer", `{"cid":1}`},
+		{"sale_unpark", `{}`},
+	} {
+		body := fmt.Sprintf(`{"a":"fd1.salesbuilder.%s","v":%s}`, tc.a, tc.v)
+		status, p := l.httpCall("POST", "/fd1/salesbuilder/"+tc.a, hdr, body)
+		if status != http.StatusBadRequest || p.Error == nil || p.Error.Code != "bad_argument" || !strings.HasPrefix(p.Error.Message, "k:") {
+			t.Errorf("k-less %s over HTTP: %d %s, want 400 bad_argument naming k", tc.a, status, p.raw)
+		}
+	}
+	if s := ws.fetch(t, pk); s["phase"] != 0.0 || len(s["lines"].([]any)) != 1 {
+		t.Fatalf("the socket's sale after refused k-less HTTP changes: phase %v, %d lines; want active with its 1 line", s["phase"], len(s["lines"].([]any)))
+	}
+	if status, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr, `{"a":"fd1.salesbuilder.sale_create"}`); status != http.StatusOK || p.Error != nil {
+		t.Fatalf("HTTP sale_create without k: %d %s", status, p.raw)
+	}
+	if status, p := l.httpCall("POST", "/fd1/salesbuilder/salesbuilder_cancel", hdr,
+		fmt.Sprintf(`{"a":"fd1.salesbuilder.salesbuilder_cancel","k":%q,"v":{"reason":"named"}}`, pk)); status != http.StatusOK || p.Error != nil {
+		t.Fatalf("HTTP cancel naming its sale: %d %s", status, p.raw)
+	}
+}
+
+// TestTopSaleFreshSocketLeavesAnOpenSocketsSale: a fresh socket falls back
+// to its key's newest active sale only when no other open socket of the key
+// is ringing it up; else its k-less payment and completion would take the
+// money of the sale in front of the other till.
+func TestTopSaleFreshSocketLeavesAnOpenSocketsSale(t *testing.T) {
+	l := startLane(t)
+	key := l.newKey("counter-1", "counter")
+	c1 := dialMux(t, l, "counter-1", "", key, "")
+	pk := c1.sale(t, sbA+"sale_create", nil, nil)["physkey"].(string)
+	total := c1.sale(t, sbA+"sale_add_product", nil, map[string]any{"pid": 1001})["saletotal"]
+	c1b := dialMux(t, l, "counter-1b", "", key, "")
+	c1b.fails(t, sbA+"sale_add_payment", nil, map[string]any{"type": 1, "amount": total}, "not_found", pk, "in use on another connection", "name it in k")
+	c1b.fails(t, sbA+"salesbuilder_complete", nil, nil, "not_found", pk, "in use on another connection")
+	if s := c1.fetch(t, pk); s["phase"] != 0.0 || paymentsOf(t, c1, pk) != 0 {
+		t.Fatalf("c1's sale after the other socket's refused k-less payment: phase %v, %d payments; want active, none", s["phase"], paymentsOf(t, c1, pk))
+	}
+	// c1 still rings its own sale up without k.
+	c1.sale(t, sbA+"sale_add_payment", nil, map[string]any{"type": 1, "amount": total})
+	if s := c1.sale(t, sbA+"salesbuilder_complete", nil, nil); s["physkey"] != pk || s["phase"] != 1.0 {
+		t.Fatalf("c1's k-less completion: %v", s)
+	}
 }

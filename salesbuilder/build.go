@@ -371,6 +371,9 @@ func (s *Service) SetCustomer(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 // built is thereby submitted: it gets a ticket the counter recalls it by.
 // A claimed presell parked by its holder goes back to the counter's queue.
 func (s *Service) Park(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
+	if err := namesSale(c, ref, "a park"); err != nil {
+		return nil, err
+	}
 	sale, err := s.ForChange(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
@@ -404,6 +407,9 @@ func (s *Service) Park(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, r
 // tablet that made it; force (admin) takes it over from a live holder.
 // Any other parked sale goes to its own holder, or to a counter.
 func (s *Service) Unpark(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, force bool) (*SaleView, error) {
+	if err := namesSale(c, ref, "an unpark"); err != nil {
+		return nil, err
+	}
 	sale, err := resolveParked(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
@@ -451,7 +457,7 @@ type CompletedView struct {
 
 // Complete completes a sale paid in full (phase 4), giving it its sid.
 func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*CompletedView, error) {
-	if err := moneyNamesSale(c, ref, "a completion"); err != nil {
+	if err := namesSale(c, ref, "a completion"); err != nil {
 		return nil, err
 	}
 	sale, r, err := s.forChange(ctx, tx, c, ref)
@@ -509,6 +515,9 @@ func (s *Service) closeSale(ctx context.Context, tx *lanedb.Tx, c *protocol.Call
 // Cancel voids an active or parked sale (phase 10000), keeping it for
 // audit with who, when and reason. Who may is checkCanceller's rule.
 func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref, reason string) (*SaleView, error) {
+	if err := namesSale(c, ref, "a cancel"); err != nil {
+		return nil, err
+	}
 	sale, err := s.resolve(ctx, tx, c, ref)
 	if err != nil {
 		return nil, err
@@ -545,7 +554,17 @@ func (s *Service) Cancel(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 func (s *Service) checkCanceller(sale *lanedb.Sale, c *protocol.Caller) error {
 	claim := sale.ClaimState
 	if claim.Session.Valid && (claim.Session.String == c.Session || claim.Held(s.now())) {
-		return s.CheckWriter(sale, c)
+		err := s.CheckWriter(sale, c)
+		if pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Code == protocol.CodeClaimed && c.ActFor(protocol.ScopeAdmin) {
+			// An admin may override a live claim, but not by a cancel:
+			// say how, rather than only who holds it.
+			if s.SessionGone(claim.Session.String) {
+				return protocol.Errorf(protocol.CodeClaimed, "presell %s is held by %q for %s, though that connection has closed; %s",
+					sale.Physkey, claim.Name.String, s.claimLeft(claim), adminHint)
+			}
+			return protocol.Errorf(protocol.CodeClaimed, "%s; %s", pe.Message, adminHint)
+		}
+		return err
 	}
 	if sale.Presell && c.HasKeyName(sale.CreatedBy) {
 		return nil

@@ -55,24 +55,37 @@ func (s *Service) ClaimedError(sale *lanedb.Sale, c *protocol.Caller) error {
 		// The claim waits on nothing but this device's recall: saying
 		// "once that connection has closed" would send staff waiting.
 		return protocol.Errorf(protocol.CodeClaimed,
-			"presell %s is claimed by a connection of this key (%q) that has closed; recall it here (scan its ticket again) to take it back",
-			sale.Physkey, sale.ClaimState.Name.String)
+			"presell %s is claimed by a connection of this key (%q) that has closed; %s to take it back",
+			sale.Physkey, sale.ClaimState.Name.String, recallHow(c))
 	}
 	if c.HasKeyID(sale.ClaimState.Key.String) && s.SessionElsewhere(sale.ClaimState.Session.String) {
 		// Another lane's connection (or this lane's before a restart):
 		// its closing is not seen here, so only the lease frees it.
 		return protocol.Errorf(protocol.CodeClaimed,
-			"presell %s is held by another connection of this key (%q) for %s; that connection is not on this lane (another lane's, or from before a restart), so its closing is not seen here: release it there, or recall it here (scan its ticket again) once that time is up",
-			sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState))
+			"presell %s is held by another connection of this key (%q) for %s; that connection is not on this lane (another lane's, or from before a restart), so its closing is not seen here: release it there, or %s once that time is up",
+			sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState), recallHow(c))
 	}
 	if c.HasKeyID(sale.ClaimState.Key.String) {
 		return protocol.Errorf(protocol.CodeClaimed,
-			"presell %s is held by another connection of this key (%q) for %s; once that connection has closed (a lane restart closes them all), recall it here (scan its ticket again) to take it back at once",
-			sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState))
+			"presell %s is held by another connection of this key (%q) for %s; once that connection has closed (a lane restart closes them all), %s to take it back at once",
+			sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState), recallHow(c))
 	}
 	return protocol.Errorf(protocol.CodeClaimed, "presell %s is held by %q for %s",
 		sale.Physkey, sale.ClaimState.Name.String, s.claimLeft(sale.ClaimState))
 }
+
+// recallHow says how c takes a presell back: over HTTP fd1.presell.recall
+// answers 501, so "recall it here" would send the client round in circles.
+func recallHow(c *protocol.Caller) string {
+	if !CanClaim(c) {
+		return "recall it over a WebSocket (fd1.presell.recall: HTTP cannot recall)"
+	}
+	return "recall it here (scan its ticket again)"
+}
+
+// adminHint is what an admin can do about another connection's live claim
+// that refuses its change: nothing else overrides a live claim.
+const adminHint = "as an admin, take it over with fd1.presell.recall and v.force true (over a WebSocket), or void it with `greenlane presell void --force` on the lane PC"
 
 // claimLeft is how long a live claim still holds, then its end on the
 // store's clock: "2 more min (until 02:01)". The clock time alone misleads

@@ -124,7 +124,7 @@ func checkTender(pt *lanedb.PaymentType, amount, total, paid, maxChange int64) e
 // typ (SPEC §9.3). Only cash may exceed the balance due (the excess is
 // change, at most MaxCashChange), and nothing is taken once nothing is due.
 func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, typ, amount int64) (*SaleView, error) {
-	if err := moneyNamesSale(c, ref, "a payment"); err != nil {
+	if err := namesSale(c, ref, "a payment"); err != nil {
 		return nil, err
 	}
 	sale, r, err := s.forChange(ctx, tx, c, ref)
@@ -152,11 +152,12 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	return s.FinishLines(ctx, tx, c, sale, evPaymentsAdd)
 }
 
-// moneyNamesSale refuses a payment, reversal or completion that leaves k
-// out in HTTP mode. An HTTP request is a session of one, with no sale of
-// its own to be on top: without k it would take the key's newest active
-// sale, which another till of the key may have moved on to since.
-func moneyNamesSale(c *protocol.Caller, ref, what string) error {
+// namesSale refuses a change that leaves k out in HTTP mode. An HTTP
+// request is a session of one, with no sale of its own to be on top:
+// without k it would take the key's newest active sale, which another till
+// of the key may be ringing up (a k-less cancel voided it). what names the
+// change for the message; sale_create makes a new sale and needs no k.
+func namesSale(c *protocol.Caller, ref, what string) error {
 	if ref == "" && !CanClaim(c) {
 		return protocol.Errorf(protocol.CodeBadArgument,
 			"k: %s over HTTP must name its sale (the physkey) in k; an HTTP request has no top sale to take it to", what)
@@ -180,7 +181,7 @@ func unknownPaymentType(ctx context.Context, q sqlx.QueryerContext, code int64) 
 // (payments[].sequence in the sale). Like AddPayment it needs the counter
 // scope and respects claims; the row stays, flagged reversed, for audit.
 func (s *Service) RemovePayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string, seq int64) (*SaleView, error) {
-	if err := moneyNamesSale(c, ref, "a payment reversal"); err != nil {
+	if err := namesSale(c, ref, "a payment reversal"); err != nil {
 		return nil, err
 	}
 	sale, err := s.ForChange(ctx, tx, c, ref)

@@ -130,6 +130,9 @@ func (s *Service) ForChange(ctx context.Context, tx *lanedb.Tx, c *protocol.Call
 
 // forChange is ForChange, answering too what it read of the sale.
 func (s *Service) forChange(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*lanedb.Sale, read, error) {
+	if err := namesSale(c, ref, "a change to a sale"); err != nil {
+		return nil, read{}, err
+	}
 	sale, err := s.resolve(ctx, tx, c, ref)
 	if err != nil {
 		return nil, read{}, err

@@ -23,12 +23,12 @@ import (
 // presell the counter recalled before. Only a socket that has touched no
 // sale yet falls back to the key's most recently changed active sale
 // (topSale): a client that reconnects carries on with the sale it was
-// building.
+// building; but not when that sale is another open socket's top sale.
 
 // maxTops bounds the sockets remembered. It is kept in two generations:
 // when the newer fills half of it, the older is dropped and the newer takes
 // its place. A socket that has changed nothing for that long falls back as
-// as a new one would; nothing is ever scanned, so a set stays O(1) (it runs on the
+// as a new one would; a set never scans, so it stays O(1) (it runs on the
 // writer's goroutine, after COMMIT).
 const maxTops = 8192
 
@@ -60,6 +60,23 @@ func (t *tops) set(session, physkey string) {
 	delete(t.old, session)
 }
 
+// holders is every session whose top sale is physkey. It scans, at most
+// maxTops entries, but only for a socket's k-less request before it has
+// touched a sale: set, on every change, stays O(1).
+func (t *tops) holders(physkey string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, m := range []map[string]string{t.cur, t.old} {
+		for session, pk := range m {
+			if pk == physkey {
+				out = append(out, session)
+			}
+		}
+	}
+	return out
+}
+
 // touched records, once tx commits, that c's socket worked on physkey.
 // An HTTP-mode call is a session of one request: nothing to remember.
 func (s *Service) touched(tx *lanedb.Tx, c *protocol.Caller, physkey string) {
@@ -80,7 +97,7 @@ func (s *Service) resolve(ctx context.Context, q sqlx.QueryerContext, c *protoco
 	}
 	pk := s.tops.get(c.Session)
 	if pk == "" {
-		return Resolve(ctx, q, c, ref)
+		return s.fallback(ctx, q, c)
 	}
 	sale, err := lanedb.GetSale(ctx, q, pk)
 	if errors.Is(err, lanedb.ErrNoSale) {
@@ -91,6 +108,27 @@ func (s *Service) resolve(ctx context.Context, q sqlx.QueryerContext, c *protoco
 	}
 	if err := s.stillTop(sale, c); err != nil {
 		return nil, err
+	}
+	return sale, nil
+}
+
+// fallback is the key's most recently changed active sale, for a socket
+// that has touched no sale (a client that reconnected), unless that sale is
+// another open socket's top sale: a second tab or tablet of the key is
+// ringing it up, and a fresh socket's k-less payment would take money on
+// it. A socket known to be closed (the one the client reconnects in place
+// of) does not keep it; one whose state is unknown (no SessionOpen, or
+// another lane's in store mode) counts as open.
+func (s *Service) fallback(ctx context.Context, q sqlx.QueryerContext, c *protocol.Caller) (*lanedb.Sale, error) {
+	sale, err := Resolve(ctx, q, c, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range s.tops.holders(sale.Physkey) {
+		if other != c.Session && !s.SessionGone(other) {
+			return nil, protocol.Errorf(protocol.CodeNotFound,
+				"the latest sale of key %q (%s) is in use on another connection: name it in k, or create one with sale_create", c.KeyName, sale.Physkey)
+		}
 	}
 	return sale, nil
 }

@@ -1,6 +1,8 @@
 package salesbuilder_test
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -10,11 +12,15 @@ import (
 // its own socket last touched, not on the newest sale of its key: two
 // sockets of one key (two tabs) each build their own order. A socket that
 // has touched none falls back to the key's most recently changed active
-// sale; one whose sale has gone (parked) is refused and changes nothing.
+// sale, but not while that sale is another open socket's; one whose sale
+// has gone (parked) is refused and changes nothing.
 func TestTopSaleIsEachSockets(t *testing.T) {
-	l := newLane(t)
+	var bClosed atomic.Bool
 	a, b := tablet("tablet-1"), tablet("tablet-1")
 	b.Session = "session-tablet-1-second-tab"
+	l := newLane(t, func(o *Options) {
+		o.SessionOpen = func(session string) bool { return session != b.Session || !bClosed.Load() }
+	})
 	fresh := tablet("tablet-1")
 	fresh.Session = "session-tablet-1-reconnected"
 
@@ -23,23 +29,38 @@ func TestTopSaleIsEachSockets(t *testing.T) {
 	tests := []struct {
 		name   string
 		caller *protocol.Caller
-		want   string
+		close  bool   // b's socket closes first
+		want   string // "" for refused
 	}{
-		{"the first tab, after the second created a sale", a, s1},
-		{"the second tab", b, s2},
-		{"a new socket of the key: its newest active sale", fresh, s2},
+		{"the first tab, after the second created a sale", a, false, s1},
+		{"the second tab", b, false, s2},
+		{"a new socket while the second tab, whose sale is the newest, is open", fresh, false, ""},
+		{"a new socket once the second tab closed: its newest active sale", fresh, true, s2},
 	}
 	for _, tt := range tests {
-		if got := l.sale(tt.caller, "salesbuilder.sale_add_product", "", map[string]any{"pid": 1001}).Physkey; got != tt.want {
+		bClosed.Store(tt.close)
+		v, err := l.call(tt.caller, "salesbuilder.sale_add_product", "", map[string]any{"pid": 1001}, "")
+		if tt.want == "" {
+			wantMessage(t, err, protocol.CodeNotFound, s2, "in use on another connection", "name it in k")
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := v.K; string(got) != fmt.Sprintf("%q", tt.want) {
 			t.Errorf("%s: the line went to %s, want %s", tt.name, got, tt.want)
 		}
 	}
+	bClosed.Store(false)
 	// b parks its sale: its k-less change is refused, not moved to s1.
 	l.sale(b, "salesbuilder.sale_park", s2, nil)
 	_, err := l.call(b, "salesbuilder.sale_add_product", "", map[string]any{"pid": 1001}, "")
 	wantMessage(t, err, protocol.CodeNotFound, s2, "is parked", "name the sale in k")
 	if v := l.sale(a, "salesbuilder.sale_fetch", s1, nil); len(v.Lines) != 1 {
 		t.Errorf("the first tab's sale holds %d lines, want 1", len(v.Lines))
+	}
+	if v := l.sale(a, "salesbuilder.sale_fetch", s2, nil); len(v.Lines) != 2 {
+		t.Errorf("the second tab's sale holds %d lines, want 2 (its own and the reconnected socket's)", len(v.Lines))
 	}
 }
 
