@@ -27,7 +27,7 @@ import (
 
 // maxTops bounds the sockets remembered. It is kept in two generations:
 // when the newer fills half of it, the older is dropped and the newer takes
-// its place. A socket that has changed nothing for that long falls back as
+// its place. A socket that has changed nothing for that long falls back
 // as a new one would; a set never scans, so it stays O(1) (it runs on the
 // writer's goroutine, after COMMIT).
 const maxTops = 8192
