@@ -310,6 +310,7 @@ func (c *client) say(line, rq string) *packet {
 			if err := json.Unmarshal(p.raw, p); err != nil {
 				c.t.Fatalf("client printed a line that is not a packet: %q", out)
 			}
+			noteSales(p.raw)
 			if p.R != "" && string(p.RP) == `"`+rq+`"` {
 				if p.Error != nil {
 					c.t.Fatalf("%s: %s", line, p.raw)
