@@ -94,6 +94,14 @@ func (r *saleRecord) note(raw []byte) {
 	}
 }
 
+// noteMade records a sale the suite made that no reply of its own named:
+// one a failed replay reported.
+func (r *saleRecord) noteMade(physkey string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.made[physkey] = true
+}
+
 // forget starts the record afresh.
 func (r *saleRecord) forget() {
 	r.mu.Lock()
@@ -525,5 +533,27 @@ func TestNoteSales(t *testing.T) {
 				t.Errorf("made %v, claimed %v; want %v, %v", gotMade, gotClaimed, tt.made, tt.claimed)
 			}
 		})
+	}
+}
+
+// TestRemoteRunVoidsWhatAFailedReplayLeft: TestTranscriptDiff replays a
+// transcript made to fail, which stops with its presell open on the lane;
+// no reply of the suite's own names that presell, only the replay's
+// report. A run of it with -url voids it all the same.
+func TestRemoteRunVoidsWhatAFailedReplayLeft(t *testing.T) {
+	l := startLane(t)
+	before := openSales(t, l)
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestTranscriptDiff$/^an_expectation", "-test.count", "1", "-test.v",
+		"-url", "ws://"+l.addr, "-key", l.key)
+	cmd.Env = append(quietEnv(), builtBinaryEnv+"="+binary)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestTranscriptDiff") {
+		t.Fatalf("the run with -url: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "integration: 1 sale or presell the run left open on "+l.addr+" voided or released") {
+		t.Errorf("the run does not say it voided the replay's presell:\n%s", out)
+	}
+	if after := openSales(t, l); !reflect.DeepEqual(after, before) {
+		t.Fatalf("after the run the lane's open sales are\n%v\nwant as before it\n%v", after, before)
 	}
 }
