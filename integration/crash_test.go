@@ -300,6 +300,7 @@ func (c *relClient) exchange(pkts []map[string]any, sent func(i int)) ([]*packet
 		if err := json.Unmarshal(msg, p); err != nil {
 			return out, fmt.Errorf("reply is not JSON: %s", msg)
 		}
+		noteSales(msg)
 		i, ok := index[p.rpKey()]
 		if !ok || out[i] != nil {
 			return out, fmt.Errorf("unexpected or repeated reply: %s", msg)

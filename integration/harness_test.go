@@ -39,7 +39,8 @@ var binary string
 // a sale records, which the admin key cannot stand in for. A test that
 // only needs keys that get in calls l.anyKeyWillDo() first, and newKey
 // then returns the admin key. Tests may leave sales open: TestMain voids
-// what the run left open with -key when it ends (leftovers_test.go).
+// those the run made and left open when it ends (leftovers_test.go), so
+// every reader of the suite's replies passes them to noteSales.
 var (
 	remoteURL = flag.String("url", "", "run the suite against this running server (ws://HOST:PORT) instead of starting one per test")
 	remoteKey = flag.String("key", "", "with -url: an admin API key of that server")
@@ -103,19 +104,17 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	var start *runStart
 	if remote() {
-		// Before any test: a key that cannot log in or make a sale fails
-		// the run here, and what it already holds open is left alone.
-		if start, err = startOfRun(remoteAddr, *remoteKey); err != nil {
+		// Before any test: a key that cannot log in fails the run here.
+		if err = startOfRun(remoteAddr, *remoteKey); err != nil {
 			fmt.Fprintln(os.Stderr, "integration: -url:", err)
 			os.RemoveAll(dir)
 			os.Exit(2)
 		}
 	}
 	code := m.Run()
-	if start != nil {
-		done, err := endOfRun(remoteAddr, *remoteKey, start)
+	if remote() {
+		done, err := endOfRun(remoteAddr, *remoteKey)
 		fmt.Fprintln(os.Stderr, describeCleanup(done))
 		if err != nil {
 			// What is left open counts towards the key's limits on the
@@ -420,6 +419,7 @@ func (c *conn) next() *packet {
 	if err := json.Unmarshal(msg, p); err != nil {
 		c.t.Fatalf("reply is not JSON: %v: %s", err, msg)
 	}
+	noteSales(msg)
 	return p
 }
 
@@ -503,6 +503,7 @@ func (l *lane) httpCall(method, path string, header map[string]string, body stri
 		if err := json.Unmarshal(b, p); err != nil {
 			l.t.Fatalf("HTTP %s %s: body is not JSON: %s", method, path, b)
 		}
+		noteSales(b)
 	}
 	return resp.StatusCode, p
 }

@@ -1,14 +1,17 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,11 +23,110 @@ import (
 // many of them open (a test checks a reply, not the sale's end); on a
 // long-lived staging lane they would pile up run after run until the key
 // reaches --max-open-presells and every later run fails with limit errors
-// that look like product bugs. So TestMain notes what the key holds open
-// before the run (startOfRun) and, after it, voids what the run added and
-// releases the claims it left (endOfRun), through the lane's own FD1
-// endpoints: the suite has only a URL and a key. What was open before the
-// run, and every sale another key made, is left alone.
+// that look like product bugs. So the suite notes every sale its own
+// sockets and HTTP calls are handed in the run (noteSales: a create's new
+// sale, a recall's claimed presell) and, after the run, voids those still
+// open and gives back the claims still held (endOfRun), through the lane's
+// own FD1 endpoints: the suite has only a URL and a key. It goes by what
+// its own replies said, not by what the key holds: an operator's till or
+// `greenlane client` on the same admin key may make sales while the run
+// lasts, and those are theirs, payments and all.
+
+// saleRecord is what the suite was handed since the run started: made
+// is the sales its creates made, claimed the presells its recalls
+// claimed. Tests call the lane from several goroutines, hence the lock.
+type saleRecord struct {
+	mu            sync.Mutex
+	made, claimed map[string]bool
+}
+
+func newSaleRecord() *saleRecord {
+	return &saleRecord{made: map[string]bool{}, claimed: map[string]bool{}}
+}
+
+// runSales is this run's record.
+var runSales = newSaleRecord()
+
+// noteSales records in the run's record the sale a reply hands the suite.
+// Every reader of the suite's own replies calls it.
+func noteSales(raw []byte) { runSales.note(raw) }
+
+// note records the sale a reply hands the suite, when it is a create's or
+// a recall's; any other reply (a list, an event, an error) names sales
+// the suite did not make or claim.
+func (r *saleRecord) note(raw []byte) {
+	var p struct {
+		R     string          `json:"r"`
+		Error json.RawMessage `json:"error"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(raw, &p) != nil || p.R == "" || (len(p.Error) > 0 && string(p.Error) != "null") {
+		return
+	}
+	fn := p.R[strings.LastIndex(p.R, ".")+1:]
+	made := fn == "sale_create" || fn == "salesbuilder_create" || fn == "create_activesale"
+	if !made && !strings.HasSuffix(p.R, "presell.recall") {
+		return
+	}
+	// The newer names answer data.rows[sale], the older ones the sale
+	// itself in data.
+	var d struct {
+		Physkey string
+		Rows    []struct{ Physkey string }
+	}
+	if json.Unmarshal(p.Data, &d) != nil {
+		return
+	}
+	keys := []string{d.Physkey}
+	for _, row := range d.Rows {
+		keys = append(keys, row.Physkey)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		switch {
+		case k == "":
+		case made:
+			r.made[k] = true
+		default:
+			r.claimed[k] = true
+		}
+	}
+}
+
+// noteMade records a sale the suite made that no reply of its own named:
+// one a failed replay reported.
+func (r *saleRecord) noteMade(physkey string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.made[physkey] = true
+}
+
+// forget starts the record afresh.
+func (r *saleRecord) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.made, r.claimed = map[string]bool{}, map[string]bool{}
+}
+
+// sales is every physkey recorded since forget, sorted, and which of
+// them the suite made.
+func (r *saleRecord) sales() (keys []string, made map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	made = map[string]bool{}
+	for k := range r.made {
+		made[k] = true
+		keys = append(keys, k)
+	}
+	for k := range r.claimed {
+		if !made[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys, made
+}
 
 // remoteSession is one logged-in socket of the cleanup, outside any test.
 type remoteSession struct {
@@ -104,114 +206,53 @@ type remoteSale struct {
 	Physkey  string
 	Phase    int
 	Presell  int
-	Tablet   string // the key name that made a presell
-	Holder   string
 	Ticket   *int64
 	Payments []struct{ Sequence int64 }
 }
 
-// keyName is the name of the -key key. FD1 says it nowhere but on a sale
-// (holder), so it makes one and voids it: one voided sale in the lane's
-// history, nothing open.
-func (s *remoteSession) keyName() (string, error) {
-	var made []remoteSale
-	if err := s.rows(map[string]any{"a": "salesbuilder.sale_create"}, &made); err != nil {
-		return "", fmt.Errorf("learn the -key key's name: %w", err)
+// startOfRun checks that the -key key logs in on the -url lane, and
+// starts the run's record of its sales afresh.
+func startOfRun(addr, key string) error {
+	s, err := dialRemoteSession(addr, key)
+	if err != nil {
+		return err
 	}
-	if len(made) != 1 || made[0].Holder == "" {
-		return "", fmt.Errorf("learn the -key key's name: sale_create answered %d rows and no holder", len(made))
-	}
-	if _, err := s.call(map[string]any{"a": "salesbuilder.sale_cancel", "k": made[0].Physkey,
-		"v": map[string]any{"reason": "integration suite: learning its key's name"}}); err != nil {
-		return "", fmt.Errorf("learn the -key key's name: %w", err)
-	}
-	return made[0].Holder, nil
+	s.close()
+	runSales.forget()
+	return nil
 }
 
-// held is every physkey the key has a part in: the active and parked
-// sales it holds, the submitted presells it made (whoever holds them
-// now) and those it has claimed.
-func (s *remoteSession) held(name string) (map[string]bool, error) {
-	keys := map[string]bool{}
-	for _, pkt := range []map[string]any{
-		{"a": "salesbuilder.get_sale", "qk": "all"},
-		{"a": "fd1.presell.get_presells", "q": map[string]any{"tablet": name}},
-		{"a": "fd1.presell.get_presells", "qk": "mine"},
-	} {
-		var rows []struct{ Physkey string }
-		if err := s.rows(pkt, &rows); err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			keys[r.Physkey] = true
-		}
-	}
-	return keys, nil
-}
-
-// runStart is what the -key key held open when the run started.
-type runStart struct {
-	name   string
-	before map[string]bool
-}
-
-// startOfRun notes what the -key key holds open on the -url lane.
-func startOfRun(addr, key string) (*runStart, error) {
+// endOfRun voids every sale and presell the run made and left open, and
+// releases the claims it left on presells it did not make; it returns
+// what it did, one line each. A presell a live counter of another key
+// holds is left (and named in the error): taking it would pull it from
+// under that counter.
+func endOfRun(addr, key string) ([]string, error) {
 	s, err := dialRemoteSession(addr, key)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	name, err := s.keyName()
-	if err != nil {
-		return nil, err
-	}
-	before, err := s.held(name)
-	if err != nil {
-		return nil, err
-	}
-	return &runStart{name: name, before: before}, nil
-}
-
-// endOfRun voids every sale and presell the run opened with the key and
-// left open, and releases the claims it left on presells other keys
-// made; it returns what it did, one line each. A presell another key's
-// live counter holds is left (and named in the error): taking it would
-// pull it from under that counter.
-func endOfRun(addr, key string, start *runStart) ([]string, error) {
-	s, err := dialRemoteSession(addr, key)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	now, err := s.held(start.name)
-	if err != nil {
-		return nil, err
-	}
-	var left []string
-	for physkey := range now {
-		if !start.before[physkey] {
-			left = append(left, physkey)
-		}
-	}
-	sort.Strings(left)
+	keys, made := runSales.sales()
 	var done []string
 	var errs []error
-	for _, physkey := range left {
-		what, err := s.leaveAsFound(start.name, physkey)
+	for _, physkey := range keys {
+		what, err := s.leaveAsFound(physkey, made[physkey])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sale %s: %w", physkey, err))
 			continue
 		}
-		done = append(done, what+" "+physkey)
+		if what != "" {
+			done = append(done, what+" "+physkey)
+		}
 	}
 	return done, errors.Join(errs...)
 }
 
 // leaveAsFound voids one sale the run made (its payments reversed first:
 // a sale holding one is never voided), or releases the run's claim on a
-// presell another key made.
-func (s *remoteSession) leaveAsFound(name, physkey string) (string, error) {
+// presell it did not make; "" when there is nothing left to undo.
+func (s *remoteSession) leaveAsFound(physkey string, made bool) (string, error) {
 	var got []remoteSale
 	if err := s.rows(map[string]any{"a": "salesbuilder.sale_fetch", "k": physkey}, &got); err != nil {
 		return "", err
@@ -221,7 +262,10 @@ func (s *remoteSession) leaveAsFound(name, physkey string) (string, error) {
 	}
 	sale := got[0]
 	if sale.Phase != 0 && sale.Phase != 5 {
-		return "left (closed meanwhile)", nil
+		return "", nil // completed or voided, by its test or by someone
+	}
+	if !made && sale.Phase == 5 {
+		return "", nil // back in the queue: the run's claim is gone already
 	}
 	if sale.Presell == 1 && sale.Ticket != nil {
 		// A claim of a test's closed socket: the same key takes it back
@@ -230,7 +274,7 @@ func (s *remoteSession) leaveAsFound(name, physkey string) (string, error) {
 			return "", err
 		}
 	}
-	if sale.Presell == 1 && sale.Tablet != name {
+	if !made {
 		if _, err := s.call(map[string]any{"a": "fd1.presell.release", "k": physkey}); err != nil {
 			return "", err
 		}
@@ -328,8 +372,7 @@ func TestEndOfRunUndoesClaimsAndPayments(t *testing.T) {
 	l := startLane(t)
 	theirs, theirTicket := parkedPresell(t, l, l.newKey("tablet-8", "presell"))
 	before := openSales(t, l)
-	start, err := startOfRun(l.addr, l.key)
-	if err != nil {
+	if err := startOfRun(l.addr, l.key); err != nil {
 		t.Fatal(err)
 	}
 
@@ -341,7 +384,7 @@ func TestEndOfRunUndoesClaimsAndPayments(t *testing.T) {
 	sale(t, counter, sbA+"sale_create", nil, nil)
 	counter.ws.Close() // its claims stay till the lease lapses or the key comes back
 
-	done, err := endOfRun(l.addr, l.key, start)
+	done, err := endOfRun(l.addr, l.key)
 	if err != nil {
 		t.Fatalf("endOfRun: %v (did: %v)", err, done)
 	}
@@ -350,5 +393,167 @@ func TestEndOfRunUndoesClaimsAndPayments(t *testing.T) {
 	}
 	if after := openSales(t, l); !reflect.DeepEqual(after, before) {
 		t.Fatalf("the lane's open sales are\n%v\nwant as before the run\n%v", after, before)
+	}
+}
+
+// pauseEnv makes TestRemoteRunPause hold its run (see there).
+const pauseEnv = "GREENLANE_IT_PAUSE"
+
+// TestRemoteRunPause holds a run between its tests, after startOfRun and
+// before endOfRun, until a line arrives on its standard input: a run of
+// the suite that TestRemoteRunLeavesOthersSalesAlone starts, so that
+// another client acts while the run lasts, at a known point.
+func TestRemoteRunPause(t *testing.T) {
+	if os.Getenv(pauseEnv) == "" {
+		t.Skip("only in a run of the suite that TestRemoteRunLeavesOthersSalesAlone starts")
+	}
+	fmt.Println("integration: paused")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		t.Fatalf("waiting for the go-ahead on standard input: %v", err)
+	}
+}
+
+// TestRemoteRunLeavesOthersSalesAlone: while a run with -url lasts, an
+// operator uses the same admin key with `greenlane client` and rings up a
+// sale with a cash payment. The run's end voids the two sales its own test
+// left open and leaves the operator's sale open, its payment on it.
+func TestRemoteRunLeavesOthersSalesAlone(t *testing.T) {
+	l := startLane(t)
+	before := openSales(t, l)
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestInputsOpaqueIK|TestRemoteRunPause)$", "-test.count", "1", "-test.v",
+		"-url", "ws://"+l.addr, "-key", l.key)
+	cmd.Env = append(quietEnv(), builtBinaryEnv+"="+binary, pauseEnv+"=1")
+	goAhead, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	out := &lockedBuffer{}
+	paused := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			_, _ = out.Write([]byte(sc.Text() + "\n"))
+			if sc.Text() == "integration: paused" {
+				close(paused)
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { err := cmd.Wait(); pw.Close(); exited <- err }()
+	select {
+	case <-paused:
+	case err := <-exited:
+		t.Fatalf("the run ended before its pause: %v\n%s", err, out)
+	}
+
+	theirs := newUUID()
+	script := strings.Join([]string{
+		`salesbuilder.sale_create {"v":{"physkey":"` + theirs + `"}}`,
+		`salesbuilder.sale_add_product {"k":"` + theirs + `","v":{"plu":"FW","qty":1}}`,
+		`salesbuilder.sale_add_payment {"k":"` + theirs + `","v":{"type":1,"amount":2}}`,
+	}, "\n")
+	said, errOut, err := clientScript(t, l.addr, script, "--key", l.key)
+	if err != nil || strings.Contains(said, `"error":{`) {
+		t.Fatalf("the operator's client: %v\n%s\n%s", err, said, errOut)
+	}
+	if _, err := io.WriteString(goAhead, "go on\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil || !strings.Contains(out.String(), "--- PASS: TestInputsOpaqueIK") {
+		t.Fatalf("the run with -url: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "integration: 2 sales and presells the run left open on "+l.addr+" voided or released") {
+		t.Errorf("the run does not say it voided its own two sales:\n%s", out)
+	}
+
+	s, err := dialRemoteSession(l.addr, l.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	var got []remoteSale
+	if err := s.rows(map[string]any{"a": "salesbuilder.sale_fetch", "k": theirs}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Phase != 0 || len(got[0].Payments) != 1 {
+		t.Fatalf("the operator's sale after the run: %+v, want it open (phase 0) with its one payment", got)
+	}
+	after := openSales(t, l)
+	delete(after, theirs)
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("after the run the lane's open sales, less the operator's, are\n%v\nwant as before it\n%v", after, before)
+	}
+}
+
+// TestNoteSales: only a create's or a recall's successful reply adds to
+// the run's record; lists, events and errors name sales the suite did
+// not make or claim.
+func TestNoteSales(t *testing.T) {
+	const a, b = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+	tests := []struct {
+		name          string
+		reply         string
+		made, claimed []string
+	}{
+		{"create, rows", `{"r":"salesbuilder.sale_create","rp":"1","data":{"rows":[{"physkey":"` + a + `"}]}}`, []string{a}, nil},
+		{"create, older name, the sale in data", `{"r":"fd1.salesbuilder.salesbuilder_create","rp":"1","data":{"physkey":"` + a + `"}}`, []string{a}, nil},
+		{"create, fd1.sales alias", `{"r":"fd1.sales.create_activesale","rp":"1","data":{"physkey":"` + a + `"}}`, []string{a}, nil},
+		{"recall", `{"r":"fd1.presell.recall","rp":"1","data":{"rows":[{"physkey":"` + b + `"}]}}`, nil, []string{b}},
+		{"refused create", `{"r":"salesbuilder.sale_create","rp":"1","error":{"code":"limit_reached","message":"m"},"data":{}}`, nil, nil},
+		{"refused recall", `{"r":"fd1.presell.recall","rp":"1","error":{"code":"conflict","message":"m"},"data":{"physkey":"` + b + `"}}`, nil, nil},
+		{"the key's list", `{"r":"salesbuilder.get_sale","rp":"1","data":{"rows":[{"physkey":"` + a + `"},{"physkey":"` + b + `"}]}}`, nil, nil},
+		{"presell list", `{"r":"fd1.presell.get_presells","rp":"1","data":{"rows":[{"physkey":"` + b + `"}]}}`, nil, nil},
+		{"an event", `{"a":"salesbuilder.sale_create","sc":"custdisp.sale","data":{"physkey":"` + a + `"}}`, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newSaleRecord()
+			r.note([]byte(tt.reply))
+			keys, made := r.sales()
+			var gotMade, gotClaimed []string
+			for _, k := range keys {
+				if made[k] {
+					gotMade = append(gotMade, k)
+				} else {
+					gotClaimed = append(gotClaimed, k)
+				}
+			}
+			if !reflect.DeepEqual(gotMade, tt.made) || !reflect.DeepEqual(gotClaimed, tt.claimed) {
+				t.Errorf("made %v, claimed %v; want %v, %v", gotMade, gotClaimed, tt.made, tt.claimed)
+			}
+		})
+	}
+}
+
+// TestRemoteRunVoidsWhatAFailedReplayLeft: TestTranscriptDiff replays a
+// transcript made to fail, which stops with its presell open on the lane;
+// no reply of the suite's own names that presell, only the replay's
+// report. A run of it with -url voids it all the same.
+func TestRemoteRunVoidsWhatAFailedReplayLeft(t *testing.T) {
+	l := startLane(t)
+	before := openSales(t, l)
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestTranscriptDiff$/^an_expectation", "-test.count", "1", "-test.v",
+		"-url", "ws://"+l.addr, "-key", l.key)
+	cmd.Env = append(quietEnv(), builtBinaryEnv+"="+binary)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestTranscriptDiff") {
+		t.Fatalf("the run with -url: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "integration: 1 sale or presell the run left open on "+l.addr+" voided or released") {
+		t.Errorf("the run does not say it voided the replay's presell:\n%s", out)
+	}
+	if after := openSales(t, l); !reflect.DeepEqual(after, before) {
+		t.Fatalf("after the run the lane's open sales are\n%v\nwant as before it\n%v", after, before)
 	}
 }

@@ -346,6 +346,7 @@ func (tc *tabletClient) exchange(pkts ...map[string]any) ([]*packet, error) {
 		if err := json.Unmarshal(msg, p); err != nil {
 			return nil, fmt.Errorf("reply is not JSON: %s", msg)
 		}
+		noteSales(msg)
 		i, ok := index[p.rpKey()]
 		if !ok || out[i] != nil {
 			return nil, fmt.Errorf("unexpected or repeated reply: %s", msg)

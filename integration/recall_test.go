@@ -82,6 +82,7 @@ func (m *muxSocket) readLoop() {
 			m.readErr = fmt.Errorf("reply is not JSON: %s", msg)
 			return
 		}
+		noteSales(msg)
 		m.mu.Lock()
 		ch := m.waiting[p.rpKey()]
 		delete(m.waiting, p.rpKey())

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,8 +25,19 @@ func (l *lane) replay(files ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = quietEnv()
 	out, err := cmd.CombinedOutput()
+	if err != nil {
+		// A transcript stops where it fails, and may leave open the sale
+		// it was working on: its report names it (the k of the packets
+		// sent and got), and the end of a -url run voids it as the run's.
+		for _, m := range reportedSale.FindAllSubmatch(out, -1) {
+			runSales.noteMade(string(m[1]))
+		}
+	}
 	return string(out), err
 }
+
+// reportedSale is a sale key in a replay's report of a failure.
+var reportedSale = regexp.MustCompile(`"k":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"`)
 
 // transcripts are the shipped transcripts, testdata/*.jsonl.
 func transcripts(t *testing.T) []string {
@@ -310,6 +322,7 @@ func (c *client) say(line, rq string) *packet {
 			if err := json.Unmarshal(p.raw, p); err != nil {
 				c.t.Fatalf("client printed a line that is not a packet: %q", out)
 			}
+			noteSales(p.raw)
 			if p.R != "" && string(p.RP) == `"`+rq+`"` {
 				if p.Error != nil {
 					c.t.Fatalf("%s: %s", line, p.raw)
