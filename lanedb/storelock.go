@@ -61,6 +61,24 @@ func NewGeneration(ctx context.Context, tx *Tx) error {
 	return SetMeta(ctx, tx, MetaGeneration, uuid.NewString())
 }
 
+// generationSpace is the UUID namespace of SeededGeneration's generations.
+var generationSpace = uuid.MustParse("6a0c1d52-3f0e-4b8e-9d1e-67c0a5e1f7b2")
+
+// SeededGeneration gives the lane DB a new generation (MetaGeneration)
+// derived from seed and the generation it had, in the transaction that
+// rewrites its store: `fixture generate` builds a new lane DB byte for byte
+// the same for one seed, so its generation cannot be random. Chaining the
+// previous generation in still makes it new on every rewrite of a store
+// that held one: a store loaded (random generation) and generated onto
+// again with the same seed never gets back a generation a lane started on.
+func SeededGeneration(ctx context.Context, tx *Tx, seed string) error {
+	prev, err := Meta(ctx, tx, MetaGeneration)
+	if err != nil {
+		return err
+	}
+	return SetMeta(ctx, tx, MetaGeneration, uuid.NewSHA1(generationSpace, []byte(prev+"\x00"+seed)).String())
+}
+
 // ErrStoreRewritten is the error a serving lane stops with when its store
 // database was rewritten, or is being rewritten, by a fixture command while
 // its store lock was lost (PostgreSQL restarted under it).
