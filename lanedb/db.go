@@ -111,6 +111,9 @@ type DB struct {
 	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
 	migratedAt  time.Time     // Options.MigratedAt
 	closed      atomic.Bool
+	// gen, set by GuardGeneration, makes every write check the store's
+	// generation; nil on SQLite and for commands.
+	gen *generationGuard
 }
 
 // writeFault is a write refused by the lane DB's storage.
@@ -399,6 +402,10 @@ func readerDSN(abs string, o Options) string {
 func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
+		return err
+	}
+	if err := db.checkGeneration(ctx, tx); err != nil {
+		_ = tx.Rollback()
 		return err
 	}
 	if err := fn(tx); err != nil {

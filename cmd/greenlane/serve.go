@@ -302,13 +302,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 	}()
 	var unlock func()
+	var storeGen string // the store's generation when the lane took its lock
 	defer func() {
 		if unlock != nil {
 			unlock()
 		}
 	}()
 	if lanedb.IsPostgresURL(st.dbPath) {
-		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log, stopServing); err != nil {
+		if unlock, storeGen, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log, stopServing); err != nil {
 			return err
 		}
 	} else if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
@@ -319,6 +320,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return err
 	}
 	defer db.Close()
+	// Every change checks, in its own transaction, that the store is still
+	// the one the lock was taken on: the lock's watch alone notices a
+	// rewrite only after changes queued meanwhile were written into it.
+	db.GuardGeneration(storeGen, stopServing)
 	if unlock == nil && !lanedb.IsPostgresURL(st.dbPath) {
 		if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
 			return err
