@@ -87,10 +87,11 @@ func SeededGeneration(ctx context.Context, tx *Tx, seed string) error {
 // gap, from losing its connection to noticing, in which a fixture command
 // may rewrite the store and the lane's queued changes would land in the new
 // one. A refused transaction commits nothing, fails with ErrUnavailable and
-// ErrStoreRewritten, and calls stop once, with that error, so the lane
-// stops. The row is read FOR SHARE: a fixture command, which sets the
-// generation first thing in its rewrite, waits for a batch that read it,
-// and a batch waits for a rewrite under way and then reads the new one.
+// ErrStoreRewritten, and calls stop once, with the ErrStoreRewritten
+// error, so the lane stops. The row is read FOR SHARE: a fixture command,
+// which sets the generation first thing in its rewrite, waits for a batch
+// that read it, and a batch waits for a rewrite under way and then reads
+// the new one.
 // Call it before the Writer runs; on SQLite it does nothing.
 func (db *DB) GuardGeneration(gen string, stop func(error)) {
 	if db.Postgres() {
@@ -122,15 +123,15 @@ func (db *DB) checkGeneration(ctx context.Context, t *Tx) error {
 	if gen == g.want {
 		return nil
 	}
-	err := fmt.Errorf("%w: store database %s: %w: a fixture command (load, reset or generate) rewrote it while this lane had lost its store lock: "+
-		"the change was not written; this lane stops rather than serve it: start it again (a service manager restarts it) to serve the store as it is now",
-		ErrUnavailable, db.Path, ErrStoreRewritten)
+	err := fmt.Errorf("store database %s: %w: a fixture command (load, reset or generate) rewrote it while this lane had lost its store lock: "+
+		"a change queued for the store it served was refused, not written; this lane stops rather than serve it: start it again (a service manager restarts it) to serve the store as it is now",
+		db.Path, ErrStoreRewritten)
 	g.once.Do(func() {
 		if g.stop != nil {
 			g.stop(err)
 		}
 	})
-	return err
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // ErrStoreRewritten is the error a serving lane stops with when its store

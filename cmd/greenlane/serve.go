@@ -323,7 +323,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	// Every change checks, in its own transaction, that the store is still
 	// the one the lock was taken on: the lock's watch alone notices a
 	// rewrite only after changes queued meanwhile were written into it.
-	db.GuardGeneration(storeGen, stopServing)
+	db.GuardGeneration(storeGen, func(err error) {
+		log.Error("stopping: " + err.Error())
+		stopServing(err)
+	})
 	if unlock == nil && !lanedb.IsPostgresURL(st.dbPath) {
 		if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
 			return err
