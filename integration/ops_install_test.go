@@ -210,3 +210,51 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpsForeignFilesLeftAlone: serve, fixture load, backup and restore
+// with the real binary refuse another program's file, an SQLite one in WAL
+// mode or one that is not SQLite at all, and leave nothing of the attempt:
+// the file's bytes are as they were, and nothing (a lock, WAL, shared
+// memory, the backup's copy) is made beside it.
+func TestOpsForeignFilesLeftAlone(t *testing.T) {
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	demoLaneDB(t, backup)
+	for _, kind := range []string{"SQLite in WAL mode", "not SQLite"} {
+		for _, cmd := range []string{"serve", "fixture load", "backup", "restore"} {
+			t.Run(kind+"/"+cmd, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "other.db")
+				if kind == "not SQLite" {
+					if err := os.WriteFile(path, bytes.Repeat([]byte("another program's data\n"), 50), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					sqliteExec(t, path, `PRAGMA journal_mode=WAL; CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');`)
+				}
+				before, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				args := map[string][]string{
+					"serve":        {"serve", "--db", path, "--addr", "127.0.0.1:0"},
+					"fixture load": {"fixture", "load", "demo", "--db", path, "--replace"},
+					"backup":       {"backup", "--db", path, "--out", filepath.Join(dir, "copy.db")},
+					"restore":      {"restore", "--db", path, "--from", backup},
+				}[cmd]
+				if code, stderr := runExit(t, binary, args...); code == 0 || !strings.Contains(stderr, "not a lane DB") {
+					t.Errorf("exit %d, %q; want a refusal saying it is not a lane DB", code, stderr)
+				}
+				if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+					t.Errorf("the other program's file changed (%v)", err)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+					var names []string
+					for _, e := range entries {
+						names = append(names, e.Name())
+					}
+					t.Errorf("left in its folder: %v, want other.db alone", names)
+				}
+			})
+		}
+	}
+}

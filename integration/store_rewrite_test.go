@@ -219,3 +219,31 @@ func TestStoreServeRefusesAClockOffTheStore(t *testing.T) {
 		t.Fatalf("serve --clock -13h on a store: %v, want exit status 1 saying the clock is 13h behind:\n%s", err, out)
 	}
 }
+
+// TestStoreRewrittenUnderARunningLane: the store's generation changes under
+// a lane that never noticed losing its lock (as when it was paused while a
+// fixture command ran): its next change is refused as unavailable, nothing
+// of it lands in the store, and the lane stops with an ERROR saying why.
+func TestStoreRewrittenUnderARunningLane(t *testing.T) {
+	db, adminKey := demoStore(t)
+	l := startStoreLane(t, db, adminKey)
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	sale(t, tab, sbA+"sale_create", nil, nil) // a change lands before the rewrite
+	before := fmt.Sprint(storeRows(t, db, `SELECT count(*) AS n FROM sales`)[0]["n"])
+	storeExec(t, db, `UPDATE lane_meta SET value = 'rewritten' WHERE key = 'store_generation'`)
+	r := do(t, tab, sbA+"sale_create", nil, nil)
+	if r.Error == nil || r.Error.Code != "unavailable" {
+		t.Fatalf("sale_create on the rewritten store: %s, want unavailable", r.raw)
+	}
+	if after := fmt.Sprint(storeRows(t, db, `SELECT count(*) AS n FROM sales`)[0]["n"]); after != before {
+		t.Errorf("%s sales after the refused change, want %s", after, before)
+	}
+	select {
+	case <-l.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the lane serves on the rewritten store:\n%s", l.log())
+	}
+	if code, log := l.cmd.ProcessState.ExitCode(), l.log(); code == 0 || !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "start it again") {
+		t.Errorf("exit status %d, want non-zero with an ERROR saying to start it again:\n%s", code, log)
+	}
+}

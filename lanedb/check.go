@@ -313,6 +313,11 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
 	}
+	// Another program's file is refused before anything is written: its
+	// copy would only fail check afterwards, and be left behind.
+	if err := RefuseForeign(ctx, path); err != nil {
+		return BackupResult{}, fmt.Errorf("backup %s: %w", path, err)
+	}
 	db, err := openFile(ctx, path, false)
 	if err != nil {
 		return BackupResult{}, err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -111,6 +112,9 @@ type DB struct {
 	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
 	migratedAt  time.Time     // Options.MigratedAt
 	closed      atomic.Bool
+	// gen, set by GuardGeneration, makes every write check the store's
+	// generation; nil on SQLite and for commands.
+	gen *generationGuard
 }
 
 // writeFault is a write refused by the lane DB's storage.
@@ -213,13 +217,16 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// RefuseForeign returns ErrNotLaneDB for an SQLite file at path that holds
-// another program's tables and no lane schema, having looked at it
-// read-only, with no pragma: the writer's own DSN would first switch the
-// file's journal mode to WAL (a change to another program's file that
-// outlives the refusal), and migrate only then finds that it is not a lane
-// DB. Anything else (no file, an empty one, a lane DB, one it cannot read)
-// is for Open to answer: nil.
+// RefuseForeign returns ErrNotLaneDB for a file at path that is not an
+// SQLite database at all, or an SQLite file that holds another program's
+// tables and no lane schema, having looked at it read-only, with no
+// pragma: the writer's own DSN would first switch the file's journal mode
+// to WAL (a change to another program's file that outlives the refusal),
+// and migrate only then finds that it is not a lane DB. Anything else (no
+// file, an empty one, a lane DB, one it cannot read) is for Open to
+// answer: nil. It leaves nothing beside the file: without a -wal there,
+// the file is read as immutable, as SQLite would otherwise make an empty
+// -wal and -shm beside a WAL-mode file of another program and leave them.
 func RefuseForeign(ctx context.Context, path string) error {
 	if IsPostgresURL(path) {
 		return nil
@@ -231,7 +238,16 @@ func RefuseForeign(ctx context.Context, path string) error {
 	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 		return nil
 	}
-	ro, err := sqlx.Open("sqlite", fileURI(abs)+"?mode=ro")
+	if notSQLite(abs) {
+		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w", abs, ErrNotLaneDB)
+	}
+	dsn := fileURI(abs) + "?mode=ro"
+	if _, err := os.Lstat(abs + "-wal"); errors.Is(err, os.ErrNotExist) {
+		// No WAL: the file alone is the whole database, and nobody has it
+		// open in WAL mode (SQLite keeps the -wal while anyone does).
+		dsn += "&immutable=1"
+	}
+	ro, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
 		return nil
 	}
@@ -241,6 +257,25 @@ func RefuseForeign(ctx context.Context, path string) error {
 		return err
 	}
 	return nil
+}
+
+// sqliteHeader starts every SQLite database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// notSQLite reports whether the file at abs, which is not empty, does not
+// start as an SQLite database does; false when it cannot be read.
+func notSQLite(abs string) bool {
+	f, err := os.Open(abs)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return false
+	}
+	return string(head[:n]) != sqliteHeader
 }
 
 // Close closes both pools. On SQLite the WAL is copied back into the
@@ -399,6 +434,10 @@ func readerDSN(abs string, o Options) string {
 func (db *DB) WriteTx(ctx context.Context, fn func(tx *Tx) error) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
+		return err
+	}
+	if err := db.checkGeneration(ctx, tx); err != nil {
+		_ = tx.Rollback()
 		return err
 	}
 	if err := fn(tx); err != nil {

@@ -214,3 +214,95 @@ func TestPostgresWriterDoesNotHangOnALock(t *testing.T) {
 		t.Fatalf("after the lock went: %v", err)
 	}
 }
+
+// A lane's write batch on a store rewritten under it (its generation no
+// longer the one it started on, DB.GuardGeneration) commits nothing, is
+// answered ErrUnavailable and ErrStoreRewritten, and stops the lane, once.
+// A rewrite still under way (its transaction has set the generation first,
+// as the fixture commands do) holds the batch until it commits, and the
+// batch then reads the new generation.
+func TestPostgresWriterRefusesARewrittenStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// rewrite sets the store's generation on admin while write (a lane
+		// write, run in the background) is to run; nil: no rewrite.
+		rewrite func(t *testing.T, admin *pgx.Conn, u string, write func() <-chan error) error
+		refused bool
+	}{
+		{"not rewritten", nil, false},
+		{"rewritten before the batch", func(t *testing.T, admin *pgx.Conn, _ string, write func() <-chan error) error {
+			if _, err := admin.Exec(context.Background(), `UPDATE lane_meta SET value = 'second' WHERE key = $1`, MetaGeneration); err != nil {
+				t.Fatal(err)
+			}
+			return <-write()
+		}, true},
+		{"rewrite under way", func(t *testing.T, admin *pgx.Conn, u string, write func() <-chan error) error {
+			ctx := context.Background()
+			tx, err := admin.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE lane_meta SET value = 'second' WHERE key = $1`, MetaGeneration); err != nil {
+				t.Fatal(err)
+			}
+			done := write()
+			waitForLockWait(t, u) // the batch waits for the rewrite's row lock
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return <-done
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, u := openPostgresTest(t)
+			ctx := context.Background()
+			if err := db.WriteTx(ctx, func(tx *Tx) error { return SetMeta(ctx, tx, MetaGeneration, "first") }); err != nil {
+				t.Fatal(err)
+			}
+			var stops atomic.Int32
+			var stopErr atomic.Pointer[error]
+			db.GuardGeneration("first", func(err error) { stops.Add(1); stopErr.Store(&err) })
+			w := db.NewWriter(WriterOptions{})
+			defer w.Close()
+			write := func() <-chan error {
+				done := make(chan error, 1)
+				go func() { done <- w.Do(ctx, insertStaff(1)) }()
+				return done
+			}
+			var err error
+			if tc.rewrite == nil {
+				err = <-write()
+			} else {
+				admin, cerr := pgx.Connect(ctx, u)
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				defer admin.Close(ctx)
+				err = tc.rewrite(t, admin, u, write)
+			}
+			if !tc.refused {
+				if err != nil || staffCount(t, db) != 1 || stops.Load() != 0 {
+					t.Fatalf("err %v, %d staff rows, %d stops; want the write, no stop", err, staffCount(t, db), stops.Load())
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrStoreRewritten) {
+				t.Fatalf("err = %v, want ErrUnavailable and ErrStoreRewritten", err)
+			}
+			// Later changes are refused too, by the writer and WriteTx, and
+			// the lane is stopped once.
+			if err := w.Do(ctx, insertStaff(2)); !errors.Is(err, ErrStoreRewritten) {
+				t.Errorf("the next batch: %v, want ErrStoreRewritten", err)
+			}
+			if err := db.WriteTx(ctx, func(tx *Tx) error { return insertStaff(3)(ctx, tx) }); !errors.Is(err, ErrStoreRewritten) {
+				t.Errorf("WriteTx: %v, want ErrStoreRewritten", err)
+			}
+			if n := staffCount(t, db); n != 0 {
+				t.Errorf("%d staff rows landed in the rewritten store, want none", n)
+			}
+			if n := stops.Load(); n != 1 || !errors.Is(*stopErr.Load(), ErrStoreRewritten) {
+				t.Errorf("stopped %d times, want once with ErrStoreRewritten", n)
+			}
+		})
+	}
+}

@@ -65,8 +65,13 @@ func LockServing(path string) (release func(), err error) {
 // it, and a lane cannot start on it meanwhile (LockServing fails). Restore
 // takes it, and so do the fixture commands that rewrite a lane DB file.
 // The lock file is made even when the DB does not exist yet, so that a
-// lane started with --create cannot begin serving a DB being built.
+// lane started with --create cannot begin serving a DB being built. A file
+// of another program at path is refused (ErrNotLaneDB) before any lock
+// file is made: no command rewrites it, and none leaves a file beside it.
 func LockExclusive(path string) (release func(), err error) {
+	if err := RefuseForeign(context.Background(), path); err != nil {
+		return nil, err
+	}
 	f, name, err := lockFile(path)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("%w, or another command is rewriting it (it holds %s): stop it first", ErrServing, name)

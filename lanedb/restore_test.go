@@ -282,3 +282,107 @@ func TestRestoreLeavesTheDBAsItFoundIt(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignFilesLeftAlone: a file of another program, SQLite (in either
+// journal mode) or not, is refused as ErrNotLaneDB by every way a command
+// reaches a lane DB file, restore onto it among them, and nothing is left
+// of the attempt: its bytes are as they were and no file is made beside it
+// (no -lock, -wal, -shm, copy or backup).
+func TestForeignFilesLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if db, err := Open(ctx, backup, Options{}); err != nil {
+		t.Fatal(err)
+	} else if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	foreign := map[string]func(t *testing.T, path string){
+		"not SQLite": func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(strings.Repeat("another program's data\n", 50)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"SQLite, rollback journal": func(t *testing.T, path string) { foreignSQLite(t, path, "DELETE") },
+		"SQLite, WAL mode":         func(t *testing.T, path string) { foreignSQLite(t, path, "WAL") },
+	}
+	ops := map[string]func(path, dir string) error{
+		"LockServing": func(path, _ string) error {
+			release, err := LockServing(path)
+			if release != nil {
+				release()
+			}
+			return err
+		},
+		"LockExclusive": func(path, _ string) error {
+			release, err := LockExclusive(path)
+			if release != nil {
+				release()
+			}
+			return err
+		},
+		"Open": func(path, _ string) error {
+			db, err := Open(ctx, path, Options{})
+			if db != nil {
+				db.Close()
+			}
+			return err
+		},
+		"Backup": func(path, dir string) error {
+			_, err := Backup(ctx, path, filepath.Join(dir, "copy.db"))
+			return err
+		},
+		"Restore onto it": func(path, _ string) error {
+			_, err := Restore(ctx, path, backup, false, time.Now())
+			return err
+		},
+	}
+	for fname, mk := range foreign {
+		for oname, op := range ops {
+			t.Run(fname+"/"+oname, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "other.db")
+				mk(t, path)
+				before, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := op(path, dir); !errors.Is(err, ErrNotLaneDB) {
+					t.Errorf("err = %v, want ErrNotLaneDB", err)
+				}
+				if after, err := os.ReadFile(path); err != nil || string(after) != string(before) {
+					t.Errorf("the file changed (%v)", err)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+					var names []string
+					for _, e := range entries {
+						names = append(names, e.Name())
+					}
+					t.Errorf("files beside it after the refusal: %v, want other.db alone", names)
+				}
+			})
+		}
+	}
+}
+
+// foreignSQLite makes an SQLite file of another program at path, in the
+// journal mode given, closed (SQLite removes its -wal and -shm).
+func foreignSQLite(t *testing.T, path, journalMode string) {
+	t.Helper()
+	db, err := sqlx.Open("sqlite", fileURI(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA journal_mode=" + journalMode, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "INSERT INTO notes (body) VALUES ('x')"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(path + "-*"); len(left) > 0 {
+		t.Fatalf("the other program's SQLite left %v", left)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,6 +62,78 @@ func NewGeneration(ctx context.Context, tx *Tx) error {
 	return SetMeta(ctx, tx, MetaGeneration, uuid.NewString())
 }
 
+// generationSpace is the UUID namespace of SeededGeneration's generations.
+var generationSpace = uuid.MustParse("6a0c1d52-3f0e-4b8e-9d1e-67c0a5e1f7b2")
+
+// SeededGeneration gives the lane DB a new generation (MetaGeneration)
+// derived from seed and the generation it had, in the transaction that
+// rewrites its store: `fixture generate` builds a new lane DB byte for byte
+// the same for one seed, so its generation cannot be random. Chaining the
+// previous generation in still makes it new on every rewrite of a store
+// that held one: a store loaded (random generation) and generated onto
+// again with the same seed never gets back a generation a lane started on.
+func SeededGeneration(ctx context.Context, tx *Tx, seed string) error {
+	prev, err := Meta(ctx, tx, MetaGeneration)
+	if err != nil {
+		return err
+	}
+	return SetMeta(ctx, tx, MetaGeneration, uuid.NewSHA1(generationSpace, []byte(prev+"\x00"+seed)).String())
+}
+
+// GuardGeneration makes every write transaction of db (each batch of its
+// Writer, each WriteTx) read the store's generation (MetaGeneration) first,
+// in the transaction itself, and refuse to write unless it is gen, the one
+// the lane started on (LockStoreServing): the store lock alone leaves a
+// gap, from losing its connection to noticing, in which a fixture command
+// may rewrite the store and the lane's queued changes would land in the new
+// one. A refused transaction commits nothing, fails with ErrUnavailable and
+// ErrStoreRewritten, and calls stop once, with the ErrStoreRewritten
+// error, so the lane stops. The row is read FOR SHARE: a fixture command,
+// which sets the generation first thing in its rewrite, waits for a batch
+// that read it, and a batch waits for a rewrite under way and then reads
+// the new one.
+// Call it before the Writer runs; on SQLite it does nothing.
+func (db *DB) GuardGeneration(gen string, stop func(error)) {
+	if db.Postgres() {
+		db.gen = &generationGuard{want: gen, stop: stop}
+	}
+}
+
+// generationGuard is GuardGeneration's setting.
+type generationGuard struct {
+	want string
+	stop func(error)
+	once sync.Once
+}
+
+// qGeneration reads the store generation, "" when unset; one read of
+// lane_meta's primary key.
+const qGeneration = `SELECT COALESCE((SELECT value FROM lane_meta WHERE key = ? FOR SHARE), '')`
+
+// checkGeneration is GuardGeneration's check, in t before its writes.
+func (db *DB) checkGeneration(ctx context.Context, t *Tx) error {
+	g := db.gen
+	if g == nil {
+		return nil
+	}
+	var gen string
+	if err := t.QueryRowContext(ctx, qGeneration, MetaGeneration).Scan(&gen); err != nil {
+		return fmt.Errorf("read the store generation: %w", err)
+	}
+	if gen == g.want {
+		return nil
+	}
+	err := fmt.Errorf("store database %s: %w: a fixture command (load, reset or generate) rewrote it while this lane had lost its store lock: "+
+		"a change queued for the store it served was refused, not written; this lane stops rather than serve it: start it again (a service manager restarts it) to serve the store as it is now",
+		db.Path, ErrStoreRewritten)
+	g.once.Do(func() {
+		if g.stop != nil {
+			g.stop(err)
+		}
+	})
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
 // ErrStoreRewritten is the error a serving lane stops with when its store
 // database was rewritten, or is being rewritten, by a fixture command while
 // its store lock was lost (PostgreSQL restarted under it).
@@ -76,27 +149,28 @@ var ErrStoreRewritten = errors.New("store database rewritten under this serving 
 // generation changed, MetaGeneration), or a fixture command holds the lock
 // when the lane tries it again, stop is called once with an error wrapping
 // ErrStoreRewritten, saying what to do, and the lock is not taken again:
-// the lane must stop serving. opts.BusyTimeout bounds connecting, unless
-// the URL sets connect_timeout.
-func LockStoreServing(ctx context.Context, dbURL string, opts Options, log *slog.Logger, stop func(error)) (release func(), err error) {
+// the lane must stop serving. gen is the store's generation now, for
+// DB.GuardGeneration. opts.BusyTimeout bounds connecting, unless the URL
+// sets connect_timeout.
+func LockStoreServing(ctx context.Context, dbURL string, opts Options, log *slog.Logger, stop func(error)) (release func(), gen string, err error) {
 	h := &storeHold{url: dbURL, name: redactURL(dbURL), timeout: opts.withDefaults().BusyTimeout, log: log, lost: stop, done: make(chan struct{})}
 	c, held, err := takeStoreLock(ctx, dbURL, h.timeout, true)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !held {
 		c.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("store database %s is being rewritten: a fixture command holds its store lock: let it finish, then start the lane", h.name)
+		return nil, "", fmt.Errorf("store database %s is being rewritten: a fixture command holds its store lock: let it finish, then start the lane", h.name)
 	}
 	if h.gen, err = storeGeneration(ctx, c); err != nil {
 		letGo(c, h.timeout)
-		return nil, fmt.Errorf("lane db %s: %w", h.name, err)
+		return nil, "", fmt.Errorf("lane db %s: %w", h.name, err)
 	}
 	h.conn = c
 	var keepCtx context.Context
 	keepCtx, h.stop = context.WithCancel(context.WithoutCancel(ctx))
 	go h.keep(keepCtx)
-	return h.release, nil
+	return h.release, h.gen, nil
 }
 
 // LockStoreExclusive takes the store lock of the PostgreSQL store database

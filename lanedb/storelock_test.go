@@ -31,7 +31,7 @@ func TestPostgresStoreLockRefusals(t *testing.T) {
 	ctx := context.Background()
 	u := freshPostgresDB(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	serve := func() (func(), error) { return LockStoreServing(ctx, u, Options{}, quiet, nil) }
+	serve := func() (func(), error) { r, _, err := LockStoreServing(ctx, u, Options{}, quiet, nil); return r, err }
 	rewrite := func() (func(), error) { return LockStoreExclusive(ctx, u, Options{}) }
 	for _, tc := range []struct {
 		name     string
@@ -149,7 +149,7 @@ func TestPostgresStoreLockTakenAgain(t *testing.T) {
 			lw := &lockedWriter{b: &logged}
 			log := func() string { lw.mu.Lock(); defer lw.mu.Unlock(); return logged.String() }
 			stopped := make(chan error, 2)
-			release, err := LockStoreServing(ctx, u, Options{}, slog.New(slog.NewTextHandler(lw, nil)), func(err error) { stopped <- err })
+			release, _, err := LockStoreServing(ctx, u, Options{}, slog.New(slog.NewTextHandler(lw, nil)), func(err error) { stopped <- err })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -503,6 +503,13 @@ func (w *Writer) runBatch(batch []*job) {
 		w.answer(batch, results, w.unavailable(err))
 		return
 	}
+	// A store rewritten under the lane (DB.GuardGeneration) gets none of
+	// the batch: it was queued for the store the lane started on.
+	if err := w.db.checkGeneration(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		w.answer(batch, results, w.unavailable(err))
+		return
+	}
 	// Jobs that lost a race on PostgreSQL run once more, in a batch of
 	// their own right after this one: by then the winner has committed
 	// (its locks are why this one lost), and they see its writes.

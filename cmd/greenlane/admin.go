@@ -249,7 +249,7 @@ func openExisting(path string) (*lanedb.DB, error) {
 		// serve makes the default DB by itself, and any other only with
 		// --create: the hint gives the command that works for this path.
 		create := "greenlane serve --db " + path + " --create"
-		if isDefaultDB(path, "") {
+		if isDefaultDB(path) {
 			create = "greenlane serve"
 		}
 		return nil, fmt.Errorf("lane DB %s: %w (start '%s' or run 'greenlane fixture load demo --db %s' to create it)", path, err, create, path)

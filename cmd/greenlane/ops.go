@@ -139,6 +139,11 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if err := refuseStoreMode(sfs); err != nil {
 		return err
 	}
+	// At serve's default path (--db not given), the install makes or keeps
+	// the DB in --dir, as serve would at its first start there.
+	if isDefaultDB(st.dbPath) {
+		st.create = true
+	}
 	if _, _, _, err := checkServe(sfs, st, u.dir, io.Discard); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -149,7 +154,10 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	// The unit never carries --create: were the DB lost, a restart would
 	// quietly make a new demo store with a new admin key, the very thing
 	// --create exists to prevent. The DB it asks for is made once, now.
-	u.flags = withoutCreate(sfs, u.flags)
+	// The unit names the DB by its absolute path, the one made or found
+	// now, never serve's default: serve makes a missing DB at the default
+	// path, and so would turn a lost DB into a new demo store too.
+	u.flags = append(withoutFlag(sfs, withoutCreate(sfs, u.flags), "db"), "--db", st.dbPath)
 	if u.exe, err = executable(); err != nil {
 		return fmt.Errorf("service install: path of this greenlane binary: %w", err)
 	}
@@ -169,7 +177,7 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(*out); err == nil && !*force {
 		return fmt.Errorf("service install: %s exists; give --force to replace it", *out)
 	}
-	if err := makeServiceDB(st, u.dir, acct, stdout, stderr); err != nil {
+	if err := makeServiceDB(st, acct, stdout, stderr); err != nil {
 		return fmt.Errorf("service install: %w", err)
 	}
 	mode := os.O_WRONLY | os.O_CREATE | os.O_EXCL
@@ -198,6 +206,12 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 // withoutCreate is the serve flags args without --create (in any of its
 // spellings), each other flag kept with its value.
 func withoutCreate(fs *flag.FlagSet, args []string) []string {
+	return withoutFlag(fs, args, "create")
+}
+
+// withoutFlag is the flags args without the flag drop (in any of its
+// spellings, with its value), each other flag kept with its value.
+func withoutFlag(fs *flag.FlagSet, args []string, drop string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -205,11 +219,16 @@ func withoutCreate(fs *flag.FlagSet, args []string) []string {
 			return append(out, args[i:]...) // no flags after these
 		}
 		name, _, inline := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		if name == "create" {
+		f := fs.Lookup(name)
+		takesNext := f != nil && !inline && !isBoolFlag(f) && i+1 < len(args)
+		if name == drop {
+			if takesNext {
+				i++ // its value goes with it
+			}
 			continue
 		}
 		out = append(out, a)
-		if f := fs.Lookup(name); f != nil && !inline && !isBoolFlag(f) && i+1 < len(args) {
+		if takesNext {
 			i++
 			out = append(out, args[i]) // its value, even one that starts with -
 		}
@@ -222,14 +241,15 @@ func isBoolFlag(f *flag.Flag) bool {
 	return ok && b.IsBoolFlag()
 }
 
-// makeServiceDB makes the lane DB that serve, run in dir with the unit's
-// flags, would make at its first start (demo fixture, admin key in
-// <db>.apikey: with --create, or at the default path), unless one is
+// makeServiceDB makes the lane DB that serve with the unit's flags and
+// --create would make at its first start (demo fixture, admin key in
+// <db>.apikey; service install asks for it with --create, or without --db,
+// for the default path), unless one is
 // there, and gives it and its key file to acct, the service's account
 // (service install runs as root). Like serve, it keeps lanes off the file
 // meanwhile.
-func makeServiceDB(st *serveSettings, dir string, acct *user.User, stdout, stderr io.Writer) error {
-	fresh, err := checkDBPath(st.dbPath, st.create, dir)
+func makeServiceDB(st *serveSettings, acct *user.User, stdout, stderr io.Writer) error {
+	fresh, err := checkDBPath(st.dbPath, st.create)
 	if err != nil || !fresh {
 		return err
 	}

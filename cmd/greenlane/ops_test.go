@@ -175,6 +175,67 @@ func TestServiceInstall(t *testing.T) {
 	}
 }
 
+// TestServiceInstallNamesTheDB: the unit names its lane DB by absolute
+// path, the one the install made or found, given or not, relative or not;
+// serve, run as the unit says in its working directory, then refuses a
+// lost DB instead of making a new demo store with a new admin key (which it
+// does at the default path when --db is not given).
+func TestServiceInstallNamesTheDB(t *testing.T) {
+	installedAt(t, "/usr/local/bin/greenlane")
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		file  string // the DB made, in the working directory
+	}{
+		{"no --db", []string{"--addr", "127.0.0.1:1"}, "greenlane-lane.db"},
+		{"relative --db", []string{"--db", "lane.db", "--create", "--addr", "127.0.0.1:1"}, "lane.db"},
+		{"--db=./greenlane-lane.db", []string{"--db=./greenlane-lane.db", "--addr", "127.0.0.1:1"}, "greenlane-lane.db"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Outside /tmp, which PrivateTmp hides: the unit's working
+			// directory is made beside the test's sources.
+			work, err := os.MkdirTemp(".", "install-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(work) })
+			if work, err = filepath.Abs(work); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "lane.service")
+			if _, err := runInstall(append([]string{"--user", "root", "--dir", work, "--out", out, "--"}, tt.flags...)...); err != nil {
+				t.Fatal(err)
+			}
+			unit, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(work, tt.file)
+			_, exec, _ := strings.Cut(string(unit), "ExecStart=/usr/local/bin/greenlane serve ")
+			exec, _, _ = strings.Cut(exec, "\n")
+			words := strings.Fields(exec)
+			if n := strings.Count(exec, "--db"); n != 1 || !strings.HasSuffix(exec, " --db "+db) {
+				t.Fatalf("ExecStart serve %q, want one --db, %s", exec, db)
+			}
+			if _, err := os.Stat(db + ".apikey"); err != nil {
+				t.Fatalf("the install made no lane DB: %v", err)
+			}
+			// The DB is lost: serve, as the unit runs it, refuses to start.
+			for _, p := range []string{db, db + ".apikey", db + "-wal", db + "-shm"} {
+				os.Remove(p)
+			}
+			t.Chdir(work)
+			err = dispatch(append([]string{"serve"}, words...), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "--create") {
+				t.Errorf("serve on the lost DB: %v, want a refusal naming --create", err)
+			}
+			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("serve made %s again: %v", db, err)
+			}
+		})
+	}
+}
+
 // TestWithoutCreate: the unit's serve flags are the ones given less
 // --create, however spelled; a value that looks like it stays.
 func TestWithoutCreate(t *testing.T) {
@@ -205,7 +266,7 @@ func TestMakeServiceDBOwner(t *testing.T) {
 	}
 	db := filepath.Join(t.TempDir(), "lane.db")
 	var stdout bytes.Buffer
-	if err := makeServiceDB(&serveSettings{dbPath: db, create: true}, "/", acct, &stdout, io.Discard); err != nil {
+	if err := makeServiceDB(&serveSettings{dbPath: db, create: true}, acct, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{db, db + ".apikey"} {

@@ -245,7 +245,7 @@ func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Write
 	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
 		return fail(err)
 	}
-	if _, err := checkDBPath(st.dbPath, st.create, dir); err != nil {
+	if _, err := checkDBPath(st.dbPath, st.create); err != nil {
 		return fail(err)
 	}
 	return lc, log, caFile, nil
@@ -302,13 +302,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 	}()
 	var unlock func()
+	var storeGen string // the store's generation when the lane took its lock
 	defer func() {
 		if unlock != nil {
 			unlock()
 		}
 	}()
 	if lanedb.IsPostgresURL(st.dbPath) {
-		if unlock, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log, stopServing); err != nil {
+		if unlock, storeGen, err = lanedb.LockStoreServing(ctx, st.dbPath, st.db, log, stopServing); err != nil {
 			return err
 		}
 	} else if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
@@ -319,6 +320,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return err
 	}
 	defer db.Close()
+	// Every change checks, in its own transaction, that the store is still
+	// the one the lock was taken on: the lock's watch alone notices a
+	// rewrite only after changes queued meanwhile were written into it.
+	db.GuardGeneration(storeGen, func(err error) {
+		log.Error("stopping: " + err.Error())
+		stopServing(err)
+	})
 	if unlock == nil && !lanedb.IsPostgresURL(st.dbPath) {
 		if unlock, err = lanedb.LockServing(st.dbPath); err != nil {
 			return err
@@ -523,7 +531,7 @@ func warnUncovered(log *slog.Logger, st *serveSettings, addr net.Addr) {
 // (or 0-byte) file becomes a demo lane: the demo fixture plus an admin key
 // written to <db>.apikey, mode 0600.
 func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Options, log *slog.Logger) (*lanedb.DB, error) {
-	fresh, err := checkDBPath(path, create, "")
+	fresh, err := checkDBPath(path, create)
 	if err != nil {
 		return nil, err
 	}
@@ -552,7 +560,7 @@ func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Optio
 // empty store with a fresh admin key. A 0-byte file counts as missing (a
 // `touch`ed name holds no lane), unless a -wal file beside it holds pages
 // not yet copied back. A missing folder is always refused.
-func checkDBPath(path string, create bool, dir string) (fresh bool, err error) {
+func checkDBPath(path string, create bool) (fresh bool, err error) {
 	if lanedb.IsPostgresURL(path) {
 		// A store database is created by its administrator (README, "Store
 		// mode"), never seeded with the demo: --create is refused, saying
@@ -575,7 +583,7 @@ func checkDBPath(path string, create bool, dir string) (fresh bool, err error) {
 	if d, err := os.Stat(folder); err != nil || !d.IsDir() {
 		return false, usagef("--db %s: folder %s does not exist (check the path, or create the folder first)", path, folder)
 	}
-	if !create && !isDefaultDB(path, dir) {
+	if !create && !isDefaultDB(path) {
 		what := "no lane DB there"
 		if statErr == nil {
 			what = "the file is empty (0 bytes), not a lane DB"
@@ -606,15 +614,13 @@ func openStoreDB(ctx context.Context, url string, opts lanedb.Options, log *slog
 	return db, nil
 }
 
-// isDefaultDB reports whether path names greenlane-lane.db in dir, the
-// folder serve runs in ("": this one).
-func isDefaultDB(path, dir string) bool {
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
-	a, err1 := filepath.Abs(path)
-	b, err2 := filepath.Abs(filepath.Join(dir, defaultDB))
-	return err1 == nil && err2 == nil && a == b
+// isDefaultDB reports whether path is the default --db, relative to the
+// folder serve runs in: only that path is made when missing. An absolute
+// path never is, even to the same file: service install writes the DB's
+// absolute path into its unit, so that serve there refuses a lost DB
+// instead of making a new demo store with a new admin key.
+func isDefaultDB(path string) bool {
+	return !filepath.IsAbs(path) && filepath.Clean(path) == filepath.Clean(defaultDB)
 }
 
 func seedDemo(ctx context.Context, db *lanedb.DB, log *slog.Logger) error {
