@@ -239,7 +239,10 @@ func RefuseForeign(ctx context.Context, path string) error {
 		return nil
 	}
 	if notSQLite(abs) {
-		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w", abs, ErrNotLaneDB)
+		// A lane DB damaged past reading looks the same: say how to restore
+		// over one without guessing which it is.
+		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w; if it is a lane DB damaged past reading, move it aside (mv %s %s.damaged) and run the command again",
+			abs, ErrNotLaneDB, abs, abs)
 	}
 	dsn := fileURI(abs) + "?mode=ro"
 	if _, err := os.Lstat(abs + "-wal"); errors.Is(err, os.ErrNotExist) {
