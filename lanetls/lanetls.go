@@ -144,15 +144,13 @@ func nameFault(name string) string {
 	return ""
 }
 
-// Init creates the CA and a server certificate for names. An existing CA
-// is replaced only with force: tablets that trust it would stop trusting
-// the lane.
-func Init(f Files, names []string, force bool, now time.Time) error {
+// certNames is names without repeats, refused with every bad one on one
+// line, or when there are none.
+func certNames(names []string) ([]string, error) {
 	names = dedupe(names)
 	if len(names) == 0 {
-		return errors.New("no names for the server certificate")
+		return nil, errors.New("no names for the server certificate")
 	}
-	// Every bad name, on one line.
 	var bad []string
 	for _, n := range names {
 		if why := nameFault(n); why != "" {
@@ -160,7 +158,18 @@ func Init(f Files, names []string, force bool, now time.Time) error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s", ErrBadName, strings.Join(bad, "; "))
+		return nil, fmt.Errorf("%w: %s", ErrBadName, strings.Join(bad, "; "))
+	}
+	return names, nil
+}
+
+// Init creates the CA and a server certificate for names. An existing CA
+// is replaced only with force: tablets that trust it would stop trusting
+// the lane.
+func Init(f Files, names []string, force bool, now time.Time) error {
+	names, err := certNames(names)
+	if err != nil {
+		return err
 	}
 	if !force {
 		if _, err := os.Stat(f.CA); err == nil {
@@ -213,18 +222,9 @@ func Init(f Files, names []string, force bool, now time.Time) error {
 // a lane reached under a name its certificate lacks gets one that holds it,
 // and tablets keep trusting the same CA.
 func Reissue(f Files, names []string, now time.Time) error {
-	names = dedupe(names)
-	if len(names) == 0 {
-		return errors.New("no names for the server certificate")
-	}
-	var bad []string
-	for _, n := range names {
-		if why := nameFault(n); why != "" {
-			bad = append(bad, fmt.Sprintf("%q (%s)", n, why))
-		}
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s", ErrBadName, strings.Join(bad, "; "))
+	names, err := certNames(names)
+	if err != nil {
+		return err
 	}
 	ca, caKey, err := loadCA(f)
 	if err != nil {
