@@ -180,6 +180,31 @@ func TestServiceInstall(t *testing.T) {
 // serve, run as the unit says in its working directory, then refuses a
 // lost DB instead of making a new demo store with a new admin key (which it
 // does at the default path when --db is not given).
+// unitWorkDir makes a unit's working directory outside /tmp and /var/tmp,
+// which PrivateTmp hides: beside the test's sources, or, in a checkout
+// that lies under /tmp itself, in the home directory.
+func unitWorkDir(t *testing.T) string {
+	t.Helper()
+	bases := []string{"."}
+	if home, err := os.UserHomeDir(); err == nil {
+		bases = append(bases, home)
+	}
+	for _, base := range bases {
+		abs, err := filepath.Abs(base)
+		if err != nil || privateTmp(abs) != "" {
+			continue
+		}
+		work, err := os.MkdirTemp(abs, "greenlane-install-")
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { os.RemoveAll(work) })
+		return work
+	}
+	t.Skipf("no writable folder outside /tmp and /var/tmp (tried %v): a unit's working directory cannot lie under them", bases)
+	return ""
+}
+
 func TestServiceInstallNamesTheDB(t *testing.T) {
 	installedAt(t, "/usr/local/bin/greenlane")
 	for _, tt := range []struct {
@@ -192,16 +217,7 @@ func TestServiceInstallNamesTheDB(t *testing.T) {
 		{"--db=./greenlane-lane.db", []string{"--db=./greenlane-lane.db", "--addr", "127.0.0.1:1"}, "greenlane-lane.db"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			// Outside /tmp, which PrivateTmp hides: the unit's working
-			// directory is made beside the test's sources.
-			work, err := os.MkdirTemp(".", "install-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(work) })
-			if work, err = filepath.Abs(work); err != nil {
-				t.Fatal(err)
-			}
+			work := unitWorkDir(t)
 			out := filepath.Join(t.TempDir(), "lane.service")
 			if _, err := runInstall(append([]string{"--user", "root", "--dir", work, "--out", out, "--"}, tt.flags...)...); err != nil {
 				t.Fatal(err)
