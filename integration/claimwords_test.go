@@ -32,7 +32,7 @@ func TestClaimedSaysWhatTheCallerCanDo(t *testing.T) {
 		t.Errorf("HTTP claimed message %q says to recall here, which HTTP cannot", p.Error.Message)
 	}
 
-	admin := dialMux(t, l, "admin", "", l.newKey("admin", "counter,admin"), "")
+	admin := dialMux(t, l, "admin-2", "", l.newKey("admin-2", "counter,admin"), "")
 	cancel := map[string]any{"reason": "left"}
 	admin.fails(t, sbA+"salesbuilder_cancel", pk, cancel, "claimed", `"counter-1"`, "v.force", "greenlane presell void --force")
 	holder.ws.Close()

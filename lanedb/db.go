@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -238,12 +237,13 @@ func RefuseForeign(ctx context.Context, path string) error {
 	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 		return nil
 	}
-	if notSQLite(abs) {
-		// A lane DB damaged past reading looks the same: say how to restore
-		// over one without guessing which it is.
-		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w; if it is a lane DB damaged past reading, move it aside (mv %s %s.damaged) and run the command again",
-			abs, ErrNotLaneDB, abs, abs)
-	}
+	// The file is read only through SQLite, never opened and closed
+	// beside it: closing any descriptor of a file drops every POSIX lock
+	// this process holds on it, so a lane that opened its DB and then
+	// looked at it here (serve does, after --create) would lose SQLite's
+	// locks, and another program (the counter) could then checkpoint and
+	// truncate the WAL under the lane's readers. SQLite keeps its own
+	// descriptors open while any connection of the process holds a lock.
 	dsn := fileURI(abs) + "?mode=ro"
 	if _, err := os.Lstat(abs + "-wal"); errors.Is(err, os.ErrNotExist) {
 		// No WAL: the file alone is the whole database, and nobody has it
@@ -256,29 +256,17 @@ func RefuseForeign(ctx context.Context, path string) error {
 	}
 	defer ro.Close()
 	ro.SetMaxOpenConns(1)
-	if _, err := sqliteSchemaVersion(ctx, ro, abs); errors.Is(err, ErrNotLaneDB) {
+	_, err = sqliteSchemaVersion(ctx, ro, abs)
+	switch {
+	case errors.Is(err, ErrNotLaneDB):
 		return err
+	case isSQLiteCode(err, sqlite3.SQLITE_NOTADB):
+		// A lane DB damaged past reading looks the same: say how to restore
+		// over one without guessing which it is.
+		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w; if it is a lane DB damaged past reading, move it aside (mv %s %s.damaged) and run the command again",
+			abs, ErrNotLaneDB, abs, abs)
 	}
 	return nil
-}
-
-// sqliteHeader starts every SQLite database file.
-const sqliteHeader = "SQLite format 3\x00"
-
-// notSQLite reports whether the file at abs, which is not empty, does not
-// start as an SQLite database does; false when it cannot be read.
-func notSQLite(abs string) bool {
-	f, err := os.Open(abs)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, len(sqliteHeader))
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return false
-	}
-	return string(head[:n]) != sqliteHeader
 }
 
 // Close closes both pools. On SQLite the WAL is copied back into the
