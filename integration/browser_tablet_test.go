@@ -567,6 +567,9 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 	browserRun(t, ctx,
 		chromedp.Navigate("http://"+l.addr+"/tablet/#key="+key3),
 		chromedp.WaitNotPresent(chromedp.CSS("#repair")),
+		// Paired with the new key before the tap (its name shows after
+		// its first sale): the grid on screen until then is the old key's.
+		waitText("#paired-as", "the name shows after the first sale"),
 		waitText("#grid", "Flat White"),
 		chromedp.Click(chromedp.CSS(tabCroissant)),
 		waitText("#lines", "Butter Croissant"),

@@ -532,12 +532,9 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "demo") || !strings.Contains(out, "empty") {
 		t.Fatalf("fixture list: %q %v", out, err)
 	}
-	// A lane DB file is locked while served; a store database has no lock
-	// file (README: stop its lanes by hand), and it holds data.
+	// A lane DB file is locked while served, and a store database by its
+	// store lock: both refusals say so.
 	servedRefusal := "a lane is serving it"
-	if isStoreURL(l.db) {
-		servedRefusal = "--replace"
-	}
 	if _, err := cli(t, "fixture", "load", "demo", "--db", l.db); err == nil || !strings.Contains(err.Error(), servedRefusal) {
 		t.Fatalf("loading into the DB a lane serves must be refused (%q): %v", servedRefusal, err)
 	}

@@ -269,8 +269,9 @@ func (s *remoteSession) leaveAsFound(physkey string, made bool) (string, error) 
 	}
 	if sale.Presell == 1 && sale.Ticket != nil {
 		// A claim of a test's closed socket: the same key takes it back
-		// at once (no force: a live counter of another key keeps its own).
-		if _, err := s.call(map[string]any{"a": "fd1.presell.recall", "k": physkey}); err != nil {
+		// at once (no force: a live counter of another key keeps its own),
+		// once the lane has seen that socket close, which may be only now.
+		if err := s.recallBack(physkey); err != nil {
 			return "", err
 		}
 	}
@@ -294,6 +295,21 @@ func (s *remoteSession) leaveAsFound(physkey string, made bool) (string, error) 
 		return "voided presell", nil
 	}
 	return "voided sale", nil
+}
+
+// recallBack recalls a presell a test's socket of this key claimed,
+// waiting up to 10 s while the lane still counts that socket as open.
+func (s *remoteSession) recallBack(physkey string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.call(map[string]any{"a": "fd1.presell.recall", "k": physkey})
+		var fe *fd1Error
+		if err == nil || !errors.As(err, &fe) || fe.Code != "claimed" ||
+			!strings.Contains(fe.Message, "another connection of this key") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // describeCleanup is endOfRun's summary for the run's output; -v lists
