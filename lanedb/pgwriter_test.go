@@ -176,7 +176,10 @@ func TestPostgresWriterUnavailableThenReconnects(t *testing.T) {
 // batch deadline (Options.BusyTimeout), and once the lock is gone the
 // next write goes through.
 func TestPostgresWriterDoesNotHangOnALock(t *testing.T) {
-	u := freshPostgresDB(t)
+	// connect_timeout: the short busy timeout bounds the lock wait only,
+	// not connecting, which a loaded CI machine (the race and store passes
+	// at once) took longer than 300ms for.
+	u := freshPostgresDB(t) + "&connect_timeout=10"
 	ctx := context.Background()
 	db, err := Open(ctx, u, Options{BusyTimeout: 300 * time.Millisecond})
 	if err != nil {
