@@ -161,10 +161,16 @@ async function onLogin() {
 // reloadSale shows the current sale as the lane has it (after a reload or
 // a reconnect), unless changes to it are still waiting to be sent.
 async function reloadSale() {
-  if (!state.sale || !state.lane || !state.lane.online) return;
-  if (state.pending.some((c) => c.sale === state.sale)) return;
+  const k = state.sale;
+  if (!k || !state.lane || !state.lane.online) return;
+  if (state.pending.some((c) => c.sale === k)) return;
+  // A tap made while the fetch is out can move the order to a new sale
+  // (see rehome), or start one: a reply about the sale the page had
+  // then must not clear the order it has now.
+  const current = async () => state.sale === k && !(await queue.all()).some((c) => c.sale === k);
   try {
-    const r = await state.lane.call("salesbuilder.sale_fetch", { k: state.sale });
+    const r = await state.lane.call("salesbuilder.sale_fetch", { k });
+    if (!(await current())) return;
     const sale = saleOf(r);
     if (sale && sale.phase === 5 && sale.ticket != null) {
       showTicket(sale);
@@ -174,6 +180,7 @@ async function reloadSale() {
       newSale();
     }
   } catch (e) {
+    if (!(await current())) return;
     if (e.code === "not_found") newSale();
     else if (e.code !== "offline") showError(S.title, e);
   }
@@ -322,7 +329,9 @@ async function rehome(c, e) {
     adds
   );
   rest.forEach(settled);
-  if (old === state.sale) {
+  // The moved taps become the order on screen, unless the page has moved
+  // on to another order since (then they wait in the open presells list).
+  if (old === state.sale || !state.sale) {
     newSale();
     if (keep.length) {
       state.sale = sale;
@@ -388,8 +397,11 @@ function newSale() {
   state.ticket = null;
   state.customers = null;
   state.submitting = "";
-  // What went wrong with the last customer's order is not news for the next.
+  // What went wrong with the last customer's order is not news for the next,
+  // nor is the customer looked up for it.
   $("errors").replaceChildren();
+  const custQ = $("cust-q");
+  if (custQ) custQ.value = "";
   localStorage.removeItem(store.sale);
   render();
 }
@@ -535,20 +547,27 @@ function render() {
   renderBanner();
   renderHeld();
   const app = $("app");
-  app.replaceChildren();
-  if (!localStorage.getItem(store.key) || state.repair) {
-    app.append(pairScreen());
-    return;
+  const screen = !localStorage.getItem(store.key) || state.repair ? "pair" : state.ticket ? "ticket" : "sell";
+  // The sell screen, once shown, stays and is brought up to date: built
+  // anew (a new order, a login) it would drop a tap or a scanner's digits
+  // that land meanwhile.
+  if (screen !== "sell" || app.dataset.screen !== "sell") {
+    app.replaceChildren();
+    app.dataset.screen = screen;
+    if (screen === "pair") {
+      app.append(pairScreen());
+      return;
+    }
+    if (screen === "ticket") {
+      app.append(ticketScreen(state.ticket));
+      return;
+    }
+    app.append(sellScreen());
   }
-  if (state.ticket) {
-    app.append(ticketScreen(state.ticket));
-    return;
-  }
-  app.append(sellScreen());
   renderCatalogue();
   renderOrder();
   renderPresells();
-  if (state.weigh) app.append(weighDialog());
+  if (state.weigh && !$("weigh")) app.append(weighDialog());
 }
 
 function renderPaired() {
@@ -704,10 +723,25 @@ function sellScreen() {
   );
 }
 
+// unchanged reports whether node already shows what sig describes, and
+// remembers sig for it. The catalogue is drawn again on every login and
+// render; rebuilding buttons that look the same would drop a tap that
+// lands while they are swapped.
+const drawn = new WeakMap();
+function unchanged(node, sig) {
+  if (drawn.get(node) === sig) return true;
+  drawn.set(node, sig);
+  return false;
+}
+
 function renderCatalogue() {
   const depts = $("depts");
   if (!depts) return;
   const names = [...new Set(state.products.map((p) => p.department || ""))];
+  if (unchanged(depts, JSON.stringify([names, state.dept]))) {
+    renderGrid();
+    return;
+  }
   depts.replaceChildren(
     ...["", ...names].map((d) =>
       el(
@@ -738,6 +772,7 @@ function renderGrid() {
       (q ? String(p.description).toLowerCase().includes(q) || String(p.plu || "").toLowerCase() === q || String(p.plu || "").toLowerCase().startsWith(q) : true) &&
       (q || !state.dept || p.department === state.dept)
   );
+  if (unchanged(grid, JSON.stringify(shown))) return;
   grid.replaceChildren(
     ...shown.map((p) =>
       el(
