@@ -44,6 +44,7 @@ func pageTrue(t *testing.T, ctx context.Context, expr string) bool {
 // price drift, accept it, tender cash above the total, see the change,
 // complete; and a presell another counter holds is shown with its holder.
 func TestBrowserCounter(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabletKey := l.newKey("tablet-1", "presell")
 	counterKey := l.newKey("counter-1", "counter")
@@ -196,6 +197,7 @@ func TestBrowserCounter(t *testing.T) {
 // change again; then thaws it. Both requests reach the lane, and because
 // the retry carries the same ik the lane takes $5 once, not twice.
 func TestBrowserCounterRetry(t *testing.T) {
+	alongside(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	p := relStart(t, db)
 	keys := relKeys(t, db, map[string]string{"tablet-1": "presell", "counter-1": "counter"})
@@ -253,6 +255,7 @@ func newTab(t *testing.T, ctx context.Context) context.Context {
 // the ticket, accepts the new price, takes cash and completes; the display
 // shows the change, thanks the customer and goes idle.
 func TestBrowserStoreFlow(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabletKey := l.newKey("tablet-1", "presell")
 	counterKey := l.newKey("counter-1", "counter")
@@ -315,6 +318,7 @@ func TestBrowserStoreFlow(t *testing.T) {
 // yet the counter's list stops showing it once it has lapsed: the page
 // fetches the list again when the earliest hold it shows runs out.
 func TestBrowserCounterHoldLapses(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--presell-lease", "2s")
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
 	counterKey := l.newKey("counter-1", "counter")
@@ -345,6 +349,7 @@ func TestBrowserCounterHoldLapses(t *testing.T) {
 // (500), the counter's list keeps the longest-waiting customers and says
 // that newer ones are left out, rather than dropping the oldest in silence.
 func TestBrowserCounterListCut(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	counterKey := l.newKey("counter-1", "counter")
 	// 520 presells, ticket i submitted 600-i seconds ago: ticket 1 has

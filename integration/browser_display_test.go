@@ -19,6 +19,7 @@ import (
 // store's name → the lines as they are rung up → paid with change due →
 // thank-you → idle again. The display is paired by its address alone.
 func TestBrowserDisplay(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	displayKey := l.newKey("display-1", "display")
 	tabletKey := l.newKey("tablet-1", "presell")
@@ -96,6 +97,7 @@ func TestBrowserDisplay(t *testing.T) {
 // back: it must catch up (the firehose reopens with since) and end idle,
 // never left showing the stale sale.
 func TestBrowserDisplayReconnect(t *testing.T) {
+	alongside(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	// The display reaches the lane through a gate the test can shut, so
 	// that it may not reconnect until the sale has moved on: what it shows
@@ -164,6 +166,7 @@ func TestBrowserDisplayReconnect(t *testing.T) {
 // the display has seen, and the display still shows the sales rung up
 // after that, rather than dropping them as already seen.
 func TestBrowserDisplayCatchesUpAndFollowsARestore(t *testing.T) {
+	alongside(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "lane.db")
 	g := newGate(t)
@@ -342,6 +345,7 @@ func (g *gate) relay(c net.Conn) {
 // off the screen; a customer is named, and a discount claimed only when
 // the customer has one.
 func TestBrowserDisplayLongSale(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	sqliteExec(t, l.db, `UPDATE products SET description = '%s' WHERE pid = 1004`, strings.Repeat("W", 300))
 	displayKey := l.newKey("display-1", "display")
@@ -384,6 +388,7 @@ func TestBrowserDisplayLongSale(t *testing.T) {
 // and a 250-letter name with no spaces takes at most two lines of a
 // 360x640 display, the total still on screen.
 func TestBrowserDisplayCustomerName(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	sqliteExec(t, l.db, `UPDATE customers SET name = 'James ' || char(8238) || 'Whitfield' WHERE cid = 3;
 		UPDATE customers SET name = %s WHERE cid = 1`, sqlQuote(strings.Repeat("N", 250)))

@@ -284,6 +284,7 @@ func (l *pageLog) logged(typ chromedp.ConsoleType, text string) bool {
 // reads a page, and hears a page's errors, uncaught exceptions and CSP
 // violations (the page tests rely on that to assert a clean console).
 func TestBrowserHarness(t *testing.T) {
+	alongside(t)
 	ctx := newBrowser(t) // first: without a browser, skip before starting a lane
 	log := browserLog(ctx)
 	l := startLane(t)

@@ -72,6 +72,7 @@ func tabletQueue(t *testing.T, ctx context.Context) []queuedChange {
 // more, and the order is submitted through B, its ticket's barcode loaded
 // from B. The store database holds one sale with each line once.
 func TestBrowserStoreTabletFailover(t *testing.T) {
+	alongside(t)
 	ctx := newBrowser(t) // first: without a browser, skip before starting lanes
 	log := browserLog(ctx)
 	db, _ := demoStore(t)

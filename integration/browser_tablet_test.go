@@ -96,6 +96,7 @@ func waitImage(selector string) chromedp.Action[chromedp.Void] {
 // deli item, set a customer, submit; the ticket shows its number, word and
 // barcode images, and the lane DB holds the submitted sale.
 func TestBrowserTabletPresell(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	needsOwnLane(t)
 	key := l.newKey("tablet-7", "presell")
@@ -230,6 +231,7 @@ func laneLines(t *testing.T, db, physkey string) string {
 // waiting (the lane down again): the queue survives in IndexedDB and is
 // sent when the page is opened again.
 func TestBrowserTabletOffline(t *testing.T) {
+	alongside(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	p := relStart(t, db)
 	addr := p.addr
@@ -334,6 +336,7 @@ next:
 // another lane (mistyped, or planted) is remembered, but the tablet still
 // uses the lane that served its page first: it is not taken offline.
 func TestBrowserTabletLanesLinkKeepsItsOwnLane(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	key := l.newKey("tablet-1", "presell")
 	ctx := newBrowser(t)
@@ -352,6 +355,7 @@ func TestBrowserTabletLanesLinkKeepsItsOwnLane(t *testing.T) {
 // Submit shows the lane's sentence at once, instead of resending in
 // silence, and keeps the order; once a ticket is freed, Submit goes through.
 func TestBrowserTabletTicketsRunOut(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
@@ -398,6 +402,7 @@ func tapBoth(t *testing.T, ctx context.Context, a, b string) {
 // counter frees a presell, Retry (the order's Submit) creates the sale and
 // adds each line once.
 func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-open-presells", "1")
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
@@ -477,6 +482,7 @@ func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
 // refusal at a time (nor is every later tap refused): the void is said
 // once, and those taps land once each in a new order.
 func TestBrowserTabletVoidedOrderKeepsTaps(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
@@ -520,6 +526,7 @@ func TestBrowserTabletVoidedOrderKeepsTaps(t *testing.T) {
 // cannot add to the old key's sale, lands once in a new order. A pairing
 // link opened on the page pairs it too.
 func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
@@ -571,6 +578,12 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 		// its first sale): the grid on screen until then is the old key's.
 		waitText("#paired-as", "the name shows after the first sale"),
 		waitText("#grid", "Flat White"),
+		// Logged in, and the page has found the old key's order voided and
+		// started afresh: the banner ("connecting") and the last order's
+		// notice have gone from above the grid, which has moved up into
+		// their place, where the click aims.
+		chromedp.WaitNotPresent(chromedp.CSS("#banner:not(.hidden)")),
+		chromedp.WaitNotPresent(chromedp.CSS("#errors li")),
 		chromedp.Click(chromedp.CSS(tabCroissant)),
 		waitText("#lines", "Butter Croissant"),
 		waitText("#paired-as", "paired as tablet-3"),
@@ -586,6 +599,7 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 // up but refuses the tablet's login with limit_reached: the tablet says so
 // (not "offline"), and logs in once the other socket closes.
 func TestBrowserTabletKeyInUseElsewhere(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-sockets-per-key", "1")
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
@@ -612,6 +626,7 @@ func TestBrowserTabletKeyInUseElsewhere(t *testing.T) {
 // in a server's words (the lane's message names serve flags and the
 // sale's physkey, which are for the manager); the order keeps its lines.
 func TestBrowserTabletLineLimitSaid(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-sale-lines", "1")
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
@@ -641,6 +656,7 @@ func TestBrowserTabletLineLimitSaid(t *testing.T) {
 // held order's changes do not keep that Submit waiting, and the held order
 // stays kept.
 func TestBrowserTabletHeldOrderLetsOthersSubmit(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-open-presells", "2")
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")

@@ -17,6 +17,7 @@ import (
 // certificate (a tablet would trust the CA; trust itself is checked with a
 // Go client in TestTLSLane).
 func TestBrowserTabletOverTLS(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	if _, err := cli(t, "tls", "init", "--db", db, "--names", "127.0.0.1"); err != nil {

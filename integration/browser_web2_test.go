@@ -61,6 +61,7 @@ func lookScreen(t *testing.T, ctx context.Context, name string, full bool) {
 // a customer named with U+202E neither break nor reorder the screen, and at
 // 1366×768 the totals and Complete / Release / Void stay in view.
 func TestBrowserCounterCashier(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabletKey := l.newKey("tablet-1", "presell")
 	counterKey := l.newKey("counter-1", "counter")
@@ -205,6 +206,7 @@ func waitLaneLines(t *testing.T, db, physkey, want string) {
 // error banners. At 360 px a 300-letter description and a 64-character key
 // name fit the screen, and a customer named with U+202E is isolated.
 func TestBrowserTabletQuickTaps(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	name := "tablet-" + strings.Repeat("X", 57)
 	key := l.newKey(name, "presell")
@@ -295,6 +297,7 @@ func TestBrowserTabletQuickTaps(t *testing.T) {
 // their figures; and a tender once nothing is due says to complete. A
 // 250-letter customer name takes at most two lines of the sale's header.
 func TestBrowserCounterTenderSlips(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	sqliteExec(t, l.db, `UPDATE customers SET name = %s WHERE cid = 1`, sqlQuote(strings.Repeat("N", 250)))
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")

@@ -46,6 +46,7 @@ func clientScript(t *testing.T, addr string, script string, flags ...string) (st
 // (counters and journal included), answers a script byte for byte as it
 // did the first time: the same ticket, keys, times and journal seq.
 func TestFixtureResetDeterministic(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	for _, reset := range [][]string{{"fixture", "reset"}, {"fixture", "load", "demo", "--replace"}} {
 		t.Run(strings.Join(reset, " "), func(t *testing.T) {
@@ -151,6 +152,7 @@ func TestServeRefusesBadStart(t *testing.T) {
 // what the client saw, its next reopen asks from the restored journal's
 // head, so it misses nothing rung up there while it was away.
 func TestClientCatchesUpAndFollowsARestore(t *testing.T) {
+	alongside(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	small := "--send-queue-bytes=65536" // a replay burst holds 32 KiB
 	lane := relStart(t, db, small)

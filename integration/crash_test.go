@@ -975,6 +975,7 @@ func relCheckDB(t *testing.T, db string, m *relModel, final bool) {
 // TestKillNineUnderLoad: kill -9 the lane at random moments under presell
 // load, at least 20 times, restarting it each time on the same lane DB.
 func TestKillNineUnderLoad(t *testing.T) {
+	alongside(t)
 	if testing.Short() {
 		t.Skip("kill -9 loop: run without -short, as .ci/run does")
 	}

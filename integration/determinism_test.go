@@ -8,6 +8,7 @@ import (
 // TestDeterministicMode: two fresh lanes with the same --clock and --seed,
 // driven by the same script, answer byte for byte the same.
 func TestDeterministicMode(t *testing.T) {
+	alongside(t)
 	script := []map[string]any{
 		{"a": "fd1.salesbuilder.sale_create", "rq": 1},
 		{"a": "fd1.salesbuilder.sale_add_product", "rq": 2, "v": map[string]any{"plu": "FW", "qty": 2}},

@@ -155,6 +155,7 @@ func TestFirehoseEventsCarryRT(t *testing.T) {
 // TestBrowserDisplayOpensMidSale: the display page loaded while a tablet
 // rings up a sale shows the sale's lines at once, then follows it.
 func TestBrowserDisplayOpensMidSale(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"display-1", "display"})
 	tab := l.login(presellQuery, keys["tablet-1"], "")

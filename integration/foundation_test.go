@@ -32,6 +32,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	presell := l.newKey("tablet-1", "presell")
 

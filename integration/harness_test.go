@@ -58,6 +58,19 @@ func needsOwnLane(t testing.TB) {
 	skipIfRemote(t, "needs a lane it starts itself (restart, kill, serve flags or the DB file)")
 }
 
+// alongside runs the test beside the others that call it (-parallel at
+// once, GOMAXPROCS by default), once every test that does not has run. A
+// test may call it, first, when all it uses is its own: lanes it starts,
+// files in its own folders, sockets and processes of its own, and no
+// setting of the test process. Most of such a test's time is a lane or a
+// browser working or waiting, so two at once take about the time of one.
+// Against a -url lane the tests share one lane and key: one at a time.
+func alongside(t *testing.T) {
+	if !remote() {
+		t.Parallel()
+	}
+}
+
 func skipIfRemote(t testing.TB, why string) {
 	t.Helper()
 	if remote() {

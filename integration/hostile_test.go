@@ -93,6 +93,7 @@ type relHostileCase struct {
 }
 
 func TestHostileInputOverARealSocket(t *testing.T) {
+	alongside(t)
 	small := startLane(t)
 	big := startLane(t, "--read-limit", "16000000")
 	lanes := map[bool]*relHostileLane{false: relHostileSetup(t, small), true: relHostileSetup(t, big)}

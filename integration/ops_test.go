@@ -16,6 +16,7 @@ import (
 // as a lane DB; `check` on a lane DB with a completed sale paid short exits
 // 1 naming that sale (issue 12, item 7).
 func TestOpsBackupDuringLoad(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	if isStoreURL(l.db) {
 		t.Skip("greenlane backup copies an SQLite lane file; a store database is backed up with pg_dump (README, Store mode)")

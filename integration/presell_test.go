@@ -473,6 +473,7 @@ func runTablet(addr, name, key string, n, nSales, nLines int) ([]soldSale, error
 // an error, every line a tablet was told about is in the DB exactly once,
 // and every presell has its own ticket. Group commit must not change that.
 func TestPresellConcurrency(t *testing.T) {
+	alongside(t)
 	tests := []struct {
 		name                  string
 		flags                 []string

@@ -295,6 +295,7 @@ func sqlPause(i int) time.Duration {
 // gives the presell back. No line is lost or doubled, no claim is left
 // behind, the journal has one claim per presell, and the file is sound.
 func TestRecallRace(t *testing.T) {
+	alongside(t)
 	const n = 1000
 	// One tablet holds all n open at once: above the default per-key cap.
 	l := startLane(t, "--max-open-presells", fmt.Sprint(n))
@@ -1300,6 +1301,7 @@ func TestClaimLease(t *testing.T) {
 // TestRecallBadInput: recalls and claim requests that cannot be served get
 // a clear error, and change nothing.
 func TestRecallBadInput(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabKeys := l.newKeys("tablet", "presell", 2)
 	cks := l.newKeys("counter", "counter", 2)

@@ -38,6 +38,7 @@ func caPool(t *testing.T, db string) *x509.CertPool {
 }
 
 func TestTLSLane(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	if _, err := cli(t, "tls", "init", "--db", db, "--names", "lane-1.test,127.0.0.1,localhost"); err != nil {

@@ -22,6 +22,7 @@ func paymentsOf(t *testing.T, c *muxSocket, pk string) int {
 }
 
 func TestTopSaleNeverMovesOn(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	cks := l.newKeys("counter", "counter", 2)

@@ -51,6 +51,7 @@ func transcripts(t *testing.T) []string {
 
 // TestTranscripts replays every shipped transcript against a fresh lane.
 func TestTranscripts(t *testing.T) {
+	alongside(t)
 	for _, file := range transcripts(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			l := startLane(t)
