@@ -26,18 +26,17 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/prometheus/procfs"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -156,11 +155,16 @@ func (p *printer) examples(label string, t *tally, failedOnly bool) {
 // tells it (Linux): on a small machine another busy program moves every
 // tail latency, and the report should say so.
 func loadAverage(when string) string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return "; load average " + f[0] + " at " + when
+	if la, err := procFS().LoadAvg(); err == nil {
+		return fmt.Sprintf("; load average %.2f at %s", la.Load1, when)
 	}
 	return ""
+}
+
+// procFS is /proc; where there is none, every reading of it fails.
+func procFS() procfs.FS {
+	fs, _ := procfs.NewDefaultFS()
+	return fs
 }
 
 func check(label string, ok bool) string { return label + " " + mark(ok) }
@@ -400,10 +404,10 @@ type cpuUse struct {
 
 // cpuMark is a reading to take a window's difference from.
 type cpuMark struct {
-	at        time.Time
-	busyTicks int64 // the machine's non-idle clock ticks
-	selfNS    int64 // this process's user + system time
-	ok        bool
+	at   time.Time
+	busy float64 // the machine's non-idle CPU seconds
+	self float64 // this process's user + system seconds
+	ok   bool
 }
 
 // cpuLine says how busy the machine was over the window, and with what:
@@ -416,18 +420,24 @@ func (p *printer) cpuLine(c cpuUse) {
 		c.self, 100*c.self/float64(runtime.NumCPU()), runtime.NumCPU(), c.other, loadAverage("end"))
 }
 
-// userHZ is the unit of /proc/stat; 100 on every Linux this runs on.
-const userHZ = 100
-
+// readCPUMark reads /proc (Linux); elsewhere the mark is not ok.
 func readCPUMark() cpuMark {
 	m := cpuMark{at: time.Now()}
-	busy, ok := machineBusyTicks()
-	var ru syscall.Rusage
-	if !ok || syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+	st, err := procFS().Stat()
+	if err != nil {
 		return m
 	}
-	m.busyTicks, m.ok = busy, true
-	m.selfNS = ru.Utime.Nano() + ru.Stime.Nano()
+	self, err := procfs.Self()
+	if err != nil {
+		return m
+	}
+	ps, err := self.Stat()
+	if err != nil {
+		return m
+	}
+	c := st.CPUTotal // guest time is in user time already
+	m.busy = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+	m.self, m.ok = ps.CPUTime(), true
 	return m
 }
 
@@ -437,145 +447,98 @@ func (m cpuMark) since() cpuUse {
 	if !m.ok || !now.ok || wall <= 0 {
 		return cpuUse{}
 	}
-	busy := float64(now.busyTicks-m.busyTicks) / userHZ
-	self := float64(now.selfNS-m.selfNS) / 1e9
+	busy, self := now.busy-m.busy, now.self-m.self
 	return cpuUse{ok: true, self: self / wall, other: max(busy-self, 0) / wall}
 }
 
-// machineBusyTicks sums the first line of /proc/stat less idle and iowait
-// (and less guest time, which user time already holds).
-func machineBusyTicks() (int64, bool) {
-	b, err := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	fields := strings.Fields(line)
-	if err != nil || len(fields) < 8 || fields[0] != "cpu" {
-		return 0, false
-	}
-	var busy int64
-	for i, f := range fields[1:min(len(fields), 9)] { // user nice system idle iowait irq softirq steal
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		if i != 3 && i != 4 {
-			busy += v
-		}
-	}
-	return busy, true
+// histogram records request latencies: an HdrHistogram from 1 ns to an
+// hour (longer counts as an hour) at two significant figures, so a value
+// is off by at most 1% of itself at any scale, in fixed memory however
+// many requests a run makes. All tablets of a phase share one per request
+// kind: it is safe for concurrent use, and its zero value is ready.
+type histogram struct {
+	mu  sync.Mutex
+	h   *hdrhistogram.Histogram // nil until the first value
+	max time.Duration           // exact: h knows only its bucket
 }
 
-// Log-linear buckets in the manner of HdrHistogram: values below 2^subBits
-// nanoseconds have a bucket each; every power of two above is split into
-// 2^subBits equal buckets. A recorded value is thus off by at most 1/64
-// (1.6 %) of itself at any scale, in fixed memory (octaves × 64 counters,
-// about 21 KB) however many requests a run makes.
-const (
-	subBits     = 6
-	subBuckets  = 1 << subBits
-	octaves     = 41 // up to 2^46 ns, about 19 hours: nothing real is cut off
-	bucketCount = octaves * subBuckets
-)
+const histMax = int64(time.Hour)
 
-// histogram records request latencies. It is safe for concurrent use: all
-// tablets of a phase share one per request kind, so memory does not grow
-// with the number of tablets, and an atomic add costs far less than the
-// request it measures.
-type histogram struct {
-	counts [bucketCount]atomic.Int64
-	total  atomic.Int64
-	max    atomic.Int64
+func (h *histogram) hdr() *hdrhistogram.Histogram {
+	if h.h == nil {
+		h.h = hdrhistogram.New(1, histMax, 2)
+	}
+	return h.h
 }
 
 func (h *histogram) record(d time.Duration) {
-	v := max(int64(d), 0)
-	h.counts[bucketOf(v)].Add(1)
-	h.total.Add(1)
-	for cur := h.max.Load(); v > cur && !h.max.CompareAndSwap(cur, v); cur = h.max.Load() {
-	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_ = h.hdr().RecordValue(min(max(int64(d), 0), histMax)) // in range: cannot fail
+	h.max = max(h.max, d)
 }
 
-func bucketOf(v int64) int {
-	if v < subBuckets {
-		return int(v)
-	}
-	shift := bits.Len64(uint64(v)) - 1 - subBits
-	i := (shift+1)*subBuckets + int(v>>shift) - subBuckets
-	return min(i, bucketCount-1)
+func (h *histogram) count() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hdr().TotalCount()
 }
-
-// bucketMid is a representative value of bucket i: its midpoint.
-func bucketMid(i int) int64 {
-	group, m := i/subBuckets, int64(i%subBuckets)
-	if group == 0 {
-		return m
-	}
-	return (subBuckets+m)<<(group-1) + int64(1)<<(group-1)/2 // low end + half the width
-}
-
-func (h *histogram) count() int64 { return h.total.Load() }
 
 // quantile is the latency that a fraction q (0 < q ≤ 1) of requests did
-// not exceed, to within the bucket width. 0 when nothing was recorded.
+// not exceed, to within 1%. 0 when nothing was recorded.
 func (h *histogram) quantile(q float64) time.Duration {
-	n := h.total.Load()
-	if n == 0 {
-		return 0
-	}
-	return h.atRank(quantileRank(q, n))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return min(time.Duration(h.hdr().ValueAtQuantile(100*q)), h.max)
 }
 
-// quantileRank is the rank (1…n) of quantile q among n values.
-func quantileRank(q float64, n int64) int64 {
-	rank := int64(q*float64(n) + 0.999999) // ceil, without float noise turning 99.0 into 100
-	return min(max(rank, 1), n)
-}
-
-// atRank is the rank-th smallest latency recorded (1-based), to within
-// the bucket width.
+// atRank is the rank-th smallest latency recorded (1-based), to within 1%.
 func (h *histogram) atRank(rank int64) time.Duration {
-	var seen int64
-	for i := range h.counts {
-		seen += h.counts[i].Load()
-		if seen >= rank {
-			return min(time.Duration(bucketMid(i)), h.maxValue())
-		}
+	if n := h.count(); n > 0 {
+		return h.quantile(float64(rank) / float64(n))
 	}
-	return h.maxValue()
+	return 0
 }
 
-func (h *histogram) maxValue() time.Duration { return time.Duration(h.max.Load()) }
+func (h *histogram) maxValue() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.max
+}
 
-// histogramJSON is a histogram on the wire (a child's figures): its
-// non-empty buckets only.
+// histogramJSON is a histogram on the wire (a child's figures).
 type histogramJSON struct {
-	Buckets [][2]int64 `json:"buckets"` // [bucket index, count]
-	Max     int64      `json:"max"`     // nanoseconds
+	HDR *hdrhistogram.Snapshot `json:"hdr"`
+	Max int64                  `json:"max"` // nanoseconds
 }
 
 func (h *histogram) MarshalJSON() ([]byte, error) {
-	j := histogramJSON{Max: h.max.Load()}
-	for i := range h.counts {
-		if n := h.counts[i].Load(); n > 0 {
-			j.Buckets = append(j.Buckets, [2]int64{int64(i), n})
-		}
-	}
-	return json.Marshal(j)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return json.Marshal(histogramJSON{HDR: h.hdr().Export(), Max: int64(h.max)})
 }
 
-// UnmarshalJSON adds the buckets to h's.
+// UnmarshalJSON adds the figures to h's.
 func (h *histogram) UnmarshalJSON(b []byte) error {
 	var j histogramJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	for _, b := range j.Buckets {
-		if b[0] < 0 || b[0] >= bucketCount || b[1] < 0 {
-			return fmt.Errorf("bucket %d count %d out of range", b[0], b[1])
-		}
-		h.counts[b[0]].Add(b[1])
-		h.total.Add(b[1])
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	mine := h.hdr().Export()
+	switch {
+	case j.HDR == nil:
+		return errors.New("no histogram")
+	case j.HDR.Validate() != nil:
+		return j.HDR.Validate()
+	case j.HDR.LowestTrackableValue != mine.LowestTrackableValue || j.HDR.HighestTrackableValue != mine.HighestTrackableValue ||
+		j.HDR.SignificantFigures != mine.SignificantFigures || len(j.HDR.Counts) > len(mine.Counts):
+		return fmt.Errorf("histogram of another shape (%d…%d ns, %d figures, %d counts)", j.HDR.LowestTrackableValue,
+			j.HDR.HighestTrackableValue, j.HDR.SignificantFigures, len(j.HDR.Counts))
 	}
-	h.max.Store(max(j.Max, 0))
+	h.h.Merge(hdrhistogram.Import(j.HDR))
+	h.max = max(h.max, time.Duration(j.Max))
 	return nil
 }
 
@@ -617,6 +580,12 @@ func (h *signedHistogram) quantile(q float64) time.Duration {
 		return -h.neg.atRank(negN - rank + 1)
 	}
 	return h.pos.atRank(rank - negN)
+}
+
+// quantileRank is the rank (1…n) of quantile q among n values.
+func quantileRank(q float64, n int64) int64 {
+	rank := int64(q*float64(n) + 0.999999) // ceil, without float noise turning 99.0 into 100
+	return min(max(rank, 1), n)
 }
 
 // maxValue is the largest value; negative when every value is.

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -28,8 +27,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/procfs"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -349,19 +350,18 @@ func readFreedSample() serverSample {
 	return readServerSample(false)
 }
 
-// readRSS is VmRSS from /proc/self/status (Linux), in bytes; 0 elsewhere.
+// readRSS is this process's resident set (Linux /proc), in bytes; 0
+// elsewhere.
 func readRSS() uint64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
+	self, err := procfs.Self()
+	if err != nil {
+		return 0
 	}
-	return 0
+	st, err := self.Stat()
+	if err != nil {
+		return 0
+	}
+	return uint64(st.ResidentMemory())
 }
 
 // rssAllowance is how far above the baseline RSS still counts as back:
@@ -388,39 +388,31 @@ type goroutineGroup struct {
 	frames []string // "function file.go:line", innermost first
 }
 
-// goroutineGroups reads the goroutine profile grouped by stack (the
-// debug=1 text form), keyed by the stack's program counters. The calling
-// goroutine is left out: its stack differs from one call to the next.
+// goroutineGroups reads the goroutine profile grouped by stack, keyed by
+// the stack's program counters. The calling goroutine is left out: its
+// stack differs from one call to the next.
 func goroutineGroups() map[string]goroutineGroup {
 	var buf bytes.Buffer
-	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
+		return nil
+	}
+	prof, err := profile.Parse(&buf)
+	if err != nil {
 		return nil
 	}
 	groups := map[string]goroutineGroup{}
-	var key string
-	for line := range strings.Lines(buf.String()) {
-		line = strings.TrimRight(line, "\n")
-		if n, pcs, ok := strings.Cut(line, " @ "); ok {
-			if count, err := strconv.Atoi(n); err == nil {
-				key = pcs
-				groups[key] = goroutineGroup{count: count}
+	for _, smp := range prof.Sample {
+		var key strings.Builder
+		var frames []string
+		for _, loc := range smp.Location {
+			fmt.Fprintf(&key, "%#x ", loc.Address)
+			for _, l := range loc.Line { // innermost (inlined) first
+				frames = append(frames, fmt.Sprintf("%s %s:%d", l.Function.Name, filepath.Base(l.Function.Filename), l.Line))
 			}
-			continue
 		}
-		if g, ok := groups[key]; ok && strings.HasPrefix(line, "#\t0x") {
-			// "#	0x4a1b2c	pkg.fn+0x2c	/path/file.go:12" is "pkg.fn file.go:12".
-			frame := strings.TrimSpace(line)
-			if f := strings.Fields(line); len(f) >= 4 {
-				fn, _, _ := strings.Cut(f[2], "+0x")
-				frame = fn + " " + filepath.Base(f[3])
-			}
-			g.frames = append(g.frames, frame)
-			groups[key] = g
-		}
-	}
-	for key, g := range groups {
-		if slices.ContainsFunc(g.frames, func(f string) bool { return strings.HasPrefix(f, selfFrame+" ") }) {
-			delete(groups, key)
+		if !slices.ContainsFunc(frames, func(f string) bool { return strings.HasPrefix(f, selfFrame+" ") }) {
+			g := groups[key.String()]
+			groups[key.String()] = goroutineGroup{count: g.count + int(smp.Value[0]), frames: frames}
 		}
 	}
 	return groups
