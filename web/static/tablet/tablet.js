@@ -772,7 +772,7 @@ function renderGrid() {
       (q ? String(p.description).toLowerCase().includes(q) || String(p.plu || "").toLowerCase() === q || String(p.plu || "").toLowerCase().startsWith(q) : true) &&
       (q || !state.dept || p.department === state.dept)
   );
-  if (unchanged(grid, JSON.stringify(shown))) return;
+  if (unchanged(grid, JSON.stringify([shown, state.products.length > 0]))) return;
   grid.replaceChildren(
     ...shown.map((p) =>
       el(
