@@ -158,6 +158,9 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	// now, never serve's default: serve makes a missing DB at the default
 	// path, and so would turn a lost DB into a new demo store too.
 	u.flags = append(withoutFlag(sfs, withoutCreate(sfs, u.flags), "db"), "--db", st.dbPath)
+	if err := unitWritableProblem("--db", st.dbPath); err != nil {
+		return usagef("service install: %v", err)
+	}
 	if u.exe, err = executable(); err != nil {
 		return fmt.Errorf("service install: path of this greenlane binary: %w", err)
 	}
@@ -355,15 +358,22 @@ func unitDirProblem(dir string) error {
 	if !filepath.IsAbs(dir) || strings.ContainsAny(dir, "\n\r") {
 		return fmt.Errorf("--dir %q: want an absolute path on one line", dir)
 	}
+	return unitWritableProblem("--dir", dir)
+}
+
+// unitWritableProblem says why the service could not write at path, named
+// by flag, or nil.
+func unitWritableProblem(flag, path string) error {
 	for _, ro := range []string{"/usr", "/boot", "/etc"} {
-		if dir == ro || strings.HasPrefix(dir, ro+"/") {
-			return fmt.Errorf("--dir %s: ProtectSystem=full makes %s read-only and the lane DB must be writable; use e.g. /var/lib/greenlane", dir, ro)
+		if path == ro || strings.HasPrefix(path, ro+"/") {
+			return fmt.Errorf("%s %s: ProtectSystem=full makes %s read-only and the lane DB must be writable; use e.g. /var/lib/greenlane", flag, path, ro)
 		}
 	}
 	// PrivateTmp=yes gives the service an empty /tmp of its own: a lane DB
-	// there would be a new, empty one, and gone after every stop.
-	if tmp := privateTmp(dir); tmp != "" {
-		return fmt.Errorf("--dir %s: PrivateTmp gives the service its own empty %s; use e.g. /var/lib/greenlane", dir, tmp)
+	// there is not the one install found or made, and one the service made
+	// would be gone after every stop.
+	if tmp := privateTmp(path); tmp != "" {
+		return fmt.Errorf("%s %s: PrivateTmp gives the service its own empty %s; use e.g. /var/lib/greenlane", flag, path, tmp)
 	}
 	return nil
 }

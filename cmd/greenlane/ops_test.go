@@ -122,9 +122,10 @@ func TestServiceInstall(t *testing.T) {
 	out := filepath.Join(dir, "lane-7.service")
 	// The working directory must exist, be writable by --user and lie
 	// outside /tmp (PrivateTmp): / as root is all three on any machine.
-	// Nothing is made there: the DB --create asks for is in dir.
+	// Nothing is made there: the DB --create asks for is in a folder of
+	// its own, outside /tmp too.
 	const work = "/"
-	db := filepath.Join(dir, "lane.db")
+	db := filepath.Join(unitWorkDir(t), "lane.db")
 	run := runInstall
 	got, err := run("--user", "root", "--dir", work, "--out", out, "--", "--addr", "0.0.0.0:3490", "--db", db, "--create")
 	if err != nil {
@@ -325,6 +326,8 @@ func TestServiceInstallRefuses(t *testing.T) {
 		{name: "dir the user cannot write", own: []string{"--user", "nobody"}, wantErr: "nobody cannot write there"},
 		{name: "dir missing", own: []string{"--dir", "/nonexistent-greenlane-dir"}, wantErr: "--dir /nonexistent-greenlane-dir does not exist"},
 		{name: "dir a file", own: []string{"--dir", "/proc/self/status"}, wantErr: "--dir /proc/self/status is not a folder"},
+		{name: "lane DB under /tmp", serve: []string{"--db", "/tmp/greenlane-service-test.db", "--create"}, wantErr: "--db /tmp/greenlane-service-test.db: PrivateTmp gives the service its own empty /tmp"},
+		{name: "lane DB under /etc", serve: []string{"--db", "/etc/greenlane-service-test.db", "--create"}, wantErr: "--db /etc/greenlane-service-test.db: ProtectSystem=full makes /etc read-only"},
 		{name: "binary under /tmp", exe: "/tmp/x/greenlane", wantErr: "copy the binary to /usr/local/bin"},
 		{name: "binary under /var/tmp", exe: "/var/tmp/greenlane", wantErr: "copy the binary to /usr/local/bin"},
 	}
