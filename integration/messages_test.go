@@ -33,6 +33,7 @@ func readmeParagraph(t *testing.T, start string) string {
 // README's HTTP mode paragraph names it as the exception to "answers
 // every endpoint".
 func TestHTTPModeRefusesWhatNeedsASocket(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
 	ck := l.newKey("counter-1", "counter")
@@ -71,6 +72,7 @@ func TestHTTPModeRefusesWhatNeedsASocket(t *testing.T) {
 // and that recalling here takes the presell back, not to wait for the
 // close.
 func TestClaimOfAClosedConnectionSaysSo(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
 	ck := l.newKey("counter-1", "counter")
@@ -106,6 +108,7 @@ func TestClaimOfAClosedConnectionSaysSo(t *testing.T) {
 // completed or voided, not "not claimed"; sale_remove_payment with seq 0
 // says the bound, and of a payment already reversed says so.
 func TestMessagesSayWhatHappened(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
 	c := dialMux(t, l, "counter-1", "", l.newKey("counter-1", "counter"), "")
@@ -133,6 +136,9 @@ func TestMessagesSayWhatHappened(t *testing.T) {
 		{"release of a voided presell", presellA + "release", voided, nil, "conflict", []string{voided, "was voided", "no claim left to release"}},
 		{"reversal of seq 0", sbA + "sale_remove_payment", paid, map[string]any{"seq": 0}, "bad_argument", []string{"v.seq: must be at least 1"}},
 		{"reversal without seq", sbA + "sale_remove_payment", paid, map[string]any{}, "bad_argument", []string{"v.seq: is required"}},
+		{"removal of line 0", sbA + "sale_remove_line", paid, map[string]any{"seqnce": 0}, "bad_argument", []string{"v.seqnce: must be at least 1"}},
+		{"edit of line 0", sbA + "sale_edit_line", paid, map[string]any{"seqnce": 0, "qty": 2}, "bad_argument", []string{"v.seqnce: must be at least 1"}},
+		{"removal without seqnce", sbA + "sale_remove_line", paid, map[string]any{}, "bad_argument", []string{"v.seqnce: is required"}},
 		{"reversal of a reversed payment", sbA + "sale_remove_payment", paid, map[string]any{"seq": 1}, "not_found", []string{"payment seq 1 of sale " + paid + " was already reversed"}},
 		{"reversal of a payment never taken", sbA + "sale_remove_payment", paid, map[string]any{"seq": 3}, "not_found", []string{"no payment with seq 3", "its payments: 2 (Cash $1.00)"}},
 	}

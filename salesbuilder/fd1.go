@@ -313,7 +313,9 @@ func (s *Service) addProduct(ctx context.Context, call *protocol.Call) (*protoco
 }
 
 type lineArgs struct {
-	Seqnce int64           `json:"seqnce" validate:"required,gt=0"`
+	// A pointer, so that a missing seqnce "is required" and seqnce 0 is
+	// told the bound: lines are numbered from 1.
+	Seqnce *int64          `json:"seqnce" validate:"required,gte=1"`
 	Qty    *int64          `json:"qty" validate:"omitempty,gte=1,lte=1000000"`
 	Price  *protocol.Money `json:"price" validate:"omitempty,gte=0,lte=100000000"`
 }
@@ -324,7 +326,7 @@ func (s *Service) removeLine(ctx context.Context, call *protocol.Call) (*protoco
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
-		return s.RemoveLine(ctx, tx, c, ref, a.Seqnce)
+		return s.RemoveLine(ctx, tx, c, ref, *a.Seqnce)
 	})
 }
 
@@ -341,7 +343,7 @@ func (s *Service) editLine(ctx context.Context, call *protocol.Call) (*protocol.
 		return nil, err
 	}
 	return s.change(ctx, call, func(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ref string) (*SaleView, error) {
-		return s.EditLine(ctx, tx, c, ref, a.Seqnce, a.Qty, price)
+		return s.EditLine(ctx, tx, c, ref, *a.Seqnce, a.Qty, price)
 	})
 }
 
