@@ -594,6 +594,59 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
 }
 
+// TestBrowserTabletHeldOrderDiscarded: an order held at the key's presell
+// limit can be discarded, once confirmed: its taps leave the tablet's
+// queue unsent, the notice goes, and the screen is ready for the next
+// customer. The lane holds only the presell submitted before.
+func TestBrowserTabletHeldOrderDiscarded(t *testing.T) {
+	alongside(t)
+	l := startLane(t, "--max-open-presells", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitEnabled(chromedp.CSS("#submit")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+		chromedp.Click(chromedp.CSS("#next")),
+		waitText("#grid", "Flat White"),
+	)
+	tapBoth(t, ctx, tabLatte, tabCroissant)
+	browserRun(t, ctx,
+		waitText("#errors", "the most it may have"),
+		waitText("#banner", "3 changes kept on this tablet"),
+	)
+	// Cancelled at the question, nothing changes.
+	pageTrue(t, ctx, `(window.confirm = () => false, true)`)
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS("#errors button.discard")))
+	if q := tabletQueue(t, ctx); len(q) != 3 {
+		t.Fatalf("after a cancelled discard the queue holds %d changes, want the 3 kept", len(q))
+	}
+	pageTrue(t, ctx, `(window.confirm = (m) => (window.asked = m, true), true)`)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#errors button.discard")),
+		chromedp.WaitNotPresent(chromedp.CSS("#errors li")),
+		waitText("#lines", "Tap a product or scan a barcode to start."),
+		chromedp.WaitNotPresent(chromedp.CSS("#banner:not(.hidden)")),
+	)
+	if !pageTrue(t, ctx, `window.asked.includes("3 changes")`) {
+		t.Error("the question did not say how many changes would be dropped")
+	}
+	if q := tabletQueue(t, ctx); len(q) != 0 {
+		t.Errorf("after the discard the queue holds %v, want nothing", q)
+	}
+	rows := sqliteRows(t, l.db, `SELECT COUNT(*) AS n FROM sales WHERE presell = 1`)
+	if n := fmt.Sprint(rows[0]["n"]); n != "1" {
+		t.Errorf("the lane holds %s presells, want the one submitted", n)
+	}
+	wantNoErrorsBut(t, browserLog(ctx))
+}
+
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
 // elsewhere (--max-sockets-per-key 1, held by another client), the lane is
 // up but refuses the tablet's login with limit_reached: the tablet says so

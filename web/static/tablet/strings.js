@@ -16,6 +16,8 @@ export default {
   held: (n) => `${n} ${n === 1 ? "change" : "changes"} kept on this tablet: tap Retry to send`,
   heldNote: "The order is kept on this tablet; tap Retry to send it.",
   retry: "Retry",
+  discard: "Discard",
+  discardConfirm: (n) => `Discard this order? Its ${n} ${n === 1 ? "change" : "changes"} kept on this tablet will not be sent.`,
   retryOrder: "Retry sending this order",
   kept: "kept, not sent",
   movedNote: "The products and customer tapped since are kept in a new order.",

@@ -342,6 +342,25 @@ async function rehome(c, e) {
   await loadPending();
 }
 
+// discardHeld drops a held sale's waiting changes once the staff member
+// confirms (the customer left, or the order is not wanted): without it a
+// held order could only be sent or lost with everything else by Unpair.
+// What the lane already has of the sale stays there, for a counter to void.
+async function discardHeld(sale) {
+  const mine = (await queue.all()).filter((c) => c.sale === sale);
+  if (!confirm(S.discardConfirm(mine.length))) return;
+  await queue.replace(
+    mine.map((c) => c.id),
+    []
+  );
+  mine.forEach(settled);
+  state.held.delete(sale);
+  renderHeld();
+  if (sale === state.sale) newSale();
+  await loadPending();
+  flush();
+}
+
 // retryHeld sends a held sale's changes again, in order, from the one
 // that was refused (with its own ik: a change the lane applied is not
 // applied twice).
@@ -638,7 +657,8 @@ function renderHeld() {
       "li",
       { class: "banner error held", dataset: { held: sale, code: h.e.code || "" } },
       el("span", { class: "grow" }, S.failed(h.label, said), " ", S.heldNote),
-      el("button", { type: "button", class: "retry primary", onclick: () => retryHeld(sale) }, S.retry)
+      el("button", { type: "button", class: "retry primary", onclick: () => retryHeld(sale) }, S.retry),
+      el("button", { type: "button", class: "discard", onclick: () => discardHeld(sale) }, S.discard)
     );
     const old = [...box.querySelectorAll("li[data-held]")].find((x) => x.dataset.held === sale);
     if (old) old.replaceWith(li);
