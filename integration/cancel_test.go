@@ -12,6 +12,7 @@ import (
 // the tablet that made a presell, a counter that recalled it and the admin
 // key still void.
 func TestCancelChecksHolderAndClaim(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabKey := l.newKey("tablet-1", "presell")
 	cks := l.newKeys("counter", "counter", 2)

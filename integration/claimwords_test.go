@@ -12,6 +12,7 @@ import (
 // a WebSocket; an admin's cancel of a presell whose holder's connection
 // closed hears how an admin overrides the claim.
 func TestClaimedSaysWhatTheCallerCanDo(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKey("tablet-1", "presell"), "")
 	ck := l.newKey("counter-1", "counter")

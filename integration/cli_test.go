@@ -96,6 +96,7 @@ func TestFixtureResetDeterministic(t *testing.T) {
 // TestServeRefusesBadStart: mistakes on serve's command line end it at
 // once with status 2 and a message naming the flag; nothing is created.
 func TestServeRefusesBadStart(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	dir := t.TempDir()
 	tests := []struct {

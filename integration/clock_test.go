@@ -16,6 +16,7 @@ import (
 // reference clock it voids nothing until it has run for --presell-max-age,
 // and says so at start. `greenlane presell expire` still voids at once.
 func TestSweeperIgnoresAClockAhead(t *testing.T) {
+	alongside(t)
 	if os.Getenv("GREENLANE_IT_STORE") != "" {
 		t.Skip("a SQLite lane's sweeper: a store lane refuses --clock off the database's clock (TestStoreServeRefusesAClockOffTheStore)")
 	}
@@ -50,6 +51,7 @@ func TestSweeperIgnoresAClockAhead(t *testing.T) {
 // list shows it lapsing within a lease, and another counter recalls the
 // presell once that lease is up. The presell's age is never negative.
 func TestClaimOutlivesNoLeaseAfterAClockStepBack(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--clock", "45m")
 	keys := l.newKeys("counter", "counter", 2)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")

@@ -1060,6 +1060,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 // retry from a new connection takes over the claim the first connection won
 // with it.
 func TestClaimResumesAfterRepeatedRestarts(t *testing.T) {
+	alongside(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	p := relStart(t, db)
 	keys := relKeys(t, db, map[string]string{"tablet-1": "presell", "counter-1": "counter"})

@@ -35,6 +35,7 @@ func openedWith(t *testing.T, l *lane, key string, v map[string]any) []*packet {
 }
 
 func TestFirehoseOpensOnTheSaleInProgress(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"tablet-2", "presell"},
 		keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
@@ -97,6 +98,7 @@ func TestFirehoseOpensOnTheSaleInProgress(t *testing.T) {
 // replay from since) and the live ones after carry its open's rt, the
 // untagged one none.
 func TestFirehoseEventsCarryRT(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"display-1", "display"})
 	t1 := l.login(presellQuery, keys["tablet-1"], "")

@@ -197,6 +197,7 @@ func (l *lane) keysFor(reqs ...keyRequest) map[string]string {
 // --- 1. device.event and q filters ---
 
 func TestDeviceEventFirehose(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	gateway := l.login("", l.key, "") // injects, as a sensor gateway would publish
 	c := l.login("", l.key, "")
@@ -453,6 +454,7 @@ func samePayload(t *testing.T, a, b *packet) bool {
 }
 
 func TestDisplayFollowsASale(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"tablet-2", "presell"},
 		keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
@@ -640,6 +642,7 @@ type custdispRow struct {
 }
 
 func TestReplaySince(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"tablet-2", "presell"},
 		keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
@@ -809,6 +812,7 @@ func TestReplaySince(t *testing.T) {
 // its send queue holds gets them all on reconnect; the replay is the lane's
 // burst, not a client failing to read.
 func TestReplayLongerThanSendQueue(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--send-queue", "16")
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"display-1", "display"})
 	d := l.login("", keys["display-1"], custdisp)
@@ -953,6 +957,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 // --- 5. presell events ---
 
 func TestPresellFirehose(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
 	counter := l.login("", keys["counter-1"], "")
@@ -1085,6 +1090,7 @@ func nextTrace(t *testing.T, c *conn, fp string) *packet {
 }
 
 func TestDebugscope(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"support-1", "debug"}, keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
 	ds := l.login("", keys["support-1"], "debugscope")
@@ -1184,6 +1190,7 @@ func TestDebugscope(t *testing.T) {
 // --- 7. bad input ---
 
 func TestFirehoseBadInput(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"display-1", "display"})
 	c := l.login("", l.key, "")

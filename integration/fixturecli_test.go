@@ -16,6 +16,7 @@ import (
 // commands that would wipe or rebuild it exit 1 saying a lane serves it,
 // and the lane's sales are still there; once the lane stops, reset runs.
 func TestFixtureRefusedWhileServing(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	if isStoreURL(l.db) {
 		t.Skip("reads the SQLite file; TestStoreFixtureRefusedWhileServing is this test on a store database")
@@ -57,6 +58,7 @@ func TestFixtureRefusedWhileServing(t *testing.T) {
 // under the name (it builds under a temporary one), so nothing can serve
 // or check a half store as sound; the next generate builds it whole.
 func TestFixtureGenerateKilled(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "big.db")
@@ -102,6 +104,7 @@ func TestFixtureGenerateKilled(t *testing.T) {
 // take exits 2 naming it, and writes nothing (it loaded into
 // ./greenlane-lane.db instead of --db, or built 10,000 sales instead of 3).
 func TestStrayArgument(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	for _, args := range [][]string{
 		{"fixture", "load", "demo", "empty", "--db", "q.db"},

@@ -14,6 +14,7 @@ import (
 // the tablet creates and submits, the counter recalls, takes the money and
 // completes. A later login never changes the socket's purpose.
 func TestIdentitySecondLoginRecordsTheCounter(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"counter-1", "counter"})
 	s := l.login(presellQuery, keys["tablet-1"], "")
@@ -95,6 +96,7 @@ func eventSale(t *testing.T, p *packet) string {
 // only its own sales; another tablet's is not_found, exactly like a sale
 // that does not exist. Counters and displays keep the lane-wide view.
 func TestIdentityTabletSeesOnlyItsOwnSales(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"tablet-1", "presell"}, keyRequest{"tablet-2", "presell"},
 		keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
@@ -171,6 +173,7 @@ func TestIdentityTabletSeesOnlyItsOwnSales(t *testing.T) {
 // endpoint by its registered name; text a client put in "a" (here a
 // customer's name) and the customer on a sale never reach it.
 func TestIdentityTracesCarryNoCustomerNames(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"support-1", "debug"}, keyRequest{"counter-1", "counter"})
 	ds := l.login("", keys["support-1"], "debugscope")
@@ -199,6 +202,7 @@ func TestIdentityTracesCarryNoCustomerNames(t *testing.T) {
 // key; while its first socket is open, and for another key, it stays
 // claimed.
 func TestIdentityCounterReconnectTakesItsClaimBack(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabKey, till1, till2 := l.newKey("tablet-1", "presell"), l.newKey("counter-1", "counter"), l.newKey("counter-2", "counter")
 	tab := l.login("?purpose=presell", tabKey, "")

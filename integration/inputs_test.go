@@ -15,6 +15,7 @@ import (
 // presell; it is now bad_filter, and the socket keeps working. A ticket
 // past any real ticket simply matches none.
 func TestInputsAgeFilterRange(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := l.login(presellQuery, l.newKey("age-tablet", "presell"), "")
 	counter := l.login("", l.newKey("age-counter", "counter"), "")
@@ -52,6 +53,7 @@ func TestInputsAgeFilterRange(t *testing.T) {
 // string holding a plain decimal, over WebSocket and HTTP GET alike, and
 // refuse any other string with the usual error; the socket keeps working.
 func TestInputsNumbersAsText(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	l.anyKeyWillDo()
 	c := l.login("", l.newKey("text-counter", "counter"), "")
@@ -121,6 +123,7 @@ func TestInputsNumbersAsText(t *testing.T) {
 // characters (no space), compared exactly; a retry with it is answered
 // from the first reply.
 func TestInputsOpaqueIK(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	l.anyKeyWillDo()
 	c := l.login(presellQuery, l.newKey("ik-tablet", "presell"), "")
@@ -211,6 +214,7 @@ func checkChunks(t *testing.T, chunks []chunkPacket, rp string, perPacket int) [
 // comes in packets of --max-rows rows, one rp, ch 1…n and last:true on the
 // final one, every row once and in order; without mo nothing changes.
 func TestInputsChunkedReply(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-rows", "7")
 	c := l.login("", l.key, "")
 	products := int(sqliteRows(t, l.db, "SELECT COUNT(*) AS n FROM products")[0]["n"].(float64))
@@ -288,6 +292,7 @@ func TestInputsChunkedReply(t *testing.T) {
 // TestInputsChunkedReplyCap: a chunked list holds at most ten packets of
 // --max-rows rows; past that the last packet says more:true.
 func TestInputsChunkedReplyCap(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-rows", "3")
 	c := l.login("", l.key, "")
 	products := int(sqliteRows(t, l.db, "SELECT COUNT(*) AS n FROM products")[0]["n"].(float64))

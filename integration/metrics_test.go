@@ -65,6 +65,7 @@ func (l *lane) get(path string) (int, string) {
 // family's counter moved by exactly the requests sent, the open sockets by
 // purpose and the build.
 func TestMetricsAfterAScriptedPresell(t *testing.T) {
+	alongside(t)
 	const token = "metrics-s3cret"
 	l := startLane(t, "--metrics-token", token)
 	bearer := "Bearer " + token
@@ -153,6 +154,7 @@ func TestMetricsAfterAScriptedPresell(t *testing.T) {
 // lines; no line holds the API key, whether it came in a login packet, the
 // x-api-key header or a _k in the query.
 func TestLogFormatJSON(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--log-format", "json")
 	key := l.newKey("tablet-7", "presell")
 	tab := l.login(presellQuery, key, "")
@@ -197,6 +199,7 @@ func TestLogFormatJSON(t *testing.T) {
 // TestMetricsOnTheirOwnAddress: --metrics-addr serves /metrics there and
 // not on the FD1 port.
 func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--metrics-addr", "127.0.0.1:0")
 	m := regexp.MustCompile(`msg="metrics listening" url=(\S+)`).FindStringSubmatch(l.log())
 	if m == nil {

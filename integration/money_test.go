@@ -27,6 +27,7 @@ func salePhase(t *testing.T, l *lane, physkey string) float64 {
 // $11.50 cash on it was cancelled (phase 10000, payment kept); now every
 // cancel name answers has_payments until a counter reverses the payment.
 func TestMoneyCancelHoldingCash(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	till := l.login("", l.newKey("till-1", "counter"), "")
 	k := sale(t, till, sbA+"sale_create", nil, nil)["physkey"].(string)
@@ -59,6 +60,7 @@ func TestMoneyCancelHoldingCash(t *testing.T) {
 // strip its lines and cancel it. Now it is refused at every step, and the
 // money stays with the sale.
 func TestMoneyTabletAfterCounterTookPayment(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
 	till := l.login("", l.newKey("till-1", "counter"), "")
@@ -93,6 +95,7 @@ func TestMoneyTabletAfterCounterTookPayment(t *testing.T) {
 // TestMoneyNonCashNeverGivesChange: a $5.50 sale took a $100,000,000
 // account payment with change 99,999,994.50.
 func TestMoneyNonCashNeverGivesChange(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	till := l.login("", l.newKey("till-1", "counter"), "")
 	k := sale(t, till, sbA+"sale_create", nil, nil)["physkey"].(string)
@@ -115,6 +118,7 @@ func TestMoneyNonCashNeverGivesChange(t *testing.T) {
 // TestMoneyCapsFromFlags: --max-sale-lines and --max-open-presells reach
 // the lane, and their refusals say how to make room.
 func TestMoneyCapsFromFlags(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--max-sale-lines", "2", "--max-open-presells", "2")
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
 	k := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)

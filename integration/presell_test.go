@@ -19,6 +19,7 @@ const presellQuery = "?purpose=presell"
 // presold sale, its lines and its ticket are in the lane DB where a second
 // process (the counter) reads them, and the counter recalls it.
 func TestPresellTicket(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tablets := l.newKeys("tablet", "presell", 2)
 	counterKey := l.newKeys("counter", "counter", 1)[0]
@@ -147,6 +148,7 @@ func TestPresellTicket(t *testing.T) {
 // TestPresellKeyCannotComplete: completing (taking the money for) a sale is
 // the counter's right; a tablet builds and submits presells only.
 func TestPresellKeyCannotComplete(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
@@ -165,6 +167,7 @@ func TestPresellKeyCannotComplete(t *testing.T) {
 // sale. A request without k means the tablet's top sale, so it must not
 // overtake earlier requests that named that same sale by its physkey.
 func TestPresellOrderWithoutK(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	c := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	for round := range 5 {
@@ -193,6 +196,7 @@ func TestPresellOrderWithoutK(t *testing.T) {
 // TestExactlyOnce: a request with an ik has its effect once, however often
 // it is sent, and every retry gets the first reply byte for byte.
 func TestExactlyOnce(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.newKeys("tablet", "presell", 2)
 	c := l.login(presellQuery, keys[0], "")
@@ -616,6 +620,7 @@ func fillTickets(t *testing.T, l *lane) string {
 // unavailable, which it retries in silence) and the order stays as it was;
 // once the counter frees a ticket, the same order submits.
 func TestPresellTicketsRunOut(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	presellOn(t, tab, 0, soldLine{1001, 1})

@@ -10,6 +10,7 @@ import (
 // presell socket, unknown firehose options, unsupported names and the
 // login purpose message. One lane serves every case.
 func TestProtocolEdges(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	till := l.newKey("counter-1", "counter")
 	tabKey := l.newKey("tablet-1", "presell")

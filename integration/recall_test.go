@@ -685,6 +685,7 @@ func pks(sales ...map[string]any) []string {
 // physkey; lists and filters the queue; sees and accepts price drift;
 // completes (the ticket is then free for a new presell) and cancels.
 func TestRecallFlow(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	tabs := l.newKeys("tablet", "presell", 3)
 	cks := l.newKeys("counter", "counter", 2)
@@ -1084,6 +1085,7 @@ func waitLeaseOut(t *testing.T, l *lane, pk string) {
 // admin may take a live claim over; a program writing the lane DB directly
 // takes part on the same terms.
 func TestClaimLease(t *testing.T) {
+	alongside(t)
 	const lease = 1500 * time.Millisecond
 	l := startLane(t, "--presell-lease", lease.String())
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
@@ -1482,6 +1484,7 @@ func waitPhase(t *testing.T, l *lane, pk string, phase float64, limit time.Durat
 // lane's sweeper or from the command line, each with a journal row saying
 // why; a presell under a live claim is never voided that way.
 func TestPresellExpiry(t *testing.T) {
+	alongside(t)
 	t.Run("the sweeper voids abandoned presells", func(t *testing.T) {
 		const maxAge = 2 * time.Second
 		l := startLane(t, "--presell-max-age", maxAge.String(), "--presell-sweep-every", "200ms")
@@ -1654,6 +1657,7 @@ func TestPresellExpiry(t *testing.T) {
 // before the clocks go back: the two-minute lease ends at 14:01 UTC, 02:01
 // NZST, which alone reads as long lapsed at 02:59.
 func TestClaimMessageAcrossDSTEnd(t *testing.T) {
+	alongside(t)
 	l := startLane(t, "--clock", "2026-04-04T13:59:00Z")
 	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
 	cks := l.newKeys("counter", "counter", 2)

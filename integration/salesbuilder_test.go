@@ -192,6 +192,7 @@ const (
 )
 
 func TestSalesBuilderEndpoints(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	keys := l.newKeys("counter", "counter", 5)
 	gens := []struct{ name, create, add, setCustomer, complete, cancel string }{
@@ -438,6 +439,7 @@ func TestSalesBuilderEndpoints(t *testing.T) {
 // TestSalesBuilderBadInput sends bad requests and checks each gets a clear
 // error and leaves every sale exactly as it was.
 func TestSalesBuilderBadInput(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	counterKey := l.newKeys("counter", "counter", 1)[0]
 	tabletKeys := l.newKeys("tablet", "presell", 2)

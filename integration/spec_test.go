@@ -9,6 +9,7 @@ import (
 // the SPEC's own HTTP example, the lane's clock, trace records and
 // firehose options.
 func TestSpecCompatibility(t *testing.T) {
+	alongside(t)
 	// 09:00 UTC on 1 January is 22:00 in the demo lane's Pacific/Auckland.
 	l := startLane(t, "--clock", "2026-01-01T09:00:00Z")
 	keys := l.keysFor(keyRequest{"counter-1", "counter"}, keyRequest{"support-1", "debug"})

@@ -216,6 +216,7 @@ func (c *restartTablet) add(stop <-chan struct{}, phase *atomic.Int32) error {
 // the tablet's waiting change lands with its ik, and the store database holds each acknowledged line
 // exactly once.
 func TestStoreRestartPostgres(t *testing.T) {
+	alongside(t)
 	pg := startPrivatePG(t)
 	if _, err := cli(t, "fixture", "load", "demo", "--db", pg.url); err != nil {
 		t.Fatal(err)

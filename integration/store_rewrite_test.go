@@ -90,6 +90,7 @@ func (g *pgGate) open()  { g.mu.Lock(); g.shut = false; g.mu.Unlock() }
 // ERROR saying the store was rewritten and to start it again, and exits
 // non-zero (for a service manager to restart it on the new store).
 func TestStoreRewrittenWhileLockLost(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	gate, gated := newPGGate(t, db)
 	lanes := []*lane{startStoreLane(t, gated, adminKey), startStoreLane(t, gated, adminKey)}
@@ -146,6 +147,7 @@ func TestStoreRewrittenWhileLockLost(t *testing.T) {
 // connection of this key"; on A itself it moves over once A's socket has
 // closed, as on a SQLite lane.
 func TestStoreClaimOfAnotherLanesSession(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	a := startStoreLane(t, db, adminKey)
 	b := startStoreLane(t, db, adminKey)
@@ -207,6 +209,7 @@ func TestStoreClaimOfAnotherLanesSession(t *testing.T) {
 // would stamp the presells it parks 13 h old, for the other lanes'
 // sweepers to void at once.
 func TestStoreServeRefusesAClockOffTheStore(t *testing.T) {
+	alongside(t)
 	db, _ := demoStore(t)
 	// A lane that starts serves until killed: the timeout fails it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -225,6 +228,7 @@ func TestStoreServeRefusesAClockOffTheStore(t *testing.T) {
 // fixture command ran): its next change is refused as unavailable, nothing
 // of it lands in the store, and the lane stops with an ERROR saying why.
 func TestStoreRewrittenUnderARunningLane(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	l := startStoreLane(t, db, adminKey)
 	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")

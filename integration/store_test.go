@@ -60,6 +60,7 @@ func startStoreLane(t *testing.T, dbURL, key string, extra ...string) *lane {
 // and completes it; the display sees that too, and A's tablet finds its
 // presell completed.
 func TestStoreTwoInstances(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	a := startStoreLane(t, db, adminKey)
 	b := startStoreLane(t, db, adminKey)
@@ -141,6 +142,7 @@ func TestStoreTwoInstances(t *testing.T) {
 // it (never an internal error, never two winners), and the winner gives it
 // back. The claim's conditional UPDATE is what decides, across processes.
 func TestStoreRecallRace(t *testing.T) {
+	alongside(t)
 	const n = 1000
 	db, adminKey := demoStore(t)
 	a := startStoreLane(t, db, adminKey, "--max-open-presells", fmt.Sprint(n))
@@ -217,6 +219,7 @@ func TestStoreRecallRace(t *testing.T) {
 // that moment is run once more and takes the next free one), and no two
 // open presells share a ticket.
 func TestStoreConcurrentSubmits(t *testing.T) {
+	alongside(t)
 	const tablets, sales, lines = 10, 5, 3
 	db, adminKey := demoStore(t)
 	flags := []string{"--max-unauth-per-address", "64"}
@@ -282,6 +285,7 @@ func TestStoreConcurrentSubmits(t *testing.T) {
 // the other instance gets the stored reply and runs nothing again, also
 // when the two copies arrive on both instances at the same moment.
 func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	a := startStoreLane(t, db, adminKey)
 	b := startStoreLane(t, db, adminKey)
@@ -332,6 +336,7 @@ func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
 // (retry), never an internal error, and the instance goes on serving
 // without a restart.
 func TestStoreConnectionsDropped(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	l := startStoreLane(t, db, adminKey)
 	tablet := l.login(presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
@@ -481,6 +486,7 @@ func relStartStore(t *testing.T, db string, extra ...string) *relProc {
 // first reply byte for byte, and the counter gets the presells it held
 // through the dead instance back on the other one.
 func TestStoreKillNineUnderLoad(t *testing.T) {
+	alongside(t)
 	if testing.Short() {
 		t.Skip("kill -9 loop: run without -short, as .ci/run does")
 	}
@@ -550,6 +556,7 @@ func TestStoreKillNineUnderLoad(t *testing.T) {
 // once the lanes stop, reset runs. A lane started while a command holds
 // the lock refuses to start, saying so.
 func TestStoreFixtureRefusedWhileServing(t *testing.T) {
+	alongside(t)
 	db, adminKey := demoStore(t)
 	a := startStoreLane(t, db, adminKey)
 	b := startStoreLane(t, db, adminKey)

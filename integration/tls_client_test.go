@@ -32,6 +32,7 @@ func runGreenlane(t *testing.T, env []string, args ...string) (string, error) {
 }
 
 func TestTLSClientCA(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	if _, err := cli(t, "tls", "init", "--db", db, "--names", "127.0.0.1,localhost"); err != nil {
@@ -81,6 +82,7 @@ func TestTLSClientCA(t *testing.T) {
 // the tls renew that covers it; after that renew a client reaches the lane
 // under that address with the same CA.
 func TestTLSUncoveredAddress(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	db := filepath.Join(t.TempDir(), "lane.db")
 	if _, err := cli(t, "tls", "init", "--db", db, "--names", "lane-1.test"); err != nil {
@@ -117,6 +119,7 @@ func TestTLSUncoveredAddress(t *testing.T) {
 // this machine can open in its listening line (127.0.0.1, not [::]), and
 // keeps the bound address in addr=.
 func TestListeningEveryInterface(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	l := startLaneAt(t, filepath.Join(t.TempDir(), "lane.db"), "--addr", "0.0.0.0:0")
 	_, port, err := net.SplitHostPort(l.addr)

@@ -200,6 +200,7 @@ var redirecting = regexp.MustCompile(`msg="redirecting http to https" addr=(\S+)
 // do not go together are refused, and --http-redirect sends plain http to
 // the https port.
 func TestTLSServeErrors(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "lane.db")
@@ -250,6 +251,7 @@ func TestTLSServeErrors(t *testing.T) {
 // store already has (here one tls init made for another lane DB); there is
 // no CA of the lane's own to hand out then.
 func TestTLSStoreCertificate(t *testing.T) {
+	alongside(t)
 	needsOwnLane(t)
 	other := filepath.Join(t.TempDir(), "other.db")
 	if _, err := cli(t, "tls", "init", "--db", other, "--names", "127.0.0.1"); err != nil {

@@ -131,6 +131,7 @@ func TestTopSaleNeverMovesOn(t *testing.T) {
 // the key another socket is ringing up. Every change is refused without k;
 // sale_create (a new sale) and reads are not changes of one.
 func TestTopSaleHTTPChangeNamesItsSale(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	key := l.newKey("counter-http", "counter")
 	ws := dialMux(t, l, "counter-http", "", key, "")
@@ -169,6 +170,7 @@ func TestTopSaleHTTPChangeNamesItsSale(t *testing.T) {
 // is ringing it up; else its k-less payment and completion would take the
 // money of the sale in front of the other till.
 func TestTopSaleFreshSocketLeavesAnOpenSocketsSale(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	key := l.newKey("counter-1", "counter")
 	c1 := dialMux(t, l, "counter-1", "", key, "")

@@ -66,6 +66,7 @@ func TestTranscripts(t *testing.T) {
 // TestTranscriptDiff: a transcript that no longer matches fails with a
 // report that points at the field, with both values.
 func TestTranscriptDiff(t *testing.T) {
+	alongside(t)
 	flow := filepath.Join("testdata", "presell_flow.jsonl")
 
 	t.Run("an expectation changed in the transcript", func(t *testing.T) {
@@ -113,6 +114,7 @@ func TestTranscriptDiff(t *testing.T) {
 // against a lane whose catalogue was changed fails saying that the lane's
 // data differs, and what, rather than that the report lacks a line.
 func TestTranscriptDiffOnChangedLane(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	sqliteExec(t, l.db, `UPDATE products SET price_cents = 620 WHERE plu = 'FW'`)
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestTranscriptDiff$/^an_expectation", "-test.count", "1",
@@ -156,6 +158,7 @@ func wantFailure(t *testing.T, out string, err error, want ...string) {
 // and ticket the lane gave), then replays the recording against a second,
 // fresh lane, and once more after a price change there.
 func TestTranscriptRecordAndReplay(t *testing.T) {
+	alongside(t)
 	recorded := filepath.Join(t.TempDir(), "recorded.jsonl")
 	a := startLane(t)
 	c := startClient(t, a, "--socket=", "--record", recorded)
@@ -207,6 +210,7 @@ func TestTranscriptRecordAndReplay(t *testing.T) {
 // Ctrl-C or SIGTERM half way through a session leaves nothing beside FILE
 // (no FILE.*.recording), FILE as it was, and dies of that signal.
 func TestTranscriptRecordStoppedBySignal(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	for _, tt := range []struct {
 		sig      syscall.Signal
@@ -366,6 +370,7 @@ func (p *packet) saleField(t *testing.T, name string) any {
 // reached leaves the transcript it was to replace as it was, and a
 // transcript with nothing to send fails its replay.
 func TestTranscriptNeverPassesEmpty(t *testing.T) {
+	alongside(t)
 	shipped, err := os.ReadFile(filepath.Join("testdata", "presell_flow.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -418,6 +423,7 @@ func TestTranscriptNeverPassesEmpty(t *testing.T) {
 // the login line naming the flag, instead of logging in with the admin key.
 // A mistyped --key-for is refused.
 func TestTranscriptKeyByName(t *testing.T) {
+	alongside(t)
 	l := startLane(t)
 	presell := l.newKey("tablet-1", "presell")
 	file := filepath.Join(t.TempDir(), "refused.jsonl")
