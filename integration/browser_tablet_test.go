@@ -579,10 +579,9 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 		waitText("#paired-as", "the name shows after the first sale"),
 		waitText("#grid", "Flat White"),
 		// Logged in, and the page has found the old key's order voided and
-		// started afresh: the banner ("connecting") and the last order's
-		// notice have gone from above the grid, which has moved up into
-		// their place, where the click aims.
-		chromedp.WaitNotPresent(chromedp.CSS("#banner:not(.hidden)")),
+		// started afresh: the last order's notice has gone from above the
+		// grid, which has moved up into its place, where the click aims.
+		chromedp.WaitVisible(chromedp.CSS("#banner.ok")),
 		chromedp.WaitNotPresent(chromedp.CSS("#errors li")),
 		chromedp.Click(chromedp.CSS(tabCroissant)),
 		waitText("#lines", "Butter Croissant"),
@@ -632,7 +631,7 @@ func TestBrowserTabletHeldOrderDiscarded(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#errors button.discard")),
 		chromedp.WaitNotPresent(chromedp.CSS("#errors li")),
 		waitText("#lines", "Tap a product or scan a barcode to start."),
-		chromedp.WaitNotPresent(chromedp.CSS("#banner:not(.hidden)")),
+		waitText("#banner", "connected to the lane"),
 	)
 	if !pageTrue(t, ctx, `window.asked.includes("3 changes")`) {
 		t.Error("the question did not say how many changes would be dropped")
@@ -645,6 +644,49 @@ func TestBrowserTabletHeldOrderDiscarded(t *testing.T) {
 		t.Errorf("the lane holds %s presells, want the one submitted", n)
 	}
 	wantNoErrorsBut(t, browserLog(ctx))
+}
+
+// TestBrowserTabletGridStaysPut: while taps are sent and answered, the
+// status strip above the products keeps its height, so the products do not
+// move under the finger aiming at the next one. (It came and went with each
+// change sent, moving the grid by a line on every tap.)
+func TestBrowserTabletGridStaysPut(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx, waitText("#banner", "connected to the lane"))
+	// Each change to the strip (text, class) records where the grid then is.
+	pageTrue(t, ctx, `(() => {
+		const top = () => Math.round(document.querySelector("#grid").getBoundingClientRect().top);
+		window.gridTops = [top()];
+		new MutationObserver(() => window.gridTops.push(top())).observe(document.querySelector("#banner"),
+			{ attributes: true, childList: true, characterData: true, subtree: true });
+		return true;
+	})()`)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#lines", "Latte"),
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#lines", "Butter Croissant"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	tops, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`window.gridTops`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tops) < 2 {
+		t.Fatalf("the strip did not change while three taps were sent (%v): the test saw nothing", tops)
+	}
+	for _, y := range tops[1:] {
+		if y != tops[0] {
+			t.Fatalf("the grid's top moved while taps were sent: %v px", tops)
+		}
+	}
 }
 
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open

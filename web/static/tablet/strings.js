@@ -12,6 +12,7 @@ export default {
   connecting: "connecting to the lane…",
   offline: (n) => `offline — ${n} ${n === 1 ? "change" : "changes"} waiting`,
   offlineNone: "offline — reconnecting",
+  online: "connected to the lane",
   sending: (n) => `sending ${n} ${n === 1 ? "change" : "changes"}…`,
   held: (n) => `${n} ${n === 1 ? "change" : "changes"} kept on this tablet: tap Retry to send`,
   heldNote: "The order is kept on this tablet; tap Retry to send it.",

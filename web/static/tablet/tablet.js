@@ -612,7 +612,14 @@ function renderBanner() {
     cls = "error";
   } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
   else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
-  else if (n) text = S.sending(n);
+  else if (n && Date.now() - Math.min(...state.pending.map((c) => c.queued || 0)) >= slowSend) text = S.sending(n);
+  else {
+    // Online: a change on its way is news only once it is slow to land.
+    text = S.online;
+    cls = "ok";
+    clearTimeout(bannerTimer);
+    if (n) bannerTimer = setTimeout(renderBanner, slowSend);
+  }
   b.textContent = text;
   if (state.status === "refused" && localStorage.getItem(store.key) && !state.repair) {
     b.append(
@@ -631,8 +638,15 @@ function renderBanner() {
       )
     );
   }
+  // Paired, the strip always holds a line: were it to come and go with
+  // each change sent, every tap would move the products under the next.
   b.className = "banner " + cls + (text ? "" : " hidden");
 }
+
+// slowSend is how long a change may take to reach the lane before the
+// banner says it is still being sent, in ms.
+const slowSend = 1000;
+let bannerTimer = 0;
 
 // showError shows a refused change as a sentence for the server
 // (strings.js, S.errors), or the lane's own message when there is none: no
@@ -744,9 +758,9 @@ function sellScreen() {
 }
 
 // unchanged reports whether node already shows what sig describes, and
-// remembers sig for it. The catalogue is drawn again on every login and
-// render; rebuilding buttons that look the same would drop a tap that
-// lands while they are swapped.
+// remembers sig for it. The catalogue and the customer are drawn again on
+// every login, render and reply; rebuilding buttons that look the same
+// would drop a tap that lands while they are swapped.
 const drawn = new WeakMap();
 function unchanged(node, sig) {
   if (drawn.get(node) === sig) return true;
@@ -871,7 +885,7 @@ function renderCustomer() {
   const box = $("customer");
   if (!box) return;
   const c = state.view && state.view.customer;
-  box.replaceChildren(
+  if (!unchanged(box, JSON.stringify(c || null))) box.replaceChildren(
     c
       ? el(
           "div",
@@ -883,6 +897,7 @@ function renderCustomer() {
   );
   const res = $("cust-results");
   const found = state.customers;
+  if (unchanged(res, JSON.stringify(found || null))) return;
   res.replaceChildren(
     ...(found ? found.rows : []).map((c) =>
       el(
