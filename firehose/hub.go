@@ -615,12 +615,15 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 		group = append(group, ack(ReplayState{Head: h.head, Replayed: len(page.packets), Truncated: page.truncated,
 			More: page.more, Resume: page.last}))
 		group = append(group, page.packets...)
-		s.Sink.EnqueueGroup(group)
-		if page.more {
-			return // not live yet: the client reopens from resume to catch up
+		if !page.more {
+			// Following before the ack can leave: a client that has its
+			// ack may at once make an event a publisher only builds while
+			// someone follows (a trace). Nothing is published to s before
+			// this op ends, so the ack still goes first.
+			h.subs[s.Family] = append(h.subs[s.Family], s)
+			h.following[s.Family].Add(1)
 		}
-		h.subs[s.Family] = append(h.subs[s.Family], s)
-		h.following[s.Family].Add(1)
+		s.Sink.EnqueueGroup(group) // with page.more, not live yet: the client reopens from resume to catch up
 	})
 	return cmp.Or(doErr, err)
 }

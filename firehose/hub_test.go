@@ -676,3 +676,34 @@ func TestHubEventsCarryTheOpenRT(t *testing.T) {
 		})
 	}
 }
+
+// ackSink records, as each ack is queued, how many firehoses the hub
+// says follow its family.
+type ackSink struct {
+	*fakeSink
+	hub       *Hub
+	family    string
+	following []int64
+}
+
+func (a *ackSink) EnqueueGroup(group [][]byte) {
+	a.following = append(a.following, a.hub.Following(a.family))
+	a.fakeSink.EnqueueGroup(group)
+}
+
+// TestHubFollowsBeforeTheAck: a client that has its ack may at once make
+// an event that is only built while someone follows (a trace of its next
+// request); by the time the ack is queued, the hub counts the firehose.
+func TestHubFollowsBeforeTheAck(t *testing.T) {
+	h, _, _ := testHub(t)
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	for i, fam := range []string{famTrace, famDevice, famCustdisp} {
+		s := &ackSink{fakeSink: newSink(uint64(i + 1)), hub: h, family: fam}
+		if err := h.Subscribe(context.Background(), &Subscription{Sink: s, ID: "x", RP: json.RawMessage(`"x"`), Family: fam}, 0, ack); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.following, []int64{1}) {
+			t.Errorf("%s: the hub counted %v followers as the ack was queued, want [1]", fam, s.following)
+		}
+	}
+}
