@@ -394,21 +394,19 @@ func tapBoth(t *testing.T, ctx context.Context, a, b string) {
 	}
 }
 
-// TestBrowserTabletPresellLimitKeepsOrder: a tablet at its most open
-// presells (--max-open-presells 1) starts a new order. The lane refuses
-// the sale's creation; the order's taps stay queued and on screen, nothing
-// is sent to a sale that does not exist, and the lane's refusal is shown
-// once, in a server's words (a Retry refused again replaces it). Once the
-// counter frees a presell, Retry (the order's Submit) creates the sale and
-// adds each line once.
-func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
-	alongside(t)
+// tabletFull is the tablet's refusal at --max-open-presells 1.
+const tabletFull = "This tablet already has 1 open order, the most it may have"
+
+// holdOrderAtLimit pairs a tablet with a lane that allows its key one open
+// presell, submits one (its ticket is returned), and taps two products for
+// the next customer: the lane refuses that order's creation, and the tablet
+// holds its three changes.
+func holdOrderAtLimit(t *testing.T) (*lane, context.Context, string) {
+	t.Helper()
 	l := startLane(t, "--max-open-presells", "1")
 	needsOwnLane(t)
 	key := l.newKey("tablet-1", "presell")
 	ctx := newBrowser(t)
-	log := browserLog(ctx)
-
 	browserRun(t, ctx, setViewport(desktopWidth))
 	pairTablet(t, ctx, l.addr, key)
 	browserRun(t, ctx,
@@ -419,16 +417,31 @@ func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
 		waitText("#ticket", "Next customer"),
 	)
 	ticket := readText(t, ctx, "#ticket-number")
-	const full = "This tablet already has 1 open order, the most it may have"
 	browserRun(t, ctx,
 		chromedp.Click(chromedp.CSS("#next")),
 		waitText("#grid", "Flat White"),
 	)
 	tapBoth(t, ctx, tabLatte, tabCroissant)
 	browserRun(t, ctx,
-		waitText("#errors", full),
-		waitText("#pending", "Butter Croissant"),
+		waitText("#errors", tabletFull),
 		waitText("#banner", "3 changes kept on this tablet"),
+	)
+	return l, ctx, ticket
+}
+
+// TestBrowserTabletPresellLimitKeepsOrder: a tablet at its most open
+// presells (--max-open-presells 1) starts a new order. The lane refuses
+// the sale's creation; the order's taps stay queued and on screen, nothing
+// is sent to a sale that does not exist, and the lane's refusal is shown
+// once, in a server's words (a Retry refused again replaces it). Once the
+// counter frees a presell, Retry (the order's Submit) creates the sale and
+// adds each line once.
+func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
+	alongside(t)
+	l, ctx, ticket := holdOrderAtLimit(t)
+	log := browserLog(ctx)
+	browserRun(t, ctx,
+		waitText("#pending", "Butter Croissant"),
 		waitText("#pending", "kept, not sent"),
 		waitText("#submit", "Retry sending this order"),
 	)
@@ -456,7 +469,7 @@ func TestBrowserTabletPresellLimitKeepsOrder(t *testing.T) {
 	browserRun(t, ctx,
 		chromedp.Click(chromedp.CSS("#errors button.retry")),
 		chromedp.WaitVisible(chromedp.CSS(`#errors li[data-held]:not([data-before])`)),
-		waitText("#errors", full),
+		waitText("#errors", tabletFull),
 	)
 	wantHeld()
 
@@ -599,27 +612,7 @@ func TestBrowserTabletRevokedKeyKeepsOrder(t *testing.T) {
 // customer. The lane holds only the presell submitted before.
 func TestBrowserTabletHeldOrderDiscarded(t *testing.T) {
 	alongside(t)
-	l := startLane(t, "--max-open-presells", "1")
-	needsOwnLane(t)
-	key := l.newKey("tablet-1", "presell")
-	ctx := newBrowser(t)
-
-	browserRun(t, ctx, setViewport(desktopWidth))
-	pairTablet(t, ctx, l.addr, key)
-	browserRun(t, ctx,
-		chromedp.Click(chromedp.CSS(tabFlatWhite)),
-		waitText("#lines", "Flat White"),
-		chromedp.WaitEnabled(chromedp.CSS("#submit")),
-		chromedp.Click(chromedp.CSS("#submit")),
-		waitText("#ticket", "Next customer"),
-		chromedp.Click(chromedp.CSS("#next")),
-		waitText("#grid", "Flat White"),
-	)
-	tapBoth(t, ctx, tabLatte, tabCroissant)
-	browserRun(t, ctx,
-		waitText("#errors", "the most it may have"),
-		waitText("#banner", "3 changes kept on this tablet"),
-	)
+	l, ctx, _ := holdOrderAtLimit(t)
 	// Cancelled at the question, nothing changes.
 	pageTrue(t, ctx, `(window.confirm = () => false, true)`)
 	browserRun(t, ctx, chromedp.Click(chromedp.CSS("#errors button.discard")))
