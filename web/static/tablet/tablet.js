@@ -612,13 +612,13 @@ function renderBanner() {
     cls = "error";
   } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
   else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
-  else if (n && Date.now() - Math.min(...state.pending.map((c) => c.queued || 0)) >= slowSend) text = S.sending(n);
+  else if (n && Date.now() - oldestQueued() >= slowSend) text = S.sending(n);
   else {
     // Online: a change on its way is news only once it is slow to land.
     text = S.online;
     cls = "ok";
     clearTimeout(bannerTimer);
-    if (n) bannerTimer = setTimeout(renderBanner, slowSend);
+    if (n) bannerTimer = setTimeout(renderBanner, slowSend - (Date.now() - oldestQueued()));
   }
   b.textContent = text;
   if (state.status === "refused" && localStorage.getItem(store.key) && !state.repair) {
@@ -647,6 +647,11 @@ function renderBanner() {
 // banner says it is still being sent, in ms.
 const slowSend = 1000;
 let bannerTimer = 0;
+
+// oldestQueued is when the change waiting longest was queued (ms).
+function oldestQueued() {
+  return state.pending.reduce((t, c) => Math.min(t, c.queued || 0), Date.now());
+}
 
 // showError shows a refused change as a sentence for the server
 // (strings.js, S.errors), or the lane's own message when there is none: no
