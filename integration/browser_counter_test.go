@@ -39,6 +39,15 @@ func pageTrue(t *testing.T, ctx context.Context, expr string) bool {
 	return v
 }
 
+// wantPage fails the test unless the page's expr is true now; what says
+// what it checks.
+func wantPage(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	if !pageTrue(t, ctx, expr) {
+		t.Fatalf("on the page: %s: it is not so (%s)", what, expr)
+	}
+}
+
 // TestBrowserCounter drives the counter screen with the keyboard, as a
 // cashier with a USB scanner does: pair, scan a ticket's barcode, see the
 // price drift, accept it, tender cash above the total, see the change,

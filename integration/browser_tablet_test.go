@@ -19,11 +19,13 @@ import (
 
 // Demo fixture products the tests use.
 const (
-	tabFlatWhite = `#grid button[data-plu="FW"]`
-	tabHam       = `#grid button[data-pid="1024"]` // per kg: asks for grams
-	tabLatte     = `#grid button[data-plu="LAT"]`
-	tabCroissant = `#grid button[data-plu="CROI"]`
-	tabOJBarcode = "9415321000140" // Fresh Orange Juice 300ml, pid 1010
+	tabFlatWhite  = `#grid button[data-plu="FW"]`
+	tabHam        = `#grid button[data-pid="1024"]` // per kg: asks for grams
+	tabLatte      = `#grid button[data-plu="LAT"]`
+	tabCroissant  = `#grid button[data-plu="CROI"]`
+	tabCappuccino = `#grid button[data-plu="CAP"]`
+	tabLongBlack  = `#grid button[data-plu="LB"]`
+	tabOJBarcode  = "9415321000140" // Fresh Orange Juice 300ml, pid 1010
 )
 
 // pairTablet opens the tablet page, pairs it with key and waits for the
@@ -680,6 +682,82 @@ func TestBrowserTabletGridStaysPut(t *testing.T) {
 			t.Fatalf("the grid's top moved while taps were sent: %v px", tops)
 		}
 	}
+}
+
+// TestBrowserTabletRefusalLeavesTheGridPut: a refused change's notice
+// floats over the foot of the screen: the products stay where they were
+// (it used to push them down a row, under the finger aiming at the next),
+// the notice is in view even with the page scrolled, and a run of
+// refusals shows the newest few only.
+func TestBrowserTabletRefusalLeavesTheGridPut(t *testing.T) {
+	alongside(t)
+	l := startLane(t, "--max-sale-lines", "1")
+	needsOwnLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	const gridTop = `Math.round(document.querySelector("#grid").getBoundingClientRect().top)`
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[int](gridTop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#errors", "Latte"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	after, err := chromedp.Run(ctx, chromedp.Evaluate[int](gridTop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("the refusal's notice moved the grid's top from %d to %d px", before, after)
+	}
+	// In view, over the catalogue and clear of the order column, with the
+	// page scrolled to its foot as well as at its top.
+	inView := `(() => {
+		const n = document.querySelector("#errors li").getBoundingClientRect();
+		const order = document.querySelector("#order").getBoundingClientRect();
+		return n.top >= 0 && n.bottom <= innerHeight && n.height > 0 && n.right <= order.left;
+	})()`
+	wantPage(t, ctx, "the notice is in view, left of the order", inView)
+	pageTrue(t, ctx, `window.scrollTo(0, document.body.scrollHeight) === undefined`)
+	wantPage(t, ctx, "scrolled down, the notice is in view, left of the order", inView)
+	lookScreen(t, ctx, "tablet-refusal-notice", false)
+	// More refusals: one said again stands once, and the three newest stand.
+	// (Back at the top: a product under the notices is not there to tap.)
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	refuse := func(tap, product string) {
+		t.Helper()
+		browserRun(t, ctx, chromedp.Click(chromedp.CSS(tap)), waitText("#errors li:last-child", product),
+			chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	}
+	refuse(tabCroissant, "Butter Croissant")
+	refuse(tabLatte, "Latte")
+	wantPage(t, ctx, "a refusal said again stands once", `document.querySelectorAll("#errors li").length === 2`)
+	refuse(tabCappuccino, "Cappuccino")
+	refuse(tabLongBlack, "Long Black")
+	wantPage(t, ctx, "the three newest refusals stand", `(() => {
+		const said = [...document.querySelectorAll("#errors li")].map((li) => li.textContent);
+		return said.length === 3 && said[0].includes("Latte") && said[1].includes("Cappuccino") && said[2].includes("Long Black");
+	})()`)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1001×1" {
+		t.Errorf("the lane DB holds %q, want the one line", got)
+	}
+	// On a phone the notices stand above the order's bar, in view.
+	browserRun(t, ctx, setViewport(phoneWidth))
+	wantPage(t, ctx, "on a phone the notices are in view above the order's bar", `(() => {
+		const ns = document.querySelector("#errors").getBoundingClientRect();
+		const bar = document.querySelector("#summary").getBoundingClientRect();
+		return ns.top >= 0 && ns.height > 0 && ns.bottom <= bar.top;
+	})()`)
+	lookScreen(t, ctx, "tablet-refusal-notice-phone", false)
 }
 
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open

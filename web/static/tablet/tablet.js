@@ -661,8 +661,17 @@ function showError(what, e, note = "") {
   const said = (f && f({ message: e.message || "", db })) || db(e.message);
   const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said), note ? " " + note : ""));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
-  $("errors").append(li);
+  const box = $("errors");
+  // The newest few only, each said once: a run of refusals must not bury
+  // the screen.
+  for (const old of box.querySelectorAll("li:not([data-held])")) if (old.firstChild.textContent === li.firstChild.textContent) old.remove();
+  box.append(li);
+  const refusals = box.querySelectorAll("li:not([data-held])");
+  for (const old of [...refusals].slice(0, Math.max(refusals.length - shownRefusals, 0))) old.remove();
 }
+
+// shownRefusals is how many refused-change notices stand at once.
+const shownRefusals = 3;
 
 // renderHeld shows one notice per held sale, in place of the one before:
 // a refusal that stands after a Retry is not shown twice.
