@@ -354,6 +354,54 @@ func TestBrowserCounterHoldLapses(t *testing.T) {
 	browserLog(ctx).wantNoErrors(t)
 }
 
+// TestBrowserCounterListKeepsItsButtons: the list is drawn again on every
+// tablet's submit (and every heartbeat); each presell keeps its button
+// while it is listed, so a click that spans a redraw still recalls. (The
+// list was built anew each time, and a button replaced between the press
+// and the release took no click.) A presell another counter takes leaves
+// the list without moving the rows above it.
+func TestBrowserCounterListKeepsItsButtons(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	counterKey := l.newKey("counter-1", "counter")
+	other := l.login("", l.newKey("counter-2", "counter"), "")
+	first := presellFromTablet(t, tab, 0, soldLine{1001, 1})
+	taken := presellFromTablet(t, tab, 0, soldLine{1002, 1})
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		setViewport(desktopWidth),
+		chromedp.Navigate("http://"+l.addr+"/counter/"),
+		typeInto("#pair-key", counterKey),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+		waitText("#presells", "#"+fmt.Sprint(num(taken["ticket"]))),
+	)
+	firstButton := fmt.Sprintf(`#presells button[data-ticket="%v"]`, num(first["ticket"]))
+	pageTrue(t, ctx, `(window.kept = document.querySelector('`+firstButton+`')) !== null`)
+	at, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
+		const r = window.kept.getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cashier presses on the first presell; before the release, a
+	// tablet submits a third and counter-2 takes the second, and each
+	// event draws the list again.
+	browserRun(t, ctx, chromedp.MouseEvent(chromedp.MousePressed, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	third := presellFromTablet(t, tab, 0, soldLine{1003, 1})
+	browserRun(t, ctx, waitText("#presells", "#"+fmt.Sprint(num(third["ticket"]))))
+	sale(t, other, presellA+"recall", nil, map[string]any{"ticket": taken["ticket"]})
+	browserRun(t, ctx, waitText("#presells", "held by counter-2"))
+	wantPage(t, ctx, "the first presell's button is the one drawn before the redraws",
+		`window.kept.isConnected && window.kept === document.querySelector('`+firstButton+`')`)
+	browserRun(t, ctx,
+		chromedp.MouseEvent(chromedp.MouseReleased, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)),
+		waitText("#sale", "Flat White"),
+	)
+	browserLog(ctx).wantNoErrors(t)
+}
+
 // TestBrowserCounterListCut: with more presells open than the lane lists
 // (500), the counter's list keeps the longest-waiting customers and says
 // that newer ones are left out, rather than dropping the oldest in silence.
@@ -371,6 +419,7 @@ func TestBrowserCounterListCut(t *testing.T) {
 		FROM n`)
 	ctx := newBrowser(t)
 	browserRun(t, ctx,
+		setViewport(desktopWidth),
 		chromedp.Navigate("http://"+l.addr+"/counter/"),
 		typeInto("#pair-key", counterKey),
 		chromedp.Click(chromedp.CSS("#pair-go")),
@@ -381,5 +430,13 @@ func TestBrowserCounterListCut(t *testing.T) {
 	if first != "#1" || last != "#500" {
 		t.Errorf("the cut list runs %s to %s, want #1 (the longest waiting) to #500", first, last)
 	}
+	// The 500 scroll in a box of their own, in view below the scan field:
+	// the page is not 500 rows long (the keys' card is just below).
+	wantPage(t, ctx, "the list scrolls in a box of its own, in view", `(() => {
+		const list = document.querySelector("#presells");
+		return list.scrollHeight > 2 * list.clientHeight && list.getBoundingClientRect().bottom <= innerHeight &&
+			document.scrollingElement.scrollHeight < 1.5 * innerHeight;
+	})()`)
+	lookScreen(t, ctx, "counter-long-list", false)
 	browserLog(ctx).wantNoErrors(t)
 }

@@ -99,6 +99,7 @@ function showCounter(key) {
     placeholder: S.scanPlaceholder,
   });
   ui.list = el("ol", { class: "presells", id: "presells" });
+  listRows.clear();
   ui.sale = el("section", { class: "card sale", id: "sale", "aria-live": "polite" });
   ui.legend = el(
     "dl",
@@ -561,32 +562,59 @@ function refreshAtLapse() {
   lapseTimer = setTimeout(refreshList, Math.max(first - laneNow, 0) + 1000);
 }
 
+// renderList brings the list up to date in place. Each presell keeps its
+// button while it is listed: the list is drawn again on every tablet's
+// submit and every heartbeat, and a button built anew between the press and
+// the release of a click would take no click.
 function renderList() {
   if (!ui.list) return;
   const since = listFetchedAt ? Math.floor((Date.now() - listFetchedAt) / 1000) : 0;
-  const items = presells.map((p) =>
-    el(
-      "li",
-      {},
-      el(
-        "button",
-        {
-          class: "presell" + (p.claimed_by ? " held" : ""),
-          dataset: { ticket: p.ticket },
-          onclick: () => recallPresell(p),
-        },
-        el("span", { class: "ticket" }, S.ticket(p.ticket)),
-        el("span", { class: "word" }, db(p.ticket_word || "")),
-        el("span", { class: "cust" }, db(p.customer || "")),
-        el("span", { class: "meta muted" }, S.age(p.age + since), " · ", db(p.tablet), " · ", S.lines(p.lines)),
-        p.claimed_by ? el("span", { class: "holder" }, S.heldBy(db(p.claimed_by))) : null,
-        Number(p.paid) > 0 ? el("span", { class: "paid" }, S.paidSoFar(money(p.paid))) : null,
-        el("span", { class: "money" }, money(p.saletotal)),
-      ),
-    ),
-  );
+  const listed = new Set();
+  const items = presells.map((p) => {
+    listed.add(p.physkey);
+    let row = listRows.get(p.physkey);
+    if (!row) {
+      row = { sig: "" };
+      row.age = el("span", { class: "age" });
+      row.button = el("button", { type: "button", onclick: () => recallPresell(row.p) });
+      row.li = el("li", {}, row.button);
+      listRows.set(p.physkey, row);
+    }
+    row.p = p;
+    fillPresell(row, p);
+    row.age.textContent = S.age(p.age + since);
+    return row.li;
+  });
+  for (const k of listRows.keys()) if (!listed.has(k)) listRows.delete(k);
   if (listMore) items.push(el("li", { class: "muted", id: "presells-more" }, S.openMore(presells.length)));
-  ui.list.replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, S.openEmpty)]));
+  if (!items.length) items.push(el("li", { class: "muted" }, S.openEmpty));
+  // Moves only what is out of place: the list is oldest first, so new
+  // presells join at its foot and the rows above stay where they are.
+  items.forEach((li, i) => {
+    if (ui.list.children[i] !== li) ui.list.insertBefore(li, ui.list.children[i] || null);
+  });
+  while (ui.list.children.length > items.length) ui.list.lastChild.remove();
+}
+
+// listRows holds each listed presell's row, by physkey.
+const listRows = new Map();
+
+// fillPresell redraws a row's button when what it shows, but its age, changed.
+function fillPresell(row, p) {
+  const sig = JSON.stringify([p.ticket, p.ticket_barcode, p.ticket_word, p.customer, p.tablet, p.lines, p.claimed_by, p.paid, p.saletotal]);
+  if (sig === row.sig) return;
+  row.sig = sig;
+  row.button.className = "presell" + (p.claimed_by ? " held" : "");
+  row.button.dataset.ticket = p.ticket;
+  row.button.replaceChildren(
+    el("span", { class: "ticket" }, S.ticket(p.ticket)),
+    el("span", { class: "word" }, db(p.ticket_word || "")),
+    el("span", { class: "cust" }, db(p.customer || "")),
+    el("span", { class: "meta muted" }, row.age, " · ", db(p.tablet), " · ", S.lines(p.lines)),
+    p.claimed_by ? el("span", { class: "holder" }, S.heldBy(db(p.claimed_by))) : "",
+    Number(p.paid) > 0 ? el("span", { class: "paid" }, S.paidSoFar(money(p.paid))) : "",
+    el("span", { class: "money" }, money(p.saletotal)),
+  );
 }
 
 // --- the sale ---
