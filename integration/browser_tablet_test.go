@@ -760,6 +760,54 @@ func TestBrowserTabletRefusalLeavesTheGridPut(t *testing.T) {
 	lookScreen(t, ctx, "tablet-refusal-notice-phone", false)
 }
 
+// TestBrowserTabletChangeWeightReplaces: Change weight opens with the old
+// weight selected, so the new one replaces it (typed in front of it, 150 g
+// onto 200 g made 150200 g: $5,992.98 of ham), and a weight over 10 kg is
+// asked about once before it is sent.
+func TestBrowserTabletChangeWeightReplaces(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	weigh := `#lines li[data-pid="1024"] button.weigh`
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabHam)),
+		chromedp.WaitVisible(chromedp.CSS("#weigh-grams")),
+		typeInto("#weigh-grams", "200"+kb.Enter),
+		waitText("#lines", "200 g"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		chromedp.Click(chromedp.CSS(weigh)),
+		chromedp.WaitVisible(chromedp.CSS("#weigh-grams")),
+		typeInto("#weigh-grams", "150"+kb.Enter),
+		waitText("#lines", "150 g"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1024×150" {
+		t.Fatalf("the lane DB holds %q after changing 200 g to 150 g, want 1024×150", got)
+	}
+	// 15 kg: asked about, kept on the second press.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(weigh)),
+		chromedp.WaitVisible(chromedp.CSS("#weigh-grams")),
+		typeInto("#weigh-grams", "15000"+kb.Enter),
+		waitText("#weigh-note", "15 kg: is that right? Press Save again to keep it."),
+	)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1024×150" {
+		t.Fatalf("the lane DB holds %q before the heavy weight was confirmed, want 1024×150", got)
+	}
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#weigh-add")),
+		waitText("#lines", "15000 g"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1024×15000" {
+		t.Fatalf("the lane DB holds %q, want 1024×15000", got)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}
+
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
 // elsewhere (--max-sockets-per-key 1, held by another client), the lane is
 // up but refuses the tablet's login with limit_reached: the tablet says so

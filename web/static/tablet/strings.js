@@ -69,6 +69,7 @@ export default {
   weighSave: "Save",
   cancel: "Cancel",
   badGrams: "Give the weight in whole grams, 1 or more.",
+  heavyGrams: (g, again) => `${(g / 1000).toLocaleString("en", { maximumFractionDigits: 3 })} kg: is that right? Press ${again} again to keep it.`,
   presells: "My open presells",
   presellsNone: "None open.",
   presellBuilding: "being built",

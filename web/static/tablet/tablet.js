@@ -981,8 +981,15 @@ function openWeigh(w) {
   const old = $("weigh");
   if (old) old.remove();
   $("app").append(weighDialog());
+  // Selected, so that the new weight replaces the old one rather than
+  // being typed in front of it (150 g onto 200 g made 150200 g).
   $("weigh-grams").focus();
+  $("weigh-grams").select();
 }
+
+// heavyGrams is a weight that is asked about once before it is sent: a
+// slip of the finger, not a purchase, at a deli counter.
+const heavyGrams = 10000;
 
 function closeWeigh() {
   state.weigh = null;
@@ -995,10 +1002,16 @@ function weighDialog() {
   const desc = w.product ? w.product.description : w.line.product.description;
   const input = el("input", { id: "weigh-grams", type: "number", min: "1", step: "1", inputmode: "numeric", value: w.line ? String(w.line.qty) : "" });
   const note = el("p", { class: "muted", id: "weigh-note" });
+  let confirmed = 0; // a heavy weight pressed twice
   const ok = () => {
     const g = Number(input.value);
     if (!Number.isInteger(g) || g < 1 || g > 1000000) {
       note.textContent = S.badGrams;
+      return;
+    }
+    if (g > heavyGrams && confirmed !== g) {
+      confirmed = g;
+      note.textContent = S.heavyGrams(g, w.product ? S.weighAdd : S.weighSave);
       return;
     }
     closeWeigh();
