@@ -808,6 +808,69 @@ func TestBrowserTabletChangeWeightReplaces(t *testing.T) {
 	browserLog(ctx).wantNoErrors(t)
 }
 
+// TestBrowserTabletDoubleTapRemoveKeepsNextLine: a quick second tap on
+// Remove lands, once the first has removed its line, on the Remove of the
+// line that moved up into its place; it is dropped, not taken as meant for
+// that line. (A double tap removed two lines.)
+func TestBrowserTabletDoubleTapRemoveKeepsNextLine(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#lines", "Latte"),
+		chromedp.Click(chromedp.CSS(tabCappuccino)),
+		waitText("#lines", "Cappuccino"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	// The first tap on Flat White's Remove; the second at the same spot
+	// the moment Flat White's line leaves (the lines below move up then).
+	pageTrue(t, ctx, `(() => {
+		const first = document.querySelector('#lines li[data-pid="1001"] button.remove');
+		const r = first.getBoundingClientRect();
+		const x = r.left + r.width / 2, y = r.top + r.height / 2;
+		window.secondTap = "";
+		// As soon as the button under that spot takes a tap (the lane's
+		// answer in, nothing waiting), as a finger 100 ms later would.
+		const tap = (since) => {
+			const under = document.elementFromPoint(x, y);
+			if ((!under || under.disabled) && performance.now() - since < 400) return setTimeout(tap, 2, since);
+			const line = under && under.closest("li.line");
+			window.secondTap = line ? line.dataset.pid : "nothing";
+			if (under) under.click();
+		};
+		new MutationObserver((_, seen) => {
+			if (document.querySelector('#lines li[data-pid="1001"]')) return;
+			seen.disconnect();
+			tap(performance.now());
+		}).observe(document.querySelector("#lines"), { childList: true, subtree: true });
+		first.click();
+		return true;
+	})()`)
+	wait, cancel := context.WithTimeout(ctx, browserTimeout)
+	defer cancel()
+	if _, err := chromedp.Run(wait, chromedp.Poll[bool](`window.secondTap !== ""`)); err != nil {
+		t.Fatalf("the first tap's line did not leave: %v", err)
+	}
+	browserRun(t, ctx, chromedp.WaitNotPresent(chromedp.CSS("#pending li")))
+	second, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.secondTap`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != "1002" {
+		t.Fatalf("the second tap landed on line %q, not on Latte's (1002) moved up: the test saw nothing", second)
+	}
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1002×1 1003×1" {
+		t.Fatalf("the lane DB holds %q after a double tap on Flat White's Remove, want Latte and Cappuccino", got)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}
+
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
 // elsewhere (--max-sockets-per-key 1, held by another client), the lane is
 // up but refuses the tablet's login with limit_reached: the tablet says so

@@ -467,13 +467,27 @@ function setLine(line, qty, label) {
   else change("salesbuilder.sale_edit_line", { ik, v: { seqnce: line.seqnce, qty } }, label);
 }
 
+// A line that leaves the order moves the lines below it up, under a finger
+// that may be coming down for a second tap: a tap on a line's buttons that
+// soon after is taken as meant for the line that was there, and dropped.
+// (A quick double tap on Remove removed the next line as well.)
+const settleAfterShift = 500; // ms
+let linesShiftedAt = 0;
+let shownLines = []; // the seqnces of the lines last drawn, in order
+
+function settling() {
+  return Date.now() - linesShiftedAt < settleAfterShift;
+}
+
 function stepLine(line, delta) {
+  if (settling()) return;
   const qty = lineQty(line) + delta;
   const d = iso(line.product.description);
   setLine(line, Math.max(0, qty), qty < 1 ? S.removeLine(d) : S.edit(d));
 }
 
 function removeLine(line) {
+  if (settling()) return;
   setLine(line, 0, S.removeLine(iso(line.product.description)));
 }
 
@@ -846,7 +860,7 @@ function renderOrder() {
       const qty = lineQty(l);
       const going = qty === 0; // its removal is on the way
       const controls = weighed
-        ? [el("button", { type: "button", class: "weigh", disabled: !editable || going, onclick: () => openWeigh({ line: l }) }, S.weigh)]
+        ? [el("button", { type: "button", class: "weigh", disabled: !editable || going, onclick: () => settling() || openWeigh({ line: l }) }, S.weigh)]
         : [
             el("button", { type: "button", class: "dec", "aria-label": S.less(d), disabled: going, onclick: () => stepLine(l, -1) }, "−"),
             el("span", { class: "qty" }, String(going ? l.qty : qty)),
@@ -871,6 +885,10 @@ function renderOrder() {
       );
     })
   );
+  // A line gone from above another: the ones below it moved up.
+  const now = (v ? v.lines : []).map((l) => l.seqnce);
+  if (now.some((q, i) => shownLines.indexOf(q) > i)) linesShiftedAt = Date.now();
+  shownLines = now;
   const mine = state.pending.filter((c) => c.sale === state.sale && state.sale);
   const kept = state.held.has(state.sale) ? S.kept : S.waiting;
   $("pending").replaceChildren(...mine.map((c) => el("li", { class: "muted" }, c.label, " — ", kept)));
