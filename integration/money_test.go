@@ -109,6 +109,8 @@ func TestMoneyNonCashNeverGivesChange(t *testing.T) {
 		t.Fatalf("refused payments were stored: %v", rows)
 	}
 	sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 1, "amount": 2})
+	// An account payment charges the customer: the sale needs one.
+	sale(t, till, sbA+"sale_set_customer", k, map[string]any{"cid": 1})
 	sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 200, "amount": 3.5})
 	if s := sale(t, till, sbA+"salesbuilder_complete", k, nil); num(s["change"]) != 0 {
 		t.Fatalf("change %v, want 0", s["change"])

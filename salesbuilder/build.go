@@ -220,12 +220,9 @@ func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "the sale total would be %s, over the lane's limit of %s",
 			protocol.Money(total), protocol.Money(maxSaleTotal))
 	}
-	payments := r.payments
-	if !r.paysRead {
-		var err error
-		if payments, err = lanedb.SalePayments(ctx, tx, sale.Physkey); err != nil {
-			return nil, err
-		}
+	payments, err := paymentsOf(ctx, tx, sale, r)
+	if err != nil {
+		return nil, err
 	}
 	// A change that lowers the total may not leave less to pay than was
 	// paid: that money would belong to no line. (Cash tendered above the
@@ -348,6 +345,16 @@ func (s *Service) SetCustomer(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 		}
 		sale.CID = sql.NullInt64{Int64: customer.CID, Valid: true}
 	} else {
+		payments, err := paymentsOf(ctx, tx, sale, r)
+		if err != nil {
+			return nil, err
+		}
+		r.payments, r.paysRead = payments, true
+		if charged := accountCharged(payments); charged > 0 {
+			return nil, protocol.Errorf(protocol.CodeConflict,
+				"this sale holds %s charged to the customer's account: reverse that payment (fd1.salesbuilder.sale_remove_payment) before taking the customer off",
+				dollars(charged))
+		}
 		sale.CID = sql.NullInt64{}
 	}
 	lines, err := lanedb.SaleLines(ctx, tx, sale.Physkey)

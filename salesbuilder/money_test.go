@@ -264,6 +264,32 @@ func TestChangeIsGivenFromCashOnly(t *testing.T) {
 	}
 }
 
+// TestAccountPaymentNeedsACustomer: a charge-account payment charges the
+// sale's customer, so it is refused on a sale with none (it would be owed
+// by nobody), and the customer cannot be taken off while it stands; moving
+// it to another customer, or taking the customer off once it is reversed,
+// is fine.
+func TestAccountPaymentNeedsACustomer(t *testing.T) {
+	l := newLane(t)
+	till := counter("counter-1")
+	k := l.counterSale(till, map[string]any{"pid": 1001}) // 5.50
+	account := map[string]any{"type": 200, "amount": 5.5}
+	_, err := l.call(till, "salesbuilder.sale_add_payment", k, account, "")
+	wantMessage(t, err, protocol.CodeConflict, "Account", "no customer", "sale_set_customer")
+	l.sale(till, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 1})
+	if s := l.sale(till, "salesbuilder.sale_add_payment", k, account); len(s.Payments) != 1 {
+		t.Fatalf("the account payment with a customer on the sale: payments %+v", s.Payments)
+	}
+	_, err = l.call(till, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 0}, "")
+	wantMessage(t, err, protocol.CodeConflict, "$5.50 charged to the customer's account", "sale_remove_payment")
+	if s := l.sale(till, "salesbuilder.sale_fetch", k, nil); s.Customer == nil || s.Customer.CID != 1 {
+		t.Fatalf("the refused change took the customer off: %+v", s.Customer)
+	}
+	l.sale(till, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 2})
+	l.sale(till, "salesbuilder.sale_remove_payment", k, map[string]any{"seq": 1})
+	l.sale(till, "salesbuilder.sale_set_customer", k, map[string]any{"cid": 0})
+}
+
 // TestSaleLineCap: past MaxSaleLines a line is refused with limit_reached.
 func TestSaleLineCap(t *testing.T) {
 	l := newLane(t, func(o *Options) { o.MaxSaleLines = 3 })

@@ -24,6 +24,40 @@ import (
 // tendered above the balance due, the excess being the change.
 const cashGlobalCode = 1
 
+// accountGlobalCode is the global code of a charge-account payment: it
+// charges the sale's customer, so it needs one on the sale, for as long as
+// it stands.
+const accountGlobalCode = 200
+
+// checkAccountHolder refuses a charge-account payment to a sale with no
+// customer (or one no longer in the lane DB): it would be owed by nobody.
+func checkAccountHolder(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, pt *lanedb.PaymentType) error {
+	if pt.GlobalCode != accountGlobalCode {
+		return nil
+	}
+	customer, err := SaleCustomer(ctx, tx, sale)
+	if err != nil {
+		return err
+	}
+	if customer == nil {
+		return protocol.Errorf(protocol.CodeConflict,
+			"a %s payment charges the customer's account, and this sale has no customer: set one first (salesbuilder.sale_set_customer), or take another tender",
+			pt.TypeStr)
+	}
+	return nil
+}
+
+// accountCharged is what the sale's charge-account payments add up to.
+func accountCharged(payments []lanedb.Payment) int64 {
+	var n int64
+	for _, p := range payments {
+		if p.GlobalCode == accountGlobalCode {
+			n += p.AmountCents
+		}
+	}
+	return n
+}
+
 // dollars formats cents for a person: 1150 → "$11.50".
 func dollars(cents int64) string { return protocol.Money(cents).Dollars() }
 
@@ -92,6 +126,14 @@ func paidSoFar(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, r read) (i
 	return lanedb.PaidCents(ctx, tx, sale.Physkey)
 }
 
+// paymentsOf is the sale's payments that count, from r if it read them.
+func paymentsOf(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, r read) ([]lanedb.Payment, error) {
+	if r.paysRead {
+		return r.payments, nil
+	}
+	return lanedb.SalePayments(ctx, tx, sale.Physkey)
+}
+
 // checkTender refuses a tender the drawer should not take: any payment
 // once nothing is due (the pay key pressed twice), a non-cash payment above
 // the balance due (change is given from the cash drawer only), and cash
@@ -143,6 +185,9 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 		return nil, err
 	}
 	if err := checkTender(pt, amount, sale.SaleTotalCents, paid, s.maxChange); err != nil {
+		return nil, err
+	}
+	if err := checkAccountHolder(ctx, tx, sale, pt); err != nil {
 		return nil, err
 	}
 	p := &lanedb.Payment{SalePhyskey: sale.Physkey, Type: pt.Code, AmountCents: amount, DT: s.localNow()}

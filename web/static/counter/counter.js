@@ -419,6 +419,9 @@ function pay(type, key, from) {
   // Nothing due: the lane would refuse the tender; say so without asking.
   if (!(Number(sale.balance) > 0)) return say(S.nothingDue(sale.ticket), "warn");
   if (!(cents > 0)) return say(S.amountAboveZero, "error");
+  // An account payment charges the sale's customer: with none, the lane
+  // would refuse it; say so without asking.
+  if (type === tenders.account && !sale.customer) return say(S.accountNeedsCustomer, "error");
   const armed = payArmed;
   payArmed = { key: "", text: "", physkey: "", until: 0 };
   if (field === ui.scan && /^\d+$/.test(text) && !from) {

@@ -1,6 +1,8 @@
 // strings.js: every word the counter screen shows, in one place for translation.
 // A value from the lane DB (a name, a description) comes in as an isolated
 // element, so the functions that take one return a list of parts.
+const accountNeedsCustomer = "Account charges the customer's account, and this sale has no customer: take cash or EFTPOS.";
+
 export default {
   title: "Counter",
   pairTitle: "Pair this counter",
@@ -67,6 +69,7 @@ export default {
     "Two amounts are typed: “", scan, "” in the scan field and “", amount, "” in Amount. Nothing was paid: clear one (Esc in a field clears it), then tender again.",
   ],
   nothingDue: (t) => `Nothing left to pay on #${t}: press F8 to complete.`,
+  accountNeedsCustomer,
   // tenderName: how a tender reads after an amount ("$21.00 cash").
   tenderName: { 1: "cash", 3: "by EFTPOS", 200: "to account" },
   alsoTicket: (n, key, amount, how) =>
@@ -111,6 +114,8 @@ export default {
     },
     conflict: (x) => {
       if (/still being built/.test(x.message)) return "That presell is still being built on its tablet: it has not been submitted yet.";
+      if (/this sale has no customer/.test(x.message)) return accountNeedsCustomer;
+      if (/charged to the customer's account/.test(x.message)) return "This sale holds a payment to the customer's account: reverse it before taking the customer off.";
       if (/^nothing is due/.test(x.message)) return x.ticket != null ? `Nothing left to pay on #${x.ticket}: press F8 to complete.` : "Nothing is left to pay: press F8 to complete.";
       return `${tk(x)} changed on another screen, or is not held here. Scan its ticket again.`;
     },
