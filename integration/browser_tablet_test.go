@@ -871,6 +871,26 @@ func TestBrowserTabletDoubleTapRemoveKeepsNextLine(t *testing.T) {
 	browserLog(ctx).wantNoErrors(t)
 }
 
+// TestBrowserTabletCustomerSearchIgnoresAccents: staff type names as a
+// tablet's keyboard makes easy: "zoe" finds Zoë Tūhoe, "pomare" Tama
+// Pōmare and "oconnor" Liam O'Connor.
+func TestBrowserTabletCustomerSearchIgnoresAccents(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	pairTablet(t, ctx, l.addr, key)
+	for typed, found := range map[string]string{"zoe": "Zoë Tūhoe", "POMARE": "Tama Pōmare", "oconnor": "Liam O'Connor"} {
+		pageTrue(t, ctx, `(document.querySelector("#cust-q").value = "") === ""`)
+		browserRun(t, ctx,
+			typeInto("#cust-q", typed),
+			chromedp.Click(chromedp.CSS("#cust-find")),
+			waitText("#cust-results", found),
+		)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}
+
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
 // elsewhere (--max-sockets-per-key 1, held by another client), the lane is
 // up but refuses the tablet's login with limit_reached: the tablet says so

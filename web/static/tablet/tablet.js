@@ -491,8 +491,15 @@ function removeLine(line) {
   setLine(line, 0, S.removeLine(iso(line.product.description)));
 }
 
+// fold is text as a search compares it: lower case, without accents or
+// apostrophes, so "zoe" finds Zoë, "pomare" Pōmare and "oconnor" O'Connor
+// (a tablet's keyboard makes macrons hard to type).
+function fold(text) {
+  return text.normalize("NFD").replace(/\p{M}/gu, "").replace(/['’‘`]/g, "").toLowerCase();
+}
+
 async function findCustomers(text) {
-  text = text.trim().toLowerCase();
+  text = fold(text.trim());
   const lane = state.lane;
   if (!lane || !lane.online) {
     state.customers = { note: S.customerNeedsLane, rows: [] };
@@ -504,7 +511,7 @@ async function findCustomers(text) {
     // here, over the (capped) list the lane sends.
     const r = await lane.call("fd1.customers.get_customers", { qo: { cid: true, name: true, phone: true, discount: true } });
     const rows = (r.data.rows || []).filter(
-      (c) => !text || String(c.name || "").toLowerCase().includes(text) || String(c.phone || "").replace(/\s/g, "").includes(text.replace(/\s/g, ""))
+      (c) => !text || fold(String(c.name || "")).includes(text) || String(c.phone || "").replace(/\s/g, "").includes(text.replace(/\s/g, ""))
     );
     state.customers = { note: rows.length ? "" : S.customerNoMatch, rows: rows.slice(0, 20) };
   } catch (e) {
@@ -828,10 +835,10 @@ function renderCatalogue() {
 function renderGrid() {
   const grid = $("grid");
   if (!grid) return;
-  const q = state.search.trim().toLowerCase();
+  const q = fold(state.search.trim());
   const shown = state.products.filter(
     (p) =>
-      (q ? String(p.description).toLowerCase().includes(q) || String(p.plu || "").toLowerCase() === q || String(p.plu || "").toLowerCase().startsWith(q) : true) &&
+      (q ? fold(String(p.description)).includes(q) || String(p.plu || "").toLowerCase() === q || String(p.plu || "").toLowerCase().startsWith(q) : true) &&
       (q || !state.dept || p.department === state.dept)
   );
   if (unchanged(grid, JSON.stringify([shown, state.products.length > 0]))) return;
