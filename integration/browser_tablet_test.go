@@ -178,6 +178,10 @@ func TestBrowserTabletPresell(t *testing.T) {
 	if want := "1001×2 1010×1 1024×250"; strings.Join(got, " ") != want {
 		t.Errorf("lines in the lane DB: %s, want %s", strings.Join(got, " "), want)
 	}
+	// On a tablet on its side, Next customer is on screen without scrolling.
+	pageTrue(t, ctx, `window.scrollTo(0, 0) === undefined`)
+	wantPage(t, ctx, "Next customer in view at 1280×900", `document.querySelector("#next").getBoundingClientRect().bottom <= innerHeight`)
+	lookScreen(t, ctx, "tablet-ticket-view", false)
 	saveScreen(t, ctx, "tablet-ticket")
 
 	// Next customer: a fresh, empty order; the submitted one is listed.

@@ -990,9 +990,13 @@ function ticketScreen(sale) {
     el("h1", {}, S.ticketHeading),
     el("div", { id: "ticket-number", class: "ticket-number" }, String(sale.ticket)),
     el("div", { id: "ticket-word", class: "ticket-word" }, db(sale.ticket_word || "")),
-    el("img", { id: "ticket-barcode", class: "ticket-barcode", alt: sale.ticket_barcode || "", src: `${from}/barcode?kind=code128&text=${text}` }),
-    el("div", { class: "ticket-text" }, sale.ticket_barcode || ""),
-    el("img", { id: "ticket-qr", class: "ticket-qr", alt: "QR " + (sale.ticket_barcode || ""), src: `${from}/barcode?kind=qr&text=${text}` }),
+    el(
+      "div",
+      { class: "ticket-codes" },
+      el("img", { id: "ticket-barcode", class: "ticket-barcode", alt: sale.ticket_barcode || "", src: `${from}/barcode?kind=code128&text=${text}` }),
+      el("div", { class: "ticket-text" }, sale.ticket_barcode || ""),
+      el("img", { id: "ticket-qr", class: "ticket-qr", alt: "QR " + (sale.ticket_barcode || ""), src: `${from}/barcode?kind=qr&text=${text}` })
+    ),
     el("p", { class: "ticket-total money" }, S.total + " " + money(sale.saletotal)),
     el("p", { class: "muted" }, S.ticketHelp),
     el("button", { id: "next", class: "primary", type: "button", onclick: newSale }, S.next)
