@@ -339,6 +339,34 @@ func (g *gate) relay(c net.Conn) {
 	<-done // either end closed: close both
 }
 
+// TestBrowserDisplayReleasedPaidPresell: a presell released at the counter
+// with money on it reads "please pay" only while something is due: paid in
+// full (here with $4.50 change owed), the display says so.
+func TestBrowserDisplayReleasedPaidPresell(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	displayKey := l.newKey("display-1", "display")
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	till := l.login("", l.newKey("counter-1", "counter"), "")
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey+"&tablet=tablet-1"),
+		waitText("#display", "Welcome"),
+	)
+	p := presellFromTablet(t, tab, 0, soldLine{1001, 1}) // 5.50
+	k := p["physkey"].(string)
+	browserRun(t, ctx, waitText("#parked-note", "Please pay at the counter."))
+	sale(t, till, presellA+"recall", nil, map[string]any{"ticket": p["ticket"]})
+	sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 1, "amount": 2})
+	sale(t, till, presellA+"release", k, nil)
+	browserRun(t, ctx, waitText("#due", "$3.50"), waitText("#parked-note", "Please pay at the counter."))
+	sale(t, till, presellA+"recall", nil, map[string]any{"ticket": p["ticket"]})
+	sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 1, "amount": 8})
+	sale(t, till, presellA+"release", k, nil)
+	browserRun(t, ctx, waitText("#change", "$4.50"), waitText("#parked-note", "Paid in full: please see the counter."))
+	browserLog(ctx).wantNoErrors(t)
+}
+
 // TestBrowserDisplayLongSale: a sale longer than the screen keeps its total
 // and its newest line in view (the lines scroll, not the page); a
 // catalogue description with no spaces wraps instead of pushing the price

@@ -210,7 +210,9 @@ function renderSale(s) {
       paying && due > 0 ? [el("dt", {}, S.toPay), el("dd", { class: "money", id: "due" }, money(due))] : null,
       change > 0 ? [el("dt", { class: "change" }, S.change), el("dd", { class: "money change", id: "change" }, money(change))] : null,
     ),
-    s.status === "parked" ? el("p", { class: "sub" }, S.payAtCounter) : null,
+    // Set aside at the counter: to pay, or paid (the change, if any, is
+    // still the customer's).
+    s.status === "parked" ? el("p", { class: "sub", id: "parked-note" }, paying && due === 0 ? S.paidSeeCounter : S.payAtCounter) : null,
   );
   // The newest line is the last: keep it in view when the lines scroll.
   const lines = document.getElementById("lines");

@@ -9,6 +9,7 @@ export default {
   yourOrder: "Your order",
   ticket: (n) => `Ticket #${n}`,
   payAtCounter: "Please pay at the counter.",
+  paidSeeCounter: "Paid in full: please see the counter.",
   grams: (g) => `${g} g`,
   qty: (q) => `${q} ×`,
   // name: an isolated element, so these return lists of parts.
