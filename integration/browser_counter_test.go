@@ -399,6 +399,14 @@ func TestBrowserCounterListKeepsItsButtons(t *testing.T) {
 		chromedp.MouseEvent(chromedp.MouseReleased, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)),
 		waitText("#sale", "Flat White"),
 	)
+	// Paid in full with change due and set aside: the cashier is told it
+	// is paid, not that the next must "take only the rest".
+	t1 := fmt.Sprint(num(first["ticket"]))
+	browserRun(t, ctx,
+		chromedp.KeyEvent("10"), chromedp.KeyEvent(kb.F2), waitText("#paid", "$10.00"),
+		chromedp.KeyEvent(kb.Escape), waitText("#message", "Press Esc again"),
+		chromedp.KeyEvent(kb.Escape), waitText("#message", "Ticket #"+t1+" released paid in full ($10.00): recall it and press F8"),
+	)
 	browserLog(ctx).wantNoErrors(t)
 }
 

@@ -487,9 +487,10 @@ function release() {
   act(async () => {
     const t = sale.ticket;
     const held = paid ? money(sale.paid) : "";
+    const full = paid && !(Number(sale.balance) > 0);
     await change("fd1.presell.release", { k: sale.physkey });
     setSale(null);
-    say(held ? S.releasedPaid(t, held) : S.released(t), held ? "warn" : "info");
+    say(full ? S.releasedPaidInFull(t, held) : held ? S.releasedPaid(t, held) : S.released(t), held ? "warn" : "info");
     refreshListSoon();
   });
 }

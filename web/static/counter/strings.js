@@ -59,6 +59,7 @@ export default {
   released: (t) => `Ticket #${t} released; it is back in the list.`,
   releasePaidConfirm: (t, paid) =>
     `Ticket #${t} holds ${paid} paid. Press Esc again within 5 seconds to release it with that payment on it, or F8 to complete it.`,
+  releasedPaidInFull: (t, paid) => `Ticket #${t} released paid in full (${paid}): recall it and press F8 to complete it, giving any change due.`,
   releasedPaid: (t, paid) => `Ticket #${t} released holding ${paid} paid: whoever recalls it next must take only the rest.`,
   notAnAmount: (text) => ["“", text, "” is not an amount: type digits with at most two decimals, like 20 or 20.50."],
   amountAboveZero: "Type an amount above zero.",
