@@ -407,6 +407,9 @@ func TestBrowserCounterListKeepsItsButtons(t *testing.T) {
 		chromedp.KeyEvent(kb.Escape), waitText("#message", "Press Esc again"),
 		chromedp.KeyEvent(kb.Escape), waitText("#message", "Ticket #"+t1+" released paid in full ($10.00): recall it and press F8"),
 	)
+	// A ticket typed as the list writes it, "#3", recalls it.
+	t3 := fmt.Sprint(num(third["ticket"]))
+	browserRun(t, ctx, typeInto("#scan", "#"+t3+kb.Enter), waitText("#sale-title", "Ticket #"+t3))
 	browserLog(ctx).wantNoErrors(t)
 }
 

@@ -17,6 +17,8 @@ let presells = []; // open presells, as get_presells last answered
 let listFetchedAt = 0;
 let listMore = false; // more presells are open than the list holds
 let heartbeat = 0;
+let ageTicker = 0;
+const ageEvery = 5000; // ms between redraws of the list's ages
 let busy = false;
 // releaseArmed is the sale a first Esc offered to release while it holds
 // payments, and when that offer lapses (ms since the epoch): a second Esc
@@ -77,6 +79,7 @@ function unpair() {
   if (lane) lane.stop();
   lane = null;
   clearInterval(heartbeat);
+  clearInterval(ageTicker);
   sale = null;
   localStorage.removeItem(keyStore);
   localStorage.removeItem(nameStore);
@@ -156,8 +159,10 @@ function showCounter(key) {
   clearInterval(heartbeat);
   heartbeat = setInterval(() => {
     if (sale) beat();
-    renderList(); // ages move on
   }, heartbeatEvery);
+  // Ages move on: the list writes them in place (renderList).
+  clearInterval(ageTicker);
+  ageTicker = setInterval(renderList, ageEvery);
   focusScan();
 }
 
@@ -280,7 +285,8 @@ function setBusy(on) {
 // digits, at most 64). Anything else is no ticket, and null: the page says
 // so instead of asking the lane.
 function recallArgs(text) {
-  const t = text.trim();
+  // "#12" as the list, the display and the ticket write it.
+  const t = text.trim().replace(/^#\s*(?=\d)/, "");
   if (/^\d{1,4}$/.test(t)) return Number(t) >= 1 ? { ticket: Number(t) } : null;
   if (/^[a-z]+-[a-z]+$/i.test(t)) return { word: t.toLowerCase() };
   if (/^[A-Za-z0-9]{1,64}$/.test(t)) return { barcode: t };
