@@ -692,7 +692,7 @@ func TestBrowserTabletGridStaysPut(t *testing.T) {
 // floats over the foot of the screen: the products stay where they were
 // (it used to push them down a row, under the finger aiming at the next),
 // the notice is in view even with the page scrolled, and a run of
-// refusals shows the newest few only.
+// refusals shows the newest few only, each for ten seconds.
 func TestBrowserTabletRefusalLeavesTheGridPut(t *testing.T) {
 	alongside(t)
 	l := startLane(t, "--max-sale-lines", "1")
@@ -762,6 +762,8 @@ func TestBrowserTabletRefusalLeavesTheGridPut(t *testing.T) {
 		return ns.top >= 0 && ns.height > 0 && ns.bottom <= bar.top;
 	})()`)
 	lookScreen(t, ctx, "tablet-refusal-notice-phone", false)
+	// Read, they go by themselves (10 s), uncovering the products.
+	browserRun(t, ctx, chromedp.WaitNotPresent(chromedp.CSS("#errors li")))
 }
 
 // TestBrowserTabletChangeWeightReplaces: Change weight opens with the old

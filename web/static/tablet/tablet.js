@@ -689,10 +689,15 @@ function showError(what, e, note = "") {
   box.append(li);
   const refusals = box.querySelectorAll("li:not([data-held])");
   for (const old of [...refusals].slice(0, Math.max(refusals.length - shownRefusals, 0))) old.remove();
+  // It covers the products below it: once read, it goes by itself. (A held
+  // order's notice stays: it waits for Retry or Discard.)
+  setTimeout(() => li.remove(), refusalShownFor);
 }
 
-// shownRefusals is how many refused-change notices stand at once.
+// shownRefusals is how many refused-change notices stand at once, and
+// refusalShownFor how long each stands (ms).
 const shownRefusals = 3;
+const refusalShownFor = 10000;
 
 // renderHeld shows one notice per held sale, in place of the one before:
 // a refusal that stands after a Retry is not shown twice.
