@@ -897,6 +897,36 @@ func TestBrowserTabletCustomerSearchIgnoresAccents(t *testing.T) {
 	browserLog(ctx).wantNoErrors(t)
 }
 
+// TestBrowserTabletRepeatTapsOneLine: another tap on the product of the
+// order's last line is one more on that line (Flat White × 3, not three
+// lines of one); the same product after another is a line of its own.
+func TestBrowserTabletRepeatTapsOneLine(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText(`#lines li[data-pid="1001"] .qty`, "1"),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText(`#lines li[data-pid="1001"] .qty`, "2"),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText(`#lines li[data-pid="1001"] .qty`, "3"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#lines", "Latte"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText(`#lines li:last-child`, "Flat White"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+	)
+	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1001×3 1002×1 1001×1" {
+		t.Fatalf("the lane DB holds %q, want 1001×3 1002×1 1001×1", got)
+	}
+	browserLog(ctx).wantNoErrors(t)
+}
+
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
 // elsewhere (--max-sockets-per-key 1, held by another client), the lane is
 // up but refuses the tablet's login with limit_reached: the tablet says so

@@ -316,12 +316,17 @@ const movable = new Set(["salesbuilder.sale_add_product", "salesbuilder.sale_set
 async function rehome(c, e) {
   const old = c.sale;
   const rest = (await queue.all()).filter((x) => x.sale === old);
-  const keep = rest.filter((x) => movable.has(x.a));
+  // A product tap that became one more on a line moves as the add it was.
+  const keep = rest.filter((x) => movable.has(x.a) || x.tap);
   const sale = newIK();
   const adds = keep.length
     ? [
         { a: "salesbuilder.sale_create", v: { physkey: sale }, ik: newIK(), sale, label: S.create },
-        ...keep.map((x) => ({ a: x.a, k: sale, v: x.v, ik: newIK(), sale, label: x.label })),
+        ...keep.map((x) =>
+          x.tap
+            ? { a: "salesbuilder.sale_add_product", k: sale, v: { pid: x.tap.pid }, ik: newIK(), sale, label: x.label }
+            : { a: x.a, k: sale, v: x.v, ik: newIK(), sale, label: x.label }
+        ),
       ]
     : [];
   await queue.replace(
@@ -432,6 +437,17 @@ function tapProduct(p) {
     openWeigh({ product: p });
     return;
   }
+  // Another of the product on the order's last line is one more on that
+  // line: five taps on Flat White make "Flat White × 5", not five lines of
+  // one, which is how the counter and the display read best. The change
+  // keeps the tap it was (tap), so that it moves to a new order as an add
+  // if this one is gone (rehome).
+  const v = state.view;
+  const last = v && v.physkey === state.sale && v.lines.length ? v.lines[v.lines.length - 1] : null;
+  if (last && last.pid === p.pid && last.measurement !== 1 && lineQty(last) > 0 && !state.held.has(state.sale)) {
+    setLine(last, lineQty(last) + 1, S.add(iso(p.description)), { tap: { pid: p.pid } });
+    return;
+  }
   change("salesbuilder.sale_add_product", { v: { pid: p.pid } }, S.add(iso(p.description)));
 }
 
@@ -458,13 +474,13 @@ function lineQty(line) {
 // setLine queues a line's new quantity (0 removes it). Each change names
 // an absolute quantity counted from lineQty, noted at once (before the
 // queue's write), so a second quick tap counts from the first.
-function setLine(line, qty, label) {
+function setLine(line, qty, label, extra = {}) {
   if (lineQty(line) === 0) return; // already being removed
   const ik = newIK();
   state.steps.set(`${state.sale}:${line.seqnce}`, { qty, ik });
   renderOrder();
   if (qty < 1) change("salesbuilder.sale_remove_line", { ik, v: { seqnce: line.seqnce } }, label);
-  else change("salesbuilder.sale_edit_line", { ik, v: { seqnce: line.seqnce, qty } }, label);
+  else change("salesbuilder.sale_edit_line", { ik, v: { seqnce: line.seqnce, qty }, ...extra }, label);
 }
 
 // A line that leaves the order moves the lines below it up, under a finger
