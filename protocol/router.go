@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Scope is a right an API key carries. Admin passes every scope check.
@@ -89,6 +90,32 @@ type Caller struct {
 	// holder of a presell claim. Unique across restarts. What a session
 	// has claimed is the sales core's business, kept there by this id.
 	Session string
+	// Top is the socket's top sale (SPEC §7.2), shared by every copy of
+	// its caller and gone with the socket; nil for an HTTP call.
+	Top *Top
+}
+
+// Top is the sale a socket's last change touched, which a request without
+// k works on. It lives on the socket, not in a table of all sockets: no
+// number of other sockets can push it out and send the socket's next
+// k-less payment to another sale.
+type Top struct {
+	mu      sync.Mutex
+	physkey string
+}
+
+// Get is the top sale's physkey, "" before the socket touched one.
+func (t *Top) Get() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.physkey
+}
+
+// Set makes physkey the top sale.
+func (t *Top) Set(physkey string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.physkey = physkey
 }
 
 // Login is one key logged in on a session.

@@ -25,52 +25,76 @@ import (
 // (topSale): a client that reconnects carries on with the sale it was
 // building; but not when that sale is another open socket's top sale.
 
-// maxTops bounds the sockets remembered. It is kept in two generations:
-// when the newer fills half of it, the older is dropped and the newer takes
-// its place. A socket that has changed nothing for that long falls back
-// as a new one would; a set never scans, so it stays O(1) (it runs on the
-// writer's goroutine, after COMMIT).
-const maxTops = 8192
+// A socket's own top sale lives on the socket (protocol.Top), for as long
+// as the socket: no number of other sockets can make the lane forget it.
+// (Kept in a table of all sockets with a bound, it was pushed out by 12,000
+// short sockets of another key, and the counter's next k-less payment fell
+// back to another presell.) The table here only answers the fallback's
+// question, which open sockets have a sale as their top: a caller built
+// without a Top (the lane's own, tests) is remembered here alone.
 
-// tops is the top sale of each socket session.
+// maxTopsPerKey bounds the sockets remembered for one key, in two
+// generations: when the newer fills half of it, the older is dropped. Each
+// key has its own, so that one key's sockets never push out another's; a
+// set never scans, so it stays O(1) (it runs on the writer's goroutine,
+// after COMMIT).
+const maxTopsPerKey = 1024
+
+// tops is the top sale of each socket session, by key.
 type tops struct {
-	mu       sync.Mutex
+	mu    sync.Mutex
+	byKey map[string]*topGens
+}
+
+// topGens is one key's sessions, in two generations.
+type topGens struct {
 	cur, old map[string]string // session -> physkey
 }
 
-func newTops() *tops { return &tops{cur: map[string]string{}, old: map[string]string{}} }
+func newTops() *tops { return &tops{byKey: map[string]*topGens{}} }
 
-func (t *tops) get(session string) string {
+func (t *tops) get(key, session string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if pk, ok := t.cur[session]; ok {
+	g := t.byKey[key]
+	if g == nil {
+		return ""
+	}
+	if pk, ok := g.cur[session]; ok {
 		return pk
 	}
-	return t.old[session]
+	return g.old[session]
 }
 
 // set remembers physkey as session's top sale.
-func (t *tops) set(session, physkey string) {
+func (t *tops) set(key, session, physkey string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.cur[session]; !ok && len(t.cur) >= maxTops/2 {
-		t.old, t.cur = t.cur, make(map[string]string, maxTops/2)
+	g := t.byKey[key]
+	if g == nil {
+		g = &topGens{cur: map[string]string{}, old: map[string]string{}}
+		t.byKey[key] = g
 	}
-	t.cur[session] = physkey
-	delete(t.old, session)
+	if _, ok := g.cur[session]; !ok && len(g.cur) >= maxTopsPerKey/2 {
+		g.old, g.cur = g.cur, make(map[string]string, maxTopsPerKey/2)
+	}
+	g.cur[session] = physkey
+	delete(g.old, session)
 }
 
-// holders is every session whose top sale is physkey. It scans, at most
-// maxTops entries, but only for a socket's k-less request before it has
-// touched a sale: set, on every change, stays O(1).
+// holders is every session whose top sale is physkey. It scans, but only
+// for a socket's k-less request before it has touched a sale: set, on
+// every change, stays O(1).
 func (t *tops) holders(physkey string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []string
-	for _, m := range []map[string]string{t.cur, t.old} {
-		for session, pk := range m {
-			if pk == physkey {
-				out = append(out, session)
+	for _, g := range t.byKey {
+		for _, m := range []map[string]string{g.cur, g.old} {
+			for session, pk := range m {
+				if pk == physkey {
+					out = append(out, session)
+				}
 			}
 		}
 	}
@@ -83,8 +107,21 @@ func (s *Service) touched(tx *lanedb.Tx, c *protocol.Caller, physkey string) {
 	if physkey == "" || !CanClaim(c) {
 		return
 	}
-	session := c.Session
-	tx.OnCommit(func() { s.tops.set(session, physkey) })
+	top, key, session := c.Top, c.KeyID, c.Session
+	tx.OnCommit(func() {
+		if top != nil {
+			top.Set(physkey)
+		}
+		s.tops.set(key, session, physkey)
+	})
+}
+
+// topOf is c's socket's top sale, "" before it touched one.
+func (s *Service) topOf(c *protocol.Caller) string {
+	if c.Top != nil {
+		return c.Top.Get()
+	}
+	return s.tops.get(c.KeyID, c.Session)
 }
 
 // resolve is Resolve, with ref "" naming c's socket's own top sale. Reads
@@ -95,7 +132,7 @@ func (s *Service) resolve(ctx context.Context, q sqlx.QueryerContext, c *protoco
 	if ref != "" || !CanClaim(c) {
 		return Resolve(ctx, q, c, ref)
 	}
-	pk := s.tops.get(c.Session)
+	pk := s.topOf(c)
 	if pk == "" {
 		return s.fallback(ctx, q, c)
 	}

@@ -99,7 +99,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		door:     door,
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
-		Session: s.newSession()}
+		Session: s.newSession(), Top: new(protocol.Top)}
 	sk.out.wake = func() { go sk.write() }
 	if !s.addSocket(sk) {
 		s.forget(door)
