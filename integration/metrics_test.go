@@ -4,21 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/server"
 )
 
 // scrape reads /metrics with an Authorization header (none when auth is
 // ""): the status and every sample as `name{labels}` → value.
 func (l *lane) scrape(auth string) (int, map[string]float64) {
 	l.t.Helper()
+	return l.scrapeURL("http://"+l.addr+"/metrics", auth)
+}
+
+// scrapeURL is scrape at url (--metrics-addr's).
+func (l *lane) scrapeURL(url, auth string) (int, map[string]float64) {
+	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+l.addr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -216,5 +226,115 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	}
 	if code, _ := l.get("/metrics"); code != http.StatusNotFound {
 		t.Errorf("/metrics on the FD1 port: %d, want 404 when --metrics-addr is set", code)
+	}
+}
+
+// TestMetricsAddressConnectionsAreCounted: connections to --metrics-addr
+// count against the lane's caps: one address that opens them and sends
+// nothing holds at most --max-conns-per-address, counted with those it
+// holds on the FD1 port, and the one past the cap is closed as it arrives.
+// (Kept-alive scrapes were never closed, and thousands of them took every
+// file descriptor: the FD1 port stopped accepting.)
+func TestMetricsAddressConnectionsAreCounted(t *testing.T) {
+	alongside(t)
+	l := startLane(t, "--metrics-addr", "127.0.0.1:0", "--max-conns-per-address", "5")
+	needsOwnLane(t)
+	m := regexp.MustCompile(`msg="metrics listening" url=(http://(\S+)/metrics)`).FindStringSubmatch(l.log())
+	if m == nil {
+		t.Fatalf("no metrics listening line:\n%s", l.log())
+	}
+	for _, addr := range []string{l.addr, l.addr, m[2], m[2]} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+	}
+	// The scrapes' kept-alive connection is the fifth; once the lane counts
+	// five open, it has accepted the four idle ones too.
+	_, got := l.scrapeURL(m[1], "")
+	for deadline := time.Now().Add(10 * time.Second); got["greenlane_connections_open"] != 5 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		_, got = l.scrapeURL(m[1], "")
+	}
+	if got["greenlane_connections_open"] != 5 {
+		t.Fatalf("greenlane_connections_open = %v, want 5: two idle on each port and the scrape's", got["greenlane_connections_open"])
+	}
+	over, err := net.Dial("tcp", m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := over.Read(make([]byte, 1)); n != 0 || err == nil || os.IsTimeout(err) {
+		t.Fatalf("a 6th connection from one address, to the metrics port: read %d bytes, %v; want it closed at once", n, err)
+	}
+}
+
+// TestHeadersAreBounded: a request whose headers pass server.MaxHeaderBytes
+// is answered 431 on the FD1 port and on --metrics-addr (Go's default of
+// 1 MiB per connection let thousands of connections without a key hold
+// gigabytes).
+func TestHeadersAreBounded(t *testing.T) {
+	alongside(t)
+	l := startLane(t, "--metrics-addr", "127.0.0.1:0")
+	needsOwnLane(t)
+	m := regexp.MustCompile(`msg="metrics listening" url=http://(\S+)/metrics`).FindStringSubmatch(l.log())
+	if m == nil {
+		t.Fatalf("no metrics listening line:\n%s", l.log())
+	}
+	big := strings.Repeat("x", 2*server.MaxHeaderBytes) // net/http allows 4 KiB of slack
+	for _, url := range []string{"http://" + l.addr + "/healthz", "http://" + m[1] + "/metrics"} {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Big", big)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s with %d bytes of headers: %v", url, len(big), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("GET %s with %d bytes of headers: %d, want 431", url, len(big), resp.StatusCode)
+		}
+	}
+}
+
+// TestAnswersNotReadAreCutOff: a client that pipelines requests for a big
+// asset and never reads the answers has its connection closed once an
+// answer has not been written within --request-timeout and --write-wait;
+// it held the connection (and megabytes of send buffer) for good.
+func TestAnswersNotReadAreCutOff(t *testing.T) {
+	alongside(t)
+	l := startLane(t, "--request-timeout", "1s", "--write-wait", "1s")
+	needsOwnLane(t)
+	_, page := l.get("/tablet/")
+	asset := regexp.MustCompile(`/assets/[^"]+/tablet/tablet\.js`).FindString(page)
+	if asset == "" {
+		t.Fatalf("no tablet.js in the tablet page:\n%s", page)
+	}
+	nc, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	go func() { // the lane stops reading once its answers back up: never waited for
+		req := "GET " + asset + " HTTP/1.1\r\nHost: lane\r\n\r\n"
+		for range 400 {
+			if _, err := io.WriteString(nc, req); err != nil {
+				return
+			}
+		}
+	}()
+	// The scrapes' connection is the only one left open once the lane has
+	// given up on the reader that does not read.
+	_, m := l.scrape("")
+	for deadline := time.Now().Add(30 * time.Second); m["greenlane_connections_open"] != 1 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		_, m = l.scrape("")
+	}
+	if m["greenlane_connections_open"] != 1 {
+		t.Fatalf("greenlane_connections_open = %v 30 s on, want 1 (the scrape's): the connection that does not read is still held", m["greenlane_connections_open"])
 	}
 }

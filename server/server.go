@@ -128,6 +128,19 @@ func (s *Server) Router() *protocol.Router { return s.router }
 func (s *Server) SetWorkers(purpose protocol.Purpose, n int) { s.workers[purpose] = n }
 
 // Handler is the HTTP handler: sockets, HTTP mode and health.
+// MaxHeaderBytes bounds a request's headers (and its URL): Go's default
+// is 1 MiB, which thousands of connections without a key, each sending
+// most of one and never finishing, turned into gigabytes. An HTTP-mode GET
+// carries its packet in the URL, so the bound is the body's default
+// (ReadLimit), not less.
+const MaxHeaderBytes = 64 << 10
+
+// Listen wraps ln so that its connections count against the lane's
+// connection caps (--max-conns, --max-conns-per-address) like the lane's
+// own listeners': a listener of the same process (--metrics-addr) must not
+// take the file descriptors the lane needs.
+func (s *Server) Listen(ln net.Listener) net.Listener { return s.conns.listen(ln) }
+
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -246,7 +259,9 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 				Handler:           redirectToHTTPS(port),
 				ReadHeaderTimeout: s.cfg.HandshakeTimeout,
 				ReadTimeout:       s.cfg.HandshakeTimeout,
+				WriteTimeout:      s.cfg.WriteWait,
 				IdleTimeout:       s.cfg.IdleTimeout,
+				MaxHeaderBytes:    MaxHeaderBytes,
 				ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 			}
 		}
@@ -263,9 +278,15 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		// connection forever. WebSocket upgrades clear it (gorilla resets
 		// the deadlines of the connection it takes over).
 		ReadTimeout: s.cfg.HandshakeTimeout,
-		IdleTimeout: s.cfg.IdleTimeout,
-		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext: func(net.Listener) context.Context { return callsCtx },
+		// A client that asks and never reads the answer (400 pipelined
+		// GETs, its window shut) must not hold its connection forever
+		// either: an answer is written within the request's time and one
+		// write's. WebSocket upgrades clear it too.
+		WriteTimeout:   s.cfg.RequestTimeout + s.cfg.WriteWait,
+		IdleTimeout:    s.cfg.IdleTimeout,
+		MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return callsCtx },
 	}
 	// Both goroutines are joined before ListenAndServe returns: a caller
 	// that closes the DB next finds nothing of the lane still running.

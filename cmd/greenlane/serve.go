@@ -343,7 +343,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if st.metricsAddr == "" {
 		l.Server.Mount(metricsHandler, "GET /metrics")
 	} else {
-		stopMetrics, err := serveMetrics(st.metricsAddr, metricsHandler, log)
+		stopMetrics, err := serveMetrics(st.metricsAddr, metricsHandler, l.Server.Listen, log)
 		if err != nil {
 			return err
 		}
@@ -665,15 +665,21 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 // serveMetrics serves /metrics alone on addr (--metrics-addr), e.g. on an
-// address only the monitoring host reaches. stop shuts it down.
-func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+// address only the monitoring host reaches. Its connections count against
+// the lane's caps (counted), and one that idles, trickles or does not read
+// is closed: thousands of kept-alive scrapes otherwise held every file
+// descriptor of the process, and the lane's own port stopped accepting.
+// stop shuts it down.
+func serveMetrics(addr string, h http.Handler, counted func(net.Listener) net.Listener, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
+	ln = counted(ln)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: server.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
