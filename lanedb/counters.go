@@ -81,10 +81,11 @@ type Idempotent struct {
 	Session     string `db:"session"`
 }
 
-// GetIdempotent reads the record for ik, or nil when there is none.
-func GetIdempotent(ctx context.Context, q sqlx.QueryerContext, ik string) (*Idempotent, error) {
+// GetIdempotent reads the API key's record for ik, or nil when there is
+// none: an ik is each key's own (migration 0008).
+func GetIdempotent(ctx context.Context, q sqlx.QueryerContext, keyID, ik string) (*Idempotent, error) {
 	var rec Idempotent
-	err := sqlx.GetContext(ctx, q, &rec, qGetIdempotent, ik)
+	err := sqlx.GetContext(ctx, q, &rec, qGetIdempotent, keyID, ik)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -113,7 +114,7 @@ var (
 		WHERE ticket BETWEEN ? AND ? AND ticket IS NOT NULL AND phase IN (0, 5) ORDER BY ticket`)
 	qSetTicketNext = follow(stmt(`INSERT INTO lane_counters (name, value) VALUES ('ticket_next', ?)
 				ON CONFLICT (name) DO UPDATE SET value = excluded.value`))
-	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply, session FROM idempotency WHERE ik = ?`)
+	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply, session FROM idempotency WHERE key_id = ? AND ik = ?`)
 	qPutIdempotent = follow(stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc, session)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`))
 )

@@ -92,15 +92,16 @@ type storedReply struct {
 }
 
 // replayed returns the stored answer for o's ik (ok false if the ik is
-// new), or ik_reused if the ik belongs to another request or another key.
+// new to the caller's key), or ik_reused if the key used it for another
+// request. Another key's use of the same ik is none of this key's business.
 // A retry from a new connection takes over the claim the first connection
 // won with it.
 func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, o Once) (Changed, bool, error) {
-	rec, err := lanedb.GetIdempotent(ctx, tx, o.IK)
+	rec, err := lanedb.GetIdempotent(ctx, tx, o.Caller.KeyID, o.IK)
 	if err != nil || rec == nil {
 		return Changed{}, false, err
 	}
-	if !o.Caller.HasKeyID(rec.KeyID) || rec.Endpoint != o.Op || !bytes.Equal(rec.RequestHash, o.Hash) {
+	if rec.Endpoint != o.Op || !bytes.Equal(rec.RequestHash, o.Hash) {
 		return Changed{}, false, protocol.Errorf(protocol.CodeIKReused,
 			"ik %s was already used for a different request; use a new ik for a new request", o.IK)
 	}

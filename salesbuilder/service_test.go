@@ -411,6 +411,34 @@ func TestCounterPriceOverride(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyIsTheKeysOwn: an ik belongs to the API key that used
+// it. Another key that used the same ik first (a till's order number is
+// easy to guess) neither blocks this key's request (it was refused
+// ik_reused for the whole retention) nor learns that the ik was used.
+func TestIdempotencyKeyIsTheKeysOwn(t *testing.T) {
+	l := newLane(t)
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	const ik = "till-3/order-17"
+	if _, err := l.call(tab, "salesbuilder.sale_create", "", nil, ik); err != nil {
+		t.Fatal(err)
+	}
+	k := l.counterSale(till, map[string]any{"pid": 1001}) // 5.50
+	first, err := l.call(till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 5.5}, ik)
+	if err != nil {
+		t.Fatalf("the counter's payment with an ik the tablet used first: %v", err)
+	}
+	again, err := l.call(till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 5.5}, ik)
+	if err != nil {
+		t.Fatalf("the counter's retry: %v", err)
+	}
+	if a, b := viewOf(t, first), viewOf(t, again); len(a.Payments) != 1 || len(b.Payments) != 1 {
+		t.Fatalf("payments after a payment and its retry: %+v then %+v, want one", a.Payments, b.Payments)
+	}
+	// The same key's ik on another request is still refused.
+	_, err = l.call(tab, "salesbuilder.sale_add_product", "", map[string]any{"pid": 1001}, ik)
+	wantCode(t, err, protocol.CodeIKReused)
+}
+
 func TestIdempotencyKey(t *testing.T) {
 	l := newLane(t)
 	tab := tablet("tablet-1")
