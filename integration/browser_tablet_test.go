@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -924,6 +925,52 @@ func TestBrowserTabletRepeatTapsOneLine(t *testing.T) {
 	if got := laneLines(t, l.db, tabletSale(t, ctx)); got != "1001×3 1002×1 1001×1" {
 		t.Fatalf("the lane DB holds %q, want 1001×3 1002×1 1001×1", got)
 	}
+	browserLog(ctx).wantNoErrors(t)
+}
+
+// TestBrowserTabletKeepsListingTakenPresells: the tablet's open presells
+// keep an order a counter has taken, saying so, without a Resume: it is
+// the counter's now. (It vanished from the list, and staff rang it up
+// again.)
+func TestBrowserTabletKeepsListingTakenPresells(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	till := l.login("", l.newKey("counter-1", "counter"), "")
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabFlatWhite)),
+		waitText("#lines", "Flat White"),
+		chromedp.WaitNotPresent(chromedp.CSS("#pending li")),
+		chromedp.Click(chromedp.CSS("#submit")),
+		waitText("#ticket", "Next customer"),
+	)
+	ticket := readText(t, ctx, "#ticket-number")
+	n, err := strconv.Atoi(ticket)
+	if err != nil {
+		t.Fatalf("ticket number %q: %v", ticket, err)
+	}
+	sale(t, till, presellA+"recall", nil, map[string]any{"ticket": n})
+	// The next order's first tap refreshes the list.
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS("#next")),
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#lines", "Latte"),
+		waitText("#presells", "ticket "+ticket),
+		waitText("#presells", "at the counter (counter-1)"),
+	)
+	wantPage(t, ctx, "no Resume on the order the counter holds", `![...document.querySelectorAll("#presells li")].some((li) => li.textContent.includes("counter-1") && li.querySelector("button"))`)
+	// Set back in the queue, it is still listed, as waiting.
+	physkey := sqliteRows(t, l.db, `SELECT physkey FROM sales WHERE ticket = %d`, n)[0]["physkey"]
+	sale(t, till, presellA+"release", physkey, nil)
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabCroissant)),
+		waitText("#lines", "Butter Croissant"),
+		waitText("#presells", "ticket "+ticket),
+		waitText("#presells", "waiting for the counter"),
+	)
 	browserLog(ctx).wantNoErrors(t)
 }
 

@@ -50,7 +50,7 @@ var rules = map[string]string{
 	"fd1.salesbuilder.sale_add_payment":      "counter",
 	"fd1.salesbuilder.sale_remove_payment":   "counter",
 	"fd1.salesbuilder.salesbuilder_complete": "counter",
-	"fd1.presell.get_presells":               "counter",
+	"fd1.presell.get_presells":               "presell|counter", // a presell key: its own presells only
 	"fd1.presell.recall":                     "counter",
 	"fd1.presell.heartbeat":                  "counter",
 	"fd1.presell.release":                    "counter",

@@ -9,8 +9,9 @@ import (
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
-// The FD1 adapter of the presell workflow: the fd1.presell endpoints, all
-// the counter's. Every reply wraps its answer in data.rows.
+// The FD1 adapter of the presell workflow: the fd1.presell endpoints, the
+// counter's (a tablet may list its own presells). Every reply wraps its
+// answer in data.rows.
 
 // Register adds the fd1.presell endpoints.
 func (w *Workflow) Register(r *protocol.Router) {
@@ -20,8 +21,10 @@ func (w *Workflow) Register(r *protocol.Router) {
 		// (StrictV) rather than ignored.
 		r.Handle(&protocol.Endpoint{Name: name, Access: counter, Handler: h, RouteKey: salesbuilder.RouteKey, StrictV: true})
 	}
-	// The list is the one presell endpoint that reads q and qk.
-	r.Handle(&protocol.Endpoint{Name: "fd1.presell.get_presells", Access: counter, Handler: w.getPresells,
+	// The list is the one presell endpoint that reads q and qk. A presell
+	// key may read it too, its own presells only (see filter).
+	lister := protocol.Access{Scopes: []protocol.Scope{protocol.ScopeCounter, protocol.ScopePresell}}
+	r.Handle(&protocol.Endpoint{Name: "fd1.presell.get_presells", Access: lister, Handler: w.getPresells,
 		RouteKey: salesbuilder.RouteKey, Filters: true, Keywords: []string{"all", "mine"}})
 	add("fd1.presell.recall", w.recall)
 	add("fd1.presell.heartbeat", w.heartbeat)
@@ -95,6 +98,14 @@ func (w *Workflow) filter(call *protocol.Call) (lanedb.PresellFilter, error) {
 		default:
 			f.Conds = append(f.Conds, lanedb.Cond{Column: c.Field, Op: string(c.Op), Value: c.Value})
 		}
+	}
+	// A tablet sees the presells it submitted, wherever they are now (held
+	// by a counter, or released back to the queue): with only the sales it
+	// holds, an order taken over at the counter vanished from its list,
+	// and staff rang it up again. Other tablets' presells are not its
+	// business.
+	if !call.Caller.ActFor(protocol.ScopeCounter) {
+		f.Conds = append(f.Conds, lanedb.Cond{Column: "tablet", Op: "=", Value: call.Caller.KeyName})
 	}
 	switch {
 	case call.Req.QK.Has("mine"):

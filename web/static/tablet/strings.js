@@ -74,6 +74,8 @@ export default {
   presellsNone: "None open.",
   presellBuilding: "being built",
   presellSubmitted: (t) => `ticket ${t}`,
+  presellWith: (counter) => ["at the counter (", counter, ")"], // counter: an isolated element
+  presellQueued: "waiting for the counter",
   resume: "Open",
   dismiss: "Dismiss",
   failed: (what, said) => [what, ": ", said].flat(), // said: a sentence, or the lane's message as an isolated element

@@ -576,10 +576,22 @@ async function refreshPresells() {
   const lane = state.lane;
   if (!lane || !lane.online) return;
   try {
-    // A presell key sees only its own sales: qk "all" lists this tablet's
-    // open ones (being built, or submitted and waiting for the counter).
-    const r = await lane.call("salesbuilder.get_sale", { qk: "all" });
-    state.presells = r.data.rows || [];
+    // A presell key sees only its own sales: qk "all" lists those this
+    // tablet holds (being built, or submitted and waiting for the counter);
+    // get_presells adds those it submitted that a counter has taken or set
+    // back in the queue, which the tablet no longer holds but are still
+    // its customers' orders.
+    const [held, submitted] = await Promise.all([
+      lane.call("salesbuilder.get_sale", { qk: "all" }),
+      // A lane that does not answer it (an older one) leaves the list as it was.
+      lane.call("fd1.presell.get_presells", { v: { oldest: true } }).catch(() => null),
+    ]);
+    const rows = held.data.rows || [];
+    const mine = new Set(rows.map((p) => p.physkey));
+    for (const p of (submitted && submitted.data && submitted.data.rows) || []) {
+      if (!mine.has(p.physkey)) rows.push({ ...p, atCounter: true });
+    }
+    state.presells = rows;
   } catch (e) {
     if (e.code !== "offline") showError(S.presells, e);
   }
@@ -983,9 +995,17 @@ function renderPresells() {
       el(
         "li",
         { class: "presell row", dataset: { physkey: p.physkey } },
-        el("span", { class: "grow" }, p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding, " · ", db(p.ticket_word || p.physkey_random_no_word)),
+        el(
+          "span",
+          { class: "grow" },
+          p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding,
+          " · ",
+          db(p.ticket_word || p.physkey_random_no_word),
+          p.atCounter ? [" · ", ...(p.claimed_by ? S.presellWith(db(p.claimed_by)) : [S.presellQueued])] : null
+        ),
         el("span", { class: "money" }, money(p.saletotal)),
-        p.phase === 0 && p.physkey !== state.sale ? el("button", { type: "button", onclick: () => resume(p) }, S.resume) : null
+        // Only an order this tablet still holds can be taken up again here.
+        p.phase === 0 && !p.atCounter && p.physkey !== state.sale ? el("button", { type: "button", onclick: () => resume(p) }, S.resume) : null
       )
     )
   );
