@@ -60,6 +60,7 @@ func TestConnectionsAreCapped(t *testing.T) {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.MaxSockets, cfg.MaxConns, cfg.MaxConnsPerAddress = 4, 5, 3
 	s, _ := testServer(t, cfg)
+	s.conns.evictAfter = time.Hour // refusals here; TestIdleConnectionMakesRoom evicts
 	addr := serve(t, s)
 
 	dialFrom := func(local string) net.Conn {
@@ -159,4 +160,69 @@ func serve(t *testing.T, s *Server) string {
 		t.Fatalf("ListenAndServe: %v", err)
 	}
 	return ""
+}
+
+// TestIdleConnectionMakesRoom: at the lane-wide cap, a new connection
+// closes the one that has done nothing longest (here, ones that never sent
+// a byte, from several addresses: a slowloris per place held them all and
+// locked every device out); a WebSocket is never closed for room, and at
+// the cap with nothing idle the new one is refused.
+func TestIdleConnectionMakesRoom(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.MaxSockets, cfg.MaxConns, cfg.MaxConnsPerAddress = 3, 3, 2
+	s, _ := testServer(t, cfg)
+	s.conns.evictAfter = 0
+	addr := serve(t, s)
+	dialFrom := func(local string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+		return d.Dial("tcp", addr)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/fd1/open_websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var idle []net.Conn
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		nc, err := dialFrom(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		idle = append(idle, nc)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.conns.openNow() != 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections counted, want 3", s.conns.openNow())
+		}
+	}
+	// A page load from a fourth address gets in: the oldest idle one goes.
+	client := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}).DialContext(ctx, network, a)
+		},
+	}}
+	resp, err := client.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatalf("a request at the cap, with idle connections open: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	_ = idle[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle[0].Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("the oldest idle connection: read %d bytes, %v; want it closed to make room", n, err)
+	}
+	// The socket is still served.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"fd1.session.ping","rq":"1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatalf("the socket after the room was made: %v", err)
+	}
+	if got := s.conns.evicted.Load(); got < 1 {
+		t.Fatalf("evicted %d, want at least 1", got)
+	}
 }

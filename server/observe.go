@@ -111,7 +111,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
+		done := markBusy(r)
 		next.ServeHTTP(rec, r)
+		done(rec.hijacked)
 		if rec.hijacked {
 			return
 		}

@@ -287,6 +287,9 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:    func(net.Listener) context.Context { return callsCtx },
+		// The connection, for markBusy: one serving a request is never
+		// closed to make room for another.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
 	}
 	// Both goroutines are joined before ListenAndServe returns: a caller
 	// that closes the DB next finds nothing of the lane still running.
