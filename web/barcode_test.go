@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/boombuler/barcode/qr"
 )
@@ -348,5 +349,44 @@ func TestQRTerminalMatchesEncoder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBarcodesAreKeptAndDrawnOneAtATime: the same barcode asked for again
+// is answered from the cache, not drawn again; while one is being drawn
+// another waits its turn, and past the wait it is refused 503 with
+// Retry-After, not drawn alongside (clients without a key cannot take
+// more than one core drawing).
+func TestBarcodesAreKeptAndDrawnOneAtATime(t *testing.T) {
+	b := newBarcodes(50 * time.Millisecond)
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	get := func(text string) *http.Response {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/barcode?kind=qr&text=" + text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for range 3 {
+		if resp := get("GL0100019657"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("barcode: %s", resp.Status)
+		}
+	}
+	if n := b.drawn.Load(); n != 1 {
+		t.Fatalf("the same barcode asked for three times was drawn %d times, want 1", n)
+	}
+	b.gate <- struct{}{} // a drawing in progress
+	resp := get("GL0100019658")
+	<-b.gate
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a barcode asked for while another is drawn past the wait: %s (Retry-After %q), want 503 with Retry-After",
+			resp.Status, resp.Header.Get("Retry-After"))
+	}
+	if resp := get("GL0100019658"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the same barcode once its turn came: %s", resp.Status)
 	}
 }
