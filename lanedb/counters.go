@@ -130,5 +130,25 @@ func TrimIdempotency(ctx context.Context, tx *Tx, cutoff time.Time, batch int) (
 	return res.RowsAffected()
 }
 
-var qTrimIdempotency = follow(stmt(`DELETE FROM idempotency WHERE ik IN
-	(SELECT ik FROM idempotency WHERE created_utc < ? ORDER BY created_utc LIMIT ?)`))
+// TrimIdempotencyPerKey deletes, of each API key's idempotency records,
+// those past its keep newest, at most batch of them, and reports how many
+// it deleted. A retry repeats one of a device's last few changes, never
+// one thousands back; without the bound, one key's requests each stored a
+// reply (a whole sale, up to 92 KB) for the whole retention, and filled
+// the disk.
+func TrimIdempotencyPerKey(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
+	res, err := tx.ExecContext(ctx, qTrimIdempotencyPerKey, keep, batch)
+	if err != nil {
+		return 0, fmt.Errorf("trim idempotency records per key: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// An ik is each key's own (migration 0008): rows are named by both.
+var (
+	qTrimIdempotency = follow(stmt(`DELETE FROM idempotency WHERE (key_id, ik) IN
+	(SELECT key_id, ik FROM idempotency WHERE created_utc < ? ORDER BY created_utc LIMIT ?)`))
+	qTrimIdempotencyPerKey = follow(stmt(`DELETE FROM idempotency WHERE (key_id, ik) IN
+	(SELECT key_id, ik FROM (SELECT key_id, ik, ROW_NUMBER() OVER (PARTITION BY key_id ORDER BY created_utc DESC, ik DESC) AS n
+		FROM idempotency) ranked WHERE n > ? LIMIT ?)`))
+)

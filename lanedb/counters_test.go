@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // holdTickets inserts open presells holding the given tickets.
@@ -136,5 +137,60 @@ func TestAllocateTicketReportsAReadError(t *testing.T) {
 				t.Fatalf("AllocateTicket = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTrimIdempotency: records are each key's own. The time trim deletes
+// only what is past the retention, whichever key shares its ik; the per
+// key trim keeps each key's newest and leaves the other keys' alone.
+func TestTrimIdempotency(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { testTrimIdempotency(t, be.open(t)) })
+	}
+}
+
+func testTrimIdempotency(t *testing.T, db *DB) {
+	ctx := context.Background()
+	put := func(key, ik, at string) {
+		t.Helper()
+		err := db.WriteTx(ctx, func(tx *Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key_id, ik, endpoint, request_hash, reply, created_utc, session)
+				VALUES (?, ?, 'e', ?, ?, ?, '')`, key, ik, []byte("h"), []byte("{}"), at)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same ik, old for key a and new for key b.
+	put("a", "shared", "2026-01-01 00:00:00")
+	put("b", "shared", "2026-06-01 00:00:00")
+	for i := range 5 {
+		put("a", fmt.Sprintf("a-%d", i), fmt.Sprintf("2026-06-01 00:00:0%d", i))
+	}
+	trim := func(f func(tx *Tx) (int64, error)) int64 {
+		t.Helper()
+		var n int64
+		if err := db.WriteTx(ctx, func(tx *Tx) (err error) { n, err = f(tx); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cutoff, _ := time.Parse(DateTime, "2026-03-01 00:00:00")
+	if n := trim(func(tx *Tx) (int64, error) { return TrimIdempotency(ctx, tx, cutoff, 100) }); n != 1 {
+		t.Fatalf("the time trim deleted %d, want 1 (key a's old record only)", n)
+	}
+	if rec, err := GetIdempotent(ctx, db.Read, "b", "shared"); err != nil || rec == nil {
+		t.Fatalf("key b's record of the shared ik after the time trim: %v %v", rec, err)
+	}
+	if n := trim(func(tx *Tx) (int64, error) { return TrimIdempotencyPerKey(ctx, tx, 2, 100) }); n != 3 {
+		t.Fatalf("the per key trim deleted %d, want 3 (key a keeps its 2 newest)", n)
+	}
+	for key, iks := range map[string][]string{"a": {"a-3", "a-4"}, "b": {"shared"}} {
+		for _, ik := range iks {
+			if rec, err := GetIdempotent(ctx, db.Read, key, ik); err != nil || rec == nil {
+				t.Errorf("key %s's %s after the per key trim: %v %v", key, ik, rec, err)
+			}
+		}
 	}
 }

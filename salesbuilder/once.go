@@ -137,8 +137,9 @@ func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.
 }
 
 // TrimJournal keeps the newest JournalKeep journal entries (what firehoses
-// can replay) and the idempotency records of the last IdempotencyKeep,
-// deleting older ones a few thousand per transaction.
+// can replay) and the idempotency records of the last IdempotencyKeep, at
+// most ikKeepPerKey of each key, deleting others a few thousand per
+// transaction.
 func (s *Service) TrimJournal(ctx context.Context) error {
 	cutoff := s.now().Add(-s.ikKeep)
 	for _, trim := range []func(ctx context.Context, tx *lanedb.Tx) (int64, error){
@@ -147,6 +148,9 @@ func (s *Service) TrimJournal(ctx context.Context) error {
 		},
 		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
 			return lanedb.TrimIdempotency(ctx, tx, cutoff, trimBatch)
+		},
+		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
+			return lanedb.TrimIdempotencyPerKey(ctx, tx, ikKeepPerKey, trimBatch)
 		},
 	} {
 		if err := s.trimAll(ctx, trim); err != nil {
@@ -158,6 +162,11 @@ func (s *Service) TrimJournal(ctx context.Context) error {
 
 // trimBatch keeps each trimming transaction short.
 const trimBatch = 2000
+
+// ikKeepPerKey is how many of one API key's newest iks are remembered
+// (within IdempotencyKeep): far more than the changes a device retries
+// (its last few, or an offline queue's), shared by every device of a key.
+const ikKeepPerKey = 2000
 
 // trimAll runs trim in transactions until a batch comes back short.
 func (s *Service) trimAll(ctx context.Context, trim func(ctx context.Context, tx *lanedb.Tx) (int64, error)) error {
