@@ -228,9 +228,13 @@ func TestBrowserCounterRetry(t *testing.T) {
 	thaw := func() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
 	t.Cleanup(thaw)
 	// fd1.js gives up waiting for a reply after 15 s; the page then retries.
+	// A key pressed while the tender waits is not taken, and the page says
+	// so (it used to do nothing, without a word).
 	browserRun(t, ctx,
 		typeInto("#amount", "5"),
 		chromedp.KeyEvent(kb.F2),
+		chromedp.KeyEvent(kb.F8),
+		waitText("#message", "Not taken: the last change is still waiting for the lane."),
 		waitText("#message", "trying again with the same request"),
 	)
 	thaw()

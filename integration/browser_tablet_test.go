@@ -974,6 +974,20 @@ func TestBrowserTabletKeepsListingTakenPresells(t *testing.T) {
 	browserLog(ctx).wantNoErrors(t)
 }
 
+// TestBrowserTabletDepartmentStripSaysMore: the department strip, cut off
+// at the window's edge, fades there while more lies beyond, and stops
+// fading once scrolled to its end.
+func TestBrowserTabletDepartmentStripSaysMore(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, l.newKey("tablet-1", "presell"))
+	wantPage(t, ctx, "the cut strip fades", `document.querySelector("#depts").classList.contains("more")`)
+	pageTrue(t, ctx, `(() => { const d = document.querySelector("#depts"); d.scrollLeft = d.scrollWidth; return true; })()`)
+	browserRun(t, ctx, chromedp.WaitNotPresent(chromedp.CSS("#depts.more")))
+}
+
 // TestBrowserTabletKeyInUseElsewhere: with the key's sockets all open
 // elsewhere (--max-sockets-per-key 1, held by another client), the lane is
 // up but refuses the tablet's login with limit_reached: the tablet says so

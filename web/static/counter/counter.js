@@ -260,7 +260,12 @@ function explain(e, what, op) {
 // act runs one change at a time; what (the scanned text) and op (what
 // was asked: "tender") let an error be explained in the cashier's words.
 async function act(fn, what, op) {
-  if (busy) return;
+  if (busy) {
+    // One change at a time: a key pressed meanwhile is not taken, and
+    // while the lane is slow or away that can be seconds, so say so.
+    say(S.notTakenBusy, "warn");
+    return;
+  }
   busy = true;
   setBusy(true);
   try {

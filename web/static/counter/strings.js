@@ -16,6 +16,7 @@ export default {
   wrongScope: (scopes) => `This key has scope ${scopes || "none"}, not counter: it cannot take payments. Unpair and pair with a counter key.`,
   connecting: "Connecting to the lane…",
   offline: (m) => `Offline — reconnecting${m ? ` (${m})` : ""}`,
+  notTakenBusy: "Not taken: the last change is still waiting for the lane. Press the key again once it has answered.",
   scanLabel: "Scan a ticket, or type its number or word, then Enter",
   scanPlaceholder: "ticket barcode, number or word",
   openTitle: "Open presells",

@@ -862,7 +862,21 @@ function renderCatalogue() {
       )
     )
   );
+  fadeDepts();
   renderGrid();
+}
+
+// fadeDepts fades the department strip's right edge while more of it lies
+// beyond (see tablet.css), on each draw, scroll and resize.
+function fadeDepts() {
+  const d = $("depts");
+  if (!d) return;
+  d.classList.toggle("more", d.scrollLeft + d.clientWidth < d.scrollWidth - 1);
+  if (!d.dataset.fades) {
+    d.dataset.fades = "1";
+    d.addEventListener("scroll", fadeDepts, { passive: true });
+    window.addEventListener("resize", fadeDepts);
+  }
 }
 
 function renderGrid() {
