@@ -39,6 +39,16 @@ func pageTrue(t *testing.T, ctx context.Context, expr string) bool {
 	return v
 }
 
+// pairCounter opens the counter page at addr and pairs it with key.
+func pairCounter(t *testing.T, ctx context.Context, addr, key string) {
+	t.Helper()
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+addr+"/counter/"),
+		typeInto("#pair-key", key),
+		chromedp.Click(chromedp.CSS("#pair-go")),
+	)
+}
+
 // wantPage fails the test unless the page's expr is true now; what says
 // what it checks.
 func wantPage(t *testing.T, ctx context.Context, what, expr string) {
@@ -373,13 +383,9 @@ func TestBrowserCounterListKeepsItsButtons(t *testing.T) {
 	first := presellFromTablet(t, tab, 0, soldLine{1001, 1})
 	taken := presellFromTablet(t, tab, 0, soldLine{1002, 1})
 	ctx := newBrowser(t)
-	browserRun(t, ctx,
-		setViewport(desktopWidth),
-		chromedp.Navigate("http://"+l.addr+"/counter/"),
-		typeInto("#pair-key", counterKey),
-		chromedp.Click(chromedp.CSS("#pair-go")),
-		waitText("#presells", "#"+fmt.Sprint(num(taken["ticket"]))),
-	)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairCounter(t, ctx, l.addr, counterKey)
+	browserRun(t, ctx, waitText("#presells", "#"+fmt.Sprint(num(taken["ticket"]))))
 	firstButton := fmt.Sprintf(`#presells button[data-ticket="%v"]`, num(first["ticket"]))
 	pageTrue(t, ctx, `(window.kept = document.querySelector('`+firstButton+`')) !== null`)
 	at, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
@@ -433,13 +439,9 @@ func TestBrowserCounterListCut(t *testing.T) {
 			datetime('now', printf('-%%d seconds', 600 - i)), 'filler', 'filler'
 		FROM n`)
 	ctx := newBrowser(t)
-	browserRun(t, ctx,
-		setViewport(desktopWidth),
-		chromedp.Navigate("http://"+l.addr+"/counter/"),
-		typeInto("#pair-key", counterKey),
-		chromedp.Click(chromedp.CSS("#pair-go")),
-		waitText("#presells-more", "More presells are waiting than these 500"),
-	)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairCounter(t, ctx, l.addr, counterKey)
+	browserRun(t, ctx, waitText("#presells-more", "More presells are waiting than these 500"))
 	first := readText(t, ctx, "#presells li:first-child .ticket")
 	last := readText(t, ctx, "#presells li:nth-last-child(2) .ticket")
 	if first != "#1" || last != "#500" {

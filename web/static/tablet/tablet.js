@@ -723,9 +723,10 @@ function showError(what, e, note = "") {
 }
 
 // shownRefusals is how many refused-change notices stand at once, and
-// refusalShownFor how long each stands (ms).
+// refusalShownFor how long each stands (ms): time to read it, and to look
+// up from the customer first.
 const shownRefusals = 3;
-const refusalShownFor = 10000;
+const refusalShownFor = 20000;
 
 // renderHeld shows one notice per held sale, in place of the one before:
 // a refusal that stands after a Retry is not shown twice.
