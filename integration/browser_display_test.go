@@ -364,6 +364,7 @@ func TestBrowserDisplayReleasedPaidPresell(t *testing.T) {
 	sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 1, "amount": 8})
 	sale(t, till, presellA+"release", k, nil)
 	browserRun(t, ctx, waitText("#change", "$4.50"), waitText("#parked-note", "Paid in full: please see the counter."))
+	lookScreen(t, ctx, "display-released-paid", false)
 	browserLog(ctx).wantNoErrors(t)
 }
 

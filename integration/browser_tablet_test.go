@@ -949,6 +949,8 @@ func TestBrowserTabletKeepsListingTakenPresells(t *testing.T) {
 		waitText("#presells", "ticket "+ticket),
 		waitText("#presells", "waiting for the counter"),
 	)
+	pageTrue(t, ctx, `window.scrollTo(0, document.body.scrollHeight) === undefined`)
+	lookScreen(t, ctx, "tablet-presells-at-counter", false)
 	browserLog(ctx).wantNoErrors(t)
 }
 
