@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -367,8 +369,12 @@ func (sk *socket) flushAndClose(taken [][]byte) {
 		sk.ws.Close()
 		close(sk.closed)
 	}()
-	if code == websocket.CloseMessageTooBig || code == websocket.CloseAbnormalClosure {
-		return // the close frame is already out, or the link is gone
+	if code == websocket.CloseMessageTooBig {
+		lingerAfterTooBig(sk.ws.NetConn()) // gorilla has sent the close frame
+		return
+	}
+	if code == websocket.CloseAbnormalClosure {
+		return // the link is gone
 	}
 	deadline := time.Now().Add(cfg.WriteWait)
 	_ = sk.ws.SetWriteDeadline(deadline)
@@ -378,6 +384,25 @@ func (sk *socket) flushAndClose(taken [][]byte) {
 		}
 	}
 	_ = sk.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
+}
+
+// A socket closed for an oversized frame reads and drops what its client is
+// still sending for up to lingerWait and lingerBytes before it closes.
+const (
+	lingerWait  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// lingerAfterTooBig ends our side of the connection and drops the rest of an
+// oversized frame still on its way in. Closing a TCP connection with unread
+// data resets it, and the reset can reach the client before it has read the
+// close frame (1009) that says why.
+func lingerAfterTooBig(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerWait))
+	_, _ = io.CopyN(io.Discard, c, lingerBytes)
 }
 
 // writeAll writes packets in order, one text frame each.
