@@ -862,10 +862,13 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	openFH(t, fast, fhOpen("fast", map[string]any{"event": "device.event"}, nil))
 
 	// The reading subscriber reads in its own goroutine, as a display would,
-	// until the end marker (n 0).
+	// until the end marker (n 0), and tells each event it got on seen: the
+	// next event is sent only once it has the last, so a busy machine that
+	// is slow to schedule the reader never fills the reader's queue.
 	nRE := regexp.MustCompile(`^\{"rp":"fast","sc":"test.load","v":\{"n":(\d+),`)
 	var fastGot []int
 	fastErr := make(chan error, 1)
+	seen := make(chan int, 8192)
 	go func() {
 		for {
 			_ = fast.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -885,8 +888,21 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 				return
 			}
 			fastGot = append(fastGot, n)
+			seen <- n
 		}
 	}()
+	send := func(n int, pad string) {
+		t.Helper()
+		inject(t, gateway, "test.load", map[string]any{"n": n, "pad": pad})
+		select {
+		case got := <-seen:
+			if got != n {
+				t.Fatalf("the reading subscriber got event %d, want %d", got, n)
+			}
+		case err := <-fastErr:
+			t.Fatal(err)
+		}
+	}
 
 	// Big events fill the slow socket's TCP buffers quickly; then its queue
 	// of 8 fills and the lane must drop it.
@@ -896,12 +912,12 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		if n++; n > 4000 {
 			t.Fatalf("the lane never dropped the subscriber that does not read; log:\n%s", l.log())
 		}
-		inject(t, gateway, "test.load", map[string]any{"n": n, "pad": pad})
+		send(n, pad)
 	}
 	cutAt := n
 	for range 50 { // deliveries to the others continue
 		n++
-		inject(t, gateway, "test.load", map[string]any{"n": n, "pad": pad})
+		send(n, pad)
 	}
 	inject(t, gateway, "test.load", map[string]any{"n": 0, "pad": "end"})
 	if err := <-fastErr; err != nil {

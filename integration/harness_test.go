@@ -354,6 +354,9 @@ func (l *lane) newKey(name, scopes string) string {
 type conn struct {
 	t  *testing.T
 	ws *websocket.Conn
+	// patience is how long next waits for a reply; 0: 10s. Replies to
+	// frames of megabytes take seconds in a race build on a busy machine.
+	patience time.Duration
 }
 
 func (l *lane) dial(query string) *conn {
@@ -423,7 +426,11 @@ func (c *conn) send(pkt any) {
 // next reads the next packet within 10s.
 func (c *conn) next() *packet {
 	c.t.Helper()
-	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	wait := c.patience
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
 	_, msg, err := c.ws.ReadMessage()
 	if err != nil {
 		c.t.Fatalf("read: %v", err)

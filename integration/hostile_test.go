@@ -33,6 +33,9 @@ func relHostileSetup(t *testing.T, l *lane) *relHostileLane {
 	h.admin = l.login("", l.key, "")
 	h.presell = l.login(relPresellQuery, tabKey, "")
 	h.bystander = l.login("", l.key, "")
+	for _, c := range []*conn{h.admin, h.presell, h.bystander} {
+		c.patience = time.Minute // the 16 MB lane's frames are parsed in seconds
+	}
 	mk := func(c *conn, steps ...map[string]any) string {
 		t.Helper()
 		pk := ""

@@ -22,7 +22,7 @@ var (
 
 // in returns the socket bound to test t, so that a failure inside a
 // subtest fails that subtest from its own goroutine.
-func (c *conn) in(t *testing.T) *conn { return &conn{t: t, ws: c.ws} }
+func (c *conn) in(t *testing.T) *conn { return &conn{t: t, ws: c.ws, patience: c.patience} }
 
 // req builds a request with a fresh rq; k and v are left out when nil.
 func req(a string, k any, v map[string]any) map[string]any {
