@@ -105,9 +105,10 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	cfg.Writer.MaxWait = opts.groupWait
 	cfg.Server.Addr = "127.0.0.1:0"
 	// A bench tablet asks as fast as the lane answers, far above what the
-	// per-socket limit allows a misbehaving client; the limit is not what
-	// is measured here.
+	// per-socket and per-key limits allow a misbehaving client; the limits
+	// are not what is measured here.
 	cfg.Server.RequestRate, cfg.Server.RequestBurst = 1e6, 1e6
+	cfg.Server.KeyRequestRate, cfg.Server.KeyRequestBurst = 1e6, 1e6
 	// Likewise a bench tablet may hold many open presells (the recall
 	// benchmark's setup makes thousands on four keys): no per-key cap.
 	cfg.Sales.MaxOpenPresells = lanedb.MaxTicket

@@ -96,6 +96,63 @@ func TestRequestRateLimit(t *testing.T) {
 	t.Logf("flood of %d: %d served, %d rate_limited in %v", n, ok, limited, elapsed.Round(time.Millisecond))
 }
 
+// TestKeyRequestRateLimit: one API key's requests are counted together over
+// all its sockets and its HTTP-mode calls, so more sockets (or HTTP mode,
+// which has no socket to count on) buy no more than the key's rate; other
+// keys, and admin, are not slowed.
+func TestKeyRequestRateLimit(t *testing.T) {
+	skipIfRemote(t, "sets the lane's per-key limit")
+	l := startLane(t, "--key-request-rate", "10", "--key-request-burst", "30")
+	tablet := l.newKey("tablet-1", "presell")
+	neighbour := l.newKey("tablet-2", "presell")
+	a, b := l.login("", tablet, ""), l.login("", tablet, "")
+
+	// 30 pings on each of two sockets, and 10 HTTP calls, of one key: the
+	// burst (30) and what refills meanwhile pass, the rest are refused.
+	start := time.Now()
+	ok, limited := 0, 0
+	count := func(p *packet) {
+		if p.Error == nil {
+			ok++
+			return
+		}
+		p.wantError(t, "rate_limited")
+		if !strings.Contains(p.Error.Message, "tablet-1") || !strings.Contains(p.Error.Message, "over all its sockets") {
+			t.Fatalf("rate_limited message %q does not name the key and say why", p.Error.Message)
+		}
+		limited++
+	}
+	for _, p := range a.callAll(relPings("a", 30)...) {
+		count(p)
+	}
+	for _, p := range b.callAll(relPings("b", 30)...) {
+		count(p)
+	}
+	httpLimited := 0
+	for range 10 {
+		status, p := l.httpCall("GET", "/fd1/debug/ping", map[string]string{"x-api-key": tablet}, "")
+		count(p)
+		if status == http.StatusTooManyRequests {
+			httpLimited++
+		}
+	}
+	elapsed := time.Since(start)
+	most := 30 + int(10*elapsed.Seconds()) + 1
+	if ok > most || httpLimited == 0 || limited == 0 {
+		t.Fatalf("of 70 requests of one key in %v, %d passed (want at most %d) and %d were refused, %d of 10 HTTP calls with 429",
+			elapsed, ok, most, limited, httpLimited)
+	}
+
+	// Another key, and the admin key, are served in full meanwhile.
+	relAllOK(t, "another key", l.login("", neighbour, "").callAll(relPings("n", 25)...))
+	relAllOK(t, "the admin key", l.login("", l.key, "").callAll(relPings("x", 100)...))
+
+	// The limit is a rate: a second later the key is served again.
+	time.Sleep(1100 * time.Millisecond)
+	relAllOK(t, "the key after a pause", a.callAll(relPings("p", 5)...))
+	t.Logf("one key: %d served, %d rate_limited in %v", ok, limited, elapsed.Round(time.Millisecond))
+}
+
 // relDialStatus dials a socket and returns the refusal's HTTP status and
 // body, or the socket (status 0) when it was let in.
 func relDialStatus(addr string) (*websocket.Conn, int, string, error) {

@@ -92,6 +92,14 @@ type Config struct {
 	// RequestRate (a tablet catching up after a network drop). 1 to 1e9.
 	// Default 5000.
 	RequestBurst int
+	// KeyRequestRate is how many requests per second one API key may send
+	// on average over all its sockets and HTTP-mode calls together; more
+	// get rate_limited errors. Admin keys are not limited. 0.01 to 1e9.
+	// Default 1000: one key never sends more than one socket may.
+	KeyRequestRate float64
+	// KeyRequestBurst is how many requests one key may send at once above
+	// KeyRequestRate. 1 to 1e9. Default 5000.
+	KeyRequestBurst int
 	// LoginFailures is how many failed logins per minute one address may
 	// make; past that its failed logins are answered rate_limited with a
 	// time to retry. A correct key always logs in. 1 to 1000000.
@@ -136,6 +144,8 @@ func DefaultConfig() Config {
 		MaxSockets:       2000,
 		RequestRate:      1000,
 		RequestBurst:     5000,
+		KeyRequestRate:   1000,
+		KeyRequestBurst:  5000,
 		LoginFailures:    10,
 		RevokeCheck:      500 * time.Millisecond,
 
@@ -172,6 +182,8 @@ func (c Config) Validate() error {
 		setting.Range("MaxConnsPerAddress", c.MaxConnsPerAddress, 1, 1<<20),
 		setting.Range("RequestRate", c.RequestRate, 0.01, 1e9),
 		setting.Range("RequestBurst", c.RequestBurst, 1, 1e9),
+		setting.Range("KeyRequestRate", c.KeyRequestRate, 0.01, 1e9),
+		setting.Range("KeyRequestBurst", c.KeyRequestBurst, 1, 1e9),
 		setting.Range("LoginFailures", c.LoginFailures, 1, 1_000_000),
 		setting.Range("RevokeCheck", c.RevokeCheck, 10*time.Millisecond, time.Hour),
 		c.validRedirect(),

@@ -89,6 +89,11 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, err)
 	}
 	call.Session, call.Args = sess, in.args
+	if !ep.Access.Public && !s.keyRate.allow(call.Caller) {
+		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeRateLimited,
+			"the API key %s sends more than %g requests a second over all its sockets and HTTP calls; slow down and retry in a second",
+			call.Caller.KeyName, s.cfg.KeyRequestRate))
+	}
 	if ctx.Err() != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, protocol.Errorf(protocol.CodeCancelled, "the request was cancelled before it ran"))
 	}

@@ -435,6 +435,9 @@ func queryValue(name, s string) (json.RawMessage, error) {
 }
 
 func writeError(w http.ResponseWriter, reply *protocol.Reply) {
+	if reply.Error.Code == protocol.CodeRateLimited && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1") // a request rate: the next second has room
+	}
 	writeHTTPReply(w, reply.Error.Code.HTTPStatus(), reply)
 }
 

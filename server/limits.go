@@ -116,6 +116,71 @@ func rateLimitedLogin(wait time.Duration) error {
 		"too many failed logins from this address; try again in %ds (a correct key is always let in)", secs)}
 }
 
+// keyRate is one token bucket per API key, shared by all of the key's
+// sockets and HTTP-mode calls (KeyRequestRate, KeyRequestBurst): without it
+// a key could send a socket's allowance on each of its sockets, and HTTP
+// mode, which has no socket, would have no bound at all. Admin keys, the
+// operator's own, are not counted. Only keys that logged in have a
+// bucket, and a full bucket idle for a minute is forgotten.
+type keyRate struct {
+	limit rate.Limit
+	burst int
+
+	mu     sync.Mutex
+	byKey  map[string]*guardEntry
+	lastGC time.Time
+}
+
+func newKeyRate(perSecond float64, burst int) *keyRate {
+	return &keyRate{limit: rate.Limit(perSecond), burst: burst, byKey: map[string]*guardEntry{}}
+}
+
+// allow takes one request from the bucket of the key c acts as, and says
+// whether there was one to take.
+func (k *keyRate) allow(c *protocol.Caller) bool {
+	if !c.LoggedIn() || actsAsAdmin(c) {
+		return true
+	}
+	now := time.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.byKey[c.KeyID]
+	if !ok {
+		k.gcLocked(now)
+		e = &guardEntry{lim: rate.NewLimiter(k.limit, k.burst)}
+		k.byKey[c.KeyID] = e
+	}
+	e.seen = now
+	return e.lim.AllowN(now, 1)
+}
+
+// gcLocked forgets, at most once a minute, the buckets that are full again
+// and were not used for a minute: they would allow the next request anyway.
+func (k *keyRate) gcLocked(now time.Time) {
+	if now.Sub(k.lastGC) < time.Minute {
+		return
+	}
+	k.lastGC = now
+	for id, e := range k.byKey {
+		if now.Sub(e.seen) >= time.Minute && e.lim.TokensAt(now) >= float64(k.burst) {
+			delete(k.byKey, id)
+		}
+	}
+}
+
+// actsAsAdmin reports whether the key a call acts as carries the admin scope.
+func actsAsAdmin(c *protocol.Caller) bool {
+	if len(c.Logins) == 0 {
+		return slices.Contains(c.Scopes, protocol.ScopeAdmin)
+	}
+	for _, l := range c.Logins {
+		if l.KeyID == c.KeyID {
+			return slices.Contains(l.Scopes, protocol.ScopeAdmin)
+		}
+	}
+	return false
+}
+
 // revokeWarnEvery is how often watchRevocations logs again while the
 // lane DB stays unreadable.
 const revokeWarnEvery = 10 * time.Second

@@ -3,6 +3,8 @@ package server
 import (
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 func TestLoginGuard(t *testing.T) {
@@ -43,5 +45,63 @@ func TestLoginGuardForgetsIdleAddresses(t *testing.T) {
 	}
 	if len(g.byAddr) > 4 {
 		t.Fatalf("the table grew to %d addresses, cap 4", len(g.byAddr))
+	}
+}
+
+func TestKeyRate(t *testing.T) {
+	tablet := protocol.Caller{KeyID: "k1", KeyName: "tablet-1", Logins: []protocol.Login{{KeyID: "k1", Scopes: []protocol.Scope{protocol.ScopePresell}}}}
+	tests := []struct {
+		name   string
+		caller protocol.Caller
+		want   int // of 10 requests at once, with a burst of 3
+	}{
+		{"a device key gets its burst", tablet, 3},
+		{"an admin key is not limited", protocol.Caller{KeyID: "k2", Logins: []protocol.Login{{KeyID: "k2", Scopes: []protocol.Scope{protocol.ScopeAdmin}}}}, 10},
+		{"the acting key counts, not another login", protocol.Caller{KeyID: "k3", Logins: []protocol.Login{
+			{KeyID: "k2", Scopes: []protocol.Scope{protocol.ScopeAdmin}}, {KeyID: "k3", Scopes: []protocol.Scope{protocol.ScopeCounter}}}}, 3},
+		{"a caller built without logins goes by its scopes", protocol.Caller{KeyID: "k4", Scopes: []protocol.Scope{protocol.ScopeAdmin}}, 10},
+		{"not logged in: the gate refuses it, not the limit", protocol.Caller{}, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newKeyRate(0.01, 3)
+			got := 0
+			for range 10 {
+				if k.allow(&tt.caller) {
+					got++
+				}
+			}
+			if got != tt.want {
+				t.Fatalf("%d of 10 allowed, want %d", got, tt.want)
+			}
+		})
+	}
+
+	// Two sockets of one key draw on one bucket; another key has its own.
+	k := newKeyRate(0.01, 3)
+	other := protocol.Caller{KeyID: "k9", Logins: []protocol.Login{{KeyID: "k9", Scopes: []protocol.Scope{protocol.ScopePresell}}}}
+	a, b := tablet, tablet
+	a.SocketID, b.SocketID = 1, 2
+	if !k.allow(&a) || !k.allow(&b) || !k.allow(&a) || k.allow(&b) {
+		t.Fatal("two sockets of one key were not held to one burst of 3")
+	}
+	if !k.allow(&other) {
+		t.Fatal("another key was refused")
+	}
+}
+
+func TestKeyRateForgetsIdleKeys(t *testing.T) {
+	k := newKeyRate(1e6, 1) // refills at once
+	for i := range 100 {
+		c := protocol.Caller{KeyID: string(rune('a' + i)), Scopes: []protocol.Scope{protocol.ScopePresell}}
+		k.allow(&c)
+	}
+	k.lastGC = time.Time{}
+	for _, e := range k.byKey {
+		e.seen = time.Now().Add(-2 * time.Minute)
+	}
+	k.allow(&protocol.Caller{KeyID: "new", Scopes: []protocol.Scope{protocol.ScopePresell}})
+	if len(k.byKey) != 1 {
+		t.Fatalf("%d buckets kept, want only the new key's: the others are full and idle", len(k.byKey))
 	}
 }

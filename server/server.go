@@ -36,6 +36,7 @@ type Server struct {
 	hub      *firehose.Hub
 	writer   *lanedb.Writer
 	logins   *loginGuard
+	keyRate  *keyRate
 
 	// origins is who may open sockets from a browser: set once the lane
 	// knows its listen address (ListenAndServe).
@@ -86,6 +87,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		door:    doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
 		started: now(cfg),
 		logins:  newLoginGuard(cfg.LoginFailures),
+		keyRate: newKeyRate(cfg.KeyRequestRate, cfg.KeyRequestBurst),
 		workers: map[protocol.Purpose]int{},
 		conns:   newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
 		tag:     uuid.NewString()[:8],

@@ -103,6 +103,8 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.IntVar(&cfg.MaxConnsPerAddress, "max-conns-per-address", cfg.MaxConnsPerAddress, "most TCP connections open at once from one address; one more is closed as it arrives")
 	fs.Float64Var(&cfg.RequestRate, "request-rate", cfg.RequestRate, "requests per second one socket may send on average (more get rate_limited)")
 	fs.IntVar(&cfg.RequestBurst, "request-burst", cfg.RequestBurst, "requests one socket may send at once above --request-rate")
+	fs.Float64Var(&cfg.KeyRequestRate, "key-request-rate", cfg.KeyRequestRate, "requests per second one API key may send on average over all its sockets and HTTP calls (more get rate_limited; admin keys are not limited)")
+	fs.IntVar(&cfg.KeyRequestBurst, "key-request-burst", cfg.KeyRequestBurst, "requests one API key may send at once above --key-request-rate")
 	fs.IntVar(&cfg.LoginFailures, "login-failures", cfg.LoginFailures, "failed logins per minute one address may make; past that its failed logins get rate_limited (a correct key always logs in)")
 	fs.DurationVar(&cfg.RevokeCheck, "revoke-check", cfg.RevokeCheck, "how often to look for revoked keys and close their sockets")
 	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "browser Origins (scheme://host[:port]) allowed besides the lane's own listen addresses and names, comma-separated; * allows any")
@@ -146,6 +148,8 @@ var serveFlagOf = map[string]string{
 	"Server.MaxConnsPerAddress":  "max-conns-per-address",
 	"Server.RequestRate":         "request-rate",
 	"Server.RequestBurst":        "request-burst",
+	"Server.KeyRequestRate":      "key-request-rate",
+	"Server.KeyRequestBurst":     "key-request-burst",
 	"Server.LoginFailures":       "login-failures",
 	"Server.RevokeCheck":         "revoke-check",
 	"Server.AllowedOrigins":      "allowed-origins",
