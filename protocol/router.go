@@ -213,6 +213,21 @@ func (c *Caller) ActFor(s Scope) bool {
 // only the sales its own keys created (DESIGN §4, tablets' view).
 func (c *Caller) SeesLane() bool { return c.Has(ScopeCounter) || c.Has(ScopeDisplay) }
 
+// ActsAsAdmin reports whether the key the caller acts as (KeyID) carries
+// the admin scope: the operator's own key, which the per-key bounds on
+// devices do not count.
+func (c *Caller) ActsAsAdmin() bool {
+	if c == nil {
+		return false
+	}
+	for _, l := range c.logins() {
+		if l.KeyID == c.KeyID {
+			return slices.Contains(l.Scopes, ScopeAdmin)
+		}
+	}
+	return false
+}
+
 // LoggedIn reports whether the caller has presented a valid key.
 func (c *Caller) LoggedIn() bool { return c != nil && c.KeyID != "" }
 

@@ -94,11 +94,13 @@ type Config struct {
 	RequestBurst int
 	// KeyRequestRate is how many requests per second one API key may send
 	// on average over all its sockets and HTTP-mode calls together; more
-	// get rate_limited errors. Admin keys are not limited. 0.01 to 1e9.
-	// Default 1000: one key never sends more than one socket may.
+	// get rate_limited errors. Admin keys are not limited. A device sends a
+	// few a second; a key shared by a shop's devices, tens. 0.01 to 1e9.
+	// Default 200.
 	KeyRequestRate float64
 	// KeyRequestBurst is how many requests one key may send at once above
-	// KeyRequestRate. 1 to 1e9. Default 5000.
+	// KeyRequestRate (devices catching up after a network drop). 1 to 1e9.
+	// Default 5000.
 	KeyRequestBurst int
 	// LoginFailures is how many failed logins per minute one address may
 	// make; past that its failed logins are answered rate_limited with a
@@ -144,7 +146,7 @@ func DefaultConfig() Config {
 		MaxSockets:       2000,
 		RequestRate:      1000,
 		RequestBurst:     5000,
-		KeyRequestRate:   1000,
+		KeyRequestRate:   200,
 		KeyRequestBurst:  5000,
 		LoginFailures:    10,
 		RevokeCheck:      500 * time.Millisecond,

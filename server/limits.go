@@ -138,7 +138,7 @@ func newKeyRate(perSecond float64, burst int) *keyRate {
 // allow takes one request from the bucket of the key c acts as, and says
 // whether there was one to take.
 func (k *keyRate) allow(c *protocol.Caller) bool {
-	if !c.LoggedIn() || actsAsAdmin(c) {
+	if !c.LoggedIn() || c.ActsAsAdmin() {
 		return true
 	}
 	now := time.Now()
@@ -166,19 +166,6 @@ func (k *keyRate) gcLocked(now time.Time) {
 			delete(k.byKey, id)
 		}
 	}
-}
-
-// actsAsAdmin reports whether the key a call acts as carries the admin scope.
-func actsAsAdmin(c *protocol.Caller) bool {
-	if len(c.Logins) == 0 {
-		return slices.Contains(c.Scopes, protocol.ScopeAdmin)
-	}
-	for _, l := range c.Logins {
-		if l.KeyID == c.KeyID {
-			return slices.Contains(l.Scopes, protocol.ScopeAdmin)
-		}
-	}
-	return false
 }
 
 // revokeWarnEvery is how often watchRevocations logs again while the
