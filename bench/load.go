@@ -112,6 +112,7 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	// Likewise a bench tablet may hold many open presells (the recall
 	// benchmark's setup makes thousands on four keys): no per-key cap.
 	cfg.Sales.MaxOpenPresells = lanedb.MaxTicket
+	cfg.Sales.MaxOpenSales = 1_000_000
 	// Bench clients are thousands of sockets from one address on one key,
 	// all dialled at once: the flood caps would refuse most of them.
 	cfg.Server.MaxUnauthSockets = cfg.Server.MaxSockets

@@ -475,3 +475,17 @@ var (
 		WHERE sale_physkey = ? AND payflags & ` + payFlagReversedSQL + ` = 0`)
 	qNextSID = stmt(`SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`)
 )
+
+// OpenSaleCount counts the open ordinary sales (active or parked, not
+// presells) a key holds. It walks the holder index's entries of that key's
+// open sales, which its cap keeps few.
+func OpenSaleCount(ctx context.Context, q sqlx.QueryerContext, holderKey string) (int, error) {
+	var n int
+	if err := sqlx.GetContext(ctx, q, &n, qOpenSaleCount, holderKey); err != nil {
+		return 0, fmt.Errorf("count open sales of key %s: %w", holderKey, err)
+	}
+	return n, nil
+}
+
+var qOpenSaleCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_holder
+	WHERE holder_key = ? AND phase IN (0, 5) AND presell = 0`)

@@ -69,6 +69,8 @@ func (s *Service) Create(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 		if err := s.checkOpenPresells(ctx, tx, sale.CreatedBy); err != nil {
 			return nil, err
 		}
+	} else if err := s.checkOpenSales(ctx, tx, c); err != nil {
+		return nil, err
 	}
 	if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 		return nil, err

@@ -367,6 +367,40 @@ func TestOpenPresellCapPerKey(t *testing.T) {
 	}
 }
 
+// TestOpenSaleCapPerKey: a key holding MaxOpenSales open ordinary sales
+// gets limit_reached naming the flag; parked ones count, presells and
+// finished sales do not, nor do other keys or an admin key.
+func TestOpenSaleCapPerKey(t *testing.T) {
+	l := newLane(t, func(o *Options) { o.MaxOpenSales = 2 })
+	till, till2 := counter("counter-1"), counter("counter-2")
+	admin := &protocol.Caller{KeyID: "id-admin", KeyName: "admin", Scopes: []protocol.Scope{protocol.ScopeAdmin}, Session: "session-admin"}
+	presell := l.submitted(tablet("tablet-1"), 1001).Physkey
+	if _, err := l.call(till, "presell.recall", presell, nil, ""); err != nil { // held, but a presell
+		t.Fatal(err)
+	}
+	first := l.counterSale(till, map[string]any{"pid": 1001, "qty": 1})
+	l.sale(till, "salesbuilder.sale_park", first, nil) // parked: still open
+	l.sale(till, "salesbuilder.sale_create", "", nil)
+	_, err := l.call(till, "salesbuilder.sale_create", "", nil, "")
+	wantMessage(t, err, protocol.CodeLimitReached, `"counter-1" holds 2 open sales`, "--max-open-sales")
+
+	l.sale(till2, "salesbuilder.sale_create", "", nil) // another key
+	for range 3 {
+		l.sale(admin, "salesbuilder.sale_create", "", nil) // the operator's key is not counted
+	}
+
+	// A finished sale frees its place.
+	l.sale(till, "salesbuilder.sale_unpark", first, nil)
+	l.sale(till, "salesbuilder.sale_add_payment", first, map[string]any{"type": 1, "amount": 100})
+	if _, err := l.call(till, "salesbuilder.salesbuilder_complete", first, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	l.sale(till, "salesbuilder.sale_create", "", nil)
+	if d := DefaultOptions(); d.MaxOpenSales != 200 {
+		t.Fatalf("default MaxOpenSales %d, want 200", d.MaxOpenSales)
+	}
+}
+
 // TestPaidSaleOfAnotherTabletStaysPrivate: a tablet touching another
 // tablet's paid presell hears that there is no such sale (a tablet sees only
 // its own sales), never what was paid.

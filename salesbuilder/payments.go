@@ -300,3 +300,22 @@ func (s *Service) checkOpenPresells(ctx context.Context, tx *lanedb.Tx, createdB
 	}
 	return nil
 }
+
+// checkOpenSales refuses a new ordinary sale to a key that already holds
+// MaxOpenSales open ones (admin keys aside). Like checkOpenPresells it runs
+// in the transaction that would insert the sale.
+func (s *Service) checkOpenSales(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller) error {
+	if c.ActsAsAdmin() {
+		return nil
+	}
+	n, err := lanedb.OpenSaleCount(ctx, tx, c.KeyID)
+	if err != nil {
+		return err
+	}
+	if n >= s.maxSales {
+		return protocol.Errorf(protocol.CodeLimitReached,
+			"key %q holds %d open sales, the most one key may hold (serve --max-open-sales); complete, park-and-finish or cancel some before starting another",
+			c.KeyName, n)
+	}
+	return nil
+}

@@ -36,9 +36,11 @@ type Service struct {
 	sessionOpen func(session string) bool
 	sessionHere func(session string) bool
 	journalKeep int
+	journalMax  int64 // bytes of event details
 	ikKeep      time.Duration
 	maxLines    int
 	maxPresells int
+	maxSales    int
 	maxChange   int64 // cents
 	tops        *tops // each socket's top sale (tops.go)
 	ids         *ids
@@ -67,6 +69,11 @@ type Options struct {
 	// JournalKeep is how many journal entries (events a firehose can replay)
 	// the sweeper keeps: 1000 to 100000000. Default 100000.
 	JournalKeep int
+	// JournalKeepBytes bounds the journal's event details as well: the
+	// sweeper trims the oldest entries past this many bytes, so that sales
+	// of hundreds of lines, each change journalled whole, cannot fill the
+	// disk before JournalKeep is reached. 1 MiB to 1 TiB. Default 256 MiB.
+	JournalKeepBytes int64
 	// IdempotencyKeep is how long a request's ik is remembered (a retry
 	// later than that is a new request): 1m to 8760h. Default 48h.
 	IdempotencyKeep time.Duration
@@ -79,6 +86,12 @@ type Options struct {
 	// refused with limit_reached, so one runaway tablet cannot take every
 	// ticket. 1 to 9999 (the tickets there are). Default 200.
 	MaxOpenPresells int
+	// MaxOpenSales is the most open ordinary sales (active or parked, not
+	// presells) one key may hold; creating one more is refused with
+	// limit_reached, so that a runaway client cannot fill the lane DB with
+	// sales nobody finishes. Admin keys, the operator's own, are not
+	// counted. A counter holds one or two. 1 to 1000000. Default 200.
+	MaxOpenSales int
 	// MaxCashChange is the most change one cash tender may leave; a larger
 	// tender is refused as a likely keying slip (1000 for 10.00) before it
 	// reaches the drawer. 0.01 to 100000000 (the largest payment).
@@ -107,17 +120,19 @@ func (o Options) Validate() error {
 		setting.Range("Lease", o.Lease, time.Second, 24*time.Hour),
 		setting.Range("PresellMaxAge", o.PresellMaxAge, time.Second, 8760*time.Hour),
 		setting.Range("JournalKeep", o.JournalKeep, 1000, 100_000_000),
+		setting.Range("JournalKeepBytes", o.JournalKeepBytes, 1<<20, 1<<40),
 		setting.Range("IdempotencyKeep", o.IdempotencyKeep, time.Minute, 8760*time.Hour),
 		setting.Range("MaxSaleLines", o.MaxSaleLines, 1, 100_000),
 		setting.Range("MaxOpenPresells", o.MaxOpenPresells, 1, lanedb.MaxTicket),
+		setting.Range("MaxOpenSales", o.MaxOpenSales, 1, 1_000_000),
 		setting.Range("MaxCashChange", o.MaxCashChange, 1, 10_000_000_000),
 	)
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000,
-		IdempotencyKeep: 48 * time.Hour, MaxSaleLines: 500, MaxOpenPresells: 200, MaxCashChange: 50000}
+	return Options{Now: time.Now, Lease: 120 * time.Second, PresellMaxAge: 12 * time.Hour, JournalKeep: 100000, JournalKeepBytes: 256 << 20,
+		IdempotencyKeep: 48 * time.Hour, MaxSaleLines: 500, MaxOpenPresells: 200, MaxOpenSales: 200, MaxCashChange: 50000}
 }
 
 // New returns a SalesBuilder writing through w. It reads the lane's number
@@ -137,6 +152,9 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.JournalKeep <= 0 {
 		opts.JournalKeep = d.JournalKeep
 	}
+	if opts.JournalKeepBytes <= 0 {
+		opts.JournalKeepBytes = d.JournalKeepBytes
+	}
 	if opts.IdempotencyKeep <= 0 {
 		opts.IdempotencyKeep = d.IdempotencyKeep
 	}
@@ -146,10 +164,13 @@ func New(ctx context.Context, db *lanedb.DB, w *lanedb.Writer, opts Options) (*S
 	if opts.MaxOpenPresells <= 0 {
 		opts.MaxOpenPresells = d.MaxOpenPresells
 	}
+	if opts.MaxOpenSales <= 0 {
+		opts.MaxOpenSales = d.MaxOpenSales
+	}
 	if opts.MaxCashChange <= 0 {
 		opts.MaxCashChange = d.MaxCashChange
 	}
-	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, sessionHere: opts.SessionHere, journalKeep: opts.JournalKeep, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, tops: newTops(), loc: time.UTC, laneNo: 1}
+	s := &Service{db: db, writer: w, now: opts.Now, lease: opts.Lease, maxAge: opts.PresellMaxAge, notify: opts.Notify, sessionOpen: opts.SessionOpen, sessionHere: opts.SessionHere, journalKeep: opts.JournalKeep, journalMax: opts.JournalKeepBytes, ikKeep: opts.IdempotencyKeep, maxLines: opts.MaxSaleLines, maxPresells: opts.MaxOpenPresells, maxSales: opts.MaxOpenSales, maxChange: int64(opts.MaxCashChange), ids: newIDs(opts.Rand), presells: noPresells{}, tops: newTops(), loc: time.UTC, laneNo: 1}
 	lane, err := db.LaneInfo(ctx)
 	switch {
 	case errors.Is(err, lanedb.ErrNoLane):

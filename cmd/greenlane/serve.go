@@ -87,6 +87,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.DurationVar(&sbOpts.PresellMaxAge, "presell-max-age", sbOpts.PresellMaxAge, "open presells untouched this long are voided by the sweeper (on a SQLite lane, only once the lane has run this long)")
 	fs.IntVar(&sbOpts.MaxSaleLines, "max-sale-lines", sbOpts.MaxSaleLines, "most lines one sale may hold; one more is refused with limit_reached")
 	fs.IntVar(&sbOpts.MaxOpenPresells, "max-open-presells", sbOpts.MaxOpenPresells, "most open presells one key may have; one more is refused with limit_reached")
+	fs.IntVar(&sbOpts.MaxOpenSales, "max-open-sales", sbOpts.MaxOpenSales, "most open ordinary sales (not presells) one key may hold; one more is refused with limit_reached (admin keys are not counted)")
 	fs.Var((*moneyFlag)(&sbOpts.MaxCashChange), "max-cash-change", "most change one cash tender may leave, in currency units; a larger tender is refused as a likely keying slip")
 	fs.DurationVar(&cfg.WriteWait, "write-wait", cfg.WriteWait, "limit on one write to a client")
 	fs.DurationVar(&cfg.PongWait, "pong-wait", cfg.PongWait, "silence after which a client is taken for dead (pings go out at 9/10 of it)")
@@ -162,6 +163,7 @@ var serveFlagOf = map[string]string{
 	"Sales.PresellMaxAge":        "presell-max-age",
 	"Sales.MaxSaleLines":         "max-sale-lines",
 	"Sales.MaxOpenPresells":      "max-open-presells",
+	"Sales.MaxOpenSales":         "max-open-sales",
 	"Sales.MaxCashChange":        "max-cash-change",
 	"Presell.Workers":            "presell-workers",
 	"Catalog.MaxRows":            "max-rows",
