@@ -27,7 +27,8 @@ import (
 //  2. INDEXED BY x: SQLite's planner hint is removed. PostgreSQL has no
 //     hints; its planner picks the same partial indexes by itself.
 //  3. Statements with no common form: postgresForms below gives the
-//     PostgreSQL text (catalog reads, the journal's sequence restart), or
+//     PostgreSQL text (catalog reads, the journal's sequence restart and
+//     its detail sizes), or
 //     "" for a statement that has no PostgreSQL meaning and is never run
 //     there (PRAGMA data_version: see Writer.othersWriting and cache.go;
 //     a store database has neither the yield nor the write cache).
@@ -94,6 +95,12 @@ var postgresForms = map[string]string{
 	// AUTOINCREMENT keeps its high-water mark in sqlite_sequence; an
 	// identity column keeps it in its sequence.
 	qRestartJournalSeq: `SELECT setval(pg_get_serial_sequence('journal', 'seq'), 1, false)`,
+	// The journal's detail sizes as stored: octet_length would fetch and
+	// decompress every TOASTed detail; pg_column_size reads its header.
+	qJournalBytes: `SELECT COALESCE(SUM(pg_column_size(detail)), 0)::bigint FROM journal`,
+	qJournalByteCutoff: `SELECT COALESCE((SELECT seq FROM (SELECT seq,
+		SUM(pg_column_size(detail)) OVER (ORDER BY seq DESC) AS total FROM journal) sized
+		WHERE total > $1 ORDER BY seq DESC LIMIT 1), 0)`,
 }
 
 // postgresWriterLocks are the registered reads whose form in a write

@@ -107,6 +107,37 @@ func TrimJournal(ctx context.Context, tx *Tx, keep, batch int) (int64, error) {
 	return res.RowsAffected()
 }
 
+// JournalByteCutoff is the newest seq whose entry, counted with every newer
+// one, takes the journal's event details past maxBytes: TrimJournalThrough
+// that seq keeps the newest details within maxBytes. It is 0 while the
+// whole journal is within. It reads the details' sizes, never the details
+// (SQLite's octet_length and PostgreSQL's pg_column_size need only each
+// row's header), so it is cheap enough for a read pool every sweep.
+func JournalByteCutoff(ctx context.Context, q sqlx.QueryerContext, maxBytes int64) (int64, error) {
+	var total int64
+	if err := q.QueryRowxContext(ctx, qJournalBytes).Scan(&total); err != nil {
+		return 0, fmt.Errorf("size the journal: %w", err)
+	}
+	if total <= maxBytes {
+		return 0, nil
+	}
+	var seq int64
+	if err := q.QueryRowxContext(ctx, qJournalByteCutoff, maxBytes).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("find the journal's byte cutoff: %w", err)
+	}
+	return seq, nil
+}
+
+// TrimJournalThrough deletes the entries up to seq, at most batch of them
+// (the oldest first), and reports how many it deleted.
+func TrimJournalThrough(ctx context.Context, tx *Tx, seq int64, batch int) (int64, error) {
+	res, err := tx.ExecContext(ctx, qTrimJournalThrough, seq, batch)
+	if err != nil {
+		return 0, fmt.Errorf("trim journal through %d: %w", seq, err)
+	}
+	return res.RowsAffected()
+}
+
 var (
 	qJournal = follow(stmt(`INSERT INTO journal (at_utc, family, event, physkey, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`))
 	// PostgreSQL only (lockJournal); SQLite would refuse to prepare it.
@@ -119,4 +150,10 @@ var (
 	qJournalBounds = stmt(`SELECT COALESCE((SELECT MIN(seq) FROM journal), 0), COALESCE((SELECT MAX(seq) FROM journal), 0)`)
 	qTrimJournal   = follow(stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
 		WHERE seq <= (SELECT MAX(seq) FROM journal) - ? ORDER BY seq LIMIT ?)`))
+	qTrimJournalThrough = follow(stmt(`DELETE FROM journal WHERE seq IN (SELECT seq FROM journal
+		WHERE seq <= ? ORDER BY seq LIMIT ?)`))
+	qJournalBytes      = stmt(`SELECT COALESCE(SUM(octet_length(detail)), 0) FROM journal`)
+	qJournalByteCutoff = stmt(`SELECT COALESCE((SELECT seq FROM (SELECT seq,
+		SUM(octet_length(detail)) OVER (ORDER BY seq DESC) AS total FROM journal) sized
+		WHERE total > ? ORDER BY seq DESC LIMIT 1), 0)`)
 )

@@ -2,6 +2,8 @@ package lanedb
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +57,79 @@ func TestJournalQueriesSearchNotScan(t *testing.T) {
 	if err != nil || oldest != 1 || newest != 3 {
 		t.Fatalf("JournalBounds = %d, %d, %v; want 1, 3", oldest, newest, err)
 	}
+}
+
+// TestJournalByteCutoff: the byte bound keeps the newest entries whose
+// details fit, and trimming through the cutoff deletes the rest, oldest
+// first, in batches.
+func TestJournalByteCutoff(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { testJournalByteCutoff(t, be.open(t)) })
+	}
+}
+
+func testJournalByteCutoff(t *testing.T, db *DB) {
+	ctx := context.Background()
+	// Ten entries of about 10 KB each (the last two are small); random
+	// text, so that PostgreSQL cannot compress it below its length.
+	err := db.WriteTx(ctx, func(tx *Tx) error {
+		for i := range 10 {
+			detail := map[string]string{"pad": randomText(10_000)}
+			if i >= 8 {
+				detail = map[string]string{"pad": "small"}
+			}
+			if err := Journal(ctx, tx, time.Now(), "sale", "lines.add", "pk", "t", detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		max  int64
+		want int64 // the cutoff seq
+	}{
+		{1 << 20, 0}, // all fit
+		{100_000, 0}, // all fit: 8 × ~10 KB and two small
+		{35_000, 5},  // entries 6 to 10 fit (three big, two small)
+		{20_000, 7},  // 8, 9 and 10 fit
+		{100, 8},     // only the two small ones fit
+		{1, 10},      // nothing fits
+	}
+	for _, tt := range tests {
+		got, err := JournalByteCutoff(ctx, db.Read, tt.max)
+		if err != nil || got != tt.want {
+			t.Errorf("JournalByteCutoff(%d) = %d, %v; want %d", tt.max, got, err, tt.want)
+		}
+	}
+	trim := func(through int64) int64 {
+		t.Helper()
+		var n int64
+		if err := db.WriteTx(ctx, func(tx *Tx) (err error) { n, err = TrimJournalThrough(ctx, tx, through, 3); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := trim(7); n != 3 {
+		t.Fatalf("the first batch deleted %d, want 3 (the batch)", n)
+	}
+	if n := trim(7); n != 3 {
+		t.Fatalf("the second batch deleted %d, want 3", n)
+	}
+	if n := trim(7); n != 1 {
+		t.Fatalf("the last batch deleted %d, want 1", n)
+	}
+	if oldest, newest, err := JournalBounds(ctx, db.Read); err != nil || oldest != 8 || newest != 10 {
+		t.Fatalf("journal after the trim: %d to %d (%v), want 8 to 10", oldest, newest, err)
+	}
+}
+
+// randomText is n characters of random base64: text that neither SQLite
+// nor PostgreSQL's TOAST compression stores in fewer bytes.
+func randomText(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)[:n]
 }

@@ -137,14 +137,22 @@ func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.
 }
 
 // TrimJournal keeps the newest JournalKeep journal entries (what firehoses
-// can replay) and the idempotency records of the last IdempotencyKeep, at
-// most ikKeepPerKey of each key, deleting others a few thousand per
-// transaction.
+// can replay), fewer if their details pass JournalKeepBytes, and the
+// idempotency records of the last IdempotencyKeep, at most ikKeepPerKey of
+// each key, deleting others a few thousand per transaction.
 func (s *Service) TrimJournal(ctx context.Context) error {
 	cutoff := s.now().Add(-s.ikKeep)
+	// Sized on the read pool: the writer waits for none of it.
+	through, err := lanedb.JournalByteCutoff(ctx, s.db.Read, s.journalMax)
+	if err != nil {
+		return err
+	}
 	for _, trim := range []func(ctx context.Context, tx *lanedb.Tx) (int64, error){
 		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
 			return lanedb.TrimJournal(ctx, tx, s.journalKeep, trimBatch)
+		},
+		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
+			return lanedb.TrimJournalThrough(ctx, tx, through, trimBatch)
 		},
 		func(ctx context.Context, tx *lanedb.Tx) (int64, error) {
 			return lanedb.TrimIdempotency(ctx, tx, cutoff, trimBatch)
