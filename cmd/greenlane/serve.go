@@ -665,9 +665,20 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
+		opts.ReplaceAttr = durationText
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// durationText writes a duration as the text log does ("542.996µs",
+// "12h0m0s"): slog's JSON handler would write its nanoseconds, a number a
+// reader has to know the unit of.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // serveMetrics serves /metrics alone on addr (--metrics-addr), e.g. on an

@@ -438,3 +438,20 @@ func TestServeWarnsOfDeterministicMode(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONLogDurations: the JSON log writes durations as the text log
+// does, with their unit, not as bare nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		log, err := newLogger(&buf, "info", format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("swept", "took", 542996*time.Nanosecond, "first_void_after", 12*time.Hour)
+		out := buf.String()
+		if !strings.Contains(out, "542.996µs") || !strings.Contains(out, "12h0m0s") || strings.Contains(out, "43200000000000") {
+			t.Errorf("%s log: %s", format, out)
+		}
+	}
+}
