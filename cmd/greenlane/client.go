@@ -697,6 +697,12 @@ func (s *clientSession) do(line string) error {
 	if strings.HasPrefix(line, ":") {
 		return s.command(strings.Fields(line))
 	}
+	switch line {
+	case "exit", "quit", "help":
+		// What a shell takes: say the client's word rather than send it
+		// to the lane as an endpoint.
+		return fmt.Errorf("%s: the client's commands start with a colon (:%s)", line, line)
+	}
 	sock := s.socks[s.cur]
 	if rest, ok := strings.CutPrefix(line, "@"); ok {
 		name, packet, _ := strings.Cut(rest, " ")

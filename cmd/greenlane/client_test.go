@@ -66,6 +66,18 @@ func TestClientHistory(t *testing.T) {
 	}
 }
 
+// TestClientShellWords: "exit", "quit" and "help" typed as a shell takes
+// them are answered with the client's command, never sent to the lane.
+func TestClientShellWords(t *testing.T) {
+	s := &clientSession{}
+	for _, word := range []string{"exit", "quit", "help"} {
+		err := s.do(word)
+		if err == nil || !strings.Contains(err.Error(), ":"+word) {
+			t.Errorf("%s: %v, want a pointer to :%s", word, err, word)
+		}
+	}
+}
+
 func TestParseInterspersed(t *testing.T) {
 	fs := newFlags("t", "t", io.Discard)
 	url := fs.String("url", "", "")
