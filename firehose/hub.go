@@ -117,6 +117,11 @@ type Subscription struct {
 	// its keys created.
 	OwnOnly *protocol.Caller
 
+	// filter is Physkey, Tablet and Conds, shared with the firehoses that
+	// ask for the same (nil: it keeps everything). Set when it opens and
+	// by Update, under the hub's mu.
+	filter *filter
+
 	// rt is the open request's rt, which every event of the firehose
 	// carries (SPEC §1.1: it tags the tab the socket carries it for).
 	// Subscribe reads it from the ack, the reply to that request.
@@ -130,7 +135,13 @@ type event struct {
 	noSC   bool  // the family's packets carry no sc
 	seq    int64 // 0 for memory events
 	v      json.RawMessage
-	fields map[string]any // v decoded, for filters; nil until needed
+	fields map[string]any // v decoded, with _sc, for filters; nil until needed
+	// verdicts holds each filter's answer for this event (filter.keeps).
+	verdicts map[*filter]bool
+	// creator is the name of the key that created the sale the event is
+	// about, once looked up (creatorKnown).
+	creator      string
+	creatorKnown bool
 }
 
 // Hub fans events out to firehoses.
@@ -168,8 +179,15 @@ type Hub struct {
 	readFailures int
 	warned       time.Time
 
+	// mu guards the filters shared between firehoses.
+	mu      sync.Mutex
+	filters filters
+
 	published atomic.Int64
 	dropped   atomic.Int64
+	// filterRuns counts filter evaluations: the hub's work per event
+	// beyond queueing packets.
+	filterRuns atomic.Int64
 }
 
 // NewHub makes a hub over the lane DB's journal serving families; Run
@@ -193,6 +211,7 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 	}
 	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
 		replays:  make(chan struct{}, cfg.Replays),
+		filters:  filters{byKey: map[string]*filter{}},
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
 		following: map[string]*atomic.Int64{}, latest: map[string]map[string]latestRow{}}
 	names := make([]string, 0, len(families))
@@ -456,10 +475,13 @@ func (h *Hub) publish(ev *event, subs []*Subscription) {
 	}
 }
 
+// decoded is ev's v as a map, decoded once, with the event's schema name
+// as "_sc" (a q filter may ask for it) in place of any field of that name.
 func (ev *event) decoded() map[string]any {
 	if ev.fields == nil {
 		ev.fields = map[string]any{}
 		_ = json.Unmarshal(ev.v, &ev.fields)
+		ev.fields["_sc"] = ev.sc
 	}
 	return ev.fields
 }
@@ -467,32 +489,29 @@ func (ev *event) decoded() map[string]any {
 // matches applies a subscription's options and q filter to an event.
 // Only journal events (seq > 0) are kept from an OwnOnly caller: they are
 // about sales, whose creator the lane DB knows; memory events are not.
+// Nothing is copied per firehose, and firehoses that share a filter share
+// its verdict.
 func (h *Hub) matches(s *Subscription, ev *event) bool {
 	if s.OwnOnly != nil && ev.seq > 0 && !s.OwnOnly.HasKeyName(h.creator(ev)) {
 		return false
 	}
-	if s.Tablet == "" && s.Physkey == "" && len(s.Conds) == 0 {
-		return true
-	}
-	f := ev.decoded()
-	if s.Physkey != "" && f["salephyskey"] != s.Physkey && f["physkey"] != s.Physkey {
-		return false
-	}
-	if s.Tablet != "" {
-		src, _ := f["source"].(map[string]any)
-		if src["tablet"] != s.Tablet && f["tablet"] != s.Tablet {
-			return false
-		}
-	}
-	if len(s.Conds) == 0 {
-		return true
-	}
-	withSC := make(map[string]any, len(f)+1)
-	for k, v := range f {
-		withSC[k] = v
-	}
-	withSC["_sc"] = ev.sc
-	return protocol.Match(s.Conds, withSC)
+	return s.filter.keeps(ev, &h.filterRuns)
+}
+
+// setFilter gives s the shared filter of its options, letting go of the
+// one it had.
+func (h *Hub) setFilter(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.filters.release(s.filter)
+	s.filter = h.filters.intern(s.Physkey, s.Tablet, s.Conds)
+}
+
+// dropFilter lets go of s's filter, once s is closed.
+func (h *Hub) dropFilter(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.filters.release(s.filter)
 }
 
 // maxCreators bounds the hub's memory of who created which sale; past it
@@ -503,6 +522,14 @@ const maxCreators = 10000
 // ("" when the event names none or the sale cannot be read), read from the
 // lane DB once per sale: the creator of a sale never changes.
 func (h *Hub) creator(ev *event) string {
+	if !ev.creatorKnown {
+		ev.creator, ev.creatorKnown = h.lookupCreator(ev), true
+	}
+	return ev.creator
+}
+
+// lookupCreator is creator's lookup: the hub's memory, else the lane DB.
+func (h *Hub) lookupCreator(ev *event) string {
 	f := ev.decoded()
 	physkey, _ := f["salephyskey"].(string)
 	if physkey == "" {
@@ -578,6 +605,13 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 	// what the reply does. ack only builds bytes; calling it twice is free
 	// of effects.
 	s.rt = rtOf(ack(ReplayState{}))
+	h.setFilter(s)
+	live := false
+	defer func() {
+		if !live {
+			h.dropFilter(s)
+		}
+	}()
 	var err error
 	// Refused before any replay is read: a refusal costs nothing.
 	if doErr := h.do(ctx, func() { err = h.admit(s) }); doErr != nil || err != nil {
@@ -622,6 +656,7 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 			// this op ends, so the ack still goes first.
 			h.subs[s.Family] = append(h.subs[s.Family], s)
 			h.following[s.Family].Add(1)
+			live = true
 		}
 		s.Sink.EnqueueGroup(group) // with page.more, not live yet: the client reopens from resume to catch up
 	})
@@ -763,6 +798,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, socketID uint64, id string) (int,
 				if s.Sink.SocketID() == socketID && (id == "" || s.ID == id) {
 					n++
 					h.following[fam].Add(-1)
+					h.dropFilter(s)
 					continue
 				}
 				kept = append(kept, s)
@@ -783,6 +819,7 @@ func (h *Hub) Update(ctx context.Context, socketID uint64, id string, fn func(s 
 			if s.Sink.SocketID() == socketID && s.ID == id {
 				found = true
 				err = fn(s)
+				h.setFilter(s)
 				return
 			}
 		}

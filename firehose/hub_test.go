@@ -707,3 +707,55 @@ func TestHubFollowsBeforeTheAck(t *testing.T) {
 		}
 	}
 }
+
+// TestHubSharedFilterRunsOncePerEvent counts the hub's work per event:
+// firehoses asking for the same sale, tablet and q share one filter, which
+// runs once per event however many follow it; different filters run once
+// each. (A thousand displays with one filter used to cost a thousand
+// evaluations, and a copy of the event each, per event.)
+func TestHubSharedFilterRunsOncePerEvent(t *testing.T) {
+	nothing := map[string]json.RawMessage{"saletotal(>)": json.RawMessage(`1e9`), "_sc": json.RawMessage(`"custdisp.sale.status"`)}
+	const events = 10
+	for _, tt := range []struct {
+		name      string
+		firehoses int
+		options   func(i int, s *Subscription) // sets firehose i's options
+		want      int64                        // evaluations per event
+	}{
+		{"200 with one q", 200, func(int, *Subscription) {}, 1},
+		{"200 with one q, half of them one tablet's", 200, func(i int, s *Subscription) {
+			if i%2 == 0 {
+				s.Tablet = "tablet-1"
+			}
+		}, 2},
+		{"20 with a q each", 20, func(i int, s *Subscription) { s.Physkey = fmt.Sprintf("pk-%d", i) }, 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, _, w := testHub(t)
+			ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+			conds, err := protocol.ParseEventFilter(nothing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.firehoses {
+				s := &Subscription{Sink: newSink(uint64(i + 1)), ID: "f", RP: json.RawMessage(`"f"`), Family: famCustdisp, Conds: conds}
+				tt.options(i, s)
+				if err := h.Subscribe(context.Background(), s, 0, ack); err != nil {
+					t.Fatal(err)
+				}
+			}
+			all := newSink(9999) // no filter: no evaluation; says when the hub is done
+			if err := h.Subscribe(context.Background(), &Subscription{Sink: all, ID: "all", RP: json.RawMessage(`"all"`), Family: famCustdisp}, 0, ack); err != nil {
+				t.Fatal(err)
+			}
+			before := h.filterRuns.Load()
+			for range events {
+				journal(t, w, h, "pk-a", "tablet-1", "active")
+			}
+			all.waitFor(t, 1+events)
+			if got := h.filterRuns.Load() - before; got != tt.want*events {
+				t.Fatalf("%d filter evaluations for %d events, want %d", got, events, tt.want*events)
+			}
+		})
+	}
+}
