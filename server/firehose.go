@@ -103,7 +103,7 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 		return nil, err
 	}
 	sub := &firehose.Subscription{Sink: sk, ID: req.RQString(), RP: req.RQ, Family: family, Conds: conds,
-		Tablet: args.Tablet, Physkey: args.Sale}
+		Tablet: args.Tablet, Physkey: args.Sale, Key: c.KeyID, KeyName: c.KeyName}
 	if k := req.Key(); k != "" {
 		sub.Physkey = k
 	}
