@@ -56,9 +56,10 @@ type HubConfig struct {
 	// from. 64 KiB to 1 GiB. Default 4 MiB.
 	ReplayScan int
 	// Replays caps the replays read at once, lane-wide; more wait their
-	// turn. A replay runs beside the hub, not on it, so live events never
-	// wait for one; this keeps replays from taking every CPU. 1 to 1024.
-	// Default 1.
+	// turn, taken in turn by key (one key's opens never stand in front of
+	// another key's). A replay runs beside the hub, not on it, so live
+	// events never wait for one; this keeps replays from taking every CPU.
+	// 1 to 1024. Default 1.
 	Replays int
 	// MaxPerSocket caps the firehoses open on one socket: 1 to 100000.
 	// Default 64.
@@ -184,8 +185,8 @@ type Hub struct {
 	following map[string]*atomic.Int64 // open firehoses by family
 	names     string                   // every family's name, sorted, for errors
 
-	// replays holds a token per replay being read (HubConfig.Replays).
-	replays chan struct{}
+	// replays lets replays read, HubConfig.Replays at once, in turn by key.
+	replays *replayGate
 
 	// creators maps a sale's physkey to the name of the key that created
 	// it; replays read it beside the run goroutine.
@@ -246,7 +247,7 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 		cfg.Replays = DefaultHubConfig().Replays
 	}
 	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
-		replays: make(chan struct{}, cfg.Replays),
+		replays: newReplayGate(cfg.Replays),
 		filters: filters{byKey: map[string]*filter{}}, bySocket: map[uint64]map[string]*Subscription{}, byKey: map[string]int{},
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
 		following: map[string]*atomic.Int64{}, latest: map[string]map[string]latestRow{}}
@@ -691,12 +692,10 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 	replaying := since > 0 && fam.Journal != ""
 	page := &replayPage{last: since}
 	if replaying {
-		select {
-		case h.replays <- struct{}{}:
-			defer func() { <-h.replays }()
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := h.replays.enter(ctx, s.Key); err != nil {
+			return err
 		}
+		defer h.replays.leave(s.Key)
 		var err error
 		if page, err = h.replay(ctx, s, since); err != nil {
 			return err

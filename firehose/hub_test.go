@@ -927,3 +927,130 @@ func TestHubSinceBeyondTheJournal(t *testing.T) {
 		t.Fatalf("seqs %v, want the new row 6", got)
 	}
 }
+
+// TestReplayGateTakesTurnsByKey: with one read, the keys waiting take it
+// in turn, whatever order their opens came in; a key gets a second read
+// only after each key waiting then had one.
+func TestReplayGateTakesTurnsByKey(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		reads  int
+		arrive []string // keys of the opens, in order, after "first" holds a read
+		want   []string // the order they are let in
+	}{
+		{"one key's many, then another's", 1, []string{"a", "a", "a", "a", "b"}, []string{"a", "b", "a", "a", "a"}},
+		{"three keys", 1, []string{"a", "a", "b", "b", "c"}, []string{"a", "b", "c", "a", "b"}},
+		{"one key alone keeps its order", 1, []string{"a", "a", "a"}, []string{"a", "a", "a"}},
+		{"two reads, still one per key", 2, []string{"a", "a", "a", "b"}, []string{"a", "b", "a", "a"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newReplayGate(tt.reads)
+			var order []string
+			g.granted = func(key string) { order = append(order, key) }
+			ctx := context.Background()
+			// "first" holds a read, and with two reads "other" the second,
+			// so that every open below waits.
+			holders := []string{"first", "other"}[:tt.reads]
+			for _, k := range holders {
+				if err := g.enter(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for i, key := range tt.arrive {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := g.enter(ctx, key); err != nil {
+						t.Error(err)
+						return
+					}
+					g.leave(key)
+				}()
+				for g.queued() < i+1 { // the next arrives after this one
+					time.Sleep(time.Millisecond)
+				}
+			}
+			for _, k := range holders {
+				g.leave(k)
+			}
+			wg.Wait()
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if got := order[len(holders):]; !slices.Equal(got, tt.want) {
+				t.Fatalf("let in %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReplayGateGivesUpWaiting: an open that gives up while it waits
+// leaves its key's place, and one let in as it gave up hands its read on.
+func TestReplayGateGivesUpWaiting(t *testing.T) {
+	g := newReplayGate(1)
+	ctx := context.Background()
+	if err := g.enter(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- g.enter(gone, "b") }()
+	for g.queued() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled wait returned %v", err)
+	}
+	g.leave("a")
+	if err := g.enter(ctx, "c"); err != nil { // the read is free again
+		t.Fatal(err)
+	}
+	if n := g.queued(); n != 0 {
+		t.Fatalf("%d opens still queued, want none", n)
+	}
+}
+
+// TestHubReplaysTakeTurnsByKey: a tablet key's many opens with since,
+// queued while a replay reads, do not stand in front of a display key's
+// reopen: it is the second replay let in.
+func TestHubReplaysTakeTurnsByKey(t *testing.T) {
+	h, _, w := testHub(t)
+	journalMany(t, w, h, "pk-a", 50)
+	var order []string
+	h.replays.mu.Lock()
+	h.replays.granted = func(key string) { order = append(order, key) }
+	h.replays.mu.Unlock()
+	ctx := context.Background()
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	slow := &heldSink{fakeSink: newSink(1), reading: make(chan struct{}), gate: make(chan struct{})}
+	var wg sync.WaitGroup
+	subscribe := func(sink Sink, id, key string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.Subscribe(ctx, &Subscription{Sink: sink, ID: id, RP: json.RawMessage(`"r"`), Family: famCustdisp, Key: key}, 1, ack); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	subscribe(slow, "held", "tablet")
+	<-slow.reading
+	for i := range 8 {
+		subscribe(newSink(2), fmt.Sprint(i), "tablet")
+		for h.replays.queued() < i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	subscribe(newSink(3), "d", "display")
+	for h.replays.queued() < 9 {
+		time.Sleep(time.Millisecond)
+	}
+	close(slow.gate)
+	wg.Wait()
+	h.replays.mu.Lock()
+	defer h.replays.mu.Unlock()
+	if i := slices.Index(order, "display"); i != 2 {
+		t.Fatalf("replays let in %v: the display's was number %d, want 2 (after the one reading and one more of the tablet's)", order, i)
+	}
+}
