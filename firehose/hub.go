@@ -678,6 +678,9 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 	// what the reply does. ack only builds bytes; calling it twice is free
 	// of effects.
 	s.rt = rtOf(ack(ReplayState{}))
+	if err := ctx.Err(); err != nil {
+		return err // its socket is gone already
+	}
 	// Counted from here, before any replay is read (a refusal costs
 	// nothing, and opens pipelined on many sockets count at once), until
 	// it is closed or fails to go live.
