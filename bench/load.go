@@ -118,6 +118,7 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	cfg.Server.MaxUnauthSockets = cfg.Server.MaxSockets
 	cfg.Server.MaxUnauthPerAddress = cfg.Server.MaxSockets
 	cfg.Server.MaxSocketsPerKey = cfg.Server.MaxSockets
+	cfg.Hub.MaxPerKey = cfg.Server.MaxSockets * cfg.Hub.MaxPerSocket
 	cfg.Server.MaxConnsPerAddress = cfg.Server.MaxConns
 	if opts.presellWorkers > 0 {
 		cfg.Presell.Workers = opts.presellWorkers

@@ -56,13 +56,19 @@ type HubConfig struct {
 	// from. 64 KiB to 1 GiB. Default 4 MiB.
 	ReplayScan int
 	// Replays caps the replays read at once, lane-wide; more wait their
-	// turn. A replay runs beside the hub, not on it, so live events never
-	// wait for one; this keeps replays from taking every CPU. 1 to 1024.
-	// Default 1.
+	// turn, taken in turn by key (one key's opens never stand in front of
+	// another key's). A replay runs beside the hub, not on it, so live
+	// events never wait for one; this keeps replays from taking every CPU.
+	// 1 to 1024. Default 1.
 	Replays int
 	// MaxPerSocket caps the firehoses open on one socket: 1 to 100000.
 	// Default 64.
 	MaxPerSocket int
+	// MaxPerKey caps the firehoses open with one API key over all its
+	// sockets: 1 to 1000000. A device needs a few; every firehose costs
+	// the hub work for every event, so one key (up to its 32 sockets)
+	// gets no more than one socket may have. Default 64.
+	MaxPerKey int
 }
 
 // Validate reports every field out of its range, each as a
@@ -76,12 +82,13 @@ func (c HubConfig) Validate() error {
 		setting.Range("ReplayScan", c.ReplayScan, 64<<10, 1<<30),
 		setting.Range("Replays", c.Replays, 1, 1024),
 		setting.Range("MaxPerSocket", c.MaxPerSocket, 1, 100_000),
+		setting.Range("MaxPerKey", c.MaxPerKey, 1, 1_000_000),
 	)
 }
 
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig() HubConfig {
-	return HubConfig{Poll: 250 * time.Millisecond, StorePoll: 25 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64,
+	return HubConfig{Poll: 250 * time.Millisecond, StorePoll: 25 * time.Millisecond, MaxReplay: 10000, MaxPerSocket: 64, MaxPerKey: 64,
 		ReplayScan: 4 << 20, Replays: 1}
 }
 
@@ -116,12 +123,36 @@ type Subscription struct {
 	// presell tablet): the journal events it gets are only those of sales
 	// its keys created.
 	OwnOnly *protocol.Caller
+	// Key is the id of the API key the firehose counts against
+	// (HubConfig.MaxPerKey) and whose replays take their turn together;
+	// KeyName names it in a refusal. "" counts against no key.
+	Key, KeyName string
+
+	// state is where the firehose is in its life (subPending, …); a
+	// closed one is skipped at once, wherever the hub is.
+	state atomic.Int32
+	// after is the last seq its replay sent: live events up to it are
+	// not sent again.
+	after int64
+
+	// filter is Physkey, Tablet and Conds, shared with the firehoses that
+	// ask for the same (nil: it keeps everything). Set when it opens and
+	// by Update, under the hub's mu.
+	filter *filter
 
 	// rt is the open request's rt, which every event of the firehose
 	// carries (SPEC §1.1: it tags the tab the socket carries it for).
 	// Subscribe reads it from the ack, the reply to that request.
 	rt json.RawMessage
 }
+
+// A firehose's states: counted from its open until it is closed, live
+// (in the hub's lists) from its ack on.
+const (
+	subPending int32 = iota
+	subLive
+	subClosed
+)
 
 // event is one event on its way to subscribers: v is serialised once.
 type event struct {
@@ -130,7 +161,13 @@ type event struct {
 	noSC   bool  // the family's packets carry no sc
 	seq    int64 // 0 for memory events
 	v      json.RawMessage
-	fields map[string]any // v decoded, for filters; nil until needed
+	fields map[string]any // v decoded, with _sc, for filters; nil until needed
+	// verdicts holds each filter's answer for this event (filter.keeps).
+	verdicts map[*filter]bool
+	// creator is the name of the key that created the sale the event is
+	// about, once looked up (creatorKnown).
+	creator      string
+	creatorKnown bool
 }
 
 // Hub fans events out to firehoses.
@@ -148,8 +185,8 @@ type Hub struct {
 	following map[string]*atomic.Int64 // open firehoses by family
 	names     string                   // every family's name, sorted, for errors
 
-	// replays holds a token per replay being read (HubConfig.Replays).
-	replays chan struct{}
+	// replays lets replays read, HubConfig.Replays at once, in turn by key.
+	replays *replayGate
 
 	// creators maps a sale's physkey to the name of the key that created
 	// it; replays read it beside the run goroutine.
@@ -157,7 +194,7 @@ type Hub struct {
 	creators   map[string]string
 
 	// Owned by the run goroutine.
-	subs map[string][]*Subscription // by family
+	subs map[string][]*Subscription // live firehoses by family, closed ones until purged
 	head int64                      // last journal seq published
 	// latest holds, for each family with Current, the newest row of each
 	// journal physkey the hub has seen, at most maxLatest of them: what a
@@ -168,8 +205,26 @@ type Hub struct {
 	readFailures int
 	warned       time.Time
 
+	// mu guards the firehoses counted open (from before an open's replay
+	// until closed), by socket and rq and by key, and the filters they
+	// share. Opening and closing take it, not the hub's goroutine, so a
+	// busy hub neither delays a close nor keeps a closed socket's
+	// firehoses costing work.
+	mu       sync.Mutex
+	bySocket map[uint64]map[string]*Subscription
+	byKey    map[string]int
+	filters  filters
+	// purgeDue says a firehose closed: the hub drops closed ones from
+	// its lists before its next event.
+	purgeDue atomic.Bool
+	// headSeen is head, for readers off the hub goroutine (Stats).
+	headSeen atomic.Int64
+
 	published atomic.Int64
 	dropped   atomic.Int64
+	// filterRuns counts filter evaluations: the hub's work per event
+	// beyond queueing packets.
+	filterRuns atomic.Int64
 }
 
 // NewHub makes a hub over the lane DB's journal serving families; Run
@@ -192,7 +247,8 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 		cfg.Replays = DefaultHubConfig().Replays
 	}
 	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
-		replays:  make(chan struct{}, cfg.Replays),
+		replays: newReplayGate(cfg.Replays),
+		filters: filters{byKey: map[string]*filter{}}, bySocket: map[uint64]map[string]*Subscription{}, byKey: map[string]int{},
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
 		following: map[string]*atomic.Int64{}, latest: map[string]map[string]latestRow{}}
 	names := make([]string, 0, len(families))
@@ -230,9 +286,14 @@ func (h *Hub) Notify() {
 
 // Run publishes until ctx ends. It starts at the journal's current end:
 // older events are for replay.
+//
+// It works in turns of bounded work: the operations queued (opens going
+// live, option changes, memory events), then at most tailBatch journal
+// rows. A backlog of rows (a burst of edits, many firehoses) is worked
+// through turn by turn, so an open or a close never waits for all of it.
 func (h *Hub) Run(ctx context.Context) {
 	if _, newest, err := lanedb.JournalBounds(ctx, h.db.Read); err == nil {
-		h.head = newest
+		h.setHead(newest)
 		h.seedLatest(ctx, newest)
 	}
 	// Polling is how other programs' journal rows arrive; it must work
@@ -246,16 +307,36 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 	poll := time.NewTicker(every)
 	defer poll.Stop()
-	for {
+	behind := false
+	for ctx.Err() == nil {
+		h.runQueued()
+		if behind {
+			behind = h.tail(ctx)
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case op := <-h.ops:
 			op()
 		case <-h.wake:
-			h.tail(ctx)
+			behind = h.tail(ctx)
 		case <-poll.C:
-			h.tail(ctx)
+			behind = h.tail(ctx)
+		}
+	}
+}
+
+// runQueued runs the operations queued when it starts, no more: ones
+// queued meanwhile wait for the next turn, so a flood of memory events
+// cannot keep the journal from being followed either.
+func (h *Hub) runQueued() {
+	for n := len(h.ops); n > 0; n-- {
+		select {
+		case op := <-h.ops:
+			op()
+		default:
+			return
 		}
 	}
 }
@@ -276,33 +357,50 @@ func (h *Hub) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// tail publishes every journal row after head.
-func (h *Hub) tail(ctx context.Context) {
-	for {
-		rows, err := lanedb.JournalAfter(ctx, h.db.Read, h.head, 500)
-		if err != nil {
-			if ctx.Err() == nil {
-				h.journalFailed(err)
-			}
-			return
+// tailBatch is the most journal rows the hub publishes in one turn.
+const tailBatch = 100
+
+// tail publishes the journal rows after head, at most tailBatch of them,
+// and reports whether more may follow at once.
+func (h *Hub) tail(ctx context.Context) bool {
+	h.purge()
+	rows, err := lanedb.JournalAfter(ctx, h.db.Read, h.head, tailBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.journalFailed(err)
 		}
-		if h.readFailures > 0 {
-			h.log.Info("firehose: the journal reads again", "failed_reads", h.readFailures)
-			h.readFailures = 0
+		return false
+	}
+	if h.readFailures > 0 {
+		h.log.Info("firehose: the journal reads again", "failed_reads", h.readFailures)
+		h.readFailures = 0
+	}
+	for _, r := range rows {
+		h.setHead(r.Seq)
+		if ev, ok := h.journalEvent(r); ok {
+			h.remember(r, ev)
+			h.publish(ev)
 		}
-		for _, r := range rows {
-			h.head = r.Seq
-			if ev, ok := h.journalEvent(r); ok {
-				h.remember(r, ev)
-				h.publish(ev, h.subs[ev.family])
-			}
-		}
-		if len(rows) == 0 && h.restarted(ctx) {
-			continue // publish what the restarted journal already holds
-		}
-		if len(rows) < 500 {
-			return
-		}
+	}
+	if len(rows) == 0 && h.restarted(ctx) {
+		return true // publish what the restarted journal already holds
+	}
+	return len(rows) == tailBatch
+}
+
+// setHead moves head, for the hub and for Stats.
+func (h *Hub) setHead(seq int64) {
+	h.head = seq
+	h.headSeen.Store(seq)
+}
+
+// purge drops closed firehoses from the hub's lists, when one closed.
+func (h *Hub) purge() {
+	if !h.purgeDue.Swap(false) {
+		return
+	}
+	for fam, list := range h.subs {
+		h.subs[fam] = slices.DeleteFunc(list, func(s *Subscription) bool { return s.state.Load() == subClosed })
 	}
 }
 
@@ -332,9 +430,14 @@ func (h *Hub) restarted(ctx context.Context) bool {
 		return false
 	}
 	h.log.Info("firehose: the journal was reset; following it from its start", "was", h.head, "now", newest)
-	h.head = 0
+	h.setHead(0)
 	for _, m := range h.latest {
 		clear(m) // rows of a journal that is gone
+	}
+	for _, list := range h.subs {
+		for _, s := range list {
+			s.after = 0 // seqs of a journal that is gone
+		}
 	}
 	return true
 }
@@ -446,9 +549,14 @@ func (h *Hub) journalEvent(r lanedb.JournalEntry) (*event, bool) {
 	return &event{family: f.Name, sc: r.Family + "." + r.Event, noSC: f.NoSC, seq: r.Seq, v: v}, true
 }
 
-// publish delivers ev to the matching subscribers among subs.
-func (h *Hub) publish(ev *event, subs []*Subscription) {
-	for _, s := range subs {
+// publish delivers ev to the firehoses of its family it matches. Those
+// closed meanwhile are dropped first.
+func (h *Hub) publish(ev *event) {
+	h.purge()
+	for _, s := range h.subs[ev.family] {
+		if s.state.Load() != subLive || ev.seq > 0 && ev.seq <= s.after {
+			continue
+		}
 		if h.matches(s, ev) {
 			s.Sink.Enqueue(packet(s.RP, s.rt, ev))
 			h.published.Add(1)
@@ -456,10 +564,13 @@ func (h *Hub) publish(ev *event, subs []*Subscription) {
 	}
 }
 
+// decoded is ev's v as a map, decoded once, with the event's schema name
+// as "_sc" (a q filter may ask for it) in place of any field of that name.
 func (ev *event) decoded() map[string]any {
 	if ev.fields == nil {
 		ev.fields = map[string]any{}
 		_ = json.Unmarshal(ev.v, &ev.fields)
+		ev.fields["_sc"] = ev.sc
 	}
 	return ev.fields
 }
@@ -467,32 +578,13 @@ func (ev *event) decoded() map[string]any {
 // matches applies a subscription's options and q filter to an event.
 // Only journal events (seq > 0) are kept from an OwnOnly caller: they are
 // about sales, whose creator the lane DB knows; memory events are not.
+// Nothing is copied per firehose, and firehoses that share a filter share
+// its verdict.
 func (h *Hub) matches(s *Subscription, ev *event) bool {
 	if s.OwnOnly != nil && ev.seq > 0 && !s.OwnOnly.HasKeyName(h.creator(ev)) {
 		return false
 	}
-	if s.Tablet == "" && s.Physkey == "" && len(s.Conds) == 0 {
-		return true
-	}
-	f := ev.decoded()
-	if s.Physkey != "" && f["salephyskey"] != s.Physkey && f["physkey"] != s.Physkey {
-		return false
-	}
-	if s.Tablet != "" {
-		src, _ := f["source"].(map[string]any)
-		if src["tablet"] != s.Tablet && f["tablet"] != s.Tablet {
-			return false
-		}
-	}
-	if len(s.Conds) == 0 {
-		return true
-	}
-	withSC := make(map[string]any, len(f)+1)
-	for k, v := range f {
-		withSC[k] = v
-	}
-	withSC["_sc"] = ev.sc
-	return protocol.Match(s.Conds, withSC)
+	return s.filter.keeps(ev, &h.filterRuns)
 }
 
 // maxCreators bounds the hub's memory of who created which sale; past it
@@ -503,6 +595,14 @@ const maxCreators = 10000
 // ("" when the event names none or the sale cannot be read), read from the
 // lane DB once per sale: the creator of a sale never changes.
 func (h *Hub) creator(ev *event) string {
+	if !ev.creatorKnown {
+		ev.creator, ev.creatorKnown = h.lookupCreator(ev), true
+	}
+	return ev.creator
+}
+
+// lookupCreator is creator's lookup: the hub's memory, else the lane DB.
+func (h *Hub) lookupCreator(ev *event) string {
 	f := ev.decoded()
 	physkey, _ := f["salephyskey"].(string)
 	if physkey == "" {
@@ -578,54 +678,85 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 	// what the reply does. ack only builds bytes; calling it twice is free
 	// of effects.
 	s.rt = rtOf(ack(ReplayState{}))
-	var err error
-	// Refused before any replay is read: a refusal costs nothing.
-	if doErr := h.do(ctx, func() { err = h.admit(s) }); doErr != nil || err != nil {
-		return cmp.Or(doErr, err)
+	if err := ctx.Err(); err != nil {
+		return err // its socket is gone already
 	}
+	// Counted from here, before any replay is read (a refusal costs
+	// nothing, and opens pipelined on many sockets count at once), until
+	// it is closed or fails to go live.
+	if err := h.admit(s); err != nil {
+		return err
+	}
+	defer func() {
+		if s.state.Load() != subLive {
+			h.forget(s)
+		}
+	}()
 	replaying := since > 0 && fam.Journal != ""
 	page := &replayPage{last: since}
 	if replaying {
-		select {
-		case h.replays <- struct{}{}:
-			defer func() { <-h.replays }()
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := h.replays.enter(ctx, s.Key); err != nil {
+			return err
 		}
+		defer h.replays.leave(s.Key)
+		var err error
 		if page, err = h.replay(ctx, s, since); err != nil {
 			return err
 		}
 	}
-	doErr := h.do(ctx, func() {
-		if err = h.admit(s); err != nil {
-			return
-		}
-		h.tail(ctx) // publish what is committed, so head is current
-		if replaying && !page.more {
-			if err = h.replayRows(ctx, s, page, h.head); err != nil {
-				return
-			}
-		}
-		if since == 0 && fam.Current != nil {
-			if p := h.current(s, fam); p != nil {
-				page.packets = append(page.packets, p)
-			}
-		}
-		group := make([][]byte, 0, len(page.packets)+1)
-		group = append(group, ack(ReplayState{Head: h.head, Replayed: len(page.packets), Truncated: page.truncated,
-			More: page.more, Resume: page.last}))
-		group = append(group, page.packets...)
-		if !page.more {
-			// Following before the ack can leave: a client that has its
-			// ack may at once make an event a publisher only builds while
-			// someone follows (a trace). Nothing is published to s before
-			// this op ends, so the ack still goes first.
-			h.subs[s.Family] = append(h.subs[s.Family], s)
-			h.following[s.Family].Add(1)
-		}
-		s.Sink.EnqueueGroup(group) // with page.more, not live yet: the client reopens from resume to catch up
-	})
+	var err error
+	doErr := h.do(ctx, func() { err = h.goLive(ctx, s, fam, since, page, ack) })
 	return cmp.Or(doErr, err)
+}
+
+// goLive, on the hub goroutine, reads what the replay has not (rows
+// committed while it read, up to head), queues the ack and that burst,
+// and makes s live unless the burst did not hold all it has to catch up
+// on. One bounded turn of the journal runs first, so that a change
+// committed just before the open is in its ack's seq; a longer backlog
+// is not waited for: s follows it live from head.
+func (h *Hub) goLive(ctx context.Context, s *Subscription, fam *Family, since int64, page *replayPage, ack func(ReplayState) []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // the open gave up while this waited its turn
+	}
+	if s.state.Load() == subClosed {
+		return protocol.Errorf(protocol.CodeNotFound, "the firehose was closed while it opened")
+	}
+	h.tail(ctx)
+	replaying := since > 0 && fam.Journal != ""
+	if replaying && !page.more {
+		if err := h.replayRows(ctx, s, page, h.head); err != nil {
+			return err
+		}
+	}
+	if since == 0 && fam.Current != nil {
+		if p := h.current(s, fam); p != nil {
+			page.packets = append(page.packets, p)
+		}
+	}
+	group := make([][]byte, 0, len(page.packets)+1)
+	// A replay may have read past head (the hub is behind): its ack says
+	// so, and the firehose skips those rows when the hub publishes them.
+	// A since past the journal's end (a restored lane DB) reads nothing
+	// and shows in the ack as a seq below it.
+	group = append(group, ack(ReplayState{Head: max(h.head, page.readTo), Replayed: len(page.packets), Truncated: page.truncated,
+		More: page.more, Resume: page.last}))
+	group = append(group, page.packets...)
+	if !page.more {
+		// Following before the ack can leave: a client that has its
+		// ack may at once make an event a publisher only builds while
+		// someone follows (a trace). Nothing is published to s before
+		// this op ends, so the ack still goes first.
+		h.following[s.Family].Add(1)
+		if !s.state.CompareAndSwap(subPending, subLive) {
+			h.following[s.Family].Add(-1)
+			return protocol.Errorf(protocol.CodeNotFound, "the firehose was closed while it opened")
+		}
+		s.after = page.readTo
+		h.subs[s.Family] = append(h.subs[s.Family], s)
+	}
+	s.Sink.EnqueueGroup(group) // with page.more, not live yet: the client reopens from resume to catch up
+	return nil
 }
 
 // rtOf is the rt of a reply packet, nil when it has none; an rt sent as
@@ -640,23 +771,64 @@ func rtOf(reply []byte) json.RawMessage {
 	return r.RT
 }
 
-// admit refuses s when its socket already has a firehose of its rq open,
-// or its most firehoses. It runs on the hub goroutine.
+// admit counts s open, or refuses it when its socket already has a
+// firehose of its rq open, or its most firehoses, or its key has.
 func (h *Hub) admit(s *Subscription) error {
-	open := 0
-	for _, other := range h.allSubs() {
-		if other.Sink.SocketID() != s.Sink.SocketID() {
-			continue
-		}
-		open++
-		if other.ID == s.ID {
-			return protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.ID)
-		}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	socketID := s.Sink.SocketID()
+	onSocket := h.bySocket[socketID]
+	if onSocket[s.ID] != nil {
+		return protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.ID)
 	}
-	if h.cfg.MaxPerSocket > 0 && open >= h.cfg.MaxPerSocket {
+	if open := len(onSocket); h.cfg.MaxPerSocket > 0 && open >= h.cfg.MaxPerSocket {
 		return protocol.Errorf(protocol.CodeRateLimited, "this socket already has %d firehoses open, the most one socket may have; close some first", open)
 	}
+	if open := h.byKey[s.Key]; s.Key != "" && h.cfg.MaxPerKey > 0 && open >= h.cfg.MaxPerKey {
+		return protocol.Errorf(protocol.CodeLimitReached,
+			"key %q already has %d firehoses open over its sockets, the most one key may have; close some (closing a socket closes its firehoses), or give each device its own key", s.KeyName, open)
+	}
+	if onSocket == nil {
+		onSocket = map[string]*Subscription{}
+		h.bySocket[socketID] = onSocket
+	}
+	onSocket[s.ID] = s
+	if s.Key != "" {
+		h.byKey[s.Key]++
+	}
+	s.filter = h.filters.intern(s.Physkey, s.Tablet, s.Conds)
 	return nil
+}
+
+// forget stops counting s, closes it and lets go of its filter, once;
+// the hub skips it from now on and drops it from its lists before its
+// next event. It reports whether s was still counted.
+func (h *Hub) forget(s *Subscription) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.forgetLocked(s)
+}
+
+func (h *Hub) forgetLocked(s *Subscription) bool {
+	socketID := s.Sink.SocketID()
+	if h.bySocket[socketID][s.ID] != s {
+		return false
+	}
+	delete(h.bySocket[socketID], s.ID)
+	if len(h.bySocket[socketID]) == 0 {
+		delete(h.bySocket, socketID)
+	}
+	if s.Key != "" {
+		if h.byKey[s.Key]--; h.byKey[s.Key] <= 0 {
+			delete(h.byKey, s.Key)
+		}
+	}
+	h.filters.release(s.filter)
+	if s.state.Swap(subClosed) == subLive {
+		h.following[s.Family].Add(-1)
+		h.purgeDue.Store(true)
+	}
+	return true
 }
 
 // ReplayState is what the ack of a firehose opened with since says.
@@ -673,6 +845,7 @@ type ReplayState struct {
 type replayPage struct {
 	packets   [][]byte
 	last      int64 // the last seq read: sent, or passed over
+	readTo    int64 // the same, 0 while no row was read (last is since then)
 	truncated bool
 	more      bool
 	budget    int // bytes the sink still takes
@@ -720,12 +893,12 @@ func (h *Hub) replayRows(ctx context.Context, s *Subscription, page *replayPage,
 			page.scanLeft -= cost
 			read = true
 			if f := h.byJournal[r.Family]; f == nil || f.Name != s.Family {
-				page.last = r.Seq
+				page.last, page.readTo = r.Seq, r.Seq
 				continue
 			}
 			ev, ok := h.journalEvent(r)
 			if !ok || !h.matches(s, ev) {
-				page.last = r.Seq
+				page.last, page.readTo = r.Seq, r.Seq
 				continue
 			}
 			p := packet(s.RP, s.rt, ev)
@@ -735,7 +908,7 @@ func (h *Hub) replayRows(ctx context.Context, s *Subscription, page *replayPage,
 			}
 			page.budget -= len(p)
 			page.packets = append(page.packets, p)
-			page.last = r.Seq
+			page.last, page.readTo = r.Seq, r.Seq
 		}
 		if len(rows) < 500 {
 			return nil
@@ -744,56 +917,50 @@ func (h *Hub) replayRows(ctx context.Context, s *Subscription, page *replayPage,
 	return nil
 }
 
-func (h *Hub) allSubs() []*Subscription {
-	var out []*Subscription
-	for _, list := range h.subs {
-		out = append(out, list...)
-	}
-	return out
-}
-
-// Unsubscribe removes the firehose id of a socket ("" removes all of
-// them) and reports how many it removed.
-func (h *Hub) Unsubscribe(ctx context.Context, socketID uint64, id string) (int, error) {
-	n := 0
-	err := h.do(ctx, func() {
-		for fam, list := range h.subs {
-			kept := list[:0]
-			for _, s := range list {
-				if s.Sink.SocketID() == socketID && (id == "" || s.ID == id) {
-					n++
-					h.following[fam].Add(-1)
-					continue
-				}
-				kept = append(kept, s)
-			}
-			h.subs[fam] = kept
+// Unsubscribe closes the firehose id of a socket ("" closes all of them)
+// and reports how many it closed. It does not wait for the hub: a closed
+// firehose is skipped at once and dropped before the hub's next event.
+// The error is always nil; it stays for callers that pass a ctx.
+func (h *Hub) Unsubscribe(_ context.Context, socketID uint64, id string) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var closing []*Subscription
+	for rq, s := range h.bySocket[socketID] {
+		if id == "" || rq == id {
+			closing = append(closing, s)
 		}
-	})
-	return n, err
+	}
+	for _, s := range closing {
+		h.forgetLocked(s)
+	}
+	return len(closing), nil
 }
 
 // Update changes the options of an open firehose: fn runs on the hub's
 // goroutine, between two events.
 func (h *Hub) Update(ctx context.Context, socketID uint64, id string, fn func(s *Subscription) error) error {
+	notFound := protocol.Errorf(protocol.CodeNotFound, "no firehose opened by rq %q is open on this socket", id)
+	h.mu.Lock()
+	s := h.bySocket[socketID][id]
+	h.mu.Unlock()
+	if s == nil {
+		return notFound
+	}
 	var err error
-	found := false
 	doErr := h.do(ctx, func() {
-		for _, s := range h.allSubs() {
-			if s.Sink.SocketID() == socketID && s.ID == id {
-				found = true
-				err = fn(s)
-				return
-			}
+		if s.state.Load() != subLive {
+			err = notFound
+			return
 		}
+		if err = fn(s); err != nil {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.filters.release(s.filter)
+		s.filter = h.filters.intern(s.Physkey, s.Tablet, s.Conds)
 	})
-	if doErr != nil {
-		return doErr
-	}
-	if !found {
-		return protocol.Errorf(protocol.CodeNotFound, "no firehose opened by rq %q is open on this socket", id)
-	}
-	return err
+	return cmp.Or(doErr, err)
 }
 
 // Following is how many firehoses follow family now: a publisher of
@@ -818,7 +985,7 @@ func (h *Hub) PublishMemory(family, sc string, v any) error {
 	}
 	ev := &event{family: family, sc: sc, noSC: fam.NoSC, v: b}
 	select {
-	case h.ops <- func() { h.publish(ev, h.subs[family]) }:
+	case h.ops <- func() { h.publish(ev) }:
 		return nil
 	default:
 		h.dropped.Add(1)
@@ -834,16 +1001,14 @@ type HubStats struct {
 	Dropped   int64          `json:"memory_events_dropped"`
 }
 
-// Stats reads the hub's figures.
-func (h *Hub) Stats(ctx context.Context) (HubStats, error) {
-	st := HubStats{Firehoses: map[string]int{}, Published: h.published.Load(), Dropped: h.dropped.Load()}
-	err := h.do(ctx, func() {
-		for fam, list := range h.subs {
-			st.Firehoses[fam] = len(list)
-		}
-		st.Head = h.head
-	})
-	return st, err
+// Stats reads the hub's figures. It does not wait for the hub: a
+// support engineer looks at a busy hub too.
+func (h *Hub) Stats(context.Context) (HubStats, error) {
+	st := HubStats{Firehoses: map[string]int{}, Head: h.headSeen.Load(), Published: h.published.Load(), Dropped: h.dropped.Load()}
+	for fam, n := range h.following {
+		st.Firehoses[fam] = int(n.Load())
+	}
+	return st, nil
 }
 
 // Families are the families the hub serves, in the order NewHub got them.

@@ -707,3 +707,350 @@ func TestHubFollowsBeforeTheAck(t *testing.T) {
 		}
 	}
 }
+
+// TestHubSharedFilterRunsOncePerEvent counts the hub's work per event:
+// firehoses asking for the same sale, tablet and q share one filter, which
+// runs once per event however many follow it; different filters run once
+// each. (A thousand displays with one filter used to cost a thousand
+// evaluations, and a copy of the event each, per event.)
+func TestHubSharedFilterRunsOncePerEvent(t *testing.T) {
+	nothing := map[string]json.RawMessage{"saletotal(>)": json.RawMessage(`1e9`), "_sc": json.RawMessage(`"custdisp.sale.status"`)}
+	const events = 10
+	for _, tt := range []struct {
+		name      string
+		firehoses int
+		options   func(i int, s *Subscription) // sets firehose i's options
+		want      int64                        // evaluations per event
+	}{
+		{"200 with one q", 200, func(int, *Subscription) {}, 1},
+		{"200 with one q, half of them one tablet's", 200, func(i int, s *Subscription) {
+			if i%2 == 0 {
+				s.Tablet = "tablet-1"
+			}
+		}, 2},
+		{"20 with a q each", 20, func(i int, s *Subscription) { s.Physkey = fmt.Sprintf("pk-%d", i) }, 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, _, w := testHub(t)
+			ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+			conds, err := protocol.ParseEventFilter(nothing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.firehoses {
+				s := &Subscription{Sink: newSink(uint64(i + 1)), ID: "f", RP: json.RawMessage(`"f"`), Family: famCustdisp, Conds: conds}
+				tt.options(i, s)
+				if err := h.Subscribe(context.Background(), s, 0, ack); err != nil {
+					t.Fatal(err)
+				}
+			}
+			all := newSink(9999) // no filter: no evaluation; says when the hub is done
+			if err := h.Subscribe(context.Background(), &Subscription{Sink: all, ID: "all", RP: json.RawMessage(`"all"`), Family: famCustdisp}, 0, ack); err != nil {
+				t.Fatal(err)
+			}
+			before := h.filterRuns.Load()
+			for range events {
+				journal(t, w, h, "pk-a", "tablet-1", "active")
+			}
+			all.waitFor(t, 1+events)
+			if got := h.filterRuns.Load() - before; got != tt.want*events {
+				t.Fatalf("%d filter evaluations for %d events, want %d", got, events, tt.want*events)
+			}
+		})
+	}
+}
+
+// journalMany writes n custdisp rows for sale pk in one transaction.
+func journalMany(t *testing.T, w *lanedb.Writer, h *Hub, pk string, n int) {
+	t.Helper()
+	err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
+		tx.OnCommit(h.Notify)
+		for range n {
+			body := map[string]any{"salephyskey": pk, "source": map[string]any{"tablet": "t1"}, "status": "active", "lines": []any{}}
+			if err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holdHub keeps the hub's goroutine busy until the returned func is
+// called, as a long turn of work would.
+func holdHub(t *testing.T, h *Hub) (release func()) {
+	t.Helper()
+	held, gate := make(chan struct{}), make(chan struct{})
+	h.ops <- func() { close(held); <-gate }
+	<-held
+	return sync.OnceFunc(func() { close(gate) })
+}
+
+// TestHubClosedFirehosesCostNoWork: a socket closed while the hub has a
+// backlog stops costing work at once: the close does not wait for the
+// hub, and none of the backlog is matched against its firehoses.
+func TestHubClosedFirehosesCostNoWork(t *testing.T) {
+	h, _, w := testHub(t)
+	ctx := context.Background()
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	for i := range 50 { // a filter each: nothing shared
+		s := &Subscription{Sink: newSink(7), ID: fmt.Sprint(i), RP: json.RawMessage(`"f"`), Family: famCustdisp, Physkey: fmt.Sprintf("pk-%d", i)}
+		if err := h.Subscribe(ctx, s, 0, ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := newSink(8)
+	if err := h.Subscribe(ctx, &Subscription{Sink: all, ID: "all", RP: json.RawMessage(`"all"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	release := holdHub(t, h)
+	defer release()
+	journalMany(t, w, h, "pk-a", 300)
+	before := h.filterRuns.Load()
+	// The bound only turns a close that waits for the hub into a failure
+	// rather than a hang.
+	closeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if n, err := h.Unsubscribe(closeCtx, 7, ""); err != nil || n != 50 {
+		t.Fatalf("closing the socket's firehoses while the hub is busy: %d closed, %v", n, err)
+	}
+	if st, err := h.Stats(closeCtx); err != nil || st.Firehoses[famCustdisp] != 1 {
+		t.Fatalf("stats while the hub is busy: %+v, %v; want 1 custdisp firehose", st, err)
+	}
+	release()
+	all.waitFor(t, 1+300)
+	if got := h.filterRuns.Load() - before; got != 0 {
+		t.Fatalf("%d filter evaluations for the closed socket's firehoses, want none", got)
+	}
+}
+
+// TestHubOpenIsNotHeldUpByABacklog: an open queued behind a backlog of
+// journal rows goes live after at most two turns of it (one before, one
+// in the open), not after all of it, and still gets every row after its
+// ack's seq once, live.
+func TestHubOpenIsNotHeldUpByABacklog(t *testing.T) {
+	h, _, w := testHub(t)
+	ctx := context.Background()
+	release := holdHub(t, h)
+	defer release()
+	const backlog = 1000
+	journalMany(t, w, h, "pk-a", backlog)
+	sink := newSink(1)
+	var head int64
+	done := make(chan error, 1)
+	go func() {
+		sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
+		done <- h.Subscribe(ctx, sub, 0, func(st ReplayState) []byte { head = st.Head; return []byte(`{"ack":1}`) })
+	}()
+	for len(h.ops) == 0 { // the open waits its turn
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if head > 2*tailBatch {
+		t.Fatalf("the open went live at seq %d: it waited for %d rows of the backlog, want at most %d", head, head, 2*tailBatch)
+	}
+	// First the sale in progress at the ack's seq (Family.Current), then
+	// every row after it, live.
+	got := seqs(sink.waitFor(t, 1+1+int(backlog-head)))
+	for i, s := range got {
+		if s != head+int64(i) {
+			t.Fatalf("events after the ack (seq %d): %v…, want it, then each seq after it once", head, got[:min(len(got), 10)])
+		}
+	}
+}
+
+// TestHubFirehosesPerKey: a key's firehoses are counted over all its
+// sockets; past MaxPerKey an open is refused with limit_reached, and a
+// closed firehose, or a closed socket's, makes room at once.
+func TestHubFirehosesPerKey(t *testing.T) {
+	h, _, _ := testHubWith(t, HubConfig{Poll: 20 * time.Millisecond, MaxPerSocket: 2, MaxPerKey: 3})
+	ctx := context.Background()
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	open := func(socket uint64, rq, key string) error {
+		return h.Subscribe(ctx, &Subscription{Sink: newSink(socket), ID: rq, RP: json.RawMessage(`"x"`), Family: famDevice, Key: key, KeyName: "name-" + key}, 0, ack)
+	}
+	steps := []struct {
+		name   string
+		do     func() error
+		refuse protocol.Code // "" = allowed
+	}{
+		{"a's 1st, socket 1", func() error { return open(1, "a", "k1") }, ""},
+		{"a's 2nd, socket 1", func() error { return open(1, "b", "k1") }, ""},
+		{"a's 3rd on socket 1: the socket's cap", func() error { return open(1, "c", "k1") }, protocol.CodeRateLimited},
+		{"a's 3rd, socket 2", func() error { return open(2, "a", "k1") }, ""},
+		{"a's 4th, socket 3: the key's cap", func() error { return open(3, "a", "k1") }, protocol.CodeLimitReached},
+		{"another key", func() error { return open(4, "a", "k2") }, ""},
+		{"no key: not counted", func() error { return open(5, "a", "") }, ""},
+		{"close one of a's", func() error { _, err := h.Unsubscribe(ctx, 1, "a"); return err }, ""},
+		{"a's 3rd again", func() error { return open(3, "a", "k1") }, ""},
+		{"a's 4th again", func() error { return open(3, "b", "k1") }, protocol.CodeLimitReached},
+		{"close socket 1", func() error { _, err := h.Unsubscribe(ctx, 1, ""); return err }, ""},
+		{"a's 3rd once more", func() error { return open(3, "b", "k1") }, ""},
+	}
+	for _, st := range steps {
+		err := st.do()
+		var pe *protocol.Error
+		switch {
+		case st.refuse == "" && err != nil:
+			t.Fatalf("%s: %v", st.name, err)
+		case st.refuse != "" && (!errors.As(err, &pe) || pe.Code != st.refuse):
+			t.Fatalf("%s: %v, want %s", st.name, err, st.refuse)
+		case st.refuse == protocol.CodeLimitReached && !strings.Contains(pe.Message, `key "name-k1" already has 3 firehoses open`):
+			t.Fatalf("%s: the refusal %q does not name the key and its count", st.name, pe.Message)
+		}
+	}
+}
+
+// TestHubSinceBeyondTheJournal: a display that saw more of the journal
+// than the lane DB now holds (it was restored from a backup) opens with a
+// since past its end: the ack's seq is the journal's end, below since, and
+// the rows written after it are sent, not taken for seen.
+func TestHubSinceBeyondTheJournal(t *testing.T) {
+	h, _, w := testHub(t)
+	journalMany(t, w, h, "pk-a", 5)
+	sink := newSink(1)
+	var st ReplayState
+	sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
+	if err := h.Subscribe(context.Background(), sub, 50, func(s ReplayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+		t.Fatal(err)
+	}
+	if st.Head != 5 || st.Replayed != 0 {
+		t.Fatalf("ack %+v, want seq 5 and nothing replayed", st)
+	}
+	journal(t, w, h, "pk-b", "t1", "active")
+	if got := seqs(sink.waitFor(t, 2)); !slices.Equal(got, []int64{6}) {
+		t.Fatalf("seqs %v, want the new row 6", got)
+	}
+}
+
+// TestReplayGateTakesTurnsByKey: with one read, the keys waiting take it
+// in turn, whatever order their opens came in; a key gets a second read
+// only after each key waiting then had one.
+func TestReplayGateTakesTurnsByKey(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		reads  int
+		arrive []string // keys of the opens, in order, after "first" holds a read
+		want   []string // the order they are let in
+	}{
+		{"one key's many, then another's", 1, []string{"a", "a", "a", "a", "b"}, []string{"a", "b", "a", "a", "a"}},
+		{"three keys", 1, []string{"a", "a", "b", "b", "c"}, []string{"a", "b", "c", "a", "b"}},
+		{"one key alone keeps its order", 1, []string{"a", "a", "a"}, []string{"a", "a", "a"}},
+		{"two reads, still one per key", 2, []string{"a", "a", "a", "b"}, []string{"a", "b", "a", "a"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newReplayGate(tt.reads)
+			var order []string
+			g.granted = func(key string) { order = append(order, key) }
+			ctx := context.Background()
+			// "first" holds a read, and with two reads "other" the second,
+			// so that every open below waits.
+			holders := []string{"first", "other"}[:tt.reads]
+			for _, k := range holders {
+				if err := g.enter(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for i, key := range tt.arrive {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := g.enter(ctx, key); err != nil {
+						t.Error(err)
+						return
+					}
+					g.leave(key)
+				}()
+				for g.queued() < i+1 { // the next arrives after this one
+					time.Sleep(time.Millisecond)
+				}
+			}
+			for _, k := range holders {
+				g.leave(k)
+			}
+			wg.Wait()
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if got := order[len(holders):]; !slices.Equal(got, tt.want) {
+				t.Fatalf("let in %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReplayGateGivesUpWaiting: an open that gives up while it waits
+// leaves its key's place, and one let in as it gave up hands its read on.
+func TestReplayGateGivesUpWaiting(t *testing.T) {
+	g := newReplayGate(1)
+	ctx := context.Background()
+	if err := g.enter(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- g.enter(gone, "b") }()
+	for g.queued() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled wait returned %v", err)
+	}
+	g.leave("a")
+	if err := g.enter(ctx, "c"); err != nil { // the read is free again
+		t.Fatal(err)
+	}
+	if n := g.queued(); n != 0 {
+		t.Fatalf("%d opens still queued, want none", n)
+	}
+}
+
+// TestHubReplaysTakeTurnsByKey: a tablet key's many opens with since,
+// queued while a replay reads, do not stand in front of a display key's
+// reopen: it is the second replay let in.
+func TestHubReplaysTakeTurnsByKey(t *testing.T) {
+	h, _, w := testHub(t)
+	journalMany(t, w, h, "pk-a", 50)
+	var order []string
+	h.replays.mu.Lock()
+	h.replays.granted = func(key string) { order = append(order, key) }
+	h.replays.mu.Unlock()
+	ctx := context.Background()
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	slow := &heldSink{fakeSink: newSink(1), reading: make(chan struct{}), gate: make(chan struct{})}
+	var wg sync.WaitGroup
+	subscribe := func(sink Sink, id, key string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.Subscribe(ctx, &Subscription{Sink: sink, ID: id, RP: json.RawMessage(`"r"`), Family: famCustdisp, Key: key}, 1, ack); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	subscribe(slow, "held", "tablet")
+	<-slow.reading
+	for i := range 8 {
+		subscribe(newSink(2), fmt.Sprint(i), "tablet")
+		for h.replays.queued() < i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	subscribe(newSink(3), "d", "display")
+	for h.replays.queued() < 9 {
+		time.Sleep(time.Millisecond)
+	}
+	close(slow.gate)
+	wg.Wait()
+	h.replays.mu.Lock()
+	defer h.replays.mu.Unlock()
+	if i := slices.Index(order, "display"); i != 2 {
+		t.Fatalf("replays let in %v: the display's was number %d, want 2 (after the one reading and one more of the tablet's)", order, i)
+	}
+}

@@ -1312,3 +1312,49 @@ func displayCannotChange(t *testing.T, l *lane, key string) {
 		t.Fatalf("a display asking for device events: ack %v, want custdisp.sale", a)
 	}
 }
+
+// TestFirehosesPerKey: one key's firehoses are counted over all its
+// sockets: past --max-firehoses-per-key (64 by default, one socket's
+// worth) an open on any of them is refused with limit_reached, saying
+// why; another key is not held back, and a socket that closes gives its
+// firehoses back.
+func TestFirehosesPerKey(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	keys := l.keysFor(keyRequest{"display-1", "display"}, keyRequest{"display-2", "display"})
+	nothing := map[string]any{"saletotal(>)": 1e9}
+	var socks []*conn
+	for s := range 2 {
+		c := l.login("", keys["display-1"], custdisp)
+		var pkts []map[string]any
+		for i := range 32 {
+			pkts = append(pkts, fhOpen(fmt.Sprintf("s%d-%d", s, i), map[string]any{"event": "custdisp.sale"}, nothing))
+		}
+		for rq, r := range c.callAll(pkts...) {
+			if r.Error != nil || r.SC != "firehose.status" {
+				t.Fatalf("firehose %s of the key's first 64: %s", rq, r.raw)
+			}
+		}
+		socks = append(socks, c)
+	}
+	third := l.login("", keys["display-1"], custdisp)
+	r := third.call(fhOpen("one-more", map[string]any{"event": "custdisp.sale"}, nil))
+	r.wantError(t, "limit_reached")
+	if !strings.Contains(r.Error.Message, `key "display-1" already has 64 firehoses open`) {
+		t.Fatalf("the refusal %q does not name the key and its cap", r.Error.Message)
+	}
+	openFH(t, l.login("", keys["display-2"], custdisp), fhOpen("other-key", map[string]any{"event": "custdisp.sale"}, nil))
+
+	socks[0].ws.Close()
+	// The lane sees the close when it reads it; each try is one round
+	// trip, and the 32 firehoses come free with the socket.
+	for try := 0; ; try++ {
+		r := third.call(fhOpen(fmt.Sprintf("after-close-%d", try), map[string]any{"event": "custdisp.sale"}, nil))
+		if r.Error == nil {
+			break
+		}
+		if r.Error.Code != "limit_reached" || try == 1000 {
+			t.Fatalf("open after another socket of the key closed, try %d: %s", try, r.raw)
+		}
+	}
+}

@@ -573,7 +573,9 @@ func TestConnectionsPerAddress(t *testing.T) {
 }
 
 func TestTooManyFirehoses(t *testing.T) {
-	l := startLane(t)
+	// Both sockets log in with the admin key: the per-socket cap is what
+	// is tested here, not the per-key one (TestFirehosesPerKey).
+	l := startLane(t, "--max-firehoses-per-key", "1000")
 	c := l.login("", l.key, "")
 	open := func(rq string) map[string]any {
 		return map[string]any{"a": "fd1.firehose.open_firehose", "rq": rq, "v": map[string]any{"event": "device.event"}}

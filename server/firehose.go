@@ -103,7 +103,7 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 		return nil, err
 	}
 	sub := &firehose.Subscription{Sink: sk, ID: req.RQString(), RP: req.RQ, Family: family, Conds: conds,
-		Tablet: args.Tablet, Physkey: args.Sale}
+		Tablet: args.Tablet, Physkey: args.Sale, Key: c.KeyID, KeyName: c.KeyName}
 	if k := req.Key(); k != "" {
 		sub.Physkey = k
 	}
@@ -111,6 +111,14 @@ func (s *Server) openFirehose(ctx context.Context, call *protocol.Call) (*protoc
 		own := *c
 		sub.OwnOnly = &own
 	}
+	// An open still waiting for its replay's turn or the hub's when its
+	// socket stops reading gives up: the socket, and its place among its
+	// key's sockets, are not held for a replay nobody will read (a client
+	// that died with dozens of opens pipelined kept its key's sockets
+	// counted for seconds).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(sk.reading, cancel)()
 	ack := func(st firehose.ReplayState) []byte {
 		reply := protocol.ReplyTo(req)
 		reply.SC = "firehose.status"

@@ -31,15 +31,20 @@ type socket struct {
 	id     uint64
 	remote string
 
-	out      *outbox
-	pool     *pool
-	ctx      context.Context // done when the socket is being torn down
-	cancel   context.CancelFunc
-	draining chan struct{} // closed when the lane asks the socket to wind down
-	closed   chan struct{} // closed when the writer has closed the connection
-	drainOne sync.Once
-	limiter  *rate.Limiter // requests per second from this client
-	door     *admission    // what the socket counts for in the caps (Server.mu)
+	out    *outbox
+	pool   *pool
+	ctx    context.Context // done when the socket is being torn down
+	cancel context.CancelFunc
+	// reading is done once the read pump has stopped (the client went
+	// away, or the lane winds the socket down): an open_firehose still
+	// waiting then gives up, as nobody will read its events.
+	reading     context.Context
+	stopReading context.CancelFunc
+	draining    chan struct{} // closed when the lane asks the socket to wind down
+	closed      chan struct{} // closed when the writer has closed the connection
+	drainOne    sync.Once
+	limiter     *rate.Limiter // requests per second from this client
+	door        *admission    // what the socket counts for in the caps (Server.mu)
 
 	mu        sync.Mutex
 	pinger    *time.Timer // sends the next ping; nil once the socket is torn down
@@ -84,21 +89,25 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	reading, stopReading := context.WithCancel(ctx)
 	workers := max(s.workers[purpose], 1)
 	sk := &socket{
-		srv:      s,
-		ws:       ws,
-		id:       s.nextID.Add(1),
-		remote:   r.RemoteAddr,
-		out:      newOutbox(s.cfg.SendQueue, s.cfg.SendQueueBytes),
-		pool:     newPool(workers, s.cfg.RequestQueue),
-		ctx:      ctx,
-		cancel:   cancel,
-		draining: make(chan struct{}),
-		closed:   make(chan struct{}),
-		limiter:  rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
-		inflight: map[string][]*flight{},
-		door:     door,
+		srv:     s,
+		ws:      ws,
+		id:      s.nextID.Add(1),
+		remote:  r.RemoteAddr,
+		out:     newOutbox(s.cfg.SendQueue, s.cfg.SendQueueBytes),
+		pool:    newPool(workers, s.cfg.RequestQueue),
+		ctx:     ctx,
+		cancel:  cancel,
+		reading: reading,
+		// Cancelled by serve as the read pump returns.
+		stopReading: stopReading,
+		draining:    make(chan struct{}),
+		closed:      make(chan struct{}),
+		limiter:     rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
+		inflight:    map[string][]*flight{},
+		door:        door,
 	}
 	sk.caller = protocol.Caller{Purpose: purpose, Transport: "ws", SocketID: sk.id, Remote: r.RemoteAddr,
 		Session: s.newSession(), Top: new(protocol.Top)}
@@ -151,6 +160,7 @@ func (sk *socket) serve() {
 	}
 	sk.mu.Unlock()
 	sk.readPump()
+	sk.stopReading()
 	// Requests already taken finish and their replies are queued before the
 	// socket closes: nothing the lane did goes unanswered.
 	sk.pool.wait()

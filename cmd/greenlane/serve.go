@@ -100,6 +100,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.IntVar(&cfg.MaxUnauthSockets, "max-unauth-sockets", cfg.MaxUnauthSockets, "most sockets not yet logged in, lane-wide; when full, the oldest of them is closed (1008 \"log in first\") to let a new one in (keep it below --max-sockets)")
 	fs.IntVar(&cfg.MaxUnauthPerAddress, "max-unauth-per-address", cfg.MaxUnauthPerAddress, "most sockets not yet logged in from one address; more are refused with HTTP 429")
 	fs.IntVar(&cfg.MaxSocketsPerKey, "max-sockets-per-key", cfg.MaxSocketsPerKey, "most sockets logged in with one API key; a login past it gets limit_reached")
+	fs.IntVar(&lc.Hub.MaxPerKey, "max-firehoses-per-key", lc.Hub.MaxPerKey, "most firehoses open with one API key over all its sockets; one more gets limit_reached")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most TCP connections open at once (sockets and HTTP; never fewer than --max-sockets); one more is closed as it arrives")
 	fs.IntVar(&cfg.MaxConnsPerAddress, "max-conns-per-address", cfg.MaxConnsPerAddress, "most TCP connections open at once from one address; one more is closed as it arrives")
 	fs.Float64Var(&cfg.RequestRate, "request-rate", cfg.RequestRate, "requests per second one socket may send on average (more get rate_limited)")
@@ -145,6 +146,7 @@ var serveFlagOf = map[string]string{
 	"Server.MaxUnauthSockets":    "max-unauth-sockets",
 	"Server.MaxUnauthPerAddress": "max-unauth-per-address",
 	"Server.MaxSocketsPerKey":    "max-sockets-per-key",
+	"Hub.MaxPerKey":              "max-firehoses-per-key",
 	"Server.MaxConns":            "max-conns",
 	"Server.MaxConnsPerAddress":  "max-conns-per-address",
 	"Server.RequestRate":         "request-rate",
