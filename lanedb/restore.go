@@ -166,8 +166,7 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	if _, err := os.Stat(path); err == nil {
-		res.Kept = path + ".replaced-" + now.UTC().Format("20060102T150405Z")
-		if err := moveDB(path, res.Kept); err != nil {
+		if res.Kept, err = keepDB(path, path+".replaced-"+now.UTC().Format("20060102T150405Z")); err != nil {
 			RemoveDB(tmp)
 			return nil, fmt.Errorf("restore %s: keep the DB it replaces: %w", path, err)
 		}
@@ -235,11 +234,75 @@ func likeReplaced(tmp, path string) error {
 	return nil
 }
 
-// moveDB renames a DB file with its WAL and shared-memory files, so that
-// SQLite finds them together under the new name.
+// dbSuffixes are the files SQLite keeps beside a DB in WAL mode; a DB
+// moved without them loses what its WAL holds.
+var dbSuffixes = []string{"-wal", "-shm", ""}
+
+// keepDB moves the DB file at path, with its WAL and shared-memory files,
+// to a name that nothing holds yet: base, else base.2, base.3 and so on,
+// and returns the name. A kept DB may be the only copy of a store (two
+// restores in one second would otherwise both pick base, and the second
+// rename would overwrite the first kept DB), so a name is claimed by
+// creating it with O_EXCL, which no other file can already hold, before
+// the DB is renamed onto it.
+func keepDB(path, base string) (string, error) {
+	for n := 1; n <= 1000; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s.%d", base, n)
+		}
+		err := claimNames(name)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := moveDB(path, name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	return "", fmt.Errorf("%s and its next 999 numbered names are all taken: move some of those kept DBs away", base)
+}
+
+// claimNames creates name and its -wal and -shm names as empty files, each
+// only if no file holds it (os.ErrExist otherwise, with none of them left
+// made), for moveDB to rename onto.
+func claimNames(name string) error {
+	var made []string
+	for _, suffix := range dbSuffixes {
+		f, err := os.OpenFile(name+suffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			for _, m := range made {
+				os.Remove(m)
+			}
+			if errors.Is(err, os.ErrExist) {
+				return err
+			}
+			return fmt.Errorf("claim the name %s: %w", name+suffix, err)
+		}
+		f.Close()
+		made = append(made, name+suffix)
+	}
+	return nil
+}
+
+// moveDB renames a DB file with its WAL and shared-memory files onto the
+// names claimNames made for them, so that SQLite finds them together under
+// the new name. A claimed name with no file to move, or left unused by a
+// rename that failed, is removed again: it is our own empty file.
 func moveDB(from, to string) error {
-	for _, suffix := range []string{"-wal", "-shm", ""} {
-		if err := os.Rename(from+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for i, suffix := range dbSuffixes {
+		err := os.Rename(from+suffix, to+suffix)
+		if errors.Is(err, os.ErrNotExist) {
+			os.Remove(to + suffix)
+			continue
+		}
+		if err != nil {
+			for _, rest := range dbSuffixes[i:] {
+				os.Remove(to + rest)
+			}
 			return err
 		}
 	}

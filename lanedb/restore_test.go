@@ -386,3 +386,50 @@ func foreignSQLite(t *testing.T, path, journalMode string) {
 		t.Fatalf("the other program's SQLite left %v", left)
 	}
 }
+
+// TestRestoreNeverOverwritesAKeptDB: restores run within one second each
+// keep the DB they replace under a name of its own, so the first kept DB
+// (the original, before any restore) is still there, whole, after the
+// second.
+func TestRestoreNeverOverwritesAKeptDB(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.db")
+	db, err := Open(ctx, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('restore-test-backup', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := Backup(ctx, src, backup); err != nil {
+		t.Fatal(err)
+	}
+	lane := crashedWith(t, src, t.TempDir(), 40) // the original: 41 marker rows, some in its WAL
+	original := counters(t, lane)
+	now := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	var kept []string
+	for range 3 {
+		res, err := Restore(ctx, lane, backup, false, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, res.Kept)
+	}
+	if kept[0] != lane+".replaced-20261206T210000Z" {
+		t.Errorf("first kept as %q", kept[0])
+	}
+	if kept[0] == kept[1] || kept[1] == kept[2] || kept[0] == kept[2] {
+		t.Fatalf("restores in one second kept their DBs under one name: %q", kept)
+	}
+	if got := counters(t, kept[0]); got != original {
+		t.Fatalf("the original DB, kept as %s, holds %d marker rows, want its %d", kept[0], got, original)
+	}
+	for _, k := range kept[1:] {
+		if got := counters(t, k); got != 1 {
+			t.Errorf("%s holds %d marker rows, want the backup's 1", k, got)
+		}
+	}
+}
