@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // A lane DB is restored from a backup only while no lane serves it: the
@@ -150,11 +152,21 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	defer release()
+	if isSameFile(path, from) {
+		return nil, fmt.Errorf("restore %s: --from %s is the lane DB itself: name a backup that 'greenlane backup' wrote", path, from)
+	}
 	tmp := path + ".restoring"
 	RemoveDB(tmp)
 	if err := copyFile(from, tmp); err != nil {
 		RemoveDB(tmp)
 		return nil, fmt.Errorf("restore %s: copy %s: %w", path, from, err)
+	}
+	// The copy, not from, is what would be restored. Opening it as a lane
+	// DB would build the schema into an empty file and serve an empty
+	// store from it, so it must already hold one.
+	if err := requireLaneDB(ctx, tmp, "the backup "+from); err != nil {
+		RemoveDB(tmp)
+		return nil, fmt.Errorf("restore %s: %w: name a backup that 'greenlane backup' wrote", path, err)
 	}
 	res, err := readyBackup(ctx, tmp, from, force)
 	if err != nil {
@@ -175,6 +187,48 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	return res, SyncPath(filepath.Dir(path))
+}
+
+// isSameFile reports whether a and b name one file (the same path, a
+// symbolic link to it, another spelling).
+func isSameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}
+
+// requireLaneDB refuses the file at path unless it already is a lane DB
+// (the schema's tables, its migrations recorded), naming it label: an
+// empty file, SQLite without tables, another program's SQLite file and a
+// file that is not SQLite are ErrNotLaneDB. It reads the file read-only
+// and leaves nothing beside it.
+func requireLaneDB(ctx context.Context, path, label string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	st, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", label, err)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a file", label)
+	case st.Size() == 0:
+		return fmt.Errorf("%s is empty (0 bytes): %w", label, ErrNotLaneDB)
+	}
+	v, err := peekSchemaVersion(ctx, abs, label)
+	switch {
+	case isSQLiteCode(err, sqlite3.SQLITE_NOTADB):
+		return fmt.Errorf("%s is not an SQLite database: %w", label, ErrNotLaneDB)
+	case err != nil:
+		return err
+	case v == 0:
+		return fmt.Errorf("%s is an SQLite file that holds no tables: %w", label, ErrNotLaneDB)
+	}
+	return nil
 }
 
 // readyBackup opens the copy at tmp as a lane DB (migrating an older
