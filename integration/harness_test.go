@@ -91,7 +91,12 @@ func parseRemote() error {
 		raw = "ws://" + raw
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	if err == nil && u.Scheme == "wss" {
+		// The suite's own sockets and HTTP calls are plain: dialled as
+		// ws://, a TLS lane would only fail every test with a bad handshake.
+		return fmt.Errorf("-url %q: the suite speaks plain ws:// only, not wss:// (TLS); run it against a lane served without --tls", *remoteURL)
+	}
+	if err != nil || u.Scheme != "ws" || u.Host == "" {
 		return fmt.Errorf("-url %q: want ws://HOST:PORT", *remoteURL)
 	}
 	remoteAddr = u.Host

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -146,9 +147,24 @@ func dialRemoteSession(addr, key string) (*remoteSession, error) {
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
 	s := &remoteSession{ws: ws}
-	if _, err := s.call(map[string]any{"a": "fd1.session.login", "v": map[string]any{"apikey": key}}); err != nil {
+	data, err := s.call(map[string]any{"a": "fd1.session.login", "v": map[string]any{"apikey": key}})
+	if err != nil {
 		ws.Close()
 		return nil, fmt.Errorf("log in with -key: %w", err)
+	}
+	// Tests create, recall and void across scopes, and the cleanup at the
+	// end voids any sale the run made: with a narrower key every test
+	// that needs admin would fail on its own with a scope error.
+	var login struct {
+		Scopes []string `json:"scopes"`
+	}
+	if err := json.Unmarshal(data, &login); err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("log in with -key: read the reply: %w", err)
+	}
+	if !slices.Contains(login.Scopes, "admin") {
+		ws.Close()
+		return nil, fmt.Errorf("-key is not an admin key (its scopes: %s): run the suite with an admin key of that lane (greenlane apikey create --scope admin)", strings.Join(login.Scopes, ", "))
 	}
 	return s, nil
 }
@@ -571,5 +587,41 @@ func TestRemoteRunVoidsWhatAFailedReplayLeft(t *testing.T) {
 	}
 	if after := openSales(t, l); !reflect.DeepEqual(after, before) {
 		t.Fatalf("after the run the lane's open sales are\n%v\nwant as before it\n%v", after, before)
+	}
+}
+
+// TestRemoteFlags: -url takes a plain ws:// lane (or HOST:PORT); any
+// other scheme, wss:// among them, which the suite's sockets do not
+// speak, is refused with a message saying so rather than dialled as ws://.
+func TestRemoteFlags(t *testing.T) {
+	defer func(u, k, a string) { *remoteURL, *remoteKey, remoteAddr = u, k, a }(*remoteURL, *remoteKey, remoteAddr)
+	for _, tc := range []struct{ url, wantAddr, wantErr string }{
+		{"ws://127.0.0.1:3490", "127.0.0.1:3490", ""},
+		{"127.0.0.1:3490", "127.0.0.1:3490", ""},
+		{"wss://lane-1.local:3490", "", "plain ws:// only"},
+		{"http://127.0.0.1:3490", "", "want ws://HOST:PORT"},
+	} {
+		*remoteURL, *remoteKey, remoteAddr = tc.url, "k", ""
+		err := parseRemote()
+		if tc.wantErr == "" && (err != nil || remoteAddr != tc.wantAddr) {
+			t.Errorf("-url %s: addr %q, err %v; want %q", tc.url, remoteAddr, err, tc.wantAddr)
+		}
+		if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("-url %s: err %v; want a refusal saying %q", tc.url, err, tc.wantErr)
+		}
+	}
+}
+
+// TestStartOfRunWantsAnAdminKey: a -key that logs in but is not an admin
+// key stops the run before any test, with one message saying so, instead
+// of failing every test that needs admin scope.
+func TestStartOfRunWantsAnAdminKey(t *testing.T) {
+	l := startLane(t)
+	if err := startOfRun(l.addr, l.key); err != nil {
+		t.Fatalf("the admin key: %v", err)
+	}
+	counter := l.newKey("it-counter", "counter")
+	if err := startOfRun(l.addr, counter); err == nil || !strings.Contains(err.Error(), "not an admin key") {
+		t.Fatalf("a counter key: %v; want a refusal saying it is not an admin key", err)
 	}
 }

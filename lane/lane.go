@@ -265,6 +265,11 @@ func (l *Lane) Serve(ctx context.Context, ready func(net.Addr)) error {
 	return l.Server.ListenAndServe(ctx, ready)
 }
 
+// ServeOn is Serve on a listener already bound to the server's address.
+func (l *Lane) ServeOn(ctx context.Context, ln net.Listener, ready func(net.Addr)) error {
+	return l.Server.Serve(ctx, ln, ready)
+}
+
 // Close stops the background work and the writer (queued changes are
 // written first). The DB stays open: it belongs to the caller.
 func (l *Lane) Close() error {

@@ -313,10 +313,13 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return BackupResult{}, fmt.Errorf("backup %s: %w", absOut, err)
 	}
-	// Another program's file is refused before anything is written: its
-	// copy would only fail check afterwards, and be left behind.
-	if err := RefuseForeign(ctx, path); err != nil {
-		return BackupResult{}, fmt.Errorf("backup %s: %w", path, err)
+	// A file that is not a lane DB (empty, another program's) is refused
+	// before anything is written: its copy would only fail check
+	// afterwards, and be left behind.
+	if !IsPostgresURL(path) {
+		if err := requireLaneDB(ctx, path, "lane db "+path); err != nil {
+			return BackupResult{}, fmt.Errorf("backup: %w", err)
+		}
 	}
 	db, err := openFile(ctx, path, false)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // seedCheckable gives a lane DB one sale of each kind check looks at, all
@@ -192,5 +194,47 @@ func TestBackup(t *testing.T) {
 	var n int
 	if err := cp.r.Get(&n, `SELECT COUNT(*) FROM payments`); err != nil || n != 3 {
 		t.Errorf("copy has %d payments (%v), want 3", n, err)
+	}
+}
+
+// TestBackupRefusesWhatIsNoLaneDB: backup of a file that is not a lane DB
+// (missing, empty, SQLite without tables) is refused before anything is
+// written: --out is not made, so no half-checked copy is left to remove.
+func TestBackupRefusesWhatIsNoLaneDB(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"missing", func(*testing.T, string) {}, "no such file"},
+		{"empty file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "is empty (0 bytes)"},
+		{"SQLite without tables", func(t *testing.T, path string) {
+			db, err := sqlx.Open("sqlite", fileURI(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`PRAGMA user_version = 7`); err != nil {
+				t.Fatal(err)
+			}
+		}, "holds no tables"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "empty.db")
+			tc.make(t, path)
+			out := filepath.Join(dir, "x.db")
+			if _, err := Backup(ctx, path, out); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("backup: %v; want a refusal that says %q", err, tc.want)
+			}
+			if left, _ := filepath.Glob(out + "*"); len(left) > 0 {
+				t.Errorf("a refused backup wrote %v", left)
+			}
+		})
 	}
 }

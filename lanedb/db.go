@@ -237,6 +237,26 @@ func RefuseForeign(ctx context.Context, path string) error {
 	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 		return nil
 	}
+	_, err = peekSchemaVersion(ctx, abs, abs)
+	switch {
+	case errors.Is(err, ErrNotLaneDB):
+		return err
+	case isSQLiteCode(err, sqlite3.SQLITE_NOTADB):
+		// A lane DB damaged past reading looks the same: say how to restore
+		// over one without guessing which it is.
+		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w; if it is a lane DB damaged past reading, move it aside (mv %s %s.damaged) and run the command again",
+			abs, ErrNotLaneDB, abs, abs)
+	}
+	return nil
+}
+
+// peekSchemaVersion reads the schema version of the SQLite file at abs as
+// sqliteSchemaVersion does (0 for no tables, ErrNotLaneDB for another
+// program's tables), read-only and with no pragma, naming it label in its
+// errors. It leaves nothing beside the file: without a -wal there, the
+// file is read as immutable, as SQLite would otherwise make an empty -wal
+// and -shm beside a WAL-mode file and leave them.
+func peekSchemaVersion(ctx context.Context, abs, label string) (int, error) {
 	// The file is read only through SQLite, never opened and closed
 	// beside it: closing any descriptor of a file drops every POSIX lock
 	// this process holds on it, so a lane that opened its DB and then
@@ -252,21 +272,11 @@ func RefuseForeign(ctx context.Context, path string) error {
 	}
 	ro, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
-		return nil
+		return 0, fmt.Errorf("open %s: %w", label, err)
 	}
 	defer ro.Close()
 	ro.SetMaxOpenConns(1)
-	_, err = sqliteSchemaVersion(ctx, ro, abs)
-	switch {
-	case errors.Is(err, ErrNotLaneDB):
-		return err
-	case isSQLiteCode(err, sqlite3.SQLITE_NOTADB):
-		// A lane DB damaged past reading looks the same: say how to restore
-		// over one without guessing which it is.
-		return fmt.Errorf("%s is a file of another program (not an SQLite database): %w; if it is a lane DB damaged past reading, move it aside (mv %s %s.damaged) and run the command again",
-			abs, ErrNotLaneDB, abs, abs)
-	}
-	return nil
+	return sqliteSchemaVersion(ctx, ro, label)
 }
 
 // Close closes both pools. On SQLite the WAL is copied back into the

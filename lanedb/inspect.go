@@ -29,6 +29,24 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 	return res, err
 }
 
+// ReadSnapshot runs fn in one read-only transaction, so that every query
+// fn makes sees the DB as it was at one moment however much a lane writes
+// meanwhile: on SQLite the WAL snapshot of its first read, on PostgreSQL
+// REPEATABLE READ. A reader that went table by table outside one would
+// see a sale's lines without the sale, written in between.
+func (db *DB) ReadSnapshot(ctx context.Context, fn func(q sqlx.QueryerContext) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Postgres() {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.r.BeginTxx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin a read snapshot: %w", err)
+	}
+	defer tx.Rollback() // read-only: nothing to commit
+	return fn(tx)
+}
+
 // CountRows counts the rows of table, which must be a store or lane-state
 // table (the name goes into the SQL, so it is checked against the schema's).
 func (db *DB) CountRows(ctx context.Context, table string) (int64, error) {

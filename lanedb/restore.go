@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // A lane DB is restored from a backup only while no lane serves it: the
@@ -150,11 +152,21 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	defer release()
+	if isSameFile(path, from) {
+		return nil, fmt.Errorf("restore %s: --from %s is the lane DB itself: name a backup that 'greenlane backup' wrote", path, from)
+	}
 	tmp := path + ".restoring"
 	RemoveDB(tmp)
 	if err := copyFile(from, tmp); err != nil {
 		RemoveDB(tmp)
 		return nil, fmt.Errorf("restore %s: copy %s: %w", path, from, err)
+	}
+	// The copy, not from, is what would be restored. Opening it as a lane
+	// DB would build the schema into an empty file and serve an empty
+	// store from it, so it must already hold one.
+	if err := requireLaneDB(ctx, tmp, "the backup "+from); err != nil {
+		RemoveDB(tmp)
+		return nil, fmt.Errorf("restore %s: %w: name a backup that 'greenlane backup' wrote", path, err)
 	}
 	res, err := readyBackup(ctx, tmp, from, force)
 	if err != nil {
@@ -166,8 +178,7 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	if _, err := os.Stat(path); err == nil {
-		res.Kept = path + ".replaced-" + now.UTC().Format("20060102T150405Z")
-		if err := moveDB(path, res.Kept); err != nil {
+		if res.Kept, err = keepDB(path, path+".replaced-"+now.UTC().Format("20060102T150405Z")); err != nil {
 			RemoveDB(tmp)
 			return nil, fmt.Errorf("restore %s: keep the DB it replaces: %w", path, err)
 		}
@@ -176,6 +187,48 @@ func Restore(ctx context.Context, path, from string, force bool, now time.Time) 
 		return nil, fmt.Errorf("restore %s: %w", path, err)
 	}
 	return res, SyncPath(filepath.Dir(path))
+}
+
+// isSameFile reports whether a and b name one file (the same path, a
+// symbolic link to it, another spelling).
+func isSameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}
+
+// requireLaneDB refuses the file at path unless it already is a lane DB
+// (the schema's tables, its migrations recorded), naming it label: an
+// empty file, SQLite without tables, another program's SQLite file and a
+// file that is not SQLite are ErrNotLaneDB. It reads the file read-only
+// and leaves nothing beside it.
+func requireLaneDB(ctx context.Context, path, label string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	st, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", label, err)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a file", label)
+	case st.Size() == 0:
+		return fmt.Errorf("%s is empty (0 bytes): %w", label, ErrNotLaneDB)
+	}
+	v, err := peekSchemaVersion(ctx, abs, label)
+	switch {
+	case isSQLiteCode(err, sqlite3.SQLITE_NOTADB):
+		return fmt.Errorf("%s is not an SQLite database: %w", label, ErrNotLaneDB)
+	case err != nil:
+		return err
+	case v == 0:
+		return fmt.Errorf("%s is an SQLite file that holds no tables: %w", label, ErrNotLaneDB)
+	}
+	return nil
 }
 
 // readyBackup opens the copy at tmp as a lane DB (migrating an older
@@ -235,11 +288,75 @@ func likeReplaced(tmp, path string) error {
 	return nil
 }
 
-// moveDB renames a DB file with its WAL and shared-memory files, so that
-// SQLite finds them together under the new name.
+// dbSuffixes are the files SQLite keeps beside a DB in WAL mode; a DB
+// moved without them loses what its WAL holds.
+var dbSuffixes = []string{"-wal", "-shm", ""}
+
+// keepDB moves the DB file at path, with its WAL and shared-memory files,
+// to a name that nothing holds yet: base, else base.2, base.3 and so on,
+// and returns the name. A kept DB may be the only copy of a store (two
+// restores in one second would otherwise both pick base, and the second
+// rename would overwrite the first kept DB), so a name is claimed by
+// creating it with O_EXCL, which no other file can already hold, before
+// the DB is renamed onto it.
+func keepDB(path, base string) (string, error) {
+	for n := 1; n <= 1000; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s.%d", base, n)
+		}
+		err := claimNames(name)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := moveDB(path, name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	return "", fmt.Errorf("%s and its next 999 numbered names are all taken: move some of those kept DBs away", base)
+}
+
+// claimNames creates name and its -wal and -shm names as empty files, each
+// only if no file holds it (os.ErrExist otherwise, with none of them left
+// made), for moveDB to rename onto.
+func claimNames(name string) error {
+	var made []string
+	for _, suffix := range dbSuffixes {
+		f, err := os.OpenFile(name+suffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			for _, m := range made {
+				os.Remove(m)
+			}
+			if errors.Is(err, os.ErrExist) {
+				return err
+			}
+			return fmt.Errorf("claim the name %s: %w", name+suffix, err)
+		}
+		f.Close()
+		made = append(made, name+suffix)
+	}
+	return nil
+}
+
+// moveDB renames a DB file with its WAL and shared-memory files onto the
+// names claimNames made for them, so that SQLite finds them together under
+// the new name. A claimed name with no file to move, or left unused by a
+// rename that failed, is removed again: it is our own empty file.
 func moveDB(from, to string) error {
-	for _, suffix := range []string{"-wal", "-shm", ""} {
-		if err := os.Rename(from+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for i, suffix := range dbSuffixes {
+		err := os.Rename(from+suffix, to+suffix)
+		if errors.Is(err, os.ErrNotExist) {
+			os.Remove(to + suffix)
+			continue
+		}
+		if err != nil {
+			for _, rest := range dbSuffixes[i:] {
+				os.Remove(to + rest)
+			}
 			return err
 		}
 	}

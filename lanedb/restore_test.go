@@ -138,7 +138,7 @@ func TestRestoreRefusesWhatIsNotALaneBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ from, want string }{
-		{junk, "does not open as a lane DB"},
+		{junk, "not an SQLite database"},
 		{filepath.Join(dir, "missing.db"), "no such file"},
 		{dir, "is not a file"},
 	} {
@@ -384,5 +384,124 @@ func foreignSQLite(t *testing.T, path, journalMode string) {
 	}
 	if left, _ := filepath.Glob(path + "-*"); len(left) > 0 {
 		t.Fatalf("the other program's SQLite left %v", left)
+	}
+}
+
+// TestRestoreNeverOverwritesAKeptDB: restores run within one second each
+// keep the DB they replace under a name of its own, so the first kept DB
+// (the original, before any restore) is still there, whole, after the
+// second.
+func TestRestoreNeverOverwritesAKeptDB(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.db")
+	db, err := Open(ctx, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('restore-test-backup', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := Backup(ctx, src, backup); err != nil {
+		t.Fatal(err)
+	}
+	lane := crashedWith(t, src, t.TempDir(), 40) // the original: 41 marker rows, some in its WAL
+	original := counters(t, lane)
+	now := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	var kept []string
+	for range 3 {
+		res, err := Restore(ctx, lane, backup, false, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, res.Kept)
+	}
+	if kept[0] != lane+".replaced-20261206T210000Z" {
+		t.Errorf("first kept as %q", kept[0])
+	}
+	if kept[0] == kept[1] || kept[1] == kept[2] || kept[0] == kept[2] {
+		t.Fatalf("restores in one second kept their DBs under one name: %q", kept)
+	}
+	if got := counters(t, kept[0]); got != original {
+		t.Fatalf("the original DB, kept as %s, holds %d marker rows, want its %d", kept[0], got, original)
+	}
+	for _, k := range kept[1:] {
+		if got := counters(t, k); got != 1 {
+			t.Errorf("%s holds %d marker rows, want the backup's 1", k, got)
+		}
+	}
+}
+
+// TestRestoreRefusesABackupThatIsNoLaneDB: a --from that is not already a
+// lane DB (empty, 0 bytes; SQLite without tables; another program's; not
+// SQLite at all), or that is the --db itself, is refused before anything
+// is replaced, naming the --from file the user gave (never the temporary
+// copy), and the lane DB is left as it was, with nothing kept or left over.
+func TestRestoreRefusesABackupThatIsNoLaneDB(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, lane, from string) // writes from
+		want string
+	}{
+		{"empty file", func(t *testing.T, _, from string) {
+			if err := os.WriteFile(from, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "is empty (0 bytes)"},
+		{"SQLite without tables", func(t *testing.T, _, from string) {
+			db, err := sqlx.Open("sqlite", fileURI(from))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`PRAGMA user_version = 7`); err != nil {
+				t.Fatal(err)
+			}
+		}, "holds no tables"},
+		{"another program's SQLite", func(t *testing.T, _, from string) { foreignSQLite(t, from, "DELETE") }, "another program"},
+		{"not SQLite", func(t *testing.T, _, from string) {
+			if err := os.WriteFile(from, []byte(strings.Repeat("not a database ", 400)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not an SQLite database"},
+		{"the --db itself", func(t *testing.T, lane, from string) {
+			if err := os.Symlink(lane, from); err != nil {
+				t.Fatal(err)
+			}
+		}, "is the lane DB itself"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			lane := filepath.Join(dir, "lane.db")
+			db, err := Open(ctx, lane, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('restore-test-lane', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			from := filepath.Join(t.TempDir(), "backup.db")
+			tc.make(t, lane, from)
+
+			_, err = Restore(ctx, lane, from, true, time.Now())
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), from) || strings.Contains(err.Error(), ".restoring") {
+				t.Fatalf("restore from it: %v; want a refusal naming %s that says %q", err, from, tc.want)
+			}
+			var names []string
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if strings.Join(names, " ") != "lane.db lane.db-lock" {
+				t.Errorf("files beside the lane DB after the refusal: %v", names)
+			}
+			if got := counters(t, lane); got != 1 { // read last: it makes a -shm
+				t.Errorf("the lane DB holds %d marker rows after the refusal, want its 1", got)
+			}
+		})
 	}
 }

@@ -240,6 +240,14 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	return s.Serve(ctx, ln, ready)
+}
+
+// Serve is ListenAndServe on a listener already bound to cfg.Addr (which
+// it closes): a caller that must know the address is free before it makes
+// anything (serve creating a new lane DB) listens first.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
+	var err error
 	s.origins.Store(ownOrigins(s.cfg.Addr, ln.Addr(), s.log))
 	ln = s.conns.listen(ln)
 	var redirect *http.Server

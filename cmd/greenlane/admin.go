@@ -70,16 +70,11 @@ func fixtureLoad(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer release()
-	ctx := context.Background()
-	db, err := lanedb.Open(ctx, *dbPath, lanedb.Options{})
+	path, err := f.LoadFile(context.Background(), *dbPath, *replace)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := f.Load(ctx, db, *replace); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "loaded fixture %s into %s\n", f.Name, db.Path)
+	fmt.Fprintf(stdout, "loaded fixture %s into %s\n", f.Name, path)
 	return nil
 }
 

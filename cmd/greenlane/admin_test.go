@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -190,5 +191,59 @@ func TestFixtureExportNotEmpty(t *testing.T) {
 	}
 	if body, _ := os.ReadFile(filepath.Join(out, "products.jsonl")); string(body) != "mine\n" {
 		t.Errorf("a refused export overwrote products.jsonl: %q", body)
+	}
+}
+
+// TestFixtureLoadFailedLeavesNoNewDB: a load into a new --db that fails
+// (a fixture whose rows the schema refuses) leaves no lane DB under that
+// name, nor its -wal and -shm: an empty schema-only DB there would be
+// served as a lane with no store. A 0-byte file counts as missing and is
+// left as it was.
+func TestFixtureLoadFailedLeavesNoNewDB(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"fixture.json":     `{"name": "bad"}`,
+		"sale_lines.jsonl": `{"sale_physkey": "no-such-sale", "seqnce": 1, "pid": 1, "description": "x", "qty": 1, "unitprice_cents": 1, "prediscountprice_cents": 1, "totalprice_cents": 1}` + "\n",
+	} {
+		if err := os.WriteFile(filepath.Join(bad, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, empty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("empty file there %v", empty), func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "new.db")
+			if empty {
+				if err := os.WriteFile(db, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := dispatch([]string{"fixture", "load", bad, "--db", db}, io.Discard, io.Discard); err == nil {
+				t.Fatal("the load of a fixture the schema refuses succeeded")
+			}
+			var left []string
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.Name() != "new.db-lock" {
+					left = append(left, e.Name())
+				}
+			}
+			want := ""
+			if empty {
+				want = "new.db"
+			}
+			if strings.Join(left, " ") != want {
+				t.Errorf("left after the failed load: %v, want %q", left, want)
+			}
+			if st, err := os.Stat(db); empty && (err != nil || st.Size() != 0) {
+				t.Errorf("the 0-byte file is not as it was: %v", err)
+			}
+			if err := dispatch([]string{"fixture", "load", "demo", "--db", db}, io.Discard, io.Discard); err != nil {
+				t.Fatalf("a good load after it: %v", err)
+			}
+		})
 	}
 }

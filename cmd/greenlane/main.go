@@ -66,8 +66,18 @@ func (u usageError) Error() string { return u.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// isHelpFlag reports whether arg asks for a command's help, as the flag
+// package takes it.
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
+}
+
 func dispatch(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		if len(args) == 2 && isHelpFlag(args[1]) {
+			fmt.Fprintln(stderr, "usage: greenlane version (or greenlane --version)\n\nPrints the version, the commit (known only to a binary go build made in a git checkout) and the Go version.")
+			return flag.ErrHelp
+		}
 		if len(args) > 1 {
 			return usagef("version takes no arguments, got %q", args[1:])
 		}

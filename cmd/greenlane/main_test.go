@@ -93,6 +93,29 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestVersionHelp: version --help prints what the command does, as every
+// other command's --help does, and still refuses any other argument.
+func TestVersionHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		help bool
+	}{
+		{[]string{"version", "--help"}, true},
+		{[]string{"version", "-h"}, true},
+		{[]string{"--version", "-help"}, true},
+		{[]string{"version", "now"}, false},
+	} {
+		var out, errOut bytes.Buffer
+		err := dispatch(tc.args, &out, &errOut)
+		if tc.help && (!errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut.String(), "usage: greenlane version")) {
+			t.Errorf("%v: %v, printed %q; want the command's help", tc.args, err, errOut.String())
+		}
+		if !tc.help && (err == nil || !strings.Contains(err.Error(), "takes no arguments")) {
+			t.Errorf("%v: %v; want it refused", tc.args, err)
+		}
+	}
+}
+
 // TestWrongFlag: a mistyped flag gets a one-line error pointing at --help,
 // not the whole usage with the error scrolled away above it.
 func TestWrongFlag(t *testing.T) {

@@ -187,12 +187,20 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if *force {
 		mode = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
-	f, err := os.OpenFile(*out, mode, 0o644)
+	// Readable by its owner (root) alone, always: the serve flags in it
+	// may hold a secret (--metrics-token, a store database URL with its
+	// password), and only systemd, as root, needs to read it. Chmod too:
+	// --force truncates a unit that may have been readable by all.
+	f, err := os.OpenFile(*out, mode, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("service install: %s exists; give --force to replace it", *out)
 	}
 	if err != nil {
 		return fmt.Errorf("service install: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("service install: make %s private: %w", *out, err)
 	}
 	if _, err := io.WriteString(f, text); err != nil {
 		f.Close()

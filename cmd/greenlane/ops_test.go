@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/user"
@@ -372,6 +373,37 @@ func TestServiceHelp(t *testing.T) {
 			}
 			if n := strings.Count(stdout.String()+stderr.String(), "Usage:"); n != 1 {
 				t.Errorf("printed Usage %d times:\n%s%s", n, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// TestServiceUnitIsPrivate: the unit may hold a secret in its serve flags
+// (a metrics token, a store database URL with its password), so it is
+// written readable by its owner alone, also when --force replaces a unit
+// that was readable by all.
+func TestServiceUnitIsPrivate(t *testing.T) {
+	installedAt(t, "/usr/local/bin/greenlane")
+	db := filepath.Join(unitWorkDir(t), "lane.db")
+	for _, existing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replacing a unit %v", existing), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "greenlane.service")
+			args := []string{"--user", "root", "--dir", "/", "--out", out}
+			if existing {
+				if err := os.WriteFile(out, []byte("[Unit]\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--force")
+			}
+			if _, err := runInstall(append(args, "--", "--metrics-token", "s3cr3t", "--db", db, "--create")...); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("the unit holding --metrics-token has mode %v, want 0600", st.Mode().Perm())
 			}
 		})
 	}

@@ -284,6 +284,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if err != nil {
 		return err
 	}
+	// The address is taken before anything is opened or created: a lane
+	// refused for it must leave no new DB and admin key behind.
+	ln, err := listenAddr(lc.Server.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve closes it; this is for the returns before it
 	if sigs != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -364,7 +371,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if lc.Server.TLS != nil {
 		ws, web = "wss", "https"
 	}
-	err = l.Serve(ctx, func(addr net.Addr) {
+	err = l.ServeOn(ctx, ln, func(addr net.Addr) {
 		if lc.Server.TLS != nil {
 			// Before the listening line, so that whoever waits for that
 			// line has seen this one.
@@ -400,6 +407,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	}
 	log.Info("stopped; lane DB closed cleanly")
 	return nil
+}
+
+// listenAddr listens on the lane's --addr, saying in plain words when
+// another program (most likely another lane) holds it.
+func listenAddr(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("--addr %s: the address is in use: another lane may be running there; stop it or choose another --addr", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--addr %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // signalNames are the signals serve handles, by their usual names.

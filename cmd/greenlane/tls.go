@@ -57,7 +57,13 @@ func tlsInit(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "CA:          %s (key %s, keep private)\ncertificate: %s (key %s) for %s, valid until %s\n",
 		f.CA, f.CAKey, f.Cert, f.Key, strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
-	fmt.Fprintf(stderr, "Next: greenlane serve --db %s --tls, then greenlane tls ca --db %s to install the CA on the tablets.\n", *dbPath, *dbPath)
+	// The certificates may come before the lane DB: then the serve that
+	// works is the one that may create it.
+	next := "--tls"
+	if _, err := checkDBPath(*dbPath, false); err != nil {
+		next += " --create"
+	}
+	fmt.Fprintf(stderr, "Next: greenlane serve --db %s %s, then greenlane tls ca --db %s to install the CA on the tablets.\n", *dbPath, next, *dbPath)
 	return nil
 }
 

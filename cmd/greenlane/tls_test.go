@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +101,33 @@ func TestTLSInitRefusesBadNames(t *testing.T) {
 			}
 			if _, err := os.Stat(lanetls.FilesFor(db).Cert); err == nil {
 				t.Error("a certificate was written anyway")
+			}
+		})
+	}
+}
+
+// TestTLSInitSaysTheServeThatWorks: the serve command tls init suggests
+// next starts: with --create when the lane DB does not exist yet (any path
+// but the default needs it), without it when the DB is there.
+func TestTLSInitSaysTheServeThatWorks(t *testing.T) {
+	for _, exists := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DB exists %v", exists), func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "lane.db")
+			if exists {
+				if err := dispatch([]string{"fixture", "load", "demo", "--db", db}, io.Discard, io.Discard); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stderr bytes.Buffer
+			if err := dispatch([]string{"tls", "init", "--db", db, "--names", "localhost"}, io.Discard, &stderr); err != nil {
+				t.Fatal(err)
+			}
+			want := "Next: greenlane serve --db " + db + " --tls"
+			if !exists {
+				want += " --create"
+			}
+			if !strings.Contains(stderr.String(), want+",") {
+				t.Errorf("tls init printed %q, want %q", stderr.String(), want)
 			}
 		})
 	}
