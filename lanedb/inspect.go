@@ -44,7 +44,26 @@ func (db *DB) ReadSnapshot(ctx context.Context, fn func(q sqlx.QueryerContext) e
 		return fmt.Errorf("begin a read snapshot: %w", err)
 	}
 	defer tx.Rollback() // read-only: nothing to commit
-	return fn(tx)
+	return fn(&snapshot{tx: tx, d: db.Read.d})
+}
+
+// snapshot is a read transaction that speaks the package's one SQL dialect
+// as the Reader does: each query rewritten for the DB's engine.
+type snapshot struct {
+	tx *sqlx.Tx
+	d  dialect
+}
+
+func (s *snapshot) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return s.tx.QueryContext(ctx, s.d.must(query), s.d.args(args)...)
+}
+
+func (s *snapshot) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	return s.tx.QueryxContext(ctx, s.d.must(query), s.d.args(args)...)
+}
+
+func (s *snapshot) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	return s.tx.QueryRowxContext(ctx, s.d.must(query), s.d.args(args)...)
 }
 
 // CountRows counts the rows of table, which must be a store or lane-state

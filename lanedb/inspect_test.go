@@ -6,6 +6,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 func TestInspectMethods(t *testing.T) {
@@ -99,5 +102,44 @@ func TestDatabaseSize(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadSnapshot: a snapshot's queries are written as every query of the
+// package (SQLite's ?, rewritten on PostgreSQL), and they see the lane DB
+// as it was at the snapshot's first read, whatever commits meanwhile.
+func TestReadSnapshot(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { testReadSnapshot(t, be.open(t)) })
+	}
+}
+
+func testReadSnapshot(t *testing.T, db *DB) {
+	ctx := context.Background()
+	journal := func() {
+		t.Helper()
+		if err := db.WriteTx(ctx, func(tx *Tx) error {
+			return Journal(ctx, tx, time.Now(), "sale", "created", "pk", "t", nil)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	journal()
+	err := db.ReadSnapshot(ctx, func(q sqlx.QueryerContext) error {
+		var first, second int
+		if err := sqlx.GetContext(ctx, q, &first, `SELECT COUNT(*) FROM journal WHERE seq >= ?`, 1); err != nil {
+			return err
+		}
+		journal() // committed while the snapshot reads
+		if err := sqlx.GetContext(ctx, q, &second, `SELECT COUNT(*) FROM journal WHERE seq >= ?`, 1); err != nil {
+			return err
+		}
+		if first != 1 || second != 1 {
+			t.Errorf("the snapshot read %d then %d entries; want 1 both times", first, second)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
