@@ -477,15 +477,16 @@ var (
 )
 
 // OpenSaleCount counts the open ordinary sales (active or parked, not
-// presells) a key holds. It walks the holder index's entries of that key's
-// open sales, which its cap keeps few.
-func OpenSaleCount(ctx context.Context, q sqlx.QueryerContext, holderKey string) (int, error) {
+// presells) a key holds, up to most: the cap needs to know no more, and a
+// key that opened thousands before the cap existed must not make each of
+// its refusals walk them all inside the writer.
+func OpenSaleCount(ctx context.Context, q sqlx.QueryerContext, holderKey string, most int) (int, error) {
 	var n int
-	if err := sqlx.GetContext(ctx, q, &n, qOpenSaleCount, holderKey); err != nil {
+	if err := sqlx.GetContext(ctx, q, &n, qOpenSaleCount, holderKey, most); err != nil {
 		return 0, fmt.Errorf("count open sales of key %s: %w", holderKey, err)
 	}
 	return n, nil
 }
 
-var qOpenSaleCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_holder
-	WHERE holder_key = ? AND phase IN (0, 5) AND presell = 0`)
+var qOpenSaleCount = stmt(`SELECT COUNT(*) FROM (SELECT 1 FROM sales INDEXED BY sales_holder
+	WHERE holder_key = ? AND phase IN (0, 5) AND presell = 0 LIMIT ?) AS held`)

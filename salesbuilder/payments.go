@@ -308,13 +308,13 @@ func (s *Service) checkOpenSales(ctx context.Context, tx *lanedb.Tx, c *protocol
 	if c.ActsAsAdmin() {
 		return nil
 	}
-	n, err := lanedb.OpenSaleCount(ctx, tx, c.KeyID)
+	n, err := lanedb.OpenSaleCount(ctx, tx, c.KeyID, s.maxSales)
 	if err != nil {
 		return err
 	}
 	if n >= s.maxSales {
 		return protocol.Errorf(protocol.CodeLimitReached,
-			"key %q holds %d open sales, the most one key may hold (serve --max-open-sales); complete, park-and-finish or cancel some before starting another",
+			"key %q holds %d open sales, the most one key may hold (serve --max-open-sales); complete or cancel some before starting another",
 			c.KeyName, n)
 	}
 	return nil
