@@ -225,7 +225,7 @@ func (l *Lane) watchClock(ctx context.Context, now func() time.Time, max time.Du
 			continue
 		}
 		why := skewError(skew, max)
-		l.Sales.HoldChanges(protocol.Errorf(protocol.CodeUnavailable, "%s. Until its clock is in step again this lane refuses changes; reads go on", why))
+		l.Sales.HoldChanges(protocol.Errorf(protocol.CodeUnavailable, "%s. Until its clock is in step again this lane refuses changes; reads go on", why).Because(protocol.CauseClock))
 		if !off {
 			off = true
 			log.Error("refusing changes: "+why.Error()+"; reads go on", "skew", skew)
