@@ -155,13 +155,13 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	// lane's clock is in step with the store database's, checked above).
 	var slack time.Duration
 	if ref != nil {
-		slack = ref.Skew
+		slack = ref.Slack()
 	}
 	if n, err := l.Presell.CapClaims(ctx, slack); err != nil {
 		l.Writer.Close()
 		return nil, fmt.Errorf("cap claims to their lease: %w", err)
 	} else if n > 0 {
-		log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", l.Sales.Lease())
+		log.Info(presell.CappedClaims, "count", n, "slack", slack)
 	}
 	l.Server = server.New(cfg.Server, db, log)
 	// How a presell socket runs its requests is the presell workflow's
