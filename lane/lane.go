@@ -172,6 +172,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Sales.Register(r)
 	l.Presell.Register(r)
 	l.Server.AttachHub(l.Hub, l.Writer)
+	l.Server.HoldsChanges(l.Sales.Held)
 	site, err := web.New(web.Config{OtherLanes: cfg.Server.AllowedOrigins})
 	if err != nil {
 		l.Writer.Close()

@@ -219,6 +219,15 @@ func (s *Service) HoldChanges(err error) {
 	s.held.Store(&err)
 }
 
+// Held is why changes are refused for now (HoldChanges), nil when they
+// are not.
+func (s *Service) Held() error {
+	if err := s.held.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // localNow is the store's local time as a date-time column holds it.
 func (s *Service) localNow() string { return s.now().In(s.loc).Format(lanedb.DateTime) }
 
