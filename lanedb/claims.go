@@ -155,36 +155,44 @@ var (
 
 // CapClaims cuts every claim on an open presell that lapses more than
 // slack later than now plus its own lease (lease, this lane's, for one
-// written without it) down to now plus that lease, and reports how many it
-// cut: a claim never has more of its lease left than the whole lease. One
-// stamped while a clock read later than this lane's does now (this lane's
-// clock set back, or a lane restarted with an earlier clock) would
-// otherwise be held that much longer, with its holder's socket long gone.
-// Each claim is judged by the lease its holder was promised, so a lane
-// with a shorter lease leaves the others' claims whole; slack covers how
-// far apart the lanes' clocks may be.
+// written without it), and reports how many it cut: a claim never has more
+// of its lease left than the whole lease. One stamped while a clock read
+// later than this lane's does now (this lane's clock set back, or a lane
+// restarted with an earlier clock) would otherwise be held that much
+// longer, with its holder's socket long gone. Each claim is judged by the
+// lease its holder was promised, so a lane with a shorter lease leaves the
+// others' live claims whole; slack covers how far apart the lanes' clocks
+// may be. A claim found so is cut to now plus the shorter of its lease and
+// lease: how long it really has left is unknown, and this lane's setting
+// is the one in force here now.
 func CapClaims(ctx context.Context, tx *Tx, now time.Time, lease, slack time.Duration) (int, error) {
 	nowMS, leaseMS := now.UnixMilli(), lease.Milliseconds()
-	var keys []string
-	if err := sqlx.SelectContext(ctx, tx, &keys, qClaimsBeyond, nowMS+slack.Milliseconds(), leaseMS); err != nil {
+	var beyond []struct {
+		Physkey string        `db:"physkey"`
+		LeaseMS sql.NullInt64 `db:"claim_lease_ms"`
+	}
+	if err := sqlx.SelectContext(ctx, tx, &beyond, qClaimsBeyond, nowMS+slack.Milliseconds(), leaseMS); err != nil {
 		return 0, fmt.Errorf("find claims beyond their lease: %w", err)
 	}
-	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, qCapClaim, nowMS, leaseMS, k, nowMS, leaseMS); err != nil {
-			return 0, fmt.Errorf("cap the claim on %s: %w", k, err)
+	for _, c := range beyond {
+		limit := nowMS + leaseMS
+		if c.LeaseMS.Valid && c.LeaseMS.Int64 > 0 && c.LeaseMS.Int64 < leaseMS {
+			limit = nowMS + c.LeaseMS.Int64
 		}
-		tx.forget(k)
+		if _, err := tx.ExecContext(ctx, qCapClaim, limit, c.Physkey, limit); err != nil {
+			return 0, fmt.Errorf("cap the claim on %s: %w", c.Physkey, err)
+		}
+		tx.forget(c.Physkey)
 	}
-	return len(keys), nil
+	return len(beyond), nil
 }
 
 // Statements, prepared once when the DB opens. The search walks only the
 // partial index of open presells.
 var (
-	qClaimsBeyond = stmt(`SELECT physkey FROM sales INDEXED BY sales_open_presells
+	qClaimsBeyond = stmt(`SELECT physkey, claim_lease_ms FROM sales INDEXED BY sales_open_presells
 		WHERE presell = 1 AND phase IN (0, 5) AND claim_expires_ms > ? + COALESCE(claim_lease_ms, ?)`)
-	qCapClaim = follow(stmt(`UPDATE sales SET claim_expires_ms = ? + COALESCE(claim_lease_ms, ?)
-		WHERE physkey = ? AND claim_expires_ms > ? + COALESCE(claim_lease_ms, ?)`))
+	qCapClaim = follow(stmt(`UPDATE sales SET claim_expires_ms = ? WHERE physkey = ? AND claim_expires_ms > ?`))
 )
 
 // MoveClaim hands a live claim from one session to another (a device that
