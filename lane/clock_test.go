@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,6 +120,10 @@ func TestStoreLaneRefusesChangesWhileItsClockIsOff(t *testing.T) {
 	if _, err := lanedb.Meta(ctx, db.Read, "clock_test"); err != nil {
 		t.Fatalf("a read with the clock off: %v", err)
 	}
+	if code, body := readyz(l); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "not ready: the lane's clock is 13h0m0s behind the store database's") {
+		t.Fatalf("/readyz while changes are refused: %d %q, want 503 saying why", code, body)
+	}
 	logMu.Lock()
 	logged := logs.String()
 	logMu.Unlock()
@@ -126,6 +132,16 @@ func TestStoreLaneRefusesChangesWhileItsClockIsOff(t *testing.T) {
 	}
 	off.Store(0)
 	until("changes accepted again", func(err error) bool { return err == nil })
+	if code, body := readyz(l); code != http.StatusOK {
+		t.Fatalf("/readyz once the clock is in step again: %d %q, want 200", code, body)
+	}
+}
+
+// readyz asks the lane's /readyz.
+func readyz(l *Lane) (int, string) {
+	rec := httptest.NewRecorder()
+	l.Server.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	return rec.Code, rec.Body.String()
 }
 
 // lockedBuffer is a log's buffer, read while the lane writes it.

@@ -155,13 +155,13 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	// lane's clock is in step with the store database's, checked above).
 	var slack time.Duration
 	if ref != nil {
-		slack = ref.Skew
+		slack = ref.Slack()
 	}
 	if n, err := l.Presell.CapClaims(ctx, slack); err != nil {
 		l.Writer.Close()
 		return nil, fmt.Errorf("cap claims to their lease: %w", err)
 	} else if n > 0 {
-		log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", l.Sales.Lease())
+		log.Info(presell.CappedClaims, "count", n, "slack", slack)
 	}
 	l.Server = server.New(cfg.Server, db, log)
 	// How a presell socket runs its requests is the presell workflow's
@@ -172,6 +172,7 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Sales.Register(r)
 	l.Presell.Register(r)
 	l.Server.AttachHub(l.Hub, l.Writer)
+	l.Server.HoldsChanges(l.Sales.Held)
 	site, err := web.New(web.Config{OtherLanes: cfg.Server.AllowedOrigins})
 	if err != nil {
 		l.Writer.Close()
@@ -225,7 +226,7 @@ func (l *Lane) watchClock(ctx context.Context, now func() time.Time, max time.Du
 			continue
 		}
 		why := skewError(skew, max)
-		l.Sales.HoldChanges(protocol.Errorf(protocol.CodeUnavailable, "%s. Until its clock is in step again this lane refuses changes; reads go on", why))
+		l.Sales.HoldChanges(protocol.Errorf(protocol.CodeUnavailable, "%s. Until its clock is in step again this lane refuses changes; reads go on", why).Because(protocol.CauseClock))
 		if !off {
 			off = true
 			log.Error("refusing changes: "+why.Error()+"; reads go on", "skew", skew)

@@ -10,10 +10,14 @@ import (
 
 // IsBusy reports whether err is SQLite giving up on a lock another
 // connection (or another statement) held: SQLITE_BUSY or SQLITE_LOCKED,
-// with any extended code (SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE…).
-// The result code decides, never the message text, which wrapping or a
-// driver update may change.
+// with any extended code (SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE…),
+// or on PostgreSQL a batch that waited its whole deadline for the store's
+// write lock (ErrStoreLocked). The result code decides, never the message
+// text, which wrapping or a driver update may change.
 func IsBusy(err error) bool {
+	if errors.Is(err, ErrStoreLocked) {
+		return true
+	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return false

@@ -30,6 +30,16 @@ type Options struct {
 	// batch, BEGIN to COMMIT, so that a writer never hangs on a server that
 	// stopped answering: the batch is answered ErrUnavailable.
 	BusyTimeout time.Duration
+	// IdleInTxTimeout is, on PostgreSQL, how long the writer's transaction
+	// may sit idle between two of its statements before the server ends
+	// its session (idle_in_transaction_session_timeout): 100ms to 1h.
+	// Default 5s. Every batch holds the store-wide journal lock from BEGIN
+	// and never idles that long unless its process is stopped or hung; such
+	// a lane then lets go of the lock within this, instead of stopping every
+	// lane of the store, and finds its batch failed when it resumes. Keep it
+	// under BusyTimeout, so that a lane waiting for the lock still gets its
+	// batch through. SQLite does not use it.
+	IdleInTxTimeout time.Duration
 	// Synchronous is SQLite's synchronous pragma: FULL, NORMAL, OFF or
 	// EXTRA. Default FULL (an acknowledged sale survives power loss).
 	// PostgreSQL's durability is the server's (synchronous_commit): this
@@ -52,6 +62,7 @@ type Options struct {
 func (o Options) Validate() error {
 	return errors.Join(
 		setting.Range("BusyTimeout", o.BusyTimeout, time.Millisecond, time.Hour),
+		setting.Range("IdleInTxTimeout", o.IdleInTxTimeout, 100*time.Millisecond, time.Hour),
 		setting.OneOf("Synchronous", o.Synchronous, "FULL", "NORMAL", "OFF", "EXTRA"),
 		setting.Range("Readers", o.Readers, 1, 64),
 	)
@@ -59,7 +70,7 @@ func (o Options) Validate() error {
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{BusyTimeout: 10 * time.Second, Synchronous: "FULL", Readers: 4}
+	return Options{BusyTimeout: 10 * time.Second, IdleInTxTimeout: 5 * time.Second, Synchronous: "FULL", Readers: 4}
 }
 
 // withDefaults fills zero fields from DefaultOptions.
@@ -67,6 +78,9 @@ func (o Options) withDefaults() Options {
 	d := DefaultOptions()
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = d.BusyTimeout
+	}
+	if o.IdleInTxTimeout <= 0 {
+		o.IdleInTxTimeout = d.IdleInTxTimeout
 	}
 	if o.Synchronous == "" {
 		o.Synchronous = d.Synchronous

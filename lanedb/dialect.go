@@ -167,9 +167,11 @@ func isConflict(err error) bool {
 }
 
 // IsUnavailable reports whether err means the lane DB could not be reached
-// or stopped answering (PostgreSQL restarting, the network down) or stayed
-// locked by another program (IsBusy): the request did not run, or its
-// transaction was rolled back, and retrying later may succeed.
+// or stopped answering (PostgreSQL restarting, the network down, the
+// connection lost under a statement) or stayed locked by another program
+// or lane (IsBusy): the request did not run, or its transaction was rolled
+// back, or, when COMMIT itself was cut off (ErrOutcomeUnknown), may have
+// committed. Retrying later may succeed.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -180,9 +182,10 @@ func IsUnavailable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		// Class 08: connection exception; 57P01-03: the server is shutting
-		// down or starting; 53300: too many connections.
+		// down or starting; 53300: too many connections. Any FATAL error
+		// ends the session (25P03: it idled in a transaction too long).
 		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" ||
-			pe.Code == "57P03" || pe.Code == "53300"
+			pe.Code == "57P03" || pe.Code == "53300" || isFatal(pe)
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
@@ -191,15 +194,41 @@ func IsUnavailable(err error) bool {
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isNetworkError(err)
 }
 
+// isFatal reports whether the server ended the session with pe.
+func isFatal(pe *pgconn.PgError) bool {
+	sev := pe.SeverityUnlocalized
+	if sev == "" {
+		sev = pe.Severity
+	}
+	return sev == "FATAL" || sev == "PANIC"
+}
+
 // ErrUnavailable wraps the writer's answer to a batch that failed because
-// the store database could not be reached; its transaction did not commit.
+// the store database could not be reached; its transaction did not commit,
+// unless the answer is also ErrOutcomeUnknown.
 var ErrUnavailable = errors.New("the store database is unavailable")
 
+// ErrOutcomeUnknown wraps (with ErrUnavailable) the writer's answer to a
+// batch whose COMMIT was cut off by the connection's loss: the server may
+// have committed it before the connection went, and nobody can tell from
+// here. A change retried with its ik is answered from its stored reply if
+// it did commit, and made if it did not.
+var ErrOutcomeUnknown = errors.New("the connection to the store database was lost during COMMIT: the changes may have been made")
+
+// ErrStoreLocked wraps the writer's answer to a batch that waited its whole
+// deadline for the store-wide journal lock (lockJournal): another lane (or
+// a program) holds the store's write lock. A lane stopped mid-batch loses
+// it within Options.IdleInTxTimeout. IsBusy and IsUnavailable report it.
+var ErrStoreLocked = errors.New("another lane holds the store's write lock")
+
 // isNetworkError reports an error of the connection itself: a socket
-// error, the server closing it, or database/sql's bad-connection marker.
+// error, the server closing it, pgx finding it closed under a statement
+// (ErrConnClosed: neither SafeToRetry nor a net.Error), or database/sql's
+// bad-connection marker.
 func isNetworkError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) ||
 		errors.Is(err, sql.ErrConnDone) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -5,7 +5,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,7 +40,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) 
 	if err := MigratePostgres(ctx, dbURL); err != nil {
 		return nil, err
 	}
-	w, err := openPostgresPool(dbURL, opts.BusyTimeout)
+	w, err := openPostgresPool(dbURL, opts.BusyTimeout, opts.IdleInTxTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("open lane db writer %s: %w", name, err)
 	}
@@ -53,7 +55,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*DB, error) 
 		w.Close()
 		return nil, fmt.Errorf("lane db %s: %w", name, err)
 	}
-	r, err := openPostgresPool(dbURL, opts.BusyTimeout)
+	r, err := openPostgresPool(dbURL, opts.BusyTimeout, 0)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open lane db readers %s: %w", name, err)
@@ -167,9 +169,10 @@ func migratePostgresStep(ctx context.Context, conn *pgx.Conn, name string, ms []
 }
 
 // openPostgresPool opens a database/sql pool on dbURL through pgx, each
-// connection set up to take the arguments SQLite takes (boolsAsIntegers).
-// Connecting gives up after connectTimeout unless the URL says otherwise.
-func openPostgresPool(dbURL string, connectTimeout time.Duration) (*sqlx.DB, error) {
+// connection set up to take the arguments SQLite takes (boolsAsIntegers)
+// and as storeSession says. Connecting gives up after connectTimeout unless
+// the URL says otherwise.
+func openPostgresPool(dbURL string, connectTimeout, idleInTx time.Duration) (*sqlx.DB, error) {
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse the PostgreSQL URL: %w", err)
@@ -177,11 +180,48 @@ func openPostgresPool(dbURL string, connectTimeout time.Duration) (*sqlx.DB, err
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = connectTimeout
 	}
+	storeSession(cfg, idleInTx)
 	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
 		boolsAsIntegers(c.TypeMap())
 		return nil
 	}))
 	return sqlx.NewDb(db, dialectPostgres.driverName()), nil
+}
+
+// TCP keepalives on every connection to a store database, both ways: a
+// lane machine or a database server that vanishes (power lost, cable
+// pulled) is taken for dead within keepaliveIdle + keepaliveCount ×
+// keepaliveInterval, not the system's default of two hours. The server's
+// side frees a dead lane's session and its locks; the lane's side fails
+// a statement waiting on a dead server instead of leaving it to the batch
+// deadline alone.
+const (
+	keepaliveIdle     = 5 * time.Second
+	keepaliveInterval = 2 * time.Second
+	keepaliveCount    = 3
+)
+
+// storeSession sets up the sessions a lane opens on a store database:
+// TCP keepalives on both ends, and, when idleInTx is not 0, the server's
+// idle_in_transaction_session_timeout (Options.IdleInTxTimeout). A
+// setting the URL gives itself is left as it is.
+func storeSession(cfg *pgx.ConnConfig, idleInTx time.Duration) {
+	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepaliveIdle, Interval: keepaliveInterval, Count: keepaliveCount}}
+	cfg.DialFunc = d.DialContext
+	params := map[string]string{
+		"tcp_keepalives_idle":     strconv.Itoa(int(keepaliveIdle / time.Second)),
+		"tcp_keepalives_interval": strconv.Itoa(int(keepaliveInterval / time.Second)),
+		"tcp_keepalives_count":    strconv.Itoa(keepaliveCount),
+	}
+	if idleInTx > 0 {
+		params["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTx.Milliseconds(), 10)
+	}
+	for k, v := range params {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
 }
 
 // redactURL is dbURL fit for an error message: its password hidden.

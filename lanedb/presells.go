@@ -226,7 +226,7 @@ var (
 	qOpenPresellCount = stmt(`SELECT COUNT(*) FROM sales INDEXED BY sales_open_presells_creator
 		WHERE presell = 1 AND phase IN (0, 5) AND created_by = ?`)
 	qReleaseClaim = follow(stmt(`UPDATE sales SET phase = 5, claim_session = NULL, claim_key = NULL, claim_name = NULL,
-		claim_expires_ms = NULL, holder_key = '', holder_name = '', updated_utc = ?, version = version + 1
+		claim_expires_ms = NULL, claim_lease_ms = NULL, holder_key = '', holder_name = '', updated_utc = ?, version = version + 1
 		WHERE physkey = ? AND claim_session = ? AND claim_expires_ms > ?`))
 	qOpenPresellByTicket = stmt(`SELECT physkey FROM sales INDEXED BY sales_open_ticket
 		WHERE ticket = ? AND ticket IS NOT NULL AND phase IN (0, 5)`)

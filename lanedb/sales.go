@@ -72,7 +72,8 @@ func (s *Sale) totalsOnly() bool {
 	}
 	a, b := *s, *s.read
 	a.read = nil
-	a.SaleTotalCents, a.NextSeqnce, a.UpdatedUTC, a.ClaimState.ExpiresMS = b.SaleTotalCents, b.NextSeqnce, b.UpdatedUTC, b.ClaimState.ExpiresMS
+	a.SaleTotalCents, a.NextSeqnce, a.UpdatedUTC = b.SaleTotalCents, b.NextSeqnce, b.UpdatedUTC
+	a.ClaimState.ExpiresMS, a.ClaimState.LeaseMS = b.ClaimState.ExpiresMS, b.ClaimState.LeaseMS
 	return a == b
 }
 
@@ -81,7 +82,7 @@ const saleInsertColumns = `physkey, random_key, sid, phase, startdt, completeddt
 	teller, cid, location, created_by, holder_key, holder_name, presell, ticket, ticket_word, ticket_barcode,
 	submitted_utc, voided_utc, voided_by, next_seqnce, updated_utc, version`
 
-const saleColumns = saleInsertColumns + `, claim_session, claim_key, claim_name, claim_expires_ms`
+const saleColumns = saleInsertColumns + `, claim_session, claim_key, claim_name, claim_expires_ms, claim_lease_ms`
 
 // ErrNoSale is returned when no sale has the physkey.
 var ErrNoSale = errors.New("no such sale")
@@ -157,11 +158,11 @@ func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
 	var err error
 	if s.totalsOnly() {
 		res, err = tx.ExecContext(ctx, qUpdateSaleTotals, s.SaleTotalCents, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS,
-			s.Physkey, s.Version)
+			s.ClaimState.LeaseMS, s.Physkey, s.Version)
 	} else {
 		res, err = tx.ExecContext(ctx, qUpdateSale, s.SID, s.Phase, s.CompletedDT, s.CompletedDTUTC, s.SaleTotalCents,
 			s.Teller, s.CID, s.HolderKey, s.HolderName, s.Ticket, s.TicketWord, s.TicketBarcode, s.SubmittedUTC, s.VoidedUTC,
-			s.VoidedBy, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS, s.Physkey, s.Version)
+			s.VoidedBy, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS, s.ClaimState.LeaseMS, s.Physkey, s.Version)
 	}
 	if err != nil {
 		return fmt.Errorf("update sale %s: %w", s.Physkey, err)
@@ -436,11 +437,11 @@ var (
 		teller = ?, cid = ?, holder_key = ?, holder_name = ?, ticket = ?, ticket_word = ?,
 		ticket_barcode = ?, submitted_utc = ?, voided_utc = ?,
 		voided_by = ?, next_seqnce = ?, updated_utc = ?,
-		claim_expires_ms = ?, version = version + 1
+		claim_expires_ms = ?, claim_lease_ms = ?, version = version + 1
 		WHERE physkey = ? AND version = ?`))
 	// A change of lines or payments writes only these (see totalsOnly).
 	qUpdateSaleTotals = follow(stmt(`UPDATE sales SET saletotal_cents = ?, next_seqnce = ?, updated_utc = ?,
-		claim_expires_ms = ?, version = version + 1
+		claim_expires_ms = ?, claim_lease_ms = ?, version = version + 1
 		WHERE physkey = ? AND version = ?`))
 	qSaleLines = stmt(`SELECT l.sale_physkey, l.seqnce, l.pid, l.pidflag, l.description,
 		l.plu, l.qty, l.unitprice_cents, l.prediscountprice_cents, l.totalprice_cents, l.pricecause,

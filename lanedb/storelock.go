@@ -221,6 +221,7 @@ func takeStoreLock(ctx context.Context, dbURL string, connectTimeout time.Durati
 		cfg.ConnectTimeout = connectTimeout
 	}
 	cfg.RuntimeParams["application_name"] = storeLockApp
+	storeSession(cfg, 0) // the lock is held outside any transaction
 	c, err = pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, false, fmt.Errorf("connect to PostgreSQL lane db %s: %w", name, err)

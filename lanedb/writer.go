@@ -500,6 +500,15 @@ func (w *Writer) runBatch(batch []*job) {
 	// sees the other instances' committed writes.
 	if err := tx.lockJournal(ctx); err != nil {
 		_ = tx.Rollback()
+		if ctx.Err() != nil {
+			// The batch's whole deadline went by waiting for the lock: as
+			// with SQLite's busy timeout above, those queued meanwhile
+			// waited behind the same lock, and are answered now.
+			err = fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrStoreLocked, err)
+			batch = w.takeQueued(batch)
+			results = make([]error, len(batch))
+			w.stats.BusyWaits.Add(1)
+		}
 		w.answer(batch, results, w.unavailable(err))
 		return
 	}
@@ -567,7 +576,7 @@ func (w *Writer) runBatch(batch []*job) {
 		if IsBusy(err) {
 			w.stats.BusyWaits.Add(1)
 		}
-		err = w.unavailable(fmt.Errorf("commit: %w", err))
+		err = w.commitFailed(err)
 	} else {
 		tx.runAfterCommit()
 	}
@@ -720,6 +729,20 @@ func (w *Writer) unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// commitFailed is a batch's answer when its COMMIT returned err. On
+// PostgreSQL a COMMIT cut off by the connection's loss may have been
+// carried out by the server before the connection went: its outcome is
+// unknown, and the answer says so (ErrOutcomeUnknown), so that the change is
+// retried with its ik rather than made again as new. An SQLite COMMIT
+// that fails did not commit.
+func (w *Writer) commitFailed(err error) error {
+	err = fmt.Errorf("commit: %w", err)
+	if w.db.Postgres() && !IsBusy(err) && IsUnavailable(err) {
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrOutcomeUnknown, err)
+	}
+	return w.unavailable(err)
 }
 
 // answer tells each job how it went. A failed COMMIT fails every job that

@@ -105,12 +105,13 @@ func (w *Workflow) pruneClaims(ctx context.Context) error {
 }
 
 // CapClaims cuts every claim that lapses more than slack later than a
-// whole lease from now down to now+lease (lanedb.CapClaims), so that a
-// claim stamped while the lane's clock read later lasts no longer than its
-// lease. slack is how far apart lanes sharing a store database may keep
-// their clocks: a claim another lane made a moment ago, by a clock that
-// far ahead, is left whole. The lane runs it at start and the sweeper on
-// every sweep.
+// whole lease from now (the claim's own lease, given by its holder's lane)
+// down to now plus that lease (lanedb.CapClaims), so that a claim stamped
+// while a clock read later than the lane's does now lasts no longer than
+// its lease. slack is how far apart lanes sharing a store database may keep
+// their clocks (Reference.Slack): a claim another lane made a moment ago,
+// by a clock that far ahead, is left whole. The lane runs it at start and
+// the sweeper on every sweep.
 func (w *Workflow) CapClaims(ctx context.Context, slack time.Duration) (int, error) {
 	var n int
 	err := w.sales.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
@@ -120,6 +121,12 @@ func (w *Workflow) CapClaims(ctx context.Context, slack time.Duration) (int, err
 	})
 	return n, err
 }
+
+// CappedClaims is what the lane logs when CapClaims cut claims: each was
+// stamped by a clock that read later than this lane's does now, by more
+// than the slack between lanes' clocks.
+const CappedClaims = "claims cut to one lease from now: they lapsed later than that, stamped by a clock that read later " +
+	"than this lane's does now (this lane's clock set back, or another lane's too far ahead)"
 
 // Has reports whether session has claimed physkey (and not given it back).
 func (c *claimSet) Has(session, physkey string) bool {

@@ -99,6 +99,12 @@ type Reference struct {
 	Skew time.Duration
 }
 
+// Slack is how far apart two lanes' clocks may be while each is within
+// Skew of the reference: one Skew ahead, the other Skew behind. A claim
+// another lane stamped a moment ago lapses up to that much later than
+// this lane's now plus its lease, and must be left whole (CapClaims).
+func (r *Reference) Slack() time.Duration { return 2 * r.Skew }
+
 // Sweep voids abandoned presells every interval until ctx ends, cuts claims
 // to their lease (CapClaims), and keeps the journal, the idempotency
 // records and the claim bookkeeping trimmed.
@@ -141,12 +147,12 @@ func (w *Workflow) sweepOnce(ctx context.Context, log *slog.Logger, ref *Referen
 			}
 			return
 		}
-		slack = ref.Skew
+		slack = ref.Slack()
 	}
 	if n, err := w.CapClaims(ctx, slack); err != nil && ctx.Err() == nil {
 		log.Warn("presell sweeper: cut claims to their lease", "err", err)
 	} else if n > 0 {
-		log.Info("claims cut to one lease from now: they lapsed later than that (the lane's clock was set back)", "count", n, "lease", w.sales.Lease())
+		log.Info(CappedClaims, "count", n, "slack", slack)
 	}
 	var voided []string
 	var err error

@@ -72,6 +72,31 @@ func (c Code) HTTPStatus() int {
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// Cause, on an unavailable only, names why the lane cannot take the
+	// change when that is more than being busy or shutting down: something
+	// a person at the lane must see to, or must know before retrying (one
+	// of the Cause constants). Its message then says what, in words fit to
+	// show: a page shows it instead of its own "busy" line. "" (left out
+	// of the JSON): busy, shutting down, or slow; retry.
+	Cause Cause `json:"cause,omitempty"`
+}
+
+// Cause is why a change is unavailable (Error.Cause).
+type Cause string
+
+// The one list of causes.
+const (
+	CauseClock          Cause = "clock"           // the lane's clock is off the store database's: set it right
+	CauseStorage        Cause = "storage"         // the lane's disk refuses writes (full, failing, read-only)
+	CauseDBLocked       Cause = "db_locked"       // another program or lane holds the lane DB's write lock
+	CauseDBUnreachable  Cause = "db_unreachable"  // the store database cannot be reached
+	CauseOutcomeUnknown Cause = "outcome_unknown" // the change may have been made: retry with the same ik
+)
+
+// Because returns e with cause set (see Error.Cause).
+func (e *Error) Because(c Cause) *Error {
+	e.Cause = c
+	return e
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

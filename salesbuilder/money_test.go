@@ -321,7 +321,7 @@ func TestOpenPresellCapPerKey(t *testing.T) {
 	}
 	l.sale(tab, "salesbuilder.sale_create", "", nil) // built, not yet submitted: open too
 	_, err := l.call(tab, "salesbuilder.sale_create", "", nil, "")
-	wantMessage(t, err, protocol.CodeLimitReached, `"tablet-1" has 3 open presells`, "greenlane presell void", "12h0m0s", "--presell-max-age")
+	wantMessage(t, err, protocol.CodeLimitReached, `"tablet-1" has 3 open presells on this lane`, "greenlane presell void", "12h0m0s", "--presell-max-age")
 	l.sale(tab2, "salesbuilder.sale_create", "", nil)
 
 	// A completed presell frees its place.

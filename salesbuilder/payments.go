@@ -294,9 +294,15 @@ func (s *Service) checkOpenPresells(ctx context.Context, tx *lanedb.Tx, createdB
 		return err
 	}
 	if n >= s.maxPresells {
+		// On a store database the count is every lane's; the cap is this
+		// lane's setting.
+		where, most := "on this lane", "the most one key may have"
+		if s.db.Postgres() {
+			where, most = "across the store's lanes", "the most this lane lets one key have"
+		}
 		return protocol.Errorf(protocol.CodeLimitReached,
-			"key %q has %d open presells, the most one key may have on this lane (serve --max-open-presells); free some: complete or void them at the counter, void them with `greenlane presell void`, or they expire after %s untouched (serve --presell-max-age)",
-			createdBy, n, s.maxAge)
+			"key %q has %d open presells %s, %s (serve --max-open-presells); free some: complete or void them at the counter, void them with `greenlane presell void`, or they expire after %s untouched (serve --presell-max-age)",
+			createdBy, n, where, most, s.maxAge)
 	}
 	return nil
 }

@@ -181,6 +181,7 @@ func (s *Service) save(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, s
 	sale.UpdatedUTC = s.Stamp()
 	if sale.ClaimState.Session.Valid && sale.ClaimState.Session.String == c.Session {
 		sale.ClaimState.ExpiresMS = sql.NullInt64{Int64: s.now().Add(s.lease).UnixMilli(), Valid: true}
+		sale.ClaimState.LeaseMS = sql.NullInt64{Int64: s.lease.Milliseconds(), Valid: true}
 	}
 	return lanedb.UpdateSale(ctx, tx, sale)
 }

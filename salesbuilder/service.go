@@ -240,6 +240,15 @@ func (s *Service) HoldChanges(err error) {
 	s.held.Store(&err)
 }
 
+// Held is why changes are refused for now (HoldChanges), nil when they
+// are not.
+func (s *Service) Held() error {
+	if err := s.held.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // localNow is the store's local time as a date-time column holds it.
 func (s *Service) localNow() string { return s.now().In(s.loc).Format(lanedb.DateTime) }
 
@@ -260,6 +269,8 @@ func (s *Service) Stamp() string {
 }
 
 // mapDBError turns lane DB errors that a client can act on into FD1 errors.
+// An unavailable whose cause is more than a busy lane names it
+// (protocol.Error.Cause), so that a page can show the message.
 func mapDBError(err error) error {
 	var pe *protocol.Error
 	switch {
@@ -275,15 +286,24 @@ func mapDBError(err error) error {
 	// A full or failing disk is no bug of the lane's: the client can say
 	// why, and retry once someone has seen to it.
 	if reason, ok := lanedb.StorageFault(err); ok {
-		return protocol.Errorf(protocol.CodeUnavailable, "%s; this change was not made", reason)
+		return protocol.Errorf(protocol.CodeUnavailable, "%s; this change was not made", reason).Because(protocol.CauseStorage)
 	}
 	switch {
+	case errors.Is(err, lanedb.ErrOutcomeUnknown):
+		// Checked first: it is unavailable too, but "not made" would be
+		// false, and a fresh ik could take a tender twice.
+		return protocol.Errorf(protocol.CodeUnavailable, "the connection to the store database was lost while this change was being saved, "+
+			"so it may have been made: retry with the same ik (a change that was made is answered as made, not made twice); "+
+			"a client that sent no ik should fetch the sale before making it again").Because(protocol.CauseOutcomeUnknown)
+	case errors.Is(err, lanedb.ErrStoreLocked):
+		return protocol.Errorf(protocol.CodeUnavailable, "another lane holds the store database's write lock (a lane that is stopped or hung "+
+			"loses it within seconds); this change was not made: retry").Because(protocol.CauseDBLocked)
 	case lanedb.IsBusy(err):
-		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB stayed locked by another program; this change was not made: retry").Because(protocol.CauseDBLocked)
 	case errors.Is(err, lanedb.ErrRaceLost):
 		return protocol.Errorf(protocol.CodeConflict, "another lane changed the same data at the same moment; fetch it and retry")
 	case lanedb.IsUnavailable(err):
-		return protocol.Errorf(protocol.CodeUnavailable, "the store database cannot be reached; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "the store database cannot be reached; this change was not made: retry").Because(protocol.CauseDBUnreachable)
 	}
 	return err
 }

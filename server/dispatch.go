@@ -135,7 +135,7 @@ func (s *Server) clientError(ctx context.Context, ep *protocol.Endpoint, err err
 	case lanedb.IsUnavailable(err):
 		// A read that met a store database restarting or out of reach.
 		s.log.Warn("request failed: the lane DB is unavailable", "endpoint", ep.Name, "err", err)
-		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB cannot be reached; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB cannot be reached; retry").Because(protocol.CauseDBUnreachable)
 	}
 	s.log.Error("request failed", "endpoint", ep.Name, "err", err)
 	return protocol.AsError(err)

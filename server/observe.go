@@ -83,13 +83,20 @@ func (s *Server) Stats() Stats {
 		Conns: s.conns.openNow(), ConnsRefused: s.conns.refused.Load()}
 }
 
-// readyz answers 200 when the lane can take changes: its DB schema is the
-// one this build knows and a write transaction starts. Otherwise 503 with
-// the reason. /healthz only says the process is alive.
+// readyz answers 200 when the lane can take changes: it does not refuse
+// them all for now (HoldsChanges), its DB schema is the one this build
+// knows and a write transaction starts. Otherwise 503 with the reason.
+// /healthz only says the process is alive.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.shuttingDown() {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 		return
+	}
+	if s.held != nil {
+		if err := s.held(); err != nil {
+			http.Error(w, "not ready: "+protocol.AsError(err).Message, http.StatusServiceUnavailable)
+			return
+		}
 	}
 	// The writer may be mid-batch on the one write connection: wait a
 	// little for it, not for as long as a client would.

@@ -37,6 +37,9 @@ type Server struct {
 	writer   *lanedb.Writer
 	logins   *loginGuard
 	keyRate  *keyRate
+	// held says why the lane refuses every change for now (nil: it does
+	// not), for /readyz; set once before serving (HoldsChanges).
+	held func() error
 
 	// origins is who may open sockets from a browser: set once the lane
 	// knows its listen address (ListenAndServe).
@@ -123,6 +126,12 @@ func now(cfg Config) time.Time {
 
 // Router is where endpoints are registered.
 func (s *Server) Router() *protocol.Router { return s.router }
+
+// HoldsChanges tells the server where to ask whether the lane refuses
+// every change for now, and why (the sales core's hold while the lane's
+// clock is off the store database's): /readyz then answers not ready with
+// that reason. Call it before serving.
+func (s *Server) HoldsChanges(held func() error) { s.held = held }
 
 // SetWorkers lets each socket of purpose run up to n requests at once,
 // those with the same route key (Endpoint.RouteKey) still in order. Call it

@@ -119,6 +119,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.StringVar(&cfg.HTTPRedirect, "http-redirect", cfg.HTTPRedirect, "with TLS: also listen for plain http on this address (:3480) and redirect it to https")
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
+	fs.DurationVar(&dbOpts.IdleInTxTimeout, "db-idle-in-tx-timeout", dbOpts.IdleInTxTimeout, "store mode: how long a write transaction may idle before PostgreSQL ends its session, letting go of the store's write lock (a stopped or hung lane)")
 	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
 	return fs, st
 }
@@ -170,6 +171,7 @@ var serveFlagOf = map[string]string{
 	"Presell.Workers":            "presell-workers",
 	"Catalog.MaxRows":            "max-rows",
 	"DB.BusyTimeout":             "db-busy-timeout",
+	"DB.IdleInTxTimeout":         "db-idle-in-tx-timeout",
 	"DB.Synchronous":             "db-synchronous",
 }
 

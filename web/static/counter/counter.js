@@ -209,19 +209,36 @@ function focusScan() {
 
 // change sends one change with a fresh ik; when its reply is lost (the link
 // dropped, or no reply in time) it sends the same request again with the
-// same ik once the lane is back, so the lane applies it exactly once.
+// same ik once the lane is back, so the lane applies it exactly once. A
+// change the lane could not say it made (see unsettled) keeps its ik for
+// the cashier's retry of the same change.
 async function change(a, fields = {}) {
-  const packet = { ...fields, ik: newIK() };
+  const same = JSON.stringify([a, fields]);
+  const ik = unsettled.same === same ? unsettled.ik : newIK();
+  const packet = { ...fields, ik };
   for (let i = 1; ; i++) {
     try {
-      return await lane.call(a, packet);
+      const reply = await lane.call(a, packet);
+      unsettled = { same: "", ik: "" };
+      return reply;
     } catch (e) {
+      unsettled = e instanceof FD1Error && unsure.has(e.code) ? { same, ik } : { same: "", ik: "" };
       if (!(e instanceof FD1Error) || e.code !== "offline" || i >= changeTries) throw e;
       say(S.retrying, "warn");
       await online();
     }
   }
 }
+
+// unsure are the answers after which a change may or may not have been
+// made: it was not answered (offline), the lane could not make it for now
+// or lost the store database while saving it (unavailable), or it failed
+// on the lane (internal). unsettled is the last such change, as
+// [endpoint, fields], with its ik: pressing the same key again sends the
+// same ik, so a tender the lane did take is answered as taken, not taken
+// twice. Any other answer settles it; a different change gets a new ik.
+const unsure = new Set(["offline", "unavailable", "internal"]);
+let unsettled = { same: "", ik: "" };
 
 // online resolves when the lane is connected again (or after a while, so
 // the caller's retry can report the failure).
@@ -253,7 +270,7 @@ function first(reply) {
 function explain(e, what, op) {
   if (!(e instanceof FD1Error)) return String(e);
   const f = S.errors[e.code];
-  const said = f && f({ message: e.message || "", what, op, ticket: sale ? sale.ticket : null, db, money });
+  const said = f && f({ message: e.message || "", cause: e.cause, what, op, ticket: sale ? sale.ticket : null, db, money });
   return said || S.error(e.code, e.message);
 }
 

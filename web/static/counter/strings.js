@@ -79,7 +79,7 @@ export default {
   retrying: "The lane did not answer; trying again with the same request…",
   error: (code, m) => `${code}: ${m}`,
   // errors: one sentence for each lane error code the counter can meet.
-  // x is {message (the lane's), what (what was scanned), ticket (the one
+  // x is {message (the lane's), cause (an unavailable's, "" if none), what (what was scanned), ticket (the one
   // on screen, or null), db (isolates a DB value), money}. A function may return "" to fall back to the lane's
   // message.
   errors: {
@@ -134,10 +134,16 @@ export default {
     },
     forbidden: () => "This counter's key may not do that: pair it with a counter key.",
     rate_limited: () => "The lane is busy: wait a moment and try again.",
-    unavailable: () => "The lane is shutting down or too busy: try again in a moment.",
+    // With a cause the lane says why in words for people (its clock, its
+    // disk, the store database); without one it is busy or shutting down.
+    unavailable: (x) => {
+      if (x.cause === "outcome_unknown") return `The lane lost the store database while saving this, so it may have gone through. Press the same key again: if it went through, the lane says so and does not take it twice.`;
+      if (x.cause) return ["The lane cannot take changes now: ", x.db(x.message), ""];
+      return "The lane is shutting down or too busy: try again in a moment.";
+    },
     offline: () => "The lane did not answer: check the connection and try again.",
     ik_reused: () => "The lane already saw this request with other details: try again.",
-    internal: () => "The lane hit a fault: try again, and tell the manager if it happens again (the lane's log has the details).",
+    internal: () => "The lane hit a fault: press the same key again (the lane does not take a change twice), and tell the manager if it happens again (the lane's log has the details).",
   },
   legendTitle: "Keys",
   legend: [

@@ -8,10 +8,14 @@
 export class FD1Error extends Error {
   // code is the FD1 error code ("not_found", "claimed", …), or "offline"
   // when the request could not be sent or its reply was lost with the link.
+  // cause names why an "unavailable" is more than a busy lane (the lane's
+  // clock, its disk, the store database, a change whose outcome is
+  // unknown): its message is then meant for people. "" for the busy case.
   constructor(code, message, packet) {
     super(message || code);
     this.code = code;
     this.packet = packet;
+    this.cause = (packet && packet.error && packet.error.cause) || "";
   }
 }
 

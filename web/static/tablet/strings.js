@@ -14,6 +14,10 @@ export default {
   offlineNone: "offline — reconnecting",
   online: "connected to the lane",
   sending: (n) => `sending ${n} ${n === 1 ? "change" : "changes"}…`,
+  // The lane refuses the changes for a reason it gives (why): they are
+  // kept and sent again until it takes them.
+  refusedWhy: (n, why) => `${n} ${n === 1 ? "change" : "changes"} waiting: the lane cannot take changes now (${why}). Trying again…`,
+  outcomeUnknown: "it lost the store database while saving one; it will not make it twice",
   held: (n) => `${n} ${n === 1 ? "change" : "changes"} kept on this tablet: tap Retry to send`,
   heldNote: "The order is kept on this tablet; tap Retry to send it.",
   retry: "Retry",
@@ -113,7 +117,9 @@ export default {
     },
     forbidden: () => "This tablet's key may not do that: pair it with a presell key.",
     rate_limited: () => "The lane is busy: wait a moment and try again.",
-    unavailable: () => "The lane is shutting down or too busy: try again in a moment.",
+    // With a cause the lane says why in words for people; without one it
+    // is busy or shutting down.
+    unavailable: (x) => (x.cause ? ["The lane cannot take changes now: ", x.db(x.message), ""] : "The lane is shutting down or too busy: try again in a moment."),
     internal: () => "The lane hit a fault: try again, and tell the manager if it happens again (the lane's log has the details).",
   },
   add: (d) => `Add ${d}`,

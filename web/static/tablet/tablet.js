@@ -60,6 +60,10 @@ const state = {
   // repair: the pairing form is shown for a key the lane refused; unlike
   // Unpair it keeps the queue, so the order waits for the new key.
   repair: false,
+  // refusedFor: the lane's last "retry later" answers in a row (how many,
+  // and the last), while the changes wait to be sent again: after a few,
+  // an answer that says why (an unavailable with a cause) is shown.
+  refusedFor: { n: 0, e: null },
 };
 
 // --- pairing ---
@@ -227,10 +231,12 @@ let retryTimer = 0;
 // holds reports whether a refusal of c must stop the changes of its sale
 // instead of dropping c: a refused create leaves a sale that does not
 // exist, so every change queued behind it would fail too (the order would
-// be lost tap by tap); a refused key says nothing about the change. The
-// changes wait, kept, until the staff member taps Retry.
+// be lost tap by tap); a refused key says nothing about the change; and a
+// fault on the lane (internal) leaves it unknown whether the change was
+// made, so it is kept with its ik rather than dropped. The changes wait,
+// kept, until the staff member taps Retry (which sends the same iks).
 function holds(c, e) {
-  return c.a === "salesbuilder.sale_create" || keyRefused.has(e.code);
+  return c.a === "salesbuilder.sale_create" || keyRefused.has(e.code) || e.code === "internal";
 }
 
 // keyRefused are the answers that refuse the tablet's key, not the change.
@@ -259,9 +265,11 @@ async function flush() {
         reply = await lane.call(c.a, fields);
       } catch (e) {
         if (retryLater.has(e.code)) {
+          state.refusedFor = { n: state.refusedFor.n + 1, e };
           retryTimer = setTimeout(flush, 2000);
           break;
         }
+        state.refusedFor = { n: 0, e: null };
         if (holds(c, e)) {
           state.held.set(c.sale, { label: c.label, e });
           renderHeld();
@@ -280,6 +288,7 @@ async function flush() {
         showError(c.label, e);
         continue;
       }
+      state.refusedFor = { n: 0, e: null };
       await queue.remove(c.id);
       applied(c, reply);
     }
@@ -661,7 +670,10 @@ function renderBanner() {
     cls = "error";
   } else if (state.status !== "online") text = n ? S.offline(n) : state.status === "connecting" ? S.connecting : S.offlineNone;
   else if (n && state.pending.every((c) => state.held.has(c.sale))) text = S.held(n);
-  else if (n && Date.now() - oldestQueued() >= slowSend) text = S.sending(n);
+  else if (n && laneSaysWhy()) {
+    text = S.refusedWhy(n, laneSaysWhy());
+    cls = "error";
+  } else if (n && Date.now() - oldestQueued() >= slowSend) text = S.sending(n);
   else {
     // Online: a change on its way is news only once it is slow to land.
     text = S.online;
@@ -692,6 +704,19 @@ function renderBanner() {
   b.className = "banner " + cls + (text ? "" : " hidden");
 }
 
+// laneSaysWhy is the lane's reason for refusing the changes waiting, once
+// it has refused them that way refusalsBeforeNotice times in a row and the
+// reason is one for people (an unavailable with a cause: its clock, its
+// disk, the store database); "" otherwise, as for a plain busy lane,
+// which the "sending" line covers. The changes keep being retried.
+function laneSaysWhy() {
+  const { n, e } = state.refusedFor;
+  if (n < refusalsBeforeNotice || !e || e.code !== "unavailable" || !e.cause) return "";
+  return e.cause === "outcome_unknown" ? S.outcomeUnknown : e.message;
+}
+
+const refusalsBeforeNotice = 2;
+
 // slowSend is how long a change may take to reach the lane before the
 // banner says it is still being sent, in ms.
 const slowSend = 1000;
@@ -707,7 +732,7 @@ function oldestQueued() {
 // raw error code on screen.
 function showError(what, e, note = "") {
   const f = S.errors[e.code];
-  const said = (f && f({ message: e.message || "", db })) || db(e.message);
+  const said = (f && f({ message: e.message || "", cause: e.cause, db })) || db(e.message);
   const li = el("li", { class: "banner error", dataset: { code: e.code || "" } }, el("span", { class: "grow" }, S.failed(what, said), note ? " " + note : ""));
   li.append(el("button", { type: "button", onclick: () => li.remove() }, S.dismiss));
   const box = $("errors");
@@ -735,7 +760,7 @@ function renderHeld() {
   for (const li of box.querySelectorAll("li[data-held]")) if (!state.held.has(li.dataset.held)) li.remove();
   for (const [sale, h] of state.held) {
     const f = S.errors[h.e.code];
-    const said = (f && f({ message: h.e.message || "", db })) || db(h.e.message);
+    const said = (f && f({ message: h.e.message || "", cause: h.e.cause, db })) || db(h.e.message);
     const li = el(
       "li",
       { class: "banner error held", dataset: { held: sale, code: h.e.code || "" } },
