@@ -60,25 +60,34 @@ func crashedWith(t *testing.T, src, dir string, rows int) string {
 	return dst
 }
 
+// markedBackup makes a lane DB holding one lane counter named marker, and a
+// backup of it, in a folder of their own; it returns both paths.
+func markedBackup(t *testing.T, marker string) (src, backup string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	src = filepath.Join(dir, "src.db")
+	db, err := Open(ctx, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES (?, 1)`, marker); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	backup = filepath.Join(dir, "backup.db")
+	if _, err := Backup(ctx, src, backup); err != nil {
+		t.Fatal(err)
+	}
+	return src, backup
+}
+
 // TestRestoreAfterACrash: a backup restored over a lane DB that a crash
 // left with a WAL is the backup, sound, and the replaced DB is kept with
 // its WAL; while a lane serves the DB, restore refuses and changes nothing.
 func TestRestoreAfterACrash(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src.db")
-	db, err := Open(ctx, src, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('restore-test-before', 1)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	backup := filepath.Join(dir, "backup.db")
-	if _, err := Backup(ctx, src, backup); err != nil {
-		t.Fatal(err)
-	}
+	src, backup := markedBackup(t, "restore-test-before")
 	lane := crashedWith(t, src, t.TempDir(), 300)
 	before := counters(t, lane) // the WAL's rows included
 
@@ -393,20 +402,7 @@ func foreignSQLite(t *testing.T, path, journalMode string) {
 // second.
 func TestRestoreNeverOverwritesAKeptDB(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src.db")
-	db, err := Open(ctx, src, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.w.Exec(`INSERT INTO lane_counters (name, value) VALUES ('restore-test-backup', 1)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	backup := filepath.Join(dir, "backup.db")
-	if _, err := Backup(ctx, src, backup); err != nil {
-		t.Fatal(err)
-	}
+	src, backup := markedBackup(t, "restore-test-backup")
 	lane := crashedWith(t, src, t.TempDir(), 40) // the original: 41 marker rows, some in its WAL
 	original := counters(t, lane)
 	now := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
