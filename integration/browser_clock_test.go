@@ -124,11 +124,13 @@ func TestBrowserStoreClockOff(t *testing.T) {
 	if msg := readText(t, ctx, "#message"); strings.Contains(msg, "too busy") {
 		t.Errorf("the counter says %q: the lane's reason, not the busy line", msg)
 	}
+	lookScreen(t, ctx, "counter-clock-off", false)
 	browserRun(t, tab,
 		chromedp.Click(chromedp.CSS(tabLatte)),
 		waitText("#pending", "Latte"),
-		waitText("#banner", "the lane cannot take changes now ("+why),
+		waitText("#banner", "the lane cannot take changes (its clock is off: tell the manager)"),
 	)
+	lookScreen(t, tab, "tablet-clock-off", false)
 
 	storeExec(t, db, `UPDATE skew.off SET off = '0 s'`)
 	browserRun(t, tab,

@@ -16,8 +16,18 @@ export default {
   sending: (n) => `sending ${n} ${n === 1 ? "change" : "changes"}…`,
   // The lane refuses the changes for a reason it gives (why): they are
   // kept and sent again until it takes them.
-  refusedWhy: (n, why) => `${n} ${n === 1 ? "change" : "changes"} waiting: the lane cannot take changes now (${why}). Trying again…`,
-  outcomeUnknown: "it lost the store database while saving one; it will not make it twice",
+  // One short line, so that the strip does not grow over the products: the
+  // lane's own sentence is for the counter and the log, not for a queue.
+  refusedWhy: (n, why) => `${n} ${n === 1 ? "change" : "changes"} waiting: the lane cannot take changes (${why}). Trying again…`,
+  // why, by the cause of the lane's unavailable; causeOther for one not listed.
+  causes: {
+    clock: "its clock is off: tell the manager",
+    storage: "its disk refuses writes: tell the manager",
+    db_locked: "another lane holds the store database",
+    db_unreachable: "it cannot reach the store database",
+    outcome_unknown: "it lost the store database while saving one; it will not make it twice",
+  },
+  causeOther: "tell the manager",
   held: (n) => `${n} ${n === 1 ? "change" : "changes"} kept on this tablet: tap Retry to send`,
   heldNote: "The order is kept on this tablet; tap Retry to send it.",
   retry: "Retry",

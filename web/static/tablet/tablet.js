@@ -707,12 +707,12 @@ function renderBanner() {
 // laneSaysWhy is the lane's reason for refusing the changes waiting, once
 // it has refused them that way refusalsBeforeNotice times in a row and the
 // reason is one for people (an unavailable with a cause: its clock, its
-// disk, the store database); "" otherwise, as for a plain busy lane,
+// disk, the store database), in the tablet's few words; "" otherwise, as for a plain busy lane,
 // which the "sending" line covers. The changes keep being retried.
 function laneSaysWhy() {
   const { n, e } = state.refusedFor;
   if (n < refusalsBeforeNotice || !e || e.code !== "unavailable" || !e.cause) return "";
-  return e.cause === "outcome_unknown" ? S.outcomeUnknown : e.message;
+  return S.causes[e.cause] || S.causeOther;
 }
 
 const refusalsBeforeNotice = 2;
