@@ -286,13 +286,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if err != nil {
 		return err
 	}
-	// The address is taken before anything is opened or created: a lane
-	// refused for it must leave no new DB and admin key behind.
-	ln, err := listenAddr(lc.Server.Addr)
+	// The addresses are taken before anything is opened or created: a lane
+	// refused for one must leave no new DB and admin key behind.
+	ln, err := listenAddr("--addr", lc.Server.Addr)
 	if err != nil {
 		return err
 	}
 	defer ln.Close() // Serve closes it; this is for the returns before it
+	var metricsLn net.Listener
+	if st.metricsAddr != "" {
+		if metricsLn, err = listenAddr("--metrics-addr", st.metricsAddr); err != nil {
+			return err
+		}
+		defer metricsLn.Close() // the metrics server closes it; this is for the returns before it
+	}
 	if sigs != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -360,11 +367,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	if st.metricsAddr == "" {
 		l.Server.Mount(metricsHandler, "GET /metrics")
 	} else {
-		stopMetrics, err := serveMetrics(st.metricsAddr, metricsHandler, l.Server.Listen, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
+		defer serveMetrics(metricsLn, metricsHandler, l.Server.Listen, log)()
 	}
 	if caFile != "" {
 		l.Server.Mount(caHandler(caFile), "GET /ca.pem")
@@ -411,15 +414,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 	return nil
 }
 
-// listenAddr listens on the lane's --addr, saying in plain words when
+// listenAddr listens on addr, given by flag, saying in plain words when
 // another program (most likely another lane) holds it.
-func listenAddr(addr string) (net.Listener, error) {
+func listenAddr(flag, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("--addr %s: the address is in use: another lane may be running there; stop it or choose another --addr", addr)
+		return nil, fmt.Errorf("%s %s: the address is in use: another lane may be running there; stop it or choose another %s", flag, addr, flag)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("--addr %s: %w", addr, err)
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
 	}
 	return ln, nil
 }
@@ -705,17 +708,13 @@ func durationText(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// serveMetrics serves /metrics alone on addr (--metrics-addr), e.g. on an
-// address only the monitoring host reaches. Its connections count against
-// the lane's caps (counted), and one that idles, trickles or does not read
-// is closed: thousands of kept-alive scrapes otherwise held every file
-// descriptor of the process, and the lane's own port stopped accepting.
-// stop shuts it down.
-func serveMetrics(addr string, h http.Handler, counted func(net.Listener) net.Listener, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
-	}
+// serveMetrics serves /metrics alone on ln (bound to --metrics-addr), e.g.
+// on an address only the monitoring host reaches. Its connections count
+// against the lane's caps (counted), and one that idles, trickles or does
+// not read is closed: thousands of kept-alive scrapes otherwise held every
+// file descriptor of the process, and the lane's own port stopped
+// accepting. stop shuts it down.
+func serveMetrics(ln net.Listener, h http.Handler, counted func(net.Listener) net.Listener, log *slog.Logger) (stop func()) {
 	ln = counted(ln)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
@@ -730,5 +729,5 @@ func serveMetrics(addr string, h http.Handler, counted func(net.Listener) net.Li
 		defer cancel()
 		_ = hs.Shutdown(ctx)
 		<-done
-	}, nil
+	}
 }

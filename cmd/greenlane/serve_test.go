@@ -457,27 +457,31 @@ func TestJSONLogDurations(t *testing.T) {
 }
 
 // TestServeAddressInUseCreatesNothing: serve on an address another
-// program holds stops before it makes a lane DB or an admin key, and says
-// in plain words what is wrong and what to do.
+// program holds (its own, or the metrics one) stops before it makes a lane
+// DB or an admin key, and says in plain words what is wrong and what to do.
 func TestServeAddressInUseCreatesNothing(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	dir := t.TempDir()
-	db := filepath.Join(dir, "new.db")
-	_, stop, err := runServeUntilReady(t, []string{"--db", db, "--create", "--addr", taken.Addr().String()}, io.Discard)
-	if err == nil {
-		stop()
-		t.Fatal("serve started on an address in use")
-	}
-	for _, want := range []string{"--addr " + taken.Addr().String(), "the address is in use", "another lane may be running there", "choose another --addr"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("err = %v, want it to say %q", err, want)
-		}
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
-		t.Errorf("serve refused for the address made %s", entries[0].Name())
+	for _, flag := range []string{"--addr", "--metrics-addr"} {
+		t.Run(flag, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"--db", filepath.Join(dir, "new.db"), "--create", "--addr", "127.0.0.1:0", flag, taken.Addr().String()}
+			_, stop, err := runServeUntilReady(t, args, io.Discard)
+			if err == nil {
+				stop()
+				t.Fatal("serve started on an address in use")
+			}
+			for _, want := range []string{flag + " " + taken.Addr().String(), "the address is in use", "another lane may be running there", "choose another " + flag} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v, want it to say %q", err, want)
+				}
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("serve refused for the address made %s", entries[0].Name())
+			}
+		})
 	}
 }
