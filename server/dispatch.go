@@ -130,7 +130,9 @@ func (s *Server) clientError(ctx context.Context, ep *protocol.Endpoint, err err
 		return pe
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return protocol.Errorf(protocol.CodeUnavailable, "the request took longer than %s; retry", s.cfg.RequestTimeout)
-	case errors.Is(ctx.Err(), context.Canceled):
+	case errors.Is(ctx.Err(), context.Canceled), errors.Is(err, context.Canceled):
+		// Also a handler's own giving up (an open_firehose whose socket
+		// stopped reading): a client gone, not a fault of the lane's.
 		return protocol.Errorf(protocol.CodeCancelled, "the request was cancelled")
 	case lanedb.IsUnavailable(err):
 		// A read that met a store database restarting or out of reach.

@@ -1,8 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,5 +131,38 @@ func TestArgsOfDecodesOnce(t *testing.T) {
 	lazy := &protocol.Call{Req: &protocol.Request{V: json.RawMessage(`{"n":0}`)}, Endpoint: &protocol.Endpoint{Name: "fd1.test.lazy"}}
 	if _, err := protocol.ArgsOf[args](lazy); protocol.AsError(err).Code != protocol.CodeBadArgument {
 		t.Fatalf("ArgsOf of a v that fails validation = %v, want bad_argument", err)
+	}
+}
+
+// TestClientErrorLogsOnlyFaults: a handler error that is the client's
+// going away (a cancellation, the request's or the handler's own) is
+// answered cancelled and not logged as a fault; an unknown error is both
+// logged and answered internal.
+func TestClientErrorLogsOnlyFaults(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name   string
+		ctx    context.Context
+		err    error
+		code   protocol.Code
+		logged bool
+	}{
+		{"the request cancelled", cancelled, context.Canceled, protocol.CodeCancelled, false},
+		{"the handler gave up on its own", context.Background(), fmt.Errorf("open: %w", context.Canceled), protocol.CodeCancelled, false},
+		{"a fault", context.Background(), errors.New("disk on fire"), protocol.CodeInternal, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			s := New(DefaultConfig(), nil, slog.New(slog.NewTextHandler(&buf, nil)))
+			got := protocol.AsError(s.clientError(tt.ctx, &protocol.Endpoint{Name: "fd1.test.x"}, tt.err))
+			if got.Code != tt.code {
+				t.Errorf("code %s, want %s", got.Code, tt.code)
+			}
+			if logged := strings.Contains(buf.String(), "request failed"); logged != tt.logged {
+				t.Errorf("logged %v, want %v: %s", logged, tt.logged, buf.String())
+			}
+		})
 	}
 }
