@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // seedCheckable gives a lane DB one sale of each kind check looks at, all
@@ -213,16 +211,7 @@ func TestBackupRefusesWhatIsNoLaneDB(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "is empty (0 bytes)"},
-		{"SQLite without tables", func(t *testing.T, path string) {
-			db, err := sqlx.Open("sqlite", fileURI(path))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.Exec(`PRAGMA user_version = 7`); err != nil {
-				t.Fatal(err)
-			}
-		}, "holds no tables"},
+		{"SQLite without tables", func(t *testing.T, path string) { tablelessSQLite(t, path) }, "holds no tables"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -373,6 +373,20 @@ func TestForeignFilesLeftAlone(t *testing.T) {
 	}
 }
 
+// tablelessSQLite makes path an SQLite file that holds no table (a
+// user_version set, so the file is written).
+func tablelessSQLite(t *testing.T, path string) {
+	t.Helper()
+	db, err := sqlx.Open("sqlite", fileURI(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`PRAGMA user_version = 7`); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // foreignSQLite makes an SQLite file of another program at path, in the
 // journal mode given, closed (SQLite removes its -wal and -shm).
 func foreignSQLite(t *testing.T, path, journalMode string) {
@@ -447,16 +461,7 @@ func TestRestoreRefusesABackupThatIsNoLaneDB(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "is empty (0 bytes)"},
-		{"SQLite without tables", func(t *testing.T, _, from string) {
-			db, err := sqlx.Open("sqlite", fileURI(from))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.Exec(`PRAGMA user_version = 7`); err != nil {
-				t.Fatal(err)
-			}
-		}, "holds no tables"},
+		{"SQLite without tables", func(t *testing.T, _, from string) { tablelessSQLite(t, from) }, "holds no tables"},
 		{"another program's SQLite", func(t *testing.T, _, from string) { foreignSQLite(t, from, "DELETE") }, "another program"},
 		{"not SQLite", func(t *testing.T, _, from string) {
 			if err := os.WriteFile(from, []byte(strings.Repeat("not a database ", 400)), 0o644); err != nil {
