@@ -104,6 +104,7 @@ func (s *Server) serveHTTPMode(w http.ResponseWriter, r *http.Request, a string,
 			writeError(w, protocol.ErrorReply(a, req.RQ, req.RT, err))
 			return
 		}
+		markKeyed(r)
 	} else if in.ep == nil || !in.ep.Access.Public {
 		// Said here rather than by the gate, whose message speaks of the
 		// login packet a socket sends.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -74,13 +75,16 @@ type Stats struct {
 	// MaxConnsPerAddress.
 	Conns        int
 	ConnsRefused int64
+	// LogLinesLeftOut counts log lines left out for being over a line
+	// budget (callers without a key; see lineBudget).
+	LogLinesLeftOut int64
 }
 
 // Stats reads the front door's figures.
 func (s *Server) Stats() Stats {
 	byPurpose, _ := s.socketStats()["by_purpose"].(map[string]int)
 	return Stats{SocketsByPurpose: byPurpose, SlowDropped: s.slowDropped.Load(),
-		Conns: s.conns.openNow(), ConnsRefused: s.conns.refused.Load()}
+		Conns: s.conns.openNow(), ConnsRefused: s.conns.refused.Load(), LogLinesLeftOut: s.strangerLines.leftOut.Load()}
 }
 
 // readyz answers 200 when the lane can take changes: it does not refuse
@@ -113,13 +117,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // accessLog writes one line per HTTP request: method, path (never the
 // query, which may hold _k, nor any header, which may hold x-api-key),
 // status, bytes, duration and remote. A WebSocket upgrade is logged by its
-// session instead (opened, login, closed).
+// session instead (opened, login, closed). A request that no key logged
+// in (a page, a refusal) is logged within its address's line budget.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		done := markBusy(r)
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec)))
 		done(rec.hijacked)
 		if rec.hijacked {
 			return
@@ -128,9 +133,25 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.log.Info("http", "method", r.Method, "path", r.URL.Path, "status", status, "bytes", rec.bytes,
-			"duration", time.Since(start), "remote", r.RemoteAddr)
+		args := []any{"method", r.Method, "path", r.URL.Path, "status", status, "bytes", rec.bytes,
+			"duration", time.Since(start), "remote", r.RemoteAddr}
+		if !rec.keyed {
+			s.logStranger(r.RemoteAddr, slog.LevelInfo, "http", args...)
+			return
+		}
+		s.log.Info("http", args...)
 	})
+}
+
+// recorderKey finds a request's recorder in its context (markKeyed).
+type recorderKey struct{}
+
+// markKeyed notes that a key logged r in: its access log line is the
+// key's, not a stranger's.
+func markKeyed(r *http.Request) {
+	if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok {
+		rec.keyed = true
+	}
 }
 
 // recorder notes a response's status and size; it hijacks for WebSockets.
@@ -139,6 +160,7 @@ type recorder struct {
 	status   int
 	bytes    int64
 	hijacked bool
+	keyed    bool // markKeyed
 }
 
 func (rec *recorder) WriteHeader(code int) {

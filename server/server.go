@@ -37,6 +37,8 @@ type Server struct {
 	writer   *lanedb.Writer
 	logins   *loginGuard
 	keyRate  *keyRate
+	// strangerLines bounds the log lines of callers without a key.
+	strangerLines *lineBudget
 	// held says why the lane refuses every change for now (nil: it does
 	// not), for /readyz; set once before serving (HoldsChanges).
 	held func() error
@@ -82,18 +84,19 @@ type mount struct {
 // Router() before Serve.
 func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 	s := &Server{
-		cfg:     cfg,
-		db:      db,
-		router:  protocol.NewRouter(),
-		log:     slog.New(redactKeys{log.Handler()}), // see redactKeys
-		sockets: map[uint64]*socket{},
-		door:    doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
-		started: now(cfg),
-		logins:  newLoginGuard(cfg.LoginFailures),
-		keyRate: newKeyRate(cfg.KeyRequestRate, cfg.KeyRequestBurst),
-		workers: map[protocol.Purpose]int{},
-		conns:   newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
-		tag:     uuid.NewString()[:8],
+		cfg:           cfg,
+		db:            db,
+		router:        protocol.NewRouter(),
+		log:           slog.New(redactKeys{log.Handler()}), // see redactKeys
+		sockets:       map[uint64]*socket{},
+		door:          doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
+		started:       now(cfg),
+		logins:        newLoginGuard(cfg.LoginFailures),
+		strangerLines: newLineBudget(),
+		keyRate:       newKeyRate(cfg.KeyRequestRate, cfg.KeyRequestBurst),
+		workers:       map[protocol.Purpose]int{},
+		conns:         newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
+		tag:           uuid.NewString()[:8],
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -237,7 +240,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if originAllowed(origin, s.origins.Load(), s.cfg.AllowedOrigins) {
 		return true
 	}
-	s.log.Info("websocket refused: Origin not allowed", "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
+	s.logStranger(r.RemoteAddr, slog.LevelInfo, "websocket refused: Origin not allowed", "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
 	return false
 }
 

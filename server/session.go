@@ -158,7 +158,9 @@ func (s *Server) loginRefused(c protocol.Caller, keyName string, why error) {
 	if keyName != "" {
 		args = append(args, "key", keyName)
 	}
-	s.log.Info("login refused", append(args, "reason", why.Error())...)
+	// A caller without a key decides how often this happens: the line is
+	// within its address's budget.
+	s.logStranger(c.Remote, slog.LevelInfo, "login refused", append(args, "reason", why.Error())...)
 	if s.observer != nil {
 		s.observer.Login(refusalReason(why))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -85,7 +86,7 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// The upgrader has already answered the client.
 		s.forget(door)
-		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		s.logStranger(r.RemoteAddr, slog.LevelInfo, "websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -121,8 +122,9 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One line when a session opens and one when it closes (its login
-	// logs the key's name between them): the access log of a socket.
-	s.log.Info("websocket opened", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
+	// logs the key's name between them): the access log of a socket. It
+	// has no key yet, so the line is within its address's budget.
+	s.logStranger(sk.remote, slog.LevelInfo, "websocket opened", "socket", sk.id, "remote", sk.remote, "purpose", purpose)
 	// The socket lives on in a goroutine of its own and the handler
 	// returns: net/http then lets go of what it still holds for the
 	// upgrade request (the request and its headers, the response and its
@@ -144,7 +146,7 @@ func (sk *socket) serve() {
 		late := time.AfterFunc(d, func() {
 			defer close(fired)
 			if !s.loggedIn(sk.door) {
-				s.log.Info("closing a socket that did not log in in time", "socket", sk.id, "remote", sk.remote, "deadline", d)
+				s.logStranger(sk.remote, slog.LevelInfo, "closing a socket that did not log in in time", "socket", sk.id, "remote", sk.remote, "deadline", d)
 				sk.kill(websocket.ClosePolicyViolation, "log in first")
 			}
 		})
@@ -179,7 +181,12 @@ func (sk *socket) serve() {
 	s.removeSocket(sk)
 	// The close reason is not repeated: the line that decided it (a slow
 	// client, a login deadline, a revoked key) has already said why.
-	s.log.Info("websocket closed", "socket", sk.id, "remote", sk.remote, "code", sk.closeCode,
+	// A socket that never logged in says so within its address's budget.
+	logClosed := s.log.Info
+	if key := sk.currentCaller().KeyName; key == "" {
+		logClosed = func(msg string, args ...any) { s.logStranger(sk.remote, slog.LevelInfo, msg, args...) }
+	}
+	logClosed("websocket closed", "socket", sk.id, "remote", sk.remote, "code", sk.closeCode,
 		"key", sk.currentCaller().KeyName, "requests", sk.requests.Load(), "replies", sk.replies.Load())
 }
 
