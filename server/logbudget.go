@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"log"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,4 +114,32 @@ func (s *Server) logStranger(remote string, level slog.Level, msg string, args .
 		args = append(args, "left_out", leftOut)
 	}
 	s.log.Log(context.Background(), level, msg, args...)
+}
+
+// httpErrorLog is net/http's error log for the lane's servers. Its lines
+// go to the lane's log as warnings, except the one line a stranger can
+// cause at will: a failed TLS handshake (garbage, a scanner, a client
+// that does not trust the lane's CA), written within the address's
+// budget.
+func (s *Server) httpErrorLog() *log.Logger {
+	return log.New(httpErrors{s}, "", 0)
+}
+
+type httpErrors struct{ s *Server }
+
+// handshakeFrom begins net/http's line for a failed TLS handshake; the
+// remote address follows, up to ": ".
+const handshakeFrom = "http: TLS handshake error from "
+
+func (h httpErrors) Write(p []byte) (int, error) {
+	line := strings.TrimSuffix(string(p), "\n")
+	if rest, ok := strings.CutPrefix(line, handshakeFrom); ok {
+		// The address is an IP and port: IPv6 ones hold colons but no ": ".
+		if remote, why, ok := strings.Cut(rest, ": "); ok {
+			h.s.logStranger(remote, slog.LevelWarn, "TLS handshake error", "remote", remote, "err", why)
+			return len(p), nil
+		}
+	}
+	h.s.log.Warn(line)
+	return len(p), nil
 }

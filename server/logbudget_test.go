@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/lanetls"
 )
 
 // TestLineBudget: an address gets its burst of lines, then one a second;
@@ -137,5 +141,48 @@ func TestStrangerFloodIsLoggedWithinBudget(t *testing.T) {
 	}
 	if left := s.Stats().LogLinesLeftOut; left < 2*flood-addrLineBurst {
 		t.Fatalf("%d lines counted as left out, want at least %d", left, 2*flood-addrLineBurst)
+	}
+}
+
+// TestTLSHandshakeFloodIsLoggedWithinBudget: connections that send the
+// TLS port garbage each fail their handshake; net/http's line for each
+// comes out of the address's line budget too.
+func TestTLSHandshakeFloodIsLoggedWithinBudget(t *testing.T) {
+	_, db := testServer(t, DefaultConfig())
+	files := lanetls.FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := lanetls.Init(files, []string{"localhost"}, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	var err error
+	if cfg.TLS, err = lanetls.ServerConfig(files.Cert, files.Key); err != nil {
+		t.Fatal(err)
+	}
+	s := New(cfg, db, slog.New(slog.NewTextHandler(&logs, nil)))
+	addr := serve(t, s)
+	const flood = 100
+	for range flood {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Not a TLS record, not plain HTTP either: a failed handshake.
+		_, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5})
+		_, _ = io.Copy(io.Discard, c) // until the lane closes it
+		c.Close()
+	}
+	// net/http logs after closing: wait for the lines left out to be
+	// counted (the deadline only ends a wait that would never end).
+	for deadline := time.Now().Add(30 * time.Second); s.Stats().LogLinesLeftOut < flood-addrLineBurst; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines left out after %d failed handshakes from one address:\n%s", s.Stats().LogLinesLeftOut, flood, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := logs.String()
+	if n := strings.Count(out, `msg="TLS handshake error"`); n == 0 || n > addrLineBurst {
+		t.Fatalf("%d handshake lines for %d failed handshakes, want 1 to %d:\n%s", n, flood, addrLineBurst, out)
 	}
 }

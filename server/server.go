@@ -284,7 +284,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net
 				WriteTimeout:      s.cfg.WriteWait,
 				IdleTimeout:       s.cfg.IdleTimeout,
 				MaxHeaderBytes:    MaxHeaderBytes,
-				ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+				ErrorLog:          s.httpErrorLog(),
 			}
 		}
 	}
@@ -307,7 +307,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net
 		WriteTimeout:   s.cfg.RequestTimeout + s.cfg.WriteWait,
 		IdleTimeout:    s.cfg.IdleTimeout,
 		MaxHeaderBytes: MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:       s.httpErrorLog(),
 		BaseContext:    func(net.Listener) context.Context { return callsCtx },
 		// The connection, for markBusy: one serving a request is never
 		// closed to make room for another.
