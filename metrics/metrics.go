@@ -16,10 +16,12 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -120,8 +122,16 @@ func (m *Metrics) Handler(token string, log *slog.Logger) http.Handler {
 	})
 }
 
-// scraped reads the parts' figures on each scrape.
-type scraped struct{ p Parts }
+// scraped reads the parts' figures on each scrape. Scrapes at once share
+// one reading (flight): /metrics needs no key unless --metrics-token is
+// set, and each reading asks the firehose hub and the lane DB, so a
+// stranger scraping in a loop from many connections would otherwise put
+// as many readings on them at once.
+type scraped struct {
+	p        Parts
+	flight   singleflight.Group
+	readings atomic.Int64 // readings taken
+}
 
 var (
 	descSockets      = prometheus.NewDesc("greenlane_sockets_open", "Open WebSockets, by purpose (fd1: an ordinary client).", []string{"purpose"}, nil)
@@ -171,62 +181,80 @@ func commitHistogram(w lanedb.WriterSnapshot) prometheus.Metric {
 }
 
 func (c *scraped) Collect(ch chan<- prometheus.Metric) {
+	ms, _, _ := c.flight.Do("scrape", func() (any, error) {
+		var out metricList
+		c.read(&out)
+		return out, nil
+	})
+	for _, m := range ms.(metricList) {
+		ch <- m
+	}
+}
+
+// metricList collects one reading's figures.
+type metricList []prometheus.Metric
+
+func (l *metricList) add(m prometheus.Metric) { *l = append(*l, m) }
+
+// read takes the parts' figures as they are now.
+func (c *scraped) read(out *metricList) {
+	c.readings.Add(1)
 	p := c.p
 	if p.Server != nil {
 		st := p.Server.Stats()
 		for _, purpose := range purposes {
-			ch <- prometheus.MustNewConstMetric(descSockets, prometheus.GaugeValue, float64(st.SocketsByPurpose[purpose]), purpose)
+			out.add(prometheus.MustNewConstMetric(descSockets, prometheus.GaugeValue, float64(st.SocketsByPurpose[purpose]), purpose))
 		}
-		ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(st.SlowDropped))
-		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(st.Conns))
-		ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(st.ConnsRefused))
-		ch <- prometheus.MustNewConstMetric(descLinesLeftOut, prometheus.CounterValue, float64(st.LogLinesLeftOut))
+		out.add(prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(st.SlowDropped)))
+		out.add(prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(st.Conns)))
+		out.add(prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(st.ConnsRefused)))
+		out.add(prometheus.MustNewConstMetric(descLinesLeftOut, prometheus.CounterValue, float64(st.LogLinesLeftOut)))
 	}
 	if p.Writer != nil {
 		w := p.Writer.Stats()
-		ch <- prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(w.Batches.Load()))
-		ch <- prometheus.MustNewConstMetric(descMutations, prometheus.CounterValue, float64(w.Mutations.Load()))
-		ch <- prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds())
-		ch <- commitHistogram(w.Snapshot())
-		ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load()))
-		ch <- prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load()))
+		out.add(prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(w.Batches.Load())))
+		out.add(prometheus.MustNewConstMetric(descMutations, prometheus.CounterValue, float64(w.Mutations.Load())))
+		out.add(prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds()))
+		out.add(commitHistogram(w.Snapshot()))
+		out.add(prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load())))
+		out.add(prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load())))
 		if p.DB == nil || !p.DB.Postgres() {
-			ch <- prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load()))
-			ch <- prometheus.MustNewConstMetric(descLockWait, prometheus.CounterValue, time.Duration(w.LockWaitNS.Load()).Seconds())
+			out.add(prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load())))
+			out.add(prometheus.MustNewConstMetric(descLockWait, prometheus.CounterValue, time.Duration(w.LockWaitNS.Load()).Seconds()))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if p.Hub != nil {
 		if hs, err := p.Hub.Stats(ctx); err != nil {
-			ch <- prometheus.NewInvalidMetric(descJournal, err)
+			out.add(prometheus.NewInvalidMetric(descJournal, err))
 		} else {
-			ch <- prometheus.MustNewConstMetric(descJournal, prometheus.GaugeValue, float64(hs.Head))
+			out.add(prometheus.MustNewConstMetric(descJournal, prometheus.GaugeValue, float64(hs.Head)))
 			for fam, n := range hs.Firehoses {
-				ch <- prometheus.MustNewConstMetric(descSubscribers, prometheus.GaugeValue, float64(n), fam)
+				out.add(prometheus.MustNewConstMetric(descSubscribers, prometheus.GaugeValue, float64(n), fam))
 			}
-			ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(hs.Published))
-			ch <- prometheus.MustNewConstMetric(descHubDropped, prometheus.CounterValue, float64(hs.Dropped))
+			out.add(prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(hs.Published)))
+			out.add(prometheus.MustNewConstMetric(descHubDropped, prometheus.CounterValue, float64(hs.Dropped)))
 		}
 	}
 	if p.DB != nil {
 		up := 1.0
-		if err := c.presells(ctx, ch); err != nil {
+		if err := c.presells(ctx, out); err != nil {
 			up = 0
 		}
-		ch <- prometheus.MustNewConstMetric(descDBUp, prometheus.GaugeValue, up)
+		out.add(prometheus.MustNewConstMetric(descDBUp, prometheus.GaugeValue, up))
 		if n, err := p.DB.DatabaseSize(ctx); err != nil {
-			ch <- prometheus.NewInvalidMetric(descDBSize, err)
+			out.add(prometheus.NewInvalidMetric(descDBSize, err))
 		} else {
-			ch <- prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, float64(n))
+			out.add(prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, float64(n)))
 		}
 		// A store database has no WAL of its own (PostgreSQL's is the
 		// cluster's): the gauge is left out there rather than read as 0.
 		if !p.DB.Postgres() {
 			if n, err := p.DB.WALSize(); err != nil {
-				ch <- prometheus.NewInvalidMetric(descWALSize, err)
+				out.add(prometheus.NewInvalidMetric(descWALSize, err))
 			} else {
-				ch <- prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, float64(n))
+				out.add(prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, float64(n)))
 			}
 		}
 	}
@@ -235,15 +263,15 @@ func (c *scraped) Collect(ch chan<- prometheus.Metric) {
 // presells reports the open presells (lanedb.OpenPresellStats reads them
 // through their partial index, so a scrape stays cheap), or the error that
 // kept it from reading them.
-func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) error {
+func (c *scraped) presells(ctx context.Context, out *metricList) error {
 	now := c.p.Now()
 	row, err := lanedb.OpenPresellStats(ctx, c.p.DB.Read, now.UnixMilli())
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descOpen, err)
+		out.add(prometheus.NewInvalidMetric(descOpen, err))
 		return err
 	}
-	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(row.Open))
-	ch <- prometheus.MustNewConstMetric(descClaims, prometheus.GaugeValue, float64(row.Claims))
+	out.add(prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(row.Open)))
+	out.add(prometheus.MustNewConstMetric(descClaims, prometheus.GaugeValue, float64(row.Claims)))
 	age := 0.0
 	if row.Oldest != nil {
 		for _, layout := range []string{lanedb.StampLayout, lanedb.DateTime} {
@@ -253,7 +281,7 @@ func (c *scraped) presells(ctx context.Context, ch chan<- prometheus.Metric) err
 			}
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
+	out.add(prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age))
 	return nil
 }
 

@@ -102,11 +102,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// The writer may be mid-batch on the one write connection: wait a
-	// little for it, not for as long as a client would.
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.db.Ready(ctx); err != nil {
+	if err := s.probeReady(); err != nil {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
@@ -141,6 +137,23 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		s.log.Info("http", args...)
 	})
+}
+
+// probeReady is db.Ready, once for every /readyz asking at the same
+// time: it takes the lane DB's one write connection, which the writer
+// needs, and /readyz needs no key, so a stranger asking it in a loop from
+// many connections would otherwise hold that connection over and over.
+func (s *Server) probeReady() error {
+	_, err, _ := s.readyProbe.Do("ready", func() (any, error) {
+		s.readyProbes.Add(1)
+		// The writer may be mid-batch on the one write connection: wait a
+		// little for it, not for as long as a client would. Not the
+		// request's context: its client may leave, others share the answer.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return nil, s.db.Ready(ctx)
+	})
+	return err
 }
 
 // recorderKey finds a request's recorder in its context (markKeyed).

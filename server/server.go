@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/greenlane-pos/greenlane/firehose"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -39,6 +40,10 @@ type Server struct {
 	keyRate  *keyRate
 	// strangerLines bounds the log lines of callers without a key.
 	strangerLines *lineBudget
+	// readyProbe shares one readiness probe among /readyz asking at once;
+	// readyProbes counts the probes run.
+	readyProbe  singleflight.Group
+	readyProbes atomic.Int64
 	// held says why the lane refuses every change for now (nil: it does
 	// not), for /readyz; set once before serving (HoldsChanges).
 	held func() error
