@@ -110,6 +110,12 @@ type Conn struct {
 	wmu sync.Mutex // gorilla allows one writer at a time
 	rq  atomic.Int64
 
+	// scratch is where Recv reads a frame before copying it out at its
+	// size: grown once to the largest frame, rather than each frame's
+	// buffer growing by doubling from 512 bytes. One reader at a time
+	// (gorilla allows no more), so one scratch.
+	scratch []byte
+
 	closing   atomic.Bool
 	followed  chan struct{} // closed when Follow's reader has stopped; nil: none
 	followErr error         // why it stopped, unless Close stopped it
@@ -248,8 +254,21 @@ func (c *Conn) send(b []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
-// Recv reads the next frame.
-func (c *Conn) Recv() ([]byte, error) { return c.RecvInto(nil) }
+// maxScratch is the most scratch a Conn keeps between frames: a rare huge
+// frame (a long list) is not held for the Conn's life.
+const maxScratch = 1 << 20
+
+// Recv reads the next frame into a slice of its own.
+func (c *Conn) Recv() ([]byte, error) {
+	b, err := c.RecvInto(c.scratch)
+	if err != nil {
+		return nil, err
+	}
+	if cap(b) <= maxScratch {
+		c.scratch = b
+	}
+	return bytes.Clone(b), nil
+}
 
 // RecvInto reads the next frame into buf, which it grows as needed and
 // returns: a follower that hands the same buf back allocates nothing per
