@@ -44,6 +44,9 @@ type Server struct {
 	// readyProbes counts the probes run.
 	readyProbe  singleflight.Group
 	readyProbes atomic.Int64
+	// redirectLn is cfg.HTTPRedirect's listener, bound by the caller
+	// (UseRedirectListener); nil: Serve binds it.
+	redirectLn net.Listener
 	// held says why the lane refuses every change for now (nil: it does
 	// not), for /readyz; set once before serving (HoldsChanges).
 	held func() error
@@ -260,6 +263,12 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	return s.Serve(ctx, ln, ready)
 }
 
+// UseRedirectListener gives Serve the listener for cfg.HTTPRedirect,
+// already bound: a caller that must know the address is free before it
+// makes anything (serve creating a new lane DB) listens first. Serve
+// closes it.
+func (s *Server) UseRedirectListener(ln net.Listener) { s.redirectLn = ln }
+
 // Serve is ListenAndServe on a listener already bound to cfg.Addr (which
 // it closes): a caller that must know the address is free before it makes
 // anything (serve creating a new lane DB) listens first.
@@ -277,9 +286,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net
 		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 		ln = tls.NewListener(ln, tc)
 		if s.cfg.HTTPRedirect != "" {
-			if redirectLn, err = net.Listen("tcp", s.cfg.HTTPRedirect); err != nil {
-				ln.Close()
-				return fmt.Errorf("listen on %s: %w", s.cfg.HTTPRedirect, err)
+			if redirectLn = s.redirectLn; redirectLn == nil {
+				if redirectLn, err = net.Listen("tcp", s.cfg.HTTPRedirect); err != nil {
+					ln.Close()
+					return fmt.Errorf("listen on %s: %w", s.cfg.HTTPRedirect, err)
+				}
 			}
 			redirectLn = s.conns.listen(redirectLn)
 			redirect = &http.Server{

@@ -300,6 +300,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		}
 		defer metricsLn.Close() // the metrics server closes it; this is for the returns before it
 	}
+	var redirectLn net.Listener
+	if lc.Server.TLS != nil && lc.Server.HTTPRedirect != "" {
+		if redirectLn, err = listenAddr("--http-redirect", lc.Server.HTTPRedirect); err != nil {
+			return err
+		}
+		defer redirectLn.Close() // the redirect server closes it; this is for the returns before it
+	}
 	if sigs != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -362,6 +369,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return err
 	}
 	defer l.Close() // before db.Close: queued changes are written first
+	if redirectLn != nil {
+		l.Server.UseRedirectListener(redirectLn)
+	}
 	m := metrics.New(metrics.Parts{DB: db, Writer: l.Writer, Hub: l.Hub, Server: l.Server, Now: lc.Now, Version: buildVersion()})
 	metricsHandler := m.Handler(st.metricsToken, log)
 	if st.metricsAddr == "" {
