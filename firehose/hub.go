@@ -782,7 +782,9 @@ func (h *Hub) admit(s *Subscription) error {
 		return protocol.Errorf(protocol.CodeConflict, "a firehose opened by rq %q is already open on this socket; close it first or use another rq", s.ID)
 	}
 	if open := len(onSocket); h.cfg.MaxPerSocket > 0 && open >= h.cfg.MaxPerSocket {
-		return protocol.Errorf(protocol.CodeRateLimited, "this socket already has %d firehoses open, the most one socket may have; close some first", open)
+		// A count, not a rate: waiting frees nothing (limit_reached, as the
+		// key's cap below).
+		return protocol.Errorf(protocol.CodeLimitReached, "this socket already has %d firehoses open, the most one socket may have; close some first", open)
 	}
 	if open := h.byKey[s.Key]; s.Key != "" && h.cfg.MaxPerKey > 0 && open >= h.cfg.MaxPerKey {
 		return protocol.Errorf(protocol.CodeLimitReached,

@@ -590,7 +590,7 @@ func TestTooManyFirehoses(t *testing.T) {
 		}
 	}
 	r := c.call(open("fh-64"))
-	r.wantError(t, "rate_limited")
+	r.wantError(t, "limit_reached")
 	if !strings.Contains(r.Error.Message, "64") {
 		t.Fatalf("the 65th firehose's refusal %q does not say the limit", r.Error.Message)
 	}
@@ -602,7 +602,7 @@ func TestTooManyFirehoses(t *testing.T) {
 			pkts = append(pkts, open(fmt.Sprintf("more-%d-%d", chunk, i)))
 		}
 		for rq, r := range c.callAll(pkts...) {
-			if r.Error == nil || r.Error.Code != "rate_limited" {
+			if r.Error == nil || r.Error.Code != "limit_reached" {
 				t.Fatalf("extra firehose %s: %s", rq, r.raw)
 			}
 			refused++
@@ -629,10 +629,10 @@ func TestTooManyFirehoses(t *testing.T) {
 	if r := c.call(open("fh-again")); r.Error != nil || r.SC != "firehose.status" {
 		t.Fatalf("open after a close: %s", r.raw)
 	}
-	c.call(open("fh-over")).wantError(t, "rate_limited")
+	c.call(open("fh-over")).wantError(t, "limit_reached")
 	// The cap is per socket.
 	if r := gateway.call(open("own")); r.Error != nil || r.SC != "firehose.status" {
 		t.Fatalf("another socket's first firehose: %s", r.raw)
 	}
-	t.Logf("64 firehoses open, %d more refused with rate_limited", refused+1)
+	t.Logf("64 firehoses open, %d more refused with limit_reached", refused+1)
 }
