@@ -1068,3 +1068,43 @@ func TestBrowserTabletHeldOrderLetsOthersSubmit(t *testing.T) {
 	}
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// TestBrowserTabletOnePageAtATime: the tablet's page opened in a second
+// tab (same browser: the same pairing, sale and queue) takes the order
+// over; the first tab stands aside and says where the order is, and sends
+// nothing. "Use here" takes it back. However the person goes back and
+// forth, the order is one sale holding every tap once.
+func TestBrowserTabletOnePageAtATime(t *testing.T) {
+	alongside(t)
+	l, first := desktopTablet(t)
+	browserRun(t, first, landed(tabFlatWhite, "Flat White"))
+	sale := tabletSale(t, first)
+
+	second := newTab(t, first)
+	browserRun(t, second,
+		setViewport(desktopWidth),
+		chromedp.Navigate("http://"+l.addr+"/tablet/"),
+		waitText("#lines", "Flat White"),
+	)
+	browserRun(t, first, waitText("#elsewhere", "Open in another tab"))
+	// Unpairing here would drop the queue the other tab is sending.
+	wantPage(t, first, "no Unpair while the other tab has the tablet", `document.querySelector("#unpair").classList.contains("hidden")`)
+	lookScreen(t, first, "tablet-elsewhere", false)
+	browserRun(t, second, landed(tabLatte, "Latte"))
+	if got := tabletSale(t, second); got != sale {
+		t.Fatalf("the second tab built sale %s, the first %s: one order became two", got, sale)
+	}
+
+	browserRun(t, first,
+		chromedp.Click(chromedp.CSS("#use-here")),
+		waitText("#lines", "Latte"),
+	)
+	browserRun(t, second, waitText("#elsewhere", "Open in another tab"))
+	browserRun(t, first, landed(tabCroissant, "Croissant"))
+	wantOrder(t, first, l, "1001×1 1002×1 1016×1", "after taps in both tabs")
+	open := sqliteRows(t, l.db, `SELECT COUNT(*) AS n FROM sales WHERE created_by = 'tablet-1' AND phase = 0`)
+	if n := fmt.Sprint(open[0]["n"]); n != "1" {
+		t.Fatalf("tablet-1 has %s open sales, want the one order", n)
+	}
+	wantNoErrorsBut(t, browserLog(first), lanesDown...)
+}

@@ -8,6 +8,11 @@ export default {
   pairedAs: (name) => ["paired as ", name], // name: an isolated element
   pairedNoName: "paired (the name shows after the first sale)",
   unpair: "Unpair",
+  // This page stood aside for the same tablet's page in another tab or
+  // window, which has the order now.
+  elsewhereHeading: "Open in another tab",
+  elsewhereHelp: "This tablet's page was opened in another tab or window, and the order is there. Use that one, or take the order back here.",
+  useHere: "Use here",
   unpairConfirm: (n) => (n ? `${n} changes have not reached the lane yet and will be lost. Unpair anyway?` : "Unpair this tablet?"),
   connecting: "connecting to the lane…",
   offline: (n) => `offline — ${n} ${n === 1 ? "change" : "changes"} waiting`,

@@ -64,6 +64,9 @@ const state = {
   // and the last), while the changes wait to be sent again: after a few,
   // an answer that says why (an unavailable with a cause) is shown.
   refusedFor: { n: 0, e: null },
+  // elsewhere: this page stood aside for the same tablet's page in another
+  // tab or window (see "one page at a time").
+  elsewhere: false,
 };
 
 // --- pairing ---
@@ -118,9 +121,55 @@ async function unpair() {
   render();
 }
 
+// --- one page at a time ---
+
+// Two tabs or windows of this page share the pairing, the current sale and
+// the queue of changes: both would send the queue, and each would start
+// sales the other does not show, so an order could seem to vanish. The
+// page opened last, or taken back with "Use here", is the one that works;
+// any other stands aside and says where the order is. (BroadcastChannel
+// reaches the same page in other tabs; it needs no https, unlike locks.)
+const tabs = "BroadcastChannel" in window ? new BroadcastChannel("greenlane-tablet") : null;
+const tabID = newIK();
+
+if (tabs) {
+  tabs.onmessage = (e) => {
+    if (e.data && e.data.took && e.data.took !== tabID && !state.elsewhere) standAside();
+  };
+}
+
+// claimTablet tells any other page of this tablet to stand aside.
+function claimTablet() {
+  if (tabs) tabs.postMessage({ took: tabID });
+}
+
+function standAside() {
+  state.elsewhere = true;
+  if (state.lane) state.lane.stop();
+  state.lane = null;
+  stopCamera();
+  // Its Retry and Discard would act on the other page's queue.
+  state.held.clear();
+  render();
+}
+
+// useHere takes the tablet back: the other page stands aside, and this one
+// picks up the order and the queue as that page left them.
+async function useHere() {
+  claimTablet();
+  state.elsewhere = false;
+  state.sale = localStorage.getItem(store.sale) || "";
+  state.view = null;
+  state.ticket = null;
+  state.held.clear();
+  await loadPending();
+  start();
+}
+
 // --- the connection ---
 
 function start() {
+  if (state.elsewhere) return;
   const key = localStorage.getItem(store.key);
   if (!key) {
     render();
@@ -624,13 +673,17 @@ function render() {
   renderBanner();
   renderHeld();
   const app = $("app");
-  const screen = !localStorage.getItem(store.key) || state.repair ? "pair" : state.ticket ? "ticket" : "sell";
+  const screen = state.elsewhere ? "elsewhere" : !localStorage.getItem(store.key) || state.repair ? "pair" : state.ticket ? "ticket" : "sell";
   // The sell screen, once shown, stays and is brought up to date: built
   // anew (a new order, a login) it would drop a tap or a scanner's digits
   // that land meanwhile.
   if (screen !== "sell" || app.dataset.screen !== "sell") {
     app.replaceChildren();
     app.dataset.screen = screen;
+    if (screen === "elsewhere") {
+      app.append(elsewhereScreen());
+      return;
+    }
     if (screen === "pair") {
       app.append(pairScreen());
       return;
@@ -651,7 +704,8 @@ function renderPaired() {
   const paired = !!localStorage.getItem(store.key);
   const name = localStorage.getItem(store.name);
   $("paired-as").replaceChildren(...(paired ? (name ? S.pairedAs(db(name)) : [S.pairedNoName]) : []));
-  $("unpair").classList.toggle("hidden", !paired);
+  // Not while another page has the tablet: unpairing would drop its queue.
+  $("unpair").classList.toggle("hidden", !paired || state.elsewhere);
 }
 
 function renderBanner() {
@@ -659,7 +713,7 @@ function renderBanner() {
   const n = state.pending.length;
   let text = "";
   let cls = "offline";
-  if (!localStorage.getItem(store.key)) text = "";
+  if (!localStorage.getItem(store.key) || state.elsewhere) text = "";
   else if (state.status === "refused") {
     text = S.refused(state.statusMessage);
     cls = "error";
@@ -786,6 +840,16 @@ function pairScreen() {
     el("button", { id: "pair-go", class: "primary", type: "submit" }, S.pairButton)
   );
   return form;
+}
+
+function elsewhereScreen() {
+  return el(
+    "div",
+    { class: "card pair", id: "elsewhere" },
+    el("h1", {}, S.elsewhereHeading),
+    el("p", {}, S.elsewhereHelp),
+    el("button", { id: "use-here", class: "primary", type: "button", onclick: useHere }, S.useHere)
+  );
 }
 
 function sellScreen() {
@@ -1225,6 +1289,7 @@ window.addEventListener("hashchange", () => {
   state.repair = false;
   start();
 });
+claimTablet();
 queue
   .open()
   .then(loadPending)
