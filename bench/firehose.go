@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -80,17 +81,12 @@ func DefaultFirehoseConfig() FirehoseConfig {
 }
 
 func (c FirehoseConfig) validate() error {
-	switch {
-	case c.Subscribers < 0 || c.Subscribers > maxSubscribers:
-		return fmt.Errorf("subscribers %d: want 0 (skip the fan-out phase)…%d", c.Subscribers, maxSubscribers)
-	case c.Rate < 1 || c.Rate > maxRate:
-		return fmt.Errorf("rate %d: want 1…%d events/s", c.Rate, maxRate)
-	case c.Tablets < 0 || c.Tablets > maxTablets:
-		return fmt.Errorf("tablets %d: want 0 (skip the display-lag phase)…%d", c.Tablets, maxTablets)
-	case c.Subscribers == 0 && c.Tablets == 0:
+	if c.Subscribers == 0 && c.Tablets == 0 {
 		return fmt.Errorf("subscribers and tablets are both 0: nothing to measure")
 	}
-	return atLeast("drain", c.Drain, 1, "more than 0")
+	return errors.Join(inRange("subscribers", c.Subscribers, 0, maxSubscribers, " (0 skips the fan-out phase)"),
+		inRange("rate", c.Rate, 1, maxRate, " events/s"), inRange("tablets", c.Tablets, 0, maxTablets, " (0 skips the display-lag phase)"),
+		atLeast("drain", c.Drain, 1, "more than 0"))
 }
 
 // FirehoseReport is the outcome of a run. A skipped phase is nil.

@@ -27,9 +27,8 @@ type benchKey struct {
 	key, id string
 }
 
-// freshKey creates an API key named name. A reused lane DB still has the
-// live key of that name from an earlier run: it is revoked and made anew,
-// as staff would replace a device's key.
+// freshKey creates an API key named name, revoking a live one of that
+// name from an earlier run on a reused DB, as staff replace a device's key.
 func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Scope) (benchKey, error) {
 	key, err := db.CreateAPIKey(ctx, name, []string{string(scope)})
 	if errors.Is(err, lanedb.ErrKeyNameTaken) {
@@ -53,7 +52,6 @@ type lane struct {
 	*lanesrv.Lane
 	addr   string
 	where  string             // its lane DB, password and all (DB.Path hides it): for another process
-	inst   *instanceStats     // its tablets' figures when a load is spread over several lanes
 	cancel context.CancelFunc // stops the server
 	served chan error
 }
@@ -108,14 +106,14 @@ func startLane(ctx context.Context, db *lanedb.DB, where string, opts laneOption
 	}
 }
 
-// laneURL is the socket of an ordinary FD1 client (a counter, a display:
-// their purpose travels in the login packet).
+// laneURL is an ordinary client's socket (a display's purpose travels in
+// its login).
 func (l *lane) laneURL() string { return "ws://" + l.addr + "/fd1/open_websocket" }
 
 func (l *lane) presellURL() string { return l.laneURL() + "?purpose=presell" }
 
-// stop shuts the server down gracefully, then the lane's background work
-// and its writer (which finishes what is queued). The DB stays open.
+// stop shuts the server down, then the lane's background work and writer
+// (which finishes what is queued); the DB stays open.
 func (l *lane) stop() error {
 	l.cancel()
 	err := <-l.served
@@ -152,12 +150,12 @@ func (l *lane) synchronous(ctx context.Context) (label string, durable bool, err
 	return "synchronous " + name, name == "FULL", nil
 }
 
-// withLanes runs fn against instances lane servers on a fresh demo DB for
-// phase file under prefix (each instance a handle, a writer and a hub of
-// its own, as `greenlane serve` processes on one store database have),
-// with keys for n devices of scope. Then it stops them and checks that
-// every park a tablet saw succeed is in the DB (stats nil: nothing to
-// check): a reply promises a commit.
+// withLanes runs fn against instances lane servers (each with a DB handle,
+// writer and hub of its own, as `greenlane serve` processes on one store
+// database have) on a fresh demo DB for phase file, with keys for n
+// devices of scope; then it stops them and checks that every park a
+// tablet saw succeed is in the DB (stats nil: nothing to check), as a
+// reply promises a commit.
 func withLanes(ctx context.Context, prefix, file string, instances int, opts laneOptions, n int, scope protocol.Scope,
 	stats *loadStats, fn func(ls []*lane, keys []string) error) error {
 	db, where, err := openPhaseDB(ctx, prefix, file)
@@ -207,17 +205,13 @@ func withLanes(ctx context.Context, prefix, file string, instances int, opts lan
 }
 
 // voidPresells voids the presells in phases (an SQL list), open claims
-// and all, but for the newest keep of them, and returns how many it
-// voided.
-//
-// Why: a lane has 9,999 presell tickets, and a ticket stays taken while
-// its presell is open. In a shop the counter takes presells as fast as
-// tablets submit them; a bench has no counter, and at 1,000 sales/s the
-// tickets would run out in ten seconds. One short UPDATE every
-// RecycleEvery stands in for the counter's work at a fraction of its
-// cost. It keeps a queue of presells open, as a shop has: a load that
-// never reaches keep (the realistic phases') is not interrupted by bulk
-// writes no counter makes, and a tick below it writes nothing.
+// and all, but for the newest keep, and says how many. A lane has 9,999
+// tickets, each taken while its presell is open; a shop's counter frees
+// them as fast as tablets submit, a bench has none, and at 1,000 sales/s
+// they would run out in ten seconds. One short UPDATE every RecycleEvery
+// stands in for the counter at a fraction of its cost. keep is a shop's
+// queue: a load that never reaches it (the realistic phases') meets no
+// bulk write a counter would not make.
 func voidPresells(ctx context.Context, write writeFunc, by, phases string, keep int) (int64, error) {
 	var n int64
 	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
@@ -245,8 +239,7 @@ func voidPresells(ctx context.Context, write writeFunc, by, phases string, keep 
 	return n, nil
 }
 
-// writeFunc runs one mutation in a committed write transaction: through a
-// lane's writer, or straight on the DB (directWrite).
+// writeFunc commits one mutation: through a lane's writer, or directWrite.
 type writeFunc func(ctx context.Context, fn lanedb.Mutation) error
 
 // directWrite runs a mutation in a transaction of its own, beside no lane.
@@ -256,8 +249,7 @@ func directWrite(db *lanedb.DB) writeFunc {
 	}
 }
 
-// recycleKeep is how many submitted presells the recyclers leave open: a
-// quarter of the tickets.
+// recycleKeep is the open presells the recyclers leave: a quarter of the tickets.
 const recycleKeep = lanedb.MaxTicket / 4
 
 // recycler voids submitted presells every interval beside a load.
@@ -266,8 +258,7 @@ type recycler struct {
 	err error // why it stopped early; read once wg is done
 }
 
-// recycle starts a recycler (none when every ≤ 0) that runs until ctx
-// ends, on wg.
+// recycle runs a recycler on wg until ctx ends (none when every ≤ 0).
 func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write writeFunc) *recycler {
 	r := &recycler{}
 	if every <= 0 {
@@ -321,10 +312,8 @@ const (
 	numKinds
 )
 
+// kindNames name the kinds, and their endpoints fd1.salesbuilder.sale_NAME.
 var kindNames = [numKinds]string{"create", "add_product", "set_customer", "park"}
-
-var kindEndpoints = [numKinds]string{"fd1.salesbuilder.sale_create", "fd1.salesbuilder.sale_add_product",
-	"fd1.salesbuilder.sale_set_customer", "fd1.salesbuilder.sale_park"}
 
 // linesPerSale is how many add_product requests a sale makes.
 const linesPerSale = 3
@@ -352,25 +341,17 @@ type customerChoice struct {
 // so set_customer reprices lines).
 func pickCustomer(rng *rand.Rand) int64 { return 1 + rng.Int64N(10) }
 
-// The measuring window of a load: requests that finish during the warm-up
-// or after the end are not timed, but their errors still count.
-const (
-	windowWarmUp int32 = iota
-	windowOpen
-	windowClosed
-)
-
 // loadStats is what the tablets of one load record, shared by all of
-// them. Its counters are atomic while they run; as JSON it carries a
-// child's figures to the parent.
+// them: atomic while they run, JSON from a child to its parent.
 type loadStats struct {
-	window  atomic.Int32
+	// window is open while the load is measured: requests that finish in
+	// the warm-up or after the end are not timed, but their errors count.
+	window  atomic.Bool
 	Latency [numKinds]histogram `json:"latency"`
 	All     histogram           `json:"all"` // every kind together
-	// Late is, in a paced load, how late each tablet's timer woke for a
-	// request it waited for: the bench's own scheduling (Go rounds short
-	// timers up to a millisecond on an idle process), which the figures
-	// from the scheduled send include.
+	// Late is how late a paced tablet's timer woke: the bench's own
+	// scheduling (Go rounds short timers up to a millisecond on an idle
+	// process), which the figures from the scheduled send include.
 	Late     histogram `json:"-"`
 	Requests int64     `json:"requests"` // successful replies inside the window
 	Sales    int64     `json:"sales"`    // parks answered OK inside the window
@@ -378,16 +359,14 @@ type loadStats struct {
 	Errs     tally     `json:"errs"`
 }
 
-func (s *loadStats) inWindow() bool { return s.window.Load() == windowOpen }
+func (s *loadStats) inWindow() bool { return s.window.Load() }
 
-// open opens (true) or closes the measuring window.
 func (s *loadStats) open(open bool) error {
-	s.window.Store(map[bool]int32{true: windowOpen, false: windowClosed}[open])
+	s.window.Store(open)
 	return nil
 }
 
-// instanceStats is what the tablets of one lane instance record, beside
-// their loadStats, when a load is spread over several instances.
+// instanceStats is one lane instance's share when a load is spread.
 type instanceStats struct {
 	all     histogram // every request kind, inside the window
 	sales   atomic.Int64
@@ -403,15 +382,14 @@ type tablet struct {
 	rng   *rand.Rand
 	stats *loadStats
 	inst  *instanceStats // nil with one instance
-	// pace, when set, is the mean time between requests: each is scheduled
-	// at exponentially distributed gaps (a Poisson process, open loop) and
-	// timed from its scheduled time, so that a late lane is not hidden by
-	// a tablet that waited for it (no coordinated omission).
+	// pace, when set, is the mean gap between requests, scheduled as a
+	// Poisson process (open loop) and timed from the schedule, so that a
+	// late lane is not hidden by a tablet that waited for it.
 	pace time.Duration
 	next time.Time       // the next request's scheduled time
 	ctx  context.Context // cuts a paced wait short when the load ends
-	// replyAt is when the last reply was read off the socket, before it
-	// was decoded: bench firehose compares it with a display's receipt.
+	// replyAt is when the last reply was read, before decoding: bench
+	// firehose compares it with a display's receipt.
 	replyAt time.Time
 }
 
@@ -432,9 +410,8 @@ func dialTablet(ctx context.Context, url, key string, n int, stats *loadStats) (
 	return &tablet{c: c, rng: tabletRand(n), stats: stats}, nil
 }
 
-// saleShape is what a tablet's sale is made of: create, lines ×
-// add_product, set_customer when customer is set, park. onLine, when set,
-// hears of each line added (a sale's lines take seqnce 1, 2, …).
+// saleShape is a sale: create, lines × add_product, set_customer if
+// customer, park; onLine hears of each line added (seqnce 1, 2, …).
 type saleShape struct {
 	lines    int
 	customer bool
@@ -520,7 +497,7 @@ func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error
 		}
 		return physkey, pe, nil
 	}
-	p, err := t.c.Call(&fd1client.Request{A: kindEndpoints[k], K: key, V: v})
+	p, err := t.c.Call(&fd1client.Request{A: "fd1.salesbuilder.sale_" + kindNames[k], K: key, V: v})
 	if err != nil {
 		return "", nil, err
 	}
@@ -529,9 +506,8 @@ func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error
 }
 
 // connectTablets dials and logs in a tablet per key at once, tablet i on
-// lane i mod len(ls) (by its URL, as a child process has no lane), with
-// that lane's instance figures. A tablet that cannot connect is counted
-// as a connection error and left out.
+// urls[i mod n] (recording into insts[i mod n] too, when set); one that
+// cannot connect is counted and left out.
 func connectTablets(ctx context.Context, urls []string, insts []*instanceStats, keys []string, stats *loadStats) []*tablet {
 	out := make([]*tablet, len(keys))
 	var wg sync.WaitGroup
@@ -558,10 +534,9 @@ func connectTablets(ctx context.Context, urls []string, insts []*instanceStats, 
 	return out
 }
 
-// runTablets makes sales of shape on every tablet until ctx ends; a
-// tablet whose socket breaks is counted and stops. A started sale is
-// always finished, so that every sale counted is whole: wait returns once
-// each tablet has finished its last and closed its socket.
+// runTablets makes sales on every tablet until ctx ends (a broken socket
+// is counted and stops its tablet). A started sale is finished, so that
+// every sale counted is whole: wait returns once each tablet is done.
 func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait func()) {
 	var wg sync.WaitGroup
 	for _, t := range tablets {
@@ -616,10 +591,8 @@ func (r *loadResult) p99() time.Duration { return r.All.quantile(0.99) }
 // errNoTablets ends a load in which not one tablet could log in.
 var errNoTablets = errors.New("no tablet could connect")
 
-// drive runs the tablets beside the ticket recycler through warm-up and
-// window, and returns once every tablet has finished its last sale. With
-// several lane instances on one DB, the first runs the recycler, and the
-// writer figures are the sum of every instance's.
+// drive runs the tablets beside the recycler (on the first lane) through
+// warm-up and window; the writer figures are every lane's summed.
 func drive(ctx context.Context, ls []*lane, tablets []*tablet, wanted int, stats *loadStats, shape saleShape, c loadConfig) (*loadResult, error) {
 	if len(tablets) == 0 {
 		return nil, fmt.Errorf("%w: %s", errNoTablets, stats.Errs.example())
@@ -644,8 +617,8 @@ func drive(ctx context.Context, ls []*lane, tablets []*tablet, wanted int, stats
 	return res, err
 }
 
-// measure waits out the warm-up, then opens the window (open) for the
-// duration, reading the writers of ls and the CPU over it.
+// measure waits out the warm-up, then opens the window for the duration,
+// reading the lanes' writers and the CPU over it.
 func measure(ctx context.Context, ls []*lane, c loadConfig, open func(bool) error) (*loadResult, error) {
 	if err := sleep(ctx, c.warmUp); err != nil {
 		return nil, err
@@ -673,8 +646,6 @@ func writerSnapshot(ls []*lane) lanedb.WriterSnapshot {
 	return sum
 }
 
-// load prints one phase: throughput, errors, latency per kind and over
-// all, what the writer did, and how busy the machine was.
 func (p *printer) load(r *loadResult) {
 	title := r.name + ":"
 	if r.groupWait > 0 && !r.paced {

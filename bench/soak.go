@@ -146,10 +146,9 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 	return rep, p.err
 }
 
-// soakLane reads the server's baseline, runs the load, and reads the
-// server again once the tablets have gone and it has settled. Every helper
-// of the bench (sampler, recycler, pipes to the children) has ended by
-// then, so that both readings count the same goroutines of the bench's.
+// soakLane reads the server's baseline, runs the load, and reads it again
+// once the tablets have gone and it has settled; every helper of the
+// bench's has ended by then, so that both count the same goroutines.
 func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
 	var err error
 	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil && !errors.Is(err, lanedb.ErrNotOnPostgres) {
@@ -205,9 +204,8 @@ func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, sta
 	return nil
 }
 
-// tablets runs the tablets (in their child) through warm-up and window
-// beside the ticket recycler, reads the server as the load ends, then
-// disconnects them and takes their figures into stats.
+// tablets runs the tablets' child through warm-up and window beside the
+// recycler, reads the server as the load ends, then takes their figures.
 func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
 	c, connected, err := startChild(ctx, rep.cfg.Child, "tablets", childOrder{URL: l.presellURL(), Keys: keys})
 	if err != nil {
@@ -249,9 +247,8 @@ func (r *SoakReport) Err() error {
 	return failures(" (busy errors not counted)", namedTally{r.load.name, &r.load.Errs})
 }
 
-// tabletsChild connects the tablets, says how many did, runs them
-// following the window orders until the orders end, and returns what
-// they measured.
+// tabletsChild connects the tablets, says how many did, and runs them by
+// the window orders until the orders end.
 func tabletsChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
 	stats := &loadStats{}
 	tablets := connectTablets(ctx, []string{o.URL}, nil, o.Keys, stats)
@@ -311,16 +308,14 @@ func readServerSample(gc bool) serverSample {
 }
 
 // readFreedSample reads the process after handing the Go heap's free
-// pages back to the system (which the scavenger does by itself, slowly):
-// it tells memory the runtime merely kept from memory still in use.
+// pages back, which tells memory the runtime merely kept from memory in use.
 func readFreedSample() serverSample {
 	debug.FreeOSMemory()
 	return readServerSample(false)
 }
 
 // rssAllowance is how far above the baseline RSS still counts as back:
-// the slack, plus the SQLite page caches, which the load fills up to
-// their fixed bound (a cache by design, not a leak).
+// the slack, plus the SQLite page caches' fixed bound.
 func (r *SoakReport) rssAllowance() uint64 {
 	return max(uint64(float64(r.mem[memStart].rss)*rssSlackShare), rssSlackBytes) + uint64(max(r.sqliteCache, 0))
 }
@@ -342,9 +337,8 @@ type goroutineGroup struct {
 	frames []string // "function file.go:line", innermost first
 }
 
-// goroutineGroups reads the goroutine profile grouped by stack, keyed by
-// the stack's program counters. The calling goroutine is left out: its
-// stack differs from one call to the next.
+// goroutineGroups reads the goroutine profile by stack (its program
+// counters), but for the caller's, which differs from call to call.
 func goroutineGroups() map[string]goroutineGroup {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
@@ -381,8 +375,7 @@ type goroutineDelta struct {
 	frames []string
 }
 
-// diffGoroutines lists the stacks whose count changed between two
-// readings, the largest change first; ten at most.
+// diffGoroutines lists the ten stacks whose count changed most.
 func diffGoroutines(before, after map[string]goroutineGroup) []goroutineDelta {
 	var out []goroutineDelta
 	for key, g := range after {
@@ -525,8 +518,7 @@ type counterResult struct {
 	ElapsedNS    int64     `json:"elapsed_ns"`
 }
 
-// counterChild runs the counter until the orders end; it is ready after
-// its first transaction.
+// counterChild is ready after its first transaction.
 func counterChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
 	conn, err := openCounterDB(o.DB)
 	if err != nil {
