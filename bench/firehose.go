@@ -1,8 +1,8 @@
 package bench
 
 // The firehose benchmark (issue 5) measures how fast the lane's firehoses
-// deliver, each phase on a fresh demo lane DB, every client in this
-// process so that both ends read one monotonic clock:
+// deliver, every client in this process so that both ends read one
+// monotonic clock:
 //
 //   - fan-out: N subscriber sockets follow device.event while events are
 //     injected at a fixed rate;
@@ -44,8 +44,7 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// FirehoseConfig is one firehose benchmark run. DefaultFirehoseConfig
-// holds every default.
+// FirehoseConfig is one firehose benchmark run.
 type FirehoseConfig struct {
 	// Subscribers is how many sockets follow device.event in the fan-out
 	// phase. Default 1000; 0 skips the phase.
@@ -95,10 +94,9 @@ type FirehoseReport struct {
 	display *displayResult
 }
 
-// RunFirehose runs the firehose benchmark and prints the report to out as
-// each phase finishes. An error means the benchmark itself could not run;
-// failed requests and missing events are in the report (see
-// FirehoseReport.Err).
+// RunFirehose runs the firehose benchmark and prints the report to out.
+// An error means it could not run; failed requests and missing events are
+// in FirehoseReport.Err.
 func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*FirehoseReport, error) {
 	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
@@ -244,8 +242,7 @@ type displayResult struct {
 }
 
 // runDisplayLag runs the tablets as bench presell's group-commit-on phase
-// does, with a display following them; then it waits for the display to
-// catch up and counts what it never got.
+// does, with a display following them, then counts what it never got.
 func runDisplayLag(ctx context.Context, cfg FirehoseConfig, prefix string, opts laneOptions) (*displayResult, error) {
 	res, stats := &displayResult{}, &loadStats{}
 	err := withLanes(ctx, prefix, "display", 1, opts, cfg.Tablets, protocol.ScopePresell, stats, func(ls []*lane, keys []string) error {
@@ -310,8 +307,7 @@ type lagEnd struct {
 }
 
 // lagMatcher pairs each add_product reply with its lines.add event,
-// whichever comes first. It holds only the unpaired ones, a few per
-// tablet, so that its memory does not grow with the run.
+// whichever comes first, holding only the unpaired few.
 type lagMatcher struct {
 	mu   sync.Mutex
 	ends map[lagKey]lagEnd
@@ -347,8 +343,8 @@ func (m *lagMatcher) waiting() (n int) {
 	return n
 }
 
-// countLeftovers counts, once the display has stopped, the replies whose
-// event never came and the events no reply claimed.
+// countLeftovers counts the replies whose event never came and the events
+// no reply claimed.
 func (m *lagMatcher) countLeftovers(errs *tally, drain time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -546,9 +542,8 @@ func (r *fanoutResult) closeSubscribers() {
 }
 
 // injector sends the events at a fixed rate, in turn through the hub and
-// through fd1.debug.inject_event on its own socket, without waiting for
-// replies (an open loop: a slow server must not slow the events down and
-// so hide its own delay); a reader goroutine takes the socket's replies.
+// an inject_event socket whose replies a reader takes: an open loop, so
+// that a slow server cannot slow the events down and hide its delay.
 type injector struct {
 	c   *fd1client.Conn
 	hub *firehose.Hub
@@ -621,10 +616,8 @@ func (inj *injector) request(data benchEventData, measured bool) error {
 	return nil
 }
 
-// reply matches a reply to its request: a success counts the event as
-// accepted and times the round trip, an error is a failure (an event the
-// subscribers will not get). A socket that closes early leaves the rest
-// unanswered, for awaitReplies to count.
+// reply matches a reply to its request: a success is an accepted event
+// with its round trip, an error one the subscribers will not get.
 func (inj *injector) reply(msg []byte, at time.Time) {
 	r, err := fd1client.Decode(msg, at)
 	var rp int64
@@ -648,9 +641,8 @@ func (inj *injector) reply(msg []byte, at time.Time) {
 	inj.replied.Add(1)
 }
 
-// awaitReplies waits up to limit for the reply to every request sent,
-// counts those that never came, and returns how many measured events the
-// server accepted.
+// awaitReplies waits up to limit for every reply, counts those that
+// never came, and says how many measured events the server accepted.
 func (inj *injector) awaitReplies(ctx context.Context, limit time.Duration) int64 {
 	sent := inj.sent.Load()
 	waitUntil(ctx, limit, func() bool { return inj.replied.Load() >= sent })

@@ -39,7 +39,7 @@ import (
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
-// Config is one presell benchmark run. DefaultConfig holds every default.
+// Config is one presell benchmark run.
 type Config struct {
 	// Tablets is how many presell tablets run at once. Default 200.
 	Tablets int
@@ -132,9 +132,8 @@ type phaseSpec struct {
 	pace       time.Duration
 }
 
-// Run runs the presell benchmark and prints the report to out as each
-// phase finishes. An error means the benchmark itself could not run;
-// failed requests are in the report (see Report.Err).
+// Run runs the presell benchmark and prints the report to out. An error
+// means it could not run; failed requests are in Report.Err.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
@@ -224,10 +223,8 @@ func repeat(n int, run func(i int) (*loadResult, error)) (*loadResult, error) {
 	return med, nil
 }
 
-// runPhase runs one load on a fresh demo DB: a key per tablet, the lane
-// (s.instances of them, the tablets spread over them), the tablets through
-// warm-up and window, and the check that every acknowledged park is in
-// the DB.
+// runPhase runs one load on a fresh demo DB: a key per tablet, the lanes,
+// the tablets through warm-up and window, the check of the parks.
 func runPhase(ctx context.Context, s phaseSpec, prefix string, c loadConfig, opts laneOptions) (*loadResult, error) {
 	stats := &loadStats{}
 	var res *loadResult
@@ -295,8 +292,8 @@ func (p *printer) targets(rep *Report) {
 // localTablet makes the changes of the tablet logged in as c in process.
 type localTablet func(l *lane, c *protocol.Caller) localFunc
 
-// localTablets makes a tablet of mk (none when nil) for each key, as the
-// caller a presell socket logged in with the key would be.
+// localTablets makes a tablet of mk (none when nil) per key, calling as a
+// presell socket logged in with it would.
 func localTablets(ctx context.Context, l *lane, keys []string, stats *loadStats, mk localTablet) []*tablet {
 	var out []*tablet
 	for i, key := range keys {
@@ -411,9 +408,8 @@ func addLine(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c lineChoice
 	return l, lanedb.InsertLine(ctx, tx, &l)
 }
 
-// setCustomer gives the sale customer cid, reprices its lines by the
-// salesbuilder's rules, rewrites those whose price changed, and totals
-// them.
+// setCustomer gives the sale customer cid and reprices its lines by the
+// salesbuilder's rules, rewriting those whose price changed.
 func setCustomer(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, lines []lanedb.Line, cid int64) error {
 	cust, err := lanedb.CustomerByCID(ctx, tx, cid)
 	if err != nil {
@@ -539,11 +535,10 @@ type idleResult struct {
 	inProcess           bool // the clients ran in this process: their memory is counted too
 }
 
-// measureIdle is the memory an idle presell socket costs: this process's
-// heap and stacks in use, its RSS and its goroutines, before and after
-// IdleSockets presell sockets log in and then send nothing. With a Child
-// command the clients live in a child process, so the difference is the
-// server's alone; without, the report says so.
+// measureIdle is what an idle presell socket costs this process (heap
+// and stacks, RSS, goroutines), before and after IdleSockets sockets log
+// in and send nothing; with a Child command the clients are in another
+// process, so that the difference is the server's alone.
 func measureIdle(ctx context.Context, prefix string, cfg Config, log *slog.Logger) (*idleResult, error) {
 	res := &idleResult{sockets: cfg.IdleSockets, inProcess: cfg.Child == nil}
 	opts := laneOptions{groupWait: defaultWait, presellWorkers: cfg.PresellWorkers, log: log}

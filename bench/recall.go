@@ -1,15 +1,13 @@
 package bench
 
 // The recall benchmark (issue 4): does a counter still find and recall
-// presells quickly on a lane DB with a long history? It builds (or
-// reuses) a lane DB of Sales historic sales, has tablets make Open
-// presells over their sockets, then times the counter's two requests:
-// get_presells (five filters in turn) and recall by ticket (each followed
-// by a release, timed too, so that the presell stays open). It does so
-// with one counter socket, with the same lookups made in process (the
-// baseline), and with several counter sockets at once, and prints the
-// query plans to show that the lookups walk the open-presell indexes, not
-// the history.
+// presells quickly on a lane DB with a long history? On a built (or
+// reused) history, tablets make the open presells over their sockets;
+// then the counter's get_presells (five filters in turn) and recall by
+// ticket (each followed by a release, timed too, so that the presell
+// stays open) are timed on one counter socket, in process (the baseline)
+// and on several sockets at once, and the query plans show that the
+// lookups walk the open-presell indexes, not the history.
 
 import (
 	"context"
@@ -34,8 +32,7 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// RecallConfig is one recall benchmark run. DefaultRecallConfig holds
-// every default.
+// RecallConfig is one recall benchmark run.
 type RecallConfig struct {
 	// Sales is how many historic (completed) sales the lane DB holds.
 	// Default 1,000,000.
@@ -100,9 +97,8 @@ type RecallReport struct {
 	counters []*counter
 }
 
-// RunRecall runs the recall benchmark and prints the report to out as it
-// goes. An error means the benchmark itself could not run; failed
-// requests are in the report (see RecallReport.Err).
+// RunRecall runs the recall benchmark and prints the report to out. An
+// error means it could not run; failed requests are in RecallReport.Err.
 func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallReport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -214,16 +210,14 @@ func (r *RecallReport) Err() error {
 }
 
 // historyMarker is the lane_counters row in which a finished build
-// records how many historic sales it wrote. Written last, so that it
-// means the build completed, and it tells a bench DB (which may be
-// replaced) from anyone else's lane DB.
+// records its historic sales: written last, it tells a complete bench DB
+// (which may be replaced) from anyone else's lane DB.
 const historyMarker = "bench_recall_sales"
 
-// prepareRecallDB returns the lane DB to measure, opened with lanedb's
-// defaults (synchronous FULL, as the lane runs), and prints where it came
-// from: a DB the config names is reused when a finished build of the same
-// size is in it; otherwise the history is built afresh. A lane DB that
-// bench recall did not build is refused rather than replaced.
+// prepareRecallDB opens the lane DB to measure as the lane runs it, and
+// says where it came from: a named DB holding a finished build of the
+// same size is reused, one of another size rebuilt, and one that bench
+// recall did not build refused rather than replaced.
 func prepareRecallDB(ctx context.Context, cfg RecallConfig, path string, p *printer) (*lanedb.DB, error) {
 	replaced := ""
 	if db, err := openIfThere(ctx, path, cfg.DB != ""); err != nil {
@@ -267,15 +261,12 @@ func prepareRecallDB(ctx context.Context, cfg RecallConfig, path string, p *prin
 	return db, nil
 }
 
-// buildHistory makes a fresh demo lane DB at path with n historic sales
-// from fixtures.Generate, completed over a past year; three in ten were
-// presells, so that their ticket numbers (now free) are spread over every
-// ticket many times: none of it may slow down finding the few presells
-// that are open. Then it writes the marker. The bulk load runs with
-// synchronous OFF (a crash mid-build loses only a bench DB with no marker
-// yet, which is rebuilt) and a 64 MB page cache (the random_key index
-// takes inserts all over, and SQLite's default 2 MB makes each miss a
-// read).
+// buildHistory makes a fresh demo lane DB at path with n sales completed
+// over a past year, three in ten presells, so that every ticket number is
+// in the history many times, then the marker. The load runs with
+// synchronous OFF (a crash loses a bench DB with no marker, which is
+// rebuilt) and a 64 MB page cache (the random_key index takes inserts all
+// over; SQLite's default 2 MB makes each miss a read).
 func buildHistory(ctx context.Context, admin, path string, n int64, prog io.Writer) error {
 	if err := freshDemo(ctx, admin, path); err != nil {
 		return err
@@ -332,9 +323,8 @@ func (p *printer) recallFacts(ctx context.Context, db *lanedb.DB, open int, void
 // setupTablets is how many tablets make the open presells at once.
 const setupTablets = 4
 
-// makeOpenPresells has tablets make n presells over their sockets, as a
-// shop's tablets do (create, two products, a customer, park), so that the
-// lane allocates the tickets.
+// makeOpenPresells has tablets make n presells over their sockets, so
+// that the lane allocates the tickets as in a shop.
 func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 	stats := &loadStats{} // its window stays closed: only failures are kept
 	keys := make([]benchKey, min(setupTablets, n))
@@ -383,8 +373,7 @@ type openPresell struct {
 	submitted time.Time
 }
 
-// connectCounters opens n counter sockets, each with a counter-scope key
-// of its own, as each counter device has.
+// connectCounters opens n counter sockets, each with a key of its own.
 func connectCounters(ctx context.Context, l *lane, n int) ([]*counter, error) {
 	out := make([]*counter, 0, n)
 	for i := range n {
@@ -514,19 +503,17 @@ type recallFigure struct {
 	cpu       cpuUse
 }
 
-// recallClient is one counter as the benchmark drives it: a socket, or
-// the baseline's direct calls. Each call returns the latency it measured.
-// A *protocol.Error is a failed request (counted, the counter goes on);
-// any other error means the client broke.
+// recallClient is a counter socket, or the baseline's direct calls, each
+// call with its latency. A *protocol.Error is a failed request (counted,
+// the counter goes on); any other error means the client broke.
 type recallClient interface {
 	list(ctx context.Context, q listQuery) (rows int, took time.Duration, err error)
 	recall(ctx context.Context, ticket int64) (physkey string, took time.Duration, err error)
 	release(ctx context.Context, physkey string) (took time.Duration, err error)
 }
 
-// step makes one request of op on c for w (a recall followed by its
-// release when release is set) and records it; it returns an error only
-// when the client broke.
+// step makes one request of op (a recall with its release, when release)
+// and records it; the error is only a broken client's.
 func (s *recallStats) step(ctx context.Context, op recallOp, c recallClient, w *workload, release bool) error {
 	if op == opList {
 		q := w.nextList()
@@ -579,7 +566,7 @@ func (s *recallStats) failed(what string, err error) error {
 	return nil
 }
 
-// workload is a fresh request stream recalling from own, seeded by client
+// workload is a request stream recalling from own, seeded by client
 // number so that every figure asks the same questions.
 func (rep *RecallReport) workload(seed uint64, own []openPresell) *workload {
 	return &workload{rng: rand.New(rand.NewPCG(seed, 0x5eed)), all: rep.open, own: own}
@@ -596,11 +583,11 @@ func (rep *RecallReport) share(i int) []openPresell {
 	return out
 }
 
-// measure runs the figures: one counter socket, the same lookups made in
-// process (its "qk mine" is the first counter's), and, unless Counters ≤
-// 1, every counter socket at once. get_presells runs while each counter
-// holds one presell (the customer it is serving, so that "qk mine" finds
-// something), the recall cycles once those are given back.
+// measure runs the figures: one counter socket, the lookups in process
+// ("qk mine" as the first counter), and every counter socket at once.
+// get_presells runs while each counter holds one presell (the customer it
+// serves, for "qk mine" to find), the recall cycles once they are given
+// back.
 func (rep *RecallReport) measure(ctx context.Context, l *lane, p *printer) error {
 	first := rep.counters[0]
 	rep.figures = []*recallFigure{
@@ -643,9 +630,8 @@ func (rep *RecallReport) measure(ctx context.Context, l *lane, p *printer) error
 	return nil
 }
 
-// phase runs op on every client of f at once, WarmUp requests unrecorded
-// and then Requests recorded, timing the recorded part with the lane's
-// writer and the CPU over it.
+// phase runs op on f's clients at once, WarmUp requests unrecorded, then
+// Requests recorded, with the lane's writer and the CPU over them.
 func (rep *RecallReport) phase(ctx context.Context, l *lane, f *recallFigure, op recallOp) error {
 	works := make([]*workload, len(f.clients))
 	for i := range works {
@@ -668,9 +654,8 @@ func (rep *RecallReport) phase(ctx context.Context, l *lane, f *recallFigure, op
 	return err
 }
 
-// runClients splits n requests of op among f's clients and waits for
-// all. A broken client is counted and the others finish; the error is
-// only the context's.
+// runClients splits n requests of op among f's clients; a broken client
+// is counted and the others finish.
 func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int, op recallOp) error {
 	var wg sync.WaitGroup
 	for i, c := range f.clients {
@@ -692,8 +677,7 @@ func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int,
 	return ctx.Err()
 }
 
-// counter is a counter program on a socket, one request at a time (a
-// closed loop, as a person at the counter works).
+// counter is a counter program on a socket, one request at a time.
 type counter struct {
 	c     *fd1client.Conn
 	keyID string
@@ -735,10 +719,9 @@ func (c *counter) release(_ context.Context, physkey string) (time.Duration, err
 	return took, err
 }
 
-// call sends req and waits for its reply, an error reply returned as its
-// *protocol.Error. The latency runs from the send to the reply's arrival:
-// encoding the request and decoding the reply are the client's work, not
-// the lane's.
+// call sends req and waits for its reply (an error reply returned as its
+// *protocol.Error), timed from the send to the reply's arrival: encoding
+// and decoding are the client's work, not the lane's.
 func (c *counter) call(req *fd1client.Request) (*fd1client.Packet, time.Duration, error) {
 	start := time.Now()
 	p, err := c.c.Call(req)
@@ -752,9 +735,8 @@ func (c *counter) call(req *fd1client.Request) (*fd1client.Packet, time.Duration
 }
 
 // directClient is the baseline: the presell workflow's list and lanedb's
-// lookup by ticket on the read pool, with no socket, no JSON and no claim.
-// A lanedb error is a failed request (code "db"), counted like a socket's
-// error reply.
+// lookup by ticket, with no socket, no JSON and no claim. A lanedb error
+// is a failed request (code "db"), as a socket's error reply.
 type directClient struct {
 	db       *lanedb.DB
 	presell  *presell.Workflow
@@ -783,11 +765,9 @@ func directErr(err error) error {
 	return protocol.Errorf("db", "%v", err)
 }
 
-// The plans are read from the SQL lanedb actually runs, not from a copy
-// of it here, which could drift unnoticed (lanedb builds the presell
-// list's query at run time): recordingQueryer catches the query and its
-// arguments as lanedb sends them (sqlx.SelectContext and GetContext), and
-// the plan is asked for exactly those.
+// recordingQueryer catches the query and arguments lanedb sends (through
+// sqlx.SelectContext and GetContext), so that the plans are of the SQL it
+// runs, built at run time, not of a copy that could drift.
 type recordingQueryer struct {
 	sqlx.QueryerContext
 	query string
@@ -809,10 +789,9 @@ type queryPlan struct {
 	lines []string // the plan, indented by depth
 }
 
-// recallPlans prints the plans of get_presells (each filter, drawn as the
-// counters draw them; "qk mine" for claimKey) and of recall's lookup by
-// ticket, the filters that share a plan together, each with its verdict.
-// ok is false when a plan scans the historic sales.
+// recallPlans prints, with a verdict, the plans of get_presells (each
+// filter as the counters draw it; those sharing a plan together) and of
+// recall's lookup; ok is false when one scans the historic sales.
 func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, claimKey string) (ok bool, err error) {
 	var plans []*queryPlan
 	rec := &recordingQueryer{QueryerContext: db.Read}
@@ -867,9 +846,8 @@ func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, c
 	return ok, nil
 }
 
-// planLines is the plan of query with args on the read pool: SQLite's
-// EXPLAIN QUERY PLAN steps indented by depth, or PostgreSQL's EXPLAIN of
-// the query as lanedb rewrites it (the Reader does).
+// planLines is the plan on the read pool: SQLite's steps indented by
+// depth, or PostgreSQL's EXPLAIN of the query as the Reader rewrites it.
 func planLines(ctx context.Context, db *lanedb.DB, query string, args []any) ([]string, error) {
 	var lines []string
 	if db.Postgres() {
@@ -891,9 +869,8 @@ func planLines(ctx context.Context, db *lanedb.DB, query string, args []any) ([]
 // names and aliases lanedb's queries give them.
 var bigTables = map[string]bool{"s": true, "sales": true, "l": true, "sale_lines": true, "payments": true}
 
-// bigScans picks the plan steps that scan a big table: SQLite's SCAN,
-// but for a walk of an open-presell partial index (which holds only open
-// presells), and PostgreSQL's (Parallel) Seq Scan.
+// bigScans picks the steps that scan a big table: SQLite's SCAN but of an
+// open-presell partial index, and PostgreSQL's (Parallel) Seq Scan.
 func bigScans(lines []string) []string {
 	var out []string
 	for _, line := range lines {
@@ -934,10 +911,9 @@ func (p *printer) recallFigure(f *recallFigure) {
 	}
 }
 
-// recallRatios compares one counter socket with the direct calls, p50
-// and p99: the five-filter mix, the unfiltered list alone (the mix's
-// median falls among cheap and dear filters, the unfiltered list does not
-// move), and recall.
+// recallRatios compares one socket with the direct calls, p50 and p99:
+// the filter mix, the unfiltered list (steadier than the mix's median,
+// which falls among cheap and dear filters), and recall.
 func (p *printer) recallRatios(sock, dir *recallStats) {
 	r := func(a, b *histogram) string {
 		var out []string

@@ -35,8 +35,7 @@ import (
 	"github.com/greenlane-pos/greenlane/server"
 )
 
-// SoakConfig is one soak benchmark run. DefaultSoakConfig holds every
-// default.
+// SoakConfig is one soak benchmark run.
 type SoakConfig struct {
 	// Tablets is how many presell tablets run at once. Default 500.
 	Tablets int
@@ -106,8 +105,7 @@ const (
 )
 
 // RunSoak runs the soak benchmark and prints the report to out. An error
-// means the benchmark itself could not run; failed requests and missed
-// targets are in the report (see SoakReport.Err).
+// means it could not run; failed requests are in SoakReport.Err.
 func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, error) {
 	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
