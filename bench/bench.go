@@ -1,18 +1,10 @@
-// Package bench holds greenlane's benchmark programs. They print figures
-// and ratios against a baseline run in the same process; nothing here
-// asserts wall-clock speed.
-//
-//   - presell: tablets against the lane with group commit on and off, the
-//     same sales as a bare one-transaction-per-sale loop, through the sales
-//     core in process and as its SQL alone, tablets at a person's pace,
-//     and the memory an idle presell socket costs the server;
-//   - recall: the counter's lookups on a lane DB with a long history;
-//   - firehose: one event to many subscribers, and a customer display's lag;
-//   - soak: a crowd of tablets and a counter process for a long stretch,
-//     and whether the server gives back what they cost.
+// Package bench holds greenlane's benchmark programs (`greenlane bench
+// presell|recall|firehose|soak`). Each prints its figures and their ratios
+// to a baseline measured in the same run; nothing here asserts wall-clock
+// speed.
 //
 // The product does the work: every client is an fd1client socket, every
-// lane is wired as `greenlane serve` wires it (package lane), every lane
+// lane is wired by package lane as `greenlane serve` wires it, every lane
 // DB is a fixture or fixtures.Generate's, and the baseline prices with the
 // salesbuilder's own rules. What is here is load, timing and reporting.
 package bench
@@ -26,8 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -38,37 +28,32 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/procfs"
 
-	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// Common is what the presell, firehose and soak benchmarks' configs share.
+// Common is what the presell, firehose and soak configs share.
 type Common struct {
 	// Duration is how long each phase is measured. Default 10s (soak: 60s).
 	Duration time.Duration
-	// WarmUp runs before each measurement and is not counted. Default 1s
-	// (soak: 2s).
+	// WarmUp runs unmeasured before each measurement. Default 1s (soak: 2s).
 	WarmUp time.Duration
-	// DB is where the phases' lane DBs go: a folder, or a path prefix
-	// (PREFIX.<phase>.db). Files of those names are replaced; the DBs are
-	// kept. Or a PostgreSQL URL: each phase gets a database beside the one
-	// it names (see store.go).
+	// DB is where the phases' lane DBs go: a folder or a path prefix
+	// (PREFIX.<phase>.db), replaced and then kept; or a PostgreSQL URL,
+	// beside whose database each phase makes its own (store.go).
 	// Default "": a temporary folder, removed at the end.
 	DB string
 	// RecycleEvery is how often submitted presells beyond the newest 2,499
-	// are voided so that their tickets come free again (see voidPresells).
-	// Default 250ms; 0 never (the lane then runs out of tickets after 9,999
-	// sales).
+	// are voided to free their tickets (see voidPresells). Default 250ms;
+	// 0 never (the lane then runs out of tickets after 9,999 sales).
 	RecycleEvery time.Duration
-	// CPUProfile, when set, receives a CPU profile of the main phase's
-	// (first) measured window. Default nil.
+	// CPUProfile receives a CPU profile of the main phase's (first)
+	// measured window. Default nil.
 	CPUProfile io.Writer
 	// Log receives the server's warnings and errors. Default nil: dropped.
 	Log io.Writer
 	// Child makes the command of a helper that must not share the server's
-	// process (see child.go): bench presell's idle sockets, bench soak's
-	// tablets and counter. Default nil: they run in this process, and
-	// their memory and goroutines are counted too.
+	// process (child.go). Default nil: the helpers run in this process,
+	// and their memory and goroutines are counted too.
 	Child ChildCommand
 }
 
@@ -76,16 +61,18 @@ func defaultCommon() Common {
 	return Common{Duration: 10 * time.Second, WarmUp: time.Second, RecycleEvery: 250 * time.Millisecond}
 }
 
-func (c Common) validate() error {
-	switch {
-	case c.Duration <= 0:
-		return fmt.Errorf("duration %s: want more than 0", c.Duration)
-	case c.WarmUp < 0:
-		return fmt.Errorf("warm-up %s: want 0 or more", c.WarmUp)
-	case c.RecycleEvery < 0:
-		return fmt.Errorf("recycle interval %s: want 0 (never) or more", c.RecycleEvery)
+// begin checks a run's config and gives it its phases' DB prefix (see
+// phaseDB), a cleanup, the server's log and a printer.
+func (c Common) begin(out io.Writer, validate func() error) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
+	err = errors.Join(validate(), atLeast("duration", c.Duration, 1, "more than 0"), atLeast("warm-up", c.WarmUp, 0, "0 or more"),
+		atLeast("recycle interval", c.RecycleEvery, 0, "0 (never) or more"))
+	if err == nil {
+		prefix, cleanup, err = workPrefix(c.DB)
 	}
-	return nil
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	return prefix, cleanup, serverLog(c.Log), &printer{w: out}, nil
 }
 
 // inRange is an error when v is outside lo…hi; note follows the range.
@@ -96,23 +83,21 @@ func inRange[T int | int64](name string, v, lo, hi T, note string) error {
 	return nil
 }
 
-// begin checks a run's config and makes its work folder (see Common.DB),
-// its server log and its printer. On a PostgreSQL store database the
-// prefix is the URL itself (see phaseDB).
-func (c Common) begin(out io.Writer, validate func() error) (prefix string, cleanup func(), log *slog.Logger, p *printer, err error) {
-	if err = errors.Join(validate(), c.validate()); err != nil {
-		return "", nil, nil, nil, err
+// atLeast is an error when d is below lo, saying what is wanted.
+func atLeast(name string, d, lo time.Duration, want string) error {
+	if d < lo {
+		return fmt.Errorf("%s %s: want %s", name, d, want)
 	}
-	if lanedb.IsPostgresURL(c.DB) {
-		if _, _, err := pgDatabase(c.DB); err != nil {
-			return "", nil, nil, nil, err
-		}
-		return c.DB, func() {}, serverLog(c.Log), &printer{w: out}, nil
+	return nil
+}
+
+// serverLog is the in-process server's logger: its warnings and errors go
+// to w (nowhere when nil), so that they do not drown the report.
+func serverLog(w io.Writer) *slog.Logger {
+	if w == nil {
+		w = io.Discard
 	}
-	if prefix, cleanup, err = workPrefix(c.DB); err != nil {
-		return "", nil, nil, nil, err
-	}
-	return prefix, cleanup, serverLog(c.Log), &printer{w: out}, nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // printer writes a report; it keeps the first write error.
@@ -135,15 +120,16 @@ func (p *printer) machine(where string) {
 // examples prints the errors by code with the first messages; with
 // failedOnly, only when something failed (not busy alone).
 func (p *printer) examples(label string, t *tally, failedOnly bool) {
-	if failedOnly && t.total() == 0 {
+	total, busy := t.total(), t.busy()
+	if total+busy == 0 || failedOnly && total == 0 {
 		return
 	}
 	var parts []string
-	if t.total() > 0 {
+	if total > 0 {
 		parts = append(parts, t.codes())
 	}
-	if b := t.busy(); b > 0 {
-		parts = append(parts, fmt.Sprintf("busy ×%d", b))
+	if busy > 0 {
+		parts = append(parts, fmt.Sprintf("busy ×%d", busy))
 	}
 	p.printf("   %s: %s\n", label, strings.Join(parts, ", "))
 	for _, s := range t.examples() {
@@ -151,9 +137,28 @@ func (p *printer) examples(label string, t *tally, failedOnly bool) {
 	}
 }
 
+func (p *printer) connected(n, wanted int, what string) {
+	if n != wanted {
+		p.printf("   only %d of %d %s connected\n", n, wanted, what)
+	}
+}
+
+// latency prints one histogram's line.
+func (p *printer) latency(label string, h quantiler) {
+	p.printf("   %-13s %s\n", label, quantiles(h, ms, 0))
+}
+
+// cpuLine says how busy the machine was over a window, and with what: on
+// a shared machine a latency means little without it.
+func (p *printer) cpuLine(c cpuUse) {
+	if c.ok {
+		p.printf("   CPU over the window: this process %.2f (%.0f%% of %d CPUs), other processes %.2f%s\n",
+			c.self, 100*c.self/float64(runtime.NumCPU()), runtime.NumCPU(), c.other, loadAverage("end"))
+	}
+}
+
 // loadAverage is "; load average 0.12 at start" (when) where the system
-// tells it (Linux): on a small machine another busy program moves every
-// tail latency, and the report should say so.
+// tells it: on a small machine another busy program moves every tail.
 func loadAverage(when string) string {
 	if la, err := procFS().LoadAvg(); err == nil {
 		return fmt.Sprintf("; load average %.2f at %s", la.Load1, when)
@@ -182,8 +187,7 @@ func perSec(n int64, d time.Duration) float64 { return ratio(float64(n), d.Secon
 
 // ms prints a latency in milliseconds, to a precision that suits it.
 func ms(d time.Duration) string {
-	v := float64(d) / float64(time.Millisecond)
-	switch {
+	switch v := float64(d) / float64(time.Millisecond); {
 	case v < 10:
 		return fmt.Sprintf("%.2fms", v)
 	case v < 1000:
@@ -215,8 +219,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// waitUntil polls done every few milliseconds until it holds, ctx ends or
-// limit passes; it reports whether done held.
+// waitUntil polls done until it holds, ctx ends or limit passes; it
+// reports whether done held.
 func waitUntil(ctx context.Context, limit time.Duration, done func() bool) bool {
 	deadline := time.Now().Add(limit)
 	for !done() {
@@ -238,41 +242,13 @@ func startProfile(w io.Writer) (stop func(), err error) {
 	return pprof.StopCPUProfile, nil
 }
 
-// serverLog is the in-process server's logger: its warnings and errors go
-// to w (nowhere when w is nil), so they do not drown the report.
-func serverLog(w io.Writer) *slog.Logger {
-	if w == nil {
-		w = io.Discard
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// workPrefix turns a Config's DB into the phases' path prefix. An empty DB
-// gets a temporary folder that cleanup removes; a folder gets "bench" in it.
-func workPrefix(db string) (prefix string, cleanup func(), err error) {
-	if db == "" {
-		dir, err := os.MkdirTemp("", "greenlane-bench-")
-		if err != nil {
-			return "", nil, fmt.Errorf("bench work folder: %w", err)
-		}
-		return filepath.Join(dir, "bench"), func() { os.RemoveAll(dir) }, nil
-	}
-	if st, err := os.Stat(db); err == nil && st.IsDir() || strings.HasSuffix(db, string(filepath.Separator)) {
-		if err := os.MkdirAll(db, 0o755); err != nil {
-			return "", nil, fmt.Errorf("bench work folder: %w", err)
-		}
-		return filepath.Join(db, "bench"), func() {}, nil
-	}
-	return db, func() {}, nil
-}
-
 // busyLabel starts the sample message of a busy error.
 const busyLabel = "busy, "
 
 // tally is the one error count of every bench: failures by code, busy
 // answers apart (the lane asked to retry: reported, not a failure), and
-// the first five distinct messages. Safe for concurrent use; the fields
-// are exported for the soak's child, which sends its tally as JSON.
+// the first five distinct messages. Its fields travel as JSON from the
+// soak's child.
 type tally struct {
 	mu      sync.Mutex
 	Counts  map[string]int64 `json:"errors"`
@@ -301,9 +277,8 @@ func (t *tally) add(code string, n int64, msg string) {
 	}
 }
 
-// reply counts an error reply to what. A busy error (the lane asks to
-// retry later: overloaded or a lock held by another program) is no
-// failure.
+// reply counts an error reply to what. A busy one (overloaded, or a lock
+// held by another program) is no failure.
 func (t *tally) reply(what string, e *protocol.Error) {
 	code, msg := string(e.Code), strings.ToLower(e.Message)
 	if e.Code == protocol.CodeUnavailable || strings.Contains(msg, "locked") || strings.Contains(msg, "busy") {
@@ -312,8 +287,8 @@ func (t *tally) reply(what string, e *protocol.Error) {
 	t.add(code, 1, fmt.Sprintf("%s: %s: %s", what, e.Code, e.Message))
 }
 
-// fail counts a failed request (its FD1 code) or a broken client
-// ("connection").
+// fail counts a failed request by its FD1 code, or a broken client as
+// "connection".
 func (t *tally) fail(what string, err error) {
 	code := "connection"
 	if pe := (*protocol.Error)(nil); errors.As(err, &pe) {
@@ -322,7 +297,7 @@ func (t *tally) fail(what string, err error) {
 	t.add(code, 1, what+": "+err.Error())
 }
 
-// total is the number of real (non-busy) failures.
+// total is the number of real (not busy) failures.
 func (t *tally) total() (n int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -381,9 +356,7 @@ func failures(note string, ts ...namedTally) error {
 		if n := t.errs.total(); n > 0 {
 			total += n
 			parts = append(parts, t.name+": "+t.errs.codes())
-			if example == "" {
-				example = t.errs.example()
-			}
+			example = cmp.Or(example, t.errs.example())
 		}
 	}
 	if total == 0 {
@@ -392,53 +365,41 @@ func failures(note string, ts ...namedTally) error {
 	return fmt.Errorf("%d requests failed%s: %s; e.g. %s", total, note, strings.Join(parts, "; "), example)
 }
 
-// cpuUse is how busy the machine's CPUs were over a window, split into
-// this process and everything else. Latency on a shared machine means
-// little without it: another program's build or test run takes the same
-// cores from the server and its clients.
+// cpuUse is how busy the CPUs were over a window: this process, and every
+// other process with the kernel (a build beside the bench takes the same
+// cores from the server and its clients).
 type cpuUse struct {
-	ok    bool    // the figures could be read (Linux /proc)
-	self  float64 // CPUs' worth used by this process
-	other float64 // CPUs' worth used by every other process and the kernel
+	ok          bool // the figures could be read (Linux /proc)
+	self, other float64
 }
 
-// cpuMark is a reading to take a window's difference from.
+// cpuMark is a reading to take a window's difference from: the machine's
+// non-idle CPU seconds and this process's.
 type cpuMark struct {
-	at   time.Time
-	busy float64 // the machine's non-idle CPU seconds
-	self float64 // this process's user + system seconds
-	ok   bool
+	at         time.Time
+	busy, self float64
+	ok         bool
 }
 
-// cpuLine says how busy the machine was over the window, and with what:
-// this process's share is its getrusage time ÷ wall time ÷ CPUs.
-func (p *printer) cpuLine(c cpuUse) {
-	if !c.ok {
-		return
-	}
-	p.printf("   CPU over the window: this process %.2f (%.0f%% of %d CPUs), other processes %.2f%s\n",
-		c.self, 100*c.self/float64(runtime.NumCPU()), runtime.NumCPU(), c.other, loadAverage("end"))
-}
-
-// readCPUMark reads /proc (Linux); elsewhere the mark is not ok.
 func readCPUMark() cpuMark {
 	m := cpuMark{at: time.Now()}
 	st, err := procFS().Stat()
 	if err != nil {
 		return m
 	}
+	if ps, err := selfStat(); err == nil {
+		c := st.CPUTotal // guest time is in user time already
+		m.busy, m.self, m.ok = c.User+c.Nice+c.System+c.IRQ+c.SoftIRQ+c.Steal, ps.CPUTime(), true
+	}
+	return m
+}
+
+func selfStat() (procfs.ProcStat, error) {
 	self, err := procfs.Self()
 	if err != nil {
-		return m
+		return procfs.ProcStat{}, err
 	}
-	ps, err := self.Stat()
-	if err != nil {
-		return m
-	}
-	c := st.CPUTotal // guest time is in user time already
-	m.busy = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
-	m.self, m.ok = ps.CPUTime(), true
-	return m
+	return self.Stat()
 }
 
 func (m cpuMark) since() cpuUse {
@@ -451,14 +412,13 @@ func (m cpuMark) since() cpuUse {
 	return cpuUse{ok: true, self: self / wall, other: max(busy-self, 0) / wall}
 }
 
-// histogram records request latencies: an HdrHistogram from 1 ns to an
-// hour (longer counts as an hour) at two significant figures, so a value
-// is off by at most 1% of itself at any scale, in fixed memory however
-// many requests a run makes. All tablets of a phase share one per request
-// kind: it is safe for concurrent use, and its zero value is ready.
+// histogram records latencies: an HdrHistogram from 1 ns to an hour at two
+// significant figures (a value is off by at most 1% of itself), in fixed
+// memory however long the run. It is safe for concurrent use, so the
+// tablets of a phase share one per request kind; its zero value is ready.
 type histogram struct {
 	mu  sync.Mutex
-	h   *hdrhistogram.Histogram // nil until the first value
+	h   *hdrhistogram.Histogram // nil until first used
 	max time.Duration           // exact: h knows only its bucket
 }
 
@@ -485,19 +445,11 @@ func (h *histogram) count() int64 {
 }
 
 // quantile is the latency that a fraction q (0 < q ≤ 1) of requests did
-// not exceed, to within 1%. 0 when nothing was recorded.
+// not exceed, to within 1%; 0 when nothing was recorded.
 func (h *histogram) quantile(q float64) time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return min(time.Duration(h.hdr().ValueAtQuantile(100*q)), h.max)
-}
-
-// atRank is the rank-th smallest latency recorded (1-based), to within 1%.
-func (h *histogram) atRank(rank int64) time.Duration {
-	if n := h.count(); n > 0 {
-		return h.quantile(float64(rank) / float64(n))
-	}
-	return 0
 }
 
 func (h *histogram) maxValue() time.Duration {
@@ -524,16 +476,16 @@ func (h *histogram) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
+	if j.HDR == nil {
+		return errors.New("no histogram")
+	}
+	if err := j.HDR.Validate(); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	mine := h.hdr().Export()
-	switch {
-	case j.HDR == nil:
-		return errors.New("no histogram")
-	case j.HDR.Validate() != nil:
-		return j.HDR.Validate()
-	case j.HDR.LowestTrackableValue != mine.LowestTrackableValue || j.HDR.HighestTrackableValue != mine.HighestTrackableValue ||
-		j.HDR.SignificantFigures != mine.SignificantFigures || len(j.HDR.Counts) > len(mine.Counts):
+	if mine := h.hdr().Export(); j.HDR.LowestTrackableValue != mine.LowestTrackableValue || j.HDR.HighestTrackableValue != mine.HighestTrackableValue ||
+		j.HDR.SignificantFigures != mine.SignificantFigures || len(j.HDR.Counts) > len(mine.Counts) {
 		return fmt.Errorf("histogram of another shape (%d…%d ns, %d figures, %d counts)", j.HDR.LowestTrackableValue,
 			j.HDR.HighestTrackableValue, j.HDR.SignificantFigures, len(j.HDR.Counts))
 	}
@@ -542,9 +494,8 @@ func (h *histogram) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// signedHistogram records durations that may be negative: the negative
-// ones by their size in one histogram, the rest in another. Its memory is
-// fixed, as a histogram's.
+// signedHistogram records durations that may be negative: their sizes in
+// one histogram, the rest in another, so its memory is fixed as well.
 type signedHistogram struct {
 	neg, pos histogram
 }
@@ -552,40 +503,31 @@ type signedHistogram struct {
 func (h *signedHistogram) record(d time.Duration) {
 	if d < 0 {
 		h.neg.record(-d)
-		return
+	} else {
+		h.pos.record(d)
 	}
-	h.pos.record(d)
 }
 
 func (h *signedHistogram) count() int64 { return h.neg.count() + h.pos.count() }
 
 // negShare is the fraction of values below zero.
 func (h *signedHistogram) negShare() float64 {
-	if n := h.count(); n > 0 {
-		return float64(h.neg.count()) / float64(n)
-	}
-	return 0
+	return ratio(float64(h.neg.count()), float64(h.count()))
 }
 
 // quantile is the value that a fraction q of values did not exceed. The
 // r-th smallest value overall is, among the negatives, the one whose size
 // is the (negatives − r + 1)-th smallest.
 func (h *signedHistogram) quantile(q float64) time.Duration {
-	n := h.count()
+	n, negN := h.count(), h.neg.count()
 	if n == 0 {
 		return 0
 	}
-	rank, negN := quantileRank(q, n), h.neg.count()
+	rank := min(max(int64(q*float64(n)+0.999999), 1), n) // ceil, without float noise turning 99.0 into 100
 	if rank <= negN {
-		return -h.neg.atRank(negN - rank + 1)
+		return -h.neg.quantile(float64(negN-rank+1) / float64(negN))
 	}
-	return h.pos.atRank(rank - negN)
-}
-
-// quantileRank is the rank (1…n) of quantile q among n values.
-func quantileRank(q float64, n int64) int64 {
-	rank := int64(q*float64(n) + 0.999999) // ceil, without float noise turning 99.0 into 100
-	return min(max(rank, 1), n)
+	return h.pos.quantile(float64(rank-negN) / float64(n-negN))
 }
 
 // maxValue is the largest value; negative when every value is.
@@ -593,7 +535,7 @@ func (h *signedHistogram) maxValue() time.Duration {
 	if h.pos.count() > 0 {
 		return h.pos.maxValue()
 	}
-	return -h.neg.atRank(1)
+	return -h.neg.quantile(1 / float64(max(h.neg.count(), 1)))
 }
 
 type quantiler interface {
@@ -607,8 +549,4 @@ type quantiler interface {
 func quantiles(h quantiler, f func(time.Duration) string, nWidth int) string {
 	return fmt.Sprintf("p50 %-8s p99 %-8s p999 %-8s max %-8s n %-*d", f(h.quantile(0.50)), f(h.quantile(0.99)),
 		f(h.quantile(0.999)), f(h.maxValue()), nWidth, h.count())
-}
-
-func (p *printer) latency(label string, h quantiler) {
-	p.printf("   %-13s %s\n", label, quantiles(h, ms, 0))
 }

@@ -1,5 +1,16 @@
 package bench
 
+// The bench's helpers run as `greenlane bench child KIND`, so that this
+// process's memory and goroutine figures are the server's alone: idle
+// (bench presell's idle sockets), tablets and counter (bench soak's).
+// Without a command they run on a goroutine of this process behind pipes,
+// spoken to alike.
+//
+// One protocol, JSON lines: the parent sends a childOrder, the child
+// answers childReady, the parent may send window orders; closing the
+// child's stdin tells it to stop, and its last line is its result. The
+// order travels on stdin, not argv, where any user could read the keys.
+
 import (
 	"bufio"
 	"bytes"
@@ -13,19 +24,8 @@ import (
 	"sync"
 )
 
-// The bench's helpers run as `greenlane bench child KIND` so that this
-// process's memory and goroutine figures are the server's alone: KIND is
-// idle (bench presell's idle sockets), tablets (bench soak's tablets) or
-// counter (bench soak's counter process). Without a command they run on a
-// goroutine of this process behind pipes, spoken to alike.
-//
-// One protocol, JSON lines: the parent sends a childOrder, the child
-// answers childReady, the parent may send window orders; closing the
-// child's stdin tells it to stop, and its last line is its result. The
-// order travels on stdin, not argv, where any user could read the keys.
-
-// ChildCommand makes the command of a child of kind; nil runs the children
-// in this process.
+// ChildCommand makes the command of a child of kind; nil runs the
+// children in this process.
 type ChildCommand func(ctx context.Context, kind string) *exec.Cmd
 
 type childOrder struct {
@@ -84,6 +84,7 @@ func Child(ctx context.Context, kind string, in io.Reader, out io.Writer) error 
 	return nil
 }
 
+// child is the parent's side of a child.
 type child struct {
 	kind     string
 	in       io.WriteCloser
@@ -125,16 +126,15 @@ func spawn(ctx context.Context, cmd ChildCommand, kind string) (*child, error) {
 	}
 	x := cmd(ctx, kind)
 	stdin, err := x.StdinPipe()
-	if err != nil {
-		return nil, fmt.Errorf("%s child stdin: %w", kind, err)
-	}
-	stdout, err := x.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("%s child stdout: %w", kind, err)
+	var stdout io.Reader
+	if err == nil {
+		stdout, err = x.StdoutPipe()
 	}
 	stderr := &limitedBuffer{}
-	x.Stderr = stderr
-	if err := x.Start(); err != nil {
+	if x.Stderr = stderr; err == nil {
+		err = x.Start()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("start %s child %s: %w", kind, x.Path, err)
 	}
 	return &child{kind: kind, in: stdin, out: bufio.NewReader(stdout), wait: func() error {
@@ -153,8 +153,8 @@ func (c *child) send(o childOrder) error {
 	return nil
 }
 
-// recv decodes the child's next line into v; at EOF the error says why the
-// child ended.
+// recv decodes the child's next line into v; at EOF the error says why
+// the child ended.
 func (c *child) recv(v any) error {
 	line, err := c.out.ReadBytes('\n')
 	if err != nil && len(line) == 0 {
@@ -166,8 +166,8 @@ func (c *child) recv(v any) error {
 	return nil
 }
 
-// finish closes the child's stdin (its signal to stop), decodes its result
-// into v (nil: dropped) and waits for it.
+// finish closes the child's stdin (its signal to stop), decodes its
+// result into v (nil: dropped) and waits for it.
 func (c *child) finish(v any) error {
 	c.in.Close()
 	if v == nil {
@@ -193,8 +193,8 @@ func (c *child) end() error {
 	return c.waitErr
 }
 
-// limitedBuffer keeps the first 4 KB written to it (a child's stderr),
-// read once the child has ended.
+// limitedBuffer keeps the first 4 KB of a child's stderr, read once the
+// child has ended.
 type limitedBuffer struct{ bytes.Buffer }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {

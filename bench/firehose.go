@@ -1,50 +1,37 @@
 package bench
 
 // The firehose benchmark (issue 5) measures how fast the lane's firehoses
-// deliver, in two phases, each on a fresh demo lane DB:
+// deliver, every client in this process so that both ends read one
+// monotonic clock:
 //
 //   - fan-out: N subscriber sockets follow device.event while events are
 //     injected at a fixed rate;
 //   - display lag: presell tablets build sales while a customer display
-//     follows custdisp lane-wide; for every add_product, the lag is the
-//     time the display read the matching custdisp.sale.lines.add less the
-//     time the tablet read its reply.
+//     follows custdisp lane-wide; for every add_product, the lag is when
+//     the display read the matching custdisp.sale.lines.add less when the
+//     tablet read its reply. The event takes a longer road (the commit
+//     wakes the hub, which reads the journal back) than the reply (sent
+//     as the commit returns), and the lag is negative when it wins the
+//     race anyway: the report gives it as measured, with that share.
 //
-// All clients live in this process: the figures are latencies, and one
-// process lets both ends read the same monotonic clock.
-//
-// A custdisp event takes a longer road than the reply to the change that
-// made it: the commit wakes the hub, which reads the new journal rows back
-// and publishes them, while the reply goes out as soon as the commit
-// returns. The lag is negative when the event wins the race; the report
-// gives it as measured, with the share that did.
-//
-// What the fan-out latency is measured from. The issue asks for "server
-// timestamp → client receipt", but a device.event's body is what the
-// injector sent: the server adds no time of its own. So the events come in
-// two ways, taking turns, under the same load:
-//
-//   - hub: the bench calls the in-process server's hub.PublishMemory, as
-//     fd1.debug.inject_event's handler does, and stamps the event just
-//     before the call. This is the issue's server timestamp, and the
-//     figure the target is checked on.
-//   - socket: an injector socket sends fd1.debug.inject_event, stamped just
-//     before the request is written. Its latency also holds the request's
-//     trip into the server, so it is an upper bound; the report prints the
-//     request's round trip beside it.
-//
-// The clock is nanoseconds since the phase began on this process's
-// monotonic clock: both ends live here, a wall-clock step cannot skew it,
-// and the number stays far below 2^53, so it survives the server decoding
-// a socket-injected body into float64 and encoding it again.
+// The issue asks for fan-out "server timestamp → client receipt", but a
+// device.event's body is what the injector sent, with no time of the
+// server's. So the events come in two ways, taking turns: through the
+// in-process hub (hub.PublishMemory, as inject_event's handler calls it),
+// stamped just before, which is the server's timestamp and the target's
+// figure; and through an inject_event socket, stamped just before the
+// request is written: an upper bound that also holds the request's trip,
+// printed beside it. The stamp is nanoseconds since the phase began on the
+// monotonic clock, which a wall-clock step cannot skew and which stays far
+// below 2^53, so that it survives the server decoding a body into float64.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,8 +44,7 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// FirehoseConfig is one firehose benchmark run. DefaultFirehoseConfig
-// holds every default.
+// FirehoseConfig is one firehose benchmark run.
 type FirehoseConfig struct {
 	// Subscribers is how many sockets follow device.event in the fan-out
 	// phase. Default 1000; 0 skips the phase.
@@ -70,17 +56,16 @@ type FirehoseConfig struct {
 	Tablets int
 	Common
 	// Drain is how long, after the last event was sent, deliveries may
-	// still arrive; what has not arrived by then is counted missing.
-	// Default 5s.
+	// still arrive; what has not by then is counted missing. Default 5s.
 	Drain time.Duration
-	// DisplayCPUProfile, when set, receives a CPU profile of the
-	// display-lag phase's measured window. Default nil.
+	// DisplayCPUProfile receives a CPU profile of the display-lag phase's
+	// measured window. Default nil.
 	DisplayCPUProfile io.Writer
 }
 
 // Bounds that keep a mistyped flag from exhausting the machine (every
-// subscriber costs two file descriptors and four goroutines here, as both
-// ends of its socket live in this process), and the issue's targets.
+// subscriber costs two file descriptors and four goroutines here, both
+// ends of its socket being in this process), and the issue's targets.
 const (
 	maxSubscribers    = 5000
 	maxRate           = 10000
@@ -91,24 +76,16 @@ const (
 )
 
 func DefaultFirehoseConfig() FirehoseConfig {
-	return FirehoseConfig{Common: defaultCommon(), Subscribers: targetSubscribers, Rate: 50, Tablets: targetLagTablets,
-		Drain: 5 * time.Second}
+	return FirehoseConfig{Common: defaultCommon(), Subscribers: targetSubscribers, Rate: 50, Tablets: targetLagTablets, Drain: 5 * time.Second}
 }
 
 func (c FirehoseConfig) validate() error {
-	switch {
-	case c.Subscribers < 0 || c.Subscribers > maxSubscribers:
-		return fmt.Errorf("subscribers %d: want 0 (skip the fan-out phase)…%d", c.Subscribers, maxSubscribers)
-	case c.Rate < 1 || c.Rate > maxRate:
-		return fmt.Errorf("rate %d: want 1…%d events/s", c.Rate, maxRate)
-	case c.Tablets < 0 || c.Tablets > maxTablets:
-		return fmt.Errorf("tablets %d: want 0 (skip the display-lag phase)…%d", c.Tablets, maxTablets)
-	case c.Subscribers == 0 && c.Tablets == 0:
+	if c.Subscribers == 0 && c.Tablets == 0 {
 		return fmt.Errorf("subscribers and tablets are both 0: nothing to measure")
-	case c.Drain <= 0:
-		return fmt.Errorf("drain %s: want more than 0", c.Drain)
 	}
-	return nil
+	return errors.Join(inRange("subscribers", c.Subscribers, 0, maxSubscribers, " (0 skips the fan-out phase)"),
+		inRange("rate", c.Rate, 1, maxRate, " events/s"), inRange("tablets", c.Tablets, 0, maxTablets, " (0 skips the display-lag phase)"),
+		atLeast("drain", c.Drain, 1, "more than 0"))
 }
 
 // FirehoseReport is the outcome of a run. A skipped phase is nil.
@@ -117,10 +94,9 @@ type FirehoseReport struct {
 	display *displayResult
 }
 
-// RunFirehose runs the firehose benchmark and prints the report to out as
-// each phase finishes. An error means the benchmark itself could not run;
-// failed requests and missing events are in the report (see
-// FirehoseReport.Err).
+// RunFirehose runs the firehose benchmark and prints the report to out.
+// An error means it could not run; failed requests and missing events are
+// in FirehoseReport.Err.
 func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*FirehoseReport, error) {
 	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
@@ -143,8 +119,8 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 		rep.fanout = &fanoutResult{subscribersWanted: cfg.Subscribers, rate: cfg.Rate}
 		// One debug key serves every socket: the injector needs the scope,
 		// and a subscriber may use any key.
-		err := withLane(ctx, prefix, "fanout", opts, 1, protocol.ScopeDebug, nil, func(l *lane, keys []string) error {
-			return rep.fanout.run(ctx, cfg, l, keys[0])
+		err := withLanes(ctx, prefix, "fanout", 1, opts, 1, protocol.ScopeDebug, nil, func(ls []*lane, keys []string) error {
+			return rep.fanout.run(ctx, cfg, ls[0], keys[0])
 		})
 		if err != nil {
 			return nil, fmt.Errorf("fan-out phase: %w", err)
@@ -153,7 +129,7 @@ func RunFirehose(ctx context.Context, cfg FirehoseConfig, out io.Writer) (*Fireh
 		target("fan-out", targetFanoutP99, cfg.Subscribers, targetSubscribers, "subscribers", &rep.fanout.latency[viaHub])
 	}
 	if cfg.Tablets > 0 {
-		if rep.display, err = runDisplayLag(ctx, cfg, prefix, log); err != nil {
+		if rep.display, err = runDisplayLag(ctx, cfg, prefix, opts); err != nil {
 			return nil, fmt.Errorf("display-lag phase: %w", err)
 		}
 		p.displayLag(rep.display)
@@ -173,7 +149,7 @@ func (r *FirehoseReport) Err() error {
 		ts = append(ts, namedTally{"fan-out", &r.fanout.errs})
 	}
 	if r.display != nil {
-		ts = append(ts, namedTally{"display-lag tablets", r.display.load.errs}, namedTally{"display", &r.display.errs})
+		ts = append(ts, namedTally{"display-lag tablets", &r.display.load.Errs}, namedTally{"display", &r.display.errs})
 	}
 	return failures(" (busy errors not counted)", ts...)
 }
@@ -182,12 +158,17 @@ func (p *printer) fanout(r *fanoutResult) {
 	p.printf("fan-out: %d subscribers on device.event, %d events/s (in turn through the hub and an inject_event socket)\n", r.subscribersWanted, r.rate)
 	p.printf("   %.0f events/s  %.0f deliveries/s  errors %d  missing %d\n",
 		perSec(r.events, r.window), perSec(r.deliveries, r.window), r.errs.total(), r.errs.Counts["missing"])
-	p.latency("delivery", &r.latency[viaHub])
-	p.printf("      (server timestamp → subscriber read it: stamped just before hub.PublishMemory, every other event)\n")
-	p.latency("via socket", &r.latency[viaSocket])
-	p.printf("      (inject_event request sent → subscriber read it: adds the request's trip into the server)\n")
-	p.latency("inject trip", &r.injectTrip)
-	p.printf("      (inject_event request sent → its reply read, on the injector)\n")
+	for _, f := range []struct {
+		label, note string
+		h           *histogram
+	}{
+		{"delivery", "server timestamp → subscriber read it: stamped just before hub.PublishMemory, every other event", &r.latency[viaHub]},
+		{"via socket", "inject_event request sent → subscriber read it: adds the request's trip into the server", &r.latency[viaSocket]},
+		{"inject trip", "inject_event request sent → its reply read, on the injector", &r.injectTrip},
+	} {
+		p.latency(f.label, f.h)
+		p.printf("      (%s)\n", f.note)
+	}
 	p.cpuLine(r.cpu)
 	p.examples("errors by code", &r.errs, true)
 	p.connected(len(r.subs), r.subscribersWanted, "subscribers")
@@ -197,52 +178,48 @@ func (p *printer) displayLag(r *displayResult) {
 	l := r.load
 	p.printf("display lag: %d presell tablets (create → %d × add_product → park), 1 customer display on custdisp, lane-wide\n",
 		l.tabletsWanted, linesPerSale)
-	p.printf("   %.0f sales/s  %.0f req/s  errors %d  busy %d\n", l.salesPerSec(), l.reqPerSec(), l.errs.total()+r.errs.total(), l.errs.busy())
+	p.printf("   %.0f sales/s  %.0f req/s  errors %d  busy %d\n", l.salesPerSec(), perSec(l.Requests, l.window), l.Errs.total()+r.errs.total(), l.Errs.busy())
 	for _, k := range []kind{kindCreate, kindAddProduct, kindPark} {
-		p.latency(kindNames[k], &l.latency[k])
+		p.latency(kindNames[k], &l.Latency[k])
 	}
 	p.writer(l)
 	p.printf("   display: %.0f custdisp events/s received\n", perSec(r.events, l.window))
-	h := &r.lag
-	p.latency("lines.add lag", h)
+	p.latency("lines.add lag", &r.lag)
 	p.printf("      (display read custdisp.sale.lines.add − tablet read its add_product reply)\n")
-	p.printf("      %.1f%% arrived before the reply", 100*h.negShare())
-	if h.neg.count() > 0 {
-		p.printf(" (by up to %s)", ms(h.neg.maxValue()))
+	p.printf("      %.1f%% arrived before the reply", 100*r.lag.negShare())
+	if r.lag.neg.count() > 0 {
+		p.printf(" (by up to %s)", ms(r.lag.neg.maxValue()))
 	}
 	p.printf("\n")
-	if l.errs.total()+l.errs.busy() > 0 {
-		p.examples("tablet errors by code", l.errs, false)
-	}
+	p.examples("tablet errors by code", &l.Errs, false)
 	p.cpuLine(l.cpu)
 	p.examples("errors by code", &r.errs, true)
 	p.connected(l.tablets, l.tabletsWanted, "tablets")
 }
 
-// follower is a socket following a firehose, with what its reader could
-// not read: its fields are the reader's own until the socket is closed.
+// follower is a socket following a firehose, with the packets its reader
+// could not read: its fields are the reader's own until the socket closes.
 type follower struct {
 	*fd1client.Conn
-	bad    int64 // packets that were not the events it follows
+	bad    int64
 	closed bool
 }
 
-// openFollower logs in and opens family's firehose (none when "").
+// openFollower logs in and opens family's firehose.
 func openFollower(ctx context.Context, url, key string, purpose protocol.Purpose, family string) (*follower, error) {
 	c, err := fd1client.Open(ctx, url, key, purpose, fd1client.Options{})
-	if err == nil && family != "" {
-		if err = c.OpenFirehose(family); err != nil {
-			c.Close()
-		}
-	}
 	if err != nil {
+		return nil, err
+	}
+	if err = c.OpenFirehose(family); err != nil {
+		c.Close()
 		return nil, err
 	}
 	return &follower{Conn: c}, nil
 }
 
-// close closes the socket and waits for its reader, the first time only;
-// a reader that had failed, or packets it could not read, are counted.
+// close closes the socket and waits for its reader, the first time only,
+// and counts a reader that had failed and the packets it could not read.
 func (f *follower) close(errs *tally, who, events string) {
 	if f.closed {
 		return
@@ -265,13 +242,11 @@ type displayResult struct {
 }
 
 // runDisplayLag runs the tablets as bench presell's group-commit-on phase
-// does, with its window, recycler and profile, and a display following
-// them; then it waits for the display to catch up and counts what it
-// never got.
-func runDisplayLag(ctx context.Context, cfg FirehoseConfig, prefix string, log *slog.Logger) (*displayResult, error) {
-	res := &displayResult{}
-	stats := &loadStats{}
-	err := withLane(ctx, prefix, "display", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets, protocol.ScopePresell, stats, func(l *lane, keys []string) error {
+// does, with a display following them, then counts what it never got.
+func runDisplayLag(ctx context.Context, cfg FirehoseConfig, prefix string, opts laneOptions) (*displayResult, error) {
+	res, stats := &displayResult{}, &loadStats{}
+	err := withLanes(ctx, prefix, "display", 1, opts, cfg.Tablets, protocol.ScopePresell, stats, func(ls []*lane, keys []string) error {
+		l := ls[0]
 		displayKey, err := l.DB.CreateAPIKey(ctx, "bench-display", []string{string(protocol.ScopeDisplay)})
 		if err != nil {
 			return fmt.Errorf("create the display's key: %w", err)
@@ -302,13 +277,12 @@ func runDisplayLag(ctx context.Context, cfg FirehoseConfig, prefix string, log *
 		shape := saleShape{lines: linesPerSale, onLine: func(t *tablet, physkey string, seqnce int64) {
 			m.pair(lagKey{physkey, seqnce}, lagEnd{at: t.replyAt, measured: t.stats.inWindow()})
 		}}
-		res.load, err = drive(ctx, []*lane{l}, connectTablets(ctx, l.presellURL(), keys, stats), len(keys), stats, shape,
+		res.load, err = drive(ctx, ls, connectTablets(ctx, []string{l.presellURL()}, nil, keys, stats), len(keys), stats, shape,
 			loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, profile: cfg.DisplayCPUProfile})
 		if err != nil {
 			return err
 		}
-		res.load.name, res.load.groupWait = "display lag", defaultWait
-		res.events = events.Load()
+		res.load.name, res.load.groupWait, res.events = "display lag", defaultWait, events.Load()
 		waitUntil(ctx, cfg.Drain, func() bool { return m.waiting() == 0 })
 		disp.close(&res.errs, who, "custdisp")
 		m.countLeftovers(&res.errs, cfg.Drain)
@@ -317,7 +291,6 @@ func runDisplayLag(ctx context.Context, cfg FirehoseConfig, prefix string, log *
 	if err != nil {
 		return nil, err
 	}
-	res.load.fill(stats)
 	return res, nil
 }
 
@@ -334,8 +307,7 @@ type lagEnd struct {
 }
 
 // lagMatcher pairs each add_product reply with its lines.add event,
-// whichever comes first. It holds only the unpaired ones, a few per
-// tablet, so its memory does not grow with the run.
+// whichever comes first, holding only the unpaired few.
 type lagMatcher struct {
 	mu   sync.Mutex
 	ends map[lagKey]lagEnd
@@ -371,8 +343,8 @@ func (m *lagMatcher) waiting() (n int) {
 	return n
 }
 
-// countLeftovers counts, once the display has stopped, the replies whose
-// event never came and the events no reply claimed.
+// countLeftovers counts the replies whose event never came and the events
+// no reply claimed.
 func (m *lagMatcher) countLeftovers(errs *tally, drain time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -456,6 +428,29 @@ func (d benchEventData) body() map[string]string {
 	return map[string]string{"b": fmt.Sprintf("%s %d %d", d.Via, d.N, d.NS)}
 }
 
+// benchHead is what precedes a bench event's body in the packet.
+var benchHead = []byte(`"sc":"` + benchSC + `","v":{"b":"`)
+
+// decodeBenchEvent reads a bench event as the hub writes it.
+func decodeBenchEvent(msg []byte) (benchEventData, via, bool) {
+	var d benchEventData
+	i := bytes.Index(msg, benchHead)
+	if i < 0 {
+		return d, 0, false
+	}
+	rest := msg[i+len(benchHead):]
+	f := strings.Fields(string(rest[:max(bytes.IndexByte(rest, '"'), 0)]))
+	if len(f) != 3 {
+		return d, 0, false
+	}
+	var errN, errNS error
+	d.Via = f[0]
+	d.N, errN = strconv.ParseInt(f[1], 10, 64)
+	d.NS, errNS = strconv.ParseInt(f[2], 10, 64)
+	v := slices.Index(viaNames[:], d.Via)
+	return d, via(max(v, 0)), v >= 0 && errN == nil && errNS == nil
+}
+
 // subscriber is one socket following device.event. Its counts are its
 // reader's own, read after the reader has stopped.
 type subscriber struct {
@@ -479,14 +474,12 @@ func (r *fanoutResult) run(ctx context.Context, cfg FirehoseConfig, l *lane, key
 		}
 		all[i] = &subscriber{follower: f}
 	})
-	r.subs = slices.DeleteFunc(all, func(s *subscriber) bool { return s == nil })
-	if len(r.subs) == 0 {
+	if r.subs = slices.DeleteFunc(all, func(s *subscriber) bool { return s == nil }); len(r.subs) == 0 {
 		return fmt.Errorf("no subscriber could connect: %s", r.errs.example())
 	}
 	for _, s := range r.subs {
 		s.Follow(func(msg []byte, at time.Time) {
-			d, v, ok := decodeBenchEvent(msg)
-			switch {
+			switch d, v, ok := decodeBenchEvent(msg); {
 			case !ok:
 				s.bad++
 			case d.N > 0: // 0: warm-up
@@ -518,8 +511,7 @@ func (r *fanoutResult) run(ctx context.Context, cfg FirehoseConfig, l *lane, key
 	mark := readCPUMark()
 	err = inj.inject(ctx, cfg.Rate, cfg.Duration, true)
 	r.window, r.cpu = time.Since(mark.at), mark.since()
-	stopProfile()
-	if err != nil {
+	if stopProfile(); err != nil {
 		return err
 	}
 	r.events = inj.awaitReplies(ctx, cfg.Drain)
@@ -549,37 +541,9 @@ func (r *fanoutResult) closeSubscribers() {
 	}
 }
 
-// decodeBenchEvent reads a bench event as the hub writes it.
-func decodeBenchEvent(msg []byte) (benchEventData, via, bool) {
-	var d benchEventData
-	i := bytes.Index(msg, benchHead)
-	if i < 0 {
-		return d, 0, false
-	}
-	rest := msg[i+len(benchHead):]
-	f := strings.Fields(string(rest[:max(bytes.IndexByte(rest, '"'), 0)]))
-	if len(f) != 3 {
-		return d, 0, false
-	}
-	var errN, errNS error
-	d.Via = f[0]
-	d.N, errN = strconv.ParseInt(f[1], 10, 64)
-	d.NS, errNS = strconv.ParseInt(f[2], 10, 64)
-	for v, name := range viaNames {
-		if d.Via == name && errN == nil && errNS == nil {
-			return d, via(v), true
-		}
-	}
-	return d, 0, false
-}
-
-// benchHead is what precedes a bench event's body in the packet.
-var benchHead = []byte(`"sc":"` + benchSC + `","v":{"b":"`)
-
 // injector sends the events at a fixed rate, in turn through the hub and
-// through fd1.debug.inject_event on its own socket, without waiting for
-// replies (an open loop: a slow server must not slow the events down and
-// so hide its own delay); a reader goroutine takes the socket's replies.
+// an inject_event socket whose replies a reader takes: an open loop, so
+// that a slow server cannot slow the events down and hide its delay.
 type injector struct {
 	c   *fd1client.Conn
 	hub *firehose.Hub
@@ -588,11 +552,9 @@ type injector struct {
 	mu     sync.Mutex
 	sentAt map[int64]sentInfo // rq → when, for replies still due
 
-	turns    int64        // events sent, warm-up included; the sender's own
-	numbered int64        // measured events sent; the sender's own
-	sent     atomic.Int64 // inject requests written
-	replied  atomic.Int64 // inject replies read
-	accepted atomic.Int64 // measured events the server accepted, both ways
+	turns, numbered int64        // events sent, warm-up included, and measured ones: the sender's own
+	sent, replied   atomic.Int64 // inject requests written, and their replies read
+	accepted        atomic.Int64 // measured events the server accepted, both ways
 }
 
 type sentInfo struct {
@@ -602,7 +564,8 @@ type sentInfo struct {
 
 // inject sends rate events per second for d. The i-th event is due at
 // start + i/rate; one sent late (this process was busy) goes at once and
-// carries its real send time, so the lateness is not charged to the server.
+// carries its real send time, so that the lateness is not charged to the
+// server.
 func (inj *injector) inject(ctx context.Context, rate int, d time.Duration, measured bool) error {
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
@@ -626,8 +589,7 @@ func (inj *injector) inject(ctx context.Context, rate int, d time.Duration, meas
 			}
 			continue
 		}
-		// As inject_event's handler does, stamped just before.
-		data.NS = inj.res.now()
+		data.NS = inj.res.now() // as inject_event's handler does, stamped just before
 		if err := inj.hub.PublishMemory(deviceFamily, benchSC, data.body()); err != nil {
 			inj.res.errs.add("publish", 1, fmt.Sprintf("hub.PublishMemory: %v", err))
 		} else if measured {
@@ -636,9 +598,9 @@ func (inj *injector) inject(ctx context.Context, rate int, d time.Duration, meas
 	}
 }
 
-// request writes one inject request stamped with the time just before the
-// write. The lock is held over the write, so that the reader finds the
-// request's entry however soon the reply comes.
+// request writes one inject request stamped just before the write. The
+// lock is held over the write, so that the reader finds the request's
+// entry however soon the reply comes.
 func (inj *injector) request(data benchEventData, measured bool) error {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
@@ -654,10 +616,8 @@ func (inj *injector) request(data benchEventData, measured bool) error {
 	return nil
 }
 
-// reply matches a reply to its request: a success counts the event as
-// accepted and times the round trip, an error is a failure (an event the
-// subscribers will not get). A socket that closes early leaves the rest
-// unanswered, for awaitReplies to count.
+// reply matches a reply to its request: a success is an accepted event
+// with its round trip, an error one the subscribers will not get.
 func (inj *injector) reply(msg []byte, at time.Time) {
 	r, err := fd1client.Decode(msg, at)
 	var rp int64
@@ -668,22 +628,21 @@ func (inj *injector) reply(msg []byte, at time.Time) {
 	info, ok := inj.sentAt[rp]
 	delete(inj.sentAt, rp)
 	inj.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		inj.res.errs.add("bad_reply", 1, fmt.Sprintf("injector: a reply to rq %d, which is not due", rp))
 		return
-	}
-	inj.replied.Add(1)
-	if r.Error != nil {
+	case r.Error != nil:
 		inj.res.errs.add("inject_"+string(r.Error.Code), 1, fmt.Sprintf("inject_event: %s: %s", r.Error.Code, r.Error.Message))
-	} else if info.measured {
+	case info.measured:
 		inj.accepted.Add(1)
 		inj.res.injectTrip.record(time.Duration(at.Sub(inj.res.base).Nanoseconds() - info.ns))
 	}
+	inj.replied.Add(1)
 }
 
-// awaitReplies waits up to limit for the reply to every request sent,
-// counts those that never came, and returns how many measured events the
-// server accepted.
+// awaitReplies waits up to limit for every reply, counts those that
+// never came, and says how many measured events the server accepted.
 func (inj *injector) awaitReplies(ctx context.Context, limit time.Duration) int64 {
 	sent := inj.sent.Load()
 	waitUntil(ctx, limit, func() bool { return inj.replied.Load() >= sent })

@@ -64,9 +64,9 @@ func firehoseSmall(t *testing.T, db, durable string) {
 	// tablet reads just after timing the request: the two counts may
 	// differ by the requests in flight as the window opens and closes.
 	d := rep.display
-	lags, replies := d.lag.count(), d.load.latency[kindAddProduct].count()
-	if d.load.sales == 0 || lags == 0 || (lags-replies) > int64(2*cfg.Tablets) || (replies-lags) > int64(2*cfg.Tablets) {
-		t.Errorf("display lag: %d sales, %d lags for %d add_product replies; want a lag for each", d.load.sales, lags, replies)
+	lags, replies := d.lag.count(), d.load.Latency[kindAddProduct].count()
+	if d.load.Sales == 0 || lags == 0 || (lags-replies) > int64(2*cfg.Tablets) || (replies-lags) > int64(2*cfg.Tablets) {
+		t.Errorf("display lag: %d sales, %d lags for %d add_product replies; want a lag for each", d.load.Sales, lags, replies)
 	}
 }
 

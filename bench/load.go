@@ -1,16 +1,17 @@
 package bench
 
+// The lane in this process, and the load of presell tablets that bench
+// presell, firehose and soak put on it.
+
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,41 +23,12 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// openDemoDB creates a fresh demo lane DB at path, replacing any earlier
-// one, so that every phase starts from the same state: an SQLite file (and
-// its WAL), or a PostgreSQL database dropped and made anew through the
-// database admin names on the same server (see store.go). It uses lanedb's
-// default options: synchronous FULL on SQLite.
-func openDemoDB(ctx context.Context, admin, path string) (*lanedb.DB, error) {
-	if lanedb.IsPostgresURL(path) {
-		if err := recreateDatabase(ctx, admin, path); err != nil {
-			return nil, err
-		}
-	} else {
-		for _, p := range []string{path, path + "-wal", path + "-shm"} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("replace bench DB %s: %w", p, err)
-			}
-		}
-	}
-	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
-	if err != nil {
-		return nil, err
-	}
-	if err := loadDemo(ctx, db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
 type benchKey struct {
 	key, id string
 }
 
-// freshKey creates an API key named name. A reused lane DB still has the
-// live key of that name from an earlier run: it is revoked and made anew,
-// as staff would replace a device's key.
+// freshKey creates an API key named name, revoking a live one of that
+// name from an earlier run on a reused DB, as staff replace a device's key.
 func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Scope) (benchKey, error) {
 	key, err := db.CreateAPIKey(ctx, name, []string{string(scope)})
 	if errors.Is(err, lanedb.ErrKeyNameTaken) {
@@ -64,19 +36,18 @@ func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Sc
 			key, err = db.CreateAPIKey(ctx, name, []string{string(scope)})
 		}
 	}
-	if err != nil {
-		return benchKey{}, fmt.Errorf("API key %s: %w", name, err)
+	var k *lanedb.APIKey
+	if err == nil {
+		k, err = db.Authenticate(ctx, key)
 	}
-	k, err := db.Authenticate(ctx, key)
 	if err != nil {
 		return benchKey{}, fmt.Errorf("API key %s: %w", name, err)
 	}
 	return benchKey{key: key, id: k.KeyID}, nil
 }
 
-// lane is the lane server running in this process, wired as `greenlane
-// serve` wires it (package lane), so that what a bench measures is what a
-// lane runs.
+// lane is a lane server running in this process, wired as `greenlane
+// serve` wires it, so that what a bench measures is what a lane runs.
 type lane struct {
 	*lanesrv.Lane
 	addr   string
@@ -97,29 +68,20 @@ type laneOptions struct {
 }
 
 // startLane starts the server on db and returns once it accepts sockets.
-func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, error) {
-	if opts.log == nil {
-		opts.log = serverLog(nil)
-	}
+func startLane(ctx context.Context, db *lanedb.DB, where string, opts laneOptions) (*lane, error) {
 	cfg := lanesrv.DefaultConfig()
 	cfg.Writer.MaxWait = opts.groupWait
 	cfg.Server.Addr = "127.0.0.1:0"
-	// A bench tablet asks as fast as the lane answers, far above what the
-	// per-socket and per-key limits allow a misbehaving client; the limits
-	// are not what is measured here.
+	// Bench tablets ask as fast as the lane answers, thousands of sockets
+	// from one address, dialled at once, each key holding many open sales
+	// (bench recall's setup makes thousands on four keys): the limits a
+	// misbehaving client meets are not what is measured.
 	cfg.Server.RequestRate, cfg.Server.RequestBurst = 1e6, 1e6
 	cfg.Server.KeyRequestRate, cfg.Server.KeyRequestBurst = 1e6, 1e6
-	// Likewise a bench tablet may hold many open presells (the recall
-	// benchmark's setup makes thousands on four keys): no per-key cap.
-	cfg.Sales.MaxOpenPresells = lanedb.MaxTicket
-	cfg.Sales.MaxOpenSales = 1_000_000
-	// Bench clients are thousands of sockets from one address on one key,
-	// all dialled at once: the flood caps would refuse most of them.
-	cfg.Server.MaxUnauthSockets = cfg.Server.MaxSockets
-	cfg.Server.MaxUnauthPerAddress = cfg.Server.MaxSockets
-	cfg.Server.MaxSocketsPerKey = cfg.Server.MaxSockets
+	cfg.Sales.MaxOpenPresells, cfg.Sales.MaxOpenSales = lanedb.MaxTicket, 1_000_000
+	cfg.Server.MaxUnauthSockets, cfg.Server.MaxUnauthPerAddress = cfg.Server.MaxSockets, cfg.Server.MaxSockets
+	cfg.Server.MaxSocketsPerKey, cfg.Server.MaxConnsPerAddress = cfg.Server.MaxSockets, cfg.Server.MaxConns
 	cfg.Hub.MaxPerKey = cfg.Server.MaxSockets * cfg.Hub.MaxPerSocket
-	cfg.Server.MaxConnsPerAddress = cfg.Server.MaxConns
 	if opts.presellWorkers > 0 {
 		cfg.Presell.Workers = opts.presellWorkers
 	}
@@ -131,7 +93,7 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 		return nil, fmt.Errorf("start the lane: %w", err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	l := &lane{Lane: ln, cancel: cancel, served: make(chan error, 1)}
+	l := &lane{Lane: ln, where: where, cancel: cancel, served: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() { l.served <- ln.Serve(sctx, func(a net.Addr) { ready <- a.String() }) }()
 	select {
@@ -144,15 +106,14 @@ func startLane(ctx context.Context, db *lanedb.DB, opts laneOptions) (*lane, err
 	}
 }
 
-// laneURL is the socket of an ordinary FD1 client (a counter, a customer
-// display, a debugscope: their purpose travels in the login packet).
+// laneURL is an ordinary client's socket (a display's purpose travels in
+// its login).
 func (l *lane) laneURL() string { return "ws://" + l.addr + "/fd1/open_websocket" }
 
 func (l *lane) presellURL() string { return l.laneURL() + "?purpose=presell" }
 
-// stop shuts the server down gracefully, then the lane's background work
-// and its writer (which finishes what is queued). The DB stays open for the
-// caller to check and close.
+// stop shuts the server down, then the lane's background work and writer
+// (which finishes what is queued); the DB stays open.
 func (l *lane) stop() error {
 	l.cancel()
 	err := <-l.served
@@ -163,23 +124,41 @@ func (l *lane) stop() error {
 	return nil
 }
 
-// withLane runs fn against a lane server on a fresh demo DB for phase
-// file under prefix (see phaseDB) with keys for n devices of scope, then
-// stops the server and checks that every park a tablet saw succeed is in
-// the DB (stats nil: nothing to check).
-func withLane(ctx context.Context, prefix, file string, opts laneOptions, n int, scope protocol.Scope, stats *loadStats,
-	fn func(l *lane, keys []string) error) error {
-	open := func() (*lanedb.DB, string, error) { return openPhaseDB(ctx, prefix, file) }
-	return withLanes(ctx, open, 1, opts, n, scope, stats, func(ls []*lane, keys []string) error { return fn(ls[0], keys) })
+// synchronous names the writer connection's durability setting, and
+// whether a commit is durable with it: a figure is only worth comparing
+// when it is. On SQLite that is PRAGMA synchronous FULL; on PostgreSQL,
+// synchronous_commit on (COMMIT waits for the WAL flush) with fsync on.
+func (l *lane) synchronous(ctx context.Context) (label string, durable bool, err error) {
+	var commit, fsync string
+	var n int
+	err = l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+		if l.DB.Postgres() {
+			return tx.QueryRowContext(ctx, "SELECT current_setting('synchronous_commit'), current_setting('fsync')").Scan(&commit, &fsync)
+		}
+		return tx.GetContext(ctx, &n, "PRAGMA synchronous")
+	})
+	switch {
+	case err != nil:
+		return "", false, fmt.Errorf("read the writer's durability setting: %w", err)
+	case l.DB.Postgres():
+		return "synchronous_commit " + commit + ", fsync " + fsync, commit == "on" && fsync == "on", nil
+	}
+	name := fmt.Sprint(n)
+	if names := []string{"OFF", "NORMAL", "FULL", "EXTRA"}; n >= 0 && n < len(names) {
+		name = names[n]
+	}
+	return "synchronous " + name, name == "FULL", nil
 }
 
-// withLanes is withLane with instances lane servers on the one DB that
-// open makes (each instance with a handle, a writer and a hub of its own,
-// as separate `greenlane serve` processes on one store database have).
-// open returns the fresh DB and where it is, for the further handles.
-func withLanes(ctx context.Context, open func() (*lanedb.DB, string, error), instances int, opts laneOptions,
-	n int, scope protocol.Scope, stats *loadStats, fn func(ls []*lane, keys []string) error) error {
-	db, where, err := open()
+// withLanes runs fn against instances lane servers (each with a DB handle,
+// writer and hub of its own, as `greenlane serve` processes on one store
+// database have) on a fresh demo DB for phase file, with keys for n
+// devices of scope; then it stops them and checks that every park a
+// tablet saw succeed is in the DB (stats nil: nothing to check), as a
+// reply promises a commit.
+func withLanes(ctx context.Context, prefix, file string, instances int, opts laneOptions, n int, scope protocol.Scope,
+	stats *loadStats, fn func(ls []*lane, keys []string) error) error {
+	db, where, err := openPhaseDB(ctx, prefix, file)
 	if err != nil {
 		return err
 	}
@@ -192,89 +171,55 @@ func withLanes(ctx context.Context, open func() (*lanedb.DB, string, error), ins
 		}
 		keys[i] = k.key
 	}
-	dbs := []*lanedb.DB{db}
-	for i := 1; i < instances; i++ {
-		other, err := lanedb.Open(ctx, where, lanedb.DefaultOptions())
-		if err != nil {
-			return fmt.Errorf("instance %d: %w", i+1, err)
-		}
-		defer other.Close()
-		dbs = append(dbs, other)
-	}
 	var ls []*lane
-	var runErr error
-	for i, d := range dbs {
-		l, err := startLane(ctx, d, opts)
-		if err != nil {
-			runErr = fmt.Errorf("instance %d: %w", i+1, err)
+	for i := range instances {
+		d := db
+		if i > 0 {
+			if d, err = lanedb.Open(ctx, where, lanedb.DefaultOptions()); err != nil {
+				break
+			}
+			defer d.Close()
+		}
+		var l *lane
+		if l, err = startLane(ctx, d, where, opts); err != nil {
 			break
 		}
-		l.where = where
 		ls = append(ls, l)
 	}
-	if runErr == nil {
-		runErr = fn(ls, keys)
+	if err != nil {
+		err = fmt.Errorf("instance %d: %w", len(ls)+1, err)
+	} else {
+		err = fn(ls, keys)
 	}
 	for _, l := range ls {
-		if err := l.stop(); err != nil && runErr == nil {
-			runErr = err
-		}
+		err = errors.Join(err, l.stop())
 	}
-	if runErr != nil || stats == nil {
-		return runErr
-	}
-	// A reply promises a commit: a difference is a lost or an
-	// unacknowledged sale.
-	inDB, err := lanedb.SubmittedPresellCount(ctx, db.Read)
-	if err != nil {
+	if err != nil || stats == nil {
 		return err
 	}
-	if acked := stats.parked.Load(); inDB != acked {
-		stats.errs.add("verify", 1, fmt.Sprintf("verify: tablets saw %d parks succeed, the DB holds %d submitted presells", acked, inDB))
+	inDB, err := lanedb.SubmittedPresellCount(ctx, db.Read)
+	if acked := stats.Parked; err == nil && inDB != acked {
+		stats.Errs.add("verify", 1, fmt.Sprintf("verify: tablets saw %d parks succeed, the DB holds %d submitted presells", acked, inDB))
 	}
-	return nil
+	return err
 }
 
-// writeFunc runs one mutation in a committed write transaction: through the
-// server's group-commit writer, or straight on the DB for the baseline.
-type writeFunc func(ctx context.Context, fn lanedb.Mutation) error
-
-// directWrite runs a mutation in a transaction of its own (one BEGIN
-// IMMEDIATE … COMMIT), beside no lane.
-func directWrite(db *lanedb.DB) writeFunc {
-	return func(ctx context.Context, fn lanedb.Mutation) error {
-		return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
-	}
-}
-
-// voidPresells voids the presells in phases (a SQL list), open claims and
-// all, but for the newest keep of them, and returns how many it voided.
-//
-// Why the benches do: a lane has 9,999 presell tickets and a ticket stays
-// taken while its presell is open. In a shop the counter recalls and
-// completes presells as fast as tablets submit them; a bench has no
-// counter, so at 1,000 sales/s the tickets would run out after ten seconds.
-// Voiding stands in for the counter's work at a fraction of its cost: one
-// short UPDATE every RecycleEvery, written like any other change. Bench
-// recall voids an earlier run's presells the same way.
-//
-// The recycler keeps recycleKeep open, as a shop has a queue of presells
-// waiting: it only needs tickets free, and a load that never reaches that
-// many (the realistic phases' default) is not interrupted every tick by a
-// bulk write no counter makes (a counter takes presells one by one). A
-// tick below it only counts, and writes nothing.
+// voidPresells voids the presells in phases (an SQL list), open claims
+// and all, but for the newest keep, and says how many. A lane has 9,999
+// tickets, each taken while its presell is open; a shop's counter frees
+// them as fast as tablets submit, a bench has none, and at 1,000 sales/s
+// they would run out in ten seconds. One short UPDATE every RecycleEvery
+// stands in for the counter at a fraction of its cost. keep is a shop's
+// queue: a load that never reaches it (the realistic phases') meets no
+// bulk write a counter would not make.
 func voidPresells(ctx context.Context, write writeFunc, by, phases string, keep int) (int64, error) {
 	var n int64
 	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 		if keep > 0 {
-			// An upper bound first, read from the sales_phase index alone:
-			// the sales in phases, presells or not.
+			// An upper bound first, from the sales_phase index alone.
 			var open int
-			if err := tx.GetContext(ctx, &open, `SELECT COUNT(*) FROM sales WHERE phase IN `+phases); err != nil {
-				return fmt.Errorf("count presells: %w", err)
-			}
-			if open <= keep {
-				return nil
+			if err := tx.GetContext(ctx, &open, `SELECT COUNT(*) FROM sales WHERE phase IN `+phases); err != nil || open <= keep {
+				return err
 			}
 		}
 		now := lanedb.FormatDateTime(time.Now().UTC())
@@ -283,17 +228,28 @@ func voidPresells(ctx context.Context, write writeFunc, by, phases string, keep 
 			updated_utc = ?, version = version + 1 WHERE physkey IN (SELECT physkey FROM sales
 				WHERE presell = 1 AND phase IN `+phases+` ORDER BY submitted_utc DESC, physkey DESC LIMIT ? OFFSET ?)`,
 			lanedb.PhaseVoid, now, by, now, math.MaxInt32, keep)
-		if err != nil {
-			return fmt.Errorf("void presells: %w", err)
+		if err == nil {
+			n, err = res.RowsAffected()
 		}
-		n, err = res.RowsAffected()
 		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("void presells: %w", err)
+	}
+	return n, nil
 }
 
-// recycleKeep is how many submitted presells the benches' recyclers leave
-// open (see voidPresells): a quarter of the tickets.
+// writeFunc commits one mutation: through a lane's writer, or directWrite.
+type writeFunc func(ctx context.Context, fn lanedb.Mutation) error
+
+// directWrite runs a mutation in a transaction of its own, beside no lane.
+func directWrite(db *lanedb.DB) writeFunc {
+	return func(ctx context.Context, fn lanedb.Mutation) error {
+		return db.WriteTx(ctx, func(tx *lanedb.Tx) error { return fn(ctx, tx) })
+	}
+}
+
+// recycleKeep is the open presells the recyclers leave: a quarter of the tickets.
 const recycleKeep = lanedb.MaxTicket / 4
 
 // recycler voids submitted presells every interval beside a load.
@@ -302,8 +258,7 @@ type recycler struct {
 	err error // why it stopped early; read once wg is done
 }
 
-// recycle starts a recycler (none when every ≤ 0) that runs until ctx
-// ends, on wg.
+// recycle runs a recycler on wg until ctx ends (none when every ≤ 0).
 func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write writeFunc) *recycler {
 	r := &recycler{}
 	if every <= 0 {
@@ -331,45 +286,10 @@ func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write
 	return r
 }
 
-// synchronous names the writer connection's durability setting, and
-// whether a commit is durable with it: a figure is only worth comparing
-// when it is. On SQLite that is PRAGMA synchronous at FULL; on PostgreSQL,
-// synchronous_commit on (COMMIT waits for the WAL flush) with fsync on.
-func (l *lane) synchronous(ctx context.Context) (label string, durable bool, err error) {
-	if l.DB.Postgres() {
-		var commit, fsync string
-		err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
-			if err := tx.GetContext(ctx, &commit, "SHOW synchronous_commit"); err != nil {
-				return err
-			}
-			return tx.GetContext(ctx, &fsync, "SHOW fsync")
-		})
-		if err != nil {
-			return "", false, fmt.Errorf("read synchronous_commit and fsync: %w", err)
-		}
-		return "synchronous_commit " + commit + ", fsync " + fsync, commit == "on" && fsync == "on", nil
-	}
-	var n int
-	err = l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
-		return tx.GetContext(ctx, &n, "PRAGMA synchronous")
-	})
-	if err != nil {
-		return "", false, fmt.Errorf("read PRAGMA synchronous: %w", err)
-	}
-	name := fmt.Sprint(n)
-	if names := []string{"OFF", "NORMAL", "FULL", "EXTRA"}; n >= 0 && n < len(names) {
-		name = names[n]
-	}
-	return "synchronous " + name, name == "FULL", nil
-}
-
-// dialParallel bounds the sockets opened at once: a burst of a thousand
+// parallel runs fn(0…n-1), 32 at a time: a burst of a thousand
 // handshakes is no part of what is measured.
-const dialParallel = 32
-
-// parallel runs fn(0…n-1), dialParallel at a time.
 func parallel(n int, fn func(i int)) {
-	sem := make(chan struct{}, dialParallel)
+	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
@@ -392,82 +312,66 @@ const (
 	numKinds
 )
 
+// kindNames name the kinds, and their endpoints fd1.salesbuilder.sale_NAME.
 var kindNames = [numKinds]string{"create", "add_product", "set_customer", "park"}
-
-var kindEndpoints = [numKinds]string{
-	"fd1.salesbuilder.sale_create",
-	"fd1.salesbuilder.sale_add_product",
-	"fd1.salesbuilder.sale_set_customer",
-	"fd1.salesbuilder.sale_park",
-}
 
 // linesPerSale is how many add_product requests a sale makes.
 const linesPerSale = 3
-
-// Products a tablet rings up: the demo's first ten (sold by the unit) and,
-// now and then, a weighed product sold in grams.
-var (
-	unitPIDs    = []int64{1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010}
-	weighedPIDs = []int64{1024, 1025, 1026, 1027, 1028, 1030, 1031}
-)
-
-// demoCustomers is the cid range of the demo fixture (two have a discount,
-// so set_customer reprices lines).
-const demoCustomers = 10
 
 type lineChoice struct {
 	PID int64 `json:"pid"`
 	Qty int64 `json:"qty"`
 }
 
-// pickLine chooses a product and quantity: 1–3 of a unit product, or one
-// time in ten 100–1500 g of a weighed one.
+// pickLine chooses 1–3 of one of the demo's first ten products (sold by
+// the unit), or one time in ten 100–1500 g of a weighed one.
 func pickLine(rng *rand.Rand) lineChoice {
 	if rng.IntN(10) == 0 {
-		return lineChoice{PID: weighedPIDs[rng.IntN(len(weighedPIDs))], Qty: 100 + rng.Int64N(1401)}
+		weighed := []int64{1024, 1025, 1026, 1027, 1028, 1030, 1031}
+		return lineChoice{PID: weighed[rng.IntN(len(weighed))], Qty: 100 + rng.Int64N(1401)}
 	}
-	return lineChoice{PID: unitPIDs[rng.IntN(len(unitPIDs))], Qty: 1 + rng.Int64N(3)}
+	return lineChoice{PID: 1001 + rng.Int64N(10), Qty: 1 + rng.Int64N(3)}
 }
 
 type customerChoice struct {
 	CID int64 `json:"cid"`
 }
 
-func pickCustomer(rng *rand.Rand) int64 { return 1 + rng.Int64N(demoCustomers) }
+// pickCustomer is one of the demo's ten customers (two have a discount,
+// so set_customer reprices lines).
+func pickCustomer(rng *rand.Rand) int64 { return 1 + rng.Int64N(10) }
 
-// The measuring window of a load: requests that finish during the warm-up
-// or after the end are not timed, but their errors still count.
-const (
-	windowWarmUp int32 = iota
-	windowOpen
-	windowClosed
-)
-
-// loadStats is what the tablets of one load record, shared by all of them.
+// loadStats is what the tablets of one load record, shared by all of
+// them: atomic while they run, JSON from a child to its parent.
 type loadStats struct {
-	window  atomic.Int32
-	latency [numKinds]histogram
-	all     histogram // every kind together
-	// late is, in a paced load, how late each tablet's timer woke for a
-	// request it had to wait for: the bench's own scheduling (Go's timers
-	// round short waits up to a millisecond on an idle process), which the
-	// figures from the scheduled send include.
-	late     histogram
-	requests atomic.Int64 // successful replies inside the window
-	sales    atomic.Int64 // parks answered OK inside the window
-	parked   atomic.Int64 // parks answered OK over the whole run
-	errs     tally
+	// window is open while the load is measured: requests that finish in
+	// the warm-up or after the end are not timed, but their errors count.
+	window  atomic.Bool
+	Latency [numKinds]histogram `json:"latency"`
+	All     histogram           `json:"all"` // every kind together
+	// Late is how late a paced tablet's timer woke: the bench's own
+	// scheduling (Go rounds short timers up to a millisecond on an idle
+	// process), which the figures from the scheduled send include.
+	Late     histogram `json:"-"`
+	Requests int64     `json:"requests"` // successful replies inside the window
+	Sales    int64     `json:"sales"`    // parks answered OK inside the window
+	Parked   int64     `json:"parked"`   // parks answered OK over the whole run
+	Errs     tally     `json:"errs"`
 }
 
-// instanceStats is what the tablets of one lane instance record, beside
-// their loadStats, when a load is spread over several instances.
+func (s *loadStats) inWindow() bool { return s.window.Load() }
+
+func (s *loadStats) open(open bool) error {
+	s.window.Store(open)
+	return nil
+}
+
+// instanceStats is one lane instance's share when a load is spread.
 type instanceStats struct {
-	all     histogram    // every request kind, inside the window
-	sales   atomic.Int64 // parks answered OK inside the window
-	tablets int          // tablets that connected to it
+	all     histogram // every request kind, inside the window
+	sales   atomic.Int64
+	tablets int
 }
-
-func (s *loadStats) inWindow() bool { return s.window.Load() == windowOpen }
 
 // tablet is one presell tablet: a socket that sends one request and waits
 // for its reply before the next (a closed loop, as a person at a tablet
@@ -477,16 +381,15 @@ type tablet struct {
 	local localFunc // set: no socket, the change is made in this process
 	rng   *rand.Rand
 	stats *loadStats
-	inst  *instanceStats // the instance it is on; nil with one instance
-	// pace, when set, is the mean time between requests: each is scheduled
-	// at exponentially distributed gaps (a Poisson process, open loop) and
-	// timed from its scheduled time, so a late lane is not hidden by a
-	// tablet that waited for it (no coordinated omission).
+	inst  *instanceStats // nil with one instance
+	// pace, when set, is the mean gap between requests, scheduled as a
+	// Poisson process (open loop) and timed from the schedule, so that a
+	// late lane is not hidden by a tablet that waited for it.
 	pace time.Duration
 	next time.Time       // the next request's scheduled time
 	ctx  context.Context // cuts a paced wait short when the load ends
-	// replyAt is when the last reply was read off the socket, before it
-	// was decoded: bench firehose compares it with a display's receipt.
+	// replyAt is when the last reply was read, before decoding: bench
+	// firehose compares it with a display's receipt.
 	replyAt time.Time
 }
 
@@ -494,7 +397,7 @@ type tablet struct {
 // returns the sale's physkey.
 type localFunc func(ctx context.Context, k kind, key string, v any) (string, error)
 
-// tabletRand is tablet n's random draws: seeded by tablet number, so
+// tabletRand is tablet n's random draws: seeded by its number, so that
 // every run rings up the same sales.
 func tabletRand(n int) *rand.Rand { return rand.New(rand.NewPCG(uint64(n), 0x9e3779b97f4a7c15)) }
 
@@ -507,9 +410,8 @@ func dialTablet(ctx context.Context, url, key string, n int, stats *loadStats) (
 	return &tablet{c: c, rng: tabletRand(n), stats: stats}, nil
 }
 
-// saleShape is what a tablet's sale is made of: create, lines ×
-// add_product, set_customer when customer is set, park. onLine, when set,
-// hears of each line added (its seqnce: a sale's lines take 1, 2, …).
+// saleShape is a sale: create, lines × add_product, set_customer if
+// customer, park; onLine hears of each line added (seqnce 1, 2, …).
 type saleShape struct {
 	lines    int
 	customer bool
@@ -535,9 +437,9 @@ func (t *tablet) sale(shape saleShape) (ok bool, err error) {
 		_, ok, err = t.do(kindPark, physkey, struct{}{})
 	}
 	if ok {
-		t.stats.parked.Add(1)
+		atomic.AddInt64(&t.stats.Parked, 1)
 		if t.stats.inWindow() {
-			t.stats.sales.Add(1)
+			atomic.AddInt64(&t.stats.Sales, 1)
 			if t.inst != nil {
 				t.inst.sales.Add(1)
 			}
@@ -547,7 +449,7 @@ func (t *tablet) sale(shape saleShape) (ok bool, err error) {
 }
 
 // do sends one request of kind k about sale key and waits for its reply.
-// It returns the reply's k (the sale's physkey) and whether the reply was a
+// It returns the reply's k (the sale's physkey) and whether it was a
 // success; err is set only when the socket broke.
 func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 	start := time.Now()
@@ -556,31 +458,29 @@ func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 		if wait := time.Until(t.next); wait > 0 {
 			// A load that ends sends the sale's rest at once.
 			if sleep(t.ctx, wait) == nil && t.stats.inWindow() {
-				t.stats.late.record(time.Since(t.next))
+				t.stats.Late.record(time.Since(t.next))
 			}
 		}
 		start = t.next
 	}
 	physkey, e, err := t.call(k, key, v)
-	if err != nil {
-		return "", false, err
+	if err == nil && e == nil && k == kindCreate && physkey == "" {
+		e = protocol.Errorf("bad_reply", "create answered no physkey")
 	}
-	if e != nil {
-		t.stats.errs.reply(kindNames[k], e)
-		return "", false, nil
+	if err != nil || e != nil {
+		if e != nil {
+			t.stats.Errs.reply(kindNames[k], e)
+		}
+		return "", false, err
 	}
 	if t.stats.inWindow() {
 		d := t.replyAt.Sub(start)
-		t.stats.latency[k].record(d)
-		t.stats.all.record(d)
-		t.stats.requests.Add(1)
+		t.stats.Latency[k].record(d)
+		t.stats.All.record(d)
+		atomic.AddInt64(&t.stats.Requests, 1)
 		if t.inst != nil {
 			t.inst.all.record(d)
 		}
-	}
-	if k == kindCreate && physkey == "" {
-		t.stats.errs.reply(kindNames[k], protocol.Errorf("bad_reply", "create answered no physkey"))
-		return "", false, nil
 	}
 	return physkey, true, nil
 }
@@ -597,7 +497,7 @@ func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error
 		}
 		return physkey, pe, nil
 	}
-	p, err := t.c.Call(&fd1client.Request{A: kindEndpoints[k], K: key, V: v})
+	p, err := t.c.Call(&fd1client.Request{A: "fd1.salesbuilder.sale_" + kindNames[k], K: key, V: v})
 	if err != nil {
 		return "", nil, err
 	}
@@ -605,23 +505,17 @@ func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error
 	return p.Key(), p.Error, nil
 }
 
-// connectTablets dials and logs in every tablet at once. A tablet that
-// cannot connect is counted as a connection error and left out.
-func connectTablets(ctx context.Context, url string, keys []string, stats *loadStats) []*tablet {
-	return connectSpread(ctx, []string{url}, nil, keys, stats)
-}
-
-// connectSpread is connectTablets over several lane instances: tablet i
-// dials urls[i mod len(urls)] and, when insts is set, records into
-// insts[i mod len(urls)] too.
-func connectSpread(ctx context.Context, urls []string, insts []*instanceStats, keys []string, stats *loadStats) []*tablet {
+// connectTablets dials and logs in a tablet per key at once, tablet i on
+// urls[i mod n] (recording into insts[i mod n] too, when set); one that
+// cannot connect is counted and left out.
+func connectTablets(ctx context.Context, urls []string, insts []*instanceStats, keys []string, stats *loadStats) []*tablet {
 	out := make([]*tablet, len(keys))
 	var wg sync.WaitGroup
 	for i, key := range keys {
 		wg.Go(func() {
 			t, err := dialTablet(ctx, urls[i%len(urls)], key, i+1, stats)
 			if err != nil {
-				stats.errs.add("connection", 1, fmt.Sprintf("tablet %d: %v", i+1, err))
+				stats.Errs.add("connection", 1, fmt.Sprintf("tablet %d: %v", i+1, err))
 				return
 			}
 			if insts != nil {
@@ -640,10 +534,9 @@ func connectSpread(ctx context.Context, urls []string, insts []*instanceStats, k
 	return out
 }
 
-// runTablets makes sales of shape on every tablet until ctx ends; a
-// tablet whose socket breaks is counted and stops. A started sale is
-// always finished, so every sale counted is whole: wait returns once each
-// tablet has finished its last and closed its socket.
+// runTablets makes sales on every tablet until ctx ends (a broken socket
+// is counted and stops its tablet). A started sale is finished, so that
+// every sale counted is whole: wait returns once each tablet is done.
 func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait func()) {
 	var wg sync.WaitGroup
 	for _, t := range tablets {
@@ -654,7 +547,7 @@ func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait f
 			t.ctx, t.next = ctx, time.Now()
 			for ctx.Err() == nil {
 				if _, err := t.sale(shape); err != nil {
-					t.stats.errs.add("connection", 1, err.Error())
+					t.stats.Errs.add("connection", 1, err.Error())
 					return
 				}
 			}
@@ -668,22 +561,17 @@ type loadConfig struct {
 	recycleEvery     time.Duration
 	profile          io.Writer     // a CPU profile of the window; nil: none
 	pace             time.Duration // a tablet's mean gap between requests (open loop); 0: none (closed loop)
-	// window opens (true) and closes the measuring window; nil: the
-	// tablets' own loadStats.
-	window func(open bool) error
 }
 
+// loadResult is a load's figures: the tablets' (its loadStats) and the
+// lane's over the window.
 type loadResult struct {
+	*loadStats
 	name          string
 	groupWait     time.Duration
 	paced         bool
+	untimed       bool // no request was timed (baseline-1tx)
 	window        time.Duration
-	sales         int64
-	requests      int64
-	latency       *[numKinds]histogram // nil: not timed per request (baseline-1tx)
-	all           *histogram
-	late          *histogram // the tablets' timers (paced loads)
-	errs          *tally
 	tablets       int // tablets that connected
 	tabletsWanted int
 	writer        lanedb.WriterSnapshot // over the window
@@ -695,39 +583,19 @@ type loadResult struct {
 	spread        string           // the runs' spread; "" for one run
 }
 
-func (r *loadResult) salesPerSec() float64 { return perSec(r.sales, r.window) }
-func (r *loadResult) reqPerSec() float64   { return perSec(r.requests, r.window) }
+func (r *loadResult) salesPerSec() float64 { return perSec(r.Sales, r.window) }
 
 // p99 is the request p99 over every kind; 0 when not timed.
-func (r *loadResult) p99() time.Duration {
-	if r.all == nil {
-		return 0
-	}
-	return r.all.quantile(0.99)
-}
-
-// fill copies the tablets' figures in, once every tablet has stopped.
-func (r *loadResult) fill(s *loadStats) {
-	r.sales, r.requests, r.latency, r.all, r.late, r.errs = s.sales.Load(), s.requests.Load(), &s.latency, &s.all, &s.late, &s.errs
-}
+func (r *loadResult) p99() time.Duration { return r.All.quantile(0.99) }
 
 // errNoTablets ends a load in which not one tablet could log in.
 var errNoTablets = errors.New("no tablet could connect")
 
-// drive runs the tablets beside the ticket recycler through warm-up and
-// window, and stops them; it returns once every tablet has finished its
-// last sale.
-//
-// With several lane instances (ls) on one DB, the first runs the recycler,
-// and the writer figures are the sum of every instance's writer.
+// drive runs the tablets beside the recycler (on the first lane) through
+// warm-up and window; the writer figures are every lane's summed.
 func drive(ctx context.Context, ls []*lane, tablets []*tablet, wanted int, stats *loadStats, shape saleShape, c loadConfig) (*loadResult, error) {
 	if len(tablets) == 0 {
-		return nil, fmt.Errorf("%w: %s", errNoTablets, stats.errs.example())
-	}
-	l := ls[0]
-	synchronous, durable, err := l.synchronous(ctx)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s", errNoTablets, stats.Errs.example())
 	}
 	for _, t := range tablets {
 		t.pace = c.pace
@@ -736,27 +604,22 @@ func drive(ctx context.Context, ls []*lane, tablets []*tablet, wanted int, stats
 	defer stopLoad()
 	wait := runTablets(loadCtx, tablets, shape)
 	var wg sync.WaitGroup
-	rec := recycle(loadCtx, &wg, c.recycleEvery, l.Writer.Do)
-	if c.window == nil {
-		c.window = func(open bool) error {
-			stats.window.Store(map[bool]int32{true: windowOpen, false: windowClosed}[open])
-			return nil
-		}
-	}
-	res, err := measure(ctx, ls, c)
+	rec := recycle(loadCtx, &wg, c.recycleEvery, ls[0].Writer.Do)
+	res, err := measure(ctx, ls, c, stats.open)
 	stopLoad()
 	wait()
 	wg.Wait()
 	if err = errors.Join(err, rec.err); err != nil {
 		return nil, err
 	}
-	res.tablets, res.tabletsWanted, res.recycled, res.synchronous, res.durable = len(tablets), wanted, rec.n.Load(), synchronous, durable
-	return res, nil
+	res.loadStats, res.tablets, res.tabletsWanted, res.recycled = stats, len(tablets), wanted, rec.n.Load()
+	res.synchronous, res.durable, err = ls[0].synchronous(ctx)
+	return res, err
 }
 
-// measure waits out the warm-up, then opens the window for the duration
-// and reads the writers (of every lane in ls) and the CPU over it.
-func measure(ctx context.Context, ls []*lane, c loadConfig) (*loadResult, error) {
+// measure waits out the warm-up, then opens the window for the duration,
+// reading the lanes' writers and the CPU over it.
+func measure(ctx context.Context, ls []*lane, c loadConfig, open func(bool) error) (*loadResult, error) {
 	if err := sleep(ctx, c.warmUp); err != nil {
 		return nil, err
 	}
@@ -765,15 +628,13 @@ func measure(ctx context.Context, ls []*lane, c loadConfig) (*loadResult, error)
 	if err != nil {
 		return nil, err
 	}
+	defer stopProfile()
 	mark := readCPUMark()
-	if err := c.window(true); err != nil {
-		stopProfile()
+	if err := open(true); err != nil {
 		return nil, err
 	}
-	err = errors.Join(sleep(ctx, c.duration), c.window(false))
-	res := &loadResult{window: time.Since(mark.at), cpu: mark.since(), writer: writerSnapshot(ls).Sub(before)}
-	stopProfile()
-	return res, err
+	err = errors.Join(sleep(ctx, c.duration), open(false))
+	return &loadResult{window: time.Since(mark.at), cpu: mark.since(), writer: writerSnapshot(ls).Sub(before)}, err
 }
 
 // writerSnapshot is the sum of the lanes' writer counters.
@@ -785,29 +646,27 @@ func writerSnapshot(ls []*lane) lanedb.WriterSnapshot {
 	return sum
 }
 
-// load prints one phase: throughput, errors, latency per kind and over
-// all, what the writer did, and how busy the machine was.
 func (p *printer) load(r *loadResult) {
 	title := r.name + ":"
 	if r.groupWait > 0 && !r.paced {
 		title = fmt.Sprintf("%s (wait %s):", r.name, r.groupWait)
 	}
-	if r.latency == nil {
-		p.printf("%-28s %5.0f sales/s  (%d sales, 1 transaction each, no sockets, no JSON)\n", title, r.salesPerSec(), r.sales)
+	if r.untimed {
+		p.printf("%-28s %5.0f sales/s  (%d sales, 1 transaction each, no sockets, no JSON)\n", title, r.salesPerSec(), r.Sales)
 	} else {
 		p.printf("%-28s %5.0f sales/s  %5.0f req/s  errors %d  busy %d\n",
-			title, r.salesPerSec(), r.reqPerSec(), r.errs.total(), r.errs.busy())
+			title, r.salesPerSec(), perSec(r.Requests, r.window), r.Errs.total(), r.Errs.busy())
 		for k := range numKinds {
-			p.latency(kindNames[k], &r.latency[k])
+			p.latency(kindNames[k], &r.Latency[k])
 		}
 		from := "from send"
 		if r.paced {
 			from = "from the scheduled send: Poisson, open loop"
 		}
-		p.printf("   %-13s %s  (%s)\n", "all requests", quantiles(r.all, ms, 0), from)
-		if r.late != nil && r.late.count() > 0 {
+		p.printf("   %-13s %s  (%s)\n", "all requests", quantiles(&r.All, ms, 0), from)
+		if r.Late.count() > 0 {
 			p.printf("   tablets' own timers woke late by p50 %s, p99 %s (in the figures above: the bench's scheduling, not the lane)\n",
-				ms(r.late.quantile(0.5)), ms(r.late.quantile(0.99)))
+				ms(r.Late.quantile(0.5)), ms(r.Late.quantile(0.99)))
 		}
 	}
 	p.writer(r)
@@ -818,37 +677,27 @@ func (p *printer) load(r *loadResult) {
 	if r.spread != "" {
 		p.printf("   %s\n", r.spread)
 	}
-	if r.errs != nil && r.errs.total()+r.errs.busy() > 0 {
-		p.examples("errors by code", r.errs, false)
-	}
+	p.examples("errors by code", &r.Errs, false)
 	p.connected(r.tablets, r.tabletsWanted, "tablets")
 }
 
-func (p *printer) connected(n, wanted int, what string) {
-	if n != wanted {
-		p.printf("   only %d of %d %s connected\n", n, wanted, what)
-	}
-}
-
-// commitP99 says how long 99% of the COMMITs took at most (the writer
-// keeps them in power-of-two buckets): the disk's tail, which every
-// request queued behind a slow COMMIT waits out.
-func commitP99(w lanedb.WriterSnapshot) string {
-	q := w.CommitQuantile(0.99)
-	if q == lanedb.CommitBound(lanedb.CommitBuckets-1) {
-		return "over " + ms(lanedb.CommitBound(lanedb.CommitBuckets-2))
-	}
-	return "≤ " + ms(q)
-}
-
 func (p *printer) writer(r *loadResult) {
-	if w := r.writer; w.Batches > 0 {
-		pages := ""
-		if w.Pages > 0 {
-			pages = fmt.Sprintf(", %.1f WAL pages written per change", w.PagesPerMutation())
-		}
-		p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg (99%% %s), %.1f statements and %.0fµs busy per change%s; %d presells recycled\n",
-			perSec(w.Batches, r.window), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)), commitP99(w),
-			w.StatementsPerMutation(), float64(w.BusyPerMutation())/float64(time.Microsecond), pages, r.recycled)
+	w := r.writer
+	if w.Batches == 0 {
+		return
 	}
+	pages := ""
+	if w.Pages > 0 {
+		pages = fmt.Sprintf(", %.1f WAL pages written per change", w.PagesPerMutation())
+	}
+	// The COMMIT times are kept in power-of-two buckets: the bound 99%
+	// stayed under is the disk's tail, which every request queued behind
+	// a slow COMMIT waits out.
+	p99 := "≤ " + ms(w.CommitQuantile(0.99))
+	if w.CommitQuantile(0.99) == lanedb.CommitBound(lanedb.CommitBuckets-1) {
+		p99 = "over " + ms(lanedb.CommitBound(lanedb.CommitBuckets-2))
+	}
+	p.printf("   writer: %.0f commits/s, %.1f changes per commit, COMMIT %s avg (99%% %s), %.1f statements and %.0fµs busy per change%s; %d presells recycled\n",
+		perSec(w.Batches, r.window), float64(w.Mutations)/float64(w.Batches), ms(w.Commit/time.Duration(w.Batches)), p99,
+		w.StatementsPerMutation(), float64(w.BusyPerMutation())/float64(time.Microsecond), pages, r.recycled)
 }

@@ -1,27 +1,21 @@
 package bench
 
-// The presell benchmark drives presell tablets against the lane server in
-// this process, with group commit on and then off; runs the same sales
-// without sockets as a bare one-transaction-per-sale loop (baseline-1tx),
-// through the real sales core and writer (ceiling-core), and as the core's
-// SQL alone (ceiling-sql); paces 200 and 1,000 tablets at a person's speed
-// (the realistic phases); and measures the memory an idle presell socket
-// costs the server.
+// The presell benchmark drives presell tablets against the lane in this
+// process with group commit on and then off; makes the same sales as a
+// bare one-transaction-per-sale loop (baseline-1tx), through the sales
+// core and writer with no socket and no JSON (ceiling-core), and as the
+// core's SQL alone (ceiling-sql); paces tablets at a person's speed (the
+// realistic phases); and measures what an idle presell socket costs the
+// server. The ceilings run at the socket phases' concurrency through the
+// lane's writer: the gap from the socket phase to ceiling-core is what
+// sockets and JSON cost, the gap from there to ceiling-sql what the
+// domain costs.
 //
-// The ceilings run at the same concurrency as the socket phases, through
-// the lane's own group-commit writer, with no socket and no JSON: what
-// sockets and JSON cost is the gap from the socket phase to ceiling-core,
-// what the domain costs the gap from ceiling-core to ceiling-sql. The
-// writer line of each shows statements per change, so a core that changes
-// its SQL shows here too.
-//
-// On a PostgreSQL store database (store.go) every phase runs as on SQLite,
-// each on a database of its own; with Instances > 1 the group-commit-on
-// phase runs that many lane instances on its one database, each with its
-// own writer, and prints a line per instance beside the sum. No phase is
-// skipped there: group commit off is one COMMIT (a WAL flush) per change,
-// as it is one fsync per change on SQLite, and the SQLite-only figure,
-// PRAGMA synchronous, becomes synchronous_commit and fsync.
+// On a PostgreSQL store database every phase runs as on SQLite, each on a
+// database of its own (group commit off is then a WAL flush per change,
+// as it is an fsync per change on SQLite); with Instances > 1 the
+// group-commit-on phase runs that many lanes on its database, a line per
+// instance beside the sum.
 
 import (
 	"cmp"
@@ -45,7 +39,7 @@ import (
 	"github.com/greenlane-pos/greenlane/salesbuilder"
 )
 
-// Config is one presell benchmark run. DefaultConfig holds every default.
+// Config is one presell benchmark run.
 type Config struct {
 	// Tablets is how many presell tablets run at once. Default 200.
 	Tablets int
@@ -66,9 +60,9 @@ type Config struct {
 	// sending 1 request/s as a Poisson process. Default 200 and 1,000;
 	// empty skips them.
 	Realistic []int
-	// Instances is how many lane instances share one store database in
-	// the group-commit-on phase, the tablets spread over them round-robin;
-	// more than 1 only when DB is a PostgreSQL URL (an SQLite file has one
+	// Instances is how many lane instances share the store database in the
+	// group-commit-on phase, the tablets spread over them round-robin;
+	// more than 1 needs a PostgreSQL URL as DB (an SQLite file has one
 	// writer). Default 1.
 	Instances int
 }
@@ -78,16 +72,13 @@ type Config struct {
 // tablets and the server.
 const (
 	maxTablets          = 5000
-	maxIdleSockets      = 20000
-	maxRuns             = 99
 	maxInstances        = 16
 	targetTablets       = 200
 	targetBusyPerChange = 50 * time.Microsecond
 	targetBaselineRatio = 2.0
 	targetSalesPerSec   = 2500
 	targetP99           = 50 * time.Millisecond
-	targetIdleBytes     = 20 * 1024   // 20 KB, KB = 1024 bytes as printed
-	realisticGap        = time.Second // a realistic tablet's mean time between requests
+	targetIdleBytes     = 20 * 1024 // 20 KB, KB = 1024 bytes as printed
 )
 
 // targetRealisticP99 is the realistic phases' p99 target by tablet count.
@@ -99,24 +90,23 @@ func DefaultConfig() Config {
 }
 
 func (c Config) validate() error {
-	errs := []error{inRange("tablets", c.Tablets, 1, maxTablets, ""), inRange("idle sockets", c.IdleSockets, 0, maxIdleSockets, ""),
-		inRange("runs", c.Runs, 1, maxRuns, ""), inRange("instances", c.Instances, 1, maxInstances, "")}
+	errs := []error{inRange("tablets", c.Tablets, 1, maxTablets, ""), inRange("idle sockets", c.IdleSockets, 0, 20000, ""),
+		inRange("runs", c.Runs, 1, 99, ""), inRange("instances", c.Instances, 1, maxInstances, ""),
+		atLeast("group commit wait", c.GroupCommitWait, 1, "more than 0 (the off phase is run anyway)")}
 	for _, n := range c.Realistic {
 		errs = append(errs, inRange("realistic tablets", n, 1, maxTablets, ""))
 	}
-	switch {
-	case c.GroupCommitWait <= 0:
-		return fmt.Errorf("group commit wait %s: want more than 0 (the off phase is run anyway)", c.GroupCommitWait)
-	case c.PresellWorkers < 0:
-		return fmt.Errorf("presell workers %d: want 0 (the server's default) or more", c.PresellWorkers)
-	case c.Instances > 1 && !lanedb.IsPostgresURL(c.DB):
-		return fmt.Errorf("instances %d: more than 1 needs a PostgreSQL store database as DB (an SQLite lane DB has one writer)", c.Instances)
+	if c.PresellWorkers < 0 {
+		errs = append(errs, fmt.Errorf("presell workers %d: want 0 (the server's default) or more", c.PresellWorkers))
+	}
+	if c.Instances > 1 && !lanedb.IsPostgresURL(c.DB) {
+		errs = append(errs, fmt.Errorf("instances %d: more than 1 needs a PostgreSQL store database as DB (an SQLite lane DB has one writer)", c.Instances))
 	}
 	return errors.Join(errs...)
 }
 
-// Report is the outcome of a run: each phase's median run, in the order of
-// the phase* constants, then the realistic phases.
+// Report is the outcome of a run: each phase's median run, in the order
+// of the phase* constants, then the realistic phases.
 type Report struct {
 	cfg    Config
 	phases []*loadResult
@@ -137,14 +127,13 @@ type phaseSpec struct {
 	name, file string
 	wait       time.Duration // the writer's batching wait; 0: group commit off
 	tablets    int
-	instances  int         // lane instances on the phase's DB; 0 is 1
+	instances  int
 	local      localTablet // set: the tablets call in process (the ceilings)
-	c          loadConfig
+	pace       time.Duration
 }
 
-// Run runs the presell benchmark and prints the report to out as each
-// phase finishes. An error means the benchmark itself could not run; failed
-// requests are in the report (see Report.Err).
+// Run runs the presell benchmark and prints the report to out. An error
+// means it could not run; failed requests are in Report.Err.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
@@ -162,28 +151,22 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, %s\n",
 		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs, db)
 	p.machine("tablets and server share this process" + loadAverage("start"))
-	timing := loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery}
-	paced := timing
-	paced.pace = realisticGap
-	gc := cfg.GroupCommitWait
-	specs := []phaseSpec{{"group commit on", "gc-on", gc, cfg.Tablets, cfg.Instances, nil, timing},
-		{"group commit off", "gc-off", 0, cfg.Tablets, 1, nil, timing},
-		{name: "baseline-1tx", file: "baseline"}, {"ceiling-core", "core", gc, cfg.Tablets, 1, coreTablet, timing},
-		{"ceiling-sql", "sql", gc, cfg.Tablets, 1, sqlTablet, timing}}
-	for _, n := range cfg.Realistic {
-		specs = append(specs, phaseSpec{fmt.Sprintf("realistic %d tablets × 1 req/s", n), fmt.Sprintf("realistic-%d", n), gc, n, 1, nil, paced})
+	gc, n := cfg.GroupCommitWait, cfg.Tablets
+	specs := []phaseSpec{{"group commit on", "gc-on", gc, n, cfg.Instances, nil, 0}, {"group commit off", "gc-off", 0, n, 1, nil, 0},
+		{name: "baseline-1tx", file: "baseline"}, {"ceiling-core", "core", gc, n, 1, coreTablet, 0}, {"ceiling-sql", "sql", gc, n, 1, sqlTablet, 0}}
+	for _, n := range cfg.Realistic { // a realistic tablet sends 1 request/s
+		specs = append(specs, phaseSpec{fmt.Sprintf("realistic %d tablets × 1 req/s", n), fmt.Sprintf("realistic-%d", n), gc, n, 1, nil, time.Second})
 	}
 	for i, s := range specs {
 		r, err := repeat(cfg.Runs, func(run int) (*loadResult, error) {
-			if i == phaseBaseline {
-				return runBaseline(ctx, prefix, s.file, cfg)
+			c := loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, pace: s.pace}
+			switch {
+			case i == phaseBaseline:
+				return runBaseline(ctx, prefix, s.file, c)
+			case i == phaseOn && run == 0:
+				c.profile = cfg.CPUProfile
 			}
-			if i == phaseOn && run == 0 {
-				s.c.profile = cfg.CPUProfile // the first run only
-			} else {
-				s.c.profile = nil
-			}
-			return runPhase(ctx, s, prefix, laneOptions{groupWait: s.wait, presellWorkers: cfg.PresellWorkers, log: log})
+			return runPhase(ctx, s, prefix, c, laneOptions{groupWait: s.wait, presellWorkers: cfg.PresellWorkers, log: log})
 		})
 		if err != nil {
 			return nil, err
@@ -191,12 +174,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		rep.phases = append(rep.phases, r)
 		p.load(r)
 	}
-	on, core := rep.phases[phaseOn], rep.phases[phaseCore]
 	p.printf("ratios: on/off %.2f×   on/baseline %.2f×\n", rep.ratio(phaseOn, phaseOff), rep.ratio(phaseOn, phaseBaseline))
 	p.printf("ceilings: socket/ceiling-core %.2f×   core/ceiling-sql %.2f×   (sales/s: what sockets and JSON cost, what the domain costs)\n",
-		ratio(on.salesPerSec(), core.salesPerSec()), rep.ratio(phaseCore, phaseSQL))
+		rep.ratio(phaseOn, phaseCore), rep.ratio(phaseCore, phaseSQL))
 	if cfg.IdleSockets > 0 {
-		if rep.idle, err = measureIdle(ctx, prefix, "idle", cfg, log); err != nil {
+		if rep.idle, err = measureIdle(ctx, prefix, cfg, log); err != nil {
 			return nil, err
 		}
 		p.idle(rep.idle)
@@ -234,46 +216,39 @@ func repeat(n int, run func(i int) (*loadResult, error)) (*loadResult, error) {
 		slices.Sort(sales)
 		slices.Sort(p99)
 		med.spread = fmt.Sprintf("%d runs: sales/s median %.0f (%.0f…%.0f)", n, sales[(n-1)/2], sales[0], sales[n-1])
-		if med.all != nil {
+		if !med.untimed {
 			med.spread += fmt.Sprintf("; request p99 median %s (%s…%s)", ms(p99[(n-1)/2]), ms(p99[0]), ms(p99[n-1]))
 		}
 	}
 	return med, nil
 }
 
-// runPhase runs one load on a fresh demo DB under prefix: a key per
-// tablet, the server (s.instances of them on one DB, the tablets spread
-// over them), the tablets (warm-up, then the measured window), and the
-// check that every acknowledged park is in the DB.
-func runPhase(ctx context.Context, s phaseSpec, prefix string, opts laneOptions) (*loadResult, error) {
+// runPhase runs one load on a fresh demo DB: a key per tablet, the lanes,
+// the tablets through warm-up and window, the check of the parks.
+func runPhase(ctx context.Context, s phaseSpec, prefix string, c loadConfig, opts laneOptions) (*loadResult, error) {
 	stats := &loadStats{}
 	var res *loadResult
 	var insts []*instanceStats
-	open := func() (*lanedb.DB, string, error) { return openPhaseDB(ctx, prefix, s.file) }
-	err := withLanes(ctx, open, max(s.instances, 1), opts, s.tablets, protocol.ScopePresell, stats, func(ls []*lane, keys []string) error {
+	err := withLanes(ctx, prefix, s.file, s.instances, opts, s.tablets, protocol.ScopePresell, stats, func(ls []*lane, keys []string) error {
 		tablets := localTablets(ctx, ls[0], keys, stats, s.local)
 		if s.local == nil {
 			urls := make([]string, len(ls))
 			for i, l := range ls {
 				urls[i] = l.presellURL()
-			}
-			if len(ls) > 1 {
-				insts = make([]*instanceStats, len(ls))
-				for i := range insts {
-					insts[i] = &instanceStats{}
+				if len(ls) > 1 {
+					insts = append(insts, &instanceStats{})
 				}
 			}
-			tablets = connectSpread(ctx, urls, insts, keys, stats)
+			tablets = connectTablets(ctx, urls, insts, keys, stats)
 		}
 		var err error
-		res, err = drive(ctx, ls, tablets, len(keys), stats, presellSale, s.c)
+		res, err = drive(ctx, ls, tablets, len(keys), stats, presellSale, c)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	res.name, res.groupWait, res.paced, res.instances = s.name, opts.groupWait, s.c.pace > 0, insts
-	res.fill(stats)
+	res.name, res.groupWait, res.paced, res.instances = s.name, opts.groupWait, c.pace > 0, insts
 	return res, nil
 }
 
@@ -283,9 +258,7 @@ func runPhase(ctx context.Context, s phaseSpec, prefix string, opts laneOptions)
 func (r *Report) Err() error {
 	var ts []namedTally
 	for _, res := range r.phases {
-		if res != nil && res.errs != nil {
-			ts = append(ts, namedTally{res.name, res.errs})
-		}
+		ts = append(ts, namedTally{res.name, &res.Errs})
 	}
 	return failures(" (busy errors not counted)", ts...)
 }
@@ -319,8 +292,8 @@ func (p *printer) targets(rep *Report) {
 // localTablet makes the changes of the tablet logged in as c in process.
 type localTablet func(l *lane, c *protocol.Caller) localFunc
 
-// localTablets makes a tablet of mk (none when nil) for each key: each is
-// the caller a presell socket logged in with the key would be.
+// localTablets makes a tablet of mk (none when nil) per key, calling as a
+// presell socket logged in with it would.
 func localTablets(ctx context.Context, l *lane, keys []string, stats *loadStats, mk localTablet) []*tablet {
 	var out []*tablet
 	for i, key := range keys {
@@ -329,7 +302,7 @@ func localTablets(ctx context.Context, l *lane, keys []string, stats *loadStats,
 		}
 		k, err := l.DB.Authenticate(ctx, key)
 		if err != nil {
-			stats.errs.add("connection", 1, fmt.Sprintf("tablet %d: %v", i+1, err))
+			stats.Errs.add("connection", 1, fmt.Sprintf("tablet %d: %v", i+1, err))
 			continue
 		}
 		caller := protocol.Caller{Purpose: protocol.PurposePresell, Transport: "ws", Session: uuid.NewString()}.
@@ -363,70 +336,40 @@ func coreTablet(l *lane, c *protocol.Caller) localFunc {
 // sqlTablet makes each change as the lanedb statements the core runs for
 // it (salesbuilder/build.go, presell/tickets.go), one writer mutation per
 // change: read the sale, write the change, re-read its lines, save the
-// sale row, journal it (the whole sale as JSON, as the display's event
-// carries). No rule is checked and no price is computed: a line keeps its
-// list price, and set_customer rewrites every line (the core rewrites
-// only the repriced ones).
+// sale row, journal it (the whole sale, as the display's event carries).
+// No rule is checked.
 func sqlTablet(l *lane, c *protocol.Caller) localFunc {
 	return func(ctx context.Context, k kind, key string, v any) (string, error) {
 		err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 			now := time.Now()
-			stamp := now.UTC().Format(lanedb.StampLayout)
-			var sale *lanedb.Sale
-			var err error
 			if k == kindCreate {
-				key = uuid.NewString()
-				sale = &lanedb.Sale{Physkey: key, RandomKey: uuid.NewString(), Phase: lanedb.PhaseActive,
-					StartDT: now.Format(lanedb.DateTime), CreatedBy: c.KeyName, HolderKey: c.KeyID, HolderName: c.KeyName,
-					Presell: true, NextSeqnce: 1, UpdatedUTC: stamp}
+				sale := newSale(uuid.NewString(), c.KeyID, c.KeyName, now, time.Local)
+				key = sale.Physkey
 				if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
 					return err
 				}
-				return sqlJournal(ctx, tx, now, presell.Family, "created", sale, c, nil)
+				return lanedb.Journal(ctx, tx, now, presell.Family, "created", key, c.KeyName, nil)
 			}
-			if sale, err = lanedb.GetSale(ctx, tx, key); err != nil {
+			sale, err := lanedb.GetSale(ctx, tx, key)
+			if err != nil {
 				return err
 			}
 			switch k {
 			case kindAddProduct:
-				choice := v.(lineChoice)
-				p, err := lanedb.ProductByPID(ctx, tx, choice.PID)
-				if err != nil {
-					return err
-				}
-				line := lanedb.Line{SalePhyskey: key, Seqnce: sale.NextSeqnce, PID: p.PID, Description: p.Description,
-					PLU: p.PLU.String, Qty: choice.Qty, UnitPriceCents: p.PriceCents, TotalPriceCents: p.PriceCents * choice.Qty,
-					Measurement: p.Measurement}
-				if err := lanedb.InsertLine(ctx, tx, &line); err != nil {
-					return err
-				}
-				sale.NextSeqnce++
+				_, err = addLine(ctx, tx, sale, v.(lineChoice))
 			case kindSetCustomer:
-				cust, err := lanedb.CustomerByCID(ctx, tx, v.(customerChoice).CID)
-				if err != nil {
-					return err
-				}
-				sale.CID = sql.NullInt64{Int64: cust.CID, Valid: true}
-				lines, err := lanedb.SaleLines(ctx, tx, key)
-				if err != nil {
-					return err
-				}
-				for i := range lines {
-					if err := lanedb.UpdateLine(ctx, tx, &lines[i]); err != nil {
-						return err
-					}
+				var lines []lanedb.Line
+				if lines, err = lanedb.SaleLines(ctx, tx, key); err == nil {
+					err = setCustomer(ctx, tx, sale, lines, v.(customerChoice).CID)
 				}
 			case kindPark:
-				ticket, err := lanedb.AllocateTicket(ctx, tx)
-				if err != nil {
-					return err
+				var ticket int64
+				if ticket, err = park(ctx, tx, sale, l.Sales.LaneNo()); err == nil {
+					err = lanedb.Journal(ctx, tx, now, presell.Family, "submitted", key, c.KeyName, map[string]any{"ticket": ticket})
 				}
-				sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
-				sale.SubmittedUTC = sql.NullString{String: stamp, Valid: true}
-				sale.Phase = lanedb.PhaseParked
-				if err := sqlJournal(ctx, tx, now, presell.Family, "submitted", sale, c, map[string]any{"ticket": ticket}); err != nil {
-					return err
-				}
+			}
+			if err != nil {
+				return err
 			}
 			lines, err := lanedb.SaleLines(ctx, tx, key)
 			if err != nil {
@@ -436,33 +379,81 @@ func sqlTablet(l *lane, c *protocol.Caller) localFunc {
 			for _, line := range lines {
 				sale.SaleTotalCents += line.TotalPriceCents
 			}
-			sale.UpdatedUTC = stamp
+			sale.UpdatedUTC = now.UTC().Format(lanedb.StampLayout)
 			if err := lanedb.UpdateSale(ctx, tx, sale); err != nil {
 				return err
 			}
-			return sqlJournal(ctx, tx, now, salesbuilder.FamilyCustdisp, kindNames[k], sale, c, map[string]any{"sale": sale, "lines": lines})
+			return lanedb.Journal(ctx, tx, now, salesbuilder.FamilyCustdisp, kindNames[k], key, c.KeyName, map[string]any{"sale": sale, "lines": lines})
 		})
 		return key, err
 	}
 }
 
-func sqlJournal(ctx context.Context, tx *lanedb.Tx, now time.Time, family, event string, sale *lanedb.Sale, c *protocol.Caller, detail any) error {
-	err := lanedb.Journal(ctx, tx, now, family, event, sale.Physkey, c.KeyName, detail)
-	return err
+// newSale is the row of a new presell held by keyID, started at now in loc.
+func newSale(physkey, keyID, keyName string, now time.Time, loc *time.Location) *lanedb.Sale {
+	return &lanedb.Sale{Physkey: physkey, RandomKey: uuid.NewString(), Phase: lanedb.PhaseActive, StartDT: now.In(loc).Format(lanedb.DateTime),
+		CreatedBy: keyName, HolderKey: keyID, HolderName: keyName, Presell: true, NextSeqnce: 1, UpdatedUTC: lanedb.FormatDateTime(now.UTC())}
 }
 
+// addLine adds the chosen product at its list price.
+func addLine(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, c lineChoice) (lanedb.Line, error) {
+	p, err := lanedb.ProductByPID(ctx, tx, c.PID)
+	if err != nil {
+		return lanedb.Line{}, err
+	}
+	l := lanedb.Line{SalePhyskey: sale.Physkey, Seqnce: sale.NextSeqnce, PID: p.PID, Description: p.Description,
+		PLU: p.PLU.String, Qty: c.Qty, UnitPriceCents: p.PriceCents, Measurement: p.Measurement}
+	salesbuilder.PriceLine(&l, nil)
+	sale.NextSeqnce++
+	return l, lanedb.InsertLine(ctx, tx, &l)
+}
+
+// setCustomer gives the sale customer cid and reprices its lines by the
+// salesbuilder's rules, rewriting those whose price changed.
+func setCustomer(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, lines []lanedb.Line, cid int64) error {
+	cust, err := lanedb.CustomerByCID(ctx, tx, cid)
+	if err != nil {
+		return err
+	}
+	sale.CID, sale.SaleTotalCents = sql.NullInt64{Int64: cust.CID, Valid: true}, 0
+	for i := range lines {
+		before := lines[i]
+		if salesbuilder.PriceLine(&lines[i], cust); lines[i] != before {
+			if err := lanedb.UpdateLine(ctx, tx, &lines[i]); err != nil {
+				return err
+			}
+		}
+		sale.SaleTotalCents += lines[i].TotalPriceCents
+	}
+	return nil
+}
+
+// park gives the sale a ticket (number, word, barcode) and phase 5.
+func park(ctx context.Context, tx *lanedb.Tx, sale *lanedb.Sale, laneNo int64) (int64, error) {
+	ticket, err := lanedb.AllocateTicket(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	stamp := lanedb.FormatDateTime(time.Now().UTC())
+	sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
+	sale.TicketWord = sql.NullString{String: salesbuilder.NumberWord(ticket), Valid: true}
+	sale.TicketBarcode = sql.NullString{String: presell.TicketBarcode(laneNo, ticket, sale.RandomKey), Valid: true}
+	sale.SubmittedUTC = sql.NullString{String: stamp, Valid: true}
+	sale.Phase, sale.UpdatedUTC = lanedb.PhaseParked, stamp
+	return ticket, nil
+}
+
+// baselineHolder stands in for the tablet key that holds the sales.
+const baselineHolder = "bench-baseline"
+
 // runBaseline writes presell sales straight into lanedb through a warm-up
-// and the window: no sockets, no JSON, no group commit; one BEGIN
-// IMMEDIATE … COMMIT (synchronous FULL) per sale. It is the floor the
-// server is compared with: what the disk and SQLite allow when nothing
-// else is paid for. On a PostgreSQL store database it is the same loop
-// through pgx and sqlx, BEGIN … COMMIT on lanedb's one writer connection.
-//
-// One goroutine, on purpose: lanedb has one writer connection, and each
-// sale holds it from BEGIN to COMMIT (the fsync included), so more
-// goroutines would only queue for that connection and add hand-offs. The
-// loop also recycles tickets itself, between sales (see voidPresells).
-func runBaseline(ctx context.Context, prefix, file string, cfg Config) (*loadResult, error) {
+// and the window: no sockets, no JSON, no group commit; the whole sale
+// (create, 3 × add_product, set_customer, park) in one transaction. It is
+// the floor the lane is compared with: what the disk and the database
+// allow when nothing else is paid for. One goroutine, on purpose: lanedb
+// has one writer connection, held by each sale from BEGIN to COMMIT, so
+// more would only queue for it. The loop recycles tickets itself.
+func runBaseline(ctx context.Context, prefix, file string, c loadConfig) (*loadResult, error) {
 	db, _, err := openPhaseDB(ctx, prefix, file)
 	if err != nil {
 		return nil, err
@@ -476,110 +467,64 @@ func runBaseline(ctx context.Context, prefix, file string, cfg Config) (*loadRes
 	if err != nil {
 		return nil, fmt.Errorf("lane time zone %q: %w", info.Timezone, err)
 	}
-	rng, res := rand.New(rand.NewPCG(1, 2)), &loadResult{name: "baseline-1tx"}
+	rng, res := rand.New(rand.NewPCG(1, 2)), &loadResult{loadStats: &loadStats{}, name: "baseline-1tx", untimed: true}
+	sale := func() error {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("new physkey: %w", err)
+		}
+		choices, cid := [linesPerSale]lineChoice{pickLine(rng), pickLine(rng), pickLine(rng)}, pickCustomer(rng)
+		return db.WriteTx(ctx, func(tx *lanedb.Tx) error {
+			sale := newSale(id.String(), baselineHolder, baselineHolder, time.Now(), loc)
+			sale.Location = sql.NullInt64{Int64: info.Location.LocID, Valid: true}
+			err := lanedb.InsertSale(ctx, tx, sale)
+			lines := make([]lanedb.Line, len(choices))
+			for i := 0; i < len(choices) && err == nil; i++ {
+				lines[i], err = addLine(ctx, tx, sale, choices[i])
+			}
+			if err == nil {
+				err = setCustomer(ctx, tx, sale, lines, cid)
+			}
+			if err == nil {
+				_, err = park(ctx, tx, sale, info.LaneNo)
+			}
+			if err != nil {
+				return err
+			}
+			return lanedb.UpdateSale(ctx, tx, sale)
+		})
+	}
 	loop := func(d time.Duration) error {
-		end, nextRecycle := time.Now().Add(d), time.Now().Add(cfg.RecycleEvery)
+		end, nextRecycle := time.Now().Add(d), time.Now().Add(c.recycleEvery)
 		for now := time.Now(); now.Before(end); now = time.Now() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if cfg.RecycleEvery > 0 && now.After(nextRecycle) {
+			if c.recycleEvery > 0 && now.After(nextRecycle) {
 				n, err := voidPresells(ctx, directWrite(db), "bench recycler", "(5)", recycleKeep)
 				if err != nil {
 					return err
 				}
 				res.recycled += n
-				nextRecycle = now.Add(cfg.RecycleEvery)
+				nextRecycle = now.Add(c.recycleEvery)
 			}
-			if err := baselineSale(ctx, db, rng, loc, info); err != nil {
+			if err := sale(); err != nil {
 				return err
 			}
-			res.sales++
+			res.Sales++
 		}
 		return nil
 	}
-	if err := loop(cfg.WarmUp); err != nil {
+	if err := loop(c.warmUp); err != nil {
 		return nil, fmt.Errorf("baseline warm-up: %w", err)
 	}
 	mark := readCPUMark()
-	res.sales = 0
-	if err := loop(cfg.Duration); err != nil {
+	res.Sales = 0
+	if err := loop(c.duration); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	res.window, res.cpu = time.Since(mark.at), mark.since()
 	return res, nil
-}
-
-// baselineHolder stands in for the tablet key that holds the sales.
-const baselineHolder = "bench-baseline"
-
-// baselineSale writes one whole presell in one transaction: what the server
-// does for create, 3 × add_product, set_customer and park — the sale row,
-// three lines priced by the salesbuilder's own rules, the customer with
-// repricing, the total and the ticket.
-func baselineSale(ctx context.Context, db *lanedb.DB, rng *rand.Rand, loc *time.Location, info *lanedb.Lane) error {
-	choices := [linesPerSale]lineChoice{pickLine(rng), pickLine(rng), pickLine(rng)}
-	cid := pickCustomer(rng)
-	id, err := uuid.NewV7()
-	if err != nil {
-		return fmt.Errorf("new physkey: %w", err)
-	}
-	now := time.Now()
-	sale := &lanedb.Sale{
-		Physkey: id.String(), RandomKey: uuid.NewString(), Phase: lanedb.PhaseActive,
-		StartDT: now.In(loc).Format(lanedb.DateTime), CreatedBy: baselineHolder,
-		HolderKey: baselineHolder, HolderName: baselineHolder, Presell: true, NextSeqnce: 1,
-		UpdatedUTC: lanedb.FormatDateTime(now.UTC()), Location: sql.NullInt64{Int64: info.Location.LocID, Valid: true},
-	}
-	return db.WriteTx(ctx, func(tx *lanedb.Tx) error {
-		if err := lanedb.InsertSale(ctx, tx, sale); err != nil {
-			return err
-		}
-		// Each line at list price, then the customer's discount.
-		lines := make([]lanedb.Line, 0, len(choices))
-		for _, c := range choices {
-			p, err := lanedb.ProductByPID(ctx, tx, c.PID)
-			if err != nil {
-				return err
-			}
-			l := lanedb.Line{
-				SalePhyskey: sale.Physkey, Seqnce: sale.NextSeqnce, PID: p.PID, Description: p.Description,
-				PLU: p.PLU.String, Qty: c.Qty, UnitPriceCents: p.PriceCents, Measurement: p.Measurement,
-			}
-			salesbuilder.PriceLine(&l, nil)
-			if err := lanedb.InsertLine(ctx, tx, &l); err != nil {
-				return err
-			}
-			sale.NextSeqnce++
-			lines = append(lines, l)
-		}
-		cust, err := lanedb.CustomerByCID(ctx, tx, cid)
-		if err != nil {
-			return err
-		}
-		sale.CID = sql.NullInt64{Int64: cust.CID, Valid: true}
-		for i := range lines {
-			before := lines[i]
-			if salesbuilder.PriceLine(&lines[i], cust); lines[i] != before {
-				if err := lanedb.UpdateLine(ctx, tx, &lines[i]); err != nil {
-					return err
-				}
-			}
-			sale.SaleTotalCents += lines[i].TotalPriceCents
-		}
-		// Park: a ticket, then phase 5 in one sale update.
-		ticket, err := lanedb.AllocateTicket(ctx, tx)
-		if err != nil {
-			return err
-		}
-		stamp := lanedb.FormatDateTime(time.Now().UTC())
-		sale.Ticket = sql.NullInt64{Int64: ticket, Valid: true}
-		sale.TicketWord = sql.NullString{String: salesbuilder.NumberWord(ticket), Valid: true}
-		sale.TicketBarcode = sql.NullString{String: presell.TicketBarcode(info.LaneNo, ticket, sale.RandomKey), Valid: true}
-		sale.SubmittedUTC = sql.NullString{String: stamp, Valid: true}
-		sale.Phase, sale.UpdatedUTC = lanedb.PhaseParked, stamp
-		return lanedb.UpdateSale(ctx, tx, sale)
-	})
 }
 
 type idleResult struct {
@@ -590,32 +535,27 @@ type idleResult struct {
 	inProcess           bool // the clients ran in this process: their memory is counted too
 }
 
-// idleSettle is how long the server gets, after the last login reply, for
-// its goroutines to reach their idle state before memory is read.
-const idleSettle = 300 * time.Millisecond
-
-// measureIdle is memory per idle presell socket: this process's heap and
-// stacks in use, its RSS and its goroutines, before and after opening
-// cfg.IdleSockets presell sockets that log in and then send nothing. With
-// cfg.Child set the client ends live in a child process, so the difference
-// is the server's alone; without, the report says so.
-func measureIdle(ctx context.Context, prefix, file string, cfg Config, log *slog.Logger) (*idleResult, error) {
+// measureIdle is what an idle presell socket costs this process (heap
+// and stacks, RSS, goroutines), before and after IdleSockets sockets log
+// in and send nothing; with a Child command the clients are in another
+// process, so that the difference is the server's alone.
+func measureIdle(ctx context.Context, prefix string, cfg Config, log *slog.Logger) (*idleResult, error) {
 	res := &idleResult{sockets: cfg.IdleSockets, inProcess: cfg.Child == nil}
 	opts := laneOptions{groupWait: defaultWait, presellWorkers: cfg.PresellWorkers, log: log}
-	open := func() (*lanedb.DB, string, error) { return openPhaseDB(ctx, prefix, file) }
-	err := withLanes(ctx, open, 1, opts, 1, protocol.ScopePresell, nil, func(ls []*lane, keys []string) error {
-		l := ls[0]
-		// Freed pages go back to the system first, so that RSS holds what is
-		// live, not what earlier phases left for the scavenger.
+	err := withLanes(ctx, prefix, "idle", 1, opts, 1, protocol.ScopePresell, nil, func(ls []*lane, keys []string) error {
+		// Freed pages go back to the system first, so that RSS holds what
+		// is live, not what earlier phases left for the scavenger; and
+		// the server gets a moment to settle its goroutines after the last
+		// login.
 		before := readFreedSample()
-		c, n, err := startChild(ctx, cfg.Child, "idle", childOrder{URL: l.presellURL(), Keys: keys, Sockets: cfg.IdleSockets})
+		c, n, err := startChild(ctx, cfg.Child, "idle", childOrder{URL: ls[0].presellURL(), Keys: keys, Sockets: cfg.IdleSockets})
 		if err != nil {
 			return err
 		}
 		if n != cfg.IdleSockets {
 			return c.fail(fmt.Errorf("idle child opened %d sockets, want %d", n, cfg.IdleSockets))
 		}
-		err = sleep(ctx, idleSettle)
+		err = sleep(ctx, 300*time.Millisecond)
 		after := readFreedSample()
 		per := func(a, b uint64) float64 { return float64(int64(a)-int64(b)) / float64(n) }
 		res.bytesPerSocket = per(after.heapInuse+after.stackInuse, before.heapInuse+before.stackInuse)
@@ -641,14 +581,13 @@ func (p *printer) idle(r *idleResult) {
 }
 
 // idleChild opens and logs in the sockets, says ready, and holds them
-// until the orders end. Each socket gets a reader that discards what comes
-// (and so answers the server's pings), as an idle tablet app would.
+// until the orders end. Each gets a reader that discards what comes (and
+// so answers the server's pings), as an idle tablet app would.
 func idleChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
 	if o.Sockets <= 0 || len(o.Keys) == 0 {
 		return nil, fmt.Errorf("idle order for %d sockets with %d keys", o.Sockets, len(o.Keys))
 	}
-	conns := make([]*fd1client.Conn, o.Sockets)
-	errs := make([]error, o.Sockets)
+	conns, errs := make([]*fd1client.Conn, o.Sockets), make([]error, o.Sockets)
 	parallel(o.Sockets, func(i int) {
 		if conns[i], errs[i] = fd1client.Open(ctx, o.URL, o.Keys[0], protocol.PurposeNone, fd1client.Options{}); errs[i] != nil {
 			errs[i] = fmt.Errorf("idle socket %d: %w", i+1, errs[i])

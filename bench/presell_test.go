@@ -85,7 +85,7 @@ func TestPresellSmall(t *testing.T) {
 		t.Errorf("want five timed phases with errors 0, found %d", n)
 	}
 	for _, r := range rep.phases {
-		if r.sales == 0 && !r.paced {
+		if r.Sales == 0 && !r.paced {
 			t.Errorf("%s made no sales", r.name)
 		}
 	}
@@ -116,13 +116,13 @@ func TestHistogramQuantiles(t *testing.T) {
 // TestReportErr: busy errors are reported but are no failure; any other
 // error code is, with a real (not busy) example.
 func TestReportErr(t *testing.T) {
-	busyOnly := &loadResult{name: "on", errs: &tally{Busy: 3, Samples: []string{busyLabel + "park: unavailable: x"}}}
-	clean := &loadResult{name: "off", errs: &tally{}}
+	busyOnly := &loadResult{name: "on", loadStats: &loadStats{Errs: tally{Busy: 3, Samples: []string{busyLabel + "park: unavailable: x"}}}}
+	clean := &loadResult{name: "off", loadStats: &loadStats{}}
 	if err := (&Report{phases: []*loadResult{busyOnly, clean}}).Err(); err != nil {
 		t.Errorf("busy errors only: Err() = %v, want nil", err)
 	}
-	failed := &loadResult{name: "off", errs: &tally{Counts: map[string]int64{"conflict": 2, "connection": 1},
-		Samples: []string{busyLabel + "park: unavailable: x", "add_product: conflict: y"}}}
+	failed := &loadResult{name: "off", loadStats: &loadStats{Errs: tally{Counts: map[string]int64{"conflict": 2, "connection": 1},
+		Samples: []string{busyLabel + "park: unavailable: x", "add_product: conflict: y"}}}}
 	err := (&Report{phases: []*loadResult{busyOnly, failed}}).Err()
 	if err == nil || !strings.Contains(err.Error(), "3 requests failed") ||
 		!strings.Contains(err.Error(), "conflict ×2, connection ×1") || !strings.Contains(err.Error(), "e.g. add_product: conflict: y") {

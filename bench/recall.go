@@ -1,19 +1,16 @@
 package bench
 
-// The recall benchmark (`greenlane bench recall`, issue 4): does a counter
-// still find and recall presells quickly on a lane DB with a long history?
-// It builds (or reuses) a lane DB with --sales historic sales, has tablets
-// make --open presells over their sockets, then times the counter's two
-// requests: get_presells (five filters in turn) and recall by ticket (each
-// followed by release, timed too, so the presell stays open). It does so
-// with one counter socket, with the same lookups made in process (the
-// baseline), and with several counter sockets at once, and prints the query
-// plans to show that the lookups walk the open-presell indexes, not the
-// history.
+// The recall benchmark (issue 4): does a counter still find and recall
+// presells quickly on a lane DB with a long history? On a built (or
+// reused) history, tablets make the open presells over their sockets;
+// then the counter's get_presells (five filters in turn) and recall by
+// ticket (each followed by a release, timed too, so that the presell
+// stays open) are timed on one counter socket, in process (the baseline)
+// and on several sockets at once, and the query plans show that the
+// lookups walk the open-presell indexes, not the history.
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,14 +32,13 @@ import (
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
-// RecallConfig is one recall benchmark run. DefaultRecallConfig holds every
-// default.
+// RecallConfig is one recall benchmark run.
 type RecallConfig struct {
 	// Sales is how many historic (completed) sales the lane DB holds.
 	// Default 1,000,000.
 	Sales int64
-	// Open is how many open presells tablets make before the counters start.
-	// Default 200.
+	// Open is how many open presells tablets make before the counters
+	// start. Default 200.
 	Open int
 	// Requests is how many requests of each kind are measured, per figure.
 	// Default 2,000.
@@ -57,49 +53,39 @@ type RecallConfig struct {
 	// off). Default lanedb's default (2ms), as the lane runs.
 	GroupCommitWait time.Duration
 	// DB is the lane DB file, or a PostgreSQL URL whose server gets the
-	// database NAME_recall (see store.go). A file that holds a finished
-	// build of Sales historic sales is reused (its open presells are voided
-	// first), any other bench DB is rebuilt; it is kept after the run. A
-	// lane DB that this benchmark did not build is refused. Default "": a
-	// temporary folder, removed at the end.
+	// database NAME_recall (see store.go). One that holds a finished build
+	// of Sales historic sales is reused (its open presells voided first),
+	// any other bench DB rebuilt, and it is kept after the run; a lane DB
+	// this benchmark did not build is refused. Default "": a temporary
+	// folder, removed at the end.
 	DB string
 	// Progress receives the build's progress display. Default nil: none.
 	Progress io.Writer
-	// CPUProfile, when set, receives a CPU profile of the measuring (all
-	// figures, warm-ups included; not the build). Default nil.
+	// CPUProfile receives a CPU profile of the measuring (every figure,
+	// warm-ups included; not the build). Default nil.
 	CPUProfile io.Writer
 	// Log receives the server's warnings and errors. Default nil: dropped.
 	Log io.Writer
 }
 
-const (
-	maxHistorySales = 50_000_000
-	maxCounters     = 64
-	maxRequests     = 10_000_000
-	// targetRecallP99 is issue 4's target for get_presells and recall by
-	// ticket, one counter, on this (2-core) machine.
-	targetRecallP99 = 5 * time.Millisecond
-)
+// targetRecallP99 is issue 4's target for get_presells and recall by
+// ticket, one counter, on this (2-core) machine.
+const targetRecallP99 = 5 * time.Millisecond
 
 func DefaultRecallConfig() RecallConfig {
 	return RecallConfig{Sales: 1_000_000, Open: 200, Requests: 2000, WarmUp: 300, Counters: 8, GroupCommitWait: defaultWait}
 }
 
 func (c RecallConfig) validate() error {
-	err := errors.Join(inRange("sales", c.Sales, 0, maxHistorySales, ""),
+	err := errors.Join(inRange("sales", c.Sales, 0, 50_000_000, ""),
 		inRange("open presells", c.Open, 1, lanedb.MaxTicket, " (the lane's tickets)"),
-		inRange("requests", c.Requests, 1, maxRequests, ""), inRange("warm-up", c.WarmUp, 0, maxRequests, ""),
-		inRange("counters", c.Counters, 0, maxCounters, ""))
-	switch {
-	case err != nil:
-		return err
-	case c.GroupCommitWait < 0:
-		return fmt.Errorf("group commit wait %s: want 0 (off) or more", c.GroupCommitWait)
-	case c.Open < max(c.Counters, 1):
+		inRange("requests", c.Requests, 1, 10_000_000, ""), inRange("warm-up", c.WarmUp, 0, 10_000_000, ""),
+		inRange("counters", c.Counters, 0, 64, ""), atLeast("group commit wait", c.GroupCommitWait, 0, "0 (off) or more"))
+	if err == nil && c.Open < max(c.Counters, 1) {
 		// Each counter recalls presells of its own, so none waits on another's claim.
 		return fmt.Errorf("open presells %d: want at least one per counter (%d)", c.Open, c.Counters)
 	}
-	return nil
+	return err
 }
 
 type RecallReport struct {
@@ -111,24 +97,22 @@ type RecallReport struct {
 	counters []*counter
 }
 
-// RunRecall runs the recall benchmark and prints the report to out as it
-// goes. An error means the benchmark itself could not run; failed requests
-// are in the report (see RecallReport.Err).
+// RunRecall runs the recall benchmark and prints the report to out. An
+// error means it could not run; failed requests are in RecallReport.Err.
 func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallReport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	path, cleanup, err := cfg.DB, func() {}, error(nil)
-	switch {
-	case lanedb.IsPostgresURL(path):
-		path, err = phaseDB(cfg.DB, "recall")
-	case path == "":
-		if path, cleanup, err = workPrefix(""); err == nil {
-			path += ".recall.db"
+	path, cleanup := cfg.DB, func() {}
+	if cfg.DB == "" || lanedb.IsPostgresURL(cfg.DB) {
+		prefix, done, err := workPrefix(cfg.DB)
+		if err == nil {
+			path, err = phaseDB(prefix, "recall")
 		}
-	}
-	if err != nil {
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		cleanup = done
 	}
 	defer cleanup()
 	p := &printer{w: out}
@@ -139,16 +123,16 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	p.printf("greenlane bench recall — %s historic sales, %d open presells, %s measured requests of each kind per figure (after %s warm-up); %s, %s\n",
 		progress.Thousands(cfg.Sales), cfg.Open, progress.Thousands(int64(cfg.Requests)), progress.Thousands(int64(cfg.WarmUp)), gc, durability(path))
 	p.machine("counters and server share this process" + loadAverage("start"))
-	db, err := prepareRecallDB(ctx, cfg.DB, path, cfg.DB != "", cfg.Sales, cfg.Progress, p)
+	db, err := prepareRecallDB(ctx, cfg, path, p)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
 	rep := &RecallReport{cfg: cfg}
 	// The counters hold a claim through every get_presells figure ("qk
-	// mine" lists live claims), and a long run must not see it lapse;
+	// mine" lists live claims), which a long run must not see lapse, and
 	// heartbeats would be extra requests on the measured sockets.
-	l, err := startLane(ctx, db, laneOptions{groupWait: cfg.GroupCommitWait, lease: 24 * time.Hour, log: serverLog(cfg.Log)})
+	l, err := startLane(ctx, db, path, laneOptions{groupWait: cfg.GroupCommitWait, lease: 24 * time.Hour, log: serverLog(cfg.Log)})
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +149,7 @@ func RunRecall(ctx context.Context, cfg RecallConfig, out io.Writer) (*RecallRep
 	p.printf("errors: %s\n", errText)
 	p.printf("target (issue 4: p99 ≤ %s, 1 counter, %s historic sales%s): %s, %s, %s, %s, %s\n",
 		ms(targetRecallP99), progress.Thousands(cfg.Sales), loadAverage("end"),
-		check("get_presells p99 "+ms(list), list <= targetRecallP99),
-		check("recall p99 "+ms(recall), recall <= targetRecallP99),
+		check("get_presells p99 "+ms(list), list <= targetRecallP99), check("recall p99 "+ms(recall), recall <= targetRecallP99),
 		check("0 errors", errs == nil), check("an index, not a scan", rep.plansOK), check(sync, durable))
 	return rep, p.err
 }
@@ -184,31 +167,28 @@ func (rep *RecallReport) run(ctx context.Context, l *lane, p *printer) error {
 	if err != nil {
 		return err
 	}
-	open := make([]openPresell, 0, len(rows))
 	for _, r := range rows {
 		submitted, err := time.Parse(lanedb.DateTime, r.Submitted)
 		if err != nil || r.Ticket == nil {
 			return fmt.Errorf("open presell %s: ticket %v, submitted %q", r.Physkey, r.Ticket, r.Submitted)
 		}
-		open = append(open, openPresell{ticket: *r.Ticket, physkey: r.Physkey, submitted: submitted})
+		rep.open = append(rep.open, openPresell{ticket: *r.Ticket, physkey: r.Physkey, submitted: submitted})
 	}
-	if len(open) != rep.cfg.Open {
-		return fmt.Errorf("the tablets made %d open presells, the lane DB lists %d", rep.cfg.Open, len(open))
+	if len(rep.open) != rep.cfg.Open {
+		return fmt.Errorf("the tablets made %d open presells, the lane DB lists %d", rep.cfg.Open, len(rep.open))
 	}
-	if err := p.recallFacts(ctx, l.DB, len(open), rep.voided); err != nil {
+	if err := p.recallFacts(ctx, l.DB, len(rep.open), rep.voided); err != nil {
 		return err
 	}
-	counters, err := connectCounters(ctx, l, max(rep.cfg.Counters, 1))
-	if err != nil {
+	if rep.counters, err = connectCounters(ctx, l, max(rep.cfg.Counters, 1)); err != nil {
 		return err
 	}
 	defer func() {
-		for _, c := range counters {
+		for _, c := range rep.counters {
 			c.c.Close()
 		}
 	}()
-	rep.open, rep.counters = open, counters
-	if rep.plansOK, err = p.recallPlans(ctx, l.DB, rep.workload(1, open), counters[0].keyID); err != nil {
+	if rep.plansOK, err = p.recallPlans(ctx, l.DB, rep.workload(1, rep.open), rep.counters[0].keyID); err != nil {
 		return err
 	}
 	stopProfile, err := startProfile(rep.cfg.CPUProfile)
@@ -229,32 +209,18 @@ func (r *RecallReport) Err() error {
 	return failures("", ts...)
 }
 
-// The recall benchmark's lane DB is the demo fixture plus --sales historic
-// sales from fixtures.Generate, completed over a past year; three in ten
-// were presells, so their ticket numbers (now free) are spread over every
-// ticket many times: none of it may slow down finding the few presells
-// that are open.
-const (
-	// historyMarker is the lane_counters row in which a finished build
-	// records how many historic sales it wrote. Written last, so its
-	// presence means the build completed, and it tells a bench DB (which
-	// may be replaced) from anyone else's lane DB.
-	historyMarker = "bench_recall_sales"
-	// buildCacheKB is the writer's page cache during the build (SQLite's
-	// default is 2 MB): the random_key index takes inserts all over, and
-	// every miss is a read from the OS.
-	buildCacheKB = 64 << 10
-)
+// historyMarker is the lane_counters row in which a finished build
+// records its historic sales: written last, it tells a complete bench DB
+// (which may be replaced) from anyone else's lane DB.
+const historyMarker = "bench_recall_sales"
 
-// prepareRecallDB returns the lane DB to measure, opened with lanedb's
-// defaults (synchronous FULL, as the lane runs), and prints where it came
-// from. A file (or store database) the caller named is reused when a
-// finished build of the same size is in it; otherwise the history is built
-// afresh. A lane DB that bench recall did not build is refused rather than
-// replaced.
-func prepareRecallDB(ctx context.Context, admin, path string, reuse bool, sales int64, prog io.Writer, p *printer) (*lanedb.DB, error) {
-	replaced := int64(-1)
-	if db, err := openIfThere(ctx, path, reuse); err != nil {
+// prepareRecallDB opens the lane DB to measure as the lane runs it, and
+// says where it came from: a named DB holding a finished build of the
+// same size is reused, one of another size rebuilt, and one that bench
+// recall did not build refused rather than replaced.
+func prepareRecallDB(ctx context.Context, cfg RecallConfig, path string, p *printer) (*lanedb.DB, error) {
+	replaced := ""
+	if db, err := openIfThere(ctx, path, cfg.DB != ""); err != nil {
 		return nil, err
 	} else if db != nil {
 		held, ok, err := lanedb.CounterValue(ctx, db.Read, historyMarker)
@@ -265,26 +231,23 @@ func prepareRecallDB(ctx context.Context, admin, path string, reuse bool, sales 
 		switch {
 		case err == nil && !ok:
 			err = fmt.Errorf("%s is a lane DB that bench recall did not build: not replacing it (name another --db)", db.Path)
-		case err == nil && maxSID == held && held == sales:
-			p.printf("lane DB: reused %s: its finished build holds %s historic sales (not rebuilt)\n", db.Path, progress.Thousands(sales))
+		case err == nil && maxSID == held && held == cfg.Sales:
+			p.printf("lane DB: reused %s: its finished build holds %s historic sales (not rebuilt)\n", db.Path, progress.Thousands(cfg.Sales))
 			return db, nil
 		}
-		// Another size, or a file whose count and sids (1…N) disagree,
-		// changed since: rebuilt.
+		// Another size, or sids (1…N) that disagree with the count: the
+		// file changed since. Rebuilt.
 		db.Close()
 		if err != nil {
 			return nil, err
 		}
-		replaced = held
+		replaced = fmt.Sprintf("; replaced a bench DB built for %s sales", progress.Thousands(held))
 	}
 	start := time.Now()
-	if err := buildHistory(ctx, admin, path, sales, prog); err != nil {
+	if err := buildHistory(ctx, cfg.DB, path, cfg.Sales, cfg.Progress); err != nil {
 		return nil, err
 	}
-	took, why := time.Since(start), ""
-	if replaced >= 0 {
-		why = fmt.Sprintf("; replaced a bench DB built for %s sales", progress.Thousands(replaced))
-	}
+	took := time.Since(start)
 	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
 	if err != nil {
 		return nil, err
@@ -294,34 +257,32 @@ func prepareRecallDB(ctx context.Context, admin, path string, reuse bool, sales 
 		how = "then ANALYZE"
 	}
 	p.printf("lane DB: built %s historic sales in %s (%s sales/s; fixtures.Generate: bulk INSERTs, 20,000 sales per transaction, %s) at %s%s\n",
-		progress.Thousands(sales), roundTook(took), progress.Thousands(int64(perSec(sales, took))), how, db.Path, why)
+		progress.Thousands(cfg.Sales), took.Round(time.Millisecond), progress.Thousands(int64(perSec(cfg.Sales, took))), how, db.Path, replaced)
 	return db, nil
 }
 
-// buildHistory makes a fresh demo lane DB at path with n historic sales,
-// then the marker. The bulk load runs with synchronous OFF: a crash
-// mid-build loses only a bench DB, which has no marker yet and is rebuilt.
+// buildHistory makes a fresh demo lane DB at path with n sales completed
+// over a past year, three in ten presells, so that every ticket number is
+// in the history many times, then the marker. The load runs with
+// synchronous OFF (a crash loses a bench DB with no marker, which is
+// rebuilt) and a 64 MB page cache (the random_key index takes inserts all
+// over; SQLite's default 2 MB makes each miss a read).
 func buildHistory(ctx context.Context, admin, path string, n int64, prog io.Writer) error {
-	fresh, err := openDemoDB(ctx, admin, path)
-	if err != nil {
+	if err := freshDemo(ctx, admin, path); err != nil {
 		return err
-	}
-	if err := fresh.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
 	}
 	db, err := lanedb.Open(ctx, path, lanedb.Options{Synchronous: "OFF"})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.SetWriterCacheKB(ctx, buildCacheKB); err != nil {
+	if err := db.SetWriterCacheKB(ctx, 64<<10); err != nil {
 		return err
 	}
 	err = fixtures.Generate(ctx, db, fixtures.GenerateOptions{OntoStore: true, Sales: int(n), PresellPercent: 30, Seed: 4, Progress: prog})
 	if err == nil && db.Postgres() {
 		// The planner's statistics, which autovacuum would gather soon
-		// after such a load on a real store: without them the plans
-		// below would be PostgreSQL guessing.
+		// after such a load: without them the plans would be guesses.
 		_, err = db.Exec(ctx, "ANALYZE")
 	}
 	if err != nil {
@@ -359,34 +320,21 @@ func (p *printer) recallFacts(ctx context.Context, db *lanedb.DB, open int, void
 	return nil
 }
 
-// roundTook rounds a duration to about three figures.
-func roundTook(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond)
-	case d >= 10*time.Millisecond:
-		return d.Round(time.Millisecond)
-	}
-	return d.Round(time.Microsecond)
-}
-
 // setupTablets is how many tablets make the open presells at once.
 const setupTablets = 4
 
-// makeOpenPresells has tablets make n presells over their sockets, as a
-// shop's tablets do (create, two products, a customer, park), so that the
-// lane allocates the tickets.
+// makeOpenPresells has tablets make n presells over their sockets, so
+// that the lane allocates the tickets as in a shop.
 func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 	stats := &loadStats{} // its window stays closed: only failures are kept
-	errs := make([]error, setupTablets)
-	var keys []benchKey
-	for i := range min(setupTablets, n) {
-		key, err := freshKey(ctx, l.DB, fmt.Sprintf("bench-recall-tablet-%d", i+1), protocol.ScopePresell)
-		if err != nil {
+	keys := make([]benchKey, min(setupTablets, n))
+	for i := range keys {
+		var err error
+		if keys[i], err = freshKey(ctx, l.DB, fmt.Sprintf("bench-recall-tablet-%d", i+1), protocol.ScopePresell); err != nil {
 			return err
 		}
-		keys = append(keys, key)
 	}
+	errs := make([]error, len(keys))
 	parallel(len(keys), func(i int) {
 		t, err := dialTablet(ctx, l.presellURL(), keys[i].key, i+1, stats)
 		if err != nil {
@@ -394,18 +342,19 @@ func makeOpenPresells(ctx context.Context, l *lane, n int) error {
 			return
 		}
 		defer t.c.Close()
-		for range part(n, setupTablets, i) {
+		for range part(n, len(keys), i) {
 			if ok, err := t.sale(saleShape{lines: 2, customer: true}); !ok || err != nil {
 				errs[i] = err // an error reply is in stats
 				return
 			}
 		}
 	})
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("make open presells: %w", err)
+	err := errors.Join(errs...)
+	if err == nil && stats.Errs.total() > 0 {
+		err = fmt.Errorf("%s; e.g. %s", stats.Errs.codes(), stats.Errs.example())
 	}
-	if stats.errs.total() > 0 {
-		return fmt.Errorf("make open presells: %s; e.g. %s", stats.errs.codes(), stats.errs.example())
+	if err != nil {
+		return fmt.Errorf("make open presells: %w", err)
 	}
 	return nil
 }
@@ -424,23 +373,22 @@ type openPresell struct {
 	submitted time.Time
 }
 
-// connectCounters opens n counter sockets, each with a counter-scope key
-// of its own, as each counter device has.
+// connectCounters opens n counter sockets, each with a key of its own.
 func connectCounters(ctx context.Context, l *lane, n int) ([]*counter, error) {
 	out := make([]*counter, 0, n)
 	for i := range n {
 		key, err := freshKey(ctx, l.DB, fmt.Sprintf("bench-recall-counter-%02d", i+1), protocol.ScopeCounter)
+		var c *fd1client.Conn
 		if err == nil {
-			var c *fd1client.Conn
-			if c, err = fd1client.Open(ctx, l.laneURL(), key.key, protocol.PurposeNone, fd1client.Options{}); err == nil {
-				out = append(out, &counter{c: c, keyID: key.id})
-				continue
+			c, err = fd1client.Open(ctx, l.laneURL(), key.key, protocol.PurposeNone, fd1client.Options{})
+		}
+		if err != nil {
+			for _, c := range out {
+				c.c.Close()
 			}
+			return nil, fmt.Errorf("counter %d: %w", i+1, err)
 		}
-		for _, c := range out {
-			c.c.Close()
-		}
-		return nil, fmt.Errorf("counter %d: %w", i+1, err)
+		out = append(out, &counter{c: c, keyID: key.id})
 	}
 	return out, nil
 }
@@ -463,8 +411,8 @@ const (
 
 var listVariantNames = [numListVariants]string{"all", "ticket", "customer", "age(>=)", "qk mine"}
 
-// listQuery is one get_presells request. wantRows is the row count it must
-// answer with, or -1 when that depends on the draw.
+// listQuery is one get_presells request. wantRows is the row count it
+// must answer with, or -1 when that depends on the draw.
 type listQuery struct {
 	variant  listVariant
 	q        map[string]any // the request's q (nil: none)
@@ -491,7 +439,7 @@ type workload struct {
 	rng  *rand.Rand
 	all  []openPresell // what the ticket filter asks for
 	own  []openPresell // what this counter recalls (its share when counters run at once)
-	next int           // round robin over the list variants, so each gets an equal share
+	next int           // round robin over the list variants, so that each gets an equal share
 }
 
 func (w *workload) nextList() listQuery {
@@ -505,13 +453,12 @@ func (w *workload) nextList() listQuery {
 	case listCustomer:
 		q.q = map[string]any{"customer": customerParts[w.rng.IntN(len(customerParts))]}
 	case listAge:
-		// Cut at a random presell's submit time, so that each figure
-		// (run later, when all are older) lists about as many.
+		// Cut at a random presell's submit time, so that each figure (run
+		// later, when all are older) lists about as many.
 		cut := w.all[w.rng.IntN(len(w.all))].submitted
 		q.q = map[string]any{"age(>=)": max(int64(time.Since(cut).Seconds()), 0)}
 	case listMine:
-		// Every counter holds one presell while it lists (see measure).
-		q.wantRows = 1
+		q.wantRows = 1 // every counter holds one presell while it lists (see measure)
 	}
 	return q
 }
@@ -556,18 +503,17 @@ type recallFigure struct {
 	cpu       cpuUse
 }
 
-// recallClient is one counter as the benchmark drives it: a socket, or the
-// direct calls of the baseline. Each call returns the latency it measured.
-// A *protocol.Error is a failed request (counted, the counter goes on); any
-// other error means the client broke.
+// recallClient is a counter socket, or the baseline's direct calls, each
+// call with its latency. A *protocol.Error is a failed request (counted,
+// the counter goes on); any other error means the client broke.
 type recallClient interface {
 	list(ctx context.Context, q listQuery) (rows int, took time.Duration, err error)
 	recall(ctx context.Context, ticket int64) (physkey string, took time.Duration, err error)
 	release(ctx context.Context, physkey string) (took time.Duration, err error)
 }
 
-// step makes one request of op on c for w and records it; it returns an
-// error only when the client broke.
+// step makes one request of op (a recall with its release, when release)
+// and records it; the error is only a broken client's.
 func (s *recallStats) step(ctx context.Context, op recallOp, c recallClient, w *workload, release bool) error {
 	if op == opList {
 		q := w.nextList()
@@ -611,48 +557,24 @@ func (s *recallStats) timed(op recallOp, d time.Duration) {
 
 // failed counts a failed request and passes a broken client on.
 func (s *recallStats) failed(what string, err error) error {
-	if pe := (*protocol.Error)(nil); err == nil || errors.As(err, &pe) {
-		if err != nil {
-			s.errs.fail(what, err)
-		}
-		return nil
+	if pe := (*protocol.Error)(nil); err != nil && !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	if err != nil {
+		s.errs.fail(what, err)
+	}
+	return nil
 }
 
-// runClients splits n requests of op among f's clients and waits for all.
-// A broken client is counted and the others finish; the error is only the
-// context's.
-func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int, op recallOp) error {
-	var wg sync.WaitGroup
-	for i, c := range f.clients {
-		wg.Go(func() {
-			for range part(n, len(f.clients), i) {
-				if ctx.Err() != nil {
-					return
-				}
-				if err := f.stats.step(ctx, op, c, works[i], f.release); err != nil {
-					if ctx.Err() == nil {
-						f.stats.errs.fail(fmt.Sprintf("counter %d", i+1), err)
-					}
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return ctx.Err()
-}
-
-// workload is a fresh request stream recalling from own, seeded by client
+// workload is a request stream recalling from own, seeded by client
 // number so that every figure asks the same questions.
 func (rep *RecallReport) workload(seed uint64, own []openPresell) *workload {
 	return &workload{rng: rand.New(rand.NewPCG(seed, 0x5eed)), all: rep.open, own: own}
 }
 
 // share is counter i's own presells when the counters run at once: every
-// n-th one, so that no two counters ever recall the same presell (one would
-// find it claimed, which is the lane working, not a measurement).
+// n-th one, so that no two counters ever recall the same presell (one
+// would find it claimed, which is the lane working, not a measurement).
 func (rep *RecallReport) share(i int) []openPresell {
 	var out []openPresell
 	for j := i; j < len(rep.open); j += len(rep.counters) {
@@ -661,11 +583,11 @@ func (rep *RecallReport) share(i int) []openPresell {
 	return out
 }
 
-// measure runs the figures: one counter socket, the same lookups made in
-// process (its "qk mine" is the first counter's), and, unless Counters ≤ 1,
-// every counter socket at once. get_presells runs while each counter holds
-// one presell (the customer it is serving, so "qk mine" finds something),
-// the recall cycles once those are given back.
+// measure runs the figures: one counter socket, the lookups in process
+// ("qk mine" as the first counter), and every counter socket at once.
+// get_presells runs while each counter holds one presell (the customer it
+// serves, for "qk mine" to find), the recall cycles once they are given
+// back.
 func (rep *RecallReport) measure(ctx context.Context, l *lane, p *printer) error {
 	first := rep.counters[0]
 	rep.figures = []*recallFigure{
@@ -708,9 +630,8 @@ func (rep *RecallReport) measure(ctx context.Context, l *lane, p *printer) error
 	return nil
 }
 
-// phase runs op on every client of f at once, WarmUp requests unrecorded
-// and then Requests recorded, timing the recorded part with the lane's
-// writer and the CPU over it.
+// phase runs op on f's clients at once, WarmUp requests unrecorded, then
+// Requests recorded, with the lane's writer and the CPU over them.
 func (rep *RecallReport) phase(ctx context.Context, l *lane, f *recallFigure, op recallOp) error {
 	works := make([]*workload, len(f.clients))
 	for i := range works {
@@ -733,8 +654,30 @@ func (rep *RecallReport) phase(ctx context.Context, l *lane, f *recallFigure, op
 	return err
 }
 
-// counter is a counter program on a socket, one request at a time (a
-// closed loop, as a person at the counter works).
+// runClients splits n requests of op among f's clients; a broken client
+// is counted and the others finish.
+func (f *recallFigure) runClients(ctx context.Context, works []*workload, n int, op recallOp) error {
+	var wg sync.WaitGroup
+	for i, c := range f.clients {
+		wg.Go(func() {
+			for range part(n, len(f.clients), i) {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := f.stats.step(ctx, op, c, works[i], f.release); err != nil {
+					if ctx.Err() == nil {
+						f.stats.errs.fail(fmt.Sprintf("counter %d", i+1), err)
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// counter is a counter program on a socket, one request at a time.
 type counter struct {
 	c     *fd1client.Conn
 	keyID string
@@ -776,24 +719,24 @@ func (c *counter) release(_ context.Context, physkey string) (time.Duration, err
 	return took, err
 }
 
-// call sends req and waits for its reply, an error reply returned as its
-// *protocol.Error. The latency runs from the send to the reply's arrival:
-// encoding the request and decoding the reply are the client's work, not
-// the lane's.
+// call sends req and waits for its reply (an error reply returned as its
+// *protocol.Error), timed from the send to the reply's arrival: encoding
+// and decoding are the client's work, not the lane's.
 func (c *counter) call(req *fd1client.Request) (*fd1client.Packet, time.Duration, error) {
 	start := time.Now()
 	p, err := c.c.Call(req)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, 0, err
-	}
-	if p.Error != nil {
+	case p.Error != nil:
 		return p, p.At.Sub(start), p.Error
 	}
 	return p, p.At.Sub(start), nil
 }
 
 // directClient is the baseline: the presell workflow's list and lanedb's
-// lookup by ticket on the read pool, with no socket, no JSON and no claim.
+// lookup by ticket, with no socket, no JSON and no claim. A lanedb error
+// is a failed request (code "db"), as a socket's error reply.
 type directClient struct {
 	db       *lanedb.DB
 	presell  *presell.Workflow
@@ -815,8 +758,6 @@ func (d *directClient) recall(ctx context.Context, ticket int64) (string, time.D
 
 func (d *directClient) release(context.Context, string) (time.Duration, error) { return 0, nil }
 
-// directErr makes a lanedb error a failed request (code "db"), so that the
-// baseline counts it like a socket's error reply and goes on.
 func directErr(err error) error {
 	if pe := (*protocol.Error)(nil); err == nil || errors.As(err, &pe) {
 		return err
@@ -824,20 +765,13 @@ func directErr(err error) error {
 	return protocol.Errorf("db", "%v", err)
 }
 
-// The plans are read from the SQL that lanedb actually runs, not from a
-// copy of it here: lanedb builds the presell list's query at run time, so a
-// copy could drift from it unnoticed. recordingQueryer catches the query
-// and its arguments as lanedb sends them, and EXPLAIN QUERY PLAN is run on
-// exactly those.
+// recordingQueryer catches the query and arguments lanedb sends (through
+// sqlx.SelectContext and GetContext), so that the plans are of the SQL it
+// runs, built at run time, not of a copy that could drift.
 type recordingQueryer struct {
 	sqlx.QueryerContext
 	query string
 	args  []any
-}
-
-func (r *recordingQueryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	r.query, r.args = query, args
-	return r.QueryerContext.QueryContext(ctx, query, args...)
 }
 
 func (r *recordingQueryer) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
@@ -852,13 +786,12 @@ func (r *recordingQueryer) QueryRowxContext(ctx context.Context, query string, a
 
 type queryPlan struct {
 	what  string   // the request, with the filters that run this plan
-	lines []string // EXPLAIN QUERY PLAN, indented by depth
+	lines []string // the plan, indented by depth
 }
 
-// recallPlans prints the plans of get_presells (each filter, drawn as the
-// counters draw them; "qk mine" for claimKey) and of recall's lookup by
-// ticket, the filters that share a plan together, each with its verdict.
-// ok is false when a plan scans the historic sales.
+// recallPlans prints, with a verdict, the plans of get_presells (each
+// filter as the counters draw it; those sharing a plan together) and of
+// recall's lookup; ok is false when one scans the historic sales.
 func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, claimKey string) (ok bool, err error) {
 	var plans []*queryPlan
 	rec := &recordingQueryer{QueryerContext: db.Read}
@@ -913,9 +846,8 @@ func (p *printer) recallPlans(ctx context.Context, db *lanedb.DB, w *workload, c
 	return ok, nil
 }
 
-// planLines is the plan of query with args on the read pool: SQLite's
-// EXPLAIN QUERY PLAN steps indented by depth, or PostgreSQL's EXPLAIN of
-// the query as lanedb rewrites it (the Reader does).
+// planLines is the plan on the read pool: SQLite's steps indented by
+// depth, or PostgreSQL's EXPLAIN of the query as the Reader rewrites it.
 func planLines(ctx context.Context, db *lanedb.DB, query string, args []any) ([]string, error) {
 	var lines []string
 	if db.Postgres() {
@@ -937,9 +869,8 @@ func planLines(ctx context.Context, db *lanedb.DB, query string, args []any) ([]
 // names and aliases lanedb's queries give them.
 var bigTables = map[string]bool{"s": true, "sales": true, "l": true, "sale_lines": true, "payments": true}
 
-// bigScans picks the plan steps that scan a big table: SQLite's SCAN,
-// except a walk of one of the open-presell partial indexes, which hold
-// only open presells, and PostgreSQL's (Parallel) Seq Scan.
+// bigScans picks the steps that scan a big table: SQLite's SCAN but of an
+// open-presell partial index, and PostgreSQL's (Parallel) Seq Scan.
 func bigScans(lines []string) []string {
 	var out []string
 	for _, line := range lines {
@@ -980,10 +911,9 @@ func (p *printer) recallFigure(f *recallFigure) {
 	}
 }
 
-// recallRatios compares one counter socket with the direct calls, p50
-// and p99: the five-filter mix, the unfiltered list alone (the mix's
-// median falls among cheap and dear filters, the unfiltered list does not
-// move), and recall.
+// recallRatios compares one socket with the direct calls, p50 and p99:
+// the filter mix, the unfiltered list (steadier than the mix's median,
+// which falls among cheap and dear filters), and recall.
 func (p *printer) recallRatios(sock, dir *recallStats) {
 	r := func(a, b *histogram) string {
 		var out []string

@@ -1,13 +1,12 @@
 package bench
 
-// The soak benchmark (`greenlane bench soak`, issue 6): a crowd of presell
-// tablets as fast as the lane answers, beside a second process writing the
-// lane DB as the counter program does. Does the lane stay correct (no
-// failure, no busy error reaching a tablet, the counter never locked out),
-// and does it give back what the crowd cost (RSS and goroutines back to
-// their baseline)? The tablets and the counter (below) run as
-// `bench child` processes, so that this one's memory and goroutines are
-// the server's.
+// The soak benchmark (issue 6): a crowd of presell tablets as fast as the
+// lane answers, beside a second process writing the lane DB as the counter
+// program does. Does the lane stay correct (no failure, no busy error
+// reaching a tablet, the counter never locked out), and does it give back
+// what the crowd cost (RSS and goroutines back to their baseline)? The
+// tablets and the counter run as `bench child` processes, so that this
+// one's memory and goroutines are the server's.
 
 import (
 	"bytes"
@@ -30,15 +29,13 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/prometheus/procfs"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 	"github.com/greenlane-pos/greenlane/server"
 )
 
-// SoakConfig is one soak benchmark run. DefaultSoakConfig holds every
-// default.
+// SoakConfig is one soak benchmark run.
 type SoakConfig struct {
 	// Tablets is how many presell tablets run at once. Default 500.
 	Tablets int
@@ -49,29 +46,23 @@ type SoakConfig struct {
 	// disconnected before its memory and goroutines are read again.
 	// Default 3s.
 	Settle time.Duration
-	// MemProfile, when set, receives a heap profile of this process taken
-	// at the "after" reading: what the server still holds once the tablets
-	// have gone, to find a leak by. Default nil.
+	// MemProfile receives a heap profile of this process taken at the
+	// "after" reading: what the server still holds once the tablets have
+	// gone, to find a leak by. Default nil.
 	MemProfile io.Writer
 }
 
-const (
-	// targetSoakTablets is issue 6's setting: 500 tablets for 60 s on this
-	// (2-core) machine, with a counter process writing the same lane DB.
-	targetSoakTablets  = 500
-	soakMemProfileRate = 4096 // bytes: the default 512 KB misses a few MB left behind
-	// soakStartSettle lets a fresh server reach its idle state before the
-	// baseline is read.
-	soakStartSettle = 500 * time.Millisecond
-)
+// targetSoakTablets is issue 6's setting: 500 tablets for 60 s on this
+// (2-core) machine, with a counter process writing the same lane DB.
+const targetSoakTablets = 500
 
-// What "back to baseline" allows after the tablets have gone. Goroutines
-// come and go by ones and twos on an idle server (a connection being
-// reaped, a timer's goroutine), a leak grows with the tablets. RSS keeps
-// some of what the load touched: the Go heap's free spans until the
-// scavenger returns them (10 % or 8 MB, whichever is larger, covers that),
-// and SQLite's page caches, now warm (allowed up to their fixed bound; see
-// rssAllowance). A leak of a few KB per sale over a minute fits in neither.
+// What "back to baseline" allows once the tablets have gone. Goroutines
+// come and go by ones and twos on an idle server (a connection reaped, a
+// timer's goroutine); a leak grows with the tablets. RSS keeps some of
+// what the load touched: the Go heap's free spans until the scavenger
+// returns them (10% or 8 MB covers that), and SQLite's page caches, now
+// warm (allowed up to their fixed bound). A leak of a few KB per sale over
+// a minute fits in neither.
 const (
 	goroutineSlack = 2
 	rssSlackShare  = 0.10
@@ -85,12 +76,10 @@ func DefaultSoakConfig() SoakConfig {
 }
 
 func (c SoakConfig) validate() error {
-	if c.Settle < 0 {
-		return fmt.Errorf("settle %s: want 0 or more", c.Settle)
-	}
 	// Past the server's socket cap the extra tablets would be refused,
 	// which is no soak.
-	return inRange("tablets", c.Tablets, 1, server.DefaultConfig().MaxSockets, " (the server's socket cap)")
+	return errors.Join(atLeast("settle", c.Settle, 0, "0 or more"),
+		inRange("tablets", c.Tablets, 1, server.DefaultConfig().MaxSockets, " (the server's socket cap)"))
 }
 
 // SoakReport is the outcome of a run.
@@ -99,9 +88,9 @@ type SoakReport struct {
 	load    *loadResult
 	counter *counterResult // nil when no counter ran
 	mem     [numReadings]serverSample
-	leak    []goroutineDelta // goroutine groups that did not go away; nil when back
+	leak    []goroutineDelta // goroutine stacks that did not go away; nil when back
 	// sqliteCache is the most SQLite's page caches may hold in this
-	// process: a bound on what "outside Go" may keep without a leak.
+	// process: what may stay outside Go without a leak.
 	sqliteCache int64
 }
 
@@ -111,13 +100,12 @@ const (
 	memPeak         // the largest 1 s sample during the load
 	memEnd          // as the window closed, tablets still connected
 	memAfter        // tablets gone, settled, after GC
-	memFreed        // then after debug.FreeOSMemory: what is left once Go has returned its free pages
+	memFreed        // then after debug.FreeOSMemory
 	numReadings
 )
 
 // RunSoak runs the soak benchmark and prints the report to out. An error
-// means the benchmark itself could not run; failed requests and missed
-// targets are in the report (see SoakReport.Err).
+// means it could not run; failed requests are in SoakReport.Err.
 func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, error) {
 	prefix, cleanup, log, p, err := cfg.begin(out, cfg.validate)
 	if err != nil {
@@ -125,7 +113,9 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 	}
 	defer cleanup()
 	if cfg.MemProfile != nil {
-		runtime.MemProfileRate = soakMemProfileRate // before the lane starts, so all it allocates is sampled alike
+		// Before the lane starts, so that all it allocates is sampled
+		// alike; the default 512 KB misses a few MB left behind.
+		runtime.MemProfileRate = 4096
 	}
 	counter := "no counter process"
 	if cfg.Counter {
@@ -144,34 +134,31 @@ func RunSoak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakReport, e
 		where += ", counter in another"
 	}
 	p.machine(where + loadAverage("start"))
-	rep := &SoakReport{cfg: cfg}
-	stats := &loadStats{}
-	err = withLane(ctx, prefix, "soak", laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets,
-		protocol.ScopePresell, stats, func(l *lane, keys []string) error { return rep.soakLane(ctx, l, keys, stats) })
+	rep, stats := &SoakReport{cfg: cfg}, &loadStats{}
+	err = withLanes(ctx, prefix, "soak", 1, laneOptions{groupWait: defaultWait, log: log}, cfg.Tablets, protocol.ScopePresell, stats,
+		func(ls []*lane, keys []string) error { return rep.soakLane(ctx, ls[0], keys, stats) })
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)
 	}
-	rep.load.fill(stats)
 	p.soakReport(rep)
 	return rep, p.err
 }
 
-// soakLane reads the server's baseline, runs the load, and reads the
-// server again once the tablets have gone and it has settled. Every helper
-// of the bench (sampler, recycler, pipes to the children) has ended by
-// then, so the two readings count the same goroutines of the bench's own.
+// soakLane reads the server's baseline, runs the load, and reads it again
+// once the tablets have gone and it has settled; every helper of the
+// bench's has ended by then, so that both count the same goroutines.
 func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
 	var err error
 	if rep.sqliteCache, err = l.DB.PageCacheBound(ctx); err != nil && !errors.Is(err, lanedb.ErrNotOnPostgres) {
 		return err
 	}
-	if err := sleep(ctx, soakStartSettle); err != nil {
+	if err := sleep(ctx, 500*time.Millisecond); err != nil { // a fresh server settles before its baseline
 		return err
 	}
 	rep.mem[memStart] = readServerSample(true)
 	baseline := goroutineGroups()
-	// The peak is read every second without a GC first: it is what the
-	// machine had to hold, each figure's largest on its own.
+	// The peak is read every second without a GC first: what the machine
+	// had to hold, each figure's largest on its own.
 	peak, stopPeak := readServerSample(false), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -198,16 +185,13 @@ func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, sta
 	}
 	close(stopPeak)
 	wg.Wait()
-	// The end-of-load reading counts as a sample too, so that the peak is
-	// never below it.
-	rep.mem[memPeak] = peak.max(rep.mem[memEnd])
+	rep.mem[memPeak] = peak.max(rep.mem[memEnd]) // never below the end of the load
 	if err = errors.Join(err, sleep(ctx, rep.cfg.Settle)); err != nil {
 		return err
 	}
-	rep.mem[memAfter] = readServerSample(true)
-	rep.mem[memFreed] = readFreedSample()
+	rep.mem[memAfter], rep.mem[memFreed] = readServerSample(true), readFreedSample()
 	if rep.cfg.MemProfile != nil {
-		// The GCs of the readings above make the profile's in-use figures current.
+		// The readings' GCs make the profile's in-use figures current.
 		if err := pprof.Lookup("heap").WriteTo(rep.cfg.MemProfile, 0); err != nil {
 			return fmt.Errorf("write the heap profile: %w", err)
 		}
@@ -218,9 +202,8 @@ func (rep *SoakReport) soakLane(ctx context.Context, l *lane, keys []string, sta
 	return nil
 }
 
-// tablets runs the tablets (in the tablets child) through warm-up and
-// window beside the ticket recycler, reads the server at the end of the
-// load, then disconnects them and collects their figures into stats.
+// tablets runs the tablets' child through warm-up and window beside the
+// recycler, reads the server as the load ends, then takes their figures.
 func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stats *loadStats) error {
 	c, connected, err := startChild(ctx, rep.cfg.Child, "tablets", childOrder{URL: l.presellURL(), Keys: keys})
 	if err != nil {
@@ -230,60 +213,43 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 	var wg sync.WaitGroup
 	rec := recycle(rctx, &wg, rep.cfg.RecycleEvery, l.Writer.Do)
 	if connected > 0 {
-		order := func(open bool) error {
+		window := func(open bool) error {
 			return c.send(childOrder{Window: map[bool]string{true: "open", false: "close"}[open]})
 		}
-		rep.load, err = measure(ctx, []*lane{l}, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration,
-			profile: rep.cfg.CPUProfile, window: order})
+		rep.load, err = measure(ctx, []*lane{l}, loadConfig{warmUp: rep.cfg.WarmUp, duration: rep.cfg.Duration, profile: rep.cfg.CPUProfile}, window)
 		rep.mem[memEnd] = readServerSample(false)
 	}
-	res := tabletsResult{Errs: &stats.errs, Latency: &stats.latency, All: &stats.all}
-	ferr := c.finish(&res)
+	ferr := c.finish(stats)
 	stopRecycler()
 	wg.Wait()
 	if err = errors.Join(err, ferr, rec.err); err != nil {
 		return err
 	}
 	if connected == 0 {
-		return fmt.Errorf("%w: %s", errNoTablets, stats.errs.example())
+		return fmt.Errorf("%w: %s", errNoTablets, stats.Errs.example())
 	}
-	stats.sales.Store(res.Sales)
-	stats.requests.Store(res.Requests)
-	stats.parked.Store(res.Parked)
-	rep.load.name = fmt.Sprintf("soak (%d tablets)", rep.cfg.Tablets)
+	rep.load.loadStats, rep.load.name = stats, fmt.Sprintf("soak (%d tablets)", rep.cfg.Tablets)
 	rep.load.recycled, rep.load.tablets, rep.load.tabletsWanted = rec.n.Load(), connected, len(keys)
 	rep.load.synchronous, rep.load.durable, err = l.synchronous(ctx)
 	return err
 }
 
-// Err is nil when no request failed and every acknowledged park is in the
-// DB. Busy errors are not in it, though "0 busy errors" is a target: a busy
-// answer is the lane's documented "retry", a target missed (marked ✗), not
-// a broken promise.
+// Err is nil when no request failed and every acknowledged park is in
+// the DB. Busy errors are not in it, though "0 busy errors" is a target:
+// a busy answer is the lane's documented "retry", a target missed (✗),
+// not a broken promise.
 func (r *SoakReport) Err() error {
 	if r.load == nil {
 		return nil
 	}
-	return failures(" (busy errors not counted)", namedTally{r.load.name, r.load.errs})
+	return failures(" (busy errors not counted)", namedTally{r.load.name, &r.load.Errs})
 }
 
-// tabletsResult is what the tablets measured, as the child sends it: the
-// parent decodes it straight into its own loadStats.
-type tabletsResult struct {
-	Sales    int64                `json:"sales"`
-	Requests int64                `json:"requests"`
-	Parked   int64                `json:"parked"`
-	Latency  *[numKinds]histogram `json:"latency"`
-	All      *histogram           `json:"all"`
-	Errs     *tally               `json:"errs"`
-}
-
-// tabletsChild connects the tablets, says how many did, runs them
-// following the window orders until the orders end, and returns what they
-// measured.
+// tabletsChild connects the tablets, says how many did, and runs them by
+// the window orders until the orders end.
 func tabletsChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
 	stats := &loadStats{}
-	tablets := connectTablets(ctx, o.URL, o.Keys, stats)
+	tablets := connectTablets(ctx, []string{o.URL}, nil, o.Keys, stats)
 	if err := ready(len(tablets)); err != nil {
 		return nil, err
 	}
@@ -292,19 +258,14 @@ func tabletsChild(ctx context.Context, o childOrder, ready func(int) error, orde
 	wait := runTablets(loadCtx, tablets, presellSale)
 	var orderErr error
 	for o := range orders {
-		switch o.Window {
-		case "open":
-			stats.window.Store(windowOpen)
-		case "close":
-			stats.window.Store(windowClosed)
-		default:
+		if o.Window != "open" && o.Window != "close" {
 			orderErr = cmp.Or(orderErr, fmt.Errorf("unknown order %+v", o))
 		}
+		_ = stats.open(o.Window == "open")
 	}
 	stop()
 	wait()
-	return &tabletsResult{Sales: stats.sales.Load(), Requests: stats.requests.Load(), Parked: stats.parked.Load(),
-		Latency: &stats.latency, All: &stats.all, Errs: &stats.errs}, orderErr
+	return stats, orderErr
 }
 
 // serverSample is a reading of this process, which holds the server.
@@ -318,9 +279,8 @@ type serverSample struct {
 
 // outsideGo is the resident memory the Go runtime does not account for:
 // SQLite's page caches and C heap (modernc's libc allocates outside the Go
-// heap), the program's text, and the lane DB's mapped -shm file. goHeld
-// counts some address space never touched, so this is a lower bound and
-// may even come out negative.
+// heap), the program's text, the lane DB's mapped -shm file. goHeld
+// counts some address space never touched, so this is a lower bound.
 func (s serverSample) outsideGo() int64 { return int64(s.rss) - int64(s.goHeld) }
 
 func (s serverSample) max(o serverSample) serverSample {
@@ -338,35 +298,22 @@ func readServerSample(gc bool) serverSample {
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return serverSample{rss: readRSS(), goroutines: runtime.NumGoroutine(), heapInuse: m.HeapInuse,
-		stackInuse: m.StackInuse, goHeld: m.Sys - m.HeapReleased}
+	s := serverSample{goroutines: runtime.NumGoroutine(), heapInuse: m.HeapInuse, stackInuse: m.StackInuse, goHeld: m.Sys - m.HeapReleased}
+	if st, err := selfStat(); err == nil {
+		s.rss = uint64(st.ResidentMemory())
+	}
+	return s
 }
 
 // readFreedSample reads the process after handing the Go heap's free
-// pages back to the system. The scavenger does that by itself, slowly; the
-// reading tells memory the Go runtime merely kept from memory still in use.
+// pages back, which tells memory the runtime merely kept from memory in use.
 func readFreedSample() serverSample {
 	debug.FreeOSMemory()
 	return readServerSample(false)
 }
 
-// readRSS is this process's resident set (Linux /proc), in bytes; 0
-// elsewhere.
-func readRSS() uint64 {
-	self, err := procfs.Self()
-	if err != nil {
-		return 0
-	}
-	st, err := self.Stat()
-	if err != nil {
-		return 0
-	}
-	return uint64(st.ResidentMemory())
-}
-
 // rssAllowance is how far above the baseline RSS still counts as back:
-// the slack, plus the SQLite page caches, which start empty and are filled
-// by the load up to their fixed bound (a cache by design, not a leak).
+// the slack, plus the SQLite page caches' fixed bound.
 func (r *SoakReport) rssAllowance() uint64 {
 	return max(uint64(float64(r.mem[memStart].rss)*rssSlackShare), rssSlackBytes) + uint64(max(r.sqliteCache, 0))
 }
@@ -388,9 +335,8 @@ type goroutineGroup struct {
 	frames []string // "function file.go:line", innermost first
 }
 
-// goroutineGroups reads the goroutine profile grouped by stack, keyed by
-// the stack's program counters. The calling goroutine is left out: its
-// stack differs from one call to the next.
+// goroutineGroups reads the goroutine profile by stack (its program
+// counters), but for the caller's, which differs from call to call.
 func goroutineGroups() map[string]goroutineGroup {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
@@ -427,8 +373,7 @@ type goroutineDelta struct {
 	frames []string
 }
 
-// diffGoroutines lists the stacks whose count changed between two
-// readings, the largest change first; ten at most.
+// diffGoroutines lists the ten stacks whose count changed most.
 func diffGoroutines(before, after map[string]goroutineGroup) []goroutineDelta {
 	var out []goroutineDelta
 	for key, g := range after {
@@ -475,8 +420,7 @@ func (p *printer) soakReport(rep *SoakReport) {
 		p.printf("   writer yields: %d in the window (a pause left for another process writing the lane DB)\n", rep.load.writer.Yields)
 	}
 	if c := rep.counter; c != nil {
-		elapsed := time.Duration(c.ElapsedNS)
-		wait := "-"
+		elapsed, wait := time.Duration(c.ElapsedNS), "-"
 		if h := &c.Wait; h.count() > 0 {
 			wait = fmt.Sprintf("p50 %s  p99 %s  max %s", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.maxValue()))
 		}
@@ -519,7 +463,7 @@ func (p *printer) soakReport(rep *SoakReport) {
 			p.printf("     %+d  %s\n", g.delta, strings.Join(appFrames(g.frames, 6), " ← "))
 		}
 	}
-	checks := []string{check("0 errors", rep.Err() == nil), check("0 busy errors reaching clients", rep.load.errs.busy() == 0)}
+	checks := []string{check("0 errors", rep.Err() == nil), check("0 busy errors reaching clients", rep.load.Errs.busy() == 0)}
 	if c := rep.counter; c != nil {
 		checks = append(checks, check("counter never locked out", c.Busy == 0))
 	}
@@ -539,32 +483,26 @@ func signedMB(n int64) string {
 	return "+" + mb(n)
 }
 
-// The counter child (`greenlane bench child counter`) writes the lane DB
-// as the lane's counter program does, from another OS process and through
-// SQLite's own locking rather than greenlane's writer: a short
-// BEGIN IMMEDIATE transaction every counterEvery, in turn inserting a staff
-// member and completing a one-line cash sale (as integration's counter
-// process does). It is ready after its first transaction, and its result is
-// a counterResult.
-//
-// A transaction that gives up on the lock (SQLITE_BUSY after the busy
-// timeout: the lane kept the file locked for 10 s) is counted and the loop
-// goes on, since that is what the soak measures; any other error ends it.
-//
-// On a PostgreSQL store database it does what docs/lanedb.md asks of a
-// counter program there: BEGIN, then the store-wide journal lock, which
-// every lane's writer holds for each batch. Taken first, it keeps the
-// sale's MAX(sid) + 1 from racing a lane's, and its wait is the wait for
-// the lanes' writers, as BEGIN IMMEDIATE's is on SQLite; lock_timeout
-// gives up after as long as the busy timeout (SQLSTATE 55P03, busy).
+// The counter child writes the lane DB as the lane's counter program does,
+// from another OS process and through the database's own locking rather
+// than greenlane's writer: a short transaction every counterEvery, in turn
+// inserting a staff member and completing a one-line cash sale (as
+// integration's counter process does). On SQLite that is BEGIN IMMEDIATE;
+// on PostgreSQL, as docs/lanedb.md asks of a counter program there, BEGIN
+// then the store-wide journal lock, which every lane's writer holds for
+// each batch (so that the sale's MAX(sid) + 1 does not race a lane's).
+// Either wait is the wait for the lanes' writers. A transaction that gives
+// up on the lock after the busy timeout (the lane kept it 10 s) is counted
+// and the loop goes on, since that is what the soak measures; any other
+// error ends it.
 
 // counterEvery is the counter's pace: a busy counter rings up a sale every
 // few seconds, so this is generous, and frequent enough that the lane's
 // writer sees another process writing all the time (see its yieldPolicy).
 const counterEvery = 20 * time.Millisecond
 
-// counterBusyTimeout is the counter's busy_timeout, in milliseconds, as the
-// counter program opens the lane DB.
+// counterBusyTimeout is the counter's busy_timeout (lock_timeout on
+// PostgreSQL), in milliseconds, as the counter program opens the lane DB.
 const counterBusyTimeout = 10000
 
 type counterResult struct {
@@ -573,11 +511,12 @@ type counterResult struct {
 	Staff        int64     `json:"staff"`
 	Busy         int64     `json:"busy"` // gave up on the lock
 	BusyExample  string    `json:"busy_example,omitempty"`
-	Wait         histogram `json:"wait"`          // BEGIN IMMEDIATE, or the journal lock: the wait for the lanes' writers
-	SlowestTx    int64     `json:"slowest_tx_ns"` // BEGIN to COMMIT, the slowest
+	Wait         histogram `json:"wait"`          // for the lanes' writers
+	SlowestTx    int64     `json:"slowest_tx_ns"` // BEGIN to COMMIT
 	ElapsedNS    int64     `json:"elapsed_ns"`
 }
 
+// counterChild is ready after its first transaction.
 func counterChild(ctx context.Context, o childOrder, ready func(int) error, orders <-chan childOrder) (any, error) {
 	conn, err := openCounterDB(o.DB)
 	if err != nil {
@@ -605,7 +544,7 @@ func counterChild(ctx context.Context, o childOrder, ready func(int) error, orde
 		res.Wait.record(time.Since(began))
 		switch {
 		case err != nil:
-		case n%2 == 0: // a staff row or a sale in turn
+		case n%2 == 0:
 			err = counterStaff(txCtx, tx, n)
 		default:
 			err = counterSale(txCtx, tx)
@@ -641,9 +580,9 @@ func counterChild(ctx context.Context, o childOrder, ready func(int) error, orde
 	}
 }
 
-// openCounterDB opens the lane DB as the counter program does: its own
-// connection, WAL, a 10 s busy timeout, every transaction BEGIN IMMEDIATE;
-// or a store database with a 10 s lock_timeout.
+// openCounterDB opens the lane DB as the counter program does: a
+// connection of its own, WAL, a 10 s busy timeout, every transaction
+// BEGIN IMMEDIATE; or a store database with a 10 s lock_timeout.
 func openCounterDB(path string) (*sqlx.DB, error) {
 	driver, dsn, where := "pgx", path, path
 	if u, err := url.Parse(path); err == nil && lanedb.IsPostgresURL(path) {
@@ -656,20 +595,17 @@ func openCounterDB(path string) (*sqlx.DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("counter DB path %q: %w", path, err)
 		}
-		q := url.Values{}
-		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", counterBusyTimeout))
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "foreign_keys(1)")
-		q.Set("_txlock", "immediate")
+		q := url.Values{"_txlock": {"immediate"}, "_pragma": {fmt.Sprintf("busy_timeout(%d)", counterBusyTimeout), "journal_mode(WAL)", "foreign_keys(1)"}}
 		driver, dsn, where = "sqlite", (&url.URL{Scheme: "file", Path: abs}).String()+"?"+q.Encode(), abs
 	}
 	conn, err := sqlx.Open(driver, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open the lane DB %s: %w", where, err)
+	if err == nil {
+		conn.SetMaxOpenConns(1)
+		if err = conn.Ping(); err != nil {
+			conn.Close()
+		}
 	}
-	conn.SetMaxOpenConns(1)
-	if err := conn.Ping(); err != nil {
-		conn.Close()
+	if err != nil {
 		return nil, fmt.Errorf("open the lane DB %s: %w", where, err)
 	}
 	return conn, nil
@@ -695,27 +631,23 @@ func counterStaff(ctx context.Context, tx *sqlx.Tx, n int) error {
 // counterSale rings up and completes a one-line cash sale (not a presell),
 // numbered with the lane's next sid as the lane itself numbers sales.
 func counterSale(ctx context.Context, tx *sqlx.Tx) error {
-	var sid int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(sid), 0) + 1 FROM sales`).Scan(&sid); err != nil {
-		return fmt.Errorf("next sid: %w", err)
-	}
-	now := time.Now()
+	now, physkey := time.Now(), uuid.NewString()
 	local, utc := now.Format(time.DateTime), now.UTC().Format(time.DateTime)
-	physkey := uuid.NewString()
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sales (physkey, random_key, sid, phase, startdt, completeddt,
-		completeddtutc, saletotal_cents, teller, location, created_by, updated_utc)
-		VALUES (?, ?, ?, 1, ?, ?, ?, 550, 1, 1, 'bench counter-proc', ?)`),
-		physkey, uuid.NewString(), sid, local, local, utc, utc); err != nil {
-		return fmt.Errorf("insert sale: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sale_lines (sale_physkey, seqnce, pid, description, plu, qty,
-		unitprice_cents, prediscountprice_cents, totalprice_cents, linesource)
-		VALUES (?, 1, 1001, 'Flat White', 'FW', 1, 550, 550, 550, 1)`), physkey); err != nil {
-		return fmt.Errorf("insert line: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
-		VALUES (?, 1, (SELECT code FROM payment_types WHERE globalcode = 1), 550, ?)`), physkey, local); err != nil {
-		return fmt.Errorf("insert payment: %w", err)
+	for _, s := range []struct {
+		what, query string
+		args        []any
+	}{
+		{"insert sale", `INSERT INTO sales (physkey, random_key, sid, phase, startdt, completeddt, completeddtutc,
+			saletotal_cents, teller, location, created_by, updated_utc) VALUES (?, ?, (SELECT COALESCE(MAX(sid), 0) + 1 FROM sales),
+			1, ?, ?, ?, 550, 1, 1, 'bench counter-proc', ?)`, []any{physkey, uuid.NewString(), local, local, utc, utc}},
+		{"insert line", `INSERT INTO sale_lines (sale_physkey, seqnce, pid, description, plu, qty, unitprice_cents,
+			prediscountprice_cents, totalprice_cents, linesource) VALUES (?, 1, 1001, 'Flat White', 'FW', 1, 550, 550, 550, 1)`, []any{physkey}},
+		{"insert payment", `INSERT INTO payments (sale_physkey, sequence, type, amount_cents, dt)
+			VALUES (?, 1, (SELECT code FROM payment_types WHERE globalcode = 1), 550, ?)`, []any{physkey, local}},
+	} {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(s.query), s.args...); err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
 	}
 	return nil
 }

@@ -59,8 +59,8 @@ func soakSmall(t *testing.T, db string, want []string) {
 	if !regexp.MustCompile(`sales/s +\d+ req/s +errors 0 +busy 0`).MatchString(out.String()) {
 		t.Errorf("the load line does not say errors 0, busy 0")
 	}
-	if rep.load.sales == 0 || rep.load.tablets != cfg.Tablets {
-		t.Errorf("%d sales by %d tablets; want sales by all %d", rep.load.sales, rep.load.tablets, cfg.Tablets)
+	if rep.load.Sales == 0 || rep.load.tablets != cfg.Tablets {
+		t.Errorf("%d sales by %d tablets; want sales by all %d", rep.load.Sales, rep.load.tablets, cfg.Tablets)
 	}
 	if c := rep.counter; c == nil || c.Transactions == 0 || c.Busy != 0 {
 		t.Errorf("counter process: %+v; want transactions and no busy", c)
@@ -88,8 +88,8 @@ func TestSoakInProcess(t *testing.T) {
 	if !strings.Contains(out.String(), "tablets in this process") || !strings.Contains(out.String(), "counter on a goroutine") {
 		t.Errorf("the header does not say the clients ran in this process")
 	}
-	if rep.load.sales == 0 || rep.counter == nil || rep.counter.Transactions == 0 {
-		t.Errorf("%d sales, counter %+v: want both at work", rep.load.sales, rep.counter)
+	if rep.load.Sales == 0 || rep.counter == nil || rep.counter.Transactions == 0 {
+		t.Errorf("%d sales, counter %+v: want both at work", rep.load.Sales, rep.counter)
 	}
 }
 

@@ -1,13 +1,12 @@
 package bench
 
-// The store mode: every bench's --db may name a PostgreSQL database
-// instead of a folder. That database is only where the bench connects to
-// make its own: each phase gets a database of its own on the same server,
-// NAME_<phase>, dropped and made anew before the phase and kept after it,
-// as the SQLite phases replace and keep their files (bench recall reuses
-// NAME_recall as it reuses its file). So no phase inherits another's
-// sales, and a URL that names a real store's database never has that
-// database's rows touched.
+// Where a bench's lane DBs go. --db names a folder or a path prefix, or a
+// PostgreSQL database: the bench only connects there to make its own,
+// each phase a database NAME_<phase> on the same server, dropped and made
+// anew before the phase and kept after it, as the SQLite phases replace
+// and keep their files (bench recall reuses NAME_recall as it reuses its
+// file). So no phase inherits another's sales, and the rows of the
+// database the URL names are never touched.
 
 import (
 	"context"
@@ -15,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -24,13 +24,35 @@ import (
 	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
+// workPrefix turns a config's DB into the phases' prefix (see phaseDB): a
+// PostgreSQL URL or a path prefix as it is, "bench" in a folder, or in a
+// temporary folder that cleanup removes when DB is "".
+func workPrefix(db string) (prefix string, cleanup func(), err error) {
+	switch st, statErr := os.Stat(db); {
+	case lanedb.IsPostgresURL(db):
+		_, _, err = pgDatabase(db)
+		return db, func() {}, err
+	case db == "":
+		dir, err := os.MkdirTemp("", "greenlane-bench-")
+		if err != nil {
+			return "", nil, fmt.Errorf("bench work folder: %w", err)
+		}
+		return filepath.Join(dir, "bench"), func() { os.RemoveAll(dir) }, nil
+	case statErr == nil && st.IsDir() || strings.HasSuffix(db, string(filepath.Separator)):
+		if err := os.MkdirAll(db, 0o755); err != nil {
+			return "", nil, fmt.Errorf("bench work folder: %w", err)
+		}
+		return filepath.Join(db, "bench"), func() {}, nil
+	}
+	return db, func() {}, nil
+}
+
 // maxPGName is PostgreSQL's identifier limit (NAMEDATALEN − 1 bytes): a
-// longer database name would be cut and two phases could share one.
+// longer database name would be cut, and two phases could share one.
 const maxPGName = 63
 
-// phaseDB is where phase file's lane DB goes under prefix (see
-// workPrefix): PREFIX.file.db, or for a PostgreSQL URL that URL with its
-// database NAME replaced by NAME_file.
+// phaseDB is where phase file's lane DB goes under prefix: PREFIX.file.db,
+// or the URL with its database NAME replaced by NAME_file.
 func phaseDB(prefix, file string) (string, error) {
 	if !lanedb.IsPostgresURL(prefix) {
 		return prefix + "." + file + ".db", nil
@@ -60,9 +82,44 @@ func pgDatabase(dbURL string) (*url.URL, string, error) {
 	return u, name, nil
 }
 
-// recreateDatabase drops the database dbURL names (with its connections:
-// an earlier run killed mid-phase may have left some) and creates it
-// empty, connected to the database that admin names on the same server.
+// openPhaseDB opens a fresh demo lane DB for phase file under prefix, with
+// lanedb's default options (synchronous FULL on SQLite), and says where it
+// is, for further handles on it (a second instance, the soak's counter).
+func openPhaseDB(ctx context.Context, prefix, file string) (*lanedb.DB, string, error) {
+	path, err := phaseDB(prefix, file)
+	if err == nil {
+		err = freshDemo(ctx, prefix, path)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := lanedb.Open(ctx, path, lanedb.DefaultOptions())
+	return db, path, err
+}
+
+// freshDemo makes a demo lane DB at path, replacing any earlier one (its
+// WAL too), so that every phase starts from the same state. A PostgreSQL
+// database is dropped and made anew through the one admin names.
+func freshDemo(ctx context.Context, admin, path string) error {
+	if lanedb.IsPostgresURL(path) {
+		if err := recreateDatabase(ctx, admin, path); err != nil {
+			return err
+		}
+	} else {
+		lanedb.RemoveDB(path)
+	}
+	demo, err := fixtures.Find("demo")
+	if err == nil {
+		_, err = demo.LoadFile(ctx, path, false)
+	}
+	if err != nil {
+		return fmt.Errorf("load the demo fixture: %w", err)
+	}
+	return nil
+}
+
+// recreateDatabase drops the database dbURL names, with its connections
+// (a run killed mid-phase may have left some), and creates it empty.
 func recreateDatabase(ctx context.Context, admin, dbURL string) error {
 	_, name, err := pgDatabase(dbURL)
 	if err != nil {
@@ -83,34 +140,9 @@ func recreateDatabase(ctx context.Context, admin, dbURL string) error {
 	return nil
 }
 
-// openPhaseDB opens a fresh demo lane DB for phase file under prefix (see
-// openDemoDB). It returns where the DB is, for further handles on it (a
-// second instance, the soak's counter process).
-func openPhaseDB(ctx context.Context, prefix, file string) (*lanedb.DB, string, error) {
-	path, err := phaseDB(prefix, file)
-	if err != nil {
-		return nil, "", err
-	}
-	db, err := openDemoDB(ctx, prefix, path)
-	return db, path, err
-}
-
-// loadDemo loads the demo fixture into an empty lane DB.
-func loadDemo(ctx context.Context, db *lanedb.DB) error {
-	demo, err := fixtures.Find("demo")
-	if err == nil {
-		err = demo.Load(ctx, db, false)
-	}
-	if err != nil {
-		return fmt.Errorf("load the demo fixture into %s: %w", db.Path, err)
-	}
-	return nil
-}
-
-// durability is what a bench's header says of its lane DB: on SQLite,
-// lanedb's default synchronous FULL; on PostgreSQL the server decides
-// (synchronous_commit, fsync), and the targets line says what it had
-// (lane.synchronous).
+// durability is what a header says of the lane DBs: SQLite's synchronous
+// FULL (lanedb's default), or PostgreSQL's, which its server decides and
+// the targets line reports (lane.synchronous).
 func durability(prefix string) string {
 	if lanedb.IsPostgresURL(prefix) {
 		return "on PostgreSQL (a database per phase)"

@@ -94,7 +94,7 @@ func TestPresellPostgresInstances(t *testing.T) {
 		t.Errorf("want two instance lines (the group-commit-on phase only), found %d", n)
 	}
 	for _, r := range rep.phases {
-		if r.sales == 0 {
+		if r.Sales == 0 {
 			t.Errorf("%s made no sales", r.name)
 		}
 	}
