@@ -26,6 +26,11 @@ let busy = false;
 // the list, where it reads as one nobody has paid for yet.
 let releaseArmed = { physkey: "", until: 0 };
 const releaseConfirmFor = 5000; // ms the second Esc has to come
+// reverseArmed is the payment a first Reverse press offered to reverse,
+// and when that offer lapses: a second press before then reverses it. One
+// slip of the mouse must not take a payment off while its money stays in
+// the drawer.
+let reverseArmed = { physkey: "", seq: 0, until: 0 };
 
 // db isolates one text that comes from the lane DB (a product, a customer,
 // a key's name): a name with bidi controls in it cannot reverse or reorder
@@ -469,12 +474,19 @@ function pay(type, key, from) {
   }, "", "tender");
 }
 
-function reversePayment(seq) {
+function reversePayment(p) {
   if (!sale) return;
+  const pk = sale.physkey;
+  const amount = money(p.amount);
+  if (!(reverseArmed.physkey === pk && reverseArmed.seq === p.sequence && Date.now() < reverseArmed.until)) {
+    reverseArmed = { physkey: pk, seq: p.sequence, until: Date.now() + releaseConfirmFor };
+    return say(S.reverseConfirm(amount, db(p.typename)), "warn");
+  }
+  reverseArmed = { physkey: "", seq: 0, until: 0 };
   act(async () => {
-    const r = first(await change("fd1.salesbuilder.sale_remove_payment", { k: sale.physkey, v: { seq } }));
-    quiet();
+    const r = first(await change("fd1.salesbuilder.sale_remove_payment", { k: pk, v: { seq: p.sequence } }));
     updateSale(r);
+    say(S.reversed(amount, db(p.typename)), "done");
   });
 }
 
@@ -710,7 +722,7 @@ function renderSale() {
             { class: "row" },
             el("span", { class: "grow" }, db(p.typename)),
             el("span", { class: "money" }, money(p.amount)),
-            el("button", { class: "danger small", onclick: () => reversePayment(p.sequence) }, S.reverse),
+            el("button", { class: "danger small", onclick: () => reversePayment(p) }, S.reverse),
           ),
         ),
       )

@@ -45,6 +45,9 @@ export default {
   changeDue: "Change due",
   payments: "Payments",
   reverse: "Reverse",
+  // type: an isolated element (the payment type's name from the lane DB).
+  reverseConfirm: (amount, type) => ["Press Reverse again within 5 seconds to take the ", amount, " ", type, " payment off this sale."],
+  reversed: (amount, type) => ["The ", amount, " ", type, " payment is off this sale: give ", amount, " back to the customer."],
   amountLabel: "Amount tendered",
   cash: "Cash (F2)",
   eftpos: "EFTPOS (F3)",
