@@ -117,6 +117,44 @@ func TestFloodOfSocketsThatNeverLogIn(t *testing.T) {
 	tc.ping()
 }
 
+// TestRoomComesFromTheBusiestAddress: when the lane is full of sockets
+// waiting to log in, the one closed for room is the oldest of the address
+// holding the most, not the oldest of all: a device that opened its socket
+// before a flood from many addresses, and has not logged in yet, is not
+// the one closed (it was, and 39% of a device's logins failed under such a
+// flood).
+func TestRoomComesFromTheBusiestAddress(t *testing.T) {
+	needsOwnLane(t)
+	l := startLane(t, "--max-sockets", "60", "--max-unauth-sockets", "12", "--max-unauth-per-address", "8", "--login-deadline", "5m")
+	tablet := l.newKey("tablet-1", "presell")
+	device, status, body := floodDial(t, l, "127.0.0.5", nil)
+	if device == nil {
+		t.Fatalf("the device's socket: status %d %q", status, body)
+	}
+	var busiest []*websocket.Conn
+	for _, ip := range []string{"127.0.0.6", "127.0.0.6", "127.0.0.6", "127.0.0.6", "127.0.0.6", "127.0.0.7", "127.0.0.7", "127.0.0.8", "127.0.0.8", "127.0.0.9", "127.0.0.10"} {
+		ws, status, body := floodDial(t, l, ip, nil)
+		if ws == nil {
+			t.Fatalf("flood socket from %s: status %d %q", ip, status, body)
+		}
+		if ip == "127.0.0.6" {
+			busiest = append(busiest, ws)
+		}
+	}
+	// Full (12 waiting): one more comes from a new address.
+	if ws, status, body := floodDial(t, l, "127.0.0.11", nil); ws == nil {
+		t.Fatalf("a socket once 12 wait to log in: status %d %q", status, body)
+	}
+	if ce := closeOf(t, busiest[0]); ce.Code != websocket.ClosePolicyViolation || ce.Text != "log in first" {
+		t.Fatalf("the busiest address's oldest socket was closed with %d %q, want 1008 \"log in first\"", ce.Code, ce.Text)
+	}
+	dc := &conn{t: t, ws: device}
+	if r := dc.call(loginPacket(tablet)); r.Error != nil {
+		t.Fatalf("the device's login after the flood filled the lane: %s", r.raw)
+	}
+	dc.ping()
+}
+
 func TestLoginDeadline(t *testing.T) {
 	needsOwnLane(t)
 	l := startLane(t, "--login-deadline", "1s")

@@ -60,7 +60,8 @@ type Config struct {
 	LoginDeadline time.Duration
 	// MaxUnauthSockets caps the sockets open at once that have not logged
 	// in, lane-wide, so that strangers never take the room MaxSockets keeps
-	// for devices (when full, the oldest of them is closed to make room).
+	// for devices (when full, one is closed to make room: the oldest of the
+	// address holding the most, never one whose login is being checked).
 	// 1 to 1048576. Default 256.
 	MaxUnauthSockets int
 	// MaxUnauthPerAddress caps the sockets one remote address may hold open

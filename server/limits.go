@@ -245,18 +245,23 @@ func (s *Server) closeSocketsOf(keyIDs []string) {
 
 // doorCount is that bookkeeping.
 type doorCount struct {
-	open     int            // sockets admitted, upgrading or open
-	unauth   int            // of those, not logged in
-	unauthBy map[string]int // remote host → its sockets not logged in
-	byKey    map[string]int // key id → sockets logged in with it
+	open   int // sockets admitted, upgrading or open
+	unauth int // of those, not logged in
+	// waiting: remote host → its admissions not logged in, oldest first.
+	waiting map[string][]*admission
+	byKey   map[string]int // key id → sockets logged in with it
 }
 
 // admission is one socket's share of the counts, kept on the socket.
 type admission struct {
 	host   string
-	since  time.Time
 	unauth bool     // still counted as not logged in
 	keys   []string // key ids this socket is counted under
+	// sk is the socket, once it exists (addSocket); nil while upgrading.
+	sk *socket
+	// checking: a login of the socket's is being checked. It is not closed
+	// to make room meanwhile: its device has done what a device does.
+	checking bool
 }
 
 // refusal is why a socket is not let in: an HTTP status and a reason.
@@ -278,39 +283,59 @@ func (s *Server) admit(remote string) (*admission, *refusal) {
 		return nil, &refusal{http.StatusServiceUnavailable, "the lane is shutting down; reconnect in a moment"}
 	case d.open >= s.cfg.MaxSockets:
 		return nil, &refusal{http.StatusServiceUnavailable, "the lane has its maximum of open sockets; try again shortly"}
-	case d.unauthBy[h] >= s.cfg.MaxUnauthPerAddress:
+	case len(d.waiting[h]) >= s.cfg.MaxUnauthPerAddress:
 		return nil, &refusal{http.StatusTooManyRequests, fmt.Sprintf(
-			"this address already has %d sockets that have not logged in, its most; log in on them or close them", d.unauthBy[h])}
+			"this address already has %d sockets that have not logged in, its most; log in on them or close them", len(d.waiting[h]))}
 	case d.unauth >= s.cfg.MaxUnauthSockets:
 		// Full of sockets that have not logged in, from many addresses.
-		// The oldest makes room: a device logs in the moment it is let
-		// in, so a flood that keeps the lane full still cannot keep a
-		// device out, and its own sockets are the ones that age.
-		victim := s.oldestUnauthLocked()
-		if victim == nil { // all still upgrading
+		// One makes room (see roomLocked): a device logs in the moment it
+		// is let in, so a flood that keeps the lane full still cannot
+		// keep a device out.
+		victim := s.roomLocked()
+		if victim == nil { // all still upgrading, or logging in
 			return nil, &refusal{http.StatusServiceUnavailable, fmt.Sprintf(
 				"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth)}
 		}
 		s.leaveUnauthLocked(victim.door)
-		s.log.Debug("closing the oldest socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
+		s.log.Debug("closing a socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
 		victim.kill(websocket.ClosePolicyViolation, "log in first")
 	}
+	a := &admission{host: h, unauth: true}
 	d.open++
 	d.unauth++
-	d.unauthBy[h]++
-	return &admission{host: h, unauth: true, since: time.Now()}, nil
+	d.waiting[h] = append(d.waiting[h], a)
+	return a, nil
 }
 
-// oldestUnauthLocked is the open socket that has waited longest without
-// logging in, or nil.
-func (s *Server) oldestUnauthLocked() *socket {
-	var oldest *socket
-	for _, sk := range s.sockets {
-		if sk.door.unauth && (oldest == nil || sk.door.since.Before(oldest.door.since)) {
-			oldest = sk
+// roomLocked is the socket to close for room: of the address with the
+// most sockets waiting to log in, the one that has waited longest. Never
+// one whose login is being checked: many addresses churning sockets that
+// never log in, each closed as soon as it is the oldest, closed a device's
+// socket while its login was on the way. And the address holding the most
+// pays first: a device's one socket outlives a flood's many.
+func (s *Server) roomLocked() *socket {
+	var victim *socket
+	most := 0
+	for _, waiting := range s.door.waiting {
+		if len(waiting) <= most {
+			continue
+		}
+		for _, a := range waiting {
+			if a.sk != nil && !a.checking {
+				victim, most = a.sk, len(waiting)
+				break
+			}
 		}
 	}
-	return oldest
+	return victim
+}
+
+// checkingLogin marks a's socket as having a login checked (on true) or
+// no longer (false), for roomLocked.
+func (s *Server) checkingLogin(a *admission, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a.checking = on
 }
 
 // forget gives back what an admission holds.
@@ -335,8 +360,11 @@ func (s *Server) leaveUnauthLocked(a *admission) {
 	a.unauth = false
 	d := &s.door
 	d.unauth--
-	if d.unauthBy[a.host]--; d.unauthBy[a.host] <= 0 {
-		delete(d.unauthBy, a.host)
+	waiting := slices.DeleteFunc(d.waiting[a.host], func(w *admission) bool { return w == a })
+	if len(waiting) == 0 {
+		delete(d.waiting, a.host)
+	} else {
+		d.waiting[a.host] = waiting
 	}
 }
 

@@ -105,3 +105,48 @@ func TestKeyRateForgetsIdleKeys(t *testing.T) {
 		t.Fatalf("%d buckets kept, want only the new key's: the others are full and idle", len(k.byKey))
 	}
 }
+
+// TestRoomLocked: the socket closed for room is the oldest of the address
+// waiting most, skipping one still upgrading or whose login is being
+// checked; none when every waiting socket is one of those.
+func TestRoomLocked(t *testing.T) {
+	type waiter struct {
+		host     string
+		upgraded bool
+		checking bool
+	}
+	tests := []struct {
+		name    string
+		waiting []waiter // in arrival order
+		want    int      // index in waiting of the one closed; -1: none
+	}{
+		{"the busiest address pays, not the oldest socket", []waiter{{"device", true, false}, {"flood", true, false}, {"flood", true, false}}, 1},
+		{"its oldest", []waiter{{"a", true, false}, {"b", true, false}, {"a", true, false}}, 0},
+		{"not while its login is checked", []waiter{{"a", true, true}, {"a", true, false}, {"b", true, false}}, 1},
+		{"not while upgrading", []waiter{{"a", false, false}, {"a", true, false}, {"b", true, false}}, 1},
+		{"another address when the busiest has none to close", []waiter{{"a", true, true}, {"a", false, false}, {"b", true, false}}, 2},
+		{"none", []waiter{{"a", true, true}, {"b", false, false}}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Server{door: doorCount{waiting: map[string][]*admission{}}}
+			var socks []*socket
+			for i, w := range tt.waiting {
+				a := &admission{host: w.host, unauth: true, checking: w.checking}
+				sk := &socket{id: uint64(i), door: a}
+				if w.upgraded {
+					a.sk = sk
+				}
+				s.door.waiting[w.host] = append(s.door.waiting[w.host], a)
+				socks = append(socks, sk)
+			}
+			got := s.roomLocked()
+			switch {
+			case tt.want < 0 && got != nil:
+				t.Fatalf("closed socket %d, want none", got.id)
+			case tt.want >= 0 && got != socks[tt.want]:
+				t.Fatalf("closed %v, want socket %d", got, tt.want)
+			}
+		})
+	}
+}

@@ -222,7 +222,7 @@ func TestDoorCounts(t *testing.T) {
 	for _, a := range []*admission{a2, a3, a4, a5} {
 		s.forget(a)
 	}
-	if d := s.door; d.open != 0 || d.unauth != 0 || len(d.unauthBy) != 0 || len(d.byKey) != 0 {
+	if d := s.door; d.open != 0 || d.unauth != 0 || len(d.waiting) != 0 || len(d.byKey) != 0 {
 		t.Fatalf("after every socket left: %+v", d)
 	}
 }

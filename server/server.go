@@ -97,7 +97,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		router:        protocol.NewRouter(),
 		log:           slog.New(redactKeys{log.Handler()}), // see redactKeys
 		sockets:       map[uint64]*socket{},
-		door:          doorCount{unauthBy: map[string]int{}, byKey: map[string]int{}},
+		door:          doorCount{waiting: map[string][]*admission{}, byKey: map[string]int{}},
 		started:       now(cfg),
 		logins:        newLoginGuard(cfg.LoginFailures),
 		strangerLines: newLineBudget(),
@@ -469,6 +469,7 @@ func (s *Server) addSocket(sk *socket) bool {
 		return false
 	}
 	s.sockets[sk.id] = sk
+	sk.door.sk = sk
 	s.sessions.Add(1)
 	return true
 }

@@ -109,6 +109,11 @@ const (
 // refused changes nothing and logs one line with the address and, when
 // the key is known, its name (never the key).
 func (s *Server) logIn(ctx context.Context, sess session, cur protocol.Caller, apikey string, want protocol.Purpose) (protocol.Caller, error) {
+	if sk, ok := sess.(*socket); ok {
+		// Not closed to make room for another while its key is checked.
+		s.checkingLogin(sk.door, true)
+		defer s.checkingLogin(sk.door, false)
+	}
 	key, err := s.db.Authenticate(ctx, apikey)
 	if errors.Is(err, lanedb.ErrBadKey) || errors.Is(err, lanedb.ErrRevokedKey) {
 		name := ""

@@ -97,7 +97,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "time in-flight requests get to finish on SIGTERM")
 	fs.IntVar(&cfg.MaxSockets, "max-sockets", cfg.MaxSockets, "most sockets open at once; more are refused with HTTP 503")
 	fs.DurationVar(&cfg.LoginDeadline, "login-deadline", cfg.LoginDeadline, "a socket not logged in this long after it opened is closed with 1008 \"log in first\"")
-	fs.IntVar(&cfg.MaxUnauthSockets, "max-unauth-sockets", cfg.MaxUnauthSockets, "most sockets not yet logged in, lane-wide; when full, the oldest of them is closed (1008 \"log in first\") to let a new one in (keep it below --max-sockets)")
+	fs.IntVar(&cfg.MaxUnauthSockets, "max-unauth-sockets", cfg.MaxUnauthSockets, "most sockets not yet logged in, lane-wide; when full, the oldest of the address holding the most is closed (1008 \"log in first\") to let a new one in (keep it below --max-sockets)")
 	fs.IntVar(&cfg.MaxUnauthPerAddress, "max-unauth-per-address", cfg.MaxUnauthPerAddress, "most sockets not yet logged in from one address; more are refused with HTTP 429")
 	fs.IntVar(&cfg.MaxSocketsPerKey, "max-sockets-per-key", cfg.MaxSocketsPerKey, "most sockets logged in with one API key; a login past it gets limit_reached")
 	fs.IntVar(&lc.Hub.MaxPerKey, "max-firehoses-per-key", lc.Hub.MaxPerKey, "most firehoses open with one API key over all its sockets; one more gets limit_reached")
