@@ -42,6 +42,30 @@ func TestProtocolEdges(t *testing.T) {
 		}
 	})
 
+	t.Run("a member of v named in another case or twice is refused on a change", func(t *testing.T) {
+		c := l.login("", till, "")
+		k := c.call(map[string]any{"a": "fd1.salesbuilder.sale_create", "rq": "c"}).k()
+		c.call(map[string]any{"a": "fd1.salesbuilder.sale_add_product", "rq": "p", "k": k, "v": map[string]any{"plu": "FW"}})
+		// encoding/json would read AMOUNT as amount, and the last of a
+		// name given twice: $10 taken where the packet reads $1.
+		for _, v := range []string{`{"type":1,"amount":1,"AMOUNT":10}`, `{"type":1,"amount":1,"amount":10}`, `{"Type":1,"Amount":1}`} {
+			c.sendRaw([]byte(`{"a":"fd1.salesbuilder.sale_add_payment","rq":"x","k":"` + k + `","v":` + v + `}`))
+			r := c.next()
+			r.wantError(t, "bad_argument")
+			if !strings.Contains(r.Error.Message, "given twice") && !strings.Contains(r.Error.Message, "names are exact") {
+				t.Fatalf("%s: %q does not say why", v, r.Error.Message)
+			}
+		}
+		_, p := l.httpCall("GET", "/fd1/salesbuilder/sale_add_payment?k="+k+"&v.type=1&v.AMOUNT=100&v.amount=1", hdr(till), "")
+		says(t, p, "bad_argument", "v.AMOUNT", "names are exact")
+		if got := sqliteRows(t, l.db, `SELECT COUNT(*) AS n FROM payments WHERE sale_physkey = %s`, sqlQuote(k)); num(got[0]["n"]) != 0 {
+			t.Fatalf("payments after refused requests: %v", got)
+		}
+		// A POST's packet is its body: a query beside it would be ignored.
+		_, p = l.httpCall("POST", "/fd1/salesbuilder/sale_add_payment?v.amount=100", hdr(till), `{"k":"`+k+`","v":{"type":1,"amount":1}}`)
+		says(t, p, "bad_packet", "query")
+	})
+
 	t.Run("a number in a GET query reads as what the field wants", func(t *testing.T) {
 		status, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr(till), `{}`)
 		if status != 200 {

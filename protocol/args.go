@@ -61,8 +61,13 @@ func DecodeStrictV(v json.RawMessage, dst any, endpoint string) error {
 }
 
 func decodeV(v json.RawMessage, dst any, strict string) error {
+	if len(v) > 0 && strict != "" {
+		if err := exactMembers(v, reflect.TypeOf(dst), strict); err != nil {
+			return err
+		}
+	}
 	if len(v) > 0 && !decodedAsSent(v, dst, strict != "") {
-		if err := decodeLongRoad(v, dst, strict); err != nil {
+		if err := decodeLongRoad(v, dst); err != nil {
 			return err
 		}
 	}
@@ -70,15 +75,9 @@ func decodeV(v json.RawMessage, dst any, strict string) error {
 }
 
 // decodeLongRoad decodes v into dst whatever the client sent: numbers as
-// text are turned into numbers first, and when strict names an endpoint an
-// unknown member is refused naming the fields it takes.
-func decodeLongRoad(v json.RawMessage, dst any, strict string) error {
+// text are turned into numbers first.
+func decodeLongRoad(v json.RawMessage, dst any) error {
 	var err error
-	if strict != "" {
-		if err = unknownFields(v, reflect.TypeOf(dst), strict); err != nil {
-			return err
-		}
-	}
 	if v, err = numbersFromText(v, reflect.TypeOf(dst), "v"); err != nil {
 		return err
 	}
@@ -87,6 +86,60 @@ func decodeLongRoad(v json.RawMessage, dst any, strict string) error {
 		return argError("v", err)
 	}
 	return nil
+}
+
+// exactMembers refuses, for an endpoint that changes money or quantities,
+// a member of v named twice, or named other than exactly as a field of
+// dst. encoding/json matches names in any case and keeps the last of a
+// name given twice, so {"amount":1,"AMOUNT":10} paid 10 while anything
+// reading the packet as written (a till's log, a proxy, an audit) saw 1.
+// One request must mean one thing. A v that is no object is left to the
+// decoder.
+func exactMembers(v json.RawMessage, t reflect.Type, endpoint string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	names, ok := memberNames(v)
+	if !ok {
+		return nil
+	}
+	fields := jsonFieldTypes(t)
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		if seen[name] {
+			return Errorf(CodeBadArgument, "v.%s: given twice to %s; give it once", clipClientText(name), endpoint)
+		}
+		seen[name] = true
+		if _, ok := fields[name]; !ok {
+			return unknownFieldError(name, fields, endpoint)
+		}
+	}
+	return nil
+}
+
+// memberNames lists the names of v's members in order, as written; ok is
+// false when v is not a JSON object.
+func memberNames(v json.RawMessage) (names []string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		name, _ := tok.(string)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, false
+		}
+		names = append(names, name)
+	}
+	return names, true
 }
 
 // decodedAsSent decodes v into dst in one pass, for the usual request:
@@ -423,49 +476,19 @@ func integerFromText(raw json.RawMessage, path string) (json.RawMessage, error) 
 	return json.RawMessage(digits), nil
 }
 
-// unknownFields refuses the first member (in name order) of the JSON
-// object raw that names no field of struct type t, matching names as
-// encoding/json does (exact, then any case). raw that is not an object is
-// left for the decoder to judge.
-func unknownFields(raw json.RawMessage, t reflect.Type, endpoint string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	var members map[string]json.RawMessage
-	if t.Kind() != reflect.Struct || json.Unmarshal(raw, &members) != nil {
-		return nil
-	}
-	fields := jsonFieldTypes(t)
-	var unknown []string
-	for name := range members {
-		if _, ok := fields[name]; ok {
-			continue
-		}
-		known := false
-		for fname := range fields {
-			if strings.EqualFold(fname, name) {
-				known = true
-				break
-			}
-		}
-		if !known {
-			unknown = append(unknown, name)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	sort.Strings(unknown)
+// unknownFieldError refuses v member name, which names none of fields,
+// saying which names the endpoint takes.
+func unknownFieldError(name string, fields map[string]reflect.Type, endpoint string) error {
 	if len(fields) == 0 {
-		return Errorf(CodeBadArgument, "v.%s: %s takes no v fields; leave v out", clipClientText(unknown[0]), endpoint)
+		return Errorf(CodeBadArgument, "v.%s: %s takes no v fields; leave v out", clipClientText(name), endpoint)
 	}
 	names := make([]string, 0, len(fields))
 	for name := range fields {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	return Errorf(CodeBadArgument, "v.%s: %s takes no such field; its v fields are %s",
-		clipClientText(unknown[0]), endpoint, strings.Join(names, ", "))
+	return Errorf(CodeBadArgument, "v.%s: %s takes no such field; its v fields are %s (names are exact, in lower case)",
+		clipClientText(name), endpoint, strings.Join(names, ", "))
 }
 
 // NoArgs is the v of an endpoint that takes no fields: a strict endpoint's

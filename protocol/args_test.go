@@ -390,8 +390,10 @@ func TestDecodeVNumbersAsText(t *testing.T) {
 }
 
 // TestDecodeStrictV: a strict endpoint refuses a member of v that names no
-// field (any case of a field's name is that field, as encoding/json reads
-// it) and says which fields it takes; DecodeV ignores the same member.
+// field exactly (another case of a field's name too: encoding/json would
+// read it as that field, and {"qty":1,"QTY":7} would mean two things) or
+// names one twice, and says which fields it takes; DecodeV ignores the
+// same member.
 func TestDecodeStrictV(t *testing.T) {
 	tests := []struct {
 		v    string
@@ -400,7 +402,9 @@ func TestDecodeStrictV(t *testing.T) {
 		hint string
 	}{
 		{`{"qty":2,"mode":"a","sale_id":"` + argsTestUUID + `"}`, "", &argsTestV{}, ""},
-		{`{"QTY":2,"mode":"a","sale_id":"` + argsTestUUID + `"}`, "", &argsTestV{}, ""},
+		{`{"QTY":2,"mode":"a","sale_id":"` + argsTestUUID + `"}`, "v.QTY", &argsTestV{}, "its v fields are amount, flag, items"},
+		{`{"qty":1,"QTY":7}`, "v.QTY", &argsTestV{}, "names are exact"},
+		{`{"qty":1,"qty":7}`, "v.qty", &argsTestV{}, "given twice"},
 		{`{"qty":2,"qyt":3,"zz":1}`, "v.qyt", &argsTestV{}, "its v fields are amount, flag, items"},
 		{`{"tip":5}`, "v.tip", &protocol.NoArgs{}, "takes no v fields"},
 		{`{}`, "", &protocol.NoArgs{}, ""},

@@ -145,6 +145,13 @@ var errBodyTooBig = errors.New("body too big")
 // requestFromBody reads a POST body holding one JSON packet (an empty body
 // is an empty packet). The URL names the endpoint.
 func (s *Server) requestFromBody(a string, w http.ResponseWriter, r *http.Request) (*protocol.Request, error) {
+	// Every query name is a packet field or a q filter to a GET; beside a
+	// body it would be ignored, and a request read two ways (v.amount=100
+	// in the query, $1 in the body) is refused rather than guessed at.
+	if r.URL.RawQuery != "" {
+		return nil, protocol.Errorf(protocol.CodeBadPacket,
+			"a POST carries its packet in the body, and this one also has a query (%s) that would be ignored: send everything in the body, or use GET", clip(r.URL.RawQuery))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.ReadLimit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
