@@ -66,6 +66,37 @@ func TestProtocolEdges(t *testing.T) {
 		says(t, p, "bad_packet", "query")
 	})
 
+	t.Run("an ik retry written another way is the same request", func(t *testing.T) {
+		c := l.login("", till, "")
+		k := c.call(map[string]any{"a": "fd1.salesbuilder.sale_create", "rq": "c"}).k()
+		c.call(map[string]any{"a": "fd1.salesbuilder.sale_add_product", "rq": "p", "k": k, "v": map[string]any{"plu": "FW"}})
+		ik := "ik-written-" + k[:8]
+		c.sendRaw([]byte(`{"a":"fd1.salesbuilder.sale_add_payment","rq":"1","ik":"` + ik + `","k":"` + k + `","v":{"type":1,"amount":1}}`))
+		first := c.next()
+		if first.Error != nil {
+			t.Fatalf("payment: %s", first.raw)
+		}
+		// Members in another order, the amount as text, over HTTP as a
+		// POST and as a GET: each is the first request again, answered as
+		// it was, and nothing more is paid.
+		c.sendRaw([]byte(`{"ik":"` + ik + `","v":{"amount":"1","type":1},"k":"` + k + `","rq":"2","a":"fd1.salesbuilder.sale_add_payment"}`))
+		if r := c.next(); r.Error != nil || string(r.Data) != string(first.Data) {
+			t.Fatalf("retry with its members in another order: %s, want the first reply %s", r.raw, first.Data)
+		}
+		if _, p := l.httpCall("POST", "/fd1/salesbuilder/sale_add_payment", hdr(till), `{"ik":"`+ik+`","k":"`+k+`","v":{"amount":1.00,"type":1}}`); p.Error != nil || string(p.Data) != string(first.Data) {
+			t.Fatalf("retry as a POST: %s, want the first reply", p.raw)
+		}
+		if _, p := l.httpCall("GET", "/fd1/salesbuilder/sale_add_payment?ik="+ik+"&k="+k+"&v.type=1&v.amount=1", hdr(till), ""); p.Error != nil || string(p.Data) != string(first.Data) {
+			t.Fatalf("retry as a GET: %s, want the first reply", p.raw)
+		}
+		if got := sqliteRows(t, l.db, `SELECT COUNT(*) AS n FROM payments WHERE sale_physkey = %s`, sqlQuote(k)); num(got[0]["n"]) != 1 {
+			t.Fatalf("payments after a payment and three retries: %v, want 1", got)
+		}
+		// A different amount under the same ik is another request.
+		c.sendRaw([]byte(`{"a":"fd1.salesbuilder.sale_add_payment","rq":"3","ik":"` + ik + `","k":"` + k + `","v":{"type":1,"amount":2}}`))
+		c.next().wantError(t, "ik_reused")
+	})
+
 	t.Run("a number in a GET query reads as what the field wants", func(t *testing.T) {
 		status, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr(till), `{}`)
 		if status != 200 {

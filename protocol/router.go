@@ -393,6 +393,16 @@ type Args struct {
 	err   error
 }
 
+// Decoded is v as the handler decoded it (ok false when it has not, or
+// could not): what the request asks for whatever the spelling, for
+// comparing two requests.
+func (c *Call) Decoded() (v any, ok bool) {
+	if c.Args == nil || c.Args.err != nil {
+		return nil, false
+	}
+	return c.Args.value, true
+}
+
 // DecodeArgs decodes req's v into a new value of the endpoint's Args (nil
 // when the endpoint declares none). A decoding error is kept for the
 // handler to answer in its turn, after the access check.

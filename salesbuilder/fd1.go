@@ -106,7 +106,7 @@ func (s *Service) Mutate(ctx context.Context, call *protocol.Call, shape Shape, 
 		if err := protocol.CheckIK(o.IK); err != nil {
 			return nil, err
 		}
-		o.Hash = requestHash(call)
+		o.Hash, o.WrittenHash = requestHash(call), writtenHash(call)
 	}
 	c, err := s.Change(ctx, o, fn)
 	if err != nil {
@@ -116,15 +116,39 @@ func (s *Service) Mutate(ctx context.Context, call *protocol.Call, shape Shape, 
 }
 
 // requestHash identifies what a request asks for: the endpoint and its
-// arguments (not rq or rt, which change on a retry).
+// arguments (not rq or rt, which change on a retry). v counts as the
+// handler decoded it, so a retry that writes the same request another way
+// (members in another order, numbers as text, a GET's query for a
+// socket's packet) is the same request.
 func requestHash(call *protocol.Call) []byte {
+	v := compactJSON(call.Req.V)
+	if args, ok := call.Decoded(); ok {
+		if b, err := json.Marshal(args); err == nil {
+			v = b
+		}
+	}
+	var q []byte // none, whether as null or {} (a GET's)
+	if len(call.Req.Q) > 0 {
+		q, _ = json.Marshal(call.Req.Q) // map keys marshal sorted
+	}
+	return hashParts(call, v, q)
+}
+
+// writtenHash is requestHash with v and q as written: what a lane before
+// requestHash decoded them stored, so that a retry across an upgrade
+// still finds its first reply.
+func writtenHash(call *protocol.Call) []byte {
+	q, _ := json.Marshal(call.Req.Q)
+	return hashParts(call, compactJSON(call.Req.V), q)
+}
+
+func hashParts(call *protocol.Call, v, q []byte) []byte {
 	h := sha256.New()
 	req := call.Req
-	for _, part := range [][]byte{[]byte(call.Endpoint.Name), compactJSON(req.K), compactJSON(req.V), []byte(strings.Join(req.QK, ","))} {
+	for _, part := range [][]byte{[]byte(call.Endpoint.Name), compactJSON(req.K), v, []byte(strings.Join(req.QK, ","))} {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
-	q, _ := json.Marshal(req.Q) // map keys marshal sorted
 	h.Write(q)
 	return h.Sum(nil)
 }

@@ -24,8 +24,10 @@ type Once struct {
 	// Op names the operation, stored with the ik (the endpoint's canonical
 	// name): a retry must ask for the same.
 	Op string
-	// Hash identifies the request's arguments.
-	Hash []byte
+	// Hash identifies the request's arguments as decoded (stored with the
+	// ik); WrittenHash as written, which a retry also matches (a record
+	// stored before arguments were compared decoded).
+	Hash, WrittenHash []byte
 	// Claims says that success means "this device now holds the presell"
 	// (a recall, an unpark).
 	Claims bool
@@ -101,7 +103,8 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, o Once) (Changed,
 	if err != nil || rec == nil {
 		return Changed{}, false, err
 	}
-	if rec.Endpoint != o.Op || !bytes.Equal(rec.RequestHash, o.Hash) {
+	same := bytes.Equal(rec.RequestHash, o.Hash) || o.WrittenHash != nil && bytes.Equal(rec.RequestHash, o.WrittenHash)
+	if rec.Endpoint != o.Op || !same {
 		return Changed{}, false, protocol.Errorf(protocol.CodeIKReused,
 			"ik %s was already used for a different request; use a new ik for a new request", o.IK)
 	}
