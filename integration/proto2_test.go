@@ -97,6 +97,20 @@ func TestProtocolEdges(t *testing.T) {
 		c.next().wantError(t, "ik_reused")
 	})
 
+	t.Run("a void's reason is plain text", func(t *testing.T) {
+		tab := l.login(presellQuery, tabKey, "")
+		k := tab.call(map[string]any{"a": "fd1.salesbuilder.sale_create", "rq": "c"}).k()
+		// Counters are shown the reason: nothing in it may hide or reorder
+		// what they read.
+		for _, reason := range []string{"wrong\u202eorder", "line\none", "esc\x1b[31m", "nul\x00"} {
+			r := tab.call(map[string]any{"a": "fd1.salesbuilder.sale_cancel", "rq": "x", "k": k, "v": map[string]any{"reason": reason}})
+			says(t, r, "bad_argument", "v.reason", "plain text")
+		}
+		if r := tab.call(map[string]any{"a": "fd1.salesbuilder.sale_cancel", "rq": "v", "k": k, "v": map[string]any{"reason": "customer left — café closed"}}); r.Error != nil {
+			t.Fatalf("a plain reason: %s", r.raw)
+		}
+	})
+
 	t.Run("a number in a GET query reads as what the field wants", func(t *testing.T) {
 		status, p := l.httpCall("POST", "/fd1/salesbuilder/sale_create", hdr(till), `{}`)
 		if status != 200 {

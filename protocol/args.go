@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -35,8 +36,27 @@ func validatorInstance() *validator.Validate {
 			}
 			return name
 		})
+		// printable: text a person reads later (a void's reason, shown to
+		// counters and kept in the journal) holds no control or
+		// direction characters, which could hide or reorder what is shown.
+		if err := validate.RegisterValidation("printable", func(fl validator.FieldLevel) bool {
+			return printable(fl.Field().String())
+		}); err != nil {
+			panic(err) // a tag name the validator refuses is a bug here
+		}
 	})
 	return validate
+}
+
+// printable reports whether every rune of s is a letter, mark, number,
+// punctuation, symbol or space (unicode.IsPrint).
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeV reads a request's v into dst (a pointer to a struct with json and
@@ -258,6 +278,8 @@ func ruleText(fe validator.FieldError, names map[string]string) string {
 		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	case "uuid", "uuid4", "uuid7":
 		return "must be a UUID"
+	case "printable":
+		return "must be plain text: no control characters (newlines, tabs, escapes) and no direction marks"
 	}
 	return fmt.Sprintf("fails rule %q", fe.Tag())
 }

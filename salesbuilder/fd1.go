@@ -463,7 +463,7 @@ func (s *Service) complete(ctx context.Context, call *protocol.Call) (*protocol.
 }
 
 type cancelArgs struct {
-	Reason string `json:"reason" validate:"max=200"`
+	Reason string `json:"reason" validate:"max=200,printable"`
 }
 
 func (s *Service) cancel(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
