@@ -137,7 +137,7 @@ var (
 	descSockets      = prometheus.NewDesc("greenlane_sockets_open", "Open WebSockets, by purpose (fd1: an ordinary client).", []string{"purpose"}, nil)
 	descSlow         = prometheus.NewDesc("greenlane_slow_consumers_dropped_total", "Sockets closed because their client did not read its replies.", nil, nil)
 	descConns        = prometheus.NewDesc("greenlane_connections_open", "TCP connections open now: sockets and HTTP.", nil, nil)
-	descLinesLeftOut = prometheus.NewDesc("greenlane_log_lines_left_out_total", "Log lines left out because callers without a key caused more than their address's budget (a burst of 30, then one a second; 50 a second lane-wide).", nil, nil)
+	descLinesLeftOut = prometheus.NewDesc("greenlane_log_lines_left_out_total", "Log lines left out because callers without a key caused more than their address's budget (a burst of 30, then one every 10 seconds; 5 a second lane-wide).", nil, nil)
 	descConnsRefused = prometheus.NewDesc("greenlane_connections_refused_total", "TCP connections closed as they arrived, over --max-conns or --max-conns-per-address.", nil, nil)
 	descBatches      = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
 	descMutations    = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)

@@ -18,9 +18,10 @@ import (
 // fast as the lane refuses them wrote 33,000 lines (6 MB) a second, which
 // fills a disk within a day, and journald, past its own limit, drops the
 // lane's other lines with them. An address gets a burst of lines, then one
-// a second; the whole lane at most lanePerSecond over every address. A
-// line over budget is left out and counted: the address's next line says
-// how many were (left_out), and the total is a metric.
+// every addrLineEvery; the whole lane at most laneLinesPerSecond over every
+// address. Sustained, that is about 2 MB a day from one address and 90 MB
+// from many. A line over budget is left out and counted: the address's
+// next line says how many were (left_out), and the total is a metric.
 type lineBudget struct {
 	total   *rate.Limiter
 	leftOut atomic.Int64
@@ -41,15 +42,16 @@ const (
 	// addrLineBurst lines an address may cause at once: a tablet loading
 	// its page and opening its socket fits, every line logged.
 	addrLineBurst = 30
-	// addrLinesPerSecond is the rate after the burst.
-	addrLinesPerSecond = 1
-	// laneLinesPerSecond bounds all addresses together (burst 10×).
-	laneLinesPerSecond = 50
+	// addrLineEvery is how often an address gets a line after the burst.
+	addrLineEvery = 10 * time.Second
+	// laneLinesPerSecond bounds all addresses together (burst 20×: the
+	// store's devices reconnecting at once after a restart).
+	laneLinesPerSecond = 5
 )
 
 func newLineBudget() *lineBudget {
 	return &lineBudget{
-		total:   rate.NewLimiter(laneLinesPerSecond, 10*laneLinesPerSecond),
+		total:   rate.NewLimiter(laneLinesPerSecond, 20*laneLinesPerSecond),
 		byAddr:  map[string]*budgetEntry{},
 		maxAddr: 10000,
 	}
@@ -68,7 +70,7 @@ func (b *lineBudget) take(remote string, now time.Time) (ok bool, leftOut int64)
 			b.leftOut.Add(1) // too many addresses at once: none of them is remembered
 			return false, 0
 		}
-		e = &budgetEntry{lim: rate.NewLimiter(addrLinesPerSecond, addrLineBurst)}
+		e = &budgetEntry{lim: rate.NewLimiter(rate.Every(addrLineEvery), addrLineBurst)}
 		b.byAddr[h] = e
 	}
 	e.seen = now
@@ -91,7 +93,7 @@ func (b *lineBudget) gcLocked(now time.Time) {
 		return
 	}
 	b.lastGC = now
-	refill := time.Duration(addrLineBurst/addrLinesPerSecond) * time.Second
+	refill := addrLineBurst * addrLineEvery
 	for h, e := range b.byAddr {
 		quiet := now.Sub(e.seen)
 		if quiet > 10*time.Minute || quiet > refill && (e.leftOut == 0 || full) {

@@ -15,9 +15,10 @@ import (
 	"github.com/greenlane-pos/greenlane/lanetls"
 )
 
-// TestLineBudget: an address gets its burst of lines, then one a second;
-// the line after a gap says how many were left out; all addresses share
-// the lane-wide rate; a full table remembers no new address.
+// TestLineBudget: an address gets its burst of lines, then one every
+// addrLineEvery; the line after a gap says how many were left out; all
+// addresses share the lane-wide rate; a full table remembers no new
+// address.
 func TestLineBudget(t *testing.T) {
 	t0 := time.Now()
 	type step struct {
@@ -40,9 +41,9 @@ func TestLineBudget(t *testing.T) {
 		{"burst, then one a second with the count", append(burst("10.0.0.1:5000", 0),
 			step{"10.0.0.1:5001", 0, false, 0},
 			step{"10.0.0.1:5002", 0, false, 0},
-			step{"10.0.0.1:5003", time.Second, true, 2},
-			step{"10.0.0.1:5004", time.Second, false, 0},
-			step{"10.0.0.1:5004", 2 * time.Second, true, 1},
+			step{"10.0.0.1:5003", addrLineEvery, true, 2},
+			step{"10.0.0.1:5004", addrLineEvery, false, 0},
+			step{"10.0.0.1:5004", 2 * addrLineEvery, true, 1},
 		)},
 		{"addresses are apart", append(burst("10.0.0.1:5000", 0),
 			step{"10.0.0.1:5000", 0, false, 0},
@@ -69,8 +70,8 @@ func TestLineBudget(t *testing.T) {
 				written++
 			}
 		}
-		if written != 10*laneLinesPerSecond {
-			t.Fatalf("%d lines from 2000 addresses at once, want the lane's burst %d", written, 10*laneLinesPerSecond)
+		if written != 20*laneLinesPerSecond {
+			t.Fatalf("%d lines from 2000 addresses at once, want the lane's burst %d", written, 20*laneLinesPerSecond)
 		}
 		if got := b.leftOut.Load(); got != int64(2000-written) {
 			t.Fatalf("left out %d, want %d", got, 2000-written)
