@@ -12,9 +12,11 @@ package metrics
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -100,12 +102,33 @@ func (m *Metrics) Request(family, code string, took time.Duration) {
 // Login counts one login or refusal (server.Observer).
 func (m *Metrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
 
-// Handler serves the registry; with a token, only to a request bearing it
-// ("Authorization: Bearer TOKEN"), others get 401.
+// Scrapes one address may make: a burst of scrapeBurst, then one every
+// scrapeEvery. A scraper asks every few seconds; a scrape costs about half
+// a millisecond of CPU, and without a token anyone may ask, so one address
+// scraping in a loop from four connections took more than a whole CPU of
+// the lane's two.
+const (
+	scrapeBurst = 20
+	scrapeEvery = 200 * time.Millisecond
+)
+
+// Handler serves the registry, to each address at most as often as
+// scrapeEvery after a burst (others get 429 with Retry-After); with a
+// token, only to a request bearing it ("Authorization: Bearer TOKEN"),
+// others get 401.
 func (m *Metrics) Handler(token string, log *slog.Logger) http.Handler {
-	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	prom := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
+	})
+	perAddr := server.NewAddrLimiter(scrapeEvery, scrapeBurst)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait := perAddr.Take(r.RemoteAddr); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			http.Error(w, fmt.Sprintf("metrics: at most %d scrapes a second from one address", time.Second/scrapeEvery), http.StatusTooManyRequests)
+			return
+		}
+		prom.ServeHTTP(w, r)
 	})
 	if token == "" {
 		return h

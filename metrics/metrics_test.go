@@ -260,3 +260,38 @@ func TestStoreDatabaseSize(t *testing.T) {
 		t.Error("greenlane_presells_open missing on a store database")
 	}
 }
+
+// TestScrapesPerAddressAreBounded: without a token anyone may scrape, and
+// a scrape costs the lane real CPU: an address scraping in a loop gets its
+// burst, then 429 with Retry-After; another address is not held back.
+func TestScrapesPerAddressAreBounded(t *testing.T) {
+	l := newLane(t)
+	h := metrics.New(metrics.Parts{DB: l.DB, Server: l.Server}).Handler("", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	scrape := func(remote string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	ok, refused := 0, 0
+	for range 60 {
+		switch w := scrape("10.0.0.7:4000"); w.Code {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			refused++
+			if w.Header().Get("Retry-After") == "" {
+				t.Fatal("a refused scrape does not say when to come back")
+			}
+		default:
+			t.Fatalf("scrape: %d %s", w.Code, w.Body)
+		}
+	}
+	if ok < 20 || refused == 0 {
+		t.Fatalf("60 scrapes in a loop from one address: %d answered, %d refused; want the burst of 20 answered, then refusals", ok, refused)
+	}
+	if w := scrape("10.0.0.8:4000"); w.Code != http.StatusOK {
+		t.Fatalf("another address's scrape: %d", w.Code)
+	}
+}

@@ -20,28 +20,35 @@ import (
 // the lane down: failed logins per address, requests per socket, sockets
 // per lane, firehoses per socket. Token buckets come from x/time/rate.
 
-// loginGuard counts failed logins per remote address.
-type loginGuard struct {
-	every time.Duration // one more attempt is allowed per every
+// AddrLimiter is a token bucket per remote address (its host, without the
+// port): a burst, then one more every so often. Addresses idle long enough
+// to have their whole burst back are forgotten, and at most 10,000 are
+// kept. The lane counts failed logins with one; /metrics, which needs no
+// key, bounds each address's scrapes with another.
+type AddrLimiter struct {
+	every time.Duration // one more is allowed per every
 	burst int
 
 	mu      sync.Mutex
-	byAddr  map[string]*guardEntry
+	byAddr  map[string]*limitEntry
 	lastGC  time.Time
 	maxAddr int
 }
 
-type guardEntry struct {
+type limitEntry struct {
 	lim  *rate.Limiter
 	seen time.Time
 }
 
-func newLoginGuard(perMinute int) *loginGuard {
-	if perMinute <= 0 {
-		perMinute = 1
-	}
-	return &loginGuard{every: time.Minute / time.Duration(perMinute), burst: perMinute,
-		byAddr: map[string]*guardEntry{}, maxAddr: 10000}
+// NewAddrLimiter allows each address burst at once, then one per every.
+func NewAddrLimiter(every time.Duration, burst int) *AddrLimiter {
+	return &AddrLimiter{every: every, burst: max(burst, 1), byAddr: map[string]*limitEntry{}, maxAddr: 10000}
+}
+
+// newLoginGuard counts failed logins: perMinute an address, as a burst.
+func newLoginGuard(perMinute int) *AddrLimiter {
+	perMinute = max(perMinute, 1)
+	return NewAddrLimiter(time.Minute/time.Duration(perMinute), perMinute)
 }
 
 // host is the address part of a remote "host:port".
@@ -52,43 +59,41 @@ func host(remote string) string {
 	return remote
 }
 
-// failed records a failed login from remote. Within the address's budget
-// it answers 0; past it, the time until the next failed attempt would be
-// within budget again, which the refusal tells the client. Only failures
-// are counted and slowed: a correct key is checked and let in whatever its
-// address did before.
-func (g *loginGuard) failed(remote string) time.Duration {
+// Take takes one from remote's bucket. It answers 0 when there was one;
+// otherwise how long until there will be, which a refusal tells the
+// client (Retry-After).
+func (l *AddrLimiter) Take(remote string) time.Duration {
 	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	h := host(remote)
-	e, ok := g.byAddr[h]
+	e, ok := l.byAddr[h]
 	if !ok {
-		g.gcLocked(now)
-		e = &guardEntry{lim: rate.NewLimiter(rate.Every(g.every), g.burst)}
-		g.byAddr[h] = e
+		l.gcLocked(now)
+		e = &limitEntry{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		l.byAddr[h] = e
 	}
 	e.seen = now
 	if e.lim.AllowN(now, 1) {
 		return 0
 	}
-	// The bucket refills one attempt per every; what is missing of the
-	// next whole token is the wait.
+	// The bucket refills one per every; what is missing of the next whole
+	// token is the wait.
 	missing := 1 - e.lim.TokensAt(now)
-	return time.Duration(missing * float64(g.every))
+	return time.Duration(missing * float64(l.every))
 }
 
 // gcLocked forgets addresses idle long enough to have their full
 // allowance back, and caps the table's size.
-func (g *loginGuard) gcLocked(now time.Time) {
-	if len(g.byAddr) < g.maxAddr && now.Sub(g.lastGC) < time.Minute {
+func (l *AddrLimiter) gcLocked(now time.Time) {
+	if len(l.byAddr) < l.maxAddr && now.Sub(l.lastGC) < time.Minute {
 		return
 	}
-	g.lastGC = now
-	full := g.every * time.Duration(g.burst)
-	for h, e := range g.byAddr {
-		if now.Sub(e.seen) > full || len(g.byAddr) >= g.maxAddr {
-			delete(g.byAddr, h)
+	l.lastGC = now
+	full := l.every * time.Duration(l.burst)
+	for h, e := range l.byAddr {
+		if now.Sub(e.seen) > full || len(l.byAddr) >= l.maxAddr {
+			delete(l.byAddr, h)
 		}
 	}
 }
@@ -127,12 +132,12 @@ type keyRate struct {
 	burst int
 
 	mu     sync.Mutex
-	byKey  map[string]*guardEntry
+	byKey  map[string]*limitEntry
 	lastGC time.Time
 }
 
 func newKeyRate(perSecond float64, burst int) *keyRate {
-	return &keyRate{limit: rate.Limit(perSecond), burst: burst, byKey: map[string]*guardEntry{}}
+	return &keyRate{limit: rate.Limit(perSecond), burst: burst, byKey: map[string]*limitEntry{}}
 }
 
 // allow takes one request from the bucket of the key c acts as, and says
@@ -147,7 +152,7 @@ func (k *keyRate) allow(c *protocol.Caller) bool {
 	e, ok := k.byKey[c.KeyID]
 	if !ok {
 		k.gcLocked(now)
-		e = &guardEntry{lim: rate.NewLimiter(k.limit, k.burst)}
+		e = &limitEntry{lim: rate.NewLimiter(k.limit, k.burst)}
 		k.byKey[c.KeyID] = e
 	}
 	e.seen = now

@@ -36,7 +36,7 @@ type Server struct {
 	started  time.Time
 	hub      *firehose.Hub
 	writer   *lanedb.Writer
-	logins   *loginGuard
+	logins   *AddrLimiter // failed logins (a correct key is always let in)
 	keyRate  *keyRate
 	// strangerLines bounds the log lines of callers without a key.
 	strangerLines *lineBudget

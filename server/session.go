@@ -120,7 +120,9 @@ func (s *Server) logIn(ctx context.Context, sess session, cur protocol.Caller, a
 		if key != nil { // revoked: the key is known
 			name = key.Name
 		}
-		if wait := s.logins.failed(cur.Remote); wait > 0 {
+		// Only failures are counted and slowed: a correct key is checked
+		// and let in whatever its address did before.
+		if wait := s.logins.Take(cur.Remote); wait > 0 {
 			err := rateLimitedLogin(wait)
 			s.loginRefused(cur, name, err)
 			return cur, err
