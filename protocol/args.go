@@ -86,7 +86,7 @@ func decodeV(v json.RawMessage, dst any, strict string) error {
 			return err
 		}
 	}
-	if len(v) > 0 && !decodedAsSent(v, dst, strict != "") {
+	if len(v) > 0 && !decodedAsSent(v, dst) {
 		if err := decodeLongRoad(v, dst); err != nil {
 			return err
 		}
@@ -163,19 +163,13 @@ func memberNames(v json.RawMessage) (names []string, ok bool) {
 }
 
 // decodedAsSent decodes v into dst in one pass, for the usual request:
-// every number sent as a number and, when strict, every member a field of
-// dst (nested ones too, which only tightens it). It reports false, with
-// dst zeroed again, for anything else: a number sent as text, an unknown
-// member, a wrong type, malformed JSON. decodeV then takes
-// decodeLongRoad, which accepts the same requests with the same result
-// and says what is wrong with the rest. (That road reads v up to three
-// times, and nearly every request is of the usual kind.)
-func decodedAsSent(v json.RawMessage, dst any, strict bool) bool {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if dec.Decode(dst) == nil {
+// every number sent as a number. It reports false, with dst zeroed again,
+// for anything else: a number sent as text, a wrong type, malformed JSON.
+// decodeV then takes decodeLongRoad, which accepts the same requests with
+// the same result and says what is wrong with the rest. (That road reads
+// v twice more, and nearly every request is of the usual kind.)
+func decodedAsSent(v json.RawMessage, dst any) bool {
+	if json.NewDecoder(bytes.NewReader(v)).Decode(dst) == nil {
 		return true
 	}
 	reflect.ValueOf(dst).Elem().SetZero()

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -427,5 +428,48 @@ func TestDecodeStrictV(t *testing.T) {
 				t.Fatalf("lenient DecodeV refused an unknown field: %v", err)
 			}
 		})
+	}
+}
+
+// TestDecodeVOnePassAgreesWithTheLongRoad: for every kind of v, decodeV
+// (which tries one plain pass first) ends with the same value and the same
+// error as the long road alone (after the exact-names check when strict),
+// strict or not.
+func TestDecodeVOnePassAgreesWithTheLongRoad(t *testing.T) {
+	for _, v := range []string{
+		`{"ticket":12,"price":"3.50","name":"x"}`,
+		`{"ticket":"12"}`,
+		`{"TICKET":12}`,
+		`{"ticket":12,"extra":1}`,
+		`{"outer":{"inner":2,"extra":1}}`,
+		`{"outer":{"inner":"2"}}`,
+		`{"items":[{"inner":1},{"inner":"2"}]}`,
+		`{"pid":3}`, `{"pid":[3,4]}`, `{"pid":"3"}`,
+		`{"ticket":1,"ticket":2}`, `{"ticket":1,"ticket":"2"}`, `{"ticket":"1","ticket":2}`,
+		`{"ticket":"twelve"}`, `{"ticket":1.5}`, `{"qty":null}`, `{"name":5}`, `{"seq":"4"}`,
+		`null`, `[]`, `"x"`, `{`, `{"ticket":12} trailing`,
+	} {
+		for _, strict := range []string{"", "fd1.test"} {
+			t.Run(fmt.Sprintf("%s/%q", v, strict), func(t *testing.T) {
+				var got, want argsTestNumbers
+				gotErr := protocol.DecodeVRoads(json.RawMessage(v), &got, strict)
+				var wantErr error
+				if strict != "" {
+					wantErr = protocol.ExactMembers(json.RawMessage(v), reflect.TypeOf(&want), strict)
+				}
+				if wantErr == nil {
+					wantErr = protocol.DecodeLongRoad(json.RawMessage(v), &want)
+				}
+				if wantErr == nil {
+					wantErr = protocol.Validate("v", &want)
+				}
+				if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+					t.Fatalf("error %v, the long road says %v", gotErr, wantErr)
+				}
+				if wantErr == nil && !reflect.DeepEqual(got, want) {
+					t.Fatalf("decoded %+v, the long road %+v", got, want)
+				}
+			})
+		}
 	}
 }
