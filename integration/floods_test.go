@@ -106,15 +106,29 @@ func TestFloodOfSocketsThatNeverLogIn(t *testing.T) {
 	if ws == nil {
 		t.Fatalf("a tablet once 24 sockets wait to log in: status %d %q", status, body)
 	}
-	if ce := closeOf(t, held[0]); ce.Code != websocket.ClosePolicyViolation || ce.Text != "log in first" {
-		t.Fatalf("the oldest waiting socket was closed with %d %q, want 1008 \"log in first\"", ce.Code, ce.Text)
-	}
-	late := &conn{t: t, ws: ws}
-	if r := late.call(loginPacket(tablet)); r.Error != nil {
-		t.Fatalf("tablet login at the lane-wide cap: %s", r.raw)
-	}
-	late.ping()
+	wantClosedForRoom(t, held[0], "the oldest waiting socket")
+	logsIn(t, ws, tablet, "at the lane-wide cap")
 	tc.ping()
+}
+
+// wantClosedForRoom fails unless the lane closed ws, which, with 1008
+// "log in first": to make room for another socket.
+func wantClosedForRoom(t *testing.T, ws *websocket.Conn, which string) {
+	t.Helper()
+	if ce := closeOf(t, ws); ce.Code != websocket.ClosePolicyViolation || ce.Text != "log in first" {
+		t.Fatalf("%s was closed with %d %q, want 1008 \"log in first\"", which, ce.Code, ce.Text)
+	}
+}
+
+// logsIn logs ws in with key and pings it, failing the test, saying when,
+// if either is refused.
+func logsIn(t *testing.T, ws *websocket.Conn, key, when string) {
+	t.Helper()
+	c := &conn{t: t, ws: ws}
+	if r := c.call(loginPacket(key)); r.Error != nil {
+		t.Fatalf("login %s: %s", when, r.raw)
+	}
+	c.ping()
 }
 
 // TestRoomComesFromTheBusiestAddress: when the lane is full of sockets
@@ -145,14 +159,8 @@ func TestRoomComesFromTheBusiestAddress(t *testing.T) {
 	if ws, status, body := floodDial(t, l, "127.0.0.11", nil); ws == nil {
 		t.Fatalf("a socket once 12 wait to log in: status %d %q", status, body)
 	}
-	if ce := closeOf(t, busiest[0]); ce.Code != websocket.ClosePolicyViolation || ce.Text != "log in first" {
-		t.Fatalf("the busiest address's oldest socket was closed with %d %q, want 1008 \"log in first\"", ce.Code, ce.Text)
-	}
-	dc := &conn{t: t, ws: device}
-	if r := dc.call(loginPacket(tablet)); r.Error != nil {
-		t.Fatalf("the device's login after the flood filled the lane: %s", r.raw)
-	}
-	dc.ping()
+	wantClosedForRoom(t, busiest[0], "the busiest address's oldest socket")
+	logsIn(t, device, tablet, "of the device once the flood filled the lane")
 }
 
 func TestLoginDeadline(t *testing.T) {
