@@ -23,8 +23,9 @@ import (
 // AddrLimiter is a token bucket per remote address (its host, without the
 // port): a burst, then one more every so often. Addresses idle long enough
 // to have their whole burst back are forgotten, and at most 10,000 are
-// kept. The lane counts failed logins with one; /metrics, which needs no
-// key, bounds each address's scrapes with another.
+// kept. The lane counts failed logins with one and strangers' log lines
+// with another (lineBudget); /metrics, which needs no key, bounds each
+// address's scrapes with a third.
 type AddrLimiter struct {
 	every time.Duration // one more is allowed per every
 	burst int
@@ -36,8 +37,9 @@ type AddrLimiter struct {
 }
 
 type limitEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
+	lim     *rate.Limiter
+	seen    time.Time
+	refused int64 // since the last one taken
 }
 
 // NewAddrLimiter allows each address burst at once, then one per every.
@@ -63,7 +65,14 @@ func host(remote string) string {
 // otherwise how long until there will be, which a refusal tells the
 // client (Retry-After).
 func (l *AddrLimiter) Take(remote string) time.Duration {
-	now := time.Now()
+	wait, _ := l.take(remote, time.Now(), nil)
+	return wait
+}
+
+// take is Take at now that, when the address's bucket has one, also asks
+// also (nil: nothing more), a refusal by either counting as one. Once one
+// is taken, refused says how many the address was refused since its last.
+func (l *AddrLimiter) take(remote string, now time.Time, also func(now time.Time) bool) (wait time.Duration, refused int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h := host(remote)
@@ -74,13 +83,19 @@ func (l *AddrLimiter) Take(remote string) time.Duration {
 		l.byAddr[h] = e
 	}
 	e.seen = now
-	if e.lim.AllowN(now, 1) {
-		return 0
+	if !e.lim.AllowN(now, 1) {
+		e.refused++
+		// The bucket refills one per every; what is missing of the next
+		// whole token is the wait.
+		missing := 1 - e.lim.TokensAt(now)
+		return time.Duration(missing * float64(l.every)), 0
 	}
-	// The bucket refills one per every; what is missing of the next whole
-	// token is the wait.
-	missing := 1 - e.lim.TokensAt(now)
-	return time.Duration(missing * float64(l.every))
+	if also != nil && !also(now) {
+		e.refused++
+		return l.every, 0
+	}
+	refused, e.refused = e.refused, 0
+	return 0, refused
 }
 
 // gcLocked forgets addresses idle long enough to have their full

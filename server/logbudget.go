@@ -5,7 +5,6 @@ import (
 	"log"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,19 +22,9 @@ import (
 // from many. A line over budget is left out and counted: the address's
 // next line says how many were (left_out), and the total is a metric.
 type lineBudget struct {
+	perAddr *AddrLimiter
 	total   *rate.Limiter
 	leftOut atomic.Int64
-
-	mu      sync.Mutex
-	byAddr  map[string]*budgetEntry
-	lastGC  time.Time
-	maxAddr int
-}
-
-type budgetEntry struct {
-	lim     *rate.Limiter
-	leftOut int64
-	seen    time.Time
 }
 
 const (
@@ -51,55 +40,20 @@ const (
 
 func newLineBudget() *lineBudget {
 	return &lineBudget{
+		perAddr: NewAddrLimiter(addrLineEvery, addrLineBurst),
 		total:   rate.NewLimiter(laneLinesPerSecond, 20*laneLinesPerSecond),
-		byAddr:  map[string]*budgetEntry{},
-		maxAddr: 10000,
 	}
 }
 
 // take reports whether a line about remote may be written at now and, if
 // so, how many of the address's lines were left out since its last one.
 func (b *lineBudget) take(remote string, now time.Time) (ok bool, leftOut int64) {
-	h := host(remote)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e, known := b.byAddr[h]
-	if !known {
-		b.gcLocked(now)
-		if len(b.byAddr) >= b.maxAddr {
-			b.leftOut.Add(1) // too many addresses at once: none of them is remembered
-			return false, 0
-		}
-		e = &budgetEntry{lim: rate.NewLimiter(rate.Every(addrLineEvery), addrLineBurst)}
-		b.byAddr[h] = e
-	}
-	e.seen = now
-	if !e.lim.AllowN(now, 1) || !b.total.AllowN(now, 1) {
-		e.leftOut++
+	wait, leftOut := b.perAddr.take(remote, now, func(now time.Time) bool { return b.total.AllowN(now, 1) })
+	if wait > 0 {
 		b.leftOut.Add(1)
 		return false, 0
 	}
-	leftOut, e.leftOut = e.leftOut, 0
 	return true, leftOut
-}
-
-// gcLocked forgets addresses quiet long enough to have their whole burst
-// back and nothing left out to tell, at most once a minute unless the
-// table is full. One with lines left out is kept for their count for ten
-// minutes, less when the table is full (the total still counts them).
-func (b *lineBudget) gcLocked(now time.Time) {
-	full := len(b.byAddr) >= b.maxAddr
-	if !full && now.Sub(b.lastGC) < time.Minute {
-		return
-	}
-	b.lastGC = now
-	refill := addrLineBurst * addrLineEvery
-	for h, e := range b.byAddr {
-		quiet := now.Sub(e.seen)
-		if quiet > 10*time.Minute || quiet > refill && (e.leftOut == 0 || full) {
-			delete(b.byAddr, h)
-		}
-	}
 }
 
 // logStranger writes a line about something a caller without a key did

@@ -17,8 +17,8 @@ import (
 
 // TestLineBudget: an address gets its burst of lines, then one every
 // addrLineEvery; the line after a gap says how many were left out; all
-// addresses share the lane-wide rate; a full table remembers no new
-// address.
+// addresses share the lane-wide rate. (The table of addresses is
+// AddrLimiter's: TestLoginGuardForgetsIdleAddresses.)
 func TestLineBudget(t *testing.T) {
 	t0 := time.Now()
 	type step struct {
@@ -75,21 +75,6 @@ func TestLineBudget(t *testing.T) {
 		}
 		if got := b.leftOut.Load(); got != int64(2000-written) {
 			t.Fatalf("left out %d, want %d", got, 2000-written)
-		}
-	})
-
-	t.Run("full table", func(t *testing.T) {
-		b := newLineBudget()
-		b.maxAddr = 3
-		b.total = nil // not reached: the table refuses first
-		for i := range 3 {
-			b.byAddr[fmt.Sprintf("10.2.0.%d", i)] = &budgetEntry{seen: t0, leftOut: 1}
-		}
-		if ok, _ := b.take("10.3.0.1:1", t0); ok {
-			t.Fatal("a new address was remembered in a full table")
-		}
-		if len(b.byAddr) != 3 {
-			t.Fatalf("%d addresses remembered, want 3", len(b.byAddr))
 		}
 	})
 }
