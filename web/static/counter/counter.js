@@ -25,7 +25,7 @@ let busy = false;
 // before then releases it. One Esc must not put a paid-for presell back in
 // the list, where it reads as one nobody has paid for yet.
 let releaseArmed = { physkey: "", until: 0 };
-const releaseConfirmFor = 5000; // ms the second Esc has to come
+const confirmFor = 5000; // ms a second press (Esc, Reverse) has to come
 // reverseArmed is the payment a first Reverse press offered to reverse,
 // and when that offer lapses: a second press before then reverses it. One
 // slip of the mouse must not take a payment off while its money stays in
@@ -479,7 +479,7 @@ function reversePayment(p) {
   const pk = sale.physkey;
   const amount = money(p.amount);
   if (!(reverseArmed.physkey === pk && reverseArmed.seq === p.sequence && Date.now() < reverseArmed.until)) {
-    reverseArmed = { physkey: pk, seq: p.sequence, until: Date.now() + releaseConfirmFor };
+    reverseArmed = { physkey: pk, seq: p.sequence, until: Date.now() + confirmFor };
     return say(S.reverseConfirm(amount, db(p.typename)), "warn");
   }
   reverseArmed = { physkey: "", seq: 0, until: 0 };
@@ -519,7 +519,7 @@ function release() {
   const paid = Number(sale.paid) > 0 || (sale.payments || []).length > 0;
   const pk = sale.physkey;
   if (paid && !(releaseArmed.physkey === pk && Date.now() < releaseArmed.until)) {
-    releaseArmed = { physkey: pk, until: Date.now() + releaseConfirmFor };
+    releaseArmed = { physkey: pk, until: Date.now() + confirmFor };
     say(S.releasePaidConfirm(sale.ticket, money(sale.paid)), "warn");
     return;
   }

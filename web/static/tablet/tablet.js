@@ -1287,7 +1287,9 @@ window.addEventListener("hashchange", () => {
   if (!/(?:^#|&)key=/.test(location.hash)) return;
   keyFromFragment();
   state.repair = false;
-  start();
+  // Pairing here is using the tablet here.
+  if (state.elsewhere) useHere();
+  else start();
 });
 claimTablet();
 queue
