@@ -455,3 +455,43 @@ func TestBrowserDisplayCustomerName(t *testing.T) {
 	}
 	browserLog(ctx).wantNoErrors(t)
 }
+
+// TestBrowserDisplayKeepsTheCounterSale: a lane-wide display (no tablet
+// given) faces the counter. While the counter works on a recalled presell,
+// a tablet building the next order does not take the screen; the thank-you
+// with the change due runs its time though a tablet taps meanwhile; then
+// the order that moved last shows.
+func TestBrowserDisplayKeepsTheCounterSale(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	displayKey := l.newKey("display-1", "display")
+	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	counter := l.login("", l.newKey("counter-1", "counter"), "")
+	ctx := newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey),
+		waitText("#display", "Welcome"),
+	)
+	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 2}) // $11.00
+	parked := sale(t, tab, sbA+"sale_park", pk, nil)
+	sale(t, counter, presellA+"recall", nil, map[string]any{"ticket": parked["ticket"]})
+	browserRun(t, ctx, waitText("#total", "$11.00"))
+
+	// The next customer's order on the tablet: the counter's sale stays.
+	next := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, tab, sbA+"sale_add_product", next, map[string]any{"pid": 1004, "qty": 1}) // $4.80
+	time.Sleep(500 * time.Millisecond) // what is checked is that the screen did not change
+	browserRun(t, ctx, waitText("#total", "$11.00"))
+
+	// Paid and completed: the thank-you with the change stays while the
+	// tablet taps again, then the tablet's order shows.
+	sale(t, counter, sbA+"sale_add_payment", pk, map[string]any{"type": 1, "amount": 20})
+	sale(t, counter, sbA+"salesbuilder_complete", pk, nil)
+	browserRun(t, ctx, waitText("#thanks", "Thank you"), waitText("#display", "$9.00"))
+	sale(t, tab, sbA+"sale_add_product", next, map[string]any{"pid": 1004, "qty": 1}) // $9.60
+	time.Sleep(500 * time.Millisecond)
+	browserRun(t, ctx, waitText("#thanks", "Thank you"), waitText("#display", "$9.00"))
+	browserRun(t, ctx, waitText("#total", "$9.60"))
+	browserLog(ctx).wantNoErrors(t)
+}

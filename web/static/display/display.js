@@ -19,6 +19,9 @@ const app = document.getElementById("app");
 let info = null; // fd1.customerdisplay.get_info's data
 let shown = null; // the sale on screen (a custdisp body), or null: idle
 let thanksTimer = 0;
+// next: the latest other sale that moved while a thank-you was on screen,
+// shown once it has run.
+let next = null;
 let parkedTimer = 0;
 const view = {};
 
@@ -76,10 +79,16 @@ function notPaired(message) {
   );
 }
 
+// atCounter tells whether a counter is working on the sale: one it
+// recalled, or its own. That sale is in front of the customer watching a
+// lane-wide display; one a tablet is building is not.
+const atCounter = (v) => !!(v && v.source && v.source.holder && v.source.holder !== v.source.tablet);
+
 // onEvent takes one custdisp body. A sale that is finished clears the
 // screen: completed ones after a thank-you, voided ones at once.
 function onEvent(v) {
   const status = v.status;
+  if (next && next.salephyskey === v.salephyskey) next = status === "active" || status === "parked" ? v : null;
   if (status === "idle") {
     // The lane's idle follows a completion or a void; a thank-you on
     // screen keeps its few seconds.
@@ -90,10 +99,12 @@ function onEvent(v) {
   if (status === "complete") {
     if (shown && shown.salephyskey !== v.salephyskey && shown.status === "active") return;
     clearTimeout(thanksTimer);
+    next = null;
     setShown(v);
     thanksTimer = setTimeout(() => {
       thanksTimer = 0;
-      if (shown && shown.status === "complete") setShown(null);
+      if (shown && shown.status === "complete") setShown(next);
+      next = null;
     }, thanksFor);
     return;
   }
@@ -101,16 +112,21 @@ function onEvent(v) {
     if (shown && shown.salephyskey === v.salephyskey) setShown(null);
     return;
   }
-  // active or parked. On a lane-wide display several sales move at once:
-  // the one being paid, or being built, keeps the screen from another
-  // sale that was merely parked or started elsewhere.
-  if (shown && shown.salephyskey !== v.salephyskey && shown.status === "active") {
-    if ((shown.payments || []).length || status === "parked") return;
-  }
-  // A new sale takes the screen; a thank-you is cut short.
-  if (thanksTimer) {
-    clearTimeout(thanksTimer);
-    thanksTimer = 0;
+  // active or parked. On a lane-wide display several sales move at once.
+  if (shown && shown.salephyskey !== v.salephyskey) {
+    // A thank-you runs its time (the customer may be reading the change
+    // due); the sale that moved last is shown after it.
+    if (thanksTimer) {
+      next = v;
+      return;
+    }
+    // The sale at the counter keeps the screen from one a tablet is
+    // building; the one being paid, or being built, keeps it from
+    // another that was merely parked or started elsewhere.
+    if (shown.status === "active") {
+      if (atCounter(shown) && !atCounter(v)) return;
+      if ((shown.payments || []).length || status === "parked") return;
+    }
   }
   setShown(v);
 }
