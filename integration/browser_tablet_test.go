@@ -1108,3 +1108,27 @@ func TestBrowserTabletOnePageAtATime(t *testing.T) {
 	}
 	wantNoErrorsBut(t, browserLog(first), lanesDown...)
 }
+
+// TestBrowserTabletSubmittedOnAnotherDevice: the same tablet key on a
+// second device submits the order this page is building. The next tap
+// here is refused as submitted, and the page then shows the ticket (with
+// Next customer), not an order every tap of which is refused.
+func TestBrowserTabletSubmittedOnAnotherDevice(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	key := l.newKey("tablet-1", "presell")
+	ctx := newBrowser(t)
+	browserRun(t, ctx, setViewport(desktopWidth))
+	pairTablet(t, ctx, l.addr, key)
+	browserRun(t, ctx, landed(tabFlatWhite, "Flat White"))
+	other := l.login(presellQuery, key, "")
+	parked := sale(t, other, sbA+"sale_park", tabletSale(t, ctx), nil)
+	ticket := fmt.Sprint(num(parked["ticket"]))
+	browserRun(t, ctx,
+		chromedp.Click(chromedp.CSS(tabLatte)),
+		waitText("#errors", "This order was submitted as ticket #"+ticket),
+		waitText("#ticket-number", ticket),
+		waitText("#ticket", "Next customer"),
+	)
+	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
+}

@@ -275,6 +275,9 @@ async function loadPending() {
 const retryLater = new Set(["offline", "unavailable", "rate_limited"]);
 
 let flushing = false;
+// ticketWanted: a change to the current sale was refused because the sale
+// was submitted; flush shows its ticket once it is done.
+let ticketWanted = false;
 let retryTimer = 0;
 
 // holds reports whether a refusal of c must stop the changes of its sale
@@ -335,6 +338,10 @@ async function flush() {
         await queue.remove(c.id);
         settled(c);
         showError(c.label, e);
+        // Submitted meanwhile (this key's other device did it): once the
+        // taps made here are all answered, the page shows its ticket
+        // rather than an order that takes no more changes.
+        if (submittedElsewhere(e) && c.sale === state.sale) ticketWanted = true;
         continue;
       }
       state.refusedFor = { n: 0, e: null };
@@ -345,7 +352,17 @@ async function flush() {
     flushing = false;
     await loadPending();
     if (!state.pending.length) refreshPresellsSoon();
+    if (ticketWanted) {
+      ticketWanted = false;
+      await reloadSale();
+    }
   }
+}
+
+// submittedElsewhere reports whether a refusal says the change's sale was
+// submitted as a presell, here or on another device with this key.
+function submittedElsewhere(e) {
+  return e.code === "conflict" && /submitted as presell ticket \d+/.test(e.message || "");
 }
 
 // gone reports whether a refusal says the change's sale takes no more
