@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -172,9 +173,11 @@ func TestBrowserCounter(t *testing.T) {
 	}
 
 	// Void needs a reason, and is refused while the sale holds a payment:
-	// the cashier is told to reverse it first, reverses it, and voids.
+	// the cashier is told to reverse it first, reverses it, and voids. The
+	// ticket is recalled by its words as a customer says them, a space
+	// between.
 	browserRun(t, ctx,
-		chromedp.KeyEvent(p3["ticket_word"].(string)+kb.Enter),
+		chromedp.KeyEvent(strings.ToUpper(strings.Replace(p3["ticket_word"].(string), "-", " ", 1))+kb.Enter),
 		waitText("#sale-title", "Ticket #"+t3),
 		typeInto("#amount", "2"),
 		chromedp.KeyEvent(kb.F3),

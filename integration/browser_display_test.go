@@ -481,7 +481,9 @@ func TestBrowserDisplayKeepsTheCounterSale(t *testing.T) {
 	// The next customer's order on the tablet: the counter's sale stays.
 	next := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
 	sale(t, tab, sbA+"sale_add_product", next, map[string]any{"pid": 1004, "qty": 1}) // $4.80
-	time.Sleep(500 * time.Millisecond) // what is checked is that the screen did not change
+	// Give the event time to arrive: what is checked is that the screen
+	// did not change.
+	time.Sleep(500 * time.Millisecond)
 	browserRun(t, ctx, waitText("#total", "$11.00"))
 
 	// Paid and completed: the thank-you with the change stays while the

@@ -315,7 +315,10 @@ function recallArgs(text) {
   // "#12" as the list, the display and the ticket write it.
   const t = text.trim().replace(/^#\s*(?=\d)/, "");
   if (/^\d{1,4}$/.test(t)) return Number(t) >= 1 ? { ticket: Number(t) } : null;
-  if (/^[a-z]+-[a-z]+$/i.test(t)) return { word: t.toLowerCase() };
+  // Two words, as the ticket writes them or as a customer says them
+  // ("amber apple"): any spaces or dashes between them.
+  const w = /^([a-z]+)[\s-]+([a-z]+)$/i.exec(t);
+  if (w) return { word: `${w[1]}-${w[2]}`.toLowerCase() };
   if (/^[A-Za-z0-9]{1,64}$/.test(t)) return { barcode: t };
   return null;
 }
