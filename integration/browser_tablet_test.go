@@ -1050,6 +1050,9 @@ func TestBrowserTabletHeldOrderLetsOthersSubmit(t *testing.T) {
 		waitText("#grid", "Flat White"),
 		chromedp.Click(chromedp.CSS(tabCroissant)),
 		waitText("#errors", "This tablet already has 2 open orders"),
+		// An order being built has no words yet: a counter could not
+		// recall it by them.
+		waitText(`#presells li[data-physkey="`+building+`"]`, "being built$5.50"),
 		chromedp.Click(chromedp.CSS(`#presells li[data-physkey="`+building+`"] button`)),
 		waitText("#lines", "Latte"),
 		chromedp.WaitEnabled(chromedp.CSS("#submit")),

@@ -1119,9 +1119,9 @@ function renderPresells() {
         el(
           "span",
           { class: "grow" },
-          p.ticket != null ? S.presellSubmitted(p.ticket) : S.presellBuilding,
-          " · ",
-          db(p.ticket_word || p.physkey_random_no_word),
+          // An order being built has no ticket yet: no words either, which
+          // a counter would be asked to recall and could not.
+          p.ticket != null ? [S.presellSubmitted(p.ticket), " · ", db(p.ticket_word)] : S.presellBuilding,
           p.atCounter ? [" · ", ...(p.claimed_by ? S.presellWith(db(p.claimed_by)) : [S.presellQueued])] : null
         ),
         el("span", { class: "money" }, money(p.saletotal)),
