@@ -126,6 +126,8 @@ func TestBrowserCounter(t *testing.T) {
 		waitText("#change", "$2.80"),
 		waitText("#payments", "Cash"),
 	)
+	// The typed amount is spent: the next scan goes to the scan field.
+	wantPage(t, ctx, "focus back in the scan field after a typed tender", `document.activeElement === document.getElementById("scan")`)
 	saveScreen(t, ctx, "counter-paid")
 	// At phone width the sale comes first and nothing is wider than the screen.
 	browserRun(t, ctx, setViewport(phoneWidth), waitText("#change", "$2.80"))

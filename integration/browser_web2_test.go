@@ -119,11 +119,11 @@ func TestBrowserCounterCashier(t *testing.T) {
 		t.Errorf("ticket %s is still claimed after ticket %s was recalled in its place", t2, t1)
 	}
 
-	// "10" typed where the focus is, then F2: $10 cash, and the field is
-	// empty for the next scan.
-	browserRun(t, ctx, chromedp.KeyEvent("10"), chromedp.KeyEvent(kb.F2), waitText("#paid", "$10.00"), waitText("#payments", "Cash"))
+	// "$10" typed where the focus is (money written as the screen writes
+	// it), then F2: $10 cash, and the field is empty for the next scan.
+	browserRun(t, ctx, chromedp.KeyEvent("$10"), chromedp.KeyEvent(kb.F2), waitText("#paid", "$10.00"), waitText("#payments", "Cash"))
 	if got := paid(p1["physkey"]); got != "1×1000" {
-		t.Fatalf("payments after 10 and F2: %s, want one of $10.00", got)
+		t.Fatalf("payments after $10 and F2: %s, want one of $10.00", got)
 	}
 	if !pageTrue(t, ctx, `document.getElementById("scan").value === ""`) {
 		t.Error("the typed amount stayed in the scan field after it was paid")

@@ -413,11 +413,12 @@ function beat() {
 // --- tender, complete, release, void ---
 
 // readAmount reads a typed amount exactly: digits with at most one "." and
-// two decimals ("10", "10.5", "22.66", ".50"). It returns cents, or NaN
-// for anything else ("20,50", "1.234", "abc", "$5"): a figure the page
-// would have to guess at is refused, never paid.
+// two decimals ("10", "10.5", "22.66", ".50"), after a $ if the cashier
+// writes one, as the screen writes money ("$10.50"). It returns cents, or
+// NaN for anything else ("20,50", "1.234", "abc"): a figure the page would
+// have to guess at is refused, never paid.
 function readAmount(text) {
-  const m = /^(\d*)(?:\.(\d{0,2}))?$/.exec(text);
+  const m = /^\$?\s*(\d*)(?:\.(\d{0,2}))?$/.exec(text);
   if (!m || !(m[1] || m[2])) return NaN;
   return Number(m[1] || "0") * 100 + Number((m[2] || "").padEnd(2, "0"));
 }
@@ -474,6 +475,9 @@ function pay(type, key, from) {
     if (field) field.value = "";
     quiet();
     updateSale(r);
+    // The amount is spent: the next scan (the next ticket, a card's
+    // slip) must not land in its field.
+    ui.scan.focus();
   }, "", "tender");
 }
 
