@@ -878,11 +878,12 @@ func TestBrowserTabletDoubleTapRemoveKeepsNextLine(t *testing.T) {
 
 // TestBrowserTabletCustomerSearchIgnoresAccents: staff type names as a
 // tablet's keyboard makes easy: "zoe" finds Zoë Tūhoe, "pomare" Tama
-// Pōmare and "oconnor" Liam O'Connor.
+// Pōmare and "oconnor" Liam O'Connor; and a phone number however it is
+// written: "021-482-3961" finds Aroha Ngata's 021 482 3961.
 func TestBrowserTabletCustomerSearchIgnoresAccents(t *testing.T) {
 	alongside(t)
 	_, ctx := desktopTablet(t)
-	for typed, found := range map[string]string{"zoe": "Zoë Tūhoe", "POMARE": "Tama Pōmare", "oconnor": "Liam O'Connor"} {
+	for typed, found := range map[string]string{"zoe": "Zoë Tūhoe", "POMARE": "Tama Pōmare", "oconnor": "Liam O'Connor", "021-482-3961": "Aroha Ngata", "(021) 4823961": "Aroha Ngata"} {
 		pageTrue(t, ctx, `(document.querySelector("#cust-q").value = "") === ""`)
 		browserRun(t, ctx,
 			typeInto("#cust-q", typed),

@@ -601,8 +601,11 @@ async function findCustomers(text) {
     // The lane's filters compare whole values; "part of a name" is matched
     // here, over the (capped) list the lane sends.
     const r = await lane.call("fd1.customers.get_customers", { qo: { cid: true, name: true, phone: true, discount: true } });
+    // A phone number matches however it is written: spaces, dashes,
+    // dots and brackets are left out on both sides.
+    const digits = (s) => String(s || "").replace(/[\s\-.()]/g, "");
     const rows = (r.data.rows || []).filter(
-      (c) => !text || fold(String(c.name || "")).includes(text) || String(c.phone || "").replace(/\s/g, "").includes(text.replace(/\s/g, ""))
+      (c) => !text || fold(String(c.name || "")).includes(text) || (digits(text) !== "" && digits(c.phone).includes(digits(text)))
     );
     state.customers = { note: rows.length ? "" : S.customerNoMatch, rows: rows.slice(0, 20) };
   } catch (e) {
