@@ -46,11 +46,20 @@ func pairTablet(t *testing.T, ctx context.Context, addr, key string) {
 // and pairs the tablet page with a new presell key, tablet-1.
 func desktopTablet(t *testing.T, flags ...string) (*lane, context.Context) {
 	t.Helper()
+	l, ctx, _ := desktopTabletKey(t, flags...)
+	return l, ctx
+}
+
+// desktopTabletKey is desktopTablet that also gives tablet-1's key, for a
+// test that uses it elsewhere too.
+func desktopTabletKey(t *testing.T, flags ...string) (*lane, context.Context, string) {
+	t.Helper()
 	l := startLane(t, flags...)
 	ctx := newBrowser(t)
 	browserRun(t, ctx, setViewport(desktopWidth))
-	pairTablet(t, ctx, l.addr, l.newKey("tablet-1", "presell"))
-	return l, ctx
+	key := l.newKey("tablet-1", "presell")
+	pairTablet(t, ctx, l.addr, key)
+	return l, ctx, key
 }
 
 // wantOrder fails the test unless the lane DB holds the lines want
@@ -678,11 +687,7 @@ func TestBrowserTabletHeldOrderDiscarded(t *testing.T) {
 // change sent, moving the grid by a line on every tap.)
 func TestBrowserTabletGridStaysPut(t *testing.T) {
 	alongside(t)
-	l := startLane(t)
-	key := l.newKey("tablet-1", "presell")
-	ctx := newBrowser(t)
-	browserRun(t, ctx, setViewport(desktopWidth))
-	pairTablet(t, ctx, l.addr, key)
+	_, ctx := desktopTablet(t)
 	browserRun(t, ctx, waitText("#banner", "connected to the lane"))
 	// Each change to the strip (text, class) records where the grid then is.
 	pageTrue(t, ctx, `(() => {
@@ -1119,11 +1124,7 @@ func TestBrowserTabletOnePageAtATime(t *testing.T) {
 // Next customer), not an order every tap of which is refused.
 func TestBrowserTabletSubmittedOnAnotherDevice(t *testing.T) {
 	alongside(t)
-	l := startLane(t)
-	key := l.newKey("tablet-1", "presell")
-	ctx := newBrowser(t)
-	browserRun(t, ctx, setViewport(desktopWidth))
-	pairTablet(t, ctx, l.addr, key)
+	l, ctx, key := desktopTabletKey(t)
 	browserRun(t, ctx, landed(tabFlatWhite, "Flat White"))
 	other := l.login(presellQuery, key, "")
 	parked := sale(t, other, sbA+"sale_park", tabletSale(t, ctx), nil)
