@@ -20,7 +20,11 @@ export class FD1Error extends Error {
 }
 
 const backoffFirst = 500; // ms before the first reconnect
-const backoffMost = 10000; // ms between attempts at most
+// ms between attempts at most: a lane restarted is back within seconds,
+// and staff waited up to 10 s more for a tablet that had backed off that
+// far. An attempt the lane refuses costs it a connection; the ±25% jitter
+// spreads a store's devices.
+const backoffMost = 3000;
 const callTimeout = 15000; // ms a request may wait for its reply
 
 // Lane is a connection that stays up. Events (addEventListener):
