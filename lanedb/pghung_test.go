@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -67,15 +66,8 @@ func TestPostgresStoppedLaneLosesTheJournalLock(t *testing.T) {
 // another lane holds the store's write lock, not that the store database
 // cannot be reached.
 func TestPostgresWriterSaysAnotherLaneHoldsTheLock(t *testing.T) {
-	u := freshPostgresDB(t) + "&connect_timeout=10"
+	u, _, w := shortBusyWriter(t)
 	ctx := context.Background()
-	db, err := Open(ctx, u, Options{BusyTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	w := db.NewWriter(WriterOptions{})
-	defer w.Close()
 	holder, err := pgx.Connect(ctx, u)
 	if err != nil {
 		t.Fatal(err)

@@ -171,23 +171,32 @@ func TestPostgresWriterUnavailableThenReconnects(t *testing.T) {
 	}
 }
 
+// shortBusyWriter opens a fresh store database whose batches may wait
+// 300ms (Options.BusyTimeout), and a writer on it; both close with the
+// test. u is the database's URL, for another program's connection.
+func shortBusyWriter(t *testing.T) (u string, db *DB, w *Writer) {
+	t.Helper()
+	// connect_timeout: the short busy timeout bounds the lock wait only,
+	// not connecting, which a loaded CI machine (the race and store passes
+	// at once) took longer than 300ms for.
+	u = freshPostgresDB(t) + "&connect_timeout=10"
+	db, err := Open(context.Background(), u, Options{BusyTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w = db.NewWriter(WriterOptions{})
+	t.Cleanup(w.Close)
+	return u, db, w
+}
+
 // A write that waits on a lock another program holds and never lets go
 // does not hold the writer: its batch is answered ErrUnavailable at the
 // batch deadline (Options.BusyTimeout), and once the lock is gone the
 // next write goes through.
 func TestPostgresWriterDoesNotHangOnALock(t *testing.T) {
-	// connect_timeout: the short busy timeout bounds the lock wait only,
-	// not connecting, which a loaded CI machine (the race and store passes
-	// at once) took longer than 300ms for.
-	u := freshPostgresDB(t) + "&connect_timeout=10"
+	u, _, w := shortBusyWriter(t)
 	ctx := context.Background()
-	db, err := Open(ctx, u, Options{BusyTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	w := db.NewWriter(WriterOptions{})
-	defer w.Close()
 	if err := w.Do(ctx, insertStaff(1)); err != nil {
 		t.Fatal(err)
 	}
