@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -344,15 +345,7 @@ func (g *gate) relay(c net.Conn) {
 // full (here with $4.50 change owed), the display says so.
 func TestBrowserDisplayReleasedPaidPresell(t *testing.T) {
 	alongside(t)
-	l := startLane(t)
-	displayKey := l.newKey("display-1", "display")
-	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
-	till := l.login("", l.newKey("counter-1", "counter"), "")
-	ctx := newBrowser(t)
-	browserRun(t, ctx,
-		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey+"&tablet=tablet-1"),
-		waitText("#display", "Welcome"),
-	)
+	_, tab, till, ctx := displayWatching(t, "&tablet=tablet-1")
 	p := presellFromTablet(t, tab, 0, soldLine{1001, 1}) // 5.50
 	k := p["physkey"].(string)
 	browserRun(t, ctx, waitText("#parked-note", "Please pay at the counter."))
@@ -463,15 +456,7 @@ func TestBrowserDisplayCustomerName(t *testing.T) {
 // the order that moved last shows.
 func TestBrowserDisplayKeepsTheCounterSale(t *testing.T) {
 	alongside(t)
-	l := startLane(t)
-	displayKey := l.newKey("display-1", "display")
-	tab := l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
-	counter := l.login("", l.newKey("counter-1", "counter"), "")
-	ctx := newBrowser(t)
-	browserRun(t, ctx,
-		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey),
-		waitText("#display", "Welcome"),
-	)
+	_, tab, counter, ctx := displayWatching(t, "")
 	pk := sale(t, tab, sbA+"sale_create", nil, nil)["physkey"].(string)
 	sale(t, tab, sbA+"sale_add_product", pk, map[string]any{"pid": 1006, "qty": 2}) // $11.00
 	parked := sale(t, tab, sbA+"sale_park", pk, nil)
@@ -496,4 +481,22 @@ func TestBrowserDisplayKeepsTheCounterSale(t *testing.T) {
 	browserRun(t, ctx, waitText("#thanks", "Thank you"), waitText("#display", "$9.00"))
 	browserRun(t, ctx, waitText("#total", "$9.60"))
 	browserLog(ctx).wantNoErrors(t)
+}
+
+// displayWatching starts a lane with a tablet (tablet-1, on a presell
+// socket) and a counter (counter-1) logged in, and a browser showing the
+// customer display paired with a display key, idle. query is added to the
+// display's address ("&tablet=tablet-1" for one tablet's sales).
+func displayWatching(t *testing.T, query string) (l *lane, tab, counter *conn, ctx context.Context) {
+	t.Helper()
+	l = startLane(t)
+	displayKey := l.newKey("display-1", "display")
+	tab = l.login(presellQuery, l.newKey("tablet-1", "presell"), "")
+	counter = l.login("", l.newKey("counter-1", "counter"), "")
+	ctx = newBrowser(t)
+	browserRun(t, ctx,
+		chromedp.Navigate("http://"+l.addr+"/display/?key="+displayKey+query),
+		waitText("#display", "Welcome"),
+	)
+	return l, tab, counter, ctx
 }
