@@ -52,11 +52,7 @@ func TestPostgresStoppedLaneLosesTheJournalLock(t *testing.T) {
 	if err := ws.Do(ctx, insertStaff(4)); err != nil {
 		t.Fatalf("the resumed lane's next change: %v", err)
 	}
-	var tids []int
-	if err := running.Read.SelectContext(ctx, &tids, `SELECT tid FROM staff ORDER BY tid`); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(tids) != "[3 4]" {
+	if tids := staffIDs(t, running); fmt.Sprint(tids) != "[3 4]" {
 		t.Errorf("staff = %v, want [3 4]: the stopped lane's batch must have written nothing", tids)
 	}
 }

@@ -162,13 +162,20 @@ func TestPostgresWriterUnavailableThenReconnects(t *testing.T) {
 	if err := w.Do(ctx, insertStaff(2)); err != nil {
 		t.Fatalf("the writer did not reconnect: %v", err)
 	}
-	var tids []int
-	if err := db.Read.SelectContext(ctx, &tids, `SELECT tid FROM staff ORDER BY tid`); err != nil {
-		t.Fatal(err)
-	}
-	if len(tids) != 1 || tids[0] != 2 {
+	if tids := staffIDs(t, db); len(tids) != 1 || tids[0] != 2 {
 		t.Errorf("staff = %v, want [2]: the dead batch must have written nothing", tids)
 	}
+}
+
+// staffIDs are the staff rows' tids, in order: what the tests' batches
+// (insertStaff) wrote.
+func staffIDs(t *testing.T, db *DB) []int {
+	t.Helper()
+	var tids []int
+	if err := db.Read.SelectContext(context.Background(), &tids, `SELECT tid FROM staff ORDER BY tid`); err != nil {
+		t.Fatal(err)
+	}
+	return tids
 }
 
 // shortBusyWriter opens a fresh store database whose batches may wait
