@@ -434,7 +434,21 @@ func objectNumbersFromText(raw json.RawMessage, t reflect.Type, path string) (js
 
 // jsonFieldTypes maps the JSON names of t's fields to their types,
 // including the fields of embedded structs, as encoding/json sees them.
+// Worked out once per type: every strict request asks (exactMembers), and
+// the walk over reflect costs more than decoding a small v. The map is
+// shared: callers only read it.
 func jsonFieldTypes(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldTypes.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m, _ := fieldTypes.LoadOrStore(t, walkFieldTypes(t))
+	return m.(map[string]reflect.Type)
+}
+
+// fieldTypes caches jsonFieldTypes by type (a program has few arg types).
+var fieldTypes sync.Map
+
+func walkFieldTypes(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
