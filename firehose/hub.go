@@ -341,17 +341,20 @@ func (h *Hub) runQueued() {
 	}
 }
 
-// do runs fn on the hub goroutine and waits for it.
-func (h *Hub) do(ctx context.Context, fn func()) error {
-	done := make(chan struct{})
+// do runs fn on the hub goroutine and waits for its error, or for ctx.
+// Given up on, fn may still run later: its error comes back over a
+// channel, never through a variable the caller would read meanwhile (a
+// data race that -race caught on an open given up while it waited).
+func (h *Hub) do(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
 	select {
-	case h.ops <- func() { fn(); close(done) }:
+	case h.ops <- func() { done <- fn() }:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -704,9 +707,7 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 			return err
 		}
 	}
-	var err error
-	doErr := h.do(ctx, func() { err = h.goLive(ctx, s, fam, since, page, ack) })
-	return cmp.Or(doErr, err)
+	return h.do(ctx, func() error { return h.goLive(ctx, s, fam, since, page, ack) })
 }
 
 // goLive, on the hub goroutine, reads what the replay has not (rows
@@ -948,21 +949,19 @@ func (h *Hub) Update(ctx context.Context, socketID uint64, id string, fn func(s 
 	if s == nil {
 		return notFound
 	}
-	var err error
-	doErr := h.do(ctx, func() {
+	return h.do(ctx, func() error {
 		if s.state.Load() != subLive {
-			err = notFound
-			return
+			return notFound
 		}
-		if err = fn(s); err != nil {
-			return
+		if err := fn(s); err != nil {
+			return err
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.filters.release(s.filter)
 		s.filter = h.filters.intern(s.Physkey, s.Tablet, s.Conds)
+		return nil
 	})
-	return cmp.Or(doErr, err)
 }
 
 // Following is how many firehoses follow family now: a publisher of

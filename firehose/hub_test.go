@@ -1055,3 +1055,45 @@ func TestHubReplaysTakeTurnsByKey(t *testing.T) {
 		t.Fatalf("replays let in %v: the display's was number %d, want 2 (after the one reading and one more of the tablet's)", order, i)
 	}
 }
+
+// TestHubOpenGivenUpWhileQueued: an open whose client gives up while its
+// turn waits behind other hub work returns at once; its turn, run later,
+// hands its result back through do's channel and writes nothing the open
+// still reads. (It wrote a variable the open read as it returned: a data
+// race that go test -race, as CI runs it, reports here.)
+func TestHubOpenGivenUpWhileQueued(t *testing.T) {
+	h, _, _ := testHubWith(t, HubConfig{Poll: 20 * time.Millisecond})
+	busy, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = h.do(context.Background(), func() error { close(busy); <-release; return nil })
+	}()
+	<-busy
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan error, 1)
+	go func() {
+		opened <- h.Subscribe(ctx, &Subscription{Sink: newSink(1), ID: "a", RP: json.RawMessage(`"x"`), Family: famDevice}, 0,
+			func(ReplayState) []byte { return []byte(`{"ack":1}`) })
+	}()
+	for deadline := time.Now().Add(30 * time.Second); len(h.ops) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the open's turn was never queued")
+		}
+	}
+	// Given up, and the hub free to run its turn at once: nothing orders
+	// the open's return after that turn (which is what -race looks at).
+	cancel()
+	close(release)
+	if err := <-opened; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("an open given up while queued: %v, want context.Canceled (or none, had its turn come first)", err)
+	}
+	// The hub works through the open's turn, then this one.
+	if err := h.do(context.Background(), func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	open := len(h.bySocket[1])
+	h.mu.Unlock()
+	if open != 0 {
+		t.Fatalf("%d firehoses counted on the socket after its only open was given up", open)
+	}
+}
