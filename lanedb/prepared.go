@@ -109,7 +109,12 @@ type Tx struct {
 	// Plain counters: a Tx is used by one goroutine.
 	statements int64
 	savepoints int64
-	d          dialect // what run-time queries are rewritten for
+	// changes counts the statements run that may have written: every Exec
+	// and prepared or named statement, and any query but a SELECT. The
+	// writer runs a job without a savepoint of its own when it can tell
+	// that a failed job wrote nothing (runBare).
+	changes int64
+	d       dialect // what run-time queries are rewritten for
 	// journalLocked: this transaction holds the store-wide journal lock
 	// (PostgreSQL only; see lockJournal).
 	journalLocked bool
@@ -158,6 +163,7 @@ func (t *Tx) plain(ctx context.Context, query string) *sqlx.Stmt {
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	args = t.d.args(args)
 	t.writes(query)
+	t.changes++
 	if s := t.plain(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -167,6 +173,7 @@ func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 // QueryxContext runs a query in the transaction.
 func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	args = t.d.args(args)
+	t.mayChange(query)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
@@ -176,6 +183,7 @@ func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sql
 // QueryRowxContext runs a one-row query in the transaction.
 func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	args = t.d.args(args)
+	t.mayChange(query)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
@@ -185,6 +193,7 @@ func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *s
 // QueryContext runs a query in the transaction.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	args = t.d.args(args)
+	t.mayChange(query)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -194,10 +203,20 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 // QueryRowContext runs a one-row query in the transaction.
 func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	args = t.d.args(args)
+	t.mayChange(query)
 	if s := t.plain(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
 	return t.Tx.QueryRowContext(ctx, t.d.must(query), args...)
+}
+
+// mayChange counts a query that may write: anything but a SELECT (an
+// INSERT … RETURNING, a PRAGMA that sets).
+func (t *Tx) mayChange(query string) {
+	q := strings.TrimLeft(query, " \t\r\n")
+	if len(q) < 6 || !strings.EqualFold(q[:6], "SELECT") {
+		t.changes++
+	}
 }
 
 // The forms without a context run through the ones above, so that they
@@ -250,6 +269,7 @@ func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
 // the DB's dialect. What it runs is not counted in WriterStats.
 func (t *Tx) PreparexContext(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	t.bypass()
+	t.changes++ // what it runs is not seen here
 	return t.Tx.PreparexContext(ctx, t.d.must(query))
 }
 
@@ -299,6 +319,7 @@ func (t *Tx) MustExec(query string, args ...any) sql.Result {
 // the write cache off like a statement the caller prepares.
 func (t *Tx) NamedQuery(query string, arg any) (*sqlx.Rows, error) {
 	t.statements++
+	t.changes++
 	t.bypass()
 	return t.Tx.NamedQuery(query, arg)
 }
@@ -316,6 +337,7 @@ func (t *Tx) SelectContext(ctx context.Context, dest any, query string, args ...
 // NamedExecContext runs a statement with :name parameters taken from arg.
 func (t *Tx) NamedExecContext(ctx context.Context, query string, arg any) (sql.Result, error) {
 	t.statements++
+	t.changes++
 	t.writes(query)
 	if t.p != nil {
 		if s, ok := t.p.named[query]; ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,122 @@ func TestWriterSkipsCancelledAndPanics(t *testing.T) {
 	}
 }
 
+// TestWriterBareJobsInOneBatch: jobs run without savepoints until one
+// fails that may have written; then the batch starts over with a savepoint
+// around each, and every job's answer, rows and after-commit callbacks are
+// as if each had had one from the start.
+func TestWriterBareJobsInOneBatch(t *testing.T) {
+	refused := errors.New("refused")
+	type kind int
+	const (
+		writes          kind = iota // inserts its row
+		refusesClean                // reads, then refuses: nothing to undo
+		failsDirty                  // inserts its row, then refuses
+		failsInDatabase             // a statement of its fails (no such table)
+	)
+	tests := []struct {
+		name   string
+		jobs   []kind
+		reruns int64
+	}{
+		{"all succeed", []kind{writes, writes, writes}, 0},
+		{"a clean refusal", []kind{writes, refusesClean, writes}, 0},
+		{"a failure after a write", []kind{writes, refusesClean, failsDirty, writes}, 1},
+		{"a database error", []kind{writes, failsInDatabase, writes}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openTemp(t)
+			w := db.NewWriter(WriterOptions{MaxWait: time.Millisecond, MaxBatch: 64})
+			defer w.Close()
+			ctx := context.Background()
+			// A job holds the writer while the others queue, so that they
+			// make one batch, in order.
+			gate, held := make(chan struct{}), make(chan struct{})
+			go w.Do(ctx, func(context.Context, *Tx) error { close(held); <-gate; return nil })
+			<-held
+			runs := make([]int, len(tt.jobs))
+			committed := make([]int, len(tt.jobs))
+			errs := make([]error, len(tt.jobs))
+			var wg sync.WaitGroup
+			for i, k := range tt.jobs {
+				fn := func(ctx context.Context, tx *Tx) error {
+					runs[i]++
+					tx.OnCommit(func() { committed[i]++ })
+					switch k {
+					case refusesClean:
+						var n int
+						if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff`); err != nil {
+							return err
+						}
+						return refused
+					case failsInDatabase:
+						var n int
+						return tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM no_such_table`)
+					}
+					if err := insertStaff(i+1)(ctx, tx); err != nil {
+						return err
+					}
+					if k == failsDirty {
+						return refused
+					}
+					return nil
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[i] = w.Do(ctx, fn) }()
+				for len(w.jobs) < i+1 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			before := w.Stats().Snapshot()
+			close(gate)
+			wg.Wait()
+			d := w.Stats().Snapshot().Sub(before)
+			var want []string
+			restart := -1 // jobs up to the one that may have written run twice
+			if tt.reruns > 0 {
+				restart = slices.IndexFunc(tt.jobs, func(k kind) bool { return k == failsDirty || k == failsInDatabase })
+			}
+			for i, k := range tt.jobs {
+				ok := k == writes
+				if ok != (errs[i] == nil) {
+					t.Errorf("job %d: err %v", i, errs[i])
+				}
+				if ok != (committed[i] == 1) || committed[i] > 1 {
+					t.Errorf("job %d: after-commit callback ran %d times", i, committed[i])
+				}
+				if ok {
+					want = append(want, fmt.Sprint("k", i+1))
+				}
+				if wantRuns := 1 + btoi(i <= restart); runs[i] != wantRuns {
+					t.Errorf("job %d ran %d times, want %d", i, runs[i], wantRuns)
+				}
+			}
+			var got []string
+			if err := db.r.Select(&got, `SELECT physkey FROM staff ORDER BY tid`); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("rows %v, want %v", got, want)
+			}
+			// The gate's batch is counted too.
+			if d.Reruns != tt.reruns || d.Batches != 2 || d.Mutations != int64(len(tt.jobs)+1) {
+				t.Errorf("Reruns +%d, Batches +%d, Mutations +%d; want %d, 2, %d", d.Reruns, d.Batches, d.Mutations, tt.reruns, len(tt.jobs)+1)
+			}
+			if (d.SavepointStatements > 0) != (tt.reruns > 0) {
+				t.Errorf("%d savepoint statements with %d reruns", d.SavepointStatements, tt.reruns)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func TestWriterClose(t *testing.T) {
 	db := openTemp(t)
 	w := db.NewWriter(DefaultWriterOptions())
@@ -159,18 +276,20 @@ func TestWriterNoticesOtherProcessesWriting(t *testing.T) {
 }
 
 // TestWriterCountsStatements: every statement a mutation runs through its
-// Tx is counted, whichever method ran it, and so is the savepoint around
-// it (SAVEPOINT and RELEASE, plus ROLLBACK TO for one that fails).
+// Tx is counted, whichever method ran it, and so is the savepoint of a
+// batch started over because a job failed after it wrote (SAVEPOINT and
+// RELEASE, plus ROLLBACK TO for the job that fails).
 func TestWriterCountsStatements(t *testing.T) {
 	var names []string
 	var n int
 	tests := []struct {
 		name           string
 		fn             Mutation
-		own, savepoint int64
+		own, savepoint int64 // savepoint: in the batch's second run
 		fails          bool
+		reruns         int64
 	}{
-		{"none", func(context.Context, *Tx) error { return nil }, 0, 2, false},
+		{"none", func(context.Context, *Tx) error { return nil }, 0, 0, false, 0},
 		{"exec, get, select", func(ctx context.Context, tx *Tx) error {
 			if err := insertStaff(1)(ctx, tx); err != nil {
 				return err
@@ -179,7 +298,7 @@ func TestWriterCountsStatements(t *testing.T) {
 				return err
 			}
 			return tx.SelectContext(ctx, &names, `SELECT name FROM staff`)
-		}, 3, 2, false},
+		}, 3, 0, false, 0},
 		{"named exec, row, rows", func(ctx context.Context, tx *Tx) error {
 			if _, err := tx.NamedExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (:tid, :physkey, 'n')`,
 				map[string]any{"tid": 2, "physkey": "k2"}); err != nil {
@@ -193,7 +312,7 @@ func TestWriterCountsStatements(t *testing.T) {
 				return err
 			}
 			return rows.Close()
-		}, 3, 2, false},
+		}, 3, 0, false, 0},
 		{"without a context", func(ctx context.Context, tx *Tx) error {
 			if _, err := tx.Exec(`INSERT INTO staff (tid, physkey, name) VALUES (3, 'k3', 'n')`); err != nil {
 				return err
@@ -202,13 +321,21 @@ func TestWriterCountsStatements(t *testing.T) {
 				return err
 			}
 			return tx.QueryRow(`SELECT COUNT(*) FROM staff`).Scan(&n)
-		}, 3, 2, false},
+		}, 3, 0, false, 0},
+		{"refuses after reading", func(ctx context.Context, tx *Tx) error {
+			if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM staff`); err != nil {
+				return err
+			}
+			return errors.New("refused")
+		}, 1, 0, true, 0},
+		// A job that wrote, then failed, runs again inside a savepoint:
+		// its statements twice, SAVEPOINT, ROLLBACK TO and RELEASE once.
 		{"fails after one", func(ctx context.Context, tx *Tx) error {
 			if err := insertStaff(4)(ctx, tx); err != nil {
 				return err
 			}
 			return errors.New("refused")
-		}, 1, 3, true},
+		}, 2, 3, true, 1},
 		{"panics after two", func(ctx context.Context, tx *Tx) error {
 			if err := insertStaff(5)(ctx, tx); err != nil {
 				return err
@@ -217,7 +344,7 @@ func TestWriterCountsStatements(t *testing.T) {
 				return err
 			}
 			panic("boom")
-		}, 2, 3, true},
+		}, 4, 3, true, 1},
 	}
 	db := openTemp(t)
 	w := db.NewWriter(WriterOptions{MaxWait: 0, MaxBatch: 64}) // one batch per Do
@@ -230,10 +357,10 @@ func TestWriterCountsStatements(t *testing.T) {
 			}
 			d := w.Stats().Snapshot().Sub(before)
 			if got, want := d.Statements, tt.own+tt.savepoint; got != want {
-				t.Errorf("Statements +%d, want %d (%d of its own, %d for the savepoint)", got, want, tt.own, tt.savepoint)
+				t.Errorf("Statements +%d, want %d (%d of its own, %d for a savepoint)", got, want, tt.own, tt.savepoint)
 			}
-			if d.SavepointStatements != tt.savepoint {
-				t.Errorf("SavepointStatements +%d, want %d", d.SavepointStatements, tt.savepoint)
+			if d.SavepointStatements != tt.savepoint || d.Reruns != tt.reruns {
+				t.Errorf("SavepointStatements +%d, Reruns +%d; want %d and %d", d.SavepointStatements, d.Reruns, tt.savepoint, tt.reruns)
 			}
 			if d.Mutations != 1 || d.Batches != 1 || d.BatchSizes[0] != 1 {
 				t.Errorf("Mutations +%d, Batches +%d, batches of one +%d; want 1 each", d.Mutations, d.Batches, d.BatchSizes[0])
