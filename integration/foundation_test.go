@@ -153,7 +153,7 @@ func TestProductsAndCustomers(t *testing.T) {
 	const products = "fd1.products.get_products_list"
 
 	all := list(products, nil, nil)
-	if len(all) < 35 {
+	if len(all) < demoProducts {
 		t.Fatalf("%d products, want the demo's ~40", len(all))
 	}
 	weighed, multiBarcode := 0, 0

@@ -226,15 +226,38 @@ type remoteSale struct {
 	Payments []struct{ Sequence int64 }
 }
 
-// startOfRun checks that the -key key logs in on the -url lane, and
-// starts the run's record of its sales afresh.
+// startOfRun checks that the -key key logs in on the -url lane and that
+// the lane holds the demo store the tests ring up, and starts the run's
+// record of its sales afresh.
 func startOfRun(addr, key string) error {
 	s, err := dialRemoteSession(addr, key)
 	if err != nil {
 		return err
 	}
-	s.close()
+	defer s.close()
+	if err := s.holdsDemo(); err != nil {
+		return err
+	}
 	runSales.forget()
+	return nil
+}
+
+// demoProducts is how many products a lane holding the demo store has at
+// least (its fixture has 40): the tests sell them by PLU and barcode.
+const demoProducts = 35
+
+// holdsDemo checks that the lane sells the demo store's products: on any
+// other catalogue (the empty fixture, a store's own) most tests would
+// fail, each on its own "unknown product", instead of one saying why.
+func (s *remoteSession) holdsDemo() error {
+	var products []struct{ PLU string }
+	if err := s.rows(map[string]any{"a": "fd1.products.get_products_list"}, &products); err != nil {
+		return fmt.Errorf("read the lane's products: %w", err)
+	}
+	if len(products) < demoProducts {
+		return fmt.Errorf("the lane holds %d products, not the demo store's 40 the tests sell: point -url at a lane on a demo DB "+
+			"(greenlane serve makes one on first start, or greenlane fixture load demo --db NEW.db)", len(products))
+	}
 	return nil
 }
 
@@ -623,5 +646,25 @@ func TestStartOfRunWantsAnAdminKey(t *testing.T) {
 	counter := l.newKey("it-counter", "counter")
 	if err := startOfRun(l.addr, counter); err == nil || !strings.Contains(err.Error(), "not an admin key") {
 		t.Fatalf("a counter key: %v; want a refusal saying it is not an admin key", err)
+	}
+}
+
+// TestStartOfRunWantsTheDemoStore: a lane without the demo catalogue
+// stops the run before any test, with one message saying so.
+func TestStartOfRunWantsTheDemoStore(t *testing.T) {
+	needsOwnLane(t)
+	if os.Getenv("GREENLANE_IT_STORE") != "" {
+		t.Skip("loads the empty fixture into a SQLite lane DB; a store lane's database is loaded the same way (fixtures package)")
+	}
+	l := startLane(t)
+	l.stop()
+	if out, err := cli(t, "fixture", "load", "empty", "--replace", "--db", l.db); err != nil {
+		t.Fatalf("fixture load empty: %v %s", err, out)
+	}
+	key := l.key
+	l = startLaneAt(t, l.db)
+	err := startOfRun(l.addr, key)
+	if err == nil || !strings.Contains(err.Error(), "holds 0 products, not the demo store's") {
+		t.Fatalf("a lane on the empty fixture: %v; want a refusal saying it does not hold the demo store", err)
 	}
 }

@@ -93,7 +93,7 @@ export default {
       let m = /a connection of this key \("([^"]*)"\) that has closed/.exec(x.message);
       if (m) return ["This counter's key held this presell on a screen that has closed (", x.db(m[1]), "). Scan the ticket again to take it back here."];
       m = /another connection of this key \("([^"]*)"\) for (\d+) more (min|s) \(until ([^)]+)\); that connection is not on this lane/.exec(x.message);
-      if (m) return ["This counter's key holds this presell on another lane (", x.db(m[1]), `) for ${holdLeft(m)}. Release it there, or scan the ticket again here once that time is up.`];
+      if (m) return ["This counter's key holds this presell on another lane, or on this one from before it restarted (", x.db(m[1]), `), for ${holdLeft(m)}. Release it there if it is another lane's, or scan the ticket again here once that time is up.`];
       m = /another connection of this key \("([^"]*)"\) for (\d+) more (min|s) \(until ([^)]+)\);/.exec(x.message);
       if (m) return ["This counter's key holds this presell on another screen (another tab or window of ", x.db(m[1]), `) for ${holdLeft(m)}. Close that one, then scan the ticket again.`];
       m = /held by "([^"]*)" for (\d+) more (min|s) \(until ([^)]+)\)$/.exec(x.message);
