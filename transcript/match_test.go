@@ -30,9 +30,20 @@ func TestParseKeepsKeyOrder(t *testing.T) {
 			t.Errorf("%s indented →\n%s\nwant\n%s", tt.in, v.Indent("", "  "), tt.indented)
 		}
 	}
-	for _, bad := range []string{``, `{`, `{"a":1} {}`, `{"a":}`, `nul`} {
-		if _, err := Parse([]byte(bad)); err == nil {
-			t.Errorf("Parse(%q) succeeded", bad)
+	for _, bad := range []struct{ in, says string }{
+		{``, "empty input"},
+		{`  `, "empty input"},
+		{`{`, "ends before it is complete"},
+		{`{"a":`, "ends before it is complete"},
+		{`{"a":"x"`, "ends before it is complete"},
+		{`[1,`, "ends before it is complete"},
+		{`{"a":1} {}`, "after the JSON value"},
+		{`{"a":}`, "invalid character"},
+		{`nul`, "ends before it is complete"},
+		{`nulx`, "invalid character"},
+	} {
+		if _, err := Parse([]byte(bad.in)); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("Parse(%q): %v, want an error saying %q", bad.in, err, bad.says)
 		}
 	}
 }

@@ -49,11 +49,21 @@ func Str(s string) Value { return Value{Kind: String, Str: s} }
 // Num is a JSON number written as s (e.g. "9.9").
 func Num(s string) Value { return Value{Kind: Number, Num: s} }
 
+// errEmpty is Parse's answer to input with no value in it.
+var errEmpty = errors.New("empty input")
+
 // Parse decodes one JSON value and refuses trailing data.
 func Parse(b []byte) (Value, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return Value{}, errEmpty
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	v, err := decodeValue(dec)
+	if errors.Is(err, errEmpty) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// Something began, and the input ended inside it.
+		return Value{}, errors.New(`it ends before it is complete (a closing }, ] or " missing?)`)
+	}
 	if err != nil {
 		return Value{}, err
 	}
@@ -67,7 +77,7 @@ func decodeValue(dec *json.Decoder) (Value, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return Value{}, errors.New("empty input")
+			return Value{}, errEmpty
 		}
 		return Value{}, err
 	}
