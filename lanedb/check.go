@@ -49,6 +49,13 @@ func openFile(ctx context.Context, path string, readOnly bool) (*sqlx.DB, error)
 		return nil, fmt.Errorf("lane db %s: %w", abs, err)
 	}
 	dsn := readerDSN(abs, DefaultOptions())
+	if _, err := os.Lstat(abs + "-wal"); readOnly && errors.Is(err, os.ErrNotExist) {
+		// No WAL: no lane has the file open, and the file alone is the
+		// whole DB. Read it as it is: opening it in WAL mode would leave a
+		// -wal and a -shm beside it, and fail in a folder the user may not
+		// write to (as peekSchemaVersion does).
+		dsn += "&immutable=1"
+	}
 	if !readOnly {
 		dsn = fileURI(abs) + "?_pragma=" + url.QueryEscape(fmt.Sprintf("busy_timeout(%d)", DefaultOptions().BusyTimeout.Milliseconds()))
 	}
@@ -305,6 +312,10 @@ func Backup(ctx context.Context, path, out string) (BackupResult, error) {
 	absOut, err := filepath.Abs(out)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup path %q: %w", out, err)
+	}
+	if st, err := os.Stat(filepath.Dir(absOut)); err != nil || !st.IsDir() {
+		return BackupResult{}, fmt.Errorf("backup %s: its folder %s does not exist: create it first, or name a file in a folder that does",
+			absOut, filepath.Dir(absOut))
 	}
 	if st, err := os.Lstat(absOut); err == nil && st.IsDir() {
 		return BackupResult{}, fmt.Errorf("backup %s is a folder: name a new file to write the copy to", absOut)

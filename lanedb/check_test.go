@@ -148,6 +148,43 @@ func TestCheckFileRefusesWhatIsNotThisLanesDB(t *testing.T) {
 	}
 }
 
+// TestCheckFileLeavesNothingBeside: checking a lane DB no lane has open
+// leaves no -wal or -shm beside it (nor needs to write its folder).
+func TestCheckFileLeavesNothingBeside(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedCheckable(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		if _, err := os.Lstat(path + side); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("before the check: %s%s is there (%v)", path, side, err)
+		}
+	}
+	if found, err := CheckFile(ctx, path); err != nil || len(found) != 0 {
+		t.Fatalf("CheckFile: %q, %v", found, err)
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		if _, err := os.Lstat(path + side); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the check left %s%s behind", path, side)
+		}
+	}
+}
+
+func TestBackupRefusesAMissingFolder(t *testing.T) {
+	db := openTemp(t)
+	out := filepath.Join(t.TempDir(), "nodir", "copy.db")
+	_, err := Backup(context.Background(), db.Path, out)
+	if err == nil || !strings.Contains(err.Error(), "nodir does not exist: create it first") {
+		t.Fatalf("Backup into a missing folder: err = %v, want one saying the folder does not exist", err)
+	}
+}
+
 func TestBackupRefusesAFolder(t *testing.T) {
 	ctx := context.Background()
 	db := openTemp(t)
