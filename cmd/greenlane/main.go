@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	_ "time/tzdata" // lane time zones work on machines without a zoneinfo database
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -30,7 +31,7 @@ type command struct {
 var commands = []command{
 	{"version", "print greenlane's version, commit and Go version (also --version)", nil},
 	{"serve", "run the lane server (creates a demo lane DB on first start)", runServe},
-	{"fixture", "list fixtures, or load one into a lane DB", runFixture},
+	{"fixture", "list, load, export, reset or generate the store data of a lane DB", runFixture},
 	{"apikey", "create, list and revoke API keys", runAPIKey},
 	{"tls", "make the store's CA and the lane's https certificate: init, ca, renew", runTLS},
 	{"presell", "list, void and expire open presells in a lane DB", runPresell},
@@ -248,9 +249,42 @@ func parseOnly(fs *flag.FlagSet, args []string) error {
 		usage()
 		return err
 	case err != nil:
-		return usagef("%v (see '%s --help')", err, fs.Name())
+		return usagef("%v%s (see '%s --help')", err, valueHint(fs, err), fs.Name())
 	}
 	return nil
+}
+
+// valueHint says what a flag takes when its value could not be read: the
+// flag package says only "parse error".
+func valueHint(fs *flag.FlagSet, err error) string {
+	// "invalid value "x" for flag -name: parse error", or for a bool
+	// "invalid boolean value "x" for -name: parse error".
+	_, name, ok := strings.Cut(err.Error(), " for flag -")
+	if !ok {
+		_, name, _ = strings.Cut(err.Error(), " for -")
+	}
+	if name, _, ok = strings.Cut(name, ": parse error"); !ok {
+		return ""
+	}
+	f := fs.Lookup(strings.TrimPrefix(name, "-"))
+	if f == nil {
+		return ""
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return ": want a duration such as 90s, 30m or 12h"
+	case int, int64, uint, uint64:
+		return ": want a whole number"
+	case float64:
+		return ": want a number"
+	case bool:
+		return ": want true or false"
+	}
+	return ""
 }
 
 // versionLine is what --version prints: the module version, the commit it

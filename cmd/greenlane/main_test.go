@@ -354,3 +354,25 @@ func TestOverridesAreCommandLineOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagValueHints: a flag value that cannot be read is refused with
+// what the flag takes, not the flag package's bare "parse error".
+func TestFlagValueHints(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"presell", "expire", "--older-than", "soon"}, "-older-than: parse error: want a duration such as 90s, 30m or 12h"},
+		{[]string{"bench", "presell", "--tablets", "many"}, "-tablets: parse error: want a whole number"},
+		{[]string{"presell", "void", "1", "--force=maybe"}, "-force: parse error: want true or false"},
+	} {
+		err := dispatch(tt.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v; want an error saying %q", tt.args, err, tt.want)
+		}
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("%q: %v is not a usage error (status 2)", tt.args, err)
+		}
+	}
+}
