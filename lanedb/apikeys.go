@@ -178,6 +178,31 @@ func keyHash(salt []byte, secret string) []byte {
 // (wrapped) for a key that must not log in; with ErrRevokedKey it also
 // returns the key, so that the refusal can be logged under its name.
 func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
+	return authenticate(ctx, db.Read, key)
+}
+
+// KeyFileWorks reports whether the lane DB file at path lets key log in:
+// after a restore, the DB's admin key file may hold a key of the lane DB
+// it replaced. It reads the file read-only, with no lane serving it.
+func KeyFileWorks(ctx context.Context, path, key string) (bool, error) {
+	ro, err := openFileRO(ctx, path)
+	if err != nil {
+		return false, err
+	}
+	defer ro.Close()
+	_, err = authenticate(ctx, ro, key)
+	if errors.Is(err, ErrBadKey) || errors.Is(err, ErrRevokedKey) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// getter is a pool or connection a key is looked up through.
+type getter interface {
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+func authenticate(ctx context.Context, q getter, key string) (*APIKey, error) {
 	prefix, rest, ok1 := strings.Cut(key, ".")
 	id, secret, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || prefix != keyPrefix || id == "" || secret == "" {
@@ -188,7 +213,7 @@ func (db *DB) Authenticate(ctx context.Context, key string) (*APIKey, error) {
 		Salt []byte `db:"salt"`
 		Hash []byte `db:"hash"`
 	}
-	err := db.Read.GetContext(ctx, &row, `SELECT key_id, name, scopes, created_utc, revoked_utc, salt, hash
+	err := q.GetContext(ctx, &row, `SELECT key_id, name, scopes, created_utc, revoked_utc, salt, hash
 		FROM api_keys WHERE key_id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrBadKey

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -31,5 +33,25 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 	if res.Kept != "" {
 		fmt.Fprintf(stdout, "the DB it replaced is kept as %s (with its WAL, if it had one)\n", res.Kept)
 	}
+	if note := staleKeyFile(*dbPath); note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 	return nil
+}
+
+// staleKeyFile warns when the DB's admin key file (written on its first
+// start) holds a key the restored DB does not let in: the backup is of
+// another lane, or older than that key. "" when it works, or there is none.
+func staleKeyFile(dbPath string) string {
+	keyFile := dbPath + ".apikey"
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return ""
+	}
+	ok, err := lanedb.KeyFileWorks(context.Background(), dbPath, strings.TrimSpace(string(b)))
+	if err != nil || ok {
+		return ""
+	}
+	return fmt.Sprintf("note: %s holds a key this DB does not let in (the backup is of another lane, or older than that key): "+
+		"make a new admin key with 'greenlane apikey create --db %s --name admin --scope admin' and put it there", keyFile, dbPath)
 }
