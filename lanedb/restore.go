@@ -74,6 +74,8 @@ func LockExclusive(path string) (release func(), err error) {
 	if err := RefuseForeign(context.Background(), path); err != nil {
 		return nil, err
 	}
+	_, statErr := os.Lstat(path)
+	absent := errors.Is(statErr, os.ErrNotExist)
 	f, name, err := lockFile(path)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("%w, or another command is rewriting it (it holds %s): stop it first", ErrServing, name)
@@ -81,7 +83,14 @@ func LockExclusive(path string) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	return func() {
+		// A command that was to make the DB and failed (a fixture that
+		// would not load) leaves no lock file where there is no DB.
+		if _, err := os.Lstat(path); absent && errors.Is(err, os.ErrNotExist) {
+			_ = os.Remove(name)
+		}
+		f.Close()
+	}, nil
 }
 
 // lockName is the lock file of the lane DB at path: beside the file the

@@ -3,6 +3,7 @@ package lanedb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,6 +218,30 @@ func TestLockServingOneAtATime(t *testing.T) {
 			}
 			t.Errorf("a DB with another hard link: %v, want it refused", err)
 		}
+	}
+}
+
+// TestLockExclusiveOfNoDB: a rewrite lock taken where there is no DB yet
+// holds off a lane meanwhile, and leaves no lock file when the command
+// made no DB after all (a fixture that would not load); one that made it
+// leaves the lock file, as serve does.
+func TestLockExclusiveOfNoDB(t *testing.T) {
+	for _, made := range []bool{false, true} {
+		t.Run(fmt.Sprint("made=", made), func(t *testing.T) {
+			lane := filepath.Join(t.TempDir(), "new.db")
+			release, err := LockExclusive(lane)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if made {
+				writeSQLite(t, lane, `CREATE TABLE schema_migrations (version INTEGER)`)
+			}
+			release()
+			_, err = os.Lstat(lane + lockSuffix)
+			if made != (err == nil) {
+				t.Errorf("DB made %v: lock file after release: %v", made, err)
+			}
+		})
 	}
 }
 
