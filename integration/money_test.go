@@ -93,6 +93,47 @@ func TestMoneyTabletAfterCounterTookPayment(t *testing.T) {
 	}
 }
 
+// TestMoneyGoesByTheLinesAnotherProgramChanged: another program (the
+// counter's) changed a paid presell's line and not its total; the sale was
+// completed for the $11.00 paid while its lines added up to $22.00. Money
+// is now taken and a sale completed against its lines, and check finds
+// nothing wrong afterwards.
+func TestMoneyGoesByTheLinesAnotherProgramChanged(t *testing.T) {
+	alongside(t)
+	l := startLane(t)
+	till := l.login("", l.newKey("till-1", "counter"), "")
+	for _, tt := range []struct {
+		name            string
+		qty, lineCents  int
+		wantDue, change string
+	}{
+		{"a line raised", 4, 2200, "add 11 more", ""},
+		{"a line lowered", 1, 550, "", "5.5"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := sale(t, till, sbA+"sale_create", nil, nil)["physkey"].(string)
+			sale(t, till, sbA+"sale_add_product", k, map[string]any{"pid": 1001, "qty": 2}) // 11.00
+			sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 1, "amount": 11})
+			sqliteExec(t, l.db, `UPDATE sale_lines SET qty = %d, totalprice_cents = %d WHERE sale_physkey = %s`, tt.qty, tt.lineCents, sqlQuote(k))
+			if tt.wantDue != "" {
+				wantErr(t, till, req(sbA+"salesbuilder_complete", k, nil), "underpaid", "totals 22 but 11 is paid", tt.wantDue)
+				// Nothing is due by the stale total; by the lines, $11.00
+				// is, and a card may pay it (no more).
+				wantErr(t, till, req(sbA+"sale_add_payment", k, map[string]any{"type": 3, "amount": 11.01}), "bad_argument", "balance due of")
+				sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 3, "amount": 11})
+			}
+			s := sale(t, till, sbA+"salesbuilder_complete", k, nil)
+			if num(s["phase"]) != 1 || fmt.Sprint(s["change"]) != tt.change && !(tt.change == "" && num(s["change"]) == 0) {
+				t.Fatalf("complete: phase %v change %v, want completed with change %q", s["phase"], s["change"], tt.change)
+			}
+			rows := sqliteRows(t, l.db, `SELECT saletotal_cents FROM sales WHERE physkey = %s`, sqlQuote(k))
+			if len(rows) != 1 || num(rows[0]["saletotal_cents"]) != float64(tt.lineCents) {
+				t.Fatalf("the completed sale's total: %v, want its lines' %d", rows, tt.lineCents)
+			}
+		})
+	}
+}
+
 // TestMoneyNonCashNeverGivesChange: a $5.50 sale took a $100,000,000
 // account payment with change 99,999,994.50.
 func TestMoneyNonCashNeverGivesChange(t *testing.T) {

@@ -194,6 +194,19 @@ func (s *Service) FinishLines(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 	return s.finish(ctx, tx, c, sale, read{}, event)
 }
 
+// linesTotal is what a sale's lines add up to: its total. The lane keeps
+// saletotal_cents equal to it, but another program (the counter's) may
+// change a line and not the total; money is taken and a sale completed
+// against its lines, never a stale total (greenlane check reports such a
+// sale), and the total is written right with the change.
+func linesTotal(lines []lanedb.Line) int64 {
+	var total int64
+	for _, l := range lines {
+		total += l.TotalPriceCents
+	}
+	return total
+}
+
 // read is what a change has already read of its sale in this
 // transaction, and kept up to date with what it wrote, so that finishing
 // the change does not read it again.
@@ -214,10 +227,7 @@ func (s *Service) finish(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 			return nil, err
 		}
 	}
-	var total int64
-	for _, l := range lines {
-		total += l.TotalPriceCents
-	}
+	total := linesTotal(lines)
 	if total > maxSaleTotal {
 		return nil, protocol.Errorf(protocol.CodeBadArgument, "the sale total would be %s, over the lane's limit of %s",
 			protocol.Money(total), protocol.Money(maxSaleTotal))
@@ -488,6 +498,7 @@ func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if err != nil {
 		return nil, err
 	}
+	sale.SaleTotalCents = linesTotal(p.lines)
 	if paid < sale.SaleTotalCents {
 		return nil, protocol.Errorf(protocol.CodeUnderpaid, "sale %s totals %s but %s is paid; add %s more",
 			sale.Physkey, protocol.Money(sale.SaleTotalCents), protocol.Money(paid), protocol.Money(sale.SaleTotalCents-paid))

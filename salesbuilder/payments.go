@@ -184,6 +184,13 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err != nil {
 		return nil, err
 	}
+	lines := r.lines
+	if lines == nil {
+		if lines, err = lanedb.SaleLines(ctx, tx, sale.Physkey); err != nil {
+			return nil, err
+		}
+	}
+	sale.SaleTotalCents = linesTotal(lines)
 	if err := checkTender(pt, amount, sale.SaleTotalCents, paid, s.maxChange); err != nil {
 		return nil, err
 	}
@@ -194,7 +201,7 @@ func (s *Service) AddPayment(ctx context.Context, tx *lanedb.Tx, c *protocol.Cal
 	if err := lanedb.InsertPayment(ctx, tx, p); err != nil {
 		return nil, err
 	}
-	return s.FinishLines(ctx, tx, c, sale, evPaymentsAdd)
+	return s.finish(ctx, tx, c, sale, read{lines: lines}, evPaymentsAdd)
 }
 
 // namesSale refuses a change that leaves k out in HTTP mode. An HTTP
