@@ -27,14 +27,16 @@ type benchKey struct {
 	key, id string
 }
 
-// freshKey creates an API key named name, revoking a live one of that
-// name from an earlier run on a reused DB, as staff replace a device's key.
+// freshKey creates an API key named name or, on a DB an earlier run used,
+// name-2, name-3 … (a name is never given twice), revoking the earlier
+// run's keys as it goes, as staff replace a device's key.
 func freshKey(ctx context.Context, db *lanedb.DB, name string, scope protocol.Scope) (benchKey, error) {
+	base := name
 	key, err := db.CreateAPIKey(ctx, name, []string{string(scope)})
-	if errors.Is(err, lanedb.ErrKeyNameTaken) {
-		if _, err = db.RevokeAPIKey(ctx, name); err == nil {
-			key, err = db.CreateAPIKey(ctx, name, []string{string(scope)})
-		}
+	for n := 2; errors.Is(err, lanedb.ErrKeyNameTaken) && n < 10000; n++ {
+		_, _ = db.RevokeAPIKey(ctx, name) // an earlier run's; one revoked already says so
+		name = fmt.Sprintf("%s-%d", base, n)
+		key, err = db.CreateAPIKey(ctx, name, []string{string(scope)})
 	}
 	var k *lanedb.APIKey
 	if err == nil {

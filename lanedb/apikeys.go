@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,9 @@ var ErrBadKey = errors.New("unknown API key")
 // ErrRevokedKey is returned for a key that was revoked.
 var ErrRevokedKey = errors.New("API key revoked")
 
-// ErrKeyNameTaken is returned when a live key already has the name.
-var ErrKeyNameTaken = errors.New("a live API key already has that name")
+// ErrKeyNameTaken is returned when a key, live or revoked, already has the
+// name.
+var ErrKeyNameTaken = errors.New("an API key already has that name")
 
 // MaxKeyNameLen is the most characters a key name may have: it is shown in
 // log lines, in apikey list's table, in the login reply and on the counter
@@ -103,12 +105,20 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 	id := strings.ToLower(keyIDEncoding.EncodeToString(idBytes))
 	secretText := base64.RawURLEncoding.EncodeToString(secret)
 	err := db.WriteTx(ctx, func(tx *Tx) error {
-		var taken int
-		if err := tx.GetContext(ctx, &taken, `SELECT COUNT(*) FROM api_keys WHERE name = ? AND revoked_utc IS NULL`, name); err != nil {
+		// A name is never given twice, not even a revoked key's: the sales
+		// a key made carry its name (created_by), and a new key of the same
+		// name would take over some of them (those checked by name) and
+		// not others (those checked by key id).
+		var live []bool
+		if err := tx.SelectContext(ctx, &live, `SELECT revoked_utc IS NULL FROM api_keys WHERE name = ?`, name); err != nil {
 			return fmt.Errorf("check key name: %w", err)
 		}
-		if taken > 0 {
+		switch {
+		case slices.Contains(live, true):
 			return fmt.Errorf("%w: %q", ErrKeyNameTaken, name)
+		case len(live) > 0:
+			return fmt.Errorf("%w: %q was a revoked key's, and the sales it made carry that name: give the new key another (%s-2)",
+				ErrKeyNameTaken, name, name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (key_id, name, scopes, salt, hash, created_utc)
 			VALUES (?, ?, ?, ?, ?, ?)`,

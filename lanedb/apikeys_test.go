@@ -113,3 +113,27 @@ func TestRevokeAPIKeyAmbiguous(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyNamesAreNeverGivenTwice: a live key's name is taken, and so is a
+// revoked key's: the sales it made carry the name, and a new key of that
+// name would take over some of them and not others.
+func TestKeyNamesAreNeverGivenTwice(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	if _, err := db.CreateAPIKey(ctx, "tablet-1", []string{"presell"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAPIKey(ctx, " tablet-1 ", []string{"presell"}); !errors.Is(err, ErrKeyNameTaken) {
+		t.Fatalf("a live key's name again: %v, want ErrKeyNameTaken", err)
+	}
+	if _, err := db.RevokeAPIKey(ctx, "tablet-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.CreateAPIKey(ctx, "tablet-1", []string{"presell"})
+	if !errors.Is(err, ErrKeyNameTaken) || !strings.Contains(err.Error(), "revoked key's") || !strings.Contains(err.Error(), "tablet-1-2") {
+		t.Fatalf("a revoked key's name again: %v, want it refused, saying why and offering another", err)
+	}
+	if _, err := db.CreateAPIKey(ctx, "tablet-1-2", []string{"presell"}); err != nil {
+		t.Fatalf("the name offered: %v", err)
+	}
+}
