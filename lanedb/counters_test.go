@@ -194,3 +194,39 @@ func testTrimIdempotency(t *testing.T, db *DB) {
 		}
 	}
 }
+
+// TestIdempotencyRecordsSharePages: a stored reply (a sale's view, about
+// 1 KB) does not take a page of its own: a page holds several records.
+func TestIdempotencyRecordsSharePages(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	pages := func() int {
+		var n int
+		if err := db.w.GetContext(ctx, &n, `PRAGMA page_count`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const records = 300
+	before := pages()
+	reply := []byte(strings.Repeat("x", 1100))
+	err := db.WriteTx(ctx, func(tx *Tx) error {
+		for i := range records {
+			rec := &Idempotent{IK: fmt.Sprintf("ik-%04d", i), KeyID: "key-1", Endpoint: "sale_add_product",
+				RequestHash: make([]byte, 32), Reply: reply}
+			if err := PutIdempotent(ctx, tx, rec, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := pages() - before; grew > records/2 {
+		t.Errorf("%d records of a 1.1 KB reply took %d pages; want them at least two to a page", records, grew)
+	}
+	if rec, err := GetIdempotent(ctx, db.r, "key-1", "ik-0150"); err != nil || rec == nil || len(rec.Reply) != len(reply) {
+		t.Fatalf("GetIdempotent: %+v, %v", rec, err)
+	}
+}
