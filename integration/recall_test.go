@@ -1116,6 +1116,38 @@ func waitLeaseOut(t *testing.T, l *lane, pk string) {
 // anyone may take the presell and the old holder's writes are refused; an
 // admin may take a live claim over; a program writing the lane DB directly
 // takes part on the same terms.
+// TestClaimOfARevokedKeyWaitsOnNobody: a counter's key revoked (its
+// device lost) while it held a presell: the next counter takes it at once
+// instead of waiting out the lease, and the journal says from whom.
+func TestClaimOfARevokedKeyWaitsOnNobody(t *testing.T) {
+	alongside(t)
+	l := startLane(t) // the default lease, 120s: far longer than the test
+	tab := dialMux(t, l, "tablet-1", presellQuery, l.newKeys("tablet", "presell", 1)[0], "")
+	cks := l.newKeys("counter", "counter", 2)
+	a := dialMux(t, l, "counter-1", "", cks[0], "")
+	b := dialMux(t, l, "counter-2", "", cks[1], "")
+	p := presellOn(t, tab, 0, soldLine{1001, 1})
+	pk := p["physkey"].(string)
+	byTicket := map[string]any{"ticket": p["ticket"]}
+	recall := presellA + "recall"
+	a.sale(t, recall, nil, byTicket)
+	b.fails(t, recall, nil, byTicket, "claimed", "counter-1")
+	if _, err := cli(t, "apikey", "revoke", "counter-1", "--db", l.db); err != nil {
+		t.Fatal(err)
+	}
+	r := b.sale(t, recall, nil, byTicket)
+	if r["physkey"] != pk {
+		t.Fatalf("counter-2 recalled %v, want %s", r["physkey"], pk)
+	}
+	if row := dbSale(t, l, pk); row["claim_name"] != "counter-2" {
+		t.Fatalf("in the DB: %v", row)
+	}
+	j := journalOf(t, l, pk)
+	if last := j[len(j)-1]; last.Event != "claimed" || last.Detail["took_over_from"] != "counter-1" || last.Detail["holder_revoked"] != true {
+		t.Fatalf("journal: %s; last %+v, want counter-2's claim taken over from revoked counter-1", events(j), last)
+	}
+}
+
 func TestClaimLease(t *testing.T) {
 	alongside(t)
 	const lease = 1500 * time.Millisecond

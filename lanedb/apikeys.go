@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // API keys look like "glk.<id>.<secret>": id finds the row, secret is
@@ -239,6 +241,22 @@ func authenticate(ctx context.Context, q getter, key string) (*APIKey, error) {
 	}
 	return &row.APIKey, nil
 }
+
+// KeyRevoked reports whether the key with id keyID has been revoked (a key
+// the DB does not hold counts as revoked: nobody logs in with it).
+func KeyRevoked(ctx context.Context, q sqlx.QueryerContext, keyID string) (bool, error) {
+	var live int
+	err := sqlx.GetContext(ctx, q, &live, qKeyLive, keyID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("is key %s revoked: %w", keyID, err)
+	}
+	return live == 0, nil
+}
+
+var qKeyLive = stmt(`SELECT CASE WHEN revoked_utc IS NULL THEN 1 ELSE 0 END FROM api_keys WHERE key_id = ?`)
 
 // ListAPIKeys lists every key, live and revoked, oldest first.
 func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {

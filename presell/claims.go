@@ -161,9 +161,18 @@ func (w *Workflow) Claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 	// is still connected, and for any other key, the claim stands.
 	resumed := !force && sale.ClaimState.Held(now) && sale.ClaimState.Key.String == c.KeyID &&
 		sale.ClaimState.Session.String != c.Session && w.sales.SessionGone(sale.ClaimState.Session.String)
+	// A claim of a revoked key waits on nobody: that key's sockets are
+	// closed and it logs in nowhere again (a lost counter's device).
+	var orphaned bool
+	if !force && !resumed && sale.ClaimState.Held(now) && sale.ClaimState.Key.String != c.KeyID {
+		var err error
+		if orphaned, err = lanedb.KeyRevoked(ctx, tx, sale.ClaimState.Key.String); err != nil {
+			return nil, err
+		}
+	}
 	ok, err := lanedb.ClaimPresell(ctx, tx, lanedb.Claim{
 		Physkey: sale.Physkey, Version: sale.Version, Session: c.Session, KeyID: c.KeyID, KeyName: c.KeyName,
-		Now: now, Stamp: w.sales.Stamp(), Lease: lease, Force: force || resumed,
+		Now: now, Stamp: w.sales.Stamp(), Lease: lease, Force: force || resumed || orphaned,
 	})
 	if err != nil {
 		return nil, err
@@ -175,8 +184,11 @@ func (w *Workflow) Claim(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller,
 		return nil, protocol.Errorf(protocol.CodeConflict, "presell %s changed while it was being claimed; try again", sale.Physkey)
 	}
 	detail := map[string]any{"ticket": sale.Ticket.Int64, "expires": now.Add(lease).UTC().Format(time.RFC3339)}
-	if force && sale.ClaimState.Held(now) {
+	if (force || orphaned) && sale.ClaimState.Held(now) {
 		detail["took_over_from"] = sale.ClaimState.Name.String
+	}
+	if orphaned {
+		detail["holder_revoked"] = true
 	}
 	if resumed {
 		detail["resumed"] = true // from the same key's earlier connection
