@@ -581,7 +581,14 @@ func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Optio
 	if lanedb.IsPostgresURL(path) {
 		return openStoreDB(ctx, path, opts, log)
 	}
+	// Opening waits up to the busy timeout for another program's write
+	// lock (a counter program, sqlite3): say so, rather than sit silent.
+	slow := time.AfterFunc(openSlowAfter, func() {
+		log.Warn("opening the lane DB is taking long: another program may hold its write lock; waiting for it",
+			"db", path, "gives_up_after", opts.BusyTimeout)
+	})
 	db, err := lanedb.Open(ctx, path, opts)
+	slow.Stop()
 	if err != nil {
 		return nil, err
 	}
@@ -595,6 +602,11 @@ func openLaneDB(ctx context.Context, path string, create bool, opts lanedb.Optio
 	}
 	return db, nil
 }
+
+// openSlowAfter is how long opening a lane DB may take before serve says
+// what it is waiting for: opening takes milliseconds unless it waits.
+// (A variable for the test.)
+var openSlowAfter = 2 * time.Second
 
 // checkDBPath says whether serve may open the lane DB at path, and whether
 // it would make a new one there, without opening anything; dir is the

@@ -493,3 +493,31 @@ func TestServeAddressInUseCreatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestServeSaysWhatItWaitsFor: a lane DB whose write lock another program
+// holds keeps serve waiting up to the busy timeout; it says so meanwhile,
+// not only when it gives up.
+func TestServeSaysWhatItWaitsFor(t *testing.T) {
+	path, _ := laneCopy(t)
+	other, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	defer func(was time.Duration) { openSlowAfter = was }(openSlowAfter)
+	openSlowAfter = 20 * time.Millisecond
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	_, err = openLaneDB(context.Background(), path, false, lanedb.Options{BusyTimeout: 500 * time.Millisecond}, log)
+	if err == nil || !strings.Contains(err.Error(), "another program held its write lock") {
+		t.Fatalf("open under another program's lock: %v", err)
+	}
+	if !strings.Contains(buf.String(), "another program may hold its write lock; waiting for it") {
+		t.Fatalf("nothing said while waiting; the log:\n%s", buf.String())
+	}
+}
