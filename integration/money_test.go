@@ -132,6 +132,20 @@ func TestMoneyGoesByTheLinesAnotherProgramChanged(t *testing.T) {
 			}
 		})
 	}
+	// Paid by card, then lowered: the excess is no cash the drawer took,
+	// so no change is given; the card payment is reversed and taken again.
+	t.Run("a card-paid line lowered", func(t *testing.T) {
+		k := sale(t, till, sbA+"sale_create", nil, nil)["physkey"].(string)
+		sale(t, till, sbA+"sale_add_product", k, map[string]any{"pid": 1001, "qty": 2}) // 11.00
+		sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 3, "amount": 11})
+		sqliteExec(t, l.db, `UPDATE sale_lines SET qty = 1, totalprice_cents = 550 WHERE sale_physkey = %s`, sqlQuote(k))
+		wantErr(t, till, req(sbA+"salesbuilder_complete", k, nil), "conflict", "only cash gives change", "sale_remove_payment")
+		sale(t, till, sbA+"sale_remove_payment", k, map[string]any{"seq": 1})
+		sale(t, till, sbA+"sale_add_payment", k, map[string]any{"type": 3, "amount": 5.5})
+		if s := sale(t, till, sbA+"salesbuilder_complete", k, nil); num(s["phase"]) != 1 || num(s["change"]) != 0 {
+			t.Fatalf("complete: phase %v change %v", s["phase"], s["change"])
+		}
+	})
 }
 
 // TestMoneyNonCashNeverGivesChange: a $5.50 sale took a $100,000,000

@@ -194,6 +194,25 @@ func (s *Service) FinishLines(ctx context.Context, tx *lanedb.Tx, c *protocol.Ca
 	return s.finish(ctx, tx, c, sale, read{}, event)
 }
 
+// changeFromCash refuses to complete a sale whose change would not come
+// from cash tendered: the lane takes no non-cash payment above the balance,
+// but another program may lower a paid sale's lines afterwards, and a
+// card's excess given back from the drawer is money out of it.
+func changeFromCash(sale *lanedb.Sale, payments []lanedb.Payment, paid int64) error {
+	var cash int64
+	for _, p := range payments {
+		if p.GlobalCode == cashGlobalCode {
+			cash += p.AmountCents
+		}
+	}
+	if change := paid - sale.SaleTotalCents; change > cash {
+		return protocol.Errorf(protocol.CodeConflict,
+			"sale %s totals %s by its lines but holds %s of payments other than cash (only cash gives change): reverse a payment (sale_remove_payment) and take the balance again",
+			sale.Physkey, protocol.Money(sale.SaleTotalCents), protocol.Money(paid-cash))
+	}
+	return nil
+}
+
 // linesTotal is what a sale's lines add up to: its total. The lane keeps
 // saletotal_cents equal to it, but another program (the counter's) may
 // change a line and not the total; money is taken and a sale completed
@@ -502,6 +521,9 @@ func (s *Service) Complete(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 	if paid < sale.SaleTotalCents {
 		return nil, protocol.Errorf(protocol.CodeUnderpaid, "sale %s totals %s but %s is paid; add %s more",
 			sale.Physkey, protocol.Money(sale.SaleTotalCents), protocol.Money(paid), protocol.Money(sale.SaleTotalCents-paid))
+	}
+	if err := changeFromCash(sale, p.payments, paid); err != nil {
+		return nil, err
 	}
 	sid, err := lanedb.NextSID(ctx, tx)
 	if err != nil {
