@@ -121,6 +121,7 @@ export default {
       if (/still being built/.test(x.message)) return "That presell is still being built on its tablet: it has not been submitted yet.";
       if (/this sale has no customer/.test(x.message)) return accountNeedsCustomer;
       if (/charged to the customer's account/.test(x.message)) return "This sale holds a payment to the customer's account: reverse it before taking the customer off.";
+      if (/only cash gives change/.test(x.message)) return `${tk(x)} now adds up to less than its payments other than cash, and only cash gives change: reverse a payment, then take the balance again.`;
       if (/^nothing is due/.test(x.message)) return x.ticket != null ? `Nothing left to pay on #${x.ticket}: press F8 to complete.` : "Nothing is left to pay: press F8 to complete.";
       return `${tk(x)} changed on another screen, or is not held here. Scan its ticket again.`;
     },
