@@ -189,14 +189,16 @@ func TestBrowserCounter(t *testing.T) {
 		waitText("#message", "This sale holds payments: reverse them first."),
 		// One press only offers: a slip of the mouse takes no money off.
 		chromedp.Click(chromedp.CSS("#payments button")),
-		waitText("#message", "Press Reverse again within 5 seconds to take the $2.00 Eftpos payment off this sale."),
+		waitText("#message", "Press Reverse (F10 for the last payment) again within 5 seconds to take the $2.00 Eftpos payment off this sale."),
 	)
 	lookScreen(t, ctx, "counter-reverse-confirm", false)
 	if st := state(p3["physkey"]); num(st["payments"]) != 1 {
 		t.Fatalf("lane DB after one press of Reverse: %v, want the payment still there", st)
 	}
+	// The second press from the keyboard: F10 is Reverse on the last
+	// payment.
 	browserRun(t, ctx,
-		chromedp.Click(chromedp.CSS("#payments button")),
+		chromedp.KeyEvent(kb.F10),
 		chromedp.WaitNotPresent(chromedp.CSS("#payments")),
 		waitText("#message", "The $2.00 Eftpos payment is off this sale: give $2.00 back to the customer."),
 		chromedp.KeyEvent(kb.F9),

@@ -497,6 +497,13 @@ function reversePayment(p) {
   });
 }
 
+// reverseLast is Reverse on the last payment, from the keyboard: a
+// cashier's hands stay on it, and the last tender is the one mistyped.
+function reverseLast() {
+  const pays = (sale && sale.payments) || [];
+  if (pays.length) reversePayment(pays[pays.length - 1]);
+}
+
 function acceptPrices() {
   if (!sale || !(sale.price_drift || []).length) return;
   act(async () => {
@@ -723,13 +730,13 @@ function renderSale() {
     ? el(
         "ul",
         { class: "payments", id: "payments" },
-        s.payments.map((p) =>
+        s.payments.map((p, i) =>
           el(
             "li",
             { class: "row" },
             el("span", { class: "grow" }, db(p.typename)),
             el("span", { class: "money" }, money(p.amount)),
-            el("button", { class: "danger small", onclick: () => reversePayment(p) }, S.reverse),
+            el("button", { class: "danger small", onclick: () => reversePayment(p) }, i === s.payments.length - 1 ? S.reverseLast : S.reverse),
           ),
         ),
       )
@@ -827,6 +834,7 @@ document.addEventListener("keydown", (e) => {
     F7: () => ui.amount && ui.amount.focus(),
     F8: complete,
     F9: () => (ui.reason && ui.reason.value.trim() ? voidSale() : ui.reason && ui.reason.focus()),
+    F10: reverseLast,
   };
   if (fkeys[key]) {
     e.preventDefault();

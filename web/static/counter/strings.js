@@ -45,8 +45,9 @@ export default {
   changeDue: "Change due",
   payments: "Payments",
   reverse: "Reverse",
+  reverseLast: "Reverse (F10)",
   // type: an isolated element (the payment type's name from the lane DB).
-  reverseConfirm: (amount, type) => ["Press Reverse again within 5 seconds to take the ", amount, " ", type, " payment off this sale."],
+  reverseConfirm: (amount, type) => ["Press Reverse (F10 for the last payment) again within 5 seconds to take the ", amount, " ", type, " payment off this sale."],
   reversed: (amount, type) => ["The ", amount, " ", type, " payment is off this sale: give ", amount, " back to the customer."],
   amountLabel: "Amount tendered",
   cash: "Cash (F2)",
@@ -160,6 +161,7 @@ export default {
     ["F7", "amount field"],
     ["F8", "complete"],
     ["F9", "void (with reason)"],
+    ["F10", "reverse the last payment (press twice)"],
     ["Esc", "release / clear (twice if paid)"],
   ],
 };
