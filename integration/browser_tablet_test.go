@@ -785,6 +785,12 @@ func TestBrowserTabletRefusalLeavesTheGridPut(t *testing.T) {
 		const bar = document.querySelector("#summary").getBoundingClientRect();
 		return ns.top >= 0 && ns.height > 0 && ns.bottom <= bar.top;
 	})()`)
+	// There three would cover the products: a new refusal stands alone.
+	refuse(tabCroissant, "Butter Croissant")
+	wantPage(t, ctx, "on a phone only the newest refusal stands", `(() => {
+		const said = [...document.querySelectorAll("#errors li")].map((li) => li.textContent);
+		return said.length === 1 && said[0].includes("Butter Croissant");
+	})()`)
 	lookScreen(t, ctx, "tablet-refusal-notice-phone", false)
 	// Read, they go by themselves (20 s), uncovering the products.
 	gone, cancel := context.WithTimeout(ctx, 40*time.Second)

@@ -815,7 +815,7 @@ function showError(what, e, note = "") {
   for (const old of box.querySelectorAll("li:not([data-held])")) if (old.firstChild.textContent === li.firstChild.textContent) old.remove();
   box.append(li);
   const refusals = box.querySelectorAll("li:not([data-held])");
-  for (const old of [...refusals].slice(0, Math.max(refusals.length - shownRefusals, 0))) old.remove();
+  for (const old of [...refusals].slice(0, Math.max(refusals.length - shownRefusals(), 0))) old.remove();
   // It covers the products below it: once read, it goes by itself. (A held
   // order's notice stays: it waits for Retry or Discard.)
   setTimeout(() => li.remove(), refusalShownFor);
@@ -823,8 +823,9 @@ function showError(what, e, note = "") {
 
 // shownRefusals is how many refused-change notices stand at once, and
 // refusalShownFor how long each stands (ms): time to read it, and to look
-// up from the customer first.
-const shownRefusals = 3;
+// up from the customer first. On a phone's width three cover the
+// products: the newest one alone stands there.
+const shownRefusals = () => (window.matchMedia("(max-width: 600px)").matches ? 1 : 3);
 const refusalShownFor = 20000;
 
 // renderHeld shows one notice per held sale, in place of the one before:
