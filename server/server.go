@@ -62,13 +62,16 @@ type Server struct {
 	// it can tell its own sessions from other lanes' (OwnSession).
 	tag string
 
-	nextID   atomic.Uint64
-	mu       sync.Mutex
-	sockets  map[uint64]*socket
-	door     doorCount
-	closing  bool
-	sessions sync.WaitGroup // one per socket, done when all its goroutines end
-	handlers sync.WaitGroup // one per socket or HTTP-mode handler running
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	sockets map[uint64]*socket
+	// bySession is the sockets by their session id (set when a socket is
+	// made, never changed): SessionOpen is asked per session of a key.
+	bySession map[string]*socket
+	door      doorCount
+	closing   bool
+	sessions  sync.WaitGroup // one per socket, done when all its goroutines end
+	handlers  sync.WaitGroup // one per socket or HTTP-mode handler running
 
 	mounts []mount // other handlers served beside FD1 (the store's screens)
 
@@ -97,6 +100,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		router:        protocol.NewRouter(),
 		log:           slog.New(redactKeys{log.Handler()}), // see redactKeys
 		sockets:       map[uint64]*socket{},
+		bySession:     map[string]*socket{},
 		door:          doorCount{waiting: map[string][]*admission{}, byKey: map[string]int{}},
 		started:       now(cfg),
 		logins:        newLoginGuard(cfg.LoginFailures),
@@ -197,20 +201,9 @@ func (s *Server) OwnSession(session string) bool {
 // to this lane (a claim's holder that has gone can be taken over by its key).
 func (s *Server) SessionOpen(session string) bool {
 	s.mu.Lock()
-	socks := make([]*socket, 0, len(s.sockets))
-	for _, sk := range s.sockets {
-		socks = append(socks, sk)
-	}
-	s.mu.Unlock()
-	for _, sk := range socks {
-		sk.mu.Lock()
-		open := sk.caller.Session == session
-		sk.mu.Unlock()
-		if open {
-			return true
-		}
-	}
-	return false
+	defer s.mu.Unlock()
+	_, open := s.bySession[session]
+	return open
 }
 
 // Mount serves h at each pattern (http.ServeMux patterns) beside the FD1
@@ -469,14 +462,17 @@ func (s *Server) addSocket(sk *socket) bool {
 		return false
 	}
 	s.sockets[sk.id] = sk
+	s.bySession[sk.currentCaller().Session] = sk
 	sk.door.sk = sk
 	s.sessions.Add(1)
 	return true
 }
 
 func (s *Server) removeSocket(sk *socket) {
+	session := sk.currentCaller().Session
 	s.mu.Lock()
 	delete(s.sockets, sk.id)
+	delete(s.bySession, session)
 	s.mu.Unlock()
 	s.forget(sk.door)
 	s.sessions.Done()
