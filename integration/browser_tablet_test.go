@@ -1143,3 +1143,32 @@ func TestBrowserTabletSubmittedOnAnotherDevice(t *testing.T) {
 	)
 	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
 }
+
+// TestBrowserTabletOrderInUseOnAnotherDevice: another device paired with
+// the same key is building an order. This page's list says so, and its
+// Open takes a second press before two devices ring up one order.
+func TestBrowserTabletOrderInUseOnAnotherDevice(t *testing.T) {
+	alongside(t)
+	l, ctx, key := desktopTabletKey(t)
+	browserRun(t, ctx, landed(tabFlatWhite, "Flat White"))
+	mine := tabletSale(t, ctx)
+	other := l.login(presellQuery, key, "")
+	theirs := sale(t, other, sbA+"sale_create", nil, nil)["physkey"].(string)
+	sale(t, other, sbA+"sale_add_product", theirs, map[string]any{"pid": 1002})
+	row := `#presells li[data-physkey="` + theirs + `"]`
+	browserRun(t, ctx,
+		landed(tabLatte, "Latte"), // a change here brings the list up to date
+		waitText(row, "open on another device"),
+		chromedp.Click(chromedp.CSS(row+" button")),
+		waitText(row+" button", "Open here too? Press again"),
+	)
+	lookScreen(t, ctx, "tablet-order-elsewhere", false)
+	if got := tabletSale(t, ctx); got != mine {
+		t.Fatalf("one press opened %s here; want this page still on its own order %s", got, mine)
+	}
+	wantPage(t, ctx, "this page's own order is not said to be elsewhere",
+		`!document.querySelector('#presells li[data-physkey="`+mine+`"]') || !document.querySelector('#presells li[data-physkey="`+mine+`"]').textContent.includes("another device")`)
+	browserRun(t, ctx, chromedp.Click(chromedp.CSS(row+" button")))
+	wantPage(t, ctx, "the second press opens it here", `localStorage.getItem("greenlane.tablet.sale") === "`+theirs+`"`)
+	wantNoErrorsBut(t, browserLog(ctx), lanesDown...)
+}

@@ -18,9 +18,11 @@ func (s *Service) OpenSales(ctx context.Context, c *protocol.Caller) ([]ActiveVi
 		return nil, err
 	}
 	now := s.localNow()
+	elsewhere := s.tops.others(c.KeyID, c.Session, s.SessionGone)
 	rows := make([]ActiveView, len(sales))
 	for i := range sales {
 		rows[i] = activeView(&sales[i], now)
+		rows[i].InUseElsewhere = elsewhere[sales[i].Physkey]
 	}
 	return rows, nil
 }

@@ -85,6 +85,30 @@ func (t *tops) set(key, session, physkey string) {
 // holders is every session whose top sale is physkey. It scans, but only
 // for a socket's k-less request before it has touched a sale: set, on
 // every change, stays O(1).
+// others is the top sales of key's sessions other than session, leaving
+// out those gone says are closed.
+func (t *tops) others(key, session string, gone func(session string) bool) map[string]bool {
+	t.mu.Lock()
+	g := t.byKey[key]
+	var sessions map[string]string // session -> physkey, the newer generation winning
+	if g != nil {
+		sessions = make(map[string]string, len(g.cur)+len(g.old))
+		for _, m := range []map[string]string{g.old, g.cur} {
+			for s, pk := range m {
+				sessions[s] = pk
+			}
+		}
+	}
+	t.mu.Unlock()
+	out := map[string]bool{}
+	for s, pk := range sessions {
+		if s != session && !gone(s) { // gone looks at the sockets: not under t.mu
+			out[pk] = true
+		}
+	}
+	return out
+}
+
 func (t *tops) holders(physkey string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -183,6 +183,11 @@ type ActiveView struct {
 	// counter use (physkey_random_no_word is the sale's own, not the
 	// ticket's).
 	TicketWord *string `json:"ticket_word,omitempty"`
+	// InUseElsewhere: another open connection of the same key has this sale
+	// as the one it works on (a second tablet paired with the key, or a
+	// second tab): opening it here as well would have two devices ring up
+	// one order. Only in the key's list of its open sales.
+	InUseElsewhere bool `json:"in_use_elsewhere,omitempty"`
 }
 
 func activeView(sale *lanedb.Sale, localNow string) ActiveView {

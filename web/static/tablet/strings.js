@@ -96,6 +96,8 @@ export default {
   presellWith: (counter) => ["at the counter (", counter, ")"], // counter: an isolated element
   presellQueued: "waiting for the counter",
   resume: "Open",
+  presellElsewhere: "open on another device",
+  resumeAgain: "Open here too? Press again",
   dismiss: "Dismiss",
   failed: (what, said) => [what, ": ", said].flat(), // said: a sentence, or the lane's message as an isolated element
   // errors: one sentence for each lane error code a tablet can meet, in

@@ -45,6 +45,9 @@ const state = {
   pending: [], // queued changes, oldest first
   customers: null, // last customer search result
   presells: [],
+  // openArmed: the order in use on another device whose Open was pressed
+  // once; a second press within confirmFor opens it here.
+  openArmed: { physkey: "", until: 0 },
   ticket: null, // the parked sale whose ticket is shown
   weigh: null, // {product} or {line}: the grams dialog
   camera: null, // {stream, video, timer}
@@ -678,6 +681,16 @@ async function refreshPresells() {
 
 async function resume(p) {
   if (p.physkey === state.sale) return;
+  // Another device of this key works on it (a second tablet paired with the
+  // same key, another tab): opened here as well, two devices would ring up
+  // one order. The first press says so; a second one opens it.
+  if (p.in_use_elsewhere && !(state.openArmed.physkey === p.physkey && Date.now() < state.openArmed.until)) {
+    state.openArmed = { physkey: p.physkey, until: Date.now() + confirmFor };
+    renderPresells();
+    setTimeout(renderPresells, confirmFor + 50);
+    return;
+  }
+  state.openArmed = { physkey: "", until: 0 };
   state.sale = p.physkey;
   localStorage.setItem(store.sale, p.physkey);
   state.view = null;
@@ -1108,6 +1121,16 @@ function renderCustomer() {
   );
 }
 
+// confirmFor is how long (ms) a first press of Open on an order in use
+// elsewhere waits for the second.
+const confirmFor = 5000;
+
+// openArmed reports whether p's Open was pressed once and waits for the
+// second press.
+function openArmed(p) {
+  return state.openArmed.physkey === p.physkey && Date.now() < state.openArmed.until;
+}
+
 function renderPresells() {
   const ul = $("presells");
   if (!ul) return;
@@ -1126,11 +1149,14 @@ function renderPresells() {
           // An order being built has no ticket yet: no words either, which
           // a counter would be asked to recall and could not.
           p.ticket != null ? [S.presellSubmitted(p.ticket), " · ", db(p.ticket_word)] : S.presellBuilding,
+          p.in_use_elsewhere && p.physkey !== state.sale ? [" · ", S.presellElsewhere] : null,
           p.atCounter ? [" · ", ...(p.claimed_by ? S.presellWith(db(p.claimed_by)) : [S.presellQueued])] : null
         ),
         el("span", { class: "money" }, money(p.saletotal)),
         // Only an order this tablet still holds can be taken up again here.
-        p.phase === 0 && !p.atCounter && p.physkey !== state.sale ? el("button", { type: "button", onclick: () => resume(p) }, S.resume) : null
+        p.phase === 0 && !p.atCounter && p.physkey !== state.sale
+          ? el("button", { type: "button", onclick: () => resume(p) }, openArmed(p) ? S.resumeAgain : S.resume)
+          : null
       )
     )
   );
