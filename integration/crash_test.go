@@ -813,19 +813,26 @@ func relCheckDB(t *testing.T, db string, m *relModel, final bool) {
 		lines []map[string]any
 		pays  []map[string]any
 	}
+	// One moment of the DB: on a store, a killed instance's last commit
+	// may land while it is read.
+	read := dbSnapshot(t, db,
+		`SELECT physkey, phase, presell, created_by, ticket, sid, saletotal_cents,
+		submitted_utc IS NOT NULL AS submitted FROM sales`,
+		`SELECT sale_physkey, seqnce, pid, qty, totalprice_cents FROM sale_lines ORDER BY sale_physkey, seqnce`,
+		`SELECT sale_physkey, sequence, amount_cents FROM payments`,
+		`SELECT ik FROM idempotency`)
 	sales := map[string]*dbSale{}
-	for _, row := range sqliteRows(t, db, `SELECT physkey, phase, presell, created_by, ticket, sid, saletotal_cents,
-		submitted_utc IS NOT NULL AS submitted FROM sales`) {
+	for _, row := range read[0] {
 		sales[row["physkey"].(string)] = &dbSale{row: row}
 	}
-	for _, ln := range sqliteRows(t, db, `SELECT sale_physkey, seqnce, pid, qty, totalprice_cents FROM sale_lines ORDER BY sale_physkey, seqnce`) {
+	for _, ln := range read[1] {
 		s := sales[ln["sale_physkey"].(string)]
 		if s == nil {
 			t.Fatalf("a line without its sale: %v", ln)
 		}
 		s.lines = append(s.lines, ln)
 	}
-	for _, py := range sqliteRows(t, db, `SELECT sale_physkey, sequence, amount_cents FROM payments`) {
+	for _, py := range read[2] {
 		s := sales[py["sale_physkey"].(string)]
 		if s == nil {
 			t.Fatalf("a payment without its sale: %v", py)
@@ -833,7 +840,7 @@ func relCheckDB(t *testing.T, db string, m *relModel, final bool) {
 		s.pays = append(s.pays, py)
 	}
 	stored := map[string]bool{}
-	for _, row := range sqliteRows(t, db, `SELECT ik FROM idempotency`) {
+	for _, row := range read[3] {
 		stored[row["ik"].(string)] = true
 	}
 

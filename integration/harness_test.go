@@ -657,6 +657,21 @@ func sqliteRows(t *testing.T, db, query string, args ...any) []map[string]any {
 	return rows
 }
 
+// dbSnapshot is sqliteRows for each query, all seeing one moment of the
+// DB. (On an SQLite file whose lane is stopped or killed, nothing writes
+// between the reads.)
+func dbSnapshot(t *testing.T, db string, queries ...string) [][]map[string]any {
+	t.Helper()
+	if isStoreURL(db) {
+		return storeSnapshot(t, db, queries...)
+	}
+	out := make([][]map[string]any, len(queries))
+	for i, q := range queries {
+		out[i] = sqliteRows(t, db, "%s", q)
+	}
+	return out
+}
+
 // sqlQuote quotes a string for an SQL literal.
 func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

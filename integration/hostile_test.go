@@ -292,9 +292,14 @@ func TestHostileInputOverARealSocket(t *testing.T) {
 				relHostileReply(t, tc, c.in(t).next())
 				c.in(t).ping()
 			}
-			// The lane's other sockets are unaffected.
-			for _, other := range []*conn{h.admin, h.presell, h.bystander} {
-				other.in(t).ping()
+			// The lane's other sockets are unaffected. The other lane's are
+			// pinged too: a socket that reads nothing while the big lane
+			// parses its 10 MB frames (seconds each under -race) would miss
+			// the server's pings and be closed as dead.
+			for _, l := range lanes {
+				for _, other := range []*conn{l.admin, l.presell, l.bystander} {
+					other.in(t).ping()
+				}
 			}
 		})
 	}

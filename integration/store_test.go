@@ -408,13 +408,40 @@ func isStoreURL(db string) bool {
 // checks written for the SQLite file read PostgreSQL alike.
 func storeRows(t *testing.T, db, query string) []map[string]any {
 	t.Helper()
+	return storeSnapshot(t, db, query)[0]
+}
+
+// storeSnapshot runs queries in one REPEATABLE READ transaction: they see
+// one moment of the store. A killed instance's backend may still commit a
+// transaction the instance sent before it died; read apart, a sale could
+// be read before that commit and its lines after.
+func storeSnapshot(t *testing.T, db string, queries ...string) [][]map[string]any {
+	t.Helper()
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, db)
 	if err != nil {
 		t.Fatalf("connect to the store database: %v", err)
 	}
 	defer c.Close(ctx)
-	rows, err := c.Query(ctx, query)
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatalf("begin a snapshot of the store database: %v", err)
+	}
+	defer tx.Rollback(ctx)
+	out := make([][]map[string]any, len(queries))
+	for i, q := range queries {
+		out[i] = pgRows(t, tx, q)
+	}
+	return out
+}
+
+// pgRows reads query's rows through q as sqlite3 -json gives them.
+func pgRows(t *testing.T, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, query string) []map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := q.Query(ctx, query)
 	if err != nil {
 		t.Fatalf("%q: %v", query, err)
 	}
