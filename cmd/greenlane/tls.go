@@ -214,10 +214,11 @@ func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, 
 				return nil, "", usagef("%s: %v", f[0], err)
 			}
 		}
-		c, err := lanetls.ServerConfig(st.tlsCert, st.tlsKey)
+		r, err := lanetls.NewReloader(st.tlsCert, st.tlsKey, log)
 		if err != nil {
 			return nil, "", usagef("--tls-cert/--tls-key: %v", err)
 		}
+		c := r.Config()
 		renew := "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"
 		if err := checkCertDates("--tls-cert "+st.tlsCert, st.tlsCert, renew, now, log); err != nil {
 			return nil, "", err
@@ -232,10 +233,11 @@ func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, 
 			return nil, "", usagef("--tls: no certificate at %s; run greenlane tls init --db %s first", p, st.dbPath)
 		}
 	}
-	c, err := lanetls.ServerConfig(f.Cert, f.Key)
+	r, err := lanetls.NewReloader(f.Cert, f.Key, log)
 	if err != nil {
 		return nil, "", usagef("--tls: %v", err)
 	}
+	c := r.Config()
 	renew := "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"
 	if err := checkCertDates("--tls: "+f.Cert, f.Cert, renew, now, log); err != nil {
 		return nil, "", err
