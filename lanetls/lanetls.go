@@ -46,6 +46,11 @@ const (
 // Files are the PEM files of one lane, named after its DB.
 type Files struct {
 	CA, CAKey, Cert, Key string
+	// Own, when not nil, is called on each file written while it still has
+	// its temporary name, before it takes its place: a command run as root
+	// gives the files the lane's own account there, so that a running lane
+	// never finds in place a key it cannot read.
+	Own func(path string) error
 }
 
 // FilesFor names the files next to the lane DB at db.
@@ -211,10 +216,10 @@ func Init(f Files, names []string, force bool, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode the CA key: %w", err)
 	}
-	if err := writePEM(f.CAKey, "PRIVATE KEY", keyDER, 0o600); err != nil {
+	if err := f.writePEM(f.CAKey, "PRIVATE KEY", keyDER, 0o600); err != nil {
 		return err
 	}
-	if err := writePEM(f.CA, "CERTIFICATE", der, 0o644); err != nil {
+	if err := f.writePEM(f.CA, "CERTIFICATE", der, 0o644); err != nil {
 		return err
 	}
 	return issue(f, ca, caKey, names, now)
@@ -280,10 +285,10 @@ func issue(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []strin
 	if err != nil {
 		return fmt.Errorf("encode the server key: %w", err)
 	}
-	if err := writePEM(f.Key, "PRIVATE KEY", keyDER, 0o600); err != nil {
+	if err := f.writePEM(f.Key, "PRIVATE KEY", keyDER, 0o600); err != nil {
 		return err
 	}
-	return writePEM(f.Cert, "CERTIFICATE", der, 0o644)
+	return f.writePEM(f.Cert, "CERTIFICATE", der, 0o644)
 }
 
 // signServer is the DER of a server certificate for pub and names, signed
@@ -556,9 +561,9 @@ func newSerial() (*big.Int, error) {
 }
 
 // writePEM writes one PEM block through a temporary file and a rename, so
-// a crash leaves the old file or the new one, with mode set before any
-// secret is written.
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+// a crash leaves the old file or the new one, with mode and owner (f.Own)
+// set before any secret is written.
+func (f Files) writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -567,6 +572,12 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if f.Own != nil {
+		if err := f.Own(tmp.Name()); err != nil {
+			tmp.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := pem.Encode(tmp, &pem.Block{Type: typ, Bytes: der}); err != nil {
 		tmp.Close()

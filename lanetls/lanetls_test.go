@@ -352,7 +352,7 @@ func reissueSameKey(t *testing.T, f Files, at time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writePEM(f.Cert, "CERTIFICATE", der, 0o644); err != nil {
+	if err := f.writePEM(f.Cert, "CERTIFICATE", der, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -416,7 +416,7 @@ func TestReloaderTakesChanges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := writePEM(f.Key, "PRIVATE KEY", der, 0o600); err != nil {
+			if err := f.writePEM(f.Key, "PRIVATE KEY", der, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, wantLog: []string{"level=WARN", "changed=KEY", "TLS key KEY with certificate CERT", "private key does not match public key", "serving_not_after=OLDNOTAFTER"}},

@@ -286,15 +286,35 @@ func makeServiceDB(st *serveSettings, acct *user.User, stdout, stderr io.Writer)
 		return fmt.Errorf("account %s: %w", acct.Username, err)
 	}
 	if uid != os.Geteuid() {
-		for _, p := range []string{st.dbPath, st.dbPath + ".apikey", st.dbPath + "-wal", st.dbPath + "-shm"} {
-			if err := os.Chown(p, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("give %s to %s: %w (run service install as root)", p, acct.Username, err)
-			}
+		if err := giveTo(acct.Username, uid, gid, st.dbPath, st.dbPath+".apikey", st.dbPath+"-wal", st.dbPath+"-shm"); err != nil {
+			return fmt.Errorf("%w (run service install as root)", err)
 		}
 	}
 	fmt.Fprintf(stdout, "made lane DB %s (demo fixture), owned by %s; its admin API key is in %s.apikey\n"+
 		"the unit serves it without --create: were it lost, the lane stops rather than make a new one\n", st.dbPath, acct.Username, st.dbPath)
 	return nil
+}
+
+// giveTo gives the files at paths that exist to uid:gid, the account
+// called name: a command run as root (sudo) for a lane whose service runs
+// as another account must leave files that account can open.
+func giveTo(name string, uid, gid int, paths ...string) error {
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("give %s to %s: %w", p, name, err)
+		}
+	}
+	return nil
+}
+
+// ownerOf is the account that owns the file st describes, where the system
+// says (ok false elsewhere).
+func ownerOf(st fs.FileInfo) (uid, gid int, ok bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(sys.Uid), int(sys.Gid), true
 }
 
 // dirWritableBy reports why acct cannot make files in dir (the lane DB,
@@ -320,16 +340,16 @@ func dirWritableBy(dir string, acct *user.User) error {
 		}
 		return nil
 	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
+	uid, gid, ok := ownerOf(st)
 	if acct.Uid == "0" || !ok {
 		return nil
 	}
 	perm := st.Mode().Perm()
 	var bits fs.FileMode = 0o003 // write and search, for others
 	switch {
-	case strconv.FormatUint(uint64(sys.Uid), 10) == acct.Uid:
+	case strconv.Itoa(uid) == acct.Uid:
 		bits = 0o300
-	case inGroup(acct, strconv.FormatUint(uint64(sys.Gid), 10)):
+	case inGroup(acct, strconv.Itoa(gid)):
 		bits = 0o030
 	}
 	if perm&bits != bits {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +45,10 @@ func tlsInit(args []string, stdout, stderr io.Writer) error {
 	if len(names) == 0 {
 		names = lanetls.DefaultNames()
 	}
-	f := lanetls.FilesFor(*dbPath)
+	f, owner, err := tlsFiles(*dbPath)
+	if err != nil {
+		return fmt.Errorf("tls init: %w", err)
+	}
 	if err := lanetls.Init(f, names, *force, time.Now()); err != nil {
 		if errors.Is(err, lanetls.ErrExists) || errors.Is(err, lanetls.ErrBadName) {
 			return usagef("tls init: %v", err)
@@ -57,6 +61,7 @@ func tlsInit(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "CA:          %s (key %s, keep private)\ncertificate: %s (key %s) for %s, valid until %s\n",
 		f.CA, f.CAKey, f.Cert, f.Key, strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
+	sayOwner(stdout, owner)
 	// The certificates may come before the lane DB: then the serve that
 	// works is the one that may create it.
 	next := "--tls"
@@ -160,10 +165,13 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("tls renew takes no arguments, got %q", fs.Args())
 	}
+	f, owner, err := tlsFiles(*dbPath)
+	if err != nil {
+		return fmt.Errorf("tls renew: %w", err)
+	}
 	if len(names) > 0 {
 		// New names are wanted now, whatever the expiry: the lane is
 		// reached under a name its certificate lacks.
-		f := lanetls.FilesFor(*dbPath)
 		if err := lanetls.Reissue(f, names, time.Now()); err != nil {
 			if errors.Is(err, lanetls.ErrBadName) {
 				return usagef("tls renew: %v", err)
@@ -176,9 +184,10 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "renewed for %s: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n",
 			strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
+		sayOwner(stdout, owner)
 		return nil
 	}
-	renewed, until, err := lanetls.Renew(lanetls.FilesFor(*dbPath), *force, time.Now())
+	renewed, until, err := lanetls.Renew(f, *force, time.Now())
 	if err != nil {
 		return fmt.Errorf("tls renew (run greenlane tls init --db %s first if there is no CA): %w", *dbPath, err)
 	}
@@ -187,7 +196,45 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(stdout, "renewed: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n", until.Format(time.DateOnly))
+	sayOwner(stdout, owner)
 	return nil
+}
+
+// tlsFiles are the TLS files next to the lane DB at db. Run as root (sudo)
+// for a DB another account owns, the service's, they are written as that
+// account's, as restore leaves the DB it puts in place: a key only root can
+// read keeps a running lane on its old certificate and stops it at its
+// next start. owner names that account, or is "" when the files stay the
+// runner's (not root, a DB root owns, or no DB yet).
+func tlsFiles(db string) (f lanetls.Files, owner string, err error) {
+	f = lanetls.FilesFor(db)
+	if os.Geteuid() != 0 {
+		return f, "", nil
+	}
+	st, err := os.Stat(db)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, "", nil // certificates made before the DB
+	}
+	if err != nil {
+		return f, "", fmt.Errorf("owner of the lane DB: %w", err)
+	}
+	uid, gid, ok := ownerOf(st)
+	if !ok || uid == 0 {
+		return f, "", nil
+	}
+	owner = strconv.Itoa(uid)
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	f.Own = func(path string) error { return giveTo(owner, uid, gid, path) }
+	return f, owner, nil
+}
+
+// sayOwner says whose the files written are, when not the runner's.
+func sayOwner(stdout io.Writer, owner string) {
+	if owner != "" {
+		fmt.Fprintf(stdout, "the files written are owned by %s, the lane DB's owner, so that the lane can read them\n", owner)
+	}
 }
 
 // serveTLS is serve's TLS setup from its flags: nil without TLS flags, and

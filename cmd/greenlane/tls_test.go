@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +130,72 @@ func TestTLSInitSaysTheServeThatWorks(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), want+",") {
 				t.Errorf("tls init printed %q, want %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
+// TestTLSFilesTakeTheDBOwner: tls init and renew run as root for a lane DB
+// the service's account owns write files that account owns, modes kept,
+// and say so; for a DB root owns, or none yet, the files stay root's.
+func TestTLSFilesTakeTheDBOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files to another account needs root")
+	}
+	acct, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no account nobody on this machine")
+	}
+	tests := []struct {
+		name      string
+		dbOwner   *user.User // nil: no DB
+		wantOwner string     // uid the files get
+		wantSay   bool       // the command says whose they are
+	}{
+		{name: "DB of the service's account", dbOwner: acct, wantOwner: acct.Uid, wantSay: true},
+		{name: "DB of root", dbOwner: &user.User{Uid: "0", Gid: "0"}, wantOwner: "0"},
+		{name: "no DB yet", wantOwner: "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "lane.db")
+			if tt.dbOwner != nil {
+				db, _ = laneCopy(t)
+				u, _ := strconv.Atoi(tt.dbOwner.Uid)
+				g, _ := strconv.Atoi(tt.dbOwner.Gid)
+				if err := os.Chown(db, u, g); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f := lanetls.FilesFor(db)
+			for _, cmd := range [][]string{
+				{"tls", "init", "--db", db, "--names", "localhost"},
+				{"tls", "renew", "--db", db, "--force"},
+				{"tls", "renew", "--db", db, "--names", "localhost,127.0.0.1"},
+			} {
+				var stdout bytes.Buffer
+				if err := dispatch(cmd, &stdout, io.Discard); err != nil {
+					t.Fatalf("%s: %v", strings.Join(cmd, " "), err)
+				}
+				said := strings.Contains(stdout.String(), "owned by "+acct.Username+", the lane DB's owner")
+				if said != tt.wantSay {
+					t.Errorf("%s printed %q; want it to say whose the files are: %v", strings.Join(cmd, " "), stdout.String(), tt.wantSay)
+				}
+				for path, mode := range map[string]os.FileMode{f.CA: 0o644, f.CAKey: 0o600, f.Cert: 0o644, f.Key: 0o600} {
+					st, err := os.Stat(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					u, g, _ := ownerOf(st)
+					wantGid := "0"
+					if tt.wantOwner == acct.Uid {
+						wantGid = acct.Gid
+					}
+					if strconv.Itoa(u) != tt.wantOwner || strconv.Itoa(g) != wantGid || st.Mode().Perm() != mode {
+						t.Errorf("after %s: %s is %d:%d %v, want %s:%s %v", strings.Join(cmd, " "), filepath.Base(path), u, g, st.Mode().Perm(), tt.wantOwner, wantGid, mode)
+					}
+				}
 			}
 		})
 	}
