@@ -36,9 +36,10 @@ const (
 	ServerValidity = 824 * 24 * time.Hour
 	// RenewWithin is how close to expiry Renew reissues without --force.
 	RenewWithin = 30 * 24 * time.Hour
-	// WarnWithin is how close to expiry serve warns at start: two weeks
-	// leave time to renew before tablets refuse the lane.
-	WarnWithin = 14 * 24 * time.Hour
+	// WarnWithin is how close to expiry serve warns, at start and once a
+	// day while it runs: from when tls renew would reissue the certificate,
+	// so that the warning and its remedy come together.
+	WarnWithin = RenewWithin
 	// backdate covers tablets whose clocks run a little behind the lane's.
 	backdate = time.Hour
 )
@@ -468,6 +469,9 @@ func (r *Reloader) Certificate() *tls.Certificate {
 	r.log.Info("TLS certificate reloaded", "cert", r.certFile, "not_after", notAfter(pair))
 	return r.pair
 }
+
+// Leaf is the certificate Certificate serves now.
+func (r *Reloader) Leaf() *x509.Certificate { return r.Certificate().Leaf }
 
 func (r *Reloader) stamps() [2]fileStamp {
 	return [2]fileStamp{stampOf(r.certFile), stampOf(r.keyFile)}

@@ -277,8 +277,8 @@ func TestCheckDates(t *testing.T) {
 	}{
 		{"at issue", t0, nil, false},
 		{"before NotBefore", c.NotBefore.Add(-time.Minute), ErrNotYetValid, false},
-		{"15 days left", c.NotAfter.Add(-15 * 24 * time.Hour), nil, false},
-		{"13 days left", c.NotAfter.Add(-13 * 24 * time.Hour), nil, true},
+		{"31 days left", c.NotAfter.Add(-31 * 24 * time.Hour), nil, false},
+		{"29 days left", c.NotAfter.Add(-29 * 24 * time.Hour), nil, true},
 		{"a day after NotAfter", c.NotAfter.Add(24 * time.Hour), ErrExpired, false},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -16,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/lanetls"
@@ -237,81 +240,139 @@ func sayOwner(stdout io.Writer, owner string) {
 	}
 }
 
-// serveTLS is serve's TLS setup from its flags: nil without TLS flags, and
-// with --tls the CA file to serve at /ca.pem. A certificate outside its
-// dates at now is refused (every client would fail the handshake), one
-// that expires within lanetls.WarnWithin is logged as a warning.
-func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, string, error) {
+// servedTLS is what serve keeps of its TLS setup besides the config.
+type servedTLS struct {
+	certs  *lanetls.Reloader
+	cert   string // the certificate file, for the log
+	renew  string // how to get a new certificate, for the log
+	caFile string // the CA served at /ca.pem, or "" for none
+}
+
+// serveTLS is serve's TLS setup from its flags: nil without TLS flags. A
+// certificate outside its dates at now is refused (every client would fail
+// the handshake), one that expires within lanetls.WarnWithin is logged as a
+// warning.
+func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, *servedTLS, error) {
 	switch {
 	case st.useTLS && lanedb.IsPostgresURL(st.dbPath):
-		return nil, "", usagef("--tls uses the files tls init made next to an SQLite lane DB file; on a PostgreSQL store database give each instance --tls-cert and --tls-key")
+		return nil, nil, usagef("--tls uses the files tls init made next to an SQLite lane DB file; on a PostgreSQL store database give each instance --tls-cert and --tls-key")
 	case st.useTLS && (st.tlsCert != "" || st.tlsKey != ""):
-		return nil, "", usagef("--tls uses the files tls init made next to --db; give it, or --tls-cert and --tls-key, not both")
+		return nil, nil, usagef("--tls uses the files tls init made next to --db; give it, or --tls-cert and --tls-key, not both")
 	case st.tlsCert != "" && st.tlsKey == "":
-		return nil, "", usagef("--tls-cert %s needs --tls-key", st.tlsCert)
+		return nil, nil, usagef("--tls-cert %s needs --tls-key", st.tlsCert)
 	case st.tlsKey != "" && st.tlsCert == "":
-		return nil, "", usagef("--tls-key %s needs --tls-cert", st.tlsKey)
+		return nil, nil, usagef("--tls-key %s needs --tls-cert", st.tlsKey)
 	case st.tlsCert != "":
 		// Each missing file is named once, by its flag: the loader's own
 		// error lists both stats on two lines.
 		for _, f := range [][2]string{{"--tls-cert", st.tlsCert}, {"--tls-key", st.tlsKey}} {
 			if _, err := os.Stat(f[1]); errors.Is(err, fs.ErrNotExist) {
-				return nil, "", usagef("%s %s: no such file", f[0], f[1])
+				return nil, nil, usagef("%s %s: no such file", f[0], f[1])
 			} else if err != nil {
-				return nil, "", usagef("%s: %v", f[0], err)
+				return nil, nil, usagef("%s: %v", f[0], err)
 			}
 		}
 		r, err := lanetls.NewReloader(st.tlsCert, st.tlsKey, log)
 		if err != nil {
-			return nil, "", usagef("--tls-cert/--tls-key: %v", err)
+			return nil, nil, usagef("--tls-cert/--tls-key: %v", err)
 		}
-		c := r.Config()
-		renew := "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"
-		if err := checkCertDates("--tls-cert "+st.tlsCert, st.tlsCert, renew, now, log); err != nil {
-			return nil, "", err
+		s := &servedTLS{certs: r, cert: st.tlsCert,
+			renew: "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"}
+		if err := s.checkDates("--tls-cert "+st.tlsCert, now, log); err != nil {
+			return nil, nil, err
 		}
-		return c, "", nil
+		return r.Config(), s, nil
 	case !st.useTLS:
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	f := lanetls.FilesFor(st.dbPath)
 	for _, p := range []string{f.Cert, f.Key} {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-			return nil, "", usagef("--tls: no certificate at %s; run greenlane tls init --db %s first", p, st.dbPath)
+			return nil, nil, usagef("--tls: no certificate at %s; run greenlane tls init --db %s first", p, st.dbPath)
 		}
 	}
 	r, err := lanetls.NewReloader(f.Cert, f.Key, log)
 	if err != nil {
-		return nil, "", usagef("--tls: %v", err)
+		return nil, nil, usagef("--tls: %v", err)
 	}
-	c := r.Config()
-	renew := "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"
-	if err := checkCertDates("--tls: "+f.Cert, f.Cert, renew, now, log); err != nil {
-		return nil, "", err
+	s := &servedTLS{certs: r, cert: f.Cert, renew: "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"}
+	if err := s.checkDates("--tls: "+f.Cert, now, log); err != nil {
+		return nil, nil, err
 	}
-	if _, err := os.Stat(f.CA); err != nil {
-		return c, "", nil // a certificate put there by hand: no CA to hand out
+	// A certificate put there by hand comes with no CA to hand out.
+	if _, err := os.Stat(f.CA); err == nil {
+		s.caFile = f.CA
 	}
-	return c, f.CA, nil
+	return r.Config(), s, nil
 }
 
-// checkCertDates refuses the certificate at path when it is not valid at
-// now, and warns when it expires within lanetls.WarnWithin; what says the
-// flag and file, renew how to get a new one.
-func checkCertDates(what, path, renew string, now time.Time, log *slog.Logger) error {
-	c, err := lanetls.ReadCert(path)
-	if err != nil {
-		return usagef("%s: %v", what, err)
+// checkDates refuses the certificate when it is not valid at now, and
+// warns when it expires within lanetls.WarnWithin; what says the flag and
+// file.
+func (s *servedTLS) checkDates(what string, now time.Time, log *slog.Logger) error {
+	if _, err := lanetls.CheckDates(s.certs.Leaf(), now); err != nil {
+		return usagef("%s: %v; %s", what, err, s.renew)
 	}
-	soon, err := lanetls.CheckDates(c, now)
-	if err != nil {
-		return usagef("%s: %v; %s", what, err, renew)
-	}
-	if soon {
-		log.Warn("TLS certificate expires soon; tablets will refuse the lane after that", "cert", path,
-			"not_after", c.NotAfter.UTC().Format(time.RFC3339), "renew", renew)
-	}
+	s.warnExpiry(now, log)
 	return nil
+}
+
+// warnExpiry logs a warning when the certificate served expires within
+// lanetls.WarnWithin, and an error when it is not valid at now: tablets
+// refuse the lane then.
+func (s *servedTLS) warnExpiry(now time.Time, log *slog.Logger) {
+	c := s.certs.Leaf()
+	soon, err := lanetls.CheckDates(c, now)
+	switch {
+	case err != nil:
+		log.Error("TLS certificate not valid: tablets refuse the lane", "cert", s.cert, "err", err, "renew", s.renew)
+	case soon:
+		log.Warn("TLS certificate expires soon; tablets will refuse the lane after that", "cert", s.cert,
+			"not_after", c.NotAfter.UTC().Format(time.RFC3339), "days_left", int(c.NotAfter.Sub(now).Hours()/24), "renew", s.renew)
+	}
+}
+
+// certTicks are when a running lane looks at its certificate's expiry
+// again: once a day. A variable so that tests tick at the times they
+// choose.
+var certTicks = func() (ticks <-chan time.Time, stop func()) {
+	t := time.NewTicker(24 * time.Hour)
+	return t.C, t.Stop
+}
+
+// watchExpiry warns of the served certificate's expiry at each of
+// certTicks (a lane runs for months; a warning at its start alone is long
+// gone from the log when the certificate runs out), until stop is called.
+func (s *servedTLS) watchExpiry(log *slog.Logger) (stop func()) {
+	ticks, stopTicks := certTicks()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-ticks:
+				s.warnExpiry(now, log)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		stopTicks()
+		<-done
+	}
+}
+
+// certExpiryGauge is greenlane_tls_cert_expiry_timestamp_seconds, read at
+// each scrape from the certificate the lane serves (a renewed one as soon
+// as it is taken), so that monitoring can alert before tablets refuse it.
+func certExpiryGauge(certs *lanetls.Reloader) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "greenlane_tls_cert_expiry_timestamp_seconds",
+		Help: "When the TLS certificate the lane serves expires (its NotAfter), in seconds since the Unix epoch.",
+	}, func() float64 { return float64(certs.Leaf().NotAfter.Unix()) })
 }
 
 // caHandler serves the store's CA certificate, read per request so that

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -18,7 +21,8 @@ import (
 
 // TestServeCertificateDates: serve refuses a certificate no client would
 // accept (expired, not yet valid), naming its date and how to renew, and
-// warns at start about one that expires within two weeks.
+// warns at start about one that expires within 30 days, when tls renew
+// would reissue it.
 func TestServeCertificateDates(t *testing.T) {
 	now := time.Now()
 	day := 24 * time.Hour
@@ -33,6 +37,8 @@ func TestServeCertificateDates(t *testing.T) {
 		{name: "expired, --tls-cert", issued: now.Add(-900 * day), ownFiles: true, wantErr: []string{"--tls-cert ", "the certificate has expired: NotAfter ", "tls renew"}},
 		{name: "not yet valid", issued: now.Add(3 * day), wantErr: []string{"the certificate is not valid yet: NotBefore "}},
 		{name: "expires within two weeks", issued: now.Add(-815 * day), wantWarn: true},
+		{name: "expires within 30 days", issued: now.Add(-800 * day), wantWarn: true},
+		{name: "expires in 34 days", issued: now.Add(-790 * day)},
 		{name: "new", issued: now},
 	}
 	for _, tt := range tests {
@@ -198,5 +204,127 @@ func TestTLSFilesTakeTheDBOwner(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// scrapeCertExpiry reads greenlane_tls_cert_expiry_timestamp_seconds from
+// the TLS lane at addr, trusting the lane's CA as a tablet does.
+func scrapeCertExpiry(t *testing.T, addr string, f lanetls.Files) int64 {
+	t.Helper()
+	ca, err := lanetls.ReadCert(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, DisableKeepAlives: true}}
+	resp, err := client.Get("https://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "greenlane_tls_cert_expiry_timestamp_seconds "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			return int64(f)
+		}
+	}
+	t.Fatalf("no greenlane_tls_cert_expiry_timestamp_seconds in /metrics:\n%s", body)
+	return 0
+}
+
+// TestRunningLaneWatchesItsCertificate: a lane running for months warns
+// once a day while its certificate is within 30 days of expiry, and logs
+// an error once it has expired; /metrics gives the expiry of the
+// certificate it serves, a renewed one's once it is taken.
+func TestRunningLaneWatchesItsCertificate(t *testing.T) {
+	ticks := make(chan time.Time)
+	old := certTicks
+	certTicks = func() (<-chan time.Time, func()) { return ticks, func() {} }
+	t.Cleanup(func() { certTicks = old })
+	day := 24 * time.Hour
+	db, _ := laneCopy(t)
+	f := lanetls.FilesFor(db)
+	// Issued 100 days ago: a renewed certificate expires 100 days later.
+	if err := lanetls.Init(f, []string{"127.0.0.1"}, false, time.Now().Add(-100*day)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := lanetls.ReadCert(f.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	addr, stop, err := runServeUntilReady(t, []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls"}, &log)
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, log.String())
+	}
+	// A tick is taken only once the one before it was handled: after the
+	// quiet tick that follows each case, its lines are all in the log.
+	quiet := c.NotAfter.Add(-60 * day)
+	tests := []struct {
+		name string
+		at   time.Time
+		want []string // what the one line logged says; nil: no line
+	}{
+		{name: "two months left", at: quiet},
+		{name: "31 days left", at: c.NotAfter.Add(-31 * day)},
+		{name: "29 days left", at: c.NotAfter.Add(-29 * day), want: []string{"level=WARN", "TLS certificate expires soon", "cert=" + f.Cert, "days_left=29", "greenlane tls renew --db " + db}},
+		{name: "a day left", at: c.NotAfter.Add(-day), want: []string{"level=WARN", "days_left=1"}},
+		{name: "expired", at: c.NotAfter.Add(day), want: []string{"level=ERROR", "the certificate has expired", "greenlane tls renew --db " + db}},
+	}
+	watched := true
+	for _, tt := range tests {
+		if !watched {
+			break
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(log.String())
+			for _, at := range []time.Time{tt.at, quiet} {
+				select {
+				case ticks <- at:
+				case <-time.After(30 * time.Second):
+					watched = false
+					t.Fatal("the lane took no tick in 30s: nothing watches its certificate")
+				}
+			}
+			lines := strings.FieldsFunc(log.String()[before:], func(r rune) bool { return r == '\n' })
+			if tt.want == nil {
+				if len(lines) != 0 {
+					t.Fatalf("logged %q, want nothing", lines)
+				}
+				return
+			}
+			if len(lines) != 1 {
+				t.Fatalf("logged %q, want one line", lines)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(lines[0], w) {
+					t.Errorf("logged %q, want it to say %q", lines[0], w)
+				}
+			}
+		})
+	}
+	if got := scrapeCertExpiry(t, addr, f); got != c.NotAfter.Unix() {
+		t.Errorf("expiry gauge %d, want %d", got, c.NotAfter.Unix())
+	}
+	if err := dispatch([]string{"tls", "renew", "--db", db, "--force"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := lanetls.ReadCert(f.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scrapeCertExpiry(t, addr, f); got != renewed.NotAfter.Unix() {
+		t.Errorf("expiry gauge after renew %d, want the renewed certificate's %d", got, renewed.NotAfter.Unix())
+	}
+	if err := stop(); err != nil {
+		t.Errorf("serve ended with %v", err)
 	}
 }
