@@ -269,12 +269,12 @@ func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, 
 			if _, err := os.Stat(f[1]); errors.Is(err, fs.ErrNotExist) {
 				return nil, nil, usagef("%s %s: no such file", f[0], f[1])
 			} else if err != nil {
-				return nil, nil, usagef("%s: %v", f[0], err)
+				return nil, nil, tlsFilesError(f[0], err)
 			}
 		}
 		r, err := lanetls.NewReloader(st.tlsCert, st.tlsKey, log)
 		if err != nil {
-			return nil, nil, usagef("--tls-cert/--tls-key: %v", err)
+			return nil, nil, tlsFilesError("--tls-cert/--tls-key", err)
 		}
 		s := &servedTLS{certs: r, cert: st.tlsCert,
 			renew: "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"}
@@ -293,7 +293,7 @@ func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, 
 	}
 	r, err := lanetls.NewReloader(f.Cert, f.Key, log)
 	if err != nil {
-		return nil, nil, usagef("--tls: %v", err)
+		return nil, nil, tlsFilesError("--tls", err)
 	}
 	s := &servedTLS{certs: r, cert: f.Cert, renew: "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"}
 	if err := s.checkDates("--tls: "+f.Cert, now, log); err != nil {
@@ -304,6 +304,18 @@ func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, 
 		s.caFile = f.CA
 	}
 	return r.Config(), s, nil
+}
+
+// tlsFilesError is err, from looking at the TLS files flag names: a file
+// that cannot be read (its permissions, a folder, the disk) is a runtime
+// failure, exit status 1, as any file serve cannot open; files that read
+// but do not make a pair are the wrong files named, a usage error.
+func tlsFilesError(flag string, err error) error {
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	return usagef("%s: %v", flag, err)
 }
 
 // checkDates refuses the certificate when it is not valid at now, and

@@ -328,3 +328,83 @@ func TestRunningLaneWatchesItsCertificate(t *testing.T) {
 		t.Errorf("serve ended with %v", err)
 	}
 }
+
+// TestServeUnreadableTLSFiles: a TLS file serve cannot read is a runtime
+// failure (exit status 1, not the usage error's 2), named in the message;
+// files that read but are not a pair stay a usage error.
+func TestServeUnreadableTLSFiles(t *testing.T) {
+	unreadable := func(t *testing.T, path string) {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noPermission := func(t *testing.T, path string) {
+		if os.Geteuid() == 0 {
+			t.Skip("root reads a file whatever its mode")
+		}
+		if err := os.Chmod(path, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notThePair := func(t *testing.T, path string) {
+		other := lanetls.FilesFor(filepath.Join(t.TempDir(), "other.db"))
+		if err := lanetls.Init(other, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(other.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		ownFiles  bool // --tls-cert/--tls-key rather than --tls
+		cert      bool // the certificate is spoiled, not the key
+		spoil     func(t *testing.T, path string)
+		wantUsage bool
+		want      string
+	}{
+		{name: "--tls, key a folder", spoil: unreadable, want: "is a directory"},
+		{name: "--tls, key without permission", spoil: noPermission, want: "permission denied"},
+		{name: "--tls-key a folder", ownFiles: true, spoil: unreadable, want: "is a directory"},
+		{name: "--tls-cert a folder", ownFiles: true, cert: true, spoil: unreadable, want: "is a directory"},
+		{name: "--tls-key without permission", ownFiles: true, spoil: noPermission, want: "permission denied"},
+		{name: "--tls, key of another certificate", spoil: notThePair, wantUsage: true, want: "private key does not match public key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := laneCopy(t)
+			f := lanetls.FilesFor(db)
+			if err := lanetls.Init(f, []string{"127.0.0.1"}, false, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			spoilt := f.Key
+			if tt.cert {
+				spoilt = f.Cert
+			}
+			tt.spoil(t, spoilt)
+			args := []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls"}
+			if tt.ownFiles {
+				args = []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls-cert=" + f.Cert, "--tls-key=" + f.Key}
+			}
+			_, stop, err := runServeUntilReady(t, args, io.Discard)
+			if err == nil {
+				stop()
+				t.Fatal("serve started")
+			}
+			var ue usageError
+			if errors.As(err, &ue) != tt.wantUsage {
+				t.Errorf("serve: %v; a usage error (exit status 2): %v, want %v", err, errors.As(err, &ue), tt.wantUsage)
+			}
+			if !strings.Contains(err.Error(), spoilt) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("serve: %v, want one line naming %s and saying %q", err, spoilt, tt.want)
+			}
+		})
+	}
+}
