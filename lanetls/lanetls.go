@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -34,9 +36,10 @@ const (
 	ServerValidity = 824 * 24 * time.Hour
 	// RenewWithin is how close to expiry Renew reissues without --force.
 	RenewWithin = 30 * 24 * time.Hour
-	// WarnWithin is how close to expiry serve warns at start: two weeks
-	// leave time to renew before tablets refuse the lane.
-	WarnWithin = 14 * 24 * time.Hour
+	// WarnWithin is how close to expiry serve warns, at start and once a
+	// day while it runs: from when tls renew would reissue the certificate,
+	// so that the warning and its remedy come together.
+	WarnWithin = RenewWithin
 	// backdate covers tablets whose clocks run a little behind the lane's.
 	backdate = time.Hour
 )
@@ -44,6 +47,11 @@ const (
 // Files are the PEM files of one lane, named after its DB.
 type Files struct {
 	CA, CAKey, Cert, Key string
+	// Own, when not nil, is called on each file written while it still has
+	// its temporary name, before it takes its place: a command run as root
+	// gives the files the lane's own account there, so that a running lane
+	// never finds in place a key it cannot read.
+	Own func(path string) error
 }
 
 // FilesFor names the files next to the lane DB at db.
@@ -209,10 +217,10 @@ func Init(f Files, names []string, force bool, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode the CA key: %w", err)
 	}
-	if err := writePEM(f.CAKey, "PRIVATE KEY", keyDER, 0o600); err != nil {
+	if err := f.writePEM(f.CAKey, "PRIVATE KEY", keyDER, 0o600); err != nil {
 		return err
 	}
-	if err := writePEM(f.CA, "CERTIFICATE", der, 0o644); err != nil {
+	if err := f.writePEM(f.CA, "CERTIFICATE", der, 0o644); err != nil {
 		return err
 	}
 	return issue(f, ca, caKey, names, now)
@@ -270,9 +278,26 @@ func issue(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []strin
 	if err != nil {
 		return fmt.Errorf("server key: %w", err)
 	}
-	serial, err := newSerial()
+	der, err := signServer(ca, caKey, &key.PublicKey, names, now)
 	if err != nil {
 		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode the server key: %w", err)
+	}
+	if err := f.writePEM(f.Key, "PRIVATE KEY", keyDER, 0o600); err != nil {
+		return err
+	}
+	return f.writePEM(f.Cert, "CERTIFICATE", der, 0o644)
+}
+
+// signServer is the DER of a server certificate for pub and names, signed
+// by the CA, valid ServerValidity from now less backdate.
+func signServer(ca *x509.Certificate, caKey *ecdsa.PrivateKey, pub *ecdsa.PublicKey, names []string, now time.Time) ([]byte, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -290,20 +315,13 @@ func issue(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []strin
 		}
 	}
 	if tmpl.NotAfter.After(ca.NotAfter) {
-		return fmt.Errorf("the CA expires %s, before a new server certificate would; run tls init --force and reinstall the CA on the tablets", ca.NotAfter.Format(time.DateOnly))
+		return nil, fmt.Errorf("the CA expires %s, before a new server certificate would; run tls init --force and reinstall the CA on the tablets", ca.NotAfter.Format(time.DateOnly))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
 	if err != nil {
-		return fmt.Errorf("sign the server certificate: %w", err)
+		return nil, fmt.Errorf("sign the server certificate: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encode the server key: %w", err)
-	}
-	if err := writePEM(f.Key, "PRIVATE KEY", keyDER, 0o600); err != nil {
-		return err
-	}
-	return writePEM(f.Cert, "CERTIFICATE", der, 0o644)
+	return der, nil
 }
 
 func loadCA(f Files) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -311,23 +329,33 @@ func loadCA(f Files) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := os.ReadFile(f.CAKey)
+	key, err := readKey(f.CAKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the CA key: %w", err)
 	}
+	return ca, key, nil
+}
+
+// readKey reads an ECDSA private key from a PKCS #8 PEM file, as Init
+// writes them.
+func readKey(path string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return nil, nil, fmt.Errorf("%s: no PEM block", f.CAKey)
+		return nil, fmt.Errorf("%s: no PEM block", path)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", f.CAKey, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	ek, ok := k.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: not an ECDSA key", f.CAKey)
+		return nil, fmt.Errorf("%s: not an ECDSA key", path)
 	}
-	return ca, ek, nil
+	return ek, nil
 }
 
 // ErrExpired and ErrNotYetValid are CheckDates' refusals: every client
@@ -368,54 +396,164 @@ func readCert(path string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// ServerConfig loads a certificate and key into a server TLS config: TLS
-// 1.2 at least, Go's own cipher suite choice. The files are looked at again
-// on each handshake and reloaded once both have changed, so a certificate
-// renewed while the lane runs is served without a restart; a pair that
-// does not load (half written, mismatched) keeps the last good one.
+// ServerConfig is the server TLS config of a Reloader over certFile and
+// keyFile that logs to slog's default logger: TLS 1.2 at least, Go's own
+// cipher suite choice.
 func ServerConfig(certFile, keyFile string) (*tls.Config, error) {
-	r := &reloader{certFile: certFile, keyFile: keyFile}
-	if err := r.load(); err != nil {
+	r, err := NewReloader(certFile, keyFile, slog.Default())
+	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.get}, nil
+	return r.Config(), nil
 }
 
-// reloader holds the certificate last loaded and the files' times then.
-type reloader struct {
+// Reloader serves a certificate and key from their files and takes them
+// again when either file changes while the lane runs, so that a renewed
+// certificate is served without a restart, also when only the certificate
+// was replaced and the key kept. A pair that does not load (mismatched,
+// unreadable, half written) is logged once and the last good pair is kept:
+// a lane serving a certificate a few days older beats one failing every
+// handshake.
+type Reloader struct {
 	certFile, keyFile string
-	mu                sync.Mutex
-	pair              *tls.Certificate
-	certMod, keyMod   time.Time
+	log               *slog.Logger
+
+	mu   sync.Mutex
+	pair *tls.Certificate
+	// seen is the files as last looked at, loaded or refused: a refused
+	// pair is tried again, and logged again, only once a file changes.
+	seen [2]fileStamp
 }
 
-func (r *reloader) load() error {
-	// One error, on one line: the first file that cannot be read.
-	cs, err := os.Stat(r.certFile)
+// NewReloader loads the certificate and key, refusing a pair that does not
+// load; log gets the reloads.
+func NewReloader(certFile, keyFile string, log *slog.Logger) (*Reloader, error) {
+	r := &Reloader{certFile: certFile, keyFile: keyFile, log: log}
+	r.seen = r.stamps()
+	pair, err := loadPair(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("TLS certificate: %w", err)
+		return nil, err
 	}
-	ks, err := os.Stat(r.keyFile)
-	if err != nil {
-		return fmt.Errorf("TLS key: %w", err)
-	}
-	pair, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
-	if err != nil {
-		return fmt.Errorf("load TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
-	}
-	r.pair, r.certMod, r.keyMod = &pair, cs.ModTime(), ks.ModTime()
-	return nil
+	r.pair = pair
+	return r, nil
 }
 
-func (r *reloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// Config is a server TLS config serving r's pair: TLS 1.2 at least, Go's
+// own cipher suite choice.
+func (r *Reloader) Config() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return r.Certificate(), nil
+	}}
+}
+
+// Certificate is the pair to serve now: the files' pair when either file
+// changed since it was last looked at and the new pair loads, else the
+// pair served until now. Each handshake asks, so a stat of two files is
+// all it costs while nothing changes.
+func (r *Reloader) Certificate() *tls.Certificate {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cs, err1 := os.Stat(r.certFile)
-	ks, err2 := os.Stat(r.keyFile)
-	if err1 == nil && err2 == nil && !cs.ModTime().Equal(r.certMod) && !ks.ModTime().Equal(r.keyMod) {
-		_ = r.load() // on failure the last good pair stays
+	now := r.stamps()
+	if now == r.seen {
+		return r.pair
 	}
-	return r.pair, nil
+	changed := r.changed(now)
+	r.seen = now
+	pair, err := loadPair(r.certFile, r.keyFile)
+	if err != nil {
+		r.log.Warn("TLS certificate files changed but do not load; still serving the previous certificate",
+			"changed", changed, "err", err, "serving_not_after", notAfter(r.pair))
+		return r.pair
+	}
+	r.pair = pair
+	r.log.Info("TLS certificate reloaded", "cert", r.certFile, "not_after", notAfter(pair))
+	return r.pair
+}
+
+// Leaf is the certificate Certificate serves now.
+func (r *Reloader) Leaf() *x509.Certificate { return r.Certificate().Leaf }
+
+func (r *Reloader) stamps() [2]fileStamp {
+	return [2]fileStamp{stampOf(r.certFile), stampOf(r.keyFile)}
+}
+
+// changed names the files whose stamps differ between r.seen and now.
+func (r *Reloader) changed(now [2]fileStamp) string {
+	var names []string
+	for i, path := range []string{r.certFile, r.keyFile} {
+		if now[i] != r.seen[i] {
+			names = append(names, path)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+func notAfter(pair *tls.Certificate) string {
+	return pair.Leaf.NotAfter.UTC().Format(time.RFC3339)
+}
+
+// fileStamp is what tells that a file changed: a new modification time or
+// size, or a new inode (a file renamed into place within the clock's
+// resolution), or a file that cannot be looked at, and why.
+type fileStamp struct {
+	mod, size int64
+	ino       uint64
+	err       string
+}
+
+func stampOf(path string) fileStamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{err: err.Error()}
+	}
+	s := fileStamp{mod: st.ModTime().UnixNano(), size: st.Size()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		s.ino = uint64(sys.Ino)
+	}
+	return s
+}
+
+// loadPair reads a certificate (chain) and its key, naming the file at
+// fault: an unreadable or garbled certificate, an unreadable or garbled
+// key, or a key that is not the certificate's.
+func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS key: %w", err)
+	}
+	if err := checkCertPEM(certPEM); err != nil {
+		return nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key %s with certificate %s: %w", keyFile, certFile, err)
+	}
+	if pair.Leaf == nil {
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
+		}
+	}
+	return &pair, nil
+}
+
+// checkCertPEM finds fault with the first certificate of a PEM file, so
+// that a garbled certificate file is named as such rather than as a
+// mismatch with its key.
+func checkCertPEM(b []byte) error {
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return errors.New("no PEM certificate (empty or half written?)")
+		}
+		if blk.Type == "CERTIFICATE" {
+			_, err := x509.ParseCertificate(blk.Bytes)
+			return err
+		}
+	}
 }
 
 func newSerial() (*big.Int, error) {
@@ -427,9 +565,9 @@ func newSerial() (*big.Int, error) {
 }
 
 // writePEM writes one PEM block through a temporary file and a rename, so
-// a crash leaves the old file or the new one, with mode set before any
-// secret is written.
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+// a crash leaves the old file or the new one, with mode and owner (f.Own)
+// set before any secret is written.
+func (f Files) writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -438,6 +576,12 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if f.Own != nil {
+		if err := f.Own(tmp.Name()); err != nil {
+			tmp.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := pem.Encode(tmp, &pem.Block{Type: typ, Bytes: der}); err != nil {
 		tmp.Close()

@@ -1,8 +1,14 @@
 package lanetls
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -271,8 +277,8 @@ func TestCheckDates(t *testing.T) {
 	}{
 		{"at issue", t0, nil, false},
 		{"before NotBefore", c.NotBefore.Add(-time.Minute), ErrNotYetValid, false},
-		{"15 days left", c.NotAfter.Add(-15 * 24 * time.Hour), nil, false},
-		{"13 days left", c.NotAfter.Add(-13 * 24 * time.Hour), nil, true},
+		{"31 days left", c.NotAfter.Add(-31 * 24 * time.Hour), nil, false},
+		{"29 days left", c.NotAfter.Add(-29 * 24 * time.Hour), nil, true},
 		{"a day after NotAfter", c.NotAfter.Add(24 * time.Hour), ErrExpired, false},
 	}
 	for _, tt := range tests {
@@ -325,6 +331,170 @@ func TestReissue(t *testing.T) {
 				if err := verify(t, f, n, t0.Add(2*time.Hour)); err != nil {
 					t.Errorf("reissued certificate does not hold %s: %v", n, err)
 				}
+			}
+		})
+	}
+}
+
+// reissueSameKey writes a new certificate for the key already in f.Key,
+// as a store's own CA does when it renews a certificate for the same key.
+func reissueSameKey(t *testing.T, f Files, at time.Time) {
+	t.Helper()
+	ca, caKey, err := loadCA(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := readKey(f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := signServer(ca, caKey, &key.PublicKey, []string{"lane-1.local"}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.writePEM(f.Cert, "CERTIFICATE", der, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedCert is the certificate a client gets from a handshake with cfg,
+// checked against the lane's CA as a tablet checks it.
+func servedCert(t *testing.T, cfg *tls.Config, f Files) *x509.Certificate {
+	t.Helper()
+	ca, err := ReadCert(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	defer cli.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- tls.Server(srv, cfg).Handshake() }()
+	c := tls.Client(cli, &tls.Config{RootCAs: roots, ServerName: "lane-1.local", Time: func() time.Time { return t0.Add(2 * time.Hour) }})
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	return c.ConnectionState().PeerCertificates[0]
+}
+
+// logLines are the lines logged into b.
+func logLines(b *bytes.Buffer) []string {
+	return strings.FieldsFunc(b.String(), func(r rune) bool { return r == '\n' })
+}
+
+// TestReloaderTakesChanges: a lane serving a certificate takes a new one
+// when either of its files changes, the certificate alone (same key)
+// included, and says so with its expiry; files that do not make a pair
+// leave the old certificate served, with one line naming the file at fault
+// however many handshakes follow; the next change is tried again.
+func TestReloaderTakesChanges(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(t *testing.T, f Files)
+		wantNew bool     // the new certificate is served
+		wantLog []string // what the one line logged says (CERT, KEY: the files); nil: no line
+	}{
+		{name: "nothing changed", change: func(*testing.T, Files) {}},
+		{name: "certificate replaced, key kept", change: func(t *testing.T, f Files) { reissueSameKey(t, f, t0.Add(time.Hour)) },
+			wantNew: true, wantLog: []string{"level=INFO", "TLS certificate reloaded", "cert=CERT", "not_after=NOTAFTER"}},
+		{name: "certificate and key replaced", change: func(t *testing.T, f Files) {
+			if err := Reissue(f, []string{"lane-1.local"}, t0.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}, wantNew: true, wantLog: []string{"level=INFO", "TLS certificate reloaded", "not_after=NOTAFTER"}},
+		{name: "key replaced alone", change: func(t *testing.T, f Files) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := x509.MarshalPKCS8PrivateKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.writePEM(f.Key, "PRIVATE KEY", der, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, wantLog: []string{"level=WARN", "changed=KEY", "TLS key KEY with certificate CERT", "private key does not match public key", "serving_not_after=OLDNOTAFTER"}},
+		{name: "certificate half written", change: func(t *testing.T, f Files) {
+			b, err := os.ReadFile(f.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f.Cert, b[:len(b)/2], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, wantLog: []string{"level=WARN", "changed=CERT", "TLS certificate CERT: no PEM certificate"}},
+		{name: "key unreadable", change: func(t *testing.T, f Files) {
+			if err := os.Remove(f.Key); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(f.Key, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, wantLog: []string{"level=WARN", "read TLS key: read KEY: is a directory"}},
+		{name: "key removed", change: func(t *testing.T, f Files) {
+			if err := os.Remove(f.Key); err != nil {
+				t.Fatal(err)
+			}
+		}, wantLog: []string{"level=WARN", "read TLS key: open KEY: no such file or directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+			if err := Init(f, []string{"lane-1.local"}, false, t0); err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			r, err := NewReloader(f.Cert, f.Key, slog.New(slog.NewTextHandler(&log, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := r.Config()
+			old := servedCert(t, cfg, f)
+			tt.change(t, f)
+			for range 3 { // one line per change, not per handshake
+				got := servedCert(t, cfg, f)
+				if isNew := !got.Equal(old); isNew != tt.wantNew {
+					t.Fatalf("new certificate served: %v, want %v (log: %s)", isNew, tt.wantNew, log.String())
+				}
+			}
+			lines := logLines(&log)
+			if tt.wantLog == nil {
+				if len(lines) != 0 {
+					t.Fatalf("logged %q, want nothing", lines)
+				}
+			} else {
+				if len(lines) != 1 {
+					t.Fatalf("logged %d lines, want 1:\n%s", len(lines), log.String())
+				}
+				served := servedCert(t, cfg, f)
+				words := strings.NewReplacer("CERT", f.Cert, "KEY", f.Key, "OLDNOTAFTER", old.NotAfter.UTC().Format(time.RFC3339),
+					"NOTAFTER", served.NotAfter.UTC().Format(time.RFC3339))
+				for _, w := range tt.wantLog {
+					if w = words.Replace(w); !strings.Contains(lines[0], w) {
+						t.Errorf("logged %q, want it to say %q", lines[0], w)
+					}
+				}
+			}
+			// Whatever came before, a good new pair is taken.
+			os.RemoveAll(f.Key)
+			if err := Reissue(f, []string{"lane-1.local"}, t0.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			want, err := ReadCert(f.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := servedCert(t, cfg, f); !got.Equal(want) {
+				t.Fatalf("after a good pair was written, serving %v, want %v", got.SerialNumber, want.SerialNumber)
+			}
+			if lines := logLines(&log); len(lines) == 0 || !strings.Contains(lines[len(lines)-1], "TLS certificate reloaded") {
+				t.Errorf("logged %q, the reload last", lines)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 )
@@ -77,7 +80,76 @@ type unitSettings struct {
 	exe   string   // absolute path of the greenlane binary
 	user  string   // the account serve runs as
 	dir   string   // working directory: where a relative --db lives
-	flags []string // serve's flags, as given
+	flags []string // serve's flags, as given, less those holding a secret
+	// envFile is the absolute path of the environment file holding the
+	// serve settings that are secrets, or "" when there are none.
+	envFile string
+}
+
+// envVar is one environment variable serve reads a setting from.
+type envVar struct{ name, value string }
+
+// secretServeFlags are serve's flags whose values may be secrets, each
+// with what makes a value one. A process's command line is readable by
+// every local user (ps), so a service gets these from an environment file
+// only root reads, as serve reads any flag (GREENLANE_DB for --db).
+var secretServeFlags = []struct {
+	name   string
+	secret func(value string) bool
+}{
+	{"db", dbURLHasPassword},
+	{"metrics-token", func(v string) bool { return v != "" }},
+}
+
+// dbURLHasPassword reports whether a --db value holds a password: a store
+// database URL with one in its user info or as a password parameter, or a
+// URL too garbled to tell. An SQLite file name holds none.
+func dbURLHasPassword(v string) bool {
+	if !lanedb.IsPostgresURL(v) {
+		return false
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return true
+	}
+	if _, ok := u.User.Password(); ok {
+		return true
+	}
+	q := u.Query()
+	return q.Has("password") || q.Has("sslpassword")
+}
+
+// secretsApart takes the serve flags in args whose values are secrets
+// (secretServeFlags, values as fs parsed them) out of args, as environment
+// variables.
+func secretsApart(fs *flag.FlagSet, args []string) (rest []string, env []envVar, err error) {
+	rest = args
+	for _, sf := range secretServeFlags {
+		v := fs.Lookup(sf.name).Value.String()
+		if !sf.secret(v) {
+			continue
+		}
+		// systemd drops an assignment it finds invalid and would start
+		// the lane without it: refused here instead.
+		if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+			return nil, nil, fmt.Errorf("--%s: a control character or invalid UTF-8 cannot go in the service's environment file", sf.name)
+		}
+		rest = withoutFlag(fs, rest, sf.name)
+		env = append(env, envVar{envName(sf.name), v})
+	}
+	return rest, env, nil
+}
+
+// envFileText is env as a systemd EnvironmentFile: each value in double
+// quotes, in which a backslash keeps the next of \ " $ ` as it is.
+func envFileText(unit string, env []envVar) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Secret serve settings of %s, kept off the lane's command line (which every\n# local user can read); readable by root alone.\n", unit)
+	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`")
+	for _, v := range env {
+		fmt.Fprintf(&b, "%s=\"%s\"\n", v.name, quote.Replace(v.value))
+	}
+	return b.String()
 }
 
 // executable is the path of the running greenlane binary, which the unit
@@ -90,6 +162,7 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	usr := fs.String("user", "", "account the lane runs as (default: $SUDO_USER, else the current user)")
 	dir := fs.String("dir", "", "working directory, where a relative --db is kept; must be writable by --user (default: the current directory)")
 	out := fs.String("out", "/etc/systemd/system/greenlane.service", "unit file to write")
+	envFile := fs.String("env-file", "", "environment file for the serve flags that hold secrets (--metrics-token, a --db URL with a password), root's alone (default: --out with .env for .service)")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
 	// Everything after the first "--" is serve's, passed on as it is.
 	var serveArgs []string
@@ -161,6 +234,15 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if err := unitWritableProblem("--db", st.dbPath); err != nil {
 		return usagef("service install: %v", err)
 	}
+	var env []envVar
+	if u.flags, env, err = secretsApart(sfs, u.flags); err != nil {
+		return usagef("serve flags after --: %v", err)
+	}
+	if len(env) > 0 {
+		if u.envFile, err = envFilePath(*envFile, *out); err != nil {
+			return usagef("service install: %v", err)
+		}
+	}
 	if u.exe, err = executable(); err != nil {
 		return fmt.Errorf("service install: path of this greenlane binary: %w", err)
 	}
@@ -177,40 +259,79 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("service install: %v", err)
 	}
-	if _, err := os.Stat(*out); err == nil && !*force {
-		return fmt.Errorf("service install: %s exists; give --force to replace it", *out)
+	for _, p := range []string{*out, u.envFile} {
+		if _, err := os.Stat(p); p != "" && err == nil && !*force {
+			return fmt.Errorf("service install: %s exists; give --force to replace it", p)
+		}
 	}
 	if err := makeServiceDB(st, acct, stdout, stderr); err != nil {
 		return fmt.Errorf("service install: %w", err)
 	}
+	name := strings.TrimSuffix(filepath.Base(*out), ".service")
+	if u.envFile != "" {
+		if err := writePrivate(u.envFile, envFileText(name+".service", env), *force); err != nil {
+			return fmt.Errorf("service install: %w", err)
+		}
+		var names []string
+		for _, v := range env {
+			names = append(names, v.name)
+		}
+		fmt.Fprintf(stdout, "wrote %s, readable by root alone: %s, kept off the lane's command line, which every local user can read\n", u.envFile, strings.Join(names, " and "))
+	}
+	if err := writePrivate(*out, text, *force); err != nil {
+		return fmt.Errorf("service install: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s\nEnable and start the lane (as root):\n  systemctl daemon-reload && systemctl enable --now %s\nIts log:\n  journalctl -u %s -f\n", *out, name, name)
+	return nil
+}
+
+// envFilePath is where the unit's environment file goes: given, or --out
+// with .env for .service, beside it; absolute, as EnvironmentFile= wants.
+func envFilePath(given, out string) (string, error) {
+	if given == "" {
+		given = strings.TrimSuffix(out, ".service") + ".env"
+	}
+	p, err := filepath.Abs(given)
+	if err != nil {
+		return "", fmt.Errorf("--env-file %q: %w", given, err)
+	}
+	if strings.ContainsAny(p, "\n\r") {
+		return "", fmt.Errorf("--env-file %q: want a path on one line", given)
+	}
+	if unit, err := filepath.Abs(out); err == nil && unit == p {
+		return "", fmt.Errorf("--env-file %s is --out, the unit itself", given)
+	}
+	return p, nil
+}
+
+// writePrivate writes text to path, readable by its owner (root) alone,
+// always: a unit's serve flags and its environment file hold what may be
+// secret, and only systemd, as root, needs to read them. An existing file
+// is replaced only with force; it is chmodded too, since it may have been
+// readable by all.
+func writePrivate(path, text string, force bool) error {
 	mode := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if *force {
+	if force {
 		mode = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
-	// Readable by its owner (root) alone, always: the serve flags in it
-	// may hold a secret (--metrics-token, a store database URL with its
-	// password), and only systemd, as root, needs to read it. Chmod too:
-	// --force truncates a unit that may have been readable by all.
-	f, err := os.OpenFile(*out, mode, 0o600)
+	f, err := os.OpenFile(path, mode, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("service install: %s exists; give --force to replace it", *out)
+		return fmt.Errorf("%s exists; give --force to replace it", path)
 	}
 	if err != nil {
-		return fmt.Errorf("service install: %w", err)
+		return err
 	}
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
-		return fmt.Errorf("service install: make %s private: %w", *out, err)
+		return fmt.Errorf("make %s private: %w", path, err)
 	}
 	if _, err := io.WriteString(f, text); err != nil {
 		f.Close()
-		return fmt.Errorf("service install: write %s: %w", *out, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("service install: write %s: %w", *out, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	name := strings.TrimSuffix(filepath.Base(*out), ".service")
-	fmt.Fprintf(stdout, "wrote %s\nEnable and start the lane (as root):\n  systemctl daemon-reload && systemctl enable --now %s\nIts log:\n  journalctl -u %s -f\n", *out, name, name)
 	return nil
 }
 
@@ -286,15 +407,35 @@ func makeServiceDB(st *serveSettings, acct *user.User, stdout, stderr io.Writer)
 		return fmt.Errorf("account %s: %w", acct.Username, err)
 	}
 	if uid != os.Geteuid() {
-		for _, p := range []string{st.dbPath, st.dbPath + ".apikey", st.dbPath + "-wal", st.dbPath + "-shm"} {
-			if err := os.Chown(p, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("give %s to %s: %w (run service install as root)", p, acct.Username, err)
-			}
+		if err := giveTo(acct.Username, uid, gid, st.dbPath, st.dbPath+".apikey", st.dbPath+"-wal", st.dbPath+"-shm"); err != nil {
+			return fmt.Errorf("%w (run service install as root)", err)
 		}
 	}
 	fmt.Fprintf(stdout, "made lane DB %s (demo fixture), owned by %s; its admin API key is in %s.apikey\n"+
 		"the unit serves it without --create: were it lost, the lane stops rather than make a new one\n", st.dbPath, acct.Username, st.dbPath)
 	return nil
+}
+
+// giveTo gives the files at paths that exist to uid:gid, the account
+// called name: a command run as root (sudo) for a lane whose service runs
+// as another account must leave files that account can open.
+func giveTo(name string, uid, gid int, paths ...string) error {
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("give %s to %s: %w", p, name, err)
+		}
+	}
+	return nil
+}
+
+// ownerOf is the account that owns the file st describes, where the system
+// says (ok false elsewhere).
+func ownerOf(st fs.FileInfo) (uid, gid int, ok bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(sys.Uid), int(sys.Gid), true
 }
 
 // dirWritableBy reports why acct cannot make files in dir (the lane DB,
@@ -320,16 +461,16 @@ func dirWritableBy(dir string, acct *user.User) error {
 		}
 		return nil
 	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
+	uid, gid, ok := ownerOf(st)
 	if acct.Uid == "0" || !ok {
 		return nil
 	}
 	perm := st.Mode().Perm()
 	var bits fs.FileMode = 0o003 // write and search, for others
 	switch {
-	case strconv.FormatUint(uint64(sys.Uid), 10) == acct.Uid:
+	case strconv.Itoa(uid) == acct.Uid:
 		bits = 0o300
-	case inGroup(acct, strconv.FormatUint(uint64(sys.Gid), 10)):
+	case inGroup(acct, strconv.Itoa(gid)):
 		bits = 0o030
 	}
 	if perm&bits != bits {
@@ -412,6 +553,12 @@ func unitFile(u unitSettings) (string, error) {
 	for _, a := range u.flags {
 		exec = append(exec, systemdQuote(a))
 	}
+	// Without the "-" prefix: a lane whose secrets are missing does not
+	// start (one without its metrics token would serve /metrics to all).
+	var envFile string
+	if u.envFile != "" {
+		envFile = "EnvironmentFile=" + strings.ReplaceAll(u.envFile, "%", "%%") + "\n"
+	}
 	return fmt.Sprintf(`[Unit]
 Description=greenlane FD1 lane server
 Wants=network-online.target
@@ -421,7 +568,7 @@ After=network-online.target
 Type=simple
 User=%s
 WorkingDirectory=%s
-ExecStart=%s
+%sExecStart=%s
 Restart=on-failure
 RestartSec=2s
 LimitNOFILE=65536
@@ -431,7 +578,7 @@ PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
-`, u.user, strings.ReplaceAll(u.dir, "%", "%%"), strings.Join(exec, " ")), nil
+`, u.user, strings.ReplaceAll(u.dir, "%", "%%"), envFile, strings.Join(exec, " ")), nil
 }
 
 // systemdQuote makes arg one word of an ExecStart= line: % and $ are

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -319,6 +321,8 @@ func TestServiceInstallRefuses(t *testing.T) {
 		{name: "zero pong wait", serve: []string{"--pong-wait", "0"}, wantErr: "--pong-wait: must be at least 1s, got 0s"},
 		{name: "two bad values", serve: []string{"--pong-wait", "0", "--max-rows", "0"}, wantErr: "--max-rows"},
 		{name: "bad log level", serve: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		// systemd would drop such a line of the environment file.
+		{name: "a secret with a newline", serve: []string{"--metrics-token", "a\nb", "--db", "postgres://u@store-db/s"}, wantErr: "--metrics-token: a control character"},
 		{name: "folder of --db missing", serve: []string{"--db", "/nonexistent-greenlane-dir/lane.db", "--create"}, wantErr: "folder /nonexistent-greenlane-dir does not exist"},
 		// A relative --db is taken from --dir, where serve will run.
 		{name: "no lane DB and no --create", serve: []string{"--db", "nonexistent-greenlane.db"}, wantErr: "--db /nonexistent-greenlane.db: no lane DB there; add --create"},
@@ -404,6 +408,257 @@ func TestServiceUnitIsPrivate(t *testing.T) {
 			}
 			if st.Mode().Perm() != 0o600 {
 				t.Errorf("the unit holding --metrics-token has mode %v, want 0600", st.Mode().Perm())
+			}
+		})
+	}
+}
+
+// unitValue is the value of the unit's first line key=…, with systemd's
+// specifiers' %% read back as %; ok is false when there is none.
+func unitValue(unit, key string) (string, bool) {
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return strings.ReplaceAll(v, "%%", "%"), true
+		}
+	}
+	return "", false
+}
+
+// execWords splits an ExecStart= value (specifiers already read back) as
+// systemd does: words apart at blanks, a word in double or single quotes
+// kept whole, C escapes read everywhere, and $$ read as $.
+func execWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	inWord := false
+	var quote rune
+	rs := []rune(line)
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		switch {
+		case r == '\\':
+			if i++; i == len(rs) {
+				t.Fatalf("ExecStart ends in a backslash: %q", line)
+			}
+			esc, ok := map[rune]string{'n': "\n", 't': "\t", 'r': "\r", '\\': `\`, '"': `"`, '\'': "'", ' ': " "}[rs[i]]
+			if !ok {
+				t.Fatalf("ExecStart has an escape this test does not read: \\%c in %q", rs[i], line)
+			}
+			w.WriteString(esc)
+			inWord = true
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			w.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		t.Fatalf("ExecStart ends inside quotes: %q", line)
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	for i, word := range words {
+		if strings.Contains(strings.ReplaceAll(word, "$$", ""), "$") {
+			t.Fatalf("word %q of ExecStart would be expanded by systemd", word)
+		}
+		words[i] = strings.ReplaceAll(word, "$$", "$")
+	}
+	return words
+}
+
+// envFileVars reads a systemd EnvironmentFile as systemd.exec(5) says:
+// blank lines and lines starting with # or ; are skipped; in a value
+// between double quotes a backslash keeps the next of \ " $ ` and any
+// other escape is kept as written; between single quotes all is kept;
+// unquoted, a backslash keeps the next character and blanks at either end
+// go.
+func envFileVars(t *testing.T, text string) map[string]string {
+	t.Helper()
+	vars := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimLeft(line, " \t")
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		key, raw, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("environment file line without =: %q", line)
+		}
+		raw = strings.TrimSpace(raw)
+		var v strings.Builder
+		switch {
+		case strings.HasPrefix(raw, `"`):
+			body := raw[1:]
+			closed := false
+			for i := 0; i < len(body) && !closed; i++ {
+				switch c := body[i]; {
+				case c == '\\' && i+1 < len(body) && strings.IndexByte("\\\"$`", body[i+1]) >= 0:
+					i++
+					v.WriteByte(body[i])
+				case c == '"':
+					if rest := strings.TrimSpace(body[i+1:]); rest != "" {
+						t.Fatalf("text after the closing quote: %q", line)
+					}
+					closed = true
+				default:
+					v.WriteByte(c)
+				}
+			}
+			if !closed {
+				t.Fatalf("value not closed on its line: %q", line)
+			}
+		case strings.HasPrefix(raw, "'"):
+			body, ok := strings.CutSuffix(raw[1:], "'")
+			if !ok || strings.Contains(body, "'") {
+				t.Fatalf("bad single-quoted value: %q", line)
+			}
+			v.WriteString(body)
+		default:
+			for i := 0; i < len(raw); i++ {
+				if raw[i] == '\\' && i+1 < len(raw) {
+					i++
+				}
+				v.WriteByte(raw[i])
+			}
+		}
+		vars[strings.TrimSpace(key)] = v.String()
+	}
+	return vars
+}
+
+// TestServiceInstallKeepsSecretsOffTheCommandLine: the serve flags that
+// hold a secret go to an environment file readable by root alone, which
+// the unit names, and not to ExecStart, which every local user can read
+// on the running lane's command line; the other flags stay on ExecStart.
+// Read back as systemd reads them, the unit and the file give serve the
+// very settings of the flags given.
+func TestServiceInstallKeepsSecretsOffTheCommandLine(t *testing.T) {
+	installedAt(t, "/usr/local/bin/greenlane")
+	work := unitWorkDir(t)
+	sqlite := filepath.Join(work, "lane.db")
+	if _, err := runInstall("--user", "root", "--dir", work, "--out", filepath.Join(t.TempDir(), "make-db.service"), "--", "--db", sqlite, "--create"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		flags   []string // serve's, after --
+		secrets []string // what neither the unit nor ExecStart may hold
+		wantEnv []string // the variables in the environment file; nil: no file
+	}{
+		{name: "store URL with a password and a metrics token",
+			flags:   []string{"--addr", "0.0.0.0:3490", "--db", "postgres://user:Pw-9xq@store-db/greenlane_store", "--metrics-token", "s3cr3t-tok"},
+			secrets: []string{"Pw-9xq", "s3cr3t-tok"}, wantEnv: []string{"GREENLANE_DB", "GREENLANE_METRICS_TOKEN"}},
+		{name: "characters systemd reads specially",
+			flags:   []string{"--metrics-token", "a%hb$c\"d`e'f\\g h#;", "--db", "postgres://greenlane:p%40ss$x@127.0.0.1:24381/greenlane_store?sslmode=disable&application_name=x y", "--log-level", "debug"},
+			secrets: []string{"a%hb", "p%40ss"}, wantEnv: []string{"GREENLANE_DB", "GREENLANE_METRICS_TOKEN"}},
+		{name: "password as a URL parameter, flags spelled inline",
+			flags:   []string{"-db=postgres://u@store-db/s?password=Pw-9xq", "--metrics-token=s3cr3t-tok", "--max-rows=50"},
+			secrets: []string{"Pw-9xq", "s3cr3t-tok"}, wantEnv: []string{"GREENLANE_DB", "GREENLANE_METRICS_TOKEN"}},
+		{name: "a flag given twice: the last value wins",
+			flags:   []string{"--metrics-token", "first-tok", "--db", sqlite, "--metrics-token", "s3cr3t-tok"},
+			secrets: []string{"first-tok", "s3cr3t-tok"}, wantEnv: []string{"GREENLANE_METRICS_TOKEN"}},
+		{name: "store URL without a password stays", flags: []string{"--db", "postgres://u@store-db/s?sslmode=require", "--addr", "0.0.0.0:3490"}},
+		{name: "no secret", flags: []string{"--db", sqlite, "--addr", "0.0.0.0:3490", "--allowed-origins", "http://lane1:3490,http://lane2:3490", "--log-format", "json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "lane-3.service")
+			stdout, err := runInstall(append([]string{"--user", "root", "--dir", work, "--out", out, "--"}, tt.flags...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unit := string(b)
+			for _, s := range tt.secrets {
+				if strings.Contains(unit, s) {
+					t.Errorf("the unit holds the secret %q:\n%s", s, unit)
+				}
+			}
+			exec, ok := unitValue(unit, "ExecStart")
+			if !ok {
+				t.Fatalf("no ExecStart in:\n%s", unit)
+			}
+			words := execWords(t, exec)
+			if len(words) < 2 || words[0] != "/usr/local/bin/greenlane" || words[1] != "serve" {
+				t.Fatalf("ExecStart runs %q", words)
+			}
+			for _, s := range tt.secrets {
+				if strings.Contains(strings.Join(words, " "), s) {
+					t.Errorf("the lane's command line holds the secret %q: %q", s, words)
+				}
+			}
+			envPath, named := unitValue(unit, "EnvironmentFile")
+			env := map[string]string{}
+			if named != (tt.wantEnv != nil) {
+				t.Fatalf("unit names an environment file: %v, want %v:\n%s", named, tt.wantEnv != nil, unit)
+			}
+			if named {
+				if want := filepath.Join(dir, "lane-3.env"); envPath != want {
+					t.Errorf("EnvironmentFile=%s, want %s", envPath, want)
+				}
+				st, err := os.Stat(envPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != 0o600 {
+					t.Errorf("environment file mode %v, want 0600", st.Mode().Perm())
+				}
+				text, err := os.ReadFile(envPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env = envFileVars(t, string(text))
+				if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, tt.wantEnv) {
+					t.Errorf("environment file sets %q, want %q", got, tt.wantEnv)
+				}
+				if !strings.Contains(stdout, "wrote "+envPath+", readable by root alone") {
+					t.Errorf("install printed %q, want it to name the environment file", stdout)
+				}
+			}
+			// What serve gets, as systemd starts it: the unit's words and
+			// the file's variables, and nothing else of the environment.
+			for _, kv := range os.Environ() {
+				if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "GREENLANE_") {
+					t.Setenv(name, "")
+					os.Unsetenv(name)
+				}
+			}
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			gotFS, got := serveFlags(io.Discard)
+			if err := parseFlags(gotFS, words[2:]); err != nil {
+				t.Fatalf("serve %q: %v", words[2:], err)
+			}
+			wantFS, want := serveFlags(io.Discard)
+			if err := parseOnly(wantFS, tt.flags); err != nil {
+				t.Fatal(err)
+			}
+			if !filepath.IsAbs(want.dbPath) && !lanedb.IsPostgresURL(want.dbPath) {
+				want.dbPath = filepath.Join(work, want.dbPath)
+			}
+			// A func is equal to nothing, itself included: the lane's
+			// clock is the one default that is a func.
+			got.lane.Sales.Now, want.lane.Sales.Now = nil, nil
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("serve under the unit gets\n%+v\nwant the settings of %q:\n%+v", got, tt.flags, want)
 			}
 		})
 	}

@@ -203,13 +203,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 }
 
 // checkServe checks every serve setting that fs parsed into st and makes
-// the lane's config, the logger and the CA file to hand out; it opens and
-// creates nothing. serve runs it before it starts, and service install
-// before it writes a unit, so that a unit serve would refuse is never
-// written. dir is the folder serve will run in ("": this one): relative
-// file names are taken from there.
-func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Writer) (lane.Config, *slog.Logger, string, error) {
-	fail := func(err error) (lane.Config, *slog.Logger, string, error) { return lane.Config{}, nil, "", err }
+// the lane's config, the logger and what serve keeps of its TLS setup (nil
+// without TLS); it opens and creates nothing. serve runs it before it
+// starts, and service install before it writes a unit, so that a unit
+// serve would refuse is never written. dir is the folder serve will run in
+// ("": this one): relative file names are taken from there.
+func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Writer) (lane.Config, *slog.Logger, *servedTLS, error) {
+	fail := func(err error) (lane.Config, *slog.Logger, *servedTLS, error) { return lane.Config{}, nil, nil, err }
 	if fs.NArg() > 0 {
 		return fail(usagef("serve takes no arguments, got %q", fs.Args()))
 	}
@@ -246,10 +246,10 @@ func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Write
 		lc.Rand = lane.SeededRand(st.seed)
 	}
 	warnDeterministic(log, st.clock, st.seed)
-	var caFile string
+	var served *servedTLS
 	// The real clock, not --clock: it is the tablets' clocks that judge
 	// the certificate.
-	if lc.Server.TLS, caFile, err = serveTLS(st, time.Now(), log); err != nil {
+	if lc.Server.TLS, served, err = serveTLS(st, time.Now(), log); err != nil {
 		return fail(err)
 	}
 	if err := flagErrors(errors.Join(lc.Validate(), setting.Within("DB", st.db.Validate()))); err != nil {
@@ -258,7 +258,7 @@ func checkServe(fs *flag.FlagSet, st *serveSettings, dir string, stderr io.Write
 	if _, err := checkDBPath(st.dbPath, st.create); err != nil {
 		return fail(err)
 	}
-	return lc, log, caFile, nil
+	return lc, log, served, nil
 }
 
 // warnDeterministic says loudly that the lane runs in deterministic mode:
@@ -282,7 +282,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		return err
 	}
 	// Every value is checked before anything is opened or created.
-	lc, log, caFile, err := checkServe(fs, st, "", stderr)
+	lc, log, served, err := checkServe(fs, st, "", stderr)
 	if err != nil {
 		return err
 	}
@@ -373,14 +373,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(net.
 		l.Server.UseRedirectListener(redirectLn)
 	}
 	m := metrics.New(metrics.Parts{DB: db, Writer: l.Writer, Hub: l.Hub, Server: l.Server, Now: lc.Now, Version: buildVersion()})
+	if served != nil {
+		m.Registry().MustRegister(certExpiryGauge(served.certs))
+		defer served.watchExpiry(log)()
+		if served.caFile != "" {
+			l.Server.Mount(caHandler(served.caFile), "GET /ca.pem")
+		}
+	}
 	metricsHandler := m.Handler(st.metricsToken, log)
 	if st.metricsAddr == "" {
 		l.Server.Mount(metricsHandler, "GET /metrics")
 	} else {
 		defer serveMetrics(metricsLn, metricsHandler, l.Server.Listen, log)()
-	}
-	if caFile != "" {
-		l.Server.Mount(caHandler(caFile), "GET /ca.pem")
 	}
 	ws, web := "ws", "http"
 	if lc.Server.TLS != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -12,9 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/lanetls"
@@ -44,7 +48,10 @@ func tlsInit(args []string, stdout, stderr io.Writer) error {
 	if len(names) == 0 {
 		names = lanetls.DefaultNames()
 	}
-	f := lanetls.FilesFor(*dbPath)
+	f, owner, err := tlsFiles(*dbPath)
+	if err != nil {
+		return fmt.Errorf("tls init: %w", err)
+	}
 	if err := lanetls.Init(f, names, *force, time.Now()); err != nil {
 		if errors.Is(err, lanetls.ErrExists) || errors.Is(err, lanetls.ErrBadName) {
 			return usagef("tls init: %v", err)
@@ -57,6 +64,7 @@ func tlsInit(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "CA:          %s (key %s, keep private)\ncertificate: %s (key %s) for %s, valid until %s\n",
 		f.CA, f.CAKey, f.Cert, f.Key, strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
+	sayOwner(stdout, owner)
 	// The certificates may come before the lane DB: then the serve that
 	// works is the one that may create it.
 	next := "--tls"
@@ -160,10 +168,13 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("tls renew takes no arguments, got %q", fs.Args())
 	}
+	f, owner, err := tlsFiles(*dbPath)
+	if err != nil {
+		return fmt.Errorf("tls renew: %w", err)
+	}
 	if len(names) > 0 {
 		// New names are wanted now, whatever the expiry: the lane is
 		// reached under a name its certificate lacks.
-		f := lanetls.FilesFor(*dbPath)
 		if err := lanetls.Reissue(f, names, time.Now()); err != nil {
 			if errors.Is(err, lanetls.ErrBadName) {
 				return usagef("tls renew: %v", err)
@@ -176,9 +187,10 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "renewed for %s: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n",
 			strings.Join(certNames(c.DNSNames, c.IPAddresses), ", "), c.NotAfter.Format(time.DateOnly))
+		sayOwner(stdout, owner)
 		return nil
 	}
-	renewed, until, err := lanetls.Renew(lanetls.FilesFor(*dbPath), *force, time.Now())
+	renewed, until, err := lanetls.Renew(f, *force, time.Now())
 	if err != nil {
 		return fmt.Errorf("tls renew (run greenlane tls init --db %s first if there is no CA): %w", *dbPath, err)
 	}
@@ -187,82 +199,192 @@ func tlsRenew(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(stdout, "renewed: valid until %s; a running serve --tls picks it up on its next connection (tablets keep trusting the same CA)\n", until.Format(time.DateOnly))
+	sayOwner(stdout, owner)
 	return nil
 }
 
-// serveTLS is serve's TLS setup from its flags: nil without TLS flags, and
-// with --tls the CA file to serve at /ca.pem. A certificate outside its
-// dates at now is refused (every client would fail the handshake), one
-// that expires within lanetls.WarnWithin is logged as a warning.
-func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, string, error) {
+// tlsFiles are the TLS files next to the lane DB at db. Run as root (sudo)
+// for a DB another account owns, the service's, they are written as that
+// account's, as restore leaves the DB it puts in place: a key only root can
+// read keeps a running lane on its old certificate and stops it at its
+// next start. owner names that account, or is "" when the files stay the
+// runner's (not root, a DB root owns, or no DB yet).
+func tlsFiles(db string) (f lanetls.Files, owner string, err error) {
+	f = lanetls.FilesFor(db)
+	if os.Geteuid() != 0 {
+		return f, "", nil
+	}
+	st, err := os.Stat(db)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, "", nil // certificates made before the DB
+	}
+	if err != nil {
+		return f, "", fmt.Errorf("owner of the lane DB: %w", err)
+	}
+	uid, gid, ok := ownerOf(st)
+	if !ok || uid == 0 {
+		return f, "", nil
+	}
+	owner = strconv.Itoa(uid)
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	f.Own = func(path string) error { return giveTo(owner, uid, gid, path) }
+	return f, owner, nil
+}
+
+// sayOwner says whose the files written are, when not the runner's.
+func sayOwner(stdout io.Writer, owner string) {
+	if owner != "" {
+		fmt.Fprintf(stdout, "the files written are owned by %s, the lane DB's owner, so that the lane can read them\n", owner)
+	}
+}
+
+// servedTLS is what serve keeps of its TLS setup besides the config.
+type servedTLS struct {
+	certs  *lanetls.Reloader
+	cert   string // the certificate file, for the log
+	renew  string // how to get a new certificate, for the log
+	caFile string // the CA served at /ca.pem, or "" for none
+}
+
+// serveTLS is serve's TLS setup from its flags: nil without TLS flags. A
+// certificate outside its dates at now is refused (every client would fail
+// the handshake), one that expires within lanetls.WarnWithin is logged as a
+// warning.
+func serveTLS(st *serveSettings, now time.Time, log *slog.Logger) (*tls.Config, *servedTLS, error) {
 	switch {
 	case st.useTLS && lanedb.IsPostgresURL(st.dbPath):
-		return nil, "", usagef("--tls uses the files tls init made next to an SQLite lane DB file; on a PostgreSQL store database give each instance --tls-cert and --tls-key")
+		return nil, nil, usagef("--tls uses the files tls init made next to an SQLite lane DB file; on a PostgreSQL store database give each instance --tls-cert and --tls-key")
 	case st.useTLS && (st.tlsCert != "" || st.tlsKey != ""):
-		return nil, "", usagef("--tls uses the files tls init made next to --db; give it, or --tls-cert and --tls-key, not both")
+		return nil, nil, usagef("--tls uses the files tls init made next to --db; give it, or --tls-cert and --tls-key, not both")
 	case st.tlsCert != "" && st.tlsKey == "":
-		return nil, "", usagef("--tls-cert %s needs --tls-key", st.tlsCert)
+		return nil, nil, usagef("--tls-cert %s needs --tls-key", st.tlsCert)
 	case st.tlsKey != "" && st.tlsCert == "":
-		return nil, "", usagef("--tls-key %s needs --tls-cert", st.tlsKey)
+		return nil, nil, usagef("--tls-key %s needs --tls-cert", st.tlsKey)
 	case st.tlsCert != "":
 		// Each missing file is named once, by its flag: the loader's own
 		// error lists both stats on two lines.
 		for _, f := range [][2]string{{"--tls-cert", st.tlsCert}, {"--tls-key", st.tlsKey}} {
 			if _, err := os.Stat(f[1]); errors.Is(err, fs.ErrNotExist) {
-				return nil, "", usagef("%s %s: no such file", f[0], f[1])
+				return nil, nil, usagef("%s %s: no such file", f[0], f[1])
 			} else if err != nil {
-				return nil, "", usagef("%s: %v", f[0], err)
+				return nil, nil, tlsFilesError(f[0], err)
 			}
 		}
-		c, err := lanetls.ServerConfig(st.tlsCert, st.tlsKey)
+		r, err := lanetls.NewReloader(st.tlsCert, st.tlsKey, log)
 		if err != nil {
-			return nil, "", usagef("--tls-cert/--tls-key: %v", err)
+			return nil, nil, tlsFilesError("--tls-cert/--tls-key", err)
 		}
-		renew := "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"
-		if err := checkCertDates("--tls-cert "+st.tlsCert, st.tlsCert, renew, now, log); err != nil {
-			return nil, "", err
+		s := &servedTLS{certs: r, cert: st.tlsCert,
+			renew: "renew it where it was issued (a certificate from greenlane tls init: greenlane tls renew --db <that DB>; README, TLS)"}
+		if err := s.checkDates("--tls-cert "+st.tlsCert, now, log); err != nil {
+			return nil, nil, err
 		}
-		return c, "", nil
+		return r.Config(), s, nil
 	case !st.useTLS:
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	f := lanetls.FilesFor(st.dbPath)
 	for _, p := range []string{f.Cert, f.Key} {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-			return nil, "", usagef("--tls: no certificate at %s; run greenlane tls init --db %s first", p, st.dbPath)
+			return nil, nil, usagef("--tls: no certificate at %s; run greenlane tls init --db %s first", p, st.dbPath)
 		}
 	}
-	c, err := lanetls.ServerConfig(f.Cert, f.Key)
+	r, err := lanetls.NewReloader(f.Cert, f.Key, log)
 	if err != nil {
-		return nil, "", usagef("--tls: %v", err)
+		return nil, nil, tlsFilesError("--tls", err)
 	}
-	renew := "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"
-	if err := checkCertDates("--tls: "+f.Cert, f.Cert, renew, now, log); err != nil {
-		return nil, "", err
+	s := &servedTLS{certs: r, cert: f.Cert, renew: "run greenlane tls renew --db " + st.dbPath + " (README, TLS)"}
+	if err := s.checkDates("--tls: "+f.Cert, now, log); err != nil {
+		return nil, nil, err
 	}
-	if _, err := os.Stat(f.CA); err != nil {
-		return c, "", nil // a certificate put there by hand: no CA to hand out
+	// A certificate put there by hand comes with no CA to hand out.
+	if _, err := os.Stat(f.CA); err == nil {
+		s.caFile = f.CA
 	}
-	return c, f.CA, nil
+	return r.Config(), s, nil
 }
 
-// checkCertDates refuses the certificate at path when it is not valid at
-// now, and warns when it expires within lanetls.WarnWithin; what says the
-// flag and file, renew how to get a new one.
-func checkCertDates(what, path, renew string, now time.Time, log *slog.Logger) error {
-	c, err := lanetls.ReadCert(path)
-	if err != nil {
-		return usagef("%s: %v", what, err)
+// tlsFilesError is err, from looking at the TLS files flag names: a file
+// that cannot be read (its permissions, a folder, the disk) is a runtime
+// failure, exit status 1, as any file serve cannot open; files that read
+// but do not make a pair are the wrong files named, a usage error.
+func tlsFilesError(flag string, err error) error {
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
-	soon, err := lanetls.CheckDates(c, now)
-	if err != nil {
-		return usagef("%s: %v; %s", what, err, renew)
+	return usagef("%s: %v", flag, err)
+}
+
+// checkDates refuses the certificate when it is not valid at now, and
+// warns when it expires within lanetls.WarnWithin; what says the flag and
+// file.
+func (s *servedTLS) checkDates(what string, now time.Time, log *slog.Logger) error {
+	if _, err := lanetls.CheckDates(s.certs.Leaf(), now); err != nil {
+		return usagef("%s: %v; %s", what, err, s.renew)
 	}
-	if soon {
-		log.Warn("TLS certificate expires soon; tablets will refuse the lane after that", "cert", path,
-			"not_after", c.NotAfter.UTC().Format(time.RFC3339), "renew", renew)
-	}
+	s.warnExpiry(now, log)
 	return nil
+}
+
+// warnExpiry logs a warning when the certificate served expires within
+// lanetls.WarnWithin, and an error when it is not valid at now: tablets
+// refuse the lane then.
+func (s *servedTLS) warnExpiry(now time.Time, log *slog.Logger) {
+	c := s.certs.Leaf()
+	soon, err := lanetls.CheckDates(c, now)
+	switch {
+	case err != nil:
+		log.Error("TLS certificate not valid: tablets refuse the lane", "cert", s.cert, "err", err, "renew", s.renew)
+	case soon:
+		log.Warn("TLS certificate expires soon; tablets will refuse the lane after that", "cert", s.cert,
+			"not_after", c.NotAfter.UTC().Format(time.RFC3339), "days_left", int(c.NotAfter.Sub(now).Hours()/24), "renew", s.renew)
+	}
+}
+
+// certTicks are when a running lane looks at its certificate's expiry
+// again: once a day. A variable so that tests tick at the times they
+// choose.
+var certTicks = func() (ticks <-chan time.Time, stop func()) {
+	t := time.NewTicker(24 * time.Hour)
+	return t.C, t.Stop
+}
+
+// watchExpiry warns of the served certificate's expiry at each of
+// certTicks (a lane runs for months; a warning at its start alone is long
+// gone from the log when the certificate runs out), until stop is called.
+func (s *servedTLS) watchExpiry(log *slog.Logger) (stop func()) {
+	ticks, stopTicks := certTicks()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-ticks:
+				s.warnExpiry(now, log)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		stopTicks()
+		<-done
+	}
+}
+
+// certExpiryGauge is greenlane_tls_cert_expiry_timestamp_seconds, read at
+// each scrape from the certificate the lane serves (a renewed one as soon
+// as it is taken), so that monitoring can alert before tablets refuse it.
+func certExpiryGauge(certs *lanetls.Reloader) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "greenlane_tls_cert_expiry_timestamp_seconds",
+		Help: "When the TLS certificate the lane serves expires (its NotAfter), in seconds since the Unix epoch.",
+	}, func() float64 { return float64(certs.Leaf().NotAfter.Unix()) })
 }
 
 // caHandler serves the store's CA certificate, read per request so that
