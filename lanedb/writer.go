@@ -13,6 +13,7 @@ import (
 
 	"modernc.org/sqlite"
 
+	"github.com/greenlane-pos/greenlane/internal/faultlog"
 	"github.com/greenlane-pos/greenlane/internal/setting"
 )
 
@@ -73,8 +74,8 @@ type Writer struct {
 	lastDataVersion int64
 	othersAt        time.Time
 	collectedAt     time.Time
-	faultLog        faultLog
-	lockLog         time.Time // when a lock wait was last told
+	faultLog        faultlog.Log // what has been told of a storage fault
+	lockLog         time.Time    // when a lock wait was last told
 
 	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
 
@@ -645,7 +646,7 @@ const (
 
 // noteLockWait counts and tells a BEGIN that waited for another
 // process's lock: err is BEGIN's own error (nil if it got the lock), n the
-// changes that waited. At most one line every faultLogEvery, unless the
+// changes that waited. At most one line every faultlog.Every, unless the
 // wait ended in refusals, which are always told.
 func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
 	if waited < lockWaitNoted || w.db.Postgres() {
@@ -661,7 +662,7 @@ func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
 		log.Error("the lane DB stayed locked by another program: changes refused as unavailable (retry); see --db-busy-timeout",
 			"waited", waited.Round(time.Millisecond), "refused", n)
 		w.lockLog = time.Now()
-	case err == nil && time.Since(w.lockLog) >= faultLogEvery:
+	case err == nil && time.Since(w.lockLog) >= faultlog.Every:
 		log.Warn("the lane DB was locked by another program: changes waited", "waited", waited.Round(time.Millisecond), "changes", n)
 		w.lockLog = time.Now()
 	}
@@ -844,53 +845,40 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 }
 
 // LogTo makes the writer tell log when the lane DB's storage starts and
-// stops refusing writes (see faultLog). Without it they go untold (the
+// stops refusing writes (see noteWrites). Without it they go untold (the
 // callers still get the errors).
 func (w *Writer) LogTo(log *slog.Logger) { w.log.Store(log) }
 
-// faultLogEvery is how often, while the lane DB's storage keeps refusing
-// writes, one line counts the writes refused since the last.
-const faultLogEvery = 5 * time.Second
-
-// faultLog is what the writer has told of a storage fault: under load
-// every request fails the same way, and a line each would bury the log.
-// The first failure is told in full, then a count every faultLogEvery
-// while it lasts, then the recovery.
-type faultLog struct {
-	refused, total int // writes refused since the last line, and in all
-	lastLine       time.Time
-}
-
 // noteWrites records a batch's outcome in the DB's write health and the
 // log: fault is a storage fault that refused some of its writes (nil if
-// none did), written the writes that committed.
+// none did), written the writes that committed. Under load every request
+// fails the same way, and a line each would bury the log: the first
+// failure is told in full, then a count every faultlog.Every while it
+// lasts, then the recovery (faultLog).
 func (w *Writer) noteWrites(fault error, written, refused int) {
 	log := w.log.Load()
 	fl := &w.faultLog
+	now := time.Now()
 	switch {
 	case fault != nil:
 		reason, _ := StorageFault(fault)
-		now := time.Now()
-		was := w.db.fault.Load()
-		if was == nil || was.reason != reason {
+		line := fl.Fail(now, reason, int64(refused))
+		if line.Tell == faultlog.First {
 			w.db.fault.Store(&writeFault{reason: reason, err: fault, since: now})
-			if log != nil {
-				log.Error("the lane DB refuses writes: "+reason+"; every change is refused until then", "err", fault)
-			}
-			fl.refused, fl.total, fl.lastLine = 0, refused, now
+		}
+		if log == nil {
 			return
 		}
-		fl.refused += refused
-		fl.total += refused
-		if now.Sub(fl.lastLine) >= faultLogEvery {
-			if log != nil {
-				log.Warn("the lane DB still refuses writes: "+reason, "refused", fl.refused, "since", was.since.Format(time.TimeOnly))
-			}
-			fl.refused, fl.lastLine = 0, now
+		switch line.Tell {
+		case faultlog.First:
+			log.Error("the lane DB refuses writes: "+reason+"; every change is refused until then", "err", fault)
+		case faultlog.Count:
+			log.Warn("the lane DB still refuses writes: "+reason, "refused", line.N, "since", line.Since.Format(time.TimeOnly))
 		}
 	case written > 0:
-		if was := w.db.fault.Swap(nil); was != nil && log != nil {
-			log.Info("the lane DB takes writes again", "refused", fl.total, "lasted", time.Since(was.since).Round(time.Millisecond))
+		w.db.fault.Store(nil)
+		if over, ok := fl.Clear(now); ok && log != nil {
+			log.Info("the lane DB takes writes again", "refused", over.Total, "lasted", over.Lasted.Round(time.Millisecond))
 		}
 	}
 }
