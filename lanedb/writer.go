@@ -75,6 +75,8 @@ type Writer struct {
 	othersAt        time.Time
 	collectedAt     time.Time
 	faultLog        faultlog.Log // what has been told of a storage fault
+	walLog          faultlog.Log // … of a WAL that a read keeps from starting over (noteWAL)
+	walMost         int64        // the WAL's largest size while walLog is on
 	lockLog         time.Time    // when a lock wait was last told
 
 	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
@@ -293,7 +295,8 @@ func (db *DB) NewWriter(opts WriterOptions) *Writer {
 	if opts.MaxWait < 0 {
 		opts.MaxWait = 0
 	}
-	w := &Writer{db: db, opts: opts, jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Writer{db: db, opts: opts, jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		walLog: faultlog.Log{After: walHeldTold}}
 	go w.loop()
 	return w
 }
@@ -358,7 +361,7 @@ func (w *Writer) loop() {
 			busySince = time.Now()
 		}
 		w.runBatch(w.collect(first))
-		w.db.boundWAL()
+		w.noteWAL(w.db.boundWAL())
 	}
 }
 
@@ -667,6 +670,51 @@ func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
 		w.lockLog = time.Now()
 	}
 }
+
+// walHeldTold is how many RESTART checkpoints in a row a read must block
+// before the writer tells it. One is now and then a read of the lane's own
+// that ran long (a reader descheduled on a loaded machine); three in a
+// row, the WAL past three times its limit (24 MiB), is a read held open,
+// and the WAL grows with every change until it ends.
+const walHeldTold = 3
+
+// noteWAL tells the log when a read keeps the WAL from starting over
+// (boundWAL found it readersStayed), in full once it has blocked
+// walHeldTold restarts in a row, then with its size every faultlog.Every
+// while it lasts, and when the WAL is back within its limit. The reader is
+// most likely another program: the lane's own reads last milliseconds, and
+// a read transaction left open in sqlite3 or a counter program grew the
+// WAL from 106 to 366 MB in 20 seconds, with nothing in the log.
+func (w *Writer) noteWAL(size int64, outcome restartOutcome) {
+	log := w.log.Load()
+	now := time.Now()
+	switch outcome {
+	case readersStayed:
+		w.walMost = max(w.walMost, size)
+		line := w.walLog.Fail(now, "held", 1)
+		if log == nil {
+			return
+		}
+		switch line.Tell {
+		case faultlog.First:
+			log.Warn(fmt.Sprintf("the lane DB's WAL has grown to %s: another program's open read keeps it from starting over, and it grows with every change until that read ends; "+
+				"end the transaction left open (in sqlite3, a counter program, a backup) on %s", megabytes(size), w.db.Path),
+				"wal_bytes", size, "held", now.Sub(line.Since).Round(time.Millisecond), "restarts_blocked", line.N)
+		case faultlog.Count:
+			log.Warn(fmt.Sprintf("the lane DB's WAL is %s and still kept from starting over by another program's open read", megabytes(size)),
+				"wal_bytes", size, "held", now.Sub(line.Since).Round(time.Millisecond), "restarts_blocked", line.N)
+		}
+	case restarted, withinLimit:
+		most := w.walMost
+		w.walMost = 0
+		if over, ok := w.walLog.Clear(now); ok && log != nil {
+			log.Info("the lane DB's WAL starts over again: the read that kept it has ended", "grew_to_bytes", most, "lasted", over.Lasted.Round(time.Millisecond))
+		}
+	}
+}
+
+// megabytes is n bytes in MB, for a log line's words.
+func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // countPages adds the pages the writer's connection wrote since the last
 // count to Pages. It runs after COMMIT, when the connection is back in its

@@ -180,11 +180,12 @@ var (
 	descDBUp         = prometheus.NewDesc("greenlane_db_up", "1 when the lane DB (or the store database) answered this scrape's reads, 0 when it did not: on PostgreSQL, a database the lane cannot reach.", nil, nil)
 	descDBSize       = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB: the SQLite file, or on PostgreSQL the store database (pg_database_size).", nil, nil)
 	descWALSize      = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the SQLite lane DB's write-ahead log (absent on PostgreSQL, whose WAL is the cluster's).", nil, nil)
+	descWALBlocked   = prometheus.NewDesc("greenlane_db_wal_restarts_blocked_total", "Times a read kept the SQLite lane DB's WAL from starting over; rising steadily, a read transaction held open (another program's) is letting the WAL grow with every change (absent on PostgreSQL).", nil, nil)
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descYields,
-		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
+		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize, descWALBlocked} {
 		ch <- d
 	}
 }
@@ -279,6 +280,7 @@ func (c *scraped) read(out *metricList) {
 			} else {
 				out.add(prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, float64(n)))
 			}
+			out.add(prometheus.MustNewConstMetric(descWALBlocked, prometheus.CounterValue, float64(p.DB.WALRestartsBlocked())))
 		}
 	}
 }
