@@ -77,7 +77,21 @@ type Writer struct {
 	faultLog        faultlog.Log // what has been told of a storage fault
 	walLog          faultlog.Log // … of a WAL that a read keeps from starting over (noteWAL)
 	walMost         int64        // the WAL's largest size while walLog is on
-	lockLog         time.Time    // when a lock wait was last told
+
+	// lockMu guards what has been told of another program's write lock
+	// (lockHeld): the writer goroutine tells a wait that ended, the
+	// watcher (watchLock) one still going on.
+	lockMu sync.Mutex
+	// lockLog counts the BEGINs that waited past lockWaitTold.
+	lockLog faultlog.Log
+	// lockRefused and lockRefusedAll count the changes refused since the
+	// last line and since the fault began; refusalTold: its first refusal
+	// was told in full.
+	lockRefused, lockRefusedAll int64
+	refusalTold                 bool
+	lockSince                   time.Time     // when the first BEGIN told of began to wait
+	lockOn                      atomic.Bool   // lockLog is on: a BEGIN that got the lock at once may end it (lockFree)
+	watchDone                   chan struct{} // closed once watchLock has returned (at once on PostgreSQL)
 
 	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
 
@@ -101,8 +115,12 @@ type WriterStats struct {
 	// LockWaitNS is the time batches spent in BEGIN waiting for another
 	// process's write lock (waits shorter than lockWaitNoted are not
 	// counted: taking a free lock takes microseconds). Waits that ended in
-	// BusyWaits are in it too.
+	// BusyWaits are in it too. A wait is added when it ends: LockWaiting
+	// is the one going on.
 	LockWaitNS atomic.Int64
+	// beginAt is when the BEGIN under way started (Unix ns), 0 when none
+	// is: LockWaiting reads it.
+	beginAt atomic.Int64
 	// Statements counts the statements run through the writer's Tx:
 	// every Exec, Query, Get and Select of the mutations, and the
 	// SAVEPOINT, ROLLBACK TO and RELEASE around each when a batch runs
@@ -139,6 +157,21 @@ type WriterStats struct {
 	// (SQLite's DBSTATUS_CACHE_WRITE on its connection): what a COMMIT
 	// costs grows with them. SQLite only; 0 on PostgreSQL.
 	Pages atomic.Int64
+}
+
+// LockWaiting is how long the writer's BEGIN under way has waited for the
+// write lock at now: 0 when none is waiting, or has waited less than
+// lockWaitNoted. A program holding the lock for long shows here as it
+// goes, where LockWaitNS grows only when the wait ends.
+func (s *WriterStats) LockWaiting(now time.Time) time.Duration {
+	at := s.beginAt.Load()
+	if at == 0 {
+		return 0
+	}
+	if d := now.Sub(time.Unix(0, at)); d >= lockWaitNoted {
+		return d
+	}
+	return 0
 }
 
 // BatchBuckets is how many batch-size buckets WriterStats keeps.
@@ -296,8 +329,13 @@ func (db *DB) NewWriter(opts WriterOptions) *Writer {
 		opts.MaxWait = 0
 	}
 	w := &Writer{db: db, opts: opts, jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		walLog: faultlog.Log{After: walHeldTold}}
+		walLog: faultlog.Log{After: walHeldTold}, lockLog: faultlog.Log{Calm: faultlog.Every}, watchDone: make(chan struct{})}
 	go w.loop()
+	if db.Postgres() {
+		close(w.watchDone) // no other program's lock to wait for (see noteLockWait)
+	} else {
+		go w.watchLock()
+	}
 	return w
 }
 
@@ -335,6 +373,7 @@ func (w *Writer) Close() {
 	}
 	w.mu.Unlock()
 	<-w.done
+	<-w.watchDone
 }
 
 func (w *Writer) loop() {
@@ -501,7 +540,9 @@ func (w *Writer) transact(batch []*job, bare bool) {
 		defer cancel()
 	}
 	began := time.Now()
+	w.stats.beginAt.Store(began.UnixNano())
 	tx, err := w.db.begin(ctx)
+	w.stats.beginAt.Store(0)
 	waited := time.Since(began)
 	if err != nil && IsBusy(err) {
 		// The lock stayed taken for the whole busy timeout. Those queued
@@ -639,35 +680,127 @@ func (w *Writer) takeQueued(batch []*job) []*job {
 }
 
 // lockWaitNoted is the shortest BEGIN that counts as a wait for another
-// process's lock (LockWaitNS), and lockWaitTold the shortest that is
-// logged: a counter's transaction holds it for milliseconds; a second
-// means a program is holding it far longer than it should.
+// process's lock (LockWaitNS), lockWaitTold the shortest that is logged
+// once it ends, and lockWaitWarn how long a BEGIN waits before it is
+// logged while it still waits: a counter's transaction holds the lock for
+// milliseconds; a second means a program is holding it far longer than it
+// should, and one left open in sqlite3 held it 12 s with nothing in the
+// log until the wait was over.
 const (
 	lockWaitNoted = 50 * time.Millisecond
 	lockWaitTold  = time.Second
+	lockWaitWarn  = 2 * time.Second
 )
 
-// noteLockWait counts and tells a BEGIN that waited for another
-// process's lock: err is BEGIN's own error (nil if it got the lock), n the
-// changes that waited. At most one line every faultlog.Every, unless the
-// wait ended in refusals, which are always told.
+// lockWatchEvery is how often watchLock looks at the BEGIN under way.
+const lockWatchEvery = 500 * time.Millisecond
+
+// watchLock tells a BEGIN that has waited lockWaitWarn for another
+// program's lock while it still waits, and again every faultlog.Every
+// while it goes on: the writer goroutine itself is stuck in it. It runs
+// until Close.
+func (w *Writer) watchLock() {
+	defer close(w.watchDone)
+	t := time.NewTicker(lockWatchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			if waiting := w.stats.LockWaiting(now); waiting >= lockWaitWarn {
+				w.lockHeld(now, waiting, false, 0)
+			}
+		}
+	}
+}
+
+// noteLockWait counts and tells a BEGIN that waited for another process's
+// lock: err is BEGIN's own error (nil if it got the lock), n the changes
+// that waited (refused, if it gave up). A BEGIN that got the lock at once
+// may end the fault (lockFree).
 func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
-	if waited < lockWaitNoted || w.db.Postgres() {
+	if w.db.Postgres() {
+		return
+	}
+	now := time.Now()
+	if waited < lockWaitNoted {
+		if err == nil && w.lockOn.Load() {
+			w.lockFree(now)
+		}
 		return
 	}
 	w.stats.LockWaitNS.Add(int64(waited))
+	refused := 0
+	if err != nil && IsBusy(err) {
+		refused = n
+	}
+	if waited >= lockWaitTold || refused > 0 {
+		w.lockHeld(now, waited, true, refused)
+	}
+}
+
+// lockHeld records and tells that another program held the lane DB's
+// write lock: a BEGIN that waited (ended: it is over, refusing refused
+// changes if it gave up) or is still waiting. The first of a run is told
+// in full, and so is its first refusal (changes were lost to it); then
+// one line every faultlog.Every counts them while it goes on.
+func (w *Writer) lockHeld(now time.Time, waited time.Duration, ended bool, refused int) {
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	waits := int64(0)
+	if ended {
+		waits = 1
+	}
+	line := w.lockLog.Fail(now, "locked", waits)
+	if line.Tell == faultlog.First {
+		w.lockRefused, w.lockRefusedAll, w.refusalTold = 0, 0, false
+		w.lockSince = now.Add(-waited)
+	}
+	w.lockOn.Store(true)
+	w.lockRefused += int64(refused)
+	w.lockRefusedAll += int64(refused)
 	log := w.log.Load()
-	if log == nil || waited < lockWaitTold {
+	if log == nil {
 		return
 	}
+	waitedFor := waited.Round(time.Millisecond)
 	switch {
-	case err != nil && IsBusy(err):
+	case refused > 0 && !w.refusalTold:
+		w.refusalTold = true
 		log.Error("the lane DB stayed locked by another program: changes refused as unavailable (retry); see --db-busy-timeout",
-			"waited", waited.Round(time.Millisecond), "refused", n)
-		w.lockLog = time.Now()
-	case err == nil && time.Since(w.lockLog) >= faultlog.Every:
-		log.Warn("the lane DB was locked by another program: changes waited", "waited", waited.Round(time.Millisecond), "changes", n)
-		w.lockLog = time.Now()
+			"waited", waitedFor, "refused", refused)
+		w.lockRefused = 0
+	case line.Tell == faultlog.First && !ended:
+		log.Warn(fmt.Sprintf("the lane DB is locked by another program: a change has waited %s for its write lock and still waits; "+
+			"changes are refused once one has waited %s (--db-busy-timeout): end the transaction holding it (in sqlite3, a counter program)",
+			waited.Round(time.Second), w.db.busyTimeout), "waiting", waitedFor)
+	case line.Tell == faultlog.First:
+		log.Warn("the lane DB was locked by another program: changes waited", "waited", waitedFor)
+	case line.Tell == faultlog.Count:
+		args := []any{"waits", line.N, "refused", w.lockRefused, "since", line.Since.Format(time.TimeOnly)}
+		if !ended {
+			args = append(args, "waiting", waitedFor)
+		}
+		log.Warn("another program keeps holding the lane DB's write lock: changes wait for it", args...)
+		w.lockRefused = 0
+	}
+}
+
+// lockFree ends a run of lock waits once a BEGIN got the lock at once and
+// none has waited for faultlog.Every (the Log's Calm): a program that
+// takes the lock again and again is one fault, not one a time.
+func (w *Writer) lockFree(now time.Time) {
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	over, ok := w.lockLog.Clear(now)
+	if _, on := w.lockLog.On(); on {
+		return
+	}
+	w.lockOn.Store(false)
+	if log := w.log.Load(); ok && log != nil {
+		log.Info("the lane DB's write lock is free again: changes go through", "waits", over.Total, "refused", w.lockRefusedAll,
+			"lasted", now.Sub(w.lockSince).Round(time.Millisecond))
 	}
 }
 

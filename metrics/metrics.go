@@ -168,6 +168,7 @@ var (
 	descCommitTimes  = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
 	descBusy         = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
 	descLockWait     = prometheus.NewDesc("greenlane_writer_lock_wait_seconds_total", "Time the writer waited for another program's lock on the SQLite lane DB (waits under 50ms are not counted; absent on PostgreSQL).", nil, nil)
+	descLockWaiting  = prometheus.NewDesc("greenlane_writer_lock_waiting_seconds", "How long the writer's BEGIN under way has waited for another program's lock on the SQLite lane DB: 0 when none waits (or for under 50ms); absent on PostgreSQL.", nil, nil)
 	descYields       = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
 	descWALPages     = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
 	descJournal      = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
@@ -184,7 +185,7 @@ var (
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descLockWaiting, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize, descWALBlocked} {
 		ch <- d
 	}
@@ -245,6 +246,7 @@ func (c *scraped) read(out *metricList) {
 		if p.DB == nil || !p.DB.Postgres() {
 			out.add(prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load())))
 			out.add(prometheus.MustNewConstMetric(descLockWait, prometheus.CounterValue, time.Duration(w.LockWaitNS.Load()).Seconds()))
+			out.add(prometheus.MustNewConstMetric(descLockWaiting, prometheus.GaugeValue, w.LockWaiting(time.Now()).Seconds()))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -135,6 +135,7 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_connections_refused_total{}`:                                 0,
 		`greenlane_db_up{}`:                                                     1,
 		`greenlane_writer_lock_wait_seconds_total{}`:                            0,
+		`greenlane_writer_lock_waiting_seconds{}`:                               0,
 		`greenlane_db_wal_restarts_blocked_total{}`:                             0,
 	} {
 		if v, ok := got[name]; !ok || v != want {
@@ -252,7 +253,7 @@ func TestStoreDatabaseSize(t *testing.T) {
 	if v, ok := got[`greenlane_db_size_bytes{}`]; !ok || v < before || v > after || v == 0 {
 		t.Errorf("greenlane_db_size_bytes = %v (present %v), want the store database's size, %v to %v", v, ok, before, after)
 	}
-	for _, name := range []string{`greenlane_db_wal_size_bytes{}`, `greenlane_db_wal_restarts_blocked_total{}`, `greenlane_writer_wal_pages_total{}`, `greenlane_writer_lock_wait_seconds_total{}`} {
+	for _, name := range []string{`greenlane_db_wal_size_bytes{}`, `greenlane_db_wal_restarts_blocked_total{}`, `greenlane_writer_wal_pages_total{}`, `greenlane_writer_lock_wait_seconds_total{}`, `greenlane_writer_lock_waiting_seconds{}`} {
 		if v, ok := got[name]; ok {
 			t.Errorf("%s = %v on a store database, want it left out", name, v)
 		}
