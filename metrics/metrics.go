@@ -162,6 +162,7 @@ var (
 	descConns        = prometheus.NewDesc("greenlane_connections_open", "TCP connections open now: sockets and HTTP.", nil, nil)
 	descLinesLeftOut = prometheus.NewDesc("greenlane_log_lines_left_out_total", "Log lines left out because callers without a key caused more than their address's budget (a burst of 30, then one every 10 seconds; 5 a second lane-wide).", nil, nil)
 	descConnsRefused = prometheus.NewDesc("greenlane_connections_refused_total", "TCP connections closed as they arrived, over --max-conns or --max-conns-per-address.", nil, nil)
+	descSockRefused  = prometheus.NewDesc("greenlane_sockets_refused_total", "WebSockets refused at their upgrade, by reason: max_sockets (--max-sockets), unauth_sockets (--max-unauth-sockets, none could be closed for room), unauth_per_address (--max-unauth-per-address), shutting_down.", []string{"reason"}, nil)
 	descBatches      = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
 	descMutations    = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)
 	descCommit       = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
@@ -185,7 +186,7 @@ var (
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descLockWaiting, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descSockRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descLockWaiting, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize, descWALBlocked} {
 		ch <- d
 	}
@@ -233,6 +234,9 @@ func (c *scraped) read(out *metricList) {
 		out.add(prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(st.SlowDropped)))
 		out.add(prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(st.Conns)))
 		out.add(prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(st.ConnsRefused)))
+		for reason, n := range st.SocketsRefused {
+			out.add(prometheus.MustNewConstMetric(descSockRefused, prometheus.CounterValue, float64(n), reason))
+		}
 		out.add(prometheus.MustNewConstMetric(descLinesLeftOut, prometheus.CounterValue, float64(st.LogLinesLeftOut)))
 	}
 	if p.Writer != nil {

@@ -133,6 +133,8 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_slow_consumers_dropped_total{}`:                              0,
 		`greenlane_connections_open{}`:                                          0,
 		`greenlane_connections_refused_total{}`:                                 0,
+		`greenlane_sockets_refused_total{reason=max_sockets}`:                   0,
+		`greenlane_sockets_refused_total{reason=unauth_per_address}`:            0,
 		`greenlane_db_up{}`:                                                     1,
 		`greenlane_writer_lock_wait_seconds_total{}`:                            0,
 		`greenlane_writer_lock_waiting_seconds{}`:                               0,
