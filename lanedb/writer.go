@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,8 @@ type Writer struct {
 	lastDataVersion int64
 	othersAt        time.Time
 	collectedAt     time.Time
-	faultLog        faultlog.Log // what has been told of a storage fault
+	faultLog        faultlog.Log // what has been told of a fault refusing changes (noteWrites)
+	faultOver       string       // what to say when it is over
 	walLog          faultlog.Log // … of a WAL that a read keeps from starting over (noteWAL)
 	walMost         int64        // the WAL's largest size while walLog is on
 
@@ -121,6 +123,9 @@ type WriterStats struct {
 	// beginAt is when the BEGIN under way started (Unix ns), 0 when none
 	// is: LockWaiting reads it.
 	beginAt atomic.Int64
+	// refused counts the changes refused for what was no fault of their
+	// own, by cause (refusedCauses' order): Refused reads them.
+	refused [3]atomic.Int64
 	// Statements counts the statements run through the writer's Tx:
 	// every Exec, Query, Get and Select of the mutations, and the
 	// SAVEPOINT, ROLLBACK TO and RELEASE around each when a batch runs
@@ -172,6 +177,45 @@ func (s *WriterStats) LockWaiting(now time.Time) time.Duration {
 		return d
 	}
 	return 0
+}
+
+// Why the writer refused a change that was no fault of the change's own
+// (WriterStats.Refused): the same words as the FD1 error's cause.
+const (
+	RefusedStorage     = "storage"        // the lane DB's disk (StorageFault)
+	RefusedUnreachable = "db_unreachable" // the store database cannot be reached
+	RefusedLocked      = "db_locked"      // another program's or lane's write lock, past the busy timeout
+)
+
+// refusedCauses are the causes in WriterStats.refused's order.
+var refusedCauses = [...]string{RefusedStorage, RefusedUnreachable, RefusedLocked}
+
+// Refused is the changes refused so far by cause, every cause present.
+func (s *WriterStats) Refused() map[string]int64 {
+	out := make(map[string]int64, len(refusedCauses))
+	for i, cause := range refusedCauses {
+		out[cause] = s.refused[i].Load()
+	}
+	return out
+}
+
+// refusedFor is why err refused a change, one of refusedCauses, or ""
+// when err is the change's own (or nil). A COMMIT whose outcome is
+// unknown is no refusal: the change may have been made.
+func (w *Writer) refusedFor(err error) string {
+	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+		return ""
+	}
+	if _, ok := StorageFault(err); ok {
+		return RefusedStorage
+	}
+	switch {
+	case IsBusy(err):
+		return RefusedLocked
+	case w.db.unreachable(err):
+		return RefusedUnreachable
+	}
+	return ""
 }
 
 // BatchBuckets is how many batch-size buckets WriterStats keeps.
@@ -1010,11 +1054,19 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 			err = commitErr
 		}
 		results[i] = err
-		if _, ok := StorageFault(err); ok {
+		if err == nil {
+			written++
+			continue
+		}
+		cause := w.refusedFor(err)
+		if cause == "" {
+			continue
+		}
+		w.stats.refused[slices.Index(refusedCauses[:], cause)].Add(1)
+		// SQLite's lock is told as it is waited for (noteLockWait).
+		if cause != RefusedLocked || w.db.Postgres() {
 			fault = err
 			refused++
-		} else if err == nil {
-			written++
 		}
 	}
 	w.noteWrites(fault, written, refused)
@@ -1025,41 +1077,75 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 	}
 }
 
-// LogTo makes the writer tell log when the lane DB's storage starts and
-// stops refusing writes (see noteWrites). Without it they go untold (the
-// callers still get the errors).
+// LogTo makes the writer tell log when changes start and stop being
+// refused for a fault of the lane DB's (see noteWrites). Without it they
+// go untold (the callers still get the errors).
 func (w *Writer) LogTo(log *slog.Logger) { w.log.Store(log) }
 
+// writeFaultWords are what the log says of a fault that refuses every
+// change: when it begins (what is wrong; err follows), while it lasts, and
+// when changes go through again.
+type writeFaultWords struct{ first, still, over string }
+
+// faultWords are the words for the fault that refused a change with err:
+// its kind (faultlog's) and what to say.
+func (w *Writer) faultWords(err error) (kind string, words writeFaultWords) {
+	if reason, ok := StorageFault(err); ok {
+		return reason, writeFaultWords{
+			first: "the lane DB refuses writes: " + reason + "; every change is refused until then",
+			still: "the lane DB still refuses writes: " + reason,
+			over:  "the lane DB takes writes again",
+		}
+	}
+	if IsBusy(err) {
+		return "store locked", writeFaultWords{
+			first: "another lane holds the store database's write lock past --db-busy-timeout: changes are refused as unavailable until it lets go " +
+				"(a lane stopped or hung loses it within --db-idle-in-tx-timeout)",
+			still: "another lane still holds the store database's write lock",
+			over:  "the store database's write lock is free again: changes go through",
+		}
+	}
+	return "unreachable", writeFaultWords{
+		first: "the store database cannot be reached: every change is refused as unavailable until it can; the lane reconnects by itself",
+		still: "the store database still cannot be reached",
+		over:  "the store database is reachable again: changes go through",
+	}
+}
+
 // noteWrites records a batch's outcome in the DB's write health and the
-// log: fault is a storage fault that refused some of its writes (nil if
-// none did), written the writes that committed. Under load every request
-// fails the same way, and a line each would bury the log: the first
-// failure is told in full, then a count every faultlog.Every while it
-// lasts, then the recovery (faultLog).
+// log: fault is what refused some of its changes for no fault of their own
+// (a storage fault, a store database out of reach or locked; nil if none
+// was), written the changes that committed. Under load every request fails
+// the same way, and a line each would bury the log: the first failure is
+// told in full, then a count every faultlog.Every while it lasts, then the
+// recovery (faultLog).
 func (w *Writer) noteWrites(fault error, written, refused int) {
 	log := w.log.Load()
 	fl := &w.faultLog
 	now := time.Now()
 	switch {
 	case fault != nil:
-		reason, _ := StorageFault(fault)
-		line := fl.Fail(now, reason, int64(refused))
+		kind, words := w.faultWords(fault)
+		line := fl.Fail(now, kind, int64(refused))
 		if line.Tell == faultlog.First {
-			w.db.fault.Store(&writeFault{reason: reason, err: fault, since: now})
+			w.faultOver = words.over
+			if reason, ok := StorageFault(fault); ok {
+				w.db.fault.Store(&writeFault{reason: reason, err: fault, since: now})
+			}
 		}
 		if log == nil {
 			return
 		}
 		switch line.Tell {
 		case faultlog.First:
-			log.Error("the lane DB refuses writes: "+reason+"; every change is refused until then", "err", fault)
+			log.Error(words.first, "err", fault)
 		case faultlog.Count:
-			log.Warn("the lane DB still refuses writes: "+reason, "refused", line.N, "since", line.Since.Format(time.TimeOnly))
+			log.Warn(words.still, "refused", line.N, "since", line.Since.Format(time.TimeOnly))
 		}
 	case written > 0:
 		w.db.fault.Store(nil)
 		if over, ok := fl.Clear(now); ok && log != nil {
-			log.Info("the lane DB takes writes again", "refused", over.Total, "lasted", over.Lasted.Round(time.Millisecond))
+			log.Info(w.faultOver, "refused", over.Total, "lasted", over.Lasted.Round(time.Millisecond))
 		}
 	}
 }

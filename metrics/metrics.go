@@ -169,6 +169,7 @@ var (
 	descCommitTimes  = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
 	descBusy         = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
 	descLockWait     = prometheus.NewDesc("greenlane_writer_lock_wait_seconds_total", "Time the writer waited for another program's lock on the SQLite lane DB (waits under 50ms are not counted; absent on PostgreSQL).", nil, nil)
+	descRefused      = prometheus.NewDesc("greenlane_writer_refused_total", "Changes the writer refused (answered unavailable, not made) for no fault of their own, by cause: storage (the lane DB's disk), db_unreachable (the store database cannot be reached), db_locked (another program's or lane's write lock, past --db-busy-timeout).", []string{"cause"}, nil)
 	descLockWaiting  = prometheus.NewDesc("greenlane_writer_lock_waiting_seconds", "How long the writer's BEGIN under way has waited for another program's lock on the SQLite lane DB: 0 when none waits (or for under 50ms); absent on PostgreSQL.", nil, nil)
 	descYields       = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
 	descWALPages     = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
@@ -186,7 +187,7 @@ var (
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descSockRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descLockWaiting, descYields,
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descSockRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descRefused, descLockWait, descLockWaiting, descYields,
 		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize, descWALBlocked} {
 		ch <- d
 	}
@@ -246,6 +247,9 @@ func (c *scraped) read(out *metricList) {
 		out.add(prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds()))
 		out.add(commitHistogram(w.Snapshot()))
 		out.add(prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load())))
+		for cause, n := range w.Refused() {
+			out.add(prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(n), cause))
+		}
 		out.add(prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load())))
 		if p.DB == nil || !p.DB.Postgres() {
 			out.add(prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load())))
@@ -274,7 +278,7 @@ func (c *scraped) read(out *metricList) {
 		}
 		out.add(prometheus.MustNewConstMetric(descDBUp, prometheus.GaugeValue, up))
 		if n, err := p.DB.DatabaseSize(ctx); err != nil {
-			out.add(prometheus.NewInvalidMetric(descDBSize, err))
+			out.add(prometheus.NewInvalidMetric(descDBSize, p.DB.Unreachable(err)))
 		} else {
 			out.add(prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, float64(n)))
 		}
@@ -298,6 +302,7 @@ func (c *scraped) presells(ctx context.Context, out *metricList) error {
 	now := c.p.Now()
 	row, err := lanedb.OpenPresellStats(ctx, c.p.DB.Read, now.UnixMilli())
 	if err != nil {
+		err = c.p.DB.Unreachable(err)
 		out.add(prometheus.NewInvalidMetric(descOpen, err))
 		return err
 	}

@@ -138,6 +138,9 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_db_up{}`:                                                     1,
 		`greenlane_writer_lock_wait_seconds_total{}`:                            0,
 		`greenlane_writer_lock_waiting_seconds{}`:                               0,
+		`greenlane_writer_refused_total{cause=storage}`:                         0,
+		`greenlane_writer_refused_total{cause=db_unreachable}`:                  0,
+		`greenlane_writer_refused_total{cause=db_locked}`:                       0,
 		`greenlane_db_wal_restarts_blocked_total{}`:                             0,
 	} {
 		if v, ok := got[name]; !ok || v != want {

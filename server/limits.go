@@ -218,7 +218,7 @@ func (s *Server) watchRevocations(ctx context.Context, every time.Duration) {
 				failures++
 				if failures == 1 || time.Since(warned) >= revokeWarnEvery {
 					warned = time.Now()
-					s.log.Warn("check for revoked keys", "err", err, "failed_checks", failures)
+					s.log.Warn("check for revoked keys", "err", s.db.Unreachable(err), "failed_checks", failures)
 				}
 			}
 			continue

@@ -66,6 +66,7 @@ type Line struct {
 
 // Over is what to write when a fault told ends.
 type Over struct {
+	Kind   string        // the fault's, as Fail named it
 	Total  int64         // occurrences in all
 	Lasted time.Duration // from the first occurrence to the end
 }
@@ -116,7 +117,7 @@ func (l *Log) Clear(now time.Time) (Over, bool) {
 	if !l.told {
 		return Over{}, false
 	}
-	return Over{Total: l.total, Lasted: now.Sub(l.since)}, true
+	return Over{Kind: l.kind, Total: l.total, Lasted: now.Sub(l.since)}, true
 }
 
 // On reports whether a fault is on (told or not yet), and since when.

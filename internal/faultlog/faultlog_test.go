@@ -79,14 +79,19 @@ func TestLog(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
 			l := tt.log
+			last := "" // the kind that occurred last
 			for i, s := range tt.steps {
 				now := start.Add(s.at)
 				var got string
 				if s.fail == "" {
 					if over, ok := l.Clear(now); ok {
 						got = fmt.Sprintf("over %d in %s", over.Total, over.Lasted)
+						if over.Kind != last {
+							t.Fatalf("step %d: the end of %q, want the end of %q", i, over.Kind, last)
+						}
 					}
 				} else {
+					last = s.fail
 					switch line := l.Fail(now, s.fail, s.n); line.Tell {
 					case First:
 						got = fmt.Sprintf("first %d", line.N)
