@@ -86,8 +86,13 @@ type Server struct {
 	refuseMu       sync.Mutex
 	refusalLogs    map[string]*faultlog.Log
 	refusalsOn     atomic.Bool
-	observer       Observer     // nil: nothing counts requests and logins
-	slowDropped    atomic.Int64 // sockets closed because they did not read
+	// readFaults tells requests failing because the lane DB cannot be
+	// read (readFailed), under readMu; readsFailing says it is on.
+	readMu       sync.Mutex
+	readFaults   faultlog.Log
+	readsFailing atomic.Bool
+	observer     Observer     // nil: nothing counts requests and logins
+	slowDropped  atomic.Int64 // sockets closed because they did not read
 }
 
 // mount is a handler served at some patterns.
@@ -113,6 +118,7 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		workers:        map[protocol.Purpose]int{},
 		conns:          newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
 		refusalLogs:    newRefusalLogs(),
+		readFaults:     faultlog.Log{Calm: faultlog.Every},
 		socketsRefused: map[string]*atomic.Int64{},
 		tag:            uuid.NewString()[:8],
 	}
