@@ -419,7 +419,7 @@ func (h *Hub) journalFailed(err error) {
 	h.readFailures++
 	if h.readFailures == 1 || time.Since(h.warned) >= journalWarnEvery {
 		h.warned = time.Now()
-		h.log.Warn("firehose: read journal", "err", err, "failed_reads", h.readFailures)
+		h.log.Warn("firehose: read journal", "err", h.db.Unreachable(err), "failed_reads", h.readFailures)
 	}
 }
 

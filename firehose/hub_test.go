@@ -516,8 +516,9 @@ func TestPublishMemoryOnlyToMemoryFamilies(t *testing.T) {
 
 // TestHubWarnsOnceWhileTheJournalIsUnreadable: a store database that
 // refuses connections (as while PostgreSQL restarts) fails every poll; the
-// hub logs the first failure of the run, not each one, says when the
-// journal reads again, and warns anew on the next run of failures.
+// hub logs the first failure of the run (saying plainly that the store
+// database cannot be reached), not each one, says when the journal reads
+// again, and warns anew on the next run of failures.
 func TestHubWarnsOnceWhileTheJournalIsUnreadable(t *testing.T) {
 	ctx := context.Background()
 	dbURL := pgtest.FreshDB(t)
@@ -546,7 +547,7 @@ func TestHubWarnsOnceWhileTheJournalIsUnreadable(t *testing.T) {
 		for range step.tails {
 			h.tail(ctx)
 		}
-		if w, a := count(`msg="firehose: read journal"`), count(`msg="firehose: the journal reads again" failed_reads=30`); w != step.warn || a != step.again {
+		if w, a := count(`msg="firehose: read journal" err="the store database cannot be reached: `), count(`msg="firehose: the journal reads again" failed_reads=30`); w != step.warn || a != step.again {
 			t.Fatalf("%s: %d warnings and %d recoveries logged, want %d and %d; the log:\n%s", step.name, w, a, step.warn, step.again, logs.String())
 		}
 	}

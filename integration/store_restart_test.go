@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -280,8 +281,8 @@ func TestStoreRestartPostgres(t *testing.T) {
 	phase.Store(phaseOutage)
 	pg.stop()
 	waitFor("three unavailable answers", func() bool { return tab.unavail.Load() >= 3 })
-	if code := ready(); code != 503 {
-		t.Errorf("/readyz with PostgreSQL down: %d, want 503", code)
+	if code, body := l.get("/readyz"); code != 503 || !strings.HasPrefix(body, "not ready: the store database cannot be reached: ") {
+		t.Errorf("/readyz with PostgreSQL down: %d %q, want 503 saying plainly that the store database cannot be reached", code, body)
 	}
 	pg.start()
 	phase.Store(phaseAfter)
@@ -318,6 +319,18 @@ func TestStoreRestartPostgres(t *testing.T) {
 		t.Errorf("the sale has %d lines and %v stored iks; the tablet was told of %d adds (each must be there once)",
 			n, stored[0]["n"], len(tab.acked))
 	}
+	// The changes refused meanwhile are told as a full disk's are: one
+	// ERROR when it begins, not one a change, and the recovery; and
+	// counted by cause.
+	if n := strings.Count(l.log(), `level=ERROR msg="the store database cannot be reached: every change is refused`); n != 1 {
+		t.Errorf("%d ERROR lines tell the store database out of reach, want 1; lane log:\n%s", n, l.log())
+	}
+	if !regexp.MustCompile(`msg="the store database is reachable again[^"]*" refused=[1-9]`).MatchString(l.log()) {
+		t.Errorf("the log does not tell the recovery with the changes refused; lane log:\n%s", l.log())
+	}
+	if _, m := l.scrape(""); m[`greenlane_writer_refused_total{cause="db_unreachable"}`] < 1 {
+		t.Errorf("greenlane_writer_refused_total{cause=\"db_unreachable\"} = %v after changes were refused", m[`greenlane_writer_refused_total{cause="db_unreachable"}`])
+	}
 	if bad := restartTroubles(l); bad != "" {
 		t.Errorf("the lane logged trouble besides PostgreSQL being away:\n%s", bad)
 	}
@@ -331,7 +344,8 @@ func TestStoreRestartPostgres(t *testing.T) {
 // unavailable, or its store lock lost with its connection), "" when none.
 func restartTroubles(l *lane) string {
 	away := []string{"SQLSTATE 57P01", "SQLSTATE 57P03", "connect: connection refused", "unexpected EOF",
-		"conn closed", "connection reset by peer", "broken pipe", "unavailable", "store lock lost with its PostgreSQL connection"}
+		"conn closed", "connection reset by peer", "broken pipe", "unavailable", "store lock lost with its PostgreSQL connection",
+		"the store database cannot be reached", "the store database still cannot be reached"}
 	var bad []string
 next:
 	for _, line := range strings.Split(l.troubles(), "\n") {

@@ -27,6 +27,14 @@ func TestPackageGraph(t *testing.T) {
 		{"firehose", []string{"salesbuilder", "presell", "server"}},
 		{"presell", []string{"server", "firehose"}},
 	}
+	for leaf := range leaves {
+		if _, ok := deps[leaf]; !ok {
+			t.Errorf("package %s is missing", leaf)
+		}
+		if all := closure(deps, leaf); len(all) > 0 {
+			t.Errorf("%s, which every package may import, depends on %v", leaf, all)
+		}
+	}
 	for _, f := range forbidden {
 		if _, ok := deps[f.pkg]; !ok {
 			t.Errorf("package %s is missing", f.pkg)
@@ -44,8 +52,8 @@ func TestPackageGraph(t *testing.T) {
 }
 
 // moduleDeps reads, for every package of the module, which packages of
-// the module its non-test files import (internal/setting aside: it is a
-// leaf of helpers for option ranges, allowed everywhere).
+// the module its non-test files import (the leaves aside: helpers that
+// import nothing of ours, allowed everywhere).
 func moduleDeps(t *testing.T) map[string][]string {
 	t.Helper()
 	root, err := filepath.Abs("..")
@@ -67,7 +75,7 @@ func moduleDeps(t *testing.T) map[string][]string {
 		rel, _ := filepath.Rel(root, path)
 		var ours []string
 		for _, imp := range p.Imports {
-			if dep, ok := strings.CutPrefix(imp, module); ok && dep != "internal/setting" {
+			if dep, ok := strings.CutPrefix(imp, module); ok && !leaves[dep] {
 				ours = append(ours, dep)
 			}
 		}
@@ -78,6 +86,13 @@ func moduleDeps(t *testing.T) map[string][]string {
 		t.Fatal(err)
 	}
 	return deps
+}
+
+// leaves are the packages every package may import: they import nothing
+// of ours.
+var leaves = map[string]bool{
+	"internal/setting":  true, // option ranges
+	"internal/faultlog": true, // telling a lasting fault without a line each time
 }
 
 // closure is every package pkg depends on, directly or not, sorted.

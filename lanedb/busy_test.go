@@ -199,3 +199,79 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
+
+// String is what was written so far.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestWriterLockWaitIsToldWhileItLasts: another program holding the
+// write lock (a BEGIN IMMEDIATE left open in sqlite3) is told while the
+// writer still waits for it, not only once the wait is over, and the wait
+// shows in the metrics' figure as it goes; once the lock is free the wait
+// ends, and so does the fault, in one line.
+func TestWriterLockWaitIsToldWhileItLasts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(context.Background(), path, Options{BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	logs := &lockedWriter{b: new(strings.Builder)}
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
+	w.lockMu.Lock()
+	w.lockLog.Calm = 0 // the end told at the first BEGIN that does not wait
+	w.lockMu.Unlock()
+
+	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otx.Rollback()
+
+	done := make(chan error, 1)
+	go func() { done <- w.Do(context.Background(), insertStaff(1)) }()
+	// The warning must come while the change still waits: the lock is let
+	// go only once it has, well before the busy timeout.
+	for !strings.Contains(logs.String(), "still waits") {
+		select {
+		case err := <-done:
+			t.Fatalf("the change's wait ended (%v) with nothing told while it lasted; the log:\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if w.Stats().LockWaiting(time.Now()) > 20*time.Second {
+			t.Fatalf("a change has waited 20s for the lock and nothing is told; the log:\n%s", logs.String())
+		}
+	}
+	if got := w.Stats().LockWaiting(time.Now()); got < lockWaitWarn {
+		t.Errorf("LockWaiting = %v once the wait was told, want at least %v", got, lockWaitWarn)
+	}
+	if err := otx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the change once the lock was let go: %v", err)
+	}
+	if got := w.Stats().LockWaiting(time.Now()); got != 0 {
+		t.Errorf("LockWaiting = %v with no BEGIN waiting, want 0", got)
+	}
+	if err := w.Do(context.Background(), insertStaff(2)); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()
+	if n := strings.Count(got, "still waits"); n != 1 {
+		t.Errorf("%d lines tell the wait in full, want 1 (then counts every 5s):\n%s", n, got)
+	}
+	if !strings.Contains(got, "write lock is free again") {
+		t.Errorf("the log does not say the lock is free again:\n%s", got)
+	}
+}

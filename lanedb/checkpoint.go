@@ -92,36 +92,55 @@ func (c *checkpointer) Close() error {
 }
 
 // boundWAL restarts the WAL when its file has passed walLimit (see
-// above). The writer runs it between batches, and WriteTx after each
-// commit, holding no transaction; the os.Stat costs a microsecond or two.
-// When a long read blocks the restart, the next try waits for the WAL to
-// grow by another walLimit, so that such a read costs the writer
-// restartWait now and then rather than every batch.
-func (db *DB) boundWAL() {
+// above), and says what it found: the WAL's size and how the restart went.
+// The writer runs it between batches, and WriteTx after each commit,
+// holding no transaction; the os.Stat costs a microsecond or two. When a
+// long read blocks the restart, the next try waits for the WAL to grow by
+// another walLimit, so that such a read costs the writer restartWait now
+// and then rather than every batch.
+func (db *DB) boundWAL() (size int64, outcome restartOutcome) {
 	if db.Postgres() || db.walLimit <= 0 {
-		return
+		return 0, notTried
 	}
 	n, err := fileSize(db.Path + "-wal")
-	if err != nil || n <= max(db.walLimit, db.restartAt.Load()) {
-		return
+	switch {
+	case err != nil:
+		return 0, notTried
+	case n <= db.walLimit:
+		// Within its limit: it started over (by this writer's restart or
+		// SQLite's own, with no reader left in it) or never grew.
+		return n, withinLimit
+	case n <= db.restartAt.Load():
+		return n, notTried // a read blocked the last try: wait for more growth
 	}
-	switch db.restartWAL(context.Background()) {
+	outcome = db.restartWAL(context.Background())
+	switch outcome {
 	case restarted:
 		db.restartAt.Store(0)
 	case readersStayed:
+		db.walBlocked.Add(1)
 		db.restartAt.Store(n + db.walLimit)
 	}
 	// Otherwise it failed at once (another checkpoint was running, which
 	// SQLite does not wait for): try again after the next commit.
+	return n, outcome
 }
 
-// restartOutcome is how a RESTART checkpoint went.
+// WALRestartsBlocked counts the writer's RESTART checkpoints that a read
+// kept from starting the WAL over (it waited restartWait for reads to
+// end). Now and then is a read of the lane's own that ran long; rising
+// steadily, a read transaction held open (most likely another program's)
+// is keeping the WAL growing. 0 on PostgreSQL.
+func (db *DB) WALRestartsBlocked() int64 { return db.walBlocked.Load() }
+
+// restartOutcome is how a RESTART checkpoint went, or why none ran.
 type restartOutcome int
 
 const (
 	restarted     restartOutcome = iota
 	readersStayed                // it waited restartWait for reads to end
-	notTried                     // another checkpoint held the lock, or an error
+	notTried                     // not due, another checkpoint held the lock, or an error
+	withinLimit                  // not needed: the WAL is within walLimit
 )
 
 // restartWAL runs a RESTART checkpoint on the writer connection, waiting

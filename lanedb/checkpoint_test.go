@@ -3,8 +3,10 @@ package lanedb
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -186,4 +188,103 @@ func TestCloseReportsAWALLeftBehind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWALHeldByAnotherProgramsReadIsTold: another program (the counter,
+// sqlite3) holding a read transaction open keeps the WAL from starting
+// over, and it grows with every change until that read ends. The writer
+// says so once the read has kept it a while (naming the WAL's size and the
+// cause), not at each blocked restart, and says when the WAL starts over
+// again.
+func TestWALHeldByAnotherProgramsReadIsTold(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "lane.db"), Options{Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const limit = 256 << 10
+	if err := db.setWALLimit(ctx, limit); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedWriter{b: new(strings.Builder)}
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
+	next := 0
+	write := func() {
+		t.Helper()
+		next++
+		err := w.Do(ctx, func(ctx context.Context, tx *Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO staff (tid, physkey, name) VALUES (?, ?, ?)`, 1000+next, next, strings.Repeat("x", 8<<10))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// logged waits, writing meanwhile, for a line holding every one of
+	// want; it gives up once the WAL has grown to far past what the wait
+	// for a line needs.
+	logged := func(upTo int64, want ...string) string {
+		t.Helper()
+		for {
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if containsAll(line, want...) {
+					return line
+				}
+			}
+			n, err := db.WALSize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n > upTo {
+				t.Fatalf("the WAL is %d bytes and no line says %q; the log:\n%s", n, want, logs.String())
+			}
+			write()
+		}
+	}
+
+	other, err := sql.Open("sqlite", db.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	read, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer read.Rollback()
+	var n int
+	if err := read.QueryRow(`SELECT COUNT(*) FROM staff`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	line := logged(16*limit, "level=WARN", "another program", "open read", "WAL", "wal_bytes=")
+	if m := regexp.MustCompile(`wal_bytes=(\d+)`).FindStringSubmatch(line); m == nil || len(m[1]) < 6 {
+		t.Fatalf("the warning does not give the WAL's size past the limit: %s", line)
+	}
+	if n := db.WALRestartsBlocked(); n < walHeldTold {
+		t.Fatalf("WALRestartsBlocked = %d once the read was told, want at least %d", n, walHeldTold)
+	}
+	if c := strings.Count(logs.String(), "open read"); c != 1 {
+		t.Fatalf("%d lines tell the read that keeps the WAL, want 1 (then counts every 5s):\n%s", c, logs.String())
+	}
+	if err := read.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	grown, err := db.WALSize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged(grown+8*limit, "level=INFO", "WAL starts over")
+}
+
+// containsAll reports whether s holds every one of parts.
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }

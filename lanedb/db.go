@@ -122,6 +122,7 @@ type DB struct {
 	// (checkpoint.go); 0 on PostgreSQL.
 	walLimit    int64
 	restartAt   atomic.Int64  // the WAL size for the next restart after one was blocked
+	walBlocked  atomic.Int64  // restarts a read blocked (WALRestartsBlocked)
 	busyTimeout time.Duration // Options.BusyTimeout, the writer connection's
 	migratedAt  time.Time     // Options.MigratedAt
 	closed      atomic.Bool

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
@@ -207,6 +208,37 @@ func isFatal(pe *pgconn.PgError) bool {
 // the store database could not be reached; its transaction did not commit,
 // unless the answer is also ErrOutcomeUnknown.
 var ErrUnavailable = errors.New("the store database is unavailable")
+
+// ErrUnreachable leads an error that means the store database cannot be
+// reached (Unreachable), in the words an operator reads first.
+var ErrUnreachable = errors.New("the store database cannot be reached")
+
+// Unreachable returns err led by ErrUnreachable's plain words when it
+// means the store database cannot be reached (PostgreSQL down or
+// restarting, the network, a connection lost: IsUnavailable, but not a
+// lock), so that a log line or /readyz says so before pgx's own text
+// ("failed to connect to `user=…`: dial error…"), which follows as the
+// cause. Any other err, and every err on SQLite, is returned as it is.
+func (db *DB) Unreachable(err error) error {
+	if !db.Postgres() {
+		return err
+	}
+	return storeUnreachable(err)
+}
+
+// storeUnreachable is Unreachable for an error of the store database's.
+func storeUnreachable(err error) error {
+	if !IsUnavailable(err) || IsBusy(err) || errors.Is(err, ErrUnreachable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+// unreachable reports whether err means the store database cannot be
+// reached (see Unreachable).
+func (db *DB) unreachable(err error) bool {
+	return db.Postgres() && IsUnavailable(err) && !IsBusy(err)
+}
 
 // ErrOutcomeUnknown wraps (with ErrUnavailable) the writer's answer to a
 // batch whose COMMIT was cut off by the connection's loss: the server may

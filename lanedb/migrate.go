@@ -179,7 +179,7 @@ func (db *DB) applyMigrations(ctx context.Context, ms []Migration) error {
 func (db *DB) Ready(ctx context.Context) error {
 	var current int
 	if err := db.r.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return db.Unreachable(fmt.Errorf("read schema version: %w", err))
 	}
 	if want := SchemaVersion(); current != want {
 		return fmt.Errorf("schema version %d, this build needs %d", current, want)
@@ -193,6 +193,8 @@ func (db *DB) Ready(ctx context.Context) error {
 	switch {
 	case err != nil && !db.Postgres() && (IsBusy(err) || errors.Is(err, context.DeadlineExceeded)):
 		return fmt.Errorf("the lane DB's write lock could not be taken in time: another program (the counter) is holding it: %w", err)
+	case err != nil && db.unreachable(err):
+		return db.Unreachable(fmt.Errorf("start a write: %w", err))
 	case err != nil:
 		return fmt.Errorf("the lane DB is not writable: %w", err)
 	}

@@ -3,11 +3,17 @@ package lanedb
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
 )
 
 // openTwoInstances opens one fresh PostgreSQL database twice, as two
@@ -323,5 +329,62 @@ func TestPostgresWriterRefusesARewrittenStore(t *testing.T) {
 				t.Errorf("stopped %d times, want once with ErrStoreRewritten", n)
 			}
 		})
+	}
+}
+
+// TestPostgresWriterTellsAnUnreachableStore: while the store database
+// cannot be reached, every change is refused unavailable, as on a full
+// disk: the log has one ERROR saying so plainly with pgx's cause after it,
+// not a line each, and a line with the count once changes go through
+// again; the refusals are counted by cause, and Ready says so in the same
+// words.
+func TestPostgresWriterTellsAnUnreachableStore(t *testing.T) {
+	db, u := openPostgresTest(t)
+	logs := &lockedWriter{b: new(strings.Builder)}
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
+	allow := pgtest.Switch(t, u)
+	ctx := context.Background()
+
+	allow(false)
+	const tries = 5
+	for i := range tries {
+		if err := w.Do(ctx, insertStaff(10+i)); !errors.Is(err, ErrUnavailable) || IsBusy(err) {
+			t.Fatalf("change %d with the store database out of reach: %v, want ErrUnavailable", i, err)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.Ready(rctx); err == nil || !strings.HasPrefix(err.Error(), "the store database cannot be reached: ") {
+		t.Errorf("Ready = %v, want it to begin: the store database cannot be reached", err)
+	}
+	if got := w.Stats().Refused(); got[RefusedUnreachable] != tries {
+		t.Errorf("refused by cause %v, want %d %s", got, tries, RefusedUnreachable)
+	}
+	first := regexp.MustCompile(`level=ERROR msg="the store database cannot be reached: [^"]*" err=`)
+	if n := len(first.FindAllString(logs.String(), -1)); n != 1 || strings.Count(logs.String(), "cannot be reached") != 1 {
+		t.Fatalf("%d ERROR lines for %d refused changes, want 1 and no other:\n%s", n, tries, logs.String())
+	}
+
+	allow(true)
+	// The pool's connections died with the outage: database/sql opens a
+	// new one, which may take a try or two while the server lets it in.
+	for i := 0; ; i++ {
+		err := w.Do(ctx, insertStaff(100+i))
+		if err == nil {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("changes still refused once the store database let connections in: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`msg="the store database is reachable again[^"]*" refused=(\d+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("the log does not tell the recovery:\n%s", logs.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n < tries {
+		t.Errorf("the recovery counts %d changes refused, want at least %d:\n%s", n, tries, logs.String())
 	}
 }

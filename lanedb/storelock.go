@@ -308,7 +308,7 @@ func (h *storeHold) keep(ctx context.Context) {
 			h.conn.Close(context.Background())
 			h.conn = nil
 			h.log.Warn("store lock lost with its PostgreSQL connection: until it is taken again, a fixture command is not kept from rewriting the store; retrying every "+storeLockRetry.String(),
-				"db", h.name, "err", err)
+				"db", h.name, "err", storeUnreachable(err))
 		}
 		t.Reset(storeLockRetry)
 		c, held, err := takeStoreLock(ctx, h.url, h.timeout, true)

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
 
+	"github.com/greenlane-pos/greenlane/internal/faultlog"
 	"github.com/greenlane-pos/greenlane/internal/setting"
 )
 
@@ -73,8 +75,25 @@ type Writer struct {
 	lastDataVersion int64
 	othersAt        time.Time
 	collectedAt     time.Time
-	faultLog        faultLog
-	lockLog         time.Time // when a lock wait was last told
+	faultLog        faultlog.Log // what has been told of a fault refusing changes (noteWrites)
+	faultOver       string       // what to say when it is over
+	walLog          faultlog.Log // … of a WAL that a read keeps from starting over (noteWAL)
+	walMost         int64        // the WAL's largest size while walLog is on
+
+	// lockMu guards what has been told of another program's write lock
+	// (lockHeld): the writer goroutine tells a wait that ended, the
+	// watcher (watchLock) one still going on.
+	lockMu sync.Mutex
+	// lockLog counts the BEGINs that waited past lockWaitTold.
+	lockLog faultlog.Log
+	// lockRefused and lockRefusedAll count the changes refused since the
+	// last line and since the fault began; refusalTold: its first refusal
+	// was told in full.
+	lockRefused, lockRefusedAll int64
+	refusalTold                 bool
+	lockSince                   time.Time     // when the first BEGIN told of began to wait
+	lockOn                      atomic.Bool   // lockLog is on: a BEGIN that got the lock at once may end it (lockFree)
+	watchDone                   chan struct{} // closed once watchLock has returned (at once on PostgreSQL)
 
 	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
 
@@ -98,8 +117,15 @@ type WriterStats struct {
 	// LockWaitNS is the time batches spent in BEGIN waiting for another
 	// process's write lock (waits shorter than lockWaitNoted are not
 	// counted: taking a free lock takes microseconds). Waits that ended in
-	// BusyWaits are in it too.
+	// BusyWaits are in it too. A wait is added when it ends: LockWaiting
+	// is the one going on.
 	LockWaitNS atomic.Int64
+	// beginAt is when the BEGIN under way started (Unix ns), 0 when none
+	// is: LockWaiting reads it.
+	beginAt atomic.Int64
+	// refused counts the changes refused for what was no fault of their
+	// own, by cause (refusedCauses' order): Refused reads them.
+	refused [3]atomic.Int64
 	// Statements counts the statements run through the writer's Tx:
 	// every Exec, Query, Get and Select of the mutations, and the
 	// SAVEPOINT, ROLLBACK TO and RELEASE around each when a batch runs
@@ -136,6 +162,60 @@ type WriterStats struct {
 	// (SQLite's DBSTATUS_CACHE_WRITE on its connection): what a COMMIT
 	// costs grows with them. SQLite only; 0 on PostgreSQL.
 	Pages atomic.Int64
+}
+
+// LockWaiting is how long the writer's BEGIN under way has waited for the
+// write lock at now: 0 when none is waiting, or has waited less than
+// lockWaitNoted. A program holding the lock for long shows here as it
+// goes, where LockWaitNS grows only when the wait ends.
+func (s *WriterStats) LockWaiting(now time.Time) time.Duration {
+	at := s.beginAt.Load()
+	if at == 0 {
+		return 0
+	}
+	if d := now.Sub(time.Unix(0, at)); d >= lockWaitNoted {
+		return d
+	}
+	return 0
+}
+
+// Why the writer refused a change that was no fault of the change's own
+// (WriterStats.Refused): the same words as the FD1 error's cause.
+const (
+	RefusedStorage     = "storage"        // the lane DB's disk (StorageFault)
+	RefusedUnreachable = "db_unreachable" // the store database cannot be reached
+	RefusedLocked      = "db_locked"      // another program's or lane's write lock, past the busy timeout
+)
+
+// refusedCauses are the causes in WriterStats.refused's order.
+var refusedCauses = [...]string{RefusedStorage, RefusedUnreachable, RefusedLocked}
+
+// Refused is the changes refused so far by cause, every cause present.
+func (s *WriterStats) Refused() map[string]int64 {
+	out := make(map[string]int64, len(refusedCauses))
+	for i, cause := range refusedCauses {
+		out[cause] = s.refused[i].Load()
+	}
+	return out
+}
+
+// refusedFor is why err refused a change, one of refusedCauses, or ""
+// when err is the change's own (or nil). A COMMIT whose outcome is
+// unknown is no refusal: the change may have been made.
+func (w *Writer) refusedFor(err error) string {
+	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+		return ""
+	}
+	if _, ok := StorageFault(err); ok {
+		return RefusedStorage
+	}
+	switch {
+	case IsBusy(err):
+		return RefusedLocked
+	case w.db.unreachable(err):
+		return RefusedUnreachable
+	}
+	return ""
 }
 
 // BatchBuckets is how many batch-size buckets WriterStats keeps.
@@ -292,8 +372,14 @@ func (db *DB) NewWriter(opts WriterOptions) *Writer {
 	if opts.MaxWait < 0 {
 		opts.MaxWait = 0
 	}
-	w := &Writer{db: db, opts: opts, jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Writer{db: db, opts: opts, jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		walLog: faultlog.Log{After: walHeldTold}, lockLog: faultlog.Log{Calm: faultlog.Every}, watchDone: make(chan struct{})}
 	go w.loop()
+	if db.Postgres() {
+		close(w.watchDone) // no other program's lock to wait for (see noteLockWait)
+	} else {
+		go w.watchLock()
+	}
 	return w
 }
 
@@ -331,6 +417,7 @@ func (w *Writer) Close() {
 	}
 	w.mu.Unlock()
 	<-w.done
+	<-w.watchDone
 }
 
 func (w *Writer) loop() {
@@ -357,7 +444,7 @@ func (w *Writer) loop() {
 			busySince = time.Now()
 		}
 		w.runBatch(w.collect(first))
-		w.db.boundWAL()
+		w.noteWAL(w.db.boundWAL())
 	}
 }
 
@@ -497,7 +584,9 @@ func (w *Writer) transact(batch []*job, bare bool) {
 		defer cancel()
 	}
 	began := time.Now()
+	w.stats.beginAt.Store(began.UnixNano())
 	tx, err := w.db.begin(ctx)
+	w.stats.beginAt.Store(0)
 	waited := time.Since(began)
 	if err != nil && IsBusy(err) {
 		// The lock stayed taken for the whole busy timeout. Those queued
@@ -635,37 +724,174 @@ func (w *Writer) takeQueued(batch []*job) []*job {
 }
 
 // lockWaitNoted is the shortest BEGIN that counts as a wait for another
-// process's lock (LockWaitNS), and lockWaitTold the shortest that is
-// logged: a counter's transaction holds it for milliseconds; a second
-// means a program is holding it far longer than it should.
+// process's lock (LockWaitNS), lockWaitTold the shortest that is logged
+// once it ends, and lockWaitWarn how long a BEGIN waits before it is
+// logged while it still waits: a counter's transaction holds the lock for
+// milliseconds; a second means a program is holding it far longer than it
+// should, and one left open in sqlite3 held it 12 s with nothing in the
+// log until the wait was over.
 const (
 	lockWaitNoted = 50 * time.Millisecond
 	lockWaitTold  = time.Second
+	lockWaitWarn  = 2 * time.Second
 )
 
-// noteLockWait counts and tells a BEGIN that waited for another
-// process's lock: err is BEGIN's own error (nil if it got the lock), n the
-// changes that waited. At most one line every faultLogEvery, unless the
-// wait ended in refusals, which are always told.
+// lockWatchEvery is how often watchLock looks at the BEGIN under way.
+const lockWatchEvery = 500 * time.Millisecond
+
+// watchLock tells a BEGIN that has waited lockWaitWarn for another
+// program's lock while it still waits, and again every faultlog.Every
+// while it goes on: the writer goroutine itself is stuck in it. It runs
+// until Close.
+func (w *Writer) watchLock() {
+	defer close(w.watchDone)
+	t := time.NewTicker(lockWatchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			if waiting := w.stats.LockWaiting(now); waiting >= lockWaitWarn {
+				w.lockHeld(now, waiting, false, 0)
+			}
+		}
+	}
+}
+
+// noteLockWait counts and tells a BEGIN that waited for another process's
+// lock: err is BEGIN's own error (nil if it got the lock), n the changes
+// that waited (refused, if it gave up). A BEGIN that got the lock at once
+// may end the fault (lockFree).
 func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
-	if waited < lockWaitNoted || w.db.Postgres() {
+	if w.db.Postgres() {
+		return
+	}
+	now := time.Now()
+	if waited < lockWaitNoted {
+		if err == nil && w.lockOn.Load() {
+			w.lockFree(now)
+		}
 		return
 	}
 	w.stats.LockWaitNS.Add(int64(waited))
-	log := w.log.Load()
-	if log == nil || waited < lockWaitTold {
-		return
+	refused := 0
+	if err != nil && IsBusy(err) {
+		refused = n
 	}
-	switch {
-	case err != nil && IsBusy(err):
-		log.Error("the lane DB stayed locked by another program: changes refused as unavailable (retry); see --db-busy-timeout",
-			"waited", waited.Round(time.Millisecond), "refused", n)
-		w.lockLog = time.Now()
-	case err == nil && time.Since(w.lockLog) >= faultLogEvery:
-		log.Warn("the lane DB was locked by another program: changes waited", "waited", waited.Round(time.Millisecond), "changes", n)
-		w.lockLog = time.Now()
+	if waited >= lockWaitTold || refused > 0 {
+		w.lockHeld(now, waited, true, refused)
 	}
 }
+
+// lockHeld records and tells that another program held the lane DB's
+// write lock: a BEGIN that waited (ended: it is over, refusing refused
+// changes if it gave up) or is still waiting. The first of a run is told
+// in full, and so is its first refusal (changes were lost to it); then
+// one line every faultlog.Every counts them while it goes on.
+func (w *Writer) lockHeld(now time.Time, waited time.Duration, ended bool, refused int) {
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	waits := int64(0)
+	if ended {
+		waits = 1
+	}
+	line := w.lockLog.Fail(now, "locked", waits)
+	if line.Tell == faultlog.First {
+		w.lockRefused, w.lockRefusedAll, w.refusalTold = 0, 0, false
+		w.lockSince = now.Add(-waited)
+	}
+	w.lockOn.Store(true)
+	w.lockRefused += int64(refused)
+	w.lockRefusedAll += int64(refused)
+	log := w.log.Load()
+	if log == nil {
+		return
+	}
+	waitedFor := waited.Round(time.Millisecond)
+	switch {
+	case refused > 0 && !w.refusalTold:
+		w.refusalTold = true
+		log.Error("the lane DB stayed locked by another program: changes refused as unavailable (retry); see --db-busy-timeout",
+			"waited", waitedFor, "refused", refused)
+		w.lockRefused = 0
+	case line.Tell == faultlog.First && !ended:
+		log.Warn(fmt.Sprintf("the lane DB is locked by another program: a change has waited %s for its write lock and still waits; "+
+			"changes are refused once one has waited %s (--db-busy-timeout): end the transaction holding it (in sqlite3, a counter program)",
+			waited.Round(time.Second), w.db.busyTimeout), "waiting", waitedFor)
+	case line.Tell == faultlog.First:
+		log.Warn("the lane DB was locked by another program: changes waited", "waited", waitedFor)
+	case line.Tell == faultlog.Count:
+		args := []any{"waits", line.N, "refused", w.lockRefused, "since", line.Since.Format(time.TimeOnly)}
+		if !ended {
+			args = append(args, "waiting", waitedFor)
+		}
+		log.Warn("another program keeps holding the lane DB's write lock: changes wait for it", args...)
+		w.lockRefused = 0
+	}
+}
+
+// lockFree ends a run of lock waits once a BEGIN got the lock at once and
+// none has waited for faultlog.Every (the Log's Calm): a program that
+// takes the lock again and again is one fault, not one a time.
+func (w *Writer) lockFree(now time.Time) {
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	over, ok := w.lockLog.Clear(now)
+	if _, on := w.lockLog.On(); on {
+		return
+	}
+	w.lockOn.Store(false)
+	if log := w.log.Load(); ok && log != nil {
+		log.Info("the lane DB's write lock is free again: changes go through", "waits", over.Total, "refused", w.lockRefusedAll,
+			"lasted", now.Sub(w.lockSince).Round(time.Millisecond))
+	}
+}
+
+// walHeldTold is how many RESTART checkpoints in a row a read must block
+// before the writer tells it. One is now and then a read of the lane's own
+// that ran long (a reader descheduled on a loaded machine); three in a
+// row, the WAL past three times its limit (24 MiB), is a read held open,
+// and the WAL grows with every change until it ends.
+const walHeldTold = 3
+
+// noteWAL tells the log when a read keeps the WAL from starting over
+// (boundWAL found it readersStayed), in full once it has blocked
+// walHeldTold restarts in a row, then with its size every faultlog.Every
+// while it lasts, and when the WAL is back within its limit. The reader is
+// most likely another program: the lane's own reads last milliseconds, and
+// a read transaction left open in sqlite3 or a counter program grew the
+// WAL from 106 to 366 MB in 20 seconds, with nothing in the log.
+func (w *Writer) noteWAL(size int64, outcome restartOutcome) {
+	log := w.log.Load()
+	now := time.Now()
+	switch outcome {
+	case readersStayed:
+		w.walMost = max(w.walMost, size)
+		line := w.walLog.Fail(now, "held", 1)
+		if log == nil {
+			return
+		}
+		switch line.Tell {
+		case faultlog.First:
+			log.Warn(fmt.Sprintf("the lane DB's WAL has grown to %s: another program's open read keeps it from starting over, and it grows with every change until that read ends; "+
+				"end the transaction left open (in sqlite3, a counter program, a backup) on %s", megabytes(size), w.db.Path),
+				"wal_bytes", size, "held", now.Sub(line.Since).Round(time.Millisecond), "restarts_blocked", line.N)
+		case faultlog.Count:
+			log.Warn(fmt.Sprintf("the lane DB's WAL is %s and still kept from starting over by another program's open read", megabytes(size)),
+				"wal_bytes", size, "held", now.Sub(line.Since).Round(time.Millisecond), "restarts_blocked", line.N)
+		}
+	case restarted, withinLimit:
+		most := w.walMost
+		w.walMost = 0
+		if over, ok := w.walLog.Clear(now); ok && log != nil {
+			log.Info("the lane DB's WAL starts over again: the read that kept it has ended", "grew_to_bytes", most, "lasted", over.Lasted.Round(time.Millisecond))
+		}
+	}
+}
+
+// megabytes is n bytes in MB, for a log line's words.
+func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // countPages adds the pages the writer's connection wrote since the last
 // count to Pages. It runs after COMMIT, when the connection is back in its
@@ -828,11 +1054,19 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 			err = commitErr
 		}
 		results[i] = err
-		if _, ok := StorageFault(err); ok {
+		if err == nil {
+			written++
+			continue
+		}
+		cause := w.refusedFor(err)
+		if cause == "" {
+			continue
+		}
+		w.stats.refused[slices.Index(refusedCauses[:], cause)].Add(1)
+		// SQLite's lock is told as it is waited for (noteLockWait).
+		if cause != RefusedLocked || w.db.Postgres() {
 			fault = err
 			refused++
-		} else if err == nil {
-			written++
 		}
 	}
 	w.noteWrites(fault, written, refused)
@@ -843,54 +1077,75 @@ func (w *Writer) answer(batch []*job, results []error, commitErr error) {
 	}
 }
 
-// LogTo makes the writer tell log when the lane DB's storage starts and
-// stops refusing writes (see faultLog). Without it they go untold (the
-// callers still get the errors).
+// LogTo makes the writer tell log when changes start and stop being
+// refused for a fault of the lane DB's (see noteWrites). Without it they
+// go untold (the callers still get the errors).
 func (w *Writer) LogTo(log *slog.Logger) { w.log.Store(log) }
 
-// faultLogEvery is how often, while the lane DB's storage keeps refusing
-// writes, one line counts the writes refused since the last.
-const faultLogEvery = 5 * time.Second
+// writeFaultWords are what the log says of a fault that refuses every
+// change: when it begins (what is wrong; err follows), while it lasts, and
+// when changes go through again.
+type writeFaultWords struct{ first, still, over string }
 
-// faultLog is what the writer has told of a storage fault: under load
-// every request fails the same way, and a line each would bury the log.
-// The first failure is told in full, then a count every faultLogEvery
-// while it lasts, then the recovery.
-type faultLog struct {
-	refused, total int // writes refused since the last line, and in all
-	lastLine       time.Time
+// faultWords are the words for the fault that refused a change with err:
+// its kind (faultlog's) and what to say.
+func (w *Writer) faultWords(err error) (kind string, words writeFaultWords) {
+	if reason, ok := StorageFault(err); ok {
+		return reason, writeFaultWords{
+			first: "the lane DB refuses writes: " + reason + "; every change is refused until then",
+			still: "the lane DB still refuses writes: " + reason,
+			over:  "the lane DB takes writes again",
+		}
+	}
+	if IsBusy(err) {
+		return "store locked", writeFaultWords{
+			first: "another lane holds the store database's write lock past --db-busy-timeout: changes are refused as unavailable until it lets go " +
+				"(a lane stopped or hung loses it within --db-idle-in-tx-timeout)",
+			still: "another lane still holds the store database's write lock",
+			over:  "the store database's write lock is free again: changes go through",
+		}
+	}
+	return "unreachable", writeFaultWords{
+		first: "the store database cannot be reached: every change is refused as unavailable until it can; the lane reconnects by itself",
+		still: "the store database still cannot be reached",
+		over:  "the store database is reachable again: changes go through",
+	}
 }
 
 // noteWrites records a batch's outcome in the DB's write health and the
-// log: fault is a storage fault that refused some of its writes (nil if
-// none did), written the writes that committed.
+// log: fault is what refused some of its changes for no fault of their own
+// (a storage fault, a store database out of reach or locked; nil if none
+// was), written the changes that committed. Under load every request fails
+// the same way, and a line each would bury the log: the first failure is
+// told in full, then a count every faultlog.Every while it lasts, then the
+// recovery (faultLog).
 func (w *Writer) noteWrites(fault error, written, refused int) {
 	log := w.log.Load()
 	fl := &w.faultLog
+	now := time.Now()
 	switch {
 	case fault != nil:
-		reason, _ := StorageFault(fault)
-		now := time.Now()
-		was := w.db.fault.Load()
-		if was == nil || was.reason != reason {
-			w.db.fault.Store(&writeFault{reason: reason, err: fault, since: now})
-			if log != nil {
-				log.Error("the lane DB refuses writes: "+reason+"; every change is refused until then", "err", fault)
+		kind, words := w.faultWords(fault)
+		line := fl.Fail(now, kind, int64(refused))
+		if line.Tell == faultlog.First {
+			w.faultOver = words.over
+			if reason, ok := StorageFault(fault); ok {
+				w.db.fault.Store(&writeFault{reason: reason, err: fault, since: now})
 			}
-			fl.refused, fl.total, fl.lastLine = 0, refused, now
+		}
+		if log == nil {
 			return
 		}
-		fl.refused += refused
-		fl.total += refused
-		if now.Sub(fl.lastLine) >= faultLogEvery {
-			if log != nil {
-				log.Warn("the lane DB still refuses writes: "+reason, "refused", fl.refused, "since", was.since.Format(time.TimeOnly))
-			}
-			fl.refused, fl.lastLine = 0, now
+		switch line.Tell {
+		case faultlog.First:
+			log.Error(words.first, "err", fault)
+		case faultlog.Count:
+			log.Warn(words.still, "refused", line.N, "since", line.Since.Format(time.TimeOnly))
 		}
 	case written > 0:
-		if was := w.db.fault.Swap(nil); was != nil && log != nil {
-			log.Info("the lane DB takes writes again", "refused", fl.total, "lasted", time.Since(was.since).Round(time.Millisecond))
+		w.db.fault.Store(nil)
+		if over, ok := fl.Clear(now); ok && log != nil {
+			log.Info(w.faultOver, "refused", over.Total, "lasted", over.Lasted.Round(time.Millisecond))
 		}
 	}
 }

@@ -162,12 +162,15 @@ var (
 	descConns        = prometheus.NewDesc("greenlane_connections_open", "TCP connections open now: sockets and HTTP.", nil, nil)
 	descLinesLeftOut = prometheus.NewDesc("greenlane_log_lines_left_out_total", "Log lines left out because callers without a key caused more than their address's budget (a burst of 30, then one every 10 seconds; 5 a second lane-wide).", nil, nil)
 	descConnsRefused = prometheus.NewDesc("greenlane_connections_refused_total", "TCP connections closed as they arrived, over --max-conns or --max-conns-per-address.", nil, nil)
+	descSockRefused  = prometheus.NewDesc("greenlane_sockets_refused_total", "WebSockets refused at their upgrade, by reason: max_sockets (--max-sockets), unauth_sockets (--max-unauth-sockets, none could be closed for room), unauth_per_address (--max-unauth-per-address), shutting_down.", []string{"reason"}, nil)
 	descBatches      = prometheus.NewDesc("greenlane_writer_batches_total", "Write transactions committed by the lane's writer.", nil, nil)
 	descMutations    = prometheus.NewDesc("greenlane_writer_mutations_total", "Changes committed by the lane's writer (several per batch under load).", nil, nil)
 	descCommit       = prometheus.NewDesc("greenlane_writer_commit_seconds_total", "Time the writer spent in COMMIT.", nil, nil)
 	descCommitTimes  = prometheus.NewDesc("greenlane_writer_commit_duration_seconds", "How long the writer's COMMITs took: mostly the disk's fsync, which every change queued behind it waits out.", nil, nil)
 	descBusy         = prometheus.NewDesc("greenlane_writer_busy_waits_total", "Batches whose BEGIN or COMMIT gave up on another process's lock.", nil, nil)
 	descLockWait     = prometheus.NewDesc("greenlane_writer_lock_wait_seconds_total", "Time the writer waited for another program's lock on the SQLite lane DB (waits under 50ms are not counted; absent on PostgreSQL).", nil, nil)
+	descRefused      = prometheus.NewDesc("greenlane_writer_refused_total", "Changes the writer refused (answered unavailable, not made) for no fault of their own, by cause: storage (the lane DB's disk), db_unreachable (the store database cannot be reached), db_locked (another program's or lane's write lock, past --db-busy-timeout).", []string{"cause"}, nil)
+	descLockWaiting  = prometheus.NewDesc("greenlane_writer_lock_waiting_seconds", "How long the writer's BEGIN under way has waited for another program's lock on the SQLite lane DB: 0 when none waits (or for under 50ms); absent on PostgreSQL.", nil, nil)
 	descYields       = prometheus.NewDesc("greenlane_writer_yields_total", "Pauses the busy writer left for other programs writing the lane DB.", nil, nil)
 	descWALPages     = prometheus.NewDesc("greenlane_writer_wal_pages_total", "Pages the writer's commits wrote to the SQLite lane DB's WAL: what COMMIT costs grows with them (absent on PostgreSQL).", nil, nil)
 	descJournal      = prometheus.NewDesc("greenlane_journal_seq", "Newest journal sequence number.", nil, nil)
@@ -180,11 +183,12 @@ var (
 	descDBUp         = prometheus.NewDesc("greenlane_db_up", "1 when the lane DB (or the store database) answered this scrape's reads, 0 when it did not: on PostgreSQL, a database the lane cannot reach.", nil, nil)
 	descDBSize       = prometheus.NewDesc("greenlane_db_size_bytes", "Size of the lane DB: the SQLite file, or on PostgreSQL the store database (pg_database_size).", nil, nil)
 	descWALSize      = prometheus.NewDesc("greenlane_db_wal_size_bytes", "Size of the SQLite lane DB's write-ahead log (absent on PostgreSQL, whose WAL is the cluster's).", nil, nil)
+	descWALBlocked   = prometheus.NewDesc("greenlane_db_wal_restarts_blocked_total", "Times a read kept the SQLite lane DB's WAL from starting over; rising steadily, a read transaction held open (another program's) is letting the WAL grow with every change (absent on PostgreSQL).", nil, nil)
 )
 
 func (c *scraped) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descLockWait, descYields,
-		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize} {
+	for _, d := range []*prometheus.Desc{descSockets, descSlow, descConns, descConnsRefused, descSockRefused, descLinesLeftOut, descDBUp, descBatches, descMutations, descCommit, descCommitTimes, descBusy, descRefused, descLockWait, descLockWaiting, descYields,
+		descWALPages, descJournal, descSubscribers, descDelivered, descHubDropped, descOpen, descClaims, descOldest, descDBSize, descWALSize, descWALBlocked} {
 		ch <- d
 	}
 }
@@ -231,6 +235,9 @@ func (c *scraped) read(out *metricList) {
 		out.add(prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(st.SlowDropped)))
 		out.add(prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(st.Conns)))
 		out.add(prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(st.ConnsRefused)))
+		for reason, n := range st.SocketsRefused {
+			out.add(prometheus.MustNewConstMetric(descSockRefused, prometheus.CounterValue, float64(n), reason))
+		}
 		out.add(prometheus.MustNewConstMetric(descLinesLeftOut, prometheus.CounterValue, float64(st.LogLinesLeftOut)))
 	}
 	if p.Writer != nil {
@@ -240,10 +247,14 @@ func (c *scraped) read(out *metricList) {
 		out.add(prometheus.MustNewConstMetric(descCommit, prometheus.CounterValue, time.Duration(w.CommitNS.Load()).Seconds()))
 		out.add(commitHistogram(w.Snapshot()))
 		out.add(prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(w.BusyWaits.Load())))
+		for cause, n := range w.Refused() {
+			out.add(prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(n), cause))
+		}
 		out.add(prometheus.MustNewConstMetric(descYields, prometheus.CounterValue, float64(w.Yields.Load())))
 		if p.DB == nil || !p.DB.Postgres() {
 			out.add(prometheus.MustNewConstMetric(descWALPages, prometheus.CounterValue, float64(w.Pages.Load())))
 			out.add(prometheus.MustNewConstMetric(descLockWait, prometheus.CounterValue, time.Duration(w.LockWaitNS.Load()).Seconds()))
+			out.add(prometheus.MustNewConstMetric(descLockWaiting, prometheus.GaugeValue, w.LockWaiting(time.Now()).Seconds()))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -267,7 +278,7 @@ func (c *scraped) read(out *metricList) {
 		}
 		out.add(prometheus.MustNewConstMetric(descDBUp, prometheus.GaugeValue, up))
 		if n, err := p.DB.DatabaseSize(ctx); err != nil {
-			out.add(prometheus.NewInvalidMetric(descDBSize, err))
+			out.add(prometheus.NewInvalidMetric(descDBSize, p.DB.Unreachable(err)))
 		} else {
 			out.add(prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, float64(n)))
 		}
@@ -279,6 +290,7 @@ func (c *scraped) read(out *metricList) {
 			} else {
 				out.add(prometheus.MustNewConstMetric(descWALSize, prometheus.GaugeValue, float64(n)))
 			}
+			out.add(prometheus.MustNewConstMetric(descWALBlocked, prometheus.CounterValue, float64(p.DB.WALRestartsBlocked())))
 		}
 	}
 }
@@ -290,6 +302,7 @@ func (c *scraped) presells(ctx context.Context, out *metricList) error {
 	now := c.p.Now()
 	row, err := lanedb.OpenPresellStats(ctx, c.p.DB.Read, now.UnixMilli())
 	if err != nil {
+		err = c.p.DB.Unreachable(err)
 		out.add(prometheus.NewInvalidMetric(descOpen, err))
 		return err
 	}

@@ -133,8 +133,15 @@ func TestRegistryReadsTheParts(t *testing.T) {
 		`greenlane_slow_consumers_dropped_total{}`:                              0,
 		`greenlane_connections_open{}`:                                          0,
 		`greenlane_connections_refused_total{}`:                                 0,
+		`greenlane_sockets_refused_total{reason=max_sockets}`:                   0,
+		`greenlane_sockets_refused_total{reason=unauth_per_address}`:            0,
 		`greenlane_db_up{}`:                                                     1,
 		`greenlane_writer_lock_wait_seconds_total{}`:                            0,
+		`greenlane_writer_lock_waiting_seconds{}`:                               0,
+		`greenlane_writer_refused_total{cause=storage}`:                         0,
+		`greenlane_writer_refused_total{cause=db_unreachable}`:                  0,
+		`greenlane_writer_refused_total{cause=db_locked}`:                       0,
+		`greenlane_db_wal_restarts_blocked_total{}`:                             0,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
@@ -251,7 +258,7 @@ func TestStoreDatabaseSize(t *testing.T) {
 	if v, ok := got[`greenlane_db_size_bytes{}`]; !ok || v < before || v > after || v == 0 {
 		t.Errorf("greenlane_db_size_bytes = %v (present %v), want the store database's size, %v to %v", v, ok, before, after)
 	}
-	for _, name := range []string{`greenlane_db_wal_size_bytes{}`, `greenlane_writer_wal_pages_total{}`, `greenlane_writer_lock_wait_seconds_total{}`} {
+	for _, name := range []string{`greenlane_db_wal_size_bytes{}`, `greenlane_db_wal_restarts_blocked_total{}`, `greenlane_writer_wal_pages_total{}`, `greenlane_writer_lock_wait_seconds_total{}`, `greenlane_writer_lock_waiting_seconds{}`} {
 		if v, ok := got[name]; ok {
 			t.Errorf("%s = %v on a store database, want it left out", name, v)
 		}

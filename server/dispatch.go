@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/internal/faultlog"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -105,6 +106,7 @@ func (s *Server) run(ctx context.Context, sess session, caller protocol.Caller, 
 	if err != nil {
 		return protocol.ErrorReply(req.A, req.RQ, req.RT, s.clientError(ctx, ep, err))
 	}
+	s.readsGoThrough()
 	if ep.NoReply {
 		return nil
 	}
@@ -136,9 +138,50 @@ func (s *Server) clientError(ctx context.Context, ep *protocol.Endpoint, err err
 		return protocol.Errorf(protocol.CodeCancelled, "the request was cancelled")
 	case lanedb.IsUnavailable(err):
 		// A read that met a store database restarting or out of reach.
-		s.log.Warn("request failed: the lane DB is unavailable", "endpoint", ep.Name, "err", err)
-		return protocol.Errorf(protocol.CodeUnavailable, "the lane DB cannot be reached; retry").Because(protocol.CauseDBUnreachable)
+		return s.unreadable(ep.Name, err)
 	}
 	s.log.Error("request failed", "endpoint", ep.Name, "err", err)
 	return protocol.AsError(err)
+}
+
+// unreadable is the answer to a request of endpoint that failed with err
+// because the lane DB could not be read (a store database restarting or
+// out of reach), told in the log (readFailed).
+func (s *Server) unreadable(endpoint string, err error) error {
+	s.readFailed(endpoint, err)
+	return protocol.Errorf(protocol.CodeUnavailable, "the lane DB cannot be reached; retry").Because(protocol.CauseDBUnreachable)
+}
+
+// readFailed tells a request that failed because the lane DB could not be
+// read. Every request fails alike meanwhile, so it is told once in full,
+// then counted every faultlog.Every, then its end (readsGoThrough).
+func (s *Server) readFailed(endpoint string, err error) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	s.readsFailing.Store(true)
+	line := s.readFaults.Fail(time.Now(), "unavailable", 1)
+	switch line.Tell {
+	case faultlog.First:
+		s.log.Warn("request failed: the lane DB is unavailable", "endpoint", endpoint, "err", s.db.Unreachable(err))
+	case faultlog.Count:
+		s.log.Warn("requests still fail: the lane DB is unavailable", "failed", line.N, "since", line.Since.Format(time.TimeOnly))
+	}
+}
+
+// readsGoThrough ends what readFailed told once a request has succeeded
+// and none has failed so for faultlog.Every (a request that needs no DB,
+// a ping, may succeed meanwhile).
+func (s *Server) readsGoThrough() {
+	if !s.readsFailing.Load() {
+		return
+	}
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	over, ok := s.readFaults.Clear(time.Now())
+	if _, on := s.readFaults.On(); !on {
+		s.readsFailing.Store(false)
+	}
+	if ok {
+		s.log.Info("requests read the lane DB again", "failed", over.Total, "lasted", over.Lasted.Round(time.Millisecond))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -137,31 +138,40 @@ func TestArgsOfDecodesOnce(t *testing.T) {
 // TestClientErrorLogsOnlyFaults: a handler error that is the client's
 // going away (a cancellation, the request's or the handler's own) is
 // answered cancelled and not logged as a fault; an unknown error is both
-// logged and answered internal.
+// logged and answered internal; a lane DB that cannot be read (a store
+// database out of reach) fails every request alike, and is logged once,
+// not per request, even with requests that need no DB going through
+// between.
 func TestClientErrorLogsOnlyFaults(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
-		name   string
-		ctx    context.Context
-		err    error
-		code   protocol.Code
-		logged bool
+		name  string
+		ctx   context.Context
+		err   error
+		times int // requests that fail so
+		code  protocol.Code
+		lines int // lines logged for them
 	}{
-		{"the request cancelled", cancelled, context.Canceled, protocol.CodeCancelled, false},
-		{"the handler gave up on its own", context.Background(), fmt.Errorf("open: %w", context.Canceled), protocol.CodeCancelled, false},
-		{"a fault", context.Background(), errors.New("disk on fire"), protocol.CodeInternal, true},
+		{"the request cancelled", cancelled, context.Canceled, 1, protocol.CodeCancelled, 0},
+		{"the handler gave up on its own", context.Background(), fmt.Errorf("open: %w", context.Canceled), 1, protocol.CodeCancelled, 0},
+		{"a fault", context.Background(), errors.New("disk on fire"), 1, protocol.CodeInternal, 1},
+		{"the lane DB unavailable", context.Background(), fmt.Errorf("read: %w", lanedb.ErrUnavailable), 20, protocol.CodeUnavailable, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			s := New(DefaultConfig(), nil, slog.New(slog.NewTextHandler(&buf, nil)))
-			got := protocol.AsError(s.clientError(tt.ctx, &protocol.Endpoint{Name: "fd1.test.x"}, tt.err))
-			if got.Code != tt.code {
-				t.Errorf("code %s, want %s", got.Code, tt.code)
+			s, _ := testServer(t, DefaultConfig())
+			s.log = slog.New(slog.NewTextHandler(&buf, nil))
+			for range tt.times {
+				got := protocol.AsError(s.clientError(tt.ctx, &protocol.Endpoint{Name: "fd1.test.x"}, tt.err))
+				if got.Code != tt.code {
+					t.Fatalf("code %s, want %s", got.Code, tt.code)
+				}
+				s.readsGoThrough() // a request that needs no DB (a ping) succeeds between
 			}
-			if logged := strings.Contains(buf.String(), "request failed"); logged != tt.logged {
-				t.Errorf("logged %v, want %v: %s", logged, tt.logged, buf.String())
+			if lines := strings.Count(buf.String(), "request failed"); lines != tt.lines {
+				t.Errorf("%d lines for %d requests, want %d: %s", lines, tt.times, tt.lines, buf.String())
 			}
 		})
 	}

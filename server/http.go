@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -94,7 +95,12 @@ func (s *Server) serveHTTPMode(w http.ResponseWriter, r *http.Request, a string,
 	}
 	if key != "" {
 		if _, err := s.logIn(r.Context(), sess, sess.caller, key, protocol.PurposeNone); err != nil {
-			if protocol.AsError(err).Code == protocol.CodeInternal {
+			switch {
+			case lanedb.IsUnavailable(err):
+				// The key could not be looked up: every call logs in, so
+				// while the store database is out of reach each fails so.
+				err = s.unreadable("fd1.session.login", err)
+			case protocol.AsError(err).Code == protocol.CodeInternal:
 				s.log.Error("http login", "err", err)
 			}
 			var re *retryError

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/internal/pgtest"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -445,5 +446,55 @@ func TestQueryVMessages(t *testing.T) {
 				t.Fatalf("message %q shows Go internals", pe.Message)
 			}
 		})
+	}
+}
+
+// TestHTTPModeWithTheStoreOutOfReach: an HTTP-mode call logs in with its
+// key on every call, so while the store database cannot be reached each
+// call fails looking the key up. It is answered 503 unavailable saying so
+// (not 500 internal), and the log tells it once in full, not a line each.
+func TestHTTPModeWithTheStoreOutOfReach(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.FreshDB(t)
+	db, err := lanedb.Open(ctx, dbURL, lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key, err := db.CreateAPIKey(ctx, "till-1", []string{"counter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	s := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(&logs, nil)))
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	allow := pgtest.Switch(t, dbURL)
+
+	allow(false)
+	const calls = 20
+	for range calls {
+		req, err := http.NewRequest("GET", srv.URL+"/fd1/debug/ping", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("x-api-key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply struct{ Error *protocol.Error }
+		err = json.NewDecoder(resp.Body).Decode(&reply)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || reply.Error == nil || reply.Error.Cause != protocol.CauseDBUnreachable {
+			t.Fatalf("a call with the store database out of reach: %d %+v, want 503 unavailable (db_unreachable)", resp.StatusCode, reply.Error)
+		}
+	}
+	got := logs.String()
+	if n := strings.Count(got, "level=ERROR") + strings.Count(got, "level=WARN"); n != 1 || !strings.Contains(got, `err="the store database cannot be reached: `) {
+		t.Fatalf("%d lines for %d calls, want 1 saying the store database cannot be reached:\n%s", n, calls, got)
 	}
 }

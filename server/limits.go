@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gorilla/websocket"
+	"github.com/greenlane-pos/greenlane/internal/faultlog"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -216,7 +218,7 @@ func (s *Server) watchRevocations(ctx context.Context, every time.Duration) {
 				failures++
 				if failures == 1 || time.Since(warned) >= revokeWarnEvery {
 					warned = time.Now()
-					s.log.Warn("check for revoked keys", "err", err, "failed_checks", failures)
+					s.log.Warn("check for revoked keys", "err", s.db.Unreachable(err), "failed_checks", failures)
 				}
 			}
 			continue
@@ -284,11 +286,26 @@ type admission struct {
 	checking bool
 }
 
-// refusal is why a socket is not let in: an HTTP status and a reason.
+// refusal is why a socket is not let in: an HTTP status and a reason,
+// and why in a word, the metric's label (one of refusalWhys).
 type refusal struct {
 	status int
 	reason string
+	why    string
 }
+
+// Why a socket is refused at its upgrade (greenlane_sockets_refused_total's
+// reasons).
+const (
+	refusedClosing       = "shutting_down"
+	refusedMaxSockets    = "max_sockets"        // MaxSockets, lane-wide
+	refusedUnauthSockets = "unauth_sockets"     // MaxUnauthSockets, lane-wide, none could be closed
+	refusedUnauthPerAddr = "unauth_per_address" // MaxUnauthPerAddress
+)
+
+// refusalWhys are every refusal's why, so that each count reads 0 until
+// the first.
+var refusalWhys = []string{refusedClosing, refusedMaxSockets, refusedUnauthSockets, refusedUnauthPerAddr}
 
 // admit reserves room for one more socket from remote, before the upgrade
 // so that a refusal costs next to nothing. The caller must forget the
@@ -300,12 +317,12 @@ func (s *Server) admit(remote string) (*admission, *refusal) {
 	d := &s.door
 	switch {
 	case s.closing:
-		return nil, &refusal{http.StatusServiceUnavailable, "the lane is shutting down; reconnect in a moment"}
+		return nil, &refusal{http.StatusServiceUnavailable, "the lane is shutting down; reconnect in a moment", refusedClosing}
 	case d.open >= s.cfg.MaxSockets:
-		return nil, &refusal{http.StatusServiceUnavailable, "the lane has its maximum of open sockets; try again shortly"}
+		return nil, &refusal{http.StatusServiceUnavailable, "the lane has its maximum of open sockets; try again shortly", refusedMaxSockets}
 	case len(d.waiting[h]) >= s.cfg.MaxUnauthPerAddress:
 		return nil, &refusal{http.StatusTooManyRequests, fmt.Sprintf(
-			"this address already has %d sockets that have not logged in, its most; log in on them or close them", len(d.waiting[h]))}
+			"this address already has %d sockets that have not logged in, its most; log in on them or close them", len(d.waiting[h])), refusedUnauthPerAddr}
 	case d.unauth >= s.cfg.MaxUnauthSockets:
 		// Full of sockets that have not logged in, from many addresses.
 		// One makes room (see roomLocked): a device logs in the moment it
@@ -314,7 +331,7 @@ func (s *Server) admit(remote string) (*admission, *refusal) {
 		victim := s.roomLocked()
 		if victim == nil { // all still upgrading, or logging in
 			return nil, &refusal{http.StatusServiceUnavailable, fmt.Sprintf(
-				"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth)}
+				"the lane has %d sockets waiting to log in, its most; try again shortly", d.unauth), refusedUnauthSockets}
 		}
 		s.leaveUnauthLocked(victim.door)
 		s.log.Debug("closing a socket not logged in to make room", "socket", victim.id, "remote", victim.remote)
@@ -325,6 +342,83 @@ func (s *Server) admit(remote string) (*admission, *refusal) {
 	d.unauth++
 	d.waiting[h] = append(d.waiting[h], a)
 	return a, nil
+}
+
+// laneWide are the refusals that refuse every new socket alike, whoever
+// asks: told as a lasting fault (tellFull), not a line each.
+var laneWide = []string{refusedMaxSockets, refusedUnauthSockets}
+
+// newRefusalLogs is a Log for each lane-wide refusal. The end waits for
+// faultlog.Every without one: at its cap the lane lets a socket in each
+// time another leaves, and refuses the next, many times a second under
+// load, which is one fault, not one a time.
+func newRefusalLogs() map[string]*faultlog.Log {
+	logs := map[string]*faultlog.Log{}
+	for _, why := range laneWide {
+		logs[why] = &faultlog.Log{Calm: faultlog.Every}
+	}
+	return logs
+}
+
+// noteRefused counts and tells a socket refused at its upgrade. A refusal
+// costs next to nothing and may come thousands of times a second, so none
+// is logged per socket: a lane-wide cap is told as a lasting fault
+// (tellFull), an address over its own cap is a stranger's doing, logged
+// within its line budget, and a lane shutting down is expected.
+func (s *Server) noteRefused(remote string, no *refusal) {
+	s.socketsRefused[no.why].Add(1)
+	switch no.why {
+	case refusedMaxSockets, refusedUnauthSockets:
+		s.tellFull(time.Now(), no.why)
+	case refusedUnauthPerAddr:
+		s.logStranger(remote, slog.LevelWarn, "websocket refused", "remote", remote, "status", no.status, "reason", no.reason)
+	default:
+		s.log.Debug("websocket refused", "remote", remote, "status", no.status, "reason", no.reason)
+	}
+}
+
+// tellFull tells a refusal for a lane-wide cap (why): in full at first,
+// with the flag that sets the cap, then a count every faultlog.Every.
+func (s *Server) tellFull(now time.Time, why string) {
+	s.refuseMu.Lock()
+	defer s.refuseMu.Unlock()
+	s.refusalsOn.Store(true)
+	line := s.refusalLogs[why].Fail(now, why, 1)
+	what := "it has its maximum of open sockets"
+	first := fmt.Sprintf("the lane has its maximum of open sockets (serve --max-sockets %d): new sockets are refused with 503 until some close; "+
+		"if the store's devices need more, raise --max-sockets", s.cfg.MaxSockets)
+	if why == refusedUnauthSockets {
+		what = "it has its maximum of sockets waiting to log in"
+		first = fmt.Sprintf("the lane has its maximum of sockets waiting to log in (serve --max-unauth-sockets %d), none of which may be closed for room: "+
+			"new sockets are refused with 503 until some log in or close", s.cfg.MaxUnauthSockets)
+	}
+	switch line.Tell {
+	case faultlog.First:
+		s.log.Warn(first, "refused", line.N)
+	case faultlog.Count:
+		s.log.Warn("the lane still refuses sockets: "+what, "refused", line.N, "since", line.Since.Format(time.TimeOnly))
+	}
+}
+
+// noteAdmitted ends a lane-wide refusal told (tellFull): a socket got in.
+func (s *Server) noteAdmitted() {
+	if !s.refusalsOn.Load() {
+		return
+	}
+	now := time.Now()
+	s.refuseMu.Lock()
+	defer s.refuseMu.Unlock()
+	on := false
+	for _, why := range laneWide {
+		l := s.refusalLogs[why]
+		if over, ok := l.Clear(now); ok {
+			s.log.Info("the lane takes sockets again", "refused", over.Total, "lasted", over.Lasted.Round(time.Millisecond), "cap", why)
+		}
+		if _, still := l.On(); still {
+			on = true
+		}
+	}
+	s.refusalsOn.Store(on)
 }
 
 // roomLocked is the socket to close for room: of the address with the

@@ -1,8 +1,14 @@
 package server
 
 import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -150,3 +156,95 @@ func TestRoomLocked(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketRefusalsAreToldAndCounted: a socket refused at its upgrade
+// is counted by why, and logged without a line per socket. A lane full
+// of sockets (lane-wide) is told once in full, then counted, and its end
+// is told once a socket gets in again; an address over its own cap is a
+// stranger's doing, logged within that address's line budget.
+func TestSocketRefusalsAreToldAndCounted(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		cfg     func(*Config)
+		reason  string // the metric's label
+		status  int
+		told    string // what the log says of it
+		lines   int    // lines that say it, after the refusals
+		endTold bool   // a socket let in afterwards tells the end
+	}{
+		{"the lane full of sockets", func(c *Config) { c.MaxSockets = 2 }, "max_sockets", http.StatusServiceUnavailable,
+			"maximum of open sockets (serve --max-sockets 2)", 1, true},
+		{"an address with its most sockets not logged in", func(c *Config) { c.MaxUnauthPerAddress = 2 }, "unauth_per_address", http.StatusTooManyRequests,
+			`msg="websocket refused"`, refusals, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.cfg(&cfg)
+			s, _ := testServer(t, cfg)
+			var logs syncBuffer
+			s.log = slog.New(slog.NewTextHandler(&logs, nil))
+			if l := s.refusalLogs[tt.reason]; l != nil {
+				l.Calm = 0 // the end told at the next socket let in
+			}
+			srv := httptest.NewServer(s.Handler())
+			defer srv.Close()
+			url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/fd1/open_websocket"
+			dial := func() (*websocket.Conn, int) {
+				t.Helper()
+				ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
+				if err == nil {
+					return ws, http.StatusSwitchingProtocols
+				}
+				if resp == nil {
+					t.Fatal(err)
+				}
+				return nil, resp.StatusCode
+			}
+			var open []*websocket.Conn
+			for range 2 {
+				ws, status := dial()
+				if ws == nil {
+					t.Fatalf("socket %d refused with %d", len(open)+1, status)
+				}
+				open = append(open, ws)
+			}
+			for range refusals {
+				if ws, status := dial(); status != tt.status {
+					if ws != nil {
+						ws.Close()
+					}
+					t.Fatalf("a socket past the cap: %d, want %d", status, tt.status)
+				}
+			}
+			if got := s.Stats().SocketsRefused[tt.reason]; got != refusals {
+				t.Errorf("SocketsRefused[%s] = %d after %d refusals; all: %v", tt.reason, got, refusals, s.Stats().SocketsRefused)
+			}
+			if n := strings.Count(logs.String(), tt.told); n != tt.lines {
+				t.Errorf("%d lines say %q for %d refusals, want %d; the log:\n%s", n, tt.told, refusals, tt.lines, logs.String())
+			}
+			open[0].Close()
+			// The lane lets the socket go once its read pump sees the close.
+			for {
+				ws, status := dial()
+				if ws != nil {
+					defer ws.Close()
+					break
+				}
+				if status != tt.status {
+					t.Fatalf("a socket once one closed: %d", status)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for _, ws := range open[1:] {
+				ws.Close()
+			}
+			if got := strings.Contains(logs.String(), "takes sockets again"); got != tt.endTold {
+				t.Errorf("the log tells the end: %v, want %v; the log:\n%s", got, tt.endTold, logs.String())
+			}
+		})
+	}
+}
+
+// refusals is how many sockets TestSocketRefusalsAreToldAndCounted has
+// refused past a cap.
+const refusals = 20

@@ -75,6 +75,9 @@ type Stats struct {
 	// MaxConnsPerAddress.
 	Conns        int
 	ConnsRefused int64
+	// SocketsRefused counts the WebSockets refused at their upgrade, by
+	// why: max_sockets, unauth_sockets, unauth_per_address, shutting_down.
+	SocketsRefused map[string]int64
 	// LogLinesLeftOut counts log lines left out for being over a line
 	// budget (callers without a key; see lineBudget).
 	LogLinesLeftOut int64
@@ -83,8 +86,12 @@ type Stats struct {
 // Stats reads the front door's figures.
 func (s *Server) Stats() Stats {
 	byPurpose, _ := s.socketStats()["by_purpose"].(map[string]int)
+	refused := make(map[string]int64, len(s.socketsRefused))
+	for why, n := range s.socketsRefused {
+		refused[why] = n.Load()
+	}
 	return Stats{SocketsByPurpose: byPurpose, SlowDropped: s.slowDropped.Load(),
-		Conns: s.conns.openNow(), ConnsRefused: s.conns.refused.Load(), LogLinesLeftOut: s.strangerLines.leftOut.Load()}
+		Conns: s.conns.openNow(), ConnsRefused: s.conns.refused.Load(), SocketsRefused: refused, LogLinesLeftOut: s.strangerLines.leftOut.Load()}
 }
 
 // readyz answers 200 when the lane can take changes: it does not refuse

@@ -15,8 +15,9 @@ import (
 
 // TestRevocationWatchWarnsOncePerOutage: while the store database refuses
 // connections (as while PostgreSQL restarts) every check for revoked keys
-// fails; the watcher logs the first failure, not each one, and says how
-// many there were when the checks work again.
+// fails; the watcher logs the first failure, saying plainly that the store
+// database cannot be reached, not each one, and says how many there were
+// when the checks work again.
 func TestRevocationWatchWarnsOncePerOutage(t *testing.T) {
 	ctx := context.Background()
 	dbURL := pgtest.FreshDB(t)
@@ -45,7 +46,8 @@ func TestRevocationWatchWarnsOncePerOutage(t *testing.T) {
 		t.Fatalf("no log line matching %s within a minute; the log:\n%s", re, logs.String())
 		return nil
 	}
-	waitLog(regexp.MustCompile(`msg="check for revoked keys"`))
+	// The warning says plainly why, pgx's text after it.
+	waitLog(regexp.MustCompile(`msg="check for revoked keys" err="the store database cannot be reached: `))
 	time.Sleep(200 * time.Millisecond) // many more failed checks
 	allow(true)
 	m := waitLog(regexp.MustCompile(`msg="checking for revoked keys again" failed_checks=(\d+)`))

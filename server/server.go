@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/greenlane-pos/greenlane/firehose"
+	"github.com/greenlane-pos/greenlane/internal/faultlog"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -80,9 +81,21 @@ type Server struct {
 	// lane hands it over with SetWorkers before serving.
 	workers map[protocol.Purpose]int
 
-	conns       *connCount   // TCP connections open, of every listener
-	observer    Observer     // nil: nothing counts requests and logins
-	slowDropped atomic.Int64 // sockets closed because they did not read
+	conns *connCount // TCP connections open, of every listener
+	// socketsRefused counts the sockets refused at their upgrade, by why
+	// (refusalWhys); refusalLogs tells the lane-wide ones (tellFull),
+	// under refuseMu, and refusalsOn says one is on.
+	socketsRefused map[string]*atomic.Int64
+	refuseMu       sync.Mutex
+	refusalLogs    map[string]*faultlog.Log
+	refusalsOn     atomic.Bool
+	// readFaults tells requests failing because the lane DB cannot be
+	// read (readFailed), under readMu; readsFailing says it is on.
+	readMu       sync.Mutex
+	readFaults   faultlog.Log
+	readsFailing atomic.Bool
+	observer     Observer     // nil: nothing counts requests and logins
+	slowDropped  atomic.Int64 // sockets closed because they did not read
 }
 
 // mount is a handler served at some patterns.
@@ -95,20 +108,23 @@ type mount struct {
 // Router() before Serve.
 func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 	s := &Server{
-		cfg:           cfg,
-		db:            db,
-		router:        protocol.NewRouter(),
-		log:           slog.New(redactKeys{log.Handler()}), // see redactKeys
-		sockets:       map[uint64]*socket{},
-		bySession:     map[string]*socket{},
-		door:          doorCount{waiting: map[string][]*admission{}, byKey: map[string]int{}},
-		started:       now(cfg),
-		logins:        newLoginGuard(cfg.LoginFailures),
-		strangerLines: newLineBudget(),
-		keyRate:       newKeyRate(cfg.KeyRequestRate, cfg.KeyRequestBurst),
-		workers:       map[protocol.Purpose]int{},
-		conns:         newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
-		tag:           uuid.NewString()[:8],
+		cfg:            cfg,
+		db:             db,
+		router:         protocol.NewRouter(),
+		log:            slog.New(redactKeys{log.Handler()}), // see redactKeys
+		sockets:        map[uint64]*socket{},
+		bySession:      map[string]*socket{},
+		door:           doorCount{waiting: map[string][]*admission{}, byKey: map[string]int{}},
+		started:        now(cfg),
+		logins:         newLoginGuard(cfg.LoginFailures),
+		strangerLines:  newLineBudget(),
+		keyRate:        newKeyRate(cfg.KeyRequestRate, cfg.KeyRequestBurst),
+		workers:        map[protocol.Purpose]int{},
+		conns:          newConnCount(max(cfg.MaxConns, cfg.MaxSockets), cfg.MaxConnsPerAddress, log),
+		refusalLogs:    newRefusalLogs(),
+		readFaults:     faultlog.Log{Calm: faultlog.Every},
+		socketsRefused: map[string]*atomic.Int64{},
+		tag:            uuid.NewString()[:8],
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -122,6 +138,9 @@ func New(cfg Config, db *lanedb.DB, log *slog.Logger) *Server {
 		// way: an idle socket holds none.
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
+	}
+	for _, why := range refusalWhys {
+		s.socketsRefused[why] = new(atomic.Int64)
 	}
 	s.registerSession()
 	s.registerDebug()

@@ -77,11 +77,11 @@ func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
 	door, no := s.admit(r.RemoteAddr)
 	if no != nil {
 		// Refused before the upgrade: cheap, and the client sees why.
-		// Debug: a flood would otherwise write one line per attempt.
-		s.log.Debug("websocket refused", "remote", r.RemoteAddr, "status", no.status, "reason", no.reason)
+		s.noteRefused(r.RemoteAddr, no)
 		http.Error(w, no.reason, no.status)
 		return
 	}
+	s.noteAdmitted()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered the client.
