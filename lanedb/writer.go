@@ -945,12 +945,8 @@ func (w *Writer) account(tx *Tx, busy time.Time, mutations int) {
 // alone.
 func runBare(ctx context.Context, tx *Tx, j *job, deadline time.Time) (jobErr error, clean bool) {
 	callbacks, changes := len(tx.afterCommit), tx.changes
-	jctx := context.WithoutCancel(j.ctx)
-	if !deadline.IsZero() {
-		var cancel context.CancelFunc
-		jctx, cancel = context.WithDeadline(jctx, deadline)
-		defer cancel()
-	}
+	jctx, cancel := jobContext(j, deadline)
+	defer cancel()
 	jobErr = callMutation(jctx, tx, j.fn)
 	if jobErr == nil {
 		return nil, true
@@ -960,26 +956,32 @@ func runBare(ctx context.Context, tx *Tx, j *job, deadline time.Time) (jobErr er
 	return jobErr, tx.changes == changes && !errors.As(jobErr, &se) && !errors.Is(jobErr, errPanicked)
 }
 
+// jobContext is the context j's mutation runs in: one its caller cannot
+// cancel, since interrupting a statement would make SQLite roll back the
+// whole batch's transaction; on PostgreSQL it ends at the batch's deadline
+// (runBatch; zero: none).
+func jobContext(j *job, deadline time.Time) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(j.ctx)
+	if deadline.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
 // errPanicked marks a mutation's panic turned into its error.
 var errPanicked = errors.New("mutation panicked")
 
 // runSavepoint runs one job inside SAVEPOINT m; on error only its own
 // writes are undone. fatal is set when the savepoint machinery itself failed.
-// The job gets a context its caller cannot cancel: interrupting a statement
-// would make SQLite roll back the whole batch's transaction. On PostgreSQL
-// it ends at the batch's deadline (runBatch).
+// The job runs in jobContext.
 func runSavepoint(ctx context.Context, tx *Tx, j *job, deadline time.Time) (jobErr, fatal error) {
 	tx.savepoints++
 	if _, err := tx.ExecContext(ctx, qSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
 	callbacks, journalLocked := len(tx.afterCommit), tx.journalLocked
-	jctx := context.WithoutCancel(j.ctx)
-	if !deadline.IsZero() {
-		var cancel context.CancelFunc
-		jctx, cancel = context.WithDeadline(jctx, deadline)
-		defer cancel()
-	}
+	jctx, cancel := jobContext(j, deadline)
+	defer cancel()
 	jobErr = callMutation(jctx, tx, j.fn)
 	if jobErr != nil {
 		tx.afterCommit = tx.afterCommit[:callbacks] // its writes are undone; so are its callbacks
