@@ -2,6 +2,7 @@ package lanedb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,16 +109,7 @@ func TestOpenWhileAnotherProgramWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	tx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
+	holdWriteLock(t, path)
 	_, err = Open(context.Background(), path, Options{BusyTimeout: 50 * time.Millisecond})
 	if err == nil {
 		t.Fatal("opened a lane DB whose write lock another program holds")
@@ -146,16 +138,7 @@ func TestWriterLockedByAnotherProgram(t *testing.T) {
 	defer w.Close()
 	w.LogTo(slog.New(slog.NewTextHandler(&lockedWriter{b: &log}, nil)))
 
-	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	otx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer otx.Rollback()
+	otx := holdWriteLock(t, path)
 
 	first := make(chan error, 1)
 	go func() { first <- w.Do(context.Background(), insertStaff(1)) }()
@@ -227,16 +210,7 @@ func TestWriterLockWaitIsToldWhileItLasts(t *testing.T) {
 	w.lockLog.Calm = 0 // the end told at the first BEGIN that does not wait
 	w.lockMu.Unlock()
 
-	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	otx, err := other.Begin() // BEGIN IMMEDIATE: the write lock, held
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer otx.Rollback()
+	otx := holdWriteLock(t, path)
 
 	done := make(chan error, 1)
 	go func() { done <- w.Do(context.Background(), insertStaff(1)) }()
@@ -274,4 +248,22 @@ func TestWriterLockWaitIsToldWhileItLasts(t *testing.T) {
 	if !strings.Contains(got, "write lock is free again") {
 		t.Errorf("the log does not say the lock is free again:\n%s", got)
 	}
+}
+
+// holdWriteLock takes the write lock of the lane DB at path from another
+// connection, as another program would (BEGIN IMMEDIATE), until the test
+// ends or it rolls the transaction back.
+func holdWriteLock(t *testing.T, path string) *sql.Tx {
+	t.Helper()
+	other, err := sqlx.Open("sqlite", fileURI(path)+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	return tx
 }

@@ -155,20 +155,7 @@ func TestCloseReportsAWALLeftBehind(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.otherRead {
-				other, err := sql.Open("sqlite", db.Path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer other.Close()
-				tx, err := other.Begin()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tx.Rollback()
-				var n int
-				if err := tx.QueryRow(`SELECT COUNT(*) FROM lane_meta`).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
+				holdRead(t, db.Path, "lane_meta")
 				// A change after the reader's snapshot: its frame cannot be
 				// copied back while the read lasts. (The first one may already
 				// be back in the file, the reader then reading the file alone.)
@@ -245,20 +232,7 @@ func TestWALHeldByAnotherProgramsReadIsTold(t *testing.T) {
 		}
 	}
 
-	other, err := sql.Open("sqlite", db.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	read, err := other.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer read.Rollback()
-	var n int
-	if err := read.QueryRow(`SELECT COUNT(*) FROM staff`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	read := holdRead(t, db.Path, "staff")
 	line := logged(16*limit, "level=WARN", "another program", "open read", "WAL", "wal_bytes=")
 	if m := regexp.MustCompile(`wal_bytes=(\d+)`).FindStringSubmatch(line); m == nil || len(m[1]) < 6 {
 		t.Fatalf("the warning does not give the WAL's size past the limit: %s", line)
@@ -287,4 +261,26 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// holdRead opens a read transaction on the lane DB at path from another
+// connection, as another program would, and reads table in it: the
+// snapshot then holds until the test ends or rolls it back.
+func holdRead(t *testing.T, path, table string) *sql.Tx {
+	t.Helper()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	var n int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
