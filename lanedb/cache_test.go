@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -368,21 +370,35 @@ func TestWriteCacheIsSafeForConcurrentBatches(t *testing.T) {
 
 // TestUpdateSaleWritesWhatChanged: whichever columns a change sets, the
 // row in the file is the sale as the caller left it, whether UpdateSale
-// wrote every column or only the totals.
+// wrote only the totals or named in SET just the indexed columns that
+// changed.
 func TestUpdateSaleWritesWhatChanged(t *testing.T) {
 	l := newCacheLane(t)
 	ctx := context.Background()
 	for i, c := range []struct {
-		name   string
-		change func(s *Sale)
-		narrow bool
+		name    string
+		change  func(s *Sale)
+		narrow  bool
+		indexed []string // the saleIndexed columns its UPDATE names
 	}{
-		{"total and seqnce", func(s *Sale) { s.SaleTotalCents += 250; s.NextSeqnce++ }, true},
-		{"lease", func(s *Sale) { s.ClaimState.ExpiresMS = sql.NullInt64{Int64: 99, Valid: true} }, true},
-		{"customer", func(s *Sale) { s.CID = sql.NullInt64{Int64: 1, Valid: true}; s.SaleTotalCents++ }, false},
-		{"phase", func(s *Sale) { s.Phase = PhaseParked }, false},
-		{"holder", func(s *Sale) { s.HolderKey, s.HolderName = "k9", "till" }, false},
-		{"ticket", func(s *Sale) { s.Ticket = sql.NullInt64{Int64: 42, Valid: true} }, false},
+		{"total and seqnce", func(s *Sale) { s.SaleTotalCents += 250; s.NextSeqnce++ }, true, nil},
+		{"lease", func(s *Sale) { s.ClaimState.ExpiresMS = sql.NullInt64{Int64: 99, Valid: true} }, true, nil},
+		{"customer", func(s *Sale) { s.CID = sql.NullInt64{Int64: 1, Valid: true}; s.SaleTotalCents++ }, false, []string{"cid"}},
+		{"phase", func(s *Sale) { s.Phase = PhaseParked }, false, []string{"phase"}},
+		{"holder", func(s *Sale) { s.HolderKey, s.HolderName = "k9", "till" }, false, []string{"holder_key"}},
+		{"ticket", func(s *Sale) { s.Ticket = sql.NullInt64{Int64: 42, Valid: true} }, false, []string{"ticket"}},
+		{"ticket and phase", func(s *Sale) { // sales[0] is parked by "phase"
+			s.Phase = PhaseActive
+			s.Ticket, s.TicketWord = sql.NullInt64{Int64: 43, Valid: true}, sql.NullString{String: "OAK", Valid: true}
+			s.TicketBarcode = sql.NullString{String: "GL0043", Valid: true}
+			s.SubmittedUTC = sql.NullString{String: "2026-12-06 11:00:00.000000", Valid: true}
+		}, false, []string{"phase", "ticket", "ticket_barcode", "submitted_utc"}},
+		{"unindexed only", func(s *Sale) {
+			s.SID, s.TicketWord = sql.NullInt64{Int64: 7, Valid: true}, sql.NullString{String: "ELM", Valid: true}
+			s.VoidedBy = sql.NullString{String: "nobody", Valid: true}
+		}, false, nil},
+		{"not read", func(s *Sale) { s.read = nil; s.SaleTotalCents++ }, false,
+			[]string{"phase", "cid", "holder_key", "ticket", "ticket_barcode", "submitted_utc"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			physkey := l.sales[i%3]
@@ -396,6 +412,18 @@ func TestUpdateSaleWritesWhatChanged(t *testing.T) {
 				s.UpdatedUTC = fmt.Sprintf("2026-12-06 11:00:%02d.000000", i)
 				if got := s.totalsOnly(); got != c.narrow {
 					t.Errorf("totalsOnly = %v, want %v", got, c.narrow)
+				}
+				if !c.narrow {
+					query, _ := s.updateStatement()
+					var named []string
+					for _, ix := range saleIndexed {
+						if strings.Contains(query, " "+ix.column+" = ?") {
+							named = append(named, ix.column)
+						}
+					}
+					if !slices.Equal(named, c.indexed) {
+						t.Errorf("the UPDATE names the indexed columns %v, want %v", named, c.indexed)
+					}
 				}
 				if err := UpdateSale(ctx, tx, s); err != nil {
 					return err

@@ -77,6 +77,59 @@ func (s *Sale) totalsOnly() bool {
 	return a == b
 }
 
+// saleIndexed lists the columns of sales that UpdateSale may change and
+// that an index covers (or a partial index's WHERE reads), each with its
+// value in a Sale. SQLite rewrites an index's entries for every column of
+// it named in SET, changed or not: phase alone is in five of the seven.
+// So UpdateSale names only those that changed since the row was read
+// (qUpdateSaleNaming); setting a customer then rewrites sales_cid alone.
+var saleIndexed = [...]struct {
+	column string
+	value  func(*Sale) any
+}{
+	{"phase", func(s *Sale) any { return s.Phase }},
+	{"cid", func(s *Sale) any { return s.CID }},
+	{"holder_key", func(s *Sale) any { return s.HolderKey }},
+	{"ticket", func(s *Sale) any { return s.Ticket }},
+	{"ticket_barcode", func(s *Sale) any { return s.TicketBarcode }},
+	{"submitted_utc", func(s *Sale) any { return s.SubmittedUTC }},
+}
+
+// qUpdateSaleNaming holds, for each set of saleIndexed columns (bit i for
+// saleIndexed[i]), the UPDATE that writes every unindexed column and those.
+// All are registered, so each runs prepared.
+var qUpdateSaleNaming = func() (q [1 << len(saleIndexed)]string) {
+	for mask := range q {
+		set := "sid = ?, completeddt = ?, completeddtutc = ?, saletotal_cents = ?, teller = ?, holder_name = ?,\n" +
+			"\tticket_word = ?, voided_utc = ?, voided_by = ?, next_seqnce = ?, updated_utc = ?,\n" +
+			"\tclaim_expires_ms = ?, claim_lease_ms = ?, version = version + 1"
+		for i, c := range saleIndexed {
+			if mask&(1<<i) != 0 {
+				set += ", " + c.column + " = ?"
+			}
+		}
+		q[mask] = follow(stmt("UPDATE sales SET " + set + "\n\tWHERE physkey = ? AND version = ?"))
+	}
+	return q
+}()
+
+// updateStatement returns the UPDATE that writes s over the row as read,
+// naming of the indexed columns only those that differ (all of them when
+// s was not read), and its arguments.
+func (s *Sale) updateStatement() (string, []any) {
+	args := []any{s.SID, s.CompletedDT, s.CompletedDTUTC, s.SaleTotalCents, s.Teller, s.HolderName,
+		s.TicketWord, s.VoidedUTC, s.VoidedBy, s.NextSeqnce, s.UpdatedUTC,
+		s.ClaimState.ExpiresMS, s.ClaimState.LeaseMS}
+	mask := 0
+	for i, c := range saleIndexed {
+		if v := c.value(s); s.read == nil || v != c.value(s.read) {
+			mask |= 1 << i
+			args = append(args, v)
+		}
+	}
+	return qUpdateSaleNaming[mask], append(args, s.Physkey, s.Version)
+}
+
 // saleInsertColumns are written by InsertSale; saleColumns are read.
 const saleInsertColumns = `physkey, random_key, sid, phase, startdt, completeddt, completeddtutc, saletotal_cents,
 	teller, cid, location, created_by, holder_key, holder_name, presell, ticket, ticket_word, ticket_barcode,
@@ -160,9 +213,8 @@ func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
 		res, err = tx.ExecContext(ctx, qUpdateSaleTotals, s.SaleTotalCents, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS,
 			s.ClaimState.LeaseMS, s.Physkey, s.Version)
 	} else {
-		res, err = tx.ExecContext(ctx, qUpdateSale, s.SID, s.Phase, s.CompletedDT, s.CompletedDTUTC, s.SaleTotalCents,
-			s.Teller, s.CID, s.HolderKey, s.HolderName, s.Ticket, s.TicketWord, s.TicketBarcode, s.SubmittedUTC, s.VoidedUTC,
-			s.VoidedBy, s.NextSeqnce, s.UpdatedUTC, s.ClaimState.ExpiresMS, s.ClaimState.LeaseMS, s.Physkey, s.Version)
+		query, args := s.updateStatement()
+		res, err = tx.ExecContext(ctx, query, args...)
 	}
 	if err != nil {
 		return fmt.Errorf("update sale %s: %w", s.Physkey, err)
@@ -432,13 +484,6 @@ var (
 	// :names reflects over the struct on every call.
 	qInsertSale = follow(stmt(`INSERT INTO sales (` + saleInsertColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	qUpdateSale = follow(stmt(`UPDATE sales SET sid = ?, phase = ?,
-		completeddt = ?, completeddtutc = ?, saletotal_cents = ?,
-		teller = ?, cid = ?, holder_key = ?, holder_name = ?, ticket = ?, ticket_word = ?,
-		ticket_barcode = ?, submitted_utc = ?, voided_utc = ?,
-		voided_by = ?, next_seqnce = ?, updated_utc = ?,
-		claim_expires_ms = ?, claim_lease_ms = ?, version = version + 1
-		WHERE physkey = ? AND version = ?`))
 	// A change of lines or payments writes only these (see totalsOnly).
 	qUpdateSaleTotals = follow(stmt(`UPDATE sales SET saletotal_cents = ?, next_seqnce = ?, updated_utc = ?,
 		claim_expires_ms = ?, claim_lease_ms = ?, version = version + 1
