@@ -413,22 +413,29 @@ func ServerConfig(certFile, keyFile string) (*tls.Config, error) {
 // was replaced and the key kept. A pair that does not load (mismatched,
 // unreadable, half written) is logged once and the last good pair is kept:
 // a lane serving a certificate a few days older beats one failing every
-// handshake.
+// handshake. For settle after it is first seen, such a pair is taken for
+// one still being written and tried again at each handshake, unlogged.
 type Reloader struct {
 	certFile, keyFile string
 	log               *slog.Logger
+	now               func() time.Time // the clock settle is measured on
 
 	mu   sync.Mutex
 	pair *tls.Certificate
 	// seen is the files as last looked at, loaded or refused: a refused
 	// pair is tried again, and logged again, only once a file changes.
 	seen [2]fileStamp
+	// failing is the files as they were when a pair first did not load,
+	// and failingSince when: within settle of it the pair is tried again
+	// at each handshake without a word.
+	failing      [2]fileStamp
+	failingSince time.Time
 }
 
 // NewReloader loads the certificate and key, refusing a pair that does not
 // load; log gets the reloads.
 func NewReloader(certFile, keyFile string, log *slog.Logger) (*Reloader, error) {
-	r := &Reloader{certFile: certFile, keyFile: keyFile, log: log}
+	r := &Reloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now}
 	r.seen = r.stamps()
 	pair, err := loadPair(certFile, keyFile)
 	if err != nil {
@@ -457,9 +464,17 @@ func (r *Reloader) Certificate() *tls.Certificate {
 	if now == r.seen {
 		return r.pair
 	}
+	pair, err := loadPair(r.certFile, r.keyFile)
+	if err != nil {
+		if now != r.failing {
+			r.failing, r.failingSince = now, r.now()
+		}
+		if r.now().Sub(r.failingSince) < settle {
+			return r.pair
+		}
+	}
 	changed := r.changed(now)
 	r.seen = now
-	pair, err := loadPair(r.certFile, r.keyFile)
 	if err != nil {
 		r.log.Warn("TLS certificate files changed but do not load; still serving the previous certificate",
 			"changed", changed, "err", err, "serving_not_after", notAfter(r.pair))
@@ -469,6 +484,15 @@ func (r *Reloader) Certificate() *tls.Certificate {
 	r.log.Info("TLS certificate reloaded", "cert", r.certFile, "not_after", notAfter(pair))
 	return r.pair
 }
+
+// settle is how long after a change of either file a pair that does not
+// load is taken for one still being written rather than a mistake: a
+// renewal writes the key, then the certificate, and cp or an editor writes
+// a file in pieces. One handshake in between would otherwise log a
+// mismatch that was never there. Measured from when the reloader first saw
+// the files so, not from their modification times, which cp -p and rsync
+// keep from the source.
+const settle = 2 * time.Second
 
 // Leaf is the certificate Certificate serves now.
 func (r *Reloader) Leaf() *x509.Certificate { return r.Certificate().Leaf }

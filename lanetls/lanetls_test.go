@@ -454,9 +454,18 @@ func TestReloaderTakesChanges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			clock := time.Now()
+			r.now = func() time.Time { return clock }
 			cfg := r.Config()
 			old := servedCert(t, cfg, f)
 			tt.change(t, f)
+			// A pair that does not load may be one still being written: for
+			// settle it is tried again at each handshake, not logged.
+			servedCert(t, cfg, f)
+			if lines := logLines(&log); !tt.wantNew && len(lines) != 0 {
+				t.Fatalf("logged %q within settle of the change, want nothing yet", lines)
+			}
+			clock = clock.Add(settle)
 			for range 3 { // one line per change, not per handshake
 				got := servedCert(t, cfg, f)
 				if isNew := !got.Equal(old); isNew != tt.wantNew {
@@ -497,5 +506,50 @@ func TestReloaderTakesChanges(t *testing.T) {
 				t.Errorf("logged %q, the reload last", lines)
 			}
 		})
+	}
+}
+
+// TestReloaderWaitsOutARenewal: a renewal writes the new key, then the
+// new certificate. A handshake between the two is served the old pair
+// without a warning, and the next one the new pair, with one line saying
+// so.
+func TestReloaderWaitsOutARenewal(t *testing.T) {
+	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := Init(f, []string{"lane-1.local"}, false, t0); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	r, err := NewReloader(f.Cert, f.Key, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := r.Config()
+	old := servedCert(t, cfg, f)
+	between := 0
+	f.Own = func(path string) error {
+		if strings.HasPrefix(filepath.Base(path), filepath.Base(f.Cert)) { // the key is in place, the certificate not yet
+			between++
+			if got := servedCert(t, cfg, f); !got.Equal(old) {
+				t.Errorf("between the key and the certificate, serving %v, want the old %v", got.SerialNumber, old.SerialNumber)
+			}
+		}
+		return nil
+	}
+	if err := Reissue(f, []string{"lane-1.local"}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if between != 1 {
+		t.Fatalf("the certificate was written %d times after the key, want 1", between)
+	}
+	want, err := ReadCert(f.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := servedCert(t, cfg, f); !got.Equal(want) {
+		t.Fatalf("after the renewal, serving %v, want %v", got.SerialNumber, want.SerialNumber)
+	}
+	lines := logLines(&log)
+	if len(lines) != 1 || !strings.Contains(lines[0], "TLS certificate reloaded") {
+		t.Errorf("logged %q, want one line, the reload", lines)
 	}
 }
