@@ -140,11 +140,14 @@ func secretsApart(fs *flag.FlagSet, args []string) (rest []string, env []envVar,
 	return rest, env, nil
 }
 
+// envFileHeader begins every environment file service install writes.
+const envFileHeader = "# Secret serve settings of "
+
 // envFileText is env as a systemd EnvironmentFile: each value in double
 // quotes, in which a backslash keeps the next of \ " $ ` as it is.
 func envFileText(unit string, env []envVar) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Secret serve settings of %s, kept off the lane's command line (which every\n# local user can read); readable by root alone.\n", unit)
+	fmt.Fprintf(&b, "%s%s, kept off the lane's command line (which every\n# local user can read); readable by root alone.\n", envFileHeader, unit)
 	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`")
 	for _, v := range env {
 		fmt.Fprintf(&b, "%s=\"%s\"\n", v.name, quote.Replace(v.value))
@@ -238,10 +241,12 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if u.flags, env, err = secretsApart(sfs, u.flags); err != nil {
 		return usagef("serve flags after --: %v", err)
 	}
+	envPath, err := envFilePath(*envFile, *out)
+	if err != nil {
+		return usagef("service install: %v", err)
+	}
 	if len(env) > 0 {
-		if u.envFile, err = envFilePath(*envFile, *out); err != nil {
-			return usagef("service install: %v", err)
-		}
+		u.envFile = envPath
 	}
 	if u.exe, err = executable(); err != nil {
 		return fmt.Errorf("service install: path of this greenlane binary: %w", err)
@@ -281,7 +286,34 @@ func serviceInstall(args []string, stdout, stderr io.Writer) error {
 	if err := writePrivate(*out, text, *force); err != nil {
 		return fmt.Errorf("service install: %w", err)
 	}
+	if u.envFile == "" {
+		if err := removeOldEnvFile(envPath, stdout); err != nil {
+			return fmt.Errorf("service install: %w", err)
+		}
+	}
 	fmt.Fprintf(stdout, "wrote %s\nEnable and start the lane (as root):\n  systemctl daemon-reload && systemctl enable --now %s\nIts log:\n  journalctl -u %s -f\n", *out, name, name)
+	return nil
+}
+
+// removeOldEnvFile removes, when the unit now needs none, the environment
+// file an earlier install wrote at path (known by envFileText's first
+// line): no unit reads it any more, and it would keep the old secrets.
+// A file of anyone else's there is left as it is.
+func removeOldEnvFile(path string, stdout io.Writer) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the earlier environment file: %w", err)
+	}
+	if !strings.HasPrefix(string(b), envFileHeader) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove the earlier environment file, which holds old secrets: %w", err)
+	}
+	fmt.Fprintf(stdout, "removed %s, the earlier install's secrets: this unit needs none\n", path)
 	return nil
 }
 

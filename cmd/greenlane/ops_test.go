@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/user"
@@ -659,6 +660,52 @@ func TestServiceInstallKeepsSecretsOffTheCommandLine(t *testing.T) {
 			got.lane.Sales.Now, want.lane.Sales.Now = nil, nil
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("serve under the unit gets\n%+v\nwant the settings of %q:\n%+v", got, tt.flags, want)
+			}
+		})
+	}
+}
+
+// TestServiceReinstallDropsOldSecrets: a --force reinstall whose serve
+// flags hold no secret removes the environment file the earlier install
+// wrote, which no unit reads any more and which holds the old secrets; a
+// file of someone else's at that path is left alone.
+func TestServiceReinstallDropsOldSecrets(t *testing.T) {
+	installedAt(t, "/usr/local/bin/greenlane")
+	work := unitWorkDir(t)
+	sqlite := filepath.Join(work, "lane.db")
+	for _, tt := range []struct {
+		name     string
+		earlier  func(t *testing.T, out, env string) // what is at env before the reinstall
+		wantGone bool
+	}{
+		{"the earlier install's", func(t *testing.T, out, env string) {
+			if _, err := runInstall("--user", "root", "--dir", work, "--out", out, "--", "--db", sqlite, "--create", "--metrics-token", "s3cr3t-tok"); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"someone else's", func(t *testing.T, out, env string) {
+			if err := os.WriteFile(env, []byte("PATH=/opt/bin\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "lane-4.service")
+			env := strings.TrimSuffix(out, ".service") + ".env"
+			tt.earlier(t, out, env)
+			if _, err := os.Stat(env); err != nil {
+				t.Fatalf("before the reinstall: %v", err)
+			}
+			stdout, err := runInstall("--user", "root", "--dir", work, "--out", out, "--force", "--", "--db", sqlite, "--create")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Stat(env)
+			if gone := errors.Is(err, fs.ErrNotExist); gone != tt.wantGone {
+				t.Fatalf("%s removed: %v, want %v (stdout: %s)", env, gone, tt.wantGone, stdout)
+			}
+			if said := strings.Contains(stdout, "removed "+env); said != tt.wantGone {
+				t.Errorf("stdout says it removed %s: %v, want %v:\n%s", env, said, tt.wantGone, stdout)
 			}
 		})
 	}
