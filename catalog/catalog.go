@@ -5,6 +5,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/greenlane-pos/greenlane/internal/setting"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -107,6 +108,22 @@ func parseShape(req *protocol.Request, fields []string) (*protocol.Shape, error)
 		return protocol.ParseShapeList(list, fields)
 	}
 	return protocol.ParseShape(req.QO, fields)
+}
+
+// keyConds is what k (SPEC §2: the key of a single record) asks of a list
+// read: the record whose number (idField: pid, cid) it is when it is a
+// whole number, else the one whose physkey it is. A k no record has
+// selects none: an unknown selection is an empty set, not an error
+// (§3.1). Absent, it asks nothing.
+func keyConds(req *protocol.Request, idField string) []protocol.Cond {
+	key := req.Key() // a string or a number: protocol.Decode refuses any other k
+	if key == "" {
+		return nil
+	}
+	if n, err := strconv.ParseInt(key, 10, 64); err == nil {
+		return []protocol.Cond{{Field: idField, Op: protocol.OpEq, Value: n}}
+	}
+	return []protocol.Cond{{Field: "physkey", Op: protocol.OpEq, Value: key}}
 }
 
 // toLaneConds maps parsed filters onto lane DB columns.

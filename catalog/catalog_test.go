@@ -29,10 +29,14 @@ func demoService(t *testing.T) *protocol.Router {
 	return r
 }
 
-// list calls an endpoint with q (and qo) and returns data.rows as JSON.
-func list(t *testing.T, r *protocol.Router, a string, q map[string]any, qo string) (string, bool, error) {
+// list calls an endpoint with q (and qo, and k as JSON) and returns
+// data.rows as JSON.
+func list(t *testing.T, r *protocol.Router, a string, q map[string]any, qo string, k ...string) (string, bool, error) {
 	t.Helper()
 	req := &protocol.Request{A: a, Q: map[string]json.RawMessage{}}
+	if len(k) > 0 {
+		req.K = json.RawMessage(k[0])
+	}
 	for k, v := range q {
 		req.Q[k], _ = json.Marshal(v)
 	}
@@ -82,6 +86,41 @@ func TestProductsAndCustomers(t *testing.T) {
 			}
 			if err != nil || got != tt.want || more != tt.more {
 				t.Fatalf("got %s more=%v err=%v\nwant %s more=%v", got, more, err, tt.want, tt.more)
+			}
+		})
+	}
+}
+
+// TestKeySelectsOneRecord: k names one record (SPEC §2), by its number or
+// its physkey, alone or with q; a k no record has selects none (§3.1).
+func TestKeySelectsOneRecord(t *testing.T) {
+	r := demoService(t)
+	const products, customers = "fd1.products.get_products_list", "fd1.customers.get_customers"
+	tests := []struct {
+		name, a, k string
+		q          map[string]any
+		want       string
+	}{
+		{"product by pid", products, `1003`, nil, `[{"pid":1003}]`},
+		{"product by pid as text", products, `"1003"`, nil, `[{"pid":1003}]`},
+		{"product by physkey", products, `"16ce311f-952a-597d-9bd4-e8a2bd2a7b6a"`, nil, `[{"pid":1003}]`},
+		{"product by physkey and a q it meets", products, `"16ce311f-952a-597d-9bd4-e8a2bd2a7b6a"`, map[string]any{"active": true}, `[{"pid":1003}]`},
+		{"product by physkey and a q it does not meet", products, `"16ce311f-952a-597d-9bd4-e8a2bd2a7b6a"`, map[string]any{"pid": 1001}, `[]`},
+		{"no such product", products, `"no-such"`, nil, `[]`},
+		{"no such pid", products, `999999`, nil, `[]`},
+		{"customer by cid", customers, `3`, nil, `[{"cid":3}]`},
+		{"customer by physkey", customers, `"b5f71de8-9f1e-56f5-9e2e-58ccb6c48d52"`, nil, `[{"cid":3}]`},
+		{"hostile key", customers, `"' OR 1=1 --"`, nil, `[]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			qo := `{"pid":true}`
+			if tt.a == customers {
+				qo = `{"cid":true}`
+			}
+			got, _, err := list(t, r, tt.a, tt.q, qo, tt.k)
+			if err != nil || got != tt.want {
+				t.Fatalf("k %s: got %s, %v; want %s", tt.k, got, err, tt.want)
 			}
 		})
 	}

@@ -32,6 +32,7 @@ func (s *Service) getCustomers(ctx context.Context, call *protocol.Call) (*proto
 	if err != nil {
 		return nil, err
 	}
+	conds = append(conds, keyConds(req, "cid")...)
 	limit, chunk, err := s.limit(req)
 	if err != nil {
 		return nil, err

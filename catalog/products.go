@@ -35,6 +35,7 @@ func (s *Service) getProducts(ctx context.Context, call *protocol.Call) (*protoc
 	if err != nil {
 		return nil, err
 	}
+	conds = append(conds, keyConds(req, "pid")...)
 	limit, chunk, err := s.limit(req)
 	if err != nil {
 		return nil, err
