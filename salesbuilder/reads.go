@@ -79,13 +79,13 @@ func (s *Service) Prices(ctx context.Context, c *protocol.Caller, ref string, pi
 	if err != nil {
 		return "", nil, err
 	}
+	// A pid no product has is left out, as SPEC §3.3 has an unknown record
+	// answered: the others' prices still come back.
 	prices = make([]UnitPrice, 0, len(pids))
 	for _, pid := range pids {
-		p, ok := products[pid]
-		if !ok {
-			return "", nil, protocol.Errorf(protocol.CodeUnknownProduct, "no product with pid %d", pid)
+		if p, ok := products[pid]; ok {
+			prices = append(prices, UnitPrice{PID: pid, Price: protocol.Money(unitPriceFor(p, customer)), Measurement: p.Measurement})
 		}
-		prices = append(prices, UnitPrice{PID: pid, Price: protocol.Money(unitPriceFor(p, customer)), Measurement: p.Measurement})
 	}
 	return physkey, prices, nil
 }

@@ -587,8 +587,24 @@ func TestGetSaleAndPrice(t *testing.T) {
 	if string(b) != `{"kv":{"1001":4.95,"1024":35.91}}` {
 		t.Fatalf("kv prices for a 10%% customer: %s", b)
 	}
-	_, err = l.call(tab, "salesbuilder.sale_get_price", k, map[string]any{"pid": []int{424242}}, "")
-	wantCode(t, err, protocol.CodeUnknownProduct)
+	// A pid no product has is left out (SPEC §3.3: an unknown record is
+	// an empty result, not an error); the others are still priced.
+	for _, c := range []struct {
+		v    map[string]any
+		want string
+	}{
+		{map[string]any{"pid": []int{424242}}, `{"rows":[]}`},
+		{map[string]any{"pid": []int{424242, 1001}}, `{"rows":[{"measurement":0,"pid":1001,"price":4.95}]}`},
+		{map[string]any{"pid": []int{1001, 424242, 1024}, "_format": "kv"}, `{"kv":{"1001":4.95,"1024":35.91}}`},
+	} {
+		res, err = l.call(tab, "salesbuilder.sale_get_price", k, c.v, "")
+		if err != nil {
+			t.Fatalf("%v: %v", c.v, err)
+		}
+		if b, _ := json.Marshal(res.Data); string(b) != c.want {
+			t.Errorf("%v: %s, want %s", c.v, b, c.want)
+		}
+	}
 	// A null is not pid 0: it is refused as what it is.
 	for _, pid := range []any{[]any{1001, nil}, nil} {
 		_, err = l.call(tab, "salesbuilder.sale_get_price", k, map[string]any{"pid": pid}, "")
