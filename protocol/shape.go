@@ -3,6 +3,8 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -243,4 +245,61 @@ func (r shapedRow) MarshalJSON() ([]byte, error) {
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
+}
+
+// ShapeValue applies qo to a reply object v (a struct, or a pointer to
+// one, marshalled as JSON): its top-level fields picked and renamed. A nil
+// or empty qo returns v as it is. The fields qo may name are v's JSON
+// names, those omitted when empty included, so that whether a sale has a
+// ticket yet does not decide whether naming "ticket" is an error.
+func ShapeValue(qo json.RawMessage, v any) (any, error) {
+	if len(bytes.TrimSpace(qo)) == 0 {
+		return v, nil
+	}
+	shape, err := ParseShape(qo, jsonFields(reflect.TypeOf(v)))
+	if err != nil || shape == nil {
+		return v, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("shape a reply: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // ids and money as written, not through float64
+	var row map[string]any
+	if err := dec.Decode(&row); err != nil {
+		return nil, fmt.Errorf("shape a reply: %w", err)
+	}
+	return shape.Apply(row), nil
+}
+
+// jsonFields lists the JSON names of a struct type's fields (through a
+// pointer, and into embedded structs), as encoding/json names them.
+func jsonFields(t reflect.Type) []string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			names = append(names, jsonFields(f.Type)...)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return names
 }

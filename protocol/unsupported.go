@@ -46,6 +46,8 @@ var NotOffered = []notOffered{
 		Instead: "the counter prints the receipt from its own POS once it completes the sale (fd1.salesbuilder.salesbuilder_complete)"},
 	{Names: []string{"fd1.products.edit_products"}, Access: counterOnly,
 		Instead: "products are read with fd1.products.get_products_list; they are edited in the POS database"},
+	{Names: []string{"fd1.products.get_product_attribute"}, Access: counterOnly,
+		Instead: "read the product with fd1.products.get_products_list, k its pid or physkey and qo the fields wanted (e.g. qo:{\"barcodes\":true})"},
 	{Names: []string{"fd1.customers.edit_customers"}, Access: counterOnly,
 		Instead: "customers are read with fd1.customers.get_customers; they are edited in the POS database"},
 	{Names: []string{"fd1.devices.get_eftpos_devices", "fd1.devices.request_eftpos_payment", "fd1.devices.update_eftpos_request",

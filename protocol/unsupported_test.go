@@ -29,7 +29,7 @@ func TestNotOfferedEndpoints(t *testing.T) {
 		"fd1.salesbuilder.sale_invoke_eftpos", "salesbuilder.sale_invoke_eftpos",
 		"sales.sale_request", "sales.sale_save_new", "fd1.sales.create_sale", "fd1.sales.create",
 		"fd1.sales.get_single_sale", "fd1.sales.edit_sale", "fd1.sales.save_new_sale", "fd1.sales.get_receipt",
-		"fd1.products.edit_products", "fd1.customers.edit_customers",
+		"fd1.products.edit_products", "fd1.customers.edit_customers", "fd1.products.get_product_attribute",
 		"fd1.devices.get_eftpos_devices", "fd1.devices.request_eftpos_payment", "fd1.devices.update_eftpos_request",
 		"fd1.devices.get_scale_devices", "fd1.devices.pair_to_scale", "fd1.devices.enable_scale_reading",
 		"fd1.devices.eftpos_status_update", "fd1.devices.scale_read_ready", "devices.eftpos_payment_complete",

@@ -209,7 +209,11 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 	list := req.QK.Has("all") || protocol.Normalize(req.A) == activeSaleList
 	ref := SaleRef(req)
 	if list && ref == "" {
-		rows, err := s.OpenSales(ctx, call.Caller)
+		views, err := s.OpenSales(ctx, call.Caller)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := shapeEach(req.QO, views)
 		if err != nil {
 			return nil, err
 		}
@@ -221,9 +225,33 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 	}
 	k, _ := json.Marshal(view.Physkey)
 	if list {
-		return &protocol.Result{SC: "salesbuilder.active", K: k, Data: protocol.Rows{Rows: []ActiveView{*view}}}, nil
+		rows, err := shapeEach(req.QO, []ActiveView{*view})
+		if err != nil {
+			return nil, err
+		}
+		return &protocol.Result{SC: "salesbuilder.active", K: k, Data: protocol.Rows{Rows: rows}}, nil
 	}
-	return &protocol.Result{SC: "salesbuilder.active", K: k, Data: *view}, nil
+	shaped, err := protocol.ShapeValue(req.QO, *view)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.Result{SC: "salesbuilder.active", K: k, Data: shaped}, nil
+}
+
+// shapeEach applies qo (SPEC §3.5) to each of views; without one it is
+// views as they are.
+func shapeEach[T any](qo json.RawMessage, views []T) (any, error) {
+	if len(bytes.TrimSpace(qo)) == 0 {
+		return views, nil
+	}
+	rows := make([]any, len(views))
+	for i, v := range views {
+		var err error
+		if rows[i], err = protocol.ShapeValue(qo, v); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
 }
 
 func (s *Service) fetch(ctx context.Context, call *protocol.Call) (*protocol.Result, error) {
@@ -231,7 +259,11 @@ func (s *Service) fetch(ctx context.Context, call *protocol.Call) (*protocol.Res
 	if err != nil {
 		return nil, err
 	}
-	return SaleResult(ShapeOf(call), view.Physkey, view), nil
+	shaped, err := protocol.ShapeValue(call.Req.QO, view)
+	if err != nil {
+		return nil, err
+	}
+	return SaleResult(ShapeOf(call), view.Physkey, shaped), nil
 }
 
 type getPriceArgs struct {

@@ -1,6 +1,9 @@
 package salesbuilder_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +158,59 @@ func TestTabletKeyBuildsOnlyOnAPresellSocket(t *testing.T) {
 	wantCode(t, err, protocol.CodeForbidden)
 	if s := l.sale(both, "salesbuilder.sale_park", k, nil); s.Phase != 5 || s.Presell != 0 {
 		t.Fatalf("counter-scoped park: %+v", s)
+	}
+}
+
+// TestSaleReadsTakeQO: get_sale, its list and sale_fetch shape their reply
+// by qo (SPEC §3.5) as the product and customer lists do: fields picked,
+// renamed, in the template's order; a field the reply may omit (a ticket
+// not given yet) may be named; a name the reply has no field of is
+// refused.
+func TestSaleReadsTakeQO(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001, "qty": 2})
+	read := func(a, key string, qk []string, qo string) (string, error) {
+		t.Helper()
+		req := &protocol.Request{A: a, QK: qk, QO: json.RawMessage(qo)}
+		if key != "" {
+			req.K, _ = json.Marshal(key)
+		}
+		ep, err := l.router.Lookup(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ep.Handler(context.Background(), &protocol.Call{Req: req, Caller: tab, Endpoint: ep})
+		if err != nil {
+			return "", err
+		}
+		b, _ := json.Marshal(res.Data)
+		return string(b), nil
+	}
+	one := fmt.Sprintf(`{"total":11,"physkey":%q,"ticket":null}`, k)
+	tests := []struct {
+		name, a, k string
+		qk         []string
+		want       string
+	}{
+		{"get_sale", "salesbuilder.get_sale", k, nil, one},
+		{"get_sale qk all", "salesbuilder.get_sale", "", []string{"all"}, `{"rows":[` + one + `]}`},
+		{"get_activesale_list", "fd1.sales.get_activesale_list", "", nil, `{"rows":[` + one + `]}`},
+		{"sale_fetch", "salesbuilder.sale_fetch", k, nil, `{"rows":[` + one + `]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := read(tt.a, tt.k, tt.qk, `{"total":"saletotal","physkey":true,"ticket":true,"phase":false}`)
+			if err != nil || got != tt.want {
+				t.Fatalf("got %s, %v\nwant %s", got, err, tt.want)
+			}
+			got, err = read(tt.a, tt.k, tt.qk, `"physkey"`)
+			if want := strings.ReplaceAll(strings.ReplaceAll(tt.want, `"total":11,`, ""), `,"ticket":null`, ""); err != nil || got != want {
+				t.Fatalf("qo as a list: got %s, %v\nwant %s", got, err, want)
+			}
+			_, err = read(tt.a, tt.k, tt.qk, `{"x":"nosuch"}`)
+			wantCode(t, err, protocol.CodeBadArgument)
+		})
 	}
 }
