@@ -250,6 +250,66 @@ func TestWriterLockWaitIsToldWhileItLasts(t *testing.T) {
 	}
 }
 
+// TestWriterTellsTheLockFreeWhileIdle: once another program lets the
+// write lock go, the end is told after the Log's Calm even when no change
+// comes to notice it, and how long it lasted runs to the lock's release,
+// not to when the end is told.
+func TestWriterTellsTheLockFreeWhileIdle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(context.Background(), path, Options{BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	logs := &lockedWriter{b: new(strings.Builder)}
+	w := db.NewWriter(WriterOptions{})
+	defer w.Close()
+	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
+	const calm = time.Second
+	w.lockMu.Lock()
+	w.lockLog.Calm = calm
+	w.lockMu.Unlock()
+
+	otx := holdWriteLock(t, path)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- w.Do(context.Background(), insertStaff(1)) }()
+	time.Sleep(lockWaitTold + 200*time.Millisecond) // a wait long enough to be told when it ends
+	if err := otx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	held := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatalf("the change once the lock was let go: %v", err)
+	}
+	// No other change comes. Give the end its calm, then several of the
+	// watcher's ticks, and read the log.
+	deadline := time.Now().Add(calm + 10*lockWatchEvery)
+	for !strings.Contains(logs.String(), "free again") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := logs.String()
+	line := ""
+	for _, l := range strings.Split(got, "\n") {
+		if strings.Contains(l, "free again") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("the lock was let go and nothing told it free again with no change coming; the log:\n%s", got)
+	}
+	_, after, _ := strings.Cut(line, "lasted=")
+	lasted, err := time.ParseDuration(strings.Fields(after + " ")[0])
+	if err != nil {
+		t.Fatalf("no lasted= in %q: %v", line, err)
+	}
+	// SQLite's busy handler looks again up to 100ms apart, so the BEGIN
+	// sees the lock go a little after it went; the end, a calm later.
+	if lasted > held+calm/2 {
+		t.Errorf("lasted=%v, but the lock was held %v: it counts the idle time after", lasted, held)
+	}
+}
+
 // holdWriteLock takes the write lock of the lane DB at path from another
 // connection, as another program would (BEGIN IMMEDIATE), until the test
 // ends or it rolls the transaction back.

@@ -192,7 +192,7 @@ func (db *DB) Ready(ctx context.Context) error {
 	tx, err := db.begin(ctx)
 	switch {
 	case err != nil && !db.Postgres() && (IsBusy(err) || errors.Is(err, context.DeadlineExceeded)):
-		return fmt.Errorf("the lane DB's write lock could not be taken in time: another program (the counter) is holding it: %w", err)
+		return fmt.Errorf("the lane DB's write lock could not be taken in time: another program (a counter program, sqlite3, a backup) is holding it: %w", err)
 	case err != nil && db.unreachable(err):
 		return db.Unreachable(fmt.Errorf("start a write: %w", err))
 	case err != nil:

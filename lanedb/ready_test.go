@@ -31,7 +31,7 @@ func TestReady(t *testing.T) {
 				t.Fatal(err)
 			}
 			return func() { _, _ = other.Exec("ROLLBACK"); other.Close() }
-		}, "another program (the counter) is holding it"},
+		}, "another program (a counter program, sqlite3, a backup) is holding it"},
 		{"schema behind this build", func(t *testing.T, db *DB) func() {
 			if _, err := db.w.Exec(`DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)`); err != nil {
 				t.Fatal(err)

@@ -91,9 +91,13 @@ type Writer struct {
 	// was told in full.
 	lockRefused, lockRefusedAll int64
 	refusalTold                 bool
-	lockSince                   time.Time     // when the first BEGIN told of began to wait
-	lockOn                      atomic.Bool   // lockLog is on: a BEGIN that got the lock at once may end it (lockFree)
-	watchDone                   chan struct{} // closed once watchLock has returned (at once on PostgreSQL)
+	lockSince                   time.Time // when the first BEGIN told of began to wait
+	// lockLast is when a BEGIN told of last stopped waiting or was last
+	// seen waiting; lockGot: that BEGIN got the lock (the holder let go).
+	lockLast  time.Time
+	lockGot   bool
+	lockOn    atomic.Bool   // lockLog is on: a BEGIN that got the lock at once may end it (lockFree)
+	watchDone chan struct{} // closed once watchLock has returned (at once on PostgreSQL)
 
 	log atomic.Pointer[slog.Logger] // where storage faults are told (LogTo)
 
@@ -752,8 +756,13 @@ func (w *Writer) watchLock() {
 		case <-w.stop:
 			return
 		case now := <-t.C:
-			if waiting := w.stats.LockWaiting(now); waiting >= lockWaitWarn {
+			switch waiting := w.stats.LockWaiting(now); {
+			case waiting >= lockWaitWarn:
 				w.lockHeld(now, waiting, false, 0)
+			case waiting == 0 && w.lockOn.Load():
+				// The end is told once the lock has been let go for the
+				// Log's Calm, not at some later change that happens to come.
+				w.lockFree(now, true)
 			}
 		}
 	}
@@ -770,7 +779,7 @@ func (w *Writer) noteLockWait(waited time.Duration, n int, err error) {
 	now := time.Now()
 	if waited < lockWaitNoted {
 		if err == nil && w.lockOn.Load() {
-			w.lockFree(now)
+			w.lockFree(now, false)
 		}
 		return
 	}
@@ -802,6 +811,7 @@ func (w *Writer) lockHeld(now time.Time, waited time.Duration, ended bool, refus
 		w.lockSince = now.Add(-waited)
 	}
 	w.lockOn.Store(true)
+	w.lockLast, w.lockGot = now, ended && refused == 0
 	w.lockRefused += int64(refused)
 	w.lockRefusedAll += int64(refused)
 	log := w.log.Load()
@@ -831,12 +841,18 @@ func (w *Writer) lockHeld(now time.Time, waited time.Duration, ended bool, refus
 	}
 }
 
-// lockFree ends a run of lock waits once a BEGIN got the lock at once and
-// none has waited for faultlog.Every (the Log's Calm): a program that
-// takes the lock again and again is one fault, not one a time.
-func (w *Writer) lockFree(now time.Time) {
+// lockFree ends a run of lock waits once none has waited for
+// faultlog.Every (the Log's Calm): a program that takes the lock again and
+// again is one fault, not one a time. It is seen either by a BEGIN that
+// got the lock at once or, with no change coming (idle), by the last
+// waiting BEGIN having got it. How long it lasted runs to the last wait
+// told, not to whenever the end is noticed.
+func (w *Writer) lockFree(now time.Time, idle bool) {
 	w.lockMu.Lock()
 	defer w.lockMu.Unlock()
+	if idle && !w.lockGot {
+		return // the last BEGIN gave up: the lock may still be held
+	}
 	over, ok := w.lockLog.Clear(now)
 	if _, on := w.lockLog.On(); on {
 		return
@@ -844,7 +860,7 @@ func (w *Writer) lockFree(now time.Time) {
 	w.lockOn.Store(false)
 	if log := w.log.Load(); ok && log != nil {
 		log.Info("the lane DB's write lock is free again: changes go through", "waits", over.Total, "refused", w.lockRefusedAll,
-			"lasted", now.Sub(w.lockSince).Round(time.Millisecond))
+			"lasted", w.lockLast.Sub(w.lockSince).Round(time.Millisecond))
 	}
 }
 
