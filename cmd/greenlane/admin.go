@@ -230,6 +230,18 @@ func runAPIKey(args []string, stdout, stderr io.Writer) error {
 	}, "Scopes: presell, counter, display, debug, admin.", args, stdout, stderr)
 }
 
+// missingFolder refuses a lane DB path whose folder does not exist, as a
+// usage error that says so: the advice to create the DB would fail there
+// too, and SQLite's own words ("unable to open database file", a lock
+// file's ENOENT) do not name the folder.
+func missingFolder(path string) error {
+	folder := filepath.Dir(path)
+	if d, err := os.Stat(folder); err != nil || !d.IsDir() {
+		return usagef("--db %s: folder %s does not exist (check the path, or create the folder first)", path, folder)
+	}
+	return nil
+}
+
 // openExisting opens a lane DB that must already exist.
 func openExisting(path string) (*lanedb.DB, error) {
 	if path == "" {
@@ -239,6 +251,9 @@ func openExisting(path string) (*lanedb.DB, error) {
 		// A store database exists once its administrator created it; Open
 		// says so if it does not, or cannot be reached.
 		return lanedb.Open(context.Background(), path, lanedb.Options{})
+	}
+	if err := missingFolder(path); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(path); err != nil {
 		// serve makes the default DB by itself, and any other only with

@@ -124,3 +124,27 @@ func TestAPIKeyMissingDBHint(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingFolderIsSaid: a --db in a folder that does not exist is a
+// usage error naming the folder, for every command that needs the DB to
+// be there or replaces it, rather than advice to create the DB there
+// (which would fail the same way) or a lock file's ENOENT.
+func TestMissingFolderIsSaid(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "nodir", "lane.db")
+	for _, args := range [][]string{
+		{"apikey", "create", "--db", db, "--name", "t", "--scope", "presell"},
+		{"apikey", "list", "--db", db},
+		{"presell", "list", "--db", db},
+		{"restore", "--db", db, "--from", filepath.Join(dir, "backup.db")},
+	} {
+		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+			err := dispatch(args, &bytes.Buffer{}, &bytes.Buffer{})
+			want := "folder " + filepath.Join(dir, "nodir") + " does not exist"
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v; want a usage error (exit status 2) saying %q", err, want)
+			}
+		})
+	}
+}

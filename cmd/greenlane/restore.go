@@ -22,6 +22,11 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 	if *from == "" {
 		return usagef("restore needs --from BACKUP (see 'greenlane restore --help')")
 	}
+	if !lanedb.IsPostgresURL(*dbPath) {
+		if err := missingFolder(*dbPath); err != nil {
+			return err
+		}
+	}
 	res, err := lanedb.Restore(context.Background(), *dbPath, *from, *force, time.Now())
 	if err != nil {
 		return err

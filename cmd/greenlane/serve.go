@@ -80,9 +80,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.IntVar(&cfg.RequestQueue, "request-queue", cfg.RequestQueue, "requests one socket may have queued or running before it stops reading")
 	fs.IntVar(&lc.Presell.Workers, "presell-workers", lc.Presell.Workers, "requests one presell socket may run at once (one sale's requests stay in order)")
 	fs.DurationVar(&wOpts.MaxWait, "group-commit-wait", wOpts.MaxWait, "how long the DB writer waits to batch concurrent changes into one transaction (0 disables)")
-	fs.IntVar(&wOpts.MaxBatch, "group-commit-max", wOpts.MaxBatch, "most changes in one batched transaction")
+	fs.IntVar(&wOpts.MaxBatch, "group-commit-max", wOpts.MaxBatch, "most changes in one batched transaction (1: no batching)")
 	fs.DurationVar(&wOpts.YieldEvery, "writer-yield-every", wOpts.YieldEvery, "after this long of back-to-back writes, pause so other programs can write the lane DB (0: never)")
-	fs.DurationVar(&wOpts.YieldFor, "writer-yield-for", wOpts.YieldFor, "length of that pause")
+	fs.DurationVar(&wOpts.YieldFor, "writer-yield-for", wOpts.YieldFor, "length of that pause (0: none, the same as never)")
 	fs.DurationVar(&sbOpts.Lease, "presell-lease", sbOpts.Lease, "how long a counter's claim on a presell lasts without a change or heartbeat")
 	fs.DurationVar(&sbOpts.PresellMaxAge, "presell-max-age", sbOpts.PresellMaxAge, "open presells untouched this long are voided by the sweeper (on a SQLite lane, only once the lane has run this long)")
 	fs.IntVar(&sbOpts.MaxSaleLines, "max-sale-lines", sbOpts.MaxSaleLines, "most lines one sale may hold; one more is refused with limit_reached")
@@ -120,7 +120,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveSettings) {
 	fs.IntVar(&catCfg.MaxRows, "max-rows", catCfg.MaxRows, "most rows in one list reply")
 	fs.DurationVar(&dbOpts.BusyTimeout, "db-busy-timeout", dbOpts.BusyTimeout, "how long a write waits for another process's lock on the lane DB")
 	fs.DurationVar(&dbOpts.IdleInTxTimeout, "db-idle-in-tx-timeout", dbOpts.IdleInTxTimeout, "store mode: how long a write transaction may idle before PostgreSQL ends its session, letting go of the store's write lock (a stopped or hung lane)")
-	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
+	fs.StringVar(&dbOpts.Synchronous, "db-synchronous", dbOpts.Synchronous, "SQLite synchronous mode: FULL, NORMAL, OFF or EXTRA")
 	return fs, st
 }
 
@@ -638,9 +638,8 @@ func checkDBPath(path string, create bool) (fresh bool, err error) {
 	case statErr != nil && !errors.Is(statErr, fs.ErrNotExist):
 		return false, usagef("--db %s: %v", path, statErr)
 	}
-	folder := filepath.Dir(path)
-	if d, err := os.Stat(folder); err != nil || !d.IsDir() {
-		return false, usagef("--db %s: folder %s does not exist (check the path, or create the folder first)", path, folder)
+	if err := missingFolder(path); err != nil {
+		return false, err
 	}
 	if !create && !isDefaultDB(path) {
 		what := "no lane DB there"
