@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/greenlane-pos/greenlane/fd1client"
 	lanesrv "github.com/greenlane-pos/greenlane/lane"
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -388,6 +390,7 @@ type tablet struct {
 	// Poisson process (open loop) and timed from the schedule, so that a
 	// late lane is not hidden by a tablet that waited for it.
 	pace time.Duration
+	ik   bool            // each request carries an ik of its own (saleShape.ik)
 	next time.Time       // the next request's scheduled time
 	ctx  context.Context // cuts a paced wait short when the load ends
 	// replyAt is when the last reply was read, before decoding: bench
@@ -395,9 +398,9 @@ type tablet struct {
 	replyAt time.Time
 }
 
-// localFunc makes change k of sale key (v is the line or customer) and
-// returns the sale's physkey.
-type localFunc func(ctx context.Context, k kind, key string, v any) (string, error)
+// localFunc makes change k of sale key (v is the line or customer), with
+// ik when not "", and returns the sale's physkey.
+type localFunc func(ctx context.Context, k kind, key string, v any, ik string) (string, error)
 
 // tabletRand is tablet n's random draws: seeded by its number, so that
 // every run rings up the same sales.
@@ -417,6 +420,7 @@ func dialTablet(ctx context.Context, url, key string, n int, stats *loadStats) (
 type saleShape struct {
 	lines    int
 	customer bool
+	ik       bool // each change carries an ik of its own
 	onLine   func(t *tablet, physkey string, seqnce int64)
 }
 
@@ -426,6 +430,7 @@ var presellSale = saleShape{lines: linesPerSale, customer: true}
 // sale makes one sale. An error reply abandons it (it is counted); a
 // broken socket is returned. ok is false for an abandoned sale.
 func (t *tablet) sale(shape saleShape) (ok bool, err error) {
+	t.ik = shape.ik
 	physkey, ok, err := t.do(kindCreate, "", struct{}{})
 	for seqnce := int64(1); ok && seqnce <= int64(shape.lines); seqnce++ {
 		if _, ok, err = t.do(kindAddProduct, physkey, pickLine(t.rng)); ok && shape.onLine != nil {
@@ -490,8 +495,12 @@ func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 // call makes one request over the socket or in process: the sale's
 // physkey, or the error reply; err only when the socket broke.
 func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error) {
+	var ik string
+	if t.ik {
+		ik = uuid.NewString()
+	}
 	if t.local != nil {
-		physkey, err := t.local(context.Background(), k, key, v)
+		physkey, err := t.local(context.Background(), k, key, v, ik)
 		t.replyAt = time.Now()
 		var pe *protocol.Error
 		if err != nil && !errors.As(err, &pe) {
@@ -499,7 +508,7 @@ func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error
 		}
 		return physkey, pe, nil
 	}
-	p, err := t.c.Call(&fd1client.Request{A: "fd1.salesbuilder.sale_" + kindNames[k], K: key, V: v})
+	p, err := t.c.Call(&fd1client.Request{A: "fd1.salesbuilder.sale_" + kindNames[k], K: key, V: v, IK: ik})
 	if err != nil {
 		return "", nil, err
 	}
@@ -561,6 +570,7 @@ func runTablets(ctx context.Context, tablets []*tablet, shape saleShape) (wait f
 type loadConfig struct {
 	warmUp, duration time.Duration
 	recycleEvery     time.Duration
+	ik               bool          // tablets send an ik with each change (Config.IK)
 	profile          io.Writer     // a CPU profile of the window; nil: none
 	pace             time.Duration // a tablet's mean gap between requests (open loop); 0: none (closed loop)
 }

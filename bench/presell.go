@@ -20,7 +20,9 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +62,11 @@ type Config struct {
 	// sending 1 request/s as a Poisson process. Default 200 and 1,000;
 	// empty skips them.
 	Realistic []int
+	// IK makes every change a tablet sends carry an ik (idempotency key),
+	// as the tablet page's do: the lane then looks each up and stores its
+	// reply with the change. The ceilings make the same lookup and store.
+	// Default true; false measures the lane's cost without it.
+	IK bool
 	// Instances is how many lane instances share the store database in the
 	// group-commit-on phase, the tablets spread over them round-robin;
 	// more than 1 needs a PostgreSQL URL as DB (an SQLite file has one
@@ -86,7 +93,7 @@ var targetRealisticP99 = map[int]time.Duration{200: 5 * time.Millisecond, 1000: 
 
 func DefaultConfig() Config {
 	return Config{Common: defaultCommon(), Tablets: 200, GroupCommitWait: defaultWait, IdleSockets: 1000,
-		Runs: 1, Realistic: []int{200, 1000}, Instances: 1}
+		Runs: 1, Realistic: []int{200, 1000}, Instances: 1, IK: true}
 }
 
 func (c Config) validate() error {
@@ -148,8 +155,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 			db += fmt.Sprintf(", %d lane instances in the group-commit-on phase", cfg.Instances)
 		}
 	}
-	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, %s\n",
-		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs, db)
+	ik := "each change with an ik, as the tablet page sends it"
+	if !cfg.IK {
+		ik = "no ik (--ik=false)"
+	}
+	p.printf("greenlane bench presell — %d tablets × %s (after %s warm-up), %d run(s) of each phase, %s; %s\n",
+		cfg.Tablets, cfg.Duration, cfg.WarmUp, cfg.Runs, db, ik)
 	p.machine("tablets and server share this process" + loadAverage("start"))
 	gc, n := cfg.GroupCommitWait, cfg.Tablets
 	specs := []phaseSpec{{"group commit on", "gc-on", gc, n, cfg.Instances, nil, 0}, {"group commit off", "gc-off", 0, n, 1, nil, 0},
@@ -159,7 +170,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	}
 	for i, s := range specs {
 		r, err := repeat(cfg.Runs, func(run int) (*loadResult, error) {
-			c := loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, pace: s.pace}
+			c := loadConfig{warmUp: cfg.WarmUp, duration: cfg.Duration, recycleEvery: cfg.RecycleEvery, pace: s.pace, ik: cfg.IK}
 			switch {
 			case i == phaseBaseline:
 				return runBaseline(ctx, prefix, s.file, c)
@@ -242,7 +253,9 @@ func runPhase(ctx context.Context, s phaseSpec, prefix string, c loadConfig, opt
 			tablets = connectTablets(ctx, urls, insts, keys, stats)
 		}
 		var err error
-		res, err = drive(ctx, ls, tablets, len(keys), stats, presellSale, c)
+		shape := presellSale
+		shape.ik = c.ik
+		res, err = drive(ctx, ls, tablets, len(keys), stats, shape, c)
 		return err
 	})
 	if err != nil {
@@ -313,11 +326,16 @@ func localTablets(ctx context.Context, l *lane, keys []string, stats *loadStats,
 }
 
 // coreTablet makes each change as the sales core's FD1 adapter does: one
-// Change (no ik, as the bench's tablets send none) around the typed method.
+// Change around the typed method, with the tablet's ik when it sends one.
 func coreTablet(l *lane, c *protocol.Caller) localFunc {
 	s := l.Sales
-	return func(ctx context.Context, k kind, key string, v any) (string, error) {
-		ch, err := s.Change(ctx, salesbuilder.Once{Caller: c}, func(ctx context.Context, tx *lanedb.Tx) (salesbuilder.Changed, error) {
+	return func(ctx context.Context, k kind, key string, v any, ik string) (string, error) {
+		once := salesbuilder.Once{Caller: c, IK: ik, Op: "fd1.salesbuilder.sale_" + kindNames[k]}
+		if ik != "" {
+			sum := sha256.Sum256([]byte(ik)) // no retries come: any hash of the request will do
+			once.Hash = sum[:]
+		}
+		ch, err := s.Change(ctx, once, func(ctx context.Context, tx *lanedb.Tx) (salesbuilder.Changed, error) {
 			switch k {
 			case kindCreate:
 				return salesbuilder.ChangedOf(s.Create(ctx, tx, c, ""))
@@ -337,11 +355,17 @@ func coreTablet(l *lane, c *protocol.Caller) localFunc {
 // it (salesbuilder/build.go, presell/tickets.go), one writer mutation per
 // change: read the sale, write the change, re-read its lines, save the
 // sale row, journal it (the whole sale, as the display's event carries).
-// No rule is checked.
+// No rule is checked. With an ik it is looked up first and stored last,
+// with the journalled body as the reply.
 func sqlTablet(l *lane, c *protocol.Caller) localFunc {
-	return func(ctx context.Context, k kind, key string, v any) (string, error) {
+	return func(ctx context.Context, k kind, key string, v any, ik string) (string, error) {
 		err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 			now := time.Now()
+			if ik != "" {
+				if _, err := lanedb.GetIdempotent(ctx, tx, c.KeyID, ik); err != nil {
+					return err
+				}
+			}
 			if k == kindCreate {
 				sale := newSale(uuid.NewString(), c.KeyID, c.KeyName, now, time.Local)
 				key = sale.Physkey
@@ -383,10 +407,28 @@ func sqlTablet(l *lane, c *protocol.Caller) localFunc {
 			if err := lanedb.UpdateSale(ctx, tx, sale); err != nil {
 				return err
 			}
-			return lanedb.Journal(ctx, tx, now, salesbuilder.FamilyCustdisp, kindNames[k], key, c.KeyName, map[string]any{"sale": sale, "lines": lines})
+			body := map[string]any{"sale": sale, "lines": lines}
+			if err := lanedb.Journal(ctx, tx, now, salesbuilder.FamilyCustdisp, kindNames[k], key, c.KeyName, body); err != nil {
+				return err
+			}
+			return storeIK(ctx, tx, c, ik, kindNames[k], body, now)
 		})
 		return key, err
 	}
+}
+
+// storeIK stores reply for ik (none: nothing), as the core stores a
+// change's reply.
+func storeIK(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ik, op string, reply any, now time.Time) error {
+	if ik == "" {
+		return nil
+	}
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return fmt.Errorf("encode the reply for ik %s: %w", ik, err)
+	}
+	sum := sha256.Sum256([]byte(ik))
+	return lanedb.PutIdempotent(ctx, tx, &lanedb.Idempotent{IK: ik, KeyID: c.KeyID, Endpoint: op, RequestHash: sum[:], Reply: b, Session: c.Session}, now)
 }
 
 // newSale is the row of a new presell held by keyID, started at now in loc.

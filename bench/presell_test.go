@@ -3,9 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -89,6 +91,35 @@ func TestPresellSmall(t *testing.T) {
 			t.Errorf("%s made no sales", r.name)
 		}
 	}
+	// The tablets sent an ik with every change, as the tablet page does
+	// (the default), and the ceilings stored one as the core does: every
+	// phase but baseline-1tx stored a reply per change.
+	if !strings.Contains(report, "each change with an ik") {
+		t.Errorf("the report does not say the tablets send an ik")
+	}
+	for _, c := range []struct {
+		file string
+		iks  bool
+	}{{"gc-on", true}, {"gc-off", true}, {"core", true}, {"sql", true}, {"realistic-4", true}, {"baseline", false}} {
+		if n := idempotencyRows(t, filepath.Join(cfg.DB, "bench."+c.file+".db")); (n > 0) != c.iks {
+			t.Errorf("phase %s stored %d replies by ik; want some: %v", c.file, n, c.iks)
+		}
+	}
+}
+
+// idempotencyRows counts the replies stored by ik in the lane DB at path.
+func idempotencyRows(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM idempotency`).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
 }
 
 func TestHistogramQuantiles(t *testing.T) {

@@ -64,6 +64,7 @@ func runBenchPresell(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.IdleSockets, "idle-sockets", cfg.IdleSockets, "idle presell sockets opened for the memory figure (0 skips it)")
 	fs.DurationVar(&cfg.RecycleEvery, "recycle-every", cfg.RecycleEvery, "how often submitted presells beyond the newest 2499 are voided to free their tickets, as a counter would take them (0: never; tickets run out after 9999 sales)")
 	fs.IntVar(&cfg.Runs, "runs", cfg.Runs, "runs of each phase; the report shows the median run and the spread")
+	fs.BoolVar(&cfg.IK, "ik", cfg.IK, "tablets send an ik (idempotency key) with each change, as the tablet page does; the lane stores each reply with its change (--ik=false: none)")
 	realistic := fs.String("realistic", joinInts(cfg.Realistic), "tablet counts of the realistic phases (1 request/s each, Poisson, open loop), comma-separated; \"\" skips them")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the group-commit-on phase's measured window to this file")
 	if err := parseFlags(fs, args); err != nil {
