@@ -93,6 +93,17 @@ type storedReply struct {
 	View    json.RawMessage `json:"view"`
 }
 
+// storedReplyJSON is storedReply{physkey, view} as JSON, view put in as
+// it is: json.Marshal would scan the view (a sale, about 1 KB) again to
+// check and compact it, in the writer, for every change with an ik; it is
+// json.Marshal's own output already.
+func storedReplyJSON(physkey string, view []byte) []byte {
+	k, _ := json.Marshal(physkey) // a string always encodes
+	b := make([]byte, 0, len(`{"k":,"view":}`)+len(k)+len(view))
+	b = append(append(append(b, `{"k":`...), k...), `,"view":`...)
+	return append(append(b, view...), '}')
+}
+
 // replayed returns the stored answer for o's ik (ok false if the ik is
 // new to the caller's key), or ik_reused if the key used it for another
 // request. Another key's use of the same ik is none of this key's business.
@@ -128,10 +139,7 @@ func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.
 	if err != nil {
 		return Changed{}, fmt.Errorf("encode reply for ik: %w", err)
 	}
-	body, err := json.Marshal(storedReply{Physkey: c.Physkey, View: view})
-	if err != nil {
-		return Changed{}, fmt.Errorf("encode reply for ik: %w", err)
-	}
+	body := storedReplyJSON(c.Physkey, view)
 	rec := &lanedb.Idempotent{IK: o.IK, KeyID: o.Caller.KeyID, Endpoint: o.Op, RequestHash: o.Hash, Reply: body, Session: o.Caller.Session}
 	if err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil {
 		return Changed{}, err
