@@ -497,7 +497,12 @@ func (t *tablet) do(k kind, key string, v any) (string, bool, error) {
 func (t *tablet) call(k kind, key string, v any) (string, *protocol.Error, error) {
 	var ik string
 	if t.ik {
-		ik = uuid.NewString()
+		// Time-ordered, as the tablet page makes them (web/static/lib/fd1.js).
+		u, err := uuid.NewV7()
+		if err != nil {
+			return "", nil, fmt.Errorf("new ik: %w", err)
+		}
+		ik = u.String()
 	}
 	if t.local != nil {
 		physkey, err := t.local(context.Background(), k, key, v, ik)

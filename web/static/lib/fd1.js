@@ -290,11 +290,20 @@ export function laneURLs(list, purpose) {
 }
 
 // newIK is a fresh idempotency key for one change: a retry of the same
-// change sends the same ik, so the lane applies it once.
+// change sends the same ik, so the lane applies it once. The tablet also
+// names the sales it starts with one (their physkey). A UUIDv7: its first
+// 48 bits are the time in milliseconds, so that keys made one after
+// another sit side by side in the lane DB's indexes (a batch of changes
+// then writes one index page, not one per change), as SPEC §7.2 has
+// physkeys built so that rows cluster.
 export function newIK() {
-  if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
+  let ms = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = (b[6] & 0x0f) | 0x70;
   b[8] = (b[8] & 0x3f) | 0x80;
   const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
