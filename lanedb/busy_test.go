@@ -190,25 +190,33 @@ func (l *lockedWriter) String() string {
 	return l.b.String()
 }
 
+// lockWatchedWriter opens a lane DB (busy timeout a minute) and a writer
+// on it logging to the returned writer, whose lock fault ends after calm.
+func lockWatchedWriter(t *testing.T, calm time.Duration) (path string, w *Writer, logs *lockedWriter) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "lane.db")
+	db, err := Open(context.Background(), path, Options{BusyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	logs = &lockedWriter{b: new(strings.Builder)}
+	w = db.NewWriter(WriterOptions{})
+	t.Cleanup(w.Close)
+	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
+	w.lockMu.Lock()
+	w.lockLog.Calm = calm
+	w.lockMu.Unlock()
+	return path, w, logs
+}
+
 // TestWriterLockWaitIsToldWhileItLasts: another program holding the
 // write lock (a BEGIN IMMEDIATE left open in sqlite3) is told while the
 // writer still waits for it, not only once the wait is over, and the wait
 // shows in the metrics' figure as it goes; once the lock is free the wait
 // ends, and so does the fault, in one line.
 func TestWriterLockWaitIsToldWhileItLasts(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lane.db")
-	db, err := Open(context.Background(), path, Options{BusyTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	logs := &lockedWriter{b: new(strings.Builder)}
-	w := db.NewWriter(WriterOptions{})
-	defer w.Close()
-	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
-	w.lockMu.Lock()
-	w.lockLog.Calm = 0 // the end told at the first BEGIN that does not wait
-	w.lockMu.Unlock()
+	path, w, logs := lockWatchedWriter(t, 0) // the end told at the first BEGIN that does not wait
 
 	otx := holdWriteLock(t, path)
 
@@ -255,20 +263,8 @@ func TestWriterLockWaitIsToldWhileItLasts(t *testing.T) {
 // comes to notice it, and how long it lasted runs to the lock's release,
 // not to when the end is told.
 func TestWriterTellsTheLockFreeWhileIdle(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lane.db")
-	db, err := Open(context.Background(), path, Options{BusyTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	logs := &lockedWriter{b: new(strings.Builder)}
-	w := db.NewWriter(WriterOptions{})
-	defer w.Close()
-	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))
 	const calm = time.Second
-	w.lockMu.Lock()
-	w.lockLog.Calm = calm
-	w.lockMu.Unlock()
+	path, w, logs := lockWatchedWriter(t, calm)
 
 	otx := holdWriteLock(t, path)
 	start := time.Now()

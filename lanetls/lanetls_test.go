@@ -445,15 +445,7 @@ func TestReloaderTakesChanges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
-			if err := Init(f, []string{"lane-1.local"}, false, t0); err != nil {
-				t.Fatal(err)
-			}
-			var log bytes.Buffer
-			r, err := NewReloader(f.Cert, f.Key, slog.New(slog.NewTextHandler(&log, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			f, r, log := newReloaderOfNewLane(t)
 			clock := time.Now()
 			r.now = func() time.Time { return clock }
 			cfg := r.Config()
@@ -462,7 +454,7 @@ func TestReloaderTakesChanges(t *testing.T) {
 			// A pair that does not load may be one still being written: for
 			// settle it is tried again at each handshake, not logged.
 			servedCert(t, cfg, f)
-			if lines := logLines(&log); !tt.wantNew && len(lines) != 0 {
+			if lines := logLines(log); !tt.wantNew && len(lines) != 0 {
 				t.Fatalf("logged %q within settle of the change, want nothing yet", lines)
 			}
 			clock = clock.Add(settle)
@@ -472,7 +464,7 @@ func TestReloaderTakesChanges(t *testing.T) {
 					t.Fatalf("new certificate served: %v, want %v (log: %s)", isNew, tt.wantNew, log.String())
 				}
 			}
-			lines := logLines(&log)
+			lines := logLines(log)
 			if tt.wantLog == nil {
 				if len(lines) != 0 {
 					t.Fatalf("logged %q, want nothing", lines)
@@ -502,11 +494,27 @@ func TestReloaderTakesChanges(t *testing.T) {
 			if got := servedCert(t, cfg, f); !got.Equal(want) {
 				t.Fatalf("after a good pair was written, serving %v, want %v", got.SerialNumber, want.SerialNumber)
 			}
-			if lines := logLines(&log); len(lines) == 0 || !strings.Contains(lines[len(lines)-1], "TLS certificate reloaded") {
+			if lines := logLines(log); len(lines) == 0 || !strings.Contains(lines[len(lines)-1], "TLS certificate reloaded") {
 				t.Errorf("logged %q, the reload last", lines)
 			}
 		})
 	}
+}
+
+// newReloaderOfNewLane makes a lane's CA and certificate (tls init) and
+// a reloader serving them that logs to the returned buffer.
+func newReloaderOfNewLane(t *testing.T) (Files, *Reloader, *bytes.Buffer) {
+	t.Helper()
+	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
+	if err := Init(f, []string{"lane-1.local"}, false, t0); err != nil {
+		t.Fatal(err)
+	}
+	log := new(bytes.Buffer)
+	r, err := NewReloader(f.Cert, f.Key, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, r, log
 }
 
 // TestReloaderWaitsOutARenewal: a renewal writes the new key, then the
@@ -514,15 +522,7 @@ func TestReloaderTakesChanges(t *testing.T) {
 // without a warning, and the next one the new pair, with one line saying
 // so.
 func TestReloaderWaitsOutARenewal(t *testing.T) {
-	f := FilesFor(filepath.Join(t.TempDir(), "lane.db"))
-	if err := Init(f, []string{"lane-1.local"}, false, t0); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	r, err := NewReloader(f.Cert, f.Key, slog.New(slog.NewTextHandler(&log, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, r, log := newReloaderOfNewLane(t)
 	cfg := r.Config()
 	old := servedCert(t, cfg, f)
 	between := 0
@@ -548,7 +548,7 @@ func TestReloaderWaitsOutARenewal(t *testing.T) {
 	if got := servedCert(t, cfg, f); !got.Equal(want) {
 		t.Fatalf("after the renewal, serving %v, want %v", got.SerialNumber, want.SerialNumber)
 	}
-	lines := logLines(&log)
+	lines := logLines(log)
 	if len(lines) != 1 || !strings.Contains(lines[0], "TLS certificate reloaded") {
 		t.Errorf("logged %q, want one line, the reload", lines)
 	}
