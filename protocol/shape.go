@@ -247,18 +247,23 @@ func (r shapedRow) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// ShapeValue applies qo to a reply object v (a struct, or a pointer to
-// one, marshalled as JSON): its top-level fields picked and renamed. A nil
-// or empty qo returns v as it is. The fields qo may name are v's JSON
-// names, those omitted when empty included, so that whether a sale has a
-// ticket yet does not decide whether naming "ticket" is an error.
-func ShapeValue(qo json.RawMessage, v any) (any, error) {
+// ShapeFor parses qo for replies like v (a struct, or a pointer to one,
+// marshalled as JSON): the fields it may name are v's JSON names, those
+// omitted when empty included, so that whether a sale has a ticket yet
+// does not decide whether naming "ticket" is an error. A nil or empty qo
+// is nil, nil.
+func ShapeFor(qo json.RawMessage, v any) (*Shape, error) {
 	if len(bytes.TrimSpace(qo)) == 0 {
-		return v, nil
+		return nil, nil
 	}
-	shape, err := ParseShape(qo, jsonFields(reflect.TypeOf(v)))
-	if err != nil || shape == nil {
-		return v, err
+	return ParseShape(qo, jsonFields(reflect.TypeOf(v)))
+}
+
+// ApplyTo is v with its top-level fields picked and renamed by s; v itself
+// for a nil s.
+func (s *Shape) ApplyTo(v any) (any, error) {
+	if s == nil {
+		return v, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -270,7 +275,16 @@ func ShapeValue(qo json.RawMessage, v any) (any, error) {
 	if err := dec.Decode(&row); err != nil {
 		return nil, fmt.Errorf("shape a reply: %w", err)
 	}
-	return shape.Apply(row), nil
+	return s.Apply(row), nil
+}
+
+// ShapeValue is v shaped by qo (ShapeFor, then ApplyTo).
+func ShapeValue(qo json.RawMessage, v any) (any, error) {
+	s, err := ShapeFor(qo, v)
+	if err != nil {
+		return nil, err
+	}
+	return s.ApplyTo(v)
 }
 
 // jsonFields lists the JSON names of a struct type's fields (through a
@@ -284,16 +298,17 @@ func jsonFields(t reflect.Type) []string {
 	}
 	var names []string
 	for f := range t.Fields() {
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
 		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
+		switch {
+		case tag == "-":
+			continue
+		case f.Anonymous && name == "":
+			// An embedded struct's fields are promoted, whether or not its
+			// type is exported.
 			names = append(names, jsonFields(f.Type)...)
+			continue
+		case !f.IsExported():
 			continue
 		}
 		if name == "" {

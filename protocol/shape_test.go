@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -208,5 +209,47 @@ func TestParseShapeNoFields(t *testing.T) {
 	pe := expectProtoCode(t, err, protocol.CodeBadArgument)
 	if !strings.Contains(pe.Message, `qo["pid"]: no field "pid"; this reply has no fields`) {
 		t.Fatalf("message %q", pe.Message)
+	}
+}
+
+// TestShapeValue: a reply object is shaped by its JSON field names, an
+// embedded struct's and an omitted-when-empty one's included; a field
+// marked "-" or unexported is not there to name.
+func TestShapeValue(t *testing.T) {
+	type inner struct {
+		Phase int `json:"phase"`
+	}
+	type view struct {
+		inner
+		Physkey string  `json:"physkey"`
+		Ticket  *int64  `json:"ticket,omitempty"`
+		Total   float64 `json:"saletotal"`
+		Secret  string  `json:"-"`
+		Plain   int
+		hidden  int
+	}
+	v := &view{inner: inner{Phase: 5}, Physkey: "k1", Total: 12.5, Secret: "s", Plain: 7, hidden: 1}
+	for _, c := range []struct {
+		qo, want string
+		code     protocol.Code
+	}{
+		{``, `{"phase":5,"physkey":"k1","saletotal":12.5,"Plain":7}`, ""},
+		{`{"total":"saletotal","physkey":true,"ticket":true,"phase":true,"Plain":true}`, `{"total":12.5,"physkey":"k1","ticket":null,"phase":5,"Plain":7}`, ""},
+		{`"physkey, saletotal"`, `{"physkey":"k1","saletotal":12.5}`, ""},
+		{`{"s":"Secret"}`, "", protocol.CodeBadArgument},
+		{`{"h":"hidden"}`, "", protocol.CodeBadArgument},
+	} {
+		got, err := protocol.ShapeValue(json.RawMessage(c.qo), v)
+		if c.code != "" {
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != c.code {
+				t.Errorf("qo %s: %v, want %s", c.qo, err, c.code)
+			}
+			continue
+		}
+		b, _ := json.Marshal(got)
+		if err != nil || string(b) != c.want {
+			t.Errorf("qo %s: %s, %v; want %s", c.qo, b, err, c.want)
+		}
 	}
 }

@@ -241,13 +241,14 @@ func (s *Service) getSale(ctx context.Context, call *protocol.Call) (*protocol.R
 // shapeEach applies qo (SPEC §3.5) to each of views; without one it is
 // views as they are.
 func shapeEach[T any](qo json.RawMessage, views []T) (any, error) {
-	if len(bytes.TrimSpace(qo)) == 0 {
-		return views, nil
+	var zero T
+	shape, err := protocol.ShapeFor(qo, zero)
+	if err != nil || shape == nil {
+		return views, err
 	}
 	rows := make([]any, len(views))
 	for i, v := range views {
-		var err error
-		if rows[i], err = protocol.ShapeValue(qo, v); err != nil {
+		if rows[i], err = shape.ApplyTo(v); err != nil {
 			return nil, err
 		}
 	}
