@@ -75,7 +75,7 @@ func TestPresellPostgresInstances(t *testing.T) {
 	}
 	report := out.String()
 	for _, re := range []string{
-		`(?m)^greenlane bench presell — .*demo store database on PostgreSQL \(a database per phase\), 2 lane instances in the group-commit-on phase$`,
+		`(?m)^greenlane bench presell — .*demo store database on PostgreSQL \(a database per phase\), 2 lane instances in the group-commit-on phase; each change with an ik, as the tablet page sends it$`,
 		`(?m)^group commit on \(wait 2ms\): +\d+ sales/s +\d+ req/s +errors 0 +busy \d+$`,
 		`(?m)^   instance 1: +\d+ sales/s  request p99 [0-9.]+m?s +\(2 tablets\)$`,
 		`(?m)^   instance 2: +\d+ sales/s  request p99 [0-9.]+m?s +\(2 tablets\)$`,
