@@ -71,18 +71,26 @@ func TestWALStaysBounded(t *testing.T) {
 	}
 }
 
-func testWALStaysBounded(t *testing.T, write func(ctx context.Context, db *DB, w *Writer, i int) error) {
+// walLimitedDB opens a lane DB without fsyncs (to be quick: the WAL grows
+// the same) whose WAL is started over past limit bytes.
+func walLimitedDB(t *testing.T, limit int64) *DB {
+	t.Helper()
 	ctx := context.Background()
-	// Without fsyncs, to be quick: the WAL grows the same.
 	db, err := Open(ctx, filepath.Join(t.TempDir(), "lane.db"), Options{Synchronous: "OFF"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	const limit = 256 << 10
+	t.Cleanup(func() { db.Close() })
 	if err := db.setWALLimit(ctx, limit); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func testWALStaysBounded(t *testing.T, write func(ctx context.Context, db *DB, w *Writer, i int) error) {
+	ctx := context.Background()
+	const limit = 256 << 10
+	db := walLimitedDB(t, limit)
 	w := db.NewWriter(WriterOptions{})
 	defer w.Close()
 
@@ -185,15 +193,8 @@ func TestCloseReportsAWALLeftBehind(t *testing.T) {
 // again.
 func TestWALHeldByAnotherProgramsReadIsTold(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "lane.db"), Options{Synchronous: "OFF"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	const limit = 256 << 10
-	if err := db.setWALLimit(ctx, limit); err != nil {
-		t.Fatal(err)
-	}
+	db := walLimitedDB(t, limit)
 	logs := &lockedWriter{b: new(strings.Builder)}
 	w := db.NewWriter(WriterOptions{})
 	defer w.Close()
