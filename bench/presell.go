@@ -355,17 +355,12 @@ func coreTablet(l *lane, c *protocol.Caller) localFunc {
 // it (salesbuilder/build.go, presell/tickets.go), one writer mutation per
 // change: read the sale, write the change, re-read its lines, save the
 // sale row, journal it (the whole sale, as the display's event carries).
-// No rule is checked. With an ik it is looked up first and stored last,
-// with the journalled body as the reply.
+// No rule is checked. With an ik the journalled body is stored last as the
+// reply (the INSERT finds a taken ik; none is, as no tablet retries).
 func sqlTablet(l *lane, c *protocol.Caller) localFunc {
 	return func(ctx context.Context, k kind, key string, v any, ik string) (string, error) {
 		err := l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
 			now := time.Now()
-			if ik != "" {
-				if _, err := lanedb.GetIdempotent(ctx, tx, c.KeyID, ik); err != nil {
-					return err
-				}
-			}
 			if k == kindCreate {
 				sale := newSale(uuid.NewString(), c.KeyID, c.KeyName, now, time.Local)
 				key = sale.Physkey
@@ -428,7 +423,11 @@ func storeIK(ctx context.Context, tx *lanedb.Tx, c *protocol.Caller, ik, op stri
 		return fmt.Errorf("encode the reply for ik %s: %w", ik, err)
 	}
 	sum := sha256.Sum256([]byte(ik))
-	return lanedb.PutIdempotent(ctx, tx, &lanedb.Idempotent{IK: ik, KeyID: c.KeyID, Endpoint: op, RequestHash: sum[:], Reply: b, Session: c.Session}, now)
+	stored, err := lanedb.PutIdempotent(ctx, tx, &lanedb.Idempotent{IK: ik, KeyID: c.KeyID, Endpoint: op, RequestHash: sum[:], Reply: b, Session: c.Session}, now)
+	if err == nil && !stored {
+		err = fmt.Errorf("ik %s was taken", ik)
+	}
+	return err
 }
 
 // newSale is the row of a new presell held by keyID, started at now in loc.

@@ -283,7 +283,8 @@ func TestStoreConcurrentSubmits(t *testing.T) {
 
 // TestStoreExactlyOnceAcrossInstances: a request retried with its ik on
 // the other instance gets the stored reply and runs nothing again, also
-// when the two copies arrive on both instances at the same moment.
+// when the two copies arrive on both instances at the same moment, and
+// when the change would now be refused.
 func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
 	alongside(t)
 	db, adminKey := demoStore(t)
@@ -313,6 +314,12 @@ func TestStoreExactlyOnceAcrossInstances(t *testing.T) {
 		if ra.Error != nil || rb.Error != nil || string(ra.Data) != string(rb.Data) {
 			t.Fatalf("round %d: the two copies got different replies:\nA %s\nB %s", i, ra.raw, rb.raw)
 		}
+	}
+	// A park retried on B, which would refuse a parked sale, answers the park.
+	park := map[string]any{"a": sbA + "sale_park", "rq": "park", "ik": newUUID(), "k": pk}
+	parked := doPkt(t, onA, park)
+	if again := doPkt(t, onB, park); parked.Error != nil || string(again.Data) != string(parked.Data) {
+		t.Fatalf("park retried on B:\n got %s\nwant %s", again.raw, parked.raw)
 	}
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, db)

@@ -95,13 +95,20 @@ func GetIdempotent(ctx context.Context, q sqlx.QueryerContext, keyID, ik string)
 	return &rec, nil
 }
 
-// PutIdempotent stores the reply for ik in the request's transaction.
-func PutIdempotent(ctx context.Context, tx *Tx, rec *Idempotent, now time.Time) error {
-	_, err := tx.ExecContext(ctx, qPutIdempotent, rec.IK, rec.KeyID, rec.Endpoint, rec.RequestHash, rec.Reply, now.UTC().Format(DateTime), rec.Session)
+// PutIdempotent stores the reply for ik in the request's transaction. It
+// reports false, storing nothing, when the key already has a record for
+// ik: the unique pair, not a read before, is what keeps a change to once
+// (a read costs every change a statement; a taken ik is a rare retry).
+func PutIdempotent(ctx context.Context, tx *Tx, rec *Idempotent, now time.Time) (stored bool, err error) {
+	res, err := tx.ExecContext(ctx, qPutIdempotent, rec.IK, rec.KeyID, rec.Endpoint, rec.RequestHash, rec.Reply, now.UTC().Format(DateTime), rec.Session)
 	if err != nil {
-		return fmt.Errorf("store ik %s: %w", rec.IK, err)
+		return false, fmt.Errorf("store ik %s: %w", rec.IK, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store ik %s: %w", rec.IK, err)
+	}
+	return n == 1, nil
 }
 
 // Statements, prepared once when the DB opens.
@@ -116,7 +123,7 @@ var (
 				ON CONFLICT (name) DO UPDATE SET value = excluded.value`))
 	qGetIdempotent = stmt(`SELECT ik, key_id, endpoint, request_hash, reply, session FROM idempotency WHERE key_id = ? AND ik = ?`)
 	qPutIdempotent = follow(stmt(`INSERT INTO idempotency (ik, key_id, endpoint, request_hash, reply, created_utc, session)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`))
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ik, key_id) DO NOTHING`))
 )
 
 // TrimIdempotency deletes idempotency records created before cutoff, at

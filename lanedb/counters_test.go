@@ -197,6 +197,37 @@ func testTrimIdempotency(t *testing.T, db *DB) {
 
 // TestIdempotencyRecordsSharePages: a stored reply (a sale's view, about
 // 1 KB) does not take a page of its own: a page holds several records.
+// TestPutIdempotentStoresOnce: a second record for a key's ik stores
+// nothing and says so; the first stays as it was. Another key's record for
+// the same ik is its own.
+func TestPutIdempotentStoresOnce(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	for _, tc := range []struct {
+		key, reply string
+		stored     bool
+	}{
+		{"key-1", "first", true},
+		{"key-1", "second", false},
+		{"key-2", "other key", true},
+	} {
+		var stored bool
+		err := db.WriteTx(ctx, func(tx *Tx) (err error) {
+			rec := &Idempotent{IK: "ik-1", KeyID: tc.key, Endpoint: "sale_park", RequestHash: []byte{1}, Reply: []byte(tc.reply)}
+			stored, err = PutIdempotent(ctx, tx, rec, time.Now())
+			return err
+		})
+		if err != nil || stored != tc.stored {
+			t.Fatalf("%s's record %q: stored %v, %v; want %v", tc.key, tc.reply, stored, err, tc.stored)
+		}
+	}
+	for key, want := range map[string]string{"key-1": "first", "key-2": "other key"} {
+		if rec, err := GetIdempotent(ctx, db.r, key, "ik-1"); err != nil || rec == nil || string(rec.Reply) != want {
+			t.Fatalf("%s's record: %+v, %v; want reply %q", key, rec, err, want)
+		}
+	}
+}
+
 func TestIdempotencyRecordsSharePages(t *testing.T) {
 	ctx := context.Background()
 	db := openTemp(t)
@@ -214,7 +245,7 @@ func TestIdempotencyRecordsSharePages(t *testing.T) {
 		for i := range records {
 			rec := &Idempotent{IK: fmt.Sprintf("ik-%04d", i), KeyID: "key-1", Endpoint: "sale_add_product",
 				RequestHash: make([]byte, 32), Reply: reply}
-			if err := PutIdempotent(ctx, tx, rec, time.Now()); err != nil {
+			if _, err := PutIdempotent(ctx, tx, rec, time.Now()); err != nil {
 				return err
 			}
 		}
@@ -250,7 +281,7 @@ func TestIdempotencyKeysOfManyTabletsShareIndexPages(t *testing.T) {
 				seq++ // an ik's leading digits order it as a UUIDv7's time does
 				rec := &Idempotent{IK: fmt.Sprintf("%012x-7%03x-8000-000000000000", seq, k), KeyID: fmt.Sprintf("key-%02d", k),
 					Endpoint: "sale_add_product", RequestHash: make([]byte, 32), Reply: []byte(`{"k":"x","view":{}}`)}
-				if err := PutIdempotent(ctx, tx, rec, time.Now()); err != nil {
+				if _, err := PutIdempotent(ctx, tx, rec, time.Now()); err != nil {
 					return err
 				}
 			}

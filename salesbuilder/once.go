@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,30 +60,82 @@ func ChangedOf[V interface{ Key() string }](v V, err error) (Changed, error) {
 // Change runs fn as one write (inside the group-commit batch) and answers
 // once it has committed. With an ik, the answer is stored in the same
 // transaction, and a retry answers it without running fn again.
+//
+// A new ik is not looked up first: its record's INSERT finds a taken ik
+// by the unique pair anyway, and a read before every change cost every
+// change a statement for the sake of the rare retry. A retry is found
+// there (or, when fn refuses it, by a look after the refusal: a retried
+// park finds its sale parked); that run is undone (errIKTaken) and the
+// change runs once more, looking the ik up first, as it always did.
 func (s *Service) Change(ctx context.Context, o Once, fn ChangeFunc) (Changed, error) {
-	var result Changed
-	err := s.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
-		if o.IK != "" {
+	var c Changed
+	err := s.do(ctx, s.changeOnce(o, fn, false, &c))
+	if errors.Is(err, errIKTaken) {
+		err = s.do(ctx, s.changeOnce(o, fn, true, &c))
+	}
+	return c, mapDBError(err)
+}
+
+// errIKTaken undoes a change run without looking its ik up first, whose ik
+// turned out to be taken: the run made (or refused) what the first run
+// already answered.
+var errIKTaken = errors.New("the ik has a stored answer")
+
+// changeOnce is the mutation of one run of Change, answering in result;
+// lookFirst looks the ik up before fn.
+func (s *Service) changeOnce(o Once, fn ChangeFunc, lookFirst bool, result *Changed) lanedb.Mutation {
+	return func(ctx context.Context, tx *lanedb.Tx) error {
+		if o.IK != "" && lookFirst {
 			stored, ok, err := s.replayed(ctx, tx, o)
 			if err != nil || ok {
-				result = stored
+				*result = stored
 				return err
 			}
 		}
 		c, err := fn(ctx, tx)
 		if err != nil {
+			if o.IK != "" && !lookFirst {
+				return s.refused(ctx, tx, o, err)
+			}
 			return err
 		}
 		s.touched(tx, o.Caller, c.Physkey)
 		if o.IK != "" {
-			if c, err = storeReply(ctx, tx, o, c, s.now()); err != nil {
+			stored, err := storeReply(ctx, tx, o, c, s.now())
+			switch {
+			case err != nil:
 				return err
+			case stored == nil && lookFirst:
+				// Looked up in this very transaction, which nobody else
+				// writes: it cannot be taken.
+				return fmt.Errorf("ik %s was taken after it was looked up", o.IK)
+			case stored == nil:
+				return errIKTaken
 			}
+			c = *stored
 		}
-		result = c
+		*result = c
 		return nil
-	})
-	return result, err
+	}
+}
+
+// refused is what a change whose fn failed with err answers: errIKTaken
+// when o's ik has a record (the request is a retry, refused because its
+// first run already happened), else err. A failed statement is answered
+// as it is; on PostgreSQL it leaves nothing to look in, so a look that
+// fails is a reason to run again looking first.
+func (s *Service) refused(ctx context.Context, tx *lanedb.Tx, o Once, err error) error {
+	if _, ok := lanedb.StorageFault(err); ok {
+		return err // the transaction is gone with the disk's trouble
+	}
+	rec, lookErr := lanedb.GetIdempotent(ctx, tx, o.Caller.KeyID, o.IK)
+	switch {
+	case lookErr != nil:
+		return fmt.Errorf("%w: %w (and the ik's record could not be read: %w)", errIKTaken, err, lookErr)
+	case rec != nil:
+		return errIKTaken
+	}
+	return err
 }
 
 // storedReply is what the idempotency table keeps of a reply: the sale and
@@ -132,19 +185,19 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, o Once) (Changed,
 	return Changed{Physkey: sr.Physkey, View: sr.View}, true, nil
 }
 
-// storeReply keeps c for o's ik. The view is answered as the very bytes
+// storeReply keeps c for o's ik, or answers nil when the ik is taken. The view is answered as the very bytes
 // stored, so the first answer and every retry are identical.
-func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.Time) (Changed, error) {
+func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.Time) (*Changed, error) {
 	view, err := json.Marshal(c.View)
 	if err != nil {
-		return Changed{}, fmt.Errorf("encode reply for ik: %w", err)
+		return nil, fmt.Errorf("encode reply for ik: %w", err)
 	}
 	body := storedReplyJSON(c.Physkey, view)
 	rec := &lanedb.Idempotent{IK: o.IK, KeyID: o.Caller.KeyID, Endpoint: o.Op, RequestHash: o.Hash, Reply: body, Session: o.Caller.Session}
-	if err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil {
-		return Changed{}, err
+	if stored, err := lanedb.PutIdempotent(ctx, tx, rec, now); err != nil || !stored {
+		return nil, err
 	}
-	return Changed{Physkey: c.Physkey, View: json.RawMessage(view)}, nil
+	return &Changed{Physkey: c.Physkey, View: json.RawMessage(view)}, nil
 }
 
 // TrimJournal keeps the newest JournalKeep journal entries (what firehoses

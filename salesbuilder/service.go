@@ -222,10 +222,15 @@ func (s *Service) SessionElsewhere(session string) bool {
 // errors a client can act on turned into FD1 errors. While changes are
 // held (HoldChanges) it refuses with that error instead.
 func (s *Service) Do(ctx context.Context, fn lanedb.Mutation) error {
+	return mapDBError(s.do(ctx, fn))
+}
+
+// do is Do answering the writer's error as it is.
+func (s *Service) do(ctx context.Context, fn lanedb.Mutation) error {
 	if err := s.held.Load(); err != nil {
 		return *err
 	}
-	return mapDBError(s.writer.Do(ctx, fn))
+	return s.writer.Do(ctx, fn)
 }
 
 // HoldChanges makes Do refuse every change with err until it is called

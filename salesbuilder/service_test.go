@@ -60,6 +60,7 @@ func (s services) VoidPresell(ctx context.Context, ticketOrPhyskey, actor, reaso
 type lane struct {
 	t      *testing.T
 	db     *lanedb.DB
+	w      *lanedb.Writer
 	svc    services
 	router *protocol.Router
 
@@ -97,7 +98,7 @@ func newLane(t *testing.T, opts ...func(*Options)) *lane {
 	}
 	w := db.NewWriter(lanedb.WriterOptions{MaxWait: time.Millisecond, MaxBatch: 16})
 	t.Cleanup(func() { w.Close(); db.Close() })
-	l := &lane{t: t, db: db, clock: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
+	l := &lane{t: t, db: db, w: w, clock: time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)}
 	o := Options{Now: l.now, Lease: 2 * time.Minute, PresellMaxAge: 12 * time.Hour}
 	for _, f := range opts {
 		f(&o)
@@ -500,6 +501,93 @@ func TestIdempotencyKey(t *testing.T) {
 	wantCode(t, err, protocol.CodeUnknownProduct)
 	if _, err := l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 99999}, ikBad); err == nil {
 		t.Fatal("the failed request succeeded on retry")
+	}
+}
+
+// TestRetryGetsTheFirstAnswer: a retry is answered what the first run
+// answered, and nothing is made twice, whether the change would go through
+// again (a second sale, a second payment: its record's INSERT finds the ik
+// taken) or would now be refused (a parked sale cannot be parked, a
+// completed one completed: the ik is looked for after the refusal).
+func TestRetryGetsTheFirstAnswer(t *testing.T) {
+	tab, till := tablet("tablet-1"), counter("counter-1")
+	for _, tc := range []struct {
+		name   string
+		caller *protocol.Caller
+		a      string
+		setup  func(l *lane) (k string, v any)
+		count  string // what the change made, counted after the retries
+		want   int
+	}{
+		{"create", tab, "salesbuilder.sale_create", func(l *lane) (string, any) { return "", nil },
+			`SELECT COUNT(*) FROM sales`, 1},
+		{"add a product", tab, "salesbuilder.sale_add_product", func(l *lane) (string, any) {
+			return l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey, map[string]any{"pid": 1001}
+		}, `SELECT COUNT(*) FROM sale_lines`, 1},
+		{"park", tab, "salesbuilder.sale_park", func(l *lane) (string, any) {
+			k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+			l.sale(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001})
+			return k, nil
+		}, `SELECT COUNT(*) FROM sales WHERE phase = 5 AND ticket IS NOT NULL`, 1},
+		{"pay", till, "salesbuilder.sale_add_payment", func(l *lane) (string, any) {
+			// Part of the 5.50: a second would go through.
+			return l.counterSale(till, map[string]any{"pid": 1001}), map[string]any{"type": 1, "amount": 2}
+		}, `SELECT COUNT(*) FROM payments`, 1},
+		{"complete", till, "salesbuilder.salesbuilder_complete", func(l *lane) (string, any) {
+			k := l.counterSale(till, map[string]any{"pid": 1001})
+			l.sale(till, "salesbuilder.sale_add_payment", k, map[string]any{"type": 1, "amount": 5.5})
+			return k, nil
+		}, `SELECT COUNT(*) FROM sales WHERE completeddtutc IS NOT NULL`, 1},
+		{"cancel", till, "salesbuilder.salesbuilder_cancel", func(l *lane) (string, any) {
+			return l.counterSale(till, map[string]any{"pid": 1001}), nil
+		}, `SELECT COUNT(*) FROM sales WHERE phase = 10000`, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLane(t)
+			k, v := tc.setup(l)
+			ik := uuid.NewString()
+			first, err := l.call(tc.caller, tc.a, k, v, ik)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := json.Marshal(first.Data)
+			for range 2 {
+				again, err := l.call(tc.caller, tc.a, k, v, ik)
+				if err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+				if got, _ := json.Marshal(again.Data); string(got) != string(want) {
+					t.Fatalf("retry answered\n%s\nthe first run answered\n%s", got, want)
+				}
+			}
+			var n int
+			if err := l.db.Read.Get(&n, tc.count); err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.want {
+				t.Fatalf("after a change and two retries, %s = %d; want %d", tc.count, n, tc.want)
+			}
+		})
+	}
+}
+
+// TestNewIKIsNotLookedUp: a change with a new ik makes one statement more
+// than without one, its record's INSERT; no read of the ik comes first.
+func TestNewIKIsNotLookedUp(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	k := l.sale(tab, "salesbuilder.sale_create", "", nil).Physkey
+	add := func(ik string) int64 {
+		before := l.w.Stats().Snapshot()
+		if _, err := l.call(tab, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001}, ik); err != nil {
+			t.Fatal(err)
+		}
+		return l.w.Stats().Snapshot().Sub(before).Statements
+	}
+	add("") // the product and the sale's parts are read once, then kept
+	without, with := add(""), add(uuid.NewString())
+	if with != without+1 {
+		t.Fatalf("a change made %d statements without an ik and %d with a new one; want one more, the record's INSERT", without, with)
 	}
 }
 
