@@ -79,6 +79,9 @@ type Writer struct {
 	faultOver       string       // what to say when it is over
 	walLog          faultlog.Log // … of a WAL that a read keeps from starting over (noteWAL)
 	walMost         int64        // the WAL's largest size while walLog is on
+	// suspects holds when each tag's mutation last failed after writing
+	// (see guarded).
+	suspects map[string]time.Time
 
 	// lockMu guards what has been told of another program's write lock
 	// (lockHeld): the writer goroutine tells a wait that ended, the
@@ -353,6 +356,8 @@ type job struct {
 	ctx  context.Context
 	fn   Mutation
 	done chan error
+	// tag names who the mutation is for (DoAs): an API key.
+	tag string
 	// retried: the job already lost one race on PostgreSQL (isConflict)
 	// and was run again; a second loss is its answer (ErrRaceLost).
 	retried bool
@@ -394,7 +399,14 @@ func (w *Writer) Stats() *WriterStats { return &w.stats }
 // committed (nil) or fn's error once its savepoint is rolled back. A
 // mutation whose ctx is done before it starts is not run.
 func (w *Writer) Do(ctx context.Context, fn Mutation) error {
-	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return w.DoAs(ctx, "", fn)
+}
+
+// DoAs is Do for a mutation made for tag (an API key; "" none): while the
+// tag's mutations keep failing after they wrote, each runs inside a
+// savepoint of its own (see guarded).
+func (w *Writer) DoAs(ctx context.Context, tag string, fn Mutation) error {
+	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1), tag: tag}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -649,12 +661,13 @@ func (w *Writer) transact(batch []*job, bare bool) {
 			results[i] = err
 			continue
 		}
-		if bare {
+		if bare && !w.guarded(j.tag) {
 			jobErr, clean := runBare(ctx, tx, j, deadline)
 			if !clean {
 				// The job may have written before it failed, and only a
 				// savepoint could take that back alone: start the batch
 				// over with one around every job.
+				w.suspect(j.tag)
 				_ = tx.Rollback()
 				w.account(tx, busy, 0)
 				w.stats.Reruns.Add(1)
@@ -970,6 +983,38 @@ func runBare(ctx context.Context, tx *Tx, j *job, deadline time.Time) (jobErr er
 	tx.afterCommit = tx.afterCommit[:callbacks]
 	var se *sqlite.Error
 	return jobErr, tx.changes == changes && !errors.As(jobErr, &se) && !errors.Is(jobErr, errPanicked)
+}
+
+// suspectFor is how long a tag whose mutation failed after writing has its
+// mutations guarded, and suspectsMax how many tags are remembered at most
+// (past it, all are forgotten at once).
+const (
+	suspectFor  = 10 * time.Second
+	suspectsMax = 1024
+)
+
+// guarded says whether a job of tag runs inside its own savepoint even in
+// a batch that runs bare: one of the tag's mutations failed after writing
+// within suspectFor. Such a failure starts its whole batch over (every job
+// in it runs twice), and a client can cause it at will (a retry whose ik
+// is found taken only after its change ran, a line that takes its sale
+// over the lane's limit), as often as its key may send: one key would
+// halve every tablet's throughput. Guarded, the next such failure undoes
+// its own writes alone, for the cost of two statements.
+func (w *Writer) guarded(tag string) bool {
+	at, ok := w.suspects[tag]
+	return ok && time.Since(at) < suspectFor
+}
+
+// suspect notes that a job of tag failed after writing.
+func (w *Writer) suspect(tag string) {
+	if tag == "" {
+		return
+	}
+	if w.suspects == nil || len(w.suspects) >= suspectsMax {
+		w.suspects = map[string]time.Time{}
+	}
+	w.suspects[tag] = time.Now()
 }
 
 // jobContext is the context j's mutation runs in: one its caller cannot

@@ -222,6 +222,89 @@ func TestWriterBareJobsInOneBatch(t *testing.T) {
 	}
 }
 
+// TestWriterGuardsAKeyThatFailsAfterWriting: a job that fails after
+// writing starts its batch over, every job in it running twice. A client
+// can make that happen at will, so for a while after it did, that key's
+// jobs run inside savepoints of their own, and the next such failure undoes
+// only its own writes. Other keys' and untagged jobs run bare as before.
+func TestWriterGuardsAKeyThatFailsAfterWriting(t *testing.T) {
+	refused := errors.New("refused")
+	db := openTemp(t)
+	w := db.NewWriter(WriterOptions{MaxWait: time.Millisecond, MaxBatch: 64})
+	defer w.Close()
+	ctx := context.Background()
+	tid := 0
+	type job struct {
+		tag   string
+		fails bool // after its insert
+	}
+	// batch runs the jobs as one batch, behind a job holding the writer,
+	// and answers how many times each ran, their errors and the stats.
+	batch := func(jobs ...job) ([]int, []error, WriterSnapshot) {
+		gate, held := make(chan struct{}), make(chan struct{})
+		go w.Do(ctx, func(context.Context, *Tx) error { close(held); <-gate; return nil })
+		<-held
+		runs, errs := make([]int, len(jobs)), make([]error, len(jobs))
+		var wg sync.WaitGroup
+		for i, j := range jobs {
+			tid++
+			insert := insertStaff(tid)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = w.DoAs(ctx, j.tag, func(ctx context.Context, tx *Tx) error {
+					runs[i]++
+					if err := insert(ctx, tx); err != nil || !j.fails {
+						return err
+					}
+					return refused
+				})
+			}()
+			for len(w.jobs) < i+1 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		before := w.Stats().Snapshot()
+		close(gate)
+		wg.Wait()
+		return runs, errs, w.Stats().Snapshot().Sub(before)
+	}
+	for _, tt := range []struct {
+		name   string
+		jobs   []job
+		reruns int64
+	}{
+		{"key-a's first failure", []job{{"key-b", false}, {"key-a", true}, {"key-b", false}}, 1},
+		{"key-a's next", []job{{"key-b", false}, {"key-a", true}, {"key-b", false}}, 0},
+		{"key-a's next, beside its own", []job{{"key-a", false}, {"key-a", true}, {"key-b", false}}, 0},
+		{"another key's", []job{{"key-b", false}, {"key-c", true}}, 1},
+		{"no key's", []job{{"key-b", false}, {"", true}}, 1},
+		{"no key's again", []job{{"key-b", false}, {"", true}}, 1},
+	} {
+		before := staffCount(t, db)
+		runs, errs, d := batch(tt.jobs...)
+		wantRows := before
+		for i, j := range tt.jobs {
+			if j.fails != errors.Is(errs[i], refused) || !j.fails && errs[i] != nil {
+				t.Errorf("%s: job %d: err %v", tt.name, i, errs[i])
+			}
+			if !j.fails {
+				wantRows++
+			}
+			// Before the failure, jobs run twice when the batch starts over.
+			if want := 1 + int(tt.reruns)*btoi(i <= 1); runs[i] != want {
+				t.Errorf("%s: job %d ran %d times, want %d", tt.name, i, runs[i], want)
+			}
+		}
+		if d.Reruns != tt.reruns {
+			t.Errorf("%s: Reruns +%d, want %d", tt.name, d.Reruns, tt.reruns)
+		}
+		if got := staffCount(t, db); got != wantRows {
+			t.Errorf("%s: %d rows, want %d (the failed job's undone, the others' kept)", tt.name, got, wantRows)
+		}
+	}
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1

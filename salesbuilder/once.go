@@ -69,9 +69,9 @@ func ChangedOf[V interface{ Key() string }](v V, err error) (Changed, error) {
 // change runs once more, looking the ik up first, as it always did.
 func (s *Service) Change(ctx context.Context, o Once, fn ChangeFunc) (Changed, error) {
 	var c Changed
-	err := s.do(ctx, s.changeOnce(o, fn, false, &c))
+	err := s.do(ctx, o.Caller, s.changeOnce(o, fn, false, &c))
 	if errors.Is(err, errIKTaken) {
-		err = s.do(ctx, s.changeOnce(o, fn, true, &c))
+		err = s.do(ctx, o.Caller, s.changeOnce(o, fn, true, &c))
 	}
 	return c, mapDBError(err)
 }

@@ -222,15 +222,20 @@ func (s *Service) SessionElsewhere(session string) bool {
 // errors a client can act on turned into FD1 errors. While changes are
 // held (HoldChanges) it refuses with that error instead.
 func (s *Service) Do(ctx context.Context, fn lanedb.Mutation) error {
-	return mapDBError(s.do(ctx, fn))
+	return mapDBError(s.do(ctx, nil, fn))
 }
 
-// do is Do answering the writer's error as it is.
-func (s *Service) do(ctx context.Context, fn lanedb.Mutation) error {
+// do is Do for c's key (nil: none; see lanedb.Writer.DoAs), answering
+// the writer's error as it is.
+func (s *Service) do(ctx context.Context, c *protocol.Caller, fn lanedb.Mutation) error {
 	if err := s.held.Load(); err != nil {
 		return *err
 	}
-	return s.writer.Do(ctx, fn)
+	var key string
+	if c != nil {
+		key = c.KeyID
+	}
+	return s.writer.DoAs(ctx, key, fn)
 }
 
 // HoldChanges makes Do refuse every change with err until it is called
