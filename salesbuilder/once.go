@@ -185,8 +185,9 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, o Once) (Changed,
 	return Changed{Physkey: sr.Physkey, View: sr.View}, true, nil
 }
 
-// storeReply keeps c for o's ik, or answers nil when the ik is taken. The view is answered as the very bytes
-// stored, so the first answer and every retry are identical.
+// storeReply keeps c for o's ik, or answers nil when the ik is taken. The
+// view is answered as the very bytes stored, so the first answer and every
+// retry are identical.
 func storeReply(ctx context.Context, tx *lanedb.Tx, o Once, c Changed, now time.Time) (*Changed, error) {
 	view, err := json.Marshal(c.View)
 	if err != nil {
