@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
@@ -67,13 +68,49 @@ func ChangedOf[V interface{ Key() string }](v V, err error) (Changed, error) {
 // there (or, when fn refuses it, by a look after the refusal: a retried
 // park finds its sale parked); that run is undone (errIKTaken) and the
 // change runs once more, looking the ik up first, as it always did.
+//
+// A key whose ik was found taken looks its iks up first for a while
+// (retriers): a retry costs a look, not a change made and undone, so
+// neither a device resending its queue nor one resending on purpose
+// costs the other tablets more than it did.
 func (s *Service) Change(ctx context.Context, o Once, fn ChangeFunc) (Changed, error) {
 	var c Changed
-	err := s.do(ctx, o.Caller, s.changeOnce(o, fn, false, &c))
+	lookFirst := o.IK != "" && s.retrying.recently(o.Caller.KeyID)
+	err := s.do(ctx, o.Caller, s.changeOnce(o, fn, lookFirst, &c))
 	if errors.Is(err, errIKTaken) {
+		s.retrying.note(o.Caller.KeyID)
 		err = s.do(ctx, o.Caller, s.changeOnce(o, fn, true, &c))
 	}
 	return c, mapDBError(err)
+}
+
+// retriers holds when each key last had an ik found taken: for
+// retryingFor after it, the key's changes look their iks up first. At most
+// retriersMax keys are held; past it, all are forgotten at once.
+type retriers struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const (
+	retryingFor = 10 * time.Second
+	retriersMax = 1024
+)
+
+func (r *retriers) note(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil || len(r.last) >= retriersMax {
+		r.last = map[string]time.Time{}
+	}
+	r.last[key] = time.Now()
+}
+
+func (r *retriers) recently(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.last[key]
+	return ok && time.Since(at) < retryingFor
 }
 
 // errIKTaken undoes a change run without looking its ik up first, whose ik

@@ -44,6 +44,7 @@ type Service struct {
 	maxChange   int64 // cents
 	tops        *tops // each socket's top sale (tops.go)
 	ids         *ids
+	retrying    retriers // keys whose iks were found taken of late (once.go)
 	presells    Presells
 
 	stampMu   sync.Mutex
