@@ -220,27 +220,38 @@ func (w *Workflow) Release(ctx context.Context, tx *lanedb.Tx, c *protocol.Calle
 }
 
 // Resume moves to c's session a claim that the same key's earlier session
-// holds on the sale a retried request named. A retried claim (recall,
-// unpark) whose claim is gone is refused: its stored "you have it" is no
-// longer true.
+// holds on the sale a retried request named (from the same session it
+// only checks the claim is still held). A retried claim (recall, unpark)
+// whose claim is gone is refused, on any connection: its stored "you have
+// it" is no longer true. An ordinary sale has no claim: a retried unpark
+// of one stands while the key still holds the sale.
 func (w *Workflow) Resume(ctx context.Context, tx *lanedb.Tx, rec *lanedb.Idempotent, physkey string, c *protocol.Caller, claims bool) error {
 	moved, err := lanedb.MoveClaim(ctx, tx, physkey, rec.Session, c.Session, w.sales.Now())
 	if err != nil {
 		return err
 	}
 	if moved {
+		if rec.Session == c.Session {
+			return nil
+		}
 		w.claims.Add(tx, physkey, c.Session)
 		return lanedb.MoveSession(ctx, tx, rec.KeyID, rec.Session, c.Session)
 	}
 	if !claims {
 		return nil
 	}
-	// A presell that has since closed cannot be recalled again: say what
-	// became of it, not "recall it again".
 	sale, err := lanedb.GetSale(ctx, tx, physkey)
 	if err != nil {
 		return err
 	}
+	if !sale.Presell {
+		if c.HasKeyID(sale.HolderKey) {
+			return nil
+		}
+		return protocol.Errorf(protocol.CodeClaimLost, "sale %s is no longer this key's since this ik's unpark: %q holds it now", physkey, sale.HolderName)
+	}
+	// A presell that has since closed cannot be recalled again: say what
+	// became of it, not "recall it again".
 	switch sale.Phase {
 	case lanedb.PhaseCompleted:
 		return protocol.Errorf(protocol.CodeClaimLost, "presell %s was completed (sid %d) since this ik's recall: its claim has ended, and a completed sale cannot be recalled", physkey, sale.SID.Int64)

@@ -581,3 +581,55 @@ func TestRetriedRecallOfACompletedPresell(t *testing.T) {
 		t.Fatalf("a retried recall of a completed presell says %q", err)
 	}
 }
+
+// TestRetriedRecallAfterATakeover: a recall retried with its ik after its
+// lease lapsed and another counter recalled the presell hears claim_lost,
+// on the same connection as on a new one: the stored "you have it" is no
+// longer true. While the claim is still held, a retry answers as stored.
+func TestRetriedRecallAfterATakeover(t *testing.T) {
+	l := newLane(t, func(o *Options) { o.SessionOpen = func(string) bool { return false } })
+	tab, a, b := tablet("tablet-1"), counter("counter-a"), counter("counter-b")
+	reloaded := counter("counter-a")
+	reloaded.Session = "session-counter-a-reloaded"
+	p := l.submitted(tab, 1001)
+	ticket := map[string]any{"ticket": *p.Ticket}
+	first, err := l.call(a, "presell.recall", "", ticket, "recall-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := l.call(a, "presell.recall", "", ticket, "recall-1"); err != nil || recallView(t, again).Claim.Holder != "counter-a" {
+		t.Fatalf("a retry while the claim is held: %v, %+v; want the stored answer", err, first)
+	}
+	l.advance(3 * time.Minute) // past the lease
+	if _, err := l.call(b, "presell.recall", "", ticket, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*protocol.Caller{a, reloaded} {
+		_, err := l.call(c, "presell.recall", "", ticket, "recall-1")
+		wantCode(t, err, protocol.CodeClaimLost)
+	}
+}
+
+// TestRetriedUnparkOfAnOrdinarySale: an ordinary sale has no claim. A
+// counter's unpark retried from a new connection answers as stored while
+// the key holds the sale, not claim_lost with "recall it again".
+func TestRetriedUnparkOfAnOrdinarySale(t *testing.T) {
+	l := newLane(t, func(o *Options) { o.SessionOpen = func(string) bool { return false } })
+	till := counter("counter-a")
+	reloaded := counter("counter-a")
+	reloaded.Session = "session-counter-a-reloaded"
+	k := l.sale(till, "salesbuilder.sale_create", "", nil).Physkey
+	l.sale(till, "salesbuilder.sale_add_product", k, map[string]any{"pid": 1001})
+	l.sale(till, "salesbuilder.sale_park", k, nil)
+	first, err := l.call(till, "salesbuilder.sale_unpark", k, nil, "unpark-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.call(reloaded, "salesbuilder.sale_unpark", k, nil, "unpark-1")
+	if err != nil {
+		t.Fatalf("the unpark retried from a new connection: %v", err)
+	}
+	if a, b := fmt.Sprint(first.Data), fmt.Sprint(again.Data); a != b {
+		t.Fatalf("the retry answered %s, the unpark %s", b, a)
+	}
+}

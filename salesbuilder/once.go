@@ -43,7 +43,10 @@ type Changed struct {
 }
 
 // ChangeFunc is the body of one change, run inside the writer's
-// transaction.
+// transaction. A retry with a taken ik may run it before the ik is found
+// taken, and then undo it: whatever it does beyond its writes (a terminal,
+// a printer, a message) must wait for the commit (tx.OnCommit), or a
+// retry would do it again.
 type ChangeFunc func(ctx context.Context, tx *lanedb.Tx) (Changed, error)
 
 // Key is the physkey of the sale a view shows.
@@ -214,7 +217,7 @@ func (s *Service) replayed(ctx context.Context, tx *lanedb.Tx, o Once) (Changed,
 		return Changed{}, false, fmt.Errorf("stored reply for ik %s: %w", o.IK, err)
 	}
 	c := o.Caller
-	if rec.Session != "" && rec.Session != c.Session && sr.Physkey != "" && CanClaim(c) {
+	if rec.Session != "" && (rec.Session != c.Session || o.Claims) && sr.Physkey != "" && CanClaim(c) {
 		if err := s.presells.Resume(ctx, tx, rec, sr.Physkey, c, o.Claims); err != nil {
 			return Changed{}, false, err
 		}
