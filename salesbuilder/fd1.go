@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -77,6 +78,15 @@ func SaleRef(req *protocol.Request) string {
 	if k == "active" {
 		return ""
 	}
+	return canonicalKey(k)
+}
+
+// canonicalKey is k, a physkey in lower case as the lane's are (a client
+// may write one in capitals); any other key as it is.
+func canonicalKey(k string) string {
+	if u, err := uuid.Parse(k); err == nil && len(k) == len(u.String()) {
+		return u.String()
+	}
 	return k
 }
 
@@ -117,9 +127,10 @@ func (s *Service) Mutate(ctx context.Context, call *protocol.Call, shape Shape, 
 
 // requestHash identifies what a request asks for: the endpoint and its
 // arguments (not rq or rt, which change on a retry). v counts as the
-// handler decoded it, so a retry that writes the same request another way
-// (members in another order, numbers as text, a GET's query for a
-// socket's packet) is the same request.
+// handler decoded it, and k as the sale key it names, so a retry that
+// writes the same request another way (members in another order, numbers
+// as text, escapes, a physkey in capitals, a GET's query for a socket's
+// packet) is the same request.
 func requestHash(call *protocol.Call) []byte {
 	v := compactJSON(call.Req.V)
 	if args, ok := call.Decoded(); ok {
@@ -131,7 +142,17 @@ func requestHash(call *protocol.Call) []byte {
 	if len(call.Req.Q) > 0 {
 		q, _ = json.Marshal(call.Req.Q) // map keys marshal sorted
 	}
-	return hashParts(call, v, q)
+	return hashParts(call, keyOf(call.Req.K), v, q)
+}
+
+// keyOf is k as the sale key it names: a string's value, canonicalKey.
+func keyOf(k json.RawMessage) []byte {
+	var s string
+	if json.Unmarshal(k, &s) != nil {
+		return compactJSON(k)
+	}
+	b, _ := json.Marshal(canonicalKey(s)) // a string always encodes
+	return b
 }
 
 // writtenHash is requestHash with v and q as written: what a lane before
@@ -139,13 +160,13 @@ func requestHash(call *protocol.Call) []byte {
 // still finds its first reply.
 func writtenHash(call *protocol.Call) []byte {
 	q, _ := json.Marshal(call.Req.Q)
-	return hashParts(call, compactJSON(call.Req.V), q)
+	return hashParts(call, compactJSON(call.Req.K), compactJSON(call.Req.V), q)
 }
 
-func hashParts(call *protocol.Call, v, q []byte) []byte {
+func hashParts(call *protocol.Call, k, v, q []byte) []byte {
 	h := sha256.New()
 	req := call.Req
-	for _, part := range [][]byte{[]byte(call.Endpoint.Name), compactJSON(req.K), v, []byte(strings.Join(req.QK, ","))} {
+	for _, part := range [][]byte{[]byte(call.Endpoint.Name), k, v, []byte(strings.Join(req.QK, ","))} {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
@@ -199,6 +220,8 @@ func (s *Service) create(ctx context.Context, call *protocol.Call) (*protocol.Re
 	if err != nil {
 		return nil, err
 	}
+	// As the sale will have it, and as a retry's hash counts it (requestHash).
+	a.Physkey = strings.ToLower(a.Physkey)
 	return s.Mutate(ctx, call, ShapeOf(call), func(ctx context.Context, tx *lanedb.Tx) (Changed, error) {
 		return ChangedOf(s.Create(ctx, tx, call.Caller, a.Physkey))
 	})

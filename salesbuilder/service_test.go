@@ -144,6 +144,20 @@ func (l *lane) call(c *protocol.Caller, a, k string, v any, ik string) (*protoco
 	return ep.Handler(context.Background(), &protocol.Call{Req: req, Caller: c, Endpoint: ep})
 }
 
+// callK is call with k as written on the wire.
+func (l *lane) callK(c *protocol.Caller, a string, k json.RawMessage, v any, ik string) (*protocol.Result, error) {
+	l.t.Helper()
+	req := &protocol.Request{A: a, IK: ik, K: k}
+	if v != nil {
+		req.V, _ = json.Marshal(v)
+	}
+	ep, err := l.router.Lookup(a)
+	if err != nil {
+		return nil, err
+	}
+	return ep.Handler(context.Background(), &protocol.Call{Req: req, Caller: c, Endpoint: ep})
+}
+
 // sale runs a call that must succeed and returns the sale in its reply.
 func (l *lane) sale(c *protocol.Caller, a, k string, v any) *SaleView {
 	l.t.Helper()
@@ -581,6 +595,39 @@ func TestRetryGetsTheFirstAnswer(t *testing.T) {
 				t.Fatalf("after a change and three retries, %s = %d; want %d", tc.count, n, tc.want)
 			}
 		})
+	}
+}
+
+// TestRetryWrittenAnotherWay: the sale key written in capitals or with a
+// JSON escape names the same sale, and a retry written so is the same
+// request; so is a create's physkey in capitals.
+func TestRetryWrittenAnotherWay(t *testing.T) {
+	l := newLane(t)
+	tab := tablet("tablet-1")
+	pk := uuid.NewString()
+	created, err := l.call(tab, "salesbuilder.sale_create", "", map[string]any{"physkey": strings.ToUpper(pk)}, "ik-create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := l.call(tab, "salesbuilder.sale_create", "", map[string]any{"physkey": pk}, "ik-create"); err != nil ||
+		fmt.Sprint(again.Data) != fmt.Sprint(created.Data) {
+		t.Fatalf("a create retried with its physkey in lower case: %v; want the first answer", err)
+	}
+	add := map[string]any{"pid": 1001}
+	first, err := l.call(tab, "salesbuilder.sale_add_product", strings.ToUpper(pk), add, "ik-add")
+	if err != nil {
+		t.Fatalf("a physkey in capitals: %v", err)
+	}
+	escaped := `"\u00` + fmt.Sprintf("%x", pk[0]) + pk[1:] + `"`
+	for _, k := range []json.RawMessage{json.RawMessage(`"` + pk + `"`), json.RawMessage(escaped)} {
+		res, err := l.callK(tab, "salesbuilder.sale_add_product", k, add, "ik-add")
+		if err != nil || fmt.Sprint(res.Data) != fmt.Sprint(first.Data) {
+			t.Fatalf("the add retried with k %s: %v; want the first answer", k, err)
+		}
+	}
+	var lines int
+	if err := l.db.Read.Get(&lines, `SELECT COUNT(*) FROM sale_lines`); err != nil || lines != 1 {
+		t.Fatalf("%d lines (%v); want 1", lines, err)
 	}
 }
 
