@@ -43,7 +43,7 @@ type Common struct {
 	// Default "": a temporary folder, removed at the end.
 	DB string
 	// RecycleEvery is how often submitted presells beyond the newest 2,499
-	// are voided to free their tickets (see voidPresells). Default 250ms;
+	// are voided to free their tickets (see recycler). Default 250ms;
 	// 0 never (the lane then runs out of tickets after 9,999 sales).
 	RecycleEvery time.Duration
 	// CPUProfile receives a CPU profile of the main phase's (first)

@@ -5,6 +5,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/greenlane-pos/greenlane/fd1client"
 	lanesrv "github.com/greenlane-pos/greenlane/lane"
@@ -209,13 +211,9 @@ func withLanes(ctx context.Context, prefix, file string, instances int, opts lan
 }
 
 // voidPresells voids the presells in phases (an SQL list), open claims
-// and all, but for the newest keep, and says how many. A lane has 9,999
-// tickets, each taken while its presell is open; a shop's counter frees
-// them as fast as tablets submit, a bench has none, and at 1,000 sales/s
-// they would run out in ten seconds. One short UPDATE every RecycleEvery
-// stands in for the counter at a fraction of its cost. keep is a shop's
-// queue: a load that never reaches it (the realistic phases') meets no
-// bulk write a counter would not make.
+// and all, but for the newest keep, in one UPDATE, and says how many: for
+// a lane DB no lane is serving (bench recall's leftovers, baseline-1tx's
+// tickets). A lane's are voided by the recycler.
 func voidPresells(ctx context.Context, write writeFunc, by, phases string, keep int) (int64, error) {
 	var n int64
 	err := write(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
@@ -256,15 +254,43 @@ func directWrite(db *lanedb.DB) writeFunc {
 // recycleKeep is the open presells the recyclers leave: a quarter of the tickets.
 const recycleKeep = lanedb.MaxTicket / 4
 
-// recycler voids submitted presells every interval beside a load.
+// A recycler voids what it finds in recycleJobs writer jobs of at least
+// recycleChunk presells each. Each job waits for its commit, so at most
+// one joins a batch: a batch of tablets' changes waits a millisecond or
+// two for its share, not for the whole backlog at once, and the jobs of
+// one round span about the round (a job waits out the queue ahead of it,
+// as a tablet's change does). A backlog that grows makes bigger jobs.
+const (
+	recycleJobs  = 8
+	recycleChunk = 16
+)
+
+// recyclerName is who the recycler voids as.
+const recyclerName = "bench recycler"
+
+// recycler voids submitted presells beside a load. A lane has 9,999
+// tickets, each taken while its presell is open; a shop's counter frees
+// them as fast as tablets submit, a bench has none, and at 1,000 sales/s
+// they would run out in ten seconds. So the recycler stands in for the
+// counter, at a fraction of its cost: every interval it voids the
+// submitted presells beyond the newest recycleKeep (a shop's queue: a load
+// that never reaches it, as the realistic phases', meets no recycling),
+// each by lanedb's UpdateSale, which writes the phase and who voided it
+// and tells the writer's cache which sale it wrote. One raw UPDATE of them
+// all would be cheaper to run, but the cache cannot follow it and would
+// empty: every open sale's next change would then read its sale, lines,
+// product and customer again, four statements more, which a lane meets
+// only when another program commits to its DB, not four times a second.
 type recycler struct {
-	n   atomic.Int64
-	err error // why it stopped early; read once wg is done
+	l    *lane
+	keep int // recycleKeep
+	n    atomic.Int64
+	err  error // why it stopped early; read once wg is done
 }
 
-// recycle runs a recycler on wg until ctx ends (none when every ≤ 0).
-func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write writeFunc) *recycler {
-	r := &recycler{}
+// recycle runs a recycler for l on wg until ctx ends (none when every ≤ 0).
+func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, l *lane) *recycler {
+	r := &recycler{l: l, keep: recycleKeep}
 	if every <= 0 {
 		return r
 	}
@@ -277,17 +303,53 @@ func recycle(ctx context.Context, wg *sync.WaitGroup, every time.Duration, write
 				return
 			case <-t.C:
 			}
-			n, err := voidPresells(ctx, write, "bench recycler", "(5)", recycleKeep)
-			if err != nil {
+			if err := r.once(ctx); err != nil {
 				if ctx.Err() == nil {
 					r.err = fmt.Errorf("ticket recycler: %w", err)
 				}
 				return
 			}
-			r.n.Add(n)
 		}
 	})
 	return r
+}
+
+// once voids the submitted presells beyond the newest r.keep.
+func (r *recycler) once(ctx context.Context) error {
+	var old []string
+	err := sqlx.SelectContext(ctx, r.l.DB.Read, &old, `SELECT physkey FROM sales WHERE presell = 1 AND phase = ?
+		ORDER BY submitted_utc DESC, physkey DESC LIMIT ? OFFSET ?`, lanedb.PhaseParked, math.MaxInt32, r.keep)
+	if err != nil {
+		return fmt.Errorf("list old presells: %w", err)
+	}
+	for chunk := range slices.Chunk(old, max(recycleChunk, (len(old)+recycleJobs-1)/recycleJobs)) {
+		var n int64
+		err := r.l.Writer.Do(ctx, func(ctx context.Context, tx *lanedb.Tx) error {
+			n = 0 // a batch may run a job again
+			stamp := lanedb.FormatDateTime(time.Now().UTC())
+			for _, physkey := range chunk {
+				sale, err := lanedb.GetSale(ctx, tx, physkey)
+				if err != nil {
+					return err
+				}
+				if sale.Phase != lanedb.PhaseParked {
+					continue // taken meanwhile
+				}
+				sale.Phase, sale.UpdatedUTC = lanedb.PhaseVoid, stamp
+				sale.VoidedUTC, sale.VoidedBy = sql.NullString{String: stamp, Valid: true}, sql.NullString{String: recyclerName, Valid: true}
+				if err := lanedb.UpdateSale(ctx, tx, sale); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("void presells: %w", err)
+		}
+		r.n.Add(n)
+	}
+	return nil
 }
 
 // parallel runs fn(0…n-1), 32 at a time: a burst of a thousand
@@ -621,7 +683,7 @@ func drive(ctx context.Context, ls []*lane, tablets []*tablet, wanted int, stats
 	defer stopLoad()
 	wait := runTablets(loadCtx, tablets, shape)
 	var wg sync.WaitGroup
-	rec := recycle(loadCtx, &wg, c.recycleEvery, ls[0].Writer.Do)
+	rec := recycle(loadCtx, &wg, c.recycleEvery, ls[0])
 	res, err := measure(ctx, ls, c, stats.open)
 	stopLoad()
 	wait()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/greenlane-pos/greenlane/fixtures"
 	"github.com/greenlane-pos/greenlane/lanedb"
+	"github.com/greenlane-pos/greenlane/protocol"
 )
 
 // TestVoidPresellsKeepsTheNewest: the recycler voids the oldest submitted
@@ -73,5 +74,94 @@ func TestVoidPresellsKeepsTheNewest(t *testing.T) {
 	var voided int
 	if err := get(&voided, `SELECT COUNT(*) FROM sales WHERE phase = ? AND voided_by = 'test'`, lanedb.PhaseVoid); err != nil || voided != 40 {
 		t.Errorf("%d sales voided by the test (%v), want 40", voided, err)
+	}
+}
+
+// TestRecyclerKeepsTheWriterCache: beside a lane, the recycler voids the
+// submitted presells beyond the newest it keeps, and leaves the writer's
+// cache whole: a change to an open sale after it costs no more statements
+// than before it.
+func TestRecyclerKeepsTheWriterCache(t *testing.T) {
+	ctx := context.Background()
+	db, where, err := openPhaseDB(ctx, filepath.Join(t.TempDir(), "bench"), "recycle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key, err := freshKey(ctx, db, "bench-recycle-tablet", protocol.ScopePresell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := startLane(ctx, db, where, laneOptions{groupWait: defaultWait, log: serverLog(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.stop()
+	stats := &loadStats{}
+	tablets := localTablets(ctx, l, []string{key.key}, stats, coreTablet)
+	if len(tablets) != 1 {
+		t.Fatalf("no tablet: %s", stats.Errs.example())
+	}
+	tab := tablets[0]
+	for range 12 {
+		if ok, err := tab.sale(saleShape{lines: 1}); !ok || err != nil {
+			t.Fatalf("sale: %v %s", err, stats.Errs.example())
+		}
+	}
+	open, ok, err := tab.do(kindCreate, "", struct{}{})
+	if !ok || err != nil {
+		t.Fatalf("create: %v %s", err, stats.Errs.example())
+	}
+	// statementsOfALine is what one add_product to the open sale costs
+	// the writer, taken when it ran alone in its batch.
+	statementsOfALine := func() int64 {
+		t.Helper()
+		for range 5 {
+			w := l.Writer.Stats()
+			before, mutations := w.Statements.Load(), w.Mutations.Load()
+			if _, ok, err := tab.do(kindAddProduct, open, lineChoice{PID: 1001, Qty: 1}); !ok || err != nil {
+				t.Fatalf("add_product: %v %s", err, stats.Errs.example())
+			}
+			if w.Mutations.Load() == mutations+1 {
+				return w.Statements.Load() - before
+			}
+		}
+		t.Fatal("another writer job ran beside every add_product")
+		return 0
+	}
+	statementsOfALine() // the product and the lines are read once
+	warm := statementsOfALine()
+	r := &recycler{l: l, keep: 5}
+	if err := r.once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.n.Load(); n != 7 {
+		t.Errorf("recycled %d presells, want 7 (12 submitted, 5 kept)", n)
+	}
+	if after := statementsOfALine(); after != warm {
+		t.Errorf("an add_product after recycling made %d statements, before it %d: the recycler emptied the writer's cache", after, warm)
+	}
+	var parked, voided int
+	if err := db.Read.GetContext(ctx, &parked, `SELECT COUNT(*) FROM sales WHERE presell = 1 AND phase = 5`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Read.GetContext(ctx, &voided, `SELECT COUNT(*) FROM sales WHERE phase = ? AND voided_by = ?
+		AND voided_utc IS NOT NULL`, lanedb.PhaseVoid, recyclerName); err != nil {
+		t.Fatal(err)
+	}
+	if parked != 5 || voided != 7 {
+		t.Errorf("%d presells left submitted, %d voided by the recycler; want 5 and 7", parked, voided)
+	}
+	// The newest are kept: every voided one was submitted no later than
+	// every kept one.
+	var newestVoided, oldestKept string
+	if err := db.Read.GetContext(ctx, &newestVoided, `SELECT MAX(submitted_utc) FROM sales WHERE phase = 10000`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Read.GetContext(ctx, &oldestKept, `SELECT MIN(submitted_utc) FROM sales WHERE presell = 1 AND phase = 5`); err != nil {
+		t.Fatal(err)
+	}
+	if newestVoided > oldestKept {
+		t.Errorf("a presell submitted at %s was voided while one submitted at %s was kept", newestVoided, oldestKept)
 	}
 }

@@ -211,7 +211,7 @@ func (rep *SoakReport) tablets(ctx context.Context, l *lane, keys []string, stat
 	}
 	rctx, stopRecycler := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	rec := recycle(rctx, &wg, rep.cfg.RecycleEvery, l.Writer.Do)
+	rec := recycle(rctx, &wg, rep.cfg.RecycleEvery, l)
 	if connected > 0 {
 		window := func(open bool) error {
 			return c.send(childOrder{Window: map[bool]string{true: "open", false: "close"}[open]})
