@@ -224,15 +224,13 @@ func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
 	}
 	s.Version++
 	s.remember()
+	if s.Phase != PhaseActive && s.Phase != PhaseParked {
+		tx.wrote(s.Physkey, nil) // closed: the cache keeps open sales only
+		return nil
+	}
 	// The row matched s's version, so it was s as read; now it is s.
 	row := *s
-	tx.wrote(s.Physkey, func(e *cachedSale) {
-		if row.Phase != PhaseActive && row.Phase != PhaseParked {
-			*e = cachedSale{} // closed: the cache keeps open sales only
-			return
-		}
-		e.sale, e.saleOK = row, true
-	})
+	tx.wrote(s.Physkey, func(e *cachedSale) { e.sale, e.saleOK = row, true })
 	return nil
 }
 
