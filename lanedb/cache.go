@@ -30,9 +30,9 @@ import (
 // OnCommit, so a change that fails (its callbacks are dropped) or a batch
 // that does not commit leaves none of it. The read pool never uses it.
 
-// cacheMaxSales bounds the sales kept: far above the open sales of a lane
-// (each key holds at most MaxOpenPresells), and when reached the cache
-// starts over rather than tracking recency on the hot path.
+// cacheMaxSales bounds the sales kept: far above the sales a lane's devices
+// are building at once, and when reached the cache starts over rather than
+// tracking recency on the hot path.
 const cacheMaxSales = 4096
 
 // cacheMaxCatalog bounds the product and customer lookups kept, the same way.
@@ -209,7 +209,15 @@ func (t *Tx) cachedSale(physkey string) (*Sale, bool) {
 	return nil, false
 }
 
-// fillSale keeps a sale read from the database, while it is open.
+// kept says whether the cache keeps a sale in phase: only one being
+// worked on. A parked sale's next write is a counter's claim, which the
+// cache forgets (forget), or a void; a closed one has none. Keeping them
+// would fill the cache with sales nobody changes (on a busy lane, the
+// queue of submitted presells), which it would then start over for,
+// dropping the sales being built, and hold their memory meanwhile.
+func kept(phase int) bool { return phase == PhaseActive }
+
+// fillSale keeps a sale read from the database, while it is kept.
 func (t *Tx) fillSale(s *Sale) {
 	if !t.readable(s.Physkey) {
 		return
@@ -217,7 +225,7 @@ func (t *Tx) fillSale(s *Sale) {
 	c := t.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.Phase != PhaseActive && s.Phase != PhaseParked {
+	if !kept(s.Phase) {
 		delete(c.sales, s.Physkey)
 		return
 	}

@@ -340,37 +340,49 @@ func TestWriteCacheSavesReads(t *testing.T) {
 	}
 }
 
-// TestWriteCacheDropsClosedSales: a sale closed leaves the cache, so that
-// closed sales take no room from open ones (a full cache starts over).
-func TestWriteCacheDropsClosedSales(t *testing.T) {
-	l := newCacheLane(t)
-	ctx := context.Background()
-	physkey := l.sales[0]
-	cached := func() bool {
-		l.db.cache.mu.Lock()
-		defer l.db.cache.mu.Unlock()
-		_, ok := l.db.cache.sales[physkey]
-		return ok
-	}
-	if err := l.w.Do(ctx, addLine(physkey, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if !cached() {
-		t.Fatal("a sale just changed is not in the cache")
-	}
-	err := l.w.Do(ctx, func(ctx context.Context, tx *Tx) error {
-		s, err := GetSale(ctx, tx, physkey)
-		if err != nil {
-			return err
-		}
-		s.Phase, s.VoidedBy = PhaseVoid, sql.NullString{String: "test", Valid: true}
-		return UpdateSale(ctx, tx, s)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cached() {
-		t.Error("a voided sale still has an entry in the writer's cache")
+// TestWriteCacheDropsSalesNotWorkedOn: a sale parked or closed leaves the
+// cache, so that such sales take no room (nor memory) from those being
+// built (a full cache starts over).
+func TestWriteCacheDropsSalesNotWorkedOn(t *testing.T) {
+	for _, phase := range []int{PhaseParked, PhaseVoid, PhaseCompleted} {
+		t.Run(fmt.Sprint("phase ", phase), func(t *testing.T) {
+			l := newCacheLane(t)
+			ctx := context.Background()
+			physkey := l.sales[0]
+			cached := func() bool {
+				l.db.cache.mu.Lock()
+				defer l.db.cache.mu.Unlock()
+				_, ok := l.db.cache.sales[physkey]
+				return ok
+			}
+			if err := l.w.Do(ctx, addLine(physkey, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if !cached() {
+				t.Fatal("a sale just changed is not in the cache")
+			}
+			err := l.w.Do(ctx, func(ctx context.Context, tx *Tx) error {
+				s, err := GetSale(ctx, tx, physkey)
+				if err != nil {
+					return err
+				}
+				s.Phase = phase
+				return UpdateSale(ctx, tx, s)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cached() {
+				t.Errorf("a sale in phase %d still has an entry in the writer's cache", phase)
+			}
+			// Read again in a later transaction, it is not kept either.
+			if err := l.w.Do(ctx, func(ctx context.Context, tx *Tx) error { _, err := GetSale(ctx, tx, physkey); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if cached() {
+				t.Errorf("a sale in phase %d read by the writer was put in its cache", phase)
+			}
+		})
 	}
 }
 

@@ -224,8 +224,8 @@ func UpdateSale(ctx context.Context, tx *Tx, s *Sale) error {
 	}
 	s.Version++
 	s.remember()
-	if s.Phase != PhaseActive && s.Phase != PhaseParked {
-		tx.wrote(s.Physkey, nil) // closed: the cache keeps open sales only
+	if !kept(s.Phase) {
+		tx.wrote(s.Physkey, nil) // parked or closed: no longer worked on
 		return nil
 	}
 	// The row matched s's version, so it was s as read; now it is s.
