@@ -18,7 +18,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -113,8 +115,20 @@ func (p *printer) printf(format string, args ...any) {
 }
 
 func (p *printer) machine(where string) {
-	p.printf("machine: %d CPUs, %s/%s, %s, GOMAXPROCS %d; %s\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), where)
+	p.printf("machine: %d CPUs, %s/%s, %s, GOMAXPROCS %d, GOGC %s; %s\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.GOMAXPROCS(0), gcPercent(), where)
+}
+
+// gcPercent is the collector's target (GOGC) as the runtime holds it.
+func gcPercent() string {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	switch metrics.Read(s); {
+	case s[0].Value.Kind() != metrics.KindUint64:
+		return "unknown"
+	case s[0].Value.Uint64() > math.MaxInt32: // the runtime's "off"
+		return "off"
+	}
+	return fmt.Sprint(s[0].Value.Uint64())
 }
 
 // examples prints the errors by code with the first messages; with
