@@ -80,10 +80,22 @@ func TestVoidPresellsKeepsTheNewest(t *testing.T) {
 // TestRecyclerKeepsTheWriterCache: beside a lane, the recycler voids the
 // submitted presells beyond the newest it keeps, and leaves the writer's
 // cache whole: a change to an open sale after it costs no more statements
-// than before it.
+// than before it. On a store database (no write cache) it voids alike.
 func TestRecyclerKeepsTheWriterCache(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			prefix := filepath.Join(t.TempDir(), "bench")
+			if store == "postgres" {
+				prefix = storeDB(t)
+			}
+			testRecycler(t, prefix)
+		})
+	}
+}
+
+func testRecycler(t *testing.T, prefix string) {
 	ctx := context.Background()
-	db, where, err := openPhaseDB(ctx, filepath.Join(t.TempDir(), "bench"), "recycle")
+	db, where, err := openPhaseDB(ctx, prefix, "recycle")
 	if err != nil {
 		t.Fatal(err)
 	}
