@@ -178,6 +178,14 @@ type Hub struct {
 	ops  chan func()
 	wake chan struct{}
 
+	// written holds the rows handed over by Written, at most maxWritten,
+	// until the hub takes them; writtenLost says some were not kept.
+	// fresh wakes the hub for them.
+	writtenMu   sync.Mutex
+	written     []lanedb.JournalEntry
+	writtenLost bool
+	fresh       chan struct{}
+
 	// Set by NewHub, read-only after.
 	families  []Family
 	byName    map[string]*Family
@@ -222,6 +230,9 @@ type Hub struct {
 
 	published atomic.Int64
 	dropped   atomic.Int64
+	// reads counts the journal reads of tail: rows told by Written and
+	// following on cost none.
+	reads atomic.Int64
 	// filterRuns counts filter evaluations: the hub's work per event
 	// beyond queueing packets.
 	filterRuns atomic.Int64
@@ -246,7 +257,7 @@ func NewHub(db *lanedb.DB, cfg HubConfig, log *slog.Logger, families ...Family) 
 	if cfg.Replays <= 0 {
 		cfg.Replays = DefaultHubConfig().Replays
 	}
-	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), subs: map[string][]*Subscription{},
+	h := &Hub{db: db, cfg: cfg, log: log, ops: make(chan func(), 1024), wake: make(chan struct{}, 1), fresh: make(chan struct{}, 1), subs: map[string][]*Subscription{},
 		replays: newReplayGate(cfg.Replays),
 		filters: filters{byKey: map[string]*filter{}}, bySocket: map[uint64]map[string]*Subscription{}, byKey: map[string]int{},
 		creators: map[string]string{}, families: slices.Clone(families), byName: map[string]*Family{}, byJournal: map[string]*Family{},
@@ -283,6 +294,30 @@ func (h *Hub) Notify() {
 	default:
 	}
 }
+
+// Written hands the hub a journal row this process has just committed
+// (lanedb's DB.OnJournal), in place of Notify: the hub publishes it without
+// reading it back, when it follows on from the rows already published.
+// Otherwise (another program wrote in between, the journal started over,
+// rows were not kept) the hub reads the journal as Notify has it do. It
+// never blocks.
+func (h *Hub) Written(r lanedb.JournalEntry) {
+	h.writtenMu.Lock()
+	if len(h.written) < maxWritten {
+		h.written = append(h.written, r)
+	} else {
+		h.writtenLost = true
+	}
+	h.writtenMu.Unlock()
+	select {
+	case h.fresh <- struct{}{}:
+	default:
+	}
+}
+
+// maxWritten bounds the rows Written keeps for the hub: a hub that falls
+// this far behind reads them back from the journal instead.
+const maxWritten = 1024
 
 // Run publishes until ctx ends. It starts at the journal's current end:
 // older events are for replay.
@@ -321,6 +356,8 @@ func (h *Hub) Run(ctx context.Context) {
 			op()
 		case <-h.wake:
 			behind = h.tail(ctx)
+		case <-h.fresh:
+			behind = h.takeWritten(ctx)
 		case <-poll.C:
 			behind = h.tail(ctx)
 		}
@@ -367,6 +404,7 @@ const tailBatch = 100
 // and reports whether more may follow at once.
 func (h *Hub) tail(ctx context.Context) bool {
 	h.purge()
+	h.reads.Add(1)
 	rows, err := lanedb.JournalAfter(ctx, h.db.Read, h.head, tailBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -379,16 +417,50 @@ func (h *Hub) tail(ctx context.Context) bool {
 		h.readFailures = 0
 	}
 	for _, r := range rows {
-		h.setHead(r.Seq)
-		if ev, ok := h.journalEvent(r); ok {
-			h.remember(r, ev)
-			h.publish(ev)
-		}
+		h.publishRow(r)
 	}
 	if len(rows) == 0 && h.restarted(ctx) {
 		return true // publish what the restarted journal already holds
 	}
 	return len(rows) == tailBatch
+}
+
+// publishRow publishes one journal row, the next after head.
+func (h *Hub) publishRow(r lanedb.JournalEntry) {
+	h.setHead(r.Seq)
+	if ev, ok := h.journalEvent(r); ok {
+		h.remember(r, ev)
+		h.publish(ev)
+	}
+}
+
+// takeWritten publishes the rows handed over by Written when they follow
+// head seq by seq, the rows a read of the journal would return. Anything
+// else reads the journal (tail): a row another program wrote in between,
+// rows a poll already read, a journal started over, rows not kept.
+func (h *Hub) takeWritten(ctx context.Context) bool {
+	h.writtenMu.Lock()
+	rows, lost := h.written, h.writtenLost
+	h.written, h.writtenLost = nil, false
+	h.writtenMu.Unlock()
+	if lost || !follows(h.head, rows) {
+		return h.tail(ctx)
+	}
+	h.purge()
+	for _, r := range rows {
+		h.publishRow(r)
+	}
+	return false
+}
+
+// follows reports whether rows are the seqs right after head, in order.
+func follows(head int64, rows []lanedb.JournalEntry) bool {
+	for i, r := range rows {
+		if r.Seq != head+1+int64(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // setHead moves head, for the hub and for Stats.

@@ -136,12 +136,44 @@ func journal(t *testing.T, w *lanedb.Writer, h *Hub, pk, tablet, status string) 
 	}
 }
 
+// writeEvent journals a custdisp event and tells h it did (Notify), as
+// the sales core does on PostgreSQL; with h nil it tells nobody, as on
+// SQLite, where the lane DB hands the row over itself (toldHub).
 func writeEvent(w *lanedb.Writer, h *Hub, pk, tablet, status string) error {
 	return w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
 		body := map[string]any{"salephyskey": pk, "source": map[string]any{"tablet": tablet}, "status": status, "lines": []any{}}
 		err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body)
-		tx.OnCommit(h.Notify)
+		if h != nil {
+			tx.OnCommit(h.Notify)
+		}
 		return err
+	})
+}
+
+// toldHub is a hub wired as a lane on SQLite wires it: the lane DB hands
+// it the rows its writes commit (Written), and nobody calls Notify. It
+// polls once a minute: what it publishes within a test, it did not wait
+// for a poll to find.
+func toldHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
+	t.Helper()
+	h, db, w := testHubWith(t, HubConfig{Poll: time.Minute, MaxReplay: 1000})
+	if !db.OnJournal(h.Written) {
+		t.Fatal("the lane DB does not hand its journal rows over")
+	}
+	return h, db, w
+}
+
+// eachWiring runs test on a hub told of the journal by Notify (as on
+// PostgreSQL) and on one handed the rows (as on SQLite); notify is the hub
+// to Notify, nil for the second.
+func eachWiring(t *testing.T, test func(t *testing.T, h *Hub, db *lanedb.DB, w *lanedb.Writer, notify *Hub)) {
+	t.Run("notified", func(t *testing.T) {
+		h, db, w := testHub(t)
+		test(t, h, db, w, h)
+	})
+	t.Run("told", func(t *testing.T) {
+		h, db, w := toldHub(t)
+		test(t, h, db, w, nil)
 	})
 }
 
@@ -158,9 +190,12 @@ func seqs(ps []map[string]json.RawMessage) []int64 {
 }
 
 func TestHubReplayThenLiveHasNoGapAndNoDuplicate(t *testing.T) {
-	h, _, w := testHub(t)
+	eachWiring(t, testReplayThenLive)
+}
+
+func testReplayThenLive(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer, notify *Hub) {
 	for i := 0; i < 30; i++ {
-		journal(t, w, h, "pk-a", "tablet-1", "active")
+		journal(t, w, notify, "pk-a", "tablet-1", "active")
 	}
 	// Writes keep coming while the subscriber replays from seq 10.
 	stop := make(chan struct{})
@@ -173,7 +208,7 @@ func TestHubReplayThenLiveHasNoGapAndNoDuplicate(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				if err := writeEvent(w, h, "pk-a", "tablet-1", "active"); err != nil {
+				if err := writeEvent(w, notify, "pk-a", "tablet-1", "active"); err != nil {
 					t.Error(err)
 					return
 				}
@@ -444,20 +479,23 @@ func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
 // and restarts seq at 1 under a running lane, new events still reach the
 // firehoses.
 func TestHubFollowsAResetJournal(t *testing.T) {
-	h, db, w := testHub(t)
+	eachWiring(t, testFollowsAResetJournal)
+}
+
+func testFollowsAResetJournal(t *testing.T, h *Hub, db *lanedb.DB, w *lanedb.Writer, notify *Hub) {
 	sink := newSink(1)
 	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
 	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		journal(t, w, h, "pk-a", "tablet-1", "active")
+		journal(t, w, notify, "pk-a", "tablet-1", "active")
 	}
 	sink.waitFor(t, 1+5)
 	if err := db.WriteTx(context.Background(), func(tx *lanedb.Tx) error { return lanedb.ClearLaneState(context.Background(), tx) }); err != nil {
 		t.Fatal(err)
 	}
-	journal(t, w, h, "pk-b", "tablet-1", "active")
+	journal(t, w, notify, "pk-b", "tablet-1", "active")
 	got := sink.waitFor(t, 1+6)
 	if s := seqs(got); s[len(s)-1] != 1 {
 		t.Fatalf("seqs %v: the event after the reset (seq 1) was not published", s)
@@ -1096,5 +1134,113 @@ func TestHubOpenGivenUpWhileQueued(t *testing.T) {
 	h.mu.Unlock()
 	if open != 0 {
 		t.Fatalf("%d firehoses counted on the socket after its only open was given up", open)
+	}
+}
+
+// TestHubTakesTheLaneRowsAsTheyCommit: rows the lane DB hands over are
+// published in seq order, every one once, without the hub reading the
+// journal for them.
+func TestHubTakesTheLaneRowsAsTheyCommit(t *testing.T) {
+	h, _, w := toldHub(t)
+	sink := newSink(1)
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	opened := h.reads.Load() // an open reads the journal once (goLive)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() { journal(t, w, nil, fmt.Sprintf("pk-%d", i), "tablet-1", "active") })
+	}
+	wg.Wait()
+	err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
+		for range 3 {
+			if err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", "pk-x", "t", map[string]string{"status": "active"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := seqs(sink.waitFor(t, 1+43))
+	want := make([]int64, 43)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("seqs %v, want 1…43 in order", got)
+	}
+	if n := h.reads.Load() - opened; n != 0 {
+		t.Fatalf("the hub read the journal %d times for rows it was handed", n)
+	}
+}
+
+// TestHubReadsWhatAnotherProgramWroteBetween: a row another program wrote
+// between two of the lane's is not handed over; the lane's next row shows
+// the gap, and the hub reads the journal for both at once, not at its
+// next poll.
+func TestHubReadsWhatAnotherProgramWroteBetween(t *testing.T) {
+	h, db, w := toldHub(t)
+	other, err := lanedb.Open(context.Background(), db.Path, lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	sink := newSink(1)
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	journal(t, w, nil, "pk-lane", "tablet-1", "active")
+	sink.waitFor(t, 1+1)
+	err = other.WriteTx(context.Background(), func(tx *lanedb.Tx) error {
+		return lanedb.Journal(context.Background(), tx, time.Now(), "custdisp", "sale.status", "pk-other", "counter", map[string]string{"status": "active"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	journal(t, w, nil, "pk-lane", "tablet-1", "parked")
+	got := sink.waitFor(t, 1+3)
+	if s := seqs(got); !slices.Equal(s, []int64{1, 2, 3}) {
+		t.Fatalf("seqs %v, want 1, 2 (the other program's), 3", s)
+	}
+}
+
+// TestHubReadsBackRowsItCouldNotKeep: rows handed over while the hub is
+// busy are kept up to maxWritten; past that the hub reads them all back,
+// and publishes every one, in order.
+func TestHubReadsBackRowsItCouldNotKeep(t *testing.T) {
+	h, _, w := toldHub(t)
+	sink := newSink(1)
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	busy, release := make(chan struct{}), make(chan struct{})
+	go h.do(context.Background(), func() error { close(busy); <-release; return nil })
+	<-busy
+	n := maxWritten + 150
+	err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
+		for range n {
+			if err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", "pk", "t", map[string]string{"status": "active"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	got := seqs(sink.waitFor(t, 1+n))
+	for i, s := range got {
+		if s != int64(i+1) {
+			t.Fatalf("event %d has seq %d, want %d", i, s, i+1)
+		}
+	}
+	if h.reads.Load() == 0 {
+		t.Fatal("the hub published rows it did not keep without reading them")
 	}
 }

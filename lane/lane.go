@@ -129,7 +129,11 @@ func New(ctx context.Context, db *lanedb.DB, cfg Config, log *slog.Logger) (*Lan
 	l.Writer.LogTo(log)
 	l.Hub = firehose.NewHub(db, cfg.Hub, log, append(salesFamilies(laneClock), server.MemoryFamilies()...)...)
 	sales := cfg.Sales
-	sales.Notify = l.Hub.Notify
+	// The hub takes this lane's journal rows as they commit; where the
+	// DB cannot hand them over (PostgreSQL) it is told to read them.
+	if !db.OnJournal(l.Hub.Written) {
+		sales.Notify = l.Hub.Notify
+	}
 	// The server is built below, before any request can reach the sales.
 	sales.SessionOpen = func(session string) bool { return l.Server.SessionOpen(session) }
 	if db.Postgres() {
@@ -280,6 +284,7 @@ func (l *Lane) Close() error {
 	l.stop()
 	l.wg.Wait()
 	l.Writer.Close()
+	l.DB.OnJournal(nil) // the DB outlives the lane; its hub stopped
 	l.stop = nil
 	return nil
 }

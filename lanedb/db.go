@@ -129,6 +129,9 @@ type DB struct {
 	// gen, set by GuardGeneration, makes every write check the store's
 	// generation; nil on SQLite and for commands.
 	gen *generationGuard
+	// journaled is told the journal rows each write transaction appended,
+	// once it has committed (OnJournal); nil: nobody asked.
+	journaled atomic.Pointer[func(JournalEntry)]
 }
 
 // writeFault is a write refused by the lane DB's storage.
@@ -475,6 +478,9 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 		return nil, fmt.Errorf("begin write: %w", err)
 	}
 	t := &Tx{Tx: tx, p: db.wp, d: db.d}
+	if fn := db.journaled.Load(); fn != nil {
+		t.journaled = *fn
+	}
 	if db.cache != nil {
 		t.cache = db.cache
 		if err := db.cache.check(ctx, t); err != nil {

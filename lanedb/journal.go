@@ -25,8 +25,9 @@ type JournalEntry struct {
 }
 
 // Journal appends an event in tx. Its seq (the lane-wide order) is not
-// returned: nobody in the transaction needs it, and reading it back would
-// make every append a query with a result row instead of a plain insert.
+// returned: nobody in the transaction needs it, and on PostgreSQL reading
+// it back would make every append a query with a result row instead of a
+// plain insert.
 func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey, actor string, detail any) error {
 	body := []byte("{}")
 	if detail != nil {
@@ -38,10 +39,43 @@ func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey,
 	if err := tx.lockJournal(ctx); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, qJournal, now.UTC().Format(DateTime), family, event, physkey, actor, string(body)); err != nil {
+	e := JournalEntry{AtUTC: now.UTC().Format(DateTime), Family: family, Event: event, Physkey: physkey, Actor: actor, Detail: string(body)}
+	res, err := tx.ExecContext(ctx, qJournal, e.AtUTC, e.Family, e.Event, e.Physkey, e.Actor, e.Detail)
+	if err != nil {
 		return fmt.Errorf("journal %s.%s: %w", family, event, err)
 	}
+	if tx.journaled != nil {
+		// SQLite's seq is the row's rowid, which the insert hands back
+		// without a statement more.
+		if e.Seq, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("journal %s.%s: its seq: %w", family, event, err)
+		}
+		tell := tx.journaled
+		tx.OnCommit(func() { tell(e) })
+	}
 	return nil
+}
+
+// OnJournal asks that fn be told each journal row a write transaction of
+// this DB appended (the writer's and WriteTx's), as a read of the journal
+// would return it, once that transaction has committed; in commit order
+// within one goroutine's transactions. A follower can then skip reading
+// back what this process wrote. Rows other programs write are not told:
+// a follower still reads the journal for them (seq order shows a gap).
+// SQLite only, where the seq comes with the insert: on PostgreSQL OnJournal
+// does nothing and reports false. Call it before the writes it should
+// see; a transaction already begun is not told. One fn at a time: a new
+// one replaces it, nil stops the telling.
+func (db *DB) OnJournal(fn func(JournalEntry)) bool {
+	switch {
+	case db.Postgres():
+		return false
+	case fn == nil:
+		db.journaled.Store(nil)
+	default:
+		db.journaled.Store(&fn)
+	}
+	return true
 }
 
 // JournalLockKey names the advisory lock that serialises journal appends

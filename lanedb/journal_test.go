@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -132,4 +136,80 @@ func randomText(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)[:n]
+}
+
+// TestOnJournalTellsWhatCommitted: the rows told after COMMIT are the rows
+// a read of the journal returns, field for field and in order; those of a
+// change that failed after writing (its batch starts over with savepoints)
+// and of a transaction rolled back are not told.
+func TestOnJournalTellsWhatCommitted(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var told []JournalEntry
+	if !db.OnJournal(func(e JournalEntry) {
+		mu.Lock()
+		told = append(told, e)
+		mu.Unlock()
+	}) {
+		t.Fatal("OnJournal refused an SQLite lane DB")
+	}
+	w := db.NewWriter(WriterOptions{MaxWait: 50 * time.Millisecond, MaxBatch: 64})
+	defer w.Close()
+	errFailed := errors.New("refused after writing")
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			err := w.Do(ctx, func(ctx context.Context, tx *Tx) error {
+				for n := range 1 + i%3 {
+					if err := Journal(ctx, tx, time.Now(), "custdisp", "sale.status", fmt.Sprintf("pk-%d", i), "t", map[string]int{"n": n}); err != nil {
+						return err
+					}
+				}
+				if i%4 == 1 {
+					return errFailed
+				}
+				return nil
+			})
+			if (err != nil) != (i%4 == 1) {
+				t.Errorf("change %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	rolledBack := db.WriteTx(ctx, func(tx *Tx) error {
+		if err := Journal(ctx, tx, time.Now(), "presell", "created", "pk-gone", "t", nil); err != nil {
+			return err
+		}
+		return errFailed
+	})
+	if !errors.Is(rolledBack, errFailed) {
+		t.Fatalf("WriteTx = %v", rolledBack)
+	}
+	if err := db.WriteTx(ctx, func(tx *Tx) error {
+		return Journal(ctx, tx, time.Now(), "presell", "created", "pk-last", "t", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read, err := JournalAfter(ctx, db.Read, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(read) != 36+1 || !slices.Equal(told, read) { // 48 rows in 24 changes, 12 of them in the 6 failed
+		t.Fatalf("told %d rows, the journal holds %d:\ntold %+v\nread %+v", len(told), len(read), told, read)
+	}
+	if w.Stats().Reruns.Load() == 0 {
+		t.Fatal("no batch started over: the failed changes were not batched with others")
+	}
+	db.OnJournal(nil)
+	if err := db.WriteTx(ctx, func(tx *Tx) error {
+		return Journal(ctx, tx, time.Now(), "presell", "created", "pk-untold", "t", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != len(read) {
+		t.Fatalf("%d rows told after OnJournal(nil)", len(told)-len(read))
+	}
 }

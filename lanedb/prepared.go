@@ -118,6 +118,9 @@ type Tx struct {
 	// journalLocked: this transaction holds the store-wide journal lock
 	// (PostgreSQL only; see lockJournal).
 	journalLocked bool
+	// journaled is told each journal row appended, after COMMIT (see
+	// DB.OnJournal); nil when nobody follows them so.
+	journaled func(JournalEntry)
 	// The write cache (cache.go), on the writer's transactions: nil on
 	// others. touched: sales this transaction wrote; forgotten: of them,
 	// those a statement changed that the cache does not follow row by row;
