@@ -295,16 +295,16 @@ func (h *Hub) Notify() {
 	}
 }
 
-// Written hands the hub a journal row this process has just committed
-// (lanedb's DB.OnJournal), in place of Notify: the hub publishes it without
-// reading it back, when it follows on from the rows already published.
-// Otherwise (another program wrote in between, the journal started over,
-// rows were not kept) the hub reads the journal as Notify has it do. It
-// never blocks.
-func (h *Hub) Written(r lanedb.JournalEntry) {
+// Written hands the hub the journal rows a transaction of this process
+// has just committed (lanedb's DB.OnJournal), in place of Notify: the hub
+// publishes them without reading them back, when they follow on from the
+// rows already published. Otherwise (another program wrote in between,
+// the journal started over, rows were not kept) the hub reads the journal
+// as Notify has it do. It never blocks.
+func (h *Hub) Written(rows []lanedb.JournalEntry) {
 	h.writtenMu.Lock()
-	if len(h.written) < maxWritten {
-		h.written = append(h.written, r)
+	if len(h.written)+len(rows) <= maxWritten {
+		h.written = append(h.written, rows...)
 	} else {
 		h.writtenLost = true
 	}

@@ -131,7 +131,7 @@ type DB struct {
 	gen *generationGuard
 	// journaled is told the journal rows each write transaction appended,
 	// once it has committed (OnJournal); nil: nobody asked.
-	journaled atomic.Pointer[func(JournalEntry)]
+	journaled atomic.Pointer[func([]JournalEntry)]
 }
 
 // writeFault is a write refused by the lane DB's storage.

@@ -50,23 +50,25 @@ func Journal(ctx context.Context, tx *Tx, now time.Time, family, event, physkey,
 		if e.Seq, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("journal %s.%s: its seq: %w", family, event, err)
 		}
-		tell := tx.journaled
-		tx.OnCommit(func() { tell(e) })
+		// Gathered by the callbacks of the changes that commit (a failed
+		// one's are dropped), told at once after them (runAfterCommit).
+		tx.OnCommit(func() { tx.told = append(tx.told, e) })
 	}
 	return nil
 }
 
-// OnJournal asks that fn be told each journal row a write transaction of
-// this DB appended (the writer's and WriteTx's), as a read of the journal
-// would return it, once that transaction has committed; in commit order
-// within one goroutine's transactions. A follower can then skip reading
+// OnJournal asks that fn be told the journal rows a write transaction of
+// this DB appended (the writer's and WriteTx's), in seq order and as a
+// read of the journal would return them, once that transaction has
+// committed: one call per transaction, in commit order within one
+// goroutine's transactions. A follower can then skip reading
 // back what this process wrote. Rows other programs write are not told:
 // a follower still reads the journal for them (seq order shows a gap).
 // SQLite only, where the seq comes with the insert: on PostgreSQL OnJournal
 // does nothing and reports false. Call it before the writes it should
 // see; a transaction already begun is not told. One fn at a time: a new
 // one replaces it, nil stops the telling.
-func (db *DB) OnJournal(fn func(JournalEntry)) bool {
+func (db *DB) OnJournal(fn func([]JournalEntry)) bool {
 	switch {
 	case db.Postgres():
 		return false

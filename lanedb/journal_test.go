@@ -147,9 +147,9 @@ func TestOnJournalTellsWhatCommitted(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var told []JournalEntry
-	if !db.OnJournal(func(e JournalEntry) {
+	if !db.OnJournal(func(rows []JournalEntry) {
 		mu.Lock()
-		told = append(told, e)
+		told = append(told, rows...)
 		mu.Unlock()
 	}) {
 		t.Fatal("OnJournal refused an SQLite lane DB")

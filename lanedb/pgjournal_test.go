@@ -64,7 +64,7 @@ func lockWaiters(t *testing.T, c *pgx.Conn) int {
 func TestPostgresJournalFollowerMissesNothingAcrossInstances(t *testing.T) {
 	a, b, u := openTwoInstances(t)
 	// Its inserts do not return their seq: a follower reads every row.
-	if a.OnJournal(func(JournalEntry) { t.Error("a store database handed a journal row over") }) {
+	if a.OnJournal(func([]JournalEntry) { t.Error("a store database handed a journal row over") }) {
 		t.Fatal("OnJournal took a follower on a store database")
 	}
 	wa, wb := a.NewWriter(WriterOptions{}), b.NewWriter(WriterOptions{})

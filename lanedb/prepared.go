@@ -118,9 +118,10 @@ type Tx struct {
 	// journalLocked: this transaction holds the store-wide journal lock
 	// (PostgreSQL only; see lockJournal).
 	journalLocked bool
-	// journaled is told each journal row appended, after COMMIT (see
-	// DB.OnJournal); nil when nobody follows them so.
-	journaled func(JournalEntry)
+	// journaled is told the journal rows appended, after COMMIT (see
+	// DB.OnJournal); nil when nobody follows them so. told gathers them.
+	journaled func([]JournalEntry)
+	told      []JournalEntry
 	// The write cache (cache.go), on the writer's transactions: nil on
 	// others. touched: sales this transaction wrote; forgotten: of them,
 	// those a statement changed that the cache does not follow row by row;
@@ -431,4 +432,8 @@ func (t *Tx) runAfterCommit() {
 		fn()
 	}
 	t.afterCommit = nil
+	if len(t.told) > 0 {
+		t.journaled(t.told)
+		t.told = nil
+	}
 }
