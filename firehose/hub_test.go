@@ -163,6 +163,18 @@ func toldHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
 	return h, db, w
 }
 
+// followCustdisp opens a live firehose of custdisp events on h and
+// returns its sink; the ack is its first packet.
+func followCustdisp(t *testing.T, h *Hub) *fakeSink {
+	t.Helper()
+	sink := newSink(1)
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	return sink
+}
+
 // eachWiring runs test on a hub told of the journal by Notify (as on
 // PostgreSQL) and on one handed the rows (as on SQLite); notify is the hub
 // to Notify, nil for the second.
@@ -483,11 +495,7 @@ func TestHubFollowsAResetJournal(t *testing.T) {
 }
 
 func testFollowsAResetJournal(t *testing.T, h *Hub, db *lanedb.DB, w *lanedb.Writer, notify *Hub) {
-	sink := newSink(1)
-	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
-	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
-		t.Fatal(err)
-	}
+	sink := followCustdisp(t, h)
 	for i := 0; i < 5; i++ {
 		journal(t, w, notify, "pk-a", "tablet-1", "active")
 	}
@@ -799,11 +807,14 @@ func TestHubSharedFilterRunsOncePerEvent(t *testing.T) {
 	}
 }
 
-// journalMany writes n custdisp rows for sale pk in one transaction.
+// journalMany writes n custdisp rows for sale pk in one transaction, and
+// tells h (nil: nobody; see writeEvent).
 func journalMany(t *testing.T, w *lanedb.Writer, h *Hub, pk string, n int) {
 	t.Helper()
 	err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
-		tx.OnCommit(h.Notify)
+		if h != nil {
+			tx.OnCommit(h.Notify)
+		}
 		for range n {
 			body := map[string]any{"salephyskey": pk, "source": map[string]any{"tablet": "t1"}, "status": "active", "lines": []any{}}
 			if err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", pk, "t", body); err != nil {
@@ -1142,28 +1153,14 @@ func TestHubOpenGivenUpWhileQueued(t *testing.T) {
 // journal for them.
 func TestHubTakesTheLaneRowsAsTheyCommit(t *testing.T) {
 	h, _, w := toldHub(t)
-	sink := newSink(1)
-	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
-	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
-		t.Fatal(err)
-	}
+	sink := followCustdisp(t, h)
 	opened := h.reads.Load() // an open reads the journal once (goLive)
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Go(func() { journal(t, w, nil, fmt.Sprintf("pk-%d", i), "tablet-1", "active") })
 	}
 	wg.Wait()
-	err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
-		for range 3 {
-			if err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", "pk-x", "t", map[string]string{"status": "active"}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	journalMany(t, w, nil, "pk-x", 3)
 	got := seqs(sink.waitFor(t, 1+43))
 	want := make([]int64, 43)
 	for i := range want {
@@ -1188,11 +1185,7 @@ func TestHubReadsWhatAnotherProgramWroteBetween(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	sink := newSink(1)
-	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
-	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
-		t.Fatal(err)
-	}
+	sink := followCustdisp(t, h)
 	journal(t, w, nil, "pk-lane", "tablet-1", "active")
 	sink.waitFor(t, 1+1)
 	err = other.WriteTx(context.Background(), func(tx *lanedb.Tx) error {
@@ -1213,27 +1206,11 @@ func TestHubReadsWhatAnotherProgramWroteBetween(t *testing.T) {
 // and publishes every one, in order.
 func TestHubReadsBackRowsItCouldNotKeep(t *testing.T) {
 	h, _, w := toldHub(t)
-	sink := newSink(1)
-	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
-	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
-		t.Fatal(err)
-	}
-	busy, release := make(chan struct{}), make(chan struct{})
-	go h.do(context.Background(), func() error { close(busy); <-release; return nil })
-	<-busy
+	sink := followCustdisp(t, h)
+	release := holdHub(t, h)
 	n := maxWritten + 150
-	err := w.Do(context.Background(), func(ctx context.Context, tx *lanedb.Tx) error {
-		for range n {
-			if err := lanedb.Journal(ctx, tx, time.Now(), "custdisp", "sale.status", "pk", "t", map[string]string{"status": "active"}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	close(release)
+	journalMany(t, w, nil, "pk", n)
+	release()
 	got := seqs(sink.waitFor(t, 1+n))
 	for i, s := range got {
 		if s != int64(i+1) {
