@@ -309,6 +309,11 @@ func (h *Hub) Written(rows []lanedb.JournalEntry) {
 		h.writtenLost = true
 	}
 	h.writtenMu.Unlock()
+	h.wakeFresh()
+}
+
+// wakeFresh wakes the hub for rows handed over, unless it is woken already.
+func (h *Hub) wakeFresh() {
 	select {
 	case h.fresh <- struct{}{}:
 	default:
@@ -437,11 +442,18 @@ func (h *Hub) publishRow(r lanedb.JournalEntry) {
 // takeWritten publishes the rows handed over by Written when they follow
 // head seq by seq, the rows a read of the journal would return. Anything
 // else reads the journal (tail): a row another program wrote in between,
-// rows a poll already read, a journal started over, rows not kept.
+// rows a poll already read, a journal started over, rows not kept. Like
+// tail, it publishes at most tailBatch rows in one turn; the rest wait
+// for the next, after the operations queued meanwhile.
 func (h *Hub) takeWritten(ctx context.Context) bool {
 	h.writtenMu.Lock()
 	rows, lost := h.written, h.writtenLost
 	h.written, h.writtenLost = nil, false
+	if !lost && len(rows) > tailBatch {
+		h.written = append(rows[tailBatch:len(rows):len(rows)], h.written...)
+		rows = rows[:tailBatch]
+		h.wakeFresh()
+	}
 	h.writtenMu.Unlock()
 	if lost || !follows(h.head, rows) {
 		return h.tail(ctx)

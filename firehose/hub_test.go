@@ -881,12 +881,15 @@ func TestHubClosedFirehosesCostNoWork(t *testing.T) {
 // in the open), not after all of it, and still gets every row after its
 // ack's seq once, live.
 func TestHubOpenIsNotHeldUpByABacklog(t *testing.T) {
-	h, _, w := testHub(t)
+	eachWiring(t, testOpenNotHeldUpByABacklog)
+}
+
+func testOpenNotHeldUpByABacklog(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer, notify *Hub) {
 	ctx := context.Background()
 	release := holdHub(t, h)
 	defer release()
 	const backlog = 1000
-	journalMany(t, w, h, "pk-a", backlog)
+	journalMany(t, w, notify, "pk-a", backlog)
 	sink := newSink(1)
 	var head int64
 	done := make(chan error, 1)
@@ -1219,5 +1222,39 @@ func TestHubReadsBackRowsItCouldNotKeep(t *testing.T) {
 	}
 	if h.reads.Load() == 0 {
 		t.Fatal("the hub published rows it did not keep without reading them")
+	}
+}
+
+// TestHubTakesHandedRowsInBoundedTurns: like a read of the journal, one
+// turn publishes at most tailBatch of the rows handed over; the rest stay
+// for the next turn, which is already due. (The hub is not running: the
+// test takes its turns.)
+func TestHubTakesHandedRowsInBoundedTurns(t *testing.T) {
+	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := NewHub(db, HubConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)), testFamilies...)
+	rows := make([]lanedb.JournalEntry, 2*tailBatch+30)
+	for i := range rows {
+		rows[i] = lanedb.JournalEntry{Seq: int64(i + 1), Family: "custdisp", Event: "sale.status", Physkey: "pk", Detail: `{"status":"active"}`}
+	}
+	h.Written(rows)
+	for turn, want := range []int64{tailBatch, 2 * tailBatch, 2*tailBatch + 30} {
+		select {
+		case <-h.fresh:
+		default:
+			t.Fatalf("turn %d: the hub was not woken for the rows left", turn)
+		}
+		if h.takeWritten(context.Background()) {
+			t.Fatalf("turn %d: a turn of handed rows asked to read the journal", turn)
+		}
+		if h.head != want {
+			t.Fatalf("turn %d: head %d, want %d", turn, h.head, want)
+		}
+	}
+	if h.reads.Load() != 0 || len(h.written) != 0 {
+		t.Fatalf("%d journal reads, %d rows left", h.reads.Load(), len(h.written))
 	}
 }
