@@ -807,7 +807,9 @@ func (h *Hub) goLive(ctx context.Context, s *Subscription, fam *Family, since in
 	if s.state.Load() == subClosed {
 		return protocol.Errorf(protocol.CodeNotFound, "the firehose was closed while it opened")
 	}
-	h.tail(ctx)
+	if h.tail(ctx) {
+		h.Notify() // the rest of the backlog, after this open
+	}
 	replaying := since > 0 && fam.Journal != ""
 	if replaying && !page.more {
 		if err := h.replayRows(ctx, s, page, h.head); err != nil {
@@ -932,7 +934,7 @@ type ReplayState struct {
 type replayPage struct {
 	packets   [][]byte
 	last      int64 // the last seq read: sent, or passed over
-	readTo    int64 // the same, 0 while no row was read (last is since then)
+	readTo    int64 // the same, or since while no row was read; 0 when since is past the journal's end
 	truncated bool
 	more      bool
 	budget    int // bytes the sink still takes
@@ -950,11 +952,18 @@ const replayRowCost = 256
 // live.
 func (h *Hub) replay(ctx context.Context, s *Subscription, since int64) (*replayPage, error) {
 	page := &replayPage{last: since, budget: s.Sink.ReplayBudget(), scanLeft: h.cfg.ReplayScan}
-	oldest, _, err := lanedb.JournalBounds(ctx, h.db.Read)
+	oldest, newest, err := lanedb.JournalBounds(ctx, h.db.Read)
 	if err != nil {
 		return page, err
 	}
 	page.truncated = oldest > since+1
+	if since <= newest {
+		// The client has the rows up to since, which the journal holds:
+		// they count as read, also when the hub has yet to publish them
+		// (it is behind another program's rows), so that the ack's seq is
+		// not below since and they are not sent again live.
+		page.readTo = since
+	}
 	return page, h.replayRows(ctx, s, page, math.MaxInt64)
 }
 

@@ -982,6 +982,44 @@ func TestHubSinceBeyondTheJournal(t *testing.T) {
 	}
 }
 
+// TestHubSinceAheadOfABehindHub: a display that saw rows another program
+// wrote reopens from them while the hub, more than a turn behind, has yet
+// to publish them: its ack's seq is its since, not below it (which would
+// say the lane DB was restored), and it gets none of those rows again.
+func TestHubSinceAheadOfABehindHub(t *testing.T) {
+	h, db, w := toldHub(t) // polls once a minute: the other program's rows wait
+	other, err := lanedb.Open(context.Background(), db.Path, lanedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	const written = 3 * tailBatch
+	err = other.WriteTx(context.Background(), func(tx *lanedb.Tx) error {
+		for range written {
+			if err := lanedb.Journal(context.Background(), tx, time.Now(), "custdisp", "sale.status", "pk-other", "counter", map[string]string{"status": "active"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := newSink(1)
+	var st ReplayState
+	sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
+	if err := h.Subscribe(context.Background(), sub, written, func(s ReplayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+		t.Fatal(err)
+	}
+	if st.Head != written || st.Replayed != 0 {
+		t.Fatalf("ack %+v, want seq %d (the since) and nothing replayed", st, written)
+	}
+	journal(t, w, nil, "pk-lane", "tablet-1", "active")
+	if got := seqs(sink.waitFor(t, 2)); !slices.Equal(got, []int64{written + 1}) {
+		t.Fatalf("seqs %v…, want only the new row %d", got[:min(len(got), 5)], written+1)
+	}
+}
+
 // TestReplayGateTakesTurnsByKey: with one read, the keys waiting take it
 // in turn, whatever order their opens came in; a key gets a second read
 // only after each key waiting then had one.
