@@ -17,7 +17,7 @@ func TestBodies(t *testing.T) {
 		name   string
 		body   func(lanedb.JournalEntry) (json.RawMessage, error)
 		detail string
-		want   string
+		want   string // "" when the row cannot be sent
 	}{
 		{"detail as written", Detail, `{"status":"idle","lines":[]}`, `{"status":"idle","lines":[]}`},
 		{"envelope around the detail", DetailWithEnvelope, `{"ticket":12}`, `{"ticket":12,` + envelope + `}`},
@@ -25,10 +25,21 @@ func TestBodies(t *testing.T) {
 		{"envelope alone: empty detail", DetailWithEnvelope, `{}`, `{` + envelope + `}`},
 		{"envelope alone: null detail", DetailWithEnvelope, `null`, `{` + envelope + `}`},
 		{"envelope alone: detail not an object", DetailWithEnvelope, `[1]`, `{` + envelope + `}`},
+		// Rows another program wrote.
+		{"detail not JSON", Detail, `not json`, ""},
+		{"detail cut off", Detail, `{"status":`, ""},
+		{"detail empty", Detail, ``, ""},
+		{"envelope alone: detail not JSON", DetailWithEnvelope, `not json`, `{` + envelope + `}`},
 	}
 	for _, tt := range tests {
 		got, err := tt.body(row(tt.detail))
-		if err != nil {
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("%s: body %s, want the row refused", tt.name, got)
+			continue
+		case tt.want == "":
+			continue
+		case err != nil:
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}

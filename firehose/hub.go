@@ -233,6 +233,9 @@ type Hub struct {
 	// reads counts the journal reads of tail: rows told by Written and
 	// following on cost none.
 	reads atomic.Int64
+	// unsendable is the newest seq of a row warned about as one that cannot
+	// be sent: each replay meets such a row again, and warns no more.
+	unsendable atomic.Int64
 	// filterRuns counts filter evaluations: the hub's work per event
 	// beyond queueing packets.
 	filterRuns atomic.Int64
@@ -630,7 +633,9 @@ func (h *Hub) journalEvent(r lanedb.JournalEntry) (*event, bool) {
 	}
 	v, err := f.Body(r)
 	if err != nil {
-		h.log.Warn("firehose: a journal row cannot be sent", "seq", r.Seq, "family", r.Family, "err", err)
+		if old := h.unsendable.Load(); r.Seq > old && h.unsendable.CompareAndSwap(old, r.Seq) {
+			h.log.Warn("firehose: a journal row cannot be sent", "seq", r.Seq, "family", r.Family, "err", err)
+		}
 		return nil, false
 	}
 	return &event{family: f.Name, sc: r.Family + "." + r.Event, noSC: f.NoSC, seq: r.Seq, v: v}, true

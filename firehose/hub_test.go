@@ -116,12 +116,18 @@ func testHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
 
 func testHubWith(t *testing.T, cfg HubConfig) (*Hub, *lanedb.DB, *lanedb.Writer) {
 	t.Helper()
+	return testHubLogging(t, cfg, io.Discard)
+}
+
+// testHubLogging is testHubWith with the hub's log written to logs.
+func testHubLogging(t *testing.T, cfg HubConfig, logs io.Writer) (*Hub, *lanedb.DB, *lanedb.Writer) {
+	t.Helper()
 	db, err := lanedb.Open(context.Background(), filepath.Join(t.TempDir(), "lane.db"), lanedb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := db.NewWriter(lanedb.DefaultWriterOptions())
-	h := NewHub(db, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), testFamilies...)
+	h := NewHub(db, cfg, slog.New(slog.NewTextHandler(logs, nil)), testFamilies...)
 	ctx, cancel := context.WithCancel(context.Background())
 	go h.Run(ctx)
 	t.Cleanup(func() { cancel(); w.Close(); db.Close() })
@@ -1018,6 +1024,57 @@ func TestHubSinceAheadOfABehindHub(t *testing.T) {
 	if got := seqs(sink.waitFor(t, 2)); !slices.Equal(got, []int64{written + 1}) {
 		t.Fatalf("seqs %v…, want only the new row %d", got[:min(len(got), 5)], written+1)
 	}
+}
+
+// TestHubSkipsARowItCannotSend: a row another program wrote whose detail
+// is not JSON is neither published nor replayed (its frame would not
+// parse), the rows around it are, and it is warned about once, however
+// often it is replayed.
+func TestHubSkipsARowItCannotSend(t *testing.T) {
+	logs := &lockedBuffer{}
+	h, db, w := testHubLogging(t, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, logs)
+	sink := followCustdisp(t, h)
+	journal(t, w, h, "pk-a", "tablet-1", "active")
+	_, err := db.Exec(context.Background(), `INSERT INTO journal (at_utc, family, event, physkey, actor, detail)
+		VALUES ('2026-12-06 09:00:00', 'custdisp', 'sale.status', 'pk-b', 'counter', '{"status":')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	journal(t, w, h, "pk-a", "tablet-1", "parked")
+	if got := seqs(sink.waitFor(t, 1+2)); !slices.Equal(got, []int64{1, 3}) {
+		t.Fatalf("live seqs %v, want 1 and 3 (2 is not JSON)", got)
+	}
+	for i := range 2 {
+		replay := newSink(uint64(10 + i))
+		sub := &Subscription{Sink: replay, ID: "r", RP: json.RawMessage(`"r"`), Family: famCustdisp}
+		if err := h.Subscribe(context.Background(), sub, 1, func(ReplayState) []byte { return []byte(`{"ack":1}`) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := seqs(replay.waitFor(t, 1+1)); !slices.Equal(got, []int64{3}) {
+			t.Fatalf("replay %d: seqs %v, want 3 alone", i+1, got)
+		}
+	}
+	if n := strings.Count(logs.String(), "cannot be sent"); n != 1 {
+		t.Fatalf("%d warnings about the row, want 1:\n%s", n, logs.String())
+	}
+}
+
+// lockedBuffer is a log the hub's goroutine writes while a test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestReplayGateTakesTurnsByKey: with one read, the keys waiting take it
