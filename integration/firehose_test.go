@@ -1110,6 +1110,11 @@ func TestDebugscope(t *testing.T) {
 	l := startLane(t)
 	keys := l.keysFor(keyRequest{"support-1", "debug"}, keyRequest{"counter-1", "counter"}, keyRequest{"display-1", "display"})
 	ds := l.login("", keys["support-1"], "debugscope")
+	// A debug key sees no sale: asking for sale events is refused, not
+	// acked with nothing ever to follow.
+	for event, scopes := range map[string][]string{"custdisp.sale": {"display", "counter", "presell"}, "presell": {"counter", "presell"}} {
+		wantErr(t, ds, fhOpen("s-"+event, map[string]any{"event": event}, nil), "forbidden", scopes...)
+	}
 	if a := openFH(t, ds, fhOpen("tr", map[string]any{"event": "debugscope.trace"}, nil)); a["event"] != "debugscope.trace" {
 		t.Fatalf("trace ack: %v", a)
 	}

@@ -297,7 +297,10 @@ func (l *Lane) Close() error {
 func salesFamilies(now func() time.Time) []firehose.Family {
 	return []firehose.Family{
 		{Name: "custdisp.sale", Journal: salesbuilder.FamilyCustdisp, Names: []string{"custdisp"}, Prefixes: []string{"custdisp.sale"},
-			Body: firehose.Detail, Display: true, Current: salesbuilder.CustDispCurrent(now)},
+			Body: firehose.Detail, Display: true, Current: salesbuilder.CustDispCurrent(now),
+			// A debug key sees no sale: it is refused, rather than opened on
+			// nothing (a key without these scopes has no sale of its own).
+			Scopes: []protocol.Scope{protocol.ScopeDisplay, protocol.ScopeCounter, protocol.ScopePresell}},
 		{Name: "presell", Journal: presell.Family, Names: []string{"presell"}, Prefixes: []string{"presell."},
 			Body: firehose.DetailWithEnvelope, Scopes: []protocol.Scope{protocol.ScopeCounter, protocol.ScopePresell}},
 	}
