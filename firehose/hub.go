@@ -104,6 +104,9 @@ type Sink interface {
 	SocketID() uint64
 	// ReplayBudget is how many bytes of replay the sink takes in one burst.
 	ReplayBudget() int
+	// Crowded reports whether the sink's queue is over half full: the hub
+	// gives it time to drain before it publishes more of a backlog.
+	Crowded() bool
 }
 
 // Subscription is one open firehose.
@@ -233,6 +236,9 @@ type Hub struct {
 	// reads counts the journal reads of tail: rows told by Written and
 	// following on cost none.
 	reads atomic.Int64
+	// drainWaits counts the turns of a backlog that waited for crowded
+	// firehoses to drain (awaitRoom).
+	drainWaits atomic.Int64
 	// unsendable is the newest seq of a row warned about as one that cannot
 	// be sent: each replay meets such a row again, and warns no more.
 	unsendable atomic.Int64
@@ -333,7 +339,8 @@ const maxWritten = 1024
 // It works in turns of bounded work: the operations queued (opens going
 // live, option changes, memory events), then at most tailBatch journal
 // rows. A backlog of rows (a burst of edits, many firehoses) is worked
-// through turn by turn, so an open or a close never waits for all of it.
+// through turn by turn, so an open or a close never waits for all of it,
+// and each turn waits for the firehoses' queues to drain (awaitRoom).
 func (h *Hub) Run(ctx context.Context) {
 	if _, newest, err := lanedb.JournalBounds(ctx, h.db.Read); err == nil {
 		h.setHead(newest)
@@ -354,7 +361,8 @@ func (h *Hub) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		h.runQueued()
 		if behind {
-			behind = h.tail(ctx)
+			h.awaitRoom(ctx)
+			behind = h.catchUp(ctx)
 			continue
 		}
 		select {
@@ -408,6 +416,63 @@ func (h *Hub) do(ctx context.Context, fn func() error) error {
 // tailBatch is the most journal rows the hub publishes in one turn.
 const tailBatch = 100
 
+// catchUp takes the next turn of a backlog: of the rows handed over while
+// some are left, else of the journal.
+func (h *Hub) catchUp(ctx context.Context) bool {
+	h.writtenMu.Lock()
+	handed := len(h.written) > 0 || h.writtenLost
+	h.writtenMu.Unlock()
+	if handed {
+		return h.takeWritten(ctx)
+	}
+	return h.tail(ctx)
+}
+
+// drainWait bounds how long the hub waits before one turn of a backlog
+// for crowded firehoses to drain. A reader that does not drain is dropped
+// by its queue's bound once the hub goes on; it must not hold the others
+// up for longer.
+const drainWait = 50 * time.Millisecond
+
+// awaitRoom waits, running the operations queued meanwhile, until no live
+// firehose's queue is crowded, or drainWait has passed. A backlog (hundreds
+// of rows another program wrote at once) otherwise goes out far faster
+// than a socket writes it, and fills the queue of every display following
+// it, however fast it reads: each was dropped as a slow client.
+func (h *Hub) awaitRoom(ctx context.Context) {
+	if !h.crowded() {
+		return
+	}
+	h.drainWaits.Add(1)
+	deadline := time.NewTimer(drainWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for h.crowded() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case op := <-h.ops:
+			op()
+		case <-tick.C:
+		}
+	}
+}
+
+// crowded reports whether a live firehose's queue is crowded.
+func (h *Hub) crowded() bool {
+	for _, subs := range h.subs {
+		for _, s := range subs {
+			if s.state.Load() == subLive && s.Sink.Crowded() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // tail publishes the journal rows after head, at most tailBatch of them,
 // and reports whether more may follow at once.
 func (h *Hub) tail(ctx context.Context) bool {
@@ -446,26 +511,27 @@ func (h *Hub) publishRow(r lanedb.JournalEntry) {
 // head seq by seq, the rows a read of the journal would return. Anything
 // else reads the journal (tail): a row another program wrote in between,
 // rows a poll already read, a journal started over, rows not kept. Like
-// tail, it publishes at most tailBatch rows in one turn; the rest wait
-// for the next, after the operations queued meanwhile.
+// tail, it publishes at most tailBatch rows in one turn and reports
+// whether more follow at once; they wait for the next turn, after the
+// operations queued meanwhile.
 func (h *Hub) takeWritten(ctx context.Context) bool {
 	h.writtenMu.Lock()
 	rows, lost := h.written, h.writtenLost
 	h.written, h.writtenLost = nil, false
-	if !lost && len(rows) > tailBatch {
-		h.written = append(rows[tailBatch:len(rows):len(rows)], h.written...)
+	more := !lost && len(rows) > tailBatch
+	if more {
+		h.written = rows[tailBatch:len(rows):len(rows)]
 		rows = rows[:tailBatch]
-		h.wakeFresh()
 	}
 	h.writtenMu.Unlock()
 	if lost || !follows(h.head, rows) {
-		return h.tail(ctx)
+		return h.tail(ctx) || more
 	}
 	h.purge()
 	for _, r := range rows {
 		h.publishRow(r)
 	}
-	return false
+	return more
 }
 
 // follows reports whether rows are the seqs right after head, in order.

@@ -141,6 +141,13 @@ func (o *outbox) pushWaitBelow(b []byte, count int, wait time.Duration, done <-c
 	}
 }
 
+// crowded reports whether the queue holds over half of either bound.
+func (o *outbox) crowded() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return 2*o.units > o.maxCount || 2*o.bytes > o.maxBytes
+}
+
 // take removes and returns everything queued, oldest first, and wakes
 // every pushWait caller.
 func (o *outbox) take() [][]byte {

@@ -29,6 +29,35 @@ func TestOutboxBounds(t *testing.T) {
 	}
 }
 
+func TestOutboxCrowded(t *testing.T) {
+	tests := []struct {
+		name       string
+		count, max int
+		sizes      []int
+		want       bool
+	}{
+		{"empty", 4, 100, nil, false},
+		{"half the packets", 4, 100, []int{1, 1}, false},
+		{"over half the packets", 4, 100, []int{1, 1, 1}, true},
+		{"half the bytes", 10, 100, []int{50}, false},
+		{"over half the bytes", 10, 100, []int{30, 21}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOutbox(tt.count, tt.max)
+			for _, n := range tt.sizes {
+				o.push(make([]byte, n))
+			}
+			if got := o.crowded(); got != tt.want {
+				t.Fatalf("crowded = %v, want %v", got, tt.want)
+			}
+			if o.take(); o.crowded() {
+				t.Fatal("crowded once emptied")
+			}
+		})
+	}
+}
+
 func TestOutboxTakeEmptiesAndWakes(t *testing.T) {
 	o := newOutbox(4, 100)
 	wakes := 0
