@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -1034,7 +1035,7 @@ func TestHubSinceAheadOfABehindHub(t *testing.T) {
 // parse), the rows around it are, and it is warned about once, however
 // often it is replayed.
 func TestHubSkipsARowItCannotSend(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	h, db, w := testHubLogging(t, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, logs)
 	sink := followCustdisp(t, h)
 	journal(t, w, h, "pk-a", "tablet-1", "active")
@@ -1060,24 +1061,6 @@ func TestHubSkipsARowItCannotSend(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot be sent"); n != 1 {
 		t.Fatalf("%d warnings about the row, want 1:\n%s", n, logs.String())
 	}
-}
-
-// lockedBuffer is a log the hub's goroutine writes while a test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // drainSink is a socket's queue of 256 packets whose writer drains it

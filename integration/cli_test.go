@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // startDeterministic starts serve on db in deterministic mode and returns
@@ -182,7 +183,7 @@ func TestClientCatchesUpAndFollowsARestore(t *testing.T) {
 	}
 	ring(addr, append(lines, `salesbuilder.sale_add_product {"v":{"pid":1004}}`)...)
 
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	client := exec.Command(binary, "client", "--url", "ws://"+addr+"/fd1/open_websocket", "--key", keys["display-1"],
 		"--purpose", "customerdisplay", "--linger", "1h", `{"a":"fd1.firehose.open_firehose","rq":"cd","v":{"since":1}}`)
 	client.Env = quietEnv()
@@ -229,22 +230,4 @@ func TestClientCatchesUpAndFollowsARestore(t *testing.T) {
 	other.kill9()
 	relStart(t, db, small, "--addr", addr)
 	waitFor("the sale rung up while the client was away", regexp.MustCompile(`"description":"Cappuccino"`))
-}
-
-// lockedBuffer is a bytes.Buffer a process writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

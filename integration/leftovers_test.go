@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // A run against a server given with -url leaves that lane as it found it.
@@ -493,7 +495,7 @@ func TestRemoteRunLeavesOthersSalesAlone(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	paused := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)

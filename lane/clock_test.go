@@ -1,19 +1,18 @@
 package lane
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -83,9 +82,8 @@ func TestStoreLaneRefusesChangesWhileItsClockIsOff(t *testing.T) {
 	var off atomic.Int64 // how far the lane's clock is off, in ns
 	cfg := DefaultConfig()
 	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	l, err := New(ctx, db, cfg, slog.New(slog.NewTextHandler(&lockedBuffer{mu: &logMu, b: &logs}, nil)))
+	var logs syncbuf.Buffer
+	l, err := New(ctx, db, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +122,7 @@ func TestStoreLaneRefusesChangesWhileItsClockIsOff(t *testing.T) {
 		!strings.Contains(body, "not ready: the lane's clock is 13h0m0s behind the store database's") {
 		t.Fatalf("/readyz while changes are refused: %d %q, want 503 saying why", code, body)
 	}
-	logMu.Lock()
 	logged := logs.String()
-	logMu.Unlock()
 	if !strings.Contains(logged, "level=ERROR msg=\"refusing changes: the lane's clock is 13h0m0s behind") {
 		t.Fatalf("the refusal was not logged as an ERROR:\n%s", logged)
 	}
@@ -142,16 +138,4 @@ func readyz(l *Lane) (int, string) {
 	rec := httptest.NewRecorder()
 	l.Server.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	return rec.Code, rec.Body.String()
-}
-
-// lockedBuffer is a log's buffer, read while the lane writes it.
-type lockedBuffer struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }

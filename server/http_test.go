@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
@@ -465,7 +466,7 @@ func TestHTTPModeWithTheStoreOutOfReach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(&logs, nil)))
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()

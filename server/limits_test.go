@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
 
@@ -181,7 +182,7 @@ func TestSocketRefusalsAreToldAndCounted(t *testing.T) {
 			cfg := DefaultConfig()
 			tt.cfg(&cfg)
 			s, _ := testServer(t, cfg)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			s.log = slog.New(slog.NewTextHandler(&logs, nil))
 			if l := s.refusalLogs[tt.reason]; l != nil {
 				l.Calm = 0 // the end told at the next socket let in

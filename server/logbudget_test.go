@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanetls"
 )
 
@@ -85,7 +86,7 @@ func TestLineBudget(t *testing.T) {
 // lines left out are counted for /metrics.
 func TestStrangerFloodIsLoggedWithinBudget(t *testing.T) {
 	_, db := testServer(t, DefaultConfig())
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	s := New(cfg, db, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -139,7 +140,7 @@ func TestTLSHandshakeFloodIsLoggedWithinBudget(t *testing.T) {
 	if err := lanetls.Init(files, []string{"localhost"}, false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	var err error

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,32 +10,14 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
-
-// syncBuffer is a log sink several goroutines may write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A login is one path whatever the transport: the same key gets the same
 // answer over a socket and in HTTP mode, failures from one address share
@@ -46,7 +27,7 @@ func TestLoginSameOverSocketAndHTTP(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.LoginFailures = 2
 	s, db := testServer(t, cfg)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s.log = slog.New(slog.NewTextHandler(&logs, nil))
 	ctx := context.Background()
 	good, err := db.CreateAPIKey(ctx, "till-1", []string{"counter"})

@@ -9,29 +9,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanedb"
 )
-
-// lockedLog is a log buffer the server writes while the test reads it.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestLoggedKeysAreRedacted: a key put in a URL path by mistake does not
 // reach the log, whether the path routes to an endpoint or not; the query
@@ -50,7 +32,7 @@ func TestLoggedKeysAreRedacted(t *testing.T) {
 	secret := key[strings.LastIndex(key, ".")+1:]
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			var logs lockedLog
+			var logs syncbuf.Buffer
 			h := slog.Handler(slog.NewTextHandler(&logs, nil))
 			if format == "json" {
 				h = slog.NewJSONHandler(&logs, nil)

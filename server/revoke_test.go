@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanedb"
 )
 
@@ -28,7 +29,7 @@ func TestRevocationWatchWarnsOncePerOutage(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	allow := pgtest.Switch(t, dbURL)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := New(DefaultConfig(), db, slog.New(slog.NewTextHandler(&logs, nil)))
 	allow(false)
 	wctx, stop := context.WithCancel(ctx)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chzyer/readline"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // realLane starts serve in this process on a copy of the demo lane DB and
@@ -31,7 +33,7 @@ func realLane(t *testing.T, extra ...string) (url, adminKey, db string) {
 // startServe runs serve on db at addr until stop is called.
 func startServe(t *testing.T, db, addr string, extra ...string) (string, func()) {
 	t.Helper()
-	var log syncBuffer
+	var log syncbuf.Buffer
 	args := append([]string{"--db", db, "--addr", addr, "--log-level", "warn"}, extra...)
 	got, stop, err := runServeUntilReady(t, args, &log)
 	if err != nil {
@@ -77,7 +79,7 @@ func TestClientErrorReplies(t *testing.T) {
 			} else {
 				args = append(args, packets...)
 			}
-			var out, errOut syncBuffer
+			var out, errOut syncbuf.Buffer
 			err := dispatch(args, &out, &errOut)
 			var ue usageError
 			if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
@@ -94,14 +96,14 @@ func TestClientErrorReplies(t *testing.T) {
 // at all stops before it connects, saying how to get one.
 func TestClientKey(t *testing.T) {
 	url, key, db := realLane(t)
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	if err := dispatch([]string{"client", "--url", url, "--key-file", db + ".apikey", "fd1.debug.ping"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
 	if !strings.Contains(errOut.String(), "logging in with the API key in "+db+".apikey") {
 		t.Fatalf("stderr does not name the key file:\n%s", errOut.String())
 	}
-	out, errOut = syncBuffer{}, syncBuffer{}
+	out, errOut = syncbuf.Buffer{}, syncbuf.Buffer{}
 	err := dispatch([]string{"client", "--url", url, "--key-file", filepath.Join(t.TempDir(), "none.apikey"), "fd1.debug.ping"}, &out, &errOut)
 	var ue usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no API key") || !strings.Contains(err.Error(), "--key") ||
@@ -118,7 +120,7 @@ func TestClientKey(t *testing.T) {
 	}
 	// --no-login is the way to see what a lane answers a device that has
 	// not logged in.
-	out = syncBuffer{}
+	out = syncbuf.Buffer{}
 	err = dispatch([]string{"client", "--url", url, "--key-file", "", "--no-login", "fd1.debug.ping"}, &out, &errOut)
 	if err == nil || !strings.Contains(out.String(), "login_required") {
 		t.Fatalf("--no-login: %v\n%s", err, out.String())
@@ -131,7 +133,7 @@ func TestClientReconnect(t *testing.T) {
 	db, tabletKey := laneCopy(t)
 	addr, stop := startServe(t, db, "127.0.0.1:0")
 	adminKey, _ := os.ReadFile(db + ".apikey")
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- dispatch([]string{"client", "--url", "ws://" + addr + "/fd1/open_websocket", "--key", strings.TrimSpace(string(adminKey)),
@@ -208,7 +210,7 @@ func TestClientReadline(t *testing.T) {
 		}
 		pw.Close()
 	}()
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	if err := dispatch([]string{"client", "--url", url, "--key", key, "--compact"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
@@ -226,11 +228,11 @@ func TestClientReadline(t *testing.T) {
 // not keep dialling (each try would be a failed login from its address).
 func TestClientRevokedKeyStops(t *testing.T) {
 	url, _, db := realLane(t)
-	var keyOut, errOut syncBuffer
+	var keyOut, errOut syncbuf.Buffer
 	if err := dispatch([]string{"apikey", "create", "--db", db, "--name", "tablet-9", "--scope", "presell"}, &keyOut, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- dispatch([]string{"client", "--url", url, "--key", strings.TrimSpace(keyOut.String()), "--linger", "4s", "fd1.debug.ping"}, &out, &errOut)

@@ -23,27 +23,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
 )
-
-// syncBuffer is a log a lane writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // templateDir holds demoTemplate's DB once it is made.
 var templateDir string
@@ -197,7 +180,7 @@ func TestServeFlagValues(t *testing.T) {
 					value = filepath.Join(t.TempDir(), value)
 				}
 				args := []string{"--db=" + db, "--addr=127.0.0.1:0", "--log-level=warn", "--" + name + "=" + value}
-				var log syncBuffer
+				var log syncbuf.Buffer
 				addr, stop, err := runServeUntilReady(t, args, &log)
 				if err != nil {
 					var ue usageError
@@ -268,7 +251,7 @@ func TestServeDBPath(t *testing.T) {
 			if tt.create {
 				args = append(args, "--create")
 			}
-			var log syncBuffer
+			var log syncbuf.Buffer
 			_, stop, err := runServeUntilReady(t, args, &log)
 			if tt.wantErr != "" {
 				var ue usageError
@@ -361,7 +344,7 @@ func TestServeLogsAWALLeftBehind(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := laneCopy(t)
-			var log syncBuffer
+			var log syncbuf.Buffer
 			_, stop, err := runServeUntilReady(t, []string{"--db", path, "--addr", "127.0.0.1:0"}, &log)
 			if err != nil {
 				t.Fatalf("serve: %v\n%s", err, log.String())
@@ -418,7 +401,7 @@ func TestServeWarnsOfDeterministicMode(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := laneCopy(t)
-			var log syncBuffer
+			var log syncbuf.Buffer
 			_, stop, err := runServeUntilReady(t, append([]string{"--db", path, "--addr", "127.0.0.1:0"}, tt.flags...), &log)
 			if err != nil {
 				t.Fatalf("serve: %v\n%s", err, log.String())
@@ -511,7 +494,7 @@ func TestServeSaysWhatItWaitsFor(t *testing.T) {
 	defer tx.Rollback()
 	defer func(was time.Duration) { openSlowAfter = was }(openSlowAfter)
 	openSlowAfter = 20 * time.Millisecond
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	_, err = openLaneDB(context.Background(), path, false, lanedb.Options{BusyTimeout: 500 * time.Millisecond}, log)
 	if err == nil || !strings.Contains(err.Error(), "another program held its write lock") {

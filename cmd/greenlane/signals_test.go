@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // TestWatchSignals: each signal serve handles is logged; the first SIGINT
@@ -33,7 +35,7 @@ func TestWatchSignals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logBuf syncBuffer
+			var logBuf syncbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logBuf, nil))
 			sigs := make(chan os.Signal)
 			done := make(chan struct{})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 	"github.com/greenlane-pos/greenlane/lanetls"
 )
 
@@ -52,7 +53,7 @@ func TestServeCertificateDates(t *testing.T) {
 			if tt.ownFiles {
 				args = []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls-cert=" + f.Cert, "--tls-key=" + f.Key}
 			}
-			var log syncBuffer
+			var log syncbuf.Buffer
 			addr, stop, err := runServeUntilReady(t, args, &log)
 			if tt.wantErr != nil {
 				var ue usageError
@@ -260,7 +261,7 @@ func TestRunningLaneWatchesItsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log syncbuf.Buffer
 	addr, stop, err := runServeUntilReady(t, []string{"--db=" + db, "--addr=127.0.0.1:0", "--tls"}, &log)
 	if err != nil {
 		t.Fatalf("serve: %v\n%s", err, log.String())
