@@ -199,6 +199,19 @@ func eachWiring(t *testing.T, test func(t *testing.T, h *Hub, db *lanedb.DB, w *
 	})
 }
 
+// wantSeqRun fails t unless got is the n seqs from first on, each once,
+// in order.
+func wantSeqRun(t *testing.T, got []int64, first int64, n int) {
+	t.Helper()
+	ok := len(got) == n
+	for i := 0; ok && i < n; i++ {
+		ok = got[i] == first+int64(i)
+	}
+	if !ok {
+		t.Fatalf("%d seqs %v…, want the %d from %d on, each once, in order", len(got), got[:min(len(got), 10)], n, first)
+	}
+}
+
 func seqs(ps []map[string]json.RawMessage) []int64 {
 	var out []int64
 	for _, p := range ps {
@@ -239,25 +252,13 @@ func testReplayThenLive(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer, no
 	}()
 	sink := newSink(1)
 	sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
-	var head int64
-	err := h.Subscribe(context.Background(), sub, 10, func(st ReplayState) []byte {
-		head = st.Head
-		return []byte(`{"ack":true}`)
-	})
+	err := h.Subscribe(context.Background(), sub, 10, func(ReplayState) []byte { return []byte(`{"ack":true}`) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
 	close(stop)
-	got := seqs(sink.waitFor(t, 1+90-10))
-	if len(got) != 80 {
-		t.Fatalf("%d events, want 80 (seq 11…90)", len(got))
-	}
-	for i, s := range got {
-		if s != int64(11+i) {
-			t.Fatalf("event %d has seq %d, want %d (head at subscribe %d)", i, s, 11+i, head)
-		}
-	}
+	wantSeqRun(t, seqs(sink.waitFor(t, 1+90-10)), 11, 80)
 }
 
 // TestHubFilters: the tablet and sale options, q filters on memory events,
@@ -401,12 +402,7 @@ func TestHubLiveWhileAReplayReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	journal(t, w, h, "pk-a", "tablet-1", "active") // seq 22, live
-	got := seqs(slow.waitFor(t, 1+21))
-	for i, s := range got {
-		if s != int64(2+i) {
-			t.Fatalf("the replayed firehose got seqs %v, want 2…22 once each", got)
-		}
-	}
+	wantSeqRun(t, seqs(slow.waitFor(t, 1+21)), 2, 21)
 }
 
 // TestHubReplayScanIsBounded: an open whose filter matches nothing in a
@@ -487,14 +483,7 @@ func TestHubReplayInPagesWhenItDoesNotFit(t *testing.T) {
 		}
 		since = st.Resume
 	}
-	if len(got) != 35 {
-		t.Fatalf("replayed %d events over the pages, want 35 (seq 6…40)", len(got))
-	}
-	for i, s := range got {
-		if s != int64(6+i) {
-			t.Fatalf("event %d has seq %d, want %d", i, s, 6+i)
-		}
-	}
+	wantSeqRun(t, got, 6, 35)
 }
 
 // TestHubFollowsAResetJournal: after a fixture reset empties the journal
@@ -919,12 +908,7 @@ func testOpenNotHeldUpByABacklog(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.W
 	}
 	// First the sale in progress at the ack's seq (Family.Current), then
 	// every row after it, live.
-	got := seqs(sink.waitFor(t, 1+1+int(backlog-head)))
-	for i, s := range got {
-		if s != head+int64(i) {
-			t.Fatalf("events after the ack (seq %d): %v…, want it, then each seq after it once", head, got[:min(len(got), 10)])
-		}
-	}
+	wantSeqRun(t, seqs(sink.waitFor(t, 1+1+int(backlog-head))), head, 1+int(backlog-head))
 }
 
 // TestHubFirehosesPerKey: a key's firehoses are counted over all its
@@ -1133,12 +1117,7 @@ func testLetsFirehosesDrain(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer
 	const backlog = 1000 // within maxWritten: handed over whole
 	journalMany(t, w, notify, "pk-a", backlog)
 	release()
-	got := seqs(reader.waitFor(t, 1+backlog))
-	for i, s := range got {
-		if s != int64(i+1) {
-			t.Fatalf("event %d has seq %d, want %d", i, s, i+1)
-		}
-	}
+	wantSeqRun(t, seqs(reader.waitFor(t, 1+backlog)), 1, backlog)
 	if n := reader.overflowed(); n != 0 {
 		t.Fatalf("%d events overran the queue of a firehose that reads", n)
 	}
@@ -1379,12 +1358,7 @@ func TestHubReadsBackRowsItCouldNotKeep(t *testing.T) {
 	n := maxWritten + 150
 	journalMany(t, w, nil, "pk", n)
 	release()
-	got := seqs(sink.waitFor(t, 1+n))
-	for i, s := range got {
-		if s != int64(i+1) {
-			t.Fatalf("event %d has seq %d, want %d", i, s, i+1)
-		}
-	}
+	wantSeqRun(t, seqs(sink.waitFor(t, 1+n)), 1, n)
 	if h.reads.Load() == 0 {
 		t.Fatal("the hub published rows it did not keep without reading them")
 	}

@@ -8,11 +8,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // busyError makes SQLite refuse a write lock that the lane's writer holds:
@@ -133,10 +134,10 @@ func TestWriterLockedByAnotherProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var log strings.Builder
+	var log syncbuf.Buffer
 	w := db.NewWriter(WriterOptions{MaxBatch: 64})
 	defer w.Close()
-	w.LogTo(slog.New(slog.NewTextHandler(&lockedWriter{b: &log}, nil)))
+	w.LogTo(slog.New(slog.NewTextHandler(&log, nil)))
 
 	otx := holdWriteLock(t, path)
 
@@ -170,29 +171,9 @@ func TestWriterLockedByAnotherProgram(t *testing.T) {
 	}
 }
 
-// lockedWriter is a strings.Builder safe for the writer goroutine's log
-// and the test reading it.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String is what was written so far.
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lockWatchedWriter opens a lane DB (busy timeout a minute) and a writer
 // on it logging to the returned writer, whose lock fault ends after calm.
-func lockWatchedWriter(t *testing.T, calm time.Duration) (path string, w *Writer, logs *lockedWriter) {
+func lockWatchedWriter(t *testing.T, calm time.Duration) (path string, w *Writer, logs *syncbuf.Buffer) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "lane.db")
 	db, err := Open(context.Background(), path, Options{BusyTimeout: time.Minute})
@@ -200,7 +181,7 @@ func lockWatchedWriter(t *testing.T, calm time.Duration) (path string, w *Writer
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	logs = &lockedWriter{b: new(strings.Builder)}
+	logs = &syncbuf.Buffer{}
 	w = db.NewWriter(WriterOptions{})
 	t.Cleanup(w.Close)
 	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // TestCheckpointerCopiesTheWALBack: what the writer commits reaches the
@@ -195,7 +197,7 @@ func TestWALHeldByAnotherProgramsReadIsTold(t *testing.T) {
 	ctx := context.Background()
 	const limit = 256 << 10
 	db := walLimitedDB(t, limit)
-	logs := &lockedWriter{b: new(strings.Builder)}
+	logs := &syncbuf.Buffer{}
 	w := db.NewWriter(WriterOptions{})
 	defer w.Close()
 	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))

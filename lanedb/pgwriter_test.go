@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/greenlane-pos/greenlane/internal/pgtest"
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // openTwoInstances opens one fresh PostgreSQL database twice, as two
@@ -340,7 +341,7 @@ func TestPostgresWriterRefusesARewrittenStore(t *testing.T) {
 // words.
 func TestPostgresWriterTellsAnUnreachableStore(t *testing.T) {
 	db, u := openPostgresTest(t)
-	logs := &lockedWriter{b: new(strings.Builder)}
+	logs := &syncbuf.Buffer{}
 	w := db.NewWriter(WriterOptions{})
 	defer w.Close()
 	w.LogTo(slog.New(slog.NewTextHandler(logs, nil)))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/greenlane-pos/greenlane/internal/syncbuf"
 )
 
 // storeLockHolders counts the sessions holding the store lock of c's
@@ -145,9 +147,8 @@ func TestPostgresStoreLockTakenAgain(t *testing.T) {
 			} else {
 				c.Close(ctx)
 			}
-			var logged strings.Builder
-			lw := &lockedWriter{b: &logged}
-			log := func() string { lw.mu.Lock(); defer lw.mu.Unlock(); return logged.String() }
+			lw := &syncbuf.Buffer{}
+			log := lw.String
 			stopped := make(chan error, 2)
 			release, _, err := LockStoreServing(ctx, u, Options{}, slog.New(slog.NewTextHandler(lw, nil)), func(err error) { stopped <- err })
 			if err != nil {
