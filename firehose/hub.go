@@ -147,6 +147,9 @@ type Subscription struct {
 	// carries (SPEC §1.1: it tags the tab the socket carries it for).
 	// Subscribe reads it from the ack, the reply to that request.
 	rt json.RawMessage
+	// budget is its sink's ReplayBudget, asked once as it opens: the most
+	// bytes one event may take (see fits).
+	budget int
 }
 
 // A firehose's states: counted from its open until it is closed, live
@@ -240,7 +243,8 @@ type Hub struct {
 	// firehoses to drain (awaitRoom).
 	drainWaits atomic.Int64
 	// unsendable is the newest seq of a row warned about as one that cannot
-	// be sent: each replay meets such a row again, and warns no more.
+	// be sent (not JSON, too big): each replay meets it again, and warns no
+	// more.
 	unsendable atomic.Int64
 	// filterRuns counts filter evaluations: the hub's work per event
 	// beyond queueing packets.
@@ -682,7 +686,7 @@ func (h *Hub) current(s *Subscription, fam *Family) []byte {
 		if !fam.Current(r.row) {
 			return nil
 		}
-		if p := packet(s.RP, s.rt, r.ev); len(p) <= s.Sink.ReplayBudget() {
+		if p := packet(s.RP, s.rt, r.ev); len(p) <= s.budget {
 			return p
 		}
 		return nil // too big for one burst: the next change brings it
@@ -699,12 +703,32 @@ func (h *Hub) journalEvent(r lanedb.JournalEntry) (*event, bool) {
 	}
 	v, err := f.Body(r)
 	if err != nil {
-		if old := h.unsendable.Load(); r.Seq > old && h.unsendable.CompareAndSwap(old, r.Seq) {
-			h.log.Warn("firehose: a journal row cannot be sent", "seq", r.Seq, "family", r.Family, "err", err)
-		}
+		h.unsendableRow(r.Seq, "family", r.Family, "err", err)
 		return nil, false
 	}
 	return &event{family: f.Name, sc: r.Family + "." + r.Event, noSC: f.NoSC, seq: r.Seq, v: v}, true
+}
+
+// fits reports whether packet p of ev fits s's sink in one burst. One that
+// does not (a row another program wrote, megabytes long) is passed over,
+// live and in replays alike: sent, it would drop the socket as a slow
+// client, and a replay could never get past it.
+func (h *Hub) fits(s *Subscription, ev *event, p []byte) bool {
+	if len(p) <= s.budget {
+		return true
+	}
+	if ev.seq > 0 {
+		h.unsendableRow(ev.seq, "bytes", len(p), "err", "larger than a subscriber takes in one burst (half of --send-queue-bytes on a socket)")
+	}
+	return false
+}
+
+// unsendableRow warns that journal row seq cannot be sent, once: each
+// replay meets it again.
+func (h *Hub) unsendableRow(seq int64, args ...any) {
+	if old := h.unsendable.Load(); seq > old && h.unsendable.CompareAndSwap(old, seq) {
+		h.log.Warn("firehose: a journal row cannot be sent", append([]any{"seq", seq}, args...)...)
+	}
 }
 
 // publish delivers ev to the firehoses of its family it matches. Those
@@ -715,8 +739,11 @@ func (h *Hub) publish(ev *event) {
 		if s.state.Load() != subLive || ev.seq > 0 && ev.seq <= s.after {
 			continue
 		}
-		if h.matches(s, ev) {
-			s.Sink.Enqueue(packet(s.RP, s.rt, ev))
+		if !h.matches(s, ev) {
+			continue
+		}
+		if p := packet(s.RP, s.rt, ev); h.fits(s, ev, p) {
+			s.Sink.Enqueue(p)
 			h.published.Add(1)
 		}
 	}
@@ -861,6 +888,8 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 		if page, err = h.replay(ctx, s, since); err != nil {
 			return err
 		}
+	} else {
+		s.budget = s.Sink.ReplayBudget()
 	}
 	return h.do(ctx, func() error { return h.goLive(ctx, s, fam, since, page, ack) })
 }
@@ -1022,7 +1051,8 @@ const replayRowCost = 256
 // reopens from the last seq read, so nothing is lost between replay and
 // live.
 func (h *Hub) replay(ctx context.Context, s *Subscription, since int64) (*replayPage, error) {
-	page := &replayPage{last: since, budget: s.Sink.ReplayBudget(), scanLeft: h.cfg.ReplayScan}
+	s.budget = s.Sink.ReplayBudget()
+	page := &replayPage{last: since, budget: s.budget, scanLeft: h.cfg.ReplayScan}
 	oldest, newest, err := lanedb.JournalBounds(ctx, h.db.Read)
 	if err != nil {
 		return page, err
@@ -1069,6 +1099,10 @@ func (h *Hub) replayRows(ctx context.Context, s *Subscription, page *replayPage,
 				continue
 			}
 			p := packet(s.RP, s.rt, ev)
+			if !h.fits(s, ev, p) {
+				page.last, page.readTo = r.Seq, r.Seq
+				continue
+			}
 			if len(page.packets) >= h.cfg.MaxReplay || page.budget-len(p) < 0 {
 				page.more = true
 				return nil

@@ -1047,6 +1047,53 @@ func TestHubSkipsARowItCannotSend(t *testing.T) {
 	}
 }
 
+// TestHubPassesOverAnEventTooBigForTheSink: a row another program wrote,
+// too big for a socket's queue, is passed over like a row that is not
+// JSON, live and in replays alike: a display is neither dropped for it
+// nor asked again and again to catch up from before it.
+func TestHubPassesOverAnEventTooBigForTheSink(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	h, db, w := testHubLogging(t, HubConfig{Poll: 20 * time.Millisecond, MaxReplay: 1000}, logs)
+	const budget = 64 << 10
+	huge := func() {
+		t.Helper()
+		detail := fmt.Sprintf(`{"status":"active","note":%q}`, strings.Repeat("x", budget))
+		_, err := db.Exec(context.Background(), `INSERT INTO journal (at_utc, family, event, physkey, actor, detail)
+			VALUES ('2026-12-06 09:00:00', 'custdisp', 'sale.status', 'pk-big', 'counter', ?)`, detail)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := newSink(1)
+	live.budget = budget
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	if err := h.Subscribe(context.Background(), &Subscription{Sink: live, ID: "l", RP: json.RawMessage(`"l"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	journal(t, w, h, "pk-a", "tablet-1", "active") // 1
+	huge()                                         // 2
+	journal(t, w, h, "pk-a", "tablet-1", "parked") // 3
+	if got := seqs(live.waitFor(t, 1+2)); !slices.Equal(got, []int64{1, 3}) {
+		t.Fatalf("live seqs %v, want 1 and 3 (2 is larger than the sink takes)", got)
+	}
+	replay := newSink(2)
+	replay.budget = budget
+	var st ReplayState
+	sub := &Subscription{Sink: replay, ID: "r", RP: json.RawMessage(`"r"`), Family: famCustdisp}
+	if err := h.Subscribe(context.Background(), sub, 1, func(s ReplayState) []byte { st = s; return []byte(`{"ack":1}`) }); err != nil {
+		t.Fatal(err)
+	}
+	if st.More || st.Replayed != 1 {
+		t.Fatalf("replay from 1: %+v, want row 3 replayed, nothing more to catch up on", st)
+	}
+	if got := seqs(replay.waitFor(t, 1+1)); !slices.Equal(got, []int64{3}) {
+		t.Fatalf("replayed seqs %v, want 3", got)
+	}
+	if n := strings.Count(logs.String(), "cannot be sent"); n != 1 {
+		t.Fatalf("%d warnings about the row, want 1:\n%s", n, logs.String())
+	}
+}
+
 // drainSink is a socket's queue of 256 packets whose writer drains it
 // only when given time: it empties a moment after the hub finds it
 // crowded (over half full). A push past its bound is dropped, as the
