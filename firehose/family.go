@@ -70,9 +70,9 @@ func (f *Family) asks(event string) bool {
 }
 
 // Detail is a Body that sends a journal row's detail as it was written:
-// the writer journaled the whole event.
-// A row another program wrote may hold anything: one whose detail is not
-// JSON is not sent (it would make a frame no client can parse).
+// the writer journaled the whole event. A row another program wrote may
+// hold anything: one whose detail is not JSON is not sent (it would make
+// a frame no client can parse).
 func Detail(r lanedb.JournalEntry) (json.RawMessage, error) {
 	if !json.Valid([]byte(r.Detail)) {
 		return nil, fmt.Errorf("journal row %d: its detail is not JSON (%.40q)", r.Seq, r.Detail)
