@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/greenlane-pos/greenlane/lanedb"
 	"github.com/greenlane-pos/greenlane/protocol"
@@ -71,11 +72,15 @@ func (f *Family) asks(event string) bool {
 
 // Detail is a Body that sends a journal row's detail as it was written:
 // the writer journaled the whole event. A row another program wrote may
-// hold anything: one whose detail is not JSON is not sent (it would make
-// a frame no client can parse).
+// hold anything: one whose detail is not JSON, or not UTF-8 (which
+// json.Valid lets through, and a browser fails the whole socket on), is
+// not sent.
 func Detail(r lanedb.JournalEntry) (json.RawMessage, error) {
 	if !json.Valid([]byte(r.Detail)) {
 		return nil, fmt.Errorf("journal row %d: its detail is not JSON (%.40q)", r.Seq, r.Detail)
+	}
+	if !utf8.ValidString(r.Detail) {
+		return nil, fmt.Errorf("journal row %d: its detail is not UTF-8 (%.40q)", r.Seq, r.Detail)
 	}
 	return json.RawMessage(r.Detail), nil
 }

@@ -29,6 +29,7 @@ func TestBodies(t *testing.T) {
 		{"detail not JSON", Detail, `not json`, ""},
 		{"detail cut off", Detail, `{"status":`, ""},
 		{"detail empty", Detail, ``, ""},
+		{"detail not UTF-8", Detail, "{\"note\":\"caf\xe9\"}", ""},
 		{"envelope alone: detail not JSON", DetailWithEnvelope, `not json`, `{` + envelope + `}`},
 	}
 	for _, tt := range tests {
