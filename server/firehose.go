@@ -40,8 +40,10 @@ func (sk *socket) SocketID() uint64 { return sk.id }
 // ReplayBudget: a replay may fill half the socket's byte allowance.
 func (sk *socket) ReplayBudget() int { return sk.srv.cfg.SendQueueBytes / 2 }
 
-// Crowded: the socket's send queue is over half full.
-func (sk *socket) Crowded() bool { return sk.out.crowded() }
+// Crowded: the socket's send queue is over half full. A socket being torn
+// down takes nothing more, whatever its queue still holds: the hub must
+// not wait for it to drain while its firehoses are being closed.
+func (sk *socket) Crowded() bool { return sk.ctx.Err() == nil && sk.out.crowded() }
 
 // AttachHub gives the server its firehose hub and the writer whose figures
 // fd1.diag.stats reports (either may be nil in tests), and registers the

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -55,6 +56,24 @@ func TestOutboxCrowded(t *testing.T) {
 				t.Fatal("crowded once emptied")
 			}
 		})
+	}
+}
+
+// TestSocketCrowdedUntilKilled: a socket dropped as slow still holds its
+// queue until its writer gives up, but the hub must not wait for it.
+func TestSocketCrowdedUntilKilled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sk := &socket{out: newOutbox(4, 100), ctx: ctx, cancel: cancel}
+	for range 3 {
+		sk.out.push([]byte("x"))
+	}
+	if !sk.Crowded() {
+		t.Fatal("a socket with 3 of 4 packets queued is not crowded")
+	}
+	sk.kill(1008, "send queue full")
+	if sk.Crowded() {
+		t.Fatal("a socket being torn down is still crowded")
 	}
 }
 
