@@ -210,6 +210,9 @@ type Hub struct {
 	// Owned by the run goroutine.
 	subs map[string][]*Subscription // live firehoses by family, closed ones until purged
 	head int64                      // last journal seq published
+	// behind says more journal rows are due at once: a backlog, worked
+	// through a turn at a time (Run).
+	behind bool
 	// latest holds, for each family with Current, the newest row of each
 	// journal physkey the hub has seen, at most maxLatest of them: what a
 	// firehose opened without since starts from (Family.Current).
@@ -361,12 +364,11 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 	poll := time.NewTicker(every)
 	defer poll.Stop()
-	behind := false
 	for ctx.Err() == nil {
 		h.runQueued()
-		if behind {
+		if h.behind {
 			h.awaitRoom(ctx)
-			behind = h.catchUp(ctx)
+			h.behind = h.catchUp(ctx)
 			continue
 		}
 		select {
@@ -375,11 +377,11 @@ func (h *Hub) Run(ctx context.Context) {
 		case op := <-h.ops:
 			op()
 		case <-h.wake:
-			behind = h.tail(ctx)
+			h.behind = h.tail(ctx)
 		case <-h.fresh:
-			behind = h.takeWritten(ctx)
+			h.behind = h.takeWritten(ctx)
 		case <-poll.C:
-			behind = h.tail(ctx)
+			h.behind = h.tail(ctx)
 		}
 	}
 }
@@ -436,7 +438,7 @@ func (h *Hub) catchUp(ctx context.Context) bool {
 // for crowded firehoses to drain. A reader that does not drain is dropped
 // by its queue's bound once the hub goes on; it must not hold the others
 // up for longer.
-const drainWait = 50 * time.Millisecond
+const drainWait = 250 * time.Millisecond
 
 // awaitRoom waits, running the operations queued meanwhile, until no live
 // firehose's queue is crowded, or drainWait has passed. A backlog (hundreds
@@ -897,9 +899,9 @@ func (h *Hub) Subscribe(ctx context.Context, s *Subscription, since int64, ack f
 // goLive, on the hub goroutine, reads what the replay has not (rows
 // committed while it read, up to head), queues the ack and that burst,
 // and makes s live unless the burst did not hold all it has to catch up
-// on. One bounded turn of the journal runs first, so that a change
-// committed just before the open is in its ack's seq; a longer backlog
-// is not waited for: s follows it live from head.
+// on. Unless the hub is in a backlog, one bounded turn of the journal
+// runs first, so that a change committed just before the open is in its
+// ack's seq; a backlog is not waited for: s follows it live from head.
 func (h *Hub) goLive(ctx context.Context, s *Subscription, fam *Family, since int64, page *replayPage, ack func(ReplayState) []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err // the open gave up while this waited its turn
@@ -907,8 +909,11 @@ func (h *Hub) goLive(ctx context.Context, s *Subscription, fam *Family, since in
 	if s.state.Load() == subClosed {
 		return protocol.Errorf(protocol.CodeNotFound, "the firehose was closed while it opened")
 	}
-	if h.tail(ctx) {
-		h.Notify() // the rest of the backlog, after this open
+	if !h.behind {
+		// Not in a backlog, where opens (a burst of displays reconnecting)
+		// would each publish a turn to everyone without awaitRoom: the open
+		// goes live at head and gets the backlog with the others.
+		h.behind = h.tail(ctx)
 	}
 	replaying := since > 0 && fam.Journal != ""
 	if replaying && !page.more {

@@ -1123,6 +1123,9 @@ func (d *drainSink) Enqueue(b []byte) {
 func (d *drainSink) Crowded() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.over > 0 {
+		return false // dropped, as a socket is: it takes nothing more
+	}
 	crowded := 2*d.queued > drainSinkBound
 	if crowded && !d.stalled {
 		time.AfterFunc(time.Millisecond, func() {
@@ -1170,6 +1173,44 @@ func testLetsFirehosesDrain(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer
 	}
 	if stalled.overflowed() == 0 || h.drainWaits.Load() == 0 {
 		t.Fatalf("the stalled firehose overflowed %d times, the hub waited %d times; want both", stalled.overflowed(), h.drainWaits.Load())
+	}
+}
+
+// TestHubOpensInABacklogWaitWithIt: firehoses opened while the hub works
+// through a backlog (displays reconnecting at once) go live without each
+// publishing a turn of it to everyone: a reader's queue is not overrun.
+func TestHubOpensInABacklogWaitWithIt(t *testing.T) {
+	eachWiring(t, testOpensInABacklog)
+}
+
+func testOpensInABacklog(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer, notify *Hub) {
+	ctx := context.Background()
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
+	reader := &drainSink{fakeSink: newSink(1)}
+	if err := h.Subscribe(ctx, &Subscription{Sink: reader, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}, 0, ack); err != nil {
+		t.Fatal(err)
+	}
+	release := holdHub(t, h)
+	defer release()
+	const backlog, opens = 1000, 12
+	journalMany(t, w, notify, "pk-a", backlog)
+	var wg sync.WaitGroup
+	for i := range opens {
+		wg.Go(func() {
+			sub := &Subscription{Sink: newSink(uint64(10 + i)), ID: "o", RP: json.RawMessage(`"o"`), Family: famCustdisp}
+			if err := h.Subscribe(ctx, sub, 0, ack); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for len(h.ops) < opens { // every open waits its turn
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	wg.Wait()
+	wantSeqRun(t, seqs(reader.waitFor(t, 1+backlog)), 1, backlog)
+	if n := reader.overflowed(); n != 0 {
+		t.Fatalf("%d events overran the reader's queue while %d firehoses opened", n, opens)
 	}
 }
 
