@@ -178,11 +178,17 @@ func toldHub(t *testing.T) (*Hub, *lanedb.DB, *lanedb.Writer) {
 func followCustdisp(t *testing.T, h *Hub) *fakeSink {
 	t.Helper()
 	sink := newSink(1)
+	followInto(t, h, sink)
+	return sink
+}
+
+// followInto opens a live firehose of custdisp events on h into sink.
+func followInto(t *testing.T, h *Hub, sink Sink) {
+	t.Helper()
 	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
 	if err := h.Subscribe(context.Background(), &Subscription{Sink: sink, ID: "fh", RP: json.RawMessage(`"fh"`), Family: famCustdisp}, 0, ack); err != nil {
 		t.Fatal(err)
 	}
-	return sink
 }
 
 // eachWiring runs test on a hub told of the journal by Notify (as on
@@ -1152,16 +1158,10 @@ func TestHubLetsFirehosesDrainThroughABacklog(t *testing.T) {
 }
 
 func testLetsFirehosesDrain(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer, notify *Hub) {
-	ctx := context.Background()
-	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
 	reader := &drainSink{fakeSink: newSink(1)}
 	stalled := &drainSink{fakeSink: newSink(2), stalled: true}
-	for _, sink := range []*drainSink{reader, stalled} {
-		sub := &Subscription{Sink: sink, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}
-		if err := h.Subscribe(ctx, sub, 0, ack); err != nil {
-			t.Fatal(err)
-		}
-	}
+	followInto(t, h, reader)
+	followInto(t, h, stalled)
 	release := holdHub(t, h)
 	defer release()
 	const backlog = 1000 // within maxWritten: handed over whole
@@ -1184,21 +1184,18 @@ func TestHubOpensInABacklogWaitWithIt(t *testing.T) {
 }
 
 func testOpensInABacklog(t *testing.T, h *Hub, _ *lanedb.DB, w *lanedb.Writer, notify *Hub) {
-	ctx := context.Background()
-	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
 	reader := &drainSink{fakeSink: newSink(1)}
-	if err := h.Subscribe(ctx, &Subscription{Sink: reader, ID: "d", RP: json.RawMessage(`"d"`), Family: famCustdisp}, 0, ack); err != nil {
-		t.Fatal(err)
-	}
+	followInto(t, h, reader)
 	release := holdHub(t, h)
 	defer release()
 	const backlog, opens = 1000, 12
 	journalMany(t, w, notify, "pk-a", backlog)
 	var wg sync.WaitGroup
+	ack := func(ReplayState) []byte { return []byte(`{"ack":1}`) }
 	for i := range opens {
 		wg.Go(func() {
 			sub := &Subscription{Sink: newSink(uint64(10 + i)), ID: "o", RP: json.RawMessage(`"o"`), Family: famCustdisp}
-			if err := h.Subscribe(ctx, sub, 0, ack); err != nil {
+			if err := h.Subscribe(context.Background(), sub, 0, ack); err != nil {
 				t.Error(err)
 			}
 		})
