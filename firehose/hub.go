@@ -325,12 +325,7 @@ func (h *Hub) Written(rows []lanedb.JournalEntry) {
 		h.writtenLost = true
 	}
 	h.writtenMu.Unlock()
-	h.wakeFresh()
-}
-
-// wakeFresh wakes the hub for rows handed over, unless it is woken already.
-func (h *Hub) wakeFresh() {
-	select {
+	select { // unless it is woken already
 	case h.fresh <- struct{}{}:
 	default:
 	}
